@@ -1,1 +1,20 @@
-//! placeholder
+//! tillflow's streaming runtime: typed expressions, aggregate accumulators, keyed state, the
+//! operator/source/sink contracts and the operators themselves (calc, watermarks, windows, group
+//! aggregation, Top-N), and the job loop that drives sources through pipelines.
+//!
+//! It knows nothing of SQL text or connectors: the SQL crate plans into these operators and the
+//! connectors crate implements [`operator::Source`] and [`operator::Sink`].
+
+pub mod agg;
+pub mod cast;
+pub mod error;
+pub mod expr;
+pub mod functions;
+pub mod job;
+pub mod keys;
+pub mod operator;
+pub mod ops;
+pub mod state;
+pub mod window;
+
+pub use error::{Result, RuntimeError};

@@ -1,0 +1,553 @@
+//! Aggregate functions (COUNT, SUM, AVG, MIN, MAX, each optionally DISTINCT) and their accumulators.
+//!
+//! Accumulators are plain enums kept inside keyed state, one per aggregate call of a group. They
+//! accept retractions where Flink does (COUNT, SUM, AVG, and DISTINCT through per-value counts) so a
+//! group aggregate can consume an updating input, and they serialize through [`StateValue`].
+
+use crate::error::{Result, RuntimeError};
+use crate::expr::{compare, scale_of};
+use crate::keys::encode_value;
+use crate::state::{read_u32, read_u64, StateValue};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use tillflow_types::value::{heap_str, push_str};
+use tillflow_types::{DataType, Row, Value};
+
+/// Which aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggKind {
+    /// `COUNT(*)`
+    CountStar,
+    /// `COUNT(x)`: non-null values.
+    Count,
+    /// `SUM(x)`
+    Sum,
+    /// `AVG(x)`
+    Avg,
+    /// `MIN(x)`
+    Min,
+    /// `MAX(x)`
+    Max,
+}
+
+impl AggKind {
+    /// Resolves an aggregate by name.
+    pub fn by_name(name: &str) -> Option<AggKind> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "COUNT" => AggKind::Count,
+            "SUM" => AggKind::Sum,
+            "AVG" => AggKind::Avg,
+            "MIN" => AggKind::Min,
+            "MAX" => AggKind::Max,
+            _ => return None,
+        })
+    }
+
+    /// The result type for an argument of type `arg`, as Flink derives it.
+    pub fn result_type(self, arg: DataType) -> DataType {
+        match self {
+            AggKind::CountStar | AggKind::Count => DataType::BigInt,
+            AggKind::Sum => match arg {
+                DataType::Decimal(_, s) => DataType::Decimal(38, s),
+                t => t,
+            },
+            AggKind::Avg => match arg {
+                DataType::Decimal(_, s) => DataType::Decimal(38, s.max(6)),
+                t => t,
+            },
+            AggKind::Min | AggKind::Max => arg,
+        }
+    }
+}
+
+/// One aggregate call of an aggregate operator: function, input column and types.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggCall {
+    /// The function.
+    pub kind: AggKind,
+    /// Input column (None for COUNT(*)).
+    pub arg: Option<usize>,
+    /// `DISTINCT`.
+    pub distinct: bool,
+    /// Input type.
+    pub arg_type: DataType,
+    /// Result type.
+    pub result_type: DataType,
+    /// Optional `FILTER (WHERE ...)` column: the row counts only where it is TRUE.
+    pub filter: Option<usize>,
+}
+
+/// The running state of one aggregate call for one group.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Acc {
+    /// COUNT: rows or non-null values.
+    Count(i64),
+    /// SUM/AVG over integers.
+    IntSum {
+        /// Sum (wrapping at the result width on output).
+        sum: i64,
+        /// Non-null values seen.
+        n: i64,
+    },
+    /// SUM/AVG over FLOAT/DOUBLE.
+    FloatSum {
+        /// Sum.
+        sum: f64,
+        /// Non-null values seen.
+        n: i64,
+    },
+    /// SUM/AVG over DECIMAL (unscaled at the argument's scale).
+    DecSum {
+        /// Sum.
+        sum: i128,
+        /// Non-null values seen.
+        n: i64,
+    },
+    /// MIN/MAX of a non-string value.
+    Extreme(Value),
+    /// MIN/MAX of a string (None until a value is seen).
+    StrExtreme(Option<String>),
+    /// A DISTINCT aggregate: how often each distinct value is present, and the inner accumulator.
+    Distinct {
+        /// Encoded value → multiplicity.
+        seen: HashMap<Box<[u8]>, i64>,
+        /// Accumulator over the distinct values.
+        inner: Box<Acc>,
+    },
+}
+
+impl Acc {
+    /// A fresh accumulator for `call`.
+    pub fn new(call: &AggCall) -> Acc {
+        let base = match call.kind {
+            AggKind::CountStar | AggKind::Count => Acc::Count(0),
+            AggKind::Sum | AggKind::Avg => match call.arg_type {
+                DataType::Float | DataType::Double => Acc::FloatSum { sum: 0.0, n: 0 },
+                DataType::Decimal(..) => Acc::DecSum { sum: 0, n: 0 },
+                _ => Acc::IntSum { sum: 0, n: 0 },
+            },
+            AggKind::Min | AggKind::Max => {
+                if call.arg_type.is_string() {
+                    Acc::StrExtreme(None)
+                } else {
+                    Acc::Extreme(Value::Null)
+                }
+            }
+        };
+        if call.distinct && call.kind != AggKind::CountStar {
+            Acc::Distinct {
+                seen: HashMap::new(),
+                inner: Box::new(base),
+            }
+        } else {
+            base
+        }
+    }
+
+    /// Adds (or with `retract`, removes) the call's input of `row`.
+    #[inline]
+    pub fn update(&mut self, call: &AggCall, row: &Row, retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+        if let Some(f) = call.filter {
+            if row.values.get(f) != Some(&Value::Bool(true)) {
+                return Ok(());
+            }
+        }
+        let v = match call.arg {
+            None => Value::Bool(true),
+            Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
+        };
+        if v.is_null() {
+            return Ok(());
+        }
+        self.accept(call.kind, v, &row.heap, retract, scratch)
+    }
+
+    fn accept(&mut self, kind: AggKind, v: Value, heap: &[u8], retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+        let sign = if retract { -1 } else { 1 };
+        match self {
+            Acc::Count(c) => *c += sign,
+            Acc::IntSum { sum, n } => {
+                if let Value::Int(i) = v {
+                    *sum = sum.wrapping_add(i.wrapping_mul(sign));
+                    *n += sign;
+                }
+            }
+            Acc::FloatSum { sum, n } => {
+                if let Value::Float(f) = v {
+                    *sum += f * sign as f64;
+                    *n += sign;
+                }
+            }
+            Acc::DecSum { sum, n } => {
+                if let Value::Decimal(d) = v {
+                    *sum = sum.wrapping_add(d * sign as i128);
+                    *n += sign;
+                }
+            }
+            Acc::Extreme(cur) => {
+                if retract {
+                    return Err(RuntimeError::Eval(
+                        "MIN/MAX over an updating input is not supported".into(),
+                    ));
+                }
+                let better = cur.is_null()
+                    || match compare(v, *cur, heap) {
+                        Some(Ordering::Less) => kind == AggKind::Min,
+                        Some(Ordering::Greater) => kind == AggKind::Max,
+                        _ => false,
+                    };
+                if better {
+                    *cur = v;
+                }
+            }
+            Acc::StrExtreme(cur) => {
+                if retract {
+                    return Err(RuntimeError::Eval(
+                        "MIN/MAX over an updating input is not supported".into(),
+                    ));
+                }
+                if let Value::Str(r) = v {
+                    let s = heap_str(heap, r);
+                    let better = match cur {
+                        None => true,
+                        Some(c) => match s.cmp(c.as_str()) {
+                            Ordering::Less => kind == AggKind::Min,
+                            Ordering::Greater => kind == AggKind::Max,
+                            Ordering::Equal => false,
+                        },
+                    };
+                    if better {
+                        let c = cur.get_or_insert_with(String::new);
+                        c.clear();
+                        c.push_str(s);
+                    }
+                }
+            }
+            Acc::Distinct { seen, inner } => {
+                scratch.clear();
+                encode_value(scratch, v, heap);
+                if retract {
+                    if let Some(c) = seen.get_mut(scratch.as_slice()) {
+                        *c -= 1;
+                        if *c == 0 {
+                            seen.remove(scratch.as_slice());
+                            inner.accept(kind, v, heap, true, &mut Vec::new())?;
+                        }
+                    }
+                } else if let Some(c) = seen.get_mut(scratch.as_slice()) {
+                    *c += 1;
+                } else {
+                    seen.insert(scratch.as_slice().into(), 1);
+                    inner.accept(kind, v, heap, false, &mut Vec::new())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The aggregate's current result; strings are appended to `heap`.
+    pub fn value(&self, call: &AggCall, heap: &mut Vec<u8>) -> Value {
+        match self {
+            Acc::Count(c) => Value::Int(*c),
+            Acc::IntSum { sum, n } => {
+                if *n == 0 {
+                    Value::Null
+                } else if call.kind == AggKind::Avg {
+                    Value::Int(crate::expr::narrow(sum / n, call.result_type))
+                } else {
+                    Value::Int(crate::expr::narrow(*sum, call.result_type))
+                }
+            }
+            Acc::FloatSum { sum, n } => {
+                if *n == 0 {
+                    Value::Null
+                } else {
+                    let v = if call.kind == AggKind::Avg { sum / *n as f64 } else { *sum };
+                    Value::Float(if call.result_type == DataType::Float { v as f32 as f64 } else { v })
+                }
+            }
+            Acc::DecSum { sum, n } => {
+                if *n == 0 {
+                    Value::Null
+                } else if call.kind == AggKind::Avg {
+                    let (s_in, s_out) = (scale_of(call.arg_type), scale_of(call.result_type));
+                    let scaled = crate::expr::rescale(*sum, s_in, s_out + 1) / *n as i128;
+                    Value::Decimal(crate::expr::rescale(scaled, s_out + 1, s_out))
+                } else {
+                    Value::Decimal(*sum)
+                }
+            }
+            Acc::Extreme(v) => *v,
+            Acc::StrExtreme(s) => match s {
+                Some(s) => Value::Str(push_str(heap, s)),
+                None => Value::Null,
+            },
+            Acc::Distinct { inner, .. } => inner.value(call, heap),
+        }
+    }
+
+    /// True when the accumulator has seen no value (or all of them were retracted).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Acc::Count(c) => *c == 0,
+            Acc::IntSum { n, .. } | Acc::FloatSum { n, .. } | Acc::DecSum { n, .. } => *n == 0,
+            Acc::Extreme(v) => v.is_null(),
+            Acc::StrExtreme(s) => s.is_none(),
+            Acc::Distinct { seen, .. } => seen.is_empty(),
+        }
+    }
+}
+
+impl Acc {
+    /// Folds `other` (an accumulator of the same call) into this one, as when two session windows merge.
+    pub fn merge(&mut self, other: Acc, kind: AggKind) -> Result<()> {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::IntSum { sum, n }, Acc::IntSum { sum: s2, n: n2 }) => {
+                *sum = sum.wrapping_add(s2);
+                *n += n2;
+            }
+            (Acc::FloatSum { sum, n }, Acc::FloatSum { sum: s2, n: n2 }) => {
+                *sum += s2;
+                *n += n2;
+            }
+            (Acc::DecSum { sum, n }, Acc::DecSum { sum: s2, n: n2 }) => {
+                *sum = sum.wrapping_add(s2);
+                *n += n2;
+            }
+            (me @ Acc::Extreme(_), Acc::Extreme(v)) => {
+                if !v.is_null() {
+                    me.accept(kind, v, &[], false, &mut Vec::new())?;
+                }
+            }
+            (Acc::StrExtreme(a), Acc::StrExtreme(b)) => {
+                if let Some(b) = b {
+                    let better = match a {
+                        None => true,
+                        Some(x) => match b.as_str().cmp(x.as_str()) {
+                            Ordering::Less => kind == AggKind::Min,
+                            Ordering::Greater => kind == AggKind::Max,
+                            Ordering::Equal => false,
+                        },
+                    };
+                    if better {
+                        *a = Some(b);
+                    }
+                }
+            }
+            (Acc::Distinct { seen, inner }, Acc::Distinct { seen: other_seen, .. }) => {
+                for (k, c) in other_seen {
+                    if let Some(mine) = seen.get_mut(&k) {
+                        *mine += c;
+                    } else {
+                        let mut row = Row::default();
+                        let mut at = 0;
+                        crate::keys::decode_value_into(&k, &mut at, &mut row)
+                            .ok_or_else(|| state_err("distinct key"))?;
+                        let v = row.values.first().copied().unwrap_or(Value::Null);
+                        inner.accept(kind, v, &row.heap, false, &mut Vec::new())?;
+                        seen.insert(k, c);
+                    }
+                }
+            }
+            _ => return Err(state_err("merging accumulators of different kinds")),
+        }
+        Ok(())
+    }
+}
+
+/// Adds a row to every accumulator of a group.
+#[inline]
+pub fn update_all(accs: &mut [Acc], calls: &[AggCall], row: &Row, retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+    for (acc, call) in accs.iter_mut().zip(calls) {
+        acc.update(call, row, retract, scratch)?;
+    }
+    Ok(())
+}
+
+/// Fresh accumulators for every call.
+pub fn new_accs(calls: &[AggCall]) -> Vec<Acc> {
+    calls.iter().map(Acc::new).collect()
+}
+
+const A_COUNT: u8 = 0;
+const A_INT: u8 = 1;
+const A_FLOAT: u8 = 2;
+const A_DEC: u8 = 3;
+const A_EXT: u8 = 4;
+const A_STR: u8 = 5;
+const A_DISTINCT: u8 = 6;
+
+fn state_err(what: &str) -> RuntimeError {
+    RuntimeError::State(format!("corrupt accumulator: {what}"))
+}
+
+impl StateValue for Acc {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Acc::Count(c) => {
+                out.push(A_COUNT);
+                out.extend_from_slice(&c.to_le_bytes());
+            }
+            Acc::IntSum { sum, n } => {
+                out.push(A_INT);
+                out.extend_from_slice(&sum.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::FloatSum { sum, n } => {
+                out.push(A_FLOAT);
+                out.extend_from_slice(&sum.to_bits().to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::DecSum { sum, n } => {
+                out.push(A_DEC);
+                out.extend_from_slice(&sum.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Acc::Extreme(v) => {
+                out.push(A_EXT);
+                encode_value(out, *v, &[]);
+            }
+            Acc::StrExtreme(s) => {
+                out.push(A_STR);
+                match s {
+                    None => out.push(0),
+                    Some(s) => {
+                        out.push(1);
+                        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                        out.extend_from_slice(s.as_bytes());
+                    }
+                }
+            }
+            Acc::Distinct { seen, inner } => {
+                out.push(A_DISTINCT);
+                out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
+                for (k, c) in seen {
+                    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    out.extend_from_slice(k);
+                    out.extend_from_slice(&c.to_le_bytes());
+                }
+                inner.write(out);
+            }
+        }
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let tag = *input.get(*at).ok_or_else(|| state_err("missing tag"))?;
+        *at += 1;
+        let i64_at = |at: &mut usize| read_u64(input, at).map(|v| v as i64);
+        Ok(match tag {
+            A_COUNT => Acc::Count(i64_at(at)?),
+            A_INT => Acc::IntSum { sum: i64_at(at)?, n: i64_at(at)? },
+            A_FLOAT => Acc::FloatSum { sum: f64::from_bits(read_u64(input, at)?), n: i64_at(at)? },
+            A_DEC => {
+                let b = input.get(*at..*at + 16).ok_or_else(|| state_err("decimal"))?;
+                *at += 16;
+                let sum = i128::from_le_bytes(b.try_into().map_err(|_| state_err("decimal"))?);
+                Acc::DecSum { sum, n: i64_at(at)? }
+            }
+            A_EXT => {
+                let mut row = Row::default();
+                crate::keys::decode_value_into(input, at, &mut row).ok_or_else(|| state_err("value"))?;
+                Acc::Extreme(row.values.first().copied().unwrap_or(Value::Null))
+            }
+            A_STR => {
+                let present = *input.get(*at).ok_or_else(|| state_err("string"))?;
+                *at += 1;
+                if present == 0 {
+                    Acc::StrExtreme(None)
+                } else {
+                    let len = read_u32(input, at)? as usize;
+                    let b = input.get(*at..*at + len).ok_or_else(|| state_err("string"))?;
+                    *at += len;
+                    Acc::StrExtreme(Some(String::from_utf8_lossy(b).into_owned()))
+                }
+            }
+            A_DISTINCT => {
+                let n = read_u64(input, at)?;
+                let mut seen = HashMap::new();
+                for _ in 0..n {
+                    let len = read_u32(input, at)? as usize;
+                    let k = input.get(*at..*at + len).ok_or_else(|| state_err("distinct key"))?;
+                    *at += len;
+                    seen.insert(k.into(), i64_at(at)?);
+                }
+                Acc::Distinct { seen, inner: Box::new(Acc::read(input, at)?) }
+            }
+            _ => return Err(state_err("unknown tag")),
+        })
+    }
+}
+
+impl StateValue for Vec<Acc> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        for a in self {
+            a.write(out);
+        }
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let n = read_u32(input, at)?;
+        (0..n).map(|_| Acc::read(input, at)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(kind: AggKind, ty: DataType, distinct: bool) -> AggCall {
+        AggCall {
+            kind,
+            arg: Some(0),
+            distinct,
+            arg_type: ty,
+            result_type: kind.result_type(ty),
+            filter: None,
+        }
+    }
+
+    #[test]
+    fn sums_counts_and_distinct() {
+        let calls = [
+            call(AggKind::Sum, DataType::Int, false),
+            call(AggKind::Avg, DataType::Int, false),
+            call(AggKind::Count, DataType::Int, true),
+            call(AggKind::Max, DataType::String(None), false),
+        ];
+        let mut accs = new_accs(&calls[..3]);
+        let mut scratch = Vec::new();
+        for v in [3, 4, 4, i32::MAX as i64] {
+            let row = Row { values: vec![Value::Int(v)], ..Row::default() };
+            update_all(&mut accs, &calls[..3], &row, false, &mut scratch).unwrap();
+        }
+        let mut heap = Vec::new();
+        // SUM(INT) wraps at INT, as in Java
+        assert_eq!(accs[0].value(&calls[0], &mut heap), Value::Int((11i64 + i32::MAX as i64) as i32 as i64));
+        assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Int(3));
+        let row = Row { values: vec![Value::Int(4)], ..Row::default() };
+        update_all(&mut accs, &calls[..3], &row, true, &mut scratch).unwrap();
+        assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Int(3));
+        update_all(&mut accs, &calls[..3], &row, true, &mut scratch).unwrap();
+        assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Int(2));
+
+        let mut out = Vec::new();
+        accs.write(&mut out);
+        let back = Vec::<Acc>::read(&out, &mut 0).unwrap();
+        assert_eq!(back, accs);
+
+        let mut m = Acc::new(&calls[3]);
+        for s in ["b", "c", "a"] {
+            let mut row = Row::default();
+            let r = row.intern(s);
+            row.values.push(Value::Str(r));
+            m.update(&calls[3], &row, false, &mut scratch).unwrap();
+        }
+        let v = m.value(&calls[3], &mut heap);
+        match v {
+            Value::Str(r) => assert_eq!(heap_str(&heap, r), "c"),
+            _ => panic!(),
+        }
+    }
+}

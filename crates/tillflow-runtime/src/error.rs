@@ -1,0 +1,23 @@
+//! The runtime's error type.
+
+use thiserror::Error;
+
+/// An error raised while a job runs.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// An expression could not be evaluated for a record (division by zero, bad cast, ...).
+    #[error("{0}")]
+    Eval(String),
+    /// A source could not read or decode its input.
+    #[error("{0}")]
+    Source(String),
+    /// A sink could not write its output.
+    #[error("{0}")]
+    Sink(String),
+    /// Operator state could not be restored.
+    #[error("state: {0}")]
+    State(String),
+}
+
+/// Result alias for the runtime.
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

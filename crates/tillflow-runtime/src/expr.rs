@@ -1,0 +1,724 @@
+//! Compiled scalar expressions and their evaluation over one row.
+//!
+//! The SQL planner resolves names and types and inserts the implicit casts Flink would insert, so
+//! an [`Expr`] here is fully typed: binary operators see operands of one common type (decimals
+//! excepted) and only narrow their result. Evaluation follows one rule for strings: every string an
+//! expression returns lives in the `out` heap passed to [`Expr::eval`] (column references copy their
+//! bytes there), so nested expressions never need to know which row a string came from, and
+//! nothing allocates once the heap has grown to a record's size.
+
+use crate::cast::cast_value;
+use crate::error::{Result, RuntimeError};
+use crate::functions::{call, Func};
+use std::cmp::Ordering;
+use tillflow_types::value::{copy_value, heap_bytes, push_str};
+use tillflow_types::{DataType, Row, Value};
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%` / `MOD`
+    Mod,
+    /// `=`
+    Eq,
+    /// `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+    /// `AND` (three-valued)
+    And,
+    /// `OR` (three-valued)
+    Or,
+    /// `||` string concatenation
+    Concat,
+}
+
+impl BinOp {
+    /// True for the comparison operators.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
+        )
+    }
+
+    /// True for `+ - * / %`.
+    pub fn is_arithmetic(self) -> bool {
+        matches!(
+            self,
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod
+        )
+    }
+
+    /// The SQL spelling.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::Concat => "||",
+        }
+    }
+}
+
+/// Unary operators and predicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnOp {
+    /// Arithmetic negation.
+    Neg,
+    /// Logical NOT (three-valued).
+    Not,
+    /// `IS NULL`
+    IsNull,
+    /// `IS NOT NULL`
+    IsNotNull,
+    /// `IS TRUE`
+    IsTrue,
+    /// `IS FALSE`
+    IsFalse,
+    /// `IS NOT TRUE`
+    IsNotTrue,
+    /// `IS NOT FALSE`
+    IsNotFalse,
+}
+
+/// A typed scalar expression over the columns of one input row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// The value of input column `index`.
+    Column {
+        /// Column position.
+        index: usize,
+        /// Column type.
+        ty: DataType,
+    },
+    /// A constant that is not a string.
+    Literal {
+        /// The constant.
+        value: Value,
+        /// Its type.
+        ty: DataType,
+    },
+    /// A string constant.
+    StrLiteral(Box<str>),
+    /// A unary operator.
+    Unary {
+        /// The operator.
+        op: UnOp,
+        /// Operand.
+        arg: Box<Expr>,
+        /// Result type.
+        ty: DataType,
+    },
+    /// A binary operator; the planner has cast both operands to a common type (except decimals).
+    Binary {
+        /// The operator.
+        op: BinOp,
+        /// Left operand.
+        left: Box<Expr>,
+        /// Right operand.
+        right: Box<Expr>,
+        /// Result type.
+        ty: DataType,
+    },
+    /// `CASE [operand] WHEN .. THEN .. [ELSE ..] END`; branch results are cast to `ty`.
+    Case {
+        /// The operand compared with each WHEN value, if any.
+        operand: Option<Box<Expr>>,
+        /// (condition or value, result) pairs.
+        whens: Vec<(Expr, Expr)>,
+        /// The ELSE result (NULL when absent).
+        otherwise: Option<Box<Expr>>,
+        /// Result type.
+        ty: DataType,
+    },
+    /// `CAST(arg AS to)` or `TRY_CAST` (`safe`: NULL instead of an error).
+    Cast {
+        /// Operand.
+        arg: Box<Expr>,
+        /// Operand type.
+        from: DataType,
+        /// Target type.
+        to: DataType,
+        /// TRY_CAST semantics.
+        safe: bool,
+    },
+    /// A built-in function.
+    Call {
+        /// Which function.
+        func: Func,
+        /// Arguments.
+        args: Vec<Expr>,
+        /// Result type.
+        ty: DataType,
+    },
+    /// `arg [NOT] IN (list)`; list items share the argument's type.
+    InList {
+        /// Tested value.
+        arg: Box<Expr>,
+        /// Candidates.
+        list: Vec<Expr>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `arg [NOT] LIKE pattern` with `%` and `_`.
+    Like {
+        /// Tested string.
+        arg: Box<Expr>,
+        /// Pattern.
+        pattern: Box<Expr>,
+        /// `NOT LIKE`.
+        negated: bool,
+    },
+}
+
+/// Maximum number of arguments evaluated on the stack for one function call.
+pub const MAX_ARGS: usize = 16;
+
+impl Expr {
+    /// The result type.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Expr::Column { ty, .. }
+            | Expr::Literal { ty, .. }
+            | Expr::Unary { ty, .. }
+            | Expr::Binary { ty, .. }
+            | Expr::Case { ty, .. }
+            | Expr::Call { ty, .. } => *ty,
+            Expr::StrLiteral(_) => DataType::String(None),
+            Expr::Cast { to, .. } => *to,
+            Expr::InList { .. } | Expr::Like { .. } => DataType::Boolean,
+        }
+    }
+
+    /// A column reference.
+    pub fn col(index: usize, ty: DataType) -> Expr {
+        Expr::Column { index, ty }
+    }
+
+    /// True when the expression reads no column and calls nothing time-dependent.
+    pub fn is_constant(&self) -> bool {
+        match self {
+            Expr::Column { .. } => false,
+            Expr::Literal { .. } | Expr::StrLiteral(_) => true,
+            Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => arg.is_constant(),
+            Expr::Binary { left, right, .. } => left.is_constant() && right.is_constant(),
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
+                operand.as_ref().is_none_or(|o| o.is_constant())
+                    && whens.iter().all(|(a, b)| a.is_constant() && b.is_constant())
+                    && otherwise.as_ref().is_none_or(|o| o.is_constant())
+            }
+            Expr::Call { func, args, .. } => {
+                func.is_deterministic() && args.iter().all(Expr::is_constant)
+            }
+            Expr::InList { arg, list, .. } => arg.is_constant() && list.iter().all(Expr::is_constant),
+            Expr::Like { arg, pattern, .. } => arg.is_constant() && pattern.is_constant(),
+        }
+    }
+
+    /// Evaluates the expression over `row`; strings in the result live in `out`.
+    pub fn eval(&self, row: &Row, out: &mut Vec<u8>) -> Result<Value> {
+        match self {
+            Expr::Column { index, .. } => {
+                let v = row.values.get(*index).copied().unwrap_or(Value::Null);
+                Ok(copy_value(v, &row.heap, out))
+            }
+            Expr::Literal { value, .. } => Ok(*value),
+            Expr::StrLiteral(s) => Ok(Value::Str(push_str(out, s))),
+            Expr::Unary { op, arg, .. } => {
+                let v = arg.eval(row, out)?;
+                unary(*op, v)
+            }
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => {
+                match op {
+                    BinOp::And => {
+                        let l = left.eval(row, out)?;
+                        if l == Value::Bool(false) {
+                            return Ok(l);
+                        }
+                        let r = right.eval(row, out)?;
+                        return Ok(match (l, r) {
+                            (_, Value::Bool(false)) => Value::Bool(false),
+                            (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
+                            _ => Value::Null,
+                        });
+                    }
+                    BinOp::Or => {
+                        let l = left.eval(row, out)?;
+                        if l == Value::Bool(true) {
+                            return Ok(l);
+                        }
+                        let r = right.eval(row, out)?;
+                        return Ok(match (l, r) {
+                            (_, Value::Bool(true)) => Value::Bool(true),
+                            (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
+                            _ => Value::Null,
+                        });
+                    }
+                    _ => {}
+                }
+                let l = left.eval(row, out)?;
+                let r = right.eval(row, out)?;
+                if l.is_null() || r.is_null() {
+                    return Ok(Value::Null);
+                }
+                if op.is_comparison() {
+                    let ord = compare(l, r, out);
+                    return Ok(match ord {
+                        None => Value::Null,
+                        Some(o) => Value::Bool(match op {
+                            BinOp::Eq => o == Ordering::Equal,
+                            BinOp::NotEq => o != Ordering::Equal,
+                            BinOp::Lt => o == Ordering::Less,
+                            BinOp::LtEq => o != Ordering::Greater,
+                            BinOp::Gt => o == Ordering::Greater,
+                            _ => o != Ordering::Less,
+                        }),
+                    });
+                }
+                if *op == BinOp::Concat {
+                    return Ok(concat(&[l, r], out));
+                }
+                arithmetic(
+                    *op,
+                    l,
+                    left.data_type(),
+                    r,
+                    right.data_type(),
+                    *ty,
+                )
+            }
+            Expr::Case {
+                operand,
+                whens,
+                otherwise,
+                ..
+            } => {
+                let base = match operand {
+                    Some(o) => Some(o.eval(row, out)?),
+                    None => None,
+                };
+                for (cond, result) in whens {
+                    let c = cond.eval(row, out)?;
+                    let hit = match base {
+                        Some(b) => {
+                            !b.is_null() && !c.is_null() && compare(b, c, out) == Some(Ordering::Equal)
+                        }
+                        None => c == Value::Bool(true),
+                    };
+                    if hit {
+                        return result.eval(row, out);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.eval(row, out),
+                    None => Ok(Value::Null),
+                }
+            }
+            Expr::Cast {
+                arg,
+                from,
+                to,
+                safe,
+            } => {
+                let v = arg.eval(row, out)?;
+                match cast_value(v, *from, *to, out) {
+                    Ok(v) => Ok(v),
+                    Err(_) if *safe => Ok(Value::Null),
+                    Err(e) => Err(e),
+                }
+            }
+            Expr::Call { func, args, ty } => {
+                if func.is_lazy() {
+                    return crate::functions::call_lazy(*func, args, row, out);
+                }
+                let mut vals = [Value::Null; MAX_ARGS];
+                let n = args.len().min(MAX_ARGS);
+                for (slot, a) in vals.iter_mut().zip(args.iter()) {
+                    *slot = a.eval(row, out)?;
+                }
+                call(*func, &vals[..n], args, *ty, out)
+            }
+            Expr::InList { arg, list, negated } => {
+                let v = arg.eval(row, out)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    let c = item.eval(row, out)?;
+                    if c.is_null() {
+                        saw_null = true;
+                    } else if compare(v, c, out) == Some(Ordering::Equal) {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                Ok(if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                })
+            }
+            Expr::Like {
+                arg,
+                pattern,
+                negated,
+            } => {
+                let v = arg.eval(row, out)?;
+                let p = pattern.eval(row, out)?;
+                match (v, p) {
+                    (Value::Str(s), Value::Str(p)) => {
+                        let m = like(heap_bytes(out, s), heap_bytes(out, p));
+                        Ok(Value::Bool(m != *negated))
+                    }
+                    _ => Ok(Value::Null),
+                }
+            }
+        }
+    }
+
+    /// Evaluates a predicate: true only for a TRUE result (NULL and FALSE reject the row).
+    #[inline]
+    pub fn eval_predicate(&self, row: &Row, scratch: &mut Vec<u8>) -> Result<bool> {
+        scratch.clear();
+        Ok(self.eval(row, scratch)? == Value::Bool(true))
+    }
+}
+
+fn unary(op: UnOp, v: Value) -> Result<Value> {
+    Ok(match op {
+        UnOp::IsNull => Value::Bool(v.is_null()),
+        UnOp::IsNotNull => Value::Bool(!v.is_null()),
+        UnOp::IsTrue => Value::Bool(v == Value::Bool(true)),
+        UnOp::IsFalse => Value::Bool(v == Value::Bool(false)),
+        UnOp::IsNotTrue => Value::Bool(v != Value::Bool(true)),
+        UnOp::IsNotFalse => Value::Bool(v != Value::Bool(false)),
+        UnOp::Not => match v {
+            Value::Bool(b) => Value::Bool(!b),
+            _ => Value::Null,
+        },
+        UnOp::Neg => match v {
+            Value::Int(i) => Value::Int(i.wrapping_neg()),
+            Value::Float(f) => Value::Float(-f),
+            Value::Decimal(d) => Value::Decimal(-d),
+            Value::Interval(i) => Value::Interval(-i),
+            Value::Months(m) => Value::Months(-m),
+            other => other,
+        },
+    })
+}
+
+/// Compares two non-null values of a common type; strings are read from `heap`. `None` when the
+/// values cannot be ordered (NaN, or values of unrelated kinds).
+pub fn compare(a: Value, b: Value, heap: &[u8]) -> Option<Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(&y)),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(&y),
+        (Value::Int(x), Value::Float(y)) => (x as f64).partial_cmp(&y),
+        (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(y as f64)),
+        (Value::Decimal(x), Value::Decimal(y)) => Some(x.cmp(&y)),
+        (Value::Str(x), Value::Str(y)) => Some(heap_bytes(heap, x).cmp(heap_bytes(heap, y))),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(&y)),
+        (Value::Timestamp(x), Value::Timestamp(y)) => Some(x.cmp(&y)),
+        (Value::Date(x), Value::Date(y)) => Some(x.cmp(&y)),
+        (Value::Time(x), Value::Time(y)) => Some(x.cmp(&y)),
+        (Value::Interval(x), Value::Interval(y)) => Some(x.cmp(&y)),
+        (Value::Months(x), Value::Months(y)) => Some(x.cmp(&y)),
+        _ => None,
+    }
+}
+
+/// Narrows an integer to the width of its type, wrapping as Java does.
+#[inline]
+pub fn narrow(i: i64, ty: DataType) -> i64 {
+    match ty {
+        DataType::TinyInt => i as i8 as i64,
+        DataType::SmallInt => i as i16 as i64,
+        DataType::Int => i as i32 as i64,
+        _ => i,
+    }
+}
+
+/// The scale of a decimal type (0 for anything else).
+pub fn scale_of(ty: DataType) -> u8 {
+    match ty {
+        DataType::Decimal(_, s) => s,
+        _ => 0,
+    }
+}
+
+/// Rescales an unscaled decimal from scale `from` to scale `to`, rounding half away from zero.
+pub fn rescale(v: i128, from: u8, to: u8) -> i128 {
+    if to >= from {
+        v.saturating_mul(10i128.pow((to - from) as u32))
+    } else {
+        let div = 10i128.pow((from - to) as u32);
+        let q = v / div;
+        let r = v % div;
+        if r.abs() * 2 >= div {
+            q + v.signum()
+        } else {
+            q
+        }
+    }
+}
+
+fn arithmetic(op: BinOp, l: Value, lt: DataType, r: Value, rt: DataType, ty: DataType) -> Result<Value> {
+    match (l, r) {
+        (Value::Int(a), Value::Int(b)) => {
+            let v = match op {
+                BinOp::Add => a.wrapping_add(b),
+                BinOp::Sub => a.wrapping_sub(b),
+                BinOp::Mul => a.wrapping_mul(b),
+                BinOp::Div | BinOp::Mod => {
+                    if b == 0 {
+                        return Err(RuntimeError::Eval("division by zero".into()));
+                    }
+                    if op == BinOp::Div {
+                        a.wrapping_div(b)
+                    } else {
+                        a.wrapping_rem(b)
+                    }
+                }
+                _ => return Ok(Value::Null),
+            };
+            Ok(Value::Int(narrow(v, ty)))
+        }
+        (Value::Float(a), Value::Float(b)) => {
+            let v = match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => a / b,
+                BinOp::Mod => a % b,
+                _ => return Ok(Value::Null),
+            };
+            Ok(Value::Float(if ty == DataType::Float {
+                v as f32 as f64
+            } else {
+                v
+            }))
+        }
+        (Value::Decimal(a), Value::Decimal(b)) => {
+            let (sa, sb, s) = (scale_of(lt), scale_of(rt), scale_of(ty));
+            let v = match op {
+                BinOp::Add => rescale(a, sa, s).wrapping_add(rescale(b, sb, s)),
+                BinOp::Sub => rescale(a, sa, s).wrapping_sub(rescale(b, sb, s)),
+                BinOp::Mul => rescale(a.saturating_mul(b), sa + sb, s),
+                BinOp::Div => {
+                    if b == 0 {
+                        return Err(RuntimeError::Eval("division by zero".into()));
+                    }
+                    // a/10^sa / (b/10^sb) at scale s (one extra digit for rounding)
+                    let num = rescale(a, sa, s + sb + 1);
+                    rescale(num / b, s + 1, s)
+                }
+                BinOp::Mod => {
+                    if b == 0 {
+                        return Err(RuntimeError::Eval("division by zero".into()));
+                    }
+                    let m = sa.max(sb);
+                    rescale(rescale(a, sa, m) % rescale(b, sb, m), m, s)
+                }
+                _ => return Ok(Value::Null),
+            };
+            Ok(Value::Decimal(v))
+        }
+        (Value::Timestamp(t), Value::Interval(i)) => match op {
+            BinOp::Add => Ok(Value::Timestamp(t + i)),
+            BinOp::Sub => Ok(Value::Timestamp(t - i)),
+            _ => Ok(Value::Null),
+        },
+        (Value::Interval(i), Value::Timestamp(t)) if op == BinOp::Add => Ok(Value::Timestamp(t + i)),
+        (Value::Timestamp(t), Value::Months(m)) => {
+            let m = if op == BinOp::Sub { -m } else { m };
+            Ok(Value::Timestamp(crate::functions::add_months(t, m)))
+        }
+        (Value::Date(d), Value::Interval(i)) => {
+            let days = i / tillflow_types::temporal::MICROS_PER_DAY;
+            Ok(Value::Date(if op == BinOp::Sub { d - days as i32 } else { d + days as i32 }))
+        }
+        (Value::Interval(a), Value::Interval(b)) => Ok(Value::Interval(match op {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            _ => return Ok(Value::Null),
+        })),
+        (Value::Interval(a), Value::Int(b)) if op == BinOp::Mul => Ok(Value::Interval(a * b)),
+        (Value::Int(a), Value::Interval(b)) if op == BinOp::Mul => Ok(Value::Interval(a * b)),
+        _ => Err(RuntimeError::Eval(format!(
+            "cannot apply {} to {lt} and {rt}",
+            op.symbol()
+        ))),
+    }
+}
+
+/// Concatenates string values whose bytes live in `out`, appending the result to `out`.
+/// Any NULL argument makes the result NULL (as `||` and CONCAT do in Flink).
+pub fn concat(parts: &[Value], out: &mut Vec<u8>) -> Value {
+    if parts.iter().any(Value::is_null) {
+        return Value::Null;
+    }
+    let start = out.len();
+    for p in parts {
+        if let Value::Str(s) = p {
+            let (a, b) = (s.off as usize, s.off as usize + s.len as usize);
+            out.extend_from_within(a..b);
+        }
+    }
+    Value::Str(tillflow_types::StrRef {
+        off: start as u32,
+        len: (out.len() - start) as u32,
+    })
+}
+
+/// SQL LIKE matching with `%` (any run) and `_` (one character) over UTF-8 bytes.
+pub fn like(s: &[u8], p: &[u8]) -> bool {
+    let (mut si, mut pi) = (0usize, 0usize);
+    let (mut star_p, mut star_s) = (usize::MAX, 0usize);
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'%' {
+            star_p = pi;
+            star_s = si;
+            pi += 1;
+        } else if pi < p.len() && (p[pi] == b'_' || p[pi] == s[si]) {
+            if p[pi] == b'_' {
+                // skip one whole UTF-8 character
+                si += utf8_len(s[si]);
+            } else {
+                si += 1;
+            }
+            pi += 1;
+        } else if star_p != usize::MAX {
+            pi = star_p + 1;
+            star_s += utf8_len(s[star_s]);
+            si = star_s;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'%' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        let mut r = Row::with_capacity(3);
+        let s = r.intern("web");
+        r.values.extend([Value::Int(3), Value::Float(1.5), Value::Str(s)]);
+        r
+    }
+
+    #[test]
+    fn arithmetic_and_predicates() {
+        let r = row();
+        let qty = Expr::col(0, DataType::Int);
+        let price = Expr::col(1, DataType::Double);
+        let mul = Expr::Binary {
+            op: BinOp::Mul,
+            left: Box::new(Expr::Cast {
+                arg: Box::new(qty.clone()),
+                from: DataType::Int,
+                to: DataType::Double,
+                safe: false,
+            }),
+            right: Box::new(price),
+            ty: DataType::Double,
+        };
+        let mut heap = Vec::new();
+        assert_eq!(mul.eval(&r, &mut heap).unwrap(), Value::Float(4.5));
+        let pred = Expr::Binary {
+            op: BinOp::Eq,
+            left: Box::new(Expr::col(2, DataType::String(None))),
+            right: Box::new(Expr::StrLiteral("web".into())),
+            ty: DataType::Boolean,
+        };
+        assert!(pred.eval_predicate(&r, &mut heap).unwrap());
+        let overflow = Expr::Binary {
+            op: BinOp::Mul,
+            left: Box::new(Expr::Literal {
+                value: Value::Int(i32::MAX as i64),
+                ty: DataType::Int,
+            }),
+            right: Box::new(Expr::Literal {
+                value: Value::Int(2),
+                ty: DataType::Int,
+            }),
+            ty: DataType::Int,
+        };
+        assert_eq!(overflow.eval(&r, &mut heap).unwrap(), Value::Int(-2));
+        let div0 = Expr::Binary {
+            op: BinOp::Div,
+            left: Box::new(qty),
+            right: Box::new(Expr::Literal {
+                value: Value::Int(0),
+                ty: DataType::Int,
+            }),
+            ty: DataType::Int,
+        };
+        assert!(div0.eval(&r, &mut heap).is_err());
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like(b"SKU-0001", b"SKU-%"));
+        assert!(like(b"abc", b"a_c"));
+        assert!(!like(b"abc", b"a_d"));
+        assert!(like(b"", b"%"));
+        assert!(like(b"xaxbx", b"%a%b%"));
+    }
+
+    #[test]
+    fn decimal_rescale_rounds_half_up() {
+        assert_eq!(rescale(12345, 3, 2), 1235);
+        assert_eq!(rescale(-12345, 3, 2), -1235);
+        assert_eq!(rescale(12, 0, 2), 1200);
+    }
+}

@@ -1,0 +1,165 @@
+//! The job loop: polls every source, pushes its records through its pipeline, delivers
+//! processing-time ticks, and ends each pipeline when its bounded source is exhausted.
+
+use crate::error::Result;
+use crate::operator::{Node, OperatorMetrics, Pipeline, Poll, Source, SourceMetrics};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tillflow_types::Row;
+
+/// One source and the pipeline it feeds.
+pub struct SourceTask {
+    /// The source.
+    pub source: Box<dyn Source>,
+    /// Its pipeline.
+    pub pipeline: Pipeline,
+    done: bool,
+}
+
+impl SourceTask {
+    /// Connects a source to a pipeline.
+    pub fn new(source: Box<dyn Source>, pipeline: Pipeline) -> Self {
+        SourceTask {
+            source,
+            pipeline,
+            done: false,
+        }
+    }
+}
+
+/// What a finished (or stopped) job did.
+#[derive(Clone, Debug, Default)]
+pub struct JobReport {
+    /// Per source: description and counters.
+    pub sources: Vec<(String, SourceMetrics)>,
+    /// Per operator: description and counters.
+    pub operators: Vec<(String, OperatorMetrics)>,
+    /// Per sink: description and rows written.
+    pub sinks: Vec<(String, u64)>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl JobReport {
+    /// Records dropped as late by all operators.
+    pub fn late_dropped(&self) -> u64 {
+        self.operators.iter().map(|(_, m)| m.late_dropped).sum()
+    }
+}
+
+/// A runnable job: a set of source tasks.
+pub struct Job {
+    tasks: Vec<SourceTask>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How often (in records) processing-time ticks are delivered while sources are busy.
+const TICK_EVERY: u32 = 4096;
+
+fn wall_clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl Job {
+    /// A job over `tasks`.
+    pub fn new(tasks: Vec<SourceTask>) -> Self {
+        Job {
+            tasks,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A flag that stops the job (unbounded sources) when set.
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Runs until every source has ended (or the stop flag is set), then reports.
+    pub fn run(&mut self) -> Result<JobReport> {
+        let started = Instant::now();
+        let mut row = Row::with_capacity(16);
+        let mut since_tick = 0u32;
+        loop {
+            let mut all_done = true;
+            let mut any_record = false;
+            for task in self.tasks.iter_mut().filter(|t| !t.done) {
+                all_done = false;
+                // Drain a bounded burst from one source before moving to the next.
+                for _ in 0..1024 {
+                    row.clear();
+                    match task.source.poll(&mut row)? {
+                        Poll::Record => {
+                            any_record = true;
+                            task.pipeline.push(&row)?;
+                            since_tick += 1;
+                            if since_tick >= TICK_EVERY {
+                                since_tick = 0;
+                                task.pipeline.processing_time(wall_clock_micros())?;
+                            }
+                        }
+                        Poll::Idle => break,
+                        Poll::End => {
+                            task.pipeline.end()?;
+                            task.done = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if all_done {
+                break;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                for task in self.tasks.iter_mut().filter(|t| !t.done) {
+                    task.pipeline.end()?;
+                    task.done = true;
+                }
+                break;
+            }
+            if !any_record {
+                let now = wall_clock_micros();
+                for task in self.tasks.iter_mut().filter(|t| !t.done) {
+                    task.pipeline.processing_time(now)?;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(self.report(started.elapsed()))
+    }
+
+    /// Counters of every source, operator and sink.
+    pub fn report(&self, elapsed: Duration) -> JobReport {
+        let mut r = JobReport {
+            elapsed,
+            ..JobReport::default()
+        };
+        for t in &self.tasks {
+            r.sources.push((t.source.describe(), t.source.metrics()));
+            t.pipeline.visit(0, &mut |_, n| match n {
+                Node::Operator(op) => r.operators.push((op.describe(), op.metrics())),
+                Node::Sink(s) => r.sinks.push((s.describe(), s.rows_written())),
+            });
+        }
+        r
+    }
+
+    /// The job's plan, one node per line, indented by depth.
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        for t in &self.tasks {
+            s.push_str(&format!("Source: {}\n", t.source.describe()));
+            t.pipeline.visit(1, &mut |depth, n| {
+                let line = match n {
+                    Node::Operator(op) => op.describe(),
+                    Node::Sink(k) => format!("Sink: {}", k.describe()),
+                };
+                s.push_str(&format!("{}+- {}\n", "   ".repeat(depth - 1), line));
+            });
+        }
+        s
+    }
+}

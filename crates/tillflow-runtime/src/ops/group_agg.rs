@@ -1,0 +1,139 @@
+//! Non-windowed GROUP BY: an updating result.
+//!
+//! For every input row the group's accumulators are updated and the change is emitted as a
+//! changelog: `+I` for a new group, `-U`/`+U` when its result changes, `-D` when its last row is
+//! retracted. Late records are never dropped here (there is no window to be late for).
+
+use crate::agg::{new_accs, update_all, Acc, AggCall};
+use crate::error::{Result, RuntimeError};
+use crate::keys::{decode_key_into, encode_key};
+use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::state::{read_u64, KeyedState, StateValue};
+use tillflow_types::{Row, RowKind};
+
+/// A group's state: live row count and accumulators.
+pub struct GroupState {
+    rows: i64,
+    accs: Vec<Acc>,
+}
+
+impl StateValue for GroupState {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        self.accs.write(out);
+    }
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        Ok(GroupState {
+            rows: read_u64(input, at)? as i64,
+            accs: Vec::<Acc>::read(input, at)?,
+        })
+    }
+}
+
+/// Running aggregation per key with changelog output `[keys..., aggregates...]`.
+pub struct GroupAggregate {
+    keys: Vec<usize>,
+    calls: Vec<AggCall>,
+    state: KeyedState<GroupState>,
+    key: Vec<u8>,
+    scratch: Vec<u8>,
+    before: Row,
+    after: Row,
+    metrics: OperatorMetrics,
+}
+
+impl GroupAggregate {
+    /// Groups by `keys` and computes `calls`.
+    pub fn new(keys: Vec<usize>, calls: Vec<AggCall>) -> Self {
+        GroupAggregate {
+            keys,
+            calls,
+            state: KeyedState::default(),
+            key: Vec::with_capacity(32),
+            scratch: Vec::new(),
+            before: Row::with_capacity(8),
+            after: Row::with_capacity(8),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn render(row: &mut Row, key: &[u8], g: &GroupState, calls: &[AggCall], kind: RowKind) -> Result<()> {
+        row.clear();
+        row.kind = kind;
+        decode_key_into(key, row).ok_or_else(|| RuntimeError::State("corrupt group key".into()))?;
+        for (acc, call) in g.accs.iter().zip(calls) {
+            let v = acc.value(call, &mut row.heap);
+            row.values.push(v);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for GroupAggregate {
+    fn describe(&self) -> String {
+        format!(
+            "GroupAggregate(keys={:?}, aggs={:?})",
+            self.keys,
+            self.calls.iter().map(|c| c.kind).collect::<Vec<_>>()
+        )
+    }
+
+    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        encode_key(&mut self.key, row, &self.keys);
+        let retract = !row.kind.is_addition();
+        let calls = &self.calls;
+        let g = self.state.get_or_insert_with(&self.key, || GroupState {
+            rows: 0,
+            accs: new_accs(calls),
+        });
+        let existed = g.rows > 0;
+        if existed {
+            Self::render(&mut self.before, &self.key, g, calls, RowKind::UpdateBefore)?;
+        } else if retract {
+            // retraction of a row never seen: nothing to undo
+            self.state.remove(&self.key);
+            return Ok(());
+        }
+        update_all(&mut g.accs, calls, row, retract, &mut self.scratch)?;
+        g.rows += if retract { -1 } else { 1 };
+        if g.rows <= 0 {
+            self.before.kind = RowKind::Delete;
+            self.metrics.records_out += 1;
+            out.emit(&self.before)?;
+            self.state.remove(&self.key);
+            return Ok(());
+        }
+        Self::render(
+            &mut self.after,
+            &self.key,
+            g,
+            calls,
+            if existed { RowKind::UpdateAfter } else { RowKind::Insert },
+        )?;
+        if existed {
+            if self.before.values == self.after.values && self.before.heap == self.after.heap {
+                return Ok(()); // unchanged result: Flink emits nothing
+            }
+            self.metrics.records_out += 1;
+            out.emit(&self.before)?;
+        }
+        self.metrics.records_out += 1;
+        out.emit(&self.after)
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        let mut m = self.metrics.clone();
+        m.state_entries = self.state.len() as u64;
+        m
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.state = KeyedState::default();
+        self.state.restore(input, &mut 0)
+    }
+}

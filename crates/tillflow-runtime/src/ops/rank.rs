@@ -1,0 +1,181 @@
+//! Window Top-N: `ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ... ORDER BY ...) <= N`
+//! over the output of a window aggregate.
+//!
+//! Rows are buffered per window and partition, keeping only the best N in order; when the
+//! watermark (or the wall clock, or the end of input) passes the window's end they are emitted
+//! with their row number.
+
+use crate::error::Result;
+use crate::expr::compare;
+use crate::keys::encode_key;
+use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::state::KeyedState;
+use crate::window::window_max_timestamp;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use tillflow_types::value::copy_value;
+use tillflow_types::{Row, Value};
+
+/// One ORDER BY item of a ranking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortKey {
+    /// Column.
+    pub col: usize,
+    /// `DESC`.
+    pub descending: bool,
+    /// Whether NULLs sort first.
+    pub nulls_first: bool,
+}
+
+/// Compares two rows by `keys`.
+pub fn compare_rows(a: &Row, b: &Row, keys: &[SortKey]) -> Ordering {
+    for k in keys {
+        let (x, y) = (
+            a.values.get(k.col).copied().unwrap_or(Value::Null),
+            b.values.get(k.col).copied().unwrap_or(Value::Null),
+        );
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let o = match (x, y) {
+                    (Value::Str(sx), Value::Str(sy)) => a.bytes(sx).cmp(b.bytes(sy)),
+                    _ => compare(x, y, &[]).unwrap_or(Ordering::Equal),
+                };
+                if k.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// Keeps the top N rows per window and partition.
+pub struct WindowTopN {
+    window_end_col: usize,
+    partition: Vec<usize>,
+    order: Vec<SortKey>,
+    limit: usize,
+    emit_row_number: bool,
+    buffers: BTreeMap<i64, KeyedState<Vec<Row>>>,
+    watermark: i64,
+    key: Vec<u8>,
+    out: Row,
+    metrics: OperatorMetrics,
+}
+
+impl WindowTopN {
+    /// Top `limit` rows per `partition` (which includes the window columns) ordered by `order`;
+    /// appends the row number as the last column when `emit_row_number`.
+    pub fn new(window_end_col: usize, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, emit_row_number: bool) -> Self {
+        WindowTopN {
+            window_end_col,
+            partition,
+            order,
+            limit,
+            emit_row_number,
+            buffers: BTreeMap::new(),
+            watermark: i64::MIN,
+            key: Vec::new(),
+            out: Row::with_capacity(8),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        while let Some(entry) = self.buffers.first_entry() {
+            if window_max_timestamp(*entry.key()) > time {
+                break;
+            }
+            let mut parts = entry.remove();
+            for (_, rows) in parts.drain() {
+                for (i, r) in rows.iter().enumerate() {
+                    self.out.clear();
+                    self.out.kind = r.kind;
+                    for v in &r.values {
+                        self.out.push_from(*v, &r.heap);
+                    }
+                    if self.emit_row_number {
+                        self.out.values.push(Value::Int(i as i64 + 1));
+                    }
+                    self.metrics.records_out += 1;
+                    out.emit(&self.out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowTopN {
+    fn describe(&self) -> String {
+        format!(
+            "WindowRank(partition={:?}, order={:?}, rn<={})",
+            self.partition, self.order, self.limit
+        )
+    }
+
+    fn process(&mut self, row: &Row, _out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        let Some(Value::Timestamp(end)) = row.values.get(self.window_end_col).copied() else {
+            return Ok(());
+        };
+        encode_key(&mut self.key, row, &self.partition);
+        let rows = self
+            .buffers
+            .entry(end)
+            .or_default()
+            .get_or_insert_with(&self.key, Vec::new);
+        let pos = rows.partition_point(|r| compare_rows(r, row, &self.order) != Ordering::Greater);
+        if pos >= self.limit {
+            return Ok(());
+        }
+        let mut owned = Row::with_capacity(row.values.len());
+        owned.kind = row.kind;
+        for v in &row.values {
+            owned.values.push(copy_value(*v, &row.heap, &mut owned.heap));
+        }
+        rows.insert(pos, owned);
+        rows.truncate(self.limit);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            self.fire_until(wm, out)?;
+        }
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {
+        self.fire_until(now, out)
+    }
+
+    fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
+        self.fire_until(i64::MAX, out)
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        self.metrics.clone()
+    }
+}

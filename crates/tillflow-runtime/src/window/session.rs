@@ -1,0 +1,246 @@
+//! SESSION windows: per partition key, a record at `t` opens `[t, t + gap)` and merges with every
+//! open session it touches (inclusively: records exactly `gap` apart share a session).
+//!
+//! A session fires when the watermark reaches its `end - 1 ms`, and is then gone: a later record
+//! can open a new session overlapping the emitted one. A record is dropped as late only when the
+//! session it would form has already fired. Inside a session, rows are aggregated per group key
+//! (the GROUP BY keys that are not partition keys; usually none).
+
+use super::{window_max_timestamp, TimeMode};
+use crate::agg::{new_accs, update_all, Acc, AggCall};
+use crate::error::{Result, RuntimeError};
+use crate::keys::{decode_key_into, encode_key};
+use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::state::KeyedState;
+use std::collections::{BTreeSet, HashMap};
+use tillflow_types::{Row, Value};
+
+struct Session {
+    start: i64,
+    end: i64,
+    groups: Vec<(Box<[u8]>, Vec<Acc>)>,
+}
+
+struct KeySessions {
+    id: u64,
+    sessions: Vec<Session>,
+}
+
+/// Session-window aggregation.
+pub struct SessionWindowAggregate {
+    gap: i64,
+    mode: TimeMode,
+    time_col: usize,
+    partition: Vec<usize>,
+    group: Vec<usize>,
+    calls: Vec<AggCall>,
+    state: KeyedState<KeySessions>,
+    keys_by_id: HashMap<u64, Box<[u8]>>,
+    timers: BTreeSet<(i64, u64)>,
+    next_id: u64,
+    watermark: i64,
+    pkey: Vec<u8>,
+    gkey: Vec<u8>,
+    scratch: Vec<u8>,
+    out: Row,
+    metrics: OperatorMetrics,
+}
+
+impl SessionWindowAggregate {
+    /// Sessions of `gap` over `time_col`, per `partition` key, aggregated per `group` key.
+    pub fn new(
+        gap: i64,
+        mode: TimeMode,
+        time_col: usize,
+        partition: Vec<usize>,
+        group: Vec<usize>,
+        calls: Vec<AggCall>,
+    ) -> Self {
+        SessionWindowAggregate {
+            gap,
+            mode,
+            time_col,
+            partition,
+            group,
+            calls,
+            state: KeyedState::default(),
+            keys_by_id: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_id: 0,
+            watermark: i64::MIN,
+            pkey: Vec::with_capacity(64),
+            gkey: Vec::with_capacity(16),
+            scratch: Vec::new(),
+            out: Row::with_capacity(8),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        while let Some(&(end, id)) = self.timers.first() {
+            if window_max_timestamp(end) > time {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(key) = self.keys_by_id.get(&id) else {
+                continue;
+            };
+            let Some(entry) = self.state.get_mut(key) else {
+                continue;
+            };
+            let Some(pos) = entry.sessions.iter().position(|s| s.end == end) else {
+                continue;
+            };
+            let session = entry.sessions.swap_remove(pos);
+            let now_empty = entry.sessions.is_empty();
+            for (gkey, accs) in &session.groups {
+                self.out.clear();
+                decode_key_into(key, &mut self.out)
+                    .and_then(|_| decode_key_into(gkey, &mut self.out))
+                    .ok_or_else(|| RuntimeError::State("corrupt session key".into()))?;
+                for (acc, call) in accs.iter().zip(&self.calls) {
+                    let v = acc.value(call, &mut self.out.heap);
+                    self.out.values.push(v);
+                }
+                self.out.values.push(Value::Timestamp(session.start));
+                self.out.values.push(Value::Timestamp(session.end));
+                self.out.values.push(Value::Timestamp(window_max_timestamp(session.end)));
+                self.metrics.records_out += 1;
+                out.emit(&self.out)?;
+            }
+            if now_empty {
+                if let Some(k) = self.keys_by_id.remove(&id) {
+                    self.state.remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Operator for SessionWindowAggregate {
+    fn describe(&self) -> String {
+        format!(
+            "SessionWindowAggregate(gap={}us, time={:?}, partition={:?}, group={:?}, aggs={:?})",
+            self.gap,
+            self.mode,
+            self.partition,
+            self.group,
+            self.calls.iter().map(|c| c.kind).collect::<Vec<_>>()
+        )
+    }
+
+    fn process(&mut self, row: &Row, _out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        let Some(Value::Timestamp(ts)) = row.values.get(self.time_col).copied() else {
+            self.metrics.late_dropped += 1;
+            return Ok(());
+        };
+        encode_key(&mut self.pkey, row, &self.partition);
+        encode_key(&mut self.gkey, row, &self.group);
+        let (mut start, mut end) = (ts, ts + self.gap);
+        let next_id = &mut self.next_id;
+        let mut created = None;
+        let entry = self.state.get_or_insert_with(&self.pkey, || {
+            let id = *next_id;
+            *next_id += 1;
+            created = Some(id);
+            KeySessions {
+                id,
+                sessions: Vec::new(),
+            }
+        });
+        if let Some(id) = created {
+            self.keys_by_id.insert(id, self.pkey.as_slice().into());
+        }
+        let id = entry.id;
+        // Merge every session the new window touches.
+        let mut merged: Option<Session> = None;
+        let mut i = 0;
+        while i < entry.sessions.len() {
+            let s = &entry.sessions[i];
+            if s.start <= end && start <= s.end {
+                let s = entry.sessions.swap_remove(i);
+                self.timers.remove(&(s.end, id));
+                start = start.min(s.start);
+                end = end.max(s.end);
+                merged = Some(match merged {
+                    None => s,
+                    Some(mut m) => {
+                        for (g, accs) in s.groups {
+                            match m.groups.iter_mut().find(|(k, _)| *k == g) {
+                                Some((_, mine)) => {
+                                    for ((a, b), call) in mine.iter_mut().zip(accs).zip(&self.calls) {
+                                        a.merge(b, call.kind)?;
+                                    }
+                                }
+                                None => m.groups.push((g, accs)),
+                            }
+                        }
+                        m
+                    }
+                });
+            } else {
+                i += 1;
+            }
+        }
+        if merged.is_none()
+            && self.mode == TimeMode::Event
+            && window_max_timestamp(end) <= self.watermark
+        {
+            self.metrics.late_dropped += 1;
+            if entry.sessions.is_empty() {
+                self.keys_by_id.remove(&id);
+                self.state.remove(&self.pkey);
+            }
+            return Ok(());
+        }
+        let mut session = merged.unwrap_or(Session {
+            start,
+            end,
+            groups: Vec::with_capacity(1),
+        });
+        session.start = start;
+        session.end = end;
+        let calls = &self.calls;
+        let accs = match session.groups.iter().position(|(k, _)| **k == *self.gkey) {
+            Some(p) => &mut session.groups[p].1,
+            None => {
+                session.groups.push((self.gkey.as_slice().into(), new_accs(calls)));
+                let last = session.groups.len() - 1;
+                &mut session.groups[last].1
+            }
+        };
+        update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
+        self.timers.insert((end, id));
+        entry.sessions.push(session);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            if self.mode == TimeMode::Event {
+                self.fire_until(wm, out)?;
+            }
+        }
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {
+        if self.mode == TimeMode::Processing {
+            self.fire_until(now, out)?;
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
+        self.fire_until(i64::MAX, out)
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        let mut m = self.metrics.clone();
+        m.state_entries = self.timers.len() as u64;
+        m
+    }
+}

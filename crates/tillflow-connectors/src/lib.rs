@@ -1,1 +1,261 @@
-//! placeholder
+//! tillflow's connectors and formats.
+//!
+//! A connector turns a table's `WITH (...)` options into a [`Source`] or a [`Sink`]; a format turns
+//! bytes into rows and back. This crate owns the registry of both, the validation of options (an
+//! unknown or missing option is an error that names it and lists the valid ones), and the handling
+//! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
+//! One module per external system: [`filesystem`], [`print`], [`blackhole`], [`datagen`].
+
+pub mod blackhole;
+pub mod datagen;
+pub mod deadletter;
+pub mod filesystem;
+pub mod format;
+pub mod print;
+
+use std::collections::BTreeMap;
+use thiserror::Error;
+use tillflow_runtime::operator::{Sink, Source};
+use tillflow_types::{RowKind, Schema};
+
+/// An error building or running a connector.
+#[derive(Debug, Error)]
+pub enum ConnectorError {
+    /// A `WITH` option is unknown, missing or has a bad value.
+    #[error("table `{table}`: {message}")]
+    Options {
+        /// The table.
+        table: String,
+        /// What is wrong and what would be valid.
+        message: String,
+    },
+    /// An I/O failure, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The table's schema has a type the format cannot handle.
+    #[error("table `{table}`: {message}")]
+    Schema {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A table as a connector sees it: its name, physical columns and options.
+#[derive(Clone, Debug)]
+pub struct TableSpec {
+    /// Table name (for messages).
+    pub name: String,
+    /// Physical columns (computed columns excluded).
+    pub schema: Schema,
+    /// `WITH` options, keys as written.
+    pub options: BTreeMap<String, String>,
+    /// Primary key columns (`PRIMARY KEY (...) NOT ENFORCED`).
+    pub primary_key: Vec<String>,
+}
+
+impl TableSpec {
+    /// The value of option `key`.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options.get(key).map(String::as_str)
+    }
+
+    /// An options error for this table.
+    pub fn error(&self, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::Options {
+            table: self.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A boolean option (`'true'`/`'false'`), `default` when absent.
+    pub fn bool_option(&self, key: &str, default: bool) -> Result<bool, ConnectorError> {
+        match self.option(key) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(self.error(format!("option '{key}' must be 'true' or 'false', got '{v}'"))),
+        }
+    }
+
+    /// An integer option, `default` when absent.
+    pub fn int_option(&self, key: &str, default: i64) -> Result<i64, ConnectorError> {
+        match self.option(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| self.error(format!("option '{key}' must be an integer, got '{v}'"))),
+        }
+    }
+}
+
+/// One option a connector or format accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionSpec {
+    /// The key.
+    pub key: &'static str,
+    /// Whether it must be given.
+    pub required: bool,
+}
+
+const fn opt(key: &'static str) -> OptionSpec {
+    OptionSpec { key, required: false }
+}
+
+const fn req(key: &'static str) -> OptionSpec {
+    OptionSpec { key, required: true }
+}
+
+/// Options every table accepts, whatever its connector.
+pub const COMMON_OPTIONS: &[OptionSpec] = &[
+    req("connector"),
+    opt("dead-letter.path"),
+    opt("late-data.path"),
+];
+
+/// Which connector: its options and what it can be.
+pub trait Connector: Sync {
+    /// The `'connector'` value.
+    fn name(&self) -> &'static str;
+    /// Options of its own.
+    fn options(&self) -> &'static [OptionSpec];
+    /// Whether it reads/writes through a `'format'`.
+    fn uses_format(&self) -> bool;
+    /// Builds a source.
+    fn source(&self, table: &TableSpec) -> Result<Box<dyn Source>, ConnectorError>;
+    /// Builds a sink.
+    fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
+    /// Whether its sink accepts update and delete rows (for this table's options).
+    fn sink_accepts_changes(&self, table: &TableSpec) -> bool;
+}
+
+/// Every connector this build knows.
+pub fn connectors() -> &'static [&'static dyn Connector] {
+    &[
+        &filesystem::FileSystem,
+        &print::Print,
+        &blackhole::Blackhole,
+        &datagen::DataGen,
+    ]
+}
+
+/// Looks up a connector by name.
+pub fn connector(name: &str) -> Option<&'static dyn Connector> {
+    connectors().iter().copied().find(|c| c.name() == name)
+}
+
+/// Validates a table's options against its connector (and format) and returns the connector.
+pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorError> {
+    let name = table.option("connector").ok_or_else(|| {
+        table.error(format!(
+            "missing required option 'connector' (one of: {})",
+            connectors().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let conn = connector(name).ok_or_else(|| {
+        table.error(format!(
+            "unknown connector '{name}' (available: {})",
+            connectors().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
+    allowed.extend_from_slice(conn.options());
+    if conn.uses_format() {
+        allowed.push(req("format"));
+        if let Some(f) = table.option("format") {
+            let fmt = format::format(f).ok_or_else(|| {
+                table.error(format!(
+                    "unknown format '{f}' (available: {})",
+                    format::FORMATS.join(", ")
+                ))
+            })?;
+            allowed.extend_from_slice(fmt);
+        }
+    }
+    let list = || {
+        let mut keys: Vec<&str> = allowed.iter().map(|o| o.key).collect();
+        keys.sort_unstable();
+        keys.join(", ")
+    };
+    let unknown: Vec<&str> = table
+        .options
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.iter().any(|o| o.key == *k) && !is_pattern_option(conn, k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(table.error(format!(
+            "unsupported option{} {} for connector '{}'. Supported options: {}",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "),
+            conn.name(),
+            list()
+        )));
+    }
+    if let Some(missing) = allowed
+        .iter()
+        .find(|o| o.required && !table.options.contains_key(o.key))
+    {
+        return Err(table.error(format!(
+            "missing required option '{}' for connector '{}'. Supported options: {}",
+            missing.key,
+            conn.name(),
+            list()
+        )));
+    }
+    Ok(conn)
+}
+
+/// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.
+fn is_pattern_option(conn: &dyn Connector, key: &str) -> bool {
+    conn.name() == "datagen" && key.starts_with("fields.")
+}
+
+/// The row kinds a sink receives, for messages.
+pub fn kind_name(kind: RowKind) -> &'static str {
+    kind.short()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(opts: &[(&str, &str)]) -> TableSpec {
+        TableSpec {
+            name: "events".into(),
+            schema: Schema::default(),
+            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            primary_key: vec![],
+        }
+    }
+
+    #[test]
+    fn unknown_and_missing_options_are_named() {
+        let e = validate(&spec(&[("connector", "filesystem"), ("pth", "x"), ("format", "json")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("'pth'") && e.contains("path"), "{e}");
+        let e = validate(&spec(&[("connector", "filesystem"), ("format", "json")]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("missing required option 'path'"), "{e}");
+        let e = validate(&spec(&[("connector", "kafkaa")])).err().unwrap().to_string();
+        assert!(e.contains("unknown connector 'kafkaa'"), "{e}");
+        assert!(validate(&spec(&[
+            ("connector", "filesystem"),
+            ("path", "/tmp/x"),
+            ("format", "json"),
+            ("json.ignore-parse-errors", "true")
+        ]))
+        .is_ok());
+    }
+}

@@ -1,0 +1,289 @@
+//! The `filesystem` connector: a bounded source over a file or a directory of files, and a sink
+//! that writes a directory of part files as Flink does (or one file with `'sink.single-file'`).
+//!
+//! The source reads line by line into a reused buffer and decodes each line with the table's
+//! format. A malformed line stops the job with its file, line and field, unless the format's
+//! `ignore-parse-errors` is set (skipped and counted) or `'dead-letter.path'` is (written there
+//! with the reason, and counted).
+
+use crate::deadletter::DeadLetter;
+use crate::format::{self, Decoder, Encoder};
+use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
+use tillflow_runtime::{Result, RuntimeError};
+use tillflow_types::{Row, Schema};
+
+/// The `filesystem` connector.
+pub struct FileSystem;
+
+const OPTIONS: &[OptionSpec] = &[req("path"), opt("sink.single-file"), opt("source.path.regex-pattern")];
+
+impl Connector for FileSystem {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        OPTIONS
+    }
+    fn uses_format(&self) -> bool {
+        true
+    }
+    fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(FileSource::new(table)?))
+    }
+    fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(FileSink::new(table)?))
+    }
+    fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
+        format::format_accepts_changes(table)
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> ConnectorError {
+    ConnectorError::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// Lists the files a source path names: the file itself, or the visible files under a directory
+/// (recursively, sorted by path; names starting with `.` or `_` are skipped, as Flink does).
+pub fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A bounded source over files.
+pub struct FileSource {
+    table: String,
+    schema: Schema,
+    files: Vec<PathBuf>,
+    next_file: usize,
+    reader: Option<BufReader<File>>,
+    current: PathBuf,
+    line_no: u64,
+    line: Vec<u8>,
+    decoder: Box<dyn Decoder>,
+    dead_letter: Option<DeadLetter>,
+    format_name: String,
+    metrics: SourceMetrics,
+}
+
+impl FileSource {
+    /// Opens the source described by the table's options.
+    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
+        let path = PathBuf::from(table.option("path").unwrap_or_default());
+        if !path.exists() {
+            return Err(table.error(format!(
+                "'path' = '{}' does not exist (the filesystem source reads a file or a directory)",
+                path.display()
+            )));
+        }
+        let files = list_files(&path).map_err(|e| io_err(&path, e))?;
+        let dead_letter = match table.option("dead-letter.path") {
+            Some(p) => Some(DeadLetter::open(p)?),
+            None => None,
+        };
+        Ok(FileSource {
+            table: table.name.clone(),
+            schema: table.schema.clone(),
+            files,
+            next_file: 0,
+            reader: None,
+            current: path,
+            line_no: 0,
+            line: Vec::with_capacity(512),
+            decoder: format::decoder(table)?,
+            dead_letter,
+            format_name: table.option("format").unwrap_or("json").to_owned(),
+            metrics: SourceMetrics::default(),
+        })
+    }
+
+    fn open_next(&mut self) -> Result<bool> {
+        while self.next_file < self.files.len() {
+            let p = self.files[self.next_file].clone();
+            self.next_file += 1;
+            let f = File::open(&p).map_err(|e| RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, p.display())))?;
+            self.reader = Some(BufReader::with_capacity(1 << 16, f));
+            self.current = p;
+            self.line_no = 0;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+impl Source for FileSource {
+    fn describe(&self) -> String {
+        format!("filesystem[{}] table `{}` ({} file(s), format {})", self.current.display(), self.table, self.files.len(), self.format_name)
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn poll(&mut self, row: &mut Row) -> Result<Poll> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else {
+                if self.open_next()? {
+                    continue;
+                }
+                if let Some(d) = self.dead_letter.as_mut() {
+                    d.flush().map_err(|e| RuntimeError::Source(format!("dead-letter {}: {e}", d.path())))?;
+                }
+                return Ok(Poll::End);
+            };
+            self.line.clear();
+            let n = reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, self.current.display())))?;
+            if n == 0 {
+                self.reader = None;
+                continue;
+            }
+            self.line_no += 1;
+            self.metrics.bytes += n as u64;
+            while matches!(self.line.last(), Some(b'\n' | b'\r')) {
+                self.line.pop();
+            }
+            if self.line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            row.clear();
+            match self.decoder.decode(&self.line, row) {
+                Ok(()) => {
+                    self.metrics.records += 1;
+                    return Ok(Poll::Record);
+                }
+                Err(e) => {
+                    let position = format!("{}:{}", self.current.display(), self.line_no);
+                    if let Some(d) = self.dead_letter.as_mut() {
+                        self.metrics.bad_records += 1;
+                        d.write(&self.table, "filesystem", &position, e.field.as_deref(), &e.message, &self.line)
+                            .map_err(|err| RuntimeError::Source(format!("dead-letter {}: {err}", d.path())))?;
+                        continue;
+                    }
+                    if self.decoder.ignore_parse_errors() {
+                        self.metrics.bad_records += 1;
+                        continue;
+                    }
+                    return Err(RuntimeError::Source(format!(
+                        "table `{}`: malformed record at {} line {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
+                        self.table,
+                        self.current.display(),
+                        self.line_no,
+                        self.format_name
+                    )));
+                }
+            }
+        }
+    }
+
+    fn metrics(&self) -> SourceMetrics {
+        self.metrics.clone()
+    }
+}
+
+/// A sink writing a directory of part files (or one file).
+pub struct FileSink {
+    table: String,
+    target: PathBuf,
+    in_progress: PathBuf,
+    out: BufWriter<File>,
+    encoder: Box<dyn Encoder>,
+    buf: Vec<u8>,
+    rows: u64,
+}
+
+fn part_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:016x}-{:08x}", nanos as u64, std::process::id())
+}
+
+impl FileSink {
+    /// Creates the output directory (or file's parent) and opens an in-progress part file.
+    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
+        let path = PathBuf::from(table.option("path").unwrap_or_default());
+        let single = table.bool_option("sink.single-file", false)?;
+        let (target, in_progress) = if single {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+            if let Some(parent) = &parent {
+                std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            }
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = parent.unwrap_or_default().join(format!(".{name}.inprogress"));
+            (path.clone(), tmp)
+        } else {
+            std::fs::create_dir_all(&path).map_err(|e| io_err(&path, e))?;
+            let name = format!("part-{}-0-0", part_id());
+            (path.join(&name), path.join(format!(".{name}.inprogress")))
+        };
+        let f = File::create(&in_progress).map_err(|e| io_err(&in_progress, e))?;
+        Ok(FileSink {
+            table: table.name.clone(),
+            target,
+            in_progress,
+            out: BufWriter::with_capacity(1 << 16, f),
+            encoder: format::encoder(table)?,
+            buf: Vec::with_capacity(1 << 12),
+            rows: 0,
+        })
+    }
+}
+
+impl Sink for FileSink {
+    fn describe(&self) -> String {
+        format!("filesystem[{}] table `{}`", self.target.display(), self.table)
+    }
+
+    fn write(&mut self, row: &Row) -> Result<()> {
+        self.buf.clear();
+        self.encoder
+            .encode(row, &mut self.buf)
+            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+        self.out
+            .write_all(&self.buf)
+            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, self.in_progress.display())))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let fail = |e: std::io::Error, p: &Path| RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()));
+        self.out.flush().map_err(|e| fail(e, &self.in_progress))?;
+        std::fs::rename(&self.in_progress, &self.target).map_err(|e| fail(e, &self.target))?;
+        Ok(())
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+}

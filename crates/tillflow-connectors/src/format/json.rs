@@ -1,0 +1,457 @@
+//! Flink's `json` format: one JSON object per record, fields matched to columns by name.
+//!
+//! Decoding walks the object with serde_json straight into the row (no intermediate tree, no
+//! allocation per record): keys are matched against the column names, strings are copied into
+//! the row heap, numbers and timestamps are converted as Flink's `JsonToRowDataConverters` do.
+//! Missing fields are NULL unless `json.fail-on-missing-field`; timestamps use Flink's SQL layout
+//! (`2024-03-01 20:00:00.485`) or ISO-8601 with `json.timestamp-format.standard = 'ISO-8601'`.
+
+use super::text::{write_json_string, write_scalar};
+use super::{DecodeError, Decoder, Encoder};
+use crate::{ConnectorError, TableSpec};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use std::fmt;
+use tillflow_runtime::cast::parse_decimal;
+use tillflow_runtime::expr::{narrow, rescale};
+use tillflow_types::temporal::{parse_date, parse_time, parse_timestamp};
+use tillflow_types::value::{heap_str, push_str};
+use tillflow_types::{DataType, Row, RowKind, Value};
+
+/// Whether timestamps use the ISO-8601 layout, from `<prefix>.timestamp-format.standard`.
+pub fn iso_option(table: &TableSpec, prefix: &str) -> Result<bool, ConnectorError> {
+    let key = format!("{prefix}.timestamp-format.standard");
+    match table.option(&key) {
+        None | Some("SQL") => Ok(false),
+        Some("ISO-8601") => Ok(true),
+        Some(other) => Err(table.error(format!("option '{key}' must be 'SQL' or 'ISO-8601', got '{other}'"))),
+    }
+}
+
+/// Parses a timestamp in the layout Flink's JSON format expects.
+pub fn parse_json_timestamp(s: &str, iso: bool) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 16 || b[10] != if iso { b'T' } else { b' ' } {
+        return None;
+    }
+    parse_timestamp(s)
+}
+
+/// Decoder for the `json` format.
+pub struct JsonDecoder {
+    names: Vec<String>,
+    types: Vec<DataType>,
+    iso: bool,
+    fail_on_missing: bool,
+    ignore_errors: bool,
+    seen: Vec<bool>,
+}
+
+impl JsonDecoder {
+    /// A decoder for the table's physical columns and `json.*` options.
+    pub fn new(table: &TableSpec) -> Result<Self, ConnectorError> {
+        Self::with_prefix(table, "json")
+    }
+
+    /// A decoder reading its options under `prefix` (`json`, `debezium-json`).
+    pub fn with_prefix(table: &TableSpec, prefix: &str) -> Result<Self, ConnectorError> {
+        let fail_on_missing = table.bool_option(&format!("{prefix}.fail-on-missing-field"), false)?;
+        let ignore_errors = table.bool_option(&format!("{prefix}.ignore-parse-errors"), false)?;
+        if fail_on_missing && ignore_errors {
+            return Err(table.error(format!(
+                "'{prefix}.fail-on-missing-field' and '{prefix}.ignore-parse-errors' cannot both be true"
+            )));
+        }
+        let n = table.schema.len();
+        Ok(JsonDecoder {
+            names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
+            types: table.schema.fields.iter().map(|f| f.data_type).collect(),
+            iso: iso_option(table, prefix)?,
+            fail_on_missing,
+            ignore_errors,
+            seen: vec![false; n],
+        })
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn decode(&mut self, input: &[u8], row: &mut Row) -> Result<(), DecodeError> {
+        row.values.clear();
+        row.values.resize(self.names.len(), Value::Null);
+        self.seen.iter_mut().for_each(|s| *s = false);
+        let mut current: Option<usize> = None;
+        let mut de = serde_json::Deserializer::from_slice(input);
+        let seed = RowSeed {
+            names: &self.names,
+            types: &self.types,
+            iso: self.iso,
+            seen: &mut self.seen,
+            row,
+            current: &mut current,
+        };
+        let result = seed.deserialize(&mut de).and_then(|_| de.end());
+        if let Err(e) = result {
+            let mut message = e.to_string();
+            if let Some(p) = message.find(" at line ") {
+                message.truncate(p);
+            }
+            return Err(DecodeError {
+                field: current.map(|i| self.names[i].clone()),
+                message,
+            });
+        }
+        if self.fail_on_missing {
+            if let Some(i) = self.seen.iter().position(|s| !s) {
+                return Err(DecodeError {
+                    field: Some(self.names[i].clone()),
+                    message: "missing field (json.fail-on-missing-field is true)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn ignore_parse_errors(&self) -> bool {
+        self.ignore_errors
+    }
+}
+
+struct RowSeed<'a> {
+    names: &'a [String],
+    types: &'a [DataType],
+    iso: bool,
+    seen: &'a mut [bool],
+    row: &'a mut Row,
+    current: &'a mut Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(idx) = map.next_key_seed(KeySeed { names: self.names })? {
+            match idx {
+                Some(i) => {
+                    *self.current = Some(i);
+                    let v = map.next_value_seed(ValueSeed {
+                        ty: self.types[i],
+                        iso: self.iso,
+                        heap: &mut self.row.heap,
+                    })?;
+                    self.row.values[i] = v;
+                    self.seen[i] = true;
+                    *self.current = None;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct KeySeed<'a> {
+    names: &'a [String],
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.names.iter().position(|n| n == v))
+    }
+}
+
+/// Decodes one JSON value into a typed [`Value`], strings into `heap`.
+pub struct ValueSeed<'a> {
+    /// Target type.
+    pub ty: DataType,
+    /// ISO-8601 timestamps.
+    pub iso: bool,
+    /// Heap for strings.
+    pub heap: &'a mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn mismatch<E: de::Error>(ty: DataType, got: impl fmt::Display) -> E {
+    E::custom(format!("expected {ty}, got {got}"))
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a value of type {}", self.ty)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
+        match self.ty {
+            DataType::Boolean => Ok(Value::Bool(b)),
+            DataType::String(_) => Ok(Value::Str(push_str(self.heap, if b { "true" } else { "false" }))),
+            ty => Err(mismatch(ty, b)),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
+        match self.ty {
+            t if t.is_integer() => {
+                if narrow(i, t) != i {
+                    return Err(E::custom(format!("{i} is out of range for {t}")));
+                }
+                Ok(Value::Int(i))
+            }
+            DataType::Float => Ok(Value::Float(i as f32 as f64)),
+            DataType::Double => Ok(Value::Float(i as f64)),
+            DataType::Decimal(_, s) => Ok(Value::Decimal(rescale(i as i128, 0, s))),
+            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &i.to_string()))),
+            DataType::Boolean => Ok(Value::Bool(i != 0)),
+            ty => Err(mismatch(ty, i)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
+        match i64::try_from(u) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) => Err(E::custom(format!("{u} is out of range for {}", self.ty))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
+        match self.ty {
+            t if t.is_integer() => {
+                let i = f.trunc();
+                if !i.is_finite() || narrow(i as i64, t) as f64 != i {
+                    return Err(E::custom(format!("{f} is out of range for {t}")));
+                }
+                Ok(Value::Int(i as i64))
+            }
+            DataType::Float => Ok(Value::Float(f as f32 as f64)),
+            DataType::Double => Ok(Value::Float(f)),
+            DataType::Decimal(_, s) => {
+                let mut text = String::new();
+                tillflow_types::javafmt::write_double(&mut text, f);
+                parse_decimal(&text, s)
+                    .or_else(|| Some((f * 10f64.powi(s as i32)).round() as i128))
+                    .map(Value::Decimal)
+                    .ok_or_else(|| mismatch(self.ty, f))
+            }
+            DataType::String(_) => {
+                let mut text = String::new();
+                tillflow_types::javafmt::write_double(&mut text, f);
+                Ok(Value::Str(push_str(self.heap, &text)))
+            }
+            ty => Err(mismatch(ty, f)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        let bad = || mismatch::<E>(self.ty, format_args!("\"{s}\""));
+        Ok(match self.ty {
+            DataType::String(_) => Value::Str(push_str(self.heap, s)),
+            t if t.is_integer() => {
+                let i: i64 = s.trim().parse().map_err(|_| bad())?;
+                if narrow(i, t) != i {
+                    return Err(bad());
+                }
+                Value::Int(i)
+            }
+            DataType::Float => Value::Float(s.trim().parse::<f32>().map_err(|_| bad())? as f64),
+            DataType::Double => Value::Float(s.trim().parse::<f64>().map_err(|_| bad())?),
+            DataType::Decimal(_, sc) => Value::Decimal(parse_decimal(s, sc).ok_or_else(bad)?),
+            DataType::Boolean => Value::Bool(s.trim().eq_ignore_ascii_case("true")),
+            DataType::Timestamp(p) | DataType::TimestampLtz(p) => Value::Timestamp(
+                tillflow_types::temporal::truncate_to_precision(
+                    parse_json_timestamp(s, self.iso).ok_or_else(bad)?,
+                    p,
+                ),
+            ),
+            DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
+            DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        match self.ty {
+            DataType::String(_) => {
+                let v: serde_json::Value =
+                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Value::Str(push_str(self.heap, &v.to_string())))
+            }
+            ty => Err(mismatch(ty, "an object")),
+        }
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        match self.ty {
+            DataType::String(_) => {
+                let v: serde_json::Value =
+                    de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Value::Str(push_str(self.heap, &v.to_string())))
+            }
+            ty => Err(mismatch(ty, "an array")),
+        }
+    }
+}
+
+/// Encoder for the `json` format: one object per row, fields in schema order.
+pub struct JsonEncoder {
+    names: Vec<String>,
+    types: Vec<DataType>,
+    iso: bool,
+    plain_decimal: bool,
+    ignore_nulls: bool,
+    line: String,
+}
+
+impl JsonEncoder {
+    /// An encoder reading its options under `prefix`.
+    pub fn new(table: &TableSpec, prefix: &str) -> Result<Self, ConnectorError> {
+        Ok(JsonEncoder {
+            names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
+            types: table.schema.fields.iter().map(|f| f.data_type).collect(),
+            iso: iso_option(table, prefix)?,
+            plain_decimal: table.bool_option(&format!("{prefix}.encode.decimal-as-plain-number"), false)?,
+            ignore_nulls: table.bool_option(&format!("{prefix}.encode.ignore-null-fields"), false)?,
+            line: String::with_capacity(256),
+        })
+    }
+
+    /// Appends `row` as a JSON object (no newline) to `out`.
+    pub fn write_object(&mut self, row: &Row, out: &mut String) {
+        out.push('{');
+        let mut first = true;
+        for (i, name) in self.names.iter().enumerate() {
+            let v = row.values.get(i).copied().unwrap_or(Value::Null);
+            if self.ignore_nulls && v.is_null() {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            write_json_string(out, name);
+            out.push(':');
+            match v {
+                Value::Str(r) => write_json_string(out, heap_str(&row.heap, r)),
+                v => write_scalar(out, v, self.types[i], self.iso, self.plain_decimal, true),
+            }
+        }
+        out.push('}');
+    }
+}
+
+impl Encoder for JsonEncoder {
+    fn encode(&mut self, row: &Row, out: &mut Vec<u8>) -> Result<(), String> {
+        if row.kind != RowKind::Insert && row.kind != RowKind::UpdateAfter {
+            return Err(format!(
+                "the json format cannot encode a {} row; use 'format' = 'debezium-json' for an updating result",
+                row.kind.short()
+            ));
+        }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        self.write_object(row, &mut line);
+        line.push('\n');
+        out.extend_from_slice(line.as_bytes());
+        self.line = line;
+        Ok(())
+    }
+
+    fn accepts_changes(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::{Field, Schema};
+
+    fn table(opts: &[(&str, &str)]) -> TableSpec {
+        TableSpec {
+            name: "t".into(),
+            schema: Schema::new(vec![
+                Field::new("ts", DataType::Timestamp(3)),
+                Field::new("id", DataType::Int),
+                Field::new("name", DataType::String(None)),
+                Field::new("price", DataType::Double),
+            ]),
+            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            primary_key: vec![],
+        }
+    }
+
+    #[test]
+    fn decodes_and_encodes_flink_layout() {
+        let t = table(&[]);
+        let mut d = JsonDecoder::new(&t).unwrap();
+        let mut row = Row::default();
+        d.decode(br#"{"id": 7, "ts": "2024-03-01 20:00:17.890", "extra": [1,2], "name": "a\"b", "price": 3}"#, &mut row)
+            .unwrap();
+        let mut e = JsonEncoder::new(&t, "json").unwrap();
+        let mut out = Vec::new();
+        e.encode(&row, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"ts\":\"2024-03-01 20:00:17.89\",\"id\":7,\"name\":\"a\\\"b\",\"price\":3.0}\n"
+        );
+        row.clear();
+        d.decode(br#"{"id": 1}"#, &mut row).unwrap();
+        assert_eq!(row.values[0], Value::Null);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let t = table(&[]);
+        let mut d = JsonDecoder::new(&t).unwrap();
+        let mut row = Row::default();
+        let e = d.decode(br#"{"id": "x7"}"#, &mut row).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("id"));
+        assert!(e.message.contains("expected INT"), "{}", e.message);
+        let e = d.decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("ts"));
+        assert!(d.decode(b"{not json", &mut row).is_err());
+        let t = table(&[("json.timestamp-format.standard", "ISO-8601")]);
+        let mut d = JsonDecoder::new(&t).unwrap();
+        assert!(d.decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row).is_ok());
+        let t = table(&[("json.fail-on-missing-field", "true")]);
+        let mut d = JsonDecoder::new(&t).unwrap();
+        let e = d.decode(br#"{"ts": null, "id": 1, "name": "x"}"#, &mut row).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("price"));
+    }
+}

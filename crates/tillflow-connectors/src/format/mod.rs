@@ -1,0 +1,111 @@
+//! Formats: bytes to rows (decoders) and rows to bytes (encoders), with Flink's option names.
+
+pub mod csv;
+pub mod debezium;
+pub mod json;
+pub mod text;
+
+use crate::{opt, ConnectorError, OptionSpec, TableSpec};
+use tillflow_types::Row;
+
+/// Names of every format.
+pub const FORMATS: &[&str] = &["json", "csv", "debezium-json"];
+
+const JSON_OPTIONS: &[OptionSpec] = &[
+    opt("json.fail-on-missing-field"),
+    opt("json.ignore-parse-errors"),
+    opt("json.timestamp-format.standard"),
+    opt("json.map-null-key.mode"),
+    opt("json.map-null-key.literal"),
+    opt("json.encode.decimal-as-plain-number"),
+    opt("json.encode.ignore-null-fields"),
+];
+
+const CSV_OPTIONS: &[OptionSpec] = &[
+    opt("csv.field-delimiter"),
+    opt("csv.quote-character"),
+    opt("csv.disable-quote-character"),
+    opt("csv.allow-comments"),
+    opt("csv.ignore-parse-errors"),
+    opt("csv.null-literal"),
+    opt("csv.escape-character"),
+    opt("csv.array-element-delimiter"),
+];
+
+const DEBEZIUM_OPTIONS: &[OptionSpec] = &[
+    opt("debezium-json.schema-include"),
+    opt("debezium-json.ignore-parse-errors"),
+    opt("debezium-json.timestamp-format.standard"),
+    opt("debezium-json.map-null-key.mode"),
+    opt("debezium-json.map-null-key.literal"),
+    opt("debezium-json.encode.decimal-as-plain-number"),
+];
+
+/// The options of a format, or `None` if there is no such format.
+pub fn format(name: &str) -> Option<&'static [OptionSpec]> {
+    match name {
+        "json" => Some(JSON_OPTIONS),
+        "csv" => Some(CSV_OPTIONS),
+        "debezium-json" => Some(DEBEZIUM_OPTIONS),
+        _ => None,
+    }
+}
+
+/// Why a record could not be decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeError {
+    /// The column being decoded, if the fault is in one.
+    pub field: Option<String>,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(c) => write!(f, "field `{c}`: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Decodes one record (one line) into a row of the table's physical columns.
+pub trait Decoder: Send {
+    /// Decodes `input` into `row` (cleared by the caller).
+    fn decode(&mut self, input: &[u8], row: &mut Row) -> Result<(), DecodeError>;
+    /// Whether malformed records are skipped (the format's `ignore-parse-errors`).
+    fn ignore_parse_errors(&self) -> bool;
+}
+
+/// Encodes rows as records.
+pub trait Encoder: Send {
+    /// Appends the encoding of `row` (one line, with its newline) to `out`.
+    fn encode(&mut self, row: &Row, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Whether update/delete rows can be encoded.
+    fn accepts_changes(&self) -> bool;
+}
+
+/// The decoder the table's `'format'` names.
+pub fn decoder(table: &TableSpec) -> Result<Box<dyn Decoder>, ConnectorError> {
+    match table.option("format").unwrap_or("json") {
+        "json" => Ok(Box::new(json::JsonDecoder::new(table)?)),
+        "csv" => Ok(Box::new(csv::CsvDecoder::new(table)?)),
+        "debezium-json" => Err(table.error("format 'debezium-json' can only be written by tillflow so far")),
+        other => Err(table.error(format!("unknown format '{other}'"))),
+    }
+}
+
+/// The encoder the table's `'format'` names.
+pub fn encoder(table: &TableSpec) -> Result<Box<dyn Encoder>, ConnectorError> {
+    match table.option("format").unwrap_or("json") {
+        "json" => Ok(Box::new(json::JsonEncoder::new(table, "json")?)),
+        "csv" => Ok(Box::new(csv::CsvEncoder::new(table)?)),
+        "debezium-json" => Ok(Box::new(debezium::DebeziumEncoder::new(table)?)),
+        other => Err(table.error(format!("unknown format '{other}'"))),
+    }
+}
+
+/// Whether a table's format can encode update/delete rows.
+pub fn format_accepts_changes(table: &TableSpec) -> bool {
+    table.option("format") == Some("debezium-json")
+}

@@ -1,1 +1,8 @@
-//! placeholder
+//! tillflow's Flink SQL front end: it reads a script, keeps the catalog of tables and views,
+//! plans each query into runtime operators, and assembles the job that runs the script's INSERTs.
+
+pub mod error;
+pub mod script;
+pub mod types;
+
+pub use error::{Result, SqlError};

@@ -1,0 +1,645 @@
+//! Flink SQL scripts: `${VAR}` substitution, splitting into statements, and parsing each one.
+//!
+//! Parsing uses sqlparser's tokenizer and parser, plus what no sqlparser dialect reads: Flink's
+//! `CREATE TABLE` (computed columns, `WATERMARK FOR`, `METADATA`, `PRIMARY KEY ... NOT ENFORCED`,
+//! `WITH ('k' = 'v')`), `SET 'k' = 'v'`, statement sets, and the `TABLE t` / `PARTITION BY` forms
+//! inside window table functions (rewritten on tokens to `t, PARTITION_BY(k)` before parsing).
+
+use crate::error::{Result, SqlError};
+use sqlparser::ast::{Expr, Ident, ObjectName, Query};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer, Whitespace};
+use std::collections::BTreeMap;
+use tillflow_types::DataType;
+
+/// The pseudo-function the token pass turns `PARTITION BY` inside a window TVF into.
+pub const PARTITION_BY_FN: &str = "__PARTITION_BY";
+
+/// One statement of a script, with the line it starts on.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    /// 1-based line of the statement's first token.
+    pub line: u64,
+    /// What it says.
+    pub kind: StmtKind,
+}
+
+/// The statements tillflow runs.
+#[derive(Debug, Clone)]
+pub enum StmtKind {
+    /// `SET 'key' = 'value'`
+    Set {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// `CREATE TABLE ...` (with or without `AS SELECT`)
+    CreateTable(Box<CreateTable>),
+    /// `CREATE [TEMPORARY] VIEW name AS query`
+    CreateView {
+        /// View name.
+        name: String,
+        /// Optional column names.
+        columns: Vec<String>,
+        /// The query.
+        query: Box<Query>,
+        /// `IF NOT EXISTS`
+        if_not_exists: bool,
+    },
+    /// `INSERT INTO t SELECT ...`
+    Insert(Insert),
+    /// `EXECUTE STATEMENT SET BEGIN ... END`
+    StatementSet(Vec<Insert>),
+    /// A bare query: its rows are printed.
+    Select(Box<Query>),
+    /// `DROP [TEMPORARY] TABLE|VIEW [IF EXISTS] name`
+    Drop {
+        /// Name.
+        name: String,
+        /// `IF EXISTS`
+        if_exists: bool,
+    },
+}
+
+/// `INSERT INTO table [(cols)] query`.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    /// Target table.
+    pub table: String,
+    /// Target columns, if listed.
+    pub columns: Vec<String>,
+    /// The query.
+    pub query: Box<Query>,
+    /// Line of the INSERT.
+    pub line: u64,
+}
+
+/// A column of `CREATE TABLE`.
+#[derive(Debug, Clone)]
+pub enum ColumnDef {
+    /// `name TYPE [NOT NULL]`
+    Physical {
+        /// Name.
+        name: String,
+        /// Type.
+        data_type: DataType,
+        /// False with NOT NULL.
+        nullable: bool,
+    },
+    /// `name AS expr`
+    Computed {
+        /// Name.
+        name: String,
+        /// Expression over the physical columns.
+        expr: Expr,
+    },
+    /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`
+    Metadata {
+        /// Name.
+        name: String,
+        /// Type.
+        data_type: DataType,
+        /// Metadata key (defaults to the name).
+        key: String,
+        /// VIRTUAL: read-only.
+        is_virtual: bool,
+    },
+}
+
+impl ColumnDef {
+    /// The column's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ColumnDef::Physical { name, .. } | ColumnDef::Computed { name, .. } | ColumnDef::Metadata { name, .. } => name,
+        }
+    }
+}
+
+/// `CREATE TABLE`.
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    /// Name.
+    pub name: String,
+    /// Columns in order (empty for `CREATE TABLE t WITH (...) AS SELECT`).
+    pub columns: Vec<ColumnDef>,
+    /// `WATERMARK FOR col AS expr`
+    pub watermark: Option<(String, Expr)>,
+    /// `PRIMARY KEY (...) NOT ENFORCED`
+    pub primary_key: Vec<String>,
+    /// `WITH (...)` options in order.
+    pub options: BTreeMap<String, String>,
+    /// Whether a WITH clause was given.
+    pub has_with: bool,
+    /// `AS query` (CTAS).
+    pub query: Option<Box<Query>>,
+    /// `IF NOT EXISTS`
+    pub if_not_exists: bool,
+}
+
+/// Replaces `${NAME}` with `vars[NAME]`, else the environment variable NAME.
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(p) = rest.find("${") {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[p..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+            .ok_or_else(|| SqlError::MissingVariable(name.to_owned()))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn perr(line: u64, e: ParserError) -> SqlError {
+    let message = match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::RecursionLimitExceeded => "statement nests too deeply".to_owned(),
+    };
+    SqlError::Parse { line, message }
+}
+
+fn is_ws(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn word_is(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+}
+
+/// Parses a whole script (after substitution).
+pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Parse {
+            line: e.location.line,
+            message: e.message,
+        })?;
+    let tokens: Vec<TokenWithSpan> = tokens
+        .into_iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))))
+        .collect();
+    let mut stmts = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        // skip separators
+        while i < tokens.len() && (is_ws(&tokens[i].token) || tokens[i].token == Token::SemiColon) {
+            i += 1;
+        }
+        if i >= tokens.len() || tokens[i].token == Token::EOF {
+            break;
+        }
+        let line = tokens[i].span.start.line;
+        let words: Vec<&Token> = tokens[i..].iter().map(|t| &t.token).filter(|t| !is_ws(t)).take(4).collect();
+        let is_set_block = (words.len() >= 4
+            && word_is(words[0], "EXECUTE")
+            && word_is(words[1], "STATEMENT")
+            && word_is(words[2], "SET")
+            && word_is(words[3], "BEGIN"))
+            || (words.len() >= 3 && word_is(words[0], "BEGIN") && word_is(words[1], "STATEMENT") && word_is(words[2], "SET"));
+        if is_set_block {
+            // skip the header up to BEGIN (or past `BEGIN STATEMENT SET;`)
+            let legacy = word_is(words[0], "BEGIN");
+            let mut seen = 0;
+            while i < tokens.len() && seen < if legacy { 3 } else { 4 } {
+                if !is_ws(&tokens[i].token) {
+                    seen += 1;
+                }
+                i += 1;
+            }
+            let mut inserts = Vec::new();
+            loop {
+                while i < tokens.len() && (is_ws(&tokens[i].token) || tokens[i].token == Token::SemiColon) {
+                    i += 1;
+                }
+                if i >= tokens.len() || tokens[i].token == Token::EOF {
+                    return Err(SqlError::Parse {
+                        line,
+                        message: "statement set is missing its END".into(),
+                    });
+                }
+                if word_is(&tokens[i].token, "END") {
+                    i += 1;
+                    break;
+                }
+                let start = i;
+                while i < tokens.len() && tokens[i].token != Token::SemiColon && tokens[i].token != Token::EOF {
+                    i += 1;
+                }
+                let st = parse_statement(&tokens[start..i])?;
+                match st.kind {
+                    StmtKind::Insert(ins) => inserts.push(ins),
+                    _ => {
+                        return Err(SqlError::Parse {
+                            line: st.line,
+                            message: "a statement set holds only INSERT statements".into(),
+                        })
+                    }
+                }
+            }
+            stmts.push(Stmt {
+                line,
+                kind: StmtKind::StatementSet(inserts),
+            });
+            continue;
+        }
+        let start = i;
+        while i < tokens.len() && tokens[i].token != Token::SemiColon && tokens[i].token != Token::EOF {
+            i += 1;
+        }
+        stmts.push(parse_statement(&tokens[start..i])?);
+    }
+    Ok(stmts)
+}
+
+/// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to `t[, __PARTITION_BY(k...)]`.
+fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    let sig: Vec<usize> = (0..tokens.len()).filter(|&j| !is_ws(&tokens[j].token)).collect();
+    let mut drop = vec![false; tokens.len()];
+    let mut insert_after: BTreeMap<usize, Vec<Token>> = BTreeMap::new();
+    for (k, &j) in sig.iter().enumerate() {
+        if !word_is(&tokens[j].token, "TABLE") || k == 0 || k + 1 >= sig.len() {
+            continue;
+        }
+        let prev = &tokens[sig[k - 1]].token;
+        let next = &tokens[sig[k + 1]].token;
+        let after_next = sig.get(k + 2).map(|&x| &tokens[x].token);
+        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow) || !matches!(next, Token::Word(_)) {
+            continue;
+        }
+        if matches!(after_next, Some(Token::LParen) | Some(Token::Period)) && !matches!(after_next, Some(Token::Period)) {
+            continue;
+        }
+        drop[j] = true;
+        // PARTITION BY after the table name
+        let mut t = k + 2;
+        while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
+            t += 2; // qualified name a.b.c
+        }
+        if sig.get(t).is_some_and(|&x| word_is(&tokens[x].token, "PARTITION"))
+            && sig.get(t + 1).is_some_and(|&x| word_is(&tokens[x].token, "BY"))
+        {
+            let (p, b) = (sig[t], sig[t + 1]);
+            drop[p] = true;
+            drop[b] = true;
+            let mut repl = vec![
+                Token::Comma,
+                Token::Whitespace(Whitespace::Space),
+                Token::make_word(PARTITION_BY_FN, None),
+            ];
+            let first = sig.get(t + 2).map(|&x| &tokens[x].token);
+            if matches!(first, Some(Token::LParen)) {
+                insert_after.insert(b, repl);
+            } else if let Some(&key) = sig.get(t + 2) {
+                repl.push(Token::LParen);
+                insert_after.insert(b, repl);
+                // close the parenthesis after the key (possibly qualified)
+                let mut end = t + 2;
+                while matches!(sig.get(end + 1).map(|&x| &tokens[x].token), Some(Token::Period)) {
+                    end += 2;
+                }
+                let _ = key;
+                insert_after.entry(sig[end]).or_default().push(Token::RParen);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    for (j, t) in tokens.iter().enumerate() {
+        if !drop[j] {
+            out.push(t.clone());
+        }
+        if let Some(extra) = insert_after.get(&j) {
+            for tok in extra {
+                out.push(TokenWithSpan::new(tok.clone(), t.span));
+            }
+        }
+    }
+    out
+}
+
+fn ident_text(i: &Ident) -> String {
+    i.value.clone()
+}
+
+fn object_name(n: &ObjectName) -> String {
+    n.0.iter()
+        .map(|p| p.as_ident().map(ident_text).unwrap_or_else(|| p.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn peek_word(p: &Parser, w: &str) -> bool {
+    word_is(&p.peek_token().token, w)
+}
+
+fn expect_end(p: &mut Parser, line: u64) -> Result<()> {
+    let t = p.peek_token();
+    if t.token != Token::EOF {
+        return Err(SqlError::Parse {
+            line: t.span.start.line.max(line),
+            message: format!("unexpected `{}` at the end of the statement", t.token),
+        });
+    }
+    Ok(())
+}
+
+fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
+    let line = tokens
+        .iter()
+        .find(|t| !is_ws(&t.token))
+        .map(|t| t.span.start.line)
+        .unwrap_or(0);
+    let mut toks = flink_token_pass(tokens);
+    let end = toks.last().map(|t| t.span.end).unwrap_or(Location::new(0, 0));
+    toks.push(TokenWithSpan::new(Token::EOF, Span::new(end, end)));
+    let dialect = GenericDialect {};
+    let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
+    let e = |err| perr(line, err);
+    let kind = if p.parse_keyword(Keyword::SET) {
+        let key = match p.peek_token().token {
+            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+            _ => p.parse_identifiers().map_err(e)?.iter().map(ident_text).collect::<Vec<_>>().join("."),
+        };
+        p.expect_token(&Token::Eq).map_err(e)?;
+        let value = match p.peek_token().token {
+            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+            _ => p.next_token().token.to_string(),
+        };
+        StmtKind::Set { key, value }
+    } else if p.parse_keyword(Keyword::CREATE) {
+        let _ = p.parse_keyword(Keyword::TEMPORARY);
+        if p.parse_keyword(Keyword::TABLE) {
+            StmtKind::CreateTable(Box::new(parse_create_table(&mut p, line)?))
+        } else if p.parse_keyword(Keyword::VIEW) {
+            let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false).map_err(e)?);
+            let mut columns = Vec::new();
+            if p.consume_token(&Token::LParen) {
+                columns = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+                p.expect_token(&Token::RParen).map_err(e)?;
+            }
+            p.expect_keyword(Keyword::AS).map_err(e)?;
+            let query = p.parse_query().map_err(e)?;
+            StmtKind::CreateView { name, columns, query, if_not_exists }
+        } else {
+            return Err(SqlError::Parse {
+                line,
+                message: format!("unsupported CREATE statement near `{}` (supported: CREATE TABLE, CREATE [TEMPORARY] VIEW)", p.peek_token().token),
+            });
+        }
+    } else if p.parse_keyword(Keyword::INSERT) {
+        if !p.parse_keyword(Keyword::INTO) && !p.parse_keyword(Keyword::OVERWRITE) {
+            return Err(SqlError::Parse { line, message: "expected INTO or OVERWRITE after INSERT".into() });
+        }
+        let _ = p.parse_keyword(Keyword::TABLE);
+        let table = object_name(&p.parse_object_name(false).map_err(e)?);
+        let mut columns = Vec::new();
+        if p.peek_token().token == Token::LParen && !matches!(p.peek_nth_token(1).token, Token::Word(ref w) if w.keyword == Keyword::SELECT || w.keyword == Keyword::WITH) {
+            p.expect_token(&Token::LParen).map_err(e)?;
+            columns = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+            p.expect_token(&Token::RParen).map_err(e)?;
+        }
+        let query = p.parse_query().map_err(e)?;
+        StmtKind::Insert(Insert { table, columns, query, line })
+    } else if p.parse_keyword(Keyword::DROP) {
+        let _ = p.parse_keyword(Keyword::TEMPORARY);
+        if !p.parse_keyword(Keyword::TABLE) && !p.parse_keyword(Keyword::VIEW) {
+            return Err(SqlError::Parse { line, message: "expected TABLE or VIEW after DROP".into() });
+        }
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = object_name(&p.parse_object_name(false).map_err(e)?);
+        StmtKind::Drop { name, if_exists }
+    } else if matches!(p.peek_token().token, Token::Word(ref w) if matches!(w.keyword, Keyword::SELECT | Keyword::WITH | Keyword::VALUES))
+        || p.peek_token().token == Token::LParen
+    {
+        StmtKind::Select(p.parse_query().map_err(e)?)
+    } else {
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "unsupported statement starting with `{}` (supported: SET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
+                p.peek_token().token
+            ),
+        });
+    };
+    expect_end(&mut p, line)?;
+    Ok(Stmt { line, kind })
+}
+
+fn parse_options(p: &mut Parser, line: u64) -> Result<BTreeMap<String, String>> {
+    let e = |err| perr(line, err);
+    let mut options = BTreeMap::new();
+    p.expect_token(&Token::LParen).map_err(e)?;
+    if p.consume_token(&Token::RParen) {
+        return Ok(options);
+    }
+    loop {
+        let k = p.parse_literal_string().map_err(e)?;
+        p.expect_token(&Token::Eq).map_err(e)?;
+        let v = p.parse_literal_string().map_err(e)?;
+        options.insert(k, v);
+        if p.consume_token(&Token::Comma) {
+            continue;
+        }
+        p.expect_token(&Token::RParen).map_err(e)?;
+        break;
+    }
+    Ok(options)
+}
+
+fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
+    let e = |err| perr(line, err);
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&p.parse_object_name(false).map_err(e)?);
+    let mut t = CreateTable {
+        name,
+        columns: Vec::new(),
+        watermark: None,
+        primary_key: Vec::new(),
+        options: BTreeMap::new(),
+        has_with: false,
+        query: None,
+        if_not_exists,
+    };
+    if p.consume_token(&Token::LParen) {
+        loop {
+            if peek_word(p, "WATERMARK") {
+                p.next_token();
+                p.expect_keyword(Keyword::FOR).map_err(e)?;
+                let col = ident_text(&p.parse_identifier().map_err(e)?);
+                p.expect_keyword(Keyword::AS).map_err(e)?;
+                let expr = p.parse_expr().map_err(e)?;
+                t.watermark = Some((col, expr));
+            } else if p.parse_keyword(Keyword::CONSTRAINT) || peek_word(p, "PRIMARY") {
+                if !peek_word(p, "PRIMARY") {
+                    p.parse_identifier().map_err(e)?;
+                }
+                p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY]).map_err(e)?;
+                p.expect_token(&Token::LParen).map_err(e)?;
+                t.primary_key = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+                p.expect_token(&Token::RParen).map_err(e)?;
+                expect_not_enforced(p, line)?;
+            } else {
+                let col = ident_text(&p.parse_identifier().map_err(e)?);
+                if p.parse_keyword(Keyword::AS) {
+                    let expr = p.parse_expr().map_err(e)?;
+                    skip_comment(p, line)?;
+                    t.columns.push(ColumnDef::Computed { name: col, expr });
+                } else {
+                    let dt = p.parse_data_type().map_err(e)?;
+                    let mut text = dt.to_string();
+                    // TIMESTAMP(3) WITH LOCAL TIME ZONE
+                    if peek_word(p, "WITH") && word_is(&p.peek_nth_token(1).token, "LOCAL") {
+                        for _ in 0..4 {
+                            p.next_token();
+                        }
+                        text.push_str(" WITH LOCAL TIME ZONE");
+                    }
+                    let data_type = crate::types::parse_type_name(&text).map_err(|err| SqlError::Parse {
+                        line,
+                        message: format!("column `{col}`: {err}"),
+                    })?;
+                    let mut nullable = true;
+                    let mut metadata = None;
+                    loop {
+                        if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                            nullable = false;
+                        } else if p.parse_keyword(Keyword::NULL) {
+                        } else if peek_word(p, "METADATA") {
+                            p.next_token();
+                            let mut key = col.clone();
+                            if p.parse_keyword(Keyword::FROM) {
+                                key = p.parse_literal_string().map_err(e)?;
+                            }
+                            let is_virtual = if peek_word(p, "VIRTUAL") {
+                                p.next_token();
+                                true
+                            } else {
+                                false
+                            };
+                            metadata = Some((key, is_virtual));
+                        } else if peek_word(p, "PRIMARY") {
+                            p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY]).map_err(e)?;
+                            expect_not_enforced(p, line)?;
+                            t.primary_key = vec![col.clone()];
+                        } else if peek_word(p, "COMMENT") {
+                            skip_comment(p, line)?;
+                        } else {
+                            break;
+                        }
+                    }
+                    t.columns.push(match metadata {
+                        Some((key, is_virtual)) => ColumnDef::Metadata { name: col, data_type, key, is_virtual },
+                        None => ColumnDef::Physical { name: col, data_type, nullable },
+                    });
+                }
+            }
+            if p.consume_token(&Token::Comma) {
+                continue;
+            }
+            p.expect_token(&Token::RParen).map_err(e)?;
+            break;
+        }
+    }
+    skip_comment(p, line)?;
+    if p.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
+        p.expect_token(&Token::LParen).map_err(e)?;
+        p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?;
+        p.expect_token(&Token::RParen).map_err(e)?;
+    }
+    if p.parse_keyword(Keyword::WITH) {
+        t.options = parse_options(p, line)?;
+        t.has_with = true;
+    }
+    if p.parse_keyword(Keyword::AS) {
+        t.query = Some(p.parse_query().map_err(e)?);
+    }
+    if t.columns.is_empty() && t.query.is_none() {
+        return Err(SqlError::Parse {
+            line,
+            message: format!("CREATE TABLE {} needs a column list or AS SELECT", t.name),
+        });
+    }
+    Ok(t)
+}
+
+fn expect_not_enforced(p: &mut Parser, line: u64) -> Result<()> {
+    if p.parse_keyword(Keyword::NOT) && peek_word(p, "ENFORCED") {
+        p.next_token();
+        Ok(())
+    } else {
+        Err(SqlError::Parse {
+            line,
+            message: "Flink requires PRIMARY KEY (...) NOT ENFORCED".into(),
+        })
+    }
+}
+
+fn skip_comment(p: &mut Parser, line: u64) -> Result<()> {
+    if peek_word(p, "COMMENT") {
+        p.next_token();
+        p.parse_literal_string().map_err(|e| perr(line, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_flink_ddl_and_tvfs() {
+        let sql = "-- comment\nSET 'parallelism.default' = '1';\nCREATE TABLE events (\n  event_time TIMESTAMP(3),\n  `store_id` INT NOT NULL,\n  proc AS PROCTIME(),\n  ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,\n  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND,\n  PRIMARY KEY (store_id) NOT ENFORCED\n) WITH ('connector' = 'filesystem', 'path' = '/x');\nINSERT INTO s SELECT * FROM TABLE(SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), INTERVAL '30' SECOND));\nEXECUTE STATEMENT SET BEGIN INSERT INTO a SELECT 1; INSERT INTO b SELECT 2; END;";
+        let stmts = parse_script(sql).unwrap();
+        assert_eq!(stmts.len(), 4);
+        match &stmts[1].kind {
+            StmtKind::CreateTable(t) => {
+                assert_eq!(t.columns.len(), 4);
+                assert_eq!(t.watermark.as_ref().unwrap().0, "event_time");
+                assert_eq!(t.primary_key, vec!["store_id"]);
+                assert_eq!(t.options["connector"], "filesystem");
+                assert!(matches!(t.columns[1], ColumnDef::Physical { nullable: false, .. }));
+                assert!(matches!(t.columns[3], ColumnDef::Metadata { is_virtual: true, .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &stmts[2].kind {
+            StmtKind::Insert(i) => {
+                let q = i.query.to_string();
+                assert!(q.contains("SESSION(events, __PARTITION_BY(store_id), DESCRIPTOR(event_time)"), "{q}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(&stmts[3].kind, StmtKind::StatementSet(v) if v.len() == 2));
+        assert_eq!(stmts[2].line, 11);
+    }
+
+    #[test]
+    fn errors_carry_lines() {
+        let e = parse_script("SET 'a' = 'b';\n\nCREATE TABLE t (a INT) WITH ('x' 'y');").unwrap_err();
+        assert!(matches!(e, SqlError::Parse { line: 3, .. }), "{e}");
+        let e = parse_script("FROBNICATE 1").unwrap_err();
+        assert!(e.to_string().contains("unsupported statement"), "{e}");
+    }
+
+    #[test]
+    fn substitutes_variables() {
+        let mut vars = BTreeMap::new();
+        vars.insert("INPUT".to_string(), "/data".to_string());
+        assert_eq!(substitute("'${INPUT}/x'", &vars).unwrap(), "'/data/x'");
+        assert!(substitute("${NOPE_NOT_SET_ANYWHERE}", &vars).is_err());
+    }
+}

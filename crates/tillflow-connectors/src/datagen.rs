@@ -14,7 +14,17 @@ use tillflow_types::{DataType, Row, Schema, Value};
 pub struct DataGen;
 
 const OPTIONS: &[OptionSpec] = &[opt("rows-per-second"), opt("number-of-rows"), opt("seed")];
-const FIELD_OPTIONS: &[&str] = &["kind", "min", "max", "max-past", "length", "var-len", "start", "end", "null-rate"];
+const FIELD_OPTIONS: &[&str] = &[
+    "kind",
+    "min",
+    "max",
+    "max-past",
+    "length",
+    "var-len",
+    "start",
+    "end",
+    "null-rate",
+];
 
 impl Connector for DataGen {
     fn name(&self) -> &'static str {
@@ -39,8 +49,17 @@ impl Connector for DataGen {
 
 #[derive(Debug)]
 enum Gen {
-    Random { min: f64, max: f64, length: usize, max_past_ms: i64, null_rate: f64 },
-    Sequence { next: i64, end: i64 },
+    Random {
+        min: f64,
+        max: f64,
+        length: usize,
+        max_past_ms: i64,
+        null_rate: f64,
+    },
+    Sequence {
+        next: i64,
+        end: i64,
+    },
 }
 
 /// SplitMix64: a small, fast, well-distributed generator (deterministic with `seed`).
@@ -79,7 +98,10 @@ impl DataGenSource {
             let rest = &key["fields.".len()..];
             let (field, what) = rest.rsplit_once('.').unwrap_or((rest, ""));
             if table.schema.index_of(field).is_none() {
-                return Err(table.error(format!("option '{key}' names no column (columns: {})", table.schema.names())));
+                return Err(table.error(format!(
+                    "option '{key}' names no column (columns: {})",
+                    table.schema.names()
+                )));
             }
             if !FIELD_OPTIONS.contains(&what) {
                 return Err(table.error(format!(
@@ -91,7 +113,10 @@ impl DataGenSource {
         let num = |k: &str, d: f64| -> std::result::Result<f64, ConnectorError> {
             match table.option(k) {
                 None => Ok(d),
-                Some(v) => v.trim().parse().map_err(|_| table.error(format!("option '{k}' must be a number, got '{v}'"))),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| table.error(format!("option '{k}' must be a number, got '{v}'"))),
             }
         };
         let mut gens = Vec::new();
@@ -110,7 +135,10 @@ impl DataGenSource {
                     let start = table.int_option(&format!("{p}.start"), 0)?;
                     let end = table.int_option(&format!("{p}.end"), i64::MAX)?;
                     if !f.data_type.is_integer() && !f.data_type.is_string() {
-                        return Err(table.error(format!("column `{}`: sequence needs an integer or string column", f.name)));
+                        return Err(table.error(format!(
+                            "column `{}`: sequence needs an integer or string column",
+                            f.name
+                        )));
                     }
                     Gen::Sequence { next: start, end }
                 }
@@ -128,7 +156,10 @@ impl DataGenSource {
                 }
             });
         }
-        let n = table.option("number-of-rows").map(|_| table.int_option("number-of-rows", 0)).transpose()?;
+        let n = table
+            .option("number-of-rows")
+            .map(|_| table.int_option("number-of-rows", 0))
+            .transpose()?;
         Ok(DataGenSource {
             table: table.name.clone(),
             schema: table.schema.clone(),
@@ -145,7 +176,10 @@ impl DataGenSource {
 
 impl Source for DataGenSource {
     fn describe(&self) -> String {
-        format!("datagen table `{}` ({} rows/s)", self.table, self.rows_per_second)
+        format!(
+            "datagen table `{}` ({} rows/s)",
+            self.table, self.rows_per_second
+        )
     }
 
     fn schema(&self) -> &Schema {
@@ -177,7 +211,13 @@ impl Source for DataGenSource {
                         Value::Int(v)
                     }
                 }
-                Gen::Random { min, max, length, max_past_ms, null_rate } => {
+                Gen::Random {
+                    min,
+                    max,
+                    length,
+                    max_past_ms,
+                    null_rate,
+                } => {
                     if *null_rate > 0.0 && self.rng.unit() < *null_rate {
                         row.values.push(Value::Null);
                         continue;
@@ -188,8 +228,12 @@ impl Source for DataGenSource {
                             let span = (*max - *min).max(0.0);
                             Value::Int((*min + (u * (span + 1.0)).floor()).min(*max) as i64)
                         }
-                        DataType::Float | DataType::Double => Value::Float(*min + u * (*max - *min)),
-                        DataType::Decimal(_, s) => Value::Decimal(((*min + u * (*max - *min)) * 10f64.powi(s as i32)) as i128),
+                        DataType::Float | DataType::Double => {
+                            Value::Float(*min + u * (*max - *min))
+                        }
+                        DataType::Decimal(_, s) => Value::Decimal(
+                            ((*min + u * (*max - *min)) * 10f64.powi(s as i32)) as i128,
+                        ),
                         DataType::Boolean => Value::Bool(u < 0.5),
                         DataType::String(_) => {
                             let start = row.heap.len();
@@ -197,14 +241,21 @@ impl Source for DataGenSource {
                                 let c = b"0123456789abcdef"[(self.rng.next() & 15) as usize];
                                 row.heap.push(c);
                             }
-                            Value::Str(tillflow_types::StrRef { off: start as u32, len: *length as u32 })
+                            Value::Str(tillflow_types::StrRef {
+                                off: start as u32,
+                                len: *length as u32,
+                            })
                         }
                         DataType::Timestamp(_) | DataType::TimestampLtz(_) => {
                             let now = std::time::SystemTime::now()
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .map(|d| d.as_millis() as i64)
                                 .unwrap_or(0);
-                            let past = if *max_past_ms > 0 { (u * *max_past_ms as f64) as i64 } else { 0 };
+                            let past = if *max_past_ms > 0 {
+                                (u * *max_past_ms as f64) as i64
+                            } else {
+                                0
+                            };
                             Value::Timestamp((now - past) * MICROS_PER_MILLI)
                         }
                         DataType::Date => Value::Date((u * 20_000.0) as i32),

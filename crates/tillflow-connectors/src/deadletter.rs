@@ -37,7 +37,15 @@ impl DeadLetter {
     }
 
     /// Records one rejected input.
-    pub fn write(&mut self, table: &str, source: &str, position: &str, field: Option<&str>, error: &str, raw: &[u8]) -> std::io::Result<()> {
+    pub fn write(
+        &mut self,
+        table: &str,
+        source: &str,
+        position: &str,
+        field: Option<&str>,
+        error: &str,
+        raw: &[u8],
+    ) -> std::io::Result<()> {
         let line = serde_json::json!({
             "table": table,
             "source": source,

@@ -19,7 +19,11 @@ use tillflow_types::{Row, Schema};
 /// The `filesystem` connector.
 pub struct FileSystem;
 
-const OPTIONS: &[OptionSpec] = &[req("path"), opt("sink.single-file"), opt("source.path.regex-pattern")];
+const OPTIONS: &[OptionSpec] = &[
+    req("path"),
+    opt("sink.single-file"),
+    opt("source.path.regex-pattern"),
+];
 
 impl Connector for FileSystem {
     fn name(&self) -> &'static str {
@@ -128,7 +132,9 @@ impl FileSource {
         while self.next_file < self.files.len() {
             let p = self.files[self.next_file].clone();
             self.next_file += 1;
-            let f = File::open(&p).map_err(|e| RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, p.display())))?;
+            let f = File::open(&p).map_err(|e| {
+                RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, p.display()))
+            })?;
             self.reader = Some(BufReader::with_capacity(1 << 16, f));
             self.current = p;
             self.line_no = 0;
@@ -140,7 +146,13 @@ impl FileSource {
 
 impl Source for FileSource {
     fn describe(&self) -> String {
-        format!("filesystem[{}] table `{}` ({} file(s), format {})", self.current.display(), self.table, self.files.len(), self.format_name)
+        format!(
+            "filesystem[{}] table `{}` ({} file(s), format {})",
+            self.current.display(),
+            self.table,
+            self.files.len(),
+            self.format_name
+        )
     }
 
     fn schema(&self) -> &Schema {
@@ -154,14 +166,20 @@ impl Source for FileSource {
                     continue;
                 }
                 if let Some(d) = self.dead_letter.as_mut() {
-                    d.flush().map_err(|e| RuntimeError::Source(format!("dead-letter {}: {e}", d.path())))?;
+                    d.flush().map_err(|e| {
+                        RuntimeError::Source(format!("dead-letter {}: {e}", d.path()))
+                    })?;
                 }
                 return Ok(Poll::End);
             };
             self.line.clear();
-            let n = reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, self.current.display())))?;
+            let n = reader.read_until(b'\n', &mut self.line).map_err(|e| {
+                RuntimeError::Source(format!(
+                    "table `{}`: {}: {e}",
+                    self.table,
+                    self.current.display()
+                ))
+            })?;
             if n == 0 {
                 self.reader = None;
                 continue;
@@ -184,8 +202,17 @@ impl Source for FileSource {
                     let position = format!("{}:{}", self.current.display(), self.line_no);
                     if let Some(d) = self.dead_letter.as_mut() {
                         self.metrics.bad_records += 1;
-                        d.write(&self.table, "filesystem", &position, e.field.as_deref(), &e.message, &self.line)
-                            .map_err(|err| RuntimeError::Source(format!("dead-letter {}: {err}", d.path())))?;
+                        d.write(
+                            &self.table,
+                            "filesystem",
+                            &position,
+                            e.field.as_deref(),
+                            &e.message,
+                            &self.line,
+                        )
+                        .map_err(|err| {
+                            RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
+                        })?;
                         continue;
                     }
                     if self.decoder.ignore_parse_errors() {
@@ -234,12 +261,20 @@ impl FileSink {
         let path = PathBuf::from(table.option("path").unwrap_or_default());
         let single = table.bool_option("sink.single-file", false)?;
         let (target, in_progress) = if single {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf);
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf);
             if let Some(parent) = &parent {
                 std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
             }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = parent.unwrap_or_default().join(format!(".{name}.inprogress"));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = parent
+                .unwrap_or_default()
+                .join(format!(".{name}.inprogress"));
             (path.clone(), tmp)
         } else {
             std::fs::create_dir_all(&path).map_err(|e| io_err(&path, e))?;
@@ -261,7 +296,11 @@ impl FileSink {
 
 impl Sink for FileSink {
     fn describe(&self) -> String {
-        format!("filesystem[{}] table `{}`", self.target.display(), self.table)
+        format!(
+            "filesystem[{}] table `{}`",
+            self.target.display(),
+            self.table
+        )
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
@@ -269,15 +308,21 @@ impl Sink for FileSink {
         self.encoder
             .encode(row, &mut self.buf)
             .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
-        self.out
-            .write_all(&self.buf)
-            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, self.in_progress.display())))?;
+        self.out.write_all(&self.buf).map_err(|e| {
+            RuntimeError::Sink(format!(
+                "table `{}`: {}: {e}",
+                self.table,
+                self.in_progress.display()
+            ))
+        })?;
         self.rows += 1;
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
-        let fail = |e: std::io::Error, p: &Path| RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()));
+        let fail = |e: std::io::Error, p: &Path| {
+            RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
+        };
         self.out.flush().map_err(|e| fail(e, &self.in_progress))?;
         std::fs::rename(&self.in_progress, &self.target).map_err(|e| fail(e, &self.target))?;
         Ok(())

@@ -80,7 +80,9 @@ impl TableSpec {
             None => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(self.error(format!("option '{key}' must be 'true' or 'false', got '{v}'"))),
+            Some(v) => Err(self.error(format!(
+                "option '{key}' must be 'true' or 'false', got '{v}'"
+            ))),
         }
     }
 
@@ -106,11 +108,17 @@ pub struct OptionSpec {
 }
 
 const fn opt(key: &'static str) -> OptionSpec {
-    OptionSpec { key, required: false }
+    OptionSpec {
+        key,
+        required: false,
+    }
 }
 
 const fn req(key: &'static str) -> OptionSpec {
-    OptionSpec { key, required: true }
+    OptionSpec {
+        key,
+        required: true,
+    }
 }
 
 /// Options every table accepts, whatever its connector.
@@ -156,13 +164,21 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
     let name = table.option("connector").ok_or_else(|| {
         table.error(format!(
             "missing required option 'connector' (one of: {})",
-            connectors().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            connectors()
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let conn = connector(name).ok_or_else(|| {
         table.error(format!(
             "unknown connector '{name}' (available: {})",
-            connectors().iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            connectors()
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
@@ -194,7 +210,11 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
         return Err(table.error(format!(
             "unsupported option{} {} for connector '{}'. Supported options: {}",
             if unknown.len() > 1 { "s" } else { "" },
-            unknown.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .map(|k| format!("'{k}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
             conn.name(),
             list()
         )));
@@ -231,24 +251,34 @@ mod tests {
         TableSpec {
             name: "events".into(),
             schema: Schema::default(),
-            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             primary_key: vec![],
         }
     }
 
     #[test]
     fn unknown_and_missing_options_are_named() {
-        let e = validate(&spec(&[("connector", "filesystem"), ("pth", "x"), ("format", "json")]))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = validate(&spec(&[
+            ("connector", "filesystem"),
+            ("pth", "x"),
+            ("format", "json"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("'pth'") && e.contains("path"), "{e}");
         let e = validate(&spec(&[("connector", "filesystem"), ("format", "json")]))
             .err()
             .unwrap()
             .to_string();
         assert!(e.contains("missing required option 'path'"), "{e}");
-        let e = validate(&spec(&[("connector", "kafkaa")])).err().unwrap().to_string();
+        let e = validate(&spec(&[("connector", "kafkaa")]))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("unknown connector 'kafkaa'"), "{e}");
         assert!(validate(&spec(&[
             ("connector", "filesystem"),

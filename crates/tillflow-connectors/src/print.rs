@@ -11,7 +11,11 @@ use tillflow_types::{DataType, Row, Value};
 /// The `print` connector.
 pub struct Print;
 
-const OPTIONS: &[OptionSpec] = &[opt("print-identifier"), opt("standard-error"), opt("sink.parallelism")];
+const OPTIONS: &[OptionSpec] = &[
+    opt("print-identifier"),
+    opt("standard-error"),
+    opt("sink.parallelism"),
+];
 
 impl Connector for Print {
     fn name(&self) -> &'static str {
@@ -29,7 +33,10 @@ impl Connector for Print {
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(PrintSink {
             table: table.name.clone(),
-            prefix: table.option("print-identifier").map(|p| format!("{p}> ")).unwrap_or_default(),
+            prefix: table
+                .option("print-identifier")
+                .map(|p| format!("{p}> "))
+                .unwrap_or_default(),
             stderr: table.bool_option("standard-error", false)?,
             types: table.schema.fields.iter().map(|f| f.data_type).collect(),
             line: String::new(),
@@ -91,7 +98,9 @@ impl Sink for PrintSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        std::io::stdout().flush().map_err(|e| RuntimeError::Sink(format!("print: {e}")))
+        std::io::stdout()
+            .flush()
+            .map_err(|e| RuntimeError::Sink(format!("print: {e}")))
     }
 
     fn rows_written(&self) -> u64 {

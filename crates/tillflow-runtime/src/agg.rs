@@ -146,7 +146,13 @@ impl Acc {
 
     /// Adds (or with `retract`, removes) the call's input of `row`.
     #[inline]
-    pub fn update(&mut self, call: &AggCall, row: &Row, retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+    pub fn update(
+        &mut self,
+        call: &AggCall,
+        row: &Row,
+        retract: bool,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
         if let Some(f) = call.filter {
             if row.values.get(f) != Some(&Value::Bool(true)) {
                 return Ok(());
@@ -162,7 +168,14 @@ impl Acc {
         self.accept(call.kind, v, &row.heap, retract, scratch)
     }
 
-    fn accept(&mut self, kind: AggKind, v: Value, heap: &[u8], retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+    fn accept(
+        &mut self,
+        kind: AggKind,
+        v: Value,
+        heap: &[u8],
+        retract: bool,
+        scratch: &mut Vec<u8>,
+    ) -> Result<()> {
         let sign = if retract { -1 } else { 1 };
         match self {
             Acc::Count(c) => *c += sign,
@@ -262,8 +275,16 @@ impl Acc {
                 if *n == 0 {
                     Value::Null
                 } else {
-                    let v = if call.kind == AggKind::Avg { sum / *n as f64 } else { *sum };
-                    Value::Float(if call.result_type == DataType::Float { v as f32 as f64 } else { v })
+                    let v = if call.kind == AggKind::Avg {
+                        sum / *n as f64
+                    } else {
+                        *sum
+                    };
+                    Value::Float(if call.result_type == DataType::Float {
+                        v as f32 as f64
+                    } else {
+                        v
+                    })
                 }
             }
             Acc::DecSum { sum, n } => {
@@ -335,7 +356,12 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Distinct { seen, inner }, Acc::Distinct { seen: other_seen, .. }) => {
+            (
+                Acc::Distinct { seen, inner },
+                Acc::Distinct {
+                    seen: other_seen, ..
+                },
+            ) => {
                 for (k, c) in other_seen {
                     if let Some(mine) = seen.get_mut(&k) {
                         *mine += c;
@@ -358,7 +384,13 @@ impl Acc {
 
 /// Adds a row to every accumulator of a group.
 #[inline]
-pub fn update_all(accs: &mut [Acc], calls: &[AggCall], row: &Row, retract: bool, scratch: &mut Vec<u8>) -> Result<()> {
+pub fn update_all(
+    accs: &mut [Acc],
+    calls: &[AggCall],
+    row: &Row,
+    retract: bool,
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
     for (acc, call) in accs.iter_mut().zip(calls) {
         acc.update(call, row, retract, scratch)?;
     }
@@ -438,17 +470,29 @@ impl StateValue for Acc {
         let i64_at = |at: &mut usize| read_u64(input, at).map(|v| v as i64);
         Ok(match tag {
             A_COUNT => Acc::Count(i64_at(at)?),
-            A_INT => Acc::IntSum { sum: i64_at(at)?, n: i64_at(at)? },
-            A_FLOAT => Acc::FloatSum { sum: f64::from_bits(read_u64(input, at)?), n: i64_at(at)? },
+            A_INT => Acc::IntSum {
+                sum: i64_at(at)?,
+                n: i64_at(at)?,
+            },
+            A_FLOAT => Acc::FloatSum {
+                sum: f64::from_bits(read_u64(input, at)?),
+                n: i64_at(at)?,
+            },
             A_DEC => {
-                let b = input.get(*at..*at + 16).ok_or_else(|| state_err("decimal"))?;
+                let b = input
+                    .get(*at..*at + 16)
+                    .ok_or_else(|| state_err("decimal"))?;
                 *at += 16;
                 let sum = i128::from_le_bytes(b.try_into().map_err(|_| state_err("decimal"))?);
-                Acc::DecSum { sum, n: i64_at(at)? }
+                Acc::DecSum {
+                    sum,
+                    n: i64_at(at)?,
+                }
             }
             A_EXT => {
                 let mut row = Row::default();
-                crate::keys::decode_value_into(input, at, &mut row).ok_or_else(|| state_err("value"))?;
+                crate::keys::decode_value_into(input, at, &mut row)
+                    .ok_or_else(|| state_err("value"))?;
                 Acc::Extreme(row.values.first().copied().unwrap_or(Value::Null))
             }
             A_STR => {
@@ -458,7 +502,9 @@ impl StateValue for Acc {
                     Acc::StrExtreme(None)
                 } else {
                     let len = read_u32(input, at)? as usize;
-                    let b = input.get(*at..*at + len).ok_or_else(|| state_err("string"))?;
+                    let b = input
+                        .get(*at..*at + len)
+                        .ok_or_else(|| state_err("string"))?;
                     *at += len;
                     Acc::StrExtreme(Some(String::from_utf8_lossy(b).into_owned()))
                 }
@@ -468,11 +514,16 @@ impl StateValue for Acc {
                 let mut seen = HashMap::new();
                 for _ in 0..n {
                     let len = read_u32(input, at)? as usize;
-                    let k = input.get(*at..*at + len).ok_or_else(|| state_err("distinct key"))?;
+                    let k = input
+                        .get(*at..*at + len)
+                        .ok_or_else(|| state_err("distinct key"))?;
                     *at += len;
                     seen.insert(k.into(), i64_at(at)?);
                 }
-                Acc::Distinct { seen, inner: Box::new(Acc::read(input, at)?) }
+                Acc::Distinct {
+                    seen,
+                    inner: Box::new(Acc::read(input, at)?),
+                }
             }
             _ => return Err(state_err("unknown tag")),
         })
@@ -519,14 +570,23 @@ mod tests {
         let mut accs = new_accs(&calls[..3]);
         let mut scratch = Vec::new();
         for v in [3, 4, 4, i32::MAX as i64] {
-            let row = Row { values: vec![Value::Int(v)], ..Row::default() };
+            let row = Row {
+                values: vec![Value::Int(v)],
+                ..Row::default()
+            };
             update_all(&mut accs, &calls[..3], &row, false, &mut scratch).unwrap();
         }
         let mut heap = Vec::new();
         // SUM(INT) wraps at INT, as in Java
-        assert_eq!(accs[0].value(&calls[0], &mut heap), Value::Int((11i64 + i32::MAX as i64) as i32 as i64));
+        assert_eq!(
+            accs[0].value(&calls[0], &mut heap),
+            Value::Int((11i64 + i32::MAX as i64) as i32 as i64)
+        );
         assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Int(3));
-        let row = Row { values: vec![Value::Int(4)], ..Row::default() };
+        let row = Row {
+            values: vec![Value::Int(4)],
+            ..Row::default()
+        };
         update_all(&mut accs, &calls[..3], &row, true, &mut scratch).unwrap();
         assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Int(3));
         update_all(&mut accs, &calls[..3], &row, true, &mut scratch).unwrap();

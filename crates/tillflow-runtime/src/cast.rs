@@ -253,18 +253,42 @@ mod tests {
         let mut heap = Vec::new();
         let s = tillflow_types::value::push_str(&mut heap, " 42 ");
         assert_eq!(
-            cast_value(Value::Str(s), DataType::String(None), DataType::Int, &mut heap).unwrap(),
+            cast_value(
+                Value::Str(s),
+                DataType::String(None),
+                DataType::Int,
+                &mut heap
+            )
+            .unwrap(),
             Value::Int(42)
         );
         let bad = tillflow_types::value::push_str(&mut heap, "x");
-        assert!(cast_value(Value::Str(bad), DataType::String(None), DataType::Int, &mut heap).is_err());
-        let v = cast_value(Value::Float(1.5), DataType::Double, DataType::String(None), &mut heap).unwrap();
+        assert!(cast_value(
+            Value::Str(bad),
+            DataType::String(None),
+            DataType::Int,
+            &mut heap
+        )
+        .is_err());
+        let v = cast_value(
+            Value::Float(1.5),
+            DataType::Double,
+            DataType::String(None),
+            &mut heap,
+        )
+        .unwrap();
         match v {
             Value::Str(r) => assert_eq!(heap_str(&heap, r), "1.5"),
             _ => panic!(),
         }
         assert_eq!(
-            cast_value(Value::Float(2.345), DataType::Double, DataType::Decimal(10, 2), &mut heap).unwrap(),
+            cast_value(
+                Value::Float(2.345),
+                DataType::Double,
+                DataType::Decimal(10, 2),
+                &mut heap
+            )
+            .unwrap(),
             Value::Decimal(235)
         );
         assert_eq!(parse_decimal("-1.5", 2), Some(-150));

@@ -234,13 +234,17 @@ impl Expr {
                 ..
             } => {
                 operand.as_ref().is_none_or(|o| o.is_constant())
-                    && whens.iter().all(|(a, b)| a.is_constant() && b.is_constant())
+                    && whens
+                        .iter()
+                        .all(|(a, b)| a.is_constant() && b.is_constant())
                     && otherwise.as_ref().is_none_or(|o| o.is_constant())
             }
             Expr::Call { func, args, .. } => {
                 func.is_deterministic() && args.iter().all(Expr::is_constant)
             }
-            Expr::InList { arg, list, .. } => arg.is_constant() && list.iter().all(Expr::is_constant),
+            Expr::InList { arg, list, .. } => {
+                arg.is_constant() && list.iter().all(Expr::is_constant)
+            }
             Expr::Like { arg, pattern, .. } => arg.is_constant() && pattern.is_constant(),
         }
     }
@@ -313,14 +317,7 @@ impl Expr {
                 if *op == BinOp::Concat {
                     return Ok(concat(&[l, r], out));
                 }
-                arithmetic(
-                    *op,
-                    l,
-                    left.data_type(),
-                    r,
-                    right.data_type(),
-                    *ty,
-                )
+                arithmetic(*op, l, left.data_type(), r, right.data_type(), *ty)
             }
             Expr::Case {
                 operand,
@@ -336,7 +333,9 @@ impl Expr {
                     let c = cond.eval(row, out)?;
                     let hit = match base {
                         Some(b) => {
-                            !b.is_null() && !c.is_null() && compare(b, c, out) == Some(Ordering::Equal)
+                            !b.is_null()
+                                && !c.is_null()
+                                && compare(b, c, out) == Some(Ordering::Equal)
                         }
                         None => c == Value::Bool(true),
                     };
@@ -497,7 +496,14 @@ pub fn rescale(v: i128, from: u8, to: u8) -> i128 {
     }
 }
 
-fn arithmetic(op: BinOp, l: Value, lt: DataType, r: Value, rt: DataType, ty: DataType) -> Result<Value> {
+fn arithmetic(
+    op: BinOp,
+    l: Value,
+    lt: DataType,
+    r: Value,
+    rt: DataType,
+    ty: DataType,
+) -> Result<Value> {
     match (l, r) {
         (Value::Int(a), Value::Int(b)) => {
             let v = match op {
@@ -563,14 +569,20 @@ fn arithmetic(op: BinOp, l: Value, lt: DataType, r: Value, rt: DataType, ty: Dat
             BinOp::Sub => Ok(Value::Timestamp(t - i)),
             _ => Ok(Value::Null),
         },
-        (Value::Interval(i), Value::Timestamp(t)) if op == BinOp::Add => Ok(Value::Timestamp(t + i)),
+        (Value::Interval(i), Value::Timestamp(t)) if op == BinOp::Add => {
+            Ok(Value::Timestamp(t + i))
+        }
         (Value::Timestamp(t), Value::Months(m)) => {
             let m = if op == BinOp::Sub { -m } else { m };
             Ok(Value::Timestamp(crate::functions::add_months(t, m)))
         }
         (Value::Date(d), Value::Interval(i)) => {
             let days = i / tillflow_types::temporal::MICROS_PER_DAY;
-            Ok(Value::Date(if op == BinOp::Sub { d - days as i32 } else { d + days as i32 }))
+            Ok(Value::Date(if op == BinOp::Sub {
+                d - days as i32
+            } else {
+                d + days as i32
+            }))
         }
         (Value::Interval(a), Value::Interval(b)) => Ok(Value::Interval(match op {
             BinOp::Add => a + b,
@@ -652,7 +664,8 @@ mod tests {
     fn row() -> Row {
         let mut r = Row::with_capacity(3);
         let s = r.intern("web");
-        r.values.extend([Value::Int(3), Value::Float(1.5), Value::Str(s)]);
+        r.values
+            .extend([Value::Int(3), Value::Float(1.5), Value::Str(s)]);
         r
     }
 

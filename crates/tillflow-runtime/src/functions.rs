@@ -221,9 +221,11 @@ impl Func {
             "UNIX_TIMESTAMP" => Func::UnixTimestamp,
             "FROM_UNIXTIME" => Func::FromUnixtime,
             "TO_TIMESTAMP_LTZ" => Func::ToTimestampLtz,
-            "NOW" | "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "CURRENT_ROW_TIMESTAMP" | "PROCTIME" => {
-                Func::Now
-            }
+            "NOW"
+            | "CURRENT_TIMESTAMP"
+            | "LOCALTIMESTAMP"
+            | "CURRENT_ROW_TIMESTAMP"
+            | "PROCTIME" => Func::Now,
             "CURRENT_DATE" => Func::CurrentDate,
             _ => return None,
         })
@@ -290,11 +292,13 @@ impl Func {
             }
             Func::IfNull | Func::NullIf => {
                 need(2..=2)?;
-                T::common(args[0], args[1]).ok_or_else(|| format!("{self:?} mixes {} and {}", args[0], args[1]))?
+                T::common(args[0], args[1])
+                    .ok_or_else(|| format!("{self:?} mixes {} and {}", args[0], args[1]))?
             }
             Func::If => {
                 need(3..=3)?;
-                T::common(args[1], args[2]).ok_or_else(|| format!("IF mixes {} and {}", args[1], args[2]))?
+                T::common(args[1], args[2])
+                    .ok_or_else(|| format!("IF mixes {} and {}", args[1], args[2]))?
             }
             Func::Abs | Func::Floor | Func::Ceil | Func::Sign => {
                 need(1..=1)?;
@@ -380,16 +384,32 @@ fn as_f64(v: Value, ty: DataType) -> Option<f64> {
 }
 
 /// Evaluates a function on evaluated arguments whose strings live in `out`.
-pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<u8>) -> Result<Value> {
+pub fn call(
+    func: Func,
+    v: &[Value],
+    args: &[Expr],
+    ty: DataType,
+    out: &mut Vec<u8>,
+) -> Result<Value> {
     let arg_ty = |i: usize| args.get(i).map(Expr::data_type).unwrap_or(DataType::Null);
-    if !matches!(func, Func::ConcatWs | Func::Now | Func::CurrentDate | Func::UnixTimestamp | Func::NullIf | Func::Greatest | Func::Least)
-        && v.iter().any(Value::is_null)
+    if !matches!(
+        func,
+        Func::ConcatWs
+            | Func::Now
+            | Func::CurrentDate
+            | Func::UnixTimestamp
+            | Func::NullIf
+            | Func::Greatest
+            | Func::Least
+    ) && v.iter().any(Value::is_null)
     {
         return Ok(Value::Null);
     }
     Ok(match func {
         Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim | Func::Initcap => {
-            let Value::Str(r) = v[0] else { return Ok(Value::Null) };
+            let Value::Str(r) = v[0] else {
+                return Ok(Value::Null);
+            };
             new_str(
                 out,
                 |x, b| match func {
@@ -415,7 +435,9 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         }
         Func::CharLength => Value::Int(s(out, v[0]).map(|x| x.chars().count()).unwrap_or(0) as i64),
         Func::Substring => {
-            let Value::Str(r) = v[0] else { return Ok(Value::Null) };
+            let Value::Str(r) = v[0] else {
+                return Ok(Value::Null);
+            };
             let start = int(v[1]);
             let len = v.get(2).map(|x| int(*x));
             if len.is_some_and(|l| l < 0) {
@@ -425,7 +447,13 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
                 out,
                 |x, b| {
                     let n = x.chars().count() as i64;
-                    let from = if start > 0 { start - 1 } else if start < 0 { (n + start).max(0) } else { 0 };
+                    let from = if start > 0 {
+                        start - 1
+                    } else if start < 0 {
+                        (n + start).max(0)
+                    } else {
+                        0
+                    };
                     let take = len.unwrap_or(n).max(0);
                     b.extend(x.chars().skip(from as usize).take(take as usize));
                 },
@@ -459,7 +487,11 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
             let (Some(a), Some(f), Some(t)) = (s(out, v[0]), s(out, v[1]), s(out, v[2])) else {
                 return Ok(Value::Null);
             };
-            let r = if f.is_empty() { a.to_owned() } else { a.replace(f, t) };
+            let r = if f.is_empty() {
+                a.to_owned()
+            } else {
+                a.replace(f, t)
+            };
             Value::Str(push_str(out, &r))
         }
         Func::Lpad | Func::Rpad => {
@@ -496,7 +528,10 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
             })
         }
         Func::NullIf => {
-            if !v[0].is_null() && !v[1].is_null() && compare(v[0], v[1], out) == Some(Ordering::Equal) {
+            if !v[0].is_null()
+                && !v[1].is_null()
+                && compare(v[0], v[1], out) == Some(Ordering::Equal)
+            {
                 Value::Null
             } else {
                 v[0]
@@ -526,7 +561,9 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         Func::Sign => match v[0] {
             Value::Int(i) => Value::Int(i.signum()),
             Value::Float(f) => Value::Float(if f == 0.0 { 0.0 } else { f.signum() }),
-            Value::Decimal(d) => Value::Decimal(d.signum() * 10i128.pow(crate::expr::scale_of(ty) as u32)),
+            Value::Decimal(d) => {
+                Value::Decimal(d.signum() * 10i128.pow(crate::expr::scale_of(ty) as u32))
+            }
             x => x,
         },
         Func::Round | Func::Floor | Func::Ceil => {
@@ -550,14 +587,22 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
                 }
                 Value::Decimal(d) => {
                     let sc = crate::expr::scale_of(arg_ty(0)) as i64;
-                    let keep = if func == Func::Round { digits.min(sc) } else { 0 };
+                    let keep = if func == Func::Round {
+                        digits.min(sc)
+                    } else {
+                        0
+                    };
                     let unit = 10i128.pow((sc - keep).max(0) as u32);
                     let q = d.div_euclid(unit);
                     let r = d.rem_euclid(unit);
                     let q = match func {
                         Func::Round => {
                             if d >= 0 {
-                                if r * 2 >= unit { q + 1 } else { q }
+                                if r * 2 >= unit {
+                                    q + 1
+                                } else {
+                                    q
+                                }
                             } else if r * 2 > unit {
                                 q + 1
                             } else {
@@ -566,7 +611,11 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
                         }
                         Func::Floor => q,
                         _ => {
-                            if r > 0 { q + 1 } else { q }
+                            if r > 0 {
+                                q + 1
+                            } else {
+                                q
+                            }
                         }
                     };
                     // the result keeps the argument's scale
@@ -578,10 +627,15 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         Func::Mod => {
             let (a, b) = (v[0], v[1]);
             match (a, b) {
-                (Value::Int(_), Value::Int(0)) => return Err(RuntimeError::Eval("MOD by zero".into())),
+                (Value::Int(_), Value::Int(0)) => {
+                    return Err(RuntimeError::Eval("MOD by zero".into()))
+                }
                 (Value::Int(x), Value::Int(y)) => Value::Int(x.wrapping_rem(y)),
                 _ => {
-                    let (x, y) = (as_f64(a, arg_ty(0)).unwrap_or(f64::NAN), as_f64(b, arg_ty(1)).unwrap_or(f64::NAN));
+                    let (x, y) = (
+                        as_f64(a, arg_ty(0)).unwrap_or(f64::NAN),
+                        as_f64(b, arg_ty(1)).unwrap_or(f64::NAN),
+                    );
                     cast_value(Value::Float(x % y), DataType::Double, ty, out)?
                 }
             }
@@ -597,9 +651,15 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
             })
         }
         Func::FloorTime(u) | Func::CeilTime(u) => match v[0] {
-            Value::Timestamp(t) => Value::Timestamp(floor_ceil_ts(t, u, matches!(func, Func::CeilTime(_)))),
+            Value::Timestamp(t) => {
+                Value::Timestamp(floor_ceil_ts(t, u, matches!(func, Func::CeilTime(_))))
+            }
             Value::Date(d) => {
-                let t = floor_ceil_ts(d as i64 * MICROS_PER_DAY, u, matches!(func, Func::CeilTime(_)));
+                let t = floor_ceil_ts(
+                    d as i64 * MICROS_PER_DAY,
+                    u,
+                    matches!(func, Func::CeilTime(_)),
+                );
                 Value::Date(t.div_euclid(MICROS_PER_DAY) as i32)
             }
             x => x,
@@ -630,10 +690,12 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         Func::DateFormat => {
             let t = match v[0] {
                 Value::Timestamp(t) => t,
-                Value::Str(r) => match tillflow_types::temporal::parse_timestamp(heap_str(out, r)) {
-                    Some(t) => t,
-                    None => return Ok(Value::Null),
-                },
+                Value::Str(r) => {
+                    match tillflow_types::temporal::parse_timestamp(heap_str(out, r)) {
+                        Some(t) => t,
+                        None => return Ok(Value::Null),
+                    }
+                }
                 _ => return Ok(Value::Null),
             };
             let pat = s(out, v[1]).unwrap_or("").to_owned();
@@ -643,14 +705,24 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         }
         Func::ToTimestamp | Func::ToDate | Func::UnixTimestamp => {
             if func == Func::UnixTimestamp && v.is_empty() {
-                return Ok(Value::Int(wall_clock_micros().div_euclid(MICROS_PER_SECOND)));
+                return Ok(Value::Int(
+                    wall_clock_micros().div_euclid(MICROS_PER_SECOND),
+                ));
             }
             if v.iter().any(Value::is_null) {
                 return Ok(Value::Null);
             }
             let text = s(out, v[0]).unwrap_or("").to_owned();
-            let default = if func == Func::ToDate { "yyyy-MM-dd" } else { "yyyy-MM-dd HH:mm:ss" };
-            let pat = v.get(1).and_then(|p| s(out, *p)).unwrap_or(default).to_owned();
+            let default = if func == Func::ToDate {
+                "yyyy-MM-dd"
+            } else {
+                "yyyy-MM-dd HH:mm:ss"
+            };
+            let pat = v
+                .get(1)
+                .and_then(|p| s(out, *p))
+                .unwrap_or(default)
+                .to_owned();
             match parse_pattern(&text, &pat) {
                 Some(t) => match func {
                     Func::ToTimestamp => Value::Timestamp(t),
@@ -662,7 +734,11 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         }
         Func::FromUnixtime => {
             let secs = int(v[0]);
-            let pat = v.get(1).and_then(|p| s(out, *p)).unwrap_or("yyyy-MM-dd HH:mm:ss").to_owned();
+            let pat = v
+                .get(1)
+                .and_then(|p| s(out, *p))
+                .unwrap_or("yyyy-MM-dd HH:mm:ss")
+                .to_owned();
             let mut buf = String::new();
             format_pattern(&mut buf, secs.saturating_mul(MICROS_PER_SECOND), &pat);
             Value::Str(push_str(out, &buf))
@@ -670,12 +746,21 @@ pub fn call(func: Func, v: &[Value], args: &[Expr], ty: DataType, out: &mut Vec<
         Func::ToTimestampLtz => {
             let n = int(v[0]);
             let p = v.get(1).map(|x| int(*x)).unwrap_or(3);
-            Value::Timestamp(if p == 0 { n.saturating_mul(MICROS_PER_SECOND) } else { n.saturating_mul(1000) })
+            Value::Timestamp(if p == 0 {
+                n.saturating_mul(MICROS_PER_SECOND)
+            } else {
+                n.saturating_mul(1000)
+            })
         }
-        Func::Now => Value::Timestamp(tillflow_types::temporal::truncate_to_precision(wall_clock_micros(), 3)),
+        Func::Now => Value::Timestamp(tillflow_types::temporal::truncate_to_precision(
+            wall_clock_micros(),
+            3,
+        )),
         Func::CurrentDate => Value::Date(wall_clock_micros().div_euclid(MICROS_PER_DAY) as i32),
         Func::Coalesce | Func::IfNull | Func::If => {
-            return Err(RuntimeError::Eval(format!("{func:?} must be evaluated lazily")))
+            return Err(RuntimeError::Eval(format!(
+                "{func:?} must be evaluated lazily"
+            )))
         }
     })
 }
@@ -869,7 +954,8 @@ pub fn format_pattern(out: &mut String, t: i64, pat: &str) {
 pub fn parse_pattern(text: &str, pat: &str) -> Option<i64> {
     let t: Vec<char> = text.trim().chars().collect();
     let p: Vec<char> = pat.chars().collect();
-    let (mut y, mut mo, mut d, mut h, mut mi, mut sec, mut frac) = (1970i64, 1u32, 1u32, 0i64, 0i64, 0i64, 0i64);
+    let (mut y, mut mo, mut d, mut h, mut mi, mut sec, mut frac) =
+        (1970i64, 1u32, 1u32, 0i64, 0i64, 0i64, 0i64);
     let mut pm: Option<bool> = None;
     let (mut ti, mut pi) = (0usize, 0usize);
     let num = |ti: &mut usize, max: usize| -> Option<i64> {
@@ -898,7 +984,11 @@ pub fn parse_pattern(text: &str, pat: &str) -> Option<i64> {
                 let start = ti;
                 let v = num(&mut ti, 9)?;
                 let digits = (ti - start) as u32;
-                frac = if digits <= 6 { v * 10i64.pow(6 - digits) } else { v / 10i64.pow(digits - 6) };
+                frac = if digits <= 6 {
+                    v * 10i64.pow(6 - digits)
+                } else {
+                    v / 10i64.pow(digits - 6)
+                };
             }
             'a' => {
                 let w: String = t.get(ti..ti + 2)?.iter().collect();
@@ -928,13 +1018,24 @@ pub fn parse_pattern(text: &str, pat: &str) -> Option<i64> {
         }
         pi += n;
     }
-    if ti != t.len() || !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59 {
+    if ti != t.len()
+        || !(1..=12).contains(&mo)
+        || d == 0
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || sec > 59
+    {
         return None;
     }
     if let Some(pm) = pm {
         h = h % 12 + if pm { 12 } else { 0 };
     }
-    Some(days_from_civil(y, mo, d) * MICROS_PER_DAY + ((h * 60 + mi) * 60 + sec) * MICROS_PER_SECOND + frac)
+    Some(
+        days_from_civil(y, mo, d) * MICROS_PER_DAY
+            + ((h * 60 + mi) * 60 + sec) * MICROS_PER_SECOND
+            + frac,
+    )
 }
 
 /// Appends a value's text form to a heap (used by formats that need CAST-to-string text).
@@ -959,18 +1060,30 @@ mod tests {
         let mut s = String::new();
         format_pattern(&mut s, t, "EEE dd MMM yyyy hh a");
         assert_eq!(s, "Fri 01 Mar 2024 08 PM");
-        assert_eq!(parse_pattern("2024/03/01", "yyyy/MM/dd"), parse_timestamp("2024-03-01"));
+        assert_eq!(
+            parse_pattern("2024/03/01", "yyyy/MM/dd"),
+            parse_timestamp("2024-03-01")
+        );
         assert_eq!(parse_pattern("2024-13-01", "yyyy-MM-dd"), None);
     }
 
     #[test]
     fn floor_and_extract() {
         let t = parse_timestamp("2024-03-01 20:05:09.123").unwrap();
-        assert_eq!(floor_ceil_ts(t, TimeUnit::Hour, false), parse_timestamp("2024-03-01 20:00:00").unwrap());
-        assert_eq!(floor_ceil_ts(t, TimeUnit::Month, true), parse_timestamp("2024-04-01 00:00:00").unwrap());
+        assert_eq!(
+            floor_ceil_ts(t, TimeUnit::Hour, false),
+            parse_timestamp("2024-03-01 20:00:00").unwrap()
+        );
+        assert_eq!(
+            floor_ceil_ts(t, TimeUnit::Month, true),
+            parse_timestamp("2024-04-01 00:00:00").unwrap()
+        );
         assert_eq!(extract(TimeUnit::DayOfWeek, t), 6); // Friday
         assert_eq!(extract(TimeUnit::Hour, t), 20);
         assert_eq!(extract(TimeUnit::Week, t), 9);
-        assert_eq!(add_months(parse_timestamp("2024-01-31").unwrap(), 1), parse_timestamp("2024-02-29").unwrap());
+        assert_eq!(
+            add_months(parse_timestamp("2024-01-31").unwrap(), 1),
+            parse_timestamp("2024-02-29").unwrap()
+        );
     }
 }

@@ -86,7 +86,11 @@ pub fn encode_value(out: &mut Vec<u8>, v: Value, heap: &[u8]) {
 pub fn encode_key(out: &mut Vec<u8>, row: &Row, cols: &[usize]) {
     out.clear();
     for &c in cols {
-        encode_value(out, row.values.get(c).copied().unwrap_or(Value::Null), &row.heap);
+        encode_value(
+            out,
+            row.values.get(c).copied().unwrap_or(Value::Null),
+            &row.heap,
+        );
     }
 }
 
@@ -154,7 +158,12 @@ mod tests {
     fn keys_round_trip() {
         let mut row = Row::with_capacity(4);
         let s = row.intern("SKU-1");
-        row.values.extend([Value::Int(7), Value::Str(s), Value::Null, Value::Float(-0.0)]);
+        row.values.extend([
+            Value::Int(7),
+            Value::Str(s),
+            Value::Null,
+            Value::Float(-0.0),
+        ]);
         let mut key = Vec::new();
         encode_key(&mut key, &row, &[0, 1, 2, 3]);
         let mut back = Row::with_capacity(4);

@@ -190,7 +190,12 @@ mod tests {
         assert_eq!(a.len() + b.len(), 1000);
         assert!(a.key_groups().all(|g| g < 64));
         assert!(b.key_groups().all(|g| g >= 64));
-        assert_eq!(*b.get_mut(&999i64.to_le_bytes()).or(a.get_mut(&999i64.to_le_bytes())).unwrap(), 999);
+        assert_eq!(
+            *b.get_mut(&999i64.to_le_bytes())
+                .or(a.get_mut(&999i64.to_le_bytes()))
+                .unwrap(),
+            999
+        );
         assert!(a.restore(&low[..low.len() - 1], &mut 0).is_err());
     }
 }

@@ -8,8 +8,8 @@
 
 use crate::error::{plan_err, Result};
 use sqlparser::ast::{
-    self as sql, BinaryOperator, CastKind, CeilFloorKind, DuplicateTreatment, FunctionArg, FunctionArgExpr,
-    FunctionArguments, UnaryOperator, Value as SqlValue,
+    self as sql, BinaryOperator, CastKind, CeilFloorKind, DuplicateTreatment, FunctionArg,
+    FunctionArgExpr, FunctionArguments, UnaryOperator, Value as SqlValue,
 };
 use tillflow_runtime::agg::AggKind;
 use tillflow_runtime::expr::{BinOp, Expr, UnOp};
@@ -47,10 +47,18 @@ impl Scope {
             .filter(|&i| {
                 let f = &self.schema.fields[i];
                 (f.name == *name || f.name.eq_ignore_ascii_case(name))
-                    && qual.is_none_or(|q| self.qualifiers[i].as_deref().is_some_and(|x| x.eq_ignore_ascii_case(q)))
+                    && qual.is_none_or(|q| {
+                        self.qualifiers[i]
+                            .as_deref()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(q))
+                    })
             })
             .collect();
-        let exact: Vec<usize> = matches.iter().copied().filter(|&i| self.schema.fields[i].name == *name).collect();
+        let exact: Vec<usize> = matches
+            .iter()
+            .copied()
+            .filter(|&i| self.schema.fields[i].name == *name)
+            .collect();
         match (exact.as_slice(), matches.as_slice()) {
             ([i], _) | ([], [i]) => Ok(*i),
             ([], []) => plan_err(format!(
@@ -96,14 +104,22 @@ pub fn function_name(f: &sql::Function) -> String {
 pub fn function_args(f: &sql::Function) -> Result<Vec<Option<&sql::Expr>>> {
     match &f.args {
         FunctionArguments::None => Ok(vec![]),
-        FunctionArguments::Subquery(_) => plan_err(format!("subquery arguments are not supported: {f}")),
+        FunctionArguments::Subquery(_) => {
+            plan_err(format!("subquery arguments are not supported: {f}"))
+        }
         FunctionArguments::List(l) => l
             .args
             .iter()
             .map(|a| match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(Some(e)),
-                FunctionArg::Named { arg: FunctionArgExpr::Expr(e), .. } => Ok(Some(e)),
-                FunctionArg::ExprNamed { arg: FunctionArgExpr::Expr(e), .. } => Ok(Some(e)),
+                FunctionArg::Named {
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => Ok(Some(e)),
+                FunctionArg::ExprNamed {
+                    arg: FunctionArgExpr::Expr(e),
+                    ..
+                } => Ok(Some(e)),
                 FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => Ok(None),
                 other => plan_err(format!("unsupported argument `{other}` in {f}")),
             })
@@ -148,7 +164,12 @@ pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
         | E::Extract { expr, .. }
         | E::Floor { expr, .. }
         | E::Ceil { expr, .. } => collect_aggregates(expr, out),
-        E::Case { operand, conditions, else_result, .. } => {
+        E::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
             if let Some(o) = operand {
                 collect_aggregates(o, out);
             }
@@ -160,12 +181,18 @@ pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
                 collect_aggregates(e, out);
             }
         }
-        E::Between { expr, low, high, .. } => {
+        E::Between {
+            expr, low, high, ..
+        } => {
             collect_aggregates(expr, out);
             collect_aggregates(low, out);
             collect_aggregates(high, out);
         }
-        E::In { expr, target: sql::InTarget::List(list), .. } => {
+        E::In {
+            expr,
+            target: sql::InTarget::List(list),
+            ..
+        } => {
             collect_aggregates(expr, out);
             for x in list {
                 collect_aggregates(x, out);
@@ -182,10 +209,15 @@ fn lit(value: Value, ty: DataType) -> Expr {
 /// Wraps `e` in a cast to `to` unless it already has that type.
 pub fn cast_to(e: Expr, to: DataType) -> Expr {
     let from = e.data_type();
-    if from == to || from == DataType::Null && matches!(e, Expr::Literal { .. }) && to == DataType::Null {
+    if from == to
+        || from == DataType::Null && matches!(e, Expr::Literal { .. }) && to == DataType::Null
+    {
         return e;
     }
-    if let Expr::Literal { value: Value::Null, .. } = e {
+    if let Expr::Literal {
+        value: Value::Null, ..
+    } = e
+    {
         return lit(Value::Null, to);
     }
     Expr::Cast {
@@ -200,7 +232,8 @@ pub fn cast_to(e: Expr, to: DataType) -> Expr {
 pub fn eval_const(e: &Expr) -> Result<Value> {
     let row = tillflow_types::Row::default();
     let mut heap = Vec::new();
-    e.eval(&row, &mut heap).or_else(|err| plan_err(format!("cannot evaluate constant: {err}")))
+    e.eval(&row, &mut heap)
+        .or_else(|err| plan_err(format!("cannot evaluate constant: {err}")))
 }
 
 fn decimal_literal(text: &str) -> Option<(i128, u8, u8)> {
@@ -208,13 +241,16 @@ fn decimal_literal(text: &str) -> Option<(i128, u8, u8)> {
     let digits = format!("{int}{frac}");
     let v: i128 = digits.parse().ok()?;
     let scale = frac.len() as u8;
-    let precision = (digits.trim_start_matches('0').len() as u8).max(scale).max(1);
+    let precision = (digits.trim_start_matches('0').len() as u8)
+        .max(scale)
+        .max(1);
     Some((v, precision.min(38), scale))
 }
 
 fn unit_of(f: &sql::DateTimeField) -> Result<TimeUnit> {
     let text = f.to_string();
-    TimeUnit::parse(&text).ok_or_else(|| crate::error::SqlError::Plan(format!("unsupported time unit {text}")))
+    TimeUnit::parse(&text)
+        .ok_or_else(|| crate::error::SqlError::Plan(format!("unsupported time unit {text}")))
 }
 
 /// Flink's result type of DECIMAL arithmetic.
@@ -233,7 +269,11 @@ fn decimal_result(op: BinOp, (p1, s1): (u8, u8), (p2, s2): (u8, u8)) -> DataType
         _ => ((p1 - s1).min(p2 - s2) + s1.max(s2), s1.max(s2)),
     };
     let p = p.min(38);
-    let s = s.min(p).min(if p == 38 && s > 6 { s.min(p - (p1 - s1).max(0).min(32)) } else { s });
+    let s = s.min(p).min(if p == 38 && s > 6 {
+        s.min(p - (p1 - s1).max(0).min(32))
+    } else {
+        s
+    });
     DataType::Decimal(p as u8, s.max(0) as u8)
 }
 
@@ -257,11 +297,21 @@ pub fn binary(op: BinOp, l: Expr, r: Expr) -> Result<Expr> {
                 return plan_err(format!("{} needs BOOLEAN operands, got {t}", op.symbol()));
             }
         }
-        return Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty: DataType::Boolean });
+        return Ok(Expr::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty: DataType::Boolean,
+        });
     }
     if op == BinOp::Concat {
         let s = DataType::String(None);
-        return Ok(Expr::Binary { op, left: Box::new(cast_to(l, s)), right: Box::new(cast_to(r, s)), ty: s });
+        return Ok(Expr::Binary {
+            op,
+            left: Box::new(cast_to(l, s)),
+            right: Box::new(cast_to(r, s)),
+            ty: s,
+        });
     }
     if op.is_comparison() {
         let common = match DataType::common(lt, rt) {
@@ -280,16 +330,34 @@ pub fn binary(op: BinOp, l: Expr, r: Expr) -> Result<Expr> {
     }
     // arithmetic
     match (lt, rt) {
-        (DataType::Timestamp(_) | DataType::TimestampLtz(_), DataType::IntervalDayTime | DataType::IntervalYearMonth)
-            if matches!(op, BinOp::Add | BinOp::Sub) =>
-        {
-            return Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty: lt });
+        (
+            DataType::Timestamp(_) | DataType::TimestampLtz(_),
+            DataType::IntervalDayTime | DataType::IntervalYearMonth,
+        ) if matches!(op, BinOp::Add | BinOp::Sub) => {
+            return Ok(Expr::Binary {
+                op,
+                left: Box::new(l),
+                right: Box::new(r),
+                ty: lt,
+            });
         }
         (DataType::Date, DataType::IntervalDayTime) if matches!(op, BinOp::Add | BinOp::Sub) => {
-            return Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty: lt });
+            return Ok(Expr::Binary {
+                op,
+                left: Box::new(l),
+                right: Box::new(r),
+                ty: lt,
+            });
         }
-        (DataType::IntervalDayTime, DataType::IntervalDayTime) if matches!(op, BinOp::Add | BinOp::Sub) => {
-            return Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty: lt });
+        (DataType::IntervalDayTime, DataType::IntervalDayTime)
+            if matches!(op, BinOp::Add | BinOp::Sub) =>
+        {
+            return Ok(Expr::Binary {
+                op,
+                left: Box::new(l),
+                right: Box::new(r),
+                ty: lt,
+            });
         }
         _ => {}
     }
@@ -301,7 +369,12 @@ pub fn binary(op: BinOp, l: Expr, r: Expr) -> Result<Expr> {
         let l = cast_to(l, DataType::Decimal(dl.0, dl.1));
         let r = cast_to(r, DataType::Decimal(dr.0, dr.1));
         let ty = decimal_result(op, dl, dr);
-        return Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty });
+        return Ok(Expr::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty,
+        });
     }
     Ok(Expr::Binary {
         op,
@@ -377,7 +450,10 @@ impl<'a> Converter<'a> {
     }
 
     fn plain(&self) -> Option<Converter<'a>> {
-        self.agg.map(|a| Converter { scope: a.input, agg: None })
+        self.agg.map(|a| Converter {
+            scope: a.input,
+            agg: None,
+        })
     }
 
     /// Converts one expression.
@@ -389,8 +465,16 @@ impl<'a> Converter<'a> {
                 }
                 let name = function_name(f);
                 if let Some((ws, we, wt)) = agg.window {
-                    for (suffix, col) in [("_START", ws), ("_END", we), ("_ROWTIME", wt), ("_PROCTIME", wt)] {
-                        if ["TUMBLE", "HOP", "SESSION", "CUMULATE"].iter().any(|k| name == format!("{k}{suffix}")) {
+                    for (suffix, col) in [
+                        ("_START", ws),
+                        ("_END", we),
+                        ("_ROWTIME", wt),
+                        ("_PROCTIME", wt),
+                    ] {
+                        if ["TUMBLE", "HOP", "SESSION", "CUMULATE"]
+                            .iter()
+                            .any(|k| name == format!("{k}{suffix}"))
+                        {
                             return Ok(Expr::col(col, agg.window_type));
                         }
                     }
@@ -427,10 +511,19 @@ impl<'a> Converter<'a> {
                         // niladic functions written without parentheses
                         if parts.len() == 1 {
                             let up = parts[0].to_ascii_uppercase();
-                            if matches!(up.as_str(), "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "CURRENT_DATE" | "NOW") {
+                            if matches!(
+                                up.as_str(),
+                                "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "CURRENT_DATE" | "NOW"
+                            ) {
                                 let func = Func::by_name(&up).unwrap_or(Func::Now);
-                                let ty = func.return_type(&[]).map_err(crate::error::SqlError::Plan)?;
-                                return Ok(Expr::Call { func, args: vec![], ty });
+                                let ty = func
+                                    .return_type(&[])
+                                    .map_err(crate::error::SqlError::Plan)?;
+                                return Ok(Expr::Call {
+                                    func,
+                                    args: vec![],
+                                    ty,
+                                });
                             }
                         }
                         return Err(err);
@@ -445,7 +538,9 @@ impl<'a> Converter<'a> {
                 };
                 let ty = crate::types::convert(&ts.data_type)?;
                 let v = match ty {
-                    DataType::Timestamp(_) | DataType::TimestampLtz(_) => parse_timestamp(&text).map(Value::Timestamp),
+                    DataType::Timestamp(_) | DataType::TimestampLtz(_) => {
+                        parse_timestamp(&text).map(Value::Timestamp)
+                    }
                     DataType::Date => parse_date(&text).map(Value::Date),
                     DataType::Time(_) => parse_time(&text).map(Value::Time),
                     _ => None,
@@ -457,7 +552,11 @@ impl<'a> Converter<'a> {
             }
             E::Interval(iv) => {
                 let v = interval_value(iv)?;
-                let ty = if matches!(v, Value::Months(_)) { DataType::IntervalYearMonth } else { DataType::IntervalDayTime };
+                let ty = if matches!(v, Value::Months(_)) {
+                    DataType::IntervalYearMonth
+                } else {
+                    DataType::IntervalDayTime
+                };
                 lit(v, ty)
             }
             E::Nested(inner) => self.convert(inner)?,
@@ -481,12 +580,17 @@ impl<'a> Converter<'a> {
                     BinaryOperator::StringConcat => BinOp::Concat,
                     other => return plan_err(format!("unsupported operator {other} in `{e}`")),
                 };
-                binary(bop, l, r).map_err(|err| crate::error::SqlError::Plan(format!("in `{e}`: {err}")))?
+                binary(bop, l, r)
+                    .map_err(|err| crate::error::SqlError::Plan(format!("in `{e}`: {err}")))?
             }
             E::UnaryOp { op, expr } => {
                 let x = self.convert(expr)?;
                 match op {
-                    UnaryOperator::Not => Expr::Unary { op: UnOp::Not, arg: Box::new(x), ty: DataType::Boolean },
+                    UnaryOperator::Not => Expr::Unary {
+                        op: UnOp::Not,
+                        arg: Box::new(x),
+                        ty: DataType::Boolean,
+                    },
                     UnaryOperator::Minus => {
                         if let Expr::Literal { value, ty } = &x {
                             let v = match value {
@@ -499,7 +603,11 @@ impl<'a> Converter<'a> {
                             lit(v, *ty)
                         } else {
                             let ty = x.data_type();
-                            Expr::Unary { op: UnOp::Neg, arg: Box::new(x), ty }
+                            Expr::Unary {
+                                op: UnOp::Neg,
+                                arg: Box::new(x),
+                                ty,
+                            }
                         }
                     }
                     UnaryOperator::Plus => x,
@@ -512,28 +620,51 @@ impl<'a> Converter<'a> {
             E::IsFalse(x) => self.unary(UnOp::IsFalse, x)?,
             E::IsNotTrue(x) => self.unary(UnOp::IsNotTrue, x)?,
             E::IsNotFalse(x) => self.unary(UnOp::IsNotFalse, x)?,
-            E::Between { expr, negated, low, high } => {
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let x = self.convert(expr)?;
                 let lo = binary(BinOp::GtEq, x.clone(), self.convert(low)?)?;
                 let hi = binary(BinOp::LtEq, x, self.convert(high)?)?;
                 let both = binary(BinOp::And, lo, hi)?;
                 if *negated {
-                    Expr::Unary { op: UnOp::Not, arg: Box::new(both), ty: DataType::Boolean }
+                    Expr::Unary {
+                        op: UnOp::Not,
+                        arg: Box::new(both),
+                        ty: DataType::Boolean,
+                    }
                 } else {
                     both
                 }
             }
-            E::In { expr, target, negated, .. } => {
+            E::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => {
                 let sql::InTarget::List(list) = target else {
                     return plan_err(format!("IN with a subquery is not supported: `{e}`"));
                 };
                 let x = self.convert(expr)?;
-                let items: Vec<Expr> = list.iter().map(|i| self.convert(i)).collect::<Result<_>>()?;
+                let items: Vec<Expr> = list
+                    .iter()
+                    .map(|i| self.convert(i))
+                    .collect::<Result<_>>()?;
                 let mut common = x.data_type();
                 for it in &items {
                     common = DataType::common(common, it.data_type())
-                        .or(if it.data_type().is_string() { Some(common) } else { None })
-                        .ok_or_else(|| crate::error::SqlError::Plan(format!("IN list mixes types in `{e}`")))?;
+                        .or(if it.data_type().is_string() {
+                            Some(common)
+                        } else {
+                            None
+                        })
+                        .ok_or_else(|| {
+                            crate::error::SqlError::Plan(format!("IN list mixes types in `{e}`"))
+                        })?;
                 }
                 Expr::InList {
                     arg: Box::new(cast_to(x, common)),
@@ -541,7 +672,13 @@ impl<'a> Converter<'a> {
                     negated: *negated,
                 }
             }
-            E::Like { negated, expr, pattern, escape_char, any } => {
+            E::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                any,
+            } => {
                 if *any || escape_char.is_some() {
                     return plan_err(format!("LIKE ANY / ESCAPE is not supported: `{e}`"));
                 }
@@ -552,21 +689,34 @@ impl<'a> Converter<'a> {
                     negated: *negated,
                 }
             }
-            E::Case { operand, conditions, else_result, .. } => {
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
                 let op = operand.as_ref().map(|o| self.convert(o)).transpose()?;
                 let mut whens = Vec::new();
                 let mut ty = DataType::Null;
                 for c in conditions {
                     let cond = self.convert(&c.condition)?;
                     let res = self.convert(&c.result)?;
-                    ty = DataType::common(ty, res.data_type())
-                        .ok_or_else(|| crate::error::SqlError::Plan(format!("CASE branches mix {ty} and {} in `{e}`", res.data_type())))?;
+                    ty = DataType::common(ty, res.data_type()).ok_or_else(|| {
+                        crate::error::SqlError::Plan(format!(
+                            "CASE branches mix {ty} and {} in `{e}`",
+                            res.data_type()
+                        ))
+                    })?;
                     whens.push((cond, res));
                 }
                 let otherwise = else_result.as_ref().map(|x| self.convert(x)).transpose()?;
                 if let Some(o) = &otherwise {
-                    ty = DataType::common(ty, o.data_type())
-                        .ok_or_else(|| crate::error::SqlError::Plan(format!("CASE branches mix {ty} and {} in `{e}`", o.data_type())))?;
+                    ty = DataType::common(ty, o.data_type()).ok_or_else(|| {
+                        crate::error::SqlError::Plan(format!(
+                            "CASE branches mix {ty} and {} in `{e}`",
+                            o.data_type()
+                        ))
+                    })?;
                 }
                 let operand = match op {
                     Some(o) => {
@@ -574,19 +724,30 @@ impl<'a> Converter<'a> {
                         for (c, _) in &whens {
                             ct = DataType::common(ct, c.data_type()).unwrap_or(ct);
                         }
-                        whens = whens.into_iter().map(|(c, r)| (cast_to(c, ct), r)).collect();
+                        whens = whens
+                            .into_iter()
+                            .map(|(c, r)| (cast_to(c, ct), r))
+                            .collect();
                         Some(Box::new(cast_to(o, ct)))
                     }
                     None => None,
                 };
                 Expr::Case {
                     operand,
-                    whens: whens.into_iter().map(|(c, r)| (c, cast_to(r, ty))).collect(),
+                    whens: whens
+                        .into_iter()
+                        .map(|(c, r)| (c, cast_to(r, ty)))
+                        .collect(),
                     otherwise: otherwise.map(|o| Box::new(cast_to(o, ty))),
                     ty,
                 }
             }
-            E::Cast { kind, expr, data_type, .. } => {
+            E::Cast {
+                kind,
+                expr,
+                data_type,
+                ..
+            } => {
                 let x = self.convert(expr)?;
                 let to = crate::types::convert(data_type)?;
                 Expr::Cast {
@@ -599,17 +760,31 @@ impl<'a> Converter<'a> {
             E::Extract { field, expr, .. } => {
                 let unit = unit_of(field)?;
                 let x = self.convert(expr)?;
-                Expr::Call { func: Func::Extract(unit), args: vec![x], ty: DataType::BigInt }
+                Expr::Call {
+                    func: Func::Extract(unit),
+                    args: vec![x],
+                    ty: DataType::BigInt,
+                }
             }
             E::Floor { expr, field } | E::Ceil { expr, field } => {
                 let is_floor = matches!(e, E::Floor { .. });
                 let x = self.convert(expr)?;
                 let ty = x.data_type();
                 match field {
-                    CeilFloorKind::DateTimeField(f) if !matches!(f, sql::DateTimeField::NoDateTime) => {
+                    CeilFloorKind::DateTimeField(f)
+                        if !matches!(f, sql::DateTimeField::NoDateTime) =>
+                    {
                         let u = unit_of(f)?;
-                        let func = if is_floor { Func::FloorTime(u) } else { Func::CeilTime(u) };
-                        Expr::Call { func, args: vec![x], ty }
+                        let func = if is_floor {
+                            Func::FloorTime(u)
+                        } else {
+                            Func::CeilTime(u)
+                        };
+                        Expr::Call {
+                            func,
+                            args: vec![x],
+                            ty,
+                        }
                     }
                     _ => {
                         let func = if is_floor { Func::Floor } else { Func::Ceil };
@@ -617,11 +792,20 @@ impl<'a> Converter<'a> {
                             DataType::Decimal(p, _) => DataType::Decimal(p, 0),
                             t => t,
                         };
-                        Expr::Call { func, args: vec![x], ty }
+                        Expr::Call {
+                            func,
+                            args: vec![x],
+                            ty,
+                        }
                     }
                 }
             }
-            E::Substring { expr, substring_from, substring_for, .. } => {
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
                 let mut args = vec![cast_to(self.convert(expr)?, DataType::String(None))];
                 args.push(match substring_from {
                     Some(f) => self.convert(f)?,
@@ -630,9 +814,18 @@ impl<'a> Converter<'a> {
                 if let Some(f) = substring_for {
                     args.push(self.convert(f)?);
                 }
-                Expr::Call { func: Func::Substring, args, ty: DataType::String(None) }
+                Expr::Call {
+                    func: Func::Substring,
+                    args,
+                    ty: DataType::String(None),
+                }
             }
-            E::Trim { trim_where, trim_what, expr, trim_characters } => {
+            E::Trim {
+                trim_where,
+                trim_what,
+                expr,
+                trim_characters,
+            } => {
                 if trim_what.is_some() || trim_characters.is_some() {
                     return plan_err(format!("TRIM with characters is not supported yet: `{e}`"));
                 }
@@ -641,7 +834,11 @@ impl<'a> Converter<'a> {
                     Some(sql::TrimWhereField::Trailing) => Func::Rtrim,
                     _ => Func::Trim,
                 };
-                Expr::Call { func, args: vec![self.convert(expr)?], ty: DataType::String(None) }
+                Expr::Call {
+                    func,
+                    args: vec![self.convert(expr)?],
+                    ty: DataType::String(None),
+                }
             }
             E::Position { expr, r#in } => Expr::Call {
                 func: Func::Position,
@@ -654,14 +851,21 @@ impl<'a> Converter<'a> {
     }
 
     fn unary(&self, op: UnOp, x: &sql::Expr) -> Result<Expr> {
-        Ok(Expr::Unary { op, arg: Box::new(self.convert(x)?), ty: DataType::Boolean })
+        Ok(Expr::Unary {
+            op,
+            arg: Box::new(self.convert(x)?),
+            ty: DataType::Boolean,
+        })
     }
 
     fn value(&self, v: &SqlValue) -> Result<Expr> {
         Ok(match v {
             SqlValue::Number(n, _) => {
                 if n.contains(['e', 'E']) {
-                    lit(Value::Float(n.parse().unwrap_or(f64::NAN)), DataType::Double)
+                    lit(
+                        Value::Float(n.parse().unwrap_or(f64::NAN)),
+                        DataType::Double,
+                    )
                 } else if n.contains('.') {
                     match decimal_literal(n) {
                         Some((v, p, s)) => lit(Value::Decimal(v), DataType::Decimal(p, s)),
@@ -678,7 +882,9 @@ impl<'a> Converter<'a> {
                     }
                 }
             }
-            SqlValue::SingleQuotedString(s) | SqlValue::DoubleQuotedString(s) => Expr::StrLiteral(s.as_str().into()),
+            SqlValue::SingleQuotedString(s) | SqlValue::DoubleQuotedString(s) => {
+                Expr::StrLiteral(s.as_str().into())
+            }
             SqlValue::Boolean(b) => lit(Value::Bool(*b), DataType::Boolean),
             SqlValue::Null => lit(Value::Null, DataType::Null),
             other => return plan_err(format!("unsupported literal {other}")),
@@ -701,14 +907,23 @@ impl<'a> Converter<'a> {
             return plan_err(format!("window function {name}() is only valid in GROUP BY / the SELECT list of a window aggregation: `{f}`"));
         }
         if name == "PROCTIME" {
-            return Ok(Expr::Call { func: Func::Now, args: vec![], ty: DataType::TimestampLtz(3) });
+            return Ok(Expr::Call {
+                func: Func::Now,
+                args: vec![],
+                ty: DataType::TimestampLtz(3),
+            });
         }
         if name == "TIMESTAMPDIFF" {
             let args = function_args(f)?;
-            let (Some(Some(unit)), Some(Some(a)), Some(Some(b))) = (args.first(), args.get(1), args.get(2)) else {
-                return plan_err(format!("TIMESTAMPDIFF(unit, a, b) takes three arguments: `{f}`"));
+            let (Some(Some(unit)), Some(Some(a)), Some(Some(b))) =
+                (args.first(), args.get(1), args.get(2))
+            else {
+                return plan_err(format!(
+                    "TIMESTAMPDIFF(unit, a, b) takes three arguments: `{f}`"
+                ));
             };
-            let u = TimeUnit::parse(&unit.to_string()).ok_or_else(|| crate::error::SqlError::Plan(format!("unknown unit {unit}")))?;
+            let u = TimeUnit::parse(&unit.to_string())
+                .ok_or_else(|| crate::error::SqlError::Plan(format!("unknown unit {unit}")))?;
             return Ok(Expr::Call {
                 func: Func::TimestampDiff(u),
                 args: vec![self.convert(a)?, self.convert(b)?],
@@ -727,7 +942,9 @@ impl<'a> Converter<'a> {
             .collect::<Result<_>>()?;
         if let FunctionArguments::List(l) = &f.args {
             if l.duplicate_treatment == Some(DuplicateTreatment::Distinct) {
-                return plan_err(format!("DISTINCT is only valid in aggregate functions: `{f}`"));
+                return plan_err(format!(
+                    "DISTINCT is only valid in aggregate functions: `{f}`"
+                ));
             }
         }
         let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
@@ -741,15 +958,26 @@ impl<'a> Converter<'a> {
             }
             Func::If => {
                 let mut it = args.into_iter();
-                let c = it.next().ok_or_else(|| crate::error::SqlError::Plan("IF needs arguments".into()))?;
+                let c = it
+                    .next()
+                    .ok_or_else(|| crate::error::SqlError::Plan("IF needs arguments".into()))?;
                 let mut v = vec![c];
                 v.extend(it.map(|a| cast_to(a, ty)));
                 v
             }
-            Func::Concat | Func::ConcatWs | Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim
-            | Func::Initcap | Func::Replace | Func::CharLength => {
-                args.into_iter().map(|a| cast_to(a, DataType::String(None))).collect()
-            }
+            Func::Concat
+            | Func::ConcatWs
+            | Func::Upper
+            | Func::Lower
+            | Func::Trim
+            | Func::Ltrim
+            | Func::Rtrim
+            | Func::Initcap
+            | Func::Replace
+            | Func::CharLength => args
+                .into_iter()
+                .map(|a| cast_to(a, DataType::String(None)))
+                .collect(),
             _ => args,
         };
         Ok(Expr::Call { func, args, ty })
@@ -791,7 +1019,11 @@ mod tests {
             ]),
             Some("e".into()),
         );
-        let e = Parser::new(&GenericDialect {}).try_with_sql(sql_text).unwrap().parse_expr().unwrap();
+        let e = Parser::new(&GenericDialect {})
+            .try_with_sql(sql_text)
+            .unwrap()
+            .parse_expr()
+            .unwrap();
         Converter::new(&scope).convert(&e)
     }
 
@@ -799,14 +1031,38 @@ mod tests {
     fn types_follow_flink() {
         assert_eq!(conv("qty * price").unwrap().data_type(), DataType::Double);
         assert_eq!(conv("qty * 2").unwrap().data_type(), DataType::Int);
-        assert_eq!(conv("qty * 1.5").unwrap().data_type(), DataType::Decimal(12, 1));
-        assert_eq!(conv("amount + amount").unwrap().data_type(), DataType::Decimal(11, 2));
-        assert_eq!(conv("e.ts - INTERVAL '5' SECOND").unwrap().data_type(), DataType::Timestamp(3));
-        assert_eq!(conv("COALESCE(channel, 'x')").unwrap().data_type(), DataType::String(None));
-        assert_eq!(conv("CAST(qty AS BIGINT)").unwrap().data_type(), DataType::BigInt);
-        assert_eq!(conv("FLOOR(ts TO HOUR)").unwrap().data_type(), DataType::Timestamp(3));
-        assert_eq!(conv("EXTRACT(HOUR FROM ts)").unwrap().data_type(), DataType::BigInt);
-        assert_eq!(conv("ts > '2024-03-01 00:00:00'").unwrap().data_type(), DataType::Boolean);
+        assert_eq!(
+            conv("qty * 1.5").unwrap().data_type(),
+            DataType::Decimal(12, 1)
+        );
+        assert_eq!(
+            conv("amount + amount").unwrap().data_type(),
+            DataType::Decimal(11, 2)
+        );
+        assert_eq!(
+            conv("e.ts - INTERVAL '5' SECOND").unwrap().data_type(),
+            DataType::Timestamp(3)
+        );
+        assert_eq!(
+            conv("COALESCE(channel, 'x')").unwrap().data_type(),
+            DataType::String(None)
+        );
+        assert_eq!(
+            conv("CAST(qty AS BIGINT)").unwrap().data_type(),
+            DataType::BigInt
+        );
+        assert_eq!(
+            conv("FLOOR(ts TO HOUR)").unwrap().data_type(),
+            DataType::Timestamp(3)
+        );
+        assert_eq!(
+            conv("EXTRACT(HOUR FROM ts)").unwrap().data_type(),
+            DataType::BigInt
+        );
+        assert_eq!(
+            conv("ts > '2024-03-01 00:00:00'").unwrap().data_type(),
+            DataType::Boolean
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! tillflow's Flink SQL front end: it reads a script, keeps the catalog of tables and views,
 //! plans each query into runtime operators, and assembles the job that runs the script's INSERTs.
 
+pub mod catalog;
 pub mod error;
 pub mod expr;
+pub mod planner;
 pub mod script;
+pub mod session;
 pub mod types;
 
 pub use error::{Result, SqlError};

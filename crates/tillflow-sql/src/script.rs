@@ -113,7 +113,9 @@ impl ColumnDef {
     /// The column's name.
     pub fn name(&self) -> &str {
         match self {
-            ColumnDef::Physical { name, .. } | ColumnDef::Computed { name, .. } | ColumnDef::Metadata { name, .. } => name,
+            ColumnDef::Physical { name, .. }
+            | ColumnDef::Computed { name, .. }
+            | ColumnDef::Metadata { name, .. } => name,
         }
     }
 }
@@ -190,7 +192,14 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
         })?;
     let tokens: Vec<TokenWithSpan> = tokens
         .into_iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_))))
+        .filter(|t| {
+            !matches!(
+                t.token,
+                Token::Whitespace(
+                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
+                )
+            )
+        })
         .collect();
     let mut stmts = Vec::new();
     let mut i = 0;
@@ -203,13 +212,21 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
             break;
         }
         let line = tokens[i].span.start.line;
-        let words: Vec<&Token> = tokens[i..].iter().map(|t| &t.token).filter(|t| !is_ws(t)).take(4).collect();
+        let words: Vec<&Token> = tokens[i..]
+            .iter()
+            .map(|t| &t.token)
+            .filter(|t| !is_ws(t))
+            .take(4)
+            .collect();
         let is_set_block = (words.len() >= 4
             && word_is(words[0], "EXECUTE")
             && word_is(words[1], "STATEMENT")
             && word_is(words[2], "SET")
             && word_is(words[3], "BEGIN"))
-            || (words.len() >= 3 && word_is(words[0], "BEGIN") && word_is(words[1], "STATEMENT") && word_is(words[2], "SET"));
+            || (words.len() >= 3
+                && word_is(words[0], "BEGIN")
+                && word_is(words[1], "STATEMENT")
+                && word_is(words[2], "SET"));
         if is_set_block {
             // skip the header up to BEGIN (or past `BEGIN STATEMENT SET;`)
             let legacy = word_is(words[0], "BEGIN");
@@ -222,7 +239,9 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
             }
             let mut inserts = Vec::new();
             loop {
-                while i < tokens.len() && (is_ws(&tokens[i].token) || tokens[i].token == Token::SemiColon) {
+                while i < tokens.len()
+                    && (is_ws(&tokens[i].token) || tokens[i].token == Token::SemiColon)
+                {
                     i += 1;
                 }
                 if i >= tokens.len() || tokens[i].token == Token::EOF {
@@ -236,7 +255,10 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
                     break;
                 }
                 let start = i;
-                while i < tokens.len() && tokens[i].token != Token::SemiColon && tokens[i].token != Token::EOF {
+                while i < tokens.len()
+                    && tokens[i].token != Token::SemiColon
+                    && tokens[i].token != Token::EOF
+                {
                     i += 1;
                 }
                 let st = parse_statement(&tokens[start..i])?;
@@ -257,7 +279,10 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
             continue;
         }
         let start = i;
-        while i < tokens.len() && tokens[i].token != Token::SemiColon && tokens[i].token != Token::EOF {
+        while i < tokens.len()
+            && tokens[i].token != Token::SemiColon
+            && tokens[i].token != Token::EOF
+        {
             i += 1;
         }
         stmts.push(parse_statement(&tokens[start..i])?);
@@ -267,7 +292,9 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
 
 /// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to `t[, __PARTITION_BY(k...)]`.
 fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
-    let sig: Vec<usize> = (0..tokens.len()).filter(|&j| !is_ws(&tokens[j].token)).collect();
+    let sig: Vec<usize> = (0..tokens.len())
+        .filter(|&j| !is_ws(&tokens[j].token))
+        .collect();
     let mut drop = vec![false; tokens.len()];
     let mut insert_after: BTreeMap<usize, Vec<Token>> = BTreeMap::new();
     for (k, &j) in sig.iter().enumerate() {
@@ -277,10 +304,14 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
         let prev = &tokens[sig[k - 1]].token;
         let next = &tokens[sig[k + 1]].token;
         let after_next = sig.get(k + 2).map(|&x| &tokens[x].token);
-        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow) || !matches!(next, Token::Word(_)) {
+        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow)
+            || !matches!(next, Token::Word(_))
+        {
             continue;
         }
-        if matches!(after_next, Some(Token::LParen) | Some(Token::Period)) && !matches!(after_next, Some(Token::Period)) {
+        if matches!(after_next, Some(Token::LParen) | Some(Token::Period))
+            && !matches!(after_next, Some(Token::Period))
+        {
             continue;
         }
         drop[j] = true;
@@ -289,8 +320,12 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
         while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
             t += 2; // qualified name a.b.c
         }
-        if sig.get(t).is_some_and(|&x| word_is(&tokens[x].token, "PARTITION"))
-            && sig.get(t + 1).is_some_and(|&x| word_is(&tokens[x].token, "BY"))
+        if sig
+            .get(t)
+            .is_some_and(|&x| word_is(&tokens[x].token, "PARTITION"))
+            && sig
+                .get(t + 1)
+                .is_some_and(|&x| word_is(&tokens[x].token, "BY"))
         {
             let (p, b) = (sig[t], sig[t + 1]);
             drop[p] = true;
@@ -308,11 +343,17 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
                 insert_after.insert(b, repl);
                 // close the parenthesis after the key (possibly qualified)
                 let mut end = t + 2;
-                while matches!(sig.get(end + 1).map(|&x| &tokens[x].token), Some(Token::Period)) {
+                while matches!(
+                    sig.get(end + 1).map(|&x| &tokens[x].token),
+                    Some(Token::Period)
+                ) {
                     end += 2;
                 }
                 let _ = key;
-                insert_after.entry(sig[end]).or_default().push(Token::RParen);
+                insert_after
+                    .entry(sig[end])
+                    .or_default()
+                    .push(Token::RParen);
             }
         }
     }
@@ -336,7 +377,11 @@ fn ident_text(i: &Ident) -> String {
 
 fn object_name(n: &ObjectName) -> String {
     n.0.iter()
-        .map(|p| p.as_ident().map(ident_text).unwrap_or_else(|| p.to_string()))
+        .map(|p| {
+            p.as_ident()
+                .map(ident_text)
+                .unwrap_or_else(|| p.to_string())
+        })
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -363,7 +408,10 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         .map(|t| t.span.start.line)
         .unwrap_or(0);
     let mut toks = flink_token_pass(tokens);
-    let end = toks.last().map(|t| t.span.end).unwrap_or(Location::new(0, 0));
+    let end = toks
+        .last()
+        .map(|t| t.span.end)
+        .unwrap_or(Location::new(0, 0));
     toks.push(TokenWithSpan::new(Token::EOF, Span::new(end, end)));
     let dialect = GenericDialect {};
     let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
@@ -371,7 +419,13 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
     let kind = if p.parse_keyword(Keyword::SET) {
         let key = match p.peek_token().token {
             Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
-            _ => p.parse_identifiers().map_err(e)?.iter().map(ident_text).collect::<Vec<_>>().join("."),
+            _ => p
+                .parse_identifiers()
+                .map_err(e)?
+                .iter()
+                .map(ident_text)
+                .collect::<Vec<_>>()
+                .join("."),
         };
         p.expect_token(&Token::Eq).map_err(e)?;
         let value = match p.peek_token().token {
@@ -388,12 +442,22 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
             let name = object_name(&p.parse_object_name(false).map_err(e)?);
             let mut columns = Vec::new();
             if p.consume_token(&Token::LParen) {
-                columns = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+                columns = p
+                    .parse_comma_separated(|p| p.parse_identifier())
+                    .map_err(e)?
+                    .iter()
+                    .map(ident_text)
+                    .collect();
                 p.expect_token(&Token::RParen).map_err(e)?;
             }
             p.expect_keyword(Keyword::AS).map_err(e)?;
             let query = p.parse_query().map_err(e)?;
-            StmtKind::CreateView { name, columns, query, if_not_exists }
+            StmtKind::CreateView {
+                name,
+                columns,
+                query,
+                if_not_exists,
+            }
         } else {
             return Err(SqlError::Parse {
                 line,
@@ -402,22 +466,40 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         }
     } else if p.parse_keyword(Keyword::INSERT) {
         if !p.parse_keyword(Keyword::INTO) && !p.parse_keyword(Keyword::OVERWRITE) {
-            return Err(SqlError::Parse { line, message: "expected INTO or OVERWRITE after INSERT".into() });
+            return Err(SqlError::Parse {
+                line,
+                message: "expected INTO or OVERWRITE after INSERT".into(),
+            });
         }
         let _ = p.parse_keyword(Keyword::TABLE);
         let table = object_name(&p.parse_object_name(false).map_err(e)?);
         let mut columns = Vec::new();
-        if p.peek_token().token == Token::LParen && !matches!(p.peek_nth_token(1).token, Token::Word(ref w) if w.keyword == Keyword::SELECT || w.keyword == Keyword::WITH) {
+        if p.peek_token().token == Token::LParen
+            && !matches!(p.peek_nth_token(1).token, Token::Word(ref w) if w.keyword == Keyword::SELECT || w.keyword == Keyword::WITH)
+        {
             p.expect_token(&Token::LParen).map_err(e)?;
-            columns = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+            columns = p
+                .parse_comma_separated(|p| p.parse_identifier())
+                .map_err(e)?
+                .iter()
+                .map(ident_text)
+                .collect();
             p.expect_token(&Token::RParen).map_err(e)?;
         }
         let query = p.parse_query().map_err(e)?;
-        StmtKind::Insert(Insert { table, columns, query, line })
+        StmtKind::Insert(Insert {
+            table,
+            columns,
+            query,
+            line,
+        })
     } else if p.parse_keyword(Keyword::DROP) {
         let _ = p.parse_keyword(Keyword::TEMPORARY);
         if !p.parse_keyword(Keyword::TABLE) && !p.parse_keyword(Keyword::VIEW) {
-            return Err(SqlError::Parse { line, message: "expected TABLE or VIEW after DROP".into() });
+            return Err(SqlError::Parse {
+                line,
+                message: "expected TABLE or VIEW after DROP".into(),
+            });
         }
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let name = object_name(&p.parse_object_name(false).map_err(e)?);
@@ -487,9 +569,15 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                 if !peek_word(p, "PRIMARY") {
                     p.parse_identifier().map_err(e)?;
                 }
-                p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY]).map_err(e)?;
+                p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY])
+                    .map_err(e)?;
                 p.expect_token(&Token::LParen).map_err(e)?;
-                t.primary_key = p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?.iter().map(ident_text).collect();
+                t.primary_key = p
+                    .parse_comma_separated(|p| p.parse_identifier())
+                    .map_err(e)?
+                    .iter()
+                    .map(ident_text)
+                    .collect();
                 p.expect_token(&Token::RParen).map_err(e)?;
                 expect_not_enforced(p, line)?;
             } else {
@@ -508,10 +596,11 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                         }
                         text.push_str(" WITH LOCAL TIME ZONE");
                     }
-                    let data_type = crate::types::parse_type_name(&text).map_err(|err| SqlError::Parse {
-                        line,
-                        message: format!("column `{col}`: {err}"),
-                    })?;
+                    let data_type =
+                        crate::types::parse_type_name(&text).map_err(|err| SqlError::Parse {
+                            line,
+                            message: format!("column `{col}`: {err}"),
+                        })?;
                     let mut nullable = true;
                     let mut metadata = None;
                     loop {
@@ -532,7 +621,8 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                             };
                             metadata = Some((key, is_virtual));
                         } else if peek_word(p, "PRIMARY") {
-                            p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY]).map_err(e)?;
+                            p.expect_keywords(&[Keyword::PRIMARY, Keyword::KEY])
+                                .map_err(e)?;
                             expect_not_enforced(p, line)?;
                             t.primary_key = vec![col.clone()];
                         } else if peek_word(p, "COMMENT") {
@@ -542,8 +632,17 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                         }
                     }
                     t.columns.push(match metadata {
-                        Some((key, is_virtual)) => ColumnDef::Metadata { name: col, data_type, key, is_virtual },
-                        None => ColumnDef::Physical { name: col, data_type, nullable },
+                        Some((key, is_virtual)) => ColumnDef::Metadata {
+                            name: col,
+                            data_type,
+                            key,
+                            is_virtual,
+                        },
+                        None => ColumnDef::Physical {
+                            name: col,
+                            data_type,
+                            nullable,
+                        },
                     });
                 }
             }
@@ -557,7 +656,8 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
     skip_comment(p, line)?;
     if p.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
         p.expect_token(&Token::LParen).map_err(e)?;
-        p.parse_comma_separated(|p| p.parse_identifier()).map_err(e)?;
+        p.parse_comma_separated(|p| p.parse_identifier())
+            .map_err(e)?;
         p.expect_token(&Token::RParen).map_err(e)?;
     }
     if p.parse_keyword(Keyword::WITH) {
@@ -611,15 +711,30 @@ mod tests {
                 assert_eq!(t.watermark.as_ref().unwrap().0, "event_time");
                 assert_eq!(t.primary_key, vec!["store_id"]);
                 assert_eq!(t.options["connector"], "filesystem");
-                assert!(matches!(t.columns[1], ColumnDef::Physical { nullable: false, .. }));
-                assert!(matches!(t.columns[3], ColumnDef::Metadata { is_virtual: true, .. }));
+                assert!(matches!(
+                    t.columns[1],
+                    ColumnDef::Physical {
+                        nullable: false,
+                        ..
+                    }
+                ));
+                assert!(matches!(
+                    t.columns[3],
+                    ColumnDef::Metadata {
+                        is_virtual: true,
+                        ..
+                    }
+                ));
             }
             other => panic!("{other:?}"),
         }
         match &stmts[2].kind {
             StmtKind::Insert(i) => {
                 let q = i.query.to_string();
-                assert!(q.contains("SESSION(events, __PARTITION_BY(store_id), DESCRIPTOR(event_time)"), "{q}");
+                assert!(
+                    q.contains("SESSION(events, __PARTITION_BY(store_id), DESCRIPTOR(event_time)"),
+                    "{q}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -629,7 +744,8 @@ mod tests {
 
     #[test]
     fn errors_carry_lines() {
-        let e = parse_script("SET 'a' = 'b';\n\nCREATE TABLE t (a INT) WITH ('x' 'y');").unwrap_err();
+        let e =
+            parse_script("SET 'a' = 'b';\n\nCREATE TABLE t (a INT) WITH ('x' 'y');").unwrap_err();
         assert!(matches!(e, SqlError::Parse { line: 3, .. }), "{e}");
         let e = parse_script("FROBNICATE 1").unwrap_err();
         assert!(e.to_string().contains("unsupported statement"), "{e}");

@@ -20,8 +20,14 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
                 .split(',')
                 .filter_map(|a| a.trim().parse().ok())
                 .collect();
-            let rest = t[close.min(t.len())..].trim_start_matches(')').trim().to_owned();
-            (format!("{} {}", t[..p].trim(), rest).trim().to_owned(), args)
+            let rest = t[close.min(t.len())..]
+                .trim_start_matches(')')
+                .trim()
+                .to_owned();
+            (
+                format!("{} {}", t[..p].trim(), rest).trim().to_owned(),
+                args,
+            )
         }
         None => (t.clone(), vec![]),
     };
@@ -62,12 +68,30 @@ mod tests {
 
     #[test]
     fn flink_type_names() {
-        assert_eq!(parse_type_name("TIMESTAMP(3)").unwrap(), DataType::Timestamp(3));
-        assert_eq!(parse_type_name("timestamp").unwrap(), DataType::Timestamp(6));
-        assert_eq!(parse_type_name("TIMESTAMP_LTZ(3)").unwrap(), DataType::TimestampLtz(3));
-        assert_eq!(parse_type_name("TIMESTAMP(3) WITH LOCAL TIME ZONE").unwrap(), DataType::TimestampLtz(3));
-        assert_eq!(parse_type_name("DECIMAL(10, 2)").unwrap(), DataType::Decimal(10, 2));
-        assert_eq!(parse_type_name("VARCHAR(20)").unwrap(), DataType::String(Some(20)));
+        assert_eq!(
+            parse_type_name("TIMESTAMP(3)").unwrap(),
+            DataType::Timestamp(3)
+        );
+        assert_eq!(
+            parse_type_name("timestamp").unwrap(),
+            DataType::Timestamp(6)
+        );
+        assert_eq!(
+            parse_type_name("TIMESTAMP_LTZ(3)").unwrap(),
+            DataType::TimestampLtz(3)
+        );
+        assert_eq!(
+            parse_type_name("TIMESTAMP(3) WITH LOCAL TIME ZONE").unwrap(),
+            DataType::TimestampLtz(3)
+        );
+        assert_eq!(
+            parse_type_name("DECIMAL(10, 2)").unwrap(),
+            DataType::Decimal(10, 2)
+        );
+        assert_eq!(
+            parse_type_name("VARCHAR(20)").unwrap(),
+            DataType::String(Some(20))
+        );
         assert!(parse_type_name("MAP<STRING, INT>").is_err());
     }
 }

@@ -50,7 +50,11 @@ impl DataType {
 
     /// True for every numeric type.
     pub fn is_numeric(self) -> bool {
-        self.is_integer() || matches!(self, DataType::Float | DataType::Double | DataType::Decimal(..))
+        self.is_integer()
+            || matches!(
+                self,
+                DataType::Float | DataType::Double | DataType::Decimal(..)
+            )
     }
 
     /// True for TIMESTAMP and TIMESTAMP_LTZ.

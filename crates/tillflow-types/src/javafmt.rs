@@ -10,7 +10,10 @@ use std::fmt::Write;
 pub fn write_double(out: &mut String, v: f64) {
     let mut buf = [0u8; 40];
     let sci = {
-        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         let _ = write!(w, "{v:e}");
         w.len
     };
@@ -21,7 +24,10 @@ pub fn write_double(out: &mut String, v: f64) {
 pub fn write_float(out: &mut String, v: f32) {
     let mut buf = [0u8; 40];
     let sci = {
-        let mut w = SliceWriter { buf: &mut buf, len: 0 };
+        let mut w = SliceWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         let _ = write!(w, "{v:e}");
         w.len
     };

@@ -265,7 +265,10 @@ mod tests {
     fn round_trips_flink_forms() {
         let ts = parse_timestamp("2024-03-01 20:00:17.890").unwrap();
         assert_eq!(json(ts), "2024-03-01 20:00:17.89");
-        assert_eq!(json(parse_timestamp("2024-03-01 20:00:00").unwrap()), "2024-03-01 20:00:00");
+        assert_eq!(
+            json(parse_timestamp("2024-03-01 20:00:00").unwrap()),
+            "2024-03-01 20:00:00"
+        );
         assert_eq!(
             parse_timestamp("2024-03-01T20:00:00.5Z"),
             parse_timestamp("2024-03-01 20:00:00.500")

@@ -14,7 +14,9 @@ fn char_option(table: &TableSpec, key: &str, default: u8) -> Result<u8, Connecto
         None => Ok(default),
         Some("\\t") => Ok(b'\t'),
         Some(v) if v.len() == 1 => Ok(v.as_bytes()[0]),
-        Some(v) => Err(table.error(format!("option '{key}' must be a single character, got '{v}'"))),
+        Some(v) => Err(table.error(format!(
+            "option '{key}' must be a single character, got '{v}'"
+        ))),
     }
 }
 
@@ -38,7 +40,11 @@ impl CsvDecoder {
             names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
             types: table.schema.fields.iter().map(|f| f.data_type).collect(),
             delimiter: char_option(table, "csv.field-delimiter", b',')?,
-            quote: if disable_quote { None } else { Some(char_option(table, "csv.quote-character", b'"')?) },
+            quote: if disable_quote {
+                None
+            } else {
+                Some(char_option(table, "csv.quote-character", b'"')?)
+            },
             null_literal: table.option("csv.null-literal").map(str::to_owned),
             allow_comments: table.bool_option("csv.allow-comments", false)?,
             ignore_errors: table.bool_option("csv.ignore-parse-errors", false)?,
@@ -46,7 +52,13 @@ impl CsvDecoder {
         })
     }
 
-    fn convert(&self, i: usize, text: &str, quoted: bool, heap: &mut Vec<u8>) -> Result<Value, DecodeError> {
+    fn convert(
+        &self,
+        i: usize,
+        text: &str,
+        quoted: bool,
+        heap: &mut Vec<u8>,
+    ) -> Result<Value, DecodeError> {
         let ty = self.types[i];
         if self.null_literal.as_deref() == Some(text) && !quoted {
             return Ok(Value::Null);
@@ -75,9 +87,12 @@ impl CsvDecoder {
                 "false" => Value::Bool(false),
                 _ => return Err(bad()),
             },
-            DataType::Timestamp(p) | DataType::TimestampLtz(p) => Value::Timestamp(
-                tillflow_types::temporal::truncate_to_precision(parse_timestamp(text).ok_or_else(bad)?, p),
-            ),
+            DataType::Timestamp(p) | DataType::TimestampLtz(p) => {
+                Value::Timestamp(tillflow_types::temporal::truncate_to_precision(
+                    parse_timestamp(text).ok_or_else(bad)?,
+                    p,
+                ))
+            }
             DataType::Date => Value::Date(parse_date(text).ok_or_else(bad)?),
             DataType::Time(_) => Value::Time(parse_time(text).ok_or_else(bad)?),
             _ => return Err(bad()),
@@ -192,7 +207,10 @@ impl CsvEncoder {
 impl Encoder for CsvEncoder {
     fn encode(&mut self, row: &Row, out: &mut Vec<u8>) -> Result<(), String> {
         if row.kind != RowKind::Insert && row.kind != RowKind::UpdateAfter {
-            return Err(format!("the csv format cannot encode a {} row", row.kind.short()));
+            return Err(format!(
+                "the csv format cannot encode a {} row",
+                row.kind.short()
+            ));
         }
         let mut line = std::mem::take(&mut self.line);
         line.clear();
@@ -251,10 +269,14 @@ mod tests {
         };
         let mut d = CsvDecoder::new(&t).unwrap();
         let mut row = Row::default();
-        d.decode(b"7,\"a,\"\"b\",2024-03-01 20:00:00.5", &mut row).unwrap();
+        d.decode(b"7,\"a,\"\"b\",2024-03-01 20:00:00.5", &mut row)
+            .unwrap();
         let mut out = Vec::new();
         CsvEncoder::new(&t).unwrap().encode(&row, &mut out).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "7,\"a,\"\"b\",2024-03-01 20:00:00.5\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "7,\"a,\"\"b\",2024-03-01 20:00:00.5\n"
+        );
         row.clear();
         d.decode(b",x,", &mut row).unwrap();
         assert_eq!(row.values[0], Value::Null);

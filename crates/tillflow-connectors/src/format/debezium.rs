@@ -19,7 +19,8 @@ impl DebeziumEncoder {
     /// An encoder for the table's columns and `debezium-json.*` options.
     pub fn new(table: &TableSpec) -> Result<Self, ConnectorError> {
         if table.bool_option("debezium-json.schema-include", false)? {
-            return Err(table.error("'debezium-json.schema-include' = 'true' is not supported when writing"));
+            return Err(table
+                .error("'debezium-json.schema-include' = 'true' is not supported when writing"));
         }
         Ok(DebeziumEncoder {
             inner: JsonEncoder::new(table, "debezium-json")?,

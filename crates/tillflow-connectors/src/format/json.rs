@@ -23,7 +23,9 @@ pub fn iso_option(table: &TableSpec, prefix: &str) -> Result<bool, ConnectorErro
     match table.option(&key) {
         None | Some("SQL") => Ok(false),
         Some("ISO-8601") => Ok(true),
-        Some(other) => Err(table.error(format!("option '{key}' must be 'SQL' or 'ISO-8601', got '{other}'"))),
+        Some(other) => Err(table.error(format!(
+            "option '{key}' must be 'SQL' or 'ISO-8601', got '{other}'"
+        ))),
     }
 }
 
@@ -54,7 +56,8 @@ impl JsonDecoder {
 
     /// A decoder reading its options under `prefix` (`json`, `debezium-json`).
     pub fn with_prefix(table: &TableSpec, prefix: &str) -> Result<Self, ConnectorError> {
-        let fail_on_missing = table.bool_option(&format!("{prefix}.fail-on-missing-field"), false)?;
+        let fail_on_missing =
+            table.bool_option(&format!("{prefix}.fail-on-missing-field"), false)?;
         let ignore_errors = table.bool_option(&format!("{prefix}.ignore-parse-errors"), false)?;
         if fail_on_missing && ignore_errors {
             return Err(table.error(format!(
@@ -221,7 +224,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
         match self.ty {
             DataType::Boolean => Ok(Value::Bool(b)),
-            DataType::String(_) => Ok(Value::Str(push_str(self.heap, if b { "true" } else { "false" }))),
+            DataType::String(_) => Ok(Value::Str(push_str(
+                self.heap,
+                if b { "true" } else { "false" },
+            ))),
             ty => Err(mismatch(ty, b)),
         }
     }
@@ -293,12 +299,12 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             DataType::Double => Value::Float(s.trim().parse::<f64>().map_err(|_| bad())?),
             DataType::Decimal(_, sc) => Value::Decimal(parse_decimal(s, sc).ok_or_else(bad)?),
             DataType::Boolean => Value::Bool(s.trim().eq_ignore_ascii_case("true")),
-            DataType::Timestamp(p) | DataType::TimestampLtz(p) => Value::Timestamp(
-                tillflow_types::temporal::truncate_to_precision(
+            DataType::Timestamp(p) | DataType::TimestampLtz(p) => {
+                Value::Timestamp(tillflow_types::temporal::truncate_to_precision(
                     parse_json_timestamp(s, self.iso).ok_or_else(bad)?,
                     p,
-                ),
-            ),
+                ))
+            }
             DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
             DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
             _ => return Err(bad()),
@@ -345,8 +351,10 @@ impl JsonEncoder {
             names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
             types: table.schema.fields.iter().map(|f| f.data_type).collect(),
             iso: iso_option(table, prefix)?,
-            plain_decimal: table.bool_option(&format!("{prefix}.encode.decimal-as-plain-number"), false)?,
-            ignore_nulls: table.bool_option(&format!("{prefix}.encode.ignore-null-fields"), false)?,
+            plain_decimal: table
+                .bool_option(&format!("{prefix}.encode.decimal-as-plain-number"), false)?,
+            ignore_nulls: table
+                .bool_option(&format!("{prefix}.encode.ignore-null-fields"), false)?,
             line: String::with_capacity(256),
         })
     }
@@ -411,7 +419,10 @@ mod tests {
                 Field::new("name", DataType::String(None)),
                 Field::new("price", DataType::Double),
             ]),
-            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             primary_key: vec![],
         }
     }
@@ -443,15 +454,21 @@ mod tests {
         let e = d.decode(br#"{"id": "x7"}"#, &mut row).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("id"));
         assert!(e.message.contains("expected INT"), "{}", e.message);
-        let e = d.decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row).unwrap_err();
+        let e = d
+            .decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row)
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("ts"));
         assert!(d.decode(b"{not json", &mut row).is_err());
         let t = table(&[("json.timestamp-format.standard", "ISO-8601")]);
         let mut d = JsonDecoder::new(&t).unwrap();
-        assert!(d.decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row).is_ok());
+        assert!(d
+            .decode(br#"{"ts": "2024-03-01T20:00:00"}"#, &mut row)
+            .is_ok());
         let t = table(&[("json.fail-on-missing-field", "true")]);
         let mut d = JsonDecoder::new(&t).unwrap();
-        let e = d.decode(br#"{"ts": null, "id": 1, "name": "x"}"#, &mut row).unwrap_err();
+        let e = d
+            .decode(br#"{"ts": null, "id": 1, "name": "x"}"#, &mut row)
+            .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("price"));
     }
 }

@@ -90,7 +90,9 @@ pub fn decoder(table: &TableSpec) -> Result<Box<dyn Decoder>, ConnectorError> {
     match table.option("format").unwrap_or("json") {
         "json" => Ok(Box::new(json::JsonDecoder::new(table)?)),
         "csv" => Ok(Box::new(csv::CsvDecoder::new(table)?)),
-        "debezium-json" => Err(table.error("format 'debezium-json' can only be written by tillflow so far")),
+        "debezium-json" => {
+            Err(table.error("format 'debezium-json' can only be written by tillflow so far"))
+        }
         other => Err(table.error(format!("unknown format '{other}'"))),
     }
 }

@@ -50,7 +50,14 @@ pub fn write_decimal_json(out: &mut String, unscaled: i128, scale: u8, plain: bo
 
 /// Appends a non-string, non-null scalar as Flink's JSON writes it (no quotes for numbers and
 /// booleans; temporal values are quoted by the caller's `quote_temporal`).
-pub fn write_scalar(out: &mut String, v: Value, ty: DataType, iso: bool, plain_decimal: bool, quote_temporal: bool) {
+pub fn write_scalar(
+    out: &mut String,
+    v: Value,
+    ty: DataType,
+    iso: bool,
+    plain_decimal: bool,
+    quote_temporal: bool,
+) {
     let q = |out: &mut String| {
         if quote_temporal {
             out.push('"')

@@ -57,7 +57,13 @@ impl GroupAggregate {
         }
     }
 
-    fn render(row: &mut Row, key: &[u8], g: &GroupState, calls: &[AggCall], kind: RowKind) -> Result<()> {
+    fn render(
+        row: &mut Row,
+        key: &[u8],
+        g: &GroupState,
+        calls: &[AggCall],
+        kind: RowKind,
+    ) -> Result<()> {
         row.clear();
         row.kind = kind;
         decode_key_into(key, row).ok_or_else(|| RuntimeError::State("corrupt group key".into()))?;
@@ -109,7 +115,11 @@ impl Operator for GroupAggregate {
             &self.key,
             g,
             calls,
-            if existed { RowKind::UpdateAfter } else { RowKind::Insert },
+            if existed {
+                RowKind::UpdateAfter
+            } else {
+                RowKind::Insert
+            },
         )?;
         if existed {
             if self.before.values == self.after.values && self.before.heap == self.after.heap {

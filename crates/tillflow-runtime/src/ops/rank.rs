@@ -86,7 +86,13 @@ pub struct WindowTopN {
 impl WindowTopN {
     /// Top `limit` rows per `partition` (which includes the window columns) ordered by `order`;
     /// appends the row number as the last column when `emit_row_number`.
-    pub fn new(window_end_col: usize, partition: Vec<usize>, order: Vec<SortKey>, limit: usize, emit_row_number: bool) -> Self {
+    pub fn new(
+        window_end_col: usize,
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        emit_row_number: bool,
+    ) -> Self {
         WindowTopN {
             window_end_col,
             partition,
@@ -152,7 +158,9 @@ impl Operator for WindowTopN {
         let mut owned = Row::with_capacity(row.values.len());
         owned.kind = row.kind;
         for v in &row.values {
-            owned.values.push(copy_value(*v, &row.heap, &mut owned.heap));
+            owned
+                .values
+                .push(copy_value(*v, &row.heap, &mut owned.heap));
         }
         rows.insert(pos, owned);
         rows.truncate(self.limit);

@@ -39,7 +39,10 @@ impl WatermarkAssigner {
 
 impl Operator for WatermarkAssigner {
     fn describe(&self) -> String {
-        format!("WatermarkAssigner(rowtime={}, watermark={:?})", self.rowtime, self.expr)
+        format!(
+            "WatermarkAssigner(rowtime={}, watermark={:?})",
+            self.rowtime, self.expr
+        )
     }
 
     #[inline]

@@ -36,7 +36,13 @@ pub struct WindowAggregate {
 
 impl WindowAggregate {
     /// An operator for `window` over time column `time_col`, grouping by `keys`, computing `calls`.
-    pub fn new(window: AlignedWindow, mode: TimeMode, time_col: usize, keys: Vec<usize>, calls: Vec<AggCall>) -> Self {
+    pub fn new(
+        window: AlignedWindow,
+        mode: TimeMode,
+        time_col: usize,
+        keys: Vec<usize>,
+        calls: Vec<AggCall>,
+    ) -> Self {
         WindowAggregate {
             window,
             mode,
@@ -94,7 +100,9 @@ impl WindowAggregate {
                 }
                 self.out.values.push(Value::Timestamp(w.start));
                 self.out.values.push(Value::Timestamp(w.end));
-                self.out.values.push(Value::Timestamp(window_max_timestamp(w.end)));
+                self.out
+                    .values
+                    .push(Value::Timestamp(window_max_timestamp(w.end)));
                 self.metrics.records_out += 1;
                 out.emit(&self.out)?;
             }

@@ -16,6 +16,9 @@ mod tests {
     fn five_windows_for_size_five_slide_one() {
         let mut w = Vec::new();
         super::assign(125, 10, 50, 0, &mut w);
-        assert_eq!(w, vec![(120, 170), (110, 160), (100, 150), (90, 140), (80, 130)]);
+        assert_eq!(
+            w,
+            vec![(120, 170), (110, 160), (100, 150), (90, 140), (80, 130)]
+        );
     }
 }

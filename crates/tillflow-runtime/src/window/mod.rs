@@ -61,7 +61,11 @@ impl AlignedWindow {
         out.clear();
         match *self {
             AlignedWindow::Tumble { size, offset } => tumble::assign(ts, size, offset, out),
-            AlignedWindow::Hop { slide, size, offset } => hop::assign(ts, slide, size, offset, out),
+            AlignedWindow::Hop {
+                slide,
+                size,
+                offset,
+            } => hop::assign(ts, slide, size, offset, out),
             AlignedWindow::Cumulate { step, size, offset } => {
                 cumulate::assign(ts, step, size, offset, out)
             }

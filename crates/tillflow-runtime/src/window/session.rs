@@ -104,7 +104,9 @@ impl SessionWindowAggregate {
                 }
                 self.out.values.push(Value::Timestamp(session.start));
                 self.out.values.push(Value::Timestamp(session.end));
-                self.out.values.push(Value::Timestamp(window_max_timestamp(session.end)));
+                self.out
+                    .values
+                    .push(Value::Timestamp(window_max_timestamp(session.end)));
                 self.metrics.records_out += 1;
                 out.emit(&self.out)?;
             }
@@ -170,7 +172,8 @@ impl Operator for SessionWindowAggregate {
                         for (g, accs) in s.groups {
                             match m.groups.iter_mut().find(|(k, _)| *k == g) {
                                 Some((_, mine)) => {
-                                    for ((a, b), call) in mine.iter_mut().zip(accs).zip(&self.calls) {
+                                    for ((a, b), call) in mine.iter_mut().zip(accs).zip(&self.calls)
+                                    {
                                         a.merge(b, call.kind)?;
                                     }
                                 }
@@ -206,7 +209,9 @@ impl Operator for SessionWindowAggregate {
         let accs = match session.groups.iter().position(|(k, _)| **k == *self.gkey) {
             Some(p) => &mut session.groups[p].1,
             None => {
-                session.groups.push((self.gkey.as_slice().into(), new_accs(calls)));
+                session
+                    .groups
+                    .push((self.gkey.as_slice().into(), new_accs(calls)));
                 let last = session.groups.len() - 1;
                 &mut session.groups[last].1
             }

@@ -1,0 +1,266 @@
+//! The catalog: tables (with their connector, physical and full schemas, time attributes and
+//! watermark) and views, as `CREATE TABLE` / `CREATE VIEW` define them.
+
+use crate::error::{plan_err, Result, SqlError};
+use crate::expr::{Converter, Scope};
+use crate::script::{ColumnDef, CreateTable};
+use sqlparser::ast::Query;
+use std::collections::BTreeMap;
+use tillflow_connectors::{Connector, TableSpec};
+use tillflow_runtime::expr::Expr;
+use tillflow_types::{DataType, Field, Schema, TimeAttribute};
+
+/// A table of the catalog.
+#[derive(Clone)]
+pub struct TableDef {
+    /// Name.
+    pub name: String,
+    /// What the connector reads and writes (physical columns).
+    pub spec: TableSpec,
+    /// Its connector.
+    pub connector: &'static dyn Connector,
+    /// Every column in declared order (physical and computed), with time attributes.
+    pub schema: Schema,
+    /// For each column of `schema`: how to compute it from the physical row.
+    pub column_exprs: Vec<Expr>,
+    /// The watermark expression over `schema`, and the rowtime column's name.
+    pub watermark: Option<(String, Expr)>,
+}
+
+impl TableDef {
+    /// True when the full schema is the physical schema unchanged (no scan-time computation).
+    pub fn is_plain_scan(&self) -> bool {
+        self.column_exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column { index, .. } if *index == i))
+            && self.column_exprs.len() == self.spec.schema.len()
+    }
+}
+
+/// A view: a named query.
+#[derive(Clone)]
+pub struct ViewDef {
+    /// The query.
+    pub query: Box<Query>,
+    /// Column names given in `CREATE VIEW v (a, b)`.
+    pub columns: Vec<String>,
+}
+
+/// Tables, views and `SET` options of a session.
+#[derive(Default)]
+pub struct Catalog {
+    tables: BTreeMap<String, TableDef>,
+    views: BTreeMap<String, ViewDef>,
+    /// `SET` options.
+    pub config: BTreeMap<String, String>,
+}
+
+fn find<'a, T>(map: &'a BTreeMap<String, T>, name: &str) -> Option<&'a T> {
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+impl Catalog {
+    /// A table by name (exact, then case-insensitive).
+    pub fn table(&self, name: &str) -> Option<&TableDef> {
+        find(&self.tables, name)
+    }
+
+    /// A view by name.
+    pub fn view(&self, name: &str) -> Option<&ViewDef> {
+        find(&self.views, name)
+    }
+
+    /// Every table and view name, for messages.
+    pub fn names(&self) -> String {
+        let mut v: Vec<&str> = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .map(String::as_str)
+            .collect();
+        v.sort_unstable();
+        if v.is_empty() {
+            "none defined".into()
+        } else {
+            v.join(", ")
+        }
+    }
+
+    /// Adds a view.
+    pub fn add_view(&mut self, name: &str, view: ViewDef, if_not_exists: bool) -> Result<()> {
+        if self.table(name).is_some() || self.view(name).is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return plan_err(format!("`{name}` already exists"));
+        }
+        self.views.insert(name.to_owned(), view);
+        Ok(())
+    }
+
+    /// Removes a table or view.
+    pub fn drop(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        let key = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .cloned();
+        match key {
+            Some(k) => {
+                self.tables.remove(&k);
+                self.views.remove(&k);
+                Ok(())
+            }
+            None if if_exists => Ok(()),
+            None => plan_err(format!("cannot drop `{name}`: no such table or view")),
+        }
+    }
+
+    /// Adds a table from `CREATE TABLE` (its columns already known).
+    pub fn add_table(
+        &mut self,
+        ct: &CreateTable,
+        default_options: Option<BTreeMap<String, String>>,
+    ) -> Result<()> {
+        if self.table(&ct.name).is_some() || self.view(&ct.name).is_some() {
+            if ct.if_not_exists {
+                return Ok(());
+            }
+            return plan_err(format!("table `{}` already exists", ct.name));
+        }
+        let def = build_table(ct, default_options)?;
+        self.tables.insert(ct.name.clone(), def);
+        Ok(())
+    }
+}
+
+fn build_table(
+    ct: &CreateTable,
+    default_options: Option<BTreeMap<String, String>>,
+) -> Result<TableDef> {
+    let ctx = |m: String| SqlError::Plan(format!("table `{}`: {m}", ct.name));
+    let mut seen = std::collections::HashSet::new();
+    for c in &ct.columns {
+        if !seen.insert(c.name().to_ascii_lowercase()) {
+            return Err(ctx(format!("column `{}` is declared twice", c.name())));
+        }
+    }
+    let mut physical = Vec::new();
+    for c in &ct.columns {
+        match c {
+            ColumnDef::Physical {
+                name,
+                data_type,
+                nullable,
+            } => physical.push(Field {
+                name: name.clone(),
+                data_type: *data_type,
+                nullable: *nullable,
+                time: TimeAttribute::None,
+            }),
+            ColumnDef::Metadata { name, key, .. } => {
+                return Err(ctx(format!(
+                    "metadata column `{name}` (key '{key}') is not available from this connector"
+                )))
+            }
+            ColumnDef::Computed { .. } => {}
+        }
+    }
+    let physical = Schema::new(physical);
+    let phys_scope = Scope::new(physical.clone(), Some(ct.name.clone()));
+    let conv = Converter::new(&phys_scope);
+    let mut fields = Vec::new();
+    let mut exprs = Vec::new();
+    let mut p = 0;
+    for c in &ct.columns {
+        match c {
+            ColumnDef::Physical { .. } => {
+                let f = physical.fields[p].clone();
+                exprs.push(Expr::col(p, f.data_type));
+                fields.push(f);
+                p += 1;
+            }
+            ColumnDef::Computed { name, expr } => {
+                let e = conv
+                    .convert(expr)
+                    .map_err(|err| ctx(format!("computed column `{name}`: {err}")))?;
+                let is_proctime = matches!(expr, sqlparser::ast::Expr::Function(f) if crate::expr::function_name(f) == "PROCTIME");
+                fields.push(Field {
+                    name: name.clone(),
+                    data_type: e.data_type(),
+                    nullable: true,
+                    time: if is_proctime {
+                        TimeAttribute::Proctime
+                    } else {
+                        TimeAttribute::None
+                    },
+                });
+                exprs.push(e);
+            }
+            ColumnDef::Metadata { .. } => {}
+        }
+    }
+    let mut schema = Schema::new(fields);
+    let watermark = match &ct.watermark {
+        None => None,
+        Some((col, wexpr)) => {
+            let Some(i) = schema.index_of(col) else {
+                return Err(ctx(format!(
+                    "WATERMARK FOR `{col}`: no such column (columns: {})",
+                    schema.names()
+                )));
+            };
+            let ty = schema.fields[i].data_type;
+            if !matches!(ty, DataType::Timestamp(p) | DataType::TimestampLtz(p) if p <= 3) {
+                return Err(ctx(format!(
+                    "WATERMARK FOR `{col}`: the rowtime column must be TIMESTAMP(p) or TIMESTAMP_LTZ(p) with p <= 3, not {ty}"
+                )));
+            }
+            let full_scope = Scope::new(schema.clone(), Some(ct.name.clone()));
+            let e = Converter::new(&full_scope)
+                .convert(wexpr)
+                .map_err(|err| ctx(format!("WATERMARK FOR `{col}`: {err}")))?;
+            if !e.data_type().is_timestamp() {
+                return Err(ctx(format!(
+                    "WATERMARK FOR `{col}`: the watermark expression must be a timestamp, not {}",
+                    e.data_type()
+                )));
+            }
+            schema.fields[i].time = TimeAttribute::Rowtime;
+            Some((col.clone(), e))
+        }
+    };
+    let options = if ct.has_with {
+        ct.options.clone()
+    } else {
+        default_options.unwrap_or_default()
+    };
+    let spec = TableSpec {
+        name: ct.name.clone(),
+        schema: physical,
+        options,
+        primary_key: ct.primary_key.clone(),
+    };
+    for k in &ct.primary_key {
+        if spec.schema.index_of(k).is_none() {
+            return Err(ctx(format!(
+                "PRIMARY KEY column `{k}` is not a physical column"
+            )));
+        }
+    }
+    let connector = tillflow_connectors::validate(&spec)?;
+    Ok(TableDef {
+        name: ct.name.clone(),
+        spec,
+        connector,
+        schema,
+        column_exprs: exprs,
+        watermark,
+    })
+}

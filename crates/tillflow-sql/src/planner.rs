@@ -1,0 +1,1226 @@
+//! Queries to streaming operators.
+//!
+//! A query plans into a [`Rel`]: the table its records come from and the chain of operators that
+//! turns that table's rows into the query's rows. Planning rules, one per construct:
+//! projection and WHERE become a [`Calc`]; a window table function (TUMBLE, HOP, CUMULATE, SESSION)
+//! followed by `GROUP BY window_start, window_end, ...` becomes a window aggregate (the legacy
+//! `GROUP BY TUMBLE(...)` form plans to the same operators); any other GROUP BY becomes an updating
+//! [`GroupAggregate`]; `ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...)` with an outer
+//! `rn <= N` becomes a window Top-N; `SELECT DISTINCT` a group aggregate without aggregates.
+
+use crate::catalog::Catalog;
+use crate::error::{plan_err, Result, SqlError};
+use crate::expr::{
+    collect_aggregates, derive_name, eval_const, function_args, function_name, AggScope, Converter,
+    Scope,
+};
+use crate::script::PARTITION_BY_FN;
+use sqlparser::ast::{
+    self as sql, DuplicateTreatment, FunctionArguments, GroupByExpr, SelectItem, SetExpr,
+    TableFactor,
+};
+use std::collections::BTreeMap;
+use tillflow_runtime::agg::{AggCall, AggKind};
+use tillflow_runtime::expr::Expr;
+use tillflow_runtime::operator::Operator;
+use tillflow_runtime::ops::calc::Calc;
+use tillflow_runtime::ops::group_agg::GroupAggregate;
+use tillflow_runtime::ops::rank::{SortKey, WindowTopN};
+use tillflow_runtime::window::aggregate::WindowAggregate;
+use tillflow_runtime::window::session::SessionWindowAggregate;
+use tillflow_runtime::window::{AlignedWindow, TimeMode};
+use tillflow_types::{DataType, Field, Schema, TimeAttribute, Value};
+
+/// A window table function not yet turned into an operator (it fuses with the aggregation above it).
+#[derive(Clone, Debug)]
+pub struct PendingWindow {
+    kind: WindowKind,
+    time_col: usize,
+    mode: TimeMode,
+    partition: Vec<Expr>,
+    /// Number of input columns: window_start, window_end, window_time are at n, n+1, n+2.
+    base: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum WindowKind {
+    Aligned(AlignedWindow),
+    Session { gap: i64 },
+}
+
+/// A ROW_NUMBER() projection waiting for the outer query's `rn <= N`.
+pub struct PendingRank {
+    partition: Vec<usize>,
+    order: Vec<SortKey>,
+    window_end: Option<usize>,
+    /// Projection over `[input columns..., rn]`.
+    post: Vec<(Expr, String, TimeAttribute)>,
+    /// Position of rn in the projection.
+    rn_col: usize,
+}
+
+/// A planned query.
+pub struct Rel {
+    /// The table the records come from.
+    pub source: String,
+    /// Operators after the table scan.
+    pub ops: Vec<Box<dyn Operator>>,
+    /// Output columns.
+    pub scope: Scope,
+    /// Whether the output is an updating changelog.
+    pub updating: bool,
+    /// Output positions of window_start and window_end, when the rows are a window's result.
+    pub window_cols: Option<(usize, usize)>,
+    pending_window: Option<PendingWindow>,
+    pending_rank: Option<PendingRank>,
+}
+
+impl Rel {
+    fn schema(&self) -> &Schema {
+        &self.scope.schema
+    }
+
+    /// Fails if a window TVF or ROW_NUMBER is left without the construct that completes it.
+    pub fn finish(&self) -> Result<()> {
+        if self.pending_window.is_some() {
+            return plan_err(
+                "a window table function (TUMBLE/HOP/CUMULATE/SESSION) must be followed by GROUP BY window_start, window_end (a window aggregation); plain window assignment is not supported yet",
+            );
+        }
+        if self.pending_rank.is_some() {
+            return plan_err(
+                "ROW_NUMBER() OVER (...) needs an outer query filtering on it (WHERE rn <= N)",
+            );
+        }
+        Ok(())
+    }
+}
+
+type Item = (Expr, String, TimeAttribute);
+
+fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
+    let identity = filter.is_none()
+        && items.len() == rel.schema().len()
+        && items.iter().enumerate().all(|(i, (e, n, _))| {
+            matches!(e, Expr::Column { index, .. } if *index == i)
+                && *n == rel.schema().fields[i].name
+        });
+    let window_cols = rel.window_cols.and_then(|(ws, we)| {
+        let pos = |c: usize| {
+            items
+                .iter()
+                .position(|(e, _, _)| matches!(e, Expr::Column { index, .. } if *index == c))
+        };
+        Some((pos(ws)?, pos(we)?))
+    });
+    let fields: Vec<Field> = items
+        .iter()
+        .map(|(e, n, t)| Field {
+            name: n.clone(),
+            data_type: e.data_type(),
+            nullable: true,
+            time: *t,
+        })
+        .collect();
+    if !identity {
+        let names = items.iter().map(|(_, n, _)| n.clone()).collect();
+        let exprs = items.into_iter().map(|(e, _, _)| e).collect();
+        rel.ops.push(Box::new(Calc::new(filter, exprs, names)));
+    }
+    let qualifiers = vec![None; fields.len()];
+    rel.scope = Scope {
+        schema: Schema::new(fields),
+        qualifiers,
+    };
+    rel.window_cols = window_cols;
+}
+
+fn conjuncts(e: &sql::Expr, out: &mut Vec<sql::Expr>) {
+    match e {
+        sql::Expr::BinaryOp {
+            left,
+            op: sql::BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        sql::Expr::Nested(inner) => conjuncts(inner, out),
+        other => out.push(other.clone()),
+    }
+}
+
+fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
+    match e {
+        Expr::Column { index, .. } => *index >= n,
+        Expr::Literal { .. } | Expr::StrLiteral(_) => false,
+        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => reads_column_at_or_above(arg, n),
+        Expr::Binary { left, right, .. } => {
+            reads_column_at_or_above(left, n) || reads_column_at_or_above(right, n)
+        }
+        Expr::Case {
+            operand,
+            whens,
+            otherwise,
+            ..
+        } => {
+            operand
+                .as_ref()
+                .is_some_and(|o| reads_column_at_or_above(o, n))
+                || whens
+                    .iter()
+                    .any(|(a, b)| reads_column_at_or_above(a, n) || reads_column_at_or_above(b, n))
+                || otherwise
+                    .as_ref()
+                    .is_some_and(|o| reads_column_at_or_above(o, n))
+        }
+        Expr::Call { args, .. } => args.iter().any(|a| reads_column_at_or_above(a, n)),
+        Expr::InList { arg, list, .. } => {
+            reads_column_at_or_above(arg, n) || list.iter().any(|a| reads_column_at_or_above(a, n))
+        }
+        Expr::Like { arg, pattern, .. } => {
+            reads_column_at_or_above(arg, n) || reads_column_at_or_above(pattern, n)
+        }
+    }
+}
+
+/// Plans queries against a catalog.
+pub struct Planner<'a> {
+    catalog: &'a Catalog,
+    ctes: BTreeMap<String, sql::Query>,
+}
+
+fn interval_arg(e: &sql::Expr, what: &str) -> Result<i64> {
+    let scope = Scope::default();
+    let x = Converter::new(&scope).convert(e)?;
+    match eval_const(&x)? {
+        Value::Interval(us) if us > 0 => Ok(us),
+        Value::Interval(_) => plan_err(format!("{what} must be positive: `{e}`")),
+        _ => plan_err(format!(
+            "{what} must be a day-time INTERVAL such as INTERVAL '1' MINUTE: `{e}`"
+        )),
+    }
+}
+
+fn offset_arg(e: Option<&sql::Expr>) -> Result<i64> {
+    match e {
+        None => Ok(0),
+        Some(e) => {
+            let scope = Scope::default();
+            match eval_const(&Converter::new(&scope).convert(e)?)? {
+                Value::Interval(us) => Ok(us),
+                _ => plan_err(format!("window offset must be an INTERVAL: `{e}`")),
+            }
+        }
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// A planner over `catalog`.
+    pub fn new(catalog: &'a Catalog) -> Self {
+        Planner {
+            catalog,
+            ctes: BTreeMap::new(),
+        }
+    }
+
+    /// Plans a query.
+    pub fn plan_query(&mut self, q: &sql::Query) -> Result<Rel> {
+        let saved = self.ctes.clone();
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                self.ctes
+                    .insert(cte.alias.name.value.clone(), (*cte.query).clone());
+            }
+        }
+        if q.order_by.is_some() {
+            return plan_err(format!("ORDER BY on a stream is not supported (Flink allows it only on a time attribute ascending): `{q}`"));
+        }
+        if q.limit_clause.is_some() || q.fetch.is_some() {
+            return plan_err(format!("LIMIT on a stream is not supported yet: `{q}`"));
+        }
+        let rel = match q.body.as_ref() {
+            SetExpr::Select(s) => self.plan_select(s),
+            SetExpr::Query(inner) => self.plan_query(inner),
+            other => plan_err(format!(
+                "{} is not supported yet (only SELECT)",
+                other
+                    .to_string()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("this query")
+            )),
+        };
+        self.ctes = saved;
+        rel
+    }
+
+    fn named_relation(&mut self, name: &str, alias: Option<&sql::TableAlias>) -> Result<Rel> {
+        let qualifier = alias
+            .map(|a| a.name.value.clone())
+            .unwrap_or_else(|| name.rsplit('.').next().unwrap_or(name).to_owned());
+        let mut rel = if let Some(q) = self.ctes.get(name).cloned() {
+            self.plan_query(&q)?
+        } else if let Some(v) = self.catalog.view(name) {
+            let v = v.clone();
+            let mut rel = Planner::new(self.catalog).plan_query(&v.query)?;
+            if !v.columns.is_empty() {
+                if v.columns.len() != rel.schema().len() {
+                    return plan_err(format!(
+                        "view `{name}` names {} columns but its query has {}",
+                        v.columns.len(),
+                        rel.schema().len()
+                    ));
+                }
+                for (f, n) in rel.scope.schema.fields.iter_mut().zip(&v.columns) {
+                    f.name = n.clone();
+                }
+            }
+            rel
+        } else if let Some(t) = self.catalog.table(name) {
+            Rel {
+                source: t.name.clone(),
+                ops: Vec::new(),
+                scope: Scope::new(t.schema.clone(), None),
+                updating: false,
+                window_cols: None,
+                pending_window: None,
+                pending_rank: None,
+            }
+        } else {
+            return plan_err(format!(
+                "table or view `{name}` not found (known: {})",
+                self.catalog.names()
+            ));
+        };
+        rel.scope.qualifiers = vec![Some(qualifier); rel.schema().len()];
+        if let Some(a) = alias {
+            if !a.columns.is_empty() {
+                if a.columns.len() != rel.schema().len() {
+                    return plan_err(format!(
+                        "alias `{}` names {} columns but `{name}` has {}",
+                        a.name,
+                        a.columns.len(),
+                        rel.schema().len()
+                    ));
+                }
+                for (f, c) in rel.scope.schema.fields.iter_mut().zip(&a.columns) {
+                    f.name = c.name.value.clone();
+                }
+            }
+        }
+        Ok(rel)
+    }
+
+    fn plan_from(&mut self, from: &[sql::TableWithJoins]) -> Result<Rel> {
+        let [twj] = from else {
+            return plan_err(if from.is_empty() {
+                "SELECT without FROM is not supported yet".to_owned()
+            } else {
+                "a query reads one table (joins are not supported yet)".to_owned()
+            });
+        };
+        if !twj.joins.is_empty() {
+            return plan_err(format!("joins are not supported yet: `{twj}`"));
+        }
+        match &twj.relation {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => self.named_relation(
+                &name.to_string().replace('`', "").replace('"', ""),
+                alias.as_ref(),
+            ),
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let mut rel = self.plan_query(subquery)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                    for (f, c) in rel.scope.schema.fields.iter_mut().zip(&a.columns) {
+                        f.name = c.name.value.clone();
+                    }
+                }
+                Ok(rel)
+            }
+            TableFactor::TableFunction { expr, alias } => {
+                let mut rel = self.window_tvf(expr)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                }
+                Ok(rel)
+            }
+            other => plan_err(format!("unsupported FROM item `{other}`")),
+        }
+    }
+
+    /// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))` and friends (the token pass removed `TABLE`).
+    fn window_tvf(&mut self, expr: &sql::Expr) -> Result<Rel> {
+        let sql::Expr::Function(f) = expr else {
+            return plan_err(format!(
+                "TABLE(...) must call a window function (TUMBLE, HOP, CUMULATE, SESSION): `{expr}`"
+            ));
+        };
+        let name = function_name(f);
+        // named arguments: DATA => .., TIMECOL => .., SIZE => ..
+        let mut named: BTreeMap<String, &sql::Expr> = BTreeMap::new();
+        let mut positional: Vec<&sql::Expr> = Vec::new();
+        let mut partition_sql: Vec<sql::Expr> = Vec::new();
+        if let FunctionArguments::List(l) = &f.args {
+            for a in &l.args {
+                match a {
+                    sql::FunctionArg::Named {
+                        name,
+                        arg: sql::FunctionArgExpr::Expr(e),
+                        ..
+                    } => {
+                        named.insert(name.value.to_ascii_uppercase(), e);
+                    }
+                    sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(sql::Expr::Function(
+                        pf,
+                    ))) if function_name(pf) == PARTITION_BY_FN => {
+                        partition_sql = function_args(pf)?.into_iter().flatten().cloned().collect();
+                    }
+                    sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => positional.push(e),
+                    other => return plan_err(format!("unsupported argument `{other}` of {name}")),
+                }
+            }
+        }
+        let params: &[&str] =
+            match name.as_str() {
+                "TUMBLE" => &["DATA", "TIMECOL", "SIZE", "OFFSET"],
+                "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
+                "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
+                "SESSION" => &["DATA", "TIMECOL", "GAP"],
+                _ => return plan_err(format!(
+                    "unknown window table function {name} (use TUMBLE, HOP, CUMULATE or SESSION)"
+                )),
+            };
+        let arg = |i: usize| -> Option<&sql::Expr> {
+            named
+                .get(params[i])
+                .copied()
+                .or_else(|| positional.get(i).copied())
+        };
+        let min = if name == "TUMBLE" || name == "SESSION" {
+            3
+        } else {
+            4
+        };
+        if (0..min).any(|i| arg(i).is_none()) {
+            return plan_err(format!("{name} takes ({}): `{f}`", params.join(", ")));
+        }
+        let data = arg(0).ok_or_else(|| SqlError::Plan(format!("{name}: missing DATA")))?;
+        let table = match data {
+            sql::Expr::Identifier(i) => i.value.clone(),
+            sql::Expr::CompoundIdentifier(is) => is
+                .iter()
+                .map(|i| i.value.clone())
+                .collect::<Vec<_>>()
+                .join("."),
+            other => {
+                return plan_err(format!(
+                    "{name}: the first argument must be TABLE name, got `{other}`"
+                ))
+            }
+        };
+        let mut rel = self.named_relation(&table, None)?;
+        if rel.updating {
+            return plan_err(format!(
+                "{name}: window functions need an append-only input, `{table}` is updating"
+            ));
+        }
+        let time = arg(1).ok_or_else(|| SqlError::Plan(format!("{name}: missing DESCRIPTOR")))?;
+        let time_name = match time {
+            sql::Expr::Function(d) if function_name(d) == "DESCRIPTOR" => {
+                match function_args(d)?.as_slice() {
+                    [Some(sql::Expr::Identifier(i))] => i.value.clone(),
+                    _ => return plan_err(format!("{name}: DESCRIPTOR takes one column: `{time}`")),
+                }
+            }
+            other => {
+                return plan_err(format!(
+                    "{name}: the time column must be given as DESCRIPTOR(col), got `{other}`"
+                ))
+            }
+        };
+        let time_col = rel.scope.resolve(std::slice::from_ref(&time_name))?;
+        let tf = rel.schema().fields[time_col].clone();
+        let mode = match tf.time {
+            TimeAttribute::Rowtime => TimeMode::Event,
+            TimeAttribute::Proctime => TimeMode::Processing,
+            TimeAttribute::None => {
+                return plan_err(format!(
+                    "{name}: column `{time_name}` is not a time attribute; declare WATERMARK FOR {time_name} AS ... on the table, or use a PROCTIME() column"
+                ))
+            }
+        };
+        let kind = match name.as_str() {
+            "TUMBLE" => WindowKind::Aligned(AlignedWindow::Tumble {
+                size: interval_arg(arg(2).unwrap_or(time), "TUMBLE size")?,
+                offset: offset_arg(arg(3))?,
+            }),
+            "HOP" => {
+                let slide = interval_arg(arg(2).unwrap_or(time), "HOP slide")?;
+                let size = interval_arg(arg(3).unwrap_or(time), "HOP size")?;
+                if size % slide != 0 {
+                    return plan_err(format!("HOP size must be a multiple of its slide: `{f}`"));
+                }
+                WindowKind::Aligned(AlignedWindow::Hop {
+                    slide,
+                    size,
+                    offset: offset_arg(arg(4))?,
+                })
+            }
+            "CUMULATE" => {
+                let step = interval_arg(arg(2).unwrap_or(time), "CUMULATE step")?;
+                let size = interval_arg(arg(3).unwrap_or(time), "CUMULATE size")?;
+                if size % step != 0 {
+                    return plan_err(format!(
+                        "CUMULATE size must be a multiple of its step: `{f}`"
+                    ));
+                }
+                WindowKind::Aligned(AlignedWindow::Cumulate {
+                    step,
+                    size,
+                    offset: offset_arg(arg(4))?,
+                })
+            }
+            _ => WindowKind::Session {
+                gap: interval_arg(arg(2).unwrap_or(time), "SESSION gap")?,
+            },
+        };
+        if !partition_sql.is_empty() && name != "SESSION" {
+            return plan_err(format!("PARTITION BY is only valid in SESSION: `{f}`"));
+        }
+        let conv = Converter::new(&rel.scope);
+        let partition = partition_sql
+            .iter()
+            .map(|e| conv.convert(e))
+            .collect::<Result<Vec<_>>>()?;
+        let base = rel.schema().len();
+        let (wtype, wtime) = match mode {
+            TimeMode::Event => (
+                if matches!(tf.data_type, DataType::TimestampLtz(_)) {
+                    DataType::TimestampLtz(3)
+                } else {
+                    DataType::Timestamp(3)
+                },
+                TimeAttribute::Rowtime,
+            ),
+            TimeMode::Processing => (DataType::TimestampLtz(3), TimeAttribute::Proctime),
+        };
+        let q = rel.scope.qualifiers.first().cloned().flatten();
+        for (n, t) in [
+            ("window_start", TimeAttribute::None),
+            ("window_end", TimeAttribute::None),
+            ("window_time", wtime),
+        ] {
+            rel.scope.schema.fields.push(Field {
+                name: n.into(),
+                data_type: wtype,
+                nullable: false,
+                time: t,
+            });
+            rel.scope.qualifiers.push(q.clone());
+        }
+        rel.pending_window = Some(PendingWindow {
+            kind,
+            time_col,
+            mode,
+            partition,
+            base,
+        });
+        Ok(rel)
+    }
+
+    fn projection_items(
+        &self,
+        rel: &Rel,
+        items: &[SelectItem],
+        conv: &Converter,
+    ) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        for (pos, item) in items.iter().enumerate() {
+            match item {
+                SelectItem::UnnamedExpr(e) => {
+                    let x = conv.convert(e)?;
+                    let t = time_of(&x, &conv.scope.schema);
+                    out.push((x, derive_name(e, pos), t));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let x = conv.convert(expr)?;
+                    let t = time_of(&x, &conv.scope.schema);
+                    out.push((x, alias.value.clone(), t));
+                }
+                SelectItem::Wildcard(_) => {
+                    for (i, f) in rel.schema().fields.iter().enumerate() {
+                        out.push((Expr::col(i, f.data_type), f.name.clone(), f.time));
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let q = kind.to_string().trim_end_matches(".*").to_owned();
+                    let mut any = false;
+                    for (i, f) in rel.schema().fields.iter().enumerate() {
+                        if rel.scope.qualifiers[i]
+                            .as_deref()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(&q))
+                        {
+                            out.push((Expr::col(i, f.data_type), f.name.clone(), f.time));
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        return plan_err(format!("`{q}.*`: no table or alias `{q}` in FROM"));
+                    }
+                }
+                other => return plan_err(format!("unsupported select item `{other}`")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn plan_select(&mut self, s: &sql::Select) -> Result<Rel> {
+        let mut rel = self.plan_from(&s.from)?;
+        let mut where_sql = s.selection.clone();
+        if let Some(rank) = rel.pending_rank.take() {
+            let mut parts = Vec::new();
+            if let Some(w) = &where_sql {
+                conjuncts(w, &mut parts);
+            }
+            let mut limit = None;
+            let mut rest = Vec::new();
+            for p in parts {
+                match rank_limit(&p, &rel.scope, rank.rn_col) {
+                    Some(n) => limit = Some(limit.map_or(n, |l: usize| l.min(n))),
+                    None => rest.push(p),
+                }
+            }
+            let Some(limit) = limit else {
+                return plan_err(
+                    "a ROW_NUMBER() query needs WHERE rn <= N (or rn = 1) in the outer query",
+                );
+            };
+            let Some(window_end) = rank.window_end else {
+                return plan_err("Top-N and deduplication over a non-windowed input are not supported yet; partition by window_start, window_end of a window aggregation (window Top-N)");
+            };
+            rel.ops.push(Box::new(WindowTopN::new(
+                window_end,
+                rank.partition,
+                rank.order,
+                limit,
+                true,
+            )));
+            let (names, exprs): (Vec<String>, Vec<Expr>) = rank
+                .post
+                .iter()
+                .map(|(e, n, _)| (n.clone(), e.clone()))
+                .unzip();
+            rel.ops.push(Box::new(Calc::new(None, exprs, names)));
+            where_sql = rest.into_iter().reduce(|a, b| sql::Expr::BinaryOp {
+                left: Box::new(a),
+                op: sql::BinaryOperator::And,
+                right: Box::new(b),
+            });
+        }
+        let group_sql: Vec<sql::Expr> = match &s.group_by {
+            GroupByExpr::Expressions(v, mods) if mods.is_empty() => v.clone(),
+            other => return plan_err(format!("unsupported `{other}`")),
+        };
+        let mut aggs = Vec::new();
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                collect_aggregates(e, &mut aggs);
+            }
+        }
+        if let Some(h) = &s.having {
+            collect_aggregates(h, &mut aggs);
+        }
+        if !group_sql.is_empty() || !aggs.is_empty() {
+            return self.plan_aggregate(s, rel, where_sql.as_ref(), &group_sql, aggs);
+        }
+        if s.having.is_some() {
+            return plan_err("HAVING needs GROUP BY or an aggregate");
+        }
+        if rel.pending_window.is_some() {
+            rel.finish()?;
+        }
+        let conv = Converter::new(&rel.scope);
+        let filter = where_sql.as_ref().map(|w| conv.convert(w)).transpose()?;
+        if let Some(f) = &filter {
+            if f.data_type() != DataType::Boolean {
+                return plan_err(format!("WHERE must be a condition, got {}", f.data_type()));
+            }
+        }
+        // ROW_NUMBER() OVER (...) in the projection
+        let rank_pos = s.projection.iter().position(|i| match i {
+            SelectItem::UnnamedExpr(sql::Expr::Function(f))
+            | SelectItem::ExprWithAlias {
+                expr: sql::Expr::Function(f),
+                ..
+            } => f.over.is_some(),
+            _ => false,
+        });
+        if let Some(rp) = rank_pos {
+            if let Some(f) = filter {
+                let items: Vec<Item> = rel
+                    .schema()
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, fl)| (Expr::col(i, fl.data_type), fl.name.clone(), fl.time))
+                    .collect();
+                push_calc(&mut rel, Some(f), items);
+            }
+            return self.plan_rank_projection(s, rel, rp);
+        }
+        let items = self.projection_items(&rel, &s.projection, &conv)?;
+        push_calc(&mut rel, filter, items);
+        if let Some(sql::Distinct::Distinct) = &s.distinct {
+            let n = rel.schema().len();
+            rel.ops
+                .push(Box::new(GroupAggregate::new((0..n).collect(), vec![])));
+            rel.updating = true;
+            rel.window_cols = None;
+            for f in rel.scope.schema.fields.iter_mut() {
+                f.time = TimeAttribute::None;
+            }
+        }
+        Ok(rel)
+    }
+
+    fn plan_rank_projection(
+        &mut self,
+        s: &sql::Select,
+        mut rel: Rel,
+        rank_pos: usize,
+    ) -> Result<Rel> {
+        let (f, rn_name) = match &s.projection[rank_pos] {
+            SelectItem::UnnamedExpr(sql::Expr::Function(f)) => (f, format!("EXPR${rank_pos}")),
+            SelectItem::ExprWithAlias {
+                expr: sql::Expr::Function(f),
+                alias,
+            } => (f, alias.value.clone()),
+            _ => return plan_err("unsupported ranking item"),
+        };
+        let name = function_name(f);
+        if name != "ROW_NUMBER" {
+            return plan_err(format!(
+                "{name}() OVER is not supported yet (ROW_NUMBER() is)"
+            ));
+        }
+        let Some(sql::WindowType::WindowSpec(spec)) = &f.over else {
+            return plan_err("named windows are not supported");
+        };
+        let conv = Converter::new(&rel.scope);
+        let col_of = |e: &sql::Expr| -> Result<usize> {
+            match conv.convert(e)? {
+                Expr::Column { index, .. } => Ok(index),
+                _ => plan_err(format!(
+                    "PARTITION BY / ORDER BY of ROW_NUMBER() must name columns: `{e}`"
+                )),
+            }
+        };
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(col_of)
+            .collect::<Result<Vec<_>>>()?;
+        let mut order = Vec::new();
+        for o in &spec.order_by {
+            let descending = matches!(o.options.sort, Some(sql::OrderBySort::Desc));
+            order.push(SortKey {
+                col: col_of(&o.expr)?,
+                descending,
+                nulls_first: o.options.nulls_first.unwrap_or(!descending),
+            });
+        }
+        if order.is_empty() {
+            return plan_err("ROW_NUMBER() needs ORDER BY");
+        }
+        let window_end = rel
+            .window_cols
+            .filter(|(ws, we)| partition.contains(ws) && partition.contains(we))
+            .map(|(_, we)| we);
+        // projection over [input..., rn]
+        let n = rel.schema().len();
+        let mut ext = rel.scope.clone();
+        ext.schema
+            .fields
+            .push(Field::new(rn_name.clone(), DataType::BigInt));
+        ext.qualifiers.push(None);
+        let conv_ext = Converter::new(&ext);
+        let mut post = Vec::new();
+        for (pos, item) in s.projection.iter().enumerate() {
+            if pos == rank_pos {
+                post.push((
+                    Expr::col(n, DataType::BigInt),
+                    rn_name.clone(),
+                    TimeAttribute::None,
+                ));
+                continue;
+            }
+            let mut one = self.projection_items(&rel, std::slice::from_ref(item), &conv_ext)?;
+            post.append(&mut one);
+        }
+        let rn_col = post
+            .iter()
+            .position(|(e, _, _)| matches!(e, Expr::Column { index, .. } if *index == n))
+            .unwrap_or(0);
+        let window_cols = rel.window_cols.and_then(|(ws, we)| {
+            let pos = |c: usize| {
+                post.iter()
+                    .position(|(e, _, _)| matches!(e, Expr::Column { index, .. } if *index == c))
+            };
+            Some((pos(ws)?, pos(we)?))
+        });
+        let fields = post
+            .iter()
+            .map(|(e, nm, t)| Field {
+                name: nm.clone(),
+                data_type: e.data_type(),
+                nullable: true,
+                time: *t,
+            })
+            .collect();
+        rel.scope = Scope {
+            schema: Schema::new(fields),
+            qualifiers: vec![None; post.len()],
+        };
+        rel.window_cols = window_cols;
+        rel.pending_rank = Some(PendingRank {
+            partition,
+            order,
+            window_end,
+            post,
+            rn_col,
+        });
+        Ok(rel)
+    }
+
+    fn plan_aggregate(
+        &mut self,
+        s: &sql::Select,
+        mut rel: Rel,
+        where_sql: Option<&sql::Expr>,
+        group_sql: &[sql::Expr],
+        aggs: Vec<sql::Function>,
+    ) -> Result<Rel> {
+        if rel.updating {
+            // GROUP BY over an updating input works through retractions (COUNT, SUM, AVG).
+        }
+        let input = rel.scope.clone();
+        let conv = Converter::new(&input);
+        // legacy group windows
+        let mut legacy: Option<(WindowKind, usize, TimeMode)> = None;
+        let mut keys_sql = Vec::new();
+        for g in group_sql {
+            if let sql::Expr::Function(f) = g {
+                let name = function_name(f);
+                if matches!(name.as_str(), "TUMBLE" | "HOP" | "SESSION") && f.over.is_none() {
+                    if legacy.is_some() || rel.pending_window.is_some() {
+                        return plan_err("only one window per GROUP BY");
+                    }
+                    legacy = Some(self.legacy_window(&name, f, &input)?);
+                    continue;
+                }
+            }
+            keys_sql.push(g);
+        }
+        let mut keys: Vec<Expr> = keys_sql
+            .iter()
+            .map(|g| conv.convert(g))
+            .collect::<Result<_>>()?;
+        let filter = where_sql.map(|w| conv.convert(w)).transpose()?;
+        // window from a TVF
+        let tvf = rel.pending_window.take();
+        let mut window_key_groups: Vec<(Expr, usize)> = Vec::new(); // (input expr, which: 0 start 1 end 2 time)
+        if let Some(w) = &tvf {
+            let mut rest = Vec::new();
+            let mut has = [false; 3];
+            for k in keys {
+                match &k {
+                    Expr::Column { index, .. } if (w.base..w.base + 3).contains(index) => {
+                        has[index - w.base] = true;
+                        window_key_groups.push((k.clone(), index - w.base));
+                    }
+                    _ => rest.push(k),
+                }
+            }
+            if !(has[0] && has[1]) {
+                return plan_err("a window aggregation must GROUP BY window_start and window_end");
+            }
+            if let Some(f) = &filter {
+                if reads_column_at_or_above(f, w.base) {
+                    return plan_err("WHERE on window_start/window_end/window_time before the window aggregation is not supported");
+                }
+            }
+            for k in &rest {
+                if reads_column_at_or_above(k, w.base) {
+                    return plan_err("GROUP BY expressions over window columns are not supported; group by window_start, window_end");
+                }
+            }
+            keys = rest;
+        }
+        let window = match (&tvf, legacy) {
+            (Some(w), _) => Some((w.kind, w.time_col, w.mode, w.partition.clone())),
+            (None, Some((k, t, m))) => Some((k, t, m, Vec::new())),
+            (None, None) => None,
+        };
+        // pre-aggregation projection: keys, aggregate arguments and filters, time column
+        let mut pre: Vec<Item> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                (
+                    k.clone(),
+                    key_name(keys_sql.get(i).copied(), i),
+                    TimeAttribute::None,
+                )
+            })
+            .collect();
+        let mut calls = Vec::new();
+        let mut agg_types = Vec::new();
+        for f in &aggs {
+            let name = function_name(f);
+            let Some(mut kind) = AggKind::by_name(&name) else {
+                return plan_err(format!("unknown aggregate {name}"));
+            };
+            let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
+            let args = function_args(f)?;
+            let (arg, arg_type) = match args.as_slice() {
+                [None] if kind == AggKind::Count => {
+                    kind = AggKind::CountStar;
+                    (None, DataType::BigInt)
+                }
+                [] if kind == AggKind::Count => {
+                    kind = AggKind::CountStar;
+                    (None, DataType::BigInt)
+                }
+                [Some(a)] => {
+                    let x = conv.convert(a)?;
+                    let t = x.data_type();
+                    if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
+                        return plan_err(format!(
+                            "{name} needs a numeric argument, got {t}: `{f}`"
+                        ));
+                    }
+                    pre.push((x, format!("$agg{}", calls.len()), TimeAttribute::None));
+                    (Some(pre.len() - 1), t)
+                }
+                _ => return plan_err(format!("{name} takes one argument: `{f}`")),
+            };
+            let filter_col = match &f.filter {
+                Some(cond) => {
+                    let c = conv.convert(cond)?;
+                    pre.push((c, format!("$filter{}", calls.len()), TimeAttribute::None));
+                    Some(pre.len() - 1)
+                }
+                None => None,
+            };
+            let result_type = kind.result_type(arg_type);
+            agg_types.push(result_type);
+            calls.push(AggCall {
+                kind,
+                arg,
+                distinct,
+                arg_type,
+                result_type,
+                filter: filter_col,
+            });
+        }
+        let k = keys.len();
+        let m = calls.len();
+        let time_idx = window.as_ref().map(|(_, t, _, _)| {
+            let f = &input.schema.fields[*t];
+            pre.push((Expr::col(*t, f.data_type), f.name.clone(), f.time));
+            pre.len() - 1
+        });
+        push_calc(&mut rel, filter, pre);
+        // the aggregate operator and the positions of keys in its output
+        let mut key_out: Vec<usize> = (0..k).collect();
+        let mut wtype = DataType::Timestamp(3);
+        let mut wattr = TimeAttribute::Rowtime;
+        match &window {
+            Some((WindowKind::Aligned(a), _, mode, _)) => {
+                rel.ops.push(Box::new(WindowAggregate::new(
+                    *a,
+                    *mode,
+                    time_idx.unwrap_or(0),
+                    (0..k).collect(),
+                    calls,
+                )));
+                set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
+            }
+            Some((WindowKind::Session { gap }, _, mode, partition)) => {
+                let mut part = Vec::new();
+                for p in partition {
+                    match keys.iter().position(|x| x == p) {
+                        Some(i) => part.push(i),
+                        None => {
+                            return plan_err(
+                                "SESSION PARTITION BY columns must also be in GROUP BY",
+                            )
+                        }
+                    }
+                }
+                if tvf.is_none() {
+                    part = (0..k).collect(); // legacy SESSION: sessions per group key
+                }
+                let group: Vec<usize> = (0..k).filter(|i| !part.contains(i)).collect();
+                for (pos, key) in part.iter().chain(group.iter()).enumerate() {
+                    key_out[*key] = pos;
+                }
+                rel.ops.push(Box::new(SessionWindowAggregate::new(
+                    *gap,
+                    *mode,
+                    time_idx.unwrap_or(0),
+                    part,
+                    group,
+                    calls,
+                )));
+                set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
+            }
+            None => {
+                rel.ops
+                    .push(Box::new(GroupAggregate::new((0..k).collect(), calls)));
+                rel.updating = true;
+            }
+        }
+        // the aggregate's output scope
+        let mut fields = vec![Field::new("", DataType::Null); k];
+        for i in 0..k {
+            fields[key_out[i]] =
+                Field::new(key_name(keys_sql.get(i).copied(), i), keys[i].data_type());
+        }
+        for (j, t) in agg_types.iter().enumerate() {
+            fields.push(Field::new(format!("EXPR${}", k + j), *t));
+        }
+        let mut window_out = None;
+        if window.is_some() {
+            let base = k + m;
+            fields.push(Field {
+                name: "window_start".into(),
+                data_type: wtype,
+                nullable: false,
+                time: TimeAttribute::None,
+            });
+            fields.push(Field {
+                name: "window_end".into(),
+                data_type: wtype,
+                nullable: false,
+                time: TimeAttribute::None,
+            });
+            fields.push(Field {
+                name: "window_time".into(),
+                data_type: wtype,
+                nullable: false,
+                time: wattr,
+            });
+            window_out = Some((base, base + 1, base + 2));
+        }
+        let out_scope = Scope {
+            qualifiers: vec![None; fields.len()],
+            schema: Schema::new(fields),
+        };
+        let mut groups: Vec<(Expr, usize)> = keys
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, e)| (e, key_out[i]))
+            .collect();
+        if let (Some(w), Some((ws, we, wt))) = (&tvf, window_out) {
+            let outs = [ws, we, wt];
+            for which in 0..3 {
+                let f = &input.schema.fields[w.base + which];
+                groups.push((Expr::col(w.base + which, f.data_type), outs[which]));
+            }
+            let _ = &window_key_groups;
+        }
+        let agg_scope = AggScope {
+            input: &input,
+            groups,
+            aggs: aggs
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(j, f)| (f, k + j, agg_types[j]))
+                .collect(),
+            window: window_out,
+            window_type: wtype,
+            window_time_attr: wattr,
+        };
+        rel.scope = out_scope.clone();
+        rel.window_cols = window_out.map(|(ws, we, _)| (ws, we));
+        let post_conv = Converter {
+            scope: &out_scope,
+            agg: Some(&agg_scope),
+        };
+        let having = s
+            .having
+            .as_ref()
+            .map(|h| post_conv.convert(h))
+            .transpose()?;
+        if s.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }) {
+            return plan_err("SELECT * is not allowed in an aggregate query");
+        }
+        let mut items = self.projection_items(&rel, &s.projection, &post_conv)?;
+        for (e, _, t) in items.iter_mut() {
+            if let (Expr::Column { index, .. }, Some((_, _, wt))) = (&*e, window_out) {
+                if *index == wt {
+                    *t = wattr;
+                }
+            }
+        }
+        push_calc(&mut rel, having, items);
+        Ok(rel)
+    }
+
+    fn legacy_window(
+        &self,
+        name: &str,
+        f: &sql::Function,
+        input: &Scope,
+    ) -> Result<(WindowKind, usize, TimeMode)> {
+        let args = function_args(f)?;
+        let args: Vec<&sql::Expr> = args.into_iter().flatten().collect();
+        let Some(time) = args.first() else {
+            return plan_err(format!(
+                "{name}(time_attr, interval...) needs a time column: `{f}`"
+            ));
+        };
+        let conv = Converter::new(input);
+        let col = match conv.convert(time)? {
+            Expr::Column { index, .. } => index,
+            _ => {
+                return plan_err(format!(
+                    "{name}: the first argument must be a time attribute column: `{f}`"
+                ))
+            }
+        };
+        let mode = match input.schema.fields[col].time {
+            TimeAttribute::Rowtime => TimeMode::Event,
+            TimeAttribute::Proctime => TimeMode::Processing,
+            TimeAttribute::None => {
+                return plan_err(format!(
+                    "{name}: column `{}` is not a time attribute (declare a WATERMARK or use PROCTIME())",
+                    input.schema.fields[col].name
+                ))
+            }
+        };
+        let kind = match (name, args.len()) {
+            ("TUMBLE", 2 | 3) => WindowKind::Aligned(AlignedWindow::Tumble {
+                size: interval_arg(args[1], "TUMBLE size")?,
+                offset: offset_arg(args.get(2).copied())?,
+            }),
+            ("HOP", 3 | 4) => {
+                let slide = interval_arg(args[1], "HOP slide")?;
+                let size = interval_arg(args[2], "HOP size")?;
+                if size % slide != 0 {
+                    return plan_err(format!("HOP size must be a multiple of its slide: `{f}`"));
+                }
+                WindowKind::Aligned(AlignedWindow::Hop {
+                    slide,
+                    size,
+                    offset: offset_arg(args.get(3).copied())?,
+                })
+            }
+            ("SESSION", 2) => WindowKind::Session {
+                gap: interval_arg(args[1], "SESSION gap")?,
+            },
+            _ => return plan_err(format!("wrong number of arguments for {name}: `{f}`")),
+        };
+        Ok((kind, col, mode))
+    }
+}
+
+fn set_window_types(
+    input: &Scope,
+    window: Option<&(WindowKind, usize, TimeMode, Vec<Expr>)>,
+    wtype: &mut DataType,
+    wattr: &mut TimeAttribute,
+) {
+    if let Some((_, t, mode, _)) = window {
+        match mode {
+            TimeMode::Event => {
+                *wattr = TimeAttribute::Rowtime;
+                *wtype = if matches!(input.schema.fields[*t].data_type, DataType::TimestampLtz(_)) {
+                    DataType::TimestampLtz(3)
+                } else {
+                    DataType::Timestamp(3)
+                };
+            }
+            TimeMode::Processing => {
+                *wattr = TimeAttribute::Proctime;
+                *wtype = DataType::TimestampLtz(3);
+            }
+        }
+    }
+}
+
+fn key_name(e: Option<&sql::Expr>, i: usize) -> String {
+    e.map(|e| derive_name(e, i))
+        .unwrap_or_else(|| format!("EXPR${i}"))
+}
+
+fn time_of(e: &Expr, schema: &Schema) -> TimeAttribute {
+    match e {
+        Expr::Column { index, .. } => schema
+            .fields
+            .get(*index)
+            .map(|f| f.time)
+            .unwrap_or_default(),
+        _ => TimeAttribute::None,
+    }
+}
+
+/// Recognizes `rn <= N`, `rn < N`, `rn = 1` (and the mirrored forms) on the rank column.
+fn rank_limit(e: &sql::Expr, scope: &Scope, rn_col: usize) -> Option<usize> {
+    let sql::Expr::BinaryOp { left, op, right } = e else {
+        return None;
+    };
+    let is_rn = |x: &sql::Expr| -> bool {
+        let parts = match x {
+            sql::Expr::Identifier(i) => vec![i.value.clone()],
+            sql::Expr::CompoundIdentifier(is) => is.iter().map(|i| i.value.clone()).collect(),
+            _ => return false,
+        };
+        scope.resolve(&parts).ok() == Some(rn_col)
+    };
+    let num = |x: &sql::Expr| -> Option<i64> {
+        match x {
+            sql::Expr::Value(v) => match &v.value {
+                sql::Value::Number(n, _) => n.parse().ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    use sql::BinaryOperator as B;
+    let (op, n) = if is_rn(left) {
+        (op.clone(), num(right)?)
+    } else if is_rn(right) {
+        let flipped = match op {
+            B::Gt => B::Lt,
+            B::GtEq => B::LtEq,
+            B::Eq => B::Eq,
+            _ => return None,
+        };
+        (flipped, num(left)?)
+    } else {
+        return None;
+    };
+    match op {
+        B::LtEq if n >= 1 => Some(n as usize),
+        B::Lt if n >= 2 => Some(n as usize - 1),
+        B::Eq if n == 1 => Some(1),
+        _ => None,
+    }
+}

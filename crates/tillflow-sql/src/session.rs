@@ -1,0 +1,413 @@
+//! Running a script: DDL updates the catalog as it is read, and every INSERT (standalone or in a
+//! statement set) and bare SELECT of the script is planned into one [`JobPlan`], whose sources
+//! are shared between the INSERTs that read the same table.
+
+use crate::catalog::{Catalog, TableDef, ViewDef};
+use crate::error::{plan_err, Result, SqlError};
+use crate::planner::{Planner, Rel};
+use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, StmtKind};
+use std::collections::BTreeMap;
+use tillflow_connectors::TableSpec;
+use tillflow_runtime::expr::Expr;
+use tillflow_runtime::job::{Job, SourceTask};
+use tillflow_runtime::operator::{Operator, Output, Pipeline};
+use tillflow_runtime::ops::calc::Calc;
+use tillflow_runtime::ops::watermark::WatermarkAssigner;
+use tillflow_types::{DataType, Schema};
+
+/// One INSERT (or SELECT) planned: its operators and the table it writes.
+pub struct Branch {
+    /// Operators after the source's scan.
+    pub ops: Vec<Box<dyn Operator>>,
+    /// The sink table.
+    pub sink: TableSpec,
+    /// Its connector.
+    pub connector: &'static dyn tillflow_connectors::Connector,
+    /// Script line of the statement.
+    pub line: u64,
+}
+
+/// All branches reading one source table.
+pub struct TaskPlan {
+    /// The source table.
+    pub table: TableDef,
+    /// Its INSERTs.
+    pub branches: Vec<Branch>,
+}
+
+/// The job a script describes, before any file or connection is opened.
+#[derive(Default)]
+pub struct JobPlan {
+    /// One task per source table.
+    pub tasks: Vec<TaskPlan>,
+    /// Things the user should know (where rows of a table without WITH go, ...).
+    pub notices: Vec<String>,
+}
+
+/// A script session: catalog and the job being assembled.
+#[derive(Default)]
+pub struct Session {
+    /// Tables, views and SET options.
+    pub catalog: Catalog,
+    plan: JobPlan,
+}
+
+fn scan_ops(t: &TableDef) -> Vec<Box<dyn Operator>> {
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    if !t.is_plain_scan() {
+        ops.push(Box::new(Calc::new(
+            None,
+            t.column_exprs.clone(),
+            t.schema.fields.iter().map(|f| f.name.clone()).collect(),
+        )));
+    }
+    if let Some((col, e)) = &t.watermark {
+        ops.push(Box::new(WatermarkAssigner::new(e.clone(), col.clone())));
+    }
+    ops
+}
+
+/// Whether a query column of type `from` may be written to a sink column of type `to` (Flink's
+/// implicit, lossless conversions).
+fn assignable(from: DataType, to: DataType) -> bool {
+    use DataType as T;
+    if from == to || from == T::Null {
+        return true;
+    }
+    let rank = |t: T| match t {
+        T::TinyInt => 1,
+        T::SmallInt => 2,
+        T::Int => 3,
+        T::BigInt => 4,
+        _ => 0,
+    };
+    match (from, to) {
+        (a, b) if a.is_integer() && b.is_integer() => rank(a) <= rank(b),
+        (a, T::Float | T::Double | T::Decimal(..)) if a.is_integer() => true,
+        (T::Float, T::Double) => true,
+        (T::Decimal(..), T::Decimal(..) | T::Double | T::Float) => true,
+        (T::String(_), T::String(_)) => true,
+        (T::Timestamp(_), T::Timestamp(_)) | (T::TimestampLtz(_), T::TimestampLtz(_)) => true,
+        (T::Time(_), T::Time(_)) => true,
+        _ => false,
+    }
+}
+
+impl Session {
+    /// A new session.
+    pub fn new() -> Self {
+        Session::default()
+    }
+
+    /// Substitutes variables in, parses and executes a script; returns the job it describes.
+    pub fn execute_script(
+        &mut self,
+        text: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<JobPlan> {
+        let text = substitute(text, vars)?;
+        let stmts = parse_script(&text)?;
+        for st in stmts {
+            let at = |e: SqlError| match e {
+                SqlError::Plan(m) => SqlError::Plan(format!("statement at line {}: {m}", st.line)),
+                other => other,
+            };
+            match st.kind {
+                StmtKind::Set { key, value } => {
+                    self.catalog.config.insert(key, value);
+                }
+                StmtKind::CreateTable(ct) => self.create_table(*ct, st.line).map_err(at)?,
+                StmtKind::CreateView {
+                    name,
+                    columns,
+                    query,
+                    if_not_exists,
+                } => {
+                    // plan once now so errors surface at the CREATE VIEW
+                    let view = ViewDef { query, columns };
+                    Planner::new(&self.catalog)
+                        .plan_query(&view.query)
+                        .map_err(at)?;
+                    self.catalog
+                        .add_view(&name, view, if_not_exists)
+                        .map_err(at)?;
+                }
+                StmtKind::Insert(ins) => self.insert(&ins).map_err(at)?,
+                StmtKind::StatementSet(list) => {
+                    for ins in &list {
+                        self.insert(ins).map_err(at)?;
+                    }
+                }
+                StmtKind::Select(q) => {
+                    let rel = Planner::new(&self.catalog).plan_query(&q).map_err(at)?;
+                    rel.finish().map_err(at)?;
+                    let spec = TableSpec {
+                        name: format!("select@line{}", st.line),
+                        schema: rel.scope.schema.clone(),
+                        options: [("connector".to_string(), "print".to_string())]
+                            .into_iter()
+                            .collect(),
+                        primary_key: vec![],
+                    };
+                    let connector = tillflow_connectors::validate(&spec)?;
+                    self.add_branch(rel, spec, connector, st.line);
+                }
+                StmtKind::Drop { name, if_exists } => {
+                    self.catalog.drop(&name, if_exists).map_err(at)?
+                }
+            }
+        }
+        Ok(std::mem::take(&mut self.plan))
+    }
+
+    fn default_options(&mut self, table: &str) -> BTreeMap<String, String> {
+        self.plan.notices.push(format!(
+            "table `{table}` has no WITH clause: its rows are printed to standard output (the embedded default store is not available in this build)"
+        ));
+        [
+            ("connector".to_string(), "print".to_string()),
+            ("print-identifier".to_string(), table.to_string()),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn create_table(&mut self, mut ct: CreateTable, line: u64) -> Result<()> {
+        let defaults = if ct.has_with {
+            None
+        } else {
+            Some(self.default_options(&ct.name))
+        };
+        match ct.query.take() {
+            None => self.catalog.add_table(&ct, defaults),
+            Some(q) => {
+                let rel = Planner::new(&self.catalog).plan_query(&q)?;
+                rel.finish()?;
+                if !ct.columns.is_empty() {
+                    return plan_err(format!(
+                        "CREATE TABLE {} AS SELECT cannot also list columns",
+                        ct.name
+                    ));
+                }
+                ct.columns = rel
+                    .scope
+                    .schema
+                    .fields
+                    .iter()
+                    .map(|f| ColumnDef::Physical {
+                        name: f.name.clone(),
+                        data_type: f.data_type,
+                        nullable: true,
+                    })
+                    .collect();
+                self.catalog.add_table(&ct, defaults)?;
+                let Some(t) = self.catalog.table(&ct.name) else {
+                    return plan_err(format!("table `{}` was not created", ct.name));
+                };
+                let (spec, connector) = (t.spec.clone(), t.connector);
+                self.check_sink(&rel, &spec, connector)?;
+                self.add_branch(rel, spec, connector, line);
+                Ok(())
+            }
+        }
+    }
+
+    fn check_sink(
+        &self,
+        rel: &Rel,
+        spec: &TableSpec,
+        connector: &'static dyn tillflow_connectors::Connector,
+    ) -> Result<()> {
+        if rel.updating && !connector.sink_accepts_changes(spec) {
+            return plan_err(format!(
+                "table sink `{}` (connector '{}', format '{}') doesn't support consuming update changes, which this query produces (it has a non-windowed GROUP BY or DISTINCT). Use 'format' = 'debezium-json', or a window aggregation",
+                spec.name,
+                connector.name(),
+                spec.option("format").unwrap_or("-")
+            ));
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, ins: &Insert) -> Result<()> {
+        let Some(sink) = self.catalog.table(&ins.table) else {
+            return plan_err(format!(
+                "INSERT INTO `{}`: no such table (known: {})",
+                ins.table,
+                self.catalog.names()
+            ));
+        };
+        let (spec, connector) = (sink.spec.clone(), sink.connector);
+        let mut rel = Planner::new(&self.catalog).plan_query(&ins.query)?;
+        rel.finish()?;
+        self.check_sink(&rel, &spec, connector)?;
+        // map query columns onto the sink's physical columns
+        let sink_schema: &Schema = &spec.schema;
+        let targets: Vec<usize> = if ins.columns.is_empty() {
+            (0..sink_schema.len()).collect()
+        } else {
+            ins.columns
+                .iter()
+                .map(|c| {
+                    sink_schema.index_of(c).ok_or_else(|| {
+                        SqlError::Plan(format!(
+                            "INSERT INTO `{}`: unknown column `{c}` (columns: {})",
+                            spec.name,
+                            sink_schema.names()
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        let q = &rel.scope.schema;
+        if q.len() != targets.len() {
+            return plan_err(format!(
+                "INSERT INTO `{}`: the query has {} columns {} but the sink expects {} {}",
+                spec.name,
+                q.len(),
+                q,
+                targets.len(),
+                sink_schema
+            ));
+        }
+        let mut exprs: Vec<Expr> = sink_schema
+            .fields
+            .iter()
+            .map(|f| Expr::Literal {
+                value: tillflow_types::Value::Null,
+                ty: f.data_type,
+            })
+            .collect();
+        let mut changed = targets.len() != sink_schema.len();
+        for (qi, &si) in targets.iter().enumerate() {
+            let (from, to) = (q.fields[qi].data_type, sink_schema.fields[si].data_type);
+            if !assignable(from, to) {
+                return plan_err(format!(
+                    "INSERT INTO `{}`: column {} `{}` has type {from}, which cannot be written to sink column `{}` of type {to} (add a CAST)",
+                    spec.name,
+                    qi + 1,
+                    q.fields[qi].name,
+                    sink_schema.fields[si].name
+                ));
+            }
+            let col = Expr::col(qi, from);
+            exprs[si] = if from == to {
+                col
+            } else {
+                crate::expr::cast_to(col, to)
+            };
+            changed |= from != to || qi != si;
+        }
+        if changed {
+            let names = sink_schema.fields.iter().map(|f| f.name.clone()).collect();
+            rel.ops.push(Box::new(Calc::new(None, exprs, names)));
+        }
+        self.add_branch(rel, spec, connector, ins.line);
+        Ok(())
+    }
+
+    fn add_branch(
+        &mut self,
+        rel: Rel,
+        sink: TableSpec,
+        connector: &'static dyn tillflow_connectors::Connector,
+        line: u64,
+    ) {
+        let branch = Branch {
+            ops: rel.ops,
+            sink,
+            connector,
+            line,
+        };
+        match self
+            .plan
+            .tasks
+            .iter_mut()
+            .find(|t| t.table.name == rel.source)
+        {
+            Some(t) => t.branches.push(branch),
+            None => {
+                if let Some(table) = self.catalog.table(&rel.source) {
+                    self.plan.tasks.push(TaskPlan {
+                        table: table.clone(),
+                        branches: vec![branch],
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl JobPlan {
+    /// True when the script has nothing to run (only DDL).
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The plan as text: each source, its scan, and each branch's operators and sink.
+    pub fn explain(&self) -> String {
+        let mut s = String::new();
+        for t in &self.tasks {
+            s.push_str(&format!(
+                "Source: {} [connector={}] {}\n",
+                t.table.name,
+                t.table.connector.name(),
+                t.table.schema
+            ));
+            let mut depth = 1;
+            for op in scan_ops(&t.table) {
+                s.push_str(&format!(
+                    "{}+- {}\n",
+                    "   ".repeat(depth - 1),
+                    op.describe()
+                ));
+                depth += 1;
+            }
+            for b in &t.branches {
+                let mut d = depth;
+                for op in &b.ops {
+                    s.push_str(&format!("{}+- {}\n", "   ".repeat(d - 1), op.describe()));
+                    d += 1;
+                }
+                s.push_str(&format!(
+                    "{}+- Sink: {} [connector={}] (line {})\n",
+                    "   ".repeat(d - 1),
+                    b.sink.name,
+                    b.connector.name(),
+                    b.line
+                ));
+            }
+        }
+        s
+    }
+
+    /// Opens every source and sink and returns the runnable job.
+    pub fn instantiate(self) -> Result<Job> {
+        let mut tasks = Vec::new();
+        for t in self.tasks {
+            let source = t.table.connector.source(&t.table.spec)?;
+            let mut pipelines = Vec::new();
+            for b in t.branches {
+                let sink = b.connector.sink(&b.sink)?;
+                pipelines.push(Pipeline::new(b.ops, sink));
+            }
+            let scan = scan_ops(&t.table);
+            let pipeline = if pipelines.len() == 1 {
+                let mut p = pipelines.remove(0);
+                let mut ops = scan;
+                ops.append(&mut p.ops);
+                Pipeline {
+                    ops,
+                    output: p.output,
+                }
+            } else {
+                Pipeline {
+                    ops: scan,
+                    output: Output::Fanout(pipelines),
+                }
+            };
+            tasks.push(SourceTask::new(source, pipeline));
+        }
+        Ok(Job::new(tasks))
+    }
+}

@@ -1,0 +1,291 @@
+//! SQL golden tests: every case directory holds a `query.sql` (with `${INPUT}`, `${OUTPUT}`, `${DLQ}`),
+//! its input and its expected result, and is run through the real `tillflow run` binary.
+//!
+//! - `tests/flink/<case>/`: expected output produced by Apache Flink 2.3 itself on
+//!   `tests/flink/events20k.ndjson`; `late_dropped.ndjson` lists the records Flink dropped as late.
+//! - `tests/golden/<case>/`: tillflow's own cases. `input.*` is the input; the expected result is
+//!   `expected.ndjson` (rows in the output directory), `expected_stdout.txt` (printed rows),
+//!   `expected_dead_letter.ndjson` (fields that must appear in the dead-letter file, per record)
+//!   and/or `expected_error.txt` (text the failing run must print).
+//!
+//! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
+//! A `debezium-json` output is replayed to its final rows first.
+
+use serde_json::Value as J;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read_rows(path: &Path) -> Vec<J> {
+    let mut files = vec![];
+    if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .collect();
+        v.sort();
+        files.extend(v);
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    }
+    let mut rows = vec![];
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            rows.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: {e}: {line}", f.display(), i + 1)));
+        }
+    }
+    rows
+}
+
+fn replay_debezium(rows: Vec<J>) -> Result<Vec<J>, String> {
+    let mut live: Vec<J> = vec![];
+    for r in rows {
+        match r.get("op").and_then(J::as_str) {
+            Some("c") | Some("r") | Some("u") => live.push(r["after"].clone()),
+            Some("d") => {
+                let pos = live
+                    .iter()
+                    .position(|x| *x == r["before"])
+                    .ok_or_else(|| format!("changelog deletes a row that is not there: {}", r["before"]))?;
+                live.swap_remove(pos);
+            }
+            _ => return Err(format!("not a debezium-json change: {r}")),
+        }
+    }
+    Ok(live)
+}
+
+/// The parts of a row that must match exactly (every field but doubles).
+fn exact_key(r: &J) -> String {
+    match r {
+        J::Object(m) => {
+            let mut parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| match v {
+                    J::Number(n) if n.is_f64() => format!("{k}=<f64>"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            parts.sort();
+            parts.join(",")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn close(a: &J, b: &J) -> bool {
+    match (a, b) {
+        (J::Object(x), J::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w))),
+        (J::Number(x), J::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+        }
+        (x, y) => x == y,
+    }
+}
+
+/// Compares two multisets of rows; returns a description of the differences.
+fn diff_rows(expected: &[J], got: &[J]) -> Option<String> {
+    let mut pool: HashMap<String, Vec<&J>> = HashMap::new();
+    for g in got {
+        pool.entry(exact_key(g)).or_default().push(g);
+    }
+    let mut missing = vec![];
+    for e in expected {
+        let cands = pool.entry(exact_key(e)).or_default();
+        match cands.iter().position(|g| close(e, g)) {
+            Some(p) => {
+                cands.swap_remove(p);
+            }
+            None => missing.push(e.to_string()),
+        }
+    }
+    let extra: Vec<String> = pool.values().flatten().map(|g| g.to_string()).collect();
+    if missing.is_empty() && extra.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "expected {} rows, got {}; {} missing, {} unexpected\n  missing e.g.: {}\n  unexpected e.g.: {}",
+        expected.len(),
+        got.len(),
+        missing.len(),
+        extra.len(),
+        missing.iter().take(3).cloned().collect::<Vec<_>>().join("\n    "),
+        extra.iter().take(3).cloned().collect::<Vec<_>>().join("\n    ")
+    ))
+}
+
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(query: &Path, input: &Path, out: &Path, dlq: &Path) -> Outcome {
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(query)
+        .arg("--var")
+        .arg(format!("INPUT={}", input.display()))
+        .arg("--var")
+        .arg(format!("OUTPUT={}", out.display()))
+        .arg("--var")
+        .arg(format!("DLQ={}", dlq.display()))
+        .output()
+        .expect("run tillflow");
+    Outcome {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn late_count(stderr: &str) -> usize {
+    stderr
+        .split("dropped ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = tmp.path().join("out");
+    let dlq = tmp.path().join("dlq.ndjson");
+    let input = match default_input {
+        Some(p) => p.to_path_buf(),
+        None => std::fs::read_dir(dir)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_stem().is_some_and(|s| s == "input"))
+            .unwrap_or_else(|| dir.join("input.ndjson")),
+    };
+    let query = dir.join("query.sql");
+    let o = run(&query, &input, &out, &dlq);
+    let expected_error = dir.join("expected_error.txt");
+    if expected_error.exists() {
+        let want = std::fs::read_to_string(&expected_error).map_err(|e| e.to_string())?;
+        if o.ok {
+            return Err(format!("expected the run to fail with {want:?}, but it succeeded"));
+        }
+        for line in want.lines().filter(|l| !l.trim().is_empty()) {
+            if !o.stderr.contains(line.trim()) {
+                return Err(format!("error output lacks {:?}:\n{}", line.trim(), o.stderr));
+            }
+        }
+        return Ok(());
+    }
+    if !o.ok {
+        return Err(format!("run failed:\n{}", o.stderr));
+    }
+    let mut checked = false;
+    let expected = dir.join("expected.ndjson");
+    if expected.exists() {
+        checked = true;
+        let want = read_rows(&expected);
+        let sql = std::fs::read_to_string(&query).map_err(|e| e.to_string())?;
+        let mut got = read_rows(&out);
+        if sql.contains("debezium-json") {
+            got = replay_debezium(got)?;
+        }
+        if let Some(d) = diff_rows(&want, &got) {
+            return Err(d);
+        }
+    }
+    let late = dir.join("late_dropped.ndjson");
+    if late.exists() {
+        let fully = read_rows(&late).iter().filter(|r| r["fully_dropped"] == J::Bool(true)).count();
+        let got = late_count(&o.stderr);
+        if fully != got {
+            return Err(format!("Flink dropped {fully} records as late, tillflow {got}:\n{}", o.stderr));
+        }
+    }
+    let stdout = dir.join("expected_stdout.txt");
+    if stdout.exists() {
+        checked = true;
+        let want = std::fs::read_to_string(&stdout).map_err(|e| e.to_string())?;
+        let mut w: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
+        let mut g: Vec<&str> = o.stdout.lines().filter(|l| !l.is_empty()).collect();
+        w.sort_unstable();
+        g.sort_unstable();
+        if w != g {
+            return Err(format!("printed rows differ\n  want: {w:?}\n  got:  {g:?}"));
+        }
+    }
+    let dl = dir.join("expected_dead_letter.ndjson");
+    if dl.exists() {
+        checked = true;
+        let want = read_rows(&dl);
+        let got = read_rows(&dlq);
+        if want.len() != got.len() {
+            return Err(format!("dead-letter has {} records, expected {}: {got:?}", got.len(), want.len()));
+        }
+        for (w, g) in want.iter().zip(&got) {
+            for (k, v) in w.as_object().into_iter().flatten() {
+                let gv = &g[k];
+                let ok = match (v, gv) {
+                    (J::String(a), J::String(b)) => b.contains(a.as_str()),
+                    (a, b) => a == b,
+                };
+                if !ok {
+                    return Err(format!("dead-letter field {k}: expected {v}, got {gv} in {g}"));
+                }
+            }
+        }
+    }
+    if !checked {
+        return Err("the case has no expected_* file".into());
+    }
+    Ok(())
+}
+
+fn run_all(dir: &Path, default_input: Option<&Path>) -> usize {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("query.sql").exists())
+        .collect();
+    cases.sort();
+    let mut failures = vec![];
+    for c in &cases {
+        if let Err(e) = check_case(c, default_input) {
+            failures.push(format!("{}: {e}", c.file_name().unwrap_or_default().to_string_lossy()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    cases.len()
+}
+
+#[test]
+fn flink_conformance_cases() {
+    let dir = root().join("tests/flink");
+    let n = run_all(&dir, Some(&dir.join("events20k.ndjson")));
+    assert!(n >= 8, "expected at least 8 Flink cases, found {n}");
+}
+
+#[test]
+fn golden_cases() {
+    let n = run_all(&root().join("tests/golden"), None);
+    assert!(n >= 1);
+}
+
+#[test]
+fn diff_detects_changes() {
+    let a: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1}), serde_json::json!({"k": 2, "v": 0.2})];
+    let b: Vec<J> = vec![serde_json::json!({"k": 2, "v": 0.2 + 1e-12}), serde_json::json!({"k": 1, "v": 0.1})];
+    assert!(diff_rows(&a, &b).is_none());
+    let c: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1}), serde_json::json!({"k": 2, "v": 0.3})];
+    assert!(diff_rows(&a, &c).is_some());
+    let d: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1})];
+    assert!(diff_rows(&a, &d).is_some());
+}

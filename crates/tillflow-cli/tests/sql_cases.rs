@@ -26,7 +26,10 @@ fn read_rows(path: &Path) -> Vec<J> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         v.sort();
         files.extend(v);
@@ -40,7 +43,10 @@ fn read_rows(path: &Path) -> Vec<J> {
             if line.trim().is_empty() {
                 continue;
             }
-            rows.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: {e}: {line}", f.display(), i + 1)));
+            rows.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{}:{}: {e}: {line}", f.display(), i + 1)),
+            );
         }
     }
     rows
@@ -52,10 +58,9 @@ fn replay_debezium(rows: Vec<J>) -> Result<Vec<J>, String> {
         match r.get("op").and_then(J::as_str) {
             Some("c") | Some("r") | Some("u") => live.push(r["after"].clone()),
             Some("d") => {
-                let pos = live
-                    .iter()
-                    .position(|x| *x == r["before"])
-                    .ok_or_else(|| format!("changelog deletes a row that is not there: {}", r["before"]))?;
+                let pos = live.iter().position(|x| *x == r["before"]).ok_or_else(|| {
+                    format!("changelog deletes a row that is not there: {}", r["before"])
+                })?;
                 live.swap_remove(pos);
             }
             _ => return Err(format!("not a debezium-json change: {r}")),
@@ -84,9 +89,14 @@ fn exact_key(r: &J) -> String {
 
 fn close(a: &J, b: &J) -> bool {
     match (a, b) {
-        (J::Object(x), J::Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w))),
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
         (J::Number(x), J::Number(y)) if x.is_f64() || y.is_f64() => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
         }
         (x, y) => x == y,
@@ -176,11 +186,17 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
     if expected_error.exists() {
         let want = std::fs::read_to_string(&expected_error).map_err(|e| e.to_string())?;
         if o.ok {
-            return Err(format!("expected the run to fail with {want:?}, but it succeeded"));
+            return Err(format!(
+                "expected the run to fail with {want:?}, but it succeeded"
+            ));
         }
         for line in want.lines().filter(|l| !l.trim().is_empty()) {
             if !o.stderr.contains(line.trim()) {
-                return Err(format!("error output lacks {:?}:\n{}", line.trim(), o.stderr));
+                return Err(format!(
+                    "error output lacks {:?}:\n{}",
+                    line.trim(),
+                    o.stderr
+                ));
             }
         }
         return Ok(());
@@ -204,10 +220,16 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
     }
     let late = dir.join("late_dropped.ndjson");
     if late.exists() {
-        let fully = read_rows(&late).iter().filter(|r| r["fully_dropped"] == J::Bool(true)).count();
+        let fully = read_rows(&late)
+            .iter()
+            .filter(|r| r["fully_dropped"] == J::Bool(true))
+            .count();
         let got = late_count(&o.stderr);
         if fully != got {
-            return Err(format!("Flink dropped {fully} records as late, tillflow {got}:\n{}", o.stderr));
+            return Err(format!(
+                "Flink dropped {fully} records as late, tillflow {got}:\n{}",
+                o.stderr
+            ));
         }
     }
     let stdout = dir.join("expected_stdout.txt");
@@ -228,7 +250,11 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
         let want = read_rows(&dl);
         let got = read_rows(&dlq);
         if want.len() != got.len() {
-            return Err(format!("dead-letter has {} records, expected {}: {got:?}", got.len(), want.len()));
+            return Err(format!(
+                "dead-letter has {} records, expected {}: {got:?}",
+                got.len(),
+                want.len()
+            ));
         }
         for (w, g) in want.iter().zip(&got) {
             for (k, v) in w.as_object().into_iter().flatten() {
@@ -238,7 +264,9 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
                     (a, b) => a == b,
                 };
                 if !ok {
-                    return Err(format!("dead-letter field {k}: expected {v}, got {gv} in {g}"));
+                    return Err(format!(
+                        "dead-letter field {k}: expected {v}, got {gv} in {g}"
+                    ));
                 }
             }
         }
@@ -259,10 +287,19 @@ fn run_all(dir: &Path, default_input: Option<&Path>) -> usize {
     let mut failures = vec![];
     for c in &cases {
         if let Err(e) = check_case(c, default_input) {
-            failures.push(format!("{}: {e}", c.file_name().unwrap_or_default().to_string_lossy()));
+            failures.push(format!(
+                "{}: {e}",
+                c.file_name().unwrap_or_default().to_string_lossy()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
     cases.len()
 }
 
@@ -281,10 +318,19 @@ fn golden_cases() {
 
 #[test]
 fn diff_detects_changes() {
-    let a: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1}), serde_json::json!({"k": 2, "v": 0.2})];
-    let b: Vec<J> = vec![serde_json::json!({"k": 2, "v": 0.2 + 1e-12}), serde_json::json!({"k": 1, "v": 0.1})];
+    let a: Vec<J> = vec![
+        serde_json::json!({"k": 1, "v": 0.1}),
+        serde_json::json!({"k": 2, "v": 0.2}),
+    ];
+    let b: Vec<J> = vec![
+        serde_json::json!({"k": 2, "v": 0.2 + 1e-12}),
+        serde_json::json!({"k": 1, "v": 0.1}),
+    ];
     assert!(diff_rows(&a, &b).is_none());
-    let c: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1}), serde_json::json!({"k": 2, "v": 0.3})];
+    let c: Vec<J> = vec![
+        serde_json::json!({"k": 1, "v": 0.1}),
+        serde_json::json!({"k": 2, "v": 0.3}),
+    ];
     assert!(diff_rows(&a, &c).is_some());
     let d: Vec<J> = vec![serde_json::json!({"k": 1, "v": 0.1})];
     assert!(diff_rows(&a, &d).is_some());

@@ -129,7 +129,7 @@ impl FileSource {
     }
 
     fn open_next(&mut self) -> Result<bool> {
-        while self.next_file < self.files.len() {
+        if self.next_file < self.files.len() {
             let p = self.files[self.next_file].clone();
             self.next_file += 1;
             let f = File::open(&p).map_err(|e| {

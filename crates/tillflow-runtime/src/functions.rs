@@ -337,7 +337,7 @@ fn wall_clock_micros() -> i64 {
         .unwrap_or(0)
 }
 
-fn s<'h>(heap: &'h [u8], v: Value) -> Option<&'h str> {
+fn s(heap: &[u8], v: Value) -> Option<&str> {
     match v {
         Value::Str(r) => Some(heap_str(heap, r)),
         _ => None,

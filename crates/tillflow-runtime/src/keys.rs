@@ -141,7 +141,7 @@ pub fn decode_key_into(key: &[u8], row: &mut Row) -> Option<()> {
 /// The fixed-seed hash of an encoded key; identical in every process of the same build.
 #[inline]
 pub fn hash_key(key: &[u8]) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x7111_f10u64).hash_one(key)
+    foldhash::fast::FixedState::with_seed(0x0711_1f10_u64).hash_one(key)
 }
 
 /// The key group of a key hash, in `0..MAX_KEY_GROUPS`.

@@ -190,7 +190,7 @@ fn build_table(
                 let e = conv
                     .convert(expr)
                     .map_err(|err| ctx(format!("computed column `{name}`: {err}")))?;
-                let is_proctime = matches!(expr, sqlparser::ast::Expr::Function(f) if crate::expr::function_name(f) == "PROCTIME");
+                let is_proctime = matches!(expr.as_ref(), sqlparser::ast::Expr::Function(f) if crate::expr::function_name(f) == "PROCTIME");
                 fields.push(Field {
                     name: name.clone(),
                     data_type: e.data_type(),

@@ -136,11 +136,8 @@ pub fn is_aggregate(f: &sql::Function) -> bool {
 pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
     use sql::Expr as E;
     match e {
-        E::Function(f) if is_aggregate(f) => {
-            if !out.contains(f) {
-                out.push(f.clone());
-            }
-        }
+        E::Function(f) if is_aggregate(f) && !out.contains(f) => out.push(f.clone()),
+        E::Function(f) if is_aggregate(f) => {}
         E::Function(f) => {
             if let Ok(args) = function_args(f) {
                 for a in args.into_iter().flatten() {
@@ -269,11 +266,7 @@ fn decimal_result(op: BinOp, (p1, s1): (u8, u8), (p2, s2): (u8, u8)) -> DataType
         _ => ((p1 - s1).min(p2 - s2) + s1.max(s2), s1.max(s2)),
     };
     let p = p.min(38);
-    let s = s.min(p).min(if p == 38 && s > 6 {
-        s.min(p - (p1 - s1).max(0).min(32))
-    } else {
-        s
-    });
+    let s = s.min(p);
     DataType::Decimal(p as u8, s.max(0) as u8)
 }
 

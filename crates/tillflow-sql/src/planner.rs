@@ -329,10 +329,7 @@ impl<'a> Planner<'a> {
                 alias,
                 args: None,
                 ..
-            } => self.named_relation(
-                &name.to_string().replace('`', "").replace('"', ""),
-                alias.as_ref(),
-            ),
+            } => self.named_relation(&name.to_string().replace(['`', '"'], ""), alias.as_ref()),
             TableFactor::Derived {
                 subquery, alias, ..
             } => {
@@ -388,16 +385,17 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let params: &[&str] =
-            match name.as_str() {
-                "TUMBLE" => &["DATA", "TIMECOL", "SIZE", "OFFSET"],
-                "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
-                "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
-                "SESSION" => &["DATA", "TIMECOL", "GAP"],
-                _ => return plan_err(format!(
+        let params: &[&str] = match name.as_str() {
+            "TUMBLE" => &["DATA", "TIMECOL", "SIZE", "OFFSET"],
+            "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
+            "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
+            "SESSION" => &["DATA", "TIMECOL", "GAP"],
+            _ => {
+                return plan_err(format!(
                     "unknown window table function {name} (use TUMBLE, HOP, CUMULATE or SESSION)"
-                )),
-            };
+                ))
+            }
+        };
         let arg = |i: usize| -> Option<&sql::Expr> {
             named
                 .get(params[i])
@@ -1033,9 +1031,9 @@ impl<'a> Planner<'a> {
             .collect();
         if let (Some(w), Some((ws, we, wt))) = (&tvf, window_out) {
             let outs = [ws, we, wt];
-            for which in 0..3 {
+            for (which, out) in outs.iter().enumerate() {
                 let f = &input.schema.fields[w.base + which];
-                groups.push((Expr::col(w.base + which, f.data_type), outs[which]));
+                groups.push((Expr::col(w.base + which, f.data_type), *out));
             }
             let _ = &window_key_groups;
         }

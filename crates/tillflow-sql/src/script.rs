@@ -94,7 +94,7 @@ pub enum ColumnDef {
         /// Name.
         name: String,
         /// Expression over the physical columns.
-        expr: Expr,
+        expr: Box<Expr>,
     },
     /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`
     Metadata {
@@ -585,7 +585,10 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                 if p.parse_keyword(Keyword::AS) {
                     let expr = p.parse_expr().map_err(e)?;
                     skip_comment(p, line)?;
-                    t.columns.push(ColumnDef::Computed { name: col, expr });
+                    t.columns.push(ColumnDef::Computed {
+                        name: col,
+                        expr: Box::new(expr),
+                    });
                 } else {
                     let dt = p.parse_data_type().map_err(e)?;
                     let mut text = dt.to_string();

@@ -120,6 +120,12 @@ fn layout(out: &mut String, v: f64, sci: &[u8]) {
     }
 }
 
+fn push_digits(out: &mut String, d: &[u8]) {
+    for &c in d {
+        out.push(c as char);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,11 +152,5 @@ mod tests {
         let mut s = String::new();
         write_float(&mut s, 1.1f32);
         assert_eq!(s, "1.1");
-    }
-}
-
-fn push_digits(out: &mut String, d: &[u8]) {
-    for &c in d {
-        out.push(c as char);
     }
 }

@@ -70,6 +70,12 @@ fn summary(r: &JobReport) -> String {
     if bad > 0 {
         s.push_str(&format!(", skipped {bad} malformed records"));
     }
+    let nulled: u64 = r.sources.iter().map(|(_, m)| m.nulled_records).sum();
+    if nulled > 0 {
+        s.push_str(&format!(
+            ", set unparsable fields to NULL in {nulled} records"
+        ));
+    }
     let late = r.late_dropped();
     if late > 0 {
         s.push_str(&format!(", dropped {late} late records"));

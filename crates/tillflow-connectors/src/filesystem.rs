@@ -112,6 +112,8 @@ impl FileSource {
             Some(p) => Some(DeadLetter::open(p)?),
             None => None,
         };
+        let mut decoder = format::decoder(table)?;
+        decoder.set_strict(dead_letter.is_some());
         Ok(FileSource {
             table: table.name.clone(),
             schema: table.schema.clone(),
@@ -121,7 +123,7 @@ impl FileSource {
             current: path,
             line_no: 0,
             line: Vec::with_capacity(512),
-            decoder: format::decoder(table)?,
+            decoder,
             dead_letter,
             format_name: table.option("format").unwrap_or("json").to_owned(),
             metrics: SourceMetrics::default(),
@@ -232,7 +234,10 @@ impl Source for FileSource {
     }
 
     fn metrics(&self) -> SourceMetrics {
-        self.metrics.clone()
+        SourceMetrics {
+            nulled_records: self.decoder.nulled_records(),
+            ..self.metrics.clone()
+        }
     }
 }
 

@@ -104,6 +104,9 @@ pub struct SourceMetrics {
     pub bad_records: u64,
     /// Bytes read.
     pub bytes: u64,
+    /// Records kept with fields set to NULL because they did not convert (Flink's
+    /// `ignore-parse-errors` for JSON).
+    pub nulled_records: u64,
 }
 
 /// A source of records.

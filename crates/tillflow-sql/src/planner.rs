@@ -966,6 +966,12 @@ impl<'a> Planner<'a> {
                 }
                 if tvf.is_none() {
                     part = (0..k).collect(); // legacy SESSION: sessions per group key
+                } else if part.len() != k {
+                    // Flink plans this case as a non-windowed GroupAggregate over the TVF (an
+                    // updating result); rather than answer differently, refuse it.
+                    return plan_err(
+                        "SESSION windows must PARTITION BY exactly the GROUP BY keys (besides window_start, window_end); Flink plans other key sets as a non-windowed aggregation, which tillflow does not support yet",
+                    );
                 }
                 let group: Vec<usize> = (0..k).filter(|i| !part.contains(i)).collect();
                 for (pos, key) in part.iter().chain(group.iter()).enumerate() {

@@ -45,6 +45,8 @@ pub struct JsonDecoder {
     iso: bool,
     fail_on_missing: bool,
     ignore_errors: bool,
+    strict: bool,
+    nulled_records: u64,
     seen: Vec<bool>,
 }
 
@@ -71,6 +73,8 @@ impl JsonDecoder {
             iso: iso_option(table, prefix)?,
             fail_on_missing,
             ignore_errors,
+            strict: false,
+            nulled_records: 0,
             seen: vec![false; n],
         })
     }
@@ -83,10 +87,13 @@ impl Decoder for JsonDecoder {
         self.seen.iter_mut().for_each(|s| *s = false);
         let mut current: Option<usize> = None;
         let mut de = serde_json::Deserializer::from_slice(input);
+        let mut nulled = false;
         let seed = RowSeed {
             names: &self.names,
             types: &self.types,
             iso: self.iso,
+            lenient: self.ignore_errors && !self.strict,
+            nulled: &mut nulled,
             seen: &mut self.seen,
             row,
             current: &mut current,
@@ -102,6 +109,9 @@ impl Decoder for JsonDecoder {
                 message,
             });
         }
+        if nulled {
+            self.nulled_records += 1;
+        }
         if self.fail_on_missing {
             if let Some(i) = self.seen.iter().position(|s| !s) {
                 return Err(DecodeError {
@@ -116,12 +126,22 @@ impl Decoder for JsonDecoder {
     fn ignore_parse_errors(&self) -> bool {
         self.ignore_errors
     }
+
+    fn set_strict(&mut self, strict: bool) {
+        self.strict = strict;
+    }
+
+    fn nulled_records(&self) -> u64 {
+        self.nulled_records
+    }
 }
 
 struct RowSeed<'a> {
     names: &'a [String],
     types: &'a [DataType],
     iso: bool,
+    lenient: bool,
+    nulled: &'a mut bool,
     seen: &'a mut [bool],
     row: &'a mut Row,
     current: &'a mut Option<usize>,
@@ -150,6 +170,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                         ty: self.types[i],
                         iso: self.iso,
                         heap: &mut self.row.heap,
+                        lenient: self.lenient,
+                        nulled: &mut *self.nulled,
                     })?;
                     self.row.values[i] = v;
                     self.seen[i] = true;
@@ -193,6 +215,10 @@ pub struct ValueSeed<'a> {
     pub iso: bool,
     /// Heap for strings.
     pub heap: &'a mut Vec<u8>,
+    /// As Flink with `ignore-parse-errors`: a value that does not convert becomes NULL.
+    pub lenient: bool,
+    /// Set when `lenient` turned a value into NULL.
+    pub nulled: &'a mut bool,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
@@ -202,8 +228,100 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
     }
 }
 
-fn mismatch<E: de::Error>(ty: DataType, got: impl fmt::Display) -> E {
-    E::custom(format!("expected {ty}, got {got}"))
+fn mismatch(ty: DataType, got: impl fmt::Display) -> String {
+    format!("expected {ty}, got {got}")
+}
+
+fn from_bool(ty: DataType, heap: &mut Vec<u8>, b: bool) -> Result<Value, String> {
+    match ty {
+        DataType::Boolean => Ok(Value::Bool(b)),
+        DataType::String(_) => Ok(Value::Str(push_str(heap, if b { "true" } else { "false" }))),
+        ty => Err(mismatch(ty, b)),
+    }
+}
+
+fn from_i64(ty: DataType, heap: &mut Vec<u8>, i: i64) -> Result<Value, String> {
+    match ty {
+        t if t.is_integer() => {
+            if narrow(i, t) != i {
+                return Err(format!("{i} is out of range for {t}"));
+            }
+            Ok(Value::Int(i))
+        }
+        DataType::Float => Ok(Value::Float(i as f32 as f64)),
+        DataType::Double => Ok(Value::Float(i as f64)),
+        DataType::Decimal(_, s) => Ok(Value::Decimal(rescale(i as i128, 0, s))),
+        DataType::String(_) => Ok(Value::Str(push_str(heap, &i.to_string()))),
+        DataType::Boolean => Ok(Value::Bool(i != 0)),
+        ty => Err(mismatch(ty, i)),
+    }
+}
+
+fn from_f64(ty: DataType, heap: &mut Vec<u8>, f: f64) -> Result<Value, String> {
+    match ty {
+        t if t.is_integer() => {
+            let i = f.trunc();
+            if !i.is_finite() || narrow(i as i64, t) as f64 != i {
+                return Err(format!("{f} is out of range for {t}"));
+            }
+            Ok(Value::Int(i as i64))
+        }
+        DataType::Float => Ok(Value::Float(f as f32 as f64)),
+        DataType::Double => Ok(Value::Float(f)),
+        DataType::Decimal(_, s) => {
+            let mut text = String::new();
+            tillflow_types::javafmt::write_double(&mut text, f);
+            Ok(Value::Decimal(parse_decimal(&text, s).unwrap_or_else(
+                || (f * 10f64.powi(s as i32)).round() as i128,
+            )))
+        }
+        DataType::String(_) => {
+            let mut text = String::new();
+            tillflow_types::javafmt::write_double(&mut text, f);
+            Ok(Value::Str(push_str(heap, &text)))
+        }
+        ty => Err(mismatch(ty, f)),
+    }
+}
+
+fn from_str(ty: DataType, iso: bool, heap: &mut Vec<u8>, s: &str) -> Result<Value, String> {
+    let bad = || mismatch(ty, format_args!("\"{s}\""));
+    Ok(match ty {
+        DataType::String(_) => Value::Str(push_str(heap, s)),
+        t if t.is_integer() => {
+            let i: i64 = s.trim().parse().map_err(|_| bad())?;
+            if narrow(i, t) != i {
+                return Err(bad());
+            }
+            Value::Int(i)
+        }
+        DataType::Float => Value::Float(s.trim().parse::<f32>().map_err(|_| bad())? as f64),
+        DataType::Double => Value::Float(s.trim().parse::<f64>().map_err(|_| bad())?),
+        DataType::Decimal(_, sc) => Value::Decimal(parse_decimal(s, sc).ok_or_else(bad)?),
+        DataType::Boolean => Value::Bool(s.trim().eq_ignore_ascii_case("true")),
+        DataType::Timestamp(p) | DataType::TimestampLtz(p) => {
+            Value::Timestamp(tillflow_types::temporal::truncate_to_precision(
+                parse_json_timestamp(s, iso).ok_or_else(bad)?,
+                p,
+            ))
+        }
+        DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
+        DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    })
+}
+
+impl ValueSeed<'_> {
+    fn finish<E: de::Error>(self, r: Result<Value, String>) -> Result<Value, E> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(_) if self.lenient => {
+                *self.nulled = true;
+                Ok(Value::Null)
+            }
+            Err(m) => Err(E::custom(m)),
+        }
+    }
 }
 
 impl<'de> Visitor<'de> for ValueSeed<'_> {
@@ -222,115 +340,52 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        match self.ty {
-            DataType::Boolean => Ok(Value::Bool(b)),
-            DataType::String(_) => Ok(Value::Str(push_str(
-                self.heap,
-                if b { "true" } else { "false" },
-            ))),
-            ty => Err(mismatch(ty, b)),
-        }
+        let r = from_bool(self.ty, &mut *self.heap, b);
+        self.finish(r)
     }
 
     fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        match self.ty {
-            t if t.is_integer() => {
-                if narrow(i, t) != i {
-                    return Err(E::custom(format!("{i} is out of range for {t}")));
-                }
-                Ok(Value::Int(i))
-            }
-            DataType::Float => Ok(Value::Float(i as f32 as f64)),
-            DataType::Double => Ok(Value::Float(i as f64)),
-            DataType::Decimal(_, s) => Ok(Value::Decimal(rescale(i as i128, 0, s))),
-            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &i.to_string()))),
-            DataType::Boolean => Ok(Value::Bool(i != 0)),
-            ty => Err(mismatch(ty, i)),
-        }
+        let r = from_i64(self.ty, &mut *self.heap, i);
+        self.finish(r)
     }
 
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        match i64::try_from(u) {
-            Ok(i) => self.visit_i64(i),
-            Err(_) => Err(E::custom(format!("{u} is out of range for {}", self.ty))),
-        }
+        let r = match i64::try_from(u) {
+            Ok(i) => from_i64(self.ty, &mut *self.heap, i),
+            Err(_) => Err(format!("{u} is out of range for {}", self.ty)),
+        };
+        self.finish(r)
     }
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
-        match self.ty {
-            t if t.is_integer() => {
-                let i = f.trunc();
-                if !i.is_finite() || narrow(i as i64, t) as f64 != i {
-                    return Err(E::custom(format!("{f} is out of range for {t}")));
-                }
-                Ok(Value::Int(i as i64))
-            }
-            DataType::Float => Ok(Value::Float(f as f32 as f64)),
-            DataType::Double => Ok(Value::Float(f)),
-            DataType::Decimal(_, s) => {
-                let mut text = String::new();
-                tillflow_types::javafmt::write_double(&mut text, f);
-                parse_decimal(&text, s)
-                    .or_else(|| Some((f * 10f64.powi(s as i32)).round() as i128))
-                    .map(Value::Decimal)
-                    .ok_or_else(|| mismatch(self.ty, f))
-            }
-            DataType::String(_) => {
-                let mut text = String::new();
-                tillflow_types::javafmt::write_double(&mut text, f);
-                Ok(Value::Str(push_str(self.heap, &text)))
-            }
-            ty => Err(mismatch(ty, f)),
-        }
+        let r = from_f64(self.ty, &mut *self.heap, f);
+        self.finish(r)
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        let bad = || mismatch::<E>(self.ty, format_args!("\"{s}\""));
-        Ok(match self.ty {
-            DataType::String(_) => Value::Str(push_str(self.heap, s)),
-            t if t.is_integer() => {
-                let i: i64 = s.trim().parse().map_err(|_| bad())?;
-                if narrow(i, t) != i {
-                    return Err(bad());
-                }
-                Value::Int(i)
-            }
-            DataType::Float => Value::Float(s.trim().parse::<f32>().map_err(|_| bad())? as f64),
-            DataType::Double => Value::Float(s.trim().parse::<f64>().map_err(|_| bad())?),
-            DataType::Decimal(_, sc) => Value::Decimal(parse_decimal(s, sc).ok_or_else(bad)?),
-            DataType::Boolean => Value::Bool(s.trim().eq_ignore_ascii_case("true")),
-            DataType::Timestamp(p) | DataType::TimestampLtz(p) => {
-                Value::Timestamp(tillflow_types::temporal::truncate_to_precision(
-                    parse_json_timestamp(s, self.iso).ok_or_else(bad)?,
-                    p,
-                ))
-            }
-            DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
-            DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
-            _ => return Err(bad()),
-        })
+        let r = from_str(self.ty, self.iso, &mut *self.heap, s);
+        self.finish(r)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        match self.ty {
-            DataType::String(_) => {
-                let v: serde_json::Value =
-                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Value::Str(push_str(self.heap, &v.to_string())))
-            }
+        // nested JSON is kept as its text in a STRING column, as Flink does
+        let v: serde_json::Value =
+            de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let r = match self.ty {
+            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &v.to_string()))),
             ty => Err(mismatch(ty, "an object")),
-        }
+        };
+        self.finish(r)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        match self.ty {
-            DataType::String(_) => {
-                let v: serde_json::Value =
-                    de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(Value::Str(push_str(self.heap, &v.to_string())))
-            }
+        let v: serde_json::Value =
+            de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        let r = match self.ty {
+            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &v.to_string()))),
             ty => Err(mismatch(ty, "an array")),
-        }
+        };
+        self.finish(r)
     }
 }
 

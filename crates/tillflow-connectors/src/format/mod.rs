@@ -75,6 +75,13 @@ pub trait Decoder: Send {
     fn decode(&mut self, input: &[u8], row: &mut Row) -> Result<(), DecodeError>;
     /// Whether malformed records are skipped (the format's `ignore-parse-errors`).
     fn ignore_parse_errors(&self) -> bool;
+    /// With `strict`, every conversion error fails the record (used when a dead-letter output
+    /// takes malformed records whole); otherwise `ignore-parse-errors` may null single fields.
+    fn set_strict(&mut self, _strict: bool) {}
+    /// Records decoded with at least one field set to NULL because it did not convert.
+    fn nulled_records(&self) -> u64 {
+        0
+    }
 }
 
 /// Encodes rows as records.

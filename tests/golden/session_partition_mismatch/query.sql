@@ -1,0 +1,19 @@
+CREATE TABLE events (
+  event_time  TIMESTAMP(3),
+  store_id    INT,
+  sku         STRING,
+  qty         INT,
+  unit_price  DOUBLE,
+  customer_id STRING,
+  channel     STRING,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '${INPUT}', 'format' = 'json');
+
+CREATE TABLE sink (
+  window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, channel STRING, cnt BIGINT
+) WITH ('connector' = 'filesystem', 'path' = '${OUTPUT}', 'format' = 'json');
+
+INSERT INTO sink
+SELECT window_start, window_end, store_id, channel, COUNT(*)
+FROM TABLE(SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), INTERVAL '20' SECOND))
+GROUP BY window_start, window_end, store_id, channel;

@@ -1,15 +1,15 @@
 //! Flink's `json` format: one JSON object per record, fields matched to columns by name.
 //!
-//! Decoding walks the object with serde_json straight into the row (no intermediate tree, no
-//! allocation per record): keys are matched against the column names, strings are copied into
+//! Decoding scans the object once ([`super::jsonscan`]) straight into the row (no intermediate tree,
+//! no allocation per record): keys are matched against the column names, strings are copied into
 //! the row heap, numbers and timestamps are converted as Flink's `JsonToRowDataConverters` do.
 //! Missing fields are NULL unless `json.fail-on-missing-field`; timestamps use Flink's SQL layout
 //! (`2024-03-01 20:00:00.485`) or ISO-8601 with `json.timestamp-format.standard = 'ISO-8601'`.
 
+use super::jsonscan::{Scanner, SyntaxError, Token};
 use super::text::{write_json_string, write_scalar};
 use super::{DecodeError, Decoder, Encoder};
 use crate::{ConnectorError, TableSpec};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 use tillflow_runtime::cast::parse_decimal;
 use tillflow_runtime::expr::{narrow, rescale};
@@ -48,6 +48,8 @@ pub struct JsonDecoder {
     strict: bool,
     nulled_records: u64,
     seen: Vec<bool>,
+    key_buf: Vec<u8>,
+    str_buf: Vec<u8>,
 }
 
 impl JsonDecoder {
@@ -76,7 +78,126 @@ impl JsonDecoder {
             strict: false,
             nulled_records: 0,
             seen: vec![false; n],
+            key_buf: Vec::new(),
+            str_buf: Vec::new(),
         })
+    }
+}
+
+impl JsonDecoder {
+    fn scan(
+        &mut self,
+        input: &[u8],
+        row: &mut Row,
+        nulled: &mut bool,
+        current: &mut Option<usize>,
+    ) -> Result<(), String> {
+        let lenient = self.ignore_errors && !self.strict;
+        let mut sc = Scanner::new(input);
+        let syntax = |e: SyntaxError| format!("invalid JSON at byte {}: {}", e.at + 1, e.message);
+        sc.expect(b'{', "expected a JSON object").map_err(syntax)?;
+        if sc.peek() == Some(b'}') {
+            sc.i += 1;
+        } else {
+            let mut hint = 0;
+            loop {
+                if sc.peek() != Some(b'"') {
+                    return Err(syntax(SyntaxError {
+                        at: sc.i,
+                        message: "expected a field name",
+                    }));
+                }
+                let col = {
+                    let key = sc.string(&mut self.key_buf).map_err(syntax)?;
+                    let k = key.as_str();
+                    if self.names.get(hint).is_some_and(|n| n == k) {
+                        Some(hint)
+                    } else {
+                        self.names.iter().position(|n| n == k)
+                    }
+                };
+                sc.expect(b':', "expected ':'").map_err(syntax)?;
+                match col {
+                    None => {
+                        sc.skip_value().map_err(syntax)?;
+                    }
+                    Some(c) => {
+                        *current = Some(c);
+                        let tok = sc.value(&mut self.str_buf).map_err(syntax)?;
+                        let ty = self.types[c];
+                        let heap = &mut row.heap;
+                        let r = match tok {
+                            Token::Null => Ok(Value::Null),
+                            Token::Bool(b) => from_bool(ty, heap, b),
+                            Token::Str(s) => from_str(ty, self.iso, heap, s),
+                            Token::Number(n) => {
+                                if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+                                    match n.parse::<f64>() {
+                                        Ok(f) => from_f64(ty, heap, f),
+                                        Err(_) => Err(format!("invalid number {n}")),
+                                    }
+                                } else {
+                                    match n.parse::<i64>() {
+                                        Ok(i) => from_i64(ty, heap, i),
+                                        Err(_) => Err(format!("{n} is out of range for {ty}")),
+                                    }
+                                }
+                            }
+                            Token::Nested(raw) => match ty {
+                                DataType::String(_) => {
+                                    // Flink keeps nested JSON as its compact text
+                                    let text = serde_json::from_slice::<serde_json::Value>(raw)
+                                        .map(|v| v.to_string())
+                                        .unwrap_or_else(|_| {
+                                            String::from_utf8_lossy(raw).into_owned()
+                                        });
+                                    Ok(Value::Str(push_str(heap, &text)))
+                                }
+                                ty => Err(mismatch(
+                                    ty,
+                                    if raw.first() == Some(&b'[') {
+                                        "an array"
+                                    } else {
+                                        "an object"
+                                    },
+                                )),
+                            },
+                        };
+                        row.values[c] = match r {
+                            Ok(v) => v,
+                            Err(_) if lenient => {
+                                *nulled = true;
+                                Value::Null
+                            }
+                            Err(m) => return Err(m),
+                        };
+                        self.seen[c] = true;
+                        *current = None;
+                        hint = c + 1;
+                    }
+                }
+                match sc.peek() {
+                    Some(b',') => sc.i += 1,
+                    Some(b'}') => {
+                        sc.i += 1;
+                        break;
+                    }
+                    _ => {
+                        return Err(syntax(SyntaxError {
+                            at: sc.i,
+                            message: "expected ',' or '}'",
+                        }))
+                    }
+                }
+            }
+        }
+        if !sc.at_end() {
+            return Err(syntax(SyntaxError {
+                at: sc.i,
+                message: "trailing characters after the object",
+            }));
+        }
+        Ok(())
     }
 }
 
@@ -85,25 +206,9 @@ impl Decoder for JsonDecoder {
         row.values.clear();
         row.values.resize(self.names.len(), Value::Null);
         self.seen.iter_mut().for_each(|s| *s = false);
-        let mut current: Option<usize> = None;
-        let mut de = serde_json::Deserializer::from_slice(input);
+        let mut current = None;
         let mut nulled = false;
-        let seed = RowSeed {
-            names: &self.names,
-            types: &self.types,
-            iso: self.iso,
-            lenient: self.ignore_errors && !self.strict,
-            nulled: &mut nulled,
-            seen: &mut self.seen,
-            row,
-            current: &mut current,
-        };
-        let result = seed.deserialize(&mut de).and_then(|_| de.end());
-        if let Err(e) = result {
-            let mut message = e.to_string();
-            if let Some(p) = message.find(" at line ") {
-                message.truncate(p);
-            }
+        if let Err(message) = self.scan(input, row, &mut nulled, &mut current) {
             return Err(DecodeError {
                 field: current.map(|i| self.names[i].clone()),
                 message,
@@ -133,98 +238,6 @@ impl Decoder for JsonDecoder {
 
     fn nulled_records(&self) -> u64 {
         self.nulled_records
-    }
-}
-
-struct RowSeed<'a> {
-    names: &'a [String],
-    types: &'a [DataType],
-    iso: bool,
-    lenient: bool,
-    nulled: &'a mut bool,
-    seen: &'a mut [bool],
-    row: &'a mut Row,
-    current: &'a mut Option<usize>,
-}
-
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(idx) = map.next_key_seed(KeySeed { names: self.names })? {
-            match idx {
-                Some(i) => {
-                    *self.current = Some(i);
-                    let v = map.next_value_seed(ValueSeed {
-                        ty: self.types[i],
-                        iso: self.iso,
-                        heap: &mut self.row.heap,
-                        lenient: self.lenient,
-                        nulled: &mut *self.nulled,
-                    })?;
-                    self.row.values[i] = v;
-                    self.seen[i] = true;
-                    *self.current = None;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct KeySeed<'a> {
-    names: &'a [String],
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.names.iter().position(|n| n == v))
-    }
-}
-
-/// Decodes one JSON value into a typed [`Value`], strings into `heap`.
-pub struct ValueSeed<'a> {
-    /// Target type.
-    pub ty: DataType,
-    /// ISO-8601 timestamps.
-    pub iso: bool,
-    /// Heap for strings.
-    pub heap: &'a mut Vec<u8>,
-    /// As Flink with `ignore-parse-errors`: a value that does not convert becomes NULL.
-    pub lenient: bool,
-    /// Set when `lenient` turned a value into NULL.
-    pub nulled: &'a mut bool,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
     }
 }
 
@@ -309,84 +322,6 @@ fn from_str(ty: DataType, iso: bool, heap: &mut Vec<u8>, s: &str) -> Result<Valu
         DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
         _ => return Err(bad()),
     })
-}
-
-impl ValueSeed<'_> {
-    fn finish<E: de::Error>(self, r: Result<Value, String>) -> Result<Value, E> {
-        match r {
-            Ok(v) => Ok(v),
-            Err(_) if self.lenient => {
-                *self.nulled = true;
-                Ok(Value::Null)
-            }
-            Err(m) => Err(E::custom(m)),
-        }
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a value of type {}", self.ty)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Value, E> {
-        let r = from_bool(self.ty, &mut *self.heap, b);
-        self.finish(r)
-    }
-
-    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Value, E> {
-        let r = from_i64(self.ty, &mut *self.heap, i);
-        self.finish(r)
-    }
-
-    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Value, E> {
-        let r = match i64::try_from(u) {
-            Ok(i) => from_i64(self.ty, &mut *self.heap, i),
-            Err(_) => Err(format!("{u} is out of range for {}", self.ty)),
-        };
-        self.finish(r)
-    }
-
-    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Value, E> {
-        let r = from_f64(self.ty, &mut *self.heap, f);
-        self.finish(r)
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        let r = from_str(self.ty, self.iso, &mut *self.heap, s);
-        self.finish(r)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        // nested JSON is kept as its text in a STRING column, as Flink does
-        let v: serde_json::Value =
-            de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        let r = match self.ty {
-            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &v.to_string()))),
-            ty => Err(mismatch(ty, "an object")),
-        };
-        self.finish(r)
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        let v: serde_json::Value =
-            de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        let r = match self.ty {
-            DataType::String(_) => Ok(Value::Str(push_str(self.heap, &v.to_string()))),
-            ty => Err(mismatch(ty, "an array")),
-        };
-        self.finish(r)
-    }
 }
 
 /// Encoder for the `json` format: one object per row, fields in schema order.

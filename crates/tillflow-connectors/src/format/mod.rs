@@ -3,6 +3,7 @@
 pub mod csv;
 pub mod debezium;
 pub mod json;
+pub mod jsonscan;
 pub mod text;
 
 use crate::{opt, ConnectorError, OptionSpec, TableSpec};

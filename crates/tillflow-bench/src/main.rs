@@ -1,0 +1,227 @@
+//! `tillflow-bench`: end-to-end, single-threaded throughput of the engine on generated retail events.
+//!
+//! It writes N retail POS events as NDJSON (the layout of the Flink conformance input, with 5 %
+//! out-of-order events) to a file once, then runs each benchmark query from that file into a
+//! `blackhole` sink and reports events/s and the process's peak resident memory.
+//!
+//! - `window`: `TUMBLE(1 min) GROUP BY store_id, sku` with `COUNT(*)`, `SUM(qty * unit_price)`.
+//! - `filter`: the q6 filter/projection (`channel = 'web' AND qty > 1`, computed columns).
+
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(about = "Single-threaded throughput of tillflow queries on generated retail events")]
+struct Args {
+    /// Number of events.
+    #[arg(long, default_value_t = 5_000_000)]
+    events: u64,
+    /// Queries to run (window, filter).
+    #[arg(long, value_delimiter = ',', default_value = "window,filter")]
+    queries: Vec<String>,
+    /// Where to keep the generated input.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Repetitions per query (the best is reported).
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+}
+
+const SOURCE: &str = "CREATE TABLE events (
+  event_time  TIMESTAMP(3),
+  store_id    INT,
+  sku         STRING,
+  qty         INT,
+  unit_price  DOUBLE,
+  customer_id STRING,
+  channel     STRING,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH ('connector' = 'filesystem', 'path' = '${INPUT}', 'format' = 'json');
+";
+
+fn query(name: &str) -> Option<String> {
+    let body = match name {
+        "window" => {
+            "CREATE TABLE sink (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, sku STRING, cnt BIGINT, revenue DOUBLE)
+WITH ('connector' = 'blackhole');
+INSERT INTO sink
+SELECT window_start, window_end, store_id, sku, COUNT(*), SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id, sku;"
+        }
+        "filter" => {
+            "CREATE TABLE sink (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE, line_total DOUBLE, customer STRING)
+WITH ('connector' = 'blackhole');
+INSERT INTO sink
+SELECT event_time, store_id, sku, qty, unit_price, qty * unit_price, COALESCE(customer_id, 'anonymous')
+FROM events WHERE channel = 'web' AND qty > 1;"
+        }
+        _ => return None,
+    };
+    Some(format!("{SOURCE}\n{body}"))
+}
+
+/// SplitMix64, so the input is the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn write_ts(out: &mut String, ms: i64) {
+    let days = ms.div_euclid(86_400_000);
+    let tod = ms.rem_euclid(86_400_000);
+    // 2024-03-01 is day 19783
+    let (y, m, d) = civil(days);
+    out.push_str(&format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        tod / 3_600_000,
+        (tod / 60_000) % 60,
+        (tod / 1000) % 60,
+        tod % 1000
+    ));
+}
+
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+fn generate(path: &Path, n: u64) -> std::io::Result<()> {
+    let f = std::fs::File::create(path)?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let mut rng = Rng(42);
+    let start_ms: i64 = 19_783 * 86_400_000 + 20 * 3_600_000; // 2024-03-01 20:00
+    let mut t = start_ms;
+    let prices = [0.99, 1.19, 1.49, 2.49, 3.99, 4.99, 9.99, 24.5, 39.99, 99.0];
+    let channels = ["store", "store", "store", "web", "app"];
+    let mut line = String::with_capacity(256);
+    for _ in 0..n {
+        t += rng.below(40) as i64; // ~50 events/s... per ms scale: ~ 20 ms apart
+        let mut ts = t;
+        if rng.below(100) < 5 {
+            ts -= 100 + rng.below(10_000) as i64; // out of order by 0.1-10 s
+        }
+        line.clear();
+        line.push_str("{\"event_time\":\"");
+        write_ts(&mut line, ts);
+        let sku = 1 + (rng.below(1000) * rng.below(1000)) / 5000; // skewed popularity, ~200 SKUs
+        let customer = rng.below(100);
+        line.push_str(&format!(
+            "\",\"store_id\":{},\"sku\":\"SKU-{:04}\",\"qty\":{},\"unit_price\":{},\"customer_id\":{},\"channel\":\"{}\"}}\n",
+            1 + rng.below(50),
+            sku,
+            1 + rng.below(5),
+            prices[rng.below(prices.len() as u64) as usize],
+            if customer < 15 { "null".to_string() } else { format!("\"C{:05}\"", rng.below(50_000)) },
+            channels[rng.below(channels.len() as u64) as usize]
+        ));
+        w.write_all(line.as_bytes())?;
+    }
+    w.flush()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let input = dir.join(format!("tillflow-bench-events-{}.ndjson", args.events));
+    if !input.exists() {
+        eprintln!(
+            "generating {} events into {} ...",
+            args.events,
+            input.display()
+        );
+        let t = Instant::now();
+        if let Err(e) = generate(&input, args.events) {
+            eprintln!("error: cannot write {}: {e}", input.display());
+            return std::process::ExitCode::FAILURE;
+        }
+        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let size = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "input: {} events, {:.0} MiB NDJSON ({})",
+        args.events,
+        size as f64 / (1 << 20) as f64,
+        input.display()
+    );
+    let mut vars = BTreeMap::new();
+    vars.insert("INPUT".to_string(), input.display().to_string());
+    for q in &args.queries {
+        let Some(sql) = query(q) else {
+            eprintln!("error: unknown query '{q}' (window, filter)");
+            return std::process::ExitCode::FAILURE;
+        };
+        let mut best = f64::MAX;
+        let mut rows = 0;
+        for _ in 0..args.runs {
+            let plan = match tillflow_sql::session::Session::new().execute_script(&sql, &vars) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let run = plan
+                .instantiate()
+                .map_err(|e| e.to_string())
+                .and_then(|mut job| {
+                    let t = Instant::now();
+                    let r = job.run().map_err(|e| e.to_string())?;
+                    Ok((t.elapsed().as_secs_f64(), r))
+                });
+            match run {
+                Ok((secs, report)) => {
+                    best = best.min(secs);
+                    rows = report.sinks.iter().map(|(_, n)| n).sum::<u64>();
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        println!(
+            "{q:>7}: {:>6.2} M events/s ({:.2} s, {} output rows), peak RSS {:.0} MiB",
+            args.events as f64 / best / 1e6,
+            best,
+            rows,
+            peak_rss_mib()
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}

@@ -117,7 +117,7 @@ fn generate(path: &Path, n: u64) -> std::io::Result<()> {
     let channels = ["store", "store", "store", "web", "app"];
     let mut line = String::with_capacity(256);
     for _ in 0..n {
-        t += rng.below(40) as i64; // ~50 events/s... per ms scale: ~ 20 ms apart
+        t += rng.below(3) as i64; // ~1 event per ms: 60k events a minute
         let mut ts = t;
         if rng.below(100) < 5 {
             ts -= 100 + rng.below(10_000) as i64; // out of order by 0.1-10 s
@@ -125,11 +125,11 @@ fn generate(path: &Path, n: u64) -> std::io::Result<()> {
         line.clear();
         line.push_str("{\"event_time\":\"");
         write_ts(&mut line, ts);
-        let sku = 1 + (rng.below(1000) * rng.below(1000)) / 5000; // skewed popularity, ~200 SKUs
+        let sku = 1 + (rng.below(600) * rng.below(600)) / 1200; // skewed popularity, 300 SKUs
         let customer = rng.below(100);
         line.push_str(&format!(
             "\",\"store_id\":{},\"sku\":\"SKU-{:04}\",\"qty\":{},\"unit_price\":{},\"customer_id\":{},\"channel\":\"{}\"}}\n",
-            1 + rng.below(50),
+            1 + rng.below(20),
             sku,
             1 + rng.below(5),
             prices[rng.below(prices.len() as u64) as usize],

@@ -6,7 +6,7 @@
 //! [`StateValue`] to be written to and read from bytes.
 
 use crate::error::{Result, RuntimeError};
-use crate::keys::{hash_key, key_group, MAX_KEY_GROUPS};
+use crate::keys::{eq_bytes, hash_key, key_group, MAX_KEY_GROUPS};
 use hashbrown::HashTable;
 
 /// A value that can be stored in a checkpoint.
@@ -43,7 +43,11 @@ impl<V> KeyedState<V> {
         let hash = hash_key(key);
         let entry = self
             .table
-            .entry(hash, |e| e.hash == hash && &*e.key == key, |e| e.hash)
+            .entry(
+                hash,
+                |e| e.hash == hash && eq_bytes(&e.key, key),
+                |e| e.hash,
+            )
             .or_insert_with(|| Entry {
                 hash,
                 key: key.into(),
@@ -57,7 +61,7 @@ impl<V> KeyedState<V> {
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let hash = hash_key(key);
         self.table
-            .find_mut(hash, |e| e.hash == hash && &*e.key == key)
+            .find_mut(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
             .map(|e| &mut e.value)
     }
 
@@ -65,7 +69,7 @@ impl<V> KeyedState<V> {
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
         let hash = hash_key(key);
         self.table
-            .find_entry(hash, |e| e.hash == hash && &*e.key == key)
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
             .ok()
             .map(|e| e.remove().0.value)
     }

@@ -13,6 +13,7 @@ use crate::{ConnectorError, TableSpec};
 use std::fmt;
 use tillflow_runtime::cast::parse_decimal;
 use tillflow_runtime::expr::{narrow, rescale};
+use tillflow_runtime::keys::eq_bytes;
 use tillflow_types::temporal::{parse_date, parse_time, parse_timestamp};
 use tillflow_types::value::{heap_str, push_str};
 use tillflow_types::{DataType, Row, RowKind, Value};
@@ -93,7 +94,9 @@ impl JsonDecoder {
         current: &mut Option<usize>,
     ) -> Result<(), String> {
         let lenient = self.ignore_errors && !self.strict;
-        let mut sc = Scanner::new(input);
+        let text = std::str::from_utf8(input)
+            .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to() + 1))?;
+        let mut sc = Scanner::new(text);
         let syntax = |e: SyntaxError| format!("invalid JSON at byte {}: {}", e.at + 1, e.message);
         sc.expect(b'{', "expected a JSON object").map_err(syntax)?;
         if sc.peek() == Some(b'}') {
@@ -108,12 +111,15 @@ impl JsonDecoder {
                     }));
                 }
                 let col = {
-                    let key = sc.string(&mut self.key_buf).map_err(syntax)?;
-                    let k = key.as_str();
-                    if self.names.get(hint).is_some_and(|n| n == k) {
+                    let k = sc.key(&mut self.key_buf).map_err(syntax)?;
+                    if self
+                        .names
+                        .get(hint)
+                        .is_some_and(|n| eq_bytes(n.as_bytes(), k))
+                    {
                         Some(hint)
                     } else {
-                        self.names.iter().position(|n| n == k)
+                        self.names.iter().position(|n| eq_bytes(n.as_bytes(), k))
                     }
                 };
                 sc.expect(b':', "expected ':'").map_err(syntax)?;
@@ -126,19 +132,23 @@ impl JsonDecoder {
                         let tok = sc.value(&mut self.str_buf).map_err(syntax)?;
                         let ty = self.types[c];
                         let heap = &mut row.heap;
+                        let slot = &mut row.values[c];
                         let r = match tok {
-                            Token::Null => Ok(Value::Null),
-                            Token::Bool(b) => from_bool(ty, heap, b),
-                            Token::Str(s) => from_str(ty, self.iso, heap, s),
+                            Token::Null => {
+                                *slot = Value::Null;
+                                Ok(())
+                            }
+                            Token::Bool(b) => from_bool(ty, heap, b, slot),
+                            Token::Str(s) => from_str(ty, self.iso, heap, s, slot),
                             Token::Number(n) => {
                                 if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
                                     match n.parse::<f64>() {
-                                        Ok(f) => from_f64(ty, heap, f),
+                                        Ok(f) => from_f64(ty, heap, f, slot),
                                         Err(_) => Err(format!("invalid number {n}")),
                                     }
                                 } else {
                                     match n.parse::<i64>() {
-                                        Ok(i) => from_i64(ty, heap, i),
+                                        Ok(i) => from_i64(ty, heap, i, slot),
                                         Err(_) => Err(format!("{n} is out of range for {ty}")),
                                     }
                                 }
@@ -151,7 +161,8 @@ impl JsonDecoder {
                                         .unwrap_or_else(|_| {
                                             String::from_utf8_lossy(raw).into_owned()
                                         });
-                                    Ok(Value::Str(push_str(heap, &text)))
+                                    *slot = Value::Str(push_str(heap, &text));
+                                    Ok(())
                                 }
                                 ty => Err(mismatch(
                                     ty,
@@ -163,14 +174,14 @@ impl JsonDecoder {
                                 )),
                             },
                         };
-                        row.values[c] = match r {
-                            Ok(v) => v,
+                        match r {
+                            Ok(()) => {}
                             Err(_) if lenient => {
                                 *nulled = true;
-                                Value::Null
+                                row.values[c] = Value::Null;
                             }
                             Err(m) => return Err(m),
-                        };
+                        }
                         self.seen[c] = true;
                         *current = None;
                         hint = c + 1;
@@ -245,61 +256,111 @@ fn mismatch(ty: DataType, got: impl fmt::Display) -> String {
     format!("expected {ty}, got {got}")
 }
 
-fn from_bool(ty: DataType, heap: &mut Vec<u8>, b: bool) -> Result<Value, String> {
+#[inline]
+fn from_bool(ty: DataType, heap: &mut Vec<u8>, b: bool, slot: &mut Value) -> Result<(), String> {
     match ty {
-        DataType::Boolean => Ok(Value::Bool(b)),
-        DataType::String(_) => Ok(Value::Str(push_str(heap, if b { "true" } else { "false" }))),
+        DataType::Boolean => {
+            *slot = Value::Bool(b);
+            Ok(())
+        }
+        DataType::String(_) => {
+            *slot = Value::Str(push_str(heap, if b { "true" } else { "false" }));
+            Ok(())
+        }
         ty => Err(mismatch(ty, b)),
     }
 }
 
-fn from_i64(ty: DataType, heap: &mut Vec<u8>, i: i64) -> Result<Value, String> {
+#[inline]
+fn from_i64(ty: DataType, heap: &mut Vec<u8>, i: i64, slot: &mut Value) -> Result<(), String> {
     match ty {
         t if t.is_integer() => {
             if narrow(i, t) != i {
                 return Err(format!("{i} is out of range for {t}"));
             }
-            Ok(Value::Int(i))
+            {
+                *slot = Value::Int(i);
+                Ok(())
+            }
         }
-        DataType::Float => Ok(Value::Float(i as f32 as f64)),
-        DataType::Double => Ok(Value::Float(i as f64)),
-        DataType::Decimal(_, s) => Ok(Value::Decimal(rescale(i as i128, 0, s))),
-        DataType::String(_) => Ok(Value::Str(push_str(heap, &i.to_string()))),
-        DataType::Boolean => Ok(Value::Bool(i != 0)),
+        DataType::Float => {
+            *slot = Value::Float(i as f32 as f64);
+            Ok(())
+        }
+        DataType::Double => {
+            *slot = Value::Float(i as f64);
+            Ok(())
+        }
+        DataType::Decimal(_, s) => {
+            *slot = Value::Decimal(rescale(i as i128, 0, s));
+            Ok(())
+        }
+        DataType::String(_) => {
+            *slot = Value::Str(push_str(heap, &i.to_string()));
+            Ok(())
+        }
+        DataType::Boolean => {
+            *slot = Value::Bool(i != 0);
+            Ok(())
+        }
         ty => Err(mismatch(ty, i)),
     }
 }
 
-fn from_f64(ty: DataType, heap: &mut Vec<u8>, f: f64) -> Result<Value, String> {
+#[inline]
+fn from_f64(ty: DataType, heap: &mut Vec<u8>, f: f64, slot: &mut Value) -> Result<(), String> {
     match ty {
         t if t.is_integer() => {
             let i = f.trunc();
             if !i.is_finite() || narrow(i as i64, t) as f64 != i {
                 return Err(format!("{f} is out of range for {t}"));
             }
-            Ok(Value::Int(i as i64))
+            {
+                *slot = Value::Int(i as i64);
+                Ok(())
+            }
         }
-        DataType::Float => Ok(Value::Float(f as f32 as f64)),
-        DataType::Double => Ok(Value::Float(f)),
+        DataType::Float => {
+            *slot = Value::Float(f as f32 as f64);
+            Ok(())
+        }
+        DataType::Double => {
+            *slot = Value::Float(f);
+            Ok(())
+        }
         DataType::Decimal(_, s) => {
             let mut text = String::new();
             tillflow_types::javafmt::write_double(&mut text, f);
-            Ok(Value::Decimal(parse_decimal(&text, s).unwrap_or_else(
-                || (f * 10f64.powi(s as i32)).round() as i128,
-            )))
+            {
+                *slot = Value::Decimal(
+                    parse_decimal(&text, s)
+                        .unwrap_or_else(|| (f * 10f64.powi(s as i32)).round() as i128),
+                );
+                Ok(())
+            }
         }
         DataType::String(_) => {
             let mut text = String::new();
             tillflow_types::javafmt::write_double(&mut text, f);
-            Ok(Value::Str(push_str(heap, &text)))
+            {
+                *slot = Value::Str(push_str(heap, &text));
+                Ok(())
+            }
         }
         ty => Err(mismatch(ty, f)),
     }
 }
 
-fn from_str(ty: DataType, iso: bool, heap: &mut Vec<u8>, s: &str) -> Result<Value, String> {
+#[inline]
+fn from_str(
+    ty: DataType,
+    iso: bool,
+    heap: &mut Vec<u8>,
+    s: &str,
+    slot: &mut Value,
+) -> Result<(), String> {
     let bad = || mismatch(ty, format_args!("\"{s}\""));
-    Ok(match ty {
+    *slot = match ty {
         DataType::String(_) => Value::Str(push_str(heap, s)),
         t if t.is_integer() => {
             let i: i64 = s.trim().parse().map_err(|_| bad())?;
@@ -321,7 +382,8 @@ fn from_str(ty: DataType, iso: bool, heap: &mut Vec<u8>, s: &str) -> Result<Valu
         DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
         DataType::Time(_) => Value::Time(parse_time(s).ok_or_else(bad)?),
         _ => return Err(bad()),
-    })
+    };
+    Ok(())
 }
 
 /// Encoder for the `json` format: one object per row, fields in schema order.

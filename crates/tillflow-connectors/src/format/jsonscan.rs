@@ -29,8 +29,9 @@ pub enum Token<'a> {
     Nested(&'a [u8]),
 }
 
-/// Cursor over one record.
+/// Cursor over one record (validated as UTF-8 once, so string slices need no further checks).
 pub struct Scanner<'a> {
+    text: &'a str,
     b: &'a [u8],
     /// Current offset.
     pub i: usize,
@@ -41,9 +42,13 @@ fn err<T>(at: usize, message: &'static str) -> Result<T, SyntaxError> {
 }
 
 impl<'a> Scanner<'a> {
-    /// A scanner at the start of `b`.
-    pub fn new(b: &'a [u8]) -> Self {
-        Scanner { b, i: 0 }
+    /// A scanner at the start of `text`.
+    pub fn new(text: &'a str) -> Self {
+        Scanner {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+        }
     }
 
     /// Skips whitespace.
@@ -88,24 +93,39 @@ impl<'a> Scanner<'a> {
         'a: 's,
     {
         let start = self.i + 1;
-        let mut j = start;
-        while let Some(&c) = self.b.get(j) {
-            if c == b'"' {
+        let rest = self.b.get(start..).unwrap_or(&[]);
+        match rest.iter().position(|&c| c == b'"' || c == b'\\') {
+            Some(p) if rest[p] == b'"' => {
+                let j = start + p;
                 self.i = j + 1;
-                return match std::str::from_utf8(&self.b[start..j]) {
-                    Ok(s) => Ok(StrSlice::Borrowed(s)),
-                    Err(_) => err(start, "invalid UTF-8 in a string"),
-                };
+                // quotes are ASCII, so both ends are character boundaries
+                match self.text.get(start..j) {
+                    Some(s) => Ok(StrSlice::Borrowed(s)),
+                    None => err(start, "invalid UTF-8 in a string"),
+                }
             }
-            if c == b'\\' {
-                return self.escaped(start, j, buf).map(StrSlice::Buffered);
-            }
-            if c < 0x20 {
-                return err(j, "control character in a string");
-            }
-            j += 1;
+            Some(p) => self.escaped(start, start + p, buf).map(StrSlice::Buffered),
+            None => err(self.b.len(), "unterminated string"),
         }
-        err(j, "unterminated string")
+    }
+
+    /// Reads a field name: the raw bytes when it has no escapes (compared, never stored, so not
+    /// validated), else its unescaped text in `buf`.
+    #[inline]
+    pub fn key<'s>(&mut self, buf: &'s mut Vec<u8>) -> Result<&'s [u8], SyntaxError>
+    where
+        'a: 's,
+    {
+        let start = self.i + 1;
+        let rest = &self.b[start.min(self.b.len())..];
+        match rest.iter().position(|&c| c == b'"' || c == b'\\') {
+            Some(p) if rest[p] == b'"' => {
+                self.i = start + p + 1;
+                Ok(&self.b[start..start + p])
+            }
+            Some(p) => self.escaped(start, start + p, buf).map(str::as_bytes),
+            None => err(self.b.len(), "unterminated string"),
+        }
     }
 
     fn escaped<'s>(
@@ -157,7 +177,6 @@ impl<'a> Scanner<'a> {
                         _ => return err(j - 1, "invalid escape"),
                     }
                 }
-                c if c < 0x20 => return err(j, "control character in a string"),
                 c => {
                     buf.push(c);
                     j += 1;
@@ -229,8 +248,10 @@ impl<'a> Scanner<'a> {
             }
         }
         self.i = j;
-        // the bytes are ASCII digits and signs
-        std::str::from_utf8(&self.b[start..j]).or_else(|_| err(start, "invalid number"))
+        self.text.get(start..j).ok_or(SyntaxError {
+            at: start,
+            message: "invalid number",
+        })
     }
 
     /// Skips one value of any kind; returns its raw bytes.
@@ -323,7 +344,7 @@ mod tests {
 
     #[test]
     fn scans_values_and_escapes() {
-        let text = br#"{"a": "x\"y\u00e9\ud83d\ude00", "b": -1.5e3, "c": [1, {"d": "]"}], "e": null, "f": true}"#;
+        let text = r#"{"a": "x\"y\u00e9\ud83d\ude00", "b": -1.5e3, "c": [1, {"d": "]"}], "e": null, "f": true}"#;
         let mut s = Scanner::new(text);
         let mut buf = Vec::new();
         s.expect(b'{', "object").unwrap();
@@ -347,8 +368,8 @@ mod tests {
         assert!(keys[2].1.starts_with("Nested"));
         assert_eq!(keys[3].1, "Null");
         assert_eq!(keys[4].1, "Bool(true)");
-        assert!(Scanner::new(b"\"abc").string(&mut buf).is_err());
-        assert!(Scanner::new(b"01x").value(&mut buf).is_ok());
-        assert!(Scanner::new(b"-").value(&mut buf).is_err());
+        assert!(Scanner::new("\"abc").string(&mut buf).is_err());
+        assert!(Scanner::new("01x").value(&mut buf).is_ok());
+        assert!(Scanner::new("-").value(&mut buf).is_err());
     }
 }

@@ -9,6 +9,8 @@ use tillflow_types::Row;
 pub struct Calc {
     filter: Option<Expr>,
     projection: Vec<Expr>,
+    /// For projections that are plain column references: the column (copied without evaluation).
+    direct: Vec<Option<usize>>,
     names: Vec<String>,
     out: Row,
     scratch: Vec<u8>,
@@ -19,8 +21,16 @@ impl Calc {
     /// A calc with an optional predicate and output expressions (named for messages).
     pub fn new(filter: Option<Expr>, projection: Vec<Expr>, names: Vec<String>) -> Self {
         let n = projection.len();
+        let direct = projection
+            .iter()
+            .map(|e| match e {
+                Expr::Column { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
         Calc {
             filter,
+            direct,
             projection,
             names,
             out: Row::with_capacity(n),
@@ -54,6 +64,11 @@ impl Operator for Calc {
         self.out.clear();
         self.out.kind = row.kind;
         for (i, e) in self.projection.iter().enumerate() {
+            if let Some(c) = self.direct[i] {
+                let v = row.values.get(c).copied().unwrap_or_default();
+                self.out.push_from(v, &row.heap);
+                continue;
+            }
             let v = e.eval(row, &mut self.out.heap).map_err(|err| {
                 RuntimeError::Eval(format!(
                     "computing column `{}`: {err}",

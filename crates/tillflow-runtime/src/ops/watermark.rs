@@ -13,6 +13,8 @@ use tillflow_types::{Row, Value};
 /// Emits a watermark after every record that raises it.
 pub struct WatermarkAssigner {
     expr: Expr,
+    /// `col - INTERVAL` (or `col`): computed directly, without evaluating the expression.
+    fast: Option<(usize, i64)>,
     rowtime: String,
     current: i64,
     scratch: Vec<u8>,
@@ -22,8 +24,29 @@ pub struct WatermarkAssigner {
 impl WatermarkAssigner {
     /// An assigner evaluating `expr` (a TIMESTAMP expression over the row) for rowtime column `rowtime`.
     pub fn new(expr: Expr, rowtime: String) -> Self {
+        use crate::expr::BinOp;
+        let fast = match &expr {
+            Expr::Column { index, .. } => Some((*index, 0)),
+            Expr::Binary {
+                op: BinOp::Sub,
+                left,
+                right,
+                ..
+            } => match (left.as_ref(), right.as_ref()) {
+                (
+                    Expr::Column { index, .. },
+                    Expr::Literal {
+                        value: Value::Interval(d),
+                        ..
+                    },
+                ) => Some((*index, *d)),
+                _ => None,
+            },
+            _ => None,
+        };
         WatermarkAssigner {
             expr,
+            fast,
             rowtime,
             current: i64::MIN,
             scratch: Vec::new(),
@@ -50,6 +73,16 @@ impl Operator for WatermarkAssigner {
         self.metrics.records_in += 1;
         self.metrics.records_out += 1;
         out.emit(row)?;
+        if let Some((col, delay)) = self.fast {
+            if let Some(Value::Timestamp(t)) = row.values.get(col) {
+                let wm = t.saturating_sub(delay);
+                if wm > self.current {
+                    self.current = wm;
+                    out.watermark(wm)?;
+                }
+            }
+            return Ok(());
+        }
         self.scratch.clear();
         let wm = self
             .expr

@@ -5,7 +5,8 @@
 //!   `tests/flink/events20k.ndjson`; `late_dropped.ndjson` lists the records Flink dropped as late.
 //! - `tests/golden/<case>/`: tillflow's own cases. `input.*` is the input; the expected result is
 //!   `expected.ndjson` (rows in the output directory), `expected_stdout.txt` (printed rows),
-//!   `expected_dead_letter.ndjson` (fields that must appear in the dead-letter file, per record)
+//!   `expected_dead_letter.ndjson` / `expected_late.ndjson` (fields that must appear in each record
+//!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
 //!   and/or `expected_error.txt` (text the failing run must print).
 //!
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
@@ -140,7 +141,7 @@ struct Outcome {
     stderr: String,
 }
 
-fn run(query: &Path, input: &Path, out: &Path, dlq: &Path) -> Outcome {
+fn run(query: &Path, input: &Path, out: &Path, dlq: &Path, late: &Path) -> Outcome {
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .arg("run")
         .arg(query)
@@ -150,6 +151,8 @@ fn run(query: &Path, input: &Path, out: &Path, dlq: &Path) -> Outcome {
         .arg(format!("OUTPUT={}", out.display()))
         .arg("--var")
         .arg(format!("DLQ={}", dlq.display()))
+        .arg("--var")
+        .arg(format!("LATE={}", late.display()))
         .output()
         .expect("run tillflow");
     Outcome {
@@ -172,6 +175,7 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let out = tmp.path().join("out");
     let dlq = tmp.path().join("dlq.ndjson");
+    let late_file = tmp.path().join("late.ndjson");
     let input = match default_input {
         Some(p) => p.to_path_buf(),
         None => std::fs::read_dir(dir)
@@ -181,7 +185,7 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
             .unwrap_or_else(|| dir.join("input.ndjson")),
     };
     let query = dir.join("query.sql");
-    let o = run(&query, &input, &out, &dlq);
+    let o = run(&query, &input, &out, &dlq, &late_file);
     let expected_error = dir.join("expected_error.txt");
     if expected_error.exists() {
         let want = std::fs::read_to_string(&expected_error).map_err(|e| e.to_string())?;
@@ -244,35 +248,45 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
             return Err(format!("printed rows differ\n  want: {w:?}\n  got:  {g:?}"));
         }
     }
-    let dl = dir.join("expected_dead_letter.ndjson");
-    if dl.exists() {
-        checked = true;
-        let want = read_rows(&dl);
-        let got = read_rows(&dlq);
-        if want.len() != got.len() {
-            return Err(format!(
-                "dead-letter has {} records, expected {}: {got:?}",
-                got.len(),
-                want.len()
-            ));
-        }
-        for (w, g) in want.iter().zip(&got) {
-            for (k, v) in w.as_object().into_iter().flatten() {
-                let gv = &g[k];
-                let ok = match (v, gv) {
-                    (J::String(a), J::String(b)) => b.contains(a.as_str()),
-                    (a, b) => a == b,
-                };
-                if !ok {
-                    return Err(format!(
-                        "dead-letter field {k}: expected {v}, got {gv} in {g}"
-                    ));
-                }
-            }
+    for (want, got) in [
+        ("expected_dead_letter.ndjson", &dlq),
+        ("expected_late.ndjson", &late_file),
+    ] {
+        let want = dir.join(want);
+        if want.exists() {
+            checked = true;
+            check_fields(&want, got)?;
         }
     }
     if !checked {
         return Err("the case has no expected_* file".into());
+    }
+    Ok(())
+}
+
+/// Each expected record's fields must appear in the corresponding written record (strings as
+/// substrings, other values exactly).
+fn check_fields(want: &Path, got: &Path) -> Result<(), String> {
+    let want = read_rows(want);
+    let got = read_rows(got);
+    if want.len() != got.len() {
+        return Err(format!(
+            "the written file has {} records, expected {}: {got:?}",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (w, g) in want.iter().zip(&got) {
+        for (k, v) in w.as_object().into_iter().flatten() {
+            let gv = &g[k];
+            let ok = match (v, gv) {
+                (J::String(a), J::String(b)) => b.contains(a.as_str()),
+                (a, b) => close(a, b),
+            };
+            if !ok {
+                return Err(format!("field {k}: expected {v}, got {gv} in {g}"));
+            }
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;
 pub mod format;
+pub mod late;
 pub mod print;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ pub mod expr;
 pub mod functions;
 pub mod job;
 pub mod keys;
+pub mod late;
 pub mod operator;
 pub mod ops;
 pub mod state;

@@ -837,16 +837,21 @@ impl<'a> Planner<'a> {
         let mut window_key_groups: Vec<(Expr, usize)> = Vec::new(); // (input expr, which: 0 start 1 end 2 time)
         if let Some(w) = &tvf {
             let mut rest = Vec::new();
+            let mut rest_sql = Vec::new();
             let mut has = [false; 3];
-            for k in keys {
+            for (k, ksql) in keys.into_iter().zip(keys_sql.iter().copied()) {
                 match &k {
                     Expr::Column { index, .. } if (w.base..w.base + 3).contains(index) => {
                         has[index - w.base] = true;
                         window_key_groups.push((k.clone(), index - w.base));
                     }
-                    _ => rest.push(k),
+                    _ => {
+                        rest.push(k);
+                        rest_sql.push(ksql);
+                    }
                 }
             }
+            keys_sql = rest_sql;
             if !(has[0] && has[1]) {
                 return plan_err("a window aggregation must GROUP BY window_start and window_end");
             }
@@ -905,7 +910,7 @@ impl<'a> Planner<'a> {
                             "{name} needs a numeric argument, got {t}: `{f}`"
                         ));
                     }
-                    pre.push((x, format!("$agg{}", calls.len()), TimeAttribute::None));
+                    pre.push((x, a.to_string(), TimeAttribute::None));
                     (Some(pre.len() - 1), t)
                 }
                 _ => return plan_err(format!("{name} takes one argument: `{f}`")),
@@ -937,19 +942,21 @@ impl<'a> Planner<'a> {
             pre.len() - 1
         });
         push_calc(&mut rel, filter, pre);
+        let late = if window.is_some() {
+            self.catalog.late_output(&rel.source, rel.schema())?
+        } else {
+            None
+        };
         // the aggregate operator and the positions of keys in its output
         let mut key_out: Vec<usize> = (0..k).collect();
         let mut wtype = DataType::Timestamp(3);
         let mut wattr = TimeAttribute::Rowtime;
         match &window {
             Some((WindowKind::Aligned(a), _, mode, _)) => {
-                rel.ops.push(Box::new(WindowAggregate::new(
-                    *a,
-                    *mode,
-                    time_idx.unwrap_or(0),
-                    (0..k).collect(),
-                    calls,
-                )));
+                rel.ops.push(Box::new(
+                    WindowAggregate::new(*a, *mode, time_idx.unwrap_or(0), (0..k).collect(), calls)
+                        .with_late_sink(late),
+                ));
                 set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
             }
             Some((WindowKind::Session { gap }, _, mode, partition)) => {
@@ -977,14 +984,17 @@ impl<'a> Planner<'a> {
                 for (pos, key) in part.iter().chain(group.iter()).enumerate() {
                     key_out[*key] = pos;
                 }
-                rel.ops.push(Box::new(SessionWindowAggregate::new(
-                    *gap,
-                    *mode,
-                    time_idx.unwrap_or(0),
-                    part,
-                    group,
-                    calls,
-                )));
+                rel.ops.push(Box::new(
+                    SessionWindowAggregate::new(
+                        *gap,
+                        *mode,
+                        time_idx.unwrap_or(0),
+                        part,
+                        group,
+                        calls,
+                    )
+                    .with_late_sink(late),
+                ));
                 set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
             }
             None => {

@@ -8,6 +8,7 @@ use super::{window_max_timestamp, AlignedWindow, TimeMode};
 use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
+use crate::late::{self, SharedLateSink};
 use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
 use tillflow_types::{Row, Value};
@@ -32,9 +33,16 @@ pub struct WindowAggregate {
     scratch: Vec<u8>,
     out: Row,
     metrics: OperatorMetrics,
+    late: Option<SharedLateSink>,
 }
 
 impl WindowAggregate {
+    /// Sends dropped late records to `sink` as well as counting them.
+    pub fn with_late_sink(mut self, sink: Option<SharedLateSink>) -> Self {
+        self.late = sink;
+        self
+    }
+
     /// An operator for `window` over time column `time_col`, grouping by `keys`, computing `calls`.
     pub fn new(
         window: AlignedWindow,
@@ -56,6 +64,7 @@ impl WindowAggregate {
             scratch: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
+            late: None,
         }
     }
 
@@ -128,7 +137,7 @@ impl Operator for WindowAggregate {
         let Some(Value::Timestamp(ts)) = row.values.get(self.time_col).copied() else {
             // A NULL time attribute belongs to no window.
             self.metrics.late_dropped += 1;
-            return Ok(());
+            return late::report(&self.late, row, || "the time attribute is NULL".into());
         };
         let mut assigned = std::mem::take(&mut self.assigned);
         self.window.assign(ts, &mut assigned);
@@ -146,10 +155,31 @@ impl Operator for WindowAggregate {
                 .get_or_insert_with(&self.key, || new_accs(calls));
             update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
         }
-        self.assigned = assigned;
         if !kept {
             self.metrics.late_dropped += 1;
+            let wm = self.watermark;
+            let (first, last) = (assigned.first().copied(), assigned.last().copied());
+            late::report(&self.late, row, || {
+                let span = match (first, last) {
+                    (Some((s, e)), Some((s2, e2))) if (s, e) != (s2, e2) => format!(
+                        "windows [{}, {}) .. [{}, {})",
+                        late::ts_text(s2),
+                        late::ts_text(e2),
+                        late::ts_text(s),
+                        late::ts_text(e)
+                    ),
+                    (Some((s, e)), _) => {
+                        format!("window [{}, {})", late::ts_text(s), late::ts_text(e))
+                    }
+                    _ => "its window".into(),
+                };
+                format!(
+                    "late: {span} already fired (watermark {})",
+                    late::ts_text(wm)
+                )
+            })?;
         }
+        self.assigned = assigned;
         Ok(())
     }
 
@@ -171,7 +201,8 @@ impl Operator for WindowAggregate {
     }
 
     fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.fire_until(i64::MAX, out)
+        self.fire_until(i64::MAX, out)?;
+        late::flush(&self.late)
     }
 
     fn metrics(&self) -> OperatorMetrics {

@@ -10,6 +10,7 @@ use super::{window_max_timestamp, TimeMode};
 use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
+use crate::late::{self, SharedLateSink};
 use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::state::KeyedState;
 use std::collections::{BTreeSet, HashMap};
@@ -44,9 +45,16 @@ pub struct SessionWindowAggregate {
     scratch: Vec<u8>,
     out: Row,
     metrics: OperatorMetrics,
+    late: Option<SharedLateSink>,
 }
 
 impl SessionWindowAggregate {
+    /// Sends dropped late records to `sink` as well as counting them.
+    pub fn with_late_sink(mut self, sink: Option<SharedLateSink>) -> Self {
+        self.late = sink;
+        self
+    }
+
     /// Sessions of `gap` over `time_col`, per `partition` key, aggregated per `group` key.
     pub fn new(
         gap: i64,
@@ -73,6 +81,7 @@ impl SessionWindowAggregate {
             scratch: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
+            late: None,
         }
     }
 
@@ -136,7 +145,7 @@ impl Operator for SessionWindowAggregate {
         self.metrics.records_in += 1;
         let Some(Value::Timestamp(ts)) = row.values.get(self.time_col).copied() else {
             self.metrics.late_dropped += 1;
-            return Ok(());
+            return late::report(&self.late, row, || "the time attribute is NULL".into());
         };
         encode_key(&mut self.pkey, row, &self.partition);
         encode_key(&mut self.gkey, row, &self.group);
@@ -196,7 +205,15 @@ impl Operator for SessionWindowAggregate {
                 self.keys_by_id.remove(&id);
                 self.state.remove(&self.pkey);
             }
-            return Ok(());
+            let wm = self.watermark;
+            return late::report(&self.late, row, || {
+                format!(
+                    "late: its session [{}, {}) would already have fired (watermark {})",
+                    late::ts_text(start),
+                    late::ts_text(end),
+                    late::ts_text(wm)
+                )
+            });
         }
         let mut session = merged.unwrap_or(Session {
             start,
@@ -240,7 +257,8 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.fire_until(i64::MAX, out)
+        self.fire_until(i64::MAX, out)?;
+        late::flush(&self.late)
     }
 
     fn metrics(&self) -> OperatorMetrics {

@@ -27,6 +27,7 @@ use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::rank::{SortKey, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
+use tillflow_runtime::window::count::CountWindowAggregate;
 use tillflow_runtime::window::session::SessionWindowAggregate;
 use tillflow_runtime::window::{AlignedWindow, TimeMode};
 use tillflow_types::{DataType, Field, Schema, TimeAttribute, Value};
@@ -46,6 +47,7 @@ pub struct PendingWindow {
 enum WindowKind {
     Aligned(AlignedWindow),
     Session { gap: i64 },
+    Count { size: u64 },
 }
 
 /// A ROW_NUMBER() projection waiting for the outer query's `rn <= N`.
@@ -390,9 +392,10 @@ impl<'a> Planner<'a> {
             "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
             "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
             "SESSION" => &["DATA", "TIMECOL", "GAP"],
+            "COUNT_WINDOW" => &["DATA", "TIMECOL", "SIZE"],
             _ => {
                 return plan_err(format!(
-                    "unknown window table function {name} (use TUMBLE, HOP, CUMULATE or SESSION)"
+                    "unknown window table function {name} (use TUMBLE, HOP, CUMULATE, SESSION or COUNT_WINDOW)"
                 ))
             }
         };
@@ -402,7 +405,7 @@ impl<'a> Planner<'a> {
                 .copied()
                 .or_else(|| positional.get(i).copied())
         };
-        let min = if name == "TUMBLE" || name == "SESSION" {
+        let min = if matches!(name.as_str(), "TUMBLE" | "SESSION" | "COUNT_WINDOW") {
             3
         } else {
             4
@@ -447,6 +450,15 @@ impl<'a> Planner<'a> {
         let time_col = rel.scope.resolve(std::slice::from_ref(&time_name))?;
         let tf = rel.schema().fields[time_col].clone();
         let mode = match tf.time {
+            _ if name == "COUNT_WINDOW" => {
+                if !tf.data_type.is_timestamp() {
+                    return plan_err(format!(
+                        "COUNT_WINDOW: DESCRIPTOR({time_name}) must name a timestamp column, not {}",
+                        tf.data_type
+                    ));
+                }
+                TimeMode::Processing
+            }
             TimeAttribute::Rowtime => TimeMode::Event,
             TimeAttribute::Proctime => TimeMode::Processing,
             TimeAttribute::None => {
@@ -486,12 +498,26 @@ impl<'a> Planner<'a> {
                     offset: offset_arg(arg(4))?,
                 })
             }
+            "COUNT_WINDOW" => {
+                let size = arg(2).unwrap_or(time);
+                let scope = Scope::default();
+                match eval_const(&Converter::new(&scope).convert(size)?)? {
+                    Value::Int(n) if n > 0 => WindowKind::Count { size: n as u64 },
+                    _ => {
+                        return plan_err(format!(
+                            "COUNT_WINDOW size must be a positive integer (rows): `{size}`"
+                        ))
+                    }
+                }
+            }
             _ => WindowKind::Session {
                 gap: interval_arg(arg(2).unwrap_or(time), "SESSION gap")?,
             },
         };
-        if !partition_sql.is_empty() && name != "SESSION" {
-            return plan_err(format!("PARTITION BY is only valid in SESSION: `{f}`"));
+        if !partition_sql.is_empty() && name != "SESSION" && name != "COUNT_WINDOW" {
+            return plan_err(format!(
+                "PARTITION BY is only valid in SESSION and COUNT_WINDOW: `{f}`"
+            ));
         }
         let conv = Converter::new(&rel.scope);
         let partition = partition_sql
@@ -500,6 +526,7 @@ impl<'a> Planner<'a> {
             .collect::<Result<Vec<_>>>()?;
         let base = rel.schema().len();
         let (wtype, wtime) = match mode {
+            _ if matches!(kind, WindowKind::Count { .. }) => (tf.data_type, TimeAttribute::None),
             TimeMode::Event => (
                 if matches!(tf.data_type, DataType::TimestampLtz(_)) {
                     DataType::TimestampLtz(3)
@@ -996,6 +1023,24 @@ impl<'a> Planner<'a> {
                     .with_late_sink(late),
                 ));
                 set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
+            }
+            Some((WindowKind::Count { size }, _, _, partition)) => {
+                let same_keys = partition.len() == k && partition.iter().all(|p| keys.contains(p));
+                if !same_keys {
+                    return plan_err(
+                        "COUNT_WINDOW must PARTITION BY exactly the GROUP BY keys (besides window_start, window_end)",
+                    );
+                }
+                rel.ops.push(Box::new(CountWindowAggregate::new(
+                    *size,
+                    time_idx.unwrap_or(0),
+                    (0..k).collect(),
+                    calls,
+                )));
+                if let Some(w) = &tvf {
+                    wtype = input.schema.fields[w.base].data_type;
+                }
+                wattr = TimeAttribute::None;
             }
             None => {
                 rel.ops

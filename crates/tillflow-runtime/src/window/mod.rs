@@ -1,13 +1,15 @@
 //! Windowed aggregation: the window kinds (TUMBLE, HOP, CUMULATE, SESSION) and their operators.
 //!
 //! Aligned kinds (TUMBLE, HOP, CUMULATE) each own an assigner file and share the
-//! [`aggregate::WindowAggregate`] operator; SESSION merges windows per key and has its own operator.
+//! [`aggregate::WindowAggregate`] operator; SESSION merges windows per key and has its own operator;
+//! COUNT windows (tillflow's extension) close every N rows of a key ([`count`]).
 //! Every window is `[start, end)` in microseconds; it fires when the watermark (or, for
 //! processing-time windows, the wall clock) reaches `end - 1 ms`, and a record is late for a window
 //! only if that window has already fired. Window operators emit
 //! `[keys..., aggregates..., window_start, window_end, window_time]`.
 
 pub mod aggregate;
+pub mod count;
 pub mod cumulate;
 pub mod hop;
 pub mod session;

@@ -25,7 +25,7 @@ use tillflow_runtime::expr::Expr;
 use tillflow_runtime::operator::Operator;
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
-use tillflow_runtime::ops::rank::{SortKey, WindowTopN};
+use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::count::CountWindowAggregate;
 use tillflow_runtime::window::session::SessionWindowAggregate;
@@ -54,6 +54,8 @@ enum WindowKind {
 pub struct PendingRank {
     partition: Vec<usize>,
     order: Vec<SortKey>,
+    /// Time attribute of the single ORDER BY column, if it is one.
+    order_time: Option<TimeAttribute>,
     window_end: Option<usize>,
     /// Projection over `[input columns..., rn]`.
     post: Vec<(Expr, String, TimeAttribute)>,
@@ -152,13 +154,20 @@ fn conjuncts(e: &sql::Expr, out: &mut Vec<sql::Expr>) {
     }
 }
 
-fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
+fn reads_column(e: &Expr, c: usize) -> bool {
+    let mut found = false;
+    visit_columns(e, &mut |i| found |= i == c);
+    found
+}
+
+fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
     match e {
-        Expr::Column { index, .. } => *index >= n,
-        Expr::Literal { .. } | Expr::StrLiteral(_) => false,
-        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => reads_column_at_or_above(arg, n),
+        Expr::Column { index, .. } => f(*index),
+        Expr::Literal { .. } | Expr::StrLiteral(_) => {}
+        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => visit_columns(arg, f),
         Expr::Binary { left, right, .. } => {
-            reads_column_at_or_above(left, n) || reads_column_at_or_above(right, n)
+            visit_columns(left, f);
+            visit_columns(right, f);
         }
         Expr::Case {
             operand,
@@ -166,24 +175,33 @@ fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
             otherwise,
             ..
         } => {
-            operand
-                .as_ref()
-                .is_some_and(|o| reads_column_at_or_above(o, n))
-                || whens
-                    .iter()
-                    .any(|(a, b)| reads_column_at_or_above(a, n) || reads_column_at_or_above(b, n))
-                || otherwise
-                    .as_ref()
-                    .is_some_and(|o| reads_column_at_or_above(o, n))
+            if let Some(o) = operand {
+                visit_columns(o, f);
+            }
+            for (a, b) in whens {
+                visit_columns(a, f);
+                visit_columns(b, f);
+            }
+            if let Some(o) = otherwise {
+                visit_columns(o, f);
+            }
         }
-        Expr::Call { args, .. } => args.iter().any(|a| reads_column_at_or_above(a, n)),
+        Expr::Call { args, .. } => args.iter().for_each(|a| visit_columns(a, f)),
         Expr::InList { arg, list, .. } => {
-            reads_column_at_or_above(arg, n) || list.iter().any(|a| reads_column_at_or_above(a, n))
+            visit_columns(arg, f);
+            list.iter().for_each(|a| visit_columns(a, f));
         }
         Expr::Like { arg, pattern, .. } => {
-            reads_column_at_or_above(arg, n) || reads_column_at_or_above(pattern, n)
+            visit_columns(arg, f);
+            visit_columns(pattern, f);
         }
     }
+}
+
+fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
+    let mut found = false;
+    visit_columns(e, &mut |i| found |= i >= n);
+    found
 }
 
 /// Plans queries against a catalog.
@@ -628,16 +646,44 @@ impl<'a> Planner<'a> {
                     "a ROW_NUMBER() query needs WHERE rn <= N (or rn = 1) in the outer query",
                 );
             };
-            let Some(window_end) = rank.window_end else {
-                return plan_err("Top-N and deduplication over a non-windowed input are not supported yet; partition by window_start, window_end of a window aggregation (window Top-N)");
-            };
-            rel.ops.push(Box::new(WindowTopN::new(
-                window_end,
-                rank.partition,
-                rank.order,
-                limit,
-                true,
-            )));
+            // does the outer query read the row number? (if not, rank shifts need no updates)
+            let conv = Converter::new(&rel.scope);
+            let emits_rn = s.projection.iter().any(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => conv
+                    .convert(e)
+                    .map(|x| reads_column(&x, rank.rn_col))
+                    .unwrap_or(true),
+                _ => true,
+            });
+            match rank.window_end {
+                Some(window_end) => rel.ops.push(Box::new(WindowTopN::new(
+                    window_end,
+                    rank.partition,
+                    rank.order,
+                    limit,
+                    true,
+                ))),
+                None => {
+                    if rel.updating {
+                        return plan_err(
+                            "Top-N / deduplication over an updating input is not supported yet",
+                        );
+                    }
+                    // keep-first on processing time only ever inserts; every other ranking updates
+                    let insert_only = limit == 1
+                        && !emits_rn
+                        && rank.order.len() == 1
+                        && !rank.order[0].descending
+                        && rank.order_time == Some(TimeAttribute::Proctime);
+                    rel.ops.push(Box::new(TopN::new(
+                        rank.partition,
+                        rank.order,
+                        limit,
+                        emits_rn,
+                    )));
+                    rel.updating = !insert_only;
+                }
+            }
             let (names, exprs): (Vec<String>, Vec<Expr>) = rank
                 .post
                 .iter()
@@ -769,6 +815,10 @@ impl<'a> Planner<'a> {
             .window_cols
             .filter(|(ws, we)| partition.contains(ws) && partition.contains(we))
             .map(|(_, we)| we);
+        let order_time = match order.as_slice() {
+            [k] => Some(rel.schema().fields[k.col].time).filter(|t| *t != TimeAttribute::None),
+            _ => None,
+        };
         // projection over [input..., rn]
         let n = rel.schema().len();
         let mut ext = rel.scope.clone();
@@ -818,6 +868,7 @@ impl<'a> Planner<'a> {
         rel.pending_rank = Some(PendingRank {
             partition,
             order,
+            order_time,
             window_end,
             post,
             rn_col,

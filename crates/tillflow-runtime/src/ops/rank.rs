@@ -187,3 +187,119 @@ impl Operator for WindowTopN {
         self.metrics.clone()
     }
 }
+
+/// Top-N and deduplication over a non-windowed, append-only input:
+/// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ...) ... WHERE rn <= N`.
+///
+/// The best N rows of each partition are kept in order. A new row that enters the top N is
+/// emitted (`+I`); the row it pushes out is retracted (`-D`); when the row number is part of the
+/// output, rows whose number changes are updated (`-U`/`+U`). With N = 1 and an ascending
+/// processing-time order this is Flink's keep-first deduplication and emits inserts only.
+pub struct TopN {
+    partition: Vec<usize>,
+    order: Vec<SortKey>,
+    limit: usize,
+    emit_row_number: bool,
+    state: KeyedState<Vec<Row>>,
+    key: Vec<u8>,
+    out: Row,
+    metrics: OperatorMetrics,
+}
+
+impl TopN {
+    /// Keeps the top `limit` rows per `partition` by `order`; appends the row number when asked.
+    pub fn new(
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        emit_row_number: bool,
+    ) -> Self {
+        TopN {
+            partition,
+            order,
+            limit: limit.max(1),
+            emit_row_number,
+            state: KeyedState::default(),
+            key: Vec::new(),
+            out: Row::with_capacity(8),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn emit_row(
+        out_row: &mut Row,
+        r: &Row,
+        kind: tillflow_types::RowKind,
+        rank: Option<usize>,
+        out: &mut dyn Emit,
+    ) -> Result<()> {
+        out_row.clear();
+        out_row.kind = kind;
+        for v in &r.values {
+            out_row.push_from(*v, &r.heap);
+        }
+        if let Some(n) = rank {
+            out_row.values.push(Value::Int(n as i64));
+        }
+        out.emit(out_row)
+    }
+}
+
+impl Operator for TopN {
+    fn describe(&self) -> String {
+        format!(
+            "Rank(partition={:?}, order={:?}, rn<={})",
+            self.partition, self.order, self.limit
+        )
+    }
+
+    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        use tillflow_types::RowKind;
+        self.metrics.records_in += 1;
+        if !row.kind.is_addition() {
+            return Err(crate::RuntimeError::Eval(
+                "Top-N over an updating input is not supported".into(),
+            ));
+        }
+        encode_key(&mut self.key, row, &self.partition);
+        let rows = self.state.get_or_insert_with(&self.key, Vec::new);
+        // after rows that compare equal: the earlier row keeps its place (keep-first)
+        let pos = rows.partition_point(|r| compare_rows(r, row, &self.order) != Ordering::Greater);
+        if pos >= self.limit {
+            return Ok(());
+        }
+        let mut owned = Row::with_capacity(row.values.len());
+        owned.kind = RowKind::Insert;
+        for v in &row.values {
+            owned
+                .values
+                .push(copy_value(*v, &row.heap, &mut owned.heap));
+        }
+        rows.insert(pos, owned);
+        let rank = |i: usize| self.emit_row_number.then_some(i + 1);
+        Self::emit_row(&mut self.out, &rows[pos], RowKind::Insert, rank(pos), out)?;
+        self.metrics.records_out += 1;
+        if self.emit_row_number {
+            let end = rows.len().min(self.limit);
+            for (i, r) in rows.iter().enumerate().take(end).skip(pos + 1) {
+                Self::emit_row(&mut self.out, r, RowKind::UpdateBefore, rank(i - 1), out)?;
+                Self::emit_row(&mut self.out, r, RowKind::UpdateAfter, rank(i), out)?;
+                self.metrics.records_out += 2;
+            }
+        }
+        if rows.len() > self.limit {
+            if let Some(evicted) = rows.pop() {
+                let r = self.emit_row_number.then_some(self.limit);
+                Self::emit_row(&mut self.out, &evicted, RowKind::Delete, r, out)?;
+                self.metrics.records_out += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        let mut m = self.metrics.clone();
+        m.state_entries = self.state.len() as u64;
+        m
+    }
+}

@@ -277,3 +277,79 @@ impl Source for DataGenSource {
         self.metrics.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::Field;
+
+    fn table(opts: &[(&str, &str)]) -> TableSpec {
+        TableSpec {
+            name: "gen".into(),
+            schema: Schema::new(vec![
+                Field::new("id", DataType::BigInt),
+                Field::new("qty", DataType::Int),
+                Field::new("name", DataType::String(None)),
+            ]),
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            primary_key: vec![],
+        }
+    }
+
+    #[test]
+    fn sequences_end_and_random_values_stay_in_range() {
+        let t = table(&[
+            ("connector", "datagen"),
+            ("rows-per-second", "0"),
+            ("fields.id.kind", "sequence"),
+            ("fields.id.start", "1"),
+            ("fields.id.end", "50"),
+            ("fields.qty.min", "1"),
+            ("fields.qty.max", "5"),
+            ("fields.name.length", "4"),
+        ]);
+        crate::validate(&t).unwrap();
+        let mut src = DataGenSource::new(&t).unwrap();
+        let mut row = Row::default();
+        let mut n = 0;
+        while src.poll(&mut row).unwrap() == Poll::Record {
+            n += 1;
+            assert_eq!(row.values[0], Value::Int(n));
+            match row.values[1] {
+                Value::Int(q) => assert!((1..=5).contains(&q), "{q}"),
+                ref v => panic!("{v:?}"),
+            }
+            match row.values[2] {
+                Value::Str(s) => assert_eq!(row.str(s).len(), 4),
+                ref v => panic!("{v:?}"),
+            }
+        }
+        assert_eq!(n, 50);
+    }
+
+    #[test]
+    fn bad_field_options_are_named() {
+        let e = DataGenSource::new(&table(&[
+            ("connector", "datagen"),
+            ("fields.nope.kind", "random"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("fields.nope.kind") && e.contains("id, qty, name"),
+            "{e}"
+        );
+        let e = DataGenSource::new(&table(&[
+            ("connector", "datagen"),
+            ("fields.id.kind", "zigzag"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("'random' or 'sequence'"), "{e}");
+    }
+}

@@ -174,33 +174,50 @@ impl Source for FileSource {
                 }
                 return Ok(Poll::End);
             };
-            self.line.clear();
-            let n = reader.read_until(b'\n', &mut self.line).map_err(|e| {
+            let io_err = |e: std::io::Error| {
                 RuntimeError::Source(format!(
                     "table `{}`: {}: {e}",
                     self.table,
                     self.current.display()
                 ))
-            })?;
-            if n == 0 {
+            };
+            // Decode straight from the read buffer when the whole line is in it; copy only a line
+            // that straddles two buffer fills.
+            let buf = reader.fill_buf().map_err(io_err)?;
+            if buf.is_empty() {
                 self.reader = None;
                 continue;
             }
-            self.line_no += 1;
-            self.metrics.bytes += n as u64;
-            while matches!(self.line.last(), Some(b'\n' | b'\r')) {
-                self.line.pop();
-            }
-            if self.line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            row.clear();
-            match self.decoder.decode(&self.line, row) {
-                Ok(()) => {
-                    self.metrics.records += 1;
-                    return Ok(Poll::Record);
+            let (mut line, consumed): (&[u8], usize) = match memchr::memchr(b'\n', buf) {
+                Some(p) => (&buf[..p], p + 1),
+                None => {
+                    self.line.clear();
+                    reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
+                    (&self.line[..], 0)
                 }
-                Err(e) => {
+            };
+            self.line_no += 1;
+            self.metrics.bytes += if consumed > 0 {
+                consumed as u64
+            } else {
+                self.line.len() as u64
+            };
+            while let [rest @ .., b'\n' | b'\r'] = line {
+                line = rest;
+            }
+            let result = if line.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                row.clear();
+                Some(self.decoder.decode(line, row))
+            };
+            let outcome = match result {
+                None => None,
+                Some(Ok(())) => {
+                    self.metrics.records += 1;
+                    Some(Ok(()))
+                }
+                Some(Err(e)) => {
                     let position = format!("{}:{}", self.current.display(), self.line_no);
                     if let Some(d) = self.dead_letter.as_mut() {
                         self.metrics.bad_records += 1;
@@ -210,25 +227,33 @@ impl Source for FileSource {
                             &position,
                             e.field.as_deref(),
                             &e.message,
-                            &self.line,
+                            line,
                         )
                         .map_err(|err| {
                             RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
                         })?;
-                        continue;
-                    }
-                    if self.decoder.ignore_parse_errors() {
+                        None
+                    } else if self.decoder.ignore_parse_errors() {
                         self.metrics.bad_records += 1;
-                        continue;
+                        None
+                    } else {
+                        Some(Err(RuntimeError::Source(format!(
+                            "table `{}`: malformed record at {} line {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
+                            self.table,
+                            self.current.display(),
+                            self.line_no,
+                            self.format_name
+                        ))))
                     }
-                    return Err(RuntimeError::Source(format!(
-                        "table `{}`: malformed record at {} line {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
-                        self.table,
-                        self.current.display(),
-                        self.line_no,
-                        self.format_name
-                    )));
                 }
+            };
+            if consumed > 0 {
+                reader.consume(consumed);
+            }
+            match outcome {
+                None => continue,
+                Some(Ok(())) => return Ok(Poll::Record),
+                Some(Err(e)) => return Err(e),
             }
         }
     }

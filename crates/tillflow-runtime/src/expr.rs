@@ -361,17 +361,7 @@ impl Expr {
                     Err(e) => Err(e),
                 }
             }
-            Expr::Call { func, args, ty } => {
-                if func.is_lazy() {
-                    return crate::functions::call_lazy(*func, args, row, out);
-                }
-                let mut vals = [Value::Null; MAX_ARGS];
-                let n = args.len().min(MAX_ARGS);
-                for (slot, a) in vals.iter_mut().zip(args.iter()) {
-                    *slot = a.eval(row, out)?;
-                }
-                call(*func, &vals[..n], args, *ty, out)
-            }
+            Expr::Call { func, args, ty } => eval_call(*func, args, *ty, row, out),
             Expr::InList { arg, list, negated } => {
                 let v = arg.eval(row, out)?;
                 if v.is_null() {
@@ -416,6 +406,25 @@ impl Expr {
         scratch.clear();
         Ok(self.eval(row, scratch)? == Value::Bool(true))
     }
+}
+
+#[inline(never)]
+fn eval_call(
+    func: Func,
+    args: &[Expr],
+    ty: DataType,
+    row: &Row,
+    out: &mut Vec<u8>,
+) -> Result<Value> {
+    if func.is_lazy() {
+        return crate::functions::call_lazy(func, args, row, out);
+    }
+    let mut vals = [Value::Null; MAX_ARGS];
+    let n = args.len().min(MAX_ARGS);
+    for (slot, a) in vals.iter_mut().zip(args.iter()) {
+        *slot = a.eval(row, out)?;
+    }
+    call(func, &vals[..n], args, ty, out)
 }
 
 fn unary(op: UnOp, v: Value) -> Result<Value> {

@@ -136,6 +136,9 @@ pub fn parse_time(s: &str) -> Option<i64> {
 /// Parses a timestamp in either Flink form: `YYYY-MM-DD HH:MM:SS[.f]` or ISO-8601
 /// `YYYY-MM-DDTHH:MM:SS[.f][Z]`. A date alone is midnight. Returns microseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
+    if let Some(t) = parse_millis_fast(s.as_bytes()) {
+        return Some(t);
+    }
     let b = s.trim().as_bytes();
     let mut i = 0;
     let days = parse_date_at(b, &mut i)?;
@@ -151,6 +154,49 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         }
     }
     (i == b.len()).then_some(days * MICROS_PER_DAY + tod)
+}
+
+/// The common layout `YYYY-MM-DD HH:MM:SS.mmm` (or with `T`), parsed without branching per
+/// character; anything else returns `None` and takes the general path.
+#[inline]
+fn parse_millis_fast(b: &[u8]) -> Option<i64> {
+    let b: &[u8; 23] = b.try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b' ' && b[10] != b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+    {
+        return None;
+    }
+    let d = |i: usize| b[i].wrapping_sub(b'0') as u32;
+    const DIGITS: [usize; 17] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
+    if DIGITS.iter().any(|&i| d(i) > 9) {
+        return None;
+    }
+    let y = (d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3)) as i64;
+    let (m, day) = (d(5) * 10 + d(6), d(8) * 10 + d(9));
+    let (h, mi, sec) = (
+        (d(11) * 10 + d(12)) as i64,
+        (d(14) * 10 + d(15)) as i64,
+        (d(17) * 10 + d(18)) as i64,
+    );
+    let ms = (d(20) * 100 + d(21) * 10 + d(22)) as i64;
+    if !(1..=12).contains(&m)
+        || day == 0
+        || day > days_in_month(y, m)
+        || h > 23
+        || mi > 59
+        || sec > 59
+    {
+        return None;
+    }
+    Some(
+        days_from_civil(y, m, day) * MICROS_PER_DAY
+            + ((h * 60 + mi) * 60 + sec) * MICROS_PER_SECOND
+            + ms * MICROS_PER_MILLI,
+    )
 }
 
 /// Splits microseconds since the epoch into (days, microseconds of day).
@@ -292,6 +338,37 @@ mod tests {
         for d in [-800_000i64, -1, 0, 59, 19_783, 2_932_896] {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_matches_general_parser() {
+        for s in [
+            "2024-03-01 20:00:17.890",
+            "1999-12-31T23:59:59.999",
+            "2024-02-29 00:00:00.000",
+            "1970-01-01 00:00:00.001",
+        ] {
+            let fast = parse_millis_fast(s.as_bytes());
+            let b = s.as_bytes();
+            let mut i = 0;
+            let days = parse_date_at(b, &mut i).unwrap();
+            i += 1;
+            let tod = parse_time_at(b, &mut i).unwrap();
+            assert_eq!(fast, Some(days * MICROS_PER_DAY + tod), "{s}");
+        }
+        for s in [
+            "2023-02-29 00:00:00.000",
+            "2024-03-01 24:00:00.000",
+            "2024-03-01 20:00:00.00x",
+            "2024-03-01 20:00:00.0",
+        ] {
+            assert_eq!(parse_millis_fast(s.as_bytes()), None, "{s}");
         }
     }
 }

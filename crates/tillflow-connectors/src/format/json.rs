@@ -141,7 +141,11 @@ impl JsonDecoder {
                             Token::Bool(b) => from_bool(ty, heap, b, slot),
                             Token::Str(s) => from_str(ty, self.iso, heap, s, slot),
                             Token::Number(n) => {
-                                if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+                                if let Some(i) = parse_small_int(n) {
+                                    from_i64(ty, heap, i, slot)
+                                } else if let Some(f) = parse_short_decimal(n) {
+                                    from_f64(ty, heap, f, slot)
+                                } else if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
                                     match n.parse::<f64>() {
                                         Ok(f) => from_f64(ty, heap, f, slot),
                                         Err(_) => Err(format!("invalid number {n}")),
@@ -250,6 +254,61 @@ impl Decoder for JsonDecoder {
     fn nulled_records(&self) -> u64 {
         self.nulled_records
     }
+}
+
+/// An integer of at most 18 digits, parsed inline.
+#[inline]
+fn parse_small_int(n: &str) -> Option<i64> {
+    let b = n.as_bytes();
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as i64;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// A plain decimal such as `24.5` with at most 15 significant digits: the exact quotient of two
+/// exactly representable doubles, which is correctly rounded (Clinger's fast path), so the result
+/// equals what a full parser gives.
+#[inline]
+fn parse_short_decimal(n: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = n.as_bytes();
+    let (neg, body) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let dot = body.iter().position(|&c| c == b'.')?;
+    let frac_len = body.len() - dot - 1;
+    if dot == 0 || frac_len == 0 || body.len() - 1 > 15 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    for (i, &c) in body.iter().enumerate() {
+        if i == dot {
+            continue;
+        }
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        m = m * 10 + d as u64;
+    }
+    let v = m as f64 / POW10[frac_len];
+    Some(if neg { -v } else { v })
 }
 
 fn mismatch(ty: DataType, got: impl fmt::Display) -> String {
@@ -496,6 +555,32 @@ mod tests {
         row.clear();
         d.decode(br#"{"id": 1}"#, &mut row).unwrap();
         assert_eq!(row.values[0], Value::Null);
+    }
+
+    #[test]
+    fn fast_number_paths_agree_with_the_full_parser() {
+        for t in [
+            "0.1",
+            "1.49",
+            "24.5",
+            "-137.85",
+            "99.99",
+            "123456.789012345",
+            "0.000001",
+            "7.0",
+        ] {
+            assert_eq!(
+                parse_short_decimal(t),
+                Some(t.parse::<f64>().unwrap()),
+                "{t}"
+            );
+        }
+        for t in ["1e5", "1.", ".5", "1.2.3", "12345678901234567.5"] {
+            assert!(parse_short_decimal(t).is_none(), "{t}");
+        }
+        assert_eq!(parse_small_int("-42"), Some(-42));
+        assert_eq!(parse_small_int("1234567890123456789"), None);
+        assert_eq!(parse_small_int("-"), None);
     }
 
     #[test]

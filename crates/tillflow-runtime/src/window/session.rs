@@ -240,13 +240,20 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        if wm > self.watermark {
-            self.watermark = wm;
-            if self.mode == TimeMode::Event {
-                self.fire_until(wm, out)?;
-            }
+        if wm <= self.watermark {
+            return Ok(());
         }
-        out.watermark(wm)
+        self.watermark = wm;
+        let before = self.metrics.records_out;
+        if self.mode == TimeMode::Event {
+            self.fire_until(wm, out)?;
+        }
+        // Downstream only ever sees rows this operator emits, so it needs the watermarks that
+        // follow an emission (and the final one), not one per input record.
+        if self.metrics.records_out != before || wm == i64::MAX {
+            out.watermark(wm)?;
+        }
+        Ok(())
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {

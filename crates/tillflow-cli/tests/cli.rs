@@ -1,0 +1,111 @@
+//! The `tillflow` command end to end: the specification's examples, `explain`, `validate`, and
+//! the readable errors a user sees.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tillflow(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .current_dir(root())
+        .env_remove("OUTPUT")
+        .env_remove("INPUT")
+        .args(args)
+        .output()
+        .expect("run tillflow");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn input_ids() -> Vec<i64> {
+    std::fs::read_to_string(root().join("examples/data/spec_source.ndjson"))
+        .expect("spec input")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["id"]
+                .as_i64()
+                .expect("id")
+        })
+        .collect()
+}
+
+#[test]
+fn spec_processing_time_window_counts_every_row_once() {
+    let (ok, out, err) = tillflow(&["run", "examples/spec/tumble_count_by_id.sql"]);
+    assert!(ok, "{err}");
+    // +I[2026-11-25T09:02Z, 2026-11-25T09:03Z, 3, 109]
+    let mut per_id = std::collections::BTreeMap::new();
+    for line in out.lines() {
+        let inner = line.trim_start_matches("+I[").trim_end_matches(']');
+        let parts: Vec<&str> = inner.split(", ").collect();
+        assert_eq!(parts.len(), 4, "{line}");
+        assert!(parts[0].ends_with('Z') && parts[1].ends_with('Z'), "{line}");
+        let id: i64 = parts[2].parse().expect("id");
+        let cnt: i64 = parts[3].parse().expect("count");
+        *per_id.entry(id).or_insert(0) += cnt;
+    }
+    let mut want = std::collections::BTreeMap::new();
+    for id in input_ids() {
+        *want.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(per_id, want);
+}
+
+#[test]
+fn spec_ctas_without_with_prints_and_says_so() {
+    let (ok, out, err) = tillflow(&["run", "examples/spec/ctas_result_table.sql"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("table `result_table` has no WITH clause"),
+        "{err}"
+    );
+    let ids = input_ids();
+    assert_eq!(out.lines().count(), ids.len());
+    assert!(
+        out.lines().all(|l| l.starts_with("result_table> +I[")),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_shows_the_plan_and_validate_checks_without_running() {
+    let (ok, out, err) = tillflow(&["explain", "examples/retail/demo.sql"]);
+    assert!(ok, "{err}");
+    for part in [
+        "Source: events [connector=filesystem]",
+        "WatermarkAssigner",
+        "WindowAggregate",
+        "WindowRank",
+        "Sink: top_skus [connector=print]",
+    ] {
+        assert!(out.contains(part), "missing {part} in\n{out}");
+    }
+    let (ok, out, err) = tillflow(&[
+        "validate",
+        "examples/retail/revenue_per_store_1m.sql",
+        "--var",
+        "OUTPUT=/nonexistent/never-created",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("OK (1 source(s), 1 sink(s))"), "{out}");
+    assert!(!Path::new("/nonexistent/never-created").exists());
+}
+
+#[test]
+fn errors_are_readable() {
+    let (ok, _, err) = tillflow(&["run", "examples/retail/revenue_per_store_1m.sql"]);
+    assert!(!ok);
+    assert!(
+        err.contains("variable ${OUTPUT} is not set: pass --var OUTPUT=VALUE"),
+        "{err}"
+    );
+    let (ok, _, err) = tillflow(&["run", "does/not/exist.sql"]);
+    assert!(!ok);
+    assert!(err.contains("cannot read does/not/exist.sql"), "{err}");
+}

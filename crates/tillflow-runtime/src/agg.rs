@@ -530,20 +530,6 @@ impl StateValue for Acc {
     }
 }
 
-impl StateValue for Vec<Acc> {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
-        for a in self {
-            a.write(out);
-        }
-    }
-
-    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
-        let n = read_u32(input, at)?;
-        (0..n).map(|_| Acc::read(input, at)).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

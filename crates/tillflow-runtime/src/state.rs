@@ -8,6 +8,7 @@
 use crate::error::{Result, RuntimeError};
 use crate::keys::{eq_bytes, hash_key, key_group, MAX_KEY_GROUPS};
 use hashbrown::HashTable;
+use tillflow_types::{Row, RowKind};
 
 /// A value that can be stored in a checkpoint.
 pub trait StateValue: Sized {
@@ -162,6 +163,52 @@ pub fn read_u32(input: &[u8], at: &mut usize) -> Result<u32> {
         .ok_or_else(|| RuntimeError::State("truncated state".into()))?;
     *at += 4;
     Ok(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+}
+
+impl StateValue for Row {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.push(match self.kind {
+            RowKind::Insert => 0,
+            RowKind::UpdateBefore => 1,
+            RowKind::UpdateAfter => 2,
+            RowKind::Delete => 3,
+        });
+        out.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for v in &self.values {
+            crate::keys::encode_value(out, *v, &self.heap);
+        }
+    }
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let kind = match input.get(*at) {
+            Some(0) => RowKind::Insert,
+            Some(1) => RowKind::UpdateBefore,
+            Some(2) => RowKind::UpdateAfter,
+            Some(3) => RowKind::Delete,
+            _ => return Err(RuntimeError::State("corrupt row kind".into())),
+        };
+        *at += 1;
+        let n = read_u32(input, at)?;
+        let mut row = Row::with_capacity(n as usize);
+        row.kind = kind;
+        for _ in 0..n {
+            crate::keys::decode_value_into(input, at, &mut row)
+                .ok_or_else(|| RuntimeError::State("corrupt row value".into()))?;
+        }
+        Ok(row)
+    }
+}
+
+impl<T: StateValue> StateValue for Vec<T> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.len() as u32).to_le_bytes());
+        for x in self {
+            x.write(out);
+        }
+    }
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let n = read_u32(input, at)?;
+        (0..n).map(|_| T::read(input, at)).collect()
+    }
 }
 
 impl StateValue for i64 {

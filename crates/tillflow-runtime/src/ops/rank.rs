@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::expr::compare;
 use crate::keys::encode_key;
 use crate::operator::{Emit, Operator, OperatorMetrics};
-use crate::state::KeyedState;
+use crate::state::{read_u64, KeyedState};
 use crate::window::window_max_timestamp;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -140,6 +140,29 @@ impl Operator for WindowTopN {
         )
     }
 
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.watermark.to_le_bytes());
+        out.extend_from_slice(&(self.buffers.len() as u64).to_le_bytes());
+        for (end, parts) in &self.buffers {
+            out.extend_from_slice(&end.to_le_bytes());
+            parts.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+        }
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        let at = &mut 0;
+        self.watermark = read_u64(input, at)? as i64;
+        let n = read_u64(input, at)?;
+        self.buffers.clear();
+        for _ in 0..n {
+            let end = read_u64(input, at)? as i64;
+            let mut parts = KeyedState::default();
+            parts.restore(input, at)?;
+            self.buffers.insert(end, parts);
+        }
+        Ok(())
+    }
+
     fn process(&mut self, row: &Row, _out: &mut dyn Emit) -> Result<()> {
         self.metrics.records_in += 1;
         let Some(Value::Timestamp(end)) = row.values.get(self.window_end_col).copied() else {
@@ -251,6 +274,15 @@ impl Operator for TopN {
             "Rank(partition={:?}, order={:?}, rn<={})",
             self.partition, self.order, self.limit
         )
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.state = KeyedState::default();
+        self.state.restore(input, &mut 0)
     }
 
     fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {

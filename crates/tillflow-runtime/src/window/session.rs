@@ -12,7 +12,7 @@ use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
 use crate::operator::{Emit, Operator, OperatorMetrics};
-use crate::state::KeyedState;
+use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeSet, HashMap};
 use tillflow_types::{Row, Value};
 
@@ -25,6 +25,47 @@ struct Session {
 struct KeySessions {
     id: u64,
     sessions: Vec<Session>,
+}
+
+impl StateValue for Session {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.start.to_le_bytes());
+        out.extend_from_slice(&self.end.to_le_bytes());
+        out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        for (k, accs) in &self.groups {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+            accs.write(out);
+        }
+    }
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let start = read_u64(input, at)? as i64;
+        let end = read_u64(input, at)? as i64;
+        let n = read_u32(input, at)?;
+        let mut groups = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = read_u32(input, at)? as usize;
+            let k = input
+                .get(*at..*at + len)
+                .ok_or_else(|| RuntimeError::State("truncated session key".into()))?;
+            *at += len;
+            groups.push((k.into(), Vec::<Acc>::read(input, at)?));
+        }
+        Ok(Session { start, end, groups })
+    }
+}
+
+impl StateValue for KeySessions {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.id.to_le_bytes());
+        self.sessions.write(out);
+    }
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        Ok(KeySessions {
+            id: read_u64(input, at)?,
+            sessions: Vec::<Session>::read(input, at)?,
+        })
+    }
 }
 
 /// Session-window aggregation.
@@ -272,5 +313,28 @@ impl Operator for SessionWindowAggregate {
         let mut m = self.metrics.clone();
         m.state_entries = self.timers.len() as u64;
         m
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.watermark.to_le_bytes());
+        out.extend_from_slice(&self.next_id.to_le_bytes());
+        self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        let at = &mut 0;
+        self.watermark = read_u64(input, at)? as i64;
+        self.next_id = read_u64(input, at)?;
+        self.state = KeyedState::default();
+        self.state.restore(input, at)?;
+        self.keys_by_id.clear();
+        self.timers.clear();
+        for (key, entry) in self.state.iter() {
+            self.keys_by_id.insert(entry.id, key.into());
+            for s in &entry.sessions {
+                self.timers.insert((s.end, entry.id));
+            }
+        }
+        Ok(())
     }
 }

@@ -119,6 +119,14 @@ pub trait Source: Send {
     fn poll(&mut self, row: &mut Row) -> Result<Poll>;
     /// Current counters.
     fn metrics(&self) -> SourceMetrics;
+
+    /// Appends the source's read position (the part of a checkpoint that says where to resume).
+    fn snapshot_position(&self, _out: &mut Vec<u8>) {}
+
+    /// Resumes from a position written by [`Source::snapshot_position`].
+    fn restore_position(&mut self, _input: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A chain of operators and where it ends.

@@ -109,3 +109,59 @@ fn errors_are_readable() {
     assert!(!ok);
     assert!(err.contains("cannot read does/not/exist.sql"), "{err}");
 }
+
+#[test]
+fn a_statement_set_runs_both_inserts_from_one_source() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (ok, _, err) = tillflow(&[
+        "run",
+        "examples/retail/web_orders_csv.sql",
+        "--var",
+        &format!("OUTPUT={}", out.path().display()),
+    ]);
+    assert!(ok, "{err}");
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(root().join("examples/data/events.ndjson"))
+            .expect("events")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+    let web = events
+        .iter()
+        .filter(|e| e["channel"] == "web" && e["qty"].as_i64() > Some(1))
+        .count();
+    let app = events.iter().filter(|e| e["channel"] == "app").count();
+    let lines = |dir: &str| -> Vec<String> {
+        let mut v = vec![];
+        for f in std::fs::read_dir(out.path().join(dir)).expect("output dir") {
+            let p = f.expect("entry").path();
+            if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                v.extend(
+                    std::fs::read_to_string(p)
+                        .expect("part")
+                        .lines()
+                        .map(str::to_owned),
+                );
+            }
+        }
+        v
+    };
+    let web_rows = lines("web");
+    assert_eq!(web_rows.len(), web);
+    // CSV: hour, store, SKU upper-cased, qty, total, customer or 'anonymous', size class
+    assert!(
+        web_rows
+            .iter()
+            .all(|l| l.split(',').count() == 7 && l.contains(",SKU-")),
+        "{web_rows:?}"
+    );
+    assert!(web_rows.iter().any(|l| l.contains(",anonymous,")));
+    assert_eq!(lines("app").len(), app);
+    assert!(
+        err.contains("read 2000 records"),
+        "the source must be read once for both INSERTs: {err}"
+    );
+}

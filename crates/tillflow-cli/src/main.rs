@@ -38,6 +38,9 @@ struct ScriptArgs {
     /// Print no job summary.
     #[arg(long, short)]
     quiet: bool,
+    /// The SQLite file for tables declared without a WITH clause (the embedded default store).
+    #[arg(long, value_name = "FILE", default_value = tillflow_sql::session::DEFAULT_STORE)]
+    store: String,
 }
 
 fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
@@ -51,6 +54,7 @@ fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
         vars.insert(k.to_owned(), val.to_owned());
     }
     let mut session = Session::new();
+    session.default_store = Some(args.store.clone());
     session
         .execute_script(&text, &vars)
         .map_err(|e| format!("{}: {e}", args.file.display()))

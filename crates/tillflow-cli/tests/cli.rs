@@ -58,19 +58,58 @@ fn spec_processing_time_window_counts_every_row_once() {
 }
 
 #[test]
-fn spec_ctas_without_with_prints_and_says_so() {
-    let (ok, out, err) = tillflow(&["run", "examples/spec/ctas_result_table.sql"]);
+fn spec_ctas_without_with_goes_to_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("store.db");
+    let (ok, out, err) = tillflow(&[
+        "run",
+        "examples/spec/ctas_result_table.sql",
+        "--store",
+        db.to_str().expect("path"),
+    ]);
     assert!(ok, "{err}");
+    assert!(out.is_empty(), "{out}");
     assert!(
-        err.contains("table `result_table` has no WITH clause"),
+        err.contains(
+            "table `result_table` has no WITH clause: its rows go to the embedded SQLite store"
+        ),
         "{err}"
     );
-    let ids = input_ids();
-    assert_eq!(out.lines().count(), ids.len());
-    assert!(
-        out.lines().all(|l| l.starts_with("result_table> +I[")),
-        "{out}"
-    );
+    let conn = rusqlite::Connection::open(&db).expect("open store");
+    let mut got: Vec<(i64, i64)> = conn
+        .prepare("SELECT id, value FROM result_table")
+        .expect("query")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    let mut want: Vec<(i64, i64)> =
+        std::fs::read_to_string(root().join("examples/data/spec_source.ndjson"))
+            .expect("input")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                (
+                    v["id"].as_i64().expect("id"),
+                    v["value"].as_i64().expect("value"),
+                )
+            })
+            .collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    // a second run appends to the same table
+    let (ok, _, err) = tillflow(&[
+        "run",
+        "examples/spec/ctas_result_table.sql",
+        "--store",
+        db.to_str().expect("path"),
+    ]);
+    assert!(ok, "{err}");
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM result_table", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n as usize, 2 * want.len());
 }
 
 #[test]

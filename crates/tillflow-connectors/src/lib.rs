@@ -4,7 +4,7 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`print`], [`blackhole`], [`datagen`].
+//! One module per external system: [`filesystem`], [`sqlite`], [`print`], [`blackhole`], [`datagen`].
 
 pub mod blackhole;
 pub mod datagen;
@@ -13,6 +13,7 @@ pub mod filesystem;
 pub mod format;
 pub mod late;
 pub mod print;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -152,6 +153,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &print::Print,
         &blackhole::Blackhole,
         &datagen::DataGen,
+        &sqlite::Sqlite,
     ]
 }
 

@@ -50,7 +50,12 @@ pub struct Session {
     /// Tables, views and SET options.
     pub catalog: Catalog,
     plan: JobPlan,
+    /// The SQLite file that tables without a WITH clause are written to (default `tillflow.db`).
+    pub default_store: Option<String>,
 }
+
+/// The embedded default store's file when none is configured.
+pub const DEFAULT_STORE: &str = "tillflow.db";
 
 fn scan_ops(t: &TableDef) -> Vec<Box<dyn Operator>> {
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();
@@ -161,12 +166,20 @@ impl Session {
     }
 
     fn default_options(&mut self, table: &str) -> BTreeMap<String, String> {
+        let path = self
+            .catalog
+            .config
+            .get("tillflow.default-store.path")
+            .cloned()
+            .or_else(|| self.default_store.clone())
+            .unwrap_or_else(|| DEFAULT_STORE.to_owned());
         self.plan.notices.push(format!(
-            "table `{table}` has no WITH clause: its rows are printed to standard output (the embedded default store is not available in this build)"
+            "table `{table}` has no WITH clause: its rows go to the embedded SQLite store {path}, table {table} (read it with: sqlite3 {path} 'SELECT * FROM {table}')"
         ));
         [
-            ("connector".to_string(), "print".to_string()),
-            ("print-identifier".to_string(), table.to_string()),
+            ("connector".to_string(), "sqlite".to_string()),
+            ("path".to_string(), path),
+            ("table-name".to_string(), table.to_string()),
         ]
         .into_iter()
         .collect()

@@ -1,0 +1,418 @@
+//! The `sqlite` connector: the embedded default store.
+//!
+//! `WITH ('connector' = 'sqlite', 'path' = 'file.db', 'table-name' = 't')` writes a query's rows into a
+//! SQLite table, created if absent with the sink's columns (and its primary key). Insert-only
+//! results are appended; updating results need a `PRIMARY KEY (…) NOT ENFORCED` and are upserted on
+//! it (`+I`/`+U` insert or update, `-D` deletes, `-U` is skipped, as Flink's JDBC sink does). Rows
+//! are written in transactions of `'sink.buffer-flush.max-rows'` rows. Timestamps are stored as
+//! `YYYY-MM-DD HH:MM:SS.fff` text, DECIMALs as exact text, so the `sqlite3` CLI reads them as written.
+
+use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
+use rusqlite::types::Value as Sql;
+use rusqlite::Connection;
+use tillflow_runtime::cast::write_text;
+use tillflow_runtime::operator::{Sink, Source};
+use tillflow_runtime::{Result, RuntimeError};
+use tillflow_types::{DataType, Row, RowKind, Value};
+
+/// The `sqlite` connector.
+pub struct Sqlite;
+
+const OPTIONS: &[OptionSpec] = &[
+    req("path"),
+    opt("table-name"),
+    opt("sink.buffer-flush.max-rows"),
+];
+
+impl Connector for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        OPTIONS
+    }
+    fn uses_format(&self) -> bool {
+        false
+    }
+    fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Err(table.error(
+            "the sqlite connector can only be written to (read the file with the sqlite3 CLI)",
+        ))
+    }
+    fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(SqliteSink::open(table)?))
+    }
+    fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
+        !table.primary_key.is_empty()
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn sql_type(t: DataType) -> &'static str {
+    match t {
+        DataType::Boolean
+        | DataType::TinyInt
+        | DataType::SmallInt
+        | DataType::Int
+        | DataType::BigInt => "INTEGER",
+        DataType::Float | DataType::Double => "REAL",
+        _ => "TEXT",
+    }
+}
+
+/// Writes rows into one SQLite table.
+pub struct SqliteSink {
+    table: String,
+    path: String,
+    target: String,
+    conn: Connection,
+    types: Vec<DataType>,
+    insert_sql: String,
+    delete_sql: Option<String>,
+    key_cols: Vec<usize>,
+    batch: usize,
+    pending: usize,
+    in_tx: bool,
+    text: String,
+    rows: u64,
+}
+
+impl SqliteSink {
+    /// Opens (creating) the database file and the table.
+    pub fn open(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
+        let path = table.option("path").unwrap_or_default().to_owned();
+        let target = table.option("table-name").unwrap_or(&table.name).to_owned();
+        let batch = table.int_option("sink.buffer-flush.max-rows", 1000)?.max(1) as usize;
+        if let Some(parent) = std::path::Path::new(&path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| ConnectorError::Io {
+                path: parent.display().to_string(),
+                source: e,
+            })?;
+        }
+        let db_err = |e: rusqlite::Error| table.error(format!("sqlite '{path}': {e}"));
+        let conn = Connection::open(&path).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        let fields = &table.schema.fields;
+        let mut key_cols = Vec::new();
+        for k in &table.primary_key {
+            let i = table
+                .schema
+                .index_of(k)
+                .ok_or_else(|| table.error(format!("primary key column `{k}` is not a column")))?;
+            key_cols.push(i);
+        }
+        let cols: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}{}",
+                    quote(&f.name),
+                    sql_type(f.data_type),
+                    if f.nullable { "" } else { " NOT NULL" }
+                )
+            })
+            .collect();
+        let pk = if key_cols.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", PRIMARY KEY ({})",
+                key_cols
+                    .iter()
+                    .map(|&i| quote(&fields[i].name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}{pk})",
+            quote(&target),
+            cols.join(", ")
+        ))
+        .map_err(db_err)?;
+        // the existing table must have the sink's columns
+        let mut existing = Vec::new();
+        {
+            let mut st = conn
+                .prepare(&format!("PRAGMA table_info({})", quote(&target)))
+                .map_err(db_err)?;
+            let names = st
+                .query_map([], |r| r.get::<_, String>(1))
+                .map_err(db_err)?;
+            for n in names {
+                existing.push(n.map_err(db_err)?);
+            }
+        }
+        for f in fields {
+            if !existing.iter().any(|e| e.eq_ignore_ascii_case(&f.name)) {
+                return Err(table.error(format!(
+                    "sqlite table {target} in '{path}' exists without column `{}` (it has: {})",
+                    f.name,
+                    existing.join(", ")
+                )));
+            }
+        }
+        let names: Vec<String> = fields.iter().map(|f| quote(&f.name)).collect();
+        let params: Vec<String> = (1..=fields.len()).map(|i| format!("?{i}")).collect();
+        let mut insert_sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(&target),
+            names.join(", "),
+            params.join(", ")
+        );
+        let mut delete_sql = None;
+        if !key_cols.is_empty() {
+            let keys: Vec<String> = key_cols.iter().map(|&i| quote(&fields[i].name)).collect();
+            let sets: Vec<String> = (0..fields.len())
+                .filter(|i| !key_cols.contains(i))
+                .map(|i| format!("{0} = excluded.{0}", quote(&fields[i].name)))
+                .collect();
+            insert_sql.push_str(&format!(
+                " ON CONFLICT ({}) DO {}",
+                keys.join(", "),
+                if sets.is_empty() {
+                    "NOTHING".to_owned()
+                } else {
+                    format!("UPDATE SET {}", sets.join(", "))
+                }
+            ));
+            let conds: Vec<String> = key_cols
+                .iter()
+                .enumerate()
+                .map(|(j, &i)| format!("{} = ?{}", quote(&fields[i].name), j + 1))
+                .collect();
+            delete_sql = Some(format!(
+                "DELETE FROM {} WHERE {}",
+                quote(&target),
+                conds.join(" AND ")
+            ));
+        }
+        Ok(SqliteSink {
+            table: table.name.clone(),
+            path,
+            target,
+            conn,
+            types: fields.iter().map(|f| f.data_type).collect(),
+            insert_sql,
+            delete_sql,
+            key_cols,
+            batch,
+            pending: 0,
+            in_tx: false,
+            text: String::new(),
+            rows: 0,
+        })
+    }
+
+    fn err(&self, e: rusqlite::Error) -> RuntimeError {
+        RuntimeError::Sink(format!(
+            "table `{}`: sqlite '{}' table {}: {e}",
+            self.table, self.path, self.target
+        ))
+    }
+
+    fn to_sql(&mut self, v: Value, ty: DataType, heap: &[u8]) -> Sql {
+        match v {
+            Value::Null => Sql::Null,
+            Value::Bool(b) => Sql::Integer(b as i64),
+            Value::Int(i) => Sql::Integer(i),
+            Value::Float(f) => Sql::Real(f),
+            Value::Str(s) => Sql::Text(tillflow_types::value::heap_str(heap, s).to_owned()),
+            other => {
+                self.text.clear();
+                write_text(&mut self.text, other, ty, heap);
+                Sql::Text(self.text.clone())
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+            self.in_tx = false;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for SqliteSink {
+    fn describe(&self) -> String {
+        format!(
+            "sqlite[{}] table {} (from `{}`)",
+            self.path, self.target, self.table
+        )
+    }
+
+    fn write(&mut self, row: &Row) -> Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+            self.in_tx = true;
+        }
+        match row.kind {
+            RowKind::Insert | RowKind::UpdateAfter => {
+                let mut params = Vec::with_capacity(self.types.len());
+                for i in 0..self.types.len() {
+                    let v = self.to_sql(
+                        row.values.get(i).copied().unwrap_or(Value::Null),
+                        self.types[i],
+                        &row.heap,
+                    );
+                    params.push(v);
+                }
+                let mut st = self
+                    .conn
+                    .prepare_cached(&self.insert_sql)
+                    .map_err(|e| self.err(e))?;
+                st.execute(rusqlite::params_from_iter(params))
+                    .map_err(|e| self.err(e))?;
+            }
+            RowKind::UpdateBefore => {}
+            RowKind::Delete => {
+                if self.delete_sql.is_none() {
+                    return Err(RuntimeError::Sink(format!(
+                        "table `{}`: a delete reached a sqlite table without PRIMARY KEY",
+                        self.table
+                    )));
+                }
+                let mut params = Vec::with_capacity(self.key_cols.len());
+                for j in 0..self.key_cols.len() {
+                    let i = self.key_cols[j];
+                    let v = self.to_sql(
+                        row.values.get(i).copied().unwrap_or(Value::Null),
+                        self.types[i],
+                        &row.heap,
+                    );
+                    params.push(v);
+                }
+                let sql = self.delete_sql.as_deref().unwrap_or_default();
+                let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+                st.execute(rusqlite::params_from_iter(params))
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        self.rows += 1;
+        self.pending += 1;
+        if self.pending >= self.batch {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.commit()
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::{Field, Schema};
+
+    fn spec(path: &str, pk: &[&str]) -> TableSpec {
+        TableSpec {
+            name: "totals".into(),
+            schema: Schema::new(vec![
+                Field::new("store_id", DataType::Int),
+                Field::new("revenue", DataType::Double),
+                Field::new("ts", DataType::Timestamp(3)),
+            ]),
+            options: [
+                ("connector", "sqlite"),
+                ("path", path),
+                ("sink.buffer-flush.max-rows", "2"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            primary_key: pk.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn row(kind: RowKind, store: i64, revenue: f64) -> Row {
+        Row {
+            kind,
+            values: vec![
+                Value::Int(store),
+                Value::Float(revenue),
+                Value::Timestamp(1_709_323_200_500_000),
+            ],
+            heap: vec![],
+        }
+    }
+
+    #[test]
+    fn upserts_on_the_primary_key_and_appends_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let db = db.to_str().unwrap();
+        let mut s = SqliteSink::open(&spec(db, &["store_id"])).unwrap();
+        for r in [
+            row(RowKind::Insert, 1, 10.0),
+            row(RowKind::Insert, 2, 5.0),
+            row(RowKind::UpdateBefore, 1, 10.0),
+            row(RowKind::UpdateAfter, 1, 12.5),
+            row(RowKind::Delete, 2, 5.0),
+            row(RowKind::Insert, 3, 1.0),
+        ] {
+            s.write(&r).unwrap();
+        }
+        s.finish().unwrap();
+        let conn = Connection::open(db).unwrap();
+        let got: Vec<(i64, f64, String)> = conn
+            .prepare("SELECT store_id, revenue, ts FROM totals ORDER BY store_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 12.5, "2024-03-01 20:00:00.500".to_string()),
+                (3, 1.0, "2024-03-01 20:00:00.500".to_string())
+            ]
+        );
+        // append-only into another file: every insert is kept
+        let db2 = dir.path().join("a.db");
+        let mut a = SqliteSink::open(&spec(db2.to_str().unwrap(), &[])).unwrap();
+        assert!(!Sqlite.sink_accepts_changes(&spec("x", &[])));
+        for _ in 0..3 {
+            a.write(&row(RowKind::Insert, 1, 1.0)).unwrap();
+        }
+        a.finish().unwrap();
+        let n: i64 = Connection::open(db2)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM totals", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn an_existing_table_must_have_the_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE totals (x INTEGER)")
+            .unwrap();
+        let e = SqliteSink::open(&spec(db.to_str().unwrap(), &[]))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("exists without column `store_id`"), "{e}");
+    }
+}

@@ -220,7 +220,7 @@ impl SqliteSink {
         ))
     }
 
-    fn to_sql(&mut self, v: Value, ty: DataType, heap: &[u8]) -> Sql {
+    fn sql_value(&mut self, v: Value, ty: DataType, heap: &[u8]) -> Sql {
         match v {
             Value::Null => Sql::Null,
             Value::Bool(b) => Sql::Integer(b as i64),
@@ -262,7 +262,7 @@ impl Sink for SqliteSink {
             RowKind::Insert | RowKind::UpdateAfter => {
                 let mut params = Vec::with_capacity(self.types.len());
                 for i in 0..self.types.len() {
-                    let v = self.to_sql(
+                    let v = self.sql_value(
                         row.values.get(i).copied().unwrap_or(Value::Null),
                         self.types[i],
                         &row.heap,
@@ -287,7 +287,7 @@ impl Sink for SqliteSink {
                 let mut params = Vec::with_capacity(self.key_cols.len());
                 for j in 0..self.key_cols.len() {
                     let i = self.key_cols[j];
-                    let v = self.to_sql(
+                    let v = self.sql_value(
                         row.values.get(i).copied().unwrap_or(Value::Null),
                         self.types[i],
                         &row.heap,

@@ -1,0 +1,858 @@
+//! The simulation: arrivals, baskets, sessions, stock and promotions, in event-time order, then
+//! delivered with the configured disorder.
+//!
+//! Events are produced into a time-ordered queue (a receipt's lines now; a session's later clicks,
+//! a purchase, a replenishment, a return or a promotion's end later). An event leaves that queue
+//! when nothing earlier can still be produced; it then gets its delivery delay (none, out of order,
+//! late, or duplicated) and waits in a delivery queue until no event with an earlier delivery time
+//! can still appear. So delivery order differs from event-time order exactly as configured.
+
+use crate::config::Config;
+use crate::model::{day_and_hour, diurnal, diurnal_max, diurnal_online, Catalog, WEEKLY};
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Exp, Poisson};
+use rand_pcg::Pcg64Mcg;
+use std::collections::BTreeMap;
+use tillflow_types::temporal::{MICROS_PER_DAY, MICROS_PER_MILLI, MICROS_PER_SECOND};
+
+const HOUR: i64 = 3600 * MICROS_PER_SECOND;
+
+/// Sales channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// In store, at a register.
+    Store,
+    /// Web shop.
+    Web,
+    /// Mobile app.
+    App,
+}
+
+impl Channel {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Store => "store",
+            Channel::Web => "web",
+            Channel::App => "app",
+        }
+    }
+}
+
+/// Clickstream event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClickKind {
+    /// Product page view.
+    View,
+    /// Search.
+    Search,
+    /// Add to cart.
+    AddToCart,
+    /// Remove from cart.
+    RemoveFromCart,
+    /// Checkout started.
+    Checkout,
+    /// Order placed.
+    Purchase,
+}
+
+impl ClickKind {
+    /// Name as in the schema.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClickKind::View => "view",
+            ClickKind::Search => "search",
+            ClickKind::AddToCart => "add_to_cart",
+            ClickKind::RemoveFromCart => "remove_from_cart",
+            ClickKind::Checkout => "checkout",
+            ClickKind::Purchase => "purchase",
+        }
+    }
+}
+
+/// Inventory movement kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvKind {
+    /// Replenishment arrived.
+    Receipt,
+    /// Sold.
+    Sale,
+    /// Returned by a customer.
+    Return,
+    /// Lost (theft, damage).
+    Shrink,
+}
+
+impl InvKind {
+    /// Name as in the schema.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvKind::Receipt => "receipt",
+            InvKind::Sale => "sale",
+            InvKind::Return => "return",
+            InvKind::Shrink => "shrink",
+        }
+    }
+}
+
+/// One receipt line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sale {
+    /// Receipt number (unique in the run).
+    pub receipt: u64,
+    /// Store (1-based).
+    pub store: u32,
+    /// Register (in-store sales only).
+    pub register: Option<u32>,
+    /// SKU (1-based).
+    pub sku: u32,
+    /// Units.
+    pub qty: i32,
+    /// Price paid per unit.
+    pub unit_price: f64,
+    /// Discount on the line (money).
+    pub discount: f64,
+    /// Customer (None: anonymous).
+    pub customer: Option<u32>,
+    /// Channel.
+    pub channel: Channel,
+    /// Payment method.
+    pub payment: &'static str,
+}
+
+/// One clickstream event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Click {
+    /// Session number.
+    pub session: u64,
+    /// Customer (None: not logged in).
+    pub customer: Option<u32>,
+    /// Web or app.
+    pub channel: Channel,
+    /// What happened.
+    pub kind: ClickKind,
+    /// Product involved, if any.
+    pub sku: Option<u32>,
+    /// Its current price.
+    pub price: Option<f64>,
+}
+
+/// One inventory movement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Movement {
+    /// Store.
+    pub store: u32,
+    /// SKU.
+    pub sku: u32,
+    /// Kind.
+    pub kind: InvKind,
+    /// Units added (negative: removed).
+    pub delta: i32,
+}
+
+/// A promotion, announced when it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Promotion {
+    /// Promotion number.
+    pub id: u32,
+    /// The SKU on promotion, or
+    pub sku: Option<u32>,
+    /// the whole category.
+    pub category: Option<u32>,
+    /// Discount as a fraction of the shelf price.
+    pub discount: f64,
+    /// Start.
+    pub start: i64,
+    /// End.
+    pub end: i64,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// A receipt line.
+    Sale(Sale),
+    /// A clickstream event.
+    Click(Click),
+    /// An inventory movement.
+    Inventory(Movement),
+    /// A promotion.
+    Promotion(Promotion),
+}
+
+/// One generated event as delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Event time (microseconds, millisecond precision).
+    pub time: i64,
+    /// What happened.
+    pub kind: Kind,
+    /// Delivered malformed (a disorder knob).
+    pub malformed: bool,
+}
+
+enum Pending {
+    Emit(Kind),
+    Session(SessionState),
+    Restock {
+        store: u32,
+        sku: u32,
+        qty: i32,
+        kind: InvKind,
+    },
+    PromoEnd(u32),
+    Tick,
+}
+
+struct SessionState {
+    id: u64,
+    customer: Option<u32>,
+    channel: Channel,
+    state: ClickKind,
+    cart: Vec<u32>,
+    started: bool,
+}
+
+/// Counters of what the simulation did (beyond the events).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Receipt lines not sold because the store was out of stock.
+    pub lost_sales: u64,
+    /// Replenishment orders placed.
+    pub reorders: u64,
+    /// Events delivered out of order / late / twice / malformed.
+    pub disordered: [u64; 4],
+}
+
+/// The generator: an iterator of events in delivery order.
+pub struct Generator {
+    cfg: Config,
+    /// Stores and SKUs.
+    pub catalog: Catalog,
+    rng: Pcg64Mcg,
+    end: i64,
+    next_receipt: i64,
+    next_session: i64,
+    next_promo: i64,
+    pending: BTreeMap<(i64, u64), Pending>,
+    delivery: BTreeMap<(i64, u64), Event>,
+    seq: u64,
+    receipts: u64,
+    sessions: u64,
+    promos: u32,
+    on_hand: Vec<i64>,
+    on_order: Vec<bool>,
+    promo_discount: Vec<f64>,
+    active_promos: BTreeMap<u32, Promotion>,
+    cum_weights: Vec<f64>,
+    store_cum: Vec<f64>,
+    receipt_rate_max: f64,
+    diurnal_peak: f64,
+    /// What the simulation did.
+    pub stats: Stats,
+}
+
+fn exp_sample(rng: &mut Pcg64Mcg, rate_per_hour: f64) -> i64 {
+    if rate_per_hour <= 0.0 {
+        return i64::MAX / 4;
+    }
+    let e = Exp::new(rate_per_hour)
+        .map(|d| d.sample(rng))
+        .unwrap_or(1.0);
+    (e * HOUR as f64) as i64
+}
+
+fn round_ms(t: i64) -> i64 {
+    t - t.rem_euclid(MICROS_PER_MILLI)
+}
+
+fn cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl Generator {
+    /// A generator for `cfg`.
+    pub fn new(cfg: Config) -> Self {
+        let catalog = Catalog::new(&cfg);
+        let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
+        let n = (cfg.stores * cfg.skus) as usize;
+        let mut store_cum = Vec::with_capacity(catalog.store_weights.len());
+        let mut acc = 0.0;
+        for w in &catalog.store_weights {
+            acc += w;
+            store_cum.push(acc);
+        }
+        let start = cfg.start;
+        let end = cfg
+            .duration
+            .map(|d| start.saturating_add(d))
+            .unwrap_or(i64::MAX / 2);
+        let diurnal_peak = diurnal_max(&cfg);
+        let anomaly_max = cfg.anomaly_factor.max(1.0);
+        let receipt_rate_max =
+            cfg.receipts_per_hour * cfg.stores as f64 * diurnal_peak * 1.35 * anomaly_max;
+        let next_receipt = start + exp_sample(&mut rng, receipt_rate_max);
+        let next_session = start + exp_sample(&mut rng, cfg.sessions_per_hour * 2.6);
+        let next_promo = start + exp_sample(&mut rng, cfg.promotions_per_day / 24.0);
+        let mut g = Generator {
+            on_hand: vec![cfg.initial_stock; n],
+            on_order: vec![false; n],
+            promo_discount: vec![0.0; cfg.skus as usize],
+            cum_weights: Vec::with_capacity(cfg.skus as usize),
+            catalog,
+            rng,
+            end,
+            next_receipt,
+            next_session,
+            next_promo,
+            pending: BTreeMap::new(),
+            delivery: BTreeMap::new(),
+            seq: 0,
+            receipts: 0,
+            sessions: 0,
+            promos: 0,
+            active_promos: BTreeMap::new(),
+            store_cum,
+            receipt_rate_max,
+            diurnal_peak,
+            stats: Stats::default(),
+            cfg,
+        };
+        g.rebuild_weights(start);
+        if g.cfg.trend_sku.is_some() {
+            g.push(start + HOUR, Pending::Tick);
+        }
+        g
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn push(&mut self, t: i64, p: Pending) {
+        self.seq += 1;
+        self.pending.insert((t, self.seq), p);
+    }
+
+    /// Current demand weight of each SKU: baseline × promotion lift × trend.
+    fn rebuild_weights(&mut self, now: i64) {
+        self.cum_weights.clear();
+        let mut acc = 0.0;
+        for (i, s) in self.catalog.skus.iter().enumerate() {
+            let mut w = s.weight;
+            let d = self.promo_discount[i];
+            if d > 0.0 {
+                w *= (1.0 - d).powf(-self.cfg.elasticity);
+            }
+            if self.cfg.trend_sku == Some(i as u32 + 1) && now >= self.cfg.trend_start {
+                let days = (now - self.cfg.trend_start) as f64 / MICROS_PER_DAY as f64;
+                w *= 1.0 + self.cfg.trend_growth * days;
+            }
+            acc += w;
+            self.cum_weights.push(acc);
+        }
+    }
+
+    fn pick_sku(&mut self) -> u32 {
+        let total = self.cum_weights.last().copied().unwrap_or(1.0);
+        let u = self.rng.random::<f64>() * total;
+        self.cum_weights
+            .partition_point(|&c| c <= u)
+            .min(self.cum_weights.len() - 1) as u32
+            + 1
+    }
+
+    fn price(&self, sku: u32) -> (f64, f64) {
+        let base = self.catalog.skus[(sku - 1) as usize].base_price;
+        let d = self.promo_discount[(sku - 1) as usize];
+        let unit = cents(base * (1.0 - d));
+        (unit, base)
+    }
+
+    fn customer(&mut self) -> Option<u32> {
+        if self.rng.random::<f64>() < self.cfg.anonymous_fraction {
+            None
+        } else {
+            Some(1 + (self.rng.random::<f64>() * 50_000.0) as u32)
+        }
+    }
+
+    fn idx(&self, store: u32, sku: u32) -> usize {
+        ((store - 1) * self.cfg.skus + (sku - 1)) as usize
+    }
+
+    /// Takes `qty` from stock (false: out of stock, the sale is lost) and schedules a reorder.
+    fn take_stock(&mut self, t: i64, store: u32, sku: u32, qty: i32) -> bool {
+        let i = self.idx(store, sku);
+        if self.on_hand[i] < qty as i64 {
+            self.stats.lost_sales += 1;
+            return false;
+        }
+        self.on_hand[i] -= qty as i64;
+        self.push(
+            t,
+            Pending::Emit(Kind::Inventory(Movement {
+                store,
+                sku,
+                kind: InvKind::Sale,
+                delta: -qty,
+            })),
+        );
+        if self.rng.random::<f64>() < 0.002 && self.on_hand[i] > 0 {
+            self.on_hand[i] -= 1;
+            let when = t + (self.rng.random::<f64>() * HOUR as f64) as i64;
+            self.push(
+                round_ms(when),
+                Pending::Emit(Kind::Inventory(Movement {
+                    store,
+                    sku,
+                    kind: InvKind::Shrink,
+                    delta: -1,
+                })),
+            );
+        }
+        if self.rng.random::<f64>() < 0.01 {
+            let when = t + HOUR + (self.rng.random::<f64>() * 47.0 * HOUR as f64) as i64;
+            self.push(
+                round_ms(when),
+                Pending::Restock {
+                    store,
+                    sku,
+                    qty,
+                    kind: InvKind::Return,
+                },
+            );
+        }
+        if self.on_hand[i] <= self.cfg.reorder_point && !self.on_order[i] {
+            self.on_order[i] = true;
+            self.stats.reorders += 1;
+            let qty = (self.cfg.order_up_to - self.on_hand[i]) as i32;
+            self.push(
+                t + self.cfg.lead_time,
+                Pending::Restock {
+                    store,
+                    sku,
+                    qty,
+                    kind: InvKind::Receipt,
+                },
+            );
+        }
+        true
+    }
+
+    fn pick_store(&mut self) -> u32 {
+        let total = self.store_cum.last().copied().unwrap_or(1.0);
+        let u = self.rng.random::<f64>() * total;
+        self.store_cum
+            .partition_point(|&c| c <= u)
+            .min(self.store_cum.len() - 1) as u32
+            + 1
+    }
+
+    fn receipt(&mut self, t: i64) {
+        let (dow, hour) = day_and_hour(t);
+        let store = self.pick_store();
+        let anomaly = match self.cfg.anomaly_store {
+            Some(s)
+                if s == store
+                    && t >= self.cfg.anomaly_start
+                    && t < self.cfg.anomaly_start + self.cfg.anomaly_duration =>
+            {
+                self.cfg.anomaly_factor
+            }
+            _ => 1.0,
+        };
+        let accept = diurnal(&self.cfg, hour) * WEEKLY[dow] * anomaly
+            / (self.diurnal_peak * 1.35 * self.cfg.anomaly_factor.max(1.0));
+        if self.rng.random::<f64>() >= accept {
+            return; // thinning: no arrival at this candidate time
+        }
+        self.receipts += 1;
+        let receipt = self.receipts;
+        let lines = 1 + Poisson::new((self.cfg.basket_mean - 1.0).max(1e-9))
+            .map(|p| p.sample(&mut self.rng) as u32)
+            .unwrap_or(0);
+        let customer = self.customer();
+        let register = Some(1 + (self.rng.random::<f64>() * 4.0) as u32);
+        let u = self.rng.random::<f64>();
+        let payment = if u < 0.6 {
+            "card"
+        } else if u < 0.85 {
+            "cash"
+        } else {
+            "mobile"
+        };
+        for _ in 0..lines {
+            let sku = self.pick_sku();
+            let qty = 1 + if self.rng.random::<f64>() < 0.25 {
+                1 + (self.rng.random::<f64>() * 3.0) as i32
+            } else {
+                0
+            };
+            if !self.take_stock(t, store, sku, qty) {
+                continue;
+            }
+            let (unit_price, base) = self.price(sku);
+            let line = Sale {
+                receipt,
+                store,
+                register,
+                sku,
+                qty,
+                unit_price,
+                discount: cents((base - unit_price) * qty as f64),
+                customer,
+                channel: Channel::Store,
+                payment,
+            };
+            self.push(t, Pending::Emit(Kind::Sale(line)));
+        }
+    }
+
+    fn start_session(&mut self, t: i64) {
+        let (_, hour) = day_and_hour(t);
+        if self.rng.random::<f64>() >= diurnal_online(hour) / 2.6 {
+            return;
+        }
+        self.sessions += 1;
+        let customer = if self.rng.random::<f64>() < 0.7 {
+            self.customer().or(Some(1))
+        } else {
+            None
+        };
+        let channel = if self.rng.random::<f64>() < 0.6 {
+            Channel::Web
+        } else {
+            Channel::App
+        };
+        let s = SessionState {
+            id: self.sessions,
+            customer,
+            channel,
+            state: ClickKind::View,
+            cart: Vec::new(),
+            started: false,
+        };
+        self.push(t, Pending::Session(s));
+    }
+
+    /// One step of a session's Markov chain at time `t`: emit the current state's click, then
+    /// move to the next state after an exponential think time (mean 25 s).
+    fn step_session(&mut self, t: i64, mut s: SessionState) {
+        let (sku, price) = match s.state {
+            ClickKind::View | ClickKind::AddToCart => {
+                let sku = if s.state == ClickKind::AddToCart {
+                    s.cart.last().copied().unwrap_or(1)
+                } else {
+                    self.pick_sku()
+                };
+                (Some(sku), Some(self.price(sku).0))
+            }
+            ClickKind::RemoveFromCart => {
+                let sku = s.cart.pop();
+                (sku, sku.map(|k| self.price(k).0))
+            }
+            _ => (None, None),
+        };
+        if s.state == ClickKind::Purchase {
+            // the order: one receipt, fulfilled from a store's stock
+            self.receipts += 1;
+            let receipt = self.receipts;
+            let store = self.pick_store();
+            let payment = if self.rng.random::<f64>() < 0.7 {
+                "card"
+            } else {
+                "mobile"
+            };
+            let mut sold = 0;
+            for sku in std::mem::take(&mut s.cart) {
+                if !self.take_stock(t, store, sku, 1) {
+                    continue;
+                }
+                sold += 1;
+                let (unit_price, base) = self.price(sku);
+                let line = Sale {
+                    receipt,
+                    store,
+                    register: None,
+                    sku,
+                    qty: 1,
+                    unit_price,
+                    discount: cents(base - unit_price),
+                    customer: s.customer,
+                    channel: s.channel,
+                    payment,
+                };
+                self.push(t, Pending::Emit(Kind::Sale(line)));
+            }
+            if sold == 0 {
+                return; // everything was out of stock: no purchase event
+            }
+        }
+        let click = Click {
+            session: s.id,
+            customer: s.customer,
+            channel: s.channel,
+            kind: s.state,
+            sku,
+            price,
+        };
+        self.push(t, Pending::Emit(Kind::Click(click)));
+        if s.state == ClickKind::Purchase {
+            return;
+        }
+        s.started = true;
+        let u = self.rng.random::<f64>();
+        // transition probabilities (docs/generator.md)
+        let next = match s.state {
+            ClickKind::View => {
+                if u < 0.45 {
+                    Some(ClickKind::View)
+                } else if u < 0.60 {
+                    Some(ClickKind::Search)
+                } else if u < 0.82 {
+                    Some(ClickKind::AddToCart)
+                } else {
+                    None
+                }
+            }
+            ClickKind::Search => {
+                if u < 0.7 {
+                    Some(ClickKind::View)
+                } else {
+                    None
+                }
+            }
+            ClickKind::AddToCart | ClickKind::RemoveFromCart => {
+                if u < 0.30 {
+                    Some(ClickKind::View)
+                } else if u < 0.65 {
+                    Some(ClickKind::Checkout)
+                } else if u < 0.75 {
+                    Some(ClickKind::RemoveFromCart)
+                } else {
+                    None
+                }
+            }
+            ClickKind::Checkout => {
+                if u < 0.70 {
+                    Some(ClickKind::Purchase)
+                } else if u < 0.75 {
+                    Some(ClickKind::View)
+                } else {
+                    None
+                }
+            }
+            ClickKind::Purchase => None,
+        };
+        let Some(mut next) = next else { return };
+        if next == ClickKind::AddToCart {
+            let sku = self.pick_sku();
+            s.cart.push(sku);
+        }
+        if (next == ClickKind::Checkout || next == ClickKind::RemoveFromCart) && s.cart.is_empty() {
+            next = ClickKind::View;
+        }
+        s.state = next;
+        let think = Exp::new(1.0 / 25.0)
+            .map(|d| d.sample(&mut self.rng))
+            .unwrap_or(25.0);
+        let when = round_ms(t + (think * MICROS_PER_SECOND as f64) as i64 + MICROS_PER_MILLI);
+        self.push(when, Pending::Session(s));
+    }
+
+    fn start_promotion(&mut self, t: i64) {
+        self.promos += 1;
+        let id = self.promos;
+        let discount =
+            [0.10, 0.15, 0.20, 0.25, 0.30][(self.rng.random::<f64>() * 5.0) as usize % 5];
+        let end = round_ms(t + 2 * HOUR + (self.rng.random::<f64>() * 22.0 * HOUR as f64) as i64);
+        let (sku, category) = if self.rng.random::<f64>() < 0.8 {
+            (Some(self.pick_sku()), None)
+        } else {
+            (
+                None,
+                Some(
+                    (self.rng.random::<f64>() * self.cfg.categories as f64) as u32
+                        % self.cfg.categories,
+                ),
+            )
+        };
+        let p = Promotion {
+            id,
+            sku,
+            category,
+            discount,
+            start: t,
+            end,
+        };
+        self.active_promos.insert(id, p.clone());
+        self.apply_promotions(t);
+        self.push(end, Pending::PromoEnd(id));
+        self.push(t, Pending::Emit(Kind::Promotion(p)));
+    }
+
+    fn apply_promotions(&mut self, now: i64) {
+        self.promo_discount.iter_mut().for_each(|d| *d = 0.0);
+        for p in self.active_promos.values() {
+            for (i, s) in self.catalog.skus.iter().enumerate() {
+                let hit = p.sku == Some(i as u32 + 1) || p.category == Some(s.category);
+                if hit && p.discount > self.promo_discount[i] {
+                    self.promo_discount[i] = p.discount;
+                }
+            }
+        }
+        self.rebuild_weights(now);
+    }
+
+    fn deliver(&mut self, time: i64, kind: Kind) {
+        let u = self.rng.random::<f64>();
+        let delay = if u < self.cfg.late {
+            self.stats.disordered[1] += 1;
+            15 * MICROS_PER_SECOND
+                + (self.rng.random::<f64>() * 585.0 * MICROS_PER_SECOND as f64) as i64
+        } else if u < self.cfg.late + self.cfg.out_of_order {
+            self.stats.disordered[0] += 1;
+            100 * MICROS_PER_MILLI
+                + (self.rng.random::<f64>()
+                    * (self.cfg.max_delay - 100 * MICROS_PER_MILLI).max(0) as f64)
+                    as i64
+        } else {
+            0
+        };
+        let malformed = self.cfg.malformed > 0.0 && self.rng.random::<f64>() < self.cfg.malformed;
+        if malformed {
+            self.stats.disordered[3] += 1;
+        }
+        if self.cfg.duplicates > 0.0 && self.rng.random::<f64>() < self.cfg.duplicates {
+            self.stats.disordered[2] += 1;
+            self.seq += 1;
+            let again = delay + (self.rng.random::<f64>() * 2.0 * MICROS_PER_SECOND as f64) as i64;
+            self.delivery.insert(
+                (time + again, self.seq),
+                Event {
+                    time,
+                    kind: kind.clone(),
+                    malformed: false,
+                },
+            );
+        }
+        self.seq += 1;
+        self.delivery.insert(
+            (time + delay, self.seq),
+            Event {
+                time,
+                kind,
+                malformed,
+            },
+        );
+    }
+
+    /// Processes the next thing in time order; false when the simulation has ended.
+    fn advance(&mut self) -> bool {
+        let pending = self
+            .pending
+            .first_key_value()
+            .map(|(k, _)| k.0)
+            .unwrap_or(i64::MAX);
+        let arrivals = self
+            .next_receipt
+            .min(self.next_session)
+            .min(self.next_promo);
+        if arrivals < pending && arrivals < self.end {
+            if arrivals == self.next_receipt {
+                let t = round_ms(self.next_receipt);
+                self.next_receipt += exp_sample(&mut self.rng, self.receipt_rate_max).max(1);
+                self.receipt(t);
+            } else if arrivals == self.next_session {
+                let t = round_ms(self.next_session);
+                self.next_session +=
+                    exp_sample(&mut self.rng, self.cfg.sessions_per_hour * 2.6).max(1);
+                self.start_session(t);
+            } else {
+                let t = round_ms(self.next_promo);
+                self.next_promo +=
+                    exp_sample(&mut self.rng, self.cfg.promotions_per_day / 24.0).max(1);
+                self.start_promotion(t);
+            }
+            return true;
+        }
+        let Some(((t, _), p)) = self.pending.pop_first() else {
+            return false;
+        };
+        if t >= self.end && !matches!(p, Pending::Emit(_)) {
+            return true; // the run is over: later steps are not simulated
+        }
+        match p {
+            Pending::Emit(kind) => self.deliver(t, kind),
+            Pending::Session(s) => self.step_session(t, s),
+            Pending::Restock {
+                store,
+                sku,
+                qty,
+                kind,
+            } => {
+                let i = self.idx(store, sku);
+                self.on_hand[i] += qty as i64;
+                if kind == InvKind::Receipt {
+                    self.on_order[i] = false;
+                }
+                self.push(
+                    t,
+                    Pending::Emit(Kind::Inventory(Movement {
+                        store,
+                        sku,
+                        kind,
+                        delta: qty,
+                    })),
+                );
+            }
+            Pending::PromoEnd(id) => {
+                self.active_promos.remove(&id);
+                self.apply_promotions(t);
+            }
+            Pending::Tick => {
+                self.rebuild_weights(t);
+                self.push(t + HOUR, Pending::Tick);
+            }
+        }
+        true
+    }
+
+    /// The earliest time anything not yet delivered can still get.
+    fn frontier(&self) -> i64 {
+        let pending = self
+            .pending
+            .first_key_value()
+            .map(|(k, _)| k.0)
+            .unwrap_or(i64::MAX);
+        let arrivals = self
+            .next_receipt
+            .min(self.next_session)
+            .min(self.next_promo);
+        pending.min(if arrivals < self.end {
+            arrivals
+        } else {
+            i64::MAX
+        })
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        loop {
+            let frontier = self.frontier();
+            if let Some(entry) = self.delivery.first_entry() {
+                if entry.key().0 <= frontier {
+                    return Some(entry.remove());
+                }
+            }
+            if !self.advance() {
+                return self.delivery.pop_first().map(|(_, e)| e);
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The static part of the model: stores, the SKU catalog, and the seasonality of arrivals.
+
+use crate::config::Config;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, LogNormal};
+use tillflow_types::temporal::{MICROS_PER_DAY, MICROS_PER_SECOND};
+
+/// Category names (cycled when more categories are asked for).
+pub const CATEGORIES: &[&str] = &[
+    "grocery",
+    "dairy",
+    "bakery",
+    "produce",
+    "beverages",
+    "snacks",
+    "household",
+    "personal_care",
+    "electronics",
+    "apparel",
+    "toys",
+    "garden",
+];
+
+/// One SKU of the catalog.
+#[derive(Clone, Debug)]
+pub struct Sku {
+    /// Category index.
+    pub category: u32,
+    /// Rank inside its category (1 = most popular).
+    pub rank: u32,
+    /// Shelf price.
+    pub base_price: f64,
+    /// Baseline popularity weight (category weight × Zipf weight of the rank).
+    pub weight: f64,
+}
+
+/// Stores and SKUs.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    /// SKUs, index = SKU number - 1.
+    pub skus: Vec<Sku>,
+    /// Relative size of each store (mean 1).
+    pub store_weights: Vec<f64>,
+    /// Category names.
+    pub categories: Vec<String>,
+}
+
+impl Catalog {
+    /// Builds the catalog deterministically from the seed.
+    pub fn new(cfg: &Config) -> Self {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(cfg.seed ^ 0xCA7A_10C0);
+        let cats = cfg.categories.max(1);
+        let categories: Vec<String> = (0..cats)
+            .map(|c| {
+                let base = CATEGORIES[c as usize % CATEGORIES.len()];
+                if (c as usize) < CATEGORIES.len() {
+                    base.to_owned()
+                } else {
+                    format!("{base}_{}", c as usize / CATEGORIES.len() + 1)
+                }
+            })
+            .collect();
+        // category popularity ~ 1/sqrt(c+1); prices lognormal around a category median
+        let price_dist =
+            LogNormal::new(0.0, 0.5).unwrap_or_else(|_| LogNormal::new(0.0, 1.0).expect("valid"));
+        let mut per_cat = vec![0u32; cats as usize];
+        let mut skus = Vec::with_capacity(cfg.skus as usize);
+        for i in 0..cfg.skus {
+            let category = i % cats;
+            per_cat[category as usize] += 1;
+            let rank = per_cat[category as usize];
+            let median = [
+                3.0, 2.5, 2.0, 1.8, 2.2, 2.8, 6.0, 8.0, 60.0, 25.0, 15.0, 12.0,
+            ][category as usize % 12];
+            let raw: f64 = median * price_dist.sample(&mut rng);
+            let base_price = ((raw.max(0.25) * 100.0).round() - 1.0).max(19.0) / 100.0; // x.x9 prices
+            let cat_weight = 1.0 / ((category + 1) as f64).sqrt();
+            let weight = cat_weight / (rank as f64).powf(cfg.zipf_s);
+            skus.push(Sku {
+                category,
+                rank,
+                base_price,
+                weight,
+            });
+        }
+        let size =
+            LogNormal::new(0.0, 0.35).unwrap_or_else(|_| LogNormal::new(0.0, 1.0).expect("valid"));
+        let mut store_weights: Vec<f64> = (0..cfg.stores).map(|_| size.sample(&mut rng)).collect();
+        let mean = store_weights.iter().sum::<f64>() / store_weights.len().max(1) as f64;
+        store_weights.iter_mut().for_each(|w| *w /= mean);
+        let _ = rng.random::<u8>();
+        Catalog {
+            skus,
+            store_weights,
+            categories,
+        }
+    }
+}
+
+fn bump(h: f64, center: f64, width: f64) -> f64 {
+    (-((h - center) * (h - center)) / (2.0 * width * width)).exp()
+}
+
+/// Store traffic by hour of day: zero while closed; inside opening hours a base of 1 with a lunch
+/// peak (13:00, +0.8) and an evening peak (18:00, +1.0), normalized to average 1 over open hours.
+pub fn diurnal(cfg: &Config, hour: f64) -> f64 {
+    let (open, close) = (cfg.open_hour as f64, cfg.close_hour as f64);
+    if hour < open || hour >= close {
+        return 0.0;
+    }
+    let raw = |h: f64| 1.0 + 0.8 * bump(h, 13.0, 0.8) + 1.0 * bump(h, 18.0, 1.0);
+    // mean of raw over the open hours (numerically)
+    let steps = 96;
+    let mean = (0..steps)
+        .map(|i| raw(open + (close - open) * (i as f64 + 0.5) / steps as f64))
+        .sum::<f64>()
+        / steps as f64;
+    raw(hour) / mean
+}
+
+/// Online traffic by hour of day: never zero, peak in the evening (21:00), quiet at night.
+pub fn diurnal_online(hour: f64) -> f64 {
+    (0.25 + 0.6 * bump(hour, 12.5, 1.5) + 1.4 * bump(hour, 21.0, 1.8)) / 0.62
+}
+
+/// Weekly lift by day of week (0 = Monday): weekdays below 1, Friday above, the weekend highest.
+pub const WEEKLY: [f64; 7] = [0.90, 0.90, 0.95, 1.00, 1.10, 1.35, 1.20];
+
+/// Day of week (0 = Monday) and hour of day of a timestamp.
+pub fn day_and_hour(t: i64) -> (usize, f64) {
+    let days = t.div_euclid(MICROS_PER_DAY);
+    let tod = t.rem_euclid(MICROS_PER_DAY);
+    let dow = (days + 3).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    (dow, tod as f64 / (3600 * MICROS_PER_SECOND) as f64)
+}
+
+/// The largest value [`diurnal`] takes (for thinning).
+pub fn diurnal_max(cfg: &Config) -> f64 {
+    (0..=240)
+        .map(|i| diurnal(cfg, i as f64 / 10.0))
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seasonality_shapes() {
+        let cfg = Config::default();
+        assert_eq!(diurnal(&cfg, 3.0), 0.0);
+        assert!(diurnal(&cfg, 18.0) > diurnal(&cfg, 10.0));
+        assert!(diurnal(&cfg, 13.0) > diurnal(&cfg, 15.5));
+        let mean: f64 = (0..1400)
+            .map(|i| diurnal(&cfg, 8.0 + 14.0 * (i as f64 + 0.5) / 1400.0))
+            .sum::<f64>()
+            / 1400.0;
+        assert!((mean - 1.0).abs() < 1e-3, "{mean}");
+        // 2024-03-01 was a Friday
+        let (dow, h) =
+            day_and_hour(tillflow_types::temporal::parse_timestamp("2024-03-01 18:30:00").unwrap());
+        assert_eq!((dow, h), (4, 18.5));
+        let c = Catalog::new(&cfg);
+        assert_eq!(c.skus.len(), 500);
+        assert!(c.skus.iter().all(|s| s.base_price >= 0.19));
+        assert!((c.store_weights.iter().sum::<f64>() / 20.0 - 1.0).abs() < 1e-9);
+    }
+}

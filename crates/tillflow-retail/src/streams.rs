@@ -1,0 +1,262 @@
+//! The four streams' schemas, and generated events as rows, NDJSON lines (Flink's JSON layout) or CSV.
+
+use crate::generator::{Event, Kind};
+use crate::model::Catalog;
+use std::fmt::Write;
+use tillflow_types::javafmt::write_double;
+use tillflow_types::temporal::write_timestamp_json;
+use tillflow_types::{DataType, Field, Row, Schema, Value};
+
+/// A generated stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// One row per receipt line.
+    PosSales,
+    /// E-commerce clickstream.
+    Clickstream,
+    /// Inventory movements.
+    Inventory,
+    /// Promotions.
+    Promotions,
+}
+
+impl Stream {
+    /// Every stream.
+    pub const ALL: [Stream; 4] = [
+        Stream::PosSales,
+        Stream::Clickstream,
+        Stream::Inventory,
+        Stream::Promotions,
+    ];
+
+    /// The stream's name (`pos_sales`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::PosSales => "pos_sales",
+            Stream::Clickstream => "clickstream",
+            Stream::Inventory => "inventory",
+            Stream::Promotions => "promotions",
+        }
+    }
+
+    /// The stream named `name`.
+    pub fn by_name(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Its columns.
+    pub fn schema(self) -> Schema {
+        use DataType as T;
+        let s = T::String(None);
+        let f = |n: &str, t: T| Field::new(n, t);
+        Schema::new(match self {
+            Stream::PosSales => vec![
+                f("event_time", T::Timestamp(3)),
+                f("receipt_id", s),
+                f("store_id", T::Int),
+                f("register_id", T::Int),
+                f("sku", s),
+                f("category", s),
+                f("qty", T::Int),
+                f("unit_price", T::Double),
+                f("discount", T::Double),
+                f("customer_id", s),
+                f("channel", s),
+                f("payment", s),
+            ],
+            Stream::Clickstream => vec![
+                f("event_time", T::Timestamp(3)),
+                f("session_id", s),
+                f("customer_id", s),
+                f("channel", s),
+                f("event_type", s),
+                f("sku", s),
+                f("price", T::Double),
+            ],
+            Stream::Inventory => vec![
+                f("event_time", T::Timestamp(3)),
+                f("store_id", T::Int),
+                f("sku", s),
+                f("kind", s),
+                f("qty_delta", T::Int),
+            ],
+            Stream::Promotions => vec![
+                f("event_time", T::Timestamp(3)),
+                f("promo_id", s),
+                f("sku", s),
+                f("category", s),
+                f("discount_pct", T::Double),
+                f("start_time", T::Timestamp(3)),
+                f("end_time", T::Timestamp(3)),
+            ],
+        })
+    }
+
+    /// Whether `e` belongs to this stream.
+    pub fn contains(self, e: &Event) -> bool {
+        matches!(
+            (self, &e.kind),
+            (Stream::PosSales, Kind::Sale(_))
+                | (Stream::Clickstream, Kind::Click(_))
+                | (Stream::Inventory, Kind::Inventory(_))
+                | (Stream::Promotions, Kind::Promotion(_))
+        )
+    }
+}
+
+fn sku_code(heap: &mut Vec<u8>, sku: u32) -> Value {
+    let off = heap.len() as u32;
+    let _ = write!(HeapText(heap), "SKU-{sku:05}");
+    Value::Str(tillflow_types::StrRef {
+        off,
+        len: heap.len() as u32 - off,
+    })
+}
+
+struct HeapText<'a>(&'a mut Vec<u8>);
+
+impl Write for HeapText<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn text(heap: &mut Vec<u8>, args: std::fmt::Arguments) -> Value {
+    let off = heap.len() as u32;
+    let _ = HeapText(heap).write_fmt(args);
+    Value::Str(tillflow_types::StrRef {
+        off,
+        len: heap.len() as u32 - off,
+    })
+}
+
+fn lit(heap: &mut Vec<u8>, s: &str) -> Value {
+    Value::Str(tillflow_types::value::push_str(heap, s))
+}
+
+/// Writes `e` into `row` in `stream`'s column order (the caller checks [`Stream::contains`]).
+pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
+    row.clear();
+    let h = &mut row.heap;
+    let v = &mut row.values;
+    v.push(Value::Timestamp(e.time));
+    match &e.kind {
+        Kind::Sale(s) => {
+            v.push(text(h, format_args!("R{:03}-{:08}", s.store, s.receipt)));
+            v.push(Value::Int(s.store as i64));
+            v.push(
+                s.register
+                    .map(|r| Value::Int(r as i64))
+                    .unwrap_or(Value::Null),
+            );
+            v.push(sku_code(h, s.sku));
+            let cat = catalog.skus[(s.sku - 1) as usize].category as usize;
+            v.push(lit(h, &catalog.categories[cat]));
+            v.push(Value::Int(s.qty as i64));
+            v.push(Value::Float(s.unit_price));
+            v.push(Value::Float(s.discount));
+            v.push(
+                s.customer
+                    .map(|c| text(h, format_args!("C{c:06}")))
+                    .unwrap_or(Value::Null),
+            );
+            v.push(lit(h, s.channel.name()));
+            v.push(lit(h, s.payment));
+        }
+        Kind::Click(c) => {
+            v.push(text(h, format_args!("S{:09}", c.session)));
+            v.push(
+                c.customer
+                    .map(|c| text(h, format_args!("C{c:06}")))
+                    .unwrap_or(Value::Null),
+            );
+            v.push(lit(h, c.channel.name()));
+            v.push(lit(h, c.kind.name()));
+            v.push(c.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null));
+            v.push(c.price.map(Value::Float).unwrap_or(Value::Null));
+        }
+        Kind::Inventory(m) => {
+            v.push(Value::Int(m.store as i64));
+            v.push(sku_code(h, m.sku));
+            v.push(lit(h, m.kind.name()));
+            v.push(Value::Int(m.delta as i64));
+        }
+        Kind::Promotion(p) => {
+            v.push(text(h, format_args!("P{:05}", p.id)));
+            v.push(p.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null));
+            v.push(
+                p.category
+                    .map(|c| lit(h, &catalog.categories[c as usize]))
+                    .unwrap_or(Value::Null),
+            );
+            v.push(Value::Float(p.discount));
+            v.push(Value::Timestamp(p.start));
+            v.push(Value::Timestamp(p.end));
+        }
+    }
+}
+
+/// Appends `row` (of `schema`) as one NDJSON line in Flink's JSON layout; a malformed event is
+/// written damaged (cut short), as a broken producer would.
+pub fn write_json(row: &Row, schema: &Schema, malformed: bool, out: &mut String) {
+    let start = out.len();
+    out.push('{');
+    for (i, f) in schema.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{}\":", f.name);
+        match row.values.get(i).copied().unwrap_or(Value::Null) {
+            Value::Null => out.push_str("null"),
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(x) => write_double(out, x),
+            Value::Timestamp(t) => {
+                out.push('"');
+                write_timestamp_json(out, t, false, false);
+                out.push('"');
+            }
+            Value::Str(s) => {
+                out.push('"');
+                out.push_str(row.str(s));
+                out.push('"');
+            }
+            other => {
+                let _ = write!(out, "\"{other:?}\"");
+            }
+        }
+    }
+    out.push('}');
+    if malformed {
+        let cut = start + (out.len() - start) * 2 / 3;
+        out.truncate(cut);
+    }
+    out.push('\n');
+}
+
+/// Appends `row` as one CSV line (no quoting is needed: generated text has no commas or quotes).
+pub fn write_csv(row: &Row, malformed: bool, out: &mut String) {
+    for (i, v) in row.values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match *v {
+            Value::Null => {}
+            Value::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Float(x) => write_double(out, x),
+            Value::Timestamp(t) => write_timestamp_json(out, t, false, false),
+            Value::Str(s) => out.push_str(row.str(s)),
+            other => {
+                let _ = write!(out, "{other:?}");
+            }
+        }
+    }
+    if malformed {
+        out.push_str(",??");
+    }
+    out.push('\n');
+}

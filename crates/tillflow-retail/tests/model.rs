@@ -1,0 +1,209 @@
+//! The generator does what docs/generator.md says: these tests measure its output over long runs
+//! and compare the statistics with the configured parameters.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use tillflow_retail::generator::{Channel, ClickKind, InvKind, Kind};
+use tillflow_retail::model::{diurnal, WEEKLY};
+use tillflow_retail::{Config, Event, Generator};
+use tillflow_types::temporal::{MICROS_PER_DAY, MICROS_PER_SECOND};
+
+fn config(days: i64) -> Config {
+    Config {
+        duration: Some(days * MICROS_PER_DAY),
+        ..Config::default()
+    }
+}
+
+fn run(c: Config) -> Vec<Event> {
+    Generator::new(c).collect()
+}
+
+#[test]
+fn same_seed_same_events_other_seed_other_events() {
+    let a: Vec<Event> = Generator::new(config(1)).take(20_000).collect();
+    let b: Vec<Event> = Generator::new(config(1)).take(20_000).collect();
+    assert_eq!(a, b);
+    let mut c = config(1);
+    c.seed = 7;
+    let d: Vec<Event> = Generator::new(c).take(20_000).collect();
+    assert_ne!(a, d);
+}
+
+#[test]
+fn arrivals_follow_the_configured_rate_and_seasonality() {
+    let mut c = config(7);
+    c.promotions_per_day = 0.0;
+    c.initial_stock = 1_000_000; // no stock-outs: every arrival shows up as a receipt
+    let gen = Generator::new(c.clone());
+    let weights = gen.catalog.store_weights.clone();
+    let events: Vec<Event> = gen.collect();
+    let mut receipts_by_store: HashMap<u32, HashSet<u64>> = HashMap::new();
+    let mut by_hour = [0u64; 24];
+    for e in &events {
+        if let Kind::Sale(s) = &e.kind {
+            if s.channel == Channel::Store
+                && receipts_by_store
+                    .entry(s.store)
+                    .or_default()
+                    .insert(s.receipt)
+            {
+                by_hour
+                    [(e.time.rem_euclid(MICROS_PER_DAY) / (3600 * MICROS_PER_SECOND)) as usize] +=
+                    1;
+            }
+        }
+    }
+    // expected receipts of a store over the week: rate × weight × open hours × Σ weekly factors
+    let week: f64 = WEEKLY.iter().sum();
+    let open = (c.close_hour - c.open_hour) as f64;
+    let total_expected: f64 = weights
+        .iter()
+        .map(|w| c.receipts_per_hour * w * open * week)
+        .sum();
+    let total: usize = receipts_by_store.values().map(HashSet::len).sum();
+    let err = (total as f64 - total_expected).abs() / total_expected;
+    assert!(
+        err < 0.03,
+        "chain-wide receipts {total} vs expected {total_expected:.0}"
+    );
+    for (store, rs) in &receipts_by_store {
+        let want = c.receipts_per_hour * weights[(*store - 1) as usize] * open * week;
+        let rel = (rs.len() as f64 - want).abs() / want;
+        assert!(
+            rel < 0.10,
+            "store {store}: {} receipts vs expected {want:.0}",
+            rs.len()
+        );
+    }
+    // closed at night, evening peak at 18:00, lunch above mid-afternoon
+    assert_eq!(by_hour[3], 0);
+    let peak = (0..24).max_by_key(|&h| by_hour[h]).unwrap_or(0);
+    // the evening peak is centred on 18:00, so the 17:00 and 18:00 hours share it
+    assert!(peak == 17 || peak == 18, "{by_hour:?}");
+    assert!(by_hour[13] > by_hour[15], "{by_hour:?}");
+    let ratio = by_hour[18] as f64 / by_hour[10] as f64;
+    let want = diurnal(&c, 18.5) / diurnal(&c, 10.5);
+    assert!(
+        (ratio - want).abs() / want < 0.1,
+        "18h/10h {ratio:.2} vs {want:.2}"
+    );
+}
+
+#[test]
+fn sku_popularity_is_zipf_inside_a_category() {
+    let mut c = config(3);
+    c.promotions_per_day = 0.0;
+    c.initial_stock = 1_000_000;
+    c.sessions_per_hour = 0.0;
+    let events = run(c.clone());
+    // category 0 holds SKUs 1, 1 + categories, 1 + 2·categories, ... with ranks 1, 2, 3, ...
+    let mut units: BTreeMap<u32, f64> = BTreeMap::new();
+    for e in &events {
+        if let Kind::Sale(s) = &e.kind {
+            if (s.sku - 1) % c.categories == 0 {
+                *units.entry((s.sku - 1) / c.categories + 1).or_default() += 1.0;
+            }
+        }
+    }
+    // least-squares slope of log(frequency) on log(rank) over the 20 most popular ranks
+    let pts: Vec<(f64, f64)> = (1..=20)
+        .filter_map(|r| units.get(&r).map(|n| ((r as f64).ln(), n.ln())))
+        .collect();
+    let n = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let slope = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>()
+        / pts.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
+    assert!(
+        (slope + c.zipf_s).abs() < 0.12,
+        "rank-frequency slope {slope:.3}, configured s = {}",
+        c.zipf_s
+    );
+}
+
+#[test]
+fn streams_agree_with_each_other() {
+    let events = run(config(2));
+    let mut sold: HashMap<(u32, u32), i64> = HashMap::new();
+    let mut inv_sales: HashMap<(u32, u32), i64> = HashMap::new();
+    let mut online_receipts = HashSet::new();
+    let mut purchases = 0;
+    let mut on_hand: HashMap<(u32, u32), i64> = HashMap::new();
+    let c = Config::default();
+    for e in &events {
+        match &e.kind {
+            Kind::Sale(s) => {
+                *sold.entry((s.store, s.sku)).or_default() += s.qty as i64;
+                if s.channel != Channel::Store {
+                    online_receipts.insert(s.receipt);
+                }
+            }
+            Kind::Inventory(m) => {
+                if m.kind == InvKind::Sale {
+                    *inv_sales.entry((m.store, m.sku)).or_default() -= m.delta as i64;
+                }
+                *on_hand.entry((m.store, m.sku)).or_insert(c.initial_stock) += m.delta as i64;
+            }
+            Kind::Click(k) if k.kind == ClickKind::Purchase => purchases += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(sold, inv_sales, "every sale is the same sale in inventory");
+    assert_eq!(
+        purchases,
+        online_receipts.len(),
+        "every web/app order ends a clickstream session"
+    );
+    assert!(
+        on_hand.values().all(|&n| n >= 0),
+        "stock never goes negative"
+    );
+    let stockouts = events
+        .iter()
+        .filter(|e| matches!(&e.kind, Kind::Inventory(m) if m.kind == InvKind::Receipt))
+        .count();
+    assert!(stockouts > 0, "the reorder policy runs");
+}
+
+#[test]
+fn disorder_knobs_give_the_configured_fractions() {
+    let mut c = config(1);
+    c.out_of_order = 0.05;
+    c.late = 0.01;
+    c.duplicates = 0.02;
+    c.malformed = 0.01;
+    let events = run(c);
+    let n = events.len() as f64;
+    let mut max_seen = i64::MIN;
+    let mut behind = 0;
+    let mut seen = HashSet::new();
+    let mut dups = 0;
+    for e in &events {
+        if e.time < max_seen {
+            behind += 1;
+        }
+        max_seen = max_seen.max(e.time);
+        if !seen.insert(format!("{:?}{:?}", e.time, e.kind)) {
+            dups += 1;
+        }
+    }
+    let malformed = events.iter().filter(|e| e.malformed).count() as f64;
+    let f = |x: f64| x / n;
+    assert!(
+        (f(behind as f64) - 0.06).abs() < 0.012,
+        "behind the max: {:.4}",
+        f(behind as f64)
+    );
+    assert!(
+        (f(dups as f64) - 0.02 / 1.02).abs() < 0.004,
+        "duplicates: {:.4}",
+        f(dups as f64)
+    );
+    assert!(
+        (f(malformed) - 0.01 / 1.02).abs() < 0.003,
+        "malformed: {:.4}",
+        f(malformed)
+    );
+}

@@ -6,6 +6,8 @@
 //!
 //! - `window`: `TUMBLE(1 min) GROUP BY store_id, sku` with `COUNT(*)`, `SUM(qty * unit_price)`.
 //! - `filter`: the q6 filter/projection (`channel = 'web' AND qty > 1`, computed columns).
+//! - `gen-blackhole`: the retail generator's `pos_sales` stream through SQL into a blackhole.
+//! - `gen-ndjson`: the generator's `pos_sales` stream rendered as NDJSON lines (what `tillflow gen` writes).
 
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -19,8 +21,8 @@ struct Args {
     /// Number of events.
     #[arg(long, default_value_t = 5_000_000)]
     events: u64,
-    /// Queries to run (window, filter).
-    #[arg(long, value_delimiter = ',', default_value = "window,filter")]
+    /// Queries to run (window, filter, gen-blackhole, gen-ndjson).
+    #[arg(long, value_delimiter = ',', default_value = "window,filter,gen-blackhole,gen-ndjson")]
     queries: Vec<String>,
     /// Where to keep the generated input.
     #[arg(long)]
@@ -141,6 +143,38 @@ fn generate(path: &Path, n: u64) -> std::io::Result<()> {
     w.flush()
 }
 
+/// Times the generator alone, rendering `pos_sales` as NDJSON into a reused buffer.
+fn gen_ndjson(events: u64) {
+    use tillflow_retail::streams::{fill_row, write_json};
+    let stream = tillflow_retail::Stream::PosSales;
+    let schema = stream.schema();
+    let mut generator = tillflow_retail::Generator::new(tillflow_retail::Config::default());
+    let mut row = tillflow_types::Row::default();
+    let mut line = String::with_capacity(256);
+    let mut bytes = 0usize;
+    let t = Instant::now();
+    let mut n = 0u64;
+    while n < events {
+        let Some(e) = generator.next() else { break };
+        if !stream.contains(&e) {
+            continue;
+        }
+        fill_row(&e, &generator.catalog, &mut row);
+        line.clear();
+        write_json(&row, &schema, e.malformed, &mut line);
+        bytes += line.len();
+        n += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "gen-ndjson: {:>6.2} M rows/s ({:.2} s, {n} rows, {:.0} MiB of NDJSON), peak RSS {:.0} MiB",
+        n as f64 / secs / 1e6,
+        secs,
+        bytes as f64 / (1 << 20) as f64,
+        peak_rss_mib()
+    );
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -182,7 +216,23 @@ fn main() -> std::process::ExitCode {
     let mut vars = BTreeMap::new();
     vars.insert("INPUT".to_string(), input.display().to_string());
     for q in &args.queries {
-        let Some(sql) = query(q) else {
+        if q == "gen-ndjson" {
+            gen_ndjson(args.events);
+            continue;
+        }
+        let sql = if q == "gen-blackhole" {
+            Some(format!(
+                "CREATE TABLE sales (event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT, unit_price DOUBLE, customer_id STRING, channel STRING)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'rows' = '{}');
+CREATE TABLE sink (event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT, unit_price DOUBLE, customer_id STRING, channel STRING)
+WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT * FROM sales;",
+                args.events
+            ))
+        } else {
+            query(q)
+        };
+        let Some(sql) = sql else {
             eprintln!("error: unknown query '{q}' (window, filter)");
             return std::process::ExitCode::FAILURE;
         };

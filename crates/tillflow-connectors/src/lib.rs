@@ -4,7 +4,8 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`sqlite`], [`print`], [`blackhole`], [`datagen`].
+//! One module per external system: [`filesystem`], [`sqlite`], [`print`], [`blackhole`], [`datagen`],
+//! and the built-in generator, [`retail`].
 
 pub mod blackhole;
 pub mod datagen;
@@ -13,6 +14,7 @@ pub mod filesystem;
 pub mod format;
 pub mod late;
 pub mod print;
+pub mod retail;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -154,6 +156,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &blackhole::Blackhole,
         &datagen::DataGen,
         &sqlite::Sqlite,
+        &retail::Retail,
     ]
 }
 
@@ -238,7 +241,8 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
 
 /// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.
 fn is_pattern_option(conn: &dyn Connector, key: &str) -> bool {
-    conn.name() == "datagen" && key.starts_with("fields.")
+    (conn.name() == "datagen" && key.starts_with("fields."))
+        || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
 }
 
 /// The row kinds a sink receives, for messages.

@@ -8,7 +8,7 @@
 //! can still appear. So delivery order differs from event-time order exactly as configured.
 
 use crate::config::Config;
-use crate::model::{day_and_hour, diurnal, diurnal_max, diurnal_online, Catalog, WEEKLY};
+use crate::model::{day_and_hour, diurnal_max, diurnal_online, Catalog, Diurnal, WEEKLY};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 use rand_pcg::Pcg64Mcg;
@@ -248,6 +248,8 @@ pub struct Generator {
     store_cum: Vec<f64>,
     receipt_rate_max: f64,
     diurnal_peak: f64,
+    diurnal: Diurnal,
+    basket: Option<Poisson<f64>>,
     /// What the simulation did.
     pub stats: Stats,
 }
@@ -315,6 +317,8 @@ impl Generator {
             store_cum,
             receipt_rate_max,
             diurnal_peak,
+            diurnal: Diurnal::new(&cfg),
+            basket: Poisson::new((cfg.basket_mean - 1.0).max(1e-9)).ok(),
             stats: Stats::default(),
             cfg,
         };
@@ -463,16 +467,14 @@ impl Generator {
             }
             _ => 1.0,
         };
-        let accept = diurnal(&self.cfg, hour) * WEEKLY[dow] * anomaly
+        let accept = self.diurnal.at(hour) * WEEKLY[dow] * anomaly
             / (self.diurnal_peak * 1.35 * self.cfg.anomaly_factor.max(1.0));
         if self.rng.random::<f64>() >= accept {
             return; // thinning: no arrival at this candidate time
         }
         self.receipts += 1;
         let receipt = self.receipts;
-        let lines = 1 + Poisson::new((self.cfg.basket_mean - 1.0).max(1e-9))
-            .map(|p| p.sample(&mut self.rng) as u32)
-            .unwrap_or(0);
+        let lines = 1 + self.basket.map(|p| p.sample(&mut self.rng) as u32).unwrap_or(0);
         let customer = self.customer();
         let register = Some(1 + (self.rng.random::<f64>() * 4.0) as u32);
         let u = self.rng.random::<f64>();

@@ -101,21 +101,45 @@ fn bump(h: f64, center: f64, width: f64) -> f64 {
     (-((h - center) * (h - center)) / (2.0 * width * width)).exp()
 }
 
+fn raw_diurnal(h: f64) -> f64 {
+    1.0 + 0.8 * bump(h, 13.0, 0.8) + 1.0 * bump(h, 18.0, 1.0)
+}
+
+/// Store traffic by hour of day, with its normalization computed once.
+#[derive(Clone, Copy, Debug)]
+pub struct Diurnal {
+    open: f64,
+    close: f64,
+    mean: f64,
+}
+
+impl Diurnal {
+    /// The profile for the configured opening hours.
+    pub fn new(cfg: &Config) -> Self {
+        let (open, close) = (cfg.open_hour as f64, cfg.close_hour as f64);
+        let steps = 960;
+        let mean = (0..steps)
+            .map(|i| raw_diurnal(open + (close - open) * (i as f64 + 0.5) / steps as f64))
+            .sum::<f64>()
+            / steps as f64;
+        Diurnal { open, close, mean }
+    }
+
+    /// The traffic factor at `hour` (0 while closed, mean 1 over the open hours).
+    #[inline]
+    pub fn at(&self, hour: f64) -> f64 {
+        if hour < self.open || hour >= self.close {
+            0.0
+        } else {
+            raw_diurnal(hour) / self.mean
+        }
+    }
+}
+
 /// Store traffic by hour of day: zero while closed; inside opening hours a base of 1 with a lunch
 /// peak (13:00, +0.8) and an evening peak (18:00, +1.0), normalized to average 1 over open hours.
 pub fn diurnal(cfg: &Config, hour: f64) -> f64 {
-    let (open, close) = (cfg.open_hour as f64, cfg.close_hour as f64);
-    if hour < open || hour >= close {
-        return 0.0;
-    }
-    let raw = |h: f64| 1.0 + 0.8 * bump(h, 13.0, 0.8) + 1.0 * bump(h, 18.0, 1.0);
-    // mean of raw over the open hours (numerically)
-    let steps = 96;
-    let mean = (0..steps)
-        .map(|i| raw(open + (close - open) * (i as f64 + 0.5) / steps as f64))
-        .sum::<f64>()
-        / steps as f64;
-    raw(hour) / mean
+    Diurnal::new(cfg).at(hour)
 }
 
 /// Online traffic by hour of day: never zero, peak in the evening (21:00), quiet at night.

@@ -22,7 +22,11 @@ struct Args {
     #[arg(long, default_value_t = 5_000_000)]
     events: u64,
     /// Queries to run (window, filter, gen-blackhole, gen-ndjson).
-    #[arg(long, value_delimiter = ',', default_value = "window,filter,gen-blackhole,gen-ndjson")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "window,filter,gen-blackhole,gen-ndjson"
+    )]
     queries: Vec<String>,
     /// Where to keep the generated input.
     #[arg(long)]
@@ -148,7 +152,8 @@ fn gen_ndjson(events: u64) {
     use tillflow_retail::streams::{fill_row, write_json};
     let stream = tillflow_retail::Stream::PosSales;
     let schema = stream.schema();
-    let mut generator = tillflow_retail::Generator::new(tillflow_retail::Config::default());
+    let mut generator =
+        tillflow_retail::Generator::new(tillflow_retail::Config::default()).only(&[stream]);
     let mut row = tillflow_types::Row::default();
     let mut line = String::with_capacity(256);
     let mut bytes = 0usize;

@@ -58,7 +58,10 @@ fn generate(a: &GenArgs) -> Result<(), String> {
     use std::io::Write;
     use tillflow_retail::streams::{fill_row, write_csv, write_json};
     let stream = tillflow_retail::Stream::by_name(&a.stream).ok_or_else(|| {
-        format!("unknown stream '{}' (pos_sales, clickstream, inventory, promotions)", a.stream)
+        format!(
+            "unknown stream '{}' (pos_sales, clickstream, inventory, promotions)",
+            a.stream
+        )
     })?;
     let mut cfg = tillflow_retail::Config::default();
     let mut sets: Vec<(String, String)> = Vec::new();
@@ -69,7 +72,9 @@ fn generate(a: &GenArgs) -> Result<(), String> {
         sets.push(("duration".into(), d.clone()));
     }
     for kv in &a.sets {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
         sets.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     for (k, v) in &sets {
@@ -80,12 +85,14 @@ fn generate(a: &GenArgs) -> Result<(), String> {
         cfg.duration = Some(86_400_000_000); // one simulated day unless told otherwise
     }
     let out: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?),
+        Some(p) => Box::new(
+            std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     let schema = stream.schema();
-    let mut generator = tillflow_retail::Generator::new(cfg);
+    let mut generator = tillflow_retail::Generator::new(cfg).only(&[stream]);
     let mut row = tillflow_types::Row::default();
     let mut line = String::with_capacity(256);
     let mut n = 0u64;
@@ -113,7 +120,13 @@ fn generate(a: &GenArgs) -> Result<(), String> {
         }
         n += 1;
     }
-    out.flush().or_else(|e| if e.kind() == std::io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e.to_string()) })
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e.to_string())
+        }
+    })
 }
 
 #[derive(clap::Args)]

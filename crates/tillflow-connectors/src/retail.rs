@@ -67,7 +67,11 @@ pub fn parse_pacing(v: &str) -> Option<Pacing> {
     match v.trim() {
         "max" | "" => Some(Pacing::Max),
         "realtime" => Some(Pacing::Speed(1.0)),
-        x => x.strip_suffix('x').and_then(|n| n.parse::<f64>().ok()).filter(|n| *n > 0.0).map(Pacing::Speed),
+        x => x
+            .strip_suffix('x')
+            .and_then(|n| n.parse::<f64>().ok())
+            .filter(|n| *n > 0.0)
+            .map(Pacing::Speed),
     }
 }
 
@@ -100,8 +104,9 @@ impl RetailSource {
             ))
         })?;
         let cfg = config_from(table)?;
-        let pacing = parse_pacing(table.option("pacing").unwrap_or("max"))
-            .ok_or_else(|| table.error("'pacing' must be 'max', 'realtime' or 'Nx' (e.g. '60x')"))?;
+        let pacing = parse_pacing(table.option("pacing").unwrap_or("max")).ok_or_else(|| {
+            table.error("'pacing' must be 'max', 'realtime' or 'Nx' (e.g. '60x')")
+        })?;
         let stream_schema = stream.schema();
         let mut columns = Vec::new();
         for f in &table.schema.fields {
@@ -136,7 +141,7 @@ impl RetailSource {
             columns,
             remaining: cfg.rows,
             sim_start: cfg.start,
-            generator: Generator::new(cfg),
+            generator: Generator::new(cfg).only(&[stream]),
             pacing,
             started: Instant::now(),
             full: Row::with_capacity(12),
@@ -188,10 +193,18 @@ impl Source for RetailSource {
                 if let Some(d) = self.dead_letter.as_mut() {
                     self.text.clear();
                     write_json(&self.full, &self.stream_schema, true, &mut self.text);
-                    let position = format!("event at {}", tillflow_runtime::late::ts_text(event.time));
-                    d.write(&self.table, "retail", &position, None, "malformed record (generator disorder knob)", self.text.trim_end().as_bytes())
-                        .and_then(|_| d.flush())
-                        .map_err(|e| RuntimeError::Source(format!("dead-letter {}: {e}", d.path())))?;
+                    let position =
+                        format!("event at {}", tillflow_runtime::late::ts_text(event.time));
+                    d.write(
+                        &self.table,
+                        "retail",
+                        &position,
+                        None,
+                        "malformed record (generator disorder knob)",
+                        self.text.trim_end().as_bytes(),
+                    )
+                    .and_then(|_| d.flush())
+                    .map_err(|e| RuntimeError::Source(format!("dead-letter {}: {e}", d.path())))?;
                 }
                 continue;
             }
@@ -219,7 +232,10 @@ mod tests {
         TableSpec {
             name: "sales".into(),
             schema: Schema::new(cols),
-            options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             primary_key: vec![],
         }
     }
@@ -227,8 +243,16 @@ mod tests {
     #[test]
     fn reads_the_declared_columns_of_a_stream() {
         let t = spec(
-            &[("connector", "retail"), ("stream", "pos_sales"), ("rows", "500"), ("seed", "3")],
-            vec![Field::new("sku", DataType::String(None)), Field::new("qty", DataType::Int)],
+            &[
+                ("connector", "retail"),
+                ("stream", "pos_sales"),
+                ("rows", "500"),
+                ("seed", "3"),
+            ],
+            vec![
+                Field::new("sku", DataType::String(None)),
+                Field::new("qty", DataType::Int),
+            ],
         );
         crate::validate(&t).unwrap();
         let mut src = RetailSource::new(&t).unwrap();
@@ -245,10 +269,22 @@ mod tests {
             }
         }
         assert_eq!(n, 500);
-        let bad = spec(&[("connector", "retail"), ("stream", "pos_sales")], vec![Field::new("price", DataType::Double)]);
+        let bad = spec(
+            &[("connector", "retail"), ("stream", "pos_sales")],
+            vec![Field::new("price", DataType::Double)],
+        );
         let e = RetailSource::new(&bad).err().unwrap().to_string();
-        assert!(e.contains("`price` is not in the pos_sales stream") && e.contains("unit_price"), "{e}");
-        let e = crate::validate(&spec(&[("connector", "retail"), ("stream", "x"), ("zipf", "1")], vec![])).err().unwrap().to_string();
+        assert!(
+            e.contains("`price` is not in the pos_sales stream") && e.contains("unit_price"),
+            "{e}"
+        );
+        let e = crate::validate(&spec(
+            &[("connector", "retail"), ("stream", "x"), ("zipf", "1")],
+            vec![],
+        ))
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("'zipf'"), "{e}");
         assert_eq!(parse_pacing("60x"), Some(Pacing::Speed(60.0)));
         assert_eq!(parse_pacing("fast"), None);

@@ -230,12 +230,20 @@ pub struct Generator {
     /// Stores and SKUs.
     pub catalog: Catalog,
     rng: Pcg64Mcg,
+    /// Disorder draws, one generator per stream, so a stream's delivery does not depend on
+    /// which other streams are delivered.
+    delivery_rng: [Pcg64Mcg; 4],
+    /// Which streams are delivered (the simulation runs in full either way).
+    wanted: [bool; 4],
+    now: i64,
     end: i64,
     next_receipt: i64,
     next_session: i64,
     next_promo: i64,
     pending: BTreeMap<(i64, u64), Pending>,
     delivery: BTreeMap<(i64, u64), Event>,
+    /// Events delivered without delay while `delivery` was empty: they precede everything queued.
+    ready: std::collections::VecDeque<Event>,
     seq: u64,
     receipts: u64,
     sessions: u64,
@@ -252,6 +260,24 @@ pub struct Generator {
     basket: Option<Poisson<f64>>,
     /// What the simulation did.
     pub stats: Stats,
+}
+
+fn kind_index(k: &Kind) -> usize {
+    match k {
+        Kind::Sale(_) => 0,
+        Kind::Click(_) => 1,
+        Kind::Inventory(_) => 2,
+        Kind::Promotion(_) => 3,
+    }
+}
+
+fn stream_index(s: crate::Stream) -> usize {
+    match s {
+        crate::Stream::PosSales => 0,
+        crate::Stream::Clickstream => 1,
+        crate::Stream::Inventory => 2,
+        crate::Stream::Promotions => 3,
+    }
 }
 
 fn exp_sample(rng: &mut Pcg64Mcg, rate_per_hour: f64) -> i64 {
@@ -303,12 +329,18 @@ impl Generator {
             cum_weights: Vec::with_capacity(cfg.skus as usize),
             catalog,
             rng,
+            delivery_rng: std::array::from_fn(|k| {
+                Pcg64Mcg::seed_from_u64(cfg.seed ^ (0xD15_0DE5 + k as u64))
+            }),
+            wanted: [true; 4],
+            now: start,
             end,
             next_receipt,
             next_session,
             next_promo,
             pending: BTreeMap::new(),
             delivery: BTreeMap::new(),
+            ready: std::collections::VecDeque::new(),
             seq: 0,
             receipts: 0,
             sessions: 0,
@@ -334,7 +366,29 @@ impl Generator {
         &self.cfg
     }
 
+    /// Delivers only the events of `streams` (the others are simulated but not produced).
+    pub fn only(mut self, streams: &[crate::Stream]) -> Self {
+        self.wanted = [false; 4];
+        for s in streams {
+            self.wanted[stream_index(*s)] = true;
+        }
+        self
+    }
+
     fn push(&mut self, t: i64, p: Pending) {
+        if let Pending::Emit(kind) = p {
+            if !self.wanted[kind_index(&kind)] {
+                return;
+            }
+            if t <= self.now {
+                // nothing earlier can still be produced: straight to delivery
+                self.deliver(t, kind);
+                return;
+            }
+            self.seq += 1;
+            self.pending.insert((t, self.seq), Pending::Emit(kind));
+            return;
+        }
         self.seq += 1;
         self.pending.insert((t, self.seq), p);
     }
@@ -456,6 +510,27 @@ impl Generator {
 
     fn receipt(&mut self, t: i64) {
         let (dow, hour) = day_and_hour(t);
+        let season = self.diurnal.at(hour) * WEEKLY[dow];
+        if season == 0.0 {
+            // closed: the intensity is zero until the next opening, so no candidate can be accepted
+            let day = t.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY;
+            let open = day + self.cfg.open_hour as i64 * HOUR;
+            let next_open = if t < open {
+                open
+            } else {
+                open + MICROS_PER_DAY
+            };
+            if next_open > self.next_receipt {
+                // memoryless: the next candidate after the opening is an exponential gap away
+                self.next_receipt =
+                    next_open + exp_sample(&mut self.rng, self.receipt_rate_max).max(1);
+            }
+            return;
+        }
+        let anomaly_max = self.cfg.anomaly_factor.max(1.0);
+        if self.rng.random::<f64>() * self.diurnal_peak * 1.35 >= season {
+            return; // thinning by seasonality
+        }
         let store = self.pick_store();
         let anomaly = match self.cfg.anomaly_store {
             Some(s)
@@ -467,14 +542,16 @@ impl Generator {
             }
             _ => 1.0,
         };
-        let accept = self.diurnal.at(hour) * WEEKLY[dow] * anomaly
-            / (self.diurnal_peak * 1.35 * self.cfg.anomaly_factor.max(1.0));
-        if self.rng.random::<f64>() >= accept {
-            return; // thinning: no arrival at this candidate time
+        if (anomaly_max > 1.0 || anomaly < 1.0) && self.rng.random::<f64>() * anomaly_max >= anomaly
+        {
+            return; // thinning by the store's anomaly
         }
         self.receipts += 1;
         let receipt = self.receipts;
-        let lines = 1 + self.basket.map(|p| p.sample(&mut self.rng) as u32).unwrap_or(0);
+        let lines = 1 + self
+            .basket
+            .map(|p| p.sample(&mut self.rng) as u32)
+            .unwrap_or(0);
         let customer = self.customer();
         let register = Some(1 + (self.rng.random::<f64>() * 4.0) as u32);
         let u = self.rng.random::<f64>();
@@ -709,28 +786,28 @@ impl Generator {
     }
 
     fn deliver(&mut self, time: i64, kind: Kind) {
-        let u = self.rng.random::<f64>();
+        let rng = &mut self.delivery_rng[kind_index(&kind)];
+        let u = rng.random::<f64>();
         let delay = if u < self.cfg.late {
             self.stats.disordered[1] += 1;
-            15 * MICROS_PER_SECOND
-                + (self.rng.random::<f64>() * 585.0 * MICROS_PER_SECOND as f64) as i64
+            15 * MICROS_PER_SECOND + (rng.random::<f64>() * 585.0 * MICROS_PER_SECOND as f64) as i64
         } else if u < self.cfg.late + self.cfg.out_of_order {
             self.stats.disordered[0] += 1;
             100 * MICROS_PER_MILLI
-                + (self.rng.random::<f64>()
+                + (rng.random::<f64>()
                     * (self.cfg.max_delay - 100 * MICROS_PER_MILLI).max(0) as f64)
                     as i64
         } else {
             0
         };
-        let malformed = self.cfg.malformed > 0.0 && self.rng.random::<f64>() < self.cfg.malformed;
+        let malformed = self.cfg.malformed > 0.0 && rng.random::<f64>() < self.cfg.malformed;
         if malformed {
             self.stats.disordered[3] += 1;
         }
-        if self.cfg.duplicates > 0.0 && self.rng.random::<f64>() < self.cfg.duplicates {
+        if self.cfg.duplicates > 0.0 && rng.random::<f64>() < self.cfg.duplicates {
             self.stats.disordered[2] += 1;
             self.seq += 1;
-            let again = delay + (self.rng.random::<f64>() * 2.0 * MICROS_PER_SECOND as f64) as i64;
+            let again = delay + (rng.random::<f64>() * 2.0 * MICROS_PER_SECOND as f64) as i64;
             self.delivery.insert(
                 (time + again, self.seq),
                 Event {
@@ -763,6 +840,7 @@ impl Generator {
             .min(self.next_session)
             .min(self.next_promo);
         if arrivals < pending && arrivals < self.end {
+            self.now = round_ms(arrivals);
             if arrivals == self.next_receipt {
                 let t = round_ms(self.next_receipt);
                 self.next_receipt += exp_sample(&mut self.rng, self.receipt_rate_max).max(1);
@@ -783,6 +861,7 @@ impl Generator {
         let Some(((t, _), p)) = self.pending.pop_first() else {
             return false;
         };
+        self.now = t;
         if t >= self.end && !matches!(p, Pending::Emit(_)) {
             return true; // the run is over: later steps are not simulated
         }
@@ -846,6 +925,9 @@ impl Iterator for Generator {
 
     fn next(&mut self) -> Option<Event> {
         loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
             let frontier = self.frontier();
             if let Some(entry) = self.delivery.first_entry() {
                 if entry.key().0 <= frontier {

@@ -104,13 +104,31 @@ impl Stream {
     }
 }
 
-fn sku_code(heap: &mut Vec<u8>, sku: u32) -> Value {
+/// Appends `prefix` and `n` zero-padded to `width` digits, without the formatting machinery.
+fn code(heap: &mut Vec<u8>, prefix: &str, n: u64, width: usize) -> Value {
     let off = heap.len() as u32;
-    let _ = write!(HeapText(heap), "SKU-{sku:05}");
+    heap.extend_from_slice(prefix.as_bytes());
+    let mut digits = [b'0'; 20];
+    let mut i = 20;
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = (20 - i).max(width);
+    heap.extend_from_slice(&digits[20 - len..]);
     Value::Str(tillflow_types::StrRef {
         off,
         len: heap.len() as u32 - off,
     })
+}
+
+fn sku_code(heap: &mut Vec<u8>, sku: u32) -> Value {
+    code(heap, "SKU-", sku as u64, 5)
 }
 
 struct HeapText<'a>(&'a mut Vec<u8>);
@@ -143,7 +161,13 @@ pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
     v.push(Value::Timestamp(e.time));
     match &e.kind {
         Kind::Sale(s) => {
-            v.push(text(h, format_args!("R{:03}-{:08}", s.store, s.receipt)));
+            let off = h.len() as u32;
+            code(h, "R", s.store as u64, 3);
+            code(h, "-", s.receipt, 8);
+            v.push(Value::Str(tillflow_types::StrRef {
+                off,
+                len: h.len() as u32 - off,
+            }));
             v.push(Value::Int(s.store as i64));
             v.push(
                 s.register
@@ -183,7 +207,7 @@ pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
             v.push(Value::Int(m.delta as i64));
         }
         Kind::Promotion(p) => {
-            v.push(text(h, format_args!("P{:05}", p.id)));
+            v.push(code(h, "P", p.id as u64, 5));
             v.push(p.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null));
             v.push(
                 p.category
@@ -197,6 +221,26 @@ pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
     }
 }
 
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = 20;
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(d as char);
+    }
+}
+
 /// Appends `row` (of `schema`) as one NDJSON line in Flink's JSON layout; a malformed event is
 /// written damaged (cut short), as a broken producer would.
 pub fn write_json(row: &Row, schema: &Schema, malformed: bool, out: &mut String) {
@@ -206,12 +250,12 @@ pub fn write_json(row: &Row, schema: &Schema, malformed: bool, out: &mut String)
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "\"{}\":", f.name);
+        out.push('"');
+        out.push_str(&f.name);
+        out.push_str("\":");
         match row.values.get(i).copied().unwrap_or(Value::Null) {
             Value::Null => out.push_str("null"),
-            Value::Int(n) => {
-                let _ = write!(out, "{n}");
-            }
+            Value::Int(n) => push_int(out, n),
             Value::Float(x) => write_double(out, x),
             Value::Timestamp(t) => {
                 out.push('"');

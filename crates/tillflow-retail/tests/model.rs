@@ -207,3 +207,19 @@ fn disorder_knobs_give_the_configured_fractions() {
         f(malformed)
     );
 }
+
+#[test]
+fn one_stream_alone_is_the_same_as_in_the_full_run() {
+    use tillflow_retail::Stream;
+    let mut c = config(1);
+    c.out_of_order = 0.05;
+    c.duplicates = 0.01;
+    for stream in Stream::ALL {
+        let full: Vec<Event> = Generator::new(c.clone())
+            .filter(|e| stream.contains(e))
+            .collect();
+        let alone: Vec<Event> = Generator::new(c.clone()).only(&[stream]).collect();
+        assert!(!full.is_empty(), "{stream:?}");
+        assert_eq!(full, alone, "{stream:?} differs when generated alone");
+    }
+}

@@ -10,6 +10,8 @@
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use rusqlite::types::Value as Sql;
 use rusqlite::Connection;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use tillflow_runtime::cast::write_text;
 use tillflow_runtime::operator::{Sink, Source};
 use tillflow_runtime::{Result, RuntimeError};
@@ -63,19 +65,48 @@ fn sql_type(t: DataType) -> &'static str {
     }
 }
 
+/// One open database file, shared by every sink of the process that writes to it: SQLite admits
+/// one writer at a time, so the sinks of one job share one connection and one transaction.
+struct Db {
+    conn: Connection,
+    in_tx: bool,
+    pending: usize,
+}
+
+type SharedDb = Arc<Mutex<Db>>;
+
+fn open_db(path: &str) -> std::result::Result<SharedDb, rusqlite::Error> {
+    static DBS: OnceLock<Mutex<HashMap<String, SharedDb>>> = OnceLock::new();
+    let map = DBS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(db) = map.get(path) {
+        return Ok(db.clone());
+    }
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(128);
+    let db = Arc::new(Mutex::new(Db {
+        conn,
+        in_tx: false,
+        pending: 0,
+    }));
+    map.insert(path.to_owned(), db.clone());
+    Ok(db)
+}
+
 /// Writes rows into one SQLite table.
 pub struct SqliteSink {
     table: String,
     path: String,
     target: String,
-    conn: Connection,
+    db: SharedDb,
     types: Vec<DataType>,
     insert_sql: String,
     delete_sql: Option<String>,
     key_cols: Vec<usize>,
     batch: usize,
-    pending: usize,
-    in_tx: bool,
     text: String,
     rows: u64,
 }
@@ -96,11 +127,11 @@ impl SqliteSink {
             })?;
         }
         let db_err = |e: rusqlite::Error| table.error(format!("sqlite '{path}': {e}"));
-        let conn = Connection::open(&path).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
+        let db = open_db(&path).map_err(db_err)?;
+        let guard = db
+            .lock()
+            .map_err(|_| table.error(format!("sqlite '{path}': connection poisoned")))?;
+        let conn = &guard.conn;
         let fields = &table.schema.fields;
         let mut key_cols = Vec::new();
         for k in &table.primary_key {
@@ -196,18 +227,17 @@ impl SqliteSink {
                 conds.join(" AND ")
             ));
         }
+        drop(guard);
         Ok(SqliteSink {
             table: table.name.clone(),
             path,
             target,
-            conn,
+            db,
             types: fields.iter().map(|f| f.data_type).collect(),
             insert_sql,
             delete_sql,
             key_cols,
             batch,
-            pending: 0,
-            in_tx: false,
             text: String::new(),
             rows: 0,
         })
@@ -234,15 +264,15 @@ impl SqliteSink {
             }
         }
     }
+}
 
-    fn commit(&mut self) -> Result<()> {
-        if self.in_tx {
-            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
-            self.in_tx = false;
-            self.pending = 0;
-        }
-        Ok(())
+fn commit(db: &mut Db) -> rusqlite::Result<()> {
+    if db.in_tx {
+        db.conn.execute_batch("COMMIT")?;
+        db.in_tx = false;
+        db.pending = 0;
     }
+    Ok(())
 }
 
 impl Sink for SqliteSink {
@@ -254,13 +284,9 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
-        if !self.in_tx {
-            self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
-            self.in_tx = true;
-        }
-        match row.kind {
+        let mut params = Vec::with_capacity(self.types.len());
+        let delete = match row.kind {
             RowKind::Insert | RowKind::UpdateAfter => {
-                let mut params = Vec::with_capacity(self.types.len());
                 for i in 0..self.types.len() {
                     let v = self.sql_value(
                         row.values.get(i).copied().unwrap_or(Value::Null),
@@ -269,14 +295,9 @@ impl Sink for SqliteSink {
                     );
                     params.push(v);
                 }
-                let mut st = self
-                    .conn
-                    .prepare_cached(&self.insert_sql)
-                    .map_err(|e| self.err(e))?;
-                st.execute(rusqlite::params_from_iter(params))
-                    .map_err(|e| self.err(e))?;
+                false
             }
-            RowKind::UpdateBefore => {}
+            RowKind::UpdateBefore => return Ok(()),
             RowKind::Delete => {
                 if self.delete_sql.is_none() {
                     return Err(RuntimeError::Sink(format!(
@@ -284,7 +305,6 @@ impl Sink for SqliteSink {
                         self.table
                     )));
                 }
-                let mut params = Vec::with_capacity(self.key_cols.len());
                 for j in 0..self.key_cols.len() {
                     let i = self.key_cols[j];
                     let v = self.sql_value(
@@ -294,22 +314,41 @@ impl Sink for SqliteSink {
                     );
                     params.push(v);
                 }
-                let sql = self.delete_sql.as_deref().unwrap_or_default();
-                let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-                st.execute(rusqlite::params_from_iter(params))
-                    .map_err(|e| self.err(e))?;
+                true
             }
-        }
+        };
+        let sql = if delete {
+            self.delete_sql.as_deref().unwrap_or_default()
+        } else {
+            &self.insert_sql
+        };
+        let mut db = self.db.lock().map_err(|_| {
+            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+        })?;
+        let run = |db: &mut Db| -> rusqlite::Result<()> {
+            if !db.in_tx {
+                db.conn.execute_batch("BEGIN")?;
+                db.in_tx = true;
+            }
+            db.conn
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(params))?;
+            db.pending += 1;
+            if db.pending >= self.batch {
+                commit(db)?;
+            }
+            Ok(())
+        };
+        run(&mut db).map_err(|e| self.err(e))?;
         self.rows += 1;
-        self.pending += 1;
-        if self.pending >= self.batch {
-            self.commit()?;
-        }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.commit()
+        let mut db = self.db.lock().map_err(|_| {
+            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+        })?;
+        commit(&mut db).map_err(|e| self.err(e))
     }
 
     fn rows_written(&self) -> u64 {

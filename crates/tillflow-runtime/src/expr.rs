@@ -489,19 +489,47 @@ pub fn scale_of(ty: DataType) -> u8 {
     }
 }
 
+/// 10^n, if it fits an i128.
+#[inline]
+pub fn pow10(n: u32) -> Option<i128> {
+    10i128.checked_pow(n)
+}
+
 /// Rescales an unscaled decimal from scale `from` to scale `to`, rounding half away from zero.
+/// A value that does not fit saturates (callers check the precision and yield NULL, as Flink does
+/// on DECIMAL overflow).
 pub fn rescale(v: i128, from: u8, to: u8) -> i128 {
     if to >= from {
-        v.saturating_mul(10i128.pow((to - from) as u32))
+        match pow10((to - from) as u32) {
+            Some(m) => v.saturating_mul(m),
+            None if v == 0 => 0,
+            None => {
+                if v > 0 {
+                    i128::MAX
+                } else {
+                    i128::MIN
+                }
+            }
+        }
     } else {
-        let div = 10i128.pow((from - to) as u32);
+        let Some(div) = pow10((from - to) as u32) else {
+            return 0;
+        };
         let q = v / div;
         let r = v % div;
-        if r.abs() * 2 >= div {
+        if r.abs() >= div - r.abs() {
             q + v.signum()
         } else {
             q
         }
+    }
+}
+
+/// True when an unscaled decimal has more digits than `ty`'s precision allows.
+pub fn exceeds_precision(v: i128, ty: DataType) -> bool {
+    match ty {
+        DataType::Decimal(p, _) => pow10(p as u32).is_none_or(|m| v.unsigned_abs() >= m as u128),
+        _ => false,
     }
 }
 
@@ -571,6 +599,9 @@ fn arithmetic(
                 }
                 _ => return Ok(Value::Null),
             };
+            if exceeds_precision(v, ty) {
+                return Ok(Value::Null); // DECIMAL overflow is NULL in Flink
+            }
             Ok(Value::Decimal(v))
         }
         (Value::Timestamp(t), Value::Interval(i)) => match op {
@@ -742,5 +773,31 @@ mod tests {
         assert_eq!(rescale(12345, 3, 2), 1235);
         assert_eq!(rescale(-12345, 3, 2), -1235);
         assert_eq!(rescale(12, 0, 2), 1200);
+    }
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+
+    #[test]
+    fn decimal_overflow_is_null_not_a_crash() {
+        assert_eq!(rescale(5, 0, 60), i128::MAX);
+        assert_eq!(rescale(0, 0, 60), 0);
+        assert_eq!(rescale(5, 60, 0), 0);
+        let big = Expr::Literal {
+            value: Value::Decimal(10i128.pow(30)),
+            ty: DataType::Decimal(38, 0),
+        };
+        let mul = Expr::Binary {
+            op: BinOp::Mul,
+            left: Box::new(big.clone()),
+            right: Box::new(big),
+            ty: DataType::Decimal(38, 0),
+        };
+        assert_eq!(
+            mul.eval(&Row::default(), &mut Vec::new()).unwrap(),
+            Value::Null
+        );
     }
 }

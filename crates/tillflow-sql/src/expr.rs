@@ -250,7 +250,8 @@ fn unit_of(f: &sql::DateTimeField) -> Result<TimeUnit> {
         .ok_or_else(|| crate::error::SqlError::Plan(format!("unsupported time unit {text}")))
 }
 
-/// Flink's result type of DECIMAL arithmetic.
+/// Flink's result type of DECIMAL arithmetic, with the precision capped at 38 as Flink does
+/// (integer digits are kept, the scale gives way down to 6).
 fn decimal_result(op: BinOp, (p1, s1): (u8, u8), (p2, s2): (u8, u8)) -> DataType {
     let (p1, s1, p2, s2) = (p1 as i32, s1 as i32, p2 as i32, s2 as i32);
     let (p, s) = match op {
@@ -265,9 +266,14 @@ fn decimal_result(op: BinOp, (p1, s1): (u8, u8), (p2, s2): (u8, u8)) -> DataType
         }
         _ => ((p1 - s1).min(p2 - s2) + s1.max(s2), s1.max(s2)),
     };
-    let p = p.min(38);
-    let s = s.min(p);
-    DataType::Decimal(p as u8, s.max(0) as u8)
+    let (p, s) = if p <= 38 {
+        (p, s)
+    } else {
+        let int_digits = p - s;
+        let min_scale = s.min(6);
+        (38, (38 - int_digits).max(min_scale))
+    };
+    DataType::Decimal(p.clamp(1, 38) as u8, s.clamp(0, 38) as u8)
 }
 
 fn decimal_of(t: DataType) -> (u8, u8) {

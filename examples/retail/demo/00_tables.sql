@@ -1,0 +1,36 @@
+-- The retail demo's sources: one simulated day of a 20-store chain from the built-in generator,
+-- and the embedded SQLite store its results go to. ${SEED}, ${DURATION}, ${PACING} and ${DB} are
+-- set by `tillflow demo` (or --var).
+CREATE TABLE pos_sales (
+  event_time  TIMESTAMP(3),
+  receipt_id  STRING,
+  store_id    INT,
+  sku         STRING,
+  category    STRING,
+  qty         INT,
+  unit_price  DOUBLE,
+  discount    DOUBLE,
+  customer_id STRING,
+  channel     STRING,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'pacing' = '${PACING}', 'disorder.out-of-order' = '0.02', 'disorder.late' = '0.002');
+
+CREATE TABLE clickstream (
+  event_time TIMESTAMP(3),
+  session_id STRING,
+  channel    STRING,
+  event_type STRING,
+  sku        STRING,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH ('connector' = 'retail', 'stream' = 'clickstream', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'pacing' = '${PACING}');
+
+CREATE TABLE inventory (
+  event_time TIMESTAMP(3),
+  store_id   INT,
+  sku        STRING,
+  kind       STRING,
+  qty_delta  INT
+) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'pacing' = '${PACING}');

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the main job: the retail demo on the embedded default (bundled sample events, printed results).
+# Runs the main job: the retail demo on its embedded default — a generated retail day, compressed to
+# about a minute, analysed by the retail pipelines into ./tillflow-demo.db (SQLite), then a summary.
+#   scripts/demo.sh [--realtime] [--duration 1d] [--seed 42] [--speed N] [--db FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
-exec cargo run --release --quiet -p tillflow-cli -- run examples/retail/demo.sql "$@"
+exec cargo run --release --quiet -p tillflow-cli -- demo "$@"

@@ -1,5 +1,7 @@
 //! The `tillflow` command: run, explain or validate a Flink SQL script.
 
+mod demo;
+
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +28,8 @@ enum Command {
     Explain(ScriptArgs),
     /// Check a script (parse, names, types, connector options) without running it.
     Validate(ScriptArgs),
+    /// Generate a retail day and run the retail pipelines on it, into an embedded SQLite file.
+    Demo(demo::DemoArgs),
     /// Write generated retail events (pos_sales, clickstream, inventory, promotions) as NDJSON or CSV.
     Gen(GenArgs),
 }
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
         }),
         Command::Explain(a) => load(a).map(|plan| print!("{}", plan.explain())),
         Command::Gen(a) => generate(a),
+        Command::Demo(a) => demo::run(a),
         Command::Run(a) => load(a).and_then(|plan| {
             for n in &plan.notices {
                 eprintln!("note: {n}");

@@ -48,10 +48,23 @@ impl JobReport {
     }
 }
 
+/// How far a running job has got, for progress displays.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobProgress {
+    /// Records read from all sources so far.
+    pub records: u64,
+    /// Wall time since the start.
+    pub elapsed: Duration,
+}
+
+/// A progress callback.
+pub type ProgressFn = Box<dyn FnMut(&JobProgress)>;
+
 /// A runnable job: a set of source tasks.
 pub struct Job {
     tasks: Vec<SourceTask>,
     stop: Arc<AtomicBool>,
+    progress: Option<ProgressFn>,
 }
 
 /// How often (in records) processing-time ticks are delivered while sources are busy.
@@ -70,7 +83,13 @@ impl Job {
         Job {
             tasks,
             stop: Arc::new(AtomicBool::new(false)),
+            progress: None,
         }
+    }
+
+    /// Calls `f` about five times a second while the job runs.
+    pub fn on_progress(&mut self, f: ProgressFn) {
+        self.progress = Some(f);
     }
 
     /// A flag that stops the job (unbounded sources) when set.
@@ -83,6 +102,8 @@ impl Job {
         let started = Instant::now();
         let mut row = Row::with_capacity(16);
         let mut since_tick = 0u32;
+        let mut records = 0u64;
+        let mut last_report = Instant::now();
         loop {
             let mut all_done = true;
             let mut any_record = false;
@@ -94,6 +115,7 @@ impl Job {
                     match task.source.poll(&mut row)? {
                         Poll::Record => {
                             any_record = true;
+                            records += 1;
                             task.pipeline.push(&row)?;
                             since_tick += 1;
                             if since_tick >= TICK_EVERY {
@@ -112,6 +134,15 @@ impl Job {
             }
             if all_done {
                 break;
+            }
+            if let Some(f) = self.progress.as_mut() {
+                if last_report.elapsed() >= Duration::from_millis(200) {
+                    last_report = Instant::now();
+                    f(&JobProgress {
+                        records,
+                        elapsed: started.elapsed(),
+                    });
+                }
             }
             if self.stop.load(Ordering::Relaxed) {
                 for task in self.tasks.iter_mut().filter(|t| !t.done) {

@@ -1,0 +1,215 @@
+//! `tillflow demo`: a retail day, generated and analysed live, into an embedded SQLite file.
+//!
+//! The pipelines are the SQL files of `examples/retail/demo/` (compiled into the binary): they read
+//! the built-in generator and write to the demo database. Afterwards the demo reads its own results
+//! back from that file for a short summary.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tillflow_sql::session::Session;
+
+const PIPELINES: &[(&str, &str)] = &[
+    (
+        "00_tables.sql",
+        include_str!("../../../examples/retail/demo/00_tables.sql"),
+    ),
+    (
+        "10_sales_per_store_minute.sql",
+        include_str!("../../../examples/retail/demo/10_sales_per_store_minute.sql"),
+    ),
+    (
+        "20_top_skus_10min.sql",
+        include_str!("../../../examples/retail/demo/20_top_skus_10min.sql"),
+    ),
+    (
+        "30_stock_alerts.sql",
+        include_str!("../../../examples/retail/demo/30_stock_alerts.sql"),
+    ),
+    (
+        "40_funnel_per_channel.sql",
+        include_str!("../../../examples/retail/demo/40_funnel_per_channel.sql"),
+    ),
+    (
+        "50_revenue_today.sql",
+        include_str!("../../../examples/retail/demo/50_revenue_today.sql"),
+    ),
+];
+
+/// Options of `tillflow demo`.
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Where the results go (replaced if it exists).
+    #[arg(long, default_value = "tillflow-demo.db")]
+    pub db: PathBuf,
+    /// Simulated time to generate.
+    #[arg(long, default_value = "1d")]
+    pub duration: String,
+    /// Random seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Pace the events in real time (a simulated day then takes a day).
+    #[arg(long)]
+    pub realtime: bool,
+    /// Simulated seconds per second (default: about a minute for the whole run; 0 = as fast as possible).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the demo.
+pub fn run(a: &DemoArgs) -> Result<(), String> {
+    let duration_us = tillflow_retail::config::parse_duration(&a.duration).ok_or_else(|| {
+        format!(
+            "--duration: '{}' is not a duration like 1d, 6h, 90min",
+            a.duration
+        )
+    })?;
+    let pacing = if a.realtime {
+        "realtime".to_owned()
+    } else {
+        match a.speed {
+            Some(s) if s <= 0.0 => "max".to_owned(),
+            Some(s) => format!("{s}x"),
+            None => format!("{}x", (duration_us as f64 / 1e6 / 60.0).max(1.0)),
+        }
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", a.db.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| format!("cannot replace {}: {e}", p.display()))?;
+        }
+    }
+    let db = a.db.display().to_string();
+    let mut vars = BTreeMap::new();
+    vars.insert("SEED".to_string(), a.seed.to_string());
+    vars.insert("DURATION".to_string(), a.duration.clone());
+    vars.insert("PACING".to_string(), pacing.clone());
+    vars.insert("DB".to_string(), db.clone());
+    let script: String = PIPELINES
+        .iter()
+        .map(|(_, sql)| format!("{sql}\n"))
+        .collect();
+    let mut session = Session::new();
+    session.default_store = Some(db.clone());
+    let plan = session
+        .execute_script(&script, &vars)
+        .map_err(|e| format!("demo pipelines: {e}"))?;
+    let pipelines = plan.tasks.iter().map(|t| t.branches.len()).sum::<usize>();
+    eprintln!(
+        "tillflow demo: {} of a {}-store chain (seed {}, pacing {pacing}), {pipelines} pipelines -> {db}",
+        a.duration,
+        tillflow_retail::Config::default().stores,
+        a.seed
+    );
+    let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    };
+    let progress = bar.clone();
+    job.on_progress(Box::new(move |p| {
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        progress.set_message(format!(
+            "{} events ({:.0}/s)",
+            p.records,
+            p.records as f64 / secs
+        ));
+    }));
+    let report = job.run().map_err(|e| format!("demo job failed: {e}"))?;
+    bar.finish_and_clear();
+    let records: u64 = report.sources.iter().map(|(_, m)| m.records).sum();
+    eprintln!(
+        "generated and processed {records} events in {:.1} s; results in {db}",
+        report.elapsed.as_secs_f64()
+    );
+    print!(
+        "{}",
+        summary(&db).map_err(|e| format!("reading {db}: {e}"))?
+    );
+    eprintln!("explore: sqlite3 {db} '.tables'");
+    Ok(())
+}
+
+/// The closing summary, read back from the demo database.
+pub fn summary(db: &str) -> rusqlite::Result<String> {
+    use std::fmt::Write;
+    let conn = rusqlite::Connection::open(db)?;
+    let mut s = String::new();
+    let _ = writeln!(s, "\nRevenue by store (today so far, top 5):");
+    let mut st = conn.prepare(
+        "SELECT store_id, MAX(revenue), MAX(receipts) FROM revenue_today GROUP BY store_id ORDER BY 2 DESC LIMIT 5",
+    )?;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (store, revenue, receipts) = r?;
+        let _ = writeln!(
+            s,
+            "  store {store:>3}  {revenue:>12.2}  ({receipts} receipts)"
+        );
+    }
+    let _ = writeln!(s, "Top SKUs by revenue (whole run):");
+    let mut st = conn.prepare(
+        "SELECT sku, ROUND(SUM(revenue), 2), SUM(units) FROM top_skus_10min GROUP BY sku ORDER BY 2 DESC LIMIT 5",
+    )?;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (sku, revenue, units) = r?;
+        let _ = writeln!(
+            s,
+            "  {sku}  {revenue:>12.2}  ({units} units in top-10 windows)"
+        );
+    }
+    let (low, out): (i64, i64) = conn.query_row(
+        "SELECT SUM(alert = 'low'), SUM(alert = 'out') FROM stock_levels",
+        [],
+        |r| {
+            Ok((
+                r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+            ))
+        },
+    )?;
+    let _ = writeln!(
+        s,
+        "Stock alerts now: {low} store×SKU low, {out} out of stock"
+    );
+    let mut st = conn.prepare(
+        "SELECT channel, SUM(sessions), SUM(bought), ROUND(1.0 * SUM(bought) / SUM(sessions), 3) FROM funnel_per_channel GROUP BY channel",
+    )?;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })? {
+        let (channel, sessions, bought, conv) = r?;
+        let _ = writeln!(
+            s,
+            "Funnel {channel:>4}: {sessions} sessions, {bought} orders, conversion {conv}"
+        );
+    }
+    Ok(s)
+}

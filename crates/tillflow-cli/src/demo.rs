@@ -89,6 +89,9 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     vars.insert("DURATION".to_string(), a.duration.clone());
     vars.insert("PACING".to_string(), pacing.clone());
     vars.insert("DB".to_string(), db.clone());
+    // a little disorder, as real feeds have: 2 % out of order, 0.2 % late
+    vars.insert("OUT_OF_ORDER".to_string(), "0.02".to_string());
+    vars.insert("LATE".to_string(), "0.002".to_string());
     let script: String = PIPELINES
         .iter()
         .map(|(_, sql)| format!("{sql}\n"))

@@ -1,6 +1,6 @@
 -- The retail demo's sources: one simulated day of a 20-store chain from the built-in generator,
 -- and the embedded SQLite store its results go to. ${SEED}, ${DURATION}, ${PACING} and ${DB} are
--- set by `tillflow demo` (or --var).
+-- set by `tillflow demo` (or --var), and so are the disorder knobs OUT_OF_ORDER and LATE.
 CREATE TABLE pos_sales (
   event_time  TIMESTAMP(3),
   receipt_id  STRING,
@@ -14,7 +14,7 @@ CREATE TABLE pos_sales (
   channel     STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'duration' = '${DURATION}',
-        'pacing' = '${PACING}', 'disorder.out-of-order' = '0.02', 'disorder.late' = '0.002');
+        'pacing' = '${PACING}', 'disorder.out-of-order' = '${OUT_OF_ORDER}', 'disorder.late' = '${LATE}');
 
 CREATE TABLE clickstream (
   event_time TIMESTAMP(3),

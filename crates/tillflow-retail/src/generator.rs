@@ -8,7 +8,7 @@
 //! can still appear. So delivery order differs from event-time order exactly as configured.
 
 use crate::config::Config;
-use crate::model::{day_and_hour, diurnal_max, diurnal_online, Catalog, Diurnal, WEEKLY};
+use crate::model::{day_and_hour, diurnal_online, Catalog, Diurnal, WEEKLY};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 use rand_pcg::Pcg64Mcg;
@@ -254,8 +254,9 @@ pub struct Generator {
     active_promos: BTreeMap<u32, Promotion>,
     cum_weights: Vec<f64>,
     store_cum: Vec<f64>,
-    receipt_rate_max: f64,
-    diurnal_peak: f64,
+    /// Per clock hour: the highest store-traffic factor, and the highest online factor.
+    diurnal_hourly: [f64; 24],
+    online_hourly: [f64; 24],
     diurnal: Diurnal,
     basket: Option<Poisson<f64>>,
     /// What the simulation did.
@@ -284,10 +285,44 @@ fn exp_sample(rng: &mut Pcg64Mcg, rate_per_hour: f64) -> i64 {
     if rate_per_hour <= 0.0 {
         return i64::MAX / 4;
     }
-    let e = Exp::new(rate_per_hour)
-        .map(|d| d.sample(rng))
-        .unwrap_or(1.0);
-    (e * HOUR as f64) as i64
+    // inverse transform: -ln(U) / rate, U in (0, 1]
+    let u = 1.0 - rng.random::<f64>();
+    ((-u.ln() / rate_per_hour) * HOUR as f64) as i64
+}
+
+/// The next candidate of a Poisson process whose rate bound is constant within each clock hour
+/// (`bound(day_of_week, hour)` per hour); thinning against a per-hour bound wastes few candidates.
+/// Memoryless: at an hour boundary the process restarts with the next hour's bound.
+fn next_candidate(
+    rng: &mut Pcg64Mcg,
+    from: i64,
+    end: i64,
+    bound: &dyn Fn(usize, usize) -> f64,
+) -> i64 {
+    let mut t = from;
+    while t < end {
+        let hour_end = t - t.rem_euclid(HOUR) + HOUR;
+        let (dow, h) = day_and_hour(t);
+        let rate = bound(dow, h as usize % 24);
+        if rate > 0.0 {
+            let cand = t + exp_sample(rng, rate).max(1);
+            if cand < hour_end {
+                return cand;
+            }
+        }
+        t = hour_end;
+    }
+    i64::MAX / 2
+}
+
+/// The largest value of `f` within each clock hour (sampled finely, with a margin).
+fn hourly_max(f: &dyn Fn(f64) -> f64) -> [f64; 24] {
+    std::array::from_fn(|h| {
+        (0..=120)
+            .map(|i| f(h as f64 + i as f64 / 120.0))
+            .fold(0.0, f64::max)
+            * 1.001
+    })
 }
 
 fn round_ms(t: i64) -> i64 {
@@ -315,12 +350,17 @@ impl Generator {
             .duration
             .map(|d| start.saturating_add(d))
             .unwrap_or(i64::MAX / 2);
-        let diurnal_peak = diurnal_max(&cfg);
         let anomaly_max = cfg.anomaly_factor.max(1.0);
-        let receipt_rate_max =
-            cfg.receipts_per_hour * cfg.stores as f64 * diurnal_peak * 1.35 * anomaly_max;
-        let next_receipt = start + exp_sample(&mut rng, receipt_rate_max);
-        let next_session = start + exp_sample(&mut rng, cfg.sessions_per_hour * 2.6);
+        let seasonal = Diurnal::new(&cfg);
+        let diurnal_hourly = hourly_max(&|h| seasonal.at(h.min(23.9999)));
+        let online_hourly = hourly_max(&|h| diurnal_online(h));
+        let receipt_base = cfg.receipts_per_hour * cfg.stores as f64 * anomaly_max;
+        let next_receipt = next_candidate(&mut rng, start, end, &|d, h| {
+            receipt_base * diurnal_hourly[h] * WEEKLY[d]
+        });
+        let next_session = next_candidate(&mut rng, start, end, &|_, h| {
+            cfg.sessions_per_hour * online_hourly[h]
+        });
         let next_promo = start + exp_sample(&mut rng, cfg.promotions_per_day / 24.0);
         let mut g = Generator {
             on_hand: vec![cfg.initial_stock; n],
@@ -347,8 +387,8 @@ impl Generator {
             promos: 0,
             active_promos: BTreeMap::new(),
             store_cum,
-            receipt_rate_max,
-            diurnal_peak,
+            diurnal_hourly,
+            online_hourly,
             diurnal: Diurnal::new(&cfg),
             basket: Poisson::new((cfg.basket_mean - 1.0).max(1e-9)).ok(),
             stats: Stats::default(),
@@ -509,27 +549,11 @@ impl Generator {
     }
 
     fn receipt(&mut self, t: i64) {
-        let (dow, hour) = day_and_hour(t);
-        let season = self.diurnal.at(hour) * WEEKLY[dow];
-        if season == 0.0 {
-            // closed: the intensity is zero until the next opening, so no candidate can be accepted
-            let day = t.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY;
-            let open = day + self.cfg.open_hour as i64 * HOUR;
-            let next_open = if t < open {
-                open
-            } else {
-                open + MICROS_PER_DAY
-            };
-            if next_open > self.next_receipt {
-                // memoryless: the next candidate after the opening is an exponential gap away
-                self.next_receipt =
-                    next_open + exp_sample(&mut self.rng, self.receipt_rate_max).max(1);
-            }
-            return;
-        }
+        let (_, hour) = day_and_hour(t);
+        let season = self.diurnal.at(hour);
         let anomaly_max = self.cfg.anomaly_factor.max(1.0);
-        if self.rng.random::<f64>() * self.diurnal_peak * 1.35 >= season {
-            return; // thinning by seasonality
+        if self.rng.random::<f64>() * self.diurnal_hourly[hour as usize % 24] >= season {
+            return; // thinning against this hour's bound (the weekly factor is in the bound exactly)
         }
         let store = self.pick_store();
         let anomaly = match self.cfg.anomaly_store {
@@ -591,8 +615,9 @@ impl Generator {
 
     fn start_session(&mut self, t: i64) {
         let (_, hour) = day_and_hour(t);
-        if self.rng.random::<f64>() >= diurnal_online(hour) / 2.6 {
-            return;
+        if self.rng.random::<f64>() * self.online_hourly[hour as usize % 24] >= diurnal_online(hour)
+        {
+            return; // thinning against this hour's bound
         }
         self.sessions += 1;
         let customer = if self.rng.random::<f64>() < 0.7 {
@@ -843,12 +868,22 @@ impl Generator {
             self.now = round_ms(arrivals);
             if arrivals == self.next_receipt {
                 let t = round_ms(self.next_receipt);
-                self.next_receipt += exp_sample(&mut self.rng, self.receipt_rate_max).max(1);
+                let base = self.cfg.receipts_per_hour
+                    * self.cfg.stores as f64
+                    * self.cfg.anomaly_factor.max(1.0);
+                let hourly = self.diurnal_hourly;
+                self.next_receipt =
+                    next_candidate(&mut self.rng, self.next_receipt, self.end, &|d, h| {
+                        base * hourly[h] * WEEKLY[d]
+                    });
                 self.receipt(t);
             } else if arrivals == self.next_session {
                 let t = round_ms(self.next_session);
-                self.next_session +=
-                    exp_sample(&mut self.rng, self.cfg.sessions_per_hour * 2.6).max(1);
+                let (rate, hourly) = (self.cfg.sessions_per_hour, self.online_hourly);
+                self.next_session =
+                    next_candidate(&mut self.rng, self.next_session, self.end, &|_, h| {
+                        rate * hourly[h]
+                    });
                 self.start_session(t);
             } else {
                 let t = round_ms(self.next_promo);

@@ -223,3 +223,117 @@ fn one_stream_alone_is_the_same_as_in_the_full_run() {
         assert_eq!(full, alone, "{stream:?} differs when generated alone");
     }
 }
+
+#[test]
+fn promotions_lift_demand_by_the_configured_elasticity() {
+    let mut c = config(14);
+    c.initial_stock = 1_000_000;
+    c.sessions_per_hour = 0.0;
+    c.promotions_per_day = 8.0;
+    let events = run(c.clone());
+    let promos: Vec<(u32, f64, i64, i64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Kind::Promotion(p) => p.sku.map(|s| (s, p.discount, p.start, p.end)),
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<(i64, u32)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Kind::Sale(s) => Some((e.time, s.sku)),
+            _ => None,
+        })
+        .collect();
+    let mut spans: HashMap<u32, Vec<(i64, i64)>> = HashMap::new();
+    for &(sku, _, a, b) in &promos {
+        spans.entry(sku).or_default().push((a, b));
+    }
+    let mut estimates = vec![];
+    for &(sku, d, start, end) in &promos {
+        let mine = &spans[&sku];
+        let on = |t: i64| mine.iter().any(|&(a, b)| t >= a && t < b);
+        let (mut in_all, mut in_sku, mut out_all, mut out_sku) = (0f64, 0f64, 0f64, 0f64);
+        for &(t, s) in &lines {
+            if t >= start && t < end {
+                in_all += 1.0;
+                in_sku += (s == sku) as u8 as f64;
+            } else if !on(t) {
+                out_all += 1.0;
+                out_sku += (s == sku) as u8 as f64;
+            }
+        }
+        if in_sku >= 40.0 && out_sku >= 40.0 {
+            let lift = (in_sku / in_all) / (out_sku / out_all);
+            estimates.push(lift.ln() / -(1.0 - d).ln());
+        }
+    }
+    assert!(
+        estimates.len() >= 10,
+        "too few promotions to estimate: {}",
+        estimates.len()
+    );
+    estimates.sort_by(f64::total_cmp);
+    let median = estimates[estimates.len() / 2];
+    assert!(
+        (median - c.elasticity).abs() < 0.4,
+        "elasticity estimated {median:.2}, configured {}",
+        c.elasticity
+    );
+}
+
+#[test]
+fn trend_and_anomaly_are_there_to_find() {
+    let mut c = config(8);
+    c.initial_stock = 1_000_000;
+    c.promotions_per_day = 0.0;
+    c.sessions_per_hour = 0.0;
+    c.set("trend.sku", "7").expect("trend");
+    c.set("trend.start", "2024-03-03 00:00:00")
+        .expect("trend start");
+    c.set("trend.growth", "0.5").expect("growth");
+    c.set("anomaly.store", "3").expect("store");
+    c.set("anomaly.start", "2024-03-05 12:00:00")
+        .expect("anomaly start");
+    c.set("anomaly.duration", "3h").expect("duration");
+    c.set("anomaly.factor", "3").expect("factor");
+    let gen = Generator::new(c.clone());
+    let w3 = gen.catalog.store_weights[2];
+    let events: Vec<Event> = gen.collect();
+    // the trending SKU's share of lines per day: flat before, then growing about 1 + 0.5·days
+    let mut per_day = vec![(0f64, 0f64); 8];
+    let mut receipts_in_anomaly = HashSet::new();
+    for e in &events {
+        if let Kind::Sale(s) = &e.kind {
+            let d = ((e.time - c.start) / MICROS_PER_DAY) as usize;
+            per_day[d].0 += 1.0;
+            per_day[d].1 += (s.sku == 7) as u8 as f64;
+            if s.store == 3
+                && e.time >= c.anomaly_start
+                && e.time < c.anomaly_start + c.anomaly_duration
+            {
+                receipts_in_anomaly.insert(s.receipt);
+            }
+        }
+    }
+    let share = |d: usize| per_day[d].1 / per_day[d].0;
+    let before = (share(0) + share(1)) / 2.0;
+    // day 7 is 5.5 days into the trend on average: weight ×(1 + 0.5·5.5) = 3.75, a little less
+    // after renormalisation
+    let lift = share(7) / before;
+    assert!(lift > 3.0 && lift < 4.3, "trend lift on day 7: {lift:.2}");
+    assert!(share(5) > share(3) && share(7) > share(5), "{per_day:?}");
+    // anomaly: three hours of store 3 at 3× its rate (2024-03-05 was a Tuesday)
+    let expected: f64 = (0..180)
+        .map(|m| diurnal(&c, 12.0 + (m as f64 + 0.5) / 60.0) / 60.0)
+        .sum::<f64>()
+        * c.receipts_per_hour
+        * w3
+        * WEEKLY[1]
+        * 3.0;
+    let got = receipts_in_anomaly.len() as f64;
+    assert!(
+        (got - expected).abs() / expected < 0.15,
+        "anomaly window: {got} receipts vs {expected:.0} expected"
+    );
+}

@@ -109,6 +109,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         a.seed
     );
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
+    crate::stop_on_ctrl_c(&job);
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {

@@ -165,6 +165,18 @@ fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
         .map_err(|e| format!("{}: {e}", args.file.display()))
 }
 
+/// Ctrl-C (SIGINT) or SIGTERM ends the job cleanly: sources stop, open windows fire, sinks commit
+/// what they hold. A second signal ends the process at once.
+pub fn stop_on_ctrl_c(job: &tillflow_runtime::job::Job) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = job.stop_handle();
+    for sig in [SIGINT, SIGTERM] {
+        // the order matters: the conditional exit sees the flag before this signal sets it
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+}
+
 fn summary(r: &JobReport) -> String {
     let mut s = String::new();
     let records: u64 = r.sources.iter().map(|(_, m)| m.records).sum();
@@ -220,6 +232,7 @@ fn main() -> ExitCode {
             let mut job = plan
                 .instantiate()
                 .map_err(|e| format!("{}: {e}", a.file.display()))?;
+            stop_on_ctrl_c(&job);
             let report = job
                 .run()
                 .map_err(|e| format!("{}: job failed: {e}", a.file.display()))?;

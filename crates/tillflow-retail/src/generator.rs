@@ -240,8 +240,8 @@ pub struct Generator {
     next_receipt: i64,
     next_session: i64,
     next_promo: i64,
-    pending: BTreeMap<(i64, u64), Pending>,
-    delivery: BTreeMap<(i64, u64), Event>,
+    pending: TimeQueue<Pending>,
+    delivery: TimeQueue<Event>,
     /// Events delivered without delay while `delivery` was empty: they precede everything queued.
     ready: std::collections::VecDeque<Event>,
     seq: u64,
@@ -261,6 +261,60 @@ pub struct Generator {
     basket: Option<Poisson<f64>>,
     /// What the simulation did.
     pub stats: Stats,
+}
+
+/// A min-queue by (time, sequence): a binary heap, cheaper than an ordered map for push/pop-first.
+struct TimeQueue<T> {
+    heap: std::collections::BinaryHeap<QueueEntry<T>>,
+}
+
+impl<T> Default for TimeQueue<T> {
+    fn default() -> Self {
+        TimeQueue { heap: std::collections::BinaryHeap::new() }
+    }
+}
+
+struct QueueEntry<T> {
+    key: (i64, u64),
+    value: T,
+}
+
+impl<T> PartialEq for QueueEntry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<T> Eq for QueueEntry<T> {}
+
+impl<T> PartialOrd for QueueEntry<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for QueueEntry<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key.cmp(&self.key) // reversed: the smallest key on top
+    }
+}
+
+impl<T> TimeQueue<T> {
+    fn insert(&mut self, key: (i64, u64), value: T) {
+        self.heap.push(QueueEntry { key, value });
+    }
+
+    fn first_key(&self) -> Option<(i64, u64)> {
+        self.heap.peek().map(|e| e.key)
+    }
+
+    fn pop_first(&mut self) -> Option<((i64, u64), T)> {
+        self.heap.pop().map(|e| (e.key, e.value))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
 }
 
 fn kind_index(k: &Kind) -> usize {
@@ -378,8 +432,8 @@ impl Generator {
             next_receipt,
             next_session,
             next_promo,
-            pending: BTreeMap::new(),
-            delivery: BTreeMap::new(),
+            pending: TimeQueue::default(),
+            delivery: TimeQueue::default(),
             ready: std::collections::VecDeque::new(),
             seq: 0,
             receipts: 0,
@@ -842,6 +896,11 @@ impl Generator {
                 },
             );
         }
+        if delay == 0 && self.delivery.is_empty() {
+            // in order and nothing waiting: deliverable now, ahead of anything queued later
+            self.ready.push_back(Event { time, kind, malformed });
+            return;
+        }
         self.seq += 1;
         self.delivery.insert(
             (time + delay, self.seq),
@@ -855,11 +914,7 @@ impl Generator {
 
     /// Processes the next thing in time order; false when the simulation has ended.
     fn advance(&mut self) -> bool {
-        let pending = self
-            .pending
-            .first_key_value()
-            .map(|(k, _)| k.0)
-            .unwrap_or(i64::MAX);
+        let pending = self.pending.first_key().map(|k| k.0).unwrap_or(i64::MAX);
         let arrivals = self
             .next_receipt
             .min(self.next_session)
@@ -938,11 +993,7 @@ impl Generator {
 
     /// The earliest time anything not yet delivered can still get.
     fn frontier(&self) -> i64 {
-        let pending = self
-            .pending
-            .first_key_value()
-            .map(|(k, _)| k.0)
-            .unwrap_or(i64::MAX);
+        let pending = self.pending.first_key().map(|k| k.0).unwrap_or(i64::MAX);
         let arrivals = self
             .next_receipt
             .min(self.next_session)
@@ -964,10 +1015,8 @@ impl Iterator for Generator {
                 return Some(e);
             }
             let frontier = self.frontier();
-            if let Some(entry) = self.delivery.first_entry() {
-                if entry.key().0 <= frontier {
-                    return Some(entry.remove());
-                }
+            if self.delivery.first_key().is_some_and(|k| k.0 <= frontier) {
+                return self.delivery.pop_first().map(|(_, e)| e);
             }
             if !self.advance() {
                 return self.delivery.pop_first().map(|(_, e)| e);

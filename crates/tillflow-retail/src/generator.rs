@@ -270,7 +270,9 @@ struct TimeQueue<T> {
 
 impl<T> Default for TimeQueue<T> {
     fn default() -> Self {
-        TimeQueue { heap: std::collections::BinaryHeap::new() }
+        TimeQueue {
+            heap: std::collections::BinaryHeap::new(),
+        }
     }
 }
 
@@ -898,7 +900,11 @@ impl Generator {
         }
         if delay == 0 && self.delivery.is_empty() {
             // in order and nothing waiting: deliverable now, ahead of anything queued later
-            self.ready.push_back(Event { time, kind, malformed });
+            self.ready.push_back(Event {
+                time,
+                kind,
+                malformed,
+            });
             return;
         }
         self.seq += 1;

@@ -8,6 +8,9 @@ use std::fmt::Write;
 
 /// Appends `v` formatted as Java's `Double.toString(v)`.
 pub fn write_double(out: &mut String, v: f64) {
+    if write_cents_fast(out, v) {
+        return;
+    }
     let mut buf = [0u8; 40];
     let sci = {
         let mut w = SliceWriter {
@@ -18,6 +21,46 @@ pub fn write_double(out: &mut String, v: f64) {
         w.len
     };
     layout(out, v, &buf[..sci]);
+}
+
+/// Money-like values (at most two decimals, between 0.01 and 10^7): when `k / 100` is exactly this
+/// double, that decimal is its shortest round-trip form, so it can be written without the general
+/// shortest-digits algorithm.
+#[inline]
+fn write_cents_fast(out: &mut String, v: f64) -> bool {
+    let a = v.abs();
+    if !(0.01..1e7).contains(&a) {
+        return false;
+    }
+    let k = (a * 100.0).round();
+    if k / 100.0 != a {
+        return false;
+    }
+    let k = k as u64;
+    let (int, frac) = (k / 100, k % 100);
+    if v < 0.0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = 20;
+    let mut x = int;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    for &c in &digits[i..] {
+        out.push(c as char);
+    }
+    out.push('.');
+    out.push((b'0' + (frac / 10) as u8) as char);
+    if frac % 10 != 0 {
+        out.push((b'0' + (frac % 10) as u8) as char);
+    }
+    true
 }
 
 /// Appends `v` formatted as Java's `Float.toString(v)`.
@@ -134,6 +177,32 @@ mod tests {
         let mut s = String::new();
         write_double(&mut s, v);
         s
+    }
+
+    #[test]
+    fn money_fast_path_agrees_with_the_general_one() {
+        for k in (1..200_000u64)
+            .step_by(7)
+            .chain([1, 10, 99, 100, 101, 999_999_999])
+        {
+            let v = k as f64 / 100.0;
+            for x in [v, -v] {
+                let mut fast = String::new();
+                assert!(write_cents_fast(&mut fast, x) || (k as f64 / 100.0) != x.abs());
+                let mut slow = String::new();
+                let mut buf = [0u8; 40];
+                let n = {
+                    let mut w = SliceWriter {
+                        buf: &mut buf,
+                        len: 0,
+                    };
+                    let _ = write!(w, "{x:e}");
+                    w.len
+                };
+                layout(&mut slow, x, &buf[..n]);
+                assert_eq!(fast, slow, "{x}");
+            }
+        }
     }
 
     #[test]

@@ -205,25 +205,45 @@ pub fn split_micros(ts: i64) -> (i64, i64) {
     (ts.div_euclid(MICROS_PER_DAY), ts.rem_euclid(MICROS_PER_DAY))
 }
 
+/// Appends `v` as exactly `width` decimal digits (zero-padded; `v` must fit).
+#[inline]
+fn push_digits(out: &mut String, v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut x = v;
+    for i in (20 - width..20).rev() {
+        buf[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    for &c in &buf[20 - width..] {
+        out.push(c as char);
+    }
+}
+
 fn write_date(out: &mut String, days: i64) {
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}");
+    if (0..10_000).contains(&y) {
+        push_digits(out, y as u64, 4);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    push_digits(out, m as u64, 2);
+    out.push('-');
+    push_digits(out, d as u64, 2);
 }
 
 fn write_hms(out: &mut String, tod: i64) {
-    let secs = tod / MICROS_PER_SECOND;
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    );
+    let secs = (tod / MICROS_PER_SECOND) as u64;
+    push_digits(out, secs / 3600, 2);
+    out.push(':');
+    push_digits(out, (secs / 60) % 60, 2);
+    out.push(':');
+    push_digits(out, secs % 60, 2);
 }
 
 /// Appends the fraction of `tod` (microseconds) with trailing zeros removed; nothing for whole seconds.
 fn write_fraction_trimmed(out: &mut String, tod: i64) {
-    let mut frac = tod % MICROS_PER_SECOND;
+    let mut frac = (tod % MICROS_PER_SECOND) as u64;
     if frac == 0 {
         return;
     }
@@ -232,7 +252,8 @@ fn write_fraction_trimmed(out: &mut String, tod: i64) {
         frac /= 10;
         width -= 1;
     }
-    let _ = write!(out, ".{frac:0width$}");
+    out.push('.');
+    push_digits(out, frac, width);
 }
 
 /// Appends the fraction of `tod` padded to `precision` digits (0 writes nothing).

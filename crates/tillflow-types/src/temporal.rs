@@ -248,7 +248,7 @@ fn write_fraction_trimmed(out: &mut String, tod: i64) {
         return;
     }
     let mut width = 6;
-    while frac % 10 == 0 {
+    while frac.is_multiple_of(10) {
         frac /= 10;
         width -= 1;
     }

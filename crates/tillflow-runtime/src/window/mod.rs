@@ -15,7 +15,56 @@ pub mod hop;
 pub mod session;
 pub mod tumble;
 
+use crate::error::Result;
+use crate::late::{self, SharedLateSink};
+use crate::operator::Emit;
 use tillflow_types::temporal::MICROS_PER_MILLI;
+
+/// What the time-driven window operators share: they fire windows up to a time and track a watermark.
+pub(crate) trait Firing {
+    /// Emits every window whose `end - 1 ms` is at or before `time`.
+    fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()>;
+    /// Event or processing time.
+    fn mode(&self) -> TimeMode;
+    /// The operator's watermark.
+    fn watermark_mut(&mut self) -> &mut i64;
+    /// Rows emitted so far.
+    fn emitted(&self) -> u64;
+    /// Where dropped late rows go.
+    fn late_sink(&self) -> &Option<SharedLateSink>;
+}
+
+/// A watermark: fire what it closes; pass it on only after an emission (or the final one) —
+/// downstream only ever sees rows this operator emits, so it needs the watermarks that follow
+/// them, not one per input record.
+pub(crate) fn on_watermark(op: &mut dyn Firing, wm: i64, out: &mut dyn Emit) -> Result<()> {
+    if wm <= *op.watermark_mut() {
+        return Ok(());
+    }
+    *op.watermark_mut() = wm;
+    let before = op.emitted();
+    if op.mode() == TimeMode::Event {
+        op.fire_until(wm, out)?;
+    }
+    if op.emitted() != before || wm == i64::MAX {
+        out.watermark(wm)?;
+    }
+    Ok(())
+}
+
+/// A processing-time tick fires processing-time windows.
+pub(crate) fn on_processing_time(op: &mut dyn Firing, now: i64, out: &mut dyn Emit) -> Result<()> {
+    if op.mode() == TimeMode::Processing {
+        op.fire_until(now, out)?;
+    }
+    Ok(())
+}
+
+/// End of input: everything still open fires; the late-data output is flushed.
+pub(crate) fn on_end(op: &mut dyn Firing, out: &mut dyn Emit) -> Result<()> {
+    op.fire_until(i64::MAX, out)?;
+    late::flush(op.late_sink())
+}
 
 /// Whether windows follow event time (watermarks) or processing time (the wall clock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -281,32 +281,15 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        if wm <= self.watermark {
-            return Ok(());
-        }
-        self.watermark = wm;
-        let before = self.metrics.records_out;
-        if self.mode == TimeMode::Event {
-            self.fire_until(wm, out)?;
-        }
-        // Downstream only ever sees rows this operator emits, so it needs the watermarks that
-        // follow an emission (and the final one), not one per input record.
-        if self.metrics.records_out != before || wm == i64::MAX {
-            out.watermark(wm)?;
-        }
-        Ok(())
+        super::on_watermark(self, wm, out)
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {
-        if self.mode == TimeMode::Processing {
-            self.fire_until(now, out)?;
-        }
-        Ok(())
+        super::on_processing_time(self, now, out)
     }
 
     fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.fire_until(i64::MAX, out)?;
-        late::flush(&self.late)
+        super::on_end(self, out)
     }
 
     fn metrics(&self) -> OperatorMetrics {
@@ -336,5 +319,23 @@ impl Operator for SessionWindowAggregate {
             }
         }
         Ok(())
+    }
+}
+
+impl super::Firing for SessionWindowAggregate {
+    fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        SessionWindowAggregate::fire_until(self, time, out)
+    }
+    fn mode(&self) -> TimeMode {
+        self.mode
+    }
+    fn watermark_mut(&mut self) -> &mut i64 {
+        &mut self.watermark
+    }
+    fn emitted(&self) -> u64 {
+        self.metrics.records_out
+    }
+    fn late_sink(&self) -> &Option<SharedLateSink> {
+        &self.late
     }
 }

@@ -240,7 +240,10 @@ pub struct Generator {
     next_receipt: i64,
     next_session: i64,
     next_promo: i64,
-    pending: TimeQueue<Pending>,
+    /// Future work, by time: indices into `slots` (the payloads stay put while the heap moves keys).
+    pending: TimeQueue<u32>,
+    slots: Vec<Option<Pending>>,
+    free_slots: Vec<u32>,
     delivery: TimeQueue<Event>,
     /// Events delivered without delay while `delivery` was empty: they precede everything queued.
     ready: std::collections::VecDeque<Event>,
@@ -435,6 +438,8 @@ impl Generator {
             next_session,
             next_promo,
             pending: TimeQueue::default(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
             delivery: TimeQueue::default(),
             ready: std::collections::VecDeque::new(),
             seq: 0,
@@ -471,6 +476,20 @@ impl Generator {
         self
     }
 
+    fn enqueue(&mut self, t: i64, p: Pending) {
+        let slot = match self.free_slots.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(p);
+                i
+            }
+            None => {
+                self.slots.push(Some(p));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.pending.insert((t, self.seq), slot);
+    }
+
     fn push(&mut self, t: i64, p: Pending) {
         if let Pending::Emit(kind) = p {
             if !self.wanted[kind_index(&kind)] {
@@ -482,11 +501,11 @@ impl Generator {
                 return;
             }
             self.seq += 1;
-            self.pending.insert((t, self.seq), Pending::Emit(kind));
+            self.enqueue(t, Pending::Emit(kind));
             return;
         }
         self.seq += 1;
-        self.pending.insert((t, self.seq), p);
+        self.enqueue(t, p);
     }
 
     /// Current demand weight of each SKU: baseline × promotion lift × trend.
@@ -954,9 +973,13 @@ impl Generator {
             }
             return true;
         }
-        let Some(((t, _), p)) = self.pending.pop_first() else {
+        let Some(((t, _), slot)) = self.pending.pop_first() else {
             return false;
         };
+        let Some(p) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return true;
+        };
+        self.free_slots.push(slot);
         self.now = t;
         if t >= self.end && !matches!(p, Pending::Emit(_)) {
             return true; // the run is over: later steps are not simulated

@@ -131,24 +131,6 @@ fn sku_code(heap: &mut Vec<u8>, sku: u32) -> Value {
     code(heap, "SKU-", sku as u64, 5)
 }
 
-struct HeapText<'a>(&'a mut Vec<u8>);
-
-impl Write for HeapText<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-fn text(heap: &mut Vec<u8>, args: std::fmt::Arguments) -> Value {
-    let off = heap.len() as u32;
-    let _ = HeapText(heap).write_fmt(args);
-    Value::Str(tillflow_types::StrRef {
-        off,
-        len: heap.len() as u32 - off,
-    })
-}
-
 fn lit(heap: &mut Vec<u8>, s: &str) -> Value {
     Value::Str(tillflow_types::value::push_str(heap, s))
 }
@@ -182,17 +164,17 @@ pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
             v.push(Value::Float(s.discount));
             v.push(
                 s.customer
-                    .map(|c| text(h, format_args!("C{c:06}")))
+                    .map(|c| code(h, "C", c as u64, 6))
                     .unwrap_or(Value::Null),
             );
             v.push(lit(h, s.channel.name()));
             v.push(lit(h, s.payment));
         }
         Kind::Click(c) => {
-            v.push(text(h, format_args!("S{:09}", c.session)));
+            v.push(code(h, "S", c.session, 9));
             v.push(
                 c.customer
-                    .map(|c| text(h, format_args!("C{c:06}")))
+                    .map(|c| code(h, "C", c as u64, 6))
                     .unwrap_or(Value::Null),
             );
             v.push(lit(h, c.channel.name()));
@@ -289,7 +271,7 @@ pub fn write_csv(row: &Row, malformed: bool, out: &mut String) {
         match *v {
             Value::Null => {}
             Value::Int(n) => {
-                let _ = write!(out, "{n}");
+                push_int(out, n);
             }
             Value::Float(x) => write_double(out, x),
             Value::Timestamp(t) => write_timestamp_json(out, t, false, false),

@@ -37,7 +37,8 @@ pub(crate) trait Firing {
 /// A watermark: fire what it closes; pass it on only after an emission (or the final one) —
 /// downstream only ever sees rows this operator emits, so it needs the watermarks that follow
 /// them, not one per input record.
-pub(crate) fn on_watermark(op: &mut dyn Firing, wm: i64, out: &mut dyn Emit) -> Result<()> {
+#[inline]
+pub(crate) fn on_watermark<F: Firing>(op: &mut F, wm: i64, out: &mut dyn Emit) -> Result<()> {
     if wm <= *op.watermark_mut() {
         return Ok(());
     }
@@ -53,7 +54,11 @@ pub(crate) fn on_watermark(op: &mut dyn Firing, wm: i64, out: &mut dyn Emit) -> 
 }
 
 /// A processing-time tick fires processing-time windows.
-pub(crate) fn on_processing_time(op: &mut dyn Firing, now: i64, out: &mut dyn Emit) -> Result<()> {
+pub(crate) fn on_processing_time<F: Firing>(
+    op: &mut F,
+    now: i64,
+    out: &mut dyn Emit,
+) -> Result<()> {
     if op.mode() == TimeMode::Processing {
         op.fire_until(now, out)?;
     }
@@ -61,7 +66,7 @@ pub(crate) fn on_processing_time(op: &mut dyn Firing, now: i64, out: &mut dyn Em
 }
 
 /// End of input: everything still open fires; the late-data output is flushed.
-pub(crate) fn on_end(op: &mut dyn Firing, out: &mut dyn Emit) -> Result<()> {
+pub(crate) fn on_end<F: Firing>(op: &mut F, out: &mut dyn Emit) -> Result<()> {
     op.fire_until(i64::MAX, out)?;
     late::flush(op.late_sink())
 }

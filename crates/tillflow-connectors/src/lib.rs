@@ -20,7 +20,7 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 use thiserror::Error;
 use tillflow_runtime::operator::{Sink, Source};
-use tillflow_types::{RowKind, Schema};
+use tillflow_types::Schema;
 
 /// An error building or running a connector.
 #[derive(Debug, Error)]
@@ -243,11 +243,6 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
 fn is_pattern_option(conn: &dyn Connector, key: &str) -> bool {
     (conn.name() == "datagen" && key.starts_with("fields."))
         || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
-}
-
-/// The row kinds a sink receives, for messages.
-pub fn kind_name(kind: RowKind) -> &'static str {
-    kind.short()
 }
 
 #[cfg(test)]

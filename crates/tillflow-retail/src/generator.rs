@@ -8,7 +8,7 @@
 //! can still appear. So delivery order differs from event-time order exactly as configured.
 
 use crate::config::Config;
-use crate::model::{day_and_hour, diurnal_online, Catalog, Diurnal, WEEKLY};
+use crate::model::{day_and_hour, diurnal_online, Catalog, Diurnal, Online, WEEKLY};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 use rand_pcg::Pcg64Mcg;
@@ -261,6 +261,7 @@ pub struct Generator {
     diurnal_hourly: [f64; 24],
     online_hourly: [f64; 24],
     diurnal: Diurnal,
+    online: Online,
     basket: Option<Poisson<f64>>,
     /// What the simulation did.
     pub stats: Stats,
@@ -451,6 +452,7 @@ impl Generator {
             diurnal_hourly,
             online_hourly,
             diurnal: Diurnal::new(&cfg),
+            online: Online::default(),
             basket: Poisson::new((cfg.basket_mean - 1.0).max(1e-9)).ok(),
             stats: Stats::default(),
             cfg,
@@ -690,7 +692,7 @@ impl Generator {
 
     fn start_session(&mut self, t: i64) {
         let (_, hour) = day_and_hour(t);
-        if self.rng.random::<f64>() * self.online_hourly[hour as usize % 24] >= diurnal_online(hour)
+        if self.rng.random::<f64>() * self.online_hourly[hour as usize % 24] >= self.online.at(hour)
         {
             return; // thinning against this hour's bound
         }

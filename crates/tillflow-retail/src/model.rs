@@ -105,12 +105,30 @@ fn raw_diurnal(h: f64) -> f64 {
     1.0 + 0.8 * bump(h, 13.0, 0.8) + 1.0 * bump(h, 18.0, 1.0)
 }
 
-/// Store traffic by hour of day, with its normalization computed once.
-#[derive(Clone, Copy, Debug)]
+/// Store traffic by hour of day, with its normalization computed once and the curve tabulated every
+/// 10 seconds (linear interpolation; relative error below 1e-5), so that sampling needs no `exp`.
+#[derive(Clone, Debug)]
 pub struct Diurnal {
     open: f64,
     close: f64,
-    mean: f64,
+    table: Vec<f64>,
+}
+
+/// Table points per hour.
+const STEPS_PER_HOUR: f64 = 360.0;
+
+fn tabulate(f: impl Fn(f64) -> f64) -> Vec<f64> {
+    (0..=(24.0 * STEPS_PER_HOUR) as usize)
+        .map(|i| f(i as f64 / STEPS_PER_HOUR))
+        .collect()
+}
+
+#[inline]
+fn lookup(table: &[f64], hour: f64) -> f64 {
+    let x = hour.clamp(0.0, 24.0) * STEPS_PER_HOUR;
+    let i = (x as usize).min(table.len() - 2);
+    let frac = x - i as f64;
+    table[i] + (table[i + 1] - table[i]) * frac
 }
 
 impl Diurnal {
@@ -122,7 +140,11 @@ impl Diurnal {
             .map(|i| raw_diurnal(open + (close - open) * (i as f64 + 0.5) / steps as f64))
             .sum::<f64>()
             / steps as f64;
-        Diurnal { open, close, mean }
+        Diurnal {
+            open,
+            close,
+            table: tabulate(|h| raw_diurnal(h) / mean),
+        }
     }
 
     /// The traffic factor at `hour` (0 while closed, mean 1 over the open hours).
@@ -131,8 +153,30 @@ impl Diurnal {
         if hour < self.open || hour >= self.close {
             0.0
         } else {
-            raw_diurnal(hour) / self.mean
+            lookup(&self.table, hour)
         }
+    }
+}
+
+/// The online traffic curve ([`diurnal_online`]), tabulated like [`Diurnal`].
+#[derive(Clone, Debug)]
+pub struct Online {
+    table: Vec<f64>,
+}
+
+impl Default for Online {
+    fn default() -> Self {
+        Online {
+            table: tabulate(diurnal_online),
+        }
+    }
+}
+
+impl Online {
+    /// The online traffic factor at `hour`.
+    #[inline]
+    pub fn at(&self, hour: f64) -> f64 {
+        lookup(&self.table, hour)
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::deadletter::DeadLetter;
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::time::Instant;
-use tillflow_retail::streams::{fill_row, write_json};
+use tillflow_retail::streams::{fill_columns, fill_row, write_json};
 use tillflow_retail::{Config, Generator, Stream};
 use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
 use tillflow_runtime::{Result, RuntimeError};
@@ -184,13 +184,13 @@ impl Source for RetailSource {
                     return Ok(Poll::Idle);
                 }
             }
-            fill_row(&event, &self.generator.catalog, &mut self.full);
             if let Some(r) = self.remaining.as_mut() {
                 *r -= 1;
             }
             if event.malformed {
                 self.metrics.bad_records += 1;
                 if let Some(d) = self.dead_letter.as_mut() {
+                    fill_row(&event, &self.generator.catalog, &mut self.full);
                     self.text.clear();
                     write_json(&self.full, &self.stream_schema, true, &mut self.text);
                     let position =
@@ -208,11 +208,8 @@ impl Source for RetailSource {
                 }
                 continue;
             }
-            row.clear();
-            for &c in &self.columns {
-                let v = self.full.values.get(c).copied().unwrap_or_default();
-                row.push_from(v, &self.full.heap);
-            }
+            // only the declared columns are computed, straight into the output row
+            fill_columns(&event, &self.generator.catalog, &self.columns, row);
             self.metrics.records += 1;
             return Ok(Poll::Record);
         }

@@ -135,71 +135,97 @@ fn lit(heap: &mut Vec<u8>, s: &str) -> Value {
     Value::Str(tillflow_types::value::push_str(heap, s))
 }
 
-/// Writes `e` into `row` in `stream`'s column order (the caller checks [`Stream::contains`]).
-pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
-    row.clear();
-    let h = &mut row.heap;
-    let v = &mut row.values;
-    v.push(Value::Timestamp(e.time));
+/// Column `col` of `e` (in its stream's column order); strings go to `h`.
+pub fn column_value(e: &Event, catalog: &Catalog, col: usize, h: &mut Vec<u8>) -> Value {
+    if col == 0 {
+        return Value::Timestamp(e.time);
+    }
     match &e.kind {
-        Kind::Sale(s) => {
-            let off = h.len() as u32;
-            code(h, "R", s.store as u64, 3);
-            code(h, "-", s.receipt, 8);
-            v.push(Value::Str(tillflow_types::StrRef {
-                off,
-                len: h.len() as u32 - off,
-            }));
-            v.push(Value::Int(s.store as i64));
-            v.push(
-                s.register
-                    .map(|r| Value::Int(r as i64))
-                    .unwrap_or(Value::Null),
-            );
-            v.push(sku_code(h, s.sku));
-            let cat = catalog.skus[(s.sku - 1) as usize].category as usize;
-            v.push(lit(h, &catalog.categories[cat]));
-            v.push(Value::Int(s.qty as i64));
-            v.push(Value::Float(s.unit_price));
-            v.push(Value::Float(s.discount));
-            v.push(
-                s.customer
-                    .map(|c| code(h, "C", c as u64, 6))
-                    .unwrap_or(Value::Null),
-            );
-            v.push(lit(h, s.channel.name()));
-            v.push(lit(h, s.payment));
-        }
-        Kind::Click(c) => {
-            v.push(code(h, "S", c.session, 9));
-            v.push(
-                c.customer
-                    .map(|c| code(h, "C", c as u64, 6))
-                    .unwrap_or(Value::Null),
-            );
-            v.push(lit(h, c.channel.name()));
-            v.push(lit(h, c.kind.name()));
-            v.push(c.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null));
-            v.push(c.price.map(Value::Float).unwrap_or(Value::Null));
-        }
-        Kind::Inventory(m) => {
-            v.push(Value::Int(m.store as i64));
-            v.push(sku_code(h, m.sku));
-            v.push(lit(h, m.kind.name()));
-            v.push(Value::Int(m.delta as i64));
-        }
-        Kind::Promotion(p) => {
-            v.push(code(h, "P", p.id as u64, 5));
-            v.push(p.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null));
-            v.push(
-                p.category
-                    .map(|c| lit(h, &catalog.categories[c as usize]))
-                    .unwrap_or(Value::Null),
-            );
-            v.push(Value::Float(p.discount));
-            v.push(Value::Timestamp(p.start));
-            v.push(Value::Timestamp(p.end));
-        }
+        Kind::Sale(s) => match col {
+            1 => {
+                let off = h.len() as u32;
+                code(h, "R", s.store as u64, 3);
+                code(h, "-", s.receipt, 8);
+                Value::Str(tillflow_types::StrRef {
+                    off,
+                    len: h.len() as u32 - off,
+                })
+            }
+            2 => Value::Int(s.store as i64),
+            3 => s
+                .register
+                .map(|r| Value::Int(r as i64))
+                .unwrap_or(Value::Null),
+            4 => sku_code(h, s.sku),
+            5 => {
+                let cat = catalog.skus[(s.sku - 1) as usize].category as usize;
+                lit(h, &catalog.categories[cat])
+            }
+            6 => Value::Int(s.qty as i64),
+            7 => Value::Float(s.unit_price),
+            8 => Value::Float(s.discount),
+            9 => s
+                .customer
+                .map(|c| code(h, "C", c as u64, 6))
+                .unwrap_or(Value::Null),
+            10 => lit(h, s.channel.name()),
+            11 => lit(h, s.payment),
+            _ => Value::Null,
+        },
+        Kind::Click(c) => match col {
+            1 => code(h, "S", c.session, 9),
+            2 => c
+                .customer
+                .map(|c| code(h, "C", c as u64, 6))
+                .unwrap_or(Value::Null),
+            3 => lit(h, c.channel.name()),
+            4 => lit(h, c.kind.name()),
+            5 => c.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null),
+            6 => c.price.map(Value::Float).unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        Kind::Inventory(m) => match col {
+            1 => Value::Int(m.store as i64),
+            2 => sku_code(h, m.sku),
+            3 => lit(h, m.kind.name()),
+            4 => Value::Int(m.delta as i64),
+            _ => Value::Null,
+        },
+        Kind::Promotion(p) => match col {
+            1 => code(h, "P", p.id as u64, 5),
+            2 => p.sku.map(|k| sku_code(h, k)).unwrap_or(Value::Null),
+            3 => p
+                .category
+                .map(|c| lit(h, &catalog.categories[c as usize]))
+                .unwrap_or(Value::Null),
+            4 => Value::Float(p.discount),
+            5 => Value::Timestamp(p.start),
+            6 => Value::Timestamp(p.end),
+            _ => Value::Null,
+        },
+    }
+}
+
+/// Writes the columns `cols` (positions in the stream's schema) of `e` into `row`.
+pub fn fill_columns(e: &Event, catalog: &Catalog, cols: &[usize], row: &mut Row) {
+    row.clear();
+    for &c in cols {
+        let v = column_value(e, catalog, c, &mut row.heap);
+        row.values.push(v);
+    }
+}
+
+/// Writes every column of `e` into `row` in its stream's column order.
+pub fn fill_row(e: &Event, catalog: &Catalog, row: &mut Row) {
+    let n = match &e.kind {
+        Kind::Sale(_) => 12,
+        Kind::Click(_) | Kind::Promotion(_) => 7,
+        Kind::Inventory(_) => 5,
+    };
+    row.clear();
+    for c in 0..n {
+        let v = column_value(e, catalog, c, &mut row.heap);
+        row.values.push(v);
     }
 }
 

@@ -27,6 +27,7 @@ use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
+use tillflow_runtime::window::assign::WindowAssign;
 use tillflow_runtime::window::count::CountWindowAggregate;
 use tillflow_runtime::window::session::SessionWindowAggregate;
 use tillflow_runtime::window::{AlignedWindow, TimeMode};
@@ -88,7 +89,7 @@ impl Rel {
     pub fn finish(&self) -> Result<()> {
         if self.pending_window.is_some() {
             return plan_err(
-                "a window table function (TUMBLE/HOP/CUMULATE/SESSION) must be followed by GROUP BY window_start, window_end (a window aggregation); plain window assignment is not supported yet",
+                "SESSION and COUNT_WINDOW table functions must be followed by GROUP BY window_start, window_end (a window aggregation)",
             );
         }
         if self.pending_rank.is_some() {
@@ -715,8 +716,18 @@ impl<'a> Planner<'a> {
         if s.having.is_some() {
             return plan_err("HAVING needs GROUP BY or an aggregate");
         }
-        if rel.pending_window.is_some() {
-            rel.finish()?;
+        if let Some(w) = rel.pending_window.take() {
+            // a window table function without aggregation: assign windows to each row
+            let WindowKind::Aligned(kind) = w.kind else {
+                return plan_err(
+                    "SESSION and COUNT_WINDOW need a GROUP BY window_start, window_end aggregation above them",
+                );
+            };
+            let late = self.catalog.late_output(&rel.source, rel.schema())?;
+            rel.ops.push(Box::new(
+                WindowAssign::new(kind, w.mode, w.time_col).with_late_sink(late),
+            ));
+            rel.window_cols = Some((w.base, w.base + 1));
         }
         let conv = Converter::new(&rel.scope);
         let filter = where_sql.as_ref().map(|w| conv.convert(w)).transpose()?;

@@ -9,6 +9,7 @@
 //! `[keys..., aggregates..., window_start, window_end, window_time]`.
 
 pub mod aggregate;
+pub mod assign;
 pub mod count;
 pub mod cumulate;
 pub mod hop;

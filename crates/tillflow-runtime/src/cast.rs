@@ -8,16 +8,6 @@ use tillflow_types::temporal::{self, MICROS_PER_DAY, MICROS_PER_SECOND};
 use tillflow_types::value::heap_str;
 use tillflow_types::{DataType, StrRef, Value};
 
-/// Appends text to a heap through `fmt::Write`.
-pub struct HeapWriter<'a>(pub &'a mut Vec<u8>);
-
-impl Write for HeapWriter<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
 /// Appends the text of a value the way Flink's `CAST(v AS STRING)` writes it.
 pub fn write_text(s: &mut String, v: Value, ty: DataType, heap: &[u8]) {
     match v {
@@ -121,6 +111,10 @@ fn bad(v: &str, to: DataType) -> RuntimeError {
     RuntimeError::Eval(format!("cannot cast '{v}' to {to}"))
 }
 
+thread_local! {
+    static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Converts `v` of type `from` to type `to`; strings are read from and written to `heap`.
 pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) -> Result<Value> {
     if v.is_null() || from == to {
@@ -128,8 +122,10 @@ pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) ->
     }
     use DataType as T;
     Ok(match to {
-        T::String(_) => {
-            let mut s = String::new();
+        T::String(_) => TEXT.with(|buf| {
+            // one reused buffer per thread: no allocation per record
+            let mut s = buf.borrow_mut();
+            s.clear();
             write_text(&mut s, v, from, heap);
             let off = heap.len() as u32;
             heap.extend_from_slice(s.as_bytes());
@@ -137,7 +133,7 @@ pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) ->
                 off,
                 len: s.len() as u32,
             })
-        }
+        }),
         T::TinyInt | T::SmallInt | T::Int | T::BigInt => match v {
             Value::Int(i) => Value::Int(narrow(i, to)),
             Value::Float(f) => Value::Int(narrow(f as i64, to)),

@@ -4,7 +4,7 @@
 //! already-evaluated arguments, except the lazy ones (COALESCE, IF, ...) that evaluate only the
 //! branch they need. Date patterns are Java `SimpleDateFormat` patterns, as in Flink.
 
-use crate::cast::{cast_value, write_text, HeapWriter};
+use crate::cast::cast_value;
 use crate::error::{Result, RuntimeError};
 use crate::expr::{compare, concat, Expr};
 use std::cmp::Ordering;
@@ -1036,13 +1036,6 @@ pub fn parse_pattern(text: &str, pat: &str) -> Option<i64> {
             + ((h * 60 + mi) * 60 + sec) * MICROS_PER_SECOND
             + frac,
     )
-}
-
-/// Appends a value's text form to a heap (used by formats that need CAST-to-string text).
-pub fn push_text(heap: &mut Vec<u8>, v: Value, ty: DataType, src_heap: &[u8]) {
-    let mut s = String::new();
-    write_text(&mut s, v, ty, src_heap);
-    let _ = HeapWriter(heap).write_str(&s);
 }
 
 #[cfg(test)]

@@ -177,20 +177,4 @@ impl Job {
         }
         r
     }
-
-    /// The job's plan, one node per line, indented by depth.
-    pub fn explain(&self) -> String {
-        let mut s = String::new();
-        for t in &self.tasks {
-            s.push_str(&format!("Source: {}\n", t.source.describe()));
-            t.pipeline.visit(1, &mut |depth, n| {
-                let line = match n {
-                    Node::Operator(op) => op.describe(),
-                    Node::Sink(k) => format!("Sink: {}", k.describe()),
-                };
-                s.push_str(&format!("{}+- {}\n", "   ".repeat(depth - 1), line));
-            });
-        }
-        s
-    }
 }

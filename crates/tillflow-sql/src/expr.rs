@@ -83,8 +83,6 @@ pub struct AggScope<'a> {
     pub window: Option<(usize, usize, usize)>,
     /// Type of the window columns.
     pub window_type: DataType,
-    /// Whether `window_time` is a rowtime (event time) or proctime attribute.
-    pub window_time_attr: TimeAttribute,
 }
 
 /// Converts SQL expressions over a scope.

@@ -923,7 +923,6 @@ impl<'a> Planner<'a> {
         let filter = where_sql.map(|w| conv.convert(w)).transpose()?;
         // window from a TVF
         let tvf = rel.pending_window.take();
-        let mut window_key_groups: Vec<(Expr, usize)> = Vec::new(); // (input expr, which: 0 start 1 end 2 time)
         if let Some(w) = &tvf {
             let mut rest = Vec::new();
             let mut rest_sql = Vec::new();
@@ -932,7 +931,6 @@ impl<'a> Planner<'a> {
                 match &k {
                     Expr::Column { index, .. } if (w.base..w.base + 3).contains(index) => {
                         has[index - w.base] = true;
-                        window_key_groups.push((k.clone(), index - w.base));
                     }
                     _ => {
                         rest.push(k);
@@ -1158,7 +1156,6 @@ impl<'a> Planner<'a> {
                 let f = &input.schema.fields[w.base + which];
                 groups.push((Expr::col(w.base + which, f.data_type), *out));
             }
-            let _ = &window_key_groups;
         }
         let agg_scope = AggScope {
             input: &input,
@@ -1171,7 +1168,6 @@ impl<'a> Planner<'a> {
                 .collect(),
             window: window_out,
             window_type: wtype,
-            window_time_attr: wattr,
         };
         rel.scope = out_scope.clone();
         rel.window_cols = window_out.map(|(ws, we, _)| (ws, we));

@@ -172,6 +172,7 @@ impl Job {
             r.sources.push((t.source.describe(), t.source.metrics()));
             t.pipeline.visit(0, &mut |_, n| match n {
                 Node::Operator(op) => r.operators.push((op.describe(), op.metrics())),
+                Node::TwoInput(op) => r.operators.push((op.describe(), op.metrics())),
                 Node::Sink(s) => r.sinks.push((s.describe(), s.rows_written())),
             });
         }

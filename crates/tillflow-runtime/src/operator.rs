@@ -1,12 +1,14 @@
 //! The operator, source and sink contracts and the push-based pipeline that connects them.
 //!
-//! A job is a tree: each source feeds a [`Pipeline`], a chain of [`Operator`]s that ends in a
-//! [`Sink`] or fans out to several pipelines (one per INSERT of a statement set reading the same
-//! table). Records, watermarks, processing-time ticks and end-of-input travel down the chain by
+//! A job is a graph: each source feeds a [`Pipeline`], a chain of [`Operator`]s that ends in a
+//! [`Sink`], fans out to several pipelines (one per INSERT of a statement set reading the same
+//! table), or enters one side of a [`TwoInputNode`] (a join), whose own pipeline continues from
+//! there. Records, watermarks, processing-time ticks and end-of-input travel down the chain by
 //! direct calls, one record at a time; an operator that emits passes a borrowed [`Row`] it owns and
 //! reuses, so nothing is allocated or cloned per record on the way.
 
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tillflow_types::{Row, Schema};
 
 /// Receives what an operator emits.
@@ -66,6 +68,117 @@ pub trait Operator: Send {
     fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
     }
+}
+
+/// An operator with two inputs (a join): records arrive tagged with the side they came from.
+pub trait TwoInputOperator: Send {
+    /// A one-line description for `explain` and error messages.
+    fn describe(&self) -> String;
+
+    /// Handles one record of input `side` (0 = left, 1 = right).
+    fn process(&mut self, side: usize, row: &Row, out: &mut dyn Emit) -> Result<()>;
+
+    /// Handles the combined watermark (the minimum of both inputs'); the default forwards it.
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        out.watermark(wm)
+    }
+
+    /// Called once when both inputs have ended.
+    fn on_end(&mut self, _out: &mut dyn Emit) -> Result<()> {
+        Ok(())
+    }
+
+    /// Current counters.
+    fn metrics(&self) -> OperatorMetrics {
+        OperatorMetrics::default()
+    }
+
+    /// Appends this operator's state to `out`.
+    fn snapshot_state(&self, _out: &mut Vec<u8>) {}
+
+    /// Restores state written by [`TwoInputOperator::snapshot_state`].
+    fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where two pipelines meet: a [`TwoInputOperator`] and the pipeline after it. Each input
+/// pipeline ends in [`Output::Input`] naming this node and its side; the node forwards the
+/// minimum of the two inputs' watermarks and ends its own pipeline once both inputs have ended.
+pub struct TwoInputNode {
+    op: Box<dyn TwoInputOperator>,
+    downstream: Pipeline,
+    watermarks: [i64; 2],
+    ended: [bool; 2],
+    forwarded: i64,
+}
+
+/// A shared handle to a [`TwoInputNode`] (the job runs on one thread; the lock is never contended).
+pub type SharedNode = Arc<Mutex<TwoInputNode>>;
+
+impl TwoInputNode {
+    /// A node running `op` and feeding `downstream`.
+    pub fn shared(op: Box<dyn TwoInputOperator>, downstream: Pipeline) -> SharedNode {
+        Arc::new(Mutex::new(TwoInputNode {
+            op,
+            downstream,
+            watermarks: [i64::MIN; 2],
+            ended: [false; 2],
+            forwarded: i64::MIN,
+        }))
+    }
+
+    /// The operator.
+    pub fn operator(&self) -> &dyn TwoInputOperator {
+        self.op.as_ref()
+    }
+
+    /// The operator, mutably (for restoring state).
+    pub fn operator_mut(&mut self) -> &mut dyn TwoInputOperator {
+        self.op.as_mut()
+    }
+
+    /// The pipeline after the operator.
+    pub fn downstream(&self) -> &Pipeline {
+        &self.downstream
+    }
+
+    fn push(&mut self, side: usize, row: &Row) -> Result<()> {
+        let Pipeline { ops, output } = &mut self.downstream;
+        self.op.process(side, row, &mut Next { ops, output })
+    }
+
+    fn watermark(&mut self, side: usize, wm: i64) -> Result<()> {
+        self.watermarks[side] = self.watermarks[side].max(wm);
+        let combined = self.watermarks[0].min(self.watermarks[1]);
+        if combined > self.forwarded {
+            self.forwarded = combined;
+            let Pipeline { ops, output } = &mut self.downstream;
+            self.op.on_watermark(combined, &mut Next { ops, output })?;
+        }
+        Ok(())
+    }
+
+    fn processing_time(&mut self, now: i64) -> Result<()> {
+        self.downstream.processing_time(now)
+    }
+
+    fn end_input(&mut self, side: usize) -> Result<()> {
+        self.ended[side] = true;
+        if self.ended[0] && self.ended[1] {
+            self.watermark(side, i64::MAX)?;
+            let Pipeline { ops, output } = &mut self.downstream;
+            self.op.on_end(&mut Next { ops, output })?;
+            self.downstream.end_inner()?;
+        }
+        Ok(())
+    }
+}
+
+fn lock(node: &SharedNode) -> Result<MutexGuard<'_, TwoInputNode>> {
+    node.lock().map_err(|_| {
+        RuntimeError::State("a join's state was poisoned by an earlier failure".into())
+    })
 }
 
 /// Where a pipeline's records end.
@@ -143,6 +256,8 @@ pub enum Output {
     Sink(Box<dyn Sink>),
     /// Several pipelines receiving the same records.
     Fanout(Vec<Pipeline>),
+    /// One input (0 = left, 1 = right) of a two-input node.
+    Input(SharedNode, usize),
 }
 
 struct Next<'a> {
@@ -190,6 +305,7 @@ impl Output {
                 }
                 Ok(())
             }
+            Output::Input(node, side) => lock(node)?.push(*side, row),
         }
     }
 
@@ -202,6 +318,7 @@ impl Output {
                 }
                 Ok(())
             }
+            Output::Input(node, side) => lock(node)?.watermark(*side, wm),
         }
     }
 }
@@ -247,10 +364,15 @@ impl Pipeline {
                 },
             )?;
         }
-        if let Output::Fanout(ps) = &mut self.output {
-            for p in ps {
-                p.processing_time(now)?;
+        match &mut self.output {
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.processing_time(now)?;
+                }
             }
+            // the node hears ticks from its left input only, so each tick arrives once
+            Output::Input(node, 0) => lock(node)?.processing_time(now)?,
+            _ => {}
         }
         Ok(())
     }
@@ -259,6 +381,12 @@ impl Pipeline {
     /// sinks' `finish`.
     pub fn end(&mut self) -> Result<()> {
         self.watermark(i64::MAX)?;
+        self.end_inner()
+    }
+
+    /// Everything of [`Pipeline::end`] after the final watermark (which fan-out branches and
+    /// two-input nodes have already seen).
+    fn end_inner(&mut self) -> Result<()> {
         for i in 0..self.ops.len() {
             let (head, rest) = self.ops.split_at_mut(i + 1);
             head[i].on_end(&mut Next {
@@ -270,30 +398,11 @@ impl Pipeline {
             Output::Sink(s) => s.finish(),
             Output::Fanout(ps) => {
                 for p in ps {
-                    // the fan-out pipelines already saw the final watermark
-                    for i in 0..p.ops.len() {
-                        let (head, rest) = p.ops.split_at_mut(i + 1);
-                        head[i].on_end(&mut Next {
-                            ops: rest,
-                            output: &mut p.output,
-                        })?;
-                    }
-                    p.finish_outputs()?;
+                    p.end_inner()?;
                 }
                 Ok(())
             }
-        }
-    }
-
-    fn finish_outputs(&mut self) -> Result<()> {
-        match &mut self.output {
-            Output::Sink(s) => s.finish(),
-            Output::Fanout(ps) => {
-                for p in ps {
-                    p.finish_outputs()?;
-                }
-                Ok(())
-            }
+            Output::Input(node, side) => lock(node)?.end_input(*side),
         }
     }
 
@@ -311,6 +420,14 @@ impl Pipeline {
                     p.visit(d, f);
                 }
             }
+            // a node is visited from its left input only, so it is counted once
+            Output::Input(node, 0) => {
+                if let Ok(n) = node.lock() {
+                    f(d, Node::TwoInput(n.op.as_ref()));
+                    n.downstream.visit(d + 1, f);
+                }
+            }
+            Output::Input(..) => {}
         }
     }
 }
@@ -321,4 +438,6 @@ pub enum Node<'a> {
     Operator(&'a dyn Operator),
     /// A sink.
     Sink(&'a dyn Sink),
+    /// A two-input operator (a join).
+    TwoInput(&'a dyn TwoInputOperator),
 }

@@ -6,7 +6,8 @@
 //! followed by `GROUP BY window_start, window_end, ...` becomes a window aggregate (the legacy
 //! `GROUP BY TUMBLE(...)` form plans to the same operators); any other GROUP BY becomes an updating
 //! [`GroupAggregate`]; `ROW_NUMBER() OVER (PARTITION BY window_start, window_end ...)` with an outer
-//! `rn <= N` becomes a window Top-N; `SELECT DISTINCT` a group aggregate without aggregates.
+//! `rn <= N` becomes a window Top-N; `SELECT DISTINCT` a group aggregate without aggregates;
+//! `JOIN ... ON` (and `FROM a, b WHERE`) a regular [`StreamingJoin`] of two planned inputs.
 
 use crate::catalog::Catalog;
 use crate::error::{plan_err, Result, SqlError};
@@ -22,9 +23,10 @@ use sqlparser::ast::{
 use std::collections::BTreeMap;
 use tillflow_runtime::agg::{AggCall, AggKind};
 use tillflow_runtime::expr::Expr;
-use tillflow_runtime::operator::Operator;
+use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
+use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
@@ -64,10 +66,28 @@ pub struct PendingRank {
     rn_col: usize,
 }
 
+/// Where a [`Rel`]'s records come from.
+pub enum RelInput {
+    /// A table's rows (after its scan: computed columns and watermark).
+    Table(String),
+    /// A two-input join of two planned queries.
+    Join(Box<JoinInput>),
+}
+
+/// A join's two inputs and the operator that joins them.
+pub struct JoinInput {
+    /// The left input.
+    pub left: Rel,
+    /// The right input.
+    pub right: Rel,
+    /// The join.
+    pub op: Box<dyn TwoInputOperator>,
+}
+
 /// A planned query.
 pub struct Rel {
-    /// The table the records come from.
-    pub source: String,
+    /// Where the records come from.
+    pub input: RelInput,
     /// Operators after the table scan.
     pub ops: Vec<Box<dyn Operator>>,
     /// Output columns.
@@ -83,6 +103,14 @@ pub struct Rel {
 impl Rel {
     fn schema(&self) -> &Schema {
         &self.scope.schema
+    }
+
+    /// The first table the records come from (whose late-data output a window uses).
+    pub fn source_table(&self) -> &str {
+        match &self.input {
+            RelInput::Table(t) => t,
+            RelInput::Join(j) => j.left.source_table(),
+        }
     }
 
     /// Fails if a window TVF or ROW_NUMBER is left without the construct that completes it.
@@ -138,6 +166,35 @@ fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
         qualifiers,
     };
     rel.window_cols = window_cols;
+}
+
+/// `a = b` between a column of the left input (`< nl`) and one of the right, of types whose
+/// values encode alike (so equal values give equal keys).
+fn equi_columns(e: &Expr, nl: usize) -> Option<(usize, usize)> {
+    let Expr::Binary {
+        op, left, right, ..
+    } = e
+    else {
+        return None;
+    };
+    if *op != tillflow_runtime::expr::BinOp::Eq {
+        return None;
+    }
+    let (Expr::Column { index: a, ty: ta }, Expr::Column { index: b, ty: tb }) =
+        (left.as_ref(), right.as_ref())
+    else {
+        return None;
+    };
+    let same =
+        ta == tb || (ta.is_integer() && tb.is_integer()) || (ta.is_string() && tb.is_string());
+    if !same {
+        return None;
+    }
+    match (*a < nl, *b < nl) {
+        (true, false) => Some((*a, *b)),
+        (false, true) => Some((*b, *a)),
+        _ => None,
+    }
 }
 
 fn conjuncts(e: &sql::Expr, out: &mut Vec<sql::Expr>) {
@@ -300,7 +357,7 @@ impl<'a> Planner<'a> {
             rel
         } else if let Some(t) = self.catalog.table(name) {
             Rel {
-                source: t.name.clone(),
+                input: RelInput::Table(t.name.clone()),
                 ops: Vec::new(),
                 scope: Scope::new(t.schema.clone(), None),
                 updating: false,
@@ -333,18 +390,134 @@ impl<'a> Planner<'a> {
         Ok(rel)
     }
 
-    fn plan_from(&mut self, from: &[sql::TableWithJoins]) -> Result<Rel> {
-        let [twj] = from else {
-            return plan_err(if from.is_empty() {
-                "SELECT without FROM is not supported yet".to_owned()
-            } else {
-                "a query reads one table (joins are not supported yet)".to_owned()
-            });
+    fn plan_from(
+        &mut self,
+        from: &[sql::TableWithJoins],
+        selection: &mut Option<sql::Expr>,
+    ) -> Result<Rel> {
+        let Some((first, more)) = from.split_first() else {
+            return plan_err("SELECT without FROM is not supported yet");
         };
-        if !twj.joins.is_empty() {
-            return plan_err(format!("joins are not supported yet: `{twj}`"));
+        let mut rel = self.plan_table_with_joins(first)?;
+        // `FROM a, b WHERE ...` is an inner join on the WHERE condition
+        for twj in more {
+            let right = self.plan_table_with_joins(twj)?;
+            let on = selection.take();
+            rel = self.join(rel, right, JoinType::Inner, on.as_ref())?;
         }
-        match &twj.relation {
+        Ok(rel)
+    }
+
+    fn plan_table_with_joins(&mut self, twj: &sql::TableWithJoins) -> Result<Rel> {
+        let mut rel = self.plan_factor(&twj.relation)?;
+        for j in &twj.joins {
+            use sql::{JoinConstraint as C, JoinOperator as J};
+            let (kind, constraint) = match &j.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinType::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinType::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinType::Right, Some(c)),
+                J::FullOuter(c) => (JoinType::Full, Some(c)),
+                J::CrossJoin(_) => (JoinType::Inner, None),
+                other => {
+                    return plan_err(format!(
+                        "this kind of join is not supported yet: `{j}` ({})",
+                        format!("{other:?}").split('(').next().unwrap_or("?")
+                    ))
+                }
+            };
+            if let TableFactor::Table {
+                version: Some(_), ..
+            } = &j.relation
+            {
+                return plan_err(format!(
+                    "temporal and lookup joins (FOR SYSTEM_TIME AS OF) are not supported yet: `{j}`"
+                ));
+            }
+            let on = match constraint {
+                None | Some(C::None) => None,
+                Some(C::On(e)) => Some(e.clone()),
+                Some(_) => {
+                    return plan_err(format!(
+                        "JOIN ... USING and NATURAL JOIN are not supported yet; write ON a.col = b.col: `{j}`"
+                    ))
+                }
+            };
+            let right = self.plan_factor(&j.relation)?;
+            rel = self.join(rel, right, kind, on.as_ref())?;
+        }
+        Ok(rel)
+    }
+
+    /// A regular join of `left` and `right`: the equalities of `on` between a column of each side
+    /// become the join key, the rest is checked on each joined row.
+    fn join(
+        &mut self,
+        left: Rel,
+        right: Rel,
+        kind: JoinType,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        left.finish()?;
+        right.finish()?;
+        let nl = left.schema().len();
+        let mut fields = left.scope.schema.fields.clone();
+        fields.extend(right.scope.schema.fields.iter().cloned());
+        // a regular join's output has no time attributes (as in Flink): no windows after it
+        for f in &mut fields {
+            f.time = TimeAttribute::None;
+        }
+        let mut qualifiers = left.scope.qualifiers.clone();
+        qualifiers.extend(right.scope.qualifiers.iter().cloned());
+        let scope = Scope {
+            schema: Schema::new(fields),
+            qualifiers,
+        };
+        let mut keys: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut residual: Option<Expr> = None;
+        if let Some(on) = on {
+            let mut parts = Vec::new();
+            conjuncts(on, &mut parts);
+            let conv = Converter::new(&scope);
+            for p in parts {
+                let e = conv.convert(&p)?;
+                if e.data_type() != DataType::Boolean && e.data_type() != DataType::Null {
+                    return plan_err(format!("the join condition `{p}` is not a boolean"));
+                }
+                if let Some((a, b)) = equi_columns(&e, nl) {
+                    keys[0].push(a);
+                    keys[1].push(b - nl);
+                    continue;
+                }
+                residual = Some(match residual.take() {
+                    None => e,
+                    Some(r) => Expr::Binary {
+                        op: tillflow_runtime::expr::BinOp::And,
+                        left: Box::new(r),
+                        right: Box::new(e),
+                        ty: DataType::Boolean,
+                    },
+                });
+            }
+        }
+        let updating = left.updating || right.updating || kind != JoinType::Inner;
+        let op = StreamingJoin::new(kind, keys, [nl, right.schema().len()], residual);
+        Ok(Rel {
+            input: RelInput::Join(Box::new(JoinInput {
+                left,
+                right,
+                op: Box::new(op),
+            })),
+            ops: Vec::new(),
+            scope,
+            updating,
+            window_cols: None,
+            pending_window: None,
+            pending_rank: None,
+        })
+    }
+
+    fn plan_factor(&mut self, relation: &TableFactor) -> Result<Rel> {
+        match relation {
             TableFactor::Table {
                 name,
                 alias,
@@ -627,8 +800,8 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_select(&mut self, s: &sql::Select) -> Result<Rel> {
-        let mut rel = self.plan_from(&s.from)?;
         let mut where_sql = s.selection.clone();
+        let mut rel = self.plan_from(&s.from, &mut where_sql)?;
         if let Some(rank) = rel.pending_rank.take() {
             let mut parts = Vec::new();
             if let Some(w) = &where_sql {
@@ -723,7 +896,7 @@ impl<'a> Planner<'a> {
                     "SESSION and COUNT_WINDOW need a GROUP BY window_start, window_end aggregation above them",
                 );
             };
-            let late = self.catalog.late_output(&rel.source, rel.schema())?;
+            let late = self.catalog.late_output(rel.source_table(), rel.schema())?;
             rel.ops.push(Box::new(
                 WindowAssign::new(kind, w.mode, w.time_col).with_late_sink(late),
             ));
@@ -1030,7 +1203,7 @@ impl<'a> Planner<'a> {
         });
         push_calc(&mut rel, filter, pre);
         let late = if window.is_some() {
-            self.catalog.late_output(&rel.source, rel.schema())?
+            self.catalog.late_output(rel.source_table(), rel.schema())?
         } else {
             None
         };

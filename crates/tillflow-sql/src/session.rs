@@ -4,27 +4,53 @@
 
 use crate::catalog::{Catalog, TableDef, ViewDef};
 use crate::error::{plan_err, Result, SqlError};
-use crate::planner::{Planner, Rel};
+use crate::planner::{Planner, Rel, RelInput};
 use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, StmtKind};
 use std::collections::BTreeMap;
 use tillflow_connectors::TableSpec;
 use tillflow_runtime::expr::Expr;
 use tillflow_runtime::job::{Job, SourceTask};
-use tillflow_runtime::operator::{Operator, Output, Pipeline};
+use tillflow_runtime::operator::{
+    Operator, Output, Pipeline, SharedNode, TwoInputNode, TwoInputOperator,
+};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
 use tillflow_types::{DataType, Schema};
 
-/// One INSERT (or SELECT) planned: its operators and the table it writes.
+/// A chain of operators of one INSERT (or SELECT) and where it ends.
 pub struct Branch {
-    /// Operators after the source's scan.
+    /// Operators after the source's scan (or after a join).
     pub ops: Vec<Box<dyn Operator>>,
-    /// The sink table.
-    pub sink: TableSpec,
-    /// Its connector.
-    pub connector: &'static dyn tillflow_connectors::Connector,
+    /// Where its rows go.
+    pub end: BranchEnd,
     /// Script line of the statement.
     pub line: u64,
+}
+
+/// Where a [`Branch`] ends.
+pub enum BranchEnd {
+    /// A sink table.
+    Sink {
+        /// The sink table.
+        spec: TableSpec,
+        /// Its connector.
+        connector: &'static dyn tillflow_connectors::Connector,
+    },
+    /// One side (0 = left, 1 = right) of the join `JobPlan::joins[id]`.
+    Join {
+        /// Index into [`JobPlan::joins`].
+        id: usize,
+        /// 0 = left, 1 = right.
+        side: usize,
+    },
+}
+
+/// A join: its operator and the branch its results go down.
+pub struct JoinPlan {
+    /// The join operator.
+    pub op: Box<dyn TwoInputOperator>,
+    /// What happens after the join (ends in a sink or another join with a smaller id).
+    pub downstream: Branch,
 }
 
 /// All branches reading one source table.
@@ -40,6 +66,8 @@ pub struct TaskPlan {
 pub struct JobPlan {
     /// One task per source table.
     pub tasks: Vec<TaskPlan>,
+    /// Joins; a join's downstream only ends in joins planned before it (smaller index).
+    pub joins: Vec<JoinPlan>,
     /// Things the user should know (where rows of a table without WITH go, ...).
     pub notices: Vec<String>,
 }
@@ -155,7 +183,7 @@ impl Session {
                         primary_key: vec![],
                     };
                     let connector = tillflow_connectors::validate(&spec)?;
-                    self.add_branch(rel, spec, connector, st.line);
+                    self.add_branch(rel, BranchEnd::Sink { spec, connector }, st.line);
                 }
                 StmtKind::Drop { name, if_exists } => {
                     self.catalog.drop(&name, if_exists).map_err(at)?
@@ -219,7 +247,7 @@ impl Session {
                 };
                 let (spec, connector) = (t.spec.clone(), t.connector);
                 self.check_sink(&rel, &spec, connector)?;
-                self.add_branch(rel, spec, connector, line);
+                self.add_branch(rel, BranchEnd::Sink { spec, connector }, line);
                 Ok(())
             }
         }
@@ -315,40 +343,74 @@ impl Session {
             let names = sink_schema.fields.iter().map(|f| f.name.clone()).collect();
             rel.ops.push(Box::new(Calc::new(None, exprs, names)));
         }
-        self.add_branch(rel, spec, connector, ins.line);
+        self.add_branch(rel, BranchEnd::Sink { spec, connector }, ins.line);
         Ok(())
     }
 
-    fn add_branch(
-        &mut self,
-        rel: Rel,
-        sink: TableSpec,
-        connector: &'static dyn tillflow_connectors::Connector,
-        line: u64,
-    ) {
+    fn add_branch(&mut self, rel: Rel, end: BranchEnd, line: u64) {
         let branch = Branch {
             ops: rel.ops,
-            sink,
-            connector,
+            end,
             line,
         };
-        match self
-            .plan
-            .tasks
-            .iter_mut()
-            .find(|t| t.table.name == rel.source)
-        {
-            Some(t) => t.branches.push(branch),
-            None => {
-                if let Some(table) = self.catalog.table(&rel.source) {
-                    self.plan.tasks.push(TaskPlan {
-                        table: table.clone(),
-                        branches: vec![branch],
-                    });
+        match rel.input {
+            RelInput::Table(name) => {
+                match self.plan.tasks.iter_mut().find(|t| t.table.name == name) {
+                    Some(t) => t.branches.push(branch),
+                    None => {
+                        if let Some(table) = self.catalog.table(&name) {
+                            self.plan.tasks.push(TaskPlan {
+                                table: table.clone(),
+                                branches: vec![branch],
+                            });
+                        }
+                    }
                 }
+            }
+            RelInput::Join(j) => {
+                let id = self.plan.joins.len();
+                self.plan.joins.push(JoinPlan {
+                    op: j.op,
+                    downstream: branch,
+                });
+                self.add_branch(j.left, BranchEnd::Join { id, side: 0 }, line);
+                self.add_branch(j.right, BranchEnd::Join { id, side: 1 }, line);
             }
         }
     }
+}
+
+fn explain_branch(s: &mut String, b: &Branch, depth: usize) {
+    let mut d = depth;
+    for op in &b.ops {
+        s.push_str(&format!("{}+- {}\n", "   ".repeat(d - 1), op.describe()));
+        d += 1;
+    }
+    let end = match &b.end {
+        BranchEnd::Sink { spec, connector } => format!(
+            "Sink: {} [connector={}] (line {})",
+            spec.name,
+            connector.name(),
+            b.line
+        ),
+        BranchEnd::Join { id, side } => format!(
+            "Join #{id} ({} input)",
+            if *side == 0 { "left" } else { "right" }
+        ),
+    };
+    s.push_str(&format!("{}+- {end}\n", "   ".repeat(d - 1)));
+}
+
+/// Builds a branch's pipeline: opens its sink, or connects it to an already built join node.
+fn build_branch(b: Branch, nodes: &[SharedNode]) -> Result<Pipeline> {
+    let output = match b.end {
+        BranchEnd::Sink { spec, connector } => Output::Sink(connector.sink(&spec)?),
+        BranchEnd::Join { id, side } => match nodes.get(id) {
+            Some(n) => Output::Input(n.clone(), side),
+            None => return plan_err(format!("internal: join #{id} is built after its input")),
+        },
+    };
+    Ok(Pipeline { ops: b.ops, output })
 }
 
 impl JobPlan {
@@ -377,32 +439,29 @@ impl JobPlan {
                 depth += 1;
             }
             for b in &t.branches {
-                let mut d = depth;
-                for op in &b.ops {
-                    s.push_str(&format!("{}+- {}\n", "   ".repeat(d - 1), op.describe()));
-                    d += 1;
-                }
-                s.push_str(&format!(
-                    "{}+- Sink: {} [connector={}] (line {})\n",
-                    "   ".repeat(d - 1),
-                    b.sink.name,
-                    b.connector.name(),
-                    b.line
-                ));
+                explain_branch(&mut s, b, depth);
             }
+        }
+        for (id, j) in self.joins.iter().enumerate() {
+            s.push_str(&format!("Join #{id}: {}\n", j.op.describe()));
+            explain_branch(&mut s, &j.downstream, 1);
         }
         s
     }
 
     /// Opens every source and sink and returns the runnable job.
     pub fn instantiate(self) -> Result<Job> {
+        let mut nodes: Vec<SharedNode> = Vec::new();
+        for j in self.joins {
+            let downstream = build_branch(j.downstream, &nodes)?;
+            nodes.push(TwoInputNode::shared(j.op, downstream));
+        }
         let mut tasks = Vec::new();
         for t in self.tasks {
             let source = t.table.connector.source(&t.table.spec)?;
             let mut pipelines = Vec::new();
             for b in t.branches {
-                let sink = b.connector.sink(&b.sink)?;
-                pipelines.push(Pipeline::new(b.ops, sink));
+                pipelines.push(build_branch(b, &nodes)?);
             }
             let scan = scan_ops(&t.table);
             let pipeline = if pipelines.len() == 1 {

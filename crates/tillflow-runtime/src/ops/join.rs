@@ -1,0 +1,488 @@
+//! Regular (unbounded) streaming joins: INNER, LEFT, RIGHT and FULL OUTER, as Flink runs them.
+//!
+//! Both inputs are kept in keyed state under the encoded equi-join key (so a key group's rows of
+//! both sides live together and can move together). A record is matched against the other side's
+//! rows of its key, the residual condition (the non-equi part of `ON`) is checked on each joined
+//! row, and results are emitted as `+I`; a retraction (`-U`/`-D`) of an input emits `-D` for the
+//! rows it had produced. For an outer side, a row without matches is emitted padded with NULLs and
+//! that padded row is retracted (`-D`) when its first match arrives (and re-inserted when its last
+//! match goes), exactly the changelog Flink's `StreamingJoinOperator` produces. Rows with a NULL
+//! key never match (SQL equality). State is never expired: the row counts of both inputs stay in
+//! memory, so join a stream with a small or bounded table, or bound the inputs.
+
+use crate::error::{Result, RuntimeError};
+use crate::expr::Expr;
+use crate::keys::{decode_key_into, encode_key, MAX_KEY_GROUPS};
+use crate::operator::{Emit, OperatorMetrics, TwoInputOperator};
+use crate::state::{read_u32, KeyedState, StateValue};
+use tillflow_types::{Row, RowKind, Value};
+
+/// The kind of join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinType {
+    /// Only matching pairs.
+    Inner,
+    /// Every left row, NULL-padded when unmatched.
+    Left,
+    /// Every right row, NULL-padded when unmatched.
+    Right,
+    /// Every row of both sides.
+    Full,
+}
+
+impl JoinType {
+    /// Whether rows of `side` (0 = left) are kept when unmatched.
+    pub fn is_outer(self, side: usize) -> bool {
+        matches!(
+            (self, side),
+            (JoinType::Left, 0) | (JoinType::Right, 1) | (JoinType::Full, _)
+        )
+    }
+}
+
+/// One distinct row of one side, with its multiplicity and its number of matches.
+struct Stored {
+    row: Box<[u8]>,
+    count: u32,
+    matches: u32,
+}
+
+/// Both sides' rows for one join key.
+#[derive(Default)]
+pub struct JoinKeyState {
+    sides: [Vec<Stored>; 2],
+}
+
+impl StateValue for JoinKeyState {
+    fn write(&self, out: &mut Vec<u8>) {
+        for side in &self.sides {
+            out.extend_from_slice(&(side.len() as u32).to_le_bytes());
+            for s in side {
+                out.extend_from_slice(&(s.row.len() as u32).to_le_bytes());
+                out.extend_from_slice(&s.row);
+                out.extend_from_slice(&s.count.to_le_bytes());
+                out.extend_from_slice(&s.matches.to_le_bytes());
+            }
+        }
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let mut st = JoinKeyState::default();
+        for side in &mut st.sides {
+            let n = read_u32(input, at)?;
+            for _ in 0..n {
+                let len = read_u32(input, at)? as usize;
+                let row = input
+                    .get(*at..*at + len)
+                    .ok_or_else(|| RuntimeError::State("truncated join state".into()))?;
+                *at += len;
+                side.push(Stored {
+                    row: row.into(),
+                    count: read_u32(input, at)?,
+                    matches: read_u32(input, at)?,
+                });
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// A regular join of two inputs on equal keys plus an optional residual condition.
+pub struct StreamingJoin {
+    kind: JoinType,
+    keys: [Vec<usize>; 2],
+    widths: [usize; 2],
+    residual: Option<Expr>,
+    state: KeyedState<JoinKeyState>,
+    key: Vec<u8>,
+    encoded: Vec<u8>,
+    all_cols: [Vec<usize>; 2],
+    out: Row,
+    padded: Row,
+    scratch: Vec<u8>,
+    stored: u64,
+    metrics: OperatorMetrics,
+}
+
+impl StreamingJoin {
+    /// Joins rows of `widths[0]` and `widths[1]` columns where `keys[0]` of the left equal
+    /// `keys[1]` of the right and `residual` (over `[left..., right...]`) holds.
+    pub fn new(
+        kind: JoinType,
+        keys: [Vec<usize>; 2],
+        widths: [usize; 2],
+        residual: Option<Expr>,
+    ) -> Self {
+        StreamingJoin {
+            kind,
+            keys,
+            widths,
+            residual,
+            state: KeyedState::default(),
+            key: Vec::with_capacity(32),
+            encoded: Vec::with_capacity(128),
+            all_cols: [(0..widths[0]).collect(), (0..widths[1]).collect()],
+            out: Row::with_capacity(widths[0] + widths[1]),
+            padded: Row::with_capacity(widths[0] + widths[1]),
+            stored: 0,
+            scratch: Vec::new(),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+}
+
+/// Writes `[left..., right...]` into `out`; a missing side is NULL-padded to its width.
+fn build(
+    out: &mut Row,
+    left: Option<&[u8]>,
+    right: Option<&[u8]>,
+    widths: [usize; 2],
+) -> Result<()> {
+    out.clear();
+    for (side, w) in [left, right].into_iter().zip(widths) {
+        match side {
+            Some(bytes) => decode_key_into(bytes, out)
+                .ok_or_else(|| RuntimeError::State("corrupt join row".into()))?,
+            None => out.values.extend(std::iter::repeat_n(Value::Null, w)),
+        }
+    }
+    Ok(())
+}
+
+impl TwoInputOperator for StreamingJoin {
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "Join(type={:?}, left_keys={:?}, right_keys={:?}",
+            self.kind, self.keys[0], self.keys[1]
+        );
+        if let Some(r) = &self.residual {
+            s.push_str(&format!(", where={r:?}"));
+        }
+        s.push(')');
+        s
+    }
+
+    fn process(&mut self, side: usize, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        let other = 1 - side;
+        let accumulate = row.kind.is_addition();
+        let self_outer = self.kind.is_outer(side);
+        let other_outer = self.kind.is_outer(other);
+        let widths = self.widths;
+        encode_key(&mut self.encoded, row, &self.all_cols[side]);
+        let null_key = self.keys[side]
+            .iter()
+            .any(|&c| row.values.get(c).is_none_or(|v| v.is_null()));
+        if null_key {
+            // never matches: an outer side passes it through padded, an inner side drops it
+            if self_outer {
+                let (l, r) = if side == 0 {
+                    (Some(&self.encoded[..]), None)
+                } else {
+                    (None, Some(&self.encoded[..]))
+                };
+                build(&mut self.out, l, r, widths)?;
+                self.out.kind = if accumulate {
+                    RowKind::Insert
+                } else {
+                    RowKind::Delete
+                };
+                self.metrics.records_out += 1;
+                out.emit(&self.out)?;
+            }
+            return Ok(());
+        }
+        encode_key(&mut self.key, row, &self.keys[side]);
+        let StreamingJoin {
+            state,
+            key,
+            encoded,
+            out: joined,
+            padded,
+            stored,
+            scratch,
+            residual,
+            metrics,
+            ..
+        } = self;
+        let st = state.get_or_insert_with(key, JoinKeyState::default);
+        let [lefts, rights] = &mut st.sides;
+        let (own, others) = if side == 0 {
+            (lefts, rights)
+        } else {
+            (rights, lefts)
+        };
+        let mut matched = 0u32;
+        for o in others.iter_mut() {
+            let (l, r) = if side == 0 {
+                (&encoded[..], &o.row[..])
+            } else {
+                (&o.row[..], &encoded[..])
+            };
+            build(joined, Some(l), Some(r), widths)?;
+            if let Some(cond) = residual.as_ref() {
+                let ok = cond
+                    .eval_predicate(joined, scratch)
+                    .map_err(|e| RuntimeError::Eval(format!("in the join condition: {e}")))?;
+                if !ok {
+                    continue;
+                }
+            }
+            matched = matched.saturating_add(o.count);
+            if accumulate {
+                if other_outer && o.matches == 0 {
+                    // the other row loses its NULL padding
+                    let (l2, r2) = if side == 0 {
+                        (None, Some(&o.row[..]))
+                    } else {
+                        (Some(&o.row[..]), None)
+                    };
+                    build(padded, l2, r2, widths)?;
+                    padded.kind = RowKind::Delete;
+                    for _ in 0..o.count {
+                        metrics.records_out += 1;
+                        out.emit(padded)?;
+                    }
+                }
+                o.matches = o.matches.saturating_add(1);
+                joined.kind = RowKind::Insert;
+                for _ in 0..o.count {
+                    metrics.records_out += 1;
+                    out.emit(joined)?;
+                }
+            } else {
+                joined.kind = RowKind::Delete;
+                for _ in 0..o.count {
+                    metrics.records_out += 1;
+                    out.emit(joined)?;
+                }
+                o.matches = o.matches.saturating_sub(1);
+                if other_outer && o.matches == 0 {
+                    // the other row is unmatched again
+                    let (l2, r2) = if side == 0 {
+                        (None, Some(&o.row[..]))
+                    } else {
+                        (Some(&o.row[..]), None)
+                    };
+                    build(joined, l2, r2, widths)?;
+                    joined.kind = RowKind::Insert;
+                    for _ in 0..o.count {
+                        metrics.records_out += 1;
+                        out.emit(joined)?;
+                    }
+                }
+            }
+        }
+        if self_outer && matched == 0 {
+            let (l, r) = if side == 0 {
+                (Some(&encoded[..]), None)
+            } else {
+                (None, Some(&encoded[..]))
+            };
+            build(joined, l, r, widths)?;
+            joined.kind = if accumulate {
+                RowKind::Insert
+            } else {
+                RowKind::Delete
+            };
+            metrics.records_out += 1;
+            out.emit(joined)?;
+        }
+        let pos = own.iter().position(|s| s.row[..] == encoded[..]);
+        if accumulate {
+            match pos {
+                Some(i) => own[i].count = own[i].count.saturating_add(1),
+                None => {
+                    *stored += 1;
+                    own.push(Stored {
+                        row: encoded[..].into(),
+                        count: 1,
+                        matches: matched,
+                    })
+                }
+            }
+        } else if let Some(i) = pos {
+            own[i].count -= 1;
+            if own[i].count == 0 {
+                *stored -= 1;
+                own.swap_remove(i);
+            }
+        }
+        if st.sides[0].is_empty() && st.sides[1].is_empty() {
+            state.remove(key);
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        let mut m = self.metrics.clone();
+        m.state_entries = self.stored;
+        m
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        self.state.snapshot(0..MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.state = KeyedState::default();
+        self.state.restore(input, &mut 0)?;
+        self.stored = self
+            .state
+            .iter()
+            .map(|(_, s)| (s.sides[0].len() + s.sides[1].len()) as u64)
+            .sum();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::Emit;
+
+    /// Collects emitted rows as `+I[a, b, ...]` strings.
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl Emit for Collect {
+        fn emit(&mut self, row: &Row) -> Result<()> {
+            let vals: Vec<String> = row
+                .values
+                .iter()
+                .map(|v| match v {
+                    Value::Null => "null".to_owned(),
+                    Value::Int(i) => i.to_string(),
+                    Value::Str(s) => row.str(*s).to_owned(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            self.0
+                .push(format!("{}[{}]", row.kind.short(), vals.join(", ")));
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn row(kind: RowKind, key: Option<i64>, name: &str) -> Row {
+        let mut r = Row::with_capacity(2);
+        r.kind = kind;
+        r.values.push(key.map_or(Value::Null, Value::Int));
+        let s = r.intern(name);
+        r.values.push(Value::Str(s));
+        r
+    }
+
+    fn feed(j: &mut StreamingJoin, side: usize, r: Row) -> Vec<String> {
+        let mut c = Collect::default();
+        j.process(side, &r, &mut c).unwrap();
+        c.0
+    }
+
+    fn join(kind: JoinType) -> StreamingJoin {
+        StreamingJoin::new(kind, [vec![0], vec![0]], [2, 2], None)
+    }
+
+    #[test]
+    fn left_join_pads_then_retracts_the_padding_on_first_match() {
+        let mut j = join(JoinType::Left);
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(1), "l")),
+            ["+I[1, l, null, null]"]
+        );
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(1), "r1")),
+            ["-D[1, l, null, null]", "+I[1, l, 1, r1]"]
+        );
+        // a second match just adds
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(1), "r2")),
+            ["+I[1, l, 1, r2]"]
+        );
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Delete, Some(1), "r1")),
+            ["-D[1, l, 1, r1]"]
+        );
+        // the last match goes: the padded row comes back
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Delete, Some(1), "r2")),
+            ["-D[1, l, 1, r2]", "+I[1, l, null, null]"]
+        );
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Delete, Some(1), "l")),
+            ["-D[1, l, null, null]"]
+        );
+        assert_eq!(j.metrics().state_entries, 0);
+    }
+
+    #[test]
+    fn inner_join_repeats_duplicates_and_never_matches_null_keys() {
+        let mut j = join(JoinType::Inner);
+        assert!(feed(&mut j, 0, row(RowKind::Insert, Some(7), "a")).is_empty());
+        assert!(feed(&mut j, 0, row(RowKind::Insert, Some(7), "a")).is_empty());
+        assert!(feed(&mut j, 0, row(RowKind::Insert, None, "n")).is_empty());
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(7), "b")),
+            ["+I[7, a, 7, b]", "+I[7, a, 7, b]"]
+        );
+        assert!(feed(&mut j, 1, row(RowKind::Insert, None, "m")).is_empty());
+        assert_eq!(j.metrics().state_entries, 2);
+    }
+
+    #[test]
+    fn full_join_pads_both_sides_and_null_keys() {
+        let mut j = join(JoinType::Full);
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(2), "r")),
+            ["+I[null, null, 2, r]"]
+        );
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, None, "l")),
+            ["+I[null, l, null, null]"]
+        );
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(2), "l")),
+            ["-D[null, null, 2, r]", "+I[2, l, 2, r]"]
+        );
+    }
+
+    #[test]
+    fn residual_condition_decides_what_counts_as_a_match() {
+        use crate::expr::BinOp;
+        use tillflow_types::DataType;
+        // left.name <> right.name
+        let cond = Expr::Binary {
+            op: BinOp::NotEq,
+            left: Box::new(Expr::col(1, DataType::String(None))),
+            right: Box::new(Expr::col(3, DataType::String(None))),
+            ty: DataType::Boolean,
+        };
+        let mut j = StreamingJoin::new(JoinType::Left, [vec![0], vec![0]], [2, 2], Some(cond));
+        feed(&mut j, 1, row(RowKind::Insert, Some(1), "x"));
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(1), "x")),
+            ["+I[1, x, null, null]"]
+        );
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(1), "y")),
+            ["+I[1, y, 1, x]"]
+        );
+    }
+
+    #[test]
+    fn state_survives_a_snapshot() {
+        let mut j = join(JoinType::Left);
+        feed(&mut j, 0, row(RowKind::Insert, Some(3), "l"));
+        let mut bytes = Vec::new();
+        j.snapshot_state(&mut bytes);
+        let mut k = join(JoinType::Left);
+        k.restore_state(&bytes).unwrap();
+        assert_eq!(k.metrics().state_entries, 1);
+        assert_eq!(
+            feed(&mut k, 1, row(RowKind::Insert, Some(3), "r")),
+            ["-D[3, l, null, null]", "+I[3, l, 3, r]"]
+        );
+    }
+}

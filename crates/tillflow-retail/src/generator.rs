@@ -16,6 +16,17 @@ use std::collections::BTreeMap;
 use tillflow_types::temporal::{MICROS_PER_DAY, MICROS_PER_MILLI, MICROS_PER_SECOND};
 
 const HOUR: i64 = 3600 * MICROS_PER_SECOND;
+/// Share of replenishments tried as a transfer from another store first.
+const TRANSFER_SHARE: f64 = 0.25;
+/// How long a transfer between stores takes.
+const TRANSFER_TIME: i64 = 2 * HOUR;
+/// The smallest transfer worth the trip.
+const MIN_TRANSFER: i64 = 10;
+/// Probability that a sold line is accompanied by an unrecorded loss of one unit.
+const HIDDEN_LOSS: f64 = 0.003;
+/// Hour of the day of the daily cycle count, and SKUs counted per store.
+const COUNT_HOUR: i64 = 22;
+const COUNT_SKUS: u32 = 5;
 
 /// Sales channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +90,12 @@ pub enum InvKind {
     Sale,
     /// Returned by a customer.
     Return,
-    /// Lost (theft, damage).
+    /// Lost (theft, damage) and recorded at once.
     Shrink,
+    /// Moved between stores: negative at the sending store, positive when it arrives.
+    Transfer,
+    /// A cycle count's correction: the unrecorded losses found when a SKU is counted (≤ 0).
+    Count,
 }
 
 impl InvKind {
@@ -91,6 +106,8 @@ impl InvKind {
             InvKind::Sale => "sale",
             InvKind::Return => "return",
             InvKind::Shrink => "shrink",
+            InvKind::Transfer => "transfer",
+            InvKind::Count => "count",
         }
     }
 }
@@ -202,6 +219,7 @@ enum Pending {
     },
     PromoEnd(u32),
     Tick,
+    CycleCount,
 }
 
 struct SessionState {
@@ -218,8 +236,12 @@ struct SessionState {
 pub struct Stats {
     /// Receipt lines not sold because the store was out of stock.
     pub lost_sales: u64,
-    /// Replenishment orders placed.
+    /// Replenishment orders placed (from the supplier or as a transfer from another store).
     pub reorders: u64,
+    /// Replenishments served by a transfer from another store.
+    pub transfers: u64,
+    /// Units lost without a record, found later by a cycle count.
+    pub hidden_losses: u64,
     /// Events delivered out of order / late / twice / malformed.
     pub disordered: [u64; 4],
 }
@@ -253,6 +275,8 @@ pub struct Generator {
     promos: u32,
     on_hand: Vec<i64>,
     on_order: Vec<bool>,
+    /// Units lost without a record since the store×SKU was last counted.
+    hidden_loss: Vec<i64>,
     promo_discount: Vec<f64>,
     active_promos: BTreeMap<u32, Promotion>,
     cum_weights: Vec<f64>,
@@ -425,6 +449,7 @@ impl Generator {
         let mut g = Generator {
             on_hand: vec![cfg.initial_stock; n],
             on_order: vec![false; n],
+            hidden_loss: vec![0; n],
             promo_discount: vec![0.0; cfg.skus as usize],
             cum_weights: Vec::with_capacity(cfg.skus as usize),
             catalog,
@@ -461,6 +486,17 @@ impl Generator {
         if g.cfg.trend_sku.is_some() {
             g.push(start + HOUR, Pending::Tick);
         }
+        // cycle counts at COUNT_HOUR every day
+        let day = start.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY;
+        let first = day + COUNT_HOUR * HOUR;
+        g.push(
+            if first > start {
+                first
+            } else {
+                first + MICROS_PER_DAY
+            },
+            Pending::CycleCount,
+        );
         g
     }
 
@@ -587,6 +623,11 @@ impl Generator {
                 })),
             );
         }
+        if self.rng.random::<f64>() < HIDDEN_LOSS && self.on_hand[i] > 0 {
+            self.on_hand[i] -= 1;
+            self.hidden_loss[i] += 1;
+            self.stats.hidden_losses += 1;
+        }
         if self.rng.random::<f64>() < 0.01 {
             let when = t + HOUR + (self.rng.random::<f64>() * 47.0 * HOUR as f64) as i64;
             self.push(
@@ -603,17 +644,72 @@ impl Generator {
             self.on_order[i] = true;
             self.stats.reorders += 1;
             let qty = (self.cfg.order_up_to - self.on_hand[i]) as i32;
-            self.push(
-                t + self.cfg.lead_time,
-                Pending::Restock {
-                    store,
-                    sku,
-                    qty,
-                    kind: InvKind::Receipt,
-                },
-            );
+            // some replenishments come from another store that has the units to spare
+            let donor = if self.rng.random::<f64>() < TRANSFER_SHARE {
+                let d = self.pick_store();
+                let j = self.idx(d, sku);
+                let spare = (self.on_hand[j] - self.cfg.order_up_to / 2).min(qty as i64);
+                (d != store && spare >= MIN_TRANSFER).then_some((d, j, spare as i32))
+            } else {
+                None
+            };
+            match donor {
+                Some((d, j, qty)) => {
+                    self.stats.transfers += 1;
+                    self.on_hand[j] -= qty as i64;
+                    self.push(
+                        t,
+                        Pending::Emit(Kind::Inventory(Movement {
+                            store: d,
+                            sku,
+                            kind: InvKind::Transfer,
+                            delta: -qty,
+                        })),
+                    );
+                    self.push(
+                        t + TRANSFER_TIME,
+                        Pending::Restock {
+                            store,
+                            sku,
+                            qty,
+                            kind: InvKind::Transfer,
+                        },
+                    );
+                }
+                None => self.push(
+                    t + self.cfg.lead_time,
+                    Pending::Restock {
+                        store,
+                        sku,
+                        qty,
+                        kind: InvKind::Receipt,
+                    },
+                ),
+            }
         }
         true
+    }
+
+    /// Every store counts `COUNT_SKUS` SKUs drawn uniformly; each count books the unrecorded
+    /// losses found (a `count` movement, zero when the books were right).
+    fn cycle_count(&mut self, t: i64) {
+        for store in 1..=self.cfg.stores {
+            for _ in 0..COUNT_SKUS.min(self.cfg.skus) {
+                let sku =
+                    1 + (self.rng.random::<f64>() * self.cfg.skus as f64) as u32 % self.cfg.skus;
+                let i = self.idx(store, sku);
+                let found = std::mem::take(&mut self.hidden_loss[i]);
+                self.push(
+                    t,
+                    Pending::Emit(Kind::Inventory(Movement {
+                        store,
+                        sku,
+                        kind: InvKind::Count,
+                        delta: -(found as i32),
+                    })),
+                );
+            }
+        }
     }
 
     fn pick_store(&mut self) -> u32 {
@@ -997,7 +1093,7 @@ impl Generator {
             } => {
                 let i = self.idx(store, sku);
                 self.on_hand[i] += qty as i64;
-                if kind == InvKind::Receipt {
+                if matches!(kind, InvKind::Receipt | InvKind::Transfer) {
                     self.on_order[i] = false;
                 }
                 self.push(
@@ -1017,6 +1113,10 @@ impl Generator {
             Pending::Tick => {
                 self.rebuild_weights(t);
                 self.push(t + HOUR, Pending::Tick);
+            }
+            Pending::CycleCount => {
+                self.cycle_count(t);
+                self.push(t + MICROS_PER_DAY, Pending::CycleCount);
             }
         }
         true

@@ -165,6 +165,28 @@ fn streams_agree_with_each_other() {
         .filter(|e| matches!(&e.kind, Kind::Inventory(m) if m.kind == InvKind::Receipt))
         .count();
     assert!(stockouts > 0, "the reorder policy runs");
+    let moved = |k: InvKind| {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Kind::Inventory(m) if m.kind == k => Some(m.delta as i64),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let transfers = moved(InvKind::Transfer);
+    assert!(!transfers.is_empty(), "some replenishments are transfers");
+    let sent: i64 = transfers.iter().filter(|d| **d < 0).sum();
+    let arrived: i64 = transfers.iter().filter(|d| **d > 0).sum();
+    assert!(
+        arrived <= -sent && arrived > 0,
+        "a transfer arrives only after it was sent ({arrived} arrived, {sent} sent)"
+    );
+    let counts = moved(InvKind::Count);
+    assert!(
+        counts.iter().all(|d| *d <= 0) && counts.iter().any(|d| *d < 0),
+        "cycle counts find unrecorded losses and never extra stock"
+    );
 }
 
 #[test]

@@ -28,6 +28,10 @@ const PIPELINES: &[(&str, &str)] = &[
         include_str!("../../../examples/retail/demo/30_stock_alerts.sql"),
     ),
     (
+        "35_promo_uplift.sql",
+        include_str!("../../../examples/retail/demo/35_promo_uplift.sql"),
+    ),
+    (
         "40_funnel_per_channel.sql",
         include_str!("../../../examples/retail/demo/40_funnel_per_channel.sql"),
     ),
@@ -101,7 +105,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     let plan = session
         .execute_script(&script, &vars)
         .map_err(|e| format!("demo pipelines: {e}"))?;
-    let pipelines = plan.tasks.iter().map(|t| t.branches.len()).sum::<usize>();
+    let pipelines = plan.sink_count();
     eprintln!(
         "tillflow demo: {} of a {}-store chain (seed {}, pacing {pacing}), {pipelines} pipelines -> {db}",
         a.duration,
@@ -213,6 +217,35 @@ pub fn summary(db: &str) -> rusqlite::Result<String> {
         let _ = writeln!(
             s,
             "Funnel {channel:>4}: {sessions} sessions, {bought} orders, conversion {conv}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Promotions (units share during vs outside, top 5 by uplift):"
+    );
+    let mut st = conn.prepare(
+        "SELECT promo_id, COALESCE(sku, 'category ' || category), discount_pct, start_time, end_time, promo_units, uplift_pct \
+         FROM promo_uplift WHERE uplift_pct IS NOT NULL ORDER BY uplift_pct DESC LIMIT 5",
+    )?;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, f64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, f64>(6)?,
+        ))
+    })? {
+        let (id, what, pct, start, end, units, uplift) = r?;
+        let hm = |t: &str| t.get(11..16).unwrap_or(t).to_owned();
+        let _ = writeln!(
+            s,
+            "  {id} {what:<24} {:>3.0}% off {}–{}: {units:>5} units, uplift {uplift:+.1} %",
+            pct * 100.0,
+            hm(&start),
+            hm(&end)
         );
     }
     Ok(s)

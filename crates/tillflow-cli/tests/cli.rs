@@ -312,9 +312,9 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         db.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
-    assert!(err.contains("5 pipelines"), "{err}");
+    assert!(err.contains("6 pipelines"), "{err}");
     assert!(
-        out.contains("Revenue by store") && out.contains("Funnel"),
+        out.contains("Revenue by store") && out.contains("Funnel") && out.contains("Promotions"),
         "{out}"
     );
     let conn = rusqlite::Connection::open(&db).expect("db");
@@ -324,6 +324,7 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         "stock_levels",
         "funnel_per_channel",
         "revenue_today",
+        "promo_uplift",
     ] {
         let n: i64 = conn
             .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))

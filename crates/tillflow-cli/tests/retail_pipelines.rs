@@ -92,7 +92,6 @@ fn retail_pipelines_match_a_batch_computation() {
             _ => None,
         })
         .collect();
-    let _ = catalog;
 
     // 1. sales per store per minute
     let mut per_min: BTreeMap<(i64, u32), (f64, i64, HashSet<u64>)> = BTreeMap::new();
@@ -285,4 +284,55 @@ fn retail_pipelines_match_a_batch_computation() {
             .expect("window");
         assert_eq!((*sessions, *carted, *bought), funnel[&key], "{w} {ch}");
     }
+
+    // 6. promotion uplift: every sale against every promotion of the run
+    let (promos, _) = events(Stream::Promotions);
+    let promos: Vec<&tillflow_retail::generator::Promotion> = promos
+        .iter()
+        .filter_map(|e| match &e.kind {
+            Kind::Promotion(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(promos.len() >= 2, "too few promotions: {}", promos.len());
+    let got: HashMap<String, (i64, i64, i64, i64, Option<f64>)> = query(
+        &db,
+        "SELECT promo_id, promo_units, units_during, base_units, units_outside, uplift_pct FROM promo_uplift",
+        |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))),
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(got.len(), promos.len(), "one row per promotion");
+    let mut with_uplift = 0;
+    for p in &promos {
+        let (mut promo, mut during, mut base, mut outside) = (0i64, 0i64, 0i64, 0i64);
+        for (t, s) in &sale_lines {
+            let promoted = match p.sku {
+                Some(k) => s.sku == k,
+                None => Some(catalog.skus[(s.sku - 1) as usize].category) == p.category,
+            };
+            let q = s.qty as i64;
+            if *t >= p.start && *t < p.end {
+                during += q;
+                promo += if promoted { q } else { 0 };
+            } else {
+                outside += q;
+                base += if promoted { q } else { 0 };
+            }
+        }
+        let id = format!("P{:05}", p.id);
+        let g = got.get(&id).unwrap_or_else(|| panic!("no row for {id}"));
+        assert_eq!((g.0, g.1, g.2, g.3), (promo, during, base, outside), "{id}");
+        let want = (base >= 10 && base as f64 * during as f64 >= 10.0 * outside as f64)
+            .then(|| 100.0 * (promo as f64 * outside as f64 / (base as f64 * during as f64) - 1.0));
+        match (g.4, want) {
+            (Some(a), Some(b)) => {
+                with_uplift += 1;
+                assert!((a - b).abs() <= 0.051, "{id}: uplift {a} vs {b}")
+            }
+            (None, None) => {}
+            other => panic!("{id}: uplift {other:?}"),
+        }
+    }
+    assert!(with_uplift > 0, "no promotion had enough sales to measure");
 }

@@ -419,6 +419,17 @@ impl JobPlan {
         self.tasks.is_empty()
     }
 
+    /// Number of sinks written (one per INSERT or SELECT).
+    pub fn sink_count(&self) -> usize {
+        let is_sink = |b: &Branch| matches!(b.end, BranchEnd::Sink { .. });
+        self.tasks
+            .iter()
+            .flat_map(|t| &t.branches)
+            .filter(|b| is_sink(b))
+            .count()
+            + self.joins.iter().filter(|j| is_sink(&j.downstream)).count()
+    }
+
     /// The plan as text: each source, its scan, and each branch's operators and sink.
     pub fn explain(&self) -> String {
         let mut s = String::new();

@@ -34,3 +34,14 @@ CREATE TABLE inventory (
   qty_delta  INT
 ) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'duration' = '${DURATION}',
         'pacing' = '${PACING}');
+
+CREATE TABLE promotions (
+  event_time   TIMESTAMP(3),
+  promo_id     STRING,
+  sku          STRING,
+  category     STRING,
+  discount_pct DOUBLE,
+  start_time   TIMESTAMP(3),
+  end_time     TIMESTAMP(3)
+) WITH ('connector' = 'retail', 'stream' = 'promotions', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'pacing' = '${PACING}');

@@ -40,7 +40,7 @@ impl JoinType {
     }
 }
 
-/// One distinct row of one side, with its multiplicity and its number of matches.
+/// A row of one side, with its multiplicity and its number of matches.
 struct Stored {
     row: Box<[u8]>,
     count: u32,
@@ -288,20 +288,16 @@ impl TwoInputOperator for StreamingJoin {
             metrics.records_out += 1;
             out.emit(joined)?;
         }
-        let pos = own.iter().position(|s| s.row[..] == encoded[..]);
         if accumulate {
-            match pos {
-                Some(i) => own[i].count = own[i].count.saturating_add(1),
-                None => {
-                    *stored += 1;
-                    own.push(Stored {
-                        row: encoded[..].into(),
-                        count: 1,
-                        matches: matched,
-                    })
-                }
-            }
-        } else if let Some(i) = pos {
+            // appended without looking for an equal row: inserts stay O(1) however many rows a
+            // key holds; a retraction finds one equal row
+            *stored += 1;
+            own.push(Stored {
+                row: encoded[..].into(),
+                count: 1,
+                matches: matched,
+            });
+        } else if let Some(i) = own.iter().position(|s| s.row[..] == encoded[..]) {
             own[i].count -= 1;
             if own[i].count == 0 {
                 *stored -= 1;
@@ -428,6 +424,13 @@ mod tests {
             ["+I[7, a, 7, b]", "+I[7, a, 7, b]"]
         );
         assert!(feed(&mut j, 1, row(RowKind::Insert, None, "m")).is_empty());
+        // both copies of `a` and `b` are kept; NULL keys are not
+        assert_eq!(j.metrics().state_entries, 3);
+        // retracting one copy removes one match
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Delete, Some(7), "a")),
+            ["-D[7, a, 7, b]"]
+        );
         assert_eq!(j.metrics().state_entries, 2);
     }
 

@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
+scripts/setup.sh build
 exec cargo run --release --quiet -p tillflow-cli -- demo "$@"

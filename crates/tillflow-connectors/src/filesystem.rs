@@ -424,6 +424,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             primary_key: vec![],
+            metadata: vec![],
         };
         let read_all = |src: &mut FileSource| {
             let mut row = Row::default();

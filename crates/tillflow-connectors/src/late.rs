@@ -33,6 +33,7 @@ impl LateFile {
             schema: schema.clone(),
             options: Default::default(),
             primary_key: vec![],
+            metadata: vec![],
         };
         Ok(Arc::new(Mutex::new(LateFile {
             path: path.to_owned(),

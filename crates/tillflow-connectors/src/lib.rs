@@ -4,14 +4,15 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`sqlite`], [`print`], [`blackhole`], [`datagen`],
-//! and the built-in generator, [`retail`].
+//! One module per external system: [`filesystem`], [`kafka`], [`sqlite`], [`print`], [`blackhole`],
+//! [`datagen`], and the built-in generator, [`retail`].
 
 pub mod blackhole;
 pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;
 pub mod format;
+pub mod kafka;
 pub mod late;
 pub mod print;
 pub mod retail;
@@ -62,6 +63,9 @@ pub struct TableSpec {
     pub options: BTreeMap<String, String>,
     /// Primary key columns (`PRIMARY KEY (...) NOT ENFORCED`).
     pub primary_key: Vec<String>,
+    /// Metadata columns read by the source, `(column, key)`: their values follow the physical
+    /// columns in the source's rows.
+    pub metadata: Vec<(String, String)>,
 }
 
 impl TableSpec {
@@ -146,6 +150,10 @@ pub trait Connector: Sync {
     fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
     /// Whether its sink accepts update and delete rows (for this table's options).
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool;
+    /// The metadata keys its source can fill (`col TYPE METADATA FROM 'key'`), with their types.
+    fn metadata(&self) -> &'static [(&'static str, tillflow_types::DataType)] {
+        &[]
+    }
 }
 
 /// Every connector this build knows.
@@ -157,6 +165,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &datagen::DataGen,
         &sqlite::Sqlite,
         &retail::Retail,
+        &kafka::Kafka,
     ]
 }
 
@@ -187,6 +196,9 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
                 .join(", ")
         ))
     })?;
+    if conn.name() == "kafka" {
+        kafka::value_spec(table)?;
+    }
     let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
     allowed.extend_from_slice(conn.options());
     if conn.uses_format() {
@@ -210,7 +222,7 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
         .options
         .keys()
         .map(String::as_str)
-        .filter(|k| !allowed.iter().any(|o| o.key == *k) && !is_pattern_option(conn, k))
+        .filter(|k| !allowed.iter().any(|o| o.key == *k) && !is_pattern_option(conn, table, k))
         .collect();
     if !unknown.is_empty() {
         return Err(table.error(format!(
@@ -240,8 +252,9 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
 }
 
 /// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.
-fn is_pattern_option(conn: &dyn Connector, key: &str) -> bool {
-    (conn.name() == "datagen" && key.starts_with("fields."))
+fn is_pattern_option(conn: &dyn Connector, table: &TableSpec, key: &str) -> bool {
+    (conn.name() == "kafka" && kafka::is_pattern_option(table, key))
+        || (conn.name() == "datagen" && key.starts_with("fields."))
         || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
 }
 
@@ -258,6 +271,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             primary_key: vec![],
+            metadata: vec![],
         }
     }
 

@@ -183,6 +183,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             primary_key: vec![],
+            metadata: vec![],
         };
         let mut sink = PrintSink {
             table: "p".into(),

@@ -378,6 +378,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
             primary_key: pk.iter().map(|s| s.to_string()).collect(),
+            metadata: vec![],
         }
     }
 
@@ -389,7 +390,7 @@ mod tests {
                 Value::Float(revenue),
                 Value::Timestamp(1_709_323_200_500_000),
             ],
-            heap: vec![],
+            ..Row::default()
         }
     }
 

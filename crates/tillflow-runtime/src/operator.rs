@@ -233,6 +233,12 @@ pub trait Source: Send {
     /// Current counters.
     fn metrics(&self) -> SourceMetrics;
 
+    /// Number of splits (Kafka partitions) whose records carry their index in `Row::split`, each
+    /// with its own watermark.
+    fn splits(&self) -> usize {
+        1
+    }
+
     /// Appends the source's read position (the part of a checkpoint that says where to resume).
     fn snapshot_position(&self, _out: &mut Vec<u8>) {}
 

@@ -179,6 +179,7 @@ fn build_table(
         }
     }
     let mut physical = Vec::new();
+    let mut metadata = Vec::new();
     for c in &ct.columns {
         match c {
             ColumnDef::Physical {
@@ -191,15 +192,38 @@ fn build_table(
                 nullable: *nullable,
                 time: TimeAttribute::None,
             }),
-            ColumnDef::Metadata { name, key, .. } => {
-                return Err(ctx(format!(
-                    "metadata column `{name}` (key '{key}') is not available from this connector"
-                )))
+            ColumnDef::Metadata {
+                name,
+                key,
+                data_type,
+                ..
+            } => {
+                let offered = ct
+                    .options
+                    .get("connector")
+                    .and_then(|c| tillflow_connectors::connector(c))
+                    .map(|c| c.metadata())
+                    .unwrap_or(&[]);
+                let Some((_, ty)) = offered.iter().find(|(k, _)| k == key) else {
+                    return Err(ctx(format!(
+                        "metadata column `{name}`: key '{key}' is not available from this connector{}",
+                        if offered.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (available: {})",
+                                offered.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                            )
+                        }
+                    )));
+                };
+                metadata.push((name.clone(), key.clone(), *ty, *data_type));
             }
             ColumnDef::Computed { .. } => {}
         }
     }
     let physical = Schema::new(physical);
+    let mut meta_index = 0;
     let phys_scope = Scope::new(physical.clone(), Some(ct.name.clone()));
     let conv = Converter::new(&phys_scope);
     let mut fields = Vec::new();
@@ -230,7 +254,18 @@ fn build_table(
                 });
                 exprs.push(e);
             }
-            ColumnDef::Metadata { .. } => {}
+            ColumnDef::Metadata { name, .. } => {
+                let (_, _, offered, declared) = &metadata[meta_index];
+                let col = Expr::col(physical.len() + meta_index, *offered);
+                exprs.push(crate::expr::cast_to(col, *declared));
+                fields.push(Field {
+                    name: name.clone(),
+                    data_type: *declared,
+                    nullable: true,
+                    time: TimeAttribute::None,
+                });
+                meta_index += 1;
+            }
         }
     }
     let mut schema = Schema::new(fields);
@@ -273,6 +308,10 @@ fn build_table(
         schema: physical,
         options,
         primary_key: ct.primary_key.clone(),
+        metadata: metadata
+            .iter()
+            .map(|(n, k, _, _)| (n.clone(), k.clone()))
+            .collect(),
     };
     for k in &ct.primary_key {
         if spec.schema.index_of(k).is_none() {

@@ -59,6 +59,9 @@ pub struct TaskPlan {
     pub table: TableDef,
     /// Its INSERTs.
     pub branches: Vec<Branch>,
+    /// After how long (µs) without records a split stops holding the watermark back
+    /// (`scan.watermark.idle-timeout`, else `table.exec.source.idle-timeout`).
+    pub idle_timeout: Option<i64>,
 }
 
 /// The job a script describes, before any file or connection is opened.
@@ -85,7 +88,7 @@ pub struct Session {
 /// The embedded default store's file when none is configured.
 pub const DEFAULT_STORE: &str = "tillflow.db";
 
-fn scan_ops(t: &TableDef) -> Vec<Box<dyn Operator>> {
+fn scan_ops(t: &TableDef, splits: usize, idle_timeout: Option<i64>) -> Vec<Box<dyn Operator>> {
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();
     if !t.is_plain_scan() {
         ops.push(Box::new(Calc::new(
@@ -95,9 +98,28 @@ fn scan_ops(t: &TableDef) -> Vec<Box<dyn Operator>> {
         )));
     }
     if let Some((col, e)) = &t.watermark {
-        ops.push(Box::new(WatermarkAssigner::new(e.clone(), col.clone())));
+        ops.push(Box::new(
+            WatermarkAssigner::new(e.clone(), col.clone()).with_splits(splits, idle_timeout),
+        ));
     }
     ops
+}
+
+/// A Flink duration (`'5 s'`, `'500ms'`, `'1 min'`, `'2h'`, or bare milliseconds) in µs.
+fn parse_duration_micros(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: i64 = t[..split].parse().ok()?;
+    let unit = t[split..].trim().to_ascii_lowercase();
+    let ms = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms)?.checked_mul(1_000)
 }
 
 /// Whether a query column of type `from` may be written to a sink column of type `to` (Flink's
@@ -181,6 +203,7 @@ impl Session {
                             .into_iter()
                             .collect(),
                         primary_key: vec![],
+                        metadata: vec![],
                     };
                     let connector = tillflow_connectors::validate(&spec)?;
                     self.add_branch(rel, BranchEnd::Sink { spec, connector }, st.line);
@@ -359,9 +382,20 @@ impl Session {
                     Some(t) => t.branches.push(branch),
                     None => {
                         if let Some(table) = self.catalog.table(&name) {
+                            let idle = table
+                                .spec
+                                .option("scan.watermark.idle-timeout")
+                                .or(self
+                                    .catalog
+                                    .config
+                                    .get("table.exec.source.idle-timeout")
+                                    .map(String::as_str))
+                                .and_then(parse_duration_micros)
+                                .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
                                 table: table.clone(),
                                 branches: vec![branch],
+                                idle_timeout: idle,
                             });
                         }
                     }
@@ -441,7 +475,7 @@ impl JobPlan {
                 t.table.schema
             ));
             let mut depth = 1;
-            for op in scan_ops(&t.table) {
+            for op in scan_ops(&t.table, 1, t.idle_timeout) {
                 s.push_str(&format!(
                     "{}+- {}\n",
                     "   ".repeat(depth - 1),
@@ -474,7 +508,7 @@ impl JobPlan {
             for b in t.branches {
                 pipelines.push(build_branch(b, &nodes)?);
             }
-            let scan = scan_ops(&t.table);
+            let scan = scan_ops(&t.table, source.splits(), t.idle_timeout);
             let pipeline = if pipelines.len() == 1 {
                 let mut p = pipelines.remove(0);
                 let mut ops = scan;

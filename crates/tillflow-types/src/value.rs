@@ -90,6 +90,9 @@ pub struct Row {
     pub values: Vec<Value>,
     /// Bytes of every string value of this row.
     pub heap: Vec<u8>,
+    /// Which split of its source (a Kafka partition) the record came from, for per-split
+    /// watermarks; 0 for single-split sources.
+    pub split: u32,
 }
 
 impl Row {
@@ -99,6 +102,7 @@ impl Row {
             kind: RowKind::Insert,
             values: Vec::with_capacity(n),
             heap: Vec::with_capacity(64),
+            split: 0,
         }
     }
 
@@ -108,6 +112,7 @@ impl Row {
         self.kind = RowKind::Insert;
         self.values.clear();
         self.heap.clear();
+        self.split = 0;
     }
 
     /// The bytes of a string stored in this row's heap.

@@ -266,6 +266,7 @@ mod tests {
             ]),
             options: Default::default(),
             primary_key: vec![],
+            metadata: vec![],
         };
         let mut d = CsvDecoder::new(&t).unwrap();
         let mut row = Row::default();

@@ -535,6 +535,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             primary_key: vec![],
+            metadata: vec![],
         }
     }
 

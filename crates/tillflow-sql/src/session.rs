@@ -14,6 +14,7 @@ use tillflow_runtime::operator::{
     Operator, Output, Pipeline, SharedNode, TwoInputNode, TwoInputOperator,
 };
 use tillflow_runtime::ops::calc::Calc;
+use tillflow_runtime::ops::normalize::ChangelogNormalize;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
 use tillflow_types::{DataType, Schema};
 
@@ -101,6 +102,15 @@ fn scan_ops(t: &TableDef, splits: usize, idle_timeout: Option<i64>) -> Vec<Box<d
         ops.push(Box::new(
             WatermarkAssigner::new(e.clone(), col.clone()).with_splits(splits, idle_timeout),
         ));
+    }
+    if t.connector.source_is_changelog(&t.spec) {
+        let keys = t
+            .spec
+            .primary_key
+            .iter()
+            .filter_map(|k| t.schema.index_of(k))
+            .collect();
+        ops.push(Box::new(ChangelogNormalize::new(keys)));
     }
     ops
 }

@@ -1,8 +1,9 @@
 //! Record-at-a-time operators that are not windows: calc (filter and projection), watermark
-//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, and regular joins.
+//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, and the normalization of upsert streams.
 
 pub mod calc;
 pub mod group_agg;
 pub mod join;
+pub mod normalize;
 pub mod rank;
 pub mod watermark;

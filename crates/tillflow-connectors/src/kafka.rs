@@ -1045,6 +1045,10 @@ impl KafkaSink {
         if at_least_once && table.option("properties.acks").is_none() {
             cfg.set("acks", "all");
         }
+        if at_least_once && table.option("properties.enable.idempotence").is_none() {
+            // retries after a broker hiccup do not write a message twice
+            cfg.set("enable.idempotence", "true");
+        }
         if table.option("properties.partitioner").is_none() {
             // the Java client's murmur2 on the key: a key lands where Flink would put it
             cfg.set("partitioner", "murmur2_random");

@@ -192,3 +192,57 @@ fn now_micros() -> i64 {
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::DataType;
+
+    #[derive(Default)]
+    struct Marks(Vec<i64>);
+
+    impl Emit for Marks {
+        fn emit(&mut self, _row: &Row) -> Result<()> {
+            Ok(())
+        }
+        fn watermark(&mut self, wm: i64) -> Result<()> {
+            self.0.push(wm);
+            Ok(())
+        }
+    }
+
+    fn rec(split: u32, ts: i64) -> Row {
+        let mut r = Row::with_capacity(1);
+        r.values.push(Value::Timestamp(ts));
+        r.split = split;
+        r
+    }
+
+    #[test]
+    fn the_slowest_split_holds_the_watermark_until_it_goes_idle() {
+        let mut w = WatermarkAssigner::new(Expr::col(0, DataType::Timestamp(3)), "ts".into())
+            .with_splits(2, Some(50_000));
+        let mut m = Marks::default();
+        w.process(&rec(0, 100), &mut m).unwrap();
+        w.process(&rec(0, 500), &mut m).unwrap();
+        assert!(m.0.is_empty(), "split 1 has said nothing yet: {:?}", m.0);
+        w.process(&rec(1, 200), &mut m).unwrap();
+        assert_eq!(m.0, [200]);
+        // split 0 stays quiet for longer than the idle timeout (50 ms) while split 1 goes on
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        w.process(&rec(1, 900), &mut m).unwrap();
+        assert_eq!(m.0, [200, 500], "the minimum of 500 and 900");
+        w.on_processing_time(now_micros(), &mut m).unwrap();
+        assert_eq!(
+            m.0,
+            [200, 500, 900],
+            "split 0 is idle: split 1 alone decides"
+        );
+        // a record of the idle split makes it count again (it is behind: no new watermark)
+        w.process(&rec(0, 600), &mut m).unwrap();
+        w.process(&rec(1, 2000), &mut m).unwrap();
+        assert_eq!(m.0, [200, 500, 900]);
+        w.process(&rec(0, 1500), &mut m).unwrap();
+        assert_eq!(m.0, [200, 500, 900, 1500]);
+    }
+}

@@ -598,7 +598,7 @@ INSERT INTO k SELECT * FROM s;",
         ),
     )
     .expect("script");
-    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+    let job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet"])
         .arg(&script)
         .stderr(Stdio::piped())

@@ -211,6 +211,10 @@ fn summary(r: &JobReport) -> String {
         secs,
         records as f64 / secs
     ));
+    let lag: u64 = r.sources.iter().map(|(_, m)| m.lag).sum();
+    if lag > 0 {
+        s.push_str(&format!(", {lag} records left unread (consumer lag)"));
+    }
     if bad > 0 {
         s.push_str(&format!(", skipped {bad} malformed records"));
     }

@@ -629,3 +629,81 @@ INSERT INTO k SELECT * FROM s;",
         msgs.iter().map(|(_, v)| v).collect();
     assert!(distinct.len() > 2900, "{} distinct", distinct.len());
 }
+
+#[test]
+fn topic_pattern_reads_every_matching_topic_and_names_it() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for t in ["orders_eu", "orders_us", "orders_eu_archive"] {
+        b.create_topic(t, 1);
+        let payload = format!(r#"{{"id": 1, "name": "{t}"}}"#);
+        b.produce(t, 0, &[payload.as_bytes(), payload.as_bytes()]);
+    }
+    let out = d.join("out");
+    let (ok, err) = tillflow(
+        &format!(
+            "CREATE TABLE t (id INT, name STRING, src STRING METADATA FROM 'topic' VIRTUAL)
+WITH ('connector' = 'kafka', 'topic-pattern' = 'orders_(eu|us)', 'properties.bootstrap.servers' = '{}', 'format' = 'json',
+      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset');
+CREATE TABLE o (name STRING, src STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o SELECT name, src FROM t;",
+            b.addr(),
+            out.display()
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        lines(&out),
+        [
+            r#"{"name":"orders_eu","src":"orders_eu"}"#,
+            r#"{"name":"orders_eu","src":"orders_eu"}"#,
+            r#"{"name":"orders_us","src":"orders_us"}"#,
+            r#"{"name":"orders_us","src":"orders_us"}"#
+        ],
+        "the whole name must match: orders_eu_archive is not read"
+    );
+}
+
+#[test]
+fn specific_offsets_bound_the_read_and_the_lag_left_is_reported() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("lagging", 1);
+    let msgs: Vec<String> = (0..50).map(|i| format!(r#"{{"id": {i}}}"#)).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
+    b.produce("lagging", 0, &refs);
+    let out = d.join("out");
+    let script = d.join("lag.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE t (id INT) WITH ({});
+CREATE TABLE o (id INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o SELECT id FROM t;",
+            kafka_with(
+                &b,
+                "lagging",
+                ", 'scan.startup.mode' = 'specific-offsets', 'scan.startup.specific-offsets' = 'partition:0,offset:5', 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = 'partition:0,offset:15'"
+            ),
+            out.display()
+        ),
+    )
+    .expect("script");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(&script)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let ids: Vec<String> = lines(&out);
+    assert_eq!(ids.len(), 10, "offsets 5..15: {ids:?}");
+    assert!(ids.contains(&r#"{"id":5}"#.to_owned()) && ids.contains(&r#"{"id":14}"#.to_owned()));
+    assert!(
+        err.contains("35 records left unread (consumer lag)"),
+        "{err}"
+    );
+}

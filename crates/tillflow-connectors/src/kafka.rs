@@ -362,23 +362,38 @@ fn brokers(table: &TableSpec) -> String {
         .unwrap_or_else(|| "localhost:9092".into())
 }
 
-fn topics(table: &TableSpec) -> std::result::Result<Vec<String>, ConnectorError> {
-    if table.option("topic-pattern").is_some() {
-        return Err(table.error(
-            "'topic-pattern' is not supported yet; list the topics in 'topic' separated by ';'",
-        ));
+/// The topics a table names: `'topic'` (one or a `;` list), or, for a source, every topic whose
+/// whole name matches `'topic-pattern'` (a regular expression, as Flink's).
+enum Topics {
+    Named(Vec<String>),
+    Pattern(regex::Regex),
+}
+
+fn topics(table: &TableSpec) -> std::result::Result<Topics, ConnectorError> {
+    match (table.option("topic"), table.option("topic-pattern")) {
+        (Some(_), Some(_)) => Err(table.error("give either 'topic' or 'topic-pattern', not both")),
+        (None, Some(p)) => regex::Regex::new(&format!("^(?:{p})$"))
+            .map(Topics::Pattern)
+            .map_err(|e| {
+                table.error(format!(
+                    "'topic-pattern' = '{p}' is not a regular expression: {e}"
+                ))
+            }),
+        (t, None) => {
+            let t: Vec<String> = t
+                .unwrap_or_default()
+                .split(';')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if t.is_empty() {
+                return Err(table.error(
+                    "missing required option 'topic' (or 'topic-pattern') for connector 'kafka'",
+                ));
+            }
+            Ok(Topics::Named(t))
+        }
     }
-    let t: Vec<String> = table
-        .option("topic")
-        .unwrap_or_default()
-        .split(';')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if t.is_empty() {
-        return Err(table.error("missing required option 'topic' for connector 'kafka'"));
-    }
-    Ok(t)
 }
 
 /// How long start-up waits for the brokers before giving up.
@@ -479,6 +494,28 @@ fn bounded(table: &TableSpec) -> std::result::Result<Option<Bound>, ConnectorErr
     })
 }
 
+/// Receives librdkafka's statistics: the end (high watermark) offset of every partition.
+#[derive(Default)]
+struct EndOffsets {
+    ends: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl ClientContext for EndOffsets {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Ok(mut ends) = self.ends.lock() {
+            for (topic, t) in statistics.topics {
+                for (p, part) in t.partitions {
+                    if p >= 0 && part.hi_offset >= 0 {
+                        ends.insert((topic.clone(), p), part.hi_offset);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndOffsets {}
+
 /// One assigned partition.
 struct PartitionState {
     topic: String,
@@ -489,6 +526,8 @@ struct PartitionState {
     stop: Option<i64>,
     /// Offset last committed to the group.
     committed: i64,
+    /// The partition's end offset when last known (start-up, then librdkafka's statistics).
+    end: i64,
 }
 
 /// Turns a message's key and value into a row.
@@ -507,7 +546,7 @@ struct Codec {
 pub struct KafkaSource {
     table: String,
     schema: Schema,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<EndOffsets>,
     codec: Codec,
     upsert: bool,
     dead_letter: Option<DeadLetter>,
@@ -523,7 +562,7 @@ pub struct KafkaSource {
 }
 
 fn resolve(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<EndOffsets>,
     table: &TableSpec,
     bound: &Bound,
     topic: &str,
@@ -658,9 +697,36 @@ impl KafkaSource {
             // librdkafka wants a group id even for assigned partitions; it is never committed to
             cfg.set("group.id", format!("tillflow-{}", table.name));
         }
-        let consumer: BaseConsumer = cfg
-            .create()
+        if table.option("properties.statistics.interval.ms").is_none() {
+            // end offsets for the consumer lag, once a second
+            cfg.set("statistics.interval.ms", "1000");
+        }
+        let consumer: BaseConsumer<EndOffsets> = cfg
+            .create_with_context(EndOffsets::default())
             .map_err(|e| table.error(format!("Kafka client: {e}")))?;
+        let topics = match topics {
+            Topics::Named(t) => t,
+            Topics::Pattern(re) => {
+                let md = consumer
+                    .fetch_metadata(None, CONNECT_TIMEOUT)
+                    .map_err(|e| unreachable(table, "did not answer a metadata request", e))?;
+                let mut t: Vec<String> = md
+                    .topics()
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .filter(|n| re.is_match(n))
+                    .collect();
+                t.sort();
+                if t.is_empty() {
+                    return Err(table.error(format!(
+                        "no topic on {} matches 'topic-pattern' = '{}'",
+                        brokers(table),
+                        table.option("topic-pattern").unwrap_or_default()
+                    )));
+                }
+                t
+            }
+        };
         let mut parts = Vec::new();
         for topic in &topics {
             let md = consumer
@@ -702,12 +768,17 @@ impl KafkaSource {
                     None => None,
                     Some(b) => Some(resolve(&consumer, table, b, topic, p, c)?),
                 };
+                let end = consumer
+                    .fetch_watermarks(topic, p, CONNECT_TIMEOUT)
+                    .map(|w| w.1)
+                    .unwrap_or(next);
                 parts.push(PartitionState {
                     topic: topic.clone(),
                     partition: p,
                     next,
                     stop,
                     committed: c.unwrap_or(-1),
+                    end,
                 });
             }
         }
@@ -922,7 +993,26 @@ impl Source for KafkaSource {
     fn metrics(&self) -> SourceMetrics {
         let mut m = self.metrics.clone();
         m.nulled_records = self.codec.decoder.nulled_records();
+        m.lag = self.partition_lag().iter().map(|(_, l)| l).sum();
         m
+    }
+
+    fn partition_lag(&self) -> Vec<(String, u64)> {
+        let ends = self.consumer.context().ends.lock().ok();
+        self.parts
+            .iter()
+            .map(|p| {
+                let end = ends
+                    .as_ref()
+                    .and_then(|e| e.get(&(p.topic.clone(), p.partition)).copied())
+                    .unwrap_or(p.end)
+                    .max(p.end);
+                (
+                    format!("{}/{}", p.topic, p.partition),
+                    (end - p.next).max(0) as u64,
+                )
+            })
+            .collect()
     }
 
     fn snapshot_position(&self, out: &mut Vec<u8>) {
@@ -1009,11 +1099,12 @@ impl KafkaSink {
             None => None,
         };
         let value_cols = layout.except_key.then(|| layout.value_cols.clone());
-        let mut topics = topics(table)?;
-        if topics.len() != 1 {
-            return Err(table.error("a Kafka sink writes one 'topic'"));
-        }
-        let topic = topics.remove(0);
+        let topic = match topics(table)? {
+            Topics::Named(mut t) if t.len() == 1 => t.remove(0),
+            _ => {
+                return Err(table.error("a Kafka sink writes one 'topic' (not a list or a pattern)"))
+            }
+        };
         let partitioner = match table.option("sink.partitioner").unwrap_or("default") {
             "default" => Partitioner::Default,
             "fixed" => Partitioner::Fixed,

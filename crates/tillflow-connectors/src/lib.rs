@@ -4,7 +4,7 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`kafka`], [`sqlite`], [`print`], [`blackhole`],
+//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`sqlite`], [`print`], [`blackhole`],
 //! [`datagen`], and the built-in generator, [`retail`].
 
 pub mod blackhole;
@@ -14,6 +14,7 @@ pub mod filesystem;
 pub mod format;
 pub mod kafka;
 pub mod late;
+pub mod postgres;
 pub mod print;
 pub mod retail;
 pub mod sqlite;
@@ -171,6 +172,8 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &retail::Retail,
         &kafka::Kafka,
         &kafka::UpsertKafka,
+        &postgres::Jdbc,
+        &postgres::Postgres,
     ]
 }
 

@@ -1,0 +1,342 @@
+//! The PostgreSQL sink against a real server: a throw-away cluster per test (initdb into a temp
+//! directory, a free loopback port, password authentication, no system service), from Debian's
+//! PostgreSQL binaries (`scripts/setup.sh` installs them).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const USER: &str = "tillflow";
+const PASSWORD: &str = "s3cret-pw-5521";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Server {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn as_postgres_user(cmd: &Path) -> Command {
+    // initdb and postgres refuse to run as root: use the package's postgres account then
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed: run scripts/setup.sh")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("no initdb: run scripts/setup.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = Command::new("chmod").arg("777").arg(dir.path()).status();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, PASSWORD).expect("pwfile");
+        let _ = Command::new("chmod").arg("644").arg(&pw).status();
+        let data = dir.path().join("data");
+        let o = as_postgres_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pw.display()))
+            .output()
+            .expect("initdb");
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let s = Server { dir, bin, port };
+        s.ctl(&["start"]);
+        s
+    }
+
+    fn ctl(&self, what: &[&str]) {
+        let data = self.dir.path().join("data");
+        let o = as_postgres_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-m", "fast", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            ))
+            .args(what)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            o.status.success(),
+            "pg_ctl {what:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(USER)
+            .password(PASSWORD)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect")
+    }
+
+    fn jdbc(&self, table: &str, extra: &str) -> String {
+        format!(
+            "'connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:{}/postgres', 'table-name' = '{table}', 'username' = '{USER}', 'password' = '{PASSWORD}'{extra}",
+            self.port
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn tillflow(script: &str, dir: &Path) -> (bool, String) {
+    let path = dir.join(format!("q{}.sql", script.len()));
+    std::fs::write(&path, script).expect("write script");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .output()
+        .expect("run tillflow");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+const COLUMNS: &str = "event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE, customer_id STRING, channel STRING";
+
+fn events(dir: &Path, n: usize) -> PathBuf {
+    let text =
+        std::fs::read_to_string(root().join("tests/flink/events20k.ndjson")).expect("events");
+    let ls: Vec<&str> = text.lines().take(n).collect();
+    let p = dir.join("events.ndjson");
+    std::fs::write(&p, ls.join("\n") + "\n").expect("write events");
+    p
+}
+
+fn sqlite_rows(db: &Path, sql: &str) -> Vec<(String, i64, i64, f64)> {
+    let c = rusqlite::Connection::open(db).expect("sqlite");
+    let mut st = c.prepare(sql).expect("prepare");
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+}
+
+fn close(a: &[(String, i64, i64, f64)], b: &[(String, i64, i64, f64)]) {
+    assert_eq!(a.len(), b.len(), "row counts");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((&x.0, x.1, x.2), (&y.0, y.1, y.2));
+        assert!(
+            (x.3 - y.3).abs() <= 1e-6 * y.3.abs().max(1.0),
+            "{x:?} vs {y:?}"
+        );
+    }
+}
+
+#[test]
+fn appended_and_upserted_results_equal_the_embedded_store() {
+    let pg = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let input = events(d, 1500);
+    let db = d.join("want.db");
+    let windows = "SELECT window_start, store_id, COUNT(*), SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id";
+    // counts per store kept only while not a multiple of 7: upserts, and deletes
+    let totals = "SELECT CAST(store_id AS STRING), store_id, cnt, revenue FROM (
+  SELECT store_id, COUNT(*) AS cnt, SUM(qty * unit_price) AS revenue FROM events GROUP BY store_id)
+WHERE MOD(cnt, 7) <> 0";
+    let script = |sink_w: &str, sink_t: &str| {
+        format!(
+            "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE w (window_start TIMESTAMP(3), store_id INT, cnt BIGINT, revenue DOUBLE) WITH ({sink_w});
+CREATE TABLE t (name STRING, store_id INT, cnt BIGINT, revenue DOUBLE, PRIMARY KEY (store_id) NOT ENFORCED) WITH ({sink_t});
+INSERT INTO w {windows};
+INSERT INTO t {totals};",
+            input.display()
+        )
+    };
+    let sqlite = |t: &str| {
+        format!(
+            "'connector' = 'sqlite', 'path' = '{}', 'table-name' = '{t}'",
+            db.display()
+        )
+    };
+    let (ok, err) = tillflow(&script(&sqlite("w"), &sqlite("t")), d);
+    assert!(ok, "{err}");
+    let (ok, err) = tillflow(
+        &script(
+            &pg.jdbc("w", ", 'sink.create-table' = 'true', 'sink.buffer-flush.max-rows' = '50'"),
+            &format!(
+                "'connector' = 'postgres', 'url' = 'postgres://{USER}:{PASSWORD}@127.0.0.1:{}/postgres', 'table-name' = 'totals', 'sink.create-table' = 'true', 'sink.buffer-flush.max-rows' = '7'",
+                pg.port
+            ),
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains(PASSWORD), "the password was printed: {err}");
+    let mut c = pg.client();
+    let pg_rows = |c: &mut postgres::Client, sql: &str| -> Vec<(String, i64, i64, f64)> {
+        c.query(sql, &[])
+            .expect("query")
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i32>(1) as i64, r.get(2), r.get(3)))
+            .collect()
+    };
+    let want_w = sqlite_rows(
+        &db,
+        "SELECT window_start, store_id, cnt, revenue FROM w ORDER BY 1, 2",
+    );
+    assert!(want_w.len() > 20);
+    let got_w = pg_rows(
+        &mut c,
+        "SELECT to_char(window_start, 'YYYY-MM-DD HH24:MI:SS.MS'), store_id, cnt, revenue FROM w ORDER BY 1, 2",
+    );
+    close(&got_w, &want_w);
+    let want_t = sqlite_rows(&db, "SELECT name, store_id, cnt, revenue FROM t ORDER BY 2");
+    let got_t = pg_rows(
+        &mut c,
+        "SELECT name, store_id, cnt, revenue FROM totals ORDER BY 2",
+    );
+    assert!(!want_t.is_empty());
+    close(&got_t, &want_t);
+}
+
+#[test]
+fn a_server_restart_mid_run_loses_and_duplicates_nothing() {
+    let pg = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let script = d.join("gen.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE s (event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '5', 'rows' = '3000', 'pacing' = '1440x');
+CREATE TABLE p (event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT)
+WITH ({});
+INSERT INTO p SELECT * FROM s;",
+            pg.jdbc("lines", ", 'sink.create-table' = 'true', 'sink.buffer-flush.max-rows' = '100', 'sink.max-retries' = '5'")
+        ),
+    )
+    .expect("script");
+    let job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&script)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tillflow");
+    std::thread::sleep(Duration::from_millis(1200));
+    pg.ctl(&["restart"]);
+    let out = job.wait_with_output().expect("job");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let n: i64 = pg
+        .client()
+        .query_one("SELECT COUNT(*) FROM lines", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 3000, "every row once ({err})");
+    assert!(
+        err.contains("reconnecting"),
+        "the restart was not noticed: {err}"
+    );
+    assert!(!err.contains(PASSWORD));
+}
+
+#[test]
+fn bad_credentials_and_mismatched_columns_are_clear_errors() {
+    let pg = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let started = Instant::now();
+    let (ok, err) = tillflow(
+        &format!(
+            "CREATE TABLE s (a INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');
+CREATE TABLE p (a INT) WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:{}/postgres', 'table-name' = 'x', 'username' = '{USER}', 'password' = 'wrong-pw-77', 'sink.create-table' = 'true');
+INSERT INTO p SELECT * FROM s;",
+            pg.port
+        ),
+        d,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("password authentication failed")
+            && err.contains(&format!("127.0.0.1:{}/postgres as user {USER}", pg.port)),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-pw-77"),
+        "the password was printed: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a wrong password is not retried"
+    );
+
+    pg.client()
+        .batch_execute("CREATE TABLE typed (a integer, b text)")
+        .expect("create");
+    let (ok, err) = tillflow(
+        &format!(
+            "CREATE TABLE s (a INT, b DOUBLE) WITH ('connector' = 'datagen', 'number-of-rows' = '3');
+CREATE TABLE p (a INT, b DOUBLE) WITH ({});
+INSERT INTO p SELECT * FROM s;",
+            pg.jdbc("typed", "")
+        ),
+        d,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("column `b` is DOUBLE in tillflow but text"),
+        "{err}"
+    );
+}

@@ -340,3 +340,177 @@ INSERT INTO p SELECT * FROM s;",
         "{err}"
     );
 }
+
+#[test]
+fn lookup_join_enriches_the_stream_in_batches() {
+    let pg = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let input = events(d, 1500);
+    let mut c = pg.client();
+    // a catalogue of SKU-0001..SKU-0050 (SKU-0051..0060 are missing), with a cost per unit
+    c.batch_execute(
+        "CREATE TABLE products (sku text PRIMARY KEY, category text, cost numeric(10,2));
+         INSERT INTO products
+         SELECT 'SKU-' || lpad(g::text, 4, '0'), CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END, g / 10.0
+         FROM generate_series(1, 50) g;",
+    )
+    .expect("catalogue");
+    let commits = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .expect("stats")
+        .get(0)
+    };
+    let before = commits(&mut c);
+    let out = d.join("out");
+    let script = |join: &str, cache: &str| {
+        format!(
+            "CREATE TABLE events ({COLUMNS}, proc AS PROCTIME())
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE products (sku STRING, category STRING, cost DECIMAL(10, 2), PRIMARY KEY (sku) NOT ENFORCED)
+WITH ({});
+CREATE TABLE o (sku STRING, qty INT, category STRING, cost DECIMAL(10, 2))
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o
+SELECT e.sku, e.qty, p.category, p.cost
+FROM events AS e {join} JOIN products FOR SYSTEM_TIME AS OF e.proc AS p ON e.sku = p.sku;",
+            input.display(),
+            pg.jdbc("products", cache),
+            out.display()
+        )
+    };
+    let (ok, err) = tillflow(&script("LEFT", ""), d);
+    assert!(ok, "{err}");
+    let after = commits(&mut c);
+    let got: Vec<serde_json::Value> = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .flat_map(|f| {
+            std::fs::read_to_string(f.path())
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got.len(), 1500, "LEFT keeps every row");
+    for g in &got {
+        let sku = g["sku"].as_str().unwrap_or_default();
+        let n: i64 = sku.trim_start_matches("SKU-").parse().unwrap_or(0);
+        if n <= 50 {
+            assert_eq!(
+                g["category"],
+                if n % 2 == 0 { "even" } else { "odd" },
+                "{g}"
+            );
+            assert!(
+                (g["cost"].as_f64().unwrap_or(-1.0) - n as f64 / 10.0).abs() < 1e-9,
+                "{g}"
+            );
+        } else {
+            assert!(g["category"].is_null() && g["cost"].is_null(), "{g}");
+        }
+    }
+    // one query per batch of keys, not one per row
+    assert!(
+        after - before < 60,
+        "{} transactions for 1500 rows",
+        after - before
+    );
+
+    // INNER with a cache drops the unknown SKUs
+    std::fs::remove_dir_all(&out).expect("clean");
+    let (ok, err) = tillflow(
+        &script(
+            "",
+            ", 'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '20', 'lookup.partial-cache.expire-after-write' = '1 min'",
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    let n = std::fs::read_dir(&out)
+        .expect("out")
+        .flatten()
+        .map(|f| {
+            std::fs::read_to_string(f.path())
+                .unwrap_or_default()
+                .lines()
+                .count()
+        })
+        .sum::<usize>();
+    let known = std::fs::read_to_string(&input)
+        .expect("input")
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["sku"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("SKU-")
+                .parse::<i64>()
+                .unwrap_or(99)
+                <= 50
+        })
+        .count();
+    assert_eq!(n, known);
+}
+
+#[test]
+fn the_margin_example_enriches_generated_sales_from_postgres() {
+    let pg = Server::start();
+    let mut c = pg.client();
+    c.batch_execute(
+        "CREATE TABLE products (sku text PRIMARY KEY, category text, unit_cost numeric(10,2));
+         INSERT INTO products SELECT 'SKU-' || lpad(g::text, 5, '0'), 'group-' || (g % 12), round((1 + g % 40) * 0.55, 2)
+         FROM generate_series(1, 500) g;",
+    )
+    .expect("catalogue");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .current_dir(root())
+        .args(["run", "--quiet", "examples/retail/postgres_margin.sql"])
+        .arg("--var")
+        .arg(format!(
+            "PG_URL=jdbc:postgresql://127.0.0.1:{}/postgres",
+            pg.port
+        ))
+        .args([
+            "--var",
+            &format!("PG_USER={USER}"),
+            "--var",
+            &format!("PG_PASSWORD={PASSWORD}"),
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the same twelve hours of sales, straight from the generator
+    let g = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["gen", "pos_sales", "--duration", "12h"])
+        .output()
+        .expect("gen");
+    let mut units = 0i64;
+    let mut revenue = 0f64;
+    for l in String::from_utf8_lossy(&g.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        let q = v["qty"].as_i64().unwrap_or(0);
+        units += q;
+        revenue += q as f64 * v["unit_price"].as_f64().unwrap_or(0.0);
+    }
+    assert!(units > 1000, "{units}");
+    let r = c
+        .query_one(
+            "SELECT SUM(units)::bigint, SUM(revenue), COUNT(*) FILTER (WHERE category = 'unknown'), COUNT(DISTINCT category) FROM category_margin",
+            &[],
+        )
+        .expect("query");
+    assert_eq!(
+        r.get::<_, i64>(0),
+        units,
+        "every unit sold, in one window each"
+    );
+    assert!((r.get::<_, f64>(1) - revenue).abs() < 1e-6 * revenue);
+    assert_eq!(r.get::<_, i64>(2), 0, "every SKU is in the catalogue");
+    assert_eq!(r.get::<_, i64>(3), 12);
+}

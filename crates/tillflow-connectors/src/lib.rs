@@ -151,6 +151,17 @@ pub trait Connector: Sync {
     fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
     /// Whether its sink accepts update and delete rows (for this table's options).
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool;
+    /// A table to look rows up in by the columns `keys` (lookup joins); most connectors have none.
+    fn lookup(
+        &self,
+        table: &TableSpec,
+        _keys: &[usize],
+    ) -> Result<Box<dyn tillflow_runtime::ops::lookup::LookupTable>, ConnectorError> {
+        Err(table.error(format!(
+            "connector '{}' cannot be used in a lookup join (FOR SYSTEM_TIME AS OF): use 'jdbc' or 'postgres'",
+            self.name()
+        )))
+    }
     /// Whether its source produces a changelog (updates and deletes), not only inserts.
     fn source_is_changelog(&self, _table: &TableSpec) -> bool {
         false

@@ -18,6 +18,7 @@ use postgres::{Client, Config, NoTls};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tillflow_runtime::operator::{Sink, Source};
+use tillflow_runtime::ops::lookup::LookupTable;
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Value};
 
@@ -38,6 +39,12 @@ const OPTIONS: &[OptionSpec] = &[
     opt("sink.parallelism"),
     opt("sink.create-table"),
     opt("connection.max-retry-timeout"),
+    opt("lookup.cache"),
+    opt("lookup.partial-cache.max-rows"),
+    opt("lookup.partial-cache.expire-after-write"),
+    opt("lookup.partial-cache.expire-after-access"),
+    opt("lookup.partial-cache.cache-missing-key"),
+    opt("lookup.max-retries"),
 ];
 
 impl Connector for Jdbc {
@@ -59,6 +66,13 @@ impl Connector for Jdbc {
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         !table.primary_key.is_empty()
     }
+    fn lookup(
+        &self,
+        table: &TableSpec,
+        keys: &[usize],
+    ) -> std::result::Result<Box<dyn LookupTable>, ConnectorError> {
+        Ok(Box::new(PgLookup::new(table, keys)?))
+    }
 }
 
 impl Connector for Postgres {
@@ -79,6 +93,13 @@ impl Connector for Postgres {
     }
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         Jdbc.sink_accepts_changes(table)
+    }
+    fn lookup(
+        &self,
+        table: &TableSpec,
+        keys: &[usize],
+    ) -> std::result::Result<Box<dyn LookupTable>, ConnectorError> {
+        Jdbc.lookup(table, keys)
     }
 }
 
@@ -749,5 +770,302 @@ impl Sink for PgSink {
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+}
+
+/// A PostgreSQL table looked up by key columns: connects on first use, one query per batch of
+/// keys (`WHERE (k...) IN (SELECT * FROM unnest($1, ...))`), retried after reconnecting.
+pub struct PgLookup {
+    table: String,
+    target: Target,
+    client: Option<Client>,
+    qualified: String,
+    columns: Vec<String>,
+    types: Vec<DataType>,
+    keys: Vec<usize>,
+    max_retries: u32,
+    /// The query, built once the column types are known.
+    sql: Option<String>,
+    /// Per column: read as text (numeric, date, time and other types).
+    text_cols: Vec<bool>,
+    key_pg: Vec<String>,
+}
+
+impl PgLookup {
+    /// A lookup on `keys` (physical column positions); nothing is opened yet.
+    pub fn new(table: &TableSpec, keys: &[usize]) -> std::result::Result<Self, ConnectorError> {
+        let target = target(table)?;
+        let name = table.option("table-name").unwrap_or(&table.name).to_owned();
+        let (schema, bare) = name.split_once('.').unwrap_or(("public", name.as_str()));
+        Ok(PgLookup {
+            table: table.name.clone(),
+            target,
+            client: None,
+            qualified: format!("{}.{}", quote(schema), quote(bare)),
+            columns: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
+            types: table.schema.fields.iter().map(|f| f.data_type).collect(),
+            keys: keys.to_vec(),
+            max_retries: table.int_option("lookup.max-retries", 3)?.max(0) as u32,
+            sql: None,
+            text_cols: Vec::new(),
+            key_pg: Vec::new(),
+        })
+    }
+
+    fn prepare(&mut self) -> std::result::Result<(), (String, bool)> {
+        if self.client.is_none() {
+            self.client = Some(connect(&self.target).map_err(|e| (e, true))?);
+        }
+        if self.sql.is_some() {
+            return Ok(());
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(("no connection".into(), true));
+        };
+        let (schema, bare) = self
+            .qualified
+            .split_once("\".\"")
+            .map(|(a, b)| {
+                (
+                    a.trim_start_matches('"').to_owned(),
+                    b.trim_end_matches('"').to_owned(),
+                )
+            })
+            .unwrap_or_default();
+        let cols: Vec<(String, String)> = client
+            .query(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                &[&schema, &bare],
+            )
+            .map_err(|e| (pg_err(&e), transient(&e)))?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut select = Vec::new();
+        self.text_cols.clear();
+        for (c, ty) in self.columns.iter().zip(&self.types) {
+            let Some((_, pg)) = cols.iter().find(|(n, _)| n == c) else {
+                return Err((
+                    format!(
+                        "column `{c}` is not in the PostgreSQL table {}",
+                        self.qualified
+                    ),
+                    false,
+                ));
+            };
+            if !pg_types(*ty).contains(&pg.as_str()) {
+                return Err((
+                    format!("column `{c}` is {ty} in tillflow but {pg} in PostgreSQL"),
+                    false,
+                ));
+            }
+            let direct = matches!(
+                pg.as_str(),
+                "smallint"
+                    | "integer"
+                    | "bigint"
+                    | "real"
+                    | "double precision"
+                    | "boolean"
+                    | "text"
+                    | "character varying"
+                    | "character"
+            );
+            self.text_cols.push(!direct);
+            select.push(if direct {
+                quote(c)
+            } else {
+                format!("{}::text", quote(c))
+            });
+        }
+        self.key_pg = self
+            .keys
+            .iter()
+            .map(|&k| {
+                cols.iter()
+                    .find(|(n, _)| n == &self.columns[k])
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_else(|| "text".into())
+            })
+            .collect();
+        let key_cols = self
+            .keys
+            .iter()
+            .map(|&k| quote(&self.columns[k]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let arrays = self
+            .key_pg
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("${}::text[]::{t}[]", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.sql = Some(format!(
+            "SELECT {} FROM {} WHERE ({key_cols}) IN (SELECT * FROM unnest({arrays}))",
+            select.join(", "),
+            self.qualified
+        ));
+        Ok(())
+    }
+
+    fn query(&mut self, keys: &[Row]) -> std::result::Result<Vec<postgres::Row>, (String, bool)> {
+        self.prepare()?;
+        let mut text = String::new();
+        let arrays: Vec<Vec<Option<String>>> = (0..self.keys.len())
+            .map(|j| {
+                keys.iter()
+                    .map(|k| {
+                        let v = k.values.get(j).copied().unwrap_or(Value::Null);
+                        if v.is_null() {
+                            return None;
+                        }
+                        text.clear();
+                        tillflow_runtime::cast::write_text(
+                            &mut text,
+                            v,
+                            self.types[self.keys[j]],
+                            &k.heap,
+                        );
+                        Some(text.clone())
+                    })
+                    .collect()
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            arrays.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
+        let (Some(client), Some(sql)) = (self.client.as_mut(), self.sql.as_ref()) else {
+            return Err(("no connection".into(), true));
+        };
+        client
+            .query(sql.as_str(), &params)
+            .map_err(|e| (pg_err(&e), transient(&e)))
+    }
+}
+
+impl LookupTable for PgLookup {
+    fn describe(&self) -> String {
+        format!(
+            "postgres[{}] {} by ({})",
+            self.target.display,
+            self.qualified,
+            self.keys
+                .iter()
+                .map(|&k| self.columns[k].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn lookup(&mut self, keys: &[Row], out: &mut Vec<(usize, Row)>) -> Result<()> {
+        let mut attempt = 0;
+        let rows = loop {
+            match self.query(keys) {
+                Ok(r) => break r,
+                Err((e, retry)) if retry && attempt < self.max_retries => {
+                    attempt += 1;
+                    eprintln!(
+                        "warning: table `{}`: PostgreSQL lookup failed ({e}); reconnecting (retry {attempt} of {})",
+                        self.table, self.max_retries
+                    );
+                    self.client = None;
+                    std::thread::sleep(Duration::from_millis(300 * attempt as u64));
+                }
+                Err((e, _)) => {
+                    return Err(RuntimeError::Source(format!(
+                        "table `{}`: lookup in PostgreSQL at {}: {e}",
+                        self.table, self.target.display
+                    )))
+                }
+            }
+        };
+        // which requested key each row answers: by the encoded key values
+        let mut index: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            let mut b = Vec::new();
+            for v in &k.values {
+                tillflow_runtime::keys::encode_value(&mut b, *v, &k.heap);
+            }
+            index.entry(b).or_default().push(i);
+        }
+        for pr in rows {
+            let mut row = Row::with_capacity(self.columns.len());
+            for (c, ty) in self.types.iter().enumerate() {
+                let v = read_value(&pr, c, *ty, self.text_cols[c], &mut row.heap);
+                row.values.push(v);
+            }
+            let mut b = Vec::new();
+            for &k in &self.keys {
+                tillflow_runtime::keys::encode_value(&mut b, row.values[k], &row.heap);
+            }
+            if let Some(is) = index.get(&b) {
+                for &i in is {
+                    out.push((i, row.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Column `c` of a PostgreSQL row as a tillflow value of type `ty` (strings into `heap`).
+fn read_value(
+    r: &postgres::Row,
+    c: usize,
+    ty: DataType,
+    as_text: bool,
+    heap: &mut Vec<u8>,
+) -> Value {
+    use tillflow_types::value::push_str;
+    if as_text {
+        let s: Option<String> = r.try_get(c).ok().flatten();
+        return match s {
+            None => Value::Null,
+            Some(s) => {
+                let sv = Value::Str(push_str(heap, &s));
+                tillflow_runtime::cast::cast_value(sv, DataType::String(None), ty, heap)
+                    .unwrap_or(Value::Null)
+            }
+        };
+    }
+    let col_ty = r.columns().get(c).map(|col| col.type_().clone());
+    match col_ty {
+        Some(Type::INT2) => r
+            .try_get::<_, Option<i16>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, |v| Value::Int(v as i64)),
+        Some(Type::INT4) => r
+            .try_get::<_, Option<i32>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, |v| Value::Int(v as i64)),
+        Some(Type::INT8) => r
+            .try_get::<_, Option<i64>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, Value::Int),
+        Some(Type::FLOAT4) => r
+            .try_get::<_, Option<f32>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, |v| Value::Float(v as f64)),
+        Some(Type::FLOAT8) => r
+            .try_get::<_, Option<f64>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, Value::Float),
+        Some(Type::BOOL) => r
+            .try_get::<_, Option<bool>>(c)
+            .ok()
+            .flatten()
+            .map_or(Value::Null, Value::Bool),
+        _ => {
+            let s: Option<String> = r.try_get(c).ok().flatten();
+            match (s, ty) {
+                (None, _) => Value::Null,
+                (Some(s), _) => Value::Str(push_str(heap, &s)),
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
+use tillflow_runtime::ops::lookup::{LookupCache, LookupJoin};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
@@ -425,14 +426,6 @@ impl<'a> Planner<'a> {
                     ))
                 }
             };
-            if let TableFactor::Table {
-                version: Some(_), ..
-            } = &j.relation
-            {
-                return plan_err(format!(
-                    "temporal and lookup joins (FOR SYSTEM_TIME AS OF) are not supported yet: `{j}`"
-                ));
-            }
             let on = match constraint {
                 None | Some(C::None) => None,
                 Some(C::On(e)) => Some(e.clone()),
@@ -442,6 +435,16 @@ impl<'a> Planner<'a> {
                     ))
                 }
             };
+            if let TableFactor::Table {
+                name,
+                alias,
+                version: Some(version),
+                ..
+            } = &j.relation
+            {
+                rel = self.lookup_join(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
+                continue;
+            }
             let right = self.plan_factor(&j.relation)?;
             rel = self.join(rel, right, kind, on.as_ref())?;
         }
@@ -514,6 +517,139 @@ impl<'a> Planner<'a> {
             pending_window: None,
             pending_rank: None,
         })
+    }
+
+    /// `JOIN dim FOR SYSTEM_TIME AS OF left.proc [AS d] ON left.k = d.k ...`: the left rows
+    /// enriched by looking `dim` up (a jdbc/postgres table), as Flink's lookup join.
+    fn lookup_join(
+        &mut self,
+        mut left: Rel,
+        name: &sql::ObjectName,
+        alias: Option<&sql::TableAlias>,
+        version: &sql::TableVersion,
+        kind: JoinType,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        let table_name = name.to_string().replace(['`', '"'], "");
+        let Some(dim) = self.catalog.table(&table_name) else {
+            return plan_err(format!(
+                "lookup join: table `{table_name}` not found (known: {})",
+                self.catalog.names()
+            ));
+        };
+        let dim = dim.clone();
+        let sql::TableVersion::ForSystemTimeAsOf(at) = version else {
+            return plan_err(format!(
+                "lookup join on `{table_name}`: use FOR SYSTEM_TIME AS OF"
+            ));
+        };
+        left.finish()?;
+        // FOR SYSTEM_TIME AS OF must name the left side's processing-time attribute
+        let at = Converter::new(&left.scope).convert(at)?;
+        let proctime = matches!(&at, Expr::Column { index, .. } if left.scope.schema.fields[*index].time == TimeAttribute::Proctime);
+        if !proctime {
+            return plan_err(format!(
+                "lookup join on `{table_name}`: FOR SYSTEM_TIME AS OF must name a processing-time column of the stream (e.g. `proc AS PROCTIME()`); event-time temporal joins are not supported yet"
+            ));
+        }
+        let left_outer = match kind {
+            JoinType::Inner => false,
+            JoinType::Left => true,
+            other => {
+                return plan_err(format!(
+                    "lookup join on `{table_name}`: only INNER and LEFT joins, not {other:?}"
+                ))
+            }
+        };
+        let nl = left.schema().len();
+        let qualifier = alias.map(|a| a.name.value.clone()).unwrap_or_else(|| {
+            table_name
+                .rsplit('.')
+                .next()
+                .unwrap_or(&table_name)
+                .to_owned()
+        });
+        let dim_fields = dim.spec.schema.fields.clone();
+        let mut fields = left.scope.schema.fields.clone();
+        fields.extend(dim_fields.iter().cloned().map(|mut f| {
+            f.time = TimeAttribute::None;
+            f
+        }));
+        let mut qualifiers = left.scope.qualifiers.clone();
+        qualifiers.extend(std::iter::repeat_n(Some(qualifier), dim_fields.len()));
+        let scope = Scope {
+            schema: Schema::new(fields),
+            qualifiers,
+        };
+        let mut left_keys = Vec::new();
+        let mut dim_keys = Vec::new();
+        let mut residual: Option<Expr> = None;
+        if let Some(on) = on {
+            let mut parts = Vec::new();
+            conjuncts(on, &mut parts);
+            let conv = Converter::new(&scope);
+            for p in parts {
+                let e = conv.convert(&p)?;
+                if let Some((a, b)) = equi_columns(&e, nl) {
+                    left_keys.push(a);
+                    dim_keys.push(b - nl);
+                    continue;
+                }
+                residual = Some(match residual.take() {
+                    None => e,
+                    Some(r) => Expr::Binary {
+                        op: tillflow_runtime::expr::BinOp::And,
+                        left: Box::new(r),
+                        right: Box::new(e),
+                        ty: DataType::Boolean,
+                    },
+                });
+            }
+        }
+        if dim_keys.is_empty() {
+            return plan_err(format!(
+                "lookup join on `{table_name}`: the ON clause needs an equality between a column of the stream and a column of `{table_name}` (the lookup key)"
+            ));
+        }
+        let table = dim.connector.lookup(&dim.spec, &dim_keys)?;
+        let cache = match dim.spec.option("lookup.cache").unwrap_or("NONE") {
+            c if c.eq_ignore_ascii_case("NONE") => None,
+            c if c.eq_ignore_ascii_case("PARTIAL") => Some(LookupCache {
+                max_rows: dim
+                    .spec
+                    .int_option("lookup.partial-cache.max-rows", 10_000)?
+                    .max(1) as usize,
+                expire_after_write: dim
+                    .spec
+                    .option("lookup.partial-cache.expire-after-write")
+                    .map(|v| {
+                        crate::session::parse_duration_micros(v)
+                            .map(|us| std::time::Duration::from_micros(us.max(0) as u64))
+                            .ok_or_else(|| {
+                                SqlError::Plan(format!(
+                                    "'lookup.partial-cache.expire-after-write' = '{v}' is not a duration"
+                                ))
+                            })
+                    })
+                    .transpose()?,
+            }),
+            other => {
+                return plan_err(format!(
+                    "table `{table_name}`: 'lookup.cache' = '{other}' is not one of NONE, PARTIAL"
+                ))
+            }
+        };
+        left.ops.push(Box::new(LookupJoin::new(
+            table,
+            left_keys,
+            left_outer,
+            dim_fields.len(),
+            residual,
+            cache,
+        )));
+        left.scope = scope;
+        left.window_cols = None;
+        Ok(left)
     }
 
     fn plan_factor(&mut self, relation: &TableFactor) -> Result<Rel> {

@@ -8,6 +8,13 @@
 use crate::error::{Result, SqlError};
 use sqlparser::ast::{Expr, Ident, ObjectName, Query};
 use sqlparser::dialect::GenericDialect;
+
+sqlparser::derive_dialect!(
+    FlinkDialect,
+    GenericDialect,
+    preserve_type_id = true,
+    overrides = { supports_table_versioning = true }
+);
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer, Whitespace};
@@ -183,7 +190,7 @@ fn word_is(t: &Token, w: &str) -> bool {
 
 /// Parses a whole script (after substitution).
 pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
-    let dialect = GenericDialect {};
+    let dialect = FlinkDialect::new();
     let tokens = Tokenizer::new(&dialect, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::Parse {
@@ -413,7 +420,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         .map(|t| t.span.end)
         .unwrap_or(Location::new(0, 0));
     toks.push(TokenWithSpan::new(Token::EOF, Span::new(end, end)));
-    let dialect = GenericDialect {};
+    let dialect = FlinkDialect::new();
     let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
     let e = |err| perr(line, err);
     let kind = if p.parse_keyword(Keyword::SET) {

@@ -116,7 +116,7 @@ fn scan_ops(t: &TableDef, splits: usize, idle_timeout: Option<i64>) -> Vec<Box<d
 }
 
 /// A Flink duration (`'5 s'`, `'500ms'`, `'1 min'`, `'2h'`, or bare milliseconds) in µs.
-fn parse_duration_micros(text: &str) -> Option<i64> {
+pub(crate) fn parse_duration_micros(text: &str) -> Option<i64> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let n: i64 = t[..split].parse().ok()?;

@@ -1,9 +1,10 @@
 //! Record-at-a-time operators that are not windows: calc (filter and projection), watermark
-//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, and the normalization of upsert streams.
+//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, lookup joins, and the normalization of upsert streams.
 
 pub mod calc;
 pub mod group_agg;
 pub mod join;
+pub mod lookup;
 pub mod normalize;
 pub mod rank;
 pub mod watermark;

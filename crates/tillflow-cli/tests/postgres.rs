@@ -322,6 +322,33 @@ INSERT INTO p SELECT * FROM s;",
         "a wrong password is not retried"
     );
 
+    // nothing listening: retried with backoff, then a clear error
+    let free = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let started = Instant::now();
+    let (ok, err) = tillflow(
+        &format!(
+            "CREATE TABLE s (a INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');
+CREATE TABLE p (a INT) WITH ('connector' = 'postgres', 'url' = 'postgres://{USER}:{PASSWORD}@127.0.0.1:{free}/postgres', 'table-name' = 'x');
+INSERT INTO p SELECT * FROM s;"
+        ),
+        d,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "cannot connect to PostgreSQL at 127.0.0.1:{free}/postgres"
+        )) && err.contains("tried 5 time(s)"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "the password was printed: {err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "retried with backoff"
+    );
+
     pg.client()
         .batch_execute("CREATE TABLE typed (a integer, b text)")
         .expect("create");

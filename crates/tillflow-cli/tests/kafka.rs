@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{events, lines, tillflow, COLUMNS};
 
 /// A throw-away tansu broker (memory storage), killed when dropped.
 struct Broker {
@@ -119,53 +118,6 @@ impl Drop for Broker {
     }
 }
 
-fn tillflow(script: &str, dir: &Path) -> (bool, String) {
-    let path = dir.join(format!("q{}.sql", script.len()));
-    std::fs::write(&path, script).expect("write script");
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet"])
-        .arg(&path)
-        .output()
-        .expect("run tillflow");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-/// Every line of every file under `dir`, sorted.
-fn lines(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            out.extend(text.lines().map(str::to_owned));
-        }
-    }
-    out.sort();
-    out
-}
-
-const COLUMNS: &str = "event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE, customer_id STRING, channel STRING";
-
-/// The first `n` events of the Flink cases' input, sorted by event time when `sorted`.
-fn events(dir: &Path, n: usize, sorted: bool) -> PathBuf {
-    let text =
-        std::fs::read_to_string(root().join("tests/flink/events20k.ndjson")).expect("events");
-    let mut ls: Vec<&str> = text.lines().take(n).collect();
-    if sorted {
-        ls.sort_by_key(|l| {
-            serde_json::from_str::<serde_json::Value>(l).expect("json")["event_time"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        });
-    }
-    let p = dir.join("events.ndjson");
-    std::fs::write(&p, ls.join("\n") + "\n").expect("write events");
-    p
-}
-
 fn window_query(source_with: &str, out: &Path) -> String {
     format!(
         "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND) WITH ({source_with});
@@ -177,6 +129,18 @@ FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, store_id;",
         out.display()
     )
+}
+
+/// The window query over the file itself, into `d/want`.
+fn windows_over_the_file(input: &Path, d: &Path) -> PathBuf {
+    let want = d.join("want");
+    let file = format!(
+        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'json'",
+        input.display()
+    );
+    let (ok, err) = tillflow(&window_query(&file, &want), d);
+    assert!(ok, "{err}");
+    want
 }
 
 fn kafka_with(b: &Broker, topic: &str, extra: &str) -> String {
@@ -208,18 +172,7 @@ fn windows_over_kafka_equal_windows_over_the_file_and_group_offsets_resume() {
     let input = events(d, 1500, false);
     produce_with_tillflow(&b, d, &input, "sales1", "default");
 
-    let want = d.join("want");
-    let (ok, err) = tillflow(
-        &window_query(
-            &format!(
-                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'json'",
-                input.display()
-            ),
-            &want,
-        ),
-        d,
-    );
-    assert!(ok, "{err}");
+    let want = windows_over_the_file(&input, d);
     let got = d.join("got");
     let group = ", 'properties.group.id' = 'g1', 'scan.startup.mode' = 'group-offsets', 'scan.bounded.mode' = 'latest-offset'";
     let (ok, err) = tillflow(&window_query(&kafka_with(&b, "sales1", group), &got), d);
@@ -248,18 +201,7 @@ fn per_partition_watermarks_drop_nothing_across_interleaved_partitions() {
     // in event-time order, so reading the file drops nothing as late
     let input = events(d, 1500, true);
     produce_with_tillflow(&b, d, &input, "sales3", "round-robin");
-    let want = d.join("want");
-    let (ok, err) = tillflow(
-        &window_query(
-            &format!(
-                "'connector' = 'filesystem', 'path' = '{}', 'format' = 'json'",
-                input.display()
-            ),
-            &want,
-        ),
-        d,
-    );
-    assert!(ok, "{err}");
+    let want = windows_over_the_file(&input, d);
     let got = d.join("got");
     let (ok, err) = tillflow(
         &window_query(

@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{events, root, tillflow, COLUMNS};
+
 const USER: &str = "tillflow";
 const PASSWORD: &str = "s3cret-pw-5521";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Server {
     dir: tempfile::TempDir,
@@ -133,31 +132,6 @@ impl Drop for Server {
     }
 }
 
-fn tillflow(script: &str, dir: &Path) -> (bool, String) {
-    let path = dir.join(format!("q{}.sql", script.len()));
-    std::fs::write(&path, script).expect("write script");
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet"])
-        .arg(&path)
-        .output()
-        .expect("run tillflow");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-const COLUMNS: &str = "event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE, customer_id STRING, channel STRING";
-
-fn events(dir: &Path, n: usize) -> PathBuf {
-    let text =
-        std::fs::read_to_string(root().join("tests/flink/events20k.ndjson")).expect("events");
-    let ls: Vec<&str> = text.lines().take(n).collect();
-    let p = dir.join("events.ndjson");
-    std::fs::write(&p, ls.join("\n") + "\n").expect("write events");
-    p
-}
-
 fn sqlite_rows(db: &Path, sql: &str) -> Vec<(String, i64, i64, f64)> {
     let c = rusqlite::Connection::open(db).expect("sqlite");
     let mut st = c.prepare(sql).expect("prepare");
@@ -183,7 +157,7 @@ fn appended_and_upserted_results_equal_the_embedded_store() {
     let pg = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let input = events(d, 1500);
+    let input = events(d, 1500, false);
     let db = d.join("want.db");
     let windows = "SELECT window_start, store_id, COUNT(*), SUM(qty * unit_price)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
@@ -373,7 +347,7 @@ fn lookup_join_enriches_the_stream_in_batches() {
     let pg = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let input = events(d, 1500);
+    let input = events(d, 1500, false);
     let mut c = pg.client();
     // a catalogue of SKU-0001..SKU-0050 (SKU-0051..0060 are missing), with a cost per unit
     c.batch_execute(

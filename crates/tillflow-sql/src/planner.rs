@@ -169,6 +169,44 @@ fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
     rel.window_cols = window_cols;
 }
 
+/// Splits a join's `ON` condition over `[left (nl columns)..., right...]` into the equalities
+/// between a left and a right column (the key: left columns, right columns counted from 0) and
+/// the rest, ANDed (checked per joined row).
+fn split_join_condition(
+    on: Option<&sql::Expr>,
+    scope: &Scope,
+    nl: usize,
+) -> Result<(Vec<usize>, Vec<usize>, Option<Expr>)> {
+    let (mut left, mut right, mut residual) = (Vec::new(), Vec::new(), None);
+    let Some(on) = on else {
+        return Ok((left, right, residual));
+    };
+    let mut parts = Vec::new();
+    conjuncts(on, &mut parts);
+    let conv = Converter::new(scope);
+    for p in parts {
+        let e = conv.convert(&p)?;
+        if e.data_type() != DataType::Boolean && e.data_type() != DataType::Null {
+            return plan_err(format!("the join condition `{p}` is not a boolean"));
+        }
+        if let Some((a, b)) = equi_columns(&e, nl) {
+            left.push(a);
+            right.push(b - nl);
+            continue;
+        }
+        residual = Some(match residual.take() {
+            None => e,
+            Some(r) => Expr::Binary {
+                op: tillflow_runtime::expr::BinOp::And,
+                left: Box::new(r),
+                right: Box::new(e),
+                ty: DataType::Boolean,
+            },
+        });
+    }
+    Ok((left, right, residual))
+}
+
 /// `a = b` between a column of the left input (`< nl`) and one of the right, of types whose
 /// values encode alike (so equal values give equal keys).
 fn equi_columns(e: &Expr, nl: usize) -> Option<(usize, usize)> {
@@ -475,33 +513,8 @@ impl<'a> Planner<'a> {
             schema: Schema::new(fields),
             qualifiers,
         };
-        let mut keys: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
-        let mut residual: Option<Expr> = None;
-        if let Some(on) = on {
-            let mut parts = Vec::new();
-            conjuncts(on, &mut parts);
-            let conv = Converter::new(&scope);
-            for p in parts {
-                let e = conv.convert(&p)?;
-                if e.data_type() != DataType::Boolean && e.data_type() != DataType::Null {
-                    return plan_err(format!("the join condition `{p}` is not a boolean"));
-                }
-                if let Some((a, b)) = equi_columns(&e, nl) {
-                    keys[0].push(a);
-                    keys[1].push(b - nl);
-                    continue;
-                }
-                residual = Some(match residual.take() {
-                    None => e,
-                    Some(r) => Expr::Binary {
-                        op: tillflow_runtime::expr::BinOp::And,
-                        left: Box::new(r),
-                        right: Box::new(e),
-                        ty: DataType::Boolean,
-                    },
-                });
-            }
-        }
+        let (left_keys, right_keys, residual) = split_join_condition(on, &scope, nl)?;
+        let keys = [left_keys, right_keys];
         let updating = left.updating || right.updating || kind != JoinType::Inner;
         let op = StreamingJoin::new(kind, keys, [nl, right.schema().len()], residual);
         Ok(Rel {
@@ -581,31 +594,7 @@ impl<'a> Planner<'a> {
             schema: Schema::new(fields),
             qualifiers,
         };
-        let mut left_keys = Vec::new();
-        let mut dim_keys = Vec::new();
-        let mut residual: Option<Expr> = None;
-        if let Some(on) = on {
-            let mut parts = Vec::new();
-            conjuncts(on, &mut parts);
-            let conv = Converter::new(&scope);
-            for p in parts {
-                let e = conv.convert(&p)?;
-                if let Some((a, b)) = equi_columns(&e, nl) {
-                    left_keys.push(a);
-                    dim_keys.push(b - nl);
-                    continue;
-                }
-                residual = Some(match residual.take() {
-                    None => e,
-                    Some(r) => Expr::Binary {
-                        op: tillflow_runtime::expr::BinOp::And,
-                        left: Box::new(r),
-                        right: Box::new(e),
-                        ty: DataType::Boolean,
-                    },
-                });
-            }
-        }
+        let (left_keys, dim_keys, residual) = split_join_condition(on, &scope, nl)?;
         if dim_keys.is_empty() {
             return plan_err(format!(
                 "lookup join on `{table_name}`: the ON clause needs an equality between a column of the stream and a column of `{table_name}` (the lookup key)"

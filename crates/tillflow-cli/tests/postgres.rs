@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{events, root, tillflow, COLUMNS};
+use common::{events, root, tillflow, Broker, COLUMNS};
 
 const USER: &str = "tillflow";
 const PASSWORD: &str = "s3cret-pw-5521";
@@ -514,4 +514,53 @@ fn the_margin_example_enriches_generated_sales_from_postgres() {
     assert!((r.get::<_, f64>(1) - revenue).abs() < 1e-6 * revenue);
     assert_eq!(r.get::<_, i64>(2), 0, "every SKU is in the catalogue");
     assert_eq!(r.get::<_, i64>(3), 12);
+}
+
+#[test]
+fn kafka_offsets_are_committed_only_after_postgres_has_the_rows() {
+    let pg = Server::start();
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("orders", 1);
+    let msgs: Vec<String> = (0..2000)
+        .map(|i| format!(r#"{{"id": {i}, "amount": {}.5}}"#, i % 97))
+        .collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
+    b.produce("orders", 0, &refs);
+    // the PostgreSQL sink flushes only when the job asks it to (no size or time trigger)
+    let script = |bounded: &str| {
+        format!(
+            "CREATE TABLE orders (id INT, amount DOUBLE) WITH ('connector' = 'kafka', 'topic' = 'orders',
+  'properties.bootstrap.servers' = '{}', 'properties.group.id' = 'loader', 'scan.startup.mode' = 'group-offsets',
+  'format' = 'json'{bounded});
+CREATE TABLE o (id INT, amount DOUBLE, PRIMARY KEY (id) NOT ENFORCED) WITH ({});
+INSERT INTO o SELECT * FROM orders;",
+            b.addr(),
+            pg.jdbc("orders", ", 'sink.create-table' = 'true', 'sink.buffer-flush.max-rows' = '1000000', 'sink.buffer-flush.interval' = '0'")
+        )
+    };
+    let path = d.join("load.sql");
+    std::fs::write(&path, script("")).expect("script");
+    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .spawn()
+        .expect("run");
+    std::thread::sleep(Duration::from_millis(3500));
+    // killed without any chance to clean up
+    job.kill().expect("kill");
+    let _ = job.wait();
+    // a second run resumes from the committed offsets and reads what is left
+    let (ok, err) = tillflow(&script(", 'scan.bounded.mode' = 'latest-offset'"), d);
+    assert!(ok, "{err}");
+    let n: i64 = pg
+        .client()
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        n, 2000,
+        "rows whose offsets were committed are in PostgreSQL"
+    );
 }

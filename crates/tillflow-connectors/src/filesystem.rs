@@ -392,6 +392,16 @@ impl Sink for FileSink {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| {
+            RuntimeError::Sink(format!(
+                "table `{}`: {}: {e}",
+                self.table,
+                self.in_progress.display()
+            ))
+        })
+    }
+
     fn finish(&mut self) -> Result<()> {
         let fail = |e: std::io::Error, p: &Path| {
             RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))

@@ -23,7 +23,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Schema, Value};
@@ -556,7 +556,6 @@ pub struct KafkaSource {
     index: BTreeMap<(String, i32), usize>,
     bounded: bool,
     group: bool,
-    last_commit: Instant,
     metrics: SourceMetrics,
     position: String,
 }
@@ -835,7 +834,6 @@ impl KafkaSource {
             index,
             bounded: stop.is_some(),
             group,
-            last_commit: Instant::now(),
             metrics: SourceMetrics::default(),
             position: String::new(),
         })
@@ -848,7 +846,7 @@ impl KafkaSource {
     }
 
     /// Commits the offsets of everything handed out so far (the rows are in the pipeline).
-    fn commit(&mut self) {
+    fn commit_offsets(&mut self) {
         if !self.group {
             return;
         }
@@ -862,7 +860,7 @@ impl KafkaSource {
             }
         }
         if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
                 eprintln!(
                     "warning: table `{}`: committing offsets failed (will retry): {e}",
                     self.table
@@ -872,7 +870,6 @@ impl KafkaSource {
                 }
             }
         }
-        self.last_commit = Instant::now();
     }
 }
 
@@ -896,16 +893,17 @@ impl Source for KafkaSource {
         self.parts.len()
     }
 
+    fn commit(&mut self) -> Result<()> {
+        self.commit_offsets();
+        Ok(())
+    }
+
     fn poll(&mut self, row: &mut Row) -> Result<Poll> {
         loop {
             let msg = match self.consumer.poll(Duration::ZERO) {
                 None => {
                     if self.bounded && self.all_done() {
-                        self.commit();
                         return Ok(Poll::End);
-                    }
-                    if self.last_commit.elapsed() >= Duration::from_secs(1) {
-                        self.commit();
                     }
                     return Ok(Poll::Idle);
                 }
@@ -1020,20 +1018,6 @@ impl Source for KafkaSource {
         for p in &self.parts {
             out.extend_from_slice(&p.partition.to_le_bytes());
             out.extend_from_slice(&p.next.to_le_bytes());
-        }
-    }
-}
-
-impl Drop for KafkaSource {
-    fn drop(&mut self) {
-        if self.group {
-            let mut tpl = TopicPartitionList::new();
-            for p in self.parts.iter().filter(|p| p.next > p.committed) {
-                let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
-            }
-            if tpl.count() > 0 {
-                let _ = self.consumer.commit(&tpl, CommitMode::Sync);
-            }
         }
     }
 }
@@ -1280,6 +1264,10 @@ impl Sink for KafkaSink {
             self.check_deliveries()?;
         }
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.finish()
     }
 
     fn finish(&mut self) -> Result<()> {

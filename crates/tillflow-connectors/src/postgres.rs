@@ -762,10 +762,15 @@ impl Sink for PgSink {
     }
 
     fn finish(&mut self) -> Result<()> {
+        Sink::flush(self)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        // a -U still waiting for its +U is applied as a delete: the +U, when it comes, re-inserts
         if let Some(before) = self.pending_before.take() {
             self.buffer(&before, true);
         }
-        self.flush()
+        PgSink::flush(self)
     }
 
     fn rows_written(&self) -> u64 {

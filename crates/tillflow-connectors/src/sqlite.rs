@@ -312,6 +312,10 @@ impl Sink for SqliteSink {
         self.write_row(row)
     }
 
+    fn flush(&mut self) -> Result<()> {
+        self.finish()
+    }
+
     fn finish(&mut self) -> Result<()> {
         if self.has_pending {
             self.has_pending = false;

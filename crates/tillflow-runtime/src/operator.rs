@@ -193,6 +193,11 @@ pub trait Sink: Send {
     }
     /// Flushes and commits everything written (end of a bounded job).
     fn finish(&mut self) -> Result<()>;
+    /// Makes everything written so far durable (buffers written, transactions committed), so
+    /// the source may commit the positions of the rows behind it. The default does nothing.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Rows written so far.
     fn rows_written(&self) -> u64;
 }
@@ -250,6 +255,12 @@ pub trait Source: Send {
 
     /// Appends the source's read position (the part of a checkpoint that says where to resume).
     fn snapshot_position(&self, _out: &mut Vec<u8>) {}
+
+    /// Called after every sink of the job has flushed what this source's rows produced so far:
+    /// the source may record its read position as consumed (Kafka commits the group offsets).
+    fn commit(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Resumes from a position written by [`Source::snapshot_position`].
     fn restore_position(&mut self, _input: &[u8]) -> Result<()> {
@@ -418,6 +429,20 @@ impl Pipeline {
                 Ok(())
             }
             Output::Input(node, side) => lock(node)?.end_input(*side),
+        }
+    }
+
+    /// Flushes every sink this pipeline reaches.
+    pub fn flush_sinks(&mut self) -> Result<()> {
+        match &mut self.output {
+            Output::Sink(s) => s.flush(),
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.flush_sinks()?;
+                }
+                Ok(())
+            }
+            Output::Input(node, _) => lock(node)?.downstream.flush_sinks(),
         }
     }
 

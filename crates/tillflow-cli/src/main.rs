@@ -1,6 +1,7 @@
 //! The `tillflow` command: run, explain or validate a Flink SQL script.
 
 mod demo;
+mod http;
 
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -169,6 +170,8 @@ struct ScriptArgs {
     /// The SQLite file for tables declared without a WITH clause (the embedded default store).
     #[arg(long, value_name = "FILE", default_value = tillflow_sql::session::DEFAULT_STORE)]
     store: String,
+    #[command(flatten)]
+    http: http::HttpArgs,
 }
 
 fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
@@ -260,9 +263,16 @@ fn main() -> ExitCode {
                 .instantiate()
                 .map_err(|e| format!("{}: {e}", a.file.display()))?;
             stop_on_ctrl_c(&job);
-            let report = job
-                .run()
-                .map_err(|e| format!("{}: job failed: {e}", a.file.display()))?;
+            let publisher = http::start(&a.http, a.quiet)?
+                .map(|s| http::Publisher::new(s, &a.file.display().to_string()));
+            if let Some(p) = &publisher {
+                p.attach(&mut job);
+            }
+            let result = job.run();
+            if let Some(p) = &publisher {
+                p.finish(result.as_ref().ok());
+            }
+            let report = result.map_err(|e| format!("{}: job failed: {e}", a.file.display()))?;
             if !a.quiet {
                 eprintln!("{}", summary(&report));
             }

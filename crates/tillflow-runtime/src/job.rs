@@ -60,11 +60,15 @@ pub struct JobProgress {
 /// A progress callback.
 pub type ProgressFn = Box<dyn FnMut(&JobProgress)>;
 
+/// A callback receiving every counter of the job (for the HTTP API and metrics).
+pub type ReportFn = Box<dyn FnMut(&JobReport)>;
+
 /// A runnable job: a set of source tasks.
 pub struct Job {
     tasks: Vec<SourceTask>,
     stop: Arc<AtomicBool>,
     progress: Option<ProgressFn>,
+    reports: Option<ReportFn>,
 }
 
 /// How often sinks are flushed and sources told to commit what is behind them.
@@ -87,12 +91,18 @@ impl Job {
             tasks,
             stop: Arc::new(AtomicBool::new(false)),
             progress: None,
+            reports: None,
         }
     }
 
     /// Calls `f` about five times a second while the job runs.
     pub fn on_progress(&mut self, f: ProgressFn) {
         self.progress = Some(f);
+    }
+
+    /// Calls `f` with every counter of the job about five times a second while it runs.
+    pub fn on_report(&mut self, f: ReportFn) {
+        self.reports = Some(f);
     }
 
     /// A flag that stops the job (unbounded sources) when set.
@@ -140,13 +150,17 @@ impl Job {
             if all_done {
                 break;
             }
-            if let Some(f) = self.progress.as_mut() {
-                if last_report.elapsed() >= Duration::from_millis(200) {
-                    last_report = Instant::now();
+            if last_report.elapsed() >= Duration::from_millis(200) {
+                last_report = Instant::now();
+                if let Some(f) = self.progress.as_mut() {
                     f(&JobProgress {
                         records,
                         elapsed: started.elapsed(),
                     });
+                }
+                if let Some(mut f) = self.reports.take() {
+                    f(&self.report(started.elapsed()));
+                    self.reports = Some(f);
                 }
             }
             if self.stop.load(Ordering::Relaxed) {

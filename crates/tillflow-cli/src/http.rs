@@ -1,0 +1,184 @@
+//! The HTTP options of `run` and `demo`, and publishing a job's counters to the server.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+use tillflow_runtime::job::{Job, JobReport};
+use tillflow_server::{JobStatus, NodeStatus, Status};
+
+/// Where (and whether) to serve the API and metrics.
+#[derive(clap::Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Serve the HTTP API and Prometheus metrics on this address (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Do not serve HTTP.
+    #[arg(long)]
+    pub no_http: bool,
+    /// Bearer token required on every request (needed to serve beyond loopback).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TILLFLOW_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub auth_token: Option<String>,
+}
+
+/// Publishes one job's counters.
+pub struct Publisher {
+    status: Status,
+    id: String,
+    name: String,
+    started: Instant,
+}
+
+/// Starts the server as `args` say; `None` when HTTP is off or the default port is taken.
+pub fn start(args: &HttpArgs, quiet: bool) -> Result<Option<Status>, String> {
+    if args.no_http {
+        return Ok(None);
+    }
+    let explicit = args.http.is_some();
+    let addr = args
+        .http
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let status = Status::default();
+    match tillflow_server::serve(addr, args.auth_token.clone(), status.clone()) {
+        Ok(bound) => {
+            if !quiet {
+                eprintln!("serving the API on http://{bound}/api/jobs and metrics on http://{bound}/metrics");
+            }
+            Ok(Some(status))
+        }
+        Err(e) if !explicit && matches!(e, tillflow_server::ServerError::Bind { .. }) => {
+            if !quiet {
+                eprintln!(
+                    "note: {e}; running without HTTP (--http ADDR to choose another address)"
+                );
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
+    let mut out = Vec::new();
+    for (name, m) in &r.sources {
+        out.push(NodeStatus {
+            kind: "source",
+            name: name.clone(),
+            depth: 0,
+            rows_in: m.records,
+            rows_out: m.records,
+            bad_records: m.bad_records,
+            lag: m.lag,
+            ..NodeStatus::default()
+        });
+    }
+    for (name, m) in &r.operators {
+        out.push(NodeStatus {
+            kind: "operator",
+            name: name.clone(),
+            depth: 1,
+            rows_in: m.records_in,
+            rows_out: m.records_out,
+            late_dropped: m.late_dropped,
+            state_entries: m.state_entries,
+            ..NodeStatus::default()
+        });
+    }
+    for (name, rows) in &r.sinks {
+        out.push(NodeStatus {
+            kind: "sink",
+            name: name.clone(),
+            depth: 2,
+            rows_in: *rows,
+            rows_out: *rows,
+            ..NodeStatus::default()
+        });
+    }
+    for (i, n) in out.iter_mut().enumerate() {
+        let prev = before.get(i).map_or(0, |b| b.rows_out);
+        n.rows_per_sec = if secs > 0.0 {
+            n.rows_out.saturating_sub(prev) as f64 / secs
+        } else {
+            0.0
+        };
+    }
+    out
+}
+
+impl Publisher {
+    /// A publisher for the job named `name` (its id is `name` made URL-safe).
+    pub fn new(status: Status, name: &str) -> Self {
+        let id: String = name
+            .rsplit('/')
+            .next()
+            .unwrap_or(name)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Publisher {
+            status,
+            id,
+            name: name.to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Hooks the job so that its counters are published while it runs.
+    pub fn attach(&self, job: &mut Job) {
+        let status = self.status.clone();
+        let (id, name) = (self.id.clone(), self.name.clone());
+        let mut last: Option<(Instant, JobStatus)> = None;
+        job.on_report(Box::new(move |r| {
+            let now = Instant::now();
+            let (secs, before) = match &last {
+                Some((t, s)) => (now.duration_since(*t).as_secs_f64(), s.nodes.as_slice()),
+                None => (r.elapsed.as_secs_f64(), &[][..]),
+            };
+            let records: u64 = r.sources.iter().map(|(_, m)| m.records).sum();
+            let prev_records = last.as_ref().map_or(0, |(_, s)| s.records);
+            let js = JobStatus {
+                id: id.clone(),
+                name: name.clone(),
+                state: "running".into(),
+                elapsed_secs: r.elapsed.as_secs_f64(),
+                records,
+                records_per_sec: if secs > 0.0 {
+                    records.saturating_sub(prev_records) as f64 / secs
+                } else {
+                    0.0
+                },
+                nodes: nodes(r, before, secs),
+            };
+            tillflow_server::publish(&status, js.clone());
+            last = Some((now, js));
+        }));
+    }
+
+    /// Publishes the final counters (or the failure).
+    pub fn finish(&self, report: Option<&JobReport>) {
+        let js = JobStatus {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: if report.is_some() {
+                "finished"
+            } else {
+                "failed"
+            }
+            .into(),
+            elapsed_secs: self.started.elapsed().as_secs_f64(),
+            records: report.map_or(0, |r| r.sources.iter().map(|(_, m)| m.records).sum()),
+            records_per_sec: 0.0,
+            nodes: report.map(|r| nodes(r, &[], 0.0)).unwrap_or_default(),
+        };
+        tillflow_server::publish(&self.status, js);
+    }
+}

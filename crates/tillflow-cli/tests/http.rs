@@ -1,0 +1,156 @@
+//! The HTTP API and Prometheus metrics of a running job, over real HTTP.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// GET `path`; (status code, body). `None` while nothing listens yet.
+fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+/// A generated-sales job paced to run for a while, serving on `port`.
+fn start_job(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    let script = dir.join("sales.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE s (event_time TIMESTAMP(3), store_id INT, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'duration' = '1d', 'pacing' = '3000x');
+CREATE TABLE o (window_start TIMESTAMP(3), store_id INT, revenue DOUBLE) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT window_start, store_id, SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;",
+    )
+    .expect("script");
+    Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(&script)
+        .arg("--http")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tillflow")
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_api_and_metrics_show_a_running_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut job = start_job(dir.path(), port, &[]);
+    let records = |body: &str| -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        v.as_array()?.first()?["records"].as_u64()
+    };
+    let first = wait_for("a job with records", || {
+        let (code, body) = get(port, "/api/jobs", None)?;
+        assert_eq!(code, 200, "{body}");
+        records(&body).filter(|&n| n > 0)
+    });
+    let later = wait_for("more records", || {
+        records(&get(port, "/api/jobs", None)?.1).filter(|&n| n > first)
+    });
+    assert!(later > first);
+    let (code, body) = get(port, "/api/jobs/sales_sql", None).expect("job");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["state"], "running");
+    let nodes = v["nodes"].as_array().expect("nodes");
+    let kinds: Vec<&str> = nodes.iter().filter_map(|n| n["kind"].as_str()).collect();
+    assert!(
+        kinds.contains(&"source") && kinds.contains(&"operator") && kinds.contains(&"sink"),
+        "{kinds:?}"
+    );
+    assert!(
+        nodes.iter().any(
+            |n| n["name"].as_str().unwrap_or("").contains("WindowAggregate")
+                || n["name"].as_str().unwrap_or("").contains("Window")
+        ),
+        "{body}"
+    );
+    let (code, metrics) = get(port, "/metrics", None).expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("# TYPE tillflow_operator_rows_in_total counter"),
+        "{metrics}"
+    );
+    let source_rows: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tillflow_operator_rows_in_total{job=\"sales_sql\"")
+                && l.contains("kind=\"source\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("source rows in the metrics");
+    assert!(source_rows >= later, "{source_rows} < {later}");
+    let (code, _) = get(port, "/api/jobs/nope", None).expect("404");
+    assert_eq!(code, 404);
+    let _ = job.kill();
+    let _ = job.wait();
+}
+
+#[test]
+fn a_token_is_required_when_given_and_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut job = start_job(dir.path(), port, &["--auth-token", "t0ken-9"]);
+    let (code, _) = wait_for("the server", || get(port, "/api/jobs", None));
+    assert_eq!(code, 401);
+    let (code, _) = get(port, "/metrics", Some("wrong")).expect("metrics");
+    assert_eq!(code, 401);
+    let (code, _) = get(port, "/api/jobs", Some("t0ken-9")).expect("jobs");
+    assert_eq!(code, 200);
+    let _ = job.kill();
+    let _ = job.wait();
+
+    // 0.0.0.0 without a token: refused at start
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["demo", "--quiet", "--duration", "1h", "--http"])
+        .arg(format!("0.0.0.0:{}", free_port()))
+        .env_remove("TILLFLOW_AUTH_TOKEN")
+        .current_dir(dir.path())
+        .output()
+        .expect("demo");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("refusing to serve on 0.0.0.0") && err.contains("--auth-token"),
+        "{err}"
+    );
+}

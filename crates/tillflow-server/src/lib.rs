@@ -1,0 +1,284 @@
+//! tillflow's HTTP server: the JSON API over the jobs of this process and their operator graph,
+//! and Prometheus metrics, served from a thread of its own.
+//!
+//! The job loop stays single-threaded and never waits for the server: about five times a second
+//! it publishes a [`JobStatus`] into a shared [`Status`] board, which the handlers read. Binding a
+//! non-loopback address requires a bearer token, checked on every request.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use thiserror::Error;
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// A non-loopback address without a token.
+    #[error("refusing to serve on {0} without --auth-token: only loopback addresses may go unauthenticated")]
+    NeedsToken(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One operator (or source, or sink) of a job's graph.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeStatus {
+    /// `source`, `operator` or `sink`.
+    pub kind: &'static str,
+    /// Description.
+    pub name: String,
+    /// Depth in the graph (0 = source).
+    pub depth: usize,
+    /// Rows in (for sources: records read).
+    pub rows_in: u64,
+    /// Rows out (for sinks: rows written).
+    pub rows_out: u64,
+    /// Rows per second out, over the last interval.
+    pub rows_per_sec: f64,
+    /// Records dropped as late.
+    pub late_dropped: u64,
+    /// Malformed records skipped or dead-lettered (sources).
+    pub bad_records: u64,
+    /// Keys or windows in state.
+    pub state_entries: u64,
+    /// Records behind the end of the input (Kafka consumer lag).
+    pub lag: u64,
+}
+
+/// A job as the API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct JobStatus {
+    /// Identifier (URL-safe).
+    pub id: String,
+    /// The script or demo it runs.
+    pub name: String,
+    /// `running`, `finished` or `failed`.
+    pub state: String,
+    /// Seconds since it started.
+    pub elapsed_secs: f64,
+    /// Records read by all sources.
+    pub records: u64,
+    /// Records read per second over the last interval.
+    pub records_per_sec: f64,
+    /// Sources, operators and sinks, in graph order.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// The board the job loop writes and the handlers read.
+pub type Status = Arc<RwLock<Vec<JobStatus>>>;
+
+/// Publishes `job` (replacing the job with the same id).
+pub fn publish(status: &Status, job: JobStatus) {
+    if let Ok(mut jobs) = status.write() {
+        match jobs.iter_mut().find(|j| j.id == job.id) {
+            Some(j) => *j = job,
+            None => jobs.push(job),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    status: Status,
+    token: Option<Arc<str>>,
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    match &state.token {
+        None => true,
+        Some(t) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| given == &**t),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "missing or wrong bearer token\n",
+    )
+        .into_response()
+}
+
+async fn jobs(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let jobs: Vec<JobStatus> = s.status.read().map(|j| j.clone()).unwrap_or_default();
+    Json(jobs).into_response()
+}
+
+async fn job(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let found = s
+        .status
+        .read()
+        .ok()
+        .and_then(|j| j.iter().find(|j| j.id == id).cloned());
+    match found {
+        Some(j) => Json(j).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response(),
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', " ")
+}
+
+/// A node metric: name, Prometheus type, help text and how to read it.
+type Metric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&NodeStatus) -> u64,
+);
+
+/// The board in Prometheus' text format.
+pub fn prometheus(jobs: &[JobStatus]) -> String {
+    let mut out = String::new();
+    let metrics: [Metric; 6] = [
+        (
+            "tillflow_operator_rows_in_total",
+            "counter",
+            "Rows received by the operator (records read, for sources).",
+            |n| n.rows_in,
+        ),
+        (
+            "tillflow_operator_rows_out_total",
+            "counter",
+            "Rows emitted by the operator (rows written, for sinks).",
+            |n| n.rows_out,
+        ),
+        (
+            "tillflow_operator_late_dropped_total",
+            "counter",
+            "Records dropped as late.",
+            |n| n.late_dropped,
+        ),
+        (
+            "tillflow_operator_bad_records_total",
+            "counter",
+            "Malformed records skipped or dead-lettered.",
+            |n| n.bad_records,
+        ),
+        (
+            "tillflow_operator_state_entries",
+            "gauge",
+            "Keys or windows held in state.",
+            |n| n.state_entries,
+        ),
+        (
+            "tillflow_source_lag_records",
+            "gauge",
+            "Records between the read position and the end of the input.",
+            |n| n.lag,
+        ),
+    ];
+    for (name, kind, help, get) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for j in jobs {
+            for (i, n) in j.nodes.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{job=\"{}\",operator=\"{}\",kind=\"{}\",index=\"{i}\"}} {}",
+                    label(&j.id),
+                    label(&n.name),
+                    n.kind,
+                    get(n)
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP tillflow_job_records_per_second Records read per second.\n# TYPE tillflow_job_records_per_second gauge");
+    for j in jobs {
+        let _ = writeln!(
+            out,
+            "tillflow_job_records_per_second{{job=\"{}\"}} {}",
+            label(&j.id),
+            j.records_per_sec
+        );
+    }
+    out
+}
+
+async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let text = s.status.read().map(|j| prometheus(&j)).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Starts serving `status` on `addr` from a background thread. A non-loopback address needs a
+/// `token`; the bind happens before this returns, so a busy port is reported at once.
+pub fn serve(
+    addr: SocketAddr,
+    token: Option<String>,
+    status: Status,
+) -> Result<SocketAddr, ServerError> {
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(ServerError::NeedsToken(addr));
+    }
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let state = AppState {
+        status,
+        token: token.map(Arc::from),
+    };
+    let app = Router::new()
+        .route("/api/jobs", get(jobs))
+        .route("/api/jobs/{id}", get(job))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    std::thread::Builder::new()
+        .name("tillflow-http".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("warning: HTTP server: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, app).await {
+                            eprintln!("warning: HTTP server stopped: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("warning: HTTP server: {e}"),
+                }
+            });
+        })
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(local)
+}

@@ -552,8 +552,6 @@ pub struct KafkaSource {
     dead_letter: Option<DeadLetter>,
     metadata: Vec<usize>,
     parts: Vec<PartitionState>,
-    /// Index into `parts` by (topic, partition).
-    index: BTreeMap<(String, i32), usize>,
     bounded: bool,
     group: bool,
     metrics: SourceMetrics,
@@ -791,11 +789,6 @@ impl KafkaSource {
         consumer
             .assign(&tpl)
             .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
-        let index = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
-            .collect();
         let mut schema = table.schema.clone();
         let mut metadata = Vec::new();
         for (name, key) in &table.metadata {
@@ -831,7 +824,6 @@ impl KafkaSource {
             dead_letter,
             metadata,
             parts,
-            index,
             bounded: stop.is_some(),
             group,
             metrics: SourceMetrics::default(),
@@ -919,7 +911,13 @@ impl Source for KafkaSource {
                 }
                 Some(Ok(m)) => m,
             };
-            let Some(&i) = self.index.get(&(msg.topic().to_owned(), msg.partition())) else {
+            // a few partitions: a scan, without building a key per message
+            let (topic, partition) = (msg.topic(), msg.partition());
+            let Some(i) = self
+                .parts
+                .iter()
+                .position(|p| p.partition == partition && p.topic == topic)
+            else {
                 continue;
             };
             let offset = msg.offset();
@@ -1062,8 +1060,9 @@ pub struct KafkaSink {
     value_cols: Option<Vec<usize>>,
     upsert: bool,
     kbuf: Vec<u8>,
-    /// The key of a `-U` waiting for the row after it (upsert mode).
-    pending: Option<Vec<u8>>,
+    /// The key of a `-U` waiting for the row after it (upsert mode), when `has_pending`.
+    pending: Vec<u8>,
+    has_pending: bool,
     scratch: Row,
     partitioner: Partitioner,
     partitions: i32,
@@ -1156,7 +1155,8 @@ impl KafkaSink {
             value_cols,
             upsert,
             kbuf: Vec::with_capacity(64),
-            pending: None,
+            pending: Vec::with_capacity(64),
+            has_pending: false,
             scratch: Row::with_capacity(8),
             partitioner,
             partitions,
@@ -1219,13 +1219,18 @@ impl Sink for KafkaSink {
         if self.upsert {
             // A -U is held until the next row: its +U replaces it (no tombstone), any other row
             // sends the tombstone first (the +U was filtered out above).
-            if let Some(pk) = self.pending.take() {
-                if !(row.kind.is_addition() && pk == self.kbuf) {
-                    self.tombstone(&pk)?;
-                }
+            if std::mem::take(&mut self.has_pending)
+                && !(row.kind.is_addition() && self.pending == self.kbuf)
+            {
+                let pk = std::mem::take(&mut self.pending);
+                let r = self.tombstone(&pk);
+                self.pending = pk;
+                r?;
             }
             if row.kind == RowKind::UpdateBefore {
-                self.pending = Some(self.kbuf.clone());
+                self.pending.clear();
+                self.pending.extend_from_slice(&self.kbuf);
+                self.has_pending = true;
                 return Ok(());
             }
         }
@@ -1271,8 +1276,11 @@ impl Sink for KafkaSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        if let Some(pk) = self.pending.take() {
-            self.tombstone(&pk)?;
+        if std::mem::take(&mut self.has_pending) {
+            let pk = std::mem::take(&mut self.pending);
+            let r = self.tombstone(&pk);
+            self.pending = pk;
+            r?;
         }
         self.producer.flush(Duration::from_secs(60)).map_err(|e| {
             RuntimeError::Sink(format!(

@@ -87,63 +87,11 @@ impl LookupJoin {
     }
 
     fn key_of(&self, row: &Row, key: &mut Vec<u8>) -> bool {
-        key.clear();
-        let mut null = false;
-        for &c in &self.left_keys {
-            let v = row.values.get(c).copied().unwrap_or(Value::Null);
-            null |= v.is_null();
-            encode_value(key, v, &row.heap);
-        }
-        !null
+        key_of(&self.left_keys, row, key)
     }
 
     fn cached(&self, key: &[u8]) -> Option<&Vec<Row>> {
-        let (at, rows) = self.cache.get(key)?;
-        match self.cache_cfg.and_then(|c| c.expire_after_write) {
-            Some(ttl) if at.elapsed() > ttl => None,
-            _ => Some(rows),
-        }
-    }
-
-    /// Emits `row` joined with `matches` (or padded / dropped when none qualifies).
-    fn emit_joined(&mut self, row: &Row, matches: &[Row], out: &mut dyn Emit) -> Result<()> {
-        let mut any = false;
-        for m in matches {
-            self.out.clear();
-            self.out.kind = row.kind;
-            for &v in &row.values {
-                self.out.push_from(v, &row.heap);
-            }
-            for &v in &m.values {
-                self.out.push_from(v, &m.heap);
-            }
-            if let Some(cond) = &self.residual {
-                let ok = cond
-                    .eval_predicate(&self.out, &mut self.scratch)
-                    .map_err(|e| {
-                        RuntimeError::Eval(format!("in the lookup join condition: {e}"))
-                    })?;
-                if !ok {
-                    continue;
-                }
-            }
-            any = true;
-            self.metrics.records_out += 1;
-            out.emit(&self.out)?;
-        }
-        if !any && self.left_outer {
-            self.out.clear();
-            self.out.kind = row.kind;
-            for &v in &row.values {
-                self.out.push_from(v, &row.heap);
-            }
-            self.out
-                .values
-                .extend(std::iter::repeat_n(Value::Null, self.right_width));
-            self.metrics.records_out += 1;
-            out.emit(&self.out)?;
-        }
-        Ok(())
+        cached(&self.cache, self.cache_cfg, key)
     }
 
     /// Looks up the buffered rows' missing keys in one call and emits the rows in order.
@@ -182,19 +130,41 @@ impl LookupJoin {
         for (key, i) in key_index {
             fresh.insert(key, std::mem::take(&mut results[i]));
         }
-        let buffer = std::mem::take(&mut self.buffer);
-        for row in buffer.iter().take(self.used) {
-            let has_key = self.key_of(row, &mut k);
-            let matches: Vec<Row> = if !has_key {
-                Vec::new()
-            } else if let Some(m) = fresh.get(&k) {
-                m.clone()
-            } else {
-                self.cached(&k).cloned().unwrap_or_default()
+        {
+            // rows leave in arrival order, joined with borrowed results: nothing cloned per row
+            let LookupJoin {
+                buffer,
+                used,
+                left_keys,
+                cache,
+                cache_cfg,
+                out: joined,
+                scratch,
+                metrics,
+                residual,
+                left_outer,
+                right_width,
+                ..
+            } = self;
+            let mut j = Joiner {
+                out: joined,
+                scratch,
+                metrics,
+                residual: residual.as_ref(),
+                left_outer: *left_outer,
+                right_width: *right_width,
             };
-            self.emit_joined(row, &matches, out)?;
+            for row in buffer.iter().take(*used) {
+                let matches: &[Row] = if !key_of(left_keys, row, &mut k) {
+                    &[]
+                } else if let Some(m) = fresh.get(&k) {
+                    m
+                } else {
+                    cached(cache, *cache_cfg, &k).map_or(&[][..], |v| v.as_slice())
+                };
+                j.emit(row, matches, out)?;
+            }
         }
-        self.buffer = buffer;
         self.used = 0;
         if let Some(cfg) = self.cache_cfg {
             for (key, rows) in fresh {
@@ -219,6 +189,80 @@ impl LookupJoin {
     }
 }
 
+fn key_of(left_keys: &[usize], row: &Row, key: &mut Vec<u8>) -> bool {
+    key.clear();
+    let mut null = false;
+    for &c in left_keys {
+        let v = row.values.get(c).copied().unwrap_or(Value::Null);
+        null |= v.is_null();
+        encode_value(key, v, &row.heap);
+    }
+    !null
+}
+
+fn cached<'a>(
+    cache: &'a HashMap<Vec<u8>, (Instant, Vec<Row>)>,
+    cfg: Option<LookupCache>,
+    key: &[u8],
+) -> Option<&'a Vec<Row>> {
+    let (at, rows) = cache.get(key)?;
+    match cfg.and_then(|c| c.expire_after_write) {
+        Some(ttl) if at.elapsed() > ttl => None,
+        _ => Some(rows),
+    }
+}
+
+/// Builds and emits joined rows (borrowing what it needs of the operator).
+struct Joiner<'a> {
+    out: &'a mut Row,
+    scratch: &'a mut Vec<u8>,
+    metrics: &'a mut OperatorMetrics,
+    residual: Option<&'a Expr>,
+    left_outer: bool,
+    right_width: usize,
+}
+
+impl Joiner<'_> {
+    /// Emits `row` joined with `matches` (or padded / dropped when none qualifies).
+    fn emit(&mut self, row: &Row, matches: &[Row], out: &mut dyn Emit) -> Result<()> {
+        let mut any = false;
+        for m in matches {
+            self.out.clear();
+            self.out.kind = row.kind;
+            for &v in &row.values {
+                self.out.push_from(v, &row.heap);
+            }
+            for &v in &m.values {
+                self.out.push_from(v, &m.heap);
+            }
+            if let Some(cond) = self.residual {
+                let ok = cond.eval_predicate(self.out, self.scratch).map_err(|e| {
+                    RuntimeError::Eval(format!("in the lookup join condition: {e}"))
+                })?;
+                if !ok {
+                    continue;
+                }
+            }
+            any = true;
+            self.metrics.records_out += 1;
+            out.emit(self.out)?;
+        }
+        if !any && self.left_outer {
+            self.out.clear();
+            self.out.kind = row.kind;
+            for &v in &row.values {
+                self.out.push_from(v, &row.heap);
+            }
+            self.out
+                .values
+                .extend(std::iter::repeat_n(Value::Null, self.right_width));
+            self.metrics.records_out += 1;
+            out.emit(self.out)?;
+        }
+        Ok(())
+    }
+}
+
 impl Operator for LookupJoin {
     fn describe(&self) -> String {
         format!(
@@ -236,20 +280,39 @@ impl Operator for LookupJoin {
 
     fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
         self.metrics.records_in += 1;
-        let mut key = std::mem::take(&mut self.key);
-        let has_key = self.key_of(row, &mut key);
         if self.used == 0 {
-            // nothing waiting: a cached (or NULL) key is answered at once
-            if !has_key {
-                self.key = key;
-                return self.emit_joined(row, &[], out);
-            }
-            if let Some(m) = self.cached(&key).cloned() {
-                self.key = key;
-                return self.emit_joined(row, &m, out);
+            // nothing waiting: a cached (or NULL) key is answered at once, from the cache
+            let LookupJoin {
+                left_keys,
+                key,
+                cache,
+                cache_cfg,
+                out: joined,
+                scratch,
+                metrics,
+                residual,
+                left_outer,
+                right_width,
+                ..
+            } = self;
+            let has_key = key_of(left_keys, row, key);
+            let matches = if has_key {
+                cached(cache, *cache_cfg, key).map(|v| v.as_slice())
+            } else {
+                Some(&[][..])
+            };
+            if let Some(m) = matches {
+                let mut j = Joiner {
+                    out: joined,
+                    scratch,
+                    metrics,
+                    residual: residual.as_ref(),
+                    left_outer: *left_outer,
+                    right_width: *right_width,
+                };
+                return j.emit(row, m, out);
             }
         }
-        self.key = key;
         if self.used < self.buffer.len() {
             self.buffer[self.used].clone_from(row);
         } else {

@@ -84,6 +84,12 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             rows_out: m.records_out,
             late_dropped: m.late_dropped,
             state_entries: m.state_entries,
+            watermark: m.watermark.map(|w| {
+                let mut s = String::new();
+                tillflow_types::temporal::write_timestamp_sql(&mut s, w, 3);
+                s
+            }),
+            watermark_lag_ms: m.watermark.map(|w| (now_micros() - w) / 1000),
             ..NodeStatus::default()
         });
     }
@@ -106,6 +112,13 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         };
     }
     out
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 impl Publisher {

@@ -203,6 +203,37 @@ pub fn stop_on_ctrl_c(job: &tillflow_runtime::job::Job) {
     }
 }
 
+/// Shows how far the job has got: a spinner with records and rate on a terminal, otherwise a
+/// one-line status every ten seconds (for logs of long runs).
+fn progress(job: &mut tillflow_runtime::job::Job) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let shown = bar.clone();
+    let mut last_line = std::time::Instant::now();
+    job.on_progress(Box::new(move |p| {
+        let secs = p.elapsed.as_secs_f64().max(1e-3);
+        let msg = format!("{} records ({:.0}/s)", p.records, p.records as f64 / secs);
+        if terminal {
+            shown.set_message(msg);
+        } else if last_line.elapsed() >= std::time::Duration::from_secs(10) {
+            last_line = std::time::Instant::now();
+            eprintln!("tillflow: {:.0} s, {msg}", p.elapsed.as_secs_f64());
+        }
+    }));
+    bar
+}
+
 fn summary(r: &JobReport) -> String {
     let mut s = String::new();
     let records: u64 = r.sources.iter().map(|(_, m)| m.records).sum();
@@ -268,7 +299,11 @@ fn main() -> ExitCode {
             if let Some(p) = &publisher {
                 p.attach(&mut job);
             }
+            let bar = (!a.quiet).then(|| progress(&mut job));
             let result = job.run();
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
             if let Some(p) = &publisher {
                 p.finish(result.as_ref().ok());
             }

@@ -103,8 +103,18 @@ fn the_api_and_metrics_show_a_running_job() {
         ),
         "{body}"
     );
+    assert!(
+        nodes
+            .iter()
+            .any(|n| n["watermark"].is_string() && n["watermark_lag_ms"].is_i64()),
+        "the watermark assigner and the window report their watermark: {body}"
+    );
     let (code, metrics) = get(port, "/metrics", None).expect("metrics");
     assert_eq!(code, 200);
+    assert!(
+        metrics.contains("tillflow_operator_watermark_lag_milliseconds{job=\"sales_sql\""),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("# TYPE tillflow_operator_rows_in_total counter"),
         "{metrics}"

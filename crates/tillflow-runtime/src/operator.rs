@@ -30,6 +30,9 @@ pub struct OperatorMetrics {
     pub late_dropped: u64,
     /// Keys or windows currently held in state.
     pub state_entries: u64,
+    /// The event-time watermark the operator has reached (microseconds), for operators that
+    /// track one (watermark assignment, windows).
+    pub watermark: Option<i64>,
 }
 
 /// A streaming operator.

@@ -55,6 +55,11 @@ pub struct NodeStatus {
     pub state_entries: u64,
     /// Records behind the end of the input (Kafka consumer lag).
     pub lag: u64,
+    /// The event-time watermark the node has reached, as `YYYY-MM-DD HH:MM:SS.mmm` (UTC), for
+    /// nodes that track one.
+    pub watermark: Option<String>,
+    /// Milliseconds between the wall clock and that watermark.
+    pub watermark_lag_ms: Option<i64>,
 }
 
 /// A job as the API shows it.
@@ -204,6 +209,20 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
                     label(&n.name),
                     n.kind,
                     get(n)
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP tillflow_operator_watermark_lag_milliseconds Wall clock minus the operator's watermark.\n# TYPE tillflow_operator_watermark_lag_milliseconds gauge");
+    for j in jobs {
+        for (i, n) in j.nodes.iter().enumerate() {
+            if let Some(lag) = n.watermark_lag_ms {
+                let _ = writeln!(
+                    out,
+                    "tillflow_operator_watermark_lag_milliseconds{{job=\"{}\",operator=\"{}\",kind=\"{}\",index=\"{i}\"}} {lag}",
+                    label(&j.id),
+                    label(&n.name),
+                    n.kind
                 );
             }
         }

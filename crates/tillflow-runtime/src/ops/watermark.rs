@@ -173,7 +173,9 @@ impl Operator for WatermarkAssigner {
     }
 
     fn metrics(&self) -> OperatorMetrics {
-        self.metrics.clone()
+        let mut m = self.metrics.clone();
+        m.watermark = (self.current > i64::MIN).then_some(self.current);
+        m
     }
 
     fn snapshot_state(&self, out: &mut Vec<u8>) {

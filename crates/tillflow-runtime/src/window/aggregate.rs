@@ -198,6 +198,7 @@ impl Operator for WindowAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.windows.iter().map(|w| w.groups.len() as u64).sum();
+        m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }
 

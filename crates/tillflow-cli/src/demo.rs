@@ -114,6 +114,9 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         tillflow_retail::Config::default().stores,
         a.seed
     );
+    let status = crate::http::start(&a.http, a.quiet)?;
+    let mut plan = plan;
+    plan.keep_recent_rows = status.is_some();
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
     crate::stop_on_ctrl_c(&job);
     let bar = if a.quiet {
@@ -136,8 +139,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
             p.records as f64 / secs
         ));
     }));
-    let publisher = crate::http::start(&a.http, a.quiet)?
-        .map(|s| crate::http::Publisher::new(s, "retail-demo"));
+    let publisher = status.map(|s| crate::http::Publisher::new(s, "retail-demo"));
     if let Some(p) = &publisher {
         p.attach(&mut job);
     }

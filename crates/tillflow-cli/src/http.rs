@@ -170,6 +170,18 @@ impl Publisher {
                     0.0
                 },
                 nodes: nodes(r, before, secs),
+                tables: r
+                    .tables
+                    .iter()
+                    .map(|(t, rows)| {
+                        (
+                            t.clone(),
+                            rows.iter()
+                                .filter_map(|l| serde_json::from_str(l).ok())
+                                .collect(),
+                        )
+                    })
+                    .collect(),
             };
             tillflow_server::publish(&status, js.clone());
             last = Some((now, js));
@@ -191,6 +203,7 @@ impl Publisher {
             records: report.map_or(0, |r| r.sources.iter().map(|(_, m)| m.records).sum()),
             records_per_sec: 0.0,
             nodes: report.map(|r| nodes(r, &[], 0.0)).unwrap_or_default(),
+            tables: Vec::new(),
         };
         tillflow_server::publish(&self.status, js);
     }

@@ -282,7 +282,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => load(a).map(|plan| print!("{}", plan.explain())),
         Command::Gen(a) => generate(a),
         Command::Demo(a) => demo::run(a),
-        Command::Run(a) => load(a).and_then(|plan| {
+        Command::Run(a) => load(a).and_then(|mut plan| {
             for n in &plan.notices {
                 eprintln!("note: {n}");
             }
@@ -290,12 +290,13 @@ fn main() -> ExitCode {
                 eprintln!("note: the script has no INSERT or SELECT; nothing to run");
                 return Ok(());
             }
+            let status = http::start(&a.http, a.quiet)?;
+            plan.keep_recent_rows = status.is_some();
             let mut job = plan
                 .instantiate()
                 .map_err(|e| format!("{}: {e}", a.file.display()))?;
             stop_on_ctrl_c(&job);
-            let publisher = http::start(&a.http, a.quiet)?
-                .map(|s| http::Publisher::new(s, &a.file.display().to_string()));
+            let publisher = status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));
             if let Some(p) = &publisher {
                 p.attach(&mut job);
             }

@@ -129,6 +129,21 @@ fn the_api_and_metrics_show_a_running_job() {
         .and_then(|n| n.parse().ok())
         .expect("source rows in the metrics");
     assert!(source_rows >= later, "{source_rows} < {later}");
+    // the latest rows of the result table: windows of revenue per store
+    let rows = wait_for("result rows", || {
+        let (code, body) = get(port, "/api/jobs/sales_sql/tables", None)?;
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let t = v.as_array()?.first()?.clone();
+        (t["rows"].as_array()?.len() > 3).then_some(t)
+    });
+    assert_eq!(rows["table"], "o");
+    let r = &rows["rows"][0];
+    assert!(
+        r["window_start"].is_string() && r["store_id"].is_i64() && r["revenue"].is_f64(),
+        "{r}"
+    );
+    assert!(rows["rows"].as_array().map_or(0, Vec::len) <= 100);
     let (code, _) = get(port, "/api/jobs/nope", None).expect("404");
     assert_eq!(code, 404);
     let _ = job.kill();

@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod late;
 pub mod postgres;
 pub mod print;
+pub mod recent;
 pub mod retail;
 pub mod sqlite;
 

@@ -37,6 +37,8 @@ pub struct JobReport {
     pub operators: Vec<(String, OperatorMetrics)>,
     /// Per sink: description and rows written.
     pub sinks: Vec<(String, u64)>,
+    /// Per result table that keeps them: its latest rows as JSON lines (filled for `on_report`).
+    pub tables: Vec<(String, Vec<String>)>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -159,7 +161,11 @@ impl Job {
                     });
                 }
                 if let Some(mut f) = self.reports.take() {
-                    f(&self.report(started.elapsed()));
+                    let mut r = self.report(started.elapsed());
+                    for t in &mut self.tasks {
+                        t.pipeline.recent_rows(&mut r.tables);
+                    }
+                    f(&r);
                     self.reports = Some(f);
                 }
             }

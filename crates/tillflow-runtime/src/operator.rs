@@ -203,6 +203,10 @@ pub trait Sink: Send {
     }
     /// Rows written so far.
     fn rows_written(&self) -> u64;
+    /// The latest rows written, as JSON lines, and the table's name, for sinks that keep them.
+    fn recent_rows(&mut self, _out: &mut Vec<String>) -> Option<String> {
+        None
+    }
 }
 
 /// What a source returned from [`Source::poll`].
@@ -446,6 +450,29 @@ impl Pipeline {
                 Ok(())
             }
             Output::Input(node, _) => lock(node)?.downstream.flush_sinks(),
+        }
+    }
+
+    /// Collects the latest rows of every sink this pipeline reaches: `(table, JSON lines)`.
+    pub fn recent_rows(&mut self, out: &mut Vec<(String, Vec<String>)>) {
+        match &mut self.output {
+            Output::Sink(s) => {
+                let mut rows = Vec::new();
+                if let Some(t) = s.recent_rows(&mut rows) {
+                    out.push((t, rows));
+                }
+            }
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.recent_rows(out);
+                }
+            }
+            Output::Input(node, 0) => {
+                if let Ok(mut n) = node.lock() {
+                    n.downstream.recent_rows(out);
+                }
+            }
+            Output::Input(..) => {}
         }
     }
 

@@ -79,6 +79,9 @@ pub struct JobStatus {
     pub records_per_sec: f64,
     /// Sources, operators and sinks, in graph order.
     pub nodes: Vec<NodeStatus>,
+    /// Per result table: its latest rows (oldest first), as JSON values.
+    #[serde(skip)]
+    pub tables: Vec<(String, Vec<serde_json::Value>)>,
 }
 
 /// The board the job loop writes and the handlers read.
@@ -239,6 +242,33 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
     out
 }
 
+/// One result table's latest rows.
+#[derive(Serialize)]
+struct TableRows<'a> {
+    table: &'a str,
+    rows: &'a [serde_json::Value],
+}
+
+async fn tables(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let Ok(jobs) = s.status.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    match jobs.iter().find(|j| j.id == id) {
+        Some(j) => {
+            let out: Vec<TableRows<'_>> = j
+                .tables
+                .iter()
+                .map(|(t, rows)| TableRows { table: t, rows })
+                .collect();
+            Json(out).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response(),
+    }
+}
+
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !authorized(&s, &headers) {
         return unauthorized();
@@ -272,6 +302,7 @@ pub fn serve(
     let app = Router::new()
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
+        .route("/api/jobs/{id}/tables", get(tables))
         .route("/metrics", get(metrics))
         .with_state(state);
     std::thread::Builder::new()

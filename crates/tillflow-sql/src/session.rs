@@ -74,6 +74,9 @@ pub struct JobPlan {
     pub joins: Vec<JoinPlan>,
     /// Things the user should know (where rows of a table without WITH go, ...).
     pub notices: Vec<String>,
+    /// Keep the latest rows of every result table (for the HTTP API); off by default, as it
+    /// copies each row once more.
+    pub keep_recent_rows: bool,
 }
 
 /// A script session: catalog and the job being assembled.
@@ -446,9 +449,16 @@ fn explain_branch(s: &mut String, b: &Branch, depth: usize) {
 }
 
 /// Builds a branch's pipeline: opens its sink, or connects it to an already built join node.
-fn build_branch(b: Branch, nodes: &[SharedNode]) -> Result<Pipeline> {
+fn build_branch(b: Branch, nodes: &[SharedNode], recent: bool) -> Result<Pipeline> {
     let output = match b.end {
-        BranchEnd::Sink { spec, connector } => Output::Sink(connector.sink(&spec)?),
+        BranchEnd::Sink { spec, connector } => {
+            let sink = connector.sink(&spec)?;
+            Output::Sink(if recent {
+                Box::new(tillflow_connectors::recent::Recent::new(sink, &spec)?)
+            } else {
+                sink
+            })
+        }
         BranchEnd::Join { id, side } => match nodes.get(id) {
             Some(n) => Output::Input(n.clone(), side),
             None => return plan_err(format!("internal: join #{id} is built after its input")),
@@ -508,7 +518,7 @@ impl JobPlan {
     pub fn instantiate(self) -> Result<Job> {
         let mut nodes: Vec<SharedNode> = Vec::new();
         for j in self.joins {
-            let downstream = build_branch(j.downstream, &nodes)?;
+            let downstream = build_branch(j.downstream, &nodes, self.keep_recent_rows)?;
             nodes.push(TwoInputNode::shared(j.op, downstream));
         }
         let mut tasks = Vec::new();
@@ -516,7 +526,7 @@ impl JobPlan {
             let source = t.table.connector.source(&t.table.spec)?;
             let mut pipelines = Vec::new();
             for b in t.branches {
-                pipelines.push(build_branch(b, &nodes)?);
+                pipelines.push(build_branch(b, &nodes, self.keep_recent_rows)?);
             }
             let scan = scan_ops(&t.table, source.splits(), t.idle_timeout);
             let pipeline = if pipelines.len() == 1 {

@@ -144,6 +144,28 @@ fn the_api_and_metrics_show_a_running_job() {
         "{r}"
     );
     assert!(rows["rows"].as_array().map_or(0, Vec::len) <= 100);
+    // the live stream: an event with the jobs each time they change
+    let mut sse = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sse.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(sse, "GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    while got.matches("event: jobs").count() < 2 && started.elapsed() < Duration::from_secs(10) {
+        match sse.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(got.contains("text/event-stream"), "{got}");
+    assert!(got.matches("event: jobs").count() >= 2, "{got}");
+    let data = got
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let v: serde_json::Value = serde_json::from_str(data).expect("json");
+    assert_eq!(v[0]["id"], "sales_sql");
     let (code, _) = get(port, "/api/jobs/nope", None).expect("404");
     assert_eq!(code, 404);
     let _ = job.kill();

@@ -84,17 +84,40 @@ pub struct JobStatus {
     pub tables: Vec<(String, Vec<serde_json::Value>)>,
 }
 
-/// The board the job loop writes and the handlers read.
-pub type Status = Arc<RwLock<Vec<JobStatus>>>;
+/// The board the job loop writes and the handlers read; every publish also wakes the live
+/// update streams.
+pub struct Board {
+    jobs: RwLock<Vec<JobStatus>>,
+    version: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board {
+            jobs: RwLock::new(Vec::new()),
+            version: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl Board {
+    fn read(&self) -> std::sync::LockResult<std::sync::RwLockReadGuard<'_, Vec<JobStatus>>> {
+        self.jobs.read()
+    }
+}
+
+/// A shared [`Board`].
+pub type Status = Arc<Board>;
 
 /// Publishes `job` (replacing the job with the same id).
 pub fn publish(status: &Status, job: JobStatus) {
-    if let Ok(mut jobs) = status.write() {
+    if let Ok(mut jobs) = status.jobs.write() {
         match jobs.iter_mut().find(|j| j.id == job.id) {
             Some(j) => *j = job,
             None => jobs.push(job),
         }
     }
+    status.version.send_modify(|v| *v += 1);
 }
 
 #[derive(Clone)]
@@ -269,6 +292,31 @@ async fn tables(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<St
     }
 }
 
+/// Server-sent events: the jobs (as `/api/jobs` gives them) each time the board changes.
+async fn events(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let rx = s.status.version.subscribe();
+    let board = s.status.clone();
+    let stream = futures_util::stream::unfold((rx, board), |(mut rx, board)| async move {
+        rx.changed().await.ok()?;
+        let data = board
+            .read()
+            .ok()
+            .and_then(|j| serde_json::to_string(&*j).ok())
+            .unwrap_or_else(|| "[]".into());
+        Some((
+            Ok::<Event, std::convert::Infallible>(Event::default().event("jobs").data(data)),
+            (rx, board),
+        ))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
 async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !authorized(&s, &headers) {
         return unauthorized();
@@ -303,6 +351,7 @@ pub fn serve(
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/tables", get(tables))
+        .route("/api/events", get(events))
         .route("/metrics", get(metrics))
         .with_state(state);
     std::thread::Builder::new()

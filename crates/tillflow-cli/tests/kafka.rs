@@ -9,20 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{events, lines, tillflow, Broker, COLUMNS};
-
-fn window_query(source_with: &str, out: &Path) -> String {
-    format!(
-        "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND) WITH ({source_with});
-CREATE TABLE sink (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, cnt BIGINT, revenue DOUBLE)
-WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
-INSERT INTO sink
-SELECT window_start, window_end, store_id, COUNT(*), SUM(qty * unit_price)
-FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
-GROUP BY window_start, window_end, store_id;",
-        out.display()
-    )
-}
+use common::{events, lines, tillflow, window_query, Broker, COLUMNS};
 
 /// The window query over the file itself, into `d/want`.
 fn windows_over_the_file(input: &Path, d: &Path) -> PathBuf {

@@ -1034,32 +1034,14 @@ fn read_value(
         };
     }
     let col_ty = r.columns().get(c).map(|col| col.type_().clone());
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Int);
+    let float = |v: Option<f64>| v.map_or(Value::Null, Value::Float);
     match col_ty {
-        Some(Type::INT2) => r
-            .try_get::<_, Option<i16>>(c)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, |v| Value::Int(v as i64)),
-        Some(Type::INT4) => r
-            .try_get::<_, Option<i32>>(c)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, |v| Value::Int(v as i64)),
-        Some(Type::INT8) => r
-            .try_get::<_, Option<i64>>(c)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, Value::Int),
-        Some(Type::FLOAT4) => r
-            .try_get::<_, Option<f32>>(c)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, |v| Value::Float(v as f64)),
-        Some(Type::FLOAT8) => r
-            .try_get::<_, Option<f64>>(c)
-            .ok()
-            .flatten()
-            .map_or(Value::Null, Value::Float),
+        Some(Type::INT2) => int(r.try_get::<_, Option<i16>>(c).ok().flatten().map(i64::from)),
+        Some(Type::INT4) => int(r.try_get::<_, Option<i32>>(c).ok().flatten().map(i64::from)),
+        Some(Type::INT8) => int(r.try_get::<_, Option<i64>>(c).ok().flatten()),
+        Some(Type::FLOAT4) => float(r.try_get::<_, Option<f32>>(c).ok().flatten().map(f64::from)),
+        Some(Type::FLOAT8) => float(r.try_get::<_, Option<f64>>(c).ok().flatten()),
         Some(Type::BOOL) => r
             .try_get::<_, Option<bool>>(c)
             .ok()

@@ -175,7 +175,8 @@ impl Drop for Broker {
     }
 }
 
-fn window_query(source_with: &str, out: &Path) -> String {
+/// One-minute windows per store (count, revenue) over `events` read with `source_with`, into `out`.
+pub fn window_query(source_with: &str, out: &Path) -> String {
     format!(
         "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND) WITH ({source_with});
 CREATE TABLE sink (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, cnt BIGINT, revenue DOUBLE)

@@ -166,6 +166,23 @@ fn the_api_and_metrics_show_a_running_job() {
         .expect("a data line");
     let v: serde_json::Value = serde_json::from_str(data).expect("json");
     assert_eq!(v[0]["id"], "sales_sql");
+    // the dashboard page and its embedded assets
+    let (code, page) = get(port, "/", None).expect("page");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("assets/vendor/uplot/uPlot.iife.min.js") && page.contains("revenue-chart"),
+        "{page}"
+    );
+    for asset in [
+        "dashboard.js",
+        "dashboard.css",
+        "vendor/uplot/uPlot.iife.min.js",
+        "vendor/uplot/LICENSE",
+    ] {
+        let (code, body) = get(port, &format!("/assets/{asset}"), None).expect("asset");
+        assert_eq!(code, 200, "{asset}");
+        assert!(body.len() > 100, "{asset}");
+    }
     let (code, _) = get(port, "/api/jobs/nope", None).expect("404");
     assert_eq!(code, 404);
     let _ = job.kill();
@@ -183,6 +200,14 @@ fn a_token_is_required_when_given_and_beyond_loopback() {
     assert_eq!(code, 401);
     let (code, _) = get(port, "/api/jobs", Some("t0ken-9")).expect("jobs");
     assert_eq!(code, 200);
+    // a browser opening the page passes the token in the URL; the page's files carry it on
+    let (code, page) = get(port, "/?token=t0ken-9", None).expect("page");
+    assert_eq!(code, 200);
+    assert!(page.contains("dashboard.js?token=t0ken-9"), "{page}");
+    let (code, _) = get(port, "/assets/dashboard.js?token=t0ken-9", None).expect("asset");
+    assert_eq!(code, 200);
+    let (code, _) = get(port, "/assets/dashboard.js", None).expect("asset");
+    assert_eq!(code, 401);
     let _ = job.kill();
     let _ = job.wait();
 

@@ -137,6 +137,76 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
+/// A page or asset request: the header, or `?token=` (a browser opening the page has no header).
+fn page_authorized(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> bool {
+    authorized(state, headers)
+        || state.token.as_deref().is_some_and(|t| {
+            query.is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv.strip_prefix("token=").is_some_and(|v| v == t))
+            })
+        })
+}
+
+/// The dashboard's files, compiled into the binary (no CDN: the machines may be offline).
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "dashboard.js",
+        "text/javascript",
+        include_str!("../assets/dashboard.js"),
+    ),
+    (
+        "dashboard.css",
+        "text/css",
+        include_str!("../assets/dashboard.css"),
+    ),
+    (
+        "vendor/uplot/uPlot.iife.min.js",
+        "text/javascript",
+        include_str!("../assets/vendor/uplot/uPlot.iife.min.js"),
+    ),
+    (
+        "vendor/uplot/uPlot.min.css",
+        "text/css",
+        include_str!("../assets/vendor/uplot/uPlot.min.css"),
+    ),
+    (
+        "vendor/uplot/LICENSE",
+        "text/plain",
+        include_str!("../assets/vendor/uplot/LICENSE"),
+    ),
+];
+
+async fn index(State(s): State<AppState>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    if !page_authorized(&s, &headers, uri.query()) {
+        return unauthorized();
+    }
+    let html = include_str!("../assets/index.html");
+    // the page's own files carry the token the page was opened with
+    let html = match (&s.token, uri.query()) {
+        (Some(_), Some(q)) => html
+            .replace(".js\"", &format!(".js?{q}\""))
+            .replace(".css\"", &format!(".css?{q}\"")),
+        _ => html.to_owned(),
+    };
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+async fn asset(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Path(path): Path<String>,
+) -> Response {
+    if !page_authorized(&s, &headers, uri.query()) {
+        return unauthorized();
+    }
+    match ASSETS.iter().find(|(p, _, _)| *p == path) {
+        Some((_, ty, body)) => ([(header::CONTENT_TYPE, *ty)], *body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
+}
+
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -348,6 +418,8 @@ pub fn serve(
         token: token.map(Arc::from),
     };
     let app = Router::new()
+        .route("/", get(index))
+        .route("/assets/{*path}", get(asset))
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/tables", get(tables))

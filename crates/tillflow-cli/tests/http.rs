@@ -226,3 +226,97 @@ fn a_token_is_required_when_given_and_beyond_loopback() {
         "{err}"
     );
 }
+
+/// Loads the dashboard in headless Chromium, lets its script run, and returns (DOM, browser log).
+fn browse(url: &str, screenshot: Option<&std::path::Path>) -> (String, String) {
+    let mut cmd = Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1400,1100",
+        "--virtual-time-budget=3000",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]);
+    match screenshot {
+        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let o = cmd
+        .arg(url)
+        .output()
+        .expect("chromium (Debian's package; scripts/setup.sh installs it)");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn attr(dom: &str, name: &str) -> Option<u64> {
+    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
+    dom[at..].split('"').next()?.parse().ok()
+}
+
+#[test]
+fn the_dashboard_shows_the_demo_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args([
+            "demo",
+            "--quiet",
+            "--duration",
+            "7d",
+            "--speed",
+            "6000",
+            "--http",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--db")
+        .arg(dir.path().join("demo.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demo");
+    // a few simulated hours in: windows have fired, sessions closed and stock run low somewhere
+    wait_for("stock alerts and funnel rows", || {
+        let (_, body) = get(port, "/api/jobs/retail-demo/tables", None)?;
+        (body.contains("\"alert\":\"low\"") && body.contains("\"funnel_per_channel\",\"rows\":[{"))
+            .then_some(())
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let (dom, log) = browse(&url, None);
+    assert!(!log.contains("Uncaught"), "script errors: {log}");
+    assert!(!log.contains(":ERROR:CONSOLE"), "console errors: {log}");
+    let points = attr(&dom, "data-points").expect("the revenue chart was drawn");
+    assert!(points > 0, "{dom}");
+    let last = attr(&dom, "data-last").expect("the chart's last minute");
+    assert!(
+        dom.contains("WindowAggregate") && dom.contains("retail[pos_sales]"),
+        "the operations view lists the pipeline"
+    );
+    assert!(
+        dom.contains("<td>web</td>") || dom.contains("<td>app</td>"),
+        "the funnel table filled: {dom}"
+    );
+    // the demo goes on: a later look shows later minutes
+    std::thread::sleep(Duration::from_secs(3));
+    let (dom2, _) = browse(&url, None);
+    let last2 = attr(&dom2, "data-last").expect("the chart's last minute");
+    assert!(
+        last2 > last,
+        "the chart did not move on: {last} then {last2}"
+    );
+    // a screenshot for people to look at (a test artifact)
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    browse(&url, Some(&shot));
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "no screenshot"
+    );
+    let _ = demo.kill();
+    let _ = demo.wait();
+}

@@ -6,6 +6,8 @@ const params = new URLSearchParams(location.search);
 const token = params.get("token");
 const headers = token ? { Authorization: "Bearer " + token } : {};
 const revenue = new Map(); // store -> Map(window_start ms -> revenue)
+const stock = new Map(); // "store/sku" -> latest stock row (the API keeps only the last 100 changes)
+const seen = new Set(); // stock rows already applied, so a poll does not apply a change twice
 let chart = null;
 let jobId = null;
 
@@ -92,6 +94,7 @@ function drawRevenue(rows) {
     chart.setData(data);
   }
   el.dataset.points = String(xs.length);
+  el.dataset.last = String(xs[xs.length - 1]);
 }
 
 async function retail() {
@@ -105,7 +108,19 @@ async function retail() {
       rows.filter((r) => r.window_start === last).map((r) => ({ cells: [r.sku, fmt(r.revenue), r.units] })));
   }
   if (t.stock_levels) {
-    const alerts = latest(t.stock_levels, (r) => r.store_id + "/" + r.sku).filter((r) => r.alert !== "ok");
+    for (const r of t.stock_levels) {
+      const id = JSON.stringify(r);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const k = r.store_id + "/" + r.sku;
+      if (r.op === "-D" || r.op === "-U") stock.delete(k);
+      else stock.set(k, r);
+    }
+    if (seen.size > 5000) seen.clear();
+    const alerts = [...stock.values()]
+      .filter((r) => r.alert !== "ok")
+      .sort((a, b) => a.on_hand - b.on_hand)
+      .slice(0, 50);
     fill("alerts", [["store"], ["SKU"], ["on hand", 1], ["alert"], ["hours to stock-out", 1]],
       alerts.map((r) => ({ alert: r.alert, cells: [r.store_id, r.sku, r.on_hand, r.alert, fmt(r.hours_to_stockout, 1)] })),
       (r) => r.alert);

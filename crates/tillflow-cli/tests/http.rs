@@ -296,6 +296,14 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         dom.contains("WindowAggregate") && dom.contains("retail[pos_sales]"),
         "the operations view lists the pipeline"
     );
+    // the header line `retail-demo · running · N records · R/s` shows a non-zero rate
+    let rate: f64 = dom
+        .split(" records · ")
+        .nth(1)
+        .and_then(|r| r.split("/s").next())
+        .and_then(|r| r.trim().parse().ok())
+        .expect("the job's rate");
+    assert!(rate > 0.0, "{dom}");
     assert!(
         dom.contains("<td>web</td>") || dom.contains("<td>app</td>"),
         "the funnel table filled: {dom}"

@@ -223,7 +223,11 @@ fn progress(job: &mut tillflow_runtime::job::Job) -> indicatif::ProgressBar {
     let mut last_line = std::time::Instant::now();
     job.on_progress(Box::new(move |p| {
         let secs = p.elapsed.as_secs_f64().max(1e-3);
-        let msg = format!("{} records ({:.0}/s)", p.records, p.records as f64 / secs);
+        let mut msg = format!("{} records ({:.0}/s)", p.records, p.records as f64 / secs);
+        if let Some(f) = p.fraction.filter(|f| *f > 0.0) {
+            let eta = secs * (1.0 - f) / f;
+            msg.push_str(&format!(", {:.0} % read, ETA {eta:.0} s", f * 100.0));
+        }
         if terminal {
             shown.set_message(msg);
         } else if last_line.elapsed() >= std::time::Duration::from_secs(10) {

@@ -97,6 +97,8 @@ pub struct FileSource {
     dead_letter: Option<DeadLetter>,
     format_name: String,
     metrics: SourceMetrics,
+    /// Bytes of all the files.
+    total_bytes: u64,
 }
 
 impl FileSource {
@@ -119,7 +121,7 @@ impl FileSource {
         Ok(FileSource {
             table: table.name.clone(),
             schema: table.schema.clone(),
-            files,
+            files: files.clone(),
             next_file: 0,
             reader: None,
             current: path,
@@ -130,6 +132,11 @@ impl FileSource {
             dead_letter,
             format_name: table.option("format").unwrap_or("json").to_owned(),
             metrics: SourceMetrics::default(),
+            total_bytes: files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
         })
     }
 
@@ -262,6 +269,11 @@ impl Source for FileSource {
                 Some(Err(e)) => return Err(e),
             }
         }
+    }
+
+    fn progress(&self) -> Option<f64> {
+        (self.total_bytes > 0)
+            .then(|| (self.metrics.bytes as f64 / self.total_bytes as f64).min(1.0))
     }
 
     fn metrics(&self) -> SourceMetrics {

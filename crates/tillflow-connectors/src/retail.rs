@@ -84,6 +84,10 @@ pub struct RetailSource {
     columns: Vec<usize>,
     generator: Generator,
     remaining: Option<u64>,
+    /// The run's size: rows, or simulated time from `sim_start`.
+    total_rows: Option<u64>,
+    duration: Option<i64>,
+    last_time: i64,
     pacing: Pacing,
     started: Instant,
     sim_start: i64,
@@ -140,6 +144,9 @@ impl RetailSource {
             stream_schema,
             columns,
             remaining: cfg.rows,
+            total_rows: cfg.rows,
+            duration: cfg.duration,
+            last_time: cfg.start,
             sim_start: cfg.start,
             generator: Generator::new(cfg).only(&[stream]),
             pacing,
@@ -208,10 +215,21 @@ impl Source for RetailSource {
                 }
                 continue;
             }
+            self.last_time = event.time;
             // only the declared columns are computed, straight into the output row
             fill_columns(&event, &self.generator.catalog, &self.columns, row);
             self.metrics.records += 1;
             return Ok(Poll::Record);
+        }
+    }
+
+    fn progress(&self) -> Option<f64> {
+        match (self.total_rows, self.remaining, self.duration) {
+            (Some(total), Some(left), _) if total > 0 => Some(1.0 - left as f64 / total as f64),
+            (_, _, Some(d)) if d > 0 => {
+                Some(((self.last_time - self.sim_start) as f64 / d as f64).clamp(0.0, 1.0))
+            }
+            _ => None,
         }
     }
 
@@ -236,6 +254,26 @@ mod tests {
             primary_key: vec![],
             metadata: vec![],
         }
+    }
+
+    #[test]
+    fn progress_runs_from_zero_to_one() {
+        let t = spec(
+            &[
+                ("connector", "retail"),
+                ("stream", "pos_sales"),
+                ("rows", "100"),
+            ],
+            vec![Field::new("qty", DataType::Int)],
+        );
+        let mut s = RetailSource::new(&t).unwrap();
+        assert_eq!(s.progress(), Some(0.0));
+        let mut row = Row::default();
+        for _ in 0..50 {
+            row.clear();
+            assert_eq!(s.poll(&mut row).unwrap(), Poll::Record);
+        }
+        assert_eq!(s.progress(), Some(0.5));
     }
 
     #[test]

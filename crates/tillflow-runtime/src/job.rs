@@ -57,6 +57,9 @@ pub struct JobProgress {
     pub records: u64,
     /// Wall time since the start.
     pub elapsed: Duration,
+    /// How much of the input has been read (the least-advanced source), when every source still
+    /// running can tell.
+    pub fraction: Option<f64>,
 }
 
 /// A progress callback.
@@ -155,9 +158,16 @@ impl Job {
             if last_report.elapsed() >= Duration::from_millis(200) {
                 last_report = Instant::now();
                 if let Some(f) = self.progress.as_mut() {
+                    let fraction = self
+                        .tasks
+                        .iter()
+                        .filter(|t| !t.done)
+                        .map(|t| t.source.progress())
+                        .try_fold(1.0f64, |acc, p| p.map(|p| acc.min(p)));
                     f(&JobProgress {
                         records,
                         elapsed: started.elapsed(),
+                        fraction,
                     });
                 }
                 if let Some(mut f) = self.reports.take() {

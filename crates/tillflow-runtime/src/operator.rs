@@ -254,6 +254,11 @@ pub trait Source: Send {
         Vec::new()
     }
 
+    /// How much of a bounded input has been read (0 to 1), when the source can tell.
+    fn progress(&self) -> Option<f64> {
+        None
+    }
+
     /// Number of splits (Kafka partitions) whose records carry their index in `Row::split`, each
     /// with its own watermark.
     fn splits(&self) -> usize {

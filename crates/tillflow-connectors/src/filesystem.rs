@@ -121,7 +121,6 @@ impl FileSource {
         Ok(FileSource {
             table: table.name.clone(),
             schema: table.schema.clone(),
-            files: files.clone(),
             next_file: 0,
             reader: None,
             current: path,
@@ -137,6 +136,7 @@ impl FileSource {
                 .filter_map(|f| std::fs::metadata(f).ok())
                 .map(|m| m.len())
                 .sum(),
+            files,
         })
     }
 

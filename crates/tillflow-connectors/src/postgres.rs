@@ -18,7 +18,7 @@ use postgres::{Client, Config, NoTls};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tillflow_runtime::operator::{Sink, Source};
-use tillflow_runtime::ops::lookup::LookupTable;
+use tillflow_runtime::ops::lookup::{LookupCache, LookupTable};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Value};
 
@@ -331,28 +331,23 @@ pub struct PgSink {
     text: String,
 }
 
-fn parse_interval(table: &TableSpec) -> std::result::Result<Option<Duration>, ConnectorError> {
-    let Some(v) = table.option("sink.buffer-flush.interval") else {
-        return Ok(Some(Duration::from_secs(1)));
-    };
-    let t = v.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().map_err(|_| {
-        table.error(format!(
-            "'sink.buffer-flush.interval' = '{v}' is not a duration"
-        ))
-    })?;
-    let ms = match t[split..].trim() {
-        "" | "ms" => n,
-        "s" | "sec" | "second" | "seconds" => n * 1000,
-        "min" | "minute" | "minutes" => n * 60_000,
-        other => {
-            return Err(table.error(format!(
-                "'sink.buffer-flush.interval': unknown unit '{other}'"
-            )))
-        }
-    };
-    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+/// A duration option (Flink's forms: `'500 ms'`, `'1 s'`, `'2 min'`, bare milliseconds).
+fn duration_option(
+    table: &TableSpec,
+    key: &str,
+) -> std::result::Result<Option<Duration>, ConnectorError> {
+    table
+        .option(key)
+        .map(|v| {
+            tillflow_types::temporal::parse_duration_micros(v)
+                .map(|us| Duration::from_micros(us.max(0) as u64))
+                .ok_or_else(|| {
+                    table.error(format!(
+                        "'{key}' = '{v}' is not a duration (e.g. '500 ms', '1 s', '2 min')"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 impl PgSink {
@@ -459,7 +454,10 @@ impl PgSink {
             via_text,
             key_cols,
             max_rows: table.int_option("sink.buffer-flush.max-rows", 100)?.max(1) as usize,
-            interval: parse_interval(table)?,
+            interval: match duration_option(table, "sink.buffer-flush.interval")? {
+                None => Some(Duration::from_secs(1)),
+                Some(d) => (!d.is_zero()).then_some(d),
+            },
             max_retries: table.int_option("sink.max-retries", 3)?.max(0) as u32,
             ops: Vec::new(),
             index: HashMap::new(),
@@ -794,6 +792,7 @@ pub struct PgLookup {
     /// Per column: read as text (numeric, date, time and other types).
     text_cols: Vec<bool>,
     key_pg: Vec<String>,
+    cache: Option<LookupCache>,
 }
 
 impl PgLookup {
@@ -802,7 +801,25 @@ impl PgLookup {
         let target = target(table)?;
         let name = table.option("table-name").unwrap_or(&table.name).to_owned();
         let (schema, bare) = name.split_once('.').unwrap_or(("public", name.as_str()));
+        let cache = match table.option("lookup.cache").unwrap_or("NONE") {
+            c if c.eq_ignore_ascii_case("NONE") => None,
+            c if c.eq_ignore_ascii_case("PARTIAL") => Some(LookupCache {
+                max_rows: table
+                    .int_option("lookup.partial-cache.max-rows", 10_000)?
+                    .max(1) as usize,
+                expire_after_write: duration_option(
+                    table,
+                    "lookup.partial-cache.expire-after-write",
+                )?,
+            }),
+            other => {
+                return Err(table.error(format!(
+                    "'lookup.cache' = '{other}' is not one of NONE, PARTIAL"
+                )))
+            }
+        };
         Ok(PgLookup {
+            cache,
             table: table.name.clone(),
             target,
             client: None,
@@ -960,6 +977,10 @@ impl LookupTable for PgLookup {
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    }
+
+    fn cache(&self) -> Option<LookupCache> {
+        self.cache
     }
 
     fn lookup(&mut self, keys: &[Row], out: &mut Vec<(usize, Row)>) -> Result<()> {

@@ -233,20 +233,7 @@ fn push_int(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    let mut digits = [0u8; 20];
-    let mut i = 20;
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(d as char);
-    }
+    tillflow_types::javafmt::push_uint(out, n.unsigned_abs());
 }
 
 /// Appends `row` (of `schema`) as one NDJSON line in Flink's JSON layout; a malformed event is

@@ -27,7 +27,7 @@ use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
-use tillflow_runtime::ops::lookup::{LookupCache, LookupJoin};
+use tillflow_runtime::ops::lookup::LookupJoin;
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
@@ -601,33 +601,7 @@ impl<'a> Planner<'a> {
             ));
         }
         let table = dim.connector.lookup(&dim.spec, &dim_keys)?;
-        let cache = match dim.spec.option("lookup.cache").unwrap_or("NONE") {
-            c if c.eq_ignore_ascii_case("NONE") => None,
-            c if c.eq_ignore_ascii_case("PARTIAL") => Some(LookupCache {
-                max_rows: dim
-                    .spec
-                    .int_option("lookup.partial-cache.max-rows", 10_000)?
-                    .max(1) as usize,
-                expire_after_write: dim
-                    .spec
-                    .option("lookup.partial-cache.expire-after-write")
-                    .map(|v| {
-                        crate::session::parse_duration_micros(v)
-                            .map(|us| std::time::Duration::from_micros(us.max(0) as u64))
-                            .ok_or_else(|| {
-                                SqlError::Plan(format!(
-                                    "'lookup.partial-cache.expire-after-write' = '{v}' is not a duration"
-                                ))
-                            })
-                    })
-                    .transpose()?,
-            }),
-            other => {
-                return plan_err(format!(
-                    "table `{table_name}`: 'lookup.cache' = '{other}' is not one of NONE, PARTIAL"
-                ))
-            }
-        };
+        let cache = table.cache();
         left.ops.push(Box::new(LookupJoin::new(
             table,
             left_keys,

@@ -118,23 +118,6 @@ fn scan_ops(t: &TableDef, splits: usize, idle_timeout: Option<i64>) -> Vec<Box<d
     ops
 }
 
-/// A Flink duration (`'5 s'`, `'500ms'`, `'1 min'`, `'2h'`, or bare milliseconds) in µs.
-pub(crate) fn parse_duration_micros(text: &str) -> Option<i64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: i64 = t[..split].parse().ok()?;
-    let unit = t[split..].trim().to_ascii_lowercase();
-    let ms = match unit.as_str() {
-        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
-        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
-        "min" | "m" | "minute" | "minutes" => 60_000,
-        "h" | "hour" | "hours" => 3_600_000,
-        "d" | "day" | "days" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(ms)?.checked_mul(1_000)
-}
-
 /// Whether a query column of type `from` may be written to a sink column of type `to` (Flink's
 /// implicit, lossless conversions).
 fn assignable(from: DataType, to: DataType) -> bool {
@@ -403,7 +386,7 @@ impl Session {
                                     .config
                                     .get("table.exec.source.idle-timeout")
                                     .map(String::as_str))
-                                .and_then(parse_duration_micros)
+                                .and_then(tillflow_types::temporal::parse_duration_micros)
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
                                 table: table.clone(),

@@ -41,20 +41,7 @@ fn write_cents_fast(out: &mut String, v: f64) -> bool {
     if v < 0.0 {
         out.push('-');
     }
-    let mut digits = [0u8; 20];
-    let mut i = 20;
-    let mut x = int;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (x % 10) as u8;
-        x /= 10;
-        if x == 0 {
-            break;
-        }
-    }
-    for &c in &digits[i..] {
-        out.push(c as char);
-    }
+    push_uint(out, int);
     out.push('.');
     out.push((b'0' + (frac / 10) as u8) as char);
     if frac % 10 != 0 {
@@ -165,6 +152,24 @@ fn layout(out: &mut String, v: f64, sci: &[u8]) {
 
 fn push_digits(out: &mut String, d: &[u8]) {
     for &c in d {
+        out.push(c as char);
+    }
+}
+
+/// Appends the decimal digits of `v`, without the formatting machinery.
+pub fn push_uint(out: &mut String, v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = 20;
+    let mut x = v;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    for &c in &digits[i..] {
         out.push(c as char);
     }
 }

@@ -318,6 +318,23 @@ pub fn truncate_to_precision(ts: i64, precision: u8) -> i64 {
     ts - ts.rem_euclid(unit)
 }
 
+/// A Flink duration (`'5 s'`, `'500ms'`, `'1 min'`, `'2h'`, or bare milliseconds) in µs.
+pub fn parse_duration_micros(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: i64 = t[..split].parse().ok()?;
+    let unit = t[split..].trim().to_ascii_lowercase();
+    let ms = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+        "min" | "m" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(ms)?.checked_mul(1_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,10 @@ pub trait LookupTable: Send {
     /// Looks up every key of `keys` (rows of key values, in the table's key-column order) and
     /// appends `(index into keys, matching row of the table)` to `out`.
     fn lookup(&mut self, keys: &[Row], out: &mut Vec<(usize, Row)>) -> Result<()>;
+    /// How the join may cache its results (the table's `lookup.cache` options); none by default.
+    fn cache(&self) -> Option<LookupCache> {
+        None
+    }
 }
 
 /// How results are cached.

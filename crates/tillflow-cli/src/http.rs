@@ -1,8 +1,9 @@
 //! The HTTP options of `run` and `demo`, and publishing a job's counters to the server.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tillflow_runtime::job::{Job, JobReport};
+use tillflow_runtime::job::{Job, JobReport, NodeRef};
 use tillflow_server::{JobStatus, NodeStatus, Status};
 
 /// Where (and whether) to serve the API and metrics.
@@ -22,6 +23,22 @@ pub struct HttpArgs {
         hide_env_values = true
     )]
     pub auth_token: Option<String>,
+    /// When the job ends, keep serving its final counters, graph and result rows (until Ctrl-C).
+    #[arg(long)]
+    pub keep_serving: bool,
+}
+
+/// Blocks until `stop` is set (Ctrl-C) when `--keep-serving` was given and the server runs.
+pub fn keep_serving(args: &HttpArgs, serving: bool, stop: &AtomicBool, quiet: bool) {
+    if !(args.keep_serving && serving) {
+        return;
+    }
+    if !quiet {
+        eprintln!("the job has ended; still serving its results (Ctrl-C to exit)");
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Publishes one job's counters.
@@ -67,7 +84,6 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         out.push(NodeStatus {
             kind: "source",
             name: name.clone(),
-            depth: 0,
             rows_in: m.records,
             rows_out: m.records,
             bad_records: m.bad_records,
@@ -79,7 +95,6 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         out.push(NodeStatus {
             kind: "operator",
             name: name.clone(),
-            depth: 1,
             rows_in: m.records_in,
             rows_out: m.records_out,
             late_dropped: m.late_dropped,
@@ -97,13 +112,45 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         out.push(NodeStatus {
             kind: "sink",
             name: name.clone(),
-            depth: 2,
             rows_in: *rows,
             rows_out: *rows,
             ..NodeStatus::default()
         });
     }
+    let (ns, no) = (r.sources.len(), r.operators.len());
+    let index = |n: NodeRef| match n {
+        NodeRef::Source(i) => i,
+        NodeRef::Operator(i) => ns + i,
+        NodeRef::Sink(i) => ns + no + i,
+    };
+    for &(from, to) in &r.edges {
+        let (from, to) = (index(from), index(to));
+        if let Some(n) = out.get_mut(to) {
+            n.inputs.push(from);
+        }
+    }
+    // depth: the longest path from a source (edges only go downstream, so this settles)
+    for _ in 0..out.len() {
+        let mut changed = false;
+        for i in 0..out.len() {
+            let d = out[i]
+                .inputs
+                .iter()
+                .filter_map(|&j| out.get(j))
+                .map(|n| n.depth + 1)
+                .max()
+                .unwrap_or(0);
+            if d != out[i].depth {
+                out[i].depth = d;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
     for (i, n) in out.iter_mut().enumerate() {
+        n.id = i;
         let prev = before.get(i).map_or(0, |b| b.rows_out);
         n.rows_per_sec = if secs > 0.0 {
             n.rows_out.saturating_sub(prev) as f64 / secs
@@ -112,6 +159,20 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         };
     }
     out
+}
+
+/// The result tables' latest rows, parsed.
+fn tables(t: &[(String, Vec<String>)]) -> Vec<(String, Vec<serde_json::Value>)> {
+    t.iter()
+        .map(|(t, rows)| {
+            (
+                t.clone(),
+                rows.iter()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 fn now_micros() -> i64 {
@@ -170,18 +231,7 @@ impl Publisher {
                     0.0
                 },
                 nodes: nodes(r, before, secs),
-                tables: r
-                    .tables
-                    .iter()
-                    .map(|(t, rows)| {
-                        (
-                            t.clone(),
-                            rows.iter()
-                                .filter_map(|l| serde_json::from_str(l).ok())
-                                .collect(),
-                        )
-                    })
-                    .collect(),
+                tables: tables(&r.tables),
             };
             tillflow_server::publish(&status, js.clone());
             last = Some((now, js));
@@ -203,7 +253,7 @@ impl Publisher {
             records: report.map_or(0, |r| r.sources.iter().map(|(_, m)| m.records).sum()),
             records_per_sec: 0.0,
             nodes: report.map(|r| nodes(r, &[], 0.0)).unwrap_or_default(),
-            tables: Vec::new(),
+            tables: report.map(|r| tables(&r.tables)).unwrap_or_default(),
         };
         tillflow_server::publish(&self.status, js);
     }

@@ -300,6 +300,8 @@ fn main() -> ExitCode {
                 .instantiate()
                 .map_err(|e| format!("{}: {e}", a.file.display()))?;
             stop_on_ctrl_c(&job);
+            let stop = job.stop_handle();
+            let serving = status.is_some();
             let publisher = status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));
             if let Some(p) = &publisher {
                 p.attach(&mut job);
@@ -316,6 +318,7 @@ fn main() -> ExitCode {
             if !a.quiet {
                 eprintln!("{}", summary(&report));
             }
+            http::keep_serving(&a.http, serving, &stop, a.quiet);
             Ok(())
         }),
     };

@@ -227,35 +227,30 @@ fn a_token_is_required_when_given_and_beyond_loopback() {
     );
 }
 
-/// Loads the dashboard in headless Chromium, lets its script run, and returns (DOM, browser log).
-fn browse(url: &str, screenshot: Option<&std::path::Path>) -> (String, String) {
-    let mut cmd = Command::new("chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--window-size=1400,1100",
-        "--virtual-time-budget=3000",
-        "--enable-logging=stderr",
-        "--v=0",
-    ]);
-    match screenshot {
-        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
-        None => cmd.arg("--dump-dom"),
-    };
-    let o = cmd
+/// Drives the dashboard at `url` in headless Chromium through playwright-core
+/// (tests/browser/dashboard.cjs) and returns what the page showed.
+fn drive_browser(url: &str, shots: &std::path::Path) -> serde_json::Value {
+    let node_path = std::env::var("NODE_PATH").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/tillflow-tools/node/node_modules")
+    });
+    let o = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/dashboard.cjs"
+        ))
         .arg(url)
+        .arg(shots)
+        .env("NODE_PATH", &node_path)
         .output()
-        .expect("chromium (Debian's package; scripts/setup.sh installs it)");
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn attr(dom: &str, name: &str) -> Option<u64> {
-    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
-    dom[at..].split('"').next()?.parse().ok()
+        .expect("node (scripts/setup.sh installs Node.js, playwright-core and Chromium)");
+    let out = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the browser driver's report ({e}): {out}\n{}\n(NODE_PATH={node_path}; run scripts/setup.sh test)",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
 }
 
 #[test]
@@ -285,46 +280,206 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         (body.contains("\"alert\":\"low\"") && body.contains("\"funnel_per_channel\",\"rows\":[{"))
             .then_some(())
     });
-    let url = format!("http://127.0.0.1:{port}/");
-    let (dom, log) = browse(&url, None);
-    assert!(!log.contains("Uncaught"), "script errors: {log}");
-    assert!(!log.contains(":ERROR:CONSOLE"), "console errors: {log}");
-    let points = attr(&dom, "data-points").expect("the revenue chart was drawn");
-    assert!(points > 0, "{dom}");
-    let last = attr(&dom, "data-last").expect("the chart's last minute");
-    assert!(
-        dom.contains("WindowAggregate") && dom.contains("retail[pos_sales]"),
-        "the operations view lists the pipeline"
-    );
-    // the header line `retail-demo · running · N records · R/s` shows a non-zero rate
-    let rate: f64 = dom
-        .split(" records · ")
-        .nth(1)
-        .and_then(|r| r.split("/s").next())
-        .and_then(|r| r.trim().parse().ok())
-        .expect("the job's rate");
-    assert!(rate > 0.0, "{dom}");
-    assert!(
-        dom.contains("<td>web</td>") || dom.contains("<td>app</td>"),
-        "the funnel table filled: {dom}"
-    );
-    // the demo goes on: a later look shows later minutes
-    std::thread::sleep(Duration::from_secs(3));
-    let (dom2, _) = browse(&url, None);
-    let last2 = attr(&dom2, "data-last").expect("the chart's last minute");
-    assert!(
-        last2 > last,
-        "the chart did not move on: {last} then {last2}"
-    );
-    // a screenshot for people to look at (a test artifact)
-    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    browse(&url, Some(&shot));
-    assert!(
-        std::fs::metadata(&shot)
-            .map(|m| m.len() > 10_000)
-            .unwrap_or(false),
-        "no screenshot"
-    );
+    // screenshots are kept as test artifacts, for people to look at
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let seen = drive_browser(&format!("http://127.0.0.1:{port}/"), shots);
+    let (_, body) = get(port, "/api/jobs/retail-demo", None).expect("the job");
     let _ = demo.kill();
     let _ = demo.wait();
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    // the revenue chart is drawn (uPlot's canvas) and gains later minutes while the demo runs
+    assert!(seen["points"].as_u64() > Some(0), "{seen}");
+    assert_eq!(seen["canvas"], 1, "{seen}");
+    assert!(seen["last2"].as_f64() > seen["last"].as_f64(), "{seen}");
+    // the alerts table filled with low / out-of-stock rows, the funnel with channels
+    assert!(seen["alerts"].as_u64() > Some(0), "{seen}");
+    let kinds = seen["alertKinds"].as_array().expect("alert kinds");
+    assert!(
+        kinds.iter().all(|k| k == "low" || k == "out"),
+        "only alerts are listed: {seen}"
+    );
+    let funnel = seen["funnel"].to_string();
+    assert!(funnel.contains("web") || funnel.contains("app"), "{seen}");
+    assert!(seen["topSkus"].as_u64() > Some(0), "{seen}");
+    // the tabs switch views
+    assert_eq!(seen["opsHiddenBefore"], true, "{seen}");
+    assert_eq!(seen["retailHiddenAfter"], true, "{seen}");
+    assert_eq!(seen["hash"], "#ops", "{seen}");
+    // the drawn graph has the API's nodes and edges, and its nodes show non-zero rates
+    let job: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let nodes = job["nodes"].as_array().expect("nodes");
+    let edges: usize = nodes
+        .iter()
+        .map(|n| n["inputs"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(
+        seen["graphNodes"].as_u64(),
+        Some(nodes.len() as u64),
+        "{seen}"
+    );
+    assert_eq!(seen["graphEdges"].as_u64(), Some(edges as u64), "{seen}");
+    assert_eq!(seen["sinkBoxes"], 6, "the demo's six result tables: {seen}");
+    let rates = seen["rates"].as_array().expect("rates");
+    assert!(
+        rates.iter().filter(|r| r.as_f64() > Some(0.0)).count() > rates.len() / 2,
+        "{seen}"
+    );
+    let rate: f64 = seen["header"]
+        .as_str()
+        .and_then(|h| h.split(" records · ").nth(1))
+        .and_then(|r| r.split("/s").next())
+        .and_then(|r| r.trim().parse().ok())
+        .expect("the job's rate in the header");
+    assert!(rate > 0.0, "{seen}");
+    for shot in ["dashboard-retail.png", "dashboard-ops.png"] {
+        assert!(
+            std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len()) > 10_000,
+            "no screenshot {shot}"
+        );
+    }
+}
+
+/// The API's figures for a finished bounded job equal what its sinks hold: the rows of each result
+/// table, the sinks' row counts, the source's record count.
+#[test]
+fn the_api_shows_the_result_tables_of_a_finished_job() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("out.db");
+    let script = dir.path().join("bounded.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE s (event_time TIMESTAMP(3), store_id INT, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'duration' = '3h', 'stores' = '4', 'seed' = '11');
+CREATE TABLE per_minute (window_start TIMESTAMP(3), store_id INT, revenue DOUBLE)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'per_minute');
+CREATE TABLE totals (store_id INT, units BIGINT, lines BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'totals');
+INSERT INTO per_minute SELECT window_start, store_id, SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;
+INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;",
+            db = db.display()
+        ),
+    )
+    .expect("script");
+    let port = free_port();
+    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(&script)
+        .args(["--quiet", "--keep-serving", "--http"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tillflow");
+    let status = wait_for("the job to finish", || {
+        let (_, body) = get(port, "/api/jobs/bounded_sql", None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "finished").then_some(v)
+    });
+    let (code, tables) = get(port, "/api/jobs/bounded_sql/tables", None).expect("tables");
+    let (_, metrics) = get(port, "/metrics", None).expect("metrics");
+    // the job has ended, yet the process still serves until told to stop
+    assert!(job.try_wait().expect("status").is_none());
+    let _ = job.kill();
+    let _ = job.wait();
+    assert_eq!(code, 200, "{tables}");
+    let tables: serde_json::Value = serde_json::from_str(&tables).expect("json");
+    let rows_of = |name: &str| -> Vec<serde_json::Value> {
+        tables
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["table"] == name))
+            .and_then(|t| t["rows"].as_array().cloned())
+            .unwrap_or_else(|| panic!("table {name} in {tables}"))
+    };
+    let conn = rusqlite::Connection::open(&db).expect("result db");
+    // append-only: the API's rows are the table's last 100 rows, in order
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM per_minute", [], |r| r.get(0))
+        .expect("count");
+    assert!(n > 100, "{n}");
+    let mut st = conn
+        .prepare(
+            "SELECT window_start, store_id, revenue FROM per_minute ORDER BY rowid DESC LIMIT 100",
+        )
+        .expect("query");
+    let mut want: Vec<(String, i64, f64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    want.reverse();
+    let got: Vec<(String, i64, f64)> = rows_of("per_minute")
+        .iter()
+        .map(|r| {
+            (
+                r["window_start"].as_str().unwrap_or("").to_owned(),
+                r["store_id"].as_i64().unwrap_or(-1),
+                r["revenue"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 100);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(
+            (&g.0[..19], g.1),
+            (w.0.get(..19).unwrap_or(&w.0), w.1),
+            "{got:?}\n{want:?}"
+        );
+        assert!((g.2 - w.2).abs() < 1e-9 * w.2.abs().max(1.0), "{g:?} {w:?}");
+    }
+    // updating: the changes' latest row per key is the table's row
+    let mut latest = std::collections::BTreeMap::new();
+    for r in rows_of("totals") {
+        let key = r["store_id"].as_i64().expect("store");
+        match r["op"].as_str() {
+            Some("-U") | Some("-D") => {
+                latest.remove(&key);
+            }
+            _ => {
+                latest.insert(key, (r["units"].as_i64(), r["lines"].as_i64()));
+            }
+        }
+    }
+    let mut st = conn
+        .prepare("SELECT store_id, units, lines FROM totals ORDER BY store_id")
+        .expect("query");
+    let want: std::collections::BTreeMap<i64, (Option<i64>, Option<i64>)> = st
+        .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(want.len(), 4);
+    assert_eq!(latest, want);
+    // the counters: the source read every line the totals counted; each sink wrote its rows
+    let lines: i64 = want.values().filter_map(|v| v.1).sum();
+    let nodes = status["nodes"].as_array().expect("nodes");
+    let source = nodes
+        .iter()
+        .find(|n| n["kind"] == "source")
+        .expect("source");
+    assert_eq!(source["rows_out"].as_i64(), Some(lines), "{status}");
+    assert_eq!(status["records"].as_i64(), Some(lines), "{status}");
+    let sink_rows = |table: &str| {
+        nodes
+            .iter()
+            .find(|n| n["kind"] == "sink" && n["name"].as_str().unwrap_or("").contains(table))
+            .and_then(|n| n["rows_in"].as_u64())
+            .unwrap_or_else(|| panic!("sink {table}: {status}"))
+    };
+    assert_eq!(sink_rows("per_minute") as i64, n, "{status}");
+    // the totals sink received every change: one +I per key, then -U/+U pairs
+    assert_eq!((sink_rows("totals") as i64 - 4) % 2, 0, "{status}");
+    let in_metrics: Option<i64> = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tillflow_operator_rows_in_total{")
+                && l.contains("kind=\"sink\"")
+                && l.contains("per_minute")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok());
+    assert_eq!(in_metrics, Some(n), "{metrics}");
 }

@@ -37,10 +37,23 @@ pub struct JobReport {
     pub operators: Vec<(String, OperatorMetrics)>,
     /// Per sink: description and rows written.
     pub sinks: Vec<(String, u64)>,
+    /// The graph's edges, from the node feeding to the node fed.
+    pub edges: Vec<(NodeRef, NodeRef)>,
     /// Per result table that keeps them: its latest rows as JSON lines (filled for `on_report`).
     pub tables: Vec<(String, Vec<String>)>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// A node of a [`JobReport`]: an index into its sources, operators or sinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRef {
+    /// `JobReport::sources[i]`.
+    Source(usize),
+    /// `JobReport::operators[i]`.
+    Operator(usize),
+    /// `JobReport::sinks[i]`.
+    Sink(usize),
 }
 
 impl JobReport {
@@ -205,7 +218,11 @@ impl Job {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        Ok(self.report(started.elapsed()))
+        let mut r = self.report(started.elapsed());
+        for t in &mut self.tasks {
+            t.pipeline.recent_rows(&mut r.tables);
+        }
+        Ok(r)
     }
 
     /// Counters of every source, operator and sink.
@@ -214,12 +231,35 @@ impl Job {
             elapsed,
             ..JobReport::default()
         };
+        let mut refs: Vec<NodeRef> = Vec::new();
+        let mut joins: Vec<(usize, usize)> = Vec::new(); // two-input identity -> id in `refs`
         for t in &self.tasks {
             r.sources.push((t.source.describe(), t.source.metrics()));
-            t.pipeline.visit(0, &mut |_, n| match n {
-                Node::Operator(op) => r.operators.push((op.describe(), op.metrics())),
-                Node::TwoInput(op) => r.operators.push((op.describe(), op.metrics())),
-                Node::Sink(s) => r.sinks.push((s.describe(), s.rows_written())),
+            refs.push(NodeRef::Source(r.sources.len() - 1));
+            t.pipeline.visit(refs.len() - 1, &mut |parent, n| {
+                let id = match n {
+                    Node::Operator(op) => {
+                        r.operators.push((op.describe(), op.metrics()));
+                        refs.push(NodeRef::Operator(r.operators.len() - 1));
+                        refs.len() - 1
+                    }
+                    Node::TwoInput(op, key) => match joins.iter().find(|(k, _)| *k == key) {
+                        Some(&(_, id)) => id,
+                        None => {
+                            r.operators.push((op.describe(), op.metrics()));
+                            refs.push(NodeRef::Operator(r.operators.len() - 1));
+                            joins.push((key, refs.len() - 1));
+                            refs.len() - 1
+                        }
+                    },
+                    Node::Sink(s) => {
+                        r.sinks.push((s.describe(), s.rows_written()));
+                        refs.push(NodeRef::Sink(r.sinks.len() - 1));
+                        refs.len() - 1
+                    }
+                };
+                r.edges.push((refs[parent], refs[id]));
+                id
             });
         }
         r

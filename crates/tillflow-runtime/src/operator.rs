@@ -481,28 +481,35 @@ impl Pipeline {
         }
     }
 
-    /// Visits every operator and sink, depth first, with its depth (for explain and metrics).
-    pub fn visit(&self, depth: usize, f: &mut dyn FnMut(usize, Node<'_>)) {
-        let mut d = depth;
+    /// Visits every operator and sink, depth first (for the job's graph and metrics). `f` gets the
+    /// id of the node feeding this one (`parent`, as `f` returned it) and the node, and returns the
+    /// node's own id; a two-input node is reported from both of its inputs with the same identity.
+    pub fn visit(&self, parent: usize, f: &mut dyn FnMut(usize, Node<'_>) -> usize) {
+        let mut p = parent;
         for op in &self.ops {
-            f(d, Node::Operator(op.as_ref()));
-            d += 1;
+            p = f(p, Node::Operator(op.as_ref()));
         }
         match &self.output {
-            Output::Sink(s) => f(d, Node::Sink(s.as_ref())),
+            Output::Sink(s) => {
+                f(p, Node::Sink(s.as_ref()));
+            }
             Output::Fanout(ps) => {
-                for p in ps {
-                    p.visit(d, f);
+                for sub in ps {
+                    sub.visit(p, f);
                 }
             }
-            // a node is visited from its left input only, so it is counted once
-            Output::Input(node, 0) => {
+            Output::Input(node, side) => {
                 if let Ok(n) = node.lock() {
-                    f(d, Node::TwoInput(n.op.as_ref()));
-                    n.downstream.visit(d + 1, f);
+                    let id = f(
+                        p,
+                        Node::TwoInput(n.op.as_ref(), Arc::as_ptr(node) as *const () as usize),
+                    );
+                    // the node's downstream is visited from its left input only, so once
+                    if *side == 0 {
+                        n.downstream.visit(id, f);
+                    }
                 }
             }
-            Output::Input(..) => {}
         }
     }
 }
@@ -513,6 +520,6 @@ pub enum Node<'a> {
     Operator(&'a dyn Operator),
     /// A sink.
     Sink(&'a dyn Sink),
-    /// A two-input operator (a join).
-    TwoInput(&'a dyn TwoInputOperator),
+    /// A two-input operator (a join), with an identity that is the same from both inputs.
+    TwoInput(&'a dyn TwoInputOperator, usize),
 }

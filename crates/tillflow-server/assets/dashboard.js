@@ -51,6 +51,16 @@ function fmt(x, d = 2) {
   return x === null || x === undefined ? "" : Number(x).toFixed(d);
 }
 
+// a lag in ms, readable: "850 ms", "12.5 s", "3.2 h", "41 d" (replayed history lags by days)
+function duration(ms) {
+  const a = Math.abs(ms);
+  if (a < 1000) return fmt(ms, 0) + " ms";
+  if (a < 120e3) return fmt(ms / 1e3, 1) + " s";
+  if (a < 7200e3) return fmt(ms / 60e3, 1) + " min";
+  if (a < 172800e3) return fmt(ms / 3600e3, 1) + " h";
+  return fmt(ms / 86400e3, 0) + " d";
+}
+
 // the latest value per key of a table's rows (changelogs carry "op")
 function latest(rows, key) {
   const m = new Map();
@@ -143,6 +153,61 @@ async function retail() {
   }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, parent) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function short(name) {
+  const n = name.replace(/\s+/g, " ");
+  return n.length > 34 ? n.slice(0, 33) + "…" : n;
+}
+
+// the operator graph as boxes in columns by depth (sources left, sinks right), edges as curves
+function drawGraph(nodes) {
+  const W = 250, H = 46, GX = 60, GY = 14;
+  const cols = new Map();
+  for (const n of nodes) {
+    if (!cols.has(n.depth)) cols.set(n.depth, []);
+    cols.get(n.depth).push(n);
+  }
+  const pos = new Map();
+  let rows = 0;
+  for (const [d, ns] of cols) {
+    ns.forEach((n, i) => pos.set(n.id, { x: 10 + d * (W + GX), y: 10 + i * (H + GY) }));
+    rows = Math.max(rows, ns.length);
+  }
+  const width = 20 + cols.size * (W + GX) - GX, height = 20 + rows * (H + GY) - GY;
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "graph-svg" });
+  for (const n of nodes) {
+    const to = pos.get(n.id);
+    for (const i of n.inputs) {
+      const from = pos.get(i);
+      if (!from) continue;
+      const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
+      svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "edge" }, root);
+    }
+  }
+  for (const n of nodes) {
+    const p = pos.get(n.id);
+    const g = svg("g", { class: "node " + n.kind, transform: `translate(${p.x},${p.y})`, "data-rate": String(n.rows_per_sec) }, root);
+    svg("title", {}, g).textContent = n.name;
+    svg("rect", { width: W, height: H, rx: 5 }, g);
+    svg("text", { x: 8, y: 18, class: "name" }, g).textContent = short(n.name);
+    const lag = n.watermark_lag_ms === null ? "" : " · wm lag " + duration(n.watermark_lag_ms);
+    const bad = n.late_dropped + n.bad_records ? " · " + (n.late_dropped + n.bad_records) + " late/bad" : "";
+    svg("text", { x: 8, y: 36, class: "figs" }, g).textContent = fmt(n.rows_per_sec, 0) + " rows/s" + lag + bad;
+  }
+  const el = document.getElementById("graph");
+  el.replaceChildren(root);
+  el.dataset.nodes = String(nodes.length);
+  el.dataset.edges = String(nodes.reduce((a, n) => a + n.inputs.length, 0));
+}
+
 function ops(job) {
   document.getElementById("job").textContent =
     job.name + " · " + job.state + " · " + job.records + " records · " + fmt(job.records_per_sec, 0) + "/s";
@@ -152,6 +217,7 @@ function ops(job) {
       cells: [n.kind, n.name, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
         n.watermark_lag_ms === null ? "" : fmt(n.watermark_lag_ms / 1000, 1), n.late_dropped, n.bad_records, n.state_entries],
     })));
+  drawGraph(job.nodes);
 }
 
 async function tick() {
@@ -167,11 +233,17 @@ async function tick() {
   }
 }
 
-for (const [tab, section] of [["tab-retail", "retail"], ["tab-ops", "ops"]]) {
-  document.getElementById(tab).addEventListener("click", () => {
-    for (const s of ["retail", "ops"]) document.getElementById(s).hidden = s !== section;
-    for (const b of ["tab-retail", "tab-ops"]) document.getElementById(b).className = b === tab ? "on" : "";
+function show(section) {
+  for (const s of ["retail", "ops"]) document.getElementById(s).hidden = s !== section;
+  for (const s of ["retail", "ops"]) document.getElementById("tab-" + s).className = s === section ? "on" : "";
+}
+for (const s of ["retail", "ops"]) {
+  document.getElementById("tab-" + s).addEventListener("click", () => {
+    history.replaceState(null, "", location.pathname + location.search + "#" + s);
+    show(s);
   });
 }
+// a link to /#ops opens the operations view
+show(location.hash === "#ops" ? "ops" : "retail");
 tick();
 setInterval(tick, 1000);

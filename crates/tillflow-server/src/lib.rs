@@ -39,7 +39,11 @@ pub struct NodeStatus {
     pub kind: &'static str,
     /// Description.
     pub name: String,
-    /// Depth in the graph (0 = source).
+    /// Its index in the job's `nodes`.
+    pub id: usize,
+    /// The nodes feeding it (indices in the job's `nodes`); empty for sources.
+    pub inputs: Vec<usize>,
+    /// Depth in the graph: 0 for sources, else one more than its deepest input.
     pub depth: usize,
     /// Rows in (for sources: records read).
     pub rows_in: u64,

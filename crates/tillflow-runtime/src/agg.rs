@@ -1,4 +1,5 @@
-//! Aggregate functions (COUNT, SUM, AVG, MIN, MAX, each optionally DISTINCT) and their accumulators.
+//! Aggregate functions (COUNT, SUM, AVG, MIN, MAX, each optionally DISTINCT, and the forecasting
+//! and anomaly functions of [`crate::forecast`]) and their accumulators.
 //!
 //! Accumulators are plain enums kept inside keyed state, one per aggregate call of a group. They
 //! accept retractions where Flink does (COUNT, SUM, AVG, and DISTINCT through per-value counts) so a
@@ -6,6 +7,7 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::expr::{compare, scale_of};
+use crate::forecast::{Model, ModelSpec};
 use crate::keys::encode_value;
 use crate::state::{read_u32, read_u64, StateValue};
 use std::cmp::Ordering;
@@ -28,6 +30,20 @@ pub enum AggKind {
     Min,
     /// `MAX(x)`
     Max,
+    /// `EWMA(x, alpha)`
+    Ewma,
+    /// `EWMVAR(x, alpha)`
+    EwmVar,
+    /// `HOLT_WINTERS(x, alpha, beta, gamma, season_length [, horizon])`, alias `HW_FORECAST`
+    HoltWinters,
+    /// `HW_LEVEL(x, alpha, beta, gamma, season_length)`
+    HwLevel,
+    /// `HW_TREND(x, alpha, beta, gamma, season_length)`
+    HwTrend,
+    /// `ANOMALY_SCORE(x [, alpha])`
+    AnomalyScore,
+    /// `IS_ANOMALY(x [, threshold [, alpha]])`
+    IsAnomaly,
 }
 
 impl AggKind {
@@ -39,6 +55,13 @@ impl AggKind {
             "AVG" => AggKind::Avg,
             "MIN" => AggKind::Min,
             "MAX" => AggKind::Max,
+            "EWMA" => AggKind::Ewma,
+            "EWMVAR" => AggKind::EwmVar,
+            "HOLT_WINTERS" | "HW_FORECAST" => AggKind::HoltWinters,
+            "HW_LEVEL" => AggKind::HwLevel,
+            "HW_TREND" => AggKind::HwTrend,
+            "ANOMALY_SCORE" => AggKind::AnomalyScore,
+            "IS_ANOMALY" => AggKind::IsAnomaly,
             _ => return None,
         })
     }
@@ -56,7 +79,29 @@ impl AggKind {
                 t => t,
             },
             AggKind::Min | AggKind::Max => arg,
+            AggKind::IsAnomaly => DataType::Boolean,
+            AggKind::Ewma
+            | AggKind::EwmVar
+            | AggKind::HoltWinters
+            | AggKind::HwLevel
+            | AggKind::HwTrend
+            | AggKind::AnomalyScore => DataType::Double,
         }
+    }
+
+    /// True for the forecasting and anomaly functions (their constant parameters make a
+    /// [`ModelSpec`]; they depend on the order of values).
+    pub fn is_model(self) -> bool {
+        matches!(
+            self,
+            AggKind::Ewma
+                | AggKind::EwmVar
+                | AggKind::HoltWinters
+                | AggKind::HwLevel
+                | AggKind::HwTrend
+                | AggKind::AnomalyScore
+                | AggKind::IsAnomaly
+        )
     }
 }
 
@@ -75,6 +120,8 @@ pub struct AggCall {
     pub result_type: DataType,
     /// Optional `FILTER (WHERE ...)` column: the row counts only where it is TRUE.
     pub filter: Option<usize>,
+    /// The model and its parameters, for the forecasting and anomaly functions.
+    pub model: Option<ModelSpec>,
 }
 
 /// The running state of one aggregate call for one group.
@@ -107,6 +154,8 @@ pub enum Acc {
     Extreme(Value),
     /// MIN/MAX of a string (None until a value is seen).
     StrExtreme(Option<String>),
+    /// A forecasting or anomaly model.
+    Model(Model),
     /// A DISTINCT aggregate: how often each distinct value is present, and the inner accumulator.
     Distinct {
         /// Encoded value → multiplicity.
@@ -119,6 +168,9 @@ pub enum Acc {
 impl Acc {
     /// A fresh accumulator for `call`.
     pub fn new(call: &AggCall) -> Acc {
+        if let Some(spec) = &call.model {
+            return Acc::Model(Model::new(spec));
+        }
         let base = match call.kind {
             AggKind::CountStar | AggKind::Count => Acc::Count(0),
             AggKind::Sum | AggKind::Avg => match call.arg_type {
@@ -133,6 +185,8 @@ impl Acc {
                     Acc::Extreme(Value::Null)
                 }
             }
+            // a model function planned without its parameters yields NULL
+            _ => Acc::Extreme(Value::Null),
         };
         if call.distinct && call.kind != AggKind::CountStar {
             Acc::Distinct {
@@ -163,6 +217,22 @@ impl Acc {
             Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
         };
         if v.is_null() {
+            return Ok(());
+        }
+        if let (Acc::Model(m), Some(spec)) = (&mut *self, &call.model) {
+            if retract {
+                return Err(RuntimeError::Eval(format!(
+                    "{:?} over an updating input is not supported (it needs its values in order, once)",
+                    call.kind
+                )));
+            }
+            let x = match v {
+                Value::Int(i) => i as f64,
+                Value::Float(f) => f,
+                Value::Decimal(d) => d as f64 / 10f64.powi(scale_of(call.arg_type) as i32),
+                _ => return Ok(()),
+            };
+            m.push(spec, x);
             return Ok(());
         }
         self.accept(call.kind, v, &row.heap, retract, scratch)
@@ -236,6 +306,7 @@ impl Acc {
                     }
                 }
             }
+            Acc::Model(_) => {}
             Acc::Distinct { seen, inner } => {
                 scratch.clear();
                 encode_value(scratch, v, heap);
@@ -303,6 +374,17 @@ impl Acc {
                 Some(s) => Value::Str(push_str(heap, s)),
                 None => Value::Null,
             },
+            Acc::Model(m) => match &call.model {
+                Some(
+                    spec @ ModelSpec::Anomaly {
+                        threshold: Some(t), ..
+                    },
+                ) => m
+                    .value(spec)
+                    .map_or(Value::Null, |z| Value::Bool(z.abs() > *t)),
+                Some(spec) => m.value(spec).map_or(Value::Null, Value::Float),
+                None => Value::Null,
+            },
             Acc::Distinct { inner, .. } => inner.value(call, heap),
         }
     }
@@ -314,6 +396,8 @@ impl Acc {
             Acc::IntSum { n, .. } | Acc::FloatSum { n, .. } | Acc::DecSum { n, .. } => *n == 0,
             Acc::Extreme(v) => v.is_null(),
             Acc::StrExtreme(s) => s.is_none(),
+            Acc::Model(Model::Ew { n, .. }) => *n == 0,
+            Acc::Model(Model::Hw(hw)) => hw.n == 0,
             Acc::Distinct { seen, .. } => seen.is_empty(),
         }
     }
@@ -376,6 +460,10 @@ impl Acc {
                     }
                 }
             }
+            (Acc::Model(_), _) => return Err(RuntimeError::Eval(
+                "forecasting and anomaly functions cannot merge (not usable in SESSION windows)"
+                    .into(),
+            )),
             _ => return Err(state_err("merging accumulators of different kinds")),
         }
         Ok(())
@@ -409,6 +497,7 @@ const A_DEC: u8 = 3;
 const A_EXT: u8 = 4;
 const A_STR: u8 = 5;
 const A_DISTINCT: u8 = 6;
+const A_MODEL: u8 = 7;
 
 fn state_err(what: &str) -> RuntimeError {
     RuntimeError::State(format!("corrupt accumulator: {what}"))
@@ -450,6 +539,10 @@ impl StateValue for Acc {
                         out.extend_from_slice(s.as_bytes());
                     }
                 }
+            }
+            Acc::Model(m) => {
+                out.push(A_MODEL);
+                m.write(out);
             }
             Acc::Distinct { seen, inner } => {
                 out.push(A_DISTINCT);
@@ -525,6 +618,7 @@ impl StateValue for Acc {
                     inner: Box::new(Acc::read(input, at)?),
                 }
             }
+            A_MODEL => Acc::Model(Model::read(input, at)?),
             _ => return Err(state_err("unknown tag")),
         })
     }
@@ -542,6 +636,7 @@ mod tests {
             arg_type: ty,
             result_type: kind.result_type(ty),
             filter: None,
+            model: None,
         }
     }
 

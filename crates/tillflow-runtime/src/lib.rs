@@ -9,6 +9,7 @@ pub mod agg;
 pub mod cast;
 pub mod error;
 pub mod expr;
+pub mod forecast;
 pub mod functions;
 pub mod job;
 pub mod keys;

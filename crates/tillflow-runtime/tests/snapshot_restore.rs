@@ -68,6 +68,7 @@ fn calls() -> Vec<AggCall> {
             arg_type: DataType::BigInt,
             result_type: DataType::BigInt,
             filter: None,
+            model: None,
         },
         AggCall {
             kind: AggKind::Sum,
@@ -76,6 +77,7 @@ fn calls() -> Vec<AggCall> {
             arg_type: DataType::Int,
             result_type: DataType::Int,
             filter: None,
+            model: None,
         },
         AggCall {
             kind: AggKind::Max,
@@ -84,6 +86,7 @@ fn calls() -> Vec<AggCall> {
             arg_type: DataType::Int,
             result_type: DataType::Int,
             filter: None,
+            model: None,
         },
     ]
 }

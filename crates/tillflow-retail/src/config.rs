@@ -65,6 +65,8 @@ pub struct Config {
     pub anomaly_duration: i64,
     /// Its factor (3.0 = spike, 0.2 = drop).
     pub anomaly_factor: f64,
+    /// More anomalies (option `anomalies`: `STORE@START+DURATION*FACTOR;…`).
+    pub anomalies: Vec<Anomaly>,
     /// Fraction of events delivered out of order, by up to `max_delay`.
     pub out_of_order: f64,
     /// Largest out-of-order delay (microseconds).
@@ -107,6 +109,7 @@ impl Default for Config {
             anomaly_start: 0,
             anomaly_duration: 3600 * MICROS_PER_SECOND,
             anomaly_factor: 3.0,
+            anomalies: Vec::new(),
             out_of_order: 0.0,
             max_delay: 10 * MICROS_PER_SECOND,
             late: 0.0,
@@ -145,6 +148,7 @@ pub const KEYS: &[&str] = &[
     "anomaly.start",
     "anomaly.duration",
     "anomaly.factor",
+    "anomalies",
     "disorder.out-of-order",
     "disorder.max-delay",
     "disorder.late",
@@ -171,7 +175,64 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some((n * mult) as i64)
 }
 
+/// One injected anomaly: a store's receipt arrivals multiplied by `factor` for a while.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Anomaly {
+    /// The store.
+    pub store: u32,
+    /// Start (microseconds since the epoch).
+    pub start: i64,
+    /// Length (microseconds).
+    pub duration: i64,
+    /// Factor: above 1 a spike, below 1 a drop.
+    pub factor: f64,
+}
+
+impl Anomaly {
+    /// Parses `STORE@START+DURATION*FACTOR` (`7@2024-03-05 10:00:00+1h*3`).
+    pub fn parse(text: &str) -> Option<Anomaly> {
+        let (store, rest) = text.split_once('@')?;
+        let (rest, factor) = rest.rsplit_once('*')?;
+        let (start, duration) = rest.rsplit_once('+')?;
+        Some(Anomaly {
+            store: store.trim().parse().ok().filter(|s| *s >= 1)?,
+            start: parse_timestamp(start.trim())?,
+            duration: parse_duration(duration.trim())?,
+            factor: factor.trim().parse().ok().filter(|f: &f64| *f >= 0.0)?,
+        })
+    }
+
+    /// True when `store` is affected at `t`.
+    #[inline]
+    pub fn covers(&self, store: u32, t: i64) -> bool {
+        store == self.store && t >= self.start && t < self.start + self.duration
+    }
+}
+
 impl Config {
+    /// Every injected anomaly: the `anomaly.*` one (when `anomaly.store` is set) and `anomalies`.
+    pub fn all_anomalies(&self) -> Vec<Anomaly> {
+        let mut all = Vec::new();
+        if let Some(store) = self.anomaly_store {
+            all.push(Anomaly {
+                store,
+                start: self.anomaly_start,
+                duration: self.anomaly_duration,
+                factor: self.anomaly_factor,
+            });
+        }
+        all.extend(self.anomalies.iter().cloned());
+        all
+    }
+
+    /// The largest anomaly factor (at least 1): the arrival bound's head-room.
+    pub fn anomaly_max(&self) -> f64 {
+        self.all_anomalies()
+            .iter()
+            .map(|a| a.factor)
+            .fold(1.0, f64::max)
+    }
+
     /// Sets one option by its key (see [`KEYS`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();
@@ -226,6 +287,17 @@ impl Config {
             "anomaly.start" => self.anomaly_start = time()?,
             "anomaly.duration" => self.anomaly_duration = dur()?,
             "anomaly.factor" => self.anomaly_factor = f()?.max(0.0),
+            "anomalies" => {
+                self.anomalies.clear();
+                for part in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                    let a = Anomaly::parse(part).ok_or_else(|| {
+                        ConfigError(format!(
+                            "option 'anomalies': '{part}' is not STORE@START+DURATION*FACTOR, e.g. 7@2024-03-05 10:00:00+1h*3"
+                        ))
+                    })?;
+                    self.anomalies.push(a);
+                }
+            }
             "disorder.out-of-order" => self.out_of_order = frac()?,
             "disorder.max-delay" => self.max_delay = dur()?,
             "disorder.late" => self.late = frac()?,

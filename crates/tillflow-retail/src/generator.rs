@@ -249,6 +249,9 @@ pub struct Stats {
 /// The generator: an iterator of events in delivery order.
 pub struct Generator {
     cfg: Config,
+    /// Every injected anomaly, and the largest factor.
+    anomalies: Vec<crate::config::Anomaly>,
+    anomaly_max: f64,
     /// Stores and SKUs.
     pub catalog: Catalog,
     rng: Pcg64Mcg,
@@ -434,7 +437,7 @@ impl Generator {
             .duration
             .map(|d| start.saturating_add(d))
             .unwrap_or(i64::MAX / 2);
-        let anomaly_max = cfg.anomaly_factor.max(1.0);
+        let anomaly_max = cfg.anomaly_max();
         let seasonal = Diurnal::new(&cfg);
         let diurnal_hourly = hourly_max(&|h| seasonal.at(h.min(23.9999)));
         let online_hourly = hourly_max(&|h| diurnal_online(h));
@@ -480,6 +483,8 @@ impl Generator {
             online: Online::default(),
             basket: Poisson::new((cfg.basket_mean - 1.0).max(1e-9)).ok(),
             stats: Stats::default(),
+            anomalies: cfg.all_anomalies(),
+            anomaly_max,
             cfg,
         };
         g.rebuild_weights(start);
@@ -724,21 +729,16 @@ impl Generator {
     fn receipt(&mut self, t: i64) {
         let (_, hour) = day_and_hour(t);
         let season = self.diurnal.at(hour);
-        let anomaly_max = self.cfg.anomaly_factor.max(1.0);
+        let anomaly_max = self.anomaly_max;
         if self.rng.random::<f64>() * self.diurnal_hourly[hour as usize % 24] >= season {
             return; // thinning against this hour's bound (the weekly factor is in the bound exactly)
         }
         let store = self.pick_store();
-        let anomaly = match self.cfg.anomaly_store {
-            Some(s)
-                if s == store
-                    && t >= self.cfg.anomaly_start
-                    && t < self.cfg.anomaly_start + self.cfg.anomaly_duration =>
-            {
-                self.cfg.anomaly_factor
-            }
-            _ => 1.0,
-        };
+        let anomaly = self
+            .anomalies
+            .iter()
+            .find(|a| a.covers(store, t))
+            .map_or(1.0, |a| a.factor);
         if (anomaly_max > 1.0 || anomaly < 1.0) && self.rng.random::<f64>() * anomaly_max >= anomaly
         {
             return; // thinning by the store's anomaly
@@ -1046,9 +1046,7 @@ impl Generator {
             self.now = round_ms(arrivals);
             if arrivals == self.next_receipt {
                 let t = round_ms(self.next_receipt);
-                let base = self.cfg.receipts_per_hour
-                    * self.cfg.stores as f64
-                    * self.cfg.anomaly_factor.max(1.0);
+                let base = self.cfg.receipts_per_hour * self.cfg.stores as f64 * self.anomaly_max;
                 let hourly = self.diurnal_hourly;
                 self.next_receipt =
                     next_candidate(&mut self.rng, self.next_receipt, self.end, &|d, h| {

@@ -8,6 +8,8 @@
 //! - `filter`: the q6 filter/projection (`channel = 'web' AND qty > 1`, computed columns).
 //! - `gen-blackhole`: the retail generator's `pos_sales` stream through SQL into a blackhole.
 //! - `gen-ndjson`: the generator's `pos_sales` stream rendered as NDJSON lines (what `tillflow gen` writes).
+//! - `forecast`: the forecasting aggregates' per-row cost in keyed state over 1 M keys (ns/row and
+//!   bytes/key), against a SUM-only baseline.
 
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ struct Args {
     /// Number of events.
     #[arg(long, default_value_t = 5_000_000)]
     events: u64,
-    /// Queries to run (window, filter, gen-blackhole, gen-ndjson).
+    /// Queries to run (window, filter, gen-blackhole, gen-ndjson, forecast).
     #[arg(
         long,
         value_delimiter = ',',
@@ -180,6 +182,92 @@ fn gen_ndjson(events: u64) {
     );
 }
 
+/// The forecasting aggregates in keyed state: `keys` keys, `rows` updates in random key order.
+fn forecast_bench(rows: u64, keys: u64) {
+    use tillflow_runtime::agg::{new_accs, update_all, Acc, AggCall, AggKind};
+    use tillflow_runtime::forecast::ModelSpec;
+    use tillflow_runtime::state::KeyedState;
+    use tillflow_types::{DataType, Row, Value};
+    let call = |kind: AggKind, params: &[f64]| AggCall {
+        kind,
+        arg: Some(0),
+        distinct: false,
+        arg_type: DataType::Double,
+        result_type: kind.result_type(DataType::Double),
+        filter: None,
+        model: (kind != AggKind::Sum)
+            .then(|| ModelSpec::from_call(kind, params).expect("parameters")),
+    };
+    let sets: [(&str, Vec<AggCall>); 5] = [
+        ("SUM (baseline)", vec![call(AggKind::Sum, &[])]),
+        ("EWMA", vec![call(AggKind::Ewma, &[0.2])]),
+        ("ANOMALY_SCORE", vec![call(AggKind::AnomalyScore, &[])]),
+        (
+            "HOLT_WINTERS m=24",
+            vec![call(AggKind::HoltWinters, &[0.3, 0.1, 0.2, 24.0])],
+        ),
+        (
+            "all four",
+            vec![
+                call(AggKind::Ewma, &[0.2]),
+                call(AggKind::EwmVar, &[0.2]),
+                call(AggKind::AnomalyScore, &[]),
+                call(AggKind::HoltWinters, &[0.3, 0.1, 0.2, 24.0]),
+            ],
+        ),
+    ];
+    for (name, calls) in &sets {
+        let rss0 = current_rss_mib();
+        let mut state: KeyedState<Vec<Acc>> = KeyedState::default();
+        let mut rng = Rng(7);
+        let mut row = Row::with_capacity(1);
+        row.values.push(Value::Float(0.0));
+        let mut key = Vec::with_capacity(8);
+        let mut scratch = Vec::new();
+        let started = Instant::now();
+        for i in 0..rows {
+            let k = if i < keys { i } else { rng.below(keys) };
+            key.clear();
+            key.extend_from_slice(&k.to_le_bytes());
+            row.values[0] = Value::Float(100.0 + (i % 97) as f64);
+            let accs = state.get_or_insert_with(&key, || new_accs(calls));
+            if update_all(accs, calls, &row, false, &mut scratch).is_err() {
+                eprintln!("forecast: update failed");
+                return;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let mut heap = Vec::new();
+        let sample: f64 = state
+            .get_mut(&0u64.to_le_bytes())
+            .map(|accs| match accs[0].value(&calls[0], &mut heap) {
+                Value::Float(f) => f,
+                _ => 0.0,
+            })
+            .unwrap_or(0.0);
+        let bytes = (current_rss_mib() - rss0) * 1024.0 * 1024.0 / keys as f64;
+        println!(
+            "forecast {name:>18}: {:>6.0} ns/row ({rows} rows over {keys} keys, {:.2} s), ~{bytes:.0} bytes/key (RSS growth) [{sample:.1}]",
+            secs * 1e9 / rows as f64,
+            secs
+        );
+        drop(state);
+    }
+}
+
+/// The process's current resident memory.
+fn current_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -221,6 +309,10 @@ fn main() -> std::process::ExitCode {
     let mut vars = BTreeMap::new();
     vars.insert("INPUT".to_string(), input.display().to_string());
     for q in &args.queries {
+        if q == "forecast" {
+            forecast_bench(args.events.max(1_000_000) * 2, 1_000_000);
+            continue;
+        }
         if q == "gen-ndjson" {
             gen_ndjson(args.events);
             continue;

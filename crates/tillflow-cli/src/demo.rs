@@ -39,6 +39,26 @@ const PIPELINES: &[(&str, &str)] = &[
         "50_revenue_today.sql",
         include_str!("../../../examples/retail/demo/50_revenue_today.sql"),
     ),
+    (
+        "60_store_anomalies.sql",
+        include_str!("../../../examples/retail/demo/60_store_anomalies.sql"),
+    ),
+    (
+        "70_sku_trends.sql",
+        include_str!("../../../examples/retail/demo/70_sku_trends.sql"),
+    ),
+];
+
+/// What the demo's generator injects for the forecasting pipelines to find: a spike at one store
+/// and a drop at another (in the second week, once the forecasts have a week of history), and a
+/// SKU trending up from the fifth day.
+pub const STORY: [(&str, &str); 3] = [
+    (
+        "ANOMALIES",
+        "3@2024-03-09 10:00:00+2h*3; 9@2024-03-12 16:00:00+2h*0.2",
+    ),
+    ("TREND_SKU", "40"),
+    ("TREND_START", "2024-03-05 00:00:00"),
 ];
 
 /// Options of `tillflow demo`.
@@ -48,7 +68,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "tillflow-demo.db")]
     pub db: PathBuf,
     /// Simulated time to generate.
-    #[arg(long, default_value = "1d")]
+    #[arg(long, default_value = "14d")]
     pub duration: String,
     /// Random seed of the generator.
     #[arg(long, default_value_t = 42)]
@@ -98,6 +118,9 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     // a little disorder, as real feeds have: 2 % out of order, 0.2 % late
     vars.insert("OUT_OF_ORDER".to_string(), "0.02".to_string());
     vars.insert("LATE".to_string(), "0.002".to_string());
+    for (k, v) in STORY {
+        vars.insert(k.to_string(), v.to_string());
+    }
     let script: String = PIPELINES
         .iter()
         .map(|(_, sql)| format!("{sql}\n"))
@@ -158,7 +181,8 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     );
     print!(
         "{}",
-        summary(&db).map_err(|e| format!("reading {db}: {e}"))?
+        summary(&db, tillflow_retail::Config::default().start + duration_us)
+            .map_err(|e| format!("reading {db}: {e}"))?
     );
     eprintln!("explore: sqlite3 {db} '.tables'");
     crate::http::keep_serving(&a.http, serving, &stop, a.quiet);
@@ -166,7 +190,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
 }
 
 /// The closing summary, read back from the demo database.
-pub fn summary(db: &str) -> rusqlite::Result<String> {
+pub fn summary(db: &str, end: i64) -> rusqlite::Result<String> {
     use std::fmt::Write;
     let conn = rusqlite::Connection::open(db)?;
     let mut s = String::new();
@@ -263,6 +287,69 @@ pub fn summary(db: &str) -> rusqlite::Result<String> {
             hm(&start),
             hm(&end)
         );
+    }
+    // the forecasting pipelines: alerts after the first week (the forecasts' warm-up)
+    let mut end_text = String::new();
+    tillflow_types::temporal::write_timestamp_sql(&mut end_text, end, 3);
+    let _ = writeln!(
+        s,
+        "Sales anomalies (receipts vs forecast, after the first week):"
+    );
+    let mut st = conn.prepare(
+        "SELECT store_id, window_start, receipts, expected, score, alert FROM store_forecast \
+         WHERE alert IS NOT NULL AND window_start >= '2024-03-08' ORDER BY window_start LIMIT 10",
+    )?;
+    let mut any = false;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, f64>(3)?,
+            r.get::<_, f64>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })? {
+        let (store, at, receipts, expected, score, alert) = r?;
+        any = true;
+        let _ = writeln!(
+            s,
+            "  store {store:>3} {} {alert:<5}: {receipts} receipts, expected {expected:.0} (score {score:+.1})",
+            at.get(..16).unwrap_or(&at)
+        );
+    }
+    if !any {
+        let _ = writeln!(s, "  none");
+    }
+    let _ = writeln!(
+        s,
+        "Trending SKUs (7-day units, growth per day, last whole week):"
+    );
+    let mut st = conn.prepare(
+        "SELECT sku, week_end, units, growth FROM sku_trends \
+         WHERE week_end = (SELECT MAX(week_end) FROM sku_trends WHERE week_end <= ?1) \
+         ORDER BY growth DESC LIMIT 3",
+    )?;
+    let mut any = false;
+    for r in st.query_map([&end_text], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })? {
+        let (sku, week_end, units, growth) = r?;
+        any = true;
+        let _ = writeln!(
+            s,
+            "  {sku} {units:>6} units in the week to {}, {:+.1} % a day",
+            week_end.get(..10).unwrap_or(&week_end),
+            growth * 100.0
+        );
+    }
+    if !any {
+        let _ = writeln!(s, "  none yet (needs more than a week)");
     }
     Ok(s)
 }

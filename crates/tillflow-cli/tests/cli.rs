@@ -312,9 +312,14 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         db.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
-    assert!(err.contains("6 pipelines"), "{err}");
+    assert!(err.contains("8 pipelines"), "{err}");
     assert!(
         out.contains("Revenue by store") && out.contains("Funnel") && out.contains("Promotions"),
+        "{out}"
+    );
+    // the forecasting pipelines need more than 14 hours: the summary says so
+    assert!(
+        out.contains("Sales anomalies") && out.contains("Trending SKUs"),
         "{out}"
     );
     let conn = rusqlite::Connection::open(&db).expect("db");

@@ -9,7 +9,9 @@ use std::process::Command;
 use tillflow_retail::config::Anomaly;
 
 fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/retail")
+        .join(name)
 }
 
 fn run(script: &Path, db: &Path) {
@@ -52,7 +54,16 @@ fn store_anomalies_are_found_and_the_forecast_beats_seasonal_naive() {
         .expect("query");
     type Row = (i64, String, i64, f64, Option<f64>, Option<String>);
     let rows: Vec<Row> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -84,20 +95,41 @@ fn store_anomalies_are_found_and_the_forecast_beats_seasonal_naive() {
     }
     let precision = tp as f64 / (tp + fp).max(1) as f64;
     let recall = found.len() as f64 / truth.len() as f64;
-    eprintln!("anomaly alerts: precision {precision:.3} ({tp} of {}), recall {recall:.3} ({} of {})", tp + fp, found.len(), truth.len());
-    assert!(precision >= 0.9, "precision {precision}: {tp} true, {fp} false alerts");
-    assert!(recall >= 0.9, "recall {recall}: found {found:?} of {truth:?}");
+    eprintln!(
+        "anomaly alerts: precision {precision:.3} ({tp} of {}), recall {recall:.3} ({} of {})",
+        tp + fp,
+        found.len(),
+        truth.len()
+    );
+    assert!(
+        precision >= 0.9,
+        "precision {precision}: {tp} true, {fp} false alerts"
+    );
+    assert!(
+        recall >= 0.9,
+        "recall {recall}: found {found:?} of {truth:?}"
+    );
 
     // forecast error on ordinary hours: Holt-Winters vs the same hour the day before
     let mut by_store: BTreeMap<i64, Vec<&Row>> = BTreeMap::new();
     for r in &rows {
         by_store.entry(r.0).or_default().push(r);
     }
-    let smape = |a: f64, f: f64| if a + f == 0.0 { 0.0 } else { 2.0 * (a - f).abs() / (a.abs() + f.abs()) };
+    let smape = |a: f64, f: f64| {
+        if a + f == 0.0 {
+            0.0
+        } else {
+            2.0 * (a - f).abs() / (a.abs() + f.abs())
+        }
+    };
     let (mut hw, mut naive, mut n) = (0.0, 0.0, 0usize);
     for series in by_store.values() {
         for (i, r) in series.iter().enumerate() {
-            if r.1.as_str() < from || i < 14 || hit(r.0, &r.1).is_some() || hit(series[i - 14].0, &series[i - 14].1).is_some() {
+            if r.1.as_str() < from
+                || i < 14
+                || hit(r.0, &r.1).is_some()
+                || hit(series[i - 14].0, &series[i - 14].1).is_some()
+            {
                 continue;
             }
             hw += smape(r.2 as f64, r.3);
@@ -108,7 +140,10 @@ fn store_anomalies_are_found_and_the_forecast_beats_seasonal_naive() {
     let (hw, naive) = (hw / n as f64, naive / n as f64);
     eprintln!("one-hour-ahead sMAPE over {n} store-hours: Holt-Winters {hw:.4}, seasonal naive {naive:.4}");
     assert!(n > 1500, "{n}");
-    assert!(hw < naive, "Holt-Winters sMAPE {hw} does not beat seasonal naive {naive}");
+    assert!(
+        hw < naive,
+        "Holt-Winters sMAPE {hw} does not beat seasonal naive {naive}"
+    );
 }
 
 #[test]
@@ -132,6 +167,10 @@ fn the_trending_sku_leads_the_trend_ranking() {
     assert!(days.len() >= 4, "{days:?}");
     for (day, ranked) in &days {
         assert_eq!(ranked[0].0, "SKU-00040", "{day}: {:?}", &ranked[..3]);
-        assert!(ranked[0].1 > 0.05 && ranked[0].1 > ranked[1].1, "{day}: {:?}", &ranked[..3]);
+        assert!(
+            ranked[0].1 > 0.05 && ranked[0].1 > ranked[1].1,
+            "{day}: {:?}",
+            &ranked[..3]
+        );
     }
 }

@@ -318,7 +318,10 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         "{seen}"
     );
     assert_eq!(seen["graphEdges"].as_u64(), Some(edges as u64), "{seen}");
-    assert_eq!(seen["sinkBoxes"], 6, "the demo's six result tables: {seen}");
+    assert_eq!(
+        seen["sinkBoxes"], 8,
+        "the demo's eight result tables: {seen}"
+    );
     let rates = seen["rates"].as_array().expect("rates");
     assert!(
         rates.iter().filter(|r| r.as_f64() > Some(0.0)).count() > rates.len() / 2,

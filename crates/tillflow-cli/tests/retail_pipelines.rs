@@ -12,11 +12,24 @@ use tillflow_types::temporal::{MICROS_PER_DAY, MICROS_PER_SECOND};
 const MIN: i64 = 60 * MICROS_PER_SECOND;
 const SEED: u64 = 11;
 const DURATION: &str = "20h";
+/// The story the generator injects (the same options for the batch reference and the pipelines).
+const STORY: [(&str, &str, &str); 3] = [
+    (
+        "ANOMALIES",
+        "anomalies",
+        "3@2024-03-01 10:00:00+2h*3; 9@2024-03-01 15:00:00+1h*0.2",
+    ),
+    ("TREND_SKU", "trend.sku", "40"),
+    ("TREND_START", "trend.start", "2024-03-01 06:00:00"),
+];
 
 fn events(stream: Stream) -> (Vec<Event>, tillflow_retail::model::Catalog) {
     let mut cfg = Config::default();
     cfg.set("seed", &SEED.to_string()).expect("seed");
     cfg.set("duration", DURATION).expect("duration");
+    for (_, key, value) in STORY {
+        cfg.set(key, value).expect("story");
+    }
     let g = Generator::new(cfg).only(&[stream]);
     let catalog = g.catalog.clone();
     (g.collect(), catalog)
@@ -54,6 +67,10 @@ fn run_pipelines(db: &Path) {
         "OUT_OF_ORDER=0".into(),
         "LATE=0".into(),
     ];
+    let vars: Vec<String> = vars
+        .into_iter()
+        .chain(STORY.iter().map(|(var, _, value)| format!("{var}={value}")))
+        .collect();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillflow"));
     cmd.arg("run").arg(&path).arg("--quiet");
     for v in &vars {

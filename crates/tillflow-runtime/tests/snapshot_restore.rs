@@ -5,6 +5,7 @@
 use tillflow_runtime::agg::{AggCall, AggKind};
 use tillflow_runtime::operator::{Emit, Operator};
 use tillflow_runtime::ops::group_agg::GroupAggregate;
+use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::count::CountWindowAggregate;
@@ -192,4 +193,35 @@ fn rankings_survive_a_restore() {
     check("window top-n", &move || {
         Box::new(WindowTopN::new(2, vec![2], order.clone(), 2, true))
     });
+}
+
+#[test]
+fn over_aggregations_survive_a_restore() {
+    let mut with_model = calls();
+    with_model.push(AggCall {
+        kind: AggKind::HoltWinters,
+        arg: Some(1),
+        distinct: false,
+        arg_type: DataType::Int,
+        result_type: DataType::Double,
+        filter: None,
+        model: Some(
+            tillflow_runtime::forecast::ModelSpec::from_call(
+                AggKind::HoltWinters,
+                &[0.3, 0.1, 0.2, 4.0],
+            )
+            .expect("model"),
+        ),
+    });
+    for frame in [
+        OverFrame::RangeUnbounded,
+        OverFrame::RowsUnbounded,
+        OverFrame::Rows(3),
+        OverFrame::Range(10 * SEC),
+    ] {
+        let c = with_model.clone();
+        check(&format!("over {frame:?}"), &move || {
+            Box::new(OverAggregate::new(vec![0], Some(2), frame, c.clone()))
+        });
+    }
 }

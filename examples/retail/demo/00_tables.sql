@@ -1,6 +1,9 @@
--- The retail demo's sources: one simulated day of a 20-store chain from the built-in generator,
+-- The retail demo's sources: two simulated weeks of a 20-store chain from the built-in generator,
 -- and the embedded SQLite store its results go to. ${SEED}, ${DURATION}, ${PACING} and ${DB} are
--- set by `tillflow demo` (or --var), and so are the disorder knobs OUT_OF_ORDER and LATE.
+-- set by `tillflow demo` (or --var), and so are the disorder knobs OUT_OF_ORDER and LATE and the
+-- story the forecasting pipelines should find: ${ANOMALIES} (a store's sales spike or drop) and a
+-- SKU ${TREND_SKU} trending up from ${TREND_START}. Every stream gets the same options, so the
+-- streams agree.
 CREATE TABLE pos_sales (
   event_time  TIMESTAMP(3),
   receipt_id  STRING,
@@ -14,6 +17,7 @@ CREATE TABLE pos_sales (
   channel     STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}', 'disorder.out-of-order' = '${OUT_OF_ORDER}', 'disorder.late' = '${LATE}');
 
 CREATE TABLE clickstream (
@@ -24,6 +28,7 @@ CREATE TABLE clickstream (
   sku        STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'clickstream', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
 
 CREATE TABLE inventory (
@@ -33,6 +38,7 @@ CREATE TABLE inventory (
   kind       STRING,
   qty_delta  INT
 ) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
 
 CREATE TABLE promotions (
@@ -44,4 +50,5 @@ CREATE TABLE promotions (
   start_time   TIMESTAMP(3),
   end_time     TIMESTAMP(3)
 ) WITH ('connector' = 'retail', 'stream' = 'promotions', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');

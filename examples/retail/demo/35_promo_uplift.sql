@@ -3,8 +3,11 @@
 -- curve (a promotion over the evening peak sells more of everything). uplift_pct = 100 · (share
 -- during / share outside − 1); the model's price elasticity of 2 predicts 23 % for 10 % off and
 -- 104 % for 30 % off. NULL while the baseline has fewer than 10 units or predicts fewer than 10 during
--- the promotion (a night-time promotion, a SKU rarely sold: too few sales to tell). A join of every sale with every promotion (a handful a day), aggregated per
--- promotion: an updating result, upserted into SQLite on promo_id as the day goes on.
+-- the promotion (a night-time promotion, a SKU rarely sold: too few sales to tell). A join of every
+-- sale with the promotions that started on its day (a handful), so both shares are taken on the
+-- promotion's first day (a promotion running past midnight is measured up to midnight) and the
+-- work stays linear over weeks; aggregated per promotion: an updating result, upserted into SQLite
+-- on promo_id as the day goes on.
 CREATE TABLE promo_uplift (
   promo_id STRING, sku STRING, category STRING, discount_pct DOUBLE,
   start_time TIMESTAMP(3), end_time TIMESTAMP(3),
@@ -30,7 +33,10 @@ FROM (
     SELECT p.promo_id, p.sku, p.category, p.discount_pct, p.start_time, p.end_time, s.qty,
            COALESCE(s.sku = p.sku, s.category = p.category) AS promoted,
            s.event_time >= p.start_time AND s.event_time < p.end_time AS during
-    FROM pos_sales AS s CROSS JOIN promotions AS p
+    FROM (SELECT event_time, sku, category, qty, CAST(event_time AS DATE) AS day FROM pos_sales) AS s
+    JOIN (SELECT promo_id, sku, category, discount_pct, start_time, end_time,
+                 CAST(start_time AS DATE) AS day FROM promotions) AS p
+      ON s.day = p.day
   )
   GROUP BY promo_id, sku, category, discount_pct, start_time, end_time
 );

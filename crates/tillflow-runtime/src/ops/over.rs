@@ -15,7 +15,7 @@ use crate::agg::{update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::encode_key;
 use crate::operator::{Emit, Operator, OperatorMetrics};
-use crate::state::KeyedState;
+use crate::state::{KeyedState, StateValue};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tillflow_types::{Row, RowKind, Value};
 
@@ -222,6 +222,51 @@ impl Work {
     }
 }
 
+impl StateValue for KeyState {
+    fn write(&self, out: &mut Vec<u8>) {
+        self.last_ts.write(out);
+        let timers: Vec<i64> = self.timers.iter().copied().collect();
+        timers.write(out);
+        self.cleanup_ts.unwrap_or(i64::MIN).write(out);
+        self.accs.write(out);
+        (self.pending.len() as i64).write(out);
+        for (ts, rows) in &self.pending {
+            ts.write(out);
+            rows.write(out);
+        }
+        (self.frame.len() as i64).write(out);
+        for (ts, row) in &self.frame {
+            ts.write(out);
+            row.write(out);
+        }
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let last_ts = i64::read(input, at)?;
+        let timers = Vec::<i64>::read(input, at)?.into_iter().collect();
+        let cleanup_ts = Some(i64::read(input, at)?).filter(|c| *c != i64::MIN);
+        let accs = Vec::<Acc>::read(input, at)?;
+        let mut pending = BTreeMap::new();
+        for _ in 0..i64::read(input, at)? {
+            let ts = i64::read(input, at)?;
+            pending.insert(ts, Vec::<Row>::read(input, at)?);
+        }
+        let mut frame = VecDeque::new();
+        for _ in 0..i64::read(input, at)? {
+            let ts = i64::read(input, at)?;
+            frame.push_back((ts, Row::read(input, at)?));
+        }
+        Ok(KeyState {
+            last_ts,
+            timers,
+            cleanup_ts,
+            accs,
+            pending,
+            frame,
+        })
+    }
+}
+
 /// Registers a timer of `key` at `ts`, once.
 fn register(timers: &mut BTreeMap<i64, Vec<Box<[u8]>>>, st: &mut KeyState, key: &[u8], ts: i64) {
     if st.timers.insert(ts) {
@@ -318,6 +363,26 @@ impl Operator for OverAggregate {
             }
         }
         out.watermark(wm)
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        self.watermark.write(out);
+        self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        let at = &mut 0;
+        self.watermark = i64::read(input, at)?;
+        self.state = KeyedState::default();
+        self.state.restore(input, at)?;
+        // the timer queue is each key's timers, gathered
+        self.timers.clear();
+        for (key, st) in self.state.iter() {
+            for ts in &st.timers {
+                self.timers.entry(*ts).or_default().push(key.into());
+            }
+        }
+        Ok(())
     }
 
     fn metrics(&self) -> OperatorMetrics {

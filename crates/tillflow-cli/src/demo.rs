@@ -44,6 +44,10 @@ const PIPELINES: &[(&str, &str)] = &[
         include_str!("../../../examples/retail/demo/60_store_anomalies.sql"),
     ),
     (
+        "65_stockout_forecast.sql",
+        include_str!("../../../examples/retail/demo/65_stockout_forecast.sql"),
+    ),
+    (
         "70_sku_trends.sql",
         include_str!("../../../examples/retail/demo/70_sku_trends.sql"),
     ),
@@ -118,6 +122,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     // a little disorder, as real feeds have: 2 % out of order, 0.2 % late
     vars.insert("OUT_OF_ORDER".to_string(), "0.02".to_string());
     vars.insert("LATE".to_string(), "0.002".to_string());
+    vars.insert("RATE".to_string(), "60".to_string());
     for (k, v) in STORY {
         vars.insert(k.to_string(), v.to_string());
     }

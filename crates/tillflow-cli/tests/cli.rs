@@ -312,7 +312,7 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         db.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
-    assert!(err.contains("8 pipelines"), "{err}");
+    assert!(err.contains("9 pipelines"), "{err}");
     assert!(
         out.contains("Revenue by store") && out.contains("Funnel") && out.contains("Promotions"),
         "{out}"

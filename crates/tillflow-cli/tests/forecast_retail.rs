@@ -1,27 +1,48 @@
-//! The forecasting pipelines of examples/retail/ on generated data with known truth: the
-//! generator's injected anomalies must be found by the store-anomaly pipeline (precision and recall
-//! at the default threshold ≥ 0.9), its forecast must beat a seasonal-naive forecast (sMAPE), and
-//! the injected trending SKU must lead the trend ranking.
+//! The forecasting pipelines of examples/retail/demo/ on generated data with known truth (two weeks
+//! of the 20-store chain at 150 receipts per store-hour): the generator's injected anomalies must be
+//! found by the store-anomaly pipeline (precision and recall at the default threshold ≥ 0.9), its
+//! forecast must beat a seasonal-naive forecast (sMAPE), the injected trending SKU must lead the
+//! trend ranking, and projected stock-outs must mostly come true.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use tillflow_retail::config::Anomaly;
 
-fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/retail")
-        .join(name)
+/// What the generator injects: eight 2-hour anomalies in the second week (×3 spikes, drops to 10 %)
+/// and SKU 40 trending from the fifth day.
+const ANOMALIES: &str = "3@2024-03-09 10:00:00+2h*3; 7@2024-03-09 14:00:00+2h*0.1; 12@2024-03-10 11:00:00+2h*3; 5@2024-03-11 15:00:00+2h*0.1; 18@2024-03-12 12:00:00+2h*3; 9@2024-03-12 16:00:00+2h*0.1; 15@2024-03-13 09:00:00+2h*0.1; 2@2024-03-13 17:00:00+2h*3";
+
+/// Runs the demo's table definitions and `pipeline` (a file of examples/retail/demo/) over two
+/// generated weeks into `db`.
+fn run(pipeline: &str, db: &Path) {
+    run_for(pipeline, db, "14d", "150")
 }
 
-fn run(script: &Path, db: &Path) {
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .arg("run")
-        .arg(script)
-        .args(["--quiet", "--no-http", "--var"])
-        .arg(format!("DB={}", db.display()))
-        .output()
-        .expect("run tillflow");
+fn run_for(pipeline: &str, db: &Path, duration: &str, rate: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/retail/demo");
+    let script = std::fs::read_to_string(dir.join("00_tables.sql")).expect("tables")
+        + "\n"
+        + &std::fs::read_to_string(dir.join(pipeline)).expect("pipeline");
+    let path = db.with_extension("sql");
+    std::fs::write(&path, script).expect("script");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+    cmd.arg("run").arg(&path).args(["--quiet", "--no-http"]);
+    for v in [
+        "SEED=42".to_string(),
+        format!("DURATION={duration}"),
+        "PACING=max".into(),
+        format!("RATE={rate}"),
+        "OUT_OF_ORDER=0".into(),
+        "LATE=0".into(),
+        format!("ANOMALIES={ANOMALIES}"),
+        "TREND_SKU=40".into(),
+        "TREND_START=2024-03-05 00:00:00".into(),
+        format!("DB={}", db.display()),
+    ] {
+        cmd.arg("--var").arg(v);
+    }
+    let o = cmd.output().expect("run tillflow");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -31,11 +52,10 @@ fn ts(t: i64) -> String {
     s
 }
 
-/// The anomalies the example injects, read from its own `'anomalies'` option (the known truth).
-fn injected(sql: &str) -> Vec<Anomaly> {
-    let at = sql.find("'anomalies' = '").expect("anomalies option") + 15;
-    let list = &sql[at..at + sql[at..].find('\'').expect("end of option")];
-    list.split(';')
+/// The injected anomalies (the known truth).
+fn injected() -> Vec<Anomaly> {
+    ANOMALIES
+        .split(';')
         .map(|a| Anomaly::parse(a.trim()).expect("anomaly"))
         .collect()
 }
@@ -44,9 +64,8 @@ fn injected(sql: &str) -> Vec<Anomaly> {
 fn store_anomalies_are_found_and_the_forecast_beats_seasonal_naive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("anomalies.db");
-    let script = example("store_anomalies.sql");
-    run(&script, &db);
-    let truth = injected(&std::fs::read_to_string(&script).expect("example"));
+    run("60_store_anomalies.sql", &db);
+    let truth = injected();
     assert_eq!(truth.len(), 8);
     let conn = rusqlite::Connection::open(&db).expect("db");
     let mut st = conn
@@ -150,10 +169,10 @@ fn store_anomalies_are_found_and_the_forecast_beats_seasonal_naive() {
 fn the_trending_sku_leads_the_trend_ranking() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("trends.db");
-    run(&example("sku_trends.sql"), &db);
+    run("70_sku_trends.sql", &db);
     let conn = rusqlite::Connection::open(&db).expect("db");
     let mut st = conn
-        .prepare("SELECT week_end, sku, growth FROM sku_trends WHERE week_end >= '2024-03-11' ORDER BY week_end, growth DESC")
+        .prepare("SELECT week_end, sku, growth FROM sku_trends WHERE week_end >= '2024-03-11' AND week_end <= '2024-03-15' ORDER BY week_end, growth DESC")
         .expect("query");
     let rows: Vec<(String, String, f64)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -173,4 +192,106 @@ fn the_trending_sku_leads_the_trend_ranking() {
             &ranked[..3]
         );
     }
+}
+
+#[test]
+fn projected_stockouts_come_true_more_often_than_low_stock_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("stock.db");
+    run_for("65_stockout_forecast.sql", &db, "4d", "60");
+    // the truth: every movement of the same generated run, on-hand per store×SKU from 60 units
+    let mut cfg = tillflow_retail::Config::default();
+    for (k, v) in [
+        ("seed", "42"),
+        ("duration", "4d"),
+        ("rate", "60"),
+        ("anomalies", ANOMALIES),
+        ("trend.sku", "40"),
+        ("trend.start", "2024-03-05 00:00:00"),
+    ] {
+        cfg.set(k, v).expect("config");
+    }
+    let events = tillflow_retail::Generator::new(cfg)
+        .only(&[tillflow_retail::Stream::Inventory])
+        .collect::<Vec<_>>();
+    let mut on_hand: BTreeMap<(u32, u32), i64> = BTreeMap::new();
+    let mut empty_at: BTreeMap<(u32, u32), Vec<i64>> = BTreeMap::new();
+    // the naive rule: a sale leaving 15 units or fewer (the demo's "low" flag)
+    let mut low_flags: Vec<((u32, u32), i64)> = Vec::new();
+    for e in &events {
+        if let tillflow_retail::generator::Kind::Inventory(m) = &e.kind {
+            let k = (m.store, m.sku);
+            let h = on_hand.entry(k).or_insert(60);
+            *h += m.delta as i64;
+            if *h <= 0 {
+                empty_at.entry(k).or_default().push(e.time);
+            }
+            if m.kind == tillflow_retail::generator::InvKind::Sale && *h <= 15 {
+                low_flags.push((k, e.time));
+            }
+        }
+    }
+    let six_hours = 6 * 3_600_000_000i64;
+    let comes_true = |k: (u32, u32), t: i64| {
+        empty_at
+            .get(&k)
+            .is_some_and(|ts| ts.iter().any(|e| *e >= t && *e <= t + six_hours))
+    };
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let mut st = conn
+        .prepare("SELECT store_id, sku, at FROM stockout_alerts")
+        .expect("query");
+    let alerts: Vec<((u32, u32), i64)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .expect("rows")
+        .map(|r| {
+            let (store, sku, at) = r.expect("row");
+            let sku: u32 = sku.trim_start_matches("SKU-").parse().expect("sku");
+            let at = tillflow_types::temporal::parse_timestamp(&at).expect("timestamp");
+            ((store as u32, sku), at)
+        })
+        .collect();
+    assert!(alerts.len() > 50, "{} alerts", alerts.len());
+    let precision = |v: &[((u32, u32), i64)]| {
+        v.iter().filter(|(k, t)| comes_true(*k, *t)).count() as f64 / v.len().max(1) as f64
+    };
+    let (p_forecast, p_low) = (precision(&alerts), precision(&low_flags));
+    // stock-outs foreseen: an alert for the store×SKU between 6 hours and 1 hour before it
+    let outs: Vec<((u32, u32), i64)> = empty_at
+        .iter()
+        .flat_map(|(k, ts)| ts.iter().map(move |t| (*k, *t)))
+        .collect();
+    let caught = outs
+        .iter()
+        .filter(|(k, t)| {
+            alerts
+                .iter()
+                .any(|(a, at)| a == k && *at <= t - six_hours / 6 && *at >= t - six_hours)
+        })
+        .count() as f64
+        / outs.len().max(1) as f64;
+    eprintln!(
+        "projected stock-outs: {} alerts, {:.3} came true within 6 h (low-stock flags: {:.3} of {}); {:.3} of {} stock-outs were projected 1-6 h ahead",
+        alerts.len(),
+        p_forecast,
+        p_low,
+        low_flags.len(),
+        caught,
+        outs.len()
+    );
+    assert!(outs.len() > 20, "{}", outs.len());
+    assert!(
+        p_forecast > p_low,
+        "forecast alerts {p_forecast} vs low-stock flags {p_low}"
+    );
+    assert!(
+        caught >= 0.8,
+        "only {caught} of the stock-outs were projected"
+    );
 }

@@ -318,10 +318,9 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         "{seen}"
     );
     assert_eq!(seen["graphEdges"].as_u64(), Some(edges as u64), "{seen}");
-    assert_eq!(
-        seen["sinkBoxes"], 8,
-        "the demo's eight result tables: {seen}"
-    );
+    let sinks = nodes.iter().filter(|n| n["kind"] == "sink").count();
+    assert!(sinks >= 6, "the demo's result tables: {body}");
+    assert_eq!(seen["sinkBoxes"].as_u64(), Some(sinks as u64), "{seen}");
     let rates = seen["rates"].as_array().expect("rates");
     assert!(
         rates.iter().filter(|r| r.as_f64() > Some(0.0)).count() > rates.len() / 2,

@@ -66,6 +66,7 @@ fn run_pipelines(db: &Path) {
         format!("DB={}", db.display()),
         "OUT_OF_ORDER=0".into(),
         "LATE=0".into(),
+        "RATE=60".into(),
     ];
     let vars: Vec<String> = vars
         .into_iter()

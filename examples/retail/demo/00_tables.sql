@@ -1,7 +1,7 @@
 -- The retail demo's sources: two simulated weeks of a 20-store chain from the built-in generator,
 -- and the embedded SQLite store its results go to. ${SEED}, ${DURATION}, ${PACING} and ${DB} are
--- set by `tillflow demo` (or --var), and so are the disorder knobs OUT_OF_ORDER and LATE and the
--- story the forecasting pipelines should find: ${ANOMALIES} (a store's sales spike or drop) and a
+-- set by `tillflow demo` (or --var), and so are the receipts per store-hour RATE, the disorder knobs
+-- OUT_OF_ORDER and LATE, and the story the forecasting pipelines should find: ${ANOMALIES} (a store's sales spike or drop) and a
 -- SKU ${TREND_SKU} trending up from ${TREND_START}. Every stream gets the same options, so the
 -- streams agree.
 CREATE TABLE pos_sales (
@@ -17,7 +17,8 @@ CREATE TABLE pos_sales (
   channel     STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'duration' = '${DURATION}',
-        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
+        'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
+        'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}', 'disorder.out-of-order' = '${OUT_OF_ORDER}', 'disorder.late' = '${LATE}');
 
 CREATE TABLE clickstream (
@@ -28,7 +29,8 @@ CREATE TABLE clickstream (
   sku        STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'clickstream', 'seed' = '${SEED}', 'duration' = '${DURATION}',
-        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
+        'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
+        'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
 
 CREATE TABLE inventory (
@@ -36,9 +38,11 @@ CREATE TABLE inventory (
   store_id   INT,
   sku        STRING,
   kind       STRING,
-  qty_delta  INT
+  qty_delta  INT,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
 ) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'duration' = '${DURATION}',
-        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
+        'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
+        'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
 
 CREATE TABLE promotions (
@@ -50,5 +54,6 @@ CREATE TABLE promotions (
   start_time   TIMESTAMP(3),
   end_time     TIMESTAMP(3)
 ) WITH ('connector' = 'retail', 'stream' = 'promotions', 'seed' = '${SEED}', 'duration' = '${DURATION}',
-        'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}', 'trend.start' = '${TREND_START}',
+        'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
+        'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');

@@ -1,7 +1,7 @@
 -- Store sales anomalies: in-store receipts per store and opening hour against a Holt-Winters
 -- forecast with a daily season (14 opening hours), the error scaled by its Poisson noise and scored
--- against its own running spread; beyond ±4 it is an alert (see examples/retail/store_anomalies.sql
--- for the measured precision and recall).
+-- against its own running spread; beyond ±4 it is an alert (docs/forecasting.md has the measured
+-- precision and recall).
 CREATE VIEW store_hourly AS
 SELECT store_id, window_start, window_time, COUNT(DISTINCT receipt_id) AS receipts
 FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' HOUR))

@@ -171,6 +171,59 @@ fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
     rel.window_cols = window_cols;
 }
 
+/// Plans one aggregate call (of a GROUP BY or an OVER aggregation): the function, DISTINCT, and its
+/// argument, which is appended to the pre-aggregation projection `pre` under the name `arg_name`
+/// gives it (from the argument and its position). FILTER is left to the caller.
+fn agg_call(
+    conv: &Converter<'_>,
+    f: &sql::Function,
+    pre: &mut Vec<Item>,
+    arg_name: fn(&sql::Expr, usize) -> String,
+) -> Result<AggCall> {
+    let name = function_name(f);
+    let Some(mut kind) = AggKind::by_name(&name) else {
+        return plan_err(format!("unknown aggregate {name}"));
+    };
+    let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
+    let args = function_args(f)?;
+    let mut model = None;
+    let (arg, arg_type) = match args.as_slice() {
+        [Some(a), params @ ..] if kind.is_model() => {
+            let (x, spec) = model_call(conv, kind, f, a, params)?;
+            if distinct {
+                return plan_err(format!("{name} does not take DISTINCT: `{f}`"));
+            }
+            model = Some(spec);
+            let t = x.data_type();
+            pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));
+            (Some(pre.len() - 1), t)
+        }
+        [] | [None] if kind == AggKind::Count => {
+            kind = AggKind::CountStar;
+            (None, DataType::BigInt)
+        }
+        [Some(a)] => {
+            let x = conv.convert(a)?;
+            let t = x.data_type();
+            if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
+                return plan_err(format!("{name} needs a numeric argument, got {t}: `{f}`"));
+            }
+            pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));
+            (Some(pre.len() - 1), t)
+        }
+        _ => return plan_err(format!("{name} takes one argument: `{f}`")),
+    };
+    Ok(AggCall {
+        kind,
+        arg,
+        distinct,
+        arg_type,
+        result_type: kind.result_type(arg_type),
+        filter: None,
+        model,
+    })
+}
+
 /// Plans a forecasting or anomaly call: its value argument (numeric) and its constant
 /// parameters, validated into a model.
 fn model_call(
@@ -1256,12 +1309,8 @@ impl<'a> Planner<'a> {
             .collect();
         let mut calls = Vec::new();
         for f in &overs {
-            let name = function_name(f);
-            let Some(mut kind) = AggKind::by_name(&name) else {
-                return plan_err(format!("unknown aggregate {name}"));
-            };
-            if matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct))
-            {
+            let call = agg_call(&conv, f, &mut pre, |_, n| format!("$arg{n}"))?;
+            if call.distinct {
                 return plan_err(format!(
                     "DISTINCT in an OVER aggregate is not supported yet: `{f}`"
                 ));
@@ -1271,42 +1320,7 @@ impl<'a> Planner<'a> {
                     "FILTER in an OVER aggregate is not supported: `{f}`"
                 ));
             }
-            let args = function_args(f)?;
-            let mut model = None;
-            let (arg, arg_type) = match args.as_slice() {
-                [Some(a), params @ ..] if kind.is_model() => {
-                    let (x, spec) = model_call(&conv, kind, f, a, params)?;
-                    model = Some(spec);
-                    let t = x.data_type();
-                    pre.push((x, format!("$arg{}", pre.len()), TimeAttribute::None));
-                    (Some(pre.len() - 1), t)
-                }
-                [] | [None] if kind == AggKind::Count => {
-                    kind = AggKind::CountStar;
-                    (None, DataType::BigInt)
-                }
-                [Some(a)] => {
-                    let x = conv.convert(a)?;
-                    let t = x.data_type();
-                    if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
-                        return plan_err(format!(
-                            "{name} needs a numeric argument, got {t}: `{f}`"
-                        ));
-                    }
-                    pre.push((x, format!("$arg{}", pre.len()), TimeAttribute::None));
-                    (Some(pre.len() - 1), t)
-                }
-                _ => return plan_err(format!("{name} takes one argument: `{f}`")),
-            };
-            calls.push(AggCall {
-                kind,
-                arg,
-                distinct: false,
-                arg_type,
-                result_type: kind.result_type(arg_type),
-                filter: None,
-                model,
-            });
+            calls.push(call);
         }
         push_calc(&mut rel, filter, pre);
         for (i, q) in qualifiers.into_iter().enumerate() {
@@ -1555,51 +1569,14 @@ impl<'a> Planner<'a> {
         let mut calls = Vec::new();
         let mut agg_types = Vec::new();
         for f in &aggs {
-            let name = function_name(f);
-            let Some(mut kind) = AggKind::by_name(&name) else {
-                return plan_err(format!("unknown aggregate {name}"));
-            };
-            let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
-            let args = function_args(f)?;
-            let mut model = None;
-            let (arg, arg_type) = match args.as_slice() {
-                [Some(a), params @ ..] if kind.is_model() => {
-                    let (x, spec) = model_call(&conv, kind, f, a, params)?;
-                    if distinct {
-                        return plan_err(format!("{name} does not take DISTINCT: `{f}`"));
-                    }
-                    if matches!(window, Some((WindowKind::Session { .. }, ..))) {
-                        return plan_err(format!(
-                            "{name} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`"
-                        ));
-                    }
-                    model = Some(spec);
-                    let t = x.data_type();
-                    pre.push((x, a.to_string(), TimeAttribute::None));
-                    (Some(pre.len() - 1), t)
-                }
-                [None] if kind == AggKind::Count => {
-                    kind = AggKind::CountStar;
-                    (None, DataType::BigInt)
-                }
-                [] if kind == AggKind::Count => {
-                    kind = AggKind::CountStar;
-                    (None, DataType::BigInt)
-                }
-                [Some(a)] => {
-                    let x = conv.convert(a)?;
-                    let t = x.data_type();
-                    if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
-                        return plan_err(format!(
-                            "{name} needs a numeric argument, got {t}: `{f}`"
-                        ));
-                    }
-                    pre.push((x, a.to_string(), TimeAttribute::None));
-                    (Some(pre.len() - 1), t)
-                }
-                _ => return plan_err(format!("{name} takes one argument: `{f}`")),
-            };
-            let filter_col = match &f.filter {
+            let mut call = agg_call(&conv, f, &mut pre, |a, _| a.to_string())?;
+            if call.model.is_some() && matches!(window, Some((WindowKind::Session { .. }, ..))) {
+                return plan_err(format!(
+                    "{} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`",
+                    function_name(f)
+                ));
+            }
+            call.filter = match &f.filter {
                 Some(cond) => {
                     let c = conv.convert(cond)?;
                     pre.push((c, format!("$filter{}", calls.len()), TimeAttribute::None));
@@ -1607,17 +1584,8 @@ impl<'a> Planner<'a> {
                 }
                 None => None,
             };
-            let result_type = kind.result_type(arg_type);
-            agg_types.push(result_type);
-            calls.push(AggCall {
-                kind,
-                arg,
-                distinct,
-                arg_type,
-                result_type,
-                filter: filter_col,
-                model,
-            });
+            agg_types.push(call.result_type);
+            calls.push(call);
         }
         let k = keys.len();
         let m = calls.len();

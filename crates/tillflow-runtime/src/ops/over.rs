@@ -110,25 +110,19 @@ impl Work {
     }
 
     /// Emits `row` with the accumulators' values appended.
-    fn emit_with(
-        out_row: &mut Row,
-        row: &Row,
-        accs: &[Acc],
-        calls: &[AggCall],
-        metrics: &mut OperatorMetrics,
-        out: &mut dyn Emit,
-    ) -> Result<()> {
-        out_row.clear();
-        out_row.kind = RowKind::Insert;
-        out_row.split = row.split;
-        out_row.values.extend_from_slice(&row.values);
-        out_row.heap.extend_from_slice(&row.heap);
-        for (acc, call) in accs.iter().zip(calls) {
-            let v = acc.value(call, &mut out_row.heap);
-            out_row.values.push(v);
+    fn emit(&mut self, row: &Row, accs: &[Acc], out: &mut dyn Emit) -> Result<()> {
+        let o = &mut self.out;
+        o.clear();
+        o.kind = RowKind::Insert;
+        o.split = row.split;
+        o.values.extend_from_slice(&row.values);
+        o.heap.extend_from_slice(&row.heap);
+        for (acc, call) in accs.iter().zip(&self.calls) {
+            let v = acc.value(call, &mut o.heap);
+            o.values.push(v);
         }
-        metrics.records_out += 1;
-        out.emit(out_row)
+        self.metrics.records_out += 1;
+        out.emit(o)
     }
 
     /// Processes the rows of one key that share timestamp `ts` (all of them, for event time; one,
@@ -140,34 +134,31 @@ impl Work {
         rows: &[Row],
         out: &mut dyn Emit,
     ) -> Result<()> {
-        let calls = &self.calls;
         match self.frame {
             OverFrame::RangeUnbounded => {
                 for r in rows {
-                    update_all(&mut key_state.accs, calls, r, false, &mut self.scratch)?;
+                    update_all(
+                        &mut key_state.accs,
+                        &self.calls,
+                        r,
+                        false,
+                        &mut self.scratch,
+                    )?;
                 }
                 for r in rows {
-                    Self::emit_with(
-                        &mut self.out,
-                        r,
-                        &key_state.accs,
-                        calls,
-                        &mut self.metrics,
-                        out,
-                    )?;
+                    self.emit(r, &key_state.accs, out)?;
                 }
             }
             OverFrame::RowsUnbounded => {
                 for r in rows {
-                    update_all(&mut key_state.accs, calls, r, false, &mut self.scratch)?;
-                    Self::emit_with(
-                        &mut self.out,
+                    update_all(
+                        &mut key_state.accs,
+                        &self.calls,
                         r,
-                        &key_state.accs,
-                        calls,
-                        &mut self.metrics,
-                        out,
+                        false,
+                        &mut self.scratch,
                     )?;
+                    self.emit(r, &key_state.accs, out)?;
                 }
             }
             OverFrame::Rows(n) => {
@@ -176,15 +167,8 @@ impl Work {
                     while key_state.frame.len() as u64 > n + 1 {
                         key_state.frame.pop_front();
                     }
-                    Self::recompute(key_state, calls, &mut self.scratch)?;
-                    Self::emit_with(
-                        &mut self.out,
-                        r,
-                        &key_state.accs,
-                        calls,
-                        &mut self.metrics,
-                        out,
-                    )?;
+                    Self::recompute(key_state, &self.calls, &mut self.scratch)?;
+                    self.emit(r, &key_state.accs, out)?;
                 }
             }
             OverFrame::Range(p) => {
@@ -195,16 +179,9 @@ impl Work {
                 while key_state.frame.front().is_some_and(|(t, _)| *t < from) {
                     key_state.frame.pop_front();
                 }
-                Self::recompute(key_state, calls, &mut self.scratch)?;
+                Self::recompute(key_state, &self.calls, &mut self.scratch)?;
                 for r in rows {
-                    Self::emit_with(
-                        &mut self.out,
-                        r,
-                        &key_state.accs,
-                        calls,
-                        &mut self.metrics,
-                        out,
-                    )?;
+                    self.emit(r, &key_state.accs, out)?;
                 }
             }
         }

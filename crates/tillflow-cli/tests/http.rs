@@ -277,8 +277,10 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
     // a few simulated hours in: windows have fired, sessions closed and stock run low somewhere
     wait_for("stock alerts and funnel rows", || {
         let (_, body) = get(port, "/api/jobs/retail-demo/tables", None)?;
-        (body.contains("\"alert\":\"low\"") && body.contains("\"funnel_per_channel\",\"rows\":[{"))
-            .then_some(())
+        (body.contains("\"alert\":\"low\"")
+            && body.contains("\"funnel_per_channel\",\"rows\":[{")
+            && body.contains("\"stockout_alerts\",\"rows\":[{"))
+        .then_some(())
     });
     // screenshots are kept as test artifacts, for people to look at
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -301,6 +303,10 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
     let funnel = seen["funnel"].to_string();
     assert!(funnel.contains("web") || funnel.contains("app"), "{seen}");
     assert!(seen["topSkus"].as_u64() > Some(0), "{seen}");
+    assert!(
+        seen["stockouts"].as_u64() > Some(0),
+        "projected stock-outs listed: {seen}"
+    );
     // the tabs switch views
     assert_eq!(seen["opsHiddenBefore"], true, "{seen}");
     assert_eq!(seen["retailHiddenAfter"], true, "{seen}");

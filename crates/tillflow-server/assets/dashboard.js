@@ -8,6 +8,8 @@ const headers = token ? { Authorization: "Bearer " + token } : {};
 const revenue = new Map(); // store -> Map(window_start ms -> revenue)
 const stock = new Map(); // "store/sku" -> latest stock row (the API keeps only the last 100 changes)
 const seen = new Set(); // stock rows already applied, so a poll does not apply a change twice
+const anomalies = new Map(); // "store/hour" -> alert row (kept: the API holds only the latest rows)
+const stockouts = new Map(); // "store/sku" -> latest projected stock-out
 let chart = null;
 let jobId = null;
 
@@ -140,6 +142,29 @@ async function retail() {
       latest(t.promo_uplift, (r) => r.promo_id).map((r) => ({
         cells: [r.promo_id, r.sku || "category " + r.category, fmt(100 * r.discount_pct, 0) + "%", r.promo_units, fmt(r.uplift_pct, 1)],
       })));
+  }
+  if (t.store_forecast) {
+    for (const r of t.store_forecast) {
+      if (r.alert) anomalies.set(r.store_id + "/" + r.window_start, r);
+    }
+    const rows = [...anomalies.values()].sort((a, b) => (a.window_start < b.window_start ? 1 : -1)).slice(0, 20);
+    fill("anomalies", [["store"], ["hour"], ["receipts", 1], ["expected", 1], ["score", 1], ["alert"]],
+      rows.map((r) => ({ alert: r.alert, cells: [r.store_id, r.window_start.slice(0, 16), r.receipts, fmt(r.expected, 0), fmt(r.score, 1), r.alert] })),
+      (r) => (r.alert === "drop" ? "out" : "low"));
+  }
+  if (t.stockout_alerts) {
+    for (const r of t.stockout_alerts) stockouts.set(r.store_id + "/" + r.sku, r);
+    if (stockouts.size > 5000) stockouts.clear();
+    const rows = [...stockouts.values()].sort((a, b) => a.hours_left - b.hours_left).slice(0, 20);
+    fill("stockouts", [["store"], ["SKU"], ["on hand", 1], ["units/h", 1], ["hours left", 1]],
+      rows.map((r) => ({ cells: [r.store_id, r.sku, r.on_hand, fmt(r.units_per_hour, 2), fmt(r.hours_left, 1)] })));
+  }
+  if (t.sku_trends) {
+    const rows = t.sku_trends;
+    const last = rows.length ? rows[rows.length - 1].week_end : null;
+    fill("trends", [["SKU"], ["week to"], ["units", 1], ["growth/day", 1]],
+      rows.filter((r) => r.week_end === last).sort((a, b) => b.growth - a.growth).slice(0, 8)
+        .map((r) => ({ cells: [r.sku, r.week_end.slice(0, 10), r.units, fmt(100 * r.growth, 1) + " %"] })));
   }
   if (t.funnel_per_channel) {
     const by = new Map();

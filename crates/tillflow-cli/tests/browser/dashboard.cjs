@@ -39,6 +39,7 @@ async function main() {
     seen.alertKinds = await page.locator("#alerts tr td:nth-child(4)").allTextContents();
     seen.funnel = await page.locator("#funnel tr td:first-child").allTextContents();
     seen.topSkus = (await page.locator("#top-skus tr").count()) - 1;
+    seen.stockouts = (await page.locator("#stockouts tr").count()) - 1;
     seen.opsHiddenBefore = await page.locator("#ops").isHidden();
     await page.screenshot({ path: path.join(shots, "dashboard-retail.png"), fullPage: true });
     // the operations view: the drawn graph and the counters

@@ -483,8 +483,10 @@ mod tests {
                         1..=5 => (r % 8) * S,
                         _ => 0,
                     };
-                let mut row = Row::default();
-                row.values = vec![Value::Int(r % 4), Value::Int(r % 100), Value::Timestamp(ts)];
+                let row = Row {
+                    values: vec![Value::Int(r % 4), Value::Int(r % 100), Value::Timestamp(ts)],
+                    ..Row::default()
+                };
                 op.process(&row, &mut out).expect("process");
                 max_ts = max_ts.max(ts);
                 op.on_watermark(max_ts - 5 * S, &mut out)

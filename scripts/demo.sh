@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the main job: the retail demo on its embedded default — two generated retail weeks, compressed to
-# a minute or two, analysed by the retail pipelines into ./tillflow-demo.db (SQLite), then a summary.
+# about a minute, analysed by the retail pipelines into ./tillflow-demo.db (SQLite), then a summary.
 #   scripts/demo.sh [--realtime] [--duration 14d] [--seed 42] [--speed N] [--db FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -80,7 +80,7 @@ pub struct DemoArgs {
     /// Pace the events in real time (a simulated day then takes a day).
     #[arg(long)]
     pub realtime: bool,
-    /// Simulated seconds per second (default: a minute for the whole run, or as fast as the pipelines go; 0 = as fast as possible).
+    /// Simulated seconds per second (default: about a minute for the whole run; 0 = as fast as possible).
     #[arg(long)]
     pub speed: Option<f64>,
     /// No progress display.

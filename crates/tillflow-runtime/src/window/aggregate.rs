@@ -277,8 +277,10 @@ impl Operator for WindowAggregate {
                     let calls = &self.calls;
                     let accs = groups.get_or_insert_with(&self.key, || new_accs(calls));
                     update_all(accs, calls, row, retract, &mut self.scratch)?;
+                    assigned.clear();
                 }
-                assigned.clear();
+                // all the period's windows have fired: the loop below finds the record late
+                // and reports the windows it missed
             }
         }
         for &(start, end) in &assigned {

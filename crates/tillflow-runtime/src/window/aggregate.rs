@@ -4,13 +4,15 @@
 //! [`KeyedState`]. A record is added to every window it belongs to that has not fired yet; a record
 //! whose windows have all fired is dropped and counted as late.
 //!
-//! CUMULATE is sliced, as Flink does it: a record updates only its step-long slice; each period
-//! keeps a running aggregate into which a slice is merged when the window ending with it fires,
-//! and every window of the period emits the running aggregate. One update per record instead of
-//! one per window (up to 144 for 10-minute steps over a day). Calls that cannot merge (the
-//! forecasting functions) keep the per-window path.
+//! CUMULATE and HOP are sliced, as Flink does it: a record updates only its slice (a CUMULATE
+//! step, a HOP slide). A CUMULATE period keeps a running aggregate into which a slice is merged
+//! when the window ending with it fires, and every window of the period emits it; a HOP window
+//! merges copies of the panes it covers when it fires, and panes no later window covers are
+//! dropped. One update per record instead of one per window (up to 144 for 10-minute steps over a
+//! day). Calls that cannot merge (the forecasting functions), and HOPs whose size is not a
+//! multiple of the slide, keep the per-window path.
 
-use super::{window_max_timestamp, AlignedWindow, TimeMode};
+use super::{window_max_timestamp, window_start, AlignedWindow, TimeMode};
 use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
@@ -43,6 +45,9 @@ pub struct WindowAggregate {
     windows: Vec<OpenWindow>,
     /// CUMULATE, sliced: the periods' running aggregates, by start (`windows` holds the slices).
     cumulations: Option<Vec<Cumulation>>,
+    /// HOP, sliced (`windows` holds the panes): the end of the next window to fire, if any pane is
+    /// open.
+    hop_next: Option<Option<i64>>,
     watermark: i64,
     assigned: Vec<(i64, i64)>,
     key: Vec<u8>,
@@ -67,8 +72,10 @@ impl WindowAggregate {
         keys: Vec<usize>,
         calls: Vec<AggCall>,
     ) -> Self {
-        let sliced = matches!(window, AlignedWindow::Cumulate { .. })
-            && calls.iter().all(|c| c.model.is_none());
+        let mergeable = calls.iter().all(|c| c.model.is_none());
+        let sliced = matches!(window, AlignedWindow::Cumulate { .. }) && mergeable;
+        let hop_sliced = matches!(window, AlignedWindow::Hop { slide, size, .. } if slide > 0 && size % slide == 0)
+            && mergeable;
         WindowAggregate {
             window,
             mode,
@@ -77,6 +84,7 @@ impl WindowAggregate {
             calls,
             windows: Vec::new(),
             cumulations: sliced.then(Vec::new),
+            hop_next: hop_sliced.then_some(None),
             watermark: i64::MIN,
             assigned: Vec::with_capacity(8),
             key: Vec::with_capacity(64),
@@ -115,6 +123,9 @@ impl WindowAggregate {
         if self.cumulations.is_some() {
             return self.fire_cumulations(time, out);
         }
+        if self.hop_next.is_some() {
+            return self.fire_hops(time, out);
+        }
         while self
             .windows
             .first()
@@ -132,6 +143,47 @@ impl WindowAggregate {
                 )?;
                 self.metrics.records_out += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Fires HOP's windows up to `time`: each merges copies of the panes it covers.
+    fn fire_hops(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        let AlignedWindow::Hop { slide, size, .. } = self.window else {
+            return Ok(());
+        };
+        while let Some(Some(end)) = self.hop_next {
+            if window_max_timestamp(end) > time {
+                break;
+            }
+            let start = end - size;
+            let mut merged: KeyedState<Vec<Acc>> = KeyedState::default();
+            let calls = &self.calls;
+            for pane in self
+                .windows
+                .iter()
+                .filter(|p| p.start >= start && p.end <= end)
+            {
+                for (key, accs) in pane.groups.iter() {
+                    let m = merged.get_or_insert_with(key, || new_accs(calls));
+                    for ((a, b), call) in m.iter_mut().zip(accs).zip(calls) {
+                        a.merge(b.clone(), call.kind)?;
+                    }
+                }
+            }
+            for (key, accs) in merged.iter() {
+                emit_group(&mut self.out, key, accs, &self.calls, (start, end), out)?;
+                self.metrics.records_out += 1;
+            }
+            // the next window starts a slide later: panes before it are done
+            self.windows.retain(|p| p.end > start + slide);
+            self.hop_next = Some(
+                self.windows
+                    .iter()
+                    .map(|p| p.end)
+                    .min()
+                    .map(|first| (end + slide).max(first)),
+            );
         }
         Ok(())
     }
@@ -283,6 +335,36 @@ impl Operator for WindowAggregate {
                 // and reports the windows it missed
             }
         }
+        if let (
+            Some(next),
+            AlignedWindow::Hop {
+                slide,
+                size,
+                offset,
+            },
+        ) = (self.hop_next, self.window)
+        {
+            // HOP, sliced: the record's pane, unless every window covering it has fired
+            let pane = window_start(ts, slide, offset);
+            let (event, wm) = (self.mode == TimeMode::Event, self.watermark);
+            let fired = move |end: i64| event && window_max_timestamp(end) <= wm;
+            if !fired(pane + size) {
+                kept = true;
+                let i = self.window_index(pane, pane + slide);
+                let calls = &self.calls;
+                let accs = self.windows[i]
+                    .groups
+                    .get_or_insert_with(&self.key, || new_accs(calls));
+                update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
+                // the first window covering the pane that has not fired
+                let mut first = pane + slide;
+                while fired(first) {
+                    first += slide;
+                }
+                self.hop_next = Some(Some(next.map_or(first, |n| n.min(first))));
+                assigned.clear();
+            }
+        }
         for &(start, end) in &assigned {
             if self.mode == TimeMode::Event && window_max_timestamp(end) <= self.watermark {
                 continue; // this window has fired: the record is late for it
@@ -367,6 +449,8 @@ impl Operator for WindowAggregate {
             out.extend_from_slice(&c.next_end.to_le_bytes());
             c.groups.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
         }
+        let next = self.hop_next.flatten().unwrap_or(i64::MIN);
+        out.extend_from_slice(&next.to_le_bytes());
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
@@ -396,6 +480,10 @@ impl Operator for WindowAggregate {
         }
         if let Some(c) = self.cumulations.as_mut() {
             *c = cums;
+        }
+        let next = read_u64(input, at)? as i64;
+        if let Some(h) = self.hop_next.as_mut() {
+            *h = (next != i64::MIN).then_some(next);
         }
         Ok(())
     }
@@ -436,10 +524,11 @@ mod tests {
         }
     }
 
-    /// Sliced CUMULATE gives exactly the per-window path's rows, late and out-of-order records
-    /// included (some land in a period's running aggregate after their slice's window fired).
+    /// Sliced CUMULATE and HOP give exactly the per-window path's rows, late and out-of-order
+    /// records included (some land in a period's running aggregate, or a pane, after some of their
+    /// windows fired).
     #[test]
-    fn sliced_cumulate_equals_per_window() {
+    fn sliced_cumulate_and_hop_equal_per_window() {
         const S: i64 = 1_000_000;
         let calls = |kind| AggCall {
             kind,
@@ -450,12 +539,7 @@ mod tests {
             filter: None,
             model: None,
         };
-        let window = AlignedWindow::Cumulate {
-            step: 10 * S,
-            size: 60 * S,
-            offset: 0,
-        };
-        let run = |sliced: bool| {
+        let run = |window: AlignedWindow, sliced: bool| {
             let mut op = WindowAggregate::new(
                 window,
                 TimeMode::Event,
@@ -469,6 +553,7 @@ mod tests {
             );
             if !sliced {
                 op.cumulations = None;
+                op.hop_next = None;
             }
             let mut out = Collect(Vec::new());
             let mut seed = 11u64;
@@ -500,14 +585,32 @@ mod tests {
             rows.sort();
             (rows, late)
         };
-        let (sliced, late_s) = run(true);
-        let (windows, late_w) = run(false);
-        assert!(
-            sliced.len() > 100 && late_s > 0,
-            "{} rows, {late_s} late",
-            sliced.len()
-        );
-        assert_eq!(late_s, late_w);
-        assert_eq!(sliced, windows);
+        for window in [
+            AlignedWindow::Cumulate {
+                step: 10 * S,
+                size: 60 * S,
+                offset: 0,
+            },
+            AlignedWindow::Hop {
+                slide: 10 * S,
+                size: 30 * S,
+                offset: 0,
+            },
+            AlignedWindow::Hop {
+                slide: 7 * S,
+                size: 21 * S,
+                offset: 3 * S,
+            },
+        ] {
+            let (sliced, late_s) = run(window, true);
+            let (windows, late_w) = run(window, false);
+            assert!(
+                sliced.len() > 100 && late_s > 0,
+                "{window:?}: {} rows, {late_s} late",
+                sliced.len()
+            );
+            assert_eq!(late_s, late_w, "{window:?}");
+            assert_eq!(sliced, windows, "{window:?}");
+        }
     }
 }

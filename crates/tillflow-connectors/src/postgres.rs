@@ -58,7 +58,7 @@ impl Connector for Jdbc {
         false
     }
     fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
-        Err(table.error("reading a jdbc/postgres table as a stream is not supported (use it in a lookup join once they land)"))
+        Err(table.error("a jdbc/postgres table cannot be read as a stream; use it as a dimension table in a lookup join (`JOIN t FOR SYSTEM_TIME AS OF s.proc_time AS d ON …`)"))
     }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(PgSink::open(table)?))

@@ -3,12 +3,12 @@
 //!
 //! Each model is the keyed state of one aggregate call for one group: O(1) work per value (a
 //! Holt-Winters model also keeps one seasonal term per season position), no allocation after its
-//! warm-up, NULL inputs skipped, and a byte form for checkpoints. The recurrences are written down
+//! warm-up, NULL inputs skipped, and a byte form for checkpoints ([`StateValue`]). The recurrences are written down
 //! in docs/forecasting.md and checked against statsmodels (Holt-Winters) and pandas (EWMA) by the
 //! test suite.
 
 use crate::error::{Result, RuntimeError};
-use crate::state::read_u64;
+use crate::state::{read_u64, StateValue};
 
 /// Which model, with its constant parameters (validated by [`ModelSpec::validate`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -408,9 +408,8 @@ fn f64_at(input: &[u8], at: &mut usize) -> Result<f64> {
     read_u64(input, at).map(f64::from_bits)
 }
 
-impl Model {
-    /// Appends the state's bytes.
-    pub fn write(&self, out: &mut Vec<u8>) {
+impl StateValue for Model {
+    fn write(&self, out: &mut Vec<u8>) {
         match self {
             Model::Ew {
                 n,
@@ -445,8 +444,7 @@ impl Model {
         }
     }
 
-    /// Reads a state written by [`Model::write`].
-    pub fn read(input: &[u8], at: &mut usize) -> Result<Model> {
+    fn read(input: &[u8], at: &mut usize) -> Result<Model> {
         let tag = *input.get(*at).ok_or_else(|| corrupt("tag"))?;
         *at += 1;
         match tag {

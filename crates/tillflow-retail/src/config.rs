@@ -53,8 +53,8 @@ pub struct Config {
     pub lead_time: i64,
     /// Trend: this SKU's demand grows by `trend_growth` per simulated day from `trend_start`.
     pub trend_sku: Option<u32>,
-    /// When the trend starts.
-    pub trend_start: i64,
+    /// When the trend starts (None: when the run starts).
+    pub trend_start: Option<i64>,
     /// Relative growth per day.
     pub trend_growth: f64,
     /// Anomaly: this store's arrival rate is multiplied by `anomaly_factor` in the window.
@@ -103,7 +103,7 @@ impl Default for Config {
             order_up_to: 80,
             lead_time: 6 * 3600 * MICROS_PER_SECOND,
             trend_sku: None,
-            trend_start: 0,
+            trend_start: None,
             trend_growth: 0.5,
             anomaly_store: None,
             anomaly_start: 0,
@@ -281,7 +281,7 @@ impl Config {
             "order-up-to" => self.order_up_to = u()? as i64,
             "lead-time" => self.lead_time = dur()?,
             "trend.sku" => self.trend_sku = Some(u()?.max(1) as u32),
-            "trend.start" => self.trend_start = time()?,
+            "trend.start" => self.trend_start = Some(time()?),
             "trend.growth" => self.trend_growth = f()?,
             "anomaly.store" => self.anomaly_store = Some(u()?.max(1) as u32),
             "anomaly.start" => self.anomaly_start = time()?,

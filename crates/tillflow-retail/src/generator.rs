@@ -8,7 +8,7 @@
 //! can still appear. So delivery order differs from event-time order exactly as configured.
 
 use crate::config::Config;
-use crate::model::{day_and_hour, diurnal_online, Catalog, Diurnal, Online, WEEKLY};
+use crate::model::{day_and_hour, diurnal_online, Catalog, Cumulative, Diurnal, Online, WEEKLY};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp, Poisson};
 use rand_pcg::Pcg64Mcg;
@@ -266,7 +266,10 @@ pub struct Generator {
     next_session: i64,
     next_promo: i64,
     /// Future work, by time: indices into `slots` (the payloads stay put while the heap moves keys).
-    pending: TimeQueue<u32>,
+    /// Session steps, due within minutes and the most frequent, have a queue of their own apart
+    /// from the long waits (restocks, promotion ends), so the busy heap stays small; the two are
+    /// merged by (time, sequence), the order one queue would give.
+    pending: [TimeQueue<u32>; 2],
     slots: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     delivery: TimeQueue<Event>,
@@ -282,8 +285,8 @@ pub struct Generator {
     hidden_loss: Vec<i64>,
     promo_discount: Vec<f64>,
     active_promos: BTreeMap<u32, Promotion>,
-    cum_weights: Vec<f64>,
-    store_cum: Vec<f64>,
+    cum_weights: Cumulative,
+    store_cum: Cumulative,
     /// Per clock hour: the highest store-traffic factor, and the highest online factor.
     diurnal_hourly: [f64; 24],
     online_hourly: [f64; 24],
@@ -426,12 +429,11 @@ impl Generator {
         let catalog = Catalog::new(&cfg);
         let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
         let n = (cfg.stores * cfg.skus) as usize;
-        let mut store_cum = Vec::with_capacity(catalog.store_weights.len());
-        let mut acc = 0.0;
-        for w in &catalog.store_weights {
-            acc += w;
-            store_cum.push(acc);
+        let mut store_cum = Cumulative::default();
+        for &w in &catalog.store_weights {
+            store_cum.push(w);
         }
+        store_cum.finish();
         let start = cfg.start;
         let end = cfg
             .duration
@@ -454,7 +456,7 @@ impl Generator {
             on_order: vec![false; n],
             hidden_loss: vec![0; n],
             promo_discount: vec![0.0; cfg.skus as usize],
-            cum_weights: Vec::with_capacity(cfg.skus as usize),
+            cum_weights: Cumulative::default(),
             catalog,
             rng,
             delivery_rng: std::array::from_fn(|k| {
@@ -466,7 +468,7 @@ impl Generator {
             next_receipt,
             next_session,
             next_promo,
-            pending: TimeQueue::default(),
+            pending: Default::default(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             delivery: TimeQueue::default(),
@@ -520,6 +522,7 @@ impl Generator {
     }
 
     fn enqueue(&mut self, t: i64, p: Pending) {
+        let queue = usize::from(!matches!(p, Pending::Session(_)));
         let slot = match self.free_slots.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(p);
@@ -530,7 +533,7 @@ impl Generator {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.pending.insert((t, self.seq), slot);
+        self.pending[queue].insert((t, self.seq), slot);
     }
 
     fn push(&mut self, t: i64, p: Pending) {
@@ -554,29 +557,24 @@ impl Generator {
     /// Current demand weight of each SKU: baseline × promotion lift × trend.
     fn rebuild_weights(&mut self, now: i64) {
         self.cum_weights.clear();
-        let mut acc = 0.0;
+        let trend_start = self.cfg.trend_start.unwrap_or(self.cfg.start);
         for (i, s) in self.catalog.skus.iter().enumerate() {
             let mut w = s.weight;
             let d = self.promo_discount[i];
             if d > 0.0 {
                 w *= (1.0 - d).powf(-self.cfg.elasticity);
             }
-            if self.cfg.trend_sku == Some(i as u32 + 1) && now >= self.cfg.trend_start {
-                let days = (now - self.cfg.trend_start) as f64 / MICROS_PER_DAY as f64;
+            if self.cfg.trend_sku == Some(i as u32 + 1) && now >= trend_start {
+                let days = (now - trend_start) as f64 / MICROS_PER_DAY as f64;
                 w *= 1.0 + self.cfg.trend_growth * days;
             }
-            acc += w;
-            self.cum_weights.push(acc);
+            self.cum_weights.push(w);
         }
+        self.cum_weights.finish();
     }
 
     fn pick_sku(&mut self) -> u32 {
-        let total = self.cum_weights.last().copied().unwrap_or(1.0);
-        let u = self.rng.random::<f64>() * total;
-        self.cum_weights
-            .partition_point(|&c| c <= u)
-            .min(self.cum_weights.len() - 1) as u32
-            + 1
+        self.cum_weights.sample(self.rng.random::<f64>()) as u32 + 1
     }
 
     fn price(&self, sku: u32) -> (f64, f64) {
@@ -718,12 +716,7 @@ impl Generator {
     }
 
     fn pick_store(&mut self) -> u32 {
-        let total = self.store_cum.last().copied().unwrap_or(1.0);
-        let u = self.rng.random::<f64>() * total;
-        self.store_cum
-            .partition_point(|&c| c <= u)
-            .min(self.store_cum.len() - 1) as u32
-            + 1
+        self.store_cum.sample(self.rng.random::<f64>()) as u32 + 1
     }
 
     fn receipt(&mut self, t: i64) {
@@ -1037,7 +1030,7 @@ impl Generator {
 
     /// Processes the next thing in time order; false when the simulation has ended.
     fn advance(&mut self) -> bool {
-        let pending = self.pending.first_key().map(|k| k.0).unwrap_or(i64::MAX);
+        let pending = self.pending_first().map(|k| k.0).unwrap_or(i64::MAX);
         let arrivals = self
             .next_receipt
             .min(self.next_session)
@@ -1069,7 +1062,7 @@ impl Generator {
             }
             return true;
         }
-        let Some(((t, _), slot)) = self.pending.pop_first() else {
+        let Some(((t, _), slot)) = self.pop_pending() else {
             return false;
         };
         let Some(p) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
@@ -1120,9 +1113,24 @@ impl Generator {
         true
     }
 
+    /// The key of the earliest pending step.
+    fn pending_first(&self) -> Option<(i64, u64)> {
+        match (self.pending[0].first_key(), self.pending[1].first_key()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes the earliest pending step.
+    fn pop_pending(&mut self) -> Option<((i64, u64), u32)> {
+        let first = self.pending_first()?;
+        let queue = usize::from(self.pending[0].first_key() != Some(first));
+        self.pending[queue].pop_first()
+    }
+
     /// The earliest time anything not yet delivered can still get.
     fn frontier(&self) -> i64 {
-        let pending = self.pending.first_key().map(|k| k.0).unwrap_or(i64::MAX);
+        let pending = self.pending_first().map(|k| k.0).unwrap_or(i64::MAX);
         let arrivals = self
             .next_receipt
             .min(self.next_session)

@@ -104,27 +104,51 @@ impl Stream {
     }
 }
 
-/// Appends `prefix` and `n` zero-padded to `width` digits, without the formatting machinery.
+/// Appends `prefix` and `n` zero-padded to `width` digits, without the formatting machinery:
+/// the text is assembled in a stack buffer two digits at a time and copied once.
+#[inline]
 fn code(heap: &mut Vec<u8>, prefix: &str, n: u64, width: usize) -> Value {
     let off = heap.len() as u32;
-    heap.extend_from_slice(prefix.as_bytes());
-    let mut digits = [b'0'; 20];
-    let mut i = 20;
-    let mut v = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let len = (20 - i).max(width);
-    heap.extend_from_slice(&digits[20 - len..]);
+    push_code(heap, prefix, n, width);
     Value::Str(tillflow_types::StrRef {
         off,
         len: heap.len() as u32 - off,
     })
+}
+
+/// Two-digit pairs "00".."99".
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+#[inline]
+fn push_code(heap: &mut Vec<u8>, prefix: &str, n: u64, width: usize) {
+    const CAP: usize = 48;
+    let mut buf = [b'0'; CAP];
+    let mut i = CAP;
+    let mut v = n;
+    while v >= 100 {
+        let p = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    }
+    if v >= 10 {
+        let p = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    // zero padding (the buffer is pre-filled with '0'; at most 20 digits), then the prefix
+    let digits_start = i.min(CAP - width.min(20));
+    let p = &prefix.as_bytes()[..prefix.len().min(CAP - 20)];
+    let start = digits_start - p.len();
+    buf[start..digits_start].copy_from_slice(p);
+    heap.extend_from_slice(&buf[start..]);
 }
 
 fn sku_code(heap: &mut Vec<u8>, sku: u32) -> Value {
@@ -136,6 +160,7 @@ fn lit(heap: &mut Vec<u8>, s: &str) -> Value {
 }
 
 /// Column `col` of `e` (in its stream's column order); strings go to `h`.
+#[inline]
 pub fn column_value(e: &Event, catalog: &Catalog, col: usize, h: &mut Vec<u8>) -> Value {
     if col == 0 {
         return Value::Timestamp(e.time);
@@ -298,4 +323,36 @@ pub fn write_csv(row: &Row, malformed: bool, out: &mut String) {
         out.push_str(",??");
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::code;
+    use tillflow_types::Value;
+
+    #[test]
+    fn codes_equal_the_formatted_text() {
+        let cases: &[(&str, u64, usize)] = &[
+            ("R", 7, 3),
+            ("-", 12_345_678, 8),
+            ("-", 123_456_789, 8),
+            ("SKU-", 0, 5),
+            ("C", 50_000, 6),
+            ("S", 9, 9),
+            ("", u64::MAX, 3),
+            ("x", 100, 0),
+        ];
+        for &(prefix, n, width) in cases {
+            let mut heap = b"before".to_vec();
+            let Value::Str(s) = code(&mut heap, prefix, n, width) else {
+                panic!("not a string");
+            };
+            let text = &heap[s.off as usize..(s.off + s.len) as usize];
+            assert_eq!(
+                std::str::from_utf8(text).ok(),
+                Some(format!("{prefix}{n:0width$}").as_str())
+            );
+            assert_eq!(&heap[..6], b"before");
+        }
+    }
 }

@@ -361,3 +361,27 @@ fn trend_and_anomaly_are_there_to_find() {
         "anomaly window: {got} receipts vs {expected:.0} expected"
     );
 }
+
+#[test]
+fn a_trend_without_a_start_starts_with_the_run() {
+    let mut c = config(4);
+    c.initial_stock = 1_000_000;
+    c.promotions_per_day = 0.0;
+    c.sessions_per_hour = 0.0;
+    c.set("trend.sku", "7").expect("trend");
+    c.set("trend.growth", "0.5").expect("growth");
+    let mut per_day = [(0f64, 0f64); 4];
+    for e in Generator::new(c.clone()) {
+        if let Kind::Sale(s) = &e.kind {
+            let d = ((e.time - c.start) / MICROS_PER_DAY) as usize;
+            per_day[d].0 += 1.0;
+            per_day[d].1 += (s.sku == 7) as u8 as f64;
+        }
+    }
+    let share = |d: usize| per_day[d].1 / per_day[d].0;
+    // day 0 averages half a day of growth (×1.25), day 3 three and a half days (×2.75); before
+    // the fix the trend counted from 1970 and the SKU took nearly every sale from the first hour
+    assert!(share(0) < 0.2, "share on day 0: {:.3}", share(0));
+    let lift = share(3) / share(0);
+    assert!(lift > 1.6 && lift < 2.6, "lift day 3 over day 0: {lift:.2}");
+}

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a SQL script: its DDL, then every INSERT and SELECT as one job.
-    Run(ScriptArgs),
+    Run(RunArgs),
     /// Print the streaming plan of a script without running it.
     Explain(ScriptArgs),
     /// Check a script (parse, names, types, connector options) without running it.
@@ -174,6 +174,81 @@ struct ScriptArgs {
     http: http::HttpArgs,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    script: ScriptArgs,
+    /// The job's name: its checkpoints live under state.checkpoints.dir/NAME (default: the
+    /// script's file name without extension).
+    #[arg(long)]
+    job_name: Option<String>,
+    /// Start afresh instead of resuming from the job's latest checkpoint.
+    #[arg(long, conflicts_with = "from_checkpoint")]
+    fresh: bool,
+    /// Resume from this checkpoint directory (.../chk-NNNNNN) instead of the latest.
+    #[arg(long, value_name = "DIR")]
+    from_checkpoint: Option<PathBuf>,
+}
+
+/// Turns checkpointing on as the script's options say (on by default for unbounded jobs) and
+/// resumes from the job's latest checkpoint unless told otherwise; returns what to tell the user.
+fn setup_checkpoints(
+    job: &mut tillflow_runtime::job::Job,
+    config: &BTreeMap<String, String>,
+    a: &RunArgs,
+) -> Result<Vec<String>, String> {
+    use tillflow_runtime::checkpoint::{CheckpointConfig, CheckpointStore};
+    let file = a.script.file.display().to_string();
+    let cfg = CheckpointConfig::from_options(config).map_err(|e| format!("{file}: {e}"))?;
+    let mut notes = Vec::new();
+    let interval = match cfg.interval {
+        Some(i) => i,
+        None if job.bounded() && a.from_checkpoint.is_none() => return Ok(notes),
+        None => {
+            let missing = job.not_resumable();
+            if !missing.is_empty() {
+                notes.push(format!(
+                    "not checkpointing: these sources cannot resume from a position: {}",
+                    missing.join(", ")
+                ));
+                return Ok(notes);
+            }
+            CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
+        }
+    };
+    let name = a.job_name.clone().unwrap_or_else(|| {
+        a.script
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job".into())
+    });
+    let store = CheckpointStore::new(&cfg.dir, &name, cfg.retained);
+    job.enable_checkpoints(store.clone(), interval)
+        .map_err(|e| format!("{file}: {e}"))?;
+    notes.push(format!(
+        "checkpointing every {:?} to {}",
+        interval,
+        store.dir().display()
+    ));
+    let from = match (&a.from_checkpoint, a.fresh) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => None,
+        (None, false) => store.latest().map_err(|e| format!("{file}: {e}"))?,
+    };
+    if let Some(dir) = from {
+        let snap = CheckpointStore::load(&dir).map_err(|e| format!("{file}: {e}"))?;
+        job.restore(&snap, &dir)
+            .map_err(|e| format!("{file}: {e}"))?;
+        notes.push(format!(
+            "resumed from checkpoint {} ({})",
+            snap.id,
+            dir.display()
+        ));
+    }
+    Ok(notes)
+}
+
 fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
@@ -286,41 +361,61 @@ fn main() -> ExitCode {
         Command::Explain(a) => load(a).map(|plan| print!("{}", plan.explain())),
         Command::Gen(a) => generate(a),
         Command::Demo(a) => demo::run(a),
-        Command::Run(a) => load(a).and_then(|mut plan| {
-            for n in &plan.notices {
-                eprintln!("note: {n}");
-            }
-            if plan.is_empty() {
-                eprintln!("note: the script has no INSERT or SELECT; nothing to run");
-                return Ok(());
-            }
-            let status = http::start(&a.http, a.quiet)?;
-            plan.keep_recent_rows = status.is_some();
-            let mut job = plan
-                .instantiate()
-                .map_err(|e| format!("{}: {e}", a.file.display()))?;
-            stop_on_ctrl_c(&job);
-            let stop = job.stop_handle();
-            let serving = status.is_some();
-            let publisher = status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));
-            if let Some(p) = &publisher {
-                p.attach(&mut job);
-            }
-            let bar = (!a.quiet).then(|| progress(&mut job));
-            let result = job.run();
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            if let Some(p) = &publisher {
-                p.finish(result.as_ref().ok());
-            }
-            let report = result.map_err(|e| format!("{}: job failed: {e}", a.file.display()))?;
-            if !a.quiet {
-                eprintln!("{}", summary(&report));
-            }
-            http::keep_serving(&a.http, serving, &stop, a.quiet);
-            Ok(())
-        }),
+        Command::Run(r) => {
+            let a = &r.script;
+            load(a).and_then(|mut plan| {
+                for n in &plan.notices {
+                    eprintln!("note: {n}");
+                }
+                if plan.is_empty() {
+                    eprintln!("note: the script has no INSERT or SELECT; nothing to run");
+                    return Ok(());
+                }
+                let status = http::start(&a.http, a.quiet)?;
+                plan.keep_recent_rows = status.is_some();
+                let config = std::mem::take(&mut plan.config);
+                let mut job = plan
+                    .instantiate()
+                    .map_err(|e| format!("{}: {e}", a.file.display()))?;
+                for n in setup_checkpoints(&mut job, &config, r)? {
+                    if !a.quiet {
+                        eprintln!("note: {n}");
+                    }
+                }
+                stop_on_ctrl_c(&job);
+                let stop = job.stop_handle();
+                let serving = status.is_some();
+                let publisher =
+                    status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));
+                if let Some(p) = &publisher {
+                    p.attach(&mut job);
+                }
+                let bar = (!a.quiet).then(|| progress(&mut job));
+                let result = job.run();
+                if let Some(b) = bar {
+                    b.finish_and_clear();
+                }
+                if let Some(p) = &publisher {
+                    p.finish(result.as_ref().ok());
+                }
+                let report =
+                    result.map_err(|e| format!("{}: job failed: {e}", a.file.display()))?;
+                if !a.quiet {
+                    eprintln!("{}", summary(&report));
+                    if let Some(c) = job.checkpoint_stats().filter(|c| c.completed > 0) {
+                        eprintln!(
+                            "tillflow: {} checkpoint(s), the last ({}) {} bytes in {:.1} ms",
+                            c.completed,
+                            c.last_id,
+                            c.last_bytes,
+                            c.last_micros as f64 / 1e3
+                        );
+                    }
+                }
+                http::keep_serving(&a.http, serving, &stop, a.quiet);
+                Ok(())
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -283,6 +283,10 @@ impl Source for FileSource {
         }
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
     /// The file being read (its index in the sorted file list), the byte offset and line number
     /// reached in it.
     fn snapshot_position(&self, out: &mut Vec<u8>) {

@@ -1013,12 +1013,60 @@ impl Source for KafkaSource {
             .collect()
     }
 
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    fn bounded(&self) -> bool {
+        self.bounded
+    }
+
+    /// Per partition: topic, partition and the offset of the next message to hand out.
     fn snapshot_position(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for p in &self.parts {
+            out.extend_from_slice(&(p.topic.len() as u32).to_le_bytes());
+            out.extend_from_slice(p.topic.as_bytes());
             out.extend_from_slice(&p.partition.to_le_bytes());
             out.extend_from_slice(&p.next.to_le_bytes());
         }
+    }
+
+    /// Seeks every partition the checkpoint names to its offset (partitions it does not name,
+    /// added since, keep their start-up offsets).
+    fn restore_position(&mut self, input: &[u8]) -> Result<()> {
+        use tillflow_runtime::state::{read_u32, read_u64};
+        let at = &mut 0;
+        let n = read_u32(input, at)?;
+        for _ in 0..n {
+            let len = read_u32(input, at)? as usize;
+            let topic = input
+                .get(*at..*at + len)
+                .ok_or_else(|| RuntimeError::State("truncated Kafka position".into()))?;
+            *at += len;
+            let partition = read_u32(input, at)? as i32;
+            let next = read_u64(input, at)? as i64;
+            if let Some(p) = self
+                .parts
+                .iter_mut()
+                .find(|p| p.partition == partition && p.topic.as_bytes() == topic)
+            {
+                p.next = next;
+            }
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.parts {
+            if p.stop.is_none_or(|s| p.next < s) {
+                tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
+                    .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?;
+            }
+        }
+        self.consumer.assign(&tpl).map_err(|e| {
+            RuntimeError::Source(format!(
+                "table `{}`: seeking to the checkpoint's offsets: {e}",
+                self.table
+            ))
+        })
     }
 }
 

@@ -75,6 +75,26 @@ impl Sink for Recent {
         self.inner.rows_written()
     }
 
+    fn prepare_checkpoint(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.inner.prepare_checkpoint(out)
+    }
+
+    fn commit_checkpoint(&mut self, run: u64, id: u64) -> Result<()> {
+        self.inner.commit_checkpoint(run, id)
+    }
+
+    fn restore_checkpoint(&mut self, run: u64, id: u64, input: &[u8]) -> Result<()> {
+        self.inner.restore_checkpoint(run, id, input)
+    }
+
+    fn end_of_job(&mut self) -> Result<()> {
+        self.inner.end_of_job()
+    }
+
+    fn wrapped_mut(&mut self) -> Option<&mut Box<dyn Sink>> {
+        Some(&mut self.inner)
+    }
+
     fn recent_rows(&mut self, out: &mut Vec<String>) -> Option<String> {
         let n = self.ring.len();
         let start = if n < KEEP { 0 } else { self.next };

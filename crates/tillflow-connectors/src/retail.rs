@@ -93,6 +93,8 @@ pub struct RetailSource {
     sim_start: i64,
     full: Row,
     pending: Option<tillflow_retail::Event>,
+    /// Events taken from the generator and handled (the position a checkpoint records).
+    consumed: u64,
     dead_letter: Option<DeadLetter>,
     text: String,
     metrics: SourceMetrics,
@@ -153,6 +155,7 @@ impl RetailSource {
             started: Instant::now(),
             full: Row::with_capacity(12),
             pending: None,
+            consumed: 0,
             dead_letter,
             text: String::new(),
             metrics: SourceMetrics::default(),
@@ -182,6 +185,7 @@ impl Source for RetailSource {
                 },
             };
             if !self.stream.contains(&event) {
+                self.consumed += 1;
                 continue;
             }
             if let Pacing::Speed(speed) = self.pacing {
@@ -191,6 +195,7 @@ impl Source for RetailSource {
                     return Ok(Poll::Idle);
                 }
             }
+            self.consumed += 1;
             if let Some(r) = self.remaining.as_mut() {
                 *r -= 1;
             }
@@ -221,6 +226,52 @@ impl Source for RetailSource {
             self.metrics.records += 1;
             return Ok(Poll::Record);
         }
+    }
+
+    fn resumable(&self) -> bool {
+        true
+    }
+
+    fn bounded(&self) -> bool {
+        self.total_rows.is_some() || self.duration.is_some()
+    }
+
+    /// The number of generator events handled, the rows still to produce and the last event
+    /// time: the generator is deterministic, so a fresh one skipping that many events stands
+    /// where this one stood.
+    fn snapshot_position(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.consumed.to_le_bytes());
+        out.extend_from_slice(&self.remaining.map_or(u64::MAX, |r| r).to_le_bytes());
+        out.extend_from_slice(&self.last_time.to_le_bytes());
+    }
+
+    fn restore_position(&mut self, input: &[u8]) -> Result<()> {
+        let at = &mut 0;
+        let consumed = tillflow_runtime::state::read_u64(input, at)?;
+        let remaining = tillflow_runtime::state::read_u64(input, at)?;
+        let last_time = tillflow_runtime::state::read_u64(input, at)? as i64;
+        let cfg = self.generator.config().clone();
+        self.generator = Generator::new(cfg).only(&[self.stream]);
+        for _ in 0..consumed {
+            if self.generator.next().is_none() {
+                return Err(RuntimeError::Source(format!(
+                    "table `{}`: the checkpoint is {consumed} events into a stream that is shorter (were the generator's options changed?)",
+                    self.table
+                )));
+            }
+        }
+        self.consumed = consumed;
+        self.pending = None;
+        self.remaining = (remaining != u64::MAX).then_some(remaining);
+        self.last_time = last_time;
+        // paced runs go on at the pace from where they stood, not from the start
+        if let Pacing::Speed(speed) = self.pacing {
+            let due = (last_time - self.sim_start).max(0) as f64 / 1e6 / speed;
+            self.started = Instant::now()
+                .checked_sub(std::time::Duration::from_secs_f64(due))
+                .unwrap_or_else(Instant::now);
+        }
+        Ok(())
     }
 
     fn progress(&self) -> Option<f64> {

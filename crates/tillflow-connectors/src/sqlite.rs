@@ -13,7 +13,7 @@ use rusqlite::Connection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use tillflow_runtime::cast::write_text;
-use tillflow_runtime::operator::{Sink, Source};
+use tillflow_runtime::operator::{Sink, Source, TransactionalSink};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Value};
 
@@ -112,6 +112,8 @@ pub struct SqliteSink {
     /// A `-U` waiting for the row after it.
     pending: Row,
     has_pending: bool,
+    /// Inside [`TransactionalSink::commit_rows`]: no commits at the batch size.
+    in_checkpoint: bool,
 }
 
 impl SqliteSink {
@@ -245,6 +247,7 @@ impl SqliteSink {
             rows: 0,
             pending: Row::default(),
             has_pending: false,
+            in_checkpoint: false,
         })
     }
 
@@ -329,12 +332,101 @@ impl Sink for SqliteSink {
         commit(&mut db).map_err(|e| self.err(e))
     }
 
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+        Some(self)
+    }
+
     fn rows_written(&self) -> u64 {
         self.rows
     }
 }
 
 /// Whether rows `a` and `b` have equal values in columns `cols`.
+/// The table that records, per writer (a job's sink), the last checkpoint whose rows were
+/// committed: in the same transaction as the rows, so the two cannot disagree.
+const MARKERS: &str = "CREATE TABLE IF NOT EXISTS tillflow_checkpoints (writer TEXT PRIMARY KEY, run INTEGER NOT NULL, checkpoint INTEGER NOT NULL, committed_at TEXT NOT NULL)";
+
+impl TransactionalSink for SqliteSink {
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        let db = self.db.lock().map_err(|_| {
+            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+        })?;
+        let read = || -> rusqlite::Result<Option<(u64, u64)>> {
+            db.conn.execute_batch(MARKERS)?;
+            let mut st = db
+                .conn
+                .prepare("SELECT run, checkpoint FROM tillflow_checkpoints WHERE writer = ?1")?;
+            let mut rows = st.query([writer])?;
+            match rows.next()? {
+                Some(r) => Ok(Some((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                ))),
+                None => Ok(None),
+            }
+        };
+        let r = read();
+        drop(db);
+        r.map_err(|e| self.err(e))
+    }
+
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &tillflow_runtime::checkpoint::RowLog,
+    ) -> Result<()> {
+        {
+            let mut db = self.db.lock().map_err(|_| {
+                RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+            })?;
+            // whatever another sink of the file left open is its own business: commit it first
+            commit(&mut db).map_err(|e| self.err(e))?;
+            let begin = |db: &mut Db| -> rusqlite::Result<()> {
+                db.conn.execute_batch(MARKERS)?;
+                db.conn.execute_batch("BEGIN")?;
+                db.in_tx = true;
+                Ok(())
+            };
+            begin(&mut db).map_err(|e| self.err(e))?;
+        }
+        self.in_checkpoint = true;
+        let written = rows.for_each(&mut |row| self.write(row)).and_then(|_| {
+            if self.has_pending {
+                self.has_pending = false;
+                let mut pending = std::mem::take(&mut self.pending);
+                pending.kind = RowKind::Delete;
+                let r = self.write_row(&pending);
+                self.pending = pending;
+                r?;
+            }
+            Ok(())
+        });
+        self.in_checkpoint = false;
+        let mut db = self.db.lock().map_err(|_| {
+            RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
+        })?;
+        if let Err(e) = written {
+            let _ = db.conn.execute_batch("ROLLBACK");
+            db.in_tx = false;
+            db.pending = 0;
+            return Err(e);
+        }
+        let mark = |db: &mut Db| -> rusqlite::Result<()> {
+            db.conn.execute(
+                "INSERT INTO tillflow_checkpoints (writer, run, checkpoint, committed_at) VALUES (?1, ?2, ?3, datetime('now')) \
+                 ON CONFLICT (writer) DO UPDATE SET run = excluded.run, checkpoint = excluded.checkpoint, committed_at = excluded.committed_at",
+                rusqlite::params![writer, run as i64, checkpoint as i64],
+            )?;
+            commit(db)
+        };
+        let r = mark(&mut db);
+        drop(db);
+        r.map_err(|e| self.err(e))
+    }
+}
+
 fn same_key(a: &Row, b: &Row, cols: &[usize]) -> bool {
     cols.iter()
         .all(|&c| match (a.values.get(c), b.values.get(c)) {
@@ -396,7 +488,7 @@ impl SqliteSink {
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(params))?;
             db.pending += 1;
-            if db.pending >= self.batch {
+            if db.pending >= self.batch && !self.in_checkpoint {
                 commit(db)?;
             }
             Ok(())

@@ -7,6 +7,7 @@
 
 pub mod agg;
 pub mod cast;
+pub mod checkpoint;
 pub mod error;
 pub mod expr;
 pub mod forecast;

@@ -146,6 +146,30 @@ impl TwoInputNode {
         &self.downstream
     }
 
+    /// Appends the node's state: its inputs' watermarks and ends, then the operator's state.
+    pub fn snapshot_state(&self, out: &mut Vec<u8>) {
+        for w in self.watermarks {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&self.forwarded.to_le_bytes());
+        out.push(self.ended[0] as u8 | (self.ended[1] as u8) << 1);
+        self.op.snapshot_state(out);
+    }
+
+    /// Restores what [`TwoInputNode::snapshot_state`] wrote.
+    pub fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        let mut at = 0;
+        for w in &mut self.watermarks {
+            *w = crate::state::read_u64(input, &mut at)? as i64;
+        }
+        self.forwarded = crate::state::read_u64(input, &mut at)? as i64;
+        let ended = *input
+            .get(at)
+            .ok_or_else(|| RuntimeError::State("truncated join node state".into()))?;
+        self.ended = [ended & 1 != 0, ended & 2 != 0];
+        self.op.restore_state(&input[at + 1..])
+    }
+
     fn push(&mut self, side: usize, row: &Row) -> Result<()> {
         let Pipeline { ops, output } = &mut self.downstream;
         self.op.process(side, row, &mut Next { ops, output })
@@ -207,6 +231,66 @@ pub trait Sink: Send {
     fn recent_rows(&mut self, _out: &mut Vec<String>) -> Option<String> {
         None
     }
+    /// The sink's transactional side, for exactly-once delivery with checkpoints (`None`: the
+    /// sink is at-least-once: it is flushed at each checkpoint, and rows after the last one may be
+    /// written again after a restart).
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+        None
+    }
+    /// At a checkpoint: makes what was written so far durable, or (exactly-once sinks) appends
+    /// to `out` the rows the checkpoint must keep until they are committed. The default flushes.
+    fn prepare_checkpoint(&mut self, _out: &mut Vec<u8>) -> Result<()> {
+        self.flush()
+    }
+    /// The checkpoint `id` of run `run` is durable: commit what was prepared for it.
+    fn commit_checkpoint(&mut self, _run: u64, _id: u64) -> Result<()> {
+        Ok(())
+    }
+    /// After restoring checkpoint `id`: `input` is what [`Sink::prepare_checkpoint`] wrote for
+    /// it; commit it unless the sink already has.
+    fn restore_checkpoint(&mut self, _run: u64, _id: u64, _input: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    /// The job has taken its final checkpoint (a sink that deferred [`Sink::finish`] finishes).
+    fn end_of_job(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// For a sink that wraps another (and passes every call on): the wrapped sink, so that
+    /// checkpointing can put its exactly-once layer right around the sink that commits.
+    fn wrapped_mut(&mut self) -> Option<&mut Box<dyn Sink>> {
+        None
+    }
+}
+
+/// Puts `f` around the innermost sink of `sink` (through sinks that wrap another).
+pub fn wrap_innermost(
+    mut sink: Box<dyn Sink>,
+    f: &mut dyn FnMut(Box<dyn Sink>) -> Box<dyn Sink>,
+) -> Box<dyn Sink> {
+    if let Some(inner) = sink.wrapped_mut() {
+        let taken = std::mem::replace(inner, Box::new(Detached));
+        *inner = wrap_innermost(taken, f);
+        return sink;
+    }
+    f(sink)
+}
+
+/// A sink that can write a checkpoint's rows together with a marker naming the checkpoint in one
+/// transaction, so that a checkpoint's rows are written exactly once even when the job stops
+/// between completing the checkpoint and committing them (the rows are kept in the checkpoint and
+/// the marker tells whether they were committed).
+pub trait TransactionalSink {
+    /// The `(run, checkpoint)` last committed by `writer` (the job and sink), if any.
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>>;
+    /// Writes every row of `rows` and records `(run, checkpoint)` for `writer`, all in one
+    /// transaction.
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &crate::checkpoint::RowLog,
+    ) -> Result<()>;
 }
 
 /// What a source returned from [`Source::poll`].
@@ -263,6 +347,18 @@ pub trait Source: Send {
     /// with its own watermark.
     fn splits(&self) -> usize {
         1
+    }
+
+    /// Whether the input ends (a file, a bounded Kafka read, a generator with a size); an
+    /// unbounded job is checkpointed by default.
+    fn bounded(&self) -> bool {
+        true
+    }
+
+    /// Whether the source can resume from a position ([`Source::snapshot_position`] and
+    /// [`Source::restore_position`]), which checkpointing needs.
+    fn resumable(&self) -> bool {
+        false
     }
 
     /// Appends the source's read position (the part of a checkpoint that says where to resume).
@@ -509,6 +605,104 @@ impl Pipeline {
                         n.downstream.visit(id, f);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A node of a pipeline, mutably, as [`Pipeline::for_each_mut`] reaches it.
+pub enum NodeMut<'a> {
+    /// An operator.
+    Operator(&'a mut dyn Operator),
+    /// A two-input node (the operator and the node's own watermark bookkeeping).
+    TwoInput(&'a mut TwoInputNode),
+    /// A sink.
+    Sink(&'a mut dyn Sink),
+}
+
+impl Pipeline {
+    /// Calls `f` on every operator, two-input node and sink this pipeline reaches, depth first,
+    /// each once: a two-input node (and what follows it) is visited where it is first reached;
+    /// `seen` holds the identities of the nodes already visited (shared across the job's
+    /// pipelines). The order depends only on the plan, so checkpoints use it to match state to
+    /// operators.
+    pub fn for_each_mut(
+        &mut self,
+        seen: &mut Vec<usize>,
+        f: &mut dyn FnMut(NodeMut<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for op in &mut self.ops {
+            f(NodeMut::Operator(op.as_mut()))?;
+        }
+        match &mut self.output {
+            Output::Sink(s) => f(NodeMut::Sink(s.as_mut())),
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.for_each_mut(seen, f)?;
+                }
+                Ok(())
+            }
+            Output::Input(node, _) => {
+                let id = Arc::as_ptr(node) as *const () as usize;
+                if seen.contains(&id) {
+                    return Ok(());
+                }
+                seen.push(id);
+                let mut n = lock(node)?;
+                f(NodeMut::TwoInput(&mut n))?;
+                n.downstream.for_each_mut(seen, f)
+            }
+        }
+    }
+}
+
+/// Stands in for a sink while [`Pipeline::map_sinks`] replaces it.
+struct Detached;
+
+impl Sink for Detached {
+    fn describe(&self) -> String {
+        "detached".into()
+    }
+    fn write(&mut self, _row: &Row) -> Result<()> {
+        Err(RuntimeError::Sink(
+            "a sink was detached from its pipeline".into(),
+        ))
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn rows_written(&self) -> u64 {
+        0
+    }
+}
+
+impl Pipeline {
+    /// Replaces every sink this pipeline reaches by `f(sink)` (each once; `seen` as in
+    /// [`Pipeline::for_each_mut`]), e.g. to wrap it.
+    pub fn map_sinks(
+        &mut self,
+        seen: &mut Vec<usize>,
+        f: &mut dyn FnMut(Box<dyn Sink>) -> Box<dyn Sink>,
+    ) -> Result<()> {
+        match &mut self.output {
+            Output::Sink(s) => {
+                let old = std::mem::replace(s, Box::new(Detached));
+                *s = f(old);
+                Ok(())
+            }
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.map_sinks(seen, f)?;
+                }
+                Ok(())
+            }
+            Output::Input(node, _) => {
+                let id = Arc::as_ptr(node) as *const () as usize;
+                if seen.contains(&id) {
+                    return Ok(());
+                }
+                seen.push(id);
+                lock(node)?.downstream.map_sinks(seen, f)
             }
         }
     }

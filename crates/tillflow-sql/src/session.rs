@@ -77,6 +77,8 @@ pub struct JobPlan {
     /// Keep the latest rows of every result table (for the HTTP API); off by default, as it
     /// copies each row once more.
     pub keep_recent_rows: bool,
+    /// The script's `SET` options (checkpointing and other job settings).
+    pub config: BTreeMap<String, String>,
 }
 
 /// A script session: catalog and the job being assembled.
@@ -209,6 +211,7 @@ impl Session {
                 }
             }
         }
+        self.plan.config = self.catalog.config.clone();
         Ok(std::mem::take(&mut self.plan))
     }
 

@@ -1,0 +1,740 @@
+//! Checkpoints: what a job's consistent snapshot holds, how it is written to and read from disk,
+//! and the write-ahead wrapper that makes transactional sinks exactly-once.
+//!
+//! The job runs every pipeline on one thread, so between two source polls every record read so
+//! far has been pushed through every operator into the sinks: that point is the consistent cut an
+//! aligned barrier produces in a parallel engine. A [`Snapshot`] taken there holds each source's
+//! read position, each operator's state (windows, aggregates, Top-N buffers, join state,
+//! watermarks) and each sink's prepared rows. [`CheckpointStore`] writes it to
+//! `DIR/JOB/chk-NNNNNN/` atomically (a temporary directory renamed when complete, files synced,
+//! a manifest with SHA-256 checksums) and keeps the last N. [`EpochSink`] holds the rows a
+//! transactional sink receives between checkpoints; the checkpoint stores them, and only after it
+//! is durable are they committed together with a marker naming the checkpoint, so a restart that
+//! finds the marker behind the checkpoint commits them again and one that finds it level skips
+//! them: each row reaches the sink exactly once.
+
+use crate::error::{Result, RuntimeError};
+use crate::operator::{Sink, TransactionalSink};
+use crate::state::{read_u32, read_u64, StateValue};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use tillflow_types::Row;
+
+/// A checkpoint could not be written, read or used.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// A file operation failed.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The checkpoint's files do not match its manifest, or cannot be parsed.
+    #[error("checkpoint {path} is corrupt: {what}; it was not loaded (use --from-checkpoint with an older one, or --fresh)")]
+    Corrupt {
+        /// The checkpoint directory.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A checkpointing option has a value that cannot be used.
+    #[error("option '{key}' = '{value}': {what}")]
+    Config {
+        /// The option.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The checkpoint was taken by a different plan (the SQL changed).
+    #[error("checkpoint {path} was taken by a different plan, so it was not loaded: {what}. Restore the SQL it was taken with, or start over with --fresh")]
+    Incompatible {
+        /// The checkpoint directory.
+        path: String,
+        /// What differs.
+        what: String,
+    },
+}
+
+impl From<CheckpointError> for RuntimeError {
+    fn from(e: CheckpointError) -> Self {
+        RuntimeError::State(e.to_string())
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Checkpointing as configured by Flink's options (`SET 'key' = 'value'` in the script).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointConfig {
+    /// `execution.checkpointing.interval` (None: not set).
+    pub interval: Option<std::time::Duration>,
+    /// `state.checkpoints.dir` (a local directory, `file://` accepted); default
+    /// `tillflow-checkpoints`.
+    pub dir: PathBuf,
+    /// `state.checkpoints.num-retained` (default 1, as in Flink).
+    pub retained: usize,
+}
+
+impl CheckpointConfig {
+    /// The interval an unbounded job gets when the script sets none.
+    pub const DEFAULT_UNBOUNDED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Reads the checkpointing options out of a script's `SET` options.
+    pub fn from_options(
+        options: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, CheckpointError> {
+        let bad = |key: &str, value: &str, what: &str| CheckpointError::Config {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            what: what.to_owned(),
+        };
+        let mut c = CheckpointConfig {
+            interval: None,
+            dir: PathBuf::from("tillflow-checkpoints"),
+            retained: 1,
+        };
+        if let Some(v) = options.get("execution.checkpointing.interval") {
+            let us = tillflow_types::temporal::parse_duration_micros(v).ok_or_else(|| {
+                bad(
+                    "execution.checkpointing.interval",
+                    v,
+                    "not a duration (e.g. '10s', '1 min', '500 ms')",
+                )
+            })?;
+            // Flink: a zero interval (or none) means no periodic checkpoints
+            c.interval = (us > 0).then(|| std::time::Duration::from_micros(us as u64));
+        }
+        if let Some(v) = options.get("state.checkpoints.dir") {
+            let path = v.strip_prefix("file://").unwrap_or(v);
+            if path.contains("://") {
+                return Err(bad(
+                    "state.checkpoints.dir",
+                    v,
+                    "only local directories (a path or file:///path) are supported so far",
+                ));
+            }
+            c.dir = PathBuf::from(path);
+        }
+        if let Some(v) = options.get("state.checkpoints.num-retained") {
+            c.retained = v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    bad(
+                        "state.checkpoints.num-retained",
+                        v,
+                        "not a whole number ≥ 1",
+                    )
+                })?;
+        }
+        Ok(c)
+    }
+}
+
+/// Rows appended as bytes (no allocation per row once the buffer has grown), read back in order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowLog {
+    bytes: Vec<u8>,
+    rows: u64,
+}
+
+impl RowLog {
+    /// Appends a row.
+    #[inline]
+    pub fn push(&mut self, row: &Row) {
+        row.write(&mut self.bytes);
+        self.rows += 1;
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> u64 {
+        self.rows
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Removes every row.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.rows = 0;
+    }
+
+    /// Calls `f` on each row in order.
+    pub fn for_each(&self, f: &mut dyn FnMut(&Row) -> Result<()>) -> Result<()> {
+        let mut at = 0;
+        for _ in 0..self.rows {
+            let row = Row::read(&self.bytes, &mut at)?;
+            f(&row)?;
+        }
+        Ok(())
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.extend_from_slice(&(self.bytes.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.bytes);
+    }
+
+    fn read_from(input: &[u8]) -> Result<RowLog> {
+        let mut at = 0;
+        let rows = read_u64(input, &mut at)?;
+        let len = read_u64(input, &mut at)? as usize;
+        let bytes = input
+            .get(at..at + len)
+            .ok_or_else(|| RuntimeError::State("truncated row log".into()))?
+            .to_vec();
+        Ok(RowLog { bytes, rows })
+    }
+}
+
+/// One source's part of a snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceState {
+    /// The source had ended (and its pipeline with it).
+    pub done: bool,
+    /// Its read position ([`crate::operator::Source::snapshot_position`]).
+    pub position: Vec<u8>,
+}
+
+/// A job's consistent snapshot.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    /// Checkpoint number (1, 2, … within a job's directory).
+    pub id: u64,
+    /// The run it belongs to: a run restored from a checkpoint keeps its run, a fresh one gets a
+    /// new one (sinks' commit markers are compared within a run).
+    pub run: u64,
+    /// The plan's nodes in visiting order (sources, operators, sinks), to refuse a checkpoint of
+    /// another plan.
+    pub layout: Vec<String>,
+    /// Per source task.
+    pub sources: Vec<SourceState>,
+    /// Per operator or two-input node, in visiting order.
+    pub operators: Vec<Vec<u8>>,
+    /// Per sink, in visiting order: what it prepared ([`Sink::prepare_checkpoint`]).
+    pub sinks: Vec<Vec<u8>>,
+}
+
+const MAGIC: &[u8; 4] = b"TFCK";
+const VERSION: u32 = 1;
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn get_bytes<'a>(input: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
+    let n = read_u64(input, at)? as usize;
+    let b = input
+        .get(*at..*at + n)
+        .ok_or_else(|| RuntimeError::State("truncated checkpoint section".into()))?;
+    *at += n;
+    Ok(b)
+}
+
+impl Snapshot {
+    /// The binary form (`state.bin`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.run.to_le_bytes());
+        out.extend_from_slice(&(self.layout.len() as u32).to_le_bytes());
+        for l in &self.layout {
+            put_bytes(&mut out, l.as_bytes());
+        }
+        out.extend_from_slice(&(self.sources.len() as u32).to_le_bytes());
+        for s in &self.sources {
+            out.push(s.done as u8);
+            put_bytes(&mut out, &s.position);
+        }
+        for part in [&self.operators, &self.sinks] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            for b in part {
+                put_bytes(&mut out, b);
+            }
+        }
+        out
+    }
+
+    /// Reads [`Snapshot::encode`]'s output.
+    pub fn decode(input: &[u8]) -> Result<Snapshot> {
+        if input.get(..4) != Some(MAGIC.as_slice()) {
+            return Err(RuntimeError::State("not a tillflow checkpoint".into()));
+        }
+        let mut at = 4;
+        let version = read_u32(input, &mut at)?;
+        if version != VERSION {
+            return Err(RuntimeError::State(format!(
+                "checkpoint format {version}, this tillflow reads {VERSION}"
+            )));
+        }
+        let id = read_u64(input, &mut at)?;
+        let run = read_u64(input, &mut at)?;
+        let mut snap = Snapshot {
+            id,
+            run,
+            ..Snapshot::default()
+        };
+        for _ in 0..read_u32(input, &mut at)? {
+            let b = get_bytes(input, &mut at)?;
+            snap.layout.push(String::from_utf8_lossy(b).into_owned());
+        }
+        for _ in 0..read_u32(input, &mut at)? {
+            let done = *input
+                .get(at)
+                .ok_or_else(|| RuntimeError::State("truncated checkpoint".into()))?
+                != 0;
+            at += 1;
+            let position = get_bytes(input, &mut at)?.to_vec();
+            snap.sources.push(SourceState { done, position });
+        }
+        for part in [&mut snap.operators, &mut snap.sinks] {
+            for _ in 0..read_u32(input, &mut at)? {
+                part.push(get_bytes(input, &mut at)?.to_vec());
+            }
+        }
+        Ok(snap)
+    }
+
+    /// Why `self` (a loaded checkpoint) cannot be restored into a job whose plan has `layout`,
+    /// or `None` when it can.
+    pub fn incompatibility(&self, layout: &[String]) -> Option<String> {
+        if self.layout == layout {
+            return None;
+        }
+        let mut diffs = Vec::new();
+        for i in 0..self.layout.len().max(layout.len()) {
+            match (self.layout.get(i), layout.get(i)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(a), Some(b)) => diffs.push(format!("node {} was `{a}`, is now `{b}`", i + 1)),
+                (Some(a), None) => diffs.push(format!("node {} `{a}` is gone", i + 1)),
+                (None, Some(b)) => diffs.push(format!("node {} `{b}` is new", i + 1)),
+                (None, None) => {}
+            }
+        }
+        let more = diffs.len().saturating_sub(3);
+        diffs.truncate(3);
+        let mut what = diffs.join("; ");
+        if more > 0 {
+            what.push_str(&format!("; and {more} more difference(s)"));
+        }
+        Some(what)
+    }
+}
+
+/// The manifest written beside `state.bin`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    format: u32,
+    job: String,
+    checkpoint: u64,
+    run: u64,
+    created_unix_ms: u64,
+    files: Vec<ManifestFile>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ManifestFile {
+    name: String,
+    bytes: u64,
+    sha256: String,
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A job's checkpoints in a local directory: `ROOT/JOB/chk-NNNNNN/{state.bin, MANIFEST.json}`.
+#[derive(Clone, Debug)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+    job: String,
+    retained: usize,
+}
+
+impl CheckpointStore {
+    /// The checkpoints of `job` under `root`, keeping the last `retained` (at least 1).
+    pub fn new(root: &Path, job: &str, retained: usize) -> Self {
+        let safe: String = job
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        CheckpointStore {
+            dir: root.join(safe),
+            job: job.to_owned(),
+            retained: retained.max(1),
+        }
+    }
+
+    /// The job's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// Complete checkpoints, oldest first, as `(id, directory)`.
+    pub fn list(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&self.dir, e)),
+        };
+        for e in entries {
+            let e = e.map_err(|e| io(&self.dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                out.push((n, e.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The newest complete checkpoint's directory.
+    pub fn latest(&self) -> Result<Option<PathBuf>, CheckpointError> {
+        Ok(self.list()?.pop().map(|(_, p)| p))
+    }
+
+    /// The number the next checkpoint gets (one more than any kept).
+    pub fn next_id(&self) -> Result<u64, CheckpointError> {
+        Ok(self.list()?.last().map_or(1, |(n, _)| n + 1))
+    }
+
+    /// Writes `snap` as checkpoint `snap.id`: files into a temporary directory, synced, then the
+    /// directory renamed into place (the checkpoint exists whole or not at all); then drops
+    /// checkpoints beyond the retained number. On failure the earlier checkpoints are untouched.
+    pub fn write(&self, snap: &Snapshot) -> Result<PathBuf, CheckpointError> {
+        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let name = format!("chk-{:06}", snap.id);
+        let tmp = self.dir.join(format!(".{name}.inprogress"));
+        let dest = self.dir.join(&name);
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        }
+        let result = (|| {
+            fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
+            let state = snap.encode();
+            write_synced(&tmp.join("state.bin"), &state)?;
+            let manifest = Manifest {
+                format: VERSION,
+                job: self.job.clone(),
+                checkpoint: snap.id,
+                run: snap.run,
+                created_unix_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                files: vec![ManifestFile {
+                    name: "state.bin".into(),
+                    bytes: state.len() as u64,
+                    sha256: sha256_hex(&state),
+                }],
+            };
+            let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
+                path: tmp.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+            write_synced(&tmp.join("MANIFEST.json"), &text)?;
+            fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
+            sync_dir(&self.dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result?;
+        let all = self.list()?;
+        if all.len() > self.retained {
+            for (_, old) in &all[..all.len() - self.retained] {
+                let _ = fs::remove_dir_all(old);
+            }
+        }
+        Ok(dest)
+    }
+
+    /// Reads and checks the checkpoint in `dir` (sizes and checksums against its manifest).
+    pub fn load(dir: &Path) -> Result<Snapshot, CheckpointError> {
+        let corrupt = |what: String| CheckpointError::Corrupt {
+            path: dir.display().to_string(),
+            what,
+        };
+        let mpath = dir.join("MANIFEST.json");
+        let text = fs::read(&mpath).map_err(|e| io(&mpath, e))?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
+        let file = manifest
+            .files
+            .iter()
+            .find(|f| f.name == "state.bin")
+            .ok_or_else(|| corrupt("the manifest lists no state.bin".into()))?;
+        let spath = dir.join("state.bin");
+        let state = fs::read(&spath).map_err(|e| io(&spath, e))?;
+        if state.len() as u64 != file.bytes {
+            return Err(corrupt(format!(
+                "state.bin has {} bytes, the manifest says {}",
+                state.len(),
+                file.bytes
+            )));
+        }
+        if sha256_hex(&state) != file.sha256 {
+            return Err(corrupt(
+                "state.bin's SHA-256 differs from the manifest's".into(),
+            ));
+        }
+        let snap = Snapshot::decode(&state).map_err(|e| corrupt(e.to_string()))?;
+        if snap.id != manifest.checkpoint {
+            return Err(corrupt(format!(
+                "state.bin is checkpoint {}, the manifest says {}",
+                snap.id, manifest.checkpoint
+            )));
+        }
+        Ok(snap)
+    }
+
+    /// Removes every checkpoint of the job (when it has finished).
+    pub fn remove_all(&self) -> Result<(), CheckpointError> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&self.dir, e)),
+        }
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let mut f = fs::File::create(path).map_err(|e| io(path, e))?;
+    f.write_all(bytes).map_err(|e| io(path, e))?;
+    f.sync_all().map_err(|e| io(path, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+/// Makes a transactional sink exactly-once: rows received between checkpoints are held here;
+/// at a checkpoint they go into the snapshot, and once the snapshot is durable they are
+/// committed with a marker naming the checkpoint ([`TransactionalSink::commit_rows`]).
+pub struct EpochSink {
+    inner: Box<dyn Sink>,
+    writer: String,
+    pending: RowLog,
+    prepared: Option<RowLog>,
+}
+
+impl EpochSink {
+    /// Wraps `inner`; `writer` names this sink of this job in the sink's commit markers.
+    pub fn new(inner: Box<dyn Sink>, writer: String) -> Self {
+        EpochSink {
+            inner,
+            writer,
+            pending: RowLog::default(),
+            prepared: None,
+        }
+    }
+
+    fn tx(&mut self) -> Result<&mut dyn TransactionalSink> {
+        let what = self.inner.describe();
+        self.inner
+            .transactional()
+            .ok_or_else(|| RuntimeError::Sink(format!("{what} cannot commit transactionally")))
+    }
+}
+
+impl Sink for EpochSink {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    #[inline]
+    fn write(&mut self, row: &Row) -> Result<()> {
+        self.pending.push(row);
+        Ok(())
+    }
+
+    fn watermark(&mut self, wm: i64) -> Result<()> {
+        self.inner.watermark(wm)
+    }
+
+    /// The rows wait for the job's final checkpoint, which commits them.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.inner.rows_written()
+    }
+
+    fn recent_rows(&mut self, out: &mut Vec<String>) -> Option<String> {
+        self.inner.recent_rows(out)
+    }
+
+    fn prepare_checkpoint(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let log = std::mem::take(&mut self.pending);
+        log.write_to(out);
+        self.prepared = Some(log);
+        Ok(())
+    }
+
+    fn commit_checkpoint(&mut self, run: u64, id: u64) -> Result<()> {
+        if let Some(mut log) = self.prepared.take() {
+            let writer = self.writer.clone();
+            self.tx()?.commit_rows(&writer, run, id, &log)?;
+            log.clear();
+            self.pending = log; // reuse the buffer
+        }
+        Ok(())
+    }
+
+    fn restore_checkpoint(&mut self, run: u64, id: u64, input: &[u8]) -> Result<()> {
+        let log = RowLog::read_from(input)?;
+        let writer = self.writer.clone();
+        let tx = self.tx()?;
+        let done = matches!(tx.committed(&writer)?, Some((r, c)) if r == run && c >= id);
+        if !done {
+            tx.commit_rows(&writer, run, id, &log)?;
+        }
+        Ok(())
+    }
+
+    fn end_of_job(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::Value;
+
+    fn snap(id: u64) -> Snapshot {
+        Snapshot {
+            id,
+            run: 7,
+            layout: vec!["source: a".into(), "operator: b".into()],
+            sources: vec![SourceState {
+                done: false,
+                position: vec![1, 2, 3],
+            }],
+            operators: vec![vec![9; 100]],
+            sinks: vec![vec![]],
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_only_the_last_n_are_kept() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::new(root.path(), "job one", 2);
+        assert_eq!(store.next_id().expect("next"), 1);
+        for id in 1..=3 {
+            store.write(&snap(id)).expect("write");
+        }
+        let ids: Vec<u64> = store.list().expect("list").iter().map(|c| c.0).collect();
+        assert_eq!(ids, vec![2, 3]);
+        let latest = store.latest().expect("latest").expect("one");
+        assert_eq!(CheckpointStore::load(&latest).expect("load"), snap(3));
+        assert_eq!(store.next_id().expect("next"), 4);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_is_refused_with_the_reason() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::new(root.path(), "j", 3);
+        let dir = store.write(&snap(1)).expect("write");
+        let state = dir.join("state.bin");
+        let mut b = fs::read(&state).expect("read");
+        let last = b.len() - 1;
+        b[last] ^= 0xff;
+        fs::write(&state, &b).expect("write");
+        let e = CheckpointStore::load(&dir).expect_err("corrupt");
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+        b.truncate(10);
+        fs::write(&state, &b).expect("write");
+        let e = CheckpointStore::load(&dir).expect_err("corrupt");
+        assert!(e.to_string().contains("bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_plan_is_named() {
+        let s = snap(1);
+        assert_eq!(s.incompatibility(&s.layout), None);
+        let other = vec!["source: a".to_string(), "operator: c".to_string()];
+        let why = s.incompatibility(&other).expect("differs");
+        assert!(
+            why.contains("node 2 was `operator: b`, is now `operator: c`"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_unwritable_directory_keeps_the_last_good_checkpoint() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::new(root.path(), "j", 3);
+        store.write(&snap(1)).expect("write");
+        // a file where the next checkpoint's temporary directory must go: the write fails (even
+        // for root, unlike a read-only directory) as a full or broken disk would
+        fs::write(store.dir().join(".chk-000002.inprogress"), b"x").expect("block");
+        let e = store.write(&snap(2)).expect_err("cannot write");
+        assert!(e.to_string().contains("chk-000002"), "{e}");
+        let latest = store.latest().expect("latest").expect("kept");
+        assert!(CheckpointStore::load(&latest).is_ok());
+    }
+
+    #[test]
+    fn row_logs_round_trip() {
+        let mut log = RowLog::default();
+        let mut row = Row::default();
+        for i in 0..10 {
+            row.clear();
+            row.values.push(Value::Int(i));
+            log.push(&row);
+        }
+        let mut out = Vec::new();
+        log.write_to(&mut out);
+        let back = RowLog::read_from(&out).expect("read");
+        let mut seen = Vec::new();
+        back.for_each(&mut |r| {
+            seen.push(r.values[0]);
+            Ok(())
+        })
+        .expect("rows");
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen[9], Value::Int(9));
+    }
+}

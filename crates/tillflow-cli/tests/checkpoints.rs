@@ -1,0 +1,250 @@
+//! Checkpoints and recovery through the real binary: a job killed with SIGKILL at random moments
+//! and restarted each time ends with exactly the rows of a run without faults; SIGTERM takes a
+//! savepoint; a changed plan or a damaged checkpoint is refused with the reason.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A retail stream (one simulated day, paced so a run lasts about 12 s) into three SQLite
+/// tables: a 10-minute TUMBLE (append), a running aggregate per store (upsert) and the raw lines
+/// (append), as one statement set.
+fn script(dir: &Path, db: &str, pacing: &str, checkpointing: bool, window: &str) -> String {
+    let set = if checkpointing {
+        format!(
+            "SET 'execution.checkpointing.interval' = '500 ms';\nSET 'state.checkpoints.dir' = '{}';\n",
+            dir.join("checkpoints").display()
+        )
+    } else {
+        String::new()
+    };
+    let db = dir.join(db).display().to_string();
+    format!(
+        "{set}
+CREATE TABLE sales (
+  event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
+) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '7', 'duration' = '1d',
+        'pacing' = '{pacing}');
+CREATE TABLE per_store (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT,
+  lines BIGINT, revenue DOUBLE)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'per_store');
+CREATE TABLE totals (store_id INT, lines BIGINT, units BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'totals');
+CREATE TABLE raw (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'raw');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_store SELECT window_start, window_end, store_id, COUNT(*), SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE sales, DESCRIPTOR(event_time), INTERVAL '{window}' MINUTE))
+GROUP BY window_start, window_end, store_id;
+INSERT INTO totals SELECT store_id, COUNT(*), SUM(qty) FROM sales GROUP BY store_id;
+INSERT INTO raw SELECT event_time, store_id, sku, qty FROM sales;
+END;
+"
+    )
+}
+
+/// Every row of the three tables, as sorted text (a multiset: duplicates show).
+fn contents(db: &Path) -> Vec<(String, Vec<String>)> {
+    let conn = rusqlite::Connection::open(db).expect("open result db");
+    let mut out = Vec::new();
+    for t in ["per_store", "totals", "raw"] {
+        let mut st = conn.prepare(&format!("SELECT * FROM {t}")).expect("select");
+        let n = st.column_count();
+        let mut rows: Vec<String> = st
+            .query_map([], |r| {
+                let mut s = String::new();
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    s.push_str(&format!("{v:?}|"));
+                }
+                Ok(s)
+            })
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        rows.sort();
+        out.push((t.to_owned(), rows));
+    }
+    out
+}
+
+fn run(path: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .args(extra)
+        .arg(path)
+        .output()
+        .expect("run tillflow")
+}
+
+fn reference(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let path = dir.join("reference.sql");
+    std::fs::write(&path, script(dir, "reference.db", "max", false, "10")).expect("write");
+    let o = run(&path, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = contents(&dir.join("reference.db"));
+    assert!(rows.iter().all(|(_, r)| !r.is_empty()), "empty reference");
+    rows
+}
+
+/// SplitMix64, for reproducible kill moments.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn compare(got: &[(String, Vec<String>)], want: &[(String, Vec<String>)]) {
+    for ((table, g), (_, w)) in got.iter().zip(want) {
+        let missing = w.iter().filter(|r| !g.contains(r)).count();
+        assert_eq!(
+            g.len(),
+            w.len(),
+            "table {table}: {} rows, the run without faults wrote {} ({missing} of its rows missing)",
+            g.len(),
+            w.len()
+        );
+        assert!(
+            g == w,
+            "table {table}: same count, different rows ({missing} differ)"
+        );
+    }
+}
+
+#[test]
+fn killed_anywhere_it_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    let kills: u32 = std::env::var("TILLFLOW_SOAK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut rng = 42u64;
+    let mut killed = 0;
+    let mut restarts = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while killed < kills {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not get through {kills} kills"
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        restarts += 1;
+        // somewhere in 0.3–1.5 s: during start-up, restore, processing or a checkpoint
+        std::thread::sleep(Duration::from_millis(300 + next(&mut rng) % 1200));
+        match child.try_wait().expect("wait") {
+            None => {
+                child.kill().expect("SIGKILL");
+                let _ = child.wait();
+                killed += 1;
+            }
+            Some(status) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                assert!(status.success(), "run {restarts} failed: {err}");
+                break; // finished before it could be killed again
+            }
+        }
+    }
+    assert!(
+        killed >= kills,
+        "only {killed} kills: the job finished early"
+    );
+    // the last run goes to the end
+    let o = run(&path, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compare(&contents(&dir.path().join("out.db")), &want);
+    // a finished job's checkpoints are gone, so the next run starts afresh
+    let left = std::fs::read_dir(dir.path().join("checkpoints/job"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "checkpoints left after the job finished");
+}
+
+#[test]
+fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(2500));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        o.status.success(),
+        "SIGTERM should end the job cleanly: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let chk = dir.path().join("checkpoints/job");
+    let saved: Vec<_> = std::fs::read_dir(&chk)
+        .expect("checkpoint dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("chk-"))
+        })
+        .collect();
+    assert_eq!(saved.len(), 1, "one checkpoint retained: {saved:?}");
+    // the stopped job fired no open window: its windows end before the simulated time reached
+    let partial = contents(&dir.path().join("out.db"));
+    assert!(
+        partial[2].1.len() < want[2].1.len(),
+        "the job had not finished"
+    );
+
+    // a different window size is a different plan: refused, naming the operator
+    let changed = dir.path().join("changed");
+    std::fs::create_dir_all(&changed).expect("dir");
+    let other = changed.join("job.sql");
+    std::fs::write(&other, script(dir.path(), "out.db", "7200x", true, "15")).expect("write");
+    let o = run(&other, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a changed plan must be refused");
+    assert!(
+        err.contains("different plan") && err.contains("was `"),
+        "the error should say what differs: {err}"
+    );
+
+    // a damaged checkpoint is refused, not loaded
+    let state = saved[0].join("state.bin");
+    let good = std::fs::read(&state).expect("read");
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&state, &bad).expect("damage");
+    let o = run(&path, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a damaged checkpoint must be refused");
+    assert!(err.contains("corrupt") && err.contains("SHA-256"), "{err}");
+    std::fs::write(&state, &good).expect("repair");
+
+    // resumed from the savepoint, the job ends with the rows of a run without faults
+    let o = run(&path, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compare(&contents(&dir.path().join("out.db")), &want);
+}

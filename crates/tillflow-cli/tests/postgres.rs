@@ -564,3 +564,164 @@ INSERT INTO o SELECT * FROM orders;",
         "rows whose offsets were committed are in PostgreSQL"
     );
 }
+
+/// The checkpoint crash test over real systems: retail sales arrive in a 3-partition Kafka topic
+/// while a job aggregates them (1-minute TUMBLE per store, running totals per store, the raw
+/// lines) into PostgreSQL with checkpoints every 300 ms; the job is killed with SIGKILL at random
+/// moments (10 times; `TILLFLOW_SOAK_KILLS` for more) and restarted each time, then drained with a
+/// bounded read. Every table must equal the one a single run without faults writes.
+#[test]
+fn kafka_to_postgres_killed_anywhere_is_exactly_once() {
+    let pg = Server::start();
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("sales", 3);
+    let gen = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["gen", "pos_sales", "--rows", "24000", "--seed", "3"])
+        .output()
+        .expect("gen");
+    assert!(gen.status.success());
+    let text = String::from_utf8_lossy(&gen.stdout).into_owned();
+    // partitioned by store, as a POS integration keys its messages
+    let mut parts: [Vec<&[u8]>; 3] = [vec![], vec![], vec![]];
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let store = v["store_id"].as_i64().unwrap_or(0) as usize;
+        parts[store % 3].push(line.as_bytes());
+    }
+    let script = |prefix: &str, group: &str, extra: &str, checkpoints: bool| {
+        let set = if checkpoints {
+            format!(
+                "SET 'execution.checkpointing.interval' = '300 ms';\nSET 'state.checkpoints.dir' = '{}';\n",
+                d.join("checkpoints").display()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{set}CREATE TABLE sales (event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'kafka', 'topic' = 'sales', 'properties.bootstrap.servers' = '{}',
+  'properties.group.id' = '{group}', 'scan.startup.mode' = 'earliest-offset', 'format' = 'json'{extra});
+CREATE TABLE per_minute (window_start TIMESTAMP(3), store_id INT, lines BIGINT, revenue DOUBLE) WITH ({});
+CREATE TABLE totals (store_id INT, lines BIGINT, units BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) WITH ({});
+CREATE TABLE raw (receipt_id STRING, sku STRING, qty INT) WITH ({});
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO per_minute SELECT window_start, store_id, COUNT(*), SUM(qty * unit_price)
+FROM TABLE(TUMBLE(TABLE sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;
+INSERT INTO totals SELECT store_id, COUNT(*), SUM(qty) FROM sales GROUP BY store_id;
+INSERT INTO raw SELECT receipt_id, sku, qty FROM sales;
+END;",
+            b.addr(),
+            pg.jdbc(&format!("{prefix}per_minute"), ", 'sink.create-table' = 'true'"),
+            pg.jdbc(&format!("{prefix}totals"), ", 'sink.create-table' = 'true'"),
+            pg.jdbc(&format!("{prefix}raw"), ", 'sink.create-table' = 'true'"),
+        )
+    };
+    // the first quarter is there before the job starts, the rest arrives while it runs
+    let first: Vec<usize> = parts.iter().map(|p| p.len() / 4).collect();
+    for (i, p) in parts.iter().enumerate() {
+        b.produce("sales", i as i32, &p[..first[i]]);
+    }
+    let path = d.join("job.sql");
+    std::fs::write(&path, script("eo_", "eo", "", true)).expect("script");
+    let kills: u32 = std::env::var("TILLFLOW_SOAK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut rng = 11u64;
+    let mut next = || {
+        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    for k in 0..kills {
+        // a slice of every partition arrives, then the job runs a random while and is killed
+        for (i, p) in parts.iter().enumerate() {
+            let rest = p.len() - first[i];
+            let from = first[i] + rest * k as usize / kills as usize;
+            let to = first[i] + rest * (k as usize + 1) / kills as usize;
+            b.produce("sales", i as i32, &p[from..to]);
+        }
+        let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run");
+        std::thread::sleep(Duration::from_millis(600 + next() % 1500));
+        assert!(
+            job.try_wait().expect("wait").is_none(),
+            "the unbounded job ended by itself (run {k})"
+        );
+        job.kill().expect("SIGKILL");
+        let _ = job.wait();
+    }
+    // drain: the same plan reading to the end of each partition resumes from the last checkpoint
+    std::fs::write(
+        &path,
+        script("eo_", "eo", ", 'scan.bounded.mode' = 'latest-offset'", true),
+    )
+    .expect("script");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // the reference: one run without faults over the same messages
+    let (ok, err) = tillflow(
+        &script(
+            "ref_",
+            "ref",
+            ", 'scan.bounded.mode' = 'latest-offset'",
+            false,
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    let mut c = pg.client();
+    for (table, cols) in [
+        ("per_minute", "window_start::text, store_id, lines, revenue"),
+        ("totals", "store_id, lines, units"),
+        ("raw", "receipt_id, sku, qty"),
+    ] {
+        let rows = |c: &mut postgres::Client, prefix: &str| -> Vec<String> {
+            let mut v: Vec<String> = c
+                .query(&format!("SELECT ({cols})::text FROM {prefix}{table}"), &[])
+                .expect("select")
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect();
+            v.sort();
+            v
+        };
+        let (got, want) = (rows(&mut c, "eo_"), rows(&mut c, "ref_"));
+        assert!(!want.is_empty(), "{table}: empty reference");
+        if table == "raw" {
+            assert_eq!(want.len(), 24000, "the reference read every message");
+        }
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{table}: {} rows after {kills} kills, {} without faults",
+            got.len(),
+            want.len()
+        );
+        assert!(got == want, "{table}: same count, different rows");
+    }
+    let markers: i64 = c
+        .query_one("SELECT MAX(checkpoint) FROM tillflow_checkpoints", &[])
+        .expect("markers")
+        .get(0);
+    assert!(
+        markers > kills as i64,
+        "checkpoints were committed as it went: {markers}"
+    );
+}

@@ -10,14 +10,16 @@
 //! transaction, so when the connection breaks during a commit, the retry after reconnecting can
 //! tell whether the batch landed: a restarted server neither loses nor duplicates rows. At
 //! start-up the table is checked against the declared schema (or created with
-//! `'sink.create-table' = 'true'`). Passwords are never part of a message.
+//! `'sink.create-table' = 'true'`). With checkpoints the sink is exactly-once: a checkpoint's
+//! rows are written in one transaction that also records `(writer, run, checkpoint)` in
+//! `tillflow_checkpoints`. Passwords are never part of a message.
 
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, Config, NoTls};
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tillflow_runtime::operator::{Sink, Source};
+use tillflow_runtime::operator::{Sink, Source, TransactionalSink};
 use tillflow_runtime::ops::lookup::{LookupCache, LookupTable};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Value};
@@ -329,7 +331,13 @@ pub struct PgSink {
     batch: i64,
     rows: u64,
     text: String,
+    /// Inside [`TransactionalSink::commit_rows`]: the marker the one transaction records
+    /// (writer, run, checkpoint), and no flushes at the buffer's limits.
+    checkpoint: Option<(String, i64, i64)>,
 }
+
+/// Per writer (a job's sink), the last checkpoint whose rows were committed.
+const CHECKPOINT_MARKERS: &str = "CREATE TABLE IF NOT EXISTS tillflow_checkpoints (writer text PRIMARY KEY, run bigint NOT NULL, checkpoint bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())";
 
 /// A duration option (Flink's forms: `'500 ms'`, `'1 s'`, `'2 min'`, bare milliseconds).
 fn duration_option(
@@ -435,6 +443,9 @@ impl PgSink {
                 "CREATE TABLE IF NOT EXISTS tillflow_sink_batches (sink_id text PRIMARY KEY, batch bigint NOT NULL)",
             )
             .map_err(|e| table.error(format!("creating tillflow_sink_batches: {}", pg_err(&e))))?;
+        client
+            .batch_execute(CHECKPOINT_MARKERS)
+            .map_err(|e| table.error(format!("creating tillflow_checkpoints: {}", pg_err(&e))))?;
         let key_cols = table
             .primary_key
             .iter()
@@ -464,6 +475,7 @@ impl PgSink {
             pending_before: None,
             last_flush: Instant::now(),
             sink_id: format!("{name}/{}/{nanos}", std::process::id()),
+            checkpoint: None,
             batch: 0,
             rows: 0,
             text: String::new(),
@@ -546,7 +558,7 @@ impl PgSink {
     /// breaks; a batch found already recorded is not written again.
     fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
-        if self.ops.is_empty() {
+        if self.ops.is_empty() && self.checkpoint.is_none() {
             return Ok(());
         }
         self.batch += 1;
@@ -600,7 +612,18 @@ impl PgSink {
         let mut tx = client
             .transaction()
             .map_err(|e| (pg_err(&e), transient(&e)))?;
-        if retry {
+        if let (true, Some((writer, run, id))) = (retry, &self.checkpoint) {
+            let done = tx
+                .query_opt(
+                    "SELECT run, checkpoint FROM tillflow_checkpoints WHERE writer = $1",
+                    &[writer],
+                )
+                .map_err(|e| (pg_err(&e), transient(&e)))?
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)));
+            if done.is_some_and(|(r, c)| r == *run && c >= *id) {
+                return Ok(()); // the commit went through before the connection broke
+            }
+        } else if retry {
             let done: Option<i64> = tx
                 .query_opt(
                     "SELECT batch FROM tillflow_sink_batches WHERE sink_id = $1",
@@ -687,10 +710,16 @@ impl PgSink {
             tx.execute(&sql, &params)
                 .map_err(|e| (pg_err(&e), transient(&e)))?;
         }
-        tx.execute(
-            "INSERT INTO tillflow_sink_batches (sink_id, batch) VALUES ($1, $2) ON CONFLICT (sink_id) DO UPDATE SET batch = EXCLUDED.batch",
-            &[&self.sink_id, &self.batch],
-        )
+        match &self.checkpoint {
+            Some((writer, run, id)) => tx.execute(
+                "INSERT INTO tillflow_checkpoints (writer, run, checkpoint) VALUES ($1, $2, $3) ON CONFLICT (writer) DO UPDATE SET run = EXCLUDED.run, checkpoint = EXCLUDED.checkpoint, committed_at = now()",
+                &[writer, run, id],
+            ),
+            None => tx.execute(
+                "INSERT INTO tillflow_sink_batches (sink_id, batch) VALUES ($1, $2) ON CONFLICT (sink_id) DO UPDATE SET batch = EXCLUDED.batch",
+                &[&self.sink_id, &self.batch],
+            ),
+        }
         .map_err(|e| (pg_err(&e), transient(&e)))?;
         tx.commit().map_err(|e| (pg_err(&e), transient(&e)))
     }
@@ -739,10 +768,11 @@ impl Sink for PgSink {
                 }
             }
         }
-        if self.ops.len() >= self.max_rows
-            || self
-                .interval
-                .is_some_and(|i| self.last_flush.elapsed() >= i)
+        if self.checkpoint.is_none()
+            && (self.ops.len() >= self.max_rows
+                || self
+                    .interval
+                    .is_some_and(|i| self.last_flush.elapsed() >= i))
         {
             self.flush()?;
         }
@@ -750,9 +780,10 @@ impl Sink for PgSink {
     }
 
     fn watermark(&mut self, _wm: i64) -> Result<()> {
-        if self
-            .interval
-            .is_some_and(|i| self.last_flush.elapsed() >= i)
+        if self.checkpoint.is_none()
+            && self
+                .interval
+                .is_some_and(|i| self.last_flush.elapsed() >= i)
         {
             self.flush()?;
         }
@@ -773,6 +804,60 @@ impl Sink for PgSink {
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+        Some(self)
+    }
+}
+
+impl TransactionalSink for PgSink {
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        let fail = |e: String| {
+            RuntimeError::Sink(format!(
+                "table `{}`: reading the checkpoint marker from PostgreSQL at {}: {e}",
+                self.table, self.target.display
+            ))
+        };
+        if self.client.is_none() {
+            self.client = Some(connect(&self.target).map_err(fail)?);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(fail("no connection".into()));
+        };
+        let row = client
+            .query_opt(
+                "SELECT run, checkpoint FROM tillflow_checkpoints WHERE writer = $1",
+                &[&writer],
+            )
+            .map_err(|e| pg_err(&e));
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                self.client = None;
+                return Err(fail(e));
+            }
+        };
+        Ok(row.map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)))
+    }
+
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &tillflow_runtime::checkpoint::RowLog,
+    ) -> Result<()> {
+        self.checkpoint = Some((writer.to_owned(), run as i64, checkpoint as i64));
+        let result = rows
+            .for_each(&mut |row| Sink::write(self, row))
+            .and_then(|_| Sink::flush(self));
+        self.checkpoint = None;
+        if result.is_err() {
+            self.ops.clear();
+            self.index.clear();
+        }
+        result
     }
 }
 

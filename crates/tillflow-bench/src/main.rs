@@ -8,6 +8,8 @@
 //! - `filter`: the q6 filter/projection (`channel = 'web' AND qty > 1`, computed columns).
 //! - `gen-blackhole`: the retail generator's `pos_sales` stream through SQL into a blackhole.
 //! - `gen-ndjson`: the generator's `pos_sales` stream rendered as NDJSON lines (what `tillflow gen` writes).
+//! - `checkpoint`: a running aggregate over 1 M keys with checkpoints off, every 10 s and every
+//!   1 s (throughput, checkpoint duration and size), and the time to recover from a savepoint.
 //! - `forecast`: the forecasting aggregates' per-row cost in keyed state over 1 M keys (ns/row and
 //!   bytes/key), against a SUM-only baseline.
 
@@ -23,7 +25,7 @@ struct Args {
     /// Number of events.
     #[arg(long, default_value_t = 5_000_000)]
     events: u64,
-    /// Queries to run (window, filter, gen-blackhole, gen-ndjson, forecast).
+    /// Queries to run (window, filter, gen-blackhole, gen-ndjson, forecast, checkpoint).
     #[arg(
         long,
         value_delimiter = ',',
@@ -269,6 +271,132 @@ fn forecast_bench(rows: u64, keys: u64) {
     }
 }
 
+/// Checkpoint cost: a running aggregate over `keys` keys fed `events` events from NDJSON into a
+/// blackhole, without checkpoints and with them every 10 s and every 1 s (throughput, checkpoint
+/// duration and size), then a savepoint near the end and the time to load and restore it into a
+/// fresh job.
+fn checkpoint_bench(dir: &Path, events: u64, keys: u64) {
+    use tillflow_runtime::checkpoint::CheckpointStore;
+    let input = dir.join(format!("tillflow-bench-keys-{events}-{keys}.ndjson"));
+    if !input.exists() {
+        let write = || -> std::io::Result<()> {
+            let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&input)?);
+            let mut rng = Rng(9);
+            for i in 0..events {
+                // every key appears (a permutation of i mod keys), then at random
+                let k = if i < keys {
+                    (i * 2_654_435_761) % keys
+                } else {
+                    rng.below(keys)
+                };
+                writeln!(w, r#"{{"k":"K{k:07}","x":{}}}"#, i % 100)?;
+            }
+            w.flush()
+        };
+        if let Err(e) = write() {
+            eprintln!("error: cannot write {}: {e}", input.display());
+            return;
+        }
+    }
+    let sql = format!(
+        "CREATE TABLE ev (k STRING, x INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE out (k STRING, n BIGINT, s BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT k, COUNT(*), SUM(x) FROM ev GROUP BY k;",
+        input.display()
+    );
+    let job = || {
+        tillflow_sql::session::Session::new()
+            .execute_script(&sql, &BTreeMap::new())
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.instantiate().map_err(|e| e.to_string()))
+    };
+    let root = dir.join(format!("tillflow-bench-checkpoints-{}", std::process::id()));
+    let mut base = 0.0;
+    for interval in [None, Some(10u64), Some(1)] {
+        let mut j = match job() {
+            Ok(j) => j,
+            Err(e) => return eprintln!("error: {e}"),
+        };
+        let store = CheckpointStore::new(&root, "bench", 1);
+        if let Some(s) = interval {
+            if let Err(e) = j.enable_checkpoints(store, std::time::Duration::from_secs(s)) {
+                return eprintln!("error: {e}");
+            }
+        }
+        let t = Instant::now();
+        if let Err(e) = j.run() {
+            return eprintln!("error: {e}");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let rate = events as f64 / secs / 1e6;
+        match (interval, j.checkpoint_stats()) {
+            (Some(s), Some(c)) => println!(
+                "checkpoint every {s:>2} s: {rate:.2} M events/s ({:+.0} % time), {} checkpoints, mean {:.0} ms, the last ({} keys) {:.1} MiB in {:.0} ms",
+                (secs / base - 1.0) * 100.0,
+                c.completed,
+                c.total_micros as f64 / c.completed.max(1) as f64 / 1e3,
+                keys,
+                c.last_bytes as f64 / (1 << 20) as f64,
+                c.last_micros as f64 / 1e3
+            ),
+            _ => {
+                base = secs;
+                println!("no checkpoints:       {rate:.2} M events/s ({secs:.2} s, {keys} keys)");
+            }
+        }
+    }
+    // a savepoint near the end (stop flag), then recovery into a fresh job
+    let mut j = match job() {
+        Ok(j) => j,
+        Err(e) => return eprintln!("error: {e}"),
+    };
+    let store = CheckpointStore::new(&root, "bench", 1);
+    if let Err(e) = j.enable_checkpoints(store.clone(), std::time::Duration::from_secs(3600)) {
+        return eprintln!("error: {e}");
+    }
+    let stop = j.stop_handle();
+    let near_end = events * 9 / 10;
+    j.on_progress(Box::new(move |p| {
+        if p.records >= near_end {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }));
+    if let Err(e) = j.run() {
+        return eprintln!("error: {e}");
+    }
+    let Ok(Some(latest)) = store.latest() else {
+        return eprintln!("error: no savepoint was written");
+    };
+    let mut fresh = match job() {
+        Ok(j) => j,
+        Err(e) => return eprintln!("error: {e}"),
+    };
+    if let Err(e) = fresh.enable_checkpoints(store.clone(), std::time::Duration::from_secs(3600)) {
+        return eprintln!("error: {e}");
+    }
+    let t = Instant::now();
+    let restored = CheckpointStore::load(&latest)
+        .map_err(|e| e.to_string())
+        .and_then(|snap| {
+            let load = t.elapsed().as_secs_f64();
+            fresh
+                .restore(&snap, &latest)
+                .map(|_| load)
+                .map_err(|e| e.to_string())
+        });
+    match restored {
+        Ok(load) => println!(
+            "recovery: load and verify {:.0} ms, restore into a fresh job {:.0} ms (savepoint at {} of {events} events)",
+            load * 1e3,
+            (t.elapsed().as_secs_f64() - load) * 1e3,
+            near_end
+        ),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    let _ = store.remove_all();
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -316,6 +444,10 @@ fn main() -> std::process::ExitCode {
         }
         if q == "gen-ndjson" {
             gen_ndjson(args.events);
+            continue;
+        }
+        if q == "checkpoint" {
+            checkpoint_bench(&dir, args.events, 1_000_000);
             continue;
         }
         let sql = if q == "gen-blackhole" {

@@ -248,3 +248,32 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     compare(&contents(&dir.path().join("out.db")), &want);
 }
+
+#[test]
+fn a_crash_between_writing_a_checkpoint_and_committing_it_is_recovered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    // checkpoint 4 is durable, its rows are not in SQLite: the restart must commit them
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "4")
+        .output()
+        .expect("run");
+    assert!(!o.status.success(), "the hook should have aborted the run");
+    let conn = rusqlite::Connection::open(dir.path().join("out.db")).expect("db");
+    let marker: i64 = conn
+        .query_row(
+            "SELECT MAX(checkpoint) FROM tillflow_checkpoints",
+            [],
+            |r| r.get(0),
+        )
+        .expect("marker");
+    assert_eq!(marker, 3, "checkpoint 4 was written but not committed");
+    drop(conn);
+    let o = run(&path, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compare(&contents(&dir.path().join("out.db")), &want);
+}

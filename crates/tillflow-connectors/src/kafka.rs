@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
-use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
+use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics, TransactionalSink};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{DataType, Row, RowKind, Schema, Value};
 
@@ -1118,8 +1118,53 @@ pub struct KafkaSink {
     partitions: i32,
     next_partition: i32,
     at_least_once: bool,
+    /// `sink.delivery-guarantee` = `exactly-once`: rows go out in transactions.
+    tx: Option<KafkaTx>,
     buf: Vec<u8>,
     rows: u64,
+}
+
+/// An exactly-once sink's transaction state and where it records committed checkpoints.
+struct KafkaTx {
+    open: bool,
+    /// The topic of `(writer → run,checkpoint)` markers, written in each checkpoint's transaction.
+    markers: String,
+    /// Client settings (brokers, security) for reading the markers back.
+    client: ClientConfig,
+}
+
+/// Creates `topic` (one partition) unless it exists.
+fn ensure_topic(cfg: &ClientConfig, topic: &str) -> std::result::Result<(), String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .create()
+        .map_err(|e| format!("Kafka admin client: {e}"))?;
+    let md = admin
+        .inner()
+        .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
+        .map_err(|e| format!("metadata for '{topic}': {e}"))?;
+    if md
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && !t.partitions().is_empty())
+    {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| format!("creating topic '{topic}': {e}"))?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    let results = rt
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .map_err(|e| format!("creating topic '{topic}': {e}"))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(format!("creating topic '{t}': {code}")),
+        }
+    }
+    Ok(())
 }
 
 impl KafkaSink {
@@ -1148,17 +1193,13 @@ impl KafkaSink {
                 )))
             }
         };
-        let at_least_once = match table
+        let (at_least_once, exactly_once) = match table
             .option("sink.delivery-guarantee")
             .unwrap_or("at-least-once")
         {
-            "at-least-once" => true,
-            "none" => false,
-            "exactly-once" => {
-                return Err(table.error(
-                    "'sink.delivery-guarantee' = 'exactly-once' needs checkpoints, which tillflow does not have yet; use 'at-least-once'",
-                ))
-            }
+            "at-least-once" => (true, false),
+            "none" => (false, false),
+            "exactly-once" => (true, true),
             other => {
                 return Err(table.error(format!(
                     "'sink.delivery-guarantee' = '{other}' is not one of none, at-least-once, exactly-once"
@@ -1177,6 +1218,22 @@ impl KafkaSink {
             // the Java client's murmur2 on the key: a key lands where Flink would put it
             cfg.set("partitioner", "murmur2_random");
         }
+        let tx = if exactly_once {
+            let Some(prefix) = table.option("sink.transactional-id-prefix") else {
+                return Err(table.error(
+                    "'sink.delivery-guarantee' = 'exactly-once' needs 'sink.transactional-id-prefix' (a prefix no other job uses)",
+                ));
+            };
+            // one transactional id per job sink: a restarted job fences its previous incarnation
+            cfg.set("transactional.id", format!("{prefix}-{topic}"));
+            Some(KafkaTx {
+                open: false,
+                markers: format!("{prefix}-checkpoints"),
+                client: client_config(table),
+            })
+        } else {
+            None
+        };
         let producer: BaseProducer<Deliveries> = cfg
             .create_with_context(Deliveries::default())
             .map_err(|e| table.error(format!("Kafka client: {e}")))?;
@@ -1196,6 +1253,12 @@ impl KafkaSink {
                 brokers(table)
             )));
         }
+        if let Some(tx) = &tx {
+            ensure_topic(&tx.client, &tx.markers).map_err(|e| table.error(e))?;
+            producer
+                .init_transactions(CONNECT_TIMEOUT)
+                .map_err(|e| table.error(format!("Kafka transactions: {e}")))?;
+        }
         Ok(KafkaSink {
             table: table.name.clone(),
             topic,
@@ -1212,9 +1275,49 @@ impl KafkaSink {
             partitions,
             next_partition: 0,
             at_least_once,
+            tx,
             buf: Vec::with_capacity(256),
             rows: 0,
         })
+    }
+
+    fn tx_err(&self, what: &str, e: KafkaError) -> RuntimeError {
+        RuntimeError::Sink(format!(
+            "table `{}`: Kafka transaction to '{}': {what}: {e}",
+            self.table, self.topic
+        ))
+    }
+
+    /// Opens a transaction if the sink is transactional and none is open.
+    fn begin(&mut self) -> Result<()> {
+        if let Some(tx) = self.tx.as_mut() {
+            if !tx.open {
+                self.producer
+                    .begin_transaction()
+                    .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.open = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the open transaction (if any).
+    fn commit_tx(&mut self) -> Result<()> {
+        if self.tx.as_ref().is_some_and(|t| t.open) {
+            if let Err(e) = self.producer.commit_transaction(Duration::from_secs(60)) {
+                let _ = self.producer.abort_transaction(Duration::from_secs(30));
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.open = false;
+                }
+                return Err(self.tx_err("commit", e));
+            }
+            if let Some(tx) = self.tx.as_mut() {
+                tx.open = false;
+            }
+        }
+        Ok(())
     }
 
     fn tombstone(&mut self, key: &[u8]) -> Result<()> {
@@ -1254,6 +1357,7 @@ impl Sink for KafkaSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
+        self.begin()?;
         let fail = |table: &str, e: String| RuntimeError::Sink(format!("table `{table}`: {e}"));
         let tombstone = self.upsert && !row.kind.is_addition();
         self.kbuf.clear();
@@ -1338,11 +1442,120 @@ impl Sink for KafkaSink {
                 self.table, self.topic
             ))
         })?;
-        self.check_deliveries()
+        self.check_deliveries()?;
+        self.commit_tx()
     }
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+        if self.tx.is_some() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+impl TransactionalSink for KafkaSink {
+    /// Reads the marker topic (read-committed) for the writer's last marker.
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        let Some(tx) = &self.tx else {
+            return Ok(None);
+        };
+        let fail = |e: String| {
+            RuntimeError::Sink(format!(
+                "table `{}`: reading checkpoint markers from '{}': {e}",
+                self.table, tx.markers
+            ))
+        };
+        let mut cfg = tx.client.clone();
+        cfg.set("group.id", "tillflow-markers")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+        let consumer: BaseConsumer = cfg.create().map_err(|e| fail(e.to_string()))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&tx.markers, 0, Offset::Beginning)
+            .map_err(|e| fail(e.to_string()))?;
+        consumer.assign(&tpl).map_err(|e| fail(e.to_string()))?;
+        let (_, high) = consumer
+            .fetch_watermarks(&tx.markers, 0, CONNECT_TIMEOUT)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut last = None;
+        let started = std::time::Instant::now();
+        let mut quiet = 0;
+        // read to the end; the end offset can be short on some brokers, so also until quiet
+        while started.elapsed() < Duration::from_secs(30) {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    quiet = 0;
+                    if m.key() == Some(writer.as_bytes()) {
+                        let text = m.payload().map(String::from_utf8_lossy).unwrap_or_default();
+                        if let Some((r, c)) = text.split_once(',') {
+                            if let (Ok(r), Ok(c)) = (r.parse(), c.parse()) {
+                                last = Some((r, c));
+                            }
+                        }
+                    }
+                    if m.offset() + 1 >= high && quiet > 0 {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(fail(e.to_string())),
+                None => {
+                    quiet += 1;
+                    if quiet >= 3 {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(last)
+    }
+
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &tillflow_runtime::checkpoint::RowLog,
+    ) -> Result<()> {
+        self.begin()?;
+        let written = rows
+            .for_each(&mut |row| Sink::write(self, row))
+            .and_then(|_| {
+                if std::mem::take(&mut self.has_pending) {
+                    let pk = std::mem::take(&mut self.pending);
+                    let r = self.tombstone(&pk);
+                    self.pending = pk;
+                    r?;
+                }
+                let markers = self
+                    .tx
+                    .as_ref()
+                    .map(|t| t.markers.clone())
+                    .unwrap_or_default();
+                let value = format!("{run},{checkpoint}");
+                send(
+                    &self.producer,
+                    &markers,
+                    Some(writer.as_bytes()),
+                    Some(value.as_bytes()),
+                    Some(0),
+                )
+                .map_err(|e| self.tx_err("marker", e))
+            });
+        if let Err(e) = written {
+            let _ = self.producer.abort_transaction(Duration::from_secs(30));
+            if let Some(tx) = self.tx.as_mut() {
+                tx.open = false;
+            }
+            return Err(e);
+        }
+        self.commit_tx()?;
+        self.check_deliveries()
     }
 }
 

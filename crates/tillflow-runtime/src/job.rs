@@ -103,6 +103,9 @@ struct Checkpoints {
     run: u64,
     last: Instant,
     stats: CheckpointStats,
+    /// Test hook (`TILLFLOW_CRASH_AFTER_CHECKPOINT=N`): abort the process right after writing
+    /// checkpoint N, before any sink commits it: the window two-phase commit must cover.
+    crash_after: Option<u64>,
 }
 
 /// What checkpointing has done in a run.
@@ -189,6 +192,9 @@ impl Job {
             run: new_run_id(),
             last: Instant::now(),
             stats: CheckpointStats::default(),
+            crash_after: std::env::var("TILLFLOW_CRASH_AFTER_CHECKPOINT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
         });
         Ok(())
     }
@@ -334,6 +340,9 @@ impl Job {
         }
         let bytes: usize = snap.operators.iter().chain(&snap.sinks).map(Vec::len).sum();
         c.store.write(&snap)?;
+        if c.crash_after == Some(c.next_id) {
+            std::process::abort();
+        }
         let (run, id) = (c.run, c.next_id);
         let mut seen = Vec::new();
         for t in &mut self.tasks {

@@ -18,6 +18,7 @@ fn script(dir: &Path, db: &str, pacing: &str, checkpointing: bool, window: &str)
     } else {
         String::new()
     };
+    let files = dir.join(format!("{db}-files")).display().to_string();
     let db = dir.join(db).display().to_string();
     format!(
         "{set}
@@ -33,21 +34,40 @@ CREATE TABLE totals (store_id INT, lines BIGINT, units BIGINT, PRIMARY KEY (stor
 WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'totals');
 CREATE TABLE raw (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
 WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'raw');
+CREATE TABLE raw_files (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
+WITH ('connector' = 'filesystem', 'path' = '{files}', 'format' = 'json');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO per_store SELECT window_start, window_end, store_id, COUNT(*), SUM(qty * unit_price)
 FROM TABLE(TUMBLE(TABLE sales, DESCRIPTOR(event_time), INTERVAL '{window}' MINUTE))
 GROUP BY window_start, window_end, store_id;
 INSERT INTO totals SELECT store_id, COUNT(*), SUM(qty) FROM sales GROUP BY store_id;
 INSERT INTO raw SELECT event_time, store_id, sku, qty FROM sales;
+INSERT INTO raw_files SELECT event_time, store_id, sku, qty FROM sales;
 END;
 "
     )
 }
 
-/// Every row of the three tables, as sorted text (a multiset: duplicates show).
+/// Every row of the three tables and every line of the files, as sorted text (a multiset:
+/// duplicates show).
 fn contents(db: &Path) -> Vec<(String, Vec<String>)> {
     let conn = rusqlite::Connection::open(db).expect("open result db");
     let mut out = Vec::new();
+    let mut files = Vec::new();
+    let dir = db.with_file_name(format!(
+        "{}-files",
+        db.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    for e in std::fs::read_dir(&dir).expect("files").flatten() {
+        if !e.file_name().to_string_lossy().starts_with('.') {
+            let text = std::fs::read_to_string(e.path()).expect("read part");
+            files.extend(text.lines().map(str::to_owned));
+        }
+    }
+    files.sort();
+    out.push(("raw_files".to_owned(), files));
     for t in ["per_store", "totals", "raw"] {
         let mut st = conn.prepare(&format!("SELECT * FROM {t}")).expect("select");
         let n = st.column_count();
@@ -212,8 +232,9 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
     assert_eq!(saved.len(), 1, "one checkpoint retained: {saved:?}");
     // the stopped job fired no open window: its windows end before the simulated time reached
     let partial = contents(&dir.path().join("out.db"));
+    assert_eq!(partial[3].0, "raw");
     assert!(
-        partial[2].1.len() < want[2].1.len(),
+        partial[3].1.len() < want[3].1.len(),
         "the job had not finished"
     );
 

@@ -334,6 +334,10 @@ pub struct FileSink {
     encoder: Box<dyn Encoder>,
     buf: Vec<u8>,
     rows: u64,
+    /// The directory of part files (None: `sink.single-file`, which cannot be transactional).
+    dir: Option<PathBuf>,
+    /// Checkpoints committed as part files (exactly-once mode).
+    committed_parts: u64,
 }
 
 fn part_id() -> String {
@@ -349,6 +353,7 @@ impl FileSink {
     pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
         let path = PathBuf::from(table.option("path").unwrap_or_default());
         let single = table.bool_option("sink.single-file", false)?;
+        let dir = (!single).then(|| path.clone());
         let (target, in_progress) = if single {
             let parent = path
                 .parent()
@@ -379,15 +384,116 @@ impl FileSink {
             encoder: format::encoder(table)?,
             buf: Vec::with_capacity(1 << 12),
             rows: 0,
+            dir,
+            committed_parts: 0,
         })
+    }
+
+    fn fail(&self, p: &Path, e: std::io::Error) -> RuntimeError {
+        RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
+    }
+
+    /// The marker file recording `writer`'s last committed checkpoint.
+    fn marker(dir: &Path, writer: &str) -> PathBuf {
+        let safe: String = writer
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        dir.join(format!(".tillflow-{safe}.committed"))
+    }
+}
+
+/// With checkpoints (the directory form): each checkpoint's rows become one part file,
+/// `part-WRITER-RUN-CHECKPOINT`, written as an in-progress file, synced and renamed; then a
+/// marker file records the checkpoint. The part's name is fixed by the checkpoint, so committing
+/// it again after a crash replaces it rather than adding a copy.
+impl tillflow_runtime::operator::TransactionalSink for FileSink {
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let m = FileSink::marker(dir, writer);
+        match std::fs::read_to_string(&m) {
+            Ok(text) => Ok(text
+                .trim()
+                .split_once(',')
+                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.fail(&m, e)),
+        }
+    }
+
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &tillflow_runtime::checkpoint::RowLog,
+    ) -> Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        self.committed_parts += 1;
+        if rows.is_empty() {
+            return self.write_marker(&dir, writer, run, checkpoint);
+        }
+        let safe: String = writer
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = format!("part-{safe}-{run:016x}-{checkpoint:06}");
+        let tmp = dir.join(format!(".{name}.inprogress"));
+        let dest = dir.join(&name);
+        let f = File::create(&tmp).map_err(|e| self.fail(&tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 16, f);
+        let mut buf = std::mem::take(&mut self.buf);
+        let written = rows.for_each(&mut |row| {
+            buf.clear();
+            self.encoder
+                .encode(row, &mut buf)
+                .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+            out.write_all(&buf).map_err(|e| self.fail(&tmp, e))
+        });
+        self.buf = buf;
+        written?;
+        let f = out
+            .into_inner()
+            .map_err(|e| self.fail(&tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| self.fail(&tmp, e))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| self.fail(&dest, e))?;
+        self.rows += rows.len();
+        self.write_marker(&dir, writer, run, checkpoint)
+    }
+}
+
+impl FileSink {
+    fn write_marker(&self, dir: &Path, writer: &str, run: u64, checkpoint: u64) -> Result<()> {
+        let m = FileSink::marker(dir, writer);
+        let tmp = m.with_extension("tmp");
+        std::fs::write(&tmp, format!("{run},{checkpoint}\n")).map_err(|e| self.fail(&tmp, e))?;
+        std::fs::rename(&tmp, &m).map_err(|e| self.fail(&m, e))
     }
 }
 
 impl Sink for FileSink {
     fn describe(&self) -> String {
+        // the directory, not the part file (whose name differs per run), so a checkpoint's plan
+        // matches the restarted job's
         format!(
             "filesystem[{}] table `{}`",
-            self.target.display(),
+            self.dir.as_ref().unwrap_or(&self.target).display(),
             self.table
         )
     }
@@ -423,12 +529,24 @@ impl Sink for FileSink {
             RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
         };
         self.out.flush().map_err(|e| fail(e, &self.in_progress))?;
+        if self.committed_parts > 0 && self.out.get_ref().metadata().is_ok_and(|m| m.len() == 0) {
+            // exactly-once mode wrote part files per checkpoint: the start-up file stayed empty
+            return std::fs::remove_file(&self.in_progress).map_err(|e| fail(e, &self.in_progress));
+        }
         std::fs::rename(&self.in_progress, &self.target).map_err(|e| fail(e, &self.target))?;
         Ok(())
     }
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn tillflow_runtime::operator::TransactionalSink> {
+        if self.dir.is_some() {
+            Some(self)
+        } else {
+            None
+        }
     }
 }
 

@@ -34,6 +34,11 @@ pub fn lines(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
+            // hidden files are in-progress parts and commit markers, as readers of Flink's
+            // output skip them
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let text = std::fs::read_to_string(e.path()).unwrap_or_default();
             out.extend(text.lines().map(str::to_owned));
         }

@@ -331,10 +331,11 @@ INSERT INTO out SELECT k, COUNT(*), SUM(x) FROM ev GROUP BY k;",
         let rate = events as f64 / secs / 1e6;
         match (interval, j.checkpoint_stats()) {
             (Some(s), Some(c)) => println!(
-                "checkpoint every {s:>2} s: {rate:.2} M events/s ({:+.0} % time), {} checkpoints, mean {:.0} ms, the last ({} keys) {:.1} MiB in {:.0} ms",
+                "checkpoint every {s:>2} s: {rate:.2} M events/s ({:+.0} % time), {} checkpoints, mean {:.0} ms (the job paused {:.0} ms of it), the last ({} keys) {:.1} MiB in {:.0} ms",
                 (secs / base - 1.0) * 100.0,
                 c.completed,
                 c.total_micros as f64 / c.completed.max(1) as f64 / 1e3,
+                c.total_pause_micros as f64 / c.completed.max(1) as f64 / 1e3,
                 keys,
                 c.last_bytes as f64 / (1 << 20) as f64,
                 c.last_micros as f64 / 1e3

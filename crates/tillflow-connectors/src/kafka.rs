@@ -890,6 +890,41 @@ impl Source for KafkaSource {
         Ok(())
     }
 
+    /// Commits the offsets the completed checkpoint recorded (not the read position, which
+    /// has moved on while the checkpoint was written).
+    fn commit_checkpoint(&mut self, position: &[u8]) -> Result<()> {
+        if !self.group {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, next) in parse_positions(position)? {
+            if let Some(p) = self
+                .parts
+                .iter_mut()
+                .find(|p| p.partition == partition && p.topic == topic && next > p.committed)
+            {
+                if tpl
+                    .add_partition_offset(&topic, partition, Offset::Offset(next))
+                    .is_ok()
+                {
+                    p.committed = next;
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
+                eprintln!(
+                    "warning: table `{}`: committing offsets failed (will retry): {e}",
+                    self.table
+                );
+                for p in &mut self.parts {
+                    p.committed = -1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn poll(&mut self, row: &mut Row) -> Result<Poll> {
         loop {
             // an empty local queue waits up to 1 ms for the next fetch rather than handing the
@@ -1035,21 +1070,11 @@ impl Source for KafkaSource {
     /// Seeks every partition the checkpoint names to its offset (partitions it does not name,
     /// added since, keep their start-up offsets).
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
-        use tillflow_runtime::state::{read_u32, read_u64};
-        let at = &mut 0;
-        let n = read_u32(input, at)?;
-        for _ in 0..n {
-            let len = read_u32(input, at)? as usize;
-            let topic = input
-                .get(*at..*at + len)
-                .ok_or_else(|| RuntimeError::State("truncated Kafka position".into()))?;
-            *at += len;
-            let partition = read_u32(input, at)? as i32;
-            let next = read_u64(input, at)? as i64;
+        for (topic, partition, next) in parse_positions(input)? {
             if let Some(p) = self
                 .parts
                 .iter_mut()
-                .find(|p| p.partition == partition && p.topic.as_bytes() == topic)
+                .find(|p| p.partition == partition && p.topic == topic)
             {
                 p.next = next;
             }
@@ -1068,6 +1093,25 @@ impl Source for KafkaSource {
             ))
         })
     }
+}
+
+/// Reads what `snapshot_position` wrote: (topic, partition, next offset) per partition.
+fn parse_positions(input: &[u8]) -> Result<Vec<(String, i32, i64)>> {
+    use tillflow_runtime::state::{read_u32, read_u64};
+    let at = &mut 0;
+    let n = read_u32(input, at)?;
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let len = read_u32(input, at)? as usize;
+        let topic = input
+            .get(*at..*at + len)
+            .ok_or_else(|| RuntimeError::State("truncated Kafka position".into()))?;
+        *at += len;
+        let partition = read_u32(input, at)? as i32;
+        let next = read_u64(input, at)? as i64;
+        out.push((String::from_utf8_lossy(topic).into_owned(), partition, next));
+    }
+    Ok(out)
 }
 
 /// Counts failed deliveries (and keeps the first reason).

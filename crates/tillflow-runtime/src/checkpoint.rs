@@ -616,8 +616,11 @@ impl Sink for EpochSink {
         if let Some(mut log) = self.prepared.take() {
             let writer = self.writer.clone();
             self.tx()?.commit_rows(&writer, run, id, &log)?;
-            log.clear();
-            self.pending = log; // reuse the buffer
+            if self.pending.is_empty() {
+                // reuse the buffer (rows that came while the checkpoint was written are kept)
+                log.clear();
+                self.pending = log;
+            }
         }
         Ok(())
     }
@@ -714,6 +717,77 @@ mod tests {
         assert!(e.to_string().contains("chk-000002"), "{e}");
         let latest = store.latest().expect("latest").expect("kept");
         assert!(CheckpointStore::load(&latest).is_ok());
+    }
+
+    /// A sink keeping committed rows and its marker in memory.
+    #[derive(Default)]
+    struct MemSink {
+        rows: Vec<i64>,
+        marker: Option<(u64, u64)>,
+    }
+
+    impl Sink for MemSink {
+        fn describe(&self) -> String {
+            "mem".into()
+        }
+        fn write(&mut self, _row: &Row) -> Result<()> {
+            Err(RuntimeError::Sink("written outside a checkpoint".into()))
+        }
+        fn finish(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn rows_written(&self) -> u64 {
+            self.rows.len() as u64
+        }
+        fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+            Some(self)
+        }
+    }
+
+    impl TransactionalSink for MemSink {
+        fn committed(&mut self, _writer: &str) -> Result<Option<(u64, u64)>> {
+            Ok(self.marker)
+        }
+        fn commit_rows(&mut self, _w: &str, run: u64, id: u64, rows: &RowLog) -> Result<()> {
+            rows.for_each(&mut |r| {
+                if let Some(Value::Int(i)) = r.values.first() {
+                    self.rows.push(*i);
+                }
+                Ok(())
+            })?;
+            self.marker = Some((run, id));
+            Ok(())
+        }
+    }
+
+    fn int_row(i: i64) -> Row {
+        let mut row = Row::default();
+        row.values.push(Value::Int(i));
+        row
+    }
+
+    #[test]
+    fn rows_arriving_while_a_checkpoint_is_written_wait_for_the_next() {
+        let mut s = EpochSink::new(Box::<MemSink>::default(), "w".into());
+        for i in 0..3 {
+            s.write(&int_row(i)).expect("write");
+        }
+        let mut prepared = Vec::new();
+        s.prepare_checkpoint(&mut prepared).expect("prepare");
+        // the job goes on while checkpoint 1 is written
+        s.write(&int_row(3)).expect("write");
+        s.commit_checkpoint(9, 1).expect("commit");
+        s.write(&int_row(4)).expect("write");
+        let mut second = Vec::new();
+        s.prepare_checkpoint(&mut second).expect("prepare");
+        s.commit_checkpoint(9, 2).expect("commit");
+        assert_eq!(s.rows_written(), 5);
+        // checkpoint 1 restored: its rows were committed (marker 2 ≥ 1), nothing is written
+        s.restore_checkpoint(9, 1, &prepared).expect("restore");
+        assert_eq!(s.rows_written(), 5);
+        // the same checkpoint in another run (marker from run 9): written again
+        s.restore_checkpoint(10, 1, &prepared).expect("restore");
+        assert_eq!(s.rows_written(), 8);
     }
 
     #[test]

@@ -103,9 +103,23 @@ struct Checkpoints {
     run: u64,
     last: Instant,
     stats: CheckpointStats,
+    /// The checkpoint being written, if any.
+    inflight: Option<Inflight>,
     /// Test hook (`TILLFLOW_CRASH_AFTER_CHECKPOINT=N`): abort the process right after writing
     /// checkpoint N, before any sink commits it: the window two-phase commit must cover.
     crash_after: Option<u64>,
+}
+
+/// A checkpoint whose files are being written.
+struct Inflight {
+    id: u64,
+    started: Instant,
+    /// How long the job loop stood still for the snapshot.
+    pause: Duration,
+    bytes: u64,
+    /// Each source's position in the checkpoint (committed to Kafka once it is complete).
+    positions: Vec<Vec<u8>>,
+    handle: std::thread::JoinHandle<std::result::Result<std::path::PathBuf, CheckpointError>>,
 }
 
 /// What checkpointing has done in a run.
@@ -119,8 +133,12 @@ pub struct CheckpointStats {
     pub last_bytes: u64,
     /// The last one's duration (snapshot, write, commit), microseconds.
     pub last_micros: u64,
+    /// How long the last one stopped the job (the snapshot; the write is asynchronous).
+    pub last_pause_micros: u64,
     /// Sum of all durations, microseconds.
     pub total_micros: u64,
+    /// Sum of all pauses, microseconds.
+    pub total_pause_micros: u64,
 }
 
 /// A fresh run's identity: clock and process id, so two runs of a job never share one.
@@ -192,6 +210,7 @@ impl Job {
             run: new_run_id(),
             last: Instant::now(),
             stats: CheckpointStats::default(),
+            inflight: None,
             crash_after: std::env::var("TILLFLOW_CRASH_AFTER_CHECKPOINT")
                 .ok()
                 .and_then(|v| v.parse().ok()),
@@ -292,9 +311,19 @@ impl Job {
         Ok(())
     }
 
-    /// Takes a checkpoint now (no-op when checkpointing is off): snapshot, write, then commit
-    /// the sinks and let the sources commit their positions.
+    /// Takes a checkpoint now and waits until it is written and committed (no-op when
+    /// checkpointing is off).
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.start_checkpoint()?;
+        self.finish_checkpoint(true)
+    }
+
+    /// The synchronous phase: the snapshot is taken between two polls (source positions,
+    /// operator state, the sinks' prepared rows); writing it (encoding, hashing, syncing,
+    /// renaming) goes on on a thread of its own while the job carries on. A checkpoint still in
+    /// flight is finished first.
+    fn start_checkpoint(&mut self) -> Result<()> {
+        self.finish_checkpoint(true)?;
         let Some(c) = self.checkpoints.as_mut() else {
             return Ok(());
         };
@@ -339,11 +368,45 @@ impl Job {
             })?;
         }
         let bytes: usize = snap.operators.iter().chain(&snap.sinks).map(Vec::len).sum();
-        c.store.write(&snap)?;
-        if c.crash_after == Some(c.next_id) {
+        let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
+        let store = c.store.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("checkpoint-{}", snap.id))
+            .spawn(move || store.write(&snap))
+            .map_err(|e| RuntimeError::State(format!("starting the checkpoint writer: {e}")))?;
+        c.inflight = Some(Inflight {
+            id: c.next_id,
+            started,
+            pause: started.elapsed(),
+            bytes: bytes as u64,
+            positions,
+            handle,
+        });
+        c.next_id += 1;
+        c.last = Instant::now();
+        Ok(())
+    }
+
+    /// The second phase, once the checkpoint is on disk: sinks commit what they prepared for it
+    /// and sources commit its positions (Kafka group offsets). Without `wait`, only when the
+    /// writer has finished.
+    fn finish_checkpoint(&mut self, wait: bool) -> Result<()> {
+        let Some(c) = self.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        if !wait && c.inflight.as_ref().is_none_or(|f| !f.handle.is_finished()) {
+            return Ok(());
+        }
+        let Some(f) = c.inflight.take() else {
+            return Ok(());
+        };
+        f.handle
+            .join()
+            .map_err(|_| RuntimeError::State("the checkpoint writer panicked".into()))??;
+        if c.crash_after == Some(f.id) {
             std::process::abort();
         }
-        let (run, id) = (c.run, c.next_id);
+        let (run, id) = (c.run, f.id);
         let mut seen = Vec::new();
         for t in &mut self.tasks {
             t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
@@ -351,17 +414,17 @@ impl Job {
                 _ => Ok(()),
             })?;
         }
-        for t in &mut self.tasks {
-            t.source.commit()?;
+        for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
+            t.source.commit_checkpoint(pos)?;
         }
-        c.next_id += 1;
-        c.last = Instant::now();
-        let micros = started.elapsed().as_micros() as u64;
+        let micros = f.started.elapsed().as_micros() as u64;
         c.stats.completed += 1;
         c.stats.last_id = id;
-        c.stats.last_bytes = bytes as u64;
+        c.stats.last_bytes = f.bytes;
         c.stats.last_micros = micros;
+        c.stats.last_pause_micros = f.pause.as_micros() as u64;
         c.stats.total_micros += micros;
+        c.stats.total_pause_micros += f.pause.as_micros() as u64;
         Ok(())
     }
 
@@ -483,7 +546,9 @@ impl Job {
             }
             if let Some(c) = &self.checkpoints {
                 if c.last.elapsed() >= c.interval {
-                    self.checkpoint()?;
+                    self.start_checkpoint()?;
+                } else {
+                    self.finish_checkpoint(false)?;
                 }
             } else if last_commit.elapsed() >= COMMIT_EVERY {
                 // at-least-once without checkpoints: a source's position is committed only after

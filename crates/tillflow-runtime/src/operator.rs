@@ -370,6 +370,12 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// A checkpoint holding `position` (from [`Source::snapshot_position`]) is complete: record
+    /// it as consumed. The default commits the current position ([`Source::commit`]).
+    fn commit_checkpoint(&mut self, _position: &[u8]) -> Result<()> {
+        self.commit()
+    }
+
     /// Resumes from a position written by [`Source::snapshot_position`].
     fn restore_position(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())

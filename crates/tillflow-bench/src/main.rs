@@ -368,6 +368,7 @@ INSERT INTO out SELECT k, COUNT(*), SUM(x) FROM ev GROUP BY k;",
     let Ok(Some(latest)) = store.latest() else {
         return eprintln!("error: no savepoint was written");
     };
+    let from = store.location_of(latest);
     let mut fresh = match job() {
         Ok(j) => j,
         Err(e) => return eprintln!("error: {e}"),
@@ -376,12 +377,13 @@ INSERT INTO out SELECT k, COUNT(*), SUM(x) FROM ev GROUP BY k;",
         return eprintln!("error: {e}");
     }
     let t = Instant::now();
-    let restored = CheckpointStore::load(&latest)
+    let restored = store
+        .load_id(latest)
         .map_err(|e| e.to_string())
         .and_then(|snap| {
             let load = t.elapsed().as_secs_f64();
             fresh
-                .restore(&snap, &latest)
+                .restore(&snap, &from)
                 .map(|_| load)
                 .map_err(|e| e.to_string())
         });

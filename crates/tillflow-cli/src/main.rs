@@ -223,30 +223,62 @@ fn setup_checkpoints(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "job".into())
     });
-    let store = CheckpointStore::new(&cfg.dir, &name, cfg.retained);
+    let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
     job.enable_checkpoints(store.clone(), interval)
         .map_err(|e| format!("{file}: {e}"))?;
     notes.push(format!(
         "checkpointing every {:?} to {}",
         interval,
-        store.dir().display()
+        store.location()
     ));
-    let from = match (&a.from_checkpoint, a.fresh) {
-        (Some(p), _) => Some(p.clone()),
+    let snap = match (&a.from_checkpoint, a.fresh) {
+        (Some(p), _) => {
+            let text = p.display().to_string();
+            let snap = if text.contains("://") {
+                let (parent, id) = tillflow_runtime::checkpoint::split_checkpoint_location(&text)
+                    .ok_or_else(|| {
+                    format!("--from-checkpoint {text}: expected …/JOB/chk-NNNNNN")
+                })?;
+                let backend = tillflow_connectors::objectstore::backend(parent, config)
+                    .map_err(|e| format!("{file}: {e}"))?;
+                CheckpointStore::with_backend(backend, &name, cfg.retained).load_id(id)
+            } else {
+                CheckpointStore::load(p)
+            };
+            Some((snap.map_err(|e| format!("{file}: {e}"))?, text))
+        }
         (None, true) => None,
-        (None, false) => store.latest().map_err(|e| format!("{file}: {e}"))?,
+        (None, false) => match store.latest().map_err(|e| format!("{file}: {e}"))? {
+            Some(id) => Some((
+                store.load_id(id).map_err(|e| format!("{file}: {e}"))?,
+                store.location_of(id),
+            )),
+            None => None,
+        },
     };
-    if let Some(dir) = from {
-        let snap = CheckpointStore::load(&dir).map_err(|e| format!("{file}: {e}"))?;
-        job.restore(&snap, &dir)
+    if let Some((snap, from)) = snap {
+        job.restore(&snap, &from)
             .map_err(|e| format!("{file}: {e}"))?;
-        notes.push(format!(
-            "resumed from checkpoint {} ({})",
-            snap.id,
-            dir.display()
-        ));
+        notes.push(format!("resumed from checkpoint {} ({from})", snap.id));
     }
     Ok(notes)
+}
+
+/// The job's checkpoint store: a local directory, or an object store for `s3://` URIs.
+fn checkpoint_store(
+    cfg: &tillflow_runtime::checkpoint::CheckpointConfig,
+    job: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<tillflow_runtime::checkpoint::CheckpointStore, String> {
+    use tillflow_runtime::checkpoint::{safe_job_name, CheckpointStore};
+    match &cfg.uri {
+        Some(uri) => {
+            let location = format!("{}/{}", uri.trim_end_matches('/'), safe_job_name(job));
+            let backend = tillflow_connectors::objectstore::backend(&location, options)?;
+            Ok(CheckpointStore::with_backend(backend, job, cfg.retained))
+        }
+        None => Ok(CheckpointStore::new(&cfg.dir, job, cfg.retained)),
+    }
 }
 
 fn load(args: &ScriptArgs) -> Result<JobPlan, String> {

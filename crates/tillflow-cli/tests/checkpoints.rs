@@ -319,3 +319,111 @@ fn a_crash_between_writing_a_checkpoint_and_committing_it_is_recovered() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     compare(&contents(&dir.path().join("out.db")), &want);
 }
+
+/// An S3-protocol server (s3rver, installed by `scripts/setup.sh`) on a free port, storing into a
+/// temporary directory; stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    fn start(dir: &Path) -> S3Server {
+        let tools = std::env::var("TILLFLOW_TOOLS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/tillflow-tools",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let bin = Path::new(&tools).join("node/node_modules/.bin/s3rver");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/setup.sh",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(&bin)
+            .args(["--address", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--configure-bucket", "checkpoints", "--silent"])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3rver");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "s3rver did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { child, port }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn checkpoints_in_an_s3_object_store_survive_kills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let s3_dir = dir.path().join("s3");
+    std::fs::create_dir_all(&s3_dir).expect("dir");
+    let s3 = S3Server::start(&s3_dir);
+    let local = script(dir.path(), "out.db", "7200x", true, "10");
+    let sets = format!(
+        "SET 's3.endpoint' = 'http://127.0.0.1:{}';
+SET 's3.access-key' = 'S3RVER';
+SET 's3.secret-key' = 'S3RVER';
+SET 's3.region' = 'us-east-1';
+SET 's3.path.style.access' = 'true';
+SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
+",
+        s3.port
+    );
+    // the S3 directory replaces the local one
+    let text: String = local
+        .lines()
+        .filter(|l| !l.starts_with("SET 'state.checkpoints.dir'"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, format!("{sets}{text}")).expect("write");
+    let mut rng = 7u64;
+    for k in 0..4 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet", "--no-http"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(900 + next(&mut rng) % 1000));
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "run {k} ended early"
+        );
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+    // checkpoints are objects in the store, none on the local disk
+    let objects = std::fs::read_dir(s3_dir.join("checkpoints/tillflow/job"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(objects >= 1, "no checkpoint in the object store");
+    assert!(!dir.path().join("checkpoints").exists());
+    let o = run(&path, &["--no-http"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    compare(&contents(&dir.path().join("out.db")), &want);
+}

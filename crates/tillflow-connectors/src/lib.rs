@@ -14,6 +14,7 @@ pub mod filesystem;
 pub mod format;
 pub mod kafka;
 pub mod late;
+pub mod objectstore;
 pub mod postgres;
 pub mod print;
 pub mod recent;

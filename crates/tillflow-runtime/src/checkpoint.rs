@@ -80,9 +80,11 @@ fn io(path: &Path, source: std::io::Error) -> CheckpointError {
 pub struct CheckpointConfig {
     /// `execution.checkpointing.interval` (None: not set).
     pub interval: Option<std::time::Duration>,
-    /// `state.checkpoints.dir` (a local directory, `file://` accepted); default
+    /// `state.checkpoints.dir` as a local directory (`file://` accepted); default
     /// `tillflow-checkpoints`.
     pub dir: PathBuf,
+    /// `state.checkpoints.dir` as an object store URI (`s3://bucket/prefix`), when it is one.
+    pub uri: Option<String>,
     /// `state.checkpoints.num-retained` (default 1, as in Flink).
     pub retained: usize,
 }
@@ -103,6 +105,7 @@ impl CheckpointConfig {
         let mut c = CheckpointConfig {
             interval: None,
             dir: PathBuf::from("tillflow-checkpoints"),
+            uri: None,
             retained: 1,
         };
         if let Some(v) = options.get("execution.checkpointing.interval") {
@@ -118,14 +121,17 @@ impl CheckpointConfig {
         }
         if let Some(v) = options.get("state.checkpoints.dir") {
             let path = v.strip_prefix("file://").unwrap_or(v);
-            if path.contains("://") {
+            if path.starts_with("s3://") || path.starts_with("s3a://") {
+                c.uri = Some(path.replacen("s3a://", "s3://", 1));
+            } else if path.contains("://") {
                 return Err(bad(
                     "state.checkpoints.dir",
                     v,
-                    "only local directories (a path or file:///path) are supported so far",
+                    "a local directory (a path or file:///path) or an S3 URI (s3://bucket/prefix)",
                 ));
+            } else {
+                c.dir = PathBuf::from(path);
             }
-            c.dir = PathBuf::from(path);
         }
         if let Some(v) = options.get("state.checkpoints.num-retained") {
             c.retained = v
@@ -366,46 +372,58 @@ fn sha256_hex(b: &[u8]) -> String {
         .collect()
 }
 
-/// A job's checkpoints in a local directory: `ROOT/JOB/chk-NNNNNN/{state.bin, MANIFEST.json}`.
-#[derive(Clone, Debug)]
-pub struct CheckpointStore {
-    dir: PathBuf,
-    job: String,
-    retained: usize,
+/// Where a job's checkpoints are kept: a local directory ([`LocalBackend`]) or an object store
+/// (the connectors crate's S3 backend). A checkpoint `id` is two files, `chk-NNNNNN/state.bin` and
+/// `chk-NNNNNN/MANIFEST.json`; [`CheckpointBackend::write`] makes it appear whole or not at all
+/// (a local rename; on an object store the manifest is written last and marks it complete).
+pub trait CheckpointBackend: Send + Sync {
+    /// Where the job's checkpoints are (a directory or a URI), for messages.
+    fn location(&self) -> String;
+    /// The ids of the complete checkpoints, in any order.
+    fn ids(&self) -> Result<Vec<u64>, CheckpointError>;
+    /// Stores checkpoint `id`.
+    fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError>;
+    /// Reads checkpoint `id`: `(manifest, state)`.
+    fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError>;
+    /// Removes checkpoint `id`.
+    fn remove(&self, id: u64) -> Result<(), CheckpointError>;
+    /// Removes every checkpoint of the job.
+    fn remove_all(&self) -> Result<(), CheckpointError>;
 }
 
-impl CheckpointStore {
-    /// The checkpoints of `job` under `root`, keeping the last `retained` (at least 1).
-    pub fn new(root: &Path, job: &str, retained: usize) -> Self {
-        let safe: String = job
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        CheckpointStore {
-            dir: root.join(safe),
-            job: job.to_owned(),
-            retained: retained.max(1),
-        }
+/// The name of checkpoint `id`'s directory or prefix.
+pub fn checkpoint_name(id: u64) -> String {
+    format!("chk-{id:06}")
+}
+
+/// A directory or URI naming one checkpoint (`…/chk-NNNNNN`): the job's location and the id.
+pub fn split_checkpoint_location(location: &str) -> Option<(&str, u64)> {
+    let trimmed = location.trim_end_matches('/');
+    let (parent, last) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+    let id = last.strip_prefix("chk-")?.parse().ok()?;
+    Some((parent, id))
+}
+
+/// Checkpoints in a local directory: `DIR/chk-NNNNNN/{state.bin, MANIFEST.json}`, written into a
+/// hidden `.chk-NNNNNN.inprogress` directory, synced and renamed.
+#[derive(Clone, Debug)]
+pub struct LocalBackend {
+    dir: PathBuf,
+}
+
+impl LocalBackend {
+    /// The checkpoints in `dir` (the job's own directory).
+    pub fn new(dir: PathBuf) -> Self {
+        LocalBackend { dir }
+    }
+}
+
+impl CheckpointBackend for LocalBackend {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
     }
 
-    /// The job's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The job's name.
-    pub fn job(&self) -> &str {
-        &self.job
-    }
-
-    /// Complete checkpoints, oldest first, as `(id, directory)`.
-    pub fn list(&self) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+    fn ids(&self) -> Result<Vec<u64>, CheckpointError> {
         let mut out = Vec::new();
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -419,29 +437,15 @@ impl CheckpointStore {
                 .strip_prefix("chk-")
                 .and_then(|n| n.parse::<u64>().ok())
             {
-                out.push((n, e.path()));
+                out.push(n);
             }
         }
-        out.sort();
         Ok(out)
     }
 
-    /// The newest complete checkpoint's directory.
-    pub fn latest(&self) -> Result<Option<PathBuf>, CheckpointError> {
-        Ok(self.list()?.pop().map(|(_, p)| p))
-    }
-
-    /// The number the next checkpoint gets (one more than any kept).
-    pub fn next_id(&self) -> Result<u64, CheckpointError> {
-        Ok(self.list()?.last().map_or(1, |(n, _)| n + 1))
-    }
-
-    /// Writes `snap` as checkpoint `snap.id`: files into a temporary directory, synced, then the
-    /// directory renamed into place (the checkpoint exists whole or not at all); then drops
-    /// checkpoints beyond the retained number. On failure the earlier checkpoints are untouched.
-    pub fn write(&self, snap: &Snapshot) -> Result<PathBuf, CheckpointError> {
+    fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let name = format!("chk-{:06}", snap.id);
+        let name = checkpoint_name(id);
         let tmp = self.dir.join(format!(".{name}.inprogress"));
         let dest = self.dir.join(&name);
         if tmp.exists() {
@@ -449,90 +453,175 @@ impl CheckpointStore {
         }
         let result = (|| {
             fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-            let state = snap.encode();
-            write_synced(&tmp.join("state.bin"), &state)?;
-            let manifest = Manifest {
-                format: VERSION,
-                job: self.job.clone(),
-                checkpoint: snap.id,
-                run: snap.run,
-                created_unix_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-                files: vec![ManifestFile {
-                    name: "state.bin".into(),
-                    bytes: state.len() as u64,
-                    sha256: sha256_hex(&state),
-                }],
-            };
-            let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
-                path: tmp.display().to_string(),
-                source: std::io::Error::other(e),
-            })?;
-            write_synced(&tmp.join("MANIFEST.json"), &text)?;
+            write_synced(&tmp.join("state.bin"), state)?;
+            write_synced(&tmp.join("MANIFEST.json"), manifest)?;
             fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
             sync_dir(&self.dir)
         })();
         if result.is_err() {
             let _ = fs::remove_dir_all(&tmp);
         }
-        result?;
-        let all = self.list()?;
-        if all.len() > self.retained {
-            for (_, old) in &all[..all.len() - self.retained] {
-                let _ = fs::remove_dir_all(old);
-            }
-        }
-        Ok(dest)
+        result
     }
 
-    /// Reads and checks the checkpoint in `dir` (sizes and checksums against its manifest).
-    pub fn load(dir: &Path) -> Result<Snapshot, CheckpointError> {
-        let corrupt = |what: String| CheckpointError::Corrupt {
-            path: dir.display().to_string(),
-            what,
-        };
-        let mpath = dir.join("MANIFEST.json");
-        let text = fs::read(&mpath).map_err(|e| io(&mpath, e))?;
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
-        let file = manifest
-            .files
-            .iter()
-            .find(|f| f.name == "state.bin")
-            .ok_or_else(|| corrupt("the manifest lists no state.bin".into()))?;
-        let spath = dir.join("state.bin");
-        let state = fs::read(&spath).map_err(|e| io(&spath, e))?;
-        if state.len() as u64 != file.bytes {
-            return Err(corrupt(format!(
-                "state.bin has {} bytes, the manifest says {}",
-                state.len(),
-                file.bytes
-            )));
-        }
-        if sha256_hex(&state) != file.sha256 {
-            return Err(corrupt(
-                "state.bin's SHA-256 differs from the manifest's".into(),
-            ));
-        }
-        let snap = Snapshot::decode(&state).map_err(|e| corrupt(e.to_string()))?;
-        if snap.id != manifest.checkpoint {
-            return Err(corrupt(format!(
-                "state.bin is checkpoint {}, the manifest says {}",
-                snap.id, manifest.checkpoint
-            )));
-        }
-        Ok(snap)
+    fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError> {
+        let dir = self.dir.join(checkpoint_name(id));
+        let m = dir.join("MANIFEST.json");
+        let manifest = fs::read(&m).map_err(|e| io(&m, e))?;
+        let s = dir.join("state.bin");
+        let state = fs::read(&s).map_err(|e| io(&s, e))?;
+        Ok((manifest, state))
     }
 
-    /// Removes every checkpoint of the job (when it has finished).
-    pub fn remove_all(&self) -> Result<(), CheckpointError> {
+    fn remove(&self, id: u64) -> Result<(), CheckpointError> {
+        let dir = self.dir.join(checkpoint_name(id));
+        fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))
+    }
+
+    fn remove_all(&self) -> Result<(), CheckpointError> {
         match fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(&self.dir, e)),
         }
+    }
+}
+
+/// A job's checkpoints: numbering, the manifest and its checks, retention, on a backend.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    backend: std::sync::Arc<dyn CheckpointBackend>,
+    job: String,
+    retained: usize,
+}
+
+impl std::fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CheckpointStore({})", self.backend.location())
+    }
+}
+
+/// A job name made safe as a directory or object name.
+pub fn safe_job_name(job: &str) -> String {
+    job.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl CheckpointStore {
+    /// The checkpoints of `job` in the local directory `root/JOB`, keeping the last `retained`
+    /// (at least 1).
+    pub fn new(root: &Path, job: &str, retained: usize) -> Self {
+        Self::with_backend(
+            std::sync::Arc::new(LocalBackend::new(root.join(safe_job_name(job)))),
+            job,
+            retained,
+        )
+    }
+
+    /// The checkpoints of `job` on `backend` (already pointing at the job's own place).
+    pub fn with_backend(
+        backend: std::sync::Arc<dyn CheckpointBackend>,
+        job: &str,
+        retained: usize,
+    ) -> Self {
+        CheckpointStore {
+            backend,
+            job: job.to_owned(),
+            retained: retained.max(1),
+        }
+    }
+
+    /// Where the job's checkpoints are.
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Where checkpoint `id` is.
+    pub fn location_of(&self, id: u64) -> String {
+        format!("{}/{}", self.backend.location(), checkpoint_name(id))
+    }
+
+    /// The job's name.
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    /// Complete checkpoints, oldest first.
+    pub fn list(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut ids = self.backend.ids()?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The newest complete checkpoint.
+    pub fn latest(&self) -> Result<Option<u64>, CheckpointError> {
+        Ok(self.list()?.pop())
+    }
+
+    /// The number the next checkpoint gets (one more than any kept).
+    pub fn next_id(&self) -> Result<u64, CheckpointError> {
+        Ok(self.list()?.last().map_or(1, |n| n + 1))
+    }
+
+    /// Writes `snap` as checkpoint `snap.id` (whole or not at all), then drops checkpoints
+    /// beyond the retained number. On failure the earlier checkpoints are untouched.
+    pub fn write(&self, snap: &Snapshot) -> Result<String, CheckpointError> {
+        let state = snap.encode();
+        let manifest = Manifest {
+            format: VERSION,
+            job: self.job.clone(),
+            checkpoint: snap.id,
+            run: snap.run,
+            created_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            files: vec![ManifestFile {
+                name: "state.bin".into(),
+                bytes: state.len() as u64,
+                sha256: sha256_hex(&state),
+            }],
+        };
+        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
+            path: self.location_of(snap.id),
+            source: std::io::Error::other(e),
+        })?;
+        self.backend.write(snap.id, &state, &text)?;
+        let all = self.list()?;
+        if all.len() > self.retained {
+            for old in &all[..all.len() - self.retained] {
+                let _ = self.backend.remove(*old);
+            }
+        }
+        Ok(self.location_of(snap.id))
+    }
+
+    /// Reads and checks checkpoint `id` (size and checksum against its manifest).
+    pub fn load_id(&self, id: u64) -> Result<Snapshot, CheckpointError> {
+        let (manifest, state) = self.backend.read(id)?;
+        check(&self.location_of(id), &manifest, &state)
+    }
+
+    /// Reads and checks the checkpoint in the local directory `dir` (…/chk-NNNNNN).
+    pub fn load(dir: &Path) -> Result<Snapshot, CheckpointError> {
+        let mpath = dir.join("MANIFEST.json");
+        let manifest = fs::read(&mpath).map_err(|e| io(&mpath, e))?;
+        let spath = dir.join("state.bin");
+        let state = fs::read(&spath).map_err(|e| io(&spath, e))?;
+        check(&dir.display().to_string(), &manifest, &state)
+    }
+
+    /// Removes every checkpoint of the job (when it has finished).
+    pub fn remove_all(&self) -> Result<(), CheckpointError> {
+        self.backend.remove_all()
     }
 }
 
@@ -546,6 +635,41 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(dir, e))
+}
+
+/// Checks `state` against `manifest` and decodes it.
+fn check(location: &str, manifest: &[u8], state: &[u8]) -> Result<Snapshot, CheckpointError> {
+    let corrupt = |what: String| CheckpointError::Corrupt {
+        path: location.to_owned(),
+        what,
+    };
+    let manifest: Manifest = serde_json::from_slice(manifest)
+        .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
+    let file = manifest
+        .files
+        .iter()
+        .find(|f| f.name == "state.bin")
+        .ok_or_else(|| corrupt("the manifest lists no state.bin".into()))?;
+    if state.len() as u64 != file.bytes {
+        return Err(corrupt(format!(
+            "state.bin has {} bytes, the manifest says {}",
+            state.len(),
+            file.bytes
+        )));
+    }
+    if sha256_hex(state) != file.sha256 {
+        return Err(corrupt(
+            "state.bin's SHA-256 differs from the manifest's".into(),
+        ));
+    }
+    let snap = Snapshot::decode(state).map_err(|e| corrupt(e.to_string()))?;
+    if snap.id != manifest.checkpoint {
+        return Err(corrupt(format!(
+            "state.bin is checkpoint {}, the manifest says {}",
+            snap.id, manifest.checkpoint
+        )));
+    }
+    Ok(snap)
 }
 
 /// Makes a transactional sink exactly-once: rows received between checkpoints are held here;
@@ -668,10 +792,11 @@ mod tests {
         for id in 1..=3 {
             store.write(&snap(id)).expect("write");
         }
-        let ids: Vec<u64> = store.list().expect("list").iter().map(|c| c.0).collect();
-        assert_eq!(ids, vec![2, 3]);
+        assert_eq!(store.list().expect("list"), vec![2, 3]);
         let latest = store.latest().expect("latest").expect("one");
-        assert_eq!(CheckpointStore::load(&latest).expect("load"), snap(3));
+        assert_eq!(store.load_id(latest).expect("load"), snap(3));
+        let dir = root.path().join("job_one").join("chk-000003");
+        assert_eq!(CheckpointStore::load(&dir).expect("load"), snap(3));
         assert_eq!(store.next_id().expect("next"), 4);
     }
 
@@ -679,7 +804,8 @@ mod tests {
     fn a_damaged_checkpoint_is_refused_with_the_reason() {
         let root = tempfile::tempdir().expect("tempdir");
         let store = CheckpointStore::new(root.path(), "j", 3);
-        let dir = store.write(&snap(1)).expect("write");
+        store.write(&snap(1)).expect("write");
+        let dir = root.path().join("j").join("chk-000001");
         let state = dir.join("state.bin");
         let mut b = fs::read(&state).expect("read");
         let last = b.len() - 1;
@@ -712,11 +838,12 @@ mod tests {
         store.write(&snap(1)).expect("write");
         // a file where the next checkpoint's temporary directory must go: the write fails (even
         // for root, unlike a read-only directory) as a full or broken disk would
-        fs::write(store.dir().join(".chk-000002.inprogress"), b"x").expect("block");
+        fs::write(root.path().join("j").join(".chk-000002.inprogress"), b"x").expect("block");
         let e = store.write(&snap(2)).expect_err("cannot write");
         assert!(e.to_string().contains("chk-000002"), "{e}");
         let latest = store.latest().expect("latest").expect("kept");
-        assert!(CheckpointStore::load(&latest).is_ok());
+        assert_eq!(latest, 1);
+        assert!(store.load_id(latest).is_ok());
     }
 
     /// A sink keeping committed rows and its marker in memory.

@@ -7,7 +7,6 @@ use crate::error::{Result, RuntimeError};
 use crate::operator::{
     wrap_innermost, Node, NodeMut, OperatorMetrics, Pipeline, Poll, Source, SourceMetrics,
 };
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,7 +120,7 @@ struct Inflight {
     bytes: u64,
     /// Each source's position in the checkpoint (committed to Kafka once it is complete).
     positions: Vec<Vec<u8>>,
-    handle: std::thread::JoinHandle<std::result::Result<std::path::PathBuf, CheckpointError>>,
+    handle: std::thread::JoinHandle<std::result::Result<String, CheckpointError>>,
 }
 
 /// What checkpointing has done in a run.
@@ -262,11 +261,11 @@ impl Job {
 
     /// Restores `snap` (loaded from `from`): source positions, operator state, and the sinks'
     /// prepared rows (committed now unless they already were). Checkpointing must be enabled.
-    pub fn restore(&mut self, snap: &Snapshot, from: &Path) -> Result<()> {
+    pub fn restore(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
         let layout = self.layout()?;
         if let Some(what) = snap.incompatibility(&layout) {
             return Err(CheckpointError::Incompatible {
-                path: from.display().to_string(),
+                path: from.to_owned(),
                 what,
             }
             .into());
@@ -278,7 +277,7 @@ impl Job {
         };
         let wrong = |what: &str| {
             RuntimeError::from(CheckpointError::Corrupt {
-                path: from.display().to_string(),
+                path: from.to_owned(),
                 what: format!("it has no state for {what}"),
             })
         };

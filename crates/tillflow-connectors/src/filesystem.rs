@@ -395,16 +395,7 @@ impl FileSink {
 
     /// The marker file recording `writer`'s last committed checkpoint.
     fn marker(dir: &Path, writer: &str) -> PathBuf {
-        let safe: String = writer
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = tillflow_runtime::checkpoint::safe_job_name(writer);
         dir.join(format!(".tillflow-{safe}.committed"))
     }
 }
@@ -443,16 +434,7 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
         if rows.is_empty() {
             return self.write_marker(&dir, writer, run, checkpoint);
         }
-        let safe: String = writer
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = tillflow_runtime::checkpoint::safe_job_name(writer);
         let name = format!("part-{safe}-{run:016x}-{checkpoint:06}");
         let tmp = dir.join(format!(".{name}.inprogress"));
         let dest = dir.join(&name);

@@ -837,6 +837,22 @@ impl KafkaSource {
             .all(|p| p.stop.is_some_and(|s| p.next >= s))
     }
 
+    /// Commits `tpl` to the group; on failure every partition is committed again next time.
+    fn commit_list(&mut self, tpl: &TopicPartitionList) {
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = self.consumer.commit(tpl, CommitMode::Sync) {
+            eprintln!(
+                "warning: table `{}`: committing offsets failed (will retry): {e}",
+                self.table
+            );
+            for p in &mut self.parts {
+                p.committed = -1;
+            }
+        }
+    }
+
     /// Commits the offsets of everything handed out so far (the rows are in the pipeline).
     fn commit_offsets(&mut self) {
         if !self.group {
@@ -851,17 +867,7 @@ impl KafkaSource {
                 p.committed = p.next;
             }
         }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-                eprintln!(
-                    "warning: table `{}`: committing offsets failed (will retry): {e}",
-                    self.table
-                );
-                for p in &mut self.parts {
-                    p.committed = -1;
-                }
-            }
-        }
+        self.commit_list(&tpl);
     }
 }
 
@@ -911,17 +917,7 @@ impl Source for KafkaSource {
                 }
             }
         }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-                eprintln!(
-                    "warning: table `{}`: committing offsets failed (will retry): {e}",
-                    self.table
-                );
-                for p in &mut self.parts {
-                    p.committed = -1;
-                }
-            }
-        }
+        self.commit_list(&tpl);
         Ok(())
     }
 

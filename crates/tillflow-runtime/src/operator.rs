@@ -622,8 +622,8 @@ pub enum NodeMut<'a> {
     Operator(&'a mut dyn Operator),
     /// A two-input node (the operator and the node's own watermark bookkeeping).
     TwoInput(&'a mut TwoInputNode),
-    /// A sink.
-    Sink(&'a mut dyn Sink),
+    /// A sink (its box, so a visitor can also replace it).
+    Sink(&'a mut Box<dyn Sink>),
 }
 
 impl Pipeline {
@@ -641,7 +641,7 @@ impl Pipeline {
             f(NodeMut::Operator(op.as_mut()))?;
         }
         match &mut self.output {
-            Output::Sink(s) => f(NodeMut::Sink(s.as_mut())),
+            Output::Sink(s) => f(NodeMut::Sink(s)),
             Output::Fanout(ps) => {
                 for p in ps {
                     p.for_each_mut(seen, f)?;
@@ -690,27 +690,13 @@ impl Pipeline {
         seen: &mut Vec<usize>,
         f: &mut dyn FnMut(Box<dyn Sink>) -> Box<dyn Sink>,
     ) -> Result<()> {
-        match &mut self.output {
-            Output::Sink(s) => {
+        self.for_each_mut(seen, &mut |n| {
+            if let NodeMut::Sink(s) = n {
                 let old = std::mem::replace(s, Box::new(Detached));
                 *s = f(old);
-                Ok(())
             }
-            Output::Fanout(ps) => {
-                for p in ps {
-                    p.map_sinks(seen, f)?;
-                }
-                Ok(())
-            }
-            Output::Input(node, _) => {
-                let id = Arc::as_ptr(node) as *const () as usize;
-                if seen.contains(&id) {
-                    return Ok(());
-                }
-                seen.push(id);
-                lock(node)?.downstream.map_sinks(seen, f)
-            }
-        }
+            Ok(())
+        })
     }
 }
 

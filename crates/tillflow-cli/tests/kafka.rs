@@ -604,3 +604,68 @@ INSERT INTO k SELECT receipt_id, sku, qty FROM sales;",
         "checkpoint 3 committed after the restart: {markers:?}"
     );
 }
+
+/// The `headers` metadata column as Flink declares it, `MAP<STRING, BYTES>`: a header's value by
+/// key (`h['trace-id']`, BYTES, cast to STRING as UTF-8), and the whole map written as JSON (BYTES
+/// in base64, as Flink's JSON format writes them); a message without headers has an empty map.
+#[test]
+fn headers_metadata_is_a_map_of_bytes() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("with_headers", 1);
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.addr())
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .create()
+        .expect("producer");
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "trace-id",
+            value: Some("abc-123"),
+        })
+        .insert(Header {
+            key: "source",
+            value: Some(&[0u8, 255, 7][..]),
+        })
+        .insert(Header::<&[u8]> {
+            key: "empty",
+            value: None,
+        });
+    p.send(
+        BaseRecord::<(), str>::to("with_headers")
+            .payload(r#"{"id": 1}"#)
+            .headers(headers),
+    )
+    .map_err(|(e, _)| e)
+    .expect("send");
+    p.send(BaseRecord::<(), str>::to("with_headers").payload(r#"{"id": 2}"#))
+        .map_err(|(e, _)| e)
+        .expect("send");
+    p.flush(Duration::from_secs(30)).expect("flush");
+    let out = d.join("out");
+    let script = format!(
+        "CREATE TABLE k (id INT, h MAP<STRING, BYTES> METADATA FROM 'headers' VIRTUAL) WITH ({});
+CREATE TABLE o (id INT, trace STRING, src BYTES, h MAP<STRING, BYTES>)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o SELECT id, CAST(h['trace-id'] AS STRING), h['source'], h FROM k;",
+        kafka_with(
+            &b,
+            "with_headers",
+            ", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'"
+        ),
+        out.display()
+    );
+    let (ok, err) = tillflow(&script, d);
+    assert!(ok, "{err}");
+    assert_eq!(
+        lines(&out),
+        vec![
+            r#"{"id":1,"trace":"abc-123","src":"AP8H","h":{"trace-id":"YWJjLTEyMw==","source":"AP8H","empty":null}}"#,
+            r#"{"id":2,"trace":null,"src":null,"h":{}}"#,
+        ]
+    );
+}

@@ -67,6 +67,13 @@ pub const METADATA: &[(&str, DataType)] = &[
     ("partition", DataType::Int),
     ("offset", DataType::BigInt),
     ("timestamp", DataType::TimestampLtz(3)),
+    (
+        "headers",
+        DataType::Map(
+            tillflow_types::MapElem::String,
+            tillflow_types::MapElem::Bytes,
+        ),
+    ),
 ];
 
 impl Connector for Kafka {
@@ -1007,6 +1014,17 @@ impl Source for KafkaSource {
                     "topic" => Value::Str(row.intern(msg.topic())),
                     "partition" => Value::Int(msg.partition() as i64),
                     "offset" => Value::Int(offset),
+                    "headers" => {
+                        use rdkafka::message::Headers;
+                        let map = match msg.headers() {
+                            Some(h) => tillflow_types::map::push_map(
+                                &mut row.heap,
+                                h.iter().map(|h| (h.key.as_bytes(), h.value)),
+                            ),
+                            None => tillflow_types::map::push_map(&mut row.heap, []),
+                        };
+                        Value::Str(map)
+                    }
                     _ => match msg.timestamp().to_millis() {
                         Some(ms) => Value::Timestamp(ms * 1000),
                         None => Value::Null,

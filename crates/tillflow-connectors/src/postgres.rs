@@ -246,6 +246,7 @@ enum PgVal {
     Float(f64),
     Text(String),
     Time(SystemTime),
+    Bytes(Vec<u8>),
 }
 
 impl ToSql for PgVal {
@@ -270,6 +271,7 @@ impl ToSql for PgVal {
             },
             PgVal::Text(s) => s.to_sql(ty, out),
             PgVal::Time(t) => t.to_sql(ty, out),
+            PgVal::Bytes(b) => b.to_sql(ty, out),
         }
     }
     fn accepts(_ty: &Type) -> bool {
@@ -294,6 +296,7 @@ fn pg_types(ty: DataType) -> &'static [&'static str] {
         T::TimestampLtz(_) => &["timestamp with time zone", "timestamp without time zone"],
         T::Date => &["date"],
         T::Time(_) => &["time without time zone"],
+        T::Bytes => &["bytea"],
         _ => &["text"],
     }
 }
@@ -496,6 +499,14 @@ impl PgSink {
             Value::Bool(b) => PgVal::Bool(b),
             Value::Int(i) => PgVal::Int(i),
             Value::Float(f) => PgVal::Float(f),
+            Value::Str(s) if ty == DataType::Bytes => {
+                PgVal::Bytes(tillflow_types::value::heap_bytes(heap, s).to_vec())
+            }
+            Value::Str(_) if matches!(ty, DataType::Map(..)) => {
+                self.text.clear();
+                tillflow_runtime::cast::write_text(&mut self.text, v, ty, heap);
+                PgVal::Text(self.text.clone())
+            }
             Value::Str(s) => PgVal::Text(tillflow_types::value::heap_str(heap, s).to_owned()),
             Value::Timestamp(us) => PgVal::Time(if us >= 0 {
                 UNIX_EPOCH + Duration::from_micros(us as u64)

@@ -61,6 +61,7 @@ fn sql_type(t: DataType) -> &'static str {
         | DataType::Int
         | DataType::BigInt => "INTEGER",
         DataType::Float | DataType::Double => "REAL",
+        DataType::Bytes => "BLOB",
         _ => "TEXT",
     }
 }
@@ -264,7 +265,12 @@ impl SqliteSink {
             Value::Bool(b) => Sql::Integer(b as i64),
             Value::Int(i) => Sql::Integer(i),
             Value::Float(f) => Sql::Real(f),
-            Value::Str(s) => Sql::Text(tillflow_types::value::heap_str(heap, s).to_owned()),
+            Value::Str(s) if ty == DataType::Bytes => {
+                Sql::Blob(tillflow_types::value::heap_bytes(heap, s).to_vec())
+            }
+            Value::Str(s) if !matches!(ty, DataType::Map(..)) => {
+                Sql::Text(tillflow_types::value::heap_str(heap, s).to_owned())
+            }
             other => {
                 self.text.clear();
                 write_text(&mut self.text, other, ty, heap);

@@ -24,7 +24,29 @@ pub fn write_text(s: &mut String, v: Value, ty: DataType, heap: &[u8]) {
             }
         }
         Value::Decimal(d) => write_decimal(s, d, scale_of(ty)),
-        Value::Str(r) => s.push_str(heap_str(heap, r)),
+        Value::Str(r) => match ty {
+            // BYTES read as UTF-8, as Flink's CAST(BYTES AS STRING) does
+            DataType::Bytes => s.push_str(&String::from_utf8_lossy(
+                tillflow_types::value::heap_bytes(heap, r),
+            )),
+            // MAP as Flink prints it: {k1=v1, k2=v2}
+            DataType::Map(..) => {
+                s.push('{');
+                for (i, (k, v)) in tillflow_types::map::entries(heap, r).enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str(&String::from_utf8_lossy(k));
+                    s.push('=');
+                    match v {
+                        Some(v) => s.push_str(&String::from_utf8_lossy(v)),
+                        None => s.push_str("NULL"),
+                    }
+                }
+                s.push('}');
+            }
+            _ => s.push_str(heap_str(heap, r)),
+        },
         Value::Timestamp(t) => {
             let p = match ty {
                 DataType::Timestamp(p) | DataType::TimestampLtz(p) => p,
@@ -122,6 +144,12 @@ pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) ->
     }
     use DataType as T;
     Ok(match to {
+        // the string's UTF-8 bytes
+        T::Bytes => match v {
+            Value::Str(r) if from.is_string() => Value::Str(r),
+            _ => return Err(bad(&format!("{v:?}"), to)),
+        },
+        T::Map(..) => return Err(bad(&format!("{v:?}"), to)),
         T::String(_) => TEXT.with(|buf| {
             // one reused buffer per thread: no allocation per record
             let mut s = buf.borrow_mut();

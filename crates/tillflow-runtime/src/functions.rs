@@ -168,6 +168,8 @@ pub enum Func {
     Now,
     /// CURRENT_DATE
     CurrentDate,
+    /// `map[key]`: the value of a key in a MAP (NULL when absent).
+    MapGet,
 }
 
 impl Func {
@@ -258,6 +260,13 @@ impl Func {
             }
         };
         Ok(match self {
+            Func::MapGet => {
+                need(2..=2)?;
+                match first {
+                    T::Map(_, v) => v.data_type(),
+                    other => return Err(format!("[key] needs a MAP, not {other}")),
+                }
+            }
             Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim | Func::Initcap => {
                 need(1..=1)?;
                 T::String(None)
@@ -406,6 +415,26 @@ pub fn call(
         return Ok(Value::Null);
     }
     Ok(match func {
+        Func::MapGet => {
+            let (Value::Str(m), Value::Str(k)) = (v[0], v[1]) else {
+                return Ok(Value::Null);
+            };
+            let key = tillflow_types::value::heap_bytes(out, k);
+            let found = tillflow_types::map::get(out, m, key).flatten().map(|b| {
+                // where the value lies in `out`
+                let start = b.as_ptr() as usize - out.as_ptr() as usize;
+                start..start + b.len()
+            });
+            match found {
+                Some(range) => {
+                    let off = out.len() as u32;
+                    let len = range.len() as u32;
+                    out.extend_from_within(range);
+                    Value::Str(StrRef { off, len })
+                }
+                None => Value::Null,
+            }
+        }
         Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim | Func::Initcap => {
             let Value::Str(r) = v[0] else {
                 return Ok(Value::Null);

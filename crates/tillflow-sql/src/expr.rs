@@ -514,6 +514,25 @@ impl<'a> Converter<'a> {
     fn structural(&self, e: &sql::Expr) -> Result<Expr> {
         use sql::Expr as E;
         Ok(match e {
+            E::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
+                let sql::AccessExpr::Subscript(sql::Subscript::Index { index }) = &access_chain[0]
+                else {
+                    return plan_err(format!("unsupported expression: {e}"));
+                };
+                let map = self.convert(root)?;
+                let DataType::Map(k, v) = map.data_type() else {
+                    return plan_err(format!(
+                        "{root}[…] needs a MAP, but {root} is {}",
+                        map.data_type()
+                    ));
+                };
+                let key = cast_to(self.convert(index)?, k.data_type());
+                Expr::Call {
+                    func: Func::MapGet,
+                    args: vec![map, key],
+                    ty: v.data_type(),
+                }
+            }
             E::Identifier(_) | E::CompoundIdentifier(_) => {
                 let parts = ident_parts(e).unwrap_or_default();
                 match self.scope.resolve(&parts) {

@@ -597,8 +597,22 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                         expr: Box::new(expr),
                     });
                 } else {
-                    let dt = p.parse_data_type().map_err(e)?;
-                    let mut text = dt.to_string();
+                    let mut text = if peek_word(p, "MAP")
+                        && p.peek_nth_token(1).token == sqlparser::tokenizer::Token::Lt
+                    {
+                        // MAP<K, V>, which no sqlparser dialect reads with angle brackets
+                        p.next_token();
+                        p.next_token();
+                        let k = p.parse_data_type().map_err(e)?;
+                        p.expect_token(&sqlparser::tokenizer::Token::Comma)
+                            .map_err(e)?;
+                        let v = p.parse_data_type().map_err(e)?;
+                        p.expect_token(&sqlparser::tokenizer::Token::Gt)
+                            .map_err(e)?;
+                        format!("MAP<{k}, {v}>")
+                    } else {
+                        p.parse_data_type().map_err(e)?.to_string()
+                    };
                     // TIMESTAMP(3) WITH LOCAL TIME ZONE
                     if peek_word(p, "WITH") && word_is(&p.peek_nth_token(1).token, "LOCAL") {
                         for _ in 0..4 {

@@ -13,6 +13,27 @@ pub fn convert(dt: &sqlparser::ast::DataType) -> Result<DataType> {
 /// Reads a type name such as `TIMESTAMP(3)` or `VARCHAR(10)`.
 pub fn parse_type_name(text: &str) -> Result<DataType> {
     let t = text.trim().to_ascii_uppercase();
+    if let Some(inner) = t.strip_prefix("MAP").map(str::trim).and_then(|r| {
+        r.strip_prefix('<')
+            .and_then(|r| r.strip_suffix('>'))
+            .or_else(|| r.strip_prefix('(').and_then(|r| r.strip_suffix(')')))
+    }) {
+        let elem = |part: &str| -> Result<tillflow_types::MapElem> {
+            match parse_type_name(part)? {
+                DataType::String(_) => Ok(tillflow_types::MapElem::String),
+                DataType::Bytes => Ok(tillflow_types::MapElem::Bytes),
+                other => plan_err(format!(
+                    "unsupported type {text}: MAP keys and values can be STRING or BYTES so far, not {other}"
+                )),
+            }
+        };
+        let Some((k, v)) = inner.split_once(',') else {
+            return plan_err(format!(
+                "unsupported type {text}: MAP<K, V> needs two types"
+            ));
+        };
+        return Ok(DataType::Map(elem(k)?, elem(v)?));
+    }
     let (base, args) = match t.find('(') {
         Some(p) => {
             let close = t.rfind(')').unwrap_or(t.len());
@@ -48,6 +69,7 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
         "STRING" | "TEXT" => DataType::String(None),
         "VARCHAR" | "CHARACTER VARYING" | "CHAR VARYING" => DataType::String(Some(a0.unwrap_or(1))),
         "CHAR" | "CHARACTER" => DataType::String(Some(a0.unwrap_or(1))),
+        "BYTES" | "VARBINARY" | "BINARY" | "BINARY VARYING" => DataType::Bytes,
         "DATE" => DataType::Date,
         "TIME" | "TIME WITHOUT TIME ZONE" => DataType::Time(a0.unwrap_or(0).min(9) as u8),
         "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => DataType::Timestamp(a0.unwrap_or(6).min(9) as u8),
@@ -56,7 +78,7 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
         }
         _ => {
             return plan_err(format!(
-                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p))"
+                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p), BYTES, VARBINARY(n), MAP<STRING|BYTES, STRING|BYTES>)"
             ))
         }
     })
@@ -65,6 +87,22 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_and_maps() {
+        use tillflow_types::MapElem;
+        assert_eq!(parse_type_name("BYTES").unwrap(), DataType::Bytes);
+        assert_eq!(parse_type_name("VARBINARY(20)").unwrap(), DataType::Bytes);
+        assert_eq!(
+            parse_type_name("MAP<STRING, BYTES>").unwrap(),
+            DataType::Map(MapElem::String, MapElem::Bytes)
+        );
+        assert_eq!(
+            parse_type_name("Map(STRING, STRING)").unwrap(),
+            DataType::Map(MapElem::String, MapElem::String)
+        );
+        assert!(parse_type_name("MAP<STRING, INT>").is_err());
+    }
 
     #[test]
     fn flink_type_names() {

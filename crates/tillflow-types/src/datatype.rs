@@ -35,8 +35,33 @@ pub enum DataType {
     IntervalDayTime,
     /// `INTERVAL ... MONTH` and friends (months)
     IntervalYearMonth,
+    /// `BYTES` / `VARBINARY(n)` / `BINARY(n)`: raw bytes, held like a string's (a span of the
+    /// row's heap) but never read as text.
+    Bytes,
+    /// `MAP<K, V>` with string or bytes keys and values (what Kafka's `headers` metadata is):
+    /// held as one encoded span of the row's heap (see [`crate::map`]).
+    Map(MapElem, MapElem),
     /// The type of a bare `NULL` literal before it is cast.
     Null,
+}
+
+/// The key or value type of a [`DataType::Map`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapElem {
+    /// `STRING`
+    String,
+    /// `BYTES`
+    Bytes,
+}
+
+impl MapElem {
+    /// The element's own type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            MapElem::String => DataType::String(None),
+            MapElem::Bytes => DataType::Bytes,
+        }
+    }
 }
 
 impl DataType {
@@ -141,6 +166,8 @@ impl fmt::Display for DataType {
             DataType::TimestampLtz(p) => write!(f, "TIMESTAMP_LTZ({p})"),
             DataType::IntervalDayTime => write!(f, "INTERVAL SECOND(3)"),
             DataType::IntervalYearMonth => write!(f, "INTERVAL MONTH"),
+            DataType::Bytes => write!(f, "BYTES"),
+            DataType::Map(k, v) => write!(f, "MAP<{}, {}>", k.data_type(), v.data_type()),
             DataType::Null => write!(f, "NULL"),
         }
     }

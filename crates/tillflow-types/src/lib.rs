@@ -8,10 +8,11 @@
 
 pub mod datatype;
 pub mod javafmt;
+pub mod map;
 pub mod schema;
 pub mod temporal;
 pub mod value;
 
-pub use datatype::DataType;
+pub use datatype::{DataType, MapElem};
 pub use schema::{Field, Schema, TimeAttribute};
 pub use value::{Row, RowKind, StrRef, Value};

@@ -220,8 +220,22 @@ impl Encoder for CsvEncoder {
             }
             match row.values.get(i).copied().unwrap_or(Value::Null) {
                 Value::Null => line.push_str(&self.null_literal),
+                Value::Str(r) if *ty == DataType::Bytes => {
+                    // Flink's CSV format writes BYTES in base64
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .encode_string(tillflow_types::value::heap_bytes(&row.heap, r), &mut line);
+                }
                 Value::Str(r) => {
-                    let s = heap_str(&row.heap, r);
+                    let text;
+                    let s = if matches!(ty, DataType::Map(..)) {
+                        let mut t = String::new();
+                        tillflow_runtime::cast::write_text(&mut t, Value::Str(r), *ty, &row.heap);
+                        text = t;
+                        text.as_str()
+                    } else {
+                        heap_str(&row.heap, r)
+                    };
                     let q = self.quote as char;
                     if s.contains([self.delimiter as char, q, '\n', '\r']) {
                         line.push(q);

@@ -421,6 +421,18 @@ fn from_str(
     let bad = || mismatch(ty, format_args!("\"{s}\""));
     *slot = match ty {
         DataType::String(_) => Value::Str(push_str(heap, s)),
+        DataType::Bytes => {
+            use base64::Engine;
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(s.trim())
+                .map_err(|_| bad())?;
+            let off = heap.len() as u32;
+            heap.extend_from_slice(&b);
+            Value::Str(tillflow_types::StrRef {
+                off,
+                len: b.len() as u32,
+            })
+        }
         t if t.is_integer() => {
             let i: i64 = s.trim().parse().map_err(|_| bad())?;
             if narrow(i, t) != i {
@@ -443,6 +455,42 @@ fn from_str(
         _ => return Err(bad()),
     };
     Ok(())
+}
+
+/// BYTES as Flink's JSON format writes them: a base64 string.
+fn write_base64(out: &mut String, b: &[u8]) {
+    use base64::Engine;
+    out.push('"');
+    base64::engine::general_purpose::STANDARD.encode_string(b, out);
+    out.push('"');
+}
+
+/// A MAP as a JSON object (BYTES keys and values in base64, NULL values as null).
+fn write_map(
+    out: &mut String,
+    heap: &[u8],
+    m: tillflow_types::StrRef,
+    k: tillflow_types::MapElem,
+    v: tillflow_types::MapElem,
+) {
+    use tillflow_types::MapElem;
+    let text = |out: &mut String, b: &[u8], e: MapElem| match e {
+        MapElem::String => write_json_string(out, &String::from_utf8_lossy(b)),
+        MapElem::Bytes => write_base64(out, b),
+    };
+    out.push('{');
+    for (i, (key, value)) in tillflow_types::map::entries(heap, m).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        text(out, key, k);
+        out.push(':');
+        match value {
+            Some(b) => text(out, b, v),
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
 }
 
 /// Encoder for the `json` format: one object per row, fields in schema order.
@@ -485,9 +533,13 @@ impl JsonEncoder {
             first = false;
             write_json_string(out, name);
             out.push(':');
-            match v {
-                Value::Str(r) => write_json_string(out, heap_str(&row.heap, r)),
-                v => write_scalar(out, v, self.types[i], self.iso, self.plain_decimal, true),
+            match (v, self.types[i]) {
+                (Value::Str(r), DataType::Bytes) => {
+                    write_base64(out, tillflow_types::value::heap_bytes(&row.heap, r))
+                }
+                (Value::Str(r), DataType::Map(k, val)) => write_map(out, &row.heap, r, k, val),
+                (Value::Str(r), _) => write_json_string(out, heap_str(&row.heap, r)),
+                (v, ty) => write_scalar(out, v, ty, self.iso, self.plain_decimal, true),
             }
         }
         out.push('}');
@@ -537,6 +589,42 @@ mod tests {
             primary_key: vec![],
             metadata: vec![],
         }
+    }
+
+    #[test]
+    fn bytes_and_maps_encode_as_flink_writes_them() {
+        use tillflow_types::MapElem;
+        let mut t = table(&[]);
+        t.schema = Schema::new(vec![
+            Field::new("b", DataType::Bytes),
+            Field::new("h", DataType::Map(MapElem::String, MapElem::Bytes)),
+        ]);
+        let mut row = Row::default();
+        let b = push_str(&mut row.heap, "hi!");
+        row.values.push(Value::Str(b));
+        let m = tillflow_types::map::push_map(
+            &mut row.heap,
+            [
+                (&b"trace"[..], Some(&b"\x01\x02"[..])),
+                (&b"none"[..], None),
+            ],
+        );
+        row.values.push(Value::Str(m));
+        let mut e = JsonEncoder::new(&t, "json").unwrap();
+        let mut out = Vec::new();
+        e.encode(&row, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"b\":\"aGkh\",\"h\":{\"trace\":\"AQI=\",\"none\":null}}\n"
+        );
+        // and BYTES read back from base64
+        let mut d = JsonDecoder::new(&t).unwrap();
+        let mut back = Row::default();
+        d.decode(br#"{"b": "aGkh"}"#, &mut back).unwrap();
+        let Value::Str(r) = back.values[0] else {
+            panic!("bytes")
+        };
+        assert_eq!(tillflow_types::value::heap_bytes(&back.heap, r), b"hi!");
     }
 
     #[test]

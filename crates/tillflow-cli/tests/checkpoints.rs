@@ -427,3 +427,133 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
     assert!(o.status.success(), "{err}");
     compare(&contents(&dir.path().join("out.db")), &want);
 }
+
+/// The retail demo's nine pipelines (joins, OVER aggregates, sessions, Top-N, CUMULATE,
+/// forecasting models: every kind of state) over four generated streams, killed six times and
+/// restarted: every result table equals a run without faults.
+#[test]
+fn the_retail_demo_pipelines_survive_kills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let examples = common_root().join("examples/retail/demo");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .expect("examples")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    let demo: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read") + "\n")
+        .collect();
+    let vars = |db: &str, pacing: &str| -> Vec<String> {
+        [
+            ("SEED", "42"),
+            ("DURATION", "12h"),
+            ("OUT_OF_ORDER", "0.02"),
+            ("LATE", "0.002"),
+            ("RATE", "60"),
+            ("ANOMALIES", "3@2024-03-01 10:00:00+2h*3"),
+            ("TREND_SKU", "40"),
+            ("TREND_START", "2024-03-01 06:00:00"),
+            ("PACING", pacing),
+            ("DB", &d.join(db).display().to_string()),
+        ]
+        .iter()
+        .flat_map(|(k, v)| ["--var".to_string(), format!("{k}={v}")])
+        .collect()
+    };
+    let reference = d.join("reference.sql");
+    std::fs::write(&reference, &demo).expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .args(vars("reference.db", "max"))
+        .arg(&reference)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = d.join("demo.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '700 ms';\nSET 'state.checkpoints.dir' = '{}';\n{demo}",
+            d.join("checkpoints").display()
+        ),
+    )
+    .expect("write");
+    let mut rng = 3u64;
+    for k in 0..6 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet", "--no-http"])
+            .args(vars("out.db", "3000x"))
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(1500 + next(&mut rng) % 1500));
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "run {k} ended early"
+        );
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .args(vars("out.db", "3000x"))
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tables = |db: &str| -> Vec<(String, Vec<String>)> {
+        let conn = rusqlite::Connection::open(d.join(db)).expect("db");
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'tillflow_checkpoints' ORDER BY name")
+            .expect("tables")
+            .query_map([], |r| r.get(0))
+            .expect("names")
+            .map(|r| r.expect("name"))
+            .collect();
+        names
+            .into_iter()
+            .map(|t| {
+                let mut st = conn.prepare(&format!("SELECT * FROM {t}")).expect("select");
+                let n = st.column_count();
+                let mut rows: Vec<String> = st
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i)
+                                    .map(|v| format!("{v:?}"))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                            .map(|v| v.join("|"))
+                    })
+                    .expect("rows")
+                    .map(|r| r.expect("row"))
+                    .collect();
+                rows.sort();
+                (t, rows)
+            })
+            .collect()
+    };
+    let (got, want) = (tables("out.db"), tables("reference.db"));
+    assert_eq!(
+        got.len(),
+        9,
+        "the demo's result tables: {:?}",
+        got.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    let nonempty = want.iter().filter(|(_, r)| !r.is_empty()).count();
+    assert!(
+        nonempty >= 8,
+        "most demo tables have rows in 12 simulated hours"
+    );
+    compare(&got, &want);
+}
+
+fn common_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

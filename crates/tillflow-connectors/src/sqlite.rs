@@ -398,17 +398,42 @@ impl TransactionalSink for SqliteSink {
             begin(&mut db).map_err(|e| self.err(e))?;
         }
         self.in_checkpoint = true;
-        let written = rows.for_each(&mut |row| self.write(row)).and_then(|_| {
-            if self.has_pending {
-                self.has_pending = false;
-                let mut pending = std::mem::take(&mut self.pending);
-                pending.kind = RowKind::Delete;
-                let r = self.write_row(&pending);
-                self.pending = pending;
-                r?;
-            }
-            Ok(())
+        // an updating result changes a key many times between checkpoints: only each key's last
+        // change is written (the table ends the same; a running aggregate writes a row per key)
+        let last = (!self.key_cols.is_empty()).then(|| {
+            let mut last: HashMap<Vec<u8>, u64> = HashMap::new();
+            let mut i = 0u64;
+            let _ = rows.for_each(&mut |row| {
+                last.insert(self.key_of(row), i);
+                i += 1;
+                Ok(())
+            });
+            last
         });
+        let mut i = 0u64;
+        let written = rows
+            .for_each(&mut |row| {
+                let keep = last
+                    .as_ref()
+                    .is_none_or(|l| l.get(&self.key_of(row)) == Some(&i));
+                i += 1;
+                if keep {
+                    self.write(row)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|_| {
+                if self.has_pending {
+                    self.has_pending = false;
+                    let mut pending = std::mem::take(&mut self.pending);
+                    pending.kind = RowKind::Delete;
+                    let r = self.write_row(&pending);
+                    self.pending = pending;
+                    r?;
+                }
+                Ok(())
+            });
         self.in_checkpoint = false;
         let mut db = self.db.lock().map_err(|_| {
             RuntimeError::Sink(format!("sqlite '{}': connection poisoned", self.path))
@@ -443,6 +468,19 @@ fn same_key(a: &Row, b: &Row, cols: &[usize]) -> bool {
 }
 
 impl SqliteSink {
+    /// The encoded primary key of `row`.
+    fn key_of(&self, row: &Row) -> Vec<u8> {
+        let mut k = Vec::with_capacity(16);
+        for &c in &self.key_cols {
+            tillflow_runtime::keys::encode_value(
+                &mut k,
+                row.values.get(c).copied().unwrap_or(Value::Null),
+                &row.heap,
+            );
+        }
+        k
+    }
+
     fn write_row(&mut self, row: &Row) -> Result<()> {
         let mut params = Vec::with_capacity(self.types.len());
         let delete = match row.kind {

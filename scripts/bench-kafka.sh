@@ -38,7 +38,9 @@ for t in sales results live live_results; do
 done
 
 job() { # $1 = input topic, $2 = output topic, $3 = startup mode
+  # unbounded jobs checkpoint by default (every 10 s): keep the checkpoints with this run's broker
   cat <<EOF
+SET 'state.checkpoints.dir' = '$W/checkpoints';
 CREATE TABLE sales (
   event_time TIMESTAMP(3), receipt_id STRING, store_id INT, sku STRING, qty INT, unit_price DOUBLE,
   WATERMARK FOR event_time AS event_time - INTERVAL '1' SECOND

@@ -45,6 +45,7 @@ GROUP BY window_start, window_end, store_id;",
     Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .arg("run")
         .arg(&script)
+        .current_dir(script.parent().unwrap_or(std::path::Path::new(".")))
         .arg("--http")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)

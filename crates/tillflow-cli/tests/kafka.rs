@@ -423,6 +423,7 @@ INSERT INTO k SELECT * FROM s;",
     let job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet"])
         .arg(&script)
+        .current_dir(d)
         .stderr(Stdio::piped())
         .spawn()
         .expect("run tillflow");

@@ -245,6 +245,7 @@ INSERT INTO p SELECT * FROM s;",
     let job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet"])
         .arg(&script)
+        .current_dir(d)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run tillflow");
@@ -545,6 +546,7 @@ INSERT INTO o SELECT * FROM orders;",
     let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet"])
         .arg(&path)
+        .current_dir(d)
         .spawn()
         .expect("run");
     std::thread::sleep(Duration::from_millis(3500));

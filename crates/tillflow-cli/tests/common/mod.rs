@@ -18,9 +18,11 @@ pub fn root() -> PathBuf {
 pub fn tillflow(script: &str, dir: &Path) -> (bool, String) {
     let path = dir.join(format!("q{}.sql", script.len()));
     std::fs::write(&path, script).expect("write script");
+    // in the test's directory, so that an unbounded job's default checkpoints stay there
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet"])
         .arg(&path)
+        .current_dir(dir)
         .output()
         .expect("run tillflow");
     (

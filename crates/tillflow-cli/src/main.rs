@@ -205,12 +205,11 @@ fn setup_checkpoints(
         Some(i) => i,
         None if job.bounded() && a.from_checkpoint.is_none() => return Ok(notes),
         None => {
-            let missing = job.not_resumable();
-            if !missing.is_empty() {
-                notes.push(format!(
-                    "not checkpointing: these sources cannot resume from a position: {}",
-                    missing.join(", ")
-                ));
+            let obstacles = job
+                .checkpoint_obstacles()
+                .map_err(|e| format!("{file}: {e}"))?;
+            if !obstacles.is_empty() {
+                notes.push(format!("not checkpointing: {}", obstacles.join("; ")));
                 return Ok(notes);
             }
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
@@ -247,7 +246,21 @@ fn setup_checkpoints(
             };
             Some((snap.map_err(|e| format!("{file}: {e}"))?, text))
         }
-        (None, true) => None,
+        (None, true) => {
+            // a fresh start: the old run's checkpoints must not be resumed by a later restart
+            if store
+                .latest()
+                .map_err(|e| format!("{file}: {e}"))?
+                .is_some()
+            {
+                store.remove_all().map_err(|e| format!("{file}: {e}"))?;
+                notes.push(format!(
+                    "--fresh: removed the job's earlier checkpoints in {}",
+                    store.location()
+                ));
+            }
+            None
+        }
         (None, false) => match store.latest().map_err(|e| format!("{file}: {e}"))? {
             Some(id) => Some((
                 store.load_id(id).map_err(|e| format!("{file}: {e}"))?,

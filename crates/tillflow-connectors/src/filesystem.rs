@@ -89,6 +89,8 @@ pub struct FileSource {
     next_file: usize,
     reader: Option<BufReader<File>>,
     current: PathBuf,
+    /// The configured path (a file or a directory).
+    root: PathBuf,
     line_no: u64,
     /// Bytes of the current file consumed so far.
     offset: u64,
@@ -123,6 +125,7 @@ impl FileSource {
             schema: table.schema.clone(),
             next_file: 0,
             reader: None,
+            root: path.clone(),
             current: path,
             line_no: 0,
             offset: 0,
@@ -158,6 +161,16 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    /// The configured path, not the file being read (which moves on as the job runs).
+    fn checkpoint_identity(&self) -> String {
+        format!(
+            "filesystem[{}] table `{}` (format {})",
+            self.root.display(),
+            self.table,
+            self.format_name
+        )
+    }
+
     fn describe(&self) -> String {
         format!(
             "filesystem[{}] table `{}` ({} file(s), format {})",
@@ -464,8 +477,17 @@ impl FileSink {
     fn write_marker(&self, dir: &Path, writer: &str, run: u64, checkpoint: u64) -> Result<()> {
         let m = FileSink::marker(dir, writer);
         let tmp = m.with_extension("tmp");
-        std::fs::write(&tmp, format!("{run},{checkpoint}\n")).map_err(|e| self.fail(&tmp, e))?;
-        std::fs::rename(&tmp, &m).map_err(|e| self.fail(&m, e))
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(format!("{run},{checkpoint}\n").as_bytes())?;
+            f.sync_all()
+        };
+        write().map_err(|e| self.fail(&tmp, e))?;
+        std::fs::rename(&tmp, &m).map_err(|e| self.fail(&m, e))?;
+        // the part's and the marker's renames survive a power loss
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.fail(dir, e))
     }
 }
 
@@ -521,6 +543,12 @@ impl Sink for FileSink {
 
     fn rows_written(&self) -> u64 {
         self.rows
+    }
+
+    fn checkpoint_obstacle(&self) -> Option<String> {
+        self.dir.is_none().then(|| {
+            "'sink.single-file' = 'true' writes its file once, at the end, so a restart would lose what the file held; with checkpoints write to a directory (part files, exactly-once)".to_owned()
+        })
     }
 
     fn transactional(&mut self) -> Option<&mut dyn tillflow_runtime::operator::TransactionalSink> {

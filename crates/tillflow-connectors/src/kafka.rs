@@ -879,6 +879,14 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    /// The topics and table, not the partition count: a topic that gained partitions still
+    /// restores (the new ones start from their start-up offsets).
+    fn checkpoint_identity(&self) -> String {
+        let mut topics: Vec<&str> = self.parts.iter().map(|p| p.topic.as_str()).collect();
+        topics.dedup();
+        format!("kafka[{}] (table `{}`)", topics.join(";"), self.table)
+    }
+
     fn describe(&self) -> String {
         let mut topics: Vec<&str> = self.parts.iter().map(|p| p.topic.as_str()).collect();
         topics.dedup();
@@ -910,7 +918,7 @@ impl Source for KafkaSource {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for (topic, partition, next) in parse_positions(position)? {
+        for (topic, partition, next, _) in parse_positions(position)? {
             if let Some(p) = self
                 .parts
                 .iter_mut()
@@ -1078,19 +1086,24 @@ impl Source for KafkaSource {
             out.extend_from_slice(p.topic.as_bytes());
             out.extend_from_slice(&p.partition.to_le_bytes());
             out.extend_from_slice(&p.next.to_le_bytes());
+            // the bounded end as it was first resolved: a restart reads to the same end
+            out.extend_from_slice(&p.stop.unwrap_or(-1).to_le_bytes());
         }
     }
 
     /// Seeks every partition the checkpoint names to its offset (partitions it does not name,
     /// added since, keep their start-up offsets).
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
-        for (topic, partition, next) in parse_positions(input)? {
+        for (topic, partition, next, stop) in parse_positions(input)? {
             if let Some(p) = self
                 .parts
                 .iter_mut()
                 .find(|p| p.partition == partition && p.topic == topic)
             {
                 p.next = next;
+                if p.stop.is_some() {
+                    p.stop = stop;
+                }
             }
         }
         let mut tpl = TopicPartitionList::new();
@@ -1109,23 +1122,49 @@ impl Source for KafkaSource {
     }
 }
 
-/// Reads what `snapshot_position` wrote: (topic, partition, next offset) per partition.
-fn parse_positions(input: &[u8]) -> Result<Vec<(String, i32, i64)>> {
+/// One partition's place in a checkpoint: topic, partition, next offset, bounded end.
+type PartitionPosition = (String, i32, i64, Option<i64>);
+
+/// Reads what `snapshot_position` wrote.
+fn parse_positions(input: &[u8]) -> Result<Vec<PartitionPosition>> {
     use tillflow_runtime::state::{read_u32, read_u64};
+    let truncated = || RuntimeError::State("truncated Kafka position".into());
     let at = &mut 0;
-    let n = read_u32(input, at)?;
-    let mut out = Vec::with_capacity(n as usize);
+    let n = read_u32(input, at)? as usize;
+    let mut out = Vec::with_capacity(n.min(input.len() / 24));
     for _ in 0..n {
         let len = read_u32(input, at)? as usize;
-        let topic = input
-            .get(*at..*at + len)
-            .ok_or_else(|| RuntimeError::State("truncated Kafka position".into()))?;
-        *at += len;
+        let end = at.checked_add(len).ok_or_else(truncated)?;
+        let topic = input.get(*at..end).ok_or_else(truncated)?;
+        *at = end;
         let partition = read_u32(input, at)? as i32;
         let next = read_u64(input, at)? as i64;
-        out.push((String::from_utf8_lossy(topic).into_owned(), partition, next));
+        let stop = read_u64(input, at)? as i64;
+        out.push((
+            String::from_utf8_lossy(topic).into_owned(),
+            partition,
+            next,
+            (stop >= 0).then_some(stop),
+        ));
     }
     Ok(out)
+}
+
+/// Numbers the exactly-once sinks of one (prefix, topic) in creation order, which follows the
+/// plan, so each gets a transactional id of its own that a restart gives it again.
+fn transactional_id(prefix: &str, topic: &str) -> String {
+    static SEEN: std::sync::OnceLock<Mutex<BTreeMap<String, u32>>> = std::sync::OnceLock::new();
+    let base = format!("{prefix}-{topic}");
+    let n = SEEN
+        .get_or_init(|| Mutex::new(BTreeMap::new()))
+        .lock()
+        .map(|mut m| {
+            let e = m.entry(base.clone()).or_insert(0);
+            *e += 1;
+            *e - 1
+        })
+        .unwrap_or(0);
+    format!("{base}-{n}")
 }
 
 /// Counts failed deliveries (and keeps the first reason).
@@ -1212,7 +1251,8 @@ fn ensure_topic(cfg: &ClientConfig, topic: &str) -> std::result::Result<(), Stri
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| format!("creating topic '{topic}': {e}"))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    // compacted: each writer's last marker is kept for as long as the job may be restarted
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
     let results = rt
         .block_on(admin.create_topics([&new], &AdminOptions::new()))
         .map_err(|e| format!("creating topic '{topic}': {e}"))?;
@@ -1283,7 +1323,7 @@ impl KafkaSink {
                 ));
             };
             // one transactional id per job sink: a restarted job fences its previous incarnation
-            cfg.set("transactional.id", format!("{prefix}-{topic}"));
+            cfg.set("transactional.id", transactional_id(prefix, &topic));
             Some(KafkaTx {
                 open: false,
                 markers: format!("{prefix}-checkpoints"),
@@ -1544,8 +1584,16 @@ impl TransactionalSink for KafkaSink {
         let mut last = None;
         let started = std::time::Instant::now();
         let mut quiet = 0;
-        // read to the end; the end offset can be short on some brokers, so also until quiet
-        while started.elapsed() < Duration::from_secs(30) {
+        // Read until the consumer's position has reached the end offset (it moves past the
+        // transaction markers a read-committed reader never sees), then two quiet polls more,
+        // as some brokers report a short end offset. Not getting there is an error: guessing
+        // "no marker" would commit the checkpoint's rows a second time.
+        loop {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(fail(format!(
+                    "did not reach the end of the marker topic (offset {high}) in 60 s"
+                )));
+            }
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     quiet = 0;
@@ -1557,15 +1605,20 @@ impl TransactionalSink for KafkaSink {
                             }
                         }
                     }
-                    if m.offset() + 1 >= high && quiet > 0 {
-                        break;
-                    }
                 }
                 Some(Err(e)) => return Err(fail(e.to_string())),
                 None => {
-                    quiet += 1;
-                    if quiet >= 3 {
-                        break;
+                    let at_end = high <= 0
+                        || consumer.position().ok().is_some_and(|p| {
+                            p.find_partition(&tx.markers, 0).is_some_and(
+                                |e| matches!(e.offset(), Offset::Offset(o) if o >= high),
+                            )
+                        });
+                    if at_end {
+                        quiet += 1;
+                        if quiet >= 2 {
+                            break;
+                        }
                     }
                 }
             }

@@ -91,6 +91,10 @@ impl Sink for Recent {
         self.inner.end_of_job()
     }
 
+    fn checkpoint_obstacle(&self) -> Option<String> {
+        self.inner.checkpoint_obstacle()
+    }
+
     fn wrapped_mut(&mut self) -> Option<&mut Box<dyn Sink>> {
         Some(&mut self.inner)
     }

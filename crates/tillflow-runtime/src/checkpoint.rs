@@ -202,8 +202,9 @@ impl RowLog {
         let mut at = 0;
         let rows = read_u64(input, &mut at)?;
         let len = read_u64(input, &mut at)? as usize;
-        let bytes = input
-            .get(at..at + len)
+        let bytes = at
+            .checked_add(len)
+            .and_then(|end| input.get(at..end))
             .ok_or_else(|| RuntimeError::State("truncated row log".into()))?
             .to_vec();
         Ok(RowLog { bytes, rows })
@@ -248,10 +249,10 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 
 fn get_bytes<'a>(input: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
     let n = read_u64(input, at)? as usize;
-    let b = input
-        .get(*at..*at + n)
-        .ok_or_else(|| RuntimeError::State("truncated checkpoint section".into()))?;
-    *at += n;
+    let truncated = || RuntimeError::State("truncated checkpoint section".into());
+    let end = at.checked_add(n).ok_or_else(truncated)?;
+    let b = input.get(*at..end).ok_or_else(truncated)?;
+    *at = end;
     Ok(b)
 }
 
@@ -915,6 +916,37 @@ mod tests {
         // the same checkpoint in another run (marker from run 9): written again
         s.restore_checkpoint(10, 1, &prepared).expect("restore");
         assert_eq!(s.rows_written(), 8);
+    }
+
+    #[test]
+    fn damaged_bytes_are_errors_never_panics() {
+        let good = snap(4).encode();
+        // every truncation, and every single-byte change of the header and counts
+        for n in 0..good.len() {
+            let _ = Snapshot::decode(&good[..n]);
+        }
+        for i in 0..good.len().min(200) {
+            for x in [0x00u8, 0xff, 0x7f] {
+                let mut b = good.clone();
+                b[i] = x;
+                let _ = Snapshot::decode(&b);
+                let _ = RowLog::read_from(&b[i..]);
+            }
+        }
+        // lengths that would overflow or ask for terabytes
+        let mut huge = b"TFCK".to_vec();
+        huge.extend_from_slice(&1u32.to_le_bytes());
+        huge.extend_from_slice(&[0xff; 16]);
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Snapshot::decode(&huge).is_err());
+        let mut rows = Vec::new();
+        rows.extend_from_slice(&u64::MAX.to_le_bytes());
+        rows.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert!(RowLog::read_from(&rows).is_err());
+        let mut row = vec![0u8];
+        row.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Row::read(&row, &mut 0).is_err());
     }
 
     #[test]

@@ -181,11 +181,11 @@ impl Job {
     /// until the checkpoint that covers them is durable. Every source must be able to resume
     /// from a position.
     pub fn enable_checkpoints(&mut self, store: CheckpointStore, interval: Duration) -> Result<()> {
-        let not_resumable = self.not_resumable();
-        if !not_resumable.is_empty() {
+        let obstacles = self.checkpoint_obstacles()?;
+        if !obstacles.is_empty() {
             return Err(RuntimeError::State(format!(
-                "checkpointing needs sources that can resume from a position; these cannot: {}",
-                not_resumable.join(", ")
+                "checkpointing is not possible: {}",
+                obstacles.join("; ")
             )));
         }
         let mut seen = Vec::new();
@@ -224,13 +224,27 @@ impl Job {
         self.tasks.iter().all(|t| t.source.bounded())
     }
 
-    /// Sources that cannot resume from a position (so the job cannot be checkpointed).
-    pub fn not_resumable(&self) -> Vec<String> {
-        self.tasks
+    /// What keeps the job from being checkpointed: sources that cannot resume from a position,
+    /// sinks that cannot take part (each with the reason).
+    pub fn checkpoint_obstacles(&mut self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .tasks
             .iter()
             .filter(|t| !t.source.resumable())
-            .map(|t| t.source.describe())
-            .collect()
+            .map(|t| format!("{} cannot resume from a position", t.source.describe()))
+            .collect();
+        let mut seen = Vec::new();
+        for t in &mut self.tasks {
+            t.pipeline.for_each_mut(&mut seen, &mut |n| {
+                if let NodeMut::Sink(s) = n {
+                    if let Some(why) = s.checkpoint_obstacle() {
+                        out.push(format!("{}: {why}", s.describe()));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(out)
     }
 
     /// What checkpointing has done so far (None when it is off).
@@ -243,7 +257,7 @@ impl Job {
         let mut layout: Vec<String> = self
             .tasks
             .iter()
-            .map(|t| format!("source: {}", t.source.describe()))
+            .map(|t| format!("source: {}", t.source.checkpoint_identity()))
             .collect();
         let mut seen = Vec::new();
         for t in &mut self.tasks {
@@ -335,7 +349,8 @@ impl Job {
             ..Snapshot::default()
         };
         for t in &self.tasks {
-            snap.layout.push(format!("source: {}", t.source.describe()));
+            snap.layout
+                .push(format!("source: {}", t.source.checkpoint_identity()));
             let mut position = Vec::new();
             t.source.snapshot_position(&mut position);
             snap.sources.push(SourceState {

@@ -255,6 +255,11 @@ pub trait Sink: Send {
     fn end_of_job(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Why the sink cannot take part in checkpoints, if it cannot (checkpointing is then
+    /// refused with the reason).
+    fn checkpoint_obstacle(&self) -> Option<String> {
+        None
+    }
     /// For a sink that wraps another (and passes every call on): the wrapped sink, so that
     /// checkpointing can put its exactly-once layer right around the sink that commits.
     fn wrapped_mut(&mut self) -> Option<&mut Box<dyn Sink>> {
@@ -347,6 +352,12 @@ pub trait Source: Send {
     /// with its own watermark.
     fn splits(&self) -> usize {
         1
+    }
+
+    /// What identifies the source in a checkpoint's plan (by default its description): it must
+    /// not change while the job runs or between runs of the same job.
+    fn checkpoint_identity(&self) -> String {
+        self.describe()
     }
 
     /// Whether the input ends (a file, a bounded Kafka read, a generator with a size); an

@@ -199,7 +199,8 @@ impl StateValue for Row {
         };
         *at += 1;
         let n = read_u32(input, at)?;
-        let mut row = Row::with_capacity(n as usize);
+        // a count read from the bytes never reserves more than the bytes could hold
+        let mut row = Row::with_capacity((n as usize).min(input.len().saturating_sub(*at)));
         row.kind = kind;
         for _ in 0..n {
             crate::keys::decode_value_into(input, at, &mut row)
@@ -217,8 +218,12 @@ impl<T: StateValue> StateValue for Vec<T> {
         }
     }
     fn read(input: &[u8], at: &mut usize) -> Result<Self> {
-        let n = read_u32(input, at)?;
-        (0..n).map(|_| T::read(input, at)).collect()
+        let n = read_u32(input, at)? as usize;
+        let mut v = Vec::with_capacity(n.min(input.len().saturating_sub(*at)));
+        for _ in 0..n {
+            v.push(T::read(input, at)?);
+        }
+        Ok(v)
     }
 }
 

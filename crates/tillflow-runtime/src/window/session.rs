@@ -42,7 +42,7 @@ impl StateValue for Session {
         let start = read_u64(input, at)? as i64;
         let end = read_u64(input, at)? as i64;
         let n = read_u32(input, at)?;
-        let mut groups = Vec::with_capacity(n as usize);
+        let mut groups = Vec::with_capacity((n as usize).min(input.len()));
         for _ in 0..n {
             let len = read_u32(input, at)? as usize;
             let k = input

@@ -1101,8 +1101,10 @@ impl Source for KafkaSource {
                 .find(|p| p.partition == partition && p.topic == topic)
             {
                 p.next = next;
-                if p.stop.is_some() {
-                    p.stop = stop;
+                // a bounded read keeps the end it first resolved (an unbounded run's checkpoint
+                // has none: this run's own end stands)
+                if let (Some(_), Some(s)) = (p.stop, stop) {
+                    p.stop = Some(s);
                 }
             }
         }
@@ -1584,6 +1586,7 @@ impl TransactionalSink for KafkaSink {
         let mut last = None;
         let started = std::time::Instant::now();
         let mut quiet = 0;
+        let mut stuck = (-1i64, 0u32);
         // Read until the consumer's position has reached the end offset (it moves past the
         // transaction markers a read-committed reader never sees), then two quiet polls more,
         // as some brokers report a short end offset. Not getting there is an error: guessing
@@ -1608,13 +1611,29 @@ impl TransactionalSink for KafkaSink {
                 }
                 Some(Err(e)) => return Err(fail(e.to_string())),
                 None => {
-                    let at_end = high <= 0
-                        || consumer.position().ok().is_some_and(|p| {
-                            p.find_partition(&tx.markers, 0).is_some_and(
-                                |e| matches!(e.offset(), Offset::Offset(o) if o >= high),
-                            )
-                        });
-                    if at_end {
+                    let position = consumer.position().ok().and_then(|p| {
+                        p.find_partition(&tx.markers, 0)
+                            .and_then(|e| match e.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            })
+                    });
+                    // at the end offset; or fetched, but still short of an end offset the
+                    // broker over-reported, for 2 s
+                    let settled = match position {
+                        _ if high <= 0 => true,
+                        Some(o) if o >= high => true,
+                        Some(o) => {
+                            stuck = if stuck.0 == o {
+                                (o, stuck.1 + 1)
+                            } else {
+                                (o, 0)
+                            };
+                            stuck.1 >= 10
+                        }
+                        None => false,
+                    };
+                    if settled {
                         quiet += 1;
                         if quiet >= 2 {
                             break;

@@ -1390,16 +1390,13 @@ impl KafkaSink {
 
     /// Opens a transaction if the sink is transactional and none is open.
     fn begin(&mut self) -> Result<()> {
-        if let Some(tx) = self.tx.as_mut() {
-            if !tx.open {
-                self.producer
-                    .begin_transaction()
-                    .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.open = true;
-                }
-            }
-        }
+        let Some(tx) = self.tx.as_mut().filter(|t| !t.open) else {
+            return Ok(());
+        };
+        self.producer
+            .begin_transaction()
+            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
+        tx.open = true;
         Ok(())
     }
 

@@ -64,7 +64,7 @@ pub enum CheckpointError {
 
 impl From<CheckpointError> for RuntimeError {
     fn from(e: CheckpointError) -> Self {
-        RuntimeError::State(e.to_string())
+        RuntimeError::Checkpoint(e.to_string())
     }
 }
 

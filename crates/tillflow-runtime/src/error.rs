@@ -17,6 +17,9 @@ pub enum RuntimeError {
     /// Operator state could not be restored.
     #[error("state: {0}")]
     State(String),
+    /// A checkpoint could not be written, read or used (the message names it and says why).
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// Result alias for the runtime.

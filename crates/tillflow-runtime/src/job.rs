@@ -183,7 +183,7 @@ impl Job {
     pub fn enable_checkpoints(&mut self, store: CheckpointStore, interval: Duration) -> Result<()> {
         let obstacles = self.checkpoint_obstacles()?;
         if !obstacles.is_empty() {
-            return Err(RuntimeError::State(format!(
+            return Err(RuntimeError::Checkpoint(format!(
                 "checkpointing is not possible: {}",
                 obstacles.join("; ")
             )));
@@ -285,7 +285,7 @@ impl Job {
             .into());
         }
         let Some(c) = self.checkpoints.as_mut() else {
-            return Err(RuntimeError::State(
+            return Err(RuntimeError::Checkpoint(
                 "restoring a checkpoint needs checkpointing enabled".into(),
             ));
         };
@@ -389,7 +389,9 @@ impl Job {
         let handle = std::thread::Builder::new()
             .name(format!("checkpoint-{}", snap.id))
             .spawn(move || store.write(&snap))
-            .map_err(|e| RuntimeError::State(format!("starting the checkpoint writer: {e}")))?;
+            .map_err(|e| {
+                RuntimeError::Checkpoint(format!("starting the checkpoint writer: {e}"))
+            })?;
         c.inflight = Some(Inflight {
             id: c.next_id,
             started,
@@ -418,7 +420,7 @@ impl Job {
         };
         f.handle
             .join()
-            .map_err(|_| RuntimeError::State("the checkpoint writer panicked".into()))??;
+            .map_err(|_| RuntimeError::Checkpoint("the checkpoint writer panicked".into()))??;
         if c.crash_after == Some(f.id) {
             std::process::abort();
         }

@@ -217,8 +217,27 @@ impl Publisher {
         }
     }
 
-    /// Hooks the job so that its counters are published while it runs.
+    /// Hooks the job so that its counters are published while it runs, and so that
+    /// `POST /api/jobs/{id}/stop` (`tillflow stop`) can stop it.
     pub fn attach(&self, job: &mut Job) {
+        tillflow_server::register_control(
+            &self.status,
+            &self.id,
+            tillflow_server::JobControl {
+                stop: job.stop_handle(),
+                savepoint: job.checkpoint_stats().is_some(),
+            },
+        );
+        // listed at once, before the first counters arrive
+        tillflow_server::publish(
+            &self.status,
+            JobStatus {
+                id: self.id.clone(),
+                name: self.name.clone(),
+                state: "running".into(),
+                ..JobStatus::default()
+            },
+        );
         let status = self.status.clone();
         let (id, name) = (self.id.clone(), self.name.clone());
         let mut last: Option<(Instant, JobStatus)> = None;

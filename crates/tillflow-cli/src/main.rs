@@ -2,6 +2,7 @@
 
 mod demo;
 mod http;
+mod stop;
 
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -33,6 +34,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Write generated retail events (pos_sales, clickstream, inventory, promotions) as NDJSON or CSV.
     Gen(GenArgs),
+    /// Stop a running job through its HTTP API: with a savepoint when it is checkpointed (as
+    /// SIGTERM does), so that the next `run` resumes from it.
+    Stop(stop::StopArgs),
 }
 
 #[derive(clap::Args)]
@@ -405,6 +409,7 @@ fn main() -> ExitCode {
         }),
         Command::Explain(a) => load(a).map(|plan| print!("{}", plan.explain())),
         Command::Gen(a) => generate(a),
+        Command::Stop(a) => stop::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Run(r) => {
             let a = &r.script;

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// A retail stream (one simulated day, paced so a run lasts about 12 s) into three SQLite
 /// tables: a 10-minute TUMBLE (append), a running aggregate per store (upsert) and the raw lines
 /// (append), as one statement set.
@@ -106,6 +108,36 @@ fn reference(dir: &Path) -> Vec<(String, Vec<String>)> {
     let rows = contents(&dir.join("reference.db"));
     assert!(rows.iter().all(|(_, r)| !r.is_empty()), "empty reference");
     rows
+}
+
+/// Runs the job `kills` times, killing each run (SIGKILL) after a reproducible random wait in
+/// `wait_ms`; every run must still be going when it is killed.
+fn kill_repeatedly(
+    path: &Path,
+    extra: &[String],
+    kills: u32,
+    seed: u64,
+    wait_ms: std::ops::Range<u64>,
+) {
+    let mut rng = seed;
+    for k in 0..kills {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet", "--no-http"])
+            .args(extra)
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let wait = wait_ms.start + next(&mut rng) % (wait_ms.end - wait_ms.start);
+        std::thread::sleep(Duration::from_millis(wait));
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "run {k} ended early"
+        );
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
 }
 
 /// SplitMix64, for reproducible kill moments.
@@ -399,23 +431,7 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
         .join("\n");
     let path = dir.path().join("job.sql");
     std::fs::write(&path, format!("{sets}{text}")).expect("write");
-    let mut rng = 7u64;
-    for k in 0..4 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-            .args(["run", "--quiet", "--no-http"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(900 + next(&mut rng) % 1000));
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "run {k} ended early"
-        );
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-    }
+    kill_repeatedly(&path, &[], 4, 7, 900..1900);
     // checkpoints are objects in the store, none on the local disk
     let objects = std::fs::read_dir(s3_dir.join("checkpoints/tillflow/job"))
         .map(|d| d.count())
@@ -435,7 +451,7 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
 fn the_retail_demo_pipelines_survive_kills() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let examples = common_root().join("examples/retail/demo");
+    let examples = common::root().join("examples/retail/demo");
     let mut files: Vec<_> = std::fs::read_dir(&examples)
         .expect("examples")
         .flatten()
@@ -482,24 +498,7 @@ fn the_retail_demo_pipelines_survive_kills() {
         ),
     )
     .expect("write");
-    let mut rng = 3u64;
-    for k in 0..6 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-            .args(["run", "--quiet", "--no-http"])
-            .args(vars("out.db", "3000x"))
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(1500 + next(&mut rng) % 1500));
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "run {k} ended early"
-        );
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
-    }
+    kill_repeatedly(&path, &vars("out.db", "3000x"), 6, 3, 1500..3000);
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet", "--no-http"])
         .args(vars("out.db", "3000x"))
@@ -554,10 +553,6 @@ fn the_retail_demo_pipelines_survive_kills() {
     compare(&got, &want);
 }
 
-fn common_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A directory of NDJSON files read by the filesystem source, checkpointed every 20 ms and
 /// crashed right after checkpoint 3 is written: the restart resumes in the right file at the
 /// right line, and the windows equal a run without the crash.
@@ -565,7 +560,7 @@ fn common_root() -> std::path::PathBuf {
 fn a_directory_source_resumes_in_the_file_and_line_it_had_reached() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let text = std::fs::read_to_string(common_root().join("tests/flink/events20k.ndjson"))
+    let text = std::fs::read_to_string(common::root().join("tests/flink/events20k.ndjson"))
         .expect("events");
     let lines: Vec<&str> = text.lines().collect();
     let input = d.join("input");
@@ -639,4 +634,137 @@ GROUP BY window_start, window_end, store_id;",
         "windows after the crash vs without it"
     );
     assert!(got == want, "same count, different windows");
+}
+
+/// `tillflow stop` as a user runs it against a job's HTTP address and answers.
+fn stop(port: u16, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["stop", "--http", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .output()
+        .expect("run tillflow stop")
+}
+
+/// The job `id`'s completed checkpoints as its API shows them (`None` before it serves).
+fn completed_checkpoints(port: u16, id: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /api/jobs/{id} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["checkpoints"]["completed"].as_u64()
+}
+
+/// `tillflow stop --savepoint` through the HTTP API: the checkpointed job takes a savepoint and
+/// exits cleanly, the next run resumes from it and ends with a fault-free run's rows. A job
+/// without checkpoints refuses `--savepoint` (and keeps running), and a plain `stop` drains it.
+#[test]
+fn tillflow_stop_takes_a_savepoint_that_the_next_run_resumes_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+
+    // a job without checkpoints (bounded, no interval set): no savepoint to be had
+    let plain = dir.path().join("plain.sql");
+    std::fs::write(&plain, script(dir.path(), "plain.db", "7200x", false, "10")).expect("write");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
+        .arg(&plain)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while !stop(port, &["nobody_sql"])
+        .stderr
+        .starts_with(b"error: no job `nobody_sql`")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the API never came up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = stop(port, &["--savepoint"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "--savepoint must be refused: {err}");
+    assert!(err.contains("not checkpointed"), "{err}");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the refused stop stopped the job"
+    );
+    let o = stop(port, &["plain_sql"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("job `plain_sql` stopped"));
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "a drained job exits cleanly");
+    let drained = contents(&dir.path().join("plain.db"));
+    assert!(
+        drained[3].1.len() < want[3].1.len(),
+        "the job had not finished"
+    );
+    // draining fired the open windows: the last window covers the last line read
+    let conn = rusqlite::Connection::open(dir.path().join("plain.db")).expect("open");
+    let covered: bool = conn
+        .query_row(
+            "SELECT (SELECT MAX(window_end) FROM per_store) > (SELECT MAX(event_time) FROM raw)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert!(
+        covered,
+        "the open windows did not fire when the job drained"
+    );
+
+    // a checkpointed job stops with a savepoint
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while completed_checkpoints(port, "job_sql").unwrap_or(0) < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint completed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = stop(port, &["--savepoint"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("stopped with a savepoint"), "{out}");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "stopping with a savepoint exits cleanly");
+    let saved = std::fs::read_dir(dir.path().join("checkpoints/job"))
+        .expect("checkpoint dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("chk-"))
+        .count();
+    assert_eq!(saved, 1, "the savepoint is kept");
+    let partial = contents(&dir.path().join("out.db"));
+    assert!(
+        partial[3].1.len() < want[3].1.len(),
+        "the job had not finished"
+    );
+    // nothing listens any more: stop says so
+    let o = stop(port, &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no tillflow job serves its API"));
+    // resumed from the savepoint, the job ends with the rows of a run without faults
+    let o = run(&path, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compare(&contents(&dir.path().join("out.db")), &want);
 }

@@ -209,8 +209,34 @@ fn a_token_is_required_when_given_and_beyond_loopback() {
     assert_eq!(code, 200);
     let (code, _) = get(port, "/assets/dashboard.js", None).expect("asset");
     assert_eq!(code, 401);
-    let _ = job.kill();
-    let _ = job.wait();
+    // stopping a job needs the token too
+    let stop = |token: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+        c.args(["stop", "sales_sql", "--http", &format!("127.0.0.1:{port}")])
+            .env_remove("TILLFLOW_AUTH_TOKEN");
+        if let Some(t) = token {
+            c.args(["--auth-token", t]);
+        }
+        c.output().expect("tillflow stop")
+    };
+    let o = stop(None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("wants a token"), "{err}");
+    assert!(
+        job.try_wait().expect("wait").is_none(),
+        "stopped without the token"
+    );
+    let o = stop(Some("wrong"));
+    assert!(!o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("wrong"),
+        "the token was printed"
+    );
+    let o = stop(Some("t0ken-9"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = job.wait().expect("wait");
+    assert!(status.success(), "the stopped job exits cleanly");
 
     // 0.0.0.0 without a token: refused at start
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))

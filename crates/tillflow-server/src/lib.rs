@@ -2,17 +2,21 @@
 //! and Prometheus metrics, served from a thread of its own.
 //!
 //! The job loop stays single-threaded and never waits for the server: about five times a second
-//! it publishes a [`JobStatus`] into a shared [`Status`] board, which the handlers read. Binding a
-//! non-loopback address requires a bearer token, checked on every request.
+//! it publishes a [`JobStatus`] into a shared [`Status`] board, which the handlers read. The one
+//! way back is a job's [`JobControl`]: `POST /api/jobs/{id}/stop` sets the job's stop flag, which
+//! the loop reads between two polls. Binding a non-loopback address requires a bearer token,
+//! checked on every request.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use thiserror::Error;
 
@@ -105,10 +109,21 @@ pub struct JobStatus {
     pub tables: Vec<(String, Vec<serde_json::Value>)>,
 }
 
+/// How the API can stop a job of this process.
+#[derive(Clone, Debug)]
+pub struct JobControl {
+    /// The job's stop flag (the one SIGTERM sets).
+    pub stop: Arc<AtomicBool>,
+    /// Whether stopping takes a savepoint (the job is checkpointed); otherwise the job drains:
+    /// open windows fire and sinks commit, as at the end of a bounded input.
+    pub savepoint: bool,
+}
+
 /// The board the job loop writes and the handlers read; every publish also wakes the live
 /// update streams.
 pub struct Board {
     jobs: RwLock<Vec<JobStatus>>,
+    controls: RwLock<Vec<(String, JobControl)>>,
     version: tokio::sync::watch::Sender<u64>,
 }
 
@@ -116,6 +131,7 @@ impl Default for Board {
     fn default() -> Self {
         Board {
             jobs: RwLock::new(Vec::new()),
+            controls: RwLock::new(Vec::new()),
             version: tokio::sync::watch::channel(0).0,
         }
     }
@@ -139,6 +155,14 @@ pub fn publish(status: &Status, job: JobStatus) {
         }
     }
     status.version.send_modify(|v| *v += 1);
+}
+
+/// Lets `POST /api/jobs/{id}/stop` stop the job `id` (replacing an earlier control of that id).
+pub fn register_control(status: &Status, id: &str, control: JobControl) {
+    if let Ok(mut controls) = status.controls.write() {
+        controls.retain(|(i, _)| i != id);
+        controls.push((id.to_owned(), control));
+    }
 }
 
 #[derive(Clone)]
@@ -397,6 +421,78 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
 }
 
 /// One result table's latest rows.
+/// The answer to a stop request.
+#[derive(Serialize)]
+struct Stopping<'a> {
+    id: &'a str,
+    stopping: bool,
+    savepoint: bool,
+}
+
+/// `POST /api/jobs/{id}/stop[?savepoint=true]`: asks a running job to stop — with a savepoint
+/// when it is checkpointed (as SIGTERM does), else draining. `savepoint=true` insists on one and
+/// is refused (409) for a job that does not checkpoint, so nothing fires that the caller wanted
+/// kept.
+async fn stop_job(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    let want_savepoint = query
+        .get("savepoint")
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
+    let state = s
+        .status
+        .read()
+        .ok()
+        .and_then(|j| j.iter().find(|j| j.id == id).map(|j| j.state.clone()));
+    let control = s
+        .status
+        .controls
+        .read()
+        .ok()
+        .and_then(|c| c.iter().find(|(i, _)| *i == id).map(|(_, c)| c.clone()));
+    let Some(control) = control else {
+        return (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response();
+    };
+    if state.as_deref().is_some_and(|st| st != "running") {
+        return (
+            StatusCode::CONFLICT,
+            format!(
+                "job `{id}` is not running (it has {})\n",
+                state.unwrap_or_default()
+            ),
+        )
+            .into_response();
+    }
+    if want_savepoint && !control.savepoint {
+        return (
+            StatusCode::CONFLICT,
+            format!(
+                "job `{id}` is not checkpointed, so it cannot stop with a savepoint: set \
+                 'execution.checkpointing.interval' in its script, or stop it without a \
+                 savepoint (open windows then fire and the sinks commit, as at the end of a \
+                 bounded input)\n"
+            ),
+        )
+            .into_response();
+    }
+    control.stop.store(true, Ordering::Relaxed);
+    (
+        StatusCode::ACCEPTED,
+        Json(Stopping {
+            id: &id,
+            stopping: true,
+            savepoint: control.savepoint,
+        }),
+    )
+        .into_response()
+}
+
 #[derive(Serialize)]
 struct TableRows<'a> {
     table: &'a str,
@@ -484,6 +580,7 @@ pub fn serve(
         .route("/api/jobs", get(jobs))
         .route("/api/jobs/{id}", get(job))
         .route("/api/jobs/{id}/tables", get(tables))
+        .route("/api/jobs/{id}/stop", post(stop_job))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
         .with_state(state);

@@ -1,0 +1,206 @@
+//! `tillflow stop`: stops a running job through its HTTP API (`POST /api/jobs/{id}/stop`), as
+//! Flink's `flink stop` does through its REST API, and waits until the job has stopped.
+//!
+//! A checkpointed job stops with a savepoint — a final checkpoint that keeps open windows
+//! unfired — and the next `tillflow run` of the same script resumes from it; a job without
+//! checkpoints drains (open windows fire, sinks commit). `--savepoint` insists on the former.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The options of `tillflow stop`.
+#[derive(clap::Args)]
+pub struct StopArgs {
+    /// The job's id, as `/api/jobs` lists it (the script's file name made URL-safe, e.g.
+    /// `sales_sql`); may be left out when the process runs one job.
+    job: Option<String>,
+    /// Stop with a savepoint, and refuse if the job is not checkpointed (instead of draining it).
+    #[arg(long)]
+    savepoint: bool,
+    /// The HTTP address the job serves its API on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Bearer token, when the job was started with one.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TILLFLOW_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<String>,
+    /// How long to wait for the job to stop (e.g. 30s, 2 min).
+    #[arg(long, default_value = "60 s")]
+    timeout: String,
+}
+
+/// A job as `/api/jobs` shows it (the fields this command reads).
+struct Listed {
+    id: String,
+    state: String,
+    last_checkpoint: Option<u64>,
+}
+
+fn parse_jobs(v: &serde_json::Value) -> Vec<Listed> {
+    let one = |j: &serde_json::Value| Listed {
+        id: j["id"].as_str().unwrap_or_default().to_owned(),
+        state: j["state"].as_str().unwrap_or_default().to_owned(),
+        last_checkpoint: j["checkpoints"]["last_id"].as_u64(),
+    };
+    match v.as_array() {
+        Some(a) => a.iter().map(one).collect(),
+        None => vec![one(v)],
+    }
+}
+
+struct Api {
+    client: reqwest::blocking::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    /// GET `path` as JSON; `Ok(None)` when nothing listens (the job's process has exited).
+    fn get(&self, path: &str) -> Result<Option<serde_json::Value>, String> {
+        match self.request(reqwest::Method::GET, path).send() {
+            Ok(r) => {
+                let code = r.status();
+                let text = r.text().unwrap_or_default();
+                if code == reqwest::StatusCode::UNAUTHORIZED {
+                    return Err(self.unauthorized());
+                }
+                if !code.is_success() {
+                    return Err(format!("{}{path}: {code}: {}", self.base, text.trim()));
+                }
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| format!("{}{path}: not the tillflow API ({e})", self.base))
+            }
+            Err(e) if e.is_connect() => Ok(None),
+            Err(e) => Err(format!("{}{path}: {e}", self.base)),
+        }
+    }
+
+    fn unauthorized(&self) -> String {
+        match self.token {
+            Some(_) => format!("{}: the token given was refused", self.base),
+            None => format!(
+                "{}: the job wants a token: pass --auth-token or set TILLFLOW_AUTH_TOKEN",
+                self.base
+            ),
+        }
+    }
+}
+
+/// Runs `tillflow stop`.
+pub fn run(a: &StopArgs) -> Result<(), String> {
+    let timeout = tillflow_types::temporal::parse_duration_micros(&a.timeout)
+        .filter(|m| *m >= 0)
+        .map(|m| Duration::from_micros(m as u64))
+        .ok_or_else(|| format!("--timeout: '{}' is not a duration (e.g. 30s)", a.timeout))?;
+    let api = Api {
+        client: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?,
+        base: format!("http://{}", a.http),
+        token: a.auth_token.clone(),
+    };
+    let nothing = || {
+        format!(
+            "no tillflow job serves its API on {} (start it with --http {0}, or pass --http ADDR)",
+            a.http
+        )
+    };
+    let id = match &a.job {
+        Some(id) => id.clone(),
+        None => {
+            let jobs = parse_jobs(&api.get("/api/jobs")?.ok_or_else(nothing)?);
+            let running: Vec<&Listed> = jobs.iter().filter(|j| j.state == "running").collect();
+            match running.as_slice() {
+                [one] => one.id.clone(),
+                [] => return Err(format!("no job is running on {}", a.http)),
+                many => {
+                    let ids: Vec<&str> = many.iter().map(|j| j.id.as_str()).collect();
+                    return Err(format!(
+                        "{} jobs run on {}; name one: {}",
+                        ids.len(),
+                        a.http,
+                        ids.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    let path = format!(
+        "/api/jobs/{id}/stop{}",
+        if a.savepoint { "?savepoint=true" } else { "" }
+    );
+    let r = match api.request(reqwest::Method::POST, &path).send() {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return Err(nothing()),
+        Err(e) => return Err(format!("{}{path}: {e}", api.base)),
+    };
+    let code = r.status();
+    let text = r.text().unwrap_or_default();
+    if code == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(api.unauthorized());
+    }
+    if !code.is_success() {
+        return Err(text.trim().to_owned());
+    }
+    let savepoint = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["savepoint"].as_bool())
+        .unwrap_or(false);
+    eprintln!(
+        "stopping job `{id}` {}",
+        if savepoint {
+            "with a savepoint"
+        } else {
+            "(not checkpointed: draining, open windows fire)"
+        }
+    );
+    // wait until the job has stopped: its process exits (nothing listens) or, with
+    // --keep-serving, it shows a final state
+    let started = Instant::now();
+    let mut last_checkpoint = None;
+    loop {
+        match api.get(&format!("/api/jobs/{id}"))? {
+            None => break,
+            Some(v) => {
+                let j = parse_jobs(&v).pop();
+                if let Some(j) = j {
+                    last_checkpoint = j.last_checkpoint.or(last_checkpoint);
+                    if j.state != "running" {
+                        if j.state == "failed" {
+                            return Err(format!("job `{id}` failed while stopping; see its log"));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if started.elapsed() >= timeout {
+            return Err(format!(
+                "job `{id}` has not stopped after {:?} (it was asked to; --timeout to wait longer)",
+                timeout
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if savepoint {
+        let which = last_checkpoint.map_or(String::new(), |n| format!(" (after checkpoint {n})"));
+        println!("job `{id}` stopped with a savepoint{which}; `tillflow run` of its script resumes from it");
+    } else {
+        println!("job `{id}` stopped");
+    }
+    Ok(())
+}

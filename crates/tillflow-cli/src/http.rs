@@ -91,7 +91,7 @@ fn checkpoints(r: &JobReport) -> Option<tillflow_server::CheckpointStatus> {
 
 fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     let mut out = Vec::new();
-    for (name, m) in &r.sources {
+    for (i, (name, m)) in r.sources.iter().enumerate() {
         out.push(NodeStatus {
             kind: "source",
             name: name.clone(),
@@ -99,6 +99,18 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             rows_out: m.records,
             bad_records: m.bad_records,
             lag: m.lag,
+            partitions: r
+                .partition_lag
+                .get(i)
+                .map(|ps| {
+                    ps.iter()
+                        .map(|(p, lag)| tillflow_server::PartitionLag {
+                            partition: p.clone(),
+                            lag: *lag,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             ..NodeStatus::default()
         });
     }

@@ -489,15 +489,34 @@ INSERT INTO o SELECT name, src FROM t;",
     );
 }
 
+/// Reads `path` from the API on `port`: the body, once it answers 200.
+fn api_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.contains(" 200 ").then(|| body.to_owned())
+}
+
+/// A bounded read of three partitions between specific offsets: the rows read are exactly those
+/// offsets', and the consumer lag left is reported in the summary, per partition on the API and
+/// as a Prometheus gauge per topic and partition.
 #[test]
 fn specific_offsets_bound_the_read_and_the_lag_left_is_reported() {
     let b = Broker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    b.create_topic("lagging", 1);
-    let msgs: Vec<String> = (0..50).map(|i| format!(r#"{{"id": {i}}}"#)).collect();
-    let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
-    b.produce("lagging", 0, &refs);
+    b.create_topic("lagging", 3);
+    // partition p holds ids p*100 .. p*100 + count
+    for (p, count) in [(0, 50), (1, 20), (2, 30)] {
+        let msgs: Vec<String> = (0..count)
+            .map(|i| format!(r#"{{"id": {}}}"#, p * 100 + i))
+            .collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
+        b.produce("lagging", p, &refs);
+    }
     let out = d.join("out");
     let script = d.join("lag.sql");
     std::fs::write(
@@ -509,26 +528,98 @@ INSERT INTO o SELECT id FROM t;",
             kafka_with(
                 &b,
                 "lagging",
-                ", 'scan.startup.mode' = 'specific-offsets', 'scan.startup.specific-offsets' = 'partition:0,offset:5', 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = 'partition:0,offset:15'"
+                ", 'scan.startup.mode' = 'specific-offsets', 'scan.startup.specific-offsets' = 'partition:0,offset:5;partition:1,offset:0;partition:2,offset:0', 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = 'partition:0,offset:15;partition:1,offset:4;partition:2,offset:30'"
             ),
             out.display()
         ),
     )
     .expect("script");
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .arg("run")
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args([
+            "run",
+            "--keep-serving",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg(&script)
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run");
+    // the finished job's final counters stay on the API (--keep-serving)
+    let started = Instant::now();
+    let job: serde_json::Value = loop {
+        if let Some(j) = api_get(port, "/api/jobs/lag_sql")
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+            .filter(|j| j["state"] != "running")
+        {
+            break j;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never finished"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let metrics = api_get(port, "/metrics").expect("metrics");
+    // SIGTERM ends --keep-serving
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    assert_eq!(job["state"], "finished", "{err}");
     let ids: Vec<String> = lines(&out);
-    assert_eq!(ids.len(), 10, "offsets 5..15: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        10 + 4 + 30,
+        "offsets 5..15, 0..4, 0..30: {ids:?}"
+    );
     assert!(ids.contains(&r#"{"id":5}"#.to_owned()) && ids.contains(&r#"{"id":14}"#.to_owned()));
     assert!(
-        err.contains("35 records left unread (consumer lag)"),
+        !ids.contains(&r#"{"id":15}"#.to_owned()) && !ids.contains(&r#"{"id":104}"#.to_owned())
+    );
+    assert!(
+        err.contains("51 records left unread (consumer lag)"),
         "{err}"
     );
+    let mut lag: Vec<(String, u64)> = job["nodes"][0]["partitions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["partition"].as_str().unwrap_or_default().to_owned(),
+                        p["lag"].as_u64().unwrap_or(u64::MAX),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    lag.sort();
+    assert_eq!(
+        lag,
+        [
+            ("lagging/0".to_owned(), 35),
+            ("lagging/1".to_owned(), 16),
+            ("lagging/2".to_owned(), 0)
+        ],
+        "{job}"
+    );
+    for (p, l) in [(0, 35), (1, 16), (2, 0)] {
+        let line = metrics
+            .lines()
+            .find(|m| {
+                m.starts_with("tillflow_source_partition_lag_records{")
+                    && m.contains(r#"topic="lagging""#)
+                    && m.contains(&format!(r#"partition="{p}""#))
+            })
+            .unwrap_or_else(|| panic!("no lag gauge for partition {p}: {metrics}"));
+        assert!(line.ends_with(&format!(" {l}")), "{line}");
+    }
 }
 
 /// Exactly-once into Kafka: checkpoint 3 is written, then the process dies before any sink commits

@@ -37,6 +37,9 @@ impl SourceTask {
 pub struct JobReport {
     /// Per source: description and counters.
     pub sources: Vec<(String, SourceMetrics)>,
+    /// Per source (aligned with `sources`): consumer lag per partition (`topic/partition`,
+    /// records behind its end); empty for sources without partitions.
+    pub partition_lag: Vec<Vec<(String, u64)>>,
     /// Per operator: description and counters.
     pub operators: Vec<(String, OperatorMetrics)>,
     /// Per sink: description and rows written.
@@ -604,6 +607,7 @@ impl Job {
         let mut joins: Vec<(usize, usize)> = Vec::new(); // two-input identity -> id in `refs`
         for t in &self.tasks {
             r.sources.push((t.source.describe(), t.source.metrics()));
+            r.partition_lag.push(t.source.partition_lag());
             refs.push(NodeRef::Source(r.sources.len() - 1));
             t.pipeline.visit(refs.len() - 1, &mut |parent, n| {
                 let id = match n {

@@ -63,11 +63,23 @@ pub struct NodeStatus {
     pub state_entries: u64,
     /// Records behind the end of the input (Kafka consumer lag).
     pub lag: u64,
+    /// Consumer lag per partition (Kafka sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionLag>,
     /// The event-time watermark the node has reached, as `YYYY-MM-DD HH:MM:SS.mmm` (UTC), for
     /// nodes that track one.
     pub watermark: Option<String>,
     /// Milliseconds between the wall clock and that watermark.
     pub watermark_lag_ms: Option<i64>,
+}
+
+/// One partition's consumer lag.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PartitionLag {
+    /// `topic/partition`.
+    pub partition: String,
+    /// Records between the read position and the partition's end.
+    pub lag: u64,
 }
 
 /// What checkpointing has done in a job.
@@ -350,6 +362,23 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
                     label(&n.name),
                     n.kind,
                     get(n)
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP tillflow_source_partition_lag_records Records between a partition's read position and its end (Kafka consumer lag).\n# TYPE tillflow_source_partition_lag_records gauge");
+    for j in jobs {
+        for (i, n) in j.nodes.iter().enumerate() {
+            for p in &n.partitions {
+                let (topic, partition) = p.partition.rsplit_once('/').unwrap_or((&p.partition, ""));
+                let _ = writeln!(
+                    out,
+                    "tillflow_source_partition_lag_records{{job=\"{}\",operator=\"{}\",index=\"{i}\",topic=\"{}\",partition=\"{}\"}} {}",
+                    label(&j.id),
+                    label(&n.name),
+                    label(topic),
+                    label(partition),
+                    p.lag
                 );
             }
         }

@@ -701,6 +701,12 @@ impl KafkaSource {
             // librdkafka wants a group id even for assigned partitions; it is never committed to
             cfg.set("group.id", format!("tillflow-{}", table.name));
         }
+        if table.option("properties.fetch.queue.backoff.ms").is_none() {
+            // librdkafka stops fetching a partition for this long once its prefetch queue holds
+            // queued.min.messages; its default (1 s) stalls a job that drains the queue faster
+            // than that: reading went from 0.2 M to 0.8 M records/s here with 10 ms
+            cfg.set("fetch.queue.backoff.ms", "10");
+        }
         if table.option("properties.statistics.interval.ms").is_none() {
             // end offsets for the consumer lag, once a second
             cfg.set("statistics.interval.ms", "1000");

@@ -55,7 +55,14 @@ fn windows_over_kafka_equal_windows_over_the_file_and_group_offsets_resume() {
     let want = windows_over_the_file(&input, d);
     let got = d.join("got");
     let group = ", 'properties.group.id' = 'g1', 'scan.startup.mode' = 'group-offsets', 'scan.bounded.mode' = 'latest-offset'";
-    let (ok, err) = tillflow(&window_query(&kafka_with(&b, "sales1", group), &got), d);
+    // read by a reader thread (the offsets it commits are those of rows the job took)
+    let (ok, err) = tillflow(
+        &window_query(
+            &kafka_with(&b, "sales1", &format!("{group}, 'scan.parallelism' = '2'")),
+            &got,
+        ),
+        d,
+    );
     assert!(ok, "{err}");
     let want_rows = lines(&want);
     assert!(want_rows.len() > 20, "too few windows: {}", want_rows.len());
@@ -82,22 +89,37 @@ fn per_partition_watermarks_drop_nothing_across_interleaved_partitions() {
     let input = events(d, 1500, true);
     produce_with_tillflow(&b, d, &input, "sales3", "round-robin");
     let want = windows_over_the_file(&input, d);
-    let got = d.join("got");
-    let (ok, err) = tillflow(
-        &window_query(
-            &kafka_with(
-                &b,
-                "sales3",
-                ", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'",
+    // read in the job loop, and by two and three reader threads (partitions dealt to them)
+    for (n, readers) in [
+        "",
+        ", 'scan.parallelism' = '2'",
+        ", 'scan.parallelism' = '3'",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let got = d.join(format!("got{n}"));
+        let (ok, err) = tillflow(
+            &window_query(
+                &kafka_with(
+                    &b,
+                    "sales3",
+                    &format!(", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset'{readers}"),
+                ),
+                &got,
             ),
-            &got,
-        ),
-        d,
-    );
-    assert!(ok, "{err}");
+            d,
+        );
+        assert!(ok, "{err}");
+        same_windows(&got, &want, readers);
+    }
+}
+
+/// The window rows in `got` and `want` are the same (sums to 1e-9: they are added in another
+/// order).
+fn same_windows(got: &Path, want: &Path, what: &str) {
     // three partitions read in batches: with one watermark for the topic, a partition read
-    // behind the others would be late; with one per partition nothing is. Sums are added in
-    // another order, so they are compared to 1e-9.
+    // behind the others would be late; with one per partition nothing is
     let parse = |dir: &Path| -> Vec<(String, i64, i64, f64)> {
         let mut v: Vec<_> = lines(dir)
             .iter()
@@ -114,9 +136,9 @@ fn per_partition_watermarks_drop_nothing_across_interleaved_partitions() {
         v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         v
     };
-    let (g, w) = (parse(&got), parse(&want));
+    let (g, w) = (parse(got), parse(want));
     assert!(w.len() > 20, "too few windows: {}", w.len());
-    assert_eq!(g.len(), w.len(), "windows");
+    assert_eq!(g.len(), w.len(), "windows ({what})");
     for (a, b) in g.iter().zip(&w) {
         assert_eq!((&a.0, a.1, a.2), (&b.0, b.1, b.2));
         assert!(
@@ -151,32 +173,36 @@ INSERT INTO o SELECT id, name, part, off FROM t;",
             out.display()
         )
     };
-    let (ok, err) = tillflow(&script("", &d.join("o1")), d);
-    assert!(!ok, "a malformed message must fail the job by default");
-    assert!(
-        err.contains("topic raw partition 0 offset 1") && err.contains("`id`"),
-        "{err}"
-    );
-    let dlq = d.join("dlq.ndjson");
-    let (ok, err) = tillflow(
-        &script(
-            &format!(", 'dead-letter.path' = '{}'", dlq.display()),
-            &d.join("o2"),
-        ),
-        d,
-    );
-    assert!(ok, "{err}");
-    assert_eq!(
-        lines(&d.join("o2")),
-        [
-            r#"{"id":1,"name":"a","part":0,"off":0}"#,
-            r#"{"id":3,"name":"c","part":0,"off":2}"#
-        ]
-    );
-    let dead = std::fs::read_to_string(&dlq).expect("dead letters");
-    let v: serde_json::Value = serde_json::from_str(dead.trim()).expect("json");
-    assert_eq!(v["position"], "topic raw partition 0 offset 1");
-    assert_eq!(v["raw"], r#"{"id": "x", "name": "b"}"#);
+    // in the job loop, then through a reader thread: the same errors and dead letters
+    for (n, readers) in ["", ", 'scan.parallelism' = '1'"].into_iter().enumerate() {
+        let (ok, err) = tillflow(&script(readers, &d.join(format!("o1-{n}"))), d);
+        assert!(!ok, "a malformed message must fail the job by default");
+        assert!(
+            err.contains("topic raw partition 0 offset 1") && err.contains("`id`"),
+            "{err}"
+        );
+        let dlq = d.join(format!("dlq{n}.ndjson"));
+        let out = d.join(format!("o2-{n}"));
+        let (ok, err) = tillflow(
+            &script(
+                &format!(", 'dead-letter.path' = '{}'{readers}", dlq.display()),
+                &out,
+            ),
+            d,
+        );
+        assert!(ok, "{err}");
+        assert_eq!(
+            lines(&out),
+            [
+                r#"{"id":1,"name":"a","part":0,"off":0}"#,
+                r#"{"id":3,"name":"c","part":0,"off":2}"#
+            ]
+        );
+        let dead = std::fs::read_to_string(&dlq).expect("dead letters");
+        let v: serde_json::Value = serde_json::from_str(dead.trim()).expect("json");
+        assert_eq!(v["position"], "topic raw partition 0 offset 1");
+        assert_eq!(v["raw"], r#"{"id": "x", "name": "b"}"#);
+    }
 }
 
 #[test]

@@ -659,6 +659,14 @@ END;",
             let to = first[i] + rest * (k as usize + 1) / kills as usize;
             b.produce("sales", i as i32, &p[from..to]);
         }
+        // every other run reads through two reader threads: a checkpoint taken by one kind of
+        // reading restores into the other (the readers are not part of the plan)
+        let readers = if k % 2 == 0 {
+            ", 'scan.parallelism' = '2'"
+        } else {
+            ""
+        };
+        std::fs::write(&path, script("eo_", "eo", readers, true)).expect("script");
         let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
             .args(["run", "--quiet"])
             .arg(&path)
@@ -691,7 +699,12 @@ END;",
     // drain: the same plan reading to the end of each partition resumes from the last checkpoint
     std::fs::write(
         &path,
-        script("eo_", "eo", ", 'scan.bounded.mode' = 'latest-offset'", true),
+        script(
+            "eo_",
+            "eo",
+            ", 'scan.bounded.mode' = 'latest-offset', 'scan.parallelism' = '3'",
+            true,
+        ),
     )
     .expect("script");
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))

@@ -2,14 +2,18 @@
 //! bounded, so a backfill or a test can end) and a sink producing one message per row, with
 //! Flink's option names.
 //!
-//! Built on librdkafka (`rdkafka`'s `BaseConsumer` / `BaseProducer`, polled from the job loop,
-//! no extra threads of ours). The source assigns the topic's partitions itself (Flink's
-//! behaviour: startup offsets come from `scan.startup.mode`, not from a group rebalance); with
-//! `properties.group.id` it commits the offsets of the rows already handed to the pipeline.
+//! Built on librdkafka (`rdkafka`'s `BaseConsumer` / `BaseProducer`). By default the source is
+//! polled from the job loop, no extra threads of ours; with `'scan.parallelism' = 'N'` the
+//! partitions are dealt to N reader threads that fetch and decode in parallel (`readers.rs`).
+//! The source assigns the topic's partitions itself (Flink's behaviour: startup offsets come from
+//! `scan.startup.mode`, not from a group rebalance); with `properties.group.id` it commits the
+//! offsets of the rows already handed to the pipeline.
 //! Metadata columns `topic`, `partition`, `offset` and `timestamp` are filled from each message.
 //! A message that does not decode fails the job naming topic, partition, offset and field, or
 //! is skipped (`json.ignore-parse-errors`) or written to `'dead-letter.path'` with its raw bytes.
 //! Passwords and other `properties.*` values are handed to the client and never printed.
+
+mod readers;
 
 use crate::deadletter::DeadLetter;
 use crate::format::{self, Decoder, Encoder};
@@ -22,7 +26,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics, TransactionalSink};
 use tillflow_runtime::{Result, RuntimeError};
@@ -55,6 +59,7 @@ const OPTIONS: &[OptionSpec] = &[
     opt("scan.bounded.specific-offsets"),
     opt("scan.topic-partition-discovery.interval"),
     opt("scan.watermark.idle-timeout"),
+    opt("scan.parallelism"),
     opt("sink.partitioner"),
     opt("sink.delivery-guarantee"),
     opt("sink.transactional-id-prefix"),
@@ -116,6 +121,7 @@ const UPSERT_OPTIONS: &[OptionSpec] = &[
     opt("scan.bounded.timestamp-millis"),
     opt("scan.bounded.specific-offsets"),
     opt("scan.watermark.idle-timeout"),
+    opt("scan.parallelism"),
     opt("sink.parallelism"),
     opt("sink.delivery-guarantee"),
     opt("sink.buffer-flush.max-rows"),
@@ -504,7 +510,16 @@ fn bounded(table: &TableSpec) -> std::result::Result<Option<Bound>, ConnectorErr
 /// Receives librdkafka's statistics: the end (high watermark) offset of every partition.
 #[derive(Default)]
 struct EndOffsets {
-    ends: Mutex<BTreeMap<(String, i32), i64>>,
+    ends: Arc<Mutex<BTreeMap<(String, i32), i64>>>,
+}
+
+impl EndOffsets {
+    /// A context filling the same map (for the reader threads' consumers).
+    fn shared(&self) -> EndOffsets {
+        EndOffsets {
+            ends: self.ends.clone(),
+        }
+    }
 }
 
 impl ClientContext for EndOffsets {
@@ -549,6 +564,58 @@ struct Codec {
     krow: Row,
 }
 
+/// Where malformed messages go: the dead-letter file, nowhere (skipped and counted), or into the
+/// job's error.
+struct BadRecords {
+    table: String,
+    dead_letter: Option<DeadLetter>,
+    ignore: bool,
+    count: u64,
+    position: String,
+}
+
+impl BadRecords {
+    /// Handles the malformed message at `topic`/`partition`/`offset` whose `raw` bytes did not
+    /// decode: written to the dead-letter file, or skipped, or the job's error.
+    fn handle(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        e: &format::DecodeError,
+        raw: &[u8],
+    ) -> Result<()> {
+        use std::fmt::Write;
+        self.position.clear();
+        let _ = write!(
+            self.position,
+            "topic {topic} partition {partition} offset {offset}"
+        );
+        if let Some(d) = self.dead_letter.as_mut() {
+            self.count += 1;
+            return d
+                .write(
+                    &self.table,
+                    topic,
+                    &self.position,
+                    e.field.as_deref(),
+                    &e.message,
+                    raw,
+                )
+                .and_then(|_| d.flush())
+                .map_err(|err| RuntimeError::Source(format!("dead-letter {}: {err}", d.path())));
+        }
+        if self.ignore {
+            self.count += 1;
+            return Ok(());
+        }
+        Err(RuntimeError::Source(format!(
+            "table `{}`: malformed record at {}: {e}. To skip malformed records set the format's 'ignore-parse-errors' option to 'true'; to keep them set 'dead-letter.path'",
+            self.table, self.position
+        )))
+    }
+}
+
 /// Reads a table's topics.
 pub struct KafkaSource {
     table: String,
@@ -556,13 +623,18 @@ pub struct KafkaSource {
     consumer: BaseConsumer<EndOffsets>,
     codec: Codec,
     upsert: bool,
-    dead_letter: Option<DeadLetter>,
+    bad: BadRecords,
     metadata: Vec<usize>,
     parts: Vec<PartitionState>,
     bounded: bool,
     group: bool,
     metrics: SourceMetrics,
-    position: String,
+    /// With `'scan.parallelism'`: the reader threads, before (`Pending`) and after they start.
+    readers: Option<readers::Readers>,
+    /// The batch of decoded messages being handed out, from a reader thread.
+    batch: Option<readers::Batch>,
+    /// Records with fields nulled by the readers' decoders.
+    nulled: u64,
 }
 
 fn resolve(
@@ -596,7 +668,92 @@ fn resolve(
     })
 }
 
+/// What one message became.
+enum Outcome {
+    /// A row (in the `row` given).
+    Row,
+    /// Nothing: a tombstone of a table that is not an upsert table.
+    Skip,
+    /// A malformed record.
+    Bad(format::DecodeError),
+}
+
 impl Codec {
+    /// The codec of `layout` for a table of `width` physical columns; `strict` makes every
+    /// conversion error fail the record (a dead-letter output takes them whole).
+    fn new(
+        layout: &Layout,
+        upsert: bool,
+        strict: bool,
+        width: usize,
+    ) -> std::result::Result<Codec, ConnectorError> {
+        let mut decoder = format::decoder(&layout.value)?;
+        let mut key = match &layout.key {
+            Some(k) if layout.except_key || upsert => {
+                Some((format::decoder(k)?, layout.key_cols.clone()))
+            }
+            _ => None,
+        };
+        if strict {
+            decoder.set_strict(true);
+            if let Some((k, _)) = key.as_mut() {
+                k.set_strict(true);
+            }
+        }
+        Ok(Codec {
+            decoder,
+            key,
+            value_cols: layout.value_cols.clone(),
+            except_key: layout.except_key,
+            width,
+            vrow: Row::with_capacity(8),
+            krow: Row::with_capacity(4),
+        })
+    }
+
+    /// Turns `msg` (at `offset`) into `row`: its columns and then the `metadata` columns
+    /// (indices into [`METADATA`]).
+    fn message(
+        &mut self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        offset: i64,
+        upsert: bool,
+        metadata: &[usize],
+        row: &mut Row,
+    ) -> Outcome {
+        let payload = msg.payload();
+        if payload.is_none() && !upsert {
+            return Outcome::Skip; // a tombstone has no row (as Flink's value formats)
+        }
+        if let Err(e) = self.decode(payload, msg.key(), row) {
+            return Outcome::Bad(e);
+        }
+        for &k in metadata {
+            let v = match METADATA[k].0 {
+                "topic" => Value::Str(row.intern(msg.topic())),
+                "partition" => Value::Int(msg.partition() as i64),
+                "offset" => Value::Int(offset),
+                "headers" => {
+                    use rdkafka::message::Headers;
+                    let map = match msg.headers() {
+                        Some(h) => tillflow_types::map::push_map(
+                            &mut row.heap,
+                            h.iter().map(|h| (h.key.as_bytes(), h.value)),
+                        ),
+                        None => tillflow_types::map::push_map(&mut row.heap, []),
+                    };
+                    Value::Str(map)
+                }
+                _ => match msg.timestamp().to_millis() {
+                    Some(ms) => Value::Timestamp(ms * 1000),
+                    None => Value::Null,
+                },
+            };
+            row.values.push(v);
+        }
+        Outcome::Row
+    }
+
     /// Decodes one message into `row`: the value (and, for EXCEPT_KEY, the key) into the
     /// physical columns; an upsert tombstone into a delete of its key.
     fn decode(
@@ -656,22 +813,23 @@ impl KafkaSource {
     /// Connects, finds the partitions of the topics and the offsets to read from (and to).
     pub fn new(table: &TableSpec, upsert: bool) -> std::result::Result<Self, ConnectorError> {
         let layout = layout(table, upsert)?;
-        let mut decoder = format::decoder(&layout.value)?;
-        let mut key = match &layout.key {
-            Some(k) if layout.except_key || upsert => {
-                Some((format::decoder(k)?, layout.key_cols.clone()))
-            }
-            _ => None,
-        };
         let dead_letter = match table.option("dead-letter.path") {
-            Some(p) => {
-                decoder.set_strict(true);
-                if let Some((k, _)) = key.as_mut() {
-                    k.set_strict(true);
-                }
-                Some(DeadLetter::open(p)?)
-            }
+            Some(p) => Some(DeadLetter::open(p)?),
             None => None,
+        };
+        let strict = dead_letter.is_some();
+        let width = table.schema.len();
+        let codec = Codec::new(&layout, upsert, strict, width)?;
+        let parallelism = match table.option("scan.parallelism") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(table.error(format!(
+                        "'scan.parallelism' must be a whole number of readers, 1 or more; got '{v}'"
+                    )))
+                }
+            },
         };
         let topics = topics(table)?;
         // upsert-kafka reads the whole topic: the table is every key's latest value
@@ -799,9 +957,26 @@ impl KafkaSource {
                     .map_err(|e| table.error(format!("assign: {e}")))?;
             }
         }
-        consumer
-            .assign(&tpl)
-            .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
+        // reader threads read the partitions themselves; this consumer then only commits
+        let readers = match parallelism {
+            Some(n) => {
+                let n = n.min(parts.len()).max(1);
+                let codecs = (0..n)
+                    .map(|_| Codec::new(&layout, upsert, strict, width))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Some(readers::Readers::pending(
+                    cfg.clone(),
+                    consumer.context().shared(),
+                    codecs,
+                ))
+            }
+            None => {
+                consumer
+                    .assign(&tpl)
+                    .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
+                None
+            }
+        };
         let mut schema = table.schema.clone();
         let mut metadata = Vec::new();
         for (name, key) in &table.metadata {
@@ -824,23 +999,23 @@ impl KafkaSource {
             table: table.name.clone(),
             schema,
             consumer,
-            codec: Codec {
-                decoder,
-                key,
-                value_cols: layout.value_cols,
-                except_key: layout.except_key,
-                width: table.schema.len(),
-                vrow: Row::with_capacity(8),
-                krow: Row::with_capacity(4),
+            bad: BadRecords {
+                table: table.name.clone(),
+                dead_letter,
+                ignore: codec.decoder.ignore_parse_errors(),
+                count: 0,
+                position: String::new(),
             },
+            codec,
             upsert,
-            dead_letter,
             metadata,
             parts,
             bounded: stop.is_some(),
             group,
             metrics: SourceMetrics::default(),
-            position: String::new(),
+            readers,
+            batch: None,
+            nulled: 0,
         })
     }
 
@@ -848,6 +1023,57 @@ impl KafkaSource {
         self.parts
             .iter()
             .all(|p| p.stop.is_some_and(|s| p.next >= s))
+    }
+
+    /// Hands out the next row of the reader threads' batches (started at the first call, from
+    /// the partitions' positions): the per-partition positions advance as rows are handed out,
+    /// never as they are fetched, so a checkpoint or a commit covers exactly the rows the
+    /// pipeline has seen.
+    fn poll_readers(&mut self, row: &mut Row) -> Result<Poll> {
+        loop {
+            if let Some(b) = self.batch.as_mut() {
+                while let Some(e) = b.entries.get(b.pos).copied() {
+                    b.pos += 1;
+                    let p = &mut self.parts[e.part as usize];
+                    p.next = p.next.max(e.next);
+                    match e.kind {
+                        readers::Kind::Skip => {}
+                        readers::Kind::Row(i) => {
+                            // the batch's decoded row becomes the job's; the job's (cleared)
+                            // buffers go back to the reader with the batch
+                            std::mem::swap(row, &mut b.rows[i as usize]);
+                            row.split = e.part;
+                            self.metrics.records += 1;
+                            return Ok(Poll::Record);
+                        }
+                        readers::Kind::Bad(i) => {
+                            let (err, raw) = &b.bad[i as usize];
+                            self.bad.handle(&p.topic, p.partition, e.offset, err, raw)?;
+                        }
+                    }
+                }
+            }
+            let Some(r) = self.readers.as_mut() else {
+                return Ok(Poll::Idle);
+            };
+            if let Some(b) = self.batch.take() {
+                r.recycle(b);
+            }
+            r.start(&self.parts, &self.table, self.upsert, &self.metadata)?;
+            match r.next(Duration::from_millis(1))? {
+                Some(b) => {
+                    self.metrics.bytes += b.bytes;
+                    self.nulled += b.nulled;
+                    self.batch = Some(b);
+                }
+                None => {
+                    if self.bounded && self.all_done() {
+                        return Ok(Poll::End);
+                    }
+                    return Ok(Poll::Idle);
+                }
+            }
+        }
     }
 
     /// Commits `tpl` to the group; on failure every partition is committed again next time.
@@ -896,8 +1122,12 @@ impl Source for KafkaSource {
     fn describe(&self) -> String {
         let mut topics: Vec<&str> = self.parts.iter().map(|p| p.topic.as_str()).collect();
         topics.dedup();
+        let readers = self
+            .readers
+            .as_ref()
+            .map_or(String::new(), |r| format!(", {} reader(s)", r.count()));
         format!(
-            "kafka[{}] {} partition(s) (table `{}`)",
+            "kafka[{}] {} partition(s){readers} (table `{}`)",
             topics.join(";"),
             self.parts.len(),
             self.table
@@ -943,6 +1173,9 @@ impl Source for KafkaSource {
     }
 
     fn poll(&mut self, row: &mut Row) -> Result<Poll> {
+        if self.readers.is_some() {
+            return self.poll_readers(row);
+        }
         loop {
             // an empty local queue waits up to 1 ms for the next fetch rather than handing the
             // job loop an idle turn (which sleeps 5 ms)
@@ -955,10 +1188,7 @@ impl Source for KafkaSource {
                 }
                 Some(Err(e)) => {
                     // librdkafka reconnects by itself; a lost broker is reported, not fatal
-                    if matches!(
-                        e,
-                        KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
-                    ) {
+                    if fatal(&e) {
                         return Err(RuntimeError::Source(format!("table `{}`: {e}", self.table)));
                     }
                     return Ok(Poll::Idle);
@@ -981,79 +1211,30 @@ impl Source for KafkaSource {
                 continue; // past the bounded end of this partition
             }
             p.next = offset + 1;
-            let payload = msg.payload();
-            if payload.is_none() && !self.upsert {
-                continue; // a tombstone has no row (as Flink's value formats)
-            }
-            self.metrics.bytes += payload.map_or(0, <[u8]>::len) as u64;
-            if let Err(e) = self.codec.decode(payload, msg.key(), row) {
-                use std::fmt::Write;
-                let raw = payload.or(msg.key()).unwrap_or_default();
-                self.position.clear();
-                let _ = write!(
-                    self.position,
-                    "topic {} partition {} offset {offset}",
-                    msg.topic(),
-                    msg.partition()
-                );
-                if let Some(d) = self.dead_letter.as_mut() {
-                    self.metrics.bad_records += 1;
-                    d.write(
-                        &self.table,
-                        msg.topic(),
-                        &self.position,
-                        e.field.as_deref(),
-                        &e.message,
-                        raw,
-                    )
-                    .and_then(|_| d.flush())
-                    .map_err(|err| {
-                        RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
-                    })?;
-                    row.clear();
-                    continue;
-                } else if self.codec.decoder.ignore_parse_errors() {
-                    self.metrics.bad_records += 1;
-                    row.clear();
-                    continue;
+            self.metrics.bytes += msg.payload().map_or(0, <[u8]>::len) as u64;
+            match self
+                .codec
+                .message(&msg, offset, self.upsert, &self.metadata, row)
+            {
+                Outcome::Row => {
+                    row.split = i as u32;
+                    self.metrics.records += 1;
+                    return Ok(Poll::Record);
                 }
-                return Err(RuntimeError::Source(format!(
-                    "table `{}`: malformed record at {}: {e}. To skip malformed records set the format's 'ignore-parse-errors' option to 'true'; to keep them set 'dead-letter.path'",
-                    self.table, self.position
-                )));
+                Outcome::Skip => {}
+                Outcome::Bad(e) => {
+                    let raw = msg.payload().or(msg.key()).unwrap_or_default();
+                    self.bad.handle(topic, partition, offset, &e, raw)?;
+                    row.clear();
+                }
             }
-            row.split = i as u32;
-            for &k in &self.metadata {
-                let v = match METADATA[k].0 {
-                    "topic" => Value::Str(row.intern(msg.topic())),
-                    "partition" => Value::Int(msg.partition() as i64),
-                    "offset" => Value::Int(offset),
-                    "headers" => {
-                        use rdkafka::message::Headers;
-                        let map = match msg.headers() {
-                            Some(h) => tillflow_types::map::push_map(
-                                &mut row.heap,
-                                h.iter().map(|h| (h.key.as_bytes(), h.value)),
-                            ),
-                            None => tillflow_types::map::push_map(&mut row.heap, []),
-                        };
-                        Value::Str(map)
-                    }
-                    _ => match msg.timestamp().to_millis() {
-                        Some(ms) => Value::Timestamp(ms * 1000),
-                        None => Value::Null,
-                    },
-                };
-                row.values.push(v);
-            }
-            self.metrics.records += 1;
-            return Ok(Poll::Record);
         }
     }
 
     fn metrics(&self) -> SourceMetrics {
         let mut m = self.metrics.clone();
-        m.nulled_records = self.codec.decoder.nulled_records();
+        m.bad_records = self.bad.count;
+        m.nulled_records = self.codec.decoder.nulled_records() + self.nulled;
         m.lag = self.partition_lag().iter().map(|(_, l)| l).sum();
         m
     }
@@ -1114,6 +1295,17 @@ impl Source for KafkaSource {
                 }
             }
         }
+        if let Some(r) = &self.readers {
+            // the readers start at the first poll, from these positions
+            return if r.started() {
+                Err(RuntimeError::Source(format!(
+                    "table `{}`: a position is restored before the job runs",
+                    self.table
+                )))
+            } else {
+                Ok(())
+            };
+        }
         let mut tpl = TopicPartitionList::new();
         for p in &self.parts {
             if p.stop.is_none_or(|s| p.next < s) {
@@ -1128,6 +1320,15 @@ impl Source for KafkaSource {
             ))
         })
     }
+}
+
+/// Whether a consumer error ends the job (librdkafka recovers from the others by itself: a lost
+/// or restarting broker is reconnected).
+fn fatal(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)
+    )
 }
 
 /// One partition's place in a checkpoint: topic, partition, next offset, bounded end.

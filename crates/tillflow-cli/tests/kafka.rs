@@ -787,3 +787,295 @@ INSERT INTO o SELECT id, CAST(h['trace-id'] AS STRING), h['source'], h FROM k;",
         ]
     );
 }
+
+/// The specification's Kafka pipelines with its DDL verbatim (examples/kafka/spec_kafka_tumble.sql:
+/// no brokers named — `TILLFLOW_KAFKA_BOOTSTRAP` points at the test's broker — and the spelling
+/// `'startup-mode'`), plus `'scan.bounded.mode'` so that a run ends. Over one partition and over
+/// three, the windowed counts per id equal the file's, and the CTAS projection holds exactly the
+/// file's rows.
+#[test]
+fn the_specification_pipelines_read_kafka_as_written() {
+    let root = common::root();
+    let input =
+        std::fs::read_to_string(root.join("examples/data/spec_source.ndjson")).expect("input");
+    let records: Vec<&[u8]> = input.lines().map(str::as_bytes).collect();
+    let parsed: Vec<(i64, i64)> = input
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            (
+                v["id"].as_i64().unwrap_or(-1),
+                v["value"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let mut want_counts: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (id, _) in &parsed {
+        *want_counts.entry(*id).or_default() += 1;
+    }
+    let mut want_rows: Vec<(i64, i64)> = parsed.clone();
+    want_rows.sort_unstable();
+    let spec = std::fs::read_to_string(root.join("examples/kafka/spec_kafka_tumble.sql"))
+        .expect("example");
+    let bounded = spec.replacen(
+        "'format' = 'json'",
+        "'format' = 'json',\n  'scan.bounded.mode' = 'latest-offset'",
+        1,
+    );
+    assert_ne!(bounded, spec, "the example's WITH clause changed");
+    let source_ddl = &bounded[..bounded.find("CREATE TABLE counts").expect("counts table")];
+    for partitions in [1, 3] {
+        let b = Broker::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        b.create_topic("test", partitions);
+        for p in 0..partitions as usize {
+            let mine: Vec<&[u8]> = records
+                .iter()
+                .skip(p)
+                .step_by(partitions as usize)
+                .copied()
+                .collect();
+            b.produce("test", p as i32, &mine);
+        }
+        let run = |script: &str, name: &str| {
+            let path = d.join(name);
+            std::fs::write(&path, script).expect("script");
+            Command::new(env!("CARGO_BIN_EXE_tillflow"))
+                .args(["run", "--quiet", "--no-http", "--store"])
+                .arg(d.join("store.db"))
+                .arg(&path)
+                .env("TILLFLOW_KAFKA_BOOTSTRAP", b.addr())
+                .current_dir(d)
+                .output()
+                .expect("run")
+        };
+        // the first pipeline: counts per id in 60 s processing-time windows, printed
+        let o = run(&bounded, "spec_kafka_tumble.sql");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(
+            err.contains("startup-mode") && err.contains(&b.addr()),
+            "the alias and the default brokers are named: {err}"
+        );
+        let mut counts: std::collections::BTreeMap<i64, i64> = Default::default();
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let fields: Vec<&str> = line
+                .trim_start_matches("+I[")
+                .trim_end_matches(']')
+                .split(", ")
+                .collect();
+            assert_eq!(fields.len(), 4, "{line}");
+            *counts.entry(fields[2].parse().expect("id")).or_default() +=
+                fields[3].parse::<i64>().expect("cnt");
+        }
+        assert_eq!(counts, want_counts, "{partitions} partition(s)");
+        // the second pipeline: CREATE TABLE AS into the embedded store
+        let o = run(
+            &format!(
+                "{source_ddl}CREATE TABLE result_table AS SELECT id, `value` FROM source_table;"
+            ),
+            "ctas.sql",
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let conn = rusqlite::Connection::open(d.join("store.db")).expect("store");
+        let mut st = conn
+            .prepare("SELECT id, value FROM result_table")
+            .expect("select");
+        let mut got: Vec<(i64, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want_rows, "{partitions} partition(s)");
+    }
+}
+
+/// Runs `script` unbounded with checkpoints every 200 ms, waits `wait`, stops it with SIGTERM
+/// (a savepoint: no open window fires) and returns the rows its SQLite table `w` received while
+/// it ran.
+fn windows_while_running(d: &Path, name: &str, script: &str, wait: Duration) -> i64 {
+    let path = d.join(format!("{name}.sql"));
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '200 ms';
+SET 'state.checkpoints.dir' = '{}';
+{script}",
+            d.join("checkpoints").display()
+        ),
+    )
+    .expect("script");
+    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(&path)
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    std::thread::sleep(wait);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conn = rusqlite::Connection::open(d.join(format!("{name}.db"))).expect("db");
+    conn.query_row("SELECT COUNT(*) FROM w", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// A partition that receives nothing holds the table's watermark back — no window fires while
+/// the job runs — until `scan.watermark.idle-timeout` lets the others' watermark through.
+#[test]
+fn an_idle_partition_does_not_stall_windows_with_an_idle_timeout() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("quiet", 3);
+    let input = std::fs::read_to_string(events(d, 1500, true)).expect("events");
+    let lines: Vec<&[u8]> = input.lines().map(str::as_bytes).collect();
+    // partitions 0 and 1 take the events in turn; partition 2 stays empty
+    let even: Vec<&[u8]> = lines.iter().step_by(2).copied().collect();
+    let odd: Vec<&[u8]> = lines.iter().skip(1).step_by(2).copied().collect();
+    b.produce("quiet", 0, &even);
+    b.produce("quiet", 1, &odd);
+    let script = |name: &str, extra: &str| {
+        format!(
+            "CREATE TABLE events ({COLUMNS}, WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ({});
+CREATE TABLE w (window_start TIMESTAMP(3), store_id INT, cnt BIGINT)
+WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'w');
+INSERT INTO w SELECT window_start, store_id, COUNT(*)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;",
+            kafka_with(
+                &b,
+                "quiet",
+                &format!(", 'scan.startup.mode' = 'earliest-offset'{extra}")
+            ),
+            d.join(format!("{name}.db")).display()
+        )
+    };
+    let stalled =
+        windows_while_running(d, "stalled", &script("stalled", ""), Duration::from_secs(4));
+    assert_eq!(
+        stalled, 0,
+        "without an idle timeout the empty partition holds every window"
+    );
+    let flowing = windows_while_running(
+        d,
+        "flowing",
+        &script(
+            "flowing",
+            ", 'scan.watermark.idle-timeout' = '500 ms', 'scan.parallelism' = '2'",
+        ),
+        Duration::from_secs(4),
+    );
+    assert!(
+        flowing > 20,
+        "with the idle timeout the windows fire while the job runs: {flowing}"
+    );
+}
+
+/// `scan.startup.mode` = `timestamp` starts at the first message at or after the time given;
+/// `latest-offset` reads only what arrives after the job started.
+#[test]
+fn timestamp_and_latest_offset_startup_modes() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("modes", 1);
+    let burst = |from: i64, n: i64| {
+        let msgs: Vec<String> = (from..from + n)
+            .map(|i| format!(r#"{{"id": {i}}}"#))
+            .collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_bytes()).collect();
+        b.produce("modes", 0, &refs);
+    };
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    burst(0, 10);
+    std::thread::sleep(Duration::from_millis(100));
+    let since = now_ms();
+    std::thread::sleep(Duration::from_millis(100));
+    burst(10, 5);
+    let script = |extra: &str, db: &str| {
+        format!(
+            "CREATE TABLE t (id INT) WITH ({});
+CREATE TABLE o (id INT) WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'o');
+INSERT INTO o SELECT id FROM t;",
+            kafka_with(&b, "modes", extra),
+            d.join(db).display()
+        )
+    };
+    let ids = |db: &str| -> Vec<i64> {
+        let conn = rusqlite::Connection::open(d.join(db)).expect("db");
+        let mut st = conn
+            .prepare("SELECT id FROM o ORDER BY id")
+            .expect("select");
+        let v = st
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect();
+        v
+    };
+    let (ok, err) = tillflow(
+        &script(
+            &format!(", 'scan.startup.mode' = 'timestamp', 'scan.startup.timestamp-millis' = '{since}', 'scan.bounded.mode' = 'latest-offset'"),
+            "ts.db",
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(ids("ts.db"), (10..15).collect::<Vec<_>>());
+
+    // latest-offset, unbounded and without checkpoints: only the messages produced after the
+    // start arrive; SIGTERM then ends the job with what it has
+    let path = d.join("latest.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '0';\n{}",
+            script(", 'scan.startup.mode' = 'latest-offset'", "latest.db")
+        ),
+    )
+    .expect("script");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
+        .arg(&path)
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    // the job has resolved its start offsets once it serves its API
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    burst(100, 7);
+    let started = Instant::now();
+    while ids("latest.db").len() < 7 && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().expect("wait");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(ids("latest.db"), (100..107).collect::<Vec<_>>());
+}

@@ -69,10 +69,20 @@ impl Api {
 
     /// GET `path` as JSON; `Ok(None)` when nothing listens (the job's process has exited).
     fn get(&self, path: &str) -> Result<Option<serde_json::Value>, String> {
+        self.get_or(path, false)
+    }
+
+    /// [`Api::get`]; with `exiting`, a connection that breaks off (the process is exiting
+    /// while it answers) also counts as nothing listening.
+    fn get_or(&self, path: &str, exiting: bool) -> Result<Option<serde_json::Value>, String> {
         match self.request(reqwest::Method::GET, path).send() {
             Ok(r) => {
                 let code = r.status();
-                let text = r.text().unwrap_or_default();
+                let text = match r.text() {
+                    Ok(t) => t,
+                    Err(_) if exiting => return Ok(None),
+                    Err(e) => return Err(format!("{}{path}: {e}", self.base)),
+                };
                 if code == reqwest::StatusCode::UNAUTHORIZED {
                     return Err(self.unauthorized());
                 }
@@ -83,7 +93,7 @@ impl Api {
                     .map(Some)
                     .map_err(|e| format!("{}{path}: not the tillflow API ({e})", self.base))
             }
-            Err(e) if e.is_connect() => Ok(None),
+            Err(e) if e.is_connect() || (exiting && !e.is_builder()) => Ok(None),
             Err(e) => Err(format!("{}{path}: {e}", self.base)),
         }
     }
@@ -173,7 +183,7 @@ pub fn run(a: &StopArgs) -> Result<(), String> {
     let started = Instant::now();
     let mut last_checkpoint = None;
     loop {
-        match api.get(&format!("/api/jobs/{id}"))? {
+        match api.get_or(&format!("/api/jobs/{id}"), true)? {
             None => break,
             Some(v) => {
                 let j = parse_jobs(&v).pop();

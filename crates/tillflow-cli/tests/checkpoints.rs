@@ -237,12 +237,7 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = serving(&path, port);
     std::thread::sleep(Duration::from_millis(2500));
     // the running job's checkpoints are on its metrics
     let metrics = {
@@ -636,6 +631,16 @@ GROUP BY window_start, window_end, store_id;",
     assert!(got == want, "same count, different windows");
 }
 
+/// Starts `tillflow run path` serving its API on `port`.
+fn serving(path: &Path, port: u16) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// `tillflow stop` as a user runs it against a job's HTTP address and answers.
 fn stop(port: u16, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tillflow"))
@@ -675,12 +680,7 @@ fn tillflow_stop_takes_a_savepoint_that_the_next_run_resumes_from() {
     let plain = dir.path().join("plain.sql");
     std::fs::write(&plain, script(dir.path(), "plain.db", "7200x", false, "10")).expect("write");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
-        .arg(&plain)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = serving(&plain, port);
     let started = Instant::now();
     while !stop(port, &["nobody_sql"])
         .stderr
@@ -728,12 +728,7 @@ fn tillflow_stop_takes_a_savepoint_that_the_next_run_resumes_from() {
     let path = dir.path().join("job.sql");
     std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--http", &format!("127.0.0.1:{port}")])
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = serving(&path, port);
     let started = Instant::now();
     while completed_checkpoints(port, "job_sql").unwrap_or(0) < 1 {
         assert!(

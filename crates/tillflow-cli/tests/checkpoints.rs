@@ -763,3 +763,85 @@ fn tillflow_stop_takes_a_savepoint_that_the_next_run_resumes_from() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     compare(&contents(&dir.path().join("out.db")), &want);
 }
+
+/// A checkpoint directory that cannot take the next checkpoint (a file stands where its
+/// temporary directory must go, as a full or broken disk would refuse it — even root cannot
+/// write there) fails the job with the path and the reason; the last good checkpoint stays,
+/// and once the directory is writable again the job resumes from it and ends with a
+/// fault-free run's rows.
+#[test]
+fn an_unwritable_checkpoint_directory_fails_clearly_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
+    let chk = dir.path().join("checkpoints/job");
+    let child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let complete = |chk: &Path| -> Vec<u64> {
+        let mut ids: Vec<u64> = std::fs::read_dir(chk)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .strip_prefix("chk-")
+                            .and_then(|n| n.parse().ok())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids
+    };
+    let started = Instant::now();
+    let latest = loop {
+        if let Some(&id) = complete(&chk).last().filter(|&&id| id >= 2) {
+            break id;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut blocked = Vec::new();
+    for id in latest + 1..latest + 60 {
+        let f = chk.join(format!(".chk-{id:06}.inprogress"));
+        if std::fs::write(&f, b"blocked").is_ok() {
+            blocked.push(f);
+        }
+    }
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the job must fail: {err}");
+    assert!(
+        err.contains(&chk.display().to_string())
+            && err.contains(".inprogress")
+            && err.contains("The last complete checkpoint is kept"),
+        "the error names the checkpoint's place: {err}"
+    );
+    let kept = complete(&chk);
+    let good = *kept.last().expect("a checkpoint is kept");
+    assert!(good >= latest, "kept {kept:?}, had {latest}");
+    // writable again: the job resumes from the last good checkpoint
+    for f in &blocked {
+        let _ = std::fs::remove_file(f);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--no-http"])
+        .arg(&path)
+        .output()
+        .expect("run tillflow");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("resumed from checkpoint {good} ")),
+        "{err}"
+    );
+    compare(&contents(&dir.path().join("out.db")), &want);
+}

@@ -423,7 +423,14 @@ impl Job {
         };
         f.handle
             .join()
-            .map_err(|_| RuntimeError::Checkpoint("the checkpoint writer panicked".into()))??;
+            .map_err(|_| RuntimeError::Checkpoint("the checkpoint writer panicked".into()))?
+            .map_err(|e| {
+                RuntimeError::Checkpoint(format!(
+                    "{e}. The last complete checkpoint is kept: once the checkpoint directory \
+                     takes files again (space, permissions), run the job again and it resumes \
+                     from there"
+                ))
+            })?;
         if c.crash_after == Some(f.id) {
             std::process::abort();
         }

@@ -146,8 +146,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     let mut plan = plan;
     plan.keep_recent_rows = status.is_some();
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
-    crate::stop_on_ctrl_c(&job);
-    let stop = job.stop_handle();
+    let stop = crate::stop_on_ctrl_c(&job);
     let serving = status.is_some();
     let bar = if a.quiet {
         ProgressBar::hidden()

@@ -47,6 +47,10 @@ pub struct Publisher {
     id: String,
     name: String,
     started: Instant,
+    /// Set when the API stopped the job; the final state is then answered before exiting.
+    requested: std::sync::Arc<AtomicBool>,
+    /// Set once the API has answered the stop request with the final state.
+    answered: std::sync::Arc<AtomicBool>,
 }
 
 /// Starts the server as `args` say; `None` when HTTP is off or the default port is taken.
@@ -226,6 +230,8 @@ impl Publisher {
             id,
             name: name.to_owned(),
             started: Instant::now(),
+            requested: Default::default(),
+            answered: Default::default(),
         }
     }
 
@@ -238,6 +244,8 @@ impl Publisher {
             tillflow_server::JobControl {
                 stop: job.stop_handle(),
                 savepoint: job.checkpoint_stats().is_some(),
+                requested: self.requested.clone(),
+                answered: self.answered.clone(),
             },
         );
         // listed at once, before the first counters arrive
@@ -300,5 +308,14 @@ impl Publisher {
             tables: report.map(|r| tables(&r.tables)).unwrap_or_default(),
         };
         tillflow_server::publish(&self.status, js);
+        if self.requested.load(Ordering::Relaxed) {
+            // a stop through the API waits for this final state: let it be answered before
+            // the process exits
+            let until = Instant::now() + std::time::Duration::from_secs(2);
+            while !self.answered.load(Ordering::Relaxed) && Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }

@@ -316,15 +316,21 @@ fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM ends the job cleanly: sources stop, open windows fire, sinks commit
-/// what they hold. A second signal ends the process at once.
-pub fn stop_on_ctrl_c(job: &tillflow_runtime::job::Job) {
+/// what they hold. A second signal ends the process at once. Returns the flag the signals set
+/// (a stop through the API sets only the job's own).
+pub fn stop_on_ctrl_c(
+    job: &tillflow_runtime::job::Job,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let stop = job.stop_handle();
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {
         // the order matters: the conditional exit sees the flag before this signal sets it
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, signalled.clone());
+        let _ = signal_hook::flag::register(sig, signalled.clone());
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
+    signalled
 }
 
 /// Shows how far the job has got: a spinner with records and rate on a terminal, otherwise a
@@ -432,8 +438,7 @@ fn main() -> ExitCode {
                         eprintln!("note: {n}");
                     }
                 }
-                stop_on_ctrl_c(&job);
-                let stop = job.stop_handle();
+                let stop = stop_on_ctrl_c(&job);
                 let serving = status.is_some();
                 let publisher =
                     status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));

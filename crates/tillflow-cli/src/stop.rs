@@ -1,12 +1,13 @@
-//! `tillflow stop`: stops a running job through its HTTP API (`POST /api/jobs/{id}/stop`), as
-//! Flink's `flink stop` does through its REST API, and waits until the job has stopped.
+//! `tillflow stop`: stops a running job through its HTTP API (`POST /api/jobs/{id}/stop`, which
+//! answers once the job has stopped, with its final state), as Flink's `flink stop` does through
+//! its REST API.
 //!
 //! A checkpointed job stops with a savepoint — a final checkpoint that keeps open windows
 //! unfired — and the next `tillflow run` of the same script resumes from it; a job without
 //! checkpoints drains (open windows fire, sinks commit). `--savepoint` insists on the former.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The options of `tillflow stop`.
 #[derive(clap::Args)]
@@ -37,14 +38,12 @@ pub struct StopArgs {
 struct Listed {
     id: String,
     state: String,
-    last_checkpoint: Option<u64>,
 }
 
 fn parse_jobs(v: &serde_json::Value) -> Vec<Listed> {
     let one = |j: &serde_json::Value| Listed {
         id: j["id"].as_str().unwrap_or_default().to_owned(),
         state: j["state"].as_str().unwrap_or_default().to_owned(),
-        last_checkpoint: j["checkpoints"]["last_id"].as_u64(),
     };
     match v.as_array() {
         Some(a) => a.iter().map(one).collect(),
@@ -67,22 +66,12 @@ impl Api {
         }
     }
 
-    /// GET `path` as JSON; `Ok(None)` when nothing listens (the job's process has exited).
+    /// GET `path` as JSON; `Ok(None)` when nothing listens.
     fn get(&self, path: &str) -> Result<Option<serde_json::Value>, String> {
-        self.get_or(path, false)
-    }
-
-    /// [`Api::get`]; with `exiting`, a connection that breaks off (the process is exiting
-    /// while it answers) also counts as nothing listening.
-    fn get_or(&self, path: &str, exiting: bool) -> Result<Option<serde_json::Value>, String> {
         match self.request(reqwest::Method::GET, path).send() {
             Ok(r) => {
                 let code = r.status();
-                let text = match r.text() {
-                    Ok(t) => t,
-                    Err(_) if exiting => return Ok(None),
-                    Err(e) => return Err(format!("{}{path}: {e}", self.base)),
-                };
+                let text = r.text().map_err(|e| format!("{}{path}: {e}", self.base))?;
                 if code == reqwest::StatusCode::UNAUTHORIZED {
                     return Err(self.unauthorized());
                 }
@@ -93,7 +82,7 @@ impl Api {
                     .map(Some)
                     .map_err(|e| format!("{}{path}: not the tillflow API ({e})", self.base))
             }
-            Err(e) if e.is_connect() || (exiting && !e.is_builder()) => Ok(None),
+            Err(e) if e.is_connect() => Ok(None),
             Err(e) => Err(format!("{}{path}: {e}", self.base)),
         }
     }
@@ -149,14 +138,38 @@ pub fn run(a: &StopArgs) -> Result<(), String> {
             }
         }
     };
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "'{id}' is not a job id (letters, digits, '_' and '-', as /api/jobs lists them)"
+        ));
+    }
     let path = format!(
         "/api/jobs/{id}/stop{}",
         if a.savepoint { "?savepoint=true" } else { "" }
     );
-    let r = match api.request(reqwest::Method::POST, &path).send() {
+    // the server answers once the job has stopped, with its final state
+    let r = match api
+        .request(reqwest::Method::POST, &path)
+        .header(tillflow_server::STOP_HEADER, "1")
+        .timeout(timeout)
+        .send()
+    {
         Ok(r) => r,
         Err(e) if e.is_connect() => return Err(nothing()),
-        Err(e) => return Err(format!("{}{path}: {e}", api.base)),
+        Err(e) if e.is_timeout() => {
+            return Err(format!(
+                "job `{id}` has not stopped after {timeout:?} (it was asked to; --timeout to wait longer)"
+            ))
+        }
+        Err(_) => {
+            return Err(format!(
+                "job `{id}`: its process ended before saying how the stop went; see its log"
+            ))
+        }
     };
     let code = r.status();
     let text = r.text().unwrap_or_default();
@@ -164,53 +177,36 @@ pub fn run(a: &StopArgs) -> Result<(), String> {
         return Err(api.unauthorized());
     }
     if !code.is_success() {
-        return Err(text.trim().to_owned());
-    }
-    let savepoint = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["savepoint"].as_bool())
-        .unwrap_or(false);
-    eprintln!(
-        "stopping job `{id}` {}",
-        if savepoint {
-            "with a savepoint"
+        let why = text.trim();
+        return Err(if why.is_empty() {
+            format!("{}{path}: {code}", api.base)
         } else {
-            "(not checkpointed: draining, open windows fire)"
-        }
-    );
-    // wait until the job has stopped: its process exits (nothing listens) or, with
-    // --keep-serving, it shows a final state
-    let started = Instant::now();
-    let mut last_checkpoint = None;
-    loop {
-        match api.get_or(&format!("/api/jobs/{id}"), true)? {
-            None => break,
-            Some(v) => {
-                let j = parse_jobs(&v).pop();
-                if let Some(j) = j {
-                    last_checkpoint = j.last_checkpoint.or(last_checkpoint);
-                    if j.state != "running" {
-                        if j.state == "failed" {
-                            return Err(format!("job `{id}` failed while stopping; see its log"));
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        if started.elapsed() >= timeout {
+            why.to_owned()
+        });
+    }
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}{path}: not the tillflow API ({e})", api.base))?;
+    let savepoint = v["savepoint"].as_bool().unwrap_or(false);
+    match v["state"].as_str().unwrap_or_default() {
+        "finished" => {}
+        "failed" => return Err(format!("job `{id}` failed while stopping; see its log")),
+        _ => {
             return Err(format!(
-                "job `{id}` has not stopped after {:?} (it was asked to; --timeout to wait longer)",
-                timeout
-            ));
+                "job `{id}` is still stopping (it was asked to; see its log or /api/jobs/{id})"
+            ))
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
     if savepoint {
-        let which = last_checkpoint.map_or(String::new(), |n| format!(" (after checkpoint {n})"));
-        println!("job `{id}` stopped with a savepoint{which}; `tillflow run` of its script resumes from it");
+        let which = v["last_checkpoint"]
+            .as_u64()
+            .map_or(String::new(), |n| format!(" (checkpoint {n})"));
+        println!(
+            "job `{id}` stopped with a savepoint{which}; `tillflow run` of its script resumes from it"
+        );
     } else {
-        println!("job `{id}` stopped");
+        println!(
+            "job `{id}` stopped (not checkpointed: its open windows fired, its sinks committed)"
+        );
     }
     Ok(())
 }

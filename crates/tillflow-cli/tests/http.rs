@@ -233,6 +233,23 @@ fn a_token_is_required_when_given_and_beyond_loopback() {
         !String::from_utf8_lossy(&o.stderr).contains("wrong"),
         "the token was printed"
     );
+    // a request a web page could send (no stop header) is refused, even with the token
+    let raw = {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            c,
+            "POST /api/jobs/sales_sql/stop HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAuthorization: Bearer t0ken-9\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("request");
+        let mut text = String::new();
+        c.read_to_string(&mut text).expect("response");
+        text
+    };
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    assert!(
+        job.try_wait().expect("wait").is_none(),
+        "stopped without the header"
+    );
     let o = stop(Some("t0ken-9"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let status = job.wait().expect("wait");

@@ -267,8 +267,13 @@ impl Func {
                     other => return Err(format!("[key] needs a MAP, not {other}")),
                 }
             }
-            Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim | Func::Initcap => {
+            Func::Upper | Func::Lower | Func::Initcap => {
                 need(1..=1)?;
+                T::String(None)
+            }
+            // TRIM([BOTH|LEADING|TRAILING] chars FROM s): the characters to remove, as a set
+            Func::Trim | Func::Ltrim | Func::Rtrim => {
+                need(1..=2)?;
                 T::String(None)
             }
             Func::CharLength => {
@@ -434,6 +439,20 @@ pub fn call(
                 }
                 None => Value::Null,
             }
+        }
+        Func::Trim | Func::Ltrim | Func::Rtrim if v.len() == 2 => {
+            // as Flink: every character of the second string is removed from the chosen ends
+            let (Some(a), Some(set)) = (s(out, v[0]), s(out, v[1])) else {
+                return Ok(Value::Null);
+            };
+            let strip = |c: char| set.contains(c);
+            let r = match func {
+                Func::Ltrim => a.trim_start_matches(strip),
+                Func::Rtrim => a.trim_end_matches(strip),
+                _ => a.trim_matches(strip),
+            }
+            .to_owned();
+            Value::Str(push_str(out, &r))
         }
         Func::Upper | Func::Lower | Func::Trim | Func::Ltrim | Func::Rtrim | Func::Initcap => {
             let Value::Str(r) = v[0] else {

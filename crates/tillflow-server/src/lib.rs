@@ -129,7 +129,19 @@ pub struct JobControl {
     /// Whether stopping takes a savepoint (the job is checkpointed); otherwise the job drains:
     /// open windows fire and sinks commit, as at the end of a bounded input.
     pub savepoint: bool,
+    /// Set when the API has asked the job to stop (the job then waits, briefly, for
+    /// `answered` before its process exits).
+    pub requested: Arc<AtomicBool>,
+    /// Set once the stop request has been answered with the job's final state.
+    pub answered: Arc<AtomicBool>,
 }
+
+/// The header a stop request must carry. Browsers cannot send it to another site without asking
+/// first (and this server never says yes), so a web page cannot stop a local job.
+pub const STOP_HEADER: &str = "x-tillflow-stop";
+
+/// How long a stop request waits for the job to finish stopping before it answers 202.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// The board the job loop writes and the handlers read; every publish also wakes the live
 /// update streams.
@@ -454,14 +466,19 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
 #[derive(Serialize)]
 struct Stopping<'a> {
     id: &'a str,
-    stopping: bool,
+    /// `finished` or `failed` once it has stopped; `stopping` if it had not yet when the request
+    /// stopped waiting.
+    state: &'a str,
     savepoint: bool,
+    /// The job's last completed checkpoint (the savepoint, when one was taken).
+    last_checkpoint: Option<u64>,
 }
 
 /// `POST /api/jobs/{id}/stop[?savepoint=true]`: asks a running job to stop — with a savepoint
-/// when it is checkpointed (as SIGTERM does), else draining. `savepoint=true` insists on one and
-/// is refused (409) for a job that does not checkpoint, so nothing fires that the caller wanted
-/// kept.
+/// when it is checkpointed (as SIGTERM does), else draining — and answers with its final state
+/// once it has stopped. `savepoint=true` insists on a savepoint and is refused (409) for a job
+/// that does not checkpoint, so nothing fires that the caller wanted kept. The request must
+/// carry [`STOP_HEADER`].
 async fn stop_job(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -471,14 +488,25 @@ async fn stop_job(
     if !authorized(&s, &headers) {
         return unauthorized();
     }
+    if !headers.contains_key(STOP_HEADER) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "a stop request must carry the header {STOP_HEADER} (tillflow stop sends it)\n"
+            ),
+        )
+            .into_response();
+    }
     let want_savepoint = query
         .get("savepoint")
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
-    let state = s
-        .status
-        .read()
-        .ok()
-        .and_then(|j| j.iter().find(|j| j.id == id).map(|j| j.state.clone()));
+    let state_of = |s: &AppState| {
+        s.status.read().ok().and_then(|j| {
+            j.iter()
+                .find(|j| j.id == id)
+                .map(|j| (j.state.clone(), j.checkpoints.as_ref().map(|c| c.last_id)))
+        })
+    };
     let control = s
         .status
         .controls
@@ -488,13 +516,10 @@ async fn stop_job(
     let Some(control) = control else {
         return (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response();
     };
-    if state.as_deref().is_some_and(|st| st != "running") {
+    if let Some((st, _)) = state_of(&s).filter(|(st, _)| st != "running") {
         return (
             StatusCode::CONFLICT,
-            format!(
-                "job `{id}` is not running (it has {})\n",
-                state.unwrap_or_default()
-            ),
+            format!("job `{id}` is not running (it has {st})\n"),
         )
             .into_response();
     }
@@ -510,16 +535,34 @@ async fn stop_job(
         )
             .into_response();
     }
+    let mut changes = s.status.version.subscribe();
+    control.requested.store(true, Ordering::Relaxed);
     control.stop.store(true, Ordering::Relaxed);
-    (
-        StatusCode::ACCEPTED,
-        Json(Stopping {
-            id: &id,
-            stopping: true,
-            savepoint: control.savepoint,
-        }),
-    )
-        .into_response()
+    // wait for the job's final state: the job publishes it, then waits for this answer
+    let deadline = tokio::time::Instant::now() + STOP_WAIT;
+    let (state, last) = loop {
+        if let Some((st, last)) = state_of(&s).filter(|(st, _)| st != "running") {
+            break (st, last);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => break ("stopping".to_owned(), None),
+        }
+    };
+    let code = if state == "stopping" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let body = Json(Stopping {
+        id: &id,
+        state: &state,
+        savepoint: control.savepoint,
+        last_checkpoint: last,
+    })
+    .into_response();
+    control.answered.store(true, Ordering::Relaxed);
+    (code, body).into_response()
 }
 
 #[derive(Serialize)]

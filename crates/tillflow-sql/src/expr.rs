@@ -856,17 +856,29 @@ impl<'a> Converter<'a> {
                 expr,
                 trim_characters,
             } => {
-                if trim_what.is_some() || trim_characters.is_some() {
-                    return plan_err(format!("TRIM with characters is not supported yet: `{e}`"));
-                }
                 let func = match trim_where {
                     Some(sql::TrimWhereField::Leading) => Func::Ltrim,
                     Some(sql::TrimWhereField::Trailing) => Func::Rtrim,
                     _ => Func::Trim,
                 };
+                let mut args = vec![self.convert(expr)?];
+                let chars = match (trim_what.as_deref(), trim_characters.as_deref()) {
+                    (Some(chars), None) | (None, Some([chars])) => Some(self.convert(chars)?),
+                    (None, None) => None,
+                    _ => return plan_err(format!("TRIM takes one string of characters: `{e}`")),
+                };
+                if let Some(c) = chars {
+                    if !c.data_type().is_string() {
+                        return plan_err(format!(
+                            "TRIM's characters must be a string, not {}: `{e}`",
+                            c.data_type()
+                        ));
+                    }
+                    args.push(c);
+                }
                 Expr::Call {
                     func,
-                    args: vec![self.convert(expr)?],
+                    args,
                     ty: DataType::String(None),
                 }
             }

@@ -745,7 +745,7 @@ impl Codec {
                     Value::Str(map)
                 }
                 _ => match msg.timestamp().to_millis() {
-                    Some(ms) => Value::Timestamp(ms * 1000),
+                    Some(ms) => Value::Timestamp(ms.saturating_mul(1000)),
                     None => Value::Null,
                 },
             };
@@ -865,9 +865,22 @@ impl KafkaSource {
             // than that: reading went from 0.2 M to 0.8 M records/s here with 10 ms
             cfg.set("fetch.queue.backoff.ms", "10");
         }
-        if table.option("properties.statistics.interval.ms").is_none() {
+        // the readers' consumers read; this one reads only without readers (else it looks up
+        // offsets and commits, and is never polled: it must not collect statistics)
+        let mut reader_cfg = cfg.clone();
+        let stats = if table.option("properties.statistics.interval.ms").is_none() {
             // end offsets for the consumer lag, once a second
-            cfg.set("statistics.interval.ms", "1000");
+            Some("1000")
+        } else {
+            None
+        };
+        if let Some(ms) = stats {
+            reader_cfg.set("statistics.interval.ms", ms);
+            if parallelism.is_none() {
+                cfg.set("statistics.interval.ms", ms);
+            }
+        } else if parallelism.is_some() {
+            cfg.remove("statistics.interval.ms");
         }
         let consumer: BaseConsumer<EndOffsets> = cfg
             .create_with_context(EndOffsets::default())
@@ -965,7 +978,7 @@ impl KafkaSource {
                     .map(|_| Codec::new(&layout, upsert, strict, width))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 Some(readers::Readers::pending(
-                    cfg.clone(),
+                    reader_cfg,
                     consumer.context().shared(),
                     codecs,
                 ))
@@ -1061,16 +1074,24 @@ impl KafkaSource {
             }
             r.start(&self.parts, &self.table, self.upsert, &self.metadata)?;
             match r.next(Duration::from_millis(1))? {
-                Some(b) => {
+                readers::Next::Batch(b) => {
                     self.metrics.bytes += b.bytes;
                     self.nulled += b.nulled;
                     self.batch = Some(b);
                 }
-                None => {
+                readers::Next::Nothing => {
+                    // this consumer only commits; its queue still takes the client's events
+                    let _ = self.consumer.poll(Duration::ZERO);
+                    return Ok(Poll::Idle);
+                }
+                readers::Next::Ended => {
                     if self.bounded && self.all_done() {
                         return Ok(Poll::End);
                     }
-                    return Ok(Poll::Idle);
+                    return Err(RuntimeError::Source(format!(
+                        "table `{}`: the reader threads ended before their partitions did",
+                        self.table
+                    )));
                 }
             }
         }

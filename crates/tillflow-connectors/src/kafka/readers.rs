@@ -99,6 +99,16 @@ enum Msg {
     Failed(String),
 }
 
+/// What [`Readers::next`] found.
+pub(super) enum Next {
+    /// A batch.
+    Batch(Batch),
+    /// Nothing yet.
+    Nothing,
+    /// Every reader has ended (each read its partitions to their bounded ends, or failed).
+    Ended,
+}
+
 /// What the readers need before they start.
 struct Pending {
     cfg: ClientConfig,
@@ -208,9 +218,19 @@ impl Readers {
                 stop: self.stop.clone(),
                 last_nulled: 0,
             };
+            let failed = tx.clone();
+            let name = table.to_owned();
             let handle = std::thread::Builder::new()
                 .name(format!("kafka-reader-{r}"))
-                .spawn(move || reader.run())
+                .spawn(move || {
+                    // a reader that panics fails the job instead of leaving its partitions unread
+                    let run = std::panic::AssertUnwindSafe(move || reader.run());
+                    if std::panic::catch_unwind(run).is_err() {
+                        let _ = failed.send(Msg::Failed(format!(
+                            "table `{name}`: Kafka reader thread {r} failed (panicked)"
+                        )));
+                    }
+                })
                 .map_err(|e| fail("starting a reader thread", &e))?;
             handles.push(handle);
         }
@@ -218,15 +238,16 @@ impl Readers {
         Ok(())
     }
 
-    /// The next batch, waiting up to `wait`; `None` when none came (or every reader has ended).
-    pub fn next(&self, wait: Duration) -> Result<Option<Batch>> {
+    /// The next batch, waiting up to `wait`.
+    pub fn next(&self, wait: Duration) -> Result<Next> {
         let Some(run) = &self.running else {
-            return Ok(None);
+            return Ok(Next::Nothing);
         };
         match run.rx.recv_timeout(wait) {
-            Ok(Msg::Batch(b)) => Ok(Some(b)),
+            Ok(Msg::Batch(b)) => Ok(Next::Batch(b)),
             Ok(Msg::Failed(e)) => Err(RuntimeError::Source(e)),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Ok(Next::Nothing),
+            Err(RecvTimeoutError::Disconnected) => Ok(Next::Ended),
         }
     }
 

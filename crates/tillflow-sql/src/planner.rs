@@ -26,6 +26,7 @@ use tillflow_runtime::expr::Expr;
 use tillflow_runtime::forecast::ModelSpec;
 use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
+use tillflow_runtime::ops::dedup::RowtimeFirstRow;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
 use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
 use tillflow_runtime::ops::lookup::LookupJoin;
@@ -1033,25 +1034,38 @@ impl<'a> Planner<'a> {
                     limit,
                     true,
                 ))),
+                None if rel.updating => {
+                    // ranking rows that change (a running aggregate's): every row is kept,
+                    // retractions move the next row up
+                    rel.ops.push(Box::new(
+                        TopN::new(rank.partition, rank.order, limit, emits_rn).over_updates(),
+                    ));
+                }
                 None => {
-                    if rel.updating {
-                        return plan_err(
-                            "Top-N / deduplication over an updating input is not supported yet",
-                        );
-                    }
-                    // keep-first on processing time only ever inserts; every other ranking updates
-                    let insert_only = limit == 1
+                    // keep-first deduplication only ever inserts: on processing time at once,
+                    // on event time once the watermark passes the row (Flink 2.3's rows); every
+                    // other ranking updates
+                    let keep_first = limit == 1
                         && !emits_rn
                         && rank.order.len() == 1
-                        && !rank.order[0].descending
-                        && rank.order_time == Some(TimeAttribute::Proctime);
-                    rel.ops.push(Box::new(TopN::new(
-                        rank.partition,
-                        rank.order,
-                        limit,
-                        emits_rn,
-                    )));
-                    rel.updating = !insert_only;
+                        && !rank.order[0].descending;
+                    if keep_first && rank.order_time == Some(TimeAttribute::Rowtime) {
+                        rel.ops.push(Box::new(RowtimeFirstRow::new(
+                            rank.partition,
+                            rank.order[0].col,
+                        )));
+                        rel.updating = false;
+                    } else {
+                        let insert_only =
+                            keep_first && rank.order_time == Some(TimeAttribute::Proctime);
+                        rel.ops.push(Box::new(TopN::new(
+                            rank.partition,
+                            rank.order,
+                            limit,
+                            emits_rn,
+                        )));
+                        rel.updating = !insert_only;
+                    }
                 }
             }
             let (names, exprs): (Vec<String>, Vec<Expr>) = rank

@@ -3,6 +3,7 @@
 //! OVER aggregation, and the normalization of upsert streams.
 
 pub mod calc;
+pub mod dedup;
 pub mod group_agg;
 pub mod join;
 pub mod lookup;

@@ -27,6 +27,16 @@ pub struct SortKey {
     pub nulls_first: bool,
 }
 
+/// Whether two rows hold the same values (strings compared by content).
+fn same_values(a: &Row, b: &Row) -> bool {
+    a.values.len() == b.values.len()
+        && a.values.iter().zip(&b.values).all(|(x, y)| match (x, y) {
+            (Value::Str(sx), Value::Str(sy)) => a.bytes(*sx) == b.bytes(*sy),
+            (Value::Float(fx), Value::Float(fy)) => fx.to_bits() == fy.to_bits(),
+            _ => x == y,
+        })
+}
+
 /// Compares two rows by `keys`.
 pub fn compare_rows(a: &Row, b: &Row, keys: &[SortKey]) -> Ordering {
     for k in keys {
@@ -211,18 +221,23 @@ impl Operator for WindowTopN {
     }
 }
 
-/// Top-N and deduplication over a non-windowed, append-only input:
+/// Top-N and deduplication over a non-windowed input:
 /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ...) ... WHERE rn <= N`.
 ///
 /// The best N rows of each partition are kept in order. A new row that enters the top N is
 /// emitted (`+I`); the row it pushes out is retracted (`-D`); when the row number is part of the
 /// output, rows whose number changes are updated (`-U`/`+U`). With N = 1 and an ascending
 /// processing-time order this is Flink's keep-first deduplication and emits inserts only.
+/// Over an updating input (say the SKUs of a running `GROUP BY`, ranked per store) every row of
+/// a partition is kept, not only the best N, so that when a retraction (`-U`/`-D`) removes a
+/// row of the top N the next one moves up into it (`+I`), as Flink's retracting Top-N does.
 pub struct TopN {
     partition: Vec<usize>,
     order: Vec<SortKey>,
     limit: usize,
     emit_row_number: bool,
+    /// The input retracts rows: keep every row of a partition.
+    retracting: bool,
     state: KeyedState<Vec<Row>>,
     key: Vec<u8>,
     out: Row,
@@ -242,11 +257,53 @@ impl TopN {
             order,
             limit: limit.max(1),
             emit_row_number,
+            retracting: false,
             state: KeyedState::default(),
             key: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// For an updating input: keeps every row and applies retractions.
+    pub fn over_updates(mut self) -> Self {
+        self.retracting = true;
+        self
+    }
+
+    /// A retraction: removes the row equal to `row` from its partition; if it was in the top N,
+    /// it is deleted and the next row moves up into the top N.
+    fn retract(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        use tillflow_types::RowKind;
+        encode_key(&mut self.key, row, &self.partition);
+        let Some(rows) = self.state.get_mut(&self.key) else {
+            return Ok(());
+        };
+        let Some(i) = rows.iter().position(|r| same_values(r, row)) else {
+            return Ok(());
+        };
+        let removed = rows.remove(i);
+        let rank = |i: usize| self.emit_row_number.then_some(i + 1);
+        if i < self.limit {
+            Self::emit_row(&mut self.out, &removed, RowKind::Delete, rank(i), out)?;
+            self.metrics.records_out += 1;
+            let end = rows.len().min(self.limit);
+            for (j, r) in rows.iter().enumerate().take(end).skip(i) {
+                if j + 1 == self.limit {
+                    // was just outside the top N
+                    Self::emit_row(&mut self.out, r, RowKind::Insert, rank(j), out)?;
+                    self.metrics.records_out += 1;
+                } else if self.emit_row_number {
+                    Self::emit_row(&mut self.out, r, RowKind::UpdateBefore, rank(j + 1), out)?;
+                    Self::emit_row(&mut self.out, r, RowKind::UpdateAfter, rank(j), out)?;
+                    self.metrics.records_out += 2;
+                }
+            }
+        }
+        if rows.is_empty() {
+            self.state.remove(&self.key);
+        }
+        Ok(())
     }
 
     fn emit_row(
@@ -289,8 +346,11 @@ impl Operator for TopN {
         use tillflow_types::RowKind;
         self.metrics.records_in += 1;
         if !row.kind.is_addition() {
+            if self.retracting {
+                return self.retract(row, out);
+            }
             return Err(crate::RuntimeError::Eval(
-                "Top-N over an updating input is not supported".into(),
+                "Top-N over an updating input needs the retracting Top-N".into(),
             ));
         }
         encode_key(&mut self.key, row, &self.partition);
@@ -320,8 +380,12 @@ impl Operator for TopN {
             }
         }
         if rows.len() > self.limit {
-            if let Some(evicted) = rows.pop() {
-                let r = self.emit_row_number.then_some(self.limit);
+            let r = self.emit_row_number.then_some(self.limit);
+            if self.retracting {
+                // kept: a retraction may bring it back into the top N
+                Self::emit_row(&mut self.out, &rows[self.limit], RowKind::Delete, r, out)?;
+                self.metrics.records_out += 1;
+            } else if let Some(evicted) = rows.pop() {
                 Self::emit_row(&mut self.out, &evicted, RowKind::Delete, r, out)?;
                 self.metrics.records_out += 1;
             }

@@ -644,6 +644,43 @@ impl<'a> Converter<'a> {
                     other => return plan_err(format!("unsupported operator {other} in `{e}`")),
                 }
             }
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                // NULL-safe comparison: CASE WHEN a IS NULL THEN b IS [NOT] NULL
+                // WHEN b IS NULL THEN TRUE|FALSE ELSE a <> b | a = b END
+                let distinct = matches!(e, E::IsDistinctFrom(..));
+                let (l, r) = (self.convert(a)?, self.convert(b)?);
+                let is = |op: UnOp, x: &Expr| Expr::Unary {
+                    op,
+                    arg: Box::new(x.clone()),
+                    ty: DataType::Boolean,
+                };
+                let cmp = if distinct { BinOp::NotEq } else { BinOp::Eq };
+                Expr::Case {
+                    operand: None,
+                    whens: vec![
+                        (
+                            is(UnOp::IsNull, &l),
+                            is(
+                                if distinct {
+                                    UnOp::IsNotNull
+                                } else {
+                                    UnOp::IsNull
+                                },
+                                &r,
+                            ),
+                        ),
+                        (
+                            is(UnOp::IsNull, &r),
+                            Expr::Literal {
+                                value: Value::Bool(distinct),
+                                ty: DataType::Boolean,
+                            },
+                        ),
+                    ],
+                    otherwise: Some(Box::new(binary(cmp, l, r)?)),
+                    ty: DataType::Boolean,
+                }
+            }
             E::IsNull(x) => self.unary(UnOp::IsNull, x)?,
             E::IsNotNull(x) => self.unary(UnOp::IsNotNull, x)?,
             E::IsTrue(x) => self.unary(UnOp::IsTrue, x)?,

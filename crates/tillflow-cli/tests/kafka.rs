@@ -1079,3 +1079,69 @@ INSERT INTO o SELECT id FROM t;",
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(ids("latest.db"), (100..107).collect::<Vec<_>>());
 }
+
+/// A bounded read of a topic written in transactions ends: the last offset before the end is the
+/// transaction's commit marker, which no consumer ever receives, so the read must take the
+/// consumer's position (which moves past markers) as reaching the end — in the job loop and
+/// through reader threads.
+#[test]
+fn a_bounded_read_of_a_transactional_topic_ends() {
+    use rdkafka::producer::{BaseRecord, Producer};
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("txn", 1);
+    let p: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", b.addr())
+        .set("transactional.id", "test-txn")
+        .create()
+        .expect("producer");
+    p.init_transactions(Duration::from_secs(30)).expect("init");
+    p.begin_transaction().expect("begin");
+    for i in 0..5 {
+        let m = format!(r#"{{"id": {i}}}"#);
+        p.send(BaseRecord::<(), str>::to("txn").payload(&m).partition(0))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    p.commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    for (n, readers) in ["", ", 'scan.parallelism' = '1'"].into_iter().enumerate() {
+        let out = d.join(format!("out{n}"));
+        let path = d.join(format!("txn{n}.sql"));
+        std::fs::write(
+            &path,
+            format!(
+                "CREATE TABLE t (id INT) WITH ({});
+CREATE TABLE o (id INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o SELECT id FROM t;",
+                kafka_with(
+                    &b,
+                    "txn",
+                    &format!(", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset', 'properties.isolation.level' = 'read_committed'{readers}")
+                ),
+                out.display()
+            ),
+        )
+        .expect("script");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet", "--no-http"])
+            .arg(&path)
+            .current_dir(d)
+            .spawn()
+            .expect("run");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("the bounded read never ended ({readers:?})");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success());
+        assert_eq!(lines(&out).len(), 5, "{readers:?}");
+    }
+}

@@ -1202,8 +1202,11 @@ impl Source for KafkaSource {
             // job loop an idle turn (which sleeps 5 ms)
             let msg = match self.consumer.poll(Duration::from_millis(1)) {
                 None => {
-                    if self.bounded && self.all_done() {
-                        return Ok(Poll::End);
+                    if self.bounded {
+                        settle_at_positions(&self.consumer, &mut self.parts);
+                        if self.all_done() {
+                            return Ok(Poll::End);
+                        }
                     }
                     return Ok(Poll::Idle);
                 }
@@ -1340,6 +1343,30 @@ impl Source for KafkaSource {
                 self.table
             ))
         })
+    }
+}
+
+/// Marks a bounded partition read to its end when the consumer's position has reached the end,
+/// though its last offsets were never delivered: a transaction's commit marker (or aborted
+/// records a read-committed reader skips) takes an offset no message comes with.
+fn settle_at_positions(consumer: &BaseConsumer<EndOffsets>, parts: &mut [PartitionState]) {
+    if parts.iter().all(|p| p.stop.is_none_or(|s| p.next >= s)) {
+        return;
+    }
+    let Ok(positions) = consumer.position() else {
+        return;
+    };
+    for p in parts.iter_mut() {
+        if let Some(stop) = p.stop.filter(|s| p.next < *s) {
+            let at = positions
+                .find_partition(&p.topic, p.partition)
+                .map(|e| e.offset());
+            if let Some(Offset::Offset(o)) = at {
+                if o >= stop {
+                    p.next = stop;
+                }
+            }
+        }
     }
 }
 

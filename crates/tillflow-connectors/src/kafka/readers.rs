@@ -320,6 +320,9 @@ impl Reader {
                 return;
             }
             if b.entries.is_empty() {
+                self.settle(&mut b);
+            }
+            if b.entries.is_empty() {
                 spare.push(b);
             } else if self.tx.send(Msg::Batch(b)).is_err() {
                 return; // the source is gone
@@ -330,6 +333,37 @@ impl Reader {
                 .all(|a| a.stop.is_some_and(|s| a.next >= s))
             {
                 return; // every partition read to its bounded end
+            }
+        }
+    }
+
+    /// With nothing to read: a bounded partition whose consumer position has reached its end
+    /// (past a transaction marker no message comes with) is done; an entry moves the job's
+    /// position there too.
+    fn settle(&mut self, b: &mut Batch) {
+        if self.mine.iter().all(|a| a.stop.is_none_or(|s| a.next >= s)) {
+            return;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for a in &mut self.mine {
+            let Some(stop) = a.stop.filter(|s| a.next < *s) else {
+                continue;
+            };
+            let at = positions
+                .find_partition(&a.topic, a.partition)
+                .map(|e| e.offset());
+            if let Some(Offset::Offset(o)) = at {
+                if o >= stop {
+                    a.next = stop;
+                    b.entries.push(Entry {
+                        part: a.index,
+                        offset: stop - 1,
+                        next: stop,
+                        kind: Kind::Skip,
+                    });
+                }
             }
         }
     }

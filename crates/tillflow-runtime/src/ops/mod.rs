@@ -10,4 +10,5 @@ pub mod lookup;
 pub mod normalize;
 pub mod over;
 pub mod rank;
+pub mod union;
 pub mod watermark;

@@ -22,7 +22,7 @@ use sqlparser::ast::{
 };
 use std::collections::BTreeMap;
 use tillflow_runtime::agg::{AggCall, AggKind};
-use tillflow_runtime::expr::Expr;
+use tillflow_runtime::expr::{BinOp, Expr};
 use tillflow_runtime::forecast::ModelSpec;
 use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
@@ -393,6 +393,28 @@ fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
     }
 }
 
+/// Whether `e` compares (`<`, `<=`, `>`, `>=`) an expression over a `left` column with one over
+/// a `right` column: an event-time bound between the two sides of a join.
+fn bounds_time(e: &Expr, left: &[usize], right: &[usize]) -> bool {
+    let reads = |x: &Expr, cols: &[usize]| {
+        let mut found = false;
+        visit_columns(x, &mut |i| found |= cols.contains(&i));
+        found
+    };
+    match e {
+        Expr::Binary {
+            op: BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq,
+            left: a,
+            right: b,
+            ..
+        } => (reads(a, left) && reads(b, right)) || (reads(a, right) && reads(b, left)),
+        Expr::Binary {
+            left: a, right: b, ..
+        } => bounds_time(a, left, right) || bounds_time(b, left, right),
+        _ => false,
+    }
+}
+
 fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
     let mut found = false;
     visit_columns(e, &mut |i| found |= i >= n);
@@ -403,6 +425,8 @@ fn reads_column_at_or_above(e: &Expr, n: usize) -> bool {
 pub struct Planner<'a> {
     catalog: &'a Catalog,
     ctes: BTreeMap<String, sql::Query>,
+    /// What the user should know about how a query runs (printed before the job starts).
+    pub notices: Vec<String>,
 }
 
 fn interval_arg(e: &sql::Expr, what: &str) -> Result<i64> {
@@ -436,6 +460,7 @@ impl<'a> Planner<'a> {
         Planner {
             catalog,
             ctes: BTreeMap::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -580,7 +605,9 @@ impl<'a> Planner<'a> {
             self.plan_query(&q)?
         } else if let Some(v) = self.catalog.view(name) {
             let v = v.clone();
-            let mut rel = Planner::new(self.catalog).plan_query(&v.query)?;
+            let mut inner = Planner::new(self.catalog);
+            let mut rel = inner.plan_query(&v.query)?;
+            self.notices.append(&mut inner.notices);
             if !v.columns.is_empty() {
                 if v.columns.len() != rel.schema().len() {
                     return plan_err(format!(
@@ -714,6 +741,20 @@ impl<'a> Planner<'a> {
             qualifiers,
         };
         let (left_keys, right_keys, residual) = split_join_condition(on, &scope, nl)?;
+        if let Some(r) = &residual {
+            let rowtime = |rel: &Rel, offset: usize| -> Vec<usize> {
+                (0..rel.schema().len())
+                    .filter(|&i| rel.schema().fields[i].time == TimeAttribute::Rowtime)
+                    .map(|i| i + offset)
+                    .collect()
+            };
+            if bounds_time(r, &rowtime(&left, 0), &rowtime(&right, nl)) {
+                self.notices.push(format!(
+                    "the join condition `{}` bounds one side's event time by the other's (an interval join in Flink); tillflow runs it as a regular join: both sides stay in state for good, and a row that arrives behind the watermark still joins where Flink's interval join drops it, so late rows can give rows Flink does not",
+                    on.map(|e| e.to_string()).unwrap_or_default()
+                ));
+            }
+        }
         let keys = [left_keys, right_keys];
         let updating = left.updating || right.updating || kind != JoinType::Inner;
         let op = StreamingJoin::new(kind, keys, [nl, right.schema().len()], residual);

@@ -178,6 +178,7 @@ impl Session {
                 } => {
                     // plan once now so errors surface at the CREATE VIEW
                     let view = ViewDef { query, columns };
+                    // (its notices come with the queries that read it)
                     Planner::new(&self.catalog)
                         .plan_query(&view.query)
                         .map_err(at)?;
@@ -192,7 +193,9 @@ impl Session {
                     }
                 }
                 StmtKind::Select(q) => {
-                    let rel = Planner::new(&self.catalog).plan_query(&q).map_err(at)?;
+                    let mut planner = Planner::new(&self.catalog);
+                    let rel = planner.plan_query(&q).map_err(at)?;
+                    self.plan.notices.append(&mut planner.notices);
                     rel.finish().map_err(at)?;
                     let spec = TableSpec {
                         name: format!("select@line{}", st.line),
@@ -244,7 +247,9 @@ impl Session {
         match ct.query.take() {
             None => self.catalog.add_table(&ct, defaults),
             Some(q) => {
-                let rel = Planner::new(&self.catalog).plan_query(&q)?;
+                let mut planner = Planner::new(&self.catalog);
+                let rel = planner.plan_query(&q)?;
+                self.plan.notices.append(&mut planner.notices);
                 rel.finish()?;
                 if !ct.columns.is_empty() {
                     return plan_err(format!(
@@ -301,7 +306,9 @@ impl Session {
             ));
         };
         let (spec, connector) = (sink.spec.clone(), sink.connector);
-        let mut rel = Planner::new(&self.catalog).plan_query(&ins.query)?;
+        let mut planner = Planner::new(&self.catalog);
+        let mut rel = planner.plan_query(&ins.query)?;
+        self.plan.notices.append(&mut planner.notices);
         rel.finish()?;
         self.check_sink(&rel, &spec, connector)?;
         // map query columns onto the sink's physical columns

@@ -28,6 +28,7 @@ use tillflow_runtime::operator::{Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::dedup::RowtimeFirstRow;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
+use tillflow_runtime::ops::interval_join::IntervalJoin;
 use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
 use tillflow_runtime::ops::lookup::LookupJoin;
 use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
@@ -393,6 +394,126 @@ fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
     }
 }
 
+/// The bounds of an interval join: `right time + lower <= left time <= right time + upper`.
+#[derive(Clone, Copy, Debug)]
+struct IntervalBounds {
+    left_time: usize,
+    right_time: usize,
+    lower_ms: i64,
+    upper_ms: i64,
+}
+
+/// A time column, plus a constant interval (µs): `t`, `t + INTERVAL ..`, `t - INTERVAL ..`.
+fn time_term(e: &Expr) -> Option<(usize, i64)> {
+    let interval = |x: &Expr| match x {
+        Expr::Literal {
+            value: Value::Interval(us),
+            ..
+        } => Some(*us),
+        _ => None,
+    };
+    match e {
+        Expr::Column { index, .. } => Some((*index, 0)),
+        Expr::Cast { arg, .. } => time_term(arg),
+        Expr::Binary {
+            op: BinOp::Add,
+            left,
+            right,
+            ..
+        } => match (
+            time_term(left),
+            interval(right),
+            interval(left),
+            time_term(right),
+        ) {
+            (Some((c, o)), Some(i), _, _) | (_, _, Some(i), Some((c, o))) => Some((c, o + i)),
+            _ => None,
+        },
+        Expr::Binary {
+            op: BinOp::Sub,
+            left,
+            right,
+            ..
+        } => {
+            let (c, o) = time_term(left)?;
+            Some((c, o - interval(right)?))
+        }
+        _ => None,
+    }
+}
+
+/// Flink's interval-join bounds in `residual`'s conjuncts: comparisons between one left and one
+/// right event-time column (the same two throughout), giving both a lower and an upper bound.
+fn interval_bounds(residual: &Expr, left: &[usize], right: &[usize]) -> Option<IntervalBounds> {
+    let mut parts = Vec::new();
+    fn split<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+        match e {
+            Expr::Binary {
+                op: BinOp::And,
+                left,
+                right,
+                ..
+            } => {
+                split(left, out);
+                split(right, out);
+            }
+            other => out.push(other),
+        }
+    }
+    split(residual, &mut parts);
+    let (mut lower, mut upper, mut cols) = (None::<i64>, None::<i64>, None);
+    for p in parts {
+        let Expr::Binary {
+            op,
+            left: a,
+            right: b,
+            ..
+        } = p
+        else {
+            continue;
+        };
+        if !matches!(op, BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq) {
+            continue;
+        }
+        let (Some(ta), Some(tb)) = (time_term(a), time_term(b)) else {
+            continue;
+        };
+        // as `left term op right term`
+        let (l, r, op) = if left.contains(&ta.0) && right.contains(&tb.0) {
+            (ta, tb, *op)
+        } else if right.contains(&ta.0) && left.contains(&tb.0) {
+            let flipped = match op {
+                BinOp::Lt => BinOp::Gt,
+                BinOp::LtEq => BinOp::GtEq,
+                BinOp::Gt => BinOp::Lt,
+                _ => BinOp::LtEq,
+            };
+            (tb, ta, flipped)
+        } else {
+            continue;
+        };
+        if cols.is_some_and(|c| c != (l.0, r.0)) {
+            return None; // bounds on other time columns: not an interval join
+        }
+        cols = Some((l.0, r.0));
+        // L + lo op R + ro  =>  L - R op ro - lo
+        let c = (r.1 - l.1).div_euclid(1000);
+        match op {
+            BinOp::GtEq => lower = Some(lower.map_or(c, |x| x.max(c))),
+            BinOp::Gt => lower = Some(lower.map_or(c + 1, |x| x.max(c + 1))),
+            BinOp::LtEq => upper = Some(upper.map_or(c, |x| x.min(c))),
+            _ => upper = Some(upper.map_or(c - 1, |x| x.min(c - 1))),
+        }
+    }
+    let ((left_time, right_time), lower_ms, upper_ms) = (cols?, lower?, upper?);
+    (lower_ms <= upper_ms).then_some(IntervalBounds {
+        left_time,
+        right_time,
+        lower_ms,
+        upper_ms,
+    })
+}
+
 /// Whether `e` compares (`<`, `<=`, `>`, `>=`) an expression over a `left` column with one over
 /// a `right` column: an event-time bound between the two sides of a join.
 fn bounds_time(e: &Expr, left: &[usize], right: &[usize]) -> bool {
@@ -741,29 +862,48 @@ impl<'a> Planner<'a> {
             qualifiers,
         };
         let (left_keys, right_keys, residual) = split_join_condition(on, &scope, nl)?;
-        if let Some(r) = &residual {
-            let rowtime = |rel: &Rel, offset: usize| -> Vec<usize> {
-                (0..rel.schema().len())
-                    .filter(|&i| rel.schema().fields[i].time == TimeAttribute::Rowtime)
-                    .map(|i| i + offset)
-                    .collect()
-            };
-            if bounds_time(r, &rowtime(&left, 0), &rowtime(&right, nl)) {
-                self.notices.push(format!(
-                    "the join condition `{}` bounds one side's event time by the other's (an interval join in Flink); tillflow runs it as a regular join: both sides stay in state for good, and a row that arrives behind the watermark still joins where Flink's interval join drops it, so late rows can give rows Flink does not",
-                    on.map(|e| e.to_string()).unwrap_or_default()
-                ));
-            }
-        }
+        let rowtime = |rel: &Rel, offset: usize| -> Vec<usize> {
+            (0..rel.schema().len())
+                .filter(|&i| rel.schema().fields[i].time == TimeAttribute::Rowtime)
+                .map(|i| i + offset)
+                .collect()
+        };
+        let (left_times, right_times) = (rowtime(&left, 0), rowtime(&right, nl));
+        let bounds = residual
+            .as_ref()
+            .and_then(|r| interval_bounds(r, &left_times, &right_times));
         let keys = [left_keys, right_keys];
+        let widths = [nl, right.schema().len()];
+        let interval = bounds.filter(|_| {
+            kind == JoinType::Inner && !left.updating && !right.updating && !keys[0].is_empty()
+        });
         let updating = left.updating || right.updating || kind != JoinType::Inner;
-        let op = StreamingJoin::new(kind, keys, [nl, right.schema().len()], residual);
+        let op: Box<dyn TwoInputOperator> = match interval {
+            Some(b) => Box::new(IntervalJoin::new(
+                keys,
+                widths,
+                [b.left_time, b.right_time - nl],
+                // how far a left row may precede / follow a matching right row (ms)
+                -b.lower_ms,
+                b.upper_ms,
+                residual,
+            )),
+            None => {
+                if bounds.is_some()
+                    || residual
+                        .as_ref()
+                        .is_some_and(|r| bounds_time(r, &left_times, &right_times))
+                {
+                    self.notices.push(format!(
+                        "the join condition `{}` bounds one side's event time by the other's, but only an inner join of append-only inputs on equal keys with a lower and an upper bound runs as an interval join; this one runs as a regular join: both sides stay in state for good, and a row that arrives behind the watermark still joins",
+                        on.map(|e| e.to_string()).unwrap_or_default()
+                    ));
+                }
+                Box::new(StreamingJoin::new(kind, keys, widths, residual))
+            }
+        };
         Ok(Rel {
-            input: RelInput::Join(Box::new(JoinInput {
-                left,
-                right,
-                op: Box::new(op),
-            })),
+            input: RelInput::Join(Box::new(JoinInput { left, right, op })),
             ops: Vec::new(),
             scope,
             updating,

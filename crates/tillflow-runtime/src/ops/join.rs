@@ -132,7 +132,7 @@ impl StreamingJoin {
 }
 
 /// Writes `[left..., right...]` into `out`; a missing side is NULL-padded to its width.
-fn build(
+pub(crate) fn build(
     out: &mut Row,
     left: Option<&[u8]>,
     right: Option<&[u8]>,

@@ -5,6 +5,7 @@
 pub mod calc;
 pub mod dedup;
 pub mod group_agg;
+pub mod interval_join;
 pub mod join;
 pub mod lookup;
 pub mod normalize;

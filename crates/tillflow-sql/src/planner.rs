@@ -110,6 +110,25 @@ impl Rel {
         &self.scope.schema
     }
 
+    /// Two queries meeting in `op` (a join or a union), giving rows of `scope`.
+    fn two_input(
+        left: Rel,
+        right: Rel,
+        op: Box<dyn TwoInputOperator>,
+        scope: Scope,
+        updating: bool,
+    ) -> Rel {
+        Rel {
+            input: RelInput::Join(Box::new(JoinInput { left, right, op })),
+            ops: Vec::new(),
+            scope,
+            updating,
+            window_cols: None,
+            pending_window: None,
+            pending_rank: None,
+        }
+    }
+
     /// The first table the records come from (whose late-data output a window uses).
     pub fn source_table(&self) -> &str {
         match &self.input {
@@ -703,19 +722,8 @@ impl<'a> Planner<'a> {
         }
         let updating = left.updating || right.updating;
         let scope = Scope::new(Schema::new(fields), None);
-        Ok(Rel {
-            input: RelInput::Join(Box::new(JoinInput {
-                left,
-                right,
-                op: Box::new(tillflow_runtime::ops::union::UnionAll::default()),
-            })),
-            ops: Vec::new(),
-            scope,
-            updating,
-            window_cols: None,
-            pending_window: None,
-            pending_rank: None,
-        })
+        let op = Box::new(tillflow_runtime::ops::union::UnionAll::default());
+        Ok(Rel::two_input(left, right, op, scope, updating))
     }
 
     fn named_relation(&mut self, name: &str, alias: Option<&sql::TableAlias>) -> Result<Rel> {
@@ -902,15 +910,7 @@ impl<'a> Planner<'a> {
                 Box::new(StreamingJoin::new(kind, keys, widths, residual))
             }
         };
-        Ok(Rel {
-            input: RelInput::Join(Box::new(JoinInput { left, right, op })),
-            ops: Vec::new(),
-            scope,
-            updating,
-            window_cols: None,
-            pending_window: None,
-            pending_rank: None,
-        })
+        Ok(Rel::two_input(left, right, op, scope, updating))
     }
 
     /// `JOIN dim FOR SYSTEM_TIME AS OF left.proc [AS d] ON left.k = d.k ...`: the left rows

@@ -206,14 +206,23 @@ impl TwoInputOperator for IntervalJoin {
         }
         // cache the row while rows of the other side may still come for it
         if self.operator_time < upper {
-            let key: Box<[u8]> = self.key.as_slice().into();
-            let st = self.state.entry(key.clone()).or_default();
-            st.caches[side]
-                .entry(time)
-                .or_default()
-                .push(self.encoded.as_slice().into());
-            if st.cleanup[side].is_none() {
+            // the key is copied only when it is new
+            if !self.state.contains_key(self.key.as_slice()) {
+                self.state
+                    .insert(self.key.as_slice().into(), KeyState::default());
+            }
+            let mut unregistered = false;
+            if let Some(st) = self.state.get_mut(self.key.as_slice()) {
+                st.caches[side]
+                    .entry(time)
+                    .or_default()
+                    .push(self.encoded.as_slice().into());
+                unregistered = st.cleanup[side].is_none();
+            }
+            if unregistered {
+                let key = std::mem::take(&mut self.key);
                 self.register(&key, side, time);
+                self.key = key;
             }
         }
         Ok(())

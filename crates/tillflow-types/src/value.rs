@@ -133,6 +133,17 @@ impl Row {
         push_str(&mut self.heap, s)
     }
 
+    /// A copy to keep (in state): the same kind and values, with a heap holding only this row's
+    /// strings (a reused row's heap may hold more).
+    pub fn detached(&self) -> Row {
+        let mut owned = Row::with_capacity(self.values.len());
+        owned.kind = self.kind;
+        for v in &self.values {
+            owned.push_from(*v, &self.heap);
+        }
+        owned
+    }
+
     /// Copies `v` from another row (`from`'s heap) into this row's heap and pushes it.
     #[inline]
     pub fn push_from(&mut self, v: Value, from: &[u8]) {

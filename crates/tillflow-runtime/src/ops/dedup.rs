@@ -14,7 +14,6 @@ use crate::keys::encode_key;
 use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
 use std::collections::BTreeSet;
-use tillflow_types::value::copy_value;
 use tillflow_types::{Row, RowKind, Value};
 
 /// Keeps the first row per key by event time; see the module comment.
@@ -109,13 +108,8 @@ impl Operator for RowtimeFirstRow {
             |r| matches!(r.values.get(self.time_col), Some(Value::Timestamp(x)) if t < *x),
         );
         if earlier {
-            let mut owned = Row::with_capacity(row.values.len());
+            let mut owned = row.detached();
             owned.kind = RowKind::Insert;
-            for v in &row.values {
-                owned
-                    .values
-                    .push(copy_value(*v, &row.heap, &mut owned.heap));
-            }
             held.clear();
             held.push(owned);
             self.timers.insert((t, self.key.clone().into_boxed_slice()));

@@ -13,7 +13,6 @@ use crate::state::{read_u64, KeyedState};
 use crate::window::window_max_timestamp;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use tillflow_types::value::copy_value;
 use tillflow_types::{Row, Value};
 
 /// One ORDER BY item of a ranking.
@@ -188,14 +187,7 @@ impl Operator for WindowTopN {
         if pos >= self.limit {
             return Ok(());
         }
-        let mut owned = Row::with_capacity(row.values.len());
-        owned.kind = row.kind;
-        for v in &row.values {
-            owned
-                .values
-                .push(copy_value(*v, &row.heap, &mut owned.heap));
-        }
-        rows.insert(pos, owned);
+        rows.insert(pos, row.detached());
         rows.truncate(self.limit);
         Ok(())
     }
@@ -360,13 +352,8 @@ impl Operator for TopN {
         if pos >= self.limit {
             return Ok(());
         }
-        let mut owned = Row::with_capacity(row.values.len());
+        let mut owned = row.detached();
         owned.kind = RowKind::Insert;
-        for v in &row.values {
-            owned
-                .values
-                .push(copy_value(*v, &row.heap, &mut owned.heap));
-        }
         rows.insert(pos, owned);
         let rank = |i: usize| self.emit_row_number.then_some(i + 1);
         Self::emit_row(&mut self.out, &rows[pos], RowKind::Insert, rank(pos), out)?;

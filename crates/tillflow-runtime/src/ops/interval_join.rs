@@ -13,9 +13,11 @@
 use crate::error::{Result, RuntimeError};
 use crate::expr::Expr;
 use crate::keys::encode_key;
+use crate::keys::MAX_KEY_GROUPS;
 use crate::operator::{Emit, OperatorMetrics, TwoInputOperator};
 use crate::ops::join::build;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use crate::state::{read_u32, read_u64, KeyedState, StateValue};
+use std::collections::{BTreeMap, BTreeSet};
 use tillflow_types::{Row, Value};
 
 /// One key's two caches (rows by time, encoded) and cleanup timers.
@@ -26,6 +28,52 @@ struct KeyState {
     cleanup: [Option<i64>; 2],
 }
 
+impl StateValue for KeyState {
+    /// Both cleanup timers (`i64::MIN` for none), then each cache: times, each with its rows.
+    fn write(&self, out: &mut Vec<u8>) {
+        for c in self.cleanup {
+            out.extend_from_slice(&c.unwrap_or(i64::MIN).to_le_bytes());
+        }
+        for cache in &self.caches {
+            out.extend_from_slice(&(cache.len() as u32).to_le_bytes());
+            for (t, rows) in cache {
+                out.extend_from_slice(&t.to_le_bytes());
+                out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+                for r in rows {
+                    out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+                    out.extend_from_slice(r);
+                }
+            }
+        }
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let mut st = KeyState::default();
+        for c in &mut st.cleanup {
+            let v = read_u64(input, at)? as i64;
+            *c = (v != i64::MIN).then_some(v);
+        }
+        for cache in &mut st.caches {
+            for _ in 0..read_u32(input, at)? {
+                let t = read_u64(input, at)? as i64;
+                let rows = cache.entry(t).or_default();
+                for _ in 0..read_u32(input, at)? {
+                    let n = read_u32(input, at)? as usize;
+                    let end = at
+                        .checked_add(n)
+                        .filter(|&e| e <= input.len())
+                        .ok_or_else(|| {
+                            RuntimeError::State("truncated interval join state".into())
+                        })?;
+                    rows.push(input[*at..end].into());
+                    *at = end;
+                }
+            }
+        }
+        Ok(st)
+    }
+}
+
 /// An inner interval join; see the module comment.
 pub struct IntervalJoin {
     keys: [Vec<usize>; 2],
@@ -34,7 +82,7 @@ pub struct IntervalJoin {
     /// How far (ms) a left row's time may lie before / after a matching right row's.
     sizes: [i64; 2],
     residual: Option<Expr>,
-    state: HashMap<Box<[u8]>, KeyState>,
+    state: KeyedState<KeyState>,
     timers: BTreeSet<(i64, Box<[u8]>)>,
     /// Operator time: the watermark in ms (0 before the first).
     operator_time: i64,
@@ -67,7 +115,7 @@ impl IntervalJoin {
             // Flink's leftRelativeSize and rightRelativeSize
             sizes: [left_before, left_after],
             residual,
-            state: HashMap::new(),
+            state: KeyedState::default(),
             timers: BTreeSet::new(),
             operator_time: 0,
             expiration: [0, 0],
@@ -100,33 +148,25 @@ impl IntervalJoin {
     /// A timer at `t` for `key`: the caches whose timer it is drop what has expired.
     fn on_timer(&mut self, t: i64, key: Box<[u8]>) {
         for side in 0..2 {
-            let due = self
-                .state
-                .get(&key)
-                .is_some_and(|st| st.cleanup[side] == Some(t));
-            if !due {
-                continue;
-            }
             let expiration = self.expiration_time(self.sizes[side]);
+            let Some(st) = self
+                .state
+                .get_mut(&key)
+                .filter(|st| st.cleanup[side] == Some(t))
+            else {
+                continue;
+            };
+            st.caches[side].retain(|&time, _| time > expiration);
+            st.cleanup[side] = None;
+            let earliest = st.caches[side].keys().next().copied();
             self.expiration[side] = expiration;
-            let mut earliest = None;
-            if let Some(st) = self.state.get_mut(&key) {
-                st.caches[side].retain(|&time, _| time > expiration);
-                earliest = st.caches[side].keys().next().copied();
-                st.cleanup[side] = None;
-            }
-            match earliest {
-                Some(e) => self.register(&key, side, e),
-                None => {
-                    if let Some(st) = self.state.get_mut(&key) {
-                        st.caches[side].clear();
-                    }
-                }
+            if let Some(e) = earliest {
+                self.register(&key, side, e);
             }
         }
         if self
             .state
-            .get(&key)
+            .get_mut(&key)
             .is_some_and(|st| st.caches.iter().all(|c| c.is_empty()) && st.cleanup == [None; 2])
         {
             self.state.remove(&key);
@@ -178,8 +218,7 @@ impl TwoInputOperator for IntervalJoin {
             let expiration = self.expiration_time(self.sizes[other]);
             self.expiration[other] = expiration;
             if let Some(st) = self.state.get_mut(&self.key[..]) {
-                for (&t, rows) in st.caches[other].range(lower..=upper) {
-                    let _ = t;
+                for rows in st.caches[other].range(lower..=upper).map(|(_, r)| r) {
                     for o in rows {
                         let (l, r) = if side == 0 {
                             (&self.encoded[..], &o[..])
@@ -206,20 +245,12 @@ impl TwoInputOperator for IntervalJoin {
         }
         // cache the row while rows of the other side may still come for it
         if self.operator_time < upper {
-            // the key is copied only when it is new
-            if !self.state.contains_key(self.key.as_slice()) {
-                self.state
-                    .insert(self.key.as_slice().into(), KeyState::default());
-            }
-            let mut unregistered = false;
-            if let Some(st) = self.state.get_mut(self.key.as_slice()) {
-                st.caches[side]
-                    .entry(time)
-                    .or_default()
-                    .push(self.encoded.as_slice().into());
-                unregistered = st.cleanup[side].is_none();
-            }
-            if unregistered {
+            let st = self.state.get_or_insert_with(&self.key, KeyState::default);
+            st.caches[side]
+                .entry(time)
+                .or_default()
+                .push(self.encoded.as_slice().into());
+            if st.cleanup[side].is_none() {
                 let key = std::mem::take(&mut self.key);
                 self.register(&key, side, time);
                 self.key = key;
@@ -254,73 +285,26 @@ impl TwoInputOperator for IntervalJoin {
         })
     }
 
-    /// Operator time, expiration times, then per key (in key order): the key, both cleanup
-    /// timers and both caches. The timer set is rebuilt from the keys' timers on restore.
+    /// Operator time, both expiration times, then the keys' state by key group; the timer set
+    /// is rebuilt from the keys' timers on restore.
     fn snapshot_state(&self, out: &mut Vec<u8>) {
-        let put = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&v.to_le_bytes());
-        put(out, self.operator_time);
-        put(out, self.expiration[0]);
-        put(out, self.expiration[1]);
-        let mut keys: Vec<&Box<[u8]>> = self.state.keys().collect();
-        keys.sort();
-        out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
-        for k in keys {
-            let st = &self.state[k];
-            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            out.extend_from_slice(k);
-            for c in st.cleanup {
-                put(out, c.unwrap_or(i64::MIN));
-            }
-            for cache in &st.caches {
-                out.extend_from_slice(&(cache.len() as u32).to_le_bytes());
-                for (t, rows) in cache {
-                    put(out, *t);
-                    out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
-                    for r in rows {
-                        out.extend_from_slice(&(r.len() as u32).to_le_bytes());
-                        out.extend_from_slice(r);
-                    }
-                }
-            }
+        for v in [self.operator_time, self.expiration[0], self.expiration[1]] {
+            out.extend_from_slice(&v.to_le_bytes());
         }
+        self.state.snapshot(0..MAX_KEY_GROUPS, out);
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        use crate::state::{read_u32, read_u64};
-        let truncated = || RuntimeError::State("truncated interval join state".into());
         let at = &mut 0;
-        let bytes = |at: &mut usize, n: usize| -> Result<Box<[u8]>> {
-            let end = at.checked_add(n).ok_or_else(truncated)?;
-            let b = input.get(*at..end).ok_or_else(truncated)?;
-            *at = end;
-            Ok(b.into())
-        };
         self.operator_time = read_u64(input, at)? as i64;
         self.expiration = [read_u64(input, at)? as i64, read_u64(input, at)? as i64];
-        self.state.clear();
+        self.state = KeyedState::default();
+        self.state.restore(input, at)?;
         self.timers.clear();
-        for _ in 0..read_u32(input, at)? {
-            let n = read_u32(input, at)? as usize;
-            let key = bytes(at, n)?;
-            let mut st = KeyState::default();
-            for side in 0..2 {
-                let c = read_u64(input, at)? as i64;
-                if c != i64::MIN {
-                    st.cleanup[side] = Some(c);
-                    self.timers.insert((c, key.clone()));
-                }
+        for (key, st) in self.state.iter() {
+            for t in st.cleanup.into_iter().flatten() {
+                self.timers.insert((t, key.into()));
             }
-            for side in 0..2 {
-                for _ in 0..read_u32(input, at)? {
-                    let t = read_u64(input, at)? as i64;
-                    let rows = st.caches[side].entry(t).or_default();
-                    for _ in 0..read_u32(input, at)? {
-                        let n = read_u32(input, at)? as usize;
-                        rows.push(bytes(at, n)?);
-                    }
-                }
-            }
-            self.state.insert(key, st);
         }
         Ok(())
     }
@@ -329,7 +313,8 @@ impl TwoInputOperator for IntervalJoin {
         let mut m = self.metrics.clone();
         m.state_entries = self
             .state
-            .values()
+            .iter()
+            .map(|(_, s)| s)
             .map(|s| {
                 s.caches
                     .iter()

@@ -1358,16 +1358,24 @@ fn settle_at_positions(consumer: &BaseConsumer<EndOffsets>, parts: &mut [Partiti
     };
     for p in parts.iter_mut() {
         if let Some(stop) = p.stop.filter(|s| p.next < *s) {
-            let at = positions
-                .find_partition(&p.topic, p.partition)
-                .map(|e| e.offset());
-            if let Some(Offset::Offset(o)) = at {
-                if o >= stop {
-                    p.next = stop;
-                }
+            if position_reached(&positions, &p.topic, p.partition, stop) {
+                p.next = stop;
             }
         }
     }
+}
+
+/// Whether the consumer's position in `topic`/`partition` (in `positions`) is at `stop` or past.
+fn position_reached(
+    positions: &TopicPartitionList,
+    topic: &str,
+    partition: i32,
+    stop: i64,
+) -> bool {
+    matches!(
+        positions.find_partition(topic, partition).map(|e| e.offset()),
+        Some(Offset::Offset(o)) if o >= stop
+    )
 }
 
 /// Whether a consumer error ends the job (librdkafka recovers from the others by itself: a lost

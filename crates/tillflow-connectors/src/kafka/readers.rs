@@ -10,7 +10,7 @@
 //! pipeline has seen, never the ones still in a batch. Malformed messages travel as entries
 //! too: the dead-letter file and the error stay with the job loop.
 
-use super::{fatal, Codec, EndOffsets, Outcome, PartitionState};
+use super::{fatal, position_reached, Codec, EndOffsets, Outcome, PartitionState};
 use crate::format::DecodeError;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -351,19 +351,14 @@ impl Reader {
             let Some(stop) = a.stop.filter(|s| a.next < *s) else {
                 continue;
             };
-            let at = positions
-                .find_partition(&a.topic, a.partition)
-                .map(|e| e.offset());
-            if let Some(Offset::Offset(o)) = at {
-                if o >= stop {
-                    a.next = stop;
-                    b.entries.push(Entry {
-                        part: a.index,
-                        offset: stop - 1,
-                        next: stop,
-                        kind: Kind::Skip,
-                    });
-                }
+            if position_reached(&positions, &a.topic, a.partition, stop) {
+                a.next = stop;
+                b.entries.push(Entry {
+                    part: a.index,
+                    offset: stop - 1,
+                    next: stop,
+                    kind: Kind::Skip,
+                });
             }
         }
     }

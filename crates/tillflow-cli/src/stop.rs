@@ -34,23 +34,6 @@ pub struct StopArgs {
     timeout: String,
 }
 
-/// A job as `/api/jobs` shows it (the fields this command reads).
-struct Listed {
-    id: String,
-    state: String,
-}
-
-fn parse_jobs(v: &serde_json::Value) -> Vec<Listed> {
-    let one = |j: &serde_json::Value| Listed {
-        id: j["id"].as_str().unwrap_or_default().to_owned(),
-        state: j["state"].as_str().unwrap_or_default().to_owned(),
-    };
-    match v.as_array() {
-        Some(a) => a.iter().map(one).collect(),
-        None => vec![one(v)],
-    }
-}
-
 struct Api {
     client: reqwest::blocking::Client,
     base: String,
@@ -121,19 +104,24 @@ pub fn run(a: &StopArgs) -> Result<(), String> {
     let id = match &a.job {
         Some(id) => id.clone(),
         None => {
-            let jobs = parse_jobs(&api.get("/api/jobs")?.ok_or_else(nothing)?);
-            let running: Vec<&Listed> = jobs.iter().filter(|j| j.state == "running").collect();
+            let jobs = api.get("/api/jobs")?.ok_or_else(nothing)?;
+            let running: Vec<&str> = jobs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|j| j["state"] == "running")
+                .filter_map(|j| j["id"].as_str())
+                .collect();
             match running.as_slice() {
-                [one] => one.id.clone(),
+                [one] => (*one).to_owned(),
                 [] => return Err(format!("no job is running on {}", a.http)),
                 many => {
-                    let ids: Vec<&str> = many.iter().map(|j| j.id.as_str()).collect();
                     return Err(format!(
                         "{} jobs run on {}; name one: {}",
-                        ids.len(),
+                        many.len(),
                         a.http,
-                        ids.join(", ")
-                    ));
+                        many.join(", ")
+                    ))
                 }
             }
         }

@@ -117,11 +117,13 @@ fn explain_shows_the_plan_and_validate_checks_without_running() {
     let (ok, out, err) = tillflow(&["explain", "examples/retail/demo.sql"]);
     assert!(ok, "{err}");
     for part in [
-        "Source: events [connector=filesystem]",
-        "WatermarkAssigner",
-        "WindowAggregate",
-        "WindowRank",
-        "Sink: top_skus [connector=print]",
+        "TableSourceScan(table=[[default_catalog, default_database, events]], connector=[filesystem]",
+        "WatermarkAssigner(rowtime=[event_time], watermark=[(event_time - 5000:INTERVAL)]",
+        "WindowAggregate(groupBy=[sku], window=[TUMBLE(time_col=[event_time], size=[10 min])]",
+        "Exchange(distribution=[hash[sku]])",
+        "WindowRank(",
+        "changelogMode=[I]",
+        "Sink(table=[default_catalog.default_database.top_skus], connector=[print]",
     ] {
         assert!(out.contains(part), "missing {part} in\n{out}");
     }

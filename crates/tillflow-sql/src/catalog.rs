@@ -54,8 +54,6 @@ pub struct Catalog {
     views: BTreeMap<String, ViewDef>,
     /// `SET` options.
     pub config: BTreeMap<String, String>,
-    /// Late-data outputs by path, shared by every window operator of the job writing there.
-    late_outputs: std::sync::Mutex<BTreeMap<String, tillflow_runtime::late::SharedLateSink>>,
 }
 
 fn find<'a, T>(map: &'a BTreeMap<String, T>, name: &str) -> Option<&'a T> {
@@ -70,31 +68,6 @@ impl Catalog {
     /// A table by name (exact, then case-insensitive).
     pub fn table(&self, name: &str) -> Option<&TableDef> {
         find(&self.tables, name)
-    }
-
-    /// The late-data output of source table `table` (its `'late-data.path'`), for window operators
-    /// whose input rows have `schema`.
-    pub fn late_output(
-        &self,
-        table: &str,
-        schema: &Schema,
-    ) -> Result<Option<tillflow_runtime::late::SharedLateSink>> {
-        let Some(path) = self
-            .table(table)
-            .and_then(|t| t.spec.option("late-data.path"))
-        else {
-            return Ok(None);
-        };
-        let mut map = self
-            .late_outputs
-            .lock()
-            .map_err(|_| SqlError::Plan("late-data registry poisoned".into()))?;
-        if let Some(s) = map.get(path) {
-            return Ok(Some(s.clone()));
-        }
-        let sink = tillflow_connectors::late::LateFile::shared(path, table, schema)?;
-        map.insert(path.to_owned(), sink.clone());
-        Ok(Some(sink))
     }
 
     /// A view by name.

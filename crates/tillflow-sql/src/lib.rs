@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod error;
 pub mod expr;
+pub mod plan;
 pub mod planner;
 pub mod script;
 pub mod session;

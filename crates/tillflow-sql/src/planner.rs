@@ -15,6 +15,7 @@ use crate::expr::{
     collect_aggregates, collect_over_aggregates, derive_name, eval_const, function_args,
     function_name, AggScope, Converter, Scope,
 };
+use crate::plan::{Changelog, LateTarget, LookupTarget, PlanNode, PlanOp, TwoInputOp};
 use crate::script::PARTITION_BY_FN;
 use sqlparser::ast::{
     self as sql, DuplicateTreatment, FunctionArguments, GroupByExpr, SelectItem, SetExpr,
@@ -24,19 +25,9 @@ use std::collections::BTreeMap;
 use tillflow_runtime::agg::{AggCall, AggKind};
 use tillflow_runtime::expr::{BinOp, Expr};
 use tillflow_runtime::forecast::ModelSpec;
-use tillflow_runtime::operator::{Operator, TwoInputOperator};
-use tillflow_runtime::ops::calc::Calc;
-use tillflow_runtime::ops::dedup::RowtimeFirstRow;
-use tillflow_runtime::ops::group_agg::GroupAggregate;
-use tillflow_runtime::ops::interval_join::IntervalJoin;
-use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
-use tillflow_runtime::ops::lookup::LookupJoin;
-use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
-use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
-use tillflow_runtime::window::aggregate::WindowAggregate;
-use tillflow_runtime::window::assign::WindowAssign;
-use tillflow_runtime::window::count::CountWindowAggregate;
-use tillflow_runtime::window::session::SessionWindowAggregate;
+use tillflow_runtime::ops::join::JoinType;
+use tillflow_runtime::ops::over::OverFrame;
+use tillflow_runtime::ops::rank::SortKey;
 use tillflow_runtime::window::{AlignedWindow, TimeMode};
 use tillflow_types::{DataType, Field, Schema, TimeAttribute, Value};
 
@@ -64,6 +55,8 @@ pub struct PendingRank {
     order: Vec<SortKey>,
     /// Time attribute of the single ORDER BY column, if it is one.
     order_time: Option<TimeAttribute>,
+    /// The ranked rows' columns (the ranking operator's input).
+    input: Schema,
     window_end: Option<usize>,
     /// Projection over `[input columns..., rn]`.
     post: Vec<(Expr, String, TimeAttribute)>,
@@ -85,8 +78,8 @@ pub struct JoinInput {
     pub left: Rel,
     /// The right input.
     pub right: Rel,
-    /// The join.
-    pub op: Box<dyn TwoInputOperator>,
+    /// The join (or union).
+    pub op: PlanNode<TwoInputOp>,
 }
 
 /// A planned query.
@@ -94,11 +87,13 @@ pub struct Rel {
     /// Where the records come from.
     pub input: RelInput,
     /// Operators after the table scan.
-    pub ops: Vec<Box<dyn Operator>>,
+    pub ops: Vec<PlanNode>,
     /// Output columns.
     pub scope: Scope,
-    /// Whether the output is an updating changelog.
-    pub updating: bool,
+    /// What the output carries: inserts only, or updates and deletes too.
+    pub changelog: Changelog,
+    /// Output columns that identify a row of an updating output, if known.
+    pub upsert_key: Option<Vec<usize>>,
     /// Output positions of window_start and window_end, when the rows are a window's result.
     pub window_cols: Option<(usize, usize)>,
     pending_window: Option<PendingWindow>,
@@ -111,22 +106,33 @@ impl Rel {
     }
 
     /// Two queries meeting in `op` (a join or a union), giving rows of `scope`.
-    fn two_input(
-        left: Rel,
-        right: Rel,
-        op: Box<dyn TwoInputOperator>,
-        scope: Scope,
-        updating: bool,
-    ) -> Rel {
+    fn two_input(left: Rel, right: Rel, op: TwoInputOp, scope: Scope, changelog: Changelog) -> Rel {
+        let op = PlanNode::new(op, &scope.schema, changelog);
         Rel {
             input: RelInput::Join(Box::new(JoinInput { left, right, op })),
             ops: Vec::new(),
             scope,
-            updating,
+            changelog,
+            upsert_key: None,
             window_cols: None,
             pending_window: None,
             pending_rank: None,
         }
+    }
+
+    /// Whether the output carries updates or deletes.
+    pub fn updating(&self) -> bool {
+        self.changelog.is_updating()
+    }
+
+    /// Appends `op`, reading the current output, writing `changelog` whose rows `upsert_key`
+    /// identifies (columns of `op`'s output).
+    fn push(&mut self, op: PlanOp, changelog: Changelog, upsert_key: Option<Vec<usize>>) {
+        let mut node = PlanNode::new(op, self.schema(), changelog);
+        node.upsert_key = upsert_key.clone();
+        self.ops.push(node);
+        self.changelog = changelog;
+        self.upsert_key = upsert_key;
     }
 
     /// The first table the records come from (whose late-data output a window uses).
@@ -179,11 +185,33 @@ fn push_calc(rel: &mut Rel, filter: Option<Expr>, items: Vec<Item>) {
             time: *t,
         })
         .collect();
+    // an upsert key survives a projection that keeps each of its columns as they are
+    let upsert_key = rel.upsert_key.as_ref().and_then(|key| {
+        key.iter()
+            .map(|&k| {
+                items
+                    .iter()
+                    .position(|(e, _, _)| matches!(e, Expr::Column { index, .. } if *index == k))
+            })
+            .collect::<Option<Vec<usize>>>()
+    });
     if !identity {
         let names = items.iter().map(|(_, n, _)| n.clone()).collect();
         let exprs = items.into_iter().map(|(e, _, _)| e).collect();
-        rel.ops.push(Box::new(Calc::new(filter, exprs, names)));
+        let changelog = rel.changelog;
+        let mut node = PlanNode::new(
+            PlanOp::Calc {
+                filter,
+                exprs,
+                names,
+            },
+            rel.schema(),
+            changelog,
+        );
+        node.upsert_key = upsert_key.clone().filter(|_| changelog.is_updating());
+        rel.ops.push(node);
     }
+    rel.upsert_key = upsert_key;
     let qualifiers = vec![None; fields.len()];
     rel.scope = Scope {
         schema: Schema::new(fields),
@@ -569,6 +597,20 @@ pub struct Planner<'a> {
     pub notices: Vec<String>,
 }
 
+impl Planner<'_> {
+    /// Where the window operators over `rel` write late rows: its source table's
+    /// `'late-data.path'`, if it names one.
+    fn late_target(&self, rel: &Rel) -> Option<LateTarget> {
+        let table = rel.source_table();
+        let path = self.catalog.table(table)?.spec.option("late-data.path")?;
+        Some(LateTarget {
+            table: table.to_owned(),
+            path: path.to_owned(),
+            schema: rel.schema().clone(),
+        })
+    }
+}
+
 fn interval_arg(e: &sql::Expr, what: &str) -> Result<i64> {
     let scope = Scope::default();
     let x = Converter::new(&scope).convert(e)?;
@@ -720,10 +762,15 @@ impl<'a> Planner<'a> {
                 push_calc(side, None, items);
             }
         }
-        let updating = left.updating || right.updating;
+        let changelog = left.changelog.union(right.changelog);
         let scope = Scope::new(Schema::new(fields), None);
-        let op = Box::new(tillflow_runtime::ops::union::UnionAll::default());
-        Ok(Rel::two_input(left, right, op, scope, updating))
+        Ok(Rel::two_input(
+            left,
+            right,
+            TwoInputOp::Union,
+            scope,
+            changelog,
+        ))
     }
 
     fn named_relation(&mut self, name: &str, alias: Option<&sql::TableAlias>) -> Result<Rel> {
@@ -755,7 +802,12 @@ impl<'a> Planner<'a> {
                 input: RelInput::Table(t.name.clone()),
                 ops: Vec::new(),
                 scope: Scope::new(t.schema.clone(), None),
-                updating: t.connector.source_is_changelog(&t.spec),
+                changelog: if t.connector.source_is_changelog(&t.spec) {
+                    Changelog::All
+                } else {
+                    Changelog::Insert
+                },
+                upsert_key: None,
                 window_cols: None,
                 pending_window: None,
                 pending_rank: None,
@@ -883,19 +935,23 @@ impl<'a> Planner<'a> {
         let keys = [left_keys, right_keys];
         let widths = [nl, right.schema().len()];
         let interval = bounds.filter(|_| {
-            kind == JoinType::Inner && !left.updating && !right.updating && !keys[0].is_empty()
+            kind == JoinType::Inner && !left.updating() && !right.updating() && !keys[0].is_empty()
         });
-        let updating = left.updating || right.updating || kind != JoinType::Inner;
-        let op: Box<dyn TwoInputOperator> = match interval {
-            Some(b) => Box::new(IntervalJoin::new(
+        let changelog = if left.updating() || right.updating() || kind != JoinType::Inner {
+            Changelog::All
+        } else {
+            Changelog::Insert
+        };
+        let op = match interval {
+            Some(b) => TwoInputOp::IntervalJoin {
                 keys,
                 widths,
-                [b.left_time, b.right_time - nl],
+                times: [b.left_time, b.right_time - nl],
                 // how far a left row may precede / follow a matching right row (ms)
-                -b.lower_ms,
-                b.upper_ms,
+                left_before: -b.lower_ms,
+                left_after: b.upper_ms,
                 residual,
-            )),
+            },
             None => {
                 if bounds.is_some()
                     || residual
@@ -907,10 +963,15 @@ impl<'a> Planner<'a> {
                         on.map(|e| e.to_string()).unwrap_or_default()
                     ));
                 }
-                Box::new(StreamingJoin::new(kind, keys, widths, residual))
+                TwoInputOp::Join {
+                    kind,
+                    keys,
+                    widths,
+                    residual,
+                }
             }
         };
-        Ok(Rel::two_input(left, right, op, scope, updating))
+        Ok(Rel::two_input(left, right, op, scope, changelog))
     }
 
     /// `JOIN dim FOR SYSTEM_TIME AS OF left.proc [AS d] ON left.k = d.k ...`: the left rows
@@ -981,16 +1042,24 @@ impl<'a> Planner<'a> {
                 "lookup join on `{table_name}`: the ON clause needs an equality between a column of the stream and a column of `{table_name}` (the lookup key)"
             ));
         }
-        let table = dim.connector.lookup(&dim.spec, &dim_keys)?;
-        let cache = table.cache();
-        left.ops.push(Box::new(LookupJoin::new(
-            table,
-            left_keys,
-            left_outer,
-            dim_fields.len(),
-            residual,
-            cache,
-        )));
+        // checks the table's lookup options now; it is opened when the job starts
+        dim.connector.lookup(&dim.spec, &dim_keys)?;
+        let changelog = left.changelog;
+        left.ops.push(PlanNode::new(
+            PlanOp::LookupJoin {
+                target: LookupTarget {
+                    spec: dim.spec.clone(),
+                    connector: dim.connector,
+                    keys: dim_keys,
+                },
+                left_keys,
+                left_outer,
+                residual,
+            },
+            &scope.schema,
+            changelog,
+        ));
+        left.upsert_key = None;
         left.scope = scope;
         left.window_cols = None;
         Ok(left)
@@ -1100,7 +1169,7 @@ impl<'a> Planner<'a> {
             }
         };
         let mut rel = self.named_relation(&table, None)?;
-        if rel.updating {
+        if rel.updating() {
             return plan_err(format!(
                 "{name}: window functions need an append-only input, `{table}` is updating"
             ));
@@ -1309,20 +1378,30 @@ impl<'a> Planner<'a> {
                     .unwrap_or(true),
                 _ => true,
             });
-            match rank.window_end {
-                Some(window_end) => rel.ops.push(Box::new(WindowTopN::new(
-                    window_end,
-                    rank.partition,
-                    rank.order,
-                    limit,
-                    true,
-                ))),
-                None if rel.updating => {
+            let (op, changelog) = match rank.window_end {
+                Some(window_end) => (
+                    PlanOp::WindowRank {
+                        window_end,
+                        partition: rank.partition,
+                        order: rank.order,
+                        limit,
+                        emit_row_number: true,
+                    },
+                    rel.changelog,
+                ),
+                None if rel.updating() => {
                     // ranking rows that change (a running aggregate's): every row is kept,
                     // retractions move the next row up
-                    rel.ops.push(Box::new(
-                        TopN::new(rank.partition, rank.order, limit, emits_rn).over_updates(),
-                    ));
+                    (
+                        PlanOp::Rank {
+                            partition: rank.partition,
+                            order: rank.order,
+                            limit,
+                            emit_row_number: emits_rn,
+                            over_updates: true,
+                        },
+                        Changelog::All,
+                    )
                 }
                 None => {
                     // keep-first deduplication only ever inserts: on processing time at once,
@@ -1333,30 +1412,80 @@ impl<'a> Planner<'a> {
                         && rank.order.len() == 1
                         && !rank.order[0].descending;
                     if keep_first && rank.order_time == Some(TimeAttribute::Rowtime) {
-                        rel.ops.push(Box::new(RowtimeFirstRow::new(
-                            rank.partition,
-                            rank.order[0].col,
-                        )));
-                        rel.updating = false;
+                        (
+                            PlanOp::Deduplicate {
+                                time_col: rank.order[0].col,
+                                partition: rank.partition,
+                            },
+                            Changelog::Insert,
+                        )
                     } else {
                         let insert_only =
                             keep_first && rank.order_time == Some(TimeAttribute::Proctime);
-                        rel.ops.push(Box::new(TopN::new(
-                            rank.partition,
-                            rank.order,
-                            limit,
-                            emits_rn,
-                        )));
-                        rel.updating = !insert_only;
+                        // keep-last deduplication only updates; other rankings also delete
+                        let keep_last = limit == 1 && !emits_rn && rank.order_time.is_some();
+                        let changelog = if insert_only {
+                            Changelog::Insert
+                        } else if keep_last {
+                            Changelog::Updates
+                        } else {
+                            Changelog::All
+                        };
+                        (
+                            PlanOp::Rank {
+                                partition: rank.partition,
+                                order: rank.order,
+                                limit,
+                                emit_row_number: emits_rn,
+                                over_updates: false,
+                            },
+                            changelog,
+                        )
                     }
                 }
+            };
+            let mut node = PlanNode::new(op, &rank.input, changelog);
+            let mut ranked = rank.input.clone();
+            let rn_name = rank.post.get(rank.rn_col).map(|p| p.1.clone());
+            ranked.fields.push(Field::new(
+                rn_name.unwrap_or_else(|| "$rn".into()),
+                DataType::BigInt,
+            ));
+            if changelog.is_updating() && limit == 1 {
+                node.upsert_key = Some(match &node.op {
+                    PlanOp::Rank { partition, .. } => partition.clone(),
+                    _ => Vec::new(),
+                });
             }
+            let key = node.upsert_key.clone();
+            rel.ops.push(node);
+            rel.changelog = changelog;
             let (names, exprs): (Vec<String>, Vec<Expr>) = rank
                 .post
                 .iter()
                 .map(|(e, n, _)| (n.clone(), e.clone()))
                 .unzip();
-            rel.ops.push(Box::new(Calc::new(None, exprs, names)));
+            let post_key = key.and_then(|key| {
+                key.iter()
+                    .map(|&k| {
+                        exprs
+                            .iter()
+                            .position(|e| matches!(e, Expr::Column { index, .. } if *index == k))
+                    })
+                    .collect::<Option<Vec<usize>>>()
+            });
+            let mut calc = PlanNode::new(
+                PlanOp::Calc {
+                    filter: None,
+                    exprs,
+                    names,
+                },
+                &Schema::new(ranked.fields),
+                changelog,
+            );
+            calc.upsert_key = post_key.clone();
+            rel.ops.push(calc);
+            rel.upsert_key = post_key;
             where_sql = rest.into_iter().reduce(|a, b| sql::Expr::BinaryOp {
                 left: Box::new(a),
                 op: sql::BinaryOperator::And,
@@ -1389,10 +1518,17 @@ impl<'a> Planner<'a> {
                     "SESSION and COUNT_WINDOW need a GROUP BY window_start, window_end aggregation above them",
                 );
             };
-            let late = self.catalog.late_output(rel.source_table(), rel.schema())?;
-            rel.ops.push(Box::new(
-                WindowAssign::new(kind, w.mode, w.time_col).with_late_sink(late),
-            ));
+            let late = self.late_target(&rel);
+            rel.push(
+                PlanOp::WindowTableFunction {
+                    window: kind,
+                    mode: w.mode,
+                    time_col: w.time_col,
+                    late,
+                },
+                Changelog::Insert,
+                None,
+            );
             rel.window_cols = Some((w.base, w.base + 1));
         }
         let conv = Converter::new(&rel.scope);
@@ -1438,9 +1574,15 @@ impl<'a> Planner<'a> {
         push_calc(&mut rel, filter, items);
         if let Some(sql::Distinct::Distinct) = &s.distinct {
             let n = rel.schema().len();
-            rel.ops
-                .push(Box::new(GroupAggregate::new((0..n).collect(), vec![])));
-            rel.updating = true;
+            let changelog = rel.changelog.aggregated();
+            rel.push(
+                PlanOp::GroupAggregate {
+                    keys: (0..n).collect(),
+                    calls: vec![],
+                },
+                changelog,
+                Some((0..n).collect()),
+            );
             rel.window_cols = None;
             for f in rel.scope.schema.fields.iter_mut() {
                 f.time = TimeAttribute::None;
@@ -1458,7 +1600,7 @@ impl<'a> Planner<'a> {
         filter: Option<Expr>,
         overs: Vec<sql::Function>,
     ) -> Result<Rel> {
-        if rel.updating {
+        if rel.updating() {
             return plan_err("OVER aggregation needs an insert-only input (as in Flink)");
         }
         // the window of each call, named windows resolved
@@ -1625,12 +1767,16 @@ impl<'a> Planner<'a> {
         }
         let input = rel.scope.clone();
         let base = input.schema.len();
-        rel.ops.push(Box::new(OverAggregate::new(
-            partition,
-            time,
-            frame,
-            calls.clone(),
-        )));
+        rel.push(
+            PlanOp::OverAggregate {
+                partition,
+                time,
+                frame,
+                calls: calls.clone(),
+            },
+            Changelog::Insert,
+            None,
+        );
         let mut fields = input.schema.fields.clone();
         let mut qualifiers = input.qualifiers.clone();
         for (j, c) in calls.iter().enumerate() {
@@ -1763,15 +1909,17 @@ impl<'a> Planner<'a> {
                 time: *t,
             })
             .collect();
+        rel.window_cols = window_cols;
+        let input = std::mem::replace(&mut rel.scope.schema, Schema::new(Vec::new()));
         rel.scope = Scope {
             schema: Schema::new(fields),
             qualifiers: vec![None; post.len()],
         };
-        rel.window_cols = window_cols;
         rel.pending_rank = Some(PendingRank {
             partition,
             order,
             order_time,
+            input,
             window_end,
             post,
             rn_col,
@@ -1787,9 +1935,6 @@ impl<'a> Planner<'a> {
         group_sql: &[sql::Expr],
         aggs: Vec<sql::Function>,
     ) -> Result<Rel> {
-        if rel.updating {
-            // GROUP BY over an updating input works through retractions (COUNT, SUM, AVG).
-        }
         let input = rel.scope.clone();
         let conv = Converter::new(&input);
         // legacy group windows
@@ -1893,7 +2038,7 @@ impl<'a> Planner<'a> {
         });
         push_calc(&mut rel, filter, pre);
         let late = if window.is_some() {
-            self.catalog.late_output(rel.source_table(), rel.schema())?
+            self.late_target(&rel)
         } else {
             None
         };
@@ -1903,10 +2048,18 @@ impl<'a> Planner<'a> {
         let mut wattr = TimeAttribute::Rowtime;
         match &window {
             Some((WindowKind::Aligned(a), _, mode, _)) => {
-                rel.ops.push(Box::new(
-                    WindowAggregate::new(*a, *mode, time_idx.unwrap_or(0), (0..k).collect(), calls)
-                        .with_late_sink(late),
-                ));
+                rel.push(
+                    PlanOp::WindowAggregate {
+                        window: *a,
+                        mode: *mode,
+                        time_col: time_idx.unwrap_or(0),
+                        keys: k,
+                        calls,
+                        late,
+                    },
+                    Changelog::Insert,
+                    None,
+                );
                 set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
             }
             Some((WindowKind::Session { gap }, _, mode, partition)) => {
@@ -1934,17 +2087,19 @@ impl<'a> Planner<'a> {
                 for (pos, key) in part.iter().chain(group.iter()).enumerate() {
                     key_out[*key] = pos;
                 }
-                rel.ops.push(Box::new(
-                    SessionWindowAggregate::new(
-                        *gap,
-                        *mode,
-                        time_idx.unwrap_or(0),
-                        part,
+                rel.push(
+                    PlanOp::SessionWindowAggregate {
+                        gap: *gap,
+                        mode: *mode,
+                        time_col: time_idx.unwrap_or(0),
+                        partition: part,
                         group,
                         calls,
-                    )
-                    .with_late_sink(late),
-                ));
+                        late,
+                    },
+                    Changelog::Insert,
+                    None,
+                );
                 set_window_types(&input, window.as_ref(), &mut wtype, &mut wattr);
             }
             Some((WindowKind::Count { size }, _, _, partition)) => {
@@ -1954,21 +2109,31 @@ impl<'a> Planner<'a> {
                         "COUNT_WINDOW must PARTITION BY exactly the GROUP BY keys (besides window_start, window_end)",
                     );
                 }
-                rel.ops.push(Box::new(CountWindowAggregate::new(
-                    *size,
-                    time_idx.unwrap_or(0),
-                    (0..k).collect(),
-                    calls,
-                )));
+                rel.push(
+                    PlanOp::CountWindowAggregate {
+                        size: *size,
+                        time_col: time_idx.unwrap_or(0),
+                        keys: k,
+                        calls,
+                    },
+                    Changelog::Insert,
+                    None,
+                );
                 if let Some(w) = &tvf {
                     wtype = input.schema.fields[w.base].data_type;
                 }
                 wattr = TimeAttribute::None;
             }
             None => {
-                rel.ops
-                    .push(Box::new(GroupAggregate::new((0..k).collect(), calls)));
-                rel.updating = true;
+                let changelog = rel.changelog.aggregated();
+                rel.push(
+                    PlanOp::GroupAggregate {
+                        keys: (0..k).collect(),
+                        calls,
+                    },
+                    changelog,
+                    Some((0..k).collect()),
+                );
             }
         }
         // the aggregate's output scope

@@ -4,24 +4,20 @@
 
 use crate::catalog::{Catalog, TableDef, ViewDef};
 use crate::error::{plan_err, Result, SqlError};
+use crate::plan::{Changelog, LateFiles, PlanNode, PlanOp, TwoInputOp};
 use crate::planner::{Planner, Rel, RelInput};
 use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, StmtKind};
 use std::collections::BTreeMap;
 use tillflow_connectors::TableSpec;
 use tillflow_runtime::expr::Expr;
 use tillflow_runtime::job::{Job, SourceTask};
-use tillflow_runtime::operator::{
-    Operator, Output, Pipeline, SharedNode, TwoInputNode, TwoInputOperator,
-};
-use tillflow_runtime::ops::calc::Calc;
-use tillflow_runtime::ops::normalize::ChangelogNormalize;
-use tillflow_runtime::ops::watermark::WatermarkAssigner;
+use tillflow_runtime::operator::{Operator, Output, Pipeline, SharedNode, TwoInputNode};
 use tillflow_types::{DataType, Schema};
 
 /// A chain of operators of one INSERT (or SELECT) and where it ends.
 pub struct Branch {
     /// Operators after the source's scan (or after a join).
-    pub ops: Vec<Box<dyn Operator>>,
+    pub ops: Vec<PlanNode>,
     /// Where its rows go.
     pub end: BranchEnd,
     /// Script line of the statement.
@@ -48,8 +44,8 @@ pub enum BranchEnd {
 
 /// A join: its operator and the branch its results go down.
 pub struct JoinPlan {
-    /// The join operator.
-    pub op: Box<dyn TwoInputOperator>,
+    /// The join (or union).
+    pub op: PlanNode<TwoInputOp>,
     /// What happens after the join (ends in a sink or another join with a smaller id).
     pub downstream: Branch,
 }
@@ -58,6 +54,8 @@ pub struct JoinPlan {
 pub struct TaskPlan {
     /// The source table.
     pub table: TableDef,
+    /// What every row read goes through first: computed columns, watermark, normalization.
+    pub scan: Vec<PlanNode>,
     /// Its INSERTs.
     pub branches: Vec<Branch>,
     /// After how long (µs) without records a split stops holding the watermark back
@@ -94,30 +92,61 @@ pub struct Session {
 /// The embedded default store's file when none is configured.
 pub const DEFAULT_STORE: &str = "tillflow.db";
 
-fn scan_ops(t: &TableDef, splits: usize, idle_timeout: Option<i64>) -> Vec<Box<dyn Operator>> {
-    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-    if !t.is_plain_scan() {
-        ops.push(Box::new(Calc::new(
-            None,
-            t.column_exprs.clone(),
-            t.schema.fields.iter().map(|f| f.name.clone()).collect(),
-        )));
+/// The changelog a table's source reads: inserts, or (upsert-kafka, debezium-json …) changes.
+pub fn source_changelog(t: &TableDef) -> Changelog {
+    if !t.connector.source_is_changelog(&t.spec) {
+        Changelog::Insert
+    } else if t.connector.name() == "upsert-kafka" {
+        Changelog::Upsert
+    } else {
+        Changelog::All
     }
-    if let Some((col, e)) = &t.watermark {
-        ops.push(Box::new(
-            WatermarkAssigner::new(e.clone(), col.clone()).with_splits(splits, idle_timeout),
+}
+
+/// What every row of table `t` goes through when read: its computed columns (a `Calc` over the
+/// physical and metadata columns), its watermark, and the normalization of a changelog source.
+fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>) -> Vec<PlanNode> {
+    let mut nodes = Vec::new();
+    let changelog = source_changelog(t);
+    if !t.is_plain_scan() {
+        nodes.push(PlanNode::new(
+            PlanOp::Calc {
+                filter: None,
+                exprs: t.column_exprs.clone(),
+                names: t.schema.fields.iter().map(|f| f.name.clone()).collect(),
+            },
+            &t.spec.schema,
+            changelog,
         ));
     }
-    if t.connector.source_is_changelog(&t.spec) {
-        let keys = t
+    if let Some((col, e)) = &t.watermark {
+        nodes.push(PlanNode::new(
+            PlanOp::WatermarkAssigner {
+                expr: e.clone(),
+                rowtime: col.clone(),
+                idle_timeout,
+            },
+            &t.schema,
+            changelog,
+        ));
+    }
+    if changelog.is_updating() {
+        let keys: Vec<usize> = t
             .spec
             .primary_key
             .iter()
             .filter_map(|k| t.schema.index_of(k))
             .collect();
-        ops.push(Box::new(ChangelogNormalize::new(keys)));
+        nodes.push(
+            PlanNode::new(
+                PlanOp::ChangelogNormalize { keys: keys.clone() },
+                &t.schema,
+                Changelog::All,
+            )
+            .with_upsert_key(keys),
+        );
     }
-    ops
+    nodes
 }
 
 /// Whether a query column of type `from` may be written to a sink column of type `to` (Flink's
@@ -215,6 +244,7 @@ impl Session {
             }
         }
         self.plan.config = self.catalog.config.clone();
+        self.plan.number();
         Ok(std::mem::take(&mut self.plan))
     }
 
@@ -286,7 +316,7 @@ impl Session {
         spec: &TableSpec,
         connector: &'static dyn tillflow_connectors::Connector,
     ) -> Result<()> {
-        if rel.updating && !connector.sink_accepts_changes(spec) {
+        if rel.updating() && !connector.sink_accepts_changes(spec) {
             return plan_err(format!(
                 "table sink `{}` (connector '{}', format '{}') doesn't support consuming update changes, which this query produces (it has a non-windowed GROUP BY or DISTINCT). Use 'format' = 'debezium-json', or a window aggregation",
                 spec.name,
@@ -370,7 +400,16 @@ impl Session {
         }
         if changed {
             let names = sink_schema.fields.iter().map(|f| f.name.clone()).collect();
-            rel.ops.push(Box::new(Calc::new(None, exprs, names)));
+            let node = PlanNode::new(
+                PlanOp::Calc {
+                    filter: None,
+                    exprs,
+                    names,
+                },
+                &rel.scope.schema,
+                rel.changelog,
+            );
+            rel.ops.push(node);
         }
         self.add_branch(rel, BranchEnd::Sink { spec, connector }, ins.line);
         Ok(())
@@ -399,6 +438,7 @@ impl Session {
                                 .and_then(tillflow_types::temporal::parse_duration_micros)
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
+                                scan: scan_nodes(table, idle),
                                 table: table.clone(),
                                 branches: vec![branch],
                                 idle_timeout: idle,
@@ -420,29 +460,22 @@ impl Session {
     }
 }
 
-fn explain_branch(s: &mut String, b: &Branch, depth: usize) {
-    let mut d = depth;
-    for op in &b.ops {
-        s.push_str(&format!("{}+- {}\n", "   ".repeat(d - 1), op.describe()));
-        d += 1;
-    }
-    let end = match &b.end {
-        BranchEnd::Sink { spec, connector } => format!(
-            "Sink: {} [connector={}] (line {})",
-            spec.name,
-            connector.name(),
-            b.line
-        ),
-        BranchEnd::Join { id, side } => format!(
-            "Join #{id} ({} input)",
-            if *side == 0 { "left" } else { "right" }
-        ),
-    };
-    s.push_str(&format!("{}+- {end}\n", "   ".repeat(d - 1)));
+/// Builds operators from plan nodes.
+fn build_ops(
+    nodes: &[PlanNode],
+    splits: usize,
+    late: &mut LateFiles,
+) -> Result<Vec<Box<dyn Operator>>> {
+    nodes.iter().map(|n| n.build(splits, late)).collect()
 }
 
 /// Builds a branch's pipeline: opens its sink, or connects it to an already built join node.
-fn build_branch(b: Branch, nodes: &[SharedNode], recent: bool) -> Result<Pipeline> {
+fn build_branch(
+    b: Branch,
+    nodes: &[SharedNode],
+    recent: bool,
+    late: &mut LateFiles,
+) -> Result<Pipeline> {
     let output = match b.end {
         BranchEnd::Sink { spec, connector } => {
             let sink = connector.sink(&spec)?;
@@ -457,7 +490,10 @@ fn build_branch(b: Branch, nodes: &[SharedNode], recent: bool) -> Result<Pipelin
             None => return plan_err(format!("internal: join #{id} is built after its input")),
         },
     };
-    Ok(Pipeline { ops: b.ops, output })
+    Ok(Pipeline {
+        ops: build_ops(&b.ops, 1, late)?,
+        output,
+    })
 }
 
 impl JobPlan {
@@ -477,51 +513,55 @@ impl JobPlan {
             + self.joins.iter().filter(|j| is_sink(&j.downstream)).count()
     }
 
-    /// The plan as text: each source, its scan, and each branch's operators and sink.
+    /// The plan as text, as Flink's `EXPLAIN` prints it: one tree per sink, from the sink down
+    /// to the sources, each node with its changelog mode.
     pub fn explain(&self) -> String {
-        let mut s = String::new();
-        for t in &self.tasks {
-            s.push_str(&format!(
-                "Source: {} [connector={}] {}\n",
-                t.table.name,
-                t.table.connector.name(),
-                t.table.schema
-            ));
-            let mut depth = 1;
-            for op in scan_ops(&t.table, 1, t.idle_timeout) {
-                s.push_str(&format!(
-                    "{}+- {}\n",
-                    "   ".repeat(depth - 1),
-                    op.describe()
-                ));
-                depth += 1;
-            }
-            for b in &t.branches {
-                explain_branch(&mut s, b, depth);
+        crate::plan::explain::explain(self)
+    }
+
+    /// Gives every node its id: its position in the plan (joins and what follows them first,
+    /// then each source's scan and branches, in script order), the same on every run of a
+    /// script.
+    fn number(&mut self) {
+        let mut next = 0u32;
+        let mut id = || {
+            next += 1;
+            next
+        };
+        for j in &mut self.joins {
+            j.op.id = id();
+            for n in &mut j.downstream.ops {
+                n.id = id();
             }
         }
-        for (id, j) in self.joins.iter().enumerate() {
-            s.push_str(&format!("Join #{id}: {}\n", j.op.describe()));
-            explain_branch(&mut s, &j.downstream, 1);
+        for t in &mut self.tasks {
+            for n in &mut t.scan {
+                n.id = id();
+            }
+            for b in &mut t.branches {
+                for n in &mut b.ops {
+                    n.id = id();
+                }
+            }
         }
-        s
     }
 
     /// Opens every source and sink and returns the runnable job.
     pub fn instantiate(self) -> Result<Job> {
+        let mut late = LateFiles::default();
         let mut nodes: Vec<SharedNode> = Vec::new();
         for j in self.joins {
-            let downstream = build_branch(j.downstream, &nodes, self.keep_recent_rows)?;
-            nodes.push(TwoInputNode::shared(j.op, downstream));
+            let downstream = build_branch(j.downstream, &nodes, self.keep_recent_rows, &mut late)?;
+            nodes.push(TwoInputNode::shared(j.op.build()?, downstream));
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
             let source = t.table.connector.source(&t.table.spec)?;
             let mut pipelines = Vec::new();
             for b in t.branches {
-                pipelines.push(build_branch(b, &nodes, self.keep_recent_rows)?);
+                pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);
             }
-            let scan = scan_ops(&t.table, source.splits(), t.idle_timeout);
+            let scan = build_ops(&t.scan, source.splits(), &mut late)?;
             let pipeline = if pipelines.len() == 1 {
                 let mut p = pipelines.remove(0);
                 let mut ops = scan;

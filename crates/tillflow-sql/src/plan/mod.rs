@@ -1,0 +1,555 @@
+//! The streaming plan as data.
+//!
+//! The planner (`planner.rs`) turns a query into [`PlanNode`]s: each names one of Flink's
+//! physical operators (`Calc`, `WindowAggregate`, `GroupAggregate`, `Rank`, `Join` …) and holds
+//! what it computes — expressions, keys, windows, aggregate calls — but no state, file or
+//! connection. Nothing runs while a script is planned, so `validate` and `explain` open nothing.
+//! [`PlanNode::build`] is the one place where a node becomes a runtime operator, when the job is
+//! instantiated. Each node carries the changelog its output is (Flink's `changelogMode`, see
+//! [`Changelog`]) and, once the job plan is complete, a stable id: its position in the plan, the
+//! same from run to run of one script, which names its state in checkpoints and its row on the
+//! dashboard. `explain.rs` prints the plan the way Flink's `EXPLAIN` does.
+
+pub mod explain;
+pub mod sqlfmt;
+
+use crate::error::Result;
+use std::collections::BTreeMap;
+use tillflow_runtime::agg::AggCall;
+use tillflow_runtime::expr::Expr;
+use tillflow_runtime::late::SharedLateSink;
+use tillflow_runtime::operator::{Operator, TwoInputOperator};
+use tillflow_runtime::ops::calc::Calc;
+use tillflow_runtime::ops::dedup::RowtimeFirstRow;
+use tillflow_runtime::ops::group_agg::GroupAggregate;
+use tillflow_runtime::ops::interval_join::IntervalJoin;
+use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
+use tillflow_runtime::ops::lookup::LookupJoin;
+use tillflow_runtime::ops::normalize::ChangelogNormalize;
+use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
+use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
+use tillflow_runtime::ops::union::UnionAll;
+use tillflow_runtime::ops::watermark::WatermarkAssigner;
+use tillflow_runtime::window::aggregate::WindowAggregate;
+use tillflow_runtime::window::assign::WindowAssign;
+use tillflow_runtime::window::count::CountWindowAggregate;
+use tillflow_runtime::window::session::SessionWindowAggregate;
+use tillflow_runtime::window::{AlignedWindow, TimeMode};
+use tillflow_types::Schema;
+
+/// Which kinds of change a node's output carries, as Flink's `changelogMode` names them:
+/// inserts (`I`), update-before (`UB`), update-after (`UA`) and deletes (`D`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Changelog {
+    /// `[I]`: an append-only stream.
+    #[default]
+    Insert,
+    /// `[I,UB,UA]`: updates, never a delete (a running aggregate of an append-only input).
+    Updates,
+    /// `[I,UB,UA,D]`: every kind of change.
+    All,
+    /// `[UA,D]`: an upsert stream (upsert-kafka before normalization).
+    Upsert,
+}
+
+impl Changelog {
+    /// Whether the stream carries anything but inserts.
+    pub fn is_updating(self) -> bool {
+        self != Changelog::Insert
+    }
+
+    /// The changelog of two streams merged (a union).
+    pub fn union(self, other: Changelog) -> Changelog {
+        match (self, other) {
+            (Changelog::Insert, c) | (c, Changelog::Insert) => c,
+            (Changelog::Updates, Changelog::Updates) => Changelog::Updates,
+            _ => Changelog::All,
+        }
+    }
+
+    /// The changelog of a running aggregate over this stream: updates without deletes over an
+    /// append-only input (a group never empties), everything otherwise.
+    pub fn aggregated(self) -> Changelog {
+        if self.is_updating() {
+            Changelog::All
+        } else {
+            Changelog::Updates
+        }
+    }
+
+    /// `I,UB,UA,D` as Flink prints it.
+    pub fn flink(self) -> &'static str {
+        match self {
+            Changelog::Insert => "I",
+            Changelog::Updates => "I,UB,UA",
+            Changelog::All => "I,UB,UA,D",
+            Changelog::Upsert => "UA,D",
+        }
+    }
+}
+
+/// Where a window operator writes the rows it drops as late: the source table's
+/// `'late-data.path'` (one file shared by every operator that names it).
+#[derive(Clone, Debug)]
+pub struct LateTarget {
+    /// The source table.
+    pub table: String,
+    /// The file.
+    pub path: String,
+    /// The rows' schema (the operator's input).
+    pub schema: Schema,
+}
+
+/// The table a lookup join reads (a jdbc/postgres table), opened when the job is built.
+#[derive(Clone)]
+pub struct LookupTarget {
+    /// The dimension table.
+    pub spec: tillflow_connectors::TableSpec,
+    /// Its connector.
+    pub connector: &'static dyn tillflow_connectors::Connector,
+    /// The looked-up columns of the dimension table.
+    pub keys: Vec<usize>,
+}
+
+/// A one-input operator of the plan, with what it computes.
+#[derive(Clone)]
+pub enum PlanOp {
+    /// Flink's `Calc`: a filter and a projection.
+    Calc {
+        /// `WHERE` (or `HAVING`) condition.
+        filter: Option<Expr>,
+        /// Output expressions.
+        exprs: Vec<Expr>,
+        /// Output names.
+        names: Vec<String>,
+    },
+    /// Flink's `WatermarkAssigner`.
+    WatermarkAssigner {
+        /// The WATERMARK expression.
+        expr: Expr,
+        /// The rowtime column's name.
+        rowtime: String,
+        /// After how long without records a split stops holding the watermark (µs).
+        idle_timeout: Option<i64>,
+    },
+    /// Flink's `ChangelogNormalize`: an upsert stream made a full changelog on its primary key.
+    ChangelogNormalize {
+        /// Primary-key columns.
+        keys: Vec<usize>,
+    },
+    /// Flink's `WindowAggregate` over TUMBLE, HOP or CUMULATE (also the legacy group windows).
+    WindowAggregate {
+        /// The window.
+        window: AlignedWindow,
+        /// Event or processing time.
+        mode: TimeMode,
+        /// The time column.
+        time_col: usize,
+        /// The grouping keys are input columns `0..keys`.
+        keys: usize,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
+        /// Where late rows go.
+        late: Option<LateTarget>,
+    },
+    /// Flink's `WindowAggregate` over SESSION windows.
+    SessionWindowAggregate {
+        /// Inactivity gap (µs).
+        gap: i64,
+        /// Event or processing time.
+        mode: TimeMode,
+        /// The time column.
+        time_col: usize,
+        /// Key columns sessions are kept per.
+        partition: Vec<usize>,
+        /// Further grouping columns.
+        group: Vec<usize>,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
+        /// Where late rows go.
+        late: Option<LateTarget>,
+    },
+    /// A window of every N rows per key (`COUNT_WINDOW`).
+    CountWindowAggregate {
+        /// Rows per window.
+        size: u64,
+        /// The time column.
+        time_col: usize,
+        /// The grouping keys are input columns `0..keys`.
+        keys: usize,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
+    },
+    /// Flink's `WindowTableFunction`: each row once per window, nothing aggregating.
+    WindowTableFunction {
+        /// The window.
+        window: AlignedWindow,
+        /// Event or processing time.
+        mode: TimeMode,
+        /// The time column.
+        time_col: usize,
+        /// Where late rows go.
+        late: Option<LateTarget>,
+    },
+    /// Flink's `GroupAggregate`: a running aggregate per key, an updating result.
+    GroupAggregate {
+        /// Key columns.
+        keys: Vec<usize>,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
+    },
+    /// Flink's `OverAggregate`.
+    OverAggregate {
+        /// PARTITION BY columns.
+        partition: Vec<usize>,
+        /// The rowtime column (None: processing time).
+        time: Option<usize>,
+        /// The frame.
+        frame: OverFrame,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
+    },
+    /// Flink's `WindowRank`: the top N per window.
+    WindowRank {
+        /// The window_end column.
+        window_end: usize,
+        /// PARTITION BY columns.
+        partition: Vec<usize>,
+        /// ORDER BY.
+        order: Vec<SortKey>,
+        /// N.
+        limit: usize,
+        /// Whether the row number is a column of the output.
+        emit_row_number: bool,
+    },
+    /// Flink's `Rank`: the top N per key of a non-windowed input.
+    Rank {
+        /// PARTITION BY columns.
+        partition: Vec<usize>,
+        /// ORDER BY.
+        order: Vec<SortKey>,
+        /// N.
+        limit: usize,
+        /// Whether the row number is a column of the output.
+        emit_row_number: bool,
+        /// The input is updating: every row is kept, a retraction moves the next one up.
+        over_updates: bool,
+    },
+    /// Flink's `Deduplicate` keeping each key's first row by event time.
+    Deduplicate {
+        /// PARTITION BY columns.
+        partition: Vec<usize>,
+        /// The rowtime column.
+        time_col: usize,
+    },
+    /// Flink's `LookupJoin`.
+    LookupJoin {
+        /// The table looked up.
+        target: LookupTarget,
+        /// Columns of the stream matched with the lookup key.
+        left_keys: Vec<usize>,
+        /// LEFT JOIN.
+        left_outer: bool,
+        /// The residual condition over the joined row.
+        residual: Option<Expr>,
+    },
+}
+
+/// An operator with two inputs.
+#[derive(Clone)]
+pub enum TwoInputOp {
+    /// Flink's regular `Join`.
+    Join {
+        /// INNER, LEFT, RIGHT or FULL.
+        kind: JoinType,
+        /// The equi-join key columns of each side.
+        keys: [Vec<usize>; 2],
+        /// Number of columns of each side.
+        widths: [usize; 2],
+        /// The rest of the condition.
+        residual: Option<Expr>,
+    },
+    /// Flink's `IntervalJoin`.
+    IntervalJoin {
+        /// The equi-join key columns of each side.
+        keys: [Vec<usize>; 2],
+        /// Number of columns of each side.
+        widths: [usize; 2],
+        /// The rowtime column of each side.
+        times: [usize; 2],
+        /// How far (ms) a left row may precede a matching right row.
+        left_before: i64,
+        /// How far (ms) a left row may follow a matching right row.
+        left_after: i64,
+        /// The rest of the condition.
+        residual: Option<Expr>,
+    },
+    /// Flink's `Union` (UNION ALL).
+    Union,
+}
+
+/// A node of the plan: an operator, the columns it reads and the changelog it writes.
+#[derive(Clone)]
+pub struct PlanNode<O = PlanOp> {
+    /// Its position in the job's plan (set once the job plan is complete; 0 before).
+    pub id: u32,
+    /// What it computes.
+    pub op: O,
+    /// The columns it reads (for a two-input node: the left's then the right's).
+    pub input: Schema,
+    /// What its output carries.
+    pub changelog: Changelog,
+    /// Output columns that identify a row of an updating output (its upsert key), if known.
+    pub upsert_key: Option<Vec<usize>>,
+}
+
+impl<O> PlanNode<O> {
+    /// A node reading `input`, writing `changelog`.
+    pub fn new(op: O, input: &Schema, changelog: Changelog) -> Self {
+        PlanNode {
+            id: 0,
+            op,
+            input: input.clone(),
+            changelog,
+            upsert_key: None,
+        }
+    }
+
+    /// The same node with an upsert key.
+    pub fn with_upsert_key(mut self, key: Vec<usize>) -> Self {
+        self.upsert_key = Some(key);
+        self
+    }
+}
+
+/// The late-data files of a job being built, one per path, shared by the operators naming it.
+#[derive(Default)]
+pub struct LateFiles(BTreeMap<String, SharedLateSink>);
+
+impl LateFiles {
+    fn get(&mut self, target: &Option<LateTarget>) -> Result<Option<SharedLateSink>> {
+        let Some(t) = target else {
+            return Ok(None);
+        };
+        if let Some(s) = self.0.get(&t.path) {
+            return Ok(Some(s.clone()));
+        }
+        let sink = tillflow_connectors::late::LateFile::shared(&t.path, &t.table, &t.schema)?;
+        self.0.insert(t.path.clone(), sink.clone());
+        Ok(Some(sink))
+    }
+}
+
+impl PlanOp {
+    /// Flink's name for the operator.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PlanOp::Calc { .. } => "Calc",
+            PlanOp::WatermarkAssigner { .. } => "WatermarkAssigner",
+            PlanOp::ChangelogNormalize { .. } => "ChangelogNormalize",
+            PlanOp::WindowAggregate { .. } | PlanOp::SessionWindowAggregate { .. } => {
+                "WindowAggregate"
+            }
+            PlanOp::CountWindowAggregate { .. } => "CountWindowAggregate",
+            PlanOp::WindowTableFunction { .. } => "WindowTableFunction",
+            PlanOp::GroupAggregate { .. } => "GroupAggregate",
+            PlanOp::OverAggregate { .. } => "OverAggregate",
+            PlanOp::WindowRank { .. } => "WindowRank",
+            PlanOp::Rank { .. } => "Rank",
+            PlanOp::Deduplicate { .. } => "Deduplicate",
+            PlanOp::LookupJoin { .. } => "LookupJoin",
+        }
+    }
+}
+
+impl TwoInputOp {
+    /// Flink's name for the operator.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TwoInputOp::Join { .. } => "Join",
+            TwoInputOp::IntervalJoin { .. } => "IntervalJoin",
+            TwoInputOp::Union => "Union",
+        }
+    }
+}
+
+impl PlanNode {
+    /// The node's label on the dashboard, in metrics and in checkpoints: `Name[id]`.
+    pub fn label(&self) -> String {
+        format!("{}[{}]", self.op.name(), self.id)
+    }
+
+    /// Builds the runtime operator (`splits`: the source's splits, for the watermark assigner).
+    pub fn build(&self, splits: usize, late: &mut LateFiles) -> Result<Box<dyn Operator>> {
+        let op: Box<dyn Operator> = match &self.op {
+            PlanOp::Calc {
+                filter,
+                exprs,
+                names,
+            } => Box::new(Calc::new(filter.clone(), exprs.clone(), names.clone())),
+            PlanOp::WatermarkAssigner {
+                expr,
+                rowtime,
+                idle_timeout,
+            } => Box::new(
+                WatermarkAssigner::new(expr.clone(), rowtime.clone())
+                    .with_splits(splits, *idle_timeout),
+            ),
+            PlanOp::ChangelogNormalize { keys } => Box::new(ChangelogNormalize::new(keys.clone())),
+            PlanOp::WindowAggregate {
+                window,
+                mode,
+                time_col,
+                keys,
+                calls,
+                late: l,
+            } => Box::new(
+                WindowAggregate::new(
+                    *window,
+                    *mode,
+                    *time_col,
+                    (0..*keys).collect(),
+                    calls.clone(),
+                )
+                .with_late_sink(late.get(l)?),
+            ),
+            PlanOp::SessionWindowAggregate {
+                gap,
+                mode,
+                time_col,
+                partition,
+                group,
+                calls,
+                late: l,
+            } => Box::new(
+                SessionWindowAggregate::new(
+                    *gap,
+                    *mode,
+                    *time_col,
+                    partition.clone(),
+                    group.clone(),
+                    calls.clone(),
+                )
+                .with_late_sink(late.get(l)?),
+            ),
+            PlanOp::CountWindowAggregate {
+                size,
+                time_col,
+                keys,
+                calls,
+            } => Box::new(CountWindowAggregate::new(
+                *size,
+                *time_col,
+                (0..*keys).collect(),
+                calls.clone(),
+            )),
+            PlanOp::WindowTableFunction {
+                window,
+                mode,
+                time_col,
+                late: l,
+            } => {
+                Box::new(WindowAssign::new(*window, *mode, *time_col).with_late_sink(late.get(l)?))
+            }
+            PlanOp::GroupAggregate { keys, calls } => {
+                Box::new(GroupAggregate::new(keys.clone(), calls.clone()))
+            }
+            PlanOp::OverAggregate {
+                partition,
+                time,
+                frame,
+                calls,
+            } => Box::new(OverAggregate::new(
+                partition.clone(),
+                *time,
+                *frame,
+                calls.clone(),
+            )),
+            PlanOp::WindowRank {
+                window_end,
+                partition,
+                order,
+                limit,
+                emit_row_number,
+            } => Box::new(WindowTopN::new(
+                *window_end,
+                partition.clone(),
+                order.clone(),
+                *limit,
+                *emit_row_number,
+            )),
+            PlanOp::Rank {
+                partition,
+                order,
+                limit,
+                emit_row_number,
+                over_updates,
+            } => {
+                let op = TopN::new(partition.clone(), order.clone(), *limit, *emit_row_number);
+                Box::new(if *over_updates { op.over_updates() } else { op })
+            }
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+            } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            PlanOp::LookupJoin {
+                target,
+                left_keys,
+                left_outer,
+                residual,
+            } => {
+                let table = target.connector.lookup(&target.spec, &target.keys)?;
+                let cache = table.cache();
+                Box::new(LookupJoin::new(
+                    table,
+                    left_keys.clone(),
+                    *left_outer,
+                    target.spec.schema.len(),
+                    residual.clone(),
+                    cache,
+                ))
+            }
+        };
+        Ok(op)
+    }
+}
+
+impl PlanNode<TwoInputOp> {
+    /// The node's label on the dashboard, in metrics and in checkpoints: `Name[id]`.
+    pub fn label(&self) -> String {
+        format!("{}[{}]", self.op.name(), self.id)
+    }
+
+    /// Builds the runtime operator.
+    pub fn build(&self) -> Result<Box<dyn TwoInputOperator>> {
+        Ok(match &self.op {
+            TwoInputOp::Join {
+                kind,
+                keys,
+                widths,
+                residual,
+            } => Box::new(StreamingJoin::new(
+                *kind,
+                keys.clone(),
+                *widths,
+                residual.clone(),
+            )),
+            TwoInputOp::IntervalJoin {
+                keys,
+                widths,
+                times,
+                left_before,
+                left_after,
+                residual,
+            } => Box::new(IntervalJoin::new(
+                keys.clone(),
+                *widths,
+                *times,
+                *left_before,
+                *left_after,
+                residual.clone(),
+            )),
+            TwoInputOp::Union => Box::new(UnionAll::default()),
+        })
+    }
+}

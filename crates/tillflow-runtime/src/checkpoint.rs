@@ -240,7 +240,9 @@ pub struct Snapshot {
 }
 
 const MAGIC: &[u8; 4] = b"TFCK";
-const VERSION: u32 = 1;
+/// 2: operators are named by their plan label and state version (1 named them by their
+/// description).
+const VERSION: u32 = 2;
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u64).to_le_bytes());
@@ -291,7 +293,12 @@ impl Snapshot {
         let version = read_u32(input, &mut at)?;
         if version != VERSION {
             return Err(RuntimeError::State(format!(
-                "checkpoint format {version}, this tillflow reads {VERSION}"
+                "checkpoint format {version}, this tillflow reads {VERSION}{}",
+                if version < VERSION {
+                    " (it was written by an earlier tillflow: resume it with that version, or start afresh with --fresh)"
+                } else {
+                    " (it was written by a newer tillflow)"
+                }
             )));
         }
         let id = read_u64(input, &mut at)?;

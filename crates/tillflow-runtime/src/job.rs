@@ -5,7 +5,8 @@
 use crate::checkpoint::{CheckpointError, CheckpointStore, EpochSink, Snapshot, SourceState};
 use crate::error::{Result, RuntimeError};
 use crate::operator::{
-    wrap_innermost, Node, NodeMut, OperatorMetrics, Pipeline, Poll, Source, SourceMetrics,
+    wrap_innermost, Node, NodeIdentity, NodeMut, OperatorMetrics, Pipeline, Poll, Source,
+    SourceMetrics,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -266,8 +267,10 @@ impl Job {
         for t in &mut self.tasks {
             t.pipeline.for_each_mut(&mut seen, &mut |n| {
                 layout.push(match n {
-                    NodeMut::Operator(op) => format!("operator: {}", op.describe()),
-                    NodeMut::TwoInput(node) => format!("join: {}", node.operator().describe()),
+                    NodeMut::Operator(id, op) => operator_identity(id, op.state_version()),
+                    NodeMut::TwoInput(node) => {
+                        operator_identity(node.identity(), node.operator().state_version())
+                    }
                     NodeMut::Sink(s) => format!("sink: {}", s.describe()),
                 });
                 Ok(())
@@ -309,14 +312,16 @@ impl Job {
         let mut seen = Vec::new();
         for t in &mut self.tasks {
             t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
-                NodeMut::Operator(op) => {
+                NodeMut::Operator(id, op) => {
                     let b = ops.next().ok_or_else(|| wrong("an operator"))?;
                     op.restore_state(b)
-                        .map_err(|e| RuntimeError::State(format!("{}: {e}", op.describe())))
+                        .map_err(|e| unreadable_state(from, &id.label, e))
                 }
                 NodeMut::TwoInput(node) => {
                     let b = ops.next().ok_or_else(|| wrong("a join"))?;
+                    let label = node.identity().label.clone();
                     node.restore_state(b)
+                        .map_err(|e| unreadable_state(from, &label, e))
                 }
                 NodeMut::Sink(s) => {
                     let b = sinks.next().ok_or_else(|| wrong("a sink"))?;
@@ -366,14 +371,16 @@ impl Job {
             t.pipeline.for_each_mut(&mut seen, &mut |n| {
                 let mut b = Vec::new();
                 match n {
-                    NodeMut::Operator(op) => {
-                        snap.layout.push(format!("operator: {}", op.describe()));
+                    NodeMut::Operator(id, op) => {
+                        snap.layout.push(operator_identity(id, op.state_version()));
                         op.snapshot_state(&mut b);
                         snap.operators.push(b);
                     }
                     NodeMut::TwoInput(node) => {
-                        snap.layout
-                            .push(format!("join: {}", node.operator().describe()));
+                        snap.layout.push(operator_identity(
+                            node.identity(),
+                            node.operator().state_version(),
+                        ));
                         node.snapshot_state(&mut b);
                         snap.operators.push(b);
                     }
@@ -618,15 +625,15 @@ impl Job {
             refs.push(NodeRef::Source(r.sources.len() - 1));
             t.pipeline.visit(refs.len() - 1, &mut |parent, n| {
                 let id = match n {
-                    Node::Operator(op) => {
-                        r.operators.push((op.describe(), op.metrics()));
+                    Node::Operator(label, op) => {
+                        r.operators.push((label.to_owned(), op.metrics()));
                         refs.push(NodeRef::Operator(r.operators.len() - 1));
                         refs.len() - 1
                     }
-                    Node::TwoInput(op, key) => match joins.iter().find(|(k, _)| *k == key) {
+                    Node::TwoInput(label, op, key) => match joins.iter().find(|(k, _)| *k == key) {
                         Some(&(_, id)) => id,
                         None => {
-                            r.operators.push((op.describe(), op.metrics()));
+                            r.operators.push((label.to_owned(), op.metrics()));
                             refs.push(NodeRef::Operator(r.operators.len() - 1));
                             joins.push((key, refs.len() - 1));
                             refs.len() - 1
@@ -644,4 +651,31 @@ impl Job {
         }
         r
     }
+}
+
+/// How an operator is named in a checkpoint's layout: its label (the plan's node name and id),
+/// what its state means and the version of its state's layout — never its description, so
+/// rewording `explain` or a description never invalidates a checkpoint.
+fn operator_identity(id: &NodeIdentity, state_version: u32) -> String {
+    if id.signature.is_empty() {
+        format!("operator: {} (state v{state_version})", id.label)
+    } else {
+        format!(
+            "operator: {} {} (state v{state_version})",
+            id.label, id.signature
+        )
+    }
+}
+
+/// The error for operator state that does not read back: the checkpoint, the operator, why.
+fn unreadable_state(from: &str, label: &str, e: RuntimeError) -> RuntimeError {
+    let why = match e {
+        RuntimeError::State(m) => m,
+        other => other.to_string(),
+    };
+    CheckpointError::Corrupt {
+        path: from.to_owned(),
+        what: format!("the state of operator {label} does not read back ({why})"),
+    }
+    .into()
 }

@@ -67,6 +67,13 @@ pub trait Operator: Send {
     /// Appends this operator's state to `out` (nothing for stateless operators).
     fn snapshot_state(&self, _out: &mut Vec<u8>) {}
 
+    /// The version of what [`Operator::snapshot_state`] writes: raised whenever its layout
+    /// changes, so a checkpoint of an older layout is refused naming the operator instead of
+    /// being misread.
+    fn state_version(&self) -> u32 {
+        1
+    }
+
     /// Restores state written by [`Operator::snapshot_state`].
     fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
@@ -99,16 +106,35 @@ pub trait TwoInputOperator: Send {
     /// Appends this operator's state to `out`.
     fn snapshot_state(&self, _out: &mut Vec<u8>) {}
 
+    /// The version of what [`TwoInputOperator::snapshot_state`] writes (see
+    /// [`Operator::state_version`]).
+    fn state_version(&self) -> u32 {
+        1
+    }
+
     /// Restores state written by [`TwoInputOperator::snapshot_state`].
     fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
     }
 }
 
+/// How a plan node is known outside the plan: its label on the dashboard and in metrics
+/// (`WindowAggregate[4]`: Flink's node name and the plan's id), and what its state means (the
+/// planner's signature of windows, keys and aggregates), which checkpoints record beside the
+/// label so that state is never restored into an operator that would read it differently.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// `Name[id]`.
+    pub label: String,
+    /// What the node's state depends on (empty for stateless nodes).
+    pub signature: String,
+}
+
 /// Where two pipelines meet: a [`TwoInputOperator`] and the pipeline after it. Each input
 /// pipeline ends in [`Output::Input`] naming this node and its side; the node forwards the
 /// minimum of the two inputs' watermarks and ends its own pipeline once both inputs have ended.
 pub struct TwoInputNode {
+    id: NodeIdentity,
     op: Box<dyn TwoInputOperator>,
     downstream: Pipeline,
     watermarks: [i64; 2],
@@ -120,15 +146,26 @@ pub struct TwoInputNode {
 pub type SharedNode = Arc<Mutex<TwoInputNode>>;
 
 impl TwoInputNode {
-    /// A node running `op` and feeding `downstream`.
-    pub fn shared(op: Box<dyn TwoInputOperator>, downstream: Pipeline) -> SharedNode {
+    /// A node running `op` (known as `id` in checkpoints and metrics) and feeding
+    /// `downstream`.
+    pub fn shared(
+        id: NodeIdentity,
+        op: Box<dyn TwoInputOperator>,
+        downstream: Pipeline,
+    ) -> SharedNode {
         Arc::new(Mutex::new(TwoInputNode {
+            id,
             op,
             downstream,
             watermarks: [i64::MIN; 2],
             ended: [false; 2],
             forwarded: i64::MIN,
         }))
+    }
+
+    /// How the node is known in checkpoints and metrics.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.id
     }
 
     /// The operator.
@@ -171,7 +208,7 @@ impl TwoInputNode {
     }
 
     fn push(&mut self, side: usize, row: &Row) -> Result<()> {
-        let Pipeline { ops, output } = &mut self.downstream;
+        let Pipeline { ops, output, .. } = &mut self.downstream;
         self.op.process(side, row, &mut Next { ops, output })
     }
 
@@ -180,7 +217,7 @@ impl TwoInputNode {
         let combined = self.watermarks[0].min(self.watermarks[1]);
         if combined > self.forwarded {
             self.forwarded = combined;
-            let Pipeline { ops, output } = &mut self.downstream;
+            let Pipeline { ops, output, .. } = &mut self.downstream;
             self.op.on_watermark(combined, &mut Next { ops, output })?;
         }
         Ok(())
@@ -194,7 +231,7 @@ impl TwoInputNode {
         self.ended[side] = true;
         if self.ended[0] && self.ended[1] {
             self.watermark(side, i64::MAX)?;
-            let Pipeline { ops, output } = &mut self.downstream;
+            let Pipeline { ops, output, .. } = &mut self.downstream;
             self.op.on_end(&mut Next { ops, output })?;
             self.downstream.end_inner()?;
         }
@@ -397,6 +434,8 @@ pub trait Source: Send {
 pub struct Pipeline {
     /// Operators, first to last.
     pub ops: Vec<Box<dyn Operator>>,
+    /// How each operator is known in checkpoints and metrics, one per operator.
+    pub ids: Vec<NodeIdentity>,
     /// The end of the chain.
     pub output: Output,
 }
@@ -476,11 +515,25 @@ impl Output {
 
 impl Pipeline {
     /// A pipeline of `ops` ending in `sink`.
+    /// Each operator is labelled by its description and position.
     pub fn new(ops: Vec<Box<dyn Operator>>, sink: Box<dyn Sink>) -> Self {
         Pipeline {
+            ids: ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| NodeIdentity {
+                    label: format!("{}[{i}]", op.describe()),
+                    signature: String::new(),
+                })
+                .collect(),
             ops,
             output: Output::Sink(sink),
         }
+    }
+
+    /// The label of operator `i`.
+    fn label(&self, i: usize) -> &str {
+        self.ids.get(i).map_or("operator", |id| id.label.as_str())
     }
 
     /// Pushes one record through the chain.
@@ -599,8 +652,8 @@ impl Pipeline {
     /// node's own id; a two-input node is reported from both of its inputs with the same identity.
     pub fn visit(&self, parent: usize, f: &mut dyn FnMut(usize, Node<'_>) -> usize) {
         let mut p = parent;
-        for op in &self.ops {
-            p = f(p, Node::Operator(op.as_ref()));
+        for (i, op) in self.ops.iter().enumerate() {
+            p = f(p, Node::Operator(self.label(i), op.as_ref()));
         }
         match &self.output {
             Output::Sink(s) => {
@@ -615,7 +668,11 @@ impl Pipeline {
                 if let Ok(n) = node.lock() {
                     let id = f(
                         p,
-                        Node::TwoInput(n.op.as_ref(), Arc::as_ptr(node) as *const () as usize),
+                        Node::TwoInput(
+                            &n.id.label,
+                            n.op.as_ref(),
+                            Arc::as_ptr(node) as *const () as usize,
+                        ),
                     );
                     // the node's downstream is visited from its left input only, so once
                     if *side == 0 {
@@ -629,8 +686,8 @@ impl Pipeline {
 
 /// A node of a pipeline, mutably, as [`Pipeline::for_each_mut`] reaches it.
 pub enum NodeMut<'a> {
-    /// An operator.
-    Operator(&'a mut dyn Operator),
+    /// An operator and how it is known.
+    Operator(&'a NodeIdentity, &'a mut dyn Operator),
     /// A two-input node (the operator and the node's own watermark bookkeeping).
     TwoInput(&'a mut TwoInputNode),
     /// A sink (its box, so a visitor can also replace it).
@@ -648,8 +705,10 @@ impl Pipeline {
         seen: &mut Vec<usize>,
         f: &mut dyn FnMut(NodeMut<'_>) -> Result<()>,
     ) -> Result<()> {
-        for op in &mut self.ops {
-            f(NodeMut::Operator(op.as_mut()))?;
+        let unnamed = NodeIdentity::default();
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            let id = self.ids.get(i).unwrap_or(&unnamed);
+            f(NodeMut::Operator(id, op.as_mut()))?;
         }
         match &mut self.output {
             Output::Sink(s) => f(NodeMut::Sink(s)),
@@ -713,10 +772,11 @@ impl Pipeline {
 
 /// A node of a pipeline, as seen by [`Pipeline::visit`].
 pub enum Node<'a> {
-    /// An operator.
-    Operator(&'a dyn Operator),
+    /// An operator and its label.
+    Operator(&'a str, &'a dyn Operator),
     /// A sink.
     Sink(&'a dyn Sink),
-    /// A two-input operator (a join), with an identity that is the same from both inputs.
-    TwoInput(&'a dyn TwoInputOperator, usize),
+    /// A two-input operator (a join) with its label, and an identity that is the same from both
+    /// inputs.
+    TwoInput(&'a str, &'a dyn TwoInputOperator, usize),
 }

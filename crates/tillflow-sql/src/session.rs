@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use tillflow_connectors::TableSpec;
 use tillflow_runtime::expr::Expr;
 use tillflow_runtime::job::{Job, SourceTask};
-use tillflow_runtime::operator::{Operator, Output, Pipeline, SharedNode, TwoInputNode};
+use tillflow_runtime::operator::{
+    NodeIdentity, Operator, Output, Pipeline, SharedNode, TwoInputNode,
+};
 use tillflow_types::{DataType, Schema};
 
 /// A chain of operators of one INSERT (or SELECT) and where it ends.
@@ -492,6 +494,7 @@ fn build_branch(
     };
     Ok(Pipeline {
         ops: build_ops(&b.ops, 1, late)?,
+        ids: b.ops.iter().map(|n: &PlanNode| n.identity()).collect(),
         output,
     })
 }
@@ -552,7 +555,11 @@ impl JobPlan {
         let mut nodes: Vec<SharedNode> = Vec::new();
         for j in self.joins {
             let downstream = build_branch(j.downstream, &nodes, self.keep_recent_rows, &mut late)?;
-            nodes.push(TwoInputNode::shared(j.op.build()?, downstream));
+            nodes.push(TwoInputNode::shared(
+                j.op.identity(),
+                j.op.build()?,
+                downstream,
+            ));
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
@@ -562,17 +569,22 @@ impl JobPlan {
                 pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);
             }
             let scan = build_ops(&t.scan, source.splits(), &mut late)?;
+            let scan_ids: Vec<NodeIdentity> =
+                t.scan.iter().map(|n: &PlanNode| n.identity()).collect();
             let pipeline = if pipelines.len() == 1 {
                 let mut p = pipelines.remove(0);
-                let mut ops = scan;
+                let (mut ops, mut ids) = (scan, scan_ids);
                 ops.append(&mut p.ops);
+                ids.append(&mut p.ids);
                 Pipeline {
                     ops,
+                    ids,
                     output: p.output,
                 }
             } else {
                 Pipeline {
                     ops: scan,
+                    ids: scan_ids,
                     output: Output::Fanout(pipelines),
                 }
             };

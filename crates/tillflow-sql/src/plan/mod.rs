@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use tillflow_runtime::agg::AggCall;
 use tillflow_runtime::expr::Expr;
 use tillflow_runtime::late::SharedLateSink;
-use tillflow_runtime::operator::{Operator, TwoInputOperator};
+use tillflow_runtime::operator::{NodeIdentity, Operator, TwoInputOperator};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::dedup::RowtimeFirstRow;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
@@ -374,9 +374,121 @@ impl TwoInputOp {
 }
 
 impl PlanNode {
-    /// The node's label on the dashboard, in metrics and in checkpoints: `Name[id]`.
-    pub fn label(&self) -> String {
-        format!("{}[{}]", self.op.name(), self.id)
+    /// How the node is known on the dashboard, in metrics and in checkpoints: `Name[id]` and
+    /// its state signature.
+    pub fn identity(&self) -> NodeIdentity {
+        NodeIdentity {
+            label: format!("{}[{}]", self.op.name(), self.id),
+            signature: self.state_signature(),
+        }
+    }
+
+    /// What the meaning of the node's state depends on, in a compact canonical form: windows,
+    /// keys, aggregate calls, ranking and frame. A checkpoint records it beside the node's
+    /// label, so a query whose operator changed (a window of another size, another aggregate)
+    /// is refused instead of resuming from state that means something else. It is not explain
+    /// text: rewording `explain` never invalidates a checkpoint.
+    pub fn state_signature(&self) -> String {
+        let calls = |calls: &[AggCall]| {
+            calls
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:?}{}({}:{}){}{}",
+                        c.kind,
+                        if c.distinct { " distinct" } else { "" },
+                        c.arg.map_or("*".to_owned(), |a| a.to_string()),
+                        c.arg_type,
+                        c.filter.map_or(String::new(), |f| format!(" filter {f}")),
+                        c.model
+                            .as_ref()
+                            .map_or(String::new(), |m| format!(" {m:?}"))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let order = |o: &[SortKey]| {
+            o.iter()
+                .map(|k| {
+                    format!(
+                        "{}{}{}",
+                        k.col,
+                        if k.descending { "d" } else { "a" },
+                        if k.nulls_first { "f" } else { "l" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match &self.op {
+            PlanOp::Calc { .. }
+            | PlanOp::LookupJoin { .. }
+            | PlanOp::WatermarkAssigner { .. } => String::new(),
+            PlanOp::ChangelogNormalize { keys } => format!("key={keys:?}"),
+            PlanOp::WindowAggregate {
+                window,
+                mode,
+                time_col,
+                keys,
+                calls: c,
+                ..
+            } => format!(
+                "{window:?} {mode:?} time={time_col} keys={keys} aggs=[{}]",
+                calls(c)
+            ),
+            PlanOp::SessionWindowAggregate {
+                gap,
+                mode,
+                time_col,
+                partition,
+                group,
+                calls: c,
+                ..
+            } => format!(
+                "SESSION gap={gap} {mode:?} time={time_col} partition={partition:?} group={group:?} aggs=[{}]",
+                calls(c)
+            ),
+            PlanOp::CountWindowAggregate {
+                size,
+                keys,
+                calls: c,
+                ..
+            } => format!("COUNT size={size} keys={keys} aggs=[{}]", calls(c)),
+            PlanOp::WindowTableFunction { window, mode, .. } => format!("{window:?} {mode:?}"),
+            PlanOp::GroupAggregate { keys, calls: c } => {
+                format!("keys={keys:?} aggs=[{}]", calls(c))
+            }
+            PlanOp::OverAggregate {
+                partition,
+                time,
+                frame,
+                calls: c,
+            } => format!(
+                "partition={partition:?} time={time:?} {frame:?} aggs=[{}]",
+                calls(c)
+            ),
+            PlanOp::WindowRank {
+                partition,
+                order: o,
+                limit,
+                ..
+            } => format!("partition={partition:?} order=[{}] top={limit}", order(o)),
+            PlanOp::Rank {
+                partition,
+                order: o,
+                limit,
+                emit_row_number,
+                over_updates,
+            } => format!(
+                "partition={partition:?} order=[{}] top={limit} rn={emit_row_number} retract={over_updates}",
+                order(o)
+            ),
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+            } => format!("partition={partition:?} time={time_col}"),
+        }
     }
 
     /// Builds the runtime operator (`splits`: the source's splits, for the watermark assigner).
@@ -515,9 +627,36 @@ impl PlanNode {
 }
 
 impl PlanNode<TwoInputOp> {
-    /// The node's label on the dashboard, in metrics and in checkpoints: `Name[id]`.
-    pub fn label(&self) -> String {
-        format!("{}[{}]", self.op.name(), self.id)
+    /// How the node is known on the dashboard, in metrics and in checkpoints: `Name[id]` and
+    /// its state signature.
+    pub fn identity(&self) -> NodeIdentity {
+        NodeIdentity {
+            label: format!("{}[{}]", self.op.name(), self.id),
+            signature: self.state_signature(),
+        }
+    }
+
+    /// What the meaning of the node's state depends on (see [`PlanNode::state_signature`]).
+    pub fn state_signature(&self) -> String {
+        match &self.op {
+            TwoInputOp::Join {
+                kind,
+                keys,
+                widths,
+                ..
+            } => format!("{kind:?} keys={keys:?} widths={widths:?}"),
+            TwoInputOp::IntervalJoin {
+                keys,
+                widths,
+                times,
+                left_before,
+                left_after,
+                ..
+            } => format!(
+                "keys={keys:?} widths={widths:?} times={times:?} bounds=[{left_before},{left_after}]"
+            ),
+            TwoInputOp::Union => String::new(),
+        }
     }
 
     /// Builds the runtime operator.

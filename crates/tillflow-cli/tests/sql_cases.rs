@@ -9,6 +9,11 @@
 //!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
 //!   and/or `expected_error.txt` (text the failing run must print).
 //!
+//! - `plan.txt` (required for the Flink cases): the snapshot of `tillflow explain` for the query;
+//!   rewrite the snapshots with `TILLFLOW_BLESS=1 cargo test --test sql_cases` after an intended
+//!   change of plan.
+//!
+//! Each case is a test of its own (`cargo test --test sql_cases flink::q5_topn_10m`).
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
 //! A `debezium-json` output is replayed to its final rows first.
 
@@ -162,6 +167,53 @@ fn run(query: &Path, input: &Path, out: &Path, dlq: &Path, late: &Path) -> Outco
     }
 }
 
+/// Compares `tillflow explain` of the case's query with its `plan.txt` (required for the Flink
+/// conformance cases: a plan snapshot, so a change of plan shows in review). With
+/// `TILLFLOW_BLESS=1` the snapshot is (re)written instead.
+fn check_plan(dir: &Path, input: &Path, required: bool) -> Result<(), String> {
+    let want = dir.join("plan.txt");
+    let bless = std::env::var_os("TILLFLOW_BLESS").is_some() && (required || want.exists());
+    if !want.exists() && !bless {
+        return if required {
+            Err("no plan.txt (write it with TILLFLOW_BLESS=1)".into())
+        } else {
+            Ok(())
+        };
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("explain")
+        .arg(dir.join("query.sql"))
+        .arg("--var")
+        .arg(format!("INPUT={}", input.display()))
+        .args([
+            "--var",
+            "OUTPUT=/out",
+            "--var",
+            "DLQ=/dlq",
+            "--var",
+            "LATE=/late",
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(format!(
+            "explain failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    let got = String::from_utf8_lossy(&o.stdout);
+    if bless {
+        return std::fs::write(&want, got.as_bytes()).map_err(|e| e.to_string());
+    }
+    let want = std::fs::read_to_string(&want).map_err(|e| e.to_string())?;
+    if want != got {
+        return Err(format!(
+            "the plan differs from plan.txt (if the change is intended, rewrite it with TILLFLOW_BLESS=1):\n--- plan.txt\n{want}\n--- explain\n{got}"
+        ));
+    }
+    Ok(())
+}
+
 fn late_count(stderr: &str) -> usize {
     stderr
         .split("dropped ")
@@ -185,6 +237,7 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
             .unwrap_or_else(|| dir.join("input.ndjson")),
     };
     let query = dir.join("query.sql");
+    check_plan(dir, &input, default_input.is_some())?;
     let o = run(&query, &input, &out, &dlq, &late_file);
     let expected_error = dir.join("expected_error.txt");
     if expected_error.exists() {
@@ -291,43 +344,124 @@ fn check_fields(want: &Path, got: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn run_all(dir: &Path, default_input: Option<&Path>) -> usize {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The case directories under `dir` (those with a `query.sql`), sorted.
+fn case_dirs(dir: &Path) -> Vec<String> {
+    let mut cases: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("query.sql").exists())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
     cases.sort();
-    let mut failures = vec![];
-    for c in &cases {
-        if let Err(e) = check_case(c, default_input) {
-            failures.push(format!(
-                "{}: {e}",
-                c.file_name().unwrap_or_default().to_string_lossy()
-            ));
+    cases
+}
+
+/// Runs one Flink conformance case (on the shared input) or golden case.
+fn case(kind: &str, name: &str) {
+    let dir = root().join("tests").join(kind);
+    let input = dir.join("events20k.ndjson");
+    let default_input = (kind == "flink").then_some(input.as_path());
+    if let Err(e) = check_case(&dir.join(name), default_input) {
+        panic!("{kind} case {name}: {e}");
+    }
+}
+
+/// One test per case, so a case runs alone (`cargo test --test sql_cases flink_q5`) and the
+/// cases run in parallel; `every_case_has_a_test` keeps this list and the directories in step.
+macro_rules! cases {
+    ($kind:literal, $prefix:ident: $($name:ident,)*) => {
+        mod $prefix {
+            $(
+                #[test]
+                fn $name() {
+                    super::case($kind, stringify!($name));
+                }
+            )*
+            /// The cases this module runs.
+            pub const NAMES: &[&str] = &[$(stringify!($name)),*];
         }
+    };
+}
+
+cases!("flink", flink:
+    q10_temporal_functions,
+    q11_dedup_first_per_customer,
+    q12_topn_skus_per_store,
+    q13_hop_distinct_per_channel,
+    q14_tumble_offset_hourly,
+    q15_distinct_and_having,
+    q16_join_web_and_store,
+    q17_left_join_customer_totals,
+    q19_session_per_customer,
+    q1_tumble_1m,
+    q21_window_topn_per_channel,
+    q22_dedup_last_per_store,
+    q23_casts_and_nulls,
+    q25_union_all,
+    q26_window_join,
+    q27_cumulate_having,
+    q2_hop_5m_1m,
+    q3_cumulate_1d_1h,
+    q4_session_30s,
+    q4b_session_legacy,
+    q5_topn_10m,
+    q6_filter_web,
+    q7_groupby_store,
+    q8_string_functions,
+    q9_numeric_functions,
+);
+
+cases!("golden", golden:
+    bad_records_dead_letter,
+    bad_records_fail,
+    bad_records_skip,
+    cascaded_windows,
+    count_window,
+    dedup_proctime_first,
+    dedup_rowtime_last,
+    distinct_changelog,
+    error_parse_line,
+    error_sink_type_mismatch,
+    error_unknown_column,
+    error_unknown_option,
+    error_updating_into_append_sink,
+    error_window_needs_time_attribute,
+    functions,
+    interval_join,
+    join_full_outer,
+    join_inner_residual,
+    join_left_outer,
+    join_then_aggregate,
+    late_data_output,
+    legacy_hop,
+    legacy_tumble,
+    over_no_partition,
+    over_range_bounded,
+    over_range_unbounded,
+    over_rows_bounded,
+    over_rows_unbounded,
+    session_partition_mismatch,
+    single_file_try_cast,
+    topn_with_rank,
+    tumble_distinct_filter,
+    view_cte_subquery,
+    window_tvf_without_aggregation,
+);
+
+#[test]
+fn every_case_has_a_test() {
+    for (kind, listed) in [("flink", flink::NAMES), ("golden", golden::NAMES)] {
+        let on_disk = case_dirs(&root().join("tests").join(kind));
+        let listed: Vec<String> = listed.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            on_disk, listed,
+            "tests/{kind}: every case directory needs its line in the cases! list of sql_cases.rs"
+        );
     }
     assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
+        flink::NAMES.len() >= 25,
+        "the Flink conformance cases are missing"
     );
-    cases.len()
-}
-
-#[test]
-fn flink_conformance_cases() {
-    let dir = root().join("tests/flink");
-    let n = run_all(&dir, Some(&dir.join("events20k.ndjson")));
-    assert!(n >= 8, "expected at least 8 Flink cases, found {n}");
-}
-
-#[test]
-fn golden_cases() {
-    let n = run_all(&root().join("tests/golden"), None);
-    assert!(n >= 1);
 }
 
 #[test]

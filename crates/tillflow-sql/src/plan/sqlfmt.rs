@@ -30,9 +30,12 @@ impl Names {
         Names(out)
     }
 
-    /// Column `i`'s name (`$i` when out of range).
+    /// Column `i`'s name as SQL (backquoted unless a plain identifier; `$i` when out of range).
     pub fn get(&self, i: usize) -> String {
-        self.0.get(i).cloned().unwrap_or_else(|| format!("${i}"))
+        self.0
+            .get(i)
+            .map(|n| ident(n))
+            .unwrap_or_else(|| format!("${i}"))
     }
 
     /// Columns `cols` by name, comma-separated.
@@ -325,10 +328,11 @@ pub fn ident(name: &str) -> String {
 /// A projection item: the expression, `AS name` unless it is that column already.
 pub fn item(e: &Expr, name: &str, names: &Names) -> String {
     let s = expr(e, names);
+    let name = ident(name);
     if s == name {
         s
     } else {
-        format!("{s} AS {}", ident(name))
+        format!("{s} AS {name}")
     }
 }
 

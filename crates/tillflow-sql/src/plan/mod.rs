@@ -11,6 +11,7 @@
 //! dashboard. `explain.rs` prints the plan the way Flink's `EXPLAIN` does.
 
 pub mod explain;
+pub mod rules;
 pub mod sqlfmt;
 
 use crate::error::Result;
@@ -690,5 +691,44 @@ impl PlanNode<TwoInputOp> {
             )),
             TwoInputOp::Union => Box::new(UnionAll::default()),
         })
+    }
+}
+
+/// Calls `f` with every column an expression reads.
+pub(crate) fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
+    match e {
+        Expr::Column { index, .. } => f(*index),
+        Expr::Literal { .. } | Expr::StrLiteral(_) => {}
+        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => visit_columns(arg, f),
+        Expr::Binary { left, right, .. } => {
+            visit_columns(left, f);
+            visit_columns(right, f);
+        }
+        Expr::Case {
+            operand,
+            whens,
+            otherwise,
+            ..
+        } => {
+            if let Some(o) = operand {
+                visit_columns(o, f);
+            }
+            for (a, b) in whens {
+                visit_columns(a, f);
+                visit_columns(b, f);
+            }
+            if let Some(o) = otherwise {
+                visit_columns(o, f);
+            }
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| visit_columns(a, f)),
+        Expr::InList { arg, list, .. } => {
+            visit_columns(arg, f);
+            list.iter().for_each(|a| visit_columns(a, f));
+        }
+        Expr::Like { arg, pattern, .. } => {
+            visit_columns(arg, f);
+            visit_columns(pattern, f);
+        }
     }
 }

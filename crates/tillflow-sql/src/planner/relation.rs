@@ -1,0 +1,165 @@
+//! FROM items: tables, views and CTEs by name (with aliases and column aliases), subqueries,
+//! window table functions, and the joins between them.
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn named_relation(
+        &mut self,
+        name: &str,
+        alias: Option<&sql::TableAlias>,
+    ) -> Result<Rel> {
+        let qualifier = alias
+            .map(|a| a.name.value.clone())
+            .unwrap_or_else(|| name.rsplit('.').next().unwrap_or(name).to_owned());
+        let mut rel = if let Some(q) = self.ctes.get(name).cloned() {
+            self.plan_query(&q)?
+        } else if let Some(v) = self.catalog.view(name) {
+            let v = v.clone();
+            let mut inner = Planner::new(self.catalog);
+            let mut rel = inner.plan_query(&v.query)?;
+            self.notices.append(&mut inner.notices);
+            if !v.columns.is_empty() {
+                if v.columns.len() != rel.schema().len() {
+                    return plan_err(format!(
+                        "view `{name}` names {} columns but its query has {}",
+                        v.columns.len(),
+                        rel.schema().len()
+                    ));
+                }
+                for (f, n) in rel.scope.schema.fields.iter_mut().zip(&v.columns) {
+                    f.name = n.clone();
+                }
+            }
+            rel
+        } else if let Some(t) = self.catalog.table(name) {
+            Rel {
+                input: RelInput::Table(t.name.clone()),
+                ops: Vec::new(),
+                scope: Scope::new(t.schema.clone(), None),
+                changelog: if t.connector.source_is_changelog(&t.spec) {
+                    Changelog::All
+                } else {
+                    Changelog::Insert
+                },
+                upsert_key: None,
+                window_cols: None,
+                pending_window: None,
+                pending_rank: None,
+            }
+        } else {
+            return plan_err(format!(
+                "table or view `{name}` not found (known: {})",
+                self.catalog.names()
+            ));
+        };
+        rel.scope.qualifiers = vec![Some(qualifier); rel.schema().len()];
+        if let Some(a) = alias {
+            if !a.columns.is_empty() {
+                if a.columns.len() != rel.schema().len() {
+                    return plan_err(format!(
+                        "alias `{}` names {} columns but `{name}` has {}",
+                        a.name,
+                        a.columns.len(),
+                        rel.schema().len()
+                    ));
+                }
+                for (f, c) in rel.scope.schema.fields.iter_mut().zip(&a.columns) {
+                    f.name = c.name.value.clone();
+                }
+            }
+        }
+        Ok(rel)
+    }
+
+    pub(super) fn plan_from(
+        &mut self,
+        from: &[sql::TableWithJoins],
+        selection: &mut Option<sql::Expr>,
+    ) -> Result<Rel> {
+        let Some((first, more)) = from.split_first() else {
+            return plan_err("SELECT without FROM is not supported yet");
+        };
+        let mut rel = self.plan_table_with_joins(first)?;
+        // `FROM a, b WHERE ...` is an inner join on the WHERE condition
+        for twj in more {
+            let right = self.plan_table_with_joins(twj)?;
+            let on = selection.take();
+            rel = self.join(rel, right, JoinType::Inner, on.as_ref())?;
+        }
+        Ok(rel)
+    }
+
+    pub(super) fn plan_table_with_joins(&mut self, twj: &sql::TableWithJoins) -> Result<Rel> {
+        let mut rel = self.plan_factor(&twj.relation)?;
+        for j in &twj.joins {
+            use sql::{JoinConstraint as C, JoinOperator as J};
+            let (kind, constraint) = match &j.join_operator {
+                J::Join(c) | J::Inner(c) => (JoinType::Inner, Some(c)),
+                J::Left(c) | J::LeftOuter(c) => (JoinType::Left, Some(c)),
+                J::Right(c) | J::RightOuter(c) => (JoinType::Right, Some(c)),
+                J::FullOuter(c) => (JoinType::Full, Some(c)),
+                J::CrossJoin(_) => (JoinType::Inner, None),
+                other => {
+                    return plan_err(format!(
+                        "this kind of join is not supported yet: `{j}` ({})",
+                        format!("{other:?}").split('(').next().unwrap_or("?")
+                    ))
+                }
+            };
+            let on = match constraint {
+                None | Some(C::None) => None,
+                Some(C::On(e)) => Some(e.clone()),
+                Some(_) => {
+                    return plan_err(format!(
+                        "JOIN ... USING and NATURAL JOIN are not supported yet; write ON a.col = b.col: `{j}`"
+                    ))
+                }
+            };
+            if let TableFactor::Table {
+                name,
+                alias,
+                version: Some(version),
+                ..
+            } = &j.relation
+            {
+                rel = self.lookup_join(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
+                continue;
+            }
+            let right = self.plan_factor(&j.relation)?;
+            rel = self.join(rel, right, kind, on.as_ref())?;
+        }
+        Ok(rel)
+    }
+
+    pub(super) fn plan_factor(&mut self, relation: &TableFactor) -> Result<Rel> {
+        match relation {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => self.named_relation(&name.to_string().replace(['`', '"'], ""), alias.as_ref()),
+            TableFactor::Derived {
+                subquery, alias, ..
+            } => {
+                let mut rel = self.plan_query(subquery)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                    for (f, c) in rel.scope.schema.fields.iter_mut().zip(&a.columns) {
+                        f.name = c.name.value.clone();
+                    }
+                }
+                Ok(rel)
+            }
+            TableFactor::TableFunction { expr, alias } => {
+                let mut rel = self.window_tvf(expr)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                }
+                Ok(rel)
+            }
+            other => plan_err(format!("unsupported FROM item `{other}`")),
+        }
+    }
+}

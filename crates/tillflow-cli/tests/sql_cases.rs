@@ -7,7 +7,8 @@
 //!   `expected.ndjson` (rows in the output directory), `expected_stdout.txt` (printed rows),
 //!   `expected_dead_letter.ndjson` / `expected_late.ndjson` (fields that must appear in each record
 //!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
-//!   and/or `expected_error.txt` (text the failing run must print).
+//!   and/or `expected_error.txt` (text the failing run must print), and
+//!   `expected_stderr.txt` (lines a successful run must print on standard error: notices).
 //!
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
 //! A `debezium-json` output is replayed to its final rows first.
@@ -209,6 +210,20 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
         return Err(format!("run failed:\n{}", o.stderr));
     }
     let mut checked = false;
+    let expected_stderr = dir.join("expected_stderr.txt");
+    if expected_stderr.exists() {
+        checked = true;
+        let want = std::fs::read_to_string(&expected_stderr).map_err(|e| e.to_string())?;
+        for line in want.lines().filter(|l| !l.trim().is_empty()) {
+            if !o.stderr.contains(line.trim()) {
+                return Err(format!(
+                    "standard error lacks {:?}:\n{}",
+                    line.trim(),
+                    o.stderr
+                ));
+            }
+        }
+    }
     let expected = dir.join("expected.ndjson");
     if expected.exists() {
         checked = true;

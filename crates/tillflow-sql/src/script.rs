@@ -43,6 +43,13 @@ pub enum StmtKind {
         /// Value.
         value: String,
     },
+    /// `SET` alone: list the session's settings.
+    SetList,
+    /// `RESET 'key'`, or `RESET` alone (every key).
+    Reset {
+        /// The key; None resets every key.
+        key: Option<String>,
+    },
     /// `CREATE TABLE ...` (with or without `AS SELECT`)
     CreateTable(Box<CreateTable>),
     /// `CREATE [TEMPORARY] VIEW name AS query`
@@ -424,22 +431,29 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
     let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
     let e = |err| perr(line, err);
     let kind = if p.parse_keyword(Keyword::SET) {
+        if p.peek_token().token == Token::EOF {
+            StmtKind::SetList
+        } else {
+            // Flink's SQL client takes `SET 'k' = 'v'` and the legacy unquoted `SET k = v`
+            let key = match p.peek_token().token {
+                Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+                _ => raw_words(&mut p, true),
+            };
+            p.expect_token(&Token::Eq).map_err(e)?;
+            let value = match p.peek_token().token {
+                Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+                _ => raw_words(&mut p, false),
+            };
+            StmtKind::Set { key, value }
+        }
+    } else if peek_word(&p, "RESET") {
+        p.next_token();
         let key = match p.peek_token().token {
-            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
-            _ => p
-                .parse_identifiers()
-                .map_err(e)?
-                .iter()
-                .map(ident_text)
-                .collect::<Vec<_>>()
-                .join("."),
+            Token::EOF => None,
+            Token::SingleQuotedString(_) => Some(p.parse_literal_string().map_err(e)?),
+            _ => Some(raw_words(&mut p, true)),
         };
-        p.expect_token(&Token::Eq).map_err(e)?;
-        let value = match p.peek_token().token {
-            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
-            _ => p.next_token().token.to_string(),
-        };
-        StmtKind::Set { key, value }
+        StmtKind::Reset { key }
     } else if p.parse_keyword(Keyword::CREATE) {
         let _ = p.parse_keyword(Keyword::TEMPORARY);
         if p.parse_keyword(Keyword::TABLE) {
@@ -519,13 +533,31 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         return Err(SqlError::Parse {
             line,
             message: format!(
-                "unsupported statement starting with `{}` (supported: SET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
+                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
                 p.peek_token().token
             ),
         });
     };
     expect_end(&mut p, line)?;
     Ok(Stmt { line, kind })
+}
+
+/// The unquoted tokens up to `=` (when `stop_at_eq`) or the end, joined: a legacy
+/// unquoted `SET` key (`table.exec.mini-batch.enabled`) or value (`5s`, `-1`).
+fn raw_words(p: &mut Parser, stop_at_eq: bool) -> String {
+    let mut parts = Vec::new();
+    loop {
+        let t = p.peek_token().token;
+        if t == Token::EOF || (stop_at_eq && t == Token::Eq) {
+            break;
+        }
+        p.next_token();
+        parts.push(match t {
+            Token::Word(w) => w.value,
+            other => other.to_string(),
+        });
+    }
+    parts.concat()
 }
 
 fn parse_options(p: &mut Parser, line: u64) -> Result<BTreeMap<String, String>> {
@@ -773,6 +805,26 @@ mod tests {
         assert!(matches!(e, SqlError::Parse { line: 3, .. }), "{e}");
         let e = parse_script("FROBNICATE 1").unwrap_err();
         assert!(e.to_string().contains("unsupported statement"), "{e}");
+    }
+
+    #[test]
+    fn parses_set_and_reset_as_flinks_sql_client() {
+        let stmts = parse_script(
+            "SET 'a.b' = 'x y';\nSET table.exec.mini-batch.size = -1;\nSET k = 10s;\nSET;\nRESET 'a.b';\nRESET;",
+        )
+        .unwrap();
+        let kinds: Vec<String> = stmts.iter().map(|s| format!("{:?}", s.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                r#"Set { key: "a.b", value: "x y" }"#,
+                r#"Set { key: "table.exec.mini-batch.size", value: "-1" }"#,
+                r#"Set { key: "k", value: "10s" }"#,
+                "SetList",
+                r#"Reset { key: Some("a.b") }"#,
+                "Reset { key: None }",
+            ]
+        );
     }
 
     #[test]

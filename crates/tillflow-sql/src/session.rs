@@ -167,7 +167,26 @@ impl Session {
             };
             match st.kind {
                 StmtKind::Set { key, value } => {
-                    self.catalog.config.insert(key, value);
+                    let set = crate::config::check_set(&key, &value)
+                        .map_err(|err| at(SqlError::Plan(err.to_string())))?;
+                    if let Some(n) = set.notice {
+                        self.plan.notices.push(format!("line {}: {n}", st.line));
+                    }
+                    self.catalog.config.insert(set.key.to_owned(), set.value);
+                }
+                StmtKind::SetList => {
+                    let list = crate::config::listing(&self.catalog.config);
+                    self.plan.notices.push(if list.is_empty() {
+                        format!("line {}: SET: no keys are set", st.line)
+                    } else {
+                        format!("line {}: SET: {}", st.line, list.join(", "))
+                    });
+                }
+                StmtKind::Reset { key: None } => self.catalog.config.clear(),
+                StmtKind::Reset { key: Some(key) } => {
+                    let key = crate::config::check_reset(&key)
+                        .map_err(|err| at(SqlError::Plan(err.to_string())))?;
+                    self.catalog.config.remove(key);
                 }
                 StmtKind::CreateTable(ct) => self.create_table(*ct, st.line).map_err(at)?,
                 StmtKind::CreateView {

@@ -8,7 +8,8 @@
 //!   `expected_dead_letter.ndjson` / `expected_late.ndjson` (fields that must appear in each record
 //!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
 //!   and/or `expected_error.txt` (text the failing run must print), and
-//!   `expected_stderr.txt` (lines a successful run must print on standard error: notices).
+//!   `expected_stderr.txt` (lines a successful run must print on standard error: notices);
+//!   `forbidden_output.txt` lists text that must appear nowhere in the output (secrets).
 //!
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
 //! A `debezium-json` output is replayed to its final rows first.
@@ -187,6 +188,18 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
     };
     let query = dir.join("query.sql");
     let o = run(&query, &input, &out, &dlq, &late_file);
+    let forbidden = dir.join("forbidden_output.txt");
+    if forbidden.exists() {
+        let text = std::fs::read_to_string(&forbidden).map_err(|e| e.to_string())?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if o.stdout.contains(line) || o.stderr.contains(line) {
+                return Err(format!(
+                    "the output shows {line:?}:\n{}\n{}",
+                    o.stdout, o.stderr
+                ));
+            }
+        }
+    }
     let expected_error = dir.join("expected_error.txt");
     if expected_error.exists() {
         let want = std::fs::read_to_string(&expected_error).map_err(|e| e.to_string())?;

@@ -197,6 +197,14 @@ pub fn connector(name: &str) -> Option<&'static dyn Connector> {
 
 /// Validates a table's options against its connector (and format) and returns the connector.
 pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorError> {
+    validate_noting(table).map(|(c, _)| c)
+}
+
+/// [`validate`], also returning what the user should be told about the options (a Flink option
+/// accepted without effect), naming options, never their values.
+pub fn validate_noting(
+    table: &TableSpec,
+) -> Result<(&'static dyn Connector, Vec<String>), ConnectorError> {
     let name = table.option("connector").ok_or_else(|| {
         table.error(format!(
             "missing required option 'connector' (one of: {})",
@@ -217,8 +225,10 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
                 .join(", ")
         ))
     })?;
+    let mut notices = Vec::new();
     if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
         kafka::layout(table, conn.name() == "upsert-kafka")?;
+        notices = kafka::properties::client_properties(table)?.notices;
     }
     let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
     allowed.extend_from_slice(conn.options());
@@ -269,7 +279,7 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
             list()
         )));
     }
-    Ok(conn)
+    Ok((conn, notices))
 }
 
 /// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.

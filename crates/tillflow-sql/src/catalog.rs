@@ -149,28 +149,29 @@ impl Catalog {
         }
     }
 
-    /// Adds a table from `CREATE TABLE` (its columns already known).
+    /// Adds a table from `CREATE TABLE` (its columns already known); returns what the user
+    /// should be told about its options.
     pub fn add_table(
         &mut self,
         ct: &CreateTable,
         default_options: Option<BTreeMap<String, String>>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         if self.table(&ct.name).is_some() || self.view(&ct.name).is_some() {
             if ct.if_not_exists {
-                return Ok(());
+                return Ok(vec![]);
             }
             return plan_err(format!("table `{}` already exists", ct.name));
         }
-        let def = build_table(ct, default_options)?;
+        let (def, notices) = build_table(ct, default_options)?;
         self.tables.insert(ct.name.clone(), def);
-        Ok(())
+        Ok(notices)
     }
 }
 
 fn build_table(
     ct: &CreateTable,
     default_options: Option<BTreeMap<String, String>>,
-) -> Result<TableDef> {
+) -> Result<(TableDef, Vec<String>)> {
     let ctx = |m: String| SqlError::Plan(format!("table `{}`: {m}", ct.name));
     let mut seen = std::collections::HashSet::new();
     for c in &ct.columns {
@@ -320,13 +321,16 @@ fn build_table(
             )));
         }
     }
-    let connector = tillflow_connectors::validate(&spec)?;
-    Ok(TableDef {
-        name: ct.name.clone(),
-        spec,
-        connector,
-        schema,
-        column_exprs: exprs,
-        watermark,
-    })
+    let (connector, notices) = tillflow_connectors::validate_noting(&spec)?;
+    Ok((
+        TableDef {
+            name: ct.name.clone(),
+            spec,
+            connector,
+            schema,
+            column_exprs: exprs,
+            watermark,
+        },
+        notices,
+    ))
 }

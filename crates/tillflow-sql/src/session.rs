@@ -264,7 +264,11 @@ impl Session {
             Some(self.default_options(&ct.name))
         };
         match ct.query.take() {
-            None => self.catalog.add_table(&ct, defaults),
+            None => {
+                let mut notices = self.catalog.add_table(&ct, defaults)?;
+                self.plan.notices.append(&mut notices);
+                Ok(())
+            }
             Some(q) => {
                 let mut planner = Planner::new(&self.catalog);
                 let rel = planner.plan_query(&q)?;
@@ -287,7 +291,8 @@ impl Session {
                         nullable: true,
                     })
                     .collect();
-                self.catalog.add_table(&ct, defaults)?;
+                let mut notices = self.catalog.add_table(&ct, defaults)?;
+                self.plan.notices.append(&mut notices);
                 let Some(t) = self.catalog.table(&ct.name) else {
                     return plan_err(format!("table `{}` was not created", ct.name));
                 };

@@ -712,9 +712,23 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
     skip_comment(p, line)?;
     if p.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
         p.expect_token(&Token::LParen).map_err(e)?;
-        p.parse_comma_separated(|p| p.parse_identifier())
-            .map_err(e)?;
+        let cols: Vec<String> = p
+            .parse_comma_separated(|p| p.parse_identifier())
+            .map_err(e)?
+            .iter()
+            .map(ident_text)
+            .collect();
         p.expect_token(&Token::RParen).map_err(e)?;
+        // Flink writes a directory per partition value and leaves the partition columns out of
+        // the files; ignoring the clause would write a flat directory with them in every row
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "CREATE TABLE {}: PARTITIONED BY ({}) is not supported yet: tillflow would write one flat directory with the partition columns in every row, where Flink writes a directory per partition value. Remove the clause to write an unpartitioned table",
+                t.name,
+                cols.join(", ")
+            ),
+        });
     }
     if p.parse_keyword(Keyword::WITH) {
         t.options = parse_options(p, line)?;
@@ -824,6 +838,19 @@ mod tests {
                 r#"Reset { key: Some("a.b") }"#,
                 "Reset { key: None }",
             ]
+        );
+    }
+
+    #[test]
+    fn partitioned_by_is_refused_naming_it() {
+        let e = parse_script(
+            "CREATE TABLE t (a INT, dt STRING) PARTITIONED BY (dt) WITH ('connector' = 'print');",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("line 1: CREATE TABLE t: PARTITIONED BY (dt) is not supported yet"),
+            "{e}"
         );
     }
 

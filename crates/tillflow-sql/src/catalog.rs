@@ -109,6 +109,7 @@ impl Catalog {
             .keys()
             .chain(self.views.keys())
             .map(String::as_str)
+            .filter(|n| !n.contains("/*+")) // hidden tables of OPTIONS hints
             .collect();
         v.sort_unstable();
         if v.is_empty() {
@@ -147,6 +148,35 @@ impl Catalog {
             None if if_exists => Ok(()),
             None => plan_err(format!("cannot drop `{name}`: no such table or view")),
         }
+    }
+
+    /// Adds the hidden table a `/*+ OPTIONS(…) */` hint names: a copy of the base table with the
+    /// hint's options merged over its own, validated as DDL options are (errors name the base
+    /// table); returns what the user should be told about the options.
+    pub fn add_hinted(&mut self, hint: &crate::script::TableHint) -> Result<Vec<String>> {
+        let Some(base) = self.table(&hint.base) else {
+            return plan_err(if self.view(&hint.base).is_some() {
+                format!(
+                    "OPTIONS hint on `{}`: it is a view; only tables take dynamic options",
+                    hint.base
+                )
+            } else {
+                format!(
+                    "OPTIONS hint on `{}`: no such table (known: {})",
+                    hint.base,
+                    self.names()
+                )
+            });
+        };
+        let mut def = base.clone();
+        def.name = hint.derived.clone();
+        for (k, v) in &hint.options {
+            def.spec.options.insert(k.clone(), v.clone());
+        }
+        let (connector, notices) = tillflow_connectors::validate_noting(&def.spec)?;
+        def.connector = connector;
+        self.tables.insert(hint.derived.clone(), def);
+        Ok(notices)
     }
 
     /// Adds a table from `CREATE TABLE` (its columns already known); returns what the user

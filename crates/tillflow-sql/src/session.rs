@@ -165,6 +165,14 @@ impl Session {
                 SqlError::Plan(m) => SqlError::Plan(format!("statement at line {}: {m}", st.line)),
                 other => other,
             };
+            self.plan.notices.extend(st.notices.iter().cloned());
+            for h in &st.hints {
+                let mut notices = self
+                    .catalog
+                    .add_hinted(h)
+                    .map_err(|e| at(SqlError::Plan(e.to_string())))?;
+                self.plan.notices.append(&mut notices);
+            }
             match st.kind {
                 StmtKind::Set { key, value } => {
                     let set = crate::config::check_set(&key, &value)

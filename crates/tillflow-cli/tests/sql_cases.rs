@@ -7,7 +7,9 @@
 //!   `expected.ndjson` (rows in the output directory), `expected_stdout.txt` (printed rows),
 //!   `expected_dead_letter.ndjson` / `expected_late.ndjson` (fields that must appear in each record
 //!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
-//!   and/or `expected_error.txt` (text the failing run must print).
+//!   and/or `expected_error.txt` (text the failing run must print), and
+//!   `expected_stderr.txt` (lines a successful run must print on standard error: notices);
+//!   `forbidden_output.txt` lists text that must appear nowhere in the output (secrets).
 //!
 //! - `plan.txt` (required for the Flink cases): the snapshot of `tillflow explain` for the query;
 //!   rewrite the snapshots with `TILLFLOW_BLESS=1 cargo test --test sql_cases` after an intended
@@ -239,6 +241,18 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
     let query = dir.join("query.sql");
     check_plan(dir, &input, default_input.is_some())?;
     let o = run(&query, &input, &out, &dlq, &late_file);
+    let forbidden = dir.join("forbidden_output.txt");
+    if forbidden.exists() {
+        let text = std::fs::read_to_string(&forbidden).map_err(|e| e.to_string())?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if o.stdout.contains(line) || o.stderr.contains(line) {
+                return Err(format!(
+                    "the output shows {line:?}:\n{}\n{}",
+                    o.stdout, o.stderr
+                ));
+            }
+        }
+    }
     let expected_error = dir.join("expected_error.txt");
     if expected_error.exists() {
         let want = std::fs::read_to_string(&expected_error).map_err(|e| e.to_string())?;
@@ -262,6 +276,20 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
         return Err(format!("run failed:\n{}", o.stderr));
     }
     let mut checked = false;
+    let expected_stderr = dir.join("expected_stderr.txt");
+    if expected_stderr.exists() {
+        checked = true;
+        let want = std::fs::read_to_string(&expected_stderr).map_err(|e| e.to_string())?;
+        for line in want.lines().filter(|l| !l.trim().is_empty()) {
+            if !o.stderr.contains(line.trim()) {
+                return Err(format!(
+                    "standard error lacks {:?}:\n{}",
+                    line.trim(),
+                    o.stderr
+                ));
+            }
+        }
+    }
     let expected = dir.join("expected.ndjson");
     if expected.exists() {
         checked = true;

@@ -17,6 +17,11 @@ pub struct DeadLetter {
 impl DeadLetter {
     /// Opens (creating or truncating) the dead-letter file.
     pub fn open(path: &str) -> Result<Self, ConnectorError> {
+        let local = crate::local_path(path).map_err(|m| ConnectorError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+        })?;
+        let path = local.to_str().unwrap_or(path);
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|e| ConnectorError::Io {

@@ -106,7 +106,8 @@ pub struct FileSource {
 impl FileSource {
     /// Opens the source described by the table's options.
     pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let path = PathBuf::from(table.option("path").unwrap_or_default());
+        let path = crate::local_path(table.option("path").unwrap_or_default())
+            .map_err(|m| table.error(format!("option 'path': {m}")))?;
         if !path.exists() {
             return Err(table.error(format!(
                 "'path' = '{}' does not exist (the filesystem source reads a file or a directory)",
@@ -364,7 +365,8 @@ fn part_id() -> String {
 impl FileSink {
     /// Creates the output directory (or file's parent) and opens an in-progress part file.
     pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let path = PathBuf::from(table.option("path").unwrap_or_default());
+        let path = crate::local_path(table.option("path").unwrap_or_default())
+            .map_err(|m| table.error(format!("option 'path': {m}")))?;
         let single = table.bool_option("sink.single-file", false)?;
         let dir = (!single).then(|| path.clone());
         let (target, in_progress) = if single {

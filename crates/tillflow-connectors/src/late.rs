@@ -35,8 +35,12 @@ impl LateFile {
             primary_key: vec![],
             metadata: vec![],
         };
-        Ok(Arc::new(Mutex::new(LateFile {
+        let local = crate::local_path(path).map_err(|m| ConnectorError::Io {
             path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, m),
+        })?;
+        Ok(Arc::new(Mutex::new(LateFile {
+            path: local.to_string_lossy().into_owned(),
             table: table.to_owned(),
             encoder: JsonEncoder::new(&spec, "json")?,
             out: None,

@@ -190,6 +190,63 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
     ]
 }
 
+/// A local path from a path option as Flink writes it: a plain path, or a `file:` URI
+/// (`file:///data/in`, `file://localhost/data/in`, Hadoop's `file:/data/in`; `%20`-style escapes
+/// decoded). Another scheme (`s3://`, `hdfs://`, ...) is an error saying so.
+pub fn local_path(value: &str) -> Result<std::path::PathBuf, String> {
+    let Some(scheme_end) = value.find(':').filter(|&i| {
+        i > 1 // a Windows drive letter is not a scheme
+            && value[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && value[i + 1..].starts_with('/')
+    }) else {
+        return Ok(std::path::PathBuf::from(value));
+    };
+    let scheme = &value[..scheme_end];
+    if !scheme.eq_ignore_ascii_case("file") {
+        return Err(format!(
+            "'{scheme}:' paths are not supported (tillflow reads and writes local files: a path or file:///path)"
+        ));
+    }
+    let rest = &value[scheme_end + 1..];
+    let path = match rest.strip_prefix("//") {
+        // file://host/path: only the local host
+        Some(after) => {
+            let slash = after.find('/').unwrap_or(after.len());
+            let host = &after[..slash];
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(format!(
+                    "file://{host}/… names another host; tillflow reads local files (file:///path)"
+                ));
+            }
+            &after[slash..]
+        }
+        None => rest,
+    };
+    if path.is_empty() {
+        return Err("the file: URI names no path (file:///path)".into());
+    }
+    let mut bytes = Vec::with_capacity(path.len());
+    let raw = path.as_bytes();
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                bytes.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        bytes.push(raw[i]);
+        i += 1;
+    }
+    String::from_utf8(bytes)
+        .map(std::path::PathBuf::from)
+        .map_err(|_| "the file: URI's %-escapes are not UTF-8".into())
+}
+
 /// Looks up a connector by name.
 pub fn connector(name: &str) -> Option<&'static dyn Connector> {
     connectors().iter().copied().find(|c| c.name() == name)
@@ -197,6 +254,14 @@ pub fn connector(name: &str) -> Option<&'static dyn Connector> {
 
 /// Validates a table's options against its connector (and format) and returns the connector.
 pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorError> {
+    validate_noting(table).map(|(c, _)| c)
+}
+
+/// [`validate`], also returning what the user should be told about the options (a Flink option
+/// accepted without effect), naming options, never their values.
+pub fn validate_noting(
+    table: &TableSpec,
+) -> Result<(&'static dyn Connector, Vec<String>), ConnectorError> {
     let name = table.option("connector").ok_or_else(|| {
         table.error(format!(
             "missing required option 'connector' (one of: {})",
@@ -217,8 +282,19 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
                 .join(", ")
         ))
     })?;
+    // paths as Flink writes them: plain or file:///…, never another scheme
+    for key in ["path", "dead-letter.path", "late-data.path"] {
+        if let (Some(v), true) = (
+            table.option(key),
+            key != "path" || matches!(conn.name(), "filesystem" | "sqlite"),
+        ) {
+            local_path(v).map_err(|m| table.error(format!("option '{key}': {m}")))?;
+        }
+    }
+    let mut notices = Vec::new();
     if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
         kafka::layout(table, conn.name() == "upsert-kafka")?;
+        notices = kafka::properties::client_properties(table)?.notices;
     }
     let mut allowed: Vec<OptionSpec> = COMMON_OPTIONS.to_vec();
     allowed.extend_from_slice(conn.options());
@@ -269,7 +345,7 @@ pub fn validate(table: &TableSpec) -> Result<&'static dyn Connector, ConnectorEr
             list()
         )));
     }
-    Ok(conn)
+    Ok((conn, notices))
 }
 
 /// Options with a field name in them (`fields.qty.kind`) are checked by the connector itself.
@@ -324,5 +400,36 @@ mod tests {
             ("json.ignore-parse-errors", "true")
         ]))
         .is_ok());
+    }
+
+    #[test]
+    fn paths_take_file_uris() {
+        use std::path::PathBuf;
+        for (given, want) in [
+            ("/data/in.ndjson", "/data/in.ndjson"),
+            ("rel/out", "rel/out"),
+            ("file:///data/in.ndjson", "/data/in.ndjson"),
+            ("file://localhost/data/in", "/data/in"),
+            ("file:/data/in", "/data/in"),
+            ("file:///data/my%20dir/x", "/data/my dir/x"),
+            ("C:/data", "C:/data"),
+        ] {
+            assert_eq!(local_path(given), Ok(PathBuf::from(want)), "{given}");
+        }
+        let e = local_path("s3://bucket/x").unwrap_err();
+        assert!(e.contains("'s3:' paths are not supported"), "{e}");
+        assert!(local_path("file://otherhost/x").is_err());
+        let Err(e) = validate(&spec(&[
+            ("connector", "filesystem"),
+            ("path", "hdfs:///warehouse/t"),
+            ("format", "json"),
+        ])) else {
+            panic!("an hdfs: path validated");
+        };
+        let e = e.to_string();
+        assert!(
+            e.contains("option 'path': 'hdfs:' paths are not supported"),
+            "{e}"
+        );
     }
 }

@@ -120,7 +120,10 @@ pub struct SqliteSink {
 impl SqliteSink {
     /// Opens (creating) the database file and the table.
     pub fn open(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let path = table.option("path").unwrap_or_default().to_owned();
+        let path = crate::local_path(table.option("path").unwrap_or_default())
+            .map_err(|m| table.error(format!("option 'path': {m}")))?
+            .to_string_lossy()
+            .into_owned();
         let target = table.option("table-name").unwrap_or(&table.name).to_owned();
         let batch = table.int_option("sink.buffer-flush.max-rows", 1000)?.max(1) as usize;
         if let Some(parent) = std::path::Path::new(&path)

@@ -82,6 +82,7 @@ impl Catalog {
             .keys()
             .chain(self.views.keys())
             .map(String::as_str)
+            .filter(|n| !n.contains("/*+")) // hidden tables of OPTIONS hints
             .collect();
         v.sort_unstable();
         if v.is_empty() {
@@ -122,28 +123,58 @@ impl Catalog {
         }
     }
 
-    /// Adds a table from `CREATE TABLE` (its columns already known).
+    /// Adds the hidden table a `/*+ OPTIONS(…) */` hint names: a copy of the base table with the
+    /// hint's options merged over its own, validated as DDL options are (errors name the base
+    /// table); returns what the user should be told about the options.
+    pub fn add_hinted(&mut self, hint: &crate::script::TableHint) -> Result<Vec<String>> {
+        let Some(base) = self.table(&hint.base) else {
+            return plan_err(if self.view(&hint.base).is_some() {
+                format!(
+                    "OPTIONS hint on `{}`: it is a view; only tables take dynamic options",
+                    hint.base
+                )
+            } else {
+                format!(
+                    "OPTIONS hint on `{}`: no such table (known: {})",
+                    hint.base,
+                    self.names()
+                )
+            });
+        };
+        let mut def = base.clone();
+        def.name = hint.derived.clone();
+        for (k, v) in &hint.options {
+            def.spec.options.insert(k.clone(), v.clone());
+        }
+        let (connector, notices) = tillflow_connectors::validate_noting(&def.spec)?;
+        def.connector = connector;
+        self.tables.insert(hint.derived.clone(), def);
+        Ok(notices)
+    }
+
+    /// Adds a table from `CREATE TABLE` (its columns already known); returns what the user
+    /// should be told about its options.
     pub fn add_table(
         &mut self,
         ct: &CreateTable,
         default_options: Option<BTreeMap<String, String>>,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         if self.table(&ct.name).is_some() || self.view(&ct.name).is_some() {
             if ct.if_not_exists {
-                return Ok(());
+                return Ok(vec![]);
             }
             return plan_err(format!("table `{}` already exists", ct.name));
         }
-        let def = build_table(ct, default_options)?;
+        let (def, notices) = build_table(ct, default_options)?;
         self.tables.insert(ct.name.clone(), def);
-        Ok(())
+        Ok(notices)
     }
 }
 
 fn build_table(
     ct: &CreateTable,
     default_options: Option<BTreeMap<String, String>>,
-) -> Result<TableDef> {
+) -> Result<(TableDef, Vec<String>)> {
     let ctx = |m: String| SqlError::Plan(format!("table `{}`: {m}", ct.name));
     let mut seen = std::collections::HashSet::new();
     for c in &ct.columns {
@@ -293,13 +324,16 @@ fn build_table(
             )));
         }
     }
-    let connector = tillflow_connectors::validate(&spec)?;
-    Ok(TableDef {
-        name: ct.name.clone(),
-        spec,
-        connector,
-        schema,
-        column_exprs: exprs,
-        watermark,
-    })
+    let (connector, notices) = tillflow_connectors::validate_noting(&spec)?;
+    Ok((
+        TableDef {
+            name: ct.name.clone(),
+            spec,
+            connector,
+            schema,
+            column_exprs: exprs,
+            watermark,
+        },
+        notices,
+    ))
 }

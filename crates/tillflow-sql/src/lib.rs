@@ -2,6 +2,7 @@
 //! plans each query into runtime operators, and assembles the job that runs the script's INSERTs.
 
 pub mod catalog;
+pub mod config;
 pub mod error;
 pub mod expr;
 pub mod plan;

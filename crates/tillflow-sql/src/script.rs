@@ -31,7 +31,32 @@ pub struct Stmt {
     pub line: u64,
     /// What it says.
     pub kind: StmtKind,
+    /// `/*+ OPTIONS(…) */` table hints: the hidden tables the statement reads or writes instead.
+    pub hints: Vec<TableHint>,
+    /// What the user should know about the statement's hints (query hints without effect).
+    pub notices: Vec<String>,
 }
+
+/// A table reference with `/*+ OPTIONS('k' = 'v') */`: the statement names `derived`, a copy of
+/// table `base` whose options are `options` merged over its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableHint {
+    /// The hidden catalog name the reference was rewritten to.
+    pub derived: String,
+    /// The table the user named.
+    pub base: String,
+    /// The dynamic options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Query hints that only steer Flink's join strategy: they cannot change results.
+const STRATEGY_HINTS: &[&str] = &[
+    "BROADCAST",
+    "SHUFFLE_HASH",
+    "SHUFFLE_MERGE",
+    "NEST_LOOP",
+    "LOOKUP",
+];
 
 /// The statements tillflow runs.
 #[derive(Debug, Clone)]
@@ -42,6 +67,13 @@ pub enum StmtKind {
         key: String,
         /// Value.
         value: String,
+    },
+    /// `SET` alone: list the session's settings.
+    SetList,
+    /// `RESET 'key'`, or `RESET` alone (every key).
+    Reset {
+        /// The key; None resets every key.
+        key: Option<String>,
     },
     /// `CREATE TABLE ...` (with or without `AS SELECT`)
     CreateTable(Box<CreateTable>),
@@ -199,13 +231,11 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
         })?;
     let tokens: Vec<TokenWithSpan> = tokens
         .into_iter()
-        .filter(|t| {
-            !matches!(
-                t.token,
-                Token::Whitespace(
-                    Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)
-                )
-            )
+        .filter(|t| match &t.token {
+            Token::Whitespace(Whitespace::SingleLineComment { .. }) => false,
+            // `/*+ … */` hints stay for parse_statement; other comments go
+            Token::Whitespace(Whitespace::MultiLineComment(c)) => c.starts_with('+'),
+            _ => true,
         })
         .collect();
     let mut stmts = Vec::new();
@@ -245,6 +275,8 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
                 i += 1;
             }
             let mut inserts = Vec::new();
+            let mut hints = Vec::new();
+            let mut notices = Vec::new();
             loop {
                 while i < tokens.len()
                     && (is_ws(&tokens[i].token) || tokens[i].token == Token::SemiColon)
@@ -268,7 +300,9 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
                 {
                     i += 1;
                 }
-                let st = parse_statement(&tokens[start..i])?;
+                let mut st = parse_statement(&tokens[start..i])?;
+                hints.append(&mut st.hints);
+                notices.append(&mut st.notices);
                 match st.kind {
                     StmtKind::Insert(ins) => inserts.push(ins),
                     _ => {
@@ -282,6 +316,8 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
             stmts.push(Stmt {
                 line,
                 kind: StmtKind::StatementSet(inserts),
+                hints,
+                notices,
             });
             continue;
         }
@@ -295,6 +331,187 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
         stmts.push(parse_statement(&tokens[start..i])?);
     }
     Ok(stmts)
+}
+
+/// One hint of a `/*+ … */` comment: its name and arguments (`'k' = 'v'` pairs or names).
+struct Hint {
+    name: String,
+    pairs: Vec<(String, String)>,
+}
+
+fn hint_err(line: u64, message: String) -> SqlError {
+    SqlError::Parse { line, message }
+}
+
+/// Parses the text of a hint comment (after the `+`): `NAME[(args)] [, NAME[(args)]]…`.
+fn parse_hints(text: &str, line: u64) -> Result<Vec<Hint>> {
+    let dialect = FlinkDialect::new();
+    let toks: Vec<Token> = Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| hint_err(line, format!("hint /*+{text}*/ does not parse: {e}")))?
+        .into_iter()
+        .filter(|t| !is_ws(t))
+        .collect();
+    let mut hints = Vec::new();
+    let mut i = 0;
+    let bad = |what: &str| {
+        hint_err(
+            line,
+            format!(
+                "hint /*+{}*/ does not parse: {what}",
+                text.chars().take(200).collect::<String>()
+            ),
+        )
+    };
+    while i < toks.len() {
+        let Token::Word(w) = &toks[i] else {
+            return Err(bad("expected a hint name"));
+        };
+        let mut h = Hint {
+            name: w.value.to_ascii_uppercase(),
+            pairs: Vec::new(),
+        };
+        i += 1;
+        if toks.get(i) == Some(&Token::LParen) {
+            i += 1;
+            while i < toks.len() && toks[i] != Token::RParen {
+                match (&toks[i], toks.get(i + 1), toks.get(i + 2)) {
+                    (
+                        Token::SingleQuotedString(k),
+                        Some(Token::Eq),
+                        Some(Token::SingleQuotedString(v)),
+                    ) => {
+                        h.pairs.push((k.clone(), v.clone()));
+                        i += 3;
+                    }
+                    (Token::Word(n), _, _) => {
+                        h.pairs.push((n.value.clone(), String::new()));
+                        i += 1;
+                    }
+                    (Token::Comma | Token::Period, _, _) => i += 1,
+                    _ => return Err(bad("expected 'key' = 'value' or a name")),
+                }
+            }
+            if toks.get(i) != Some(&Token::RParen) {
+                return Err(bad("missing `)`"));
+            }
+            i += 1;
+        }
+        hints.push(h);
+        if toks.get(i) == Some(&Token::Comma) {
+            i += 1;
+        }
+    }
+    Ok(hints)
+}
+
+/// Handles the `/*+ … */` comments of one statement: a table hint `OPTIONS('k' = 'v')` after a
+/// table name rewrites the reference to a hidden derived table (aliased to the name the user
+/// wrote, so `t.col` still resolves); a query hint after SELECT that only steers the join
+/// strategy is noted; anything else is refused naming the hint.
+#[allow(clippy::type_complexity)]
+fn apply_hints(
+    tokens: &[TokenWithSpan],
+    line: u64,
+) -> Result<(Vec<TokenWithSpan>, Vec<TableHint>, Vec<String>)> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut hints = Vec::new();
+    let mut notices = Vec::new();
+    let significant = |toks: &[TokenWithSpan], from_end: usize| {
+        toks.iter()
+            .rev()
+            .filter(|t| !is_ws(&t.token))
+            .nth(from_end)
+            .map(|t| t.token.clone())
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        let Token::Whitespace(Whitespace::MultiLineComment(c)) = &t.token else {
+            out.push(t.clone());
+            continue;
+        };
+        let Some(text) = c.strip_prefix('+') else {
+            continue;
+        };
+        let at = t.span.start.line.max(line);
+        let parsed = parse_hints(text, at)?;
+        let prev = significant(&out, 0);
+        if matches!(&prev, Some(Token::Word(w)) if w.keyword == Keyword::SELECT && w.quote_style.is_none())
+        {
+            for h in parsed {
+                if STRATEGY_HINTS.contains(&h.name.as_str()) {
+                    notices.push(format!(
+                        "line {at}: query hint {} has no effect in tillflow: it steers Flink's join strategy, which cannot change results; tillflow plans joins its own way",
+                        h.name
+                    ));
+                } else if h.name == "STATE_TTL" {
+                    return Err(hint_err(at, "query hint STATE_TTL is not supported: tillflow keeps join and aggregation state until a window or the watermark clears it (no idle-state expiry)".into()));
+                } else if h.name == "OPTIONS" {
+                    return Err(hint_err(at, "OPTIONS is a table hint: write it after the table name (FROM t /*+ OPTIONS('k' = 'v') */)".into()));
+                } else {
+                    return Err(hint_err(at, format!(
+                        "query hint {} is not supported (tillflow knows the query hints {} and the table hint OPTIONS)",
+                        h.name.chars().take(100).collect::<String>(),
+                        STRATEGY_HINTS.join(", ")
+                    )));
+                }
+            }
+            continue;
+        }
+        let Some(Token::Word(name)) = prev.filter(|_| significant(&out, 1) != Some(Token::Period))
+        else {
+            return Err(hint_err(
+                at,
+                "a hint /*+ … */ must follow SELECT (a query hint) or a table name (OPTIONS)"
+                    .into(),
+            ));
+        };
+        let mut options = BTreeMap::new();
+        for h in parsed {
+            if h.name != "OPTIONS" {
+                return Err(hint_err(
+                    at,
+                    if STRATEGY_HINTS.contains(&h.name.as_str()) || h.name == "STATE_TTL" {
+                        format!("{} is a query hint: write it after SELECT", h.name)
+                    } else {
+                        format!(
+                            "table hint {} is not supported (tillflow knows the table hint OPTIONS)",
+                            h.name.chars().take(100).collect::<String>()
+                        )
+                    },
+                ));
+            }
+            for (k, v) in h.pairs {
+                options.insert(k, v);
+            }
+        }
+        // the reference becomes a hidden table; the user's name stays as its alias
+        let derived = format!("{} /*+ OPTIONS #{} */", name.value, hints.len() + 1);
+        let is_target = matches!(significant(&out, 1), Some(Token::Word(w)) if matches!(w.keyword, Keyword::INTO | Keyword::OVERWRITE | Keyword::TABLE));
+        let Some(pos) = out.iter().rposition(|x| !is_ws(&x.token)) else {
+            continue;
+        };
+        let span = out[pos].span;
+        out[pos] = TokenWithSpan::new(Token::make_word(&derived, Some('`')), span);
+        let next = tokens[i + 1..].iter().find(|x| !is_ws(&x.token));
+        let has_alias = matches!(next.map(|x| &x.token), Some(Token::Word(w)) if w.keyword == Keyword::AS || w.keyword == Keyword::NoKeyword || w.quote_style.is_some());
+        if !is_target && !has_alias {
+            for tok in [
+                Token::Whitespace(Whitespace::Space),
+                Token::make_keyword("AS"),
+                Token::Whitespace(Whitespace::Space),
+                Token::Word(name.clone()),
+                Token::Whitespace(Whitespace::Space),
+            ] {
+                out.push(TokenWithSpan::new(tok, span));
+            }
+        }
+        hints.push(TableHint {
+            derived,
+            base: name.value.clone(),
+            options,
+        });
+    }
+    Ok((out, hints, notices))
 }
 
 /// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to `t[, __PARTITION_BY(k...)]`.
@@ -414,7 +631,8 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         .find(|t| !is_ws(&t.token))
         .map(|t| t.span.start.line)
         .unwrap_or(0);
-    let mut toks = flink_token_pass(tokens);
+    let (hinted, hints, notices) = apply_hints(tokens, line)?;
+    let mut toks = flink_token_pass(&hinted);
     let end = toks
         .last()
         .map(|t| t.span.end)
@@ -424,22 +642,29 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
     let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
     let e = |err| perr(line, err);
     let kind = if p.parse_keyword(Keyword::SET) {
+        if p.peek_token().token == Token::EOF {
+            StmtKind::SetList
+        } else {
+            // Flink's SQL client takes `SET 'k' = 'v'` and the legacy unquoted `SET k = v`
+            let key = match p.peek_token().token {
+                Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+                _ => raw_words(&mut p, true),
+            };
+            p.expect_token(&Token::Eq).map_err(e)?;
+            let value = match p.peek_token().token {
+                Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
+                _ => raw_words(&mut p, false),
+            };
+            StmtKind::Set { key, value }
+        }
+    } else if peek_word(&p, "RESET") {
+        p.next_token();
         let key = match p.peek_token().token {
-            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
-            _ => p
-                .parse_identifiers()
-                .map_err(e)?
-                .iter()
-                .map(ident_text)
-                .collect::<Vec<_>>()
-                .join("."),
+            Token::EOF => None,
+            Token::SingleQuotedString(_) => Some(p.parse_literal_string().map_err(e)?),
+            _ => Some(raw_words(&mut p, true)),
         };
-        p.expect_token(&Token::Eq).map_err(e)?;
-        let value = match p.peek_token().token {
-            Token::SingleQuotedString(_) => p.parse_literal_string().map_err(e)?,
-            _ => p.next_token().token.to_string(),
-        };
-        StmtKind::Set { key, value }
+        StmtKind::Reset { key }
     } else if p.parse_keyword(Keyword::CREATE) {
         let _ = p.parse_keyword(Keyword::TEMPORARY);
         if p.parse_keyword(Keyword::TABLE) {
@@ -519,13 +744,36 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         return Err(SqlError::Parse {
             line,
             message: format!(
-                "unsupported statement starting with `{}` (supported: SET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
+                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
                 p.peek_token().token
             ),
         });
     };
     expect_end(&mut p, line)?;
-    Ok(Stmt { line, kind })
+    Ok(Stmt {
+        line,
+        kind,
+        hints,
+        notices,
+    })
+}
+
+/// The unquoted tokens up to `=` (when `stop_at_eq`) or the end, joined: a legacy
+/// unquoted `SET` key (`table.exec.mini-batch.enabled`) or value (`5s`, `-1`).
+fn raw_words(p: &mut Parser, stop_at_eq: bool) -> String {
+    let mut parts = Vec::new();
+    loop {
+        let t = p.peek_token().token;
+        if t == Token::EOF || (stop_at_eq && t == Token::Eq) {
+            break;
+        }
+        p.next_token();
+        parts.push(match t {
+            Token::Word(w) => w.value,
+            other => other.to_string(),
+        });
+    }
+    parts.concat()
 }
 
 fn parse_options(p: &mut Parser, line: u64) -> Result<BTreeMap<String, String>> {
@@ -680,9 +928,23 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
     skip_comment(p, line)?;
     if p.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
         p.expect_token(&Token::LParen).map_err(e)?;
-        p.parse_comma_separated(|p| p.parse_identifier())
-            .map_err(e)?;
+        let cols: Vec<String> = p
+            .parse_comma_separated(|p| p.parse_identifier())
+            .map_err(e)?
+            .iter()
+            .map(ident_text)
+            .collect();
         p.expect_token(&Token::RParen).map_err(e)?;
+        // Flink writes a directory per partition value and leaves the partition columns out of
+        // the files; ignoring the clause would write a flat directory with them in every row
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "CREATE TABLE {}: PARTITIONED BY ({}) is not supported yet: tillflow would write one flat directory with the partition columns in every row, where Flink writes a directory per partition value. Remove the clause to write an unpartitioned table",
+                t.name,
+                cols.join(", ")
+            ),
+        });
     }
     if p.parse_keyword(Keyword::WITH) {
         t.options = parse_options(p, line)?;
@@ -773,6 +1035,90 @@ mod tests {
         assert!(matches!(e, SqlError::Parse { line: 3, .. }), "{e}");
         let e = parse_script("FROBNICATE 1").unwrap_err();
         assert!(e.to_string().contains("unsupported statement"), "{e}");
+    }
+
+    #[test]
+    fn parses_set_and_reset_as_flinks_sql_client() {
+        let stmts = parse_script(
+            "SET 'a.b' = 'x y';\nSET table.exec.mini-batch.size = -1;\nSET k = 10s;\nSET;\nRESET 'a.b';\nRESET;",
+        )
+        .unwrap();
+        let kinds: Vec<String> = stmts.iter().map(|s| format!("{:?}", s.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                r#"Set { key: "a.b", value: "x y" }"#,
+                r#"Set { key: "table.exec.mini-batch.size", value: "-1" }"#,
+                r#"Set { key: "k", value: "10s" }"#,
+                "SetList",
+                r#"Reset { key: Some("a.b") }"#,
+                "Reset { key: None }",
+            ]
+        );
+    }
+
+    #[test]
+    fn partitioned_by_is_refused_naming_it() {
+        let e = parse_script(
+            "CREATE TABLE t (a INT, dt STRING) PARTITIONED BY (dt) WITH ('connector' = 'print');",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("line 1: CREATE TABLE t: PARTITIONED BY (dt) is not supported yet"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hints_rewrite_table_references_and_check_query_hints() {
+        let stmts = parse_script(
+            "SELECT /*+ SHUFFLE_HASH(t) */ t.a FROM t /*+ OPTIONS('scan.startup.mode' = 'earliest-offset') */ JOIN u /*+ OPTIONS('x' = 'y') */ AS v ON t.a = v.a",
+        )
+        .unwrap();
+        let st = &stmts[0];
+        assert_eq!(st.hints.len(), 2);
+        assert_eq!(st.hints[0].base, "t");
+        assert_eq!(st.hints[0].options["scan.startup.mode"], "earliest-offset");
+        let StmtKind::Select(q) = &st.kind else {
+            panic!("{:?}", st.kind)
+        };
+        let q = q.to_string();
+        assert!(q.contains("FROM `t /*+ OPTIONS #1 */` AS t JOIN"), "{q}");
+        assert!(q.contains("JOIN `u /*+ OPTIONS #2 */` AS v ON"), "{q}");
+        assert!(st.notices[0].contains("query hint SHUFFLE_HASH has no effect"));
+        let stmts = parse_script("INSERT INTO s /*+ OPTIONS('path' = '/o') */ SELECT 1").unwrap();
+        let StmtKind::Insert(ins) = &stmts[0].kind else {
+            panic!()
+        };
+        assert_eq!(ins.table, "s /*+ OPTIONS #1 */");
+        for (sql, want) in [
+            (
+                "SELECT /*+ STATE_TTL('t' = '1d') */ a FROM t",
+                "query hint STATE_TTL is not supported",
+            ),
+            (
+                "SELECT /*+ NO_SUCH_HINT */ a FROM t",
+                "query hint NO_SUCH_HINT is not supported",
+            ),
+            (
+                "SELECT a FROM t /*+ BROADCAST(t) */",
+                "BROADCAST is a query hint",
+            ),
+            (
+                "SELECT a FROM t /*+ WHATEVER('a' = 'b') */",
+                "table hint WHATEVER is not supported",
+            ),
+            (
+                "SELECT /*+ OPTIONS('a' = 'b') */ a FROM t",
+                "OPTIONS is a table hint",
+            ),
+        ] {
+            let e = parse_script(sql).unwrap_err().to_string();
+            assert!(e.contains(want), "{sql}: {e}");
+        }
+        // ordinary comments are still ignored
+        assert!(parse_script("SELECT /* a comment */ a FROM t /* another */").is_ok());
     }
 
     #[test]

@@ -196,9 +196,36 @@ impl Session {
                 SqlError::Plan(m) => SqlError::Plan(format!("statement at line {}: {m}", st.line)),
                 other => other,
             };
+            self.plan.notices.extend(st.notices.iter().cloned());
+            for h in &st.hints {
+                let mut notices = self
+                    .catalog
+                    .add_hinted(h)
+                    .map_err(|e| at(SqlError::Plan(e.to_string())))?;
+                self.plan.notices.append(&mut notices);
+            }
             match st.kind {
                 StmtKind::Set { key, value } => {
-                    self.catalog.config.insert(key, value);
+                    let set = crate::config::check_set(&key, &value)
+                        .map_err(|err| at(SqlError::Plan(err.to_string())))?;
+                    if let Some(n) = set.notice {
+                        self.plan.notices.push(format!("line {}: {n}", st.line));
+                    }
+                    self.catalog.config.insert(set.key.to_owned(), set.value);
+                }
+                StmtKind::SetList => {
+                    let list = crate::config::listing(&self.catalog.config);
+                    self.plan.notices.push(if list.is_empty() {
+                        format!("line {}: SET: no keys are set", st.line)
+                    } else {
+                        format!("line {}: SET: {}", st.line, list.join(", "))
+                    });
+                }
+                StmtKind::Reset { key: None } => self.catalog.config.clear(),
+                StmtKind::Reset { key: Some(key) } => {
+                    let key = crate::config::check_reset(&key)
+                        .map_err(|err| at(SqlError::Plan(err.to_string())))?;
+                    self.catalog.config.remove(key);
                 }
                 StmtKind::CreateTable(ct) => self.create_table(*ct, st.line).map_err(at)?,
                 StmtKind::CreateView {
@@ -277,7 +304,11 @@ impl Session {
             Some(self.default_options(&ct.name))
         };
         match ct.query.take() {
-            None => self.catalog.add_table(&ct, defaults),
+            None => {
+                let mut notices = self.catalog.add_table(&ct, defaults)?;
+                self.plan.notices.append(&mut notices);
+                Ok(())
+            }
             Some(q) => {
                 let mut planner = Planner::new(&self.catalog);
                 let rel = planner.plan_query(&q)?;
@@ -300,7 +331,8 @@ impl Session {
                         nullable: true,
                     })
                     .collect();
-                self.catalog.add_table(&ct, defaults)?;
+                let mut notices = self.catalog.add_table(&ct, defaults)?;
+                self.plan.notices.append(&mut notices);
                 let Some(t) = self.catalog.table(&ct.name) else {
                     return plan_err(format!("table `{}` was not created", ct.name));
                 };

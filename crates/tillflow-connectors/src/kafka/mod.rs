@@ -11,8 +11,10 @@
 //! Metadata columns `topic`, `partition`, `offset` and `timestamp` are filled from each message.
 //! A message that does not decode fails the job naming topic, partition, offset and field, or
 //! is skipped (`json.ignore-parse-errors`) or written to `'dead-letter.path'` with its raw bytes.
-//! Passwords and other `properties.*` values are handed to the client and never printed.
+//! `properties.*` are Flink's Java-client properties, mapped to librdkafka's (`properties.rs`) when
+//! the table is validated; passwords and other property values are never printed.
 
+pub mod properties;
 mod readers;
 
 use crate::deadletter::DeadLetter;
@@ -348,14 +350,10 @@ fn project(from: &Row, cols: &[usize], to: &mut Row) {
     }
 }
 
-/// The client configuration: `properties.*` as given, the brokers (defaulted with a notice).
-fn client_config(table: &TableSpec) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    for (k, v) in &table.options {
-        if let Some(p) = k.strip_prefix("properties.") {
-            cfg.set(p, v);
-        }
-    }
+/// The client configuration: `properties.*` in librdkafka's names (`properties.rs`), the brokers
+/// (defaulted with a notice).
+fn client_config(table: &TableSpec) -> std::result::Result<ClientConfig, ConnectorError> {
+    let mut cfg = properties::client_properties(table)?.client_config();
     if table.option("properties.bootstrap.servers").is_none() {
         let servers = std::env::var(BOOTSTRAP_ENV).unwrap_or_else(|_| "localhost:9092".into());
         eprintln!(
@@ -364,7 +362,7 @@ fn client_config(table: &TableSpec) -> ClientConfig {
         );
         cfg.set("bootstrap.servers", servers);
     }
-    cfg
+    Ok(cfg)
 }
 
 fn brokers(table: &TableSpec) -> String {
@@ -852,7 +850,7 @@ impl KafkaSource {
         } else {
             start
         };
-        let mut cfg = client_config(table);
+        let mut cfg = client_config(table)?;
         cfg.set("enable.auto.commit", "false");
         cfg.set("enable.auto.offset.store", "false");
         if !group {
@@ -884,7 +882,7 @@ impl KafkaSource {
         }
         let consumer: BaseConsumer<EndOffsets> = cfg
             .create_with_context(EndOffsets::default())
-            .map_err(|e| table.error(format!("Kafka client: {e}")))?;
+            .map_err(|e| table.error(format!("Kafka client: {}", properties::safe_error(&e))))?;
         let topics = match topics {
             Topics::Named(t) => t,
             Topics::Pattern(re) => {
@@ -1501,7 +1499,7 @@ fn ensure_topic(cfg: &ClientConfig, topic: &str) -> std::result::Result<(), Stri
     use rdkafka::client::DefaultClientContext;
     let admin: AdminClient<DefaultClientContext> = cfg
         .create()
-        .map_err(|e| format!("Kafka admin client: {e}"))?;
+        .map_err(|e| format!("Kafka admin client: {}", properties::safe_error(&e)))?;
     let md = admin
         .inner()
         .fetch_metadata(Some(topic), CONNECT_TIMEOUT)
@@ -1569,7 +1567,7 @@ impl KafkaSink {
                 )))
             }
         };
-        let mut cfg = client_config(table);
+        let mut cfg = client_config(table)?;
         if at_least_once && table.option("properties.acks").is_none() {
             cfg.set("acks", "all");
         }
@@ -1592,14 +1590,14 @@ impl KafkaSink {
             Some(KafkaTx {
                 open: false,
                 markers: format!("{prefix}-checkpoints"),
-                client: client_config(table),
+                client: client_config(table)?,
             })
         } else {
             None
         };
         let producer: BaseProducer<Deliveries> = cfg
             .create_with_context(Deliveries::default())
-            .map_err(|e| table.error(format!("Kafka client: {e}")))?;
+            .map_err(|e| table.error(format!("Kafka client: {}", properties::safe_error(&e))))?;
         let md = producer
             .client()
             .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)

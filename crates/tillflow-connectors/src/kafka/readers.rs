@@ -196,7 +196,7 @@ impl Readers {
             }
             let consumer: BaseConsumer<EndOffsets> = cfg
                 .create_with_context(ends.shared())
-                .map_err(|e| fail("Kafka client", &e))?;
+                .map_err(|e| fail("Kafka client", &super::properties::safe_error(&e)))?;
             let mut tpl = TopicPartitionList::new();
             for a in &mine {
                 tpl.add_partition_offset(&a.topic, a.partition, Offset::Offset(a.next))

@@ -473,6 +473,7 @@ cases!("golden", golden:
     late_data_output,
     legacy_hop,
     legacy_tumble,
+    nested_json,
     over_no_partition,
     over_range_bounded,
     over_range_unbounded,

@@ -45,6 +45,32 @@ pub fn write_text(s: &mut String, v: Value, ty: DataType, heap: &[u8]) {
                 }
                 s.push('}');
             }
+            // ROW as Flink casts it to text: (v1, v2); ARRAY and MULTISET: [v1, v2]
+            DataType::Row(rt) => {
+                s.push('(');
+                for (i, (_, t)) in rt.fields.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    write_text(
+                        s,
+                        tillflow_types::nested::row_field(heap, r, rt, i),
+                        *t,
+                        heap,
+                    );
+                }
+                s.push(')');
+            }
+            DataType::Array(t) | DataType::Multiset(t) => {
+                s.push('[');
+                for (i, e) in tillflow_types::nested::elements(heap, r, *t).enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    write_text(s, e, *t, heap);
+                }
+                s.push(']');
+            }
             _ => s.push_str(heap_str(heap, r)),
         },
         Value::Timestamp(t) => {
@@ -149,7 +175,9 @@ pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) ->
             Value::Str(r) if from.is_string() => Value::Str(r),
             _ => return Err(bad(&format!("{v:?}"), to)),
         },
-        T::Map(..) => return Err(bad(&format!("{v:?}"), to)),
+        T::Map(..) | T::Row(_) | T::Array(_) | T::Multiset(_) => {
+            return Err(bad(&format!("{v:?}"), to))
+        }
         T::String(_) => TEXT.with(|buf| {
             // one reused buffer per thread: no allocation per record
             let mut s = buf.borrow_mut();

@@ -170,6 +170,8 @@ pub enum Func {
     CurrentDate,
     /// `map[key]`: the value of a key in a MAP (NULL when absent).
     MapGet,
+    /// Field, element and CARDINALITY access and the ROW / ARRAY constructors.
+    Nested(crate::nested_fn::NestedFn),
 }
 
 impl Func {
@@ -246,6 +248,9 @@ impl Func {
     /// The result type for arguments of types `args`, or a message saying what is wrong.
     pub fn return_type(self, args: &[DataType]) -> std::result::Result<DataType, String> {
         use DataType as T;
+        if let Func::Nested(n) = self {
+            return n.return_type(args);
+        }
         let first = args.first().copied().unwrap_or(T::Null);
         let need = |n: std::ops::RangeInclusive<usize>| {
             if n.contains(&args.len()) {
@@ -260,6 +265,7 @@ impl Func {
             }
         };
         Ok(match self {
+            Func::Nested(n) => return n.return_type(args),
             Func::MapGet => {
                 need(2..=2)?;
                 match first {
@@ -405,6 +411,9 @@ pub fn call(
     ty: DataType,
     out: &mut Vec<u8>,
 ) -> Result<Value> {
+    if let Func::Nested(n) = func {
+        return n.call(v, args, ty, out);
+    }
     let arg_ty = |i: usize| args.get(i).map(Expr::data_type).unwrap_or(DataType::Null);
     if !matches!(
         func,
@@ -420,6 +429,7 @@ pub fn call(
         return Ok(Value::Null);
     }
     Ok(match func {
+        Func::Nested(n) => return n.call(v, args, ty, out),
         Func::MapGet => {
             let (Value::Str(m), Value::Str(k)) = (v[0], v[1]) else {
                 return Ok(Value::Null);

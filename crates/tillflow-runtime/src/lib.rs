@@ -15,6 +15,7 @@ pub mod functions;
 pub mod job;
 pub mod keys;
 pub mod late;
+pub mod nested_fn;
 pub mod operator;
 pub mod ops;
 pub mod state;

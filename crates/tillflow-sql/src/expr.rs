@@ -514,30 +514,23 @@ impl<'a> Converter<'a> {
     fn structural(&self, e: &sql::Expr) -> Result<Expr> {
         use sql::Expr as E;
         Ok(match e {
-            E::CompoundFieldAccess { root, access_chain } if access_chain.len() == 1 => {
-                let sql::AccessExpr::Subscript(sql::Subscript::Index { index }) = &access_chain[0]
-                else {
-                    return plan_err(format!("unsupported expression: {e}"));
-                };
-                let map = self.convert(root)?;
-                let DataType::Map(k, v) = map.data_type() else {
-                    return plan_err(format!(
-                        "{root}[…] needs a MAP, but {root} is {}",
-                        map.data_type()
-                    ));
-                };
-                let key = cast_to(self.convert(index)?, k.data_type());
-                Expr::Call {
-                    func: Func::MapGet,
-                    args: vec![map, key],
-                    ty: v.data_type(),
-                }
+            E::CompoundFieldAccess { root, access_chain } => {
+                crate::nested::access_chain(self, root, access_chain, e)?
+            }
+            E::Array(a) => crate::nested::array(self, &a.elem, &e.to_string())?,
+            E::Tuple(items) => {
+                let items: Vec<&sql::Expr> = items.iter().collect();
+                crate::nested::row(self, &items, &e.to_string())?
             }
             E::Identifier(_) | E::CompoundIdentifier(_) => {
                 let parts = ident_parts(e).unwrap_or_default();
                 match self.scope.resolve(&parts) {
                     Ok(i) => Expr::col(i, self.scope.schema.fields[i].data_type),
                     Err(err) => {
+                        // a ROW column's fields: `o.customer.tier`
+                        if let Some(x) = crate::nested::field_path(self, &parts) {
+                            return x;
+                        }
                         // niladic functions written without parentheses
                         if parts.len() == 1 {
                             let up = parts[0].to_ascii_uppercase();
@@ -984,6 +977,9 @@ impl<'a> Converter<'a> {
             || name.ends_with("_START") && !name.starts_with("DATE")
         {
             return plan_err(format!("window function {name}() is only valid in GROUP BY / the SELECT list of a window aggregation: `{f}`"));
+        }
+        if let Some(x) = crate::nested::function(self, &name, f) {
+            return x;
         }
         if name == "PROCTIME" {
             return Ok(Expr::Call {

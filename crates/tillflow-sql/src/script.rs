@@ -797,6 +797,48 @@ fn parse_options(p: &mut Parser, line: u64) -> Result<BTreeMap<String, String>> 
     Ok(options)
 }
 
+/// The text of a nested type — `ROW<…>`, `ROW(…)`, `ARRAY<…>`, `MULTISET<…>`, `MAP<…>`, which
+/// no sqlparser dialect reads as Flink writes them — taken token by token up to its closing
+/// bracket (`>>` closes two), or None when the next type is not one.
+fn nested_type_text(p: &mut Parser) -> Option<String> {
+    use sqlparser::tokenizer::Token as T;
+    let opens = match &p.peek_token().token {
+        Token::Word(w) => match w.value.to_ascii_uppercase().as_str() {
+            "ROW" => matches!(p.peek_nth_token(1).token, T::Lt | T::LParen),
+            "ARRAY" | "MULTISET" | "MAP" => p.peek_nth_token(1).token == T::Lt,
+            _ => false,
+        },
+        _ => false,
+    };
+    if !opens {
+        return None;
+    }
+    let mut text = p.next_token().to_string();
+    let mut depth = 0i32;
+    loop {
+        let t = p.next_token();
+        match &t.token {
+            T::Lt | T::LParen => depth += 1,
+            T::Gt | T::RParen => depth -= 1,
+            T::ShiftRight => depth -= 2,
+            T::EOF => return Some(text),
+            _ => {}
+        }
+        let piece = t.to_string();
+        if !matches!(
+            t.token,
+            T::Comma | T::Lt | T::Gt | T::ShiftRight | T::LParen | T::RParen
+        ) && !text.ends_with(['<', '('])
+        {
+            text.push(' ');
+        }
+        text.push_str(&piece);
+        if depth <= 0 {
+            return Some(text);
+        }
+    }
+}
+
 fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
     let e = |err| perr(line, err);
     let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -845,21 +887,9 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                         expr: Box::new(expr),
                     });
                 } else {
-                    let mut text = if peek_word(p, "MAP")
-                        && p.peek_nth_token(1).token == sqlparser::tokenizer::Token::Lt
-                    {
-                        // MAP<K, V>, which no sqlparser dialect reads with angle brackets
-                        p.next_token();
-                        p.next_token();
-                        let k = p.parse_data_type().map_err(e)?;
-                        p.expect_token(&sqlparser::tokenizer::Token::Comma)
-                            .map_err(e)?;
-                        let v = p.parse_data_type().map_err(e)?;
-                        p.expect_token(&sqlparser::tokenizer::Token::Gt)
-                            .map_err(e)?;
-                        format!("MAP<{k}, {v}>")
-                    } else {
-                        p.parse_data_type().map_err(e)?.to_string()
+                    let mut text = match nested_type_text(p) {
+                        Some(text) => text,
+                        None => p.parse_data_type().map_err(e)?.to_string(),
                     };
                     // TIMESTAMP(3) WITH LOCAL TIME ZONE
                     if peek_word(p, "WITH") && word_is(&p.peek_nth_token(1).token, "LOCAL") {

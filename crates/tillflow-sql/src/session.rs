@@ -155,7 +155,7 @@ fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>) -> Vec<PlanNode> {
 /// implicit, lossless conversions).
 fn assignable(from: DataType, to: DataType) -> bool {
     use DataType as T;
-    if from == to || from == T::Null {
+    if from == to || from == T::Null || from.same_layout(to) {
         return true;
     }
     let rank = |t: T| match t {
@@ -425,7 +425,7 @@ impl Session {
                 ));
             }
             let col = Expr::col(qi, from);
-            exprs[si] = if from == to {
+            exprs[si] = if from == to || (from.is_nested() && from.same_layout(to)) {
                 col
             } else {
                 crate::expr::cast_to(col, to)

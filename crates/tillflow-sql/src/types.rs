@@ -10,9 +10,109 @@ pub fn convert(dt: &sqlparser::ast::DataType) -> Result<DataType> {
     parse_type_name(&dt.to_string())
 }
 
-/// Reads a type name such as `TIMESTAMP(3)` or `VARCHAR(10)`.
+/// Splits `text` at its top-level commas (those outside `<>`, `()` and quotes).
+fn split_top(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start, mut quote) = (0i32, 0, None::<char>);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '`' | '"') => quote = Some(c),
+            (None, '<' | '(') => depth += 1,
+            (None, '>' | ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// The text inside `KEYWORD<…>` (or `KEYWORD(…)` where `parens`), if `text` is one.
+fn inside<'t>(text: &'t str, keyword: &str, parens: bool) -> Option<&'t str> {
+    let head = text.get(..keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = text[keyword.len()..].trim();
+    rest.strip_prefix('<')
+        .and_then(|r| r.strip_suffix('>'))
+        .or_else(|| {
+            parens
+                .then(|| rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')))
+                .flatten()
+        })
+}
+
+/// A ROW field: `name TYPE [NOT NULL] [COMMENT '…']`.
+fn row_field(text: &str, whole: &str) -> Result<(String, DataType)> {
+    let text = text.trim();
+    let (name, rest) = if let Some(r) = text.strip_prefix('`') {
+        match r.find('`') {
+            Some(end) => (r[..end].to_owned(), &r[end + 1..]),
+            None => return plan_err(format!("unsupported type {whole}: unclosed `")),
+        }
+    } else {
+        match text.split_once(char::is_whitespace) {
+            Some((n, r)) => (n.to_owned(), r),
+            None => {
+                return plan_err(format!(
+                    "unsupported type {whole}: field `{text}` has no type"
+                ))
+            }
+        }
+    };
+    let mut ty = rest.trim();
+    if let Some(i) = ty.to_ascii_uppercase().find(" COMMENT ") {
+        ty = ty[..i].trim();
+    }
+    for suffix in [" NOT NULL", " NULL"] {
+        if ty.len() > suffix.len() && ty[ty.len() - suffix.len()..].eq_ignore_ascii_case(suffix) {
+            ty = ty[..ty.len() - suffix.len()].trim();
+        }
+    }
+    Ok((name, parse_type_name(ty)?))
+}
+
+/// Reads a type name such as `TIMESTAMP(3)`, `VARCHAR(10)`, `ROW<id BIGINT, name STRING>`,
+/// `ARRAY<ROW<sku STRING, qty INT>>` or `MULTISET<STRING>`.
 pub fn parse_type_name(text: &str) -> Result<DataType> {
-    let t = text.trim().to_ascii_uppercase();
+    let trimmed = text.trim();
+    if let Some(inner) = inside(trimmed, "ROW", true) {
+        let mut fields = Vec::new();
+        for part in split_top(inner) {
+            let (name, ty) = row_field(part, trimmed)?;
+            if fields
+                .iter()
+                .any(|(n, _): &(String, DataType)| n.eq_ignore_ascii_case(&name))
+            {
+                return plan_err(format!(
+                    "unsupported type {trimmed}: field `{name}` appears twice"
+                ));
+            }
+            fields.push((name, ty));
+        }
+        return Ok(DataType::row(fields));
+    }
+    if let Some(inner) = inside(trimmed, "ARRAY", false) {
+        return Ok(DataType::array(parse_type_name(inner)?));
+    }
+    if let Some(inner) = inside(trimmed, "MULTISET", false) {
+        return Ok(DataType::multiset(parse_type_name(inner)?));
+    }
+    // `T ARRAY` and `T MULTISET`, Flink's postfix forms
+    let upper = trimmed.to_ascii_uppercase();
+    if let Some(elem) = upper.strip_suffix(" ARRAY") {
+        return Ok(DataType::array(parse_type_name(&trimmed[..elem.len()])?));
+    }
+    if let Some(elem) = upper.strip_suffix(" MULTISET") {
+        return Ok(DataType::multiset(parse_type_name(&trimmed[..elem.len()])?));
+    }
+    let t = upper;
     if let Some(inner) = t.strip_prefix("MAP").map(str::trim).and_then(|r| {
         r.strip_prefix('<')
             .and_then(|r| r.strip_suffix('>'))
@@ -27,7 +127,8 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
                 )),
             }
         };
-        let Some((k, v)) = inner.split_once(',') else {
+        let parts = split_top(inner);
+        let Some((k, v)) = (parts.len() == 2).then(|| (parts[0], parts[1])) else {
             return plan_err(format!(
                 "unsupported type {text}: MAP<K, V> needs two types"
             ));
@@ -78,7 +179,7 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
         }
         _ => {
             return plan_err(format!(
-                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p), BYTES, VARBINARY(n), MAP<STRING|BYTES, STRING|BYTES>)"
+                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p), BYTES, VARBINARY(n), MAP<STRING|BYTES, STRING|BYTES>, ROW<name TYPE, …>, ARRAY<T>, MULTISET<T>)"
             ))
         }
     })
@@ -87,6 +188,28 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_types() {
+        let t = parse_type_name(
+            "ROW<id BIGINT, `name` VARCHAR, items ARRAY<ROW<sku STRING NOT NULL, qty INT>>, tags MULTISET<STRING>, h MAP<STRING, BYTES>>",
+        )
+        .unwrap();
+        assert_eq!(
+            t.to_string(),
+            "ROW<`id` BIGINT, `name` VARCHAR(1), `items` ARRAY<ROW<`sku` STRING, `qty` INT>>, `tags` MULTISET<STRING>, `h` MAP<STRING, BYTES>>"
+        );
+        assert_eq!(
+            parse_type_name("INT ARRAY").unwrap(),
+            DataType::array(DataType::Int)
+        );
+        assert_eq!(
+            parse_type_name("row(a INT, b STRING)").unwrap(),
+            parse_type_name("ROW<a INT, b STRING>").unwrap()
+        );
+        assert!(parse_type_name("ROW<a INT, a STRING>").is_err());
+        assert!(parse_type_name("ROW<a>").is_err());
+    }
 
     #[test]
     fn bytes_and_maps() {

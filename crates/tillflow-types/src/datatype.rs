@@ -41,6 +41,13 @@ pub enum DataType {
     /// `MAP<K, V>` with string or bytes keys and values (what Kafka's `headers` metadata is):
     /// held as one encoded span of the row's heap (see [`crate::map`]).
     Map(MapElem, MapElem),
+    /// `ROW<name TYPE, …>`: a nested record (its value: one encoded span of the row's heap,
+    /// [`crate::nested`]).
+    Row(&'static RowType),
+    /// `ARRAY<T>` (its value: one encoded span, [`crate::nested`]).
+    Array(&'static DataType),
+    /// `MULTISET<T>`: a bag, held like an array.
+    Multiset(&'static DataType),
     /// The type of a bare `NULL` literal before it is cast.
     Null,
 }
@@ -64,7 +71,90 @@ impl MapElem {
     }
 }
 
+/// The fields of a `ROW` type, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RowType {
+    /// Name and type of each field.
+    pub fields: Vec<(String, DataType)>,
+}
+
+impl RowType {
+    /// The position of field `name` (exact, then ignoring case).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|(n, _)| n == name).or_else(|| {
+            self.fields
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+/// Types nested in other types live for the whole process, each distinct one once, so that
+/// [`DataType`] stays a small `Copy` value (a script declares a handful of them).
+fn intern<T: Eq + std::hash::Hash + Send + Sync + 'static>(
+    set: &'static std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static T>>>,
+    value: T,
+) -> &'static T {
+    let set = set.get_or_init(Default::default);
+    let mut guard = match set.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(existing) = guard.get(&value) {
+        return existing;
+    }
+    let leaked: &'static T = Box::leak(Box::new(value));
+    guard.insert(leaked);
+    leaked
+}
+
+type Interned<T> = std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static T>>>;
+static ROW_TYPES: Interned<RowType> = std::sync::OnceLock::new();
+static ELEMENT_TYPES: Interned<DataType> = std::sync::OnceLock::new();
+
 impl DataType {
+    /// `ROW<fields…>`.
+    pub fn row(fields: Vec<(String, DataType)>) -> DataType {
+        DataType::Row(intern(&ROW_TYPES, RowType { fields }))
+    }
+
+    /// `ARRAY<element>`.
+    pub fn array(element: DataType) -> DataType {
+        DataType::Array(intern(&ELEMENT_TYPES, element))
+    }
+
+    /// `MULTISET<element>`.
+    pub fn multiset(element: DataType) -> DataType {
+        DataType::Multiset(intern(&ELEMENT_TYPES, element))
+    }
+
+    /// Whether values of `self` and `other` are encoded alike: the same type, or nested types
+    /// that differ only in their ROW field names (Flink matches ROW fields by position).
+    pub fn same_layout(self, other: DataType) -> bool {
+        match (self, other) {
+            (DataType::Row(a), DataType::Row(b)) => {
+                a.fields.len() == b.fields.len()
+                    && a.fields
+                        .iter()
+                        .zip(&b.fields)
+                        .all(|((_, x), (_, y))| x.same_layout(*y))
+            }
+            (DataType::Array(a), DataType::Array(b))
+            | (DataType::Multiset(a), DataType::Multiset(b)) => a.same_layout(*b),
+            (DataType::String(_), DataType::String(_)) => true,
+            (a, b) => a == b,
+        }
+    }
+
+    /// Whether values of this type are encoded spans holding other values (ROW, ARRAY,
+    /// MULTISET, MAP).
+    pub fn is_nested(self) -> bool {
+        matches!(
+            self,
+            DataType::Row(_) | DataType::Array(_) | DataType::Multiset(_) | DataType::Map(..)
+        )
+    }
+
     /// True for the integer types TINYINT, SMALLINT, INT and BIGINT.
     pub fn is_integer(self) -> bool {
         matches!(
@@ -168,6 +258,18 @@ impl fmt::Display for DataType {
             DataType::IntervalYearMonth => write!(f, "INTERVAL MONTH"),
             DataType::Bytes => write!(f, "BYTES"),
             DataType::Map(k, v) => write!(f, "MAP<{}, {}>", k.data_type(), v.data_type()),
+            DataType::Row(r) => {
+                write!(f, "ROW<")?;
+                for (i, (name, ty)) in r.fields.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "`{}` {ty}", name.replace('`', "``"))?;
+                }
+                write!(f, ">")
+            }
+            DataType::Array(t) => write!(f, "ARRAY<{t}>"),
+            DataType::Multiset(t) => write!(f, "MULTISET<{t}>"),
             DataType::Null => write!(f, "NULL"),
         }
     }

@@ -9,10 +9,11 @@
 pub mod datatype;
 pub mod javafmt;
 pub mod map;
+pub mod nested;
 pub mod schema;
 pub mod temporal;
 pub mod value;
 
-pub use datatype::{DataType, MapElem};
+pub use datatype::{DataType, MapElem, RowType};
 pub use schema::{Field, Schema, TimeAttribute};
 pub use value::{Row, RowKind, StrRef, Value};

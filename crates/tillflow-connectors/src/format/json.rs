@@ -51,6 +51,7 @@ pub struct JsonDecoder {
     seen: Vec<bool>,
     key_buf: Vec<u8>,
     str_buf: Vec<u8>,
+    nested: super::json_nested::Scratch,
 }
 
 impl JsonDecoder {
@@ -81,6 +82,7 @@ impl JsonDecoder {
             seen: vec![false; n],
             key_buf: Vec::new(),
             str_buf: Vec::new(),
+            nested: Default::default(),
         })
     }
 }
@@ -133,29 +135,15 @@ impl JsonDecoder {
                         let ty = self.types[c];
                         let heap = &mut row.heap;
                         let slot = &mut row.values[c];
+                        let iso = self.iso;
                         let r = match tok {
-                            Token::Null => {
-                                *slot = Value::Null;
-                                Ok(())
-                            }
-                            Token::Bool(b) => from_bool(ty, heap, b, slot),
-                            Token::Str(s) => from_str(ty, self.iso, heap, s, slot),
-                            Token::Number(n) => {
-                                if let Some(i) = parse_small_int(n) {
-                                    from_i64(ty, heap, i, slot)
-                                } else if let Some(f) = parse_short_decimal(n) {
-                                    from_f64(ty, heap, f, slot)
-                                } else if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
-                                    match n.parse::<f64>() {
-                                        Ok(f) => from_f64(ty, heap, f, slot),
-                                        Err(_) => Err(format!("invalid number {n}")),
-                                    }
-                                } else {
-                                    match n.parse::<i64>() {
-                                        Ok(i) => from_i64(ty, heap, i, slot),
-                                        Err(_) => Err(format!("{n} is out of range for {ty}")),
-                                    }
-                                }
+                            Token::Nested(raw) if ty.is_nested() => {
+                                let scalar = |t: Token<'_>, ty: DataType, h: &mut Vec<u8>| {
+                                    let mut v = Value::Null;
+                                    scalar_token(t, ty, iso, h, &mut v).map(|_| v)
+                                };
+                                super::json_nested::decode(raw, ty, heap, &mut self.nested, &scalar)
+                                    .map(|s| *slot = Value::Str(s))
                             }
                             Token::Nested(raw) => match ty {
                                 DataType::String(_) => {
@@ -177,6 +165,7 @@ impl JsonDecoder {
                                     },
                                 )),
                             },
+                            tok => scalar_token(tok, ty, iso, heap, slot),
                         };
                         match r {
                             Ok(()) => {}
@@ -258,6 +247,49 @@ impl Decoder for JsonDecoder {
 
 /// An integer of at most 18 digits, parsed inline.
 #[inline]
+/// Converts a scalar JSON token into a value of type `ty` in `slot` (strings into `heap`).
+fn scalar_token(
+    tok: Token<'_>,
+    ty: DataType,
+    iso: bool,
+    heap: &mut Vec<u8>,
+    slot: &mut Value,
+) -> Result<(), String> {
+    match tok {
+        Token::Null => {
+            *slot = Value::Null;
+            Ok(())
+        }
+        Token::Bool(b) => from_bool(ty, heap, b, slot),
+        Token::Str(s) => from_str(ty, iso, heap, s, slot),
+        Token::Number(n) => {
+            if let Some(i) = parse_small_int(n) {
+                from_i64(ty, heap, i, slot)
+            } else if let Some(f) = parse_short_decimal(n) {
+                from_f64(ty, heap, f, slot)
+            } else if n.bytes().any(|c| matches!(c, b'.' | b'e' | b'E')) {
+                match n.parse::<f64>() {
+                    Ok(f) => from_f64(ty, heap, f, slot),
+                    Err(_) => Err(format!("invalid number {n}")),
+                }
+            } else {
+                match n.parse::<i64>() {
+                    Ok(i) => from_i64(ty, heap, i, slot),
+                    Err(_) => Err(format!("{n} is out of range for {ty}")),
+                }
+            }
+        }
+        Token::Nested(raw) => Err(mismatch(
+            ty,
+            if raw.first() == Some(&b'[') {
+                "an array"
+            } else {
+                "an object"
+            },
+        )),
+    }
+}
+
 fn parse_small_int(n: &str) -> Option<i64> {
     let b = n.as_bytes();
     let (neg, digits) = match b.first() {
@@ -538,6 +570,18 @@ impl JsonEncoder {
                     write_base64(out, tillflow_types::value::heap_bytes(&row.heap, r))
                 }
                 (Value::Str(r), DataType::Map(k, val)) => write_map(out, &row.heap, r, k, val),
+                (Value::Str(r), ty) if ty.is_nested() => {
+                    let (iso, plain) = (self.iso, self.plain_decimal);
+                    let scalar =
+                        |out: &mut String, v: Value, ty: DataType, heap: &[u8]| match (v, ty) {
+                            (Value::Str(r), DataType::Bytes) => {
+                                write_base64(out, tillflow_types::value::heap_bytes(heap, r))
+                            }
+                            (Value::Str(r), _) => write_json_string(out, heap_str(heap, r)),
+                            (v, ty) => write_scalar(out, v, ty, iso, plain, true),
+                        };
+                    super::json_nested::write(out, &row.heap, r, ty, &scalar)
+                }
                 (Value::Str(r), _) => write_json_string(out, heap_str(&row.heap, r)),
                 (v, ty) => write_scalar(out, v, ty, self.iso, self.plain_decimal, true),
             }

@@ -3,6 +3,7 @@
 pub mod csv;
 pub mod debezium;
 pub mod json;
+pub mod json_nested;
 pub mod jsonscan;
 pub mod text;
 

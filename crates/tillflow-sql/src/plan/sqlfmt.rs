@@ -287,6 +287,25 @@ pub fn expr(e: &Expr, names: &Names) -> String {
                 list(args)
             ),
             Func::Now => "PROCTIME()".to_owned(),
+            Func::Nested(n) => {
+                use tillflow_runtime::nested_fn::NestedFn;
+                match (n, args.first().map(Expr::data_type)) {
+                    (NestedFn::Field(i), Some(tillflow_types::DataType::Row(r))) => format!(
+                        "{}.{}",
+                        expr(&args[0], names),
+                        r.fields
+                            .get(*i as usize)
+                            .map(|(n, _)| ident(n))
+                            .unwrap_or_else(|| format!("${i}"))
+                    ),
+                    (NestedFn::Element, _) if args.len() == 2 => {
+                        format!("{}[{}]", expr(&args[0], names), expr(&args[1], names))
+                    }
+                    (NestedFn::Cardinality, _) => format!("CARDINALITY({})", list(args)),
+                    (NestedFn::Array, _) => format!("ARRAY[{}]", list(args)),
+                    _ => format!("ROW({})", list(args)),
+                }
+            }
             f => format!("{}({})", func_name(f), list(args)),
         },
         Expr::InList {

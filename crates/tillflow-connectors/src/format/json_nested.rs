@@ -1,0 +1,308 @@
+//! Nested JSON values (objects and arrays) for ROW, ARRAY, MULTISET and MAP columns, read into
+//! and written from the row-heap encoding of `tillflow_types::nested`, as Flink's `json` format
+//! maps them: a ROW is an object whose keys are the field names (missing keys and `null` are
+//! NULL, unknown keys ignored), an ARRAY or MULTISET an array, a MAP an object.
+//!
+//! Reading walks the record's text with the same scanner as the top-level object and writes the
+//! encoding straight into the row's heap; the only buffers are the decoder's own, reused from
+//! record to record.
+
+use super::jsonscan::{Scanner, SyntaxError, Token};
+use super::text::write_json_string;
+use tillflow_types::nested::{self, push_bytes_payload, push_scalar_payload};
+use tillflow_types::value::heap_bytes;
+use tillflow_types::{DataType, MapElem, StrRef, Value};
+
+/// Converts a scalar JSON token into a value of a scalar type (strings into the given heap).
+pub type ReadScalar<'f> = dyn Fn(Token<'_>, DataType, &mut Vec<u8>) -> Result<Value, String> + 'f;
+
+/// Writes a scalar value (its strings in the given heap) as JSON.
+pub type WriteScalar<'f> = dyn Fn(&mut String, Value, DataType, &[u8]) + 'f;
+
+/// Buffers a nested decode reuses.
+#[derive(Default)]
+pub struct Scratch {
+    /// Unescaped strings.
+    text: Vec<u8>,
+    /// Values of scalars before they are written (their strings, for BYTES).
+    heap: Vec<u8>,
+    /// Where each ROW field's value is in the text, by nesting level.
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+fn syntax(base: usize) -> impl Fn(SyntaxError) -> String {
+    move |e| format!("invalid JSON at byte {}: {}", base + e.at + 1, e.message)
+}
+
+/// Decodes the JSON object or array `raw` into a value of the nested type `ty` appended to
+/// `heap`; returns its span. `scalar` converts a scalar token into a value of a scalar type
+/// (strings and bytes into the given heap).
+pub fn decode(
+    raw: &[u8],
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<StrRef, String> {
+    let text =
+        std::str::from_utf8(raw).map_err(|_| "invalid UTF-8 in a nested value".to_owned())?;
+    let off = heap.len();
+    encode_value(text, ty, heap, scratch, scalar)?;
+    Ok(nested::span_from(heap, off))
+}
+
+/// Writes the encoding (not a payload: no length prefix) of the JSON value `text`.
+fn encode_value(
+    text: &str,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<(), String> {
+    let mut sc = Scanner::new(text);
+    let err = syntax(0);
+    match ty {
+        DataType::Row(rt) => {
+            sc.expect(b'{', "expected an object for a ROW")
+                .map_err(&err)?;
+            let level = scratch.spans.len();
+            scratch.spans.resize(level + rt.fields.len(), None);
+            if sc.peek() == Some(b'}') {
+                sc.i += 1;
+            } else {
+                loop {
+                    sc.ws();
+                    let mut key = std::mem::take(&mut scratch.text);
+                    let field = {
+                        let k = sc.key(&mut key).map_err(&err)?;
+                        rt.fields
+                            .iter()
+                            .position(|(n, _)| n.as_bytes() == k)
+                            .or_else(|| {
+                                rt.fields
+                                    .iter()
+                                    .position(|(n, _)| n.as_bytes().eq_ignore_ascii_case(k))
+                            })
+                    };
+                    scratch.text = key;
+                    sc.expect(b':', "expected ':'").map_err(&err)?;
+                    sc.ws();
+                    let start = sc.i;
+                    sc.skip_value().map_err(&err)?;
+                    if let Some(f) = field {
+                        scratch.spans[level + f] = Some((start, sc.i));
+                    }
+                    match sc.peek() {
+                        Some(b',') => sc.i += 1,
+                        Some(b'}') => {
+                            sc.i += 1;
+                            break;
+                        }
+                        _ => return Err("invalid JSON: expected ',' or '}' in an object".into()),
+                    }
+                }
+            }
+            for (f, (name, fty)) in rt.fields.iter().enumerate() {
+                match scratch.spans[level + f] {
+                    Some((s, e)) if &text[s..e] != "null" => {
+                        heap.push(1);
+                        encode_payload(&text[s..e], *fty, heap, scratch, scalar)
+                            .map_err(|m| format!("field `{name}`: {m}"))?;
+                    }
+                    _ => heap.push(0),
+                }
+            }
+            scratch.spans.truncate(level);
+        }
+        DataType::Array(et) | DataType::Multiset(et) => {
+            sc.expect(b'[', "expected an array").map_err(&err)?;
+            let count_at = heap.len();
+            heap.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = 0u32;
+            if sc.peek() == Some(b']') {
+                sc.i += 1;
+            } else {
+                loop {
+                    sc.ws();
+                    let start = sc.i;
+                    sc.skip_value().map_err(&err)?;
+                    let item = &text[start..sc.i];
+                    if item == "null" {
+                        heap.push(0);
+                    } else {
+                        heap.push(1);
+                        encode_payload(item, *et, heap, scratch, scalar)
+                            .map_err(|m| format!("element {}: {m}", n + 1))?;
+                    }
+                    n += 1;
+                    match sc.peek() {
+                        Some(b',') => sc.i += 1,
+                        Some(b']') => {
+                            sc.i += 1;
+                            break;
+                        }
+                        _ => return Err("invalid JSON: expected ',' or ']' in an array".into()),
+                    }
+                }
+            }
+            heap[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        DataType::Map(_, v) => {
+            sc.expect(b'{', "expected an object for a MAP")
+                .map_err(&err)?;
+            let count_at = heap.len();
+            heap.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = 0u32;
+            if sc.peek() == Some(b'}') {
+                sc.i += 1;
+            } else {
+                loop {
+                    sc.ws();
+                    let mut key = std::mem::take(&mut scratch.text);
+                    let r = sc.key(&mut key).map(|k| push_bytes_payload(heap, k));
+                    scratch.text = key;
+                    r.map_err(&err)?;
+                    sc.expect(b':', "expected ':'").map_err(&err)?;
+                    sc.ws();
+                    let start = sc.i;
+                    sc.skip_value().map_err(&err)?;
+                    let item = &text[start..sc.i];
+                    if item == "null" {
+                        heap.push(0);
+                    } else {
+                        heap.push(1);
+                        encode_payload(item, v.data_type(), heap, scratch, scalar)?;
+                    }
+                    n += 1;
+                    match sc.peek() {
+                        Some(b',') => sc.i += 1,
+                        Some(b'}') => {
+                            sc.i += 1;
+                            break;
+                        }
+                        _ => return Err("invalid JSON: expected ',' or '}' in an object".into()),
+                    }
+                }
+            }
+            heap[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+        other => return Err(format!("{other} is not a nested type")),
+    }
+    if !sc.at_end() {
+        return Err("invalid JSON: trailing characters in a nested value".into());
+    }
+    Ok(())
+}
+
+/// Writes the payload of the non-null JSON value `text` of type `ty`.
+fn encode_payload(
+    text: &str,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<(), String> {
+    if ty.is_nested() {
+        let len_at = heap.len();
+        heap.extend_from_slice(&0u32.to_le_bytes());
+        encode_value(text, ty, heap, scratch, scalar)?;
+        let len = (heap.len() - len_at - 4) as u32;
+        heap[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        return Ok(());
+    }
+    let mut sc = Scanner::new(text);
+    let mut buf = std::mem::take(&mut scratch.text);
+    let mut tmp = std::mem::take(&mut scratch.heap);
+    tmp.clear();
+    let r = match sc.value(&mut buf) {
+        Ok(Token::Nested(_)) => Err(format!(
+            "expected {ty}, got {}",
+            if text.starts_with('[') {
+                "an array"
+            } else {
+                "an object"
+            }
+        )),
+        Ok(tok) => scalar(tok, ty, &mut tmp).map(|v| match v {
+            Value::Str(s) => push_bytes_payload(heap, heap_bytes(&tmp, s)),
+            Value::Null => {
+                // a scalar that converts to NULL: keep the slot's flag honest
+                heap.pop();
+                heap.push(0);
+            }
+            v => push_scalar_payload(heap, v, ty),
+        }),
+        Err(e) => Err(syntax(0)(e)),
+    };
+    scratch.text = buf;
+    scratch.heap = tmp;
+    r
+}
+
+/// Writes the nested value `span` of type `ty` (in `heap`) as JSON; `scalar` writes a scalar.
+pub fn write(out: &mut String, heap: &[u8], span: StrRef, ty: DataType, scalar: &WriteScalar<'_>) {
+    match ty {
+        DataType::Row(rt) => {
+            out.push('{');
+            for (i, (name, fty)) in rt.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, name);
+                out.push(':');
+                write_value(
+                    out,
+                    heap,
+                    nested::row_field(heap, span, rt, i),
+                    *fty,
+                    scalar,
+                );
+            }
+            out.push('}');
+        }
+        DataType::Array(et) | DataType::Multiset(et) => {
+            out.push('[');
+            for (i, v) in nested::elements(heap, span, *et).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, heap, v, *et, scalar);
+            }
+            out.push(']');
+        }
+        DataType::Map(_, v) => {
+            out.push('{');
+            for (i, (key, value)) in tillflow_types::map::entries(heap, span).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, &String::from_utf8_lossy(key));
+                out.push(':');
+                match value {
+                    None => out.push_str("null"),
+                    Some(b) if v == MapElem::String => {
+                        write_json_string(out, &String::from_utf8_lossy(b))
+                    }
+                    Some(b) => {
+                        let start = b.as_ptr() as usize - heap.as_ptr() as usize;
+                        let s = StrRef {
+                            off: start as u32,
+                            len: b.len() as u32,
+                        };
+                        scalar(out, Value::Str(s), DataType::Bytes, heap)
+                    }
+                }
+            }
+            out.push('}');
+        }
+        other => scalar(out, Value::Str(span), other, heap),
+    }
+}
+
+fn write_value(out: &mut String, heap: &[u8], v: Value, ty: DataType, scalar: &WriteScalar<'_>) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Str(s) if ty.is_nested() => write(out, heap, s, ty, scalar),
+        v => scalar(out, v, ty, heap),
+    }
+}

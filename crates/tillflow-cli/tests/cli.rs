@@ -377,3 +377,56 @@ INSERT INTO o SELECT w.customer_id FROM events AS w {join} events AS a
         "{err}"
     );
 }
+
+/// ROW and ARRAY columns land in SQLite as JSON text that SQLite's own json functions read.
+#[test]
+fn nested_columns_are_json_in_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("out.db");
+    let sql = dir.path().join("job.sql");
+    std::fs::write(
+        &sql,
+        format!(
+            "CREATE TABLE orders (
+  order_id BIGINT,
+  customer ROW<id BIGINT, tier STRING>,
+  items ARRAY<ROW<sku STRING, qty INT>>
+) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE out (order_id BIGINT, customer ROW<id BIGINT, tier STRING>, skus ARRAY<STRING>)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'out');
+INSERT INTO out SELECT order_id, customer, ARRAY[items[1].sku, items[2].sku] FROM orders;",
+            input = root()
+                .join("tests/golden/nested_json/input.ndjson")
+                .display(),
+            db = db.display()
+        ),
+    )
+    .expect("write");
+    let (ok, _, err) = tillflow(&["run", &sql.display().to_string()]);
+    assert!(ok, "{err}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let got: Vec<(i64, Option<String>, Option<String>)> = conn
+        .prepare(
+            "SELECT order_id, json_extract(customer, '$.tier'), json_extract(skus, '$[1]') FROM out ORDER BY order_id",
+        )
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        got,
+        vec![
+            (1, Some("gold".into()), Some("B-2".into())),
+            (2, Some("silver".into()), None),
+            (3, None, None),
+            (4, Some("gold".into()), None),
+        ]
+    );
+    let raw: String = conn
+        .query_row("SELECT customer FROM out WHERE order_id = 1", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    assert_eq!(raw, r#"{"id":7,"tier":"gold"}"#);
+}

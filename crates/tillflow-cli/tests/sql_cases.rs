@@ -450,6 +450,7 @@ cases!("golden", golden:
     distinct_changelog,
     error_hint_bad_option,
     error_hint_state_ttl,
+    error_nested_in_csv,
     error_parse_line,
     error_partitioned_by,
     error_path_scheme,

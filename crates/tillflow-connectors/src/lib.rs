@@ -310,6 +310,19 @@ pub fn validate_noting(
             allowed.extend_from_slice(fmt);
         }
     }
+    // the line formats but json have no place for a ROW or an ARRAY
+    for key in ["format", "value.format", "key.format"] {
+        if let Some(f @ ("csv" | "raw")) = table.option(key) {
+            if let Some(c) = table.schema.fields.iter().find(|c| {
+                c.data_type.is_nested() && !matches!(c.data_type, tillflow_types::DataType::Map(..))
+            }) {
+                return Err(table.error(format!(
+                    "column `{}` of type {} cannot be read or written with '{key}' = '{f}' (use 'json' for nested columns)",
+                    c.name, c.data_type
+                )));
+            }
+        }
+    }
     let list = || {
         let mut keys: Vec<&str> = allowed.iter().map(|o| o.key).collect();
         keys.sort_unstable();

@@ -247,6 +247,8 @@ enum PgVal {
     Text(String),
     Time(SystemTime),
     Bytes(Vec<u8>),
+    /// JSON text, for a jsonb, json or text column.
+    Json(String),
 }
 
 impl ToSql for PgVal {
@@ -272,6 +274,19 @@ impl ToSql for PgVal {
             PgVal::Text(s) => s.to_sql(ty, out),
             PgVal::Time(t) => t.to_sql(ty, out),
             PgVal::Bytes(b) => b.to_sql(ty, out),
+            PgVal::Json(s) => {
+                if *ty == Type::JSONB {
+                    // jsonb's binary form: a version byte, then the text
+                    out.extend_from_slice(&[1]);
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                } else if *ty == Type::JSON {
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                } else {
+                    s.to_sql(ty, out)
+                }
+            }
         }
     }
     fn accepts(_ty: &Type) -> bool {
@@ -297,6 +312,7 @@ fn pg_types(ty: DataType) -> &'static [&'static str] {
         T::Date => &["date"],
         T::Time(_) => &["time without time zone"],
         T::Bytes => &["bytea"],
+        T::Row(_) | T::Array(_) | T::Multiset(_) => &["jsonb", "json", "text"],
         _ => &["text"],
     }
 }
@@ -501,6 +517,12 @@ impl PgSink {
             Value::Float(f) => PgVal::Float(f),
             Value::Str(s) if ty == DataType::Bytes => {
                 PgVal::Bytes(tillflow_types::value::heap_bytes(heap, s).to_vec())
+            }
+            // ROW, ARRAY, MULTISET as JSON (a jsonb, json or text column)
+            Value::Str(s) if ty.is_nested() && !matches!(ty, DataType::Map(..)) => {
+                self.text.clear();
+                crate::format::json_nested::to_json_text(&mut self.text, heap, s, ty);
+                PgVal::Json(self.text.clone())
             }
             Value::Str(_) if matches!(ty, DataType::Map(..)) => {
                 self.text.clear();

@@ -271,6 +271,12 @@ impl SqliteSink {
             Value::Str(s) if ty == DataType::Bytes => {
                 Sql::Blob(tillflow_types::value::heap_bytes(heap, s).to_vec())
             }
+            // ROW, ARRAY, MULTISET as JSON text (read them with SQLite's json_extract)
+            Value::Str(s) if ty.is_nested() && !matches!(ty, DataType::Map(..)) => {
+                self.text.clear();
+                crate::format::json_nested::to_json_text(&mut self.text, heap, s, ty);
+                Sql::Text(self.text.clone())
+            }
             Value::Str(s) if !matches!(ty, DataType::Map(..)) => {
                 Sql::Text(tillflow_types::value::heap_str(heap, s).to_owned())
             }

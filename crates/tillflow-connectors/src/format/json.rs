@@ -490,6 +490,11 @@ fn from_str(
 }
 
 /// BYTES as Flink's JSON format writes them: a base64 string.
+/// BYTES as Flink's json format writes them (base64).
+pub fn write_base64_pub(out: &mut String, b: &[u8]) {
+    write_base64(out, b)
+}
+
 fn write_base64(out: &mut String, b: &[u8]) {
     use base64::Engine;
     out.push('"');

@@ -306,3 +306,14 @@ fn write_value(out: &mut String, heap: &[u8], v: Value, ty: DataType, scalar: &W
         v => scalar(out, v, ty, heap),
     }
 }
+
+/// A nested value as JSON text with the json format's defaults (SQL timestamps, decimals as
+/// numbers), for stores that keep nested columns as JSON (SQLite, PostgreSQL jsonb).
+pub fn to_json_text(out: &mut String, heap: &[u8], span: StrRef, ty: DataType) {
+    let scalar = |out: &mut String, v: Value, ty: DataType, heap: &[u8]| match (v, ty) {
+        (Value::Str(r), DataType::Bytes) => super::json::write_base64_pub(out, heap_bytes(heap, r)),
+        (Value::Str(r), _) => write_json_string(out, tillflow_types::value::heap_str(heap, r)),
+        (v, ty) => super::text::write_scalar(out, v, ty, false, false, true),
+    };
+    write(out, heap, span, ty, &scalar)
+}

@@ -487,6 +487,9 @@ cases!("golden", golden:
     single_file_try_cast,
     topn_with_rank,
     tumble_distinct_filter,
+    unnest_cross_ordinality,
+    unnest_left_on_true,
+    unnest_then_window,
     view_cte_subquery,
     window_tvf_without_aggregation,
 );

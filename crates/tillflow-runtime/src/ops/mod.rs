@@ -12,4 +12,5 @@ pub mod normalize;
 pub mod over;
 pub mod rank;
 pub mod union;
+pub mod unnest;
 pub mod watermark;

@@ -225,6 +225,7 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         PlanOp::Calc { .. }
         | PlanOp::WatermarkAssigner { .. }
         | PlanOp::WindowTableFunction { .. }
+        | PlanOp::Correlate { .. }
         | PlanOp::LookupJoin { .. } => None,
     }
 }
@@ -427,6 +428,17 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             "keep=[FirstRow], key=[{}], order=[ROWTIME({})]",
             names.list(partition),
             names.get(*time_col)
+        ),
+        PlanOp::Correlate {
+            array,
+            left_outer,
+            ordinality,
+            ..
+        } => format!(
+            "invocation=[UNNEST({}){}], joinType=[{}]",
+            sqlfmt::expr(array, &names),
+            if *ordinality { " WITH ORDINALITY" } else { "" },
+            if *left_outer { "LEFT" } else { "INNER" }
         ),
         PlanOp::LookupJoin {
             target,

@@ -30,13 +30,14 @@ use tillflow_runtime::ops::normalize::ChangelogNormalize;
 use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::ops::union::UnionAll;
+use tillflow_runtime::ops::unnest::Unnest;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
 use tillflow_runtime::window::count::CountWindowAggregate;
 use tillflow_runtime::window::session::SessionWindowAggregate;
 use tillflow_runtime::window::{AlignedWindow, TimeMode};
-use tillflow_types::Schema;
+use tillflow_types::{DataType, Schema};
 
 /// Which kinds of change a node's output carries, as Flink's `changelogMode` names them:
 /// inserts (`I`), update-before (`UB`), update-after (`UA`) and deletes (`D`).
@@ -243,6 +244,17 @@ pub enum PlanOp {
         /// The rowtime column.
         time_col: usize,
     },
+    /// Flink's `Correlate` of each row with the elements of one of its arrays (UNNEST).
+    Correlate {
+        /// The array (or multiset).
+        array: Expr,
+        /// Its element type.
+        element: DataType,
+        /// `LEFT JOIN UNNEST(…) ON TRUE`: a row with NULLs for an empty or NULL array.
+        left_outer: bool,
+        /// `WITH ORDINALITY`: the element's 1-based position as a last column.
+        ordinality: bool,
+    },
     /// Flink's `LookupJoin`.
     LookupJoin {
         /// The table looked up.
@@ -359,6 +371,7 @@ impl PlanOp {
             PlanOp::Rank { .. } => "Rank",
             PlanOp::Deduplicate { .. } => "Deduplicate",
             PlanOp::LookupJoin { .. } => "LookupJoin",
+            PlanOp::Correlate { .. } => "Correlate",
         }
     }
 }
@@ -425,6 +438,7 @@ impl PlanNode {
         match &self.op {
             PlanOp::Calc { .. }
             | PlanOp::LookupJoin { .. }
+            | PlanOp::Correlate { .. }
             | PlanOp::WatermarkAssigner { .. } => String::new(),
             PlanOp::ChangelogNormalize { keys } => format!("key={keys:?}"),
             PlanOp::WindowAggregate {
@@ -605,6 +619,17 @@ impl PlanNode {
                 partition,
                 time_col,
             } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            PlanOp::Correlate {
+                array,
+                element,
+                left_outer,
+                ordinality,
+            } => Box::new(Unnest::new(
+                array.clone(),
+                *element,
+                *left_outer,
+                *ordinality,
+            )),
             PlanOp::LookupJoin {
                 target,
                 left_keys,

@@ -83,6 +83,11 @@ impl Planner<'_> {
         let mut rel = self.plan_table_with_joins(first)?;
         // `FROM a, b WHERE ...` is an inner join on the WHERE condition
         for twj in more {
+            // `FROM t, UNNEST(t.items) AS i(…)`
+            if matches!(twj.relation, TableFactor::UNNEST { .. }) && twj.joins.is_empty() {
+                rel = self.unnest(rel, &twj.relation, false, None)?;
+                continue;
+            }
             let right = self.plan_table_with_joins(twj)?;
             let on = selection.take();
             rel = self.join(rel, right, JoinType::Inner, on.as_ref())?;
@@ -126,6 +131,19 @@ impl Planner<'_> {
                 rel = self.lookup_join(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
                 continue;
             }
+            if let TableFactor::UNNEST { .. } = &j.relation {
+                let left_outer = match kind {
+                    JoinType::Inner => false,
+                    JoinType::Left => true,
+                    other => {
+                        return plan_err(format!(
+                            "{other:?} JOIN UNNEST is not supported (Flink allows CROSS JOIN and LEFT JOIN … ON TRUE): `{j}`"
+                        ))
+                    }
+                };
+                rel = self.unnest(rel, &j.relation, left_outer, on.as_ref())?;
+                continue;
+            }
             let right = self.plan_factor(&j.relation)?;
             rel = self.join(rel, right, kind, on.as_ref())?;
         }
@@ -159,7 +177,110 @@ impl Planner<'_> {
                 }
                 Ok(rel)
             }
+            TableFactor::UNNEST { .. } => plan_err(format!(
+                "`{relation}` must follow the table whose array it reads: FROM t CROSS JOIN {relation}"
+            )),
             other => plan_err(format!("unsupported FROM item `{other}`")),
         }
+    }
+
+    /// `left CROSS JOIN UNNEST(arr) [WITH ORDINALITY] [AS t(c, …)]` (or `LEFT JOIN … ON TRUE`):
+    /// the left rows, each once per element of its array, with the element's columns.
+    pub(super) fn unnest(
+        &mut self,
+        mut left: Rel,
+        factor: &TableFactor,
+        left_outer: bool,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset,
+            with_ordinality,
+            ..
+        } = factor
+        else {
+            return plan_err(format!("not an UNNEST: `{factor}`"));
+        };
+        if *with_offset {
+            return plan_err(format!(
+                "WITH OFFSET is not Flink SQL; write WITH ORDINALITY: `{factor}`"
+            ));
+        }
+        let is_true = |e: &sql::Expr| matches!(e, sql::Expr::Value(v) if matches!(v.value, sql::Value::Boolean(true)));
+        match on {
+            None => {}
+            Some(e) if is_true(e) => {}
+            Some(e) => {
+                return plan_err(format!(
+                    "a join with UNNEST takes no condition but ON TRUE (filter in WHERE): `ON {e}`"
+                ))
+            }
+        }
+        if left_outer && on.is_none() {
+            return plan_err(format!("LEFT JOIN {factor} needs ON TRUE"));
+        }
+        let [arr] = array_exprs.as_slice() else {
+            return plan_err(format!(
+                "UNNEST of several arrays at once is not supported yet: `{factor}`"
+            ));
+        };
+        left.finish()?;
+        let x = Converter::new(&left.scope).convert(arr)?;
+        let element = match x.data_type() {
+            DataType::Array(t) | DataType::Multiset(t) => *t,
+            DataType::Map(..) => {
+                return plan_err(format!("UNNEST of a MAP is not supported yet: `{factor}`"))
+            }
+            other => {
+                return plan_err(format!(
+                    "UNNEST needs an ARRAY or a MULTISET, but `{arr}` is {other}"
+                ))
+            }
+        };
+        let mut cols: Vec<(String, DataType)> = match element {
+            DataType::Row(r) => r.fields.clone(),
+            t => vec![("f0".to_owned(), t)],
+        };
+        if *with_ordinality {
+            cols.push(("ORDINALITY".to_owned(), DataType::Int));
+        }
+        let qualifier = alias.as_ref().map(|a| a.name.value.clone());
+        if let Some(a) = alias {
+            if !a.columns.is_empty() {
+                if a.columns.len() != cols.len() {
+                    return plan_err(format!(
+                        "`{factor}` gives {} columns ({}), but the alias names {}",
+                        cols.len(),
+                        cols.iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        a.columns.len()
+                    ));
+                }
+                for (c, name) in cols.iter_mut().zip(&a.columns) {
+                    c.0 = name.name.value.clone();
+                }
+            }
+        }
+        let changelog = left.changelog;
+        left.ops.push(PlanNode::new(
+            PlanOp::Correlate {
+                array: x,
+                element,
+                left_outer,
+                ordinality: *with_ordinality,
+            },
+            left.schema(),
+            changelog,
+        ));
+        for (name, ty) in cols {
+            left.scope.schema.fields.push(Field::new(name, ty));
+            left.scope.qualifiers.push(qualifier.clone());
+        }
+        left.upsert_key = None;
+        Ok(left)
     }
 }

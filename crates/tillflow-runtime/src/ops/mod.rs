@@ -1,5 +1,5 @@
 //! Record-at-a-time operators that are not windows: calc (filter and projection), watermark
-//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, lookup joins,
+//! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, event-time temporal joins, lookup joins,
 //! OVER aggregation, and the normalization of upsert streams.
 
 pub mod calc;
@@ -11,6 +11,7 @@ pub mod lookup;
 pub mod normalize;
 pub mod over;
 pub mod rank;
+pub mod temporal_join;
 pub mod union;
 pub mod unnest;
 pub mod watermark;

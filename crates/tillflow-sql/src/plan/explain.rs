@@ -576,6 +576,49 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
                 ),
             ],
         ),
+        TwoInputOp::TemporalJoin {
+            left_outer,
+            keys,
+            widths,
+            times,
+            primary_key,
+            residual,
+            ..
+        } => {
+            let nl = widths[0];
+            let list = |cols: Vec<usize>| names.list(&cols);
+            let mut parts = equi(keys, nl);
+            parts.push(format!(
+                "__TEMPORAL_JOIN_CONDITION({}, {}, __TEMPORAL_JOIN_CONDITION_PRIMARY_KEY({}), __TEMPORAL_JOIN_LEFT_KEY({}), __TEMPORAL_JOIN_RIGHT_KEY({}))",
+                names.get(times[0]),
+                names.get(nl + times[1]),
+                list(primary_key.iter().map(|k| k + nl).collect()),
+                list(keys[0].clone()),
+                list(keys[1].iter().map(|k| k + nl).collect()),
+            ));
+            if let Some(r) = residual {
+                parts.push(sqlfmt::expr(r, &names));
+            }
+            (
+                format!(
+                    "joinType=[{}], where=[{}], select=[{all}]",
+                    join_type(if *left_outer {
+                        JoinType::Left
+                    } else {
+                        JoinType::Inner
+                    }),
+                    parts.join(" AND ")
+                ),
+                vec![
+                    exchange(&keys[0], &names, left),
+                    exchange(
+                        &keys[1].iter().map(|k| k + nl).collect::<Vec<_>>(),
+                        &names,
+                        right,
+                    ),
+                ],
+            )
+        }
         TwoInputOp::Union => (format!("all=[true], union=[{all}]"), vec![left, right]),
     };
     Tree {

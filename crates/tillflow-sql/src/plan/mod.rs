@@ -29,6 +29,7 @@ use tillflow_runtime::ops::lookup::LookupJoin;
 use tillflow_runtime::ops::normalize::ChangelogNormalize;
 use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
+use tillflow_runtime::ops::temporal_join::TemporalJoin;
 use tillflow_runtime::ops::union::UnionAll;
 use tillflow_runtime::ops::unnest::Unnest;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
@@ -297,6 +298,25 @@ pub enum TwoInputOp {
         /// The rest of the condition.
         residual: Option<Expr>,
     },
+    /// Flink's `TemporalJoin` on event time: each left row joined with the version of the
+    /// right (versioned) table valid at the left row's time.
+    TemporalJoin {
+        /// LEFT (true) or INNER.
+        left_outer: bool,
+        /// The equi-join key columns of each side.
+        keys: [Vec<usize>; 2],
+        /// Number of columns of each side.
+        widths: [usize; 2],
+        /// The left row's time attribute and the versioned table's version time (its rowtime).
+        times: [usize; 2],
+        /// The versioned table's primary key (columns of the right side).
+        primary_key: Vec<usize>,
+        /// Whether the right input's retractions delete versions (false when its source is
+        /// append-only: a keep-last view's retractions only withdraw replaced versions).
+        deletes: bool,
+        /// The rest of the condition.
+        residual: Option<Expr>,
+    },
     /// Flink's `Union` (UNION ALL).
     Union,
 }
@@ -382,6 +402,7 @@ impl TwoInputOp {
         match self {
             TwoInputOp::Join { .. } => "Join",
             TwoInputOp::IntervalJoin { .. } => "IntervalJoin",
+            TwoInputOp::TemporalJoin { .. } => "TemporalJoin",
             TwoInputOp::Union => "Union",
         }
     }
@@ -681,6 +702,16 @@ impl PlanNode<TwoInputOp> {
             } => format!(
                 "keys={keys:?} widths={widths:?} times={times:?} bounds=[{left_before},{left_after}]"
             ),
+            TwoInputOp::TemporalJoin {
+                left_outer,
+                keys,
+                widths,
+                times,
+                deletes,
+                ..
+            } => format!(
+                "left={left_outer} keys={keys:?} widths={widths:?} times={times:?} deletes={deletes}"
+            ),
             TwoInputOp::Union => String::new(),
         }
     }
@@ -714,6 +745,23 @@ impl PlanNode<TwoInputOp> {
                 *left_after,
                 residual.clone(),
             )),
+            TwoInputOp::TemporalJoin {
+                left_outer,
+                keys,
+                widths,
+                times,
+                residual,
+                deletes,
+                ..
+            } => {
+                let op =
+                    TemporalJoin::new(keys.clone(), *widths, *times, *left_outer, residual.clone());
+                Box::new(if *deletes {
+                    op
+                } else {
+                    op.ignoring_retractions()
+                })
+            }
             TwoInputOp::Union => Box::new(UnionAll::default()),
         })
     }

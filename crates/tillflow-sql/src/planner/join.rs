@@ -1,6 +1,8 @@
 //! Joins: `JOIN … ON` (and `FROM a, b WHERE`) between two planned queries — a regular `Join`,
-//! or an `IntervalJoin` when the `interval_join` rule finds time bounds — and lookup joins
-//! (`FOR SYSTEM_TIME AS OF` a processing-time attribute) against a jdbc/postgres table.
+//! or an `IntervalJoin` when the `interval_join` rule finds time bounds — event-time temporal
+//! joins (`FOR SYSTEM_TIME AS OF` the left side's event-time attribute against a versioned
+//! table, the `temporal_join` rule) and lookup joins (`FOR SYSTEM_TIME AS OF` a
+//! processing-time attribute) against a jdbc/postgres table.
 
 use super::*;
 
@@ -72,6 +74,111 @@ pub(super) fn equi_columns(e: &Expr, nl: usize) -> Option<(usize, usize)> {
 }
 
 impl Planner<'_> {
+    /// `JOIN t FOR SYSTEM_TIME AS OF left.time …`: an event-time temporal join when `time` is
+    /// the left side's event-time attribute, a lookup join otherwise.
+    pub(super) fn join_as_of(
+        &mut self,
+        left: Rel,
+        name: &sql::ObjectName,
+        alias: Option<&sql::TableAlias>,
+        version: &sql::TableVersion,
+        kind: JoinType,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        if let sql::TableVersion::ForSystemTimeAsOf(at) = version {
+            left.finish()?;
+            let at = Converter::new(&left.scope).convert(at)?;
+            if let Some(time) = temporal_join::event_time_attribute(&at, left.schema()) {
+                return self.temporal_join(left, name, alias, time, kind, on);
+            }
+        }
+        self.lookup_join(left, name, alias, version, kind, on)
+    }
+
+    /// An event-time temporal join of `left` (its event-time attribute `left_time`) with the
+    /// versioned table or view `name`, as Flink's `TemporalJoin`.
+    fn temporal_join(
+        &mut self,
+        left: Rel,
+        name: &sql::ObjectName,
+        alias: Option<&sql::TableAlias>,
+        left_time: usize,
+        kind: JoinType,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        let table_name = name.to_string().replace(['`', '"'], "");
+        let left_outer = match kind {
+            JoinType::Inner => false,
+            JoinType::Left => true,
+            other => {
+                return plan_err(format!(
+                    "event-time temporal join with `{table_name}`: only INNER and LEFT joins are supported (as in Flink), not {other:?}"
+                ))
+            }
+        };
+        if left.updating() {
+            return plan_err(format!(
+                "event-time temporal join with `{table_name}`: the left side is an updating result ({}); tillflow joins only an append-only left side with a versioned table — join before aggregating",
+                left.changelog.flink()
+            ));
+        }
+        let right = self.named_relation(&table_name, alias)?;
+        right.finish()?;
+        let source_key = match &right.input {
+            RelInput::Table(t) => self.catalog.table(t).map(|def| {
+                def.spec
+                    .primary_key
+                    .iter()
+                    .filter_map(|k| def.schema.index_of(k))
+                    .collect::<Vec<usize>>()
+            }),
+            RelInput::Join(_) => None,
+        };
+        let key = temporal_join::primary_key(source_key, &right.ops).or(right.upsert_key.clone());
+        // over an append-only source, retractions can only come from a keep-last view
+        // replacing a version, never from a delete
+        let deletes = match &right.input {
+            RelInput::Table(t) => self
+                .catalog
+                .table(t)
+                .is_none_or(|def| def.connector.source_is_changelog(&def.spec)),
+            RelInput::Join(_) => true,
+        };
+        let nl = left.schema().len();
+        let mut fields = left.scope.schema.fields.clone();
+        // the left side's time attributes stay (windows may follow); the version's do not
+        fields.extend(right.scope.schema.fields.iter().cloned().map(|mut f| {
+            f.time = TimeAttribute::None;
+            f
+        }));
+        let mut qualifiers = left.scope.qualifiers.clone();
+        qualifiers.extend(right.scope.qualifiers.iter().cloned());
+        let scope = Scope {
+            schema: Schema::new(fields),
+            qualifiers,
+        };
+        let (left_keys, right_keys, residual) = split_join_condition(on, &scope, nl)?;
+        if right_keys.is_empty() {
+            return plan_err(format!(
+                "event-time temporal join with `{table_name}`: the ON clause needs an equality between a column of the left side and the primary key of `{table_name}`"
+            ));
+        }
+        let versioned =
+            temporal_join::versioned(&table_name, right.schema(), key, &right.ops, &right_keys)
+                .map_err(SqlError::Plan)?;
+        let widths = [nl, right.schema().len()];
+        let op = TwoInputOp::TemporalJoin {
+            left_outer,
+            keys: [left_keys, right_keys],
+            widths,
+            times: [left_time, versioned.time],
+            primary_key: versioned.primary_key,
+            deletes,
+            residual,
+        };
+        Ok(Rel::two_input(left, right, op, scope, Changelog::Insert))
+    }
+
     /// A regular join of `left` and `right`: the equalities of `on` between a column of each side
     /// become the join key, the rest is checked on each joined row.
     pub(super) fn join(
@@ -173,13 +280,26 @@ impl Planner<'_> {
                 "lookup join on `{table_name}`: use FOR SYSTEM_TIME AS OF"
             ));
         };
+        if !matches!(dim.connector.name(), "jdbc" | "postgres") {
+            // Flink 2.3 refuses these too: a table that is not a lookup source can only be
+            // joined as a versioned table, on event time
+            let flink = if dim.spec.primary_key.is_empty() {
+                "Temporal Table Join requires primary key in versioned table, but no primary key can be found"
+            } else {
+                "Processing-time temporal join is not supported yet"
+            };
+            return plan_err(format!(
+                "processing-time temporal join with `{table_name}`: a '{}' table is not a lookup table, and Flink 2.3 refuses this join too (\"{flink}\"); look up a 'jdbc' or 'postgres' table instead, or join `{table_name}` FOR SYSTEM_TIME AS OF an event-time attribute (it then needs a PRIMARY KEY and a WATERMARK), or use a regular join",
+                dim.connector.name()
+            ));
+        }
         left.finish()?;
         // FOR SYSTEM_TIME AS OF must name the left side's processing-time attribute
         let at = Converter::new(&left.scope).convert(at)?;
         let proctime = matches!(&at, Expr::Column { index, .. } if left.scope.schema.fields[*index].time == TimeAttribute::Proctime);
         if !proctime {
             return plan_err(format!(
-                "lookup join on `{table_name}`: FOR SYSTEM_TIME AS OF must name a processing-time column of the stream (e.g. `proc AS PROCTIME()`); event-time temporal joins are not supported yet"
+                "lookup join on `{table_name}`: FOR SYSTEM_TIME AS OF must name a processing-time column of the stream (e.g. `proc AS PROCTIME()`) for a lookup, or the stream's event-time attribute for an event-time temporal join against a versioned table"
             ));
         }
         let left_outer = match kind {

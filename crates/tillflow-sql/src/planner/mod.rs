@@ -16,6 +16,7 @@ use crate::expr::{
     function_name, AggScope, Converter, Scope,
 };
 use crate::plan::rules::interval_join::{bounds_time, interval_bounds};
+use crate::plan::rules::temporal_join;
 use crate::plan::visit_columns;
 use crate::plan::{Changelog, LateTarget, LookupTarget, PlanNode, PlanOp, TwoInputOp};
 use crate::script::PARTITION_BY_FN;

@@ -128,7 +128,7 @@ impl Planner<'_> {
                 ..
             } = &j.relation
             {
-                rel = self.lookup_join(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
+                rel = self.join_as_of(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
                 continue;
             }
             if let TableFactor::UNNEST { .. } = &j.relation {

@@ -2,7 +2,10 @@
 //! physical operator a construct becomes.
 //!
 //! - `interval_join`: a join bounding one side's event time by the other's → `IntervalJoin`.
+//! - `temporal_join`: `FOR SYSTEM_TIME AS OF` an event-time attribute against a versioned
+//!   table → `TemporalJoin`.
 //! - `rank`: `ROW_NUMBER() … WHERE rn <= N` → `WindowRank`, `Rank` or `Deduplicate`.
 
 pub mod interval_join;
 pub mod rank;
+pub mod temporal_join;

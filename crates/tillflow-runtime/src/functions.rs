@@ -170,6 +170,50 @@ pub enum Func {
     CurrentDate,
     /// `map[key]`: the value of a key in a MAP (NULL when absent).
     MapGet,
+    /// LEFT(s, n): the first n characters ("" for n <= 0)
+    Left,
+    /// RIGHT(s, n): the last n characters ("" for n <= 0)
+    Right,
+    /// REVERSE(s)
+    Reverse,
+    /// REPEAT(s, n) ("" for n <= 0)
+    Repeat,
+    /// OVERLAY(s PLACING r FROM pos [FOR len])
+    Overlay,
+    /// SPLIT_INDEX(s, sep, i): the 0-based i-th token
+    SplitIndex,
+    /// MD5(s) as hex
+    Md5,
+    /// SHA1(s) as hex
+    Sha1,
+    /// SHA224(s) as hex
+    Sha224,
+    /// SHA256(s) as hex
+    Sha256,
+    /// SHA384(s) as hex
+    Sha384,
+    /// SHA512(s) as hex
+    Sha512,
+    /// SHA2(s, bits) with bits 224, 256, 384 or 512
+    Sha2,
+    /// TO_BASE64(s)
+    ToBase64,
+    /// FROM_BASE64(s)
+    FromBase64,
+    /// UUID(): a random (type 4) UUID
+    Uuid,
+    /// REGEXP(s, pattern): does the pattern occur in s
+    Regexp,
+    /// REGEXP_EXTRACT(s, pattern [, group])
+    RegexpExtract,
+    /// REGEXP_REPLACE(s, pattern, replacement) (the replacement is literal, as in Flink)
+    RegexpReplace,
+    /// STR_TO_MAP(s [, pair_delimiter, kv_delimiter]) (delimiters are regular expressions)
+    StrToMap,
+    /// CONVERT_TZ(s, from_zone, to_zone) on 'yyyy-MM-dd HH:mm:ss' text
+    ConvertTz,
+    /// TIMESTAMPADD(unit, n, ts)
+    TimestampAdd(TimeUnit),
 }
 
 impl Func {
@@ -229,13 +273,72 @@ impl Func {
             | "CURRENT_ROW_TIMESTAMP"
             | "PROCTIME" => Func::Now,
             "CURRENT_DATE" => Func::CurrentDate,
+            "LEFT" => Func::Left,
+            "RIGHT" => Func::Right,
+            "REVERSE" => Func::Reverse,
+            "REPEAT" => Func::Repeat,
+            "OVERLAY" => Func::Overlay,
+            "SPLIT_INDEX" => Func::SplitIndex,
+            "MD5" => Func::Md5,
+            "SHA1" => Func::Sha1,
+            "SHA224" => Func::Sha224,
+            "SHA256" => Func::Sha256,
+            "SHA384" => Func::Sha384,
+            "SHA512" => Func::Sha512,
+            "SHA2" => Func::Sha2,
+            "TO_BASE64" => Func::ToBase64,
+            "FROM_BASE64" => Func::FromBase64,
+            "UUID" => Func::Uuid,
+            "REGEXP" => Func::Regexp,
+            "REGEXP_EXTRACT" => Func::RegexpExtract,
+            "REGEXP_REPLACE" => Func::RegexpReplace,
+            "STR_TO_MAP" => Func::StrToMap,
+            "CONVERT_TZ" => Func::ConvertTz,
             _ => return None,
         })
     }
 
     /// False for functions whose result depends on the clock.
     pub fn is_deterministic(self) -> bool {
-        !matches!(self, Func::Now | Func::CurrentDate) && !(self == Func::UnixTimestamp)
+        !matches!(self, Func::Now | Func::CurrentDate | Func::Uuid)
+            && !(self == Func::UnixTimestamp)
+    }
+
+    /// True for the REGEXP functions, whose pattern is compiled once ([`crate::expr::Expr::Prepared`]).
+    pub fn uses_regex(self) -> bool {
+        matches!(
+            self,
+            Func::Regexp | Func::RegexpExtract | Func::RegexpReplace | Func::StrToMap
+        )
+    }
+
+    /// The name Flink gives the function (for explain output).
+    pub fn sql_name(self) -> Option<&'static str> {
+        Some(match self {
+            Func::Left => "LEFT",
+            Func::Right => "RIGHT",
+            Func::Reverse => "REVERSE",
+            Func::Repeat => "REPEAT",
+            Func::Overlay => "OVERLAY",
+            Func::SplitIndex => "SPLIT_INDEX",
+            Func::Md5 => "MD5",
+            Func::Sha1 => "SHA1",
+            Func::Sha224 => "SHA224",
+            Func::Sha256 => "SHA256",
+            Func::Sha384 => "SHA384",
+            Func::Sha512 => "SHA512",
+            Func::Sha2 => "SHA2",
+            Func::ToBase64 => "TO_BASE64",
+            Func::FromBase64 => "FROM_BASE64",
+            Func::Uuid => "UUID",
+            Func::Regexp => "REGEXP",
+            Func::RegexpExtract => "REGEXP_EXTRACT",
+            Func::RegexpReplace => "REGEXP_REPLACE",
+            Func::StrToMap => "STR_TO_MAP",
+            Func::ConvertTz => "CONVERT_TZ",
+            Func::TimestampAdd(_) => "TIMESTAMPADD",
+            _ => return None,
+        })
     }
 
     /// True for functions that evaluate their arguments themselves.
@@ -337,6 +440,76 @@ impl Func {
             Func::ToTimestampLtz => T::TimestampLtz(3),
             Func::Now => T::TimestampLtz(3),
             Func::CurrentDate => T::Date,
+            Func::Left | Func::Right | Func::Repeat => {
+                need(2..=2)?;
+                T::String(None)
+            }
+            Func::Reverse
+            | Func::Md5
+            | Func::Sha1
+            | Func::Sha224
+            | Func::Sha256
+            | Func::Sha384
+            | Func::Sha512
+            | Func::ToBase64
+            | Func::FromBase64 => {
+                need(1..=1)?;
+                T::String(None)
+            }
+            Func::Sha2 => {
+                need(2..=2)?;
+                T::String(None)
+            }
+            Func::Overlay => {
+                need(3..=4)?;
+                T::String(None)
+            }
+            Func::SplitIndex => {
+                need(3..=3)?;
+                T::String(None)
+            }
+            Func::Uuid => {
+                need(0..=0)?;
+                T::String(None)
+            }
+            Func::Regexp => {
+                need(2..=2)?;
+                T::Boolean
+            }
+            Func::RegexpExtract => {
+                need(2..=3)?;
+                T::String(None)
+            }
+            Func::RegexpReplace | Func::ConvertTz => {
+                need(3..=3)?;
+                T::String(None)
+            }
+            Func::StrToMap => {
+                if args.len() != 1 && args.len() != 3 {
+                    return Err(format!(
+                        "STR_TO_MAP takes 1 or 3 arguments, got {}",
+                        args.len()
+                    ));
+                }
+                T::Map(
+                    tillflow_types::datatype::MapElem::String,
+                    tillflow_types::datatype::MapElem::String,
+                )
+            }
+            Func::TimestampAdd(_) => {
+                need(2..=2)?;
+                match args[1] {
+                    T::Date => T::Date,
+                    T::Timestamp(p) => T::Timestamp(p),
+                    T::TimestampLtz(p) => T::TimestampLtz(p),
+                    T::Time(p) => T::Time(p),
+                    other => {
+                        return Err(format!(
+                            "TIMESTAMPADD needs a date or timestamp, not {other}"
+                        ))
+                    }
+                }
+            }
         })
     }
 }
@@ -420,6 +593,29 @@ pub fn call(
         return Ok(Value::Null);
     }
     Ok(match func {
+        Func::Left
+        | Func::Right
+        | Func::Reverse
+        | Func::Repeat
+        | Func::Overlay
+        | Func::SplitIndex
+        | Func::Md5
+        | Func::Sha1
+        | Func::Sha224
+        | Func::Sha256
+        | Func::Sha384
+        | Func::Sha512
+        | Func::Sha2
+        | Func::ToBase64
+        | Func::FromBase64
+        | Func::Uuid => crate::strfn::call(func, v, out)?,
+        Func::Regexp | Func::RegexpExtract | Func::RegexpReplace | Func::StrToMap => {
+            return Err(RuntimeError::Eval(format!(
+                "{func:?} must be evaluated with its compiled pattern"
+            )))
+        }
+        Func::ConvertTz => crate::tzfn::convert_tz(v, out)?,
+        Func::TimestampAdd(u) => crate::tzfn::timestamp_add(u, v[0], v[1], arg_ty(1))?,
         Func::MapGet => {
             let (Value::Str(m), Value::Str(k)) = (v[0], v[1]) else {
                 return Ok(Value::Null);

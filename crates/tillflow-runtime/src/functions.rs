@@ -337,6 +337,7 @@ impl Func {
             Func::StrToMap => "STR_TO_MAP",
             Func::ConvertTz => "CONVERT_TZ",
             Func::TimestampAdd(_) => "TIMESTAMPADD",
+            Func::TimestampDiff(_) => "TIMESTAMPDIFF",
             _ => return None,
         })
     }
@@ -944,7 +945,7 @@ pub fn call(
             };
             let pat = s(out, v[1]).unwrap_or("").to_owned();
             let mut buf = String::new();
-            format_pattern(&mut buf, t, &pat);
+            format_datetime(&mut buf, t, &pat).map_err(RuntimeError::Eval)?;
             Value::Str(push_str(out, &buf))
         }
         Func::ToTimestamp | Func::ToDate | Func::UnixTimestamp => {
@@ -1192,6 +1193,213 @@ pub fn format_pattern(out: &mut String, t: i64, pat: &str) {
         }
         i += n;
     }
+}
+
+const MONTHS_FULL: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS_FULL: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Checks a `java.time.format.DateTimeFormatter` pattern as DATE_FORMAT uses it on a TIMESTAMP
+/// (no time zone): the error names what Flink would fail on.
+pub fn check_datetime_pattern(pat: &str) -> std::result::Result<(), String> {
+    format_datetime(&mut String::new(), 0, pat)
+}
+
+/// Formats a timestamp as `DateTimeFormatter.ofPattern(pat)` does for a `LocalDateTime` in the US
+/// locale (Flink's DATE_FORMAT): weeks start on Sunday and week 1 holds January 1st.
+pub fn format_datetime(out: &mut String, t: i64, pat: &str) -> std::result::Result<(), String> {
+    let (days, tod) = split_micros(t);
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, sec) = (
+        tod / (3600 * MICROS_PER_SECOND),
+        (tod / (60 * MICROS_PER_SECOND)) % 60,
+        (tod / MICROS_PER_SECOND) % 60,
+    );
+    let micros = tod % MICROS_PER_SECOND;
+    let dow0 = (days + 4).rem_euclid(7); // 0 = Sunday
+    let doy = days - days_from_civil(y, 1, 1) + 1;
+    // US week fields: week 1 is the week (Sunday..Saturday) holding January 1st
+    let week_start = |yy: i64| {
+        let jan1 = days_from_civil(yy, 1, 1);
+        jan1 - (jan1 + 4).rem_euclid(7)
+    };
+    let (wy, w) = {
+        let next = week_start(y + 1);
+        if days >= next {
+            (y + 1, 1)
+        } else {
+            (y, (days - week_start(y)) / 7 + 1)
+        }
+    };
+    let first_of_month = days - (d as i64 - 1);
+    let wom = (d as i64 - 1 + (first_of_month + 4).rem_euclid(7)) / 7 + 1;
+    let chars: Vec<char> = pat.chars().collect();
+    let too_many = |c: char| Err(format!("DATE_FORMAT: too many pattern letters: {c}"));
+    let num = |out: &mut String, v: i64, n: usize, max: usize, c: char| {
+        if n > max {
+            return too_many(c);
+        }
+        let _ = write!(out, "{v:0n$}");
+        Ok(())
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c && c.is_ascii_alphabetic() {
+            n += 1;
+        }
+        match c {
+            'y' | 'u' | 'Y' => {
+                let yy = if c == 'Y' { wy } else { y };
+                if n == 2 {
+                    let _ = write!(out, "{:02}", yy.rem_euclid(100));
+                } else {
+                    let _ = write!(out, "{yy:0n$}");
+                }
+            }
+            'G' => out.push_str(match n {
+                1..=3 => "AD",
+                4 => "Anno Domini",
+                5 => "A",
+                _ => return too_many(c),
+            }),
+            'M' | 'L' => match n {
+                1 | 2 => num(out, mo as i64, n, 2, c)?,
+                3 => out.push_str(MONTHS[(mo - 1) as usize]),
+                4 => out.push_str(MONTHS_FULL[(mo - 1) as usize]),
+                5 => out.push_str(&MONTHS_FULL[(mo - 1) as usize][..1]),
+                _ => return too_many(c),
+            },
+            'Q' | 'q' => {
+                let q = (mo as i64 - 1) / 3 + 1;
+                match n {
+                    1 | 2 => num(out, q, n, 2, c)?,
+                    3 => {
+                        let _ = write!(out, "Q{q}");
+                    }
+                    4 => out.push_str(
+                        ["1st quarter", "2nd quarter", "3rd quarter", "4th quarter"]
+                            [(q - 1) as usize],
+                    ),
+                    5 => {
+                        let _ = write!(out, "{q}");
+                    }
+                    _ => return too_many(c),
+                }
+            }
+            'd' => num(out, d as i64, n, 2, c)?,
+            'D' => num(out, doy, n, 3, c)?,
+            'w' => num(out, w, n, 2, c)?,
+            'W' => num(out, wom, n, 1, c)?,
+            'F' => num(out, (d as i64 - 1) % 7 + 1, n, 1, c)?,
+            'E' => match n {
+                1..=3 => out.push_str(DAYS[dow0 as usize]),
+                4 => out.push_str(DAYS_FULL[dow0 as usize]),
+                5 => out.push_str(&DAYS_FULL[dow0 as usize][..1]),
+                _ => return too_many(c),
+            },
+            'e' | 'c' => match n {
+                1 | 2 if c == 'e' || n == 1 => num(out, dow0 + 1, n, 2, c)?,
+                3 => out.push_str(DAYS[dow0 as usize]),
+                4 => out.push_str(DAYS_FULL[dow0 as usize]),
+                5 => out.push_str(&DAYS_FULL[dow0 as usize][..1]),
+                _ => return Err(format!("DATE_FORMAT: invalid pattern letter count {c}")),
+            },
+            'a' => {
+                if n > 1 {
+                    return too_many(c);
+                }
+                out.push_str(if h < 12 { "AM" } else { "PM" })
+            }
+            'H' => num(out, h, n, 2, c)?,
+            'k' => num(out, if h == 0 { 24 } else { h }, n, 2, c)?,
+            'K' => num(out, h % 12, n, 2, c)?,
+            'h' => num(out, if h % 12 == 0 { 12 } else { h % 12 }, n, 2, c)?,
+            'm' => num(out, mi, n, 2, c)?,
+            's' => num(out, sec, n, 2, c)?,
+            'S' => {
+                if n > 9 {
+                    return too_many(c);
+                }
+                let digits = format!("{:09}", micros * 1000);
+                out.push_str(&digits[..n]);
+            }
+            'n' => {
+                let _ = write!(out, "{:0n$}", micros * 1000);
+            }
+            'A' => {
+                let _ = write!(out, "{:0n$}", tod / 1000);
+            }
+            'N' => {
+                let _ = write!(out, "{:0n$}", tod as i128 * 1000);
+            }
+            'V' | 'v' | 'z' | 'O' | 'X' | 'x' | 'Z' => {
+                return Err(format!(
+                    "DATE_FORMAT: pattern letter {c} needs a time zone, which a TIMESTAMP has not (Flink fails the job)"
+                ))
+            }
+            '[' | ']' => {}
+            '#' | '{' | '}' => {
+                return Err(format!("DATE_FORMAT: pattern character {c} is reserved"))
+            }
+            '\'' => {
+                let mut j = i + 1;
+                if j < chars.len() && chars[j] == '\'' {
+                    out.push('\'');
+                    i += 2;
+                    continue;
+                }
+                loop {
+                    if j >= chars.len() {
+                        return Err("DATE_FORMAT: pattern ends in an open quote".into());
+                    }
+                    if chars[j] == '\'' {
+                        if chars.get(j + 1) == Some(&'\'') {
+                            out.push('\'');
+                            j += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    out.push(chars[j]);
+                    j += 1;
+                }
+                i = j + 1;
+                continue;
+            }
+            other if other.is_ascii_alphabetic() => {
+                return Err(format!("DATE_FORMAT: unknown pattern letter: {other}"))
+            }
+            other => {
+                for _ in 0..n {
+                    out.push(other);
+                }
+            }
+        }
+        i += n;
+    }
+    Ok(())
 }
 
 /// Parses text with a Java date pattern; returns microseconds since the epoch.

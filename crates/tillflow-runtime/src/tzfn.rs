@@ -118,7 +118,8 @@ pub fn convert_tz(v: &[Value], out: &mut Vec<u8>) -> Result<Value> {
     let to = java_zone(heap_str(out, to));
     let ts = from
         .to_ambiguous_timestamp(local)
-        .compatible()
+        // java.util.Calendar: a time in a gap moves forward, one in a fold is the later one
+        .later()
         .map_err(|e| RuntimeError::Eval(format!("CONVERT_TZ: {e}")))?;
     let dt = to.to_datetime(ts);
     let mut buf = String::with_capacity(19);

@@ -1175,6 +1175,16 @@ impl<'a> Converter<'a> {
                 }
             }
         }
+        if func == Func::DateFormat {
+            if let Some(p) = args.get(1).filter(|a| a.is_constant()) {
+                let mut heap = vec![];
+                if let Ok(Value::Str(r)) = p.eval(&tillflow_types::Row::default(), &mut heap) {
+                    let pat = tillflow_types::value::heap_str(&heap, r);
+                    tillflow_runtime::functions::check_datetime_pattern(pat)
+                        .map_err(|m| crate::error::SqlError::Plan(format!("{m}: `{f}`")))?;
+                }
+            }
+        }
         if func.uses_regex() {
             return prepare_regex(func, args, ty, &f.to_string());
         }

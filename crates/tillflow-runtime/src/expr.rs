@@ -10,8 +10,9 @@
 use crate::cast::cast_value;
 use crate::error::{Result, RuntimeError};
 use crate::functions::{call, Func};
+use crate::jregex::{JavaRegex, RegexCache, RegexError};
 use std::cmp::Ordering;
-use tillflow_types::value::{copy_value, heap_bytes, push_str};
+use tillflow_types::value::{copy_value, heap_bytes, heap_str, push_str};
 use tillflow_types::{DataType, Row, Value};
 
 /// Binary operators.
@@ -176,6 +177,18 @@ pub enum Expr {
         /// Result type.
         ty: DataType,
     },
+    /// A built-in function with state prepared at plan time: the REGEXP functions and STR_TO_MAP,
+    /// whose patterns are compiled once (when constant) or cached.
+    Prepared {
+        /// Which function.
+        func: Func,
+        /// Arguments.
+        args: Vec<Expr>,
+        /// The compiled patterns.
+        state: std::sync::Arc<Prepared>,
+        /// Result type.
+        ty: DataType,
+    },
     /// `arg [NOT] IN (list)`; list items share the argument's type.
     InList {
         /// Tested value.
@@ -208,7 +221,8 @@ impl Expr {
             | Expr::Unary { ty, .. }
             | Expr::Binary { ty, .. }
             | Expr::Case { ty, .. }
-            | Expr::Call { ty, .. } => *ty,
+            | Expr::Call { ty, .. }
+            | Expr::Prepared { ty, .. } => *ty,
             Expr::StrLiteral(_) => DataType::String(None),
             Expr::Cast { to, .. } => *to,
             Expr::InList { .. } | Expr::Like { .. } => DataType::Boolean,
@@ -239,7 +253,7 @@ impl Expr {
                         .all(|(a, b)| a.is_constant() && b.is_constant())
                     && otherwise.as_ref().is_none_or(|o| o.is_constant())
             }
-            Expr::Call { func, args, .. } => {
+            Expr::Call { func, args, .. } | Expr::Prepared { func, args, .. } => {
                 func.is_deterministic() && args.iter().all(Expr::is_constant)
             }
             Expr::InList { arg, list, .. } => {
@@ -362,6 +376,9 @@ impl Expr {
                 }
             }
             Expr::Call { func, args, ty } => eval_call(*func, args, *ty, row, out),
+            Expr::Prepared {
+                func, args, state, ..
+            } => eval_prepared(*func, args, state, row, out),
             Expr::InList { arg, list, negated } => {
                 let v = arg.eval(row, out)?;
                 if v.is_null() {
@@ -425,6 +442,100 @@ fn eval_call(
         *slot = a.eval(row, out)?;
     }
     call(func, &vals[..n], args, ty, out)
+}
+
+/// A pattern argument: compiled at plan time when constant, else cached by text.
+#[derive(Debug)]
+pub enum PatternArg {
+    /// The compiled constant pattern.
+    Fixed(Result<JavaRegex, RegexError>),
+    /// Compiled on first use of each text.
+    Cached(RegexCache),
+}
+
+impl PatternArg {
+    /// A pattern from its argument expression (compiled now if constant).
+    pub fn new(arg: &Expr) -> PatternArg {
+        if arg.is_constant() {
+            let mut heap = vec![];
+            if let Ok(Value::Str(r)) = arg.eval(&Row::default(), &mut heap) {
+                return PatternArg::Fixed(JavaRegex::new(heap_str(&heap, r)));
+            }
+        }
+        PatternArg::Cached(RegexCache::default())
+    }
+
+    /// A pattern known in advance (STR_TO_MAP's default delimiters).
+    pub fn fixed(pattern: &str) -> PatternArg {
+        PatternArg::Fixed(JavaRegex::new(pattern))
+    }
+
+    fn with<T>(&self, text: &str, f: impl FnOnce(&Result<JavaRegex, RegexError>) -> T) -> T {
+        match self {
+            PatternArg::Fixed(r) => f(r),
+            PatternArg::Cached(c) => f(&c.get(text)),
+        }
+    }
+}
+
+/// The plan-time state of an [`Expr::Prepared`] function.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The pattern (REGEXP*) or the pair delimiter (STR_TO_MAP).
+    pub pattern: PatternArg,
+    /// STR_TO_MAP's key-value delimiter.
+    pub kv: Option<PatternArg>,
+    /// Argument positions of `pattern` and `kv` (None: a default, not an argument).
+    pub positions: (Option<usize>, Option<usize>),
+}
+
+impl PartialEq for Prepared {
+    fn eq(&self, _: &Prepared) -> bool {
+        // the state follows from the arguments, which Expr compares
+        true
+    }
+}
+
+#[inline(never)]
+fn eval_prepared(
+    func: Func,
+    args: &[Expr],
+    state: &Prepared,
+    row: &Row,
+    out: &mut Vec<u8>,
+) -> Result<Value> {
+    let mut vals = [Value::Null; MAX_ARGS];
+    let n = args.len().min(MAX_ARGS);
+    for (slot, a) in vals.iter_mut().zip(args.iter()) {
+        *slot = a.eval(row, out)?;
+    }
+    let v = &vals[..n];
+    if v.iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    // a pattern that is not constant is looked up by its text (copied: the heap grows below)
+    let text_of = |i: Option<usize>, out: &[u8]| -> String {
+        match i.and_then(|i| v.get(i)) {
+            Some(Value::Str(r)) => heap_str(out, *r).to_owned(),
+            _ => String::new(),
+        }
+    };
+    let needs_text = |p: &PatternArg| matches!(p, PatternArg::Cached(_));
+    let p_text = if needs_text(&state.pattern) {
+        text_of(state.positions.0, out)
+    } else {
+        String::new()
+    };
+    let kv_text = match &state.kv {
+        Some(k) if needs_text(k) => text_of(state.positions.1, out),
+        _ => String::new(),
+    };
+    state.pattern.with(&p_text, |re| match &state.kv {
+        Some(kv) => kv.with(&kv_text, |kv| {
+            crate::strfn::call_regex(func, v, re, Some(kv), out)
+        }),
+        None => crate::strfn::call_regex(func, v, re, None, out),
+    })
 }
 
 fn unary(op: UnOp, v: Value) -> Result<Value> {

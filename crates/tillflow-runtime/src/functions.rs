@@ -172,6 +172,50 @@ pub enum Func {
     MapGet,
     /// Field, element and CARDINALITY access and the ROW / ARRAY constructors.
     Nested(crate::nested_fn::NestedFn),
+    /// LEFT(s, n): the first n characters ("" for n <= 0)
+    Left,
+    /// RIGHT(s, n): the last n characters ("" for n <= 0)
+    Right,
+    /// REVERSE(s)
+    Reverse,
+    /// REPEAT(s, n) ("" for n <= 0)
+    Repeat,
+    /// OVERLAY(s PLACING r FROM pos [FOR len])
+    Overlay,
+    /// SPLIT_INDEX(s, sep, i): the 0-based i-th token
+    SplitIndex,
+    /// MD5(s) as hex
+    Md5,
+    /// SHA1(s) as hex
+    Sha1,
+    /// SHA224(s) as hex
+    Sha224,
+    /// SHA256(s) as hex
+    Sha256,
+    /// SHA384(s) as hex
+    Sha384,
+    /// SHA512(s) as hex
+    Sha512,
+    /// SHA2(s, bits) with bits 224, 256, 384 or 512
+    Sha2,
+    /// TO_BASE64(s)
+    ToBase64,
+    /// FROM_BASE64(s)
+    FromBase64,
+    /// UUID(): a random (type 4) UUID
+    Uuid,
+    /// REGEXP(s, pattern): does the pattern occur in s
+    Regexp,
+    /// REGEXP_EXTRACT(s, pattern [, group])
+    RegexpExtract,
+    /// REGEXP_REPLACE(s, pattern, replacement) (the replacement is literal, as in Flink)
+    RegexpReplace,
+    /// STR_TO_MAP(s [, pair_delimiter, kv_delimiter]) (delimiters are regular expressions)
+    StrToMap,
+    /// CONVERT_TZ(s, from_zone, to_zone) on 'yyyy-MM-dd HH:mm:ss' text
+    ConvertTz,
+    /// TIMESTAMPADD(unit, n, ts)
+    TimestampAdd(TimeUnit),
 }
 
 impl Func {
@@ -231,13 +275,73 @@ impl Func {
             | "CURRENT_ROW_TIMESTAMP"
             | "PROCTIME" => Func::Now,
             "CURRENT_DATE" => Func::CurrentDate,
+            "LEFT" => Func::Left,
+            "RIGHT" => Func::Right,
+            "REVERSE" => Func::Reverse,
+            "REPEAT" => Func::Repeat,
+            "OVERLAY" => Func::Overlay,
+            "SPLIT_INDEX" => Func::SplitIndex,
+            "MD5" => Func::Md5,
+            "SHA1" => Func::Sha1,
+            "SHA224" => Func::Sha224,
+            "SHA256" => Func::Sha256,
+            "SHA384" => Func::Sha384,
+            "SHA512" => Func::Sha512,
+            "SHA2" => Func::Sha2,
+            "TO_BASE64" => Func::ToBase64,
+            "FROM_BASE64" => Func::FromBase64,
+            "UUID" => Func::Uuid,
+            "REGEXP" => Func::Regexp,
+            "REGEXP_EXTRACT" => Func::RegexpExtract,
+            "REGEXP_REPLACE" => Func::RegexpReplace,
+            "STR_TO_MAP" => Func::StrToMap,
+            "CONVERT_TZ" => Func::ConvertTz,
             _ => return None,
         })
     }
 
     /// False for functions whose result depends on the clock.
     pub fn is_deterministic(self) -> bool {
-        !matches!(self, Func::Now | Func::CurrentDate) && !(self == Func::UnixTimestamp)
+        !matches!(self, Func::Now | Func::CurrentDate | Func::Uuid)
+            && !(self == Func::UnixTimestamp)
+    }
+
+    /// True for the REGEXP functions, whose pattern is compiled once ([`crate::expr::Expr::Prepared`]).
+    pub fn uses_regex(self) -> bool {
+        matches!(
+            self,
+            Func::Regexp | Func::RegexpExtract | Func::RegexpReplace | Func::StrToMap
+        )
+    }
+
+    /// The name Flink gives the function (for explain output).
+    pub fn sql_name(self) -> Option<&'static str> {
+        Some(match self {
+            Func::Left => "LEFT",
+            Func::Right => "RIGHT",
+            Func::Reverse => "REVERSE",
+            Func::Repeat => "REPEAT",
+            Func::Overlay => "OVERLAY",
+            Func::SplitIndex => "SPLIT_INDEX",
+            Func::Md5 => "MD5",
+            Func::Sha1 => "SHA1",
+            Func::Sha224 => "SHA224",
+            Func::Sha256 => "SHA256",
+            Func::Sha384 => "SHA384",
+            Func::Sha512 => "SHA512",
+            Func::Sha2 => "SHA2",
+            Func::ToBase64 => "TO_BASE64",
+            Func::FromBase64 => "FROM_BASE64",
+            Func::Uuid => "UUID",
+            Func::Regexp => "REGEXP",
+            Func::RegexpExtract => "REGEXP_EXTRACT",
+            Func::RegexpReplace => "REGEXP_REPLACE",
+            Func::StrToMap => "STR_TO_MAP",
+            Func::ConvertTz => "CONVERT_TZ",
+            Func::TimestampAdd(_) => "TIMESTAMPADD",
+            Func::TimestampDiff(_) => "TIMESTAMPDIFF",
+            _ => return None,
+        })
     }
 
     /// True for functions that evaluate their arguments themselves.
@@ -343,6 +447,76 @@ impl Func {
             Func::ToTimestampLtz => T::TimestampLtz(3),
             Func::Now => T::TimestampLtz(3),
             Func::CurrentDate => T::Date,
+            Func::Left | Func::Right | Func::Repeat => {
+                need(2..=2)?;
+                T::String(None)
+            }
+            Func::Reverse
+            | Func::Md5
+            | Func::Sha1
+            | Func::Sha224
+            | Func::Sha256
+            | Func::Sha384
+            | Func::Sha512
+            | Func::ToBase64
+            | Func::FromBase64 => {
+                need(1..=1)?;
+                T::String(None)
+            }
+            Func::Sha2 => {
+                need(2..=2)?;
+                T::String(None)
+            }
+            Func::Overlay => {
+                need(3..=4)?;
+                T::String(None)
+            }
+            Func::SplitIndex => {
+                need(3..=3)?;
+                T::String(None)
+            }
+            Func::Uuid => {
+                need(0..=0)?;
+                T::String(None)
+            }
+            Func::Regexp => {
+                need(2..=2)?;
+                T::Boolean
+            }
+            Func::RegexpExtract => {
+                need(2..=3)?;
+                T::String(None)
+            }
+            Func::RegexpReplace | Func::ConvertTz => {
+                need(3..=3)?;
+                T::String(None)
+            }
+            Func::StrToMap => {
+                if args.len() != 1 && args.len() != 3 {
+                    return Err(format!(
+                        "STR_TO_MAP takes 1 or 3 arguments, got {}",
+                        args.len()
+                    ));
+                }
+                T::Map(
+                    tillflow_types::datatype::MapElem::String,
+                    tillflow_types::datatype::MapElem::String,
+                )
+            }
+            Func::TimestampAdd(_) => {
+                need(2..=2)?;
+                match args[1] {
+                    T::Date => T::Date,
+                    T::Timestamp(p) => T::Timestamp(p),
+                    T::TimestampLtz(p) => T::TimestampLtz(p),
+                    T::Time(p) => T::Time(p),
+                    other => {
+                        return Err(format!(
+                            "TIMESTAMPADD needs a date or timestamp, not {other}"
+                        ))
+                    }
+                }
+            }
         })
     }
 }
@@ -430,6 +604,29 @@ pub fn call(
     }
     Ok(match func {
         Func::Nested(n) => return n.call(v, args, ty, out),
+        Func::Left
+        | Func::Right
+        | Func::Reverse
+        | Func::Repeat
+        | Func::Overlay
+        | Func::SplitIndex
+        | Func::Md5
+        | Func::Sha1
+        | Func::Sha224
+        | Func::Sha256
+        | Func::Sha384
+        | Func::Sha512
+        | Func::Sha2
+        | Func::ToBase64
+        | Func::FromBase64
+        | Func::Uuid => crate::strfn::call(func, v, out)?,
+        Func::Regexp | Func::RegexpExtract | Func::RegexpReplace | Func::StrToMap => {
+            return Err(RuntimeError::Eval(format!(
+                "{func:?} must be evaluated with its compiled pattern"
+            )))
+        }
+        Func::ConvertTz => crate::tzfn::convert_tz(v, out)?,
+        Func::TimestampAdd(u) => crate::tzfn::timestamp_add(u, v[0], v[1], arg_ty(1))?,
         Func::MapGet => {
             let (Value::Str(m), Value::Str(k)) = (v[0], v[1]) else {
                 return Ok(Value::Null);
@@ -758,7 +955,7 @@ pub fn call(
             };
             let pat = s(out, v[1]).unwrap_or("").to_owned();
             let mut buf = String::new();
-            format_pattern(&mut buf, t, &pat);
+            format_datetime(&mut buf, t, &pat).map_err(RuntimeError::Eval)?;
             Value::Str(push_str(out, &buf))
         }
         Func::ToTimestamp | Func::ToDate | Func::UnixTimestamp => {
@@ -1006,6 +1203,213 @@ pub fn format_pattern(out: &mut String, t: i64, pat: &str) {
         }
         i += n;
     }
+}
+
+const MONTHS_FULL: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS_FULL: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// Checks a `java.time.format.DateTimeFormatter` pattern as DATE_FORMAT uses it on a TIMESTAMP
+/// (no time zone): the error names what Flink would fail on.
+pub fn check_datetime_pattern(pat: &str) -> std::result::Result<(), String> {
+    format_datetime(&mut String::new(), 0, pat)
+}
+
+/// Formats a timestamp as `DateTimeFormatter.ofPattern(pat)` does for a `LocalDateTime` in the US
+/// locale (Flink's DATE_FORMAT): weeks start on Sunday and week 1 holds January 1st.
+pub fn format_datetime(out: &mut String, t: i64, pat: &str) -> std::result::Result<(), String> {
+    let (days, tod) = split_micros(t);
+    let (y, mo, d) = civil_from_days(days);
+    let (h, mi, sec) = (
+        tod / (3600 * MICROS_PER_SECOND),
+        (tod / (60 * MICROS_PER_SECOND)) % 60,
+        (tod / MICROS_PER_SECOND) % 60,
+    );
+    let micros = tod % MICROS_PER_SECOND;
+    let dow0 = (days + 4).rem_euclid(7); // 0 = Sunday
+    let doy = days - days_from_civil(y, 1, 1) + 1;
+    // US week fields: week 1 is the week (Sunday..Saturday) holding January 1st
+    let week_start = |yy: i64| {
+        let jan1 = days_from_civil(yy, 1, 1);
+        jan1 - (jan1 + 4).rem_euclid(7)
+    };
+    let (wy, w) = {
+        let next = week_start(y + 1);
+        if days >= next {
+            (y + 1, 1)
+        } else {
+            (y, (days - week_start(y)) / 7 + 1)
+        }
+    };
+    let first_of_month = days - (d as i64 - 1);
+    let wom = (d as i64 - 1 + (first_of_month + 4).rem_euclid(7)) / 7 + 1;
+    let chars: Vec<char> = pat.chars().collect();
+    let too_many = |c: char| Err(format!("DATE_FORMAT: too many pattern letters: {c}"));
+    let num = |out: &mut String, v: i64, n: usize, max: usize, c: char| {
+        if n > max {
+            return too_many(c);
+        }
+        let _ = write!(out, "{v:0n$}");
+        Ok(())
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let mut n = 1;
+        while i + n < chars.len() && chars[i + n] == c && c.is_ascii_alphabetic() {
+            n += 1;
+        }
+        match c {
+            'y' | 'u' | 'Y' => {
+                let yy = if c == 'Y' { wy } else { y };
+                if n == 2 {
+                    let _ = write!(out, "{:02}", yy.rem_euclid(100));
+                } else {
+                    let _ = write!(out, "{yy:0n$}");
+                }
+            }
+            'G' => out.push_str(match n {
+                1..=3 => "AD",
+                4 => "Anno Domini",
+                5 => "A",
+                _ => return too_many(c),
+            }),
+            'M' | 'L' => match n {
+                1 | 2 => num(out, mo as i64, n, 2, c)?,
+                3 => out.push_str(MONTHS[(mo - 1) as usize]),
+                4 => out.push_str(MONTHS_FULL[(mo - 1) as usize]),
+                5 => out.push_str(&MONTHS_FULL[(mo - 1) as usize][..1]),
+                _ => return too_many(c),
+            },
+            'Q' | 'q' => {
+                let q = (mo as i64 - 1) / 3 + 1;
+                match n {
+                    1 | 2 => num(out, q, n, 2, c)?,
+                    3 => {
+                        let _ = write!(out, "Q{q}");
+                    }
+                    4 => out.push_str(
+                        ["1st quarter", "2nd quarter", "3rd quarter", "4th quarter"]
+                            [(q - 1) as usize],
+                    ),
+                    5 => {
+                        let _ = write!(out, "{q}");
+                    }
+                    _ => return too_many(c),
+                }
+            }
+            'd' => num(out, d as i64, n, 2, c)?,
+            'D' => num(out, doy, n, 3, c)?,
+            'w' => num(out, w, n, 2, c)?,
+            'W' => num(out, wom, n, 1, c)?,
+            'F' => num(out, (d as i64 - 1) % 7 + 1, n, 1, c)?,
+            'E' => match n {
+                1..=3 => out.push_str(DAYS[dow0 as usize]),
+                4 => out.push_str(DAYS_FULL[dow0 as usize]),
+                5 => out.push_str(&DAYS_FULL[dow0 as usize][..1]),
+                _ => return too_many(c),
+            },
+            'e' | 'c' => match n {
+                1 | 2 if c == 'e' || n == 1 => num(out, dow0 + 1, n, 2, c)?,
+                3 => out.push_str(DAYS[dow0 as usize]),
+                4 => out.push_str(DAYS_FULL[dow0 as usize]),
+                5 => out.push_str(&DAYS_FULL[dow0 as usize][..1]),
+                _ => return Err(format!("DATE_FORMAT: invalid pattern letter count {c}")),
+            },
+            'a' => {
+                if n > 1 {
+                    return too_many(c);
+                }
+                out.push_str(if h < 12 { "AM" } else { "PM" })
+            }
+            'H' => num(out, h, n, 2, c)?,
+            'k' => num(out, if h == 0 { 24 } else { h }, n, 2, c)?,
+            'K' => num(out, h % 12, n, 2, c)?,
+            'h' => num(out, if h % 12 == 0 { 12 } else { h % 12 }, n, 2, c)?,
+            'm' => num(out, mi, n, 2, c)?,
+            's' => num(out, sec, n, 2, c)?,
+            'S' => {
+                if n > 9 {
+                    return too_many(c);
+                }
+                let digits = format!("{:09}", micros * 1000);
+                out.push_str(&digits[..n]);
+            }
+            'n' => {
+                let _ = write!(out, "{:0n$}", micros * 1000);
+            }
+            'A' => {
+                let _ = write!(out, "{:0n$}", tod / 1000);
+            }
+            'N' => {
+                let _ = write!(out, "{:0n$}", tod as i128 * 1000);
+            }
+            'V' | 'v' | 'z' | 'O' | 'X' | 'x' | 'Z' => {
+                return Err(format!(
+                    "DATE_FORMAT: pattern letter {c} needs a time zone, which a TIMESTAMP has not (Flink fails the job)"
+                ))
+            }
+            '[' | ']' => {}
+            '#' | '{' | '}' => {
+                return Err(format!("DATE_FORMAT: pattern character {c} is reserved"))
+            }
+            '\'' => {
+                let mut j = i + 1;
+                if j < chars.len() && chars[j] == '\'' {
+                    out.push('\'');
+                    i += 2;
+                    continue;
+                }
+                loop {
+                    if j >= chars.len() {
+                        return Err("DATE_FORMAT: pattern ends in an open quote".into());
+                    }
+                    if chars[j] == '\'' {
+                        if chars.get(j + 1) == Some(&'\'') {
+                            out.push('\'');
+                            j += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    out.push(chars[j]);
+                    j += 1;
+                }
+                i = j + 1;
+                continue;
+            }
+            other if other.is_ascii_alphabetic() => {
+                return Err(format!("DATE_FORMAT: unknown pattern letter: {other}"))
+            }
+            other => {
+                for _ in 0..n {
+                    out.push(other);
+                }
+            }
+        }
+        i += n;
+    }
+    Ok(())
 }
 
 /// Parses text with a Java date pattern; returns microseconds since the epoch.

@@ -13,12 +13,15 @@ pub mod expr;
 pub mod forecast;
 pub mod functions;
 pub mod job;
+pub mod jregex;
 pub mod keys;
 pub mod late;
 pub mod nested_fn;
 pub mod operator;
 pub mod ops;
 pub mod state;
+pub mod strfn;
+pub mod tzfn;
 pub mod window;
 
 pub use error::{Result, RuntimeError};

@@ -912,6 +912,26 @@ impl<'a> Converter<'a> {
                     ty: DataType::String(None),
                 }
             }
+            E::Overlay {
+                expr,
+                overlay_what,
+                overlay_from,
+                overlay_for,
+            } => {
+                let mut args = vec![
+                    cast_to(self.convert(expr)?, DataType::String(None)),
+                    cast_to(self.convert(overlay_what)?, DataType::String(None)),
+                    self.convert(overlay_from)?,
+                ];
+                if let Some(f) = overlay_for {
+                    args.push(self.convert(f)?);
+                }
+                Expr::Call {
+                    func: Func::Overlay,
+                    args,
+                    ty: DataType::String(None),
+                }
+            }
             E::Position { expr, r#in } => Expr::Call {
                 func: Func::Position,
                 args: vec![self.convert(expr)?, self.convert(r#in)?],
@@ -1005,6 +1025,49 @@ impl<'a> Converter<'a> {
                 ty: DataType::Int,
             });
         }
+        if name == "TIMESTAMPADD" {
+            let args = function_args(f)?;
+            let (Some(Some(unit)), Some(Some(n)), Some(Some(t)), None) =
+                (args.first(), args.get(1), args.get(2), args.get(3))
+            else {
+                return plan_err(format!(
+                    "TIMESTAMPADD(unit, n, timestamp) takes three arguments: `{f}`"
+                ));
+            };
+            let u = TimeUnit::parse(&unit.to_string())
+                .filter(|u| {
+                    !matches!(
+                        u,
+                        TimeUnit::DayOfWeek | TimeUnit::DayOfYear | TimeUnit::Epoch
+                    )
+                })
+                .ok_or_else(|| {
+                    crate::error::SqlError::Plan(format!("unknown unit {unit} in `{f}`"))
+                })?;
+            let n = self.convert(n)?;
+            if !n.data_type().is_integer() {
+                return plan_err(format!(
+                    "TIMESTAMPADD's count must be an integer, not {}: `{f}`",
+                    n.data_type()
+                ));
+            }
+            let n = cast_to(n, DataType::BigInt);
+            let t = self.convert(t)?;
+            let func = Func::TimestampAdd(u);
+            let ty = func
+                .return_type(&[n.data_type(), t.data_type()])
+                .map_err(|m| crate::error::SqlError::Plan(format!("{m} in `{f}`")))?;
+            if ty == DataType::Date && u.fixed_micros().is_some_and(|m| m < 86_400_000_000) {
+                return plan_err(format!(
+                    "TIMESTAMPADD of {unit} to a DATE is not supported yet (cast the date to TIMESTAMP): `{f}`"
+                ));
+            }
+            return Ok(Expr::Call {
+                func,
+                args: vec![n, t],
+                ty,
+            });
+        }
         let Some(func) = Func::by_name(&name) else {
             return plan_err(format!("unknown function {name}() in `{f}`"));
         };
@@ -1049,14 +1112,126 @@ impl<'a> Converter<'a> {
             | Func::Rtrim
             | Func::Initcap
             | Func::Replace
-            | Func::CharLength => args
+            | Func::CharLength
+            | Func::Reverse
+            | Func::Md5
+            | Func::Sha1
+            | Func::Sha224
+            | Func::Sha256
+            | Func::Sha384
+            | Func::Sha512
+            | Func::ToBase64
+            | Func::FromBase64
+            | Func::ConvertTz
+            | Func::RegexpReplace
+            | Func::Regexp
+            | Func::StrToMap => args
                 .into_iter()
                 .map(|a| cast_to(a, DataType::String(None)))
                 .collect(),
+            Func::Left
+            | Func::Right
+            | Func::Repeat
+            | Func::Sha2
+            | Func::SplitIndex
+            | Func::RegexpExtract => {
+                let n = args.len();
+                let mut out = Vec::with_capacity(n);
+                for (i, a) in args.into_iter().enumerate() {
+                    let last_is_int = i == n - 1 && !matches!(func, Func::RegexpExtract)
+                        || (func == Func::RegexpExtract && i == 2);
+                    if last_is_int {
+                        if !a.data_type().is_integer() && a.data_type() != DataType::Null {
+                            return plan_err(format!(
+                                "{name}'s last argument must be an integer, not {}: `{f}`",
+                                a.data_type()
+                            ));
+                        }
+                        out.push(cast_to(a, DataType::BigInt));
+                    } else {
+                        out.push(cast_to(a, DataType::String(None)));
+                    }
+                }
+                out
+            }
             _ => args,
         };
+        if func == Func::Sha2 {
+            if let Some(bits) = args.get(1).filter(|a| a.is_constant()) {
+                let mut heap = vec![];
+                let v = bits
+                    .eval(&tillflow_types::Row::default(), &mut heap)
+                    .map_err(|e| crate::error::SqlError::Plan(e.to_string()))?;
+                if let Value::Int(b) = v {
+                    if ![224, 256, 384, 512].contains(&b) {
+                        return plan_err(format!(
+                            "SHA2: unsupported hash length {b} (224, 256, 384 or 512; Flink fails the job): `{f}`"
+                        ));
+                    }
+                }
+            }
+        }
+        if func == Func::DateFormat {
+            if let Some(p) = args.get(1).filter(|a| a.is_constant()) {
+                let mut heap = vec![];
+                if let Ok(Value::Str(r)) = p.eval(&tillflow_types::Row::default(), &mut heap) {
+                    let pat = tillflow_types::value::heap_str(&heap, r);
+                    tillflow_runtime::functions::check_datetime_pattern(pat)
+                        .map_err(|m| crate::error::SqlError::Plan(format!("{m}: `{f}`")))?;
+                }
+            }
+        }
+        if func.uses_regex() {
+            return prepare_regex(func, args, ty, &f.to_string());
+        }
         Ok(Expr::Call { func, args, ty })
     }
+}
+
+/// A REGEXP function or STR_TO_MAP with its patterns compiled (constant ones now: one Java
+/// feature the engine lacks is a plan error naming it).
+fn prepare_regex(func: Func, args: Vec<Expr>, ty: DataType, text: &str) -> Result<Expr> {
+    use tillflow_runtime::expr::{PatternArg, Prepared};
+    let check = |p: &PatternArg| -> Result<()> {
+        if let PatternArg::Fixed(Err(
+            e @ tillflow_runtime::jregex::RegexError::Unsupported { .. },
+        )) = p
+        {
+            return plan_err(format!("{e}: `{text}`"));
+        }
+        Ok(())
+    };
+    let state = if func == Func::StrToMap {
+        if args.len() == 3 {
+            Prepared {
+                pattern: PatternArg::new(&args[1]),
+                kv: Some(PatternArg::new(&args[2])),
+                positions: (Some(1), Some(2)),
+            }
+        } else {
+            Prepared {
+                pattern: PatternArg::fixed(","),
+                kv: Some(PatternArg::fixed("=")),
+                positions: (None, None),
+            }
+        }
+    } else {
+        Prepared {
+            pattern: PatternArg::new(&args[1]),
+            kv: None,
+            positions: (Some(1), None),
+        }
+    };
+    check(&state.pattern)?;
+    if let Some(kv) = &state.kv {
+        check(kv)?;
+    }
+    Ok(Expr::Prepared {
+        func,
+        args,
+        state: std::sync::Arc::new(state),
+        ty,
+    })
 }
 
 /// The output name Flink gives a select item without an alias.

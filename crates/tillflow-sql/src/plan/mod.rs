@@ -794,7 +794,9 @@ pub(crate) fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
                 visit_columns(o, f);
             }
         }
-        Expr::Call { args, .. } => args.iter().for_each(|a| visit_columns(a, f)),
+        Expr::Call { args, .. } | Expr::Prepared { args, .. } => {
+            args.iter().for_each(|a| visit_columns(a, f))
+        }
         Expr::InList { arg, list, .. } => {
             visit_columns(arg, f);
             list.iter().for_each(|a| visit_columns(a, f));

@@ -159,6 +159,9 @@ fn bin_op(op: BinOp) -> &'static str {
 
 /// A function's SQL name from its variant name (`ConcatWs` → `CONCAT_WS`).
 fn func_name(f: &Func) -> String {
+    if let Some(n) = f.sql_name() {
+        return n.to_owned();
+    }
     let debug = format!("{f:?}");
     let base = debug.split('(').next().unwrap_or(&debug);
     let mut out = String::with_capacity(base.len() + 4);
@@ -281,8 +284,9 @@ pub fn expr(e: &Expr, names: &Names) -> String {
                     list(args)
                 )
             }
-            Func::TimestampDiff(unit) => format!(
-                "TIMESTAMPDIFF({}, {})",
+            Func::TimestampDiff(unit) | Func::TimestampAdd(unit) => format!(
+                "{}({}, {})",
+                func_name(func),
                 format!("{unit:?}").to_ascii_uppercase(),
                 list(args)
             ),
@@ -308,6 +312,7 @@ pub fn expr(e: &Expr, names: &Names) -> String {
             }
             f => format!("{}({})", func_name(f), list(args)),
         },
+        Expr::Prepared { func, args, .. } => format!("{}({})", func_name(func), list(args)),
         Expr::InList {
             arg,
             list: l,

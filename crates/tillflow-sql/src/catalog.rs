@@ -70,6 +70,13 @@ impl Catalog {
         find(&self.tables, name)
     }
 
+    /// Whether the script runs in batch mode (`SET 'execution.runtime-mode' = 'batch'`).
+    pub fn batch(&self) -> bool {
+        self.config
+            .get("execution.runtime-mode")
+            .is_some_and(|m| m.eq_ignore_ascii_case("batch"))
+    }
+
     /// A view by name.
     pub fn view(&self, name: &str) -> Option<&ViewDef> {
         find(&self.views, name)

@@ -90,8 +90,8 @@ const RESTART: &str =
 const CLIENT_DISPLAY: &str =
     "it configures Flink's SQL client display; tillflow prints a bare SELECT's rows as Flink's print sink does";
 
-fn is_streaming(v: &str) -> bool {
-    v.eq_ignore_ascii_case("streaming")
+fn is_not_automatic(v: &str) -> bool {
+    !v.eq_ignore_ascii_case("automatic")
 }
 
 fn is_zero_duration(v: &str) -> bool {
@@ -137,8 +137,8 @@ pub const KEYS: &[KeyDef] = &[
         "execution.runtime-mode",
         Enum(&["streaming", "batch", "automatic"]),
         AcceptedIf(
-            is_streaming,
-            "tillflow runs every job in streaming mode; batch execution (final results only, no changelog) is not supported yet",
+            is_not_automatic,
+            "'automatic' picks the mode from the sources' boundedness, which tillflow does not decide for you yet: write 'streaming' or 'batch'",
         ),
     ),
     key(
@@ -612,13 +612,14 @@ mod tests {
 
     #[test]
     fn keys_that_would_change_results_are_refused() {
-        let e = check_set("execution.runtime-mode", "batch").unwrap_err();
+        let e = check_set("execution.runtime-mode", "automatic").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("SET 'execution.runtime-mode' = 'batch' is not supported: "),
+                .starts_with("SET 'execution.runtime-mode' = 'automatic' is not supported: "),
             "{e}"
         );
         assert!(check_set("execution.runtime-mode", "STREAMING").is_ok());
+        assert!(check_set("execution.runtime-mode", "batch").is_ok());
         assert!(check_set("table.exec.state.ttl", "0").is_ok());
         let e = check_set("table.exec.state.ttl", "1 h").unwrap_err();
         assert!(e.to_string().contains("'table.exec.state.ttl'"), "{e}");

@@ -79,6 +79,8 @@ pub struct JobPlan {
     pub keep_recent_rows: bool,
     /// The script's `SET` options (checkpointing and other job settings).
     pub config: BTreeMap<String, String>,
+    /// Batch mode: every source must be bounded, and only final results are written.
+    pub batch: bool,
 }
 
 /// A script session: catalog and the job being assembled.
@@ -107,7 +109,7 @@ pub fn source_changelog(t: &TableDef) -> Changelog {
 
 /// What every row of table `t` goes through when read: its computed columns (a `Calc` over the
 /// physical and metadata columns), its watermark, and the normalization of a changelog source.
-fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>) -> Vec<PlanNode> {
+fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>, batch: bool) -> Vec<PlanNode> {
     let mut nodes = Vec::new();
     let changelog = source_changelog(t);
     if !t.is_plain_scan() {
@@ -121,7 +123,9 @@ fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>) -> Vec<PlanNode> {
             changelog,
         ));
     }
-    if let Some((col, e)) = &t.watermark {
+    // batch mode has no watermarks: every window and timer fires at the end of the input, and
+    // no row is late
+    if let Some((col, e)) = t.watermark.as_ref().filter(|_| !batch) {
         nodes.push(PlanNode::new(
             PlanOp::WatermarkAssigner {
                 expr: e.clone(),
@@ -252,9 +256,12 @@ impl Session {
                 }
                 StmtKind::Select(q) => {
                     let mut planner = Planner::new(&self.catalog);
-                    let rel = planner.plan_query(&q).map_err(at)?;
+                    let mut rel = planner.plan_query(&q).map_err(at)?;
                     self.plan.notices.append(&mut planner.notices);
                     rel.finish().map_err(at)?;
+                    if self.catalog.batch() {
+                        crate::planner::materialize(&mut rel);
+                    }
                     let spec = TableSpec {
                         name: format!("select@line{}", st.line),
                         schema: rel.scope.schema.clone(),
@@ -273,6 +280,7 @@ impl Session {
             }
         }
         self.plan.config = self.catalog.config.clone();
+        self.plan.batch = self.catalog.batch();
         self.plan.number();
         Ok(std::mem::take(&mut self.plan))
     }
@@ -311,9 +319,15 @@ impl Session {
             }
             Some(q) => {
                 let mut planner = Planner::new(&self.catalog);
-                let rel = planner.plan_query(&q)?;
+                let mut rel = planner.plan_query(&q)?;
                 self.plan.notices.append(&mut planner.notices);
                 rel.finish()?;
+                if self.catalog.batch() {
+                    crate::planner::materialize(&mut rel);
+                }
+                if self.catalog.batch() {
+                    crate::planner::materialize(&mut rel);
+                }
                 if !ct.columns.is_empty() {
                     return plan_err(format!(
                         "CREATE TABLE {} AS SELECT cannot also list columns",
@@ -374,6 +388,9 @@ impl Session {
         let mut rel = planner.plan_query(&ins.query)?;
         self.plan.notices.append(&mut planner.notices);
         rel.finish()?;
+        if self.catalog.batch() {
+            crate::planner::materialize(&mut rel);
+        }
         self.check_sink(&rel, &spec, connector)?;
         // map query columns onto the sink's physical columns
         let sink_schema: &Schema = &spec.schema;
@@ -472,7 +489,7 @@ impl Session {
                                 .and_then(tillflow_types::temporal::parse_duration_micros)
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
-                                scan: scan_nodes(table, idle),
+                                scan: scan_nodes(table, idle, self.catalog.batch()),
                                 table: table.clone(),
                                 branches: vec![branch],
                                 idle_timeout: idle,
@@ -596,6 +613,13 @@ impl JobPlan {
         let mut tasks = Vec::new();
         for t in self.tasks {
             let source = t.table.connector.source(&t.table.spec)?;
+            if self.batch && !source.bounded() {
+                return plan_err(format!(
+                    "batch mode needs bounded inputs, but table `{}` ({}) never ends; bound it (e.g. 'scan.bounded.mode' for Kafka) or run in streaming mode",
+                    t.table.name,
+                    source.describe()
+                ));
+            }
             let mut pipelines = Vec::new();
             for b in t.branches {
                 pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);

@@ -2,6 +2,7 @@
 //! assignment, non-windowed group aggregation, deduplication and Top-N ranking, regular joins, event-time temporal joins, lookup joins,
 //! OVER aggregation, and the normalization of upsert streams.
 
+pub mod batch;
 pub mod calc;
 pub mod dedup;
 pub mod group_agg;

@@ -222,6 +222,7 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         | PlanOp::Rank { partition, .. }
         | PlanOp::Deduplicate { partition, .. } => Some(partition.clone()),
         PlanOp::WindowRank { partition, .. } => Some(partition.clone()),
+        PlanOp::Materialize | PlanOp::Sort { .. } => Some(Vec::new()),
         PlanOp::Calc { .. }
         | PlanOp::WatermarkAssigner { .. }
         | PlanOp::WindowTableFunction { .. }
@@ -429,6 +430,27 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             names.list(partition),
             names.get(*time_col)
         ),
+        PlanOp::Materialize => "final rows of the changelog".to_owned(),
+        PlanOp::Sort {
+            keys,
+            offset,
+            limit,
+        } => {
+            let mut s = String::new();
+            if !keys.is_empty() {
+                s.push_str(&format!("orderBy=[{}]", order(keys, &names)));
+            }
+            if *offset > 0 || limit.is_some() {
+                if !s.is_empty() {
+                    s.push_str(", ");
+                }
+                s.push_str(&format!(
+                    "offset=[{offset}], fetch=[{}]",
+                    limit.map_or("unlimited".to_owned(), |l| l.to_string())
+                ));
+            }
+            s
+        }
         PlanOp::Correlate {
             array,
             left_outer,

@@ -20,6 +20,7 @@ use tillflow_runtime::agg::AggCall;
 use tillflow_runtime::expr::Expr;
 use tillflow_runtime::late::SharedLateSink;
 use tillflow_runtime::operator::{NodeIdentity, Operator, TwoInputOperator};
+use tillflow_runtime::ops::batch::{Materialize, Sort};
 use tillflow_runtime::ops::calc::Calc;
 use tillflow_runtime::ops::dedup::RowtimeFirstRow;
 use tillflow_runtime::ops::group_agg::GroupAggregate;
@@ -245,6 +246,17 @@ pub enum PlanOp {
         /// The rowtime column.
         time_col: usize,
     },
+    /// Batch mode: a changelog's final rows, emitted as inserts at the end of the input.
+    Materialize,
+    /// Batch mode's ORDER BY / LIMIT / OFFSET (Flink's `Sort`, `SortLimit`, `Limit`).
+    Sort {
+        /// ORDER BY (empty: arrival order).
+        keys: Vec<SortKey>,
+        /// Rows skipped.
+        offset: usize,
+        /// Rows kept.
+        limit: Option<usize>,
+    },
     /// Flink's `Correlate` of each row with the elements of one of its arrays (UNNEST).
     Correlate {
         /// The array (or multiset).
@@ -392,6 +404,12 @@ impl PlanOp {
             PlanOp::Deduplicate { .. } => "Deduplicate",
             PlanOp::LookupJoin { .. } => "LookupJoin",
             PlanOp::Correlate { .. } => "Correlate",
+            PlanOp::Materialize => "Materialize",
+            PlanOp::Sort { keys, limit, .. } => match (keys.is_empty(), limit) {
+                (false, None) => "Sort",
+                (false, Some(_)) => "SortLimit",
+                (true, _) => "Limit",
+            },
         }
     }
 }
@@ -460,6 +478,8 @@ impl PlanNode {
             PlanOp::Calc { .. }
             | PlanOp::LookupJoin { .. }
             | PlanOp::Correlate { .. }
+            | PlanOp::Materialize
+            | PlanOp::Sort { .. }
             | PlanOp::WatermarkAssigner { .. } => String::new(),
             PlanOp::ChangelogNormalize { keys } => format!("key={keys:?}"),
             PlanOp::WindowAggregate {
@@ -640,6 +660,12 @@ impl PlanNode {
                 partition,
                 time_col,
             } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            PlanOp::Materialize => Box::new(Materialize::default()),
+            PlanOp::Sort {
+                keys,
+                offset,
+                limit,
+            } => Box::new(Sort::new(keys.clone(), *offset, *limit)),
             PlanOp::Correlate {
                 array,
                 element,

@@ -335,14 +335,120 @@ impl<'a> Planner<'a> {
                     .insert(cte.alias.name.value.clone(), (*cte.query).clone());
             }
         }
-        if q.order_by.is_some() {
-            return plan_err(format!("ORDER BY on a stream is not supported (Flink allows it only on a time attribute ascending): `{q}`"));
+        let sorted = q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some();
+        if sorted && !self.catalog.batch() {
+            self.ctes = saved;
+            return plan_err(format!(
+                "ORDER BY and LIMIT on a stream are not supported (Flink allows ORDER BY only on a time attribute ascending); on bounded inputs run the script in batch mode, SET 'execution.runtime-mode' = 'batch': `{q}`"
+            ));
         }
-        if q.limit_clause.is_some() || q.fetch.is_some() {
-            return plan_err(format!("LIMIT on a stream is not supported yet: `{q}`"));
-        }
-        let rel = self.plan_set(q.body.as_ref());
+        let rel = self.plan_set(q.body.as_ref()).and_then(|rel| {
+            if sorted {
+                self.sort(rel, q)
+            } else {
+                Ok(rel)
+            }
+        });
         self.ctes = saved;
         rel
+    }
+
+    /// Batch mode's `ORDER BY … LIMIT n OFFSET m` over the query's final rows: Flink's
+    /// `Sort`, `SortLimit` or `Limit`. ORDER BY names output columns (by name, alias or 1-based
+    /// position); NULLs first when ascending, last when descending, as in Flink.
+    fn sort(&mut self, mut rel: Rel, q: &sql::Query) -> Result<Rel> {
+        rel.finish()?;
+        materialize(&mut rel);
+        let mut keys = Vec::new();
+        if let Some(ob) = &q.order_by {
+            let sql::OrderByKind::Expressions(items) = &ob.kind else {
+                return plan_err(format!("ORDER BY ALL is not Flink SQL: `{ob}`"));
+            };
+            let conv = Converter::new(&rel.scope);
+            for o in items {
+                let col = match &o.expr {
+                    sql::Expr::Value(v) => match &v.value {
+                        sql::Value::Number(n, _) => n
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|&i| i >= 1 && i <= rel.schema().len())
+                            .map(|i| i - 1),
+                        _ => None,
+                    },
+                    e => match conv.convert(e) {
+                        Ok(Expr::Column { index, .. }) => Some(index),
+                        _ => None,
+                    },
+                };
+                let Some(col) = col else {
+                    return plan_err(format!(
+                        "ORDER BY `{}` must name a column of the result (by name or position): `{q}`",
+                        o.expr
+                    ));
+                };
+                let descending = matches!(o.options.sort, Some(sql::OrderBySort::Desc));
+                keys.push(SortKey {
+                    col,
+                    descending,
+                    nulls_first: o.options.nulls_first.unwrap_or(!descending),
+                });
+            }
+        }
+        let count = |e: &sql::Expr, what: &str| -> Result<usize> {
+            let scope = Scope::default();
+            match eval_const(&Converter::new(&scope).convert(e)?)? {
+                Value::Int(n) if n >= 0 => Ok(n as usize),
+                _ => plan_err(format!("{what} must be a number of rows ≥ 0: `{e}`")),
+            }
+        };
+        let (mut limit, mut offset) = (None, 0);
+        match &q.limit_clause {
+            Some(sql::LimitClause::LimitOffset {
+                limit: l,
+                offset: o,
+                limit_by,
+            }) => {
+                if !limit_by.is_empty() {
+                    return plan_err(format!("LIMIT … BY is not Flink SQL: `{q}`"));
+                }
+                if let Some(l) = l {
+                    limit = Some(count(l, "LIMIT")?);
+                }
+                if let Some(o) = o {
+                    offset = count(&o.value, "OFFSET")?;
+                }
+            }
+            Some(sql::LimitClause::OffsetCommaLimit {
+                offset: o,
+                limit: l,
+            }) => {
+                limit = Some(count(l, "LIMIT")?);
+                offset = count(o, "OFFSET")?;
+            }
+            None => {}
+        }
+        if let Some(f) = &q.fetch {
+            if let Some(n) = &f.quantity {
+                limit = Some(count(n, "FETCH FIRST")?);
+            }
+        }
+        rel.push(
+            PlanOp::Sort {
+                keys,
+                offset,
+                limit,
+            },
+            Changelog::Insert,
+            None,
+        );
+        Ok(rel)
+    }
+}
+
+/// In batch mode, an updating result becomes its final rows (Flink's batch mode writes only
+/// those): a `Materialize` node after it.
+pub(crate) fn materialize(rel: &mut Rel) {
+    if rel.updating() {
+        rel.push(PlanOp::Materialize, Changelog::Insert, None);
     }
 }

@@ -140,6 +140,11 @@ impl Planner<'_> {
                 TimeMode::Processing
             }
             TimeAttribute::Rowtime => TimeMode::Event,
+            TimeAttribute::Proctime if self.catalog.batch() => {
+                return plan_err(format!(
+                    "{name}: a processing-time window has no meaning in batch mode; use an event-time column (with a WATERMARK)"
+                ))
+            }
             TimeAttribute::Proctime => TimeMode::Processing,
             TimeAttribute::None => {
                 return plan_err(format!(
@@ -265,6 +270,11 @@ impl Planner<'_> {
         };
         let mode = match input.schema.fields[col].time {
             TimeAttribute::Rowtime => TimeMode::Event,
+            TimeAttribute::Proctime if self.catalog.batch() => {
+                return plan_err(format!(
+                    "{name}: a processing-time window has no meaning in batch mode; use an event-time column (with a WATERMARK)"
+                ))
+            }
             TimeAttribute::Proctime => TimeMode::Processing,
             TimeAttribute::None => {
                 return plan_err(format!(

@@ -808,3 +808,73 @@ END;",
         );
     }
 }
+
+/// ROW and ARRAY columns are written as jsonb into a table the sink creates, and as JSON into an
+/// existing json column; PostgreSQL's own JSON operators read them back.
+#[test]
+fn nested_columns_are_jsonb_in_postgres() {
+    let pg = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut c = pg.client();
+    c.batch_execute("CREATE TABLE lines_json (order_id bigint, items json)")
+        .expect("create");
+    let input = root().join("tests/golden/nested_json/input.ndjson");
+    let script = format!(
+        "CREATE TABLE orders (
+  order_id BIGINT,
+  customer ROW<id BIGINT, tier STRING, address ROW<city STRING, zip STRING>>,
+  items ARRAY<ROW<sku STRING, qty INT, price DOUBLE>>
+) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE created (order_id BIGINT, customer ROW<id BIGINT, tier STRING, address ROW<city STRING, zip STRING>>, items ARRAY<ROW<sku STRING, qty INT, price DOUBLE>>)
+WITH ({});
+CREATE TABLE existing (order_id BIGINT, items ARRAY<ROW<sku STRING, qty INT, price DOUBLE>>) WITH ({});
+INSERT INTO created SELECT order_id, customer, items FROM orders;
+INSERT INTO existing SELECT order_id, items FROM orders;",
+        input.display(),
+        pg.jdbc("created", ", 'sink.create-table' = 'true'"),
+        pg.jdbc("lines_json", "")
+    );
+    let (ok, err) = tillflow(&script, d);
+    assert!(ok, "{err}");
+    let ty: String = c
+        .query_one(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'created' AND column_name = 'items'",
+            &[],
+        )
+        .expect("column")
+        .get(0);
+    assert_eq!(ty, "jsonb");
+    type Line = (i64, Option<String>, Option<String>, Option<i32>);
+    let rows: Vec<Line> = c
+        .query(
+            "SELECT order_id, customer->>'tier', customer->'address'->>'city', jsonb_array_length(items) FROM created ORDER BY 1",
+            &[],
+        )
+        .expect("query")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (1, Some("gold".into()), Some("Lyon".into()), Some(2)),
+            (2, Some("silver".into()), None, Some(0)),
+            (3, None, None, Some(2)),
+            (
+                4,
+                Some("gold".into()),
+                Some("Paris \"centre\"".into()),
+                Some(1)
+            ),
+        ]
+    );
+    let first: Option<String> = c
+        .query_one(
+            "SELECT items->0->>'sku' FROM lines_json WHERE order_id = 1",
+            &[],
+        )
+        .expect("row")
+        .get(0);
+    assert_eq!(first.as_deref(), Some("A-1"));
+}

@@ -1145,3 +1145,66 @@ INSERT INTO o SELECT id FROM t;",
         assert_eq!(lines(&out).len(), 5, "{readers:?}");
     }
 }
+
+/// A bounded read to specific offsets beyond a partition's current end waits for those offsets,
+/// as Flink's does (it used to stop at once at the current end).
+#[test]
+fn a_bounded_read_waits_for_specific_offsets_beyond_the_end() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("growing", 1);
+    let first: Vec<String> = (0..5).map(|i| format!(r#"{{"id": {i}}}"#)).collect();
+    let refs: Vec<&[u8]> = first.iter().map(|m| m.as_bytes()).collect();
+    b.produce("growing", 0, &refs);
+    let out = d.join("out");
+    let script = d.join("grow.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE t (id INT) WITH ({});
+CREATE TABLE o (id INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+INSERT INTO o SELECT id FROM t;",
+            kafka_with(
+                &b,
+                "growing",
+                ", 'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'specific-offsets', 'scan.bounded.specific-offsets' = 'partition:0,offset:12'"
+            ),
+            out.display()
+        ),
+    )
+    .expect("script");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--http", "127.0.0.1:0"])
+        .arg(&script)
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    // the job has read the five records there are and must still be waiting for offset 12
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the job ended before reaching offset 12"
+    );
+    let more: Vec<String> = (5..20).map(|i| format!(r#"{{"id": {i}}}"#)).collect();
+    let refs: Vec<&[u8]> = more.iter().map(|m| m.as_bytes()).collect();
+    b.produce("growing", 0, &refs);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the job never reached offset 12"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = child.wait_with_output().expect("wait");
+    assert!(status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ids = lines(&out);
+    assert_eq!(ids.len(), 12, "offsets 0..12: {ids:?}");
+    assert!(ids.contains(&r#"{"id":11}"#.to_owned()));
+    assert!(!ids.contains(&r#"{"id":12}"#.to_owned()));
+}

@@ -635,6 +635,9 @@ pub struct KafkaSource {
     nulled: u64,
 }
 
+/// The offset `bound` names in a partition. A start is kept within the partition's offsets; a
+/// stop (`for_stop`) named by specific offsets may lie beyond the current end, and the read then
+/// waits until it reaches it, as Flink's bounded read does.
 fn resolve(
     consumer: &BaseConsumer<EndOffsets>,
     table: &TableSpec,
@@ -642,6 +645,7 @@ fn resolve(
     topic: &str,
     partition: i32,
     group_committed: Option<i64>,
+    for_stop: bool,
 ) -> std::result::Result<i64, ConnectorError> {
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, CONNECT_TIMEOUT)
@@ -650,6 +654,7 @@ fn resolve(
         Bound::Earliest => low,
         Bound::Latest => high,
         Bound::Group => group_committed.unwrap_or(low).clamp(low, high),
+        Bound::Specific(m) if for_stop => m.get(&partition).copied().unwrap_or(low).max(low),
         Bound::Specific(m) => m.get(&partition).copied().unwrap_or(low).clamp(low, high),
         Bound::Timestamp(ts) => {
             let mut tpl = TopicPartitionList::new();
@@ -942,10 +947,10 @@ impl KafkaSource {
                         _ => None,
                     }
                 });
-                let next = resolve(&consumer, table, &start, topic, p, c)?;
+                let next = resolve(&consumer, table, &start, topic, p, c, false)?;
                 let stop = match &stop {
                     None => None,
-                    Some(b) => Some(resolve(&consumer, table, b, topic, p, c)?),
+                    Some(b) => Some(resolve(&consumer, table, b, topic, p, c, true)?),
                 };
                 let end = consumer
                     .fetch_watermarks(topic, p, CONNECT_TIMEOUT)

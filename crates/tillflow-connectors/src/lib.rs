@@ -310,6 +310,22 @@ pub fn validate_noting(
             allowed.extend_from_slice(fmt);
         }
     }
+    // Flink's json format writes a MAP as an object, whose keys are strings
+    for key in ["format", "value.format", "key.format"] {
+        if let Some(f @ ("json" | "debezium-json")) = table.option(key) {
+            if let Some((c, m)) = table
+                .schema
+                .fields
+                .iter()
+                .find_map(|c| non_string_map_key(c.data_type).map(|m| (c, m)))
+            {
+                return Err(table.error(format!(
+                    "column `{}`: the {f} format does not support {m}, whose keys are not strings (as Flink: JSON object keys are text)",
+                    c.name
+                )));
+            }
+        }
+    }
     // the line formats but json have no place for a ROW or an ARRAY
     for key in ["format", "value.format", "key.format"] {
         if let Some(f @ ("csv" | "raw")) = table.option(key) {
@@ -366,6 +382,18 @@ fn is_pattern_option(conn: &dyn Connector, table: &TableSpec, key: &str) -> bool
     (matches!(conn.name(), "kafka" | "upsert-kafka") && kafka::is_pattern_option(table, key))
         || (conn.name() == "datagen" && key.starts_with("fields."))
         || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
+}
+
+/// The first MAP type inside `t` (itself or nested) whose key is not a string, if any.
+fn non_string_map_key(t: tillflow_types::DataType) -> Option<tillflow_types::DataType> {
+    use tillflow_types::DataType as T;
+    match t {
+        T::Map(k, _) if !matches!(k, T::String(_)) => Some(t),
+        T::Map(_, v) => non_string_map_key(*v),
+        T::Array(e) | T::Multiset(e) => non_string_map_key(*e),
+        T::Row(r) => r.fields.iter().find_map(|(_, f)| non_string_map_key(*f)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -30,18 +30,17 @@ pub fn write_text(s: &mut String, v: Value, ty: DataType, heap: &[u8]) {
                 tillflow_types::value::heap_bytes(heap, r),
             )),
             // MAP as Flink prints it: {k1=v1, k2=v2}
-            DataType::Map(..) => {
+            DataType::Map(kt, vt) => {
                 s.push('{');
-                for (i, (k, v)) in tillflow_types::map::entries(heap, r).enumerate() {
+                for (i, (k, v)) in
+                    tillflow_types::nested::map_entries(heap, r, *kt, *vt).enumerate()
+                {
                     if i > 0 {
                         s.push_str(", ");
                     }
-                    s.push_str(&String::from_utf8_lossy(k));
+                    write_text(s, k, *kt, heap);
                     s.push('=');
-                    match v {
-                        Some(v) => s.push_str(&String::from_utf8_lossy(v)),
-                        None => s.push_str("NULL"),
-                    }
+                    write_text(s, v, *vt, heap);
                 }
                 s.push('}');
             }

@@ -373,7 +373,7 @@ impl Func {
             Func::MapGet => {
                 need(2..=2)?;
                 match first {
-                    T::Map(_, v) => v.data_type(),
+                    T::Map(_, v) => *v,
                     other => return Err(format!("[key] needs a MAP, not {other}")),
                 }
             }
@@ -498,10 +498,7 @@ impl Func {
                         args.len()
                     ));
                 }
-                T::Map(
-                    tillflow_types::datatype::MapElem::String,
-                    tillflow_types::datatype::MapElem::String,
-                )
+                T::map(T::String(None), T::String(None))
             }
             Func::TimestampAdd(_) => {
                 need(2..=2)?;
@@ -627,26 +624,12 @@ pub fn call(
         }
         Func::ConvertTz => crate::tzfn::convert_tz(v, out)?,
         Func::TimestampAdd(u) => crate::tzfn::timestamp_add(u, v[0], v[1], arg_ty(1))?,
-        Func::MapGet => {
-            let (Value::Str(m), Value::Str(k)) = (v[0], v[1]) else {
-                return Ok(Value::Null);
-            };
-            let key = tillflow_types::value::heap_bytes(out, k);
-            let found = tillflow_types::map::get(out, m, key).flatten().map(|b| {
-                // where the value lies in `out`
-                let start = b.as_ptr() as usize - out.as_ptr() as usize;
-                start..start + b.len()
-            });
-            match found {
-                Some(range) => {
-                    let off = out.len() as u32;
-                    let len = range.len() as u32;
-                    out.extend_from_within(range);
-                    Value::Str(StrRef { off, len })
-                }
-                None => Value::Null,
+        Func::MapGet => match (v[0], arg_ty(0)) {
+            (Value::Str(m), DataType::Map(k, val)) => {
+                tillflow_types::nested::map_get(out, m, *k, *val, v[1])
             }
-        }
+            _ => Value::Null,
+        },
         Func::Trim | Func::Ltrim | Func::Rtrim if v.len() == 2 => {
             // as Flink: every character of the second string is removed from the chosen ends
             let (Some(a), Some(set)) = (s(out, v[0]), s(out, v[1])) else {

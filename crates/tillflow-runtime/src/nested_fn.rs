@@ -85,8 +85,8 @@ impl NestedFn {
                 _ => Value::Null,
             },
             NestedFn::Cardinality => match (v[0], arg_ty(0)) {
-                (Value::Str(s), DataType::Map(..)) => {
-                    Value::Int(tillflow_types::map::entries(out, s).count() as i64)
+                (Value::Str(s), DataType::Map(k, v)) => {
+                    Value::Int(nested::map_entries(out, s, *k, *v).count() as i64)
                 }
                 (Value::Str(s), _) => Value::Int(nested::len(out, s) as i64),
                 _ => Value::Null,

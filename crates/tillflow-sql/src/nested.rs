@@ -65,11 +65,11 @@ pub fn field_path(conv: &Converter<'_>, parts: &[String]) -> Option<Result<Expr>
 pub fn subscript(conv: &Converter<'_>, base: Expr, index: &sql::Expr, what: &str) -> Result<Expr> {
     match base.data_type() {
         DataType::Map(k, v) => {
-            let key = cast_to(conv.convert(index)?, k.data_type());
+            let key = cast_to(conv.convert(index)?, *k);
             Ok(Expr::Call {
                 func: Func::MapGet,
                 args: vec![base, key],
-                ty: v.data_type(),
+                ty: *v,
             })
         }
         DataType::Array(t) => {

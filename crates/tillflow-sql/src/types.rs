@@ -113,27 +113,20 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
         return Ok(DataType::multiset(parse_type_name(&trimmed[..elem.len()])?));
     }
     let t = upper;
-    if let Some(inner) = t.strip_prefix("MAP").map(str::trim).and_then(|r| {
-        r.strip_prefix('<')
-            .and_then(|r| r.strip_suffix('>'))
-            .or_else(|| r.strip_prefix('(').and_then(|r| r.strip_suffix(')')))
-    }) {
-        let elem = |part: &str| -> Result<tillflow_types::MapElem> {
-            match parse_type_name(part)? {
-                DataType::String(_) => Ok(tillflow_types::MapElem::String),
-                DataType::Bytes => Ok(tillflow_types::MapElem::Bytes),
-                other => plan_err(format!(
-                    "unsupported type {text}: MAP keys and values can be STRING or BYTES so far, not {other}"
-                )),
-            }
-        };
+    if let Some(inner) = inside(trimmed, "MAP", true) {
         let parts = split_top(inner);
         let Some((k, v)) = (parts.len() == 2).then(|| (parts[0], parts[1])) else {
             return plan_err(format!(
                 "unsupported type {text}: MAP<K, V> needs two types"
             ));
         };
-        return Ok(DataType::Map(elem(k)?, elem(v)?));
+        let key = parse_type_name(k)?;
+        if key.is_nested() {
+            return plan_err(format!(
+                "unsupported type {text}: MAP keys of type {key} are not supported yet"
+            ));
+        }
+        return Ok(DataType::map(key, parse_type_name(v)?));
     }
     let (base, args) = match t.find('(') {
         Some(p) => {
@@ -179,7 +172,7 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
         }
         _ => {
             return plan_err(format!(
-                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p), BYTES, VARBINARY(n), MAP<STRING|BYTES, STRING|BYTES>, ROW<name TYPE, …>, ARRAY<T>, MULTISET<T>)"
+                "unsupported type {text} (supported: BOOLEAN, TINYINT, SMALLINT, INT, BIGINT, FLOAT, DOUBLE, DECIMAL(p, s), STRING, VARCHAR(n), CHAR(n), DATE, TIME(p), TIMESTAMP(p), TIMESTAMP_LTZ(p), BYTES, VARBINARY(n), MAP<K, V>, ROW<name TYPE, …>, ARRAY<T>, MULTISET<T>)"
             ))
         }
     })
@@ -213,18 +206,21 @@ mod tests {
 
     #[test]
     fn bytes_and_maps() {
-        use tillflow_types::MapElem;
         assert_eq!(parse_type_name("BYTES").unwrap(), DataType::Bytes);
         assert_eq!(parse_type_name("VARBINARY(20)").unwrap(), DataType::Bytes);
         assert_eq!(
             parse_type_name("MAP<STRING, BYTES>").unwrap(),
-            DataType::Map(MapElem::String, MapElem::Bytes)
+            DataType::map(DataType::String(None), DataType::Bytes)
         );
         assert_eq!(
             parse_type_name("Map(STRING, STRING)").unwrap(),
-            DataType::Map(MapElem::String, MapElem::String)
+            DataType::map(DataType::String(None), DataType::String(None))
         );
-        assert!(parse_type_name("MAP<STRING, INT>").is_err());
+        assert_eq!(
+            parse_type_name("MAP<STRING, INT>").unwrap(),
+            DataType::map(DataType::String(None), DataType::Int)
+        );
+        assert!(parse_type_name("MAP<ROW<a INT>, INT>").is_err());
     }
 
     #[test]
@@ -253,6 +249,10 @@ mod tests {
             parse_type_name("VARCHAR(20)").unwrap(),
             DataType::String(Some(20))
         );
-        assert!(parse_type_name("MAP<STRING, INT>").is_err());
+        assert_eq!(
+            parse_type_name("MAP<STRING, INT>").unwrap(),
+            DataType::map(DataType::String(None), DataType::Int)
+        );
+        assert!(parse_type_name("MAP<ROW<a INT>, INT>").is_err());
     }
 }

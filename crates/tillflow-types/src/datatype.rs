@@ -38,9 +38,9 @@ pub enum DataType {
     /// `BYTES` / `VARBINARY(n)` / `BINARY(n)`: raw bytes, held like a string's (a span of the
     /// row's heap) but never read as text.
     Bytes,
-    /// `MAP<K, V>` with string or bytes keys and values (what Kafka's `headers` metadata is):
-    /// held as one encoded span of the row's heap (see [`crate::map`]).
-    Map(MapElem, MapElem),
+    /// `MAP<K, V>`: held as one encoded span of the row's heap (see [`crate::nested`]; a map of
+    /// strings or bytes, such as Kafka's `headers`, can also be read with [`crate::map`]).
+    Map(&'static DataType, &'static DataType),
     /// `ROW<name TYPE, …>`: a nested record (its value: one encoded span of the row's heap,
     /// [`crate::nested`]).
     Row(&'static RowType),
@@ -50,25 +50,6 @@ pub enum DataType {
     Multiset(&'static DataType),
     /// The type of a bare `NULL` literal before it is cast.
     Null,
-}
-
-/// The key or value type of a [`DataType::Map`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MapElem {
-    /// `STRING`
-    String,
-    /// `BYTES`
-    Bytes,
-}
-
-impl MapElem {
-    /// The element's own type.
-    pub fn data_type(self) -> DataType {
-        match self {
-            MapElem::String => DataType::String(None),
-            MapElem::Bytes => DataType::Bytes,
-        }
-    }
 }
 
 /// The fields of a `ROW` type, in order.
@@ -123,6 +104,11 @@ impl DataType {
         DataType::Array(intern(&ELEMENT_TYPES, element))
     }
 
+    /// `MAP<key, value>`.
+    pub fn map(key: DataType, value: DataType) -> DataType {
+        DataType::Map(intern(&ELEMENT_TYPES, key), intern(&ELEMENT_TYPES, value))
+    }
+
     /// `MULTISET<element>`.
     pub fn multiset(element: DataType) -> DataType {
         DataType::Multiset(intern(&ELEMENT_TYPES, element))
@@ -141,6 +127,9 @@ impl DataType {
             }
             (DataType::Array(a), DataType::Array(b))
             | (DataType::Multiset(a), DataType::Multiset(b)) => a.same_layout(*b),
+            (DataType::Map(k1, v1), DataType::Map(k2, v2)) => {
+                k1.same_layout(*k2) && v1.same_layout(*v2)
+            }
             (DataType::String(_), DataType::String(_)) => true,
             (a, b) => a == b,
         }
@@ -257,7 +246,7 @@ impl fmt::Display for DataType {
             DataType::IntervalDayTime => write!(f, "INTERVAL SECOND(3)"),
             DataType::IntervalYearMonth => write!(f, "INTERVAL MONTH"),
             DataType::Bytes => write!(f, "BYTES"),
-            DataType::Map(k, v) => write!(f, "MAP<{}, {}>", k.data_type(), v.data_type()),
+            DataType::Map(k, v) => write!(f, "MAP<{k}, {v}>"),
             DataType::Row(r) => {
                 write!(f, "ROW<")?;
                 for (i, (name, ty)) in r.fields.iter().enumerate() {

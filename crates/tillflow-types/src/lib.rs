@@ -14,6 +14,6 @@ pub mod schema;
 pub mod temporal;
 pub mod value;
 
-pub use datatype::{DataType, MapElem, RowType};
+pub use datatype::{DataType, RowType};
 pub use schema::{Field, Schema, TimeAttribute};
 pub use value::{Row, RowKind, StrRef, Value};

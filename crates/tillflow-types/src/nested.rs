@@ -160,6 +160,156 @@ impl Iterator for Elements<'_> {
     }
 }
 
+/// The entries of the MAP value `span` with keys of type `key` and values of type `value`, in
+/// order, as (key, value) (a damaged encoding ends early).
+pub fn map_entries(heap: &[u8], span: StrRef, key: DataType, value: DataType) -> MapEntries<'_> {
+    let b = heap_bytes(heap, span);
+    MapEntries {
+        b,
+        base: span.off,
+        at: 4,
+        left: read_u32(b, 0).unwrap_or(0),
+        key,
+        value,
+    }
+}
+
+/// The entries of a MAP, in order.
+pub struct MapEntries<'h> {
+    b: &'h [u8],
+    base: u32,
+    at: usize,
+    left: u32,
+    key: DataType,
+    value: DataType,
+}
+
+impl MapEntries<'_> {
+    /// The next entry with the raw bytes of its key's payload (for comparing keys).
+    fn next_raw(&mut self) -> Option<(std::ops::Range<usize>, Value, Value)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let klen = payload_len(self.b, self.at, self.key);
+        let entry = klen.and_then(|klen| {
+            let k = read_payload(self.b, self.base, self.at, self.key)?;
+            let vat = self.at + klen;
+            let v = read_slot(self.b, self.base, vat, self.value)?;
+            let next = skip_slot(self.b, vat, self.value)?;
+            Some((self.at..self.at + klen, k, v, next))
+        });
+        match entry {
+            Some((raw, k, v, next)) => {
+                self.at = next;
+                Some((raw, k, v))
+            }
+            None => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+}
+
+impl Iterator for MapEntries<'_> {
+    type Item = (Value, Value);
+
+    fn next(&mut self) -> Option<(Value, Value)> {
+        self.next_raw().map(|(_, k, v)| (k, v))
+    }
+}
+
+/// The value of `key` (of the map's key type, its string in `heap`) in the MAP value `span`:
+/// the last entry with an equal key, NULL when there is none.
+pub fn map_get(
+    heap: &mut Vec<u8>,
+    span: StrRef,
+    ktype: DataType,
+    vtype: DataType,
+    key: Value,
+) -> Value {
+    if key.is_null() {
+        return Value::Null;
+    }
+    // the key's payload, written after everything else and removed again
+    let mark = heap.len();
+    push_payload(heap, key, ktype);
+    let found = {
+        let (head, probe) = heap.split_at(mark);
+        let mut it = map_entries(head, span, ktype, vtype);
+        let mut found = None;
+        while let Some((raw, _, v)) = it.next_raw() {
+            if it.b.get(raw) == Some(probe) {
+                found = Some(v);
+            }
+        }
+        found
+    };
+    heap.truncate(mark);
+    found.unwrap_or(Value::Null)
+}
+
+/// Keeps only the last entry of each key of the MAP encoded at `heap[off..]` (a map read from a
+/// JSON object keeps the last value of a repeated key, as Flink's does). Maps are small: the
+/// check compares entries pairwise and copies only when a key repeats.
+pub fn dedupe_map_keys(heap: &mut Vec<u8>, off: usize, ktype: DataType, vtype: DataType) {
+    let entry = |b: &[u8], at: usize| -> Option<(usize, usize)> {
+        let klen = payload_len(b, at, ktype)?;
+        Some((at + klen, skip_slot(b, at + klen, vtype)?))
+    };
+    let b = &heap[off..];
+    let n = read_u32(b, 0).unwrap_or(0);
+    let mut repeated = false;
+    let mut at = 4;
+    'outer: for _ in 0..n {
+        let Some((kend, next)) = entry(b, at) else {
+            return;
+        };
+        let mut j = next;
+        while j < b.len() {
+            let Some((kend2, next2)) = entry(b, j) else {
+                return;
+            };
+            if b[at..kend] == b[j..kend2] {
+                repeated = true;
+                break 'outer;
+            }
+            j = next2;
+        }
+        at = next;
+    }
+    if !repeated {
+        return;
+    }
+    let mut kept: Vec<u8> = Vec::with_capacity(b.len());
+    kept.extend_from_slice(&0u32.to_le_bytes());
+    let mut count = 0u32;
+    let mut at = 4;
+    for _ in 0..n {
+        let Some((kend, next)) = entry(b, at) else {
+            break;
+        };
+        let mut later = false;
+        let mut j = next;
+        while j < b.len() {
+            let Some((kend2, next2)) = entry(b, j) else {
+                break;
+            };
+            later |= b[at..kend] == b[j..kend2];
+            j = next2;
+        }
+        if !later {
+            kept.extend_from_slice(&b[at..next]);
+            count += 1;
+        }
+        at = next;
+    }
+    kept[..4].copy_from_slice(&count.to_le_bytes());
+    heap.truncate(off);
+    heap.extend_from_slice(&kept);
+}
+
 /// Appends the payload of `v` (of type `ty`, not NULL) to `heap`; its strings and nested values
 /// are spans of `heap` itself.
 fn push_payload(heap: &mut Vec<u8>, v: Value, ty: DataType) {
@@ -363,6 +513,77 @@ mod tests {
             len: s1.len - 3,
         };
         assert_eq!(elements(&h1, cut, DataType::BigInt).count(), 1);
+    }
+
+    #[test]
+    fn maps_of_any_types() {
+        let mut heap = Vec::new();
+        // MAP<INT, STRING>: {1: "a", 2: NULL, 1: "c"}
+        let off = heap.len();
+        heap.extend_from_slice(&3u32.to_le_bytes());
+        for (k, v) in [(1i64, Some("a")), (2, None), (1, Some("c"))] {
+            push_scalar_payload(&mut heap, Value::Int(k), DataType::Int);
+            match v {
+                Some(v) => {
+                    heap.push(1);
+                    push_bytes_payload(&mut heap, v.as_bytes());
+                }
+                None => heap.push(0),
+            }
+        }
+        let m = span_from(&heap, off);
+        let s = DataType::String(None);
+        let got: Vec<(Value, bool)> = map_entries(&heap, m, DataType::Int, s)
+            .map(|(k, v)| (k, v.is_null()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Value::Int(1), false),
+                (Value::Int(2), true),
+                (Value::Int(1), false)
+            ]
+        );
+        match map_get(&mut heap, m, DataType::Int, s, Value::Int(1)) {
+            Value::Str(x) => assert_eq!(crate::value::heap_str(&heap, x), "c"),
+            other => panic!("{other:?}"),
+        }
+        let len = heap.len();
+        assert_eq!(
+            map_get(&mut heap, m, DataType::Int, s, Value::Int(2)),
+            Value::Null
+        );
+        assert_eq!(
+            map_get(&mut heap, m, DataType::Int, s, Value::Int(9)),
+            Value::Null
+        );
+        assert_eq!(heap.len(), len, "the probe is removed");
+        // a map of strings reads the same through crate::map
+        let mut h2 = Vec::new();
+        let sm = crate::map::push_map(&mut h2, [(&b"k"[..], Some(&b"v"[..]))]);
+        let k = crate::value::push_str(&mut h2, "k");
+        match map_get(&mut h2, sm, s, s, Value::Str(k)) {
+            Value::Str(x) => assert_eq!(crate::value::heap_str(&h2, x), "v"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            DataType::map(DataType::Int, s).to_string(),
+            "MAP<INT, STRING>"
+        );
+        // a repeated key keeps its last value
+        let mut h3 = vec![7u8];
+        let dm = crate::map::push_map(
+            &mut h3,
+            [
+                (&b"a"[..], Some(&b"1"[..])),
+                (&b"b"[..], None),
+                (&b"a"[..], Some(&b"3"[..])),
+            ],
+        );
+        dedupe_map_keys(&mut h3, dm.off as usize, s, s);
+        let dm = span_from(&h3, dm.off as usize);
+        let got: Vec<(&[u8], Option<&[u8]>)> = crate::map::entries(&h3, dm).collect();
+        assert_eq!(got, vec![(&b"b"[..], None), (&b"a"[..], Some(&b"3"[..]))]);
     }
 
     #[test]

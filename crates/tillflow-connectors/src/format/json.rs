@@ -502,34 +502,6 @@ fn write_base64(out: &mut String, b: &[u8]) {
     out.push('"');
 }
 
-/// A MAP as a JSON object (BYTES keys and values in base64, NULL values as null).
-fn write_map(
-    out: &mut String,
-    heap: &[u8],
-    m: tillflow_types::StrRef,
-    k: tillflow_types::MapElem,
-    v: tillflow_types::MapElem,
-) {
-    use tillflow_types::MapElem;
-    let text = |out: &mut String, b: &[u8], e: MapElem| match e {
-        MapElem::String => write_json_string(out, &String::from_utf8_lossy(b)),
-        MapElem::Bytes => write_base64(out, b),
-    };
-    out.push('{');
-    for (i, (key, value)) in tillflow_types::map::entries(heap, m).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        text(out, key, k);
-        out.push(':');
-        match value {
-            Some(b) => text(out, b, v),
-            None => out.push_str("null"),
-        }
-    }
-    out.push('}');
-}
-
 /// Encoder for the `json` format: one object per row, fields in schema order.
 pub struct JsonEncoder {
     names: Vec<String>,
@@ -574,7 +546,6 @@ impl JsonEncoder {
                 (Value::Str(r), DataType::Bytes) => {
                     write_base64(out, tillflow_types::value::heap_bytes(&row.heap, r))
                 }
-                (Value::Str(r), DataType::Map(k, val)) => write_map(out, &row.heap, r, k, val),
                 (Value::Str(r), ty) if ty.is_nested() => {
                     let (iso, plain) = (self.iso, self.plain_decimal);
                     let scalar =
@@ -642,11 +613,10 @@ mod tests {
 
     #[test]
     fn bytes_and_maps_encode_as_flink_writes_them() {
-        use tillflow_types::MapElem;
         let mut t = table(&[]);
         t.schema = Schema::new(vec![
             Field::new("b", DataType::Bytes),
-            Field::new("h", DataType::Map(MapElem::String, MapElem::Bytes)),
+            Field::new("h", DataType::map(DataType::String(None), DataType::Bytes)),
         ]);
         let mut row = Row::default();
         let b = push_str(&mut row.heap, "hi!");

@@ -11,7 +11,7 @@ use super::jsonscan::{Scanner, SyntaxError, Token};
 use super::text::write_json_string;
 use tillflow_types::nested::{self, push_bytes_payload, push_scalar_payload};
 use tillflow_types::value::heap_bytes;
-use tillflow_types::{DataType, MapElem, StrRef, Value};
+use tillflow_types::{DataType, StrRef, Value};
 
 /// Converts a scalar JSON token into a value of a scalar type (strings into the given heap).
 pub type ReadScalar<'f> = dyn Fn(Token<'_>, DataType, &mut Vec<u8>) -> Result<Value, String> + 'f;
@@ -147,7 +147,7 @@ fn encode_value(
             }
             heap[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
         }
-        DataType::Map(_, v) => {
+        DataType::Map(kt, v) => {
             sc.expect(b'{', "expected an object for a MAP")
                 .map_err(&err)?;
             let count_at = heap.len();
@@ -159,9 +159,32 @@ fn encode_value(
                 loop {
                     sc.ws();
                     let mut key = std::mem::take(&mut scratch.text);
-                    let r = sc.key(&mut key).map(|k| push_bytes_payload(heap, k));
+                    let mut tmp = std::mem::take(&mut scratch.heap);
+                    tmp.clear();
+                    // a JSON key is text: kept as it is for STRING and BYTES keys, converted
+                    // to the key type otherwise
+                    let r = sc.key(&mut key).map(|k| match kt {
+                        DataType::String(_) | DataType::Bytes => {
+                            push_bytes_payload(heap, k);
+                            Ok(())
+                        }
+                        kt => std::str::from_utf8(k)
+                            .map_err(|_| "a MAP key is not UTF-8".to_owned())
+                            .and_then(|text| scalar(Token::Str(text), *kt, &mut tmp))
+                            .and_then(|kv| match kv {
+                                Value::Null => Err(format!(
+                                    "MAP key `{}` is not a {kt}",
+                                    String::from_utf8_lossy(k)
+                                )),
+                                kv => {
+                                    push_scalar_payload(heap, kv, *kt);
+                                    Ok(())
+                                }
+                            }),
+                    });
                     scratch.text = key;
-                    r.map_err(&err)?;
+                    scratch.heap = tmp;
+                    r.map_err(&err)??;
                     sc.expect(b':', "expected ':'").map_err(&err)?;
                     sc.ws();
                     let start = sc.i;
@@ -171,7 +194,7 @@ fn encode_value(
                         heap.push(0);
                     } else {
                         heap.push(1);
-                        encode_payload(item, v.data_type(), heap, scratch, scalar)?;
+                        encode_payload(item, *v, heap, scratch, scalar)?;
                     }
                     n += 1;
                     match sc.peek() {
@@ -185,6 +208,7 @@ fn encode_value(
                 }
             }
             heap[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+            nested::dedupe_map_keys(heap, count_at, *kt, *v);
         }
         other => return Err(format!("{other} is not a nested type")),
     }
@@ -270,28 +294,25 @@ pub fn write(out: &mut String, heap: &[u8], span: StrRef, ty: DataType, scalar: 
             }
             out.push(']');
         }
-        DataType::Map(_, v) => {
+        DataType::Map(kt, vt) => {
             out.push('{');
-            for (i, (key, value)) in tillflow_types::map::entries(heap, span).enumerate() {
+            for (i, (k, v)) in nested::map_entries(heap, span, *kt, *vt).enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                write_json_string(out, &String::from_utf8_lossy(key));
-                out.push(':');
-                match value {
-                    None => out.push_str("null"),
-                    Some(b) if v == MapElem::String => {
-                        write_json_string(out, &String::from_utf8_lossy(b))
+                // an object key is text: a non-string key is written as its JSON text, quoted
+                match (k, *kt) {
+                    (Value::Str(s), DataType::String(_)) => {
+                        write_json_string(out, tillflow_types::value::heap_str(heap, s))
                     }
-                    Some(b) => {
-                        let start = b.as_ptr() as usize - heap.as_ptr() as usize;
-                        let s = StrRef {
-                            off: start as u32,
-                            len: b.len() as u32,
-                        };
-                        scalar(out, Value::Str(s), DataType::Bytes, heap)
+                    (k, kt) => {
+                        let mut text = String::new();
+                        scalar(&mut text, k, kt, heap);
+                        write_json_string(out, text.trim_matches('"'));
                     }
                 }
+                out.push(':');
+                write_value(out, heap, v, *vt, scalar);
             }
             out.push('}');
         }

@@ -76,10 +76,7 @@ pub const METADATA: &[(&str, DataType)] = &[
     ("timestamp", DataType::TimestampLtz(3)),
     (
         "headers",
-        DataType::Map(
-            tillflow_types::MapElem::String,
-            tillflow_types::MapElem::Bytes,
-        ),
+        DataType::Map(&DataType::String(None), &DataType::Bytes),
     ),
 ];
 

@@ -90,6 +90,15 @@ pub fn explain(job: &JobPlan) -> String {
     out
 }
 
+/// A table's name as the user wrote it, and the table hint its reference carried: a reference
+/// with `/*+ OPTIONS(…) */` reads a hidden table named `t /*+ OPTIONS #n */`.
+fn table_name(name: &str) -> (&str, &str) {
+    match name.split_once(" /*+ OPTIONS #") {
+        Some((base, _)) => (base, ", hints=[[[OPTIONS]]]"),
+        None => (name, ""),
+    }
+}
+
 fn changelog_attr(c: Changelog, key: Option<&Vec<usize>>, names: &Names) -> String {
     let mut s = format!("changelogMode=[{}]", c.flink());
     if let Some(k) = key.filter(|_| c.is_updating()) {
@@ -110,10 +119,10 @@ impl Plan<'_> {
                 let out = self.output_schema(at, b);
                 let names = Names::of(&out);
                 let changelog = self.output_changelog(at, b);
+                let (table, hints) = table_name(&spec.name);
                 Tree {
                     line: format!(
-                        "Sink(table=[default_catalog.default_database.{}], connector=[{}], fields=[{}], {})",
-                        spec.name,
+                        "Sink(table=[default_catalog.default_database.{table}], connector=[{}], fields=[{}]{hints}, {})",
                         connector.name(),
                         names.list(&(0..out.len()).collect::<Vec<_>>()),
                         changelog_attr(changelog, None, &names)
@@ -192,9 +201,9 @@ fn output_of(n: &PlanNode) -> Schema {
 fn scan(t: &TaskPlan) -> Tree {
     let fields = &t.table.spec.schema;
     let names = Names::of(fields);
+    let (table, hints) = table_name(&t.table.name);
     let mut tree = Tree::leaf(format!(
-        "TableSourceScan(table=[[default_catalog, default_database, {}]], connector=[{}], fields=[{}], {})",
-        t.table.name,
+        "TableSourceScan(table=[[default_catalog, default_database, {table}]], connector=[{}], fields=[{}]{hints}, {})",
         t.table.connector.name(),
         names.list(&(0..fields.len()).collect::<Vec<_>>()),
         changelog_attr(crate::session::source_changelog(&t.table), None, &names)

@@ -92,13 +92,8 @@ fn encode_value(
                     if let Some(f) = field {
                         scratch.spans[level + f] = Some((start, sc.i));
                     }
-                    match sc.peek() {
-                        Some(b',') => sc.i += 1,
-                        Some(b'}') => {
-                            sc.i += 1;
-                            break;
-                        }
-                        _ => return Err("invalid JSON: expected ',' or '}' in an object".into()),
+                    if after_member(&mut sc, b'}')? {
+                        break;
                     }
                 }
             }
@@ -127,21 +122,11 @@ fn encode_value(
                     let start = sc.i;
                     sc.skip_value().map_err(&err)?;
                     let item = &text[start..sc.i];
-                    if item == "null" {
-                        heap.push(0);
-                    } else {
-                        heap.push(1);
-                        encode_payload(item, *et, heap, scratch, scalar)
-                            .map_err(|m| format!("element {}: {m}", n + 1))?;
-                    }
+                    encode_slot(item, *et, heap, scratch, scalar)
+                        .map_err(|m| format!("element {}: {m}", n + 1))?;
                     n += 1;
-                    match sc.peek() {
-                        Some(b',') => sc.i += 1,
-                        Some(b']') => {
-                            sc.i += 1;
-                            break;
-                        }
-                        _ => return Err("invalid JSON: expected ',' or ']' in an array".into()),
+                    if after_member(&mut sc, b']')? {
+                        break;
                     }
                 }
             }
@@ -190,20 +175,10 @@ fn encode_value(
                     let start = sc.i;
                     sc.skip_value().map_err(&err)?;
                     let item = &text[start..sc.i];
-                    if item == "null" {
-                        heap.push(0);
-                    } else {
-                        heap.push(1);
-                        encode_payload(item, *v, heap, scratch, scalar)?;
-                    }
+                    encode_slot(item, *v, heap, scratch, scalar)?;
                     n += 1;
-                    match sc.peek() {
-                        Some(b',') => sc.i += 1,
-                        Some(b'}') => {
-                            sc.i += 1;
-                            break;
-                        }
-                        _ => return Err("invalid JSON: expected ',' or '}' in an object".into()),
+                    if after_member(&mut sc, b'}')? {
+                        break;
                     }
                 }
             }
@@ -216,6 +191,37 @@ fn encode_value(
         return Err("invalid JSON: trailing characters in a nested value".into());
     }
     Ok(())
+}
+
+/// After an object member or array element: `,` goes on (false), `close` ends (true).
+fn after_member(sc: &mut Scanner<'_>, close: u8) -> Result<bool, String> {
+    match sc.peek() {
+        Some(b',') => {
+            sc.i += 1;
+            Ok(false)
+        }
+        Some(c) if c == close => {
+            sc.i += 1;
+            Ok(true)
+        }
+        _ => Err(format!("invalid JSON: expected ',' or '{}'", close as char)),
+    }
+}
+
+/// Writes a slot for the JSON value `item` of type `ty`: NULL for `null`, else its payload.
+fn encode_slot(
+    item: &str,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<(), String> {
+    if item == "null" {
+        heap.push(0);
+        return Ok(());
+    }
+    heap.push(1);
+    encode_payload(item, ty, heap, scratch, scalar)
 }
 
 /// Writes the payload of the non-null JSON value `text` of type `ty`.

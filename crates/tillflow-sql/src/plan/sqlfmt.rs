@@ -6,7 +6,7 @@
 //! windows as `TUMBLE(time_col=[ts], size=[1 min])`, durations in Flink's `[1 min]` form.
 
 use tillflow_runtime::agg::{AggCall, AggKind};
-use tillflow_runtime::expr::{scale_of, BinOp, Expr, UnOp};
+use tillflow_runtime::expr::{scale_of, Expr, UnOp};
 use tillflow_runtime::functions::Func;
 use tillflow_runtime::window::AlignedWindow;
 use tillflow_types::{DataType, Schema, Value};
@@ -138,25 +138,6 @@ pub fn agg(call: &AggCall, names: &Names) -> String {
     s
 }
 
-fn bin_op(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Mod => "%",
-        BinOp::Eq => "=",
-        BinOp::NotEq => "<>",
-        BinOp::Lt => "<",
-        BinOp::LtEq => "<=",
-        BinOp::Gt => ">",
-        BinOp::GtEq => ">=",
-        BinOp::And => "AND",
-        BinOp::Or => "OR",
-        BinOp::Concat => "||",
-    }
-}
-
 /// A function's SQL name from its variant name (`ConcatWs` → `CONCAT_WS`).
 fn func_name(f: &Func) -> String {
     if let Some(n) = f.sql_name() {
@@ -240,7 +221,7 @@ pub fn expr(e: &Expr, names: &Names) -> String {
         } => format!(
             "({} {} {})",
             expr(left, names),
-            bin_op(*op),
+            op.symbol(),
             expr(right, names)
         ),
         Expr::Case {
@@ -363,6 +344,7 @@ pub fn item(e: &Expr, name: &str, names: &Names) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tillflow_runtime::expr::BinOp;
     use tillflow_types::Field;
 
     #[test]

@@ -487,6 +487,7 @@ cases!("golden", golden:
     legacy_tumble,
     nested_json,
     nested_maps,
+    nested_print,
     over_no_partition,
     over_range_bounded,
     over_range_unbounded,

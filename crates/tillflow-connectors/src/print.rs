@@ -9,6 +9,7 @@ use std::io::Write;
 use tillflow_runtime::cast::write_text;
 use tillflow_runtime::operator::{Sink, Source};
 use tillflow_runtime::{Result, RuntimeError};
+use tillflow_types::nested;
 use tillflow_types::temporal::{split_micros, write_date_sql, MICROS_PER_SECOND};
 use tillflow_types::{DataType, Row, Value};
 
@@ -93,6 +94,43 @@ pub fn write_java_text(out: &mut String, v: Value, ty: DataType, heap: &[u8]) {
             }
         }
         Value::Time(t) => java_time(out, t, false),
+        // nested values as Flink's print writes them: a ROW as +I[…], an ARRAY or MULTISET as
+        // […], a MAP as {k=v}, NULL inside them as null
+        Value::Str(s) if ty.is_nested() => match ty {
+            DataType::Row(r) => {
+                out.push_str("+I[");
+                for (i, (_, t)) in r.fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_java_text(out, nested::row_field(heap, s, r, i), *t, heap);
+                }
+                out.push(']');
+            }
+            DataType::Array(t) | DataType::Multiset(t) => {
+                out.push('[');
+                for (i, e) in nested::elements(heap, s, *t).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_java_text(out, e, *t, heap);
+                }
+                out.push(']');
+            }
+            DataType::Map(kt, vt) => {
+                out.push('{');
+                for (i, (k, v)) in nested::map_entries(heap, s, *kt, *vt).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_java_text(out, k, *kt, heap);
+                    out.push('=');
+                    write_java_text(out, v, *vt, heap);
+                }
+                out.push('}');
+            }
+            _ => write_text(out, Value::Str(s), ty, heap),
+        },
         v => write_text(out, v, ty, heap),
     }
 }

@@ -424,9 +424,13 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
         PlanOp::Deduplicate {
             partition,
             time_col,
+            keep_last,
+            rowtime,
         } => format!(
-            "keep=[FirstRow], key=[{}], order=[ROWTIME({})]",
+            "keep=[{}], key=[{}], order=[{}({})]",
+            if *keep_last { "LastRow" } else { "FirstRow" },
             names.list(partition),
+            if *rowtime { "ROWTIME" } else { "PROCTIME" },
             names.get(*time_col)
         ),
         PlanOp::Correlate {

@@ -238,12 +238,17 @@ pub enum PlanOp {
         /// The input is updating: every row is kept, a retraction moves the next one up.
         over_updates: bool,
     },
-    /// Flink's `Deduplicate` keeping each key's first row by event time.
+    /// Flink's `Deduplicate`: each key's first row by event time (held until the watermark
+    /// passes it), or each key's last row by a time attribute (`ORDER BY t DESC`, updating).
     Deduplicate {
         /// PARTITION BY columns.
         partition: Vec<usize>,
-        /// The rowtime column.
+        /// The time attribute column.
         time_col: usize,
+        /// Keep the last row (`ORDER BY t DESC`) instead of the first.
+        keep_last: bool,
+        /// Whether `time_col` is the rowtime (else processing time).
+        rowtime: bool,
     },
     /// Flink's `Correlate` of each row with the elements of one of its arrays (UNNEST).
     Correlate {
@@ -523,7 +528,15 @@ impl PlanNode {
             PlanOp::Deduplicate {
                 partition,
                 time_col,
+                keep_last: false,
+                ..
             } => format!("partition={partition:?} time={time_col}"),
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+                rowtime,
+                ..
+            } => format!("partition={partition:?} time={time_col} keep=last rowtime={rowtime}"),
         }
     }
 
@@ -639,7 +652,21 @@ impl PlanNode {
             PlanOp::Deduplicate {
                 partition,
                 time_col,
+                keep_last: false,
+                ..
             } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+                ..
+            } => {
+                let order = vec![SortKey {
+                    col: *time_col,
+                    descending: true,
+                    nulls_first: false,
+                }];
+                Box::new(TopN::new(partition.clone(), order, 1, false).later_wins_ties())
+            }
             PlanOp::Correlate {
                 array,
                 element,

@@ -509,6 +509,7 @@ cases!("nexmark", nexmark:
     q22,
     q3,
     q4,
+    q5,
     q7,
     q8,
     q9,
@@ -577,6 +578,7 @@ cases!("golden", golden:
     unnest_left_on_true,
     unnest_then_window,
     view_cte_subquery,
+    window_of_window_renamed,
     window_tvf_without_aggregation,
 );
 

@@ -310,6 +310,7 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             time_col,
             keys,
             calls,
+            attached,
             ..
         } => {
             let keys: Vec<usize> = (0..*keys).collect();
@@ -321,7 +322,10 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             format!(
                 "groupBy=[{}], window=[{}], select=[{select}, start('w$) AS window_start, end('w$) AS window_end]",
                 names.list(&keys),
-                sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
+                match attached {
+                    Some((s, e)) => sqlfmt::attached_window(window, &names.get(*s), &names.get(*e)),
+                    None => sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
+                },
             )
         }
         PlanOp::SessionWindowAggregate {

@@ -154,6 +154,10 @@ pub enum PlanOp {
         calls: Vec<AggCall>,
         /// Where late rows go.
         late: Option<LateTarget>,
+        /// The input is a window's result and these input columns are its window_start and
+        /// window_end: each row belongs to that window (Flink's window-attached windowing
+        /// strategy, a cascaded window aggregation), `window` says which kind it was.
+        attached: Option<(usize, usize)>,
     },
     /// Flink's `WindowAggregate` over SESSION windows.
     SessionWindowAggregate {
@@ -473,10 +477,14 @@ impl PlanNode {
                 time_col,
                 keys,
                 calls: c,
+                attached,
                 ..
             } => format!(
-                "{window:?} {mode:?} time={time_col} keys={keys} aggs=[{}]",
-                calls(c)
+                "{window:?} {mode:?} time={time_col} keys={keys} aggs=[{}]{}",
+                calls(c),
+                attached
+                    .map(|(s, e)| format!(" attached={s},{e}"))
+                    .unwrap_or_default()
             ),
             PlanOp::SessionWindowAggregate {
                 gap,
@@ -564,16 +572,21 @@ impl PlanNode {
                 keys,
                 calls,
                 late: l,
-            } => Box::new(
-                WindowAggregate::new(
+                attached,
+            } => {
+                let op = WindowAggregate::new(
                     *window,
                     *mode,
                     *time_col,
                     (0..*keys).collect(),
                     calls.clone(),
                 )
-                .with_late_sink(late.get(l)?),
-            ),
+                .with_late_sink(late.get(l)?);
+                Box::new(match attached {
+                    Some((start, end)) => op.attached(*start, *end),
+                    None => op,
+                })
+            }
             PlanOp::SessionWindowAggregate {
                 gap,
                 mode,

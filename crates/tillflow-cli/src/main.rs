@@ -32,7 +32,8 @@ enum Command {
     Validate(ScriptArgs),
     /// Generate a retail day and run the retail pipelines on it, into an embedded SQLite file.
     Demo(demo::DemoArgs),
-    /// Write generated retail events (pos_sales, clickstream, inventory, promotions) as NDJSON or CSV.
+    /// Write generated retail events (pos_sales, clickstream, inventory, promotions) as NDJSON or
+    /// CSV, or Nexmark events (`nexmark`: the `'connector' = 'nexmark'` source's rows as NDJSON).
     Gen(GenArgs),
     /// Stop a running job through its HTTP API: with a savepoint when it is checkpointed (as
     /// SIGTERM does), so that the next `run` resumes from it.
@@ -41,7 +42,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GenArgs {
-    /// The stream: pos_sales, clickstream, inventory or promotions.
+    /// The stream: pos_sales, clickstream, inventory, promotions, or nexmark.
     stream: String,
     /// Output format.
     #[arg(long, default_value = "ndjson", value_parser = ["ndjson", "csv"])]
@@ -64,13 +65,87 @@ struct GenArgs {
     /// Simulated time to cover (e.g. 1h, 2d).
     #[arg(long)]
     duration: Option<String>,
-    /// Any model parameter of docs/generator.md, as KEY=VALUE (repeatable).
+    /// Any model parameter of docs/generator.md (for nexmark: any option of the `nexmark`
+    /// connector), as KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
 }
 
+/// Writes the `nexmark` connector's rows (Nexmark's full schema) as NDJSON, as Flink's json
+/// format writes them: the dump the Nexmark conformance cases read.
+fn generate_nexmark(a: &GenArgs) -> Result<(), String> {
+    use std::io::Write;
+    use tillflow_runtime::operator::{Poll, Source};
+    if a.format != "ndjson" || a.kafka.is_some() || a.duration.is_some() {
+        return Err("gen nexmark writes NDJSON only (--rows, --seed, --set, --output)".into());
+    }
+    let mut options = std::collections::BTreeMap::new();
+    options.insert("connector".to_owned(), "nexmark".to_owned());
+    options.insert("format".to_owned(), "json".to_owned());
+    options.insert(
+        "events.num".to_owned(),
+        a.rows.unwrap_or(100_000).to_string(),
+    );
+    if let Some(s) = a.seed {
+        options.insert("seed".to_owned(), s.to_string());
+    }
+    for kv in &a.sets {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
+        options.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    let table = tillflow_connectors::TableSpec {
+        name: "nexmark".into(),
+        schema: tillflow_connectors::nexmark::schema(),
+        options,
+        primary_key: vec![],
+        metadata: vec![],
+    };
+    let mut source =
+        tillflow_connectors::nexmark::NexmarkSource::new(&table).map_err(|e| e.to_string())?;
+    let mut encoder = tillflow_connectors::format::json::JsonEncoder::new(&table, "json")
+        .map_err(|e| e.to_string())?;
+    let out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    let mut row = tillflow_types::Row::default();
+    let mut line = String::with_capacity(1024);
+    loop {
+        row.clear();
+        match source.poll(&mut row).map_err(|e| e.to_string())? {
+            Poll::Record => {}
+            Poll::End => break,
+            Poll::Idle => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+        line.clear();
+        encoder.write_object(&row, &mut line);
+        line.push('\n');
+        if let Err(err) = out.write_all(line.as_bytes()) {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(err.to_string());
+        }
+    }
+    out.flush().or_else(|e| {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e.to_string())
+        }
+    })
+}
+
 fn generate(a: &GenArgs) -> Result<(), String> {
     use std::io::Write;
+    if a.stream == "nexmark" {
+        return generate_nexmark(a);
+    }
     use tillflow_retail::streams::{fill_row, write_csv, write_json};
     let stream = tillflow_retail::Stream::by_name(&a.stream).ok_or_else(|| {
         format!(

@@ -5,7 +5,7 @@
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
 //! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`sqlite`], [`print`], [`blackhole`],
-//! [`datagen`], and the built-in generator, [`retail`].
+//! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
 pub mod blackhole;
 pub mod datagen;
@@ -14,6 +14,7 @@ pub mod filesystem;
 pub mod format;
 pub mod kafka;
 pub mod late;
+pub mod nexmark;
 pub mod objectstore;
 pub mod postgres;
 pub mod print;
@@ -183,6 +184,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &datagen::DataGen,
         &sqlite::Sqlite,
         &retail::Retail,
+        &nexmark::Nexmark,
         &kafka::Kafka,
         &kafka::UpsertKafka,
         &postgres::Jdbc,
@@ -292,6 +294,9 @@ pub fn validate_noting(
         }
     }
     let mut notices = Vec::new();
+    if conn.name() == "nexmark" {
+        nexmark::check(table)?;
+    }
     if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
         kafka::layout(table, conn.name() == "upsert-kafka")?;
         notices = kafka::properties::client_properties(table)?.notices;

@@ -230,6 +230,8 @@ pub struct TopN {
     emit_row_number: bool,
     /// The input retracts rows: keep every row of a partition.
     retracting: bool,
+    /// Of rows that compare equal, the later one ranks first (keep-last deduplication).
+    later_wins_ties: bool,
     state: KeyedState<Vec<Row>>,
     key: Vec<u8>,
     out: Row,
@@ -250,11 +252,19 @@ impl TopN {
             limit: limit.max(1),
             emit_row_number,
             retracting: false,
+            later_wins_ties: false,
             state: KeyedState::default(),
             key: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Ranks a row before the rows it ties with, as Flink's keep-last deduplication
+    /// (`ORDER BY t DESC … rn = 1`) replaces the kept row by one whose time is the same.
+    pub fn later_wins_ties(mut self) -> Self {
+        self.later_wins_ties = true;
+        self
     }
 
     /// For an updating input: keeps every row and applies retractions.
@@ -347,8 +357,13 @@ impl Operator for TopN {
         }
         encode_key(&mut self.key, row, &self.partition);
         let rows = self.state.get_or_insert_with(&self.key, Vec::new);
-        // after rows that compare equal: the earlier row keeps its place (keep-first)
-        let pos = rows.partition_point(|r| compare_rows(r, row, &self.order) != Ordering::Greater);
+        // after rows that compare equal: the earlier row keeps its place (keep-first), unless
+        // the later row wins ties (keep-last deduplication)
+        let pos = if self.later_wins_ties {
+            rows.partition_point(|r| compare_rows(r, row, &self.order) == Ordering::Less)
+        } else {
+            rows.partition_point(|r| compare_rows(r, row, &self.order) != Ordering::Greater)
+        };
         if pos >= self.limit {
             return Ok(());
         }

@@ -49,6 +49,8 @@ pub struct WindowAggregate {
     /// open.
     hop_next: Option<Option<i64>>,
     watermark: i64,
+    /// The rows are a window's result: their window is in these columns (start, end).
+    attached: Option<(usize, usize)>,
     assigned: Vec<(i64, i64)>,
     key: Vec<u8>,
     scratch: Vec<u8>,
@@ -61,6 +63,17 @@ impl WindowAggregate {
     /// Sends dropped late records to `sink` as well as counting them.
     pub fn with_late_sink(mut self, sink: Option<SharedLateSink>) -> Self {
         self.late = sink;
+        self
+    }
+
+    /// Aggregates a window's result again per window: a row belongs to the window in its columns
+    /// `start` and `end` (its window_start and window_end), not to windows assigned from a time;
+    /// Flink's cascaded window aggregation (window-attached strategy). The window fires as
+    /// others do, when the watermark reaches its end.
+    pub fn attached(mut self, start: usize, end: usize) -> Self {
+        self.attached = Some((start, end));
+        self.cumulations = None;
+        self.hop_next = None;
         self
     }
 
@@ -86,6 +99,7 @@ impl WindowAggregate {
             cumulations: sliced.then(Vec::new),
             hop_next: hop_sliced.then_some(None),
             watermark: i64::MIN,
+            attached: None,
             assigned: Vec::with_capacity(8),
             key: Vec::with_capacity(64),
             scratch: Vec::new(),
@@ -302,7 +316,17 @@ impl Operator for WindowAggregate {
             return late::report(&self.late, row, || "the time attribute is NULL".into());
         };
         let mut assigned = std::mem::take(&mut self.assigned);
-        self.window.assign(ts, &mut assigned);
+        match self.attached {
+            Some((s, e)) => {
+                assigned.clear();
+                if let (Some(Value::Timestamp(start)), Some(Value::Timestamp(end))) =
+                    (row.values.get(s).copied(), row.values.get(e).copied())
+                {
+                    assigned.push((start, end));
+                }
+            }
+            None => self.window.assign(ts, &mut assigned),
+        }
         encode_key(&mut self.key, row, &self.keys);
         let mut kept = false;
         if let (Some(&(start, slice_end)), Some(&(_, last_end))) =

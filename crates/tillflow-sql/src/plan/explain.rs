@@ -320,6 +320,7 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             time_col,
             keys,
             calls,
+            attached,
             ..
         } => {
             let keys: Vec<usize> = (0..*keys).collect();
@@ -331,7 +332,10 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             format!(
                 "groupBy=[{}], window=[{}], select=[{select}, start('w$) AS window_start, end('w$) AS window_end]",
                 names.list(&keys),
-                sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
+                match attached {
+                    Some((s, e)) => sqlfmt::attached_window(window, &names.get(*s), &names.get(*e)),
+                    None => sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
+                },
             )
         }
         PlanOp::SessionWindowAggregate {
@@ -434,9 +438,13 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
         PlanOp::Deduplicate {
             partition,
             time_col,
+            keep_last,
+            rowtime,
         } => format!(
-            "keep=[FirstRow], key=[{}], order=[ROWTIME({})]",
+            "keep=[{}], key=[{}], order=[{}({})]",
+            if *keep_last { "LastRow" } else { "FirstRow" },
             names.list(partition),
+            if *rowtime { "ROWTIME" } else { "PROCTIME" },
             names.get(*time_col)
         ),
         PlanOp::Materialize => "final rows of the changelog".to_owned(),

@@ -155,6 +155,10 @@ pub enum PlanOp {
         calls: Vec<AggCall>,
         /// Where late rows go.
         late: Option<LateTarget>,
+        /// The input is a window's result and these input columns are its window_start and
+        /// window_end: each row belongs to that window (Flink's window-attached windowing
+        /// strategy, a cascaded window aggregation), `window` says which kind it was.
+        attached: Option<(usize, usize)>,
     },
     /// Flink's `WindowAggregate` over SESSION windows.
     SessionWindowAggregate {
@@ -239,12 +243,17 @@ pub enum PlanOp {
         /// The input is updating: every row is kept, a retraction moves the next one up.
         over_updates: bool,
     },
-    /// Flink's `Deduplicate` keeping each key's first row by event time.
+    /// Flink's `Deduplicate`: each key's first row by event time (held until the watermark
+    /// passes it), or each key's last row by a time attribute (`ORDER BY t DESC`, updating).
     Deduplicate {
         /// PARTITION BY columns.
         partition: Vec<usize>,
-        /// The rowtime column.
+        /// The time attribute column.
         time_col: usize,
+        /// Keep the last row (`ORDER BY t DESC`) instead of the first.
+        keep_last: bool,
+        /// Whether `time_col` is the rowtime (else processing time).
+        rowtime: bool,
     },
     /// Batch mode: a changelog's final rows, emitted as inserts at the end of the input.
     Materialize,
@@ -488,10 +497,14 @@ impl PlanNode {
                 time_col,
                 keys,
                 calls: c,
+                attached,
                 ..
             } => format!(
-                "{window:?} {mode:?} time={time_col} keys={keys} aggs=[{}]",
-                calls(c)
+                "{window:?} {mode:?} time={time_col} keys={keys} aggs=[{}]{}",
+                calls(c),
+                attached
+                    .map(|(s, e)| format!(" attached={s},{e}"))
+                    .unwrap_or_default()
             ),
             PlanOp::SessionWindowAggregate {
                 gap,
@@ -543,7 +556,15 @@ impl PlanNode {
             PlanOp::Deduplicate {
                 partition,
                 time_col,
+                keep_last: false,
+                ..
             } => format!("partition={partition:?} time={time_col}"),
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+                rowtime,
+                ..
+            } => format!("partition={partition:?} time={time_col} keep=last rowtime={rowtime}"),
         }
     }
 
@@ -571,16 +592,21 @@ impl PlanNode {
                 keys,
                 calls,
                 late: l,
-            } => Box::new(
-                WindowAggregate::new(
+                attached,
+            } => {
+                let op = WindowAggregate::new(
                     *window,
                     *mode,
                     *time_col,
                     (0..*keys).collect(),
                     calls.clone(),
                 )
-                .with_late_sink(late.get(l)?),
-            ),
+                .with_late_sink(late.get(l)?);
+                Box::new(match attached {
+                    Some((start, end)) => op.attached(*start, *end),
+                    None => op,
+                })
+            }
             PlanOp::SessionWindowAggregate {
                 gap,
                 mode,
@@ -659,7 +685,21 @@ impl PlanNode {
             PlanOp::Deduplicate {
                 partition,
                 time_col,
+                keep_last: false,
+                ..
             } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            PlanOp::Deduplicate {
+                partition,
+                time_col,
+                ..
+            } => {
+                let order = vec![SortKey {
+                    col: *time_col,
+                    descending: true,
+                    nulls_first: false,
+                }];
+                Box::new(TopN::new(partition.clone(), order, 1, false).later_wins_ties())
+            }
             PlanOp::Materialize => Box::new(Materialize::default()),
             PlanOp::Sort {
                 keys,

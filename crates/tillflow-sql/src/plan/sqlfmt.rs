@@ -67,6 +67,14 @@ pub fn duration(us: i64) -> String {
     }
 }
 
+/// A window the input rows carry (a cascaded window aggregation), as Flink prints it:
+/// `HOP(win_start=[starttime], win_end=[endtime], size=[10 s], slide=[2 s])`.
+pub fn attached_window(w: &AlignedWindow, start: &str, end: &str) -> String {
+    let own = window(w, "");
+    let bounds = format!("win_start=[{start}], win_end=[{end}]");
+    own.replacen("time_col=[]", &bounds, 1)
+}
+
 /// A window as Flink prints it: `TUMBLE(time_col=[ts], size=[1 min])`.
 pub fn window(w: &AlignedWindow, time: &str) -> String {
     let offset = |o: i64| {

@@ -166,10 +166,33 @@ impl Planner<'_> {
             }
             keys = rest;
         }
-        let window = match (&tvf, legacy) {
-            (Some(w), _) => Some((w.kind, w.time_col, w.mode, w.partition.clone())),
-            (None, Some((k, t, m))) => Some((k, t, m, Vec::new())),
-            (None, None) => None,
+        // a GROUP BY on the window_start and window_end of a window aggregation's result
+        // (renamed or not, through subqueries and views) aggregates per that window again,
+        // append-only, as Flink propagates windows (cascaded window aggregation)
+        let mut attached_in = None;
+        if let (None, None, Some((ws, we)), Some((aligned, mode))) =
+            (&tvf, legacy, rel.window_cols, rel.window_kind)
+        {
+            let is_col =
+                |k: &Expr, c: usize| matches!(k, Expr::Column { index, .. } if *index == c);
+            if keys.iter().any(|k| is_col(k, ws)) && keys.iter().any(|k| is_col(k, we)) {
+                let (mut rest, mut rest_sql) = (Vec::new(), Vec::new());
+                for (k, ksql) in keys.into_iter().zip(keys_sql.iter().copied()) {
+                    if !is_col(&k, ws) && !is_col(&k, we) {
+                        rest.push(k);
+                        rest_sql.push(ksql);
+                    }
+                }
+                keys = rest;
+                keys_sql = rest_sql;
+                attached_in = Some((ws, we, aligned, mode));
+            }
+        }
+        let window = match (&tvf, legacy, attached_in) {
+            (Some(w), _, _) => Some((w.kind, w.time_col, w.mode, w.partition.clone())),
+            (None, Some((k, t, m)), _) => Some((k, t, m, Vec::new())),
+            (None, None, Some((ws, _, a, m))) => Some((WindowKind::Aligned(a), ws, m, Vec::new())),
+            (None, None, None) => None,
         };
         // pre-aggregation projection: keys, aggregate arguments and filters, time column
         let mut pre: Vec<Item> = keys
@@ -211,6 +234,11 @@ impl Planner<'_> {
             pre.push((Expr::col(*t, f.data_type), f.name.clone(), f.time));
             pre.len() - 1
         });
+        let attached = attached_in.and_then(|(_, we, _, _)| {
+            let f = &input.schema.fields[we];
+            pre.push((Expr::col(we, f.data_type), f.name.clone(), f.time));
+            Some((time_idx?, pre.len() - 1))
+        });
         push_calc(&mut rel, filter, pre);
         let late = if window.is_some() {
             self.late_target(&rel)
@@ -231,6 +259,7 @@ impl Planner<'_> {
                         keys: k,
                         calls,
                         late,
+                        attached,
                     },
                     Changelog::Insert,
                     None,
@@ -360,6 +389,12 @@ impl Planner<'_> {
                 groups.push((Expr::col(w.base + which, f.data_type), *out));
             }
         }
+        if let (Some((in_s, in_e, _, _)), Some((ws, we, _))) = (attached_in, window_out) {
+            for (col, out) in [(in_s, ws), (in_e, we)] {
+                let f = &input.schema.fields[col];
+                groups.push((Expr::col(col, f.data_type), out));
+            }
+        }
         let agg_scope = AggScope {
             input: &input,
             groups,
@@ -374,6 +409,10 @@ impl Planner<'_> {
         };
         rel.scope = out_scope.clone();
         rel.window_cols = window_out.map(|(ws, we, _)| (ws, we));
+        rel.window_kind = match &window {
+            Some((WindowKind::Aligned(a), _, mode, _)) => Some((*a, *mode)),
+            _ => None,
+        };
         let post_conv = Converter {
             scope: &out_scope,
             agg: Some(&agg_scope),

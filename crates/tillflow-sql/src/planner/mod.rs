@@ -108,6 +108,9 @@ pub struct Rel {
     pub upsert_key: Option<Vec<usize>>,
     /// Output positions of window_start and window_end, when the rows are a window's result.
     pub window_cols: Option<(usize, usize)>,
+    /// The window of an aligned window aggregation whose result the rows are (kept with
+    /// `window_cols`: a GROUP BY on those columns aggregates per that window again).
+    pub window_kind: Option<(AlignedWindow, TimeMode)>,
     pending_window: Option<PendingWindow>,
     pending_rank: Option<PendingRank>,
 }
@@ -127,6 +130,7 @@ impl Rel {
             changelog,
             upsert_key: None,
             window_cols: None,
+            window_kind: None,
             pending_window: None,
             pending_rank: None,
         }

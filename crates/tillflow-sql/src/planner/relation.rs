@@ -44,6 +44,7 @@ impl Planner<'_> {
                 },
                 upsert_key: None,
                 window_cols: None,
+                window_kind: None,
                 pending_window: None,
                 pending_rank: None,
             }

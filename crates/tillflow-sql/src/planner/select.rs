@@ -17,12 +17,12 @@ impl Planner<'_> {
             match item {
                 SelectItem::UnnamedExpr(e) => {
                     let x = conv.convert(e)?;
-                    let t = time_of(&x, &conv.scope.schema);
+                    let t = item_time(e, &x, &conv.scope.schema);
                     out.push((x, derive_name(e, pos), t));
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
                     let x = conv.convert(expr)?;
-                    let t = time_of(&x, &conv.scope.schema);
+                    let t = item_time(expr, &x, &conv.scope.schema);
                     out.push((x, alias.value.clone(), t));
                 }
                 SelectItem::Wildcard(_) => {
@@ -100,7 +100,9 @@ impl Planner<'_> {
             ));
             if changelog.is_updating() && limit == 1 {
                 node.upsert_key = Some(match &node.op {
-                    PlanOp::Rank { partition, .. } => partition.clone(),
+                    PlanOp::Rank { partition, .. } | PlanOp::Deduplicate { partition, .. } => {
+                        partition.clone()
+                    }
                     _ => Vec::new(),
                 });
             }
@@ -236,5 +238,18 @@ impl Planner<'_> {
             }
         }
         Ok(rel)
+    }
+}
+
+/// The time attribute of a SELECT item: a column's own, or processing time for `PROCTIME()`, so
+/// a view or subquery defining `PROCTIME() AS p` gives a column windows and joins can use, as
+/// in Flink (Nexmark's q12: `CREATE VIEW B AS SELECT *, PROCTIME() AS p_time FROM bid`).
+fn item_time(e: &sql::Expr, x: &Expr, schema: &Schema) -> TimeAttribute {
+    match e {
+        sql::Expr::Function(f) if crate::expr::function_name(f) == "PROCTIME" => {
+            TimeAttribute::Proctime
+        }
+        sql::Expr::Nested(inner) => item_time(inner, x, schema),
+        _ => time_of(x, schema),
     }
 }

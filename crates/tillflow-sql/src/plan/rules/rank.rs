@@ -7,7 +7,11 @@
 //! - `rn = 1`, row number not selected, ordered ascending by the rowtime: `Deduplicate` keeping
 //!   each key's first row, held until the watermark passes it — append-only;
 //! - the same on processing time: `Rank` that only ever inserts;
-//! - `rn = 1` ordered by a time attribute descending (keep-last): `Rank` that updates;
+//! - `rn = 1`, row number not selected, ordered descending by a time attribute (keep-last):
+//!   `Deduplicate` keeping each key's last row, updating; of rows with the same time the one
+//!   that arrived last wins, as in Flink's `RowTimeDeduplicateFunction` (a row replaces the kept
+//!   one when its time is at or after the kept one's: found with the oracle on crafted ties,
+//!   golden case dedup_last_ties; Nexmark q18);
 //! - anything else: `Rank`, whose rows also leave the top N (deletes).
 
 use crate::plan::{Changelog, PlanOp};
@@ -68,14 +72,23 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
         let op = PlanOp::Deduplicate {
             time_col: order[0].col,
             partition,
+            keep_last: false,
+            rowtime: true,
         };
         return (op, Changelog::Insert);
     }
-    let keep_last = limit == 1 && !emits_row_number && order_time.is_some();
+    let keep_last = limit == 1 && !emits_row_number && order.len() == 1 && order[0].descending;
+    if let (true, Some(time)) = (keep_last, order_time) {
+        let op = PlanOp::Deduplicate {
+            time_col: order[0].col,
+            partition,
+            keep_last: true,
+            rowtime: time == TimeAttribute::Rowtime,
+        };
+        return (op, Changelog::Updates);
+    }
     let changelog = if keep_first && order_time == Some(TimeAttribute::Proctime) {
         Changelog::Insert
-    } else if keep_last {
-        Changelog::Updates
     } else {
         Changelog::All
     };
@@ -123,8 +136,26 @@ mod tests {
         assert!(matches!(op, PlanOp::Rank { .. }));
         assert_eq!(c, Changelog::Insert);
 
-        let (_, c) = ranking(rank(by(1, true), Some(TimeAttribute::Rowtime), 1));
+        let (op, c) = ranking(rank(by(1, true), Some(TimeAttribute::Rowtime), 1));
+        assert!(matches!(
+            op,
+            PlanOp::Deduplicate {
+                keep_last: true,
+                rowtime: true,
+                ..
+            }
+        ));
         assert_eq!(c, Changelog::Updates, "keep-last deduplication updates");
+
+        let (op, _) = ranking(rank(by(1, true), Some(TimeAttribute::Proctime), 1));
+        assert!(matches!(
+            op,
+            PlanOp::Deduplicate {
+                keep_last: true,
+                rowtime: false,
+                ..
+            }
+        ));
 
         let (_, c) = ranking(rank(by(2, true), None, 3));
         assert_eq!(c, Changelog::All, "a top 3 also deletes");

@@ -514,36 +514,64 @@ fn apply_hints(
     Ok((out, hints, notices))
 }
 
-/// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to `t[, __PARTITION_BY(k...)]`.
-fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+/// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to
+/// `t[, __PARTITION_BY(k...)]`, and `(SELECT …) PARTITION BY k` to `(SELECT …), __PARTITION_BY(k)`;
+/// refuses `TABLE (SELECT …)`, which Flink does not parse.
+fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
     let sig: Vec<usize> = (0..tokens.len())
         .filter(|&j| !is_ws(&tokens[j].token))
         .collect();
     let mut drop = vec![false; tokens.len()];
     let mut insert_after: BTreeMap<usize, Vec<Token>> = BTreeMap::new();
     for (k, &j) in sig.iter().enumerate() {
-        if !word_is(&tokens[j].token, "TABLE") || k == 0 || k + 1 >= sig.len() {
+        if k == 0 || k + 1 >= sig.len() {
             continue;
         }
         let prev = &tokens[sig[k - 1]].token;
         let next = &tokens[sig[k + 1]].token;
         let after_next = sig.get(k + 2).map(|&x| &tokens[x].token);
-        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow)
-            || !matches!(next, Token::Word(_))
-        {
+        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow) {
             continue;
         }
-        if matches!(after_next, Some(Token::LParen) | Some(Token::Period))
-            && !matches!(after_next, Some(Token::Period))
-        {
-            continue;
-        }
-        drop[j] = true;
-        // PARTITION BY after the table name
+        let is_query = |t: &Token| word_is(t, "SELECT") || word_is(t, "WITH");
         let mut t = k + 2;
-        while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
-            t += 2; // qualified name a.b.c
+        if tokens[j].token == Token::LParen && is_query(next) {
+            // `(SELECT …)` as a table argument: PARTITION BY may follow its closing parenthesis
+            let mut depth = 0usize;
+            let mut m = k;
+            while let Some(&x) = sig.get(m) {
+                match tokens[x].token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                m += 1;
+            }
+            t = m + 1;
+        } else if word_is(&tokens[j].token, "TABLE") {
+            if *next == Token::LParen && after_next.is_some_and(is_query) {
+                // Flink's parser refuses `TABLE (SELECT …)` too
+                return Err(SqlError::Parse {
+                    line: tokens[j].span.start.line,
+                    message: "`TABLE (SELECT …)` is not Flink SQL (Flink 2.3 does not parse it either): pass the subquery without TABLE, as in HOP((SELECT …), DESCRIPTOR(ts), …)".into(),
+                });
+            }
+            if !matches!(next, Token::Word(_)) || matches!(after_next, Some(Token::LParen)) {
+                continue;
+            }
+            while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
+                t += 2; // qualified name a.b.c
+            }
+            drop[j] = true;
+        } else {
+            continue;
         }
+        // PARTITION BY after the table name
         if sig
             .get(t)
             .is_some_and(|&x| word_is(&tokens[x].token, "PARTITION"))
@@ -592,7 +620,7 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn ident_text(i: &Ident) -> String {
@@ -632,7 +660,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         .map(|t| t.span.start.line)
         .unwrap_or(0);
     let (hinted, hints, notices) = apply_hints(tokens, line)?;
-    let mut toks = flink_token_pass(&hinted);
+    let mut toks = flink_token_pass(&hinted)?;
     let end = toks
         .last()
         .map(|t| t.span.end)
@@ -1149,6 +1177,29 @@ mod tests {
         }
         // ordinary comments are still ignored
         assert!(parse_script("SELECT /* a comment */ a FROM t /* another */").is_ok());
+    }
+
+    #[test]
+    fn window_tvf_takes_a_subquery_as_flink_does() {
+        let stmts = parse_script(
+            "SELECT * FROM TABLE(SESSION(DATA => (SELECT a, ts FROM t WHERE (a > 1)) PARTITION BY a, TIMECOL => DESCRIPTOR(ts), GAP => INTERVAL '1' SECOND))",
+        )
+        .unwrap();
+        let StmtKind::Select(q) = &stmts[0].kind else {
+            panic!("{:?}", stmts[0].kind)
+        };
+        let q = q.to_string();
+        assert!(
+            q.contains("DATA => (SELECT a, ts FROM t WHERE (a > 1)), __PARTITION_BY(a), TIMECOL"),
+            "{q}"
+        );
+        let e = parse_script("SELECT 1;\nSELECT * FROM TABLE(HOP(TABLE (SELECT * FROM t), DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND))")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("line 2: `TABLE (SELECT …)` is not Flink SQL"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -474,6 +474,7 @@ cases!("golden", golden:
     hint_join_strategy_noted,
     hint_options,
     hop_over_subquery,
+    insert_values,
     interval_join,
     join_full_outer,
     join_inner_residual,
@@ -507,6 +508,7 @@ cases!("golden", golden:
     unnest_cross_ordinality,
     unnest_left_on_true,
     unnest_then_window,
+    values_bounded,
     view_cte_subquery,
     window_tvf_without_aggregation,
 );

@@ -5,7 +5,7 @@
 use crate::catalog::{Catalog, TableDef, ViewDef};
 use crate::error::{plan_err, Result, SqlError};
 use crate::plan::{Changelog, LateFiles, PlanNode, PlanOp, TwoInputOp};
-use crate::planner::{Planner, Rel, RelInput};
+use crate::planner::{Planner, Rel, RelInput, ValuesInput};
 use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, Show, StmtKind};
 use std::collections::BTreeMap;
 use tillflow_connectors::TableSpec;
@@ -52,10 +52,18 @@ pub struct JoinPlan {
     pub downstream: Branch,
 }
 
-/// All branches reading one source table.
+/// What a task reads: a table, or literal rows.
+pub enum TaskSource {
+    /// A catalog table through its connector.
+    Table(Box<TableDef>),
+    /// The rows of a `VALUES` clause (or a SELECT without FROM).
+    Values(ValuesInput),
+}
+
+/// All branches reading one source table (or one VALUES clause).
 pub struct TaskPlan {
-    /// The source table.
-    pub table: TableDef,
+    /// The source.
+    pub source: TaskSource,
     /// What every row read goes through first: computed columns, watermark, normalization.
     pub scan: Vec<PlanNode>,
     /// Its INSERTs.
@@ -574,8 +582,20 @@ impl Session {
             line,
         };
         match rel.input {
+            // every VALUES clause is a source of its own
+            RelInput::Values(v) => self.plan.tasks.push(TaskPlan {
+                source: TaskSource::Values(*v),
+                scan: Vec::new(),
+                branches: vec![branch],
+                idle_timeout: None,
+            }),
             RelInput::Table(name) => {
-                match self.plan.tasks.iter_mut().find(|t| t.table.name == name) {
+                match self
+                    .plan
+                    .tasks
+                    .iter_mut()
+                    .find(|t| matches!(&t.source, TaskSource::Table(d) if d.name == name))
+                {
                     Some(t) => t.branches.push(branch),
                     None => {
                         if let Some(table) = self.catalog.table(&name) {
@@ -591,7 +611,7 @@ impl Session {
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
                                 scan: scan_nodes(table, idle),
-                                table: table.clone(),
+                                source: TaskSource::Table(Box::new(table.clone())),
                                 branches: vec![branch],
                                 idle_timeout: idle,
                             });
@@ -731,7 +751,15 @@ impl JobPlan {
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
-            let source = t.table.connector.source(&t.table.spec)?;
+            let source: Box<dyn tillflow_runtime::operator::Source> = match &t.source {
+                TaskSource::Table(table) => table.connector.source(&table.spec)?,
+                TaskSource::Values(v) => {
+                    Box::new(tillflow_runtime::ops::values::ValuesSource::new(
+                        v.rows.clone(),
+                        v.schema.clone(),
+                    ))
+                }
+            };
             let mut pipelines = Vec::new();
             for b in t.branches {
                 pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);

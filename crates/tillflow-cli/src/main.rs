@@ -498,8 +498,15 @@ fn main() -> ExitCode {
                 for n in &plan.notices {
                     eprintln!("note: {n}");
                 }
+                // SHOW, DESCRIBE and EXPLAIN output, as Flink's SQL client prints it
+                let printed = std::mem::take(&mut plan.printed);
+                for text in &printed {
+                    println!("{text}");
+                }
                 if plan.is_empty() {
-                    eprintln!("note: the script has no INSERT or SELECT; nothing to run");
+                    if printed.is_empty() {
+                        eprintln!("note: the script has no INSERT or SELECT; nothing to run");
+                    }
                     return Ok(());
                 }
                 let status = http::start(&a.http, a.quiet)?;

@@ -25,6 +25,9 @@ pub struct TableDef {
     pub column_exprs: Vec<Expr>,
     /// The watermark expression over `schema`, and the rowtime column's name.
     pub watermark: Option<(String, Expr)>,
+    /// The `CREATE TABLE` it was made from (without a CTAS query), for `DESCRIBE` and
+    /// `SHOW CREATE TABLE`.
+    pub ddl: Option<Box<CreateTable>>,
 }
 
 impl TableDef {
@@ -80,6 +83,20 @@ impl Catalog {
     /// A view by name.
     pub fn view(&self, name: &str) -> Option<&ViewDef> {
         find(&self.views, name)
+    }
+
+    /// The tables' names (without the hidden tables of OPTIONS hints), sorted.
+    pub fn table_names(&self) -> Vec<&str> {
+        self.tables
+            .keys()
+            .map(String::as_str)
+            .filter(|n| !n.contains("/*+"))
+            .collect()
+    }
+
+    /// The views' names, sorted.
+    pub fn view_names(&self) -> Vec<&str> {
+        self.views.keys().map(String::as_str).collect()
     }
 
     /// Every table and view name, for messages.
@@ -340,6 +357,10 @@ fn build_table(
             schema,
             column_exprs: exprs,
             watermark,
+            ddl: Some(Box::new(CreateTable {
+                query: None,
+                ..ct.clone()
+            })),
         },
         notices,
     ))

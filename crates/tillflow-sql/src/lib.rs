@@ -10,6 +10,7 @@ pub mod plan;
 pub mod planner;
 pub mod script;
 pub mod session;
+pub mod statements;
 pub mod types;
 
 pub use error::{Result, SqlError};

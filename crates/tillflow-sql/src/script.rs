@@ -101,6 +101,50 @@ pub enum StmtKind {
         /// `IF EXISTS`
         if_exists: bool,
     },
+    /// `SHOW …`: printed as Flink's SQL client prints it.
+    Show(Show),
+    /// `DESCRIBE t` / `DESC t` (and `SHOW COLUMNS FROM t`, without the comment column).
+    Describe {
+        /// The table or view.
+        name: String,
+        /// `SHOW COLUMNS`: Flink's six columns, without `comment`.
+        columns_only: bool,
+    },
+    /// `EXPLAIN [PLAN FOR] <query or INSERT>`: the statement's plan, printed; nothing runs.
+    Explain(Box<StmtKind>),
+    /// `USE [CATALOG] name` / `USE catalog.database`: only tillflow's one catalog and database.
+    Use {
+        /// `USE CATALOG`.
+        catalog: bool,
+        /// The name as written.
+        name: String,
+    },
+}
+
+/// What a `SHOW` statement lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Show {
+    /// `SHOW TABLES`
+    Tables,
+    /// `SHOW VIEWS`
+    Views,
+    /// `SHOW [USER] FUNCTIONS`
+    Functions {
+        /// `USER`: only user-defined functions (tillflow has none).
+        user: bool,
+    },
+    /// `SHOW CATALOGS`
+    Catalogs,
+    /// `SHOW DATABASES`
+    Databases,
+    /// `SHOW CURRENT CATALOG`
+    CurrentCatalog,
+    /// `SHOW CURRENT DATABASE`
+    CurrentDatabase,
+    /// `SHOW CREATE TABLE t`
+    CreateTable(String),
+    /// `SHOW CREATE VIEW v`
+    CreateView(String),
 }
 
 /// `INSERT INTO table [(cols)] query`.
@@ -178,6 +222,10 @@ pub struct CreateTable {
     pub query: Option<Box<Query>>,
     /// `IF NOT EXISTS`
     pub if_not_exists: bool,
+    /// `COMMENT '…'` of columns, by column name.
+    pub column_comments: BTreeMap<String, String>,
+    /// The table's `COMMENT '…'`.
+    pub comment: Option<String>,
 }
 
 /// Replaces `${NAME}` with `vars[NAME]`, else the environment variable NAME.
@@ -514,36 +562,64 @@ fn apply_hints(
     Ok((out, hints, notices))
 }
 
-/// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to `t[, __PARTITION_BY(k...)]`.
-fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+/// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to
+/// `t[, __PARTITION_BY(k...)]`, and `(SELECT …) PARTITION BY k` to `(SELECT …), __PARTITION_BY(k)`;
+/// refuses `TABLE (SELECT …)`, which Flink does not parse.
+fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
     let sig: Vec<usize> = (0..tokens.len())
         .filter(|&j| !is_ws(&tokens[j].token))
         .collect();
     let mut drop = vec![false; tokens.len()];
     let mut insert_after: BTreeMap<usize, Vec<Token>> = BTreeMap::new();
     for (k, &j) in sig.iter().enumerate() {
-        if !word_is(&tokens[j].token, "TABLE") || k == 0 || k + 1 >= sig.len() {
+        if k == 0 || k + 1 >= sig.len() {
             continue;
         }
         let prev = &tokens[sig[k - 1]].token;
         let next = &tokens[sig[k + 1]].token;
         let after_next = sig.get(k + 2).map(|&x| &tokens[x].token);
-        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow)
-            || !matches!(next, Token::Word(_))
-        {
+        if !matches!(prev, Token::LParen | Token::Comma | Token::RArrow) {
             continue;
         }
-        if matches!(after_next, Some(Token::LParen) | Some(Token::Period))
-            && !matches!(after_next, Some(Token::Period))
-        {
-            continue;
-        }
-        drop[j] = true;
-        // PARTITION BY after the table name
+        let is_query = |t: &Token| word_is(t, "SELECT") || word_is(t, "WITH");
         let mut t = k + 2;
-        while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
-            t += 2; // qualified name a.b.c
+        if tokens[j].token == Token::LParen && is_query(next) {
+            // `(SELECT …)` as a table argument: PARTITION BY may follow its closing parenthesis
+            let mut depth = 0usize;
+            let mut m = k;
+            while let Some(&x) = sig.get(m) {
+                match tokens[x].token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                m += 1;
+            }
+            t = m + 1;
+        } else if word_is(&tokens[j].token, "TABLE") {
+            if *next == Token::LParen && after_next.is_some_and(is_query) {
+                // Flink's parser refuses `TABLE (SELECT …)` too
+                return Err(SqlError::Parse {
+                    line: tokens[j].span.start.line,
+                    message: "`TABLE (SELECT …)` is not Flink SQL (Flink 2.3 does not parse it either): pass the subquery without TABLE, as in HOP((SELECT …), DESCRIPTOR(ts), …)".into(),
+                });
+            }
+            if !matches!(next, Token::Word(_)) || matches!(after_next, Some(Token::LParen)) {
+                continue;
+            }
+            while matches!(sig.get(t).map(|&x| &tokens[x].token), Some(Token::Period)) {
+                t += 2; // qualified name a.b.c
+            }
+            drop[j] = true;
+        } else {
+            continue;
         }
+        // PARTITION BY after the table name
         if sig
             .get(t)
             .is_some_and(|&x| word_is(&tokens[x].token, "PARTITION"))
@@ -592,7 +668,7 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn ident_text(i: &Ident) -> String {
@@ -625,14 +701,79 @@ fn expect_end(p: &mut Parser, line: u64) -> Result<()> {
     Ok(())
 }
 
+/// `EXPLAIN` details Flink takes; tillflow always prints the changelog mode.
+const EXPLAIN_DETAILS: &[&str] = &[
+    "ESTIMATED_COST",
+    "CHANGELOG_MODE",
+    "JSON_EXECUTION_PLAN",
+    "PLAN_ADVICE",
+];
+
 fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
     let line = tokens
         .iter()
         .find(|t| !is_ws(&t.token))
         .map(|t| t.span.start.line)
         .unwrap_or(0);
+    let sig: Vec<usize> = (0..tokens.len())
+        .filter(|&j| !is_ws(&tokens[j].token))
+        .collect();
+    if sig
+        .first()
+        .is_some_and(|&j| word_is(&tokens[j].token, "EXPLAIN"))
+    {
+        // EXPLAIN [PLAN FOR | detail, …] statement
+        let mut k = 1;
+        let at = |k: usize| sig.get(k).map(|&j| &tokens[j].token);
+        if at(k).is_some_and(|t| word_is(t, "PLAN")) && at(k + 1).is_some_and(|t| word_is(t, "FOR"))
+        {
+            k += 2;
+        } else {
+            while let Some(Token::Word(w)) = at(k) {
+                let word = w.value.to_ascii_uppercase();
+                if !EXPLAIN_DETAILS.contains(&word.as_str()) {
+                    break;
+                }
+                if word != "CHANGELOG_MODE" {
+                    return Err(SqlError::Parse {
+                        line,
+                        message: format!("EXPLAIN {word} is not supported: tillflow prints the optimized plan with each node's changelog mode (EXPLAIN, EXPLAIN PLAN FOR or EXPLAIN CHANGELOG_MODE)"),
+                    });
+                }
+                k += 1;
+                if at(k) == Some(&Token::Comma) {
+                    k += 1;
+                }
+            }
+        }
+        let Some(&start) = sig.get(k) else {
+            return Err(SqlError::Parse {
+                line,
+                message: "EXPLAIN needs a query or an INSERT to explain".into(),
+            });
+        };
+        let inner = parse_statement(&tokens[start..])?;
+        return match inner.kind {
+            kind @ (StmtKind::Select(_) | StmtKind::Insert(_)) => Ok(Stmt {
+                line,
+                kind: StmtKind::Explain(Box::new(kind)),
+                hints: inner.hints,
+                notices: inner.notices,
+            }),
+            other => Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "EXPLAIN takes a query or an INSERT, not {}",
+                    format!("{other:?}")
+                        .split([' ', '(', '{'])
+                        .next()
+                        .unwrap_or("this statement")
+                ),
+            }),
+        };
+    }
     let (hinted, hints, notices) = apply_hints(tokens, line)?;
-    let mut toks = flink_token_pass(&hinted);
+    let mut toks = flink_token_pass(&hinted)?;
     let end = toks
         .last()
         .map(|t| t.span.end)
@@ -690,6 +831,20 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
                 query,
                 if_not_exists,
             }
+        } else if peek_word(&p, "CATALOG") || peek_word(&p, "DATABASE") || peek_word(&p, "FUNCTION")
+        {
+            let what = p.next_token().to_string().to_ascii_uppercase();
+            let name = p
+                .parse_object_name(false)
+                .map(|n| object_name(&n))
+                .unwrap_or_default();
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "CREATE {what} {name} is not supported: tillflow has one catalog, default_catalog, with one database, default_database{}",
+                    if what == "FUNCTION" { ", and no user-defined functions yet" } else { "" }
+                ),
+            });
         } else {
             return Err(SqlError::Parse {
                 line,
@@ -736,6 +891,42 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let name = object_name(&p.parse_object_name(false).map_err(e)?);
         StmtKind::Drop { name, if_exists }
+    } else if peek_word(&p, "SHOW") {
+        p.next_token();
+        parse_show(&mut p, line)?
+    } else if peek_word(&p, "DESCRIBE") || peek_word(&p, "DESC") {
+        p.next_token();
+        if peek_word(&p, "CATALOG") || peek_word(&p, "FUNCTION") || peek_word(&p, "MODEL") {
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "DESCRIBE {} is not supported (tillflow describes tables and views)",
+                    p.peek_token().token.to_string().to_ascii_uppercase()
+                ),
+            });
+        }
+        let _ = p.parse_keyword(Keyword::TABLE);
+        let name = object_name(&p.parse_object_name(false).map_err(e)?);
+        StmtKind::Describe {
+            name,
+            columns_only: false,
+        }
+    } else if peek_word(&p, "USE") {
+        p.next_token();
+        let catalog = peek_word(&p, "CATALOG")
+            && !matches!(p.peek_nth_token(1).token, Token::EOF | Token::Period);
+        if catalog {
+            p.next_token();
+        }
+        if peek_word(&p, "MODULES") {
+            return Err(SqlError::Parse {
+                line,
+                message: "USE MODULES is not supported: tillflow has only Flink's core functions"
+                    .into(),
+            });
+        }
+        let name = object_name(&p.parse_object_name(false).map_err(e)?);
+        StmtKind::Use { catalog, name }
     } else if matches!(p.peek_token().token, Token::Word(ref w) if matches!(w.keyword, Keyword::SELECT | Keyword::WITH | Keyword::VALUES))
         || p.peek_token().token == Token::LParen
     {
@@ -744,7 +935,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         return Err(SqlError::Parse {
             line,
             message: format!(
-                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP)",
+                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP, SHOW, DESCRIBE, EXPLAIN, USE)",
                 p.peek_token().token
             ),
         });
@@ -756,6 +947,106 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         hints,
         notices,
     })
+}
+
+/// The rest of a `SHOW` statement (after `SHOW`).
+fn parse_show(p: &mut Parser, line: u64) -> Result<StmtKind> {
+    let e = |err| perr(line, err);
+    let word = match p.next_token().token {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        other => {
+            return Err(SqlError::Parse {
+                line,
+                message: format!("SHOW what? (found `{other}`)"),
+            })
+        }
+    };
+    let show = match word.as_str() {
+        "TABLES" => Show::Tables,
+        "VIEWS" => Show::Views,
+        "FUNCTIONS" => Show::Functions { user: false },
+        "USER" if peek_word(p, "FUNCTIONS") => {
+            p.next_token();
+            Show::Functions { user: true }
+        }
+        "CATALOGS" => Show::Catalogs,
+        "DATABASES" => Show::Databases,
+        "CURRENT" if peek_word(p, "CATALOG") => {
+            p.next_token();
+            Show::CurrentCatalog
+        }
+        "CURRENT" if peek_word(p, "DATABASE") => {
+            p.next_token();
+            Show::CurrentDatabase
+        }
+        "CREATE" if peek_word(p, "TABLE") || peek_word(p, "VIEW") => {
+            let view = peek_word(p, "VIEW");
+            p.next_token();
+            let name = object_name(&p.parse_object_name(false).map_err(e)?);
+            if view {
+                Show::CreateView(name)
+            } else {
+                Show::CreateTable(name)
+            }
+        }
+        "COLUMNS" => {
+            if !p.parse_keyword(Keyword::FROM) && !p.parse_keyword(Keyword::IN) {
+                return Err(SqlError::Parse {
+                    line,
+                    message: "SHOW COLUMNS needs FROM table".into(),
+                });
+            }
+            let name = object_name(&p.parse_object_name(false).map_err(e)?);
+            if p.peek_token().token != Token::EOF {
+                return Err(SqlError::Parse {
+                    line,
+                    message: format!(
+                        "SHOW COLUMNS FROM {name} takes no `{}` clause in tillflow (LIKE filters are not supported yet)",
+                        p.peek_token().token
+                    ),
+                });
+            }
+            return Ok(StmtKind::Describe {
+                name,
+                columns_only: true,
+            });
+        }
+        other => {
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "SHOW {other} is not supported (tillflow shows TABLES, VIEWS, FUNCTIONS, CATALOGS, DATABASES, CURRENT CATALOG, CURRENT DATABASE, CREATE TABLE, CREATE VIEW, COLUMNS)"
+                ),
+            })
+        }
+    };
+    // `SHOW TABLES FROM db`, `… LIKE 'p'`: tillflow has one database; LIKE is not supported yet
+    if matches!(show, Show::Tables | Show::Views | Show::Functions { .. })
+        && (p.parse_keyword(Keyword::FROM) || p.parse_keyword(Keyword::IN))
+    {
+        let db = object_name(&p.parse_object_name(false).map_err(e)?);
+        if !matches!(
+            db.as_str(),
+            "default_database" | "default_catalog.default_database"
+        ) {
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "SHOW {word} FROM {db}: no such database (tillflow has one catalog, default_catalog, with one database, default_database)"
+                ),
+            });
+        }
+    }
+    if p.peek_token().token != Token::EOF {
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "SHOW {word}: `{}` is not supported here (LIKE filters are not supported yet)",
+                p.peek_token().token
+            ),
+        });
+    }
+    Ok(StmtKind::Show(show))
 }
 
 /// The unquoted tokens up to `=` (when `stop_at_eq`) or the end, joined: a legacy
@@ -852,6 +1143,8 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
         has_with: false,
         query: None,
         if_not_exists,
+        column_comments: BTreeMap::new(),
+        comment: None,
     };
     if p.consume_token(&Token::LParen) {
         loop {
@@ -881,7 +1174,9 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                 let col = ident_text(&p.parse_identifier().map_err(e)?);
                 if p.parse_keyword(Keyword::AS) {
                     let expr = p.parse_expr().map_err(e)?;
-                    skip_comment(p, line)?;
+                    if let Some(c) = parse_comment(p, line)? {
+                        t.column_comments.insert(col.clone(), c);
+                    }
                     t.columns.push(ColumnDef::Computed {
                         name: col,
                         expr: Box::new(expr),
@@ -928,7 +1223,9 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                             expect_not_enforced(p, line)?;
                             t.primary_key = vec![col.clone()];
                         } else if peek_word(p, "COMMENT") {
-                            skip_comment(p, line)?;
+                            if let Some(c) = parse_comment(p, line)? {
+                                t.column_comments.insert(col.clone(), c);
+                            }
                         } else {
                             break;
                         }
@@ -955,7 +1252,7 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
             break;
         }
     }
-    skip_comment(p, line)?;
+    t.comment = parse_comment(p, line)?;
     if p.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
         p.expect_token(&Token::LParen).map_err(e)?;
         let cols: Vec<String> = p
@@ -1004,12 +1301,13 @@ fn expect_not_enforced(p: &mut Parser, line: u64) -> Result<()> {
     }
 }
 
-fn skip_comment(p: &mut Parser, line: u64) -> Result<()> {
+/// `COMMENT '…'`, if it comes next.
+fn parse_comment(p: &mut Parser, line: u64) -> Result<Option<String>> {
     if peek_word(p, "COMMENT") {
         p.next_token();
-        p.parse_literal_string().map_err(|e| perr(line, e))?;
+        return Ok(Some(p.parse_literal_string().map_err(|e| perr(line, e))?));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -1149,6 +1447,85 @@ mod tests {
         }
         // ordinary comments are still ignored
         assert!(parse_script("SELECT /* a comment */ a FROM t /* another */").is_ok());
+    }
+
+    #[test]
+    fn window_tvf_takes_a_subquery_as_flink_does() {
+        let stmts = parse_script(
+            "SELECT * FROM TABLE(SESSION(DATA => (SELECT a, ts FROM t WHERE (a > 1)) PARTITION BY a, TIMECOL => DESCRIPTOR(ts), GAP => INTERVAL '1' SECOND))",
+        )
+        .unwrap();
+        let StmtKind::Select(q) = &stmts[0].kind else {
+            panic!("{:?}", stmts[0].kind)
+        };
+        let q = q.to_string();
+        assert!(
+            q.contains("DATA => (SELECT a, ts FROM t WHERE (a > 1)), __PARTITION_BY(a), TIMECOL"),
+            "{q}"
+        );
+        let e = parse_script("SELECT 1;\nSELECT * FROM TABLE(HOP(TABLE (SELECT * FROM t), DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND))")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("line 2: `TABLE (SELECT …)` is not Flink SQL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn parses_show_describe_explain_and_use() {
+        let stmts = parse_script(
+            "SHOW TABLES; SHOW USER FUNCTIONS; SHOW CURRENT DATABASE; SHOW CREATE TABLE default_catalog.default_database.t;\nDESC t; SHOW COLUMNS IN t; USE CATALOG default_catalog; USE default_database;\nEXPLAIN PLAN FOR INSERT INTO s SELECT * FROM t; EXPLAIN CHANGELOG_MODE SELECT 1",
+        )
+        .unwrap();
+        let kinds: Vec<String> = stmts.iter().map(|s| format!("{:?}", s.kind)).collect();
+        assert_eq!(kinds[0], "Show(Tables)");
+        assert_eq!(kinds[1], "Show(Functions { user: true })");
+        assert_eq!(kinds[2], "Show(CurrentDatabase)");
+        assert_eq!(
+            kinds[3],
+            r#"Show(CreateTable("default_catalog.default_database.t"))"#
+        );
+        assert_eq!(kinds[4], r#"Describe { name: "t", columns_only: false }"#);
+        assert_eq!(kinds[5], r#"Describe { name: "t", columns_only: true }"#);
+        assert_eq!(
+            kinds[6],
+            r#"Use { catalog: true, name: "default_catalog" }"#
+        );
+        assert_eq!(
+            kinds[7],
+            r#"Use { catalog: false, name: "default_database" }"#
+        );
+        assert!(kinds[8].starts_with("Explain(Insert("), "{}", kinds[8]);
+        assert!(kinds[9].starts_with("Explain(Select("), "{}", kinds[9]);
+        assert_eq!(stmts[8].line, 3);
+        for (sql, want) in [
+            ("SHOW JOBS", "line 1: SHOW JOBS is not supported"),
+            (
+                "SHOW TABLES LIKE '%a'",
+                "LIKE filters are not supported yet",
+            ),
+            (
+                "SHOW TABLES FROM other",
+                "SHOW TABLES FROM other: no such database",
+            ),
+            (
+                "\nCREATE DATABASE db1",
+                "line 2: CREATE DATABASE db1 is not supported",
+            ),
+            (
+                "EXPLAIN ESTIMATED_COST SELECT 1",
+                "EXPLAIN ESTIMATED_COST is not supported",
+            ),
+            (
+                "EXPLAIN SHOW TABLES",
+                "EXPLAIN takes a query or an INSERT, not Show",
+            ),
+            ("DESCRIBE CATALOG c", "DESCRIBE CATALOG is not supported"),
+        ] {
+            let e = parse_script(sql).unwrap_err().to_string();
+            assert!(e.contains(want), "{sql}: {e}");
+        }
     }
 
     #[test]

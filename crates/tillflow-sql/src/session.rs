@@ -5,8 +5,8 @@
 use crate::catalog::{Catalog, TableDef, ViewDef};
 use crate::error::{plan_err, Result, SqlError};
 use crate::plan::{Changelog, LateFiles, PlanNode, PlanOp, TwoInputOp};
-use crate::planner::{Planner, Rel, RelInput};
-use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, StmtKind};
+use crate::planner::{Planner, Rel, RelInput, ValuesInput};
+use crate::script::{parse_script, substitute, ColumnDef, CreateTable, Insert, Show, StmtKind};
 use std::collections::BTreeMap;
 use tillflow_connectors::TableSpec;
 use tillflow_runtime::expr::Expr;
@@ -52,10 +52,18 @@ pub struct JoinPlan {
     pub downstream: Branch,
 }
 
-/// All branches reading one source table.
+/// What a task reads: a table, or literal rows.
+pub enum TaskSource {
+    /// A catalog table through its connector.
+    Table(Box<TableDef>),
+    /// The rows of a `VALUES` clause (or a SELECT without FROM).
+    Values(ValuesInput),
+}
+
+/// All branches reading one source table (or one VALUES clause).
 pub struct TaskPlan {
-    /// The source table.
-    pub table: TableDef,
+    /// The source.
+    pub source: TaskSource,
     /// What every row read goes through first: computed columns, watermark, normalization.
     pub scan: Vec<PlanNode>,
     /// Its INSERTs.
@@ -81,6 +89,9 @@ pub struct JobPlan {
     pub config: BTreeMap<String, String>,
     /// Batch mode: every source must be bounded, and only final results are written.
     pub batch: bool,
+    /// What the script's `SHOW`, `DESCRIBE` and `EXPLAIN` statements print, in order, as
+    /// Flink's SQL client prints it (`tillflow run` writes it to standard output).
+    pub printed: Vec<String>,
 }
 
 /// A script session: catalog and the job being assembled.
@@ -257,35 +268,150 @@ impl Session {
                         self.insert(ins).map_err(at)?;
                     }
                 }
-                StmtKind::Select(q) => {
-                    let mut planner = Planner::new(&self.catalog);
-                    let mut rel = planner.plan_query(&q).map_err(at)?;
-                    self.plan.notices.append(&mut planner.notices);
-                    rel.finish().map_err(at)?;
-                    if self.catalog.batch() {
-                        crate::planner::materialize(&mut rel);
-                    }
-                    let spec = TableSpec {
-                        name: format!("select@line{}", st.line),
-                        schema: rel.scope.schema.clone(),
-                        options: [("connector".to_string(), "print".to_string())]
-                            .into_iter()
-                            .collect(),
-                        primary_key: vec![],
-                        metadata: vec![],
-                    };
-                    let connector = tillflow_connectors::validate(&spec)?;
-                    self.add_branch(rel, BranchEnd::Sink { spec, connector }, st.line);
-                }
+                StmtKind::Select(q) => self.select(&q, st.line).map_err(at)?,
                 StmtKind::Drop { name, if_exists } => {
                     self.catalog.drop(&name, if_exists).map_err(at)?
                 }
+                StmtKind::Show(show) => {
+                    let text = self.show(&show).map_err(at)?;
+                    self.plan.printed.push(text);
+                }
+                StmtKind::Describe { name, columns_only } => {
+                    let text = self.describe(&name, columns_only).map_err(at)?;
+                    self.plan.printed.push(text);
+                }
+                StmtKind::Explain(kind) => {
+                    let text = self.explain_statement(*kind, st.line).map_err(at)?;
+                    self.plan.printed.push(text);
+                }
+                StmtKind::Use { catalog, name } => use_statement(catalog, &name).map_err(at)?,
             }
         }
         self.plan.config = self.catalog.config.clone();
         self.plan.batch = self.catalog.batch();
         self.plan.number();
         Ok(std::mem::take(&mut self.plan))
+    }
+
+    /// A bare SELECT: its rows go to a print sink.
+    fn select(&mut self, q: &sqlparser::ast::Query, line: u64) -> Result<()> {
+        let mut planner = Planner::new(&self.catalog);
+        let mut rel = planner.plan_query(q)?;
+        self.plan.notices.append(&mut planner.notices);
+        rel.finish()?;
+        if self.catalog.batch() {
+            crate::planner::materialize(&mut rel);
+        }
+        let spec = TableSpec {
+            name: format!("select@line{line}"),
+            schema: rel.scope.schema.clone(),
+            options: [("connector".to_string(), "print".to_string())]
+                .into_iter()
+                .collect(),
+            primary_key: vec![],
+            metadata: vec![],
+        };
+        let connector = tillflow_connectors::validate(&spec)?;
+        self.add_branch(rel, BranchEnd::Sink { spec, connector }, line);
+        Ok(())
+    }
+
+    /// `EXPLAIN` of one query or INSERT: planned alone into a job plan of its own (nothing is
+    /// added to the script's job), printed as `tillflow explain` prints a script's plan.
+    fn explain_statement(&mut self, kind: StmtKind, line: u64) -> Result<String> {
+        let outer = std::mem::take(&mut self.plan);
+        let planned = match &kind {
+            StmtKind::Select(q) => self.select(q, line),
+            StmtKind::Insert(ins) => self.insert(ins),
+            _ => plan_err("EXPLAIN takes a query or an INSERT"),
+        };
+        let mut inner = std::mem::replace(&mut self.plan, outer);
+        self.plan.notices.append(&mut inner.notices);
+        planned?;
+        inner.number();
+        Ok(inner.explain())
+    }
+
+    /// The schema of view `name` (planned), with the column names its definition gives.
+    fn view_schema(&mut self, name: &str) -> Result<Option<(Schema, String)>> {
+        let Some(v) = self.catalog.view(name).cloned() else {
+            return Ok(None);
+        };
+        let mut planner = Planner::new(&self.catalog);
+        let rel = planner.plan_query(&v.query)?;
+        let mut schema = rel.scope.schema.clone();
+        for (f, n) in schema.fields.iter_mut().zip(&v.columns) {
+            f.name = n.clone();
+        }
+        Ok(Some((schema, v.query.to_string())))
+    }
+
+    /// What a `SHOW` statement prints.
+    fn show(&mut self, show: &Show) -> Result<String> {
+        use crate::statements as s;
+        Ok(match show {
+            Show::Tables => s::name_list("table name", &s::table_list(&self.catalog)),
+            Show::Views => s::name_list("view name", &self.catalog.view_names()),
+            Show::Functions { user: true } => s::name_list("function name", &[]),
+            Show::Functions { user: false } => {
+                let names = s::builtin_functions();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                s::name_list("function name", &names)
+            }
+            Show::Catalogs => s::name_list("catalog name", &[s::CATALOG]),
+            Show::Databases => s::name_list("database name", &[s::DATABASE]),
+            Show::CurrentCatalog => s::name_list("current catalog name", &[s::CATALOG]),
+            Show::CurrentDatabase => s::name_list("current database name", &[s::DATABASE]),
+            Show::CreateTable(name) => {
+                let local = s::local_name(name);
+                match self.catalog.table(local) {
+                    Some(t) => s::show_create_table(t),
+                    None if self.catalog.view(local).is_some() => {
+                        return plan_err(format!(
+                            "SHOW CREATE TABLE {name}: `{local}` is a view; use SHOW CREATE VIEW"
+                        ))
+                    }
+                    None => {
+                        return plan_err(format!(
+                            "SHOW CREATE TABLE {name}: no such table (known: {})",
+                            self.catalog.names()
+                        ))
+                    }
+                }
+            }
+            Show::CreateView(name) => {
+                let local = s::local_name(name);
+                match self.view_schema(local)? {
+                    Some((schema, query)) => s::show_create_view(local, &schema, &query),
+                    None if self.catalog.table(local).is_some() => {
+                        return plan_err(format!(
+                            "SHOW CREATE VIEW {name}: `{local}` is a table; use SHOW CREATE TABLE"
+                        ))
+                    }
+                    None => {
+                        return plan_err(format!(
+                            "SHOW CREATE VIEW {name}: no such view (known: {})",
+                            self.catalog.names()
+                        ))
+                    }
+                }
+            }
+        })
+    }
+
+    /// What `DESCRIBE name` (or `SHOW COLUMNS FROM name`) prints.
+    fn describe(&mut self, name: &str, columns_only: bool) -> Result<String> {
+        let local = crate::statements::local_name(name);
+        if let Some(t) = self.catalog.table(local) {
+            return Ok(crate::statements::describe_table(t, columns_only));
+        }
+        match self.view_schema(local)? {
+            Some((schema, _)) => Ok(crate::statements::describe_schema(&schema, columns_only)),
+            None => plan_err(format!(
+                "DESCRIBE {name}: no such table or view (known: {})",
+                self.catalog.names()
+            )),
+        }
     }
 
     fn default_options(&mut self, table: &str) -> BTreeMap<String, String> {
@@ -476,8 +602,20 @@ impl Session {
             line,
         };
         match rel.input {
+            // every VALUES clause is a source of its own
+            RelInput::Values(v) => self.plan.tasks.push(TaskPlan {
+                source: TaskSource::Values(*v),
+                scan: Vec::new(),
+                branches: vec![branch],
+                idle_timeout: None,
+            }),
             RelInput::Table(name) => {
-                match self.plan.tasks.iter_mut().find(|t| t.table.name == name) {
+                match self
+                    .plan
+                    .tasks
+                    .iter_mut()
+                    .find(|t| matches!(&t.source, TaskSource::Table(d) if d.name == name))
+                {
                     Some(t) => t.branches.push(branch),
                     None => {
                         if let Some(table) = self.catalog.table(&name) {
@@ -493,7 +631,7 @@ impl Session {
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
                                 scan: scan_nodes(table, idle, self.catalog.batch()),
-                                table: table.clone(),
+                                source: TaskSource::Table(Box::new(table.clone())),
                                 branches: vec![branch],
                                 idle_timeout: idle,
                             });
@@ -512,6 +650,24 @@ impl Session {
             }
         }
     }
+}
+
+/// `USE …`: tillflow's one catalog and database are accepted, anything else is refused naming it.
+fn use_statement(catalog: bool, name: &str) -> Result<()> {
+    use crate::statements::{CATALOG, DATABASE};
+    let ok = if catalog {
+        name == CATALOG
+    } else {
+        name == DATABASE || name == format!("{CATALOG}.{DATABASE}")
+    };
+    if ok {
+        return Ok(());
+    }
+    plan_err(format!(
+        "USE {}{name}: no such {} (tillflow has one catalog, {CATALOG}, with one database, {DATABASE})",
+        if catalog { "CATALOG " } else { "" },
+        if catalog { "catalog" } else { "database" }
+    ))
 }
 
 /// Builds operators from plan nodes.
@@ -615,11 +771,18 @@ impl JobPlan {
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
-            let source = t.table.connector.source(&t.table.spec)?;
+            let source: Box<dyn tillflow_runtime::operator::Source> = match &t.source {
+                TaskSource::Table(table) => table.connector.source(&table.spec)?,
+                TaskSource::Values(v) => {
+                    Box::new(tillflow_runtime::ops::values::ValuesSource::new(
+                        v.rows.clone(),
+                        v.schema.clone(),
+                    ))
+                }
+            };
             if self.batch && !source.bounded() {
                 return plan_err(format!(
-                    "batch mode needs bounded inputs, but table `{}` ({}) never ends; bound it (e.g. 'scan.bounded.mode' for Kafka) or run in streaming mode",
-                    t.table.name,
+                    "batch mode needs bounded inputs, but {} never ends; bound it (e.g. 'scan.bounded.mode' for Kafka) or run in streaming mode",
                     source.describe()
                 ));
             }

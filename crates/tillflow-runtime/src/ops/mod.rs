@@ -15,4 +15,5 @@ pub mod rank;
 pub mod temporal_join;
 pub mod union;
 pub mod unnest;
+pub mod values;
 pub mod watermark;

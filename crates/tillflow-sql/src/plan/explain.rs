@@ -10,7 +10,8 @@
 
 use super::sqlfmt::{self, Names};
 use super::{Changelog, PlanNode, PlanOp, TwoInputOp};
-use crate::session::{Branch, BranchEnd, JobPlan, TaskPlan};
+use crate::planner::ValuesInput;
+use crate::session::{Branch, BranchEnd, JobPlan, TaskPlan, TaskSource};
 use tillflow_runtime::ops::join::JoinType;
 use tillflow_runtime::ops::over::OverFrame;
 use tillflow_runtime::ops::rank::SortKey;
@@ -162,7 +163,10 @@ impl Plan<'_> {
         match b.ops.last() {
             Some(n) => output_of(n),
             None => match at {
-                At::Task(i) => self.job.tasks[i].table.schema.clone(),
+                At::Task(i) => match &self.job.tasks[i].source {
+                    TaskSource::Table(t) => t.schema.clone(),
+                    TaskSource::Values(v) => v.schema.clone(),
+                },
                 At::Join(j) => self.job.joins[j].op.input.clone(),
             },
         }
@@ -176,7 +180,10 @@ impl Plan<'_> {
                     .scan
                     .last()
                     .map(|n| n.changelog)
-                    .unwrap_or_else(|| crate::session::source_changelog(&self.job.tasks[i].table)),
+                    .unwrap_or_else(|| match &self.job.tasks[i].source {
+                        TaskSource::Table(t) => crate::session::source_changelog(t),
+                        TaskSource::Values(_) => Changelog::Insert,
+                    }),
                 At::Join(j) => self.job.joins[j].op.changelog,
             },
         }
@@ -199,19 +206,57 @@ fn output_of(n: &PlanNode) -> Schema {
 }
 
 fn scan(t: &TaskPlan) -> Tree {
-    let fields = &t.table.spec.schema;
+    let table = match &t.source {
+        TaskSource::Table(table) => table,
+        TaskSource::Values(v) => return values(v),
+    };
+    let fields = &table.spec.schema;
     let names = Names::of(fields);
-    let (table, hints) = table_name(&t.table.name);
+    let (name, hints) = table_name(&table.name);
     let mut tree = Tree::leaf(format!(
-        "TableSourceScan(table=[[default_catalog, default_database, {table}]], connector=[{}], fields=[{}]{hints}, {})",
-        t.table.connector.name(),
+        "TableSourceScan(table=[[default_catalog, default_database, {name}]], connector=[{}], fields=[{}]{hints}, {})",
+        table.connector.name(),
         names.list(&(0..fields.len()).collect::<Vec<_>>()),
-        changelog_attr(crate::session::source_changelog(&t.table), None, &names)
+        changelog_attr(crate::session::source_changelog(table), None, &names)
     ));
     for n in &t.scan {
         tree = node(n, tree);
     }
     tree
+}
+
+/// Flink's `Values` node: the literal rows (`{ 0 }` for the one row of a SELECT without FROM,
+/// as Flink plans it) and the column names.
+fn values(v: &ValuesInput) -> Tree {
+    let none = Names::of(&Schema::new(Vec::new()));
+    let tuples = v
+        .rows
+        .iter()
+        .map(|r| {
+            if r.is_empty() {
+                "{ 0 }".to_owned()
+            } else {
+                format!(
+                    "{{ {} }}",
+                    r.iter()
+                        .map(|e| sqlfmt::expr(e, &none))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = Names::of(&v.schema);
+    let cols = if v.schema.is_empty() {
+        "ZERO".to_owned()
+    } else {
+        names.list(&(0..v.schema.len()).collect::<Vec<_>>())
+    };
+    Tree::leaf(format!(
+        "Values(tuples=[[{tuples}]], values=[{cols}], {})",
+        changelog_attr(Changelog::Insert, None, &names)
+    ))
 }
 
 /// Where a keyed operator needs its input's rows: `Some(keys)` by hash of `keys` (`single`

@@ -132,7 +132,7 @@ impl Planner<'_> {
                     .filter_map(|k| def.schema.index_of(k))
                     .collect::<Vec<usize>>()
             }),
-            RelInput::Join(_) => None,
+            RelInput::Join(_) | RelInput::Values(_) => None,
         };
         let key = temporal_join::primary_key(source_key, &right.ops).or(right.upsert_key.clone());
         // over an append-only source, retractions can only come from a keep-last view
@@ -143,6 +143,7 @@ impl Planner<'_> {
                 .table(t)
                 .is_none_or(|def| def.connector.source_is_changelog(&def.spec)),
             RelInput::Join(_) => true,
+            RelInput::Values(_) => false,
         };
         let nl = left.schema().len();
         let mut fields = left.scope.schema.fields.clone();

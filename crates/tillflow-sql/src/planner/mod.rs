@@ -82,6 +82,17 @@ pub enum RelInput {
     Table(String),
     /// Two planned queries meeting in a two-input operator: a join, or their UNION ALL.
     Join(Box<JoinInput>),
+    /// Literal rows: `VALUES (…), (…)`, or the one row a SELECT without FROM reads.
+    Values(Box<ValuesInput>),
+}
+
+/// The rows of a `VALUES` clause (Flink's `Values` node), a bounded source.
+#[derive(Clone)]
+pub struct ValuesInput {
+    /// Each row's expressions, cast to the column types.
+    pub rows: Vec<Vec<Expr>>,
+    /// The columns (Flink's `EXPR$0`, `EXPR$1` …, each of the rows' common type).
+    pub schema: Schema,
 }
 
 /// A join's two inputs and the operator that joins them.
@@ -136,6 +147,22 @@ impl Rel {
         }
     }
 
+    /// Literal rows as a query's input.
+    fn values(v: ValuesInput) -> Rel {
+        let scope = Scope::new(v.schema.clone(), None);
+        Rel {
+            input: RelInput::Values(Box::new(v)),
+            ops: Vec::new(),
+            scope,
+            changelog: Changelog::Insert,
+            upsert_key: None,
+            window_cols: None,
+            window_kind: None,
+            pending_window: None,
+            pending_rank: None,
+        }
+    }
+
     /// Whether the output carries updates or deletes.
     pub fn updating(&self) -> bool {
         self.changelog.is_updating()
@@ -156,6 +183,7 @@ impl Rel {
         match &self.input {
             RelInput::Table(t) => t,
             RelInput::Join(j) => j.left.source_table(),
+            RelInput::Values(_) => "",
         }
     }
 

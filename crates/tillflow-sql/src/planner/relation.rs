@@ -79,7 +79,11 @@ impl Planner<'_> {
         selection: &mut Option<sql::Expr>,
     ) -> Result<Rel> {
         let Some((first, more)) = from.split_first() else {
-            return plan_err("SELECT without FROM is not supported yet");
+            // `SELECT expr, …` without FROM reads one row of no columns
+            return Ok(Rel::values(ValuesInput {
+                rows: vec![Vec::new()],
+                schema: Schema::new(Vec::new()),
+            }));
         };
         let mut rel = self.plan_table_with_joins(first)?;
         // `FROM a, b WHERE ...` is an inner join on the WHERE condition
@@ -164,9 +168,23 @@ impl Planner<'_> {
             } => {
                 let mut rel = self.plan_query(subquery)?;
                 if let Some(a) = alias {
+                    if !a.columns.is_empty() && a.columns.len() != rel.schema().len() {
+                        return plan_err(format!(
+                            "alias `{}` names {} columns but the subquery has {}",
+                            a.name,
+                            a.columns.len(),
+                            rel.schema().len()
+                        ));
+                    }
                     rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
                     for (f, c) in rel.scope.schema.fields.iter_mut().zip(&a.columns) {
                         f.name = c.name.value.clone();
+                    }
+                    // the VALUES source itself takes the alias' names (its node prints them)
+                    if let RelInput::Values(v) = &mut rel.input {
+                        if rel.ops.is_empty() {
+                            v.schema = rel.scope.schema.clone();
+                        }
                     }
                 }
                 Ok(rel)
@@ -183,6 +201,58 @@ impl Planner<'_> {
             )),
             other => plan_err(format!("unsupported FROM item `{other}`")),
         }
+    }
+
+    /// `VALUES (…), (…)`: literal rows, each column cast to the rows' common type (as Flink
+    /// types a VALUES clause), named `EXPR$0`, `EXPR$1` …
+    pub(super) fn values(&mut self, v: &sql::Values) -> Result<Rel> {
+        let scope = Scope::default();
+        let conv = Converter::new(&scope);
+        let mut rows: Vec<Vec<Expr>> = Vec::with_capacity(v.rows.len());
+        for (r, row) in v.rows.iter().enumerate() {
+            let exprs = row
+                .iter()
+                .map(|e| conv.convert(e))
+                .collect::<Result<Vec<Expr>>>()?;
+            if let Some(first) = rows.first() {
+                if first.len() != exprs.len() {
+                    return plan_err(format!(
+                        "VALUES row {} has {} columns, the first row {}",
+                        r + 1,
+                        exprs.len(),
+                        first.len()
+                    ));
+                }
+            }
+            rows.push(exprs);
+        }
+        let width = rows.first().map_or(0, Vec::len);
+        let mut fields = Vec::with_capacity(width);
+        for c in 0..width {
+            let mut ty = DataType::Null;
+            for (r, row) in rows.iter().enumerate() {
+                let t = row[c].data_type();
+                ty = DataType::common(ty, t).ok_or_else(|| {
+                    SqlError::Plan(format!(
+                        "VALUES column {}: row {} is {t}, which has no common type with {ty} of the rows before",
+                        c + 1,
+                        r + 1
+                    ))
+                })?;
+            }
+            fields.push(Field::new(format!("EXPR${c}"), ty));
+        }
+        for row in &mut rows {
+            for (e, f) in row.iter_mut().zip(&fields) {
+                if e.data_type() != f.data_type {
+                    *e = crate::expr::cast_to(e.clone(), f.data_type);
+                }
+            }
+        }
+        Ok(Rel::values(ValuesInput {
+            rows,
+            schema: Schema::new(fields),
+        }))
     }
 
     /// `left CROSS JOIN UNNEST(arr) [WITH ORDINALITY] [AS t(c, …)]` (or `LEFT JOIN … ON TRUE`):

@@ -9,6 +9,7 @@ impl Planner<'_> {
         match body {
             SetExpr::Select(s) => self.plan_select(s),
             SetExpr::Query(inner) => self.plan_query(inner),
+            SetExpr::Values(v) => self.values(v),
             SetExpr::SetOperation {
                 op: sql::SetOperator::Union,
                 set_quantifier,

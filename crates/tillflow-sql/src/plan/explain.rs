@@ -117,8 +117,9 @@ impl Plan<'_> {
         }
         match &b.end {
             BranchEnd::Sink { spec, connector } => {
-                let out = self.output_schema(at, b);
-                let names = Names::of(&out);
+                // the sink's columns, as Flink lists them
+                let out = &spec.schema;
+                let names = Names::of(out);
                 let changelog = self.output_changelog(at, b);
                 let (table, hints) = table_name(&spec.name);
                 Tree {
@@ -155,20 +156,6 @@ impl Plan<'_> {
                     .collect();
                 two_input(&join.op, &mut sides)
             }
-        }
-    }
-
-    /// The columns at the end of a branch.
-    fn output_schema(&self, at: At, b: &Branch) -> Schema {
-        match b.ops.last() {
-            Some(n) => output_of(n),
-            None => match at {
-                At::Task(i) => match &self.job.tasks[i].source {
-                    TaskSource::Table(t) => t.schema.clone(),
-                    TaskSource::Values(v) => v.schema.clone(),
-                },
-                At::Join(j) => self.job.joins[j].op.input.clone(),
-            },
         }
     }
 
@@ -479,6 +466,17 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             },
             names.list(partition),
             order(o, &names)
+        ),
+        PlanOp::Deduplicate {
+            partition,
+            time_col,
+            keep_last,
+            rowtime: true,
+        } => format!(
+            "strategy=[AppendFastStrategy], rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd=1], partitionBy=[{}], orderBy=[ROWTIME {} {}]",
+            names.list(partition),
+            names.get(*time_col),
+            if *keep_last { "DESC" } else { "ASC" }
         ),
         PlanOp::Deduplicate {
             partition,

@@ -410,6 +410,8 @@ impl PlanOp {
             PlanOp::OverAggregate { .. } => "OverAggregate",
             PlanOp::WindowRank { .. } => "WindowRank",
             PlanOp::Rank { .. } => "Rank",
+            // Flink 2.3 plans an event-time deduplication as a Rank (its EXPLAIN says so)
+            PlanOp::Deduplicate { rowtime: true, .. } => "Rank",
             PlanOp::Deduplicate { .. } => "Deduplicate",
             PlanOp::LookupJoin { .. } => "LookupJoin",
             PlanOp::Correlate { .. } => "Correlate",

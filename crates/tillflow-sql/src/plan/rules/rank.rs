@@ -85,7 +85,14 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
             keep_last: true,
             rowtime: time == TimeAttribute::Rowtime,
         };
-        return (op, Changelog::Updates);
+        // Flink 2.3's event-time keep-last is a Rank whose changelog also deletes
+        // ([I,UB,UA,D] in its EXPLAIN); on processing time it only updates
+        let changelog = if time == TimeAttribute::Rowtime {
+            Changelog::All
+        } else {
+            Changelog::Updates
+        };
+        return (op, changelog);
     }
     let changelog = if keep_first && order_time == Some(TimeAttribute::Proctime) {
         Changelog::Insert
@@ -145,9 +152,18 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(c, Changelog::Updates, "keep-last deduplication updates");
+        assert_eq!(
+            c,
+            Changelog::All,
+            "event-time keep-last is Flink 2.3's Rank: [I,UB,UA,D]"
+        );
 
-        let (op, _) = ranking(rank(by(1, true), Some(TimeAttribute::Proctime), 1));
+        let (op, c) = ranking(rank(by(1, true), Some(TimeAttribute::Proctime), 1));
+        assert_eq!(
+            c,
+            Changelog::Updates,
+            "processing-time keep-last only updates"
+        );
         assert!(matches!(
             op,
             PlanOp::Deduplicate {

@@ -567,6 +567,7 @@ cases!("golden", golden:
     late_data_output,
     legacy_hop,
     legacy_tumble,
+    nested_csv_read,
     nested_json,
     nested_maps,
     nested_print,

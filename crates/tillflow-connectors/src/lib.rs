@@ -331,14 +331,21 @@ pub fn validate_noting(
             }
         }
     }
-    // the line formats but json have no place for a ROW or an ARRAY
+    // csv holds one level of ROW or ARRAY (joined by the element delimiter), raw none
     for key in ["format", "value.format", "key.format"] {
         if let Some(f @ ("csv" | "raw")) = table.option(key) {
-            if let Some(c) = table.schema.fields.iter().find(|c| {
-                c.data_type.is_nested() && !matches!(c.data_type, tillflow_types::DataType::Map(..))
-            }) {
+            let deep = |t: tillflow_types::DataType| match t {
+                tillflow_types::DataType::Row(r) => {
+                    f == "raw" || r.fields.iter().any(|(_, x)| x.is_nested())
+                }
+                tillflow_types::DataType::Array(e) | tillflow_types::DataType::Multiset(e) => {
+                    f == "raw" || e.is_nested()
+                }
+                _ => false,
+            };
+            if let Some(c) = table.schema.fields.iter().find(|c| deep(c.data_type)) {
                 return Err(table.error(format!(
-                    "column `{}` of type {} cannot be read or written with '{key}' = '{f}' (use 'json' for nested columns)",
+                    "column `{}` of type {} cannot be read or written with '{key}' = '{f}' (csv holds a ROW or ARRAY of scalars; use 'json' for deeper nesting)",
                     c.name, c.data_type
                 )));
             }

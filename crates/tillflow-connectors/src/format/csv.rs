@@ -1,4 +1,9 @@
 //! Flink's `csv` format: one delimited line per record, columns by position.
+//!
+//! A ROW column is its fields and an ARRAY or MULTISET column its elements, joined by
+//! `'csv.array-element-delimiter'` (`;`), as Flink writes and reads them: an empty field is a NULL
+//! ROW but an empty ARRAY, a NULL field or element is written empty, and an empty element of a
+//! string array is the empty string. Deeper nesting has no CSV form and is refused.
 
 use super::text::write_scalar;
 use super::{DecodeError, Decoder, Encoder};
@@ -29,7 +34,9 @@ pub struct CsvDecoder {
     null_literal: Option<String>,
     allow_comments: bool,
     ignore_errors: bool,
+    element_delimiter: String,
     field: Vec<u8>,
+    parts: Vec<Value>,
 }
 
 impl CsvDecoder {
@@ -48,12 +55,14 @@ impl CsvDecoder {
             null_literal: table.option("csv.null-literal").map(str::to_owned),
             allow_comments: table.bool_option("csv.allow-comments", false)?,
             ignore_errors: table.bool_option("csv.ignore-parse-errors", false)?,
+            element_delimiter: element_delimiter(table)?,
             field: Vec::with_capacity(64),
+            parts: Vec::with_capacity(8),
         })
     }
 
     fn convert(
-        &self,
+        &mut self,
         i: usize,
         text: &str,
         quoted: bool,
@@ -63,13 +72,93 @@ impl CsvDecoder {
         if self.null_literal.as_deref() == Some(text) && !quoted {
             return Ok(Value::Null);
         }
+        match ty {
+            DataType::Row(_) if text.is_empty() => return Ok(Value::Null),
+            DataType::Row(r) => {
+                let mut parts = std::mem::take(&mut self.parts);
+                parts.clear();
+                let mut pieces = text.split(self.element_delimiter.as_str());
+                for (name, fty) in &r.fields {
+                    let piece = pieces.next().unwrap_or("");
+                    let v = scalar(*fty, piece, heap).map_err(|m| DecodeError {
+                        field: Some(format!("{}.{name}", self.names[i])),
+                        message: m,
+                    });
+                    match v {
+                        Ok(v) => parts.push(v),
+                        Err(e) => {
+                            self.parts = parts;
+                            return Err(e);
+                        }
+                    }
+                }
+                let v = Value::Str(tillflow_types::nested::push_row(heap, &parts, r));
+                self.parts = parts;
+                return Ok(v);
+            }
+            DataType::Array(et) | DataType::Multiset(et) => {
+                let mut parts = std::mem::take(&mut self.parts);
+                parts.clear();
+                if !text.is_empty() {
+                    for (n, piece) in text.split(self.element_delimiter.as_str()).enumerate() {
+                        match scalar(*et, piece, heap) {
+                            Ok(v) => parts.push(v),
+                            Err(m) => {
+                                self.parts = parts;
+                                return Err(DecodeError {
+                                    field: Some(format!("{}[{}]", self.names[i], n + 1)),
+                                    message: m,
+                                });
+                            }
+                        }
+                    }
+                }
+                let v = Value::Str(tillflow_types::nested::push_array(heap, &parts, *et));
+                self.parts = parts;
+                return Ok(v);
+            }
+            _ => {}
+        }
         if text.is_empty() && !ty.is_string() {
             return Ok(Value::Null);
         }
-        let bad = || DecodeError {
+        scalar(ty, text, heap).map_err(|message| DecodeError {
             field: Some(self.names[i].clone()),
-            message: format!("expected {ty}, got \"{text}\""),
-        };
+            message,
+        })
+    }
+}
+
+/// A field of a ROW or an element of an ARRAY as CSV text (NULL as nothing).
+fn write_element(out: &mut String, v: Value, ty: DataType, heap: &[u8]) {
+    match v {
+        Value::Null => {}
+        Value::Str(s) if ty == DataType::Bytes => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .encode_string(tillflow_types::value::heap_bytes(heap, s), out);
+        }
+        Value::Str(s) => out.push_str(heap_str(heap, s)),
+        v => write_scalar(out, v, ty, false, false, false),
+    }
+}
+
+/// `'csv.array-element-delimiter'` (`;` by default).
+fn element_delimiter(table: &TableSpec) -> Result<String, ConnectorError> {
+    match table.option("csv.array-element-delimiter") {
+        None => Ok(";".to_owned()),
+        Some("") => {
+            Err(table.error("option 'csv.array-element-delimiter' must not be empty".to_owned()))
+        }
+        Some(d) => Ok(d.to_owned()),
+    }
+}
+
+/// A scalar of type `ty` from its CSV text (an empty text is an error but for strings, as inside
+/// Flink's ROW and ARRAY fields).
+fn scalar(ty: DataType, text: &str, heap: &mut Vec<u8>) -> Result<Value, String> {
+    {
+        let bad = || format!("expected {ty}, got \"{text}\"");
         Ok(match ty {
             DataType::String(_) => Value::Str(push_str(heap, text)),
             t if t.is_integer() => {
@@ -155,11 +244,16 @@ impl Decoder for CsvDecoder {
                     message: format!("more than the {} columns of the table", self.names.len()),
                 });
             }
-            let text = std::str::from_utf8(&self.field).map_err(|_| DecodeError {
-                field: self.names.get(col).cloned(),
-                message: "invalid UTF-8".into(),
-            })?;
-            let v = self.convert(col, text, quoted, &mut row.heap)?;
+            let field = std::mem::take(&mut self.field);
+            let v = match std::str::from_utf8(&field) {
+                Ok(text) => self.convert(col, text, quoted, &mut row.heap),
+                Err(_) => Err(DecodeError {
+                    field: self.names.get(col).cloned(),
+                    message: "invalid UTF-8".into(),
+                }),
+            };
+            self.field = field;
+            let v = v?;
             row.values.push(v);
             col += 1;
             if input.get(i) == Some(&self.delimiter) {
@@ -188,7 +282,9 @@ pub struct CsvEncoder {
     delimiter: u8,
     quote: u8,
     null_literal: String,
+    element_delimiter: String,
     line: String,
+    text: String,
 }
 
 impl CsvEncoder {
@@ -199,7 +295,9 @@ impl CsvEncoder {
             delimiter: char_option(table, "csv.field-delimiter", b',')?,
             quote: char_option(table, "csv.quote-character", b'"')?,
             null_literal: table.option("csv.null-literal").unwrap_or("").to_owned(),
+            element_delimiter: element_delimiter(table)?,
             line: String::with_capacity(256),
+            text: String::with_capacity(64),
         })
     }
 }
@@ -227,14 +325,42 @@ impl Encoder for CsvEncoder {
                         .encode_string(tillflow_types::value::heap_bytes(&row.heap, r), &mut line);
                 }
                 Value::Str(r) => {
-                    let text;
-                    let s = if matches!(ty, DataType::Map(..)) {
-                        let mut t = String::new();
-                        tillflow_runtime::cast::write_text(&mut t, Value::Str(r), *ty, &row.heap);
-                        text = t;
-                        text.as_str()
-                    } else {
-                        heap_str(&row.heap, r)
+                    let mut text = std::mem::take(&mut self.text);
+                    text.clear();
+                    let s = match ty {
+                        DataType::Map(..) => {
+                            tillflow_runtime::cast::write_text(
+                                &mut text,
+                                Value::Str(r),
+                                *ty,
+                                &row.heap,
+                            );
+                            text.as_str()
+                        }
+                        // a ROW's fields and an ARRAY's elements joined by the element
+                        // delimiter, NULL as nothing, as Flink writes them
+                        DataType::Row(rt) => {
+                            for (f, (_, fty)) in rt.fields.iter().enumerate() {
+                                if f > 0 {
+                                    text.push_str(&self.element_delimiter);
+                                }
+                                let v = tillflow_types::nested::row_field(&row.heap, r, rt, f);
+                                write_element(&mut text, v, *fty, &row.heap);
+                            }
+                            text.as_str()
+                        }
+                        DataType::Array(et) | DataType::Multiset(et) => {
+                            for (n, v) in
+                                tillflow_types::nested::elements(&row.heap, r, **et).enumerate()
+                            {
+                                if n > 0 {
+                                    text.push_str(&self.element_delimiter);
+                                }
+                                write_element(&mut text, v, **et, &row.heap);
+                            }
+                            text.as_str()
+                        }
+                        _ => heap_str(&row.heap, r),
                     };
                     let q = self.quote as char;
                     if s.contains([self.delimiter as char, q, '\n', '\r']) {
@@ -249,6 +375,7 @@ impl Encoder for CsvEncoder {
                     } else {
                         line.push_str(s);
                     }
+                    self.text = text;
                 }
                 v => write_scalar(&mut line, v, *ty, false, false, false),
             }

@@ -70,6 +70,8 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::BigInt,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
         },
         AggCall {
             kind: AggKind::Sum,
@@ -79,6 +81,8 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::Int,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
         },
         AggCall {
             kind: AggKind::Max,
@@ -88,6 +92,8 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::Int,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
         },
     ]
 }
@@ -212,6 +218,8 @@ fn over_aggregations_survive_a_restore() {
             )
             .expect("model"),
         ),
+        separator: None,
+        retracts: false,
     });
     for frame in [
         OverFrame::RangeUnbounded,

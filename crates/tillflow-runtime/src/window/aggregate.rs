@@ -538,6 +538,8 @@ mod tests {
             result_type: kind.result_type(DataType::Int),
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
         };
         let run = |window: AlignedWindow, sliced: bool| {
             let mut op = WindowAggregate::new(

@@ -37,16 +37,46 @@ pub(super) fn agg_call(
             kind = AggKind::CountStar;
             (None, DataType::BigInt)
         }
-        [Some(a)] => {
+        [Some(a)] | [Some(a), Some(_)] if args.len() == 1 || kind == AggKind::ListAgg => {
             let x = conv.convert(a)?;
             let t = x.data_type();
-            if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
+            if (matches!(kind, AggKind::Sum | AggKind::Avg) || kind.is_variance())
+                && !t.is_numeric()
+            {
                 return plan_err(format!("{name} needs a numeric argument, got {t}: `{f}`"));
+            }
+            if kind == AggKind::ListAgg && !t.is_string() {
+                return plan_err(format!(
+                    "LISTAGG needs a string argument, got {t} (cast it to STRING): `{f}`"
+                ));
+            }
+            if kind.keeps_values() && distinct {
+                return plan_err(format!("{name}(DISTINCT …) is not supported yet: `{f}`"));
             }
             pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));
             (Some(pre.len() - 1), t)
         }
         _ => return plan_err(format!("{name} takes one argument: `{f}`")),
+    };
+    let separator = match args.get(1) {
+        Some(Some(sep)) if kind == AggKind::ListAgg => {
+            let e = conv.convert(sep)?;
+            let mut heap = vec![];
+            match e
+                .is_constant()
+                .then(|| e.eval(&tillflow_types::Row::default(), &mut heap))
+            {
+                Some(Ok(Value::Str(r))) => {
+                    Some(tillflow_types::value::heap_str(&heap, r).to_owned())
+                }
+                _ => {
+                    return plan_err(format!(
+                        "LISTAGG's separator must be a string literal: `{f}`"
+                    ))
+                }
+            }
+        }
+        _ => None,
     };
     Ok(AggCall {
         kind,
@@ -56,6 +86,8 @@ pub(super) fn agg_call(
         result_type: kind.result_type(arg_type),
         filter: None,
         model,
+        separator,
+        retracts: false,
     })
 }
 
@@ -187,6 +219,7 @@ impl Planner<'_> {
         let mut agg_types = Vec::new();
         for f in &aggs {
             let mut call = agg_call(&conv, f, &mut pre, |a, _| a.to_string())?;
+            call.retracts = rel.updating();
             if call.model.is_some() && matches!(window, Some((WindowKind::Session { .. }, ..))) {
                 return plan_err(format!(
                     "{} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`",

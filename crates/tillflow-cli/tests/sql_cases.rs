@@ -473,6 +473,8 @@ cases!("golden", golden:
     functions_agg_retract,
     functions_agg_variance_decimal,
     functions_agg_window,
+    functions_array,
+    functions_array_split,
     functions_json,
     functions_json_paths,
     functions_temporal,

@@ -202,6 +202,7 @@ fn forecast_bench(rows: u64, keys: u64) {
             .then(|| ModelSpec::from_call(kind, params).expect("parameters")),
         separator: None,
         retracts: false,
+        lag: None,
     };
     let sets: [(&str, Vec<AggCall>); 5] = [
         ("SUM (baseline)", vec![call(AggKind::Sum, &[])]),

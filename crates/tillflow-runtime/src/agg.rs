@@ -60,6 +60,8 @@ pub enum AggKind {
     ListAgg,
     /// `ARRAY_AGG(x)`: every value, NULLs included, as an ARRAY
     ArrayAgg,
+    /// `LAG(x [, offset [, default]]) OVER (…)`: the value `offset` rows back (NULLs count)
+    Lag,
 }
 
 impl AggKind {
@@ -86,6 +88,7 @@ impl AggKind {
             "LAST_VALUE" => AggKind::LastValue,
             "LISTAGG" => AggKind::ListAgg,
             "ARRAY_AGG" => AggKind::ArrayAgg,
+            "LAG" => AggKind::Lag,
             _ => return None,
         })
     }
@@ -102,7 +105,11 @@ impl AggKind {
                 DataType::Decimal(_, s) => DataType::Decimal(38, s.max(6)),
                 t => t,
             },
-            AggKind::Min | AggKind::Max | AggKind::FirstValue | AggKind::LastValue => arg,
+            AggKind::Min
+            | AggKind::Max
+            | AggKind::FirstValue
+            | AggKind::LastValue
+            | AggKind::Lag => arg,
             // as Flink: the argument's type (an INT variance is truncated), DECIMAL as AVG's
             AggKind::VarPop | AggKind::VarSamp | AggKind::StddevPop | AggKind::StddevSamp => {
                 match arg {
@@ -150,7 +157,11 @@ impl AggKind {
     pub fn keeps_values(self) -> bool {
         matches!(
             self,
-            AggKind::FirstValue | AggKind::LastValue | AggKind::ListAgg | AggKind::ArrayAgg
+            AggKind::FirstValue
+                | AggKind::LastValue
+                | AggKind::ListAgg
+                | AggKind::ArrayAgg
+                | AggKind::Lag
         )
     }
 }
@@ -177,6 +188,17 @@ pub struct AggCall {
     /// Whether the input retracts (an updating input): FIRST_VALUE and LAST_VALUE then keep
     /// every value, as Flink's `…WithRetract` functions do, instead of one.
     pub retracts: bool,
+    /// LAG's offset and default.
+    pub lag: Option<LagSpec>,
+}
+
+/// LAG's constant parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LagSpec {
+    /// How many rows back (1 by default).
+    pub offset: u32,
+    /// The default value when there is no such row, in the key encoding ([`encode_value`]).
+    pub default: Box<[u8]>,
 }
 
 /// The running state of one aggregate call for one group.
@@ -299,7 +321,7 @@ impl Acc {
             None => Value::Bool(true),
             Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
         };
-        if v.is_null() && call.kind != AggKind::ArrayAgg {
+        if v.is_null() && !matches!(call.kind, AggKind::ArrayAgg | AggKind::Lag) {
             return Ok(());
         }
         if let Acc::Values { bytes, ends } = self {
@@ -682,6 +704,17 @@ fn values_update(
     }
     encode_value(bytes, v, heap);
     ends.push(bytes.len() as u32);
+    if let (AggKind::Lag, Some(lag)) = (call.kind, &call.lag) {
+        // only the last offset + 1 values are needed
+        if ends.len() > lag.offset as usize + 1 {
+            let first = ends[0];
+            bytes.drain(..first as usize);
+            ends.remove(0);
+            for e in ends.iter_mut() {
+                *e -= first;
+            }
+        }
+    }
 }
 
 /// The result of a [`Acc::Values`] accumulator of `call`, written to `heap`.
@@ -698,6 +731,37 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
         )),
         other => other,
     };
+    if call.kind == AggKind::Lag {
+        let offset = call.lag.as_ref().map_or(1, |l| l.offset as usize);
+        let Some(lag) = &call.lag else {
+            return Value::Null;
+        };
+        let mut at = 0;
+        let default = crate::keys::decode_value_ref(&lag.default, &mut at);
+        if ends.len() > offset {
+            let v = read(ends.len() - 1 - offset);
+            // Flink 2.3 (oracle): a NULL value with a default gives the default, but "" for a
+            // string
+            return match (v, default) {
+                (Value::Null, Some(d)) if !d.is_null() => {
+                    if call.arg_type.is_string() {
+                        Value::Str(push_bytes(heap, b""))
+                    } else {
+                        d
+                    }
+                }
+                (v, _) => own(v, heap),
+            };
+        }
+        return match default {
+            Some(Value::Str(r)) => Value::Str(push_bytes(
+                heap,
+                tillflow_types::value::heap_bytes(&lag.default, r),
+            )),
+            Some(v) => v,
+            None => Value::Null,
+        };
+    }
     if ends.is_empty() {
         return Value::Null;
     }
@@ -987,6 +1051,7 @@ mod tests {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         }
     }
 
@@ -1058,6 +1123,7 @@ mod value_aggs {
             model: None,
             separator: Some("|".into()),
             retracts,
+            lag: None,
         }
     }
 
@@ -1150,5 +1216,63 @@ mod value_aggs {
         }
         // sqrt(14/9) = 1.247… truncated, as Flink's INT result
         assert_eq!(acc.value(&int, &mut vec![]), Value::Int(1));
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn lag_keeps_offset_plus_one_values() {
+        let mut default = vec![];
+        encode_value(&mut default, Value::Int(-1), &[]);
+        let call = AggCall {
+            kind: AggKind::Lag,
+            arg: Some(0),
+            distinct: false,
+            arg_type: DataType::Int,
+            result_type: DataType::Int,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: Some(LagSpec {
+                offset: 2,
+                default: default.into(),
+            }),
+        };
+        let mut acc = Acc::new(&call);
+        let mut heap = vec![];
+        let mut got = vec![];
+        for x in [
+            Value::Int(1),
+            Value::Null,
+            Value::Int(3),
+            Value::Int(4),
+            Value::Int(5),
+        ] {
+            let row = Row {
+                values: vec![x],
+                ..Row::default()
+            };
+            acc.update(&call, &row, false, &mut vec![]).unwrap();
+            got.push(acc.value(&call, &mut heap));
+        }
+        // two rows back; none yet: the default; a NULL two back: the default (as Flink 2.3)
+        assert_eq!(
+            got,
+            [
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(3)
+            ]
+        );
+        let Acc::Values { ends, .. } = &acc else {
+            panic!()
+        };
+        assert_eq!(ends.len(), 3);
     }
 }

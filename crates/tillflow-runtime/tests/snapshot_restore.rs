@@ -72,6 +72,7 @@ fn calls() -> Vec<AggCall> {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         },
         AggCall {
             kind: AggKind::Sum,
@@ -83,6 +84,7 @@ fn calls() -> Vec<AggCall> {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         },
         AggCall {
             kind: AggKind::Max,
@@ -94,6 +96,7 @@ fn calls() -> Vec<AggCall> {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         },
     ]
 }
@@ -220,6 +223,7 @@ fn over_aggregations_survive_a_restore() {
         ),
         separator: None,
         retracts: false,
+        lag: None,
     });
     for frame in [
         OverFrame::RangeUnbounded,

@@ -1077,6 +1077,11 @@ impl<'a> Converter<'a> {
                 ty,
             });
         }
+        if name == "LEAD" {
+            return plan_err(format!(
+                "LEAD is not supported in streaming mode, as in Flink 2.3 (\"LEAD Function is not supported in stream mode\"); use LAG: `{f}`"
+            ));
+        }
         if name == "APPROX_COUNT_DISTINCT" {
             // Flink 2.3: "APPROX_COUNT_DISTINCT aggregate function does not support yet for
             // streaming" (window aggregates included); only batch mode plans it

@@ -540,6 +540,7 @@ mod tests {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         };
         let run = |window: AlignedWindow, sliced: bool| {
             let mut op = WindowAggregate::new(

@@ -129,6 +129,7 @@ fn agg_name(k: AggKind) -> &'static str {
         AggKind::LastValue => "LAST_VALUE",
         AggKind::ListAgg => "LISTAGG",
         AggKind::ArrayAgg => "ARRAY_AGG",
+        AggKind::Lag => "LAG",
     }
 }
 
@@ -448,6 +449,7 @@ mod tests {
             model: None,
             separator: None,
             retracts: false,
+            lag: None,
         };
         assert_eq!(
             agg(&call, &names),

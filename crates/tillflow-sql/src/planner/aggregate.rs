@@ -37,7 +37,11 @@ pub(super) fn agg_call(
             kind = AggKind::CountStar;
             (None, DataType::BigInt)
         }
-        [Some(a)] | [Some(a), Some(_)] if args.len() == 1 || kind == AggKind::ListAgg => {
+        [Some(a), ..]
+            if args.len() == 1
+                || (kind == AggKind::ListAgg && args.len() == 2)
+                || (kind == AggKind::Lag && args.len() <= 3) =>
+        {
             let x = conv.convert(a)?;
             let t = x.data_type();
             if (matches!(kind, AggKind::Sum | AggKind::Avg) || kind.is_variance())
@@ -78,6 +82,51 @@ pub(super) fn agg_call(
         }
         _ => None,
     };
+    let lag = if kind == AggKind::Lag {
+        let constant = |i: usize| -> Result<Option<Expr>> {
+            match args.get(i) {
+                Some(Some(e)) => {
+                    let x = conv.convert(e)?;
+                    if !x.is_constant() {
+                        return plan_err(format!(
+                            "LAG's offset and default must be constants: `{f}`"
+                        ));
+                    }
+                    Ok(Some(x))
+                }
+                _ => Ok(None),
+            }
+        };
+        let offset = match constant(1)? {
+            None => 1,
+            Some(x) => match eval_const(&x)? {
+                Value::Int(n) if (0..=i32::MAX as i64).contains(&n) => n as u32,
+                _ => return plan_err(format!("LAG's offset must be an integer ≥ 0: `{f}`")),
+            },
+        };
+        let mut default = Vec::new();
+        let value = match constant(2)? {
+            None => Value::Null,
+            Some(x) => {
+                let mut heap = vec![];
+                let v = crate::expr::cast_to(x, arg_type)
+                    .eval(&tillflow_types::Row::default(), &mut heap)
+                    .or_else(|e| plan_err(format!("LAG's default: {e}: `{f}`")))?;
+                tillflow_runtime::keys::encode_value(&mut default, v, &heap);
+                v
+            }
+        };
+        if value.is_null() {
+            default.clear();
+            tillflow_runtime::keys::encode_value(&mut default, Value::Null, &[]);
+        }
+        Some(tillflow_runtime::agg::LagSpec {
+            offset,
+            default: default.into(),
+        })
+    } else {
+        None
+    };
     Ok(AggCall {
         kind,
         arg,
@@ -88,6 +137,7 @@ pub(super) fn agg_call(
         model,
         separator,
         retracts: false,
+        lag,
     })
 }
 
@@ -220,6 +270,9 @@ impl Planner<'_> {
         for f in &aggs {
             let mut call = agg_call(&conv, f, &mut pre, |a, _| a.to_string())?;
             call.retracts = rel.updating();
+            if call.kind == AggKind::Lag {
+                return plan_err(format!("LAG is only valid with OVER (…): `{f}`"));
+            }
             if call.model.is_some() && matches!(window, Some((WindowKind::Session { .. }, ..))) {
                 return plan_err(format!(
                     "{} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`",

@@ -200,6 +200,9 @@ fn forecast_bench(rows: u64, keys: u64) {
         filter: None,
         model: (kind != AggKind::Sum)
             .then(|| ModelSpec::from_call(kind, params).expect("parameters")),
+        separator: None,
+        retracts: false,
+        lag: None,
     };
     let sets: [(&str, Vec<AggCall>); 5] = [
         ("SUM (baseline)", vec![call(AggKind::Sum, &[])]),

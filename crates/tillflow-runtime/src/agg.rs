@@ -44,6 +44,24 @@ pub enum AggKind {
     AnomalyScore,
     /// `IS_ANOMALY(x [, threshold [, alpha]])`
     IsAnomaly,
+    /// `VAR_POP(x)`
+    VarPop,
+    /// `VAR_SAMP(x)`, alias `VARIANCE`
+    VarSamp,
+    /// `STDDEV_POP(x)`
+    StddevPop,
+    /// `STDDEV_SAMP(x)`, alias `STDDEV`
+    StddevSamp,
+    /// `FIRST_VALUE(x)`: the first non-NULL value
+    FirstValue,
+    /// `LAST_VALUE(x)`: the last non-NULL value
+    LastValue,
+    /// `LISTAGG(x [, separator])`: the non-NULL strings joined (`,` by default)
+    ListAgg,
+    /// `ARRAY_AGG(x)`: every value, NULLs included, as an ARRAY
+    ArrayAgg,
+    /// `LAG(x [, offset [, default]]) OVER (…)`: the value `offset` rows back (NULLs count)
+    Lag,
 }
 
 impl AggKind {
@@ -62,6 +80,15 @@ impl AggKind {
             "HW_TREND" => AggKind::HwTrend,
             "ANOMALY_SCORE" => AggKind::AnomalyScore,
             "IS_ANOMALY" => AggKind::IsAnomaly,
+            "VAR_POP" => AggKind::VarPop,
+            "VAR_SAMP" | "VARIANCE" => AggKind::VarSamp,
+            "STDDEV_POP" => AggKind::StddevPop,
+            "STDDEV_SAMP" | "STDDEV" => AggKind::StddevSamp,
+            "FIRST_VALUE" => AggKind::FirstValue,
+            "LAST_VALUE" => AggKind::LastValue,
+            "LISTAGG" => AggKind::ListAgg,
+            "ARRAY_AGG" => AggKind::ArrayAgg,
+            "LAG" => AggKind::Lag,
             _ => return None,
         })
     }
@@ -78,7 +105,20 @@ impl AggKind {
                 DataType::Decimal(_, s) => DataType::Decimal(38, s.max(6)),
                 t => t,
             },
-            AggKind::Min | AggKind::Max => arg,
+            AggKind::Min
+            | AggKind::Max
+            | AggKind::FirstValue
+            | AggKind::LastValue
+            | AggKind::Lag => arg,
+            // as Flink: the argument's type (an INT variance is truncated), DECIMAL as AVG's
+            AggKind::VarPop | AggKind::VarSamp | AggKind::StddevPop | AggKind::StddevSamp => {
+                match arg {
+                    DataType::Decimal(_, s) => DataType::Decimal(38, s.max(6)),
+                    t => t,
+                }
+            }
+            AggKind::ListAgg => DataType::String(None),
+            AggKind::ArrayAgg => DataType::array(arg),
             AggKind::IsAnomaly => DataType::Boolean,
             AggKind::Ewma
             | AggKind::EwmVar
@@ -103,6 +143,27 @@ impl AggKind {
                 | AggKind::IsAnomaly
         )
     }
+
+    /// True for the variance and standard deviation functions.
+    pub fn is_variance(self) -> bool {
+        matches!(
+            self,
+            AggKind::VarPop | AggKind::VarSamp | AggKind::StddevPop | AggKind::StddevSamp
+        )
+    }
+
+    /// True for the functions that keep their values (FIRST_VALUE, LAST_VALUE, LISTAGG,
+    /// ARRAY_AGG).
+    pub fn keeps_values(self) -> bool {
+        matches!(
+            self,
+            AggKind::FirstValue
+                | AggKind::LastValue
+                | AggKind::ListAgg
+                | AggKind::ArrayAgg
+                | AggKind::Lag
+        )
+    }
 }
 
 /// One aggregate call of an aggregate operator: function, input column and types.
@@ -122,6 +183,22 @@ pub struct AggCall {
     pub filter: Option<usize>,
     /// The model and its parameters, for the forecasting and anomaly functions.
     pub model: Option<ModelSpec>,
+    /// LISTAGG's separator (`,` when None).
+    pub separator: Option<String>,
+    /// Whether the input retracts (an updating input): FIRST_VALUE and LAST_VALUE then keep
+    /// every value, as Flink's `…WithRetract` functions do, instead of one.
+    pub retracts: bool,
+    /// LAG's offset and default.
+    pub lag: Option<LagSpec>,
+}
+
+/// LAG's constant parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LagSpec {
+    /// How many rows back (1 by default).
+    pub offset: u32,
+    /// The default value when there is no such row, in the key encoding ([`encode_value`]).
+    pub default: Box<[u8]>,
 }
 
 /// The running state of one aggregate call for one group.
@@ -156,6 +233,25 @@ pub enum Acc {
     StrExtreme(Option<String>),
     /// A forecasting or anomaly model.
     Model(Model),
+    /// Variance and standard deviation: Welford's running count, mean and sum of squared
+    /// deviations (as Flink 2.3's `$WELFORD_M2$`), over the values as DOUBLE.
+    Welford {
+        /// Non-null values.
+        n: i64,
+        /// Their mean.
+        mean: f64,
+        /// Sum of squared deviations from the mean.
+        m2: f64,
+    },
+    /// FIRST_VALUE, LAST_VALUE, LISTAGG, ARRAY_AGG: the values in arrival order, each in the key
+    /// encoding ([`encode_value`]) one after the other in `bytes`; `ends[i]` is where value `i`
+    /// ends. A retraction removes the earliest equal value, as Flink's `…WithRetract` functions.
+    Values {
+        /// The encoded values.
+        bytes: Vec<u8>,
+        /// End offset of each value.
+        ends: Vec<u32>,
+    },
     /// A DISTINCT aggregate: how often each distinct value is present, and the inner accumulator.
     Distinct {
         /// Encoded value → multiplicity.
@@ -185,6 +281,15 @@ impl Acc {
                     Acc::Extreme(Value::Null)
                 }
             }
+            k if k.is_variance() => Acc::Welford {
+                n: 0,
+                mean: 0.0,
+                m2: 0.0,
+            },
+            k if k.keeps_values() => Acc::Values {
+                bytes: Vec::new(),
+                ends: Vec::new(),
+            },
             // a model function planned without its parameters yields NULL
             _ => Acc::Extreme(Value::Null),
         };
@@ -216,7 +321,11 @@ impl Acc {
             None => Value::Bool(true),
             Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
         };
-        if v.is_null() {
+        if v.is_null() && !matches!(call.kind, AggKind::ArrayAgg | AggKind::Lag) {
+            return Ok(());
+        }
+        if let Acc::Values { bytes, ends } = self {
+            values_update(bytes, ends, call, v, &row.heap, retract, scratch);
             return Ok(());
         }
         if let (Acc::Model(m), Some(spec)) = (&mut *self, &call.model) {
@@ -235,6 +344,18 @@ impl Acc {
             m.push(spec, x);
             return Ok(());
         }
+        let v = if call.kind.is_variance() {
+            // Flink computes variances over the values as DOUBLE
+            match v {
+                Value::Int(i) => Value::Float(i as f64),
+                Value::Decimal(d) => {
+                    Value::Float(d as f64 / 10f64.powi(scale_of(call.arg_type) as i32))
+                }
+                other => other,
+            }
+        } else {
+            v
+        };
         self.accept(call.kind, v, &row.heap, retract, scratch)
     }
 
@@ -306,6 +427,12 @@ impl Acc {
                     }
                 }
             }
+            Acc::Welford { n, mean, m2 } => {
+                if let Value::Float(x) = v {
+                    welford(n, mean, m2, x, retract);
+                }
+            }
+            Acc::Values { .. } => {}
             Acc::Model(_) => {}
             Acc::Distinct { seen, inner } => {
                 scratch.clear();
@@ -374,6 +501,8 @@ impl Acc {
                 Some(s) => Value::Str(push_str(heap, s)),
                 None => Value::Null,
             },
+            Acc::Welford { n, m2, .. } => variance_result(call.kind, *n, *m2, call.result_type),
+            Acc::Values { bytes, ends } => values_result(bytes, ends, call, heap),
             Acc::Model(m) => match &call.model {
                 Some(
                     spec @ ModelSpec::Anomaly {
@@ -396,6 +525,8 @@ impl Acc {
             Acc::IntSum { n, .. } | Acc::FloatSum { n, .. } | Acc::DecSum { n, .. } => *n == 0,
             Acc::Extreme(v) => v.is_null(),
             Acc::StrExtreme(s) => s.is_none(),
+            Acc::Welford { n, .. } => *n == 0,
+            Acc::Values { ends, .. } => ends.is_empty(),
             Acc::Model(Model::Ew { n, .. }) => *n == 0,
             Acc::Model(Model::Hw(hw)) => hw.n == 0,
             Acc::Distinct { seen, .. } => seen.is_empty(),
@@ -419,6 +550,44 @@ impl Acc {
             (Acc::DecSum { sum, n }, Acc::DecSum { sum: s2, n: n2 }) => {
                 *sum = sum.wrapping_add(s2);
                 *n += n2;
+            }
+            (
+                Acc::Welford { n, mean, m2 },
+                Acc::Welford {
+                    n: n2,
+                    mean: mean2,
+                    m2: m22,
+                },
+            ) => {
+                // Chan et al.'s parallel combination
+                if n2 > 0 {
+                    let total = *n + n2;
+                    let delta = mean2 - *mean;
+                    *m2 += m22 + delta * delta * (*n as f64) * (n2 as f64) / total as f64;
+                    *mean += delta * n2 as f64 / total as f64;
+                    *n = total;
+                }
+            }
+            (
+                Acc::Values { bytes, ends },
+                Acc::Values {
+                    bytes: b2,
+                    ends: e2,
+                },
+            ) => {
+                let base = bytes.len() as u32;
+                bytes.extend_from_slice(&b2);
+                ends.extend(e2.iter().map(|e| e + base));
+                if kind == AggKind::FirstValue {
+                    if let Some(&first) = ends.first() {
+                        bytes.truncate(first as usize);
+                        ends.truncate(1);
+                    }
+                } else if kind == AggKind::LastValue && ends.len() > 1 {
+                    let r = value_range(ends, ends.len() - 1);
+                    bytes.drain(..r.start);
+                    *ends = vec![bytes.len() as u32];
+                }
             }
             (me @ Acc::Extreme(_), Acc::Extreme(v)) => {
                 if !v.is_null() {
@@ -470,6 +639,208 @@ impl Acc {
     }
 }
 
+/// One step of Welford's algorithm: adds `x` (or removes it, `retract`).
+fn welford(n: &mut i64, mean: &mut f64, m2: &mut f64, x: f64, retract: bool) {
+    if retract {
+        *n -= 1;
+        if *n <= 0 {
+            *n = 0;
+            *mean = 0.0;
+            *m2 = 0.0;
+            return;
+        }
+        let delta = x - *mean;
+        *mean -= delta / *n as f64;
+        *m2 -= delta * (x - *mean);
+    } else {
+        *n += 1;
+        let delta = x - *mean;
+        *mean += delta / *n as f64;
+        *m2 += delta * (x - *mean);
+    }
+}
+
+/// The range of value `i` in a [`Acc::Values`] buffer.
+fn value_range(ends: &[u32], i: usize) -> std::ops::Range<usize> {
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    start..ends[i] as usize
+}
+
+/// Adds (or retracts) `v` in a [`Acc::Values`] accumulator of `call`.
+fn values_update(
+    bytes: &mut Vec<u8>,
+    ends: &mut Vec<u32>,
+    call: &AggCall,
+    v: Value,
+    heap: &[u8],
+    retract: bool,
+    scratch: &mut Vec<u8>,
+) {
+    if retract {
+        scratch.clear();
+        encode_value(scratch, v, heap);
+        let Some(i) = (0..ends.len()).find(|&i| bytes[value_range(ends, i)] == scratch[..]) else {
+            return; // not held (Flink keeps such retractions aside; rare out-of-order input)
+        };
+        let r = value_range(ends, i);
+        let len = r.len() as u32;
+        bytes.drain(r);
+        ends.remove(i);
+        for e in &mut ends[i..] {
+            *e -= len;
+        }
+        return;
+    }
+    if !call.retracts {
+        // an append-only input needs one value for FIRST_VALUE and LAST_VALUE
+        match call.kind {
+            AggKind::FirstValue if !ends.is_empty() => return,
+            AggKind::LastValue => {
+                bytes.clear();
+                ends.clear();
+            }
+            _ => {}
+        }
+    }
+    encode_value(bytes, v, heap);
+    ends.push(bytes.len() as u32);
+    if let (AggKind::Lag, Some(lag)) = (call.kind, &call.lag) {
+        // only the last offset + 1 values are needed
+        if ends.len() > lag.offset as usize + 1 {
+            let first = ends[0];
+            bytes.drain(..first as usize);
+            ends.remove(0);
+            for e in ends.iter_mut() {
+                *e -= first;
+            }
+        }
+    }
+}
+
+/// The result of a [`Acc::Values`] accumulator of `call`, written to `heap`.
+fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>) -> Value {
+    let read = |i: usize| {
+        let mut at = value_range(ends, i).start;
+        crate::keys::decode_value_ref(bytes, &mut at).unwrap_or(Value::Null)
+    };
+    // a value whose string lies in `bytes`, copied to `heap`
+    let own = |v: Value, heap: &mut Vec<u8>| match v {
+        Value::Str(r) => Value::Str(push_bytes(
+            heap,
+            tillflow_types::value::heap_bytes(bytes, r),
+        )),
+        other => other,
+    };
+    if call.kind == AggKind::Lag {
+        let offset = call.lag.as_ref().map_or(1, |l| l.offset as usize);
+        let Some(lag) = &call.lag else {
+            return Value::Null;
+        };
+        let mut at = 0;
+        let default = crate::keys::decode_value_ref(&lag.default, &mut at);
+        if ends.len() > offset {
+            let v = read(ends.len() - 1 - offset);
+            // Flink 2.3 (oracle): a NULL value with a default gives the default, but "" for a
+            // string
+            return match (v, default) {
+                (Value::Null, Some(d)) if !d.is_null() => {
+                    if call.arg_type.is_string() {
+                        Value::Str(push_bytes(heap, b""))
+                    } else {
+                        d
+                    }
+                }
+                (v, _) => own(v, heap),
+            };
+        }
+        return match default {
+            Some(Value::Str(r)) => Value::Str(push_bytes(
+                heap,
+                tillflow_types::value::heap_bytes(&lag.default, r),
+            )),
+            Some(v) => v,
+            None => Value::Null,
+        };
+    }
+    if ends.is_empty() {
+        return Value::Null;
+    }
+    match call.kind {
+        AggKind::FirstValue => own(read(0), heap),
+        AggKind::LastValue => own(read(ends.len() - 1), heap),
+        AggKind::ListAgg => {
+            let start = heap.len();
+            let sep = call.separator.as_deref().unwrap_or(",");
+            for i in 0..ends.len() {
+                if i > 0 {
+                    heap.extend_from_slice(sep.as_bytes());
+                }
+                if let Value::Str(r) = read(i) {
+                    heap.extend_from_slice(tillflow_types::value::heap_bytes(bytes, r));
+                }
+            }
+            Value::Str(tillflow_types::nested::span_from(heap, start))
+        }
+        AggKind::ArrayAgg => {
+            let DataType::Array(elem) = call.result_type else {
+                return Value::Null;
+            };
+            let start = heap.len();
+            heap.extend_from_slice(&(ends.len() as u32).to_le_bytes());
+            for i in 0..ends.len() {
+                match read(i) {
+                    Value::Str(r) => {
+                        let b = tillflow_types::value::heap_bytes(bytes, r);
+                        heap.push(1);
+                        heap.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                        heap.extend_from_slice(b);
+                    }
+                    v => tillflow_types::nested::push_slot(heap, v, *elem),
+                }
+            }
+            Value::Str(tillflow_types::nested::span_from(heap, start))
+        }
+        _ => Value::Null,
+    }
+}
+
+fn push_bytes(heap: &mut Vec<u8>, b: &[u8]) -> tillflow_types::StrRef {
+    let off = heap.len() as u32;
+    heap.extend_from_slice(b);
+    tillflow_types::StrRef {
+        off,
+        len: b.len() as u32,
+    }
+}
+
+/// A variance or standard deviation from Welford's state, as Flink 2.3 derives it from
+/// `$WELFORD_M2$`: NULL without values (VAR_SAMP / STDDEV_SAMP: with fewer than two), converted
+/// to the result type (integers truncated).
+fn variance_result(kind: AggKind, n: i64, m2: f64, ty: DataType) -> Value {
+    let var = match kind {
+        AggKind::VarPop | AggKind::StddevPop if n >= 1 => m2 / n as f64,
+        AggKind::VarSamp | AggKind::StddevSamp if n >= 2 => m2 / (n - 1) as f64,
+        _ => return Value::Null,
+    };
+    let x = match kind {
+        AggKind::StddevPop | AggKind::StddevSamp => var.powf(0.5),
+        _ => var,
+    };
+    match ty {
+        DataType::Float => Value::Float(x as f32 as f64),
+        DataType::Double => Value::Float(x),
+        DataType::Decimal(..) => {
+            let mut scratch = Vec::new();
+            crate::cast::cast_value(Value::Float(x), DataType::Double, ty, &mut scratch)
+                .unwrap_or(Value::Null)
+        }
+        t => Value::Int(crate::expr::narrow(
+            if x.is_nan() { 0 } else { x as i64 },
+            t,
+        )),
+    }
+}
+
 /// Adds a row to every accumulator of a group.
 #[inline]
 pub fn update_all(
@@ -498,6 +869,8 @@ const A_EXT: u8 = 4;
 const A_STR: u8 = 5;
 const A_DISTINCT: u8 = 6;
 const A_MODEL: u8 = 7;
+const A_WELFORD: u8 = 8;
+const A_VALUES: u8 = 9;
 
 fn state_err(what: &str) -> RuntimeError {
     RuntimeError::State(format!("corrupt accumulator: {what}"))
@@ -543,6 +916,21 @@ impl StateValue for Acc {
             Acc::Model(m) => {
                 out.push(A_MODEL);
                 m.write(out);
+            }
+            Acc::Welford { n, mean, m2 } => {
+                out.push(A_WELFORD);
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&mean.to_bits().to_le_bytes());
+                out.extend_from_slice(&m2.to_bits().to_le_bytes());
+            }
+            Acc::Values { bytes, ends } => {
+                out.push(A_VALUES);
+                out.extend_from_slice(&(ends.len() as u32).to_le_bytes());
+                for e in ends {
+                    out.extend_from_slice(&e.to_le_bytes());
+                }
+                out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                out.extend_from_slice(bytes);
             }
             Acc::Distinct { seen, inner } => {
                 out.push(A_DISTINCT);
@@ -619,6 +1007,30 @@ impl StateValue for Acc {
                 }
             }
             A_MODEL => Acc::Model(Model::read(input, at)?),
+            A_WELFORD => Acc::Welford {
+                n: i64_at(at)?,
+                mean: f64::from_bits(read_u64(input, at)?),
+                m2: f64::from_bits(read_u64(input, at)?),
+            },
+            A_VALUES => {
+                let count = read_u32(input, at)? as usize;
+                let mut ends = Vec::with_capacity(count.min(1 << 16));
+                for _ in 0..count {
+                    ends.push(read_u32(input, at)?);
+                }
+                let len = read_u32(input, at)? as usize;
+                let bytes = input
+                    .get(*at..*at + len)
+                    .ok_or_else(|| state_err("values"))?
+                    .to_vec();
+                *at += len;
+                if ends.windows(2).any(|w| w[0] > w[1])
+                    || ends.last().is_some_and(|&e| e as usize != len)
+                {
+                    return Err(state_err("values"));
+                }
+                Acc::Values { bytes, ends }
+            }
             _ => return Err(state_err("unknown tag")),
         })
     }
@@ -637,6 +1049,9 @@ mod tests {
             result_type: kind.result_type(ty),
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         }
     }
 
@@ -690,5 +1105,174 @@ mod tests {
             Value::Str(r) => assert_eq!(heap_str(&heap, r), "c"),
             _ => panic!(),
         }
+    }
+}
+
+#[cfg(test)]
+mod value_aggs {
+    use super::*;
+
+    fn call(kind: AggKind, ty: DataType, retracts: bool) -> AggCall {
+        AggCall {
+            kind,
+            arg: Some(0),
+            distinct: false,
+            arg_type: ty,
+            result_type: kind.result_type(ty),
+            filter: None,
+            model: None,
+            separator: Some("|".into()),
+            retracts,
+            lag: None,
+        }
+    }
+
+    fn row(s: Option<&str>) -> Row {
+        let mut r = Row::default();
+        let v = match s {
+            Some(s) => Value::Str(r.intern(s)),
+            None => Value::Null,
+        };
+        r.values.push(v);
+        r
+    }
+
+    fn text(v: Value, heap: &[u8]) -> Option<String> {
+        match v {
+            Value::Str(r) => Some(heap_str(heap, r).to_owned()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn retraction_removes_the_earliest_equal_value() {
+        let s = DataType::String(None);
+        let calls = [
+            call(AggKind::FirstValue, s, true),
+            call(AggKind::LastValue, s, true),
+            call(AggKind::ListAgg, s, true),
+        ];
+        let mut accs = new_accs(&calls);
+        let mut scratch = vec![];
+        for (v, retract) in [
+            ("a", false),
+            ("b", false),
+            ("a", false),
+            ("a", true),
+            ("c", false),
+        ] {
+            update_all(&mut accs, &calls, &row(Some(v)), retract, &mut scratch).unwrap();
+        }
+        update_all(&mut accs, &calls, &row(None), false, &mut scratch).unwrap();
+        let mut heap = vec![];
+        let got: Vec<_> = accs
+            .iter()
+            .zip(&calls)
+            .map(|(a, c)| {
+                let v = a.value(c, &mut heap);
+                text(v, &heap)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [Some("b".into()), Some("c".into()), Some("b|a|c".into())]
+        );
+        let mut out = vec![];
+        accs.write(&mut out);
+        assert_eq!(Vec::<Acc>::read(&out, &mut 0).unwrap(), accs);
+        // all retracted: NULL
+        for v in ["b", "a", "c"] {
+            update_all(&mut accs, &calls, &row(Some(v)), true, &mut scratch).unwrap();
+        }
+        assert!(accs.iter().all(Acc::is_empty));
+        assert_eq!(accs[2].value(&calls[2], &mut heap), Value::Null);
+    }
+
+    #[test]
+    fn welford_variance_with_retraction() {
+        let c = call(AggKind::VarSamp, DataType::Double, true);
+        let mut acc = Acc::new(&c);
+        let mut scratch = vec![];
+        let r = |x: f64| Row {
+            values: vec![Value::Float(x)],
+            ..Row::default()
+        };
+        for x in [1.0, 2.0, 4.0, 100.0] {
+            acc.update(&c, &r(x), false, &mut scratch).unwrap();
+        }
+        acc.update(&c, &r(100.0), true, &mut scratch).unwrap();
+        let Value::Float(v) = acc.value(&c, &mut vec![]) else {
+            panic!()
+        };
+        assert!((v - 7.0 / 3.0).abs() < 1e-12);
+        let int = call(AggKind::StddevPop, DataType::Int, false);
+        let mut acc = Acc::new(&int);
+        for x in [1, 2, 4] {
+            let row = Row {
+                values: vec![Value::Int(x)],
+                ..Row::default()
+            };
+            acc.update(&int, &row, false, &mut scratch).unwrap();
+        }
+        // sqrt(14/9) = 1.247… truncated, as Flink's INT result
+        assert_eq!(acc.value(&int, &mut vec![]), Value::Int(1));
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn lag_keeps_offset_plus_one_values() {
+        let mut default = vec![];
+        encode_value(&mut default, Value::Int(-1), &[]);
+        let call = AggCall {
+            kind: AggKind::Lag,
+            arg: Some(0),
+            distinct: false,
+            arg_type: DataType::Int,
+            result_type: DataType::Int,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: Some(LagSpec {
+                offset: 2,
+                default: default.into(),
+            }),
+        };
+        let mut acc = Acc::new(&call);
+        let mut heap = vec![];
+        let mut got = vec![];
+        for x in [
+            Value::Int(1),
+            Value::Null,
+            Value::Int(3),
+            Value::Int(4),
+            Value::Int(5),
+        ] {
+            let row = Row {
+                values: vec![x],
+                ..Row::default()
+            };
+            acc.update(&call, &row, false, &mut vec![]).unwrap();
+            got.push(acc.value(&call, &mut heap));
+        }
+        // two rows back; none yet: the default; a NULL two back: the default (as Flink 2.3)
+        assert_eq!(
+            got,
+            [
+                Value::Int(-1),
+                Value::Int(-1),
+                Value::Int(1),
+                Value::Int(-1),
+                Value::Int(3)
+            ]
+        );
+        let Acc::Values { ends, .. } = &acc else {
+            panic!()
+        };
+        assert_eq!(ends.len(), 3);
     }
 }

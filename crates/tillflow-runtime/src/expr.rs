@@ -487,6 +487,8 @@ pub struct Prepared {
     pub kv: Option<PatternArg>,
     /// Argument positions of `pattern` and `kv` (None: a default, not an argument).
     pub positions: (Option<usize>, Option<usize>),
+    /// The JSON functions' compiled path and clauses (then `pattern` is unused).
+    pub json: Option<crate::json::JsonSpec>,
 }
 
 impl PartialEq for Prepared {
@@ -510,6 +512,9 @@ fn eval_prepared(
         *slot = a.eval(row, out)?;
     }
     let v = &vals[..n];
+    if let Some(spec) = &state.json {
+        return crate::json::eval(spec, v, out);
+    }
     if v.iter().any(Value::is_null) {
         return Ok(Value::Null);
     }

@@ -216,6 +216,11 @@ pub enum Func {
     ConvertTz,
     /// TIMESTAMPADD(unit, n, ts)
     TimestampAdd(TimeUnit),
+    /// JSON_VALUE, JSON_QUERY, JSON_EXISTS (evaluated with their compiled path,
+    /// [`crate::expr::Expr::Prepared`])
+    Json(crate::json::JsonFn),
+    /// `s IS JSON [VALUE|SCALAR|ARRAY|OBJECT]` (0 VALUE, 1 SCALAR, 2 ARRAY, 3 OBJECT)
+    IsJson(u8),
 }
 
 impl Func {
@@ -340,6 +345,10 @@ impl Func {
             Func::ConvertTz => "CONVERT_TZ",
             Func::TimestampAdd(_) => "TIMESTAMPADD",
             Func::TimestampDiff(_) => "TIMESTAMPDIFF",
+            Func::Json(crate::json::JsonFn::Value) => "JSON_VALUE",
+            Func::Json(crate::json::JsonFn::Query) => "JSON_QUERY",
+            Func::Json(crate::json::JsonFn::Exists) => "JSON_EXISTS",
+            Func::IsJson(_) => "IS_JSON",
             _ => return None,
         })
     }
@@ -500,6 +509,8 @@ impl Func {
                 }
                 T::map(T::String(None), T::String(None))
             }
+            Func::Json(crate::json::JsonFn::Exists) | Func::IsJson(_) => T::Boolean,
+            Func::Json(_) => T::String(None),
             Func::TimestampAdd(_) => {
                 need(2..=2)?;
                 match args[1] {
@@ -595,6 +606,7 @@ pub fn call(
             | Func::NullIf
             | Func::Greatest
             | Func::Least
+            | Func::IsJson(_)
     ) && v.iter().any(Value::is_null)
     {
         return Ok(Value::Null);
@@ -623,6 +635,12 @@ pub fn call(
             )))
         }
         Func::ConvertTz => crate::tzfn::convert_tz(v, out)?,
+        Func::IsJson(k) => Value::Bool(crate::json::is_json(s(out, v[0]), k)),
+        Func::Json(_) => {
+            return Err(RuntimeError::Eval(format!(
+                "{func:?} must be evaluated with its compiled path"
+            )))
+        }
         Func::TimestampAdd(u) => crate::tzfn::timestamp_add(u, v[0], v[1], arg_ty(1))?,
         Func::MapGet => match (v[0], arg_ty(0)) {
             (Value::Str(m), DataType::Map(k, val)) => {

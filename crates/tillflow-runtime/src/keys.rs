@@ -129,6 +129,39 @@ pub fn decode_value_into(b: &[u8], i: &mut usize, row: &mut Row) -> Option<()> {
     Some(())
 }
 
+/// Decodes one value at `*i` of `b` without copying: a string's (or nested value's) span points
+/// into `b` itself, so `b` serves as its heap. `None` on a damaged encoding.
+pub fn decode_value_ref(b: &[u8], i: &mut usize) -> Option<Value> {
+    let tag = *b.get(*i)?;
+    if tag == TAG_STR {
+        *i += 1;
+        let len = u32::from_le_bytes(take(b, i)?);
+        let off = *i as u32;
+        b.get(*i..*i + len as usize)?;
+        *i += len as usize;
+        return Some(Value::Str(StrRef { off, len }));
+    }
+    *i += 1;
+    decode_fixed(tag, b, i)
+}
+
+/// A value of a fixed-width tag (anything but a string) at `*i`.
+fn decode_fixed(tag: u8, b: &[u8], i: &mut usize) -> Option<Value> {
+    Some(match tag {
+        TAG_NULL => Value::Null,
+        TAG_BOOL => Value::Bool(take::<1>(b, i)?[0] != 0),
+        TAG_INT => Value::Int(i64::from_le_bytes(take(b, i)?)),
+        TAG_FLOAT => Value::Float(f64::from_bits(u64::from_le_bytes(take(b, i)?))),
+        TAG_DECIMAL => Value::Decimal(i128::from_le_bytes(take(b, i)?)),
+        TAG_TS => Value::Timestamp(i64::from_le_bytes(take(b, i)?)),
+        TAG_DATE => Value::Date(i32::from_le_bytes(take(b, i)?)),
+        TAG_TIME => Value::Time(i64::from_le_bytes(take(b, i)?)),
+        TAG_INTERVAL => Value::Interval(i64::from_le_bytes(take(b, i)?)),
+        TAG_MONTHS => Value::Months(i32::from_le_bytes(take(b, i)?)),
+        _ => return None,
+    })
+}
+
 /// Decodes every value of an encoded key into `row`. Returns `None` on a corrupt key.
 pub fn decode_key_into(key: &[u8], row: &mut Row) -> Option<()> {
     let mut i = 0;

@@ -14,6 +14,7 @@ pub mod forecast;
 pub mod functions;
 pub mod job;
 pub mod jregex;
+pub mod json;
 pub mod keys;
 pub mod late;
 pub mod nested_fn;

@@ -70,6 +70,9 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::BigInt,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         },
         AggCall {
             kind: AggKind::Sum,
@@ -79,6 +82,9 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::Int,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         },
         AggCall {
             kind: AggKind::Max,
@@ -88,6 +94,9 @@ fn calls() -> Vec<AggCall> {
             result_type: DataType::Int,
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         },
     ]
 }
@@ -212,6 +221,9 @@ fn over_aggregations_survive_a_restore() {
             )
             .expect("model"),
         ),
+        separator: None,
+        retracts: false,
+        lag: None,
     });
     for frame in [
         OverFrame::RangeUnbounded,

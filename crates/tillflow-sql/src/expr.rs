@@ -675,6 +675,12 @@ impl<'a> Converter<'a> {
                 }
             }
             E::IsNull(x) => self.unary(UnOp::IsNull, x)?,
+            E::IsJson {
+                expr,
+                kind,
+                unique_keys,
+                negated,
+            } => crate::json::is_json(self, expr, *kind, unique_keys.is_some(), *negated, e)?,
             E::IsNotNull(x) => self.unary(UnOp::IsNotNull, x)?,
             E::IsTrue(x) => self.unary(UnOp::IsTrue, x)?,
             E::IsFalse(x) => self.unary(UnOp::IsFalse, x)?,
@@ -1001,6 +1007,9 @@ impl<'a> Converter<'a> {
         if let Some(x) = crate::nested::function(self, &name, f) {
             return x;
         }
+        if matches!(name.as_str(), "JSON_VALUE" | "JSON_QUERY" | "JSON_EXISTS") {
+            return crate::json::function(self, &name, f);
+        }
         if name == "PROCTIME" {
             return Ok(Expr::Call {
                 func: Func::Now,
@@ -1067,6 +1076,18 @@ impl<'a> Converter<'a> {
                 args: vec![n, t],
                 ty,
             });
+        }
+        if name == "LEAD" {
+            return plan_err(format!(
+                "LEAD is not supported in streaming mode, as in Flink 2.3 (\"LEAD Function is not supported in stream mode\"); use LAG: `{f}`"
+            ));
+        }
+        if name == "APPROX_COUNT_DISTINCT" {
+            // Flink 2.3: "APPROX_COUNT_DISTINCT aggregate function does not support yet for
+            // streaming" (window aggregates included); only batch mode plans it
+            return plan_err(format!(
+                "APPROX_COUNT_DISTINCT is not supported in streaming mode (Flink 2.3 plans it only in batch mode; use COUNT(DISTINCT …)): `{f}`"
+            ));
         }
         let Some(func) = Func::by_name(&name) else {
             return plan_err(format!("unknown function {name}() in `{f}`"));
@@ -1207,12 +1228,14 @@ fn prepare_regex(func: Func, args: Vec<Expr>, ty: DataType, text: &str) -> Resul
                 pattern: PatternArg::new(&args[1]),
                 kv: Some(PatternArg::new(&args[2])),
                 positions: (Some(1), Some(2)),
+                json: None,
             }
         } else {
             Prepared {
                 pattern: PatternArg::fixed(","),
                 kv: Some(PatternArg::fixed("=")),
                 positions: (None, None),
+                json: None,
             }
         }
     } else {
@@ -1220,6 +1243,7 @@ fn prepare_regex(func: Func, args: Vec<Expr>, ty: DataType, text: &str) -> Resul
             pattern: PatternArg::new(&args[1]),
             kv: None,
             positions: (Some(1), None),
+            json: None,
         }
     };
     check(&state.pattern)?;

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod expr;
+pub mod json;
 pub mod nested;
 pub mod plan;
 pub mod planner;

@@ -219,6 +219,71 @@ pub fn function(conv: &Converter<'_>, name: &str, f: &sql::Function) -> Option<R
                 ty,
             })
         })),
+        "SPLIT" | "ARRAY_CONTAINS" | "ARRAY_POSITION" | "ARRAY_JOIN" | "ARRAY_DISTINCT"
+        | "ELEMENT" => Some(args().and_then(|a| collection(conv, name, &a, &what))),
         _ => None,
     }
+}
+
+/// The collection functions over ARRAYs (and SPLIT, which makes one).
+fn collection(conv: &Converter<'_>, name: &str, a: &[&sql::Expr], what: &str) -> Result<Expr> {
+    let (func, arity) = match name {
+        "SPLIT" => (NestedFn::Split, 2..=2),
+        "ARRAY_CONTAINS" => (NestedFn::ArrayContains, 2..=2),
+        "ARRAY_POSITION" => (NestedFn::ArrayPosition, 2..=2),
+        "ARRAY_JOIN" => (NestedFn::ArrayJoin, 2..=3),
+        "ARRAY_DISTINCT" => (NestedFn::ArrayDistinct, 1..=1),
+        _ => (NestedFn::Element1, 1..=1),
+    };
+    if !arity.contains(&a.len()) {
+        return plan_err(format!(
+            "{name} takes {} to {} arguments: `{what}`",
+            arity.start(),
+            arity.end()
+        ));
+    }
+    let mut args: Vec<Expr> = a.iter().map(|x| conv.convert(x)).collect::<Result<_>>()?;
+    let string = DataType::String(None);
+    if func == NestedFn::Split {
+        args = args.into_iter().map(|x| cast_to(x, string)).collect();
+    } else {
+        let elem = match args[0].data_type() {
+            DataType::Array(t) => *t,
+            other => return plan_err(format!("{name} needs an ARRAY, not {other}: `{what}`")),
+        };
+        if func == NestedFn::ArrayJoin && !elem.is_string() {
+            return plan_err(format!(
+                "ARRAY_JOIN needs an ARRAY of strings, not {}: `{what}`",
+                args[0].data_type()
+            ));
+        }
+        let rest: Vec<Expr> = args.drain(1..).collect();
+        for x in rest {
+            let to = if func == NestedFn::ArrayJoin {
+                string
+            } else {
+                elem
+            };
+            let t = x.data_type();
+            if func != NestedFn::ArrayJoin
+                && t != DataType::Null
+                && t != elem
+                && DataType::common(t, elem) != Some(elem)
+            {
+                return plan_err(format!(
+                    "{name}: {t} cannot be compared with the elements ({elem}): `{what}`"
+                ));
+            }
+            args.push(cast_to(x, to));
+        }
+    }
+    let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
+    let ty = func
+        .return_type(&types)
+        .map_err(|m| crate::error::SqlError::Plan(format!("{m}: `{what}`")))?;
+    Ok(Expr::Call {
+        func: Func::Nested(func),
+        args,
+        ty,
+    })
 }

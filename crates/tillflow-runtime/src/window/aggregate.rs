@@ -562,6 +562,9 @@ mod tests {
             result_type: kind.result_type(DataType::Int),
             filter: None,
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         };
         let run = |window: AlignedWindow, sliced: bool| {
             let mut op = WindowAggregate::new(

@@ -129,6 +129,15 @@ fn agg_name(k: AggKind) -> &'static str {
         AggKind::HwTrend => "HW_TREND",
         AggKind::AnomalyScore => "ANOMALY_SCORE",
         AggKind::IsAnomaly => "IS_ANOMALY",
+        AggKind::VarPop => "VAR_POP",
+        AggKind::VarSamp => "VAR_SAMP",
+        AggKind::StddevPop => "STDDEV_POP",
+        AggKind::StddevSamp => "STDDEV_SAMP",
+        AggKind::FirstValue => "FIRST_VALUE",
+        AggKind::LastValue => "LAST_VALUE",
+        AggKind::ListAgg => "LISTAGG",
+        AggKind::ArrayAgg => "ARRAY_AGG",
+        AggKind::Lag => "LAG",
     }
 }
 
@@ -139,7 +148,14 @@ pub fn agg(call: &AggCall, names: &Names) -> String {
         Some(a) if call.distinct => format!("DISTINCT {}", names.get(a)),
         Some(a) => names.get(a),
     };
-    let mut s = format!("{}({arg})", agg_name(call.kind));
+    let mut s = match &call.separator {
+        Some(sep) => format!(
+            "{}({arg}, '{}')",
+            agg_name(call.kind),
+            sep.replace('\'', "''")
+        ),
+        None => format!("{}({arg})", agg_name(call.kind)),
+    };
     if let Some(f) = call.filter {
         s.push_str(&format!(" FILTER (WHERE {})", names.get(f)));
     }
@@ -421,6 +437,9 @@ mod tests {
             result_type: DataType::BigInt,
             filter: Some(1),
             model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
         };
         assert_eq!(
             agg(&call, &names),

@@ -37,16 +37,95 @@ pub(super) fn agg_call(
             kind = AggKind::CountStar;
             (None, DataType::BigInt)
         }
-        [Some(a)] => {
+        [Some(a), ..]
+            if args.len() == 1
+                || (kind == AggKind::ListAgg && args.len() == 2)
+                || (kind == AggKind::Lag && args.len() <= 3) =>
+        {
             let x = conv.convert(a)?;
             let t = x.data_type();
-            if matches!(kind, AggKind::Sum | AggKind::Avg) && !t.is_numeric() {
+            if (matches!(kind, AggKind::Sum | AggKind::Avg) || kind.is_variance())
+                && !t.is_numeric()
+            {
                 return plan_err(format!("{name} needs a numeric argument, got {t}: `{f}`"));
+            }
+            if kind == AggKind::ListAgg && !t.is_string() {
+                return plan_err(format!(
+                    "LISTAGG needs a string argument, got {t} (cast it to STRING): `{f}`"
+                ));
+            }
+            if kind.keeps_values() && distinct {
+                return plan_err(format!("{name}(DISTINCT …) is not supported yet: `{f}`"));
             }
             pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));
             (Some(pre.len() - 1), t)
         }
         _ => return plan_err(format!("{name} takes one argument: `{f}`")),
+    };
+    let separator = match args.get(1) {
+        Some(Some(sep)) if kind == AggKind::ListAgg => {
+            let e = conv.convert(sep)?;
+            let mut heap = vec![];
+            match e
+                .is_constant()
+                .then(|| e.eval(&tillflow_types::Row::default(), &mut heap))
+            {
+                Some(Ok(Value::Str(r))) => {
+                    Some(tillflow_types::value::heap_str(&heap, r).to_owned())
+                }
+                _ => {
+                    return plan_err(format!(
+                        "LISTAGG's separator must be a string literal: `{f}`"
+                    ))
+                }
+            }
+        }
+        _ => None,
+    };
+    let lag = if kind == AggKind::Lag {
+        let constant = |i: usize| -> Result<Option<Expr>> {
+            match args.get(i) {
+                Some(Some(e)) => {
+                    let x = conv.convert(e)?;
+                    if !x.is_constant() {
+                        return plan_err(format!(
+                            "LAG's offset and default must be constants: `{f}`"
+                        ));
+                    }
+                    Ok(Some(x))
+                }
+                _ => Ok(None),
+            }
+        };
+        let offset = match constant(1)? {
+            None => 1,
+            Some(x) => match eval_const(&x)? {
+                Value::Int(n) if (0..=i32::MAX as i64).contains(&n) => n as u32,
+                _ => return plan_err(format!("LAG's offset must be an integer ≥ 0: `{f}`")),
+            },
+        };
+        let mut default = Vec::new();
+        let value = match constant(2)? {
+            None => Value::Null,
+            Some(x) => {
+                let mut heap = vec![];
+                let v = crate::expr::cast_to(x, arg_type)
+                    .eval(&tillflow_types::Row::default(), &mut heap)
+                    .or_else(|e| plan_err(format!("LAG's default: {e}: `{f}`")))?;
+                tillflow_runtime::keys::encode_value(&mut default, v, &heap);
+                v
+            }
+        };
+        if value.is_null() {
+            default.clear();
+            tillflow_runtime::keys::encode_value(&mut default, Value::Null, &[]);
+        }
+        Some(tillflow_runtime::agg::LagSpec {
+            offset,
+            default: default.into(),
+        })
+    } else {
+        None
     };
     Ok(AggCall {
         kind,
@@ -56,6 +135,9 @@ pub(super) fn agg_call(
         result_type: kind.result_type(arg_type),
         filter: None,
         model,
+        separator,
+        retracts: false,
+        lag,
     })
 }
 
@@ -210,6 +292,10 @@ impl Planner<'_> {
         let mut agg_types = Vec::new();
         for f in &aggs {
             let mut call = agg_call(&conv, f, &mut pre, |a, _| a.to_string())?;
+            call.retracts = rel.updating();
+            if call.kind == AggKind::Lag {
+                return plan_err(format!("LAG is only valid with OVER (…): `{f}`"));
+            }
             if call.model.is_some() && matches!(window, Some((WindowKind::Session { .. }, ..))) {
                 return plan_err(format!(
                     "{} cannot be used in a SESSION window (sessions merge, and a forecast cannot): `{f}`",

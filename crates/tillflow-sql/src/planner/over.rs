@@ -163,6 +163,14 @@ impl Planner<'_> {
         let mut calls = Vec::new();
         for f in &overs {
             let call = agg_call(&conv, f, &mut pre, |_, n| format!("$arg{n}"))?;
+            if (call.kind.is_variance() || call.kind.keeps_values())
+                && call.kind != tillflow_runtime::agg::AggKind::Lag
+            {
+                return plan_err(format!(
+                    "{}() OVER (…) is not supported yet (only in GROUP BY and window aggregations): `{f}`",
+                    function_name(f)
+                ));
+            }
             if call.distinct {
                 return plan_err(format!(
                     "DISTINCT in an OVER aggregate is not supported yet: `{f}`"

@@ -63,6 +63,11 @@ impl Planner<'_> {
             _ => return plan_err("unsupported ranking item"),
         };
         let name = function_name(f);
+        if name == "LEAD" {
+            return plan_err(format!(
+                "LEAD is not supported in streaming mode, as in Flink 2.3 (\"LEAD Function is not supported in stream mode\"); use LAG: `{f}`"
+            ));
+        }
         if name != "ROW_NUMBER" {
             return plan_err(format!(
                 "{name}() OVER is not supported yet (ROW_NUMBER() is)"

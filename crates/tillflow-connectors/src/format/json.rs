@@ -138,12 +138,7 @@ impl JsonDecoder {
                         let iso = self.iso;
                         let r = match tok {
                             Token::Nested(raw) if ty.is_nested() => {
-                                let scalar = |t: Token<'_>, ty: DataType, h: &mut Vec<u8>| {
-                                    let mut v = Value::Null;
-                                    scalar_token(t, ty, iso, h, &mut v).map(|_| v)
-                                };
-                                super::json_nested::decode(raw, ty, heap, &mut self.nested, &scalar)
-                                    .map(|s| *slot = Value::Str(s))
+                                decode_nested(raw, ty, iso, heap, &mut self.nested, slot)
                             }
                             Token::Nested(raw) => match ty {
                                 DataType::String(_) => {
@@ -246,8 +241,27 @@ impl Decoder for JsonDecoder {
 }
 
 /// An integer of at most 18 digits, parsed inline.
-#[inline]
+/// A nested column's object or array into `slot`; kept out of the decoder's loop, whose scalar
+/// path is the hot path of every JSON source.
+#[inline(never)]
+fn decode_nested(
+    raw: &[u8],
+    ty: DataType,
+    iso: bool,
+    heap: &mut Vec<u8>,
+    scratch: &mut super::json_nested::Scratch,
+    slot: &mut Value,
+) -> Result<(), String> {
+    let scalar = |t: Token<'_>, ty: DataType, h: &mut Vec<u8>| {
+        let mut v = Value::Null;
+        scalar_token(t, ty, iso, h, &mut v).map(|_| v)
+    };
+    super::json_nested::decode(raw, ty, heap, scratch, &scalar).map(|s| *slot = Value::Str(s))
+}
+
 /// Converts a scalar JSON token into a value of type `ty` in `slot` (strings into `heap`).
+/// Inlined into the decoder's loop, the hot path of every JSON source.
+#[inline(always)]
 fn scalar_token(
     tok: Token<'_>,
     ty: DataType,
@@ -313,7 +327,7 @@ fn parse_small_int(n: &str) -> Option<i64> {
 /// A plain decimal such as `24.5` with at most 15 significant digits: the exact quotient of two
 /// exactly representable doubles, which is correctly rounded (Clinger's fast path), so the result
 /// equals what a full parser gives.
-#[inline]
+#[inline(always)]
 fn parse_short_decimal(n: &str) -> Option<f64> {
     const POW10: [f64; 16] = [
         1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -362,7 +376,7 @@ fn from_bool(ty: DataType, heap: &mut Vec<u8>, b: bool, slot: &mut Value) -> Res
     }
 }
 
-#[inline]
+#[inline(always)]
 fn from_i64(ty: DataType, heap: &mut Vec<u8>, i: i64, slot: &mut Value) -> Result<(), String> {
     match ty {
         t if t.is_integer() => {
@@ -442,7 +456,7 @@ fn from_f64(ty: DataType, heap: &mut Vec<u8>, f: f64, slot: &mut Value) -> Resul
     }
 }
 
-#[inline]
+#[inline(always)]
 fn from_str(
     ty: DataType,
     iso: bool,

@@ -137,7 +137,7 @@ impl<'a> Scanner<'a> {
 
     /// Reads a field name: the raw bytes when it has no escapes (compared, never stored, so not
     /// validated), else its unescaped text in `buf`.
-    #[inline]
+    #[inline(always)]
     pub fn key<'s>(&mut self, buf: &'s mut Vec<u8>) -> Result<&'s [u8], SyntaxError>
     where
         'a: 's,
@@ -325,7 +325,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads one value.
-    #[inline]
+    #[inline(always)]
     pub fn value<'s>(&mut self, buf: &'s mut Vec<u8>) -> Result<Token<'s>, SyntaxError>
     where
         'a: 's,

@@ -559,6 +559,7 @@ cases!("golden", golden:
     functions_array,
     functions_array_split,
     functions_json,
+    functions_json_build,
     functions_json_paths,
     functions_over_lag,
     functions_over_lag_offsets,

@@ -553,6 +553,7 @@ cases!("golden", golden:
     error_window_needs_time_attribute,
     file_uri_paths,
     functions,
+    functions_agg_minmax_retract,
     functions_agg_retract,
     functions_agg_variance_decimal,
     functions_agg_window,

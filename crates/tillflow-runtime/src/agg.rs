@@ -62,6 +62,8 @@ pub enum AggKind {
     ArrayAgg,
     /// `LAG(x [, offset [, default]]) OVER (…)`: the value `offset` rows back (NULLs count)
     Lag,
+    /// `COLLECT(x)`: the non-NULL values as a MULTISET (empty, not NULL, when there are none)
+    Collect,
 }
 
 impl AggKind {
@@ -89,6 +91,7 @@ impl AggKind {
             "LISTAGG" => AggKind::ListAgg,
             "ARRAY_AGG" => AggKind::ArrayAgg,
             "LAG" => AggKind::Lag,
+            "COLLECT" => AggKind::Collect,
             _ => return None,
         })
     }
@@ -119,6 +122,7 @@ impl AggKind {
             }
             AggKind::ListAgg => DataType::String(None),
             AggKind::ArrayAgg => DataType::array(arg),
+            AggKind::Collect => DataType::multiset(arg),
             AggKind::IsAnomaly => DataType::Boolean,
             AggKind::Ewma
             | AggKind::EwmVar
@@ -161,6 +165,7 @@ impl AggKind {
                 | AggKind::LastValue
                 | AggKind::ListAgg
                 | AggKind::ArrayAgg
+                | AggKind::Collect
                 | AggKind::Lag
         )
     }
@@ -801,7 +806,7 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
             None => Value::Null,
         };
     }
-    if ends.is_empty() {
+    if ends.is_empty() && call.kind != AggKind::Collect {
         return Value::Null;
     }
     match call.kind {
@@ -820,8 +825,8 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
             }
             Value::Str(tillflow_types::nested::span_from(heap, start))
         }
-        AggKind::ArrayAgg => {
-            let DataType::Array(elem) = call.result_type else {
+        AggKind::ArrayAgg | AggKind::Collect => {
+            let (DataType::Array(elem) | DataType::Multiset(elem)) = call.result_type else {
                 return Value::Null;
             };
             let start = heap.len();
@@ -1380,6 +1385,39 @@ mod value_aggs {
             update_all(&mut accs, &calls, &num_row(vals[1]), true, &mut scratch).unwrap();
             assert_eq!(got(&accs), [vals[0], vals[3]]);
         }
+    }
+
+    #[test]
+    fn collect_keeps_non_null_values_and_is_empty_not_null() {
+        let s = DataType::String(None);
+        let calls = [call(AggKind::Collect, s, true)];
+        let mut accs = new_accs(&calls);
+        let mut scratch = vec![];
+        let mut heap = vec![];
+        // no values: an empty MULTISET
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT of nothing is not NULL");
+        };
+        assert_eq!(tillflow_types::nested::len(&heap, span), 0);
+        for (v, retract) in [
+            (Some("x"), false),
+            (None, false),
+            (Some("x"), false),
+            (Some("y"), false),
+            (Some("x"), true),
+        ] {
+            update_all(&mut accs, &calls, &row(v), retract, &mut scratch).unwrap();
+        }
+        let mut out = vec![];
+        accs.write(&mut out);
+        assert_eq!(Vec::<Acc>::read(&out, &mut 0).unwrap(), accs);
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT is NULL");
+        };
+        let got: Vec<_> = tillflow_types::nested::elements(&heap, span, s)
+            .map(|v| text(v, &heap))
+            .collect();
+        assert_eq!(got, [Some("x".into()), Some("y".into())]);
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn agg_name(k: AggKind) -> &'static str {
         AggKind::LastValue => "LAST_VALUE",
         AggKind::ListAgg => "LISTAGG",
         AggKind::ArrayAgg => "ARRAY_AGG",
+        AggKind::Collect => "COLLECT",
         AggKind::Lag => "LAG",
     }
 }

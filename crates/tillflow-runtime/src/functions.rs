@@ -517,7 +517,7 @@ impl Func {
             Func::JsonBuild(b) => {
                 if let Some(t) = args.iter().find(|t| !crate::json::build_accepts(**t)) {
                     return Err(format!(
-                        "{}: values of type {t:?} are not supported yet",
+                        "{}: type {t} is not scalar or cannot be converted into JSON",
                         b.sql_name()
                     ));
                 }

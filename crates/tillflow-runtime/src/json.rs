@@ -773,6 +773,12 @@ impl JsonBuild {
 /// printing was checked against Flink 2.3; Flink itself refuses DATE: "Type 'DATE' is not
 /// scalar or cannot be converted into JSON").
 pub fn build_accepts(ty: DataType) -> bool {
+    match ty {
+        DataType::Array(et) => return build_accepts(*et),
+        DataType::Row(rt) => return rt.fields.iter().all(|(_, t)| build_accepts(*t)),
+        DataType::Map(kt, vt) => return kt.is_string() && build_accepts(*vt),
+        _ => {}
+    }
     matches!(
         ty,
         DataType::Boolean
@@ -785,6 +791,7 @@ pub fn build_accepts(ty: DataType) -> bool {
             | DataType::Decimal(..)
             | DataType::String(_)
             | DataType::Timestamp(_)
+            | DataType::TimestampLtz(_)
             | DataType::Null
     )
 }
@@ -819,6 +826,10 @@ thread_local! {
 /// results (`raw`) as they are.
 fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String, out: &mut String) {
     num.clear();
+    if let (Value::Str(span), DataType::Array(_) | DataType::Row(_) | DataType::Map(..)) = (v, ty) {
+        write_nested(span, ty, heap, num, out);
+        return;
+    }
     match v {
         Value::Null => out.push_str("null"),
         Value::Str(r) if raw => out.push_str(tillflow_types::value::heap_str(heap, r)),
@@ -849,7 +860,8 @@ fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String,
         }
         Value::Timestamp(t) => {
             out.push('"');
-            tillflow_types::temporal::write_timestamp_json(out, t, true, false);
+            let ltz = matches!(ty, DataType::TimestampLtz(_));
+            tillflow_types::temporal::write_timestamp_json(out, t, true, ltz);
             out.push('"');
         }
         Value::Date(d) => {
@@ -859,6 +871,65 @@ fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String,
         }
         // refused at plan time ([`build_accepts`])
         Value::Time(_) | Value::Interval(_) | Value::Months(_) => out.push_str("null"),
+    }
+}
+
+/// Appends an ARRAY (a JSON array), ROW (an object of its fields, in order) or MAP (an object
+/// of its entries, in order; string keys) value `span` as JSON, as Flink 2.3 writes them.
+fn write_nested(
+    span: tillflow_types::StrRef,
+    ty: DataType,
+    heap: &[u8],
+    num: &mut String,
+    out: &mut String,
+) {
+    use tillflow_types::nested;
+    match ty {
+        DataType::Array(et) => {
+            out.push('[');
+            for (i, e) in nested::elements(heap, span, *et).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(e, *et, false, heap, num, out);
+            }
+            out.push(']');
+        }
+        DataType::Row(rt) => {
+            out.push('{');
+            for (i, (name, fty)) in rt.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                quote(name, out);
+                out.push(':');
+                write_value(
+                    nested::row_field(heap, span, rt, i),
+                    *fty,
+                    false,
+                    heap,
+                    num,
+                    out,
+                );
+            }
+            out.push('}');
+        }
+        DataType::Map(kt, vt) => {
+            out.push('{');
+            for (i, (k, x)) in nested::map_entries(heap, span, *kt, *vt).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match k {
+                    Value::Str(r) => quote(tillflow_types::value::heap_str(heap, r), out),
+                    _ => out.push_str("\"null\""),
+                }
+                out.push(':');
+                write_value(x, *vt, false, heap, num, out);
+            }
+            out.push('}');
+        }
+        _ => out.push_str("null"),
     }
 }
 

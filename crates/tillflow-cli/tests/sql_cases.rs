@@ -565,6 +565,7 @@ cases!("golden", golden:
     functions_json,
     functions_json_build,
     functions_json_build_nested,
+    functions_json_build_numbers,
     functions_json_paths,
     functions_over_lag,
     functions_over_lag_offsets,

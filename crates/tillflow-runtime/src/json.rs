@@ -821,8 +821,8 @@ thread_local! {
 }
 
 /// Appends the JSON of one SQL value as Flink 2.3 writes it: numbers as Java's `BigDecimal`
-/// prints them (a DOUBLE through `Double.toString`: `1.0E+8`, `0.000010`), DECIMAL with its
-/// scale, TIMESTAMP as ISO text without trailing fraction zeros, JSON_OBJECT / JSON_ARRAY
+/// prints them (a DOUBLE or FLOAT through `Double.toString`: `1.0E+8`, `0.000010`), DECIMAL
+/// with its scale (`1.50`, `1.0E-7`), TIMESTAMP as ISO text without trailing fraction zeros, JSON_OBJECT / JSON_ARRAY
 /// results (`raw`) as they are.
 fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String, out: &mut String) {
     num.clear();
@@ -839,11 +839,8 @@ fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String,
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => {
-            if ty == DataType::Float {
-                tillflow_types::javafmt::write_float(num, f as f32);
-            } else {
-                tillflow_types::javafmt::write_double(num, f);
-            }
+            // a FLOAT too goes through Double.toString (0.1 as FLOAT is 0.10000000149011612)
+            tillflow_types::javafmt::write_double(num, f);
             if f.is_finite() {
                 number_text(num, out);
             } else {

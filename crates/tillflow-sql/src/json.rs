@@ -228,6 +228,8 @@ pub fn build_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
         object: bool,
         has_arg: bool,
         on_null: Option<String>,
+        /// The current `k VALUE v` pair has had its VALUE (a later `value` is a name).
+        value_seen: bool,
     }
     let mut out = Vec::with_capacity(tokens.len());
     let mut stack: Vec<Option<Frame>> = Vec::new();
@@ -259,11 +261,13 @@ pub fn build_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
                         object: true,
                         has_arg: false,
                         on_null: None,
+                        value_seen: false,
                     }),
                     Some("JSON_ARRAY") => Some(Frame {
                         object: false,
                         has_arg: false,
                         on_null: None,
+                        value_seen: false,
                     }),
                     _ => None,
                 });
@@ -319,8 +323,17 @@ pub fn build_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
                     i += 1;
                     continue;
                 }
-                if is_object && w.as_deref() == Some("VALUE") {
+                let value_seen = matches!(stack.last(), Some(Some(f)) if f.value_seen);
+                if tok == &Token::Comma {
+                    if let Some(Some(f)) = stack.last_mut() {
+                        f.value_seen = false;
+                    }
+                }
+                if is_object && w.as_deref() == Some("VALUE") && !at_arg_start && !value_seen {
                     out.push(TokenWithSpan::new(Token::Comma, t.span));
+                    if let Some(Some(f)) = stack.last_mut() {
+                        f.value_seen = true;
+                    }
                 } else {
                     out.push(t.clone());
                 }
@@ -654,6 +667,11 @@ mod build_tests {
         assert_eq!(
             pass("JSON_OBJECT('k' VALUE f(value))"),
             "JSON_OBJECT('k',f(value))"
+        );
+        // a column named `value` or `key`
+        assert_eq!(
+            pass("JSON_OBJECT('k' VALUE value, value VALUE key, KEY key VALUE value)"),
+            "JSON_OBJECT('k',value,value,key,key,value)"
         );
     }
 }

@@ -556,6 +556,7 @@ cases!("golden", golden:
     file_uri_paths,
     functions,
     functions_agg_collect,
+    functions_agg_collect_distinct,
     functions_agg_minmax_dedup,
     functions_agg_minmax_retract,
     functions_agg_retract,

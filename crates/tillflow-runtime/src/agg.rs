@@ -458,7 +458,16 @@ impl Acc {
                     }
                 }
             }
-            Acc::Values { .. } => {}
+            // reached only inside DISTINCT (COLLECT(DISTINCT x)): each distinct value once, in
+            // order of arrival
+            Acc::Values { bytes, ends } => {
+                if retract {
+                    values_remove(bytes, ends, v, heap, scratch);
+                } else {
+                    encode_value(bytes, v, heap);
+                    ends.push(bytes.len() as u32);
+                }
+            }
             Acc::Model(_) => {}
             Acc::Distinct { seen, inner } => {
                 scratch.clear();
@@ -710,6 +719,28 @@ fn value_range(ends: &[u32], i: usize) -> std::ops::Range<usize> {
     start..ends[i] as usize
 }
 
+/// Removes the earliest value equal to `v` from a [`Acc::Values`] accumulator.
+fn values_remove(
+    bytes: &mut Vec<u8>,
+    ends: &mut Vec<u32>,
+    v: Value,
+    heap: &[u8],
+    scratch: &mut Vec<u8>,
+) {
+    scratch.clear();
+    encode_value(scratch, v, heap);
+    let Some(i) = (0..ends.len()).find(|&i| bytes[value_range(ends, i)] == scratch[..]) else {
+        return; // not held (Flink keeps such retractions aside; rare out-of-order input)
+    };
+    let r = value_range(ends, i);
+    let len = r.len() as u32;
+    bytes.drain(r);
+    ends.remove(i);
+    for e in &mut ends[i..] {
+        *e -= len;
+    }
+}
+
 /// Adds (or retracts) `v` in a [`Acc::Values`] accumulator of `call`.
 fn values_update(
     bytes: &mut Vec<u8>,
@@ -721,18 +752,7 @@ fn values_update(
     scratch: &mut Vec<u8>,
 ) {
     if retract {
-        scratch.clear();
-        encode_value(scratch, v, heap);
-        let Some(i) = (0..ends.len()).find(|&i| bytes[value_range(ends, i)] == scratch[..]) else {
-            return; // not held (Flink keeps such retractions aside; rare out-of-order input)
-        };
-        let r = value_range(ends, i);
-        let len = r.len() as u32;
-        bytes.drain(r);
-        ends.remove(i);
-        for e in &mut ends[i..] {
-            *e -= len;
-        }
+        values_remove(bytes, ends, v, heap, scratch);
         return;
     }
     if !call.retracts {
@@ -1418,6 +1438,31 @@ mod value_aggs {
             .map(|v| text(v, &heap))
             .collect();
         assert_eq!(got, [Some("x".into()), Some("y".into())]);
+
+        // DISTINCT: each value once, until its last copy is retracted
+        let mut d = call(AggKind::Collect, s, true);
+        d.distinct = true;
+        let calls = [d];
+        let mut accs = new_accs(&calls);
+        for (v, retract) in [
+            ("x", false),
+            ("y", false),
+            ("x", false),
+            ("x", true),
+            ("y", true),
+        ] {
+            update_all(&mut accs, &calls, &row(Some(v)), retract, &mut scratch).unwrap();
+        }
+        let mut out = vec![];
+        accs.write(&mut out);
+        assert_eq!(Vec::<Acc>::read(&out, &mut 0).unwrap(), accs);
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT(DISTINCT) is NULL");
+        };
+        let got: Vec<_> = tillflow_types::nested::elements(&heap, span, s)
+            .map(|v| text(v, &heap))
+            .collect();
+        assert_eq!(got, [Some("x".into())]);
     }
 
     #[test]

@@ -324,8 +324,13 @@ pub fn validate_noting(
                 .iter()
                 .find_map(|c| non_string_map_key(c.data_type).map(|m| (c, m)))
             {
+                let what = if matches!(m, tillflow_types::DataType::Multiset(_)) {
+                    "elements"
+                } else {
+                    "keys"
+                };
                 return Err(table.error(format!(
-                    "column `{}`: the {f} format does not support {m}, whose keys are not strings (as Flink: JSON object keys are text)",
+                    "column `{}`: the {f} format does not support {m}, whose {what} are not strings (as Flink: JSON object keys are text)",
                     c.name
                 )));
             }
@@ -396,11 +401,14 @@ fn is_pattern_option(conn: &dyn Connector, table: &TableSpec, key: &str) -> bool
         || (conn.name() == "retail" && tillflow_retail::config::KEYS.contains(&key))
 }
 
-/// The first MAP type inside `t` (itself or nested) whose key is not a string, if any.
+/// The first MAP type inside `t` (itself or nested) whose key is not a string, if any — or
+/// MULTISET whose elements are not strings (Flink's json format writes a MULTISET as a map of
+/// element → count and refuses it the same way).
 fn non_string_map_key(t: tillflow_types::DataType) -> Option<tillflow_types::DataType> {
     use tillflow_types::DataType as T;
     match t {
         T::Map(k, _) if !matches!(k, T::String(_)) => Some(t),
+        T::Multiset(e) if !matches!(e, T::String(_)) => Some(t),
         T::Map(_, v) => non_string_map_key(*v),
         T::Array(e) | T::Multiset(e) => non_string_map_key(*e),
         T::Row(r) => r.fields.iter().find_map(|(_, f)| non_string_map_key(*f)),

@@ -94,8 +94,8 @@ pub fn write_java_text(out: &mut String, v: Value, ty: DataType, heap: &[u8]) {
             }
         }
         Value::Time(t) => java_time(out, t, false),
-        // nested values as Flink's print writes them: a ROW as +I[…], an ARRAY or MULTISET as
-        // […], a MAP as {k=v}, NULL inside them as null
+        // nested values as Flink's print writes them: a ROW as +I[…], an ARRAY as […], a MAP as
+        // {k=v}, a MULTISET as {element=count}, NULL inside them as null
         Value::Str(s) if ty.is_nested() => match ty {
             DataType::Row(r) => {
                 out.push_str("+I[");
@@ -107,7 +107,36 @@ pub fn write_java_text(out: &mut String, v: Value, ty: DataType, heap: &[u8]) {
                 }
                 out.push(']');
             }
-            DataType::Array(t) | DataType::Multiset(t) => {
+            DataType::Multiset(t) => {
+                // Flink 2.3 prints a MULTISET as its map of element → count, `{x=2, y=1}`
+                // (here in order of first appearance)
+                out.push('{');
+                let mut first = true;
+                for (i, e) in nested::elements(heap, s, *t).enumerate() {
+                    let same = |w: Value| match (e, w) {
+                        (Value::Str(a), Value::Str(b)) => {
+                            tillflow_types::value::heap_bytes(heap, a)
+                                == tillflow_types::value::heap_bytes(heap, b)
+                        }
+                        (a, b) => a == b,
+                    };
+                    if nested::elements(heap, s, *t).take(i).any(same) {
+                        continue;
+                    }
+                    let count = nested::elements(heap, s, *t)
+                        .skip(i)
+                        .filter(|w| same(*w))
+                        .count();
+                    if !first {
+                        out.push_str(", ");
+                    }
+                    first = false;
+                    write_java_text(out, e, *t, heap);
+                    let _ = write!(out, "={count}");
+                }
+                out.push('}');
+            }
+            DataType::Array(t) => {
                 out.push('[');
                 for (i, e) in nested::elements(heap, s, *t).enumerate() {
                     if i > 0 {

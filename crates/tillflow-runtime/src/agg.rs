@@ -2,7 +2,7 @@
 //! and anomaly functions of [`crate::forecast`]) and their accumulators.
 //!
 //! Accumulators are plain enums kept inside keyed state, one per aggregate call of a group. They
-//! accept retractions where Flink does (COUNT, SUM, AVG, and DISTINCT through per-value counts) so a
+//! accept retractions where Flink does (COUNT, SUM, AVG, MIN/MAX and DISTINCT through per-value counts) so a
 //! group aggregate can consume an updating input, and they serialize through [`StateValue`].
 
 use crate::error::{Result, RuntimeError};
@@ -11,7 +11,7 @@ use crate::forecast::{Model, ModelSpec};
 use crate::keys::encode_value;
 use crate::state::{read_u32, read_u64, StateValue};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use tillflow_types::value::{heap_str, push_str};
 use tillflow_types::{DataType, Row, Value};
 
@@ -62,6 +62,8 @@ pub enum AggKind {
     ArrayAgg,
     /// `LAG(x [, offset [, default]]) OVER (…)`: the value `offset` rows back (NULLs count)
     Lag,
+    /// `COLLECT(x)`: the non-NULL values as a MULTISET (empty, not NULL, when there are none)
+    Collect,
 }
 
 impl AggKind {
@@ -89,6 +91,7 @@ impl AggKind {
             "LISTAGG" => AggKind::ListAgg,
             "ARRAY_AGG" => AggKind::ArrayAgg,
             "LAG" => AggKind::Lag,
+            "COLLECT" => AggKind::Collect,
             _ => return None,
         })
     }
@@ -119,6 +122,7 @@ impl AggKind {
             }
             AggKind::ListAgg => DataType::String(None),
             AggKind::ArrayAgg => DataType::array(arg),
+            AggKind::Collect => DataType::multiset(arg),
             AggKind::IsAnomaly => DataType::Boolean,
             AggKind::Ewma
             | AggKind::EwmVar
@@ -161,6 +165,7 @@ impl AggKind {
                 | AggKind::LastValue
                 | AggKind::ListAgg
                 | AggKind::ArrayAgg
+                | AggKind::Collect
                 | AggKind::Lag
         )
     }
@@ -252,6 +257,11 @@ pub enum Acc {
         /// End offset of each value.
         ends: Vec<u32>,
     },
+    /// MIN/MAX over an updating input: how often each value is present, in an order-preserving
+    /// encoding ([`ordered_key`]), so the extreme is the first or last key — as Flink's
+    /// `Min/MaxWithRetractAggFunction` keep a map of value → count. A retraction of a value not
+    /// held leaves a negative count, as in Flink; a count of 0 removes the value.
+    Counted(BTreeMap<Box<[u8]>, i64>),
     /// A DISTINCT aggregate: how often each distinct value is present, and the inner accumulator.
     Distinct {
         /// Encoded value → multiplicity.
@@ -274,6 +284,7 @@ impl Acc {
                 DataType::Decimal(..) => Acc::DecSum { sum: 0, n: 0 },
                 _ => Acc::IntSum { sum: 0, n: 0 },
             },
+            AggKind::Min | AggKind::Max if call.retracts => Acc::Counted(BTreeMap::new()),
             AggKind::Min | AggKind::Max => {
                 if call.arg_type.is_string() {
                     Acc::StrExtreme(None)
@@ -432,7 +443,31 @@ impl Acc {
                     welford(n, mean, m2, x, retract);
                 }
             }
-            Acc::Values { .. } => {}
+            Acc::Counted(map) => {
+                scratch.clear();
+                ordered_key(scratch, v, heap);
+                match map.get_mut(scratch.as_slice()) {
+                    Some(c) => {
+                        *c += sign;
+                        if *c == 0 {
+                            map.remove(scratch.as_slice());
+                        }
+                    }
+                    None => {
+                        map.insert(scratch.as_slice().into(), sign);
+                    }
+                }
+            }
+            // reached only inside DISTINCT (COLLECT(DISTINCT x)): each distinct value once, in
+            // order of arrival
+            Acc::Values { bytes, ends } => {
+                if retract {
+                    values_remove(bytes, ends, v, heap, scratch);
+                } else {
+                    encode_value(bytes, v, heap);
+                    ends.push(bytes.len() as u32);
+                }
+            }
             Acc::Model(_) => {}
             Acc::Distinct { seen, inner } => {
                 scratch.clear();
@@ -501,6 +536,14 @@ impl Acc {
                 Some(s) => Value::Str(push_str(heap, s)),
                 None => Value::Null,
             },
+            Acc::Counted(map) => {
+                let k = if call.kind == AggKind::Min {
+                    map.keys().next()
+                } else {
+                    map.keys().next_back()
+                };
+                k.map_or(Value::Null, |k| ordered_value(k, heap))
+            }
             Acc::Welford { n, m2, .. } => variance_result(call.kind, *n, *m2, call.result_type),
             Acc::Values { bytes, ends } => values_result(bytes, ends, call, heap),
             Acc::Model(m) => match &call.model {
@@ -526,6 +569,7 @@ impl Acc {
             Acc::Extreme(v) => v.is_null(),
             Acc::StrExtreme(s) => s.is_none(),
             Acc::Welford { n, .. } => *n == 0,
+            Acc::Counted(map) => map.is_empty(),
             Acc::Values { ends, .. } => ends.is_empty(),
             Acc::Model(Model::Ew { n, .. }) => *n == 0,
             Acc::Model(Model::Hw(hw)) => hw.n == 0,
@@ -633,6 +677,15 @@ impl Acc {
                 "forecasting and anomaly functions cannot merge (not usable in SESSION windows)"
                     .into(),
             )),
+            (Acc::Counted(a), Acc::Counted(b)) => {
+                for (k, c) in b {
+                    let e = a.entry(k).or_insert(0);
+                    *e += c;
+                    if *e == 0 {
+                        a.retain(|_, c| *c != 0);
+                    }
+                }
+            }
             _ => return Err(state_err("merging accumulators of different kinds")),
         }
         Ok(())
@@ -666,6 +719,28 @@ fn value_range(ends: &[u32], i: usize) -> std::ops::Range<usize> {
     start..ends[i] as usize
 }
 
+/// Removes the earliest value equal to `v` from a [`Acc::Values`] accumulator.
+fn values_remove(
+    bytes: &mut Vec<u8>,
+    ends: &mut Vec<u32>,
+    v: Value,
+    heap: &[u8],
+    scratch: &mut Vec<u8>,
+) {
+    scratch.clear();
+    encode_value(scratch, v, heap);
+    let Some(i) = (0..ends.len()).find(|&i| bytes[value_range(ends, i)] == scratch[..]) else {
+        return; // not held (Flink keeps such retractions aside; rare out-of-order input)
+    };
+    let r = value_range(ends, i);
+    let len = r.len() as u32;
+    bytes.drain(r);
+    ends.remove(i);
+    for e in &mut ends[i..] {
+        *e -= len;
+    }
+}
+
 /// Adds (or retracts) `v` in a [`Acc::Values`] accumulator of `call`.
 fn values_update(
     bytes: &mut Vec<u8>,
@@ -677,18 +752,7 @@ fn values_update(
     scratch: &mut Vec<u8>,
 ) {
     if retract {
-        scratch.clear();
-        encode_value(scratch, v, heap);
-        let Some(i) = (0..ends.len()).find(|&i| bytes[value_range(ends, i)] == scratch[..]) else {
-            return; // not held (Flink keeps such retractions aside; rare out-of-order input)
-        };
-        let r = value_range(ends, i);
-        let len = r.len() as u32;
-        bytes.drain(r);
-        ends.remove(i);
-        for e in &mut ends[i..] {
-            *e -= len;
-        }
+        values_remove(bytes, ends, v, heap, scratch);
         return;
     }
     if !call.retracts {
@@ -762,7 +826,7 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
             None => Value::Null,
         };
     }
-    if ends.is_empty() {
+    if ends.is_empty() && call.kind != AggKind::Collect {
         return Value::Null;
     }
     match call.kind {
@@ -781,8 +845,8 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
             }
             Value::Str(tillflow_types::nested::span_from(heap, start))
         }
-        AggKind::ArrayAgg => {
-            let DataType::Array(elem) = call.result_type else {
+        AggKind::ArrayAgg | AggKind::Collect => {
+            let (DataType::Array(elem) | DataType::Multiset(elem)) = call.result_type else {
                 return Value::Null;
             };
             let start = heap.len();
@@ -871,6 +935,88 @@ const A_DISTINCT: u8 = 6;
 const A_MODEL: u8 = 7;
 const A_WELFORD: u8 = 8;
 const A_VALUES: u8 = 9;
+const A_COUNTED: u8 = 10;
+
+/// Appends `v` in an encoding whose byte order is the values' order (for one kind of value): a
+/// kind tag, then integers and times as big-endian with the sign bit flipped, doubles in their
+/// total order (as Java's `Double.compare`), strings as their UTF-8 bytes (Flink compares
+/// strings by bytes).
+fn ordered_key(out: &mut Vec<u8>, v: Value, heap: &[u8]) {
+    let flip = |i: i64| (i as u64 ^ (1 << 63)).to_be_bytes();
+    match v {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.extend_from_slice(&[1, b as u8]),
+        Value::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&flip(i));
+        }
+        Value::Float(f) => {
+            out.push(3);
+            let b = f.to_bits();
+            let b = if b >> 63 == 1 { !b } else { b ^ (1 << 63) };
+            out.extend_from_slice(&b.to_be_bytes());
+        }
+        Value::Decimal(d) => {
+            out.push(4);
+            out.extend_from_slice(&(d as u128 ^ (1 << 127)).to_be_bytes());
+        }
+        Value::Str(r) => {
+            out.push(5);
+            out.extend_from_slice(heap_str(heap, r).as_bytes());
+        }
+        Value::Timestamp(t) => {
+            out.push(6);
+            out.extend_from_slice(&flip(t));
+        }
+        Value::Date(d) => {
+            out.push(7);
+            out.extend_from_slice(&flip(d as i64));
+        }
+        Value::Time(t) => {
+            out.push(8);
+            out.extend_from_slice(&flip(t));
+        }
+        Value::Interval(i) => {
+            out.push(9);
+            out.extend_from_slice(&flip(i));
+        }
+        Value::Months(m) => {
+            out.push(10);
+            out.extend_from_slice(&flip(m as i64));
+        }
+    }
+}
+
+/// The value of an [`ordered_key`]; a string is appended to `heap`. NULL for a malformed key.
+fn ordered_value(k: &[u8], heap: &mut Vec<u8>) -> Value {
+    let (Some(&tag), body) = (k.first(), k.get(1..).unwrap_or(&[])) else {
+        return Value::Null;
+    };
+    let i64_of = |b: &[u8]| -> Option<i64> {
+        Some((u64::from_be_bytes(b.try_into().ok()?) ^ (1 << 63)) as i64)
+    };
+    let v = match tag {
+        1 => body.first().map(|&b| Value::Bool(b != 0)),
+        2 => i64_of(body).map(Value::Int),
+        3 => body.try_into().ok().map(|b: [u8; 8]| {
+            let b = u64::from_be_bytes(b);
+            let b = if b >> 63 == 1 { b ^ (1 << 63) } else { !b };
+            Value::Float(f64::from_bits(b))
+        }),
+        4 => body
+            .try_into()
+            .ok()
+            .map(|b: [u8; 16]| Value::Decimal((u128::from_be_bytes(b) ^ (1 << 127)) as i128)),
+        5 => Some(Value::Str(push_bytes(heap, body))),
+        6 => i64_of(body).map(Value::Timestamp),
+        7 => i64_of(body).map(|d| Value::Date(d as i32)),
+        8 => i64_of(body).map(Value::Time),
+        9 => i64_of(body).map(Value::Interval),
+        10 => i64_of(body).map(|m| Value::Months(m as i32)),
+        _ => None,
+    };
+    v.unwrap_or(Value::Null)
+}
 
 fn state_err(what: &str) -> RuntimeError {
     RuntimeError::State(format!("corrupt accumulator: {what}"))
@@ -931,6 +1077,15 @@ impl StateValue for Acc {
                 }
                 out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
                 out.extend_from_slice(bytes);
+            }
+            Acc::Counted(map) => {
+                out.push(A_COUNTED);
+                out.extend_from_slice(&(map.len() as u64).to_le_bytes());
+                for (k, c) in map {
+                    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    out.extend_from_slice(k);
+                    out.extend_from_slice(&c.to_le_bytes());
+                }
             }
             Acc::Distinct { seen, inner } => {
                 out.push(A_DISTINCT);
@@ -1005,6 +1160,19 @@ impl StateValue for Acc {
                     seen,
                     inner: Box::new(Acc::read(input, at)?),
                 }
+            }
+            A_COUNTED => {
+                let n = read_u64(input, at)?;
+                let mut map = BTreeMap::new();
+                for _ in 0..n {
+                    let len = read_u32(input, at)? as usize;
+                    let k = input
+                        .get(*at..*at + len)
+                        .ok_or_else(|| state_err("counted key"))?;
+                    *at += len;
+                    map.insert(k.into(), i64_at(at)?);
+                }
+                Acc::Counted(map)
             }
             A_MODEL => Acc::Model(Model::read(input, at)?),
             A_WELFORD => Acc::Welford {
@@ -1142,6 +1310,159 @@ mod value_aggs {
             Value::Str(r) => Some(heap_str(heap, r).to_owned()),
             _ => None,
         }
+    }
+
+    fn num_row(v: Value) -> Row {
+        let mut r = Row::default();
+        r.values.push(v);
+        r
+    }
+
+    #[test]
+    fn min_max_with_retraction_keep_value_counts() {
+        let s = DataType::String(None);
+        let calls = [call(AggKind::Min, s, true), call(AggKind::Max, s, true)];
+        let mut accs = new_accs(&calls);
+        let mut scratch = vec![];
+        let mut heap = vec![];
+        let now = |accs: &[Acc], heap: &mut Vec<u8>| -> Vec<Option<String>> {
+            accs.iter()
+                .zip(&calls)
+                .map(|(a, c)| {
+                    let v = a.value(c, heap);
+                    text(v, heap)
+                })
+                .collect()
+        };
+        for (v, retract) in [
+            ("m", false),
+            ("a", false),
+            ("z", false),
+            ("a", false),
+            ("a", true),
+        ] {
+            update_all(&mut accs, &calls, &row(Some(v)), retract, &mut scratch).unwrap();
+        }
+        // one "a" left
+        assert_eq!(now(&accs, &mut heap), [Some("a".into()), Some("z".into())]);
+        let mut out = vec![];
+        accs.write(&mut out);
+        let mut back = Vec::<Acc>::read(&out, &mut 0).unwrap();
+        assert_eq!(back, accs);
+        for v in ["a", "z"] {
+            update_all(&mut back, &calls, &row(Some(v)), true, &mut scratch).unwrap();
+        }
+        assert_eq!(now(&back, &mut heap), [Some("m".into()), Some("m".into())]);
+        update_all(&mut back, &calls, &row(Some("m")), true, &mut scratch).unwrap();
+        assert!(back.iter().all(Acc::is_empty));
+        assert_eq!(now(&back, &mut heap), [None, None]);
+
+        // numbers order by value, negatives and doubles included
+        for (ty, vals) in [
+            (
+                DataType::BigInt,
+                [
+                    Value::Int(-5),
+                    Value::Int(3),
+                    Value::Int(-70),
+                    Value::Int(0),
+                ],
+            ),
+            (
+                DataType::Double,
+                [
+                    Value::Float(-0.5),
+                    Value::Float(2.25),
+                    Value::Float(-1e300),
+                    Value::Float(0.0),
+                ],
+            ),
+            (
+                DataType::Decimal(10, 2),
+                [
+                    Value::Decimal(-5),
+                    Value::Decimal(300),
+                    Value::Decimal(-7000),
+                    Value::Decimal(0),
+                ],
+            ),
+        ] {
+            let calls = [call(AggKind::Min, ty, true), call(AggKind::Max, ty, true)];
+            let mut accs = new_accs(&calls);
+            for v in vals {
+                update_all(&mut accs, &calls, &num_row(v), false, &mut scratch).unwrap();
+            }
+            let got = |accs: &[Acc]| -> Vec<Value> {
+                let mut h = vec![];
+                accs.iter()
+                    .zip(&calls)
+                    .map(|(a, c)| a.value(c, &mut h))
+                    .collect()
+            };
+            assert_eq!(got(&accs), [vals[2], vals[1]]);
+            // the extremes retracted: the next ones
+            update_all(&mut accs, &calls, &num_row(vals[2]), true, &mut scratch).unwrap();
+            update_all(&mut accs, &calls, &num_row(vals[1]), true, &mut scratch).unwrap();
+            assert_eq!(got(&accs), [vals[0], vals[3]]);
+        }
+    }
+
+    #[test]
+    fn collect_keeps_non_null_values_and_is_empty_not_null() {
+        let s = DataType::String(None);
+        let calls = [call(AggKind::Collect, s, true)];
+        let mut accs = new_accs(&calls);
+        let mut scratch = vec![];
+        let mut heap = vec![];
+        // no values: an empty MULTISET
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT of nothing is not NULL");
+        };
+        assert_eq!(tillflow_types::nested::len(&heap, span), 0);
+        for (v, retract) in [
+            (Some("x"), false),
+            (None, false),
+            (Some("x"), false),
+            (Some("y"), false),
+            (Some("x"), true),
+        ] {
+            update_all(&mut accs, &calls, &row(v), retract, &mut scratch).unwrap();
+        }
+        let mut out = vec![];
+        accs.write(&mut out);
+        assert_eq!(Vec::<Acc>::read(&out, &mut 0).unwrap(), accs);
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT is NULL");
+        };
+        let got: Vec<_> = tillflow_types::nested::elements(&heap, span, s)
+            .map(|v| text(v, &heap))
+            .collect();
+        assert_eq!(got, [Some("x".into()), Some("y".into())]);
+
+        // DISTINCT: each value once, until its last copy is retracted
+        let mut d = call(AggKind::Collect, s, true);
+        d.distinct = true;
+        let calls = [d];
+        let mut accs = new_accs(&calls);
+        for (v, retract) in [
+            ("x", false),
+            ("y", false),
+            ("x", false),
+            ("x", true),
+            ("y", true),
+        ] {
+            update_all(&mut accs, &calls, &row(Some(v)), retract, &mut scratch).unwrap();
+        }
+        let mut out = vec![];
+        accs.write(&mut out);
+        assert_eq!(Vec::<Acc>::read(&out, &mut 0).unwrap(), accs);
+        let Value::Str(span) = accs[0].value(&calls[0], &mut heap) else {
+            panic!("COLLECT(DISTINCT) is NULL");
+        };
+        let got: Vec<_> = tillflow_types::nested::elements(&heap, span, s)
+            .map(|v| text(v, &heap))
+            .collect();
+        assert_eq!(got, [Some("x".into())]);
     }
 
     #[test]

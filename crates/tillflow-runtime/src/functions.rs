@@ -221,6 +221,8 @@ pub enum Func {
     Json(crate::json::JsonFn),
     /// `s IS JSON [VALUE|SCALAR|ARRAY|OBJECT]` (0 VALUE, 1 SCALAR, 2 ARRAY, 3 OBJECT)
     IsJson(u8),
+    /// JSON_OBJECT, JSON_ARRAY, JSON_STRING
+    JsonBuild(crate::json::JsonBuild),
 }
 
 impl Func {
@@ -349,6 +351,7 @@ impl Func {
             Func::Json(crate::json::JsonFn::Query) => "JSON_QUERY",
             Func::Json(crate::json::JsonFn::Exists) => "JSON_EXISTS",
             Func::IsJson(_) => "IS_JSON",
+            Func::JsonBuild(b) => b.sql_name(),
             _ => return None,
         })
     }
@@ -511,6 +514,18 @@ impl Func {
             }
             Func::Json(crate::json::JsonFn::Exists) | Func::IsJson(_) => T::Boolean,
             Func::Json(_) => T::String(None),
+            Func::JsonBuild(b) => {
+                if let Some(t) = args.iter().find(|t| !crate::json::build_accepts(**t)) {
+                    return Err(format!(
+                        "{}: type {t} is not scalar or cannot be converted into JSON",
+                        b.sql_name()
+                    ));
+                }
+                if b == crate::json::JsonBuild::String {
+                    need(1..=1)?;
+                }
+                T::String(None)
+            }
             Func::TimestampAdd(_) => {
                 need(2..=2)?;
                 match args[1] {
@@ -607,6 +622,7 @@ pub fn call(
             | Func::Greatest
             | Func::Least
             | Func::IsJson(_)
+            | Func::JsonBuild(_)
     ) && v.iter().any(Value::is_null)
     {
         return Ok(Value::Null);
@@ -636,6 +652,7 @@ pub fn call(
         }
         Func::ConvertTz => crate::tzfn::convert_tz(v, out)?,
         Func::IsJson(k) => Value::Bool(crate::json::is_json(s(out, v[0]), k)),
+        Func::JsonBuild(b) => return crate::json::build(b, v, args, out),
         Func::Json(_) => {
             return Err(RuntimeError::Eval(format!(
                 "{func:?} must be evaluated with its compiled path"

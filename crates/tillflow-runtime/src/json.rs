@@ -14,10 +14,12 @@
 //! does not allocate once the arena has grown (only `JSON_QUERY`'s key sorting does).
 
 use crate::error::{Result, RuntimeError};
+use crate::expr::Expr;
+use crate::functions::Func;
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use tillflow_types::value::push_str;
-use tillflow_types::Value;
+use tillflow_types::{DataType, Value};
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -737,6 +739,274 @@ fn name(f: JsonFn) -> &'static str {
         JsonFn::Query => "JSON_QUERY",
         JsonFn::Exists => "JSON_EXISTS",
     }
+}
+
+/// JSON_OBJECT, JSON_ARRAY and JSON_STRING, which build JSON text from SQL values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonBuild {
+    /// `JSON_OBJECT(k VALUE v, …)`: keys sorted, the last of equal keys kept (as Flink 2.3).
+    Object {
+        /// `ABSENT ON NULL` (the key is left out) rather than `NULL ON NULL` (the default).
+        absent_on_null: bool,
+    },
+    /// `JSON_ARRAY(v, …)`.
+    Array {
+        /// `ABSENT ON NULL` (the default) rather than `NULL ON NULL`.
+        absent_on_null: bool,
+    },
+    /// `JSON_STRING(v)`: one value as JSON text (NULL for NULL).
+    String,
+}
+
+impl JsonBuild {
+    /// The SQL name.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            JsonBuild::Object { .. } => "JSON_OBJECT",
+            JsonBuild::Array { .. } => "JSON_ARRAY",
+            JsonBuild::String => "JSON_STRING",
+        }
+    }
+}
+
+/// True for the argument types JSON_OBJECT / JSON_ARRAY / JSON_STRING write (those whose
+/// printing was checked against Flink 2.3; Flink itself refuses DATE: "Type 'DATE' is not
+/// scalar or cannot be converted into JSON").
+pub fn build_accepts(ty: DataType) -> bool {
+    match ty {
+        DataType::Array(et) => return build_accepts(*et),
+        DataType::Row(rt) => return rt.fields.iter().all(|(_, t)| build_accepts(*t)),
+        DataType::Map(kt, vt) => return kt.is_string() && build_accepts(*vt),
+        _ => {}
+    }
+    matches!(
+        ty,
+        DataType::Boolean
+            | DataType::TinyInt
+            | DataType::SmallInt
+            | DataType::Int
+            | DataType::BigInt
+            | DataType::Float
+            | DataType::Double
+            | DataType::Decimal(..)
+            | DataType::String(_)
+            | DataType::Timestamp(_)
+            | DataType::TimestampLtz(_)
+            | DataType::Null
+    )
+}
+
+/// True when `e` is a JSON_OBJECT or JSON_ARRAY call, whose text nests as JSON (not as a string).
+fn is_nested_json(e: Option<&Expr>) -> bool {
+    matches!(
+        e,
+        Some(Expr::Call {
+            func: Func::JsonBuild(JsonBuild::Object { .. } | JsonBuild::Array { .. }),
+            ..
+        })
+    )
+}
+
+/// Reused buffers of [`build`]: the text, a number's text, and the object's entries
+/// (key start, key end, value start, value end in `text`).
+#[derive(Default)]
+struct BuildScratch {
+    text: String,
+    num: String,
+    entries: Vec<(usize, usize, usize, usize)>,
+}
+
+thread_local! {
+    static BUILD: RefCell<BuildScratch> = RefCell::new(BuildScratch::default());
+}
+
+/// Appends the JSON of one SQL value as Flink 2.3 writes it: numbers as Java's `BigDecimal`
+/// prints them (a DOUBLE or FLOAT through `Double.toString`: `1.0E+8`, `0.000010`), DECIMAL
+/// with its scale (`1.50`, `1.0E-7`), TIMESTAMP as ISO text without trailing fraction zeros, JSON_OBJECT / JSON_ARRAY
+/// results (`raw`) as they are.
+fn write_value(v: Value, ty: DataType, raw: bool, heap: &[u8], num: &mut String, out: &mut String) {
+    num.clear();
+    if let (Value::Str(span), DataType::Array(_) | DataType::Row(_) | DataType::Map(..)) = (v, ty) {
+        write_nested(span, ty, heap, num, out);
+        return;
+    }
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Str(r) if raw => out.push_str(tillflow_types::value::heap_str(heap, r)),
+        Value::Str(r) => quote(tillflow_types::value::heap_str(heap, r), out),
+        Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => {
+            // a FLOAT too goes through Double.toString (0.1 as FLOAT is 0.10000000149011612)
+            tillflow_types::javafmt::write_double(num, f);
+            if f.is_finite() {
+                number_text(num, out);
+            } else {
+                quote(num, out);
+            }
+        }
+        Value::Decimal(d) => {
+            let scale = match ty {
+                DataType::Decimal(_, s) => s,
+                _ => 0,
+            };
+            crate::cast::write_decimal(num, d, scale);
+            number_text(num, out);
+        }
+        Value::Timestamp(t) => {
+            out.push('"');
+            let ltz = matches!(ty, DataType::TimestampLtz(_));
+            tillflow_types::temporal::write_timestamp_json(out, t, true, ltz);
+            out.push('"');
+        }
+        Value::Date(d) => {
+            out.push('"');
+            tillflow_types::temporal::write_date_sql(out, d);
+            out.push('"');
+        }
+        // refused at plan time ([`build_accepts`])
+        Value::Time(_) | Value::Interval(_) | Value::Months(_) => out.push_str("null"),
+    }
+}
+
+/// Appends an ARRAY (a JSON array), ROW (an object of its fields, in order) or MAP (an object
+/// of its entries, in order; string keys) value `span` as JSON, as Flink 2.3 writes them.
+fn write_nested(
+    span: tillflow_types::StrRef,
+    ty: DataType,
+    heap: &[u8],
+    num: &mut String,
+    out: &mut String,
+) {
+    use tillflow_types::nested;
+    match ty {
+        DataType::Array(et) => {
+            out.push('[');
+            for (i, e) in nested::elements(heap, span, *et).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(e, *et, false, heap, num, out);
+            }
+            out.push(']');
+        }
+        DataType::Row(rt) => {
+            out.push('{');
+            for (i, (name, fty)) in rt.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                quote(name, out);
+                out.push(':');
+                write_value(
+                    nested::row_field(heap, span, rt, i),
+                    *fty,
+                    false,
+                    heap,
+                    num,
+                    out,
+                );
+            }
+            out.push('}');
+        }
+        DataType::Map(kt, vt) => {
+            out.push('{');
+            for (i, (k, x)) in nested::map_entries(heap, span, *kt, *vt).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match k {
+                    Value::Str(r) => quote(tillflow_types::value::heap_str(heap, r), out),
+                    _ => out.push_str("\"null\""),
+                }
+                out.push(':');
+                write_value(x, *vt, false, heap, num, out);
+            }
+            out.push('}');
+        }
+        _ => out.push_str("null"),
+    }
+}
+
+/// Evaluates JSON_OBJECT (`v` alternating keys and values), JSON_ARRAY or JSON_STRING over the
+/// argument values `v` of the expressions `args`; the text is appended to `out`.
+pub fn build(kind: JsonBuild, v: &[Value], args: &[Expr], out: &mut Vec<u8>) -> Result<Value> {
+    BUILD.with(|cell| {
+        let Ok(mut s) = cell.try_borrow_mut() else {
+            return Err(fail(kind.sql_name(), "re-entered"));
+        };
+        let BuildScratch { text, num, entries } = &mut *s;
+        text.clear();
+        let ty = |i: usize| args.get(i).map(Expr::data_type).unwrap_or(DataType::Null);
+        let raw = |i: usize| is_nested_json(args.get(i));
+        match kind {
+            JsonBuild::String => {
+                let Some(&x) = v.first() else {
+                    return Ok(Value::Null);
+                };
+                if x.is_null() {
+                    return Ok(Value::Null);
+                }
+                write_value(x, ty(0), raw(0), out, num, text);
+            }
+            JsonBuild::Array { absent_on_null } => {
+                text.push('[');
+                let mut first = true;
+                for (i, &x) in v.iter().enumerate() {
+                    if x.is_null() && absent_on_null {
+                        continue;
+                    }
+                    if !first {
+                        text.push(',');
+                    }
+                    first = false;
+                    write_value(x, ty(i), raw(i), out, num, text);
+                }
+                text.push(']');
+            }
+            JsonBuild::Object { absent_on_null } => {
+                entries.clear();
+                for (i, pair) in v.chunks(2).enumerate() {
+                    let (Some(&Value::Str(k)), Some(&x)) = (pair.first(), pair.get(1)) else {
+                        return Err(fail("JSON_OBJECT", "a key is NULL"));
+                    };
+                    if x.is_null() && absent_on_null {
+                        continue;
+                    }
+                    let k0 = text.len();
+                    text.push_str(tillflow_types::value::heap_str(out, k));
+                    let v0 = text.len();
+                    write_value(x, ty(2 * i + 1), raw(2 * i + 1), out, num, text);
+                    entries.push((k0, v0, v0, text.len()));
+                }
+                // sorted by key, the last of equal keys kept: a stable sort, then skip an
+                // entry when the next has the same key
+                entries.sort_by(|a, b| text[a.0..a.1].cmp(&text[b.0..b.1]));
+                num.clear();
+                let mut first = true;
+                for (j, e) in entries.iter().enumerate() {
+                    let key = &text[e.0..e.1];
+                    if entries.get(j + 1).is_some_and(|n| &text[n.0..n.1] == key) {
+                        continue;
+                    }
+                    if !first {
+                        num.push(',');
+                    }
+                    first = false;
+                    quote(key, num);
+                    num.push(':');
+                    num.push_str(&text[e.2..e.3]);
+                }
+                text.clear();
+                text.push('{');
+                text.push_str(num);
+                text.push('}');
+            }
+        }
+        Ok(Value::Str(push_str(out, text)))
+    })
 }
 
 /// Evaluates a JSON function: `v[0]` the document, `v[1]` the path, the rest the DEFAULT values;

@@ -7,9 +7,10 @@ use crate::error::{plan_err, Result};
 use crate::expr::{cast_to, function_args, Converter};
 use sqlparser::ast as sql;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
+use tillflow_runtime::expr::MAX_ARGS;
 use tillflow_runtime::expr::{Expr, PatternArg, Prepared};
 use tillflow_runtime::functions::Func;
-use tillflow_runtime::json::{Behavior, JsonFn, JsonPath, JsonSpec, Returning, Wrapper};
+use tillflow_runtime::json::{Behavior, JsonBuild, JsonFn, JsonPath, JsonSpec, Returning, Wrapper};
 use tillflow_types::DataType;
 
 /// Marks the argument the token pass writes the clauses into.
@@ -213,6 +214,200 @@ fn rewrite_call(tokens: &[TokenWithSpan], l: usize) -> Option<(Vec<TokenWithSpan
     }
     out.push(tokens[r].clone());
     Some((out, r + 1))
+}
+
+/// Marks the argument [`build_pass`] writes the `… ON NULL` clause of JSON_OBJECT / JSON_ARRAY into.
+const BUILD_MARK: &str = "__tillflow_json_on_null:";
+
+/// Rewrites `JSON_OBJECT([KEY] k VALUE v, … [NULL|ABSENT ON NULL])` into
+/// `JSON_OBJECT(k, v, …, '<mark>NULL|ABSENT')`, and the `ON NULL` clause of JSON_ARRAY alike.
+pub fn build_pass(tokens: &[TokenWithSpan]) -> Vec<TokenWithSpan> {
+    /// An open JSON_OBJECT (true) or JSON_ARRAY (false) call: whether it has an argument yet
+    /// and its ON NULL clause.
+    struct Frame {
+        object: bool,
+        has_arg: bool,
+        on_null: Option<String>,
+        /// The current `k VALUE v` pair has had its VALUE (a later `value` is a name).
+        value_seen: bool,
+    }
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut stack: Vec<Option<Frame>> = Vec::new();
+    // the last significant token seen (of the input)
+    let mut prev: Option<&Token> = None;
+    let comma = Token::Comma;
+    let sig_after = |from: usize, n: usize| -> Option<&Token> {
+        tokens[from..]
+            .iter()
+            .map(|t| &t.token)
+            .filter(|t| !is_ws(t))
+            .nth(n)
+    };
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let tok = &t.token;
+        if is_ws(tok) {
+            out.push(t.clone());
+            i += 1;
+            continue;
+        }
+        let w = word(tok);
+        match tok {
+            Token::LParen => {
+                let kind = prev.and_then(word);
+                stack.push(match kind.as_deref() {
+                    Some("JSON_OBJECT") => Some(Frame {
+                        object: true,
+                        has_arg: false,
+                        on_null: None,
+                        value_seen: false,
+                    }),
+                    Some("JSON_ARRAY") => Some(Frame {
+                        object: false,
+                        has_arg: false,
+                        on_null: None,
+                        value_seen: false,
+                    }),
+                    _ => None,
+                });
+                out.push(t.clone());
+            }
+            Token::RParen => {
+                if let Some(Some(f)) = stack.pop() {
+                    if let Some(mode) = f.on_null {
+                        if f.has_arg {
+                            out.push(TokenWithSpan::new(Token::Comma, t.span));
+                        }
+                        out.push(TokenWithSpan::new(
+                            Token::SingleQuotedString(format!("{BUILD_MARK}{mode}")),
+                            t.span,
+                        ));
+                    }
+                }
+                out.push(t.clone());
+            }
+            _ => {
+                let in_json = matches!(stack.last(), Some(Some(_)));
+                let at_arg_start = matches!(prev, Some(Token::LParen | Token::Comma));
+                let next = sig_after(i + 1, 0);
+                if in_json
+                    && matches!(w.as_deref(), Some("NULL" | "ABSENT"))
+                    && sig_after(i + 1, 0).and_then(word).as_deref() == Some("ON")
+                    && sig_after(i + 1, 1).and_then(word).as_deref() == Some("NULL")
+                    && sig_after(i + 1, 2) == Some(&Token::RParen)
+                {
+                    if let Some(Some(f)) = stack.last_mut() {
+                        f.on_null = w;
+                    }
+                    // skip the clause up to the `)`
+                    let mut seen = 0;
+                    i += 1;
+                    while i < tokens.len() && seen < 2 {
+                        if !is_ws(&tokens[i].token) {
+                            seen += 1;
+                        }
+                        i += 1;
+                    }
+                    prev = Some(&comma);
+                    continue;
+                }
+                let is_object = matches!(stack.last(), Some(Some(f)) if f.object);
+                if is_object
+                    && at_arg_start
+                    && w.as_deref() == Some("KEY")
+                    && !matches!(next, Some(Token::Comma | Token::RParen))
+                    && next.and_then(word).as_deref() != Some("VALUE")
+                {
+                    // `KEY k`: the keyword is dropped; `prev` stays an argument start for the key
+                    i += 1;
+                    continue;
+                }
+                let value_seen = matches!(stack.last(), Some(Some(f)) if f.value_seen);
+                if tok == &Token::Comma {
+                    if let Some(Some(f)) = stack.last_mut() {
+                        f.value_seen = false;
+                    }
+                }
+                if is_object && w.as_deref() == Some("VALUE") && !at_arg_start && !value_seen {
+                    out.push(TokenWithSpan::new(Token::Comma, t.span));
+                    if let Some(Some(f)) = stack.last_mut() {
+                        f.value_seen = true;
+                    }
+                } else {
+                    out.push(t.clone());
+                }
+                if let Some(Some(f)) = stack.last_mut() {
+                    f.has_arg = true;
+                }
+            }
+        }
+        prev = Some(tok);
+        i += 1;
+    }
+    out
+}
+
+/// Plans JSON_OBJECT, JSON_ARRAY or JSON_STRING.
+pub fn build_function(conv: &Converter<'_>, name: &str, f: &sql::Function) -> Result<Expr> {
+    let args = function_args(f)?;
+    let mut exprs = Vec::with_capacity(args.len());
+    let mut on_null: Option<String> = None;
+    for (i, a) in args.iter().enumerate() {
+        let Some(a) = a else {
+            return plan_err(format!("`*` is not an argument of {name}: `{f}`"));
+        };
+        if i + 1 == args.len() {
+            if let sql::Expr::Value(v) = a {
+                if let sql::Value::SingleQuotedString(s) = &v.value {
+                    if let Some(o) = s.strip_prefix(BUILD_MARK) {
+                        on_null = Some(o.to_owned());
+                        continue;
+                    }
+                }
+            }
+        }
+        exprs.push(conv.convert(a)?);
+    }
+    let kind = match name {
+        "JSON_OBJECT" => {
+            if exprs.len() % 2 != 0 {
+                return plan_err(format!("JSON_OBJECT takes `KEY k VALUE v` pairs: `{f}`"));
+            }
+            for k in exprs.iter().step_by(2) {
+                if !k.data_type().is_string() {
+                    return plan_err(format!("JSON_OBJECT: a key must be a string: `{f}`"));
+                }
+            }
+            JsonBuild::Object {
+                absent_on_null: on_null.as_deref() == Some("ABSENT"),
+            }
+        }
+        "JSON_ARRAY" => JsonBuild::Array {
+            absent_on_null: on_null.as_deref() != Some("NULL"),
+        },
+        _ => {
+            if on_null.is_some() {
+                return plan_err(format!("JSON_STRING does not take `ON NULL`: `{f}`"));
+            }
+            JsonBuild::String
+        }
+    };
+    if exprs.len() > MAX_ARGS {
+        return plan_err(format!(
+            "{name} takes at most {MAX_ARGS} arguments here: `{f}`"
+        ));
+    }
+    let func = Func::JsonBuild(kind);
+    let types: Vec<DataType> = exprs.iter().map(Expr::data_type).collect();
+    let ty = func
+        .return_type(&types)
+        .or_else(|m| plan_err(format!("{m}: `{f}`")))?;
+    Ok(Expr::Call {
+        func,
+        args: exprs,
+        ty,
+    })
 }
 
 fn behavior(text: &str, func: &str, whole: &sql::Function) -> Result<Behavior> {
@@ -437,5 +632,46 @@ mod tests {
         // no clauses, or clauses that do not parse: untouched
         same("JSON_VALUE(j, p)", "JSON_VALUE(j, p)");
         same("JSON_EXISTS(j, '$' NULL ON)", "JSON_EXISTS(j, '$' NULL ON)");
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+    use sqlparser::dialect::GenericDialect;
+    use sqlparser::tokenizer::Tokenizer;
+
+    fn pass(sql: &str) -> String {
+        let toks = Tokenizer::new(&GenericDialect {}, sql)
+            .tokenize_with_location()
+            .unwrap();
+        build_pass(&toks)
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect::<String>()
+            .replace(' ', "")
+    }
+
+    #[test]
+    fn key_value_pairs_and_on_null_become_arguments() {
+        assert_eq!(
+            pass("JSON_OBJECT(KEY 'a' VALUE x, 'b' VALUE JSON_ARRAY(y, key NULL ON NULL) ABSENT ON NULL)"),
+            format!("JSON_OBJECT('a',x,'b',JSON_ARRAY(y,key,'{BUILD_MARK}NULL'),'{BUILD_MARK}ABSENT')")
+        );
+        assert_eq!(
+            pass("JSON_ARRAY(ABSENT ON NULL)"),
+            format!("JSON_ARRAY('{BUILD_MARK}ABSENT')")
+        );
+        assert_eq!(pass("JSON_OBJECT()"), "JSON_OBJECT()");
+        assert_eq!(pass("f(a, (b)) VALUE"), "f(a,(b))VALUE");
+        assert_eq!(
+            pass("JSON_OBJECT('k' VALUE f(value))"),
+            "JSON_OBJECT('k',f(value))"
+        );
+        // a column named `value` or `key`
+        assert_eq!(
+            pass("JSON_OBJECT('k' VALUE value, value VALUE key, KEY key VALUE value)"),
+            "JSON_OBJECT('k',value,value,key,key,value)"
+        );
     }
 }

@@ -773,7 +773,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         };
     }
     let (hinted, hints, notices) = apply_hints(tokens, line)?;
-    let mut toks = crate::json::clause_pass(&flink_token_pass(&hinted)?);
+    let mut toks = crate::json::build_pass(&crate::json::clause_pass(&flink_token_pass(&hinted)?));
     let end = toks
         .last()
         .map(|t| t.span.end)

@@ -1,7 +1,8 @@
 //! Nested JSON values (objects and arrays) for ROW, ARRAY, MULTISET and MAP columns, read into
 //! and written from the row-heap encoding of `tillflow_types::nested`, as Flink's `json` format
 //! maps them: a ROW is an object whose keys are the field names (missing keys and `null` are
-//! NULL, unknown keys ignored), an ARRAY or MULTISET an array, a MAP an object.
+//! NULL, unknown keys ignored), an ARRAY an array, a MAP an object, a MULTISET an object of
+//! element → count (`{"x":2,"y":1}`; an array is also read).
 //!
 //! Reading walks the record's text with the same scanner as the top-level object and writes the
 //! encoding straight into the row's heap; the only buffers are the decoder's own, reused from
@@ -108,6 +109,70 @@ fn encode_value(
                 }
             }
             scratch.spans.truncate(level);
+        }
+        DataType::Multiset(et) if sc.peek() == Some(b'{') => {
+            // as Flink's json format: an object of element → count
+            sc.i += 1;
+            let count_at = heap.len();
+            heap.extend_from_slice(&0u32.to_le_bytes());
+            let mut n = 0u32;
+            if sc.peek() == Some(b'}') {
+                sc.i += 1;
+            } else {
+                loop {
+                    sc.ws();
+                    let mut key = std::mem::take(&mut scratch.text);
+                    let mut tmp = std::mem::take(&mut scratch.heap);
+                    tmp.clear();
+                    let slot = heap.len();
+                    let r = sc.key(&mut key).map(|k| match et {
+                        DataType::String(_) | DataType::Bytes => {
+                            heap.push(1);
+                            push_bytes_payload(heap, k);
+                            Ok(())
+                        }
+                        et => std::str::from_utf8(k)
+                            .map_err(|_| "a MULTISET element is not UTF-8".to_owned())
+                            .and_then(|text| scalar(Token::Str(text), *et, &mut tmp))
+                            .and_then(|kv| match kv {
+                                Value::Null => Err(format!(
+                                    "MULTISET element `{}` is not a {et}",
+                                    String::from_utf8_lossy(k)
+                                )),
+                                kv => {
+                                    heap.push(1);
+                                    push_scalar_payload(heap, kv, *et);
+                                    Ok(())
+                                }
+                            }),
+                    });
+                    scratch.text = key;
+                    scratch.heap = tmp;
+                    r.map_err(&err)??;
+                    sc.expect(b':', "expected ':'").map_err(&err)?;
+                    sc.ws();
+                    let start = sc.i;
+                    sc.skip_value().map_err(&err)?;
+                    let count: u32 = text[start..sc.i].parse().map_err(|_| {
+                        format!(
+                            "a MULTISET count must be a positive integer, got `{}`",
+                            &text[start..sc.i]
+                        )
+                    })?;
+                    let end = heap.len();
+                    if count == 0 {
+                        heap.truncate(slot);
+                    }
+                    for _ in 1..count {
+                        heap.extend_from_within(slot..end);
+                    }
+                    n = n.saturating_add(count);
+                    if after_member(&mut sc, b'}')? {
+                        break;
+                    }
+                }
+            }
+            heap[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
         }
         DataType::Array(et) | DataType::Multiset(et) => {
             sc.expect(b'[', "expected an array").map_err(&err)?;
@@ -290,7 +355,43 @@ pub fn write(out: &mut String, heap: &[u8], span: StrRef, ty: DataType, scalar: 
             }
             out.push('}');
         }
-        DataType::Array(et) | DataType::Multiset(et) => {
+        DataType::Multiset(et) => {
+            // as Flink's json format: an object of element → count, in order of first appearance
+            out.push('{');
+            let mut first = true;
+            for (i, v) in nested::elements(heap, span, *et).enumerate() {
+                let same = |w: Value| match (v, w) {
+                    (Value::Str(a), Value::Str(b)) => heap_bytes(heap, a) == heap_bytes(heap, b),
+                    (a, b) => a == b,
+                };
+                if nested::elements(heap, span, *et).take(i).any(same) {
+                    continue;
+                }
+                let count = nested::elements(heap, span, *et)
+                    .skip(i)
+                    .filter(|w| same(*w))
+                    .count();
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                match (v, *et) {
+                    (Value::Str(s), DataType::String(_)) => {
+                        write_json_string(out, tillflow_types::value::heap_str(heap, s))
+                    }
+                    (Value::Null, _) => out.push_str("\"null\""),
+                    (k, kt) => {
+                        let mut text = String::new();
+                        scalar(&mut text, k, kt, heap);
+                        write_json_string(out, text.trim_matches('"'));
+                    }
+                }
+                out.push(':');
+                let _ = std::fmt::Write::write_fmt(out, format_args!("{count}"));
+            }
+            out.push('}');
+        }
+        DataType::Array(et) => {
             out.push('[');
             for (i, v) in nested::elements(heap, span, *et).enumerate() {
                 if i > 0 {

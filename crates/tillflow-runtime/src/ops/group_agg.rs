@@ -138,6 +138,18 @@ impl Operator for GroupAggregate {
         m
     }
 
+    /// 2 when a MIN/MAX consumes an updating input (it keeps value counts since then, where it
+    /// kept one value before); 1 otherwise, so other aggregates' checkpoints still restore.
+    fn state_version(&self) -> u32 {
+        if self.calls.iter().any(|c| {
+            c.retracts && matches!(c.kind, crate::agg::AggKind::Min | crate::agg::AggKind::Max)
+        }) {
+            2
+        } else {
+            1
+        }
+    }
+
     fn snapshot_state(&self, out: &mut Vec<u8>) {
         self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
     }

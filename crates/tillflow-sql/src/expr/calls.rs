@@ -194,6 +194,9 @@ impl Converter<'_> {
         if let Some(x) = crate::nested::function(self, &name, f) {
             return x;
         }
+        if matches!(name.as_str(), "JSON_OBJECT" | "JSON_ARRAY" | "JSON_STRING") {
+            return crate::json::build_function(self, &name, f);
+        }
         if matches!(name.as_str(), "JSON_VALUE" | "JSON_QUERY" | "JSON_EXISTS") {
             return crate::json::function(self, &name, f);
         }

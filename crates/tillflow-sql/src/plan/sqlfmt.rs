@@ -137,6 +137,7 @@ fn agg_name(k: AggKind) -> &'static str {
         AggKind::LastValue => "LAST_VALUE",
         AggKind::ListAgg => "LISTAGG",
         AggKind::ArrayAgg => "ARRAY_AGG",
+        AggKind::Collect => "COLLECT",
         AggKind::Lag => "LAG",
     }
 }
@@ -296,6 +297,19 @@ pub fn expr(e: &Expr, names: &Names) -> String {
                 list(args)
             ),
             Func::Now => "PROCTIME()".to_owned(),
+            // as Flink's plan: the ON NULL behaviour first, as a flag
+            Func::JsonBuild(
+                b @ (tillflow_runtime::json::JsonBuild::Object { absent_on_null }
+                | tillflow_runtime::json::JsonBuild::Array { absent_on_null }),
+            ) => {
+                let flag = if *absent_on_null {
+                    "ABSENT_ON_NULL"
+                } else {
+                    "NULL_ON_NULL"
+                };
+                let sep = if args.is_empty() { "" } else { ", " };
+                format!("{}(FLAG({flag}){sep}{})", b.sql_name(), list(args))
+            }
             Func::Nested(n) => {
                 use tillflow_runtime::nested_fn::NestedFn;
                 match (n, args.first().map(Expr::data_type)) {
@@ -401,6 +415,28 @@ mod tests {
         };
         assert_eq!(expr(&e, &names), "((channel = 'it''s') AND (id0 > 10))");
         assert_eq!(func_name(&Func::ConcatWs), "CONCAT_WS");
+        // JSON_OBJECT / JSON_ARRAY show their ON NULL flag first, as Flink 2.3's plan does
+        use tillflow_runtime::json::JsonBuild;
+        let obj = Expr::Call {
+            func: Func::JsonBuild(JsonBuild::Object {
+                absent_on_null: false,
+            }),
+            args: vec![
+                Expr::StrLiteral("a".into()),
+                Expr::Call {
+                    func: Func::JsonBuild(JsonBuild::Array {
+                        absent_on_null: true,
+                    }),
+                    args: vec![Expr::col(2, DataType::String(None))],
+                    ty: DataType::String(None),
+                },
+            ],
+            ty: DataType::String(None),
+        };
+        assert_eq!(
+            expr(&obj, &names),
+            "JSON_OBJECT(FLAG(NULL_ON_NULL), 'a', JSON_ARRAY(FLAG(ABSENT_ON_NULL), channel))"
+        );
         assert_eq!(item(&Expr::col(0, DataType::Int), "id", &names), "id");
         assert_eq!(item(&Expr::col(0, DataType::Int), "k", &names), "id AS k");
     }

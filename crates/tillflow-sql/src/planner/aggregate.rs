@@ -54,7 +54,7 @@ pub(super) fn agg_call(
                     "LISTAGG needs a string argument, got {t} (cast it to STRING): `{f}`"
                 ));
             }
-            if kind.keeps_values() && distinct {
+            if kind.keeps_values() && distinct && kind != AggKind::Collect {
                 return plan_err(format!("{name}(DISTINCT …) is not supported yet: `{f}`"));
             }
             pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));

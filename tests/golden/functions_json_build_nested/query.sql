@@ -1,0 +1,3 @@
+CREATE TABLE t (id INT, n INT, s STRING, arr ARRAY<INT>, sa ARRAY<STRING>, r ROW<f INT, g STRING>, m MAP<STRING, INT>, ts TIMESTAMP(3)) WITH ('connector' = 'filesystem', 'path' = '${INPUT}', 'format' = 'json');
+CREATE TABLE sink (id INT, o1 STRING, o2 STRING, o3 STRING, o4 STRING, o5 STRING, o6 STRING, o7 STRING, o8 STRING) WITH ('connector' = 'filesystem', 'path' = '${OUTPUT}', 'format' = 'json');
+INSERT INTO sink SELECT id, JSON_OBJECT('a' VALUE arr, 'sa' VALUE sa), JSON_ARRAY(r, m), JSON_STRING(arr), JSON_OBJECT('x' VALUE ROW(n, s)), JSON_ARRAY(CAST(ts AS TIMESTAMP_LTZ(3))), JSON_ARRAY(1), JSON_ARRAY(ARRAY[JSON_OBJECT('a' VALUE 1)]), JSON_STRING(r) FROM t;

@@ -1,0 +1,3 @@
+CREATE TABLE t (id INT, f FLOAT, d DOUBLE, big DOUBLE, tiny DOUBLE, dd DECIMAL(10,3)) WITH ('connector' = 'filesystem', 'path' = '${INPUT}', 'format' = 'json');
+CREATE TABLE sink (id INT, a1 STRING, a2 STRING, a3 STRING, a4 STRING) WITH ('connector' = 'filesystem', 'path' = '${OUTPUT}', 'format' = 'json');
+INSERT INTO sink SELECT id, JSON_ARRAY(f, CAST(1e-5 AS FLOAT), CAST(123456789 AS FLOAT), CAST(3.4e38 AS FLOAT)), JSON_ARRAY(d, big, tiny, 1e21, 12345678.0e0), JSON_ARRAY(dd, CAST(0.0000001 AS DECIMAL(10,8)), CAST(-5 AS DECIMAL(3,0)), CAST(1 AS SMALLINT)), JSON_OBJECT('x' VALUE CAST(0.00000 AS DECIMAL(6,5))) FROM t;

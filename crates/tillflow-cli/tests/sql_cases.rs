@@ -534,6 +534,7 @@ cases!("golden", golden:
     error_hint_bad_option,
     error_hint_state_ttl,
     error_json_map_int_key,
+    error_json_multiset_count,
     error_json_multiset_int,
     error_json_object_date,
     error_json_value_returning_bigint,

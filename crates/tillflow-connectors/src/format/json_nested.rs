@@ -125,27 +125,10 @@ fn encode_value(
                     let mut tmp = std::mem::take(&mut scratch.heap);
                     tmp.clear();
                     let slot = heap.len();
-                    let r = sc.key(&mut key).map(|k| match et {
-                        DataType::String(_) | DataType::Bytes => {
-                            heap.push(1);
-                            push_bytes_payload(heap, k);
-                            Ok(())
-                        }
-                        et => std::str::from_utf8(k)
-                            .map_err(|_| "a MULTISET element is not UTF-8".to_owned())
-                            .and_then(|text| scalar(Token::Str(text), *et, &mut tmp))
-                            .and_then(|kv| match kv {
-                                Value::Null => Err(format!(
-                                    "MULTISET element `{}` is not a {et}",
-                                    String::from_utf8_lossy(k)
-                                )),
-                                kv => {
-                                    heap.push(1);
-                                    push_scalar_payload(heap, kv, *et);
-                                    Ok(())
-                                }
-                            }),
-                    });
+                    heap.push(1);
+                    let r = sc
+                        .key(&mut key)
+                        .map(|k| push_key(heap, k, *et, &mut tmp, scalar, "MULTISET element"));
                     scratch.text = key;
                     scratch.heap = tmp;
                     r.map_err(&err)??;
@@ -153,12 +136,16 @@ fn encode_value(
                     sc.ws();
                     let start = sc.i;
                     sc.skip_value().map_err(&err)?;
-                    let count: u32 = text[start..sc.i].parse().map_err(|_| {
-                        format!(
-                            "a MULTISET count must be a positive integer, got `{}`",
-                            &text[start..sc.i]
-                        )
-                    })?;
+                    let count: u32 = text[start..sc.i]
+                        .parse()
+                        .ok()
+                        .filter(|c| n.saturating_add(*c) <= MAX_MULTISET)
+                        .ok_or_else(|| {
+                            format!(
+                                "a MULTISET count must be an integer from 0 to {MAX_MULTISET} in all, got `{}`",
+                                &text[start..sc.i]
+                            )
+                        })?;
                     let end = heap.len();
                     if count == 0 {
                         heap.truncate(slot);
@@ -211,27 +198,9 @@ fn encode_value(
                     let mut key = std::mem::take(&mut scratch.text);
                     let mut tmp = std::mem::take(&mut scratch.heap);
                     tmp.clear();
-                    // a JSON key is text: kept as it is for STRING and BYTES keys, converted
-                    // to the key type otherwise
-                    let r = sc.key(&mut key).map(|k| match kt {
-                        DataType::String(_) | DataType::Bytes => {
-                            push_bytes_payload(heap, k);
-                            Ok(())
-                        }
-                        kt => std::str::from_utf8(k)
-                            .map_err(|_| "a MAP key is not UTF-8".to_owned())
-                            .and_then(|text| scalar(Token::Str(text), *kt, &mut tmp))
-                            .and_then(|kv| match kv {
-                                Value::Null => Err(format!(
-                                    "MAP key `{}` is not a {kt}",
-                                    String::from_utf8_lossy(k)
-                                )),
-                                kv => {
-                                    push_scalar_payload(heap, kv, *kt);
-                                    Ok(())
-                                }
-                            }),
-                    });
+                    let r = sc
+                        .key(&mut key)
+                        .map(|k| push_key(heap, k, *kt, &mut tmp, scalar, "MAP key"));
                     scratch.text = key;
                     scratch.heap = tmp;
                     r.map_err(&err)??;
@@ -256,6 +225,37 @@ fn encode_value(
         return Err("invalid JSON: trailing characters in a nested value".into());
     }
     Ok(())
+}
+
+/// The most elements a MULTISET read from JSON may hold: its counts are expanded into
+/// elements, and a hostile count must not exhaust memory.
+const MAX_MULTISET: u32 = 1_000_000;
+
+/// Writes a JSON object key as the payload of a value of type `ty`: the text itself for STRING
+/// and BYTES, converted to `ty` otherwise (`what` names the key in errors).
+fn push_key(
+    heap: &mut Vec<u8>,
+    k: &[u8],
+    ty: DataType,
+    tmp: &mut Vec<u8>,
+    scalar: &ReadScalar<'_>,
+    what: &str,
+) -> Result<(), String> {
+    if matches!(ty, DataType::String(_) | DataType::Bytes) {
+        push_bytes_payload(heap, k);
+        return Ok(());
+    }
+    let text = std::str::from_utf8(k).map_err(|_| format!("a {what} is not UTF-8"))?;
+    match scalar(Token::Str(text), ty, tmp)? {
+        Value::Null => Err(format!(
+            "{what} `{}` is not a {ty}",
+            text.chars().take(200).collect::<String>()
+        )),
+        v => {
+            push_scalar_payload(heap, v, ty);
+            Ok(())
+        }
+    }
 }
 
 /// After an object member or array element: `,` goes on (false), `close` ends (true).

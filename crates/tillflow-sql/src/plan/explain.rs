@@ -583,6 +583,22 @@ fn join_type(kind: JoinType) -> &'static str {
     }
 }
 
+/// A join's two inputs, each behind the exchange that brings its key's rows together (the
+/// right side's key columns counted after the `nl` left columns).
+fn keyed_inputs(
+    keys: &[Vec<usize>; 2],
+    nl: usize,
+    names: &Names,
+    left: Tree,
+    right: Tree,
+) -> Vec<Tree> {
+    let right_keys: Vec<usize> = keys[1].iter().map(|k| k + nl).collect();
+    vec![
+        exchange(&keys[0], names, left),
+        exchange(&right_keys, names, right),
+    ]
+}
+
 /// A two-input node over its two input trees.
 fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
     let names = Names::of(&n.input);
@@ -624,14 +640,7 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
                 join_type(*kind),
                 cond(keys, widths[0], residual)
             ),
-            vec![
-                exchange(&keys[0], &names, left),
-                exchange(
-                    &keys[1].iter().map(|k| k + widths[0]).collect::<Vec<_>>(),
-                    &names,
-                    right,
-                ),
-            ],
+            keyed_inputs(keys, widths[0], &names, left, right),
         ),
         TwoInputOp::IntervalJoin {
             keys,
@@ -649,14 +658,7 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
                 times[1],
                 cond(keys, widths[0], residual)
             ),
-            vec![
-                exchange(&keys[0], &names, left),
-                exchange(
-                    &keys[1].iter().map(|k| k + widths[0]).collect::<Vec<_>>(),
-                    &names,
-                    right,
-                ),
-            ],
+            keyed_inputs(keys, widths[0], &names, left, right),
         ),
         TwoInputOp::TemporalJoin {
             left_outer,

@@ -149,12 +149,7 @@ impl Planner<'_> {
                 TimeMode::Processing
             }
             TimeAttribute::Rowtime => TimeMode::Event,
-            TimeAttribute::Proctime if self.catalog.batch() => {
-                return plan_err(format!(
-                    "{name}: a processing-time window has no meaning in batch mode; use an event-time column (with a WATERMARK)"
-                ))
-            }
-            TimeAttribute::Proctime => TimeMode::Processing,
+            TimeAttribute::Proctime => self.processing_time(&name)?,
             TimeAttribute::None => {
                 return plan_err(format!(
                     "{name}: column `{time_name}` is not a time attribute; declare WATERMARK FOR {time_name} AS ... on the table, or use a PROCTIME() column"
@@ -279,12 +274,7 @@ impl Planner<'_> {
         };
         let mode = match input.schema.fields[col].time {
             TimeAttribute::Rowtime => TimeMode::Event,
-            TimeAttribute::Proctime if self.catalog.batch() => {
-                return plan_err(format!(
-                    "{name}: a processing-time window has no meaning in batch mode; use an event-time column (with a WATERMARK)"
-                ))
-            }
-            TimeAttribute::Proctime => TimeMode::Processing,
+            TimeAttribute::Proctime => self.processing_time(name)?,
             TimeAttribute::None => {
                 return plan_err(format!(
                     "{name}: column `{}` is not a time attribute (declare a WATERMARK or use PROCTIME())",
@@ -315,5 +305,15 @@ impl Planner<'_> {
             _ => return plan_err(format!("wrong number of arguments for {name}: `{f}`")),
         };
         Ok((kind, col, mode))
+    }
+
+    /// A window on processing time: refused in batch mode, where it has no meaning.
+    fn processing_time(&self, name: &str) -> Result<TimeMode> {
+        if self.catalog.batch() {
+            return plan_err(format!(
+                "{name}: a processing-time window has no meaning in batch mode; use an event-time column (with a WATERMARK)"
+            ));
+        }
+        Ok(TimeMode::Processing)
     }
 }

@@ -267,6 +267,10 @@ struct RunArgs {
     /// Resume from this checkpoint directory (.../chk-NNNNNN) instead of the latest.
     #[arg(long, value_name = "DIR")]
     from_checkpoint: Option<PathBuf>,
+    /// Workers for the keyed part of the job (over the script's 'parallelism.default'; by
+    /// default the cores the process may run on).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    parallelism: Option<u16>,
 }
 
 /// Turns checkpointing on as the script's options say (on by default for unbounded jobs) and
@@ -511,6 +515,7 @@ fn main() -> ExitCode {
                 }
                 let status = http::start(&a.http, a.quiet)?;
                 plan.keep_recent_rows = status.is_some();
+                plan.parallelism = r.parallelism.map(usize::from);
                 let config = std::mem::take(&mut plan.config);
                 let mut job = plan
                     .instantiate()

@@ -504,7 +504,12 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         .collect::<Result<_, _>>()
         .expect("rows");
     assert_eq!(want.len(), 4);
-    assert_eq!(latest, want);
+    // each key among the last changes (on several workers, a key's changes come in the bursts
+    // of its worker's batches, so not every key need be among the last 100)
+    assert!(!latest.is_empty());
+    for (k, v) in &latest {
+        assert_eq!(Some(v), want.get(k), "store {k}");
+    }
     // the counters: the source read every line the totals counted; each sink wrote its rows
     let lines: i64 = want.values().filter_map(|v| v.1).sum();
     let nodes = status["nodes"].as_array().expect("nodes");

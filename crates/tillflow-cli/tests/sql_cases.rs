@@ -13,13 +13,16 @@
 //!   of the dead-letter / late-data file, `${DLQ}` / `${LATE}`)
 //!   and/or `expected_error.txt` (text the failing run must print), and
 //!   `expected_stderr.txt` (lines a successful run must print on standard error: notices);
-//!   `forbidden_output.txt` lists text that must appear nowhere in the output (secrets).
+//!   `forbidden_output.txt` lists text that must appear nowhere in the output (secrets);
+//!   `single_worker.txt` says why a case's rows depend on the order in which several workers'
+//!   rows arrive (order-dependent aggregates over a re-keyed stream), and runs it on one worker.
 //!
 //! - `plan.txt` (required for the Flink cases): the snapshot of `tillflow explain` for the query;
 //!   rewrite the snapshots with `TILLFLOW_BLESS=1 cargo test --test sql_cases` after an intended
 //!   change of plan.
 //!
-//! Each case is a test of its own (`cargo test --test sql_cases flink::q5_topn_10m`).
+//! Each case is a test of its own (`cargo test --test sql_cases flink::q5_topn_10m`), run at
+//! parallelism 1, 2 and 4 (`tillflow run --parallelism N`), which must give the same rows.
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
 //! A `debezium-json` output is replayed to its final rows first.
 
@@ -152,10 +155,19 @@ struct Outcome {
     stderr: String,
 }
 
-fn run(query: &Path, input: &Path, out: &Path, dlq: &Path, late: &Path) -> Outcome {
+fn run(
+    query: &Path,
+    input: &Path,
+    out: &Path,
+    dlq: &Path,
+    late: &Path,
+    parallelism: usize,
+) -> Outcome {
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .arg("run")
         .arg(query)
+        .arg("--parallelism")
+        .arg(parallelism.to_string())
         .arg("--var")
         .arg(format!("INPUT={}", input.display()))
         .arg("--var")
@@ -229,7 +241,7 @@ fn late_count(stderr: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
+fn check_case(dir: &Path, default_input: Option<&Path>, parallelism: usize) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let out = tmp.path().join("out");
     let dlq = tmp.path().join("dlq.ndjson");
@@ -243,8 +255,10 @@ fn check_case(dir: &Path, default_input: Option<&Path>) -> Result<(), String> {
             .unwrap_or_else(|| dir.join("input.ndjson")),
     };
     let query = dir.join("query.sql");
-    check_plan(dir, &input, default_input.is_some())?;
-    let o = run(&query, &input, &out, &dlq, &late_file);
+    if parallelism == 1 {
+        check_plan(dir, &input, default_input.is_some())?;
+    }
+    let o = run(&query, &input, &out, &dlq, &late_file, parallelism);
     let forbidden = dir.join("forbidden_output.txt");
     if forbidden.exists() {
         let text = std::fs::read_to_string(&forbidden).map_err(|e| e.to_string())?;
@@ -439,8 +453,20 @@ fn case(kind: &str, name: &str) {
         "events20k.ndjson"
     });
     let default_input = (kind == "flink" || kind == "nexmark").then_some(input.as_path());
-    if let Err(e) = check_case(&dir.join(name), default_input) {
-        panic!("{kind} case {name}: {e}");
+    // the same rows (and late-drop counts) on one worker and on several, unless the case says
+    // why its rows depend on the order in which several workers' rows arrive
+    let single = dir.join(name).join("single_worker.txt");
+    let levels: &[usize] = if single.exists() {
+        let why = std::fs::read_to_string(&single).unwrap_or_default();
+        assert!(!why.trim().is_empty(), "{}: say why", single.display());
+        &[1]
+    } else {
+        &[1, 2, 4]
+    };
+    for &parallelism in levels {
+        if let Err(e) = check_case(&dir.join(name), default_input, parallelism) {
+            panic!("{kind} case {name} at parallelism {parallelism}: {e}");
+        }
     }
 }
 

@@ -335,6 +335,21 @@ impl Snapshot {
         if self.layout == layout {
             return None;
         }
+        let parallelism = |l: &[String]| {
+            l.iter()
+                .find_map(|x| x.strip_prefix("parallelism: "))
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1)
+        };
+        let (was, is) = (parallelism(&self.layout), parallelism(layout));
+        if was != is {
+            return Some(format!(
+                "it was taken at parallelism {was} and this run has parallelism {is}; tillflow \
+                 cannot yet hand keyed state to a different number of workers: run with \
+                 --parallelism {was} (or SET 'parallelism.default' = '{was}'), or start afresh \
+                 with --fresh"
+            ));
+        }
         let mut diffs = Vec::new();
         for i in 0..self.layout.len().max(layout.len()) {
             match (self.layout.get(i), layout.get(i)) {

@@ -20,6 +20,9 @@ pub enum RuntimeError {
     /// A checkpoint could not be written, read or used (the message names it and says why).
     #[error("{0}")]
     Checkpoint(String),
+    /// A worker of a parallel job failed (the message names the worker and the fault).
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// Result alias for the runtime.

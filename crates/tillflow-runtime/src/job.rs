@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, EpochSink, Snapshot, SourceState};
 use crate::error::{Result, RuntimeError};
+use crate::exchange::{Coordination, Stage};
 use crate::operator::{
     wrap_innermost, Node, NodeIdentity, NodeMut, OperatorMetrics, Pipeline, Poll, Source,
     SourceMetrics,
@@ -91,9 +92,12 @@ pub type ProgressFn = Box<dyn FnMut(&JobProgress)>;
 /// A callback receiving every counter of the job (for the HTTP API and metrics).
 pub type ReportFn = Box<dyn FnMut(&JobReport)>;
 
-/// A runnable job: a set of source tasks.
+/// A runnable job: a set of source tasks, and the stages of a parallel job.
 pub struct Job {
     tasks: Vec<SourceTask>,
+    stages: Vec<Stage>,
+    /// While a parallel job runs: where its stages report, and their acks of drain rounds.
+    coordination: Option<(Coordination, std::sync::mpsc::Receiver<()>)>,
     stop: Arc<AtomicBool>,
     progress: Option<ProgressFn>,
     reports: Option<ReportFn>,
@@ -171,8 +175,16 @@ fn wall_clock_micros() -> i64 {
 impl Job {
     /// A job over `tasks`.
     pub fn new(tasks: Vec<SourceTask>) -> Self {
+        Self::parallel(tasks, Vec::new())
+    }
+
+    /// A job over `tasks` whose pipelines feed `stages` (through exchanges), each running on
+    /// threads of its own.
+    pub fn parallel(tasks: Vec<SourceTask>, stages: Vec<Stage>) -> Self {
         Job {
             tasks,
+            stages,
+            coordination: None,
             stop: Arc::new(AtomicBool::new(false)),
             progress: None,
             reports: None,
@@ -192,21 +204,22 @@ impl Job {
                 obstacles.join("; ")
             )));
         }
-        let mut seen = Vec::new();
         let mut index = 0usize;
         let job = store.job().to_owned();
-        for t in &mut self.tasks {
-            t.pipeline.map_sinks(&mut seen, &mut |sink| {
+        each_node(&mut self.tasks, &self.stages, &mut |n| {
+            if let NodeMut::Sink(sink) = n {
                 index += 1;
-                wrap_innermost(sink, &mut |mut s| {
+                let old = std::mem::replace(sink, Box::new(crate::operator::Detached));
+                *sink = wrap_innermost(old, &mut |mut s| {
                     if s.transactional().is_some() {
                         Box::new(EpochSink::new(s, format!("{job}#{index}")))
                     } else {
                         s
                     }
-                })
-            })?;
-        }
+                });
+            }
+            Ok(())
+        })?;
         let next_id = store.next_id()?;
         self.checkpoints = Some(Checkpoints {
             store,
@@ -237,17 +250,14 @@ impl Job {
             .filter(|t| !t.source.resumable())
             .map(|t| format!("{} cannot resume from a position", t.source.describe()))
             .collect();
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| {
-                if let NodeMut::Sink(s) = n {
-                    if let Some(why) = s.checkpoint_obstacle() {
-                        out.push(format!("{}: {why}", s.describe()));
-                    }
+        each_node(&mut self.tasks, &self.stages, &mut |n| {
+            if let NodeMut::Sink(s) = n {
+                if let Some(why) = s.checkpoint_obstacle() {
+                    out.push(format!("{}: {why}", s.describe()));
                 }
-                Ok(())
-            })?;
-        }
+            }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -263,20 +273,37 @@ impl Job {
             .iter()
             .map(|t| format!("source: {}", t.source.checkpoint_identity()))
             .collect();
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| {
-                layout.push(match n {
-                    NodeMut::Operator(id, op) => operator_identity(id, op.state_version()),
-                    NodeMut::TwoInput(node) => {
-                        operator_identity(node.identity(), node.operator().state_version())
-                    }
-                    NodeMut::Sink(s) => format!("sink: {}", s.describe()),
-                });
-                Ok(())
-            })?;
+        if let Some(p) = self.parallelism_line() {
+            layout.push(p);
         }
+        each_node(&mut self.tasks, &self.stages, &mut |n| {
+            layout.push(match n {
+                NodeMut::Operator(id, op) => operator_identity(id, op.state_version()),
+                NodeMut::TwoInput(node) => {
+                    operator_identity(node.identity(), node.operator().state_version())
+                }
+                NodeMut::Sink(s) => format!("sink: {}", s.describe()),
+                NodeMut::Exchange(_) => return Ok(()),
+            });
+            Ok(())
+        })?;
         Ok(layout)
+    }
+
+    /// The job's parallelism as a checkpoint's layout records it (none for one worker, so
+    /// checkpoints of a job run on one worker keep their layout).
+    fn parallelism_line(&self) -> Option<String> {
+        let p = self.stages.iter().map(Stage::parallelism).max()?;
+        Some(format!("parallelism: {p}"))
+    }
+
+    /// The largest number of workers any stage of the job runs on (1 for a job on one thread).
+    pub fn parallelism(&self) -> usize {
+        self.stages
+            .iter()
+            .map(Stage::parallelism)
+            .max()
+            .unwrap_or(1)
     }
 
     /// Restores `snap` (loaded from `from`): source positions, operator state, and the sinks'
@@ -309,26 +336,24 @@ impl Job {
             t.done = st.done;
         }
         let (mut ops, mut sinks) = (snap.operators.iter(), snap.sinks.iter());
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
-                NodeMut::Operator(id, op) => {
-                    let b = ops.next().ok_or_else(|| wrong("an operator"))?;
-                    op.restore_state(b)
-                        .map_err(|e| unreadable_state(from, &id.label, e))
-                }
-                NodeMut::TwoInput(node) => {
-                    let b = ops.next().ok_or_else(|| wrong("a join"))?;
-                    let label = node.identity().label.clone();
-                    node.restore_state(b)
-                        .map_err(|e| unreadable_state(from, &label, e))
-                }
-                NodeMut::Sink(s) => {
-                    let b = sinks.next().ok_or_else(|| wrong("a sink"))?;
-                    s.restore_checkpoint(snap.run, snap.id, b)
-                }
-            })?;
-        }
+        each_node(&mut self.tasks, &self.stages, &mut |n| match n {
+            NodeMut::Operator(id, op) => {
+                let b = ops.next().ok_or_else(|| wrong("an operator"))?;
+                op.restore_state(b)
+                    .map_err(|e| unreadable_state(from, &id.label, e))
+            }
+            NodeMut::TwoInput(node) => {
+                let b = ops.next().ok_or_else(|| wrong("a join"))?;
+                let label = node.identity().label.clone();
+                node.restore_state(b)
+                    .map_err(|e| unreadable_state(from, &label, e))
+            }
+            NodeMut::Sink(s) => {
+                let b = sinks.next().ok_or_else(|| wrong("a sink"))?;
+                s.restore_checkpoint(snap.run, snap.id, b)
+            }
+            NodeMut::Exchange(_) => Ok(()),
+        })?;
         c.run = snap.run;
         c.next_id = c.next_id.max(snap.id + 1);
         Ok(())
@@ -347,6 +372,11 @@ impl Job {
     /// flight is finished first.
     fn start_checkpoint(&mut self) -> Result<()> {
         self.finish_checkpoint(true)?;
+        if self.checkpoints.is_none() {
+            return Ok(());
+        }
+        self.drain()?;
+        let parallelism = self.parallelism_line();
         let Some(c) = self.checkpoints.as_mut() else {
             return Ok(());
         };
@@ -366,33 +396,32 @@ impl Job {
                 position,
             });
         }
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| {
-                let mut b = Vec::new();
-                match n {
-                    NodeMut::Operator(id, op) => {
-                        snap.layout.push(operator_identity(id, op.state_version()));
-                        op.snapshot_state(&mut b);
-                        snap.operators.push(b);
-                    }
-                    NodeMut::TwoInput(node) => {
-                        snap.layout.push(operator_identity(
-                            node.identity(),
-                            node.operator().state_version(),
-                        ));
-                        node.snapshot_state(&mut b);
-                        snap.operators.push(b);
-                    }
-                    NodeMut::Sink(s) => {
-                        snap.layout.push(format!("sink: {}", s.describe()));
-                        s.prepare_checkpoint(&mut b)?;
-                        snap.sinks.push(b);
-                    }
+        snap.layout.extend(parallelism);
+        each_node(&mut self.tasks, &self.stages, &mut |n| {
+            let mut b = Vec::new();
+            match n {
+                NodeMut::Operator(id, op) => {
+                    snap.layout.push(operator_identity(id, op.state_version()));
+                    op.snapshot_state(&mut b);
+                    snap.operators.push(b);
                 }
-                Ok(())
-            })?;
-        }
+                NodeMut::TwoInput(node) => {
+                    snap.layout.push(operator_identity(
+                        node.identity(),
+                        node.operator().state_version(),
+                    ));
+                    node.snapshot_state(&mut b);
+                    snap.operators.push(b);
+                }
+                NodeMut::Sink(s) => {
+                    snap.layout.push(format!("sink: {}", s.describe()));
+                    s.prepare_checkpoint(&mut b)?;
+                    snap.sinks.push(b);
+                }
+                NodeMut::Exchange(_) => {}
+            }
+            Ok(())
+        })?;
         let bytes: usize = snap.operators.iter().chain(&snap.sinks).map(Vec::len).sum();
         let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
         let store = c.store.clone();
@@ -442,13 +471,10 @@ impl Job {
             std::process::abort();
         }
         let (run, id) = (c.run, f.id);
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
-                NodeMut::Sink(s) => s.commit_checkpoint(run, id),
-                _ => Ok(()),
-            })?;
-        }
+        each_node(&mut self.tasks, &self.stages, &mut |n| match n {
+            NodeMut::Sink(s) => s.commit_checkpoint(run, id),
+            _ => Ok(()),
+        })?;
         for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
             t.source.commit_checkpoint(pos)?;
         }
@@ -470,13 +496,10 @@ impl Job {
             return Ok(());
         }
         self.checkpoint()?;
-        let mut seen = Vec::new();
-        for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
-                NodeMut::Sink(s) => s.end_of_job(),
-                _ => Ok(()),
-            })?;
-        }
+        each_node(&mut self.tasks, &self.stages, &mut |n| match n {
+            NodeMut::Sink(s) => s.end_of_job(),
+            _ => Ok(()),
+        })?;
         if let Some(c) = &self.checkpoints {
             c.store.remove_all()?;
         }
@@ -500,6 +523,74 @@ impl Job {
 
     /// Runs until every source has ended (or the stop flag is set), then reports.
     pub fn run(&mut self) -> Result<JobReport> {
+        if !self.stages.is_empty() {
+            let (c, acks) = Coordination::new();
+            each_node(&mut self.tasks, &self.stages, &mut |n| {
+                if let NodeMut::Exchange(e) = n {
+                    e.attach(&c);
+                }
+                Ok(())
+            })?;
+            for s in &mut self.stages {
+                s.start(&c)?;
+            }
+            self.coordination = Some((c, acks));
+        }
+        let result = self.run_loop();
+        for s in &mut self.stages {
+            if result.is_ok() {
+                s.stop();
+            } else {
+                s.abandon();
+            }
+        }
+        self.coordination = None;
+        result
+    }
+
+    /// A drain round (parallel jobs): a barrier through every exchange, and a wait until every
+    /// stage's every instance has passed it on, so everything read so far has reached the sinks
+    /// and nothing moves until the job loop reads again.
+    fn drain(&mut self) -> Result<()> {
+        let Some((c, acks)) = &self.coordination else {
+            return Ok(());
+        };
+        for t in &mut self.tasks {
+            t.pipeline.for_each_mut(&mut Vec::new(), &mut |n| match n {
+                NodeMut::Exchange(e) => e.barrier(),
+                _ => Ok(()),
+            })?;
+        }
+        let expected: usize = self.stages.iter().map(Stage::parallelism).sum();
+        let mut got = 0;
+        while got < expected {
+            match acks.recv_timeout(Duration::from_millis(50)) {
+                Ok(()) => got += 1,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(why) = c.failure() {
+                        return Err(RuntimeError::Worker(why));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(RuntimeError::Worker(
+                        c.failure()
+                            .unwrap_or_else(|| "the job's workers stopped".into()),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first failure of a worker of a parallel job, if one has failed.
+    fn worker_failure(&self) -> Result<()> {
+        match self.coordination.as_ref().and_then(|(c, _)| c.failure()) {
+            Some(why) => Err(RuntimeError::Worker(why)),
+            None => Ok(()),
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<JobReport> {
         let started = Instant::now();
         let mut row = Row::with_capacity(16);
         let mut since_tick = 0u32;
@@ -539,9 +630,11 @@ impl Job {
                 }
             }
             if all_done {
+                self.drain()?;
                 self.complete()?;
                 break;
             }
+            self.worker_failure()?;
             if last_report.elapsed() >= Duration::from_millis(200) {
                 last_report = Instant::now();
                 if let Some(f) = self.progress.as_mut() {
@@ -559,9 +652,7 @@ impl Job {
                 }
                 if let Some(mut f) = self.reports.take() {
                     let mut r = self.report(started.elapsed());
-                    for t in &mut self.tasks {
-                        t.pipeline.recent_rows(&mut r.tables);
-                    }
+                    self.recent_rows(&mut r.tables);
                     f(&r);
                     self.reports = Some(f);
                 }
@@ -574,8 +665,11 @@ impl Job {
                 }
                 for task in self.tasks.iter_mut().filter(|t| !t.done) {
                     task.pipeline.end()?;
-                    task.source.commit()?;
                     task.done = true;
+                }
+                self.drain()?;
+                for task in &mut self.tasks {
+                    task.source.commit()?;
                 }
                 break;
             }
@@ -590,6 +684,13 @@ impl Job {
                 // the sinks have made durable what its rows produced (rows still held in open
                 // windows are not covered until checkpoints exist)
                 last_commit = Instant::now();
+                if self.coordination.is_some() {
+                    self.drain()?;
+                    each_node(&mut self.tasks, &self.stages, &mut |n| match n {
+                        NodeMut::Sink(s) => s.flush(),
+                        _ => Ok(()),
+                    })?;
+                }
                 for task in self.tasks.iter_mut().filter(|t| !t.done) {
                     task.pipeline.flush_sinks()?;
                     task.source.commit()?;
@@ -604,10 +705,24 @@ impl Job {
             }
         }
         let mut r = self.report(started.elapsed());
-        for t in &mut self.tasks {
-            t.pipeline.recent_rows(&mut r.tables);
-        }
+        self.recent_rows(&mut r.tables);
         Ok(r)
+    }
+
+    /// The latest rows of every sink that keeps them.
+    fn recent_rows(&mut self, out: &mut Vec<(String, Vec<String>)>) {
+        for t in &mut self.tasks {
+            t.pipeline.recent_rows(out);
+        }
+        for s in &self.stages {
+            for i in &s.instances {
+                if let Ok(mut g) = crate::exchange::lock(i) {
+                    for p in &mut g.inputs {
+                        p.recent_rows(out);
+                    }
+                }
+            }
+        }
     }
 
     /// Counters of every source, operator and sink.
@@ -617,39 +732,168 @@ impl Job {
             checkpoints: self.checkpoint_stats(),
             ..JobReport::default()
         };
-        let mut refs: Vec<NodeRef> = Vec::new();
-        let mut joins: Vec<(usize, usize)> = Vec::new(); // two-input identity -> id in `refs`
+        let mut rep = Reporter {
+            r: &mut r,
+            refs: Vec::new(),
+            joins: Vec::new(),
+            stages: &self.stages,
+            merged: self.stages.iter().map(merged_counters).collect(),
+        };
         for t in &self.tasks {
-            r.sources.push((t.source.describe(), t.source.metrics()));
-            r.partition_lag.push(t.source.partition_lag());
-            refs.push(NodeRef::Source(r.sources.len() - 1));
-            t.pipeline.visit(refs.len() - 1, &mut |parent, n| {
-                let id = match n {
-                    Node::Operator(label, op) => {
-                        r.operators.push((label.to_owned(), op.metrics()));
-                        refs.push(NodeRef::Operator(r.operators.len() - 1));
-                        refs.len() - 1
-                    }
-                    Node::TwoInput(label, op, key) => match joins.iter().find(|(k, _)| *k == key) {
-                        Some(&(_, id)) => id,
-                        None => {
-                            r.operators.push((label.to_owned(), op.metrics()));
-                            refs.push(NodeRef::Operator(r.operators.len() - 1));
-                            joins.push((key, refs.len() - 1));
-                            refs.len() - 1
-                        }
-                    },
-                    Node::Sink(s) => {
-                        r.sinks.push((s.describe(), s.rows_written()));
-                        refs.push(NodeRef::Sink(r.sinks.len() - 1));
-                        refs.len() - 1
-                    }
-                };
-                r.edges.push((refs[parent], refs[id]));
-                id
-            });
+            rep.r
+                .sources
+                .push((t.source.describe(), t.source.metrics()));
+            rep.r.partition_lag.push(t.source.partition_lag());
+            rep.refs.push(NodeRef::Source(rep.r.sources.len() - 1));
+            let parent = rep.refs.len() - 1;
+            rep.visit(&t.pipeline, parent, None);
         }
         r
+    }
+}
+
+/// A counter of one node of a stage, summed over the stage's instances.
+enum Counter {
+    Operator(OperatorMetrics),
+    Sink(u64),
+}
+
+/// Per input of a stage: its nodes' counters in visiting order, summed over the instances.
+fn merged_counters(stage: &Stage) -> Vec<Vec<Counter>> {
+    let mut merged: Vec<Vec<Counter>> = Vec::new();
+    for inst in &stage.instances {
+        let Ok(g) = crate::exchange::lock(inst) else {
+            continue;
+        };
+        for (port, p) in g.inputs.iter().enumerate() {
+            if merged.len() <= port {
+                merged.push(Vec::new());
+            }
+            let mut k = 0;
+            p.visit(0, &mut |_, n| {
+                let c = match n {
+                    Node::Operator(_, op) => Counter::Operator(op.metrics()),
+                    Node::TwoInput(_, op, _) => Counter::Operator(op.metrics()),
+                    Node::Sink(s) => Counter::Sink(s.rows_written()),
+                    Node::Exchange(..) => return 0,
+                };
+                match merged[port].get_mut(k) {
+                    Some(Counter::Operator(m)) => {
+                        if let Counter::Operator(x) = c {
+                            add_metrics(m, &x);
+                        }
+                    }
+                    Some(Counter::Sink(rows)) => {
+                        if let Counter::Sink(x) = c {
+                            *rows += x;
+                        }
+                    }
+                    None => merged[port].push(c),
+                }
+                k += 1;
+                0
+            });
+        }
+    }
+    merged
+}
+
+/// Adds an instance's counters to the sum of its stage's instances (the watermark is the
+/// least-advanced instance's).
+fn add_metrics(sum: &mut OperatorMetrics, m: &OperatorMetrics) {
+    sum.records_in += m.records_in;
+    sum.records_out += m.records_out;
+    sum.late_dropped += m.late_dropped;
+    sum.state_entries += m.state_entries;
+    sum.watermark = match (sum.watermark, m.watermark) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+}
+
+/// Builds a [`JobReport`]'s nodes and edges: the job loop's pipelines, and through their
+/// exchanges each stage once (its first instance's shape, every instance's counters summed).
+struct Reporter<'a> {
+    r: &'a mut JobReport,
+    refs: Vec<NodeRef>,
+    /// Two-input identity -> id in `refs`.
+    joins: Vec<(usize, usize)>,
+    stages: &'a [Stage],
+    merged: Vec<Vec<Vec<Counter>>>,
+}
+
+impl Reporter<'_> {
+    /// Visits `p` from the node `parent`; `stage` is `(stage, input, next counter)` inside a
+    /// stage.
+    fn visit(
+        &mut self,
+        p: &crate::operator::Pipeline,
+        parent: usize,
+        stage: Option<(usize, usize)>,
+    ) {
+        let mut k = 0usize;
+        p.visit(parent, &mut |parent, n| {
+            let counter = stage.and_then(|(s, port)| self.merged.get(s)?.get(port)?.get(k));
+            if !matches!(n, Node::Exchange(..)) {
+                k += 1;
+            }
+            let id = match n {
+                Node::Operator(label, op) => {
+                    let m = match counter {
+                        Some(Counter::Operator(m)) => m.clone(),
+                        _ => op.metrics(),
+                    };
+                    self.r.operators.push((label.to_owned(), m));
+                    self.refs
+                        .push(NodeRef::Operator(self.r.operators.len() - 1));
+                    self.refs.len() - 1
+                }
+                Node::TwoInput(label, op, key) => {
+                    match self.joins.iter().find(|(k, _)| *k == key) {
+                        Some(&(_, id)) => id,
+                        None => {
+                            let m = match counter {
+                                Some(Counter::Operator(m)) => m.clone(),
+                                _ => op.metrics(),
+                            };
+                            self.r.operators.push((label.to_owned(), m));
+                            self.refs
+                                .push(NodeRef::Operator(self.r.operators.len() - 1));
+                            self.joins.push((key, self.refs.len() - 1));
+                            self.refs.len() - 1
+                        }
+                    }
+                }
+                Node::Sink(s) => {
+                    let rows = match counter {
+                        Some(Counter::Sink(n)) => *n,
+                        _ => s.rows_written(),
+                    };
+                    self.r.sinks.push((s.describe(), rows));
+                    self.refs.push(NodeRef::Sink(self.r.sinks.len() - 1));
+                    self.refs.len() - 1
+                }
+                Node::Exchange(s, port) => {
+                    self.stage(s, port, parent);
+                    return parent;
+                }
+            };
+            self.r.edges.push((self.refs[parent], self.refs[id]));
+            id
+        });
+    }
+
+    /// Visits input `port` of stage `s` (its first instance) from the node `parent`.
+    fn stage(&mut self, s: usize, port: usize, parent: usize) {
+        let Some(first) = self.stages.get(s).and_then(|st| st.instances.first()) else {
+            return;
+        };
+        let Ok(g) = crate::exchange::lock(first) else {
+            return;
+        };
+        if let Some(p) = g.inputs.get(port) {
+            self.visit(p, parent, Some((s, port)));
+        }
     }
 }
 
@@ -678,4 +922,27 @@ fn unreadable_state(from: &str, label: &str, e: RuntimeError) -> RuntimeError {
         what: format!("the state of operator {label} does not read back ({why})"),
     }
     .into()
+}
+
+/// Calls `f` on every node of the job, each once, in an order that depends only on the plan:
+/// the job loop's pipelines, then each stage's instances in order (locked; the job loop reaches
+/// into them only while the graph is quiet, or to read counters).
+fn each_node(
+    tasks: &mut [SourceTask],
+    stages: &[Stage],
+    f: &mut dyn FnMut(NodeMut<'_>) -> Result<()>,
+) -> Result<()> {
+    let mut seen = Vec::new();
+    for t in tasks {
+        t.pipeline.for_each_mut(&mut seen, f)?;
+    }
+    for s in stages {
+        for i in &s.instances {
+            let mut g = crate::exchange::lock(i)?;
+            for p in &mut g.inputs {
+                p.for_each_mut(&mut seen, f)?;
+            }
+        }
+    }
+    Ok(())
 }

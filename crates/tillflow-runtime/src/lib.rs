@@ -9,6 +9,7 @@ pub mod agg;
 pub mod cast;
 pub mod checkpoint;
 pub mod error;
+pub mod exchange;
 pub mod expr;
 pub mod forecast;
 pub mod functions;

@@ -448,6 +448,8 @@ pub enum Output {
     Fanout(Vec<Pipeline>),
     /// One input (0 = left, 1 = right) of a two-input node.
     Input(SharedNode, usize),
+    /// The next stage of a parallel job: rows go to the worker owning their key.
+    Exchange(crate::exchange::Exchange),
 }
 
 struct Next<'a> {
@@ -496,6 +498,7 @@ impl Output {
                 Ok(())
             }
             Output::Input(node, side) => lock(node)?.push(*side, row),
+            Output::Exchange(e) => e.push(row),
         }
     }
 
@@ -509,6 +512,7 @@ impl Output {
                 Ok(())
             }
             Output::Input(node, side) => lock(node)?.watermark(*side, wm),
+            Output::Exchange(e) => e.watermark(wm),
         }
     }
 }
@@ -576,6 +580,7 @@ impl Pipeline {
             }
             // the node hears ticks from its left input only, so each tick arrives once
             Output::Input(node, 0) => lock(node)?.processing_time(now)?,
+            Output::Exchange(e) => e.tick(now)?,
             _ => {}
         }
         Ok(())
@@ -607,6 +612,7 @@ impl Pipeline {
                 Ok(())
             }
             Output::Input(node, side) => lock(node)?.end_input(*side),
+            Output::Exchange(e) => e.end(),
         }
     }
 
@@ -621,6 +627,8 @@ impl Pipeline {
                 Ok(())
             }
             Output::Input(node, _) => lock(node)?.downstream.flush_sinks(),
+            // the sinks behind an exchange are flushed by the job loop after a drain round
+            Output::Exchange(e) => e.flush(),
         }
     }
 
@@ -643,7 +651,7 @@ impl Pipeline {
                     n.downstream.recent_rows(out);
                 }
             }
-            Output::Input(..) => {}
+            Output::Input(..) | Output::Exchange(_) => {}
         }
     }
 
@@ -680,6 +688,10 @@ impl Pipeline {
                     }
                 }
             }
+            Output::Exchange(e) => {
+                let (stage, port) = e.target_stage();
+                f(p, Node::Exchange(stage, port));
+            }
         }
     }
 }
@@ -692,6 +704,8 @@ pub enum NodeMut<'a> {
     TwoInput(&'a mut TwoInputNode),
     /// A sink (its box, so a visitor can also replace it).
     Sink(&'a mut Box<dyn Sink>),
+    /// An exchange into the next stage.
+    Exchange(&'a mut crate::exchange::Exchange),
 }
 
 impl Pipeline {
@@ -728,12 +742,13 @@ impl Pipeline {
                 f(NodeMut::TwoInput(&mut n))?;
                 n.downstream.for_each_mut(seen, f)
             }
+            Output::Exchange(e) => f(NodeMut::Exchange(e)),
         }
     }
 }
 
 /// Stands in for a sink while [`Pipeline::map_sinks`] replaces it.
-struct Detached;
+pub(crate) struct Detached;
 
 impl Sink for Detached {
     fn describe(&self) -> String {
@@ -779,4 +794,6 @@ pub enum Node<'a> {
     /// A two-input operator (a join) with its label, and an identity that is the same from both
     /// inputs.
     TwoInput(&'a str, &'a dyn TwoInputOperator, usize),
+    /// An exchange into input `.1` of stage `.0` of the job (whose nodes the job reports).
+    Exchange(usize, usize),
 }

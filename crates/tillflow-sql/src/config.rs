@@ -76,7 +76,7 @@ use Effect::{AcceptedIf, Applied, Noted, Refused};
 use ValueKind::{Bool, Duration, Enum, Int, Secret, Text};
 
 const ONE_PROCESS: &str =
-    "tillflow runs a job in one process (Kafka sources read in parallel with 'scan.parallelism'); parallelism does not change results";
+    "every tillflow sink is written by one writer fed by all workers, and each key's rows reach it from the one worker owning the key, in order; a keyed shuffle before the sink would not change results";
 const OPTIMIZER: &str =
     "it steers how Flink's optimizer plans a query, which cannot change its results; tillflow plans queries its own way";
 const MINI_BATCH: &str =
@@ -171,9 +171,9 @@ pub const KEYS: &[KeyDef] = &[
         ),
     ),
     // ---- Flink keys with no effect here
-    key("parallelism.default", Int { min: -1 }, Noted(ONE_PROCESS)),
-    key("table.exec.resource.default-parallelism", Int { min: -1 }, Noted(ONE_PROCESS)),
-    key("pipeline.max-parallelism", Int { min: -1 }, Noted(ONE_PROCESS)),
+    key("parallelism.default", Int { min: -1 }, Applied),
+    key("table.exec.resource.default-parallelism", Int { min: -1 }, Applied),
+    key("pipeline.max-parallelism", Int { min: -1 }, Applied),
     key(
         "table.exec.sink.keyed-shuffle",
         Enum(&["NONE", "AUTO", "FORCE"]),
@@ -594,7 +594,6 @@ mod tests {
     #[test]
     fn flink_keys_without_effect_are_noted() {
         for (k, v) in [
-            ("parallelism.default", "4"),
             ("pipeline.name", "orders"),
             ("table.exec.mini-batch.enabled", "true"),
             ("table.exec.mini-batch.allow-latency", "5 s"),
@@ -607,6 +606,11 @@ mod tests {
         }
         // their values are still checked
         assert!(check_set("parallelism.default", "many").is_err());
+        // parallelism is applied: no notice
+        assert!(check_set("parallelism.default", "4")
+            .unwrap()
+            .notice
+            .is_none());
         assert!(check_set("execution.checkpointing.mode", "SOMETIMES").is_err());
     }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod expr;
 pub mod json;
 pub mod nested;
+pub mod physical;
 pub mod plan;
 pub mod planner;
 pub mod script;

@@ -92,6 +92,9 @@ pub struct JobPlan {
     /// What the script's `SHOW`, `DESCRIBE` and `EXPLAIN` statements print, in order, as
     /// Flink's SQL client prints it (`tillflow run` writes it to standard output).
     pub printed: Vec<String>,
+    /// The parallelism `tillflow run --parallelism` asks for (over the script's
+    /// `parallelism.default`).
+    pub parallelism: Option<usize>,
 }
 
 /// A script session: catalog and the job being assembled.
@@ -707,6 +710,27 @@ fn build_branch(
     })
 }
 
+/// Opens a task's source (refusing an unbounded one in batch mode).
+fn open_source(
+    source: &TaskSource,
+    batch: bool,
+) -> Result<Box<dyn tillflow_runtime::operator::Source>> {
+    let source: Box<dyn tillflow_runtime::operator::Source> = match source {
+        TaskSource::Table(table) => table.connector.source(&table.spec)?,
+        TaskSource::Values(v) => Box::new(tillflow_runtime::ops::values::ValuesSource::new(
+            v.rows.clone(),
+            v.schema.clone(),
+        )),
+    };
+    if batch && !source.bounded() {
+        return plan_err(format!(
+            "batch mode needs bounded inputs, but {} never ends; bound it (e.g. 'scan.bounded.mode' for Kafka) or run in streaming mode",
+            source.describe()
+        ));
+    }
+    Ok(source)
+}
+
 impl JobPlan {
     /// True when the script has nothing to run (only DDL).
     pub fn is_empty(&self) -> bool {
@@ -757,8 +781,17 @@ impl JobPlan {
         }
     }
 
-    /// Opens every source and sink and returns the runnable job.
+    /// Opens every source and sink and returns the runnable job: on one thread, or with the
+    /// keyed part of each path on as many workers as the parallelism says
+    /// (`crate::physical`).
     pub fn instantiate(self) -> Result<Job> {
+        let (parallelism, max) = crate::physical::parallelism(&self, self.parallelism)?;
+        if parallelism > 1 {
+            let batch = self.batch;
+            return crate::physical::instantiate(self, parallelism, max, &mut |s| {
+                open_source(s, batch)
+            });
+        }
         let mut late = LateFiles::default();
         let mut nodes: Vec<SharedNode> = Vec::new();
         for j in self.joins {
@@ -771,21 +804,7 @@ impl JobPlan {
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
-            let source: Box<dyn tillflow_runtime::operator::Source> = match &t.source {
-                TaskSource::Table(table) => table.connector.source(&table.spec)?,
-                TaskSource::Values(v) => {
-                    Box::new(tillflow_runtime::ops::values::ValuesSource::new(
-                        v.rows.clone(),
-                        v.schema.clone(),
-                    ))
-                }
-            };
-            if self.batch && !source.bounded() {
-                return plan_err(format!(
-                    "batch mode needs bounded inputs, but {} never ends; bound it (e.g. 'scan.bounded.mode' for Kafka) or run in streaming mode",
-                    source.describe()
-                ));
-            }
+            let source = open_source(&t.source, self.batch)?;
             let mut pipelines = Vec::new();
             for b in t.branches {
                 pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);

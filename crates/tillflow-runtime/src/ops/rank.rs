@@ -85,6 +85,7 @@ pub struct WindowTopN {
     order: Vec<SortKey>,
     limit: usize,
     emit_row_number: bool,
+    proctime: bool,
     buffers: BTreeMap<i64, KeyedState<Vec<Row>>>,
     watermark: i64,
     key: Vec<u8>,
@@ -108,12 +109,20 @@ impl WindowTopN {
             order,
             limit,
             emit_row_number,
+            proctime: true,
             buffers: BTreeMap::new(),
             watermark: i64::MIN,
             key: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Whether the wall clock fires windows (a processing-time window's rank); an event-time
+    /// window's rank fires only on watermarks.
+    pub fn on_processing_time(mut self, yes: bool) -> Self {
+        self.proctime = yes;
+        self
     }
 
     fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
@@ -201,6 +210,11 @@ impl Operator for WindowTopN {
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut dyn Emit) -> Result<()> {
+        if !self.proctime {
+            // an event-time window is complete only when the watermark says so (across
+            // workers, its rows may still be on their way)
+            return Ok(());
+        }
         self.fire_until(now, out)
     }
 

@@ -221,6 +221,9 @@ pub enum PlanOp {
     WindowRank {
         /// The window_end column.
         window_end: usize,
+        /// The window is on processing time: windows fire on the wall clock (else only on
+        /// watermarks).
+        proctime: bool,
         /// PARTITION BY columns.
         partition: Vec<usize>,
         /// ORDER BY.
@@ -663,17 +666,21 @@ impl PlanNode {
             )),
             PlanOp::WindowRank {
                 window_end,
+                proctime,
                 partition,
                 order,
                 limit,
                 emit_row_number,
-            } => Box::new(WindowTopN::new(
-                *window_end,
-                partition.clone(),
-                order.clone(),
-                *limit,
-                *emit_row_number,
-            )),
+            } => Box::new(
+                WindowTopN::new(
+                    *window_end,
+                    partition.clone(),
+                    order.clone(),
+                    *limit,
+                    *emit_row_number,
+                )
+                .on_processing_time(*proctime),
+            ),
             PlanOp::Rank {
                 partition,
                 order,

@@ -70,6 +70,9 @@ pub struct PendingRank {
     /// The ranked rows' columns (the ranking operator's input).
     input: Schema,
     window_end: Option<usize>,
+    /// The ranked window is on processing time (its rank fires on the wall clock, not on
+    /// watermarks).
+    window_proctime: bool,
     /// Projection over `[input columns..., rn]`.
     post: Vec<(Expr, String, TimeAttribute)>,
     /// Position of rn in the projection.
@@ -129,6 +132,24 @@ pub struct Rel {
 impl Rel {
     fn schema(&self) -> &Schema {
         &self.scope.schema
+    }
+
+    /// Whether the window whose result (or assigned rows) these rows are is on processing
+    /// time: the latest window node of the chain, or the window table function not yet planned.
+    fn window_proctime(&self) -> bool {
+        if let Some(w) = &self.pending_window {
+            return w.mode == TimeMode::Processing;
+        }
+        self.ops
+            .iter()
+            .rev()
+            .find_map(|n| match &n.op {
+                PlanOp::WindowAggregate { mode, .. }
+                | PlanOp::SessionWindowAggregate { mode, .. }
+                | PlanOp::WindowTableFunction { mode, .. } => Some(*mode == TimeMode::Processing),
+                _ => None,
+            })
+            .unwrap_or(false)
     }
 
     /// Two queries meeting in `op` (a join or a union), giving rows of `scope`.

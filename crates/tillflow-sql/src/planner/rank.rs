@@ -157,12 +157,14 @@ impl Planner<'_> {
             schema: Schema::new(fields),
             qualifiers: vec![None; post.len()],
         };
+        let window_proctime = window_end.is_some() && rel.window_proctime();
         rel.pending_rank = Some(PendingRank {
             partition,
             order,
             order_time,
             input,
             window_end,
+            window_proctime,
             post,
             rn_col,
         });

@@ -87,6 +87,7 @@ impl Planner<'_> {
                 order: rank.order,
                 order_time: rank.order_time,
                 window_end: rank.window_end,
+                window_proctime: rank.window_proctime,
                 limit,
                 emits_row_number: emits_rn,
                 input: rel.changelog,

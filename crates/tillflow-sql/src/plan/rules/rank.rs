@@ -28,6 +28,8 @@ pub struct Ranking {
     pub order_time: Option<TimeAttribute>,
     /// The window_end column, when the partition includes a window's start and end.
     pub window_end: Option<usize>,
+    /// That window is on processing time.
+    pub window_proctime: bool,
     /// N of `rn <= N`.
     pub limit: usize,
     /// Whether the outer query reads the row number.
@@ -43,6 +45,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
         order,
         order_time,
         window_end,
+        window_proctime,
         limit,
         emits_row_number,
         input,
@@ -50,6 +53,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
     if let Some(window_end) = window_end {
         let op = PlanOp::WindowRank {
             window_end,
+            proctime: window_proctime,
             partition,
             order,
             limit,
@@ -127,6 +131,7 @@ mod tests {
             order,
             order_time: time,
             window_end: None,
+            window_proctime: false,
             limit,
             emits_row_number: false,
             input: Changelog::Insert,

@@ -1,0 +1,574 @@
+//! Exchanges and stages: how a job runs on every core.
+//!
+//! A parallel job is cut, wherever rows must change worker, into **stages**: the job loop's
+//! thread runs the sources and what precedes the first keyed operator of each path; every later
+//! stage runs as `P` **instances**, each on a thread of its own with its own operators (built
+//! from the plan once per instance). An [`Exchange`] ends a pipeline where the next stage
+//! begins: it routes each row to the instance that owns the row's key group — Flink's
+//! `KeyGroupRangeAssignment`: key group = hash of the encoded key scaled to the max parallelism,
+//! instance = key group × P / max parallelism — or every row to instance 0 for a `single`
+//! distribution (a global aggregate, a sink). Rows travel in batches of recycled rows through
+//! bounded channels (a full channel blocks the sender: backpressure), and a watermark travels
+//! inside the batches at its place among the rows, to every instance, so each instance sees its
+//! rows and watermarks in the order of the sender. An instance's watermark on an input is the
+//! minimum of its senders'.
+//!
+//! A **drain round** (a barrier through every exchange) is how the job loop sees the graph
+//! quiet: the loop stops reading, sends the barrier, and waits until every instance has
+//! received it from all of its senders (and so processed everything before it) and passed it
+//! on. Processing-time ticks come only from the job loop, so nothing moves until it reads again:
+//! a checkpoint taken then is a consistent cut, as aligned barriers give, and flushing sinks
+//! then covers every row read so far.
+
+use crate::error::{Result, RuntimeError};
+use crate::keys::{encode_key, hash_key};
+use crate::operator::{NodeMut, Pipeline};
+use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tillflow_types::Row;
+
+/// Rows per batch sent through an exchange.
+pub const BATCH_ROWS: usize = 256;
+
+/// Batches a channel into one instance holds before its senders wait.
+const INBOX_BATCHES: usize = 16;
+
+/// Rows in arrival order, with the watermarks that came between them.
+#[derive(Default)]
+pub struct Batch {
+    rows: Vec<Row>,
+    len: usize,
+    /// `(position, watermark)`: the watermark came before row `position` (or after the last
+    /// row when `position == len`).
+    marks: Vec<(usize, i64)>,
+}
+
+impl Batch {
+    fn push(&mut self, row: &Row) {
+        if self.len == self.rows.len() {
+            self.rows.push(Row::with_capacity(row.values.len()));
+        }
+        let dst = &mut self.rows[self.len];
+        dst.kind = row.kind;
+        dst.split = row.split;
+        dst.values.clear();
+        dst.values.extend_from_slice(&row.values);
+        dst.heap.clear();
+        dst.heap.extend_from_slice(&row.heap);
+        self.len += 1;
+    }
+
+    fn mark(&mut self, wm: i64) {
+        match self.marks.last_mut() {
+            Some((at, w)) if *at == self.len => *w = (*w).max(wm),
+            _ => self.marks.push((self.len, wm)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.marks.is_empty()
+    }
+
+    fn reset(&mut self) {
+        self.len = 0;
+        self.marks.clear();
+    }
+}
+
+/// Batches returned by their receivers for reuse by the sender.
+type Pool = Arc<Mutex<Vec<Batch>>>;
+
+/// What travels into an instance.
+pub enum Msg {
+    /// Rows and watermarks from sender `from` on input `port`; `home` takes the batch back.
+    Batch {
+        /// The stage's input.
+        port: usize,
+        /// The sender's index among that input's senders.
+        from: usize,
+        /// The rows.
+        batch: Batch,
+        /// Where the emptied batch goes back to.
+        home: Pool,
+    },
+    /// A processing-time tick (wall clock, microseconds).
+    Tick(i64),
+    /// A drain round's barrier from sender `from` of input `port`.
+    Barrier {
+        /// The stage's input.
+        port: usize,
+        /// The sender.
+        from: usize,
+    },
+    /// Sender `from` of input `port` has ended.
+    End {
+        /// The stage's input.
+        port: usize,
+        /// The sender.
+        from: usize,
+    },
+    /// The job is over: the instance's thread ends.
+    Shutdown,
+}
+
+/// Where a job's stages report back to the job loop: an instance that has passed a drain
+/// round's barrier on, and the first failure of any instance.
+#[derive(Clone)]
+pub struct Coordination {
+    acks: Sender<()>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Coordination {
+    /// The job loop's end: the sender instances report to, and the receiver of their acks.
+    pub fn new() -> (Coordination, Receiver<()>) {
+        let (acks, rx) = std::sync::mpsc::channel();
+        (
+            Coordination {
+                acks,
+                failure: Arc::new(Mutex::new(None)),
+            },
+            rx,
+        )
+    }
+
+    /// Records an instance's failure (the first one is kept).
+    pub fn fail(&self, why: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(why);
+        }
+    }
+
+    /// The first failure, if any instance has failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+/// The end of a pipeline where rows change worker: routes each row to the instance of the next
+/// stage that owns its key.
+pub struct Exchange {
+    keys: Vec<usize>,
+    port: usize,
+    from: usize,
+    targets: Vec<SyncSender<Msg>>,
+    batches: Vec<Batch>,
+    pool: Pool,
+    key: Vec<u8>,
+    max_parallelism: u64,
+    label: String,
+    stage: usize,
+    failure: Option<Arc<Mutex<Option<String>>>>,
+}
+
+impl Exchange {
+    /// The stage it feeds (its index in the job) and which of the stage's inputs.
+    pub fn target_stage(&self) -> (usize, usize) {
+        (self.stage, self.port)
+    }
+
+    /// A description for explain-like listings: `Exchange(hash[..]) → Stage`.
+    pub fn describe(&self) -> &str {
+        &self.label
+    }
+
+    /// The instance of the next stage that owns `row`'s key.
+    #[inline]
+    fn target(&mut self, row: &Row) -> usize {
+        let n = self.targets.len();
+        if n == 1 || self.keys.is_empty() {
+            return 0;
+        }
+        encode_key(&mut self.key, row, &self.keys);
+        let group = ((hash_key(&self.key) >> 32) * self.max_parallelism) >> 32;
+        (group * n as u64 / self.max_parallelism) as usize
+    }
+
+    fn stopped(&self) -> RuntimeError {
+        let why = self
+            .failure
+            .as_ref()
+            .and_then(|f| f.lock().ok().and_then(|f| f.clone()));
+        RuntimeError::Worker(match why {
+            Some(w) => w,
+            None => format!("{}: the receiving worker stopped", self.label),
+        })
+    }
+
+    fn send(&mut self, i: usize) -> Result<()> {
+        if self.batches[i].is_empty() {
+            return Ok(());
+        }
+        let fresh = self
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batches[i], fresh);
+        let msg = Msg::Batch {
+            port: self.port,
+            from: self.from,
+            batch,
+            home: self.pool.clone(),
+        };
+        self.targets[i].send(msg).map_err(|_| self.stopped())
+    }
+
+    /// Learns where the job records its workers' failures (to name the cause when the
+    /// receiving worker has stopped).
+    pub fn attach(&mut self, coordination: &Coordination) {
+        self.failure = Some(coordination.failure.clone());
+    }
+
+    /// Sends every partly filled batch.
+    pub fn flush(&mut self) -> Result<()> {
+        for i in 0..self.targets.len() {
+            self.send(i)?;
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, msg: impl Fn(usize, usize) -> Msg) -> Result<()> {
+        self.flush()?;
+        for i in 0..self.targets.len() {
+            self.targets[i]
+                .send(msg(self.port, self.from))
+                .map_err(|_| self.stopped())?;
+        }
+        Ok(())
+    }
+
+    /// Routes one row.
+    #[inline]
+    pub fn push(&mut self, row: &Row) -> Result<()> {
+        let i = self.target(row);
+        self.batches[i].push(row);
+        if self.batches[i].len >= BATCH_ROWS {
+            self.send(i)?;
+        }
+        Ok(())
+    }
+
+    /// Passes a watermark to every instance, at its place among the rows.
+    pub fn watermark(&mut self, wm: i64) -> Result<()> {
+        for b in &mut self.batches {
+            b.mark(wm);
+        }
+        Ok(())
+    }
+
+    /// Passes a processing-time tick to every instance (after the rows before it).
+    pub fn tick(&mut self, now: i64) -> Result<()> {
+        self.broadcast(|_, _| Msg::Tick(now))
+    }
+
+    /// Passes a drain round's barrier to every instance.
+    pub fn barrier(&mut self) -> Result<()> {
+        self.broadcast(|port, from| Msg::Barrier { port, from })
+    }
+
+    /// Tells every instance this sender has ended.
+    pub fn end(&mut self) -> Result<()> {
+        self.broadcast(|port, from| Msg::End { port, from })
+    }
+}
+
+/// One instance of a stage: the pipelines its inputs feed, and what it knows of its senders.
+pub struct StageInstance {
+    /// Per input: the pipeline it feeds.
+    pub inputs: Vec<Pipeline>,
+    /// Per input, per sender: its watermark.
+    watermarks: Vec<Vec<i64>>,
+    /// Per input: the watermark forwarded.
+    forwarded: Vec<i64>,
+    /// Per input, per sender: whether it has ended.
+    ended: Vec<Vec<bool>>,
+    /// Barriers received in the current drain round.
+    barriers: usize,
+}
+
+impl StageInstance {
+    fn senders(&self) -> usize {
+        self.watermarks.iter().map(Vec::len).sum()
+    }
+
+    fn watermark(&mut self, port: usize, from: usize, wm: i64) -> Result<()> {
+        let w = &mut self.watermarks[port][from];
+        *w = (*w).max(wm);
+        let min = self.watermarks[port].iter().copied().min().unwrap_or(wm);
+        if min > self.forwarded[port] {
+            self.forwarded[port] = min;
+            self.inputs[port].watermark(min)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one message; returns false at shutdown. `acks` hears of a finished drain round.
+    fn handle(&mut self, msg: Msg, coordination: &Coordination) -> Result<bool> {
+        match msg {
+            Msg::Batch {
+                port,
+                from,
+                mut batch,
+                home,
+            } => {
+                if port >= self.inputs.len() || from >= self.watermarks[port].len() {
+                    return Err(RuntimeError::State(format!(
+                        "internal: a batch for input {port} from sender {from}"
+                    )));
+                }
+                let mut marks = batch.marks.iter().peekable();
+                for i in 0..batch.len {
+                    while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
+                        self.watermark(port, from, wm)?;
+                    }
+                    self.inputs[port].push(&batch.rows[i])?;
+                }
+                for &(_, wm) in marks {
+                    self.watermark(port, from, wm)?;
+                }
+                batch.reset();
+                if let Ok(mut p) = home.lock() {
+                    p.push(batch);
+                }
+            }
+            Msg::Tick(now) => {
+                for p in &mut self.inputs {
+                    p.processing_time(now)?;
+                }
+            }
+            Msg::Barrier { .. } => {
+                self.barriers += 1;
+                if self.barriers == self.senders() {
+                    self.barriers = 0;
+                    self.each_exchange(&mut |e| e.barrier())?;
+                    // the job loop waits for every instance: a lost ack is a failed job
+                    let _ = coordination.acks.send(());
+                }
+            }
+            Msg::End { port, from } => {
+                if let Some(e) = self.ended.get_mut(port).and_then(|e| e.get_mut(from)) {
+                    *e = true;
+                }
+                if self.ended[port].iter().all(|e| *e) {
+                    self.inputs[port].end()?;
+                }
+            }
+            Msg::Shutdown => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Calls `f` on every exchange the instance's pipelines end in.
+    fn each_exchange(&mut self, f: &mut dyn FnMut(&mut Exchange) -> Result<()>) -> Result<()> {
+        let mut seen = Vec::new();
+        for p in &mut self.inputs {
+            p.for_each_mut(&mut seen, &mut |n| match n {
+                NodeMut::Exchange(e) => f(e),
+                _ => Ok(()),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A stage's instances, shared between their threads and the job loop (which locks them only
+/// while the graph is quiet, or briefly to read counters).
+pub type SharedInstance = Arc<Mutex<StageInstance>>;
+
+/// Locks an instance.
+pub fn lock(i: &SharedInstance) -> Result<MutexGuard<'_, StageInstance>> {
+    i.lock()
+        .map_err(|_| RuntimeError::State("a worker failed while holding its state".into()))
+}
+
+/// A stage of a parallel job: its instances and the channels into them.
+pub struct Stage {
+    /// Instances, by index.
+    pub instances: Vec<SharedInstance>,
+    /// The channel into each instance (the job loop's own handle, for shutdown).
+    inboxes: Vec<SyncSender<Msg>>,
+    /// Each instance's receiving end until its thread starts.
+    receivers: Vec<Option<Receiver<Msg>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// `Stage N` (for thread names and messages).
+    pub name: String,
+}
+
+/// A stage being built: its channels exist, so exchanges into it can be made before its own
+/// pipelines.
+pub struct StageBuilder {
+    parallelism: usize,
+    senders: Vec<usize>,
+    inboxes: Vec<SyncSender<Msg>>,
+    receivers: Vec<Receiver<Msg>>,
+    pools: Vec<Pool>,
+    name: String,
+    index: usize,
+    max_parallelism: u64,
+}
+
+impl StageBuilder {
+    /// Stage `index` of a job, of `parallelism` instances whose input `i` has `senders[i]`
+    /// senders.
+    pub fn new(
+        index: usize,
+        name: String,
+        parallelism: usize,
+        senders: Vec<usize>,
+        max_parallelism: u32,
+    ) -> Self {
+        let (mut inboxes, mut receivers) = (Vec::new(), Vec::new());
+        for _ in 0..parallelism.max(1) {
+            let (tx, rx) = sync_channel(INBOX_BATCHES);
+            inboxes.push(tx);
+            receivers.push(rx);
+        }
+        StageBuilder {
+            parallelism: parallelism.max(1),
+            pools: senders.iter().map(|_| Pool::default()).collect(),
+            senders,
+            inboxes,
+            receivers,
+            name,
+            index,
+            max_parallelism: max_parallelism.max(1) as u64,
+        }
+    }
+
+    /// The stage's parallelism.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The exchange by which sender `from` of input `port` reaches this stage, routing by the
+    /// hash of `keys` (every row to instance 0 when `keys` is empty).
+    pub fn exchange(&self, port: usize, from: usize, keys: Vec<usize>, label: String) -> Exchange {
+        let n = self.inboxes.len();
+        Exchange {
+            keys,
+            port,
+            from,
+            targets: self.inboxes.clone(),
+            batches: (0..n).map(|_| Batch::default()).collect(),
+            pool: self.pools.get(port).cloned().unwrap_or_default(),
+            key: Vec::new(),
+            max_parallelism: self.max_parallelism,
+            label,
+            stage: self.index,
+            failure: None,
+        }
+    }
+
+    /// The stage, with each instance's pipelines (one per input).
+    pub fn finish(self, instances: Vec<Vec<Pipeline>>) -> Result<Stage> {
+        if instances.len() != self.parallelism
+            || instances.iter().any(|i| i.len() != self.senders.len())
+        {
+            return Err(RuntimeError::State(format!(
+                "internal: {} expects {} instance(s) of {} input(s)",
+                self.name,
+                self.parallelism,
+                self.senders.len()
+            )));
+        }
+        let instances = instances
+            .into_iter()
+            .map(|inputs| {
+                Arc::new(Mutex::new(StageInstance {
+                    watermarks: self.senders.iter().map(|&n| vec![i64::MIN; n]).collect(),
+                    forwarded: vec![i64::MIN; inputs.len()],
+                    ended: self.senders.iter().map(|&n| vec![false; n]).collect(),
+                    barriers: 0,
+                    inputs,
+                }))
+            })
+            .collect();
+        Ok(Stage {
+            instances,
+            inboxes: self.inboxes,
+            receivers: self.receivers.into_iter().map(Some).collect(),
+            threads: Vec::new(),
+            name: self.name,
+        })
+    }
+}
+
+impl Stage {
+    /// The number of instances.
+    pub fn parallelism(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Starts a thread per instance. Every exchange into the stage learns where failures are
+    /// recorded through `coordination`.
+    pub fn start(&mut self, coordination: &Coordination) -> Result<()> {
+        for (i, inst) in self.instances.iter().enumerate() {
+            let Some(rx) = self.receivers.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
+            let inst = inst.clone();
+            let c = coordination.clone();
+            let name = format!("{} #{i}", self.name);
+            let thread = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || run_instance(&inst, &rx, &c, &name))
+                .map_err(|e| RuntimeError::State(format!("starting a worker thread: {e}")))?;
+            self.threads.push(thread);
+        }
+        Ok(())
+    }
+
+    /// Ends every instance's thread and waits for it.
+    pub fn stop(&mut self) {
+        for tx in &self.inboxes {
+            let _ = tx.send(Msg::Shutdown);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// After a failure: asks every instance's thread to end, without waiting for it.
+    pub fn abandon(&mut self) {
+        for tx in &self.inboxes {
+            let _ = tx.try_send(Msg::Shutdown);
+        }
+        self.threads.clear();
+    }
+}
+
+/// An instance's thread: handles messages in arrival order, holding the instance's lock while
+/// it works through what has arrived, and sends its partly filled batches on whenever its
+/// channel is empty.
+fn run_instance(inst: &SharedInstance, rx: &Receiver<Msg>, c: &Coordination, name: &str) {
+    let fail = |e: RuntimeError| {
+        c.fail(match e {
+            // a failure further down is reported where it happened
+            RuntimeError::Worker(w) => w,
+            e => format!("{name}: {e}"),
+        })
+    };
+    while let Ok(first) = rx.recv() {
+        let Ok(mut guard) = lock(inst) else {
+            return fail(RuntimeError::State("poisoned".into()));
+        };
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match guard.handle(msg, c) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => return fail(e),
+            }
+            match rx.try_recv() {
+                Ok(m) => next = Some(m),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => return,
+            }
+        }
+        if let Err(e) = guard.each_exchange(&mut |e| e.flush()) {
+            return fail(e);
+        }
+    }
+}

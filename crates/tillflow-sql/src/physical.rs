@@ -1,0 +1,382 @@
+//! The plan instantiated once per worker: a parallel job's stages.
+//!
+//! [`stages`] cuts a [`JobPlan`] wherever rows must change worker — before every keyed node (the
+//! [`distribution`] `explain` prints as its `Exchange`), at every join, and before a sink fed by
+//! several workers — into the job loop's part (sources, scans, everything before the first
+//! keyed node of each path) and **stages**: a keyed stage runs as `parallelism` instances, one
+//! that needs all rows in one place (a global aggregate, batch mode's sort, a union, a join
+//! without equi-join keys, a sink) as one. [`instantiate`] then builds the operators once per
+//! instance, connects each part to the next through an [`Exchange`] hashing on the keys the next
+//! node needs (Flink's key-group assignment), and opens every sink once: a sink is written by
+//! one writer, fed by every worker, so exactly-once delivery works as on one thread.
+
+use crate::error::{plan_err, Result};
+use crate::plan::explain::distribution;
+use crate::plan::{LateFiles, PlanNode, TwoInputOp};
+use crate::session::{BranchEnd, JobPlan, TaskSource};
+use tillflow_connectors::TableSpec;
+use tillflow_runtime::exchange::StageBuilder;
+use tillflow_runtime::job::{Job, SourceTask};
+use tillflow_runtime::operator::{Output, Pipeline, Source, TwoInputNode};
+
+/// Where a chain's rows go.
+enum Tail {
+    Sink {
+        spec: TableSpec,
+        connector: &'static dyn tillflow_connectors::Connector,
+    },
+    Fanout(Vec<Chain>),
+    /// Input `port` of stage `stage`, routed by the hash of `keys` (all to one instance when
+    /// empty).
+    Exchange {
+        stage: usize,
+        port: usize,
+        keys: Vec<usize>,
+    },
+}
+
+/// Operators run one after another on one worker, and where their rows go.
+struct Chain {
+    ops: Vec<PlanNode>,
+    tail: Tail,
+}
+
+/// Where an uncut chain ends (the plan's branch ends, or several branches).
+enum End {
+    Sink {
+        spec: TableSpec,
+        connector: &'static dyn tillflow_connectors::Connector,
+    },
+    Join {
+        id: usize,
+        side: usize,
+    },
+    Fanout(Vec<(Vec<PlanNode>, End)>),
+}
+
+impl From<BranchEnd> for End {
+    fn from(e: BranchEnd) -> Self {
+        match e {
+            BranchEnd::Sink { spec, connector } => End::Sink { spec, connector },
+            BranchEnd::Join { id, side } => End::Join { id, side },
+        }
+    }
+}
+
+/// What a stage's instances run.
+enum Body {
+    /// One input feeding a chain.
+    Chain(Chain),
+    /// A two-input node (its inputs are the stage's inputs 0 and 1) and the chain after it.
+    Join {
+        op: Box<PlanNode<TwoInputOp>>,
+        downstream: Chain,
+    },
+}
+
+/// A stage: how many instances, how many senders each input has, what it runs.
+struct StageDef {
+    name: String,
+    parallelism: usize,
+    senders: Vec<usize>,
+    body: Option<Body>,
+}
+
+/// The job loop's part of one source and the stages after it.
+struct TaskDef {
+    source: TaskSource,
+    chain: Chain,
+}
+
+/// A parallel job's shape: what the job loop runs and the stages.
+struct Cut {
+    parallelism: usize,
+    stages: Vec<StageDef>,
+    /// The stage of each join.
+    join_stage: Vec<usize>,
+    /// The join keys of each join, per side (empty: every row to one instance).
+    join_keys: Vec<[Vec<usize>; 2]>,
+}
+
+impl Cut {
+    fn stage(&mut self, name: String, parallelism: usize, inputs: usize) -> usize {
+        self.stages.push(StageDef {
+            name,
+            parallelism,
+            senders: vec![0; inputs],
+            body: None,
+        });
+        self.stages.len() - 1
+    }
+
+    /// Cuts `ops` (run on workers of parallelism `p`) before its first keyed node (after the
+    /// first when `started`: the node a new stage starts with) and at its end.
+    fn cut(&mut self, mut ops: Vec<PlanNode>, end: End, p: usize, started: bool) -> Chain {
+        let keyed = ops
+            .iter()
+            .enumerate()
+            .skip(started as usize)
+            .find_map(|(i, n)| distribution(&n.op).map(|k| (i, k)));
+        if let Some((i, keys)) = keyed {
+            let rest = ops.split_off(i);
+            let sp = if keys.is_empty() { 1 } else { self.parallelism };
+            let s = self.stage(rest[0].identity().label, sp, 1);
+            self.stages[s].senders[0] = p;
+            let body = self.cut(rest, end, sp, true);
+            self.stages[s].body = Some(Body::Chain(body));
+            return Chain {
+                ops,
+                tail: Tail::Exchange {
+                    stage: s,
+                    port: 0,
+                    keys,
+                },
+            };
+        }
+        let tail = match end {
+            End::Sink { spec, connector } if p == 1 => Tail::Sink { spec, connector },
+            End::Sink { spec, connector } => {
+                let s = self.stage(format!("Sink({})", spec.name), 1, 1);
+                self.stages[s].senders[0] = p;
+                self.stages[s].body = Some(Body::Chain(Chain {
+                    ops: Vec::new(),
+                    tail: Tail::Sink { spec, connector },
+                }));
+                Tail::Exchange {
+                    stage: s,
+                    port: 0,
+                    keys: Vec::new(),
+                }
+            }
+            End::Join { id, side } => {
+                let stage = self.join_stage[id];
+                self.stages[stage].senders[side] = p;
+                Tail::Exchange {
+                    stage,
+                    port: side,
+                    keys: self.join_keys[id][side].clone(),
+                }
+            }
+            End::Fanout(branches) => Tail::Fanout(
+                branches
+                    .into_iter()
+                    .map(|(ops, end)| self.cut(ops, end, p, false))
+                    .collect(),
+            ),
+        };
+        Chain { ops, tail }
+    }
+}
+
+/// The keys each side of a two-input node is hashed on (empty: it needs every row in one
+/// place).
+fn two_input_keys(op: &TwoInputOp) -> [Vec<usize>; 2] {
+    match op {
+        TwoInputOp::Join { keys, .. }
+        | TwoInputOp::IntervalJoin { keys, .. }
+        | TwoInputOp::TemporalJoin { keys, .. }
+            if !keys[0].is_empty() =>
+        {
+            keys.clone()
+        }
+        _ => [Vec::new(), Vec::new()],
+    }
+}
+
+/// The scan's and branches' nodes as one uncut chain.
+fn task_chain(
+    scan: Vec<PlanNode>,
+    mut branches: Vec<crate::session::Branch>,
+) -> (Vec<PlanNode>, End) {
+    if branches.len() == 1 {
+        let b = branches.remove(0);
+        let mut ops = scan;
+        ops.extend(b.ops);
+        return (ops, b.end.into());
+    }
+    (
+        scan,
+        End::Fanout(
+            branches
+                .into_iter()
+                .map(|b| (b.ops, b.end.into()))
+                .collect(),
+        ),
+    )
+}
+
+/// Builds a chain's operators and output for the worker `from` of its stage.
+fn build_chain(
+    c: &Chain,
+    from: usize,
+    splits: usize,
+    builders: &[StageBuilder],
+    recent: bool,
+    late: &mut LateFiles,
+) -> Result<Pipeline> {
+    let ops = c
+        .ops
+        .iter()
+        .map(|n| n.build(splits, late))
+        .collect::<Result<Vec<_>>>()?;
+    let output = match &c.tail {
+        Tail::Sink { spec, connector } => {
+            let sink = connector.sink(spec)?;
+            Output::Sink(if recent {
+                Box::new(tillflow_connectors::recent::Recent::new(sink, spec)?)
+            } else {
+                sink
+            })
+        }
+        Tail::Fanout(cs) => Output::Fanout(
+            cs.iter()
+                .map(|c| build_chain(c, from, 1, builders, recent, late))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Tail::Exchange { stage, port, keys } => {
+            let Some(b) = builders.get(*stage) else {
+                return plan_err(format!("internal: stage {stage} is missing"));
+            };
+            let label = if keys.is_empty() {
+                "Exchange(single)".to_owned()
+            } else {
+                format!("Exchange(hash{keys:?})")
+            };
+            Output::Exchange(b.exchange(*port, from, keys.clone(), label))
+        }
+    };
+    Ok(Pipeline {
+        ops,
+        ids: c.ops.iter().map(|n| n.identity()).collect(),
+        output,
+    })
+}
+
+/// The parallelism a job runs at: `--parallelism` (`over`), else the script's
+/// `table.exec.resource.default-parallelism` or `parallelism.default` when positive, else the
+/// cores the process may run on; and the max parallelism (`pipeline.max-parallelism`, 128).
+pub fn parallelism(plan: &JobPlan, over: Option<usize>) -> Result<(usize, u32)> {
+    let get = |k: &str| {
+        plan.config
+            .get(k)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|v| *v > 0)
+    };
+    let max = get("pipeline.max-parallelism").unwrap_or(128);
+    if max > 32_768 {
+        return plan_err(format!(
+            "'pipeline.max-parallelism' = {max} is above Flink's limit of 32768"
+        ));
+    }
+    let p = match over {
+        Some(p) => p as i64,
+        None => get("table.exec.resource.default-parallelism")
+            .or_else(|| get("parallelism.default"))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64)),
+    };
+    if p < 1 {
+        return plan_err("the parallelism must be at least 1");
+    }
+    if p > max {
+        return plan_err(format!(
+            "parallelism {p} is above 'pipeline.max-parallelism' = {max} (the number of key groups state is split into); raise 'pipeline.max-parallelism' or lower the parallelism"
+        ));
+    }
+    Ok((p as usize, max as u32))
+}
+
+/// Opens every source and sink and returns the runnable job, with the keyed part of each path
+/// running on `parallelism` workers.
+pub fn instantiate(
+    plan: JobPlan,
+    parallelism: usize,
+    max_parallelism: u32,
+    open: &mut dyn FnMut(&TaskSource) -> Result<Box<dyn Source>>,
+) -> Result<Job> {
+    let recent = plan.keep_recent_rows;
+    let mut cut = Cut {
+        parallelism,
+        stages: Vec::new(),
+        join_stage: Vec::new(),
+        join_keys: Vec::new(),
+    };
+    let mut joins = Vec::new();
+    for j in plan.joins {
+        let keys = two_input_keys(&j.op.op);
+        let p = if keys[0].is_empty() { 1 } else { parallelism };
+        let s = cut.stage(j.op.identity().label, p, 2);
+        cut.join_stage.push(s);
+        cut.join_keys.push(keys);
+        joins.push((s, j));
+    }
+    for (s, j) in joins {
+        let p = cut.stages[s].parallelism;
+        let downstream = cut.cut(j.downstream.ops, j.downstream.end.into(), p, false);
+        cut.stages[s].body = Some(Body::Join {
+            op: Box::new(j.op),
+            downstream,
+        });
+    }
+    let mut tasks = Vec::new();
+    for t in plan.tasks {
+        let (ops, end) = task_chain(t.scan, t.branches);
+        let chain = cut.cut(ops, end, 1, false);
+        tasks.push(TaskDef {
+            source: t.source,
+            chain,
+        });
+    }
+    let builders: Vec<StageBuilder> = cut
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            StageBuilder::new(
+                i,
+                s.name.clone(),
+                s.parallelism,
+                s.senders.clone(),
+                max_parallelism,
+            )
+        })
+        .collect();
+    let mut late = LateFiles::default();
+    let mut instances = Vec::new();
+    for s in &cut.stages {
+        let mut per = Vec::new();
+        for k in 0..s.parallelism {
+            per.push(match &s.body {
+                Some(Body::Chain(c)) => vec![build_chain(c, k, 1, &builders, recent, &mut late)?],
+                Some(Body::Join { op, downstream }) => {
+                    let down = build_chain(downstream, k, 1, &builders, recent, &mut late)?;
+                    let node = TwoInputNode::shared(op.identity(), op.build()?, down);
+                    (0..2)
+                        .map(|side| Pipeline {
+                            ops: Vec::new(),
+                            ids: Vec::new(),
+                            output: Output::Input(node.clone(), side),
+                        })
+                        .collect()
+                }
+                None => return plan_err(format!("internal: {} has nothing to run", s.name)),
+            });
+        }
+        instances.push(per);
+    }
+    let mut source_tasks = Vec::new();
+    for t in tasks {
+        let source = open(&t.source)?;
+        let pipeline = build_chain(&t.chain, 0, source.splits(), &builders, recent, &mut late)?;
+        source_tasks.push(SourceTask::new(source, pipeline));
+    }
+    let stages = builders
+        .into_iter()
+        .zip(instances)
+        .map(|(b, i)| b.finish(i))
+        .collect::<tillflow_runtime::Result<Vec<_>>>();
+    let stages = match stages {
+        Ok(s) => s,
+        Err(e) => return plan_err(e.to_string()),
+    };
+    Ok(Job::parallel(source_tasks, stages))
+}

@@ -8,6 +8,7 @@
 //! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
 pub mod blackhole;
+pub mod chunked;
 pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;

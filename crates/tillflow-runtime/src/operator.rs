@@ -385,6 +385,10 @@ pub trait Source: Send {
         None
     }
 
+    /// The job runs on `workers` workers: a source that can decode on several threads without
+    /// changing the order of its records may do so. The default does nothing.
+    fn parallelize(&mut self, _workers: usize) {}
+
     /// Number of splits (Kafka partitions) whose records carry their index in `Row::split`, each
     /// with its own watermark.
     fn splits(&self) -> usize {

@@ -365,7 +365,8 @@ pub fn instantiate(
     }
     let mut source_tasks = Vec::new();
     for t in tasks {
-        let source = open(&t.source)?;
+        let mut source = open(&t.source)?;
+        source.parallelize(parallelism);
         let pipeline = build_chain(&t.chain, 0, source.splits(), &builders, recent, &mut late)?;
         source_tasks.push(SourceTask::new(source, pipeline));
     }

@@ -1,0 +1,282 @@
+//! One file (or a directory's files, one after another) decoded on several threads, in file
+//! order.
+//!
+//! The reading thread cuts the input into line-aligned chunks of about [`CHUNK_BYTES`] and deals
+//! them to decoder threads in turn (chunk `k` to thread `k mod n`), each with its own decoder of
+//! the table's format; each thread decodes its chunks in the order it gets them into recycled
+//! rows, noting each row's line and end offset and every malformed line where it occurred. The
+//! reading thread takes the decoded chunks back in the same turn, so rows come out exactly in
+//! the file's order — the watermark, windows and late data see what they see on one thread —
+//! and the malformed lines are handled there, in order, by the source's one bad-record policy.
+
+use crate::format::{DecodeError, Decoder};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use tillflow_types::Row;
+
+/// About how many bytes a chunk holds (it ends at a line end).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Chunks a decoder thread holds, queued or done, before the reader waits.
+const IN_FLIGHT: usize = 2;
+
+/// A malformed line of a chunk.
+pub struct BadLine {
+    /// The number of good rows of the chunk before it.
+    pub before: usize,
+    /// Its line index in the chunk (0-based).
+    pub line: u32,
+    /// Its bytes in the chunk.
+    pub range: (usize, usize),
+    /// Why it does not decode.
+    pub error: DecodeError,
+}
+
+/// A chunk, raw or decoded: its place in the input, its bytes, and its rows.
+#[derive(Default)]
+pub struct Chunk {
+    /// Index of the file in the source's list.
+    pub file: usize,
+    /// Byte offset of the chunk in the file.
+    pub start: u64,
+    /// Lines of the file before the chunk.
+    pub first_line: u64,
+    /// The chunk's bytes (whole lines).
+    pub bytes: Vec<u8>,
+    /// Decoded rows (`len` of them are valid).
+    pub rows: Vec<Row>,
+    /// Number of decoded rows.
+    pub len: usize,
+    /// Per row: the end of its line in the chunk (after the newline).
+    pub ends: Vec<u32>,
+    /// Per row: its line index in the chunk.
+    pub lines: Vec<u32>,
+    /// Malformed lines, in order.
+    pub bad: Vec<BadLine>,
+    /// Lines in the chunk (blank ones included).
+    pub line_count: u64,
+    /// Records the decoder kept with fields set to NULL.
+    pub nulled: u64,
+}
+
+struct Worker {
+    tx: SyncSender<Chunk>,
+    rx: Receiver<Chunk>,
+}
+
+/// The reading end: cuts chunks, deals them out and takes them back in order.
+pub struct ChunkedReader {
+    files: Vec<PathBuf>,
+    workers: Vec<Worker>,
+    /// The next chunk to deal, and the next to take back.
+    sent: u64,
+    taken: u64,
+    /// The file being cut, its index, where the next chunk starts, and its first line.
+    file: Option<File>,
+    file_index: usize,
+    offset: u64,
+    line: u64,
+    /// Bytes read past the last line end of the previous chunk.
+    carry: Vec<u8>,
+    /// Emptied chunks for reuse.
+    spare: Vec<Chunk>,
+    done_reading: bool,
+}
+
+/// Decodes the chunks it is dealt, in order.
+fn decode_chunks(mut decoder: Box<dyn Decoder>, rx: Receiver<Chunk>, tx: SyncSender<Chunk>) {
+    while let Ok(mut c) = rx.recv() {
+        c.len = 0;
+        c.ends.clear();
+        c.lines.clear();
+        c.bad.clear();
+        let before_nulled = decoder.nulled_records();
+        let (mut at, mut line) = (0usize, 0u32);
+        while at < c.bytes.len() {
+            let end = memchr::memchr(b'\n', &c.bytes[at..]).map_or(c.bytes.len(), |p| at + p + 1);
+            let mut text = &c.bytes[at..end];
+            while let [rest @ .., b'\n' | b'\r'] = text {
+                text = rest;
+            }
+            if !text.iter().all(u8::is_ascii_whitespace) {
+                if c.len == c.rows.len() {
+                    c.rows.push(Row::with_capacity(8));
+                }
+                let row = &mut c.rows[c.len];
+                row.clear();
+                match decoder.decode(text, row) {
+                    Ok(()) => {
+                        c.ends.push(end as u32);
+                        c.lines.push(line);
+                        c.len += 1;
+                    }
+                    Err(error) => c.bad.push(BadLine {
+                        before: c.len,
+                        line,
+                        range: (at, at + text.len()),
+                        error,
+                    }),
+                }
+            }
+            at = end;
+            line += 1;
+        }
+        c.line_count = line as u64;
+        c.nulled = decoder.nulled_records() - before_nulled;
+        if tx.send(c).is_err() {
+            return;
+        }
+    }
+}
+
+impl ChunkedReader {
+    /// Starts one decoder thread per decoder, reading `files` from file `file_index` at byte
+    /// `offset` (after `line` lines).
+    pub fn start(
+        files: Vec<PathBuf>,
+        file_index: usize,
+        offset: u64,
+        line: u64,
+        decoders: Vec<Box<dyn Decoder>>,
+        name: &str,
+    ) -> std::io::Result<Self> {
+        let mut workers = Vec::new();
+        for (i, d) in decoders.into_iter().enumerate() {
+            let (tx, worker_rx) = sync_channel(IN_FLIGHT);
+            let (worker_tx, rx) = sync_channel(IN_FLIGHT);
+            std::thread::Builder::new()
+                .name(format!("decode {name} #{i}"))
+                .spawn(move || decode_chunks(d, worker_rx, worker_tx))?;
+            workers.push(Worker { tx, rx });
+        }
+        let mut r = ChunkedReader {
+            files,
+            workers,
+            sent: 0,
+            taken: 0,
+            file: None,
+            file_index,
+            offset,
+            line,
+            carry: Vec::new(),
+            spare: Vec::new(),
+            done_reading: false,
+        };
+        r.open(offset)?;
+        Ok(r)
+    }
+
+    fn open(&mut self, offset: u64) -> std::io::Result<()> {
+        self.file = None;
+        self.carry.clear();
+        match self.files.get(self.file_index) {
+            Some(p) => {
+                let mut f = File::open(p)?;
+                f.seek(SeekFrom::Start(offset))?;
+                self.file = Some(f);
+            }
+            None => self.done_reading = true,
+        }
+        Ok(())
+    }
+
+    /// The path of file `i`.
+    pub fn path(&self, i: usize) -> &std::path::Path {
+        self.files
+            .get(i)
+            .map_or(std::path::Path::new("?"), |p| p.as_path())
+    }
+
+    /// Cuts the next chunk (None at the end of the last file).
+    fn cut(&mut self) -> std::io::Result<Option<Chunk>> {
+        loop {
+            if self.done_reading {
+                return Ok(None);
+            }
+            let Some(f) = self.file.as_mut() else {
+                self.done_reading = true;
+                return Ok(None);
+            };
+            let mut c = self.spare.pop().unwrap_or_default();
+            c.bytes.clear();
+            c.bytes.append(&mut self.carry);
+            let mut eof = false;
+            // read until the chunk holds a line end past CHUNK_BYTES, or the file ends
+            loop {
+                let have = c.bytes.len();
+                c.bytes.resize(have.max(CHUNK_BYTES) + (1 << 16), 0);
+                let n = f.read(&mut c.bytes[have..])?;
+                c.bytes.truncate(have + n);
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                if c.bytes.len() >= CHUNK_BYTES && memchr::memchr(b'\n', &c.bytes[have..]).is_some()
+                {
+                    break;
+                }
+            }
+            if !eof {
+                if let Some(last) = memchr::memrchr(b'\n', &c.bytes) {
+                    self.carry.extend_from_slice(&c.bytes[last + 1..]);
+                    c.bytes.truncate(last + 1);
+                }
+            }
+            c.file = self.file_index;
+            c.start = self.offset;
+            c.first_line = self.line;
+            self.offset += c.bytes.len() as u64;
+            self.line += bytecount_lines(&c.bytes);
+            if eof {
+                self.file_index += 1;
+                self.offset = 0;
+                self.line = 0;
+                self.open(0)?;
+            }
+            if c.bytes.is_empty() {
+                self.spare.push(c);
+                continue;
+            }
+            return Ok(Some(c));
+        }
+    }
+
+    /// The next decoded chunk in file order (None when the input is exhausted). `emptied` is
+    /// the previous chunk, for reuse.
+    pub fn next(&mut self, emptied: Option<Chunk>) -> std::io::Result<Option<Chunk>> {
+        if let Some(c) = emptied {
+            self.spare.push(c);
+        }
+        let n = self.workers.len() as u64;
+        // keep every decoder busy: deal until IN_FLIGHT chunks each are out
+        while self.sent - self.taken < n * IN_FLIGHT as u64 {
+            match self.cut()? {
+                Some(c) => {
+                    let w = &self.workers[(self.sent % n) as usize];
+                    w.tx.send(c).map_err(|_| decoder_gone())?;
+                    self.sent += 1;
+                }
+                None => break,
+            }
+        }
+        if self.taken == self.sent {
+            return Ok(None);
+        }
+        let w = &self.workers[(self.taken % n) as usize];
+        let c = w.rx.recv().map_err(|_| decoder_gone())?;
+        self.taken += 1;
+        Ok(Some(c))
+    }
+}
+
+fn decoder_gone() -> std::io::Error {
+    std::io::Error::other("a decoder thread stopped")
+}
+
+/// Lines in `bytes`: its newlines, and a last line without one.
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    n + u64::from(bytes.last().is_some_and(|b| *b != b'\n'))
+}

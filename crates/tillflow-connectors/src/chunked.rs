@@ -203,12 +203,12 @@ impl ChunkedReader {
             c.bytes.clear();
             c.bytes.append(&mut self.carry);
             let mut eof = false;
-            // read until the chunk holds a line end past CHUNK_BYTES, or the file ends
+            // read until the chunk holds a line end past CHUNK_BYTES, or the file ends (into the
+            // buffer's spare capacity: nothing is zeroed first)
             loop {
                 let have = c.bytes.len();
-                c.bytes.resize(have.max(CHUNK_BYTES) + (1 << 16), 0);
-                let n = f.read(&mut c.bytes[have..])?;
-                c.bytes.truncate(have + n);
+                let want = CHUNK_BYTES.saturating_sub(have).max(1 << 16) as u64;
+                let n = (&mut *f).take(want).read_to_end(&mut c.bytes)?;
                 if n == 0 {
                     eof = true;
                     break;

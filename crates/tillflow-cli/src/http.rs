@@ -98,6 +98,7 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     for (i, (name, m)) in r.sources.iter().enumerate() {
         out.push(NodeStatus {
             kind: "source",
+            parallelism: 1,
             name: name.clone(),
             rows_in: m.records,
             rows_out: m.records,
@@ -118,10 +119,21 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             ..NodeStatus::default()
         });
     }
-    for (name, m) in &r.operators {
+    for (i, (name, m)) in r.operators.iter().enumerate() {
+        let workers = r.workers.get(i).map_or(&[][..], Vec::as_slice);
         out.push(NodeStatus {
             kind: "operator",
             name: name.clone(),
+            parallelism: workers.len().max(1),
+            workers: workers
+                .iter()
+                .map(|w| tillflow_server::WorkerStatus {
+                    rows_in: w.rows_in,
+                    busy_ms: w.busy_micros / 1000,
+                    backpressured_ms: w.backpressured_micros / 1000,
+                    ..Default::default()
+                })
+                .collect(),
             rows_in: m.records_in,
             rows_out: m.records_out,
             late_dropped: m.late_dropped,
@@ -138,6 +150,7 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     for (name, rows) in &r.sinks {
         out.push(NodeStatus {
             kind: "sink",
+            parallelism: 1,
             name: name.clone(),
             rows_in: *rows,
             rows_out: *rows,
@@ -184,6 +197,18 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
         } else {
             0.0
         };
+        for (k, w) in n.workers.iter_mut().enumerate() {
+            let was = before.get(i).and_then(|b| b.workers.get(k));
+            if secs > 0.0 {
+                let delta =
+                    |now: u64, then: Option<u64>| now.saturating_sub(then.unwrap_or(0)) as f64;
+                w.rows_per_sec = delta(w.rows_in, was.map(|x| x.rows_in)) / secs;
+                w.busy = (delta(w.busy_ms, was.map(|x| x.busy_ms)) / 1e3 / secs).min(1.0);
+                w.backpressured =
+                    (delta(w.backpressured_ms, was.map(|x| x.backpressured_ms)) / 1e3 / secs)
+                        .min(1.0);
+            }
+        }
     }
     out
 }

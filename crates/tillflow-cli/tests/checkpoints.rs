@@ -299,6 +299,16 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
         "the error should say what differs: {err}"
     );
 
+    // another number of workers cannot take the savepoint's keyed state yet: refused, saying
+    // which parallelism it was taken at and what to do
+    let o = run(&path, &["--parallelism", "7"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "another parallelism must be refused");
+    assert!(
+        err.contains("this run has parallelism 7") && err.contains("--fresh"),
+        "{err}"
+    );
+
     // a damaged checkpoint is refused, not loaded
     let state = saved[0].join("state.bin");
     let good = std::fs::read(&state).expect("read");

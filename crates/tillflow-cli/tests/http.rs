@@ -420,7 +420,7 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
     let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .arg("run")
         .arg(&script)
-        .args(["--quiet", "--keep-serving", "--http"])
+        .args(["--quiet", "--keep-serving", "--parallelism", "2", "--http"])
         .arg(format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -539,4 +539,49 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok());
     assert_eq!(in_metrics, Some(n), "{metrics}");
+    // run on two workers: the running aggregate shows both, each with its share of the rows
+    let agg = nodes
+        .iter()
+        .find(|n| {
+            n["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("GroupAggregate")
+        })
+        .unwrap_or_else(|| panic!("GroupAggregate: {status}"));
+    assert_eq!(agg["parallelism"].as_u64(), Some(2), "{agg}");
+    let workers = agg["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2, "{agg}");
+    let shares: Vec<u64> = workers
+        .iter()
+        .filter_map(|w| w["rows_in"].as_u64())
+        .collect();
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        agg["rows_in"].as_u64().unwrap_or(0),
+        "{agg}"
+    );
+    assert!(
+        shares.iter().all(|r| *r > 0),
+        "four stores over two workers: {agg}"
+    );
+    assert_eq!(agg["rows_in"].as_i64(), Some(lines), "{agg}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tillflow_operator_parallelism{")
+                && l.contains("GroupAggregate")
+                && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .filter(
+                |l| l.starts_with("tillflow_worker_rows_in_total{") && l.contains("GroupAggregate")
+            )
+            .count()
+            == 2,
+        "{metrics}"
+    );
 }

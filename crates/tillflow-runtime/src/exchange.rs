@@ -23,8 +23,9 @@
 use crate::error::{Result, RuntimeError};
 use crate::keys::{encode_key, hash_key};
 use crate::operator::{NodeMut, Pipeline};
-use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tillflow_types::Row;
 
 /// Rows per batch sent through an exchange.
@@ -159,6 +160,8 @@ pub struct Exchange {
     label: String,
     stage: usize,
     failure: Option<Arc<Mutex<Option<String>>>>,
+    /// Time spent waiting for a full channel to take a batch (back-pressure).
+    backpressured: Duration,
 }
 
 impl Exchange {
@@ -212,7 +215,16 @@ impl Exchange {
             batch,
             home: self.pool.clone(),
         };
-        self.targets[i].send(msg).map_err(|_| self.stopped())
+        match self.targets[i].try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(msg)) => {
+                let t = Instant::now();
+                let r = self.targets[i].send(msg).map_err(|_| self.stopped());
+                self.backpressured += t.elapsed();
+                r
+            }
+            Err(TrySendError::Disconnected(_)) => Err(self.stopped()),
+        }
     }
 
     /// Learns where the job records its workers' failures (to name the cause when the
@@ -286,9 +298,38 @@ pub struct StageInstance {
     ended: Vec<Vec<bool>>,
     /// Barriers received in the current drain round.
     barriers: usize,
+    /// Rows received.
+    rows_in: u64,
+    /// Time spent handling what arrived (back-pressure included).
+    busy: Duration,
+}
+
+/// What one worker of a stage has done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerMetrics {
+    /// Rows received.
+    pub rows_in: u64,
+    /// Microseconds spent working (waiting on a full downstream channel included).
+    pub busy_micros: u64,
+    /// Microseconds spent waiting for a full downstream channel (back-pressure).
+    pub backpressured_micros: u64,
 }
 
 impl StageInstance {
+    /// The worker's counters.
+    pub fn metrics(&mut self) -> WorkerMetrics {
+        let mut back = Duration::ZERO;
+        let _ = self.each_exchange(&mut |e| {
+            back += e.backpressured;
+            Ok(())
+        });
+        WorkerMetrics {
+            rows_in: self.rows_in,
+            busy_micros: self.busy.as_micros() as u64,
+            backpressured_micros: back.as_micros() as u64,
+        }
+    }
+
     fn senders(&self) -> usize {
         self.watermarks.iter().map(Vec::len).sum()
     }
@@ -318,6 +359,7 @@ impl StageInstance {
                         "internal: a batch for input {port} from sender {from}"
                     )));
                 }
+                self.rows_in += batch.len as u64;
                 let mut marks = batch.marks.iter().peekable();
                 for i in 0..batch.len {
                     while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
@@ -458,6 +500,7 @@ impl StageBuilder {
             label,
             stage: self.index,
             failure: None,
+            backpressured: Duration::ZERO,
         }
     }
 
@@ -481,6 +524,8 @@ impl StageBuilder {
                     forwarded: vec![i64::MIN; inputs.len()],
                     ended: self.senders.iter().map(|&n| vec![false; n]).collect(),
                     barriers: 0,
+                    rows_in: 0,
+                    busy: Duration::ZERO,
                     inputs,
                 }))
             })
@@ -551,6 +596,7 @@ fn run_instance(inst: &SharedInstance, rx: &Receiver<Msg>, c: &Coordination, nam
         })
     };
     while let Ok(first) = rx.recv() {
+        let started = Instant::now();
         let Ok(mut guard) = lock(inst) else {
             return fail(RuntimeError::State("poisoned".into()));
         };
@@ -570,5 +616,6 @@ fn run_instance(inst: &SharedInstance, rx: &Receiver<Msg>, c: &Coordination, nam
         if let Err(e) = guard.each_exchange(&mut |e| e.flush()) {
             return fail(e);
         }
+        guard.busy += started.elapsed();
     }
 }

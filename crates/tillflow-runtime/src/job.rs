@@ -42,8 +42,12 @@ pub struct JobReport {
     /// Per source (aligned with `sources`): consumer lag per partition (`topic/partition`,
     /// records behind its end); empty for sources without partitions.
     pub partition_lag: Vec<Vec<(String, u64)>>,
-    /// Per operator: description and counters.
+    /// Per operator: description and counters (summed over its workers).
     pub operators: Vec<(String, OperatorMetrics)>,
+    /// Per operator (aligned with `operators`): each worker's counters (its rows in, and how
+    /// busy and back-pressured the worker running it is); empty for an operator of the job
+    /// loop's thread.
+    pub workers: Vec<Vec<crate::exchange::WorkerMetrics>>,
     /// Per sink: description and rows written.
     pub sinks: Vec<(String, u64)>,
     /// The graph's edges, from the node feeding to the node fed.
@@ -758,13 +762,21 @@ enum Counter {
     Sink(u64),
 }
 
-/// Per input of a stage: its nodes' counters in visiting order, summed over the instances.
-fn merged_counters(stage: &Stage) -> Vec<Vec<Counter>> {
-    let mut merged: Vec<Vec<Counter>> = Vec::new();
+/// A stage's counters: per input, its nodes' counters in visiting order, summed over the
+/// instances, with each instance's rows in; and each instance's worker counters.
+struct StageCounters {
+    nodes: Vec<Vec<(Counter, Vec<u64>)>>,
+    workers: Vec<crate::exchange::WorkerMetrics>,
+}
+
+fn merged_counters(stage: &Stage) -> StageCounters {
+    let mut merged: Vec<Vec<(Counter, Vec<u64>)>> = Vec::new();
+    let mut workers = Vec::new();
     for inst in &stage.instances {
-        let Ok(g) = crate::exchange::lock(inst) else {
+        let Ok(mut g) = crate::exchange::lock(inst) else {
             continue;
         };
+        workers.push(g.metrics());
         for (port, p) in g.inputs.iter().enumerate() {
             if merged.len() <= port {
                 merged.push(Vec::new());
@@ -777,25 +789,34 @@ fn merged_counters(stage: &Stage) -> Vec<Vec<Counter>> {
                     Node::Sink(s) => Counter::Sink(s.rows_written()),
                     Node::Exchange(..) => return 0,
                 };
+                let rows = match &c {
+                    Counter::Operator(m) => m.records_in,
+                    Counter::Sink(n) => *n,
+                };
                 match merged[port].get_mut(k) {
-                    Some(Counter::Operator(m)) => {
+                    Some((Counter::Operator(m), per)) => {
                         if let Counter::Operator(x) = c {
                             add_metrics(m, &x);
                         }
+                        per.push(rows);
                     }
-                    Some(Counter::Sink(rows)) => {
+                    Some((Counter::Sink(sum), per)) => {
                         if let Counter::Sink(x) = c {
-                            *rows += x;
+                            *sum += x;
                         }
+                        per.push(rows);
                     }
-                    None => merged[port].push(c),
+                    None => merged[port].push((c, vec![rows])),
                 }
                 k += 1;
                 0
             });
         }
     }
-    merged
+    StageCounters {
+        nodes: merged,
+        workers,
+    }
 }
 
 /// Adds an instance's counters to the sum of its stage's instances (the watermark is the
@@ -819,7 +840,7 @@ struct Reporter<'a> {
     /// Two-input identity -> id in `refs`.
     joins: Vec<(usize, usize)>,
     stages: &'a [Stage],
-    merged: Vec<Vec<Vec<Counter>>>,
+    merged: Vec<StageCounters>,
 }
 
 impl Reporter<'_> {
@@ -833,7 +854,21 @@ impl Reporter<'_> {
     ) {
         let mut k = 0usize;
         p.visit(parent, &mut |parent, n| {
-            let counter = stage.and_then(|(s, port)| self.merged.get(s)?.get(port)?.get(k));
+            let entry = stage.and_then(|(s, port)| self.merged.get(s)?.nodes.get(port)?.get(k));
+            let counter = entry.map(|(c, _)| c);
+            // each worker's rows in, beside its stage's counters
+            let workers: Vec<crate::exchange::WorkerMetrics> = match (stage, entry) {
+                (Some((s, _)), Some((_, per))) => self.merged[s]
+                    .workers
+                    .iter()
+                    .zip(per)
+                    .map(|(w, rows)| crate::exchange::WorkerMetrics {
+                        rows_in: *rows,
+                        ..*w
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             if !matches!(n, Node::Exchange(..)) {
                 k += 1;
             }
@@ -844,6 +879,7 @@ impl Reporter<'_> {
                         _ => op.metrics(),
                     };
                     self.r.operators.push((label.to_owned(), m));
+                    self.r.workers.push(workers.clone());
                     self.refs
                         .push(NodeRef::Operator(self.r.operators.len() - 1));
                     self.refs.len() - 1
@@ -857,6 +893,7 @@ impl Reporter<'_> {
                                 _ => op.metrics(),
                             };
                             self.r.operators.push((label.to_owned(), m));
+                            self.r.workers.push(workers.clone());
                             self.refs
                                 .push(NodeRef::Operator(self.r.operators.len() - 1));
                             self.joins.push((key, self.refs.len() - 1));

@@ -222,7 +222,8 @@ function drawGraph(nodes) {
     const g = svg("g", { class: "node " + n.kind, transform: `translate(${p.x},${p.y})`, "data-rate": String(n.rows_per_sec) }, root);
     svg("title", {}, g).textContent = n.name;
     svg("rect", { width: W, height: H, rx: 5 }, g);
-    svg("text", { x: 8, y: 18, class: "name" }, g).textContent = short(n.name);
+    svg("text", { x: 8, y: 18, class: "name" }, g).textContent =
+      short(n.name) + (n.parallelism > 1 ? " ×" + n.parallelism : "");
     const lag = n.watermark_lag_ms === null ? "" : " · wm lag " + duration(n.watermark_lag_ms);
     const bad = n.late_dropped + n.bad_records ? " · " + (n.late_dropped + n.bad_records) + " late/bad" : "";
     svg("text", { x: 8, y: 36, class: "figs" }, g).textContent = fmt(n.rows_per_sec, 0) + " rows/s" + lag + bad;
@@ -237,9 +238,10 @@ function ops(job) {
   document.getElementById("job").textContent =
     job.name + " · " + job.state + " · " + job.records + " records · " + fmt(job.records_per_sec, 0) + "/s";
   fill("nodes",
-    [["kind"], ["node"], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["watermark lag (s)", 1], ["late", 1], ["bad", 1], ["state", 1]],
+    [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"], ["watermark lag (s)", 1], ["late", 1], ["bad", 1], ["state", 1]],
     job.nodes.map((n) => ({
-      cells: [n.kind, n.name, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
+      cells: [n.kind, n.name, n.parallelism || 1, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
+        (n.workers || []).map((w) => fmt(w.rows_per_sec, 0) + " · " + fmt(100 * w.busy, 0) + "% · " + fmt(100 * w.backpressured, 0) + "%").join(" | "),
         n.watermark_lag_ms === null ? "" : fmt(n.watermark_lag_ms / 1000, 1), n.late_dropped, n.bad_records, n.state_entries],
     })));
   drawGraph(job.nodes);

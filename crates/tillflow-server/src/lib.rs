@@ -71,6 +71,28 @@ pub struct NodeStatus {
     pub watermark: Option<String>,
     /// Milliseconds between the wall clock and that watermark.
     pub watermark_lag_ms: Option<i64>,
+    /// How many workers run it (1 for the job loop's own thread).
+    pub parallelism: usize,
+    /// Each worker's share, for a node run by several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// One worker of a node run by several.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerStatus {
+    /// Rows the worker's instance of the node received.
+    pub rows_in: u64,
+    /// Rows per second in, over the last interval.
+    pub rows_per_sec: f64,
+    /// Milliseconds the worker spent working (back-pressure included).
+    pub busy_ms: u64,
+    /// Milliseconds the worker waited for a full channel downstream (back-pressure).
+    pub backpressured_ms: u64,
+    /// Share of the last interval the worker was busy (0 to 1).
+    pub busy: f64,
+    /// Share of the last interval the worker was back-pressured (0 to 1).
+    pub backpressured: f64,
 }
 
 /// One partition's consumer lag.
@@ -322,6 +344,14 @@ type Metric = (
     fn(&NodeStatus) -> u64,
 );
 
+/// A worker metric: name, Prometheus type, help text and how to read it.
+type WorkerMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&WorkerStatus) -> f64,
+);
+
 /// The board in Prometheus' text format.
 pub fn prometheus(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
@@ -375,6 +405,55 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
                     n.kind,
                     get(n)
                 );
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP tillflow_operator_parallelism Workers running the operator.\n# TYPE tillflow_operator_parallelism gauge");
+    for j in jobs {
+        for (i, n) in j.nodes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "tillflow_operator_parallelism{{job=\"{}\",operator=\"{}\",kind=\"{}\",index=\"{i}\"}} {}",
+                label(&j.id),
+                label(&n.name),
+                n.kind,
+                n.parallelism.max(1)
+            );
+        }
+    }
+    let worker_metrics: [WorkerMetric; 3] = [
+        (
+            "tillflow_worker_rows_in_total",
+            "counter",
+            "Rows a worker's instance of the operator received.",
+            |w| w.rows_in as f64,
+        ),
+        (
+            "tillflow_worker_busy_seconds_total",
+            "counter",
+            "Time the worker running the operator spent working.",
+            |w| w.busy_ms as f64 / 1e3,
+        ),
+        (
+            "tillflow_worker_backpressured_seconds_total",
+            "counter",
+            "Time the worker running the operator waited for a full channel downstream.",
+            |w| w.backpressured_ms as f64 / 1e3,
+        ),
+    ];
+    for (name, kind, help, get) in worker_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for j in jobs {
+            for (i, n) in j.nodes.iter().enumerate() {
+                for (k, w) in n.workers.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{job=\"{}\",operator=\"{}\",index=\"{i}\",worker=\"{k}\"}} {}",
+                        label(&j.id),
+                        label(&n.name),
+                        get(w)
+                    );
+                }
             }
         }
     }

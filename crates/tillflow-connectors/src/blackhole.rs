@@ -30,6 +30,9 @@ impl Connector for Blackhole {
     fn sink_accepts_changes(&self, _table: &TableSpec) -> bool {
         true
     }
+    fn sink_per_worker(&self, _table: &TableSpec) -> bool {
+        true
+    }
 }
 
 /// Counts rows and drops them.

@@ -45,6 +45,10 @@ impl Connector for FileSystem {
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         format::format_accepts_changes(table)
     }
+    /// A directory of part files: a part file per worker (not `sink.single-file`).
+    fn sink_per_worker(&self, table: &TableSpec) -> bool {
+        !table.bool_option("sink.single-file", false).unwrap_or(true)
+    }
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ConnectorError {
@@ -515,11 +519,14 @@ pub struct FileSink {
 }
 
 fn part_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{:016x}-{:08x}", nanos as u64, std::process::id())
+    // one process may open several part files at once (a worker each)
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:016x}-{:08x}-{n}", nanos as u64, std::process::id())
 }
 
 impl FileSink {

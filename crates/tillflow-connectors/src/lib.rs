@@ -155,6 +155,11 @@ pub trait Connector: Sync {
     fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
     /// Whether its sink accepts update and delete rows (for this table's options).
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool;
+    /// Whether each worker of a parallel job may write a sink of its own (a part file each, as
+    /// Flink's file sink does); otherwise one writer takes the rows of every worker.
+    fn sink_per_worker(&self, _table: &TableSpec) -> bool {
+        false
+    }
     /// A table to look rows up in by the columns `keys` (lookup joins); most connectors have none.
     fn lookup(
         &self,

@@ -713,18 +713,26 @@ impl Job {
         Ok(r)
     }
 
-    /// The latest rows of every sink that keeps them.
+    /// The latest rows of every sink that keeps them (a table written by several workers once,
+    /// with every worker's rows).
     fn recent_rows(&mut self, out: &mut Vec<(String, Vec<String>)>) {
         for t in &mut self.tasks {
             t.pipeline.recent_rows(out);
         }
+        let mut more = Vec::new();
         for s in &self.stages {
             for i in &s.instances {
                 if let Ok(mut g) = crate::exchange::lock(i) {
                     for p in &mut g.inputs {
-                        p.recent_rows(out);
+                        p.recent_rows(&mut more);
                     }
                 }
+            }
+        }
+        for (table, rows) in more {
+            match out.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, have)) => have.extend(rows),
+                None => out.push((table, rows)),
             }
         }
     }

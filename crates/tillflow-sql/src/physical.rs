@@ -134,7 +134,10 @@ impl Cut {
             };
         }
         let tail = match end {
-            End::Sink { spec, connector } if p == 1 => Tail::Sink { spec, connector },
+            // a sink every worker may write (a part file each), or the one writer of one worker
+            End::Sink { spec, connector } if p == 1 || connector.sink_per_worker(&spec) => {
+                Tail::Sink { spec, connector }
+            }
             End::Sink { spec, connector } => {
                 let s = self.stage(format!("Sink({})", spec.name), 1, 1);
                 self.stages[s].senders[0] = p;

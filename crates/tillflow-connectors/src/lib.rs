@@ -151,6 +151,16 @@ pub trait Connector: Sync {
     fn uses_format(&self) -> bool;
     /// Builds a source.
     fn source(&self, table: &TableSpec) -> Result<Box<dyn Source>, ConnectorError>;
+    /// Builds the source of a job running on `workers` workers: one that can read in parallel
+    /// without changing its records' order (per split) may use that many threads. The default
+    /// builds [`Connector::source`].
+    fn source_for_workers(
+        &self,
+        table: &TableSpec,
+        _workers: usize,
+    ) -> Result<Box<dyn Source>, ConnectorError> {
+        self.source(table)
+    }
     /// Builds a sink.
     fn sink(&self, table: &TableSpec) -> Result<Box<dyn Sink>, ConnectorError>;
     /// Whether its sink accepts update and delete rows (for this table's options).

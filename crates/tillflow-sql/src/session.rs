@@ -710,13 +710,15 @@ fn build_branch(
     })
 }
 
-/// Opens a task's source (refusing an unbounded one in batch mode).
+/// Opens a task's source for a job on `workers` workers (refusing an unbounded one in batch
+/// mode).
 fn open_source(
     source: &TaskSource,
     batch: bool,
+    workers: usize,
 ) -> Result<Box<dyn tillflow_runtime::operator::Source>> {
     let source: Box<dyn tillflow_runtime::operator::Source> = match source {
-        TaskSource::Table(table) => table.connector.source(&table.spec)?,
+        TaskSource::Table(table) => table.connector.source_for_workers(&table.spec, workers)?,
         TaskSource::Values(v) => Box::new(tillflow_runtime::ops::values::ValuesSource::new(
             v.rows.clone(),
             v.schema.clone(),
@@ -789,7 +791,7 @@ impl JobPlan {
         if parallelism > 1 {
             let batch = self.batch;
             return crate::physical::instantiate(self, parallelism, max, &mut |s| {
-                open_source(s, batch)
+                open_source(s, batch, parallelism)
             });
         }
         let mut late = LateFiles::default();
@@ -804,7 +806,7 @@ impl JobPlan {
         }
         let mut tasks = Vec::new();
         for t in self.tasks {
-            let source = open_source(&t.source, self.batch)?;
+            let source = open_source(&t.source, self.batch, 1)?;
             let mut pipelines = Vec::new();
             for b in t.branches {
                 pipelines.push(build_branch(b, &nodes, self.keep_recent_rows, &mut late)?);

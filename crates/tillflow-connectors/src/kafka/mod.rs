@@ -93,6 +93,18 @@ impl Connector for Kafka {
     fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
         Ok(Box::new(KafkaSource::new(table, false)?))
     }
+    /// On several workers, the partitions are read by as many reader threads (fetching and
+    /// decoding, each partition in its order), unless the table sets `'scan.parallelism'`.
+    fn source_for_workers(
+        &self,
+        table: &TableSpec,
+        workers: usize,
+    ) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(KafkaSource::new(
+            &with_readers(table, workers),
+            false,
+        )?))
+    }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(KafkaSink::new(table, false)?))
     }
@@ -102,6 +114,17 @@ impl Connector for Kafka {
     fn metadata(&self) -> &'static [(&'static str, DataType)] {
         METADATA
     }
+}
+
+/// The table read by `workers` reader threads when it does not say how many itself.
+fn with_readers(table: &TableSpec, workers: usize) -> std::borrow::Cow<'_, TableSpec> {
+    if workers <= 1 || table.option("scan.parallelism").is_some() {
+        return std::borrow::Cow::Borrowed(table);
+    }
+    let mut t = table.clone();
+    t.options
+        .insert("scan.parallelism".into(), workers.to_string());
+    std::borrow::Cow::Owned(t)
 }
 
 /// The `upsert-kafka` connector: a compacted topic as a table keyed by its primary key. The sink
@@ -139,6 +162,16 @@ impl Connector for UpsertKafka {
     }
     fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
         Ok(Box::new(KafkaSource::new(table, true)?))
+    }
+    fn source_for_workers(
+        &self,
+        table: &TableSpec,
+        workers: usize,
+    ) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        Ok(Box::new(KafkaSource::new(
+            &with_readers(table, workers),
+            true,
+        )?))
     }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(KafkaSink::new(table, true)?))

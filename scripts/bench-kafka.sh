@@ -7,6 +7,8 @@
 #     processing time; latency = that stamp - window_end (the window closes in event time, the
 #     watermark trails by 1 s), reported as p50 / p99.
 #   scripts/bench-kafka.sh [N=1000000] [MINUTES=3]      (MINUTES=0: throughput only)
+#   PARTITIONS=4 (partitions of the input topic, default 1) and PARALLELISM=2 (the job's workers,
+#   default 1) shape the throughput run, which also reports the job's CPU-seconds per M events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
@@ -33,7 +35,10 @@ for _ in range(200):
     except OSError:
         time.sleep(0.05)
 EOF
-for t in sales results live live_results; do
+PARTITIONS="${PARTITIONS:-1}"
+PARALLELISM="${PARALLELISM:-1}"
+"$TANSU" topic create sales --partitions "$PARTITIONS" --broker "tcp://$B" >/dev/null
+for t in results live live_results; do
   "$TANSU" topic create "$t" --partitions 1 --broker "tcp://$B" >/dev/null
 done
 
@@ -62,11 +67,14 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 echo "   produced in $(python3 -c "print(f'{$t1-$t0:.1f}')") s"
 job sales results earliest-offset > "$W/throughput.sql"
-"$T" run "$W/throughput.sql" --quiet --http "127.0.0.1:$HPORT" &
+"$T" run "$W/throughput.sql" --quiet --parallelism "$PARALLELISM" --http "127.0.0.1:$HPORT" &
 PIDS+=($!)
-python3 - "$HPORT" "$N" <<'EOF'
-import json, sys, time, urllib.request
-port, n = sys.argv[1], int(sys.argv[2])
+python3 - "$HPORT" "$N" "$!" <<'EOF'
+import json, os, sys, time, urllib.request
+port, n, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 start = first = None
 while True:
     try:
@@ -79,13 +87,15 @@ while True:
         start = now - jobs[0]["elapsed_secs"]
     records = jobs[0]["records"] if jobs else 0
     if records > 0 and first is None:
-        first = (now, records)
+        first = (now, records, cpu())
     if records >= n:
         secs = now - start
         steady = (records - first[1]) / max(now - first[0], 1e-9)
+        cpu_per_m = (cpu() - first[2]) / max((records - first[1]) / 1e6, 1e-9)
         print(f"   read {records} events in {secs:.2f} s from the job's start (connecting, group join "
               f"and offsets included): {n / secs / 1e6:.3f} M events/s; once reading: "
-              f"{steady / 1e6:.3f} M events/s (Kafka -> TUMBLE 1 min per store -> Kafka, one process)")
+              f"{steady / 1e6:.3f} M events/s, {cpu_per_m:.2f} CPU-s per M events (Kafka -> TUMBLE "
+              f"1 min per store -> Kafka, one process)")
         break
     time.sleep(0.02)
 EOF

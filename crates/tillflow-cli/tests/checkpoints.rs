@@ -103,7 +103,8 @@ fn run(path: &Path, extra: &[&str]) -> std::process::Output {
 fn reference(dir: &Path) -> Vec<(String, Vec<String>)> {
     let path = dir.join("reference.sql");
     std::fs::write(&path, script(dir, "reference.db", "max", false, "10")).expect("write");
-    let o = run(&path, &[]);
+    // on one worker: the runs it is compared with run on two
+    let o = run(&path, &["--parallelism", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows = contents(&dir.join("reference.db"));
     assert!(rows.iter().all(|(_, r)| !r.is_empty()), "empty reference");
@@ -166,6 +167,7 @@ fn compare(got: &[(String, Vec<String>)], want: &[(String, Vec<String>)]) {
     }
 }
 
+/// On two workers, killed again and again: the rows equal those of a fault-free run on one.
 #[test]
 fn killed_anywhere_it_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -186,7 +188,7 @@ fn killed_anywhere_it_loses_and_duplicates_nothing() {
             "the job did not get through {kills} kills"
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-            .args(["run", "--quiet"])
+            .args(["run", "--quiet", "--parallelism", "2"])
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -217,7 +219,7 @@ fn killed_anywhere_it_loses_and_duplicates_nothing() {
         "only {killed} kills: the job finished early"
     );
     // the last run goes to the end
-    let o = run(&path, &[]);
+    let o = run(&path, &["--parallelism", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     compare(&contents(&dir.path().join("out.db")), &want);
     // a finished job's checkpoints are gone, so the next run starts afresh

@@ -667,8 +667,9 @@ END;",
             ""
         };
         std::fs::write(&path, script("eo_", "eo", readers, true)).expect("script");
+        // on two workers (the keyed part, and the sink fed by both)
         let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-            .args(["run", "--quiet"])
+            .args(["run", "--quiet", "--parallelism", "2"])
             .arg(&path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -708,7 +709,7 @@ END;",
     )
     .expect("script");
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet"])
+        .args(["run", "--quiet", "--parallelism", "2"])
         .arg(&path)
         .output()
         .expect("run");

@@ -619,3 +619,189 @@ fn run_instance(inst: &SharedInstance, rx: &Receiver<Msg>, c: &Coordination, nam
         guard.busy += started.elapsed();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::{Output, Sink};
+    use tillflow_types::Value;
+
+    /// Records what reaches it: `row K N`, `wm W`, `end`.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Sink for Recorder {
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+        fn write(&mut self, row: &Row) -> crate::Result<()> {
+            let v = |i: usize| match row.values.get(i) {
+                Some(Value::Int(n)) => *n,
+                _ => -1,
+            };
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("row {} {}", v(0), v(1)));
+            Ok(())
+        }
+        fn watermark(&mut self, wm: i64) -> crate::Result<()> {
+            self.0.lock().unwrap().push(format!("wm {wm}"));
+            Ok(())
+        }
+        fn finish(&mut self) -> crate::Result<()> {
+            self.0.lock().unwrap().push("end".into());
+            Ok(())
+        }
+        fn rows_written(&self) -> u64 {
+            0
+        }
+    }
+
+    fn row(key: i64, n: i64) -> Row {
+        let mut r = Row::with_capacity(2);
+        r.values.extend([Value::Int(key), Value::Int(n)]);
+        r
+    }
+
+    /// Two senders into a stage of two instances: each key reaches one instance, in each
+    /// sender's order; an instance's watermark is the least of its senders'; a drain round is
+    /// acknowledged once per instance after every barrier; the end comes once both senders end.
+    #[test]
+    fn routes_by_key_keeps_order_and_combines_watermarks() {
+        let b = StageBuilder::new(0, "test".into(), 2, vec![2], 128);
+        let mut senders = [
+            b.exchange(0, 0, vec![0], "x".into()),
+            b.exchange(0, 1, vec![0], "x".into()),
+        ];
+        let seen: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let instances = seen
+            .iter()
+            .map(|s| {
+                vec![Pipeline {
+                    ops: Vec::new(),
+                    ids: Vec::new(),
+                    output: Output::Sink(Box::new(Recorder(s.clone()))),
+                }]
+            })
+            .collect();
+        let mut stage = b.finish(instances).unwrap();
+        let (c, acks) = Coordination::new();
+        for s in &mut senders {
+            s.attach(&c);
+        }
+        stage.start(&c).unwrap();
+        // 1000 rows per sender over 10 keys (more than a batch per instance)
+        for n in 0..1000 {
+            senders[0].push(&row(n % 10, n)).unwrap();
+            senders[1].push(&row(n % 10, 10_000 + n)).unwrap();
+            if n == 500 {
+                senders[0].watermark(10).unwrap();
+                senders[1].watermark(5).unwrap();
+            }
+        }
+        senders[1].watermark(20).unwrap();
+        for s in &mut senders {
+            s.barrier().unwrap();
+        }
+        for _ in 0..2 {
+            acks.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("an ack per instance");
+        }
+        assert!(acks.try_recv().is_err(), "one ack per instance");
+        for s in &mut senders {
+            s.end().unwrap();
+        }
+        senders[0].barrier().unwrap();
+        senders[1].barrier().unwrap();
+        for _ in 0..2 {
+            acks.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("acks after the end");
+        }
+        stage.stop();
+        assert!(c.failure().is_none());
+        let mut owner = std::collections::HashMap::new();
+        let mut total = 0;
+        for (i, s) in seen.iter().enumerate() {
+            let events = s.lock().unwrap().clone();
+            let (mut last0, mut last1) = (-1, 9_999);
+            let mut wms = Vec::new();
+            for e in &events {
+                let f: Vec<&str> = e.split(' ').collect();
+                match f[0] {
+                    "row" => {
+                        total += 1;
+                        let (k, n): (i64, i64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+                        assert_eq!(*owner.entry(k).or_insert(i), i, "key {k} on one instance");
+                        let last = if n < 10_000 { &mut last0 } else { &mut last1 };
+                        assert!(n > *last, "sender order kept: {n} after {last}");
+                        *last = n;
+                        // the watermark 5 is forwarded once both senders' marks have come:
+                        // every row pushed before them has arrived by then
+                        if !wms.is_empty() {
+                            assert!(n > 10_500 || (501..10_000).contains(&n), "{n} after wm");
+                        }
+                    }
+                    "wm" => wms.push(f[1].parse::<i64>().unwrap()),
+                    _ => {}
+                }
+            }
+            assert_eq!(
+                wms,
+                vec![5, 10, i64::MAX],
+                "instance {i}: least of its senders'"
+            );
+            assert_eq!(events.last().map(String::as_str), Some("end"));
+        }
+        assert_eq!(total, 2000);
+        assert_eq!(
+            owner
+                .values()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            2
+        );
+    }
+
+    /// A worker that fails makes its senders fail with the worker's message, not hang.
+    #[test]
+    fn a_failing_worker_fails_its_senders_with_its_message() {
+        struct Failing;
+        impl Sink for Failing {
+            fn describe(&self) -> String {
+                "failing".into()
+            }
+            fn write(&mut self, _: &Row) -> crate::Result<()> {
+                Err(RuntimeError::Sink("disk full".into()))
+            }
+            fn finish(&mut self) -> crate::Result<()> {
+                Ok(())
+            }
+            fn rows_written(&self) -> u64 {
+                0
+            }
+        }
+        let b = StageBuilder::new(0, "Sink(t)".into(), 1, vec![1], 128);
+        let mut e = b.exchange(0, 0, Vec::new(), "x".into());
+        let mut stage = b
+            .finish(vec![vec![Pipeline {
+                ops: Vec::new(),
+                ids: Vec::new(),
+                output: Output::Sink(Box::new(Failing)),
+            }]])
+            .unwrap();
+        let (c, _acks) = Coordination::new();
+        e.attach(&c);
+        stage.start(&c).unwrap();
+        let mut err = None;
+        for n in 0..100_000 {
+            if let Err(x) = e.push(&row(1, n)) {
+                err = Some(x);
+                break;
+            }
+        }
+        let err = err.expect("the sender fails once the worker has stopped");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(c.failure().is_some_and(|f| f.contains("Sink(t) #0")));
+        stage.abandon();
+    }
+}

@@ -384,3 +384,87 @@ pub fn instantiate(
     };
     Ok(Job::parallel(source_tasks, stages))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::session::Session;
+    use std::collections::BTreeMap;
+
+    /// The workers of each operator of `query` over a one-line file, at `parallelism`.
+    fn workers(query: &str, parallelism: usize) -> Vec<(String, usize)> {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, "{\"k\": 1, \"s\": 2, \"x\": 3}\n").unwrap();
+        let sql = format!(
+            "CREATE TABLE t (k INT, s INT, x INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+             CREATE TABLE u (k INT, y INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+             CREATE TABLE out1 (a INT, b BIGINT) WITH ('connector' = 'blackhole');
+             {query}",
+            input.display(),
+            input.display()
+        );
+        let mut plan = Session::new()
+            .execute_script(&sql, &BTreeMap::new())
+            .unwrap();
+        plan.parallelism = Some(parallelism);
+        let job = plan.instantiate().unwrap();
+        let r = job.report(std::time::Duration::ZERO);
+        r.operators
+            .iter()
+            .zip(&r.workers)
+            .map(|((name, _), w)| {
+                let name = name.split('[').next().unwrap_or("").to_owned();
+                (name, w.len().max(1))
+            })
+            .collect()
+    }
+
+    fn of(ops: &[(String, usize)], name: &str) -> usize {
+        ops.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, w)| *w)
+            .unwrap_or_else(|| panic!("{name} in {ops:?}"))
+    }
+
+    #[test]
+    fn keyed_nodes_and_joins_run_on_every_worker_global_ones_on_one() {
+        let grouped = workers("INSERT INTO out1 SELECT k, COUNT(*) FROM t GROUP BY k", 3);
+        assert_eq!(of(&grouped, "GroupAggregate"), 3, "{grouped:?}");
+        let global = workers("INSERT INTO out1 SELECT 1, COUNT(*) FROM t", 3);
+        assert_eq!(of(&global, "GroupAggregate"), 1, "{global:?}");
+        let joined = workers(
+            "INSERT INTO out1 SELECT t.k, CAST(u.y AS BIGINT) FROM t JOIN u ON t.k = u.k",
+            4,
+        );
+        assert_eq!(of(&joined, "Join"), 4, "{joined:?}");
+        // a projection has nothing to hash: it stays on the job loop's thread
+        let plain = workers(
+            "INSERT INTO out1 SELECT k, CAST(x AS BIGINT) FROM t WHERE s > 0",
+            4,
+        );
+        assert!(plain.iter().all(|(_, w)| *w == 1), "{plain:?}");
+        // on one worker nothing is cut
+        let one = workers("INSERT INTO out1 SELECT k, COUNT(*) FROM t GROUP BY k", 1);
+        assert_eq!(of(&one, "GroupAggregate"), 1, "{one:?}");
+    }
+
+    #[test]
+    fn parallelism_comes_from_the_flag_then_the_script_within_the_max() {
+        let plan = |set: &str| {
+            Session::new()
+                .execute_script(set, &BTreeMap::new())
+                .unwrap()
+        };
+        let p = plan("SET 'parallelism.default' = '3';");
+        assert_eq!(super::parallelism(&p, None).unwrap(), (3, 128));
+        assert_eq!(super::parallelism(&p, Some(5)).unwrap(), (5, 128));
+        let p = plan(
+            "SET 'parallelism.default' = '3'; SET 'table.exec.resource.default-parallelism' = '2';",
+        );
+        assert_eq!(super::parallelism(&p, None).unwrap().0, 2);
+        let p = plan("SET 'pipeline.max-parallelism' = '4';");
+        let e = super::parallelism(&p, Some(8)).unwrap_err().to_string();
+        assert!(e.contains("pipeline.max-parallelism"), "{e}");
+        assert!(super::parallelism(&plan(""), None).unwrap().0 >= 1);
+    }
+}

@@ -50,7 +50,7 @@ pub struct Chunk {
     /// Number of decoded rows.
     pub len: usize,
     /// Per row: the end of its line in the chunk (after the newline).
-    pub ends: Vec<u32>,
+    pub ends: Vec<usize>,
     /// Per row: its line index in the chunk.
     pub lines: Vec<u32>,
     /// Malformed lines, in order.
@@ -108,7 +108,7 @@ fn decode_chunks(mut decoder: Box<dyn Decoder>, rx: Receiver<Chunk>, tx: SyncSen
                 row.clear();
                 match decoder.decode(text, row) {
                     Ok(()) => {
-                        c.ends.push(end as u32);
+                        c.ends.push(end);
                         c.lines.push(line);
                         c.len += 1;
                     }

@@ -293,9 +293,7 @@ impl FileSource {
                 .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?
             {
                 Some(c) => {
-                    if c.file != self.chunk_file {
-                        self.chunk_file = c.file;
-                    }
+                    self.chunk_file = c.file;
                     self.chunk_row = 0;
                     self.chunk_bad = 0;
                     self.chunk = Some(c);

@@ -92,8 +92,15 @@ pub enum Msg {
         /// Where the emptied batch goes back to.
         home: Pool,
     },
-    /// A processing-time tick (wall clock, microseconds).
-    Tick(i64),
+    /// A processing-time tick (wall clock, microseconds) from sender `from` of input `port`.
+    Tick {
+        /// The stage's input.
+        port: usize,
+        /// The sender.
+        from: usize,
+        /// The wall clock.
+        now: i64,
+    },
     /// A drain round's barrier from sender `from` of input `port`.
     Barrier {
         /// The stage's input.
@@ -272,7 +279,7 @@ impl Exchange {
 
     /// Passes a processing-time tick to every instance (after the rows before it).
     pub fn tick(&mut self, now: i64) -> Result<()> {
-        self.broadcast(|_, _| Msg::Tick(now))
+        self.broadcast(|port, from| Msg::Tick { port, from, now })
     }
 
     /// Passes a drain round's barrier to every instance.
@@ -296,8 +303,12 @@ pub struct StageInstance {
     forwarded: Vec<i64>,
     /// Per input, per sender: whether it has ended.
     ended: Vec<Vec<bool>>,
-    /// Barriers received in the current drain round.
-    barriers: usize,
+    /// Per input, per sender: whether its barrier of the current drain round has come.
+    barriers: Vec<Vec<bool>>,
+    /// Per input, per sender: its latest processing-time tick.
+    ticks: Vec<Vec<i64>>,
+    /// The processing time delivered (the least of the senders' ticks).
+    ticked: i64,
     /// Rows received.
     rows_in: u64,
     /// Time spent handling what arrived (back-pressure included).
@@ -328,10 +339,6 @@ impl StageInstance {
             busy_micros: self.busy.as_micros() as u64,
             backpressured_micros: back.as_micros() as u64,
         }
-    }
-
-    fn senders(&self) -> usize {
-        self.watermarks.iter().map(Vec::len).sum()
     }
 
     fn watermark(&mut self, port: usize, from: usize, wm: i64) -> Result<()> {
@@ -375,24 +382,48 @@ impl StageInstance {
                     p.push(batch);
                 }
             }
-            Msg::Tick(now) => {
-                for p in &mut self.inputs {
-                    p.processing_time(now)?;
+            Msg::Tick { port, from, now } => {
+                // like a watermark: the least of the senders' (an upstream worker passes a tick
+                // on after what it fired on it), ended senders aside
+                if let Some(t) = self.ticks.get_mut(port).and_then(|t| t.get_mut(from)) {
+                    *t = (*t).max(now);
+                }
+                let least = self
+                    .ticks
+                    .iter()
+                    .zip(&self.ended)
+                    .flat_map(|(t, e)| t.iter().zip(e).filter(|(_, e)| !**e).map(|(t, _)| *t))
+                    .min();
+                if let Some(least) = least.filter(|l| *l > self.ticked) {
+                    self.ticked = least;
+                    for p in &mut self.inputs {
+                        p.processing_time(least)?;
+                    }
                 }
             }
-            Msg::Barrier { .. } => {
-                self.barriers += 1;
-                if self.barriers == self.senders() {
-                    self.barriers = 0;
+            Msg::Barrier { port, from } => {
+                let Some(b) = self.barriers.get_mut(port).and_then(|b| b.get_mut(from)) else {
+                    return Err(RuntimeError::State(format!(
+                        "internal: a barrier from sender {from} of input {port}"
+                    )));
+                };
+                *b = true;
+                if self.barriers.iter().flatten().all(|b| *b) {
+                    for b in self.barriers.iter_mut().flatten() {
+                        *b = false;
+                    }
                     self.each_exchange(&mut |e| e.barrier())?;
                     // the job loop waits for every instance: a lost ack is a failed job
                     let _ = coordination.acks.send(());
                 }
             }
             Msg::End { port, from } => {
-                if let Some(e) = self.ended.get_mut(port).and_then(|e| e.get_mut(from)) {
-                    *e = true;
-                }
+                let Some(e) = self.ended.get_mut(port).and_then(|e| e.get_mut(from)) else {
+                    return Err(RuntimeError::State(format!(
+                        "internal: an end from sender {from} of input {port}"
+                    )));
+                };
+                *e = true;
                 if self.ended[port].iter().all(|e| *e) {
                     self.inputs[port].end()?;
                 }
@@ -436,6 +467,8 @@ pub struct Stage {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// `Stage N` (for thread names and messages).
     pub name: String,
+    /// The key groups rows are routed by (`pipeline.max-parallelism`).
+    pub max_parallelism: u64,
 }
 
 /// A stage being built: its channels exist, so exchanges into it can be made before its own
@@ -523,7 +556,9 @@ impl StageBuilder {
                     watermarks: self.senders.iter().map(|&n| vec![i64::MIN; n]).collect(),
                     forwarded: vec![i64::MIN; inputs.len()],
                     ended: self.senders.iter().map(|&n| vec![false; n]).collect(),
-                    barriers: 0,
+                    barriers: self.senders.iter().map(|&n| vec![false; n]).collect(),
+                    ticks: self.senders.iter().map(|&n| vec![i64::MIN; n]).collect(),
+                    ticked: i64::MIN,
                     rows_in: 0,
                     busy: Duration::ZERO,
                     inputs,
@@ -536,6 +571,7 @@ impl StageBuilder {
             receivers: self.receivers.into_iter().map(Some).collect(),
             threads: Vec::new(),
             name: self.name,
+            max_parallelism: self.max_parallelism,
         })
     }
 }
@@ -558,7 +594,18 @@ impl Stage {
             let name = format!("{} #{i}", self.name);
             let thread = std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || run_instance(&inst, &rx, &c, &name))
+                .spawn(move || {
+                    // a panic is a failure like any other: the job loop must hear of it
+                    let run = std::panic::AssertUnwindSafe(|| run_instance(&inst, &rx, &c, &name));
+                    if let Err(p) = std::panic::catch_unwind(run) {
+                        let why = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown cause".into());
+                        c.fail(format!("{name} panicked: {why}"));
+                    }
+                })
                 .map_err(|e| RuntimeError::State(format!("starting a worker thread: {e}")))?;
             self.threads.push(thread);
         }
@@ -802,6 +849,81 @@ mod tests {
         let err = err.expect("the sender fails once the worker has stopped");
         assert!(err.to_string().contains("disk full"), "{err}");
         assert!(c.failure().is_some_and(|f| f.contains("Sink(t) #0")));
+        stage.abandon();
+    }
+
+    /// Records the processing time it is told.
+    struct Clock(Arc<Mutex<Vec<i64>>>);
+
+    impl crate::operator::Operator for Clock {
+        fn describe(&self) -> String {
+            "clock".into()
+        }
+        fn process(&mut self, row: &Row, out: &mut dyn crate::operator::Emit) -> crate::Result<()> {
+            out.emit(row)
+        }
+        fn on_processing_time(
+            &mut self,
+            now: i64,
+            _out: &mut dyn crate::operator::Emit,
+        ) -> crate::Result<()> {
+            self.0.lock().unwrap().push(now);
+            Ok(())
+        }
+    }
+
+    /// A processing-time tick reaches an instance's operators once every sender has passed it
+    /// on (what an upstream worker fired on it is then in), and a panicking worker is a failure
+    /// the job loop hears of.
+    #[test]
+    fn ticks_wait_for_every_sender_and_a_panic_is_reported() {
+        let b = StageBuilder::new(0, "ticks".into(), 1, vec![2], 128);
+        let mut senders = [
+            b.exchange(0, 0, Vec::new(), "x".into()),
+            b.exchange(0, 1, Vec::new(), "x".into()),
+        ];
+        let told = Arc::new(Mutex::new(Vec::new()));
+        struct Panicking;
+        impl Sink for Panicking {
+            fn describe(&self) -> String {
+                "panicking".into()
+            }
+            fn write(&mut self, _: &Row) -> crate::Result<()> {
+                panic!("a bug")
+            }
+            fn finish(&mut self) -> crate::Result<()> {
+                Ok(())
+            }
+            fn rows_written(&self) -> u64 {
+                0
+            }
+        }
+        let mut stage = b
+            .finish(vec![vec![Pipeline {
+                ops: vec![Box::new(Clock(told.clone()))],
+                ids: Vec::new(),
+                output: Output::Sink(Box::new(Panicking)),
+            }]])
+            .unwrap();
+        let (c, acks) = Coordination::new();
+        stage.start(&c).unwrap();
+        senders[0].tick(100).unwrap();
+        senders[1].tick(50).unwrap();
+        senders[1].tick(150).unwrap();
+        for s in &mut senders {
+            s.barrier().unwrap();
+        }
+        acks.recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(*told.lock().unwrap(), vec![50, 100]);
+        senders[0].push(&row(1, 1)).unwrap();
+        senders[0].flush().unwrap();
+        let t = std::time::Instant::now();
+        while c.failure().is_none() && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let why = c.failure().unwrap_or_default();
+        assert!(why.contains("ticks #0 panicked: a bug"), "{why}");
         stage.abandon();
     }
 }

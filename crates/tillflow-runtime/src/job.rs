@@ -277,9 +277,7 @@ impl Job {
             .iter()
             .map(|t| format!("source: {}", t.source.checkpoint_identity()))
             .collect();
-        if let Some(p) = self.parallelism_line() {
-            layout.push(p);
-        }
+        layout.extend(self.parallelism_lines());
         each_node(&mut self.tasks, &self.stages, &mut |n| {
             layout.push(match n {
                 NodeMut::Operator(id, op) => operator_identity(id, op.state_version()),
@@ -294,11 +292,18 @@ impl Job {
         Ok(layout)
     }
 
-    /// The job's parallelism as a checkpoint's layout records it (none for one worker, so
-    /// checkpoints of a job run on one worker keep their layout).
-    fn parallelism_line(&self) -> Option<String> {
-        let p = self.stages.iter().map(Stage::parallelism).max()?;
-        Some(format!("parallelism: {p}"))
+    /// The job's parallelism and key groups as a checkpoint's layout records them (nothing for
+    /// one worker, so checkpoints of a job run on one worker keep their layout): restored state
+    /// must meet the keys routed to it.
+    fn parallelism_lines(&self) -> Vec<String> {
+        let Some(p) = self.stages.iter().map(Stage::parallelism).max() else {
+            return Vec::new();
+        };
+        let max = self.stages.first().map_or(0, |s| s.max_parallelism);
+        vec![
+            format!("parallelism: {p}"),
+            format!("max-parallelism: {max}"),
+        ]
     }
 
     /// The largest number of workers any stage of the job runs on (1 for a job on one thread).
@@ -380,7 +385,7 @@ impl Job {
             return Ok(());
         }
         self.drain()?;
-        let parallelism = self.parallelism_line();
+        let parallelism = self.parallelism_lines();
         let Some(c) = self.checkpoints.as_mut() else {
             return Ok(());
         };
@@ -559,8 +564,9 @@ impl Job {
         let Some((c, acks)) = &self.coordination else {
             return Ok(());
         };
+        let mut seen = Vec::new();
         for t in &mut self.tasks {
-            t.pipeline.for_each_mut(&mut Vec::new(), &mut |n| match n {
+            t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
                 NodeMut::Exchange(e) => e.barrier(),
                 _ => Ok(()),
             })?;
@@ -602,6 +608,7 @@ impl Job {
         let mut last_report = Instant::now();
         let mut last_commit = Instant::now();
         let checkpointing = self.checkpoints.is_some();
+        let parallel = self.coordination.is_some();
         loop {
             let mut all_done = true;
             let mut any_record = false;
@@ -624,7 +631,9 @@ impl Job {
                         Poll::Idle => break,
                         Poll::End => {
                             task.pipeline.end()?;
-                            if !checkpointing {
+                            // on several workers the rows are still on their way to the sinks:
+                            // the commit waits for the final drain round
+                            if !checkpointing && !parallel {
                                 task.source.commit()?;
                             }
                             task.done = true;
@@ -635,6 +644,11 @@ impl Job {
             }
             if all_done {
                 self.drain()?;
+                if !checkpointing && parallel {
+                    for task in &mut self.tasks {
+                        task.source.commit()?;
+                    }
+                }
                 self.complete()?;
                 break;
             }

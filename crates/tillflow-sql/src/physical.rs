@@ -7,8 +7,9 @@
 //! that needs all rows in one place (a global aggregate, batch mode's sort, a union, a join
 //! without equi-join keys, a sink) as one. [`instantiate`] then builds the operators once per
 //! instance, connects each part to the next through an [`Exchange`] hashing on the keys the next
-//! node needs (Flink's key-group assignment), and opens every sink once: a sink is written by
-//! one writer, fed by every worker, so exactly-once delivery works as on one thread.
+//! node needs (Flink's key-group assignment), and opens each sink once — one writer fed by every
+//! worker, so exactly-once delivery works as on one thread — or, for a sink every worker may
+//! write (a directory of part files), once per worker.
 
 use crate::error::{plan_err, Result};
 use crate::plan::explain::distribution;
@@ -153,6 +154,8 @@ impl Cut {
             }
             End::Join { id, side } => {
                 let stage = self.join_stage[id];
+                // each side of a join is fed by one chain (its senders are that chain's workers)
+                debug_assert_eq!(self.stages[stage].senders[side], 0);
                 self.stages[stage].senders[side] = p;
                 Tail::Exchange {
                     stage,

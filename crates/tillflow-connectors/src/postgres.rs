@@ -68,6 +68,10 @@ impl Connector for Jdbc {
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         !table.primary_key.is_empty()
     }
+    /// A connection per worker (each with its own batches and checkpoint marker).
+    fn sink_per_worker(&self, _table: &TableSpec) -> bool {
+        true
+    }
     fn lookup(
         &self,
         table: &TableSpec,
@@ -95,6 +99,9 @@ impl Connector for Postgres {
     }
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         Jdbc.sink_accepts_changes(table)
+    }
+    fn sink_per_worker(&self, table: &TableSpec) -> bool {
+        Jdbc.sink_per_worker(table)
     }
     fn lookup(
         &self,

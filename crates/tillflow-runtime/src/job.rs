@@ -306,6 +306,14 @@ impl Job {
         ]
     }
 
+    /// The job's stages: each one's name (its first node's label) and number of workers.
+    pub fn stages(&self) -> Vec<(String, usize)> {
+        self.stages
+            .iter()
+            .map(|s| (s.name.clone(), s.parallelism()))
+            .collect()
+    }
+
     /// The largest number of workers any stage of the job runs on (1 for a job on one thread).
     pub fn parallelism(&self) -> usize {
         self.stages

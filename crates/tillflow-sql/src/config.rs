@@ -75,8 +75,6 @@ const fn alias(key: &'static str, of: &'static str, kind: ValueKind) -> KeyDef {
 use Effect::{AcceptedIf, Applied, Noted, Refused};
 use ValueKind::{Bool, Duration, Enum, Int, Secret, Text};
 
-const ONE_PROCESS: &str =
-    "every tillflow sink is written by one writer fed by all workers, and each key's rows reach it from the one worker owning the key, in order; a keyed shuffle before the sink would not change results";
 const OPTIMIZER: &str =
     "it steers how Flink's optimizer plans a query, which cannot change its results; tillflow plans queries its own way";
 const MINI_BATCH: &str =
@@ -177,7 +175,7 @@ pub const KEYS: &[KeyDef] = &[
     key(
         "table.exec.sink.keyed-shuffle",
         Enum(&["NONE", "AUTO", "FORCE"]),
-        Noted(ONE_PROCESS),
+        Applied,
     ),
     key(
         "pipeline.name",

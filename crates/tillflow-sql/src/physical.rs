@@ -92,6 +92,10 @@ struct TaskDef {
 /// A parallel job's shape: what the job loop runs and the stages.
 struct Cut {
     parallelism: usize,
+    /// Rows for a sink with a primary key that every worker writes are hashed on the key
+    /// first (`table.exec.sink.keyed-shuffle` other than `NONE`), so a key's changes reach
+    /// one writer in order.
+    keyed_shuffle: bool,
     stages: Vec<StageDef>,
     /// The stage of each join.
     join_stage: Vec<usize>,
@@ -135,9 +139,31 @@ impl Cut {
             };
         }
         let tail = match end {
-            // a sink every worker may write (a part file each), or the one writer of one worker
-            End::Sink { spec, connector } if p == 1 || connector.sink_per_worker(&spec) => {
-                Tail::Sink { spec, connector }
+            End::Sink { spec, connector } if p == 1 => Tail::Sink { spec, connector },
+            // a sink every worker may write (a part file, a connection each): with a primary
+            // key, after a keyed shuffle on it (Flink's `table.exec.sink.keyed-shuffle`)
+            End::Sink { spec, connector } if connector.sink_per_worker(&spec) => {
+                let pk: Option<Vec<usize>> = spec
+                    .primary_key
+                    .iter()
+                    .map(|k| spec.schema.fields.iter().position(|f| f.name == *k))
+                    .collect();
+                match pk.filter(|k| !k.is_empty() && self.keyed_shuffle) {
+                    Some(keys) => {
+                        let s = self.stage(format!("Sink({})", spec.name), self.parallelism, 1);
+                        self.stages[s].senders[0] = p;
+                        self.stages[s].body = Some(Body::Chain(Chain {
+                            ops: Vec::new(),
+                            tail: Tail::Sink { spec, connector },
+                        }));
+                        Tail::Exchange {
+                            stage: s,
+                            port: 0,
+                            keys,
+                        }
+                    }
+                    None => Tail::Sink { spec, connector },
+                }
             }
             End::Sink { spec, connector } => {
                 let s = self.stage(format!("Sink({})", spec.name), 1, 1);
@@ -302,6 +328,10 @@ pub fn instantiate(
     let recent = plan.keep_recent_rows;
     let mut cut = Cut {
         parallelism,
+        keyed_shuffle: !plan
+            .config
+            .get("table.exec.sink.keyed-shuffle")
+            .is_some_and(|v| v.eq_ignore_ascii_case("NONE")),
         stages: Vec::new(),
         join_stage: Vec::new(),
         join_keys: Vec::new(),
@@ -469,5 +499,51 @@ mod tests {
         let e = super::parallelism(&p, Some(8)).unwrap_err().to_string();
         assert!(e.contains("pipeline.max-parallelism"), "{e}");
         assert!(super::parallelism(&plan(""), None).unwrap().0 >= 1);
+    }
+
+    /// The stages of `script` (after a table `t` over a one-line file) at `parallelism`.
+    fn stages(script: &str, parallelism: usize) -> Vec<(String, usize)> {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, "{\"k\": 1, \"s\": 2, \"x\": 3}\n").unwrap();
+        let sql = format!(
+            "CREATE TABLE t (k INT, s INT, x INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+             {}",
+            input.display(),
+            script.replace("${OUT}", &dir.path().join("out").display().to_string())
+        );
+        let mut plan = Session::new()
+            .execute_script(&sql, &BTreeMap::new())
+            .unwrap();
+        plan.parallelism = Some(parallelism);
+        plan.instantiate().unwrap().stages()
+    }
+
+    #[test]
+    fn a_sink_with_a_primary_key_gets_its_rows_hashed_on_the_key() {
+        let counts = "INSERT INTO o SELECT k, COUNT(*) FROM t GROUP BY k;";
+        let keyed = stages(
+            &format!("CREATE TABLE o (k INT, n BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'filesystem', 'path' = '${{OUT}}', 'format' = 'debezium-json'); {counts}"),
+            3,
+        );
+        assert_eq!(keyed.last(), Some(&("Sink(o)".to_owned(), 3)), "{keyed:?}");
+        let unshuffled = stages(
+            &format!("SET 'table.exec.sink.keyed-shuffle' = 'NONE'; CREATE TABLE o (k INT, n BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'filesystem', 'path' = '${{OUT}}', 'format' = 'debezium-json'); {counts}"),
+            3,
+        );
+        assert!(
+            unshuffled.iter().all(|(n, _)| !n.starts_with("Sink")),
+            "{unshuffled:?}"
+        );
+        // a sink written by one writer: a stage of one, fed by every worker
+        let printed = stages(
+            &format!("CREATE TABLE o (k INT, n BIGINT) WITH ('connector' = 'print'); {counts}"),
+            3,
+        );
+        assert_eq!(
+            printed.last(),
+            Some(&("Sink(o)".to_owned(), 1)),
+            "{printed:?}"
+        );
     }
 }

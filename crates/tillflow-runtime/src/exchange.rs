@@ -7,7 +7,7 @@
 //! begins: it routes each row to the instance that owns the row's key group — Flink's
 //! `KeyGroupRangeAssignment`: key group = hash of the encoded key scaled to the max parallelism,
 //! instance = key group × P / max parallelism — or every row to instance 0 for a `single`
-//! distribution (a global aggregate, a sink). Rows travel in batches of recycled rows through
+//! distribution (a global aggregate, a sink). Rows travel in recycled batches (laid flat) through
 //! bounded channels (a full channel blocks the sender: backpressure), and a watermark travels
 //! inside the batches at its place among the rows, to every instance, so each instance sees its
 //! rows and watermarks in the order of the sender. An instance's watermark on an input is the
@@ -26,7 +26,7 @@ use crate::operator::{NodeMut, Pipeline};
 use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tillflow_types::Row;
+use tillflow_types::{Row, RowKind, Value};
 
 /// Rows per batch sent through an exchange.
 pub const BATCH_ROWS: usize = 256;
@@ -34,10 +34,15 @@ pub const BATCH_ROWS: usize = 256;
 /// Batches a channel into one instance holds before its senders wait.
 const INBOX_BATCHES: usize = 16;
 
-/// Rows in arrival order, with the watermarks that came between them.
+/// Rows in arrival order, with the watermarks that came between them. The rows lie flat —
+/// every value in one vector, every string byte in another — so a batch is a few contiguous
+/// blocks the receiving core reads in order, not a row's scattered buffers.
 #[derive(Default)]
 pub struct Batch {
-    rows: Vec<Row>,
+    values: Vec<Value>,
+    heap: Vec<u8>,
+    /// Per row: where its values and heap end, its kind and split.
+    rows: Vec<(usize, usize, RowKind, u32)>,
     len: usize,
     /// `(position, watermark)`: the watermark came before row `position` (or after the last
     /// row when `position == len`).
@@ -46,17 +51,30 @@ pub struct Batch {
 
 impl Batch {
     fn push(&mut self, row: &Row) {
-        if self.len == self.rows.len() {
-            self.rows.push(Row::with_capacity(row.values.len()));
-        }
-        let dst = &mut self.rows[self.len];
-        dst.kind = row.kind;
-        dst.split = row.split;
-        dst.values.clear();
-        dst.values.extend_from_slice(&row.values);
-        dst.heap.clear();
-        dst.heap.extend_from_slice(&row.heap);
+        self.values.extend_from_slice(&row.values);
+        self.heap.extend_from_slice(&row.heap);
+        self.rows
+            .push((self.values.len(), self.heap.len(), row.kind, row.split));
         self.len += 1;
+    }
+
+    /// Row `i` into `out` (its strings refer to its own heap, so they stay valid).
+    fn get(&self, i: usize, out: &mut Row) {
+        let (v0, h0) = match i.checked_sub(1).and_then(|p| self.rows.get(p)) {
+            Some(&(v, h, _, _)) => (v, h),
+            None => (0, 0),
+        };
+        let Some(&(v1, h1, kind, split)) = self.rows.get(i) else {
+            return;
+        };
+        out.values.clear();
+        out.values
+            .extend_from_slice(self.values.get(v0..v1).unwrap_or_default());
+        out.heap.clear();
+        out.heap
+            .extend_from_slice(self.heap.get(h0..h1).unwrap_or_default());
+        out.kind = kind;
+        out.split = split;
     }
 
     fn mark(&mut self, wm: i64) {
@@ -71,6 +89,9 @@ impl Batch {
     }
 
     fn reset(&mut self) {
+        self.values.clear();
+        self.heap.clear();
+        self.rows.clear();
         self.len = 0;
         self.marks.clear();
     }
@@ -297,6 +318,8 @@ impl Exchange {
 pub struct StageInstance {
     /// Per input: the pipeline it feeds.
     pub inputs: Vec<Pipeline>,
+    /// The row being handed on (reused).
+    row: Row,
     /// Per input, per sender: its watermark.
     watermarks: Vec<Vec<i64>>,
     /// Per input: the watermark forwarded.
@@ -372,7 +395,8 @@ impl StageInstance {
                     while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
                         self.watermark(port, from, wm)?;
                     }
-                    self.inputs[port].push(&batch.rows[i])?;
+                    batch.get(i, &mut self.row);
+                    self.inputs[port].push(&self.row)?;
                 }
                 for &(_, wm) in marks {
                     self.watermark(port, from, wm)?;
@@ -559,6 +583,7 @@ impl StageBuilder {
                     barriers: self.senders.iter().map(|&n| vec![false; n]).collect(),
                     ticks: self.senders.iter().map(|&n| vec![i64::MIN; n]).collect(),
                     ticked: i64::MIN,
+                    row: Row::with_capacity(16),
                     rows_in: 0,
                     busy: Duration::ZERO,
                     inputs,

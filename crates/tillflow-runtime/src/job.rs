@@ -902,32 +902,20 @@ impl Reporter<'_> {
             if !matches!(n, Node::Exchange(..)) {
                 k += 1;
             }
+            // an operator's counters: its workers' sum inside a stage, its own elsewhere
+            let summed = |own: OperatorMetrics| match counter {
+                Some(Counter::Operator(m)) => m.clone(),
+                _ => own,
+            };
             let id = match n {
-                Node::Operator(label, op) => {
-                    let m = match counter {
-                        Some(Counter::Operator(m)) => m.clone(),
-                        _ => op.metrics(),
-                    };
-                    self.r.operators.push((label.to_owned(), m));
-                    self.r.workers.push(workers.clone());
-                    self.refs
-                        .push(NodeRef::Operator(self.r.operators.len() - 1));
-                    self.refs.len() - 1
-                }
+                Node::Operator(label, op) => self.operator(label, summed(op.metrics()), workers),
                 Node::TwoInput(label, op, key) => {
                     match self.joins.iter().find(|(k, _)| *k == key) {
                         Some(&(_, id)) => id,
                         None => {
-                            let m = match counter {
-                                Some(Counter::Operator(m)) => m.clone(),
-                                _ => op.metrics(),
-                            };
-                            self.r.operators.push((label.to_owned(), m));
-                            self.r.workers.push(workers.clone());
-                            self.refs
-                                .push(NodeRef::Operator(self.r.operators.len() - 1));
-                            self.joins.push((key, self.refs.len() - 1));
-                            self.refs.len() - 1
+                            let id = self.operator(label, summed(op.metrics()), workers);
+                            self.joins.push((key, id));
+                            id
                         }
                     }
                 }
@@ -948,6 +936,20 @@ impl Reporter<'_> {
             self.r.edges.push((self.refs[parent], self.refs[id]));
             id
         });
+    }
+
+    /// Adds an operator node; returns its id.
+    fn operator(
+        &mut self,
+        label: &str,
+        m: OperatorMetrics,
+        workers: Vec<crate::exchange::WorkerMetrics>,
+    ) -> usize {
+        self.r.operators.push((label.to_owned(), m));
+        self.r.workers.push(workers);
+        self.refs
+            .push(NodeRef::Operator(self.r.operators.len() - 1));
+        self.refs.len() - 1
     }
 
     /// Visits input `port` of stage `s` (its first instance) from the node `parent`.

@@ -114,6 +114,29 @@ impl Cut {
         self.stages.len() - 1
     }
 
+    /// A stage of `parallelism` writers of `spec`, fed by `p` workers through an exchange on
+    /// `keys`.
+    fn sink_stage(
+        &mut self,
+        spec: TableSpec,
+        connector: &'static dyn tillflow_connectors::Connector,
+        parallelism: usize,
+        p: usize,
+        keys: Vec<usize>,
+    ) -> Tail {
+        let s = self.stage(format!("Sink({})", spec.name), parallelism, 1);
+        self.stages[s].senders[0] = p;
+        self.stages[s].body = Some(Body::Chain(Chain {
+            ops: Vec::new(),
+            tail: Tail::Sink { spec, connector },
+        }));
+        Tail::Exchange {
+            stage: s,
+            port: 0,
+            keys,
+        }
+    }
+
     /// Cuts `ops` (run on workers of parallelism `p`) before its first keyed node (after the
     /// first when `started`: the node a new stage starts with) and at its end.
     fn cut(&mut self, mut ops: Vec<PlanNode>, end: End, p: usize, started: bool) -> Chain {
@@ -149,35 +172,11 @@ impl Cut {
                     .map(|k| spec.schema.fields.iter().position(|f| f.name == *k))
                     .collect();
                 match pk.filter(|k| !k.is_empty() && self.keyed_shuffle) {
-                    Some(keys) => {
-                        let s = self.stage(format!("Sink({})", spec.name), self.parallelism, 1);
-                        self.stages[s].senders[0] = p;
-                        self.stages[s].body = Some(Body::Chain(Chain {
-                            ops: Vec::new(),
-                            tail: Tail::Sink { spec, connector },
-                        }));
-                        Tail::Exchange {
-                            stage: s,
-                            port: 0,
-                            keys,
-                        }
-                    }
+                    Some(keys) => self.sink_stage(spec, connector, self.parallelism, p, keys),
                     None => Tail::Sink { spec, connector },
                 }
             }
-            End::Sink { spec, connector } => {
-                let s = self.stage(format!("Sink({})", spec.name), 1, 1);
-                self.stages[s].senders[0] = p;
-                self.stages[s].body = Some(Body::Chain(Chain {
-                    ops: Vec::new(),
-                    tail: Tail::Sink { spec, connector },
-                }));
-                Tail::Exchange {
-                    stage: s,
-                    port: 0,
-                    keys: Vec::new(),
-                }
-            }
+            End::Sink { spec, connector } => self.sink_stage(spec, connector, 1, p, Vec::new()),
             End::Join { id, side } => {
                 let stage = self.join_stage[id];
                 // each side of a join is fed by one chain (its senders are that chain's workers)
@@ -423,25 +422,30 @@ mod tests {
     use crate::session::Session;
     use std::collections::BTreeMap;
 
-    /// The workers of each operator of `query` over a one-line file, at `parallelism`.
-    fn workers(query: &str, parallelism: usize) -> Vec<(String, usize)> {
+    /// The job of `script` at `parallelism`, after tables `t` and `u` over a one-line file and
+    /// a blackhole `out1` (`${OUT}` in the script: a fresh directory).
+    fn job(script: &str, parallelism: usize) -> tillflow_runtime::job::Job {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.ndjson");
         std::fs::write(&input, "{\"k\": 1, \"s\": 2, \"x\": 3}\n").unwrap();
         let sql = format!(
-            "CREATE TABLE t (k INT, s INT, x INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
-             CREATE TABLE u (k INT, y INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+            "CREATE TABLE t (k INT, s INT, x INT) WITH ('connector' = 'filesystem', 'path' = '{0}', 'format' = 'json');
+             CREATE TABLE u (k INT, y INT) WITH ('connector' = 'filesystem', 'path' = '{0}', 'format' = 'json');
              CREATE TABLE out1 (a INT, b BIGINT) WITH ('connector' = 'blackhole');
-             {query}",
+             {1}",
             input.display(),
-            input.display()
+            script.replace("${OUT}", &dir.path().join("out").display().to_string())
         );
         let mut plan = Session::new()
             .execute_script(&sql, &BTreeMap::new())
             .unwrap();
         plan.parallelism = Some(parallelism);
-        let job = plan.instantiate().unwrap();
-        let r = job.report(std::time::Duration::ZERO);
+        plan.instantiate().unwrap()
+    }
+
+    /// The workers of each operator of `query`, at `parallelism`.
+    fn workers(query: &str, parallelism: usize) -> Vec<(String, usize)> {
+        let r = job(query, parallelism).report(std::time::Duration::ZERO);
         r.operators
             .iter()
             .zip(&r.workers)
@@ -501,22 +505,9 @@ mod tests {
         assert!(super::parallelism(&plan(""), None).unwrap().0 >= 1);
     }
 
-    /// The stages of `script` (after a table `t` over a one-line file) at `parallelism`.
+    /// The stages of `script` at `parallelism`.
     fn stages(script: &str, parallelism: usize) -> Vec<(String, usize)> {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.ndjson");
-        std::fs::write(&input, "{\"k\": 1, \"s\": 2, \"x\": 3}\n").unwrap();
-        let sql = format!(
-            "CREATE TABLE t (k INT, s INT, x INT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
-             {}",
-            input.display(),
-            script.replace("${OUT}", &dir.path().join("out").display().to_string())
-        );
-        let mut plan = Session::new()
-            .execute_script(&sql, &BTreeMap::new())
-            .unwrap();
-        plan.parallelism = Some(parallelism);
-        plan.instantiate().unwrap().stages()
+        job(script, parallelism).stages()
     }
 
     #[test]

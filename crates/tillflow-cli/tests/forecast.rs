@@ -161,3 +161,52 @@ SELECT {call} OVER (ORDER BY ts) FROM t;"
         assert!(err.contains(msg), "{call}: {err}");
     }
 }
+
+/// Forecasts kept per key (OVER … PARTITION BY) on three workers give the rows they give on one:
+/// each key's state lives on the worker that owns the key and sees that key's rows in order.
+#[test]
+fn per_key_forecasts_on_several_workers_equal_one_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("series.ndjson");
+    let ys = series(150);
+    let mut text = String::new();
+    for (i, y) in ys.iter().enumerate() {
+        for k in 0..7 {
+            text.push_str(&format!(
+                "{{\"k\": {k}, \"ts\": \"2024-03-01 {:02}:{:02}:00\", \"y\": {}}}\n",
+                i / 60,
+                i % 60,
+                y * (1.0 + k as f64 / 10.0)
+            ));
+        }
+    }
+    std::fs::write(&input, text).expect("input");
+    let run = |parallelism: usize| {
+        let out = dir.path().join(format!("out{parallelism}"));
+        let script = format!(
+            "SET 'parallelism.default' = '{parallelism}';
+CREATE TABLE t (k INT, ts TIMESTAMP(3), y DOUBLE, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE o (k INT, ts TIMESTAMP(3), hw DOUBLE, e DOUBLE, a DOUBLE)
+WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'json');
+INSERT INTO o SELECT k, ts,
+  HOLT_WINTERS(y, 0.3, 0.1, 0.2, 12) OVER w,
+  EWMA(y, 0.2) OVER w,
+  ANOMALY_SCORE(y, 0.2) OVER w
+FROM t WINDOW w AS (PARTITION BY k ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW);",
+            input = input.display(),
+            out = out.display()
+        );
+        let (ok, err) = tillflow(&script, dir.path());
+        assert!(ok, "{err}");
+        let mut rows = common::lines(&out);
+        rows.sort();
+        rows
+    };
+    let one = run(1);
+    assert_eq!(one.len(), 7 * ys.len());
+    assert!(one
+        .iter()
+        .any(|r| r.contains("\"hw\":") && !r.contains("\"hw\":null")));
+    assert_eq!(run(3), one, "three workers");
+}

@@ -86,6 +86,9 @@ pub struct DemoArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Workers for the pipelines' keyed part (default: the cores the process may run on).
+    #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
     #[command(flatten)]
     pub http: crate::http::HttpArgs,
 }
@@ -145,6 +148,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     let status = crate::http::start(&a.http, a.quiet)?;
     let mut plan = plan;
     plan.keep_recent_rows = status.is_some();
+    plan.parallelism = a.parallelism.map(usize::from);
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
     let stop = crate::stop_on_ctrl_c(&job);
     let serving = status.is_some();

@@ -285,7 +285,8 @@ fn build_chain(
 
 /// The parallelism a job runs at: `--parallelism` (`over`), else the script's
 /// `table.exec.resource.default-parallelism` or `parallelism.default` when positive, else the
-/// cores the process may run on; and the max parallelism (`pipeline.max-parallelism`, 128).
+/// cores the process may run on (at most the max parallelism); and the max parallelism
+/// (`pipeline.max-parallelism`, 128).
 pub fn parallelism(plan: &JobPlan, over: Option<usize>) -> Result<(usize, u32)> {
     let get = |k: &str| {
         plan.config
@@ -303,7 +304,10 @@ pub fn parallelism(plan: &JobPlan, over: Option<usize>) -> Result<(usize, u32)> 
         Some(p) => p as i64,
         None => get("table.exec.resource.default-parallelism")
             .or_else(|| get("parallelism.default"))
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i64)),
+            // the cores, up to the key groups there are
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| (n.get() as i64).min(max))
+            }),
     };
     if p < 1 {
         return plan_err("the parallelism must be at least 1");

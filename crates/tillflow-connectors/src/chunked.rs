@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use tillflow_runtime::operator::{ChunkOutput, ChunkWork};
 use tillflow_types::Row;
 
 /// About how many bytes a chunk holds (it ends at a line end).
@@ -59,7 +60,12 @@ pub struct Chunk {
     pub line_count: u64,
     /// Records the decoder kept with fields set to NULL.
     pub nulled: u64,
+    /// What the decoding thread's work made of the rows, when the source is fused.
+    pub fused: Option<tillflow_runtime::Result<ChunkOutput>>,
 }
+
+/// What a decoding thread gets: its decoder, and the work it runs over its chunks (if any).
+pub type DecoderThread = (Box<dyn Decoder>, Option<Box<dyn ChunkWork>>);
 
 struct Worker {
     tx: SyncSender<Chunk>,
@@ -86,7 +92,12 @@ pub struct ChunkedReader {
 }
 
 /// Decodes the chunks it is dealt, in order.
-fn decode_chunks(mut decoder: Box<dyn Decoder>, rx: Receiver<Chunk>, tx: SyncSender<Chunk>) {
+fn decode_chunks(
+    mut decoder: Box<dyn Decoder>,
+    mut work: Option<Box<dyn ChunkWork>>,
+    rx: Receiver<Chunk>,
+    tx: SyncSender<Chunk>,
+) {
     while let Ok(mut c) = rx.recv() {
         c.len = 0;
         c.ends.clear();
@@ -125,6 +136,9 @@ fn decode_chunks(mut decoder: Box<dyn Decoder>, rx: Receiver<Chunk>, tx: SyncSen
         }
         c.line_count = line as u64;
         c.nulled = decoder.nulled_records() - before_nulled;
+        if let Some(w) = work.as_mut() {
+            c.fused = Some(w.run(c.rows.get(..c.len).unwrap_or_default()));
+        }
         if tx.send(c).is_err() {
             return;
         }
@@ -132,23 +146,24 @@ fn decode_chunks(mut decoder: Box<dyn Decoder>, rx: Receiver<Chunk>, tx: SyncSen
 }
 
 impl ChunkedReader {
-    /// Starts one decoder thread per decoder, reading `files` from file `file_index` at byte
+    /// Starts one decoder thread per decoder (each with the work it runs over its chunks, if
+    /// any), reading `files` from file `file_index` at byte
     /// `offset` (after `line` lines).
     pub fn start(
         files: Vec<PathBuf>,
         file_index: usize,
         offset: u64,
         line: u64,
-        decoders: Vec<Box<dyn Decoder>>,
+        decoders: Vec<DecoderThread>,
         name: &str,
     ) -> std::io::Result<Self> {
         let mut workers = Vec::new();
-        for (i, d) in decoders.into_iter().enumerate() {
+        for (i, (d, work)) in decoders.into_iter().enumerate() {
             let (tx, worker_rx) = sync_channel(IN_FLIGHT);
             let (worker_tx, rx) = sync_channel(IN_FLIGHT);
             std::thread::Builder::new()
                 .name(format!("decode {name} #{i}"))
-                .spawn(move || decode_chunks(d, worker_rx, worker_tx))?;
+                .spawn(move || decode_chunks(d, work, worker_rx, worker_tx))?;
             workers.push(Worker { tx, rx });
         }
         let mut r = ChunkedReader {

@@ -13,7 +13,9 @@ use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use tillflow_runtime::operator::{Poll, Sink, Source, SourceMetrics};
+use tillflow_runtime::operator::{
+    ChunkOutput, ChunkWorkFactory, Poll, Sink, Source, SourceMetrics,
+};
 use tillflow_runtime::{Result, RuntimeError};
 use tillflow_types::{Row, Schema};
 
@@ -119,6 +121,8 @@ pub struct FileSource {
     chunk_file: usize,
     /// Records the decoding threads kept with fields set to NULL.
     chunk_nulled: u64,
+    /// The work the decoding threads run over their chunks ([`Source::fuse`]).
+    fused: Option<ChunkWorkFactory>,
 }
 
 impl FileSource {
@@ -161,6 +165,7 @@ impl FileSource {
             chunk_bad: 0,
             chunk_file: 0,
             chunk_nulled: 0,
+            fused: None,
             total_bytes: files
                 .iter()
                 .filter_map(|f| std::fs::metadata(f).ok())
@@ -222,55 +227,92 @@ impl FileSource {
     /// [`Source::poll`] with decoding on several threads ([`ChunkedReader`]): rows are handed
     /// out in the file's order, each swapped out of its decoded chunk, and malformed lines go
     /// through the same policy at their place among them.
-    fn poll_chunked(&mut self, row: &mut Row) -> Result<Poll> {
-        if self.chunked.is_none() {
-            let (file, offset, line) = match self.reader.take() {
-                Some(_) => (self.next_file.saturating_sub(1), self.offset, self.line_no),
-                None => (self.next_file, 0, 0),
-            };
-            let mut decoders = Vec::new();
-            for _ in 0..self.decode_threads {
-                let mut d =
-                    format::decoder(&self.spec).map_err(|e| RuntimeError::Source(e.to_string()))?;
-                d.set_strict(self.dead_letter.is_some());
-                decoders.push(d);
-            }
-            let r = ChunkedReader::start(
-                self.files.clone(),
-                file,
-                offset,
-                line,
-                decoders,
-                &self.table,
-            )
-            .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?;
-            self.chunk_file = file;
-            self.chunked = Some(r);
+    /// Starts the decoding threads (once), from the position reached or restored.
+    fn start_chunked(&mut self) -> Result<()> {
+        if self.chunked.is_some() {
+            return Ok(());
         }
+        let (file, offset, line) = match self.reader.take() {
+            Some(_) => (self.next_file.saturating_sub(1), self.offset, self.line_no),
+            None => (self.next_file, 0, 0),
+        };
+        let mut decoders = Vec::new();
+        for _ in 0..self.decode_threads {
+            let mut d =
+                format::decoder(&self.spec).map_err(|e| RuntimeError::Source(e.to_string()))?;
+            d.set_strict(self.dead_letter.is_some());
+            let work = match &self.fused {
+                Some(f) => Some(f()?),
+                None => None,
+            };
+            decoders.push((d, work));
+        }
+        let r = ChunkedReader::start(
+            self.files.clone(),
+            file,
+            offset,
+            line,
+            decoders,
+            &self.table,
+        )
+        .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?;
+        self.chunk_file = file;
+        self.chunked = Some(r);
+        Ok(())
+    }
+
+    /// The next decoded chunk in file order (None at the end, after the dead-letter output is
+    /// flushed); `emptied` is the previous one.
+    fn next_chunk(&mut self, emptied: Option<Chunk>) -> Result<Option<Chunk>> {
+        let Some(r) = self.chunked.as_mut() else {
+            return Ok(None);
+        };
+        match r
+            .next(emptied)
+            .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?
+        {
+            Some(c) => {
+                self.chunk_file = c.file;
+                Ok(Some(c))
+            }
+            None => {
+                self.chunk_file = self.files.len();
+                if let Some(d) = self.dead_letter.as_mut() {
+                    d.flush().map_err(|e| {
+                        RuntimeError::Source(format!("dead-letter {}: {e}", d.path()))
+                    })?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The malformed lines of chunk `c` from the `from`-th on, through the bad-record policy.
+    fn bad_lines(&mut self, c: &Chunk, upto_row: usize, from: &mut usize) -> Result<()> {
+        while let Some(b) = c.bad.get(*from).filter(|b| b.before <= upto_row) {
+            let line_no = c.first_line + b.line as u64 + 1;
+            let path = self
+                .chunked
+                .as_ref()
+                .map(|r| r.path(c.file).display().to_string())
+                .unwrap_or_default();
+            let raw = c.bytes.get(b.range.0..b.range.1).unwrap_or_default();
+            *from += 1;
+            self.bad_record(&path, line_no, &b.error, raw)?;
+        }
+        Ok(())
+    }
+
+    fn poll_chunked(&mut self, row: &mut Row) -> Result<Poll> {
+        self.start_chunked()?;
         loop {
+            // the common case, in place: the chunk's next row, no malformed line before it
             if let Some(c) = self.chunk.as_mut() {
-                // a malformed line before the next row: its turn comes first
-                if let Some(b) = c
+                let bad_first = c
                     .bad
                     .get(self.chunk_bad)
-                    .filter(|b| b.before <= self.chunk_row)
-                {
-                    let line_no = c.first_line + b.line as u64 + 1;
-                    let path = self
-                        .chunked
-                        .as_ref()
-                        .map(|r| r.path(c.file).display().to_string())
-                        .unwrap_or_default();
-                    let raw = c.bytes[b.range.0..b.range.1].to_vec();
-                    let error = format::DecodeError {
-                        field: b.error.field.clone(),
-                        message: b.error.message.clone(),
-                    };
-                    self.chunk_bad += 1;
-                    self.bad_record(&path, line_no, &error, &raw)?;
-                    continue;
-                }
-                if self.chunk_row < c.len {
+                    .is_some_and(|b| b.before <= self.chunk_row);
+                if !bad_first && self.chunk_row < c.len {
                     let i = self.chunk_row;
                     std::mem::swap(row, &mut c.rows[i]);
                     self.chunk_row += 1;
@@ -279,36 +321,49 @@ impl FileSource {
                     self.metrics.records += 1;
                     return Ok(Poll::Record);
                 }
-                self.offset = c.start + c.bytes.len() as u64;
-                self.line_no = c.first_line + c.line_count;
-                self.metrics.bytes += c.bytes.len() as u64;
-                self.chunk_nulled += c.nulled;
             }
-            let emptied = self.chunk.take();
-            let Some(r) = self.chunked.as_mut() else {
-                return Ok(Poll::End);
+            let emptied = match self.chunk.take() {
+                Some(mut c) => {
+                    // the malformed lines before the next row take their turn first
+                    let mut from = self.chunk_bad;
+                    let bad = self.bad_lines(&c, self.chunk_row, &mut from);
+                    self.chunk_bad = from;
+                    if let Err(e) = bad {
+                        self.chunk = Some(c);
+                        return Err(e);
+                    }
+                    if self.chunk_row < c.len {
+                        let i = self.chunk_row;
+                        std::mem::swap(row, &mut c.rows[i]);
+                        self.chunk_row += 1;
+                        self.offset = c.start + c.ends[i] as u64;
+                        self.line_no = c.first_line + c.lines[i] as u64 + 1;
+                        self.metrics.records += 1;
+                        self.chunk = Some(c);
+                        return Ok(Poll::Record);
+                    }
+                    self.chunk_done(&c);
+                    Some(c)
+                }
+                None => None,
             };
-            match r
-                .next(emptied)
-                .map_err(|e| RuntimeError::Source(format!("table `{}`: {e}", self.table)))?
-            {
+            match self.next_chunk(emptied)? {
                 Some(c) => {
-                    self.chunk_file = c.file;
                     self.chunk_row = 0;
                     self.chunk_bad = 0;
                     self.chunk = Some(c);
                 }
-                None => {
-                    self.chunk_file = self.files.len();
-                    if let Some(d) = self.dead_letter.as_mut() {
-                        d.flush().map_err(|e| {
-                            RuntimeError::Source(format!("dead-letter {}: {e}", d.path()))
-                        })?;
-                    }
-                    return Ok(Poll::End);
-                }
+                None => return Ok(Poll::End),
             }
         }
+    }
+
+    /// Past the whole of chunk `c`: its end is the position, its bytes are read.
+    fn chunk_done(&mut self, c: &Chunk) {
+        self.offset = c.start + c.bytes.len() as u64;
+        self.line_no = c.first_line + c.line_count;
+        self.metrics.bytes += c.bytes.len() as u64;
+        self.chunk_nulled += c.nulled;
     }
 }
 
@@ -339,6 +394,37 @@ impl Source for FileSource {
 
     fn parallelize(&mut self, workers: usize) {
         self.decode_threads = workers.max(1);
+    }
+
+    /// On several decoding threads, each runs the work over its chunks.
+    fn fuse(&mut self, work: ChunkWorkFactory) -> bool {
+        if self.decode_threads <= 1 || self.chunked.is_some() {
+            return false;
+        }
+        self.fused = Some(work);
+        true
+    }
+
+    fn poll_fused(&mut self) -> Result<Option<ChunkOutput>> {
+        self.start_chunked()?;
+        let emptied = self.chunk.take();
+        let Some(mut c) = self.next_chunk(emptied)? else {
+            return Ok(None);
+        };
+        let mut from = 0;
+        let bad = self.bad_lines(&c, usize::MAX, &mut from);
+        let out = c.fused.take();
+        self.metrics.records += c.len as u64;
+        self.chunk_done(&c);
+        self.chunk = Some(c);
+        bad?;
+        match out {
+            Some(r) => r.map(Some),
+            None => Err(RuntimeError::State(format!(
+                "internal: table `{}`: a chunk without its work",
+                self.table
+            ))),
+        }
     }
 
     fn poll(&mut self, row: &mut Row) -> Result<Poll> {

@@ -77,6 +77,24 @@ impl Batch {
         out.split = split;
     }
 
+    /// Writes the batch's rows and watermarks into `sink` in order; a watermark is raised to
+    /// `floor`, and one that does not rise above it is left out (as [`Exchange::adopt`]).
+    pub fn write_to(&self, sink: &mut dyn crate::operator::Sink, floor: i64) -> Result<()> {
+        let mut row = Row::with_capacity(16);
+        let mut marks = self.marks.iter().filter(|(_, w)| *w > floor).peekable();
+        for i in 0..self.len {
+            while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
+                sink.watermark(wm)?;
+            }
+            self.get(i, &mut row);
+            sink.write(&row)?;
+        }
+        for &(_, wm) in marks {
+            sink.watermark(wm)?;
+        }
+        Ok(())
+    }
+
     fn mark(&mut self, wm: i64) {
         match self.marks.last_mut() {
             Some((at, w)) if *at == self.len => *w = (*w).max(wm),
@@ -178,6 +196,8 @@ impl Coordination {
 /// stage that owns its key.
 pub struct Exchange {
     keys: Vec<usize>,
+    /// The instances rows are routed among.
+    width: usize,
     port: usize,
     from: usize,
     targets: Vec<SyncSender<Msg>>,
@@ -206,7 +226,7 @@ impl Exchange {
     /// The instance of the next stage that owns `row`'s key.
     #[inline]
     fn target(&mut self, row: &Row) -> usize {
-        let n = self.targets.len();
+        let n = self.width;
         if n == 1 || self.keys.is_empty() {
             return 0;
         }
@@ -284,7 +304,46 @@ impl Exchange {
     pub fn push(&mut self, row: &Row) -> Result<()> {
         let i = self.target(row);
         self.batches[i].push(row);
-        if self.batches[i].len >= BATCH_ROWS {
+        if self.batches[i].len >= BATCH_ROWS && !self.targets.is_empty() {
+            self.send(i)?;
+        }
+        Ok(())
+    }
+
+    /// An exchange that routes as an exchange over `width` instances on `keys` does, into
+    /// batches it keeps (for a decoding thread: [`PrefixWork`]).
+    pub fn capture(keys: Vec<usize>, width: usize, max_parallelism: u64) -> Exchange {
+        Exchange {
+            keys,
+            width,
+            port: 0,
+            from: 0,
+            targets: Vec::new(),
+            batches: (0..width).map(|_| Batch::default()).collect(),
+            pool: Pool::default(),
+            key: Vec::new(),
+            max_parallelism: max_parallelism.max(1),
+            label: "capture".into(),
+            stage: 0,
+            failure: None,
+            backpressured: Duration::ZERO,
+        }
+    }
+
+    /// The instances rows are routed among, and the key groups they are routed by.
+    pub fn routing(&self) -> (Vec<usize>, usize, u64) {
+        (self.keys.clone(), self.width, self.max_parallelism)
+    }
+
+    /// Sends batches a capturing exchange of the same routing filled (one per instance), after
+    /// what this one holds. Their watermarks are the chunk's own (its running maximum from the
+    /// chunk's first row): each is raised to `floor`, the watermark before the chunk, and one
+    /// that does not rise above it is left out.
+    pub fn adopt(&mut self, batches: Vec<Batch>, floor: i64) -> Result<()> {
+        for (i, mut b) in batches.into_iter().enumerate().take(self.width) {
+            b.marks.retain(|(_, w)| *w > floor);
+            self.send(i)?;
+            self.batches[i] = b;
             self.send(i)?;
         }
         Ok(())
@@ -311,6 +370,61 @@ impl Exchange {
     /// Tells every instance this sender has ended.
     pub fn end(&mut self) -> Result<()> {
         self.broadcast(|port, from| Msg::End { port, from })
+    }
+}
+
+/// What [`PrefixWork`] made of a chunk: a batch per instance of the next stage, the counters
+/// of its operators, and the rows it took.
+pub struct FusedChunk {
+    /// Per instance of the next stage.
+    pub batches: Vec<Batch>,
+    /// Per operator of the prefix, over the chunk.
+    pub metrics: Vec<crate::operator::OperatorMetrics>,
+}
+
+impl FusedChunk {
+    /// The chunk's last watermark (its running maximum), if it raised one.
+    pub fn last_watermark(&self) -> Option<i64> {
+        self.batches
+            .iter()
+            .filter_map(|b| b.marks.last().map(|m| m.1))
+            .max()
+    }
+}
+
+/// Builds the operators of a source's pipeline before its first exchange.
+pub type PrefixOps = Arc<dyn Fn() -> Result<Vec<Box<dyn crate::operator::Operator>>> + Send + Sync>;
+
+/// The start of a source's pipeline — computed columns, the watermark assigner, projections and
+/// filters, up to the first exchange — run by a decoding thread over each chunk, with operators
+/// made afresh for the chunk: its watermarks are the chunk's own running maximum, which the job
+/// loop raises to the watermark before the chunk as it sends the chunk's batches on in input
+/// order ([`Exchange::adopt`]). So the job loop's thread only deals chunks and sends batches,
+/// and every row and watermark reaches its worker as on one thread.
+pub struct PrefixWork {
+    /// The operators.
+    pub ops: PrefixOps,
+    /// The exchange's keys, width and key groups.
+    pub routing: (Vec<usize>, usize, u64),
+}
+
+impl crate::operator::ChunkWork for PrefixWork {
+    fn run(&mut self, rows: &[Row]) -> Result<crate::operator::ChunkOutput> {
+        let (keys, width, max) = self.routing.clone();
+        let mut p = Pipeline {
+            ops: (self.ops)()?,
+            ids: Vec::new(),
+            output: crate::operator::Output::Exchange(Exchange::capture(keys, width, max)),
+        };
+        for r in rows {
+            p.push(r)?;
+        }
+        let metrics = p.ops.iter().map(|o| o.metrics()).collect();
+        let batches = match &mut p.output {
+            crate::operator::Output::Exchange(e) => std::mem::take(&mut e.batches),
+            _ => Vec::new(),
+        };
+        Ok(Box::new(FusedChunk { batches, metrics }))
     }
 }
 
@@ -547,6 +661,7 @@ impl StageBuilder {
         let n = self.inboxes.len();
         Exchange {
             keys,
+            width: n,
             port,
             from,
             targets: self.inboxes.clone(),
@@ -950,5 +1065,55 @@ mod tests {
         let why = c.failure().unwrap_or_default();
         assert!(why.contains("ticks #0 panicked: a bug"), "{why}");
         stage.abandon();
+    }
+
+    /// A decoding thread's chunk, routed by a capturing exchange with the chunk's own
+    /// watermarks, reaches its workers through the job loop's exchange with each watermark
+    /// raised to the one before the chunk, those that do not rise above it left out.
+    #[test]
+    fn adopted_chunks_keep_their_rows_and_raise_their_watermarks() {
+        let b = StageBuilder::new(0, "adopt".into(), 2, vec![1], 128);
+        let mut e = b.exchange(0, 0, vec![0], "x".into());
+        let seen: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let instances = seen
+            .iter()
+            .map(|s| {
+                vec![Pipeline {
+                    ops: Vec::new(),
+                    ids: Vec::new(),
+                    output: Output::Sink(Box::new(Recorder(s.clone()))),
+                }]
+            })
+            .collect();
+        let mut stage = b.finish(instances).unwrap();
+        let (c, acks) = Coordination::new();
+        e.attach(&c);
+        stage.start(&c).unwrap();
+        let (keys, width, max) = e.routing();
+        // the chunk's own running maximum: 3, 7, 12; the watermark before it: 7
+        let mut cap = Exchange::capture(keys, width, max);
+        cap.push(&row(1, 1)).unwrap();
+        cap.watermark(3).unwrap();
+        cap.push(&row(2, 2)).unwrap();
+        cap.watermark(7).unwrap();
+        cap.push(&row(3, 3)).unwrap();
+        cap.watermark(12).unwrap();
+        let batches = std::mem::take(&mut cap.batches);
+        e.adopt(batches, 7).unwrap();
+        e.barrier().unwrap();
+        for _ in 0..2 {
+            acks.recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+        }
+        stage.stop();
+        let mut rows = 0;
+        for s in &seen {
+            let events = s.lock().unwrap().clone();
+            rows += events.iter().filter(|e| e.starts_with("row")).count();
+            let wms: Vec<&String> = events.iter().filter(|e| e.starts_with("wm")).collect();
+            assert_eq!(wms, vec!["wm 12"], "{events:?}");
+            assert_eq!(events.last().map(String::as_str), Some("wm 12"));
+        }
+        assert_eq!(rows, 3);
     }
 }

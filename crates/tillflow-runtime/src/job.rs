@@ -21,6 +21,15 @@ pub struct SourceTask {
     /// Its pipeline.
     pub pipeline: Pipeline,
     done: bool,
+    /// The source's decoding threads run the pipeline's operators ([`Source::fuse`]): the job
+    /// loop takes their chunks' batches for the pipeline's exchange.
+    fused: Option<Fused>,
+}
+
+/// A fused task's watermark so far and its operators' counters.
+struct Fused {
+    watermark: i64,
+    metrics: Vec<OperatorMetrics>,
 }
 
 impl SourceTask {
@@ -30,7 +39,49 @@ impl SourceTask {
             source,
             pipeline,
             done: false,
+            fused: None,
         }
+    }
+
+    /// The source runs the pipeline's operators on its decoding threads (it accepted
+    /// [`Source::fuse`]); the pipeline must end in an exchange or a sink.
+    pub fn set_fused(&mut self) {
+        self.fused = Some(Fused {
+            watermark: i64::MIN,
+            metrics: vec![OperatorMetrics::default(); self.pipeline.ops.len()],
+        });
+    }
+
+    /// Sends on a fused chunk's batches; returns the rows it held.
+    fn deliver(&mut self, out: crate::operator::ChunkOutput) -> Result<u64> {
+        let Some(f) = self.fused.as_mut() else {
+            return Ok(0);
+        };
+        let chunk = out
+            .downcast::<crate::exchange::FusedChunk>()
+            .map_err(|_| RuntimeError::State("internal: a fused chunk of another kind".into()))?;
+        let last = chunk.last_watermark();
+        let rows = chunk.metrics.first().map_or(0, |m| m.records_in);
+        for (sum, m) in f.metrics.iter_mut().zip(&chunk.metrics) {
+            sum.records_in += m.records_in;
+            sum.records_out += m.records_out;
+            sum.watermark = sum.watermark.max(m.watermark);
+        }
+        match &mut self.pipeline.output {
+            crate::operator::Output::Exchange(e) => e.adopt(chunk.batches, f.watermark)?,
+            crate::operator::Output::Sink(s) => {
+                for b in &chunk.batches {
+                    b.write_to(s.as_mut(), f.watermark)?;
+                }
+            }
+            _ => {
+                return Err(RuntimeError::State(
+                    "internal: a fused pipeline ends in an exchange or a sink".into(),
+                ))
+            }
+        }
+        f.watermark = f.watermark.max(last.unwrap_or(i64::MIN));
+        Ok(rows)
     }
 }
 
@@ -622,6 +673,21 @@ impl Job {
             let mut any_record = false;
             for task in self.tasks.iter_mut().filter(|t| !t.done) {
                 all_done = false;
+                if task.fused.is_some() {
+                    // a chunk decoded, and its rows routed, by the source's decoding threads
+                    match task.source.poll_fused()? {
+                        Some(out) => {
+                            any_record = true;
+                            records += task.deliver(out)?;
+                            task.pipeline.processing_time(wall_clock_micros())?;
+                        }
+                        None => {
+                            task.pipeline.end()?;
+                            task.done = true;
+                        }
+                    }
+                    continue;
+                }
                 // Drain a bounded burst from one source before moving to the next.
                 for _ in 0..1024 {
                     row.clear();
@@ -780,7 +846,16 @@ impl Job {
             rep.r.partition_lag.push(t.source.partition_lag());
             rep.refs.push(NodeRef::Source(rep.r.sources.len() - 1));
             let parent = rep.refs.len() - 1;
+            let first = rep.r.operators.len();
             rep.visit(&t.pipeline, parent, None);
+            // a fused task's operators ran on its source's decoding threads
+            if let Some(f) = &t.fused {
+                for (j, m) in f.metrics.iter().enumerate() {
+                    if let Some(op) = rep.r.operators.get_mut(first + j) {
+                        op.1 = m.clone();
+                    }
+                }
+            }
         }
         r
     }

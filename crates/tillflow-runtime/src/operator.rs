@@ -389,6 +389,19 @@ pub trait Source: Send {
     /// changing the order of its records may do so. The default does nothing.
     fn parallelize(&mut self, _workers: usize) {}
 
+    /// Asks the source to run `work` on its decoding threads over each chunk of records it
+    /// decodes, in place of the job loop (which then takes [`Source::poll_fused`]'s results in
+    /// input order). Returns whether it will; the default does not.
+    fn fuse(&mut self, _work: ChunkWorkFactory) -> bool {
+        false
+    }
+
+    /// With [`Source::fuse`]: the next chunk's result, in input order (None at the end). Its
+    /// malformed records went through the source's policy first.
+    fn poll_fused(&mut self) -> Result<Option<ChunkOutput>> {
+        Ok(None)
+    }
+
     /// Number of splits (Kafka partitions) whose records carry their index in `Row::split`, each
     /// with its own watermark.
     fn splits(&self) -> usize {
@@ -433,6 +446,19 @@ pub trait Source: Send {
         Ok(())
     }
 }
+
+/// What a [`ChunkWork`] made of one chunk of records.
+pub type ChunkOutput = Box<dyn std::any::Any + Send>;
+
+/// Work a source's decoding threads do on each chunk of decoded records (the stateless start
+/// of its pipeline, see `crate::exchange::PrefixWork`).
+pub trait ChunkWork: Send {
+    /// Runs over one chunk's records, in order.
+    fn run(&mut self, rows: &[Row]) -> Result<ChunkOutput>;
+}
+
+/// Makes a [`ChunkWork`] for each decoding thread.
+pub type ChunkWorkFactory = Arc<dyn Fn() -> Result<Box<dyn ChunkWork>> + Send + Sync>;
 
 /// A chain of operators and where it ends.
 pub struct Pipeline {

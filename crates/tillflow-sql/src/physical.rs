@@ -13,11 +13,13 @@
 
 use crate::error::{plan_err, Result};
 use crate::plan::explain::distribution;
-use crate::plan::{LateFiles, PlanNode, TwoInputOp};
+use crate::plan::{LateFiles, PlanNode, PlanOp, TwoInputOp};
 use crate::session::{BranchEnd, JobPlan, TaskSource};
+use std::sync::Arc;
 use tillflow_connectors::TableSpec;
-use tillflow_runtime::exchange::StageBuilder;
+use tillflow_runtime::exchange::{PrefixOps, PrefixWork, StageBuilder};
 use tillflow_runtime::job::{Job, SourceTask};
+use tillflow_runtime::operator::{ChunkWork, ChunkWorkFactory};
 use tillflow_runtime::operator::{Output, Pipeline, Source, TwoInputNode};
 
 /// Where a chain's rows go.
@@ -283,6 +285,40 @@ fn build_chain(
     })
 }
 
+/// The work a source's decoding threads can do in the job loop's place: a chain of stateless
+/// nodes (computed columns, the watermark assigner, projections and filters) that ends in one
+/// exchange — most scans before a window or a GROUP BY — or in the job loop's sink (whose rows
+/// then come to the job loop in chunks, in order).
+fn prefix_work(chain: &Chain, pipeline: &Pipeline, splits: usize) -> Option<ChunkWorkFactory> {
+    let stateless = chain
+        .ops
+        .iter()
+        .all(|n| matches!(n.op, PlanOp::Calc { .. } | PlanOp::WatermarkAssigner { .. }));
+    if !stateless {
+        return None;
+    }
+    let routing = match (&pipeline.output, &chain.tail) {
+        (Output::Exchange(e), Tail::Exchange { .. }) => e.routing(),
+        (Output::Sink(_), Tail::Sink { .. }) => (Vec::new(), 1, 1),
+        _ => return None,
+    };
+    let nodes = chain.ops.clone();
+    let ops: PrefixOps = Arc::new(move || {
+        let mut late = LateFiles::default();
+        nodes
+            .iter()
+            .map(|n| n.build(splits, &mut late))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| tillflow_runtime::RuntimeError::State(e.to_string()))
+    });
+    Some(Arc::new(move || {
+        Ok(Box::new(PrefixWork {
+            ops: ops.clone(),
+            routing: routing.clone(),
+        }) as Box<dyn ChunkWork>)
+    }))
+}
+
 /// The parallelism a job runs at: `--parallelism` (`over`), else the script's
 /// `table.exec.resource.default-parallelism` or `parallelism.default` when positive, else the
 /// cores the process may run on (at most the max parallelism); and the max parallelism
@@ -407,7 +443,13 @@ pub fn instantiate(
         let mut source = open(&t.source)?;
         source.parallelize(parallelism);
         let pipeline = build_chain(&t.chain, 0, source.splits(), &builders, recent, &mut late)?;
-        source_tasks.push(SourceTask::new(source, pipeline));
+        let work = prefix_work(&t.chain, &pipeline, source.splits());
+        let fused = work.is_some_and(|w| source.fuse(w));
+        let mut task = SourceTask::new(source, pipeline);
+        if fused {
+            task.set_fused();
+        }
+        source_tasks.push(task);
     }
     let stages = builders
         .into_iter()

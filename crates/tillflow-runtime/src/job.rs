@@ -683,6 +683,9 @@ impl Job {
                         }
                         None => {
                             task.pipeline.end()?;
+                            if !checkpointing && !parallel {
+                                task.source.commit()?;
+                            }
                             task.done = true;
                         }
                     }

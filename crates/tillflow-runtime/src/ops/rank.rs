@@ -385,16 +385,39 @@ impl Operator for TopN {
         owned.kind = RowKind::Insert;
         rows.insert(pos, owned);
         let rank = |i: usize| self.emit_row_number.then_some(i + 1);
+        if self.emit_row_number {
+            // rank by rank from the new row's, as Flink does: the rank's old row out (-U), its
+            // new row in (+U) — an upsert sink keyed on (partition, rank) sees each rank's
+            // change in order; a rank that had no row gets an insert. The row pushed out of the
+            // top N leaves through the last rank's -U.
+            let end = rows.len().min(self.limit);
+            for k in pos..end {
+                // before the insert, rank k held what is now one place further down
+                match rows.get(k + 1) {
+                    Some(old) => {
+                        Self::emit_row(&mut self.out, old, RowKind::UpdateBefore, rank(k), out)?;
+                        Self::emit_row(
+                            &mut self.out,
+                            &rows[k],
+                            RowKind::UpdateAfter,
+                            rank(k),
+                            out,
+                        )?;
+                        self.metrics.records_out += 2;
+                    }
+                    None => {
+                        Self::emit_row(&mut self.out, &rows[k], RowKind::Insert, rank(k), out)?;
+                        self.metrics.records_out += 1;
+                    }
+                }
+            }
+            if !self.retracting && rows.len() > self.limit {
+                rows.pop();
+            }
+            return Ok(());
+        }
         Self::emit_row(&mut self.out, &rows[pos], RowKind::Insert, rank(pos), out)?;
         self.metrics.records_out += 1;
-        if self.emit_row_number {
-            let end = rows.len().min(self.limit);
-            for (i, r) in rows.iter().enumerate().take(end).skip(pos + 1) {
-                Self::emit_row(&mut self.out, r, RowKind::UpdateBefore, rank(i - 1), out)?;
-                Self::emit_row(&mut self.out, r, RowKind::UpdateAfter, rank(i), out)?;
-                self.metrics.records_out += 2;
-            }
-        }
         if rows.len() > self.limit {
             let r = self.emit_row_number.then_some(self.limit);
             if self.retracting {

@@ -638,6 +638,7 @@ cases!("golden", golden:
     temporal_join_dedup_view,
     temporal_join_event_time,
     temporal_join_left,
+    topn_rank_changes_in_flink_order,
     topn_with_rank,
     tumble_distinct_filter,
     unnest_cross_ordinality,

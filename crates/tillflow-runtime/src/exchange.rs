@@ -844,6 +844,25 @@ mod tests {
         }
     }
 
+    /// What a recorder saw.
+    type Seen = Arc<Mutex<Vec<String>>>;
+
+    /// `n` instances, each recording what reaches it.
+    fn recorders(n: usize) -> (Vec<Seen>, Vec<Vec<Pipeline>>) {
+        let seen: Vec<Seen> = (0..n).map(|_| Arc::default()).collect();
+        let instances = seen
+            .iter()
+            .map(|s| {
+                vec![Pipeline {
+                    ops: Vec::new(),
+                    ids: Vec::new(),
+                    output: Output::Sink(Box::new(Recorder(s.clone()))),
+                }]
+            })
+            .collect();
+        (seen, instances)
+    }
+
     fn row(key: i64, n: i64) -> Row {
         let mut r = Row::with_capacity(2);
         r.values.extend([Value::Int(key), Value::Int(n)]);
@@ -860,17 +879,7 @@ mod tests {
             b.exchange(0, 0, vec![0], "x".into()),
             b.exchange(0, 1, vec![0], "x".into()),
         ];
-        let seen: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
-        let instances = seen
-            .iter()
-            .map(|s| {
-                vec![Pipeline {
-                    ops: Vec::new(),
-                    ids: Vec::new(),
-                    output: Output::Sink(Box::new(Recorder(s.clone()))),
-                }]
-            })
-            .collect();
+        let (seen, instances) = recorders(2);
         let mut stage = b.finish(instances).unwrap();
         let (c, acks) = Coordination::new();
         for s in &mut senders {
@@ -1074,17 +1083,7 @@ mod tests {
     fn adopted_chunks_keep_their_rows_and_raise_their_watermarks() {
         let b = StageBuilder::new(0, "adopt".into(), 2, vec![1], 128);
         let mut e = b.exchange(0, 0, vec![0], "x".into());
-        let seen: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
-        let instances = seen
-            .iter()
-            .map(|s| {
-                vec![Pipeline {
-                    ops: Vec::new(),
-                    ids: Vec::new(),
-                    output: Output::Sink(Box::new(Recorder(s.clone()))),
-                }]
-            })
-            .collect();
+        let (seen, instances) = recorders(2);
         let mut stage = b.finish(instances).unwrap();
         let (c, acks) = Coordination::new();
         e.attach(&c);

@@ -482,41 +482,15 @@ impl Source for FileSource {
                 row.clear();
                 Some(self.decoder.decode(line, row))
             };
+            // a malformed line is copied (it is rare) so that the read buffer can move on
+            // before the source's one bad-record policy takes it
             let outcome = match result {
                 None => None,
                 Some(Ok(())) => {
                     self.metrics.records += 1;
                     Some(Ok(()))
                 }
-                Some(Err(e)) => {
-                    let position = format!("{}:{}", self.current.display(), self.line_no);
-                    if let Some(d) = self.dead_letter.as_mut() {
-                        self.metrics.bad_records += 1;
-                        d.write(
-                            &self.table,
-                            "filesystem",
-                            &position,
-                            e.field.as_deref(),
-                            &e.message,
-                            line,
-                        )
-                        .map_err(|err| {
-                            RuntimeError::Source(format!("dead-letter {}: {err}", d.path()))
-                        })?;
-                        None
-                    } else if self.decoder.ignore_parse_errors() {
-                        self.metrics.bad_records += 1;
-                        None
-                    } else {
-                        Some(Err(RuntimeError::Source(format!(
-                            "table `{}`: malformed record at {} line {}: {e}. To skip malformed records set '{}.ignore-parse-errors' = 'true'; to keep them set 'dead-letter.path'",
-                            self.table,
-                            self.current.display(),
-                            self.line_no,
-                            self.format_name
-                        ))))
-                    }
-                }
+                Some(Err(e)) => Some(Err((e, line.to_vec()))),
             };
             if consumed > 0 {
                 reader.consume(consumed);
@@ -524,7 +498,10 @@ impl Source for FileSource {
             match outcome {
                 None => continue,
                 Some(Ok(())) => return Ok(Poll::Record),
-                Some(Err(e)) => return Err(e),
+                Some(Err((e, raw))) => {
+                    let path = self.current.display().to_string();
+                    self.bad_record(&path, self.line_no, &e, &raw)?;
+                }
             }
         }
     }

@@ -355,7 +355,16 @@ fn setup_checkpoints(
     if let Some((snap, from)) = snap {
         job.restore(&snap, &from)
             .map_err(|e| format!("{file}: {e}"))?;
-        notes.push(format!("resumed from checkpoint {} ({from})", snap.id));
+        let (was, is) = (snap.parallelism(), job.parallelism());
+        let moved = if was == is {
+            String::new()
+        } else {
+            format!("; it was taken on {was} worker(s), and its keyed state now spreads over {is}")
+        };
+        notes.push(format!(
+            "resumed from checkpoint {} ({from}){moved}",
+            snap.id
+        ));
     }
     Ok(notes)
 }

@@ -87,6 +87,16 @@ impl Sink for Recent {
         self.inner.restore_checkpoint(run, id, input)
     }
 
+    fn restore_checkpoint_from(
+        &mut self,
+        writer: &str,
+        run: u64,
+        id: u64,
+        input: &[u8],
+    ) -> Result<()> {
+        self.inner.restore_checkpoint_from(writer, run, id, input)
+    }
+
     fn end_of_job(&mut self) -> Result<()> {
         self.inner.end_of_job()
     }

@@ -329,45 +329,118 @@ impl Snapshot {
         Ok(snap)
     }
 
-    /// Why `self` (a loaded checkpoint) cannot be restored into a job whose plan has `layout`,
-    /// or `None` when it can.
-    pub fn incompatibility(&self, layout: &[String]) -> Option<String> {
-        if self.layout == layout {
-            return None;
-        }
-        let parallelism = |l: &[String]| {
-            l.iter()
-                .find_map(|x| x.strip_prefix("parallelism: "))
-                .and_then(|p| p.parse::<usize>().ok())
-                .unwrap_or(1)
-        };
-        let (was, is) = (parallelism(&self.layout), parallelism(layout));
-        if was != is {
-            return Some(format!(
-                "it was taken at parallelism {was} and this run has parallelism {is}; tillflow \
-                 cannot yet hand keyed state to a different number of workers: run with \
-                 --parallelism {was} (or SET 'parallelism.default' = '{was}'), or start afresh \
-                 with --fresh"
-            ));
-        }
-        let mut diffs = Vec::new();
-        for i in 0..self.layout.len().max(layout.len()) {
-            match (self.layout.get(i), layout.get(i)) {
-                (Some(a), Some(b)) if a == b => {}
-                (Some(a), Some(b)) => diffs.push(format!("node {} was `{a}`, is now `{b}`", i + 1)),
-                (Some(a), None) => diffs.push(format!("node {} `{a}` is gone", i + 1)),
-                (None, Some(b)) => diffs.push(format!("node {} `{b}` is new", i + 1)),
-                (None, None) => {}
-            }
-        }
-        let more = diffs.len().saturating_sub(3);
-        diffs.truncate(3);
-        let mut what = diffs.join("; ");
-        if more > 0 {
-            what.push_str(&format!("; and {more} more difference(s)"));
-        }
-        Some(what)
+    /// The number of workers the checkpoint was taken on (1 for a job on one thread).
+    pub fn parallelism(&self) -> usize {
+        self.layout
+            .iter()
+            .find_map(|x| x.strip_prefix("parallelism: "))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1)
     }
+
+    /// How this checkpoint meets a job whose plan has `layout`: the same plan at the same
+    /// parallelism; the same plan at another parallelism (every node the same, only the number
+    /// of each keyed node's instances differs), whose keyed state then moves to its new owners;
+    /// or a different plan, with the first differences.
+    pub fn fit(&self, layout: &[String]) -> Fit {
+        if self.layout == layout {
+            return Fit::Same;
+        }
+        let parallelism = |l: &[String], key: &str, default: u64| {
+            l.iter()
+                .find_map(|x| x.strip_prefix(key))
+                .and_then(|p| p.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let (was, is) = (
+            parallelism(&self.layout, "parallelism: ", 1),
+            parallelism(layout, "parallelism: ", 1),
+        );
+        let (max_was, max_is) = (
+            parallelism(&self.layout, "max-parallelism: ", 1),
+            parallelism(layout, "max-parallelism: ", 1),
+        );
+        if was == is && max_was == max_is {
+            return Fit::Incompatible(ordered_differences(&self.layout, layout));
+        }
+        // another parallelism: the same sources in order, and the same set of nodes
+        let sources = |l: &[String]| -> Vec<String> {
+            l.iter()
+                .filter(|x| x.starts_with("source: "))
+                .cloned()
+                .collect()
+        };
+        let nodes = |l: &[String]| -> std::collections::BTreeSet<String> {
+            l.iter()
+                .filter(|x| x.starts_with("operator: ") || x.starts_with("sink: "))
+                .cloned()
+                .collect()
+        };
+        let (old_sources, new_sources) = (sources(&self.layout), sources(layout));
+        if old_sources != new_sources {
+            return Fit::Incompatible(ordered_differences(&old_sources, &new_sources));
+        }
+        let (old, new) = (nodes(&self.layout), nodes(layout));
+        if old != new {
+            let mut diffs: Vec<String> = old
+                .difference(&new)
+                .map(|x| format!("`{x}` is gone"))
+                .chain(new.difference(&old).map(|x| format!("`{x}` is new")))
+                .collect();
+            let more = diffs.len().saturating_sub(3);
+            diffs.truncate(3);
+            let mut what = format!(
+                "it was taken at parallelism {was} and this run has parallelism {is}, and its plan \
+                 differs: {}",
+                diffs.join("; ")
+            );
+            if more > 0 {
+                what.push_str(&format!("; and {more} more difference(s)"));
+            }
+            return Fit::Incompatible(what);
+        }
+        Fit::Rescaled {
+            parallelism: was as usize,
+            max_parallelism: max_was,
+        }
+    }
+}
+
+/// How a checkpoint meets the job restoring it ([`Snapshot::fit`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The same plan at the same parallelism.
+    Same,
+    /// The same plan, taken at `parallelism` workers and `max_parallelism` key groups.
+    Rescaled {
+        /// The checkpoint's parallelism.
+        parallelism: usize,
+        /// The checkpoint's key groups.
+        max_parallelism: u64,
+    },
+    /// Another plan: what differs.
+    Incompatible(String),
+}
+
+/// The first differences between two layouts, node by node.
+fn ordered_differences(was: &[String], is: &[String]) -> String {
+    let mut diffs = Vec::new();
+    for i in 0..was.len().max(is.len()) {
+        match (was.get(i), is.get(i)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => diffs.push(format!("node {} was `{a}`, is now `{b}`", i + 1)),
+            (Some(a), None) => diffs.push(format!("node {} `{a}` is gone", i + 1)),
+            (None, Some(b)) => diffs.push(format!("node {} `{b}` is new", i + 1)),
+            (None, None) => {}
+        }
+    }
+    let more = diffs.len().saturating_sub(3);
+    diffs.truncate(3);
+    let mut what = diffs.join("; ");
+    if more > 0 {
+        what.push_str(&format!("; and {more} more difference(s)"));
+    }
+    what
 }
 
 /// The manifest written beside `state.bin`.
@@ -773,12 +846,22 @@ impl Sink for EpochSink {
     }
 
     fn restore_checkpoint(&mut self, run: u64, id: u64, input: &[u8]) -> Result<()> {
-        let log = RowLog::read_from(input)?;
         let writer = self.writer.clone();
+        self.restore_checkpoint_from(&writer, run, id, input)
+    }
+
+    fn restore_checkpoint_from(
+        &mut self,
+        writer: &str,
+        run: u64,
+        id: u64,
+        input: &[u8],
+    ) -> Result<()> {
+        let log = RowLog::read_from(input)?;
         let tx = self.tx()?;
-        let done = matches!(tx.committed(&writer)?, Some((r, c)) if r == run && c >= id);
+        let done = matches!(tx.committed(writer)?, Some((r, c)) if r == run && c >= id);
         if !done {
-            tx.commit_rows(&writer, run, id, &log)?;
+            tx.commit_rows(writer, run, id, &log)?;
         }
         Ok(())
     }
@@ -845,11 +928,52 @@ mod tests {
     #[test]
     fn a_changed_plan_is_named() {
         let s = snap(1);
-        assert_eq!(s.incompatibility(&s.layout), None);
+        assert_eq!(s.fit(&s.layout), Fit::Same);
         let other = vec!["source: a".to_string(), "operator: c".to_string()];
-        let why = s.incompatibility(&other).expect("differs");
+        let Fit::Incompatible(why) = s.fit(&other) else {
+            panic!("differs")
+        };
         assert!(
             why.contains("node 2 was `operator: b`, is now `operator: c`"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn another_parallelism_of_the_same_plan_is_a_rescale_and_a_changed_one_is_named() {
+        let layout = |p: usize, ops: &[&str]| {
+            let mut l = vec!["source: a".to_string()];
+            if p > 1 {
+                l.push(format!("parallelism: {p}"));
+                l.push("max-parallelism: 128".to_string());
+            }
+            for _ in 0..p {
+                l.extend(ops.iter().map(|o| o.to_string()));
+            }
+            l
+        };
+        let mut s = snap(1);
+        s.layout = layout(4, &["operator: b", "sink: t"]);
+        assert_eq!(
+            s.fit(&layout(2, &["operator: b", "sink: t"])),
+            Fit::Rescaled {
+                parallelism: 4,
+                max_parallelism: 128
+            }
+        );
+        assert!(matches!(
+            s.fit(&layout(1, &["operator: b", "sink: t"])),
+            Fit::Rescaled { parallelism: 4, .. }
+        ));
+        let Fit::Incompatible(why) = s.fit(&layout(2, &["operator: c", "sink: t"])) else {
+            panic!("differs")
+        };
+        assert!(
+            why.contains("parallelism 4") && why.contains("parallelism 2"),
+            "{why}"
+        );
+        assert!(
+            why.contains("`operator: b` is gone") && why.contains("`operator: c` is new"),
             "{why}"
         );
     }

@@ -21,7 +21,7 @@
 //! then covers every row read so far.
 
 use crate::error::{Result, RuntimeError};
-use crate::keys::{encode_key, hash_key};
+use crate::keys::{encode_key, hash_key, instance_of};
 use crate::operator::{NodeMut, Pipeline};
 use std::sync::mpsc::{sync_channel, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -231,8 +231,7 @@ impl Exchange {
             return 0;
         }
         encode_key(&mut self.key, row, &self.keys);
-        let group = ((hash_key(&self.key) >> 32) * self.max_parallelism) >> 32;
-        (group * n as u64 / self.max_parallelism) as usize
+        instance_of(hash_key(&self.key), self.max_parallelism, n)
     }
 
     fn stopped(&self) -> RuntimeError {

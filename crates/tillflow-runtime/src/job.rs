@@ -2,7 +2,7 @@
 //! processing-time ticks, ends each pipeline when its bounded source is exhausted, and takes
 //! checkpoints (between two polls, where every record read has reached the sinks).
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, EpochSink, Snapshot, SourceState};
+use crate::checkpoint::{CheckpointError, CheckpointStore, EpochSink, Fit, Snapshot, SourceState};
 use crate::error::{Result, RuntimeError};
 use crate::exchange::{Coordination, Stage};
 use crate::operator::{
@@ -378,13 +378,20 @@ impl Job {
     /// prepared rows (committed now unless they already were). Checkpointing must be enabled.
     pub fn restore(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
         let layout = self.layout()?;
-        if let Some(what) = snap.incompatibility(&layout) {
-            return Err(CheckpointError::Incompatible {
-                path: from.to_owned(),
-                what,
+        let rescaled = match snap.fit(&layout) {
+            Fit::Same => None,
+            Fit::Rescaled {
+                parallelism,
+                max_parallelism,
+            } => Some((parallelism, max_parallelism)),
+            Fit::Incompatible(what) => {
+                return Err(CheckpointError::Incompatible {
+                    path: from.to_owned(),
+                    what,
+                }
+                .into())
             }
-            .into());
-        }
+        };
         let Some(c) = self.checkpoints.as_mut() else {
             return Err(RuntimeError::Checkpoint(
                 "restoring a checkpoint needs checkpointing enabled".into(),
@@ -402,6 +409,21 @@ impl Job {
                 .restore_position(&st.position)
                 .map_err(|e| RuntimeError::State(format!("{}: {e}", t.source.describe())))?;
             t.done = st.done;
+        }
+        if let Some((_, max_parallelism)) = rescaled {
+            let job = c.store.job().to_owned();
+            rescale(
+                &mut self.tasks,
+                &self.stages,
+                snap,
+                from,
+                &job,
+                &layout,
+                max_parallelism,
+            )?;
+            c.run = snap.run;
+            c.next_id = c.next_id.max(snap.id + 1);
+            return Ok(());
         }
         let (mut ops, mut sinks) = (snap.operators.iter(), snap.sinks.iter());
         each_node(&mut self.tasks, &self.stages, &mut |n| match n {
@@ -1079,17 +1101,121 @@ fn each_node(
     stages: &[Stage],
     f: &mut dyn FnMut(NodeMut<'_>) -> Result<()>,
 ) -> Result<()> {
+    each_placed_node(tasks, stages, &mut |_, n| f(n))
+}
+
+/// Where a node runs: the job loop's thread (`None`), or instance `index` of a stage of
+/// `workers` routing by `max_parallelism` key groups.
+#[derive(Clone, Copy)]
+struct Place {
+    workers: usize,
+    index: usize,
+    max_parallelism: u64,
+}
+
+/// [`each_node`], with the place of each node.
+fn each_placed_node(
+    tasks: &mut [SourceTask],
+    stages: &[Stage],
+    f: &mut dyn FnMut(Option<Place>, NodeMut<'_>) -> Result<()>,
+) -> Result<()> {
     let mut seen = Vec::new();
     for t in tasks {
-        t.pipeline.for_each_mut(&mut seen, f)?;
+        t.pipeline.for_each_mut(&mut seen, &mut |n| f(None, n))?;
     }
     for s in stages {
-        for i in &s.instances {
+        for (index, i) in s.instances.iter().enumerate() {
+            let place = Place {
+                workers: s.parallelism(),
+                index,
+                max_parallelism: s.max_parallelism,
+            };
             let mut g = crate::exchange::lock(i)?;
             for p in &mut g.inputs {
-                p.for_each_mut(&mut seen, f)?;
+                p.for_each_mut(&mut seen, &mut |n| f(Some(place), n))?;
             }
         }
     }
     Ok(())
+}
+
+/// Restores a checkpoint taken at another parallelism (`old_max_parallelism`: its key groups) into
+/// the job's operators and sinks, whose plan is the checkpoint's (`layout` lists the job's
+/// nodes). Each operator instance gets the snapshots of all of the node's old instances and
+/// keeps the keys it now owns (see [`crate::state::Rescale`]); each old writer's prepared rows
+/// are committed, under its own marker, by a writer of the same table.
+fn rescale(
+    tasks: &mut [SourceTask],
+    stages: &[Stage],
+    snap: &Snapshot,
+    from: &str,
+    job: &str,
+    layout: &[String],
+    old_max_parallelism: u64,
+) -> Result<()> {
+    use std::collections::HashMap;
+    let short = || {
+        RuntimeError::from(CheckpointError::Corrupt {
+            path: from.to_owned(),
+            what: "its state does not match its plan".into(),
+        })
+    };
+    let mut op_parts: HashMap<&str, Vec<&[u8]>> = HashMap::new();
+    let mut sink_parts: HashMap<&str, Vec<(usize, &[u8])>> = HashMap::new();
+    let (mut ops, mut sinks) = (snap.operators.iter(), snap.sinks.iter());
+    let mut writer = 0usize;
+    for line in &snap.layout {
+        if line.starts_with("operator: ") {
+            let b = ops.next().ok_or_else(short)?;
+            op_parts.entry(line).or_default().push(b);
+        } else if line.starts_with("sink: ") {
+            writer += 1;
+            let b = sinks.next().ok_or_else(short)?;
+            sink_parts.entry(line).or_default().push((writer, b));
+        }
+    }
+    // how many writers of each table the job has now, and which of them is next
+    let mut writers: HashMap<&str, (usize, usize)> = HashMap::new();
+    for line in layout.iter().filter(|l| l.starts_with("sink: ")) {
+        writers.entry(line).or_default().0 += 1;
+    }
+    let (run, id) = (snap.run, snap.id);
+    each_placed_node(tasks, stages, &mut |place, n| {
+        let rescale_for = |parts: usize| crate::state::Rescale {
+            max_parallelism: place.map_or(1, |p| p.max_parallelism),
+            old_max_parallelism,
+            old_workers: parts,
+            workers: place.map_or(1, |p| p.workers),
+            index: place.map_or(0, |p| p.index),
+        };
+        match n {
+            NodeMut::Operator(nid, op) => {
+                let line = operator_identity(nid, op.state_version());
+                let parts = op_parts.get(line.as_str()).ok_or_else(short)?;
+                op.restore_parts(parts, &rescale_for(parts.len()))
+                    .map_err(|e| unreadable_state(from, &nid.label, e))
+            }
+            NodeMut::TwoInput(node) => {
+                let line = operator_identity(node.identity(), node.operator().state_version());
+                let label = node.identity().label.clone();
+                let parts = op_parts.get(line.as_str()).ok_or_else(short)?;
+                node.restore_parts(parts, &rescale_for(parts.len()))
+                    .map_err(|e| unreadable_state(from, &label, e))
+            }
+            NodeMut::Sink(s) => {
+                let line = format!("sink: {}", s.describe());
+                let (count, next) = writers.get_mut(line.as_str()).ok_or_else(short)?;
+                let mine = *next;
+                *next += 1;
+                let parts = sink_parts.get(line.as_str()).ok_or_else(short)?;
+                for (j, (old_writer, b)) in parts.iter().enumerate() {
+                    if j % (*count).max(1) == mine {
+                        s.restore_checkpoint_from(&format!("{job}#{old_writer}"), run, id, b)?;
+                    }
+                }
+                Ok(())
+            }
+            NodeMut::Exchange(_) => Ok(()),
+        }
+    })
 }

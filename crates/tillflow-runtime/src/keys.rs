@@ -205,6 +205,17 @@ pub fn hash_key(key: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x0711_1f10_u64).hash_one(key)
 }
 
+/// The worker (of `workers`) that owns a key hash when keys are spread over `max_parallelism`
+/// key groups: Flink's `KeyGroupRangeAssignment` — key group = the hash scaled to
+/// `max_parallelism`, worker = key group × workers / `max_parallelism`, so each worker owns a
+/// contiguous range of key groups. Exchanges route rows by it, and a restore at another
+/// parallelism hands restored keys to their new owners by it.
+#[inline]
+pub fn instance_of(hash: u64, max_parallelism: u64, workers: usize) -> usize {
+    let group = ((hash >> 32) * max_parallelism) >> 32;
+    (group * workers as u64 / max_parallelism.max(1)) as usize
+}
+
 /// The key group of a key hash, in `0..MAX_KEY_GROUPS`.
 #[inline]
 pub fn key_group(hash: u64) -> u32 {

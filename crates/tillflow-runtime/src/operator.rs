@@ -78,6 +78,47 @@ pub trait Operator: Send {
     fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
     }
+
+    /// Restores this instance's share of the state the operator's instances wrote in a run at
+    /// another parallelism: `parts` holds each old instance's snapshot, `rescale` says which
+    /// keys are this instance's now. Keyed operators merge the parts' keys it owns; the default
+    /// takes a stateless operator's empty parts, or one part kept whole, and refuses the rest.
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        restore_parts_default(parts, rescale, |input| self.restore_state(input))
+    }
+}
+
+/// What [`Operator::restore_parts`] does for an operator that keeps no keyed state.
+fn restore_parts_default(
+    parts: &[&[u8]],
+    rescale: &crate::state::Rescale,
+    restore: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<()> {
+    match parts {
+        [one] if rescale.keeps_all() => restore(one),
+        _ if parts.iter().all(|p| p.is_empty()) => Ok(()),
+        _ => Err(RuntimeError::State(format!(
+            "this operator's state cannot move from {} to {} workers",
+            rescale.old_workers, rescale.workers
+        ))),
+    }
+}
+
+/// The least of the parts' values read by `read` (watermarks and times, which every instance
+/// of a stage has alike at a checkpoint, since every sender's watermarks reach every instance).
+pub fn least_of<T: Ord>(
+    parts: &[&[u8]],
+    mut read: impl FnMut(&[u8]) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut least = None;
+    for p in parts {
+        let v = read(p)?;
+        least = Some(match least {
+            Some(l) if l <= v => l,
+            _ => v,
+        });
+    }
+    Ok(least)
 }
 
 /// An operator with two inputs (a join): records arrive tagged with the side they came from.
@@ -115,6 +156,12 @@ pub trait TwoInputOperator: Send {
     /// Restores state written by [`TwoInputOperator::snapshot_state`].
     fn restore_state(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// Restores this instance's share of the old instances' state, as
+    /// [`Operator::restore_parts`].
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        restore_parts_default(parts, rescale, |input| self.restore_state(input))
     }
 }
 
@@ -207,6 +254,41 @@ impl TwoInputNode {
         self.op.restore_state(&input[at + 1..])
     }
 
+    /// Restores this instance's share of what the node's old instances wrote (see
+    /// [`Operator::restore_parts`]): the least of their watermarks, inputs ended where all had,
+    /// and the operator's parts.
+    pub fn restore_parts(
+        &mut self,
+        parts: &[&[u8]],
+        rescale: &crate::state::Rescale,
+    ) -> Result<()> {
+        if let [one] = parts {
+            if rescale.keeps_all() {
+                return self.restore_state(one);
+            }
+        }
+        const HEADER: usize = 8 * 3 + 1;
+        let mut rest = Vec::with_capacity(parts.len());
+        let (mut wm, mut forwarded, mut ended) = ([i64::MAX; 2], i64::MAX, 3u8);
+        for p in parts {
+            let at = &mut 0;
+            for w in &mut wm {
+                *w = (*w).min(crate::state::read_u64(p, at)? as i64);
+            }
+            forwarded = forwarded.min(crate::state::read_u64(p, at)? as i64);
+            ended &= *p
+                .get(*at)
+                .ok_or_else(|| RuntimeError::State("truncated join node state".into()))?;
+            rest.push(&p[HEADER..]);
+        }
+        if !parts.is_empty() {
+            self.watermarks = wm;
+            self.forwarded = forwarded;
+            self.ended = [ended & 1 != 0, ended & 2 != 0];
+        }
+        self.op.restore_parts(&rest, rescale)
+    }
+
     fn push(&mut self, side: usize, row: &Row) -> Result<()> {
         let Pipeline { ops, output, .. } = &mut self.downstream;
         self.op.process(side, row, &mut Next { ops, output })
@@ -287,6 +369,19 @@ pub trait Sink: Send {
     /// it; commit it unless the sink already has.
     fn restore_checkpoint(&mut self, _run: u64, _id: u64, _input: &[u8]) -> Result<()> {
         Ok(())
+    }
+    /// As [`Sink::restore_checkpoint`], for what another writer of the same table prepared
+    /// (`writer`, its name in the commit markers): when a job resumes at another parallelism,
+    /// each old writer's rows are committed under its own marker. The default treats them as
+    /// this sink's own.
+    fn restore_checkpoint_from(
+        &mut self,
+        _writer: &str,
+        run: u64,
+        id: u64,
+        input: &[u8],
+    ) -> Result<()> {
+        self.restore_checkpoint(run, id, input)
     }
     /// The job has taken its final checkpoint (a sink that deferred [`Sink::finish`] finishes).
     fn end_of_job(&mut self) -> Result<()> {

@@ -4,9 +4,14 @@
 //! is known without re-hashing; [`KeyedState::snapshot`] writes entries key group by key group, so
 //! that a later checkpoint can hand a range of key groups to another process. Values implement
 //! [`StateValue`] to be written to and read from bytes.
+//!
+//! A job restored at another parallelism than its checkpoint's gives each operator instance the
+//! snapshots of all of the operator's old instances and a [`Rescale`] saying which keys it now
+//! owns; [`KeyedState::restore_part`] keeps those, checks that every key came from the instance
+//! that owned it, and refuses a key found in two instances' state.
 
 use crate::error::{Result, RuntimeError};
-use crate::keys::{eq_bytes, hash_key, key_group, MAX_KEY_GROUPS};
+use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
 use hashbrown::HashTable;
 use tillflow_types::{Row, RowKind};
 
@@ -16,6 +21,62 @@ pub trait StateValue: Sized {
     fn write(&self, out: &mut Vec<u8>);
     /// Reads a value written by [`StateValue::write`], advancing `at`.
     fn read(input: &[u8], at: &mut usize) -> Result<Self>;
+}
+
+/// Which keys an operator instance owns when state is restored at another parallelism: the
+/// instance `index` of `workers`, its state read from the snapshots of the `old_workers`
+/// instances of the checkpoint, keys spread over key groups as the exchanges spread them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rescale {
+    /// The key groups of the restored run (`pipeline.max-parallelism`).
+    pub max_parallelism: u64,
+    /// The key groups of the checkpoint's run.
+    pub old_max_parallelism: u64,
+    /// The instances of the operator in the checkpoint.
+    pub old_workers: usize,
+    /// The instances of the operator now.
+    pub workers: usize,
+    /// This instance.
+    pub index: usize,
+}
+
+impl Rescale {
+    /// A restore at the checkpoint's own parallelism: one snapshot, every key kept.
+    pub const NONE: Rescale = Rescale {
+        max_parallelism: 1,
+        old_max_parallelism: 1,
+        old_workers: 1,
+        workers: 1,
+        index: 0,
+    };
+
+    /// True when this instance keeps every key of one snapshot (nothing moves).
+    pub fn keeps_all(&self) -> bool {
+        self.workers == 1 && self.old_workers == 1
+    }
+
+    /// True when the key with `hash` is this instance's now.
+    #[inline]
+    pub fn keeps(&self, hash: u64) -> bool {
+        self.workers == 1 || instance_of(hash, self.max_parallelism, self.workers) == self.index
+    }
+
+    /// Checks that the key with `hash`, found in the snapshot of old instance `part`, was that
+    /// instance's: state keyed otherwise than its input is routed cannot be handed on by key.
+    pub fn check_origin(&self, hash: u64, part: usize) -> Result<()> {
+        if self.old_workers <= 1 {
+            return Ok(());
+        }
+        let owner = instance_of(hash, self.old_max_parallelism, self.old_workers);
+        if owner != part {
+            return Err(RuntimeError::State(format!(
+                "a key in worker {part}'s state belongs to worker {owner} of {}: this state is not \
+                 keyed as its input is routed, so it cannot move to another number of workers",
+                self.old_workers
+            )));
+        }
+        Ok(())
+    }
 }
 
 struct Entry<V> {
@@ -135,6 +196,18 @@ impl<V: StateValue> KeyedState<V> {
 
     /// Adds the entries of a snapshot written by [`KeyedState::snapshot`].
     pub fn restore(&mut self, input: &[u8], at: &mut usize) -> Result<()> {
+        self.restore_part(input, at, &Rescale::NONE, 0)
+    }
+
+    /// Adds the entries of old instance `part`'s snapshot that this instance owns under
+    /// `rescale` (see [`Rescale`]); a key already held is refused as corrupt.
+    pub fn restore_part(
+        &mut self,
+        input: &[u8],
+        at: &mut usize,
+        rescale: &Rescale,
+        part: usize,
+    ) -> Result<()> {
         let count = read_u64(input, at)?;
         for _ in 0..count {
             let len = read_u32(input, at)? as usize;
@@ -144,6 +217,31 @@ impl<V: StateValue> KeyedState<V> {
             *at += len;
             let value = V::read(input, at)?;
             let hash = hash_key(key);
+            if rescale.keeps_all() {
+                self.table.insert_unique(
+                    hash,
+                    Entry {
+                        hash,
+                        key: key.into(),
+                        value,
+                    },
+                    |e| e.hash,
+                );
+                continue;
+            }
+            rescale.check_origin(hash, part)?;
+            if !rescale.keeps(hash) {
+                continue;
+            }
+            if self
+                .table
+                .find(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+                .is_some()
+            {
+                return Err(RuntimeError::State(
+                    "a key is in the state of two workers".into(),
+                ));
+            }
             self.table.insert_unique(
                 hash,
                 Entry {
@@ -264,5 +362,94 @@ mod tests {
             999
         );
         assert!(a.restore(&low[..low.len() - 1], &mut 0).is_err());
+    }
+
+    /// Keys spread over `workers` instances as an exchange spreads them.
+    fn spread(keys: std::ops::Range<i64>, workers: usize, max: u64) -> Vec<Vec<u8>> {
+        let mut states: Vec<KeyedState<i64>> =
+            (0..workers).map(|_| KeyedState::default()).collect();
+        for k in keys {
+            let key = k.to_le_bytes();
+            let w = instance_of(hash_key(&key), max, workers);
+            *states[w].get_or_insert_with(&key, || 0) = k * 10;
+        }
+        states
+            .iter()
+            .map(|s| {
+                let mut b = Vec::new();
+                s.snapshot(0..MAX_KEY_GROUPS, &mut b);
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restore_at_another_parallelism_hands_every_key_to_its_new_owner_once() {
+        for (old, new, max) in [
+            (4, 2, 128),
+            (2, 3, 128),
+            (1, 3, 128),
+            (3, 1, 128),
+            (4, 4, 256),
+        ] {
+            let parts = spread(0..5000, old, 128);
+            let mut total = 0;
+            for index in 0..new {
+                let r = Rescale {
+                    max_parallelism: max,
+                    old_max_parallelism: 128,
+                    old_workers: old,
+                    workers: new,
+                    index,
+                };
+                let mut s: KeyedState<i64> = KeyedState::default();
+                for (j, p) in parts.iter().enumerate() {
+                    s.restore_part(p, &mut 0, &r, j).expect("restores");
+                }
+                for (key, v) in s.iter() {
+                    let k = i64::from_le_bytes(key.try_into().expect("8 bytes"));
+                    assert_eq!(*v, k * 10);
+                    assert_eq!(
+                        instance_of(hash_key(key), max, new),
+                        index,
+                        "key {k} misplaced"
+                    );
+                }
+                total += s.len();
+            }
+            assert_eq!(total, 5000, "{old} -> {new} workers");
+        }
+    }
+
+    #[test]
+    fn state_not_keyed_as_its_input_is_routed_is_refused() {
+        let mut parts = spread(0..100, 2, 128);
+        parts.swap(0, 1);
+        let r = Rescale {
+            max_parallelism: 128,
+            old_max_parallelism: 128,
+            old_workers: 2,
+            workers: 3,
+            index: 0,
+        };
+        let mut s: KeyedState<i64> = KeyedState::default();
+        let e = s
+            .restore_part(&parts[0], &mut 0, &r, 0)
+            .expect_err("misplaced");
+        assert!(
+            e.to_string()
+                .contains("cannot move to another number of workers"),
+            "{e}"
+        );
+        // the same key in two parts
+        let parts = spread(0..100, 1, 128);
+        let r = Rescale {
+            old_workers: 1,
+            ..r
+        };
+        let mut s: KeyedState<i64> = KeyedState::default();
+        s.restore_part(&parts[0], &mut 0, &r, 0).expect("first");
+        let e = s.restore_part(&parts[0], &mut 0, &r, 0).expect_err("twice");
+        assert!(e.to_string().contains("two workers"), "{e}");
     }
 }

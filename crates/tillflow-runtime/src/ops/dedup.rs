@@ -11,7 +11,7 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::keys::encode_key;
-use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
 use std::collections::BTreeSet;
 use tillflow_types::{Row, RowKind, Value};
@@ -143,10 +143,15 @@ impl Operator for RowtimeFirstRow {
 
     /// The timers are the held rows' times: rebuilt from the state.
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = read_u64(input, at)? as i64;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
         self.state = KeyedState::default();
-        self.state.restore(input, at)?;
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 8, rescale, j)?;
+        }
         self.timers.clear();
         for (key, held) in self.state.iter() {
             if let Some(t) = held.first().and_then(|r| self.time(r)) {

@@ -155,7 +155,14 @@ impl Operator for GroupAggregate {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.state = KeyedState::default();
-        self.state.restore(input, &mut 0)
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 0, rescale, j)?;
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{Result, RuntimeError};
 use crate::expr::Expr;
 use crate::keys::encode_key;
 use crate::keys::MAX_KEY_GROUPS;
-use crate::operator::{Emit, OperatorMetrics, TwoInputOperator};
+use crate::operator::{least_of, Emit, OperatorMetrics, TwoInputOperator};
 use crate::ops::join::build;
 use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,11 +295,20 @@ impl TwoInputOperator for IntervalJoin {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.operator_time = read_u64(input, at)? as i64;
-        self.expiration = [read_u64(input, at)? as i64, read_u64(input, at)? as i64];
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        let time = |i: usize| {
+            least_of(parts, |p| Ok(read_u64(p, &mut (8 * i))? as i64))
+                .map(|t| t.unwrap_or(i64::MIN))
+        };
+        self.operator_time = time(0)?;
+        self.expiration = [time(1)?, time(2)?];
         self.state = KeyedState::default();
-        self.state.restore(input, at)?;
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 24, rescale, j)?;
+        }
         self.timers.clear();
         for (key, st) in self.state.iter() {
             for t in st.cleanup.into_iter().flatten() {

@@ -14,7 +14,7 @@
 use crate::agg::{update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::encode_key;
-use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{KeyedState, StateValue};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use tillflow_types::{Row, RowKind, Value};
@@ -348,10 +348,15 @@ impl Operator for OverAggregate {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = i64::read(input, at)?;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| i64::read(p, &mut 0))?.unwrap_or(i64::MIN);
         self.state = KeyedState::default();
-        self.state.restore(input, at)?;
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 8, rescale, j)?;
+        }
         // the timer queue is each key's timers, gathered
         self.timers.clear();
         for (key, st) in self.state.iter() {

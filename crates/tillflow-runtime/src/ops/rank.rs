@@ -8,7 +8,7 @@
 use crate::error::Result;
 use crate::expr::compare;
 use crate::keys::encode_key;
-use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
 use crate::window::window_max_timestamp;
 use std::cmp::Ordering;
@@ -168,15 +168,23 @@ impl Operator for WindowTopN {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = read_u64(input, at)? as i64;
-        let n = read_u64(input, at)?;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    /// Each window's partitions are merged from every part.
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
         self.buffers.clear();
-        for _ in 0..n {
-            let end = read_u64(input, at)? as i64;
-            let mut parts = KeyedState::default();
-            parts.restore(input, at)?;
-            self.buffers.insert(end, parts);
+        for (j, input) in parts.iter().enumerate() {
+            let at = &mut 8;
+            let n = read_u64(input, at)?;
+            for _ in 0..n {
+                let end = read_u64(input, at)? as i64;
+                self.buffers
+                    .entry(end)
+                    .or_default()
+                    .restore_part(input, at, rescale, j)?;
+            }
         }
         Ok(())
     }
@@ -354,8 +362,15 @@ impl Operator for TopN {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.state = KeyedState::default();
-        self.state.restore(input, &mut 0)
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 0, rescale, j)?;
+        }
+        Ok(())
     }
 
     fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {

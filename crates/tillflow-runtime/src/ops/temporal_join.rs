@@ -16,7 +16,7 @@
 use crate::error::{Result, RuntimeError};
 use crate::expr::Expr;
 use crate::keys::{encode_key, MAX_KEY_GROUPS};
-use crate::operator::{Emit, OperatorMetrics, TwoInputOperator};
+use crate::operator::{least_of, Emit, OperatorMetrics, TwoInputOperator};
 use crate::ops::join::build;
 use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeMap, BTreeSet};
@@ -305,10 +305,15 @@ impl TwoInputOperator for TemporalJoin {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = read_u64(input, at)? as i64;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
         self.state = KeyedState::default();
-        self.state.restore(input, at)?;
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 8, rescale, j)?;
+        }
         self.timers.clear();
         for (key, st) in self.state.iter() {
             if let Some(t) = st.timer {

@@ -186,6 +186,14 @@ impl Operator for WatermarkAssigner {
         self.current = crate::state::read_u64(input, &mut 0)? as i64;
         Ok(())
     }
+
+    /// The least of the old instances' watermarks.
+    fn restore_parts(&mut self, parts: &[&[u8]], _rescale: &crate::state::Rescale) -> Result<()> {
+        let least =
+            crate::operator::least_of(parts, |p| Ok(crate::state::read_u64(p, &mut 0)? as i64))?;
+        self.current = least.unwrap_or(i64::MIN);
+        Ok(())
+    }
 }
 
 fn now_micros() -> i64 {

@@ -17,7 +17,7 @@ use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
-use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
 use tillflow_types::{Row, Value};
 
@@ -478,36 +478,58 @@ impl Operator for WindowAggregate {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = read_u64(input, at)? as i64;
-        let n = read_u64(input, at)?;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    /// Windows (and CUMULATE periods) of the same bounds are merged from every part; the next
+    /// HOP window to fire is the earliest of the parts'.
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
         self.windows.clear();
-        for _ in 0..n {
-            let start = read_u64(input, at)? as i64;
-            let end = read_u64(input, at)? as i64;
-            let mut groups = KeyedState::default();
-            groups.restore(input, at)?;
-            self.windows.push(OpenWindow { start, end, groups });
-        }
-        let n = read_u64(input, at)?;
-        let mut cums = Vec::new();
-        for _ in 0..n {
-            let start = read_u64(input, at)? as i64;
-            let next_end = read_u64(input, at)? as i64;
-            let mut groups = KeyedState::default();
-            groups.restore(input, at)?;
-            cums.push(Cumulation {
-                start,
-                next_end,
-                groups,
-            });
+        let mut cums: Vec<Cumulation> = Vec::new();
+        let mut hop_next: Option<i64> = None;
+        for (j, input) in parts.iter().enumerate() {
+            let at = &mut 8;
+            let n = read_u64(input, at)?;
+            for _ in 0..n {
+                let start = read_u64(input, at)? as i64;
+                let end = read_u64(input, at)? as i64;
+                let i = self.window_index(start, end);
+                self.windows[i].groups.restore_part(input, at, rescale, j)?;
+            }
+            let n = read_u64(input, at)?;
+            for _ in 0..n {
+                let start = read_u64(input, at)? as i64;
+                let next_end = read_u64(input, at)? as i64;
+                let i = match cums.binary_search_by_key(&start, |c| c.start) {
+                    Ok(i) => {
+                        cums[i].next_end = cums[i].next_end.min(next_end);
+                        i
+                    }
+                    Err(i) => {
+                        cums.insert(
+                            i,
+                            Cumulation {
+                                start,
+                                next_end,
+                                groups: KeyedState::default(),
+                            },
+                        );
+                        i
+                    }
+                };
+                cums[i].groups.restore_part(input, at, rescale, j)?;
+            }
+            let next = read_u64(input, at)? as i64;
+            if next != i64::MIN {
+                hop_next = Some(hop_next.map_or(next, |h| h.min(next)));
+            }
         }
         if let Some(c) = self.cumulations.as_mut() {
             *c = cums;
         }
-        let next = read_u64(input, at)? as i64;
         if let Some(h) = self.hop_next.as_mut() {
-            *h = (next != i64::MIN).then_some(next);
+            *h = hop_next;
         }
         Ok(())
     }

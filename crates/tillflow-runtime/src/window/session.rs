@@ -11,7 +11,7 @@ use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
-use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeSet, HashMap};
 use tillflow_types::{Row, Value};
@@ -306,11 +306,35 @@ impl Operator for SessionWindowAggregate {
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
-        let at = &mut 0;
-        self.watermark = read_u64(input, at)? as i64;
-        self.next_id = read_u64(input, at)?;
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    /// Keys merged from several instances are numbered afresh (each instance numbered its own).
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
         self.state = KeyedState::default();
-        self.state.restore(input, at)?;
+        match parts {
+            [one] if rescale.keeps_all() => {
+                self.next_id = read_u64(one, &mut 8)?;
+                self.state.restore(one, &mut 16)?;
+            }
+            _ => {
+                self.next_id = 0;
+                for (j, p) in parts.iter().enumerate() {
+                    let mut part: KeyedState<KeySessions> = KeyedState::default();
+                    part.restore_part(p, &mut 16, rescale, j)?;
+                    for (key, mut entry) in part.drain() {
+                        entry.id = self.next_id;
+                        self.next_id += 1;
+                        let slot = self.state.get_or_insert_with(&key, || KeySessions {
+                            id: 0,
+                            sessions: Vec::new(),
+                        });
+                        *slot = entry;
+                    }
+                }
+            }
+        }
         self.keys_by_id.clear();
         self.timers.clear();
         for (key, entry) in self.state.iter() {

@@ -570,7 +570,8 @@ INSERT INTO o SELECT * FROM orders;",
 /// The checkpoint crash test over real systems: retail sales arrive in a 3-partition Kafka topic
 /// while a job aggregates them (1-minute TUMBLE per store, running totals per store, the raw
 /// lines) into PostgreSQL with checkpoints every 300 ms; the job is killed with SIGKILL at random
-/// moments (10 times; `TILLFLOW_SOAK_KILLS` for more) and restarted each time, PostgreSQL is
+/// moments (10 times; `TILLFLOW_SOAK_KILLS` for more) and restarted each time on another number
+/// of workers (2, 3, 1, 4, …), PostgreSQL is
 /// restarted under one run and the broker stalls under another, then the job is drained with a
 /// bounded read. Every table must equal the one a single run without faults writes.
 #[test]
@@ -667,9 +668,11 @@ END;",
             ""
         };
         std::fs::write(&path, script("eo_", "eo", readers, true)).expect("script");
-        // on two workers (the keyed part, and the sink fed by both)
+        // on 2, 3, 1, 4, … workers (the keyed part, and the sink's writers): every restart
+        // hands the keyed state and the prepared rows to another number of workers
+        let workers = ["2", "3", "1", "4"][k as usize % 4];
         let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-            .args(["run", "--quiet", "--parallelism", "2"])
+            .args(["run", "--quiet", "--parallelism", workers])
             .arg(&path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -709,7 +712,7 @@ END;",
     )
     .expect("script");
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--parallelism", "2"])
+        .args(["run", "--quiet", "--parallelism", "3"])
         .arg(&path)
         .output()
         .expect("run");

@@ -482,7 +482,8 @@ fn the_retail_demo_pipelines_survive_kills() {
 }
 
 /// The keyed state the demo does not hold — keep-first deduplication, a Top-N over an updating
-/// aggregate, an interval join, a session window, a HOP with a Top-N per window — killed six
+/// aggregate, an interval join, a session window, a HOP with a Top-N per window, and window
+/// aggregates in two phases (whose local halves flush before every checkpoint) — killed six
 /// times and restarted on 3, 1, 4, 2 and then 2 workers: every table equals a run without
 /// faults on one.
 #[test]
@@ -504,6 +505,8 @@ CREATE TABLE visits (channel STRING, session_start TIMESTAMP(3), session_end TIM
   events BIGINT) WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'visits');
 CREATE TABLE busiest (window_end TIMESTAMP(3), store_id INT, lines BIGINT, rn BIGINT)
 WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'busiest');
+CREATE TABLE per_minute (ws TIMESTAMP(3), store_id INT, lines BIGINT, units INT, skus BIGINT)
+WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'per_minute');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO first_sale SELECT sku, receipt_id, store_id, event_time FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY sku ORDER BY event_time ASC) AS rn FROM pos_sales)
@@ -525,13 +528,16 @@ INSERT INTO busiest SELECT window_end, store_id, lines, rn FROM (
         FROM TABLE(HOP(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '10' MINUTE, INTERVAL '30' MINUTE))
         GROUP BY window_start, window_end, store_id))
 WHERE rn <= 2;
+INSERT INTO per_minute SELECT window_start, store_id, COUNT(*), SUM(qty), COUNT(DISTINCT sku)
+FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;
 END;
 ";
     let (got, want) =
         killed_and_rescaled(&format!("{tables}\n{queries}"), &["3", "1", "4", "2"], "2");
     assert_eq!(
         got.len(),
-        5,
+        6,
         "{:?}",
         got.iter().map(|t| &t.0).collect::<Vec<_>>()
     );

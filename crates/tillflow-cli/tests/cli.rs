@@ -593,3 +593,128 @@ INSERT INTO sink SELECT order_id, customer, tags FROM orders;",
     // Flink 2.3's csv output for the same rows
     assert_eq!(got, "1,7;gold,promo;web\n2,8;silver,\n3,,x;;z\n4,9;gold,\n");
 }
+
+/// A skewed stream — one store has half the sales — with out-of-order and late records, through
+/// TUMBLE, HOP and CUMULATE aggregates: one phase on one worker, two phases (the local half in
+/// the decoding threads, over a file of many chunks) on 2, 3 and 4 workers give the same rows
+/// and drop the same late records.
+#[test]
+fn a_hot_key_gives_the_same_rows_in_one_phase_and_in_two() {
+    use std::fmt::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("sales.ndjson");
+    let mut text = String::new();
+    let start = 1_709_254_800_000i64; // 2024-03-01 01:00:00 UTC, ms
+    for i in 0..240_000i64 {
+        let mut ms = start + i * 100;
+        if i % 17 == 0 {
+            ms -= 3_000; // out of order, within the watermark's delay
+        }
+        if i % 997 == 0 {
+            ms -= 600_000; // ten minutes late
+        }
+        let store = if i % 2 == 0 { 1 } else { 2 + i % 19 };
+        let secs = ms / 1000;
+        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let day = 1 + (secs - 1_709_251_200) / 86_400;
+        writeln!(
+            text,
+            r#"{{"ts":"2024-03-{day:02} {h:02}:{m:02}:{s:02}.{:03}","store_id":{store},"sku":"s{}","qty":{}}}"#,
+            ms % 1000,
+            i % 50,
+            (i * 7) % 5 + 1
+        )
+        .expect("write");
+    }
+    std::fs::write(&input, text).expect("input");
+    let script = |sets: &str, out: &Path| {
+        format!(
+            "{sets}
+CREATE TABLE sales (ts TIMESTAMP(3), store_id INT, sku STRING, qty INT,
+  WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE tumbling (ws TIMESTAMP(3), store_id INT, n BIGINT, units INT, least INT, top STRING, skus BIGINT)
+WITH ('connector' = 'filesystem', 'path' = '{out}/tumbling', 'format' = 'json');
+CREATE TABLE hopping (we TIMESTAMP(3), store_id INT, n BIGINT, units INT)
+WITH ('connector' = 'filesystem', 'path' = '{out}/hopping', 'format' = 'json');
+CREATE TABLE cumulating (we TIMESTAMP(3), store_id INT, n BIGINT, units INT, most INT)
+WITH ('connector' = 'filesystem', 'path' = '{out}/cumulating', 'format' = 'json');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO tumbling SELECT window_start, store_id, COUNT(*), SUM(qty), MIN(qty), MAX(sku), COUNT(DISTINCT sku)
+FROM TABLE(TUMBLE(TABLE sales, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end, store_id;
+INSERT INTO hopping SELECT window_end, store_id, COUNT(*), SUM(qty)
+FROM TABLE(HOP(TABLE sales, DESCRIPTOR(ts), INTERVAL '30' SECOND, INTERVAL '2' MINUTE))
+GROUP BY window_start, window_end, store_id;
+INSERT INTO cumulating SELECT window_end, store_id, COUNT(*), SUM(qty), MAX(qty)
+FROM TABLE(CUMULATE(TABLE sales, DESCRIPTOR(ts), INTERVAL '1' MINUTE, INTERVAL '5' MINUTE))
+GROUP BY window_start, window_end, store_id;
+END;",
+            input = input.display(),
+            out = out.display()
+        )
+    };
+    let run = |name: &str, sets: &str, workers: &str| {
+        let out = dir.path().join(name);
+        let path = dir.path().join(format!("{name}.sql"));
+        std::fs::write(&path, script(sets, &out)).expect("script");
+        let (ok, _, err) = tillflow(&[
+            "run",
+            "--no-http",
+            "--parallelism",
+            workers,
+            path.to_str().expect("path"),
+        ]);
+        assert!(ok, "{name}: {err}");
+        let late = err
+            .split(", dropped ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let tables: Vec<Vec<String>> = ["tumbling", "hopping", "cumulating"]
+            .iter()
+            .map(|t| {
+                let mut rows: Vec<String> = std::fs::read_dir(out.join(t))
+                    .expect("output")
+                    .flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .flat_map(|e| {
+                        std::fs::read_to_string(e.path())
+                            .expect("part")
+                            .lines()
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                rows.sort();
+                rows
+            })
+            .collect();
+        (tables, late)
+    };
+    let one = "SET 'table.optimizer.agg-phase-strategy' = 'ONE_PHASE';";
+    let (want, late) = run("one_phase", one, "1");
+    assert!(late > 200, "the late records are dropped: {late}");
+    assert!(
+        want.iter().all(|t| t.len() > 1000),
+        "every table has rows: {:?}",
+        want.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let two = "SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';";
+    for (name, sets, workers) in [("auto2", "", "2"), ("auto4", "", "4"), ("two3", two, "3")] {
+        let (got, got_late) = run(name, sets, workers);
+        assert_eq!(got_late, late, "{name}: late records dropped");
+        for (t, (g, w)) in ["tumbling", "hopping", "cumulating"]
+            .iter()
+            .zip(got.iter().zip(&want))
+        {
+            let missing: Vec<_> = w.iter().filter(|r| !g.contains(r)).take(3).collect();
+            assert!(
+                g == w,
+                "{name}: table {t}: {} rows, want {}; missing e.g. {missing:?}",
+                g.len(),
+                w.len()
+            );
+        }
+    }
+}

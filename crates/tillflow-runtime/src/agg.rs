@@ -868,7 +868,8 @@ fn values_result(bytes: &[u8], ends: &[u32], call: &AggCall, heap: &mut Vec<u8>)
     }
 }
 
-fn push_bytes(heap: &mut Vec<u8>, b: &[u8]) -> tillflow_types::StrRef {
+/// Appends raw bytes (a BYTES value) to `heap` and returns their span.
+pub fn push_bytes(heap: &mut Vec<u8>, b: &[u8]) -> tillflow_types::StrRef {
     let off = heap.len() as u32;
     heap.extend_from_slice(b);
     tillflow_types::StrRef {

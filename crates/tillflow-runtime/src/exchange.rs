@@ -418,6 +418,8 @@ impl crate::operator::ChunkWork for PrefixWork {
         for r in rows {
             p.push(r)?;
         }
+        // a local aggregate's partials leave with the chunk
+        p.flush_operators()?;
         let metrics = p.ops.iter().map(|o| o.metrics()).collect();
         let batches = match &mut p.output {
             crate::operator::Output::Exchange(e) => std::mem::take(&mut e.batches),

@@ -331,6 +331,7 @@ impl Job {
         layout.extend(self.parallelism_lines());
         each_node(&mut self.tasks, &self.stages, &mut |n| {
             layout.push(match n {
+                NodeMut::Operator(_, op) if !op.checkpointed() => return Ok(()),
                 NodeMut::Operator(id, op) => operator_identity(id, op.state_version()),
                 NodeMut::TwoInput(node) => {
                     operator_identity(node.identity(), node.operator().state_version())
@@ -427,6 +428,7 @@ impl Job {
         }
         let (mut ops, mut sinks) = (snap.operators.iter(), snap.sinks.iter());
         each_node(&mut self.tasks, &self.stages, &mut |n| match n {
+            NodeMut::Operator(_, op) if !op.checkpointed() => Ok(()),
             NodeMut::Operator(id, op) => {
                 let b = ops.next().ok_or_else(|| wrong("an operator"))?;
                 op.restore_state(b)
@@ -490,6 +492,7 @@ impl Job {
         each_node(&mut self.tasks, &self.stages, &mut |n| {
             let mut b = Vec::new();
             match n {
+                NodeMut::Operator(_, op) if !op.checkpointed() => {}
                 NodeMut::Operator(id, op) => {
                     snap.layout.push(operator_identity(id, op.state_version()));
                     op.snapshot_state(&mut b);
@@ -647,6 +650,8 @@ impl Job {
         };
         let mut seen = Vec::new();
         for t in &mut self.tasks {
+            // what a local aggregate holds goes before the barrier
+            t.pipeline.flush_operators()?;
             t.pipeline.for_each_mut(&mut seen, &mut |n| match n {
                 NodeMut::Exchange(e) => e.barrier(),
                 _ => Ok(()),
@@ -1189,6 +1194,7 @@ fn rescale(
             index: place.map_or(0, |p| p.index),
         };
         match n {
+            NodeMut::Operator(_, op) if !op.checkpointed() => Ok(()),
             NodeMut::Operator(nid, op) => {
                 let line = operator_identity(nid, op.state_version());
                 let parts = op_parts.get(line.as_str()).ok_or_else(short)?;

@@ -64,6 +64,20 @@ pub trait Operator: Send {
         OperatorMetrics::default()
     }
 
+    /// Emits what the operator holds only to save work downstream (a local aggregate's
+    /// partials), without changing what the rows mean: called at the end of every decoded
+    /// chunk and before every checkpoint barrier. The default holds nothing.
+    fn flush(&mut self, _out: &mut dyn Emit) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the operator's state is part of checkpoints (false for one that is empty at
+    /// every checkpoint, having flushed before the barrier; it is then left out of a
+    /// checkpoint's plan, so checkpoints do not depend on whether it runs).
+    fn checkpointed(&self) -> bool {
+        true
+    }
+
     /// Appends this operator's state to `out` (nothing for stateless operators).
     fn snapshot_state(&self, _out: &mut Vec<u8>) {}
 
@@ -739,6 +753,24 @@ impl Pipeline {
             Output::Input(node, side) => lock(node)?.end_input(*side),
             Output::Exchange(e) => e.end(),
         }
+    }
+
+    /// Calls every operator's [`Operator::flush`] in order (its output going through the rest of
+    /// the chain), in fan-out branches too.
+    pub fn flush_operators(&mut self) -> Result<()> {
+        for i in 0..self.ops.len() {
+            let (head, rest) = self.ops.split_at_mut(i + 1);
+            head[i].flush(&mut Next {
+                ops: rest,
+                output: &mut self.output,
+            })?;
+        }
+        if let Output::Fanout(ps) = &mut self.output {
+            for p in ps {
+                p.flush_operators()?;
+            }
+        }
+        Ok(())
     }
 
     /// Flushes every sink this pipeline reaches.

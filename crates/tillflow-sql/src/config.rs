@@ -192,10 +192,11 @@ pub const KEYS: &[KeyDef] = &[
     key("table.exec.mini-batch.enabled", Bool, Noted(MINI_BATCH)),
     key("table.exec.mini-batch.allow-latency", Duration, Noted(MINI_BATCH)),
     key("table.exec.mini-batch.size", Int { min: -1 }, Noted(MINI_BATCH)),
+    // window aggregates after a source run in two phases on several workers (rules::two_phase)
     key(
         "table.optimizer.agg-phase-strategy",
         Enum(&["AUTO", "ONE_PHASE", "TWO_PHASE"]),
-        Noted(OPTIMIZER),
+        Applied,
     ),
     key("table.optimizer.distinct-agg.split.enabled", Bool, Noted(OPTIMIZER)),
     key("table.optimizer.distinct-agg.split.bucket-num", Int { min: 1 }, Noted(OPTIMIZER)),
@@ -595,7 +596,6 @@ mod tests {
             ("pipeline.name", "orders"),
             ("table.exec.mini-batch.enabled", "true"),
             ("table.exec.mini-batch.allow-latency", "5 s"),
-            ("table.optimizer.agg-phase-strategy", "TWO_PHASE"),
             ("execution.checkpointing.mode", "EXACTLY_ONCE"),
         ] {
             let s = check_set(k, v).unwrap();
@@ -604,11 +604,16 @@ mod tests {
         }
         // their values are still checked
         assert!(check_set("parallelism.default", "many").is_err());
-        // parallelism is applied: no notice
+        // parallelism and the aggregation phases are applied: no notice
         assert!(check_set("parallelism.default", "4")
             .unwrap()
             .notice
             .is_none());
+        assert!(check_set("table.optimizer.agg-phase-strategy", "TWO_PHASE")
+            .unwrap()
+            .notice
+            .is_none());
+        assert!(check_set("table.optimizer.agg-phase-strategy", "THREE_PHASE").is_err());
         assert!(check_set("execution.checkpointing.mode", "SOMETIMES").is_err());
     }
 

@@ -13,6 +13,7 @@
 
 use crate::error::{plan_err, Result};
 use crate::plan::explain::distribution;
+use crate::plan::rules::two_phase::{self, Strategy};
 use crate::plan::{LateFiles, PlanNode, PlanOp, TwoInputOp};
 use crate::session::{BranchEnd, JobPlan, TaskSource};
 use std::sync::Arc;
@@ -103,6 +104,8 @@ struct Cut {
     join_stage: Vec<usize>,
     /// The join keys of each join, per side (empty: every row to one instance).
     join_keys: Vec<[Vec<usize>; 2]>,
+    /// Which window aggregates run in two phases.
+    two_phase: Strategy,
 }
 
 impl Cut {
@@ -140,19 +143,34 @@ impl Cut {
     }
 
     /// Cuts `ops` (run on workers of parallelism `p`) before its first keyed node (after the
-    /// first when `started`: the node a new stage starts with) and at its end.
-    fn cut(&mut self, mut ops: Vec<PlanNode>, end: End, p: usize, started: bool) -> Chain {
+    /// first when `started`: the node a new stage starts with) and at its end. On a source's
+    /// own chain (`in_task`: the job loop's thread or the decoding threads, which flush before
+    /// every barrier), a window aggregate may start with its local half (`rules::two_phase`).
+    fn cut(
+        &mut self,
+        mut ops: Vec<PlanNode>,
+        end: End,
+        p: usize,
+        started: bool,
+        in_task: bool,
+    ) -> Chain {
         let keyed = ops
             .iter()
             .enumerate()
             .skip(started as usize)
             .find_map(|(i, n)| distribution(&n.op).map(|k| (i, k)));
         if let Some((i, keys)) = keyed {
-            let rest = ops.split_off(i);
+            let mut rest = ops.split_off(i);
+            if in_task && self.parallelism > 1 {
+                if let Some((local, global)) = two_phase::split(&rest[0], self.two_phase) {
+                    ops.push(local);
+                    rest[0] = global;
+                }
+            }
             let sp = if keys.is_empty() { 1 } else { self.parallelism };
             let s = self.stage(rest[0].identity().label, sp, 1);
             self.stages[s].senders[0] = p;
-            let body = self.cut(rest, end, sp, true);
+            let body = self.cut(rest, end, sp, true, false);
             self.stages[s].body = Some(Body::Chain(body));
             return Chain {
                 ops,
@@ -193,7 +211,7 @@ impl Cut {
             End::Fanout(branches) => Tail::Fanout(
                 branches
                     .into_iter()
-                    .map(|(ops, end)| self.cut(ops, end, p, false))
+                    .map(|(ops, end)| self.cut(ops, end, p, false, in_task))
                     .collect(),
             ),
         };
@@ -286,15 +304,20 @@ fn build_chain(
 }
 
 /// The work a source's decoding threads can do in the job loop's place: a chain of stateless
-/// nodes (computed columns, the watermark assigner, projections and filters) that ends in one
-/// exchange — most scans before a window or a GROUP BY — or in the job loop's sink (whose rows
-/// then come to the job loop in chunks, in order).
+/// nodes (computed columns, the watermark assigner, projections and filters, and a window
+/// aggregate's local half, which sends its partials at the end of every chunk) that ends in
+/// one exchange — most scans before a window or a GROUP BY — or in the job loop's sink (whose
+/// rows then come to the job loop in chunks, in order).
 fn prefix_work(chain: &Chain, pipeline: &Pipeline, splits: usize) -> Option<ChunkWorkFactory> {
-    let stateless = chain
-        .ops
-        .iter()
-        .all(|n| matches!(n.op, PlanOp::Calc { .. } | PlanOp::WatermarkAssigner { .. }));
-    if !stateless {
+    let fusable = chain.ops.iter().all(|n| {
+        matches!(
+            n.op,
+            PlanOp::Calc { .. }
+                | PlanOp::WatermarkAssigner { .. }
+                | PlanOp::LocalWindowAggregate { .. }
+        )
+    });
+    if !fusable {
         return None;
     }
     let routing = match (&pipeline.output, &chain.tail) {
@@ -374,6 +397,7 @@ pub fn instantiate(
         stages: Vec::new(),
         join_stage: Vec::new(),
         join_keys: Vec::new(),
+        two_phase: Strategy::from_config(&plan.config),
     };
     let mut joins = Vec::new();
     for j in plan.joins {
@@ -386,7 +410,7 @@ pub fn instantiate(
     }
     for (s, j) in joins {
         let p = cut.stages[s].parallelism;
-        let downstream = cut.cut(j.downstream.ops, j.downstream.end.into(), p, false);
+        let downstream = cut.cut(j.downstream.ops, j.downstream.end.into(), p, false, false);
         cut.stages[s].body = Some(Body::Join {
             op: Box::new(j.op),
             downstream,
@@ -395,7 +419,7 @@ pub fn instantiate(
     let mut tasks = Vec::new();
     for t in plan.tasks {
         let (ops, end) = task_chain(t.scan, t.branches);
-        let chain = cut.cut(ops, end, 1, false);
+        let chain = cut.cut(ops, end, 1, false, true);
         tasks.push(TaskDef {
             source: t.source,
             chain,
@@ -507,6 +531,36 @@ mod tests {
             .find(|(n, _)| n == name)
             .map(|(_, w)| *w)
             .unwrap_or_else(|| panic!("{name} in {ops:?}"))
+    }
+
+    #[test]
+    fn a_window_aggregate_after_the_source_runs_in_two_phases_on_several_workers() {
+        let window = |sets: &str| {
+            format!(
+                "CREATE TABLE w (k INT, x INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+                 WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+                 {sets}
+                 INSERT INTO out1 SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE w, DESCRIPTOR(ts),
+                   INTERVAL '1' MINUTE)) GROUP BY k, window_start, window_end"
+            )
+        };
+        let two = workers(&window(""), 3);
+        // the local half where the rows are read, the global one on every worker
+        assert_eq!(of(&two, "LocalWindowAggregate"), 1, "{two:?}");
+        assert_eq!(of(&two, "WindowAggregate"), 3, "{two:?}");
+        let one = workers(&window(""), 1);
+        assert!(
+            one.iter().all(|(n, _)| n != "LocalWindowAggregate"),
+            "{one:?}"
+        );
+        let off = workers(
+            &window("SET 'table.optimizer.agg-phase-strategy' = 'ONE_PHASE';"),
+            3,
+        );
+        assert!(
+            off.iter().all(|(n, _)| n != "LocalWindowAggregate"),
+            "{off:?}"
+        );
     }
 
     #[test]

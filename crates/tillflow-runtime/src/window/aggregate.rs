@@ -57,9 +57,57 @@ pub struct WindowAggregate {
     out: Row,
     metrics: OperatorMetrics,
     late: Option<SharedLateSink>,
+    /// The global half of a two-phase aggregate: input rows are partials of
+    /// [`super::local::LocalWindowAggregate`], their row count and accumulators in these columns.
+    partials: Option<(usize, usize)>,
+}
+
+/// Adds `row` to a group's accumulators: its values, or, for a partial, its accumulators merged.
+#[inline]
+fn absorb(
+    accs: &mut [Acc],
+    calls: &[AggCall],
+    row: &Row,
+    retract: bool,
+    partials: Option<(usize, usize)>,
+    scratch: &mut Vec<u8>,
+) -> Result<()> {
+    let Some((_, col)) = partials else {
+        return update_all(accs, calls, row, retract, scratch);
+    };
+    let Some(Value::Str(s)) = row.values.get(col).copied() else {
+        return Err(RuntimeError::State(
+            "a partial aggregate without accumulators".into(),
+        ));
+    };
+    let bytes = tillflow_types::value::heap_bytes(&row.heap, s);
+    let at = &mut 0;
+    for (acc, call) in accs.iter_mut().zip(calls) {
+        acc.merge(
+            <Acc as crate::state::StateValue>::read(bytes, at)?,
+            call.kind,
+        )?;
+    }
+    Ok(())
 }
 
 impl WindowAggregate {
+    /// The global half of a two-phase aggregate (Flink's `GlobalWindowAggregate`): each input
+    /// row is a partial — the rows of one slice and key, folded — whose time is the slice's last
+    /// timestamp, with the number of rows in column `rows` and the accumulators in `accs`.
+    pub fn global(mut self, rows: usize, accs: usize) -> Self {
+        self.partials = Some((rows, accs));
+        self
+    }
+
+    /// The input rows `row` stands for (a partial's count; 1 otherwise).
+    fn rows_in(&self, row: &Row) -> u64 {
+        match self.partials.and_then(|(n, _)| row.values.get(n).copied()) {
+            Some(Value::Int(n)) => n.max(0) as u64,
+            _ => 1,
+        }
+    }
+
     /// Sends dropped late records to `sink` as well as counting them.
     pub fn with_late_sink(mut self, sink: Option<SharedLateSink>) -> Self {
         self.late = sink;
@@ -106,6 +154,7 @@ impl WindowAggregate {
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
             late: None,
+            partials: None,
         }
     }
 
@@ -352,7 +401,7 @@ impl Operator for WindowAggregate {
                     };
                     let calls = &self.calls;
                     let accs = groups.get_or_insert_with(&self.key, || new_accs(calls));
-                    update_all(accs, calls, row, retract, &mut self.scratch)?;
+                    absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
                     assigned.clear();
                 }
                 // all the period's windows have fired: the loop below finds the record late
@@ -379,7 +428,8 @@ impl Operator for WindowAggregate {
                 let accs = self.windows[i]
                     .groups
                     .get_or_insert_with(&self.key, || new_accs(calls));
-                update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
+                let retract = !row.kind.is_addition();
+                absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
                 // the first window covering the pane that has not fired
                 let mut first = pane + slide;
                 while fired(first) {
@@ -399,10 +449,11 @@ impl Operator for WindowAggregate {
             let accs = self.windows[i]
                 .groups
                 .get_or_insert_with(&self.key, || new_accs(calls));
-            update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
+            let retract = !row.kind.is_addition();
+            absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
         }
         if !kept {
-            self.metrics.late_dropped += 1;
+            self.metrics.late_dropped += self.rows_in(row);
             let wm = self.watermark;
             let (first, last) = (assigned.first().copied(), assigned.last().copied());
             late::report(&self.late, row, || {

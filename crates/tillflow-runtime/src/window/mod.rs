@@ -13,6 +13,7 @@ pub mod assign;
 pub mod count;
 pub mod cumulate;
 pub mod hop;
+pub mod local;
 pub mod session;
 pub mod tumble;
 

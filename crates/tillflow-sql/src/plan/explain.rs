@@ -266,6 +266,7 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         PlanOp::Materialize | PlanOp::Sort { .. } => Some(Vec::new()),
         PlanOp::Calc { .. }
         | PlanOp::WatermarkAssigner { .. }
+        | PlanOp::LocalWindowAggregate { .. }
         | PlanOp::WindowTableFunction { .. }
         | PlanOp::Correlate { .. }
         | PlanOp::LookupJoin { .. } => None,
@@ -368,6 +369,24 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
                     Some((s, e)) => sqlfmt::attached_window(window, &names.get(*s), &names.get(*e)),
                     None => sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
                 },
+            )
+        }
+        PlanOp::LocalWindowAggregate {
+            window,
+            time_col,
+            keys,
+            calls,
+        } => {
+            let keys: Vec<usize> = (0..*keys).collect();
+            let mut select = names.list(&keys);
+            if !select.is_empty() {
+                select.push_str(", ");
+            }
+            select.push_str(&aggs(calls, &names));
+            format!(
+                "groupBy=[{}], window=[{}], select=[{select}, slice_end('w$) AS $slice_end]",
+                names.list(&keys),
+                sqlfmt::window(window, &time_name(TimeMode::Event, *time_col, &names)),
             )
         }
         PlanOp::SessionWindowAggregate {

@@ -37,6 +37,7 @@ use tillflow_runtime::ops::watermark::WatermarkAssigner;
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
 use tillflow_runtime::window::count::CountWindowAggregate;
+use tillflow_runtime::window::local::LocalWindowAggregate;
 use tillflow_runtime::window::session::SessionWindowAggregate;
 use tillflow_runtime::window::{AlignedWindow, TimeMode};
 use tillflow_types::{DataType, Schema};
@@ -159,6 +160,23 @@ pub enum PlanOp {
         /// window_end: each row belongs to that window (Flink's window-attached windowing
         /// strategy, a cascaded window aggregation), `window` says which kind it was.
         attached: Option<(usize, usize)>,
+        /// The global half of a two-phase aggregate (Flink's `GlobalWindowAggregate`): its
+        /// input is [`PlanOp::LocalWindowAggregate`]'s partials, not the rows (see
+        /// `rules::two_phase`). Its state is the one-phase operator's, so it keeps that name.
+        two_phase: bool,
+    },
+    /// The local half of a two-phase window aggregate (Flink's `LocalWindowAggregate`): before
+    /// the exchange, rows of one slice and key are folded into a partial row `[keys…, slice
+    /// time, rows, accumulators]` (see `rules::two_phase`).
+    LocalWindowAggregate {
+        /// The window.
+        window: AlignedWindow,
+        /// The time column.
+        time_col: usize,
+        /// The grouping keys are input columns `0..keys`.
+        keys: usize,
+        /// Aggregate calls.
+        calls: Vec<AggCall>,
     },
     /// Flink's `WindowAggregate` over SESSION windows.
     SessionWindowAggregate {
@@ -408,6 +426,7 @@ impl PlanOp {
                 "WindowAggregate"
             }
             PlanOp::CountWindowAggregate { .. } => "CountWindowAggregate",
+            PlanOp::LocalWindowAggregate { .. } => "LocalWindowAggregate",
             PlanOp::WindowTableFunction { .. } => "WindowTableFunction",
             PlanOp::GroupAggregate { .. } => "GroupAggregate",
             PlanOp::OverAggregate { .. } => "OverAggregate",
@@ -494,6 +513,7 @@ impl PlanNode {
             | PlanOp::Correlate { .. }
             | PlanOp::Materialize
             | PlanOp::Sort { .. }
+            | PlanOp::LocalWindowAggregate { .. }
             | PlanOp::WatermarkAssigner { .. } => String::new(),
             PlanOp::ChangelogNormalize { keys } => format!("key={keys:?}"),
             PlanOp::WindowAggregate {
@@ -598,20 +618,30 @@ impl PlanNode {
                 calls,
                 late: l,
                 attached,
+                two_phase,
             } => {
-                let op = WindowAggregate::new(
-                    *window,
-                    *mode,
-                    *time_col,
-                    (0..*keys).collect(),
-                    calls.clone(),
-                )
-                .with_late_sink(late.get(l)?);
+                // a partial's slice time, row count and accumulators follow its keys
+                let time = if *two_phase { *keys } else { *time_col };
+                let op =
+                    WindowAggregate::new(*window, *mode, time, (0..*keys).collect(), calls.clone())
+                        .with_late_sink(late.get(l)?);
                 Box::new(match attached {
                     Some((start, end)) => op.attached(*start, *end),
+                    None if *two_phase => op.global(keys + 1, keys + 2),
                     None => op,
                 })
             }
+            PlanOp::LocalWindowAggregate {
+                window,
+                time_col,
+                keys,
+                calls,
+            } => Box::new(LocalWindowAggregate::new(
+                *window,
+                *time_col,
+                (0..*keys).collect(),
+                calls.clone(),
+            )),
             PlanOp::SessionWindowAggregate {
                 gap,
                 mode,

@@ -346,6 +346,7 @@ impl Planner<'_> {
                         calls,
                         late,
                         attached,
+                        two_phase: false,
                     },
                     Changelog::Insert,
                     None,

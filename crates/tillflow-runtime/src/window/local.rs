@@ -59,6 +59,9 @@ pub struct LocalWindowAggregate {
     /// Open slices by their end.
     slices: BTreeMap<i64, Slice>,
     watermark: i64,
+    /// The least watermark that fires a window of an open slice (`i64::MAX`: none), so that a
+    /// watermark firing nothing costs one comparison.
+    due_at: i64,
     assigned: Vec<(i64, i64)>,
     key: Vec<u8>,
     scratch: Vec<u8>,
@@ -83,6 +86,7 @@ impl LocalWindowAggregate {
             calls,
             slices: BTreeMap::new(),
             watermark: i64::MIN,
+            due_at: i64::MAX,
             assigned: Vec::with_capacity(8),
             key: Vec::with_capacity(64),
             scratch: Vec::new(),
@@ -154,7 +158,13 @@ impl LocalWindowAggregate {
         while let Some((&end, _)) = self.slices.first_key_value() {
             self.flush_slice(end, out)?;
         }
+        self.due_at = i64::MAX;
         Ok(())
+    }
+
+    /// The watermark at which `slice` is next due, after watermark `wm`.
+    fn due(slice: &Slice, wm: i64) -> i64 {
+        slice.next_end(wm).map_or(i64::MAX, window_max_timestamp)
     }
 }
 
@@ -180,11 +190,17 @@ impl Operator for LocalWindowAggregate {
             return Ok(());
         };
         encode_key(&mut self.key, row, &self.keys);
-        let slice = self.slices.entry(end).or_insert_with(|| Slice {
-            first_end,
-            last_end,
-            step,
-            groups: KeyedState::default(),
+        let wm = self.watermark;
+        let due_at = &mut self.due_at;
+        let slice = self.slices.entry(end).or_insert_with(|| {
+            let s = Slice {
+                first_end,
+                last_end,
+                step,
+                groups: KeyedState::default(),
+            };
+            *due_at = (*due_at).min(Self::due(&s, wm));
+            s
         });
         let calls = &self.calls;
         let (rows, accs) = slice
@@ -196,22 +212,25 @@ impl Operator for LocalWindowAggregate {
 
     /// The partials of every slice a window of which this watermark fires go first.
     fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        if wm > self.watermark {
+        if wm > self.watermark && wm >= self.due_at {
             let old = self.watermark;
             let due: Vec<i64> = self
                 .slices
                 .iter()
-                .filter(|(_, s)| {
-                    s.next_end(old)
-                        .is_some_and(|e| window_max_timestamp(e) <= wm)
-                })
+                .filter(|(_, s)| Self::due(s, old) <= wm)
                 .map(|(end, _)| *end)
                 .collect();
             for end in due {
                 self.flush_slice(end, out)?;
             }
-            self.watermark = wm;
+            self.due_at = self
+                .slices
+                .values()
+                .map(|s| Self::due(s, wm))
+                .min()
+                .unwrap_or(i64::MAX);
         }
+        self.watermark = self.watermark.max(wm);
         out.watermark(wm)
     }
 

@@ -5,6 +5,8 @@
 //! `blackhole` sink and reports events/s and the process's peak resident memory.
 //!
 //! - `window`: `TUMBLE(1 min) GROUP BY store_id, sku` with `COUNT(*)`, `SUM(qty * unit_price)`.
+//! - `store`: `TUMBLE(1 min) GROUP BY store_id` (20 keys, a few per worker) with `COUNT(*)`,
+//!   `SUM(qty)`, `MAX(unit_price)`: on several workers it runs in two phases (AUTO).
 //! - `filter`: the q6 filter/projection (`channel = 'web' AND qty > 1`, computed columns).
 //! - `gen-blackhole`: the retail generator's `pos_sales` stream through SQL into a blackhole.
 //! - `gen-ndjson`: the generator's `pos_sales` stream rendered as NDJSON lines (what `tillflow gen` writes).
@@ -25,7 +27,7 @@ struct Args {
     /// Number of events.
     #[arg(long, default_value_t = 5_000_000)]
     events: u64,
-    /// Queries to run (window, filter, gen-blackhole, gen-ndjson, forecast, checkpoint).
+    /// Queries to run (window, store, filter, gen-blackhole, gen-ndjson, forecast, checkpoint).
     #[arg(
         long,
         value_delimiter = ',',
@@ -41,6 +43,10 @@ struct Args {
     /// Workers (`parallelism.default`); 1 runs the whole job on the job loop's thread.
     #[arg(long, short = 'p', default_value_t = 1)]
     parallelism: usize,
+    /// `KEY=VALUE`: a Flink `SET` before each query (repeatable), e.g.
+    /// `--set table.optimizer.agg-phase-strategy=TWO_PHASE`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 const SOURCE: &str = "CREATE TABLE events (
@@ -64,6 +70,14 @@ INSERT INTO sink
 SELECT window_start, window_end, store_id, sku, COUNT(*), SUM(qty * unit_price)
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, store_id, sku;"
+        }
+        "store" => {
+            "CREATE TABLE sink (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT, cnt BIGINT, units INT, top_price DOUBLE)
+WITH ('connector' = 'blackhole');
+INSERT INTO sink
+SELECT window_start, window_end, store_id, COUNT(*), SUM(qty), MAX(unit_price)
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, store_id;"
         }
         "filter" => {
             "CREATE TABLE sink (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE, line_total DOUBLE, customer STRING)
@@ -486,10 +500,17 @@ INSERT INTO sink SELECT * FROM sales;",
         } else {
             query(q)
         };
-        let Some(sql) = sql else {
-            eprintln!("error: unknown query '{q}' (window, filter)");
+        let Some(mut sql) = sql else {
+            eprintln!("error: unknown query '{q}' (window, store, filter)");
             return std::process::ExitCode::FAILURE;
         };
+        for kv in args.sets.iter().rev() {
+            let Some((k, v)) = kv.split_once('=') else {
+                eprintln!("error: --set wants KEY=VALUE, got '{kv}'");
+                return std::process::ExitCode::FAILURE;
+            };
+            sql = format!("SET '{}' = '{}';\n{sql}", k.trim(), v.trim());
+        }
         let mut best = f64::MAX;
         let mut best_cpu = f64::MAX;
         let mut rows = 0;

@@ -281,9 +281,11 @@ fn upsert_kafka_writes_keys_and_tombstones_and_reads_back_the_table() {
     let top =
         "SELECT store_id, cnt FROM (SELECT store_id, COUNT(*) AS cnt FROM events GROUP BY store_id)
 WHERE MOD(cnt, 7) <> 0";
+    // written by three workers, a producer each, every store's changes through one of them
     let (ok, err) = tillflow(
         &format!(
-            "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+            "SET 'parallelism.default' = '3';
+CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
 CREATE TABLE top_stores (store_id INT, cnt BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
 WITH ({});
 INSERT INTO top_stores {top};",

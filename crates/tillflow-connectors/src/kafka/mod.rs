@@ -108,12 +108,27 @@ impl Connector for Kafka {
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(KafkaSink::new(table, false)?))
     }
+    fn sink_per_worker(&self, table: &TableSpec) -> bool {
+        producer_per_worker(table)
+    }
     fn sink_accepts_changes(&self, table: &TableSpec) -> bool {
         layout(table, false).is_ok_and(|l| format::format_accepts_changes(&l.value))
     }
     fn metadata(&self) -> &'static [(&'static str, DataType)] {
         METADATA
     }
+}
+
+/// Whether every worker writes a Kafka sink with a producer of its own, as Flink's sink
+/// subtasks do: yes for `none` and `at-least-once` delivery (a table with a primary key gets its
+/// rows hashed on the key first, so a key's changes leave through one producer, in order). An
+/// exactly-once sink keeps one transactional producer fed by every worker: its transactional id
+/// must be one a restart at any parallelism fences again, and ids of workers a smaller restart no
+/// longer has would be left with their transactions open.
+fn producer_per_worker(table: &TableSpec) -> bool {
+    !table
+        .option("sink.delivery-guarantee")
+        .is_some_and(|g| g.trim().eq_ignore_ascii_case("exactly-once"))
 }
 
 /// The table read by `workers` reader threads when it does not say how many itself.
@@ -175,6 +190,9 @@ impl Connector for UpsertKafka {
     }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
         Ok(Box::new(KafkaSink::new(table, true)?))
+    }
+    fn sink_per_worker(&self, table: &TableSpec) -> bool {
+        producer_per_worker(table)
     }
     fn sink_accepts_changes(&self, _table: &TableSpec) -> bool {
         true

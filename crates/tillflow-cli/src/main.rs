@@ -487,8 +487,29 @@ fn summary(r: &JobReport) -> String {
     s
 }
 
+/// The stack of the thread that plans and runs the job: planning recurses over the script's
+/// syntax tree, and the nesting limits (`tillflow_sql::limits`) are set for this much, so deep
+/// SQL ends in an error naming the limit, never in a stack overflow. Only the pages used are
+/// ever committed.
+const MAIN_STACK: usize = 512 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let worker = std::thread::Builder::new()
+        .name("tillflow".into())
+        .stack_size(MAIN_STACK)
+        .spawn(move || run_cli(cli));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::FAILURE, // the panic message is already printed
+        Err(e) => {
+            eprintln!("error: cannot start tillflow's main thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Validate(a) => load(a).map(|plan| {
             for n in &plan.notices {

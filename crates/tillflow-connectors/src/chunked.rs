@@ -163,6 +163,7 @@ impl ChunkedReader {
             let (worker_tx, rx) = sync_channel(IN_FLIGHT);
             std::thread::Builder::new()
                 .name(format!("decode {name} #{i}"))
+                .stack_size(tillflow_runtime::WORKER_STACK)
                 .spawn(move || decode_chunks(d, work, worker_rx, worker_tx))?;
             workers.push(Worker { tx, rx });
         }

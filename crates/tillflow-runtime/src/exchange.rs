@@ -735,6 +735,7 @@ impl Stage {
             let name = format!("{} #{i}", self.name);
             let thread = std::thread::Builder::new()
                 .name(name.clone())
+                .stack_size(crate::WORKER_STACK)
                 .spawn(move || {
                     // a panic is a failure like any other: the job loop must hear of it
                     let run = std::panic::AssertUnwindSafe(|| run_instance(&inst, &rx, &c, &name));

@@ -27,3 +27,8 @@ pub mod tzfn;
 pub mod window;
 
 pub use error::{Result, RuntimeError};
+
+/// The stack of every thread that runs operators (a stage's workers, a source's decoding
+/// threads): evaluating an expression recurses over it, and expressions may nest as deep as the
+/// SQL front end allows (1,000 levels). Only the pages used are ever committed.
+pub const WORKER_STACK: usize = 64 << 20;

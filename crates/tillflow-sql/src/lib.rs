@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod expr;
 pub mod json;
+pub mod limits;
 pub mod nested;
 pub mod physical;
 pub mod plan;

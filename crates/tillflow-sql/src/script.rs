@@ -255,7 +255,10 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String>
 fn perr(line: u64, e: ParserError) -> SqlError {
     let message = match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
-        ParserError::RecursionLimitExceeded => "statement nests too deeply".to_owned(),
+        ParserError::RecursionLimitExceeded => format!(
+            "the statement nests deeper than {} levels (parentheses, subqueries, CASEs inside each other); compute parts of it in a view",
+            crate::limits::MAX_EXPRESSION_DEPTH
+        ),
     };
     SqlError::Parse { line, message }
 }
@@ -780,7 +783,11 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         .unwrap_or(Location::new(0, 0));
     toks.push(TokenWithSpan::new(Token::EOF, Span::new(end, end)));
     let dialect = FlinkDialect::new();
-    let mut p = Parser::new(&dialect).with_tokens_with_locations(toks);
+    // sqlparser grows its stack as it recurses; its own default limit (50) would refuse a
+    // 60-deep CASE with a misleading "unexpected token"
+    let mut p = Parser::new(&dialect)
+        .with_recursion_limit(crate::limits::MAX_EXPRESSION_DEPTH as usize)
+        .with_tokens_with_locations(toks);
     let e = |err| perr(line, err);
     let kind = if p.parse_keyword(Keyword::SET) {
         if p.peek_token().token == Token::EOF {

@@ -222,6 +222,7 @@ impl Readers {
             let name = table.to_owned();
             let handle = std::thread::Builder::new()
                 .name(format!("kafka-reader-{r}"))
+                .stack_size(tillflow_runtime::WORKER_STACK)
                 .spawn(move || {
                     // a reader that panics fails the job instead of leaving its partitions unread
                     let run = std::panic::AssertUnwindSafe(move || reader.run());

@@ -154,6 +154,7 @@ impl<'a> Converter<'a> {
 
     /// Converts one expression.
     pub fn convert(&self, e: &sql::Expr) -> Result<Expr> {
+        let _level = crate::limits::Depth::enter(crate::limits::Nesting::Expression)?;
         if let Some(agg) = self.agg {
             if let sql::Expr::Function(f) = e {
                 if let Some((_, col, ty)) = agg.aggs.iter().find(|(a, _, _)| a == f) {

@@ -309,7 +309,8 @@ pub(super) fn reads_column(e: &Expr, c: usize) -> bool {
 /// Plans queries against a catalog.
 pub struct Planner<'a> {
     catalog: &'a Catalog,
-    ctes: BTreeMap<String, sql::Query>,
+    /// The CTEs in scope, innermost last: a CTE sees those defined before it, never itself.
+    ctes: Vec<(String, std::rc::Rc<sql::Query>)>,
     /// What the user should know about how a query runs (printed before the job starts).
     pub notices: Vec<String>,
 }
@@ -374,23 +375,30 @@ impl<'a> Planner<'a> {
     pub fn new(catalog: &'a Catalog) -> Self {
         Planner {
             catalog,
-            ctes: BTreeMap::new(),
+            ctes: Vec::new(),
             notices: Vec::new(),
         }
     }
 
     /// Plans a query.
     pub fn plan_query(&mut self, q: &sql::Query) -> Result<Rel> {
-        let saved = self.ctes.clone();
+        let saved = self.ctes.len();
         if let Some(with) = &q.with {
+            if with.recursive {
+                return plan_err(format!(
+                    "WITH RECURSIVE is not Flink SQL (a CTE cannot read itself): `{with}`"
+                ));
+            }
             for cte in &with.cte_tables {
-                self.ctes
-                    .insert(cte.alias.name.value.clone(), (*cte.query).clone());
+                self.ctes.push((
+                    cte.alias.name.value.clone(),
+                    std::rc::Rc::new((*cte.query).clone()),
+                ));
             }
         }
         let sorted = q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some();
         if sorted && !self.catalog.batch() {
-            self.ctes = saved;
+            self.ctes.truncate(saved);
             return plan_err(format!(
                 "ORDER BY and LIMIT on a stream are not supported (Flink allows ORDER BY only on a time attribute ascending); on bounded inputs run the script in batch mode, SET 'execution.runtime-mode' = 'batch': `{q}`"
             ));
@@ -402,7 +410,7 @@ impl<'a> Planner<'a> {
                 Ok(rel)
             }
         });
-        self.ctes = saved;
+        self.ctes.truncate(saved);
         rel
     }
 

@@ -12,8 +12,14 @@ impl Planner<'_> {
         let qualifier = alias
             .map(|a| a.name.value.clone())
             .unwrap_or_else(|| name.rsplit('.').next().unwrap_or(name).to_owned());
-        let mut rel = if let Some(q) = self.ctes.get(name).cloned() {
-            self.plan_query(&q)?
+        let cte = self.ctes.iter().rposition(|(n, _)| n == name);
+        let mut rel = if let Some(i) = cte {
+            // the CTE's query sees the CTEs defined before it, not itself nor later ones
+            let q = self.ctes[i].1.clone();
+            let later = self.ctes.split_off(i);
+            let planned = self.plan_query(&q);
+            self.ctes.extend(later);
+            planned?
         } else if let Some(v) = self.catalog.view(name) {
             let v = v.clone();
             let mut inner = Planner::new(self.catalog);

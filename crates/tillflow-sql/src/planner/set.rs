@@ -6,6 +6,7 @@ use super::*;
 impl Planner<'_> {
     /// A query body: a SELECT, a nested query, or a `UNION ALL` of two bodies.
     pub(super) fn plan_set(&mut self, body: &SetExpr) -> Result<Rel> {
+        let _level = crate::limits::Depth::enter(crate::limits::Nesting::Query)?;
         match body {
             SetExpr::Select(s) => self.plan_select(s),
             SetExpr::Query(inner) => self.plan_query(inner),

@@ -8,6 +8,7 @@ pub mod expr;
 pub mod json;
 pub mod limits;
 pub mod nested;
+pub mod paths;
 pub mod physical;
 pub mod plan;
 pub mod planner;

@@ -293,6 +293,7 @@ impl Session {
         self.plan.config = self.catalog.config.clone();
         self.plan.batch = self.catalog.batch();
         self.plan.number();
+        crate::paths::check(&self.plan)?;
         Ok(std::mem::take(&mut self.plan))
     }
 

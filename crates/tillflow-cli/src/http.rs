@@ -23,6 +23,10 @@ pub struct HttpArgs {
         hide_env_values = true
     )]
     pub auth_token: Option<String>,
+    /// Host names (comma-separated) the server answers besides loopback ones, when no token is
+    /// set: requests naming any other host are refused (DNS rebinding).
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub http_allowed_hosts: Vec<String>,
     /// When the job ends, keep serving its final counters, graph and result rows (until Ctrl-C).
     #[arg(long)]
     pub keep_serving: bool,
@@ -63,7 +67,12 @@ pub fn start(args: &HttpArgs, quiet: bool) -> Result<Option<Status>, String> {
         .http
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let status = Status::default();
-    match tillflow_server::serve(addr, args.auth_token.clone(), status.clone()) {
+    match tillflow_server::serve(
+        addr,
+        args.auth_token.clone(),
+        args.http_allowed_hosts.clone(),
+        status.clone(),
+    ) {
         Ok(bound) => {
             if !quiet {
                 eprintln!("serving the API on http://{bound}/api/jobs and metrics on http://{bound}/metrics");

@@ -250,7 +250,7 @@ fn sigterm_saves_and_a_changed_plan_or_a_damaged_checkpoint_is_refused() {
     let metrics = {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             .expect("request");
         let mut text = String::new();
         s.read_to_string(&mut text).expect("response");
@@ -746,7 +746,7 @@ fn stop(port: u16, extra: &[&str]) -> std::process::Output {
 fn completed_checkpoints(port: u16, id: &str) -> Option<u64> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /api/jobs/{id} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    write!(s, "GET /api/jobs/{id} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let body = text.split_once("\r\n\r\n")?.1;

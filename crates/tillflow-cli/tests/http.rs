@@ -14,11 +14,16 @@ fn free_port() -> u16 {
 
 /// GET `path`; (status code, body). `None` while nothing listens yet.
 fn get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    get_as(port, "localhost", path, token)
+}
+
+/// GET `path` naming `host` in the `Host` header.
+fn get_as(port: u16, host: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}\r\n"
     )
     .ok()?;
     let mut text = String::new();
@@ -188,6 +193,42 @@ fn the_api_and_metrics_show_a_running_job() {
     assert_eq!(code, 404);
     let _ = job.kill();
     let _ = job.wait();
+}
+
+/// DNS rebinding: a page whose name now resolves to 127.0.0.1 is same-origin to the browser,
+/// but its requests name its own host, which the server refuses without a token; loopback
+/// names and the hosts allowed with `--http-allowed-hosts` are answered.
+#[test]
+fn a_foreign_host_header_is_refused_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = start_job(dir.path(), port, &["--http-allowed-hosts", "dash.example"]);
+    let (code, _) = wait_for("the server", || get(port, "/api/jobs", None));
+    assert_eq!(code, 200);
+    for host in [
+        "evil.example",
+        "evil.example:80",
+        "127.0.0.1.evil.example",
+        "localhost.evil.example",
+    ] {
+        let (code, body) = get_as(port, host, "/api/jobs", None).expect("answer");
+        assert_eq!(code, 403, "{host}: {body}");
+        assert!(body.contains("--http-allowed-hosts"), "{body}");
+        let (code, _) = get_as(port, host, "/metrics", None).expect("answer");
+        assert_eq!(code, 403, "{host}");
+    }
+    for host in [
+        "localhost",
+        &format!("127.0.0.1:{port}"),
+        &format!("[::1]:{port}"),
+        "app.localhost",
+        "DASH.example:8080",
+    ] {
+        let (code, body) = get_as(port, host, "/api/jobs", None).expect("answer");
+        assert_eq!(code, 200, "{host}: {body}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! it publishes a [`JobStatus`] into a shared [`Status`] board, which the handlers read. The one
 //! way back is a job's [`JobControl`]: `POST /api/jobs/{id}/stop` sets the job's stop flag, which
 //! the loop reads between two polls. Binding a non-loopback address requires a bearer token,
-//! checked on every request.
+//! checked on every request. Without a token, only requests whose `Host` is a loopback name or
+//! address (or one of `allowed_hosts`) are answered: a web page whose name an attacker rebinds to
+//! 127.0.0.1 (DNS rebinding) is the same origin to the browser, but its `Host` is its own name.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -215,6 +217,52 @@ pub fn register_control(status: &Status, id: &str, control: JobControl) {
 struct AppState {
     status: Status,
     token: Option<Arc<str>>,
+    /// Host names answered besides loopback ones (lower case, without a port).
+    allowed_hosts: Arc<[String]>,
+}
+
+/// The host of a `Host` header value, without its port, lower case (`[::1]:8080` → `::1`).
+fn host_name(value: &str) -> String {
+    let v = value.trim();
+    let host = if let Some(rest) = v.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        v.rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(v, |(h, _)| h)
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whether a request with these headers may be answered without a token: its `Host` names
+/// this machine's loopback (`localhost`, `*.localhost`, 127.0.0.0/8, `::1`) or an allowed host.
+fn host_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = host_name(host);
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || state.allowed_hosts.iter().any(|h| *h == host)
+}
+
+/// Refuses, before any handler, a request without a token whose `Host` is not allowed.
+async fn check_host(
+    State(s): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if s.token.is_none() && !host_allowed(&s, request.headers()) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this server answers requests for its loopback address only (the Host header names another host); add the name with --http-allowed-hosts, or set --auth-token\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -708,6 +756,7 @@ async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
 pub fn serve(
     addr: SocketAddr,
     token: Option<String>,
+    allowed_hosts: Vec<String>,
     status: Status,
 ) -> Result<SocketAddr, ServerError> {
     if !addr.ip().is_loopback() && token.is_none() {
@@ -724,6 +773,11 @@ pub fn serve(
     let state = AppState {
         status,
         token: token.map(Arc::from),
+        allowed_hosts: allowed_hosts
+            .iter()
+            .map(|h| host_name(h))
+            .collect::<Vec<_>>()
+            .into(),
     };
     let app = Router::new()
         .route("/", get(index))
@@ -734,6 +788,10 @@ pub fn serve(
         .route("/api/jobs/{id}/stop", post(stop_job))
         .route("/api/events", get(events))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_host,
+        ))
         .with_state(state);
     std::thread::Builder::new()
         .name("tillflow-http".into())

@@ -68,6 +68,26 @@ impl From<CheckpointError> for RuntimeError {
     }
 }
 
+/// Reads a checkpoint file that must be a regular file (a symbolic link to `/dev/zero` or a
+/// pipe would be read forever), no longer than its size when opened.
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).map_err(|e| io(path, e))?;
+    let meta = f.metadata().map_err(|e| io(path, e))?;
+    if !meta.is_file() {
+        return Err(CheckpointError::Corrupt {
+            path: path.display().to_string(),
+            what: "it is not a regular file".into(),
+        });
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    Read::by_ref(&mut f)
+        .take(meta.len())
+        .read_to_end(&mut out)
+        .map_err(|e| io(path, e))?;
+    Ok(out)
+}
+
 fn io(path: &Path, source: std::io::Error) -> CheckpointError {
     CheckpointError::Io {
         path: path.display().to_string(),
@@ -563,9 +583,8 @@ impl CheckpointBackend for LocalBackend {
     fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError> {
         let dir = self.dir.join(checkpoint_name(id));
         let m = dir.join("MANIFEST.json");
-        let manifest = fs::read(&m).map_err(|e| io(&m, e))?;
-        let s = dir.join("state.bin");
-        let state = fs::read(&s).map_err(|e| io(&s, e))?;
+        let manifest = read_file(&m)?;
+        let state = read_file(&dir.join("state.bin"))?;
         Ok((manifest, state))
     }
 
@@ -709,9 +728,8 @@ impl CheckpointStore {
     /// Reads and checks the checkpoint in the local directory `dir` (…/chk-NNNNNN).
     pub fn load(dir: &Path) -> Result<Snapshot, CheckpointError> {
         let mpath = dir.join("MANIFEST.json");
-        let manifest = fs::read(&mpath).map_err(|e| io(&mpath, e))?;
-        let spath = dir.join("state.bin");
-        let state = fs::read(&spath).map_err(|e| io(&spath, e))?;
+        let manifest = read_file(&mpath)?;
+        let state = read_file(&dir.join("state.bin"))?;
         check(&dir.display().to_string(), &manifest, &state)
     }
 
@@ -923,6 +941,12 @@ mod tests {
         fs::write(&state, &b).expect("write");
         let e = CheckpointStore::load(&dir).expect_err("corrupt");
         assert!(e.to_string().contains("bytes"), "{e}");
+        // a state file that is a link to an endless device is refused, not read forever
+        fs::remove_file(&state).expect("remove");
+        std::os::unix::fs::symlink("/dev/zero", &state).expect("symlink");
+        let e = CheckpointStore::load(&dir).expect_err("not a file");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(store.load_id(1).is_err());
     }
 
     #[test]

@@ -10,6 +10,10 @@ use tillflow_types::temporal::MICROS_PER_MILLI;
 use tillflow_types::value::push_str;
 use tillflow_types::{DataType, Row, Schema, Value};
 
+/// The longest string `fields.<name>.length` may ask for: 1 Mi characters (a billion would
+/// exhaust memory on the first row).
+const MAX_LENGTH: i64 = 1 << 20;
+
 /// The `datagen` connector.
 pub struct DataGen;
 
@@ -145,7 +149,15 @@ impl DataGenSource {
                 "random" => Gen::Random {
                     min: num(&format!("{p}.min"), dmin)?,
                     max: num(&format!("{p}.max"), dmax)?,
-                    length: table.int_option(&format!("{p}.length"), 100)?.max(0) as usize,
+                    length: {
+                        let length = table.int_option(&format!("{p}.length"), 100)?.max(0);
+                        if length > MAX_LENGTH {
+                            return Err(table.error(format!(
+                                "option '{p}.length' = {length} is more than the {MAX_LENGTH} characters a generated string may have (docs/limits.md)"
+                            )));
+                        }
+                        length as usize
+                    },
                     max_past_ms: table.int_option(&format!("{p}.max-past"), 0)?,
                     null_rate: num(&format!("{p}.null-rate"), 0.0)?,
                 },

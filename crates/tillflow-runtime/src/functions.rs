@@ -775,6 +775,13 @@ pub fn call(
             if n < 0 || (p.is_empty() && (a.chars().count() as i64) < n) {
                 return Ok(Value::Null);
             }
+            if n as u64 > crate::strfn::MAX_BUILT_STRING as u64 {
+                return Err(RuntimeError::Eval(format!(
+                    "{}: a result of {n} characters is longer than the {} characters a function may build (docs/limits.md)",
+                    if func == Func::Lpad { "LPAD" } else { "RPAD" },
+                    crate::strfn::MAX_BUILT_STRING
+                )));
+            }
             let a: Vec<char> = a.chars().collect();
             let p: Vec<char> = p.chars().collect();
             let n = n as usize;

@@ -13,8 +13,11 @@ use crate::jregex::{JavaRegex, RegexError};
 use tillflow_types::value::{heap_bytes, heap_str};
 use tillflow_types::{StrRef, Value};
 
-/// Java's largest string, in characters: a longer result fails as Flink's job would.
-const MAX_LEN: usize = i32::MAX as usize;
+/// The longest string a function builds (REPEAT, LPAD, RPAD), in characters: 16 Mi. A longer
+/// one fails naming the function and the limit instead of allocating gigabytes (Flink's limit
+/// is Java's 2^31 − 1 characters, which no streaming row needs); docs/limits.md.
+pub const MAX_BUILT_STRING: usize = 1 << 24;
+const MAX_LEN: usize = MAX_BUILT_STRING;
 
 fn span(out: &[u8], v: Value) -> Option<StrRef> {
     match v {
@@ -297,7 +300,7 @@ pub fn call(func: Func, v: &[Value], out: &mut Vec<u8>) -> Result<Value> {
             let chars = heap_str(out, r).chars().count();
             if chars.saturating_mul(k as usize) > MAX_LEN {
                 return Err(RuntimeError::Eval(format!(
-                    "REPEAT: a string of {chars} characters {k} times is longer than a Java string can be"
+                    "REPEAT: a string of {chars} characters {k} times is longer than the {MAX_LEN} characters a function may build (docs/limits.md)"
                 )));
             }
             let start = out.len();

@@ -17,6 +17,23 @@ pub const MAX_EXPRESSION_DEPTH: u32 = 1_000;
 /// Queries nest at most this deep: views over views, CTEs, subqueries and UNION ALL branches.
 pub const MAX_QUERY_DEPTH: u32 = 1_000;
 
+/// A HOP window spans at most this many slides, a CUMULATE window this many steps: each slide
+/// (or step) is a slice every record is added to once, and a window fires by merging its
+/// slices, so a 1 ms slide over an hour (3.6 million) would cost millions of merges per window.
+pub const MAX_SLICES_PER_WINDOW: i64 = 100_000;
+
+/// Refuses a `kind` window of `slices` slides or steps past [`MAX_SLICES_PER_WINDOW`].
+pub fn windows_per_slice(kind: &str, slices: i64, call: impl std::fmt::Display) -> Result<()> {
+    if slices > MAX_SLICES_PER_WINDOW {
+        let unit = if kind == "HOP" { "slides" } else { "steps" };
+        return plan_err(format!(
+            "{kind} window spans {slices} {unit}, more than the {MAX_SLICES_PER_WINDOW} tillflow allows (docs/limits.md): use a longer {} or a shorter size: `{call}`",
+            if kind == "HOP" { "slide" } else { "step" }
+        ));
+    }
+    Ok(())
+}
+
 thread_local! {
     static EXPRESSIONS: Cell<u32> = const { Cell::new(0) };
     static QUERIES: Cell<u32> = const { Cell::new(0) };

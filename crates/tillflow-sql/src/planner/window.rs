@@ -167,6 +167,7 @@ impl Planner<'_> {
                 if size % slide != 0 {
                     return plan_err(format!("HOP size must be a multiple of its slide: `{f}`"));
                 }
+                crate::limits::windows_per_slice("HOP", size / slide, f)?;
                 WindowKind::Aligned(AlignedWindow::Hop {
                     slide,
                     size,
@@ -181,6 +182,7 @@ impl Planner<'_> {
                         "CUMULATE size must be a multiple of its step: `{f}`"
                     ));
                 }
+                crate::limits::windows_per_slice("CUMULATE", size / step, f)?;
                 WindowKind::Aligned(AlignedWindow::Cumulate {
                     step,
                     size,
@@ -293,6 +295,7 @@ impl Planner<'_> {
                 if size % slide != 0 {
                     return plan_err(format!("HOP size must be a multiple of its slide: `{f}`"));
                 }
+                crate::limits::windows_per_slice("HOP", size / slide, f)?;
                 WindowKind::Aligned(AlignedWindow::Hop {
                     slide,
                     size,

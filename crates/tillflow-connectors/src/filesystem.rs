@@ -543,19 +543,43 @@ impl Source for FileSource {
         let file = tillflow_runtime::state::read_u64(input, at)? as usize;
         let offset = tillflow_runtime::state::read_u64(input, at)?;
         let line_no = tillflow_runtime::state::read_u64(input, at)?;
+        if file > self.files.len() {
+            return Err(RuntimeError::State(format!(
+                "it names file {} of the {} files of table `{}`",
+                file + 1,
+                self.files.len(),
+                self.table
+            )));
+        }
         self.reader = None;
         self.chunked = None;
         self.chunk = None;
         self.next_file = file;
         if file < self.files.len() && self.open_next()? {
+            let path = self.current.display().to_string();
+            let table = self.table.clone();
+            let err =
+                |e: std::io::Error| RuntimeError::Source(format!("table `{table}`: {path}: {e}"));
+            let len = std::fs::metadata(&self.current).map_err(err)?.len();
+            if offset > len {
+                return Err(RuntimeError::State(format!(
+                    "its position, byte {offset} of {path}, is past the file's end ({len} bytes): the file changed since the checkpoint"
+                )));
+            }
             if let Some(r) = self.reader.as_mut() {
-                r.seek(SeekFrom::Start(offset)).map_err(|e| {
-                    RuntimeError::Source(format!(
-                        "table `{}`: {}: {e}",
-                        self.table,
-                        self.current.display()
-                    ))
-                })?;
+                // a position is always at the start of a line
+                if offset > 0 {
+                    use std::io::Read;
+                    r.seek(SeekFrom::Start(offset - 1)).map_err(err)?;
+                    let mut b = [0u8; 1];
+                    r.read_exact(&mut b).map_err(err)?;
+                    if b[0] != b'\n' {
+                        return Err(RuntimeError::State(format!(
+                            "its position, byte {offset} of {path}, is not at the start of a line: the file changed since the checkpoint"
+                        )));
+                    }
+                }
+                r.seek(SeekFrom::Start(offset)).map_err(err)?;
             }
             self.offset = offset;
             self.line_no = line_no;
@@ -920,5 +944,44 @@ mod tests {
         let mut s = spec.clone();
         s.options.insert("dead-letter.path".into(), dlq.into());
         s
+    }
+
+    #[test]
+    fn a_position_past_the_end_or_inside_a_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n").unwrap();
+        let spec = TableSpec {
+            name: "t".into(),
+            schema: Schema::new(vec![Field::new("n", DataType::BigInt)]),
+            options: [("path", input.to_str().unwrap()), ("format", "json")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            primary_key: vec![],
+            metadata: vec![],
+        };
+        let position = |file: u64, offset: u64| {
+            let mut b = Vec::new();
+            for v in [file, offset, 1] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b
+        };
+        let mut src = FileSource::new(&spec).unwrap();
+        // after the first line: resumes with the second
+        src.restore_position(&position(0, 9)).unwrap();
+        let mut row = Row::default();
+        assert_eq!(src.poll(&mut row).unwrap(), Poll::Record);
+        assert_eq!(row.values[0], Value::Int(2));
+        let e = src.restore_position(&position(0, 1_000)).unwrap_err();
+        assert!(
+            e.to_string().contains("past the file's end (18 bytes)"),
+            "{e}"
+        );
+        let e = src.restore_position(&position(0, 4)).unwrap_err();
+        assert!(e.to_string().contains("not at the start of a line"), "{e}");
+        let e = src.restore_position(&position(5, 0)).unwrap_err();
+        assert!(e.to_string().contains("names file 6 of the 1 files"), "{e}");
     }
 }

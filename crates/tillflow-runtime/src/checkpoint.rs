@@ -261,20 +261,42 @@ pub struct Snapshot {
 
 const MAGIC: &[u8; 4] = b"TFCK";
 /// 2: operators are named by their plan label and state version (1 named them by their
-/// description).
-const VERSION: u32 = 2;
+/// description). 3: every section carries the first 8 bytes of its SHA-256 after its bytes, so
+/// a damaged section is found even when the manifest was rewritten to match the file.
+const VERSION: u32 = 3;
 
+/// The first 8 bytes of `b`'s SHA-256.
+fn digest8(b: &[u8]) -> [u8; 8] {
+    let d = Sha256::digest(b);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+/// Writes a section: its length, its bytes and their digest.
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u64).to_le_bytes());
     out.extend_from_slice(b);
+    out.extend_from_slice(&digest8(b));
 }
 
-fn get_bytes<'a>(input: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
+/// Reads a section written by [`put_bytes`]; with `checked` (format 3) its digest must match.
+fn get_bytes<'a>(input: &'a [u8], at: &mut usize, checked: bool) -> Result<&'a [u8]> {
     let n = read_u64(input, at)? as usize;
     let truncated = || RuntimeError::State("truncated checkpoint section".into());
     let end = at.checked_add(n).ok_or_else(truncated)?;
     let b = input.get(*at..end).ok_or_else(truncated)?;
     *at = end;
+    if checked {
+        let d = input.get(end..end + 8).ok_or_else(truncated)?;
+        if d != digest8(b) {
+            return Err(RuntimeError::State(format!(
+                "a section of {n} bytes at byte {} does not match its checksum",
+                end - n
+            )));
+        }
+        *at = end + 8;
+    }
     Ok(b)
 }
 
@@ -311,7 +333,9 @@ impl Snapshot {
         }
         let mut at = 4;
         let version = read_u32(input, &mut at)?;
-        if version != VERSION {
+        // format 2 is format 3 without section checksums: still read
+        let checked = version == VERSION;
+        if version != VERSION && version != 2 {
             return Err(RuntimeError::State(format!(
                 "checkpoint format {version}, this tillflow reads {VERSION}{}",
                 if version < VERSION {
@@ -329,7 +353,7 @@ impl Snapshot {
             ..Snapshot::default()
         };
         for _ in 0..read_u32(input, &mut at)? {
-            let b = get_bytes(input, &mut at)?;
+            let b = get_bytes(input, &mut at, checked)?;
             snap.layout.push(String::from_utf8_lossy(b).into_owned());
         }
         for _ in 0..read_u32(input, &mut at)? {
@@ -338,12 +362,12 @@ impl Snapshot {
                 .ok_or_else(|| RuntimeError::State("truncated checkpoint".into()))?
                 != 0;
             at += 1;
-            let position = get_bytes(input, &mut at)?.to_vec();
+            let position = get_bytes(input, &mut at, checked)?.to_vec();
             snap.sources.push(SourceState { done, position });
         }
         for part in [&mut snap.operators, &mut snap.sinks] {
             for _ in 0..read_u32(input, &mut at)? {
-                part.push(get_bytes(input, &mut at)?.to_vec());
+                part.push(get_bytes(input, &mut at, checked)?.to_vec());
             }
         }
         Ok(snap)
@@ -722,7 +746,7 @@ impl CheckpointStore {
     /// Reads and checks checkpoint `id` (size and checksum against its manifest).
     pub fn load_id(&self, id: u64) -> Result<Snapshot, CheckpointError> {
         let (manifest, state) = self.backend.read(id)?;
-        check(&self.location_of(id), &manifest, &state)
+        check(&self.location_of(id), &manifest, &state, Some(&self.job))
     }
 
     /// Reads and checks the checkpoint in the local directory `dir` (…/chk-NNNNNN).
@@ -730,7 +754,7 @@ impl CheckpointStore {
         let mpath = dir.join("MANIFEST.json");
         let manifest = read_file(&mpath)?;
         let state = read_file(&dir.join("state.bin"))?;
-        check(&dir.display().to_string(), &manifest, &state)
+        check(&dir.display().to_string(), &manifest, &state, None)
     }
 
     /// Removes every checkpoint of the job (when it has finished).
@@ -751,14 +775,46 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
         .map_err(|e| io(dir, e))
 }
 
-/// Checks `state` against `manifest` and decodes it.
-fn check(location: &str, manifest: &[u8], state: &[u8]) -> Result<Snapshot, CheckpointError> {
+/// Checks `state` against `manifest` (and, when known, the job it must belong to) and decodes
+/// it.
+fn check(
+    location: &str,
+    manifest: &[u8],
+    state: &[u8],
+    job: Option<&str>,
+) -> Result<Snapshot, CheckpointError> {
     let corrupt = |what: String| CheckpointError::Corrupt {
         path: location.to_owned(),
         what,
     };
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
+    if manifest.format != 2 && manifest.format != VERSION {
+        return Err(corrupt(format!(
+            "MANIFEST.json is of format {}, this tillflow reads 2 and {VERSION}",
+            manifest.format
+        )));
+    }
+    let job_name = |j: &str| {
+        !j.is_empty()
+            && j.len() <= 255
+            && !j.contains(['/', '\\'])
+            && j != "."
+            && j != ".."
+            && !j.chars().any(char::is_control)
+    };
+    if !job_name(&manifest.job) {
+        let shown: String = manifest.job.chars().take(100).collect();
+        return Err(corrupt(format!(
+            "MANIFEST.json names the job `{shown}`, which is not a job name"
+        )));
+    }
+    if let Some(job) = job.filter(|j| *j != manifest.job) {
+        return Err(corrupt(format!(
+            "MANIFEST.json says it belongs to job `{}`, not `{job}`",
+            manifest.job
+        )));
+    }
     let file = manifest
         .files
         .iter()
@@ -947,6 +1003,52 @@ mod tests {
         let e = CheckpointStore::load(&dir).expect_err("not a file");
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert!(store.load_id(1).is_err());
+    }
+
+    /// Rewrites the manifest of the checkpoint in `dir` to match its files, after `edit`.
+    fn rewrite_manifest(dir: &Path, edit: impl Fn(&mut serde_json::Value)) {
+        let state = fs::read(dir.join("state.bin")).expect("state");
+        let m = dir.join("MANIFEST.json");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&fs::read(&m).expect("manifest")).expect("json");
+        v["files"][0]["bytes"] = serde_json::json!(state.len());
+        v["files"][0]["sha256"] = serde_json::json!(sha256_hex(&state));
+        edit(&mut v);
+        fs::write(&m, serde_json::to_vec(&v).expect("json")).expect("write");
+    }
+
+    #[test]
+    fn a_damaged_section_is_found_though_the_manifest_was_rewritten_to_match() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = CheckpointStore::new(root.path(), "j", 3);
+        store.write(&snap(1)).expect("write");
+        let dir = root.path().join("j").join("chk-000001");
+        rewrite_manifest(&dir, |_| {});
+        assert!(store.load_id(1).is_ok(), "an honest rewrite loads");
+        // one byte of the operator's state (the 100 bytes of 9s) changed
+        let state = dir.join("state.bin");
+        let mut b = fs::read(&state).expect("read");
+        let at = b
+            .windows(100)
+            .position(|w| w == [9u8; 100])
+            .expect("section")
+            + 50;
+        b[at] = 7;
+        fs::write(&state, &b).expect("write");
+        rewrite_manifest(&dir, |_| {});
+        let e = store.load_id(1).expect_err("damaged section");
+        assert!(e.to_string().contains("does not match its checksum"), "{e}");
+        b[at] = 9;
+        fs::write(&state, &b).expect("write");
+        rewrite_manifest(&dir, |v| v["job"] = serde_json::json!("../../x"));
+        let e = store.load_id(1).expect_err("a path for a job");
+        assert!(e.to_string().contains("not a job name"), "{e}");
+        rewrite_manifest(&dir, |v| v["job"] = serde_json::json!("other"));
+        let e = store.load_id(1).expect_err("another job's");
+        assert!(e.to_string().contains("belongs to job `other`"), "{e}");
+        rewrite_manifest(&dir, |v| v["format"] = serde_json::json!(99));
+        let e = store.load_id(1).expect_err("unknown format");
+        assert!(e.to_string().contains("format 99"), "{e}");
     }
 
     #[test]

@@ -406,9 +406,19 @@ impl Job {
         };
         for (i, t) in self.tasks.iter_mut().enumerate() {
             let st = snap.sources.get(i).ok_or_else(|| wrong("a source"))?;
-            t.source
-                .restore_position(&st.position)
-                .map_err(|e| RuntimeError::State(format!("{}: {e}", t.source.describe())))?;
+            t.source.restore_position(&st.position).map_err(|e| {
+                let why = match e {
+                    RuntimeError::State(m) => m,
+                    other => other.to_string(),
+                };
+                RuntimeError::from(CheckpointError::Corrupt {
+                    path: from.to_owned(),
+                    what: format!(
+                        "the position of source {} does not apply: {why}",
+                        t.source.describe()
+                    ),
+                })
+            })?;
             t.done = st.done;
         }
         if let Some((_, max_parallelism)) = rescaled {

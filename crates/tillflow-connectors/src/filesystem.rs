@@ -138,7 +138,10 @@ impl FileSource {
         }
         let files = list_files(&path).map_err(|e| io_err(&path, e))?;
         let dead_letter = match table.option("dead-letter.path") {
-            Some(p) => Some(DeadLetter::open(p)?),
+            Some(p) => Some(
+                DeadLetter::open(p)
+                    .map_err(|e| table.error(format!("option 'dead-letter.path' = '{p}': {e}")))?,
+            ),
             None => None,
         };
         let mut decoder = format::decoder(table)?;

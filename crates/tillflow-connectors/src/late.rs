@@ -49,6 +49,16 @@ impl LateFile {
     }
 }
 
+impl LateFile {
+    /// The file cannot be created: the error names the table and the option.
+    fn cannot(&self, e: std::io::Error) -> RuntimeError {
+        RuntimeError::Sink(format!(
+            "table `{}`: option 'late-data.path' = '{}': {e}",
+            self.table, self.path
+        ))
+    }
+}
+
 impl LateSink for LateFile {
     fn write_late(&mut self, row: &Row, reason: &str) -> Result<()> {
         if self.out.is_none() {
@@ -56,11 +66,9 @@ impl LateSink for LateFile {
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| RuntimeError::Sink(format!("late-data {}: {e}", self.path)))?;
+                std::fs::create_dir_all(parent).map_err(|e| self.cannot(e))?;
             }
-            let f = File::create(&self.path)
-                .map_err(|e| RuntimeError::Sink(format!("late-data {}: {e}", self.path)))?;
+            let f = File::create(&self.path).map_err(|e| self.cannot(e))?;
             self.out = Some(BufWriter::new(f));
         }
         self.line.clear();

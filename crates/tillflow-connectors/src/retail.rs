@@ -136,7 +136,10 @@ impl RetailSource {
             columns.push(i);
         }
         let dead_letter = match table.option("dead-letter.path") {
-            Some(p) => Some(DeadLetter::open(p)?),
+            Some(p) => Some(
+                DeadLetter::open(p)
+                    .map_err(|e| table.error(format!("option 'dead-letter.path' = '{p}': {e}")))?,
+            ),
             None => None,
         };
         Ok(RetailSource {

@@ -372,10 +372,28 @@ impl Func {
             if n.contains(&args.len()) {
                 Ok(())
             } else {
+                // Flink's name: `RegexpExtract` → `REGEXP_EXTRACT`
+                let name = self.sql_name().map_or_else(
+                    || {
+                        let mut n = String::new();
+                        for (i, c) in format!("{self:?}").chars().enumerate() {
+                            if c.is_ascii_uppercase() && i > 0 {
+                                n.push('_');
+                            }
+                            n.push(c.to_ascii_uppercase());
+                        }
+                        n
+                    },
+                    str::to_owned,
+                );
+                let takes = if n.start() == n.end() {
+                    format!("{}", n.start())
+                } else {
+                    format!("{} to {}", n.start(), n.end())
+                };
+                let s = if *n.end() == 1 { "" } else { "s" };
                 Err(format!(
-                    "{self:?} takes {} to {} arguments, got {}",
-                    n.start(),
-                    n.end(),
+                    "{name} takes {takes} argument{s}, got {}",
                     args.len()
                 ))
             }

@@ -236,11 +236,13 @@ fn collection(conv: &Converter<'_>, name: &str, a: &[&sql::Expr], what: &str) ->
         _ => (NestedFn::Element1, 1..=1),
     };
     if !arity.contains(&a.len()) {
-        return plan_err(format!(
-            "{name} takes {} to {} arguments: `{what}`",
-            arity.start(),
-            arity.end()
-        ));
+        let takes = if arity.start() == arity.end() {
+            format!("{}", arity.start())
+        } else {
+            format!("{} to {}", arity.start(), arity.end())
+        };
+        let s = if *arity.end() == 1 { "" } else { "s" };
+        return plan_err(format!("{name} takes {takes} argument{s}: `{what}`"));
     }
     let mut args: Vec<Expr> = a.iter().map(|x| conv.convert(x)).collect::<Result<_>>()?;
     let string = DataType::String(None);

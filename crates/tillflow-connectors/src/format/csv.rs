@@ -158,7 +158,7 @@ fn element_delimiter(table: &TableSpec) -> Result<String, ConnectorError> {
 /// Flink's ROW and ARRAY fields).
 fn scalar(ty: DataType, text: &str, heap: &mut Vec<u8>) -> Result<Value, String> {
     {
-        let bad = || format!("expected {ty}, got \"{text}\"");
+        let bad = || format!("expected {ty}, got \"{}\"", super::clip(text));
         Ok(match ty {
             DataType::String(_) => Value::Str(push_str(heap, text)),
             t if t.is_integer() => {

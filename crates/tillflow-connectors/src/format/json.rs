@@ -358,7 +358,7 @@ fn parse_short_decimal(n: &str) -> Option<f64> {
 }
 
 fn mismatch(ty: DataType, got: impl fmt::Display) -> String {
-    format!("expected {ty}, got {got}")
+    format!("expected {ty}, got {}", super::clip(&got.to_string()))
 }
 
 #[inline]

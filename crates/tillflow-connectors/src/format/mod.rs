@@ -43,6 +43,22 @@ const DEBEZIUM_OPTIONS: &[OptionSpec] = &[
     opt("debezium-json.encode.decimal-as-plain-number"),
 ];
 
+/// The longest piece of input an error message quotes, in bytes.
+pub const QUOTED_INPUT: usize = 200;
+
+/// `text` as an error quotes it: whole up to [`QUOTED_INPUT`] bytes, else its start and its size
+/// (a 10 MB field must not be echoed to the terminal and the logs).
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= QUOTED_INPUT {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = QUOTED_INPUT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+}
+
 /// The options of a format, or `None` if there is no such format.
 pub fn format(name: &str) -> Option<&'static [OptionSpec]> {
     match name {

@@ -865,7 +865,10 @@ impl KafkaSource {
     pub fn new(table: &TableSpec, upsert: bool) -> std::result::Result<Self, ConnectorError> {
         let layout = layout(table, upsert)?;
         let dead_letter = match table.option("dead-letter.path") {
-            Some(p) => Some(DeadLetter::open(p)?),
+            Some(p) => Some(
+                DeadLetter::open(p)
+                    .map_err(|e| table.error(format!("option 'dead-letter.path' = '{p}': {e}")))?,
+            ),
             None => None,
         };
         let strict = dead_letter.is_some();

@@ -81,6 +81,10 @@ impl Scope {
             .collect();
         match (exact.as_slice(), matches.as_slice()) {
             ([i], _) | ([], [i]) => Ok(*i),
+            ([], []) if self.schema.fields.is_empty() => plan_err(format!(
+                "column `{}` not found: there is no input to read columns from (a SELECT without FROM, or VALUES)",
+                parts.join(".")
+            )),
             ([], []) => plan_err(format!(
                 "column `{}` not found; available columns: {}",
                 parts.join("."),

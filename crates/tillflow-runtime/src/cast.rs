@@ -191,7 +191,12 @@ pub fn cast_value(v: Value, from: DataType, to: DataType, heap: &mut Vec<u8>) ->
         }),
         T::TinyInt | T::SmallInt | T::Int | T::BigInt => match v {
             Value::Int(i) => Value::Int(narrow(i, to)),
-            Value::Float(f) => Value::Int(narrow(f as i64, to)),
+            // as Java's (int) / (long): saturating at the int (or long) range, NaN 0; TINYINT
+            // and SMALLINT then wrap from the int, as Java narrows int to byte and short
+            Value::Float(f) => Value::Int(match to {
+                T::BigInt => f as i64,
+                _ => narrow(f as i32 as i64, to),
+            }),
             Value::Decimal(d) => Value::Int(narrow(rescale_trunc(d, scale_of(from)) as i64, to)),
             Value::Bool(b) => Value::Int(b as i64),
             Value::Timestamp(t) => Value::Int(t.div_euclid(MICROS_PER_SECOND)),

@@ -721,37 +721,66 @@ fn arithmetic(
             Ok(Value::Decimal(v))
         }
         (Value::Timestamp(t), Value::Interval(i)) => match op {
-            BinOp::Add => Ok(Value::Timestamp(t + i)),
-            BinOp::Sub => Ok(Value::Timestamp(t - i)),
+            BinOp::Add => t
+                .checked_add(i)
+                .map(Value::Timestamp)
+                .ok_or_else(out_of_range),
+            BinOp::Sub => t
+                .checked_sub(i)
+                .map(Value::Timestamp)
+                .ok_or_else(out_of_range),
             _ => Ok(Value::Null),
         },
-        (Value::Interval(i), Value::Timestamp(t)) if op == BinOp::Add => {
-            Ok(Value::Timestamp(t + i))
-        }
+        (Value::Interval(i), Value::Timestamp(t)) if op == BinOp::Add => t
+            .checked_add(i)
+            .map(Value::Timestamp)
+            .ok_or_else(out_of_range),
         (Value::Timestamp(t), Value::Months(m)) => {
             let m = if op == BinOp::Sub { -m } else { m };
             Ok(Value::Timestamp(crate::functions::add_months(t, m)))
         }
         (Value::Date(d), Value::Interval(i)) => {
             let days = i / tillflow_types::temporal::MICROS_PER_DAY;
-            Ok(Value::Date(if op == BinOp::Sub {
-                d - days as i32
+            let days = if op == BinOp::Sub {
+                days.checked_neg()
             } else {
-                d + days as i32
-            }))
+                Some(days)
+            };
+            days.and_then(|n| i32::try_from(d as i64 + n).ok())
+                .map(Value::Date)
+                .ok_or_else(out_of_range)
         }
-        (Value::Interval(a), Value::Interval(b)) => Ok(Value::Interval(match op {
-            BinOp::Add => a + b,
-            BinOp::Sub => a - b,
-            _ => return Ok(Value::Null),
-        })),
-        (Value::Interval(a), Value::Int(b)) if op == BinOp::Mul => Ok(Value::Interval(a * b)),
-        (Value::Int(a), Value::Interval(b)) if op == BinOp::Mul => Ok(Value::Interval(a * b)),
+        (Value::Interval(a), Value::Interval(b)) => match op {
+            BinOp::Add => a
+                .checked_add(b)
+                .map(Value::Interval)
+                .ok_or_else(out_of_range),
+            BinOp::Sub => a
+                .checked_sub(b)
+                .map(Value::Interval)
+                .ok_or_else(out_of_range),
+            _ => Ok(Value::Null),
+        },
+        (Value::Interval(a), Value::Int(b)) | (Value::Int(b), Value::Interval(a))
+            if op == BinOp::Mul =>
+        {
+            a.checked_mul(b)
+                .map(Value::Interval)
+                .ok_or_else(out_of_range)
+        }
         _ => Err(RuntimeError::Eval(format!(
             "cannot apply {} to {lt} and {rt}",
             op.symbol()
         ))),
     }
+}
+
+/// The error of date-time arithmetic past what a TIMESTAMP (microseconds in 64 bits, about
+/// ±292,000 years) or DATE can hold: refused, never wrapped to another year.
+fn out_of_range() -> RuntimeError {
+    RuntimeError::Eval(
+        "date-time arithmetic out of range: the result is beyond the ±292,000 years a TIMESTAMP can hold".into(),
+    )
 }
 
 /// Concatenates string values whose bytes live in `out`, appending the result to `out`.

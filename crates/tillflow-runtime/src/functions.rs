@@ -929,6 +929,28 @@ pub fn call(
                     return Err(RuntimeError::Eval("MOD by zero".into()))
                 }
                 (Value::Int(x), Value::Int(y)) => Value::Int(x.wrapping_rem(y)),
+                // decimals exactly, as Java's BigDecimal.remainder (the dividend's sign)
+                (Value::Decimal(_) | Value::Int(_), Value::Decimal(_) | Value::Int(_)) => {
+                    let unscaled = |v: Value| match v {
+                        Value::Decimal(d) => d,
+                        Value::Int(i) => i as i128,
+                        _ => 0,
+                    };
+                    let (sx, sy) = (
+                        crate::expr::scale_of(arg_ty(0)),
+                        crate::expr::scale_of(arg_ty(1)),
+                    );
+                    let s = sx.max(sy);
+                    let up =
+                        |d: i128, from: u8| d.checked_mul(10i128.checked_pow((s - from) as u32)?);
+                    let (Some(x), Some(y)) = (up(unscaled(a), sx), up(unscaled(b), sy)) else {
+                        return Err(RuntimeError::Eval(format!("MOD({a:?}, {b:?}) overflows")));
+                    };
+                    if y == 0 {
+                        return Err(RuntimeError::Eval("MOD: division by zero".into()));
+                    }
+                    cast_value(Value::Decimal(x % y), DataType::Decimal(38, s), ty, out)?
+                }
                 _ => {
                     let (x, y) = (
                         as_f64(a, arg_ty(0)).unwrap_or(f64::NAN),

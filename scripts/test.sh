@@ -19,3 +19,5 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
+echo "== fuzz (15 s a target; FUZZ_SECONDS to change)"
+scripts/fuzz.sh

@@ -130,7 +130,8 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
     }
     let (base, args) = match t.find('(') {
         Some(p) => {
-            let close = t.rfind(')').unwrap_or(t.len());
+            // the last `)` after the `(` (a `)` before it is not a closing one)
+            let close = t.rfind(')').filter(|&c| c > p).unwrap_or(t.len());
             let args: Vec<u32> = t[p + 1..close]
                 .split(',')
                 .filter_map(|a| a.trim().parse().ok())
@@ -180,6 +181,22 @@ pub fn parse_type_name(text: &str) -> Result<DataType> {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by fuzzing (scripts/fuzz.sh, sql_plan): a `)` before the `(` panicked on a
+    /// reversed slice.
+    #[test]
+    fn a_closing_parenthesis_before_the_opening_one_is_an_error_not_a_panic() {
+        for t in [
+            ")(",
+            "INT)(",
+            "DECIMAL)(10",
+            "VARCHAR ) ( 3",
+            "MULTISET<INT)(>",
+        ] {
+            let _ = parse_type_name(t);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -217,30 +217,20 @@ impl<V: StateValue> KeyedState<V> {
             *at += len;
             let value = V::read(input, at)?;
             let hash = hash_key(key);
-            if rescale.keeps_all() {
-                self.table.insert_unique(
-                    hash,
-                    Entry {
-                        hash,
-                        key: key.into(),
-                        value,
-                    },
-                    |e| e.hash,
-                );
-                continue;
-            }
-            rescale.check_origin(hash, part)?;
-            if !rescale.keeps(hash) {
-                continue;
-            }
-            if self
-                .table
-                .find(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
-                .is_some()
-            {
-                return Err(RuntimeError::State(
-                    "a key is in the state of two workers".into(),
-                ));
+            if !rescale.keeps_all() {
+                rescale.check_origin(hash, part)?;
+                if !rescale.keeps(hash) {
+                    continue;
+                }
+                if self
+                    .table
+                    .find(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+                    .is_some()
+                {
+                    return Err(RuntimeError::State(
+                        "a key is in the state of two workers".into(),
+                    ));
+                }
             }
             self.table.insert_unique(
                 hash,

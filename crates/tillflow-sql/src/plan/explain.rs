@@ -273,6 +273,23 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
     }
 }
 
+/// A window aggregate's grouping keys (input columns `0..keys`) and its select list: the keys,
+/// then the aggregate calls.
+fn window_select(
+    keys: usize,
+    calls: &[tillflow_runtime::agg::AggCall],
+    names: &Names,
+) -> (String, String) {
+    let keys: Vec<usize> = (0..keys).collect();
+    let group = names.list(&keys);
+    let mut select = group.clone();
+    if !select.is_empty() {
+        select.push_str(", ");
+    }
+    select.push_str(&aggs(calls, names));
+    (group, select)
+}
+
 fn exchange(keys: &[usize], names: &Names, input: Tree) -> Tree {
     let d = if keys.is_empty() {
         "single".to_owned()
@@ -356,15 +373,9 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             attached,
             ..
         } => {
-            let keys: Vec<usize> = (0..*keys).collect();
-            let mut select = names.list(&keys);
-            if !select.is_empty() {
-                select.push_str(", ");
-            }
-            select.push_str(&aggs(calls, &names));
+            let (keys, select) = window_select(*keys, calls, &names);
             format!(
-                "groupBy=[{}], window=[{}], select=[{select}, start('w$) AS window_start, end('w$) AS window_end]",
-                names.list(&keys),
+                "groupBy=[{keys}], window=[{}], select=[{select}, start('w$) AS window_start, end('w$) AS window_end]",
                 match attached {
                     Some((s, e)) => sqlfmt::attached_window(window, &names.get(*s), &names.get(*e)),
                     None => sqlfmt::window(window, &time_name(*mode, *time_col, &names)),
@@ -377,15 +388,9 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             keys,
             calls,
         } => {
-            let keys: Vec<usize> = (0..*keys).collect();
-            let mut select = names.list(&keys);
-            if !select.is_empty() {
-                select.push_str(", ");
-            }
-            select.push_str(&aggs(calls, &names));
+            let (keys, select) = window_select(*keys, calls, &names);
             format!(
-                "groupBy=[{}], window=[{}], select=[{select}, slice_end('w$) AS $slice_end]",
-                names.list(&keys),
+                "groupBy=[{keys}], window=[{}], select=[{select}, slice_end('w$) AS $slice_end]",
                 sqlfmt::window(window, &time_name(TimeMode::Event, *time_col, &names)),
             )
         }

@@ -645,13 +645,7 @@ END;",
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let mut rng = 11u64;
-    let mut next = || {
-        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut next = || common::splitmix(&mut rng);
     for k in 0..kills {
         // a slice of every partition arrives, then the job runs a random while and is killed
         for (i, p) in parts.iter().enumerate() {

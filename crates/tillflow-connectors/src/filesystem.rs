@@ -890,20 +890,7 @@ mod tests {
         }
         std::fs::write(&input, &text).unwrap();
         assert!(text.len() > 3 * crate::chunked::CHUNK_BYTES);
-        let spec = |dlq: &str| TableSpec {
-            name: "t".into(),
-            schema: Schema::new(vec![Field::new("n", DataType::BigInt)]),
-            options: [
-                ("path", input.to_str().unwrap()),
-                ("format", "json"),
-                ("dead-letter.path", dlq),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-            primary_key: vec![],
-            metadata: vec![],
-        };
+        let spec = |dlq: &str| spec_with_dlq(&numbers(&input), dlq);
         let run = |threads: usize, stop: usize| {
             let dlq = dir.path().join(format!("dlq-{threads}-{stop}.ndjson"));
             let spec = spec(dlq.to_str().unwrap());
@@ -949,12 +936,9 @@ mod tests {
         s
     }
 
-    #[test]
-    fn a_position_past_the_end_or_inside_a_line_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("in.ndjson");
-        std::fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n").unwrap();
-        let spec = TableSpec {
+    /// A JSON table of one BIGINT column `n` over `input`.
+    fn numbers(input: &std::path::Path) -> TableSpec {
+        TableSpec {
             name: "t".into(),
             schema: Schema::new(vec![Field::new("n", DataType::BigInt)]),
             options: [("path", input.to_str().unwrap()), ("format", "json")]
@@ -963,7 +947,15 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn a_position_past_the_end_or_inside_a_line_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, "{\"n\": 1}\n{\"n\": 2}\n").unwrap();
+        let spec = numbers(&input);
         let position = |file: u64, offset: u64| {
             let mut b = Vec::new();
             for v in [file, offset, 1] {

@@ -14,6 +14,16 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// SplitMix64: the next number of the sequence `state` stands at, so tests draw reproducible
+/// kill moments, inputs and queries from a seed.
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Writes `script` into `dir` and runs it quietly; (success, stderr).
 pub fn tillflow(script: &str, dir: &Path) -> (bool, String) {
     let path = dir.join(format!("q{}.sql", script.len()));

@@ -725,6 +725,76 @@ INSERT INTO k SELECT receipt_id, sku, qty FROM sales;",
     );
 }
 
+/// A checkpoint's Kafka offsets are checked against the topic it resumes on: a topic deleted
+/// and created again (here: on another broker, under the same name) with fewer messages, or with
+/// fewer partitions, is refused naming the partition, the offsets and the ways out, instead of
+/// resuming somewhere else.
+#[test]
+fn a_checkpoint_past_a_recreated_topic_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let path = d.join("moved.sql");
+    let run = |b: &Broker, crash: bool| {
+        let script = format!(
+            "SET 'execution.checkpointing.interval' = '200 ms';
+SET 'state.checkpoints.dir' = '{}';
+CREATE TABLE src (n BIGINT) WITH ({});
+CREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');
+INSERT INTO out SELECT n FROM src;",
+            d.join("checkpoints").display(),
+            kafka_with(b, "moved", ", 'scan.startup.mode' = 'earliest-offset'")
+        );
+        std::fs::write(&path, script).expect("script");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+        c.args(["run", "--quiet"]).arg(&path);
+        if crash {
+            c.env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "3");
+        }
+        let o = c.output().expect("run");
+        assert!(!o.status.success(), "the run should have stopped");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let numbers = |k: std::ops::Range<i32>| -> Vec<Vec<u8>> {
+        k.map(|n| format!("{{\"n\": {n}}}").into_bytes()).collect()
+    };
+    let produce = |b: &Broker, partition: i32, k: std::ops::Range<i32>| {
+        let msgs = numbers(k);
+        let refs: Vec<&[u8]> = msgs.iter().map(|m| m.as_slice()).collect();
+        b.produce("moved", partition, &refs);
+    };
+    {
+        let first = Broker::start();
+        first.create_topic("moved", 2);
+        produce(&first, 0, 0..50);
+        produce(&first, 1, 50..100);
+        run(&first, true);
+    }
+    let fewer_messages = Broker::start();
+    fewer_messages.create_topic("moved", 2);
+    produce(&fewer_messages, 0, 0..10);
+    produce(&fewer_messages, 1, 10..20);
+    let err = run(&fewer_messages, false);
+    for want in [
+        "offset 50 of partition",
+        "of topic 'moved', is past the partition's end (offset 10)",
+        "deleted and created again",
+        "--fresh",
+    ] {
+        assert!(err.contains(want), "lacks {want:?}: {err}");
+    }
+    drop(fewer_messages);
+    let fewer_partitions = Broker::start();
+    fewer_partitions.create_topic("moved", 1);
+    produce(&fewer_partitions, 0, 0..100);
+    let err = run(&fewer_partitions, false);
+    for want in [
+        "partition 1 of topic 'moved', which now has 1 partition(s)",
+        "--fresh",
+    ] {
+        assert!(err.contains(want), "lacks {want:?}: {err}");
+    }
+}
+
 /// The `headers` metadata column as Flink declares it, `MAP<STRING, BYTES>`: a header's value by
 /// key (`h['trace-id']`, BYTES, cast to STRING as UTF-8), and the whole map written as JSON (BYTES
 /// in base64, as Flink's JSON format writes them); a message without headers has an empty map.

@@ -8,7 +8,10 @@
 //! reading thread takes the decoded chunks back in the same turn, so rows come out exactly in
 //! the file's order — the watermark, windows and late data see what they see on one thread —
 //! and the malformed lines are handled there, in order, by the source's one bad-record policy.
+//! Chunks end at record ends: a line end for JSON, the end of a CSV record (whose quoted fields
+//! may span lines) for CSV, found by the format's [`Framing`].
 
+use crate::format::framing::{record_end, Framing, LineSpan, RecordScan, MAX_MULTILINE_RECORD};
 use crate::format::{DecodeError, Decoder};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -44,15 +47,18 @@ pub struct Chunk {
     pub start: u64,
     /// Lines of the file before the chunk.
     pub first_line: u64,
-    /// The chunk's bytes (whole lines).
+    /// The chunk's bytes (whole records).
     pub bytes: Vec<u8>,
+    /// The bytes of the file read one record per line (a quoted field that did not close: see
+    /// [`crate::format::framing`]).
+    pub line_span: LineSpan,
     /// Decoded rows (`len` of them are valid).
     pub rows: Vec<Row>,
     /// Number of decoded rows.
     pub len: usize,
-    /// Per row: the end of its line in the chunk (after the newline).
+    /// Per row: the end of its record in the chunk (after the newline).
     pub ends: Vec<usize>,
-    /// Per row: its line index in the chunk.
+    /// Per row: the lines of the chunk up to the end of its record.
     pub lines: Vec<u32>,
     /// Malformed lines, in order.
     pub bad: Vec<BadLine>,
@@ -84,8 +90,11 @@ pub struct ChunkedReader {
     file_index: usize,
     offset: u64,
     line: u64,
-    /// Bytes read past the last line end of the previous chunk.
+    /// Bytes read past the last record end of the previous chunk.
     carry: Vec<u8>,
+    /// Where records end, and the bytes of the current file read one record per line.
+    framing: Framing,
+    lines: LineSpan,
     /// Emptied chunks for reuse.
     spare: Vec<Chunk>,
     done_reading: bool,
@@ -105,8 +114,19 @@ fn decode_chunks(
         c.bad.clear();
         let before_nulled = decoder.nulled_records();
         let (mut at, mut line) = (0usize, 0u32);
+        let framing = decoder.framing();
+        let lines = c.line_span.within(c.start);
         while at < c.bytes.len() {
-            let end = memchr::memchr(b'\n', &c.bytes[at..]).map_or(c.bytes.len(), |p| at + p + 1);
+            let (end, lines) = match framing {
+                Framing::Lines => (
+                    memchr::memchr(b'\n', &c.bytes[at..]).map_or(c.bytes.len(), |p| at + p + 1),
+                    1,
+                ),
+                _ => {
+                    let end = record_end(&framing, &c.bytes, at, lines.clone());
+                    (end, bytecount_lines(&c.bytes[at..end]) as u32)
+                }
+            };
             let mut text = &c.bytes[at..end];
             while let [rest @ .., b'\n' | b'\r'] = text {
                 text = rest;
@@ -120,7 +140,7 @@ fn decode_chunks(
                 match decoder.decode(text, row) {
                     Ok(()) => {
                         c.ends.push(end);
-                        c.lines.push(line);
+                        c.lines.push(line + lines);
                         c.len += 1;
                     }
                     Err(error) => c.bad.push(BadLine {
@@ -132,7 +152,7 @@ fn decode_chunks(
                 }
             }
             at = end;
-            line += 1;
+            line += lines;
         }
         c.line_count = line as u64;
         c.nulled = decoder.nulled_records() - before_nulled;
@@ -147,16 +167,17 @@ fn decode_chunks(
 
 impl ChunkedReader {
     /// Starts one decoder thread per decoder (each with the work it runs over its chunks, if
-    /// any), reading `files` from file `file_index` at byte
-    /// `offset` (after `line` lines).
+    /// any), reading `files` from file `file_index` at byte `offset` (after `line` lines), with
+    /// the bytes of that file in `lines` read one record per line.
     pub fn start(
         files: Vec<PathBuf>,
-        file_index: usize,
-        offset: u64,
-        line: u64,
+        (file_index, offset, line, lines): (usize, u64, u64, LineSpan),
         decoders: Vec<DecoderThread>,
         name: &str,
     ) -> std::io::Result<Self> {
+        let framing = decoders
+            .first()
+            .map_or(Framing::Lines, |(d, _)| d.framing());
         let mut workers = Vec::new();
         for (i, (d, work)) in decoders.into_iter().enumerate() {
             let (tx, worker_rx) = sync_channel(IN_FLIGHT);
@@ -177,6 +198,8 @@ impl ChunkedReader {
             offset,
             line,
             carry: Vec::new(),
+            framing,
+            lines,
             spare: Vec::new(),
             done_reading: false,
         };
@@ -218,28 +241,48 @@ impl ChunkedReader {
             let mut c = self.spare.pop().unwrap_or_default();
             c.bytes.clear();
             c.bytes.append(&mut self.carry);
-            let mut eof = false;
-            // read until the chunk holds a line end past CHUNK_BYTES, or the file ends (into the
-            // buffer's spare capacity: nothing is zeroed first)
+            let mut eof;
+            // CSV: the records found so far end at `records`; the scan has reached `scanned`
+            let (mut records, mut scanned, mut scan) = (0usize, 0usize, RecordScan::default());
+            // read until the chunk holds a record end past CHUNK_BYTES, or the file ends (into
+            // the buffer's spare capacity: nothing is zeroed first)
             loop {
                 let have = c.bytes.len();
                 let want = CHUNK_BYTES.saturating_sub(have).max(1 << 16) as u64;
                 let n = (&mut *f).take(want).read_to_end(&mut c.bytes)?;
-                if n == 0 {
-                    eof = true;
-                    break;
+                eof = n == 0;
+                if self.framing == Framing::Lines {
+                    if eof
+                        || c.bytes.len() >= CHUNK_BYTES
+                            && memchr::memchr(b'\n', &c.bytes[have..]).is_some()
+                    {
+                        break;
+                    }
+                    continue;
                 }
-                if c.bytes.len() >= CHUNK_BYTES && memchr::memchr(b'\n', &c.bytes[have..]).is_some()
-                {
+                let at = (self.offset, &mut self.lines);
+                find_records(
+                    &self.framing,
+                    at,
+                    &c.bytes,
+                    eof,
+                    (&mut records, &mut scanned, &mut scan),
+                );
+                if eof || c.bytes.len() >= CHUNK_BYTES && records > 0 {
                     break;
                 }
             }
             if !eof {
-                if let Some(last) = memchr::memrchr(b'\n', &c.bytes) {
-                    self.carry.extend_from_slice(&c.bytes[last + 1..]);
-                    c.bytes.truncate(last + 1);
+                let cut = match self.framing {
+                    Framing::Lines => memchr::memrchr(b'\n', &c.bytes).map(|last| last + 1),
+                    _ => Some(records),
+                };
+                if let Some(cut) = cut {
+                    self.carry.extend_from_slice(&c.bytes[cut..]);
+                    c.bytes.truncate(cut);
                 }
             }
+            c.line_span = self.lines;
             c.file = self.file_index;
             c.start = self.offset;
             c.first_line = self.line;
@@ -249,6 +292,7 @@ impl ChunkedReader {
                 self.file_index += 1;
                 self.offset = 0;
                 self.line = 0;
+                self.lines = LineSpan::default();
                 self.open(0)?;
             }
             if c.bytes.is_empty() {
@@ -287,12 +331,69 @@ impl ChunkedReader {
     }
 }
 
+/// Moves `records` (the end of the whole records of `bytes`, a chunk starting at `offset`) as
+/// far as the bytes read allow, the scan going on from `scanned`. A record longer than
+/// [`MAX_MULTILINE_RECORD`], or still open at the end of the file, makes a [`LineSpan`] of
+/// `lines` (see [`crate::format::framing`]).
+fn find_records(
+    framing: &Framing,
+    (offset, lines): (u64, &mut LineSpan),
+    bytes: &[u8],
+    eof: bool,
+    (records, scanned, scan): (&mut usize, &mut usize, &mut RecordScan),
+) {
+    loop {
+        if lines.holds(offset + *records as u64) {
+            match memchr::memchr(b'\n', &bytes[*records..]) {
+                Some(p) => {
+                    *records += p + 1;
+                    *scanned = *records;
+                    scan.reset();
+                    continue;
+                }
+                None => return,
+            }
+        }
+        let end = scan.feed(framing, &bytes[*scanned..]).map(|e| *scanned + e);
+        *scanned = end.unwrap_or(bytes.len());
+        let span_end = if *scanned - *records > MAX_MULTILINE_RECORD {
+            // past the limit: the span runs to the end of the line holding the limit's byte
+            let limit = *records + MAX_MULTILINE_RECORD;
+            match memchr::memchr(b'\n', &bytes[limit..]) {
+                Some(p) => Some(limit + p + 1),
+                None if eof => Some(bytes.len()),
+                None => return,
+            }
+        } else if end.is_none() && eof && scan.open() {
+            Some(bytes.len())
+        } else {
+            None
+        };
+        if let Some(until) = span_end {
+            *lines = LineSpan {
+                from: offset + *records as u64,
+                until: offset + until as u64,
+            };
+            *scanned = *records;
+            scan.reset();
+            continue;
+        }
+        match end {
+            Some(e) => {
+                *records = e;
+                scan.reset();
+            }
+            None => return,
+        }
+    }
+}
+
 fn decoder_gone() -> std::io::Error {
     std::io::Error::other("a decoder thread stopped")
 }
 
 /// Lines in `bytes`: its newlines, and a last line without one.
-fn bytecount_lines(bytes: &[u8]) -> u64 {
+pub(crate) fn bytecount_lines(bytes: &[u8]) -> u64 {
     let n = memchr::memchr_iter(b'\n', bytes).count() as u64;
     n + u64::from(bytes.last().is_some_and(|b| *b != b'\n'))
 }

@@ -8,6 +8,7 @@
 
 use crate::chunked::{Chunk, ChunkedReader};
 use crate::deadletter::DeadLetter;
+use crate::format::framing::{Framing, LineSpan, RecordScan, MAX_MULTILINE_RECORD};
 use crate::format::{self, Decoder, Encoder};
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::fs::File;
@@ -101,6 +102,10 @@ pub struct FileSource {
     line_no: u64,
     /// Bytes of the current file consumed so far.
     offset: u64,
+    /// Where a record ends (the format's), and the bytes of the current file read one record
+    /// per line (a quoted CSV field that did not close).
+    framing: Framing,
+    lines: LineSpan,
     line: Vec<u8>,
     decoder: Box<dyn Decoder>,
     dead_letter: Option<DeadLetter>,
@@ -147,6 +152,8 @@ impl FileSource {
         let mut decoder = format::decoder(table)?;
         decoder.set_strict(dead_letter.is_some());
         Ok(FileSource {
+            framing: decoder.framing(),
+            lines: LineSpan::default(),
             table: table.name.clone(),
             schema: table.schema.clone(),
             next_file: 0,
@@ -189,6 +196,7 @@ impl FileSource {
             self.current = p;
             self.line_no = 0;
             self.offset = 0;
+            self.lines = LineSpan::default();
             return Ok(true);
         }
         Ok(false)
@@ -252,9 +260,7 @@ impl FileSource {
         }
         let r = ChunkedReader::start(
             self.files.clone(),
-            file,
-            offset,
-            line,
+            (file, offset, line, self.lines),
             decoders,
             &self.table,
         )
@@ -320,7 +326,8 @@ impl FileSource {
                     std::mem::swap(row, &mut c.rows[i]);
                     self.chunk_row += 1;
                     self.offset = c.start + c.ends[i] as u64;
-                    self.line_no = c.first_line + c.lines[i] as u64 + 1;
+                    self.line_no = c.first_line + c.lines[i] as u64;
+                    self.lines = c.line_span;
                     self.metrics.records += 1;
                     return Ok(Poll::Record);
                 }
@@ -340,7 +347,8 @@ impl FileSource {
                         std::mem::swap(row, &mut c.rows[i]);
                         self.chunk_row += 1;
                         self.offset = c.start + c.ends[i] as u64;
-                        self.line_no = c.first_line + c.lines[i] as u64 + 1;
+                        self.line_no = c.first_line + c.lines[i] as u64;
+                        self.lines = c.line_span;
                         self.metrics.records += 1;
                         self.chunk = Some(c);
                         return Ok(Poll::Record);
@@ -365,6 +373,7 @@ impl FileSource {
     fn chunk_done(&mut self, c: &Chunk) {
         self.offset = c.start + c.bytes.len() as u64;
         self.line_no = c.first_line + c.line_count;
+        self.lines = c.line_span;
         self.metrics.bytes += c.bytes.len() as u64;
         self.chunk_nulled += c.nulled;
     }
@@ -453,22 +462,62 @@ impl Source for FileSource {
                     self.current.display()
                 ))
             };
-            // Decode straight from the read buffer when the whole line is in it; copy only a line
-            // that straddles two buffer fills.
+            // Decode straight from the read buffer when the whole record is in it; copy only a
+            // record that straddles two buffer fills.
             let buf = reader.fill_buf().map_err(io_err)?;
             if buf.is_empty() {
                 self.reader = None;
                 continue;
             }
-            let (mut line, consumed): (&[u8], usize) = match memchr::memchr(b'\n', buf) {
-                Some(p) => (&buf[..p], p + 1),
+            let lines_only = self.framing == Framing::Lines || self.lines.holds(self.offset);
+            let mut scan = RecordScan::default();
+            let whole = if lines_only {
+                memchr::memchr(b'\n', buf).map(|p| p + 1)
+            } else {
+                scan.feed(&self.framing, buf)
+            };
+            let (mut line, consumed): (&[u8], usize) = match whole {
+                Some(end) => (&buf[..end], end),
                 None => {
                     self.line.clear();
-                    reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
+                    scan.reset();
+                    let mut unclosed = false;
+                    loop {
+                        let before = self.line.len();
+                        let n = reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
+                        if lines_only || n == 0 {
+                            unclosed = n == 0 && !lines_only && scan.open();
+                            break;
+                        }
+                        let ended = scan.feed(&self.framing, &self.line[before..]).is_some();
+                        if self.line.len() > MAX_MULTILINE_RECORD {
+                            unclosed = true;
+                            break;
+                        }
+                        if ended {
+                            break;
+                        }
+                    }
+                    if unclosed {
+                        // a quoted field that does not close: the bytes scanned are read again,
+                        // one record per line (see format::framing)
+                        use std::io::{Seek, SeekFrom};
+                        self.lines = LineSpan {
+                            from: self.offset,
+                            until: self.offset + self.line.len() as u64,
+                        };
+                        reader.seek(SeekFrom::Start(self.offset)).map_err(io_err)?;
+                        continue;
+                    }
                     (&self.line[..], 0)
                 }
             };
-            self.line_no += 1;
+            let first_line = self.line_no + 1;
+            self.line_no += if lines_only {
+                1
+            } else {
+                crate::chunked::bytecount_lines(line)
+            };
             let read = if consumed > 0 {
                 consumed as u64
             } else {
@@ -503,7 +552,7 @@ impl Source for FileSource {
                 Some(Ok(())) => return Ok(Poll::Record),
                 Some(Err((e, raw))) => {
                     let path = self.current.display().to_string();
-                    self.bad_record(&path, self.line_no, &e, &raw)?;
+                    self.bad_record(&path, first_line, &e, &raw)?;
                 }
             }
         }
@@ -526,8 +575,10 @@ impl Source for FileSource {
     }
 
     /// The file being read (its index in the sorted file list), the byte offset and line number
-    /// reached in it.
-    fn snapshot_position(&self, out: &mut Vec<u8>) {
+    /// reached in it, the bytes read one record per line (see [`format::framing`]; none in a
+    /// position from an older checkpoint), and
+    /// the length of the dead-letter file.
+    fn snapshot_position(&mut self, out: &mut Vec<u8>) -> Result<()> {
         let file = if self.chunked.is_some() {
             self.chunk_file
         } else if self.reader.is_some() {
@@ -538,6 +589,9 @@ impl Source for FileSource {
         out.extend_from_slice(&(file as u64).to_le_bytes());
         out.extend_from_slice(&self.offset.to_le_bytes());
         out.extend_from_slice(&self.line_no.to_le_bytes());
+        out.extend_from_slice(&self.lines.from.to_le_bytes());
+        out.extend_from_slice(&self.lines.until.to_le_bytes());
+        DeadLetter::snapshot(self.dead_letter.as_mut(), out)
     }
 
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
@@ -546,6 +600,15 @@ impl Source for FileSource {
         let file = tillflow_runtime::state::read_u64(input, at)? as usize;
         let offset = tillflow_runtime::state::read_u64(input, at)?;
         let line_no = tillflow_runtime::state::read_u64(input, at)?;
+        let lines = if *at < input.len() {
+            LineSpan {
+                from: tillflow_runtime::state::read_u64(input, at)?,
+                until: tillflow_runtime::state::read_u64(input, at)?,
+            }
+        } else {
+            LineSpan::default()
+        };
+        DeadLetter::restore(self.dead_letter.as_mut(), input, at)?;
         if file > self.files.len() {
             return Err(RuntimeError::State(format!(
                 "it names file {} of the {} files of table `{}`",
@@ -586,6 +649,7 @@ impl Source for FileSource {
             }
             self.offset = offset;
             self.line_no = line_no;
+            self.lines = lines;
         }
         Ok(())
     }
@@ -854,7 +918,7 @@ mod tests {
                 before.push(row.values[0]);
             }
             let mut pos = Vec::new();
-            src.snapshot_position(&mut pos);
+            src.snapshot_position(&mut pos).unwrap();
             let mut resumed = FileSource::new(&spec).unwrap();
             resumed.restore_position(&pos).unwrap();
             before.extend(read_all(&mut resumed));
@@ -902,7 +966,7 @@ mod tests {
                 got.push(row.values[0]);
             }
             let mut pos = Vec::new();
-            src.snapshot_position(&mut pos);
+            src.snapshot_position(&mut pos).unwrap();
             drop(src);
             let dead = std::fs::read_to_string(&dlq).unwrap_or_default();
             let resume = dir.path().join("resumed-dlq.ndjson");
@@ -927,6 +991,137 @@ mod tests {
         assert!(one.contains(&format!("{}:18", input.display())), "{one}");
         for stop in [0, 1, 40_000, 100_000] {
             run(3, stop);
+        }
+    }
+
+    /// A CSV table `(n BIGINT, note STRING)` over `input`.
+    fn notes(input: &std::path::Path) -> TableSpec {
+        let mut spec = numbers(input);
+        spec.schema = Schema::new(vec![
+            Field::new("n", DataType::BigInt),
+            Field::new("note", DataType::String(None)),
+        ]);
+        spec.options.insert("format".into(), "csv".into());
+        spec
+    }
+
+    /// Every row of `spec` read on `threads` decoding threads, stopping after `stop` rows to
+    /// resume from the position reached (on `threads` again), and the dead-letter file's lines.
+    fn read_notes(spec: &TableSpec, threads: usize, stop: usize) -> (Vec<(i64, String)>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let dlq = dir.path().join("dlq.ndjson");
+        let spec = spec_with_dlq(spec, dlq.to_str().unwrap());
+        let mut src = FileSource::new(&spec).unwrap();
+        src.parallelize(threads);
+        let mut row = Row::default();
+        let mut got = vec![];
+        let take = |row: &Row| match (row.values[0], row.values[1]) {
+            (Value::Int(n), Value::Str(s)) => {
+                (n, tillflow_types::value::heap_str(&row.heap, s).to_owned())
+            }
+            other => panic!("{other:?}"),
+        };
+        while got.len() < stop && src.poll(&mut row).unwrap() == Poll::Record {
+            got.push(take(&row));
+        }
+        let mut pos = Vec::new();
+        src.snapshot_position(&mut pos).unwrap();
+        drop(src);
+        let mut resumed = FileSource::new(&spec).unwrap();
+        resumed.parallelize(threads);
+        resumed.restore_position(&pos).unwrap();
+        while resumed.poll(&mut row).unwrap() == Poll::Record {
+            got.push(take(&row));
+        }
+        drop(resumed);
+        (got, std::fs::read_to_string(&dlq).unwrap_or_default())
+    }
+
+    /// CSV records whose quoted fields hold newlines, over several chunks (one record longer
+    /// than a chunk), read on one thread and on three, whole or resumed anywhere: the same rows,
+    /// each field with its newlines, and the same malformed records at their first line, each
+    /// once in the dead-letter file.
+    #[test]
+    fn csv_records_span_lines_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("notes.csv");
+        let (mut text, mut want, mut line) = (String::new(), vec![], 1u64);
+        let mut bad_lines = vec![];
+        for n in 0..150_000i64 {
+            let note = match n % 11 {
+                _ if n == 30_000 => "x".repeat(100) + &"long\n".repeat(300_000),
+                3 => format!("two\nlines, \"quoted\" {n}"),
+                7 => format!("a\r\nb\n\nc{n}"),
+                _ => format!("plain {n}"),
+            };
+            if n % 9_001 == 5 {
+                text.push_str("oops,\"bad\nid\"\n");
+                bad_lines.push(line);
+                line += 2;
+            }
+            text.push_str(&format!("{n},\"{}\"\n", note.replace('"', "\"\"")));
+            line += 1 + note.matches('\n').count() as u64;
+            want.push((n, note));
+        }
+        std::fs::write(&input, &text).unwrap();
+        assert!(text.len() > 3 * crate::chunked::CHUNK_BYTES);
+        let spec = notes(&input);
+        let (one, dead_one) = read_notes(&spec, 1, usize::MAX);
+        assert_eq!(one.len(), want.len());
+        assert!(one == want, "one thread: rows differ");
+        let got_lines: Vec<u64> = dead_one
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let pos = v["position"].as_str().unwrap().to_owned();
+                pos.rsplit(':').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        assert_eq!(got_lines, bad_lines, "{dead_one}");
+        for (threads, stop) in [(3, usize::MAX), (3, 1), (3, 29_999), (3, 30_001), (1, 4)] {
+            let (rows, dead) = read_notes(&spec, threads, stop);
+            assert!(rows == want, "{threads} threads, stop {stop}: rows differ");
+            // the resumed run cut the dead-letter file back to its checkpoint and went on
+            assert_eq!(dead, dead_one, "{threads} threads, stop {stop}");
+        }
+    }
+
+    /// A quote that never closes costs its line only: reading goes on with the next line, on
+    /// one thread and on three, whether the file ends first or the multi-line limit is passed
+    /// (after which records span lines again).
+    #[test]
+    fn an_unclosed_quote_costs_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        for filler in [
+            10usize,
+            crate::format::framing::MAX_MULTILINE_RECORD / 8 + 10,
+        ] {
+            let input = dir.path().join(format!("open-{filler}.csv"));
+            let mut text = String::from("1,\"a\nb\"\n2,\"never closed\n");
+            let mut want = vec![(1, "a\nb".to_owned())];
+            for n in 3..filler as i64 {
+                text.push_str(&format!("{n},ok\n"));
+                want.push((n, "ok".to_owned()));
+            }
+            if filler > 1_000 {
+                // past the limit, records span lines again
+                text.push_str("9999999999,\"c\nd\"\n");
+                want.push((9_999_999_999, "c\nd".to_owned()));
+            }
+            std::fs::write(&input, &text).unwrap();
+            let spec = notes(&input);
+            for threads in [1, 3] {
+                let (rows, dead) = read_notes(&spec, threads, usize::MAX);
+                assert_eq!(
+                    rows.len(),
+                    want.len(),
+                    "{threads} threads, {filler}: {rows:?} {dead}"
+                );
+                assert!(rows == want, "{threads} threads, {filler}: rows differ");
+                assert!(dead.contains(":3\""), "{dead}");
+                assert!(dead.contains("unterminated quoted field"), "{dead}");
+                assert_eq!(dead.lines().count(), 1, "{dead}");
+            }
         }
     }
 

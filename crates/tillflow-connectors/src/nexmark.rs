@@ -878,8 +878,9 @@ impl Source for NexmarkSource {
     }
 
     /// Events are drawn from their own number: the count emitted is the whole position.
-    fn snapshot_position(&self, out: &mut Vec<u8>) {
+    fn snapshot_position(&mut self, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&self.next.to_le_bytes());
+        Ok(())
     }
 
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
@@ -1042,7 +1043,7 @@ mod tests {
             s.poll(&mut row).unwrap();
         }
         let mut pos = vec![];
-        s.snapshot_position(&mut pos);
+        s.snapshot_position(&mut pos).unwrap();
         let mut r =
             NexmarkSource::new(&spec(&[("connector", "nexmark"), ("events.num", "200")])).unwrap();
         r.restore_position(&pos).unwrap();

@@ -242,10 +242,11 @@ impl Source for RetailSource {
     /// The number of generator events handled, the rows still to produce and the last event
     /// time: the generator is deterministic, so a fresh one skipping that many events stands
     /// where this one stood.
-    fn snapshot_position(&self, out: &mut Vec<u8>) {
+    fn snapshot_position(&mut self, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&self.consumed.to_le_bytes());
         out.extend_from_slice(&self.remaining.map_or(u64::MAX, |r| r).to_le_bytes());
         out.extend_from_slice(&self.last_time.to_le_bytes());
+        DeadLetter::snapshot(self.dead_letter.as_mut(), out)
     }
 
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
@@ -253,6 +254,7 @@ impl Source for RetailSource {
         let consumed = tillflow_runtime::state::read_u64(input, at)?;
         let remaining = tillflow_runtime::state::read_u64(input, at)?;
         let last_time = tillflow_runtime::state::read_u64(input, at)? as i64;
+        DeadLetter::restore(self.dead_letter.as_mut(), input, at)?;
         let cfg = self.generator.config().clone();
         self.generator = Generator::new(cfg).only(&[self.stream]);
         for _ in 0..consumed {

@@ -488,11 +488,11 @@ impl Job {
             run: c.run,
             ..Snapshot::default()
         };
-        for t in &self.tasks {
+        for t in &mut self.tasks {
             snap.layout
                 .push(format!("source: {}", t.source.checkpoint_identity()));
             let mut position = Vec::new();
-            t.source.snapshot_position(&mut position);
+            t.source.snapshot_position(&mut position)?;
             snap.sources.push(SourceState {
                 done: t.done,
                 position,

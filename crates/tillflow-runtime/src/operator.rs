@@ -535,8 +535,11 @@ pub trait Source: Send {
         false
     }
 
-    /// Appends the source's read position (the part of a checkpoint that says where to resume).
-    fn snapshot_position(&self, _out: &mut Vec<u8>) {}
+    /// Appends the source's read position (the part of a checkpoint that says where to resume),
+    /// after making what it wrote beside its records (a dead-letter file) durable up to it.
+    fn snapshot_position(&mut self, _out: &mut Vec<u8>) -> Result<()> {
+        Ok(())
+    }
 
     /// Called after every sink of the job has flushed what this source's rows produced so far:
     /// the source may record its read position as consumed (Kafka commits the group offsets).

@@ -5,6 +5,7 @@
 //! ROW but an empty ARRAY, a NULL field or element is written empty, and an empty element of a
 //! string array is the empty string. Deeper nesting has no CSV form and is refused.
 
+use super::framing::Framing;
 use super::text::write_scalar;
 use super::{DecodeError, Decoder, Encoder};
 use crate::{ConnectorError, TableSpec};
@@ -31,6 +32,7 @@ pub struct CsvDecoder {
     types: Vec<DataType>,
     delimiter: u8,
     quote: Option<u8>,
+    escape: Option<u8>,
     null_literal: Option<String>,
     allow_comments: bool,
     ignore_errors: bool,
@@ -51,6 +53,10 @@ impl CsvDecoder {
                 None
             } else {
                 Some(char_option(table, "csv.quote-character", b'"')?)
+            },
+            escape: match table.option("csv.escape-character") {
+                None => None,
+                Some(_) => Some(char_option(table, "csv.escape-character", b'\\')?),
             },
             null_literal: table.option("csv.null-literal").map(str::to_owned),
             allow_comments: table.bool_option("csv.allow-comments", false)?,
@@ -189,7 +195,36 @@ fn scalar(ty: DataType, text: &str, heap: &mut Vec<u8>) -> Result<Value, String>
     }
 }
 
+/// The character an escape stands for, as Flink's (Jackson's) CSV reader reads `\0`, `\n`,
+/// `\r` and `\t`; any other escaped character is itself.
+fn unescape(c: u8) -> u8 {
+    match c {
+        b'0' => 0,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        c => c,
+    }
+}
+
+/// A byte as an error message shows it.
+fn shown(c: u8) -> String {
+    match c {
+        b'\t' => "tab".to_owned(),
+        c if c.is_ascii_graphic() || c == b' ' => format!("'{}'", c as char),
+        c => format!("byte 0x{c:02x}"),
+    }
+}
+
 impl Decoder for CsvDecoder {
+    fn framing(&self) -> Framing {
+        Framing::Csv {
+            delimiter: self.delimiter,
+            quote: self.quote,
+            escape: self.escape,
+        }
+    }
+
     fn decode(&mut self, input: &[u8], row: &mut Row) -> Result<(), DecodeError> {
         if self.allow_comments && input.first() == Some(&b'#') {
             return Err(DecodeError {
@@ -224,16 +259,39 @@ impl Decoder for CsvDecoder {
                                 break;
                             }
                         }
+                        Some(&c) if Some(c) == self.escape => {
+                            self.field.extend(input.get(i + 1).map(|c| unescape(*c)));
+                            i += 2;
+                        }
                         Some(&c) => {
                             self.field.push(c);
                             i += 1;
                         }
                     }
                 }
+                // as Flink's (Jackson's) reader: blanks, then the delimiter after the closing quote
+                while let Some(b' ' | b'\t') = input.get(i).filter(|c| **c != self.delimiter) {
+                    i += 1;
+                }
+                if let Some(&c) = input.get(i).filter(|c| **c != self.delimiter) {
+                    return Err(DecodeError {
+                        field: self.names.get(col).cloned(),
+                        message: format!(
+                            "unexpected {} after the closing quote (expected the field delimiter {} or the end of the record)",
+                            shown(c),
+                            shown(self.delimiter)
+                        ),
+                    });
+                }
             }
             while let Some(&c) = input.get(i) {
                 if c == self.delimiter {
                     break;
+                }
+                if Some(c) == self.escape {
+                    self.field.extend(input.get(i + 1).map(|c| unescape(*c)));
+                    i += 2;
+                    continue;
                 }
                 self.field.push(c);
                 i += 1;

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod debezium;
+pub mod framing;
 pub mod json;
 pub mod json_nested;
 pub mod jsonscan;
@@ -87,8 +88,13 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-/// Decodes one record (one line) into a row of the table's physical columns.
+/// Decodes one record (one line, or a CSV record whose quoted fields span lines) into a row of
+/// the table's physical columns.
 pub trait Decoder: Send {
+    /// Where a record of a file ends (one per line unless the format says otherwise).
+    fn framing(&self) -> framing::Framing {
+        framing::Framing::Lines
+    }
     /// Decodes `input` into `row` (cleared by the caller).
     fn decode(&mut self, input: &[u8], row: &mut Row) -> Result<(), DecodeError>;
     /// Whether malformed records are skipped (the format's `ignore-parse-errors`).

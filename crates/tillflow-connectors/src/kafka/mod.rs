@@ -1229,7 +1229,7 @@ impl Source for KafkaSource {
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
-        for (topic, partition, next, _) in parse_positions(position)? {
+        for (topic, partition, next, _) in parse_positions(position, &mut 0)? {
             if let Some(p) = self
                 .parts
                 .iter_mut()
@@ -1344,7 +1344,7 @@ impl Source for KafkaSource {
     }
 
     /// Per partition: topic, partition and the offset of the next message to hand out.
-    fn snapshot_position(&self, out: &mut Vec<u8>) {
+    fn snapshot_position(&mut self, out: &mut Vec<u8>) -> Result<()> {
         out.extend_from_slice(&(self.parts.len() as u32).to_le_bytes());
         for p in &self.parts {
             out.extend_from_slice(&(p.topic.len() as u32).to_le_bytes());
@@ -1354,23 +1354,64 @@ impl Source for KafkaSource {
             // the bounded end as it was first resolved: a restart reads to the same end
             out.extend_from_slice(&p.stop.unwrap_or(-1).to_le_bytes());
         }
+        DeadLetter::snapshot(self.bad.dead_letter.as_mut(), out)
     }
 
     /// Seeks every partition the checkpoint names to its offset (partitions it does not name,
-    /// added since, keep their start-up offsets).
+    /// added since, keep their start-up offsets). Each offset is checked against the partition
+    /// as it is now: a partition the topic no longer has, or an offset past its end, means the
+    /// topic was recreated (or the checkpoint damaged) and is refused; an offset the topic's
+    /// retention has deleted since resumes at the earliest one left, with a warning that says
+    /// which records are lost.
     fn restore_position(&mut self, input: &[u8]) -> Result<()> {
-        for (topic, partition, next, stop) in parse_positions(input)? {
-            if let Some(p) = self
+        let at = &mut 0;
+        let positions = parse_positions(input, at)?;
+        DeadLetter::restore(self.bad.dead_letter.as_mut(), input, at)?;
+        for (topic, partition, next, stop) in positions {
+            let count = self.parts.iter().filter(|p| p.topic == topic).count();
+            let Some(p) = self
                 .parts
                 .iter_mut()
                 .find(|p| p.partition == partition && p.topic == topic)
-            {
-                p.next = next;
-                // a bounded read keeps the end it first resolved (an unbounded run's checkpoint
-                // has none: this run's own end stands)
-                if let (Some(_), Some(s)) = (p.stop, stop) {
-                    p.stop = Some(s);
-                }
+            else {
+                return Err(RuntimeError::State(format!(
+                    "it holds a position in partition {partition} of topic '{topic}', which now has {count} partition(s): the topic was deleted and created again since (Kafka never removes partitions)"
+                )));
+            };
+            if next < 0 {
+                return Err(RuntimeError::State(format!(
+                    "its position in partition {partition} of topic '{topic}' is {next}, not an offset"
+                )));
+            }
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&topic, partition, CONNECT_TIMEOUT)
+                .map_err(|e| {
+                    RuntimeError::Source(format!(
+                        "table `{}`: the offsets of partition {partition} of topic '{topic}': {e}",
+                        self.table
+                    ))
+                })?;
+            if next > high {
+                return Err(RuntimeError::State(format!(
+                    "its position, offset {next} of partition {partition} of topic '{topic}', is past the partition's end (offset {high}): the topic was deleted and created again, or emptied, since the checkpoint"
+                )));
+            }
+            p.end = high;
+            p.next = if next < low {
+                eprintln!(
+                    "warning: table `{}`: partition {partition} of topic '{topic}' no longer holds offsets {next} to {} (the topic's retention deleted them after the checkpoint): those records are lost to this job, which reads on from offset {low}",
+                    self.table,
+                    low - 1
+                );
+                low
+            } else {
+                next
+            };
+            // a bounded read keeps the end it first resolved (an unbounded run's checkpoint
+            // has none: this run's own end stands)
+            if let (Some(_), Some(s)) = (p.stop, stop) {
+                p.stop = Some(s);
             }
         }
         if let Some(r) = &self.readers {
@@ -1445,10 +1486,9 @@ fn fatal(e: &KafkaError) -> bool {
 type PartitionPosition = (String, i32, i64, Option<i64>);
 
 /// Reads what `snapshot_position` wrote.
-fn parse_positions(input: &[u8]) -> Result<Vec<PartitionPosition>> {
+fn parse_positions(input: &[u8], at: &mut usize) -> Result<Vec<PartitionPosition>> {
     use tillflow_runtime::state::{read_u32, read_u64};
     let truncated = || RuntimeError::State("truncated Kafka position".into());
-    let at = &mut 0;
     let n = read_u32(input, at)? as usize;
     let mut out = Vec::with_capacity(n.min(input.len() / 24));
     for _ in 0..n {

@@ -335,10 +335,21 @@ impl Decoder for CsvDecoder {
 }
 
 /// Encoder for the `csv` format.
+///
+/// It quotes a text value (a string, a timestamp, a ROW's or an ARRAY's joined text) exactly when
+/// Flink's writer does (Jackson's CSV encoder with its default, loose check): when it is longer
+/// than 24 UTF-16 units, or holds the quote, the escape character (`\` when none is set), or any
+/// character below the "safe" one, one past the largest of the delimiter, the quote and the
+/// newline — with the default `,` that is a space, `!`, `#` … `+` and the control characters. In
+/// quotes a quote is doubled, and so is the escape character when one is set. Numbers and
+/// booleans are never quoted; with `'csv.disable-quote-character'` nothing is.
 pub struct CsvEncoder {
     types: Vec<DataType>,
     delimiter: u8,
-    quote: u8,
+    quote: Option<u8>,
+    escape: Option<u8>,
+    /// The smallest character that does not make a value quoted by itself.
+    min_safe: u8,
     null_literal: String,
     element_delimiter: String,
     line: String,
@@ -348,15 +359,60 @@ pub struct CsvEncoder {
 impl CsvEncoder {
     /// An encoder for the table's columns and `csv.*` options.
     pub fn new(table: &TableSpec) -> Result<Self, ConnectorError> {
+        let delimiter = char_option(table, "csv.field-delimiter", b',')?;
+        let quote = if table.bool_option("csv.disable-quote-character", false)? {
+            None
+        } else {
+            Some(char_option(table, "csv.quote-character", b'"')?)
+        };
+        let escape = match table.option("csv.escape-character") {
+            None => None,
+            Some(_) => Some(char_option(table, "csv.escape-character", b'\\')?),
+        };
         Ok(CsvEncoder {
             types: table.schema.fields.iter().map(|f| f.data_type).collect(),
-            delimiter: char_option(table, "csv.field-delimiter", b',')?,
-            quote: char_option(table, "csv.quote-character", b'"')?,
+            delimiter,
+            quote,
+            escape,
+            min_safe: delimiter
+                .max(quote.unwrap_or(0))
+                .max(b'\n')
+                .saturating_add(1),
             null_literal: table.option("csv.null-literal").unwrap_or("").to_owned(),
             element_delimiter: element_delimiter(table)?,
             line: String::with_capacity(256),
             text: String::with_capacity(64),
         })
+    }
+}
+
+impl CsvEncoder {
+    /// Whether Flink's writer quotes `s` (see [`CsvEncoder`]).
+    fn must_quote(&self, s: &str) -> bool {
+        let Some(q) = self.quote else {
+            return false;
+        };
+        let esc = self.escape.unwrap_or(b'\\');
+        (s.len() > 24 && s.encode_utf16().count() > 24)
+            || s.bytes().any(|b| b < self.min_safe || b == q || b == esc)
+    }
+
+    /// Appends `s`, quoted when Flink's writer quotes it.
+    fn push_text(&self, line: &mut String, s: &str) {
+        let Some(q) = self.quote.filter(|_| self.must_quote(s)) else {
+            line.push_str(s);
+            return;
+        };
+        let q = q as char;
+        let esc = self.escape.map(char::from);
+        line.push(q);
+        for c in s.chars() {
+            if c == q || Some(c) == esc {
+                line.push(c);
+            }
+            line.push(c);
+        }
+        line.push(q);
     }
 }
 
@@ -377,10 +433,14 @@ impl Encoder for CsvEncoder {
             match row.values.get(i).copied().unwrap_or(Value::Null) {
                 Value::Null => line.push_str(&self.null_literal),
                 Value::Str(r) if *ty == DataType::Bytes => {
-                    // Flink's CSV format writes BYTES in base64
+                    // Flink's CSV format writes BYTES in base64, as text
                     use base64::Engine;
+                    let mut text = std::mem::take(&mut self.text);
+                    text.clear();
                     base64::engine::general_purpose::STANDARD
-                        .encode_string(tillflow_types::value::heap_bytes(&row.heap, r), &mut line);
+                        .encode_string(tillflow_types::value::heap_bytes(&row.heap, r), &mut text);
+                    self.push_text(&mut line, &text);
+                    self.text = text;
                 }
                 Value::Str(r) => {
                     let mut text = std::mem::take(&mut self.text);
@@ -420,19 +480,15 @@ impl Encoder for CsvEncoder {
                         }
                         _ => heap_str(&row.heap, r),
                     };
-                    let q = self.quote as char;
-                    if s.contains([self.delimiter as char, q, '\n', '\r']) {
-                        line.push(q);
-                        for c in s.chars() {
-                            if c == q {
-                                line.push(q);
-                            }
-                            line.push(c);
-                        }
-                        line.push(q);
-                    } else {
-                        line.push_str(s);
-                    }
+                    self.push_text(&mut line, s);
+                    self.text = text;
+                }
+                v @ (Value::Timestamp(_) | Value::Date(_) | Value::Time(_)) => {
+                    // written as text, quoted as text is (a timestamp holds a space)
+                    let mut text = std::mem::take(&mut self.text);
+                    text.clear();
+                    write_scalar(&mut text, v, *ty, false, false, false);
+                    self.push_text(&mut line, &text);
                     self.text = text;
                 }
                 v => write_scalar(&mut line, v, *ty, false, false, false),
@@ -475,7 +531,8 @@ mod tests {
         CsvEncoder::new(&t).unwrap().encode(&row, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "7,\"a,\"\"b\",2024-03-01 20:00:00.5\n"
+            // quoted as Flink's writer quotes a timestamp (it holds a space)
+            "7,\"a,\"\"b\",\"2024-03-01 20:00:00.5\"\n"
         );
         row.clear();
         d.decode(b",x,", &mut row).unwrap();

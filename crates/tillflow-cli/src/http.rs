@@ -147,6 +147,7 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             rows_out: m.records_out,
             late_dropped: m.late_dropped,
             state_entries: m.state_entries,
+            state_expired: m.state_expired,
             watermark: m.watermark.map(|w| {
                 let mut s = String::new();
                 tillflow_types::temporal::write_timestamp_sql(&mut s, w, 3);

@@ -676,6 +676,38 @@ line\",,,
     }
 }
 
+/// `table.exec.state.ttl` on Flink's clock, the processing time: one key's rows arrive 400 ms
+/// apart and live 150 ms, so each row finds its group forgotten and counts from 1 again (+I), on
+/// one worker and on two; without the TTL the same rows update one count.
+#[test]
+fn state_ttl_forgets_a_group_idle_longer_than_the_ttl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = |ttl: &str| {
+        let path = dir.path().join(format!("ttl{}.sql", ttl.len()));
+        std::fs::write(
+            &path,
+            format!(
+                "{ttl}CREATE TABLE g (k INT) WITH ('connector' = 'datagen', 'rows-per-second' = '2.5',
+  'number-of-rows' = '4', 'fields.k.min' = '1', 'fields.k.max' = '1');
+CREATE TABLE out (k INT, n BIGINT) WITH ('connector' = 'print');
+INSERT INTO out SELECT k, COUNT(*) FROM g GROUP BY k;"
+            ),
+        )
+        .expect("script");
+        path.display().to_string()
+    };
+    let with_ttl = script("SET 'table.exec.state.ttl' = '150 ms';\n");
+    for p in ["1", "2"] {
+        let (ok, out, err) = tillflow(&["run", "--no-http", "--parallelism", p, &with_ttl]);
+        assert!(ok, "{err}");
+        let rows: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(rows, ["+I[1, 1]"; 4], "parallelism {p}: {out}");
+    }
+    let (ok, out, err) = tillflow(&["run", "--no-http", "--parallelism", "1", &script("")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("+U[1, 4]"), "{out}");
+}
+
 /// A skewed stream — one store has half the sales — with out-of-order and late records, through
 /// TUMBLE, HOP and CUMULATE aggregates: one phase on one worker, two phases (the local half in
 /// the decoding threads, over a file of many chunks) on 2, 3 and 4 workers give the same rows

@@ -23,6 +23,7 @@ pub mod operator;
 pub mod ops;
 pub mod state;
 pub mod strfn;
+pub mod ttl;
 pub mod tzfn;
 pub mod window;
 

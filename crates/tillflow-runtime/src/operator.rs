@@ -30,6 +30,8 @@ pub struct OperatorMetrics {
     pub late_dropped: u64,
     /// Keys or windows currently held in state.
     pub state_entries: u64,
+    /// State entries (keys, or a join's rows) expired by the state TTL so far.
+    pub state_expired: u64,
     /// The event-time watermark the operator has reached (microseconds), for operators that
     /// track one (watermark assignment, windows).
     pub watermark: Option<i64>,
@@ -147,6 +149,9 @@ pub trait TwoInputOperator: Send {
     fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
         out.watermark(wm)
     }
+
+    /// Handles a processing-time tick (wall clock, microseconds); the default does nothing.
+    fn on_processing_time(&mut self, _now: i64) {}
 
     /// Called once when both inputs have ended.
     fn on_end(&mut self, _out: &mut dyn Emit) -> Result<()> {
@@ -320,6 +325,7 @@ impl TwoInputNode {
     }
 
     fn processing_time(&mut self, now: i64) -> Result<()> {
+        self.op.on_processing_time(now);
         self.downstream.processing_time(now)
     }
 

@@ -9,9 +9,16 @@
 //! snapshots of all of the operator's old instances and a [`Rescale`] saying which keys it now
 //! owns; [`KeyedState::restore_part`] keeps those, checks that every key came from the instance
 //! that owned it, and refuses a key found in two instances' state.
+//!
+//! With a time-to-live ([`KeyedState::with_ttl`], see [`crate::ttl`]) each entry keeps the time of
+//! its last write: [`KeyedState::get_or_insert_with`] and [`KeyedState::get_mut`] are writes,
+//! [`KeyedState::peek_mut`] a read; an expired entry is never returned, and the clock's ticks
+//! ([`KeyedState::on_processing_time`], [`KeyedState::on_watermark`]) sweep the expired ones out.
+//! Snapshots then carry each entry's time.
 
 use crate::error::{Result, RuntimeError};
 use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
+use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
 use hashbrown::HashTable;
 use tillflow_types::{Row, RowKind};
 
@@ -83,57 +90,167 @@ struct Entry<V> {
     hash: u64,
     key: Box<[u8]>,
     value: V,
+    /// The time of the last write (with a TTL).
+    time: i64,
 }
 
 /// A hash map from encoded keys to `V`, partitioned by key group.
 pub struct KeyedState<V> {
     table: HashTable<Entry<V>>,
+    ttl: Option<TtlTimer>,
 }
 
 impl<V> Default for KeyedState<V> {
     fn default() -> Self {
         KeyedState {
             table: HashTable::new(),
+            ttl: None,
         }
     }
 }
 
+/// Set in a snapshot's entry count when each entry carries its time.
+const WITH_TIMES: u64 = 1 << 63;
+
 impl<V> KeyedState<V> {
-    /// The value for `key`, created with `init` when absent. Allocates only for a new key.
+    /// An empty state whose entries expire `ttl` after their last write (None: never).
+    pub fn with_ttl(ttl: Option<StateTtl>) -> Self {
+        KeyedState {
+            table: HashTable::new(),
+            ttl: ttl.map(TtlTimer::new),
+        }
+    }
+
+    /// The value for `key`, created with `init` when absent (or expired: it starts over). A
+    /// write: with a TTL the entry's time is now. Allocates only for a new key.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
+        use hashbrown::hash_table::Entry as Slot;
         let hash = hash_key(key);
-        let entry = self
-            .table
-            .entry(
-                hash,
-                |e| e.hash == hash && eq_bytes(&e.key, key),
-                |e| e.hash,
-            )
-            .or_insert_with(|| Entry {
-                hash,
-                key: key.into(),
-                value: init(),
-            });
-        &mut entry.into_mut().value
+        let now = self.ttl.as_ref().map_or(UNKNOWN_TIME, TtlTimer::now);
+        let entry = match self.table.entry(
+            hash,
+            |e| e.hash == hash && eq_bytes(&e.key, key),
+            |e| e.hash,
+        ) {
+            Slot::Occupied(o) => {
+                let e = o.into_mut();
+                if let Some(t) = self.ttl.as_mut() {
+                    if t.is_expired(e.time) {
+                        t.expired += 1;
+                        e.value = init();
+                    }
+                    e.time = now;
+                }
+                e
+            }
+            Slot::Vacant(v) => v
+                .insert(Entry {
+                    hash,
+                    key: key.into(),
+                    value: init(),
+                    time: now,
+                })
+                .into_mut(),
+        };
+        &mut entry.value
     }
 
-    /// The value for `key`, if present.
+    /// The value for `key`, if present and not expired. A write: with a TTL the entry's time is
+    /// now (an expired entry is removed).
     #[inline]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let hash = hash_key(key);
-        self.table
-            .find_mut(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
-            .map(|e| &mut e.value)
+        self.find(key, true)
     }
 
-    /// Removes `key`, returning its value.
+    /// The value for `key`, if present and not expired, for reading: its time stays.
+    #[inline]
+    pub fn peek_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        self.find(key, false)
+    }
+
+    #[inline]
+    fn find(&mut self, key: &[u8], write: bool) -> Option<&mut V> {
+        let hash = hash_key(key);
+        let Some(t) = self.ttl.as_mut() else {
+            return self
+                .table
+                .find_mut(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+                .map(|e| &mut e.value);
+        };
+        let entry = self
+            .table
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+            .ok()?;
+        if t.is_expired(entry.get().time) {
+            t.expired += 1;
+            entry.remove();
+            return None;
+        }
+        let e = entry.into_mut();
+        if write {
+            e.time = t.now();
+        }
+        Some(&mut e.value)
+    }
+
+    /// A processing-time tick: with a processing-time TTL the clock moves, and expired entries
+    /// are swept out when a sweep is due.
+    pub fn on_processing_time(&mut self, now: i64) {
+        if self.ttl.as_mut().is_some_and(|t| t.on_processing_time(now)) {
+            self.sweep();
+        }
+    }
+
+    /// A watermark: with a watermark TTL the clock moves, and expired entries are swept out when
+    /// a sweep is due.
+    pub fn on_watermark(&mut self, wm: i64) {
+        if self.ttl.as_mut().is_some_and(|t| t.on_watermark(wm)) {
+            self.sweep();
+        }
+    }
+
+    /// Removes every expired entry (and gives entries written before the clock had a time the
+    /// clock's time).
+    fn sweep(&mut self) {
+        let Some(t) = self.ttl.as_mut() else {
+            return;
+        };
+        let before = self.table.len();
+        self.table.retain(|e| {
+            t.settle(&mut e.time);
+            !t.is_expired(e.time)
+        });
+        t.expired += (before - self.table.len()) as u64;
+    }
+
+    /// Keeps the entries for which `keep` is true (an operator's own sweep of what its values
+    /// hold).
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        self.table.retain(|e| keep(&mut e.value));
+    }
+
+    /// Entries expired so far (0 without a TTL).
+    pub fn expired(&self) -> u64 {
+        self.ttl.as_ref().map_or(0, |t| t.expired)
+    }
+
+    /// Removes `key`, returning its value (None for an expired one).
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
         let hash = hash_key(key);
-        self.table
+        let e = self
+            .table
             .find_entry(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
-            .ok()
-            .map(|e| e.remove().0.value)
+            .ok()?
+            .remove()
+            .0;
+        match self.ttl.as_mut() {
+            Some(t) if t.is_expired(e.time) => {
+                t.expired += 1;
+                None
+            }
+            _ => Some(e.value),
+        }
     }
 
     /// Number of keys.
@@ -163,7 +280,8 @@ impl<V> KeyedState<V> {
 }
 
 impl<V: StateValue> KeyedState<V> {
-    /// Writes the entries whose key group lies in `groups`, ordered by key group.
+    /// Writes the entries whose key group lies in `groups`, ordered by key group (each with its
+    /// time when the state has a TTL).
     pub fn snapshot(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
@@ -186,10 +304,15 @@ impl<V: StateValue> KeyedState<V> {
             }
         }
         out.reserve(count * 64);
-        out.extend_from_slice(&(count as u64).to_le_bytes());
+        let times = self.ttl.is_some();
+        let flag = if times { WITH_TIMES } else { 0 };
+        out.extend_from_slice(&(count as u64 | flag).to_le_bytes());
         for e in ordered.into_iter().flatten() {
             out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
             out.extend_from_slice(&e.key);
+            if times {
+                out.extend_from_slice(&e.time.to_le_bytes());
+            }
             e.value.write(out);
         }
     }
@@ -209,12 +332,19 @@ impl<V: StateValue> KeyedState<V> {
         part: usize,
     ) -> Result<()> {
         let count = read_u64(input, at)?;
-        for _ in 0..count {
+        let times = count & WITH_TIMES != 0;
+        for _ in 0..count & !WITH_TIMES {
             let len = read_u32(input, at)? as usize;
             let key = input
                 .get(*at..*at + len)
                 .ok_or_else(|| RuntimeError::State("truncated key".into()))?;
             *at += len;
+            // a snapshot taken without a TTL gives its entries the clock's next time
+            let time = if times {
+                read_u64(input, at)? as i64
+            } else {
+                UNKNOWN_TIME
+            };
             let value = V::read(input, at)?;
             let hash = hash_key(key);
             if !rescale.keeps_all() {
@@ -238,6 +368,7 @@ impl<V: StateValue> KeyedState<V> {
                     hash,
                     key: key.into(),
                     value,
+                    time,
                 },
                 |e| e.hash,
             );
@@ -327,6 +458,63 @@ impl StateValue for i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ttl::TtlClock;
+
+    /// A TTL of 10 s on a processing clock: writes refresh an entry, reads do not; an expired
+    /// entry is never returned and a write starts it over; a sweep reclaims the rest; snapshots
+    /// keep each entry's time (and one without times restores with the clock's next time).
+    #[test]
+    fn entries_expire_a_ttl_after_their_last_write() {
+        let ttl = StateTtl {
+            micros: 10_000_000,
+            clock: TtlClock::ProcessingTime,
+        };
+        let mut s: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
+        // written before the clock has a time: it takes the first tick's
+        *s.get_or_insert_with(b"early", || 0) += 1;
+        s.on_processing_time(1_000_000);
+        for k in [&b"a"[..], b"b", b"c"] {
+            *s.get_or_insert_with(k, || 0) += 1;
+        }
+        s.on_processing_time(8_000_000);
+        *s.get_mut(b"a").unwrap() += 1; // a write at 8 s
+        assert_eq!(*s.peek_mut(b"b").unwrap(), 1); // a read: b keeps 1 s
+        s.on_processing_time(11_000_000);
+        assert!(s.peek_mut(b"b").is_none(), "expired 10 s after its write");
+        assert_eq!(
+            *s.get_or_insert_with(b"c", || 100),
+            100,
+            "a write starts over"
+        );
+        assert_eq!(*s.peek_mut(b"a").unwrap(), 2, "written at 8 s: alive");
+        assert_eq!(s.expired(), 2);
+        // the sweep at 20 s reclaims `early` (1 s) and `a` (8 s) without their being touched
+        s.on_processing_time(20_000_000);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expired(), 4);
+        let mut bytes = Vec::new();
+        s.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
+        let mut r: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
+        r.restore(&bytes, &mut 0).unwrap();
+        r.on_processing_time(20_500_000);
+        assert_eq!(*r.peek_mut(b"c").unwrap(), 100, "c was written at 11 s");
+        r.on_processing_time(21_000_001);
+        assert!(r.peek_mut(b"c").is_none(), "its time came with it");
+        // a snapshot without times (no TTL then) restores every entry as written at the next tick
+        let mut plain: KeyedState<i64> = KeyedState::default();
+        *plain.get_or_insert_with(b"x", || 0) += 7;
+        let mut bytes = Vec::new();
+        plain.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
+        let mut r: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
+        r.restore(&bytes, &mut 0).unwrap();
+        r.on_processing_time(50_000_000);
+        assert_eq!(*r.peek_mut(b"x").unwrap(), 7);
+        r.on_processing_time(61_000_000);
+        assert!(r.peek_mut(b"x").is_none());
+        // without a TTL nothing ever expires
+        plain.on_processing_time(i64::MAX / 2);
+        assert_eq!(*plain.peek_mut(b"x").unwrap(), 7);
+    }
 
     #[test]
     fn snapshot_splits_by_key_group() {

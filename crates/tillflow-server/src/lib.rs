@@ -63,6 +63,8 @@ pub struct NodeStatus {
     pub bad_records: u64,
     /// Keys or windows in state.
     pub state_entries: u64,
+    /// State entries expired by the state TTL (`table.exec.state.ttl`).
+    pub state_expired: u64,
     /// Records behind the end of the input (Kafka consumer lag).
     pub lag: u64,
     /// Consumer lag per partition (Kafka sources).
@@ -403,7 +405,7 @@ type WorkerMetric = (
 /// The board in Prometheus' text format.
 pub fn prometheus(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
-    let metrics: [Metric; 6] = [
+    let metrics: [Metric; 7] = [
         (
             "tillflow_operator_rows_in_total",
             "counter",
@@ -433,6 +435,12 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             "gauge",
             "Keys or windows held in state.",
             |n| n.state_entries,
+        ),
+        (
+            "tillflow_operator_state_expired_total",
+            "counter",
+            "State entries (keys, or a join's rows) expired by the state TTL.",
+            |n| n.state_expired,
         ),
         (
             "tillflow_source_lag_records",

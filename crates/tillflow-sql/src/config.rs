@@ -92,10 +92,6 @@ fn is_not_automatic(v: &str) -> bool {
     !v.eq_ignore_ascii_case("automatic")
 }
 
-fn is_zero_duration(v: &str) -> bool {
-    tillflow_types::temporal::parse_duration_micros(v) == Some(0)
-}
-
 fn is_utc(v: &str) -> bool {
     ["UTC", "GMT", "Z", "Etc/UTC", "UTC+0", "GMT+0", "+00:00"]
         .iter()
@@ -139,13 +135,13 @@ pub const KEYS: &[KeyDef] = &[
             "'automatic' picks the mode from the sources' boundedness, which tillflow does not decide for you yet: write 'streaming' or 'batch'",
         ),
     ),
+    // regular joins, GROUP BY, deduplication and Top-N forget state not written for this long
+    // (0: never), on the clock below (crate::ttl in the runtime)
+    key("table.exec.state.ttl", Duration, Applied),
     key(
-        "table.exec.state.ttl",
-        Duration,
-        AcceptedIf(
-            is_zero_duration,
-            "tillflow keeps state until a window or the watermark clears it; idle-state expiry (a non-zero TTL) is not supported",
-        ),
+        "tillflow.state.ttl.clock",
+        Enum(&["processing-time", "watermark"]),
+        Applied,
     ),
     key(
         "table.local-time-zone",
@@ -628,8 +624,10 @@ mod tests {
         assert!(check_set("execution.runtime-mode", "STREAMING").is_ok());
         assert!(check_set("execution.runtime-mode", "batch").is_ok());
         assert!(check_set("table.exec.state.ttl", "0").is_ok());
-        let e = check_set("table.exec.state.ttl", "1 h").unwrap_err();
-        assert!(e.to_string().contains("'table.exec.state.ttl'"), "{e}");
+        assert!(check_set("table.exec.state.ttl", "1 h").is_ok());
+        assert!(check_set("table.exec.state.ttl", "soon").is_err());
+        assert!(check_set("tillflow.state.ttl.clock", "watermark").is_ok());
+        assert!(check_set("tillflow.state.ttl.clock", "event-time").is_err());
         let e = check_set("table.exec.sink.upsert-materialize", "FORCE").unwrap_err();
         assert!(
             e.to_string()

@@ -385,9 +385,9 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
 }
 
 /// One hint of a `/*+ … */` comment: its name and arguments (`'k' = 'v'` pairs or names).
-struct Hint {
-    name: String,
-    pairs: Vec<(String, String)>,
+pub(crate) struct Hint {
+    pub(crate) name: String,
+    pub(crate) pairs: Vec<(String, String)>,
 }
 
 fn hint_err(line: u64, message: String) -> SqlError {
@@ -395,7 +395,7 @@ fn hint_err(line: u64, message: String) -> SqlError {
 }
 
 /// Parses the text of a hint comment (after the `+`): `NAME[(args)] [, NAME[(args)]]…`.
-fn parse_hints(text: &str, line: u64) -> Result<Vec<Hint>> {
+pub(crate) fn parse_hints(text: &str, line: u64) -> Result<Vec<Hint>> {
     let dialect = FlinkDialect::new();
     let toks: Vec<Token> = Tokenizer::new(&dialect, text)
         .tokenize()
@@ -488,23 +488,41 @@ fn apply_hints(
         let prev = significant(&out, 0);
         if matches!(&prev, Some(Token::Word(w)) if w.keyword == Keyword::SELECT && w.quote_style.is_none())
         {
+            let mut keep = false;
             for h in parsed {
-                if STRATEGY_HINTS.contains(&h.name.as_str()) {
+                if h.name == "STATE_TTL" {
+                    // checked here, applied by the planner to this SELECT's join or aggregate
+                    // (the comment stays for the parser, which attaches it to the SELECT)
+                    if h.pairs.is_empty() {
+                        return Err(hint_err(at, "STATE_TTL needs 'table or alias' = 'ttl' pairs, as STATE_TTL('orders' = '1d')".into()));
+                    }
+                    for (k, v) in &h.pairs {
+                        if tillflow_types::temporal::parse_duration_micros(v).is_none() {
+                            return Err(hint_err(at, format!(
+                                "STATE_TTL('{}' = '{}'): not a duration (write '1 d', '12 h', '90 min' or '3600000 ms')",
+                                k.chars().take(100).collect::<String>(),
+                                v.chars().take(100).collect::<String>()
+                            )));
+                        }
+                    }
+                    keep = true;
+                } else if STRATEGY_HINTS.contains(&h.name.as_str()) {
                     notices.push(format!(
                         "line {at}: query hint {} has no effect in tillflow: it steers Flink's join strategy, which cannot change results; tillflow plans joins its own way",
                         h.name
                     ));
-                } else if h.name == "STATE_TTL" {
-                    return Err(hint_err(at, "query hint STATE_TTL is not supported: tillflow keeps join and aggregation state until a window or the watermark clears it (no idle-state expiry)".into()));
                 } else if h.name == "OPTIONS" {
                     return Err(hint_err(at, "OPTIONS is a table hint: write it after the table name (FROM t /*+ OPTIONS('k' = 'v') */)".into()));
                 } else {
                     return Err(hint_err(at, format!(
-                        "query hint {} is not supported (tillflow knows the query hints {} and the table hint OPTIONS)",
+                        "query hint {} is not supported (tillflow knows the query hints STATE_TTL, {} and the table hint OPTIONS)",
                         h.name.chars().take(100).collect::<String>(),
                         STRATEGY_HINTS.join(", ")
                     )));
                 }
+            }
+            if keep {
+                out.push(t.clone());
             }
             continue;
         }
@@ -1429,9 +1447,10 @@ mod tests {
         assert_eq!(ins.table, "s /*+ OPTIONS #1 */");
         for (sql, want) in [
             (
-                "SELECT /*+ STATE_TTL('t' = '1d') */ a FROM t",
-                "query hint STATE_TTL is not supported",
+                "SELECT /*+ STATE_TTL('t' = 'a day') */ a FROM t",
+                "STATE_TTL('t' = 'a day'): not a duration",
             ),
+            ("SELECT /*+ STATE_TTL */ a FROM t", "STATE_TTL needs"),
             (
                 "SELECT /*+ NO_SUCH_HINT */ a FROM t",
                 "query hint NO_SUCH_HINT is not supported",

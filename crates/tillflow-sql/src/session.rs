@@ -123,7 +123,12 @@ pub fn source_changelog(t: &TableDef) -> Changelog {
 
 /// What every row of table `t` goes through when read: its computed columns (a `Calc` over the
 /// physical and metadata columns), its watermark, and the normalization of a changelog source.
-fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>, batch: bool) -> Vec<PlanNode> {
+fn scan_nodes(
+    t: &TableDef,
+    idle_timeout: Option<i64>,
+    batch: bool,
+    ttl: Option<tillflow_runtime::ttl::StateTtl>,
+) -> Vec<PlanNode> {
     let mut nodes = Vec::new();
     let changelog = source_changelog(t);
     if !t.is_plain_scan() {
@@ -159,7 +164,10 @@ fn scan_nodes(t: &TableDef, idle_timeout: Option<i64>, batch: bool) -> Vec<PlanN
             .collect();
         nodes.push(
             PlanNode::new(
-                PlanOp::ChangelogNormalize { keys: keys.clone() },
+                PlanOp::ChangelogNormalize {
+                    keys: keys.clone(),
+                    ttl,
+                },
                 &t.schema,
                 Changelog::All,
             )
@@ -634,7 +642,12 @@ impl Session {
                                 .and_then(tillflow_types::temporal::parse_duration_micros)
                                 .filter(|d| *d > 0);
                             self.plan.tasks.push(TaskPlan {
-                                scan: scan_nodes(table, idle, self.catalog.batch()),
+                                scan: scan_nodes(
+                                    table,
+                                    idle,
+                                    self.catalog.batch(),
+                                    crate::planner::configured_ttl(&self.catalog.config),
+                                ),
                                 source: TaskSource::Table(Box::new(table.clone())),
                                 branches: vec![branch],
                                 idle_timeout: idle,

@@ -7,12 +7,15 @@
 //! rows of the key are ignored. A row whose time is behind the watermark when it arrives is late
 //! and dropped (counted), whether or not its key has been emitted — the rows Flink 2.3 gives
 //! (checked with its own output, `tests/flink/q11_dedup_first_per_customer`). At the end of a
-//! bounded input every held row is emitted.
+//! bounded input every held row is emitted. With a state TTL ([`crate::ttl`]) a key not written
+//! for that long is forgotten, as Flink's deduplication state is: a held row that expires is
+//! never emitted, and after an emitted key expires its next row is a first row again.
 
 use crate::error::{Result, RuntimeError};
 use crate::keys::encode_key;
 use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState};
+use crate::ttl::StateTtl;
 use std::collections::BTreeSet;
 use tillflow_types::{Row, RowKind, Value};
 
@@ -23,6 +26,7 @@ pub struct RowtimeFirstRow {
     watermark: i64,
     /// Per key: the held row, or nothing once the key's row has been emitted.
     state: KeyedState<Vec<Row>>,
+    ttl: Option<StateTtl>,
     /// (time, key) of each held row, earliest first (an entry whose row was replaced by an
     /// earlier one is skipped when it comes due).
     timers: BTreeSet<(i64, Box<[u8]>)>,
@@ -38,10 +42,18 @@ impl RowtimeFirstRow {
             time_col,
             watermark: i64::MIN,
             state: KeyedState::default(),
+            ttl: None,
             timers: BTreeSet::new(),
             key: Vec::new(),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Forgets a key `ttl` after its last write (see the module comment).
+    pub fn with_state_ttl(mut self, ttl: Option<StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 
     fn time(&self, row: &Row) -> Option<i64> {
@@ -98,18 +110,20 @@ impl Operator for RowtimeFirstRow {
             return Ok(());
         };
         encode_key(&mut self.key, row, &self.partition);
-        let held = match self.state.get_mut(&self.key) {
+        // read first (a read leaves a TTL's clock alone), written only for an earlier row
+        let time_col = self.time_col;
+        let earlier = match self.state.peek_mut(&self.key) {
             // emitted already: the key is done
             Some(h) if h.is_empty() => return Ok(()),
-            Some(h) => h,
-            None => self.state.get_or_insert_with(&self.key, Vec::new),
+            Some(h) => h.first().is_none_or(
+                |r| matches!(r.values.get(time_col), Some(Value::Timestamp(x)) if t < *x),
+            ),
+            None => true,
         };
-        let earlier = held.first().is_none_or(
-            |r| matches!(r.values.get(self.time_col), Some(Value::Timestamp(x)) if t < *x),
-        );
         if earlier {
             let mut owned = row.detached();
             owned.kind = RowKind::Insert;
+            let held = self.state.get_or_insert_with(&self.key, Vec::new);
             held.clear();
             held.push(owned);
             self.timers.insert((t, self.key.clone().into_boxed_slice()));
@@ -122,7 +136,13 @@ impl Operator for RowtimeFirstRow {
             self.watermark = wm;
             self.fire_until(wm, out)?;
         }
+        self.state.on_watermark(wm);
         out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
+        Ok(())
     }
 
     fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
@@ -132,6 +152,7 @@ impl Operator for RowtimeFirstRow {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_expired = self.state.expired();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }
@@ -148,7 +169,7 @@ impl Operator for RowtimeFirstRow {
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 8, rescale, j)?;
         }

@@ -3,12 +3,16 @@
 //! For every input row the group's accumulators are updated and the change is emitted as a
 //! changelog: `+I` for a new group, `-U`/`+U` when its result changes, `-D` when its last row is
 //! retracted. Late records are never dropped here (there is no window to be late for).
+//! With a state TTL (`table.exec.state.ttl`, [`crate::ttl`]) a group not written for that long
+//! is forgotten without a row, as in Flink: its next row starts it again with `+I`, and a
+//! retraction for it is ignored.
 
 use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState, StateValue};
+use crate::ttl::StateTtl;
 use tillflow_types::{Row, RowKind};
 
 /// A group's state: live row count and accumulators.
@@ -35,6 +39,7 @@ pub struct GroupAggregate {
     keys: Vec<usize>,
     calls: Vec<AggCall>,
     state: KeyedState<GroupState>,
+    ttl: Option<StateTtl>,
     key: Vec<u8>,
     scratch: Vec<u8>,
     before: Row,
@@ -49,12 +54,20 @@ impl GroupAggregate {
             keys,
             calls,
             state: KeyedState::default(),
+            ttl: None,
             key: Vec::with_capacity(32),
             scratch: Vec::new(),
             before: Row::with_capacity(8),
             after: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Forgets a group `ttl` after its last row (see [`crate::ttl`]).
+    pub fn with_state_ttl(mut self, ttl: Option<StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 
     fn render(
@@ -135,7 +148,18 @@ impl Operator for GroupAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_expired = self.state.expired();
         m
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.state.on_watermark(wm);
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
+        Ok(())
     }
 
     /// 2 when a MIN/MAX consumes an updating input (it keeps value counts since then, where it
@@ -159,7 +183,7 @@ impl Operator for GroupAggregate {
     }
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 0, rescale, j)?;
         }

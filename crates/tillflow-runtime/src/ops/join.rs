@@ -7,14 +7,19 @@
 //! rows it had produced. For an outer side, a row without matches is emitted padded with NULLs and
 //! that padded row is retracted (`-D`) when its first match arrives (and re-inserted when its last
 //! match goes), exactly the changelog Flink's `StreamingJoinOperator` produces. Rows with a NULL
-//! key never match (SQL equality). State is never expired: the row counts of both inputs stay in
-//! memory, so join a stream with a small or bounded table, or bound the inputs.
+//! key never match (SQL equality). Without a state TTL the rows of both inputs stay in memory, so
+//! join a stream with a small or bounded table, or bound the inputs; with one
+//! (`table.exec.state.ttl`, or per input with the `STATE_TTL` hint; [`crate::ttl`]) each stored
+//! row expires that long after it was stored or last written (its count, or for a row of an outer
+//! side its number of matches, changed), as Flink's join state views do: an expired row matches
+//! nothing more and is dropped without a row emitted.
 
 use crate::error::{Result, RuntimeError};
 use crate::expr::Expr;
 use crate::keys::{decode_key_into, encode_key, MAX_KEY_GROUPS};
 use crate::operator::{Emit, OperatorMetrics, TwoInputOperator};
-use crate::state::{read_u32, KeyedState, StateValue};
+use crate::state::{read_u32, read_u64, KeyedState, StateValue};
+use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
 use tillflow_types::{Row, RowKind, Value};
 
 /// The kind of join.
@@ -40,12 +45,17 @@ impl JoinType {
     }
 }
 
-/// A row of one side, with its multiplicity and its number of matches.
+/// A row of one side, with its multiplicity, its number of matches and (with a state TTL) the
+/// time of its last write.
 struct Stored {
     row: Box<[u8]>,
     count: u32,
     matches: u32,
+    time: i64,
 }
+
+/// Set in a side's row count in a snapshot when its rows carry their times.
+const WITH_TIMES: u32 = 1 << 31;
 
 /// Both sides' rows for one join key.
 #[derive(Default)]
@@ -56,12 +66,18 @@ pub struct JoinKeyState {
 impl StateValue for JoinKeyState {
     fn write(&self, out: &mut Vec<u8>) {
         for side in &self.sides {
-            out.extend_from_slice(&(side.len() as u32).to_le_bytes());
+            // rows without a TTL keep the format they had before there was one
+            let times = side.iter().any(|s| s.time != UNKNOWN_TIME);
+            let flag = if times { WITH_TIMES } else { 0 };
+            out.extend_from_slice(&(side.len() as u32 | flag).to_le_bytes());
             for s in side {
                 out.extend_from_slice(&(s.row.len() as u32).to_le_bytes());
                 out.extend_from_slice(&s.row);
                 out.extend_from_slice(&s.count.to_le_bytes());
                 out.extend_from_slice(&s.matches.to_le_bytes());
+                if times {
+                    out.extend_from_slice(&s.time.to_le_bytes());
+                }
             }
         }
     }
@@ -70,16 +86,25 @@ impl StateValue for JoinKeyState {
         let mut st = JoinKeyState::default();
         for side in &mut st.sides {
             let n = read_u32(input, at)?;
-            for _ in 0..n {
+            let times = n & WITH_TIMES != 0;
+            for _ in 0..n & !WITH_TIMES {
                 let len = read_u32(input, at)? as usize;
                 let row = input
                     .get(*at..*at + len)
                     .ok_or_else(|| RuntimeError::State("truncated join state".into()))?;
                 *at += len;
+                let count = read_u32(input, at)?;
+                let matches = read_u32(input, at)?;
+                let time = if times {
+                    read_u64(input, at)? as i64
+                } else {
+                    UNKNOWN_TIME
+                };
                 side.push(Stored {
                     row: row.into(),
-                    count: read_u32(input, at)?,
-                    matches: read_u32(input, at)?,
+                    count,
+                    matches,
+                    time,
                 });
             }
         }
@@ -94,6 +119,8 @@ pub struct StreamingJoin {
     widths: [usize; 2],
     residual: Option<Expr>,
     state: KeyedState<JoinKeyState>,
+    /// Per side: its rows' time-to-live and clock.
+    ttl: [Option<TtlTimer>; 2],
     key: Vec<u8>,
     encoded: Vec<u8>,
     all_cols: [Vec<usize>; 2],
@@ -119,6 +146,7 @@ impl StreamingJoin {
             widths,
             residual,
             state: KeyedState::default(),
+            ttl: [None, None],
             key: Vec::with_capacity(32),
             encoded: Vec::with_capacity(128),
             all_cols: [(0..widths[0]).collect(), (0..widths[1]).collect()],
@@ -128,6 +156,56 @@ impl StreamingJoin {
             scratch: Vec::new(),
             metrics: OperatorMetrics::default(),
         }
+    }
+}
+
+impl StreamingJoin {
+    /// Expires each side's rows `ttl[side]` after their last write (see the module comment).
+    pub fn with_state_ttl(mut self, ttl: [Option<StateTtl>; 2]) -> Self {
+        self.ttl = ttl.map(|t| t.map(TtlTimer::new));
+        self
+    }
+
+    /// Moves the clocks; sweeps every key's expired rows out when a sweep is due.
+    fn clock(&mut self, now: i64, watermark: bool) {
+        let mut due = false;
+        for t in self.ttl.iter_mut().flatten() {
+            due |= if watermark {
+                t.on_watermark(now)
+            } else {
+                t.on_processing_time(now)
+            };
+        }
+        if !due {
+            return;
+        }
+        let (ttl, stored) = (&mut self.ttl, &mut self.stored);
+        self.state.retain(|st| {
+            for (side, rows) in st.sides.iter_mut().enumerate() {
+                if let Some(t) = ttl[side].as_mut() {
+                    let before = rows.len();
+                    rows.retain_mut(|s| {
+                        t.settle(&mut s.time);
+                        !t.is_expired(s.time)
+                    });
+                    let gone = (before - rows.len()) as u64;
+                    t.expired += gone;
+                    *stored -= gone;
+                }
+            }
+            !(st.sides[0].is_empty() && st.sides[1].is_empty())
+        });
+    }
+}
+
+/// Drops the expired rows of `rows` (rows of a side with a TTL), counting them.
+fn drop_expired(rows: &mut Vec<Stored>, ttl: &mut Option<TtlTimer>, stored: &mut u64) {
+    if let Some(t) = ttl.as_mut() {
+        let before = rows.len();
+        rows.retain(|s| !t.is_expired(s.time));
+        let gone = (before - rows.len()) as u64;
+        t.expired += gone;
+        *stored -= gone;
     }
 }
 
@@ -203,6 +281,7 @@ impl TwoInputOperator for StreamingJoin {
             scratch,
             residual,
             metrics,
+            ttl,
             ..
         } = self;
         let st = state.get_or_insert_with(key, JoinKeyState::default);
@@ -212,6 +291,11 @@ impl TwoInputOperator for StreamingJoin {
         } else {
             (rights, lefts)
         };
+        // expired rows are never returned: they neither match nor are retracted
+        drop_expired(own, &mut ttl[side], stored);
+        drop_expired(others, &mut ttl[other], stored);
+        let own_now = ttl[side].as_ref().map_or(UNKNOWN_TIME, TtlTimer::now);
+        let other_now = ttl[other].as_ref().map_or(UNKNOWN_TIME, TtlTimer::now);
         let mut matched = 0u32;
         for o in others.iter_mut() {
             let (l, r) = if side == 0 {
@@ -245,6 +329,10 @@ impl TwoInputOperator for StreamingJoin {
                     }
                 }
                 o.matches = o.matches.saturating_add(1);
+                if other_outer {
+                    // its number of matches is written: a write, as in Flink's outer state view
+                    o.time = other_now;
+                }
                 joined.kind = RowKind::Insert;
                 for _ in 0..o.count {
                     metrics.records_out += 1;
@@ -257,6 +345,9 @@ impl TwoInputOperator for StreamingJoin {
                     out.emit(joined)?;
                 }
                 o.matches = o.matches.saturating_sub(1);
+                if other_outer {
+                    o.time = other_now;
+                }
                 if other_outer && o.matches == 0 {
                     // the other row is unmatched again
                     let (l2, r2) = if side == 0 {
@@ -296,9 +387,11 @@ impl TwoInputOperator for StreamingJoin {
                 row: encoded[..].into(),
                 count: 1,
                 matches: matched,
+                time: own_now,
             });
         } else if let Some(i) = own.iter().position(|s| s.row[..] == encoded[..]) {
             own[i].count -= 1;
+            own[i].time = own_now;
             if own[i].count == 0 {
                 *stored -= 1;
                 own.swap_remove(i);
@@ -313,7 +406,17 @@ impl TwoInputOperator for StreamingJoin {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.stored;
+        m.state_expired = self.ttl.iter().flatten().map(|t| t.expired).sum();
         m
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.clock(wm, true);
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64) {
+        self.clock(now, false);
     }
 
     fn snapshot_state(&self, out: &mut Vec<u8>) {
@@ -385,6 +488,60 @@ mod tests {
 
     fn join(kind: JoinType) -> StreamingJoin {
         StreamingJoin::new(kind, [vec![0], vec![0]], [2, 2], None)
+    }
+
+    /// Each side's rows expire their own TTL after their last write: an expired customer no
+    /// longer joins, and an expired left row of a LEFT JOIN goes without a row emitted; the rows'
+    /// times survive a snapshot.
+    #[test]
+    fn rows_expire_per_side_after_their_ttl() {
+        use crate::ttl::TtlClock;
+        let ttl = |secs: i64| {
+            Some(StateTtl {
+                micros: secs * 1_000_000,
+                clock: TtlClock::ProcessingTime,
+            })
+        };
+        let mut j = join(JoinType::Left).with_state_ttl([ttl(10), ttl(100)]);
+        j.on_processing_time(1_000_000);
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(1), "l")),
+            ["+I[1, l, null, null]"]
+        );
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(2), "r")),
+            Vec::<String>::new()
+        );
+        j.on_processing_time(12_000_000);
+        // the left row (10 s) has expired: a right row of its key finds nothing
+        assert_eq!(
+            feed(&mut j, 1, row(RowKind::Insert, Some(1), "r1")),
+            Vec::<String>::new()
+        );
+        assert_eq!(j.metrics().state_expired, 1);
+        // the right row of key 2 (100 s) still joins
+        assert_eq!(
+            feed(&mut j, 0, row(RowKind::Insert, Some(2), "l2")),
+            ["+I[2, l2, 2, r]"]
+        );
+        let mut bytes = Vec::new();
+        j.snapshot_state(&mut bytes);
+        let mut k = join(JoinType::Left).with_state_ttl([ttl(10), ttl(100)]);
+        k.restore_state(&bytes).unwrap();
+        k.on_processing_time(23_000_000);
+        // l2 was stored at 12 s: gone at 23 s, so r3 of key 2 joins nothing; r (1 s) lives on
+        assert_eq!(
+            feed(&mut k, 1, row(RowKind::Insert, Some(2), "r3")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            feed(&mut k, 0, row(RowKind::Insert, Some(2), "l3")),
+            ["+I[2, l3, 2, r]", "+I[2, l3, 2, r3]"]
+        );
+        // a sweep leaves no empty key behind
+        k.on_processing_time(200_000_000);
+        assert_eq!(k.metrics().state_entries, 0);
+        assert_eq!(k.state.len(), 0);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! The last row of every key is kept in keyed state. A new value of a known key emits `-U` of the
 //! old row and `+U` of the new one (nothing when the row did not change), of a new key `+I`; a
 //! delete emits `-D` of the stored row (nothing for a key never seen). So aggregations above it
-//! can retract exactly what they counted.
+//! can retract exactly what they counted. With a state TTL ([`crate::ttl`]) a key not written for
+//! that long is forgotten, as Flink's normalization forgets it: its next value is `+I`, a delete
+//! of it emits nothing.
 
 use crate::error::Result;
 use crate::keys::{encode_key, MAX_KEY_GROUPS};
@@ -16,6 +18,7 @@ use tillflow_types::{Row, RowKind};
 pub struct ChangelogNormalize {
     keys: Vec<usize>,
     state: KeyedState<Row>,
+    ttl: Option<crate::ttl::StateTtl>,
     key: Vec<u8>,
     scratch: Vec<u8>,
     metrics: OperatorMetrics,
@@ -27,10 +30,20 @@ impl ChangelogNormalize {
         ChangelogNormalize {
             keys,
             state: KeyedState::default(),
+            ttl: None,
             key: Vec::with_capacity(32),
             scratch: Vec::with_capacity(128),
             metrics: OperatorMetrics::default(),
         }
+    }
+}
+
+impl ChangelogNormalize {
+    /// Forgets a key `ttl` after its last write (see the module comment).
+    pub fn with_state_ttl(mut self, ttl: Option<crate::ttl::StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 }
 
@@ -91,7 +104,18 @@ impl Operator for ChangelogNormalize {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_expired = self.state.expired();
         m
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.state.on_watermark(wm);
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
+        Ok(())
     }
 
     fn snapshot_state(&self, out: &mut Vec<u8>) {
@@ -103,7 +127,7 @@ impl Operator for ChangelogNormalize {
     }
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 0, rescale, j)?;
         }

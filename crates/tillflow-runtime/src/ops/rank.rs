@@ -255,6 +255,7 @@ pub struct TopN {
     /// Of rows that compare equal, the later one ranks first (keep-last deduplication).
     later_wins_ties: bool,
     state: KeyedState<Vec<Row>>,
+    ttl: Option<crate::ttl::StateTtl>,
     key: Vec<u8>,
     out: Row,
     metrics: OperatorMetrics,
@@ -276,6 +277,7 @@ impl TopN {
             retracting: false,
             later_wins_ties: false,
             state: KeyedState::default(),
+            ttl: None,
             key: Vec::new(),
             out: Row::with_capacity(8),
             metrics: OperatorMetrics::default(),
@@ -286,6 +288,15 @@ impl TopN {
     /// (`ORDER BY t DESC … rn = 1`) replaces the kept row by one whose time is the same.
     pub fn later_wins_ties(mut self) -> Self {
         self.later_wins_ties = true;
+        self
+    }
+
+    /// Forgets a partition `ttl` after its last row (a state TTL, [`crate::ttl`]): Flink
+    /// expires each sort key's rows of a partition on their own, tillflow a partition's rows
+    /// together, any row of the partition counting as a write.
+    pub fn with_state_ttl(mut self, ttl: Option<crate::ttl::StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
         self
     }
 
@@ -366,10 +377,20 @@ impl Operator for TopN {
     }
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 0, rescale, j)?;
         }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.state.on_watermark(wm);
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
         Ok(())
     }
 
@@ -450,6 +471,7 @@ impl Operator for TopN {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_expired = self.state.expired();
         m
     }
 }

@@ -15,6 +15,7 @@ use crate::session::{Branch, BranchEnd, JobPlan, TaskPlan, TaskSource};
 use tillflow_runtime::ops::join::JoinType;
 use tillflow_runtime::ops::over::OverFrame;
 use tillflow_runtime::ops::rank::SortKey;
+use tillflow_runtime::ttl::{format_ttl, StateTtl};
 use tillflow_runtime::window::TimeMode;
 use tillflow_types::Schema;
 
@@ -256,7 +257,7 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         PlanOp::SessionWindowAggregate {
             partition, group, ..
         } => Some(partition.iter().chain(group).copied().collect()),
-        PlanOp::GroupAggregate { keys, .. } | PlanOp::ChangelogNormalize { keys } => {
+        PlanOp::GroupAggregate { keys, .. } | PlanOp::ChangelogNormalize { keys, .. } => {
             Some(keys.clone())
         }
         PlanOp::OverAggregate { partition, .. }
@@ -363,7 +364,9 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             "rowtime=[{rowtime}], watermark=[{}]",
             sqlfmt::expr(expr, &names)
         ),
-        PlanOp::ChangelogNormalize { keys } => format!("key=[{}]", names.list(keys)),
+        PlanOp::ChangelogNormalize { keys, ttl } => {
+            format!("key=[{}]{}", names.list(keys), state_ttl(ttl))
+        }
         PlanOp::WindowAggregate {
             window,
             mode,
@@ -426,7 +429,7 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             "window=[{}]",
             sqlfmt::window(window, &time_name(*mode, *time_col, &names))
         ),
-        PlanOp::GroupAggregate { keys, calls } => {
+        PlanOp::GroupAggregate { keys, calls, ttl } => {
             let mut select = names.list(keys);
             if !calls.is_empty() {
                 if !select.is_empty() {
@@ -434,7 +437,11 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
                 }
                 select.push_str(&aggs(calls, &names));
             }
-            format!("groupBy=[{}], select=[{select}]", names.list(keys))
+            format!(
+                "groupBy=[{}], select=[{select}]{}",
+                names.list(keys),
+                state_ttl(ttl)
+            )
         }
         PlanOp::OverAggregate {
             partition,
@@ -481,38 +488,44 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             limit,
             emit_row_number,
             over_updates,
+            ttl,
         } => format!(
-            "strategy=[{}], rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd={limit}], partitionBy=[{}], orderBy=[{}], outputRankNumber=[{emit_row_number}]",
+            "strategy=[{}], rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd={limit}], partitionBy=[{}], orderBy=[{}], outputRankNumber=[{emit_row_number}]{}",
             if *over_updates {
                 "RetractStrategy"
             } else {
                 "AppendFastStrategy"
             },
             names.list(partition),
-            order(o, &names)
+            order(o, &names),
+            state_ttl(ttl)
         ),
         PlanOp::Deduplicate {
             partition,
             time_col,
             keep_last,
             rowtime: true,
+            ttl,
         } => format!(
-            "strategy=[AppendFastStrategy], rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd=1], partitionBy=[{}], orderBy=[ROWTIME {} {}]",
+            "strategy=[AppendFastStrategy], rankType=[ROW_NUMBER], rankRange=[rankStart=1, rankEnd=1], partitionBy=[{}], orderBy=[ROWTIME {} {}]{}",
             names.list(partition),
             names.get(*time_col),
-            if *keep_last { "DESC" } else { "ASC" }
+            if *keep_last { "DESC" } else { "ASC" },
+            state_ttl(ttl)
         ),
         PlanOp::Deduplicate {
             partition,
             time_col,
             keep_last,
             rowtime,
+            ttl,
         } => format!(
-            "keep=[{}], key=[{}], order=[{}({})]",
+            "keep=[{}], key=[{}], order=[{}({})]{}",
             if *keep_last { "LastRow" } else { "FirstRow" },
             names.list(partition),
             if *rowtime { "ROWTIME" } else { "PROCTIME" },
-            names.get(*time_col)
+            names.get(*time_col),
+            state_ttl(ttl)
         ),
         PlanOp::Materialize => "final rows of the changelog".to_owned(),
         PlanOp::Sort {
@@ -658,11 +671,20 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
             keys,
             widths,
             residual,
+            ttl,
         } => (
             format!(
-                "joinType=[{}], where=[{}], select=[{all}]",
+                "joinType=[{}], where=[{}], select=[{all}]{}",
                 join_type(*kind),
-                cond(keys, widths[0], residual)
+                cond(keys, widths[0], residual),
+                match ttl {
+                    [None, None] => String::new(),
+                    [l, r] => format!(
+                        ", stateTtl=[left: {}, right: {}]",
+                        l.as_ref().map_or("none".into(), format_ttl),
+                        r.as_ref().map_or("none".into(), format_ttl)
+                    ),
+                }
             ),
             keyed_inputs(keys, widths[0], &names, left, right),
         ),
@@ -737,4 +759,11 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
         ),
         inputs,
     }
+}
+
+/// `, stateTtl=[1 h]` when a state TTL is set (Flink's EXPLAIN does not show it; its compiled
+/// plan does).
+fn state_ttl(ttl: &Option<StateTtl>) -> String {
+    ttl.as_ref()
+        .map_or(String::new(), |t| format!(", stateTtl=[{}]", format_ttl(t)))
 }

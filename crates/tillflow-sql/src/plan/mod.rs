@@ -34,6 +34,7 @@ use tillflow_runtime::ops::temporal_join::TemporalJoin;
 use tillflow_runtime::ops::union::UnionAll;
 use tillflow_runtime::ops::unnest::Unnest;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
+use tillflow_runtime::ttl::StateTtl;
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
 use tillflow_runtime::window::count::CountWindowAggregate;
@@ -141,6 +142,8 @@ pub enum PlanOp {
     ChangelogNormalize {
         /// Primary-key columns.
         keys: Vec<usize>,
+        /// How long a key lives after its last change (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `WindowAggregate` over TUMBLE, HOP or CUMULATE (also the legacy group windows).
     WindowAggregate {
@@ -223,6 +226,8 @@ pub enum PlanOp {
         keys: Vec<usize>,
         /// Aggregate calls.
         calls: Vec<AggCall>,
+        /// How long a group lives after its last row (`table.exec.state.ttl`, `STATE_TTL`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `OverAggregate`.
     OverAggregate {
@@ -263,6 +268,8 @@ pub enum PlanOp {
         emit_row_number: bool,
         /// The input is updating: every row is kept, a retraction moves the next one up.
         over_updates: bool,
+        /// How long a partition lives after its last row (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `Deduplicate`: each key's first row by event time (held until the watermark
     /// passes it), or each key's last row by a time attribute (`ORDER BY t DESC`, updating).
@@ -275,6 +282,8 @@ pub enum PlanOp {
         keep_last: bool,
         /// Whether `time_col` is the rowtime (else processing time).
         rowtime: bool,
+        /// How long a key lives after its last write (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Batch mode: a changelog's final rows, emitted as inserts at the end of the input.
     Materialize,
@@ -324,6 +333,9 @@ pub enum TwoInputOp {
         widths: [usize; 2],
         /// The rest of the condition.
         residual: Option<Expr>,
+        /// How long each side's rows live after their last write (`table.exec.state.ttl`,
+        /// `STATE_TTL`).
+        ttl: [Option<StateTtl>; 2],
     },
     /// Flink's `IntervalJoin`.
     IntervalJoin {
@@ -515,7 +527,7 @@ impl PlanNode {
             | PlanOp::Sort { .. }
             | PlanOp::LocalWindowAggregate { .. }
             | PlanOp::WatermarkAssigner { .. } => String::new(),
-            PlanOp::ChangelogNormalize { keys } => format!("key={keys:?}"),
+            PlanOp::ChangelogNormalize { keys, .. } => format!("key={keys:?}"),
             PlanOp::WindowAggregate {
                 window,
                 mode,
@@ -550,7 +562,7 @@ impl PlanNode {
                 ..
             } => format!("COUNT size={size} keys={keys} aggs=[{}]", calls(c)),
             PlanOp::WindowTableFunction { window, mode, .. } => format!("{window:?} {mode:?}"),
-            PlanOp::GroupAggregate { keys, calls: c } => {
+            PlanOp::GroupAggregate { keys, calls: c, .. } => {
                 format!("keys={keys:?} aggs=[{}]", calls(c))
             }
             PlanOp::OverAggregate {
@@ -574,6 +586,7 @@ impl PlanNode {
                 limit,
                 emit_row_number,
                 over_updates,
+                ..
             } => format!(
                 "partition={partition:?} order=[{}] top={limit} rn={emit_row_number} retract={over_updates}",
                 order(o)
@@ -609,7 +622,9 @@ impl PlanNode {
                 WatermarkAssigner::new(expr.clone(), rowtime.clone())
                     .with_splits(splits, *idle_timeout),
             ),
-            PlanOp::ChangelogNormalize { keys } => Box::new(ChangelogNormalize::new(keys.clone())),
+            PlanOp::ChangelogNormalize { keys, ttl } => {
+                Box::new(ChangelogNormalize::new(keys.clone()).with_state_ttl(*ttl))
+            }
             PlanOp::WindowAggregate {
                 window,
                 mode,
@@ -680,8 +695,8 @@ impl PlanNode {
             } => {
                 Box::new(WindowAssign::new(*window, *mode, *time_col).with_late_sink(late.get(l)?))
             }
-            PlanOp::GroupAggregate { keys, calls } => {
-                Box::new(GroupAggregate::new(keys.clone(), calls.clone()))
+            PlanOp::GroupAggregate { keys, calls, ttl } => {
+                Box::new(GroupAggregate::new(keys.clone(), calls.clone()).with_state_ttl(*ttl))
             }
             PlanOp::OverAggregate {
                 partition,
@@ -717,19 +732,23 @@ impl PlanNode {
                 limit,
                 emit_row_number,
                 over_updates,
+                ttl,
             } => {
-                let op = TopN::new(partition.clone(), order.clone(), *limit, *emit_row_number);
+                let op = TopN::new(partition.clone(), order.clone(), *limit, *emit_row_number)
+                    .with_state_ttl(*ttl);
                 Box::new(if *over_updates { op.over_updates() } else { op })
             }
             PlanOp::Deduplicate {
                 partition,
                 time_col,
                 keep_last: false,
+                ttl,
                 ..
-            } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col)),
+            } => Box::new(RowtimeFirstRow::new(partition.clone(), *time_col).with_state_ttl(*ttl)),
             PlanOp::Deduplicate {
                 partition,
                 time_col,
+                ttl,
                 ..
             } => {
                 let order = vec![SortKey {
@@ -737,7 +756,11 @@ impl PlanNode {
                     descending: true,
                     nulls_first: false,
                 }];
-                Box::new(TopN::new(partition.clone(), order, 1, false).later_wins_ties())
+                Box::new(
+                    TopN::new(partition.clone(), order, 1, false)
+                        .later_wins_ties()
+                        .with_state_ttl(*ttl),
+                )
             }
             PlanOp::Materialize => Box::new(Materialize::default()),
             PlanOp::Sort {
@@ -829,12 +852,11 @@ impl PlanNode<TwoInputOp> {
                 keys,
                 widths,
                 residual,
-            } => Box::new(StreamingJoin::new(
-                *kind,
-                keys.clone(),
-                *widths,
-                residual.clone(),
-            )),
+                ttl,
+            } => Box::new(
+                StreamingJoin::new(*kind, keys.clone(), *widths, residual.clone())
+                    .with_state_ttl(*ttl),
+            ),
             TwoInputOp::IntervalJoin {
                 keys,
                 widths,

@@ -421,6 +421,7 @@ impl Planner<'_> {
                     PlanOp::GroupAggregate {
                         keys: (0..k).collect(),
                         calls,
+                        ttl: self.input_state_ttl(&rel),
                     },
                     changelog,
                     Some((0..k).collect()),

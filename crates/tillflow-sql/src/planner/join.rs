@@ -168,6 +168,7 @@ impl Planner<'_> {
             temporal_join::versioned(&table_name, right.schema(), key, &right.ops, &right_keys)
                 .map_err(SqlError::Plan)?;
         let widths = [nl, right.schema().len()];
+        self.ttl_not_applied("an event-time temporal join");
         let op = TwoInputOp::TemporalJoin {
             left_outer,
             keys: [left_keys, right_keys],
@@ -251,6 +252,7 @@ impl Planner<'_> {
                     keys,
                     widths,
                     residual,
+                    ttl: [self.input_state_ttl(&left), self.input_state_ttl(&right)],
                 }
             }
         };

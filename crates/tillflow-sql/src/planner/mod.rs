@@ -41,6 +41,8 @@ mod rank;
 mod relation;
 mod select;
 mod set;
+mod state_ttl;
+pub(crate) use state_ttl::configured_ttl;
 mod window;
 
 /// A window table function not yet turned into an operator (it fuses with the aggregation above it).
@@ -313,6 +315,8 @@ pub struct Planner<'a> {
     ctes: Vec<(String, std::rc::Rc<sql::Query>)>,
     /// What the user should know about how a query runs (printed before the job starts).
     pub notices: Vec<String>,
+    /// The STATE_TTL hints of the SELECTs being planned, innermost last.
+    ttl_hints: Vec<state_ttl::TtlHints>,
 }
 
 impl Planner<'_> {
@@ -377,6 +381,7 @@ impl<'a> Planner<'a> {
             catalog,
             ctes: Vec::new(),
             notices: Vec::new(),
+            ttl_hints: Vec::new(),
         }
     }
 

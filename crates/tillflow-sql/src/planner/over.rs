@@ -189,6 +189,7 @@ impl Planner<'_> {
         }
         let input = rel.scope.clone();
         let base = input.schema.len();
+        self.ttl_not_applied("an OVER aggregate");
         rel.push(
             PlanOp::OverAggregate {
                 partition,

@@ -53,6 +53,16 @@ impl Planner<'_> {
     }
 
     pub(super) fn plan_select(&mut self, s: &sql::Select) -> Result<Rel> {
+        self.begin_ttl_hints(s)?;
+        let rel = self.plan_select_block(s);
+        let hints = self.end_ttl_hints();
+        let rel = rel?;
+        hints?;
+        Ok(rel)
+    }
+
+    /// [`Planner::plan_select`] inside its STATE_TTL hint's scope.
+    fn plan_select_block(&mut self, s: &sql::Select) -> Result<Rel> {
         let mut where_sql = s.selection.clone();
         let mut rel = self.plan_from(&s.from, &mut where_sql)?;
         if let Some(rank) = rel.pending_rank.take() {
@@ -91,6 +101,7 @@ impl Planner<'_> {
                 limit,
                 emits_row_number: emits_rn,
                 input: rel.changelog,
+                ttl: self.state_ttl(),
             });
             let mut node = PlanNode::new(op, &rank.input, changelog);
             let mut ranked = rank.input.clone();
@@ -229,6 +240,7 @@ impl Planner<'_> {
                 PlanOp::GroupAggregate {
                     keys: (0..n).collect(),
                     calls: vec![],
+                    ttl: self.input_state_ttl(&rel),
                 },
                 changelog,
                 Some((0..n).collect()),

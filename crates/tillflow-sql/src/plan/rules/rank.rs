@@ -16,6 +16,7 @@
 
 use crate::plan::{Changelog, PlanOp};
 use tillflow_runtime::ops::rank::SortKey;
+use tillflow_runtime::ttl::StateTtl;
 use tillflow_types::TimeAttribute;
 
 /// A ranking as the query states it.
@@ -36,6 +37,8 @@ pub struct Ranking {
     pub emits_row_number: bool,
     /// The ranked rows' changelog.
     pub input: Changelog,
+    /// The state TTL of a non-windowed ranking (`table.exec.state.ttl`).
+    pub ttl: Option<StateTtl>,
 }
 
 /// The operator a ranking runs as, and the changelog it writes.
@@ -49,6 +52,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
         limit,
         emits_row_number,
         input,
+        ttl,
     } = r;
     if let Some(window_end) = window_end {
         let op = PlanOp::WindowRank {
@@ -68,6 +72,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
             limit,
             emit_row_number: emits_row_number,
             over_updates: true,
+            ttl,
         };
         return (op, Changelog::All);
     }
@@ -78,6 +83,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
             partition,
             keep_last: false,
             rowtime: true,
+            ttl,
         };
         return (op, Changelog::Insert);
     }
@@ -88,6 +94,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
             partition,
             keep_last: true,
             rowtime: time == TimeAttribute::Rowtime,
+            ttl,
         };
         // Flink 2.3's event-time keep-last is a Rank whose changelog also deletes
         // ([I,UB,UA,D] in its EXPLAIN); on processing time it only updates
@@ -109,6 +116,7 @@ pub fn ranking(r: Ranking) -> (PlanOp, Changelog) {
         limit,
         emit_row_number: emits_row_number,
         over_updates: false,
+        ttl,
     };
     (op, changelog)
 }
@@ -135,6 +143,7 @@ mod tests {
             limit,
             emits_row_number: false,
             input: Changelog::Insert,
+            ttl: None,
         }
     }
 

@@ -661,6 +661,7 @@ cases!("golden", golden:
     state_ttl_group_by_watermark_clock,
     state_ttl_hint_per_join_side,
     state_ttl_join_watermark_clock,
+    state_ttl_over_watermark_clock,
     statements_explain,
     statements_show_describe,
     temporal_join_dedup_view,

@@ -54,6 +54,7 @@ pub struct OverAggregate {
     /// The ORDER BY time column (event time), or None (processing time).
     time: Option<usize>,
     state: KeyedState<KeyState>,
+    ttl: Option<crate::ttl::StateTtl>,
     /// Keys with rows pending at each timestamp.
     timers: BTreeMap<i64, Vec<Box<[u8]>>>,
     watermark: i64,
@@ -83,6 +84,7 @@ impl OverAggregate {
             partition,
             time,
             state: KeyedState::default(),
+            ttl: None,
             timers: BTreeMap::new(),
             watermark: i64::MIN,
             key: Vec::with_capacity(32),
@@ -94,6 +96,16 @@ impl OverAggregate {
                 metrics: OperatorMetrics::default(),
             },
         }
+    }
+}
+
+impl OverAggregate {
+    /// Forgets a partition key `ttl` after its last row (a state TTL, [`crate::ttl`]): its
+    /// accumulators start over, as Flink's OVER functions clean up idle keys.
+    pub fn with_state_ttl(mut self, ttl: Option<crate::ttl::StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 }
 
@@ -339,7 +351,13 @@ impl Operator for OverAggregate {
                 }
             }
         }
+        self.state.on_watermark(wm);
         out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
+        Ok(())
     }
 
     fn snapshot_state(&self, out: &mut Vec<u8>) {
@@ -353,7 +371,7 @@ impl Operator for OverAggregate {
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.watermark = least_of(parts, |p| i64::read(p, &mut 0))?.unwrap_or(i64::MIN);
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 8, rescale, j)?;
         }
@@ -370,6 +388,7 @@ impl Operator for OverAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.work.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_expired = self.state.expired();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }

@@ -99,6 +99,7 @@ pub struct TemporalJoin {
     /// newer version replaced it, as a keep-last deduplication of an append-only input emits).
     deletes: bool,
     state: KeyedState<KeyState>,
+    ttl: Option<crate::ttl::StateTtl>,
     timers: BTreeSet<(i64, Box<[u8]>)>,
     /// The watermark in ms (`i64::MIN` before the first).
     watermark: i64,
@@ -138,6 +139,7 @@ impl TemporalJoin {
             residual,
             deletes: true,
             state: KeyedState::default(),
+            ttl: None,
             timers: BTreeSet::new(),
             watermark: i64::MIN,
             key: Vec::with_capacity(32),
@@ -147,6 +149,14 @@ impl TemporalJoin {
             scratch: Vec::new(),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Forgets a key (its versions and waiting rows) `ttl` after its last write (a state TTL,
+    /// [`crate::ttl`]), as Flink's temporal join cleans up idle keys.
+    pub fn with_state_ttl(mut self, ttl: Option<crate::ttl::StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 
     /// The same join over a right input whose retractions only withdraw a replaced version (a
@@ -290,7 +300,12 @@ impl TwoInputOperator for TemporalJoin {
                 }
             }
         }
+        self.state.on_watermark(wm);
         out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64) {
+        self.state.on_processing_time(now);
     }
 
     fn state_version(&self) -> u32 {
@@ -310,7 +325,7 @@ impl TwoInputOperator for TemporalJoin {
 
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.watermark = least_of(parts, |p| Ok(read_u64(p, &mut 0)? as i64))?.unwrap_or(i64::MIN);
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 8, rescale, j)?;
         }
@@ -330,6 +345,7 @@ impl TwoInputOperator for TemporalJoin {
             .iter()
             .map(|(_, s)| s.left.len() + s.right.len())
             .sum::<usize>() as u64;
+        m.state_expired = self.state.expired();
         m
     }
 }

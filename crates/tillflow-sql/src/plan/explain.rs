@@ -448,6 +448,7 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             time,
             frame,
             calls,
+            ttl,
         } => {
             let frame = match frame {
                 OverFrame::RangeUnbounded => {
@@ -463,11 +464,12 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
                 ),
             };
             format!(
-                "partitionBy=[{}], orderBy=[{}], window=[{frame}], select=[{}]",
+                "partitionBy=[{}], orderBy=[{}], window=[{frame}], select=[{}]{}",
                 names.list(partition),
                 time.map(|t| format!("{} ASC", names.get(t)))
                     .unwrap_or_else(|| "PROCTIME ASC".into()),
-                aggs(calls, &names)
+                aggs(calls, &names),
+                state_ttl(ttl)
             )
         }
         PlanOp::WindowRank {
@@ -713,6 +715,7 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
             times,
             primary_key,
             residual,
+            ttl,
             ..
         } => {
             let nl = widths[0];
@@ -731,13 +734,14 @@ fn two_input(n: &PlanNode<TwoInputOp>, sides: &mut Vec<Tree>) -> Tree {
             }
             (
                 format!(
-                    "joinType=[{}], where=[{}], select=[{all}]",
+                    "joinType=[{}], where=[{}], select=[{all}]{}",
                     join_type(if *left_outer {
                         JoinType::Left
                     } else {
                         JoinType::Inner
                     }),
-                    parts.join(" AND ")
+                    parts.join(" AND "),
+                    state_ttl(ttl)
                 ),
                 vec![
                     exchange(&keys[0], &names, left),

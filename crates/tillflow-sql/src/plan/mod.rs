@@ -239,6 +239,8 @@ pub enum PlanOp {
         frame: OverFrame,
         /// Aggregate calls.
         calls: Vec<AggCall>,
+        /// How long a partition key lives after its last row (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `WindowRank`: the top N per window.
     WindowRank {
@@ -370,6 +372,8 @@ pub enum TwoInputOp {
         deletes: bool,
         /// The rest of the condition.
         residual: Option<Expr>,
+        /// How long a key lives after its last write (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `Union` (UNION ALL).
     Union,
@@ -570,6 +574,7 @@ impl PlanNode {
                 time,
                 frame,
                 calls: c,
+                ..
             } => format!(
                 "partition={partition:?} time={time:?} {frame:?} aggs=[{}]",
                 calls(c)
@@ -703,12 +708,11 @@ impl PlanNode {
                 time,
                 frame,
                 calls,
-            } => Box::new(OverAggregate::new(
-                partition.clone(),
-                *time,
-                *frame,
-                calls.clone(),
-            )),
+                ttl,
+            } => Box::new(
+                OverAggregate::new(partition.clone(), *time, *frame, calls.clone())
+                    .with_state_ttl(*ttl),
+            ),
             PlanOp::WindowRank {
                 window_end,
                 proctime,
@@ -879,10 +883,12 @@ impl PlanNode<TwoInputOp> {
                 times,
                 residual,
                 deletes,
+                ttl,
                 ..
             } => {
                 let op =
-                    TemporalJoin::new(keys.clone(), *widths, *times, *left_outer, residual.clone());
+                    TemporalJoin::new(keys.clone(), *widths, *times, *left_outer, residual.clone())
+                        .with_state_ttl(*ttl);
                 Box::new(if *deletes {
                     op
                 } else {

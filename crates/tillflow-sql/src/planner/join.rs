@@ -168,7 +168,6 @@ impl Planner<'_> {
             temporal_join::versioned(&table_name, right.schema(), key, &right.ops, &right_keys)
                 .map_err(SqlError::Plan)?;
         let widths = [nl, right.schema().len()];
-        self.ttl_not_applied("an event-time temporal join");
         let op = TwoInputOp::TemporalJoin {
             left_outer,
             keys: [left_keys, right_keys],
@@ -177,6 +176,7 @@ impl Planner<'_> {
             primary_key: versioned.primary_key,
             deletes,
             residual,
+            ttl: self.state_ttl(),
         };
         Ok(Rel::two_input(left, right, op, scope, Changelog::Insert))
     }

@@ -189,13 +189,13 @@ impl Planner<'_> {
         }
         let input = rel.scope.clone();
         let base = input.schema.len();
-        self.ttl_not_applied("an OVER aggregate");
         rel.push(
             PlanOp::OverAggregate {
                 partition,
                 time,
                 frame,
                 calls: calls.clone(),
+                ttl: self.state_ttl(),
             },
             Changelog::Insert,
             None,

@@ -1,9 +1,9 @@
 //! State TTL of the stateful operators a query plans (`crate::plan` nodes carry it, the runtime's
 //! `ttl` module applies it).
 //!
-//! Regular joins, non-windowed GROUP BY, deduplication, Top-N and the normalization of upsert
-//! sources take the script's `table.exec.state.ttl` (0 or unset: state never expires) on the
-//! clock of
+//! Regular joins, non-windowed GROUP BY, deduplication, Top-N, OVER aggregates, event-time
+//! temporal joins and the normalization of upsert sources take the script's
+//! `table.exec.state.ttl` (0 or unset: state never expires) on the clock of
 //! `tillflow.state.ttl.clock` (processing time, as in Flink, or the watermark). A
 //! `/*+ STATE_TTL('name' = 'ttl', …) */` hint after a SELECT overrides it for that SELECT's
 //! regular joins and GROUP BY, per input, as Flink's hint does: the name is an input's table,
@@ -47,21 +47,6 @@ impl Planner<'_> {
     /// The script's `table.exec.state.ttl`.
     pub(super) fn state_ttl(&self) -> Option<StateTtl> {
         configured_ttl(&self.catalog.config)
-    }
-
-    /// With a state TTL set: notes that `what` keeps its state regardless (Flink also expires
-    /// the state of OVER aggregates and temporal joins; tillflow does not yet), so the setting is
-    /// never silently without effect.
-    pub(super) fn ttl_not_applied(&mut self, what: &str) {
-        if let Some(ttl) = self.state_ttl() {
-            let note = format!(
-                "'table.exec.state.ttl' = {} does not apply to {what} here: its state is kept (Flink would also forget keys idle for that long)",
-                tillflow_runtime::ttl::format_ttl(&ttl)
-            );
-            if !self.notices.contains(&note) {
-                self.notices.push(note);
-            }
-        }
     }
 
     /// Reads the STATE_TTL hint of `s` (checked for form when the script was parsed) for the

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         &[][..],
         &[("csv.ignore-parse-errors", "true")][..],
         &[("csv.escape-character", "\\")][..],
+        &[("csv.allow-comments", "true"), ("csv.escape-character", "\\")][..],
     ] {
         let Ok(mut d) = tillflow_connectors::format::decoder(&common::table("csv", extra)) else {
             return;

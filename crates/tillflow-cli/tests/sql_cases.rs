@@ -659,6 +659,7 @@ cases!("golden", golden:
     set_unknown_key,
     single_file_try_cast,
     state_ttl_group_by_watermark_clock,
+    state_ttl_hint_group_by_alias,
     state_ttl_hint_per_join_side,
     state_ttl_join_watermark_clock,
     state_ttl_over_watermark_clock,

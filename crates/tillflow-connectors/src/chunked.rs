@@ -127,10 +127,7 @@ fn decode_chunks(
                     (end, bytecount_lines(&c.bytes[at..end]) as u32)
                 }
             };
-            let mut text = &c.bytes[at..end];
-            while let [rest @ .., b'\n' | b'\r'] = text {
-                text = rest;
-            }
+            let text = strip_terminator(&c.bytes[at..end], framing);
             if !text.iter().all(u8::is_ascii_whitespace) {
                 if c.len == c.rows.len() {
                     c.rows.push(Row::with_capacity(8));
@@ -243,7 +240,7 @@ impl ChunkedReader {
             c.bytes.append(&mut self.carry);
             let mut eof;
             // CSV: the records found so far end at `records`; the scan has reached `scanned`
-            let (mut records, mut scanned, mut scan) = (0usize, 0usize, RecordScan::default());
+            let mut framed = Framed::default();
             // read until the chunk holds a record end past CHUNK_BYTES, or the file ends (into
             // the buffer's spare capacity: nothing is zeroed first)
             loop {
@@ -261,21 +258,20 @@ impl ChunkedReader {
                     continue;
                 }
                 let at = (self.offset, &mut self.lines);
-                find_records(
-                    &self.framing,
-                    at,
-                    &c.bytes,
-                    eof,
-                    (&mut records, &mut scanned, &mut scan),
-                );
-                if eof || c.bytes.len() >= CHUNK_BYTES && records > 0 {
+                find_records(&self.framing, at, &c.bytes, eof, &mut framed);
+                if framed.cut_here {
+                    // the rest is read again as the next chunk, with its own span
+                    eof = false;
+                    break;
+                }
+                if eof || c.bytes.len() >= CHUNK_BYTES && framed.records > 0 {
                     break;
                 }
             }
             if !eof {
                 let cut = match self.framing {
                     Framing::Lines => memchr::memrchr(b'\n', &c.bytes).map(|last| last + 1),
-                    _ => Some(records),
+                    _ => Some(framed.records),
                 };
                 if let Some(cut) = cut {
                     self.carry.extend_from_slice(&c.bytes[cut..]);
@@ -331,57 +327,89 @@ impl ChunkedReader {
     }
 }
 
-/// Moves `records` (the end of the whole records of `bytes`, a chunk starting at `offset`) as
-/// far as the bytes read allow, the scan going on from `scanned`. A record longer than
-/// [`MAX_MULTILINE_RECORD`], or still open at the end of the file, makes a [`LineSpan`] of
-/// `lines` (see [`crate::format::framing`]).
+/// How far [`find_records`] got through the bytes of a chunk being cut.
+#[derive(Default)]
+struct Framed {
+    /// The end of the whole records.
+    records: usize,
+    /// Where the scan of the record after them has reached.
+    scanned: usize,
+    scan: RecordScan,
+    /// No newline lies between the start of a search that failed and here (so a search for a
+    /// line end goes on from here as more bytes come: linear in a record's length).
+    searched: usize,
+    /// The chunk ends at `records`: a new [`LineSpan`] starts there while another is in force
+    /// in the chunk, and a chunk carries one.
+    cut_here: bool,
+}
+
+/// Moves `f.records` (the end of the whole records of `bytes`, a chunk starting at `offset`) as
+/// far as the bytes read allow. A record longer than [`MAX_MULTILINE_RECORD`], or still open at
+/// the end of the file, makes a [`LineSpan`] of `lines` (see [`crate::format::framing`]).
 fn find_records(
     framing: &Framing,
     (offset, lines): (u64, &mut LineSpan),
     bytes: &[u8],
     eof: bool,
-    (records, scanned, scan): (&mut usize, &mut usize, &mut RecordScan),
+    f: &mut Framed,
 ) {
     loop {
-        if lines.holds(offset + *records as u64) {
-            match memchr::memchr(b'\n', &bytes[*records..]) {
+        if lines.holds(offset + f.records as u64) {
+            let from = f.searched.max(f.records);
+            match memchr::memchr(b'\n', &bytes[from..]) {
                 Some(p) => {
-                    *records += p + 1;
-                    *scanned = *records;
-                    scan.reset();
+                    f.records = from + p + 1;
+                    f.scanned = f.records;
+                    f.searched = f.records;
+                    f.scan.reset();
                     continue;
                 }
-                None => return,
+                None => {
+                    f.searched = bytes.len();
+                    return;
+                }
             }
         }
-        let end = scan.feed(framing, &bytes[*scanned..]).map(|e| *scanned + e);
-        *scanned = end.unwrap_or(bytes.len());
-        let span_end = if *scanned - *records > MAX_MULTILINE_RECORD {
+        let end = f
+            .scan
+            .feed(framing, &bytes[f.scanned..])
+            .map(|e| f.scanned + e);
+        f.scanned = end.unwrap_or(bytes.len());
+        let span_end = if f.scanned - f.records > MAX_MULTILINE_RECORD {
             // past the limit: the span runs to the end of the line holding the limit's byte
-            let limit = *records + MAX_MULTILINE_RECORD;
-            match memchr::memchr(b'\n', &bytes[limit..]) {
-                Some(p) => Some(limit + p + 1),
+            let from = f.searched.max(f.records + MAX_MULTILINE_RECORD);
+            match memchr::memchr(b'\n', &bytes[from..]) {
+                Some(p) => Some(from + p + 1),
                 None if eof => Some(bytes.len()),
-                None => return,
+                None => {
+                    f.searched = bytes.len();
+                    return;
+                }
             }
-        } else if end.is_none() && eof && scan.open() {
+        } else if end.is_none() && eof && f.scan.open() {
             Some(bytes.len())
         } else {
             None
         };
         if let Some(until) = span_end {
+            if lines.until > offset && f.records > 0 {
+                f.cut_here = true;
+                return;
+            }
             *lines = LineSpan {
-                from: offset + *records as u64,
+                from: offset + f.records as u64,
                 until: offset + until as u64,
             };
-            *scanned = *records;
-            scan.reset();
+            f.scanned = f.records;
+            f.searched = f.records;
+            f.scan.reset();
             continue;
         }
         match end {
             Some(e) => {
-                *records = e;
-                scan.reset();
+                f.records = e;
+                f.searched = e;
+                f.scan.reset();
             }
             None => return,
         }
@@ -390,6 +418,24 @@ fn find_records(
 
 fn decoder_gone() -> std::io::Error {
     std::io::Error::other("a decoder thread stopped")
+}
+
+/// A record without its line end: for lines every trailing CR and LF (as ever), for CSV one
+/// LF and a CR before it (an escaped newline at the end of a field stays in it).
+pub(crate) fn strip_terminator(mut text: &[u8], framing: Framing) -> &[u8] {
+    if framing == Framing::Lines {
+        while let [rest @ .., b'\n' | b'\r'] = text {
+            text = rest;
+        }
+        return text;
+    }
+    if let [rest @ .., b'\n'] = text {
+        text = rest;
+    }
+    if let [rest @ .., b'\r'] = text {
+        text = rest;
+    }
+    text
 }
 
 /// Lines in `bytes`: its newlines, and a last line without one.

@@ -469,51 +469,64 @@ impl Source for FileSource {
                 self.reader = None;
                 continue;
             }
-            let lines_only = self.framing == Framing::Lines || self.lines.holds(self.offset);
-            let mut scan = RecordScan::default();
-            let whole = if lines_only {
-                memchr::memchr(b'\n', buf).map(|p| p + 1)
+            let lines_only = self.lines.holds(self.offset);
+            let (line, consumed): (&[u8], usize) = if self.framing == Framing::Lines {
+                // one record per line: the line without its newline
+                match memchr::memchr(b'\n', buf) {
+                    Some(p) => (&buf[..p], p + 1),
+                    None => {
+                        self.line.clear();
+                        reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
+                        (&self.line[..], 0)
+                    }
+                }
             } else {
-                scan.feed(&self.framing, buf)
-            };
-            let (mut line, consumed): (&[u8], usize) = match whole {
-                Some(end) => (&buf[..end], end),
-                None => {
-                    self.line.clear();
-                    scan.reset();
-                    let mut unclosed = false;
-                    loop {
-                        let before = self.line.len();
-                        let n = reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
-                        if lines_only || n == 0 {
-                            unclosed = n == 0 && !lines_only && scan.open();
-                            break;
+                let mut scan = RecordScan::default();
+                let whole = if lines_only {
+                    memchr::memchr(b'\n', buf).map(|p| p + 1)
+                } else {
+                    scan.feed(&self.framing, buf)
+                };
+                match whole {
+                    Some(end) => (&buf[..end], end),
+                    None => {
+                        // read again from the record's start, line by line
+                        self.line.clear();
+                        scan.reset();
+                        let mut unclosed = false;
+                        loop {
+                            let before = self.line.len();
+                            let n = reader.read_until(b'\n', &mut self.line).map_err(io_err)?;
+                            if lines_only || n == 0 {
+                                unclosed = n == 0 && !lines_only && scan.open();
+                                break;
+                            }
+                            let ended = scan.feed(&self.framing, &self.line[before..]).is_some();
+                            if self.line.len() > MAX_MULTILINE_RECORD {
+                                unclosed = true;
+                                break;
+                            }
+                            if ended {
+                                break;
+                            }
                         }
-                        let ended = scan.feed(&self.framing, &self.line[before..]).is_some();
-                        if self.line.len() > MAX_MULTILINE_RECORD {
-                            unclosed = true;
-                            break;
+                        if unclosed {
+                            // a quoted field that does not close: the bytes scanned are read
+                            // again, one record per line (see format::framing)
+                            use std::io::{Seek, SeekFrom};
+                            self.lines = LineSpan {
+                                from: self.offset,
+                                until: self.offset + self.line.len() as u64,
+                            };
+                            reader.seek(SeekFrom::Start(self.offset)).map_err(io_err)?;
+                            continue;
                         }
-                        if ended {
-                            break;
-                        }
+                        (&self.line[..], 0)
                     }
-                    if unclosed {
-                        // a quoted field that does not close: the bytes scanned are read again,
-                        // one record per line (see format::framing)
-                        use std::io::{Seek, SeekFrom};
-                        self.lines = LineSpan {
-                            from: self.offset,
-                            until: self.offset + self.line.len() as u64,
-                        };
-                        reader.seek(SeekFrom::Start(self.offset)).map_err(io_err)?;
-                        continue;
-                    }
-                    (&self.line[..], 0)
                 }
             };
             let first_line = self.line_no + 1;
-            self.line_no += if lines_only {
+            self.line_no += if self.framing == Framing::Lines || lines_only {
                 1
             } else {
                 crate::chunked::bytecount_lines(line)
@@ -525,9 +538,7 @@ impl Source for FileSource {
             };
             self.metrics.bytes += read;
             self.offset += read;
-            while let [rest @ .., b'\n' | b'\r'] = line {
-                line = rest;
-            }
+            let line = crate::chunked::strip_terminator(line, self.framing);
             let result = if line.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {
@@ -1122,6 +1133,47 @@ mod tests {
                 assert!(dead.contains("unterminated quoted field"), "{dead}");
                 assert_eq!(dead.lines().count(), 1, "{dead}");
             }
+        }
+    }
+
+    /// A resume inside one line span that reaches a second unclosed quote within the first
+    /// chunk read: the chunk ends where the second span starts, so the first span's last lines
+    /// stay lines on three threads as on one (here an escaped line end inside the span, which
+    /// read as CSV would join two lines).
+    #[test]
+    fn a_resume_inside_a_line_span_keeps_it_up_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("spans.csv");
+        let max = crate::format::framing::MAX_MULTILINE_RECORD;
+        let mut text = String::from("1,\"a\nb\"\n");
+        let span_from = text.len();
+        text.push_str("2,\"never closed\n");
+        let (mut n, mut rows, mut stop, mut special) = (3i64, 1usize, 0usize, false);
+        while text.len() < span_from + max + 200_000 {
+            if !special && text.len() > span_from + max - 60_000 {
+                // one record read as CSV, two lines inside the span
+                text.push_str("6,tail\\\nend\n");
+                special = true;
+                stop = rows - 5_000;
+            }
+            text.push_str(&format!("{n},ok\n"));
+            rows += 1;
+            n += 1;
+        }
+        text.push_str("9999999999,\"c\nd\"\n8888888888,\"also never\n7777777777,tail\n");
+        std::fs::write(&input, &text).unwrap();
+        let mut spec = notes(&input);
+        spec.options
+            .insert("csv.escape-character".into(), "\\".into());
+        let (want, dead) = read_notes(&spec, 1, usize::MAX);
+        assert!(want.contains(&(6, "tail".to_owned())), "a line of the span");
+        assert!(want.contains(&(9_999_999_999, "c\nd".to_owned())));
+        assert!(dead.contains("also never"), "{dead}");
+        for threads in [1, 3] {
+            let (got, got_dead) = read_notes(&spec, threads, stop);
+            assert_eq!(got.len(), want.len(), "{threads} threads");
+            assert!(got == want, "{threads} threads: rows differ");
+            assert_eq!(got_dead, dead, "{threads} threads");
         }
     }
 

@@ -111,6 +111,8 @@ impl<V> Default for KeyedState<V> {
 
 /// Set in a snapshot's entry count when each entry carries its time.
 const WITH_TIMES: u64 = 1 << 63;
+/// Set in a snapshot's entry count when the TTL clock's time follows it.
+const WITH_CLOCK: u64 = 1 << 62;
 
 impl<V> KeyedState<V> {
     /// An empty state whose entries expire `ttl` after their last write (None: never).
@@ -305,8 +307,11 @@ impl<V: StateValue> KeyedState<V> {
         }
         out.reserve(count * 64);
         let times = self.ttl.is_some();
-        let flag = if times { WITH_TIMES } else { 0 };
+        let flag = if times { WITH_TIMES | WITH_CLOCK } else { 0 };
         out.extend_from_slice(&(count as u64 | flag).to_le_bytes());
+        if let Some(t) = &self.ttl {
+            out.extend_from_slice(&t.now().to_le_bytes());
+        }
         for e in ordered.into_iter().flatten() {
             out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
             out.extend_from_slice(&e.key);
@@ -333,7 +338,15 @@ impl<V: StateValue> KeyedState<V> {
     ) -> Result<()> {
         let count = read_u64(input, at)?;
         let times = count & WITH_TIMES != 0;
-        for _ in 0..count & !WITH_TIMES {
+        let saved_clock = if count & WITH_CLOCK != 0 {
+            Some(read_u64(input, at)? as i64)
+        } else {
+            None
+        };
+        if let Some(t) = self.ttl.as_mut() {
+            t.restored(saved_clock);
+        }
+        for _ in 0..count & !(WITH_TIMES | WITH_CLOCK) {
             let len = read_u32(input, at)? as usize;
             let key = input
                 .get(*at..*at + len)
@@ -460,26 +473,27 @@ mod tests {
     use super::*;
     use crate::ttl::TtlClock;
 
-    /// A TTL of 10 s on a processing clock: writes refresh an entry, reads do not; an expired
-    /// entry is never returned and a write starts it over; a sweep reclaims the rest; snapshots
-    /// keep each entry's time (and one without times restores with the clock's next time).
+    /// A TTL of 10 s (on the watermark's clock, to drive it here): writes refresh an entry, reads
+    /// do not; an expired entry is never returned and a write starts it over; a sweep reclaims
+    /// the rest; snapshots keep each entry's time and the clock's (one without times restores
+    /// with the clock's next time); a processing-time clock restores to the wall clock.
     #[test]
     fn entries_expire_a_ttl_after_their_last_write() {
         let ttl = StateTtl {
             micros: 10_000_000,
-            clock: TtlClock::ProcessingTime,
+            clock: TtlClock::Watermark,
         };
         let mut s: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
         // written before the clock has a time: it takes the first tick's
         *s.get_or_insert_with(b"early", || 0) += 1;
-        s.on_processing_time(1_000_000);
+        s.on_watermark(1_000_000);
         for k in [&b"a"[..], b"b", b"c"] {
             *s.get_or_insert_with(k, || 0) += 1;
         }
-        s.on_processing_time(8_000_000);
+        s.on_watermark(8_000_000);
         *s.get_mut(b"a").unwrap() += 1; // a write at 8 s
         assert_eq!(*s.peek_mut(b"b").unwrap(), 1); // a read: b keeps 1 s
-        s.on_processing_time(11_000_000);
+        s.on_watermark(11_000_000);
         assert!(s.peek_mut(b"b").is_none(), "expired 10 s after its write");
         assert_eq!(
             *s.get_or_insert_with(b"c", || 100),
@@ -488,18 +502,26 @@ mod tests {
         );
         assert_eq!(*s.peek_mut(b"a").unwrap(), 2, "written at 8 s: alive");
         assert_eq!(s.expired(), 2);
-        // the sweep at 20 s reclaims `early` (1 s) and `a` (8 s) without their being touched
-        s.on_processing_time(20_000_000);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s.expired(), 4);
+        // processing ticks do not move a watermark clock
+        s.on_processing_time(i64::MAX / 2);
+        assert_eq!(*s.peek_mut(b"a").unwrap(), 2);
+        // the snapshot at 17.5 s holds `a`, which expires at 18 s, before the next sweep
+        s.on_watermark(17_500_000);
         let mut bytes = Vec::new();
         s.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
         let mut r: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
         r.restore(&bytes, &mut 0).unwrap();
-        r.on_processing_time(20_500_000);
         assert_eq!(*r.peek_mut(b"c").unwrap(), 100, "c was written at 11 s");
-        r.on_processing_time(21_000_001);
+        r.on_watermark(18_000_000);
+        assert!(
+            r.peek_mut(b"a").is_none(),
+            "the clock came back with the state: a expires at 18 s as it would have"
+        );
+        r.on_watermark(21_000_001);
         assert!(r.peek_mut(b"c").is_none(), "its time came with it");
+        // the sweep at 30 s reclaims what is left without its being touched
+        r.on_watermark(30_000_000);
+        assert_eq!(r.len(), 0);
         // a snapshot without times (no TTL then) restores every entry as written at the next tick
         let mut plain: KeyedState<i64> = KeyedState::default();
         *plain.get_or_insert_with(b"x", || 0) += 7;
@@ -507,13 +529,27 @@ mod tests {
         plain.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
         let mut r: KeyedState<i64> = KeyedState::with_ttl(Some(ttl));
         r.restore(&bytes, &mut 0).unwrap();
-        r.on_processing_time(50_000_000);
+        r.on_watermark(50_000_000);
         assert_eq!(*r.peek_mut(b"x").unwrap(), 7);
-        r.on_processing_time(61_000_000);
+        r.on_watermark(61_000_000);
         assert!(r.peek_mut(b"x").is_none());
         // without a TTL nothing ever expires
-        plain.on_processing_time(i64::MAX / 2);
+        plain.on_watermark(i64::MAX / 2);
         assert_eq!(*plain.peek_mut(b"x").unwrap(), 7);
+        // on the processing clock a restore reads the wall clock: an entry written at 1 s of
+        // 1970 has long expired, though no tick came yet
+        let wall = StateTtl {
+            micros: 10_000_000,
+            clock: TtlClock::ProcessingTime,
+        };
+        let mut p: KeyedState<i64> = KeyedState::with_ttl(Some(wall));
+        p.on_processing_time(1_000_000);
+        *p.get_or_insert_with(b"y", || 0) += 1;
+        let mut bytes = Vec::new();
+        p.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
+        let mut r: KeyedState<i64> = KeyedState::with_ttl(Some(wall));
+        r.restore(&bytes, &mut 0).unwrap();
+        assert!(r.peek_mut(b"y").is_none());
     }
 
     #[test]

@@ -102,6 +102,28 @@ impl TtlTimer {
             && self.now.saturating_sub(time) >= self.ttl.micros
     }
 
+    /// The clock of a restored state: a processing-time clock reads the wall clock (time went on
+    /// while the job was down, and what expired meanwhile must not be returned before the first
+    /// tick); a watermark clock takes the least time `saved` by the snapshots it restores from
+    /// (None: one from before the clock was saved).
+    pub fn restored(&mut self, saved: Option<i64>) {
+        match self.ttl.clock {
+            TtlClock::ProcessingTime => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(UNKNOWN_TIME, |d| d.as_micros() as i64);
+                self.now = self.now.max(wall);
+            }
+            TtlClock::Watermark => {
+                if let Some(t) = saved.filter(|t| *t != UNKNOWN_TIME) {
+                    if self.now == UNKNOWN_TIME || t < self.now {
+                        self.now = t;
+                    }
+                }
+            }
+        }
+    }
+
     /// An entry's time as a sweep sees it: one written before the clock had a value takes the
     /// clock's time now.
     #[inline]

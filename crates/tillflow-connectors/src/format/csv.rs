@@ -222,6 +222,7 @@ impl Decoder for CsvDecoder {
             delimiter: self.delimiter,
             quote: self.quote,
             escape: self.escape,
+            comments: self.allow_comments,
         }
     }
 

@@ -28,6 +28,9 @@ pub enum Framing {
         quote: Option<u8>,
         /// The escape character (`'csv.escape-character'`), if any.
         escape: Option<u8>,
+        /// `'csv.allow-comments'`: a record starting with `#` is a comment line, ended by its
+        /// newline whatever it holds.
+        comments: bool,
     },
 }
 
@@ -48,18 +51,23 @@ enum State {
     QuoteInQuoted,
     /// Just after the escape character (inside quotes or not).
     Escaped { quoted: bool },
+    /// In a comment line.
+    Comment,
 }
 
 /// A scan for the end of the record that starts where it was last reset.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RecordScan {
     state: State,
+    /// Whether a byte of the record was seen.
+    started: bool,
 }
 
 impl RecordScan {
     /// Starts over at a record's start.
     pub fn reset(&mut self) {
         self.state = State::FieldStart;
+        self.started = false;
     }
 
     /// Whether the bytes fed so far end inside a quoted field or right after an escape: the
@@ -75,14 +83,28 @@ impl RecordScan {
             delimiter,
             quote,
             escape,
+            comments,
         } = *framing
         else {
             return memchr::memchr(b'\n', bytes).map(|p| p + 1);
         };
+        if !self.started && !bytes.is_empty() {
+            self.started = true;
+            if comments && bytes[0] == b'#' {
+                self.state = State::Comment;
+            }
+        }
         let is_quote = |c: u8| quote == Some(c);
         let mut i = 0;
         while i < bytes.len() {
             match self.state {
+                State::Comment => {
+                    let end = memchr::memchr(b'\n', &bytes[i..]).map(|p| i + p + 1);
+                    if end.is_some() {
+                        self.reset();
+                    }
+                    return end;
+                }
                 State::FieldStart | State::Unquoted => {
                     // outside quotes, a line without quote or escape characters ends the record
                     let nl = memchr::memchr(b'\n', &bytes[i..]).map(|p| i + p);
@@ -95,7 +117,7 @@ impl RecordScan {
                     };
                     let Some(p) = special.map(|p| i + p) else {
                         if let Some(nl) = nl {
-                            self.state = State::FieldStart;
+                            self.reset();
                             return Some(nl + 1);
                         }
                         if let Some(&last) = line.last() {
@@ -209,6 +231,7 @@ mod tests {
         delimiter: b',',
         quote: Some(b'"'),
         escape: None,
+        comments: false,
     };
 
     fn records(framing: &Framing, text: &str) -> Vec<String> {
@@ -241,6 +264,7 @@ mod tests {
             delimiter: b',',
             quote: None,
             escape: None,
+            comments: false,
         };
         assert_eq!(records(&no_quotes, text).len(), 7);
     }
@@ -251,6 +275,7 @@ mod tests {
             delimiter: b',',
             quote: Some(b'"'),
             escape: Some(b'\\'),
+            comments: false,
         };
         let text = "1,two\\\nlines,a\n2,\"e\\\"q\nstill\",b\n3,c\n";
         assert_eq!(
@@ -281,6 +306,27 @@ mod tests {
         assert!(s.open());
         assert_eq!(s.feed(&CSV, b" still\n"), None);
         assert_eq!(s.feed(&CSV, b"closed\",x\nnext\n"), Some(10));
+    }
+
+    /// With comments allowed, a line starting with `#` ends at its newline whatever quotes it
+    /// holds (a `#` later in a record is data).
+    #[test]
+    fn a_comment_line_is_one_record() {
+        let commented = Framing::Csv {
+            delimiter: b',',
+            quote: Some(b'"'),
+            escape: None,
+            comments: true,
+        };
+        let text = "# a,\"b\n1,x\n2,\"#y\nz\"\n";
+        assert_eq!(
+            records(&commented, text),
+            ["# a,\"b\n", "1,x\n", "2,\"#y\nz\"\n"]
+        );
+        let mut s = RecordScan::default();
+        assert_eq!(s.feed(&commented, b"#"), None);
+        assert_eq!(s.feed(&commented, b" \"open"), None);
+        assert_eq!(s.feed(&commented, b"\n1,x\n"), Some(1));
     }
 
     #[test]

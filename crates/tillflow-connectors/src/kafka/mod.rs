@@ -1374,9 +1374,16 @@ impl Source for KafkaSource {
                 .iter_mut()
                 .find(|p| p.partition == partition && p.topic == topic)
             else {
-                return Err(RuntimeError::State(format!(
-                    "it holds a position in partition {partition} of topic '{topic}', which now has {count} partition(s): the topic was deleted and created again since (Kafka never removes partitions)"
-                )));
+                return Err(RuntimeError::State(if count == 0 {
+                    format!(
+                        "it holds a position in topic '{topic}', which table `{}` no longer reads",
+                        self.table
+                    )
+                } else {
+                    format!(
+                        "it holds a position in partition {partition} of topic '{topic}', which now has {count} partition(s): the topic was deleted and created again since (Kafka never removes partitions)"
+                    )
+                }));
             };
             if next < 0 {
                 return Err(RuntimeError::State(format!(

@@ -57,6 +57,9 @@ struct Stored {
 /// Set in a side's row count in a snapshot when its rows carry their times.
 const WITH_TIMES: u32 = 1 << 31;
 
+/// Marks the sides' TTL clocks after a snapshot's rows.
+const CLOCKS: u32 = 0x5454_4c31;
+
 /// Both sides' rows for one join key.
 #[derive(Default)]
 pub struct JoinKeyState {
@@ -419,8 +422,16 @@ impl TwoInputOperator for StreamingJoin {
         self.clock(now, false);
     }
 
+    /// The keys' rows by key group, then (with a state TTL) each side's clock.
     fn snapshot_state(&self, out: &mut Vec<u8>) {
         self.state.snapshot(0..MAX_KEY_GROUPS, out);
+        if self.ttl.iter().any(Option::is_some) {
+            out.extend_from_slice(&CLOCKS.to_le_bytes());
+            for t in &self.ttl {
+                let now = t.as_ref().map_or(UNKNOWN_TIME, TtlTimer::now);
+                out.extend_from_slice(&now.to_le_bytes());
+            }
+        }
     }
 
     fn restore_state(&mut self, input: &[u8]) -> Result<()> {
@@ -430,7 +441,18 @@ impl TwoInputOperator for StreamingJoin {
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
         self.state = KeyedState::default();
         for (j, p) in parts.iter().enumerate() {
-            self.state.restore_part(p, &mut 0, rescale, j)?;
+            let at = &mut 0;
+            self.state.restore_part(p, at, rescale, j)?;
+            let clocks = if read_u32(p, at).ok() == Some(CLOCKS) {
+                [Some(read_u64(p, at)? as i64), Some(read_u64(p, at)? as i64)]
+            } else {
+                [None, None]
+            };
+            for (t, saved) in self.ttl.iter_mut().zip(clocks) {
+                if let Some(t) = t.as_mut() {
+                    t.restored(saved);
+                }
+            }
         }
         self.stored = self
             .state
@@ -492,18 +514,21 @@ mod tests {
 
     /// Each side's rows expire their own TTL after their last write: an expired customer no
     /// longer joins, and an expired left row of a LEFT JOIN goes without a row emitted; the rows'
-    /// times survive a snapshot.
+    /// times and the clocks survive a snapshot. (On the watermark's clock, to drive it here.)
     #[test]
     fn rows_expire_per_side_after_their_ttl() {
         use crate::ttl::TtlClock;
         let ttl = |secs: i64| {
             Some(StateTtl {
                 micros: secs * 1_000_000,
-                clock: TtlClock::ProcessingTime,
+                clock: TtlClock::Watermark,
             })
         };
+        let tick = |j: &mut StreamingJoin, t: i64| {
+            j.on_watermark(t, &mut Collect::default()).unwrap();
+        };
         let mut j = join(JoinType::Left).with_state_ttl([ttl(10), ttl(100)]);
-        j.on_processing_time(1_000_000);
+        tick(&mut j, 1_000_000);
         assert_eq!(
             feed(&mut j, 0, row(RowKind::Insert, Some(1), "l")),
             ["+I[1, l, null, null]"]
@@ -512,7 +537,7 @@ mod tests {
             feed(&mut j, 1, row(RowKind::Insert, Some(2), "r")),
             Vec::<String>::new()
         );
-        j.on_processing_time(12_000_000);
+        tick(&mut j, 12_000_000);
         // the left row (10 s) has expired: a right row of its key finds nothing
         assert_eq!(
             feed(&mut j, 1, row(RowKind::Insert, Some(1), "r1")),
@@ -524,12 +549,13 @@ mod tests {
             feed(&mut j, 0, row(RowKind::Insert, Some(2), "l2")),
             ["+I[2, l2, 2, r]"]
         );
+        tick(&mut j, 22_500_000);
         let mut bytes = Vec::new();
         j.snapshot_state(&mut bytes);
         let mut k = join(JoinType::Left).with_state_ttl([ttl(10), ttl(100)]);
         k.restore_state(&bytes).unwrap();
-        k.on_processing_time(23_000_000);
-        // l2 was stored at 12 s: gone at 23 s, so r3 of key 2 joins nothing; r (1 s) lives on
+        // l2 was stored at 12 s: gone at 22.5 s with the clock restored, before any tick, so r3
+        // of key 2 joins nothing; r (1 s) lives on
         assert_eq!(
             feed(&mut k, 1, row(RowKind::Insert, Some(2), "r3")),
             Vec::<String>::new()
@@ -539,7 +565,7 @@ mod tests {
             ["+I[2, l3, 2, r]", "+I[2, l3, 2, r3]"]
         );
         // a sweep leaves no empty key behind
-        k.on_processing_time(200_000_000);
+        tick(&mut k, 200_000_000);
         assert_eq!(k.metrics().state_entries, 0);
         assert_eq!(k.state.len(), 0);
     }

@@ -193,6 +193,8 @@ impl Planner<'_> {
         aggs: Vec<sql::Function>,
     ) -> Result<Rel> {
         let input = rel.scope.clone();
+        // the names a STATE_TTL hint may give the input by, before projections clear them
+        let input_names = super::state_ttl::rel_names(&rel);
         let conv = Converter::new(&input);
         // legacy group windows
         let mut legacy: Option<(WindowKind, usize, TimeMode)> = None;
@@ -421,7 +423,7 @@ impl Planner<'_> {
                     PlanOp::GroupAggregate {
                         keys: (0..k).collect(),
                         calls,
-                        ttl: self.input_state_ttl(&rel),
+                        ttl: self.named_state_ttl(&input_names),
                     },
                     changelog,
                     Some((0..k).collect()),

@@ -232,6 +232,7 @@ impl Planner<'_> {
             return self.plan_rank_projection(s, rel, rp);
         }
         let items = self.projection_items(&rel, &s.projection, &conv)?;
+        let input_names = super::state_ttl::rel_names(&rel);
         push_calc(&mut rel, filter, items);
         if let Some(sql::Distinct::Distinct) = &s.distinct {
             let n = rel.schema().len();
@@ -240,7 +241,7 @@ impl Planner<'_> {
                 PlanOp::GroupAggregate {
                     keys: (0..n).collect(),
                     calls: vec![],
-                    ttl: self.input_state_ttl(&rel),
+                    ttl: self.named_state_ttl(&input_names),
                 },
                 changelog,
                 Some((0..n).collect()),

@@ -104,17 +104,22 @@ impl Planner<'_> {
     /// The state TTL of a join side or an aggregate reading `rel`: the STATE_TTL hint's for one
     /// of its names, else the script's.
     pub(super) fn input_state_ttl(&mut self, rel: &Rel) -> Option<StateTtl> {
-        let names = rel_names(rel);
+        self.named_state_ttl(&rel_names(rel))
+    }
+
+    /// [`Planner::input_state_ttl`] for an input known by `names` ([`rel_names`] taken before
+    /// a projection cleared the columns' qualifiers).
+    pub(super) fn named_state_ttl(&mut self, names: &[String]) -> Option<StateTtl> {
         let default = self.state_ttl();
         let Some(hints) = self.ttl_hints.last_mut() else {
             return default;
         };
-        for n in &names {
+        for n in names {
             if !hints.inputs.contains(n) {
                 hints.inputs.push(n.clone());
             }
         }
-        for n in &names {
+        for n in names {
             if let Some((_, ttl, used)) = hints.entries.get_mut(&n.to_lowercase()) {
                 *used = true;
                 return *ttl;
@@ -126,7 +131,7 @@ impl Planner<'_> {
 
 /// The names a hint may give `rel` by: its alias or view name (when all of its columns come
 /// from one), and its table.
-fn rel_names(rel: &Rel) -> Vec<String> {
+pub(super) fn rel_names(rel: &Rel) -> Vec<String> {
     let mut names = Vec::new();
     let mut qualifiers = rel.scope.qualifiers.iter().flatten();
     if let Some(q) = qualifiers.next() {

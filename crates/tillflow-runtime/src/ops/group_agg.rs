@@ -190,3 +190,60 @@ impl Operator for GroupAggregate {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::AggKind;
+    use crate::ttl::TtlClock;
+    use tillflow_types::{DataType, Value};
+
+    struct Drop;
+    impl Emit for Drop {
+        fn emit(&mut self, _row: &Row) -> Result<()> {
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Under a steady stream of new keys (a customer id per event, one event a millisecond), a
+    /// GROUP BY with a 1 s TTL holds only the last second or two of keys, however long the stream
+    /// runs; without it, every key stays.
+    #[test]
+    fn state_stops_growing_under_a_ttl() {
+        let count = AggCall {
+            kind: AggKind::CountStar,
+            arg: None,
+            distinct: false,
+            arg_type: DataType::BigInt,
+            result_type: DataType::BigInt,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+        };
+        let ttl = StateTtl {
+            micros: 1_000_000,
+            clock: TtlClock::Watermark,
+        };
+        let mut with = GroupAggregate::new(vec![0], vec![count.clone()]).with_state_ttl(Some(ttl));
+        let mut without = GroupAggregate::new(vec![0], vec![count]);
+        let mut row = Row::with_capacity(1);
+        let mut most = 0;
+        for i in 0..100_000i64 {
+            row.clear();
+            row.values.push(Value::Int(i));
+            for op in [&mut with, &mut without] {
+                op.process(&row, &mut Drop).unwrap();
+                op.on_watermark(i * 1000, &mut Drop).unwrap();
+            }
+            most = most.max(with.metrics().state_entries);
+        }
+        assert!(most <= 2_600, "at most about 2.5 s of keys: {most}");
+        assert_eq!(without.metrics().state_entries, 100_000);
+        assert!(with.metrics().state_expired >= 97_000);
+    }
+}

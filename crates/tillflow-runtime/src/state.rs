@@ -86,12 +86,49 @@ impl Rescale {
     }
 }
 
+/// An entry. With a TTL its key box ends with the entry's time of last write (8 bytes, little
+/// endian), so a state without one pays nothing for it.
 struct Entry<V> {
     hash: u64,
     key: Box<[u8]>,
     value: V,
-    /// The time of the last write (with a TTL).
-    time: i64,
+}
+
+/// Bytes of the time after a key, with a TTL.
+const TIME: usize = 8;
+
+impl<V> Entry<V> {
+    /// The key (without the time).
+    #[inline]
+    fn key(&self, suffix: usize) -> &[u8] {
+        &self.key[..self.key.len() - suffix]
+    }
+
+    /// The time of the last write (with a TTL only).
+    #[inline]
+    fn time(&self) -> i64 {
+        let at = self.key.len() - TIME;
+        i64::from_le_bytes(self.key[at..].try_into().unwrap_or([0; 8]))
+    }
+
+    #[inline]
+    fn set_time(&mut self, t: i64) {
+        let at = self.key.len() - TIME;
+        self.key[at..].copy_from_slice(&t.to_le_bytes());
+    }
+}
+
+/// `key`, and with a TTL the time after it, as an entry stores it.
+fn stored_key(key: &[u8], time: Option<i64>) -> Box<[u8]> {
+    match time {
+        None => key.into(),
+        Some(t) => {
+            let mut k = Vec::with_capacity(key.len() + TIME);
+            k.extend_from_slice(key);
+            k.extend_from_slice(&t.to_le_bytes());
+            k.into_boxed_slice()
+        }
+    }
 }
 
 /// A hash map from encoded keys to `V`, partitioned by key group.
@@ -123,35 +160,44 @@ impl<V> KeyedState<V> {
         }
     }
 
+    /// Bytes after each entry's key: its time, with a TTL.
+    #[inline]
+    fn suffix(&self) -> usize {
+        if self.ttl.is_some() {
+            TIME
+        } else {
+            0
+        }
+    }
+
     /// The value for `key`, created with `init` when absent (or expired: it starts over). A
     /// write: with a TTL the entry's time is now. Allocates only for a new key.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
         use hashbrown::hash_table::Entry as Slot;
         let hash = hash_key(key);
-        let now = self.ttl.as_ref().map_or(UNKNOWN_TIME, TtlTimer::now);
+        let suffix = self.suffix();
         let entry = match self.table.entry(
             hash,
-            |e| e.hash == hash && eq_bytes(&e.key, key),
+            |e| e.hash == hash && eq_bytes(e.key(suffix), key),
             |e| e.hash,
         ) {
             Slot::Occupied(o) => {
                 let e = o.into_mut();
                 if let Some(t) = self.ttl.as_mut() {
-                    if t.is_expired(e.time) {
+                    if t.is_expired(e.time()) {
                         t.expired += 1;
                         e.value = init();
                     }
-                    e.time = now;
+                    e.set_time(t.now());
                 }
                 e
             }
             Slot::Vacant(v) => v
                 .insert(Entry {
                     hash,
-                    key: key.into(),
+                    key: stored_key(key, self.ttl.as_ref().map(TtlTimer::now)),
                     value: init(),
-                    time: now,
                 })
                 .into_mut(),
         };
@@ -182,18 +228,70 @@ impl<V> KeyedState<V> {
         };
         let entry = self
             .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(TIME), key))
             .ok()?;
-        if t.is_expired(entry.get().time) {
+        if t.is_expired(entry.get().time()) {
             t.expired += 1;
             entry.remove();
             return None;
         }
         let e = entry.into_mut();
         if write {
-            e.time = t.now();
+            e.set_time(t.now());
         }
         Some(&mut e.value)
+    }
+
+    /// Removes `key`, returning its value (None for an expired one).
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        let hash = hash_key(key);
+        let suffix = self.suffix();
+        let e = self
+            .table
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+            .ok()?
+            .remove()
+            .0;
+        match self.ttl.as_mut() {
+            Some(t) if t.is_expired(e.time()) => {
+                t.expired += 1;
+                None
+            }
+            _ => Some(e.value),
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Every (key, value), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+        let suffix = self.suffix();
+        self.table.iter().map(move |e| (e.key(suffix), &e.value))
+    }
+
+    /// Removes and yields every (key, value).
+    pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, V)> + '_ {
+        let suffix = self.suffix();
+        self.table.drain().map(move |e| {
+            if suffix == 0 {
+                (e.key, e.value)
+            } else {
+                (e.key(suffix).into(), e.value)
+            }
+        })
+    }
+
+    /// The key group of every entry, for tests and rebalancing.
+    pub fn key_groups(&self) -> impl Iterator<Item = u32> + '_ {
+        self.table.iter().map(|e| key_group(e.hash))
     }
 
     /// A processing-time tick: with a processing-time TTL the clock moves, and expired entries
@@ -220,8 +318,12 @@ impl<V> KeyedState<V> {
         };
         let before = self.table.len();
         self.table.retain(|e| {
-            t.settle(&mut e.time);
-            !t.is_expired(e.time)
+            let mut time = e.time();
+            if time == UNKNOWN_TIME {
+                t.settle(&mut time);
+                e.set_time(time);
+            }
+            !t.is_expired(time)
         });
         t.expired += (before - self.table.len()) as u64;
     }
@@ -235,49 +337,6 @@ impl<V> KeyedState<V> {
     /// Entries expired so far (0 without a TTL).
     pub fn expired(&self) -> u64 {
         self.ttl.as_ref().map_or(0, |t| t.expired)
-    }
-
-    /// Removes `key`, returning its value (None for an expired one).
-    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let hash = hash_key(key);
-        let e = self
-            .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
-            .ok()?
-            .remove()
-            .0;
-        match self.ttl.as_mut() {
-            Some(t) if t.is_expired(e.time) => {
-                t.expired += 1;
-                None
-            }
-            _ => Some(e.value),
-        }
-    }
-
-    /// Number of keys.
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    /// True when no key is held.
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Every (key, value), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        self.table.iter().map(|e| (&*e.key, &e.value))
-    }
-
-    /// Removes and yields every (key, value).
-    pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, V)> + '_ {
-        self.table.drain().map(|e| (e.key, e.value))
-    }
-
-    /// The key group of every entry, for tests and rebalancing.
-    pub fn key_groups(&self) -> impl Iterator<Item = u32> + '_ {
-        self.table.iter().map(|e| key_group(e.hash))
     }
 }
 
@@ -312,11 +371,13 @@ impl<V: StateValue> KeyedState<V> {
         if let Some(t) = &self.ttl {
             out.extend_from_slice(&t.now().to_le_bytes());
         }
+        let suffix = self.suffix();
         for e in ordered.into_iter().flatten() {
-            out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-            out.extend_from_slice(&e.key);
+            let key = e.key(suffix);
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(key);
             if times {
-                out.extend_from_slice(&e.time.to_le_bytes());
+                out.extend_from_slice(&e.time().to_le_bytes());
             }
             e.value.write(out);
         }
@@ -360,6 +421,7 @@ impl<V: StateValue> KeyedState<V> {
             };
             let value = V::read(input, at)?;
             let hash = hash_key(key);
+            let suffix = self.suffix();
             if !rescale.keeps_all() {
                 rescale.check_origin(hash, part)?;
                 if !rescale.keeps(hash) {
@@ -367,7 +429,7 @@ impl<V: StateValue> KeyedState<V> {
                 }
                 if self
                     .table
-                    .find(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
+                    .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
                     .is_some()
                 {
                     return Err(RuntimeError::State(
@@ -379,9 +441,8 @@ impl<V: StateValue> KeyedState<V> {
                 hash,
                 Entry {
                     hash,
-                    key: key.into(),
+                    key: stored_key(key, self.ttl.is_some().then_some(time)),
                     value,
-                    time,
                 },
                 |e| e.hash,
             );

@@ -696,18 +696,11 @@ GROUP BY window_start, window_end, store_id;",
     let o = run(&path, &["--no-http"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    let rows = |db: &str| -> Vec<String> {
-        let conn = rusqlite::Connection::open(d.join(db)).expect("db");
-        let mut st = conn
-            .prepare("SELECT window_start || '|' || store_id || '|' || n || '|' || revenue FROM w")
-            .expect("select");
-        let mut v: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .expect("rows")
-            .map(|r| r.expect("row"))
-            .collect();
-        v.sort();
-        v
+    let rows = |db: &str| {
+        sorted_rows(
+            &d.join(db),
+            "SELECT window_start || '|' || store_id || '|' || n || '|' || revenue FROM w",
+        )
     };
     let (got, want) = (rows("out.db"), rows("reference.db"));
     assert!(!want.is_empty());
@@ -753,18 +746,11 @@ WHERE customer_id IS NOT NULL GROUP BY customer_id;",
             d.join(db).display()
         )
     };
-    let rows = |db: &str| -> Vec<String> {
-        let conn = rusqlite::Connection::open(d.join(db)).expect("db");
-        let mut st = conn
-            .prepare("SELECT customer_id || '|' || n || '|' || qty FROM c")
-            .expect("select");
-        let mut v: Vec<String> = st
-            .query_map([], |r| r.get(0))
-            .expect("rows")
-            .map(|r| r.expect("row"))
-            .collect();
-        v.sort();
-        v
+    let rows = |db: &str| {
+        sorted_rows(
+            &d.join(db),
+            "SELECT customer_id || '|' || n || '|' || qty FROM c",
+        )
     };
     let file = |name: &str, text: String| {
         let p = d.join(name);
@@ -801,6 +787,19 @@ WHERE customer_id IS NOT NULL GROUP BY customer_id;",
         "rows after the crash differ from an uninterrupted run's"
     );
     assert!(rows("plain.db") != want, "the TTL changed nothing");
+}
+
+/// The one text column `select` reads from the SQLite file `db`, sorted.
+fn sorted_rows(db: &Path, select: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("db");
+    let mut st = conn.prepare(select).expect("select");
+    let mut v: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    v.sort();
+    v
 }
 
 /// Starts `tillflow run path` serving its API on `port`.

@@ -129,6 +129,42 @@ impl JsonDecoder {
                     None => {
                         sc.skip_value().map_err(syntax)?;
                     }
+                    Some(c)
+                        if self.types[c].is_nested() && matches!(sc.peek(), Some(b'{' | b'[')) =>
+                    {
+                        // a nested column is read where it stands (not skipped first)
+                        *current = Some(c);
+                        let (ty, iso, start, before) =
+                            (self.types[c], self.iso, sc.i, row.heap.len());
+                        let scalar = |t: Token<'_>, ty: DataType, h: &mut Vec<u8>| {
+                            let mut v = Value::Null;
+                            scalar_token(t, ty, iso, h, &mut v).map(|_| v)
+                        };
+                        let r = super::json_nested::decode_at(
+                            &mut sc,
+                            ty,
+                            &mut row.heap,
+                            &mut self.nested,
+                            &scalar,
+                        );
+                        match r {
+                            Ok(s) => row.values[c] = Value::Str(s),
+                            Err(m) => {
+                                // the record goes on after the whole value
+                                row.heap.truncate(before);
+                                sc.i = start;
+                                sc.skip_value().map_err(syntax)?;
+                                if !lenient {
+                                    return Err(m);
+                                }
+                                *nulled = true;
+                                row.values[c] = Value::Null;
+                            }
+                        }
+                        self.seen[c] = true;
+                        *current = None;
+                        hint = c + 1;
+                    }
                     Some(c) => {
                         *current = Some(c);
                         let tok = sc.value(&mut self.str_buf).map_err(syntax)?;
@@ -143,17 +179,15 @@ impl JsonDecoder {
                             Token::Nested(raw) => match ty {
                                 DataType::String(_) => {
                                     // Flink keeps nested JSON as its compact text
-                                    let text = serde_json::from_slice::<serde_json::Value>(raw)
+                                    let text = serde_json::from_str::<serde_json::Value>(raw)
                                         .map(|v| v.to_string())
-                                        .unwrap_or_else(|_| {
-                                            String::from_utf8_lossy(raw).into_owned()
-                                        });
+                                        .unwrap_or_else(|_| raw.to_owned());
                                     *slot = Value::Str(push_str(heap, &text));
                                     Ok(())
                                 }
                                 ty => Err(mismatch(
                                     ty,
-                                    if raw.first() == Some(&b'[') {
+                                    if raw.starts_with('[') {
                                         "an array"
                                     } else {
                                         "an object"
@@ -245,7 +279,7 @@ impl Decoder for JsonDecoder {
 /// path is the hot path of every JSON source.
 #[inline(never)]
 fn decode_nested(
-    raw: &[u8],
+    raw: &str,
     ty: DataType,
     iso: bool,
     heap: &mut Vec<u8>,
@@ -295,7 +329,7 @@ fn scalar_token(
         }
         Token::Nested(raw) => Err(mismatch(
             ty,
-            if raw.first() == Some(&b'[') {
+            if raw.starts_with('[') {
                 "an array"
             } else {
                 "an object"

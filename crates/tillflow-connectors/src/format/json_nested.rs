@@ -35,20 +35,33 @@ fn syntax(base: usize) -> impl Fn(SyntaxError) -> String {
     move |e| format!("invalid JSON at byte {}: {}", base + e.at + 1, e.message)
 }
 
-/// Decodes the JSON object or array `raw` into a value of the nested type `ty` appended to
+/// Decodes the JSON object or array `text` into a value of the nested type `ty` appended to
 /// `heap`; returns its span. `scalar` converts a scalar token into a value of a scalar type
 /// (strings and bytes into the given heap).
 pub fn decode(
-    raw: &[u8],
+    text: &str,
     ty: DataType,
     heap: &mut Vec<u8>,
     scratch: &mut Scratch,
     scalar: &ReadScalar<'_>,
 ) -> Result<StrRef, String> {
-    let text =
-        std::str::from_utf8(raw).map_err(|_| "invalid UTF-8 in a nested value".to_owned())?;
     let off = heap.len();
     encode_value(text, ty, heap, scratch, scalar)?;
+    Ok(nested::span_from(heap, off))
+}
+
+/// Decodes the JSON object or array at the scanner's position (in the record it reads) into a
+/// value of the nested type `ty` appended to `heap`, leaving the scanner after it; returns its
+/// span. Reading the value where it stands, not after skipping it, scans it once less.
+pub fn decode_at(
+    sc: &mut Scanner<'_>,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<StrRef, String> {
+    let off = heap.len();
+    encode_at(sc, ty, heap, scratch, scalar)?;
     Ok(nested::span_from(heap, off))
 }
 
@@ -61,6 +74,23 @@ fn encode_value(
     scalar: &ReadScalar<'_>,
 ) -> Result<(), String> {
     let mut sc = Scanner::new(text);
+    encode_at(&mut sc, ty, heap, scratch, scalar)?;
+    if !sc.at_end() {
+        return Err("invalid JSON: trailing characters in a nested value".into());
+    }
+    Ok(())
+}
+
+/// [`encode_value`] of the value at the scanner's position; positions in errors are the
+/// scanner's.
+fn encode_at(
+    sc: &mut Scanner<'_>,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<(), String> {
+    let text = sc.text();
     let err = syntax(0);
     match ty {
         DataType::Row(rt) => {
@@ -93,7 +123,7 @@ fn encode_value(
                     if let Some(f) = field {
                         scratch.spans[level + f] = Some((start, sc.i));
                     }
-                    if after_member(&mut sc, b'}')? {
+                    if after_member(sc, b'}')? {
                         break;
                     }
                 }
@@ -154,7 +184,7 @@ fn encode_value(
                         heap.extend_from_within(slot..end);
                     }
                     n = n.saturating_add(count);
-                    if after_member(&mut sc, b'}')? {
+                    if after_member(sc, b'}')? {
                         break;
                     }
                 }
@@ -177,7 +207,7 @@ fn encode_value(
                     encode_slot(item, *et, heap, scratch, scalar)
                         .map_err(|m| format!("element {}: {m}", n + 1))?;
                     n += 1;
-                    if after_member(&mut sc, b']')? {
+                    if after_member(sc, b']')? {
                         break;
                     }
                 }
@@ -211,7 +241,7 @@ fn encode_value(
                     let item = &text[start..sc.i];
                     encode_slot(item, *v, heap, scratch, scalar)?;
                     n += 1;
-                    if after_member(&mut sc, b'}')? {
+                    if after_member(sc, b'}')? {
                         break;
                     }
                 }
@@ -220,9 +250,6 @@ fn encode_value(
             nested::dedupe_map_keys(heap, count_at, *kt, *v);
         }
         other => return Err(format!("{other} is not a nested type")),
-    }
-    if !sc.at_end() {
-        return Err("invalid JSON: trailing characters in a nested value".into());
     }
     Ok(())
 }

@@ -51,8 +51,8 @@ pub enum Token<'a> {
     Number(&'a str),
     /// A string's (unescaped) text.
     Str(&'a str),
-    /// A nested object or array's raw text.
-    Nested(&'a [u8]),
+    /// A nested object or array's raw text (a slice of the record, already valid UTF-8).
+    Nested(&'a str),
 }
 
 /// Cursor over one record (validated as UTF-8 once, so string slices need no further checks).
@@ -75,6 +75,11 @@ impl<'a> Scanner<'a> {
             b: text.as_bytes(),
             i: 0,
         }
+    }
+
+    /// The whole text the scanner reads (positions index it).
+    pub fn text(&self) -> &'a str {
+        self.text
     }
 
     /// Skips whitespace.
@@ -340,7 +345,15 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.literal(b"null").map(|_| Token::Null),
             Some(b't') => self.literal(b"true").map(|_| Token::Bool(true)),
             Some(b'f') => self.literal(b"false").map(|_| Token::Bool(false)),
-            Some(b'{' | b'[') => Ok(Token::Nested(self.skip_value()?)),
+            Some(b'{' | b'[') => {
+                let start = self.i;
+                self.skip_value()?;
+                // brackets are ASCII: both ends are character boundaries of the record
+                match self.text.get(start..self.i) {
+                    Some(s) => Ok(Token::Nested(s)),
+                    None => err(start, "invalid UTF-8 in a nested value"),
+                }
+            }
             _ => err(self.i, "expected a value"),
         }
     }

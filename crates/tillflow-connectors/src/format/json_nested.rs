@@ -94,8 +94,17 @@ fn encode_at(
     let err = syntax(0);
     match ty {
         DataType::Row(rt) => {
+            sc.ws();
+            let (row_start, heap_start) = (sc.i, heap.len());
             sc.expect(b'{', "expected an object for a ROW")
                 .map_err(&err)?;
+            // the common case: the fields in the schema's order, each encoded where it stands;
+            // anything else is read again below, field by field (which also words the errors)
+            if row_in_order(sc, rt, heap, scratch, scalar) {
+                return Ok(());
+            }
+            heap.truncate(heap_start);
+            sc.i = row_start + 1;
             let level = scratch.spans.len();
             scratch.spans.resize(level + rt.fields.len(), None);
             if sc.peek() == Some(b'}') {
@@ -345,6 +354,95 @@ fn encode_payload(
                 "an object"
             }
         )),
+        Ok(tok) => scalar(tok, ty, &mut tmp).map(|v| match v {
+            Value::Str(s) => push_bytes_payload(heap, heap_bytes(&tmp, s)),
+            Value::Null => {
+                // a scalar that converts to NULL: keep the slot's flag honest
+                heap.pop();
+                heap.push(0);
+            }
+            v => push_scalar_payload(heap, v, ty),
+        }),
+        Err(e) => Err(syntax(0)(e)),
+    };
+    scratch.text = buf;
+    scratch.heap = tmp;
+    r
+}
+
+/// A ROW's members after its `{` when they are its fields in the schema's order (missing ones
+/// at the end are NULL): each field's slot encoded where it stands. False at the first member
+/// that is not the next field, or any fault: the caller reads the ROW again from its start.
+fn row_in_order(
+    sc: &mut Scanner<'_>,
+    rt: &tillflow_types::RowType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> bool {
+    let mut f = 0;
+    if sc.peek() == Some(b'}') {
+        sc.i += 1;
+    } else {
+        loop {
+            sc.ws();
+            let mut key = std::mem::take(&mut scratch.text);
+            let next = match sc.key(&mut key) {
+                Ok(k) => rt.fields.get(f).filter(|(n, _)| n.as_bytes() == k),
+                Err(_) => None,
+            };
+            scratch.text = key;
+            let Some((_, fty)) = next else {
+                return false;
+            };
+            if sc.expect(b':', "").is_err() {
+                return false;
+            }
+            sc.ws();
+            if sc.text().get(sc.i..).is_some_and(|t| t.starts_with("null")) {
+                sc.i += 4;
+                heap.push(0);
+            } else {
+                heap.push(1);
+                if encode_payload_at(sc, *fty, heap, scratch, scalar).is_err() {
+                    return false;
+                }
+            }
+            f += 1;
+            match after_member(sc, b'}') {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(_) => return false,
+            }
+        }
+    }
+    for _ in f..rt.fields.len() {
+        heap.push(0);
+    }
+    true
+}
+
+/// [`encode_payload`] of the value at the scanner's position, leaving the scanner after it.
+fn encode_payload_at(
+    sc: &mut Scanner<'_>,
+    ty: DataType,
+    heap: &mut Vec<u8>,
+    scratch: &mut Scratch,
+    scalar: &ReadScalar<'_>,
+) -> Result<(), String> {
+    if ty.is_nested() {
+        let len_at = heap.len();
+        heap.extend_from_slice(&0u32.to_le_bytes());
+        encode_at(sc, ty, heap, scratch, scalar)?;
+        let len = (heap.len() - len_at - 4) as u32;
+        heap[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        return Ok(());
+    }
+    let mut buf = std::mem::take(&mut scratch.text);
+    let mut tmp = std::mem::take(&mut scratch.heap);
+    tmp.clear();
+    let r = match sc.value(&mut buf) {
+        Ok(Token::Nested(_)) => Err(format!("expected {ty}, got a nested value")),
         Ok(tok) => scalar(tok, ty, &mut tmp).map(|v| match v {
             Value::Str(s) => push_bytes_payload(heap, heap_bytes(&tmp, s)),
             Value::Null => {

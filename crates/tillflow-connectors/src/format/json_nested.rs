@@ -333,41 +333,7 @@ fn encode_payload(
     scratch: &mut Scratch,
     scalar: &ReadScalar<'_>,
 ) -> Result<(), String> {
-    if ty.is_nested() {
-        let len_at = heap.len();
-        heap.extend_from_slice(&0u32.to_le_bytes());
-        encode_value(text, ty, heap, scratch, scalar)?;
-        let len = (heap.len() - len_at - 4) as u32;
-        heap[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-        return Ok(());
-    }
-    let mut sc = Scanner::new(text);
-    let mut buf = std::mem::take(&mut scratch.text);
-    let mut tmp = std::mem::take(&mut scratch.heap);
-    tmp.clear();
-    let r = match sc.value(&mut buf) {
-        Ok(Token::Nested(_)) => Err(format!(
-            "expected {ty}, got {}",
-            if text.starts_with('[') {
-                "an array"
-            } else {
-                "an object"
-            }
-        )),
-        Ok(tok) => scalar(tok, ty, &mut tmp).map(|v| match v {
-            Value::Str(s) => push_bytes_payload(heap, heap_bytes(&tmp, s)),
-            Value::Null => {
-                // a scalar that converts to NULL: keep the slot's flag honest
-                heap.pop();
-                heap.push(0);
-            }
-            v => push_scalar_payload(heap, v, ty),
-        }),
-        Err(e) => Err(syntax(0)(e)),
-    };
-    scratch.text = buf;
-    scratch.heap = tmp;
-    r
+    encode_payload_at(&mut Scanner::new(text), ty, heap, scratch, scalar)
 }
 
 /// A ROW's members after its `{` when they are its fields in the schema's order (missing ones
@@ -442,7 +408,14 @@ fn encode_payload_at(
     let mut tmp = std::mem::take(&mut scratch.heap);
     tmp.clear();
     let r = match sc.value(&mut buf) {
-        Ok(Token::Nested(_)) => Err(format!("expected {ty}, got a nested value")),
+        Ok(Token::Nested(raw)) => Err(format!(
+            "expected {ty}, got {}",
+            if raw.starts_with('[') {
+                "an array"
+            } else {
+                "an object"
+            }
+        )),
         Ok(tok) => scalar(tok, ty, &mut tmp).map(|v| match v {
             Value::Str(s) => push_bytes_payload(heap, heap_bytes(&tmp, s)),
             Value::Null => {

@@ -375,7 +375,28 @@ impl Expr {
                     Err(e) => Err(e),
                 }
             }
-            Expr::Call { func, args, ty } => eval_call(*func, args, *ty, row, out),
+            Expr::Call { func, args, ty } => {
+                if let (
+                    Func::Nested(crate::nested_fn::NestedFn::Field(i)),
+                    [Expr::Column {
+                        index,
+                        ty: DataType::Row(r),
+                    }],
+                ) = (func, args.as_slice())
+                {
+                    // a field of a ROW column (`bid.price`), read where the row holds it: only
+                    // the field is copied, not the whole ROW first
+                    return Ok(match row.values.get(*index) {
+                        Some(Value::Str(s)) => copy_value(
+                            tillflow_types::nested::row_field(&row.heap, *s, r, *i as usize),
+                            &row.heap,
+                            out,
+                        ),
+                        _ => Value::Null,
+                    });
+                }
+                eval_call(*func, args, *ty, row, out)
+            }
             Expr::Prepared {
                 func, args, state, ..
             } => eval_prepared(*func, args, state, row, out),

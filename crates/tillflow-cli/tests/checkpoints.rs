@@ -100,6 +100,22 @@ fn run(path: &Path, extra: &[&str]) -> std::process::Output {
         .expect("run tillflow")
 }
 
+/// Runs `tillflow run path` (with `extra` options) until the test hook aborts it right after
+/// writing checkpoint `n`; fails the test if the run ends otherwise.
+fn crash_after_checkpoint(path: &Path, n: u32, extra: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .args(extra)
+        .arg(path)
+        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", n.to_string())
+        .output()
+        .expect("run");
+    assert!(
+        !o.status.success(),
+        "the hook should have aborted the run after checkpoint {n}"
+    );
+}
+
 fn reference(dir: &Path) -> Vec<(String, Vec<String>)> {
     let path = dir.join("reference.sql");
     std::fs::write(&path, script(dir, "reference.db", "max", false, "10")).expect("write");
@@ -329,13 +345,7 @@ fn a_crash_between_writing_a_checkpoint_and_committing_it_is_recovered() {
     let path = dir.path().join("job.sql");
     std::fs::write(&path, script(dir.path(), "out.db", "7200x", true, "10")).expect("write");
     // checkpoint 4 is durable, its rows are not in SQLite: the restart must commit them
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet"])
-        .arg(&path)
-        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "4")
-        .output()
-        .expect("run");
-    assert!(!o.status.success(), "the hook should have aborted the run");
+    crash_after_checkpoint(&path, 4, &[]);
     let conn = rusqlite::Connection::open(dir.path().join("out.db")).expect("db");
     let marker: i64 = conn
         .query_row(
@@ -682,17 +692,8 @@ GROUP BY window_start, window_end, store_id;",
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let path = d.join("job.sql");
     std::fs::write(&path, script("out.db", true)).expect("write");
-    let crashed = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--no-http"])
-        .arg(&path)
-        // early in the run, so a fast machine cannot finish the input first
-        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "2")
-        .output()
-        .expect("run");
-    assert!(
-        !crashed.status.success(),
-        "the hook should have aborted the run"
-    );
+    // early in the run, so a fast machine cannot finish the input first
+    crash_after_checkpoint(&path, 2, &["--no-http"]);
     let o = run(&path, &["--no-http"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -768,16 +769,7 @@ WHERE customer_id IS NOT NULL GROUP BY customer_id;",
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let path = file("job.sql", script("out.db", true, true));
-    let crashed = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .args(["run", "--quiet", "--no-http", "--parallelism", "2"])
-        .arg(&path)
-        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "2")
-        .output()
-        .expect("run");
-    assert!(
-        !crashed.status.success(),
-        "the hook should have aborted the run"
-    );
+    crash_after_checkpoint(&path, 2, &["--no-http", "--parallelism", "2"]);
     let o = run(&path, &["--no-http", "--parallelism", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (got, want) = (rows("out.db"), rows("reference.db"));

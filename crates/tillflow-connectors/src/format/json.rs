@@ -173,9 +173,6 @@ impl JsonDecoder {
                         let slot = &mut row.values[c];
                         let iso = self.iso;
                         let r = match tok {
-                            Token::Nested(raw) if ty.is_nested() => {
-                                decode_nested(raw, ty, iso, heap, &mut self.nested, slot)
-                            }
                             Token::Nested(raw) => match ty {
                                 DataType::String(_) => {
                                     // Flink keeps nested JSON as its compact text
@@ -272,25 +269,6 @@ impl Decoder for JsonDecoder {
     fn nulled_records(&self) -> u64 {
         self.nulled_records
     }
-}
-
-/// An integer of at most 18 digits, parsed inline.
-/// A nested column's object or array into `slot`; kept out of the decoder's loop, whose scalar
-/// path is the hot path of every JSON source.
-#[inline(never)]
-fn decode_nested(
-    raw: &str,
-    ty: DataType,
-    iso: bool,
-    heap: &mut Vec<u8>,
-    scratch: &mut super::json_nested::Scratch,
-    slot: &mut Value,
-) -> Result<(), String> {
-    let scalar = |t: Token<'_>, ty: DataType, h: &mut Vec<u8>| {
-        let mut v = Value::Null;
-        scalar_token(t, ty, iso, h, &mut v).map(|_| v)
-    };
-    super::json_nested::decode(raw, ty, heap, scratch, &scalar).map(|s| *slot = Value::Str(s))
 }
 
 /// Converts a scalar JSON token into a value of type `ty` in `slot` (strings into `heap`).

@@ -35,21 +35,6 @@ fn syntax(base: usize) -> impl Fn(SyntaxError) -> String {
     move |e| format!("invalid JSON at byte {}: {}", base + e.at + 1, e.message)
 }
 
-/// Decodes the JSON object or array `text` into a value of the nested type `ty` appended to
-/// `heap`; returns its span. `scalar` converts a scalar token into a value of a scalar type
-/// (strings and bytes into the given heap).
-pub fn decode(
-    text: &str,
-    ty: DataType,
-    heap: &mut Vec<u8>,
-    scratch: &mut Scratch,
-    scalar: &ReadScalar<'_>,
-) -> Result<StrRef, String> {
-    let off = heap.len();
-    encode_value(text, ty, heap, scratch, scalar)?;
-    Ok(nested::span_from(heap, off))
-}
-
 /// Decodes the JSON object or array at the scanner's position (in the record it reads) into a
 /// value of the nested type `ty` appended to `heap`, leaving the scanner after it; returns its
 /// span. Reading the value where it stands, not after skipping it, scans it once less.
@@ -65,24 +50,8 @@ pub fn decode_at(
     Ok(nested::span_from(heap, off))
 }
 
-/// Writes the encoding (not a payload: no length prefix) of the JSON value `text`.
-fn encode_value(
-    text: &str,
-    ty: DataType,
-    heap: &mut Vec<u8>,
-    scratch: &mut Scratch,
-    scalar: &ReadScalar<'_>,
-) -> Result<(), String> {
-    let mut sc = Scanner::new(text);
-    encode_at(&mut sc, ty, heap, scratch, scalar)?;
-    if !sc.at_end() {
-        return Err("invalid JSON: trailing characters in a nested value".into());
-    }
-    Ok(())
-}
-
-/// [`encode_value`] of the value at the scanner's position; positions in errors are the
-/// scanner's.
+/// Writes the encoding (not a payload: no length prefix) of the JSON value at the scanner's
+/// position, leaving the scanner after it; positions in errors are the scanner's.
 fn encode_at(
     sc: &mut Scanner<'_>,
     ty: DataType,

@@ -92,6 +92,16 @@ pub fn start(args: &HttpArgs, quiet: bool) -> Result<Option<Status>, String> {
 }
 
 /// The report's checkpoint counters as the API shows them.
+fn state_store(r: &JobReport) -> Option<tillflow_server::StateStoreStatus> {
+    r.state_store.map(|s| tillflow_server::StateStoreStatus {
+        disk_bytes: s.disk_bytes,
+        memory_bytes: s.memory_bytes,
+        memory_budget: s.memory_budget,
+        entries_spilled: s.entries_spilled,
+        entries_loaded: s.entries_loaded,
+    })
+}
+
 fn checkpoints(r: &JobReport) -> Option<tillflow_server::CheckpointStatus> {
     r.checkpoints.map(|c| tillflow_server::CheckpointStatus {
         completed: c.completed,
@@ -317,6 +327,7 @@ impl Publisher {
                 },
                 nodes: nodes(r, before, secs),
                 checkpoints: checkpoints(r),
+                state_store: state_store(r),
                 tables: tables(&r.tables),
             };
             tillflow_server::publish(&status, js.clone());
@@ -340,6 +351,7 @@ impl Publisher {
             records_per_sec: 0.0,
             nodes: report.map(|r| nodes(r, &[], 0.0)).unwrap_or_default(),
             checkpoints: report.and_then(checkpoints),
+            state_store: report.and_then(state_store),
             tables: report.map(|r| tables(&r.tables)).unwrap_or_default(),
         };
         tillflow_server::publish(&self.status, js);

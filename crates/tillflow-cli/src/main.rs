@@ -243,6 +243,10 @@ struct ScriptArgs {
     /// Replace ${NAME} in the script (repeatable); the environment is used for names not given.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
+    /// Set a configuration key before the script runs, as Flink's `-D` (repeatable; the
+    /// script's own SET overrides it): `--set state.backend.type=disk`.
+    #[arg(long = "set", short = 'D', value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// Print no job summary.
     #[arg(long, short)]
     quiet: bool,
@@ -398,9 +402,24 @@ fn load(args: &ScriptArgs) -> Result<JobPlan, String> {
     }
     let mut session = Session::new();
     session.default_store = Some(args.store.clone());
-    session
+    let mut notices = Vec::new();
+    for kv in &args.sets {
+        let Some((k, val)) = kv.split_once('=') else {
+            return Err(format!("--set expects KEY=VALUE, got '{kv}'"));
+        };
+        if let Some(n) = session
+            .set(k.trim(), val.trim())
+            .map_err(|e| e.to_string())?
+        {
+            notices.push(format!("--set {}: {n}", k.trim()));
+        }
+    }
+    let mut plan = session
         .execute_script(&text, &vars)
-        .map_err(|e| format!("{}: {e}", args.file.display()))
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    notices.append(&mut plan.notices);
+    plan.notices = notices;
+    Ok(plan)
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM ends the job cleanly: sources stop, open windows fire, sinks commit
@@ -484,6 +503,14 @@ fn summary(r: &JobReport) -> String {
     if late > 0 {
         s.push_str(&format!(", dropped {late} late records"));
     }
+    if let Some(st) = &r.state_store {
+        s.push_str(&format!(
+            "; state on disk: {} entries moved out, {} read back ({:.1} MiB of files)",
+            st.entries_spilled,
+            st.entries_loaded,
+            st.disk_bytes as f64 / (1 << 20) as f64
+        ));
+    }
     s
 }
 
@@ -546,7 +573,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                 let status = http::start(&a.http, a.quiet)?;
                 plan.keep_recent_rows = status.is_some();
                 plan.parallelism = r.parallelism.map(usize::from);
-                let config = std::mem::take(&mut plan.config);
+                let config = plan.config.clone();
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;

@@ -22,7 +22,9 @@
 //!   change of plan.
 //!
 //! Each case is a test of its own (`cargo test --test sql_cases flink::q5_topn_10m`), run at
-//! parallelism 1, 2 and 4 (`tillflow run --parallelism N`), which must give the same rows.
+//! parallelism 1, 2 and 4 (`tillflow run --parallelism N`), which must give the same rows; the
+//! run at parallelism 2 keeps its state on disk (`state.backend.type` = `disk` with the smallest
+//! memory budget), so every case also checks the on-disk backend.
 //! Rows are compared as multisets; DOUBLE values to a relative 1e-9, everything else exactly.
 //! A `debezium-json` output is replayed to its final rows first.
 
@@ -163,11 +165,18 @@ fn run(
     late: &Path,
     parallelism: usize,
 ) -> Outcome {
-    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .arg("run")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+    cmd.arg("run")
         .arg(query)
         .arg("--parallelism")
-        .arg(parallelism.to_string())
+        .arg(parallelism.to_string());
+    if parallelism == 2 {
+        // the on-disk state backend with the smallest budget: nearly every entry of every
+        // keyed state goes to disk and back, and the rows must not change
+        cmd.args(["--set", "state.backend.type=disk"])
+            .args(["--set", "state.backend.rocksdb.memory.fixed-per-slot=1mb"]);
+    }
+    let o = cmd
         .arg("--var")
         .arg(format!("INPUT={}", input.display()))
         .arg("--var")

@@ -151,21 +151,6 @@ const LAST_NAMES: [&str; 9] = [
     "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
 ];
 
-/// Parses a Flink memory size (`200b`, `1 kb`, `2m`, `512`: bytes).
-fn memory_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let n: u64 = v[..split].parse().ok()?;
-    let mult = match v[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" | "bytes" => 1,
-        "k" | "kb" | "kibibytes" => 1 << 10,
-        "m" | "mb" | "mebibytes" => 1 << 20,
-        "g" | "gb" | "gibibytes" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 /// Parses a Flink duration (`600 s`, `10 min`, `1h`, `500ms`, `30`: milliseconds) into ms.
 fn duration_ms(v: &str) -> Option<u64> {
     let v = v.trim();
@@ -195,7 +180,7 @@ impl NexmarkConfig {
         let size = |key: &str, default: u64| -> std::result::Result<u64, ConnectorError> {
             match table.option(key) {
                 None => Ok(default),
-                Some(v) => memory_size(v).ok_or_else(|| {
+                Some(v) => tillflow_types::units::parse_memory_size(v).ok_or_else(|| {
                     table.error(format!(
                         "option '{key}' must be a memory size such as '200b' or '1kb', got '{v}'"
                     ))

@@ -9,6 +9,7 @@ use crate::operator::{
     wrap_innermost, Node, NodeIdentity, NodeMut, OperatorMetrics, Pipeline, Poll, Source,
     SourceMetrics,
 };
+use crate::state::disk::DiskStore;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,8 +108,25 @@ pub struct JobReport {
     pub tables: Vec<(String, Vec<String>)>,
     /// Checkpointing's counters, when it is on.
     pub checkpoints: Option<CheckpointStats>,
+    /// The on-disk state backend's counters, when the job uses it.
+    pub state_store: Option<StateStoreStats>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// What the on-disk state backend holds and has done (see [`crate::state::disk`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateStoreStats {
+    /// Bytes of its files on local disk.
+    pub disk_bytes: u64,
+    /// Estimated bytes of the entries held in memory.
+    pub memory_bytes: u64,
+    /// The memory budget for entries held in memory.
+    pub memory_budget: u64,
+    /// Entries moved to disk so far.
+    pub entries_spilled: u64,
+    /// Entries read back from disk so far.
+    pub entries_loaded: u64,
 }
 
 /// A node of a [`JobReport`]: an index into its sources, operators or sinks.
@@ -157,6 +175,8 @@ pub struct Job {
     progress: Option<ProgressFn>,
     reports: Option<ReportFn>,
     checkpoints: Option<Checkpoints>,
+    /// The on-disk store of the job's keyed state (the on-disk backend only).
+    state_store: Option<Arc<DiskStore>>,
 }
 
 /// A job's checkpointing: where, how often, and the numbering.
@@ -244,6 +264,27 @@ impl Job {
             progress: None,
             reports: None,
             checkpoints: None,
+            state_store: None,
+        }
+    }
+
+    /// Keeps the on-disk store the job's keyed states were built with (see
+    /// [`crate::state::disk`]): states the job makes later (on restore, in worker threads) use
+    /// it too, and an error of the store fails the job.
+    pub fn set_state_store(&mut self, store: Option<Arc<DiskStore>>) {
+        self.state_store = store;
+    }
+
+    /// The on-disk store of the job's keyed state, if it has one.
+    pub fn state_store(&self) -> Option<&Arc<DiskStore>> {
+        self.state_store.as_ref()
+    }
+
+    /// Fails with the on-disk store's error, if it met one.
+    fn check_state_store(&self) -> Result<()> {
+        match &self.state_store {
+            Some(s) => s.check(),
+            None => Ok(()),
         }
     }
 
@@ -378,6 +419,12 @@ impl Job {
     /// Restores `snap` (loaded from `from`): source positions, operator state, and the sinks'
     /// prepared rows (committed now unless they already were). Checkpointing must be enabled.
     pub fn restore(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
+        let store = self.state_store.clone();
+        crate::state::disk::scoped(store.as_ref(), || self.restore_from(snap, from))?;
+        self.check_state_store()
+    }
+
+    fn restore_from(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
         let layout = self.layout()?;
         let rescaled = match snap.fit(&layout) {
             Fit::Same => None,
@@ -525,6 +572,10 @@ impl Job {
             }
             Ok(())
         })?;
+        // a snapshot that met an error of the on-disk store is not written
+        if let Some(s) = &self.state_store {
+            s.check()?;
+        }
         let bytes: usize = snap.operators.iter().chain(&snap.sinks).map(Vec::len).sum();
         let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
         let store = c.store.clone();
@@ -635,11 +686,12 @@ impl Job {
                 Ok(())
             })?;
             for s in &mut self.stages {
-                s.start(&c)?;
+                s.start(&c, self.state_store.clone())?;
             }
             self.coordination = Some((c, acks));
         }
-        let result = self.run_loop();
+        let store = self.state_store.clone();
+        let result = crate::state::disk::scoped(store.as_ref(), || self.run_loop());
         for s in &mut self.stages {
             if result.is_ok() {
                 s.stop();
@@ -756,6 +808,7 @@ impl Job {
                     }
                 }
             }
+            self.check_state_store()?;
             if all_done {
                 self.drain()?;
                 if !checkpointing && parallel {
@@ -870,6 +923,16 @@ impl Job {
         let mut r = JobReport {
             elapsed,
             checkpoints: self.checkpoint_stats(),
+            state_store: self.state_store.as_ref().map(|s| {
+                let (entries_spilled, entries_loaded) = s.moves();
+                StateStoreStats {
+                    disk_bytes: s.disk_bytes(),
+                    memory_bytes: s.cached_bytes().max(0) as u64,
+                    memory_budget: s.budget().max(0) as u64,
+                    entries_spilled,
+                    entries_loaded,
+                }
+            }),
             ..JobReport::default()
         };
         let mut rep = Reporter {

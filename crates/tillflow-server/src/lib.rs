@@ -123,6 +123,21 @@ pub struct CheckpointStatus {
     pub last_pause_ms: f64,
 }
 
+/// What the on-disk state backend holds and has done in a job.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StateStoreStatus {
+    /// Bytes of its files on local disk.
+    pub disk_bytes: u64,
+    /// Estimated bytes of the entries held in memory.
+    pub memory_bytes: u64,
+    /// The memory budget for entries held in memory.
+    pub memory_budget: u64,
+    /// Entries moved to disk so far.
+    pub entries_spilled: u64,
+    /// Entries read back from disk so far.
+    pub entries_loaded: u64,
+}
+
 /// A job as the API shows it.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct JobStatus {
@@ -142,6 +157,8 @@ pub struct JobStatus {
     pub nodes: Vec<NodeStatus>,
     /// Checkpointing, when it is on.
     pub checkpoints: Option<CheckpointStatus>,
+    /// The on-disk state backend, when the job uses it.
+    pub state_store: Option<StateStoreStatus>,
     /// Per result table: its latest rows (oldest first), as JSON values.
     #[serde(skip)]
     pub tables: Vec<(String, Vec<serde_json::Value>)>,
@@ -581,6 +598,52 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
         for j in jobs {
             if let Some(c) = &j.checkpoints {
                 let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(c));
+            }
+        }
+    }
+    type StoreMetric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&StateStoreStatus) -> u64,
+    );
+    let store_metrics: [StoreMetric; 5] = [
+        (
+            "tillflow_state_disk_bytes",
+            "gauge",
+            "Bytes of the on-disk state backend's files.",
+            |s| s.disk_bytes,
+        ),
+        (
+            "tillflow_state_memory_bytes",
+            "gauge",
+            "Estimated bytes of keyed-state entries held in memory (on-disk backend).",
+            |s| s.memory_bytes,
+        ),
+        (
+            "tillflow_state_memory_budget_bytes",
+            "gauge",
+            "The on-disk backend's memory budget for entries held in memory.",
+            |s| s.memory_budget,
+        ),
+        (
+            "tillflow_state_entries_spilled_total",
+            "counter",
+            "Keyed-state entries moved from memory to disk.",
+            |s| s.entries_spilled,
+        ),
+        (
+            "tillflow_state_entries_loaded_total",
+            "counter",
+            "Keyed-state entries read back from disk.",
+            |s| s.entries_loaded,
+        ),
+    ];
+    for (name, kind, help, get) in store_metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for j in jobs {
+            if let Some(s) = &j.state_store {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(s));
             }
         }
     }

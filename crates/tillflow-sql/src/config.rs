@@ -20,6 +20,12 @@ pub enum ValueKind {
     },
     /// `true` or `false`.
     Bool,
+    /// A memory size as Flink writes it: `256 mb`, `1g`, `512kb` (a bare number is bytes), of
+    /// at least `min` bytes.
+    MemorySize {
+        /// The smallest size allowed.
+        min: u64,
+    },
     /// One of these words (case-insensitive).
     Enum(&'static [&'static str]),
     /// Any text.
@@ -73,7 +79,7 @@ const fn alias(key: &'static str, of: &'static str, kind: ValueKind) -> KeyDef {
 }
 
 use Effect::{AcceptedIf, Applied, Noted, Refused};
-use ValueKind::{Bool, Duration, Enum, Int, Secret, Text};
+use ValueKind::{Bool, Duration, Enum, Int, MemorySize, Secret, Text};
 
 const OPTIMIZER: &str =
     "it steers how Flink's optimizer plans a query, which cannot change its results; tillflow plans queries its own way";
@@ -82,7 +88,7 @@ const MINI_BATCH: &str =
 const CHECKPOINT_TUNING: &str =
     "tillflow takes one checkpoint at a time between two records (always aligned, never concurrent); this tuning does not change results";
 const STATE_BACKEND: &str =
-    "tillflow keeps state in memory and writes whole checkpoints to 'state.checkpoints.dir'; the state backend does not change results";
+    "tillflow writes whole checkpoints to 'state.checkpoints.dir' on either state backend (incremental checkpoints are not implemented yet); where checkpoints go does not change results";
 const RESTART: &str =
     "tillflow does not restart a failed job itself: run it again and it resumes from its latest checkpoint";
 const CLIENT_DISPLAY: &str =
@@ -243,8 +249,21 @@ pub const KEYS: &[KeyDef] = &[
     ),
     key("execution.checkpointing.incremental", Bool, Noted(STATE_BACKEND)),
     key("state.backend.incremental", Bool, Noted(STATE_BACKEND)),
-    key("state.backend.type", Text, Noted(STATE_BACKEND)),
-    key("state.backend", Text, Noted(STATE_BACKEND)),
+    // where keyed state lives: 'hashmap' (memory) or on local disk within a memory budget
+    // ('disk'; Flink's 'rocksdb' selects it), see tillflow_runtime::state::disk
+    key("state.backend.type", Enum(&["hashmap", "rocksdb", "disk"]), Applied),
+    alias("state.backend", "state.backend.type", Enum(&["hashmap", "rocksdb", "disk"])),
+    key(
+        "state.backend.rocksdb.memory.fixed-per-slot",
+        MemorySize { min: tillflow_runtime::state::disk::MIN_MEMORY },
+        Applied,
+    ),
+    alias(
+        "tillflow.state.memory-per-worker",
+        "state.backend.rocksdb.memory.fixed-per-slot",
+        MemorySize { min: tillflow_runtime::state::disk::MIN_MEMORY },
+    ),
+    key("state.backend.rocksdb.localdir", Text, Applied),
     key("state.checkpoint-storage", Text, Noted(STATE_BACKEND)),
     key("execution.checkpointing.storage", Text, Noted(STATE_BACKEND)),
     key(
@@ -476,6 +495,14 @@ fn check_value(def: &KeyDef, value: &str) -> Result<(), ConfigError> {
                 return Err(bad("'true' or 'false'".into()));
             }
         }
+        MemorySize { min } => {
+            if tillflow_types::units::parse_memory_size(v).is_none_or(|n| n < min) {
+                return Err(bad(format!(
+                    "a memory size of at least {} MiB (e.g. '256 mb', '1 gb')",
+                    min >> 20
+                )));
+            }
+        }
         Enum(words) => {
             if !words.iter().any(|w| w.eq_ignore_ascii_case(v)) {
                 return Err(bad(format!("one of {}", words.join(", "))));
@@ -628,6 +655,15 @@ mod tests {
         assert!(check_set("table.exec.state.ttl", "soon").is_err());
         assert!(check_set("tillflow.state.ttl.clock", "watermark").is_ok());
         assert!(check_set("tillflow.state.ttl.clock", "event-time").is_err());
+        assert!(check_set("state.backend.type", "rocksdb").is_ok());
+        assert!(check_set("state.backend.type", "forst").is_err());
+        assert_eq!(
+            check_set("state.backend", "disk").map(|s| s.key),
+            Ok("state.backend.type")
+        );
+        assert!(check_set("state.backend.rocksdb.memory.fixed-per-slot", "256 mb").is_ok());
+        assert!(check_set("state.backend.rocksdb.memory.fixed-per-slot", "1 kb").is_err());
+        assert!(check_set("tillflow.state.memory-per-worker", "lots").is_err());
         let e = check_set("table.exec.sink.upsert-materialize", "FORCE").unwrap_err();
         assert!(
             e.to_string()

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planner;
 pub mod script;
 pub mod session;
+pub mod state_backend;
 pub mod statements;
 pub mod types;
 

@@ -213,6 +213,16 @@ impl Session {
     }
 
     /// Substitutes variables in, parses and executes a script; returns the job it describes.
+    /// Sets a configuration key before a script runs (`tillflow run --set KEY=VALUE`, as
+    /// Flink's `-D`): checked as `SET` checks it; the script's own `SET` overrides it. Returns
+    /// the key's notice, if it has one.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<Option<String>> {
+        let set = crate::config::check_set(key, value)
+            .map_err(|err| SqlError::Plan(format!("--set {key}: {err}")))?;
+        self.catalog.config.insert(set.key.to_owned(), set.value);
+        Ok(set.notice)
+    }
+
     pub fn execute_script(
         &mut self,
         text: &str,
@@ -802,6 +812,15 @@ impl JobPlan {
     /// (`crate::physical`).
     pub fn instantiate(self) -> Result<Job> {
         let (parallelism, max) = crate::physical::parallelism(&self, self.parallelism)?;
+        let store = crate::state_backend::open_store(&self.config, parallelism)?;
+        let mut job =
+            tillflow_runtime::state::disk::scoped(store.as_ref(), || self.build(parallelism, max))?;
+        job.set_state_store(store);
+        Ok(job)
+    }
+
+    /// Builds the job's operators (with this thread's state store, see `instantiate`).
+    fn build(self, parallelism: usize, max: u32) -> Result<Job> {
         if parallelism > 1 {
             let batch = self.batch;
             return crate::physical::instantiate(self, parallelism, max, &mut |s| {

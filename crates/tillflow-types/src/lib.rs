@@ -12,6 +12,7 @@ pub mod map;
 pub mod nested;
 pub mod schema;
 pub mod temporal;
+pub mod units;
 pub mod value;
 
 pub use datatype::{DataType, RowType};

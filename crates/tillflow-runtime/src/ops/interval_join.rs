@@ -312,7 +312,7 @@ impl TwoInputOperator for IntervalJoin {
         self.timers.clear();
         for (key, st) in self.state.iter() {
             for t in st.cleanup.into_iter().flatten() {
-                self.timers.insert((t, key.into()));
+                self.timers.insert((t, (*key).into()));
             }
         }
         Ok(())

@@ -379,7 +379,7 @@ impl Operator for OverAggregate {
         self.timers.clear();
         for (key, st) in self.state.iter() {
             for ts in &st.timers {
-                self.timers.entry(*ts).or_default().push(key.into());
+                self.timers.entry(*ts).or_default().push((*key).into());
             }
         }
         Ok(())

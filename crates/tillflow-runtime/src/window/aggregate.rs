@@ -228,14 +228,14 @@ impl WindowAggregate {
                 .filter(|p| p.start >= start && p.end <= end)
             {
                 for (key, accs) in pane.groups.iter() {
-                    let m = merged.get_or_insert_with(key, || new_accs(calls));
-                    for ((a, b), call) in m.iter_mut().zip(accs).zip(calls) {
+                    let m = merged.get_or_insert_with(&key, || new_accs(calls));
+                    for ((a, b), call) in m.iter_mut().zip(accs.iter()).zip(calls) {
                         a.merge(b.clone(), call.kind)?;
                     }
                 }
             }
             for (key, accs) in merged.iter() {
-                emit_group(&mut self.out, key, accs, &self.calls, (start, end), out)?;
+                emit_group(&mut self.out, &key, &accs, &self.calls, (start, end), out)?;
                 self.metrics.records_out += 1;
             }
             // the next window starts a slide later: panes before it are done
@@ -280,7 +280,7 @@ impl WindowAggregate {
                 }
             }
             for (key, accs) in c.groups.iter() {
-                emit_group(&mut self.out, key, accs, &self.calls, (start, end), out)?;
+                emit_group(&mut self.out, &key, &accs, &self.calls, (start, end), out)?;
                 self.metrics.records_out += 1;
             }
             c.next_end += step;

@@ -15,11 +15,20 @@
 //! [`KeyedState::peek_mut`] a read; an expired entry is never returned, and the clock's ticks
 //! ([`KeyedState::on_processing_time`], [`KeyedState::on_watermark`]) sweep the expired ones out.
 //! Snapshots then carry each entry's time.
+//!
+//! With the on-disk backend ([`disk`]) a state keeps its hot entries in the same table and the
+//! rest on local disk, within the job's memory budget; every method here covers both places, so
+//! an operator never knows where an entry is. An entry then also keeps a "touched" byte after
+//! its key (before the time), set by each access and cleared by eviction's second-chance sweep.
+
+pub mod disk;
 
 use crate::error::{Result, RuntimeError};
 use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
 use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
+use disk::{Spill, Update};
 use hashbrown::HashTable;
+use std::borrow::Cow;
 use tillflow_types::{Row, RowKind};
 
 /// A value that can be stored in a checkpoint.
@@ -116,33 +125,43 @@ impl<V> Entry<V> {
         let at = self.key.len() - TIME;
         self.key[at..].copy_from_slice(&t.to_le_bytes());
     }
+
+    /// Marks the entry touched (on-disk backend only: the byte after the key).
+    #[inline]
+    fn touch(&mut self, suffix: usize) {
+        let at = self.key.len() - suffix;
+        self.key[at] = 1;
+    }
 }
 
-/// `key`, and with a TTL the time after it, as an entry stores it.
-fn stored_key(key: &[u8], time: Option<i64>) -> Box<[u8]> {
-    match time {
-        None => key.into(),
-        Some(t) => {
-            let mut k = Vec::with_capacity(key.len() + TIME);
-            k.extend_from_slice(key);
-            k.extend_from_slice(&t.to_le_bytes());
-            k.into_boxed_slice()
-        }
+/// `key`, with the touched byte when the state spills to disk, and with a TTL the time after
+/// them, as an entry stores it.
+fn stored_key(key: &[u8], time: Option<i64>, spills: bool) -> Box<[u8]> {
+    if time.is_none() && !spills {
+        return key.into();
     }
+    let mut k = Vec::with_capacity(key.len() + TIME + 1);
+    k.extend_from_slice(key);
+    if spills {
+        k.push(1);
+    }
+    if let Some(t) = time {
+        k.extend_from_slice(&t.to_le_bytes());
+    }
+    k.into_boxed_slice()
 }
 
 /// A hash map from encoded keys to `V`, partitioned by key group.
 pub struct KeyedState<V> {
     table: HashTable<Entry<V>>,
     ttl: Option<TtlTimer>,
+    /// The disk side, with the on-disk backend.
+    spill: Option<Box<Spill>>,
 }
 
-impl<V> Default for KeyedState<V> {
+impl<V: StateValue> Default for KeyedState<V> {
     fn default() -> Self {
-        KeyedState {
-            table: HashTable::new(),
-            ttl: None,
-        }
+        Self::with_ttl(None)
     }
 }
 
@@ -151,23 +170,32 @@ const WITH_TIMES: u64 = 1 << 63;
 /// Set in a snapshot's entry count when the TTL clock's time follows it.
 const WITH_CLOCK: u64 = 1 << 62;
 
-impl<V> KeyedState<V> {
+impl<V: StateValue> KeyedState<V> {
     /// An empty state whose entries expire `ttl` after their last write (None: never).
     pub fn with_ttl(ttl: Option<StateTtl>) -> Self {
         KeyedState {
             table: HashTable::new(),
             ttl: ttl.map(TtlTimer::new),
+            spill: disk::current().map(|s| Box::new(Spill::new(s))),
         }
     }
 
-    /// Bytes after each entry's key: its time, with a TTL.
+    /// Bytes after each entry's key: the touched byte when the state spills, and its time with
+    /// a TTL.
     #[inline]
     fn suffix(&self) -> usize {
-        if self.ttl.is_some() {
-            TIME
-        } else {
-            0
-        }
+        let time = if self.ttl.is_some() { TIME } else { 0 };
+        time + usize::from(self.spill.is_some())
+    }
+
+    /// True when entries may live on disk (the on-disk backend).
+    pub fn spills(&self) -> bool {
+        self.spill.is_some()
+    }
+
+    /// Entries on disk (0 with the heap backend).
+    pub fn on_disk(&self) -> usize {
+        self.spill.as_ref().map_or(0, |s| s.on_disk)
     }
 
     /// The value for `key`, created with `init` when absent (or expired: it starts over). A
@@ -176,7 +204,11 @@ impl<V> KeyedState<V> {
     pub fn get_or_insert_with(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
         use hashbrown::hash_table::Entry as Slot;
         let hash = hash_key(key);
+        if self.spill.is_some() {
+            self.fault_in(hash, key);
+        }
         let suffix = self.suffix();
+        let spills = self.spill.is_some();
         let entry = match self.table.entry(
             hash,
             |e| e.hash == hash && eq_bytes(e.key(suffix), key),
@@ -191,12 +223,15 @@ impl<V> KeyedState<V> {
                     }
                     e.set_time(t.now());
                 }
+                if spills {
+                    e.touch(suffix);
+                }
                 e
             }
             Slot::Vacant(v) => v
                 .insert(Entry {
                     hash,
-                    key: stored_key(key, self.ttl.as_ref().map(TtlTimer::now)),
+                    key: stored_key(key, self.ttl.as_ref().map(TtlTimer::now), spills),
                     value: init(),
                 })
                 .into_mut(),
@@ -220,15 +255,27 @@ impl<V> KeyedState<V> {
     #[inline]
     fn find(&mut self, key: &[u8], write: bool) -> Option<&mut V> {
         let hash = hash_key(key);
+        let suffix = self.suffix();
+        if let Some(sp) = self.spill.as_deref() {
+            if sp.on_disk > 0 || sp.over_budget() {
+                self.fault_in(hash, key);
+            }
+        }
+        let spills = self.spill.is_some();
         let Some(t) = self.ttl.as_mut() else {
             return self
                 .table
-                .find_mut(hash, |e| e.hash == hash && eq_bytes(&e.key, key))
-                .map(|e| &mut e.value);
+                .find_mut(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                .map(|e| {
+                    if spills {
+                        e.touch(suffix);
+                    }
+                    &mut e.value
+                });
         };
         let entry = self
             .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(TIME), key))
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
             .ok()?;
         if t.is_expired(entry.get().time()) {
             t.expired += 1;
@@ -239,12 +286,127 @@ impl<V> KeyedState<V> {
         if write {
             e.set_time(t.now());
         }
+        if spills {
+            e.touch(suffix);
+        }
         Some(&mut e.value)
+    }
+
+    /// On-disk backend: makes room when the budget is spent, and brings `key` into memory
+    /// when it is on disk (with the time it had there).
+    fn fault_in(&mut self, hash: u64, key: &[u8]) {
+        self.make_room();
+        let suffix = self.suffix();
+        let Some(sp) = self.spill.as_deref_mut() else {
+            return;
+        };
+        if sp.on_disk == 0
+            || self
+                .table
+                .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                .is_some()
+        {
+            return;
+        }
+        let Some(bytes) = sp.take(key_group(hash), key) else {
+            return;
+        };
+        let times = self.ttl.is_some();
+        let mut at = 0;
+        let decoded = (|| {
+            let time = if times {
+                Some(read_u64(&bytes, &mut at)? as i64)
+            } else {
+                None
+            };
+            Ok::<_, RuntimeError>((time, V::read(&bytes, &mut at)?))
+        })();
+        match decoded {
+            Ok((time, value)) => {
+                self.table.insert_unique(
+                    hash,
+                    Entry {
+                        hash,
+                        key: stored_key(key, time, true),
+                        value,
+                    },
+                    |e| e.hash,
+                );
+            }
+            Err(e) => sp.fail(format!("decoding state read back from disk: {e}")),
+        }
+    }
+
+    /// On-disk backend: when the job's entries in memory are over its budget, moves about an
+    /// eighth of this state's entries to disk, those not touched since the last round first
+    /// (second chance).
+    fn make_room(&mut self) {
+        let suffix = self.suffix();
+        let times = self.ttl.is_some();
+        let Some(sp) = self.spill.as_deref_mut() else {
+            return;
+        };
+        let table = &mut self.table;
+        sp.since_sample += 1;
+        if sp.since_sample >= 4096 {
+            sp.since_sample = 0;
+            for e in table.iter().take(8) {
+                sp.value.clear();
+                e.value.write(&mut sp.value);
+                let bytes = Spill::entry_bytes(
+                    std::mem::size_of::<Entry<V>>(),
+                    e.key.len(),
+                    sp.value.len(),
+                );
+                sp.observe(bytes);
+            }
+        }
+        sp.report(table.len());
+        if table.len() < disk::MIN_RESIDENT || !sp.over_budget() {
+            return;
+        }
+        let mut left = (table.len() / 8).max(1);
+        for _round in 0..2 {
+            table.retain(|e| {
+                if left == 0 {
+                    return true;
+                }
+                let at = e.key.len() - suffix;
+                if e.key[at] != 0 {
+                    e.key[at] = 0;
+                    return true;
+                }
+                sp.value.clear();
+                if times {
+                    sp.value.extend_from_slice(&e.time().to_le_bytes());
+                }
+                e.value.write(&mut sp.value);
+                let bytes = Spill::entry_bytes(
+                    std::mem::size_of::<Entry<V>>(),
+                    e.key.len(),
+                    sp.value.len(),
+                );
+                sp.observe(bytes);
+                if !sp.put(key_group(e.hash), e.key(suffix)) {
+                    left = 0;
+                    return true;
+                }
+                left -= 1;
+                false
+            });
+            if left == 0 {
+                break;
+            }
+        }
+        sp.report(table.len());
     }
 
     /// Removes `key`, returning its value (None for an expired one).
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
         let hash = hash_key(key);
+        if self.spill.as_deref().is_some_and(|s| s.on_disk > 0) {
+            self.fault_in(hash, key);
+        }
         let suffix = self.suffix();
         let e = self
             .table
@@ -261,37 +423,79 @@ impl<V> KeyedState<V> {
         }
     }
 
-    /// Number of keys.
+    /// Number of keys (in memory and on disk).
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.table.len() + self.on_disk()
     }
 
     /// True when no key is held.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.len() == 0
     }
 
-    /// Every (key, value), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
+    /// Every (key, value), in no particular order: those in memory, then those on disk (read
+    /// back for the visit; they stay on disk).
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, [u8]>, Held<'_, V>)> + '_ {
         let suffix = self.suffix();
-        self.table.iter().map(move |e| (e.key(suffix), &e.value))
+        let skip = if self.ttl.is_some() { TIME } else { 0 };
+        let disk = self.spill.as_deref().map(|sp| {
+            let fail = sp.failer();
+            sp.scan(0..MAX_KEY_GROUPS).map_while(move |(_, k, v)| {
+                let mut at = skip;
+                match V::read(&v, &mut at) {
+                    Ok(value) => Some((Cow::Owned(disk::user_key(&k).to_vec()), Held::Read(value))),
+                    Err(e) => {
+                        fail(format!("decoding state read back from disk: {e}"));
+                        None
+                    }
+                }
+            })
+        });
+        self.table
+            .iter()
+            .map(move |e| (Cow::Borrowed(e.key(suffix)), Held::InMemory(&e.value)))
+            .chain(disk.into_iter().flatten())
     }
 
-    /// Removes and yields every (key, value).
+    /// Removes and yields every (key, value): those in memory, then those on disk.
     pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, V)> + '_ {
         let suffix = self.suffix();
-        self.table.drain().map(move |e| {
-            if suffix == 0 {
-                (e.key, e.value)
-            } else {
-                (e.key(suffix).into(), e.value)
-            }
-        })
+        let skip = if self.ttl.is_some() { TIME } else { 0 };
+        let disk = self.spill.as_deref_mut().map(|sp| {
+            let fail = sp.failer();
+            sp.drain().map_while(move |(k, v)| {
+                let mut at = skip;
+                match V::read(&v, &mut at) {
+                    Ok(value) => Some((k, value)),
+                    Err(e) => {
+                        fail(format!("decoding state read back from disk: {e}"));
+                        None
+                    }
+                }
+            })
+        });
+        self.table
+            .drain()
+            .map(move |e| {
+                if suffix == 0 {
+                    (e.key, e.value)
+                } else {
+                    (e.key(suffix).into(), e.value)
+                }
+            })
+            .chain(disk.into_iter().flatten())
     }
 
     /// The key group of every entry, for tests and rebalancing.
     pub fn key_groups(&self) -> impl Iterator<Item = u32> + '_ {
-        self.table.iter().map(|e| key_group(e.hash))
+        let disk = self
+            .spill
+            .as_deref()
+            .map(|sp| sp.scan(0..MAX_KEY_GROUPS).map(|(g, _, _)| g));
+        self.table
+            .iter()
+            .map(|e| key_group(e.hash))
+            .chain(disk.into_iter().flatten())
     }
 
     /// A processing-time tick: with a processing-time TTL the clock moves, and expired entries
@@ -310,8 +514,8 @@ impl<V> KeyedState<V> {
         }
     }
 
-    /// Removes every expired entry (and gives entries written before the clock had a time the
-    /// clock's time).
+    /// Removes every expired entry, in memory and on disk (and gives entries written before
+    /// the clock had a time the clock's time).
     fn sweep(&mut self) {
         let Some(t) = self.ttl.as_mut() else {
             return;
@@ -326,23 +530,62 @@ impl<V> KeyedState<V> {
             !t.is_expired(time)
         });
         t.expired += (before - self.table.len()) as u64;
+        if let Some(sp) = self.spill.as_deref_mut() {
+            sp.update_all(|_, value, out| {
+                let Some(stored) = value.get(..TIME) else {
+                    return Update::Keep;
+                };
+                let mut time = i64::from_le_bytes(stored.try_into().unwrap_or([0; 8]));
+                if time == UNKNOWN_TIME {
+                    t.settle(&mut time);
+                    out.extend_from_slice(&time.to_le_bytes());
+                    out.extend_from_slice(&value[TIME..]);
+                }
+                if t.is_expired(time) {
+                    t.expired += 1;
+                    Update::Remove
+                } else if out.is_empty() {
+                    Update::Keep
+                } else {
+                    Update::Rewrite
+                }
+            });
+        }
     }
 
     /// Keeps the entries for which `keep` is true (an operator's own sweep of what its values
-    /// hold).
+    /// hold), in memory and on disk.
     pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
         self.table.retain(|e| keep(&mut e.value));
+        let skip = if self.ttl.is_some() { TIME } else { 0 };
+        if let Some(sp) = self.spill.as_deref_mut() {
+            let fail = sp.failer();
+            sp.update_all(|_, bytes, out| {
+                let mut at = skip;
+                let mut value = match V::read(bytes, &mut at) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        fail(format!("decoding state read back from disk: {e}"));
+                        return Update::Keep;
+                    }
+                };
+                if !keep(&mut value) {
+                    return Update::Remove;
+                }
+                out.extend_from_slice(&bytes[..skip]);
+                value.write(out);
+                Update::Rewrite
+            });
+        }
     }
 
     /// Entries expired so far (0 without a TTL).
     pub fn expired(&self) -> u64 {
         self.ttl.as_ref().map_or(0, |t| t.expired)
     }
-}
 
-impl<V: StateValue> KeyedState<V> {
     /// Writes the entries whose key group lies in `groups`, ordered by key group (each with its
-    /// time when the state has a TTL).
+    /// time when the state has a TTL), those on disk copied as they lie there.
     pub fn snapshot(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
@@ -367,12 +610,31 @@ impl<V: StateValue> KeyedState<V> {
         out.reserve(count * 64);
         let times = self.ttl.is_some();
         let flag = if times { WITH_TIMES | WITH_CLOCK } else { 0 };
+        let count_at = out.len();
         out.extend_from_slice(&(count as u64 | flag).to_le_bytes());
         if let Some(t) = &self.ttl {
             out.extend_from_slice(&t.now().to_le_bytes());
         }
         let suffix = self.suffix();
+        let mut disk = self
+            .spill
+            .as_deref()
+            .map(|sp| sp.scan(groups.clone()))
+            .into_iter()
+            .flatten()
+            .peekable();
+        let mut written = count;
+        let mut copy_disk_below = |g: u32, out: &mut Vec<u8>| {
+            while let Some((_, k, v)) = disk.next_if(|(dg, _, _)| *dg < g) {
+                let key = disk::user_key(&k);
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+                out.extend_from_slice(&v);
+                written += 1;
+            }
+        };
         for e in ordered.into_iter().flatten() {
+            copy_disk_below(key_group(e.hash), out);
             let key = e.key(suffix);
             out.extend_from_slice(&(key.len() as u32).to_le_bytes());
             out.extend_from_slice(key);
@@ -380,6 +642,10 @@ impl<V: StateValue> KeyedState<V> {
                 out.extend_from_slice(&e.time().to_le_bytes());
             }
             e.value.write(out);
+        }
+        copy_disk_below(u32::MAX, out);
+        if written != count {
+            out[count_at..count_at + 8].copy_from_slice(&(written as u64 | flag).to_le_bytes());
         }
     }
 
@@ -389,7 +655,8 @@ impl<V: StateValue> KeyedState<V> {
     }
 
     /// Adds the entries of old instance `part`'s snapshot that this instance owns under
-    /// `rescale` (see [`Rescale`]); a key already held is refused as corrupt.
+    /// `rescale` (see [`Rescale`]); a key already held is refused as corrupt. With the on-disk
+    /// backend entries beyond the memory budget go to disk as they are read.
     pub fn restore_part(
         &mut self,
         input: &[u8],
@@ -407,6 +674,7 @@ impl<V: StateValue> KeyedState<V> {
         if let Some(t) = self.ttl.as_mut() {
             t.restored(saved_clock);
         }
+        let spills = self.spill.is_some();
         for _ in 0..count & !(WITH_TIMES | WITH_CLOCK) {
             let len = read_u32(input, at)? as usize;
             let key = input
@@ -427,27 +695,54 @@ impl<V: StateValue> KeyedState<V> {
                 if !rescale.keeps(hash) {
                     continue;
                 }
-                if self
-                    .table
-                    .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
-                    .is_some()
+                let on_disk = match self.spill.as_deref_mut() {
+                    Some(sp) => sp.contains(key_group(hash), key),
+                    None => false,
+                };
+                if on_disk
+                    || self
+                        .table
+                        .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                        .is_some()
                 {
                     return Err(RuntimeError::State(
                         "a key is in the state of two workers".into(),
                     ));
                 }
             }
+            if spills {
+                self.make_room();
+            }
             self.table.insert_unique(
                 hash,
                 Entry {
                     hash,
-                    key: stored_key(key, self.ttl.is_some().then_some(time)),
+                    key: stored_key(key, self.ttl.is_some().then_some(time), spills),
                     value,
                 },
                 |e| e.hash,
             );
         }
         Ok(())
+    }
+}
+
+/// A value visited by [`KeyedState::iter`]: held in memory, or read back from disk.
+pub enum Held<'a, V> {
+    /// The entry in memory.
+    InMemory(&'a V),
+    /// A copy read from disk.
+    Read(V),
+}
+
+impl<V> std::ops::Deref for Held<'_, V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        match self {
+            Held::InMemory(v) => v,
+            Held::Read(v) => v,
+        }
     }
 }
 
@@ -517,6 +812,27 @@ impl<T: StateValue> StateValue for Vec<T> {
             v.push(T::read(input, at)?);
         }
         Ok(v)
+    }
+}
+
+impl<A: StateValue, B: StateValue> StateValue for (A, B) {
+    fn write(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+        self.1.write(out);
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        Ok((A::read(input, at)?, B::read(input, at)?))
+    }
+}
+
+impl StateValue for u64 {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        read_u64(input, at)
     }
 }
 
@@ -682,10 +998,10 @@ mod tests {
                     s.restore_part(p, &mut 0, &r, j).expect("restores");
                 }
                 for (key, v) in s.iter() {
-                    let k = i64::from_le_bytes(key.try_into().expect("8 bytes"));
+                    let k = i64::from_le_bytes((*key).try_into().expect("8 bytes"));
                     assert_eq!(*v, k * 10);
                     assert_eq!(
-                        instance_of(hash_key(key), max, new),
+                        instance_of(hash_key(&key), max, new),
                         index,
                         "key {k} misplaced"
                     );

@@ -128,7 +128,9 @@ fn reference(dir: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 /// Runs the job `kills` times, killing each run (SIGKILL) after a reproducible random wait in
-/// `wait_ms`; every run must still be going when it is killed.
+/// `wait_ms`; every run must still be going when it is killed. Run `k` runs on
+/// `workers[k % len]` workers and, when `backends` names any, on the state backend
+/// `backends[k % len]` (the on-disk one with the smallest memory budget).
 fn kill_repeatedly(
     path: &Path,
     extra: &[String],
@@ -136,12 +138,14 @@ fn kill_repeatedly(
     seed: u64,
     wait_ms: std::ops::Range<u64>,
     workers: &[&str],
+    backends: &[&str],
 ) {
     let mut rng = seed;
     for k in 0..kills {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tillflow"))
             .args(["run", "--quiet", "--no-http"])
             .args(["--parallelism", workers[k as usize % workers.len()]])
+            .args(backend_args(backends, k as usize))
             .args(extra)
             .arg(path)
             .stdout(Stdio::null())
@@ -157,6 +161,20 @@ fn kill_repeatedly(
         child.kill().expect("SIGKILL");
         let _ = child.wait();
     }
+}
+
+/// The `--set` options that put run `k` on the state backend `backends[k % len]` (none when
+/// `backends` is empty).
+fn backend_args(backends: &[&str], k: usize) -> Vec<String> {
+    if backends.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        "--set".into(),
+        format!("state.backend.type={}", backends[k % backends.len()]),
+        "--set".into(),
+        "state.backend.rocksdb.memory.fixed-per-slot=1mb".into(),
+    ]
 }
 
 /// Reproducible kill moments.
@@ -440,7 +458,7 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
         .join("\n");
     let path = dir.path().join("job.sql");
     std::fs::write(&path, format!("{sets}{text}")).expect("write");
-    kill_repeatedly(&path, &[], 4, 7, 900..1900, &["2"]);
+    kill_repeatedly(&path, &[], 4, 7, 900..1900, &["2"], &[]);
     // checkpoints are objects in the store, none on the local disk
     let objects = std::fs::read_dir(s3_dir.join("checkpoints/tillflow/job"))
         .map(|d| d.count())
@@ -455,8 +473,9 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
 
 /// The retail demo's nine pipelines (joins, OVER aggregates, sessions, Top-N, CUMULATE,
 /// forecasting models: every kind of state) over four generated streams, killed six times and
-/// restarted, each time on another number of workers (4, 1, 3, 2, then 3): every result table
-/// equals a run without faults.
+/// restarted, each time on another number of workers (4, 1, 3, 2, then 3) and switching
+/// between the heap and the on-disk state backend: every result table equals a run without
+/// faults.
 #[test]
 fn the_retail_demo_pipelines_survive_kills() {
     let examples = common::root().join("examples/retail/demo");
@@ -472,7 +491,7 @@ fn the_retail_demo_pipelines_survive_kills() {
         .map(|p| std::fs::read_to_string(p).expect("read") + "\n")
         .collect();
     // each restart on another number of workers: every operator kind's keyed state moves
-    let (got, want) = killed_and_rescaled(&demo, &["4", "1", "3", "2"], "3");
+    let (got, want) = killed_and_rescaled(&demo, &["4", "1", "3", "2"], "3", &["hashmap", "disk"]);
     assert_eq!(
         got.len(),
         9,
@@ -494,6 +513,19 @@ fn the_retail_demo_pipelines_survive_kills() {
 /// faults on one.
 #[test]
 fn every_kind_of_keyed_state_moves_to_another_number_of_workers() {
+    every_kind_of_keyed_state(&[]);
+}
+
+/// The same job killed six times, its runs switching between the heap and the on-disk state
+/// backend (with the smallest memory budget, so nearly every entry lives on disk) and between
+/// numbers of workers: each checkpoint, written by one backend, restores on the other, and
+/// the rows equal a fault-free run's.
+#[test]
+fn every_kind_of_keyed_state_survives_kills_on_either_backend_and_switching_between_them() {
+    every_kind_of_keyed_state(&["disk", "hashmap", "disk"]);
+}
+
+fn every_kind_of_keyed_state(backends: &[&str]) {
     // without late records: which late record an interval join still matches depends on how
     // its two inputs interleave (in Flink too), and that differs with the pacing
     let tables = std::fs::read_to_string(common::root().join("examples/retail/demo/00_tables.sql"))
@@ -539,8 +571,12 @@ FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, store_id;
 END;
 ";
-    let (got, want) =
-        killed_and_rescaled(&format!("{tables}\n{queries}"), &["3", "1", "4", "2"], "2");
+    let (got, want) = killed_and_rescaled(
+        &format!("{tables}\n{queries}"),
+        &["3", "1", "4", "2"],
+        "2",
+        backends,
+    );
     assert_eq!(
         got.len(),
         6,
@@ -564,6 +600,7 @@ fn killed_and_rescaled(
     script: &str,
     workers: &[&str],
     last: &str,
+    backends: &[&str],
 ) -> (Vec<(String, Vec<String>)>, Vec<(String, Vec<String>)>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -602,9 +639,18 @@ fn killed_and_rescaled(
         ),
     )
     .expect("write");
-    kill_repeatedly(&path, &vars("out.db", "3000x"), 6, 3, 1500..3000, workers);
+    kill_repeatedly(
+        &path,
+        &vars("out.db", "3000x"),
+        6,
+        3,
+        1500..3000,
+        workers,
+        backends,
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
         .args(["run", "--quiet", "--no-http", "--parallelism", last])
+        .args(backend_args(backends, 0))
         .args(vars("out.db", "3000x"))
         .arg(&path)
         .output()

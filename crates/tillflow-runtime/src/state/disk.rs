@@ -72,6 +72,10 @@ pub struct DiskStore {
     next_id: AtomicU32,
     /// Estimated bytes of the entries held in memory by all states of the job.
     cached: AtomicI64,
+    /// Bytes written since the store's write buffer was last sealed.
+    unflushed: AtomicU64,
+    /// The size at which a write buffer is sealed.
+    memtable: u64,
     /// What `cached` may reach before states evict.
     budget: AtomicI64,
     /// Entries moved to disk and read back, over the job's life.
@@ -117,28 +121,38 @@ impl DiskStore {
                 dir.path().display()
             ))
         };
-        // a quarter of the budget caches disk blocks, an eighth buffers writes (each at least
-        // 1 MiB; writes at most 64 MiB); the rest holds hot entries in memory
+        // a quarter of the budget caches disk blocks; write buffers of a sixteenth each (at
+        // least 1 MiB, at most 64 MiB), of which five may be in memory at once (one filling,
+        // up to four waiting to be flushed: then writes wait); the rest holds hot entries
         let cache = (memory / 4).max(1 << 20);
         let db = fjall::Database::builder(dir.path())
             .cache_size(cache)
+            // the journal only serves a recovery this scratch store never makes: keep it small
+            .max_journaling_size(64 << 20)
+            .journal_compression(fjall::CompressionType::None)
             .manual_journal_persist(true)
             .open()
             .map_err(fail)?;
-        let memtable = (memory / 8).clamp(1 << 20, 64 << 20);
+        let memtable = (memory / 16).clamp(1 << 20, 64 << 20);
         let keyspace = db
             .keyspace("state", || {
                 fjall::KeyspaceCreateOptions::default()
                     .manual_journal_persist(true)
                     .max_memtable_size(memtable)
+                    .with_kv_separation(Some(
+                        fjall::KvSeparationOptions::default()
+                            .compression(fjall::CompressionType::None),
+                    ))
             })
             .map_err(fail)?;
-        let budget = memory.saturating_sub(cache + memtable) as i64;
+        let budget = memory.saturating_sub(cache + 5 * memtable) as i64;
         Ok(Arc::new(DiskStore {
             keyspace,
             db,
             next_id: AtomicU32::new(0),
             cached: AtomicI64::new(0),
+            unflushed: AtomicU64::new(0),
+            memtable,
             budget: AtomicI64::new(budget),
             spilled: AtomicU64::new(0),
             loaded: AtomicU64::new(0),
@@ -175,6 +189,21 @@ impl DiskStore {
             }
         }
         self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` written; seals the write buffer when it is full. The store seals it
+    /// here, at once, rather than leave it to a request its background workers take in turn:
+    /// behind a long compaction the buffer would grow without bound. A sealed buffer waits for
+    /// its flush in memory, and at four waiting the store makes writes wait: memory stays
+    /// within the budget however far the disk falls behind.
+    fn wrote(&self, bytes: usize) {
+        let n = self.unflushed.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
+        if n >= self.memtable {
+            self.unflushed.store(0, Ordering::Relaxed);
+            if let Err(e) = self.keyspace.rotate_memtable() {
+                self.fail(format!("sealing a write buffer: {e}"));
+            }
+        }
     }
 
     /// Bytes of the store's files on disk.
@@ -286,9 +315,10 @@ impl Spill {
         entry_size + ENTRY_OVERHEAD + key_len + value_len * VALUE_FACTOR_NUM / VALUE_FACTOR_DEN
     }
 
-    /// Folds a measured entry size into the running estimate.
+    /// Folds a measured entry size into the running estimate (a long memory: one large entry
+    /// moving out must not make the state look many times its size).
     pub fn observe(&mut self, bytes: usize) {
-        self.avg = (self.avg * 7 + bytes) / 8;
+        self.avg = (self.avg * 255 + bytes).div_ceil(256);
     }
 
     /// Tells the job's total this state's estimate for `resident` entries in memory (only
@@ -329,6 +359,7 @@ impl Spill {
             Ok(()) => {
                 self.on_disk += 1;
                 self.store.spilled.fetch_add(1, Ordering::Relaxed);
+                self.store.wrote(self.key.len() + self.value.len());
                 true
             }
             Err(e) => {

@@ -179,6 +179,15 @@ pub struct Job {
     state_store: Option<Arc<DiskStore>>,
 }
 
+impl Drop for Job {
+    fn drop(&mut self) {
+        // the operators' states go next, and the on-disk store with them
+        if let Some(s) = &self.state_store {
+            s.retire();
+        }
+    }
+}
+
 /// A job's checkpointing: where, how often, and the numbering.
 struct Checkpoints {
     store: CheckpointStore,

@@ -320,17 +320,12 @@ impl TwoInputOperator for IntervalJoin {
 
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
-        m.state_entries = self
-            .state
-            .iter()
-            .map(|(_, s)| s)
-            .map(|s| {
-                s.caches
-                    .iter()
-                    .map(|c| c.values().map(Vec::len).sum::<usize>())
-                    .sum::<usize>()
-            })
-            .sum::<usize>() as u64;
+        m.state_entries = self.state.estimate_sum(|s| {
+            s.caches
+                .iter()
+                .map(|c| c.values().map(Vec::len).sum::<usize>())
+                .sum::<usize>()
+        }) as u64;
         m
     }
 }

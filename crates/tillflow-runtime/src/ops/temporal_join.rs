@@ -340,11 +340,7 @@ impl TwoInputOperator for TemporalJoin {
 
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
-        m.state_entries = self
-            .state
-            .iter()
-            .map(|(_, s)| s.left.len() + s.right.len())
-            .sum::<usize>() as u64;
+        m.state_entries = self.state.estimate_sum(|s| s.left.len() + s.right.len()) as u64;
         m.state_expired = self.state.expired();
         m
     }

@@ -387,9 +387,9 @@ impl<V: StateValue> KeyedState<V> {
                     sp.value.len(),
                 );
                 sp.observe(bytes);
-                if !sp.put(key_group(e.hash), e.key(suffix)) {
-                    left = 0;
-                    return true;
+                sp.stage(key_group(e.hash), e.key(suffix));
+                if sp.staged_bytes() >= disk::MAX_STAGED {
+                    sp.write_staged();
                 }
                 left -= 1;
                 false
@@ -398,6 +398,7 @@ impl<V: StateValue> KeyedState<V> {
                 break;
             }
         }
+        sp.write_staged();
         sp.report(table.len());
     }
 
@@ -455,6 +456,16 @@ impl<V: StateValue> KeyedState<V> {
             .iter()
             .map(move |e| (Cow::Borrowed(e.key(suffix)), Held::InMemory(&e.value)))
             .chain(disk.into_iter().flatten())
+    }
+
+    /// The sum of `count` over every value, for metrics: exact for the entries in memory; the
+    /// entries on disk are not read, but counted at the average of those in memory.
+    pub fn estimate_sum(&self, count: impl Fn(&V) -> usize) -> usize {
+        let in_memory: usize = self.table.iter().map(|e| count(&e.value)).sum();
+        match (self.on_disk(), self.table.len()) {
+            (0, _) | (_, 0) => in_memory,
+            (disk, resident) => in_memory + in_memory * disk / resident,
+        }
     }
 
     /// Removes and yields every (key, value): those in memory, then those on disk.

@@ -254,11 +254,6 @@ impl DiskStore {
     pub fn cached_bytes(&self) -> i64 {
         self.cached.load(Ordering::Relaxed)
     }
-
-    /// The store's directory.
-    pub fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
 }
 
 thread_local! {
@@ -400,14 +395,15 @@ impl Spill {
         self.staged.shrink_to(1 << 20);
     }
 
-    /// The bytes an entry with `key_len` and a value of `value_len` written bytes costs in memory.
-    pub fn entry_bytes(entry_size: usize, key_len: usize, value_len: usize) -> usize {
-        entry_size + ENTRY_OVERHEAD + key_len + value_len * VALUE_FACTOR_NUM / VALUE_FACTOR_DEN
-    }
-
-    /// Folds a measured entry size into the running estimate (a long memory: one large entry
-    /// moving out must not make the state look many times its size).
-    pub fn observe(&mut self, bytes: usize) {
+    /// Folds into the running estimate of bytes per entry in memory the size of an entry of
+    /// `entry_size` bytes in the table, with a key of `key_len` bytes and the value whose
+    /// written bytes are in `self.value` (a long memory: one large entry moving out must not
+    /// make the state look many times its size).
+    pub fn observe_written(&mut self, entry_size: usize, key_len: usize) {
+        let bytes = entry_size
+            + ENTRY_OVERHEAD
+            + key_len
+            + self.value.len() * VALUE_FACTOR_NUM / VALUE_FACTOR_DEN;
         self.avg = (self.avg * 255 + bytes).div_ceil(256);
     }
 

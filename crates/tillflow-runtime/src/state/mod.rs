@@ -188,11 +188,6 @@ impl<V: StateValue> KeyedState<V> {
         time + usize::from(self.spill.is_some())
     }
 
-    /// True when entries may live on disk (the on-disk backend).
-    pub fn spills(&self) -> bool {
-        self.spill.is_some()
-    }
-
     /// Entries on disk (0 with the heap backend).
     pub fn on_disk(&self) -> usize {
         self.spill.as_ref().map_or(0, |s| s.on_disk)
@@ -353,12 +348,7 @@ impl<V: StateValue> KeyedState<V> {
             for e in table.iter().take(8) {
                 sp.value.clear();
                 e.value.write(&mut sp.value);
-                let bytes = Spill::entry_bytes(
-                    std::mem::size_of::<Entry<V>>(),
-                    e.key.len(),
-                    sp.value.len(),
-                );
-                sp.observe(bytes);
+                sp.observe_written(std::mem::size_of::<Entry<V>>(), e.key.len());
             }
         }
         sp.report(table.len());
@@ -381,12 +371,7 @@ impl<V: StateValue> KeyedState<V> {
                     sp.value.extend_from_slice(&e.time().to_le_bytes());
                 }
                 e.value.write(&mut sp.value);
-                let bytes = Spill::entry_bytes(
-                    std::mem::size_of::<Entry<V>>(),
-                    e.key.len(),
-                    sp.value.len(),
-                );
-                sp.observe(bytes);
+                sp.observe_written(std::mem::size_of::<Entry<V>>(), e.key.len());
                 sp.stage(key_group(e.hash), e.key(suffix));
                 if sp.staged_bytes() >= disk::MAX_STAGED {
                     sp.write_staged();

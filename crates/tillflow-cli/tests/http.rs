@@ -198,6 +198,48 @@ fn the_api_and_metrics_show_a_running_job() {
 /// DNS rebinding: a page whose name now resolves to 127.0.0.1 is same-origin to the browser,
 /// but its requests name its own host, which the server refuses without a token; loopback
 /// names and the hosts allowed with `--http-allowed-hosts` are answered.
+/// A job on the on-disk state backend shows the store in its status and metrics: the memory
+/// budget left for entries once the store's block cache (a quarter) and write buffers (five
+/// sixteenths) are taken from `fixed-per-slot`.
+#[test]
+fn the_on_disk_state_backend_shows_in_the_status_and_the_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut job = start_job(
+        dir.path(),
+        port,
+        &[
+            "--parallelism",
+            "1",
+            "--set",
+            "state.backend.type=disk",
+            "--set",
+            "state.backend.rocksdb.memory.fixed-per-slot=64mb",
+        ],
+    );
+    let budget = (64 << 20) - (16 << 20) - 5 * (4 << 20);
+    let metrics = wait_for("the state store's metrics", || {
+        let (_, body) = get(port, "/metrics", None)?;
+        body.contains("tillflow_state_memory_budget_bytes{")
+            .then_some(body)
+    });
+    assert!(
+        metrics.contains(&format!(
+            "tillflow_state_memory_budget_bytes{{job=\"sales_sql\"}} {budget}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE tillflow_state_entries_spilled_total counter"),
+        "{metrics}"
+    );
+    let (_, status) = get(port, "/api/jobs/sales_sql", None).expect("status");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(v["state_store"]["memory_budget"], budget, "{status}");
+    let _ = job.kill();
+    let _ = job.wait();
+}
+
 #[test]
 fn a_foreign_host_header_is_refused_without_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -419,6 +419,28 @@ type WorkerMetric = (
     fn(&WorkerStatus) -> f64,
 );
 
+/// A metric of a part of a job's status: name, type, help, and its value.
+type JobMetric<T> = (&'static str, &'static str, &'static str, fn(&T) -> f64);
+
+/// Writes each of `metrics` (its HELP and TYPE lines, then a sample per job that has the part
+/// `part` picks out).
+fn job_metrics<T>(
+    out: &mut String,
+    jobs: &[JobStatus],
+    metrics: &[JobMetric<T>],
+    part: impl Fn(&JobStatus) -> Option<&T>,
+) {
+    use std::fmt::Write as _;
+    for (name, kind, help, get) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for j in jobs {
+            if let Some(p) = part(j) {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(p));
+            }
+        }
+    }
+}
+
 /// The board in Prometheus' text format.
 pub fn prometheus(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
@@ -561,13 +583,7 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             }
         }
     }
-    type JobMetric = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&CheckpointStatus) -> f64,
-    );
-    let checkpoint_metrics: [JobMetric; 4] = [
+    let checkpoint_metrics: [JobMetric<CheckpointStatus>; 4] = [
         (
             "tillflow_checkpoints_completed_total",
             "counter",
@@ -593,60 +609,42 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             |c| c.last_pause_ms / 1e3,
         ),
     ];
-    for (name, kind, help, get) in checkpoint_metrics {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for j in jobs {
-            if let Some(c) = &j.checkpoints {
-                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(c));
-            }
-        }
-    }
-    type StoreMetric = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&StateStoreStatus) -> u64,
-    );
-    let store_metrics: [StoreMetric; 5] = [
+    job_metrics(&mut out, jobs, &checkpoint_metrics, |j| {
+        j.checkpoints.as_ref()
+    });
+    let store_metrics: [JobMetric<StateStoreStatus>; 5] = [
         (
             "tillflow_state_disk_bytes",
             "gauge",
             "Bytes of the on-disk state backend's files.",
-            |s| s.disk_bytes,
+            |s| s.disk_bytes as f64,
         ),
         (
             "tillflow_state_memory_bytes",
             "gauge",
             "Estimated bytes of keyed-state entries held in memory (on-disk backend).",
-            |s| s.memory_bytes,
+            |s| s.memory_bytes as f64,
         ),
         (
             "tillflow_state_memory_budget_bytes",
             "gauge",
             "The on-disk backend's memory budget for entries held in memory.",
-            |s| s.memory_budget,
+            |s| s.memory_budget as f64,
         ),
         (
             "tillflow_state_entries_spilled_total",
             "counter",
             "Keyed-state entries moved from memory to disk.",
-            |s| s.entries_spilled,
+            |s| s.entries_spilled as f64,
         ),
         (
             "tillflow_state_entries_loaded_total",
             "counter",
             "Keyed-state entries read back from disk.",
-            |s| s.entries_loaded,
+            |s| s.entries_loaded as f64,
         ),
     ];
-    for (name, kind, help, get) in store_metrics {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for j in jobs {
-            if let Some(s) = &j.state_store {
-                let _ = writeln!(out, "{name}{{job=\"{}\"}} {}", label(&j.id), get(s));
-            }
-        }
-    }
+    job_metrics(&mut out, jobs, &store_metrics, |j| j.state_store.as_ref());
     let _ = writeln!(out, "# HELP tillflow_job_records_per_second Records read per second.\n# TYPE tillflow_job_records_per_second gauge");
     for j in jobs {
         let _ = writeln!(

@@ -164,17 +164,29 @@ fn kill_repeatedly(
 }
 
 /// The `--set` options that put run `k` on the state backend `backends[k % len]` (none when
-/// `backends` is empty).
+/// `backends` is empty): `hashmap` or `disk`, with `+incremental` or `+full` for checkpoints of
+/// that kind (else the backend's default: incremental on disk, full on the heap).
 fn backend_args(backends: &[&str], k: usize) -> Vec<String> {
     if backends.is_empty() {
         return Vec::new();
     }
-    vec![
+    let (backend, kind) = backends[k % backends.len()]
+        .split_once('+')
+        .unwrap_or((backends[k % backends.len()], ""));
+    let mut args = vec![
         "--set".into(),
-        format!("state.backend.type={}", backends[k % backends.len()]),
+        format!("state.backend.type={backend}"),
         "--set".into(),
         "state.backend.rocksdb.memory.fixed-per-slot=1mb".into(),
-    ]
+    ];
+    if !kind.is_empty() {
+        args.push("--set".into());
+        args.push(format!(
+            "execution.checkpointing.incremental={}",
+            kind == "incremental"
+        ));
+    }
+    args
 }
 
 /// Reproducible kill moments.
@@ -491,7 +503,12 @@ fn the_retail_demo_pipelines_survive_kills() {
         .map(|p| std::fs::read_to_string(p).expect("read") + "\n")
         .collect();
     // each restart on another number of workers: every operator kind's keyed state moves
-    let (got, want) = killed_and_rescaled(&demo, &["4", "1", "3", "2"], "3", &["hashmap", "disk"]);
+    let (got, want) = killed_and_rescaled(
+        &demo,
+        &["4", "1", "3", "2"],
+        "3",
+        &["hashmap", "disk", "hashmap+incremental", "disk+full"],
+    );
     assert_eq!(
         got.len(),
         9,
@@ -517,15 +534,30 @@ fn every_kind_of_keyed_state_moves_to_another_number_of_workers() {
 }
 
 /// The same job killed six times, its runs switching between the heap and the on-disk state
-/// backend (with the smallest memory budget, so nearly every entry lives on disk) and between
-/// numbers of workers: each checkpoint, written by one backend, restores on the other, and
-/// the rows equal a fault-free run's.
+/// backend (with the smallest memory budget, so nearly every entry lives on disk), between
+/// incremental and full checkpoints, and between numbers of workers: each checkpoint, written
+/// by one backend, restores on the other, and the rows equal a fault-free run's.
 #[test]
 fn every_kind_of_keyed_state_survives_kills_on_either_backend_and_switching_between_them() {
-    every_kind_of_keyed_state(&["disk", "hashmap", "disk"]);
+    every_kind_of_keyed_state(&["disk", "hashmap", "disk+full", "hashmap+incremental"]);
+}
+
+/// Incremental checkpoints across kills: the job's runs all on two workers, so every restored
+/// state goes on from its chain of sections (its next checkpoint a delta on the one it was
+/// restored from), on the heap and on disk in turn, with the smallest retention (the
+/// checkpoints a chain needs are kept): the rows equal a fault-free run's.
+#[test]
+fn incremental_checkpoints_go_on_from_their_chains_across_kills() {
+    every_kind_of_keyed_state_on(&["2"], &["disk", "hashmap+incremental"]);
 }
 
 fn every_kind_of_keyed_state(backends: &[&str]) {
+    every_kind_of_keyed_state_on(&["3", "1", "4", "2"], backends);
+}
+
+/// The job of [`every_kind_of_keyed_state_moves_to_another_number_of_workers`], its runs on
+/// `workers[k % len]` and `backends[k % len]`.
+fn every_kind_of_keyed_state_on(workers: &[&str], backends: &[&str]) {
     // without late records: which late record an interval join still matches depends on how
     // its two inputs interleave (in Flink too), and that differs with the pacing
     let tables = std::fs::read_to_string(common::root().join("examples/retail/demo/00_tables.sql"))
@@ -571,12 +603,7 @@ FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, store_id;
 END;
 ";
-    let (got, want) = killed_and_rescaled(
-        &format!("{tables}\n{queries}"),
-        &["3", "1", "4", "2"],
-        "2",
-        backends,
-    );
+    let (got, want) = killed_and_rescaled(&format!("{tables}\n{queries}"), workers, "2", backends);
     assert_eq!(
         got.len(),
         6,
@@ -590,6 +617,73 @@ END;
         );
     }
     compare(&got, &want);
+}
+
+/// An incremental checkpoint lists the earlier checkpoints it builds on in its manifest (each
+/// file with its size and SHA-256); they are kept beside it, and a restore verifies them: one
+/// damaged or missing is refused naming it, and once it is back the job resumes and ends with
+/// the rows of a run without faults.
+#[test]
+fn an_incremental_checkpoint_keeps_and_verifies_the_checkpoints_it_builds_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "3000x", true, "10")).expect("write");
+    let incremental = ["--set", "execution.checkpointing.incremental=true"];
+    crash_after_checkpoint(&path, 6, &incremental);
+    let chk = dir.path().join("checkpoints/job");
+    let latest = chk.join("chk-000006");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(latest.join("MANIFEST.json")).expect("manifest"))
+            .expect("json");
+    let shared = manifest["shared"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !shared.is_empty(),
+        "checkpoint 6 builds on earlier ones: {manifest}"
+    );
+    for f in &shared {
+        let name = f["name"].as_str().expect("name");
+        let bytes = std::fs::read(chk.join(name)).expect("a checkpoint built on is kept");
+        assert_eq!(
+            bytes.len() as u64,
+            f["bytes"].as_u64().expect("bytes"),
+            "{name}"
+        );
+        assert_eq!(f["sha256"].as_str().expect("sha256").len(), 64);
+    }
+    let earlier = chk.join(shared[0]["name"].as_str().expect("name"));
+    let id = shared[0]["checkpoint"].as_u64().expect("checkpoint");
+    let good = std::fs::read(&earlier).expect("read");
+    let mut bad = good.clone();
+    let end = bad.len() - 1;
+    bad[end] ^= 0x55;
+    std::fs::write(&earlier, &bad).expect("damage");
+    let o = run(&path, &incremental);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "a damaged checkpoint built on must be refused"
+    );
+    assert!(
+        err.contains(&format!("chk-{id:06}")) && err.contains("a later checkpoint builds on"),
+        "{err}"
+    );
+    std::fs::remove_file(&earlier).expect("remove");
+    let o = run(&path, &incremental);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "a missing checkpoint built on must be refused"
+    );
+    assert!(
+        err.contains(&format!("builds on the keyed state of checkpoint {id}")),
+        "{err}"
+    );
+    std::fs::write(&earlier, &good).expect("repair");
+    // resumed (on the heap without tracking: an incremental checkpoint restores there too)
+    let o = run(&path, &["--parallelism", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    compare(&contents(&dir.path().join("out.db")), &want);
 }
 
 /// Runs `script` (the demo's tables and queries, `${DB}` and the demo's variables filled in)

@@ -137,6 +137,14 @@ impl CheckpointBackend for S3Backend {
         Ok((manifest, state))
     }
 
+    fn read_manifest(&self, id: u64) -> Result<Vec<u8>, CheckpointError> {
+        let path = self.path(id, "MANIFEST.json");
+        self.rt
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .map_err(|e| self.err(&format!("{}/MANIFEST.json", checkpoint_name(id)), e))
+    }
+
     fn remove(&self, id: u64) -> Result<(), CheckpointError> {
         // the manifest first: a half-removed checkpoint is incomplete, not damaged
         for file in ["MANIFEST.json", "state.bin"] {

@@ -15,6 +15,7 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::operator::{Sink, TransactionalSink};
+use crate::state::incremental::StateSection;
 use crate::state::{read_u32, read_u64, StateValue};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -257,13 +258,22 @@ pub struct Snapshot {
     pub operators: Vec<Vec<u8>>,
     /// Per sink, in visiting order: what it prepared ([`Sink::prepare_checkpoint`]).
     pub sinks: Vec<Vec<u8>>,
+    /// The sections of keyed states tracking their changes (incremental checkpoints, see
+    /// [`crate::state::incremental`]).
+    pub states: Vec<StateSection>,
+    /// The earlier checkpoints whose sections [`Snapshot::states`] build on (listed in the
+    /// manifest, not in `state.bin`).
+    pub references: Vec<u64>,
+    /// Loaded with the checkpoint: the sections of the checkpoints it references.
+    pub shared: Vec<StateSection>,
 }
 
 const MAGIC: &[u8; 4] = b"TFCK";
 /// 2: operators are named by their plan label and state version (1 named them by their
 /// description). 3: every section carries the first 8 bytes of its SHA-256 after its bytes, so
-/// a damaged section is found even when the manifest was rewritten to match the file.
-const VERSION: u32 = 3;
+/// a damaged section is found even when the manifest was rewritten to match the file. 4: keyed
+/// states' sections of incremental checkpoints follow the sinks.
+const VERSION: u32 = 4;
 
 /// The first 8 bytes of `b`'s SHA-256.
 fn digest8(b: &[u8]) -> [u8; 8] {
@@ -323,6 +333,15 @@ impl Snapshot {
                 put_bytes(&mut out, b);
             }
         }
+        out.extend_from_slice(&(self.states.len() as u32).to_le_bytes());
+        for s in &self.states {
+            let mut head = Vec::with_capacity(24);
+            head.extend_from_slice(&s.lineage.to_le_bytes());
+            head.extend_from_slice(&s.checkpoint.to_le_bytes());
+            head.extend_from_slice(&s.previous.to_le_bytes());
+            put_bytes(&mut out, &head);
+            put_bytes(&mut out, &s.body);
+        }
         out
     }
 
@@ -333,9 +352,10 @@ impl Snapshot {
         }
         let mut at = 4;
         let version = read_u32(input, &mut at)?;
-        // format 2 is format 3 without section checksums: still read
-        let checked = version == VERSION;
-        if version != VERSION && version != 2 {
+        // format 2 is format 3 without section checksums, and 3 is 4 without keyed states'
+        // sections: both still read
+        let checked = version >= 3;
+        if !(2..=VERSION).contains(&version) {
             return Err(RuntimeError::State(format!(
                 "checkpoint format {version}, this tillflow reads {VERSION}{}",
                 if version < VERSION {
@@ -368,6 +388,21 @@ impl Snapshot {
         for part in [&mut snap.operators, &mut snap.sinks] {
             for _ in 0..read_u32(input, &mut at)? {
                 part.push(get_bytes(input, &mut at, checked)?.to_vec());
+            }
+        }
+        if version >= 4 {
+            for _ in 0..read_u32(input, &mut at)? {
+                let head = get_bytes(input, &mut at, checked)?;
+                let h = &mut 0;
+                let (lineage, checkpoint, previous) =
+                    (read_u64(head, h)?, read_u64(head, h)?, read_u64(head, h)?);
+                let body = get_bytes(input, &mut at, checked)?.to_vec();
+                snap.states.push(StateSection {
+                    lineage,
+                    checkpoint,
+                    previous,
+                    body,
+                });
             }
         }
         Ok(snap)
@@ -496,6 +531,18 @@ struct Manifest {
     run: u64,
     created_unix_ms: u64,
     files: Vec<ManifestFile>,
+    /// The earlier checkpoints' files this one builds on (incremental checkpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    shared: Vec<SharedFile>,
+}
+
+/// A file of an earlier checkpoint that a checkpoint builds on.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct SharedFile {
+    checkpoint: u64,
+    name: String,
+    bytes: u64,
+    sha256: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -525,6 +572,10 @@ pub trait CheckpointBackend: Send + Sync {
     fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError>;
     /// Reads checkpoint `id`: `(manifest, state)`.
     fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError>;
+    /// Reads checkpoint `id`'s manifest only.
+    fn read_manifest(&self, id: u64) -> Result<Vec<u8>, CheckpointError> {
+        self.read(id).map(|(m, _)| m)
+    }
     /// Removes checkpoint `id`.
     fn remove(&self, id: u64) -> Result<(), CheckpointError>;
     /// Removes every checkpoint of the job.
@@ -610,6 +661,10 @@ impl CheckpointBackend for LocalBackend {
         let manifest = read_file(&m)?;
         let state = read_file(&dir.join("state.bin"))?;
         Ok((manifest, state))
+    }
+
+    fn read_manifest(&self, id: u64) -> Result<Vec<u8>, CheckpointError> {
+        read_file(&self.dir.join(checkpoint_name(id)).join("MANIFEST.json"))
     }
 
     fn remove(&self, id: u64) -> Result<(), CheckpointError> {
@@ -711,9 +766,28 @@ impl CheckpointStore {
     }
 
     /// Writes `snap` as checkpoint `snap.id` (whole or not at all), then drops checkpoints
-    /// beyond the retained number. On failure the earlier checkpoints are untouched.
+    /// beyond the retained number that no retained one builds on. On failure the earlier
+    /// checkpoints are untouched.
     pub fn write(&self, snap: &Snapshot) -> Result<String, CheckpointError> {
         let state = snap.encode();
+        let mut shared = Vec::with_capacity(snap.references.len());
+        for &r in &snap.references {
+            let m = self.manifest(r)?;
+            let f = m
+                .files
+                .iter()
+                .find(|f| f.name == "state.bin")
+                .ok_or_else(|| CheckpointError::Corrupt {
+                    path: self.location_of(r),
+                    what: "the manifest lists no state.bin".into(),
+                })?;
+            shared.push(SharedFile {
+                checkpoint: r,
+                name: format!("{}/state.bin", checkpoint_name(r)),
+                bytes: f.bytes,
+                sha256: f.sha256.clone(),
+            });
+        }
         let manifest = Manifest {
             format: VERSION,
             job: self.job.clone(),
@@ -728,33 +802,97 @@ impl CheckpointStore {
                 bytes: state.len() as u64,
                 sha256: sha256_hex(&state),
             }],
+            shared,
         };
         let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
             path: self.location_of(snap.id),
             source: std::io::Error::other(e),
         })?;
         self.backend.write(snap.id, &state, &text)?;
-        let all = self.list()?;
-        if all.len() > self.retained {
-            for old in &all[..all.len() - self.retained] {
-                let _ = self.backend.remove(*old);
-            }
-        }
+        self.retire(snap)?;
         Ok(self.location_of(snap.id))
     }
 
-    /// Reads and checks checkpoint `id` (size and checksum against its manifest).
-    pub fn load_id(&self, id: u64) -> Result<Snapshot, CheckpointError> {
-        let (manifest, state) = self.backend.read(id)?;
-        check(&self.location_of(id), &manifest, &state, Some(&self.job))
+    /// Removes the checkpoints beyond the retained number (just after `snap` was written) that
+    /// no retained checkpoint builds on. One whose manifest does not read keeps every older
+    /// checkpoint in place.
+    fn retire(&self, snap: &Snapshot) -> Result<(), CheckpointError> {
+        let all = self.list()?;
+        if all.len() <= self.retained {
+            return Ok(());
+        }
+        let kept = &all[all.len() - self.retained..];
+        let mut needed: std::collections::BTreeSet<u64> = kept.iter().copied().collect();
+        for &id in kept {
+            if id == snap.id {
+                needed.extend(&snap.references);
+                continue;
+            }
+            match self.manifest(id) {
+                Ok(m) => needed.extend(m.shared.iter().map(|f| f.checkpoint)),
+                Err(_) => return Ok(()),
+            }
+        }
+        for old in &all[..all.len() - self.retained] {
+            if !needed.contains(old) {
+                let _ = self.backend.remove(*old);
+            }
+        }
+        Ok(())
     }
 
-    /// Reads and checks the checkpoint in the local directory `dir` (…/chk-NNNNNN).
+    /// Checkpoint `id`'s manifest.
+    fn manifest(&self, id: u64) -> Result<Manifest, CheckpointError> {
+        let bytes = self.backend.read_manifest(id)?;
+        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt {
+            path: self.location_of(id),
+            what: format!("MANIFEST.json does not parse: {e}"),
+        })
+    }
+
+    /// Reads and checks checkpoint `id` (size and checksum against its manifest), with the
+    /// state sections of the earlier checkpoints it builds on.
+    pub fn load_id(&self, id: u64) -> Result<Snapshot, CheckpointError> {
+        let (manifest, state) = self.backend.read(id)?;
+        let (mut snap, m) = check(&self.location_of(id), &manifest, &state, Some(&self.job))?;
+        for f in &m.shared {
+            let from = self.location_of(f.checkpoint);
+            let (manifest, state) = self.backend.read(f.checkpoint).map_err(|e| {
+                missing_reference(&self.location_of(id), f.checkpoint, &e.to_string())
+            })?;
+            let (earlier, _) = check_shared(&from, f, &manifest, &state, Some(&self.job))?;
+            snap.shared.extend(earlier.states);
+            snap.references.push(f.checkpoint);
+        }
+        Ok(snap)
+    }
+
+    /// Reads and checks the checkpoint in the local directory `dir` (…/chk-NNNNNN), with the
+    /// state sections of the earlier checkpoints (beside it) it builds on.
     pub fn load(dir: &Path) -> Result<Snapshot, CheckpointError> {
         let mpath = dir.join("MANIFEST.json");
         let manifest = read_file(&mpath)?;
         let state = read_file(&dir.join("state.bin"))?;
-        check(&dir.display().to_string(), &manifest, &state, None)
+        let location = dir.display().to_string();
+        let (mut snap, m) = check(&location, &manifest, &state, None)?;
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        for f in &m.shared {
+            let other = parent.join(checkpoint_name(f.checkpoint));
+            let read = read_file(&other.join("MANIFEST.json"))
+                .and_then(|m| Ok((m, read_file(&other.join("state.bin"))?)));
+            let (manifest, state) =
+                read.map_err(|e| missing_reference(&location, f.checkpoint, &e.to_string()))?;
+            let (earlier, _) = check_shared(
+                &other.display().to_string(),
+                f,
+                &manifest,
+                &state,
+                Some(&m.job),
+            )?;
+            snap.shared.extend(earlier.states);
+            snap.references.push(f.checkpoint);
+        }
+        Ok(snap)
     }
 
     /// Removes every checkpoint of the job (when it has finished).
@@ -775,6 +913,41 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
         .map_err(|e| io(dir, e))
 }
 
+/// The error for an earlier checkpoint that checkpoint `location` builds on and that does not
+/// read.
+fn missing_reference(location: &str, id: u64, why: &str) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: location.to_owned(),
+        what: format!(
+            "it builds on the keyed state of checkpoint {id} ({}), which does not read: {why}",
+            checkpoint_name(id)
+        ),
+    }
+}
+
+/// Checks an earlier checkpoint that another builds on: its own manifest, and its `state.bin`
+/// against what the other's manifest recorded of it.
+fn check_shared(
+    location: &str,
+    recorded: &SharedFile,
+    manifest: &[u8],
+    state: &[u8],
+    job: Option<&str>,
+) -> Result<(Snapshot, Manifest), CheckpointError> {
+    if state.len() as u64 != recorded.bytes || sha256_hex(state) != recorded.sha256 {
+        return Err(CheckpointError::Corrupt {
+            path: location.to_owned(),
+            what: format!(
+                "its state.bin ({} bytes) is not the one a later checkpoint builds on ({} bytes,                  SHA-256 {})",
+                state.len(),
+                recorded.bytes,
+                recorded.sha256.get(..16).unwrap_or("")
+            ),
+        });
+    }
+    check(location, manifest, state, job)
+}
+
 /// Checks `state` against `manifest` (and, when known, the job it must belong to) and decodes
 /// it.
 fn check(
@@ -782,16 +955,16 @@ fn check(
     manifest: &[u8],
     state: &[u8],
     job: Option<&str>,
-) -> Result<Snapshot, CheckpointError> {
+) -> Result<(Snapshot, Manifest), CheckpointError> {
     let corrupt = |what: String| CheckpointError::Corrupt {
         path: location.to_owned(),
         what,
     };
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
-    if manifest.format != 2 && manifest.format != VERSION {
+    if !(2..=VERSION).contains(&manifest.format) {
         return Err(corrupt(format!(
-            "MANIFEST.json is of format {}, this tillflow reads 2 and {VERSION}",
+            "MANIFEST.json is of format {}, this tillflow reads 2 to {VERSION}",
             manifest.format
         )));
     }
@@ -839,7 +1012,7 @@ fn check(
             snap.id, manifest.checkpoint
         )));
     }
-    Ok(snap)
+    Ok((snap, manifest))
 }
 
 /// Makes a transactional sink exactly-once: rows received between checkpoints are held here;
@@ -961,6 +1134,7 @@ mod tests {
             }],
             operators: vec![vec![9; 100]],
             sinks: vec![vec![]],
+            ..Snapshot::default()
         }
     }
 

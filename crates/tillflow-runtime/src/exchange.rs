@@ -729,6 +729,7 @@ impl Stage {
         &mut self,
         coordination: &Coordination,
         state_store: Option<Arc<crate::state::disk::DiskStore>>,
+        incremental: bool,
     ) -> Result<()> {
         for (i, inst) in self.instances.iter().enumerate() {
             let Some(rx) = self.receivers.get_mut(i).and_then(Option::take) else {
@@ -744,6 +745,7 @@ impl Stage {
                 .spawn(move || {
                     // keyed state the instance makes as it runs uses the job's store
                     crate::state::disk::set_thread_store(store);
+                    crate::state::incremental::set_thread_tracking(incremental);
                     // a panic is a failure like any other: the job loop must hear of it
                     let run = std::panic::AssertUnwindSafe(|| run_instance(&inst, &rx, &c, &name));
                     if let Err(p) = std::panic::catch_unwind(run) {
@@ -894,7 +896,7 @@ mod tests {
         for s in &mut senders {
             s.attach(&c);
         }
-        stage.start(&c, None).unwrap();
+        stage.start(&c, None, false).unwrap();
         // 1000 rows per sender over 10 keys (more than a batch per instance)
         for n in 0..1000 {
             senders[0].push(&row(n % 10, n)).unwrap();
@@ -996,7 +998,7 @@ mod tests {
             .unwrap();
         let (c, _acks) = Coordination::new();
         e.attach(&c);
-        stage.start(&c, None).unwrap();
+        stage.start(&c, None, false).unwrap();
         let mut err = None;
         for n in 0..100_000 {
             if let Err(x) = e.push(&row(1, n)) {
@@ -1064,7 +1066,7 @@ mod tests {
             }]])
             .unwrap();
         let (c, acks) = Coordination::new();
-        stage.start(&c, None).unwrap();
+        stage.start(&c, None, false).unwrap();
         senders[0].tick(100).unwrap();
         senders[1].tick(50).unwrap();
         senders[1].tick(150).unwrap();
@@ -1096,7 +1098,7 @@ mod tests {
         let mut stage = b.finish(instances).unwrap();
         let (c, acks) = Coordination::new();
         e.attach(&c);
-        stage.start(&c, None).unwrap();
+        stage.start(&c, None, false).unwrap();
         let (keys, width, max) = e.routing();
         // the chunk's own running maximum: 3, 7, 12; the watermark before it: 7
         let mut cap = Exchange::capture(keys, width, max);

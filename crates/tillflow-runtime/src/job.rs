@@ -177,6 +177,9 @@ pub struct Job {
     checkpoints: Option<Checkpoints>,
     /// The on-disk store of the job's keyed state (the on-disk backend only).
     state_store: Option<Arc<DiskStore>>,
+    /// Keyed states track their changes, and checkpoints write only those (see
+    /// [`crate::state::incremental`]).
+    incremental: bool,
 }
 
 impl Drop for Job {
@@ -274,7 +277,20 @@ impl Job {
             reports: None,
             checkpoints: None,
             state_store: None,
+            incremental: false,
         }
+    }
+
+    /// Makes the job's checkpoints incremental (`execution.checkpointing.incremental`): its
+    /// keyed states were built tracking their changes, and states it makes later (on restore,
+    /// in worker threads) do too.
+    pub fn set_incremental_checkpoints(&mut self, on: bool) {
+        self.incremental = on;
+    }
+
+    /// True when the job's checkpoints are incremental.
+    pub fn incremental_checkpoints(&self) -> bool {
+        self.incremental
     }
 
     /// Keeps the on-disk store the job's keyed states were built with (see
@@ -429,7 +445,12 @@ impl Job {
     /// prepared rows (committed now unless they already were). Checkpointing must be enabled.
     pub fn restore(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
         let store = self.state_store.clone();
-        crate::state::disk::scoped(store.as_ref(), || self.restore_from(snap, from))?;
+        let chain = crate::state::incremental::Chain::new(snap.states.iter().chain(&snap.shared));
+        crate::state::incremental::scoped_tracking(self.incremental, || {
+            crate::state::incremental::restoring(chain, || {
+                crate::state::disk::scoped(store.as_ref(), || self.restore_from(snap, from))
+            })
+        })?;
         self.check_state_store()
     }
 
@@ -555,32 +576,38 @@ impl Job {
             });
         }
         snap.layout.extend(parallelism);
-        each_node(&mut self.tasks, &self.stages, &mut |n| {
-            let mut b = Vec::new();
-            match n {
-                NodeMut::Operator(_, op) if !op.checkpointed() => {}
-                NodeMut::Operator(id, op) => {
-                    snap.layout.push(operator_identity(id, op.state_version()));
-                    op.snapshot_state(&mut b);
-                    snap.operators.push(b);
+        let (tasks, stages) = (&mut self.tasks, &self.stages);
+        let (done, collected) = crate::state::incremental::collecting(snap.id, || {
+            each_node(tasks, stages, &mut |n| {
+                let mut b = Vec::new();
+                match n {
+                    NodeMut::Operator(_, op) if !op.checkpointed() => {}
+                    NodeMut::Operator(id, op) => {
+                        snap.layout.push(operator_identity(id, op.state_version()));
+                        op.snapshot_state(&mut b);
+                        snap.operators.push(b);
+                    }
+                    NodeMut::TwoInput(node) => {
+                        snap.layout.push(operator_identity(
+                            node.identity(),
+                            node.operator().state_version(),
+                        ));
+                        node.snapshot_state(&mut b);
+                        snap.operators.push(b);
+                    }
+                    NodeMut::Sink(s) => {
+                        snap.layout.push(format!("sink: {}", s.describe()));
+                        s.prepare_checkpoint(&mut b)?;
+                        snap.sinks.push(b);
+                    }
+                    NodeMut::Exchange(_) => {}
                 }
-                NodeMut::TwoInput(node) => {
-                    snap.layout.push(operator_identity(
-                        node.identity(),
-                        node.operator().state_version(),
-                    ));
-                    node.snapshot_state(&mut b);
-                    snap.operators.push(b);
-                }
-                NodeMut::Sink(s) => {
-                    snap.layout.push(format!("sink: {}", s.describe()));
-                    s.prepare_checkpoint(&mut b)?;
-                    snap.sinks.push(b);
-                }
-                NodeMut::Exchange(_) => {}
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })
+        });
+        done?;
+        snap.states = collected.sections;
+        snap.references = collected.references.into_iter().collect();
         // a snapshot that met an error of the on-disk store is not written
         if let Some(s) = &self.state_store {
             s.check()?;
@@ -695,12 +722,15 @@ impl Job {
                 Ok(())
             })?;
             for s in &mut self.stages {
-                s.start(&c, self.state_store.clone())?;
+                s.start(&c, self.state_store.clone(), self.incremental)?;
             }
             self.coordination = Some((c, acks));
         }
         let store = self.state_store.clone();
-        let result = crate::state::disk::scoped(store.as_ref(), || self.run_loop());
+        let incremental = self.incremental;
+        let result = crate::state::incremental::scoped_tracking(incremental, || {
+            crate::state::disk::scoped(store.as_ref(), || self.run_loop())
+        });
         for s in &mut self.stages {
             if result.is_ok() {
                 s.stop();

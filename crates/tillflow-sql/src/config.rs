@@ -88,7 +88,7 @@ const MINI_BATCH: &str =
 const CHECKPOINT_TUNING: &str =
     "tillflow takes one checkpoint at a time between two records (always aligned, never concurrent); this tuning does not change results";
 const STATE_BACKEND: &str =
-    "tillflow writes whole checkpoints to 'state.checkpoints.dir' on either state backend (incremental checkpoints are not implemented yet); where checkpoints go does not change results";
+    "tillflow writes checkpoints to 'state.checkpoints.dir' on either state backend; where checkpoints go does not change results";
 const RESTART: &str =
     "tillflow does not restart a failed job itself: run it again and it resumes from its latest checkpoint";
 const CLIENT_DISPLAY: &str =
@@ -247,8 +247,10 @@ pub const KEYS: &[KeyDef] = &[
         Enum(&["DELETE_ON_CANCELLATION", "RETAIN_ON_CANCELLATION", "NO_EXTERNALIZED_CHECKPOINTS"]),
         Noted("tillflow keeps a job's latest 'state.checkpoints.num-retained' checkpoints until `--fresh`"),
     ),
-    key("execution.checkpointing.incremental", Bool, Noted(STATE_BACKEND)),
-    key("state.backend.incremental", Bool, Noted(STATE_BACKEND)),
+    // checkpoints write what keyed state changed since the previous one (on by default with
+    // the on-disk backend), see tillflow_runtime::state::incremental
+    key("execution.checkpointing.incremental", Bool, Applied),
+    alias("state.backend.incremental", "execution.checkpointing.incremental", Bool),
     // where keyed state lives: 'hashmap' (memory) or on local disk within a memory budget
     // ('disk'; Flink's 'rocksdb' selects it), see tillflow_runtime::state::disk
     key("state.backend.type", Enum(&["hashmap", "rocksdb", "disk"]), Applied),

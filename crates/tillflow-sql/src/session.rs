@@ -813,9 +813,12 @@ impl JobPlan {
     pub fn instantiate(self) -> Result<Job> {
         let (parallelism, max) = crate::physical::parallelism(&self, self.parallelism)?;
         let store = crate::state_backend::open_store(&self.config, parallelism)?;
-        let mut job =
-            tillflow_runtime::state::disk::scoped(store.as_ref(), || self.build(parallelism, max))?;
+        let incremental = crate::state_backend::incremental(&self.config);
+        let mut job = tillflow_runtime::state::incremental::scoped_tracking(incremental, || {
+            tillflow_runtime::state::disk::scoped(store.as_ref(), || self.build(parallelism, max))
+        })?;
         job.set_state_store(store);
+        job.set_incremental_checkpoints(incremental);
         Ok(job)
     }
 

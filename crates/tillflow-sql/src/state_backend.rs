@@ -33,6 +33,21 @@ pub fn backend_kind(config: &BTreeMap<String, String>, parallelism: usize) -> Ba
     }
 }
 
+/// True when the job's checkpoints are incremental: `execution.checkpointing.incremental`, on
+/// by default with the on-disk backend (as Flink's RocksDB backend is mostly run) and off with
+/// the heap.
+pub fn incremental(config: &BTreeMap<String, String>) -> bool {
+    match config
+        .get("execution.checkpointing.incremental")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("true") => true,
+        Some("false") => false,
+        _ => matches!(backend_kind(config, 1), BackendKind::Disk(_)),
+    }
+}
+
 /// Opens the job's on-disk store when the settings ask for one.
 pub fn open_store(
     config: &BTreeMap<String, String>,

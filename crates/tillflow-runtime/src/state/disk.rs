@@ -456,6 +456,24 @@ impl Spill {
         }
     }
 
+    /// `key`'s value bytes on disk, if it is there (it stays there).
+    pub fn get(&self, group: u32, key: &[u8]) -> Option<fjall::UserValue> {
+        if self.on_disk == 0 {
+            return None;
+        }
+        let mut k = Vec::with_capacity(6 + key.len());
+        k.extend_from_slice(&self.id);
+        k.extend_from_slice(&(group as u16).to_be_bytes());
+        k.extend_from_slice(key);
+        match self.store.keyspace.get(k) {
+            Ok(v) => v,
+            Err(e) => {
+                self.store.fail(format!("reading state: {e}"));
+                None
+            }
+        }
+    }
+
     /// True when `key` is on disk.
     pub fn contains(&mut self, group: u32, key: &[u8]) -> bool {
         if self.on_disk == 0 {
@@ -503,7 +521,7 @@ impl Spill {
 
     /// Visits every entry on disk with its encoded key and value bytes; `f` says whether the
     /// entry stays, goes, or takes the bytes `f` left in its buffer.
-    pub fn update_all(&mut self, mut f: impl FnMut(&[u8], &[u8], &mut Vec<u8>) -> Update) {
+    pub fn update_all(&mut self, mut f: impl FnMut(u32, &[u8], &[u8], &mut Vec<u8>) -> Update) {
         if self.on_disk == 0 {
             return;
         }
@@ -517,7 +535,7 @@ impl Spill {
                 }
             };
             buf.clear();
-            let done = match f(user_key(&k), &v, &mut buf) {
+            let done = match f(group_of(&k), user_key(&k), &v, &mut buf) {
                 Update::Keep => Ok(()),
                 Update::Remove => {
                     self.on_disk = self.on_disk.saturating_sub(1);

@@ -22,12 +22,14 @@
 //! its key (before the time), set by each access and cleared by eviction's second-chance sweep.
 
 pub mod disk;
+pub mod incremental;
 
 use crate::error::{Result, RuntimeError};
 use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
 use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
 use disk::{Spill, Update};
 use hashbrown::HashTable;
+use incremental::{StateSection, Tracker};
 use std::borrow::Cow;
 use tillflow_types::{Row, RowKind};
 
@@ -132,18 +134,41 @@ impl<V> Entry<V> {
         let at = self.key.len() - suffix;
         self.key[at] = 1;
     }
+
+    /// Stamps the entry with `stamp` = (its place from the key's end, the epoch), when the
+    /// state tracks changes.
+    #[inline]
+    fn stamp(&mut self, stamp: Option<(usize, u32)>) {
+        if let Some((from_end, epoch)) = stamp {
+            let at = self.key.len() - from_end;
+            self.key[at..at + STAMP].copy_from_slice(&epoch.to_le_bytes());
+        }
+    }
+
+    /// The entry's stamp (its place from the key's end given).
+    #[inline]
+    fn stamped(&self, from_end: usize) -> u32 {
+        let at = self.key.len() - from_end;
+        u32::from_le_bytes(self.key[at..at + STAMP].try_into().unwrap_or([0; 4]))
+    }
 }
 
-/// `key`, with the touched byte when the state spills to disk, and with a TTL the time after
-/// them, as an entry stores it.
-fn stored_key(key: &[u8], time: Option<i64>, spills: bool) -> Box<[u8]> {
-    if time.is_none() && !spills {
+/// Bytes of the change stamp after a key, when the state tracks changes.
+const STAMP: usize = 4;
+
+/// `key`, with the touched byte when the state spills to disk, its change stamp when it tracks
+/// changes, and with a TTL the time after them, as an entry stores it.
+fn stored_key(key: &[u8], time: Option<i64>, spills: bool, stamp: Option<u32>) -> Box<[u8]> {
+    if time.is_none() && !spills && stamp.is_none() {
         return key.into();
     }
-    let mut k = Vec::with_capacity(key.len() + TIME + 1);
+    let mut k = Vec::with_capacity(key.len() + TIME + STAMP + 1);
     k.extend_from_slice(key);
     if spills {
         k.push(1);
+    }
+    if let Some(s) = stamp {
+        k.extend_from_slice(&s.to_le_bytes());
     }
     if let Some(t) = time {
         k.extend_from_slice(&t.to_le_bytes());
@@ -157,6 +182,8 @@ pub struct KeyedState<V> {
     ttl: Option<TtlTimer>,
     /// The disk side, with the on-disk backend.
     spill: Option<Box<Spill>>,
+    /// Change tracking, for incremental checkpoints.
+    inc: Option<Box<Tracker>>,
 }
 
 impl<V: StateValue> Default for KeyedState<V> {
@@ -169,6 +196,9 @@ impl<V: StateValue> Default for KeyedState<V> {
 const WITH_TIMES: u64 = 1 << 63;
 /// Set in a snapshot's entry count when the TTL clock's time follows it.
 const WITH_CLOCK: u64 = 1 << 62;
+/// Set instead of an entry count when the entries are in a [`StateSection`] of the checkpoint:
+/// the state's lineage and the section's checkpoint follow.
+const REFERENCE: u64 = 1 << 61;
 
 impl<V: StateValue> KeyedState<V> {
     /// An empty state whose entries expire `ttl` after their last write (None: never).
@@ -177,15 +207,31 @@ impl<V: StateValue> KeyedState<V> {
             table: HashTable::new(),
             ttl: ttl.map(TtlTimer::new),
             spill: disk::current().map(|s| Box::new(Spill::new(s))),
+            inc: incremental::tracking().then(|| Box::new(Tracker::new())),
         }
     }
 
-    /// Bytes after each entry's key: the touched byte when the state spills, and its time with
-    /// a TTL.
+    /// Bytes after each entry's key: the touched byte when the state spills, its change stamp
+    /// when it tracks changes, and its time with a TTL.
     #[inline]
     fn suffix(&self) -> usize {
         let time = if self.ttl.is_some() { TIME } else { 0 };
-        time + usize::from(self.spill.is_some())
+        let stamp = if self.inc.is_some() { STAMP } else { 0 };
+        time + stamp + usize::from(self.spill.is_some())
+    }
+
+    /// Where an entry's change stamp is (from its key's end) and the epoch to stamp a write
+    /// with, when the state tracks changes.
+    #[inline]
+    fn stamper(&self) -> Option<(usize, u32)> {
+        let time = if self.ttl.is_some() { TIME } else { 0 };
+        self.inc.as_deref().map(|t| (time + STAMP, t.epoch.get()))
+    }
+
+    /// The stamp of an entry written back unchanged (restored, or read from disk).
+    #[inline]
+    fn clean_stamp(&self) -> Option<u32> {
+        self.inc.as_deref().map(Tracker::clean)
     }
 
     /// Entries on disk (0 with the heap backend).
@@ -204,6 +250,7 @@ impl<V: StateValue> KeyedState<V> {
         }
         let suffix = self.suffix();
         let spills = self.spill.is_some();
+        let stamp = self.stamper();
         let entry = match self.table.entry(
             hash,
             |e| e.hash == hash && eq_bytes(e.key(suffix), key),
@@ -221,12 +268,18 @@ impl<V: StateValue> KeyedState<V> {
                 if spills {
                     e.touch(suffix);
                 }
+                e.stamp(stamp);
                 e
             }
             Slot::Vacant(v) => v
                 .insert(Entry {
                     hash,
-                    key: stored_key(key, self.ttl.as_ref().map(TtlTimer::now), spills),
+                    key: stored_key(
+                        key,
+                        self.ttl.as_ref().map(TtlTimer::now),
+                        spills,
+                        stamp.map(|s| s.1),
+                    ),
                     value: init(),
                 })
                 .into_mut(),
@@ -257,6 +310,7 @@ impl<V: StateValue> KeyedState<V> {
             }
         }
         let spills = self.spill.is_some();
+        let stamp = self.stamper();
         let Some(t) = self.ttl.as_mut() else {
             return self
                 .table
@@ -265,6 +319,7 @@ impl<V: StateValue> KeyedState<V> {
                     if spills {
                         e.touch(suffix);
                     }
+                    e.stamp(stamp);
                     &mut e.value
                 });
         };
@@ -275,6 +330,9 @@ impl<V: StateValue> KeyedState<V> {
         if t.is_expired(entry.get().time()) {
             t.expired += 1;
             entry.remove();
+            if let Some(tr) = self.inc.as_deref() {
+                tr.removed(key);
+            }
             return None;
         }
         let e = entry.into_mut();
@@ -284,6 +342,7 @@ impl<V: StateValue> KeyedState<V> {
         if spills {
             e.touch(suffix);
         }
+        e.stamp(stamp);
         Some(&mut e.value)
     }
 
@@ -292,6 +351,7 @@ impl<V: StateValue> KeyedState<V> {
     fn fault_in(&mut self, hash: u64, key: &[u8]) {
         self.make_room();
         let suffix = self.suffix();
+        let clean = self.clean_stamp();
         let Some(sp) = self.spill.as_deref_mut() else {
             return;
         };
@@ -322,7 +382,7 @@ impl<V: StateValue> KeyedState<V> {
                     hash,
                     Entry {
                         hash,
-                        key: stored_key(key, time, true),
+                        key: stored_key(key, time, true, clean),
                         value,
                     },
                     |e| e.hash,
@@ -338,6 +398,8 @@ impl<V: StateValue> KeyedState<V> {
     fn make_room(&mut self) {
         let suffix = self.suffix();
         let times = self.ttl.is_some();
+        let stamp = self.stamper();
+        let tracker = self.inc.as_deref();
         let Some(sp) = self.spill.as_deref_mut() else {
             return;
         };
@@ -373,6 +435,11 @@ impl<V: StateValue> KeyedState<V> {
                 e.value.write(&mut sp.value);
                 sp.observe_written(std::mem::size_of::<Entry<V>>(), e.key.len());
                 sp.stage(key_group(e.hash), e.key(suffix));
+                if let (Some(tr), Some((from_end, epoch))) = (tracker, stamp) {
+                    if e.stamped(from_end) == epoch {
+                        tr.evicted(key_group(e.hash), e.key(suffix));
+                    }
+                }
                 if sp.staged_bytes() >= disk::MAX_STAGED {
                     sp.write_staged();
                 }
@@ -400,6 +467,9 @@ impl<V: StateValue> KeyedState<V> {
             .ok()?
             .remove()
             .0;
+        if let Some(tr) = self.inc.as_deref() {
+            tr.removed(key);
+        }
         match self.ttl.as_mut() {
             Some(t) if t.is_expired(e.time()) => {
                 t.expired += 1;
@@ -455,6 +525,10 @@ impl<V: StateValue> KeyedState<V> {
 
     /// Removes and yields every (key, value): those in memory, then those on disk.
     pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, V)> + '_ {
+        if let Some(tr) = self.inc.as_deref() {
+            // emptied: the next snapshot is a full one
+            tr.restart();
+        }
         let suffix = self.suffix();
         let skip = if self.ttl.is_some() { TIME } else { 0 };
         let disk = self.spill.as_deref_mut().map(|sp| {
@@ -513,6 +587,8 @@ impl<V: StateValue> KeyedState<V> {
     /// Removes every expired entry, in memory and on disk (and gives entries written before
     /// the clock had a time the clock's time).
     fn sweep(&mut self) {
+        let (stamp, suffix) = (self.stamper(), self.suffix());
+        let tracker = self.inc.as_deref();
         let Some(t) = self.ttl.as_mut() else {
             return;
         };
@@ -522,12 +598,17 @@ impl<V: StateValue> KeyedState<V> {
             if time == UNKNOWN_TIME {
                 t.settle(&mut time);
                 e.set_time(time);
+                e.stamp(stamp);
             }
-            !t.is_expired(time)
+            let keep = !t.is_expired(time);
+            if let (false, Some(tr)) = (keep, tracker) {
+                tr.removed(e.key(suffix));
+            }
+            keep
         });
         t.expired += (before - self.table.len()) as u64;
         if let Some(sp) = self.spill.as_deref_mut() {
-            sp.update_all(|_, value, out| {
+            sp.update_all(|group, key, value, out| {
                 let Some(stored) = value.get(..TIME) else {
                     return Update::Keep;
                 };
@@ -539,10 +620,16 @@ impl<V: StateValue> KeyedState<V> {
                 }
                 if t.is_expired(time) {
                     t.expired += 1;
+                    if let Some(tr) = tracker {
+                        tr.removed(key);
+                    }
                     Update::Remove
                 } else if out.is_empty() {
                     Update::Keep
                 } else {
+                    if let Some(tr) = tracker {
+                        tr.evicted(group, key);
+                    }
                     Update::Rewrite
                 }
             });
@@ -552,11 +639,22 @@ impl<V: StateValue> KeyedState<V> {
     /// Keeps the entries for which `keep` is true (an operator's own sweep of what its values
     /// hold), in memory and on disk.
     pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
-        self.table.retain(|e| keep(&mut e.value));
+        let (stamp, tracker) = (self.stamper(), self.inc.as_deref());
+        let suffix = self.suffix();
+        self.table.retain(|e| {
+            if !keep(&mut e.value) {
+                if let Some(tr) = tracker {
+                    tr.removed(e.key(suffix));
+                }
+                return false;
+            }
+            e.stamp(stamp);
+            true
+        });
         let skip = if self.ttl.is_some() { TIME } else { 0 };
         if let Some(sp) = self.spill.as_deref_mut() {
             let fail = sp.failer();
-            sp.update_all(|_, bytes, out| {
+            sp.update_all(|group, key, bytes, out| {
                 let mut at = skip;
                 let mut value = match V::read(bytes, &mut at) {
                     Ok(v) => v,
@@ -566,10 +664,19 @@ impl<V: StateValue> KeyedState<V> {
                     }
                 };
                 if !keep(&mut value) {
+                    if let Some(tr) = tracker {
+                        tr.removed(key);
+                    }
                     return Update::Remove;
                 }
                 out.extend_from_slice(&bytes[..skip]);
                 value.write(out);
+                if out.as_slice() == bytes {
+                    return Update::Keep;
+                }
+                if let Some(tr) = tracker {
+                    tr.evicted(group, key);
+                }
                 Update::Rewrite
             });
         }
@@ -581,8 +688,118 @@ impl<V: StateValue> KeyedState<V> {
     }
 
     /// Writes the entries whose key group lies in `groups`, ordered by key group (each with its
-    /// time when the state has a TTL), those on disk copied as they lie there.
+    /// time when the state has a TTL), those on disk copied as they lie there. A state tracking
+    /// its changes, snapshotted for a checkpoint ([`incremental::collecting`]), writes a
+    /// reference instead and gives the checkpoint a section of its own: the changes since its
+    /// previous one, or every entry (see [`incremental`]).
     pub fn snapshot(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
+        if let Some(tr) = self.inc.as_deref() {
+            if groups == (0..MAX_KEY_GROUPS) {
+                if let Some(checkpoint) = incremental::collecting_checkpoint() {
+                    self.snapshot_section(tr, checkpoint, out);
+                    return;
+                }
+            }
+        }
+        self.write_entries(groups, out);
+    }
+
+    /// Writes this state's section for `checkpoint` (a delta when the state has a section in
+    /// the previous one and its deltas stay smaller than its last full section) and the
+    /// reference to it.
+    fn snapshot_section(&self, tr: &Tracker, checkpoint: u64, out: &mut Vec<u8>) {
+        let mut chain = tr.chain.borrow_mut();
+        let previous = chain.last().copied().filter(|p| *p < checkpoint);
+        let mut body = Vec::new();
+        let mut full = previous.is_none() || chain.len() > incremental::MAX_CHAIN;
+        if !full {
+            self.write_delta(tr, &mut body);
+            full = tr.delta_bytes.get() + body.len() as u64 > tr.full_bytes.get();
+        }
+        if full {
+            body.clear();
+            body.extend_from_slice(&0u64.to_le_bytes());
+            self.write_entries(0..MAX_KEY_GROUPS, &mut body);
+            chain.clear();
+            tr.full_bytes.set(body.len() as u64);
+            tr.delta_bytes.set(0);
+        } else {
+            tr.delta_bytes.set(tr.delta_bytes.get() + body.len() as u64);
+        }
+        chain.push(checkpoint);
+        let lineage = tr.lineage.get();
+        out.extend_from_slice(&REFERENCE.to_le_bytes());
+        out.extend_from_slice(&lineage.to_le_bytes());
+        out.extend_from_slice(&checkpoint.to_le_bytes());
+        incremental::collect(
+            StateSection {
+                lineage,
+                checkpoint,
+                previous: if full { 0 } else { previous.unwrap_or(0) },
+                body,
+            },
+            &chain,
+        );
+        tr.removed.borrow_mut().clear();
+        tr.evicted.borrow_mut().clear();
+        tr.epoch.set(tr.epoch.get().wrapping_add(1));
+    }
+
+    /// A delta's body: the keys removed since the last snapshot, then the entries written since
+    /// (stamped with the current epoch, or moved to disk changed).
+    fn write_delta(&self, tr: &Tracker, body: &mut Vec<u8>) {
+        let removed = tr.removed.borrow();
+        body.extend_from_slice(&(removed.len() as u64).to_le_bytes());
+        body.extend_from_slice(&removed);
+        let times = self.ttl.is_some();
+        let flag = if times { WITH_TIMES | WITH_CLOCK } else { 0 };
+        let count_at = body.len();
+        body.extend_from_slice(&flag.to_le_bytes());
+        if let Some(t) = &self.ttl {
+            body.extend_from_slice(&t.now().to_le_bytes());
+        }
+        let suffix = self.suffix();
+        let Some((from_end, epoch)) = self.stamper() else {
+            return;
+        };
+        let mut written = 0u64;
+        for e in self.table.iter() {
+            if e.stamped(from_end) == epoch {
+                write_entry(e, suffix, times, body);
+                written += 1;
+            }
+        }
+        let evicted = tr.evicted.borrow();
+        let mut keys: Vec<(u32, &[u8])> = incremental::evicted_keys(&evicted).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for (group, key) in keys {
+            let hash = hash_key(key);
+            match self
+                .table
+                .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+            {
+                // back in memory: written above if it changed again, and here if not
+                Some(e) if e.stamped(from_end) != epoch => write_entry(e, suffix, times, body),
+                Some(_) => continue,
+                None => {
+                    let Some(v) = self.spill.as_deref().and_then(|sp| sp.get(group, key)) else {
+                        // removed since: listed among the removed keys
+                        continue;
+                    };
+                    body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    body.extend_from_slice(key);
+                    body.extend_from_slice(&v);
+                }
+            }
+            written += 1;
+        }
+        body[count_at..count_at + 8].copy_from_slice(&(written | flag).to_le_bytes());
+    }
+
+    /// Every entry whose key group lies in `groups`, ordered by key group (see
+    /// [`KeyedState::snapshot`]).
+    fn write_entries(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
         for e in self.table.iter() {
@@ -631,13 +848,7 @@ impl<V: StateValue> KeyedState<V> {
         };
         for e in ordered.into_iter().flatten() {
             copy_disk_below(key_group(e.hash), out);
-            let key = e.key(suffix);
-            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            out.extend_from_slice(key);
-            if times {
-                out.extend_from_slice(&e.time().to_le_bytes());
-            }
-            e.value.write(out);
+            write_entry(e, suffix, times, out);
         }
         copy_disk_below(u32::MAX, out);
         if written != count {
@@ -652,7 +863,9 @@ impl<V: StateValue> KeyedState<V> {
 
     /// Adds the entries of old instance `part`'s snapshot that this instance owns under
     /// `rescale` (see [`Rescale`]); a key already held is refused as corrupt. With the on-disk
-    /// backend entries beyond the memory budget go to disk as they are read.
+    /// backend entries beyond the memory budget go to disk as they are read. A reference to an
+    /// incremental checkpoint's sections is followed back to the full section, and the deltas
+    /// are applied on it oldest first (from the chain [`incremental::restoring`] provides).
     pub fn restore_part(
         &mut self,
         input: &[u8],
@@ -661,17 +874,99 @@ impl<V: StateValue> KeyedState<V> {
         part: usize,
     ) -> Result<()> {
         let count = read_u64(input, at)?;
+        if count & REFERENCE == 0 {
+            if let Some(tr) = self.inc.as_deref() {
+                tr.restart();
+            }
+            return self.load_entries(input, at, count, rescale, part, false, true);
+        }
+        let lineage = read_u64(input, at)?;
+        let checkpoint = read_u64(input, at)?;
+        let chain = incremental::chain()?;
+        let sections = chain.resolve(checkpoint, lineage)?;
+        let fresh = self.is_empty()
+            && self
+                .inc
+                .as_deref()
+                .is_some_and(|t| t.chain.borrow().is_empty());
+        let last = sections.len() - 1;
+        for (i, s) in sections.iter().enumerate() {
+            let body = &s.body;
+            let mut p = 0;
+            let removed_len = read_u64(body, &mut p)? as usize;
+            let truncated = || RuntimeError::State("truncated state section".into());
+            let end = p.checked_add(removed_len).ok_or_else(truncated)?;
+            let removed = body.get(p..end).ok_or_else(truncated)?;
+            p = end;
+            let mut r = 0;
+            while r < removed.len() {
+                let n = read_u32(removed, &mut r)? as usize;
+                let key = removed.get(r..r + n).ok_or_else(truncated)?;
+                r += n;
+                let hash = hash_key(key);
+                if rescale.keeps(hash) {
+                    self.forget(hash, key);
+                }
+            }
+            let count = read_u64(body, &mut p)?;
+            self.load_entries(body, &mut p, count, rescale, part, i > 0, i == last)?;
+        }
+        if let Some(tr) = self.inc.as_deref() {
+            if fresh && rescale.keeps_all() {
+                // the next checkpoint goes on from this chain
+                tr.lineage.set(lineage);
+                *tr.chain.borrow_mut() = sections.iter().map(|s| s.checkpoint).collect();
+                tr.full_bytes.set(sections[0].body.len() as u64);
+                tr.delta_bytes
+                    .set(sections[1..].iter().map(|s| s.body.len() as u64).sum());
+            } else {
+                tr.restart();
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key` wherever it is, as a delta being applied does (nothing is recorded).
+    fn forget(&mut self, hash: u64, key: &[u8]) {
+        let suffix = self.suffix();
+        if let Ok(e) = self
+            .table
+            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+        {
+            e.remove();
+            return;
+        }
+        if let Some(sp) = self.spill.as_deref_mut() {
+            sp.take(key_group(hash), key);
+        }
+    }
+
+    /// Reads `count` (with its flags) entries; with `upsert` (a delta) an entry replaces the
+    /// key's, else a key already held is refused when the state is put together from several
+    /// instances. `clock`: the TTL clock's saved time (when the snapshot has one) is restored.
+    #[allow(clippy::too_many_arguments)]
+    fn load_entries(
+        &mut self,
+        input: &[u8],
+        at: &mut usize,
+        count: u64,
+        rescale: &Rescale,
+        part: usize,
+        upsert: bool,
+        clock: bool,
+    ) -> Result<()> {
         let times = count & WITH_TIMES != 0;
         let saved_clock = if count & WITH_CLOCK != 0 {
             Some(read_u64(input, at)? as i64)
         } else {
             None
         };
-        if let Some(t) = self.ttl.as_mut() {
+        if let (true, Some(t)) = (clock, self.ttl.as_mut()) {
             t.restored(saved_clock);
         }
         let spills = self.spill.is_some();
-        for _ in 0..count & !(WITH_TIMES | WITH_CLOCK) {
+        let clean = self.clean_stamp();
+        for _ in 0..count & !(WITH_TIMES | WITH_CLOCK | REFERENCE) {
             let len = read_u32(input, at)? as usize;
             let key = input
                 .get(*at..*at + len)
@@ -691,6 +986,10 @@ impl<V: StateValue> KeyedState<V> {
                 if !rescale.keeps(hash) {
                     continue;
                 }
+            }
+            if upsert {
+                self.forget(hash, key);
+            } else if !rescale.keeps_all() {
                 let on_disk = match self.spill.as_deref_mut() {
                     Some(sp) => sp.contains(key_group(hash), key),
                     None => false,
@@ -713,7 +1012,7 @@ impl<V: StateValue> KeyedState<V> {
                 hash,
                 Entry {
                     hash,
-                    key: stored_key(key, self.ttl.is_some().then_some(time), spills),
+                    key: stored_key(key, self.ttl.is_some().then_some(time), spills, clean),
                     value,
                 },
                 |e| e.hash,
@@ -721,6 +1020,18 @@ impl<V: StateValue> KeyedState<V> {
         }
         Ok(())
     }
+}
+
+/// Writes an entry as a snapshot holds it: key length, key, its time with a TTL, value.
+#[inline]
+fn write_entry<V: StateValue>(e: &Entry<V>, suffix: usize, times: bool, out: &mut Vec<u8>) {
+    let key = e.key(suffix);
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    if times {
+        out.extend_from_slice(&e.time().to_le_bytes());
+    }
+    e.value.write(out);
 }
 
 /// A value visited by [`KeyedState::iter`]: held in memory, or read back from disk.

@@ -1,0 +1,453 @@
+//! Incremental snapshots of keyed state (`execution.checkpointing.incremental`): what a
+//! checkpoint writes of a [`super::KeyedState`] is what changed since the previous one.
+//!
+//! Each tracking state has a lineage (a random 64-bit id it keeps across restores) and stamps
+//! every entry it hands out for writing with its current epoch; keys removed and entries moved to
+//! disk while changed are listed. At a checkpoint the state writes, instead of its entries, a
+//! reference (lineage, checkpoint) into the operator's bytes, and gives the checkpoint a
+//! [`StateSection`] of its own: a full one (every entry), or a delta (the keys removed, then the
+//! entries changed) on top of the section it wrote into the previous checkpoint. A state writes a
+//! full section again once its deltas since the last one add up to more than it (so a restore
+//! reads at most about twice the state), or after [`MAX_CHAIN`] deltas. This is Flink's
+//! changelog ("generalized incremental") checkpointing, on both state backends.
+//!
+//! A checkpoint's manifest lists the earlier checkpoints its sections build on
+//! ([`Collected::references`]); they are kept while a retained checkpoint needs them. On
+//! restore the job puts every section of the checkpoint and of those it references in a
+//! [`Chain`] ([`restoring`]); a state reading a reference follows the deltas back to their full
+//! section and applies them oldest first.
+
+use crate::error::{Result, RuntimeError};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+/// A state writes a full section after this many deltas in a row, whatever their size.
+pub const MAX_CHAIN: usize = 32;
+
+/// One keyed state's part of a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StateSection {
+    /// The state's lineage.
+    pub lineage: u64,
+    /// The checkpoint holding this section.
+    pub checkpoint: u64,
+    /// The checkpoint holding the section this delta applies to; 0 for a full section.
+    pub previous: u64,
+    /// The keys removed (count, then length and bytes of each), then the entries as
+    /// [`super::KeyedState::snapshot`] writes them.
+    pub body: Vec<u8>,
+}
+
+/// What the states of one checkpoint gave it: their sections, and the earlier checkpoints
+/// those build on.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The sections, in the order the states were snapshotted.
+    pub sections: Vec<StateSection>,
+    /// Earlier checkpoints holding sections that these build on.
+    pub references: BTreeSet<u64>,
+}
+
+thread_local! {
+    static TRACKING: Cell<bool> = const { Cell::new(false) };
+    static COLLECTING: RefCell<Option<(u64, Collected)>> = const { RefCell::new(None) };
+    static CHAIN: RefCell<Option<Rc<Chain>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with new keyed states on this thread tracking their changes (or not), then puts the
+/// previous setting back.
+pub fn scoped_tracking<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let previous = TRACKING.with(|t| t.replace(on));
+    let out = f();
+    TRACKING.with(|t| t.set(previous));
+    out
+}
+
+/// Makes new keyed states on this thread track their changes (or not) for the rest of its
+/// life (a worker thread of a job).
+pub fn set_thread_tracking(on: bool) {
+    TRACKING.with(|t| t.set(on));
+}
+
+/// True when new keyed states on this thread track their changes.
+pub(super) fn tracking() -> bool {
+    TRACKING.with(Cell::get)
+}
+
+/// Runs `f` (which snapshots a job's operators for checkpoint `checkpoint`) with tracking
+/// states writing references and their sections collected, and returns them with `f`'s
+/// result.
+pub fn collecting<R>(checkpoint: u64, f: impl FnOnce() -> R) -> (R, Collected) {
+    let previous = COLLECTING.with(|c| c.replace(Some((checkpoint, Collected::default()))));
+    let out = f();
+    let collected = COLLECTING
+        .with(|c| c.replace(previous))
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    (out, collected)
+}
+
+/// The checkpoint being collected on this thread, if any.
+pub(super) fn collecting_checkpoint() -> Option<u64> {
+    COLLECTING.with(|c| c.borrow().as_ref().map(|(id, _)| *id))
+}
+
+/// Adds a section (and the checkpoints it builds on) to the checkpoint being collected.
+pub(super) fn collect(section: StateSection, builds_on: &[u64]) {
+    COLLECTING.with(|c| {
+        if let Some((_, col)) = c.borrow_mut().as_mut() {
+            col.references.extend(
+                builds_on
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != section.checkpoint),
+            );
+            col.sections.push(section);
+        }
+    });
+}
+
+/// Every state section a restore may need: the checkpoint's own and those of the earlier
+/// checkpoints it references.
+#[derive(Debug, Default)]
+pub struct Chain {
+    sections: HashMap<(u64, u64), StateSection>,
+}
+
+impl Chain {
+    /// The sections of `sections` (of any checkpoints), by checkpoint and lineage.
+    pub fn new<'a>(sections: impl IntoIterator<Item = &'a StateSection>) -> Chain {
+        Chain {
+            sections: sections
+                .into_iter()
+                .map(|s| ((s.checkpoint, s.lineage), s.clone()))
+                .collect(),
+        }
+    }
+
+    /// The sections to apply, oldest (the full one) first, for the state of `lineage` whose
+    /// newest section is in `checkpoint`.
+    pub fn resolve(&self, checkpoint: u64, lineage: u64) -> Result<Vec<&StateSection>> {
+        let mut out = Vec::new();
+        let mut at = checkpoint;
+        loop {
+            let s = self.sections.get(&(at, lineage)).ok_or_else(|| {
+                RuntimeError::State(format!(
+                    "keyed state {lineage:016x} needs its section in checkpoint {at}, which is \
+                     not there (a checkpoint this one builds on is missing or damaged)"
+                ))
+            })?;
+            out.push(s);
+            if s.previous == 0 {
+                break;
+            }
+            if s.previous >= at || out.len() > 1 << 16 {
+                return Err(RuntimeError::State(format!(
+                    "keyed state {lineage:016x}: section of checkpoint {at} builds on checkpoint \
+                     {}, not an earlier one",
+                    s.previous
+                )));
+            }
+            at = s.previous;
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+/// Runs `f` (which restores a job's operators) with `chain` available to states reading
+/// references.
+pub fn restoring<R>(chain: Chain, f: impl FnOnce() -> R) -> R {
+    let previous = CHAIN.with(|c| c.replace(Some(Rc::new(chain))));
+    let out = f();
+    CHAIN.with(|c| *c.borrow_mut() = previous);
+    out
+}
+
+/// The chain of the restore running on this thread.
+pub(super) fn chain() -> Result<Rc<Chain>> {
+    CHAIN.with(|c| c.borrow().clone()).ok_or_else(|| {
+        RuntimeError::State(
+            "the state refers to an incremental checkpoint's sections, which were not loaded"
+                .into(),
+        )
+    })
+}
+
+/// A new random lineage.
+pub(super) fn new_lineage() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // a clock and a counter are unique enough within one job's checkpoints
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return nanos ^ NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 40;
+    }
+    u64::from_le_bytes(b).max(1)
+}
+
+/// A tracking state's bookkeeping.
+#[derive(Debug)]
+pub(super) struct Tracker {
+    pub lineage: Cell<u64>,
+    /// Entries stamped with this were written since the last snapshot.
+    pub epoch: Cell<u32>,
+    /// The checkpoints of this lineage's sections from its last full one on, oldest first;
+    /// empty: the next section is full.
+    pub chain: RefCell<Vec<u64>>,
+    /// Bytes of the last full section and of the deltas since.
+    pub full_bytes: Cell<u64>,
+    pub delta_bytes: Cell<u64>,
+    /// Keys removed since the last snapshot: length (4 bytes) and bytes of each.
+    pub removed: RefCell<Vec<u8>>,
+    /// Keys of changed entries moved to disk since the last snapshot: key group (4 bytes),
+    /// length (4 bytes) and bytes of each.
+    pub evicted: RefCell<Vec<u8>>,
+}
+
+impl Tracker {
+    pub fn new() -> Tracker {
+        Tracker {
+            lineage: Cell::new(new_lineage()),
+            epoch: Cell::new(1),
+            chain: RefCell::new(Vec::new()),
+            full_bytes: Cell::new(0),
+            delta_bytes: Cell::new(0),
+            removed: RefCell::new(Vec::new()),
+            evicted: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Records that `key` was removed.
+    pub fn removed(&self, key: &[u8]) {
+        let mut r = self.removed.borrow_mut();
+        r.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        r.extend_from_slice(key);
+    }
+
+    /// Records that the changed entry of `key` moved to disk.
+    pub fn evicted(&self, group: u32, key: &[u8]) {
+        let mut r = self.evicted.borrow_mut();
+        r.extend_from_slice(&group.to_le_bytes());
+        r.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        r.extend_from_slice(key);
+    }
+
+    /// The stamp of an entry that has not changed since the last snapshot.
+    pub fn clean(&self) -> u32 {
+        self.epoch.get().wrapping_sub(1)
+    }
+
+    /// Forgets the chain: the next section is full (after the state was emptied, or was
+    /// restored from more than one chain).
+    pub fn restart(&self) {
+        self.chain.borrow_mut().clear();
+        self.removed.borrow_mut().clear();
+        self.evicted.borrow_mut().clear();
+    }
+}
+
+/// Iterates a list written by [`Tracker::evicted`]: (key group, key).
+pub(super) fn evicted_keys(list: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let g = u32::from_le_bytes(list.get(at..at + 4)?.try_into().ok()?);
+        let n = u32::from_le_bytes(list.get(at + 4..at + 8)?.try_into().ok()?) as usize;
+        let k = list.get(at + 8..at + 8 + n)?;
+        at += 8 + n;
+        Some((g, k))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::disk::{self, DiskConfig, DiskStore, MIN_MEMORY};
+    use super::super::KeyedState;
+    use super::*;
+    use crate::keys::MAX_KEY_GROUPS;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// A store whose budget holds almost nothing in memory.
+    fn tiny_store() -> Arc<DiskStore> {
+        let store = DiskStore::open(&DiskConfig {
+            dir: None,
+            memory: MIN_MEMORY,
+        })
+        .unwrap();
+        store.set_budget(1);
+        store
+    }
+
+    fn new_state(store: Option<&Arc<DiskStore>>, tracking: bool) -> KeyedState<i64> {
+        scoped_tracking(tracking, || disk::scoped(store, KeyedState::default))
+    }
+
+    fn contents(state: &KeyedState<i64>) -> BTreeMap<Vec<u8>, i64> {
+        state.iter().map(|(k, v)| (k.to_vec(), *v)).collect()
+    }
+
+    /// Random writes, removals, sweeps and emptying between checkpoints.
+    fn mutate(rng: &mut Lcg, state: &mut KeyedState<i64>, model: &mut BTreeMap<Vec<u8>, i64>) {
+        for _ in 0..rng.next(120) {
+            let key = format!("k{}", rng.next(500)).into_bytes();
+            match rng.next(1000) {
+                0..=449 => {
+                    let add = rng.next(10) as i64 + 1;
+                    *state.get_or_insert_with(&key, || 0) += add;
+                    *model.entry(key).or_insert(0) += add;
+                }
+                450..=599 => {
+                    if let Some(v) = state.get_mut(&key) {
+                        *v *= 2;
+                    }
+                    if let Some(v) = model.get_mut(&key) {
+                        *v *= 2;
+                    }
+                }
+                600..=699 => {
+                    assert_eq!(state.peek_mut(&key).map(|v| *v), model.get(&key).copied());
+                }
+                700..=989 => assert_eq!(state.remove(&key), model.remove(&key)),
+                990..=997 => {
+                    state.retain(|v| *v % 7 != 0);
+                    model.retain(|_, v| *v % 7 != 0);
+                }
+                _ => {
+                    let drained: BTreeMap<Vec<u8>, i64> =
+                        state.drain().map(|(k, v)| (k.to_vec(), v)).collect();
+                    assert_eq!(&drained, model);
+                    model.clear();
+                }
+            }
+        }
+    }
+
+    /// Snapshots `state` as checkpoint `id`: the bytes an operator would hold, and the
+    /// sections (kept in `sections`).
+    fn checkpoint(
+        state: &KeyedState<i64>,
+        id: u64,
+        sections: &mut Vec<StateSection>,
+    ) -> (Vec<u8>, BTreeSet<u64>) {
+        let mut bytes = Vec::new();
+        let ((), collected) = collecting(id, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+        assert!(
+            bytes.len() <= 24,
+            "a tracking state writes a reference only"
+        );
+        assert_eq!(collected.sections.len(), 1);
+        assert!(collected.references.iter().all(|r| *r < id));
+        sections.extend(collected.sections);
+        (bytes, collected.references)
+    }
+
+    fn restore(
+        bytes: &[u8],
+        sections: &[StateSection],
+        store: Option<&Arc<DiskStore>>,
+        tracking: bool,
+    ) -> KeyedState<i64> {
+        let mut s = new_state(store, tracking);
+        restoring(Chain::new(sections), || s.restore(bytes, &mut 0)).unwrap();
+        s
+    }
+
+    #[test]
+    fn every_checkpoint_of_a_chain_restores_the_map_it_was_taken_of_on_either_backend() {
+        let disk = tiny_store();
+        for (seed, backend) in [(1u64, None), (2, Some(&disk)), (3, Some(&disk)), (4, None)] {
+            let mut rng = Lcg(seed);
+            let mut state = new_state(backend, true);
+            let mut model = BTreeMap::new();
+            let mut sections = Vec::new();
+            let mut taken = Vec::new();
+            let mut deltas = 0;
+            for id in 1..=40 {
+                mutate(&mut rng, &mut state, &mut model);
+                let (bytes, refs) = checkpoint(&state, id, &mut sections);
+                deltas += usize::from(sections.last().unwrap().previous != 0);
+                // the chain a checkpoint needs is listed in full
+                let mut at = id;
+                while let Some(s) = sections
+                    .iter()
+                    .find(|s| s.checkpoint == at)
+                    .filter(|s| s.previous != 0)
+                {
+                    assert!(refs.contains(&s.previous), "seed {seed} checkpoint {id}");
+                    at = s.previous;
+                }
+                taken.push((id, bytes, model.clone()));
+            }
+            assert!(
+                deltas > 10,
+                "seed {seed}: most checkpoints are deltas ({deltas})"
+            );
+            for (id, bytes, expected) in &taken {
+                for (into, tracking) in [(None, false), (Some(&disk), true), (None, true)] {
+                    let back = restore(bytes, &sections, into, tracking);
+                    assert_eq!(&contents(&back), expected, "seed {seed} checkpoint {id}");
+                    assert_eq!(back.len(), expected.len());
+                }
+            }
+            // a restored state goes on from its chain: its next checkpoint is a delta on it
+            let (id, bytes, expected) = &taken[25];
+            let mut state = restore(bytes, &sections, backend, true);
+            let mut model = expected.clone();
+            for next in 100..110 {
+                mutate(&mut rng, &mut state, &mut model);
+                let (bytes, refs) = checkpoint(&state, next, &mut sections);
+                if next == 100 {
+                    let s = sections.last().unwrap();
+                    assert!(
+                        s.previous == *id || s.previous == 0,
+                        "seed {seed}: builds on the checkpoint it was restored from"
+                    );
+                    assert!(s.previous == 0 || refs.contains(id));
+                }
+                let back = restore(&bytes, &sections, None, false);
+                assert_eq!(contents(&back), model, "seed {seed} checkpoint {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_section_is_refused_naming_the_checkpoint() {
+        let mut state = new_state(None, true);
+        let mut sections = Vec::new();
+        *state.get_or_insert_with(b"a", || 0) += 1;
+        checkpoint(&state, 1, &mut sections);
+        for k in 0..50 {
+            *state.get_or_insert_with(format!("b{k}").as_bytes(), || 0) += 1;
+        }
+        *state.get_or_insert_with(b"a", || 0) += 1;
+        let (bytes, _) = checkpoint(&state, 2, &mut sections);
+        // the state grew much more than it was: a full section again
+        assert_eq!(sections[1].previous, 0);
+        *state.get_or_insert_with(b"a", || 0) += 1;
+        let (bytes3, refs) = checkpoint(&state, 3, &mut sections);
+        assert_eq!(sections[2].previous, 2);
+        assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec![2]);
+        assert!(sections[2].body.len() < sections[1].body.len() / 4);
+        let only_last = [sections[2].clone()];
+        let mut s = new_state(None, false);
+        let e = restoring(Chain::new(&only_last), || s.restore(&bytes3, &mut 0)).unwrap_err();
+        assert!(e.to_string().contains("checkpoint 2"), "{e}");
+        let back = restore(&bytes, &sections, None, false);
+        assert_eq!(back.len(), 51);
+    }
+}

@@ -3,7 +3,9 @@
 # their source switched to the in-process `nexmark` connector, their sink to a blackhole) on the
 # heap backend and on the on-disk backend, one pinned core each. Prints, per query, backend and
 # event count: CPU seconds (user + sys), events per CPU-second, peak RSS of the whole process,
-# wall time and the on-disk backend's counters.
+# wall time, the on-disk backend's counters and, with checkpoints, the last one's size and the
+# pauses. A backend is `hashmap` or `disk`, with `+incremental` or `+full` for checkpoints of
+# that kind (else the default: incremental).
 #   scripts/bench-state.sh [--events N[,N…]] [--queries q20,q4] [--backends hashmap,disk]
 #                          [--memory 256mb] [--checkpoint-interval 10s]
 set -euo pipefail
@@ -28,7 +30,7 @@ cargo build --release --quiet -p tillflow-cli
 bin="$CARGO_TARGET_DIR/release/tillflow"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-printf '%-5s %-8s %10s %8s %12s %9s %8s  %s\n' query backend events cpu_s events/cpu_s peak_rss wall_s "disk backend"
+printf '%-5s %-20s %10s %8s %12s %9s %8s  %s\n' query backend events cpu_s events/cpu_s peak_rss wall_s "disk backend"
 for q in ${queries//,/ }; do
   for n in ${events//,/ }; do
     # the source: the nexmark connector making n events at once; the sink: a blackhole
@@ -44,8 +46,12 @@ text = re.sub(r"'connector' = 'filesystem',\s*'path' = '\$\{OUTPUT\}',\s*'format
 print(text)
 EOF
     for b in ${backends//,/ }; do
-      args=(run "$work/$q.sql" --no-http -p 1 --fresh --job-name "bench-$q-$b" --store "$work/store.db"
-            --set "state.backend.type=$b" --set "state.backend.rocksdb.memory.fixed-per-slot=$memory")
+      kind="${b#*+}"; [[ "$kind" == "$b" ]] && kind=""
+      args=(run "$work/$q.sql" --no-http -p 1 --fresh --job-name "bench-$q" --store "$work/store.db"
+            --set "state.backend.type=${b%%+*}" --set "state.backend.rocksdb.memory.fixed-per-slot=$memory")
+      if [[ -n "$kind" ]]; then
+        args+=(--set "execution.checkpointing.incremental=$([[ $kind == incremental ]] && echo true || echo false)")
+      fi
       if [[ -n "$interval" ]]; then
         args+=(--set "execution.checkpointing.interval=$interval" --set "state.checkpoints.dir=$work/chk")
       fi
@@ -55,7 +61,8 @@ EOF
       cpu=$(python3 -c "print(round($user + $sys, 2))")
       rate=$(python3 -c "print(round($n / max($user + $sys, 1e-9)))")
       disk=$(grep -o 'state on disk: .*' "$work/err" | head -1 || true)
-      printf '%-5s %-8s %10s %8s %12s %8sM %8s  %s\n' "$q" "$b" "$n" "$cpu" "$rate" "$((rss / 1024))" "$wall" "$disk"
+      disk+=$(grep -o ' [0-9]* checkpoint(s).*' "$work/err" | head -1 || true)
+      printf '%-5s %-20s %10s %8s %12s %8sM %8s  %s\n' "$q" "$b" "$n" "$cpu" "$rate" "$((rss / 1024))" "$wall" "$disk"
       rm -rf "$work/chk"
     done
   done

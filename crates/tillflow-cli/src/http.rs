@@ -107,6 +107,7 @@ fn checkpoints(r: &JobReport) -> Option<tillflow_server::CheckpointStatus> {
         completed: c.completed,
         last_id: c.last_id,
         last_bytes: c.last_bytes,
+        last_full_bytes: c.last_full_bytes,
         last_duration_ms: c.last_micros as f64 / 1e3,
         last_pause_ms: c.last_pause_micros as f64 / 1e3,
     })

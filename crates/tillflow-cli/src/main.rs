@@ -602,12 +602,20 @@ fn run_cli(cli: Cli) -> ExitCode {
                 if !a.quiet {
                     eprintln!("{}", summary(&report));
                     if let Some(c) = job.checkpoint_stats().filter(|c| c.completed > 0) {
+                        let full = if c.last_full_bytes > c.last_bytes {
+                            format!(" (incremental: {} bytes in all)", c.last_full_bytes)
+                        } else {
+                            String::new()
+                        };
                         eprintln!(
-                            "tillflow: {} checkpoint(s), the last ({}) {} bytes in {:.1} ms",
+                            "tillflow: {} checkpoint(s), the last ({}) {} bytes{full} in {:.1} ms, \
+                             the job paused {:.1} ms for it ({:.1} ms in all)",
                             c.completed,
                             c.last_id,
                             c.last_bytes,
-                            c.last_micros as f64 / 1e3
+                            c.last_micros as f64 / 1e3,
+                            c.last_pause_micros as f64 / 1e3,
+                            c.total_pause_micros as f64 / 1e3,
                         );
                     }
                 }

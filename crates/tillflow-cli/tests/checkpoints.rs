@@ -165,7 +165,7 @@ fn kill_repeatedly(
 
 /// The `--set` options that put run `k` on the state backend `backends[k % len]` (none when
 /// `backends` is empty): `hashmap` or `disk`, with `+incremental` or `+full` for checkpoints of
-/// that kind (else the backend's default: incremental on disk, full on the heap).
+/// that kind (else the default: incremental).
 fn backend_args(backends: &[&str], k: usize) -> Vec<String> {
     if backends.is_empty() {
         return Vec::new();
@@ -507,7 +507,7 @@ fn the_retail_demo_pipelines_survive_kills() {
         &demo,
         &["4", "1", "3", "2"],
         "3",
-        &["hashmap", "disk", "hashmap+incremental", "disk+full"],
+        &["hashmap", "disk+full", "hashmap+full", "disk"],
     );
     assert_eq!(
         got.len(),
@@ -539,7 +539,7 @@ fn every_kind_of_keyed_state_moves_to_another_number_of_workers() {
 /// by one backend, restores on the other, and the rows equal a fault-free run's.
 #[test]
 fn every_kind_of_keyed_state_survives_kills_on_either_backend_and_switching_between_them() {
-    every_kind_of_keyed_state(&["disk", "hashmap", "disk+full", "hashmap+incremental"]);
+    every_kind_of_keyed_state(&["disk", "hashmap+full", "disk+full", "hashmap"]);
 }
 
 /// Incremental checkpoints across kills: the job's runs all on two workers, so every restored
@@ -548,7 +548,7 @@ fn every_kind_of_keyed_state_survives_kills_on_either_backend_and_switching_betw
 /// checkpoints a chain needs are kept): the rows equal a fault-free run's.
 #[test]
 fn incremental_checkpoints_go_on_from_their_chains_across_kills() {
-    every_kind_of_keyed_state_on(&["2"], &["disk", "hashmap+incremental"]);
+    every_kind_of_keyed_state_on(&["2"], &["disk", "hashmap"]);
 }
 
 fn every_kind_of_keyed_state(backends: &[&str]) {

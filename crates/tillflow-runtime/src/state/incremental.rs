@@ -7,9 +7,11 @@
 //! reference (lineage, checkpoint) into the operator's bytes, and gives the checkpoint a
 //! [`StateSection`] of its own: a full one (every entry), or a delta (the keys removed, then the
 //! entries changed) on top of the section it wrote into the previous checkpoint. A state writes a
-//! full section again once its deltas since the last one add up to more than it (so a restore
-//! reads at most about twice the state), or after [`MAX_CHAIN`] deltas. This is Flink's
-//! changelog ("generalized incremental") checkpointing, on both state backends.
+//! full section again once its chain (the last full section and the deltas since) is more than
+//! twice what its entries would take in a full one now, so a restore reads at most about twice
+//! the state however long the job runs (a growing state, whose deltas are mostly new entries,
+//! goes on with deltas), or after [`MAX_CHAIN`] deltas. This is Flink's changelog ("generalized
+//! incremental") checkpointing, on both state backends.
 //!
 //! A checkpoint's manifest lists the earlier checkpoints its sections build on
 //! ([`Collected::references`]); they are kept while a retained checkpoint needs them. On
@@ -23,7 +25,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 /// A state writes a full section after this many deltas in a row, whatever their size.
-pub const MAX_CHAIN: usize = 32;
+pub const MAX_CHAIN: usize = 64;
 
 /// One keyed state's part of a checkpoint.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -77,9 +79,10 @@ pub(super) fn tracking() -> bool {
 
 /// Runs `f` (which snapshots a job's operators for checkpoint `checkpoint`) with tracking
 /// states writing references and their sections collected, and returns them with `f`'s
-/// result.
-pub fn collecting<R>(checkpoint: u64, f: impl FnOnce() -> R) -> (R, Collected) {
-    let previous = COLLECTING.with(|c| c.replace(Some((checkpoint, Collected::default()))));
+/// result. Without a checkpoint (a savepoint, or whole checkpoints) every state writes its
+/// entries itself, and the next checkpoint starts its chain afresh.
+pub fn collecting<R>(checkpoint: Option<u64>, f: impl FnOnce() -> R) -> (R, Collected) {
+    let previous = COLLECTING.with(|c| c.replace(checkpoint.map(|id| (id, Collected::default()))));
     let out = f();
     let collected = COLLECTING
         .with(|c| c.replace(previous))
@@ -198,9 +201,9 @@ pub(super) struct Tracker {
     /// The checkpoints of this lineage's sections from its last full one on, oldest first;
     /// empty: the next section is full.
     pub chain: RefCell<Vec<u64>>,
-    /// Bytes of the last full section and of the deltas since.
-    pub full_bytes: Cell<u64>,
-    pub delta_bytes: Cell<u64>,
+    /// Bytes and entries of the chain: the last full section and the deltas since.
+    pub chain_bytes: Cell<u64>,
+    pub chain_entries: Cell<u64>,
     /// Keys removed since the last snapshot: length (4 bytes) and bytes of each.
     pub removed: RefCell<Vec<u8>>,
     /// Keys of changed entries moved to disk since the last snapshot: key group (4 bytes),
@@ -214,8 +217,8 @@ impl Tracker {
             lineage: Cell::new(new_lineage()),
             epoch: Cell::new(1),
             chain: RefCell::new(Vec::new()),
-            full_bytes: Cell::new(0),
-            delta_bytes: Cell::new(0),
+            chain_bytes: Cell::new(0),
+            chain_entries: Cell::new(0),
             removed: RefCell::new(Vec::new()),
             evicted: RefCell::new(Vec::new()),
         }
@@ -239,6 +242,13 @@ impl Tracker {
     /// The stamp of an entry that has not changed since the last snapshot.
     pub fn clean(&self) -> u32 {
         self.epoch.get().wrapping_sub(1)
+    }
+
+    /// True when a chain of `bytes` in `entries` entries is too long for a state of `live`
+    /// entries: more than twice (and 64 KiB more than) what they would take in a full section.
+    pub fn outgrown(bytes: u64, entries: u64, live: u64) -> bool {
+        let full_estimate = live.saturating_mul(bytes) / entries.max(1);
+        bytes > full_estimate.saturating_mul(2) + (64 << 10)
     }
 
     /// Forgets the chain: the next section is full (after the state was emptied, or was
@@ -345,7 +355,8 @@ mod tests {
         sections: &mut Vec<StateSection>,
     ) -> (Vec<u8>, BTreeSet<u64>) {
         let mut bytes = Vec::new();
-        let ((), collected) = collecting(id, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+        let ((), collected) =
+            collecting(Some(id), || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
         assert!(
             bytes.len() <= 24,
             "a tracking state writes a reference only"
@@ -426,6 +437,31 @@ mod tests {
     }
 
     #[test]
+    fn a_chain_of_rewrites_is_cut_by_a_full_section_at_twice_the_state() {
+        let mut state = new_state(None, true);
+        let mut sections = Vec::new();
+        let mut fulls = Vec::new();
+        for id in 1..=20u64 {
+            for k in 0..5000 {
+                *state.get_or_insert_with(format!("key-{k}").as_bytes(), || 0) += 1;
+            }
+            checkpoint(&state, id, &mut sections);
+            if sections.last().unwrap().previous == 0 {
+                fulls.push(id);
+            }
+        }
+        // every entry changes every time: each delta is about the state's size, so a full
+        // section comes every few checkpoints and no chain is much more than twice the state
+        assert!(fulls.len() >= 5, "full sections at {fulls:?}");
+        let full = sections[0].body.len();
+        let mut chain = 0;
+        for s in &sections {
+            chain = if s.previous == 0 { 0 } else { chain } + s.body.len();
+            assert!(chain <= 3 * full + (64 << 10), "chain of {chain} bytes");
+        }
+    }
+
+    #[test]
     fn a_missing_section_is_refused_naming_the_checkpoint() {
         let mut state = new_state(None, true);
         let mut sections = Vec::new();
@@ -436,12 +472,12 @@ mod tests {
         }
         *state.get_or_insert_with(b"a", || 0) += 1;
         let (bytes, _) = checkpoint(&state, 2, &mut sections);
-        // the state grew much more than it was: a full section again
-        assert_eq!(sections[1].previous, 0);
+        // a growing state goes on with deltas: they hold its new entries
+        assert_eq!(sections[1].previous, 1);
         *state.get_or_insert_with(b"a", || 0) += 1;
         let (bytes3, refs) = checkpoint(&state, 3, &mut sections);
         assert_eq!(sections[2].previous, 2);
-        assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec![1, 2]);
         assert!(sections[2].body.len() < sections[1].body.len() / 4);
         let only_last = [sections[2].clone()];
         let mut s = new_state(None, false);

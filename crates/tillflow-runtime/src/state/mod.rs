@@ -701,7 +701,11 @@ impl<V: StateValue> KeyedState<V> {
                 }
             }
         }
-        self.write_entries(groups, out);
+        if let Some(tr) = self.inc.as_deref() {
+            // whole (a savepoint): the checkpoint after it does not build on what came before
+            tr.restart();
+        }
+        let _ = self.write_entries(groups, out);
     }
 
     /// Writes this state's section for `checkpoint` (a delta when the state has a section in
@@ -712,20 +716,25 @@ impl<V: StateValue> KeyedState<V> {
         let previous = chain.last().copied().filter(|p| *p < checkpoint);
         let mut body = Vec::new();
         let mut full = previous.is_none() || chain.len() > incremental::MAX_CHAIN;
+        let mut entries = 0;
         if !full {
-            self.write_delta(tr, &mut body);
-            full = tr.delta_bytes.get() + body.len() as u64 > tr.full_bytes.get();
+            entries = self.write_delta(tr, &mut body);
+            full = Tracker::outgrown(
+                tr.chain_bytes.get() + body.len() as u64,
+                tr.chain_entries.get() + entries,
+                self.len() as u64,
+            );
         }
         if full {
             body.clear();
             body.extend_from_slice(&0u64.to_le_bytes());
-            self.write_entries(0..MAX_KEY_GROUPS, &mut body);
+            entries = self.write_entries(0..MAX_KEY_GROUPS, &mut body);
             chain.clear();
-            tr.full_bytes.set(body.len() as u64);
-            tr.delta_bytes.set(0);
-        } else {
-            tr.delta_bytes.set(tr.delta_bytes.get() + body.len() as u64);
+            tr.chain_bytes.set(0);
+            tr.chain_entries.set(0);
         }
+        tr.chain_bytes.set(tr.chain_bytes.get() + body.len() as u64);
+        tr.chain_entries.set(tr.chain_entries.get() + entries);
         chain.push(checkpoint);
         let lineage = tr.lineage.get();
         out.extend_from_slice(&REFERENCE.to_le_bytes());
@@ -747,7 +756,7 @@ impl<V: StateValue> KeyedState<V> {
 
     /// A delta's body: the keys removed since the last snapshot, then the entries written since
     /// (stamped with the current epoch, or moved to disk changed).
-    fn write_delta(&self, tr: &Tracker, body: &mut Vec<u8>) {
+    fn write_delta(&self, tr: &Tracker, body: &mut Vec<u8>) -> u64 {
         let removed = tr.removed.borrow();
         body.extend_from_slice(&(removed.len() as u64).to_le_bytes());
         body.extend_from_slice(&removed);
@@ -760,7 +769,7 @@ impl<V: StateValue> KeyedState<V> {
         }
         let suffix = self.suffix();
         let Some((from_end, epoch)) = self.stamper() else {
-            return;
+            return 0;
         };
         let mut written = 0u64;
         for e in self.table.iter() {
@@ -795,11 +804,12 @@ impl<V: StateValue> KeyedState<V> {
             written += 1;
         }
         body[count_at..count_at + 8].copy_from_slice(&(written | flag).to_le_bytes());
+        written
     }
 
     /// Every entry whose key group lies in `groups`, ordered by key group (see
     /// [`KeyedState::snapshot`]).
-    fn write_entries(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
+    fn write_entries(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) -> u64 {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
         for e in self.table.iter() {
@@ -854,6 +864,7 @@ impl<V: StateValue> KeyedState<V> {
         if written != count {
             out[count_at..count_at + 8].copy_from_slice(&(written as u64 | flag).to_le_bytes());
         }
+        written as u64
     }
 
     /// Adds the entries of a snapshot written by [`KeyedState::snapshot`].
@@ -890,6 +901,7 @@ impl<V: StateValue> KeyedState<V> {
                 .as_deref()
                 .is_some_and(|t| t.chain.borrow().is_empty());
         let last = sections.len() - 1;
+        let mut written = 0;
         for (i, s) in sections.iter().enumerate() {
             let body = &s.body;
             let mut p = 0;
@@ -909,6 +921,7 @@ impl<V: StateValue> KeyedState<V> {
                 }
             }
             let count = read_u64(body, &mut p)?;
+            written += count & !(WITH_TIMES | WITH_CLOCK | REFERENCE);
             self.load_entries(body, &mut p, count, rescale, part, i > 0, i == last)?;
         }
         if let Some(tr) = self.inc.as_deref() {
@@ -916,9 +929,9 @@ impl<V: StateValue> KeyedState<V> {
                 // the next checkpoint goes on from this chain
                 tr.lineage.set(lineage);
                 *tr.chain.borrow_mut() = sections.iter().map(|s| s.checkpoint).collect();
-                tr.full_bytes.set(sections[0].body.len() as u64);
-                tr.delta_bytes
-                    .set(sections[1..].iter().map(|s| s.body.len() as u64).sum());
+                tr.chain_bytes
+                    .set(sections.iter().map(|s| s.body.len() as u64).sum());
+                tr.chain_entries.set(written);
             } else {
                 tr.restart();
             }

@@ -158,6 +158,7 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             rows_out: m.records_out,
             late_dropped: m.late_dropped,
             state_entries: m.state_entries,
+            state_bytes: m.state_bytes,
             state_expired: m.state_expired,
             watermark: m.watermark.map(|w| {
                 let mut s = String::new();

@@ -236,6 +236,14 @@ fn the_on_disk_state_backend_shows_in_the_status_and_the_metrics() {
     let (_, status) = get(port, "/api/jobs/sales_sql", None).expect("status");
     let v: serde_json::Value = serde_json::from_str(&status).expect("json");
     assert_eq!(v["state_store"]["memory_budget"], budget, "{status}");
+    // each operator's keyed state in bytes, beside its keys
+    wait_for("an operator's state size", || {
+        let (_, body) = get(port, "/metrics", None)?;
+        body.lines()
+            .filter(|l| l.starts_with("tillflow_operator_state_bytes{"))
+            .any(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) > Some(0.0))
+            .then_some(())
+    });
     let _ = job.kill();
     let _ = job.wait();
 }
@@ -466,6 +474,20 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         .and_then(|r| r.trim().parse().ok())
         .expect("the job's rate in the header");
     assert!(rate > 0.0, "{seen}");
+    // each operator's keyed state, in bytes beside its keys
+    let sizes: Vec<f64> = seen["stateSizes"]
+        .as_array()
+        .expect("state sizes")
+        .iter()
+        .filter_map(|c| {
+            let c = c.as_str()?;
+            c.strip_suffix(" KiB")
+                .or_else(|| c.strip_suffix(" MiB"))?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(sizes.iter().any(|s| *s > 0.0), "{seen}");
     for shot in ["dashboard-retail.png", "dashboard-ops.png"] {
         assert!(
             std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len()) > 10_000,

@@ -1086,6 +1086,7 @@ fn add_metrics(sum: &mut OperatorMetrics, m: &OperatorMetrics) {
     sum.records_out += m.records_out;
     sum.late_dropped += m.late_dropped;
     sum.state_entries += m.state_entries;
+    sum.state_bytes += m.state_bytes;
     sum.state_expired += m.state_expired;
     sum.watermark = match (sum.watermark, m.watermark) {
         (Some(a), Some(b)) => Some(a.min(b)),

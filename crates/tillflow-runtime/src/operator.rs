@@ -30,6 +30,9 @@ pub struct OperatorMetrics {
     pub late_dropped: u64,
     /// Keys or windows currently held in state.
     pub state_entries: u64,
+    /// Bytes of the keyed state as a checkpoint writes it, estimated from a sample of entries
+    /// ([`crate::state::KeyedState::bytes_estimate`]).
+    pub state_bytes: u64,
     /// State entries (keys, or a join's rows) expired by the state TTL so far.
     pub state_expired: u64,
     /// The event-time watermark the operator has reached (microseconds), for operators that

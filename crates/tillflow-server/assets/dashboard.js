@@ -234,15 +234,34 @@ function drawGraph(nodes) {
   el.dataset.edges = String(nodes.reduce((a, n) => a + n.inputs.length, 0));
 }
 
+function mib(bytes) {
+  return fmt(bytes / 1048576, 1) + " MiB";
+}
+
+function size(bytes) {
+  return bytes < 1048576 ? fmt(bytes / 1024, 1) + " KiB" : mib(bytes);
+}
+
 function ops(job) {
+  const c = job.checkpoints;
+  const chk = c && c.completed
+    ? " · checkpoint " + c.last_id + ": " + mib(c.last_bytes) +
+      (c.last_full_bytes > c.last_bytes ? " (" + mib(c.last_full_bytes) + " in all)" : "") +
+      " in " + fmt(c.last_duration_ms, 0) + " ms, paused " + fmt(c.last_pause_ms, 0) + " ms"
+    : "";
+  const s = job.state_store;
+  const store = s
+    ? " · state in memory " + mib(s.memory_bytes) + " of " + mib(s.memory_budget) + ", on disk " + mib(s.disk_bytes)
+    : "";
   document.getElementById("job").textContent =
-    job.name + " · " + job.state + " · " + job.records + " records · " + fmt(job.records_per_sec, 0) + "/s";
+    job.name + " · " + job.state + " · " + job.records + " records · " + fmt(job.records_per_sec, 0) + "/s" + chk + store;
   fill("nodes",
-    [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"], ["watermark lag (s)", 1], ["late", 1], ["bad", 1], ["state", 1]],
+    [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"], ["watermark lag (s)", 1], ["late", 1], ["bad", 1], ["state keys", 1], ["state", 1]],
     job.nodes.map((n) => ({
       cells: [n.kind, n.name, n.parallelism || 1, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
         (n.workers || []).map((w) => fmt(w.rows_per_sec, 0) + " · " + fmt(100 * w.busy, 0) + "% · " + fmt(100 * w.backpressured, 0) + "%").join(" | "),
-        n.watermark_lag_ms === null ? "" : fmt(n.watermark_lag_ms / 1000, 1), n.late_dropped, n.bad_records, n.state_entries],
+        n.watermark_lag_ms === null ? "" : fmt(n.watermark_lag_ms / 1000, 1), n.late_dropped, n.bad_records, n.state_entries,
+        n.state_entries || n.state_bytes ? size(n.state_bytes || 0) : ""],
     })));
   drawGraph(job.nodes);
 }

@@ -63,6 +63,8 @@ pub struct NodeStatus {
     pub bad_records: u64,
     /// Keys or windows in state.
     pub state_entries: u64,
+    /// Bytes of keyed state as a checkpoint holds it (estimated).
+    pub state_bytes: u64,
     /// State entries expired by the state TTL (`table.exec.state.ttl`).
     pub state_expired: u64,
     /// Records behind the end of the input (Kafka consumer lag).
@@ -447,7 +449,7 @@ fn job_metrics<T>(
 /// The board in Prometheus' text format.
 pub fn prometheus(jobs: &[JobStatus]) -> String {
     let mut out = String::new();
-    let metrics: [Metric; 7] = [
+    let metrics: [Metric; 8] = [
         (
             "tillflow_operator_rows_in_total",
             "counter",
@@ -477,6 +479,12 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
             "gauge",
             "Keys or windows held in state.",
             |n| n.state_entries,
+        ),
+        (
+            "tillflow_operator_state_bytes",
+            "gauge",
+            "Bytes of keyed state as a checkpoint holds it (estimated from a sample of entries).",
+            |n| n.state_bytes,
         ),
         (
             "tillflow_operator_state_expired_total",

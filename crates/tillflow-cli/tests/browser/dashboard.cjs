@@ -51,6 +51,7 @@ async function main() {
     seen.sinkBoxes = await page.locator("#graph svg g.node.sink").count();
     seen.rates = (await page.locator("#graph svg g.node").evaluateAll((gs) => gs.map((g) => Number(g.dataset.rate))));
     seen.header = await page.locator("#job").textContent();
+    seen.stateSizes = await page.locator("#nodes tr td:last-child").allTextContents();
     seen.hash = await page.evaluate(() => location.hash);
     await page.screenshot({ path: path.join(shots, "dashboard-ops.png"), fullPage: true });
   } catch (e) {

@@ -326,6 +326,7 @@ impl TwoInputOperator for IntervalJoin {
                 .map(|c| c.values().map(Vec::len).sum::<usize>())
                 .sum::<usize>()
         }) as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m
     }
 }

@@ -409,6 +409,7 @@ impl TwoInputOperator for StreamingJoin {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.stored;
+        m.state_bytes = self.state.bytes_estimate();
         m.state_expired = self.ttl.iter().flatten().map(|t| t.expired).sum();
         m
     }

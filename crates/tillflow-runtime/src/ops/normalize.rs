@@ -104,6 +104,7 @@ impl Operator for ChangelogNormalize {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m.state_expired = self.state.expired();
         m
     }

@@ -388,6 +388,7 @@ impl Operator for OverAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.work.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m.state_expired = self.state.expired();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m

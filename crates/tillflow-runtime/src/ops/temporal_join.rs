@@ -341,6 +341,7 @@ impl TwoInputOperator for TemporalJoin {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.estimate_sum(|s| s.left.len() + s.right.len()) as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m.state_expired = self.state.expired();
         m
     }

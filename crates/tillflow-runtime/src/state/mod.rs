@@ -513,6 +513,28 @@ impl<V: StateValue> KeyedState<V> {
             .chain(disk.into_iter().flatten())
     }
 
+    /// Bytes the state's entries take as a checkpoint writes them, for metrics: the entries
+    /// times the average of up to 16 entries in memory (or, with every entry on disk, the
+    /// on-disk backend's estimate of an entry's size).
+    pub fn bytes_estimate(&self) -> u64 {
+        let entries = self.len() as u64;
+        if entries == 0 {
+            return 0;
+        }
+        let (suffix, times) = (self.suffix(), self.ttl.is_some());
+        let mut sample = Vec::new();
+        let mut n = 0;
+        for e in self.table.iter().take(16) {
+            write_entry(e, suffix, times, &mut sample);
+            n += 1;
+        }
+        match (n, self.spill.as_deref()) {
+            (0, Some(sp)) => entries * sp.avg as u64,
+            (0, None) => 0,
+            (n, _) => entries * sample.len() as u64 / n,
+        }
+    }
+
     /// The sum of `count` over every value, for metrics: exact for the entries in memory; the
     /// entries on disk are not read, but counted at the average of those in memory.
     pub fn estimate_sum(&self, count: impl Fn(&V) -> usize) -> usize {

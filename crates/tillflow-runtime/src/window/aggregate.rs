@@ -505,6 +505,17 @@ impl Operator for WindowAggregate {
                 .flatten()
                 .map(|c| c.groups.len() as u64)
                 .sum::<u64>();
+        m.state_bytes = self
+            .windows
+            .iter()
+            .map(|w| w.groups.bytes_estimate())
+            .chain(
+                self.cumulations
+                    .iter()
+                    .flatten()
+                    .map(|c| c.groups.bytes_estimate()),
+            )
+            .sum();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }

@@ -131,6 +131,7 @@ impl Operator for CountWindowAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m
     }
 

@@ -249,6 +249,11 @@ impl Operator for LocalWindowAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.slices.values().map(|s| s.groups.len() as u64).sum();
+        m.state_bytes = self
+            .slices
+            .values()
+            .map(|s| s.groups.bytes_estimate())
+            .sum();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }

@@ -295,6 +295,7 @@ impl Operator for SessionWindowAggregate {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.state_entries = self.timers.len() as u64;
+        m.state_bytes = self.state.bytes_estimate();
         m.watermark = (self.watermark > i64::MIN).then_some(self.watermark);
         m
     }

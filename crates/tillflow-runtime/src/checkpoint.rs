@@ -15,7 +15,7 @@
 
 use crate::error::{Result, RuntimeError};
 use crate::operator::{Sink, TransactionalSink};
-use crate::state::incremental::StateSection;
+use crate::state::incremental::{Part, Spool, Spooled, StateSection};
 use crate::state::{read_u32, read_u64, StateValue};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -266,14 +266,21 @@ pub struct Snapshot {
     pub references: Vec<u64>,
     /// Loaded with the checkpoint: the sections of the checkpoints it references.
     pub shared: Vec<StateSection>,
+    /// Written with the checkpoint: the file its sections' parts were spooled to, stored beside
+    /// `state.bin` as `sections.bin` (not in `state.bin`).
+    pub spooled: Option<Spooled>,
+    /// Loaded with the checkpoint: the `sections.bin` of it and of those it references, checked
+    /// against their manifests, by checkpoint.
+    pub section_files: Vec<(u64, PathBuf)>,
 }
 
 const MAGIC: &[u8; 4] = b"TFCK";
 /// 2: operators are named by their plan label and state version (1 named them by their
 /// description). 3: every section carries the first 8 bytes of its SHA-256 after its bytes, so
 /// a damaged section is found even when the manifest was rewritten to match the file. 4: keyed
-/// states' sections of incremental checkpoints follow the sinks.
-const VERSION: u32 = 4;
+/// states' sections of incremental checkpoints follow the sinks. 5: a section is parts, held in
+/// `state.bin` or spooled to `sections.bin`.
+const VERSION: u32 = 5;
 
 /// The first 8 bytes of `b`'s SHA-256.
 fn digest8(b: &[u8]) -> [u8; 8] {
@@ -387,12 +394,32 @@ impl Snapshot {
         }
         out.write_all(&(self.states.len() as u32).to_le_bytes())?;
         for s in &self.states {
-            let mut head = Vec::with_capacity(24);
+            let mut head = Vec::with_capacity(28 + 25 * s.parts.len());
             head.extend_from_slice(&s.lineage.to_le_bytes());
             head.extend_from_slice(&s.checkpoint.to_le_bytes());
             head.extend_from_slice(&s.previous.to_le_bytes());
+            head.extend_from_slice(&(s.parts.len() as u32).to_le_bytes());
+            for p in &s.parts {
+                match p {
+                    Part::Bytes(_) => head.push(0),
+                    Part::Spooled {
+                        offset,
+                        len,
+                        digest,
+                    } => {
+                        head.push(1);
+                        head.extend_from_slice(&offset.to_le_bytes());
+                        head.extend_from_slice(&len.to_le_bytes());
+                        head.extend_from_slice(&digest.to_le_bytes());
+                    }
+                }
+            }
             put_bytes(out, &head)?;
-            put_state_bytes(out, &s.body)?;
+            for p in &s.parts {
+                if let Part::Bytes(b) = p {
+                    put_state_bytes(out, b)?;
+                }
+            }
         }
         Ok(())
     }
@@ -448,12 +475,40 @@ impl Snapshot {
                 let h = &mut 0;
                 let (lineage, checkpoint, previous) =
                     (read_u64(head, h)?, read_u64(head, h)?, read_u64(head, h)?);
-                let body = get_checked(input, &mut at, Some(fast_digest8))?.to_vec();
+                let mut parts = Vec::new();
+                if version == 4 {
+                    // one part, held
+                    parts.push(Part::Bytes(
+                        get_checked(input, &mut at, Some(fast_digest8))?.to_vec(),
+                    ));
+                } else {
+                    let n = read_u32(head, h)?;
+                    for _ in 0..n {
+                        let kind = *head
+                            .get(*h)
+                            .ok_or_else(|| RuntimeError::State("truncated section head".into()))?;
+                        *h += 1;
+                        parts.push(if kind == 0 {
+                            Part::Bytes(Vec::new())
+                        } else {
+                            Part::Spooled {
+                                offset: read_u64(head, h)?,
+                                len: read_u64(head, h)?,
+                                digest: read_u64(head, h)?,
+                            }
+                        });
+                    }
+                    for p in &mut parts {
+                        if let Part::Bytes(b) = p {
+                            *b = get_checked(input, &mut at, Some(fast_digest8))?.to_vec();
+                        }
+                    }
+                }
                 snap.states.push(StateSection {
                     lineage,
                     checkpoint,
                     previous,
-                    body,
+                    parts,
                 });
             }
         }
@@ -597,7 +652,7 @@ struct SharedFile {
     sha256: String,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct ManifestFile {
     name: String,
     bytes: u64,
@@ -622,15 +677,33 @@ pub trait CheckpointBackend: Send + Sync {
     fn ids(&self) -> Result<Vec<u64>, CheckpointError>;
     /// Stores checkpoint `id`.
     fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError>;
+    /// Where a snapshot of checkpoint `id` may spool its sections' parts, to be stored with it
+    /// as `sections.bin` (None: the backend takes no such file, and parts are held in
+    /// `state.bin`).
+    fn spool_path(&self, _id: u64) -> Option<PathBuf> {
+        None
+    }
+    /// A local path of file `name` of checkpoint `id`, when the backend has one.
+    fn local_file(&self, _id: u64, _name: &str) -> Option<PathBuf> {
+        None
+    }
     /// Stores checkpoint `id`, its `state.bin` written by `encode` as it is made (the local
-    /// backend streams it into the file; by default it is gathered first) and its manifest
-    /// made by `manifest` from the file's size and SHA-256.
+    /// backend streams it into the file; by default it is gathered first), the spooled
+    /// `sections` file when there is one (only backends with a [`CheckpointBackend::spool_path`])
+    /// and its manifest made by `manifest` from `state.bin`'s size and SHA-256.
     fn write_streamed(
         &self,
         id: u64,
         encode: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+        sections: Option<&Path>,
         manifest: &dyn Fn(u64, String) -> Vec<u8>,
     ) -> Result<(), CheckpointError> {
+        if sections.is_some() {
+            return Err(CheckpointError::Io {
+                path: format!("{}/{}", self.location(), checkpoint_name(id)),
+                source: std::io::Error::other("this checkpoint store takes no sections file"),
+            });
+        }
         let mut state = Vec::new();
         encode(&mut state).map_err(|e| CheckpointError::Io {
             path: format!("{}/{}", self.location(), checkpoint_name(id)),
@@ -732,10 +805,19 @@ impl CheckpointBackend for LocalBackend {
         Ok((manifest, state))
     }
 
+    fn spool_path(&self, id: u64) -> Option<PathBuf> {
+        Some(self.dir.join(format!(".{}.sections", checkpoint_name(id))))
+    }
+
+    fn local_file(&self, id: u64, name: &str) -> Option<PathBuf> {
+        Some(self.dir.join(checkpoint_name(id)).join(name))
+    }
+
     fn write_streamed(
         &self,
         id: u64,
         encode: &dyn Fn(&mut dyn Write) -> std::io::Result<()>,
+        sections: Option<&Path>,
         manifest: &dyn Fn(u64, String) -> Vec<u8>,
     ) -> Result<(), CheckpointError> {
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
@@ -769,6 +851,10 @@ impl CheckpointBackend for LocalBackend {
                 .iter()
                 .map(|x| format!("{x:02x}"))
                 .collect();
+            if let Some(spooled) = sections {
+                let to = tmp.join("sections.bin");
+                fs::rename(spooled, &to).map_err(|e| io(&to, e))?;
+            }
             write_synced(&tmp.join("MANIFEST.json"), &manifest(bytes, sha))?;
             fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
             sync_dir(&self.dir)
@@ -897,23 +983,45 @@ impl CheckpointStore {
     /// beyond the retained number that no retained one builds on. On failure the earlier
     /// checkpoints are untouched.
     pub fn write(&self, snap: &Snapshot) -> Result<Written, CheckpointError> {
+        let result = self.write_files(snap);
+        if let (Err(_), Some(s)) = (&result, &snap.spooled) {
+            let _ = fs::remove_file(&s.path);
+        }
+        result
+    }
+
+    /// Where a snapshot of checkpoint `id` spools its sections' parts (None when the backend
+    /// takes no sections file: they are held in `state.bin`).
+    pub fn open_spool(&self, id: u64) -> Result<Option<Spool>, CheckpointError> {
+        let Some(path) = self.backend.spool_path(id) else {
+            return Ok(None);
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        Spool::create(path.clone())
+            .map(Some)
+            .map_err(|e| io(&path, e))
+    }
+
+    fn write_files(&self, snap: &Snapshot) -> Result<Written, CheckpointError> {
         let mut shared = Vec::with_capacity(snap.references.len());
         for &r in &snap.references {
             let m = self.manifest(r)?;
-            let f = m
-                .files
-                .iter()
-                .find(|f| f.name == "state.bin")
-                .ok_or_else(|| CheckpointError::Corrupt {
+            if !m.files.iter().any(|f| f.name == "state.bin") {
+                return Err(CheckpointError::Corrupt {
                     path: self.location_of(r),
                     what: "the manifest lists no state.bin".into(),
-                })?;
-            shared.push(SharedFile {
-                checkpoint: r,
-                name: format!("{}/state.bin", checkpoint_name(r)),
-                bytes: f.bytes,
-                sha256: f.sha256.clone(),
-            });
+                });
+            }
+            for f in &m.files {
+                shared.push(SharedFile {
+                    checkpoint: r,
+                    name: format!("{}/{}", checkpoint_name(r), f.name),
+                    bytes: f.bytes,
+                    sha256: f.sha256.clone(),
+                });
+            }
         }
         let shared_bytes: u64 = shared.iter().map(|f| f.bytes).sum();
         let written = std::cell::Cell::new(0);
@@ -928,23 +1036,34 @@ impl CheckpointStore {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0),
-                files: vec![ManifestFile {
+                files: std::iter::once(ManifestFile {
                     name: "state.bin".into(),
                     bytes,
                     sha256,
-                }],
+                })
+                .chain(snap.spooled.iter().map(|s| ManifestFile {
+                    name: "sections.bin".into(),
+                    bytes: s.len,
+                    sha256: s.sha256.clone(),
+                }))
+                .collect(),
                 shared: shared.clone(),
             };
             // a manifest of strings and numbers always serializes
             serde_json::to_vec_pretty(&m).unwrap_or_default()
         };
-        self.backend
-            .write_streamed(snap.id, &|w| snap.encode_into(w), &manifest)?;
+        self.backend.write_streamed(
+            snap.id,
+            &|w| snap.encode_into(w),
+            snap.spooled.as_ref().map(|s| s.path.as_path()),
+            &manifest,
+        )?;
         self.retire(snap)?;
+        let own = written.get() + snap.spooled.as_ref().map_or(0, |s| s.len);
         Ok(Written {
             location: self.location_of(snap.id),
-            bytes: written.get(),
-            full_bytes: written.get() + shared_bytes,
+            bytes: own,
+            full_bytes: own + shared_bytes,
         })
     }
 
@@ -989,15 +1108,22 @@ impl CheckpointStore {
     /// state sections of the earlier checkpoints it builds on.
     pub fn load_id(&self, id: u64) -> Result<Snapshot, CheckpointError> {
         let (manifest, state) = self.backend.read(id)?;
-        let (mut snap, m) = check(&self.location_of(id), &manifest, &state, Some(&self.job))?;
-        for f in &m.shared {
-            let from = self.location_of(f.checkpoint);
-            let (manifest, state) = self.backend.read(f.checkpoint).map_err(|e| {
-                missing_reference(&self.location_of(id), f.checkpoint, &e.to_string())
-            })?;
-            let (earlier, _) = check_shared(&from, f, &manifest, &state, Some(&self.job))?;
+        let location = self.location_of(id);
+        let (mut snap, m) = check(&location, &manifest, &state, Some(&self.job))?;
+        drop(state);
+        let local = |c: u64| self.backend.local_file(c, "sections.bin");
+        sections_file(&location, id, &m.files, local(id), &mut snap)?;
+        for (c, recorded) in shared_by_checkpoint(&m.shared) {
+            let from = self.location_of(c);
+            let (manifest, state) = self
+                .backend
+                .read(c)
+                .map_err(|e| missing_reference(&location, c, &e.to_string()))?;
+            let (earlier, em) = check_shared(&from, &recorded, &manifest, &state, Some(&self.job))?;
+            drop(state);
+            sections_file(&from, c, &em.files, local(c), &mut snap)?;
             snap.shared.extend(earlier.states);
-            snap.references.push(f.checkpoint);
+            snap.references.push(c);
         }
         Ok(snap)
     }
@@ -1010,22 +1136,28 @@ impl CheckpointStore {
         let state = read_file(&dir.join("state.bin"))?;
         let location = dir.display().to_string();
         let (mut snap, m) = check(&location, &manifest, &state, None)?;
+        drop(state);
+        let sections = Some(dir.join("sections.bin"));
+        sections_file(&location, snap.id, &m.files, sections, &mut snap)?;
         let parent = dir.parent().unwrap_or(Path::new("."));
-        for f in &m.shared {
-            let other = parent.join(checkpoint_name(f.checkpoint));
+        for (c, recorded) in shared_by_checkpoint(&m.shared) {
+            let other = parent.join(checkpoint_name(c));
             let read = read_file(&other.join("MANIFEST.json"))
                 .and_then(|m| Ok((m, read_file(&other.join("state.bin"))?)));
             let (manifest, state) =
-                read.map_err(|e| missing_reference(&location, f.checkpoint, &e.to_string()))?;
-            let (earlier, _) = check_shared(
-                &other.display().to_string(),
-                f,
-                &manifest,
-                &state,
-                Some(&m.job),
+                read.map_err(|e| missing_reference(&location, c, &e.to_string()))?;
+            let from = other.display().to_string();
+            let (earlier, em) = check_shared(&from, &recorded, &manifest, &state, Some(&m.job))?;
+            drop(state);
+            sections_file(
+                &from,
+                c,
+                &em.files,
+                Some(other.join("sections.bin")),
+                &mut snap,
             )?;
             snap.shared.extend(earlier.states);
-            snap.references.push(f.checkpoint);
+            snap.references.push(c);
         }
         Ok(snap)
     }
@@ -1060,27 +1192,127 @@ fn missing_reference(location: &str, id: u64, why: &str) -> CheckpointError {
     }
 }
 
-/// Checks an earlier checkpoint that another builds on: its own manifest, and its `state.bin`
-/// against what the other's manifest recorded of it.
+/// The files a manifest's `shared` list records, by checkpoint: `state.bin`'s entry, and
+/// whether `sections.bin` was recorded (with its entry).
+fn shared_by_checkpoint(shared: &[SharedFile]) -> Vec<(u64, Recorded)> {
+    let mut out: Vec<(u64, Recorded)> = Vec::new();
+    for f in shared {
+        let i = match out.iter().position(|(c, _)| *c == f.checkpoint) {
+            Some(i) => i,
+            None => {
+                out.push((f.checkpoint, Recorded::default()));
+                out.len() - 1
+            }
+        };
+        if f.name.ends_with("/sections.bin") {
+            out[i].1.sections = Some(f.clone());
+        } else {
+            out[i].1.state = Some(f.clone());
+        }
+    }
+    out
+}
+
+/// What a later checkpoint's manifest recorded of an earlier one's files.
+#[derive(Clone, Default)]
+struct Recorded {
+    state: Option<SharedFile>,
+    sections: Option<SharedFile>,
+}
+
+/// Checks checkpoint `id`'s `sections.bin` (at `path`, a local file) against the size and
+/// SHA-256 its manifest lists, when it lists one, and records it in `snap`.
+fn sections_file(
+    location: &str,
+    id: u64,
+    files: &[ManifestFile],
+    path: Option<PathBuf>,
+    snap: &mut Snapshot,
+) -> Result<(), CheckpointError> {
+    let Some(listed) = files.iter().find(|f| f.name == "sections.bin") else {
+        return Ok(());
+    };
+    let corrupt = |what: String| CheckpointError::Corrupt {
+        path: location.to_owned(),
+        what,
+    };
+    let path = path.ok_or_else(|| corrupt("its sections.bin cannot be read from here".into()))?;
+    let (bytes, sha) = hash_file(&path).map_err(|e| corrupt(format!("sections.bin: {e}")))?;
+    if bytes != listed.bytes || sha != listed.sha256 {
+        return Err(corrupt(format!(
+            "sections.bin ({bytes} bytes) is not the file its manifest lists ({} bytes, SHA-256 {})",
+            listed.bytes,
+            listed.sha256.get(..16).unwrap_or("")
+        )));
+    }
+    snap.section_files.push((id, path));
+    Ok(())
+}
+
+/// The length and SHA-256 (hex) of a file, read a block at a time.
+fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((
+        len,
+        hasher
+            .finalize()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect(),
+    ))
+}
+
+/// Checks an earlier checkpoint that another builds on: its own manifest, and its files
+/// against what the other's manifest recorded of them.
 fn check_shared(
     location: &str,
-    recorded: &SharedFile,
+    recorded: &Recorded,
     manifest: &[u8],
     state: &[u8],
     job: Option<&str>,
 ) -> Result<(Snapshot, Manifest), CheckpointError> {
-    if state.len() as u64 != recorded.bytes || sha256_hex(state) != recorded.sha256 {
-        return Err(CheckpointError::Corrupt {
-            path: location.to_owned(),
-            what: format!(
-                "its state.bin ({} bytes) is not the one a later checkpoint builds on ({} bytes,                  SHA-256 {})",
-                state.len(),
-                recorded.bytes,
-                recorded.sha256.get(..16).unwrap_or("")
-            ),
-        });
+    let corrupt = |what: String| CheckpointError::Corrupt {
+        path: location.to_owned(),
+        what,
+    };
+    let Some(rs) = recorded.state.as_ref() else {
+        return Err(corrupt(
+            "a later checkpoint builds on it without recording its state.bin".into(),
+        ));
+    };
+    if state.len() as u64 != rs.bytes || sha256_hex(state) != rs.sha256 {
+        return Err(corrupt(format!(
+            "its state.bin ({} bytes) is not the one a later checkpoint builds on ({} bytes, SHA-256 {})",
+            state.len(),
+            rs.bytes,
+            rs.sha256.get(..16).unwrap_or("")
+        )));
     }
-    check(location, manifest, state, job)
+    let checked = check(location, manifest, state, job)?;
+    let listed = checked.1.files.iter().find(|f| f.name == "sections.bin");
+    let same = match (&recorded.sections, listed) {
+        (Some(r), Some(l)) => r.bytes == l.bytes && r.sha256 == l.sha256,
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        return Err(corrupt(
+            "its sections.bin is not the one a later checkpoint builds on".into(),
+        ));
+    }
+    Ok(checked)
 }
 
 /// Checks `state` against `manifest` (and, when known, the job it must belong to) and decodes

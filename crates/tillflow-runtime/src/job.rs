@@ -449,7 +449,14 @@ impl Job {
     /// prepared rows (committed now unless they already were). Checkpointing must be enabled.
     pub fn restore(&mut self, snap: &Snapshot, from: &str) -> Result<()> {
         let store = self.state_store.clone();
-        let chain = crate::state::incremental::Chain::new(snap.states.iter().chain(&snap.shared));
+        let mut chain =
+            crate::state::incremental::Chain::new(snap.states.iter().chain(&snap.shared).cloned());
+        for (id, path) in &snap.section_files {
+            let file = std::fs::File::open(path).map_err(|e| {
+                RuntimeError::Checkpoint(format!("opening {}: {e}", path.display()))
+            })?;
+            chain = chain.with_file(*id, Box::new(file));
+        }
         crate::state::incremental::scoped_tracking(self.incremental, || {
             crate::state::incremental::restoring(chain, || {
                 crate::state::disk::scoped(store.as_ref(), || self.restore_from(snap, from))
@@ -590,7 +597,11 @@ impl Job {
         let (tasks, stages) = (&mut self.tasks, &self.stages);
         // a savepoint (or a job without incremental checkpoints) writes every state whole
         let id = (self.incremental && !whole).then_some(snap.id);
-        let (done, collected) = crate::state::incremental::collecting(id, || {
+        let spool = match id {
+            Some(id) => c.store.open_spool(id)?,
+            None => None,
+        };
+        let (done, collected, spool) = crate::state::incremental::collecting(id, spool, || {
             each_node(tasks, stages, &mut |n| {
                 let mut b = Vec::new();
                 match n {
@@ -618,7 +629,15 @@ impl Job {
                 Ok(())
             })
         });
+        let spooled = spool.map(|s| {
+            let path = s.path().to_owned();
+            s.finish().map_err(|e| {
+                let _ = std::fs::remove_file(&path);
+                RuntimeError::Checkpoint(format!("writing {}: {e}", path.display()))
+            })
+        });
         done?;
+        snap.spooled = spooled.transpose()?;
         snap.states = collected.sections;
         snap.references = collected.references.into_iter().collect();
         // a snapshot that met an error of the on-disk store is not written

@@ -27,6 +27,10 @@ use std::rc::Rc;
 /// A state writes a full section after this many deltas in a row, whatever their size.
 pub const MAX_CHAIN: usize = 64;
 
+/// Bytes a section's part holds at most (beyond one entry): a state is written, and read
+/// back, a part at a time.
+pub const PART_BYTES: usize = 32 << 20;
+
 /// One keyed state's part of a checkpoint.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateSection {
@@ -36,9 +40,151 @@ pub struct StateSection {
     pub checkpoint: u64,
     /// The checkpoint holding the section this delta applies to; 0 for a full section.
     pub previous: u64,
-    /// The keys removed (count, then length and bytes of each), then the entries as
-    /// [`super::KeyedState::snapshot`] writes them.
-    pub body: Vec<u8>,
+    /// The section's parts, applied in order: each the keys removed (the byte length of the
+    /// list, then length and bytes of each; only the first part of a delta has any), then
+    /// entries as [`super::KeyedState::snapshot`] writes them.
+    pub parts: Vec<Part>,
+}
+
+impl StateSection {
+    /// Bytes of its parts.
+    pub fn bytes(&self) -> u64 {
+        self.parts.iter().map(Part::len).sum()
+    }
+}
+
+/// A part of a section: its bytes, or where they are in the checkpoint's `sections.bin`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Part {
+    /// The bytes, held here (written into `state.bin`).
+    Bytes(Vec<u8>),
+    /// Spooled to the checkpoint's sections file as the snapshot was taken.
+    Spooled {
+        /// Where it starts in the file.
+        offset: u64,
+        /// Its length.
+        len: u64,
+        /// Its XXH3 checksum.
+        digest: u64,
+    },
+}
+
+impl Part {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Part::Bytes(b) => b.len() as u64,
+            Part::Spooled { len, .. } => *len,
+        }
+    }
+
+    /// True when it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a snapshot spools its sections' parts: a file written as the states are snapshotted,
+/// so a checkpoint's sections are never all in memory at once. The file's SHA-256 is made on
+/// the way.
+pub struct Spool {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: sha2::Sha256,
+    len: u64,
+    error: Option<std::io::Error>,
+}
+
+/// A spool's file once complete: where it is, its length and SHA-256 (hex).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spooled {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its length.
+    pub len: u64,
+    /// Its SHA-256, in hex.
+    pub sha256: String,
+}
+
+impl Spool {
+    /// A new spool file at `path`.
+    pub fn create(path: std::path::PathBuf) -> std::io::Result<Spool> {
+        use sha2::Digest;
+        let file = std::fs::File::create(&path)?;
+        Ok(Spool {
+            path,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            hasher: sha2::Sha256::new(),
+            len: 0,
+            error: None,
+        })
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Appends `bytes`, returning where they went.
+    fn append(&mut self, bytes: &[u8]) -> Part {
+        use sha2::Digest;
+        use std::io::Write;
+        let offset = self.len;
+        if self.error.is_none() {
+            if let Err(e) = self.file.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Part::Spooled {
+            offset,
+            len: bytes.len() as u64,
+            digest: xxhash_rust::xxh3::xxh3_64(bytes),
+        }
+    }
+
+    /// Flushes and syncs the file (an error met while appending is returned here).
+    pub fn finish(self) -> std::io::Result<Spooled> {
+        use sha2::Digest;
+        use std::io::Write;
+        let Spool {
+            path,
+            mut file,
+            hasher,
+            len,
+            error,
+        } = self;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        file.flush()?;
+        file.get_ref().sync_all()?;
+        Ok(Spooled {
+            path,
+            len,
+            sha256: hasher
+                .finalize()
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect(),
+        })
+    }
+}
+
+/// Reads the parts a checkpoint spooled, by place.
+pub trait PartSource {
+    /// The `len` bytes at `offset`.
+    fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>>;
+}
+
+impl PartSource for std::fs::File {
+    fn read_at(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len as usize];
+        FileExt::read_exact_at(self, &mut buf, offset)?;
+        Ok(buf)
+    }
 }
 
 /// What the states of one checkpoint gave it: their sections, and the earlier checkpoints
@@ -51,9 +197,13 @@ pub struct Collected {
     pub references: BTreeSet<u64>,
 }
 
+/// A snapshot being collected: its checkpoint, what it collected, where parts are spooled.
+type Collecting = (u64, Collected, Option<Spool>);
+
 thread_local! {
+    static PART_LIMIT: Cell<usize> = const { Cell::new(PART_BYTES) };
     static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static COLLECTING: RefCell<Option<(u64, Collected)>> = const { RefCell::new(None) };
+    static COLLECTING: RefCell<Option<Collecting>> = const { RefCell::new(None) };
     static CHAIN: RefCell<Option<Rc<Chain>>> = const { RefCell::new(None) };
 }
 
@@ -78,28 +228,52 @@ pub(super) fn tracking() -> bool {
 }
 
 /// Runs `f` (which snapshots a job's operators for checkpoint `checkpoint`) with tracking
-/// states writing references and their sections collected, and returns them with `f`'s
-/// result. Without a checkpoint (a savepoint, or whole checkpoints) every state writes its
-/// entries itself, and the next checkpoint starts its chain afresh.
-pub fn collecting<R>(checkpoint: Option<u64>, f: impl FnOnce() -> R) -> (R, Collected) {
-    let previous = COLLECTING.with(|c| c.replace(checkpoint.map(|id| (id, Collected::default()))));
+/// states writing references and their sections collected (their parts spooled to `spool`
+/// when given, else held), and returns them with `f`'s result and the spool. Without a
+/// checkpoint (a savepoint, or whole checkpoints) every state writes its entries itself, and
+/// the next checkpoint starts its chain afresh.
+pub fn collecting<R>(
+    checkpoint: Option<u64>,
+    spool: Option<Spool>,
+    f: impl FnOnce() -> R,
+) -> (R, Collected, Option<Spool>) {
+    let previous =
+        COLLECTING.with(|c| c.replace(checkpoint.map(|id| (id, Collected::default(), spool))));
     let out = f();
-    let collected = COLLECTING
+    let (collected, spool) = COLLECTING
         .with(|c| c.replace(previous))
-        .map(|(_, c)| c)
+        .map(|(_, c, s)| (c, s))
         .unwrap_or_default();
-    (out, collected)
+    (out, collected, spool)
+}
+
+/// Bytes a part holds at most on this thread ([`PART_BYTES`]; less in tests).
+pub(super) fn part_limit() -> usize {
+    PART_LIMIT.with(Cell::get)
+}
+
+/// Makes `bytes` a part of the section being written: spooled when the snapshot has a spool
+/// (and `bytes` emptied for reuse), else held.
+pub(super) fn store_part(bytes: &mut Vec<u8>) -> Part {
+    COLLECTING.with(|c| match c.borrow_mut().as_mut() {
+        Some((_, _, Some(spool))) => {
+            let part = spool.append(bytes);
+            bytes.clear();
+            part
+        }
+        _ => Part::Bytes(std::mem::take(bytes)),
+    })
 }
 
 /// The checkpoint being collected on this thread, if any.
 pub(super) fn collecting_checkpoint() -> Option<u64> {
-    COLLECTING.with(|c| c.borrow().as_ref().map(|(id, _)| *id))
+    COLLECTING.with(|c| c.borrow().as_ref().map(|(id, _, _)| *id))
 }
 
 /// Adds a section (and the checkpoints it builds on) to the checkpoint being collected.
 pub(super) fn collect(section: StateSection, builds_on: &[u64]) {
     COLLECTING.with(|c| {
-        if let Some((_, col)) = c.borrow_mut().as_mut() {
+        if let Some((_, col, _)) = c.borrow_mut().as_mut() {
             col.references.extend(
                 builds_on
                     .iter()
@@ -112,20 +286,70 @@ pub(super) fn collect(section: StateSection, builds_on: &[u64]) {
 }
 
 /// Every state section a restore may need: the checkpoint's own and those of the earlier
-/// checkpoints it references.
-#[derive(Debug, Default)]
+/// checkpoints it references, and the files their spooled parts are in.
+#[derive(Default)]
 pub struct Chain {
     sections: HashMap<(u64, u64), StateSection>,
+    files: HashMap<u64, Box<dyn PartSource>>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chain({} sections)", self.sections.len())
+    }
 }
 
 impl Chain {
     /// The sections of `sections` (of any checkpoints), by checkpoint and lineage.
-    pub fn new<'a>(sections: impl IntoIterator<Item = &'a StateSection>) -> Chain {
+    pub fn new(sections: impl IntoIterator<Item = StateSection>) -> Chain {
         Chain {
             sections: sections
                 .into_iter()
-                .map(|s| ((s.checkpoint, s.lineage), s.clone()))
+                .map(|s| ((s.checkpoint, s.lineage), s))
                 .collect(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Where checkpoint `checkpoint`'s spooled parts are read from.
+    pub fn with_file(mut self, checkpoint: u64, file: Box<dyn PartSource>) -> Chain {
+        self.files.insert(checkpoint, file);
+        self
+    }
+
+    /// The bytes of `part` of a section of `checkpoint` (read from its file when spooled, and
+    /// checked against its checksum).
+    pub fn part_bytes<'a>(
+        &self,
+        checkpoint: u64,
+        part: &'a Part,
+    ) -> Result<std::borrow::Cow<'a, [u8]>> {
+        match part {
+            Part::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Part::Spooled {
+                offset,
+                len,
+                digest,
+            } => {
+                let file = self.files.get(&checkpoint).ok_or_else(|| {
+                    RuntimeError::State(format!(
+                        "checkpoint {checkpoint}'s sections file was not loaded"
+                    ))
+                })?;
+                let bytes = file.read_at(*offset, *len).map_err(|e| {
+                    RuntimeError::State(format!(
+                        "reading {len} bytes at {offset} of checkpoint {checkpoint}'s \
+                         sections.bin: {e}"
+                    ))
+                })?;
+                if xxhash_rust::xxh3::xxh3_64(&bytes) != *digest {
+                    return Err(RuntimeError::State(format!(
+                        "the {len} bytes at {offset} of checkpoint {checkpoint}'s sections.bin \
+                         do not match their checksum"
+                    )));
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
         }
     }
 
@@ -355,8 +579,9 @@ mod tests {
         sections: &mut Vec<StateSection>,
     ) -> (Vec<u8>, BTreeSet<u64>) {
         let mut bytes = Vec::new();
-        let ((), collected) =
-            collecting(Some(id), || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+        let ((), collected, _) = collecting(Some(id), None, || {
+            state.snapshot(0..MAX_KEY_GROUPS, &mut bytes)
+        });
         assert!(
             bytes.len() <= 24,
             "a tracking state writes a reference only"
@@ -374,7 +599,10 @@ mod tests {
         tracking: bool,
     ) -> KeyedState<i64> {
         let mut s = new_state(store, tracking);
-        restoring(Chain::new(sections), || s.restore(bytes, &mut 0)).unwrap();
+        restoring(Chain::new(sections.iter().cloned()), || {
+            s.restore(bytes, &mut 0)
+        })
+        .unwrap();
         s
     }
 
@@ -453,12 +681,74 @@ mod tests {
         // every entry changes every time: each delta is about the state's size, so a full
         // section comes every few checkpoints and no chain is much more than twice the state
         assert!(fulls.len() >= 5, "full sections at {fulls:?}");
-        let full = sections[0].body.len();
+        let full = sections[0].bytes();
         let mut chain = 0;
         for s in &sections {
-            chain = if s.previous == 0 { 0 } else { chain } + s.body.len();
+            chain = if s.previous == 0 { 0 } else { chain } + s.bytes();
             assert!(chain <= 3 * full + (64 << 10), "chain of {chain} bytes");
         }
+    }
+
+    #[test]
+    fn a_large_state_is_spooled_in_parts_and_read_back_a_part_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = new_state(None, true);
+        let mut model = BTreeMap::new();
+        let mut files = Vec::new();
+        let mut sections = Vec::new();
+        let mut last = Vec::new();
+        for id in 1..=3u64 {
+            // parts of 256 KiB: a full section of several, then deltas of several too
+            PART_LIMIT.with(|l| l.set(256 << 10));
+            for k in 0..(10_000 * id) {
+                let key = format!("key-{k:09}-{}", "x".repeat(40));
+                *state.get_or_insert_with(key.as_bytes(), || 0) += 1;
+                *model.entry(key.into_bytes()).or_insert(0) += 1;
+            }
+            let path = dir.path().join(format!("sections-{id}"));
+            let spool = Spool::create(path.clone()).unwrap();
+            let mut bytes = Vec::new();
+            let ((), collected, spool) = collecting(Some(id), Some(spool), || {
+                state.snapshot(0..MAX_KEY_GROUPS, &mut bytes)
+            });
+            let spooled = spool.unwrap().finish().unwrap();
+            assert_eq!(spooled.len, std::fs::metadata(&path).unwrap().len());
+            let s = &collected.sections[0];
+            assert!(
+                s.parts.len() >= 2,
+                "checkpoint {id}: {} parts",
+                s.parts.len()
+            );
+            assert!(s.parts.iter().all(
+                |p| matches!(p, Part::Spooled { len, .. } if *len as usize <= (256 << 10) + 4096)
+            ));
+            sections.extend(collected.sections);
+            files.push((id, path));
+            last = bytes;
+        }
+        let open = |files: &[(u64, std::path::PathBuf)]| {
+            files
+                .iter()
+                .fold(Chain::new(sections.iter().cloned()), |c, (id, p)| {
+                    c.with_file(*id, Box::new(std::fs::File::open(p).unwrap()))
+                })
+        };
+        let mut back = new_state(None, false);
+        restoring(open(&files), || back.restore(&last, &mut 0)).unwrap();
+        assert_eq!(back.len(), model.len());
+        assert_eq!(contents(&back), model);
+        // a damaged part is refused, naming the checkpoint and the file
+        let (id, path) = &files[1];
+        let mut f = std::fs::read(path).unwrap();
+        f[100] ^= 1;
+        std::fs::write(path, f).unwrap();
+        let mut back = new_state(None, false);
+        let e = restoring(open(&files), || back.restore(&last, &mut 0)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("checkpoint {id}'s sections.bin")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -478,10 +768,10 @@ mod tests {
         let (bytes3, refs) = checkpoint(&state, 3, &mut sections);
         assert_eq!(sections[2].previous, 2);
         assert_eq!(refs.into_iter().collect::<Vec<_>>(), vec![1, 2]);
-        assert!(sections[2].body.len() < sections[1].body.len() / 4);
+        assert!(sections[2].bytes() < sections[1].bytes() / 4);
         let only_last = [sections[2].clone()];
         let mut s = new_state(None, false);
-        let e = restoring(Chain::new(&only_last), || s.restore(&bytes3, &mut 0)).unwrap_err();
+        let e = restoring(Chain::new(only_last), || s.restore(&bytes3, &mut 0)).unwrap_err();
         assert!(e.to_string().contains("checkpoint 2"), "{e}");
         let back = restore(&bytes, &sections, None, false);
         assert_eq!(back.len(), 51);

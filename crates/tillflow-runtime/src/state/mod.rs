@@ -29,7 +29,7 @@ use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
 use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
 use disk::{Spill, Update};
 use hashbrown::HashTable;
-use incremental::{StateSection, Tracker};
+use incremental::{Part, StateSection, Tracker};
 use std::borrow::Cow;
 use tillflow_types::{Row, RowKind};
 
@@ -722,40 +722,61 @@ impl<V: StateValue> KeyedState<V> {
                     return;
                 }
             }
-        }
-        if let Some(tr) = self.inc.as_deref() {
             // whole (a savepoint): the checkpoint after it does not build on what came before
             tr.restart();
         }
-        let _ = self.write_entries(groups, out);
+        let mut block = Block::inline(out, self.block_flag(), self.clock());
+        self.write_entries(groups, &mut block);
+        block.finish();
+    }
+
+    /// The flags of a block of this state's entries.
+    fn block_flag(&self) -> u64 {
+        if self.ttl.is_some() {
+            WITH_TIMES | WITH_CLOCK
+        } else {
+            0
+        }
+    }
+
+    /// The TTL clock's time, written with a block of entries.
+    fn clock(&self) -> Option<i64> {
+        self.ttl.as_ref().map(TtlTimer::now)
     }
 
     /// Writes this state's section for `checkpoint` (a delta when the state has a section in
-    /// the previous one and its deltas stay smaller than its last full section) and the
-    /// reference to it.
+    /// the previous one and its chain stays within twice the state) and the reference to it.
     fn snapshot_section(&self, tr: &Tracker, checkpoint: u64, out: &mut Vec<u8>) {
         let mut chain = tr.chain.borrow_mut();
         let previous = chain.last().copied().filter(|p| *p < checkpoint);
-        let mut body = Vec::new();
         let mut full = previous.is_none() || chain.len() > incremental::MAX_CHAIN;
-        let mut entries = 0;
+        let mut buf = Vec::new();
+        let mut written = (0, Vec::new());
         if !full {
-            entries = self.write_delta(tr, &mut body);
+            let removed = tr.removed.borrow();
+            let mut block = Block::section(&mut buf, self.block_flag(), self.clock(), &removed);
+            self.write_delta(tr, &mut block);
+            written = block.finish();
+            let bytes: u64 = written.1.iter().map(Part::len).sum();
+            // a delta that makes the chain too long is thrown away for a full section (it was
+            // held, or spooled to a file that keeps what the checkpoint does not refer to)
             full = Tracker::outgrown(
-                tr.chain_bytes.get() + body.len() as u64,
-                tr.chain_entries.get() + entries,
+                tr.chain_bytes.get() + bytes,
+                tr.chain_entries.get() + written.0,
                 self.len() as u64,
             );
         }
         if full {
-            body.clear();
-            body.extend_from_slice(&0u64.to_le_bytes());
-            entries = self.write_entries(0..MAX_KEY_GROUPS, &mut body);
+            let mut block = Block::section(&mut buf, self.block_flag(), self.clock(), &[]);
+            self.write_entries(0..MAX_KEY_GROUPS, &mut block);
+            written = block.finish();
             chain.clear();
             tr.chain_bytes.set(0);
             tr.chain_entries.set(0);
         }
-        tr.chain_bytes.set(tr.chain_bytes.get() + body.len() as u64);
+        let (entries, parts) = written;
+        tr.chain_bytes
+            .set(tr.chain_bytes.get() + parts.iter().map(Part::len).sum::<u64>());
         tr.chain_entries.set(tr.chain_entries.get() + entries);
         chain.push(checkpoint);
         let lineage = tr.lineage.get();
@@ -767,7 +788,7 @@ impl<V: StateValue> KeyedState<V> {
                 lineage,
                 checkpoint,
                 previous: if full { 0 } else { previous.unwrap_or(0) },
-                body,
+                parts,
             },
             &chain,
         );
@@ -776,28 +797,18 @@ impl<V: StateValue> KeyedState<V> {
         tr.epoch.set(tr.epoch.get().wrapping_add(1));
     }
 
-    /// A delta's body: the keys removed since the last snapshot, then the entries written since
-    /// (stamped with the current epoch, or moved to disk changed).
-    fn write_delta(&self, tr: &Tracker, body: &mut Vec<u8>) -> u64 {
-        let removed = tr.removed.borrow();
-        body.extend_from_slice(&(removed.len() as u64).to_le_bytes());
-        body.extend_from_slice(&removed);
+    /// A delta's entries: those written since the last snapshot (stamped with the current
+    /// epoch, or moved to disk changed).
+    fn write_delta(&self, tr: &Tracker, block: &mut Block<'_>) {
         let times = self.ttl.is_some();
-        let flag = if times { WITH_TIMES | WITH_CLOCK } else { 0 };
-        let count_at = body.len();
-        body.extend_from_slice(&flag.to_le_bytes());
-        if let Some(t) = &self.ttl {
-            body.extend_from_slice(&t.now().to_le_bytes());
-        }
         let suffix = self.suffix();
         let Some((from_end, epoch)) = self.stamper() else {
-            return 0;
+            return;
         };
-        let mut written = 0u64;
         for e in self.table.iter() {
             if e.stamped(from_end) == epoch {
-                write_entry(e, suffix, times, body);
-                written += 1;
+                write_entry(e, suffix, times, block.out);
+                block.written();
             }
         }
         let evicted = tr.evicted.borrow();
@@ -811,27 +822,27 @@ impl<V: StateValue> KeyedState<V> {
                 .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
             {
                 // back in memory: written above if it changed again, and here if not
-                Some(e) if e.stamped(from_end) != epoch => write_entry(e, suffix, times, body),
+                Some(e) if e.stamped(from_end) != epoch => write_entry(e, suffix, times, block.out),
                 Some(_) => continue,
                 None => {
                     let Some(v) = self.spill.as_deref().and_then(|sp| sp.get(group, key)) else {
                         // removed since: listed among the removed keys
                         continue;
                     };
-                    body.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                    body.extend_from_slice(key);
-                    body.extend_from_slice(&v);
+                    block
+                        .out
+                        .extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    block.out.extend_from_slice(key);
+                    block.out.extend_from_slice(&v);
                 }
             }
-            written += 1;
+            block.written();
         }
-        body[count_at..count_at + 8].copy_from_slice(&(written | flag).to_le_bytes());
-        written
     }
 
     /// Every entry whose key group lies in `groups`, ordered by key group (see
     /// [`KeyedState::snapshot`]).
-    fn write_entries(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) -> u64 {
+    fn write_entries(&self, groups: std::ops::Range<u32>, block: &mut Block<'_>) {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
         for e in self.table.iter() {
@@ -852,14 +863,10 @@ impl<V: StateValue> KeyedState<V> {
                 starts[g as usize] += 1;
             }
         }
-        out.reserve(count * 64);
+        block
+            .out
+            .reserve((count * 64).min(incremental::PART_BYTES + (1 << 20)));
         let times = self.ttl.is_some();
-        let flag = if times { WITH_TIMES | WITH_CLOCK } else { 0 };
-        let count_at = out.len();
-        out.extend_from_slice(&(count as u64 | flag).to_le_bytes());
-        if let Some(t) = &self.ttl {
-            out.extend_from_slice(&t.now().to_le_bytes());
-        }
         let suffix = self.suffix();
         let mut disk = self
             .spill
@@ -868,25 +875,25 @@ impl<V: StateValue> KeyedState<V> {
             .into_iter()
             .flatten()
             .peekable();
-        let mut written = count;
-        let mut copy_disk_below = |g: u32, out: &mut Vec<u8>| {
-            while let Some((_, k, v)) = disk.next_if(|(dg, _, _)| *dg < g) {
+        let copy_disk_below = |g: u32, block: &mut Block<'_>, disk: &mut std::iter::Peekable<_>| {
+            while let Some((_, k, v)) = disk.next_if(|(dg, _, _): &(u32, _, _)| *dg < g) {
+                let k: fjall::UserKey = k;
+                let v: fjall::UserValue = v;
                 let key = disk::user_key(&k);
-                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                out.extend_from_slice(key);
-                out.extend_from_slice(&v);
-                written += 1;
+                block
+                    .out
+                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
+                block.out.extend_from_slice(key);
+                block.out.extend_from_slice(&v);
+                block.written();
             }
         };
         for e in ordered.into_iter().flatten() {
-            copy_disk_below(key_group(e.hash), out);
-            write_entry(e, suffix, times, out);
+            copy_disk_below(key_group(e.hash), block, &mut disk);
+            write_entry(e, suffix, times, block.out);
+            block.written();
         }
-        copy_disk_below(u32::MAX, out);
-        if written != count {
-            out[count_at..count_at + 8].copy_from_slice(&(written as u64 | flag).to_le_bytes());
-        }
-        written as u64
+        copy_disk_below(u32::MAX, block, &mut disk);
     }
 
     /// Adds the entries of a snapshot written by [`KeyedState::snapshot`].
@@ -925,34 +932,38 @@ impl<V: StateValue> KeyedState<V> {
         let last = sections.len() - 1;
         let mut written = 0;
         for (i, s) in sections.iter().enumerate() {
-            let body = &s.body;
-            let mut p = 0;
-            let removed_len = read_u64(body, &mut p)? as usize;
-            let truncated = || RuntimeError::State("truncated state section".into());
-            let end = p.checked_add(removed_len).ok_or_else(truncated)?;
-            let removed = body.get(p..end).ok_or_else(truncated)?;
-            p = end;
-            let mut r = 0;
-            while r < removed.len() {
-                let n = read_u32(removed, &mut r)? as usize;
-                let key = removed.get(r..r + n).ok_or_else(truncated)?;
-                r += n;
-                let hash = hash_key(key);
-                if rescale.keeps(hash) {
-                    self.forget(hash, key);
+            let parts = s.parts.len();
+            for (j, one) in s.parts.iter().enumerate() {
+                // one part in memory at a time
+                let body = chain.part_bytes(s.checkpoint, one)?;
+                let mut p = 0;
+                let removed_len = read_u64(&body, &mut p)? as usize;
+                let truncated = || RuntimeError::State("truncated state section".into());
+                let end = p.checked_add(removed_len).ok_or_else(truncated)?;
+                let removed = body.get(p..end).ok_or_else(truncated)?;
+                p = end;
+                let mut r = 0;
+                while r < removed.len() {
+                    let n = read_u32(removed, &mut r)? as usize;
+                    let key = removed.get(r..r + n).ok_or_else(truncated)?;
+                    r += n;
+                    let hash = hash_key(key);
+                    if rescale.keeps(hash) {
+                        self.forget(hash, key);
+                    }
                 }
+                let count = read_u64(&body, &mut p)?;
+                written += count & !(WITH_TIMES | WITH_CLOCK | REFERENCE);
+                let clock = i == last && j + 1 == parts;
+                self.load_entries(&body, &mut p, count, rescale, part, i > 0, clock)?;
             }
-            let count = read_u64(body, &mut p)?;
-            written += count & !(WITH_TIMES | WITH_CLOCK | REFERENCE);
-            self.load_entries(body, &mut p, count, rescale, part, i > 0, i == last)?;
         }
         if let Some(tr) = self.inc.as_deref() {
             if fresh && rescale.keeps_all() {
                 // the next checkpoint goes on from this chain
                 tr.lineage.set(lineage);
                 *tr.chain.borrow_mut() = sections.iter().map(|s| s.checkpoint).collect();
-                tr.chain_bytes
-                    .set(sections.iter().map(|s| s.body.len() as u64).sum());
+                tr.chain_bytes.set(sections.iter().map(|s| s.bytes()).sum());
                 tr.chain_entries.set(written);
             } else {
                 tr.restart();
@@ -1054,6 +1065,93 @@ impl<V: StateValue> KeyedState<V> {
             );
         }
         Ok(())
+    }
+}
+
+/// A block of entries being written: inline in an operator's bytes (`[count | flags][clock]`
+/// then the entries, the count set at the end), or a section's parts (each `[removed keys'
+/// length][removed keys][count | flags][clock]` then entries), a new part begun whenever one
+/// holds [`incremental::PART_BYTES`], each stored as it is done ([`incremental::store_part`]).
+struct Block<'a> {
+    out: &'a mut Vec<u8>,
+    /// The parts done so far (sections only).
+    parts: Option<Vec<Part>>,
+    /// Where the current block's count is, and its entries so far.
+    count_at: usize,
+    count: u64,
+    total: u64,
+    flag: u64,
+    clock: Option<i64>,
+}
+
+impl<'a> Block<'a> {
+    /// A block appended to an operator's bytes.
+    fn inline(out: &'a mut Vec<u8>, flag: u64, clock: Option<i64>) -> Block<'a> {
+        let mut b = Block {
+            out,
+            parts: None,
+            count_at: 0,
+            count: 0,
+            total: 0,
+            flag,
+            clock,
+        };
+        b.header(None);
+        b
+    }
+
+    /// A section written into `buf` (empty) part by part, the first part listing `removed`.
+    fn section(buf: &'a mut Vec<u8>, flag: u64, clock: Option<i64>, removed: &[u8]) -> Block<'a> {
+        buf.clear();
+        let mut b = Block {
+            out: buf,
+            parts: Some(Vec::new()),
+            count_at: 0,
+            count: 0,
+            total: 0,
+            flag,
+            clock,
+        };
+        b.header(Some(removed));
+        b
+    }
+
+    fn header(&mut self, removed: Option<&[u8]>) {
+        if let Some(r) = removed {
+            self.out.extend_from_slice(&(r.len() as u64).to_le_bytes());
+            self.out.extend_from_slice(r);
+        }
+        self.count_at = self.out.len();
+        self.out.extend_from_slice(&self.flag.to_le_bytes());
+        if let Some(c) = self.clock {
+            self.out.extend_from_slice(&c.to_le_bytes());
+        }
+        self.count = 0;
+    }
+
+    /// Counts an entry just written to `out`; a full part is stored and a new one begun.
+    #[inline]
+    fn written(&mut self) {
+        self.count += 1;
+        self.total += 1;
+        if self.parts.is_some() && self.out.len() >= incremental::part_limit() {
+            self.close_part();
+            self.header(Some(&[]));
+        }
+    }
+
+    fn close_part(&mut self) {
+        let at = self.count_at;
+        self.out[at..at + 8].copy_from_slice(&(self.count | self.flag).to_le_bytes());
+        if let Some(parts) = self.parts.as_mut() {
+            parts.push(incremental::store_part(self.out));
+        }
+    }
+
+    /// Sets the last count; a section's parts, and the entries written in all.
+    fn finish(mut self) -> (u64, Vec<Part>) {
+        self.close_part();
+        (self.total, self.parts.take().unwrap_or_default())
     }
 }
 

@@ -629,26 +629,38 @@ impl Job {
                 Ok(())
             })
         });
-        let spooled = spool.map(|s| {
-            let path = s.path().to_owned();
-            s.finish().map_err(|e| {
-                let _ = std::fs::remove_file(&path);
-                RuntimeError::Checkpoint(format!("writing {}: {e}", path.display()))
-            })
-        });
-        done?;
-        snap.spooled = spooled.transpose()?;
+        // a snapshot that failed, or met an error of the on-disk store, is not written
+        let failed = done
+            .err()
+            .or_else(|| self.state_store.as_ref().and_then(|s| s.check().err()));
+        if let Some(e) = failed {
+            if let Some(s) = spool {
+                let path = s.path().to_owned();
+                drop(s);
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
         snap.states = collected.sections;
         snap.references = collected.references.into_iter().collect();
-        // a snapshot that met an error of the on-disk store is not written
-        if let Some(s) = &self.state_store {
-            s.check()?;
-        }
         let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
         let store = c.store.clone();
         let handle = std::thread::Builder::new()
             .name(format!("checkpoint-{}", snap.id))
-            .spawn(move || store.write(&snap))
+            .spawn(move || {
+                // the spooled parts reach the disk here, off the job's thread
+                if let Some(s) = spool {
+                    let path = s.path().to_owned();
+                    snap.spooled = Some(s.finish().map_err(|e| {
+                        let _ = std::fs::remove_file(&path);
+                        CheckpointError::Io {
+                            path: path.display().to_string(),
+                            source: e,
+                        }
+                    })?);
+                }
+                store.write(&snap)
+            })
             .map_err(|e| {
                 RuntimeError::Checkpoint(format!("starting the checkpoint writer: {e}"))
             })?;

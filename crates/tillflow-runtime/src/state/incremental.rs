@@ -84,16 +84,19 @@ impl Part {
     }
 }
 
-/// Where a snapshot spools its sections' parts: a file written as the states are snapshotted,
-/// so a checkpoint's sections are never all in memory at once. The file's SHA-256 is made on
-/// the way.
+/// Where a snapshot spools its sections' parts: a file written, on a thread of its own, as the
+/// states are snapshotted (the job's thread only serializes; at most [`SPOOL_QUEUE`] parts
+/// wait for the disk), so a checkpoint's sections are never all in memory at once. The file's
+/// SHA-256 is made on the way.
 pub struct Spool {
     path: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
-    hasher: sha2::Sha256,
+    queue: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<String>>>,
     len: u64,
-    error: Option<std::io::Error>,
 }
+
+/// Parts waiting for the spool's writer at most.
+pub const SPOOL_QUEUE: usize = 4;
 
 /// A spool's file once complete: where it is, its length and SHA-256 (hex).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,16 +110,44 @@ pub struct Spooled {
 }
 
 impl Spool {
-    /// A new spool file at `path`.
+    /// A new spool file at `path`, and its writer thread.
     pub fn create(path: std::path::PathBuf) -> std::io::Result<Spool> {
-        use sha2::Digest;
         let file = std::fs::File::create(&path)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(SPOOL_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("checkpoint-spool".into())
+            .spawn(move || {
+                use sha2::Digest;
+                use std::io::Write;
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                let mut hasher = sha2::Sha256::new();
+                let mut failed = None;
+                // every part is received (and dropped) even after an error: the sender never
+                // blocks on a writer that gave up
+                for part in rx {
+                    hasher.update(&part);
+                    if failed.is_none() {
+                        if let Err(e) = out.write_all(&part) {
+                            failed = Some(e);
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                out.flush()?;
+                out.get_ref().sync_all()?;
+                Ok(hasher
+                    .finalize()
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect())
+            })?;
         Ok(Spool {
             path,
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: sha2::Sha256::new(),
+            queue: Some(tx),
+            writer: Some(writer),
             len: 0,
-            error: None,
         })
     }
 
@@ -125,50 +156,49 @@ impl Spool {
         &self.path
     }
 
-    /// Appends `bytes`, returning where they went.
-    fn append(&mut self, bytes: &[u8]) -> Part {
-        use sha2::Digest;
-        use std::io::Write;
+    /// Appends `bytes` (taken), returning where they go.
+    fn append(&mut self, bytes: Vec<u8>) -> Part {
         let offset = self.len;
-        if self.error.is_none() {
-            if let Err(e) = self.file.write_all(bytes) {
-                self.error = Some(e);
-            }
+        let len = bytes.len() as u64;
+        let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+        self.len += len;
+        if let Some(q) = &self.queue {
+            // a writer that ended early reports why in `finish`
+            let _ = q.send(bytes);
         }
-        self.hasher.update(bytes);
-        self.len += bytes.len() as u64;
         Part::Spooled {
             offset,
-            len: bytes.len() as u64,
-            digest: xxhash_rust::xxh3::xxh3_64(bytes),
+            len,
+            digest,
         }
     }
 
-    /// Flushes and syncs the file (an error met while appending is returned here).
-    pub fn finish(self) -> std::io::Result<Spooled> {
-        use sha2::Digest;
-        use std::io::Write;
-        let Spool {
-            path,
-            mut file,
-            hasher,
-            len,
-            error,
-        } = self;
-        if let Some(e) = error {
-            return Err(e);
-        }
-        file.flush()?;
-        file.get_ref().sync_all()?;
+    /// Waits for the writer to flush and sync the file (an error met while writing is returned
+    /// here).
+    pub fn finish(mut self) -> std::io::Result<Spooled> {
+        self.queue = None;
+        let sha256 = match self.writer.take().map(|w| w.join()) {
+            Some(Ok(result)) => result?,
+            _ => {
+                return Err(std::io::Error::other(
+                    "the checkpoint spool's writer failed",
+                ))
+            }
+        };
         Ok(Spooled {
-            path,
-            len,
-            sha256: hasher
-                .finalize()
-                .iter()
-                .map(|x| format!("{x:02x}"))
-                .collect(),
+            path: self.path.clone(),
+            len: self.len,
+            sha256,
         })
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
     }
 }
 
@@ -252,15 +282,11 @@ pub(super) fn part_limit() -> usize {
     PART_LIMIT.with(Cell::get)
 }
 
-/// Makes `bytes` a part of the section being written: spooled when the snapshot has a spool
-/// (and `bytes` emptied for reuse), else held.
+/// Makes `bytes` (taken) a part of the section being written: spooled when the snapshot has a
+/// spool, else held.
 pub(super) fn store_part(bytes: &mut Vec<u8>) -> Part {
     COLLECTING.with(|c| match c.borrow_mut().as_mut() {
-        Some((_, _, Some(spool))) => {
-            let part = spool.append(bytes);
-            bytes.clear();
-            part
-        }
+        Some((_, _, Some(spool))) => spool.append(std::mem::take(bytes)),
         _ => Part::Bytes(std::mem::take(bytes)),
     })
 }

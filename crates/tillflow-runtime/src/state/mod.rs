@@ -1136,6 +1136,8 @@ impl<'a> Block<'a> {
         self.total += 1;
         if self.parts.is_some() && self.out.len() >= incremental::part_limit() {
             self.close_part();
+            // the next part of a large state: its buffer went with the last one
+            self.out.reserve(incremental::part_limit() + (64 << 10));
             self.header(Some(&[]));
         }
     }

@@ -34,17 +34,7 @@ printf '%-5s %-20s %10s %8s %12s %9s %8s  %s\n' query backend events cpu_s event
 for q in ${queries//,/ }; do
   for n in ${events//,/ }; do
     # the source: the nexmark connector making n events at once; the sink: a blackhole
-    python3 - "tests/nexmark/$q/query.sql" "$n" > "$work/$q.sql" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-source = """'connector' = 'nexmark',
-    'events.num' = '%s',
-    'first-event.rate' = '10000',
-    'next-event.rate' = '10000'""" % sys.argv[2]
-text = re.sub(r"'connector' = 'filesystem',\s*'path' = '\$\{INPUT\}',\s*'format' = 'json'", source, text, count=1)
-text = re.sub(r"'connector' = 'filesystem',\s*'path' = '\$\{OUTPUT\}',\s*'format' = '[a-z-]+'", "'connector' = 'blackhole'", text)
-print(text)
-EOF
+    python3 scripts/nexmark-job.py "tests/nexmark/$q/query.sql" "$n" blackhole > "$work/$q.sql"
     for b in ${backends//,/ }; do
       kind="${b#*+}"; [[ "$kind" == "$b" ]] && kind=""
       args=(run "$work/$q.sql" --no-http -p 1 --fresh --job-name "bench-$q" --store "$work/store.db"

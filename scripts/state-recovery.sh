@@ -29,17 +29,7 @@ cargo build --release --quiet -p tillflow-cli
 bin="$CARGO_TARGET_DIR/release/tillflow"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 - "tests/nexmark/$query/query.sql" "$events" > "$work/job.sql" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-source = """'connector' = 'nexmark',
-    'events.num' = '%s',
-    'first-event.rate' = '10000',
-    'next-event.rate' = '10000'""" % sys.argv[2]
-text = re.sub(r"'connector' = 'filesystem',\s*'path' = '\$\{INPUT\}',\s*'format' = 'json'", source, text, count=1)
-text = text.replace("${OUTPUT}", "${OUT}")
-print(text)
-EOF
+python3 scripts/nexmark-job.py "tests/nexmark/$query/query.sql" "$events" files > "$work/job.sql"
 run() { # name, extra args...: runs the job, appends "name cpu_s peak_rss_mib wall_s status"
   local name="$1"; shift
   local status=0

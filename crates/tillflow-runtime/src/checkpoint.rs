@@ -660,10 +660,12 @@ struct ManifestFile {
 }
 
 fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    hex(&Sha256::digest(b))
+}
+
+/// Bytes (a digest) in lower-case hex.
+pub(crate) fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Where a job's checkpoints are kept: a local directory ([`LocalBackend`]) or an object store
@@ -777,24 +779,7 @@ impl CheckpointBackend for LocalBackend {
     }
 
     fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError> {
-        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let name = checkpoint_name(id);
-        let tmp = self.dir.join(format!(".{name}.inprogress"));
-        let dest = self.dir.join(&name);
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-        }
-        let result = (|| {
-            fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
-            write_synced(&tmp.join("state.bin"), state)?;
-            write_synced(&tmp.join("MANIFEST.json"), manifest)?;
-            fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))?;
-            sync_dir(&self.dir)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        result
+        self.write_streamed(id, &|w| w.write_all(state), None, &|_, _| manifest.to_vec())
     }
 
     fn read(&self, id: u64) -> Result<(Vec<u8>, Vec<u8>), CheckpointError> {
@@ -846,11 +831,7 @@ impl CheckpointBackend for LocalBackend {
             } = w;
             let file = inner.into_inner().map_err(|e| io(&path, e.into_error()))?;
             file.sync_all().map_err(|e| io(&path, e))?;
-            let sha: String = hasher
-                .finalize()
-                .iter()
-                .map(|x| format!("{x:02x}"))
-                .collect();
+            let sha: String = hex(&hasher.finalize());
             if let Some(spooled) = sections {
                 let to = tmp.join("sections.bin");
                 fs::rename(spooled, &to).map_err(|e| io(&to, e))?;
@@ -1264,14 +1245,7 @@ fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
-    Ok((
-        len,
-        hasher
-            .finalize()
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect(),
-    ))
+    Ok((len, hex(&hasher.finalize())))
 }
 
 /// Checks an earlier checkpoint that another builds on: its own manifest, and its files

@@ -612,21 +612,11 @@ impl Drop for Spill {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{tiny_store, Lcg};
     use super::super::{KeyedState, Rescale};
     use super::*;
     use crate::keys::MAX_KEY_GROUPS;
     use std::collections::BTreeMap;
-
-    /// A store whose budget holds almost nothing in memory.
-    fn tiny_store() -> Arc<DiskStore> {
-        let store = DiskStore::open(&DiskConfig {
-            dir: None,
-            memory: MIN_MEMORY,
-        })
-        .unwrap();
-        store.set_budget(1);
-        store
-    }
 
     fn spilling<V: super::super::StateValue>(store: &Arc<DiskStore>) -> KeyedState<V> {
         scoped(Some(store), KeyedState::default)
@@ -634,18 +624,6 @@ mod tests {
 
     fn contents(state: &KeyedState<i64>) -> BTreeMap<Vec<u8>, i64> {
         state.iter().map(|(k, v)| (k.to_vec(), *v)).collect()
-    }
-
-    /// A small deterministic generator (the tests replay the same sequences).
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 33) % n
-        }
     }
 
     #[test]

@@ -137,11 +137,7 @@ impl Spool {
                 }
                 out.flush()?;
                 out.get_ref().sync_all()?;
-                Ok(hasher
-                    .finalize()
-                    .iter()
-                    .map(|x| format!("{x:02x}"))
-                    .collect())
+                Ok(crate::checkpoint::hex(&hasher.finalize()))
             })?;
         Ok(Spool {
             path,
@@ -524,34 +520,13 @@ pub(super) fn evicted_keys(list: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::disk::{self, DiskConfig, DiskStore, MIN_MEMORY};
+    use super::super::disk::{self, DiskStore};
+    use super::super::testing::{tiny_store, Lcg};
     use super::super::KeyedState;
     use super::*;
     use crate::keys::MAX_KEY_GROUPS;
     use std::collections::BTreeMap;
     use std::sync::Arc;
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 33) % n
-        }
-    }
-
-    /// A store whose budget holds almost nothing in memory.
-    fn tiny_store() -> Arc<DiskStore> {
-        let store = DiskStore::open(&DiskConfig {
-            dir: None,
-            memory: MIN_MEMORY,
-        })
-        .unwrap();
-        store.set_budget(1);
-        store
-    }
 
     fn new_state(store: Option<&Arc<DiskStore>>, tracking: bool) -> KeyedState<i64> {
         scoped_tracking(tracking, || disk::scoped(store, KeyedState::default))

@@ -829,11 +829,7 @@ impl<V: StateValue> KeyedState<V> {
                         // removed since: listed among the removed keys
                         continue;
                     };
-                    block
-                        .out
-                        .extend_from_slice(&(key.len() as u32).to_le_bytes());
-                    block.out.extend_from_slice(key);
-                    block.out.extend_from_slice(&v);
+                    write_stored(key, &v, block.out);
                 }
             }
             block.written();
@@ -879,12 +875,7 @@ impl<V: StateValue> KeyedState<V> {
             while let Some((_, k, v)) = disk.next_if(|(dg, _, _): &(u32, _, _)| *dg < g) {
                 let k: fjall::UserKey = k;
                 let v: fjall::UserValue = v;
-                let key = disk::user_key(&k);
-                block
-                    .out
-                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
-                block.out.extend_from_slice(key);
-                block.out.extend_from_slice(&v);
+                write_stored(disk::user_key(&k), &v, block.out);
                 block.written();
             }
         };
@@ -1157,6 +1148,15 @@ impl<'a> Block<'a> {
     }
 }
 
+/// Writes an entry on disk as a snapshot holds it: key length, key, and the stored bytes (its
+/// time with a TTL, and its value), as they lie there.
+#[inline]
+fn write_stored(key: &[u8], stored: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(stored);
+}
+
 /// Writes an entry as a snapshot holds it: key length, key, its time with a TTL, value.
 #[inline]
 fn write_entry<V: StateValue>(e: &Entry<V>, suffix: usize, times: bool, out: &mut Vec<u8>) {
@@ -1284,6 +1284,38 @@ impl StateValue for i64 {
     }
     fn read(input: &[u8], at: &mut usize) -> Result<Self> {
         Ok(read_u64(input, at)? as i64)
+    }
+}
+
+/// What the state modules' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::disk::{DiskConfig, DiskStore, MIN_MEMORY};
+    use std::sync::Arc;
+
+    /// A small deterministic generator (the tests replay the same sequences).
+    pub struct Lcg(pub u64);
+
+    impl Lcg {
+        /// The next number below `n`.
+        pub fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    /// A store whose budget holds almost nothing in memory.
+    pub fn tiny_store() -> Arc<DiskStore> {
+        let store = DiskStore::open(&DiskConfig {
+            dir: None,
+            memory: MIN_MEMORY,
+        })
+        .unwrap();
+        store.set_budget(1);
+        store
     }
 }
 

@@ -1161,16 +1161,24 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
         .map_err(|e| io(dir, e))
 }
 
+/// The error for a damaged checkpoint at `location`: what is wrong with it.
+fn corrupt_at(location: &str, what: String) -> CheckpointError {
+    CheckpointError::Corrupt {
+        path: location.to_owned(),
+        what,
+    }
+}
+
 /// The error for an earlier checkpoint that checkpoint `location` builds on and that does not
 /// read.
 fn missing_reference(location: &str, id: u64, why: &str) -> CheckpointError {
-    CheckpointError::Corrupt {
-        path: location.to_owned(),
-        what: format!(
+    corrupt_at(
+        location,
+        format!(
             "it builds on the keyed state of checkpoint {id} ({}), which does not read: {why}",
             checkpoint_name(id)
         ),
-    }
+    )
 }
 
 /// The files a manifest's `shared` list records, by checkpoint: `state.bin`'s entry, and
@@ -1213,10 +1221,7 @@ fn sections_file(
     let Some(listed) = files.iter().find(|f| f.name == "sections.bin") else {
         return Ok(());
     };
-    let corrupt = |what: String| CheckpointError::Corrupt {
-        path: location.to_owned(),
-        what,
-    };
+    let corrupt = |what: String| corrupt_at(location, what);
     let path = path.ok_or_else(|| corrupt("its sections.bin cannot be read from here".into()))?;
     let (bytes, sha) = hash_file(&path).map_err(|e| corrupt(format!("sections.bin: {e}")))?;
     if bytes != listed.bytes || sha != listed.sha256 {
@@ -1257,10 +1262,7 @@ fn check_shared(
     state: &[u8],
     job: Option<&str>,
 ) -> Result<(Snapshot, Manifest), CheckpointError> {
-    let corrupt = |what: String| CheckpointError::Corrupt {
-        path: location.to_owned(),
-        what,
-    };
+    let corrupt = |what: String| corrupt_at(location, what);
     let Some(rs) = recorded.state.as_ref() else {
         return Err(corrupt(
             "a later checkpoint builds on it without recording its state.bin".into(),
@@ -1297,10 +1299,7 @@ fn check(
     state: &[u8],
     job: Option<&str>,
 ) -> Result<(Snapshot, Manifest), CheckpointError> {
-    let corrupt = |what: String| CheckpointError::Corrupt {
-        path: location.to_owned(),
-        what,
-    };
+    let corrupt = |what: String| corrupt_at(location, what);
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| corrupt(format!("MANIFEST.json does not parse: {e}")))?;
     if !(2..=VERSION).contains(&manifest.format) {

@@ -292,11 +292,6 @@ impl Job {
         self.incremental = on;
     }
 
-    /// True when the job's checkpoints are incremental.
-    pub fn incremental_checkpoints(&self) -> bool {
-        self.incremental
-    }
-
     /// Keeps the on-disk store the job's keyed states were built with (see
     /// [`crate::state::disk`]): states the job makes later (on restore, in worker threads) use
     /// it too, and an error of the store fails the job.

@@ -197,6 +197,37 @@ pub struct AggCall {
     pub lag: Option<LagSpec>,
 }
 
+impl AggCall {
+    /// The value `row` gives this call, as its accumulator takes it: None when the row does
+    /// not count (its FILTER is not TRUE, or the value is NULL where NULLs are skipped).
+    /// Variances take their values as DOUBLE, as Flink's do.
+    #[inline]
+    pub fn input(&self, row: &Row) -> Option<Value> {
+        if let Some(f) = self.filter {
+            if row.values.get(f) != Some(&Value::Bool(true)) {
+                return None;
+            }
+        }
+        let v = match self.arg {
+            None => Value::Bool(true),
+            Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
+        };
+        if v.is_null() && !matches!(self.kind, AggKind::ArrayAgg | AggKind::Lag) {
+            return None;
+        }
+        if !self.kind.is_variance() {
+            return Some(v);
+        }
+        Some(match v {
+            Value::Int(i) => Value::Float(i as f64),
+            Value::Decimal(d) => {
+                Value::Float(d as f64 / 10f64.powi(scale_of(self.arg_type) as i32))
+            }
+            other => other,
+        })
+    }
+}
+
 /// LAG's constant parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LagSpec {
@@ -323,18 +354,9 @@ impl Acc {
         retract: bool,
         scratch: &mut Vec<u8>,
     ) -> Result<()> {
-        if let Some(f) = call.filter {
-            if row.values.get(f) != Some(&Value::Bool(true)) {
-                return Ok(());
-            }
-        }
-        let v = match call.arg {
-            None => Value::Bool(true),
-            Some(i) => row.values.get(i).copied().unwrap_or(Value::Null),
-        };
-        if v.is_null() && !matches!(call.kind, AggKind::ArrayAgg | AggKind::Lag) {
+        let Some(v) = call.input(row) else {
             return Ok(());
-        }
+        };
         if let Acc::Values { bytes, ends } = self {
             values_update(bytes, ends, call, v, &row.heap, retract, scratch);
             return Ok(());
@@ -355,22 +377,27 @@ impl Acc {
             m.push(spec, x);
             return Ok(());
         }
-        let v = if call.kind.is_variance() {
-            // Flink computes variances over the values as DOUBLE
-            match v {
-                Value::Int(i) => Value::Float(i as f64),
-                Value::Decimal(d) => {
-                    Value::Float(d as f64 / 10f64.powi(scale_of(call.arg_type) as i32))
-                }
-                other => other,
-            }
-        } else {
-            v
-        };
         self.accept(call.kind, v, &row.heap, retract, scratch)
     }
 
-    fn accept(
+    /// True for a DISTINCT aggregate's accumulator.
+    pub fn is_distinct(&self) -> bool {
+        matches!(self, Acc::Distinct { .. })
+    }
+
+    /// The accumulator over a DISTINCT aggregate's distinct values (None for another kind):
+    /// an operator keeping the distinct values itself ([`crate::ops::group_agg`]) feeds it
+    /// each value's first arrival and last retraction through [`Acc::accept`].
+    pub fn distinct_inner(&mut self) -> Option<&mut Acc> {
+        match self {
+            Acc::Distinct { inner, .. } => Some(inner),
+            _ => None,
+        }
+    }
+
+    /// Adds (or with `retract`, removes) one input value `v` ([`AggCall::input`]), its strings
+    /// in `heap`.
+    pub fn accept(
         &mut self,
         kind: AggKind,
         v: Value,

@@ -176,6 +176,36 @@ fn stored_key(key: &[u8], time: Option<i64>, spills: bool, stamp: Option<u32>) -
     k.into_boxed_slice()
 }
 
+/// The hash of a key routed by a prefix (its last 4 bytes: the prefix's length): the high 32
+/// bits, which alone decide the key group ([`key_group`], [`instance_of`]), are the prefix's
+/// hash's; the low 32 the whole key's. A key too short for its length is hashed whole.
+#[inline]
+pub fn routed_hash(key: &[u8]) -> u64 {
+    let whole = hash_key(key);
+    let prefix = key
+        .len()
+        .checked_sub(4)
+        .and_then(|at| key.get(at..))
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u32::from_le_bytes(b) as usize)
+        .and_then(|n| key.get(..n.min(key.len().saturating_sub(4))));
+    match prefix {
+        Some(p) => (hash_key(p) & !0xFFFF_FFFF) | (whole & 0xFFFF_FFFF),
+        None => whole,
+    }
+}
+
+/// Where an entry of `hash` goes in the table: a routed state's entries share their high bits
+/// per prefix, so they are mixed with the low ones (hashbrown takes its tag from the top bits).
+#[inline]
+fn slot(prefixed: bool, hash: u64) -> u64 {
+    if prefixed {
+        hash ^ (hash << 32)
+    } else {
+        hash
+    }
+}
+
 /// A hash map from encoded keys to `V`, partitioned by key group.
 pub struct KeyedState<V> {
     table: HashTable<Entry<V>>,
@@ -184,6 +214,8 @@ pub struct KeyedState<V> {
     spill: Option<Box<Spill>>,
     /// Change tracking, for incremental checkpoints.
     inc: Option<Box<Tracker>>,
+    /// Keys routed by a prefix ([`KeyedState::routed_by_prefix`]).
+    prefixed: bool,
 }
 
 impl<V: StateValue> Default for KeyedState<V> {
@@ -208,6 +240,26 @@ impl<V: StateValue> KeyedState<V> {
             ttl: ttl.map(TtlTimer::new),
             spill: disk::current().map(|s| Box::new(Spill::new(s))),
             inc: incremental::tracking().then(|| Box::new(Tracker::new())),
+            prefixed: false,
+        }
+    }
+
+    /// This (empty) state with keys routed by a prefix: each key ends with the byte length of
+    /// the prefix (4 bytes, little endian), and lies in the key group of that prefix, as a row
+    /// keyed by it is routed. An operator keeps many entries per routed key this way, as
+    /// Flink's map state keeps one entry per map key (a DISTINCT aggregate's values per group).
+    pub fn routed_by_prefix(mut self) -> Self {
+        self.prefixed = true;
+        self
+    }
+
+    /// The hash of `key` (see [`routed_hash`]).
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        if self.prefixed {
+            routed_hash(key)
+        } else {
+            hash_key(key)
         }
     }
 
@@ -244,7 +296,7 @@ impl<V: StateValue> KeyedState<V> {
     #[inline]
     pub fn get_or_insert_with(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
         use hashbrown::hash_table::Entry as Slot;
-        let hash = hash_key(key);
+        let hash = self.hash(key);
         if self.spill.is_some() {
             self.fault_in(hash, key);
         }
@@ -252,9 +304,9 @@ impl<V: StateValue> KeyedState<V> {
         let spills = self.spill.is_some();
         let stamp = self.stamper();
         let entry = match self.table.entry(
-            hash,
+            slot(self.prefixed, hash),
             |e| e.hash == hash && eq_bytes(e.key(suffix), key),
-            |e| e.hash,
+            |e| slot(self.prefixed, e.hash),
         ) {
             Slot::Occupied(o) => {
                 let e = o.into_mut();
@@ -302,7 +354,7 @@ impl<V: StateValue> KeyedState<V> {
 
     #[inline]
     fn find(&mut self, key: &[u8], write: bool) -> Option<&mut V> {
-        let hash = hash_key(key);
+        let hash = self.hash(key);
         let suffix = self.suffix();
         if let Some(sp) = self.spill.as_deref() {
             if sp.on_disk > 0 || sp.over_budget() {
@@ -314,7 +366,9 @@ impl<V: StateValue> KeyedState<V> {
         let Some(t) = self.ttl.as_mut() else {
             return self
                 .table
-                .find_mut(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                .find_mut(slot(self.prefixed, hash), |e| {
+                    e.hash == hash && eq_bytes(e.key(suffix), key)
+                })
                 .map(|e| {
                     if spills {
                         e.touch(suffix);
@@ -325,7 +379,9 @@ impl<V: StateValue> KeyedState<V> {
         };
         let entry = self
             .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+            .find_entry(slot(self.prefixed, hash), |e| {
+                e.hash == hash && eq_bytes(e.key(suffix), key)
+            })
             .ok()?;
         if t.is_expired(entry.get().time()) {
             t.expired += 1;
@@ -358,7 +414,9 @@ impl<V: StateValue> KeyedState<V> {
         if sp.on_disk == 0
             || self
                 .table
-                .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                .find(slot(self.prefixed, hash), |e| {
+                    e.hash == hash && eq_bytes(e.key(suffix), key)
+                })
                 .is_some()
         {
             return;
@@ -379,13 +437,13 @@ impl<V: StateValue> KeyedState<V> {
         match decoded {
             Ok((time, value)) => {
                 self.table.insert_unique(
-                    hash,
+                    slot(self.prefixed, hash),
                     Entry {
                         hash,
                         key: stored_key(key, time, true, clean),
                         value,
                     },
-                    |e| e.hash,
+                    |e| slot(self.prefixed, e.hash),
                 );
             }
             Err(e) => sp.fail(format!("decoding state read back from disk: {e}")),
@@ -456,14 +514,16 @@ impl<V: StateValue> KeyedState<V> {
 
     /// Removes `key`, returning its value (None for an expired one).
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let hash = hash_key(key);
+        let hash = self.hash(key);
         if self.spill.as_deref().is_some_and(|s| s.on_disk > 0) {
             self.fault_in(hash, key);
         }
         let suffix = self.suffix();
         let e = self
             .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+            .find_entry(slot(self.prefixed, hash), |e| {
+                e.hash == hash && eq_bytes(e.key(suffix), key)
+            })
             .ok()?
             .remove()
             .0;
@@ -816,11 +876,10 @@ impl<V: StateValue> KeyedState<V> {
         keys.sort_unstable();
         keys.dedup();
         for (group, key) in keys {
-            let hash = hash_key(key);
-            match self
-                .table
-                .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
-            {
+            let hash = self.hash(key);
+            match self.table.find(slot(self.prefixed, hash), |e| {
+                e.hash == hash && eq_bytes(e.key(suffix), key)
+            }) {
                 // back in memory: written above if it changed again, and here if not
                 Some(e) if e.stamped(from_end) != epoch => write_entry(e, suffix, times, block.out),
                 Some(_) => continue,
@@ -938,7 +997,7 @@ impl<V: StateValue> KeyedState<V> {
                     let n = read_u32(removed, &mut r)? as usize;
                     let key = removed.get(r..r + n).ok_or_else(truncated)?;
                     r += n;
-                    let hash = hash_key(key);
+                    let hash = self.hash(key);
                     if rescale.keeps(hash) {
                         self.forget(hash, key);
                     }
@@ -966,10 +1025,9 @@ impl<V: StateValue> KeyedState<V> {
     /// Removes `key` wherever it is, as a delta being applied does (nothing is recorded).
     fn forget(&mut self, hash: u64, key: &[u8]) {
         let suffix = self.suffix();
-        if let Ok(e) = self
-            .table
-            .find_entry(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
-        {
+        if let Ok(e) = self.table.find_entry(slot(self.prefixed, hash), |e| {
+            e.hash == hash && eq_bytes(e.key(suffix), key)
+        }) {
             e.remove();
             return;
         }
@@ -1016,7 +1074,7 @@ impl<V: StateValue> KeyedState<V> {
                 UNKNOWN_TIME
             };
             let value = V::read(input, at)?;
-            let hash = hash_key(key);
+            let hash = self.hash(key);
             let suffix = self.suffix();
             if !rescale.keeps_all() {
                 rescale.check_origin(hash, part)?;
@@ -1034,7 +1092,9 @@ impl<V: StateValue> KeyedState<V> {
                 if on_disk
                     || self
                         .table
-                        .find(hash, |e| e.hash == hash && eq_bytes(e.key(suffix), key))
+                        .find(slot(self.prefixed, hash), |e| {
+                            e.hash == hash && eq_bytes(e.key(suffix), key)
+                        })
                         .is_some()
                 {
                     return Err(RuntimeError::State(
@@ -1046,13 +1106,13 @@ impl<V: StateValue> KeyedState<V> {
                 self.make_room();
             }
             self.table.insert_unique(
-                hash,
+                slot(self.prefixed, hash),
                 Entry {
                     hash,
                     key: stored_key(key, self.ttl.is_some().then_some(time), spills, clean),
                     value,
                 },
-                |e| e.hash,
+                |e| slot(self.prefixed, e.hash),
             );
         }
         Ok(())
@@ -1484,6 +1544,59 @@ mod tests {
             }
             assert_eq!(total, 5000, "{old} -> {new} workers");
         }
+    }
+
+    /// A state routed by prefix puts every key in its prefix's key group, so a restore at
+    /// another parallelism hands all of a group's entries to the instance its rows now reach,
+    /// while the entries of one prefix still spread over the table.
+    #[test]
+    fn keys_routed_by_a_prefix_follow_the_prefix() {
+        let key = |group: i64, value: i64| {
+            let mut k = group.to_le_bytes().to_vec();
+            k.extend_from_slice(&value.to_le_bytes());
+            k.extend_from_slice(&8u32.to_le_bytes());
+            k
+        };
+        let mut state: KeyedState<i64> = KeyedState::default().routed_by_prefix();
+        for g in 0..40i64 {
+            for v in 0..50i64 {
+                *state.get_or_insert_with(&key(g, v), || 0) += g * v;
+            }
+        }
+        for g in 0..40i64 {
+            let group = key_group(hash_key(&g.to_le_bytes()));
+            for v in 0..50i64 {
+                assert_eq!(key_group(routed_hash(&key(g, v))), group);
+            }
+        }
+        let low: std::collections::HashSet<u64> = (0..50)
+            .map(|v| routed_hash(&key(3, v)) & 0xFFFF_FFFF)
+            .collect();
+        assert_eq!(low.len(), 50);
+        let mut bytes = Vec::new();
+        state.snapshot(0..MAX_KEY_GROUPS, &mut bytes);
+        let (max, workers) = (128, 3);
+        let mut total = 0;
+        for index in 0..workers {
+            let rescale = Rescale {
+                max_parallelism: max,
+                old_max_parallelism: max,
+                old_workers: 1,
+                workers,
+                index,
+            };
+            let mut mine: KeyedState<i64> = KeyedState::default().routed_by_prefix();
+            mine.restore_part(&bytes, &mut 0, &rescale, 0).unwrap();
+            for (k, v) in mine.iter() {
+                let g = i64::from_le_bytes(k[..8].try_into().unwrap());
+                let owner = instance_of(hash_key(&g.to_le_bytes()), max, workers);
+                assert_eq!(owner, index, "group {g} restored by its owner");
+                let value = i64::from_le_bytes(k[8..16].try_into().unwrap());
+                assert_eq!(*v, g * value);
+                total += 1;
+            }
+        }
+        assert_eq!(total, 40 * 50);
     }
 
     #[test]

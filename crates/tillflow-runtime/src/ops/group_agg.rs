@@ -18,7 +18,6 @@ use crate::keys::{decode_key_into, encode_key, encode_value};
 use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::state::{read_u64, KeyedState, StateValue};
 use crate::ttl::StateTtl;
-use smallvec::SmallVec;
 use tillflow_types::{Row, RowKind};
 
 /// A group's state: live row count and accumulators.
@@ -40,67 +39,55 @@ impl StateValue for GroupState {
     }
 }
 
-/// How often a distinct value is present, for each DISTINCT call over its argument.
-#[derive(Debug, Default)]
-pub struct Counts(SmallVec<[i64; 4]>);
+/// Calls sharing one entry per distinct value, at most (a bit each).
+const MAX_SHARING: usize = 64;
 
-impl StateValue for Counts {
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
-        for c in &self.0 {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-    }
-    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
-        let n = crate::state::read_u32(input, at)? as usize;
-        let mut counts = SmallVec::new();
-        for _ in 0..n {
-            counts.push(read_u64(input, at)? as i64);
-        }
-        Ok(Counts(counts))
-    }
-}
-
-/// The values of a group aggregate's DISTINCT calls. Calls over the same argument (and the
-/// same conversion of it) share one entry per (group, value), which counts for each of them
-/// how often the value is present among the rows its FILTER lets through; a call's
-/// accumulator sees a value when its count leaves 0 and again (retracted) when it returns
-/// there. An entry's key is the group's key, the argument's number (2 bytes), the value, and
-/// the group key's length (4 bytes): the state is routed by the group key
+/// The values of a group aggregate's DISTINCT calls, an entry per (group, slot, value), as
+/// Flink keeps them in a map state. Over an append-only input the calls over one argument
+/// (and one conversion of it) share a slot, and a value's entry has a bit for each call whose
+/// FILTER let it through (Flink's bitmap); over an updating input each call has a slot of its
+/// own, and the entry counts how often the value is present. A call's accumulator sees a value
+/// when it arrives for the call, and (updating input) again, retracted, when its count
+/// returns to 0. An entry's key is the group's key, the slot's number (2 bytes), the value,
+/// and the group key's length (4 bytes): the state is routed by the group key
 /// ([`KeyedState::routed_by_prefix`]), so each entry lies in its group's key group.
 struct Distincts {
-    /// Per argument: the calls sharing it.
-    args: Vec<Vec<usize>>,
-    state: KeyedState<Counts>,
+    /// Per slot: the calls sharing it (one each when counting).
+    slots: Vec<Vec<usize>>,
+    /// True over an updating input: entries count.
+    counting: bool,
+    state: KeyedState<i64>,
     key: Vec<u8>,
 }
 
 impl Distincts {
-    /// The DISTINCT calls among `calls`, by argument (None when there are none).
+    /// The DISTINCT calls among `calls`, by slot (None when there are none).
     fn of(calls: &[AggCall], ttl: Option<StateTtl>) -> Option<Distincts> {
-        let mut args: Vec<(Option<usize>, bool, Vec<usize>)> = Vec::new();
+        let counting = calls.iter().any(|c| c.retracts);
+        let mut slots: Vec<(Option<usize>, bool, Vec<usize>)> = Vec::new();
         for (i, call) in calls.iter().enumerate() {
             if !Acc::new(call).is_distinct() {
                 continue;
             }
             let conversion = call.kind.is_variance();
-            match args
-                .iter_mut()
-                .find(|(a, c, _)| *a == call.arg && *c == conversion)
-            {
+            let shared = slots.iter_mut().find(|(a, c, m)| {
+                !counting && *a == call.arg && *c == conversion && m.len() < MAX_SHARING
+            });
+            match shared {
                 Some((_, _, members)) => members.push(i),
-                None => args.push((call.arg, conversion, vec![i])),
+                None => slots.push((call.arg, conversion, vec![i])),
             }
         }
-        (!args.is_empty()).then(|| Distincts {
-            args: args.into_iter().map(|(_, _, m)| m).collect(),
+        (!slots.is_empty()).then(|| Distincts {
+            slots: slots.into_iter().map(|(_, _, m)| m).collect(),
+            counting,
             state: KeyedState::with_ttl(ttl).routed_by_prefix(),
             key: Vec::with_capacity(64),
         })
     }
 
-    /// Counts `row`'s values in (or with `retract`, out of) the group keyed `group`, and
-    /// feeds each call's accumulator the values that arrive or leave for it.
+    /// Adds `row`'s values to (or with `retract`, takes them from) the group keyed `group`,
+    /// and feeds each call's accumulator the values that arrive or leave for it.
     fn update(
         &mut self,
         group: &[u8],
@@ -110,46 +97,66 @@ impl Distincts {
         retract: bool,
         scratch: &mut Vec<u8>,
     ) -> Result<()> {
-        for (arg, members) in self.args.iter().enumerate() {
+        if retract && !self.counting {
+            return Err(RuntimeError::State(
+                "a retraction reached a DISTINCT aggregate planned for an append-only input".into(),
+            ));
+        }
+        for (slot, members) in self.slots.iter().enumerate() {
             let Some(v) = members.iter().find_map(|&c| calls[c].input(row)) else {
                 continue;
             };
             self.key.clear();
             self.key.extend_from_slice(group);
-            self.key.extend_from_slice(&(arg as u16).to_le_bytes());
+            self.key.extend_from_slice(&(slot as u16).to_le_bytes());
             encode_value(&mut self.key, v, &row.heap);
             self.key
                 .extend_from_slice(&(group.len() as u32).to_le_bytes());
-            let counts = if retract {
-                match self.state.get_mut(&self.key) {
-                    Some(c) => c,
-                    None => continue,
-                }
-            } else {
-                self.state
-                    .get_or_insert_with(&self.key, || Counts(SmallVec::from_elem(0, members.len())))
-            };
-            let mut left = false;
-            for (pos, &c) in members.iter().enumerate() {
-                let Some(n) = counts.0.get_mut(pos) else {
-                    return Err(RuntimeError::State("corrupt distinct values".into()));
+            if self.counting {
+                // one call; its FILTER let the row through (the value was found)
+                let c = members[0];
+                let n = if retract {
+                    match self.state.get_mut(&self.key) {
+                        Some(n) => n,
+                        None => continue,
+                    }
+                } else {
+                    self.state.get_or_insert_with(&self.key, || 0)
                 };
-                let counted = calls[c].input(row).is_some();
                 let before = *n;
-                if counted && retract && *n > 0 {
-                    *n -= 1;
-                } else if counted && !retract {
-                    *n += 1;
+                *n += if retract { -1 } else { 1 };
+                let now = *n;
+                if now <= 0 {
+                    self.state.remove(&self.key);
                 }
-                left |= *n != 0;
-                if (before == 0) != (*n == 0) {
+                if (before > 0) != (now > 0) {
                     if let Some(inner) = accs[c].distinct_inner() {
                         inner.accept(calls[c].kind, v, &row.heap, retract, scratch)?;
                     }
                 }
+                continue;
             }
-            if !left {
-                self.state.remove(&self.key);
+            let mut mask = 0u64;
+            for (bit, &c) in members.iter().enumerate() {
+                if calls[c].input(row).is_some() {
+                    mask |= 1 << bit;
+                }
+            }
+            // a value seen before by every call it counts for is only read
+            if let Some(seen) = self.state.peek_mut(&self.key) {
+                if mask & !(*seen as u64) == 0 {
+                    continue;
+                }
+            }
+            let seen = self.state.get_or_insert_with(&self.key, || 0);
+            let new = mask & !(*seen as u64);
+            *seen |= new as i64;
+            for (bit, &c) in members.iter().enumerate() {
+                if new & (1 << bit) != 0 {
+                    if let Some(inner) = accs[c].distinct_inner() {
+                        inner.accept(calls[c].kind, v, &row.heap, false, scratch)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -414,14 +421,15 @@ mod tests {
 
     /// DISTINCT aggregates kept as entries of their own give, after every change, what the live
     /// rows give computed directly — COUNT and SUM of the distinct values, each under its
-    /// FILTER, beside a plain COUNT — through inserts and retractions, on the heap and with
-    /// nearly every entry on disk, and across a snapshot taken and restored halfway.
+    /// FILTER, beside a plain COUNT — over an append-only input (bits per value) and through
+    /// inserts and retractions (counts per value), on the heap and with nearly every entry on
+    /// disk, and across a snapshot taken and restored halfway.
     #[test]
     fn distinct_values_as_entries_match_the_live_rows() {
         use crate::state::testing::{tiny_store, Lcg};
         use std::collections::BTreeMap;
         // rows [group, value, small]: small = value < 20
-        let calls = vec![
+        let calls = [
             agg(AggKind::CountStar, None, false, None),
             agg(AggKind::Count, Some(1), true, None),
             agg(AggKind::Count, Some(1), true, Some(2)),
@@ -429,7 +437,14 @@ mod tests {
             agg(AggKind::Sum, Some(0), true, None),
         ];
         let store = tiny_store();
-        for on_disk in [false, true] {
+        for (on_disk, updating) in [(false, true), (true, true), (false, false), (true, false)] {
+            let calls: Vec<AggCall> = calls
+                .iter()
+                .map(|c| AggCall {
+                    retracts: updating,
+                    ..c.clone()
+                })
+                .collect();
             let make = || {
                 crate::state::disk::scoped(on_disk.then_some(&store), || {
                     GroupAggregate::new(vec![0], calls.clone())
@@ -442,7 +457,7 @@ mod tests {
             let mut out = Latest::default();
             let mut row = Row::with_capacity(3);
             for step in 0..6000 {
-                let (kind, (g, v)) = if !live.is_empty() && rng.next(3) == 0 {
+                let (kind, (g, v)) = if updating && !live.is_empty() && rng.next(3) == 0 {
                     let at = rng.next(live.len() as u64) as usize;
                     (RowKind::Delete, live.swap_remove(at))
                 } else {
@@ -492,7 +507,10 @@ mod tests {
                         ],
                     );
                 }
-                assert_eq!(out.0, expected, "step {step}, on disk: {on_disk}");
+                assert_eq!(
+                    out.0, expected,
+                    "step {step}, on disk {on_disk}, updating {updating}"
+                );
             }
             let m = op.metrics();
             assert!(m.state_entries > 5, "the distinct values are entries");

@@ -724,12 +724,15 @@ impl Stage {
     }
 
     /// Starts a thread per instance. Every exchange into the stage learns where failures are
-    /// recorded through `coordination`.
+    /// recorded through `coordination`. Keyed states the instances make track their changes
+    /// when `incremental`, and states record removals only when the job checkpoints
+    /// (`recording`, see [`crate::state::incremental::scoped_recording`]).
     pub fn start(
         &mut self,
         coordination: &Coordination,
         state_store: Option<Arc<crate::state::disk::DiskStore>>,
         incremental: bool,
+        recording: bool,
     ) -> Result<()> {
         for (i, inst) in self.instances.iter().enumerate() {
             let Some(rx) = self.receivers.get_mut(i).and_then(Option::take) else {
@@ -746,6 +749,7 @@ impl Stage {
                     // keyed state the instance makes as it runs uses the job's store
                     crate::state::disk::set_thread_store(store);
                     crate::state::incremental::set_thread_tracking(incremental);
+                    crate::state::incremental::set_thread_recording(recording);
                     // a panic is a failure like any other: the job loop must hear of it
                     let run = std::panic::AssertUnwindSafe(|| run_instance(&inst, &rx, &c, &name));
                     if let Err(p) = std::panic::catch_unwind(run) {
@@ -896,7 +900,7 @@ mod tests {
         for s in &mut senders {
             s.attach(&c);
         }
-        stage.start(&c, None, false).unwrap();
+        stage.start(&c, None, false, false).unwrap();
         // 1000 rows per sender over 10 keys (more than a batch per instance)
         for n in 0..1000 {
             senders[0].push(&row(n % 10, n)).unwrap();
@@ -998,7 +1002,7 @@ mod tests {
             .unwrap();
         let (c, _acks) = Coordination::new();
         e.attach(&c);
-        stage.start(&c, None, false).unwrap();
+        stage.start(&c, None, false, false).unwrap();
         let mut err = None;
         for n in 0..100_000 {
             if let Err(x) = e.push(&row(1, n)) {
@@ -1066,7 +1070,7 @@ mod tests {
             }]])
             .unwrap();
         let (c, acks) = Coordination::new();
-        stage.start(&c, None, false).unwrap();
+        stage.start(&c, None, false, false).unwrap();
         senders[0].tick(100).unwrap();
         senders[1].tick(50).unwrap();
         senders[1].tick(150).unwrap();
@@ -1098,7 +1102,7 @@ mod tests {
         let mut stage = b.finish(instances).unwrap();
         let (c, acks) = Coordination::new();
         e.attach(&c);
-        stage.start(&c, None, false).unwrap();
+        stage.start(&c, None, false, false).unwrap();
         let (keys, width, max) = e.routing();
         // the chunk's own running maximum: 3, 7, 12; the watermark before it: 7
         let mut cap = Exchange::capture(keys, width, max);

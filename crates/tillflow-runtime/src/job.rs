@@ -752,6 +752,8 @@ impl Job {
 
     /// Runs until every source has ended (or the stop flag is set), then reports.
     pub fn run(&mut self) -> Result<JobReport> {
+        // without checkpoints, states have no delta to record removals for
+        let recording = self.checkpoints.is_some();
         if !self.stages.is_empty() {
             let (c, acks) = Coordination::new();
             each_node(&mut self.tasks, &self.stages, &mut |n| {
@@ -761,14 +763,16 @@ impl Job {
                 Ok(())
             })?;
             for s in &mut self.stages {
-                s.start(&c, self.state_store.clone(), self.incremental)?;
+                s.start(&c, self.state_store.clone(), self.incremental, recording)?;
             }
             self.coordination = Some((c, acks));
         }
         let store = self.state_store.clone();
         let incremental = self.incremental;
         let result = crate::state::incremental::scoped_tracking(incremental, || {
-            crate::state::disk::scoped(store.as_ref(), || self.run_loop())
+            crate::state::incremental::scoped_recording(recording, || {
+                crate::state::disk::scoped(store.as_ref(), || self.run_loop())
+            })
         });
         for s in &mut self.stages {
             if result.is_ok() {

@@ -143,14 +143,20 @@ impl Distincts {
                 }
             }
             // a value seen before by every call it counts for is only read
-            if let Some(seen) = self.state.peek_mut(&self.key) {
-                if mask & !(*seen as u64) == 0 {
-                    continue;
+            let new = match self.state.peek_mut(&self.key) {
+                Some(seen) if mask & !(*seen as u64) == 0 => continue,
+                Some(seen) => {
+                    let new = mask & !(*seen as u64);
+                    if let Some(seen) = self.state.get_mut(&self.key) {
+                        *seen |= new as i64;
+                    }
+                    new
                 }
-            }
-            let seen = self.state.get_or_insert_with(&self.key, || 0);
-            let new = mask & !(*seen as u64);
-            *seen |= new as i64;
+                None => {
+                    self.state.insert_absent(&self.key, mask as i64);
+                    mask
+                }
+            };
             for (bit, &c) in members.iter().enumerate() {
                 if new & (1 << bit) != 0 {
                     if let Some(inner) = accs[c].distinct_inner() {

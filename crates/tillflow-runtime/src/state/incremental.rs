@@ -242,6 +242,28 @@ pub fn scoped_tracking<R>(on: bool, f: impl FnOnce() -> R) -> R {
     out
 }
 
+thread_local! {
+    /// False while this thread runs a job that takes no checkpoints (see [`scoped_recording`]).
+    static RECORDING: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with the tracking states it touches on this thread recording the keys they remove
+/// and move to disk changed (`on`), or not: a job that takes no checkpoints has no delta to
+/// write them into, and would hold them for ever. A state that missed a record writes a full
+/// section at its next checkpoint.
+pub fn scoped_recording<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let previous = RECORDING.with(|t| t.replace(on));
+    let out = f();
+    RECORDING.with(|t| t.set(previous));
+    out
+}
+
+/// Makes tracking states record on this thread (or not) for the rest of its life (a worker
+/// thread of a job; see [`scoped_recording`]).
+pub fn set_thread_recording(on: bool) {
+    RECORDING.with(|t| t.set(on));
+}
+
 /// Makes new keyed states on this thread track their changes (or not) for the rest of its
 /// life (a worker thread of a job).
 pub fn set_thread_tracking(on: bool) {
@@ -470,8 +492,21 @@ impl Tracker {
         }
     }
 
+    /// False when this thread does not record (see [`scoped_recording`]): the state's next
+    /// section is then a full one.
+    fn recording(&self) -> bool {
+        let on = RECORDING.with(Cell::get);
+        if !on {
+            self.chain.borrow_mut().clear();
+        }
+        on
+    }
+
     /// Records that `key` was removed.
     pub fn removed(&self, key: &[u8]) {
+        if !self.recording() {
+            return;
+        }
         let mut r = self.removed.borrow_mut();
         r.extend_from_slice(&(key.len() as u32).to_le_bytes());
         r.extend_from_slice(key);
@@ -479,6 +514,9 @@ impl Tracker {
 
     /// Records that the changed entry of `key` moved to disk.
     pub fn evicted(&self, group: u32, key: &[u8]) {
+        if !self.recording() {
+            return;
+        }
         let mut r = self.evicted.borrow_mut();
         r.extend_from_slice(&group.to_le_bytes());
         r.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -662,6 +700,32 @@ mod tests {
                 let back = restore(&bytes, &sections, None, false);
                 assert_eq!(contents(&back), model, "seed {seed} checkpoint {next}");
             }
+        }
+    }
+
+    /// A job without checkpoints records nothing (its lists would grow for ever); a state
+    /// that missed records writes a full section next, which restores to its map.
+    #[test]
+    fn a_state_that_does_not_record_holds_no_lists_and_writes_a_full_section_next() {
+        let disk = tiny_store();
+        for backend in [None, Some(&disk)] {
+            let mut rng = Lcg(9);
+            let mut state = new_state(backend, true);
+            let mut model = BTreeMap::new();
+            let mut sections = Vec::new();
+            mutate(&mut rng, &mut state, &mut model);
+            checkpoint(&state, 1, &mut sections);
+            scoped_recording(false, || {
+                for _ in 0..20 {
+                    mutate(&mut rng, &mut state, &mut model);
+                }
+            });
+            let tr = state.inc.as_deref().unwrap();
+            assert!(tr.removed.borrow().is_empty() && tr.evicted.borrow().is_empty());
+            let (bytes, _) = checkpoint(&state, 2, &mut sections);
+            assert_eq!(sections.last().unwrap().previous, 0, "a full section");
+            let back = restore(&bytes, &sections, None, false);
+            assert_eq!(contents(&back), model);
         }
     }
 

@@ -339,6 +339,29 @@ impl<V: StateValue> KeyedState<V> {
         &mut entry.value
     }
 
+    /// Inserts `value` for `key`, which [`KeyedState::peek_mut`] has just found absent: as
+    /// [`KeyedState::get_or_insert_with`], without looking for the key again (on disk either).
+    pub fn insert_absent(&mut self, key: &[u8], value: V) -> &mut V {
+        let hash = self.hash(key);
+        if self.spill.is_some() {
+            self.make_room();
+        }
+        let key = stored_key(
+            key,
+            self.ttl.as_ref().map(TtlTimer::now),
+            self.spill.is_some(),
+            self.stamper().map(|s| s.1),
+        );
+        let prefixed = self.prefixed;
+        &mut self
+            .table
+            .insert_unique(slot(prefixed, hash), Entry { hash, key, value }, |e| {
+                slot(prefixed, e.hash)
+            })
+            .into_mut()
+            .value
+    }
+
     /// The value for `key`, if present and not expired. A write: with a TTL the entry's time is
     /// now (an expired entry is removed).
     #[inline]

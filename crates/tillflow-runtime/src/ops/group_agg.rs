@@ -12,7 +12,7 @@
 //! group with millions of distinct values (Nexmark q16's bidders per channel and day) is then
 //! millions of small entries that the on-disk backend moves one by one, not one huge value.
 
-use crate::agg::{new_accs, Acc, AggCall};
+use crate::agg::{new_accs, update_all, Acc, AggCall};
 use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key, encode_value};
 use crate::operator::{Emit, Operator, OperatorMetrics};
@@ -253,11 +253,7 @@ impl Operator for GroupAggregate {
             return Ok(());
         }
         match self.distinct.as_mut() {
-            None => {
-                for (acc, call) in g.accs.iter_mut().zip(calls) {
-                    acc.update(call, row, retract, &mut self.scratch)?;
-                }
-            }
+            None => update_all(&mut g.accs, calls, row, retract, &mut self.scratch)?,
             Some(d) => {
                 for (acc, call) in g.accs.iter_mut().zip(calls) {
                     if !acc.is_distinct() {

@@ -103,7 +103,15 @@ impl Distincts {
             ));
         }
         for (slot, members) in self.slots.iter().enumerate() {
-            let Some(v) = members.iter().find_map(|&c| calls[c].input(row)) else {
+            // the calls whose FILTER lets the row through, and the value (the same for each)
+            let (mut mask, mut value) = (0u64, None);
+            for (bit, &c) in members.iter().enumerate() {
+                if let Some(v) = calls[c].input(row) {
+                    mask |= 1 << bit;
+                    value.get_or_insert(v);
+                }
+            }
+            let Some(v) = value else {
                 continue;
             };
             self.key.clear();
@@ -135,12 +143,6 @@ impl Distincts {
                     }
                 }
                 continue;
-            }
-            let mut mask = 0u64;
-            for (bit, &c) in members.iter().enumerate() {
-                if calls[c].input(row).is_some() {
-                    mask |= 1 << bit;
-                }
             }
             // a value seen before by every call it counts for is only read
             let new = match self.state.peek_mut(&self.key) {

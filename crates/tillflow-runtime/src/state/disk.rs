@@ -27,7 +27,9 @@
 //!
 //! [fjall]: https://docs.rs/fjall
 
+use super::filter::KeyFilter;
 use crate::error::{Result, RuntimeError};
+use crate::keys::key_group;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -311,6 +313,8 @@ pub(super) struct Spill {
     staged: Vec<u8>,
     /// Where each staged entry lies in `staged`: (start, key length, value length).
     spans: Vec<(usize, u32, u32)>,
+    /// The keys on disk, approximately: a key it does not hold is not looked for.
+    filter: KeyFilter,
 }
 
 /// An eviction round with at least this many entries is written as a sorted run of files of
@@ -335,14 +339,17 @@ impl Spill {
             value: Vec::new(),
             staged: Vec::new(),
             spans: Vec::new(),
+            filter: KeyFilter::default(),
         }
     }
 
     /// Stages `key` with the value bytes in `self.value` for [`Spill::write_staged`].
-    pub fn stage(&mut self, group: u32, key: &[u8]) {
+    pub fn stage(&mut self, hash: u64, key: &[u8]) {
+        self.filter.insert(hash);
         let start = self.staged.len();
         self.staged.extend_from_slice(&self.id);
-        self.staged.extend_from_slice(&(group as u16).to_be_bytes());
+        self.staged
+            .extend_from_slice(&(key_group(hash) as u16).to_be_bytes());
         self.staged.extend_from_slice(key);
         let key_len = (self.staged.len() - start) as u32;
         self.staged.extend_from_slice(&self.value);
@@ -410,7 +417,7 @@ impl Spill {
     /// Tells the job's total this state's estimate for `resident` entries in memory (only
     /// when it moved by more than a step, so the shared counter is seldom touched).
     pub fn report(&mut self, resident: usize) {
-        let now = (resident * self.avg) as i64;
+        let now = (resident * self.avg + self.filter.bytes()) as i64;
         let step = REPORT_STEP.min(self.store.budget.load(Ordering::Relaxed) / 64);
         if (now - self.reported).abs() >= step {
             self.store
@@ -433,12 +440,12 @@ impl Spill {
         self.key.extend_from_slice(key);
     }
 
-    /// Takes `key` off the disk: its value bytes, if it was there.
-    pub fn take(&mut self, group: u32, key: &[u8]) -> Option<fjall::UserValue> {
-        if self.on_disk == 0 {
+    /// Takes `key` (of `hash`) off the disk: its value bytes, if it was there.
+    pub fn take(&mut self, hash: u64, key: &[u8]) -> Option<fjall::UserValue> {
+        if self.on_disk == 0 || !self.filter.may_hold(hash) {
             return None;
         }
-        self.disk_key(group, key);
+        self.disk_key(key_group(hash), key);
         match self.store.keyspace.get(self.key.as_slice()) {
             Ok(Some(v)) => {
                 if let Err(e) = self.store.keyspace.remove(self.key.as_slice()) {
@@ -474,12 +481,12 @@ impl Spill {
         }
     }
 
-    /// True when `key` is on disk.
-    pub fn contains(&mut self, group: u32, key: &[u8]) -> bool {
-        if self.on_disk == 0 {
+    /// True when `key` (of `hash`) is on disk.
+    pub fn contains(&mut self, hash: u64, key: &[u8]) -> bool {
+        if self.on_disk == 0 || !self.filter.may_hold(hash) {
             return false;
         }
-        self.disk_key(group, key);
+        self.disk_key(key_group(hash), key);
         match self.store.keyspace.contains_key(self.key.as_slice()) {
             Ok(found) => found,
             Err(e) => {
@@ -555,6 +562,7 @@ impl Spill {
     pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, fjall::UserValue)> + 'static {
         let entries = self.scan(0..u16::MAX as u32);
         self.on_disk = 0;
+        self.filter.clear();
         let store = self.store.clone();
         entries.map(move |(_, k, v)| {
             if let Err(e) = store.keyspace.remove(k.clone()) {
@@ -562,6 +570,20 @@ impl Spill {
             }
             (user_key(&k).into(), v)
         })
+    }
+
+    /// Builds the key filter again from the keys on disk (`hash` hashes a key as the state
+    /// does) once it holds four times as many keys as are there (keys read back stay in it).
+    pub fn refresh_filter(&mut self, hash: impl Fn(&[u8]) -> u64) {
+        if self.filter.keys() <= 4 * self.on_disk as u64 + (1 << 16) {
+            return;
+        }
+        self.filter.clear();
+        let mut filter = std::mem::take(&mut self.filter);
+        for (_, k, _) in self.scan(0..u16::MAX as u32) {
+            filter.insert(hash(user_key(&k)));
+        }
+        self.filter = filter;
     }
 
     /// Records an error met while decoding what the store gave back.
@@ -680,6 +702,40 @@ mod tests {
         assert!(store.check().is_ok());
         let (spilled, loaded) = store.moves();
         assert!(spilled > 0 && loaded > 0, "{spilled} {loaded}");
+    }
+
+    /// Keys moved out and read back again and again fill the key filter with keys no longer on
+    /// disk; it is built again from the disk's keys, and no key on disk is ever missed (new
+    /// keys, absent from disk, are not looked for there).
+    #[test]
+    fn the_key_filter_is_built_again_when_read_backs_fill_it() {
+        let store = tiny_store();
+        let mut state: KeyedState<i64> = spilling(&store);
+        let mut model: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut rng = Lcg(5);
+        let mut most = 0;
+        for step in 0..120_000i64 {
+            let k = rng.next(600) as i64;
+            *state.get_or_insert_with(&k.to_le_bytes(), || 0) += step;
+            *model.entry(k).or_insert(0) += step;
+            let sp = state.spill.as_deref().unwrap();
+            most = most.max(sp.filter.keys());
+            assert!(sp.filter.keys() <= 4 * sp.on_disk as u64 + (1 << 16) + 600);
+        }
+        let (spilled, _) = store.moves();
+        assert!(spilled > (1 << 16) + 4 * 600, "{spilled} moves out");
+        assert!(
+            most > 1 << 16,
+            "the filter filled ({most}) and was built again"
+        );
+        for (k, v) in &model {
+            assert_eq!(
+                state.peek_mut(&k.to_le_bytes()).copied(),
+                Some(*v),
+                "key {k}"
+            );
+        }
+        assert!(store.check().is_ok());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! its key (before the time), set by each access and cleared by eviction's second-chance sweep.
 
 pub mod disk;
+mod filter;
 pub mod incremental;
 
 use crate::error::{Result, RuntimeError};
@@ -195,6 +196,16 @@ pub fn routed_hash(key: &[u8]) -> u64 {
     }
 }
 
+/// The hash of `key` in a state routed by a prefix (`prefixed`) or not.
+#[inline]
+fn key_hash(prefixed: bool, key: &[u8]) -> u64 {
+    if prefixed {
+        routed_hash(key)
+    } else {
+        hash_key(key)
+    }
+}
+
 /// Where an entry of `hash` goes in the table: a routed state's entries share their high bits
 /// per prefix, so they are mixed with the low ones (hashbrown takes its tag from the top bits).
 #[inline]
@@ -256,11 +267,7 @@ impl<V: StateValue> KeyedState<V> {
     /// The hash of `key` (see [`routed_hash`]).
     #[inline]
     fn hash(&self, key: &[u8]) -> u64 {
-        if self.prefixed {
-            routed_hash(key)
-        } else {
-            hash_key(key)
-        }
+        key_hash(self.prefixed, key)
     }
 
     /// Bytes after each entry's key: the touched byte when the state spills, its change stamp
@@ -444,7 +451,7 @@ impl<V: StateValue> KeyedState<V> {
         {
             return;
         }
-        let Some(bytes) = sp.take(key_group(hash), key) else {
+        let Some(bytes) = sp.take(hash, key) else {
             return;
         };
         let times = self.ttl.is_some();
@@ -515,7 +522,7 @@ impl<V: StateValue> KeyedState<V> {
                 }
                 e.value.write(&mut sp.value);
                 sp.observe_written(std::mem::size_of::<Entry<V>>(), e.key.len());
-                sp.stage(key_group(e.hash), e.key(suffix));
+                sp.stage(e.hash, e.key(suffix));
                 if let (Some(tr), Some((from_end, epoch))) = (tracker, stamp) {
                     if e.stamped(from_end) == epoch {
                         tr.evicted(key_group(e.hash), e.key(suffix));
@@ -533,6 +540,8 @@ impl<V: StateValue> KeyedState<V> {
         }
         sp.write_staged();
         sp.report(table.len());
+        let prefixed = self.prefixed;
+        sp.refresh_filter(|key| key_hash(prefixed, key));
     }
 
     /// Removes `key`, returning its value (None for an expired one).
@@ -1055,7 +1064,7 @@ impl<V: StateValue> KeyedState<V> {
             return;
         }
         if let Some(sp) = self.spill.as_deref_mut() {
-            sp.take(key_group(hash), key);
+            sp.take(hash, key);
         }
     }
 
@@ -1109,7 +1118,7 @@ impl<V: StateValue> KeyedState<V> {
                 self.forget(hash, key);
             } else if !rescale.keeps_all() {
                 let on_disk = match self.spill.as_deref_mut() {
-                    Some(sp) => sp.contains(key_group(hash), key),
+                    Some(sp) => sp.contains(hash, key),
                     None => false,
                 };
                 if on_disk

@@ -210,12 +210,28 @@ struct Checkpoints {
 struct Inflight {
     id: u64,
     started: Instant,
-    /// How long the job loop stood still for the snapshot.
+    /// How long the job loop stood still for the snapshot (the synchronous phase, and any
+    /// wait for keyed states' sections to finish).
     pause: Duration,
     /// Each source's position in the checkpoint (committed to Kafka once it is complete).
     positions: Vec<Vec<u8>>,
-    handle:
-        std::thread::JoinHandle<std::result::Result<crate::checkpoint::Written, CheckpointError>>,
+    phase: Phase,
+}
+
+/// The writer thread of a checkpoint, and what it returns.
+type Writer =
+    std::thread::JoinHandle<std::result::Result<crate::checkpoint::Written, CheckpointError>>;
+
+/// Where a checkpoint after its synchronous phase is.
+enum Phase {
+    /// Keyed states are writing their sections while the job goes on (a slice at each turn of
+    /// the job loop); the snapshot goes to its writer once they are all complete.
+    Sections {
+        snap: Box<Snapshot>,
+        collector: Arc<crate::state::incremental::Collector>,
+    },
+    /// Its files are being written on a thread of its own.
+    Writing(Writer),
 }
 
 /// What checkpointing has done in a run.
@@ -596,7 +612,7 @@ impl Job {
             Some(id) => c.store.open_spool(id)?,
             None => None,
         };
-        let (done, collected, spool) = crate::state::incremental::collecting(id, spool, || {
+        let mut snapshot = |snap: &mut Snapshot| {
             each_node(tasks, stages, &mut |n| {
                 let mut b = Vec::new();
                 match n {
@@ -623,22 +639,99 @@ impl Job {
                 }
                 Ok(())
             })
-        });
+        };
+        // with incremental checkpoints keyed states write their changes after this phase,
+        // while the job goes on (see `Phase::Sections`)
+        let (done, collector) = match id {
+            Some(id) => {
+                crate::state::incremental::collecting_deferred(id, spool, || snapshot(&mut snap))
+            }
+            None => {
+                let (done, _, _) =
+                    crate::state::incremental::collecting(None, None, || snapshot(&mut snap));
+                (done, Arc::default())
+            }
+        };
         // a snapshot that failed, or met an error of the on-disk store, is not written
         let failed = done
             .err()
             .or_else(|| self.state_store.as_ref().and_then(|s| s.check().err()));
         if let Some(e) = failed {
-            if let Some(s) = spool {
-                let path = s.path().to_owned();
-                drop(s);
-                let _ = std::fs::remove_file(path);
-            }
+            discard_spool(&collector);
             return Err(e);
         }
+        let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
+        c.inflight = Some(Inflight {
+            id: c.next_id,
+            started,
+            pause: started.elapsed(),
+            positions,
+            phase: Phase::Sections {
+                snap: Box::new(snap),
+                collector,
+            },
+        });
+        c.next_id += 1;
+        c.last = Instant::now();
+        self.advance_checkpoint(false)
+    }
+
+    /// Moves a checkpoint whose keyed states are writing their sections on: each writes a
+    /// slice (or, with `finish`, the rest, the job waiting), and once none is left the
+    /// snapshot goes to its writer thread.
+    fn advance_checkpoint(&mut self, finish: bool) -> Result<()> {
+        let Some(c) = self.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        let Some(f) = c.inflight.as_mut() else {
+            return Ok(());
+        };
+        let Phase::Sections { collector, .. } = &f.phase else {
+            return Ok(());
+        };
+        let began = Instant::now();
+        if collector.outstanding() > 0 {
+            use crate::state::incremental::{advancing, Advance};
+            let how = if finish {
+                Advance::Finish
+            } else {
+                Advance::Slice
+            };
+            let mut scratch = Vec::new();
+            advancing(how, || {
+                each_node(&mut self.tasks, &self.stages, &mut |n| {
+                    match n {
+                        NodeMut::Operator(_, op) if op.checkpointed() => {
+                            op.snapshot_state(&mut scratch)
+                        }
+                        NodeMut::TwoInput(node) => node.snapshot_state(&mut scratch),
+                        _ => {}
+                    }
+                    scratch.clear();
+                    Ok(())
+                })
+            })?;
+            if finish {
+                f.pause += began.elapsed();
+            }
+        }
+        if let Some(e) = self.state_store.as_ref().and_then(|s| s.check().err()) {
+            if let Phase::Sections { collector, .. } = &f.phase {
+                discard_spool(collector);
+            }
+            c.inflight = None;
+            return Err(e);
+        }
+        let Phase::Sections { snap, collector } = &mut f.phase else {
+            return Ok(());
+        };
+        if collector.outstanding() > 0 {
+            return Ok(());
+        }
+        let (collected, spool) = collector.take();
+        let mut snap = std::mem::take(snap.as_mut());
         snap.states = collected.sections;
         snap.references = collected.references.into_iter().collect();
-        let positions: Vec<Vec<u8>> = snap.sources.iter().map(|s| s.position.clone()).collect();
         let store = c.store.clone();
         let handle = std::thread::Builder::new()
             .name(format!("checkpoint-{}", snap.id))
@@ -659,15 +752,7 @@ impl Job {
             .map_err(|e| {
                 RuntimeError::Checkpoint(format!("starting the checkpoint writer: {e}"))
             })?;
-        c.inflight = Some(Inflight {
-            id: c.next_id,
-            started,
-            pause: started.elapsed(),
-            positions,
-            handle,
-        });
-        c.next_id += 1;
-        c.last = Instant::now();
+        f.phase = Phase::Writing(handle);
         Ok(())
     }
 
@@ -675,17 +760,23 @@ impl Job {
     /// and sources commit its positions (Kafka group offsets). Without `wait`, only when the
     /// writer has finished.
     fn finish_checkpoint(&mut self, wait: bool) -> Result<()> {
+        self.advance_checkpoint(wait)?;
         let Some(c) = self.checkpoints.as_mut() else {
             return Ok(());
         };
-        if !wait && c.inflight.as_ref().is_none_or(|f| !f.handle.is_finished()) {
+        let written = |f: &Inflight| matches!(&f.phase, Phase::Writing(h) if h.is_finished());
+        if !wait && c.inflight.as_ref().is_none_or(|f| !written(f)) {
             return Ok(());
         }
         let Some(f) = c.inflight.take() else {
             return Ok(());
         };
-        let written = f
-            .handle
+        let Phase::Writing(handle) = f.phase else {
+            return Err(RuntimeError::Checkpoint(
+                "internal: a checkpoint's keyed state sections did not finish".into(),
+            ));
+        };
+        let written = handle
             .join()
             .map_err(|_| RuntimeError::Checkpoint("the checkpoint writer panicked".into()))?
             .map_err(|e| {
@@ -1264,6 +1355,15 @@ fn each_node(
     f: &mut dyn FnMut(NodeMut<'_>) -> Result<()>,
 ) -> Result<()> {
     each_placed_node(tasks, stages, &mut |_, n| f(n))
+}
+
+/// Removes the spool file of a checkpoint that will not be written.
+fn discard_spool(collector: &crate::state::incremental::Collector) {
+    if let (_, Some(s)) = collector.take() {
+        let path = s.path().to_owned();
+        drop(s);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Where a node runs: the job loop's thread (`None`), or instance `index` of a stage of

@@ -23,6 +23,7 @@ use crate::error::{Result, RuntimeError};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A state writes a full section after this many deltas in a row, whatever their size.
 pub const MAX_CHAIN: usize = 64;
@@ -223,13 +224,95 @@ pub struct Collected {
     pub references: BTreeSet<u64>,
 }
 
-/// A snapshot being collected: its checkpoint, what it collected, where parts are spooled.
-type Collecting = (u64, Collected, Option<Spool>);
+/// Where the sections of one checkpoint's keyed states gather, from whichever thread writes
+/// them: the job's during the checkpoint's synchronous phase, and, for sections written after
+/// it ([`collecting_deferred`]), the thread that owns the state or the job's advancing it.
+#[derive(Default)]
+pub struct Collector {
+    inner: std::sync::Mutex<Gathered>,
+}
+
+#[derive(Default)]
+struct Gathered {
+    collected: Collected,
+    spool: Option<Spool>,
+    /// Sections begun and not yet complete.
+    outstanding: usize,
+}
+
+impl Collector {
+    fn new(spool: Option<Spool>) -> Arc<Collector> {
+        Arc::new(Collector {
+            inner: std::sync::Mutex::new(Gathered {
+                spool,
+                ..Gathered::default()
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gathered> {
+        // a panic elsewhere does not leave what was gathered unreadable
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `bytes` (taken) a part of a section: spooled when the checkpoint has a spool,
+    /// else held.
+    pub(super) fn store_part(&self, bytes: &mut Vec<u8>) -> Part {
+        match self.lock().spool.as_mut() {
+            Some(spool) => spool.append(std::mem::take(bytes)),
+            None => Part::Bytes(std::mem::take(bytes)),
+        }
+    }
+
+    /// A section is begun: the checkpoint is complete only once it is.
+    pub(super) fn begin(&self) {
+        self.lock().outstanding += 1;
+    }
+
+    /// Adds a complete section (and the checkpoints it builds on).
+    pub(super) fn complete(&self, section: StateSection, builds_on: &[u64]) {
+        let mut g = self.lock();
+        g.collected.references.extend(
+            builds_on
+                .iter()
+                .copied()
+                .filter(|id| *id != section.checkpoint),
+        );
+        g.collected.sections.push(section);
+        g.outstanding = g.outstanding.saturating_sub(1);
+    }
+
+    /// Sections begun and not yet complete.
+    pub fn outstanding(&self) -> usize {
+        self.lock().outstanding
+    }
+
+    /// What was gathered, and the spool (once every section is complete).
+    pub fn take(&self) -> (Collected, Option<Spool>) {
+        let mut g = self.lock();
+        (std::mem::take(&mut g.collected), g.spool.take())
+    }
+}
+
+/// A snapshot being collected on this thread: its checkpoint, where its sections go, and
+/// whether states may finish theirs after the synchronous phase.
+type Collecting = (u64, Arc<Collector>, bool);
+
+/// How a snapshot taken again while a checkpoint's sections are being written acts
+/// ([`advancing`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Each state with a section in progress writes a slice of it.
+    Slice,
+    /// Each state with a section in progress writes all of what is left.
+    Finish,
+}
 
 thread_local! {
     static PART_LIMIT: Cell<usize> = const { Cell::new(PART_BYTES) };
     static TRACKING: Cell<bool> = const { Cell::new(false) };
     static COLLECTING: RefCell<Option<Collecting>> = const { RefCell::new(None) };
+    static ADVANCING: Cell<Option<Advance>> = const { Cell::new(None) };
     static CHAIN: RefCell<Option<Rc<Chain>>> = const { RefCell::new(None) };
 }
 
@@ -285,14 +368,50 @@ pub fn collecting<R>(
     spool: Option<Spool>,
     f: impl FnOnce() -> R,
 ) -> (R, Collected, Option<Spool>) {
-    let previous =
-        COLLECTING.with(|c| c.replace(checkpoint.map(|id| (id, Collected::default(), spool))));
-    let out = f();
-    let (collected, spool) = COLLECTING
-        .with(|c| c.replace(previous))
-        .map(|(_, c, s)| (c, s))
-        .unwrap_or_default();
+    let collector = Collector::new(spool);
+    let out = with_collector(checkpoint.map(|id| (id, collector.clone(), false)), f);
+    let (collected, spool) = collector.take();
     (out, collected, spool)
+}
+
+/// As [`collecting`] for checkpoint `checkpoint`, but the states only begin their sections in
+/// `f`: each hands out what it must (removed keys, entries read back from disk) and goes on
+/// writing its changed entries after `f`, a slice at a time ([`advancing`]) and, before
+/// changing, removing or moving out an entry the section still needs, that entry first. The
+/// checkpoint is complete once [`Collector::outstanding`] is 0; [`Advance::Finish`] makes it so.
+/// This is how the job never stands still for a snapshot: the synchronous phase costs a few
+/// bytes per state, whatever its size.
+pub fn collecting_deferred<R>(
+    checkpoint: u64,
+    spool: Option<Spool>,
+    f: impl FnOnce() -> R,
+) -> (R, Arc<Collector>) {
+    let collector = Collector::new(spool);
+    let out = with_collector(Some((checkpoint, collector.clone(), true)), f);
+    (out, collector)
+}
+
+fn with_collector<R>(collecting: Option<Collecting>, f: impl FnOnce() -> R) -> R {
+    let previous = COLLECTING.with(|c| c.replace(collecting));
+    let out = f();
+    COLLECTING.with(|c| *c.borrow_mut() = previous);
+    out
+}
+
+/// Runs `f` (which snapshots a job's operators again while a checkpoint begun with
+/// [`collecting_deferred`] is incomplete) with every keyed state that has a section in
+/// progress writing a slice of it, or the rest of it (`how`), and nothing else: what
+/// operators write around their states is to be dropped.
+pub fn advancing<R>(how: Advance, f: impl FnOnce() -> R) -> R {
+    let previous = ADVANCING.with(|a| a.replace(Some(how)));
+    let out = f();
+    ADVANCING.with(|a| a.set(previous));
+    out
+}
+
+/// How snapshots act on this thread now ([`advancing`]).
+pub(super) fn advancing_now() -> Option<Advance> {
+    ADVANCING.with(Cell::get)
 }
 
 /// Bytes a part holds at most on this thread ([`PART_BYTES`]; less in tests).
@@ -300,33 +419,10 @@ pub(super) fn part_limit() -> usize {
     PART_LIMIT.with(Cell::get)
 }
 
-/// Makes `bytes` (taken) a part of the section being written: spooled when the snapshot has a
-/// spool, else held.
-pub(super) fn store_part(bytes: &mut Vec<u8>) -> Part {
-    COLLECTING.with(|c| match c.borrow_mut().as_mut() {
-        Some((_, _, Some(spool))) => spool.append(std::mem::take(bytes)),
-        _ => Part::Bytes(std::mem::take(bytes)),
-    })
-}
-
-/// The checkpoint being collected on this thread, if any.
-pub(super) fn collecting_checkpoint() -> Option<u64> {
-    COLLECTING.with(|c| c.borrow().as_ref().map(|(id, _, _)| *id))
-}
-
-/// Adds a section (and the checkpoints it builds on) to the checkpoint being collected.
-pub(super) fn collect(section: StateSection, builds_on: &[u64]) {
-    COLLECTING.with(|c| {
-        if let Some((_, col, _)) = c.borrow_mut().as_mut() {
-            col.references.extend(
-                builds_on
-                    .iter()
-                    .copied()
-                    .filter(|id| *id != section.checkpoint),
-            );
-            col.sections.push(section);
-        }
-    });
+/// The checkpoint being collected on this thread, if any: its id, its collector, and whether
+/// sections may be finished after the synchronous phase.
+pub(super) fn collecting_checkpoint() -> Option<(u64, Arc<Collector>, bool)> {
+    COLLECTING.with(|c| c.borrow().clone())
 }
 
 /// Every state section a restore may need: the checkpoint's own and those of the earlier
@@ -477,6 +573,12 @@ pub(super) struct Tracker {
     /// Keys of changed entries moved to disk since the last snapshot: key group (4 bytes),
     /// length (4 bytes) and bytes of each.
     pub evicted: RefCell<Vec<u8>>,
+    /// Entries stamped since the last snapshot (what its delta will hold, about).
+    pub changed: Cell<u64>,
+    /// The section of the last checkpoint, while it is still being written.
+    pub pending: RefCell<Option<Box<super::Pending>>>,
+    /// True while `pending` holds a section (read on every write).
+    pub has_pending: Cell<bool>,
 }
 
 impl Tracker {
@@ -489,6 +591,9 @@ impl Tracker {
             chain_entries: Cell::new(0),
             removed: RefCell::new(Vec::new()),
             evicted: RefCell::new(Vec::new()),
+            changed: Cell::new(0),
+            pending: RefCell::new(None),
+            has_pending: Cell::new(false),
         }
     }
 
@@ -523,9 +628,10 @@ impl Tracker {
         r.extend_from_slice(key);
     }
 
-    /// The stamp of an entry that has not changed since the last snapshot.
+    /// The stamp of an entry that has not changed since the last snapshot: neither the
+    /// epoch's nor the one before it, whose section may still be in progress.
     pub fn clean(&self) -> u32 {
-        self.epoch.get().wrapping_sub(1)
+        self.epoch.get().wrapping_sub(2)
     }
 
     /// True when a chain of `bytes` in `entries` entries is too long for a state of `live`
@@ -700,6 +806,71 @@ mod tests {
                 let back = restore(&bytes, &sections, None, false);
                 assert_eq!(contents(&back), model, "seed {seed} checkpoint {next}");
             }
+        }
+    }
+
+    /// Checkpoints whose sections are written after their synchronous phase, a slice at a
+    /// time, while the state goes on changing (writes, removals, emptying, entries moved to
+    /// disk and back, the table growing): each restores to the map of its own moment.
+    #[test]
+    fn a_section_written_while_the_state_changes_holds_the_state_of_its_checkpoint() {
+        let disk = tiny_store();
+        for (seed, backend) in [
+            (11u64, None),
+            (12, Some(&disk)),
+            (13, None),
+            (14, Some(&disk)),
+        ] {
+            let mut rng = Lcg(seed);
+            let mut state = new_state(backend, true);
+            let mut model = BTreeMap::new();
+            let mut sections = Vec::new();
+            let mut taken = Vec::new();
+            let (mut sliced, mut deltas) = (0, 0);
+            for id in 1..=30 {
+                mutate(&mut rng, &mut state, &mut model);
+                let mut bytes = Vec::new();
+                let ((), collector) =
+                    collecting_deferred(id, None, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+                taken.push((id, bytes, model.clone()));
+                let mut slices = 0;
+                while collector.outstanding() > 0 {
+                    mutate(&mut rng, &mut state, &mut model);
+                    advancing(Advance::Slice, || {
+                        state.snapshot(0..MAX_KEY_GROUPS, &mut Vec::new())
+                    });
+                    slices += 1;
+                    assert!(
+                        slices < 10_000,
+                        "seed {seed}: checkpoint {id} never completes"
+                    );
+                }
+                sliced += usize::from(slices > 1);
+                let (collected, _) = collector.take();
+                assert_eq!(collected.sections.len(), 1);
+                deltas += usize::from(collected.sections[0].previous != 0);
+                sections.extend(collected.sections);
+            }
+            assert!(
+                sliced > 10,
+                "seed {seed}: sections written in slices ({sliced})"
+            );
+            assert!(deltas > 10, "seed {seed}: deltas ({deltas})");
+            for (id, bytes, expected) in &taken {
+                let back = restore(bytes, &sections, None, false);
+                assert_eq!(&contents(&back), expected, "seed {seed} checkpoint {id}");
+            }
+            // a state dropped (a window that fired) while its section is in progress
+            // finishes it
+            let mut bytes = Vec::new();
+            let ((), collector) =
+                collecting_deferred(99, None, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+            assert_eq!(collector.outstanding(), 1);
+            drop(state);
+            assert_eq!(collector.outstanding(), 0);
+            sections.extend(collector.take().0.sections);
+            let back = restore(&bytes, &sections, None, false);
+            assert_eq!(contents(&back), model, "seed {seed}: dropped");
         }
     }
 

@@ -30,8 +30,9 @@ use crate::keys::{eq_bytes, hash_key, instance_of, key_group, MAX_KEY_GROUPS};
 use crate::ttl::{StateTtl, TtlTimer, UNKNOWN_TIME};
 use disk::{Spill, Update};
 use hashbrown::HashTable;
-use incremental::{Part, StateSection, Tracker};
+use incremental::{Advance, Collector, Part, StateSection, Tracker};
 use std::borrow::Cow;
+use std::sync::Arc;
 use tillflow_types::{Row, RowKind};
 
 /// A value that can be stored in a checkpoint.
@@ -177,6 +178,26 @@ fn stored_key(key: &[u8], time: Option<i64>, spills: bool, stamp: Option<u32>) -
     k.into_boxed_slice()
 }
 
+/// Stamps `e` with the epoch of `stamp` (when the state tracks changes), counting it among
+/// the entries changed since the last snapshot when it was not stamped so already.
+#[inline]
+fn stamp_counted<V>(e: &mut Entry<V>, stamp: Option<(usize, u32)>, tr: Option<&Tracker>) {
+    if let (Some((from_end, epoch)), Some(tr)) = (stamp, tr) {
+        if e.stamped(from_end) != epoch {
+            tr.changed.set(tr.changed.get() + 1);
+            e.stamp(stamp);
+        }
+    }
+}
+
+/// Counts a new entry among those changed since the last snapshot.
+#[inline]
+fn count_new(tr: Option<&Tracker>) {
+    if let Some(tr) = tr {
+        tr.changed.set(tr.changed.get() + 1);
+    }
+}
+
 /// The hash of a key routed by a prefix (its last 4 bytes: the prefix's length): the high 32
 /// bits, which alone decide the key group ([`key_group`], [`instance_of`]), are the prefix's
 /// hash's; the low 32 the whole key's. A key too short for its length is hashed whole.
@@ -217,8 +238,69 @@ fn slot(prefixed: bool, hash: u64) -> u64 {
     }
 }
 
+/// A keyed state's section of a checkpoint while it is being written (see
+/// [`incremental::collecting_deferred`]): it still needs the entries in buckets from `cursor`
+/// on that it wants by their stamp; an entry it needs is written before it is changed,
+/// removed or moved to disk.
+struct Pending {
+    checkpoint: u64,
+    /// The checkpoint a delta builds on (0: a full section).
+    previous: u64,
+    /// The checkpoints of the chain this section ends.
+    builds_on: Vec<u64>,
+    /// The epoch snapshotted: a delta wants the entries stamped with it; a full section every
+    /// entry not stamped since (with the next).
+    epoch: u32,
+    full: bool,
+    cursor: usize,
+    block: Option<Block>,
+    collector: Arc<Collector>,
+}
+
+impl Pending {
+    /// True when the section needs an entry of `stamp` (not yet written, if it is in a bucket
+    /// from `cursor` on).
+    #[inline]
+    fn wants(&self, stamp: u32) -> bool {
+        if self.full {
+            stamp != self.epoch.wrapping_add(1)
+        } else {
+            stamp == self.epoch
+        }
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Pending(checkpoint {}, {}, bucket {})",
+            self.checkpoint,
+            if self.full { "full" } else { "delta" },
+            self.cursor
+        )
+    }
+}
+
+/// A section in progress is written in at most this many slices of the table's buckets...
+const SLICES: usize = 128;
+/// ... of at least this many buckets each.
+#[cfg(not(test))]
+const MIN_SLICE: usize = 16 << 10;
+/// (Small in tests, so a small state's section takes many slices.)
+#[cfg(test)]
+const MIN_SLICE: usize = 2;
+
+/// Where an entry's stamp and time are, and what a snapshot writes of it.
+#[derive(Clone, Copy)]
+struct Layout {
+    suffix: usize,
+    times: bool,
+    from_end: usize,
+}
+
 /// A hash map from encoded keys to `V`, partitioned by key group.
-pub struct KeyedState<V> {
+pub struct KeyedState<V: StateValue> {
     table: HashTable<Entry<V>>,
     ttl: Option<TtlTimer>,
     /// The disk side, with the on-disk backend.
@@ -227,6 +309,14 @@ pub struct KeyedState<V> {
     inc: Option<Box<Tracker>>,
     /// Keys routed by a prefix ([`KeyedState::routed_by_prefix`]).
     prefixed: bool,
+}
+
+impl<V: StateValue> Drop for KeyedState<V> {
+    /// A state dropped (a window that fired) while its section is in progress finishes it:
+    /// the checkpoint holds what the state held then.
+    fn drop(&mut self) {
+        self.advance(None);
+    }
 }
 
 impl<V: StateValue> Default for KeyedState<V> {
@@ -307,15 +397,19 @@ impl<V: StateValue> KeyedState<V> {
         if self.spill.is_some() {
             self.fault_in(hash, key);
         }
+        self.before_insert();
         let suffix = self.suffix();
         let spills = self.spill.is_some();
         let stamp = self.stamper();
+        let layout = self.layout();
+        let tracker = self.inc.as_deref();
         let entry = match self.table.entry(
             slot(self.prefixed, hash),
             |e| e.hash == hash && eq_bytes(e.key(suffix), key),
             |e| slot(self.prefixed, e.hash),
         ) {
             Slot::Occupied(o) => {
+                Self::keep_for_section(tracker, o.bucket_index(), o.get(), layout);
                 let e = o.into_mut();
                 if let Some(t) = self.ttl.as_mut() {
                     if t.is_expired(e.time()) {
@@ -327,11 +421,12 @@ impl<V: StateValue> KeyedState<V> {
                 if spills {
                     e.touch(suffix);
                 }
-                e.stamp(stamp);
+                stamp_counted(e, stamp, tracker);
                 e
             }
-            Slot::Vacant(v) => v
-                .insert(Entry {
+            Slot::Vacant(v) => {
+                count_new(tracker);
+                v.insert(Entry {
                     hash,
                     key: stored_key(
                         key,
@@ -341,7 +436,8 @@ impl<V: StateValue> KeyedState<V> {
                     ),
                     value: init(),
                 })
-                .into_mut(),
+                .into_mut()
+            }
         };
         &mut entry.value
     }
@@ -353,6 +449,8 @@ impl<V: StateValue> KeyedState<V> {
         if self.spill.is_some() {
             self.make_room();
         }
+        self.before_insert();
+        count_new(self.inc.as_deref());
         let key = stored_key(
             key,
             self.ttl.as_ref().map(TtlTimer::now),
@@ -393,42 +491,33 @@ impl<V: StateValue> KeyedState<V> {
         }
         let spills = self.spill.is_some();
         let stamp = self.stamper();
-        let Some(t) = self.ttl.as_mut() else {
-            return self
-                .table
-                .find_mut(slot(self.prefixed, hash), |e| {
-                    e.hash == hash && eq_bytes(e.key(suffix), key)
-                })
-                .map(|e| {
-                    if spills {
-                        e.touch(suffix);
-                    }
-                    e.stamp(stamp);
-                    &mut e.value
-                });
-        };
+        let layout = self.layout();
+        let tracker = self.inc.as_deref();
         let entry = self
             .table
             .find_entry(slot(self.prefixed, hash), |e| {
                 e.hash == hash && eq_bytes(e.key(suffix), key)
             })
             .ok()?;
-        if t.is_expired(entry.get().time()) {
-            t.expired += 1;
-            entry.remove();
-            if let Some(tr) = self.inc.as_deref() {
-                tr.removed(key);
+        Self::keep_for_section(tracker, entry.bucket_index(), entry.get(), layout);
+        if let Some(t) = self.ttl.as_mut() {
+            if t.is_expired(entry.get().time()) {
+                t.expired += 1;
+                entry.remove();
+                if let Some(tr) = tracker {
+                    tr.removed(key);
+                }
+                return None;
             }
-            return None;
         }
         let e = entry.into_mut();
-        if write {
+        if let (true, Some(t)) = (write, self.ttl.as_ref()) {
             e.set_time(t.now());
         }
         if spills {
             e.touch(suffix);
         }
-        e.stamp(stamp);
+        stamp_counted(e, stamp, tracker);
         Some(&mut e.value)
     }
 
@@ -436,6 +525,7 @@ impl<V: StateValue> KeyedState<V> {
     /// when it is on disk (with the time it had there).
     fn fault_in(&mut self, hash: u64, key: &[u8]) {
         self.make_room();
+        self.before_insert();
         let suffix = self.suffix();
         let clean = self.clean_stamp();
         let Some(sp) = self.spill.as_deref_mut() else {
@@ -487,6 +577,7 @@ impl<V: StateValue> KeyedState<V> {
         let suffix = self.suffix();
         let times = self.ttl.is_some();
         let stamp = self.stamper();
+        let layout = self.layout();
         let tracker = self.inc.as_deref();
         let Some(sp) = self.spill.as_deref_mut() else {
             return;
@@ -516,6 +607,8 @@ impl<V: StateValue> KeyedState<V> {
                     e.key[at] = 0;
                     return true;
                 }
+                // (a section in progress may hold it already: a delta applies the same twice)
+                Self::keep_for_section(tracker, usize::MAX, e, layout);
                 sp.value.clear();
                 if times {
                     sp.value.extend_from_slice(&e.time().to_le_bytes());
@@ -551,14 +644,20 @@ impl<V: StateValue> KeyedState<V> {
             self.fault_in(hash, key);
         }
         let suffix = self.suffix();
-        let e = self
+        let layout = self.layout();
+        let entry = self
             .table
             .find_entry(slot(self.prefixed, hash), |e| {
                 e.hash == hash && eq_bytes(e.key(suffix), key)
             })
-            .ok()?
-            .remove()
-            .0;
+            .ok()?;
+        Self::keep_for_section(
+            self.inc.as_deref(),
+            entry.bucket_index(),
+            entry.get(),
+            layout,
+        );
+        let e = entry.remove().0;
         if let Some(tr) = self.inc.as_deref() {
             tr.removed(key);
         }
@@ -639,6 +738,8 @@ impl<V: StateValue> KeyedState<V> {
 
     /// Removes and yields every (key, value): those in memory, then those on disk.
     pub fn drain(&mut self) -> impl Iterator<Item = (Box<[u8]>, V)> + '_ {
+        // a section in progress takes what it needs first
+        self.advance(None);
         if let Some(tr) = self.inc.as_deref() {
             // emptied: the next snapshot is a full one
             tr.restart();
@@ -701,6 +802,7 @@ impl<V: StateValue> KeyedState<V> {
     /// Removes every expired entry, in memory and on disk (and gives entries written before
     /// the clock had a time the clock's time).
     fn sweep(&mut self) {
+        self.advance(None);
         let (stamp, suffix) = (self.stamper(), self.suffix());
         let tracker = self.inc.as_deref();
         let Some(t) = self.ttl.as_mut() else {
@@ -712,7 +814,7 @@ impl<V: StateValue> KeyedState<V> {
             if time == UNKNOWN_TIME {
                 t.settle(&mut time);
                 e.set_time(time);
-                e.stamp(stamp);
+                stamp_counted(e, stamp, tracker);
             }
             let keep = !t.is_expired(time);
             if let (false, Some(tr)) = (keep, tracker) {
@@ -753,6 +855,7 @@ impl<V: StateValue> KeyedState<V> {
     /// Keeps the entries for which `keep` is true (an operator's own sweep of what its values
     /// hold), in memory and on disk.
     pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        self.advance(None);
         let (stamp, tracker) = (self.stamper(), self.inc.as_deref());
         let suffix = self.suffix();
         self.table.retain(|e| {
@@ -762,7 +865,7 @@ impl<V: StateValue> KeyedState<V> {
                 }
                 return false;
             }
-            e.stamp(stamp);
+            stamp_counted(e, stamp, tracker);
             true
         });
         let skip = if self.ttl.is_some() { TIME } else { 0 };
@@ -805,21 +908,32 @@ impl<V: StateValue> KeyedState<V> {
     /// time when the state has a TTL), those on disk copied as they lie there. A state tracking
     /// its changes, snapshotted for a checkpoint ([`incremental::collecting`]), writes a
     /// reference instead and gives the checkpoint a section of its own: the changes since its
-    /// previous one, or every entry (see [`incremental`]).
+    /// previous one, or every entry (see [`incremental`]). Snapshotted again while that section
+    /// is still being written ([`incremental::advancing`]), it writes a slice of the section,
+    /// or the rest of it, and nothing into `out`.
     pub fn snapshot(&self, groups: std::ops::Range<u32>, out: &mut Vec<u8>) {
+        if let Some(how) = incremental::advancing_now() {
+            self.advance(match how {
+                Advance::Slice => Some(self.slice()),
+                Advance::Finish => None,
+            });
+            return;
+        }
+        // a section still in progress is finished before anything else is written
+        self.advance(None);
         if let Some(tr) = self.inc.as_deref() {
             if groups == (0..MAX_KEY_GROUPS) {
-                if let Some(checkpoint) = incremental::collecting_checkpoint() {
-                    self.snapshot_section(tr, checkpoint, out);
+                if let Some((checkpoint, collector, defer)) = incremental::collecting_checkpoint() {
+                    self.snapshot_section(tr, checkpoint, collector, defer, out);
                     return;
                 }
             }
             // whole (a savepoint): the checkpoint after it does not build on what came before
             tr.restart();
         }
-        let mut block = Block::inline(out, self.block_flag(), self.clock());
+        let mut block = Block::inline(std::mem::take(out), self.block_flag(), self.clock());
         self.write_entries(groups, &mut block);
-        block.finish();
+        *out = block.finish().2;
     }
 
     /// The flags of a block of this state's entries.
@@ -836,73 +950,96 @@ impl<V: StateValue> KeyedState<V> {
         self.ttl.as_ref().map(TtlTimer::now)
     }
 
-    /// Writes this state's section for `checkpoint` (a delta when the state has a section in
-    /// the previous one and its chain stays within twice the state) and the reference to it.
-    fn snapshot_section(&self, tr: &Tracker, checkpoint: u64, out: &mut Vec<u8>) {
+    /// Begins this state's section for `checkpoint` (a delta when the state has a section in
+    /// the previous one and its chain stays within about twice the state) and writes the
+    /// reference to it. The keys removed and the changed entries moved to disk are written
+    /// now; the changed entries in memory (every entry, for a full section) are written by
+    /// [`KeyedState::advance`]: at once unless the checkpoint lets sections finish later
+    /// (`defer`). A full section of a state with entries on disk is written at once.
+    fn snapshot_section(
+        &self,
+        tr: &Tracker,
+        checkpoint: u64,
+        collector: Arc<Collector>,
+        defer: bool,
+        out: &mut Vec<u8>,
+    ) {
         let mut chain = tr.chain.borrow_mut();
         let previous = chain.last().copied().filter(|p| *p < checkpoint);
         let mut full = previous.is_none() || chain.len() > incremental::MAX_CHAIN;
-        let mut buf = Vec::new();
-        let mut written = (0, Vec::new());
         if !full {
-            let removed = tr.removed.borrow();
-            let mut block = Block::section(&mut buf, self.block_flag(), self.clock(), &removed);
-            self.write_delta(tr, &mut block);
-            written = block.finish();
-            let bytes: u64 = written.1.iter().map(Part::len).sum();
-            // a delta that makes the chain too long is thrown away for a full section (it was
-            // held, or spooled to a file that keeps what the checkpoint does not refer to)
+            // a delta that would make the chain too long is a full section instead: its size
+            // is the entries changed at the chain's bytes per entry
+            let evicted = tr.evicted.borrow();
+            let changed = tr.changed.get() + incremental::evicted_keys(&evicted).count() as u64;
+            let per_entry = tr.chain_bytes.get() / tr.chain_entries.get().max(1);
+            let bytes = changed.saturating_mul(per_entry.max(1)) + tr.removed.borrow().len() as u64;
             full = Tracker::outgrown(
                 tr.chain_bytes.get() + bytes,
-                tr.chain_entries.get() + written.0,
+                tr.chain_entries.get() + changed,
                 self.len() as u64,
             );
         }
+        let stamp = self.stamper().map_or(0, |s| s.1);
+        let mut block = if full {
+            Block::section(collector.clone(), self.block_flag(), self.clock(), &[])
+        } else {
+            let removed = tr.removed.borrow();
+            Block::section(collector.clone(), self.block_flag(), self.clock(), &removed)
+        };
         if full {
-            let mut block = Block::section(&mut buf, self.block_flag(), self.clock(), &[]);
-            self.write_entries(0..MAX_KEY_GROUPS, &mut block);
-            written = block.finish();
             chain.clear();
             tr.chain_bytes.set(0);
             tr.chain_entries.set(0);
         }
-        let (entries, parts) = written;
-        tr.chain_bytes
-            .set(tr.chain_bytes.get() + parts.iter().map(Part::len).sum::<u64>());
-        tr.chain_entries.set(tr.chain_entries.get() + entries);
         chain.push(checkpoint);
+        let pending = Box::new(Pending {
+            checkpoint,
+            previous: if full { 0 } else { previous.unwrap_or(0) },
+            builds_on: chain.clone(),
+            epoch: stamp,
+            full,
+            cursor: 0,
+            block: None,
+            collector: collector.clone(),
+        });
+        drop(chain);
+        collector.begin();
+        let done_now = full && self.spill.is_some();
+        if done_now {
+            // with entries on disk, which move in and out as the job goes on
+            self.write_entries(0..MAX_KEY_GROUPS, &mut block);
+        } else if !full {
+            self.write_evicted(tr, stamp, &mut block);
+        }
         let lineage = tr.lineage.get();
         out.extend_from_slice(&REFERENCE.to_le_bytes());
         out.extend_from_slice(&lineage.to_le_bytes());
         out.extend_from_slice(&checkpoint.to_le_bytes());
-        incremental::collect(
-            StateSection {
-                lineage,
-                checkpoint,
-                previous: if full { 0 } else { previous.unwrap_or(0) },
-                parts,
-            },
-            &chain,
-        );
         tr.removed.borrow_mut().clear();
         tr.evicted.borrow_mut().clear();
+        tr.changed.set(0);
         tr.epoch.set(tr.epoch.get().wrapping_add(1));
+        let mut pending = pending;
+        pending.block = Some(block);
+        if done_now {
+            pending.cursor = usize::MAX;
+        }
+        *tr.pending.borrow_mut() = Some(pending);
+        tr.has_pending.set(true);
+        if !defer || done_now {
+            self.advance(None);
+        }
     }
 
-    /// A delta's entries: those written since the last snapshot (stamped with the current
-    /// epoch, or moved to disk changed).
-    fn write_delta(&self, tr: &Tracker, block: &mut Block<'_>) {
+    /// A delta's changed entries that were moved to disk since the last snapshot (those back
+    /// in memory and stamped `epoch` again are left to [`KeyedState::advance`]).
+    fn write_evicted(&self, tr: &Tracker, epoch: u32, block: &mut Block) {
         let times = self.ttl.is_some();
         let suffix = self.suffix();
-        let Some((from_end, epoch)) = self.stamper() else {
+        let Some((from_end, _)) = self.stamper() else {
             return;
         };
-        for e in self.table.iter() {
-            if e.stamped(from_end) == epoch {
-                write_entry(e, suffix, times, block.out);
-                block.written();
-            }
-        }
         let evicted = tr.evicted.borrow();
         let mut keys: Vec<(u32, &[u8])> = incremental::evicted_keys(&evicted).collect();
         keys.sort_unstable();
@@ -912,24 +1049,136 @@ impl<V: StateValue> KeyedState<V> {
             match self.table.find(slot(self.prefixed, hash), |e| {
                 e.hash == hash && eq_bytes(e.key(suffix), key)
             }) {
-                // back in memory: written above if it changed again, and here if not
-                Some(e) if e.stamped(from_end) != epoch => write_entry(e, suffix, times, block.out),
+                // back in memory: written with the others if it changed again, and here if not
+                Some(e) if e.stamped(from_end) != epoch => {
+                    write_entry(e, suffix, times, &mut block.out)
+                }
                 Some(_) => continue,
                 None => {
                     let Some(v) = self.spill.as_deref().and_then(|sp| sp.get(group, key)) else {
                         // removed since: listed among the removed keys
                         continue;
                     };
-                    write_stored(key, &v, block.out);
+                    write_stored(key, &v, &mut block.out);
                 }
             }
             block.written();
         }
     }
 
+    /// Buckets a slice of a section in progress covers: the table in at most
+    /// [`SLICES`] slices.
+    fn slice(&self) -> usize {
+        (self.table.num_buckets() / SLICES).max(MIN_SLICE)
+    }
+
+    /// Writes the next `limit` buckets' worth of the section in progress (all of what is left
+    /// with None), and hands it to its checkpoint once the whole table has been covered.
+    fn advance(&self, limit: Option<usize>) {
+        let Some(tr) = self.inc.as_deref() else {
+            return;
+        };
+        if !tr.has_pending.get() {
+            return;
+        }
+        let mut slot = tr.pending.borrow_mut();
+        let Some(p) = slot.as_mut() else {
+            return;
+        };
+        let buckets = self.table.num_buckets();
+        let end = limit.map_or(buckets, |l| p.cursor.saturating_add(l).min(buckets));
+        let (full, epoch) = (p.full, p.epoch);
+        let wants = |stamp: u32| {
+            if full {
+                stamp != epoch.wrapping_add(1)
+            } else {
+                stamp == epoch
+            }
+        };
+        if let (Some((from_end, _)), Some(block)) = (self.stamper(), p.block.as_mut()) {
+            let (suffix, times) = (self.suffix(), self.ttl.is_some());
+            for i in p.cursor.min(end)..end {
+                if let Some(e) = self.table.get_bucket(i) {
+                    if wants(e.stamped(from_end)) {
+                        write_entry(e, suffix, times, &mut block.out);
+                        block.written();
+                    }
+                }
+            }
+        }
+        p.cursor = p.cursor.max(end);
+        if p.cursor < buckets {
+            return;
+        }
+        let Some(p) = slot.take() else {
+            return;
+        };
+        tr.has_pending.set(false);
+        let Some(block) = p.block else {
+            return;
+        };
+        let (entries, parts, _) = block.finish();
+        tr.chain_bytes
+            .set(tr.chain_bytes.get() + parts.iter().map(Part::len).sum::<u64>());
+        tr.chain_entries.set(tr.chain_entries.get() + entries);
+        p.collector.complete(
+            StateSection {
+                lineage: tr.lineage.get(),
+                checkpoint: p.checkpoint,
+                previous: p.previous,
+                parts,
+            },
+            &p.builds_on,
+        );
+    }
+
+    /// Writes `e` (in `bucket`, or usize::MAX: anywhere) into the section in progress when the
+    /// section needs it and has not written it yet: called before the entry is changed,
+    /// removed or moved to disk.
+    #[inline]
+    fn keep_for_section(tr: Option<&Tracker>, bucket: usize, e: &Entry<V>, layout: Layout) {
+        let Some(tr) = tr else {
+            return;
+        };
+        if !tr.has_pending.get() {
+            return;
+        }
+        let mut slot = tr.pending.borrow_mut();
+        let Some(p) = slot.as_mut() else {
+            return;
+        };
+        if bucket >= p.cursor && p.wants(e.stamped(layout.from_end)) {
+            if let Some(block) = p.block.as_mut() {
+                write_entry(e, layout.suffix, layout.times, &mut block.out);
+                block.written();
+            }
+        }
+    }
+
+    /// Before an insert: a table about to grow moves its entries, so a section in progress,
+    /// which follows the table's buckets, is finished first.
+    #[inline]
+    fn before_insert(&mut self) {
+        if self.inc.as_deref().is_some_and(|t| t.has_pending.get())
+            && self.table.len() >= self.table.capacity()
+        {
+            self.advance(None);
+        }
+    }
+
+    /// Where an entry's stamp and time are.
+    #[inline]
+    fn layout(&self) -> Layout {
+        Layout {
+            suffix: self.suffix(),
+            times: self.ttl.is_some(),
+            from_end: self.stamper().map_or(0, |s| s.0),
+        }
+    }
+
     /// Every entry whose key group lies in `groups`, ordered by key group (see
     /// [`KeyedState::snapshot`]).
-    fn write_entries(&self, groups: std::ops::Range<u32>, block: &mut Block<'_>) {
+    fn write_entries(&self, groups: std::ops::Range<u32>, block: &mut Block) {
         // a counting sort by key group: two passes over the table, no allocation per group
         let mut starts = vec![0usize; MAX_KEY_GROUPS as usize + 1];
         for e in self.table.iter() {
@@ -962,17 +1211,17 @@ impl<V: StateValue> KeyedState<V> {
             .into_iter()
             .flatten()
             .peekable();
-        let copy_disk_below = |g: u32, block: &mut Block<'_>, disk: &mut std::iter::Peekable<_>| {
+        let copy_disk_below = |g: u32, block: &mut Block, disk: &mut std::iter::Peekable<_>| {
             while let Some((_, k, v)) = disk.next_if(|(dg, _, _): &(u32, _, _)| *dg < g) {
                 let k: fjall::UserKey = k;
                 let v: fjall::UserValue = v;
-                write_stored(disk::user_key(&k), &v, block.out);
+                write_stored(disk::user_key(&k), &v, &mut block.out);
                 block.written();
             }
         };
         for e in ordered.into_iter().flatten() {
             copy_disk_below(key_group(e.hash), block, &mut disk);
-            write_entry(e, suffix, times, block.out);
+            write_entry(e, suffix, times, &mut block.out);
             block.written();
         }
         copy_disk_below(u32::MAX, block, &mut disk);
@@ -1154,11 +1403,12 @@ impl<V: StateValue> KeyedState<V> {
 /// A block of entries being written: inline in an operator's bytes (`[count | flags][clock]`
 /// then the entries, the count set at the end), or a section's parts (each `[removed keys'
 /// length][removed keys][count | flags][clock]` then entries), a new part begun whenever one
-/// holds [`incremental::PART_BYTES`], each stored as it is done ([`incremental::store_part`]).
-struct Block<'a> {
-    out: &'a mut Vec<u8>,
-    /// The parts done so far (sections only).
-    parts: Option<Vec<Part>>,
+/// holds [`incremental::PART_BYTES`], each handed to the checkpoint's collector as it is done.
+struct Block {
+    out: Vec<u8>,
+    /// Where a section's parts go, and the parts done so far (sections only).
+    sink: Option<Arc<Collector>>,
+    parts: Vec<Part>,
     /// Where the current block's count is, and its entries so far.
     count_at: usize,
     count: u64,
@@ -1167,12 +1417,13 @@ struct Block<'a> {
     clock: Option<i64>,
 }
 
-impl<'a> Block<'a> {
-    /// A block appended to an operator's bytes.
-    fn inline(out: &'a mut Vec<u8>, flag: u64, clock: Option<i64>) -> Block<'a> {
+impl Block {
+    /// A block appended to an operator's bytes `out` (taken; [`Block::finish`] gives them back).
+    fn inline(out: Vec<u8>, flag: u64, clock: Option<i64>) -> Block {
         let mut b = Block {
             out,
-            parts: None,
+            sink: None,
+            parts: Vec::new(),
             count_at: 0,
             count: 0,
             total: 0,
@@ -1183,12 +1434,12 @@ impl<'a> Block<'a> {
         b
     }
 
-    /// A section written into `buf` (empty) part by part, the first part listing `removed`.
-    fn section(buf: &'a mut Vec<u8>, flag: u64, clock: Option<i64>, removed: &[u8]) -> Block<'a> {
-        buf.clear();
+    /// A section written part by part into `sink`, the first part listing `removed`.
+    fn section(sink: Arc<Collector>, flag: u64, clock: Option<i64>, removed: &[u8]) -> Block {
         let mut b = Block {
-            out: buf,
-            parts: Some(Vec::new()),
+            out: Vec::new(),
+            sink: Some(sink),
+            parts: Vec::new(),
             count_at: 0,
             count: 0,
             total: 0,
@@ -1217,7 +1468,7 @@ impl<'a> Block<'a> {
     fn written(&mut self) {
         self.count += 1;
         self.total += 1;
-        if self.parts.is_some() && self.out.len() >= incremental::part_limit() {
+        if self.sink.is_some() && self.out.len() >= incremental::part_limit() {
             self.close_part();
             // the next part of a large state: its buffer went with the last one
             self.out.reserve(incremental::part_limit() + (64 << 10));
@@ -1228,15 +1479,16 @@ impl<'a> Block<'a> {
     fn close_part(&mut self) {
         let at = self.count_at;
         self.out[at..at + 8].copy_from_slice(&(self.count | self.flag).to_le_bytes());
-        if let Some(parts) = self.parts.as_mut() {
-            parts.push(incremental::store_part(self.out));
+        if let Some(sink) = &self.sink {
+            self.parts.push(sink.store_part(&mut self.out));
         }
     }
 
-    /// Sets the last count; a section's parts, and the entries written in all.
-    fn finish(mut self) -> (u64, Vec<Part>) {
+    /// Sets the last count: the entries written in all, a section's parts, and the bytes
+    /// (an inline block's; empty for a section).
+    fn finish(mut self) -> (u64, Vec<Part>, Vec<u8>) {
         self.close_part();
-        (self.total, self.parts.take().unwrap_or_default())
+        (self.total, self.parts, self.out)
     }
 }
 

@@ -1137,12 +1137,16 @@ impl<V: StateValue> KeyedState<V> {
     /// removed or moved to disk.
     #[inline]
     fn keep_for_section(tr: Option<&Tracker>, bucket: usize, e: &Entry<V>, layout: Layout) {
-        let Some(tr) = tr else {
-            return;
-        };
-        if !tr.has_pending.get() {
-            return;
+        if let Some(tr) = tr.filter(|t| t.has_pending.get()) {
+            Self::keep_for_section_now(tr, bucket, e, layout);
         }
+    }
+
+    /// [`KeyedState::keep_for_section`] with a section in progress (out of the way of the
+    /// record path, which rarely comes here).
+    #[cold]
+    #[inline(never)]
+    fn keep_for_section_now(tr: &Tracker, bucket: usize, e: &Entry<V>, layout: Layout) {
         let mut slot = tr.pending.borrow_mut();
         let Some(p) = slot.as_mut() else {
             return;
@@ -1162,8 +1166,15 @@ impl<V: StateValue> KeyedState<V> {
         if self.inc.as_deref().is_some_and(|t| t.has_pending.get())
             && self.table.len() >= self.table.capacity()
         {
-            self.advance(None);
+            self.finish_section();
         }
+    }
+
+    /// Writes all of the section in progress now.
+    #[cold]
+    #[inline(never)]
+    fn finish_section(&self) {
+        self.advance(None);
     }
 
     /// Where an entry's stamp and time are.

@@ -391,6 +391,38 @@ fn a_crash_between_writing_a_checkpoint_and_committing_it_is_recovered() {
     compare(&contents(&dir.path().join("out.db")), &want);
 }
 
+/// The checkpoint a bounded job takes at its end holds no operator state (every operator has
+/// seen the end of its input); a crash after it and before the sinks commit is recovered from
+/// it: the restart commits the last rows and ends.
+#[test]
+fn a_crash_after_the_final_checkpoint_commits_the_last_rows_on_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference(dir.path());
+    let path = dir.path().join("job.sql");
+    // no checkpoint during the run: the job's end takes checkpoint 1
+    let sql = script(dir.path(), "out.db", "max", true, "10").replace("'500 ms'", "'1 h'");
+    std::fs::write(&path, sql).expect("write");
+    crash_after_checkpoint(&path, 1, &[]);
+    let conn = rusqlite::Connection::open(dir.path().join("out.db")).expect("db");
+    let raw: i64 = conn
+        .query_row("SELECT COUNT(*) FROM raw", [], |r| r.get(0))
+        .unwrap_or(0);
+    assert_eq!(raw, 0, "checkpoint 1 was written but not committed");
+    drop(conn);
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--no-http"])
+        .arg(&path)
+        .output()
+        .expect("run tillflow");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("resumed from checkpoint 1"),
+        "resumed from the final checkpoint: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    compare(&contents(&dir.path().join("out.db")), &want);
+}
+
 /// An S3-protocol server (s3rver, installed by `scripts/setup.sh`) on a free port, storing into a
 /// temporary directory; stopped when dropped.
 struct S3Server {

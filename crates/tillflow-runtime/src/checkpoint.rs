@@ -363,6 +363,15 @@ fn get_checked<'a>(
 }
 
 impl Snapshot {
+    /// True for the checkpoint a bounded job takes at its end (to commit its sinks' last
+    /// rows): every source had ended and no operator's state was written, since none is
+    /// needed again. Its operators are restored empty.
+    pub fn finished(&self) -> bool {
+        !self.sources.is_empty()
+            && self.sources.iter().all(|s| s.done)
+            && self.operators.iter().all(Vec::is_empty)
+    }
+
     /// The binary form (`state.bin`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -536,15 +536,22 @@ impl Job {
             return Ok(());
         }
         let (mut ops, mut sinks) = (snap.operators.iter(), snap.sinks.iter());
+        let finished = snap.finished();
         each_node(&mut self.tasks, &self.stages, &mut |n| match n {
             NodeMut::Operator(_, op) if !op.checkpointed() => Ok(()),
             NodeMut::Operator(id, op) => {
                 let b = ops.next().ok_or_else(|| wrong("an operator"))?;
+                if finished {
+                    return Ok(());
+                }
                 op.restore_state(b)
                     .map_err(|e| unreadable_state(from, &id.label, e))
             }
             NodeMut::TwoInput(node) => {
                 let b = ops.next().ok_or_else(|| wrong("a join"))?;
+                if finished {
+                    return Ok(());
+                }
                 let label = node.identity().label.clone();
                 node.restore_state(b)
                     .map_err(|e| unreadable_state(from, &label, e))
@@ -605,9 +612,13 @@ impl Job {
             });
         }
         snap.layout.extend(parallelism);
+        // the checkpoint a bounded job takes at its end, to commit its sinks' last rows (Flink's
+        // final checkpoint): every operator has seen the end of its input, so none of their
+        // state is needed again and none is written
+        let finished = self.tasks.iter().all(|t| t.done);
         let (tasks, stages) = (&mut self.tasks, &self.stages);
         // a savepoint (or a job without incremental checkpoints) writes every state whole
-        let id = (self.incremental && !whole).then_some(snap.id);
+        let id = (self.incremental && !whole && !finished).then_some(snap.id);
         let spool = match id {
             Some(id) => c.store.open_spool(id)?,
             None => None,
@@ -619,7 +630,9 @@ impl Job {
                     NodeMut::Operator(_, op) if !op.checkpointed() => {}
                     NodeMut::Operator(id, op) => {
                         snap.layout.push(operator_identity(id, op.state_version()));
-                        op.snapshot_state(&mut b);
+                        if !finished {
+                            op.snapshot_state(&mut b);
+                        }
                         snap.operators.push(b);
                     }
                     NodeMut::TwoInput(node) => {
@@ -627,7 +640,9 @@ impl Job {
                             node.identity(),
                             node.operator().state_version(),
                         ));
-                        node.snapshot_state(&mut b);
+                        if !finished {
+                            node.snapshot_state(&mut b);
+                        }
                         snap.operators.push(b);
                     }
                     NodeMut::Sink(s) => {
@@ -1442,6 +1457,7 @@ fn rescale(
         writers.entry(line).or_default().0 += 1;
     }
     let (run, id) = (snap.run, snap.id);
+    let finished = snap.finished();
     each_placed_node(tasks, stages, &mut |place, n| {
         let rescale_for = |parts: usize| crate::state::Rescale {
             max_parallelism: place.map_or(1, |p| p.max_parallelism),
@@ -1452,6 +1468,7 @@ fn rescale(
         };
         match n {
             NodeMut::Operator(_, op) if !op.checkpointed() => Ok(()),
+            NodeMut::Operator(..) | NodeMut::TwoInput(_) if finished => Ok(()),
             NodeMut::Operator(nid, op) => {
                 let line = operator_identity(nid, op.state_version());
                 let parts = op_parts.get(line.as_str()).ok_or_else(short)?;

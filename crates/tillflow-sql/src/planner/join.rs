@@ -283,7 +283,7 @@ impl Planner<'_> {
                 "lookup join on `{table_name}`: use FOR SYSTEM_TIME AS OF"
             ));
         };
-        if !matches!(dim.connector.name(), "jdbc" | "postgres") {
+        if !dim.connector.lookup_source() {
             // Flink 2.3 refuses these too: a table that is not a lookup source can only be
             // joined as a versioned table, on event time
             let flink = if dim.spec.primary_key.is_empty() {
@@ -292,7 +292,7 @@ impl Planner<'_> {
                 "Processing-time temporal join is not supported yet"
             };
             return plan_err(format!(
-                "processing-time temporal join with `{table_name}`: a '{}' table is not a lookup table, and Flink 2.3 refuses this join too (\"{flink}\"); look up a 'jdbc' or 'postgres' table instead, or join `{table_name}` FOR SYSTEM_TIME AS OF an event-time attribute (it then needs a PRIMARY KEY and a WATERMARK), or use a regular join",
+                "processing-time temporal join with `{table_name}`: a '{}' table is not a lookup table, and Flink 2.3 refuses this join too (\"{flink}\"); look up a 'jdbc', 'postgres' or 'redis' table instead, or join `{table_name}` FOR SYSTEM_TIME AS OF an event-time attribute (it then needs a PRIMARY KEY and a WATERMARK), or use a regular join",
                 dim.connector.name()
             ));
         }

@@ -89,9 +89,16 @@ pub struct DemoArgs {
     /// Workers for the pipelines' keyed part (default: the cores the process may run on).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: Option<u16>,
+    /// Also serve live stock per store × SKU and each store's best sellers from this Redis
+    /// (`redis://[user:password@]host:port/db`; examples/retail/redis_live_stock.sql).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     #[command(flatten)]
     pub http: crate::http::HttpArgs,
 }
+
+/// The pipelines `--redis` adds.
+const REDIS_PIPELINES: &str = include_str!("../../../examples/retail/redis_live_stock.sql");
 
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<(), String> {
@@ -129,10 +136,14 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     for (k, v) in STORY {
         vars.insert(k.to_string(), v.to_string());
     }
-    let script: String = PIPELINES
+    let mut script: String = PIPELINES
         .iter()
         .map(|(_, sql)| format!("{sql}\n"))
         .collect();
+    if let Some(url) = &a.redis {
+        vars.insert("REDIS_URL".to_string(), url.clone());
+        script.push_str(REDIS_PIPELINES);
+    }
     let mut session = Session::new();
     session.default_store = Some(db.clone());
     let plan = session

@@ -567,3 +567,67 @@ INSERT INTO r SELECT store_id, COUNT(*) FROM events GROUP BY store_id;",
         assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{k}: {ttl} ms");
     }
 }
+
+#[test]
+fn the_demo_serves_live_stock_from_redis_equal_to_its_sqlite_table() {
+    let srv = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("demo.db");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args([
+            "demo",
+            "--speed",
+            "0",
+            "--duration",
+            "8h",
+            "--quiet",
+            "--no-http",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .arg("--redis")
+        .arg(srv.url(4))
+        .current_dir(dir.path())
+        .output()
+        .expect("demo");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains(PASSWORD), "{err}");
+    let c = rusqlite::Connection::open(&db).expect("sqlite");
+    let mut st = c
+        .prepare("SELECT store_id, sku, on_hand, sold, alert FROM stock_levels")
+        .expect("prepare");
+    let want: Vec<(i64, String, i64, i64, String)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert!(want.len() > 100, "{} stock rows", want.len());
+    let all = srv.dump(4);
+    assert_eq!(
+        all.keys().filter(|k| k.starts_with("stock:")).count(),
+        want.len()
+    );
+    let mut r = srv.client(4);
+    for (store, sku, on_hand, sold, alert) in &want {
+        let h: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("stock:{store}:{sku}"))
+            .query(&mut r)
+            .expect("HGETALL");
+        assert_eq!(h.get("on_hand"), Some(&on_hand.to_string()), "{h:?}");
+        assert_eq!(h.get("sold"), Some(&sold.to_string()), "{h:?}");
+        assert_eq!(h.get("alert"), Some(alert), "{h:?}");
+    }
+    // each store's best sellers, ranked by units
+    let top: Vec<(String, f64)> = redis::cmd("ZREVRANGE")
+        .arg(format!("top-skus:{}", want[0].0))
+        .arg(0)
+        .arg(9)
+        .arg("WITHSCORES")
+        .query(&mut r)
+        .expect("ZREVRANGE");
+    assert_eq!(top.len(), 10, "{top:?}");
+    assert!(top.windows(2).all(|w| w[0].1 >= w[1].1) && top[9].1 >= 1.0);
+}

@@ -550,6 +550,26 @@ INSERT INTO r SELECT store_id, COUNT(*) FROM events GROUP BY store_id;",
         assert!(!o.status.success() && err.contains(want), "{with}: {err}");
         assert!(!err.contains(PASSWORD), "{err}");
     }
+    // a key already holding another type of value: the job fails, saying so
+    let mut c6 = srv.client(6);
+    for store in 0..100 {
+        redis::cmd("SET")
+            .arg(format!("clash:{store}"))
+            .arg("x")
+            .query::<()>(&mut c6)
+            .expect("SET");
+    }
+    let (ok, err) = tillflow(
+        &job(&format!(
+            "'url' = '{}', 'key-pattern' = 'clash:{{store_id}}'",
+            srv.url(6)
+        )),
+        d,
+    );
+    assert!(
+        !ok && err.contains("WRONGTYPE") && err.contains("another type of value"),
+        "{err}"
+    );
     // a TTL expires what it wrote
     let (ok, err) = tillflow(
         &job(&format!(

@@ -327,8 +327,13 @@ impl RedisSink {
                 }
                 Err((e, _)) => {
                     self.con = None;
+                    let hint = if e.contains("WRONGTYPE") {
+                        " (a key the 'key-pattern' builds already holds another type of value: another table's keys?)"
+                    } else {
+                        ""
+                    };
                     return Err(RuntimeError::Sink(format!(
-                        "table `{}`: writing to Redis at {}: {e}",
+                        "table `{}`: writing to Redis at {}: {e}{hint}",
                         self.cfg.table, self.cfg.display
                     )));
                 }

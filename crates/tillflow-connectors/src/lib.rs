@@ -4,7 +4,7 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`redis`], [`sqlite`], [`print`], [`blackhole`],
+//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`postgres_cdc`], [`redis`], [`sqlite`], [`print`], [`blackhole`],
 //! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
 pub mod blackhole;
@@ -18,6 +18,7 @@ pub mod late;
 pub mod nexmark;
 pub mod objectstore;
 pub mod postgres;
+pub mod postgres_cdc;
 pub mod print;
 pub mod recent;
 pub mod redis;
@@ -211,6 +212,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &postgres::Jdbc,
         &postgres::Postgres,
         &redis::Redis,
+        &postgres_cdc::PostgresCdc,
     ]
 }
 

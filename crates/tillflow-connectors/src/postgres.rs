@@ -196,7 +196,7 @@ pub fn target(table: &TableSpec) -> std::result::Result<Target, ConnectorError> 
 }
 
 /// A readable message: the server's own words for server errors (never the password).
-fn pg_err(e: &postgres::Error) -> String {
+pub(crate) fn pg_err(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!(
             "{}: {} (SQLSTATE {})",
@@ -210,7 +210,7 @@ fn pg_err(e: &postgres::Error) -> String {
 
 /// Whether retrying after reconnecting can help: the connection broke, or the server is shutting
 /// down, starting up or short of resources (SQLSTATE classes 08, 57, 53; serialization failures).
-fn transient(e: &postgres::Error) -> bool {
+pub(crate) fn transient(e: &postgres::Error) -> bool {
     match e.as_db_error() {
         None => true,
         Some(db) => {

@@ -1,0 +1,491 @@
+//! PostgreSQL change data capture against a real server with `wal_level = logical`: a
+//! throw-away cluster per test (as the sink's tests start them), changed while the job runs and
+//! while it is killed; the table downstream must end equal to the source table.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+const USER: &str = "tillflow";
+const PASSWORD: &str = "cdc-pw-3318";
+
+struct Server {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn as_postgres_user(cmd: &Path) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+impl Server {
+    fn start(wal_level: &str) -> Server {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed: run scripts/setup.sh")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("no initdb: run scripts/setup.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = Command::new("chmod").arg("777").arg(dir.path()).status();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, PASSWORD).expect("pwfile");
+        let _ = Command::new("chmod").arg("644").arg(&pw).status();
+        let o = as_postgres_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args([
+                "-U",
+                USER,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pw.display()))
+            .output()
+            .expect("initdb");
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let o = as_postgres_user(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-w", "-o"])
+            .arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level={wal_level} -c max_replication_slots=8 -c max_wal_senders=8",
+                dir.path().display()
+            ))
+            .arg("start")
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            o.status.success(),
+            "pg_ctl: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Server { dir, bin, port }
+    }
+
+    fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(USER)
+            .password(PASSWORD)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect")
+    }
+
+    fn cdc(&self, user: &str, password: &str, slot: &str) -> String {
+        format!(
+            "'connector' = 'postgres-cdc', 'hostname' = '127.0.0.1', 'port' = '{}', 'username' = '{user}', 'password' = '{password}', 'database-name' = 'postgres', 'schema-name' = 'public', 'table-name' = 'products', 'slot.name' = '{slot}', 'scan.poll.interval' = '50 ms'",
+            self.port
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = as_postgres_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// The catalogue: `n` products.
+fn catalogue(c: &mut postgres::Client, n: i32) {
+    c.batch_execute(&format!(
+        "CREATE TABLE products (sku text PRIMARY KEY, category text NOT NULL, price numeric(10,2), stock int, updated timestamptz, note text);
+         INSERT INTO products
+         SELECT 'SKU-' || lpad(g::text, 5, '0'), 'cat-' || (g % 7), round((g % 50) * 1.25 + 0.99, 2), g % 40,
+                timestamptz '2024-03-01 08:00:00+00' + g * interval '1 minute', CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' || g END
+         FROM generate_series(1, {n}) g;"
+    ))
+    .expect("catalogue");
+}
+
+/// A job mirroring the table into SQLite and keeping stock per category there, checkpointed
+/// every `interval`.
+fn job(srv: &Server, d: &Path, slot: &str, interval: &str) -> PathBuf {
+    let db = d.join("out.db");
+    let set = format!(
+        "SET 'execution.checkpointing.interval' = '{interval}';\nSET 'state.checkpoints.dir' = '{}';\n",
+        d.join("checkpoints").display()
+    );
+    let path = d.join("cdc.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "{set}CREATE TABLE products (sku STRING, category STRING, price DECIMAL(10, 2), stock INT, updated TIMESTAMP_LTZ(3), note STRING,
+  tbl STRING METADATA FROM 'table_name' VIRTUAL, PRIMARY KEY (sku) NOT ENFORCED)
+WITH ({});
+CREATE TABLE mirror (sku STRING, category STRING, price DECIMAL(10, 2), stock INT, updated TIMESTAMP_LTZ(3), note STRING, tbl STRING,
+  PRIMARY KEY (sku) NOT ENFORCED)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'mirror');
+CREATE TABLE per_category (category STRING, skus BIGINT, stock BIGINT, PRIMARY KEY (category) NOT ENFORCED)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'per_category');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO mirror SELECT * FROM products;
+INSERT INTO per_category SELECT category, COUNT(*), SUM(stock) FROM products GROUP BY category;
+END;",
+            srv.cdc(USER, PASSWORD, slot),
+            db = db.display()
+        ),
+    )
+    .expect("script");
+    path
+}
+
+fn spawn(path: &Path, d: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(path)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tillflow")
+}
+
+/// The source table and the SQLite mirror and aggregate, as text.
+type Tables = (Vec<String>, Vec<String>);
+
+fn source_tables(c: &mut postgres::Client) -> Tables {
+    let mirror = c
+        .query(
+            "SELECT sku, category, price::text, stock, to_char(updated AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), note FROM products ORDER BY sku",
+            &[],
+        )
+        .expect("select")
+        .iter()
+        .map(|r| {
+            format!(
+                "{}|{}|{:?}|{:?}|{:?}|{:?}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, Option<String>>(2),
+                r.get::<_, Option<i32>>(3).map(i64::from),
+                r.get::<_, Option<String>>(4),
+                r.get::<_, Option<String>>(5)
+            )
+        })
+        .collect();
+    let agg = c
+        .query(
+            "SELECT category, COUNT(*), SUM(stock) FROM products GROUP BY category ORDER BY category",
+            &[],
+        )
+        .expect("select")
+        .iter()
+        .map(|r| {
+            format!(
+                "{}|{}|{:?}",
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, Option<i64>>(2)
+            )
+        })
+        .collect();
+    (mirror, agg)
+}
+
+fn sink_tables(db: &Path) -> Option<Tables> {
+    let c = rusqlite::Connection::open(db).ok()?;
+    let mut st = c
+        .prepare("SELECT sku, category, price, stock, updated, note, tbl FROM mirror ORDER BY sku")
+        .ok()?;
+    let mirror = st
+        .query_map([], |r| {
+            // DECIMAL as its text, as Flink writes it
+            let price: Option<String> = r.get(2)?;
+            let updated: Option<String> = r.get(4)?;
+            let tbl: String = r.get(6)?;
+            assert_eq!(tbl, "products");
+            Ok(format!(
+                "{}|{}|{:?}|{:?}|{:?}|{:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                price,
+                r.get::<_, Option<i64>>(3)?,
+                updated.map(|u| u.chars().take(19).collect::<String>().replace('T', " ")),
+                r.get::<_, Option<String>>(5)?
+            ))
+        })
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let mut st = c
+        .prepare("SELECT category, skus, stock FROM per_category ORDER BY category")
+        .ok()?;
+    let agg = st
+        .query_map([], |r| {
+            Ok(format!(
+                "{}|{}|{:?}",
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?
+            ))
+        })
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    Some((mirror, agg))
+}
+
+/// Waits until the sink tables equal the source table.
+fn converge(c: &mut postgres::Client, db: &Path, job: &mut Child) {
+    let want = source_tables(c);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = sink_tables(db);
+        if got.as_ref() == Some(&want) {
+            return;
+        }
+        if let Ok(Some(status)) = job.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = job.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the job ended ({status}): {err}");
+        }
+        if Instant::now() > deadline {
+            let got = got.unwrap_or_default();
+            let missing: Vec<_> = want
+                .0
+                .iter()
+                .filter(|r| !got.0.contains(r))
+                .take(3)
+                .collect();
+            let extra: Vec<_> = got
+                .0
+                .iter()
+                .filter(|r| !want.0.contains(r))
+                .take(3)
+                .collect();
+            panic!(
+                "the sink did not catch up: {} rows vs {}; missing {missing:?}, extra {extra:?}; per category {:?} vs {:?}",
+                got.0.len(),
+                want.0.len(),
+                got.1,
+                want.1
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Inserts, updates (also of the key), deletes and a rolled-back transaction; `round` varies them.
+fn mutate(c: &mut postgres::Client, round: i32) {
+    let mut t = c.transaction().expect("begin");
+    t.batch_execute(&format!(
+        "INSERT INTO products VALUES ('NEW-{round}-a', 'cat-new', 9.99, 5, now(), 'fresh'), ('NEW-{round}-b', 'cat-1', NULL, NULL, NULL, NULL);
+         UPDATE products SET stock = stock + 1, price = price + 0.5 WHERE sku LIKE 'SKU-%{}';
+         DELETE FROM products WHERE sku LIKE 'SKU-%{}7';
+         UPDATE products SET sku = 'MOVED-' || sku WHERE sku LIKE 'SKU-%{}3';
+         UPDATE products SET note = repeat('x', 20) WHERE sku = 'SKU-00011';",
+        round % 10,
+        (round + 3) % 10,
+        (round + 5) % 10
+    ))
+    .expect("changes");
+    t.commit().expect("commit");
+    let mut t = c.transaction().expect("begin");
+    t.batch_execute("DELETE FROM products; INSERT INTO products VALUES ('GHOST', 'cat-ghost', 1, 1, now(), NULL);")
+        .expect("doomed");
+    t.rollback().expect("rollback");
+}
+
+#[test]
+fn inserts_updates_deletes_and_rollbacks_while_running_end_equal_to_the_source_table() {
+    let srv = Server::start("logical");
+    let mut c = srv.client();
+    catalogue(&mut c, 3000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let path = job(&srv, d, "mirror_slot", "1 s");
+    let mut child = spawn(&path, d);
+    // the initial read of 3000 rows
+    converge(&mut c, &d.join("out.db"), &mut child);
+    for round in 0..4 {
+        mutate(&mut c, round);
+    }
+    converge(&mut c, &d.join("out.db"), &mut child);
+    // the slot moves as the sinks take the rows: it does not hold the WAL back
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lag: i64 = c
+            .query_one(
+                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = 'mirror_slot'",
+                &[],
+            )
+            .expect("slot")
+            .get(0);
+        // a little WAL is always written after the last change (the slot's own records)
+        if lag < 64 * 1024 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot stays {lag} bytes behind"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Small transactions, one every ~10 ms until `stop`: stock counts, new and deleted rows, keys
+/// moved.
+fn writer(
+    srv: &Server,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u32> {
+    let mut c = srv.client();
+    std::thread::spawn(move || {
+        let mut i = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let sku = format!("SKU-{:05}", (i * 7) % 2000 + 1);
+            let mut sql = format!(
+                "UPDATE products SET stock = stock + 1, price = price + 0.01 WHERE sku = '{sku}';
+                 INSERT INTO products VALUES ('W-{i}', 'cat-w', 1.00, {}, now(), NULL);",
+                i % 9
+            );
+            if i % 3 == 2 {
+                sql.push_str(&format!("DELETE FROM products WHERE sku = 'W-{}';", i - 2));
+            }
+            if i % 11 == 5 {
+                sql.push_str(&format!(
+                    "UPDATE products SET sku = 'M-{i}' WHERE sku = 'SKU-{:05}';",
+                    (i * 13) % 2000 + 1
+                ));
+            }
+            let mut t = c.transaction().expect("begin");
+            t.batch_execute(&sql).expect("change");
+            t.commit().expect("commit");
+            i += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        i
+    })
+}
+
+#[test]
+fn killed_while_the_table_changes_it_ends_equal_to_the_source_table() {
+    let srv = Server::start("logical");
+    let mut c = srv.client();
+    catalogue(&mut c, 2000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let path = job(&srv, d, "killed_slot", "300 ms");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = writer(&srv, stop.clone());
+    let mut rng = 5u64;
+    for round in 0..6 {
+        let mut child = spawn(&path, d);
+        std::thread::sleep(Duration::from_millis(
+            300 + common::splitmix(&mut rng) % 1200,
+        ));
+        if round % 2 == 0 {
+            mutate(&mut c, round);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("run {round} ended ({status}): {err}");
+        }
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let transactions = w.join().expect("writer");
+    assert!(transactions > 100, "{transactions} transactions");
+    let mut child = spawn(&path, d);
+    converge(&mut c, &d.join("out.db"), &mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn missing_logical_wal_and_privileges_are_named() {
+    let srv = Server::start("replica");
+    let mut c = srv.client();
+    catalogue(&mut c, 10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let run = |with: &str| {
+        let path = d.join("p.sql");
+        std::fs::write(
+            &path,
+            format!(
+                "CREATE TABLE products (sku STRING, category STRING, PRIMARY KEY (sku) NOT ENFORCED) WITH ({with});
+CREATE TABLE o (sku STRING, category STRING) WITH ('connector' = 'blackhole');
+INSERT INTO o SELECT * FROM products;"
+            ),
+        )
+        .expect("write");
+        let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+            .args(["run", "--quiet", "--no-http"])
+            .arg(&path)
+            .current_dir(d)
+            .output()
+            .expect("run");
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let err = run(&srv.cdc(USER, PASSWORD, "s1"));
+    assert!(
+        err.contains("wal_level is 'replica'") && err.contains("wal_level = logical"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    // on a server that has logical WAL: a user without REPLICATION is told what it lacks
+    let srv = Server::start("logical");
+    let mut c = srv.client();
+    catalogue(&mut c, 10);
+    c.batch_execute(
+        "CREATE ROLE reader LOGIN PASSWORD 'reader-pw-9'; GRANT SELECT ON products TO reader;
+         CREATE PUBLICATION dbz_publication FOR TABLE products;",
+    )
+    .expect("role");
+    let err = run(&srv.cdc("reader", "reader-pw-9", "s2"));
+    assert!(err.contains("REPLICATION"), "{err}");
+    assert!(!err.contains("reader-pw-9"), "{err}");
+    let err = run(&srv.cdc(USER, "not-the-password", "s3"));
+    assert!(
+        err.contains("cannot connect") && !err.contains("not-the-password"),
+        "{err}"
+    );
+}

@@ -126,7 +126,7 @@ fn catalogue(c: &mut postgres::Client, n: i32) {
     c.batch_execute(&format!(
         "CREATE TABLE products (sku text PRIMARY KEY, category text NOT NULL, price numeric(10,2), stock int, updated timestamptz, note text);
          INSERT INTO products
-         SELECT 'SKU-' || lpad(g::text, 5, '0'), 'cat-' || (g % 7), round((g % 50) * 1.25 + 0.99, 2), g % 40,
+         SELECT 'SKU-' || lpad(g::text, 6, '0'), 'cat-' || (g % 7), round((g % 50) * 1.25 + 0.99, 2), g % 40,
                 timestamptz '2024-03-01 08:00:00+00' + g * interval '1 minute', CASE WHEN g % 3 = 0 THEN NULL ELSE 'n' || g END
          FROM generate_series(1, {n}) g;"
     ))
@@ -312,7 +312,7 @@ fn mutate(c: &mut postgres::Client, round: i32) {
          UPDATE products SET stock = stock + 1, price = price + 0.5 WHERE sku LIKE 'SKU-%{}';
          DELETE FROM products WHERE sku LIKE 'SKU-%{}7';
          UPDATE products SET sku = 'MOVED-' || sku WHERE sku LIKE 'SKU-%{}3';
-         UPDATE products SET note = repeat('x', 20) WHERE sku = 'SKU-00011';",
+         UPDATE products SET note = repeat('x', 20) WHERE sku = 'SKU-000011';",
         round % 10,
         (round + 3) % 10,
         (round + 5) % 10
@@ -329,12 +329,12 @@ fn mutate(c: &mut postgres::Client, round: i32) {
 fn inserts_updates_deletes_and_rollbacks_while_running_end_equal_to_the_source_table() {
     let srv = Server::start("logical");
     let mut c = srv.client();
-    catalogue(&mut c, 3000);
+    // an initial read of 100 k rows, then changes
+    catalogue(&mut c, 100_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let path = job(&srv, d, "mirror_slot", "1 s");
     let mut child = spawn(&path, d);
-    // the initial read of 3000 rows
     converge(&mut c, &d.join("out.db"), &mut child);
     for round in 0..4 {
         mutate(&mut c, round);
@@ -374,7 +374,7 @@ fn writer(
     std::thread::spawn(move || {
         let mut i = 0u32;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let sku = format!("SKU-{:05}", (i * 7) % 2000 + 1);
+            let sku = format!("SKU-{:06}", (i * 7) % 2000 + 1);
             let mut sql = format!(
                 "UPDATE products SET stock = stock + 1, price = price + 0.01 WHERE sku = '{sku}';
                  INSERT INTO products VALUES ('W-{i}', 'cat-w', 1.00, {}, now(), NULL);",
@@ -385,7 +385,7 @@ fn writer(
             }
             if i % 11 == 5 {
                 sql.push_str(&format!(
-                    "UPDATE products SET sku = 'M-{i}' WHERE sku = 'SKU-{:05}';",
+                    "UPDATE products SET sku = 'M-{i}' WHERE sku = 'SKU-{:06}';",
                     (i * 13) % 2000 + 1
                 ));
             }

@@ -489,3 +489,89 @@ INSERT INTO o SELECT * FROM products;"
         "{err}"
     );
 }
+
+#[test]
+fn an_event_time_temporal_join_gives_each_sale_the_price_valid_at_its_time() {
+    let srv = Server::start("logical");
+    let mut c = srv.client();
+    c.batch_execute(
+        "CREATE TABLE prices (sku text PRIMARY KEY, price numeric(10,2), valid_from timestamp NOT NULL);
+         INSERT INTO prices SELECT 'SKU-' || lpad(g::text, 4, '0'), g, timestamp '2024-03-01 00:00:00'
+         FROM generate_series(1, 60) g;",
+    )
+    .expect("prices");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let input = common::events(d, 1500, true);
+    let out = d.join("out");
+    let path = d.join("tj.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "SET 'execution.checkpointing.interval' = '300 ms';
+SET 'state.checkpoints.dir' = '{ck}';
+CREATE TABLE sales ({cols}, WATERMARK FOR event_time AS event_time)
+WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE prices (sku STRING, price DECIMAL(10, 2), valid_from TIMESTAMP(3),
+  PRIMARY KEY (sku) NOT ENFORCED, WATERMARK FOR valid_from AS valid_from)
+WITH ('connector' = 'postgres-cdc', 'hostname' = '127.0.0.1', 'port' = '{port}', 'username' = '{USER}',
+      'password' = '{PASSWORD}', 'database-name' = 'postgres', 'table-name' = 'prices', 'slot.name' = 'tj_slot',
+      'scan.poll.interval' = '50 ms');
+CREATE TABLE o (event_time TIMESTAMP(3), sku STRING, price DECIMAL(10, 2))
+WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'json');
+INSERT INTO o SELECT s.event_time, s.sku, p.price
+FROM sales AS s JOIN prices FOR SYSTEM_TIME AS OF s.event_time AS p ON s.sku = p.sku;",
+            ck = d.join("checkpoints").display(),
+            cols = common::COLUMNS,
+            input = input.display(),
+            port = srv.port,
+            out = out.display()
+        ),
+    )
+    .expect("script");
+    let mut child = spawn(&path, d);
+    std::thread::sleep(Duration::from_millis(1500));
+    // half the SKUs change price from 20:15, then a far-future row lets the watermark pass
+    c.batch_execute(
+        "UPDATE prices SET price = price + 1000, valid_from = timestamp '2024-03-01 20:15:00'
+         WHERE sku <= 'SKU-0030';",
+    )
+    .expect("update");
+    std::thread::sleep(Duration::from_millis(300));
+    c.batch_execute("INSERT INTO prices VALUES ('SENTINEL', 0, timestamp '2030-01-01 00:00:00')")
+        .expect("sentinel");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = common::lines(&out);
+        if got.len() >= 1500 {
+            break got;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the job ended ({status})");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 1500 sales joined",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(got.len(), 1500);
+    let mut changed = 0;
+    for l in &got {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        let sku = v["sku"].as_str().unwrap_or_default();
+        let n: f64 = sku.trim_start_matches("SKU-").parse().unwrap_or(-1.0);
+        let at = v["event_time"].as_str().unwrap_or_default();
+        let new = n <= 30.0 && at >= "2024-03-01 20:15:00";
+        changed += usize::from(new);
+        let want = if new { n + 1000.0 } else { n };
+        assert_eq!(v["price"].as_f64(), Some(want), "{l}");
+    }
+    assert!(
+        changed > 100 && changed < 1000,
+        "{changed} sales at the new prices"
+    );
+}

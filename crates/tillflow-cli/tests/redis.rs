@@ -651,3 +651,155 @@ fn the_demo_serves_live_stock_from_redis_equal_to_its_sqlite_table() {
     assert_eq!(top.len(), 10, "{top:?}");
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1) && top[9].1 >= 1.0);
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the openssl command.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=tillflow-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[test]
+fn tls_connections_write_and_look_up_through_a_private_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    certificates(d);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // TLS only: the plain port is off
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--tls-cert-file", "srv.crt", "--tls-key-file", "srv.key"])
+        .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--requirepass", PASSWORD, "--daemonize", "no"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let ca = std::fs::read(d.join("ca.crt")).expect("ca");
+    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{port}/0");
+    let client = || {
+        redis::Client::build_with_tls(
+            url.as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        )
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut c = loop {
+        if let Ok(c) = client() {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server with TLS did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let input = events(d, 300, false);
+    let job = |extra: &str| {
+        format!(
+            "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE r (store_id INT, cnt BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ('connector' = 'redis', 'url' = '{url}', 'key-pattern' = 'tls:{{store_id}}'{extra});
+INSERT INTO r SELECT store_id, COUNT(*) FROM events GROUP BY store_id;",
+            input.display()
+        )
+    };
+    // the server's certificate is not in the system's trust store: refused, and said why
+    let (ok, err) = tillflow(&job(""), d);
+    assert!(!ok, "a certificate of an unknown CA was accepted");
+    assert!(err.contains("(TLS)") && !err.contains(PASSWORD), "{err}");
+    let ca_path = d.join("ca.crt");
+    let (ok, err) = tillflow(
+        &job(&format!(", 'tls.ca-cert' = '{}'", ca_path.display())),
+        d,
+    );
+    assert!(ok, "{err}");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("tls:*").query(&mut c).expect("KEYS");
+    let total: i64 = keys
+        .iter()
+        .map(|k| {
+            let n: String = redis::cmd("HGET")
+                .arg(k)
+                .arg("cnt")
+                .query(&mut c)
+                .expect("HGET");
+            n.parse::<i64>().expect("count")
+        })
+        .sum();
+    assert_eq!(total, 300, "{keys:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -37,6 +37,7 @@ const OPTIONS: &[OptionSpec] = &[
     opt("ttl"),
     opt("sink.buffer-flush.max-rows"),
     opt("sink.buffer-flush.interval"),
+    opt("tls.ca-cert"),
     opt("connection.timeout"),
     opt("connection.max-retry-timeout"),
     opt("lookup.cache"),
@@ -128,6 +129,9 @@ pub struct RedisConfig {
     pub max_rows: usize,
     /// A batch is written at least this often.
     pub interval: Option<Duration>,
+    /// TLS: the CA certificate (PEM) the server's certificate must chain to, instead of the
+    /// system's trust store.
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Connecting gives up after this long.
     pub connect_timeout: Duration,
     /// A failed write is retried (reconnecting) for this long.
@@ -226,14 +230,15 @@ impl RedisConfig {
     pub fn from_table(table: &TableSpec) -> Result<Self, ConnectorError> {
         let url = table.option("url").unwrap_or_default();
         let lower = url.to_ascii_lowercase();
-        if lower.starts_with("rediss://") || lower.starts_with("valkeys://") {
+        let tls = lower.starts_with("rediss://") || lower.starts_with("valkeys://");
+        if !(tls || lower.starts_with("redis://") || lower.starts_with("valkey://")) {
             return Err(table.error(
-                "TLS connections ('rediss://') are not supported yet: connect with 'redis://' (through a TLS proxy such as stunnel if the server requires TLS)",
+                "'url' must be a Redis URL: redis://[user[:password]@]host[:port][/db] (rediss:// for TLS)",
             ));
         }
-        if !(lower.starts_with("redis://") || lower.starts_with("valkey://")) {
-            return Err(table
-                .error("'url' must be a Redis URL: redis://[user[:password]@]host[:port][/db]"));
+        let ca_cert = table.option("tls.ca-cert").map(std::path::PathBuf::from);
+        if ca_cert.is_some() && !tls {
+            return Err(table.error("'tls.ca-cert' is for TLS connections: use a 'rediss://' URL"));
         }
         let mut info: rs::ConnectionInfo = rs::IntoConnectionInfo::into_connection_info(url)
             .map_err(|_| {
@@ -252,6 +257,7 @@ impl RedisConfig {
         info = info.set_redis_settings(settings);
         let display = match info.addr() {
             rs::ConnectionAddr::Tcp(h, p) => format!("{h}:{p}/{db}"),
+            rs::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}/{db} (TLS)"),
             rs::ConnectionAddr::Unix(p) => format!("{}/{db}", p.display()),
             _ => format!("?/{db}"),
         };
@@ -396,6 +402,7 @@ impl RedisConfig {
             interval: duration(table, "sink.buffer-flush.interval")?
                 .or(Some(Duration::from_secs(1)))
                 .filter(|d| !d.is_zero()),
+            ca_cert,
             connect_timeout: duration(table, "connection.timeout")?
                 .unwrap_or(Duration::from_secs(5))
                 .max(Duration::from_millis(1)),
@@ -413,7 +420,21 @@ impl RedisConfig {
 
     /// Opens a connection.
     pub fn connect(&self) -> Result<rs::Connection, String> {
-        let client = rs::Client::open(self.info.clone()).map_err(|e| redis_err(&e))?;
+        let client = match &self.ca_cert {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("reading 'tls.ca-cert' {}: {e}", path.display()))?;
+                rs::Client::build_with_tls(
+                    self.info.clone(),
+                    rs::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+            None => rs::Client::open(self.info.clone()),
+        }
+        .map_err(|e| redis_err(&e))?;
         let con = client
             .get_connection_with_timeout(self.connect_timeout)
             .map_err(|e| redis_err(&e))?;
@@ -497,7 +518,11 @@ mod tests {
         );
         let url = ("url", "redis://:s3cret@localhost");
         for (opts, pk, want) in [
-            (vec![("url", "rediss://h:1")], vec![], "TLS"),
+            (
+                vec![url, ("key-pattern", "s:{sku}"), ("tls.ca-cert", "/ca.pem")],
+                vec![],
+                "use a 'rediss://' URL",
+            ),
             (vec![("url", "http://h")], vec![], "must be a Redis URL"),
             (vec![url], vec![], "give 'key-pattern'"),
             (

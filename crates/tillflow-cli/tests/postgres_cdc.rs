@@ -465,6 +465,27 @@ INSERT INTO o SELECT * FROM products;"
         assert!(!o.status.success());
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
+    // a bad value is caught by validate, which connects to nothing
+    let path = d.join("v.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "CREATE TABLE products (sku STRING, PRIMARY KEY (sku) NOT ENFORCED) WITH ({}, 'scan.startup.mode' = 'earliest');
+SELECT * FROM products;",
+            srv.cdc(USER, PASSWORD, "s0")
+        ),
+    )
+    .expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("validate");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("'scan.startup.mode' = 'earliest'"),
+        "{err}"
+    );
     let err = run(&srv.cdc(USER, PASSWORD, "s1"));
     assert!(
         err.contains("wal_level is 'replica'") && err.contains("wal_level = logical"),

@@ -324,6 +324,9 @@ pub fn validate_noting(
     if conn.name() == "redis" {
         redis::RedisConfig::from_table(table)?;
     }
+    if conn.name() == "postgres-cdc" {
+        postgres_cdc::CdcConfig::from_table(table)?;
+    }
     if conn.name() == "kafka" || conn.name() == "upsert-kafka" {
         kafka::layout(table, conn.name() == "upsert-kafka")?;
         notices = kafka::properties::client_properties(table)?.notices;

@@ -3,132 +3,21 @@
 //! PostgreSQL binaries (`scripts/setup.sh` installs them).
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{events, root, tillflow, Broker, COLUMNS};
 
-const USER: &str = "tillflow";
-const PASSWORD: &str = "s3cret-pw-5521";
-
-struct Server {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-}
-
-fn as_postgres_user(cmd: &Path) -> Command {
-    // initdb and postgres refuse to run as root: use the package's postgres account then
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(cmd);
-        c
-    } else {
-        Command::new(cmd)
-    }
-}
+use common::{Pg as Server, PG_PASSWORD as PASSWORD, PG_USER as USER};
 
 impl Server {
-    fn start() -> Server {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is not installed: run scripts/setup.sh")
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|p| p.join("initdb").exists())
-            .collect();
-        bins.sort();
-        let bin = bins.pop().expect("no initdb: run scripts/setup.sh");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let _ = Command::new("chmod").arg("777").arg(dir.path()).status();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, PASSWORD).expect("pwfile");
-        let _ = Command::new("chmod").arg("644").arg(&pw).status();
-        let data = dir.path().join("data");
-        let o = as_postgres_user(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                USER,
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pw.display()))
-            .output()
-            .expect("initdb");
-        assert!(
-            o.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let s = Server { dir, bin, port };
-        s.ctl(&["start"]);
-        s
-    }
-
-    fn ctl(&self, what: &[&str]) {
-        let data = self.dir.path().join("data");
-        let o = as_postgres_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(self.dir.path().join("log"))
-            .args(["-w", "-m", "fast", "-o"])
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                self.port,
-                self.dir.path().display()
-            ))
-            .args(what)
-            .output()
-            .expect("pg_ctl");
-        assert!(
-            o.status.success(),
-            "pg_ctl {what:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user(USER)
-            .password(PASSWORD)
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .expect("connect")
-    }
-
     fn jdbc(&self, table: &str, extra: &str) -> String {
         format!(
             "'connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:{}/postgres', 'table-name' = '{table}', 'username' = '{USER}', 'password' = '{PASSWORD}'{extra}",
             self.port
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = as_postgres_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "stop"])
-            .output();
     }
 }
 
@@ -154,7 +43,7 @@ fn close(a: &[(String, i64, i64, f64)], b: &[(String, i64, i64, f64)]) {
 
 #[test]
 fn appended_and_upserted_results_equal_the_embedded_store() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let input = events(d, 1500, false);
@@ -226,7 +115,7 @@ INSERT INTO t {totals};",
 
 #[test]
 fn a_server_restart_mid_run_loses_and_duplicates_nothing() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let script = d.join("gen.sql");
@@ -269,7 +158,7 @@ INSERT INTO p SELECT * FROM s;",
 
 #[test]
 fn bad_credentials_and_mismatched_columns_are_clear_errors() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let started = Instant::now();
@@ -345,7 +234,7 @@ INSERT INTO p SELECT * FROM s;",
 
 #[test]
 fn lookup_join_enriches_the_stream_in_batches() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let input = events(d, 1500, false);
@@ -462,7 +351,7 @@ FROM events AS e {join} JOIN products FOR SYSTEM_TIME AS OF e.proc AS p ON e.sku
 
 #[test]
 fn the_margin_example_enriches_generated_sales_from_postgres() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let mut c = pg.client();
     c.batch_execute(
         "CREATE TABLE products (sku text PRIMARY KEY, category text, unit_cost numeric(10,2));
@@ -519,7 +408,7 @@ fn the_margin_example_enriches_generated_sales_from_postgres() {
 
 #[test]
 fn kafka_offsets_are_committed_only_after_postgres_has_the_rows() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let b = Broker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -576,7 +465,7 @@ INSERT INTO o SELECT * FROM orders;",
 /// bounded read. Every table must equal the one a single run without faults writes.
 #[test]
 fn kafka_to_postgres_killed_anywhere_is_exactly_once() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let b = Broker::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -811,7 +700,7 @@ END;",
 /// existing json column; PostgreSQL's own JSON operators read them back.
 #[test]
 fn nested_columns_are_jsonb_in_postgres() {
-    let pg = Server::start();
+    let pg = Server::start("");
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let mut c = pg.client();

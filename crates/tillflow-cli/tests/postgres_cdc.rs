@@ -2,122 +2,27 @@
 //! throw-away cluster per test (as the sink's tests start them), changed while the job runs and
 //! while it is killed; the table downstream must end equal to the source table.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-const USER: &str = "tillflow";
-const PASSWORD: &str = "cdc-pw-3318";
+use common::{Pg, PG_PASSWORD as PASSWORD, PG_USER as USER};
 
-struct Server {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
+/// A server with logical WAL (`logical`) or not (`replica`).
+fn server(wal_level: &str) -> Pg {
+    Pg::start(&format!(
+        "-c wal_level={wal_level} -c max_replication_slots=8 -c max_wal_senders=8"
+    ))
 }
 
-fn as_postgres_user(cmd: &Path) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(cmd);
-        c
-    } else {
-        Command::new(cmd)
-    }
-}
-
-impl Server {
-    fn start(wal_level: &str) -> Server {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is not installed: run scripts/setup.sh")
-            .flatten()
-            .map(|e| e.path().join("bin"))
-            .filter(|p| p.join("initdb").exists())
-            .collect();
-        bins.sort();
-        let bin = bins.pop().expect("no initdb: run scripts/setup.sh");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let _ = Command::new("chmod").arg("777").arg(dir.path()).status();
-        let pw = dir.path().join("pw");
-        std::fs::write(&pw, PASSWORD).expect("pwfile");
-        let _ = Command::new("chmod").arg("644").arg(&pw).status();
-        let o = as_postgres_user(&bin.join("initdb"))
-            .arg("-D")
-            .arg(dir.path().join("data"))
-            .args([
-                "-U",
-                USER,
-                "--auth=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ])
-            .arg(format!("--pwfile={}", pw.display()))
-            .output()
-            .expect("initdb");
-        assert!(
-            o.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let o = as_postgres_user(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(dir.path().join("data"))
-            .arg("-l")
-            .arg(dir.path().join("log"))
-            .args(["-w", "-o"])
-            .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level={wal_level} -c max_replication_slots=8 -c max_wal_senders=8",
-                dir.path().display()
-            ))
-            .arg("start")
-            .output()
-            .expect("pg_ctl");
-        assert!(
-            o.status.success(),
-            "pg_ctl: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        Server { dir, bin, port }
-    }
-
-    fn client(&self) -> postgres::Client {
-        postgres::Config::new()
-            .host("127.0.0.1")
-            .port(self.port)
-            .user(USER)
-            .password(PASSWORD)
-            .dbname("postgres")
-            .connect(postgres::NoTls)
-            .expect("connect")
-    }
-
+impl Pg {
     fn cdc(&self, user: &str, password: &str, slot: &str) -> String {
         format!(
             "'connector' = 'postgres-cdc', 'hostname' = '127.0.0.1', 'port' = '{}', 'username' = '{user}', 'password' = '{password}', 'database-name' = 'postgres', 'schema-name' = 'public', 'table-name' = 'products', 'slot.name' = '{slot}', 'scan.poll.interval' = '50 ms'",
             self.port
         )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = as_postgres_user(&self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "immediate", "stop"])
-            .output();
     }
 }
 
@@ -135,7 +40,7 @@ fn catalogue(c: &mut postgres::Client, n: i32) {
 
 /// A job mirroring the table into SQLite and keeping stock per category there, checkpointed
 /// every `interval`.
-fn job(srv: &Server, d: &Path, slot: &str, interval: &str) -> PathBuf {
+fn job(srv: &Pg, d: &Path, slot: &str, interval: &str) -> PathBuf {
     let db = d.join("out.db");
     let set = format!(
         "SET 'execution.checkpointing.interval' = '{interval}';\nSET 'state.checkpoints.dir' = '{}';\n",
@@ -327,7 +232,7 @@ fn mutate(c: &mut postgres::Client, round: i32) {
 
 #[test]
 fn inserts_updates_deletes_and_rollbacks_while_running_end_equal_to_the_source_table() {
-    let srv = Server::start("logical");
+    let srv = server("logical");
     let mut c = srv.client();
     // an initial read of 100 k rows, then changes
     catalogue(&mut c, 100_000);
@@ -367,7 +272,7 @@ fn inserts_updates_deletes_and_rollbacks_while_running_end_equal_to_the_source_t
 /// Small transactions, one every ~10 ms until `stop`: stock counts, new and deleted rows, keys
 /// moved.
 fn writer(
-    srv: &Server,
+    srv: &Pg,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<u32> {
     let mut c = srv.client();
@@ -401,7 +306,7 @@ fn writer(
 
 #[test]
 fn killed_while_the_table_changes_it_ends_equal_to_the_source_table() {
-    let srv = Server::start("logical");
+    let srv = server("logical");
     let mut c = srv.client();
     catalogue(&mut c, 2000);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -440,7 +345,7 @@ fn killed_while_the_table_changes_it_ends_equal_to_the_source_table() {
 
 #[test]
 fn missing_logical_wal_and_privileges_are_named() {
-    let srv = Server::start("replica");
+    let srv = server("replica");
     let mut c = srv.client();
     catalogue(&mut c, 10);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -493,7 +398,7 @@ SELECT * FROM products;",
     );
     assert!(!err.contains(PASSWORD), "{err}");
     // on a server that has logical WAL: a user without REPLICATION is told what it lacks
-    let srv = Server::start("logical");
+    let srv = server("logical");
     let mut c = srv.client();
     catalogue(&mut c, 10);
     c.batch_execute(
@@ -513,7 +418,7 @@ SELECT * FROM products;",
 
 #[test]
 fn an_event_time_temporal_join_gives_each_sale_the_price_valid_at_its_time() {
-    let srv = Server::start("logical");
+    let srv = server("logical");
     let mut c = srv.client();
     c.batch_execute(
         "CREATE TABLE prices (sku text PRIMARY KEY, price numeric(10,2), valid_from timestamp NOT NULL);

@@ -24,6 +24,7 @@ pub mod recent;
 pub mod redis;
 pub mod retail;
 pub mod sqlite;
+pub mod upsert;
 
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -195,6 +196,34 @@ pub trait Connector: Sync {
     fn metadata(&self) -> &'static [(&'static str, tillflow_types::DataType)] {
         &[]
     }
+}
+
+/// A source's row schema: the table's physical columns, then its metadata columns, with each
+/// metadata column's index in `available` (the keys the connector can fill). An unknown key is
+/// an error naming the keys there are.
+pub fn with_metadata(
+    table: &TableSpec,
+    available: &[(&str, tillflow_types::DataType)],
+) -> Result<(Schema, Vec<usize>), ConnectorError> {
+    let mut schema = table.schema.clone();
+    let mut metadata = Vec::new();
+    for (name, key) in &table.metadata {
+        let Some(k) = available.iter().position(|(m, _)| m == key) else {
+            return Err(table.error(format!(
+                "metadata column `{name}`: unknown key '{key}' (available: {})",
+                available
+                    .iter()
+                    .map(|(m, _)| *m)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        metadata.push(k);
+        schema
+            .fields
+            .push(tillflow_types::Field::new(name.clone(), available[k].1));
+    }
+    Ok((schema, metadata))
 }
 
 /// Every connector this build knows.

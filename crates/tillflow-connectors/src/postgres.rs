@@ -357,7 +357,8 @@ pub struct PgSink {
     /// Buffered changes in arrival order; `index` maps a key to its slot.
     ops: Vec<Option<Op>>,
     index: HashMap<Vec<u8>, usize>,
-    pending_before: Option<Row>,
+    /// A -U waiting for its +U.
+    pending_before: crate::upsert::PendingBefore,
     last_flush: Instant,
     sink_id: String,
     batch: i64,
@@ -504,7 +505,7 @@ impl PgSink {
             max_retries: table.int_option("sink.max-retries", 3)?.max(0) as u32,
             ops: Vec::new(),
             index: HashMap::new(),
-            pending_before: None,
+            pending_before: Default::default(),
             last_flush: Instant::now(),
             sink_id: format!("{name}/{}/{nanos}", std::process::id()),
             checkpoint: None,
@@ -789,19 +790,15 @@ impl Sink for PgSink {
 
     fn write(&mut self, row: &Row) -> Result<()> {
         if !self.key_cols.is_empty() {
-            // a -U is applied as a delete unless its +U follows
-            if let Some(before) = self.pending_before.take() {
-                if !(row.kind.is_addition() && self.key_bytes(&before) == self.key_bytes(row)) {
-                    self.buffer(&before, true);
-                }
+            let mut pending = std::mem::take(&mut self.pending_before);
+            let step = pending.feed(row, |a, b| self.key_bytes(a) == self.key_bytes(b));
+            self.pending_before = pending;
+            if let Some(before) = step.delete_before {
+                self.buffer(&before, true);
             }
-            match row.kind {
-                RowKind::UpdateBefore => {
-                    self.pending_before = Some(row.clone());
-                    return Ok(());
-                }
-                RowKind::Delete => self.buffer(row, true),
-                _ => self.buffer(row, false),
+            match step.own {
+                Some(delete) => self.buffer(row, delete),
+                None => return Ok(()),
             }
         } else {
             match row.kind {

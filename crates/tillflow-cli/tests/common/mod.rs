@@ -205,3 +205,134 @@ GROUP BY window_start, window_end, store_id;",
         out.display()
     )
 }
+
+/// The user and password of the tests' PostgreSQL servers.
+pub const PG_USER: &str = "tillflow";
+/// See [`PG_USER`].
+pub const PG_PASSWORD: &str = "s3cret-pw-5521";
+
+/// A throw-away PostgreSQL cluster: initdb into a temp directory, a free loopback port, password
+/// authentication, no system service, from Debian's PostgreSQL binaries (`scripts/setup.sh`
+/// installs them); `settings` are more `-c name=value` options of the server.
+pub struct Pg {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    settings: String,
+}
+
+fn as_postgres_user(cmd: &Path) -> Command {
+    // initdb and postgres refuse to run as root: use the package's postgres account then
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(cmd);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+impl Pg {
+    /// Starts a server.
+    pub fn start(settings: &str) -> Pg {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed: run scripts/setup.sh")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("no initdb: run scripts/setup.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = Command::new("chmod").arg("777").arg(dir.path()).status();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, PG_PASSWORD).expect("pwfile");
+        let _ = Command::new("chmod").arg("644").arg(&pw).status();
+        let data = dir.path().join("data");
+        let o = as_postgres_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                PG_USER,
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pw.display()))
+            .output()
+            .expect("initdb");
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let s = Pg {
+            dir,
+            bin,
+            port,
+            settings: settings.to_owned(),
+        };
+        s.ctl(&["start"]);
+        s
+    }
+
+    /// Runs `pg_ctl` with `what` (`start`, `restart`, …).
+    pub fn ctl(&self, what: &[&str]) {
+        let data = self.dir.path().join("data");
+        let o = as_postgres_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-m", "fast", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
+                self.port,
+                self.dir.path().display(),
+                self.settings
+            ))
+            .args(what)
+            .output()
+            .expect("pg_ctl");
+        assert!(
+            o.status.success(),
+            "pg_ctl {what:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// A client as the tests' user.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(PG_USER)
+            .password(PG_PASSWORD)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect")
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres_user(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}

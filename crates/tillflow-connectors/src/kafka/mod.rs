@@ -1044,24 +1044,7 @@ impl KafkaSource {
                 None
             }
         };
-        let mut schema = table.schema.clone();
-        let mut metadata = Vec::new();
-        for (name, key) in &table.metadata {
-            let Some(k) = METADATA.iter().position(|(m, _)| m == key) else {
-                return Err(table.error(format!(
-                    "metadata column `{name}`: unknown key '{key}' (available: {})",
-                    METADATA
-                        .iter()
-                        .map(|(m, _)| *m)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            };
-            metadata.push(k);
-            schema
-                .fields
-                .push(tillflow_types::Field::new(name.clone(), METADATA[k].1));
-        }
+        let (schema, metadata) = crate::with_metadata(table, METADATA)?;
         Ok(KafkaSource {
             table: table.name.clone(),
             schema,

@@ -80,24 +80,7 @@ impl CdcSource {
     /// Checks the table's options and metadata columns, and connects (so a wrong address,
     /// password or privilege fails at start-up).
     pub fn open(cfg: CdcConfig, table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let mut schema = table.schema.clone();
-        let mut metadata = Vec::new();
-        for (name, key) in &table.metadata {
-            let Some(k) = METADATA.iter().position(|(m, _)| m == key) else {
-                return Err(table.error(format!(
-                    "metadata column `{name}`: unknown key '{key}' (available: {})",
-                    METADATA
-                        .iter()
-                        .map(|(m, _)| *m)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            };
-            metadata.push(k);
-            schema
-                .fields
-                .push(tillflow_types::Field::new(name.clone(), METADATA[k].1));
-        }
+        let (schema, metadata) = crate::with_metadata(table, METADATA)?;
         let key = table
             .primary_key
             .iter()

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tillflow_runtime::operator::{Sink, TransactionalSink};
 use tillflow_runtime::{Result, RuntimeError};
-use tillflow_types::{DataType, Row, RowKind, Value};
+use tillflow_types::{DataType, Row, Value};
 
 /// One buffered change.
 enum Op {
@@ -64,7 +64,8 @@ pub struct RedisSink {
     json: crate::format::json::JsonEncoder,
     ops: Vec<Op>,
     index: HashMap<Vec<u8>, usize>,
-    pending_before: Option<Row>,
+    /// A -U waiting for its +U.
+    pending_before: crate::upsert::PendingBefore,
     last_flush: Instant,
     rows: u64,
     text: String,
@@ -139,7 +140,7 @@ impl RedisSink {
             con: Some(con),
             ops: Vec::new(),
             index: HashMap::new(),
-            pending_before: None,
+            pending_before: Default::default(),
             last_flush: Instant::now(),
             rows: 0,
             text: String::new(),
@@ -370,23 +371,18 @@ impl Sink for RedisSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
-        // a -U is applied as a delete unless its +U for the same key follows
-        if let Some(before) = self.pending_before.take() {
-            let same = row.kind.is_addition() && {
-                let (a, b) = (self.op(&before, true), self.op(row, true));
-                slot(&a) == slot(&b)
-            };
-            if !same {
-                self.buffer(&before, true);
-            }
+        let mut pending = std::mem::take(&mut self.pending_before);
+        let step = pending.feed(row, |a, b| {
+            let (a, b) = (self.op(a, true), self.op(b, true));
+            slot(&a) == slot(&b)
+        });
+        self.pending_before = pending;
+        if let Some(before) = step.delete_before {
+            self.buffer(&before, true);
         }
-        match row.kind {
-            RowKind::UpdateBefore => {
-                self.pending_before = Some(row.clone());
-                return Ok(());
-            }
-            RowKind::Delete => self.buffer(row, true),
-            RowKind::Insert | RowKind::UpdateAfter => self.buffer(row, false),
+        match step.own {
+            Some(delete) => self.buffer(row, delete),
+            None => return Ok(()),
         }
         if self.due() {
             self.flush()?;

@@ -501,3 +501,72 @@ FROM sales AS s JOIN prices FOR SYSTEM_TIME AS OF s.event_time AS p ON s.sku = p
         "{changed} sales at the new prices"
     );
 }
+
+#[test]
+fn latest_offset_skips_the_table_and_reads_only_the_changes_after_the_start() {
+    let srv = server("logical");
+    let mut c = srv.client();
+    catalogue(&mut c, 500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let path = job(&srv, d, "latest_slot", "300 ms");
+    let script = std::fs::read_to_string(&path).expect("read");
+    let script = script.replace(
+        "'slot.name' = 'latest_slot'",
+        "'slot.name' = 'latest_slot', 'scan.startup.mode' = 'latest-offset'",
+    );
+    assert!(script.contains("latest-offset"));
+    std::fs::write(&path, script).expect("write");
+    let mut child = spawn(&path, d);
+    // the job's slot marks where its changes begin
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'latest_slot'",
+            &[],
+        )
+        .expect("slots")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no slot");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.batch_execute(
+        "UPDATE products SET stock = 999 WHERE sku IN ('SKU-000001', 'SKU-000002', 'SKU-000003');
+         INSERT INTO products VALUES ('LATE-1', 'cat-9', 2.50, 4, now(), 'new');
+         DELETE FROM products WHERE sku = 'SKU-000100';",
+    )
+    .expect("changes");
+    let want: Vec<String> = c
+        .query(
+            "SELECT sku || '|' || stock FROM products WHERE sku IN ('SKU-000001', 'SKU-000002', 'SKU-000003', 'LATE-1') ORDER BY sku",
+            &[],
+        )
+        .expect("select")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let db = d.join("out.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: Vec<String> = rusqlite::Connection::open(&db)
+            .and_then(|s| {
+                let mut st = s.prepare("SELECT sku || '|' || stock FROM mirror ORDER BY sku")?;
+                let rows = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap_or_default();
+        if got == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mirror holds {got:?}, not only the changed rows {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

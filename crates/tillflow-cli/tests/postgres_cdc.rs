@@ -570,3 +570,52 @@ fn latest_offset_skips_the_table_and_reads_only_the_changes_after_the_start() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_large_value_an_update_did_not_send_is_taken_from_the_old_row_or_refused_with_the_fix() {
+    let srv = server("logical");
+    let mut c = srv.client();
+    catalogue(&mut c, 20);
+    // a note too large to stay in the row (TOASTed, and incompressible)
+    c.batch_execute(
+        "UPDATE products SET note = (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g)
+         WHERE sku = 'SKU-000001';",
+    )
+    .expect("large note");
+    let big: String = c
+        .query_one("SELECT note FROM products WHERE sku = 'SKU-000001'", &[])
+        .expect("note")
+        .get(0);
+    assert!(big.len() > 10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // REPLICA IDENTITY DEFAULT: the update does not carry the note, and the job says what to do
+    let path = job(&srv, d, "toast_slot", "300 ms");
+    let mut child = spawn(&path, d);
+    converge(&mut c, &d.join("out.db"), &mut child);
+    c.batch_execute("UPDATE products SET stock = 77 WHERE sku = 'SKU-000001'")
+        .expect("update");
+    let out = child.wait_with_output().expect("job");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("column `note`") && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
+    // with REPLICA IDENTITY FULL the old row carries it: the update lands whole
+    c.batch_execute(
+        "ALTER TABLE products REPLICA IDENTITY FULL;
+         UPDATE products SET stock = 78 WHERE sku = 'SKU-000001';",
+    )
+    .expect("full");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let path = job(&srv, d, "toast_full_slot", "300 ms");
+    let mut child = spawn(&path, d);
+    converge(&mut c, &d.join("out.db"), &mut child);
+    c.batch_execute("UPDATE products SET stock = 79 WHERE sku = 'SKU-000001'")
+        .expect("update");
+    converge(&mut c, &d.join("out.db"), &mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -491,6 +491,39 @@ FROM events AS e {join} JOIN products FOR SYSTEM_TIME AS OF e.proc AS p ON e.sku
         cached <= 60 && cached * 2 < uncached,
         "{cached} lookups with a cache of 60 SKUs (uncached: {uncached})"
     );
+    // the same catalogue as JSON strings (a row each, as the json format writes it)
+    for g in 1..=50 {
+        redis::cmd("SET")
+            .arg(format!("pj:SKU-{g:04}"))
+            .arg(format!(
+                "{{\"sku\":\"SKU-{g:04}\",\"category\":\"{}\",\"cost\":{}}}",
+                if g % 2 == 0 { "even" } else { "odd" },
+                g as f64 / 10.0
+            ))
+            .query::<()>(&mut c)
+            .expect("SET");
+    }
+    std::fs::remove_dir_all(&out).expect("clear");
+    let (ok, err) = tillflow(
+        &script("LEFT", "").replace(
+            "'key-pattern' = 'product:{sku}'",
+            "'key-pattern' = 'pj:{sku}', 'data-type' = 'string'",
+        ),
+        d,
+    );
+    assert!(ok, "{err}");
+    let strings: Vec<serde_json::Value> = common::lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let mut sorted_got: Vec<String> = got.iter().map(|v| v.to_string()).collect();
+    let mut sorted_strings: Vec<String> = strings.iter().map(|v| v.to_string()).collect();
+    sorted_got.sort();
+    sorted_strings.sort();
+    assert_eq!(
+        sorted_strings, sorted_got,
+        "JSON strings look up as hashes do"
+    );
 }
 
 #[test]

@@ -73,7 +73,6 @@ pub struct CdcSource {
     commit_time: i64,
     last_fetch: Option<Instant>,
     records: u64,
-    truncates: u64,
 }
 
 impl CdcSource {
@@ -104,7 +103,6 @@ impl CdcSource {
             commit_time: 0,
             last_fetch: None,
             records: 0,
-            truncates: 0,
             cfg,
         };
         s.setup().map_err(|m| table.error(m))?;
@@ -565,7 +563,6 @@ impl CdcSource {
                 Message::Truncate { oids }
                     if take && oids.iter().any(|o| self.relations.contains_key(o)) =>
                 {
-                    self.truncates += 1;
                     eprintln!(
                         "warning: table `{}`: {} was truncated; a TRUNCATE is not a change per key and is not applied (Flink CDC skips it too): the rows downstream keep their values",
                         self.cfg.table,

@@ -4,7 +4,7 @@
 //! it; a missing field is NULL) or `GET` of a string (the row as JSON). A batch of keys is one
 //! round trip; a broken connection is reopened and the batch sent again.
 
-use super::{pattern_columns, redis_err, transient, DataType2, RedisConfig};
+use super::{pattern_columns, redis_err, transient, RedisConfig, StoreAs};
 use crate::format::Decoder;
 use crate::{ConnectorError, TableSpec};
 use ::redis as rs;
@@ -31,7 +31,7 @@ impl RedisLookup {
         table: &TableSpec,
         keys: &[usize],
     ) -> std::result::Result<Self, ConnectorError> {
-        if cfg.data_type == DataType2::SortedSet {
+        if cfg.data_type == StoreAs::SortedSet {
             return Err(table.error(
                 "a 'sorted-set' table cannot be looked up by key; use 'data-type' = 'hash' or 'string'",
             ));
@@ -58,7 +58,7 @@ impl RedisLookup {
             .filter_map(|c| keys.iter().position(|k| k == c).map(|p| (*c, p)))
             .collect();
         let json = match cfg.data_type {
-            DataType2::String => Some(crate::format::json::JsonDecoder::new(&TableSpec {
+            StoreAs::String => Some(crate::format::json::JsonDecoder::new(&TableSpec {
                 options: Default::default(),
                 ..table.clone()
             })?),
@@ -104,7 +104,7 @@ impl RedisLookup {
         let mut p = rs::pipe();
         for k in keys {
             match self.cfg.data_type {
-                DataType2::String => p.cmd("GET").arg(k),
+                StoreAs::String => p.cmd("GET").arg(k),
                 _ => p.cmd("HGETALL").arg(k),
             };
         }
@@ -144,7 +144,7 @@ impl RedisLookup {
         let n = self.cfg.columns.len();
         match (self.cfg.data_type, reply) {
             (_, rs::Value::Nil) => Ok(None),
-            (DataType2::String, v) => {
+            (StoreAs::String, v) => {
                 let bytes: Vec<u8> = rs::from_redis_value(v).map_err(|e| bad(e.to_string()))?;
                 let mut row = Row::with_capacity(n);
                 let Some(d) = self.json.as_mut() else {

@@ -88,7 +88,7 @@ impl Connector for Redis {
 
 /// How rows are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DataType2 {
+pub enum StoreAs {
     /// A hash per key, a field per column.
     Hash,
     /// A string per key: the row as a JSON object.
@@ -116,7 +116,7 @@ pub struct RedisConfig {
     /// `host:port/db`, for messages.
     pub display: String,
     /// How rows are stored.
-    pub data_type: DataType2,
+    pub data_type: StoreAs,
     /// The key of a row.
     pub pattern: Vec<Segment>,
     /// Sorted sets: the member's and the score's columns.
@@ -262,9 +262,9 @@ impl RedisConfig {
             _ => format!("?/{db}"),
         };
         let data_type = match table.option("data-type").unwrap_or("hash") {
-            t if t.eq_ignore_ascii_case("hash") => DataType2::Hash,
-            t if t.eq_ignore_ascii_case("string") => DataType2::String,
-            t if t.eq_ignore_ascii_case("sorted-set") => DataType2::SortedSet,
+            t if t.eq_ignore_ascii_case("hash") => StoreAs::Hash,
+            t if t.eq_ignore_ascii_case("string") => StoreAs::String,
+            t if t.eq_ignore_ascii_case("sorted-set") => StoreAs::SortedSet,
             other => {
                 return Err(table.error(format!(
                     "'data-type' = '{}' is not one of hash, string, sorted-set",
@@ -294,7 +294,7 @@ impl RedisConfig {
             .collect();
         let pattern = match table.option("key-pattern") {
             Some(p) => parse_pattern(table, p)?,
-            None if data_type == DataType2::SortedSet => vec![Segment::Text(table.name.clone())],
+            None if data_type == StoreAs::SortedSet => vec![Segment::Text(table.name.clone())],
             None if !pk.is_empty() => {
                 let mut s = vec![Segment::Text(table.name.clone())];
                 for &k in &pk {
@@ -311,7 +311,7 @@ impl RedisConfig {
         };
         let mut key_cols = pattern_columns(&pattern);
         match data_type {
-            DataType2::SortedSet => {
+            StoreAs::SortedSet => {
                 let (Some(m), Some(s)) = (member, score) else {
                     return Err(table.error(
                         "'data-type' = 'sorted-set' needs 'member-column' (the member) and 'score-column' (a numeric column, its score)",
@@ -341,7 +341,7 @@ impl RedisConfig {
             sorted.sort_unstable();
             sorted.dedup();
             if sorted != key_cols {
-                let what = if data_type == DataType2::SortedSet {
+                let what = if data_type == StoreAs::SortedSet {
                     "the columns of 'key-pattern' and 'member-column'"
                 } else {
                     "the columns of 'key-pattern'"
@@ -354,7 +354,7 @@ impl RedisConfig {
                         .collect::<Vec<_>>()
                         .join(", "),
                     table.primary_key.join(", "),
-                    if data_type == DataType2::SortedSet {
+                    if data_type == StoreAs::SortedSet {
                         "member"
                     } else {
                         "key"
@@ -362,7 +362,7 @@ impl RedisConfig {
                 )));
             }
         }
-        if data_type == DataType2::Hash {
+        if data_type == StoreAs::Hash {
             if let Some(f) = table.schema.fields.iter().find(|f| f.data_type.is_nested()) {
                 return Err(table.error(format!(
                     "column `{}` of type {} cannot be a hash field; use 'data-type' = 'string' (the row as JSON)",

@@ -9,7 +9,7 @@
 //! (a key's updates are never reordered). With checkpoints, a checkpoint's changes and the
 //! writer's marker key are one transaction ([`TransactionalSink`]).
 
-use super::{redis_err, transient, DataType2, RedisConfig, Segment};
+use super::{redis_err, transient, RedisConfig, Segment, StoreAs};
 use ::redis as rs;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -169,11 +169,11 @@ impl RedisSink {
     fn op(&mut self, row: &Row, delete: bool) -> Op {
         let key = self.key(row);
         match (self.cfg.data_type, delete) {
-            (DataType2::SortedSet, true) => Op::Remove {
+            (StoreAs::SortedSet, true) => Op::Remove {
                 member: self.member(row),
                 key,
             },
-            (DataType2::SortedSet, false) => {
+            (StoreAs::SortedSet, false) => {
                 let score = match self.cfg.score.and_then(|c| row.values.get(c)) {
                     Some(Value::Int(i)) => *i as f64,
                     Some(Value::Float(f)) => *f,
@@ -199,12 +199,12 @@ impl RedisSink {
                 }
             }
             (_, true) => Op::Delete { key },
-            (DataType2::String, false) => {
+            (StoreAs::String, false) => {
                 let mut value = String::with_capacity(128);
                 self.json.write_object(row, &mut value);
                 Op::Text { key, value }
             }
-            (DataType2::Hash, false) => {
+            (StoreAs::Hash, false) => {
                 let (mut set, mut unset) = (Vec::new(), Vec::new());
                 for (c, (_, ty)) in self.cfg.columns.iter().enumerate() {
                     let v = row.values.get(c).copied().unwrap_or(Value::Null);
@@ -362,9 +362,9 @@ impl Sink for RedisSink {
             "redis[{}] {} (from `{}`)",
             self.cfg.display,
             match self.cfg.data_type {
-                DataType2::Hash => "hashes",
-                DataType2::String => "strings",
-                DataType2::SortedSet => "sorted sets",
+                StoreAs::Hash => "hashes",
+                StoreAs::String => "strings",
+                StoreAs::SortedSet => "sorted sets",
             },
             self.cfg.table
         )

@@ -368,10 +368,17 @@ pub fn validate_noting(
             let fmt = format::format(f).ok_or_else(|| {
                 table.error(format!(
                     "unknown format '{f}' (available: {})",
-                    format::FORMATS.join(", ")
+                    format::names()
                 ))
             })?;
             allowed.extend_from_slice(fmt);
+            if format::is_file_format(table) && conn.name() != "filesystem" {
+                return Err(table.error(format!(
+                    "format '{f}' is a file format, written and read by the filesystem connector; connector '{}' takes one of {}",
+                    conn.name(),
+                    format::record_format_names()
+                )));
+            }
         }
     }
     // Flink's json format writes a MAP as an object, whose keys are strings
@@ -438,6 +445,9 @@ pub fn validate_noting(
             conn.name(),
             list()
         )));
+    }
+    if conn.uses_format() && format::is_file_format(table) {
+        format::check(table)?;
     }
     if let Some(missing) = allowed
         .iter()

@@ -506,6 +506,31 @@ impl Encoder for CsvEncoder {
     }
 }
 
+/// The `csv` format in the registry.
+pub struct CsvFormat;
+
+/// The registry's `csv`.
+pub static CSV: CsvFormat = CsvFormat;
+
+impl super::Format for CsvFormat {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+    fn options(&self) -> &'static [crate::OptionSpec] {
+        super::CSV_OPTIONS
+    }
+    fn check(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        CsvDecoder::new(table)?;
+        CsvEncoder::new(table).map(drop)
+    }
+    fn decoder(&self, table: &TableSpec) -> Result<Box<dyn super::Decoder>, ConnectorError> {
+        Ok(Box::new(CsvDecoder::new(table)?))
+    }
+    fn encoder(&self, table: &TableSpec) -> Result<Box<dyn super::Encoder>, ConnectorError> {
+        Ok(Box::new(CsvEncoder::new(table)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

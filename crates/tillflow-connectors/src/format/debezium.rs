@@ -54,3 +54,30 @@ impl Encoder for DebeziumEncoder {
         true
     }
 }
+
+/// The `debezium-json` format in the registry (written only).
+pub struct DebeziumJsonFormat;
+
+/// The registry's `debezium-json`.
+pub static DEBEZIUM_JSON: DebeziumJsonFormat = DebeziumJsonFormat;
+
+impl super::Format for DebeziumJsonFormat {
+    fn name(&self) -> &'static str {
+        "debezium-json"
+    }
+    fn options(&self) -> &'static [crate::OptionSpec] {
+        super::DEBEZIUM_OPTIONS
+    }
+    fn check(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        DebeziumEncoder::new(table).map(drop)
+    }
+    fn decoder(&self, table: &TableSpec) -> Result<Box<dyn super::Decoder>, ConnectorError> {
+        Err(table.error("format 'debezium-json' can only be written by tillflow so far"))
+    }
+    fn encoder(&self, table: &TableSpec) -> Result<Box<dyn super::Encoder>, ConnectorError> {
+        Ok(Box::new(DebeziumEncoder::new(table)?))
+    }
+    fn accepts_changes(&self) -> bool {
+        true
+    }
+}

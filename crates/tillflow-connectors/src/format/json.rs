@@ -614,6 +614,31 @@ impl Encoder for JsonEncoder {
     }
 }
 
+/// The `json` format in the registry.
+pub struct JsonFormat;
+
+/// The registry's `json`.
+pub static JSON: JsonFormat = JsonFormat;
+
+impl super::Format for JsonFormat {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+    fn options(&self) -> &'static [crate::OptionSpec] {
+        super::JSON_OPTIONS
+    }
+    fn check(&self, table: &TableSpec) -> Result<(), ConnectorError> {
+        JsonDecoder::new(table)?;
+        JsonEncoder::new(table, "json").map(drop)
+    }
+    fn decoder(&self, table: &TableSpec) -> Result<Box<dyn super::Decoder>, ConnectorError> {
+        Ok(Box::new(JsonDecoder::new(table)?))
+    }
+    fn encoder(&self, table: &TableSpec) -> Result<Box<dyn super::Encoder>, ConnectorError> {
+        Ok(Box::new(JsonEncoder::new(table, "json")?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

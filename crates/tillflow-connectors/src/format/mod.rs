@@ -1,4 +1,11 @@
 //! Formats: bytes to rows (decoders) and rows to bytes (encoders), with Flink's option names.
+//!
+//! Every format is one [`Format`] in the [`REGISTRY`]: its name, its options, a check of their
+//! values without I/O, and what it can make — a [`Decoder`] / [`Encoder`] of one record (a line,
+//! a Kafka message) for the record formats, a [`FileFormat`] (a reader over a whole file, a
+//! writer of a whole part file) for the file formats such as Parquet. The filesystem connector
+//! writes every format through [`part_writer`]: a file format's own writer, or a record
+//! format's encoder behind the one line adapter ([`LineWriter`]).
 
 pub mod csv;
 pub mod debezium;
@@ -6,15 +13,98 @@ pub mod framing;
 pub mod json;
 pub mod json_nested;
 pub mod jsonscan;
+pub mod parquet;
 pub mod text;
 
 use crate::{opt, ConnectorError, OptionSpec, TableSpec};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use tillflow_types::Row;
 
-/// Names of every format.
-pub const FORMATS: &[&str] = &["json", "csv", "debezium-json"];
+/// One format: what the registry knows of it.
+pub trait Format: Sync {
+    /// The name `'format'` takes.
+    fn name(&self) -> &'static str;
+    /// The format's options (keys as written in `WITH`).
+    fn options(&self) -> &'static [OptionSpec];
+    /// Checks the option values and the columns the format must hold, without I/O.
+    fn check(&self, table: &TableSpec) -> Result<(), ConnectorError>;
+    /// A decoder of one record (a line, a message).
+    fn decoder(&self, table: &TableSpec) -> Result<Box<dyn Decoder>, ConnectorError>;
+    /// An encoder of one record.
+    fn encoder(&self, table: &TableSpec) -> Result<Box<dyn Encoder>, ConnectorError>;
+    /// Whether update and delete rows can be written.
+    fn accepts_changes(&self) -> bool {
+        false
+    }
+    /// The whole-file reader and writer of a file format (none for record formats).
+    fn file_format(&self) -> Option<&dyn FileFormat> {
+        None
+    }
+}
 
-const JSON_OPTIONS: &[OptionSpec] = &[
+/// A format whose unit is a whole file (Parquet): files only, not Kafka messages.
+pub trait FileFormat: Sync {
+    /// A writer of one part file into `out`.
+    fn writer(&self, table: &TableSpec, out: File) -> Result<Box<dyn PartWriter>, ConnectorError>;
+    /// A reader of the file at `path`, yielding rows of the table's physical columns.
+    fn reader(&self, table: &TableSpec, path: &Path)
+        -> Result<Box<dyn PartReader>, ConnectorError>;
+}
+
+/// Writes the rows of one part file.
+pub trait PartWriter: Send {
+    /// Appends a row.
+    fn write(&mut self, row: &Row) -> Result<(), String>;
+    /// Writes what is buffered out to the file (a file format may keep a row group until
+    /// [`PartWriter::finish`]).
+    fn flush(&mut self) -> std::io::Result<()>;
+    /// Completes the file (a Parquet footer) and returns it, flushed but not synced.
+    fn finish(self: Box<Self>) -> Result<File, String>;
+}
+
+/// Reads the rows of one file of a file format, in the file's order.
+pub trait PartReader: Send {
+    /// The next row into `row` (cleared by the caller); false at the end of the file.
+    fn next(&mut self, row: &mut Row) -> Result<bool, DecodeError>;
+    /// Rows returned so far.
+    fn position(&self) -> u64;
+}
+
+/// Every format tillflow reads or writes.
+pub static REGISTRY: &[&dyn Format] = &[
+    &json::JSON,
+    &csv::CSV,
+    &debezium::DEBEZIUM_JSON,
+    &parquet::PARQUET,
+];
+
+/// The format named `name`.
+pub fn lookup(name: &str) -> Option<&'static dyn Format> {
+    REGISTRY.iter().copied().find(|f| f.name() == name)
+}
+
+/// The names of every format, for messages.
+pub fn names() -> String {
+    REGISTRY
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The names of the record formats (those a Kafka message can hold), for messages.
+pub fn record_format_names() -> String {
+    REGISTRY
+        .iter()
+        .filter(|f| f.file_format().is_none())
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) const JSON_OPTIONS: &[OptionSpec] = &[
     opt("json.fail-on-missing-field"),
     opt("json.ignore-parse-errors"),
     opt("json.timestamp-format.standard"),
@@ -24,7 +114,7 @@ const JSON_OPTIONS: &[OptionSpec] = &[
     opt("json.encode.ignore-null-fields"),
 ];
 
-const CSV_OPTIONS: &[OptionSpec] = &[
+pub(crate) const CSV_OPTIONS: &[OptionSpec] = &[
     opt("csv.field-delimiter"),
     opt("csv.quote-character"),
     opt("csv.disable-quote-character"),
@@ -35,7 +125,7 @@ const CSV_OPTIONS: &[OptionSpec] = &[
     opt("csv.array-element-delimiter"),
 ];
 
-const DEBEZIUM_OPTIONS: &[OptionSpec] = &[
+pub(crate) const DEBEZIUM_OPTIONS: &[OptionSpec] = &[
     opt("debezium-json.schema-include"),
     opt("debezium-json.ignore-parse-errors"),
     opt("debezium-json.timestamp-format.standard"),
@@ -62,12 +152,14 @@ pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The options of a format, or `None` if there is no such format.
 pub fn format(name: &str) -> Option<&'static [OptionSpec]> {
-    match name {
-        "json" => Some(JSON_OPTIONS),
-        "csv" => Some(CSV_OPTIONS),
-        "debezium-json" => Some(DEBEZIUM_OPTIONS),
-        _ => None,
-    }
+    lookup(name).map(|f| f.options())
+}
+
+/// The format a table's `'format'` names (json when absent).
+fn of(table: &TableSpec) -> Result<&'static dyn Format, ConnectorError> {
+    let name = table.option("format").unwrap_or("json");
+    lookup(name)
+        .ok_or_else(|| table.error(format!("unknown format '{name}' (available: {})", names())))
 }
 
 /// Why a record could not be decoded.
@@ -118,27 +210,74 @@ pub trait Encoder: Send {
 
 /// The decoder the table's `'format'` names.
 pub fn decoder(table: &TableSpec) -> Result<Box<dyn Decoder>, ConnectorError> {
-    match table.option("format").unwrap_or("json") {
-        "json" => Ok(Box::new(json::JsonDecoder::new(table)?)),
-        "csv" => Ok(Box::new(csv::CsvDecoder::new(table)?)),
-        "debezium-json" => {
-            Err(table.error("format 'debezium-json' can only be written by tillflow so far"))
-        }
-        other => Err(table.error(format!("unknown format '{other}'"))),
-    }
+    of(table)?.decoder(table)
 }
 
 /// The encoder the table's `'format'` names.
 pub fn encoder(table: &TableSpec) -> Result<Box<dyn Encoder>, ConnectorError> {
-    match table.option("format").unwrap_or("json") {
-        "json" => Ok(Box::new(json::JsonEncoder::new(table, "json")?)),
-        "csv" => Ok(Box::new(csv::CsvEncoder::new(table)?)),
-        "debezium-json" => Ok(Box::new(debezium::DebeziumEncoder::new(table)?)),
-        other => Err(table.error(format!("unknown format '{other}'"))),
-    }
+    of(table)?.encoder(table)
 }
 
 /// Whether a table's format can encode update/delete rows.
 pub fn format_accepts_changes(table: &TableSpec) -> bool {
-    table.option("format") == Some("debezium-json")
+    of(table).is_ok_and(|f| f.accepts_changes())
+}
+
+/// Whether a table's format is a file format (read and written a whole file at a time).
+pub fn is_file_format(table: &TableSpec) -> bool {
+    of(table).is_ok_and(|f| f.file_format().is_some())
+}
+
+/// Checks the values of a table's format options (no I/O).
+pub fn check(table: &TableSpec) -> Result<(), ConnectorError> {
+    of(table)?.check(table)
+}
+
+/// A writer of one part file of the table's format into `out`: a file format's own, or the
+/// record format's encoder writing a line per row.
+pub fn part_writer(table: &TableSpec, out: File) -> Result<Box<dyn PartWriter>, ConnectorError> {
+    let f = of(table)?;
+    match f.file_format() {
+        Some(ff) => ff.writer(table, out),
+        None => Ok(Box::new(LineWriter {
+            out: BufWriter::with_capacity(1 << 16, out),
+            encoder: f.encoder(table)?,
+            buf: Vec::with_capacity(1 << 12),
+        })),
+    }
+}
+
+/// A reader of a whole file of the table's file format (`None` for a record format, whose files
+/// the filesystem source reads line by line).
+pub fn part_reader(
+    table: &TableSpec,
+    path: &Path,
+) -> Result<Option<Box<dyn PartReader>>, ConnectorError> {
+    match of(table)?.file_format() {
+        Some(ff) => ff.reader(table, path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The line adapter: a record format's encoder writing one line per row into a buffered file.
+pub struct LineWriter {
+    out: BufWriter<File>,
+    encoder: Box<dyn Encoder>,
+    buf: Vec<u8>,
+}
+
+impl PartWriter for LineWriter {
+    fn write(&mut self, row: &Row) -> Result<(), String> {
+        self.buf.clear();
+        self.encoder.encode(row, &mut self.buf)?;
+        self.out.write_all(&self.buf).map_err(|e| e.to_string())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    fn finish(self: Box<Self>) -> Result<File, String> {
+        self.out.into_inner().map_err(|e| e.error().to_string())
+    }
 }

@@ -292,17 +292,22 @@ pub fn layout(table: &TableSpec, upsert: bool) -> std::result::Result<Layout, Co
                 } else {
                     "format' (or 'value.format"
                 },
-                format::FORMATS.join(", ")
+                format::record_format_names()
             )))
         }
     };
     let known = |f: &str| {
-        format::format(f).ok_or_else(|| {
-            table.error(format!(
-                "unknown format '{f}' (available: {})",
-                format::FORMATS.join(", ")
-            ))
-        })
+        match format::lookup(f) {
+        Some(fmt) if fmt.file_format().is_some() => Err(table.error(format!(
+            "format '{f}' is a file format (the filesystem connector's); a Kafka message takes one of {}",
+            format::record_format_names()
+        ))),
+        Some(fmt) => Ok(fmt.options()),
+        None => Err(table.error(format!(
+            "unknown format '{f}' (available: {})",
+            format::record_format_names()
+        ))),
+    }
     };
     known(value_fmt)?;
     let col = |name: &str| {

@@ -4,15 +4,19 @@
 //! The source reads line by line into a reused buffer and decodes each line with the table's
 //! format. A malformed line stops the job with its file, line and field, unless the format's
 //! `ignore-parse-errors` is set (skipped and counted) or `'dead-letter.path'` is (written there
-//! with the reason, and counted).
+//! with the reason, and counted). A file format (Parquet) is read file by file by
+//! [`bulk::FileFormatSource`] and written a whole part file at a time through the format's
+//! [`format::PartWriter`].
+
+pub mod bulk;
 
 use crate::chunked::{Chunk, ChunkedReader};
 use crate::deadletter::DeadLetter;
 use crate::format::framing::{Framing, LineSpan, RecordScan, MAX_MULTILINE_RECORD};
-use crate::format::{self, Decoder, Encoder};
+use crate::format::{self, Decoder, PartWriter};
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use tillflow_runtime::operator::{
     ChunkOutput, ChunkWorkFactory, Poll, Sink, Source, SourceMetrics,
@@ -40,6 +44,9 @@ impl Connector for FileSystem {
         true
     }
     fn source(&self, table: &TableSpec) -> std::result::Result<Box<dyn Source>, ConnectorError> {
+        if format::is_file_format(table) {
+            return Ok(Box::new(bulk::FileFormatSource::new(table)?));
+        }
         Ok(Box::new(FileSource::new(table)?))
     }
     fn sink(&self, table: &TableSpec) -> std::result::Result<Box<dyn Sink>, ConnectorError> {
@@ -671,14 +678,17 @@ pub struct FileSink {
     table: String,
     target: PathBuf,
     in_progress: PathBuf,
-    out: BufWriter<File>,
-    encoder: Box<dyn Encoder>,
-    buf: Vec<u8>,
+    /// The in-progress part file's writer (taken at the end).
+    out: Option<Box<dyn PartWriter>>,
+    /// The table, to open a part file per checkpoint.
+    spec: TableSpec,
     rows: u64,
     /// The directory of part files (None: `sink.single-file`, which cannot be transactional).
     dir: Option<PathBuf>,
     /// Checkpoints committed as part files (exactly-once mode).
     committed_parts: u64,
+    /// Rows written into the start-up part file (not through checkpoints).
+    rows_in_start_file: u64,
 }
 
 fn part_id() -> String {
@@ -725,12 +735,12 @@ impl FileSink {
             table: table.name.clone(),
             target,
             in_progress,
-            out: BufWriter::with_capacity(1 << 16, f),
-            encoder: format::encoder(table)?,
-            buf: Vec::with_capacity(1 << 12),
+            out: Some(format::part_writer(table, f)?),
+            spec: table.clone(),
             rows: 0,
             dir,
             committed_parts: 0,
+            rows_in_start_file: 0,
         })
     }
 
@@ -784,20 +794,16 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
         let tmp = dir.join(format!(".{name}.inprogress"));
         let dest = dir.join(&name);
         let f = File::create(&tmp).map_err(|e| self.fail(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 16, f);
-        let mut buf = std::mem::take(&mut self.buf);
-        let written = rows.for_each(&mut |row| {
-            buf.clear();
-            self.encoder
-                .encode(row, &mut buf)
-                .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
-            out.write_all(&buf).map_err(|e| self.fail(&tmp, e))
-        });
-        self.buf = buf;
-        written?;
+        let mut out =
+            format::part_writer(&self.spec, f).map_err(|e| RuntimeError::Sink(e.to_string()))?;
+        let table = &self.table;
+        rows.for_each(&mut |row| {
+            out.write(row)
+                .map_err(|e| RuntimeError::Sink(format!("table `{table}`: {e}")))
+        })?;
         let f = out
-            .into_inner()
-            .map_err(|e| self.fail(&tmp, e.into_error()))?;
+            .finish()
+            .map_err(|e| RuntimeError::Sink(format!("table `{table}`: {}: {e}", tmp.display())))?;
         f.sync_all().map_err(|e| self.fail(&tmp, e))?;
         std::fs::rename(&tmp, &dest).map_err(|e| self.fail(&dest, e))?;
         self.rows += rows.len();
@@ -835,11 +841,13 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
-        self.buf.clear();
-        self.encoder
-            .encode(row, &mut self.buf)
-            .map_err(|e| RuntimeError::Sink(format!("table `{}`: {e}", self.table)))?;
-        self.out.write_all(&self.buf).map_err(|e| {
+        let Some(out) = self.out.as_mut() else {
+            return Err(RuntimeError::Sink(format!(
+                "table `{}`: a row after the part file was closed",
+                self.table
+            )));
+        };
+        out.write(row).map_err(|e| {
             RuntimeError::Sink(format!(
                 "table `{}`: {}: {e}",
                 self.table,
@@ -847,11 +855,15 @@ impl Sink for FileSink {
             ))
         })?;
         self.rows += 1;
+        self.rows_in_start_file += 1;
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        out.flush().map_err(|e| {
             RuntimeError::Sink(format!(
                 "table `{}`: {}: {e}",
                 self.table,
@@ -861,15 +873,22 @@ impl Sink for FileSink {
     }
 
     fn finish(&mut self) -> Result<()> {
-        let fail = |e: std::io::Error, p: &Path| {
+        let fail = |e: String, p: &Path| {
             RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
         };
-        self.out.flush().map_err(|e| fail(e, &self.in_progress))?;
-        if self.committed_parts > 0 && self.out.get_ref().metadata().is_ok_and(|m| m.len() == 0) {
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
+        let f = out.finish().map_err(|e| fail(e, &self.in_progress))?;
+        if self.committed_parts > 0 && self.rows_in_start_file == 0 {
             // exactly-once mode wrote part files per checkpoint: the start-up file stayed empty
-            return std::fs::remove_file(&self.in_progress).map_err(|e| fail(e, &self.in_progress));
+            drop(f);
+            return std::fs::remove_file(&self.in_progress)
+                .map_err(|e| fail(e.to_string(), &self.in_progress));
         }
-        std::fs::rename(&self.in_progress, &self.target).map_err(|e| fail(e, &self.target))?;
+        drop(f);
+        std::fs::rename(&self.in_progress, &self.target)
+            .map_err(|e| fail(e.to_string(), &self.target))?;
         Ok(())
     }
 

@@ -1,0 +1,126 @@
+"""Reads what tillflow wrote with independent readers and prints it canonically, one row a line.
+
+  canon.py json DIR        every JSON line of the visible files of DIR
+  canon.py parquet DIR     every row of the Parquet files of DIR, read by pyarrow
+  canon.py schema DIR      the pyarrow schema of the Parquet files of DIR
+  canon.py duckdb DIR SQL  DuckDB's answer to SQL over read_parquet(DIR/**), as `t`
+  canon.py write FILE      writes a Parquet file of many types with pyarrow (and prints its rows)
+
+Canonical values: timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff', dates ISO, decimals normalized,
+floats by repr, NULL as None; columns in order; rows sorted (a multiset: duplicates show).
+"""
+import datetime
+import decimal
+import glob
+import json
+import os
+import sys
+
+
+def visible(d):
+    out = []
+    for root, dirs, files in os.walk(d):
+        dirs[:] = [x for x in dirs if not x.startswith(('.', '_'))]
+        out += [os.path.join(root, f) for f in files if not f.startswith(('.', '_'))]
+    return sorted(out)
+
+
+def canon(v):
+    if v is None:
+        return 'None'
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, datetime.datetime):
+        return v.strftime('%Y-%m-%d %H:%M:%S.%f')
+    if isinstance(v, datetime.date):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        s = format(v.normalize(), 'f')
+        return '0' if s in ('-0', '0') else s
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def from_json(v, kind):
+    if v is None:
+        return None
+    if kind == 'ts':
+        date, _, frac = v.partition('.')
+        return datetime.datetime.strptime(date + '.' + (frac + '000000')[:6], '%Y-%m-%d %H:%M:%S.%f')
+    if kind == 'date':
+        return datetime.date.fromisoformat(v)
+    if kind == 'dec':
+        return decimal.Decimal(str(v))
+    if kind == 'float':
+        return float(v)
+    return v
+
+
+def main():
+    mode, path = sys.argv[1], sys.argv[2]
+    if mode == 'json':
+        # column kinds from argv[3]: name:kind,... (ts, date, dec, float, other)
+        kinds = dict(x.split(':') for x in sys.argv[3].split(',')) if len(sys.argv) > 3 else {}
+        rows = []
+        for f in visible(path):
+            for line in open(f):
+                if line.strip():
+                    o = json.loads(line, parse_float=decimal.Decimal)
+                    rows.append('|'.join(canon(from_json(v, kinds.get(k, 'float' if isinstance(v, decimal.Decimal) else ''))) for k, v in o.items()))
+    elif mode == 'parquet':
+        import numpy
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        rows = []
+        for f in visible(path):
+            t = pq.read_table(f)
+            # a FLOAT as its shortest 32-bit text, as tillflow and Flink print it
+            single = [pa.types.is_float32(c.type) for c in t.schema]
+            for r in t.to_pylist():
+                rows.append('|'.join(
+                    repr(float(str(numpy.float32(v)))) if s and v is not None else canon(v)
+                    for s, v in zip(single, r.values())))
+    elif mode == 'schema':
+        import pyarrow.parquet as pq
+        for f in visible(path)[:1]:
+            print(pq.read_schema(f).to_string(show_schema_metadata=False))
+        return
+    elif mode == 'duckdb':
+        import duckdb
+        con = duckdb.connect()
+        files = [f for f in visible(path)]
+        listed = ', '.join("'" + f.replace("'", "''") + "'" for f in files)
+        con.execute(f'CREATE VIEW t AS SELECT * FROM read_parquet([{listed}])')
+        for r in con.execute(sys.argv[3]).fetchall():
+            print('|'.join(canon(v) for v in r))
+        return
+    elif mode == 'write':
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        n = 1000
+        t = pa.table({
+            'ts_ms': pa.array([datetime.datetime(2024, 3, 1) + datetime.timedelta(milliseconds=7919 * i) if i % 11 else None for i in range(n)], pa.timestamp('ms')),
+            'ts_us': pa.array([datetime.datetime(1969, 12, 31, 23, 59, 59) + datetime.timedelta(microseconds=104729 * i) for i in range(n)], pa.timestamp('us')),
+            'ts_ns': pa.array([datetime.datetime(2024, 3, 1) + datetime.timedelta(microseconds=3 * i) for i in range(n)], pa.timestamp('ns')),
+            'ts_utc': pa.array([datetime.datetime(2024, 3, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=i) for i in range(n)], pa.timestamp('us', tz='UTC')),
+            'd': pa.array([datetime.date(2020, 1, 1) + datetime.timedelta(days=i - 500) for i in range(n)], pa.date32()),
+            'i8': pa.array([i % 256 - 128 for i in range(n)], pa.int8()),
+            'i16': pa.array([i * 31 - 15000 for i in range(n)], pa.int16()),
+            'i32': pa.array([i * 1000003 - 500000000 if i % 5 else None for i in range(n)], pa.int32()),
+            'i64': pa.array([i * 9876543210 - 4 * 10**12 for i in range(n)], pa.int64()),
+            'f32': pa.array([i / 8 for i in range(n)], pa.float32()),
+            'f64': pa.array([i * -0.001 for i in range(n)], pa.float64()),
+            'b': pa.array([i % 3 == 0 if i % 7 else None for i in range(n)], pa.bool_()),
+            's': pa.array([f'sku-{i}-ü' if i % 13 else None for i in range(n)], pa.string()),
+            'dec': pa.array([decimal.Decimal(i * 12345 - 6000000).scaleb(-2) for i in range(n)], pa.decimal128(12, 2)),
+        })
+        pq.write_table(t, path, row_group_size=300, compression='zstd')
+        for r in t.to_pylist():
+            print('|'.join(canon(v.replace(tzinfo=None) if isinstance(v, datetime.datetime) else v) for v in r.values()))
+        return
+    for r in sorted(rows):
+        print(r)
+
+
+main()

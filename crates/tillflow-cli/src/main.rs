@@ -101,6 +101,7 @@ fn generate_nexmark(a: &GenArgs) -> Result<(), String> {
         options,
         primary_key: vec![],
         metadata: vec![],
+        partition_keys: vec![],
     };
     let mut source =
         tillflow_connectors::nexmark::NexmarkSource::new(&table).map_err(|e| e.to_string())?;

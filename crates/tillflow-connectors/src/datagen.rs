@@ -309,6 +309,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

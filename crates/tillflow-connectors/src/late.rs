@@ -34,6 +34,7 @@ impl LateFile {
             options: Default::default(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         let local = crate::local_path(path).map_err(|m| ConnectorError::Io {
             path: path.to_owned(),

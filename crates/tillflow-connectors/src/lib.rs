@@ -74,6 +74,8 @@ pub struct TableSpec {
     /// Metadata columns read by the source, `(column, key)`: their values follow the physical
     /// columns in the source's rows.
     pub metadata: Vec<(String, String)>,
+    /// `PARTITIONED BY` columns (the filesystem connector writes a directory per value).
+    pub partition_keys: Vec<String>,
 }
 
 impl TableSpec {
@@ -449,6 +451,16 @@ pub fn validate_noting(
     if conn.uses_format() && format::is_file_format(table) {
         format::check(table)?;
     }
+    if !table.partition_keys.is_empty() && conn.name() != "filesystem" {
+        return Err(table.error(format!(
+            "PARTITIONED BY ({}): connector '{}' has no partitions; the filesystem connector writes a directory per partition value",
+            table.partition_keys.join(", "),
+            conn.name()
+        )));
+    }
+    if conn.name() == "filesystem" {
+        filesystem::sink::check(table)?;
+    }
     if let Some(missing) = allowed
         .iter()
         .find(|o| o.required && !table.options.contains_key(o.key))
@@ -499,6 +511,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

@@ -906,6 +906,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

@@ -251,6 +251,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         let mut sink = PrintSink {
             table: "p".into(),

@@ -575,6 +575,7 @@ mod tests {
             .collect(),
             primary_key: pk.iter().map(|s| s.to_string()).collect(),
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

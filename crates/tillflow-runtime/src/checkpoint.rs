@@ -1422,6 +1422,7 @@ impl Sink for EpochSink {
     }
 
     fn prepare_checkpoint(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        self.inner.on_barrier();
         let log = std::mem::take(&mut self.pending);
         log.write_to(out);
         self.prepared = Some(log);

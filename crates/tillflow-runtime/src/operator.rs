@@ -360,6 +360,9 @@ pub trait Sink: Send {
     fn watermark(&mut self, _wm: i64) -> Result<()> {
         Ok(())
     }
+    /// A checkpoint's barrier has passed: the rows and watermarks before it belong to that
+    /// checkpoint (a sink that commits by checkpoint notes where its watermark stood).
+    fn on_barrier(&mut self) {}
     /// Flushes and commits everything written (end of a bounded job).
     fn finish(&mut self) -> Result<()>;
     /// Makes everything written so far durable (buffers written, transactions committed), so

@@ -340,6 +340,7 @@ fn build_table(
             .iter()
             .map(|(n, k, _, _)| (n.clone(), k.clone()))
             .collect(),
+        partition_keys: ct.partition_keys.clone(),
     };
     for k in &ct.primary_key {
         if spec.schema.index_of(k).is_none() {

@@ -191,7 +191,18 @@ impl Cut {
                     .iter()
                     .map(|k| spec.schema.fields.iter().position(|f| f.name == *k))
                     .collect();
-                match pk.filter(|k| !k.is_empty() && self.keyed_shuffle) {
+                // a partitioned file table: each partition written by one worker (Flink's
+                // `sink.shuffle-by-partition.enable`), so the partition's commit follows all
+                // of its files
+                let partition: Option<Vec<usize>> = spec
+                    .partition_keys
+                    .iter()
+                    .map(|k| spec.schema.fields.iter().position(|f| f.name == *k))
+                    .collect();
+                let keys = partition
+                    .filter(|k| !k.is_empty())
+                    .or(pk.filter(|k| !k.is_empty() && self.keyed_shuffle));
+                match keys {
                     Some(keys) => self.sink_stage(spec, connector, self.parallelism, p, keys),
                     None => Tail::Sink { spec, connector },
                 }

@@ -226,6 +226,8 @@ pub struct CreateTable {
     pub column_comments: BTreeMap<String, String>,
     /// The table's `COMMENT '…'`.
     pub comment: Option<String>,
+    /// `PARTITIONED BY (…)` columns.
+    pub partition_keys: Vec<String>,
 }
 
 /// Replaces `${NAME}` with `vars[NAME]`, else the environment variable NAME.
@@ -1170,6 +1172,7 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
         if_not_exists,
         column_comments: BTreeMap::new(),
         comment: None,
+        partition_keys: Vec::new(),
     };
     if p.consume_token(&Token::LParen) {
         loop {
@@ -1287,16 +1290,7 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
             .map(ident_text)
             .collect();
         p.expect_token(&Token::RParen).map_err(e)?;
-        // Flink writes a directory per partition value and leaves the partition columns out of
-        // the files; ignoring the clause would write a flat directory with them in every row
-        return Err(SqlError::Parse {
-            line,
-            message: format!(
-                "CREATE TABLE {}: PARTITIONED BY ({}) is not supported yet: tillflow would write one flat directory with the partition columns in every row, where Flink writes a directory per partition value. Remove the clause to write an unpartitioned table",
-                t.name,
-                cols.join(", ")
-            ),
-        });
+        t.partition_keys = cols;
     }
     if p.parse_keyword(Keyword::WITH) {
         t.options = parse_options(p, line)?;
@@ -1411,16 +1405,15 @@ mod tests {
     }
 
     #[test]
-    fn partitioned_by_is_refused_naming_it() {
-        let e = parse_script(
-            "CREATE TABLE t (a INT, dt STRING) PARTITIONED BY (dt) WITH ('connector' = 'print');",
+    fn partitioned_by_keeps_its_columns() {
+        let stmts = parse_script(
+            "CREATE TABLE t (a INT, dt STRING, hr STRING) PARTITIONED BY (dt, `hr`) WITH ('connector' = 'filesystem');",
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.starts_with("line 1: CREATE TABLE t: PARTITIONED BY (dt) is not supported yet"),
-            "{e}"
-        );
+        .expect("parses");
+        let StmtKind::CreateTable(t) = &stmts[0].kind else {
+            panic!("{:?}", stmts[0].kind);
+        };
+        assert_eq!(t.partition_keys, ["dt", "hr"]);
     }
 
     #[test]

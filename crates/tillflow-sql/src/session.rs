@@ -332,6 +332,7 @@ impl Session {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         let connector = tillflow_connectors::validate(&spec)?;
         self.add_branch(rel, BranchEnd::Sink { spec, connector }, line);

@@ -4,6 +4,7 @@
   canon.py parquet DIR     every row of the Parquet files of DIR, read by pyarrow
   canon.py schema DIR      the pyarrow schema of the Parquet files of DIR
   canon.py duckdb DIR SQL  DuckDB's answer to SQL over read_parquet(DIR/**), as `t`
+  canon.py duckdb-hive DIR SQL  the same over DIR's Hive partition directories (values as text)
   canon.py write FILE      writes a Parquet file of many types with pyarrow (and prints its rows)
 
 Canonical values: timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff', dates ISO, decimals normalized,
@@ -95,6 +96,12 @@ def main():
         for r in con.execute(sys.argv[3]).fetchall():
             print('|'.join(canon(v) for v in r))
         return
+    elif mode == 'duckdb-hive':
+        import duckdb
+        con = duckdb.connect()
+        listed = ', '.join("'" + f.replace("'", "''") + "'" for f in visible(path))
+        con.execute(f'CREATE VIEW t AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, hive_types_autocast = false)')
+        rows = ['|'.join(canon(v) for v in r) for r in con.execute(sys.argv[3]).fetchall()]
     elif mode == 'write':
         import pyarrow as pa
         import pyarrow.parquet as pq

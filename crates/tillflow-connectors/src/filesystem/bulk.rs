@@ -6,6 +6,7 @@
 //! row once. A file the format cannot read (not Parquet, a damaged footer or page, a column of
 //! a type the table's cannot take) stops the job with the table, the file and the fault.
 
+use super::partition::{PartitionSpec, PartitionValues};
 use crate::format::{self, PartReader};
 use crate::{ConnectorError, TableSpec};
 use std::path::PathBuf;
@@ -24,6 +25,11 @@ pub struct FileFormatSource {
     metrics: SourceMetrics,
     total_bytes: u64,
     done_bytes: u64,
+    /// A partitioned table's partition columns, and their values for the current file.
+    partition: Option<(PartitionSpec, PartitionValues)>,
+    /// The table as the files see it (without partition columns).
+    data_spec: TableSpec,
+    scratch: Vec<tillflow_types::Value>,
 }
 
 impl FileFormatSource {
@@ -46,7 +52,15 @@ impl FileFormatSource {
             .filter_map(|f| std::fs::metadata(f).ok())
             .map(|m| m.len())
             .sum();
+        let partition = PartitionSpec::from_table(table)?;
+        let data_spec = match &partition {
+            Some(p) => p.data_table(table),
+            None => table.clone(),
+        };
         Ok(FileFormatSource {
+            partition: partition.map(|p| (p, PartitionValues::default())),
+            data_spec,
+            scratch: Vec::new(),
             spec: table.clone(),
             root,
             files,
@@ -66,7 +80,17 @@ impl FileFormatSource {
         let Some(path) = self.files.get(self.file) else {
             return Ok(false);
         };
-        let reader = format::part_reader(&self.spec, path)
+        if let Some((spec, values)) = self.partition.as_mut() {
+            let rel = path.strip_prefix(&self.root).unwrap_or(path);
+            *values = spec.values_of(rel).map_err(|m| {
+                RuntimeError::Source(format!(
+                    "table `{}`: {}: {m}",
+                    self.spec.name,
+                    path.display()
+                ))
+            })?;
+        }
+        let reader = format::part_reader(&self.data_spec, path)
             .map_err(|e| RuntimeError::Source(e.to_string()))?
             .ok_or_else(|| {
                 RuntimeError::State(format!(
@@ -114,6 +138,9 @@ impl Source for FileFormatSource {
             };
             match reader.next(row) {
                 Ok(true) => {
+                    if let Some((spec, values)) = self.partition.as_ref() {
+                        spec.fill(values, row, &mut self.scratch);
+                    }
                     self.metrics.records += 1;
                     return Ok(Poll::Record);
                 }
@@ -221,6 +248,7 @@ mod tests {
             .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

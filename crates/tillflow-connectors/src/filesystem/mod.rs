@@ -9,14 +9,18 @@
 //! [`format::PartWriter`].
 
 pub mod bulk;
+pub mod partition;
+pub mod sink;
+
+pub use sink::FileSink;
 
 use crate::chunked::{Chunk, ChunkedReader};
 use crate::deadletter::DeadLetter;
 use crate::format::framing::{Framing, LineSpan, RecordScan, MAX_MULTILINE_RECORD};
-use crate::format::{self, Decoder, PartWriter};
+use crate::format::{self, Decoder};
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use tillflow_runtime::operator::{
     ChunkOutput, ChunkWorkFactory, Poll, Sink, Source, SourceMetrics,
@@ -31,6 +35,21 @@ const OPTIONS: &[OptionSpec] = &[
     req("path"),
     opt("sink.single-file"),
     opt("source.path.regex-pattern"),
+    opt("partition.default-name"),
+    opt("sink.rolling-policy.file-size"),
+    opt("sink.rolling-policy.rollover-interval"),
+    opt("sink.rolling-policy.check-interval"),
+    opt("sink.rolling-policy.inactivity-interval"),
+    opt("sink.partition-commit.trigger"),
+    opt("sink.partition-commit.delay"),
+    opt("sink.partition-commit.policy.kind"),
+    opt("sink.partition-commit.success-file.name"),
+    opt("sink.partition-commit.watermark-time-zone"),
+    opt("partition.time-extractor.kind"),
+    opt("partition.time-extractor.timestamp-pattern"),
+    opt("partition.time-extractor.timestamp-formatter"),
+    opt("sink.shuffle-by-partition.enable"),
+    opt("auto-compaction"),
 ];
 
 impl Connector for FileSystem {
@@ -135,6 +154,9 @@ pub struct FileSource {
     chunk_nulled: u64,
     /// The work the decoding threads run over their chunks ([`Source::fuse`]).
     fused: Option<ChunkWorkFactory>,
+    /// A partitioned table's partition columns, and their values for the current file.
+    partition: Option<(partition::PartitionSpec, partition::PartitionValues)>,
+    scratch: Vec<tillflow_types::Value>,
 }
 
 impl FileSource {
@@ -156,7 +178,12 @@ impl FileSource {
             ),
             None => None,
         };
-        let mut decoder = format::decoder(table)?;
+        let partition = partition::PartitionSpec::from_table(table)?;
+        // the files hold the columns other than the partition keys
+        let mut decoder = match &partition {
+            Some(p) => format::decoder(&p.data_table(table))?,
+            None => format::decoder(table)?,
+        };
         decoder.set_strict(dead_letter.is_some());
         Ok(FileSource {
             framing: decoder.framing(),
@@ -183,6 +210,8 @@ impl FileSource {
             chunk_file: 0,
             chunk_nulled: 0,
             fused: None,
+            partition: partition.map(|p| (p, partition::PartitionValues::default())),
+            scratch: Vec::new(),
             total_bytes: files
                 .iter()
                 .filter_map(|f| std::fs::metadata(f).ok())
@@ -200,6 +229,12 @@ impl FileSource {
                 RuntimeError::Source(format!("table `{}`: {}: {e}", self.table, p.display()))
             })?;
             self.reader = Some(BufReader::with_capacity(1 << 16, f));
+            if let Some((spec, values)) = self.partition.as_mut() {
+                let rel = p.strip_prefix(&self.root).unwrap_or(&p);
+                *values = spec.values_of(rel).map_err(|m| {
+                    RuntimeError::Source(format!("table `{}`: {}: {m}", self.table, p.display()))
+                })?;
+            }
             self.current = p;
             self.line_no = 0;
             self.offset = 0;
@@ -412,7 +447,11 @@ impl Source for FileSource {
     }
 
     fn parallelize(&mut self, workers: usize) {
-        self.decode_threads = workers.max(1);
+        // a partitioned table's files are read on the job loop's thread (the partition values
+        // come from each file's path)
+        if self.partition.is_none() {
+            self.decode_threads = workers.max(1);
+        }
     }
 
     /// On several decoding threads, each runs the work over its chunks.
@@ -550,7 +589,11 @@ impl Source for FileSource {
                 None
             } else {
                 row.clear();
-                Some(self.decoder.decode(line, row))
+                let r = self.decoder.decode(line, row);
+                if let (Ok(()), Some((spec, values))) = (&r, self.partition.as_ref()) {
+                    spec.fill(values, row, &mut self.scratch);
+                }
+                Some(r)
             };
             // a malformed line is copied (it is rare) so that the read buffer can move on
             // before the source's one bad-record policy takes it
@@ -673,244 +716,6 @@ impl Source for FileSource {
     }
 }
 
-/// A sink writing a directory of part files (or one file).
-pub struct FileSink {
-    table: String,
-    target: PathBuf,
-    in_progress: PathBuf,
-    /// The in-progress part file's writer (taken at the end).
-    out: Option<Box<dyn PartWriter>>,
-    /// The table, to open a part file per checkpoint.
-    spec: TableSpec,
-    rows: u64,
-    /// The directory of part files (None: `sink.single-file`, which cannot be transactional).
-    dir: Option<PathBuf>,
-    /// Checkpoints committed as part files (exactly-once mode).
-    committed_parts: u64,
-    /// Rows written into the start-up part file (not through checkpoints).
-    rows_in_start_file: u64,
-}
-
-fn part_id() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    // one process may open several part files at once (a worker each)
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{:016x}-{:08x}-{n}", nanos as u64, std::process::id())
-}
-
-impl FileSink {
-    /// Creates the output directory (or file's parent) and opens an in-progress part file.
-    pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let path = crate::local_path(table.option("path").unwrap_or_default())
-            .map_err(|m| table.error(format!("option 'path': {m}")))?;
-        let single = table.bool_option("sink.single-file", false)?;
-        let dir = (!single).then(|| path.clone());
-        let (target, in_progress) = if single {
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(Path::to_path_buf);
-            if let Some(parent) = &parent {
-                std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-            }
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = parent
-                .unwrap_or_default()
-                .join(format!(".{name}.inprogress"));
-            (path.clone(), tmp)
-        } else {
-            std::fs::create_dir_all(&path).map_err(|e| io_err(&path, e))?;
-            let name = format!("part-{}-0-0", part_id());
-            (path.join(&name), path.join(format!(".{name}.inprogress")))
-        };
-        let f = File::create(&in_progress).map_err(|e| io_err(&in_progress, e))?;
-        Ok(FileSink {
-            table: table.name.clone(),
-            target,
-            in_progress,
-            out: Some(format::part_writer(table, f)?),
-            spec: table.clone(),
-            rows: 0,
-            dir,
-            committed_parts: 0,
-            rows_in_start_file: 0,
-        })
-    }
-
-    fn fail(&self, p: &Path, e: std::io::Error) -> RuntimeError {
-        RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
-    }
-
-    /// The marker file recording `writer`'s last committed checkpoint.
-    fn marker(dir: &Path, writer: &str) -> PathBuf {
-        let safe = tillflow_runtime::checkpoint::safe_job_name(writer);
-        dir.join(format!(".tillflow-{safe}.committed"))
-    }
-}
-
-/// With checkpoints (the directory form): each checkpoint's rows become one part file,
-/// `part-WRITER-RUN-CHECKPOINT`, written as an in-progress file, synced and renamed; then a
-/// marker file records the checkpoint. The part's name is fixed by the checkpoint, so committing
-/// it again after a crash replaces it rather than adding a copy.
-impl tillflow_runtime::operator::TransactionalSink for FileSink {
-    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
-        let Some(dir) = &self.dir else {
-            return Ok(None);
-        };
-        let m = FileSink::marker(dir, writer);
-        match std::fs::read_to_string(&m) {
-            Ok(text) => Ok(text
-                .trim()
-                .split_once(',')
-                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.fail(&m, e)),
-        }
-    }
-
-    fn commit_rows(
-        &mut self,
-        writer: &str,
-        run: u64,
-        checkpoint: u64,
-        rows: &tillflow_runtime::checkpoint::RowLog,
-    ) -> Result<()> {
-        let Some(dir) = self.dir.clone() else {
-            return Ok(());
-        };
-        self.committed_parts += 1;
-        if rows.is_empty() {
-            return self.write_marker(&dir, writer, run, checkpoint);
-        }
-        let safe = tillflow_runtime::checkpoint::safe_job_name(writer);
-        let name = format!("part-{safe}-{run:016x}-{checkpoint:06}");
-        let tmp = dir.join(format!(".{name}.inprogress"));
-        let dest = dir.join(&name);
-        let f = File::create(&tmp).map_err(|e| self.fail(&tmp, e))?;
-        let mut out =
-            format::part_writer(&self.spec, f).map_err(|e| RuntimeError::Sink(e.to_string()))?;
-        let table = &self.table;
-        rows.for_each(&mut |row| {
-            out.write(row)
-                .map_err(|e| RuntimeError::Sink(format!("table `{table}`: {e}")))
-        })?;
-        let f = out
-            .finish()
-            .map_err(|e| RuntimeError::Sink(format!("table `{table}`: {}: {e}", tmp.display())))?;
-        f.sync_all().map_err(|e| self.fail(&tmp, e))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| self.fail(&dest, e))?;
-        self.rows += rows.len();
-        self.write_marker(&dir, writer, run, checkpoint)
-    }
-}
-
-impl FileSink {
-    fn write_marker(&self, dir: &Path, writer: &str, run: u64, checkpoint: u64) -> Result<()> {
-        let m = FileSink::marker(dir, writer);
-        let tmp = m.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(format!("{run},{checkpoint}\n").as_bytes())?;
-            f.sync_all()
-        };
-        write().map_err(|e| self.fail(&tmp, e))?;
-        std::fs::rename(&tmp, &m).map_err(|e| self.fail(&m, e))?;
-        // the part's and the marker's renames survive a power loss
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.fail(dir, e))
-    }
-}
-
-impl Sink for FileSink {
-    fn describe(&self) -> String {
-        // the directory, not the part file (whose name differs per run), so a checkpoint's plan
-        // matches the restarted job's
-        format!(
-            "filesystem[{}] table `{}`",
-            self.dir.as_ref().unwrap_or(&self.target).display(),
-            self.table
-        )
-    }
-
-    fn write(&mut self, row: &Row) -> Result<()> {
-        let Some(out) = self.out.as_mut() else {
-            return Err(RuntimeError::Sink(format!(
-                "table `{}`: a row after the part file was closed",
-                self.table
-            )));
-        };
-        out.write(row).map_err(|e| {
-            RuntimeError::Sink(format!(
-                "table `{}`: {}: {e}",
-                self.table,
-                self.in_progress.display()
-            ))
-        })?;
-        self.rows += 1;
-        self.rows_in_start_file += 1;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
-        };
-        out.flush().map_err(|e| {
-            RuntimeError::Sink(format!(
-                "table `{}`: {}: {e}",
-                self.table,
-                self.in_progress.display()
-            ))
-        })
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        let fail = |e: String, p: &Path| {
-            RuntimeError::Sink(format!("table `{}`: {}: {e}", self.table, p.display()))
-        };
-        let Some(out) = self.out.take() else {
-            return Ok(());
-        };
-        let f = out.finish().map_err(|e| fail(e, &self.in_progress))?;
-        if self.committed_parts > 0 && self.rows_in_start_file == 0 {
-            // exactly-once mode wrote part files per checkpoint: the start-up file stayed empty
-            drop(f);
-            return std::fs::remove_file(&self.in_progress)
-                .map_err(|e| fail(e.to_string(), &self.in_progress));
-        }
-        drop(f);
-        std::fs::rename(&self.in_progress, &self.target)
-            .map_err(|e| fail(e.to_string(), &self.target))?;
-        Ok(())
-    }
-
-    fn rows_written(&self) -> u64 {
-        self.rows
-    }
-
-    fn checkpoint_obstacle(&self) -> Option<String> {
-        self.dir.is_none().then(|| {
-            "'sink.single-file' = 'true' writes its file once, at the end, so a restart would lose what the file held; with checkpoints write to a directory (part files, exactly-once)".to_owned()
-        })
-    }
-
-    fn transactional(&mut self) -> Option<&mut dyn tillflow_runtime::operator::TransactionalSink> {
-        if self.dir.is_some() {
-            Some(self)
-        } else {
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -930,6 +735,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         let read_all = |src: &mut FileSource| {
             let mut row = Row::default();
@@ -1213,6 +1019,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

@@ -548,6 +548,7 @@ mod tests {
             options: Default::default(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         let mut d = CsvDecoder::new(&t).unwrap();
         let mut row = Row::default();

@@ -659,6 +659,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

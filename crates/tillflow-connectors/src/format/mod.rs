@@ -60,6 +60,8 @@ pub trait PartWriter: Send {
     /// Writes what is buffered out to the file (a file format may keep a row group until
     /// [`PartWriter::finish`]).
     fn flush(&mut self) -> std::io::Result<()>;
+    /// About how many bytes the file holds so far (written and buffered), for rolling.
+    fn size(&self) -> u64;
     /// Completes the file (a Parquet footer) and returns it, flushed but not synced.
     fn finish(self: Box<Self>) -> Result<File, String>;
 }
@@ -243,6 +245,7 @@ pub fn part_writer(table: &TableSpec, out: File) -> Result<Box<dyn PartWriter>, 
             out: BufWriter::with_capacity(1 << 16, out),
             encoder: f.encoder(table)?,
             buf: Vec::with_capacity(1 << 12),
+            written: 0,
         })),
     }
 }
@@ -264,13 +267,19 @@ pub struct LineWriter {
     out: BufWriter<File>,
     encoder: Box<dyn Encoder>,
     buf: Vec<u8>,
+    written: u64,
 }
 
 impl PartWriter for LineWriter {
     fn write(&mut self, row: &Row) -> Result<(), String> {
         self.buf.clear();
         self.encoder.encode(row, &mut self.buf)?;
+        self.written += self.buf.len() as u64;
         self.out.write_all(&self.buf).map_err(|e| e.to_string())
+    }
+
+    fn size(&self) -> u64 {
+        self.written
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -628,6 +628,10 @@ impl PartWriter for ParquetWriter {
         Ok(())
     }
 
+    fn size(&self) -> u64 {
+        (self.writer.bytes_written() + self.buffered) as u64
+    }
+
     fn finish(mut self: Box<Self>) -> Result<File, String> {
         self.write_row_group()?;
         let table = self.table.clone();
@@ -1058,6 +1062,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

@@ -378,6 +378,7 @@ mod tests {
                 .collect(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         }
     }
 

@@ -133,6 +133,7 @@ impl RedisSink {
             options: Default::default(),
             primary_key: vec![],
             metadata: vec![],
+            partition_keys: vec![],
         };
         Ok(RedisSink {
             json: crate::format::json::JsonEncoder::new(&spec, "json")?,

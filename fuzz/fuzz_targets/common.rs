@@ -50,5 +50,6 @@ pub fn table(format: &str, extra: &[(&str, &str)]) -> TableSpec {
         options: options.into_iter().collect(),
         primary_key: vec![],
         metadata: vec![],
+        partition_keys: vec![],
     }
 }

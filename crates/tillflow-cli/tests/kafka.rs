@@ -228,39 +228,17 @@ INSERT INTO o SELECT * FROM t;"
     assert!(started.elapsed() < Duration::from_secs(40));
 }
 
-/// All messages of a topic, as (key, value) strings (`None` for a tombstone's value): read until
-/// nothing more comes for 1.5 s (the broker's end offsets are not reliable, ../shared/kafka).
+/// All messages of a topic, as (key, value) strings (`None` for a tombstone's value).
 fn read_all(b: &Broker, topic: &str, partitions: i32) -> Vec<(String, Option<String>)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    use rdkafka::{Offset, TopicPartitionList};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", b.addr())
-        .set("group.id", "reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let started = Instant::now();
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_millis(1500)
-        && started.elapsed() < Duration::from_secs(30)
-    {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            last = Instant::now();
-            out.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                m.payload().map(|p| String::from_utf8_lossy(p).into_owned()),
-            ));
-        }
-    }
-    out
+    common::read_topic(b, topic, partitions)
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            )
+        })
+        .collect()
 }
 
 #[test]

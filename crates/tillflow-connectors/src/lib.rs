@@ -374,7 +374,8 @@ pub fn validate_noting(
                 ))
             })?;
             allowed.extend_from_slice(fmt);
-            if format::is_file_format(table) && conn.name() != "filesystem" {
+            if format::lookup(f).is_some_and(|x| !x.holds_records()) && conn.name() != "filesystem"
+            {
                 return Err(table.error(format!(
                     "format '{f}' is a file format, written and read by the filesystem connector; connector '{}' takes one of {}",
                     conn.name(),

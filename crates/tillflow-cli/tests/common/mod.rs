@@ -336,3 +336,39 @@ impl Drop for Pg {
             .output();
     }
 }
+
+/// All messages of a topic as raw (key, value) bytes (`None` for a tombstone's value): read
+/// until nothing more comes for 1.5 s (the broker's end offsets are not reliable,
+/// ../shared/kafka).
+pub fn read_topic(b: &Broker, topic: &str, partitions: i32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.addr())
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_millis(1500)
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            last = Instant::now();
+            out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    out
+}

@@ -6,6 +6,12 @@
   canon.py duckdb DIR SQL  DuckDB's answer to SQL over read_parquet(DIR/**), as `t`
   canon.py duckdb-hive DIR SQL  the same over DIR's Hive partition directories (values as text)
   canon.py write FILE      writes a Parquet file of many types with pyarrow (and prints its rows)
+  canon.py avro DIR        every record of the Avro container files of DIR, read by fastavro
+  canon.py avro-schema DIR the writer schema of the first Avro file of DIR, as JSON
+  canon.py avro-datums DIR SCHEMA_FILE  each file of DIR one raw Avro datum (a Kafka message)
+                           of the writer schema in SCHEMA_FILE, read by fastavro
+  canon.py write-avro FILE writes an Avro file with fastavro (fields reordered, one the table
+                           lacks; logical types; NULLs) and prints its rows in the table's order
 
 Canonical values: timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff', dates ISO, decimals normalized,
 floats by repr, NULL as None; columns in order; rows sorted (a multiset: duplicates show).
@@ -58,6 +64,23 @@ def from_json(v, kind):
     return v
 
 
+def avro_row(record, schema):
+    """An Avro record's values; a 32-bit float as its shortest text, as tillflow prints it."""
+    import numpy
+    def is_float(t):
+        return t == 'float' or (isinstance(t, list) and 'float' in t)
+    floats = {f['name'] for f in schema['fields'] if is_float(f['type'])}
+    out = []
+    for k, v in record.items():
+        if isinstance(v, datetime.datetime):
+            v = v.replace(tzinfo=None)
+        if k in floats and v is not None:
+            out.append(repr(float(str(numpy.float32(v)))))
+        else:
+            out.append(canon(v))
+    return '|'.join(out)
+
+
 def main():
     mode, path = sys.argv[1], sys.argv[2]
     if mode == 'json':
@@ -102,6 +125,60 @@ def main():
         listed = ', '.join("'" + f.replace("'", "''") + "'" for f in visible(path))
         con.execute(f'CREATE VIEW t AS SELECT * FROM read_parquet([{listed}], hive_partitioning = true, hive_types_autocast = false)')
         rows = ['|'.join(canon(v) for v in r) for r in con.execute(sys.argv[3]).fetchall()]
+    elif mode == 'avro':
+        import fastavro
+        rows = []
+        for f in visible(path):
+            with open(f, 'rb') as fo:
+                reader = fastavro.reader(fo)
+                for r in reader:
+                    rows.append(avro_row(r, reader.writer_schema))
+    elif mode == 'avro-datums':
+        import fastavro
+        schema = fastavro.parse_schema(json.load(open(sys.argv[3])))
+        rows = []
+        for f in visible(path):
+            with open(f, 'rb') as fo:
+                r = fastavro.schemaless_reader(fo, schema)
+                if fo.read(1):
+                    raise SystemExit(f'{f}: bytes after the datum')
+                rows.append(avro_row(r, schema))
+    elif mode == 'avro-schema':
+        import fastavro
+        for f in visible(path)[:1]:
+            with open(f, 'rb') as fo:
+                print(json.dumps(fastavro.reader(fo).writer_schema, sort_keys=True))
+        return
+    elif mode == 'write-avro':
+        import fastavro
+        schema = {
+            'type': 'record', 'name': 'sale', 'fields': [
+                {'name': 'extra', 'type': 'string'},
+                {'name': 'qty', 'type': ['null', 'int']},
+                {'name': 'sku', 'type': 'string'},
+                {'name': 'ts', 'type': {'type': 'long', 'logicalType': 'timestamp-millis'}},
+                {'name': 'price', 'type': ['null', {'type': 'bytes', 'logicalType': 'decimal', 'precision': 10, 'scale': 2}]},
+                {'name': 'd', 'type': {'type': 'int', 'logicalType': 'date'}},
+                {'name': 'ratio', 'type': 'double'},
+                {'name': 'ok', 'type': 'boolean'},
+                {'name': 'big', 'type': 'long'},
+            ]}
+        recs = []
+        for i in range(500):
+            recs.append({
+                'extra': 'x' * (i % 5), 'qty': None if i % 9 == 0 else i % 7,
+                'sku': f'SKU-{i:04d}-é',
+                'ts': datetime.datetime(2024, 3, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(milliseconds=12345 * i),
+                'price': None if i % 11 == 0 else decimal.Decimal(i * 37 - 5000).scaleb(-2),
+                'd': datetime.date(2024, 1, 1) + datetime.timedelta(days=i),
+                'ratio': i / 3, 'ok': i % 2 == 0, 'big': i * 10**12,
+            })
+        with open(path, 'wb') as fo:
+            fastavro.writer(fo, fastavro.parse_schema(schema), recs, codec='deflate')
+        # the table's columns: sku, qty, ts, price, d, ratio, ok, big, missing
+        for r in recs:
+            print('|'.join(canon(v) for v in [r['sku'], r['qty'], r['ts'].replace(tzinfo=None), r['price'], r['d'], r['ratio'], r['ok'], r['big'], None]))
+        return
     elif mode == 'write':
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -7,6 +7,7 @@
 //! writes every format through [`part_writer`]: a file format's own writer, or a record
 //! format's encoder behind the one line adapter ([`LineWriter`]).
 
+pub mod avro;
 pub mod csv;
 pub mod debezium;
 pub mod framing;
@@ -41,6 +42,14 @@ pub trait Format: Sync {
     /// The whole-file reader and writer of a file format (none for record formats).
     fn file_format(&self) -> Option<&dyn FileFormat> {
         None
+    }
+    /// Whether a file format also encodes single records (Avro: a datum per Kafka message).
+    fn records_too(&self) -> bool {
+        false
+    }
+    /// Whether a Kafka message or a line can hold one record of this format.
+    fn holds_records(&self) -> bool {
+        self.file_format().is_none() || self.records_too()
     }
 }
 
@@ -80,6 +89,7 @@ pub static REGISTRY: &[&dyn Format] = &[
     &csv::CSV,
     &debezium::DEBEZIUM_JSON,
     &parquet::PARQUET,
+    &avro::AVRO,
 ];
 
 /// The format named `name`.
@@ -100,7 +110,7 @@ pub fn names() -> String {
 pub fn record_format_names() -> String {
     REGISTRY
         .iter()
-        .filter(|f| f.file_format().is_none())
+        .filter(|f| f.holds_records())
         .map(|f| f.name())
         .collect::<Vec<_>>()
         .join(", ")
@@ -208,6 +218,11 @@ pub trait Encoder: Send {
     fn encode(&mut self, row: &Row, out: &mut Vec<u8>) -> Result<(), String>;
     /// Whether update/delete rows can be encoded.
     fn accepts_changes(&self) -> bool;
+    /// Whether each encoding ends with a newline that a message leaves out (text formats); a
+    /// binary encoding (Avro) is taken whole.
+    fn delimited(&self) -> bool {
+        true
+    }
 }
 
 /// The decoder the table's `'format'` names.

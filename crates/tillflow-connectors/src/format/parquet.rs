@@ -785,7 +785,7 @@ impl ParquetReader {
             path: shown.clone(),
             source: e,
         })?;
-        let file = SerializedFileReader::new(f)
+        let file = guarded(|| SerializedFileReader::new(f).map_err(|e| e.to_string()))
             .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
         let descr = file.metadata().file_metadata().schema_descr_ptr();
         let cols = descr.columns();
@@ -842,25 +842,24 @@ impl ParquetReader {
 
     /// Decodes the next row group with rows; false when none is left.
     fn load_row_group(&mut self) -> Result<bool, DecodeError> {
-        let fail = |m: String| DecodeError {
+        guarded(|| self.load_row_group_unguarded()).map_err(|m| DecodeError {
             field: None,
             message: m,
-        };
+        })
+    }
+
+    fn load_row_group_unguarded(&mut self) -> Result<bool, String> {
         while self.row_group < self.file.num_row_groups() {
-            let rg = self
-                .file
-                .get_row_group(self.row_group)
-                .map_err(|e| fail(format!("row group {}: {e}", self.row_group)))?;
+            let at = self.row_group;
+            let fail = |e: parquet::errors::ParquetError| format!("row group {at}: {e}");
+            let rg = self.file.get_row_group(at).map_err(fail)?;
             let rows = rg.metadata().num_rows().max(0) as usize;
             for c in self.columns.iter_mut().flatten() {
-                let reader = rg
-                    .get_column_reader(c.index)
-                    .map_err(|e| fail(format!("row group {}: {e}", self.row_group)))?;
+                let reader = rg.get_column_reader(c.index).map_err(fail)?;
                 c.defs.clear();
                 c.next = 0;
                 c.next_value = 0;
-                c.data = read_column(reader, rows, c.max_def, &mut c.defs)
-                    .map_err(|e| fail(format!("row group {}: {e}", self.row_group)))?;
+                c.data = read_column(reader, rows, c.max_def, &mut c.defs).map_err(fail)?;
             }
             self.row_group += 1;
             if rows > 0 {
@@ -929,6 +928,22 @@ fn read_column(
             Decoded::Fixed(all::<FixedLenByteArrayType>(reader, rows, max_def, defs)?)
         }
     })
+}
+
+/// Runs `f`, turning a panic of the parquet crate (it asserts on some damaged metadata) into
+/// an error naming the damage.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unreadable".into());
+            Err(format!("the file is damaged ({why})"))
+        }
+    }
 }
 
 /// A big-endian two's complement integer of up to 16 bytes.
@@ -1282,5 +1297,38 @@ mod tests {
             e.contains("x.json") && e.contains("not a readable Parquet file"),
             "{e}"
         );
+    }
+
+    /// A damaged file (bytes overwritten anywhere, or cut short) is an error, never a crash.
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_crash() {
+        let (_, path) = round_trip(&[("parquet.block.size", "8192")], 400);
+        let good = std::fs::read(&path).expect("read");
+        let t = spec(all_types(), &[]);
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for case in 0..300 {
+            let mut bad = good.clone();
+            if case % 10 == 0 {
+                bad.truncate(next() % bad.len());
+            } else {
+                for _ in 0..1 + case % 4 {
+                    let at = next() % bad.len();
+                    bad[at] = next() as u8;
+                }
+            }
+            std::fs::write(&path, &bad).expect("write");
+            if let Ok(mut r) = PARQUET.reader(&t, &path) {
+                let mut row = Row::default();
+                while let Ok(true) = r.next(&mut row) {
+                    row.clear();
+                }
+            }
+        }
     }
 }

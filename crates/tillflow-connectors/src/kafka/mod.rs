@@ -298,7 +298,7 @@ pub fn layout(table: &TableSpec, upsert: bool) -> std::result::Result<Layout, Co
     };
     let known = |f: &str| {
         match format::lookup(f) {
-        Some(fmt) if fmt.file_format().is_some() => Err(table.error(format!(
+        Some(fmt) if !fmt.holds_records() => Err(table.error(format!(
             "format '{f}' is a file format (the filesystem connector's); a Kafka message takes one of {}",
             format::record_format_names()
         ))),
@@ -1815,7 +1815,7 @@ impl Sink for KafkaSink {
             self.scratch.kind = RowKind::Insert;
             enc.encode(&self.scratch, &mut self.kbuf)
                 .map_err(|e| fail(&self.table, e))?;
-            if self.kbuf.last() == Some(&b'\n') {
+            if enc.delimited() && self.kbuf.last() == Some(&b'\n') {
                 self.kbuf.pop();
             }
         }
@@ -1848,7 +1848,8 @@ impl Sink for KafkaSink {
             }
             .map_err(|e| fail(&self.table, e))?;
         }
-        let len = self.buf.len() - usize::from(self.buf.last() == Some(&b'\n'));
+        let len = self.buf.len()
+            - usize::from(self.encoder.delimited() && self.buf.last() == Some(&b'\n'));
         let partition = match self.partitioner {
             Partitioner::Default => None,
             Partitioner::Fixed => Some(0),

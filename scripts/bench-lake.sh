@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The data lake's figures (release build): N generated POS lines (default 5 M) from NDJSON into
+# Parquet (zstd) against the same into the JSON sink, timed as whole processes by farm-bench
+# (median of 3 runs, the two paired run for run), and the bytes each leaves on disk.
+#   scripts/bench-lake.sh [ROWS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
+cargo build --release --quiet -p tillflow-cli
+TF="$CARGO_TARGET_DIR/release/tillflow"
+ROWS="${1:-5000000}"
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+"$TF" gen pos_sales --rows "$ROWS" --seed 42 -o "$D/pos.ndjson"
+COLS="event_time TIMESTAMP(3), receipt_id STRING, store_id INT, register_id INT, sku STRING, category STRING, qty INT, unit_price DOUBLE, discount DOUBLE, customer_id STRING, channel STRING, payment STRING"
+job() { # format, extra options
+  cat > "$D/$1.sql" <<SQL
+CREATE TABLE pos ($COLS) WITH ('connector' = 'filesystem', 'path' = '$D/pos.ndjson', 'format' = 'json');
+CREATE TABLE out ($COLS) WITH ('connector' = 'filesystem', 'path' = '$D/out-$1', 'format' = '$1'$2);
+INSERT INTO out SELECT * FROM pos;
+SQL
+}
+job parquet ", 'parquet.compression' = 'ZSTD'"
+job json ""
+echo "input: $ROWS POS lines, $(du -sb "$D/pos.ndjson" | cut -f1) bytes of NDJSON"
+farm-bench -n 3 --timeout 900 \
+  --vs "sh -c 'rm -rf $D/out-json; exec $TF run --quiet --no-http $D/json.sql'" \
+  -- sh -c "rm -rf $D/out-parquet; exec $TF run --quiet --no-http $D/parquet.sql"
+echo "bytes on disk: parquet (zstd) $(du -sb "$D/out-parquet" | cut -f1), json $(du -sb "$D/out-json" | cut -f1)"

@@ -292,3 +292,45 @@ fn the_lake_example_lands_two_days_of_hourly_partitions() {
     assert_eq!(lines, all);
     assert!(all > 10_000, "{all} lines");
 }
+
+/// Without checkpoints a part file rolls when it has been open for the rollover interval: a
+/// paced four-second run with a one-second interval leaves several complete part files, which
+/// hold exactly the rows of a run that rolled nothing.
+#[test]
+fn part_files_roll_at_the_rollover_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = |out: &str, pacing: &str, roll: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '0';
+CREATE TABLE sales (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '3', 'duration' = '8h', 'pacing' = '{pacing}');
+CREATE TABLE out (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
+WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json'{roll});
+INSERT INTO out SELECT * FROM sales;",
+            dir.path().join(out).display()
+        )
+    };
+    let (ok, err) = common::tillflow(&script("whole", "max", ""), dir.path());
+    assert!(ok, "{err}");
+    let (ok, err) = common::tillflow(
+        &script(
+            "rolled",
+            "7200x",
+            ", 'sink.rolling-policy.rollover-interval' = '1 s'",
+        ),
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let parts = |d: &str| {
+        std::fs::read_dir(dir.path().join(d))
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+            .count()
+    };
+    assert_eq!(parts("whole"), 1);
+    assert!(parts("rolled") >= 3, "{} part files", parts("rolled"));
+    let want = common::lines(&dir.path().join("whole"));
+    assert!(want.len() > 100);
+    assert_eq!(common::lines(&dir.path().join("rolled")), want);
+}

@@ -3,8 +3,9 @@
 //!
 //! Without checkpoints a part file is open per partition (one for an unpartitioned table) and
 //! rolls — is completed (renamed from its hidden `.inprogress` name) and replaced — when it
-//! reaches `'sink.rolling-policy.file-size'` or has been open for
-//! `'sink.rolling-policy.rollover-interval'`; the rest complete at the end. With checkpoints
+//! reaches `'sink.rolling-policy.file-size'`, has been open for
+//! `'sink.rolling-policy.rollover-interval'` or has taken no row for
+//! `'sink.rolling-policy.inactivity-interval'`; the rest complete at the end. With checkpoints
 //! (exactly-once) each checkpoint's rows become part files named by the writer, run and
 //! checkpoint (a part per partition, more when one outgrows the file size), written hidden,
 //! synced and renamed, then a marker records the checkpoint: committing the same checkpoint
@@ -31,6 +32,8 @@ pub struct RollingPolicy {
     pub file_size: u64,
     /// `rollover-interval`: how long a part file may stay open.
     pub rollover: Duration,
+    /// `inactivity-interval`: how long a part file may go without a row.
+    pub inactivity: Duration,
 }
 
 impl RollingPolicy {
@@ -62,12 +65,14 @@ impl RollingPolicy {
             }
         };
         let rollover = duration("sink.rolling-policy.rollover-interval", 1_800_000_000)?;
-        // checked as Flink does; the sink looks at its parts after every row
+        // how often Flink looks at its parts: tillflow looks after every row and at every
+        // flush (at least once a second), so a part rolls no later than Flink's would
         duration("sink.rolling-policy.check-interval", 60_000_000)?;
-        duration("sink.rolling-policy.inactivity-interval", 1_800_000_000)?;
+        let inactivity = duration("sink.rolling-policy.inactivity-interval", 1_800_000_000)?;
         Ok(RollingPolicy {
             file_size,
             rollover,
+            inactivity,
         })
     }
 }
@@ -78,6 +83,8 @@ struct OpenPart {
     in_progress: PathBuf,
     target: PathBuf,
     opened: Instant,
+    /// When it last took a row.
+    written: Instant,
     rows: u64,
 }
 
@@ -258,6 +265,7 @@ impl FileSink {
                 in_progress,
                 target,
                 opened: Instant::now(),
+                written: Instant::now(),
                 rows: 0,
             },
         );
@@ -442,6 +450,7 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
                     in_progress: tmp,
                     target: pdir.join(n),
                     opened: Instant::now(),
+                    written: Instant::now(),
                     rows: 0,
                 };
                 open.insert(path.clone(), (part, 0));
@@ -473,6 +482,7 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
                         in_progress: tmp,
                         target: pdir.join(n),
                         opened: Instant::now(),
+                        written: Instant::now(),
                         rows: 0,
                     },
                 );
@@ -585,6 +595,7 @@ impl Sink for FileSink {
             ))
         })?;
         part.rows += 1;
+        part.written = Instant::now();
         self.rows += 1;
         if !single && (part.writer.size() >= file_size || part.opened.elapsed() >= rollover) {
             self.close(&key)?;
@@ -613,6 +624,26 @@ impl Sink for FileSink {
                     part.in_progress.display()
                 ))
             })?;
+        }
+        // parts open too long, or idle too long, roll (a partition's next row opens another)
+        if self.single.is_none() {
+            let policy = self.rolling;
+            let due: Vec<String> = self
+                .parts
+                .iter()
+                .filter(|(_, p)| {
+                    p.rows > 0
+                        && (p.opened.elapsed() >= policy.rollover
+                            || p.written.elapsed() >= policy.inactivity)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in due {
+                self.close(&k)?;
+                if self.partition.is_none() {
+                    self.open("")?;
+                }
+            }
         }
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! the decimal logical type, TINYINT/SMALLINT/INT → int, BIGINT → long, FLOAT, DOUBLE, DATE →
 //! int (date), TIME → int (time-millis), TIMESTAMP(p ≤ 3) → long (timestamp-millis; micros above
 //! 3), TIMESTAMP_LTZ the same; with `'avro.timestamp_mapping.legacy' = 'false'` a TIMESTAMP is a
-//! local-timestamp. Reading resolves the writer's schema (a file's own, or the table's for a
+//! local-timestamp; ROW → a nested record named `record_<column>`, ARRAY → array, MAP with string
+//! keys → map (fields, elements and values nullable unions). Reading resolves the writer's schema (a file's own, or the table's for a
 //! message) against the table's, so files other tools wrote with more, fewer or reordered fields
 //! read by name, and a missing nullable column is NULL.
 //!
@@ -100,7 +101,8 @@ impl AvroConfig {
 }
 
 /// The Avro type of a column, as JSON text.
-fn avro_type(ty: DataType, legacy: bool) -> Result<String, String> {
+fn avro_type(ty: DataType, legacy: bool, name: &str) -> Result<String, String> {
+    let nullable = |t: String| format!(r#"["null",{t}]"#);
     let ts = |p: u8, local: bool| {
         let unit = if p <= 3 { "millis" } else { "micros" };
         let kind = if local {
@@ -125,9 +127,32 @@ fn avro_type(ty: DataType, legacy: bool) -> Result<String, String> {
         DataType::Time(_) => r#"{"type":"int","logicalType":"time-millis"}"#.into(),
         DataType::Timestamp(p) => ts(p, !legacy),
         DataType::TimestampLtz(p) => ts(p, false),
+        DataType::Row(r) => {
+            let mut fields = Vec::new();
+            for (f, t) in &r.fields {
+                let inner = avro_type(*t, legacy, &format!("{name}_{f}"))?;
+                let n = serde_json::to_string(f).unwrap_or_default();
+                fields.push(format!(
+                    r#"{{"name":{n},"type":{},"default":null}}"#,
+                    nullable(inner)
+                ));
+            }
+            format!(
+                r#"{{"type":"record","name":"{name}","fields":[{}]}}"#,
+                fields.join(",")
+            )
+        }
+        DataType::Array(e) => format!(
+            r#"{{"type":"array","items":{}}}"#,
+            nullable(avro_type(*e, legacy, name)?)
+        ),
+        DataType::Map(DataType::String(_), v) => format!(
+            r#"{{"type":"map","values":{}}}"#,
+            nullable(avro_type(*v, legacy, name)?)
+        ),
         other => {
             return Err(format!(
-                "the avro format does not hold {other} columns yet (scalar types only)"
+                "the avro format does not hold {other} columns (a MAP's keys must be strings; MULTISET and intervals are not supported)"
             ))
         }
     })
@@ -137,7 +162,7 @@ fn avro_type(ty: DataType, legacy: bool) -> Result<String, String> {
 pub fn schema_json(table: &TableSpec, legacy: bool) -> Result<String, ConnectorError> {
     let mut fields = Vec::new();
     for f in &table.schema.fields {
-        let t = avro_type(f.data_type, legacy)
+        let t = avro_type(f.data_type, legacy, &format!("record_{}", f.name))
             .map_err(|m| table.error(format!("column `{}`: {m}", f.name)))?;
         let name = serde_json::to_string(&f.name).unwrap_or_default();
         fields.push(if f.nullable {
@@ -296,6 +321,9 @@ fn set_value(
         (Value::Int(i), _) => Avro::Int(narrow(i, ty) as i32),
         (Value::Float(f), DataType::Float) => Avro::Float(f as f32),
         (Value::Float(f), _) => Avro::Double(f),
+        (Value::Str(s), DataType::Row(_) | DataType::Array(_) | DataType::Map(..)) => {
+            nested_to_avro(Value::Str(s), ty, local, heap)?
+        }
         (Value::Str(s), DataType::Bytes) => {
             if let Avro::Bytes(b) = out {
                 b.clear();
@@ -337,6 +365,53 @@ fn set_value(
         (other, _) => return Err(format!("{other:?} does not fit {ty}")),
     };
     Ok(())
+}
+
+/// A nested value (ROW, ARRAY, MAP; its encoding in `heap`) as an Avro value, its fields and
+/// elements as nullable unions.
+fn nested_to_avro(v: Value, ty: DataType, local: bool, heap: &[u8]) -> Result<Avro, String> {
+    let slot = |v: Value, t: DataType| -> Result<Avro, String> {
+        if v.is_null() {
+            return Ok(Avro::Union(0, Box::new(Avro::Null)));
+        }
+        let mut out = Avro::Null;
+        set_value(&mut out, v, t, local, heap)?;
+        Ok(Avro::Union(1, Box::new(out)))
+    };
+    let Value::Str(span) = v else {
+        return Err(format!("{v:?} is not a {ty}"));
+    };
+    Ok(match ty {
+        DataType::Row(r) => Avro::Record(
+            r.fields
+                .iter()
+                .enumerate()
+                .map(|(i, (name, t))| {
+                    Ok((
+                        name.clone(),
+                        slot(tillflow_types::nested::row_field(heap, span, r, i), *t)?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        DataType::Array(e) => Avro::Array(
+            tillflow_types::nested::elements(heap, span, *e)
+                .map(|x| slot(x, *e))
+                .collect::<Result<_, String>>()?,
+        ),
+        DataType::Map(k, v) => Avro::Map(
+            tillflow_types::nested::map_entries(heap, span, *k, *v)
+                .map(|(key, val)| {
+                    let key = match key {
+                        Value::Str(s) => String::from_utf8_lossy(heap_bytes(heap, s)).into_owned(),
+                        other => format!("{other:?}"),
+                    };
+                    Ok((key, slot(val, *v)?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+        _ => return Err(format!("{ty} is not nested")),
+    })
 }
 
 /// One Avro datum per message (Kafka).
@@ -469,8 +544,60 @@ fn to_value(v: &Avro, ty: DataType, scale: u8, row: &mut Row) -> Result<Value, S
             Avro::TimestampNanos(t) | Avro::LocalTimestampNanos(t),
             DataType::Timestamp(_) | DataType::TimestampLtz(_),
         ) => Value::Timestamp(t.div_euclid(1000)),
+        (Avro::Record(fields), DataType::Row(r)) => {
+            // the fields first (their bytes go to the heap), then the ROW's encoding
+            let mut values = Vec::with_capacity(r.fields.len());
+            for (name, t) in &r.fields {
+                let v = fields
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .or_else(|| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
+                    .map(|(_, v)| v);
+                values.push(match v {
+                    None => Value::Null,
+                    Some(v) => to_value(v, *t, own_scale(*t), row)?,
+                });
+            }
+            Value::Str(tillflow_types::nested::push_row(&mut row.heap, &values, r))
+        }
+        (Avro::Array(items), DataType::Array(e)) => {
+            let mut values = Vec::with_capacity(items.len());
+            for x in items {
+                values.push(to_value(x, *e, own_scale(*e), row)?);
+            }
+            Value::Str(tillflow_types::nested::push_array(
+                &mut row.heap,
+                &values,
+                *e,
+            ))
+        }
+        (Avro::Map(entries), DataType::Map(_, vt)) => {
+            let mut pairs: Vec<(&String, Value)> = Vec::with_capacity(entries.len());
+            let mut keys: Vec<&String> = entries.keys().collect();
+            keys.sort();
+            for k in keys {
+                pairs.push((k, to_value(&entries[k], *vt, own_scale(*vt), row)?));
+            }
+            let off = row.heap.len();
+            row.heap
+                .extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+            for (k, v) in pairs {
+                tillflow_types::nested::push_bytes_payload(&mut row.heap, k.as_bytes());
+                tillflow_types::nested::push_slot(&mut row.heap, v, *vt);
+            }
+            Value::Str(tillflow_types::nested::span_from(&row.heap, off))
+        }
         _ => return Err(bad()),
     })
+}
+
+/// The scale a nested DECIMAL field is read with (its type's: a nested field's scale in the
+/// file is not tracked).
+fn own_scale(t: DataType) -> u8 {
+    match t {
+        DataType::Decimal(_, s) => s,
+        _ => 0,
+    }
 }
 
 fn be_i128(b: &[u8]) -> Option<i128> {
@@ -819,6 +946,113 @@ mod tests {
             }
             let mut row = Row::default();
             let _ = dec.decode(&msg, &mut row);
+        }
+    }
+
+    /// ROW, ARRAY (of scalars and of rows) and MAP columns come back as they went in, through a
+    /// datum and through a file; the derived schema names nested records as Flink does.
+    #[test]
+    fn nested_rows_arrays_and_maps_round_trip() {
+        use tillflow_types::nested::{push_array, push_row, push_slot, span_from};
+        let item = DataType::row(vec![
+            ("sku".into(), DataType::String(None)),
+            ("qty".into(), DataType::Int),
+            ("price".into(), DataType::Decimal(10, 2)),
+        ]);
+        let DataType::Row(item_type) = item else {
+            panic!("not a row")
+        };
+        let fields = vec![
+            Field::new("item", item),
+            Field::new("tags", DataType::array(DataType::String(None))),
+            Field::new("lines", DataType::array(item)),
+            Field::new(
+                "stock",
+                DataType::map(DataType::String(None), DataType::Int),
+            ),
+        ];
+        let t = table(fields.clone(), &[]);
+        let json = schema_json(&t, true).expect("schema");
+        assert!(json.contains(r#""name":"record_item""#), "{json}");
+        let make = |n: i64| {
+            let mut r = Row::default();
+            let a = r.intern(&format!("A-{n}"));
+            let first = push_row(
+                &mut r.heap,
+                &[
+                    Value::Str(a),
+                    Value::Int(n),
+                    Value::Decimal(n as i128 * 101),
+                ],
+                item_type,
+            );
+            let t1 = r.intern("x");
+            let t2 = r.intern("yé");
+            let tags = push_array(
+                &mut r.heap,
+                &[Value::Str(t1), Value::Null, Value::Str(t2)],
+                DataType::String(None),
+            );
+            let b = r.intern("B");
+            let second = push_row(
+                &mut r.heap,
+                &[Value::Str(b), Value::Null, Value::Null],
+                item_type,
+            );
+            let lines = push_array(&mut r.heap, &[Value::Str(first), Value::Str(second)], item);
+            let off = r.heap.len();
+            r.heap.extend_from_slice(&2u32.to_le_bytes());
+            for (k, v) in [("north", Value::Int(n)), ("south", Value::Null)] {
+                tillflow_types::nested::push_bytes_payload(&mut r.heap, k.as_bytes());
+                push_slot(&mut r.heap, v, DataType::Int);
+            }
+            let stock = span_from(&r.heap, off);
+            r.values = vec![
+                Value::Str(first),
+                if n % 4 == 0 {
+                    Value::Null
+                } else {
+                    Value::Str(tags)
+                },
+                Value::Str(lines),
+                Value::Str(stock),
+            ];
+            r
+        };
+        let bytes = |r: &Row| -> Vec<Vec<u8>> {
+            r.values
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => r.bytes(*s).to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        let mut enc = AVRO.encoder(&t).expect("encoder");
+        let mut dec = AVRO.decoder(&t).expect("decoder");
+        for n in 0..20 {
+            let want = make(n);
+            let mut buf = Vec::new();
+            enc.encode(&want, &mut buf).expect("encode");
+            let mut got = Row::default();
+            dec.decode(&buf, &mut got).expect("decode");
+            assert_eq!(bytes(&got), bytes(&want), "{n}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part");
+        let mut w = AVRO
+            .writer(&t, File::create(&path).expect("create"))
+            .expect("writer");
+        for n in 0..20 {
+            w.write(&make(n)).expect("write");
+        }
+        w.finish().expect("finish");
+        let mut r = AVRO.reader(&t, &path).expect("reader");
+        let mut got = Row::default();
+        for n in 0..20 {
+            got.clear();
+            assert!(r.next(&mut got).expect("next"));
+            assert_eq!(bytes(&got), bytes(&make(n)), "file row {n}");
         }
     }
 }

@@ -5,29 +5,10 @@
 //! fastavro decodes and tillflow reads back.
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
+use common::canon;
 use common::{tillflow, Broker, COLUMNS};
-
-fn canon(args: &[&str]) -> Vec<String> {
-    let o = Command::new("python3")
-        .arg(common::root().join("crates/tillflow-cli/tests/lake/canon.py"))
-        .args(args)
-        .output()
-        .expect("python3 (scripts/setup.sh installs fastavro)");
-    assert!(
-        o.status.success(),
-        "canon.py {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
-}
 
 fn run(script: &str, dir: &Path) {
     let (ok, err) = tillflow(script, dir);

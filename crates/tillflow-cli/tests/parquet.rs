@@ -7,26 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 mod common;
-
-/// `tests/lake/canon.py MODE ARGS…`: its stdout lines, sorted.
-fn canon(args: &[&str]) -> Vec<String> {
-    let o = Command::new("python3")
-        .arg(common::root().join("crates/tillflow-cli/tests/lake/canon.py"))
-        .args(args)
-        .output()
-        .expect("python3 (scripts/setup.sh installs pyarrow and duckdb)");
-    assert!(
-        o.status.success(),
-        "canon.py {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
-}
+use common::canon;
 
 fn run(script: &str, dir: &Path) {
     let (ok, err) = common::tillflow(script, dir);

@@ -8,25 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-
-fn canon(args: &[&str]) -> Vec<String> {
-    let o = Command::new("python3")
-        .arg(common::root().join("crates/tillflow-cli/tests/lake/canon.py"))
-        .args(args)
-        .output()
-        .expect("python3 (scripts/setup.sh installs pyarrow and duckdb)");
-    assert!(
-        o.status.success(),
-        "canon.py {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    lines.sort();
-    lines
-}
+use common::canon;
 
 /// Every directory under `dir` holding a file named `name`.
 fn dirs_with(dir: &Path, name: &str) -> Vec<PathBuf> {

@@ -372,3 +372,24 @@ pub fn read_topic(b: &Broker, topic: &str, partitions: i32) -> Vec<(Vec<u8>, Opt
     }
     out
 }
+
+/// `tests/lake/canon.py MODE ARGS…` (the data-lake tests' independent readers: pyarrow, DuckDB,
+/// fastavro): its stdout lines, sorted.
+pub fn canon(args: &[&str]) -> Vec<String> {
+    let o = Command::new("python3")
+        .arg(root().join("crates/tillflow-cli/tests/lake/canon.py"))
+        .args(args)
+        .output()
+        .expect("python3 (scripts/setup.sh installs pyarrow, duckdb and fastavro)");
+    assert!(
+        o.status.success(),
+        "canon.py {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}

@@ -35,23 +35,7 @@ pub struct FileFormatSource {
 impl FileFormatSource {
     /// Lists the files of the table's path (nothing is opened until the first poll).
     pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let root = crate::local_path(table.option("path").unwrap_or_default())
-            .map_err(|m| table.error(format!("option 'path': {m}")))?;
-        if !root.exists() {
-            return Err(table.error(format!(
-                "'path' = '{}' does not exist (the filesystem source reads a file or a directory)",
-                root.display()
-            )));
-        }
-        let files = super::list_files(&root).map_err(|e| ConnectorError::Io {
-            path: root.display().to_string(),
-            source: e,
-        })?;
-        let total_bytes = files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
+        let (root, files, total_bytes) = super::source_files(table)?;
         let partition = PartitionSpec::from_table(table)?;
         let data_spec = match &partition {
             Some(p) => p.data_table(table),

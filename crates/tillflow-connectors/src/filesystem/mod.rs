@@ -115,6 +115,28 @@ pub fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The table's source path (a file or a directory, which must exist), the files it names and
+/// their bytes in all.
+pub(crate) fn source_files(
+    table: &TableSpec,
+) -> std::result::Result<(PathBuf, Vec<PathBuf>, u64), ConnectorError> {
+    let path = crate::local_path(table.option("path").unwrap_or_default())
+        .map_err(|m| table.error(format!("option 'path': {m}")))?;
+    if !path.exists() {
+        return Err(table.error(format!(
+            "'path' = '{}' does not exist (the filesystem source reads a file or a directory)",
+            path.display()
+        )));
+    }
+    let files = list_files(&path).map_err(|e| io_err(&path, e))?;
+    let total = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok((path, files, total))
+}
+
 /// A bounded source over files.
 pub struct FileSource {
     table: String,
@@ -162,15 +184,7 @@ pub struct FileSource {
 impl FileSource {
     /// Opens the source described by the table's options.
     pub fn new(table: &TableSpec) -> std::result::Result<Self, ConnectorError> {
-        let path = crate::local_path(table.option("path").unwrap_or_default())
-            .map_err(|m| table.error(format!("option 'path': {m}")))?;
-        if !path.exists() {
-            return Err(table.error(format!(
-                "'path' = '{}' does not exist (the filesystem source reads a file or a directory)",
-                path.display()
-            )));
-        }
-        let files = list_files(&path).map_err(|e| io_err(&path, e))?;
+        let (path, files, total_bytes) = source_files(table)?;
         let dead_letter = match table.option("dead-letter.path") {
             Some(p) => Some(
                 DeadLetter::open(p)
@@ -212,11 +226,7 @@ impl FileSource {
             fused: None,
             partition: partition.map(|p| (p, partition::PartitionValues::default())),
             scratch: Vec::new(),
-            total_bytes: files
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| m.len())
-                .sum(),
+            total_bytes,
             files,
         })
     }

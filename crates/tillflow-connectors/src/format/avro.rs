@@ -916,27 +916,9 @@ mod tests {
         let mut datum = Vec::new();
         enc.encode(&row(7), &mut datum).expect("encode");
         let mut dec = AVRO.decoder(&t).expect("decoder");
-        let mut state = 11u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
-        for case in 0..300 {
-            let mut bad = good.clone();
-            let mut msg = datum.clone();
-            if case % 10 == 0 {
-                bad.truncate(next() % bad.len());
-                msg.truncate(next() % msg.len());
-            } else {
-                for _ in 0..1 + case % 4 {
-                    let at = next() % bad.len();
-                    bad[at] = next() as u8;
-                    let at = next() % msg.len();
-                    msg[at] = next() as u8;
-                }
-            }
+        let files = crate::format::damaged_copies(&good, 11, 300);
+        let messages = crate::format::damaged_copies(&datum, 13, 300);
+        for (bad, msg) in files.into_iter().zip(messages) {
             std::fs::write(&path, &bad).expect("write");
             if let Ok(mut r) = AVRO.reader(&t, &path) {
                 let mut row = Row::default();

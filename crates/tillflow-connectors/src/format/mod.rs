@@ -305,3 +305,32 @@ impl PartWriter for LineWriter {
         self.out.into_inner().map_err(|e| e.error().to_string())
     }
 }
+
+/// Damaged copies of `good` for the formats' tests: every tenth cut short, the others with one
+/// to four bytes overwritten, drawn from `seed`.
+#[cfg(test)]
+pub(crate) fn damaged_copies(good: &[u8], seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    (0..n)
+        .map(|case| {
+            let mut bad = good.to_vec();
+            if case % 10 == 0 {
+                bad.truncate(next() % good.len().max(1));
+            } else {
+                for _ in 0..1 + case % 4 {
+                    let at = next() % bad.len().max(1);
+                    if let Some(b) = bad.get_mut(at) {
+                        *b = next() as u8;
+                    }
+                }
+            }
+            bad
+        })
+        .collect()
+}

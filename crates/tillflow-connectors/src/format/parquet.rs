@@ -463,58 +463,67 @@ impl Column {
     /// Writes the buffered values into the row group's column writer.
     fn write_to(&mut self, w: &mut ColumnWriter<'_>) -> parquet::errors::Result<()> {
         let defs = self.nullable.then_some(self.defs.as_slice());
-        match &self.values {
+        match &mut self.values {
             Values::Bool(b) => get_typed_column_writer_mut::<BoolType>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::I32(b) => get_typed_column_writer_mut::<Int32Type>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::I64(b) => get_typed_column_writer_mut::<Int64Type>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::F32(b) => get_typed_column_writer_mut::<FloatType>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::F64(b) => get_typed_column_writer_mut::<DoubleType>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::I96(b) => get_typed_column_writer_mut::<Int96Type>(w)
-                .write_batch(b, defs, None)
+                .write_batch(b.as_slice(), defs, None)
                 .map(drop),
             Values::Bytes(data, ends) => {
-                // one shared buffer for the row group; each value a slice of it
-                let shared = bytes::Bytes::copy_from_slice(data);
-                let mut start = 0;
-                if let Layout::Fixed(_) = self.layout {
-                    let vals: Vec<FixedLenByteArray> = ends
-                        .iter()
-                        .map(|&e| {
-                            let v = ByteArray::from(shared.slice(start..e));
-                            start = e;
-                            FixedLenByteArray::from(v)
-                        })
-                        .collect();
-                    get_typed_column_writer_mut::<FixedLenByteArrayType>(w)
-                        .write_batch(&vals, defs, None)
-                        .map(drop)
+                // the row group's bytes become one shared buffer (moved, not copied); each value
+                // a slice of it, handed over a few thousand rows at a time
+                let shared = bytes::Bytes::from(std::mem::take(data));
+                let fixed = matches!(self.layout, Layout::Fixed(_));
+                let rows = if self.nullable {
+                    self.defs.len()
                 } else {
-                    let vals: Vec<ByteArray> = ends
-                        .iter()
-                        .map(|&e| {
-                            let v = ByteArray::from(shared.slice(start..e));
-                            start = e;
-                            v
-                        })
-                        .collect();
-                    get_typed_column_writer_mut::<ByteArrayType>(w)
-                        .write_batch(&vals, defs, None)
-                        .map(drop)
+                    ends.len()
+                };
+                let (mut row, mut value, mut start) = (0, 0, 0);
+                let mut bins: Vec<ByteArray> = Vec::with_capacity(CHUNK_ROWS);
+                let mut fixeds: Vec<FixedLenByteArray> = Vec::new();
+                while row < rows {
+                    let upto = (row + CHUNK_ROWS).min(rows);
+                    let defs = self.nullable.then(|| &self.defs[row..upto]);
+                    let present = defs.map_or(upto - row, |d| d.iter().filter(|x| **x > 0).count());
+                    bins.clear();
+                    for &e in &ends[value..value + present] {
+                        bins.push(ByteArray::from(shared.slice(start..e)));
+                        start = e;
+                    }
+                    value += present;
+                    if fixed {
+                        fixeds.clear();
+                        fixeds.extend(bins.drain(..).map(FixedLenByteArray::from));
+                        get_typed_column_writer_mut::<FixedLenByteArrayType>(w)
+                            .write_batch(&fixeds, defs, None)?;
+                    } else {
+                        get_typed_column_writer_mut::<ByteArrayType>(w)
+                            .write_batch(&bins, defs, None)?;
+                    }
+                    row = upto;
                 }
+                Ok(())
             }
         }
     }
 }
+
+/// Rows of a binary column handed to the column writer at a time.
+const CHUNK_ROWS: usize = 8192;
 
 /// Writes one Parquet part file.
 pub struct ParquetWriter {
@@ -1305,23 +1314,7 @@ mod tests {
         let (_, path) = round_trip(&[("parquet.block.size", "8192")], 400);
         let good = std::fs::read(&path).expect("read");
         let t = spec(all_types(), &[]);
-        let mut state = 7u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as usize
-        };
-        for case in 0..300 {
-            let mut bad = good.clone();
-            if case % 10 == 0 {
-                bad.truncate(next() % bad.len());
-            } else {
-                for _ in 0..1 + case % 4 {
-                    let at = next() % bad.len();
-                    bad[at] = next() as u8;
-                }
-            }
+        for bad in crate::format::damaged_copies(&good, 7, 300) {
             std::fs::write(&path, &bad).expect("write");
             if let Ok(mut r) = PARQUET.reader(&t, &path) {
                 let mut row = Row::default();

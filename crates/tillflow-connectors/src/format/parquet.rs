@@ -372,76 +372,81 @@ impl Column {
                 return Err("NULL in a NOT NULL column".into());
             }
             self.defs.push(0);
-            return Ok(1);
+            return Ok(2);
         }
-        if self.nullable {
+        // what the buffers hold: the value, its end offset (binary), its definition level
+        let level = if self.nullable {
             self.defs.push(1);
-        }
+            2
+        } else {
+            0
+        };
         let mismatch = || format!("value {v:?} does not fit the column's {}", self.data_type);
-        Ok(match (&mut self.values, v) {
-            (Values::Bool(b), Value::Bool(x)) => {
-                b.push(x);
-                1
-            }
-            (Values::I32(b), Value::Int(i)) => {
-                b.push(narrow(i, self.data_type) as i32);
-                4
-            }
-            (Values::I32(b), Value::Date(d)) => {
-                b.push(d);
-                4
-            }
-            (Values::I32(b), Value::Time(t)) => {
-                b.push(t.div_euclid(1000) as i32);
-                4
-            }
-            (Values::I64(b), Value::Int(i)) => {
-                b.push(i);
-                8
-            }
-            (Values::I64(b), Value::Timestamp(us)) => {
-                b.push(match self.layout {
-                    Layout::TimestampInt64(TimeUnitName::Millis) => us.div_euclid(1000),
-                    Layout::TimestampInt64(TimeUnitName::Nanos) => us.saturating_mul(1000),
-                    _ => us,
-                });
-                8
-            }
-            (Values::F32(b), Value::Float(f)) => {
-                b.push(f as f32);
-                4
-            }
-            (Values::F64(b), Value::Float(f)) => {
-                b.push(f);
-                8
-            }
-            (Values::I96(b), Value::Timestamp(us)) => {
-                let days = us.div_euclid(DAY_MICROS);
-                let nanos = (us.rem_euclid(DAY_MICROS) as u64) * 1000;
-                let mut x = Int96::new();
-                x.set_data(
-                    nanos as u32,
-                    (nanos >> 32) as u32,
-                    (days + JULIAN_EPOCH) as u32,
-                );
-                b.push(x);
-                12
-            }
-            (Values::Bytes(data, ends), Value::Str(s)) => {
-                data.extend_from_slice(heap_bytes(heap, s));
-                ends.push(data.len());
-                s.len as usize + 4
-            }
-            (Values::Bytes(data, ends), Value::Decimal(d)) => {
-                let Layout::Fixed(n) = self.layout else {
-                    return Err(mismatch());
-                };
-                data.extend_from_slice(&d.to_be_bytes()[16 - n..]);
-                ends.push(data.len());
-                n
-            }
-            _ => return Err(mismatch()),
-        })
+        Ok(level
+            + match (&mut self.values, v) {
+                (Values::Bool(b), Value::Bool(x)) => {
+                    b.push(x);
+                    1
+                }
+                (Values::I32(b), Value::Int(i)) => {
+                    b.push(narrow(i, self.data_type) as i32);
+                    4
+                }
+                (Values::I32(b), Value::Date(d)) => {
+                    b.push(d);
+                    4
+                }
+                (Values::I32(b), Value::Time(t)) => {
+                    b.push(t.div_euclid(1000) as i32);
+                    4
+                }
+                (Values::I64(b), Value::Int(i)) => {
+                    b.push(i);
+                    8
+                }
+                (Values::I64(b), Value::Timestamp(us)) => {
+                    b.push(match self.layout {
+                        Layout::TimestampInt64(TimeUnitName::Millis) => us.div_euclid(1000),
+                        Layout::TimestampInt64(TimeUnitName::Nanos) => us.saturating_mul(1000),
+                        _ => us,
+                    });
+                    8
+                }
+                (Values::F32(b), Value::Float(f)) => {
+                    b.push(f as f32);
+                    4
+                }
+                (Values::F64(b), Value::Float(f)) => {
+                    b.push(f);
+                    8
+                }
+                (Values::I96(b), Value::Timestamp(us)) => {
+                    let days = us.div_euclid(DAY_MICROS);
+                    let nanos = (us.rem_euclid(DAY_MICROS) as u64) * 1000;
+                    let mut x = Int96::new();
+                    x.set_data(
+                        nanos as u32,
+                        (nanos >> 32) as u32,
+                        (days + JULIAN_EPOCH) as u32,
+                    );
+                    b.push(x);
+                    12
+                }
+                (Values::Bytes(data, ends), Value::Str(s)) => {
+                    data.extend_from_slice(heap_bytes(heap, s));
+                    ends.push(data.len());
+                    s.len as usize + 8
+                }
+                (Values::Bytes(data, ends), Value::Decimal(d)) => {
+                    let Layout::Fixed(n) = self.layout else {
+                        return Err(mismatch());
+                    };
+                    data.extend_from_slice(&d.to_be_bytes()[16 - n..]);
+                    ends.push(data.len());
+                    n + 8
+                }
+                _ => return Err(mismatch()),
+            })
     }
 
     fn clear(&mut self) {

@@ -11,6 +11,7 @@
 //! into typed configs without I/O, so `validate` refuses bad values.
 
 use crate::{ConnectorError, TableSpec};
+use std::fmt::Write;
 use tillflow_types::temporal::{parse_date, parse_duration_micros, parse_timestamp};
 use tillflow_types::value::heap_bytes;
 use tillflow_types::{DataType, Row, Schema, Value};
@@ -116,14 +117,13 @@ impl PartitionSpec {
                 Value::Str(s) => {
                     escape_into(&String::from_utf8_lossy(heap_bytes(&row.heap, s)), out)
                 }
-                Value::Int(i) => out.push_str(&i.to_string()),
-                Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-                Value::Date(d) => {
-                    let mut s = String::new();
-                    tillflow_types::temporal::write_date_sql(&mut s, d);
-                    out.push_str(&s);
+                Value::Int(i) => {
+                    let _ = write!(out, "{i}");
                 }
-                other => out.push_str(&format!("{other:?}")),
+                Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+                Value::Date(d) => tillflow_types::temporal::write_date_sql(out, d),
+                // the partition column types are checked: nothing else reaches here
+                _ => {}
             }
             if out.len() == start {
                 out.push_str(&self.default_name);

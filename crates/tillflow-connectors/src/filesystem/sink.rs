@@ -88,6 +88,26 @@ struct OpenPart {
     rows: u64,
 }
 
+impl OpenPart {
+    /// Creates part file `name` in `dir` (as `.NAME.inprogress` until it is complete) with a
+    /// writer of `spec`'s format; errors name table `table` and the file.
+    fn create(dir: &Path, name: &str, spec: &TableSpec, table: &str) -> Result<OpenPart> {
+        let in_progress = dir.join(format!(".{name}.inprogress"));
+        let f = File::create(&in_progress).map_err(|e| {
+            RuntimeError::Sink(format!("table `{table}`: {}: {e}", in_progress.display()))
+        })?;
+        let writer = format::part_writer(spec, f).map_err(|e| RuntimeError::Sink(e.to_string()))?;
+        Ok(OpenPart {
+            writer,
+            in_progress,
+            target: dir.join(name),
+            opened: Instant::now(),
+            written: Instant::now(),
+            rows: 0,
+        })
+    }
+}
+
 /// A sink writing a directory of part files (or one file).
 pub struct FileSink {
     table: String,
@@ -224,19 +244,13 @@ impl FileSink {
 
     /// Opens a part file in partition directory `partition` ("" unpartitioned).
     fn open(&mut self, partition: &str) -> Result<()> {
-        let (target, in_progress) = match (&self.single, &self.dir) {
-            (Some(file), _) => {
-                let parent = file
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default();
-                let name = file
-                    .file_name()
+        let (dir, name) = match (&self.single, &self.dir) {
+            (Some(file), _) => (
+                file.parent().map(Path::to_path_buf).unwrap_or_default(),
+                file.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (file.clone(), parent.join(format!(".{name}.inprogress")))
-            }
+                    .unwrap_or_default(),
+            ),
             (None, Some(dir)) => {
                 let dir = if partition.is_empty() {
                     dir.clone()
@@ -244,31 +258,18 @@ impl FileSink {
                     dir.join(partition)
                 };
                 std::fs::create_dir_all(&dir).map_err(|e| self.fail(&dir, e))?;
-                let name = format!("part-{}-0-{}", self.id, self.opened_parts);
-                (dir.join(&name), dir.join(format!(".{name}.inprogress")))
+                (dir, format!("part-{}-0-{}", self.id, self.opened_parts))
             }
             (None, None) => return Err(RuntimeError::Sink("internal: no path".into())),
         };
         self.opened_parts += 1;
-        let f = File::create(&in_progress).map_err(|e| self.fail(&in_progress, e))?;
-        let writer = format::part_writer(&self.data_spec, f)
-            .map_err(|e| RuntimeError::Sink(e.to_string()))?;
+        let part = OpenPart::create(&dir, &name, &self.data_spec, &self.table)?;
         if !partition.is_empty() {
             self.pending
                 .entry(partition.to_owned())
                 .or_insert_with(now_micros);
         }
-        self.parts.insert(
-            partition.to_owned(),
-            OpenPart {
-                writer,
-                in_progress,
-                target,
-                opened: Instant::now(),
-                written: Instant::now(),
-                rows: 0,
-            },
-        );
+        self.parts.insert(partition.to_owned(), part);
         Ok(())
     }
 
@@ -332,6 +333,41 @@ impl FileSink {
                 }
             }
         }
+    }
+
+    /// Writes `row` (projected into `self.projected` for a partitioned table) into the part
+    /// file of partition `key`, opening it first and rolling it when full or old.
+    fn write_part(&mut self, key: &str, row: &Row) -> Result<()> {
+        if !self.parts.contains_key(key) {
+            self.open(key)?;
+        }
+        let Some(part) = self.parts.get_mut(key) else {
+            return Ok(());
+        };
+        let row = if self.partition.is_some() {
+            &self.projected
+        } else {
+            row
+        };
+        if let Err(e) = part.writer.write(row) {
+            return Err(RuntimeError::Sink(format!(
+                "table `{}`: {}: {e}",
+                self.table,
+                part.in_progress.display()
+            )));
+        }
+        part.rows += 1;
+        part.written = Instant::now();
+        self.rows += 1;
+        let due = part.writer.size() >= self.rolling.file_size
+            || part.opened.elapsed() >= self.rolling.rollover;
+        if due && self.single.is_none() {
+            self.close(key)?;
+            if self.partition.is_none() {
+                self.open("")?;
+            }
+        }
+        Ok(())
     }
 
     /// Commits the pending partitions the policy allows at watermark `wm` (the end of the
@@ -440,19 +476,7 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
             if !open.contains_key(path.as_str()) {
                 let pdir = dir.join(&path);
                 std::fs::create_dir_all(&pdir).map_err(|e| fail(&pdir, &e))?;
-                let n = name(0);
-                let tmp = pdir.join(format!(".{n}.inprogress"));
-                let f = File::create(&tmp).map_err(|e| fail(&tmp, &e))?;
-                let writer = format::part_writer(&data_spec, f)
-                    .map_err(|e| RuntimeError::Sink(e.to_string()))?;
-                let part = OpenPart {
-                    writer,
-                    in_progress: tmp,
-                    target: pdir.join(n),
-                    opened: Instant::now(),
-                    written: Instant::now(),
-                    rows: 0,
-                };
+                let part = OpenPart::create(&pdir, &name(0), &data_spec, &table)?;
                 open.insert(path.clone(), (part, 0));
             }
             let Some((part, k)) = open.get_mut(path.as_str()) else {
@@ -470,22 +494,8 @@ impl tillflow_runtime::operator::TransactionalSink for FileSink {
                     .parent()
                     .map(Path::to_path_buf)
                     .unwrap_or_default();
-                let n = name(*k);
-                let tmp = pdir.join(format!(".{n}.inprogress"));
-                let f = File::create(&tmp).map_err(|e| fail(&tmp, &e))?;
-                let writer = format::part_writer(&data_spec, f)
-                    .map_err(|e| RuntimeError::Sink(e.to_string()))?;
-                let full = std::mem::replace(
-                    part,
-                    OpenPart {
-                        writer,
-                        in_progress: tmp,
-                        target: pdir.join(n),
-                        opened: Instant::now(),
-                        written: Instant::now(),
-                        rows: 0,
-                    },
-                );
+                let next = OpenPart::create(&pdir, &name(*k), &data_spec, &table)?;
+                let full = std::mem::replace(part, next);
                 let f = full
                     .writer
                     .finish()
@@ -561,49 +571,16 @@ impl Sink for FileSink {
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
-        let key = match &self.partition {
-            Some(spec) => {
-                spec.path_of(row, &mut self.path_buf);
-                spec.project(row, &mut self.projected);
-                self.path_buf.as_str()
-            }
-            None => "",
-        };
-        if !self.parts.contains_key(key) {
-            let k = key.to_owned();
-            self.open(&k)?;
+        // the partition's directory, in a buffer kept across rows (no allocation per row)
+        let mut key = std::mem::take(&mut self.path_buf);
+        key.clear();
+        if let Some(spec) = &self.partition {
+            spec.path_of(row, &mut key);
+            spec.project(row, &mut self.projected);
         }
-        let key = match &self.partition {
-            Some(_) => self.path_buf.clone(),
-            None => String::new(),
-        };
-        let single = self.single.is_some();
-        let (file_size, rollover) = (self.rolling.file_size, self.rolling.rollover);
-        let table = self.table.clone();
-        let Some(part) = self.parts.get_mut(&key) else {
-            return Ok(());
-        };
-        let row = if self.partition.is_some() {
-            &self.projected
-        } else {
-            row
-        };
-        part.writer.write(row).map_err(|e| {
-            RuntimeError::Sink(format!(
-                "table `{table}`: {}: {e}",
-                part.in_progress.display()
-            ))
-        })?;
-        part.rows += 1;
-        part.written = Instant::now();
-        self.rows += 1;
-        if !single && (part.writer.size() >= file_size || part.opened.elapsed() >= rollover) {
-            self.close(&key)?;
-            if self.partition.is_none() {
-                self.open("")?;
-            }
-        }
-        Ok(())
+        let written = self.write_part(&key, row);
+        self.path_buf = key;
+        written
     }
 
     fn watermark(&mut self, wm: i64) -> Result<()> {

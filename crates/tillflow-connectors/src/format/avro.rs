@@ -527,7 +527,7 @@ fn to_value(v: &Avro, ty: DataType, scale: u8, row: &mut Row) -> Result<Value, S
         }
         (Avro::Decimal(d), DataType::Decimal(_, s)) => {
             let bytes: Vec<u8> = d.try_into().map_err(|_| bad())?;
-            Value::Decimal(rescale(be_i128(&bytes).ok_or_else(bad)?, scale, s))
+            Value::Decimal(rescale(super::be_i128(&bytes).ok_or_else(bad)?, scale, s))
         }
         (Avro::Date(d), DataType::Date) => Value::Date(*d),
         (Avro::TimeMillis(t), DataType::Time(_)) => Value::Time(*t as i64 * 1000),
@@ -598,19 +598,6 @@ fn own_scale(t: DataType) -> u8 {
         DataType::Decimal(_, s) => s,
         _ => 0,
     }
-}
-
-fn be_i128(b: &[u8]) -> Option<i128> {
-    if b.len() > 16 {
-        return None;
-    }
-    if b.is_empty() {
-        return Some(0);
-    }
-    let fill = if b[0] & 0x80 != 0 { 0xff } else { 0 };
-    let mut buf = [fill; 16];
-    buf[16 - b.len()..].copy_from_slice(b);
-    Some(i128::from_be_bytes(buf))
 }
 
 /// Writes an Avro object container file.

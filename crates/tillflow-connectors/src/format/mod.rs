@@ -174,6 +174,22 @@ fn of(table: &TableSpec) -> Result<&'static dyn Format, ConnectorError> {
         .ok_or_else(|| table.error(format!("unknown format '{name}' (available: {})", names())))
 }
 
+/// A big-endian two's complement integer of up to 16 bytes (a decimal's unscaled value as
+/// Parquet and Avro store it; no bytes is 0).
+pub(crate) fn be_i128(b: &[u8]) -> Option<i128> {
+    if b.len() > 16 {
+        return None;
+    }
+    let fill = if b.first().is_some_and(|x| x & 0x80 != 0) {
+        0xff
+    } else {
+        0
+    };
+    let mut buf = [fill; 16];
+    buf[16 - b.len()..].copy_from_slice(b);
+    Some(i128::from_be_bytes(buf))
+}
+
 /// Why a record could not be decoded.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodeError {

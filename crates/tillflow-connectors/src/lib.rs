@@ -4,7 +4,7 @@
 //! bytes into rows and back. This crate owns the registry of both, the validation of options (an
 //! unknown or missing option is an error that names it and lists the valid ones), and the handling
 //! of malformed input (fail with the place of the fault, skip and count, or dead-letter).
-//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`postgres_cdc`], [`redis`], [`sqlite`], [`print`], [`blackhole`],
+//! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`postgres_cdc`], [`redis`], [`iceberg`], [`sqlite`], [`print`], [`blackhole`],
 //! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
 pub mod blackhole;
@@ -13,6 +13,7 @@ pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;
 pub mod format;
+pub mod iceberg;
 pub mod kafka;
 pub mod late;
 pub mod nexmark;
@@ -243,6 +244,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &postgres::Jdbc,
         &postgres::Postgres,
         &redis::Redis,
+        &iceberg::Iceberg,
         &postgres_cdc::PostgresCdc,
     ]
 }
@@ -355,6 +357,9 @@ pub fn validate_noting(
     if conn.name() == "redis" {
         redis::RedisConfig::from_table(table)?;
     }
+    if conn.name() == "iceberg" {
+        iceberg::IcebergConfig::from_table(table)?;
+    }
     if conn.name() == "postgres-cdc" {
         postgres_cdc::CdcConfig::from_table(table)?;
     }
@@ -451,6 +456,12 @@ pub fn validate_noting(
     }
     if conn.uses_format() && format::is_file_format(table) {
         format::check(table)?;
+    }
+    if !table.partition_keys.is_empty() && conn.name() == "iceberg" {
+        return Err(table.error(format!(
+            "PARTITIONED BY ({}): partitioned Iceberg tables are not supported yet; tillflow writes unpartitioned Iceberg tables (or write a partitioned filesystem table)",
+            table.partition_keys.join(", ")
+        )));
     }
     if !table.partition_keys.is_empty() && conn.name() != "filesystem" {
         return Err(table.error(format!(

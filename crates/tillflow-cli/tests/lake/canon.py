@@ -10,6 +10,14 @@
   canon.py avro-schema DIR the writer schema of the first Avro file of DIR, as JSON
   canon.py avro-datums DIR SCHEMA_FILE  each file of DIR one raw Avro datum (a Kafka message)
                            of the writer schema in SCHEMA_FILE, read by fastavro
+  canon.py iceberg SOURCE   every row of an Iceberg table's current snapshot, read by pyiceberg
+                           (pyarrow reads the files; equality deletes merged as the spec says:
+                           a delete hides rows of files with a lower data sequence number)
+  canon.py iceberg-snapshots SOURCE  one line a snapshot, oldest first: operation, the
+                           tillflow.checkpoint of its summary, added-records, added-equality-deletes
+  canon.py iceberg-schema SOURCE  the table's fields: id, name, type, required; identifier ids
+      SOURCE: sql:DB_FILE:CATALOG:NS.TABLE (pyiceberg's SqlCatalog over SQLite),
+              hadoop:TABLE_DIR (metadata/version-hint.text), or file:METADATA_JSON
   canon.py write-avro FILE writes an Avro file with fastavro (fields reordered, one the table
                            lacks; logical types; NULLs) and prints its rows in the table's order
 
@@ -81,8 +89,78 @@ def avro_row(record, schema):
     return '|'.join(out)
 
 
+def iceberg_table(source):
+    kind, _, rest = source.partition(':')
+    if kind == 'sql':
+        from pyiceberg.catalog.sql import SqlCatalog
+        db, catalog, ident = rest.split(':')
+        return SqlCatalog(catalog, uri=f'sqlite:///{db}', init_catalog_tables='false').load_table(ident)
+    from pyiceberg.table import StaticTable
+    if kind == 'hadoop':
+        v = open(os.path.join(rest, 'metadata', 'version-hint.text')).read().strip()
+        return StaticTable.from_metadata(os.path.join(rest, 'metadata', f'v{v}.metadata.json'))
+    return StaticTable.from_metadata(source)
+
+
+def iceberg_rows(table):
+    """The current snapshot's rows: pyiceberg lists the live files of its manifests (their
+    content, sequence numbers and equality field ids); pyarrow reads each file."""
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import DataFileContent
+    snap = table.current_snapshot()
+    if snap is None:
+        return []
+    io = table.io
+    data, deletes = [], []
+    for m in snap.manifests(io):
+        for e in m.fetch_manifest_entry(io, discard_deleted=True):
+            f = e.data_file
+            local = f.file_path.removeprefix('file://')
+            if f.content == DataFileContent.DATA:
+                data.append((e.sequence_number, local))
+            elif f.content == DataFileContent.EQUALITY_DELETES:
+                deletes.append((e.sequence_number, local, list(f.equality_ids)))
+            else:
+                raise SystemExit(f'unexpected {f.content} file {f.file_path}')
+    if not deletes:
+        # no deletes: pyiceberg's own scan
+        return [list(r.values()) for r in table.scan().to_arrow().to_pylist()]
+    schema = table.schema()
+    names = [f.name for f in schema.fields]
+    rows = []
+    dels = []
+    for seq, path, ids in deletes:
+        cols = [schema.find_field(i).name for i in ids]
+        keys = set(tuple(r[c] for c in cols) for r in pq.read_table(path).to_pylist())
+        dels.append((seq, cols, keys))
+    for seq, path in data:
+        for r in pq.read_table(path).to_pylist():
+            if any(dseq > seq and tuple(r[c] for c in cols) in keys for dseq, cols, keys in dels):
+                continue
+            rows.append([r[n] for n in names])
+    return rows
+
+
 def main():
     mode, path = sys.argv[1], sys.argv[2]
+    if mode == 'iceberg':
+        rows = ['|'.join(canon(v) for v in r) for r in iceberg_rows(iceberg_table(path))]
+        for r in sorted(rows):
+            print(r)
+        return
+    if mode == 'iceberg-snapshots':
+        t = iceberg_table(path)
+        for s in sorted(t.metadata.snapshots, key=lambda s: s.sequence_number):
+            p = s.summary.additional_properties if s.summary else {}
+            print(s.summary.operation.value, p.get('tillflow.checkpoint', '-'), p.get('added-records', '0'), p.get('added-equality-deletes', '0'))
+        return
+    if mode == 'iceberg-schema':
+        t = iceberg_table(path)
+        sch = t.schema()
+        for f in sch.fields:
+            print(f.field_id, f.name, f.field_type, f.required)
+        print('identifier', sorted(sch.identifier_field_ids))
+        return
     if mode == 'json':
         # column kinds from argv[3]: name:kind,... (ts, date, dec, float, other)
         kinds = dict(x.split(':') for x in sys.argv[3].split(',')) if len(sys.argv) > 3 else {}

@@ -281,19 +281,30 @@ fn schema(
             .map_err(|m| table.error(format!("column `{}`: {m}", f.name)))?;
         let (physical, logical): (Physical, Option<LogicalType>) = match (layout, f.data_type) {
             (Layout::Bool, _) => (Physical::BOOLEAN, None),
-            (Layout::Int32, DataType::TinyInt) => {
-                (Physical::INT32, Some(LogicalType::integer(8, true)))
-            }
-            (Layout::Int32, DataType::SmallInt) => {
-                (Physical::INT32, Some(LogicalType::integer(16, true)))
-            }
+            (Layout::Int32, DataType::TinyInt) => (
+                Physical::INT32,
+                Some(LogicalType::Integer {
+                    bit_width: 8,
+                    is_signed: true,
+                }),
+            ),
+            (Layout::Int32, DataType::SmallInt) => (
+                Physical::INT32,
+                Some(LogicalType::Integer {
+                    bit_width: 16,
+                    is_signed: true,
+                }),
+            ),
             (Layout::Int32, _) => (Physical::INT32, None),
             (Layout::Int64, _) => (Physical::INT64, None),
             (Layout::Float, _) => (Physical::FLOAT, None),
             (Layout::Double, _) => (Physical::DOUBLE, None),
             (Layout::Fixed(_), DataType::Decimal(p, s)) => (
                 Physical::FIXED_LEN_BYTE_ARRAY,
-                Some(LogicalType::decimal(s as i32, p as i32)),
+                Some(LogicalType::Decimal {
+                    scale: s as i32,
+                    precision: p as i32,
+                }),
             ),
             (Layout::Fixed(_), _) => (Physical::FIXED_LEN_BYTE_ARRAY, None),
             (Layout::Binary, DataType::String(_)) => {
@@ -303,19 +314,22 @@ fn schema(
             (Layout::Date, _) => (Physical::INT32, Some(LogicalType::Date)),
             (Layout::TimeMillis, _) => (
                 Physical::INT32,
-                Some(LogicalType::time(true, TimeUnit::MILLIS)),
+                Some(LogicalType::Time {
+                    is_adjusted_to_u_t_c: true,
+                    unit: TimeUnit::MILLIS,
+                }),
             ),
             (Layout::Int96, _) => (Physical::INT96, None),
             (Layout::TimestampInt64(u), ty) => (
                 Physical::INT64,
-                Some(LogicalType::timestamp(
-                    matches!(ty, DataType::TimestampLtz(_)),
-                    match u {
+                Some(LogicalType::Timestamp {
+                    is_adjusted_to_u_t_c: matches!(ty, DataType::TimestampLtz(_)),
+                    unit: match u {
                         TimeUnitName::Millis => TimeUnit::MILLIS,
                         TimeUnitName::Micros => TimeUnit::MICROS,
                         TimeUnitName::Nanos => TimeUnit::NANOS,
                     },
-                )),
+                }),
             ),
         };
         let mut b = SchemaType::primitive_type_builder(&f.name, physical)
@@ -743,9 +757,9 @@ fn read_as(c: &ColumnDescPtr, ty: DataType) -> Option<Read> {
             logical,
             Some(
                 LogicalType::Date
-                    | LogicalType::Time(_)
-                    | LogicalType::Timestamp(_)
-                    | LogicalType::Decimal(_)
+                    | LogicalType::Time { .. }
+                    | LogicalType::Timestamp { .. }
+                    | LogicalType::Decimal { .. }
             )
         ) =>
         {
@@ -754,13 +768,13 @@ fn read_as(c: &ColumnDescPtr, ty: DataType) -> Option<Read> {
         (Physical::INT32, DataType::Date) => Read::Date,
         (Physical::INT32, DataType::Time(_)) => Read::TimeMillis,
         (Physical::INT64, DataType::Time(_)) => match logical {
-            Some(LogicalType::Time(t)) if unit(&t.unit) == 2 => Read::TimeNanos,
+            Some(LogicalType::Time { unit: u, .. }) if unit(u) == 2 => Read::TimeNanos,
             _ => Read::TimeMicros,
         },
         (Physical::INT96, DataType::Timestamp(_) | DataType::TimestampLtz(_)) => Read::Int96,
         (Physical::INT64, DataType::Timestamp(_) | DataType::TimestampLtz(_)) => match logical {
-            Some(LogicalType::Timestamp(t)) => {
-                [Read::TsMillis, Read::TsMicros, Read::TsNanos][unit(&t.unit)]
+            Some(LogicalType::Timestamp { unit: u, .. }) => {
+                [Read::TsMillis, Read::TsMicros, Read::TsNanos][unit(u)]
             }
             _ => match c.converted_type() {
                 ConvertedType::TIMESTAMP_MILLIS => Read::TsMillis,
@@ -775,13 +789,13 @@ fn read_as(c: &ColumnDescPtr, ty: DataType) -> Option<Read> {
             | Physical::BYTE_ARRAY
             | Physical::FIXED_LEN_BYTE_ARRAY,
             DataType::Decimal(..),
-        ) if matches!(logical, Some(LogicalType::Decimal(_)))
+        ) if matches!(logical, Some(LogicalType::Decimal { .. }))
             || c.converted_type() == ConvertedType::DECIMAL =>
         {
             Read::Decimal(c.type_scale().clamp(0, 38) as u8)
         }
         (Physical::BYTE_ARRAY | Physical::FIXED_LEN_BYTE_ARRAY, DataType::String(_))
-            if !matches!(logical, Some(LogicalType::Decimal(_))) =>
+            if !matches!(logical, Some(LogicalType::Decimal { .. })) =>
         {
             Read::Str
         }

@@ -1,0 +1,300 @@
+//! The `iceberg` connector through the real binary, read back by pyiceberg (installed pinned by
+//! `scripts/setup.sh`) with the same catalogs: a JDBC catalog over SQLite (pyiceberg's
+//! SqlCatalog), over PostgreSQL (its `iceberg_tables` row, then the metadata file), and the
+//! hadoop catalog's warehouse directory. pyiceberg lists the live files of the current
+//! snapshot; pyarrow reads them; equality deletes are merged as the Iceberg spec says.
+
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::canon;
+use common::{tillflow, COLUMNS};
+
+fn run(script: &str, dir: &Path) {
+    let (ok, err) = tillflow(script, dir);
+    assert!(ok, "{err}");
+}
+
+const OUT_COLUMNS: &str = "event_time TIMESTAMP(3), store_id INT, sku STRING, qty SMALLINT, unit_price DOUBLE, price DECIMAL(10, 2), day_of DATE, customer_id STRING, big BOOLEAN, line BIGINT";
+const SELECT: &str = "SELECT event_time, store_id, sku, CAST(qty AS SMALLINT), unit_price, CAST(unit_price AS DECIMAL(10, 2)), CAST(event_time AS DATE), customer_id, qty > 3, CAST(store_id AS BIGINT) * 1000000 + qty FROM events";
+const KINDS: &str = "event_time:ts,day_of:date,price:dec";
+
+/// A bounded job into a table of a JDBC catalog over SQLite: pyiceberg's SqlCatalog finds it,
+/// and its rows are exactly the JSON sink's, with Flink's type mapping (SMALLINT as int, DECIMAL
+/// as decimal(10, 2), DATE, TIMESTAMP as timestamp) and one snapshot.
+#[test]
+fn a_table_in_a_sqlite_jdbc_catalog_holds_the_json_sinks_rows_as_pyiceberg_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = common::events(dir.path(), 5_000, false);
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let script = format!(
+        "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE j ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{j}', 'format' = 'json');
+CREATE TABLE ice ({OUT_COLUMNS}) WITH ('connector' = 'iceberg', 'catalog-name' = 'lake',
+  'catalog-impl' = 'org.apache.iceberg.jdbc.JdbcCatalog', 'uri' = 'jdbc:sqlite:{db}',
+  'warehouse' = 'file://{wh}', 'catalog-database' = 'retail', 'catalog-table' = 'pos_lines',
+  'write.parquet.compression-codec' = 'snappy');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO j {SELECT};
+INSERT INTO ice {SELECT};
+END;",
+        input = input.display(),
+        j = d("j"),
+        db = d("catalog.db"),
+        wh = d("wh"),
+    );
+    run(&script, dir.path());
+    let want = canon(&["json", &d("j"), KINDS]);
+    assert_eq!(want.len(), 5_000);
+    let source = format!("sql:{}:lake:retail.pos_lines", d("catalog.db"));
+    let got = canon(&["iceberg", &source]);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "pyiceberg's rows differ from the JSON sink's");
+    let schema = canon(&["iceberg-schema", &source]).join("\n");
+    for part in [
+        "1 event_time timestamp False",
+        "4 qty int False",
+        "6 price decimal(10, 2) False",
+        "7 day_of date False",
+        "10 line long False",
+    ] {
+        assert!(schema.contains(part), "{part} in {schema}");
+    }
+    let snaps = canon(&["iceberg-snapshots", &source]);
+    assert_eq!(snaps, vec!["append - 5000 0"]);
+    // the data files are under the warehouse, as Java's JdbcCatalog lays them out
+    assert!(dir.path().join("wh/retail/pos_lines/data").is_dir());
+}
+
+/// Flink's hadoop catalog: the warehouse directory holds `vN.metadata.json` and
+/// `version-hint.text`; a second run appends a second snapshot.
+#[test]
+fn a_hadoop_catalog_table_takes_a_snapshot_per_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = common::events(dir.path(), 2_000, false);
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let script = format!(
+        "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE j ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{j}', 'format' = 'json');
+CREATE TABLE ice ({OUT_COLUMNS}) WITH ('connector' = 'iceberg', 'catalog-name' = 'hadoop_catalog',
+  'catalog-type' = 'hadoop', 'warehouse' = '{wh}', 'catalog-database' = 'retail');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO j {SELECT};
+INSERT INTO ice {SELECT};
+END;",
+        input = input.display(),
+        j = d("j"),
+        wh = d("wh"),
+    );
+    run(&script, dir.path());
+    let table = dir.path().join("wh/retail/ice");
+    let hint = std::fs::read_to_string(table.join("metadata/version-hint.text")).expect("hint");
+    assert_eq!(hint.trim(), "2");
+    std::fs::remove_dir_all(dir.path().join("j")).expect("rm");
+    run(&script, dir.path());
+    let want = canon(&["json", &d("j"), KINDS]);
+    let source = format!("hadoop:{}", table.display());
+    let got = canon(&["iceberg", &source]);
+    let mut twice: Vec<String> = want.iter().chain(&want).cloned().collect();
+    twice.sort();
+    assert!(got == twice, "two runs' rows: {} rows", got.len());
+    assert_eq!(
+        canon(&["iceberg-snapshots", &source]),
+        vec!["append - 2000 0", "append - 2000 0"]
+    );
+    assert!(table.join("metadata/v3.metadata.json").exists());
+}
+
+/// A paced day of sales with checkpoints every 200 ms into two tables of one SQLite catalog:
+/// every POS line (append) and revenue per store (a PRIMARY KEY: updates as equality deletes).
+/// The first run aborts right after a checkpoint, before its commit; the second is SIGKILLed
+/// mid-run; the third runs to the end. The lines are exactly a fault-free run's, each snapshot
+/// is one checkpoint's (no checkpoint committed twice), and the per-store table, merged by an
+/// independent reader, equals the totals of the lines.
+#[test]
+fn crashes_and_restarts_leave_exactly_a_fault_free_runs_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("catalog.db");
+    let wh = dir.path().join("wh");
+    let script = |pacing: &str, checkpoints: bool, ns: &str| {
+        let set = if checkpoints {
+            format!(
+                "SET 'execution.checkpointing.interval' = '200 ms';\nSET 'state.checkpoints.dir' = '{}';\n",
+                dir.path().join("chk").display()
+            )
+        } else {
+            String::new()
+        };
+        let with = format!(
+            "'connector' = 'iceberg', 'catalog-name' = 'lake', 'catalog-type' = 'jdbc', 'uri' = 'jdbc:sqlite:{}', 'warehouse' = '{}', 'catalog-database' = '{ns}'",
+            db.display(),
+            wh.display()
+        );
+        format!(
+            "{set}CREATE TABLE sales (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '9', 'duration' = '1d', 'pacing' = '{pacing}');
+CREATE TABLE lines (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT) WITH ({with});
+CREATE TABLE by_store (store_id INT, n BIGINT, units BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) WITH ({with}, 'write.upsert.enabled' = 'true');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO lines SELECT event_time, store_id, sku, qty FROM sales;
+INSERT INTO by_store SELECT store_id, COUNT(*), SUM(CAST(qty AS BIGINT)) FROM sales GROUP BY store_id;
+END;"
+        )
+    };
+    let tf = |file: &str, text: String| {
+        let p = dir.path().join(file);
+        std::fs::write(&p, text).expect("write");
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+        c.args(["run", "--quiet", "--no-http"]).arg(p);
+        c
+    };
+    let o = tf("reference.sql", script("max", false, "reference"))
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let src = |ns: &str, t: &str| format!("sql:{}:lake:{ns}.{t}", db.display());
+    let want = canon(&["iceberg", &src("reference", "lines")]);
+    assert!(want.len() > 1000, "{} rows", want.len());
+
+    // 1: abort right after checkpoint 6 is written, before the sinks commit it
+    let o = tf("job.sql", script("14400x", true, "job"))
+        .env("TILLFLOW_CRASH_AFTER_CHECKPOINT", "6")
+        .output()
+        .expect("run");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let after_abort = canon(&["iceberg-snapshots", &src("job", "lines")]).len();
+    assert!(after_abort >= 3, "{after_abort} snapshots before the abort");
+    // 2: killed mid-run
+    let mut child = tf("job.sql", script("14400x", true, "job"))
+        .spawn()
+        .expect("run");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // 3: to the end
+    let o = tf("job.sql", script("14400x", true, "job"))
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let got = canon(&["iceberg", &src("job", "lines")]);
+    assert_eq!(got.len(), want.len(), "rows after two crashes");
+    assert!(got == want, "the rows differ from a run without faults");
+    // one snapshot per committed checkpoint, in order, none twice
+    let snaps = canon(&["iceberg-snapshots", &src("job", "lines")]);
+    let mut ckpts: Vec<u64> = snaps
+        .iter()
+        .map(|s| {
+            s.split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .expect("a checkpoint")
+        })
+        .collect();
+    let n = ckpts.len();
+    ckpts.dedup();
+    assert_eq!(ckpts.len(), n, "a checkpoint committed twice: {snaps:?}");
+    assert!(n > after_abort, "{snaps:?}");
+    // revenue per store: the merged upsert table equals the totals of the lines
+    let mut totals: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for l in &want {
+        let f: Vec<&str> = l.split('|').collect();
+        let e = totals.entry(f[1].to_owned()).or_default();
+        e.0 += 1;
+        e.1 += f[3].parse::<u64>().expect("qty");
+    }
+    let mut expected: Vec<String> = totals
+        .iter()
+        .map(|(s, (n, u))| format!("{s}|{n}|{u}"))
+        .collect();
+    expected.sort();
+    let by_store = canon(&["iceberg", &src("job", "by_store")]);
+    assert_eq!(by_store, expected);
+    let store_snaps = canon(&["iceberg-snapshots", &src("job", "by_store")]);
+    assert!(
+        store_snaps
+            .iter()
+            .filter(|s| s.starts_with("overwrite"))
+            .count()
+            > 1,
+        "updates across commits: {store_snaps:?}"
+    );
+}
+
+/// A JDBC catalog over PostgreSQL: the table's row in `iceberg_tables` names its current
+/// metadata file, which pyiceberg reads; a password never shows in an error.
+#[test]
+fn a_postgresql_jdbc_catalog_points_at_the_current_metadata() {
+    let pg = common::Pg::start("");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = common::events(dir.path(), 1_000, false);
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let script = |password: &str| {
+        format!(
+            "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE j ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{j}', 'format' = 'json');
+CREATE TABLE ice ({OUT_COLUMNS}) WITH ('connector' = 'iceberg', 'catalog-name' = 'pg_lake',
+  'catalog-impl' = 'org.apache.iceberg.jdbc.JdbcCatalog', 'uri' = 'jdbc:postgresql://127.0.0.1:{port}/postgres',
+  'jdbc.user' = '{user}', 'jdbc.password' = '{password}', 'warehouse' = '{wh}');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO j {SELECT};
+INSERT INTO ice {SELECT};
+END;",
+            input = input.display(),
+            j = d("j"),
+            wh = d("wh"),
+            port = pg.port,
+            user = common::PG_USER,
+        )
+    };
+    let (ok, err) = tillflow(&script("not-the-password-77"), dir.path());
+    assert!(!ok);
+    assert!(err.contains("PostgreSQL"), "{err}");
+    assert!(!err.contains("not-the-password-77"), "{err}");
+    run(&script(common::PG_PASSWORD), dir.path());
+    let mut c = pg.client();
+    let row = c
+        .query_one(
+            "SELECT metadata_location, previous_metadata_location FROM iceberg_tables WHERE catalog_name = 'pg_lake' AND table_namespace = 'default_database' AND table_name = 'ice'",
+            &[],
+        )
+        .expect("the table's row");
+    let current: String = row.get(0);
+    let previous: Option<String> = row.get(1);
+    assert!(
+        current.contains("/wh/default_database/ice/metadata/00001-"),
+        "{current}"
+    );
+    assert!(previous.is_some_and(|p| p.contains("/metadata/00000-")));
+    let want = canon(&["json", &d("j"), KINDS]);
+    let got = canon(&["iceberg", &current]);
+    assert_eq!(got.len(), 1_000);
+    assert!(got == want);
+}
+
+/// Options Flink's Iceberg connector has but tillflow cannot honour are refused by name.
+#[test]
+fn catalogs_and_formats_tillflow_lacks_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (with, says) in [
+        ("'catalog-name' = 'c'", "Flink's default, 'hive', needs a Hive metastore"),
+        ("'catalog-name' = 'c', 'catalog-type' = 'rest', 'uri' = 'http://h'", "'rest' needs a catalog server"),
+        ("'catalog-name' = 'c', 'catalog-type' = 'hadoop', 'warehouse' = '/tmp/w', 'write.format.default' = 'orc'", "'orc' are not supported"),
+        ("'catalog-name' = 'c', 'catalog-type' = 'hadoop', 'warehouse' = '/tmp/w', 'write.distribution-mode' = 'hash'", "write.distribution-mode"),
+    ] {
+        let script = format!(
+            "CREATE TABLE t (a INT) WITH ('connector' = 'iceberg', {with});\nINSERT INTO t SELECT 1;"
+        );
+        let (ok, err) = tillflow(&script, dir.path());
+        assert!(!ok, "{with}");
+        assert!(err.contains(says), "{with}: {err}");
+    }
+}

@@ -1,0 +1,629 @@
+//! The Iceberg sink: rows into Parquet data files, one snapshot per commit.
+//!
+//! With checkpoints, the runtime keeps a checkpoint's rows until the checkpoint completes, then
+//! [`TransactionalSink::commit_rows`] writes them as data files and commits one snapshot whose
+//! summary carries `tillflow.writer`, `tillflow.run` and `tillflow.checkpoint`;
+//! [`TransactionalSink::committed`] reads them back from the table's history, so a commit
+//! repeated after a crash is skipped (exactly once). Without checkpoints, rows are committed
+//! when a million are waiting, at every flush and at the end (at least once). A commit with no
+//! rows commits nothing. For a table with a PRIMARY KEY, a commit keeps each key's last change:
+//! keys that may already be in the table get an equality delete on the key (every changed key
+//! in upsert mode; otherwise keys whose first change is not an insert), and keys whose last
+//! change is an insert or update get the new row. Deletes apply to earlier snapshots only (data
+//! sequence numbers), which is why a key's changes within one commit are merged first.
+
+use super::arrow::{iceberg_schema, BatchBuilder};
+use super::catalog::{CommitError, LakeCatalog, Loaded};
+use super::{Codec, IcebergConfig};
+use crate::ConnectorError;
+use ::iceberg::io::FileIO;
+use ::iceberg::spec::{
+    DataFile, DataFileFormat, FormatVersion, ManifestList, ManifestListWriter,
+    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
+    SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+};
+use ::iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
+use ::iceberg::writer::base_writer::equality_delete_writer::{
+    EqualityDeleteFileWriterBuilder, EqualityDeleteWriterConfig,
+};
+use ::iceberg::writer::file_writer::location_generator::{
+    DefaultFileNameGenerator, DefaultLocationGenerator,
+};
+use ::iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
+use ::iceberg::writer::file_writer::ParquetWriterBuilder;
+use ::iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
+use ::iceberg::{TableCreation, TableRequirement, TableUpdate};
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tillflow_runtime::checkpoint::RowLog;
+use tillflow_runtime::error::RuntimeError;
+use tillflow_runtime::operator::{Sink, TransactionalSink};
+use tillflow_types::{Row, RowKind, Schema, Value};
+
+type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// Rows per arrow batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 8192;
+/// Rows waiting before a job without checkpoints commits them.
+const COMMIT_ROWS: u64 = 1 << 20;
+
+/// Summary keys naming the commit (`tillflow.writer` is the job's sink).
+const WRITER_KEY: &str = "tillflow.writer";
+const RUN_KEY: &str = "tillflow.run";
+const CHECKPOINT_KEY: &str = "tillflow.checkpoint";
+
+/// What a commit does with one key (tables with a PRIMARY KEY).
+struct KeyState {
+    /// The key may be in the table already: delete it first.
+    delete: bool,
+    /// The position (in the commit's rows) of the key's last change.
+    last: u64,
+}
+
+/// Writes a table's rows into an Iceberg table.
+pub struct IcebergSink {
+    cfg: IcebergConfig,
+    rt: tokio::runtime::Runtime,
+    catalog: LakeCatalog,
+    loaded: Loaded,
+    file_io: FileIO,
+    props: WriterProperties,
+    data: BatchBuilder,
+    deletes: BatchBuilder,
+    /// PRIMARY KEY columns in the rows, and their Iceberg field ids.
+    keys: Vec<usize>,
+    equality_ids: Vec<i32>,
+    /// Rows written outside checkpoints, not committed yet.
+    pending: RowLog,
+    key_buf: Vec<u8>,
+    key_state: HashMap<Vec<u8>, KeyState>,
+    rows: u64,
+    commits: u64,
+}
+
+fn sink_err(cfg: &IcebergConfig, m: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Sink(format!(
+        "table `{}` (Iceberg {}): {m}",
+        cfg.table,
+        cfg.display()
+    ))
+}
+
+impl IcebergSink {
+    /// Opens the catalog, and loads the table or creates it from the Flink table's columns.
+    pub fn open(
+        cfg: IcebergConfig,
+        row_schema: Schema,
+    ) -> std::result::Result<Self, ConnectorError> {
+        let fail = |m: String| ConnectorError::Options {
+            table: cfg.table.clone(),
+            message: format!("Iceberg table {}: {m}", cfg.display()),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail(format!("starting the I/O runtime: {e}")))?;
+        let mut catalog = LakeCatalog::open(&cfg).map_err(fail)?;
+        let loaded = match catalog.load().map_err(fail)? {
+            Some(l) => l,
+            None => {
+                let schema = iceberg_schema(&row_schema, &cfg.primary_key).map_err(fail)?;
+                let creation = TableCreation::builder()
+                    .name(cfg.table_name.clone())
+                    .schema(schema)
+                    .properties(cfg.properties.clone())
+                    .format_version(if cfg.format_version == 1 {
+                        FormatVersion::V1
+                    } else {
+                        FormatVersion::V2
+                    })
+                    .build();
+                catalog.create(creation).map_err(fail)?
+            }
+        };
+        if !loaded.metadata.default_partition_spec().is_unpartitioned() {
+            return Err(fail(
+                "the table is partitioned, and tillflow writes unpartitioned Iceberg tables only (so far)".into(),
+            ));
+        }
+        let table_schema = loaded.metadata.current_schema().clone();
+        let data = BatchBuilder::new(&table_schema, &row_schema).map_err(fail)?;
+        let deletes = BatchBuilder::new(&table_schema, &row_schema).map_err(fail)?;
+        let mut keys = Vec::new();
+        let mut equality_ids = Vec::new();
+        for k in &cfg.primary_key {
+            let (Some(i), Some(f)) = (
+                row_schema.fields.iter().position(|f| &f.name == k),
+                table_schema.field_by_name(k),
+            ) else {
+                return Err(fail(format!(
+                    "PRIMARY KEY column `{k}` is not in the table"
+                )));
+            };
+            keys.push(i);
+            equality_ids.push(f.id);
+        }
+        if !keys.is_empty() && loaded.metadata.format_version() == FormatVersion::V1 {
+            return Err(fail(
+                "the table is format version 1, which has no delete files: a PRIMARY KEY (updates) needs version 2".into(),
+            ));
+        }
+        let compression = match cfg.codec {
+            Codec::Zstd(l) => Compression::ZSTD(ZstdLevel::try_new(l).unwrap_or_default()),
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Gzip(l) => Compression::GZIP(GzipLevel::try_new(l).unwrap_or_default()),
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::None => Compression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_bytes(Some(cfg.row_group_bytes))
+            .set_data_page_size_limit(cfg.page_bytes)
+            .set_created_by(format!("tillflow {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(IcebergSink {
+            cfg,
+            rt,
+            catalog,
+            loaded,
+            file_io: FileIO::new_with_fs(),
+            props,
+            data,
+            deletes,
+            keys,
+            equality_ids,
+            pending: RowLog::default(),
+            key_buf: Vec::new(),
+            key_state: HashMap::new(),
+            rows: 0,
+            commits: 0,
+        })
+    }
+
+    fn err(&self, m: impl std::fmt::Display) -> RuntimeError {
+        sink_err(&self.cfg, m)
+    }
+
+    /// The key of `row` as bytes, in `key_buf`.
+    fn key_of(keys: &[usize], row: &Row, buf: &mut Vec<u8>) {
+        buf.clear();
+        for &k in keys {
+            match row.values.get(k).copied().unwrap_or(Value::Null) {
+                Value::Null => buf.push(0),
+                Value::Str(s) => {
+                    let b = row.bytes(s);
+                    buf.push(1);
+                    buf.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(b);
+                }
+                Value::Bool(b) => buf.extend_from_slice(&[2, b as u8]),
+                Value::Decimal(d) => {
+                    buf.push(3);
+                    buf.extend_from_slice(&d.to_le_bytes());
+                }
+                Value::Int(x) | Value::Timestamp(x) | Value::Time(x) | Value::Interval(x) => {
+                    buf.push(4);
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                Value::Date(x) | Value::Months(x) => {
+                    buf.push(5);
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                Value::Float(f) => {
+                    buf.push(6);
+                    buf.extend_from_slice(&f.to_bits().to_le_bytes());
+                }
+            }
+        }
+    }
+
+    /// Writes `rows` as data (and delete) files and commits them as one snapshot with `summary`.
+    fn commit_log(&mut self, rows: &RowLog, summary: HashMap<String, String>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // keys: which to delete, and which change of each is its last
+        self.key_state.clear();
+        if !self.keys.is_empty() {
+            let upsert = self.cfg.upsert;
+            let mut i = 0u64;
+            let (keys, buf, state) = (&self.keys, &mut self.key_buf, &mut self.key_state);
+            rows.for_each(&mut |row| {
+                Self::key_of(keys, row, buf);
+                match state.get_mut(buf.as_slice()) {
+                    Some(s) => s.last = i,
+                    None => {
+                        state.insert(
+                            buf.clone(),
+                            KeyState {
+                                delete: upsert || row.kind != RowKind::Insert,
+                                last: i,
+                            },
+                        );
+                    }
+                }
+                i += 1;
+                Ok(())
+            })?;
+        }
+        let stamp = summary
+            .get(CHECKPOINT_KEY)
+            .map_or_else(|| format!("{}", self.commits), |c| format!("c{c}"));
+        let prefix = format!("{}-{}", uuid::Uuid::new_v4().simple(), stamp);
+        let location =
+            DefaultLocationGenerator::new(&self.loaded.metadata).map_err(|e| self.err(e))?;
+        let schema = self.loaded.metadata.current_schema().clone();
+        let rolling = |schema: Arc<::iceberg::spec::Schema>, suffix: &str| {
+            RollingFileWriterBuilder::new(
+                ParquetWriterBuilder::new(self.props.clone(), schema),
+                self.cfg.target_file_size,
+                self.file_io.clone(),
+                location.clone(),
+                DefaultFileNameGenerator::new(
+                    prefix.clone(),
+                    Some(suffix.to_owned()),
+                    DataFileFormat::Parquet,
+                ),
+            )
+        };
+        let mut data_writer = self
+            .rt
+            .block_on(DataFileWriterBuilder::new(rolling(schema.clone(), "data")).build(None))
+            .map_err(|e| self.err(e))?;
+        let mut delete_writer = if self.keys.is_empty() {
+            None
+        } else {
+            let config = EqualityDeleteWriterConfig::new(self.equality_ids.clone(), schema.clone())
+                .map_err(|e| self.err(e))?;
+            let delete_schema = Arc::new(
+                ::iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())
+                    .map_err(|e| self.err(e))?,
+            );
+            Some(
+                self.rt
+                    .block_on(
+                        EqualityDeleteFileWriterBuilder::new(
+                            rolling(delete_schema, "deletes"),
+                            config,
+                        )
+                        .build(None),
+                    )
+                    .map_err(|e| self.err(e))?,
+            )
+        };
+        let mut i = 0u64;
+        let mut failed: Option<RuntimeError> = None;
+        {
+            let IcebergSink {
+                rt,
+                data,
+                deletes,
+                keys,
+                key_buf,
+                key_state,
+                cfg,
+                ..
+            } = self;
+            rows.for_each(&mut |row| {
+                let (add, delete) = if keys.is_empty() {
+                    (true, false)
+                } else {
+                    Self::key_of(keys, row, key_buf);
+                    match key_state.get(key_buf.as_slice()) {
+                        Some(s) if s.last == i => (row.kind.is_addition(), s.delete),
+                        _ => (false, false),
+                    }
+                };
+                i += 1;
+                if add {
+                    data.push(row);
+                    if data.len() >= BATCH_ROWS {
+                        let batch = data.finish().map_err(|m| sink_err(cfg, m))?;
+                        rt.block_on(data_writer.write(batch))
+                            .map_err(|e| sink_err(cfg, e))?;
+                    }
+                }
+                if delete {
+                    deletes.push(row);
+                    if deletes.len() >= BATCH_ROWS {
+                        let batch = deletes.finish().map_err(|m| sink_err(cfg, m))?;
+                        if let Some(w) = delete_writer.as_mut() {
+                            rt.block_on(w.write(batch)).map_err(|e| sink_err(cfg, e))?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|e| failed = Some(e));
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !self.data.is_empty() {
+            let batch = self.data.finish().map_err(|m| self.err(m))?;
+            self.rt
+                .block_on(data_writer.write(batch))
+                .map_err(|e| self.err(e))?;
+        }
+        let data_files = self
+            .rt
+            .block_on(data_writer.close())
+            .map_err(|e| self.err(e))?;
+        let mut delete_files = Vec::new();
+        if let Some(mut w) = delete_writer {
+            if !self.deletes.is_empty() {
+                let batch = self.deletes.finish().map_err(|m| self.err(m))?;
+                self.rt.block_on(w.write(batch)).map_err(|e| self.err(e))?;
+            }
+            delete_files = self.rt.block_on(w.close()).map_err(|e| self.err(e))?;
+        }
+        self.key_state.clear();
+        if data_files.is_empty() && delete_files.is_empty() {
+            return Ok(());
+        }
+        self.commit_files(data_files, delete_files, summary)?;
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// Commits data and delete files as one snapshot, retrying on another writer's commit.
+    fn commit_files(
+        &mut self,
+        data: Vec<DataFile>,
+        deletes: Vec<DataFile>,
+        extra: HashMap<String, String>,
+    ) -> Result<()> {
+        for _attempt in 0..20 {
+            let base = self
+                .catalog
+                .load()
+                .map_err(|m| self.err(m))?
+                .ok_or_else(|| self.err("the table was dropped while the job ran"))?;
+            let (updates, requirements) = self.snapshot(&base, &data, &deletes, &extra)?;
+            match self.catalog.commit(&base, &requirements, updates) {
+                Ok(l) => {
+                    self.loaded = l;
+                    return Ok(());
+                }
+                Err(CommitError::Conflict) => continue,
+                Err(CommitError::Failed(m)) => return Err(self.err(m)),
+            }
+        }
+        Err(self.err(
+            "another writer kept committing to the table first (20 attempts); the rows stay in the checkpoint and are committed after a restart",
+        ))
+    }
+
+    /// Writes the manifests and manifest list of a snapshot adding `data` and `deletes` to
+    /// `base`, and returns the catalog updates that add it.
+    fn snapshot(
+        &self,
+        base: &Loaded,
+        data: &[DataFile],
+        deletes: &[DataFile],
+        extra: &HashMap<String, String>,
+    ) -> Result<(Vec<TableUpdate>, Vec<TableRequirement>)> {
+        let meta = &base.metadata;
+        let version = meta.format_version();
+        let schema = meta.current_schema().clone();
+        let spec = meta.default_partition_spec().as_ref().clone();
+        let parent = meta.current_snapshot_id();
+        let seq = meta.next_sequence_number();
+        let snapshot_id = loop {
+            let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
+            let id = ((a ^ b) & (i64::MAX as u64)) as i64;
+            if id != 0 && meta.snapshot_by_id(id).is_none() {
+                break id;
+            }
+        };
+        let commit = uuid::Uuid::new_v4();
+        let meta_dir = format!("{}/metadata", meta.location().trim_end_matches('/'));
+        let mut manifests = Vec::new();
+        if let Some(cur) = meta.current_snapshot() {
+            let path = crate::local_path(cur.manifest_list()).map_err(|m| self.err(m))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+            let list = ManifestList::parse_with_version(&bytes, version)
+                .map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+            manifests.extend(list.consume_entries());
+        }
+        let mut summary = SnapshotSummaryCollector::default();
+        for (k, files) in [(0, data), (1, deletes)] {
+            if files.is_empty() {
+                continue;
+            }
+            let out = self
+                .file_io
+                .new_output(format!("{meta_dir}/{commit}-m{k}.avro"))
+                .map_err(|e| self.err(e))?;
+            let b =
+                ManifestWriterBuilder::new(out, Some(snapshot_id), schema.clone(), spec.clone());
+            let mut w = match (version, k) {
+                (FormatVersion::V1, _) => b.build_v1(),
+                (FormatVersion::V2, 0) => b.build_v2_data(),
+                (FormatVersion::V2, _) => b.build_v2_deletes(),
+                (_, 0) => b.build_v3_data(),
+                (_, _) => b.build_v3_deletes(),
+            };
+            for f in files {
+                summary.add_file(f, schema.clone(), meta.default_partition_spec().clone());
+                w.add_file(f.clone(), seq).map_err(|e| self.err(e))?;
+            }
+            manifests.push(
+                self.rt
+                    .block_on(w.write_manifest_file())
+                    .map_err(|e| self.err(e))?,
+            );
+        }
+        let list_path = format!("{meta_dir}/snap-{snapshot_id}-1-{commit}.avro");
+        let out = self
+            .rt
+            .block_on(
+                self.file_io
+                    .new_output(&list_path)
+                    .map_err(|e| self.err(e))?
+                    .writer(),
+            )
+            .map_err(|e| self.err(e))?;
+        let mut list = match version {
+            FormatVersion::V1 => ManifestListWriter::v1(out, snapshot_id, parent),
+            _ => ManifestListWriter::v2(out, snapshot_id, parent, seq),
+        };
+        list.add_manifests(manifests.into_iter())
+            .map_err(|e| self.err(e))?;
+        self.rt.block_on(list.close()).map_err(|e| self.err(e))?;
+
+        let mut props = extra.clone();
+        let added = summary.build();
+        // totals carried from the parent's summary
+        let previous = meta
+            .current_snapshot()
+            .map(|s| &s.summary().additional_properties);
+        for (total, add) in [
+            ("total-data-files", "added-data-files"),
+            ("total-delete-files", "added-delete-files"),
+            ("total-records", "added-records"),
+            ("total-files-size", "added-files-size"),
+            ("total-position-deletes", "added-position-deletes"),
+            ("total-equality-deletes", "added-equality-deletes"),
+        ] {
+            let before = previous
+                .and_then(|p| p.get(total))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let plus = added
+                .get(add)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            props.insert(total.to_owned(), (before + plus).to_string());
+        }
+        props.extend(added);
+        let snapshot = Snapshot::builder()
+            .with_snapshot_id(snapshot_id)
+            .with_parent_snapshot_id(parent)
+            .with_sequence_number(seq)
+            .with_timestamp_ms(now_ms())
+            .with_manifest_list(list_path)
+            .with_summary(Summary {
+                operation: if deletes.is_empty() {
+                    Operation::Append
+                } else {
+                    Operation::Overwrite
+                },
+                additional_properties: props,
+            })
+            .with_schema_id(meta.current_schema_id())
+            .build();
+        Ok((
+            vec![
+                TableUpdate::AddSnapshot { snapshot },
+                TableUpdate::SetSnapshotRef {
+                    ref_name: MAIN_BRANCH.to_owned(),
+                    reference: SnapshotReference::new(
+                        snapshot_id,
+                        SnapshotRetention::branch(None, None, None),
+                    ),
+                },
+            ],
+            vec![
+                TableRequirement::UuidMatch { uuid: meta.uuid() },
+                TableRequirement::RefSnapshotIdMatch {
+                    r#ref: MAIN_BRANCH.to_owned(),
+                    snapshot_id: parent,
+                },
+            ],
+        ))
+    }
+
+    fn commit_pending(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.pending);
+        let n = rows.len();
+        let done = self.commit_log(&rows, HashMap::new());
+        self.pending = rows;
+        done?;
+        self.pending.clear();
+        self.rows += n;
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl TransactionalSink for IcebergSink {
+    fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        let loaded = self
+            .catalog
+            .load()
+            .map_err(|m| self.err(m))?
+            .ok_or_else(|| self.err("the table was dropped while the job ran"))?;
+        // the newest snapshot of this writer on the main branch's history
+        let mut at = loaded.metadata.current_snapshot();
+        while let Some(s) = at {
+            let p = &s.summary().additional_properties;
+            if p.get(WRITER_KEY).map(String::as_str) == Some(writer) {
+                let run = p.get(RUN_KEY).and_then(|v| u64::from_str_radix(v, 16).ok());
+                let ckpt = p.get(CHECKPOINT_KEY).and_then(|v| v.parse().ok());
+                if let (Some(r), Some(c)) = (run, ckpt) {
+                    return Ok(Some((r, c)));
+                }
+            }
+            at = s
+                .parent_snapshot_id()
+                .and_then(|id| loaded.metadata.snapshot_by_id(id));
+        }
+        Ok(None)
+    }
+
+    fn commit_rows(
+        &mut self,
+        writer: &str,
+        run: u64,
+        checkpoint: u64,
+        rows: &RowLog,
+    ) -> Result<()> {
+        let summary = HashMap::from([
+            (WRITER_KEY.to_owned(), writer.to_owned()),
+            (RUN_KEY.to_owned(), format!("{run:016x}")),
+            (CHECKPOINT_KEY.to_owned(), checkpoint.to_string()),
+        ]);
+        self.commit_log(rows, summary)?;
+        self.rows += rows.len();
+        Ok(())
+    }
+}
+
+impl Sink for IcebergSink {
+    fn describe(&self) -> String {
+        format!("iceberg[{}] table `{}`", self.cfg.display(), self.cfg.table)
+    }
+
+    fn write(&mut self, row: &Row) -> Result<()> {
+        self.pending.push(row);
+        if self.pending.len() >= COMMIT_ROWS {
+            self.commit_pending()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.commit_pending()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.commit_pending()
+    }
+
+    fn rows_written(&self) -> u64 {
+        self.rows
+    }
+
+    fn transactional(&mut self) -> Option<&mut dyn TransactionalSink> {
+        Some(self)
+    }
+}

@@ -67,6 +67,55 @@ END;",
     assert!(dir.path().join("wh/retail/pos_lines/data").is_dir());
 }
 
+/// `PARTITIONED BY (day_of)`: an identity-partitioned table whose data files sit under
+/// `data/day_of=…/`, one partition a day, holding the JSON sink's rows.
+#[test]
+fn partitioned_by_a_date_column_writes_an_identity_partitioned_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = common::events(dir.path(), 3_000, false);
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let script = format!(
+        "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE j ({OUT_COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{j}', 'format' = 'json');
+CREATE TABLE ice ({OUT_COLUMNS}) PARTITIONED BY (day_of) WITH ('connector' = 'iceberg', 'catalog-name' = 'lake',
+  'catalog-type' = 'hadoop', 'warehouse' = '{wh}');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO j {SELECT};
+INSERT INTO ice {SELECT};
+END;",
+        input = input.display(),
+        j = d("j"),
+        wh = d("wh"),
+    );
+    run(&script, dir.path());
+    let want = canon(&["json", &d("j"), KINDS]);
+    let table = dir.path().join("wh/default_database/ice");
+    let source = format!("hadoop:{}", table.display());
+    let got = canon(&["iceberg", &source]);
+    assert_eq!(got.len(), want.len());
+    assert!(
+        got == want,
+        "the partitioned table's rows differ from the JSON sink's"
+    );
+    let schema = canon(&["iceberg-schema", &source]).join("\n");
+    assert!(
+        schema.contains("partition [('day_of', 'identity')]"),
+        "{schema}"
+    );
+    let days: std::collections::BTreeSet<String> = want
+        .iter()
+        .filter_map(|r| r.split('|').nth(6).map(str::to_owned))
+        .collect();
+    let dirs: std::collections::BTreeSet<String> = std::fs::read_dir(table.join("data"))
+        .expect("data dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let expected: std::collections::BTreeSet<String> =
+        days.iter().map(|d| format!("day_of={d}")).collect();
+    assert_eq!(dirs, expected);
+}
+
 /// Flink's hadoop catalog: the warehouse directory holds `vN.metadata.json` and
 /// `version-hint.text`; a second run appends a second snapshot.
 #[test]
@@ -107,7 +156,8 @@ END;",
 }
 
 /// A paced day of sales with checkpoints every 200 ms into two tables of one SQLite catalog:
-/// every POS line (append) and revenue per store (a PRIMARY KEY: updates as equality deletes).
+/// every POS line (append) and revenue per store (a PRIMARY KEY: updates as equality deletes;
+/// partitioned by store).
 /// The first run aborts right after a checkpoint, before its commit; the second is SIGKILLed
 /// mid-run; the third runs to the end. The lines are exactly a fault-free run's, each snapshot
 /// is one checkpoint's (no checkpoint committed twice), and the per-store table, merged by an
@@ -136,7 +186,8 @@ fn crashes_and_restarts_leave_exactly_a_fault_free_runs_rows() {
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
 WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '9', 'duration' = '1d', 'pacing' = '{pacing}');
 CREATE TABLE lines (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT) WITH ({with});
-CREATE TABLE by_store (store_id INT, n BIGINT, units BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) WITH ({with}, 'write.upsert.enabled' = 'true');
+CREATE TABLE by_store (store_id INT, n BIGINT, units BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+PARTITIONED BY (store_id) WITH ({with}, 'write.upsert.enabled' = 'true');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO lines SELECT event_time, store_id, sku, qty FROM sales;
 INSERT INTO by_store SELECT store_id, COUNT(*), SUM(CAST(qty AS BIGINT)) FROM sales GROUP BY store_id;
@@ -296,5 +347,101 @@ fn catalogs_and_formats_tillflow_lacks_are_refused_by_name() {
         let (ok, err) = tillflow(&script, dir.path());
         assert!(!ok, "{with}");
         assert!(err.contains(says), "{with}: {err}");
+    }
+}
+
+/// The README's Iceberg example runs as written: each store's two closed days in the append
+/// table, and the upsert table of running figures, merged, ends on the same units and revenue.
+#[test]
+fn the_iceberg_example_lands_daily_revenue_that_the_running_table_agrees_with() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(common::root().join("examples/retail/lake_store_revenue_iceberg.sql"))
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let db = dir.path().join("out/lake/catalog.db");
+    let src = |t: &str| format!("sql:{}:lake:retail.{t}", db.display());
+    let daily = canon(&["iceberg", &src("store_daily_revenue")]);
+    assert!(daily.len() >= 20, "{} rows", daily.len());
+    let days: std::collections::BTreeSet<&str> =
+        daily.iter().filter_map(|r| r.split('|').next()).collect();
+    assert_eq!(days.len(), 2, "{days:?}");
+    // day|store|receipts|units|revenue  vs  store|day|units|revenue
+    let mut a: Vec<String> = daily
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split('|').collect();
+            format!("{}|{}|{}|{}", f[1], f[0], f[3], f[4])
+        })
+        .collect();
+    a.sort();
+    let running = canon(&["iceberg", &src("store_revenue_today")]);
+    assert_eq!(running, a);
+}
+
+/// Nested columns (ROW, ARRAY, MAP, an ARRAY of ROWs) become Iceberg struct, list and map
+/// fields with their own field ids, and pyiceberg reads the JSON sink's values.
+#[test]
+fn nested_columns_become_iceberg_structs_lists_and_maps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = String::new();
+    for i in 0..300 {
+        let item = if i % 7 == 0 {
+            "null".to_owned()
+        } else {
+            format!(r#"{{"sku": "SKU-{i}", "qty": {}}}"#, i % 5)
+        };
+        let tags = match i % 3 {
+            0 => "null".to_owned(),
+            1 => "[]".to_owned(),
+            _ => format!(r#"["t{i}", null]"#),
+        };
+        let attrs = if i % 2 == 0 {
+            format!(r#"{{"k1": {i}, "k2": null}}"#)
+        } else {
+            "null".to_owned()
+        };
+        lines.push_str(&format!(
+            r#"{{"id": {i}, "item": {item}, "tags": {tags}, "attrs": {attrs}, "lines": [{{"sku": "A{i}", "qty": 1}}, null]}}"#
+        ));
+        lines.push('\n');
+    }
+    let input = dir.path().join("nested.ndjson");
+    std::fs::write(&input, lines).expect("write");
+    let cols = "id INT, item ROW<sku STRING, qty INT>, tags ARRAY<STRING>, attrs MAP<STRING, INT>, lines ARRAY<ROW<sku STRING, qty INT>>";
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    run(
+        &format!(
+            "CREATE TABLE src ({cols}) WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'json');
+CREATE TABLE j ({cols}) WITH ('connector' = 'filesystem', 'path' = '{j}', 'format' = 'json');
+CREATE TABLE ice ({cols}) WITH ('connector' = 'iceberg', 'catalog-name' = 'lake', 'catalog-type' = 'hadoop', 'warehouse' = '{wh}');
+EXECUTE STATEMENT SET BEGIN
+INSERT INTO j SELECT * FROM src;
+INSERT INTO ice SELECT * FROM src;
+END;",
+            input = input.display(),
+            j = d("j"),
+            wh = d("wh"),
+        ),
+        dir.path(),
+    );
+    let want = canon(&["json", &d("j")]);
+    let source = format!(
+        "hadoop:{}",
+        dir.path().join("wh/default_database/ice").display()
+    );
+    let got = canon(&["iceberg", &source]);
+    assert_eq!(got.len(), 300);
+    assert!(got == want, "{:?} vs {:?}", &got[..2], &want[..2]);
+    let schema = canon(&["iceberg-schema", &source]).join("\n");
+    for part in [
+        "2 item struct<6: sku: optional string, 7: qty: optional int> False",
+        "3 tags list<string> False",
+        "4 attrs map<string, int> False",
+    ] {
+        assert!(schema.contains(part), "{part} in {schema}");
     }
 }

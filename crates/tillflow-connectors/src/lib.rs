@@ -7,6 +7,7 @@
 //! One module per external system: [`filesystem`], [`kafka`], [`postgres`], [`postgres_cdc`], [`redis`], [`iceberg`], [`sqlite`], [`print`], [`blackhole`],
 //! [`datagen`], and the built-in generators, [`retail`] and [`nexmark`] (the Nexmark benchmark's).
 
+pub mod arrow_rows;
 pub mod blackhole;
 pub mod chunked;
 pub mod datagen;
@@ -457,15 +458,9 @@ pub fn validate_noting(
     if conn.uses_format() && format::is_file_format(table) {
         format::check(table)?;
     }
-    if !table.partition_keys.is_empty() && conn.name() == "iceberg" {
+    if !table.partition_keys.is_empty() && !matches!(conn.name(), "filesystem" | "iceberg") {
         return Err(table.error(format!(
-            "PARTITIONED BY ({}): partitioned Iceberg tables are not supported yet; tillflow writes unpartitioned Iceberg tables (or write a partitioned filesystem table)",
-            table.partition_keys.join(", ")
-        )));
-    }
-    if !table.partition_keys.is_empty() && conn.name() != "filesystem" {
-        return Err(table.error(format!(
-            "PARTITIONED BY ({}): connector '{}' has no partitions; the filesystem connector writes a directory per partition value",
+            "PARTITIONED BY ({}): connector '{}' has no partitions; the filesystem connector writes a directory per partition value, the iceberg connector an Iceberg partition",
             table.partition_keys.join(", "),
             conn.name()
         )));

@@ -43,6 +43,12 @@ def visible(d):
 def canon(v):
     if v is None:
         return 'None'
+    if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, tuple) and len(x) == 2 for x in v)):
+        # a ROW (fields in order) or a MAP (entries in order; pyarrow gives (key, value) pairs)
+        items = v.items() if isinstance(v, dict) else v
+        return '{' + ','.join(f'{k}={canon(x)}' for k, x in items) + '}'
+    if isinstance(v, list):
+        return '[' + ','.join(canon(x) for x in v) + ']'
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, datetime.datetime):
@@ -55,6 +61,21 @@ def canon(v):
     if isinstance(v, float):
         return repr(v)
     return str(v)
+
+
+def typed(v, t):
+    """A pyarrow value with its maps as dicts (pyarrow gives a map as (key, value) pairs, so an
+    empty one would look like an empty list)."""
+    import pyarrow as pa
+    if v is None:
+        return None
+    if pa.types.is_map(t):
+        return {k: typed(x, t.item_type) for k, x in v}
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return [typed(x, t.value_type) for x in v]
+    if pa.types.is_struct(t):
+        return {t.field(i).name: typed(v[t.field(i).name], t.field(i).type) for i in range(t.num_fields)}
+    return v
 
 
 def from_json(v, kind):
@@ -124,7 +145,9 @@ def iceberg_rows(table):
                 raise SystemExit(f'unexpected {f.content} file {f.file_path}')
     if not deletes:
         # no deletes: pyiceberg's own scan
-        return [list(r.values()) for r in table.scan().to_arrow().to_pylist()]
+        t = table.scan().to_arrow()
+        types = [c.type for c in t.schema]
+        return [[typed(v, ty) for v, ty in zip(r.values(), types)] for r in t.to_pylist()]
     schema = table.schema()
     names = [f.name for f in schema.fields]
     rows = []
@@ -160,6 +183,7 @@ def main():
         for f in sch.fields:
             print(f.field_id, f.name, f.field_type, f.required)
         print('identifier', sorted(sch.identifier_field_ids))
+        print('partition', [(f.name, str(f.transform)) for f in t.spec().fields])
         return
     if mode == 'json':
         # column kinds from argv[3]: name:kind,... (ts, date, dec, float, other)
@@ -179,10 +203,11 @@ def main():
             t = pq.read_table(f)
             # a FLOAT as its shortest 32-bit text, as tillflow and Flink print it
             single = [pa.types.is_float32(c.type) for c in t.schema]
+            types = [c.type for c in t.schema]
             for r in t.to_pylist():
                 rows.append('|'.join(
-                    repr(float(str(numpy.float32(v)))) if s and v is not None else canon(v)
-                    for s, v in zip(single, r.values())))
+                    repr(float(str(numpy.float32(v)))) if s and v is not None else canon(typed(v, ty))
+                    for s, v, ty in zip(single, r.values(), types)))
     elif mode == 'schema':
         import pyarrow.parquet as pq
         for f in visible(path)[:1]:

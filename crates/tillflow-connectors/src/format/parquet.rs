@@ -1,5 +1,6 @@
 //! The `parquet` file format, with Flink's options and type mapping, through the `parquet`
-//! crate's column writers and readers (no Arrow layer between the rows and the columns).
+//! crate's column writers and readers (no Arrow layer between the rows and the columns of a
+//! flat table).
 //!
 //! Writing: rows are appended to one buffer per column (values and definition levels; strings'
 //! bytes in one growing buffer), so no row allocates; a row group is encoded once its buffered
@@ -12,13 +13,19 @@
 //! (millis by default). Compression is `'parquet.compression'` (SNAPPY by default, as Flink).
 //! tillflow's session time zone is UTC, so `'parquet.utc-timezone'` true and false both write
 //! the wall-clock value as a UTC instant — what Flink writes on a machine whose zone is UTC.
+//! Nested columns are written in Flink's layout: a ROW as a group, an ARRAY as a `LIST` group
+//! with a repeated `list` group holding an optional `element`, a MAP as a `MAP` group with a
+//! repeated `key_value` group (required `key`, optional `value`); a [`Shape`] per column shreds
+//! each value into its leaf columns' values and definition / repetition levels.
 //!
 //! Reading: a file's columns are matched to the table's by name (exactly, else ignoring case);
 //! a table column the file lacks reads as NULL. Each row group is decoded column by column and
 //! handed out row by row. Every physical and logical type a writer of the ecosystem uses for the
 //! table's types is read (INT96, INT64 millis / micros / nanos timestamps, INT32/INT64/binary/
 //! fixed decimals rescaled to the table's scale); a column whose type cannot become the
-//! table's is refused when the file is opened, naming both types.
+//! table's is refused when the file is opened, naming both types. A table with nested columns
+//! is read by [`NestedReader`] through the crate's arrow reader, which assembles the levels of
+//! any writer's lists, maps and structs.
 
 use super::{DecodeError, FileFormat, Format, PartReader, PartWriter};
 use crate::{opt, ConnectorError, OptionSpec, TableSpec};
@@ -262,100 +269,357 @@ fn layout_of(ty: DataType, config: &ParquetConfig) -> Result<Layout, String> {
             TimestampLayout::Int64(u) => Layout::TimestampInt64(u),
         },
         other => {
-            return Err(format!(
-                "the parquet format does not hold {other} columns yet (scalar types only)"
-            ));
+            return Err(format!("the parquet format does not hold {other} values"));
         }
     })
 }
 
-/// The file schema of the table's columns, as Flink's Parquet format writes it.
-fn schema(
-    table: &TableSpec,
-    config: &ParquetConfig,
-) -> Result<(Arc<SchemaType>, Vec<Layout>), ConnectorError> {
-    let mut fields = Vec::with_capacity(table.schema.fields.len());
-    let mut layouts = Vec::with_capacity(table.schema.fields.len());
-    for f in &table.schema.fields {
-        let layout = layout_of(f.data_type, config)
-            .map_err(|m| table.error(format!("column `{}`: {m}", f.name)))?;
-        let (physical, logical): (Physical, Option<LogicalType>) = match (layout, f.data_type) {
-            (Layout::Bool, _) => (Physical::BOOLEAN, None),
-            (Layout::Int32, DataType::TinyInt) => (
-                Physical::INT32,
-                Some(LogicalType::Integer {
-                    bit_width: 8,
-                    is_signed: true,
-                }),
-            ),
-            (Layout::Int32, DataType::SmallInt) => (
-                Physical::INT32,
-                Some(LogicalType::Integer {
-                    bit_width: 16,
-                    is_signed: true,
-                }),
-            ),
-            (Layout::Int32, _) => (Physical::INT32, None),
-            (Layout::Int64, _) => (Physical::INT64, None),
-            (Layout::Float, _) => (Physical::FLOAT, None),
-            (Layout::Double, _) => (Physical::DOUBLE, None),
-            (Layout::Fixed(_), DataType::Decimal(p, s)) => (
-                Physical::FIXED_LEN_BYTE_ARRAY,
-                Some(LogicalType::Decimal {
-                    scale: s as i32,
-                    precision: p as i32,
-                }),
-            ),
-            (Layout::Fixed(_), _) => (Physical::FIXED_LEN_BYTE_ARRAY, None),
-            (Layout::Binary, DataType::String(_)) => {
-                (Physical::BYTE_ARRAY, Some(LogicalType::String))
+/// Where a column's values go: a leaf column, or a group of them (Flink's nested layout: a ROW
+/// is a group, an ARRAY `LIST` with a repeated `list` group of `element`, a MAP `MAP` with a
+/// repeated `key_value` group of a required `key` and a `value`).
+enum Shape {
+    /// Leaf column `col` (an index into the writer's columns).
+    Leaf(usize),
+    /// A ROW's fields.
+    Group {
+        nullable: bool,
+        row: &'static tillflow_types::RowType,
+        fields: Vec<Shape>,
+    },
+    /// An ARRAY: its element, and the repetition level of its `list` group.
+    List {
+        nullable: bool,
+        element: DataType,
+        child: Box<Shape>,
+        rep: i16,
+    },
+    /// A MAP: key and value, and the repetition level of its `key_value` group.
+    Map {
+        nullable: bool,
+        kv: (DataType, DataType),
+        key: Box<Shape>,
+        value: Box<Shape>,
+        rep: i16,
+    },
+}
+
+/// A leaf column of the file: its layout, type, and levels.
+struct Leaf {
+    layout: Layout,
+    data_type: DataType,
+    max_def: i16,
+    max_rep: i16,
+}
+
+impl Shape {
+    /// Every leaf under this shape gets a NULL at `def`/`rep`.
+    fn nulls(&self, def: i16, rep: i16, cols: &mut [Column]) -> usize {
+        match self {
+            Shape::Leaf(c) => cols[*c].push_null(def, rep),
+            Shape::Group { fields, .. } => fields.iter().map(|f| f.nulls(def, rep, cols)).sum(),
+            Shape::List { child, .. } => child.nulls(def, rep, cols),
+            Shape::Map { key, value, .. } => {
+                key.nulls(def, rep, cols) + value.nulls(def, rep, cols)
             }
-            (Layout::Binary, _) => (Physical::BYTE_ARRAY, None),
-            (Layout::Date, _) => (Physical::INT32, Some(LogicalType::Date)),
-            (Layout::TimeMillis, _) => (
-                Physical::INT32,
-                Some(LogicalType::Time {
-                    is_adjusted_to_u_t_c: true,
-                    unit: TimeUnit::MILLIS,
-                }),
-            ),
-            (Layout::Int96, _) => (Physical::INT96, None),
-            (Layout::TimestampInt64(u), ty) => (
-                Physical::INT64,
-                Some(LogicalType::Timestamp {
-                    is_adjusted_to_u_t_c: matches!(ty, DataType::TimestampLtz(_)),
-                    unit: match u {
-                        TimeUnitName::Millis => TimeUnit::MILLIS,
-                        TimeUnitName::Micros => TimeUnit::MICROS,
-                        TimeUnitName::Nanos => TimeUnit::NANOS,
-                    },
-                }),
-            ),
-        };
-        let mut b = SchemaType::primitive_type_builder(&f.name, physical)
-            .with_repetition(if f.nullable {
-                Repetition::OPTIONAL
-            } else {
-                Repetition::REQUIRED
-            })
-            .with_logical_type(logical);
-        if let (Layout::Fixed(n), DataType::Decimal(p, s)) = (layout, f.data_type) {
-            b = b
-                .with_length(n as i32)
-                .with_precision(p as i32)
-                .with_scale(s as i32);
         }
-        let t = b
+    }
+
+    /// Shreds `v` into the leaves' values and levels (Dremel): `def` counts the optional and
+    /// repeated fields present above, `rep` is the repetition level of this value.
+    fn shred(
+        &self,
+        v: Value,
+        heap: &[u8],
+        def: i16,
+        rep: i16,
+        cols: &mut [Column],
+    ) -> Result<usize, String> {
+        match self {
+            Shape::Leaf(c) => cols[*c].push(v, heap, def, rep),
+            Shape::Group {
+                nullable,
+                row,
+                fields,
+            } => {
+                let Value::Str(span) = v else {
+                    return self.null(*nullable, def, rep, cols);
+                };
+                let d = def + i16::from(*nullable);
+                let mut n = 0;
+                for (i, f) in fields.iter().enumerate() {
+                    n += f.shred(
+                        tillflow_types::nested::row_field(heap, span, row, i),
+                        heap,
+                        d,
+                        rep,
+                        cols,
+                    )?;
+                }
+                Ok(n)
+            }
+            Shape::List {
+                nullable,
+                element,
+                child,
+                rep: r,
+            } => {
+                let Value::Str(span) = v else {
+                    return self.null(*nullable, def, rep, cols);
+                };
+                let d = def + i16::from(*nullable);
+                let mut n = 0;
+                let mut first = true;
+                for e in tillflow_types::nested::elements(heap, span, *element) {
+                    n += child.shred(e, heap, d + 1, if first { rep } else { *r }, cols)?;
+                    first = false;
+                }
+                if first {
+                    n += child.nulls(d, rep, cols);
+                }
+                Ok(n)
+            }
+            Shape::Map {
+                nullable,
+                kv,
+                key,
+                value,
+                rep: r,
+            } => {
+                let Value::Str(span) = v else {
+                    return self.null(*nullable, def, rep, cols);
+                };
+                let d = def + i16::from(*nullable);
+                let mut n = 0;
+                let mut first = true;
+                for (k, x) in tillflow_types::nested::map_entries(heap, span, kv.0, kv.1) {
+                    let at = if first { rep } else { *r };
+                    n += key.shred(k, heap, d + 1, at, cols)?;
+                    n += value.shred(x, heap, d + 1, at, cols)?;
+                    first = false;
+                }
+                if first {
+                    n += key.nulls(d, rep, cols) + value.nulls(d, rep, cols);
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    fn null(
+        &self,
+        nullable: bool,
+        def: i16,
+        rep: i16,
+        cols: &mut [Column],
+    ) -> Result<usize, String> {
+        if !nullable {
+            return Err("NULL in a NOT NULL column".into());
+        }
+        Ok(self.nulls(def, rep, cols))
+    }
+}
+
+/// The Parquet type of a column (or nested field) `name` of type `ty`, its shape, and its leaves
+/// (appended to `leaves`); `def`/`rep` are the levels of its parent.
+fn parquet_type(
+    name: &str,
+    ty: DataType,
+    repetition: Repetition,
+    def: i16,
+    rep: i16,
+    config: &ParquetConfig,
+    leaves: &mut Vec<Leaf>,
+) -> Result<(Arc<SchemaType>, Shape), String> {
+    let nullable = repetition == Repetition::OPTIONAL;
+    let d = def + i16::from(nullable);
+    let group = |fields: Vec<Arc<SchemaType>>, logical: Option<LogicalType>, name: &str, rep| {
+        SchemaType::group_type_builder(name)
+            .with_repetition(rep)
+            .with_logical_type(logical)
+            .with_fields(fields)
             .build()
-            .map_err(|e| table.error(format!("column `{}`: {e}", f.name)))?;
-        fields.push(Arc::new(t));
-        layouts.push(layout);
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    };
+    match ty {
+        DataType::Row(rt) => {
+            let mut fields = Vec::new();
+            let mut shapes = Vec::new();
+            for (n, t) in &rt.fields {
+                let (f, sh) = parquet_type(n, *t, Repetition::OPTIONAL, d, rep, config, leaves)?;
+                fields.push(f);
+                shapes.push(sh);
+            }
+            Ok((
+                group(fields, None, name, repetition)?,
+                Shape::Group {
+                    nullable,
+                    row: rt,
+                    fields: shapes,
+                },
+            ))
+        }
+        DataType::Array(e) => {
+            let (elem, child) = parquet_type(
+                "element",
+                *e,
+                Repetition::OPTIONAL,
+                d + 1,
+                rep + 1,
+                config,
+                leaves,
+            )?;
+            let list = group(vec![elem], None, "list", Repetition::REPEATED)?;
+            Ok((
+                group(vec![list], Some(LogicalType::List), name, repetition)?,
+                Shape::List {
+                    nullable,
+                    element: *e,
+                    child: Box::new(child),
+                    rep: rep + 1,
+                },
+            ))
+        }
+        DataType::Map(k, v) => {
+            let (kf, ks) = parquet_type(
+                "key",
+                *k,
+                Repetition::REQUIRED,
+                d + 1,
+                rep + 1,
+                config,
+                leaves,
+            )?;
+            let (vf, vs) = parquet_type(
+                "value",
+                *v,
+                Repetition::OPTIONAL,
+                d + 1,
+                rep + 1,
+                config,
+                leaves,
+            )?;
+            let kv = group(vec![kf, vf], None, "key_value", Repetition::REPEATED)?;
+            Ok((
+                group(vec![kv], Some(LogicalType::Map), name, repetition)?,
+                Shape::Map {
+                    nullable,
+                    kv: (*k, *v),
+                    key: Box::new(ks),
+                    value: Box::new(vs),
+                    rep: rep + 1,
+                },
+            ))
+        }
+        _ => {
+            let (t, layout) = primitive(name, ty, repetition, config)?;
+            leaves.push(Leaf {
+                layout,
+                data_type: ty,
+                max_def: d,
+                max_rep: rep,
+            });
+            Ok((t, Shape::Leaf(leaves.len() - 1)))
+        }
+    }
+}
+
+/// A scalar column's Parquet type and layout, as Flink's Parquet format writes it.
+fn primitive(
+    name: &str,
+    ty: DataType,
+    repetition: Repetition,
+    config: &ParquetConfig,
+) -> Result<(Arc<SchemaType>, Layout), String> {
+    let layout = layout_of(ty, config)?;
+    let (physical, logical): (Physical, Option<LogicalType>) = match (layout, ty) {
+        (Layout::Bool, _) => (Physical::BOOLEAN, None),
+        (Layout::Int32, DataType::TinyInt) => (
+            Physical::INT32,
+            Some(LogicalType::Integer {
+                bit_width: 8,
+                is_signed: true,
+            }),
+        ),
+        (Layout::Int32, DataType::SmallInt) => (
+            Physical::INT32,
+            Some(LogicalType::Integer {
+                bit_width: 16,
+                is_signed: true,
+            }),
+        ),
+        (Layout::Int32, _) => (Physical::INT32, None),
+        (Layout::Int64, _) => (Physical::INT64, None),
+        (Layout::Float, _) => (Physical::FLOAT, None),
+        (Layout::Double, _) => (Physical::DOUBLE, None),
+        (Layout::Fixed(_), DataType::Decimal(p, s)) => (
+            Physical::FIXED_LEN_BYTE_ARRAY,
+            Some(LogicalType::Decimal {
+                scale: s as i32,
+                precision: p as i32,
+            }),
+        ),
+        (Layout::Fixed(_), _) => (Physical::FIXED_LEN_BYTE_ARRAY, None),
+        (Layout::Binary, DataType::String(_)) => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+        (Layout::Binary, _) => (Physical::BYTE_ARRAY, None),
+        (Layout::Date, _) => (Physical::INT32, Some(LogicalType::Date)),
+        (Layout::TimeMillis, _) => (
+            Physical::INT32,
+            Some(LogicalType::Time {
+                is_adjusted_to_u_t_c: true,
+                unit: TimeUnit::MILLIS,
+            }),
+        ),
+        (Layout::Int96, _) => (Physical::INT96, None),
+        (Layout::TimestampInt64(u), ty) => (
+            Physical::INT64,
+            Some(LogicalType::Timestamp {
+                is_adjusted_to_u_t_c: matches!(ty, DataType::TimestampLtz(_)),
+                unit: match u {
+                    TimeUnitName::Millis => TimeUnit::MILLIS,
+                    TimeUnitName::Micros => TimeUnit::MICROS,
+                    TimeUnitName::Nanos => TimeUnit::NANOS,
+                },
+            }),
+        ),
+    };
+    let mut b = SchemaType::primitive_type_builder(name, physical)
+        .with_repetition(repetition)
+        .with_logical_type(logical);
+    if let (Layout::Fixed(n), DataType::Decimal(p, s)) = (layout, ty) {
+        b = b
+            .with_length(n as i32)
+            .with_precision(p as i32)
+            .with_scale(s as i32);
+    }
+    let t = b.build().map_err(|e| e.to_string())?;
+    Ok((Arc::new(t), layout))
+}
+
+/// The file schema, the table columns' shapes and the file's leaf columns.
+type FileSchema = (Arc<SchemaType>, Vec<Shape>, Vec<Leaf>);
+
+/// The file schema of the table's columns, its columns' shapes and its leaf columns.
+fn schema(table: &TableSpec, config: &ParquetConfig) -> Result<FileSchema, ConnectorError> {
+    let mut fields = Vec::with_capacity(table.schema.fields.len());
+    let mut shapes = Vec::with_capacity(table.schema.fields.len());
+    let mut leaves = Vec::with_capacity(table.schema.fields.len());
+    for f in &table.schema.fields {
+        let repetition = if f.nullable {
+            Repetition::OPTIONAL
+        } else {
+            Repetition::REQUIRED
+        };
+        let (t, shape) = parquet_type(&f.name, f.data_type, repetition, 0, 0, config, &mut leaves)
+            .map_err(|m| table.error(format!("column `{}`: {m}", f.name)))?;
+        fields.push(t);
+        shapes.push(shape);
     }
     let root = SchemaType::group_type_builder("flink_schema")
         .with_fields(fields)
         .build()
         .map_err(|e| table.error(e.to_string()))?;
-    Ok((Arc::new(root), layouts))
+    Ok((Arc::new(root), shapes, leaves))
 }
 
 /// One column's buffered values of the row group being filled.
@@ -373,27 +637,41 @@ enum Values {
 struct Column {
     layout: Layout,
     data_type: DataType,
-    nullable: bool,
+    /// Definition and repetition levels of a present value (0: the column is required, or not
+    /// in a list).
+    max_def: i16,
+    max_rep: i16,
     values: Values,
     defs: Vec<i16>,
+    reps: Vec<i16>,
 }
 
 impl Column {
-    fn push(&mut self, v: Value, heap: &[u8]) -> Result<usize, String> {
+    /// Records a NULL (or a missing nested value) at definition level `def`.
+    fn push_null(&mut self, def: i16, rep: i16) -> usize {
+        let mut n = 0;
+        if self.max_def > 0 {
+            self.defs.push(def);
+            n += 2;
+        }
+        if self.max_rep > 0 {
+            self.reps.push(rep);
+            n += 2;
+        }
+        n
+    }
+
+    /// Appends `v` at repetition level `rep`; `def` is the level of its parent (a NULL is
+    /// recorded there; a present value at the column's full level).
+    fn push(&mut self, v: Value, heap: &[u8], def: i16, rep: i16) -> Result<usize, String> {
         if v.is_null() {
-            if !self.nullable {
+            if def >= self.max_def {
                 return Err("NULL in a NOT NULL column".into());
             }
-            self.defs.push(0);
-            return Ok(2);
+            return Ok(self.push_null(def, rep));
         }
-        // what the buffers hold: the value, its end offset (binary), its definition level
-        let level = if self.nullable {
-            self.defs.push(1);
-            2
-        } else {
-            0
-        };
+        // what the buffers hold: the value, its end offset (binary), its levels
+        let level = self.push_null(self.max_def, rep);
         let mismatch = || format!("value {v:?} does not fit the column's {}", self.data_type);
         Ok(level
             + match (&mut self.values, v) {
@@ -464,6 +742,7 @@ impl Column {
 
     fn clear(&mut self) {
         self.defs.clear();
+        self.reps.clear();
         match &mut self.values {
             Values::Bool(b) => b.clear(),
             Values::I32(b) => b.clear(),
@@ -480,43 +759,53 @@ impl Column {
 
     /// Writes the buffered values into the row group's column writer.
     fn write_to(&mut self, w: &mut ColumnWriter<'_>) -> parquet::errors::Result<()> {
-        let defs = self.nullable.then_some(self.defs.as_slice());
+        let defs = (self.max_def > 0).then_some(self.defs.as_slice());
+        let reps = (self.max_rep > 0).then_some(self.reps.as_slice());
         match &mut self.values {
             Values::Bool(b) => get_typed_column_writer_mut::<BoolType>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::I32(b) => get_typed_column_writer_mut::<Int32Type>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::I64(b) => get_typed_column_writer_mut::<Int64Type>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::F32(b) => get_typed_column_writer_mut::<FloatType>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::F64(b) => get_typed_column_writer_mut::<DoubleType>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::I96(b) => get_typed_column_writer_mut::<Int96Type>(w)
-                .write_batch(b.as_slice(), defs, None)
+                .write_batch(b.as_slice(), defs, reps)
                 .map(drop),
             Values::Bytes(data, ends) => {
                 // the row group's bytes become one shared buffer (moved, not copied); each value
                 // a slice of it, handed over a few thousand rows at a time
                 let shared = bytes::Bytes::from(std::mem::take(data));
                 let fixed = matches!(self.layout, Layout::Fixed(_));
-                let rows = if self.nullable {
+                let rows = if self.max_def > 0 {
                     self.defs.len()
                 } else {
                     ends.len()
                 };
+                // levels of a repeated column go in one batch (a chunk must not split a record)
+                let chunk = if self.max_rep > 0 {
+                    rows.max(1)
+                } else {
+                    CHUNK_ROWS
+                };
                 let (mut row, mut value, mut start) = (0, 0, 0);
-                let mut bins: Vec<ByteArray> = Vec::with_capacity(CHUNK_ROWS);
+                let mut bins: Vec<ByteArray> = Vec::with_capacity(chunk.min(CHUNK_ROWS));
                 let mut fixeds: Vec<FixedLenByteArray> = Vec::new();
                 while row < rows {
-                    let upto = (row + CHUNK_ROWS).min(rows);
-                    let defs = self.nullable.then(|| &self.defs[row..upto]);
-                    let present = defs.map_or(upto - row, |d| d.iter().filter(|x| **x > 0).count());
+                    let upto = (row + chunk).min(rows);
+                    let defs = (self.max_def > 0).then(|| &self.defs[row..upto]);
+                    let reps = (self.max_rep > 0).then(|| &self.reps[row..upto]);
+                    let max_def = self.max_def;
+                    let present =
+                        defs.map_or(upto - row, |d| d.iter().filter(|x| **x == max_def).count());
                     bins.clear();
                     for &e in &ends[value..value + present] {
                         bins.push(ByteArray::from(shared.slice(start..e)));
@@ -527,10 +816,10 @@ impl Column {
                         fixeds.clear();
                         fixeds.extend(bins.drain(..).map(FixedLenByteArray::from));
                         get_typed_column_writer_mut::<FixedLenByteArrayType>(w)
-                            .write_batch(&fixeds, defs, None)?;
+                            .write_batch(&fixeds, defs, reps)?;
                     } else {
                         get_typed_column_writer_mut::<ByteArrayType>(w)
-                            .write_batch(&bins, defs, None)?;
+                            .write_batch(&bins, defs, reps)?;
                     }
                     row = upto;
                 }
@@ -547,6 +836,9 @@ const CHUNK_ROWS: usize = 8192;
 pub struct ParquetWriter {
     table: String,
     writer: SerializedFileWriter<File>,
+    /// Per table column: where its values go.
+    shapes: Vec<Shape>,
+    /// The file's leaf columns.
     columns: Vec<Column>,
     rows: usize,
     buffered: usize,
@@ -556,7 +848,7 @@ pub struct ParquetWriter {
 impl FileFormat for ParquetFormat {
     fn writer(&self, table: &TableSpec, out: File) -> Result<Box<dyn PartWriter>, ConnectorError> {
         let config = ParquetConfig::from_table(table)?;
-        let (root, layouts) = schema(table, &config)?;
+        let (root, shapes, leaves) = schema(table, &config)?;
         let props = WriterProperties::builder()
             .set_compression(config.compression)
             .set_dictionary_enabled(config.dictionary)
@@ -566,28 +858,39 @@ impl FileFormat for ParquetFormat {
             .build();
         let writer = SerializedFileWriter::new(out, root, Arc::new(props))
             .map_err(|e| table.error(format!("parquet writer: {e}")))?;
-        let columns = layouts
+        let columns = leaves
             .into_iter()
-            .zip(&table.schema.fields)
-            .map(|(layout, f)| Column {
-                layout,
-                data_type: f.data_type,
-                nullable: f.nullable,
-                values: match layout {
-                    Layout::Bool => Values::Bool(Vec::new()),
-                    Layout::Int32 | Layout::Date | Layout::TimeMillis => Values::I32(Vec::new()),
-                    Layout::Int64 | Layout::TimestampInt64(_) => Values::I64(Vec::new()),
-                    Layout::Float => Values::F32(Vec::new()),
-                    Layout::Double => Values::F64(Vec::new()),
-                    Layout::Int96 => Values::I96(Vec::new()),
-                    Layout::Binary | Layout::Fixed(_) => Values::Bytes(Vec::new(), Vec::new()),
+            .map(
+                |Leaf {
+                     layout,
+                     data_type,
+                     max_def,
+                     max_rep,
+                 }| Column {
+                    layout,
+                    data_type,
+                    max_def,
+                    max_rep,
+                    values: match layout {
+                        Layout::Bool => Values::Bool(Vec::new()),
+                        Layout::Int32 | Layout::Date | Layout::TimeMillis => {
+                            Values::I32(Vec::new())
+                        }
+                        Layout::Int64 | Layout::TimestampInt64(_) => Values::I64(Vec::new()),
+                        Layout::Float => Values::F32(Vec::new()),
+                        Layout::Double => Values::F64(Vec::new()),
+                        Layout::Int96 => Values::I96(Vec::new()),
+                        Layout::Binary | Layout::Fixed(_) => Values::Bytes(Vec::new(), Vec::new()),
+                    },
+                    defs: Vec::new(),
+                    reps: Vec::new(),
                 },
-                defs: Vec::new(),
-            })
+            )
             .collect();
         Ok(Box::new(ParquetWriter {
             table: table.name.clone(),
             writer,
+            shapes,
             columns,
             rows: 0,
             buffered: 0,
@@ -600,7 +903,120 @@ impl FileFormat for ParquetFormat {
         table: &TableSpec,
         path: &Path,
     ) -> Result<Box<dyn PartReader>, ConnectorError> {
-        Ok(Box::new(ParquetReader::open(table, path)?))
+        let nested = table.schema.fields.iter().any(|f| {
+            matches!(
+                f.data_type,
+                DataType::Row(_) | DataType::Array(_) | DataType::Map(..)
+            )
+        });
+        if nested {
+            Ok(Box::new(NestedReader::open(table, path)?))
+        } else {
+            Ok(Box::new(ParquetReader::open(table, path)?))
+        }
+    }
+}
+
+/// Reads a table with nested (ROW, ARRAY, MAP) columns: the parquet crate's arrow reader
+/// assembles the nested values from the levels, [`crate::arrow_rows::read_value`] turns them
+/// into the row's nested encoding. Columns by name; a missing one is NULL.
+pub struct NestedReader {
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    batch: Option<arrow_array::RecordBatch>,
+    at: usize,
+    /// Per table column: its column in the batches.
+    columns: Vec<Option<usize>>,
+    types: Vec<DataType>,
+    names: Vec<String>,
+    position: u64,
+}
+
+impl NestedReader {
+    /// Opens `path` and matches its top-level columns to the table's by name.
+    pub fn open(table: &TableSpec, path: &Path) -> Result<Self, ConnectorError> {
+        let shown = path.display().to_string();
+        let bad = |m: String| table.error(format!("{shown}: {m}"));
+        let f = File::open(path).map_err(|e| ConnectorError::Io {
+            path: shown.clone(),
+            source: e,
+        })?;
+        let builder = guarded(|| {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        let schema = builder.schema().clone();
+        let columns = table
+            .schema
+            .fields
+            .iter()
+            .map(|f| {
+                schema.index_of(&f.name).ok().or_else(|| {
+                    schema
+                        .fields()
+                        .iter()
+                        .position(|a| a.name().eq_ignore_ascii_case(&f.name))
+                })
+            })
+            .collect();
+        let reader = guarded(|| {
+            builder
+                .with_batch_size(4096)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
+        Ok(NestedReader {
+            reader,
+            batch: None,
+            at: 0,
+            columns,
+            types: table.schema.fields.iter().map(|f| f.data_type).collect(),
+            names: table.schema.fields.iter().map(|f| f.name.clone()).collect(),
+            position: 0,
+        })
+    }
+}
+
+impl PartReader for NestedReader {
+    fn next(&mut self, row: &mut Row) -> Result<bool, DecodeError> {
+        while self.batch.as_ref().is_none_or(|b| self.at >= b.num_rows()) {
+            let next = guarded(|| self.reader.next().transpose().map_err(|e| e.to_string()))
+                .map_err(|m| DecodeError {
+                    field: None,
+                    message: m,
+                })?;
+            match next {
+                None => return Ok(false),
+                Some(b) => {
+                    self.batch = Some(b);
+                    self.at = 0;
+                }
+            }
+        }
+        let Some(batch) = &self.batch else {
+            return Ok(false);
+        };
+        for ((c, ty), name) in self.columns.iter().zip(&self.types).zip(&self.names) {
+            let v = match c {
+                Some(c) => {
+                    crate::arrow_rows::read_value(batch.column(*c).as_ref(), self.at, *ty, row)
+                        .map_err(|m| DecodeError {
+                            field: Some(name.clone()),
+                            message: m,
+                        })?
+                }
+                None => Value::Null,
+            };
+            row.values.push(v);
+        }
+        self.at += 1;
+        self.position += 1;
+        Ok(true)
+    }
+
+    fn position(&self) -> u64 {
+        self.position
     }
 }
 
@@ -638,10 +1054,10 @@ impl PartWriter for ParquetWriter {
                 "the parquet format holds inserted rows only (an update reached it)".into(),
             );
         }
-        for (i, c) in self.columns.iter_mut().enumerate() {
+        for (i, shape) in self.shapes.iter().enumerate() {
             let v = row.values.get(i).copied().unwrap_or(Value::Null);
-            self.buffered += c
-                .push(v, &row.heap)
+            self.buffered += shape
+                .shred(v, &row.heap, 0, 0, &mut self.columns)
                 .map_err(|m| format!("column {}: {m}", i + 1))?;
         }
         self.rows += 1;

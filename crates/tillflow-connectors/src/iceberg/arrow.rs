@@ -4,22 +4,23 @@
 //! `int`, BIGINT `long`, FLOAT `float`, DOUBLE `double`, DECIMAL(p, s) `decimal(p, s)`,
 //! STRING/VARCHAR/CHAR `string`, BYTES `binary`, DATE `date`, TIME `time` (microseconds),
 //! TIMESTAMP `timestamp`, TIMESTAMP_LTZ `timestamptz`; NOT NULL columns and the PRIMARY KEY
-//! (the identifier fields) are required. Field ids are the columns' positions from 1. Nested
-//! types and intervals are refused by name. [`BatchBuilder`] keeps one arrow builder per column
-//! across batches, so building a batch allocates per batch, not per row.
+//! (the identifier fields) are required; ROW is a struct, ARRAY a list, MAP a map (their
+//! fields, elements and values optional). Field ids are the columns' positions from 1, then the
+//! nested fields' in order. Intervals and MULTISET are refused by name. [`BatchBuilder`] keeps
+//! one arrow builder per column across batches ([`crate::arrow_rows`]), so building a batch
+//! allocates per batch, not per row.
 
-use ::iceberg::spec::{NestedField, PrimitiveType, Schema as IcebergSchema, Type};
-use arrow_array::builder::{
-    ArrayBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, LargeBinaryBuilder, StringBuilder, Time64MicrosecondBuilder,
-    TimestampMicrosecondBuilder,
+use crate::arrow_rows::ColumnBuilder;
+use ::iceberg::spec::{
+    ListType, Literal, MapType, NestedField, PrimitiveType, Schema as IcebergSchema, StructType,
+    Type,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use std::sync::Arc;
 use tillflow_types::{DataType, Row, Schema, Value};
 
-/// The Iceberg type of a Flink column type, or why there is none.
+/// The Iceberg type of a Flink scalar column type, or why there is none.
 pub fn iceberg_type(ty: DataType) -> Result<PrimitiveType, String> {
     Ok(match ty {
         DataType::Boolean => PrimitiveType::Boolean,
@@ -39,22 +40,66 @@ pub fn iceberg_type(ty: DataType) -> Result<PrimitiveType, String> {
         DataType::TimestampLtz(_) => PrimitiveType::Timestamptz,
         other => {
             return Err(format!(
-                "{other} columns are not supported in Iceberg tables yet (scalar types only)"
+                "{other} columns are not supported in Iceberg tables"
             ))
         }
     })
 }
 
-/// The Iceberg schema of a table's columns (field ids 1, 2, …), with `primary_key` as its
-/// identifier fields.
+/// The Iceberg type of any Flink column type: ROW as struct, ARRAY as list, MAP as map, their
+/// fields, elements, keys and values numbered from `next_id` on.
+fn full_type(ty: DataType, next_id: &mut i32) -> Result<Type, String> {
+    let mut id = || {
+        let i = *next_id;
+        *next_id += 1;
+        i
+    };
+    Ok(match ty {
+        DataType::Row(rt) => {
+            let ids: Vec<i32> = rt.fields.iter().map(|_| id()).collect();
+            let mut fields = Vec::with_capacity(ids.len());
+            for ((name, t), fid) in rt.fields.iter().zip(ids) {
+                fields.push(Arc::new(NestedField::optional(
+                    fid,
+                    name,
+                    full_type(*t, next_id)?,
+                )));
+            }
+            Type::Struct(StructType::new(fields))
+        }
+        DataType::Array(e) => {
+            let eid = id();
+            Type::List(ListType::new(Arc::new(NestedField::list_element(
+                eid,
+                full_type(*e, next_id)?,
+                false,
+            ))))
+        }
+        DataType::Map(k, v) => {
+            let (kid, vid) = (id(), id());
+            Type::Map(MapType::new(
+                Arc::new(NestedField::map_key_element(kid, full_type(*k, next_id)?)),
+                Arc::new(NestedField::map_value_element(
+                    vid,
+                    full_type(*v, next_id)?,
+                    false,
+                )),
+            ))
+        }
+        other => Type::Primitive(iceberg_type(other)?),
+    })
+}
+
+/// The Iceberg schema of a table's columns (field ids 1, 2, … for the columns, then their
+/// nested fields'), with `primary_key` as its identifier fields.
 pub fn iceberg_schema(schema: &Schema, primary_key: &[String]) -> Result<IcebergSchema, String> {
     let mut fields = Vec::with_capacity(schema.fields.len());
     let mut ids = Vec::new();
+    let mut next_id = schema.fields.len() as i32 + 1;
     for (i, f) in schema.fields.iter().enumerate() {
         let id = i as i32 + 1;
-        let ty = Type::Primitive(
-            iceberg_type(f.data_type).map_err(|m| format!("column `{}`: {m}", f.name))?,
-        );
+        let ty = full_type(f.data_type, &mut next_id)
+            .map_err(|m| format!("column `{}`: {m}", f.name))?;
         let key = primary_key.iter().any(|k| k == &f.name);
         if key {
             ids.push(id);
@@ -73,18 +118,30 @@ pub fn iceberg_schema(schema: &Schema, primary_key: &[String]) -> Result<Iceberg
         .map_err(|e| e.to_string())
 }
 
-enum Column {
-    Bool(BooleanBuilder),
-    Int(Int32Builder),
-    Long(Int64Builder),
-    Float(Float32Builder),
-    Double(Float64Builder),
-    Decimal(Decimal128Builder),
-    Str(StringBuilder),
-    Bin(LargeBinaryBuilder),
-    Date(Date32Builder),
-    Time(Time64MicrosecondBuilder),
-    Ts(TimestampMicrosecondBuilder),
+/// The identity-partition value of column `col` of `row` (`None` for NULL); the column's type
+/// must be one a partition path holds plainly (INT, BIGINT, STRING, DATE, BOOLEAN).
+pub fn partition_literal(row: &Row, col: usize, ty: DataType) -> Result<Option<Literal>, String> {
+    let v = row.values.get(col).copied().unwrap_or(Value::Null);
+    Ok(match (ty, v) {
+        (
+            DataType::TinyInt
+            | DataType::SmallInt
+            | DataType::Int
+            | DataType::BigInt
+            | DataType::String(_)
+            | DataType::Date
+            | DataType::Boolean,
+            Value::Null,
+        ) => None,
+        (DataType::TinyInt | DataType::SmallInt | DataType::Int, Value::Int(x)) => {
+            Some(Literal::int(x as i32))
+        }
+        (DataType::BigInt, Value::Int(x)) => Some(Literal::long(x)),
+        (DataType::String(_), Value::Str(s)) => Some(Literal::string(row.str(s))),
+        (DataType::Date, Value::Date(d)) => Some(Literal::date(d)),
+        (DataType::Boolean, Value::Bool(b)) => Some(Literal::bool(b)),
+        (ty, _) => return Err(format!("a {ty} value cannot be an identity partition")),
+    })
 }
 
 /// Rows into arrow batches of a table's schema (the arrow schema carries the Iceberg field ids
@@ -93,8 +150,27 @@ pub struct BatchBuilder {
     schema: ArrowSchemaRef,
     /// Per table column: the row's column it takes.
     source: Vec<usize>,
-    columns: Vec<Column>,
+    columns: Vec<ColumnBuilder>,
     rows: usize,
+}
+
+/// Whether Iceberg type `want` is what Flink type `have` maps to.
+fn same_type(want: &Type, have: DataType) -> bool {
+    match (want, have) {
+        (Type::Primitive(p), t) => iceberg_type(t).is_ok_and(|q| &q == p),
+        (Type::Struct(s), DataType::Row(rt)) => {
+            s.fields().len() == rt.fields.len()
+                && s.fields()
+                    .iter()
+                    .zip(&rt.fields)
+                    .all(|(f, (n, t))| &f.name == n && same_type(&f.field_type, *t))
+        }
+        (Type::List(l), DataType::Array(e)) => same_type(&l.element_field.field_type, *e),
+        (Type::Map(m), DataType::Map(k, v)) => {
+            same_type(&m.key_field.field_type, *k) && same_type(&m.value_field.field_type, *v)
+        }
+        _ => false,
+    }
 }
 
 impl BatchBuilder {
@@ -104,7 +180,7 @@ impl BatchBuilder {
         let arrow = ::iceberg::arrow::schema_to_arrow_schema(table).map_err(|e| e.to_string())?;
         let mut source = Vec::new();
         let mut columns = Vec::new();
-        for f in table.as_struct().fields() {
+        for (f, af) in table.as_struct().fields().iter().zip(arrow.fields()) {
             let Some(i) = row_schema.fields.iter().position(|r| r.name == f.name) else {
                 return Err(format!(
                     "the Iceberg table has a column `{}` the Flink table lacks",
@@ -112,38 +188,17 @@ impl BatchBuilder {
                 ));
             };
             let ty = row_schema.fields[i].data_type;
-            let want = f.field_type.as_primitive_type();
-            let have = iceberg_type(ty).ok();
-            if want.is_none() || want != have.as_ref() {
+            if !same_type(&f.field_type, ty) {
                 return Err(format!(
                     "column `{}` is {} in the Iceberg table but {ty} in the Flink table",
                     f.name, f.field_type
                 ));
             }
             source.push(i);
-            columns.push(match ty {
-                DataType::Boolean => Column::Bool(BooleanBuilder::new()),
-                DataType::TinyInt | DataType::SmallInt | DataType::Int => {
-                    Column::Int(Int32Builder::new())
-                }
-                DataType::BigInt => Column::Long(Int64Builder::new()),
-                DataType::Float => Column::Float(Float32Builder::new()),
-                DataType::Double => Column::Double(Float64Builder::new()),
-                DataType::Decimal(p, s) => Column::Decimal(
-                    Decimal128Builder::new()
-                        .with_precision_and_scale(p, s as i8)
-                        .map_err(|e| e.to_string())?,
-                ),
-                DataType::String(_) => Column::Str(StringBuilder::new()),
-                DataType::Bytes => Column::Bin(LargeBinaryBuilder::new()),
-                DataType::Date => Column::Date(Date32Builder::new()),
-                DataType::Time(_) => Column::Time(Time64MicrosecondBuilder::new()),
-                DataType::Timestamp(_) => Column::Ts(TimestampMicrosecondBuilder::new()),
-                DataType::TimestampLtz(_) => {
-                    Column::Ts(TimestampMicrosecondBuilder::new().with_timezone("+00:00"))
-                }
-                other => return Err(format!("column `{}`: {other} is not supported", f.name)),
-            });
+            columns.push(
+                ColumnBuilder::new(ty, af.data_type())
+                    .map_err(|m| format!("column `{}`: {m}", f.name))?,
+            );
         }
         if row_schema.fields.len() > columns.len() {
             let extra: Vec<&str> = row_schema
@@ -180,64 +235,20 @@ impl BatchBuilder {
     /// Adds a row (its kind is not looked at).
     pub fn push(&mut self, row: &Row) {
         for (c, &i) in self.columns.iter_mut().zip(&self.source) {
-            let v = row.values.get(i).copied().unwrap_or(Value::Null);
-            match (c, v) {
-                (Column::Bool(b), Value::Bool(x)) => b.append_value(x),
-                (Column::Int(b), Value::Int(x)) => b.append_value(x as i32),
-                (Column::Long(b), Value::Int(x)) => b.append_value(x),
-                (Column::Float(b), Value::Float(x)) => b.append_value(x as f32),
-                (Column::Double(b), Value::Float(x)) => b.append_value(x),
-                (Column::Decimal(b), Value::Decimal(x)) => b.append_value(x),
-                (Column::Str(b), Value::Str(s)) => b.append_value(row.str(s)),
-                (Column::Bin(b), Value::Str(s)) => b.append_value(row.bytes(s)),
-                (Column::Date(b), Value::Date(x)) => b.append_value(x),
-                (Column::Time(b), Value::Time(x)) => b.append_value(x),
-                (Column::Ts(b), Value::Timestamp(x)) => b.append_value(x),
-                (c, _) => c.append_null(),
-            }
+            c.push(&row.heap, row.values.get(i).copied().unwrap_or(Value::Null));
         }
         self.rows += 1;
     }
 
     /// The rows added since the last batch, as one batch (the builders are reset).
     pub fn finish(&mut self) -> Result<RecordBatch, String> {
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(Column::finish).collect();
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())
-    }
-}
-
-impl Column {
-    fn append_null(&mut self) {
-        match self {
-            Column::Bool(b) => b.append_null(),
-            Column::Int(b) => b.append_null(),
-            Column::Long(b) => b.append_null(),
-            Column::Float(b) => b.append_null(),
-            Column::Double(b) => b.append_null(),
-            Column::Decimal(b) => b.append_null(),
-            Column::Str(b) => b.append_null(),
-            Column::Bin(b) => b.append_null(),
-            Column::Date(b) => b.append_null(),
-            Column::Time(b) => b.append_null(),
-            Column::Ts(b) => b.append_null(),
-        }
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Column::Bool(b) => ArrayBuilder::finish(b),
-            Column::Int(b) => ArrayBuilder::finish(b),
-            Column::Long(b) => ArrayBuilder::finish(b),
-            Column::Float(b) => ArrayBuilder::finish(b),
-            Column::Double(b) => ArrayBuilder::finish(b),
-            Column::Decimal(b) => ArrayBuilder::finish(b),
-            Column::Str(b) => ArrayBuilder::finish(b),
-            Column::Bin(b) => ArrayBuilder::finish(b),
-            Column::Date(b) => ArrayBuilder::finish(b),
-            Column::Time(b) => ArrayBuilder::finish(b),
-            Column::Ts(b) => ArrayBuilder::finish(b),
-        }
     }
 }
 

@@ -158,9 +158,12 @@ impl IcebergConfig {
         };
         let warehouse = match t.option("warehouse") {
             None => None,
-            Some(w) => {
-                Some(crate::local_path(w).map_err(|m| t.error(format!("'warehouse': {m}")))?)
-            }
+            // absolute, as the table's metadata records its location for every reader
+            Some(w) => Some(
+                crate::local_path(w)
+                    .and_then(|p| std::path::absolute(&p).map_err(|e| e.to_string()))
+                    .map_err(|m| t.error(format!("'warehouse': {m}")))?,
+            ),
         };
         let kind = match kind_name.as_str() {
             "hadoop" => {
@@ -320,9 +323,20 @@ impl IcebergConfig {
             }
         };
         for p in &t.partition_keys {
-            if !t.schema.fields.iter().any(|f| &f.name == p) {
+            let Some(i) = t.schema.fields.iter().position(|f| &f.name == p) else {
                 return Err(t.error(format!(
                     "PARTITIONED BY column `{p}` is not a column of the table"
+                )));
+            };
+            let ty = t.schema.fields[i].data_type;
+            if arrow::partition_literal(&tillflow_types::Row::default(), i, ty).is_err() {
+                return Err(t.error(format!(
+                    "PARTITIONED BY column `{p}` is {ty}: identity partitions take INT, BIGINT, STRING, DATE or BOOLEAN columns"
+                )));
+            }
+            if !t.primary_key.is_empty() && !t.primary_key.contains(p) {
+                return Err(t.error(format!(
+                    "PARTITIONED BY column `{p}` must be part of the PRIMARY KEY: a key's delete must land in the partition of its rows (as Flink requires)"
                 )));
             }
         }

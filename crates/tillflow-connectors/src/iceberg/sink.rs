@@ -19,8 +19,8 @@ use crate::ConnectorError;
 use ::iceberg::io::FileIO;
 use ::iceberg::spec::{
     DataFile, DataFileFormat, FormatVersion, ManifestList, ManifestListWriter,
-    ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
-    SnapshotSummaryCollector, Summary, MAIN_BRANCH,
+    ManifestWriterBuilder, Operation, PartitionKey, Snapshot, SnapshotReference, SnapshotRetention,
+    SnapshotSummaryCollector, Struct, Summary, Transform, UnboundPartitionSpec, MAIN_BRANCH,
 };
 use ::iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use ::iceberg::writer::base_writer::equality_delete_writer::{
@@ -70,8 +70,10 @@ pub struct IcebergSink {
     loaded: Loaded,
     file_io: FileIO,
     props: WriterProperties,
-    data: BatchBuilder,
-    deletes: BatchBuilder,
+    /// The rows' columns.
+    row_schema: Schema,
+    /// The partition spec's source columns in the rows, in spec order (identity partitions).
+    partition_cols: Vec<usize>,
     /// PRIMARY KEY columns in the rows, and their Iceberg field ids.
     keys: Vec<usize>,
     equality_ids: Vec<i32>,
@@ -110,9 +112,19 @@ impl IcebergSink {
             Some(l) => l,
             None => {
                 let schema = iceberg_schema(&row_schema, &cfg.primary_key).map_err(fail)?;
+                let mut spec = UnboundPartitionSpec::builder();
+                for p in &cfg.partition_keys {
+                    let id = schema.field_by_name(p).map(|f| f.id).ok_or_else(|| {
+                        fail(format!("PARTITIONED BY column `{p}` is not a column"))
+                    })?;
+                    spec = spec
+                        .add_partition_field(id, p, Transform::Identity)
+                        .map_err(|e| fail(format!("PARTITIONED BY `{p}`: {e}")))?;
+                }
                 let creation = TableCreation::builder()
                     .name(cfg.table_name.clone())
                     .schema(schema)
+                    .partition_spec(spec.build())
                     .properties(cfg.properties.clone())
                     .format_version(if cfg.format_version == 1 {
                         FormatVersion::V1
@@ -123,14 +135,40 @@ impl IcebergSink {
                 catalog.create(creation).map_err(fail)?
             }
         };
-        if !loaded.metadata.default_partition_spec().is_unpartitioned() {
-            return Err(fail(
-                "the table is partitioned, and tillflow writes unpartitioned Iceberg tables only (so far)".into(),
-            ));
-        }
         let table_schema = loaded.metadata.current_schema().clone();
-        let data = BatchBuilder::new(&table_schema, &row_schema).map_err(fail)?;
-        let deletes = BatchBuilder::new(&table_schema, &row_schema).map_err(fail)?;
+        BatchBuilder::new(&table_schema, &row_schema).map_err(fail)?;
+        let mut partition_cols = Vec::new();
+        for f in loaded.metadata.default_partition_spec().fields() {
+            let source = table_schema
+                .field_by_id(f.source_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            if f.transform != Transform::Identity {
+                return Err(fail(format!(
+                    "the table is partitioned by {}({source}), and tillflow writes identity partitions only (a column's value)",
+                    f.transform
+                )));
+            }
+            let Some(i) = row_schema.fields.iter().position(|r| r.name == source) else {
+                return Err(fail(format!(
+                    "partition column `{source}` is not in the Flink table"
+                )));
+            };
+            if super::arrow::partition_literal(&Row::default(), i, row_schema.fields[i].data_type)
+                .is_err()
+            {
+                return Err(fail(format!(
+                    "partition column `{source}` is {}: identity partitions take INT, BIGINT, STRING, DATE or BOOLEAN columns",
+                    row_schema.fields[i].data_type
+                )));
+            }
+            if !cfg.primary_key.is_empty() && !cfg.primary_key.contains(&source) {
+                return Err(fail(format!(
+                    "partition column `{source}` must be part of the PRIMARY KEY: a key's delete must land in the partition of its rows (as Flink requires)"
+                )));
+            }
+            partition_cols.push(i);
+        }
         let mut keys = Vec::new();
         let mut equality_ids = Vec::new();
         for k in &cfg.primary_key {
@@ -170,8 +208,8 @@ impl IcebergSink {
             loaded,
             file_io: FileIO::new_with_fs(),
             props,
-            data,
-            deletes,
+            row_schema,
+            partition_cols,
             keys,
             equality_ids,
             pending: RowLog::default(),
@@ -252,113 +290,31 @@ impl IcebergSink {
             .get(CHECKPOINT_KEY)
             .map_or_else(|| format!("{}", self.commits), |c| format!("c{c}"));
         let prefix = format!("{}-{}", uuid::Uuid::new_v4().simple(), stamp);
-        let location =
-            DefaultLocationGenerator::new(&self.loaded.metadata).map_err(|e| self.err(e))?;
-        let schema = self.loaded.metadata.current_schema().clone();
-        let rolling = |schema: Arc<::iceberg::spec::Schema>, suffix: &str| {
-            RollingFileWriterBuilder::new(
-                ParquetWriterBuilder::new(self.props.clone(), schema),
-                self.cfg.target_file_size,
-                self.file_io.clone(),
-                location.clone(),
-                DefaultFileNameGenerator::new(
-                    prefix.clone(),
-                    Some(suffix.to_owned()),
-                    DataFileFormat::Parquet,
-                ),
-            )
-        };
-        let mut data_writer = self
-            .rt
-            .block_on(DataFileWriterBuilder::new(rolling(schema.clone(), "data")).build(None))
-            .map_err(|e| self.err(e))?;
-        let mut delete_writer = if self.keys.is_empty() {
-            None
-        } else {
-            let config = EqualityDeleteWriterConfig::new(self.equality_ids.clone(), schema.clone())
-                .map_err(|e| self.err(e))?;
-            let delete_schema = Arc::new(
-                ::iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())
-                    .map_err(|e| self.err(e))?,
-            );
-            Some(
-                self.rt
-                    .block_on(
-                        EqualityDeleteFileWriterBuilder::new(
-                            rolling(delete_schema, "deletes"),
-                            config,
-                        )
-                        .build(None),
-                    )
-                    .map_err(|e| self.err(e))?,
-            )
-        };
+        let mut files = PartFiles::new(self, prefix)?;
         let mut i = 0u64;
-        let mut failed: Option<RuntimeError> = None;
-        {
-            let IcebergSink {
-                rt,
-                data,
-                deletes,
-                keys,
-                key_buf,
-                key_state,
-                cfg,
-                ..
-            } = self;
-            rows.for_each(&mut |row| {
-                let (add, delete) = if keys.is_empty() {
-                    (true, false)
-                } else {
-                    Self::key_of(keys, row, key_buf);
-                    match key_state.get(key_buf.as_slice()) {
-                        Some(s) if s.last == i => (row.kind.is_addition(), s.delete),
-                        _ => (false, false),
-                    }
-                };
-                i += 1;
-                if add {
-                    data.push(row);
-                    if data.len() >= BATCH_ROWS {
-                        let batch = data.finish().map_err(|m| sink_err(cfg, m))?;
-                        rt.block_on(data_writer.write(batch))
-                            .map_err(|e| sink_err(cfg, e))?;
-                    }
+        let mut part_buf = Vec::new();
+        let mut key_buf = std::mem::take(&mut self.key_buf);
+        let this = &*self;
+        let written = rows.for_each(&mut |row| {
+            let (add, delete) = if this.keys.is_empty() {
+                (true, false)
+            } else {
+                Self::key_of(&this.keys, row, &mut key_buf);
+                match this.key_state.get(key_buf.as_slice()) {
+                    Some(s) if s.last == i => (row.kind.is_addition(), s.delete),
+                    _ => (false, false),
                 }
-                if delete {
-                    deletes.push(row);
-                    if deletes.len() >= BATCH_ROWS {
-                        let batch = deletes.finish().map_err(|m| sink_err(cfg, m))?;
-                        if let Some(w) = delete_writer.as_mut() {
-                            rt.block_on(w.write(batch)).map_err(|e| sink_err(cfg, e))?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .unwrap_or_else(|e| failed = Some(e));
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        if !self.data.is_empty() {
-            let batch = self.data.finish().map_err(|m| self.err(m))?;
-            self.rt
-                .block_on(data_writer.write(batch))
-                .map_err(|e| self.err(e))?;
-        }
-        let data_files = self
-            .rt
-            .block_on(data_writer.close())
-            .map_err(|e| self.err(e))?;
-        let mut delete_files = Vec::new();
-        if let Some(mut w) = delete_writer {
-            if !self.deletes.is_empty() {
-                let batch = self.deletes.finish().map_err(|m| self.err(m))?;
-                self.rt.block_on(w.write(batch)).map_err(|e| self.err(e))?;
+            };
+            i += 1;
+            if add || delete {
+                Self::key_of(&this.partition_cols, row, &mut part_buf);
+                files.push(this, &part_buf, row, add, delete)?;
             }
-            delete_files = self.rt.block_on(w.close()).map_err(|e| self.err(e))?;
-        }
+            Ok(())
+        });
+        self.key_buf = key_buf;
+        written?;
+        let (data_files, delete_files) = files.close(self)?;
         self.key_state.clear();
         if data_files.is_empty() && delete_files.is_empty() {
             return Ok(());
@@ -546,6 +502,183 @@ impl IcebergSink {
         self.pending.clear();
         self.rows += n;
         Ok(())
+    }
+}
+
+type DataWriter = ::iceberg::writer::base_writer::data_file_writer::DataFileWriter<
+    ParquetWriterBuilder,
+    DefaultLocationGenerator,
+    DefaultFileNameGenerator,
+>;
+type DeleteWriter =
+    ::iceberg::writer::base_writer::equality_delete_writer::EqualityDeleteFileWriter<
+        ParquetWriterBuilder,
+        DefaultLocationGenerator,
+        DefaultFileNameGenerator,
+    >;
+
+/// One partition's writers within a commit.
+struct PartWriters {
+    data: BatchBuilder,
+    deletes: BatchBuilder,
+    data_writer: DataWriter,
+    delete_writer: Option<DeleteWriter>,
+}
+
+/// The data and delete files of one commit, a writer pair per partition (one in all for an
+/// unpartitioned table).
+struct PartFiles {
+    data_builder: DataFileWriterBuilder<
+        ParquetWriterBuilder,
+        DefaultLocationGenerator,
+        DefaultFileNameGenerator,
+    >,
+    delete_builder: Option<
+        EqualityDeleteFileWriterBuilder<
+            ParquetWriterBuilder,
+            DefaultLocationGenerator,
+            DefaultFileNameGenerator,
+        >,
+    >,
+    parts: HashMap<Vec<u8>, PartWriters>,
+}
+
+impl PartFiles {
+    fn new(sink: &IcebergSink, prefix: String) -> Result<Self> {
+        let meta = &sink.loaded.metadata;
+        let location = DefaultLocationGenerator::new(meta).map_err(|e| sink.err(e))?;
+        let schema = meta.current_schema().clone();
+        let rolling = |schema: Arc<::iceberg::spec::Schema>, suffix: &str| {
+            RollingFileWriterBuilder::new(
+                ParquetWriterBuilder::new(sink.props.clone(), schema),
+                sink.cfg.target_file_size,
+                sink.file_io.clone(),
+                location.clone(),
+                DefaultFileNameGenerator::new(
+                    prefix.clone(),
+                    Some(suffix.to_owned()),
+                    DataFileFormat::Parquet,
+                ),
+            )
+        };
+        let data_builder = DataFileWriterBuilder::new(rolling(schema.clone(), "data"));
+        let delete_builder = if sink.keys.is_empty() {
+            None
+        } else {
+            let config = EqualityDeleteWriterConfig::new(sink.equality_ids.clone(), schema.clone())
+                .map_err(|e| sink.err(e))?;
+            let delete_schema = Arc::new(
+                ::iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())
+                    .map_err(|e| sink.err(e))?,
+            );
+            Some(EqualityDeleteFileWriterBuilder::new(
+                rolling(delete_schema, "deletes"),
+                config,
+            ))
+        };
+        Ok(PartFiles {
+            data_builder,
+            delete_builder,
+            parts: HashMap::new(),
+        })
+    }
+
+    /// Adds `row` (to the data file when `add`, to the delete file when `delete`) of the
+    /// partition `part` (its encoded values).
+    fn push(
+        &mut self,
+        sink: &IcebergSink,
+        part: &[u8],
+        row: &Row,
+        add: bool,
+        delete: bool,
+    ) -> Result<()> {
+        if !self.parts.contains_key(part) {
+            let meta = &sink.loaded.metadata;
+            let key = if sink.partition_cols.is_empty() {
+                None
+            } else {
+                let mut values = Vec::with_capacity(sink.partition_cols.len());
+                for &c in &sink.partition_cols {
+                    let ty = sink.row_schema.fields[c].data_type;
+                    values.push(
+                        super::arrow::partition_literal(row, c, ty).map_err(|m| sink.err(m))?,
+                    );
+                }
+                Some(PartitionKey::new(
+                    meta.default_partition_spec().as_ref().clone(),
+                    meta.current_schema().clone(),
+                    Struct::from_iter(values),
+                ))
+            };
+            let data_writer = sink
+                .rt
+                .block_on(self.data_builder.build(key.clone()))
+                .map_err(|e| sink.err(e))?;
+            let delete_writer = match &self.delete_builder {
+                None => None,
+                Some(b) => Some(sink.rt.block_on(b.build(key)).map_err(|e| sink.err(e))?),
+            };
+            let schema = meta.current_schema();
+            let builder = || BatchBuilder::new(schema, &sink.row_schema).map_err(|m| sink.err(m));
+            self.parts.insert(
+                part.to_vec(),
+                PartWriters {
+                    data: builder()?,
+                    deletes: builder()?,
+                    data_writer,
+                    delete_writer,
+                },
+            );
+        }
+        let Some(p) = self.parts.get_mut(part) else {
+            return Ok(());
+        };
+        if add {
+            p.data.push(row);
+            if p.data.len() >= BATCH_ROWS {
+                let batch = p.data.finish().map_err(|m| sink.err(m))?;
+                sink.rt
+                    .block_on(p.data_writer.write(batch))
+                    .map_err(|e| sink.err(e))?;
+            }
+        }
+        if delete {
+            p.deletes.push(row);
+            if p.deletes.len() >= BATCH_ROWS {
+                let batch = p.deletes.finish().map_err(|m| sink.err(m))?;
+                if let Some(w) = p.delete_writer.as_mut() {
+                    sink.rt.block_on(w.write(batch)).map_err(|e| sink.err(e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and closes every file: the data files, then the delete files.
+    fn close(self, sink: &IcebergSink) -> Result<(Vec<DataFile>, Vec<DataFile>)> {
+        let (mut data, mut deletes) = (Vec::new(), Vec::new());
+        for (_, mut p) in self.parts {
+            if !p.data.is_empty() {
+                let batch = p.data.finish().map_err(|m| sink.err(m))?;
+                sink.rt
+                    .block_on(p.data_writer.write(batch))
+                    .map_err(|e| sink.err(e))?;
+            }
+            data.extend(
+                sink.rt
+                    .block_on(p.data_writer.close())
+                    .map_err(|e| sink.err(e))?,
+            );
+            if let Some(mut w) = p.delete_writer {
+                if !p.deletes.is_empty() {
+                    let batch = p.deletes.finish().map_err(|m| sink.err(m))?;
+                    sink.rt.block_on(w.write(batch)).map_err(|e| sink.err(e))?;
+                }
+                deletes.extend(sink.rt.block_on(w.close()).map_err(|e| sink.err(e))?);
+            }
+        }
+        Ok((data, deletes))
     }
 }
 

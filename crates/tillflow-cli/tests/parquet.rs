@@ -187,37 +187,8 @@ INSERT INTO lake SELECT event_time, store_id, sku, qty, CAST(qty * unit_price AS
 #[test]
 fn nested_columns_round_trip_through_parquet_as_pyarrow_reads_them() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lines = String::new();
-    for i in 0..600 {
-        let item = if i % 7 == 0 {
-            "null".to_owned()
-        } else {
-            format!(r#"{{"sku": "SKU-{i}", "qty": {}}}"#, i % 5)
-        };
-        let tags = match i % 4 {
-            0 => "null".to_owned(),
-            1 => "[]".to_owned(),
-            2 => format!(r#"["t{i}", null, "x"]"#),
-            _ => format!(r#"["only-{i}"]"#),
-        };
-        let attrs = match i % 3 {
-            0 => "null".to_owned(),
-            1 => "{}".to_owned(),
-            _ => format!(r#"{{"k1": {i}, "k2": null, "k3": {}}}"#, i * 2),
-        };
-        let ls = match i % 5 {
-            0 => "[]".to_owned(),
-            1 => "null".to_owned(),
-            _ => format!(r#"[{{"sku": "A{i}", "qty": 1}}, null, {{"sku": null, "qty": {i}}}]"#),
-        };
-        lines.push_str(&format!(
-            r#"{{"id": {i}, "item": {item}, "tags": {tags}, "attrs": {attrs}, "lines": {ls}}}"#
-        ));
-        lines.push('\n');
-    }
-    let input = dir.path().join("nested.ndjson");
-    std::fs::write(&input, lines).expect("write");
-    let cols = "id INT, item ROW<sku STRING, qty INT>, tags ARRAY<STRING>, attrs MAP<STRING, INT>, lines ARRAY<ROW<sku STRING, qty INT>>";
+    let input = common::nested_events(dir.path(), 600);
+    let cols = common::NESTED_COLUMNS;
     let d = |n: &str| dir.path().join(n).display().to_string();
     run(
         &format!(

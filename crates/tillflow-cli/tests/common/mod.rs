@@ -393,3 +393,41 @@ pub fn canon(args: &[&str]) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The columns of [`nested_events`]' records.
+pub const NESTED_COLUMNS: &str = "id INT, item ROW<sku STRING, qty INT>, tags ARRAY<STRING>, attrs MAP<STRING, INT>, lines ARRAY<ROW<sku STRING, qty INT>>";
+
+/// `n` records with nested values (a ROW, an ARRAY, a MAP, an ARRAY of ROWs; NULL, empty and
+pub fn nested_events(dir: &Path, n: usize) -> PathBuf {
+    let mut lines = String::new();
+    for i in 0..n {
+        let item = if i % 7 == 0 {
+            "null".to_owned()
+        } else {
+            format!(r#"{{"sku": "SKU-{i}", "qty": {}}}"#, i % 5)
+        };
+        let tags = match i % 4 {
+            0 => "null".to_owned(),
+            1 => "[]".to_owned(),
+            2 => format!(r#"["t{i}", null, "x"]"#),
+            _ => format!(r#"["only-{i}"]"#),
+        };
+        let attrs = match i % 3 {
+            0 => "null".to_owned(),
+            1 => "{}".to_owned(),
+            _ => format!(r#"{{"k1": {i}, "k2": null, "k3": {}}}"#, i * 2),
+        };
+        let ls = match i % 5 {
+            0 => "[]".to_owned(),
+            1 => "null".to_owned(),
+            _ => format!(r#"[{{"sku": "A{i}", "qty": 1}}, null, {{"sku": null, "qty": {i}}}]"#),
+        };
+        lines.push_str(&format!(
+            r#"{{"id": {i}, "item": {item}, "tags": {tags}, "attrs": {attrs}, "lines": {ls}}}"#
+        ));
+        lines.push('\n');
+    }
+    let p = dir.join("nested.ndjson");
+    std::fs::write(&p, lines).expect("write");
+    p
+}

@@ -10,9 +10,12 @@
   canon.py avro-schema DIR the writer schema of the first Avro file of DIR, as JSON
   canon.py avro-datums DIR SCHEMA_FILE  each file of DIR one raw Avro datum (a Kafka message)
                            of the writer schema in SCHEMA_FILE, read by fastavro
-  canon.py iceberg SOURCE   every row of an Iceberg table's current snapshot, read by pyiceberg
-                           (pyarrow reads the files; equality deletes merged as the spec says:
-                           a delete hides rows of files with a lower data sequence number)
+  canon.py iceberg SOURCE   every row of an Iceberg table's current snapshot: pyiceberg lists the
+                           live files of its manifests, pyarrow reads them, equality deletes are
+                           merged as the spec says (a delete hides rows of files with a lower
+                           data sequence number)
+  canon.py iceberg-scan SOURCE  the same rows through pyiceberg's own scan (to_arrow), which
+                           refuses equality deletes (and reads a NULL list of structs as [])
   canon.py iceberg-snapshots SOURCE  one line a snapshot, oldest first: operation, the
                            tillflow.checkpoint of its summary, added-records, added-equality-deletes
   canon.py iceberg-schema SOURCE  the table's fields: id, name, type, required; identifier ids
@@ -143,11 +146,6 @@ def iceberg_rows(table):
                 deletes.append((e.sequence_number, local, list(f.equality_ids)))
             else:
                 raise SystemExit(f'unexpected {f.content} file {f.file_path}')
-    if not deletes:
-        # no deletes: pyiceberg's own scan
-        t = table.scan().to_arrow()
-        types = [c.type for c in t.schema]
-        return [[typed(v, ty) for v, ty in zip(r.values(), types)] for r in t.to_pylist()]
     schema = table.schema()
     names = [f.name for f in schema.fields]
     rows = []
@@ -157,17 +155,27 @@ def iceberg_rows(table):
         keys = set(tuple(r[c] for c in cols) for r in pq.read_table(path).to_pylist())
         dels.append((seq, cols, keys))
     for seq, path in data:
-        for r in pq.read_table(path).to_pylist():
+        t = pq.read_table(path)
+        types = {f.name: f.type for f in t.schema}
+        for r in t.to_pylist():
             if any(dseq > seq and tuple(r[c] for c in cols) in keys for dseq, cols, keys in dels):
                 continue
-            rows.append([r[n] for n in names])
+            rows.append([typed(r[n], types[n]) for n in names])
     return rows
+
+
+def iceberg_scan(table):
+    """pyiceberg's own scan of the current snapshot (no equality deletes)."""
+    t = table.scan().to_arrow()
+    types = [c.type for c in t.schema]
+    return [[typed(v, ty) for v, ty in zip(r.values(), types)] for r in t.to_pylist()]
 
 
 def main():
     mode, path = sys.argv[1], sys.argv[2]
-    if mode == 'iceberg':
-        rows = ['|'.join(canon(v) for v in r) for r in iceberg_rows(iceberg_table(path))]
+    if mode in ('iceberg', 'iceberg-scan'):
+        read = iceberg_rows if mode == 'iceberg' else iceberg_scan
+        rows = ['|'.join(canon(v) for v in r) for r in read(iceberg_table(path))]
         for r in sorted(rows):
             print(r)
         return

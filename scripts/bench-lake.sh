@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The data lake's figures (release build): N generated POS lines (default 5 M) from NDJSON into
-# Parquet (zstd) against the same into the JSON sink, timed as whole processes by farm-bench
-# (median of 3 runs, the two paired run for run), and the bytes each leaves on disk.
+# Parquet (zstd) against the same into the JSON sink, then into an Iceberg table (hadoop catalog,
+# zstd Parquet data files, one snapshot) against Parquet, timed as whole processes by farm-bench
+# (median of 3 runs, each pair run for run), and the bytes each leaves on disk.
 #   scripts/bench-lake.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +23,18 @@ SQL
 }
 job parquet ", 'parquet.compression' = 'ZSTD'"
 job json ""
+cat > "$D/iceberg.sql" <<SQL
+CREATE TABLE pos ($COLS) WITH ('connector' = 'filesystem', 'path' = '$D/pos.ndjson', 'format' = 'json');
+CREATE TABLE out ($COLS) WITH ('connector' = 'iceberg', 'catalog-name' = 'bench', 'catalog-type' = 'hadoop',
+  'warehouse' = '$D/wh', 'write.parquet.compression-codec' = 'zstd');
+INSERT INTO out SELECT * FROM pos;
+SQL
 echo "input: $ROWS POS lines, $(du -sb "$D/pos.ndjson" | cut -f1) bytes of NDJSON"
 farm-bench -n 3 --timeout 900 \
   --vs "sh -c 'rm -rf $D/out-json; exec $TF run --quiet --no-http $D/json.sql'" \
   -- sh -c "rm -rf $D/out-parquet; exec $TF run --quiet --no-http $D/parquet.sql"
 echo "bytes on disk: parquet (zstd) $(du -sb "$D/out-parquet" | cut -f1), json $(du -sb "$D/out-json" | cut -f1)"
+farm-bench -n 3 --timeout 900 \
+  --vs "sh -c 'rm -rf $D/out-parquet; exec $TF run --quiet --no-http $D/parquet.sql'" \
+  -- sh -c "rm -rf $D/wh; exec $TF run --quiet --no-http $D/iceberg.sql"
+echo "bytes on disk: iceberg (zstd data files and metadata) $(du -sb "$D/wh" | cut -f1)"

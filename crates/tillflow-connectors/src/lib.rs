@@ -14,6 +14,7 @@ pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;
 pub mod format;
+#[cfg(feature = "iceberg")]
 pub mod iceberg;
 pub mod kafka;
 pub mod late;
@@ -245,6 +246,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
         &postgres::Jdbc,
         &postgres::Postgres,
         &redis::Redis,
+        #[cfg(feature = "iceberg")]
         &iceberg::Iceberg,
         &postgres_cdc::PostgresCdc,
     ]
@@ -358,6 +360,7 @@ pub fn validate_noting(
     if conn.name() == "redis" {
         redis::RedisConfig::from_table(table)?;
     }
+    #[cfg(feature = "iceberg")]
     if conn.name() == "iceberg" {
         iceberg::IcebergConfig::from_table(table)?;
     }

@@ -426,3 +426,77 @@ END;",
         assert!(schema.contains(part), "{part} in {schema}");
     }
 }
+
+/// An upsert-kafka topic read into a table with a PRIMARY KEY: a store's count replaces its
+/// row, and a tombstone (its key alone: the NOT NULL count empty) removes it — equality-delete
+/// files hold the key columns only. The table ends as the changelog's final state.
+#[test]
+fn an_upsert_kafka_changelog_with_tombstones_lands_as_equality_deletes() {
+    let b = common::Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("top_stores", 1);
+    let input = common::events(d, 1500, false);
+    let upsert = format!(
+        "'connector' = 'upsert-kafka', 'topic' = 'top_stores', 'properties.bootstrap.servers' = '{}', 'key.format' = 'json', 'value.format' = 'json'",
+        b.addr()
+    );
+    // line counts per store, kept only while not a multiple of 7: a store leaves the table
+    // (a tombstone) and comes back
+    let top = "SELECT store_id, cnt FROM (SELECT store_id, COUNT(*) AS cnt FROM events GROUP BY store_id) WHERE MOD(cnt, 7) <> 0";
+    run(
+        &format!(
+            "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE top_stores (store_id INT, cnt BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ({upsert}, 'properties.linger.ms' = '0', 'properties.batch.num.messages' = '1');
+INSERT INTO top_stores {top};",
+            input.display(),
+        ),
+        d,
+    );
+    // the topic, read from the start to its end, into Iceberg
+    run(
+        &format!(
+            "CREATE TABLE top_stores (store_id INT, cnt BIGINT NOT NULL, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ({upsert}, 'scan.bounded.mode' = 'latest-offset');
+CREATE TABLE ice (store_id INT, cnt BIGINT NOT NULL, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ('connector' = 'iceberg', 'catalog-name' = 'lake', 'catalog-type' = 'hadoop', 'warehouse' = '{wh}');
+INSERT INTO ice SELECT * FROM top_stores;",
+            wh = d.join("wh").display(),
+        ),
+        d,
+    );
+    // the final counts, from the file
+    run(
+        &format!(
+            "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE o (store_id INT, cnt BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
+WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'o');
+INSERT INTO o {top};",
+            input.display(),
+            d.join("want.db").display()
+        ),
+        d,
+    );
+    let db = rusqlite::Connection::open(d.join("want.db")).expect("open");
+    let mut want: Vec<String> = db
+        .prepare("SELECT store_id, cnt FROM o")
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok(format!("{}|{}", r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    want.sort();
+    let source = format!("hadoop:{}", d.join("wh/default_database/ice").display());
+    let got = canon(&["iceberg", &source]);
+    assert_eq!(got, want);
+    // the changelog did hold tombstones, and the table is not empty
+    let msgs = common::read_topic(&b, "top_stores", 1);
+    assert!(
+        msgs.iter().any(|(_, v)| v.is_none()),
+        "no tombstone in the topic"
+    );
+    assert!(!got.is_empty());
+}

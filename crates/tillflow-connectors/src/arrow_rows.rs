@@ -357,6 +357,56 @@ fn offset_buffer(v: Vec<i32>) -> arrow_buffer::OffsetBuffer<i32> {
     arrow_buffer::OffsetBuffer::new(arrow_buffer::ScalarBuffer::from(v))
 }
 
+/// Whether values of arrow type `have` can be read as `ty` (the same kind: a struct as a ROW
+/// whose fields convert by name, a list as an ARRAY, a map as a MAP, and scalars of the kinds
+/// [`read_value`] converts).
+pub fn readable_as(have: &ArrowType, ty: DataType) -> bool {
+    match (have, ty) {
+        (ArrowType::Struct(fields), DataType::Row(rt)) => rt.fields.iter().all(|(n, t)| {
+            fields
+                .iter()
+                .find(|f| f.name() == n)
+                .is_none_or(|f| readable_as(f.data_type(), *t))
+        }),
+        (ArrowType::List(f) | ArrowType::LargeList(f), DataType::Array(e)) => {
+            readable_as(f.data_type(), *e)
+        }
+        (ArrowType::Map(f, _), DataType::Map(k, v)) => match f.data_type() {
+            ArrowType::Struct(kv) if kv.len() == 2 => {
+                readable_as(kv[0].data_type(), *k) && readable_as(kv[1].data_type(), *v)
+            }
+            _ => false,
+        },
+        (_, DataType::Row(_) | DataType::Array(_) | DataType::Map(..)) => false,
+        (
+            ArrowType::Struct(_)
+            | ArrowType::List(_)
+            | ArrowType::LargeList(_)
+            | ArrowType::Map(..),
+            _,
+        ) => false,
+        (ArrowType::Boolean, DataType::Boolean) => true,
+        (
+            ArrowType::Int8 | ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64,
+            DataType::TinyInt | DataType::SmallInt | DataType::Int | DataType::BigInt,
+        ) => true,
+        (ArrowType::Float32 | ArrowType::Float64, DataType::Float | DataType::Double) => true,
+        (ArrowType::Decimal128(..), DataType::Decimal(..)) => true,
+        (
+            ArrowType::Utf8
+            | ArrowType::LargeUtf8
+            | ArrowType::Binary
+            | ArrowType::LargeBinary
+            | ArrowType::FixedSizeBinary(_),
+            DataType::String(_) | DataType::Bytes,
+        ) => true,
+        (ArrowType::Date32, DataType::Date) => true,
+        (ArrowType::Time32(_) | ArrowType::Time64(_), DataType::Time(_)) => true,
+        (ArrowType::Timestamp(..), DataType::Timestamp(_) | DataType::TimestampLtz(_)) => true,
+        _ => false,
+    }
+}
+
 /// Value `i` of `array` as a value of `ty` in `row` (its strings and nested values appended to
 /// the row's heap), or why it does not convert.
 pub fn read_value(

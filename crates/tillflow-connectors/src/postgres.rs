@@ -132,6 +132,12 @@ pub fn target(table: &TableSpec) -> std::result::Result<Target, ConnectorError> 
     let url = table.option("url").unwrap_or_default();
     let mut config = if let Some(rest) = url.strip_prefix("jdbc:postgresql://") {
         let (hostport, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        if hostport.contains('@') {
+            // never repeated: it may hold a password
+            return Err(table.error(
+                "'url': a user or password before the host is not read; use 'username' and 'password' (or ?user=…&password=…)",
+            ));
+        }
         let (db, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (

@@ -647,6 +647,38 @@ struct Column {
 }
 
 impl Column {
+    /// How much the buffers hold (to take back a row that failed half-way).
+    fn mark(&self) -> [usize; 4] {
+        let (a, b) = match &self.values {
+            Values::Bool(v) => (v.len(), 0),
+            Values::I32(v) => (v.len(), 0),
+            Values::I64(v) => (v.len(), 0),
+            Values::F32(v) => (v.len(), 0),
+            Values::F64(v) => (v.len(), 0),
+            Values::I96(v) => (v.len(), 0),
+            Values::Bytes(d, e) => (e.len(), d.len()),
+        };
+        [a, b, self.defs.len(), self.reps.len()]
+    }
+
+    /// Drops what was buffered after `mark`.
+    fn rollback(&mut self, [a, b, d, r]: [usize; 4]) {
+        match &mut self.values {
+            Values::Bool(v) => v.truncate(a),
+            Values::I32(v) => v.truncate(a),
+            Values::I64(v) => v.truncate(a),
+            Values::F32(v) => v.truncate(a),
+            Values::F64(v) => v.truncate(a),
+            Values::I96(v) => v.truncate(a),
+            Values::Bytes(data, ends) => {
+                ends.truncate(a);
+                data.truncate(b);
+            }
+        }
+        self.defs.truncate(d);
+        self.reps.truncate(r);
+    }
+
     /// Records a NULL (or a missing nested value) at definition level `def`.
     fn push_null(&mut self, def: i16, rep: i16) -> usize {
         let mut n = 0;
@@ -840,6 +872,8 @@ pub struct ParquetWriter {
     shapes: Vec<Shape>,
     /// The file's leaf columns.
     columns: Vec<Column>,
+    /// Each column's buffer lengths before the row being written (kept across rows).
+    marks: Vec<[usize; 4]>,
     rows: usize,
     buffered: usize,
     block_size: usize,
@@ -892,6 +926,7 @@ impl FileFormat for ParquetFormat {
             writer,
             shapes,
             columns,
+            marks: Vec::new(),
             rows: 0,
             buffered: 0,
             block_size: config.block_size,
@@ -940,25 +975,38 @@ impl NestedReader {
             path: shown.clone(),
             source: e,
         })?;
+        // the arrow types the Parquet schema implies, not a writer's stored arrow schema
+        // (dictionary or view arrays would not convert)
+        let options =
+            parquet::arrow::arrow_reader::ArrowReaderOptions::new().with_skip_arrow_metadata(true);
         let builder = guarded(|| {
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                .map_err(|e| e.to_string())
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new_with_options(
+                f, options,
+            )
+            .map_err(|e| e.to_string())
         })
         .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
         let schema = builder.schema().clone();
-        let columns = table
-            .schema
-            .fields
-            .iter()
-            .map(|f| {
-                schema.index_of(&f.name).ok().or_else(|| {
-                    schema
-                        .fields()
-                        .iter()
-                        .position(|a| a.name().eq_ignore_ascii_case(&f.name))
-                })
-            })
-            .collect();
+        let mut columns = Vec::with_capacity(table.schema.fields.len());
+        for f in &table.schema.fields {
+            let found = schema.index_of(&f.name).ok().or_else(|| {
+                schema
+                    .fields()
+                    .iter()
+                    .position(|a| a.name().eq_ignore_ascii_case(&f.name))
+            });
+            if let Some(i) = found {
+                // refused once, here, rather than on every row
+                let have = schema.field(i).data_type();
+                if !crate::arrow_rows::readable_as(have, f.data_type) {
+                    return Err(bad(format!(
+                        "column `{}` is {have} in the file and cannot be read as {}",
+                        f.name, f.data_type
+                    )));
+                }
+            }
+            columns.push(found);
+        }
         let reader = guarded(|| {
             builder
                 .with_batch_size(4096)
@@ -1054,12 +1102,25 @@ impl PartWriter for ParquetWriter {
                 "the parquet format holds inserted rows only (an update reached it)".into(),
             );
         }
+        let mut added = 0;
+        self.marks.clear();
+        self.marks.extend(self.columns.iter().map(Column::mark));
         for (i, shape) in self.shapes.iter().enumerate() {
             let v = row.values.get(i).copied().unwrap_or(Value::Null);
-            self.buffered += shape
-                .shred(v, &row.heap, 0, 0, &mut self.columns)
-                .map_err(|m| format!("column {}: {m}", i + 1))?;
+            match shape.shred(v, &row.heap, 0, 0, &mut self.columns) {
+                Ok(n) => added += n,
+                Err(m) => {
+                    // the columns before it took the row: take it back from all of them
+                    let marks = std::mem::take(&mut self.marks);
+                    for (c, m) in self.columns.iter_mut().zip(&marks) {
+                        c.rollback(*m);
+                    }
+                    self.marks = marks;
+                    return Err(format!("column {}: {m}", i + 1));
+                }
+            }
         }
+        self.buffered += added;
         self.rows += 1;
         if self.buffered >= self.block_size {
             self.write_row_group()?;

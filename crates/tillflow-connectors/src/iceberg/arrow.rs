@@ -177,6 +177,27 @@ impl BatchBuilder {
     /// Builds batches of `table` (an Iceberg schema) from rows whose columns are `row_schema`'s,
     /// matched by name. A column the rows lack, or of another type, is an error naming it.
     pub fn new(table: &IcebergSchema, row_schema: &Schema) -> Result<Self, String> {
+        let b = BatchBuilder::of_columns(table, row_schema)?;
+        if row_schema.fields.len() > b.columns.len() {
+            let extra: Vec<&str> = row_schema
+                .fields
+                .iter()
+                .filter(|r| !table.as_struct().fields().iter().any(|f| f.name == r.name))
+                .map(|r| r.name.as_str())
+                .collect();
+            if !extra.is_empty() {
+                return Err(format!(
+                    "the Flink table's column(s) {} are not in the Iceberg table",
+                    extra.join(", ")
+                ));
+            }
+        }
+        Ok(b)
+    }
+
+    /// As [`BatchBuilder::new`], for batches of some of the rows' columns (`table`'s: the key
+    /// columns of equality deletes).
+    pub fn of_columns(table: &IcebergSchema, row_schema: &Schema) -> Result<Self, String> {
         let arrow = ::iceberg::arrow::schema_to_arrow_schema(table).map_err(|e| e.to_string())?;
         let mut source = Vec::new();
         let mut columns = Vec::new();
@@ -199,20 +220,6 @@ impl BatchBuilder {
                 ColumnBuilder::new(ty, af.data_type())
                     .map_err(|m| format!("column `{}`: {m}", f.name))?,
             );
-        }
-        if row_schema.fields.len() > columns.len() {
-            let extra: Vec<&str> = row_schema
-                .fields
-                .iter()
-                .filter(|r| !table.as_struct().fields().iter().any(|f| f.name == r.name))
-                .map(|r| r.name.as_str())
-                .collect();
-            if !extra.is_empty() {
-                return Err(format!(
-                    "the Flink table's column(s) {} are not in the Iceberg table",
-                    extra.join(", ")
-                ));
-            }
         }
         Ok(BatchBuilder {
             schema: Arc::new(arrow),

@@ -184,7 +184,11 @@ impl IcebergConfig {
                         return Err(t.error("'uri' = 'jdbc:sqlite:…' must name a database file (a catalog in memory would be lost when the job stops)"));
                     }
                     CatalogKind::Sqlite(PathBuf::from(path))
-                } else if uri.starts_with("jdbc:postgresql://") {
+                } else if let Some(rest) = uri.strip_prefix("jdbc:postgresql://") {
+                    if rest.split(['/', '?']).next().is_some_and(|h| h.contains('@')) {
+                        // never repeated: it may hold a password
+                        return Err(t.error("'uri': a user or password before the host is not read; set 'jdbc.user' and 'jdbc.password'"));
+                    }
                     CatalogKind::Postgres {
                         url: uri.to_owned(),
                         user: t.option("jdbc.user").map(str::to_owned),
@@ -193,9 +197,11 @@ impl IcebergConfig {
                 } else if uri.is_empty() {
                     return Err(t.error("a 'jdbc' catalog needs 'uri' = 'jdbc:sqlite:/path/catalog.db' or 'jdbc:postgresql://host:port/db'"));
                 } else {
+                    // only the scheme is quoted: the rest may hold a password
+                    let scheme = uri.split("//").next().unwrap_or_default();
                     return Err(t.error(format!(
-                        "'uri' = '{}': the JDBC catalog runs on SQLite (jdbc:sqlite:/path/catalog.db) or PostgreSQL (jdbc:postgresql://host:port/db)",
-                        clip(uri)
+                        "'uri' starting '{}': the JDBC catalog runs on SQLite (jdbc:sqlite:/path/catalog.db) or PostgreSQL (jdbc:postgresql://host:port/db)",
+                        clip(scheme)
                     )));
                 }
             }
@@ -516,5 +522,21 @@ mod tests {
             &[]
         )
         .contains("SQLite"));
+        // a password in a URI is never repeated
+        for uri in [
+            "jdbc:postgres://h/db?user=u&password=s3cret",
+            "jdbc:postgresql://alice:s3cret@db/lake",
+            "jdbc:postgresql://alice:s3cret@db:5432/lake",
+        ] {
+            let e = err(
+                &[
+                    ("catalog-name", "c"),
+                    ("catalog-type", "jdbc"),
+                    ("uri", uri),
+                ],
+                &[],
+            );
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 }

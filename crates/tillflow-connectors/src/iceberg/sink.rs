@@ -183,6 +183,12 @@ impl IcebergSink {
             keys.push(i);
             equality_ids.push(f.id);
         }
+        if loaded.metadata.format_version() > FormatVersion::V2 {
+            return Err(fail(format!(
+                "the table is format version {:?}; tillflow commits to versions 1 and 2",
+                loaded.metadata.format_version()
+            )));
+        }
         if !keys.is_empty() && loaded.metadata.format_version() == FormatVersion::V1 {
             return Err(fail(
                 "the table is format version 1, which has no delete files: a PRIMARY KEY (updates) needs version 2".into(),
@@ -381,7 +387,11 @@ impl IcebergSink {
             let path = crate::local_path(cur.manifest_list()).map_err(|m| self.err(m))?;
             let bytes =
                 std::fs::read(&path).map_err(|e| self.err(format!("{}: {e}", path.display())))?;
+            // a table upgraded from version 1 still has a version-1 list until its next commit
             let list = ManifestList::parse_with_version(&bytes, version)
+                .or_else(|e| {
+                    ManifestList::parse_with_version(&bytes, FormatVersion::V1).map_err(|_| e)
+                })
                 .map_err(|e| self.err(format!("{}: {e}", path.display())))?;
             manifests.extend(list.consume_entries());
         }
@@ -540,6 +550,8 @@ struct PartFiles {
             DefaultFileNameGenerator,
         >,
     >,
+    /// The key columns' schema of the delete files.
+    key_schema: Option<Arc<::iceberg::spec::Schema>>,
     parts: HashMap<Vec<u8>, PartWriters>,
 }
 
@@ -562,23 +574,44 @@ impl PartFiles {
             )
         };
         let data_builder = DataFileWriterBuilder::new(rolling(schema.clone(), "data"));
-        let delete_builder = if sink.keys.is_empty() {
-            None
+        let (delete_builder, key_schema) = if sink.keys.is_empty() {
+            (None, None)
         } else {
-            let config = EqualityDeleteWriterConfig::new(sink.equality_ids.clone(), schema.clone())
-                .map_err(|e| sink.err(e))?;
+            // delete files hold the key columns only (a delete's other columns may be NULL,
+            // even NOT NULL ones: an upsert-kafka tombstone carries its key alone)
+            let fields = schema
+                .as_struct()
+                .fields()
+                .iter()
+                .filter(|f| sink.equality_ids.contains(&f.id))
+                .cloned()
+                .collect::<Vec<_>>();
+            let key_schema = Arc::new(
+                ::iceberg::spec::Schema::builder()
+                    .with_schema_id(schema.schema_id())
+                    .with_fields(fields)
+                    .build()
+                    .map_err(|e| sink.err(e))?,
+            );
+            let config =
+                EqualityDeleteWriterConfig::new(sink.equality_ids.clone(), key_schema.clone())
+                    .map_err(|e| sink.err(e))?;
             let delete_schema = Arc::new(
                 ::iceberg::arrow::arrow_schema_to_schema(config.projected_arrow_schema_ref())
                     .map_err(|e| sink.err(e))?,
             );
-            Some(EqualityDeleteFileWriterBuilder::new(
-                rolling(delete_schema, "deletes"),
-                config,
-            ))
+            (
+                Some(EqualityDeleteFileWriterBuilder::new(
+                    rolling(delete_schema, "deletes"),
+                    config,
+                )),
+                Some(key_schema),
+            )
         };
         Ok(PartFiles {
             data_builder,
             delete_builder,
+            key_schema,
             parts: HashMap::new(),
         })
     }
@@ -619,13 +652,18 @@ impl PartFiles {
                 None => None,
                 Some(b) => Some(sink.rt.block_on(b.build(key)).map_err(|e| sink.err(e))?),
             };
-            let schema = meta.current_schema();
-            let builder = || BatchBuilder::new(schema, &sink.row_schema).map_err(|m| sink.err(m));
+            let data = BatchBuilder::new(meta.current_schema(), &sink.row_schema)
+                .map_err(|m| sink.err(m))?;
+            let deletes = BatchBuilder::of_columns(
+                self.key_schema.as_deref().unwrap_or(meta.current_schema()),
+                &sink.row_schema,
+            )
+            .map_err(|m| sink.err(m))?;
             self.parts.insert(
                 part.to_vec(),
                 PartWriters {
-                    data: builder()?,
-                    deletes: builder()?,
+                    data,
+                    deletes,
                     data_writer,
                     delete_writer,
                 },

@@ -20,6 +20,7 @@ pub mod arrow;
 pub mod catalog;
 pub mod sink;
 
+use crate::format::clip;
 use crate::{opt, req, Connector, ConnectorError, OptionSpec, TableSpec};
 use std::path::PathBuf;
 use tillflow_runtime::operator::{Sink, Source};
@@ -384,14 +385,6 @@ impl IcebergConfig {
             "{}.{}.{}",
             self.catalog_name, self.database, self.table_name
         )
-    }
-}
-
-/// User input quoted in an error, at most a few hundred bytes.
-fn clip(s: &str) -> &str {
-    match s.char_indices().nth(200) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

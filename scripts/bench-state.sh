@@ -8,6 +8,7 @@
 # that kind (else the default: incremental).
 #   scripts/bench-state.sh [--events N[,N…]] [--queries q20,q4] [--backends hashmap,disk]
 #                          [--memory 256mb] [--checkpoint-interval 10s]
+#   TILLFLOW_BIN=path runs that binary (another state engine, say) instead of building this tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
@@ -26,8 +27,13 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-cargo build --release --quiet -p tillflow-cli
-bin="$CARGO_TARGET_DIR/release/tillflow"
+# TILLFLOW_BIN: a tillflow binary built elsewhere (another state engine, say) instead of this tree's
+if [[ -n "${TILLFLOW_BIN:-}" ]]; then
+  bin="$TILLFLOW_BIN"
+else
+  cargo build --release --quiet -p tillflow-cli
+  bin="$CARGO_TARGET_DIR/release/tillflow"
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf '%-5s %-20s %10s %8s %12s %9s %8s  %s\n' query backend events cpu_s events/cpu_s peak_rss wall_s "disk backend"
@@ -50,7 +56,8 @@ for q in ${queries//,/ }; do
       read -r user sys rss wall < "$work/time"
       cpu=$(python3 -c "print(round($user + $sys, 2))")
       rate=$(python3 -c "print(round($n / max($user + $sys, 1e-9)))")
-      disk=$(grep -o 'state on disk: .*' "$work/err" | head -1 || true)
+      disk=$(grep -o 'state on disk: [^;]*' "$work/err" | head -1 || true)
+      disk+=$(grep -o '; keyed state at the end: .*' "$work/err" | head -1 || true)
       disk+=$(grep -o ' [0-9]* checkpoint(s).*' "$work/err" | head -1 || true)
       printf '%-5s %-20s %10s %8s %12s %8sM %8s  %s\n' "$q" "$b" "$n" "$cpu" "$rate" "$((rss / 1024))" "$wall" "$disk"
       rm -rf "$work/chk"

@@ -9,6 +9,7 @@
 #           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
 #           and s3rver (npm, pinned), an S3-protocol server storing to a directory, for the test
 #           of checkpoints in an object store
+#           and tmux (Debian's), the pseudo-terminal the SQL client's test types into
 #   scripts/setup.sh [build|test]      (default: both)
 set -euo pipefail
 what="${1:-all}"
@@ -25,6 +26,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ "$what" = all ] || [ "$what" = test ]; then
+  if ! command -v tmux >/dev/null; then
+    echo "== installing tmux (Debian package; the SQL client's test types into it)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+  fi
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "== installing PostgreSQL (Debian package; the tests start throw-away servers, no service)"
     $SUDO apt-get update -qq

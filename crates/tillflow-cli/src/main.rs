@@ -2,6 +2,7 @@
 
 mod demo;
 mod http;
+mod sql;
 mod stop;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
     /// Write generated retail events (pos_sales, clickstream, inventory, promotions) as NDJSON or
     /// CSV, or Nexmark events (`nexmark`: the `'connector' = 'nexmark'` source's rows as NDJSON).
     Gen(GenArgs),
+    /// The interactive SQL client, as Flink's sql-client.sh: statements typed (or from -i/-f)
+    /// run against one session; a SELECT shows its live result, an INSERT runs in the background.
+    Sql(sql::SqlArgs),
     /// Stop a running job through its HTTP API: with a savepoint when it is checkpointed (as
     /// SIGTERM does), so that the next `run` resumes from it.
     Stop(stop::StopArgs),
@@ -278,20 +282,55 @@ struct RunArgs {
     parallelism: Option<u16>,
 }
 
+/// Where a job's checkpoints come from and go: what `tillflow run`'s options (or the SQL
+/// client, for a job it submits) say.
+pub struct CheckpointArgs {
+    /// What errors name (the script's file).
+    pub label: String,
+    /// The job's name: its checkpoints live under `state.checkpoints.dir/NAME`.
+    pub name: String,
+    /// Start afresh, removing the job's earlier checkpoints.
+    pub fresh: bool,
+    /// Resume from this checkpoint directory instead of the latest.
+    pub from: Option<PathBuf>,
+}
+
+impl CheckpointArgs {
+    fn of_run(a: &RunArgs) -> CheckpointArgs {
+        CheckpointArgs {
+            label: a.script.file.display().to_string(),
+            name: a.job_name.clone().unwrap_or_else(|| {
+                a.script
+                    .file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "job".into())
+            }),
+            fresh: a.fresh,
+            from: a.from_checkpoint.clone(),
+        }
+    }
+}
+
 /// Turns checkpointing on as the script's options say (on by default for unbounded jobs) and
 /// resumes from the job's latest checkpoint unless told otherwise; returns what to tell the user.
-fn setup_checkpoints(
+pub fn setup_checkpoints(
     job: &mut tillflow_runtime::job::Job,
     config: &BTreeMap<String, String>,
-    a: &RunArgs,
+    a: &CheckpointArgs,
 ) -> Result<Vec<String>, String> {
     use tillflow_runtime::checkpoint::{CheckpointConfig, CheckpointStore};
-    let file = a.script.file.display().to_string();
+    let file = &a.label;
     let cfg = CheckpointConfig::from_options(config).map_err(|e| format!("{file}: {e}"))?;
     let mut notes = Vec::new();
     let interval = match cfg.interval {
         Some(i) => i,
-        None if job.bounded() && a.from_checkpoint.is_none() => return Ok(notes),
+        None if job.bounded()
+            && a.from.is_none()
+            && !config.contains_key("execution.state-recovery.path") =>
+        {
+            return Ok(notes)
+        }
         None => {
             let obstacles = job
                 .checkpoint_obstacles()
@@ -303,13 +342,7 @@ fn setup_checkpoints(
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
         }
     };
-    let name = a.job_name.clone().unwrap_or_else(|| {
-        a.script
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "job".into())
-    });
+    let name = a.name.clone();
     let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
     job.enable_checkpoints(store.clone(), interval)
         .map_err(|e| format!("{file}: {e}"))?;
@@ -318,7 +351,14 @@ fn setup_checkpoints(
         interval,
         store.location()
     ));
-    let snap = match (&a.from_checkpoint, a.fresh) {
+    // Flink's 'execution.state-recovery.path' (or 'execution.savepoint.path'), unless the
+    // command line names one
+    let from = a.from.clone().or_else(|| {
+        config
+            .get("execution.state-recovery.path")
+            .map(PathBuf::from)
+    });
+    let snap = match (&from, a.fresh) {
         (Some(p), _) => {
             let text = p.display().to_string();
             let snap = if text.contains("://") {
@@ -375,7 +415,7 @@ fn setup_checkpoints(
 }
 
 /// The job's checkpoint store: a local directory, or an object store for `s3://` URIs.
-fn checkpoint_store(
+pub fn checkpoint_store(
     cfg: &tillflow_runtime::checkpoint::CheckpointConfig,
     job: &str,
     options: &BTreeMap<String, String>,
@@ -476,7 +516,8 @@ fn progress(job: &mut tillflow_runtime::job::Job) -> indicatif::ProgressBar {
     bar
 }
 
-fn summary(r: &JobReport) -> String {
+/// The one-line summary of a finished job (what it read, wrote, dropped, kept).
+pub fn summary(r: &JobReport) -> String {
     let mut s = String::new();
     let records: u64 = r.sources.iter().map(|(_, m)| m.records).sum();
     let bad: u64 = r.sources.iter().map(|(_, m)| m.bad_records).sum();
@@ -510,6 +551,15 @@ fn summary(r: &JobReport) -> String {
             st.entries_spilled,
             st.entries_loaded,
             st.disk_bytes as f64 / (1 << 20) as f64
+        ));
+    }
+    let (entries, bytes) = r.operators.iter().fold((0, 0), |(n, b), (_, m)| {
+        (n + m.state_entries, b + m.state_bytes)
+    });
+    if let Some(per_entry) = bytes.checked_div(entries) {
+        s.push_str(&format!(
+            "; keyed state at the end: {entries} entries, {:.1} MiB as checkpointed ({per_entry} bytes per entry)",
+            bytes as f64 / (1 << 20) as f64,
         ));
     }
     s
@@ -553,6 +603,7 @@ fn run_cli(cli: Cli) -> ExitCode {
         Command::Explain(a) => load(a).map(|plan| print!("{}", plan.explain())),
         Command::Gen(a) => generate(a),
         Command::Stop(a) => stop::run(a),
+        Command::Sql(a) => sql::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Run(r) => {
             let a = &r.script;
@@ -578,7 +629,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;
-                for n in setup_checkpoints(&mut job, &config, r)? {
+                for n in setup_checkpoints(&mut job, &config, &CheckpointArgs::of_run(r))? {
                     if !a.quiet {
                         eprintln!("note: {n}");
                     }

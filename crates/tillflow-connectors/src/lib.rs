@@ -10,6 +10,7 @@
 pub mod arrow_rows;
 pub mod blackhole;
 pub mod chunked;
+pub mod collect;
 pub mod datagen;
 pub mod deadletter;
 pub mod filesystem;
@@ -236,6 +237,7 @@ pub fn connectors() -> &'static [&'static dyn Connector] {
     &[
         &filesystem::FileSystem,
         &print::Print,
+        &collect::Collect,
         &blackhole::Blackhole,
         &datagen::DataGen,
         &sqlite::Sqlite,

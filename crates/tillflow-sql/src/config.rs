@@ -266,6 +266,10 @@ pub const KEYS: &[KeyDef] = &[
         MemorySize { min: tillflow_runtime::state::disk::MIN_MEMORY },
     ),
     key("state.backend.rocksdb.localdir", Text, Applied),
+    // the checkpoint or savepoint a job starts from (Flink 2's name; `tillflow run
+    // --from-checkpoint` overrides it; the SQL client's INSERTs start from it)
+    key("execution.state-recovery.path", Text, Applied),
+    alias("execution.savepoint.path", "execution.state-recovery.path", Text),
     key("state.checkpoint-storage", Text, Noted(STATE_BACKEND)),
     key("execution.checkpointing.storage", Text, Noted(STATE_BACKEND)),
     key(

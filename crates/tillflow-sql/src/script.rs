@@ -273,6 +273,52 @@ fn word_is(t: &Token, w: &str) -> bool {
     matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
 }
 
+/// True when `text` ends with a whole statement, as the SQL client reads it: its last token is a
+/// `;` outside quotes and comments and, for a statement set (`EXECUTE STATEMENT SET BEGIN …` or
+/// `BEGIN STATEMENT SET; …`), after the set's `END`. Text the tokenizer cannot read for another
+/// reason than an unclosed quote, quoted name or comment counts as complete, so its error is shown at once.
+pub fn is_complete(text: &str) -> bool {
+    let dialect = FlinkDialect::new();
+    let tokens = match Tokenizer::new(&dialect, text).tokenize() {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            let m = e.message.to_ascii_lowercase();
+            return !(m.contains("unterminated") || m.contains("eof"));
+        }
+    };
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !is_ws(t) && **t != Token::EOF)
+        .collect();
+    let Some(last) = significant.last() else {
+        return false;
+    };
+    if **last != Token::SemiColon {
+        return false;
+    }
+    let words: Vec<&Token> = significant
+        .iter()
+        .copied()
+        .filter(|t| **t != Token::SemiColon)
+        .take(4)
+        .collect();
+    let set_block = (words.len() >= 4
+        && word_is(words[0], "EXECUTE")
+        && word_is(words[1], "STATEMENT")
+        && word_is(words[2], "SET")
+        && word_is(words[3], "BEGIN"))
+        || (words.len() >= 3
+            && word_is(words[0], "BEGIN")
+            && word_is(words[1], "STATEMENT")
+            && word_is(words[2], "SET"));
+    !set_block
+        || significant
+            .iter()
+            .rev()
+            .find(|t| ***t != Token::SemiColon)
+            .is_some_and(|t| word_is(t, "END"))
+}
+
 /// Parses a whole script (after substitution).
 pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
     let dialect = FlinkDialect::new();
@@ -1332,6 +1378,30 @@ fn parse_comment(p: &mut Parser, line: u64) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_is_complete_at_its_semicolon_outside_quotes_and_comments() {
+        assert!(is_complete("SELECT 1;"));
+        assert!(is_complete("SELECT 1;  -- done\n"));
+        assert!(is_complete("SELECT\n  a\nFROM t\n;"));
+        assert!(!is_complete("SELECT 1"));
+        assert!(!is_complete("SELECT ';"));
+        assert!(!is_complete("SELECT 'a;b'"));
+        assert!(is_complete("SELECT 'a;b';"));
+        assert!(!is_complete("SELECT 1 /* ; */"));
+        assert!(!is_complete("SELECT 1 -- ;"));
+        assert!(!is_complete("   "));
+        assert!(!is_complete(
+            "EXECUTE STATEMENT SET BEGIN INSERT INTO a SELECT 1;"
+        ));
+        assert!(is_complete(
+            "EXECUTE STATEMENT SET BEGIN INSERT INTO a SELECT 1; END;"
+        ));
+        assert!(!is_complete("BEGIN STATEMENT SET; INSERT INTO a SELECT 1;"));
+        assert!(is_complete(
+            "BEGIN STATEMENT SET;\nINSERT INTO a SELECT 1;\nEND;"
+        ));
+    }
 
     #[test]
     fn parses_flink_ddl_and_tvfs() {

@@ -105,6 +105,9 @@ pub struct Session {
     plan: JobPlan,
     /// The SQLite file that tables without a WITH clause are written to (default `tillflow.db`).
     pub default_store: Option<String>,
+    /// The sink options of a bare `SELECT`'s result table: `'connector' = 'print'` when unset
+    /// (`tillflow run` prints the rows); the SQL client collects them for its result view.
+    pub select_sink: Option<BTreeMap<String, String>>,
 }
 
 /// The embedded default store's file when none is configured.
@@ -212,7 +215,6 @@ impl Session {
         Session::default()
     }
 
-    /// Substitutes variables in, parses and executes a script; returns the job it describes.
     /// Sets a configuration key before a script runs (`tillflow run --set KEY=VALUE`, as
     /// Flink's `-D`): checked as `SET` checks it; the script's own `SET` overrides it. Returns
     /// the key's notice, if it has one.
@@ -223,11 +225,21 @@ impl Session {
         Ok(set.notice)
     }
 
+    /// Substitutes variables in, parses and executes a script; returns the job it describes.
     pub fn execute_script(
         &mut self,
         text: &str,
         vars: &BTreeMap<String, String>,
     ) -> Result<JobPlan> {
+        // a statement that fails leaves nothing of the script's job behind (the SQL client goes
+        // on with the next statement in the same session)
+        let added = self.add_statements(text, vars);
+        let plan = std::mem::take(&mut self.plan);
+        added.map(|()| plan)
+    }
+
+    /// Runs a script's statements against the catalog, adding its queries to the job plan.
+    fn add_statements(&mut self, text: &str, vars: &BTreeMap<String, String>) -> Result<()> {
         let text = substitute(text, vars)?;
         let stmts = parse_script(&text)?;
         for st in stmts {
@@ -312,7 +324,7 @@ impl Session {
         self.plan.batch = self.catalog.batch();
         self.plan.number();
         crate::paths::check(&self.plan)?;
-        Ok(std::mem::take(&mut self.plan))
+        Ok(())
     }
 
     /// A bare SELECT: its rows go to a print sink.
@@ -327,9 +339,11 @@ impl Session {
         let spec = TableSpec {
             name: format!("select@line{line}"),
             schema: rel.scope.schema.clone(),
-            options: [("connector".to_string(), "print".to_string())]
-                .into_iter()
-                .collect(),
+            options: self.select_sink.clone().unwrap_or_else(|| {
+                [("connector".to_string(), "print".to_string())]
+                    .into_iter()
+                    .collect()
+            }),
             primary_key: vec![],
             metadata: vec![],
             partition_keys: vec![],
@@ -766,13 +780,22 @@ impl JobPlan {
 
     /// Number of sinks written (one per INSERT or SELECT).
     pub fn sink_count(&self) -> usize {
-        let is_sink = |b: &Branch| matches!(b.end, BranchEnd::Sink { .. });
-        self.tasks
+        self.sink_tables().len()
+    }
+
+    /// The tables the job writes (one per INSERT or SELECT), in plan order.
+    pub fn sink_tables(&self) -> Vec<&TableSpec> {
+        let branches = self
+            .joins
             .iter()
-            .flat_map(|t| &t.branches)
-            .filter(|b| is_sink(b))
-            .count()
-            + self.joins.iter().filter(|j| is_sink(&j.downstream)).count()
+            .map(|j| &j.downstream)
+            .chain(self.tasks.iter().flat_map(|t| &t.branches));
+        branches
+            .filter_map(|b| match &b.end {
+                BranchEnd::Sink { spec, .. } => Some(spec),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The plan as text, as Flink's `EXPLAIN` prints it: one tree per sink, from the sink down

@@ -336,6 +336,17 @@ pub fn setup_checkpoints(
                 .checkpoint_obstacles()
                 .map_err(|e| format!("{file}: {e}"))?;
             if !obstacles.is_empty() {
+                if let Some(path) = a
+                    .from
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .or_else(|| config.get("execution.state-recovery.path").cloned())
+                {
+                    return Err(format!(
+                        "{file}: cannot start from the checkpoint {path}: the job cannot checkpoint ({})",
+                        obstacles.join("; ")
+                    ));
+                }
                 notes.push(format!("not checkpointing: {}", obstacles.join("; ")));
                 return Ok(notes);
             }
@@ -358,6 +369,11 @@ pub fn setup_checkpoints(
             .get("execution.state-recovery.path")
             .map(PathBuf::from)
     });
+    if a.fresh && a.from.is_none() && from.is_some() {
+        return Err(format!(
+            "{file}: --fresh starts afresh, but 'execution.state-recovery.path' names a checkpoint to start from: drop one of them"
+        ));
+    }
     let snap = match (&from, a.fresh) {
         (Some(p), _) => {
             let text = p.display().to_string();

@@ -273,6 +273,18 @@ fn word_is(t: &Token, w: &str) -> bool {
     matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
 }
 
+/// True when a statement's first words (up to four, blanks left out) open a statement set:
+/// `EXECUTE STATEMENT SET BEGIN`, or the older `BEGIN STATEMENT SET`.
+fn opens_statement_set(words: &[&Token]) -> bool {
+    match words {
+        [a, b, c, d, ..] if word_is(a, "EXECUTE") => {
+            word_is(b, "STATEMENT") && word_is(c, "SET") && word_is(d, "BEGIN")
+        }
+        [a, b, c, ..] => word_is(a, "BEGIN") && word_is(b, "STATEMENT") && word_is(c, "SET"),
+        _ => false,
+    }
+}
+
 /// True when `text` ends with a whole statement, as the SQL client reads it: its last token is a
 /// `;` outside quotes and comments and, for a statement set (`EXECUTE STATEMENT SET BEGIN …` or
 /// `BEGIN STATEMENT SET; …`), after the set's `END`. Text the tokenizer cannot read for another
@@ -302,16 +314,7 @@ pub fn is_complete(text: &str) -> bool {
         .filter(|t| **t != Token::SemiColon)
         .take(4)
         .collect();
-    let set_block = (words.len() >= 4
-        && word_is(words[0], "EXECUTE")
-        && word_is(words[1], "STATEMENT")
-        && word_is(words[2], "SET")
-        && word_is(words[3], "BEGIN"))
-        || (words.len() >= 3
-            && word_is(words[0], "BEGIN")
-            && word_is(words[1], "STATEMENT")
-            && word_is(words[2], "SET"));
-    !set_block
+    !opens_statement_set(&words)
         || significant
             .iter()
             .rev()
@@ -354,16 +357,7 @@ pub fn parse_script(text: &str) -> Result<Vec<Stmt>> {
             .filter(|t| !is_ws(t))
             .take(4)
             .collect();
-        let is_set_block = (words.len() >= 4
-            && word_is(words[0], "EXECUTE")
-            && word_is(words[1], "STATEMENT")
-            && word_is(words[2], "SET")
-            && word_is(words[3], "BEGIN"))
-            || (words.len() >= 3
-                && word_is(words[0], "BEGIN")
-                && word_is(words[1], "STATEMENT")
-                && word_is(words[2], "SET"));
-        if is_set_block {
+        if opens_statement_set(&words) {
             // skip the header up to BEGIN (or past `BEGIN STATEMENT SET;`)
             let legacy = word_is(words[0], "BEGIN");
             let mut seen = 0;

@@ -230,7 +230,8 @@ impl ClientJob {
     /// Waits for the job to end, stopping it when `interrupted` is set (Ctrl-C).
     pub fn wait_interruptible(&mut self, interrupted: &AtomicBool) -> Result<String, String> {
         while self.running() {
-            if interrupted.swap(false, Ordering::Relaxed) {
+            // the flag stays set: a second Ctrl-C before the job has stopped ends the client
+            if interrupted.load(Ordering::Relaxed) {
                 self.request_stop();
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -82,6 +82,8 @@ struct Client {
     statements: u64,
     /// Stop at the first failing statement (`-f`, `-i`).
     batch: bool,
+    /// Running `-f`: every INSERT runs to its end before the next statement.
+    file_mode: bool,
 }
 
 /// Runs the client; the error is what ends it abnormally (a statement of `-f` failing).
@@ -96,9 +98,16 @@ pub fn run(a: &SqlArgs) -> Result<(), String> {
     let mut session = Session::new();
     session.default_store = Some(a.store.clone());
     let interrupted = Arc::new(AtomicBool::new(false));
-    // Ctrl-C while a query runs stops the query: the client lives on
-    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())
-        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    // Ctrl-C while a query runs stops the query and the client lives on; a second Ctrl-C
+    // before the query has stopped ends the client (the order matters: the conditional exit
+    // sees the flag before this signal sets it)
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        interrupted.clone(),
+    )
+    .and_then(|_| signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone()))
+    .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     let mut client = Client {
         session,
         vars,
@@ -111,6 +120,7 @@ pub fn run(a: &SqlArgs) -> Result<(), String> {
         interrupted,
         statements: 0,
         batch: true,
+        file_mode: false,
     };
     for kv in &a.sets {
         let (k, v) = kv
@@ -118,17 +128,21 @@ pub fn run(a: &SqlArgs) -> Result<(), String> {
             .ok_or_else(|| format!("--set expects KEY=VALUE, got '{kv}'"))?;
         client.set(k.trim(), v.trim())?;
     }
-    if let Some(init) = &a.init {
-        client.run_file(init)?;
-    }
-    if let Some(file) = &a.file {
-        client.display.dml_sync = true;
-        let result = client.run_file(file);
-        client.jobs.stop_all();
-        return result;
-    }
-    client.batch = false;
-    let result = client.interactive(a);
+    let result = match &a.init {
+        Some(init) => client.run_file(init),
+        None => Ok(()),
+    };
+    let result = result.and_then(|()| match &a.file {
+        Some(file) => {
+            client.file_mode = true;
+            client.run_file(file)
+        }
+        None => {
+            client.batch = false;
+            client.interactive(a)
+        }
+    });
+    // every way out stops the jobs still running (with a savepoint when they checkpoint)
     client.jobs.stop_all();
     result
 }
@@ -139,13 +153,26 @@ impl Client {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut pending = String::new();
-        for line in text.lines() {
+        let mut pending_line = 1;
+        for (n, line) in text.lines().enumerate() {
+            if pending.is_empty() {
+                pending_line = n + 1;
+            }
             pending.push_str(line);
             pending.push('\n');
-            if tillflow_sql::script::is_complete(&pending) {
-                let stmt = std::mem::take(&mut pending);
-                if self.execute(&stmt)? == Next::Quit {
+            if !tillflow_sql::script::is_complete(&pending) {
+                continue;
+            }
+            let text = std::mem::take(&mut pending);
+            for (at, stmt) in statements(&text, pending_line) {
+                let next = self
+                    .execute(&stmt)
+                    .map_err(|e| format!("{}:{at}: {e}", path.display()))?;
+                if next == Next::Quit {
                     return Ok(());
+                }
+                if self.interrupted.load(Ordering::Relaxed) {
+                    return Err(format!("{}: stopped by Ctrl-C", path.display()));
                 }
             }
         }
@@ -187,15 +214,24 @@ impl Client {
                     if !tillflow_sql::script::is_complete(&pending) {
                         continue;
                     }
-                    let stmt = std::mem::take(&mut pending);
-                    let _ = editor.add_history_entry(stmt.trim_end());
+                    let text = std::mem::take(&mut pending);
+                    let _ = editor.add_history_entry(text.trim_end());
                     if let Some(h) = &history {
                         let _ = editor.save_history(h);
                     }
-                    match self.execute(&stmt) {
-                        Ok(Next::Quit) => break,
-                        Ok(Next::Continue) => {}
-                        Err(e) => println!("[ERROR] {e}\n"),
+                    let mut quit = false;
+                    for (_, stmt) in statements(&text, 1) {
+                        match self.execute(&stmt) {
+                            Ok(Next::Quit) => quit = true,
+                            Ok(Next::Continue) => {}
+                            Err(e) => println!("[ERROR] {e}\n"),
+                        }
+                        if quit {
+                            break;
+                        }
+                    }
+                    if quit {
+                        break;
                     }
                 }
                 // Ctrl-C at the prompt drops what was typed
@@ -204,13 +240,17 @@ impl Client {
                 Err(e) => return Err(format!("reading the terminal: {e}")),
             }
         }
-        println!("Shutting down the session...\ndone.");
+        println!("Shutting down the session...");
+        self.jobs.stop_all();
+        println!("done.");
         Ok(())
     }
 
     /// Runs one statement. An error is the statement's (the client goes on).
     fn execute(&mut self, text: &str) -> Result<Next, String> {
         self.statements += 1;
+        // a Ctrl-C that stopped the last query (it stays set until then, so that a second one
+        // ends the client, and a file run sees it after the statement)
         self.interrupted.store(false, Ordering::Relaxed);
         let words = words(text);
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -271,10 +311,10 @@ impl Client {
             return Ok(Next::Continue);
         }
         if w.as_slice() == ["RESET"] {
-            // every option back to its default, the client's own too (a file run stays in sync)
+            // every option back to its default, the client's own too
             self.display.mode = ResultMode::Table;
             self.display.max_width = 30;
-            self.display.dml_sync = self.batch;
+            self.display.dml_sync = false;
         }
         let is_select = matches!(w.first().copied(), Some("SELECT" | "WITH" | "VALUES"));
         let channel = format!("sql-client-{}-{}", std::process::id(), self.statements);
@@ -326,7 +366,6 @@ impl Client {
                 &self.interrupted,
             );
             let outcome = job.wait();
-            self.interrupted.store(false, Ordering::Relaxed);
             shown?;
             if let Err(e) = outcome {
                 return self.failed(format!("The query failed:\n{e}"));
@@ -354,10 +393,9 @@ impl Client {
             println!("[INFO] {n}");
         }
         let id = job.id().to_owned();
-        if self.display.dml_sync {
+        if self.display.dml_sync || self.file_mode {
             println!("[INFO] Running job {id} ({name}) until it ends (Ctrl-C stops it)");
             let outcome = job.wait_interruptible(&self.interrupted);
-            self.interrupted.store(false, Ordering::Relaxed);
             match outcome {
                 Ok(summary) => println!("[INFO] Job {id} finished: {summary}\n"),
                 Err(e) => return self.failed(format!("Job {id} failed:\n{e}")),
@@ -504,7 +542,7 @@ fn done_message(w: &[&str]) -> Option<&'static str> {
         ["SET", _, ..] => Some("[INFO] Session property has been set."),
         ["RESET", _, ..] => Some("[INFO] Session property has been reset."),
         ["RESET"] => Some("[INFO] All session properties have been set to their default values."),
-        ["CREATE", ..] | ["DROP", ..] | ["USE", ..] => Some("[INFO] Execute statement succeeded."),
+        ["CREATE", ..] | ["DROP", ..] | ["USE", ..] => Some("[INFO] Execute statement succeed."),
         _ => None,
     }
 }
@@ -515,7 +553,33 @@ fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut word = String::new();
     let mut quote: Option<char> = None;
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        // comments are no words: `-- …` to the end of the line, `/* … */`
+        if quote.is_none() && c == '-' && chars.peek() == Some(&'-') {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            for c in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if quote.is_none() && c == '/' && chars.peek() == Some(&'*') {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            let mut last = ' ';
+            for c in chars.by_ref() {
+                if last == '*' && c == '/' {
+                    break;
+                }
+                last = c;
+            }
+            continue;
+        }
         match quote {
             Some(q) if c == q => quote = None,
             Some(_) => {}
@@ -545,24 +609,108 @@ fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// The whole statements of a complete text (several may share a line): split at each `;`
+/// outside quotes and comments that ends a statement, with the line each begins on (counted
+/// from `first_line`).
+fn statements(text: &str, first_line: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut quote: Option<char> = None;
+    let mut comment: Option<&str> = None;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        let next = bytes.get(i + 1).map(|b| *b as char);
+        match (quote, comment) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, Some("--")) if c == '\n' => comment = None,
+            (None, Some("/*")) if c == '*' && next == Some('/') => {
+                comment = None;
+                i += 1;
+            }
+            (None, Some(_)) => {}
+            (None, None) => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                '-' if next == Some('-') => comment = Some("--"),
+                '/' if next == Some('*') => comment = Some("/*"),
+                ';' if tillflow_sql::script::is_complete(&text[start..=i]) => {
+                    let stmt = &text[start..=i];
+                    out.push((
+                        first_line + lines_before(text, start, stmt),
+                        stmt.to_string(),
+                    ));
+                    start = i + 1;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    let rest = &text[start..];
+    if !rest.trim().is_empty() && !only_comments(rest) {
+        out.push((
+            first_line + lines_before(text, start, rest),
+            rest.to_string(),
+        ));
+    }
+    out
+}
+
+/// Lines of `text` before the first line of `stmt` (which starts at byte `start`) that holds
+/// more than blanks and `--` comments.
+fn lines_before(text: &str, start: usize, stmt: &str) -> usize {
+    let mut n = text[..start].matches('\n').count();
+    for l in stmt.lines() {
+        let t = l.trim();
+        if !(t.is_empty() || t.starts_with("--")) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// The first quoted text of a statement.
 fn quoted(text: &str) -> Option<String> {
+    let text = strip_leading_comments(text);
     let start = text.find('\'')? + 1;
     let len = text[start..].find('\'')?;
     Some(text[start..start + len].to_string())
 }
 
-/// `SET 'key' = 'value'`'s key and value.
+/// `SET 'key' = 'value'`'s key and value (quoted as Flink writes them, or bare as Flink's
+/// older client took them).
 fn set_parts(text: &str) -> Option<(String, String)> {
-    let mut parts = text.split('\'');
-    let _ = parts.next()?;
-    let key = parts.next()?.to_string();
-    let between = parts.next()?;
-    if between.trim() != "=" {
-        return None;
+    let unquote = |s: &str| {
+        let s = s.trim();
+        s.strip_prefix('\'')
+            .and_then(|s| s.strip_suffix('\''))
+            .unwrap_or(s)
+            .to_string()
+    };
+    let body = strip_leading_comments(text)
+        .trim_end()
+        .trim_end_matches(';');
+    // past the word SET (the caller saw it first)
+    let body = body.get(3..)?;
+    let (key, value) = body.split_once('=')?;
+    Some((unquote(key), unquote(value)))
+}
+
+/// The text after the blanks and comments it begins with.
+fn strip_leading_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return text;
+        }
     }
-    let value = parts.next()?.to_string();
-    Some((key, value))
 }
 
 /// True when a text holds nothing but comments and blanks.
@@ -614,6 +762,40 @@ mod tests {
             ))
         );
         assert_eq!(set_parts("SET;"), None);
+        assert_eq!(
+            set_parts("-- mode\nSET 'sql-client.execution.result-mode' = 'tableau';"),
+            Some((
+                "sql-client.execution.result-mode".to_string(),
+                "tableau".to_string()
+            ))
+        );
+        assert_eq!(
+            set_parts("SET sql-client.execution.result-mode = tableau;"),
+            Some((
+                "sql-client.execution.result-mode".to_string(),
+                "tableau".to_string()
+            ))
+        );
+        assert_eq!(
+            set_parts("SET 'table.dml-sync' = true;"),
+            Some(("table.dml-sync".to_string(), "true".to_string()))
+        );
+        assert_eq!(
+            words("-- first the jobs\n/* all */ SHOW JOBS;"),
+            vec!["SHOW", "JOBS"]
+        );
+        assert_eq!(
+            statements("SET 'a' = 'x;y'; SELECT 1; -- done\n\nSELECT ';';", 1),
+            vec![
+                (1, "SET 'a' = 'x;y';".to_string()),
+                (1, " SELECT 1;".to_string()),
+                (3, " -- done\n\nSELECT ';';".to_string())
+            ]
+        );
+        assert_eq!(
+            statements("BEGIN STATEMENT SET;\nINSERT INTO a SELECT 1;\nEND;", 4).len(),
+            1
+        );
         assert_eq!(
             quoted("RESET 'table.dml-sync';").as_deref(),
             Some("table.dml-sync")

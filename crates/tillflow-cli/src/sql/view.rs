@@ -51,7 +51,8 @@ pub fn show(
         recent: std::collections::VecDeque::new(),
     };
     let widths = tableau_widths(schema, max_width);
-    let mut out = std::io::stdout().lock();
+    // not locked for the whole query: a print sink of a job in the background writes too
+    let mut out = std::io::stdout();
     if mode == ResultMode::Tableau {
         write_tableau_header(&mut out, &view.names, &widths);
     }
@@ -59,7 +60,8 @@ pub fn show(
     let mut dirty = false;
     let mut last_draw = Instant::now() - REDRAW;
     loop {
-        if interrupted.swap(false, Ordering::Relaxed) && !stopped {
+        // the flag stays set: a second Ctrl-C before the job has stopped ends the client
+        if !stopped && interrupted.load(Ordering::Relaxed) {
             stopped = true;
             job.request_stop();
         }
@@ -187,7 +189,7 @@ impl View {
 
     /// Draws the view over its last drawing (terminal only).
     fn draw(&mut self, out: &mut impl Write, mode: ResultMode, status: &str) {
-        let (_, height) = terminal_size();
+        let (width, height) = terminal_size();
         let room = height.saturating_sub(7).max(3);
         let (headers, rows, total, what): (Vec<&str>, Vec<Vec<String>>, usize, &str) = match mode {
             ResultMode::Changelog => {
@@ -238,6 +240,13 @@ impl View {
         }
         text.push_str(&footer);
         text.push('\n');
+        // a line wider than the terminal would wrap, and the next redraw would miss its start
+        if text.lines().any(|l| l.chars().count() > width) {
+            text = text
+                .lines()
+                .map(|l| l.chars().take(width.saturating_sub(1)).collect::<String>() + "\n")
+                .collect();
+        }
         if self.terminal && self.drawn_lines > 0 {
             // back to where the last drawing began, then clear below
             let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn_lines);

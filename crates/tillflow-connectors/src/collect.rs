@@ -89,12 +89,6 @@ impl Batch {
     pub fn row(&self, row: usize) -> impl Iterator<Item = &str> + '_ {
         (0..self.width).map(move |c| self.field(row, c))
     }
-
-    fn clear(&mut self) {
-        self.kinds.clear();
-        self.text.clear();
-        self.ends.clear();
-    }
 }
 
 impl Connector for Collect {
@@ -168,12 +162,9 @@ impl CollectSink {
             },
         );
         let gone = || RuntimeError::Sink(format!("the reader of `{}` has gone", self.table));
-        self.tx.as_ref().ok_or_else(gone)?.send(full).map_err(|e| {
-            // the reader dropped its receiver: take the batch back to reuse its buffers
-            let mut back = e.0;
-            back.clear();
-            RuntimeError::Sink(format!("the reader of `{}` has gone", self.table))
-        })
+        // no sender (after finish) or a receiver dropped: the reader has gone
+        let tx = self.tx.as_ref().ok_or_else(gone)?;
+        tx.send(full).map_err(|_| gone())
     }
 }
 

@@ -59,6 +59,8 @@ for q in ${queries//,/ }; do
       disk=$(grep -o 'state on disk: [^;]*' "$work/err" | head -1 || true)
       disk+=$(grep -o '; keyed state at the end: .*' "$work/err" | head -1 || true)
       disk+=$(grep -o ' [0-9]* checkpoint(s).*' "$work/err" | head -1 || true)
+      all=$(grep -o 'of all [0-9]* checkpoints.*' "$work/err" | head -1 || true)
+      [[ -n "$all" ]] && disk+="; $all"
       printf '%-5s %-20s %10s %8s %12s %8sM %8s  %s\n' "$q" "$b" "$n" "$cpu" "$rate" "$((rss / 1024))" "$wall" "$disk"
       rm -rf "$work/chk"
     done

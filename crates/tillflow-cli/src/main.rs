@@ -685,6 +685,19 @@ fn run_cli(cli: Cli) -> ExitCode {
                             c.last_pause_micros as f64 / 1e3,
                             c.total_pause_micros as f64 / 1e3,
                         );
+                        if c.completed > 1 {
+                            eprintln!(
+                                "tillflow: of all {} checkpoints: the largest {} bytes \
+                                 (a restore reading {} bytes at most), the longest {:.1} ms \
+                                 (mean {:.1} ms), the longest pause {:.1} ms",
+                                c.completed,
+                                c.max_bytes,
+                                c.max_full_bytes,
+                                c.max_micros as f64 / 1e3,
+                                c.total_micros as f64 / 1e3 / c.completed as f64,
+                                c.max_pause_micros as f64 / 1e3,
+                            );
+                        }
                     }
                 }
                 http::keep_serving(&a.http, serving, &stop, a.quiet);

@@ -551,6 +551,10 @@ impl StageInstance {
                     for b in self.barriers.iter_mut().flatten() {
                         *b = false;
                     }
+                    // what operators hold (a Python bundle) goes before the barrier
+                    for p in &mut self.inputs {
+                        p.flush_operators()?;
+                    }
                     self.each_exchange(&mut |e| e.barrier())?;
                     // the job loop waits for every instance: a lost ack is a failed job
                     let _ = coordination.acks.send(());

@@ -189,6 +189,10 @@ pub enum Expr {
         /// Result type.
         ty: DataType,
     },
+    /// A call of a Python function (`CREATE FUNCTION … LANGUAGE PYTHON`): the planner moves it
+    /// into a `PythonCalc`, which computes it for bundles of rows; it is never evaluated in
+    /// place.
+    Python(Box<crate::python::PyCallExpr>),
     /// `arg [NOT] IN (list)`; list items share the argument's type.
     InList {
         /// Tested value.
@@ -226,6 +230,7 @@ impl Expr {
             Expr::StrLiteral(_) => DataType::String(None),
             Expr::Cast { to, .. } => *to,
             Expr::InList { .. } | Expr::Like { .. } => DataType::Boolean,
+            Expr::Python(c) => c.ty,
         }
     }
 
@@ -260,6 +265,7 @@ impl Expr {
                 arg.is_constant() && list.iter().all(Expr::is_constant)
             }
             Expr::Like { arg, pattern, .. } => arg.is_constant() && pattern.is_constant(),
+            Expr::Python(_) => false,
         }
     }
 
@@ -435,6 +441,10 @@ impl Expr {
                     _ => Ok(Value::Null),
                 }
             }
+            Expr::Python(c) => Err(RuntimeError::Eval(format!(
+                "internal: Python function {} was not planned into a PythonCalc",
+                c.target.name
+            ))),
         }
     }
 

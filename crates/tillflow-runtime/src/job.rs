@@ -255,6 +255,14 @@ pub struct CheckpointStats {
     pub total_micros: u64,
     /// Sum of all pauses, microseconds.
     pub total_pause_micros: u64,
+    /// The largest checkpoint's size (as `last_bytes`).
+    pub max_bytes: u64,
+    /// The largest size a restore read (as `last_full_bytes`).
+    pub max_full_bytes: u64,
+    /// The longest duration, microseconds.
+    pub max_micros: u64,
+    /// The longest pause, microseconds.
+    pub max_pause_micros: u64,
 }
 
 /// A fresh run's identity: clock and process id, so two runs of a job never share one.
@@ -821,6 +829,10 @@ impl Job {
         c.stats.last_pause_micros = f.pause.as_micros() as u64;
         c.stats.total_micros += micros;
         c.stats.total_pause_micros += f.pause.as_micros() as u64;
+        c.stats.max_bytes = c.stats.max_bytes.max(written.bytes);
+        c.stats.max_full_bytes = c.stats.max_full_bytes.max(written.full_bytes);
+        c.stats.max_micros = c.stats.max_micros.max(micros);
+        c.stats.max_pause_micros = c.stats.max_pause_micros.max(f.pause.as_micros() as u64);
         Ok(())
     }
 
@@ -896,6 +908,10 @@ impl Job {
     /// and nothing moves until the job loop reads again.
     fn drain(&mut self) -> Result<()> {
         let Some((c, acks)) = &self.coordination else {
+            // one thread: what operators hold (a Python bundle) goes out before the snapshot
+            for t in &mut self.tasks {
+                t.pipeline.flush_operators()?;
+            }
             return Ok(());
         };
         let mut seen = Vec::new();

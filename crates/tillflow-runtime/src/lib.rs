@@ -21,6 +21,7 @@ pub mod late;
 pub mod nested_fn;
 pub mod operator;
 pub mod ops;
+pub mod python;
 pub mod state;
 pub mod strfn;
 pub mod ttl;

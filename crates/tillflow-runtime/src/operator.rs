@@ -771,7 +771,7 @@ impl Pipeline {
     }
 
     /// Calls every operator's [`Operator::flush`] in order (its output going through the rest of
-    /// the chain), in fan-out branches too.
+    /// the chain), in fan-out branches and after joins too.
     pub fn flush_operators(&mut self) -> Result<()> {
         for i in 0..self.ops.len() {
             let (head, rest) = self.ops.split_at_mut(i + 1);
@@ -780,10 +780,14 @@ impl Pipeline {
                 output: &mut self.output,
             })?;
         }
-        if let Output::Fanout(ps) = &mut self.output {
-            for p in ps {
-                p.flush_operators()?;
+        match &mut self.output {
+            Output::Fanout(ps) => {
+                for p in ps {
+                    p.flush_operators()?;
+                }
             }
+            Output::Input(node, _) => lock(node)?.downstream.flush_operators()?,
+            _ => {}
         }
         Ok(())
     }

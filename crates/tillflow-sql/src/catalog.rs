@@ -55,6 +55,8 @@ pub struct ViewDef {
 pub struct Catalog {
     tables: BTreeMap<String, TableDef>,
     views: BTreeMap<String, ViewDef>,
+    /// User-defined functions by upper-case name.
+    functions: BTreeMap<String, crate::udf::FunctionDef>,
     /// `SET` options.
     pub config: BTreeMap<String, String>,
 }
@@ -114,6 +116,46 @@ impl Catalog {
         } else {
             v.join(", ")
         }
+    }
+
+    /// The functions and Python settings queries are planned with.
+    pub fn functions(&self) -> crate::udf::Functions {
+        crate::udf::Functions::new(&self.functions, &self.config)
+    }
+
+    /// The user-defined functions, by name.
+    pub fn function_defs(&self) -> impl Iterator<Item = &crate::udf::FunctionDef> {
+        self.functions.values()
+    }
+
+    /// Adds a function (`CREATE FUNCTION`).
+    pub fn add_function(
+        &mut self,
+        def: crate::udf::FunctionDef,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        let key = def.name.to_ascii_uppercase();
+        if self.functions.contains_key(&key) {
+            if if_not_exists {
+                return Ok(());
+            }
+            return plan_err(format!(
+                "function {} already exists (DROP FUNCTION {} first, or CREATE FUNCTION IF NOT EXISTS)",
+                def.name, def.name
+            ));
+        }
+        self.functions.insert(key, def);
+        Ok(())
+    }
+
+    /// Drops a function (`DROP FUNCTION`).
+    pub fn drop_function(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        if self.functions.remove(&name.to_ascii_uppercase()).is_none() && !if_exists {
+            return plan_err(format!(
+                "function {name} does not exist (DROP FUNCTION IF EXISTS drops it only if it does)"
+            ));
+        }
+        Ok(())
     }
 
     /// Adds a view.

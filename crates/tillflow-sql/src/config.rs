@@ -98,6 +98,10 @@ fn is_not_automatic(v: &str) -> bool {
     !v.eq_ignore_ascii_case("automatic")
 }
 
+fn is_process(v: &str) -> bool {
+    v.trim().eq_ignore_ascii_case("process")
+}
+
 fn is_utc(v: &str) -> bool {
     ["UTC", "GMT", "Z", "Etc/UTC", "UTC+0", "GMT+0", "+00:00"]
         .iter()
@@ -170,6 +174,37 @@ pub const KEYS: &[KeyDef] = &[
             "tillflow does not deduplicate CDC events (it would need a primary-key normalization of every CDC source)",
         ),
     ),
+    // ---- Python functions (crate::udf, tillflow_runtime::python)
+    key("python.executable", Text, Applied),
+    key("python.client.executable", Text, Applied),
+    key("python.files", Text, Applied),
+    key("python.fn-execution.bundle.size", Int { min: 1 }, Applied),
+    key("python.fn-execution.bundle.time", Duration, Applied),
+    key(
+        "python.fn-execution.arrow.batch.size",
+        Int { min: 1 },
+        Noted("tillflow sends a bundle to the Python worker whole ('python.fn-execution.bundle.size')"),
+    ),
+    key(
+        "python.execution-mode",
+        Enum(&["process", "thread"]),
+        AcceptedIf(
+            is_process,
+            "tillflow runs Python functions in a worker process ('process'); 'thread' (embedded Python) is not supported",
+        ),
+    ),
+    key(
+        "python.requirements",
+        Text,
+        Refused("tillflow does not install Python packages: install them into the interpreter 'python.executable' names"),
+    ),
+    key(
+        "python.archives",
+        Text,
+        Refused("tillflow does not unpack archives for Python: put the files on 'python.files' or install them"),
+    ),
+    key("python.metric.enabled", Bool, Noted("tillflow's Python functions report no metrics of their own")),
+    key("python.profile.enabled", Bool, Noted("tillflow does not profile Python functions")),
     // ---- Flink keys with no effect here
     key("parallelism.default", Int { min: -1 }, Applied),
     key("table.exec.resource.default-parallelism", Int { min: -1 }, Applied),

@@ -17,5 +17,6 @@ pub mod session;
 pub mod state_backend;
 pub mod statements;
 pub mod types;
+pub mod udf;
 
 pub use error::{Result, SqlError};

@@ -101,6 +101,20 @@ pub enum StmtKind {
         /// `IF EXISTS`
         if_exists: bool,
     },
+    /// `CREATE [TEMPORARY [SYSTEM]] FUNCTION [IF NOT EXISTS] name AS 'target' [LANGUAGE …]`
+    CreateFunction {
+        /// The definition.
+        def: crate::udf::FunctionDef,
+        /// `IF NOT EXISTS`
+        if_not_exists: bool,
+    },
+    /// `DROP [TEMPORARY [SYSTEM]] FUNCTION [IF EXISTS] name`
+    DropFunction {
+        /// Name.
+        name: String,
+        /// `IF EXISTS`
+        if_exists: bool,
+    },
     /// `SHOW …`: printed as Flink's SQL client prints it.
     Show(Show),
     /// `DESCRIBE t` / `DESC t` (and `SHOW COLUMNS FROM t`, without the comment column).
@@ -874,8 +888,21 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         };
         StmtKind::Reset { key }
     } else if p.parse_keyword(Keyword::CREATE) {
-        let _ = p.parse_keyword(Keyword::TEMPORARY);
-        if p.parse_keyword(Keyword::TABLE) {
+        let temporary = p.parse_keyword(Keyword::TEMPORARY);
+        let system = temporary && peek_word(&p, "SYSTEM") && {
+            p.next_token();
+            true
+        };
+        if system && !peek_word(&p, "FUNCTION") {
+            return Err(SqlError::Parse {
+                line,
+                message: "CREATE TEMPORARY SYSTEM is followed by FUNCTION".into(),
+            });
+        }
+        if peek_word(&p, "FUNCTION") {
+            p.next_token();
+            parse_create_function(&mut p, line, temporary, system)?
+        } else if p.parse_keyword(Keyword::TABLE) {
             StmtKind::CreateTable(Box::new(parse_create_table(&mut p, line)?))
         } else if p.parse_keyword(Keyword::VIEW) {
             let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
@@ -898,8 +925,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
                 query,
                 if_not_exists,
             }
-        } else if peek_word(&p, "CATALOG") || peek_word(&p, "DATABASE") || peek_word(&p, "FUNCTION")
-        {
+        } else if peek_word(&p, "CATALOG") || peek_word(&p, "DATABASE") {
             let what = p.next_token().to_string().to_ascii_uppercase();
             let name = p
                 .parse_object_name(false)
@@ -908,14 +934,13 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
             return Err(SqlError::Parse {
                 line,
                 message: format!(
-                    "CREATE {what} {name} is not supported: tillflow has one catalog, default_catalog, with one database, default_database{}",
-                    if what == "FUNCTION" { ", and no user-defined functions yet" } else { "" }
+                    "CREATE {what} {name} is not supported: tillflow has one catalog, default_catalog, with one database, default_database"
                 ),
             });
         } else {
             return Err(SqlError::Parse {
                 line,
-                message: format!("unsupported CREATE statement near `{}` (supported: CREATE TABLE, CREATE [TEMPORARY] VIEW)", p.peek_token().token),
+                message: format!("unsupported CREATE statement near `{}` (supported: CREATE TABLE, CREATE [TEMPORARY] VIEW, CREATE [TEMPORARY [SYSTEM]] FUNCTION)", p.peek_token().token),
             });
         }
     } else if p.parse_keyword(Keyword::INSERT) {
@@ -948,16 +973,26 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
             line,
         })
     } else if p.parse_keyword(Keyword::DROP) {
-        let _ = p.parse_keyword(Keyword::TEMPORARY);
-        if !p.parse_keyword(Keyword::TABLE) && !p.parse_keyword(Keyword::VIEW) {
-            return Err(SqlError::Parse {
-                line,
-                message: "expected TABLE or VIEW after DROP".into(),
-            });
+        let temporary = p.parse_keyword(Keyword::TEMPORARY);
+        if temporary && peek_word(&p, "SYSTEM") {
+            p.next_token();
         }
-        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        let name = object_name(&p.parse_object_name(false).map_err(e)?);
-        StmtKind::Drop { name, if_exists }
+        if peek_word(&p, "FUNCTION") {
+            p.next_token();
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = function_object_name(&mut p, line)?;
+            StmtKind::DropFunction { name, if_exists }
+        } else {
+            if !p.parse_keyword(Keyword::TABLE) && !p.parse_keyword(Keyword::VIEW) {
+                return Err(SqlError::Parse {
+                    line,
+                    message: "expected TABLE, VIEW or FUNCTION after DROP".into(),
+                });
+            }
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = object_name(&p.parse_object_name(false).map_err(e)?);
+            StmtKind::Drop { name, if_exists }
+        }
     } else if peek_word(&p, "SHOW") {
         p.next_token();
         parse_show(&mut p, line)?
@@ -1002,7 +1037,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         return Err(SqlError::Parse {
             line,
             message: format!(
-                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP, SHOW, DESCRIBE, EXPLAIN, USE)",
+                "unsupported statement starting with `{}` (supported: SET, RESET, CREATE TABLE, CREATE VIEW, CREATE FUNCTION, INSERT INTO, EXECUTE STATEMENT SET, SELECT, DROP, SHOW, DESCRIBE, EXPLAIN, USE)",
                 p.peek_token().token
             ),
         });
@@ -1013,6 +1048,144 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         kind,
         hints,
         notices,
+    })
+}
+
+/// A function's name, `[default_catalog.][default_database.]name` (tillflow's one catalog
+/// and database).
+fn function_object_name(p: &mut Parser, line: u64) -> Result<String> {
+    let n = p.parse_object_name(false).map_err(|err| perr(line, err))?;
+    let parts: Vec<String> =
+        n.0.iter()
+            .map(|p| {
+                p.as_ident()
+                    .map(ident_text)
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+    let (last, prefix) = match parts.split_last() {
+        Some(x) => x,
+        None => {
+            return Err(SqlError::Parse {
+                line,
+                message: "a function name is missing".into(),
+            })
+        }
+    };
+    let ok = match prefix {
+        [] => true,
+        [db] => db == "default_database",
+        [cat, db] => cat == "default_catalog" && db == "default_database",
+        _ => false,
+    };
+    if !ok {
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "function {}: no such catalog or database (tillflow has one catalog, default_catalog, with one database, default_database)",
+                parts.join(".")
+            ),
+        });
+    }
+    Ok(last.clone())
+}
+
+/// The rest of `CREATE [TEMPORARY [SYSTEM]] FUNCTION` (after `FUNCTION`): `[IF NOT EXISTS]
+/// name AS 'target' [LANGUAGE JAVA|SCALA|PYTHON] [USING JAR …]`.
+fn parse_create_function(
+    p: &mut Parser,
+    line: u64,
+    temporary: bool,
+    system: bool,
+) -> Result<StmtKind> {
+    use crate::udf::{FunctionBody, FunctionDef};
+    let e = |err| perr(line, err);
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = function_object_name(p, line)?;
+    p.expect_keyword(Keyword::AS).map_err(e)?;
+    let target = match p.next_token().token {
+        Token::SingleQuotedString(s) => s,
+        Token::Word(w) => {
+            // an unquoted `AS a.b.c`
+            let mut s = w.value;
+            while p.consume_token(&Token::Period) {
+                match p.next_token().token {
+                    Token::Word(w) => {
+                        s.push('.');
+                        s.push_str(&w.value);
+                    }
+                    other => {
+                        return Err(SqlError::Parse {
+                            line,
+                            message: format!("expected a name after `{s}.`, found `{other}`"),
+                        })
+                    }
+                }
+            }
+            s
+        }
+        other => {
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "CREATE FUNCTION {name} AS needs the function: 'module.function' (LANGUAGE PYTHON) or a built-in's name, found `{other}`"
+                ),
+            })
+        }
+    };
+    let language = if peek_word(p, "LANGUAGE") {
+        p.next_token();
+        p.next_token().token.to_string().to_ascii_uppercase()
+    } else {
+        // Flink's default
+        "JAVA".to_owned()
+    };
+    if peek_word(p, "USING") {
+        return Err(SqlError::Parse {
+            line,
+            message: format!(
+                "CREATE FUNCTION {name} … USING JAR is not supported: tillflow runs no JVM code (write the function in Python, LANGUAGE PYTHON)"
+            ),
+        });
+    }
+    let shown = crate::udf::short_text(&target);
+    let body = match language.as_str() {
+        "PYTHON" => {
+            let (module, attr) = target.rsplit_once('.').unwrap_or(("", &target));
+            if module.is_empty() || attr.is_empty() {
+                return Err(SqlError::Parse {
+                    line,
+                    message: format!(
+                        "CREATE FUNCTION {name} AS '{shown}' LANGUAGE PYTHON: name the function as 'module.function' (the module on 'python.files' or Python's path)"
+                    ),
+                });
+            }
+            FunctionBody::Python { target }
+        }
+        "JAVA" | "SCALA" => {
+            let upper = target.to_ascii_uppercase();
+            if !crate::statements::is_builtin(&upper) {
+                return Err(SqlError::Parse {
+                    line,
+                    message: format!(
+                        "CREATE FUNCTION {name} AS '{shown}' (LANGUAGE {language}): tillflow runs no JVM code; write the function in Python (AS 'module.function' LANGUAGE PYTHON), or give a built-in function another name (AS 'HOLT_WINTERS')"
+                    ),
+                });
+            }
+            FunctionBody::Alias { builtin: upper }
+        }
+        other => {
+            return Err(SqlError::Parse {
+                line,
+                message: format!(
+                    "CREATE FUNCTION {name}: LANGUAGE {other} is not supported (PYTHON; or JAVA, Flink's default, naming a built-in function)"
+                ),
+            })
+        }
+    };
+    Ok(StmtKind::CreateFunction {
+        def: FunctionDef::new(&name, body, temporary, system),
+        if_not_exists,
     })
 }
 

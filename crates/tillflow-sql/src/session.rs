@@ -302,6 +302,12 @@ impl Session {
                     }
                 }
                 StmtKind::Select(q) => self.select(&q, st.line).map_err(at)?,
+                StmtKind::CreateFunction { def, if_not_exists } => {
+                    self.catalog.add_function(def, if_not_exists).map_err(at)?
+                }
+                StmtKind::DropFunction { name, if_exists } => {
+                    self.catalog.drop_function(&name, if_exists).map_err(at)?
+                }
                 StmtKind::Drop { name, if_exists } => {
                     self.catalog.drop(&name, if_exists).map_err(at)?
                 }
@@ -333,6 +339,13 @@ impl Session {
         let mut rel = planner.plan_query(q)?;
         self.plan.notices.append(&mut planner.notices);
         rel.finish()?;
+        crate::plan::rules::python_calc::apply(
+            &mut rel,
+            self.catalog
+                .functions()
+                .limits
+                .unwrap_or(crate::udf::DEFAULT_LIMITS),
+        )?;
         if self.catalog.batch() {
             crate::planner::materialize(&mut rel);
         }
@@ -389,9 +402,18 @@ impl Session {
         Ok(match show {
             Show::Tables => s::name_list("table name", &s::table_list(&self.catalog)),
             Show::Views => s::name_list("view name", &self.catalog.view_names()),
-            Show::Functions { user: true } => s::name_list("function name", &[]),
-            Show::Functions { user: false } => {
-                let names = s::builtin_functions();
+            Show::Functions { user } => {
+                // user-defined functions by their normalized (lower-case) names, as Flink
+                let mut names: Vec<String> = self
+                    .catalog
+                    .function_defs()
+                    .map(|d| d.name.to_ascii_lowercase())
+                    .collect();
+                if !user {
+                    names.extend(s::builtin_functions());
+                }
+                names.sort_unstable();
+                names.dedup();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 s::name_list("function name", &names)
             }
@@ -488,6 +510,13 @@ impl Session {
                 let mut rel = planner.plan_query(&q)?;
                 self.plan.notices.append(&mut planner.notices);
                 rel.finish()?;
+                crate::plan::rules::python_calc::apply(
+                    &mut rel,
+                    self.catalog
+                        .functions()
+                        .limits
+                        .unwrap_or(crate::udf::DEFAULT_LIMITS),
+                )?;
                 if self.catalog.batch() {
                     crate::planner::materialize(&mut rel);
                 }
@@ -554,6 +583,13 @@ impl Session {
         let mut rel = planner.plan_query(&ins.query)?;
         self.plan.notices.append(&mut planner.notices);
         rel.finish()?;
+        crate::plan::rules::python_calc::apply(
+            &mut rel,
+            self.catalog
+                .functions()
+                .limits
+                .unwrap_or(crate::udf::DEFAULT_LIMITS),
+        )?;
         if self.catalog.batch() {
             crate::planner::materialize(&mut rel);
         }

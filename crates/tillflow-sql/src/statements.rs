@@ -80,6 +80,15 @@ pub fn local_name(name: &str) -> &str {
 
 /// The built-in functions tillflow supports, as `docs/functions.md` names them in its rows
 /// marked `yes`: sorted, each once.
+/// True when `upper` (upper case) names a built-in function.
+pub fn is_builtin(upper: &str) -> bool {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| builtin_functions().into_iter().collect())
+        .contains(upper)
+}
+
 pub fn builtin_functions() -> Vec<String> {
     const DOC: &str = include_str!("../../../docs/functions.md");
     const KEYWORDS: &[&str] = &[

@@ -11,6 +11,7 @@ pub mod join;
 pub mod lookup;
 pub mod normalize;
 pub mod over;
+pub mod python;
 pub mod rank;
 pub mod temporal_join;
 pub mod union;

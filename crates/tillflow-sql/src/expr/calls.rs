@@ -5,8 +5,11 @@
 use super::*;
 
 /// The name of a function call, upper-cased.
+///
+/// A name given to a built-in with `CREATE FUNCTION name AS 'BUILTIN'` is the built-in's.
 pub fn function_name(f: &sql::Function) -> String {
-    f.name.to_string().to_ascii_uppercase()
+    let name = f.name.to_string().to_ascii_uppercase();
+    crate::udf::alias_of(&name).unwrap_or(name)
 }
 
 /// The unnamed (or named) arguments of a call, as expressions; `*` becomes `None`.
@@ -185,6 +188,11 @@ impl Converter<'_> {
         }
         if is_aggregate(f) {
             return plan_err(format!("aggregate {name}() is not allowed here: `{f}`"));
+        }
+        if let Some((functions, def)) = crate::udf::python(&name) {
+            if def.system || !crate::statements::is_builtin(&name) {
+                return self.python_call(&functions, &def, f);
+            }
         }
         if matches!(name.as_str(), "TUMBLE" | "HOP" | "SESSION" | "CUMULATE")
             || name.ends_with("_START") && !name.starts_with("DATE")
@@ -396,5 +404,45 @@ impl Converter<'_> {
             return prepare_regex(func, args, ty, &f.to_string());
         }
         Ok(Expr::Call { func, args, ty })
+    }
+}
+
+impl Converter<'_> {
+    /// A call of a Python scalar function: `Expr::Python`, which the plan's `python_calc` rule
+    /// moves into a `PythonCalc`.
+    fn python_call(
+        &self,
+        functions: &crate::udf::Functions,
+        def: &crate::udf::FunctionDef,
+        f: &sql::Function,
+    ) -> Result<Expr> {
+        use tillflow_runtime::python::{codec::wire_tag, PyCallExpr, PyKind};
+        let func = crate::udf::resolve(functions, def, PyKind::Scalar)?;
+        let mut args = Vec::new();
+        for (i, a) in function_args(f)?.into_iter().enumerate() {
+            let Some(a) = a else {
+                return plan_err(format!(
+                    "`*` is not an argument of Python function {}: `{f}`",
+                    def.name
+                ));
+            };
+            let x = self.convert(a)?;
+            if wire_tag(x.data_type()).is_none() {
+                return plan_err(format!(
+                    "argument {} of Python function {} is {}, which Python functions do not take yet (BOOLEAN, the integer types, FLOAT, DOUBLE, DECIMAL, STRING, BYTES, DATE, TIME and TIMESTAMP): `{f}`",
+                    i + 1,
+                    def.name,
+                    x.data_type()
+                ));
+            }
+            args.push(x);
+        }
+        let ty = func.results[0];
+        Ok(Expr::Python(Box::new(PyCallExpr {
+            target: func.target,
+            env: func.env,
+            args,
+            ty,
+        })))
     }
 }

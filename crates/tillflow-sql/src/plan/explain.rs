@@ -270,6 +270,8 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         | PlanOp::LocalWindowAggregate { .. }
         | PlanOp::WindowTableFunction { .. }
         | PlanOp::Correlate { .. }
+        | PlanOp::PythonCalc { .. }
+        | PlanOp::PythonCorrelate { .. }
         | PlanOp::LookupJoin { .. } => None,
     }
 }
@@ -559,6 +561,24 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
             "invocation=[UNNEST({}){}], joinType=[{}]",
             sqlfmt::expr(array, &names),
             if *ordinality { " WITH ORDINALITY" } else { "" },
+            if *left_outer { "LEFT" } else { "INNER" }
+        ),
+        PlanOp::PythonCalc { calls, .. } => {
+            let mut items: Vec<String> = (0..n.input.len()).map(|i| names.get(i)).collect();
+            for (k, c) in calls.iter().enumerate() {
+                items.push(format!(
+                    "{} AS f{}",
+                    sqlfmt::python_call(&c.function.target.name, &c.args, &names),
+                    n.input.len() + k
+                ));
+            }
+            format!("select=[{}]", items.join(", "))
+        }
+        PlanOp::PythonCorrelate {
+            call, left_outer, ..
+        } => format!(
+            "invocation=[{}], joinType=[{}]",
+            sqlfmt::python_call(&call.function.target.name, &call.args, &names),
             if *left_outer { "LEFT" } else { "INNER" }
         ),
         PlanOp::LookupJoin {

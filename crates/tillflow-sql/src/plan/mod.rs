@@ -14,7 +14,7 @@ pub mod explain;
 pub mod rules;
 pub mod sqlfmt;
 
-use crate::error::Result;
+use crate::error::{Result, SqlError};
 use std::collections::BTreeMap;
 use tillflow_runtime::agg::AggCall;
 use tillflow_runtime::expr::Expr;
@@ -29,11 +29,13 @@ use tillflow_runtime::ops::join::{JoinType, StreamingJoin};
 use tillflow_runtime::ops::lookup::LookupJoin;
 use tillflow_runtime::ops::normalize::ChangelogNormalize;
 use tillflow_runtime::ops::over::{OverAggregate, OverFrame};
+use tillflow_runtime::ops::python::{BundleLimits, PyCall, PythonCalc, PythonCorrelate};
 use tillflow_runtime::ops::rank::{SortKey, TopN, WindowTopN};
 use tillflow_runtime::ops::temporal_join::TemporalJoin;
 use tillflow_runtime::ops::union::UnionAll;
 use tillflow_runtime::ops::unnest::Unnest;
 use tillflow_runtime::ops::watermark::WatermarkAssigner;
+use tillflow_runtime::python::{PyTarget, PythonEnv};
 use tillflow_runtime::ttl::StateTtl;
 use tillflow_runtime::window::aggregate::WindowAggregate;
 use tillflow_runtime::window::assign::WindowAssign;
@@ -309,6 +311,24 @@ pub enum PlanOp {
         /// `WITH ORDINALITY`: the element's 1-based position as a last column.
         ordinality: bool,
     },
+    /// Flink's `PythonCalc`: each row with the results of Python scalar function calls
+    /// appended as new columns (computed a bundle of rows at a time in a Python worker).
+    PythonCalc {
+        /// The calls, in the order of their columns.
+        calls: Vec<PyPlanCall>,
+        /// When a bundle goes to the worker.
+        limits: BundleLimits,
+    },
+    /// Flink's `PythonCorrelate`: each row joined with the rows its Python table function call
+    /// gives (`LATERAL TABLE(f(…))`).
+    PythonCorrelate {
+        /// The call.
+        call: PyPlanCall,
+        /// `LEFT JOIN LATERAL TABLE(…) ON TRUE`: a row with NULLs when the call gives none.
+        left_outer: bool,
+        /// When a bundle goes to the worker.
+        limits: BundleLimits,
+    },
     /// Flink's `LookupJoin`.
     LookupJoin {
         /// The table looked up.
@@ -320,6 +340,15 @@ pub enum PlanOp {
         /// The residual condition over the joined row.
         residual: Option<Expr>,
     },
+}
+
+/// A call of a Python function in a `PythonCalc` or `PythonCorrelate`.
+#[derive(Clone, Debug)]
+pub struct PyPlanCall {
+    /// The function, where it runs and its result types.
+    pub function: crate::udf::PyFunction,
+    /// Arguments over the node's input row.
+    pub args: Vec<Expr>,
 }
 
 /// An operator with two inputs.
@@ -453,6 +482,8 @@ impl PlanOp {
             PlanOp::Deduplicate { .. } => "Deduplicate",
             PlanOp::LookupJoin { .. } => "LookupJoin",
             PlanOp::Correlate { .. } => "Correlate",
+            PlanOp::PythonCalc { .. } => "PythonCalc",
+            PlanOp::PythonCorrelate { .. } => "PythonCorrelate",
             PlanOp::Materialize => "Materialize",
             PlanOp::Sort { keys, limit, .. } => match (keys.is_empty(), limit) {
                 (false, None) => "Sort",
@@ -476,6 +507,11 @@ impl TwoInputOp {
 }
 
 impl PlanNode {
+    /// The types of the columns the node reads.
+    fn input_types(&self) -> Vec<DataType> {
+        self.input.fields.iter().map(|f| f.data_type).collect()
+    }
+
     /// How the node is known on the dashboard, in metrics and in checkpoints: `Name[id]` and
     /// its state signature.
     pub fn identity(&self) -> NodeIdentity {
@@ -527,6 +563,8 @@ impl PlanNode {
             PlanOp::Calc { .. }
             | PlanOp::LookupJoin { .. }
             | PlanOp::Correlate { .. }
+            | PlanOp::PythonCalc { .. }
+            | PlanOp::PythonCorrelate { .. }
             | PlanOp::Materialize
             | PlanOp::Sort { .. }
             | PlanOp::LocalWindowAggregate { .. }
@@ -783,6 +821,36 @@ impl PlanNode {
                 *left_outer,
                 *ordinality,
             )),
+            PlanOp::PythonCalc { calls, limits } => {
+                let (env, targets, calls) = python_calls(calls);
+                Box::new(PythonCalc::new(
+                    env,
+                    targets,
+                    calls,
+                    self.input_types(),
+                    *limits,
+                ))
+            }
+            PlanOp::PythonCorrelate {
+                call,
+                left_outer,
+                limits,
+            } => {
+                let (env, mut targets, mut calls) = python_calls(std::slice::from_ref(call));
+                let (Some(target), Some(call)) = (targets.pop(), calls.pop()) else {
+                    return Err(SqlError::Plan(
+                        "internal: a PythonCorrelate without its call".into(),
+                    ));
+                };
+                Box::new(PythonCorrelate::new(
+                    env,
+                    target,
+                    call,
+                    *left_outer,
+                    self.input_types(),
+                    *limits,
+                ))
+            }
             PlanOp::LookupJoin {
                 target,
                 left_keys,
@@ -938,5 +1006,33 @@ pub(crate) fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
             visit_columns(arg, f);
             visit_columns(pattern, f);
         }
+        Expr::Python(c) => c.args.iter().for_each(|a| visit_columns(a, f)),
     }
+}
+
+/// The runtime's form of Python calls: the worker's environment, its functions (each once)
+/// and the calls naming them by position.
+fn python_calls(calls: &[PyPlanCall]) -> (PythonEnv, Vec<PyTarget>, Vec<PyCall>) {
+    let env = calls
+        .first()
+        .map(|c| c.function.env.clone())
+        .unwrap_or_default();
+    let mut targets: Vec<PyTarget> = Vec::new();
+    let mut out = Vec::new();
+    for c in calls {
+        let t = &c.function.target;
+        let function = match targets.iter().position(|x| x == t) {
+            Some(i) => i,
+            None => {
+                targets.push(t.clone());
+                targets.len() - 1
+            }
+        };
+        out.push(PyCall {
+            function,
+            args: c.args.clone(),
+            results: c.function.results.clone(),
+        });
+    }
+    (env, targets, out)
 }

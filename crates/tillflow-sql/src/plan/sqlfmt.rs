@@ -210,6 +210,12 @@ fn literal(v: &Value, ty: DataType) -> String {
     }
 }
 
+/// A Python function's call `name(args)` over the input columns `names`.
+pub fn python_call(name: &str, args: &[Expr], names: &Names) -> String {
+    let args: Vec<String> = args.iter().map(|a| expr(a, names)).collect();
+    format!("{name}({})", args.join(", "))
+}
+
 /// `e` as SQL over the input columns `names`.
 pub fn expr(e: &Expr, names: &Names) -> String {
     let list = |args: &[Expr]| {
@@ -332,6 +338,7 @@ pub fn expr(e: &Expr, names: &Names) -> String {
             f => format!("{}({})", func_name(f), list(args)),
         },
         Expr::Prepared { func, args, .. } => format!("{}({})", func_name(func), list(args)),
+        Expr::Python(c) => python_call(&c.target.name, &c.args, names),
         Expr::InList {
             arg,
             list: l,

@@ -317,6 +317,8 @@ pub struct Planner<'a> {
     pub notices: Vec<String>,
     /// The STATE_TTL hints of the SELECTs being planned, innermost last.
     ttl_hints: Vec<state_ttl::TtlHints>,
+    /// The catalog's functions, found by name while this planner lives.
+    _functions: crate::udf::Installed,
 }
 
 impl Planner<'_> {
@@ -382,6 +384,7 @@ impl<'a> Planner<'a> {
             ctes: Vec::new(),
             notices: Vec::new(),
             ttl_hints: Vec::new(),
+            _functions: crate::udf::install(std::rc::Rc::new(catalog.functions())),
         }
     }
 

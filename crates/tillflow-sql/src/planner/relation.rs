@@ -99,6 +99,10 @@ impl Planner<'_> {
                 rel = self.unnest(rel, &twj.relation, false, None)?;
                 continue;
             }
+            if lateral_table(&twj.relation).is_some() && twj.joins.is_empty() {
+                rel = self.python_table(rel, &twj.relation, false, None)?;
+                continue;
+            }
             let right = self.plan_table_with_joins(twj)?;
             let on = selection.take();
             rel = self.join(rel, right, JoinType::Inner, on.as_ref())?;
@@ -153,6 +157,19 @@ impl Planner<'_> {
                     }
                 };
                 rel = self.unnest(rel, &j.relation, left_outer, on.as_ref())?;
+                continue;
+            }
+            if lateral_table(&j.relation).is_some() {
+                let left_outer = match kind {
+                    JoinType::Inner => false,
+                    JoinType::Left => true,
+                    other => {
+                        return plan_err(format!(
+                            "{other:?} JOIN LATERAL TABLE is not supported (Flink allows CROSS JOIN, JOIN … ON TRUE and LEFT JOIN … ON TRUE): `{j}`"
+                        ))
+                    }
+                };
+                rel = self.python_table(rel, &j.relation, left_outer, on.as_ref())?;
                 continue;
             }
             let right = self.plan_factor(&j.relation)?;
@@ -261,6 +278,105 @@ impl Planner<'_> {
         }))
     }
 
+    /// `left, LATERAL TABLE(f(args)) [AS t(c, …)]` (or `CROSS JOIN …`, `[LEFT] JOIN … ON TRUE`)
+    /// with a Python table function `f`: each left row once per row `f` gives for it, with
+    /// that row's columns (`f0`, `f1` … unless the alias names them).
+    pub(super) fn python_table(
+        &mut self,
+        mut left: Rel,
+        factor: &TableFactor,
+        left_outer: bool,
+        on: Option<&sql::Expr>,
+    ) -> Result<Rel> {
+        use tillflow_runtime::python::{codec::wire_tag, PyKind};
+        let Some((call, alias)) = lateral_table(factor) else {
+            return plan_err(format!("not a LATERAL TABLE: `{factor}`"));
+        };
+        let is_true = |e: &sql::Expr| matches!(e, sql::Expr::Value(v) if matches!(v.value, sql::Value::Boolean(true)));
+        match on {
+            None => {}
+            Some(e) if is_true(e) => {}
+            Some(e) => {
+                return plan_err(format!(
+                    "a join with LATERAL TABLE takes no condition but ON TRUE (filter in WHERE): `ON {e}`"
+                ))
+            }
+        }
+        if left_outer && on.is_none() {
+            return plan_err(format!("LEFT JOIN {factor} needs ON TRUE"));
+        }
+        left.finish()?;
+        let name = crate::expr::function_name(call);
+        let Some((functions, def)) = crate::udf::python(&name) else {
+            return plan_err(format!(
+                "{name} is not a table function: LATERAL TABLE calls a Python table function (CREATE FUNCTION {} AS 'module.function' LANGUAGE PYTHON, its result_types set): `{factor}`",
+                call.name
+            ));
+        };
+        let func = crate::udf::resolve(&functions, &def, PyKind::Table)?;
+        let conv = Converter::new(&left.scope);
+        let mut args = Vec::new();
+        for (i, a) in crate::expr::function_args(call)?.into_iter().enumerate() {
+            let Some(a) = a else {
+                return plan_err(format!(
+                    "`*` is not an argument of {}: `{factor}`",
+                    def.name
+                ));
+            };
+            let x = conv.convert(a)?;
+            if wire_tag(x.data_type()).is_none() {
+                return plan_err(format!(
+                    "argument {} of Python function {} is {}, which Python functions do not take yet: `{factor}`",
+                    i + 1,
+                    def.name,
+                    x.data_type()
+                ));
+            }
+            args.push(x);
+        }
+        let mut cols: Vec<(String, DataType)> = func
+            .results
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("f{i}"), *t))
+            .collect();
+        let qualifier = alias.map(|a| a.name.value.clone());
+        if let Some(a) = alias {
+            if !a.columns.is_empty() {
+                if a.columns.len() != cols.len() {
+                    return plan_err(format!(
+                        "`{factor}` gives {} columns, but the alias names {}",
+                        cols.len(),
+                        a.columns.len()
+                    ));
+                }
+                for (c, name) in cols.iter_mut().zip(&a.columns) {
+                    c.0 = name.name.value.clone();
+                }
+            }
+        }
+        let changelog = left.changelog;
+        let limits = functions.limits.unwrap_or(crate::udf::DEFAULT_LIMITS);
+        left.ops.push(PlanNode::new(
+            PlanOp::PythonCorrelate {
+                call: crate::plan::PyPlanCall {
+                    function: func,
+                    args,
+                },
+                left_outer,
+                limits,
+            },
+            left.schema(),
+            changelog,
+        ));
+        for (name, ty) in cols {
+            left.scope.schema.fields.push(Field::new(name, ty));
+            left.scope.qualifiers.push(qualifier.clone());
+        }
+        left.upsert_key = None;
+        Ok(left)
+    }
+
     /// `left CROSS JOIN UNNEST(arr) [WITH ORDINALITY] [AS t(c, …)]` (or `LEFT JOIN … ON TRUE`):
     /// the left rows, each once per element of its array, with the element's columns.
     pub(super) fn unnest(
@@ -359,5 +475,28 @@ impl Planner<'_> {
         }
         left.upsert_key = None;
         Ok(left)
+    }
+}
+
+/// `LATERAL TABLE(f(args)) [AS alias]`: the call and the alias.
+fn lateral_table(factor: &TableFactor) -> Option<(&sql::Function, Option<&sql::TableAlias>)> {
+    let TableFactor::Function {
+        lateral: true,
+        name,
+        args,
+        alias,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if !name.to_string().eq_ignore_ascii_case("TABLE") {
+        return None;
+    }
+    match args.as_slice() {
+        [sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(sql::Expr::Function(f)))] => {
+            Some((f, alias.as_ref()))
+        }
+        _ => None,
     }
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Python function benchmark (release build): rows per CPU-second through a trivial Python scalar
+# function against the same expression as a built-in, over the same rows of the `datagen`
+# connector (a BIGINT sequence and a random 12-character STRING) into a blackhole, one pinned
+# core for tillflow and its Python worker together (CPU = user + sys of both).
+#   scripts/bench-python.sh [--rows N] [--bundle N]
+#   TILLFLOW_BIN=path runs that binary instead of building this tree
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
+rows=2000000
+bundle=100000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rows) rows="$2"; shift 2 ;;
+    --bundle) bundle="$2"; shift 2 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -n "${TILLFLOW_BIN:-}" ]]; then
+  bin="$TILLFLOW_BIN"
+else
+  cargo build --release --quiet -p tillflow-cli
+  bin="$CARGO_TARGET_DIR/release/tillflow"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/bench_udfs.py" <<'PY'
+def add_one(x):
+    return x + 1
+add_one.result_type = 'BIGINT'
+
+def shout(s):
+    return s.upper()
+shout.result_type = 'STRING'
+PY
+printf '%-28s %10s %8s %14s %8s\n' query rows cpu_s rows/cpu_s wall_s
+for q in "builtin:x + 1" "python:add_one(x)" "builtin:UPPER(s)" "python:shout(s)"; do
+  kind="${q%%:*}"; expr="${q#*:}"
+  ty=BIGINT; [[ "$expr" == *"(s)" ]] && ty=STRING
+  cat > "$work/q.sql" <<SQL
+SET 'python.files' = '$work/bench_udfs.py';
+SET 'python.fn-execution.bundle.size' = '$bundle';
+CREATE TEMPORARY FUNCTION add_one AS 'bench_udfs.add_one' LANGUAGE PYTHON;
+CREATE TEMPORARY FUNCTION shout AS 'bench_udfs.shout' LANGUAGE PYTHON;
+CREATE TABLE src (x BIGINT, s STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '$rows',
+  'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '$rows',
+  'fields.s.length' = '12', 'seed' = '7');
+CREATE TABLE sink (v $ty) WITH ('connector' = 'blackhole');
+INSERT INTO sink SELECT $expr FROM src;
+SQL
+  /usr/bin/time -f '%U %S %e' -o "$work/time" taskset -c 0 "$bin" run "$work/q.sql" --no-http -p 1 --fresh \
+    --job-name bench-python --store "$work/store.db" 2> "$work/err" > /dev/null || { cat "$work/err" >&2; exit 1; }
+  read -r user sys wall < "$work/time"
+  cpu=$(python3 -c "print(round($user + $sys, 2))")
+  rate=$(python3 -c "print(round($rows / max($user + $sys, 1e-9)))")
+  printf '%-28s %10s %8s %14s %8s\n' "$kind $expr" "$rows" "$cpu" "$rate" "$wall"
+done

@@ -4,7 +4,7 @@
 # connector (a BIGINT sequence and a random 12-character STRING) into a blackhole, one pinned
 # core for tillflow and its Python worker together (CPU = user + sys of both).
 #   scripts/bench-python.sh [--rows N] [--bundle N]
-#   TILLFLOW_BIN=path runs that binary instead of building this tree
+#   TILLFLOW_BIN=path runs that binary instead of building this tree; BENCH_CPU=n pins core n (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tillflow-target}"
@@ -49,7 +49,7 @@ CREATE TABLE src (x BIGINT, s STRING) WITH ('connector' = 'datagen', 'number-of-
 CREATE TABLE sink (v $ty) WITH ('connector' = 'blackhole');
 INSERT INTO sink SELECT $expr FROM src;
 SQL
-  /usr/bin/time -f '%U %S %e' -o "$work/time" taskset -c 0 "$bin" run "$work/q.sql" --no-http -p 1 --fresh \
+  /usr/bin/time -f "%U %S %e" -o "$work/time" taskset -c "${BENCH_CPU:-0}" "$bin" run "$work/q.sql" --no-http -p 1 --fresh \
     --job-name bench-python --store "$work/store.db" 2> "$work/err" > /dev/null || { cat "$work/err" >&2; exit 1; }
   read -r user sys wall < "$work/time"
   cpu=$(python3 -c "print(round($user + $sys, 2))")

@@ -55,6 +55,7 @@ fn head(input: &Path) -> String {
         "hour_of",
         "name_len",
         "scaled",
+        "dec_half",
         "pyflink_style",
         "words",
         "letters",
@@ -137,10 +138,11 @@ fn scalar_functions_of_every_type_give_pythons_answers() {
         dir.path(),
         &input,
         "sku STRING, taxed DOUBLE, ns STRING, q1 BIGINT, d DECIMAL(12, 2), fam STRING, d0 DATE, \
-         h TIMESTAMP(3), nl INT, s10 DOUBLE, half DOUBLE",
+         h TIMESTAMP(3), nl INT, s10 DOUBLE, half DOUBLE, dh DECIMAL(10, 2)",
         "SELECT sku, with_tax(unit_price), norm_sku(sku), add_one(qty), discounted(unit_price, 10), \
          family(sku), day_of(event_time), hour_of(event_time), name_len(customer_id), \
-         scaled(unit_price), pyflink_style(unit_price) FROM events WHERE is_bulk(qty) AND store_id <> 3",
+         scaled(unit_price), pyflink_style(unit_price), dec_half(CAST(unit_price AS DECIMAL(10, 2))) \
+         FROM events WHERE is_bulk(qty) AND store_id <> 3",
         // bundles of 7 rows: many round trips, partial last bundle
         "SET 'python.fn-execution.bundle.size' = '7';\n",
     );

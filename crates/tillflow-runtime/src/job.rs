@@ -1073,8 +1073,9 @@ impl Job {
                 // the sinks have made durable what its rows produced (rows still held in open
                 // windows are not covered until checkpoints exist)
                 last_commit = Instant::now();
+                // what operators hold (a Python bundle) goes out before positions are committed
+                self.drain()?;
                 if self.coordination.is_some() {
-                    self.drain()?;
                     each_node(&mut self.tasks, &self.stages, &mut |n| match n {
                         NodeMut::Sink(s) => s.flush(),
                         _ => Ok(()),

@@ -209,10 +209,11 @@ pub fn resolve(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result
     let FunctionBody::Python { target } = &def.body else {
         return plan_err(format!("{} is not a Python function", def.name));
     };
-    let py = PyTarget {
+    let mut py = PyTarget {
         name: def.name.clone(),
         target: target.clone(),
         kind,
+        results: Vec::new(),
     };
     let key = (kind, functions.client.clone());
     let cached = def.resolved.lock().ok().and_then(|m| m.get(&key).cloned());
@@ -255,6 +256,7 @@ pub fn resolve(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result
             results.len()
         ));
     }
+    py.results = results.clone();
     Ok(PyFunction {
         target: py,
         env: functions.env.clone(),

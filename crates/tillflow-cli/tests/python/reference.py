@@ -5,6 +5,7 @@ functions of udfs.py in plain Python (no tillflow, no bundles, no wire format).
   reference.py CASE PATH        prints the rows CASE's query gives over PATH, as JSON lines
 """
 import datetime
+import decimal
 import json
 import random
 import sys
@@ -48,6 +49,14 @@ def ts(v):
     return text + (".%03d" % (v.microsecond // 1000) if v.microsecond else "")
 
 
+def dec_half(price):
+    """dec_half(CAST(price AS DECIMAL(10, 2))) as DECIMAL(10, 2): rounded half up, as Flink."""
+    if price is None:
+        return None
+    d = udfs.dec_half(decimal.Decimal(repr(price)).quantize(decimal.Decimal("0.01")))
+    return float(d.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_HALF_UP))
+
+
 def scalar(path):
     udfs.scaled.open(None)
     for r in rows(path):
@@ -66,6 +75,7 @@ def scalar(path):
             "nl": udfs.name_len(r["customer_id"]),
             "s10": udfs.scaled.eval(r["unit_price"]),
             "half": udfs.pyflink_style._func(r["unit_price"]),
+            "dh": dec_half(r["unit_price"]),
         }
 
 

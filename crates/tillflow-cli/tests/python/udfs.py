@@ -50,6 +50,11 @@ def discounted(price, pct):
     return (decimal.Decimal(repr(price)) * (100 - pct) / 100).quantize(decimal.Decimal("0.01"))
 
 
+@udf(result_type="DECIMAL(10, 2)")
+def dec_half(d):
+    return None if d is None else d / 2
+
+
 @udf(result_type="STRING")
 def family(sku):
     return sku.split("-")[0].lower() if sku else None

@@ -147,7 +147,7 @@ impl Bundles {
             }
         }
         if self.worker.is_none() {
-            self.worker = Some(Worker::start(&self.env, &self.targets)?.0);
+            self.worker = Some(Worker::start(&self.env, &self.targets, true)?.0);
         }
         let Some(worker) = self.worker.as_mut() else {
             return Err(RuntimeError::Eval("no Python worker".into()));

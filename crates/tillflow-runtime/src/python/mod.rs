@@ -81,6 +81,9 @@ pub struct PyTarget {
     pub target: String,
     /// Scalar or table function.
     pub kind: PyKind,
+    /// The result types the job declared (empty while planning, when the worker reads them
+    /// off the function).
+    pub results: Vec<tillflow_types::DataType>,
 }
 
 /// A Python function's call inside an expression, before the planner moves it into a
@@ -95,6 +98,8 @@ pub struct PyCallExpr {
     pub args: Vec<crate::expr::Expr>,
     /// Result type.
     pub ty: tillflow_types::DataType,
+    /// Whether the function says it is deterministic (two equal calls are then made once).
+    pub deterministic: bool,
 }
 
 /// What the worker read off a function when it loaded it.
@@ -113,7 +118,7 @@ pub struct Resolved {
 pub struct PyFailure {
     /// The SQL name of the function.
     pub function: String,
-    /// The row of the bundle (−1: while loading the function).
+    /// The row of the bundle (−1: while loading the function; −2: not at one row).
     pub row: i64,
     /// `ExceptionType: message`.
     pub message: String,
@@ -142,8 +147,13 @@ pub enum CallError {
 }
 
 impl Worker {
-    /// Starts a worker for `targets` and loads them, returning what it read off each.
-    pub fn start(env: &PythonEnv, targets: &[PyTarget]) -> Result<(Worker, Vec<Resolved>)> {
+    /// Starts a worker for `targets` and loads them, returning what it read off each; `open`:
+    /// the functions' `open()` is called (running, not planning).
+    pub fn start(
+        env: &PythonEnv,
+        targets: &[PyTarget],
+        open: bool,
+    ) -> Result<(Worker, Vec<Resolved>)> {
         let mut child = Command::new(&env.executable)
             .arg("-c")
             .arg(WORKER_PY)
@@ -172,8 +182,15 @@ impl Worker {
         };
         let init = serde_json::json!({
             "paths": env.paths,
+            "open": open,
             "functions": targets.iter().map(|t| serde_json::json!({
                 "name": t.name, "target": t.target, "kind": t.kind.wire(),
+                // each result as (wire type, SQL type, decimal scale)
+                "results": t.results.iter().map(|ty| serde_json::json!([
+                    codec::wire_tag(*ty).unwrap_or(codec::T_STRING),
+                    ty.to_string(),
+                    match ty { tillflow_types::DataType::Decimal(_, s) => Some(*s), _ => None },
+                ])).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
         let body = init.to_string();
@@ -223,7 +240,7 @@ impl Worker {
             Ok(_) => return Ok(&self.frame[1..]),
         };
         let status = self.reap();
-        let (fresh, _) = Worker::start(&self.env, &self.targets)
+        let (fresh, _) = Worker::start(&self.env, &self.targets, true)
             .map_err(|e| CallError::Lost(format!("{first}{status}; starting it again: {e}")))?;
         *self = fresh;
         match self.exchange(b'B', &[bundle]) {
@@ -315,12 +332,12 @@ impl Drop for Worker {
 /// Loads `targets` in a short-lived worker and returns what it read off each (planning: the
 /// result types).
 pub fn resolve(env: &PythonEnv, targets: &[PyTarget]) -> Result<Vec<Resolved>> {
-    Worker::start(env, targets).map(|(_, r)| r)
+    Worker::start(env, targets, false).map(|(_, r)| r)
 }
 
 /// The job's error for a function's failure; `row` describes the row it failed on.
 pub fn failure_error(f: &PyFailure, row: Option<&str>) -> RuntimeError {
-    let mut msg = if f.row < 0 {
+    let mut msg = if f.row == -1 {
         format!(
             "Python function {} could not be loaded: {}",
             f.function,

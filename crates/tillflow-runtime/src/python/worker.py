@@ -8,6 +8,7 @@ import importlib
 import inspect
 import json
 import os
+import signal
 import struct
 import sys
 import traceback
@@ -69,8 +70,9 @@ def type_sql(t):
     raise TypeError("result type %r is not one tillflow's Python functions return" % (t,))
 
 
-def resolve(target, kind, params):
-    """Imports `module.attr` and returns (callable, result types, deterministic, close)."""
+def resolve(target, kind, params, do_open):
+    """Imports `module.attr` and returns (callable, result types, deterministic, close); calls
+    the function's open() when `do_open` (not while a query is planned)."""
     module, _, attr = target.rpartition(".")
     if not module:
         raise ValueError("'%s' is not 'module.function'" % target)
@@ -101,7 +103,7 @@ def resolve(target, kind, params):
     deterministic = bool(getattr(obj, "_deterministic", getattr(obj, "deterministic", True)))
     close = None
     if hasattr(func, "eval"):  # a ScalarFunction / TableFunction instance
-        if hasattr(func, "open"):
+        if do_open and hasattr(func, "open"):
             func.open(FunctionContext(params))
         close = getattr(func, "close", None)
         if hasattr(func, "is_deterministic"):
@@ -154,7 +156,7 @@ def read_column(r, n):
         text = bytes(r.take(r.u32())).decode("utf-8")
         vals = [text[a:b] for a, b in zip(offs, offs[1:])]
         if tag == T_DECIMAL:
-            vals = [decimal.Decimal(v) for v in vals]
+            vals = [decimal.Decimal(v) if v else None for v in vals]
     elif tag == T_BYTES:
         offs = r.take(4 * (n + 1)).cast("I").tolist()
         data = bytes(r.take(offs[-1] if offs else 0))
@@ -230,32 +232,63 @@ def _time(v):
     return ((v.hour * 60 + v.minute) * 60 + v.second) * 1000000 + v.microsecond
 
 
-def write_column(out, sql, vals):
-    """Appends a result column of SQL type `sql` (as the Rust side declared it)."""
+def _bool(v):
+    if not isinstance(v, bool):
+        raise TypeError("a bool was expected")
+    return v
+
+
+def _float(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError("a float was expected")
+    return float(v)
+
+
+DEC_CONTEXT = decimal.Context(prec=100)
+
+
+def _dec(v, scale):
+    if isinstance(v, (bool, str)):
+        raise TypeError("a number was expected")
+    if isinstance(v, float):
+        v = repr(v)
+    d = decimal.Decimal(v)
+    if scale is not None:
+        # as Flink stores a DECIMAL(p, s): rounded half up to its scale
+        d = d.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_UP,
+                       context=DEC_CONTEXT)
+    return format(d, "f")
+
+
+def write_column(out, spec, vals):
+    """Appends a result column; `spec` is (wire type, SQL type name, decimal scale), as the job
+    declared the result."""
+    t, sql, scale = spec
     n = len(vals)
-    t = column_tag(sql)
     mask = None
+    data = None
+    text = None
     try:
         if t == T_INT:
             data = array("q", vals).tobytes()
         elif t == T_DOUBLE:
+            if any(type(v) is str for v in vals):
+                raise TypeError
             data = array("d", vals).tobytes()
         elif t == T_BOOL:
-            data = bytes(1 if v else 0 for v in vals) if None not in vals else None
-            if data is None:
+            if not all(v is True or v is False for v in vals):
                 raise TypeError
+            data = bytes(vals)
         elif t == T_STRING:
             text = "".join(vals)
-            data = None
         else:
             raise TypeError
     except (TypeError, OverflowError):
-        mask, conv = {
-            T_INT: (None, _int), T_DOUBLE: (None, float), T_BOOL: (None, bool),
-            T_STRING: (None, _str), T_BYTES: (None, _bytes),
-            T_DECIMAL: (None, _dec),
-            T_DATE: (None, lambda v: v.toordinal() - EPOCH_ORDINAL),
-            T_TIMESTAMP: (None, _ts), T_TIME: (None, _time),
+        conv = {
+            T_INT: _int, T_DOUBLE: _float, T_BOOL: _bool, T_STRING: _str, T_BYTES: _bytes,
+            T_DECIMAL: lambda v: _dec(v, scale),
+            T_DATE: lambda v: v.toordinal() - EPOCH_ORDINAL,
+            T_TIMESTAMP: _ts, T_TIME: _time,
         }[t]
         mask, vals = _slow(vals, conv, sql)
         if all(mask):
@@ -272,13 +305,15 @@ def write_column(out, sql, vals):
         elif t == T_DOUBLE:
             data = array("d", vals).tobytes()
         elif t == T_BOOL:
-            data = bytes(1 if v else 0 for v in vals)
+            data = bytes(vals)
         elif t == T_DATE:
-            data = array("i", vals).tobytes()
+            try:
+                data = array("i", vals).tobytes()
+            except OverflowError:
+                row = next(i for i, v in enumerate(vals) if not -2**31 <= v < 2**31)
+                raise BadResult(row, vals[row], "out of the range of DATE")
         elif t in (T_STRING, T_DECIMAL):
             text = "".join(vals)
-        elif t == T_BYTES:
-            data = None
     out.append(bytes([t, 1 if mask is not None else 0]))
     if mask is not None:
         out.append(bytes(mask))
@@ -288,7 +323,11 @@ def write_column(out, sql, vals):
         for v in vals:
             total += len(v)
             lens.append(total)
-        enc = text.encode("utf-8")
+        try:
+            enc = text.encode("utf-8")
+        except UnicodeEncodeError:
+            row = next(i for i, v in enumerate(vals) if not _encodes(v))
+            raise BadResult(row, vals[row], "not valid Unicode text")
         out.append(lens.tobytes())
         out.append(struct.pack("<I", len(enc)))
         out.append(enc)
@@ -303,6 +342,14 @@ def write_column(out, sql, vals):
     else:
         out.append(data)
     return n
+
+
+def _encodes(v):
+    try:
+        v.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def column_tag(sql):
@@ -371,6 +418,8 @@ def call_table(name, func, cols, n, width):
 
 
 def main():
+    # Ctrl-C is the job's to handle: a worker stops when the job closes its pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     proto_in = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
     # what functions print must not reach the protocol's pipe
@@ -396,7 +445,7 @@ def main():
     def send_json(kind, obj):
         send(kind, [json.dumps(obj).encode("utf-8")])
 
-    functions = []  # (name, func, result types, kind, close)
+    functions = []  # (name, func, result specs, kind, close)
     while True:
         frame = read_frame()
         if frame is None:
@@ -408,10 +457,15 @@ def main():
                 if p not in sys.path:
                     sys.path.insert(0, p)
             answers = []
+            f = {"name": "?"}
             try:
                 for f in init["functions"]:
-                    func, types, det, close = resolve(f["target"], f["kind"], init.get("params", {}))
-                    functions.append((f["name"], func, types, f["kind"], close))
+                    func, types, det, close = resolve(f["target"], f["kind"],
+                                                      init.get("params", {}), init.get("open", False))
+                    # the job's declared results (running), else the function's own (planning)
+                    specs = [tuple(x) for x in f.get("results", [])] or [
+                        (column_tag(t), t, None) for t in types]
+                    functions.append((f["name"], func, specs, f["kind"], close))
                     answers.append({"result_types": types, "deterministic": det})
             except Exception as e:
                 send_json(b"E", {"function": f["name"], "row": -1,
@@ -424,30 +478,41 @@ def main():
             n = r.u32()
             ncalls = r.u16()
             out = []
+            name = "?"
             try:
                 for _ in range(ncalls):
                     fi = r.u16()
                     nargs = r.u16()
-                    cols = [read_column(r, n) for _ in range(nargs)]
-                    name, func, types, fkind, _ = functions[fi]
+                    name, func, specs, fkind, _ = functions[fi]
+                    try:
+                        cols = [read_column(r, n) for _ in range(nargs)]
+                    except Exception as e:
+                        raise FunctionError(name, -2, "its arguments could not be given to Python: %s: %s"
+                                            % (type(e).__name__, e), "")
                     if fkind == "table":
-                        index, res = call_table(name, func, cols, n, len(types))
+                        index, res = call_table(name, func, cols, n, len(specs))
                         out.append(struct.pack("<I", len(index)))
                         out.append(index.tobytes())
-                        for t, c in zip(types, res):
+                        for spec, c in zip(specs, res):
                             try:
-                                write_column(out, t, c)
+                                write_column(out, spec, c)
                             except BadResult as e:
                                 raise FunctionError(name, index[e.row], str(e), "")
                     else:
                         vals = call_scalar(name, func, cols, n)
                         try:
-                            write_column(out, types[0], vals)
+                            write_column(out, specs[0], vals)
                         except BadResult as e:
                             raise FunctionError(name, e.row, str(e), "")
             except FunctionError as e:
                 send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
                                  "traceback": e.tb})
+                continue
+            except Exception as e:
+                # the worker's own fault: reported, not a crash that would be retried
+                send_json(b"E", {"function": name, "row": -2,
+                                 "message": "%s: %s" % (type(e).__name__, e),
+                                 "traceback": traceback.format_exc()})
                 continue
             send(b"R", out)
         elif kind == b"Q":

@@ -634,7 +634,9 @@ impl<V: StateValue> KeyedState<V> {
 
     /// On-disk backend: when the job's entries in memory are over its budget, moves about an
     /// eighth of this state's entries to disk, those not touched since the last round first
-    /// (second chance).
+    /// (second chance, a clock: each round starts where the last one stopped). A table that
+    /// eviction has left mostly empty gives its buckets back, so a round never walks over many
+    /// more buckets than it has entries.
     fn make_room(&mut self) {
         let suffix = self.suffix();
         let times = self.ttl.is_some();
@@ -661,11 +663,14 @@ impl<V: StateValue> KeyedState<V> {
         let mut left = (table.len() / 8).max(1);
         // by bucket, so that a section in progress knows which entries it has written
         let buckets = table.num_buckets();
+        let start = sp.hand % buckets.max(1);
         for _round in 0..2 {
-            for bucket in 0..buckets {
+            for step in 0..buckets {
                 if left == 0 {
                     break;
                 }
+                let bucket = (start + step) % buckets;
+                sp.hand = bucket + 1;
                 let Ok(mut entry) = table.get_bucket_entry(bucket) else {
                     continue;
                 };
@@ -702,6 +707,18 @@ impl<V: StateValue> KeyedState<V> {
         sp.report(table.len());
         let prefixed = self.prefixed;
         sp.refresh_filter(|key| key_hash(prefixed, key));
+        if self.table.capacity() > 1024 && self.table.len() * 8 < self.table.capacity() {
+            // moving entries between buckets: a section in progress, which follows the
+            // buckets, is finished first (as before a table grows)
+            if self.inc.as_deref().is_some_and(|t| t.has_pending.get()) {
+                self.finish_section();
+            }
+            let len = self.table.len();
+            self.table.shrink_to(len * 2, |e| slot(prefixed, e.hash));
+            if let Some(sp) = self.spill.as_deref_mut() {
+                sp.hand = 0;
+            }
+        }
     }
 
     /// Removes `key`, returning its value (None for an expired one).

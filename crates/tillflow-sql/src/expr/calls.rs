@@ -443,6 +443,7 @@ impl Converter<'_> {
             env: func.env,
             args,
             ty,
+            deterministic: func.deterministic,
         })))
     }
 }

@@ -174,7 +174,14 @@ fn take_innermost(e: &mut Expr, base: usize, calls: &mut Vec<Expr>) {
                 return;
             }
             let ty = c.ty;
-            let k = match calls.iter().position(|x| x == &*e) {
+            // a call written twice is made once, unless the function says it is not
+            // deterministic (then each call has a value of its own)
+            let same = if c.deterministic {
+                calls.iter().position(|x| x == &*e)
+            } else {
+                None
+            };
+            let k = match same {
                 Some(k) => k,
                 None => {
                     calls.push(e.clone());
@@ -282,7 +289,7 @@ fn split(node: PlanNode, limits: BundleLimits, out: &mut Vec<PlanNode>) {
                         target: c.target,
                         env: c.env,
                         results: vec![c.ty],
-                        deterministic: true,
+                        deterministic: c.deterministic,
                     },
                     args: c.args,
                 }),

@@ -43,7 +43,7 @@ SET 'python.files' = '$work/bench_udfs.py';
 SET 'python.fn-execution.bundle.size' = '$bundle';
 CREATE TEMPORARY FUNCTION add_one AS 'bench_udfs.add_one' LANGUAGE PYTHON;
 CREATE TEMPORARY FUNCTION shout AS 'bench_udfs.shout' LANGUAGE PYTHON;
-CREATE TABLE src (x BIGINT, s STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '$rows',
+CREATE TABLE src (x BIGINT, s STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '$rows', 'rows-per-second' = '1000000000',
   'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '$rows',
   'fields.s.length' = '12', 'seed' = '7');
 CREATE TABLE sink (v $ty) WITH ('connector' = 'blackhole');

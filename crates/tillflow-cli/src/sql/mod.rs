@@ -727,6 +727,8 @@ fn clip(text: &str) -> std::borrow::Cow<'_, str> {
 const HELP: &str = "\
 The SQL client's statements (each ends with ';'):
   CREATE TABLE / VIEW ...      define tables and views (Flink's DDL)
+  CREATE FUNCTION f AS 'module.func' LANGUAGE PYTHON
+                               a Python function (SET 'python.files' = 'udfs.py' first)
   SET 'key' = 'value'          set an option; SET lists them, RESET [ 'key' ] resets
   SHOW TABLES | VIEWS | FUNCTIONS | JOBS | CREATE TABLE t
   DESCRIBE t                   a table's columns

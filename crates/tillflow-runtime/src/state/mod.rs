@@ -799,9 +799,23 @@ impl<V: StateValue> KeyedState<V> {
         let (suffix, times) = (self.suffix(), self.ttl.is_some());
         let mut sample = Vec::new();
         let mut n = 0;
-        for e in self.table.iter().take(16) {
-            write_entry(e, suffix, times, &mut sample);
-            n += 1;
+        // entries spread over the whole table: its first buckets are not a fair sample (on
+        // disk, eviction rounds go around the table and leave it unevenly aged)
+        // (64 places, each the first entry among its next 16 buckets: bounded work)
+        let buckets = self.table.num_buckets();
+        let step = (buckets / 64).max(1);
+        for start in (0..buckets).step_by(step).take(64) {
+            let found = (start..(start + 16).min(buckets)).find_map(|b| self.table.get_bucket(b));
+            if let Some(e) = found {
+                write_entry(e, suffix, times, &mut sample);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            for e in self.table.iter().take(16) {
+                write_entry(e, suffix, times, &mut sample);
+                n += 1;
+            }
         }
         match (n, self.spill.as_deref()) {
             (0, Some(sp)) => entries * sp.avg as u64,

@@ -334,21 +334,28 @@ impl Session {
     }
 
     /// A bare SELECT: its rows go to a print sink.
+    /// What every planned query gets before it joins the job: checks that nothing is left
+    /// half-planned, Python calls moved into their operators, and in batch mode the
+    /// materialization of final results.
+    fn complete(&self, rel: &mut Rel) -> Result<()> {
+        rel.finish()?;
+        let limits = self
+            .catalog
+            .functions()
+            .limits
+            .unwrap_or(crate::udf::DEFAULT_LIMITS);
+        crate::plan::rules::python_calc::apply(rel, limits)?;
+        if self.catalog.batch() {
+            crate::planner::materialize(rel);
+        }
+        Ok(())
+    }
+
     fn select(&mut self, q: &sqlparser::ast::Query, line: u64) -> Result<()> {
         let mut planner = Planner::new(&self.catalog);
         let mut rel = planner.plan_query(q)?;
         self.plan.notices.append(&mut planner.notices);
-        rel.finish()?;
-        crate::plan::rules::python_calc::apply(
-            &mut rel,
-            self.catalog
-                .functions()
-                .limits
-                .unwrap_or(crate::udf::DEFAULT_LIMITS),
-        )?;
-        if self.catalog.batch() {
-            crate::planner::materialize(&mut rel);
-        }
+        self.complete(&mut rel)?;
         let spec = TableSpec {
             name: format!("select@line{line}"),
             schema: rel.scope.schema.clone(),
@@ -509,17 +516,7 @@ impl Session {
                 let mut planner = Planner::new(&self.catalog);
                 let mut rel = planner.plan_query(&q)?;
                 self.plan.notices.append(&mut planner.notices);
-                rel.finish()?;
-                crate::plan::rules::python_calc::apply(
-                    &mut rel,
-                    self.catalog
-                        .functions()
-                        .limits
-                        .unwrap_or(crate::udf::DEFAULT_LIMITS),
-                )?;
-                if self.catalog.batch() {
-                    crate::planner::materialize(&mut rel);
-                }
+                self.complete(&mut rel)?;
                 if self.catalog.batch() {
                     crate::planner::materialize(&mut rel);
                 }
@@ -582,17 +579,7 @@ impl Session {
         let mut planner = Planner::new(&self.catalog);
         let mut rel = planner.plan_query(&ins.query)?;
         self.plan.notices.append(&mut planner.notices);
-        rel.finish()?;
-        crate::plan::rules::python_calc::apply(
-            &mut rel,
-            self.catalog
-                .functions()
-                .limits
-                .unwrap_or(crate::udf::DEFAULT_LIMITS),
-        )?;
-        if self.catalog.batch() {
-            crate::planner::materialize(&mut rel);
-        }
+        self.complete(&mut rel)?;
         self.check_sink(&rel, &spec, connector)?;
         // map query columns onto the sink's physical columns
         let sink_schema: &Schema = &spec.schema;

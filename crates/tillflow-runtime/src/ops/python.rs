@@ -211,6 +211,55 @@ fn show_row(row: &Row, types: &[DataType]) -> String {
     s
 }
 
+/// The operator contract of the Python operators, the same for both: rows gather in the
+/// bundle (`b`), and `run` sends it out (when full, due, before a checkpoint and at the end).
+macro_rules! bundle_operator {
+    ($t:ty) => {
+        impl Operator for $t {
+            fn describe(&self) -> String {
+                self.label()
+            }
+
+            fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+                if self.b.add(row) {
+                    self.run(out)?;
+                }
+                Ok(())
+            }
+
+            fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+                if self.b.watermark(wm) {
+                    out.watermark(wm)?;
+                }
+                Ok(())
+            }
+
+            fn on_processing_time(&mut self, _now: i64, out: &mut dyn Emit) -> Result<()> {
+                if self.b.due() {
+                    self.run(out)?;
+                }
+                Ok(())
+            }
+
+            fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
+                self.run(out)
+            }
+
+            fn flush(&mut self, out: &mut dyn Emit) -> Result<()> {
+                self.run(out)
+            }
+
+            fn metrics(&self) -> OperatorMetrics {
+                self.b.metrics.clone()
+            }
+
+            fn checkpointed(&self) -> bool {
+                false
+            }
+        }
+    };
+}
+
 /// Flink's `PythonCalc`: each row with the results of its scalar Python calls appended.
 pub struct PythonCalc {
     b: Bundles,
@@ -272,8 +321,8 @@ impl PythonCalc {
     }
 }
 
-impl Operator for PythonCalc {
-    fn describe(&self) -> String {
+impl PythonCalc {
+    fn label(&self) -> String {
         format!(
             "PythonCalc({})",
             self.calls
@@ -283,44 +332,9 @@ impl Operator for PythonCalc {
                 .join(", ")
         )
     }
-
-    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
-        if self.b.add(row) {
-            self.run(out)?;
-        }
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        if self.b.watermark(wm) {
-            out.watermark(wm)?;
-        }
-        Ok(())
-    }
-
-    fn on_processing_time(&mut self, _now: i64, out: &mut dyn Emit) -> Result<()> {
-        if self.b.due() {
-            self.run(out)?;
-        }
-        Ok(())
-    }
-
-    fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.run(out)
-    }
-
-    fn flush(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.run(out)
-    }
-
-    fn metrics(&self) -> OperatorMetrics {
-        self.b.metrics.clone()
-    }
-
-    fn checkpointed(&self) -> bool {
-        false
-    }
 }
+
+bundle_operator!(PythonCalc);
 
 /// Flink's `PythonCorrelate`: each row joined with the rows its table function call gives
 /// (`LEFT JOIN LATERAL TABLE(…) ON TRUE`: once with NULLs when it gives none).
@@ -420,45 +434,10 @@ impl PythonCorrelate {
     }
 }
 
-impl Operator for PythonCorrelate {
-    fn describe(&self) -> String {
+impl PythonCorrelate {
+    fn label(&self) -> String {
         format!("PythonCorrelate({})", self.b.targets[0].name)
     }
-
-    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
-        if self.b.add(row) {
-            self.run(out)?;
-        }
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        if self.b.watermark(wm) {
-            out.watermark(wm)?;
-        }
-        Ok(())
-    }
-
-    fn on_processing_time(&mut self, _now: i64, out: &mut dyn Emit) -> Result<()> {
-        if self.b.due() {
-            self.run(out)?;
-        }
-        Ok(())
-    }
-
-    fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.run(out)
-    }
-
-    fn flush(&mut self, out: &mut dyn Emit) -> Result<()> {
-        self.run(out)
-    }
-
-    fn metrics(&self) -> OperatorMetrics {
-        self.b.metrics.clone()
-    }
-
-    fn checkpointed(&self) -> bool {
-        false
-    }
 }
+
+bundle_operator!(PythonCorrelate);

@@ -970,13 +970,22 @@ impl PlanNode<TwoInputOp> {
 
 /// Calls `f` with every column an expression reads.
 pub(crate) fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
+    walk_expr(e, &mut |x| {
+        if let Expr::Column { index, .. } = x {
+            f(*index)
+        }
+    })
+}
+
+/// Calls `f` on `e` and on every expression inside it, outermost first.
+pub(crate) fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
     match e {
-        Expr::Column { index, .. } => f(*index),
-        Expr::Literal { .. } | Expr::StrLiteral(_) => {}
-        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => visit_columns(arg, f),
+        Expr::Column { .. } | Expr::Literal { .. } | Expr::StrLiteral(_) => {}
+        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => walk_expr(arg, f),
         Expr::Binary { left, right, .. } => {
-            visit_columns(left, f);
-            visit_columns(right, f);
+            walk_expr(left, f);
+            walk_expr(right, f);
         }
         Expr::Case {
             operand,
@@ -985,28 +994,28 @@ pub(crate) fn visit_columns(e: &Expr, f: &mut dyn FnMut(usize)) {
             ..
         } => {
             if let Some(o) = operand {
-                visit_columns(o, f);
+                walk_expr(o, f);
             }
             for (a, b) in whens {
-                visit_columns(a, f);
-                visit_columns(b, f);
+                walk_expr(a, f);
+                walk_expr(b, f);
             }
             if let Some(o) = otherwise {
-                visit_columns(o, f);
+                walk_expr(o, f);
             }
         }
         Expr::Call { args, .. } | Expr::Prepared { args, .. } => {
-            args.iter().for_each(|a| visit_columns(a, f))
+            args.iter().for_each(|a| walk_expr(a, f))
         }
+        Expr::Python(c) => c.args.iter().for_each(|a| walk_expr(a, f)),
         Expr::InList { arg, list, .. } => {
-            visit_columns(arg, f);
-            list.iter().for_each(|a| visit_columns(a, f));
+            walk_expr(arg, f);
+            list.iter().for_each(|a| walk_expr(a, f));
         }
         Expr::Like { arg, pattern, .. } => {
-            visit_columns(arg, f);
-            visit_columns(pattern, f);
+            walk_expr(arg, f);
+            walk_expr(pattern, f);
         }
-        Expr::Python(c) => c.args.iter().for_each(|a| visit_columns(a, f)),
     }
 }
 

@@ -292,19 +292,7 @@ impl Planner<'_> {
         let Some((call, alias)) = lateral_table(factor) else {
             return plan_err(format!("not a LATERAL TABLE: `{factor}`"));
         };
-        let is_true = |e: &sql::Expr| matches!(e, sql::Expr::Value(v) if matches!(v.value, sql::Value::Boolean(true)));
-        match on {
-            None => {}
-            Some(e) if is_true(e) => {}
-            Some(e) => {
-                return plan_err(format!(
-                    "a join with LATERAL TABLE takes no condition but ON TRUE (filter in WHERE): `ON {e}`"
-                ))
-            }
-        }
-        if left_outer && on.is_none() {
-            return plan_err(format!("LEFT JOIN {factor} needs ON TRUE"));
-        }
+        only_on_true(on, left_outer, factor, "LATERAL TABLE")?;
         left.finish()?;
         let name = crate::expr::function_name(call);
         let Some((functions, def)) = crate::udf::python(&name) else {
@@ -401,19 +389,7 @@ impl Planner<'_> {
                 "WITH OFFSET is not Flink SQL; write WITH ORDINALITY: `{factor}`"
             ));
         }
-        let is_true = |e: &sql::Expr| matches!(e, sql::Expr::Value(v) if matches!(v.value, sql::Value::Boolean(true)));
-        match on {
-            None => {}
-            Some(e) if is_true(e) => {}
-            Some(e) => {
-                return plan_err(format!(
-                    "a join with UNNEST takes no condition but ON TRUE (filter in WHERE): `ON {e}`"
-                ))
-            }
-        }
-        if left_outer && on.is_none() {
-            return plan_err(format!("LEFT JOIN {factor} needs ON TRUE"));
-        }
+        only_on_true(on, left_outer, factor, "UNNEST")?;
         let [arr] = array_exprs.as_slice() else {
             return plan_err(format!(
                 "UNNEST of several arrays at once is not supported yet: `{factor}`"
@@ -498,5 +474,24 @@ fn lateral_table(factor: &TableFactor) -> Option<(&sql::Function, Option<&sql::T
             Some((f, alias.as_ref()))
         }
         _ => None,
+    }
+}
+
+/// A join with UNNEST or LATERAL TABLE (`what`) takes no condition but `ON TRUE`, which LEFT
+/// JOIN needs.
+fn only_on_true(
+    on: Option<&sql::Expr>,
+    left_outer: bool,
+    factor: &TableFactor,
+    what: &str,
+) -> Result<()> {
+    let is_true = |e: &sql::Expr| matches!(e, sql::Expr::Value(v) if matches!(v.value, sql::Value::Boolean(true)));
+    match on {
+        None if left_outer => plan_err(format!("LEFT JOIN {factor} needs ON TRUE")),
+        None => Ok(()),
+        Some(e) if is_true(e) => Ok(()),
+        Some(e) => plan_err(format!(
+            "a join with {what} takes no condition but ON TRUE (filter in WHERE): `ON {e}`"
+        )),
     }
 }

@@ -78,54 +78,12 @@ pub fn apply(rel: &mut Rel, limits: BundleLimits) -> Result<()> {
 /// The name of the first Python function `e` calls.
 fn first_python(e: &Expr) -> Option<String> {
     let mut found = None;
-    walk(e, &mut |x| {
+    crate::plan::walk_expr(e, &mut |x| {
         if let Expr::Python(c) = x {
             found.get_or_insert_with(|| c.target.name.clone());
         }
     });
     found
-}
-
-/// Calls `f` on `e` and every expression inside it.
-fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
-    f(e);
-    match e {
-        Expr::Column { .. } | Expr::Literal { .. } | Expr::StrLiteral(_) => {}
-        Expr::Unary { arg, .. } | Expr::Cast { arg, .. } => walk(arg, f),
-        Expr::Binary { left, right, .. } => {
-            walk(left, f);
-            walk(right, f);
-        }
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-            ..
-        } => {
-            if let Some(o) = operand {
-                walk(o, f);
-            }
-            for (a, b) in whens {
-                walk(a, f);
-                walk(b, f);
-            }
-            if let Some(o) = otherwise {
-                walk(o, f);
-            }
-        }
-        Expr::Call { args, .. } | Expr::Prepared { args, .. } => {
-            args.iter().for_each(|a| walk(a, f))
-        }
-        Expr::Python(c) => c.args.iter().for_each(|a| walk(a, f)),
-        Expr::InList { arg, list, .. } => {
-            walk(arg, f);
-            list.iter().for_each(|a| walk(a, f));
-        }
-        Expr::Like { arg, pattern, .. } => {
-            walk(arg, f);
-            walk(pattern, f);
-        }
-    }
 }
 
 /// Replaces, bottom-up, each Python call of `e` whose arguments call no Python by the column

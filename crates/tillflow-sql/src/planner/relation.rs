@@ -146,30 +146,28 @@ impl Planner<'_> {
                 rel = self.join_as_of(rel, name, alias.as_ref(), version, kind, on.as_ref())?;
                 continue;
             }
-            if let TableFactor::UNNEST { .. } = &j.relation {
+            // a row joined with what its own columns give: UNNEST, or a Python table function
+            let unnest = matches!(j.relation, TableFactor::UNNEST { .. });
+            if unnest || lateral_table(&j.relation).is_some() {
                 let left_outer = match kind {
                     JoinType::Inner => false,
                     JoinType::Left => true,
-                    other => {
+                    other if unnest => {
                         return plan_err(format!(
                             "{other:?} JOIN UNNEST is not supported (Flink allows CROSS JOIN and LEFT JOIN … ON TRUE): `{j}`"
                         ))
                     }
-                };
-                rel = self.unnest(rel, &j.relation, left_outer, on.as_ref())?;
-                continue;
-            }
-            if lateral_table(&j.relation).is_some() {
-                let left_outer = match kind {
-                    JoinType::Inner => false,
-                    JoinType::Left => true,
                     other => {
                         return plan_err(format!(
                             "{other:?} JOIN LATERAL TABLE is not supported (Flink allows CROSS JOIN, JOIN … ON TRUE and LEFT JOIN … ON TRUE): `{j}`"
                         ))
                     }
                 };
-                rel = self.python_table(rel, &j.relation, left_outer, on.as_ref())?;
+                rel = if unnest {
+                    self.unnest(rel, &j.relation, left_outer, on.as_ref())?
+                } else {
+                    self.python_table(rel, &j.relation, left_outer, on.as_ref())?
+                };
                 continue;
             }
             let right = self.plan_factor(&j.relation)?;

@@ -452,8 +452,9 @@ impl Operator for TopN {
             }
             return Ok(());
         }
-        Self::emit_row(&mut self.out, &rows[pos], RowKind::Insert, rank(pos), out)?;
-        self.metrics.records_out += 1;
+        // the row pushed out of the top N leaves first, then the new row comes in, as Flink's
+        // Top-N functions emit them: an upsert sink keyed on the partition (a keep-last
+        // deduplication into a table with that primary key) ends with the new row, not without
         if rows.len() > self.limit {
             let r = self.emit_row_number.then_some(self.limit);
             if self.retracting {
@@ -465,6 +466,8 @@ impl Operator for TopN {
                 self.metrics.records_out += 1;
             }
         }
+        Self::emit_row(&mut self.out, &rows[pos], RowKind::Insert, rank(pos), out)?;
+        self.metrics.records_out += 1;
         Ok(())
     }
 
@@ -474,5 +477,85 @@ impl Operator for TopN {
         m.state_bytes = self.state.bytes_estimate();
         m.state_expired = self.state.expired();
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tillflow_types::RowKind;
+
+    #[derive(Default)]
+    struct Out(Vec<(RowKind, String, i64)>);
+    impl Emit for Out {
+        fn emit(&mut self, row: &Row) -> Result<()> {
+            let k = match row.values[0] {
+                Value::Str(s) => tillflow_types::value::heap_str(&row.heap, s).to_owned(),
+                _ => String::new(),
+            };
+            let t = match row.values[1] {
+                Value::Timestamp(t) => t,
+                _ => -1,
+            };
+            self.0.push((row.kind, k, t));
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn row(k: &str, t: i64) -> Row {
+        let mut r = Row::with_capacity(2);
+        let s = r.intern(k);
+        r.values.extend([Value::Str(s), Value::Timestamp(t)]);
+        r
+    }
+
+    /// A keep-last deduplication (Top-1 by time descending, no row number) takes the old row
+    /// out before it puts the new one in, as Flink's Top-N functions do: an upsert sink keyed
+    /// on the partition applies `-D` then `+I` and keeps the newest row (the other order
+    /// deleted the key's row for good).
+    #[test]
+    fn a_replaced_top_row_leaves_before_its_successor_comes_in() {
+        let order = vec![SortKey {
+            col: 1,
+            descending: true,
+            nulls_first: false,
+        }];
+        let mut op = TopN::new(vec![0], order, 1, false).later_wins_ties();
+        let mut out = Out::default();
+        for (k, t) in [("A", 1), ("A", 3), ("B", 2), ("A", 2), ("A", 3)] {
+            op.process(&row(k, t), &mut out).expect("process");
+        }
+        let a = |kind, t| (kind, "A".to_owned(), t);
+        assert_eq!(
+            out.0,
+            vec![
+                a(RowKind::Insert, 1),
+                a(RowKind::Delete, 1),
+                a(RowKind::Insert, 3),
+                (RowKind::Insert, "B".to_owned(), 2),
+                // an older row does not enter; an equal time replaces (the later row wins)
+                a(RowKind::Delete, 3),
+                a(RowKind::Insert, 3),
+            ]
+        );
+        // replayed in order onto a table keyed by the partition, the last row of each key stays
+        let mut table = BTreeMap::new();
+        for (kind, k, t) in &out.0 {
+            match kind {
+                RowKind::Delete => {
+                    table.remove(k);
+                }
+                _ => {
+                    table.insert(k.clone(), *t);
+                }
+            }
+        }
+        assert_eq!(
+            table.into_iter().collect::<Vec<_>>(),
+            vec![("A".to_owned(), 3), ("B".to_owned(), 2)]
+        );
     }
 }

@@ -20,12 +20,20 @@ const PIPELINES: &[(&str, &str)] = &[
         include_str!("../../../examples/retail/demo/10_sales_per_store_minute.sql"),
     ),
     (
+        "15_sales_per_store_hour.sql",
+        include_str!("../../../examples/retail/demo/15_sales_per_store_hour.sql"),
+    ),
+    (
         "20_top_skus_10min.sql",
         include_str!("../../../examples/retail/demo/20_top_skus_10min.sql"),
     ),
     (
-        "30_stock_alerts.sql",
-        include_str!("../../../examples/retail/demo/30_stock_alerts.sql"),
+        "25_sales_per_sku_day.sql",
+        include_str!("../../../examples/retail/demo/25_sales_per_sku_day.sql"),
+    ),
+    (
+        "30_stock.sql",
+        include_str!("../../../examples/retail/demo/30_stock.sql"),
     ),
     (
         "35_promo_uplift.sql",
@@ -42,10 +50,6 @@ const PIPELINES: &[(&str, &str)] = &[
     (
         "60_store_anomalies.sql",
         include_str!("../../../examples/retail/demo/60_store_anomalies.sql"),
-    ),
-    (
-        "65_stockout_forecast.sql",
-        include_str!("../../../examples/retail/demo/65_stockout_forecast.sql"),
     ),
     (
         "70_sku_trends.sql",
@@ -127,6 +131,10 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     let mut vars = BTreeMap::new();
     vars.insert("SEED".to_string(), a.seed.to_string());
     vars.insert("DURATION".to_string(), a.duration.clone());
+    let start = tillflow_retail::Config::default().start;
+    let end = start.saturating_add(duration_us);
+    vars.insert("START".to_string(), timestamp_text(start));
+    vars.insert("END".to_string(), timestamp_text(end));
     vars.insert("PACING".to_string(), pacing.clone());
     vars.insert("DB".to_string(), db.clone());
     // a little disorder, as real feeds have: 2 % out of order, 0.2 % late
@@ -158,6 +166,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     );
     let status = crate::http::start(&a.http, a.quiet)?;
     let mut plan = plan;
+    let keys = crate::http::table_keys(&plan);
     plan.keep_recent_rows = status.is_some();
     plan.parallelism = a.parallelism.map(usize::from);
     let mut job = plan.instantiate().map_err(|e| format!("demo: {e}"))?;
@@ -183,7 +192,8 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
             p.records as f64 / secs
         ));
     }));
-    let publisher = status.map(|s| crate::http::Publisher::new(s, "retail-demo"));
+    let publisher =
+        status.map(|s| crate::http::Publisher::new(s, "retail-demo").with_table_keys(keys));
     if let Some(p) = &publisher {
         p.attach(&mut job);
     }
@@ -192,6 +202,8 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         p.finish(result.as_ref().ok());
     }
     let report = result.map_err(|e| format!("demo job failed: {e}"))?;
+    // the sinks close their SQLite connection (and fold its write-ahead log into the file)
+    drop(job);
     bar.finish_and_clear();
     let records: u64 = report.sources.iter().map(|(_, m)| m.records).sum();
     eprintln!(
@@ -200,126 +212,235 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     );
     print!(
         "{}",
-        summary(&db, tillflow_retail::Config::default().start + duration_us)
-            .map_err(|e| format!("reading {db}: {e}"))?
+        summary(&db, start, end).map_err(|e| format!("reading {db}: {e}"))?
     );
     eprintln!("explore: sqlite3 {db} '.tables'");
     crate::http::keep_serving(&a.http, serving, &stop, a.quiet);
     Ok(())
 }
 
-/// The closing summary, read back from the demo database.
-pub fn summary(db: &str, end: i64) -> rusqlite::Result<String> {
+fn timestamp_text(t: i64) -> String {
+    let mut text = String::new();
+    tillflow_types::temporal::write_timestamp_sql(&mut text, t, 0);
+    text
+}
+
+/// `1234567.891` as `1,234,567.89`.
+fn money(x: f64) -> String {
+    let cents = (x * 100.0).round() as i64;
+    format!("{}.{:02}", thousands(cents / 100), (cents % 100).abs())
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// The closing summary, read back from the demo database: every figure names its period. The
+/// data runs from `start` to `end` (µs).
+pub fn summary(db: &str, start: i64, end: i64) -> rusqlite::Result<String> {
     use std::fmt::Write;
     let conn = rusqlite::Connection::open(db)?;
     let mut s = String::new();
-    let _ = writeln!(s, "\nRevenue by store (today so far, top 5):");
-    let mut st = conn.prepare(
-        "SELECT store_id, MAX(revenue), MAX(receipts) FROM revenue_today GROUP BY store_id ORDER BY 2 DESC LIMIT 5",
-    )?;
-    for r in st.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, f64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (store, revenue, receipts) = r?;
+    let days = (end - start) as f64 / tillflow_types::temporal::MICROS_PER_DAY as f64;
+    let run = format!(
+        "whole run, {} to {}",
+        timestamp_text(start).get(..16).unwrap_or_default(),
+        timestamp_text(end).get(..16).unwrap_or_default()
+    );
+
+    // the last day the cumulative windows reached, and how far into it
+    let last_day: Option<(String, String)> = conn
+        .query_row(
+            "SELECT window_start, MAX(window_end) FROM revenue_today \
+             WHERE window_start = (SELECT MAX(window_start) FROM revenue_today)",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                ))
+            },
+        )
+        .map(|(a, b)| a.zip(b))?;
+    if let Some((day, until)) = last_day {
+        // a bounded run fires the day's later windows at its end, holding no later data
+        let end_text = timestamp_text(end);
+        let until = if until.get(..19) > end_text.get(..19) {
+            format!("{end_text}.000")
+        } else {
+            until
+        };
+        let whole = until.get(11..16) == Some("00:00");
         let _ = writeln!(
             s,
-            "  store {store:>3}  {revenue:>12.2}  ({receipts} receipts)"
+            "\nRevenue by store on {}{}, top 5:",
+            day.get(..10).unwrap_or(&day),
+            if whole {
+                " (the whole day)".to_owned()
+            } else {
+                format!(" (so far: until {})", until.get(11..16).unwrap_or(&until))
+            }
         );
-    }
-    let _ = writeln!(s, "Top SKUs by revenue (whole run):");
-    let mut st = conn.prepare(
-        "SELECT sku, ROUND(SUM(revenue), 2), SUM(units) FROM top_skus_10min GROUP BY sku ORDER BY 2 DESC LIMIT 5",
-    )?;
-    for r in st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, f64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (sku, revenue, units) = r?;
-        let _ = writeln!(
-            s,
-            "  {sku}  {revenue:>12.2}  ({units} units in top-10 windows)"
-        );
-    }
-    let (low, out): (i64, i64) = conn.query_row(
-        "SELECT SUM(alert = 'low'), SUM(alert = 'out') FROM stock_levels",
-        [],
-        |r| {
+        let mut st = conn.prepare(
+            "SELECT store_id, revenue, receipts FROM revenue_today \
+             WHERE window_start = ?1 AND window_end = ?2 ORDER BY revenue DESC LIMIT 5",
+        )?;
+        for r in st.query_map([&day, &until], |r| {
             Ok((
-                r.get::<_, Option<i64>>(0)?.unwrap_or(0),
-                r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                r.get::<_, i64>(0)?,
+                r.get::<_, f64>(1)?,
+                r.get::<_, i64>(2)?,
             ))
-        },
-    )?;
-    let _ = writeln!(
-        s,
-        "Stock alerts now: {low} store×SKU low, {out} out of stock"
-    );
-    let mut st = conn.prepare(
-        "SELECT channel, SUM(sessions), SUM(bought), ROUND(1.0 * SUM(bought) / SUM(sessions), 3) FROM funnel_per_channel GROUP BY channel",
-    )?;
-    for r in st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, f64>(3)?,
-        ))
-    })? {
-        let (channel, sessions, bought, conv) = r?;
-        let _ = writeln!(
-            s,
-            "Funnel {channel:>4}: {sessions} sessions, {bought} orders, conversion {conv}"
-        );
+        })? {
+            let (store, revenue, receipts) = r?;
+            let _ = writeln!(
+                s,
+                "  store {store:>3}  {:>12}  ({} receipts)",
+                money(revenue),
+                thousands(receipts)
+            );
+        }
     }
-    let _ = writeln!(
-        s,
-        "Promotions (units share during vs outside, top 5 by uplift):"
-    );
+
+    let _ = writeln!(s, "Best sellers by revenue ({run}):");
     let mut st = conn.prepare(
-        "SELECT promo_id, COALESCE(sku, 'category ' || category), discount_pct, start_time, end_time, promo_units, uplift_pct \
-         FROM promo_uplift WHERE uplift_pct IS NOT NULL ORDER BY uplift_pct DESC LIMIT 5",
+        "SELECT sku, category, SUM(revenue), SUM(units) FROM sales_per_sku_day \
+         GROUP BY sku, category ORDER BY 3 DESC LIMIT 5",
     )?;
     for r in st.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, f64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-            r.get::<_, f64>(6)?,
+            r.get::<_, i64>(3)?,
         ))
     })? {
-        let (id, what, pct, start, end, units, uplift) = r?;
-        let hm = |t: &str| t.get(11..16).unwrap_or(t).to_owned();
+        let (sku, category, revenue, units) = r?;
         let _ = writeln!(
             s,
-            "  {id} {what:<24} {:>3.0}% off {}–{}: {units:>5} units, uplift {uplift:+.1} %",
-            pct * 100.0,
-            hm(&start),
-            hm(&end)
+            "  {sku} {category:<14} {:>12}  ({} units)",
+            money(revenue),
+            thousands(units)
         );
     }
-    // the forecasting pipelines: alerts after the first week (the forecasts' warm-up)
-    let mut end_text = String::new();
-    tillflow_types::temporal::write_timestamp_sql(&mut end_text, end, 3);
+    let mut st = conn.prepare(
+        "SELECT category, SUM(revenue) / (SELECT SUM(revenue) FROM sales_per_sku_day) \
+         FROM sales_per_sku_day GROUP BY category ORDER BY 2 DESC",
+    )?;
+    let mix: Vec<String> = st
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
+        .map(|r| r.map(|(c, f)| format!("{c} {:.0} %", 100.0 * f)))
+        .collect::<rusqlite::Result<_>>()?;
+    if !mix.is_empty() {
+        let _ = writeln!(s, "Revenue by category: {}", mix.join(", "));
+    }
+
+    let stock: (Option<String>, i64, i64, i64) = conn.query_row(
+        "SELECT MAX(as_of), SUM(alert = 'out'), SUM(alert = 'low'), COUNT(*) FROM stock_levels",
+        [],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                r.get(3)?,
+            ))
+        },
+    )?;
     let _ = writeln!(
         s,
-        "Sales anomalies (receipts vs forecast, after the first week):"
+        "Stock now (as of {}): {} of {} store×SKU out of stock, {} with less than the 6 h lead time of cover",
+        stock.0.as_deref().and_then(|t| t.get(..16)).unwrap_or("-"),
+        stock.1,
+        thousands(stock.3),
+        stock.2
+    );
+
+    let _ = writeln!(s, "Online funnel ({run}):");
+    let mut st = conn.prepare(
+        "SELECT channel, SUM(sessions), SUM(carted), SUM(bought) FROM funnel_per_channel \
+         GROUP BY channel ORDER BY channel",
+    )?;
+    for r in st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (channel, sessions, carted, bought) = r?;
+        let _ = writeln!(
+            s,
+            "  {channel:>4}: {} sessions, {} orders: conversion {:.1} %, {:.0} % of carts abandoned",
+            thousands(sessions),
+            thousands(bought),
+            100.0 * bought as f64 / sessions.max(1) as f64,
+            100.0 * (1.0 - bought as f64 / carted.max(1) as f64)
+        );
+    }
+
+    let elasticity = tillflow_retail::Config::default().elasticity;
+    let (started, measured): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COUNT(uplift_pct) FROM promo_uplift",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let _ = writeln!(
+        s,
+        "Promotions ({run}): {started} run, {measured} with enough sales to measure; \
+         uplift = the promoted units' share while on vs off, that day:"
     );
     let mut st = conn.prepare(
+        "SELECT discount_pct, uplift_pct FROM promo_uplift WHERE uplift_pct IS NOT NULL \
+         ORDER BY discount_pct, uplift_pct",
+    )?;
+    let mut by_discount: Vec<(f64, Vec<f64>)> = Vec::new();
+    for r in st.query_map([], |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)))? {
+        let (d, u) = r?;
+        match by_discount.last_mut() {
+            Some((last, v)) if (*last - d).abs() < 1e-9 => v.push(u),
+            _ => by_discount.push((d, vec![u])),
+        }
+    }
+    for (d, v) in &by_discount {
+        let median = v[v.len() / 2];
+        let _ = writeln!(
+            s,
+            "  {:>3.0} % off: {:>2} promotions, median uplift {median:+.0} % (range {:+.0} to {:+.0} %; \
+             a price elasticity of {elasticity} predicts {:+.0} %)",
+            d * 100.0,
+            v.len(),
+            v[0],
+            v[v.len() - 1],
+            100.0 * ((1.0 - d).powf(-elasticity) - 1.0)
+        );
+    }
+
+    let _ = writeln!(
+        s,
+        "Sales anomalies (receipts per store-hour vs forecast, from the second week on):"
+    );
+    let second_week = timestamp_text(start + 7 * tillflow_types::temporal::MICROS_PER_DAY);
+    let mut st = conn.prepare(
         "SELECT store_id, window_start, receipts, expected, score, alert FROM store_forecast \
-         WHERE alert IS NOT NULL AND window_start >= '2024-03-08' ORDER BY window_start LIMIT 10",
+         WHERE alert IS NOT NULL AND window_start >= ?1 ORDER BY window_start LIMIT 10",
     )?;
     let mut any = false;
-    for r in st.query_map([], |r| {
+    for r in st.query_map([&second_week], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
@@ -338,37 +459,67 @@ pub fn summary(db: &str, end: i64) -> rusqlite::Result<String> {
         );
     }
     if !any {
-        let _ = writeln!(s, "  none");
-    }
-    let _ = writeln!(
-        s,
-        "Trending SKUs (7-day units, growth per day, last whole week):"
-    );
-    let mut st = conn.prepare(
-        "SELECT sku, week_end, units, growth FROM sku_trends \
-         WHERE week_end = (SELECT MAX(week_end) FROM sku_trends WHERE week_end <= ?1) \
-         ORDER BY growth DESC LIMIT 3",
-    )?;
-    let mut any = false;
-    for r in st.query_map([&end_text], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, f64>(3)?,
-        ))
-    })? {
-        let (sku, week_end, units, growth) = r?;
-        any = true;
         let _ = writeln!(
             s,
-            "  {sku} {units:>6} units in the week to {}, {:+.1} % a day",
-            week_end.get(..10).unwrap_or(&week_end),
-            growth * 100.0
+            "  none{}",
+            if days <= 7.0 {
+                " (the forecasts learn from the first week)"
+            } else {
+                ""
+            }
         );
     }
-    if !any {
-        let _ = writeln!(s, "  none yet (needs more than a week)");
+
+    let trend_week: Option<String> =
+        conn.query_row("SELECT MAX(week_end) FROM sku_trends", [], |r| r.get(0))?;
+    match trend_week {
+        Some(week_end) => {
+            let _ = writeln!(
+                s,
+                "Trending SKUs (units in the week to {}, Holt's growth per day):",
+                week_end.get(..10).unwrap_or(&week_end)
+            );
+            let mut st = conn.prepare(
+                "SELECT sku, units, growth FROM sku_trends WHERE week_end = ?1 \
+                 ORDER BY growth DESC LIMIT 3",
+            )?;
+            for r in st.query_map([&week_end], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            })? {
+                let (sku, units, growth) = r?;
+                let _ = writeln!(
+                    s,
+                    "  {sku} {:>6} units, {:+.1} % a day",
+                    thousands(units),
+                    growth * 100.0
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "Trending SKUs: none yet (a trend needs whole weeks of data: more than 7 days)"
+            );
+        }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(-1234567), "-1,234,567");
+        assert_eq!(money(71004.856), "71,004.86");
+        assert_eq!(money(0.5), "0.50");
+    }
 }

@@ -50,6 +50,8 @@ pub struct Publisher {
     status: Status,
     id: String,
     name: String,
+    /// The result tables' primary keys (see [`Publisher::with_table_keys`]).
+    table_keys: Vec<(String, Vec<String>)>,
     started: Instant,
     /// Set when the API stopped the job; the final state is then answered before exiting.
     requested: std::sync::Arc<AtomicBool>,
@@ -113,8 +115,23 @@ fn checkpoints(r: &JobReport) -> Option<tillflow_server::CheckpointStatus> {
     })
 }
 
+/// The newest event time any source of the job has brought (the watermark assigners see it).
+fn stream_time(r: &JobReport) -> Option<i64> {
+    r.operators
+        .iter()
+        .filter_map(|(_, m)| m.max_event_time)
+        .max()
+}
+
+fn timestamp_text(t: i64) -> String {
+    let mut s = String::new();
+    tillflow_types::temporal::write_timestamp_sql(&mut s, t, 3);
+    s
+}
+
 fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     let mut out = Vec::new();
+    let newest = stream_time(r);
     for (i, (name, m)) in r.sources.iter().enumerate() {
         out.push(NodeStatus {
             kind: "source",
@@ -160,12 +177,9 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             state_entries: m.state_entries,
             state_bytes: m.state_bytes,
             state_expired: m.state_expired,
-            watermark: m.watermark.map(|w| {
-                let mut s = String::new();
-                tillflow_types::temporal::write_timestamp_sql(&mut s, w, 3);
-                s
-            }),
+            watermark: m.watermark.map(timestamp_text),
             watermark_lag_ms: m.watermark.map(|w| (now_micros() - w) / 1000),
+            stream_lag_ms: m.watermark.zip(newest).map(|(w, n)| (n - w).max(0) / 1000),
             ..NodeStatus::default()
         });
     }
@@ -235,7 +249,16 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     out
 }
 
-/// The result tables' latest rows, parsed.
+/// The primary key of every result table of `plan` that has one.
+pub fn table_keys(plan: &tillflow_sql::session::JobPlan) -> Vec<(String, Vec<String>)> {
+    plan.sink_tables()
+        .into_iter()
+        .filter(|t| !t.primary_key.is_empty())
+        .map(|t| (t.name.clone(), t.primary_key.clone()))
+        .collect()
+}
+
+/// The result tables' rows since the last report, parsed.
 fn tables(t: &[(String, Vec<String>)]) -> Vec<(String, Vec<serde_json::Value>)> {
     t.iter()
         .map(|(t, rows)| {
@@ -276,10 +299,18 @@ impl Publisher {
             status,
             id,
             name: name.to_owned(),
+            table_keys: Vec::new(),
             started: Instant::now(),
             requested: Default::default(),
             answered: Default::default(),
         }
+    }
+
+    /// Declares the primary keys of the job's result tables: the API serves each such table as
+    /// its current row per key (an upsert table as its database holds it).
+    pub fn with_table_keys(mut self, keys: Vec<(String, Vec<String>)>) -> Self {
+        self.table_keys = keys;
+        self
     }
 
     /// Hooks the job so that its counters are published while it runs, and so that
@@ -302,6 +333,7 @@ impl Publisher {
                 id: self.id.clone(),
                 name: self.name.clone(),
                 state: "running".into(),
+                table_keys: self.table_keys.clone(),
                 ..JobStatus::default()
             },
         );
@@ -331,6 +363,8 @@ impl Publisher {
                 checkpoints: checkpoints(r),
                 state_store: state_store(r),
                 tables: tables(&r.tables),
+                stream_time: stream_time(r).map(timestamp_text),
+                ..JobStatus::default()
             };
             tillflow_server::publish(&status, js.clone());
             last = Some((now, js));
@@ -355,6 +389,8 @@ impl Publisher {
             checkpoints: report.and_then(checkpoints),
             state_store: report.and_then(state_store),
             tables: report.map(|r| tables(&r.tables)).unwrap_or_default(),
+            stream_time: report.and_then(stream_time).map(timestamp_text),
+            ..JobStatus::default()
         };
         tillflow_server::publish(&self.status, js);
         if self.requested.load(Ordering::Relaxed) {

@@ -642,6 +642,7 @@ fn run_cli(cli: Cli) -> ExitCode {
                 plan.keep_recent_rows = status.is_some();
                 plan.parallelism = r.parallelism.map(usize::from);
                 let config = plan.config.clone();
+                let keys = http::table_keys(&plan);
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;
@@ -652,8 +653,9 @@ fn run_cli(cli: Cli) -> ExitCode {
                 }
                 let stop = stop_on_ctrl_c(&job);
                 let serving = status.is_some();
-                let publisher =
-                    status.map(|s| http::Publisher::new(s, &a.file.display().to_string()));
+                let publisher = status.map(|s| {
+                    http::Publisher::new(s, &a.file.display().to_string()).with_table_keys(keys)
+                });
                 if let Some(p) = &publisher {
                     p.attach(&mut job);
                 }

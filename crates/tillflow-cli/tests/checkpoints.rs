@@ -515,8 +515,8 @@ SET 'state.checkpoints.dir' = 's3://checkpoints/tillflow';
     compare(&contents(&dir.path().join("out.db")), &want);
 }
 
-/// The retail demo's nine pipelines (joins, OVER aggregates, sessions, Top-N, CUMULATE,
-/// forecasting models: every kind of state) over four generated streams, killed six times and
+/// The retail demo's pipelines (joins, OVER aggregates, sessions, Top-N, keep-last
+/// deduplication, CUMULATE, forecasting models: every kind of state) over four generated streams, killed six times and
 /// restarted, each time on another number of workers (4, 1, 3, 2, then 3) and switching
 /// between the heap and the on-disk state backend: every result table equals a run without
 /// faults.
@@ -543,14 +543,22 @@ fn the_retail_demo_pipelines_survive_kills() {
     );
     assert_eq!(
         got.len(),
-        9,
+        11,
         "the demo's result tables: {:?}",
         got.iter().map(|t| &t.0).collect::<Vec<_>>()
     );
-    let nonempty = want.iter().filter(|(_, r)| !r.is_empty()).count();
+    // in 12 simulated hours every table has rows but the forecasts' (they need a day), the
+    // trends' (whole weeks) and the stock-out alerts' (stock runs short later in the day)
+    let empty: Vec<&String> = want
+        .iter()
+        .filter(|(_, r)| r.is_empty())
+        .map(|(t, _)| t)
+        .collect();
     assert!(
-        nonempty >= 8,
-        "most demo tables have rows in 12 simulated hours"
+        empty
+            .iter()
+            .all(|t| ["store_forecast", "sku_trends", "stockout_alerts"].contains(&t.as_str())),
+        "empty demo tables: {empty:?}"
     );
     compare(&got, &want);
 }
@@ -734,6 +742,8 @@ fn killed_and_rescaled(
         [
             ("SEED", "42"),
             ("DURATION", "12h"),
+            ("START", "2024-03-01 00:00:00"),
+            ("END", "2024-03-01 12:00:00"),
             ("OUT_OF_ORDER", "0.02"),
             ("LATE", "0.002"),
             ("RATE", "60"),

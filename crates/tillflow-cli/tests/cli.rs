@@ -384,20 +384,48 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         db.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
-    assert!(err.contains("9 pipelines"), "{err}");
+    assert!(err.contains("11 pipelines"), "{err}");
     assert!(
-        out.contains("Revenue by store") && out.contains("Funnel") && out.contains("Promotions"),
+        out.contains("Revenue by store")
+            && out.contains("Online funnel")
+            && out.contains("Promotions"),
         "{out}"
     );
-    // the forecasting pipelines need more than 14 hours: the summary says so
+    // every figure names its period: the last day is partial, trends need whole weeks
     assert!(
-        out.contains("Sales anomalies") && out.contains("Trending SKUs"),
+        out.contains("Revenue by store on 2024-03-01 (so far: until 14:00)"),
         "{out}"
     );
+    assert!(
+        out.contains("whole run, 2024-03-01 00:00 to 2024-03-01 14:00"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Sales anomalies")
+            && out.contains("(the forecasts learn from the first week)"),
+        "{out}"
+    );
+    assert!(out.contains("Trending SKUs: none yet"), "{out}");
+    // online conversion as in e-commerce: 2-4 % of sessions
+    for line in out.lines().filter(|l| l.contains("conversion")) {
+        let pct: f64 = line
+            .split("conversion ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no conversion in {line}"));
+        assert!((2.0..=4.0).contains(&pct), "{line}");
+    }
+    // the database is closed cleanly: no write-ahead log left beside it
+    for suffix in ["-wal", "-shm"] {
+        let p = dir.path().join(format!("demo.db{suffix}"));
+        assert!(!p.exists(), "{} was left behind", p.display());
+    }
     let conn = rusqlite::Connection::open(&db).expect("db");
     for t in [
         "sales_per_store_minute",
         "top_skus_10min",
+        "sales_per_sku_day",
         "stock_levels",
         "funnel_per_channel",
         "revenue_today",
@@ -410,7 +438,7 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
     }
 }
 
-/// The retail demo's nine pipelines (windows, Top-N, joins, running aggregates, forecasts) over
+/// The retail demo's eleven pipelines (windows, Top-N, joins, running aggregates, forecasts) over
 /// two simulated days give every result table row for row the same on one worker and on three.
 #[test]
 fn the_demo_gives_the_same_tables_on_one_worker_and_on_three() {
@@ -459,7 +487,7 @@ fn the_demo_gives_the_same_tables_on_one_worker_and_on_three() {
     };
     let one = tables("1");
     assert!(
-        one.len() >= 9 && one.iter().all(|(_, r)| !r.is_empty()),
+        one.len() >= 11 && one.iter().all(|(t, r)| !r.is_empty() || t == "sku_trends"),
         "{:?}",
         one.iter().map(|(t, r)| (t, r.len())).collect::<Vec<_>>()
     );

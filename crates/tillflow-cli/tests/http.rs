@@ -388,6 +388,9 @@ fn drive_browser(url: &str, shots: &std::path::Path) -> serde_json::Value {
     })
 }
 
+/// The dashboard a store manager and an on-call engineer read, in a real browser over the
+/// running demo: it agrees with itself and with the API, every figure names its period, empty
+/// panels say why, the operations view measures lag against the stream's own time.
 #[test]
 fn the_dashboard_shows_the_demo_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -399,7 +402,7 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
             "--duration",
             "7d",
             "--speed",
-            "6000",
+            "10000",
             "--http",
         ])
         .arg(format!("127.0.0.1:{port}"))
@@ -409,13 +412,11 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         .stderr(Stdio::null())
         .spawn()
         .expect("demo");
-    // a few simulated hours in: windows have fired, sessions closed and stock run low somewhere
-    wait_for("stock alerts and funnel rows", || {
-        let (_, body) = get(port, "/api/jobs/retail-demo/tables", None)?;
-        (body.contains("\"alert\":\"low\"")
-            && body.contains("\"funnel_per_channel\",\"rows\":[{")
-            && body.contains("\"stockout_alerts\",\"rows\":[{"))
-        .then_some(())
+    // most of a simulated day in: hours closed, sessions ended, promotions measured
+    wait_for("a day of the demo", || {
+        let (_, body) = get(port, "/api/jobs/retail-demo", None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["stream_time"].as_str()? > "2024-03-01 20:00").then_some(())
     });
     // screenshots are kept as test artifacts, for people to look at
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -423,57 +424,175 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
     let (_, body) = get(port, "/api/jobs/retail-demo", None).expect("the job");
     let _ = demo.kill();
     let _ = demo.wait();
+    eprintln!("the dashboard showed: {seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
-    // the revenue chart is drawn (uPlot's canvas) and gains later minutes while the demo runs
-    assert!(seen["points"].as_u64() > Some(0), "{seen}");
+    // the revenue chart: hourly lines for the top 5 stores, gaining later hours as the demo
+    // runs, its legend naming each store with its revenue in the period
+    assert!(seen["points"].as_u64() > Some(12), "{seen}");
     assert_eq!(seen["canvas"], 1, "{seen}");
+    assert_eq!(seen["series"], 5, "{seen}");
     assert!(seen["last2"].as_f64() > seen["last"].as_f64(), "{seen}");
-    // the alerts table filled with low / out-of-stock rows, the funnel with channels
-    assert!(seen["alerts"].as_u64() > Some(0), "{seen}");
-    let kinds = seen["alertKinds"].as_array().expect("alert kinds");
+    let legend = seen["legend"].as_str().unwrap_or("");
     assert!(
-        kinds.iter().all(|k| k == "low" || k == "out"),
-        "only alerts are listed: {seen}"
+        legend.contains("in the period") && !legend.contains("--"),
+        "{seen}"
     );
-    let funnel = seen["funnel"].to_string();
-    assert!(funnel.contains("web") || funnel.contains("app"), "{seen}");
-    assert!(seen["topSkus"].as_u64() > Some(0), "{seen}");
+    // every panel names its period or moment (a date), and an empty one says why
+    let panels = seen["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8, "{seen}");
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or("");
+        let why = p["why"].as_str().unwrap_or("");
+        let empty = p["rows"].as_u64() == Some(0) && p["chart"] == false;
+        assert!(
+            title.contains("2024-") || (empty && why.contains("2024-")),
+            "a panel without its period: {p}"
+        );
+        assert!(
+            !empty || p["why"].as_str().is_some_and(|w| w.len() > 20),
+            "an empty panel that does not say why: {p}"
+        );
+    }
+    assert_eq!(seen["overflowing"], serde_json::json!([]), "{seen}");
+    // stock: the panel lists the API's stock state as it is (out, or under the lead time of
+    // cover), and the alerts raised beside it come from that state (under 6 h of cover)
+    let stock = &seen["stock"];
+    assert_eq!(stock["unexplained"], serde_json::json!([]), "{seen}");
+    assert_eq!(
+        stock["shown"].as_i64(),
+        stock["page"].as_i64().map(|n| n.min(50)),
+        "{seen}"
+    );
     assert!(
-        seen["stockouts"].as_u64() > Some(0),
-        "projected stock-outs listed: {seen}"
+        stock["kinds"]
+            .as_array()
+            .expect("kinds")
+            .iter()
+            .all(|k| k == "out" || k == "low"),
+        "{seen}"
+    );
+    for h in seen["stockoutHours"].as_array().expect("hours") {
+        let h: f64 = h.as_str().and_then(|h| h.parse().ok()).expect("hours left");
+        assert!(h < 6.0, "{seen}");
+    }
+    // the funnel per channel converts as e-commerce does; promotions say when they cannot tell
+    let funnel = seen["funnel"].to_string();
+    assert!(funnel.contains("web") && funnel.contains("app"), "{seen}");
+    for c in seen["conversion"].as_array().expect("conversion") {
+        let pct: f64 = c
+            .as_str()
+            .and_then(|c| c.trim_end_matches(" %").parse().ok())
+            .expect("a conversion");
+        assert!((1.0..=6.0).contains(&pct), "{seen}");
+    }
+    for u in seen["uplift"].as_array().expect("uplift") {
+        assert!(
+            !u.as_str().unwrap_or("").is_empty(),
+            "a blank uplift: {seen}"
+        );
+    }
+    assert!(seen["topSkus"].as_u64() > Some(0), "{seen}");
+    // a store filter and the whole run
+    let store = seen["store"].as_str().expect("a store");
+    assert!(
+        seen["storeTitle"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("store {store}"))),
+        "{seen}"
+    );
+    assert!(
+        seen["wholeRun"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-03-01 0")),
+        "{seen}"
     );
     // the tabs switch views
     assert_eq!(seen["opsHiddenBefore"], true, "{seen}");
     assert_eq!(seen["retailHiddenAfter"], true, "{seen}");
     assert_eq!(seen["hash"], "#ops", "{seen}");
-    // the drawn graph has the API's nodes and edges, and its nodes show non-zero rates
+    // the graph: every node of the API in a box (chains of operators share one), fitted to the
+    // page, every sink named by its table
     let job: serde_json::Value = serde_json::from_str(&body).expect("json");
     let nodes = job["nodes"].as_array().expect("nodes");
-    let edges: usize = nodes
-        .iter()
-        .map(|n| n["inputs"].as_array().map_or(0, Vec::len))
-        .sum();
     assert_eq!(
         seen["graphNodes"].as_u64(),
         Some(nodes.len() as u64),
         "{seen}"
     );
-    assert_eq!(seen["graphEdges"].as_u64(), Some(edges as u64), "{seen}");
-    let sinks = nodes.iter().filter(|n| n["kind"] == "sink").count();
-    assert!(sinks >= 6, "the demo's result tables: {body}");
-    assert_eq!(seen["sinkBoxes"].as_u64(), Some(sinks as u64), "{seen}");
-    let rates = seen["rates"].as_array().expect("rates");
-    assert!(
-        rates.iter().filter(|r| r.as_f64() > Some(0.0)).count() > rates.len() / 2,
+    assert_eq!(
+        seen["graphMembers"].as_u64(),
+        Some(nodes.len() as u64),
         "{seen}"
     );
-    let rate: f64 = seen["header"]
-        .as_str()
-        .and_then(|h| h.split(" records · ").nth(1))
-        .and_then(|r| r.split("/s").next())
-        .and_then(|r| r.trim().parse().ok())
-        .expect("the job's rate in the header");
-    assert!(rate > 0.0, "{seen}");
+    assert!(
+        seen["graphBoxes"].as_u64() < Some(nodes.len() as u64 * 2 / 3),
+        "operators chained: {seen}"
+    );
+    assert_eq!(seen["graphEdges"], seen["graphEdgesSaid"], "{seen}");
+    assert_eq!(seen["fits"], true, "{seen}");
+    let sinks: Vec<String> = nodes
+        .iter()
+        .filter(|n| n["kind"] == "sink")
+        .filter_map(|n| {
+            n["name"]
+                .as_str()?
+                .split(" table ")
+                .nth(1)?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(sinks.len() >= 10, "the demo's result tables: {body}");
+    let sink_names = seen["sinkNames"].to_string();
+    for t in &sinks {
+        assert!(sink_names.contains(t.as_str()), "sink {t} unnamed: {seen}");
+    }
+    // labels are the plan's operator names, not debug text
+    for name in seen["boxNames"].as_array().expect("names") {
+        let name = name.as_str().unwrap_or("");
+        assert!(
+            !name.contains('[') && !name.contains("Box"),
+            "{name}: {seen}"
+        );
+    }
+    let rates = seen["rates"].as_array().expect("rates");
+    assert!(
+        rates.iter().filter(|r| r.as_f64() > Some(0.0)).count() > rates.len() / 3,
+        "{seen}"
+    );
+    // lag: against the stream's own time (seconds to hours) and, apart, the wall clock (the
+    // 2024 data is years behind it); late and bad records in columns of their own
+    let figures = seen["figures"].to_string();
+    assert!(figures.contains("wm −"), "{seen}");
+    let stream_lags: Vec<&str> = seen["streamLags"]
+        .as_array()
+        .expect("lags")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(!stream_lags.is_empty(), "{seen}");
+    assert!(stream_lags.iter().all(|l| !l.ends_with(" d")), "{seen}");
+    assert!(
+        seen["wallLags"]
+            .as_array()
+            .expect("lags")
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.ends_with(" d"))),
+        "{seen}"
+    );
+    let columns = seen["columns"].to_string();
+    assert!(
+        columns.contains("\"late\"") && columns.contains("\"bad\""),
+        "{seen}"
+    );
+    assert!(
+        seen["header"]
+            .as_str()
+            .is_some_and(|h| h.contains("data at 2024-03-")),
+        "{seen}"
+    );
     // each operator's keyed state, in bytes beside its keys
     let sizes: Vec<f64> = seen["stateSizes"]
         .as_array()
@@ -488,7 +607,11 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         })
         .collect();
     assert!(sizes.iter().any(|s| *s > 0.0), "{seen}");
-    for shot in ["dashboard-retail.png", "dashboard-ops.png"] {
+    for shot in [
+        "dashboard-retail.png",
+        "dashboard-store.png",
+        "dashboard-ops.png",
+    ] {
         assert!(
             std::fs::metadata(shots.join(shot)).map_or(0, |m| m.len()) > 10_000,
             "no screenshot {shot}"
@@ -508,7 +631,8 @@ fn the_api_shows_the_result_tables_of_a_finished_job() {
         format!(
             "CREATE TABLE s (event_time TIMESTAMP(3), store_id INT, qty INT, unit_price DOUBLE,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
-WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'duration' = '3h', 'stores' = '4', 'seed' = '11');
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'start' = '2024-03-01 08:00:00', 'duration' = '3h',
+  'stores' = '4', 'seed' = '11');
 CREATE TABLE per_minute (window_start TIMESTAMP(3), store_id INT, revenue DOUBLE)
 WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'per_minute');
 CREATE TABLE totals (store_id INT, units BIGINT, lines BIGINT, PRIMARY KEY (store_id) NOT ENFORCED)
@@ -538,6 +662,34 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
     });
     let (code, tables) = get(port, "/api/jobs/bounded_sql/tables", None).expect("tables");
     let (_, metrics) = get(port, "/metrics", None).expect("metrics");
+    // the cursor of the latest change, and what a client following the changes is given
+    let seq = serde_json::from_str::<serde_json::Value>(&tables)
+        .ok()
+        .and_then(|t| {
+            t.as_array()
+                .map(|ts| ts.iter().filter_map(|t| t["seq"].as_u64()).max())
+        })
+        .flatten()
+        .unwrap_or(0);
+    let since = |n: u64| {
+        let (_, body) = get(
+            port,
+            &format!("/api/jobs/bounded_sql/tables?since={n}"),
+            None,
+        )
+        .expect("tables since");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        v.as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| t["rows"].as_array().map_or(0, Vec::len))
+                    .sum::<usize>()
+            })
+            .unwrap_or(usize::MAX)
+    };
+    let (rows_after, rows_last) = (since(seq), since(seq.saturating_sub(1)));
+    let (bad_since, _) =
+        get(port, "/api/jobs/bounded_sql/tables?since=x", None).expect("bad since");
     // the job has ended, yet the process still serves until told to stop
     assert!(job.try_wait().expect("status").is_none());
     let _ = job.kill();
@@ -552,22 +704,19 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
             .unwrap_or_else(|| panic!("table {name} in {tables}"))
     };
     let conn = rusqlite::Connection::open(&db).expect("result db");
-    // append-only: the API's rows are the table's last 100 rows, in order
+    // append-only: the API's rows are the table's rows, in the order written (up to 20,000)
     let n: i64 = conn
         .query_row("SELECT COUNT(*) FROM per_minute", [], |r| r.get(0))
         .expect("count");
-    assert!(n > 100, "{n}");
+    assert!(n > 100 && n < 20_000, "{n}");
     let mut st = conn
-        .prepare(
-            "SELECT window_start, store_id, revenue FROM per_minute ORDER BY rowid DESC LIMIT 100",
-        )
+        .prepare("SELECT window_start, store_id, revenue FROM per_minute ORDER BY rowid")
         .expect("query");
-    let mut want: Vec<(String, i64, f64)> = st
+    let want: Vec<(String, i64, f64)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .expect("rows")
         .collect::<Result<_, _>>()
         .expect("rows");
-    want.reverse();
     let got: Vec<(String, i64, f64)> = rows_of("per_minute")
         .iter()
         .map(|r| {
@@ -578,7 +727,7 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
             )
         })
         .collect();
-    assert_eq!(got.len(), 100);
+    assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(
             (&g.0[..19], g.1),
@@ -587,19 +736,16 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         );
         assert!((g.2 - w.2).abs() < 1e-9 * w.2.abs().max(1.0), "{g:?} {w:?}");
     }
-    // updating: the changes' latest row per key is the table's row
-    let mut latest = std::collections::BTreeMap::new();
-    for r in rows_of("totals") {
-        let key = r["store_id"].as_i64().expect("store");
-        match r["op"].as_str() {
-            Some("-U") | Some("-D") => {
-                latest.remove(&key);
-            }
-            _ => {
-                latest.insert(key, (r["units"].as_i64(), r["lines"].as_i64()));
-            }
-        }
-    }
+    // updating with a primary key: the API's rows are the table's rows, one per key
+    let latest: std::collections::BTreeMap<i64, (Option<i64>, Option<i64>)> = rows_of("totals")
+        .iter()
+        .map(|r| {
+            (
+                r["store_id"].as_i64().expect("store"),
+                (r["units"].as_i64(), r["lines"].as_i64()),
+            )
+        })
+        .collect();
     let mut st = conn
         .prepare("SELECT store_id, units, lines FROM totals ORDER BY store_id")
         .expect("query");
@@ -609,12 +755,19 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         .collect::<Result<_, _>>()
         .expect("rows");
     assert_eq!(want.len(), 4);
-    // each key among the last changes (on several workers, a key's changes come in the bursts
-    // of its worker's batches, so not every key need be among the last 100)
-    assert!(!latest.is_empty());
-    for (k, v) in &latest {
-        assert_eq!(Some(v), want.get(k), "store {k}");
-    }
+    assert_eq!(latest, want);
+    assert_eq!(rows_of("totals").len(), 4, "one row per key: {tables}");
+    let key = tables
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["table"] == "totals"))
+        .map(|t| t["key"].clone());
+    assert_eq!(key, Some(serde_json::json!(["store_id"])));
+    // a client that has seen everything gets nothing more; one that saw all but the last
+    // change gets just that one; a bad cursor is refused
+    assert!(seq as i64 >= n, "{seq}");
+    assert_eq!(rows_after, 0);
+    assert_eq!(rows_last, 1);
+    assert_eq!(bad_since, 400);
     // the counters: the source read every line the totals counted; each sink wrote its rows
     let lines: i64 = want.values().filter_map(|v| v.1).sum();
     let nodes = status["nodes"].as_array().expect("nodes");

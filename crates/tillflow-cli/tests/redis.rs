@@ -632,7 +632,7 @@ fn the_demo_serves_live_stock_from_redis_equal_to_its_sqlite_table() {
             "--speed",
             "0",
             "--duration",
-            "8h",
+            "10h", // two opening hours: every store has sold ten SKUs
             "--quiet",
             "--no-http",
         ])
@@ -648,7 +648,7 @@ fn the_demo_serves_live_stock_from_redis_equal_to_its_sqlite_table() {
     assert!(!err.contains(PASSWORD), "{err}");
     let c = rusqlite::Connection::open(&db).expect("sqlite");
     let mut st = c
-        .prepare("SELECT store_id, sku, on_hand, sold, alert FROM stock_levels")
+        .prepare("SELECT store_id, sku, on_hand, units_24h, alert FROM stock_levels")
         .expect("prepare");
     let want: Vec<(i64, String, i64, i64, String)> = st
         .query_map([], |r| {
@@ -664,13 +664,13 @@ fn the_demo_serves_live_stock_from_redis_equal_to_its_sqlite_table() {
         want.len()
     );
     let mut r = srv.client(4);
-    for (store, sku, on_hand, sold, alert) in &want {
+    for (store, sku, on_hand, units_24h, alert) in &want {
         let h: BTreeMap<String, String> = redis::cmd("HGETALL")
             .arg(format!("stock:{store}:{sku}"))
             .query(&mut r)
             .expect("HGETALL");
         assert_eq!(h.get("on_hand"), Some(&on_hand.to_string()), "{h:?}");
-        assert_eq!(h.get("sold"), Some(&sold.to_string()), "{h:?}");
+        assert_eq!(h.get("units_24h"), Some(&units_24h.to_string()), "{h:?}");
         assert_eq!(h.get("alert"), Some(alert), "{h:?}");
     }
     // each store's best sellers, ranked by units

@@ -62,6 +62,8 @@ fn run_pipelines(db: &Path) {
     let vars = [
         format!("SEED={SEED}"),
         format!("DURATION={DURATION}"),
+        "START=2024-03-01 00:00:00".into(),
+        "END=2024-03-01 20:00:00".into(),
         "PACING=max".into(),
         format!("DB={}", db.display()),
         "OUT_OF_ORDER=0".into(),
@@ -205,12 +207,12 @@ fn retail_pipelines_match_a_batch_computation() {
     }
     let expected_rows: usize = first
         .values()
-        .map(|f| (1..=144).filter(|k| day + k * 10 * MIN > *f).count())
+        .map(|f| (1..=120).filter(|k| day + k * 10 * MIN > *f).count())
         .sum();
     assert_eq!(
         got.len(),
         expected_rows,
-        "one row per store and 10-minute step after its first sale"
+        "one row per store and 10-minute step after its first sale, until the data ends at 20:00"
     );
     for (end, store, revenue) in got.iter().filter(|(_, s, _)| *s <= 3) {
         let end_t = tillflow_types::temporal::parse_timestamp(end).expect("timestamp");
@@ -225,40 +227,127 @@ fn retail_pipelines_match_a_batch_computation() {
         );
     }
 
-    // 4. stock levels: 60 + every movement, sales counted
+    // 4. stock levels: each store×SKU's state at its last movement — on hand = every movement
+    // from the opening stocktake on, units sold in the 24 hours up to it, hours of cover at that
+    // rate, and the alert (out at 0, low under the 6-hour lead time of cover)
     let (inv, _) = events(Stream::Inventory);
-    let mut stock: HashMap<(u32, u32), (i64, i64)> = HashMap::new();
+    // per store×SKU: (time, delta, a sale?)
+    type Moves = Vec<(i64, i64, bool)>;
+    let mut moves: HashMap<(u32, u32), Moves> = HashMap::new();
     for e in &inv {
         if let Kind::Inventory(m) = &e.kind {
-            let s = stock.entry((m.store, m.sku)).or_insert((60, 0));
-            s.0 += m.delta as i64;
-            if m.kind == tillflow_retail::generator::InvKind::Sale {
-                s.1 -= m.delta as i64;
-            }
+            let sale = m.kind == tillflow_retail::generator::InvKind::Sale;
+            moves
+                .entry((m.store, m.sku))
+                .or_default()
+                .push((e.time, m.delta as i64, sale));
         }
     }
-    let got: Vec<(i64, String, i64, i64, String)> = query(
+    type StockRow = (i64, String, String, i64, i64, Option<f64>, String);
+    let got: Vec<StockRow> = query(
         &db,
-        "SELECT store_id, sku, on_hand, sold, alert FROM stock_levels",
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        "SELECT store_id, sku, as_of, on_hand, units_24h, hours_left, alert FROM stock_levels",
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
     );
-    assert_eq!(got.len(), stock.len());
-    for (store, sku, on_hand, sold, alert) in &got {
+    assert_eq!(got.len(), moves.len(), "one row per store×SKU");
+    let mut alerts = 0;
+    for (store, sku, as_of, on_hand, units_24h, hours_left, alert) in &got {
         let n: u32 = sku.trim_start_matches("SKU-").parse().expect("sku number");
-        let (want_on_hand, want_sold) = stock[&(*store as u32, n)];
+        let m = &moves[&(*store as u32, n)];
+        let last = m.iter().map(|x| x.0).max().expect("a movement");
+        let want_on_hand: i64 = m.iter().map(|x| x.1).sum();
+        let want_units: i64 = m
+            .iter()
+            .filter(|x| x.2 && x.0 >= last - 24 * 60 * MIN)
+            .map(|x| -x.1)
+            .sum();
+        assert_eq!(as_of, &ts(last), "store {store} {sku}: as of");
         assert_eq!(
-            (*on_hand, *sold),
-            (want_on_hand, want_sold),
+            (*on_hand, *units_24h),
+            (want_on_hand, want_units),
             "store {store} {sku}"
         );
+        let want_hours = (want_units > 0)
+            .then(|| (want_on_hand as f64 * 24.0 / want_units as f64 * 10.0).round() / 10.0);
+        match (hours_left, want_hours) {
+            (Some(a), Some(b)) => {
+                assert!((a - b).abs() < 0.051, "store {store} {sku}: {a} vs {b} h")
+            }
+            (None, None) => {}
+            other => panic!("store {store} {sku}: hours left {other:?}"),
+        }
         let want_alert = if want_on_hand <= 0 {
             "out"
-        } else if want_on_hand <= 15 {
+        } else if want_hours.is_some_and(|h| h < 6.0) {
             "low"
         } else {
             "ok"
         };
-        assert_eq!(alert, want_alert);
+        assert_eq!(alert, want_alert, "store {store} {sku}");
+        alerts += usize::from(alert != "ok");
+    }
+    // the same state raised every stock-out alert: each one is a sale that left under 6 h of cover
+    let raised: Vec<(i64, String, i64, Option<f64>)> = query(
+        &db,
+        "SELECT store_id, sku, on_hand, hours_left FROM stockout_alerts",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
+    assert!(
+        raised.iter().all(|(_, _, _, h)| h.is_some_and(|h| h < 6.0)),
+        "{raised:?}"
+    );
+    eprintln!(
+        "stock: {alerts} store×SKU out or low at the end, {} alerts raised",
+        raised.len()
+    );
+
+    // 4b. sales per SKU and day: every line of the day, by SKU with its category
+    let mut per_sku_day: BTreeMap<u32, (f64, i64)> = BTreeMap::new();
+    for (_, s) in &sale_lines {
+        let e = per_sku_day.entry(s.sku).or_default();
+        e.0 += s.qty as f64 * s.unit_price;
+        e.1 += s.qty as i64;
+    }
+    let got: Vec<(String, String, f64, i64)> = query(
+        &db,
+        "SELECT sku, category, revenue, units FROM sales_per_sku_day",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    );
+    // the data stops at 20:00: the day is marked partial
+    let whole: Vec<bool> = query(
+        &db,
+        "SELECT DISTINCT whole_day FROM sales_per_sku_day",
+        |r| r.get(0),
+    );
+    assert_eq!(whole, vec![false]);
+    assert_eq!(
+        got.len(),
+        per_sku_day.len(),
+        "one row per SKU sold that day"
+    );
+    for (sku, category, revenue, units) in &got {
+        let n: u32 = sku.trim_start_matches("SKU-").parse().expect("sku number");
+        let (want_revenue, want_units) = per_sku_day[&n];
+        assert!(
+            close(*revenue, want_revenue),
+            "{sku}: {revenue} vs {want_revenue}"
+        );
+        assert_eq!(*units, want_units, "{sku}");
+        assert_eq!(
+            category,
+            &catalog.categories[catalog.skus[(n - 1) as usize].category as usize],
+            "{sku}"
+        );
     }
 
     // 5. funnel: sessions (30-minute gap) per channel and the hour their window time falls in

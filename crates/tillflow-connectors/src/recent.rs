@@ -1,26 +1,35 @@
-//! The latest rows of every result table, kept for the HTTP API.
+//! The rows every result table has written since the HTTP API last looked.
 //!
-//! [`Recent`] wraps a sink: each row written is also copied into a ring of the last
-//! [`KEEP`] rows (into reused rows: no allocation once the ring is full) and passed on. On request
-//! the ring is rendered as Flink JSON lines, with the row kind as `"op"` for changelogs.
+//! [`Recent`] wraps a sink: each row written is also copied (into reused rows: no allocation once
+//! the buffer has grown) and passed on. When the job reports, the rows copied since the previous
+//! report are rendered as Flink JSON lines, with the row kind as `"op"` for changelogs, and the
+//! buffer is emptied: the API server keeps the table's view from these (an append table's latest
+//! rows, an updating table's current row per primary key). A table with a primary key keeps only
+//! the latest change of each key between two reports; any other table at most [`KEEP`] rows.
 
 use crate::format::json::JsonEncoder;
 use crate::format::Encoder;
 use crate::{ConnectorError, TableSpec};
+use std::collections::HashMap;
 use tillflow_runtime::operator::Sink;
 use tillflow_runtime::Result;
 use tillflow_types::{Row, RowKind};
 
-/// How many rows are kept per table.
-pub const KEEP: usize = 100;
+/// How many rows of a table without a primary key are kept between two reports (the latest).
+pub const KEEP: usize = 10_000;
 
-/// A sink that remembers the last rows written through it.
+/// A sink that remembers the rows written through it since it was last asked.
 pub struct Recent {
     inner: Box<dyn Sink>,
     table: String,
     encoder: JsonEncoder,
+    /// The rows since the last report, oldest first from `next` once full (a ring).
     ring: Vec<Row>,
     next: usize,
+    /// A row's place in `ring` by its primary key (tables with one).
+    by_key: HashMap<Vec<u8>, usize>,
+    key_cols: Vec<usize>,
+    key: Vec<u8>,
     changelog: bool,
 }
 
@@ -32,14 +41,53 @@ impl Recent {
     ) -> std::result::Result<Self, ConnectorError> {
         let mut spec = table.clone();
         spec.options.clear();
+        let key_cols = table
+            .primary_key
+            .iter()
+            .filter_map(|k| {
+                table
+                    .schema
+                    .fields
+                    .iter()
+                    .position(|f| f.name.eq_ignore_ascii_case(k))
+            })
+            .collect();
         Ok(Recent {
             inner,
             table: table.name.clone(),
             encoder: JsonEncoder::new(&spec, "json")?,
-            ring: Vec::with_capacity(KEEP),
+            ring: Vec::new(),
             next: 0,
+            by_key: HashMap::new(),
+            key_cols,
+            key: Vec::new(),
             changelog: false,
         })
+    }
+
+    /// Copies `row` into the buffer: over the same key's earlier change, or as the next row.
+    fn keep(&mut self, row: &Row) {
+        if !self.key_cols.is_empty() {
+            self.key.clear();
+            for &c in &self.key_cols {
+                if let Some(v) = row.values.get(c) {
+                    tillflow_runtime::keys::encode_value(&mut self.key, *v, &row.heap);
+                }
+            }
+            if let Some(&i) = self.by_key.get(&self.key) {
+                self.ring[i].clone_from(row);
+                return;
+            }
+            self.by_key.insert(self.key.clone(), self.ring.len());
+            self.ring.push(row.clone());
+            return;
+        }
+        if self.ring.len() < KEEP {
+            self.ring.push(row.clone());
+        } else {
+            self.ring[self.next].clone_from(row);
+            self.next = (self.next + 1) % KEEP;
+        }
     }
 }
 
@@ -50,12 +98,7 @@ impl Sink for Recent {
 
     fn write(&mut self, row: &Row) -> Result<()> {
         self.changelog |= row.kind != RowKind::Insert;
-        if self.ring.len() < KEEP {
-            self.ring.push(row.clone());
-        } else {
-            self.ring[self.next].clone_from(row);
-        }
-        self.next = (self.next + 1) % KEEP;
+        self.keep(row);
         self.inner.write(row)
     }
 
@@ -111,7 +154,7 @@ impl Sink for Recent {
 
     fn recent_rows(&mut self, out: &mut Vec<String>) -> Option<String> {
         let n = self.ring.len();
-        let start = if n < KEEP { 0 } else { self.next };
+        let start = self.next;
         let mut buf = Vec::new();
         for i in 0..n {
             let row = &self.ring[(start + i) % n.max(1)];
@@ -125,6 +168,10 @@ impl Sink for Recent {
             }
             out.push(line);
         }
+        // handed over: the next report has only what comes after
+        self.ring.clear();
+        self.next = 0;
+        self.by_key.clear();
         Some(self.table.clone())
     }
 }

@@ -76,12 +76,16 @@ struct Db {
 
 type SharedDb = Arc<Mutex<Db>>;
 
+/// The open connection to `path`, or a new one. The registry holds it weakly: when the last sink
+/// writing to a file is dropped (the job is over) the connection closes, and SQLite folds its
+/// write-ahead log back into the file and removes the `-wal` and `-shm` files.
 fn open_db(path: &str) -> std::result::Result<SharedDb, rusqlite::Error> {
-    static DBS: OnceLock<Mutex<HashMap<String, SharedDb>>> = OnceLock::new();
+    static DBS: OnceLock<Mutex<HashMap<String, std::sync::Weak<Mutex<Db>>>>> = OnceLock::new();
     let map = DBS.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(db) = map.get(path) {
-        return Ok(db.clone());
+    map.retain(|_, db| db.strong_count() > 0);
+    if let Some(db) = map.get(path).and_then(std::sync::Weak::upgrade) {
+        return Ok(db);
     }
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -93,7 +97,7 @@ fn open_db(path: &str) -> std::result::Result<SharedDb, rusqlite::Error> {
         in_tx: false,
         pending: 0,
     }));
-    map.insert(path.to_owned(), db.clone());
+    map.insert(path.to_owned(), Arc::downgrade(&db));
     Ok(db)
 }
 

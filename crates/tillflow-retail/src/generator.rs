@@ -220,6 +220,8 @@ enum Pending {
     PromoEnd(u32),
     Tick,
     CycleCount,
+    /// The opening stocktake at the start of the run.
+    OpeningStock,
 }
 
 struct SessionState {
@@ -236,6 +238,8 @@ struct SessionState {
 pub struct Stats {
     /// Receipt lines not sold because the store was out of stock.
     pub lost_sales: u64,
+    /// Receipt lines sold (in store and online).
+    pub sold_lines: u64,
     /// Replenishment orders placed (from the supplier or as a transfer from another store).
     pub reorders: u64,
     /// Replenishments served by a transfer from another store.
@@ -264,7 +268,10 @@ pub struct Generator {
     end: i64,
     next_receipt: i64,
     next_session: i64,
+    /// When the next promotion starts: `promo_clock`, a Poisson process over the whole day, moved
+    /// to the next full hour at which a promotion of two hours fits into the opening hours.
     next_promo: i64,
+    promo_clock: i64,
     /// Future work, by time: indices into `slots` (the payloads stay put while the heap moves keys).
     /// Session steps, due within minutes and the most frequent, have a queue of their own apart
     /// from the long waits (restocks, promotion ends), so the busy heap stays small; the two are
@@ -281,6 +288,11 @@ pub struct Generator {
     promos: u32,
     on_hand: Vec<i64>,
     on_order: Vec<bool>,
+    /// Per store×SKU: the reorder point s and the order-up-to level S, scaled to its demand.
+    reorder_at: Vec<i64>,
+    order_to: Vec<i64>,
+    /// Per SKU: `exp(-extra_units(shelf price))`, for drawing a line's quantity.
+    qty_p0: Vec<f64>,
     /// Units lost without a record since the store×SKU was last counted.
     hidden_loss: Vec<i64>,
     promo_discount: Vec<f64>,
@@ -450,10 +462,20 @@ impl Generator {
         let next_session = next_candidate(&mut rng, start, end, &|_, h| {
             cfg.sessions_per_hour * online_hourly[h]
         });
-        let next_promo = start + exp_sample(&mut rng, cfg.promotions_per_day / 24.0);
+        let promo_clock = start + exp_sample(&mut rng, cfg.promotions_per_day / 24.0);
+        let (reorder_at, order_to) = stock_policy(&cfg, &catalog);
+        let qty_p0 = catalog
+            .skus
+            .iter()
+            .map(|s| (-crate::model::extra_units(s.base_price)).exp())
+            .collect();
         let mut g = Generator {
-            on_hand: vec![cfg.initial_stock; n],
+            on_hand: order_to.iter().map(|&s| s.max(cfg.initial_stock)).collect(),
             on_order: vec![false; n],
+            reorder_at,
+            order_to,
+            qty_p0,
+            promo_clock,
             hidden_loss: vec![0; n],
             promo_discount: vec![0.0; cfg.skus as usize],
             cum_weights: Cumulative::default(),
@@ -467,7 +489,7 @@ impl Generator {
             end,
             next_receipt,
             next_session,
-            next_promo,
+            next_promo: opening_hours_start(&cfg, promo_clock),
             pending: Default::default(),
             slots: Vec::new(),
             free_slots: Vec::new(),
@@ -490,6 +512,7 @@ impl Generator {
             cfg,
         };
         g.rebuild_weights(start);
+        g.push(start, Pending::OpeningStock);
         if g.cfg.trend_sku.is_some() {
             g.push(start + HOUR, Pending::Tick);
         }
@@ -573,6 +596,20 @@ impl Generator {
         self.cum_weights.finish();
     }
 
+    /// A line's quantity: `1 + Poisson(extra_units(shelf price))`, drawn by inversion.
+    fn quantity(&mut self, sku: u32) -> i32 {
+        let p0 = self.qty_p0[(sku - 1) as usize];
+        let lambda = -p0.ln();
+        let u = self.rng.random::<f64>();
+        let (mut k, mut p, mut cum) = (0, p0, p0);
+        while u > cum && k < 20 {
+            k += 1;
+            p *= lambda / k as f64;
+            cum += p;
+        }
+        1 + k
+    }
+
     fn pick_sku(&mut self) -> u32 {
         self.cum_weights.sample(self.rng.random::<f64>()) as u32 + 1
     }
@@ -603,6 +640,7 @@ impl Generator {
             self.stats.lost_sales += 1;
             return false;
         }
+        self.stats.sold_lines += 1;
         self.on_hand[i] -= qty as i64;
         self.push(
             t,
@@ -643,15 +681,15 @@ impl Generator {
                 },
             );
         }
-        if self.on_hand[i] <= self.cfg.reorder_point && !self.on_order[i] {
+        if self.on_hand[i] <= self.reorder_at[i] && !self.on_order[i] {
             self.on_order[i] = true;
             self.stats.reorders += 1;
-            let qty = (self.cfg.order_up_to - self.on_hand[i]) as i32;
+            let qty = (self.order_to[i] - self.on_hand[i]) as i32;
             // some replenishments come from another store that has the units to spare
             let donor = if self.rng.random::<f64>() < TRANSFER_SHARE {
                 let d = self.pick_store();
                 let j = self.idx(d, sku);
-                let spare = (self.on_hand[j] - self.cfg.order_up_to / 2).min(qty as i64);
+                let spare = (self.on_hand[j] - self.order_to[j] / 2).min(qty as i64);
                 (d != store && spare >= MIN_TRANSFER).then_some((d, j, spare as i32))
             } else {
                 None
@@ -754,11 +792,7 @@ impl Generator {
         };
         for _ in 0..lines {
             let sku = self.pick_sku();
-            let qty = 1 + if self.rng.random::<f64>() < 0.25 {
-                1 + (self.rng.random::<f64>() * 3.0) as i32
-            } else {
-                0
-            };
+            let qty = self.quantity(sku);
             if !self.take_stock(t, store, sku, qty) {
                 continue;
             }
@@ -877,11 +911,11 @@ impl Generator {
         // transition probabilities (docs/generator.md)
         let next = match s.state {
             ClickKind::View => {
-                if u < 0.45 {
+                if u < 0.62 {
                     Some(ClickKind::View)
-                } else if u < 0.60 {
+                } else if u < 0.72 {
                     Some(ClickKind::Search)
-                } else if u < 0.82 {
+                } else if u < 0.76 {
                     Some(ClickKind::AddToCart)
                 } else {
                     None
@@ -895,18 +929,18 @@ impl Generator {
                 }
             }
             ClickKind::AddToCart | ClickKind::RemoveFromCart => {
-                if u < 0.30 {
+                if u < 0.40 {
                     Some(ClickKind::View)
-                } else if u < 0.65 {
-                    Some(ClickKind::Checkout)
                 } else if u < 0.75 {
+                    Some(ClickKind::Checkout)
+                } else if u < 0.80 {
                     Some(ClickKind::RemoveFromCart)
                 } else {
                     None
                 }
             }
             ClickKind::Checkout => {
-                if u < 0.70 {
+                if u < 0.65 {
                     Some(ClickKind::Purchase)
                 } else if u < 0.75 {
                     Some(ClickKind::View)
@@ -937,7 +971,11 @@ impl Generator {
         let id = self.promos;
         let discount =
             [0.10, 0.15, 0.20, 0.25, 0.30][(self.rng.random::<f64>() * 5.0) as usize % 5];
-        let end = round_ms(t + 2 * HOUR + (self.rng.random::<f64>() * 22.0 * HOUR as f64) as i64);
+        // whole hours, two to eight, ending by closing time (the start leaves room for two)
+        let (_, hour) = day_and_hour(t);
+        let room = (self.cfg.close_hour as i64 - hour as i64).max(2);
+        let hours = (2 + (self.rng.random::<f64>() * 7.0) as i64).min(room);
+        let end = t + hours * HOUR;
         let (sku, category) = if self.rng.random::<f64>() < 0.8 {
             (Some(self.pick_sku()), None)
         } else {
@@ -1056,8 +1094,9 @@ impl Generator {
                 self.start_session(t);
             } else {
                 let t = round_ms(self.next_promo);
-                self.next_promo +=
+                self.promo_clock +=
                     exp_sample(&mut self.rng, self.cfg.promotions_per_day / 24.0).max(1);
+                self.next_promo = opening_hours_start(&self.cfg, self.promo_clock);
                 self.start_promotion(t);
             }
             return true;
@@ -1104,6 +1143,24 @@ impl Generator {
             Pending::Tick => {
                 self.rebuild_weights(t);
                 self.push(t + HOUR, Pending::Tick);
+            }
+            Pending::OpeningStock => {
+                // the opening stocktake: every store×SKU's opening stock booked as a count
+                for store in 1..=self.cfg.stores {
+                    for sku in 1..=self.cfg.skus {
+                        let on_hand = self.on_hand[self.idx(store, sku)];
+                        let delta = i32::try_from(on_hand).unwrap_or(i32::MAX);
+                        self.push(
+                            t,
+                            Pending::Emit(Kind::Inventory(Movement {
+                                store,
+                                sku,
+                                kind: InvKind::Count,
+                                delta,
+                            })),
+                        );
+                    }
+                }
             }
             Pending::CycleCount => {
                 self.cycle_count(t);
@@ -1160,4 +1217,51 @@ impl Iterator for Generator {
             }
         }
     }
+}
+
+/// The time `t`, or the first full hour after it, at which a promotion of two hours fits into the
+/// opening hours: promotions start on the hour while the stores are open.
+fn opening_hours_start(cfg: &Config, t: i64) -> i64 {
+    let day = t.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY;
+    let open = cfg.open_hour as i64 * HOUR;
+    let last = (cfg.close_hour as i64 - 2).max(cfg.open_hour as i64) * HOUR;
+    let next_hour = (t - day + HOUR - 1).div_euclid(HOUR) * HOUR;
+    if next_hour < open {
+        day + open
+    } else if next_hour <= last {
+        day + next_hour
+    } else {
+        day + MICROS_PER_DAY + open
+    }
+}
+
+/// The (s, S) levels of every store×SKU, scaled to its expected demand μ (units per open hour at
+/// the week's average traffic: receipts per hour × store size × lines per receipt × the SKU's
+/// share of lines × its mean quantity): s covers twice the demand over the lead time (the busy
+/// hours and days run at up to twice the average), S a day's demand above s; the configured
+/// `reorder-point` and `order-up-to` are the floors for slow sellers.
+fn stock_policy(cfg: &Config, catalog: &crate::model::Catalog) -> (Vec<i64>, Vec<i64>) {
+    let total: f64 = catalog
+        .skus
+        .iter()
+        .map(|s| s.weight)
+        .sum::<f64>()
+        .max(1e-12);
+    let lead_hours = cfg.lead_time as f64 / HOUR as f64;
+    let open_hours = cfg.close_hour.saturating_sub(cfg.open_hour) as f64;
+    let mut reorder = Vec::with_capacity(catalog.store_weights.len() * catalog.skus.len());
+    let mut order_to = Vec::with_capacity(reorder.capacity());
+    for &w in &catalog.store_weights {
+        for sku in &catalog.skus {
+            let mu = cfg.receipts_per_hour
+                * w
+                * cfg.basket_mean
+                * (sku.weight / total)
+                * (1.0 + crate::model::extra_units(sku.base_price));
+            let s = cfg.reorder_point.max((2.0 * mu * lead_hours).ceil() as i64);
+            reorder.push(s);
+            order_to.push(cfg.order_up_to.max(s + (mu * open_hours).ceil() as i64));
+        }
+    }
+    (reorder, order_to)
 }

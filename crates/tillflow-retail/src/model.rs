@@ -21,6 +21,26 @@ pub const CATEGORIES: &[&str] = &[
     "garden",
 ];
 
+/// Relative unit demand of each category (cycled like [`CATEGORIES`]): chosen so that, with the
+/// category price medians below and quantities falling with price, the revenue mix is that of a
+/// neighbourhood general store — food about half, household and personal care a fifth, apparel
+/// and electronics about an eighth each (docs/generator.md has the resulting table).
+pub const CATEGORY_WEIGHTS: &[f64] = &[
+    1.0, 0.70, 0.57, 0.83, 0.61, 0.43, 0.44, 0.28, 0.05, 0.15, 0.13, 0.12,
+];
+
+/// Median shelf price of each category (cycled like [`CATEGORIES`]).
+pub const CATEGORY_MEDIAN_PRICES: &[f64] = &[
+    3.0, 2.5, 2.0, 1.8, 2.2, 2.8, 6.0, 8.0, 60.0, 25.0, 15.0, 12.0,
+];
+
+/// Mean extra units on a line of a SKU whose shelf price is `price`: a line's quantity is
+/// `1 + Poisson(extra_units(price))`, so cheap staples are bought by the several and a $60
+/// item almost always one at a time.
+pub fn extra_units(price: f64) -> f64 {
+    0.8 / (1.0 + price.max(0.0) / 2.0)
+}
+
 /// One SKU of the catalog.
 #[derive(Clone, Debug)]
 pub struct Sku {
@@ -60,7 +80,7 @@ impl Catalog {
                 }
             })
             .collect();
-        // category popularity ~ 1/sqrt(c+1); prices lognormal around a category median
+        // category weights and price medians from the tables above; prices lognormal around the median
         let price_dist =
             LogNormal::new(0.0, 0.5).unwrap_or_else(|_| LogNormal::new(0.0, 1.0).expect("valid"));
         let mut per_cat = vec![0u32; cats as usize];
@@ -69,12 +89,10 @@ impl Catalog {
             let category = i % cats;
             per_cat[category as usize] += 1;
             let rank = per_cat[category as usize];
-            let median = [
-                3.0, 2.5, 2.0, 1.8, 2.2, 2.8, 6.0, 8.0, 60.0, 25.0, 15.0, 12.0,
-            ][category as usize % 12];
+            let median = CATEGORY_MEDIAN_PRICES[category as usize % CATEGORY_MEDIAN_PRICES.len()];
             let raw: f64 = median * price_dist.sample(&mut rng);
             let base_price = ((raw.max(0.25) * 100.0).round() - 1.0).max(19.0) / 100.0; // x.x9 prices
-            let cat_weight = 1.0 / ((category + 1) as f64).sqrt();
+            let cat_weight = CATEGORY_WEIGHTS[category as usize % CATEGORY_WEIGHTS.len()];
             let weight = cat_weight / (rank as f64).powf(cfg.zipf_s);
             skus.push(Sku {
                 category,

@@ -146,7 +146,7 @@ fn streams_agree_with_each_other() {
                 if m.kind == InvKind::Sale {
                     *inv_sales.entry((m.store, m.sku)).or_default() -= m.delta as i64;
                 }
-                *on_hand.entry((m.store, m.sku)).or_insert(c.initial_stock) += m.delta as i64;
+                *on_hand.entry((m.store, m.sku)).or_insert(0) += m.delta as i64;
             }
             Kind::Click(k) if k.kind == ClickKind::Purchase => purchases += 1,
             _ => {}
@@ -184,7 +184,31 @@ fn streams_agree_with_each_other() {
         arrived <= -sent && arrived > 0,
         "a transfer arrives only after it was sent ({arrived} arrived, {sent} sent)"
     );
-    let counts = moved(InvKind::Count);
+    let opening = events
+        .iter()
+        .filter(|e| e.time == c.start)
+        .filter_map(|e| match &e.kind {
+            Kind::Inventory(m) if m.kind == InvKind::Count => Some(m.delta as i64),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        opening.len(),
+        (c.stores * c.skus) as usize,
+        "the opening stocktake books every store×SKU once"
+    );
+    assert!(
+        opening.iter().all(|d| *d >= c.order_up_to),
+        "every store×SKU opens at its order-up-to level or above"
+    );
+    let counts: Vec<i64> = events
+        .iter()
+        .filter(|e| e.time > c.start)
+        .filter_map(|e| match &e.kind {
+            Kind::Inventory(m) if m.kind == InvKind::Count => Some(m.delta as i64),
+            _ => None,
+        })
+        .collect();
     assert!(
         counts.iter().all(|d| *d <= 0) && counts.iter().any(|d| *d < 0),
         "cycle counts find unrecorded losses and never extra stock"
@@ -198,20 +222,33 @@ fn disorder_knobs_give_the_configured_fractions() {
     c.late = 0.01;
     c.duplicates = 0.02;
     c.malformed = 0.01;
-    let events = run(c);
+    let start = c.start;
+    // the opening stocktake (all at the first instant) is left out: disorder is measured on the flow
+    let flow =
+        |c: Config| -> Vec<Event> { run(c).into_iter().filter(|e| e.time > start).collect() };
+    // identical events the simulation itself makes (the same SKU twice on a receipt, at one
+    // instant) are not deliveries twice: count them in the same run without the duplicates knob
+    let same = |events: &[Event]| {
+        let mut seen = HashSet::new();
+        events
+            .iter()
+            .filter(|e| !seen.insert(format!("{:?}{:?}", e.time, e.kind)))
+            .count()
+    };
+    let natural = same(&flow(Config {
+        duplicates: 0.0,
+        ..c.clone()
+    }));
+    let events = flow(c);
     let n = events.len() as f64;
     let mut max_seen = i64::MIN;
     let mut behind = 0;
-    let mut seen = HashSet::new();
-    let mut dups = 0;
+    let dups = same(&events) - natural;
     for e in &events {
         if e.time < max_seen {
             behind += 1;
         }
         max_seen = max_seen.max(e.time);
-        if !seen.insert(format!("{:?}{:?}", e.time, e.kind)) {
-            dups += 1;
-        }
     }
     let malformed = events.iter().filter(|e| e.malformed).count() as f64;
     let f = |x: f64| x / n;
@@ -384,4 +421,151 @@ fn a_trend_without_a_start_starts_with_the_run() {
     assert!(share(0) < 0.2, "share on day 0: {:.3}", share(0));
     let lift = share(3) / share(0);
     assert!(lift > 1.6 && lift < 2.6, "lift day 3 over day 0: {lift:.2}");
+}
+
+/// The default model against published retail figures (docs/generator.md, "Plausibility"): online
+/// conversion 2–4 % of sessions with about 70 % of carts abandoned, a revenue mix in which food is
+/// about half and electronics an eighth, expensive items bought one at a time, a small-format
+/// store's basket, stock-outs rare, and promotions on the hour inside the opening hours.
+#[test]
+fn the_model_is_plausible_against_published_retail_figures() {
+    let c = config(7);
+    let mut gen = Generator::new(c.clone());
+    let catalog = gen.catalog.clone();
+    let mut events = Vec::new();
+    for e in gen.by_ref() {
+        events.push(e);
+    }
+    let (mut sessions, mut carted, mut bought) = (HashSet::new(), HashSet::new(), 0u64);
+    let mut revenue_by_category = vec![0.0f64; c.categories as usize];
+    let (mut dear_lines, mut dear_multi, mut cheap_lines, mut cheap_multi) =
+        (0u64, 0u64, 0u64, 0u64);
+    let mut receipts: HashMap<u64, (i64, f64)> = HashMap::new();
+    let mut promotions = 0;
+    for e in &events {
+        match &e.kind {
+            Kind::Click(k) => {
+                sessions.insert(k.session);
+                match k.kind {
+                    ClickKind::AddToCart => {
+                        carted.insert(k.session);
+                    }
+                    ClickKind::Purchase => bought += 1,
+                    _ => {}
+                }
+            }
+            Kind::Sale(s) => {
+                let sku = &catalog.skus[(s.sku - 1) as usize];
+                revenue_by_category[sku.category as usize] += s.qty as f64 * s.unit_price;
+                if sku.base_price > 50.0 {
+                    dear_lines += 1;
+                    dear_multi += u64::from(s.qty > 1);
+                } else if sku.base_price < 5.0 {
+                    cheap_lines += 1;
+                    cheap_multi += u64::from(s.qty > 1);
+                }
+                if s.channel == Channel::Store {
+                    let r = receipts.entry(s.receipt).or_default();
+                    r.0 += s.qty as i64;
+                    r.1 += s.qty as f64 * s.unit_price;
+                }
+            }
+            Kind::Promotion(p) => {
+                promotions += 1;
+                let hour = |t: i64| {
+                    t.rem_euclid(MICROS_PER_DAY) as f64 / (3600.0 * MICROS_PER_SECOND as f64)
+                };
+                let (h0, h1) = (hour(p.start), hour(p.end));
+                assert!(
+                    h0.fract() == 0.0 && h0 >= c.open_hour as f64 && h1 <= c.close_hour as f64 && h1 - h0 >= 2.0,
+                    "promotion {} runs {h0}–{h1} h: promotions start on the hour and run 2 h or more inside the opening hours",
+                    p.id
+                );
+            }
+            _ => {}
+        }
+    }
+    let conversion = bought as f64 / sessions.len() as f64;
+    let cart_rate = carted.len() as f64 / sessions.len() as f64;
+    let abandonment = 1.0 - bought as f64 / carted.len() as f64;
+    assert!(
+        (0.02..=0.04).contains(&conversion),
+        "conversion {conversion:.4}"
+    );
+    assert!(
+        (0.08..=0.18).contains(&cart_rate),
+        "cart rate {cart_rate:.4}"
+    );
+    assert!(
+        (0.6..=0.85).contains(&abandonment),
+        "cart abandonment {abandonment:.3}"
+    );
+    let total: f64 = revenue_by_category.iter().sum();
+    let share = |name: &str| {
+        catalog
+            .categories
+            .iter()
+            .position(|c| c == name)
+            .map_or(0.0, |i| revenue_by_category[i] / total)
+    };
+    let food: f64 = [
+        "grocery",
+        "dairy",
+        "bakery",
+        "produce",
+        "beverages",
+        "snacks",
+    ]
+    .iter()
+    .map(|c| share(c))
+    .sum();
+    assert!((0.40..=0.62).contains(&food), "food {food:.3} of revenue");
+    let electronics = share("electronics");
+    assert!(
+        (0.06..=0.20).contains(&electronics),
+        "electronics {electronics:.3} of revenue"
+    );
+    for (i, r) in revenue_by_category.iter().enumerate() {
+        assert!(
+            r / total < 0.25,
+            "{} is {:.3} of revenue",
+            catalog.categories[i],
+            r / total
+        );
+    }
+    let dear = dear_multi as f64 / dear_lines as f64;
+    let cheap = cheap_multi as f64 / cheap_lines as f64;
+    assert!(
+        dear < 0.05,
+        "{dear:.3} of lines over $50 have more than one unit"
+    );
+    assert!(
+        (0.15..=0.45).contains(&cheap),
+        "{cheap:.3} of lines under $5 have more than one unit"
+    );
+    let units = receipts.values().map(|r| r.0).sum::<i64>() as f64 / receipts.len() as f64;
+    let value = receipts.values().map(|r| r.1).sum::<f64>() / receipts.len() as f64;
+    assert!(
+        (2.5..=4.5).contains(&units),
+        "{units:.2} units per in-store receipt"
+    );
+    assert!(
+        (10.0..=25.0).contains(&value),
+        "${value:.2} per in-store receipt"
+    );
+    let lost = gen.stats.lost_sales as f64 / (gen.stats.lost_sales + gen.stats.sold_lines) as f64;
+    let mix: Vec<String> = catalog
+        .categories
+        .iter()
+        .zip(&revenue_by_category)
+        .map(|(c, r)| format!("{c} {:.1}%", 100.0 * r / total))
+        .collect();
+    eprintln!(
+        "conversion {conversion:.4}, cart rate {cart_rate:.4}, abandonment {abandonment:.3}; \
+         revenue mix {}; multi-unit lines: over $50 {dear:.3}, under $5 {cheap:.3}; \
+         in-store receipt {units:.2} units, ${value:.2}; lost to stock-outs {lost:.4}; {promotions} promotions",
+        mix.join(", ")
+    );
+    assert!(lost < 0.02, "{lost:.4} of lines lost to stock-outs");
+    assert!(promotions > 30, "{promotions} promotions in a week");
 }

@@ -67,6 +67,7 @@ impl SourceTask {
             sum.records_in += m.records_in;
             sum.records_out += m.records_out;
             sum.watermark = sum.watermark.max(m.watermark);
+            sum.max_event_time = sum.max_event_time.max(m.max_event_time);
         }
         match &mut self.pipeline.output {
             crate::operator::Output::Exchange(e) => e.adopt(chunk.batches, f.watermark)?,
@@ -1245,6 +1246,7 @@ fn add_metrics(sum: &mut OperatorMetrics, m: &OperatorMetrics) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    sum.max_event_time = sum.max_event_time.max(m.max_event_time);
 }
 
 /// Builds a [`JobReport`]'s nodes and edges: the job loop's pipelines, and through their

@@ -38,6 +38,9 @@ pub struct OperatorMetrics {
     /// The event-time watermark the operator has reached (microseconds), for operators that
     /// track one (watermark assignment, windows).
     pub watermark: Option<i64>,
+    /// The newest event time the operator has seen (microseconds): the stream's own clock, for
+    /// watermark assignment.
+    pub max_event_time: Option<i64>,
 }
 
 /// A streaming operator.

@@ -1,17 +1,22 @@
 // tillflow dashboard: reads the HTTP API of the running job (docs/api.md) and draws the retail
-// view (the demo's result tables) and the operations view (the operator graph's counters).
+// view (the demo's result tables, over a period of the stream's own time) and the operations view
+// (the operator graph and its counters). It loads each table once and then asks only for the
+// changes after the last one it has (`/tables?since=N`): an updating table is its current row per
+// primary key, an append table its latest rows.
 "use strict";
 
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
 const headers = token ? { Authorization: "Bearer " + token } : {};
-const revenue = new Map(); // store -> Map(window_start ms -> revenue)
-const stock = new Map(); // "store/sku" -> latest stock row (the API keeps only the last 100 changes)
-const seen = new Set(); // stock rows already applied, so a poll does not apply a change twice
-const anomalies = new Map(); // "store/hour" -> alert row (kept: the API holds only the latest rows)
-const stockouts = new Map(); // "store/sku" -> latest projected stock-out
-let chart = null;
+const HOUR = 3600e3;
+const LEAD_HOURS = 6; // the demo's replenishment lead time (examples/retail/demo/30_stock.sql)
+const tables = new Map(); // table -> { key: [...], rows: Map(key -> row) | Array }
+let cursor = null; // the sequence number of the last change loaded
 let jobId = null;
+let job = null;
+let chart = null;
+let periodHours = 24;
+let storeFilter = "";
 
 async function getJson(path) {
   const r = await fetch(path, { headers });
@@ -26,9 +31,13 @@ function cell(text, cls) {
   return td;
 }
 
-function fill(id, head, rows, rowClass) {
+// a table of rows, or — when there are none — the reason, in the panel's "why" line
+function fill(id, head, rows, why, rowClass) {
   const t = document.getElementById(id);
   t.replaceChildren();
+  const w = document.getElementById(id + "-why");
+  if (w) w.textContent = rows.length ? "" : why;
+  if (!rows.length) return;
   const tr = document.createElement("tr");
   for (const [h, num] of head) {
     const th = document.createElement("th");
@@ -45,15 +54,34 @@ function fill(id, head, rows, rowClass) {
   }
 }
 
+function title(id, text) {
+  document.getElementById(id).textContent = text;
+}
+
 function ms(ts) {
   return Date.parse(ts.replace(" ", "T") + "Z");
+}
+
+// "2024-03-14 20:00" from milliseconds
+function when(t) {
+  return new Date(t).toISOString().slice(0, 16).replace("T", " ");
 }
 
 function fmt(x, d = 2) {
   return x === null || x === undefined ? "" : Number(x).toFixed(d);
 }
 
-// a lag in ms, readable: "850 ms", "12.5 s", "3.2 h", "41 d" (replayed history lags by days)
+function money(x) {
+  return x === null || x === undefined
+    ? ""
+    : Number(x).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function count(x) {
+  return Number(x || 0).toLocaleString("en-US");
+}
+
+// a lag in ms, readable: "850 ms", "12.5 s", "3.2 min", "4.1 h", "41 d"
 function duration(ms) {
   const a = Math.abs(ms);
   if (a < 1000) return fmt(ms, 0) + " ms";
@@ -63,119 +91,251 @@ function duration(ms) {
   return fmt(ms / 86400e3, 0) + " d";
 }
 
-// the latest value per key of a table's rows (changelogs carry "op")
-function latest(rows, key) {
-  const m = new Map();
-  for (const r of rows) {
-    const k = key(r);
-    if (r.op === "-D" || r.op === "-U") m.delete(k);
-    else m.set(k, r);
+// folds the API's changes into the tables (a keyed table: its row per key; else its rows)
+function apply(changes) {
+  for (const t of changes) {
+    let have = tables.get(t.table);
+    if (!have) {
+      have = { key: t.key, rows: t.key.length ? new Map() : [] };
+      tables.set(t.table, have);
+    }
+    if (have.key.length) {
+      for (const r of t.rows) {
+        const k = have.key.map((c) => r[c]).join("\u001f");
+        if (r.op === "-D" || r.op === "-U") have.rows.delete(k);
+        else have.rows.set(k, r);
+      }
+    } else {
+      have.rows.push(...t.rows);
+      if (have.rows.length > 50000) have.rows.splice(0, have.rows.length - 50000);
+    }
+    cursor = Math.max(cursor ?? 0, t.seq);
   }
-  return [...m.values()];
 }
 
-function drawRevenue(rows) {
-  for (const r of rows) {
-    if (!revenue.has(r.store_id)) revenue.set(r.store_id, new Map());
-    revenue.get(r.store_id).set(ms(r.window_start), r.revenue);
+function rowsOf(name) {
+  const t = tables.get(name);
+  if (!t) return [];
+  return t.key.length ? [...t.rows.values()] : t.rows;
+}
+
+// the stream's own clock: the newest event time the job has seen (replayed history runs days
+// behind the wall clock, and the demo's data is from 2024)
+function streamNow() {
+  if (job && job.stream_time) return ms(job.stream_time);
+  const hours = rowsOf("sales_per_store_hour");
+  return hours.length ? ms(hours[hours.length - 1].window_end) : null;
+}
+
+// the first instant of data the dashboard knows of
+function streamStart() {
+  const hours = rowsOf("sales_per_store_hour");
+  let first = Infinity;
+  for (const r of hours) first = Math.min(first, ms(r.window_start));
+  return Number.isFinite(first) ? first : null;
+}
+
+function period() {
+  const now = streamNow();
+  if (now === null) return null;
+  const start = streamStart() ?? now;
+  const from = periodHours ? Math.max(now - periodHours * HOUR, start) : start;
+  return { from, to: now, text: when(from) + " to " + when(now) };
+}
+
+function inPeriod(p, t) {
+  return t >= p.from && t <= p.to;
+}
+
+function drawRevenue(p) {
+  const hours = rowsOf("sales_per_store_hour").filter((r) => inPeriod(p, ms(r.window_end)));
+  const byStore = new Map();
+  for (const r of hours) {
+    if (!byStore.has(r.store_id)) byStore.set(r.store_id, new Map());
+    byStore.get(r.store_id).set(ms(r.window_start), r.revenue);
   }
-  const totals = [...revenue.entries()]
-    .map(([s, m]) => [s, [...m.values()].reduce((a, b) => a + b, 0)])
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 5)
-    .map(([s]) => s);
-  const xs = [...new Set(totals.flatMap((s) => [...revenue.get(s).keys()]))].sort((a, b) => a - b);
-  if (xs.length === 0) return;
-  const data = [xs.map((x) => x / 1000)];
-  for (const s of totals) data.push(xs.map((x) => revenue.get(s).get(x) ?? null));
+  const select = document.getElementById("store");
+  const known = [...new Set(rowsOf("sales_per_store_hour").map((r) => r.store_id))].sort((a, b) => a - b);
+  if (select.options.length !== known.length + 1) {
+    select.replaceChildren(new Option("top 5 stores", ""));
+    for (const s of known) select.appendChild(new Option("store " + s, String(s)));
+    select.value = storeFilter;
+  }
+  const total = (s) => [...(byStore.get(s) || new Map()).values()].reduce((a, b) => a + b, 0);
+  const stores = storeFilter
+    ? [Number(storeFilter)]
+    : [...byStore.keys()].sort((a, b) => total(b) - total(a)).slice(0, 5);
   const el = document.getElementById("revenue-chart");
+  const what = storeFilter ? "store " + storeFilter : "the 5 stores with the most revenue in the period";
+  title("revenue-title", "Revenue per hour, " + what + " — " + p.text + " (stream time, UTC)");
+  if (!hours.length) {
+    document.getElementById("revenue-why").textContent = "No hour has closed in this period yet: an hour's revenue is shown once the hour is over.";
+    el.dataset.points = "0";
+    return;
+  }
+  document.getElementById("revenue-why").textContent = "Hours without a sale (the stores are closed from 22:00 to 08:00) count as 0.";
+  // every hour of the period, so the lines run on through closed hours at 0
+  const first = Math.min(...hours.map((r) => ms(r.window_start)));
+  const last = Math.max(...hours.map((r) => ms(r.window_start)));
+  const xs = [];
+  for (let t = first; t <= last; t += HOUR) xs.push(t);
+  const data = [xs.map((x) => x / 1000)];
+  for (const s of stores) {
+    const m = byStore.get(s) || new Map();
+    data.push(xs.map((x) => m.get(x) ?? 0));
+  }
   const colors = ["#3b6fd8", "#d8573b", "#2e9d5b", "#9b59b6", "#c49a00"];
-  if (!chart || chart.series.length !== totals.length + 1) {
+  const labels = stores.map((s) => "store " + s + ": " + money(total(s)) + " in the period");
+  const key = labels.join("|");
+  if (!chart || chart.key !== key) {
     if (chart) chart.destroy();
     chart = new uPlot(
       {
-        width: Math.max(el.clientWidth, 600),
-        height: 260,
-        series: [{}].concat(totals.map((s, i) => ({ label: "store " + s, stroke: colors[i], width: 2 }))),
-        axes: [{}, { label: "revenue" }],
+        width: Math.max(el.clientWidth - 10, 600),
+        height: 280,
+        legend: { live: false },
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+        series: [{}].concat(stores.map((s, i) => ({ label: labels[i], stroke: colors[i % colors.length], width: 2, spanGaps: true }))),
+        axes: [
+          // 24-hour clock; a day's date at its midnight
+          { space: 56, values: (u, ticks) => ticks.map((t) => (t % 86400 === 0 ? when(t * 1000).slice(5, 10) : when(t * 1000).slice(11))) },
+          { label: "revenue per hour", size: 70 },
+        ],
       },
       data,
       el
     );
+    chart.key = key;
   } else {
     chart.setData(data);
   }
   el.dataset.points = String(xs.length);
   el.dataset.last = String(xs[xs.length - 1]);
+  el.dataset.series = String(stores.length);
 }
 
-async function retail() {
-  const tables = await getJson("/api/jobs/" + jobId + "/tables");
-  const t = Object.fromEntries(tables.map((x) => [x.table, x.rows]));
-  if (t.sales_per_store_minute) drawRevenue(t.sales_per_store_minute);
-  if (t.top_skus_10min) {
-    const rows = t.top_skus_10min;
-    const last = rows.length ? rows[rows.length - 1].window_start : null;
-    fill("top-skus", [["SKU"], ["revenue", 1], ["units", 1]],
-      rows.filter((r) => r.window_start === last).map((r) => ({ cells: [r.sku, fmt(r.revenue), r.units] })));
+function drawStock() {
+  const levels = rowsOf("stock_levels");
+  const asOf = levels.reduce((m, r) => (r.as_of > m ? r.as_of : m), "");
+  const needing = levels
+    .filter((r) => r.alert === "out" || r.alert === "low")
+    .sort((a, b) => (a.alert === b.alert ? (a.hours_left ?? 0) - (b.hours_left ?? 0) : a.alert === "out" ? -1 : 1));
+  title("stock-title", "Stock needing action — now (" + (asOf ? asOf.slice(0, 16) : "no movement yet") + ")");
+  fill("alerts", [["store"], ["SKU"], ["on hand", 1], ["sold 24 h", 1], ["cover (h)", 1], ["alert"]],
+    needing.slice(0, 50).map((r) => ({
+      alert: r.alert,
+      cells: [r.store_id, r.sku, r.on_hand, r.units_24h, fmt(r.hours_left, 1), r.alert],
+    })),
+    levels.length
+      ? "None of the " + count(levels.length) + " store×SKU is out of stock or has less than the " + LEAD_HOURS + " h replenishment lead time of cover."
+      : "No stock movement has arrived yet.",
+    (r) => r.alert);
+  if (needing.length) {
+    document.getElementById("alerts-why").textContent =
+      "out: nothing on hand; low: less than the " + LEAD_HOURS + " h replenishment lead time of cover at the last 24 hours' sales." +
+      (needing.length > 50 ? " The 50 most urgent of " + needing.length + "." : "");
   }
-  if (t.stock_levels) {
-    for (const r of t.stock_levels) {
-      const id = JSON.stringify(r);
-      if (seen.has(id)) continue;
-      seen.add(id);
-      const k = r.store_id + "/" + r.sku;
-      if (r.op === "-D" || r.op === "-U") stock.delete(k);
-      else stock.set(k, r);
-    }
-    if (seen.size > 5000) seen.clear();
-    const alerts = [...stock.values()]
-      .filter((r) => r.alert !== "ok")
-      .sort((a, b) => a.on_hand - b.on_hand)
-      .slice(0, 50);
-    fill("alerts", [["store"], ["SKU"], ["on hand", 1], ["alert"], ["hours to stock-out", 1]],
-      alerts.map((r) => ({ alert: r.alert, cells: [r.store_id, r.sku, r.on_hand, r.alert, fmt(r.hours_to_stockout, 1)] })),
-      (r) => r.alert);
+  return asOf;
+}
+
+function drawStockouts(p) {
+  const raised = rowsOf("stockout_alerts").filter((r) => inPeriod(p, ms(r.at)));
+  title("stockouts-title", "Stock-out alerts raised — " + p.text);
+  fill("stockouts", [["at"], ["store"], ["SKU"], ["on hand", 1], ["units/h", 1], ["hours left", 1]],
+    raised.slice(-20).reverse().map((r) => ({ cells: [r.at.slice(5, 16), r.store_id, r.sku, r.on_hand, fmt(r.units_per_hour, 2), fmt(r.hours_left, 1)] })),
+    "No sale left a store×SKU with less than " + LEAD_HOURS + " h of cover in this period (the alerts come from the same stock state as the panel beside).");
+}
+
+function drawTop() {
+  const rows = rowsOf("top_skus_10min");
+  const last = rows.length ? rows[rows.length - 1] : null;
+  title("top-title", last ? "Top SKUs by revenue — " + last.window_start.slice(0, 16) + " to " + last.window_end.slice(11, 16) : "Top SKUs by revenue — latest 10 minutes");
+  fill("top-skus", [["#"], ["SKU"], ["revenue", 1], ["units", 1]],
+    last ? rows.filter((r) => r.window_start === last.window_start).sort((a, b) => a.rn - b.rn)
+      .map((r) => ({ cells: [r.rn, r.sku, money(r.revenue), r.units] })) : [],
+    "No 10-minute window has closed yet.");
+}
+
+function drawUplift(p) {
+  const now = p.to;
+  const promos = rowsOf("promo_uplift").filter((r) => inPeriod(p, ms(r.start_time)))
+    .sort((a, b) => (a.start_time < b.start_time ? 1 : -1));
+  title("uplift-title", "Promotion uplift — promotions started " + p.text);
+  fill("uplift", [["on"], ["off", 1], ["runs"], ["units", 1], ["uplift", 1]],
+    promos.slice(0, 20).map((r) => {
+      const running = ms(r.end_time) > now;
+      const uplift = r.uplift_pct !== null && r.uplift_pct !== undefined
+        ? (r.uplift_pct >= 0 ? "+" : "") + fmt(r.uplift_pct, 0) + " %" + (running ? " so far" : "")
+        : running ? "measuring…" : "too few sales";
+      return {
+        cells: [r.sku || "all " + r.category, fmt(100 * r.discount_pct, 0) + " %",
+          r.start_time.slice(5, 10) + " " + r.start_time.slice(11, 13) + "–" + r.end_time.slice(11, 13), r.promo_units, uplift],
+      };
+    }),
+    "No promotion started in this period.");
+  document.getElementById("uplift-why").textContent = promos.length
+    ? "Uplift: the promoted units' share of all units while the promotion runs against the rest of its day; too few sales: under 10 units to compare."
+    : "No promotion started in this period.";
+}
+
+function drawFunnel(p) {
+  const by = new Map();
+  for (const r of rowsOf("funnel_per_channel")) {
+    if (!inPeriod(p, ms(r.window_end))) continue;
+    const c = by.get(r.channel) || { sessions: 0, bought: 0, carted: 0 };
+    c.sessions += r.sessions; c.bought += r.bought; c.carted += r.carted;
+    by.set(r.channel, c);
   }
-  if (t.promo_uplift) {
-    fill("uplift", [["promotion"], ["on"], ["discount", 1], ["units", 1], ["uplift %", 1]],
-      latest(t.promo_uplift, (r) => r.promo_id).map((r) => ({
-        cells: [r.promo_id, r.sku || "category " + r.category, fmt(100 * r.discount_pct, 0) + "%", r.promo_units, fmt(r.uplift_pct, 1)],
-      })));
+  title("funnel-title", "Online funnel — sessions ended " + p.text);
+  fill("funnel", [["channel"], ["sessions", 1], ["orders", 1], ["conversion", 1], ["carts abandoned", 1]],
+    [...by.entries()].sort().map(([ch, c]) => ({
+      cells: [ch, count(c.sessions), count(c.bought), fmt(100 * c.bought / Math.max(c.sessions, 1), 1) + " %",
+        fmt(100 * (1 - c.bought / Math.max(c.carted, 1)), 0) + " % of " + count(c.carted)],
+    })),
+    "No session has ended in this period (a session ends after 30 minutes without a click; the funnel table is written per hour).");
+}
+
+function drawAnomalies(p, start) {
+  const alerts = rowsOf("store_forecast").filter((r) => r.alert && inPeriod(p, ms(r.window_start)))
+    .sort((a, b) => (a.window_start < b.window_start ? 1 : -1));
+  title("anomalies-title", "Sales anomalies (receipts per store-hour vs forecast) — " + p.text);
+  const learning = start !== null && p.to < start + 7 * 24 * HOUR;
+  fill("anomalies", [["store"], ["hour"], ["receipts", 1], ["expected", 1], ["score", 1], ["alert"]],
+    alerts.slice(0, 20).map((r) => ({ alert: r.alert, cells: [r.store_id, r.window_start.slice(0, 16), r.receipts, fmt(r.expected, 0), fmt(r.score, 1), r.alert] })),
+    learning
+      ? "None yet: the forecasts learn each store's day during the first week (until " + when(start + 7 * 24 * HOUR) + "); alerts before then are not trusted."
+      : "No store-hour in this period was further from its forecast than a score of ±4.",
+    (r) => (r.alert === "drop" ? "out" : "low"));
+}
+
+function drawTrends(start) {
+  const rows = rowsOf("sku_trends");
+  const last = rows.reduce((m, r) => (r.week_end > m ? r.week_end : m), "");
+  title("trends-title", last ? "Trending SKUs — units in the week to " + last.slice(0, 10) + ", growth per day" : "Trending SKUs — units per week, growth per day");
+  fill("trends", [["SKU"], ["units in the week", 1], ["growth/day", 1]],
+    rows.filter((r) => r.week_end === last).sort((a, b) => b.growth - a.growth).slice(0, 8)
+      .map((r) => ({ cells: [r.sku, count(r.units), (r.growth >= 0 ? "+" : "") + fmt(100 * r.growth, 1) + " %"] })),
+    start !== null
+      ? "Needs a whole week of data: the first week ends " + when(start + 7 * 24 * HOUR) + "."
+      : "Needs a whole week of data.");
+}
+
+function retail() {
+  const p = period();
+  if (!p) {
+    document.getElementById("period-text").textContent = "waiting for the first events…";
+    return;
   }
-  if (t.store_forecast) {
-    for (const r of t.store_forecast) {
-      if (r.alert) anomalies.set(r.store_id + "/" + r.window_start, r);
-    }
-    const rows = [...anomalies.values()].sort((a, b) => (a.window_start < b.window_start ? 1 : -1)).slice(0, 20);
-    fill("anomalies", [["store"], ["hour"], ["receipts", 1], ["expected", 1], ["score", 1], ["alert"]],
-      rows.map((r) => ({ alert: r.alert, cells: [r.store_id, r.window_start.slice(0, 16), r.receipts, fmt(r.expected, 0), fmt(r.score, 1), r.alert] })),
-      (r) => (r.alert === "drop" ? "out" : "low"));
-  }
-  if (t.stockout_alerts) {
-    for (const r of t.stockout_alerts) stockouts.set(r.store_id + "/" + r.sku, r);
-    if (stockouts.size > 5000) stockouts.clear();
-    const rows = [...stockouts.values()].sort((a, b) => a.hours_left - b.hours_left).slice(0, 20);
-    fill("stockouts", [["store"], ["SKU"], ["on hand", 1], ["units/h", 1], ["hours left", 1]],
-      rows.map((r) => ({ cells: [r.store_id, r.sku, r.on_hand, fmt(r.units_per_hour, 2), fmt(r.hours_left, 1)] })));
-  }
-  if (t.sku_trends) {
-    const rows = t.sku_trends;
-    const last = rows.length ? rows[rows.length - 1].week_end : null;
-    fill("trends", [["SKU"], ["week to"], ["units", 1], ["growth/day", 1]],
-      rows.filter((r) => r.week_end === last).sort((a, b) => b.growth - a.growth).slice(0, 8)
-        .map((r) => ({ cells: [r.sku, r.week_end.slice(0, 10), r.units, fmt(100 * r.growth, 1) + " %"] })));
-  }
-  if (t.funnel_per_channel) {
-    const by = new Map();
-    for (const r of t.funnel_per_channel) {
-      const c = by.get(r.channel) || { sessions: 0, bought: 0, carted: 0 };
-      c.sessions += r.sessions; c.bought += r.bought; c.carted += r.carted;
-      by.set(r.channel, c);
-    }
-    fill("funnel", [["channel"], ["sessions", 1], ["carted", 1], ["bought", 1], ["conversion", 1]],
-      [...by.entries()].map(([ch, c]) => ({ cells: [ch, c.sessions, c.carted, c.bought, fmt(c.bought / Math.max(c.sessions, 1), 3)] })));
-  }
+  document.getElementById("period-text").textContent = p.text + " (stream time, UTC)";
+  const start = streamStart();
+  drawRevenue(p);
+  drawStock();
+  drawStockouts(p);
+  drawTop();
+  drawUplift(p);
+  drawFunnel(p);
+  drawAnomalies(p, start);
+  drawTrends(start);
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -187,51 +347,117 @@ function svg(tag, attrs, parent) {
   return e;
 }
 
-function short(name) {
-  const n = name.replace(/\s+/g, " ");
-  return n.length > 34 ? n.slice(0, 33) + "…" : n;
+// a node's name as the plan knows it: sources and sinks by their table, operators by the plan's
+// operator name (without its id)
+function label(n) {
+  if (n.kind === "source") {
+    const m = /^(\w+)(?:\[[^\]]*\])? table `([^`]+)`/.exec(n.name);
+    return m ? m[2] + " (" + m[1] + ")" : n.name;
+  }
+  if (n.kind === "sink") {
+    const m = /^(\w+)(?:\[[^\]]*\])? table (\S+)/.exec(n.name);
+    return m ? "→ " + m[2] : "→ " + n.name;
+  }
+  return n.name.replace(/\[\d+\]$/, "");
 }
 
-// the operator graph as boxes in columns by depth (sources left, sinks right), edges as curves
+// chains of operators, as Flink draws them: a node with one input joins its input's box when
+// that input feeds nothing else; sources and sinks keep their own boxes
+function chains(nodes) {
+  const consumers = new Map();
+  for (const n of nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) || 0) + 1);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const boxOf = new Map();
+  const boxes = [];
+  for (const n of [...nodes].sort((a, b) => a.depth - b.depth)) {
+    const input = n.inputs.length === 1 ? byId.get(n.inputs[0]) : null;
+    if (n.kind === "operator" && input && input.kind === "operator" && consumers.get(input.id) === 1) {
+      const b = boxOf.get(input.id);
+      b.members.push(n);
+      boxOf.set(n.id, b);
+      continue;
+    }
+    const b = { id: boxes.length, kind: n.kind, members: [n], inputs: [] };
+    boxes.push(b);
+    boxOf.set(n.id, b);
+  }
+  for (const b of boxes) {
+    const ins = new Set();
+    for (const i of b.members[0].inputs) ins.add(boxOf.get(i).id);
+    b.inputs = [...ins];
+    b.last = b.members[b.members.length - 1];
+  }
+  for (const b of boxes) b.depth = 0;
+  // depth: the longest path from a source, over boxes
+  for (let changed = true, k = 0; changed && k < boxes.length; k++) {
+    changed = false;
+    for (const b of boxes) {
+      const d = b.inputs.length ? Math.max(...b.inputs.map((i) => boxes[i].depth + 1)) : 0;
+      if (d !== b.depth) { b.depth = d; changed = true; }
+    }
+  }
+  return boxes;
+}
+
+function shorten(text, max) {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}
+
+// the graph as boxes in columns by depth (sources left, sinks right), fitted to the page's width
 function drawGraph(nodes) {
-  const W = 250, H = 46, GX = 60, GY = 14;
+  const boxes = chains(nodes);
+  const W = 270, H = 50, GX = 46, GY = 12;
   const cols = new Map();
-  for (const n of nodes) {
-    if (!cols.has(n.depth)) cols.set(n.depth, []);
-    cols.get(n.depth).push(n);
+  for (const b of boxes) {
+    if (!cols.has(b.depth)) cols.set(b.depth, []);
+    cols.get(b.depth).push(b);
   }
   const pos = new Map();
   let rows = 0;
-  for (const [d, ns] of cols) {
-    ns.forEach((n, i) => pos.set(n.id, { x: 10 + d * (W + GX), y: 10 + i * (H + GY) }));
-    rows = Math.max(rows, ns.length);
+  for (const [d, bs] of cols) {
+    bs.forEach((b, i) => pos.set(b.id, { x: 10 + d * (W + GX), y: 10 + i * (H + GY) }));
+    rows = Math.max(rows, bs.length);
   }
   const width = 20 + cols.size * (W + GX) - GX, height = 20 + rows * (H + GY) - GY;
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "graph-svg" });
-  for (const n of nodes) {
-    const to = pos.get(n.id);
-    for (const i of n.inputs) {
+  const el = document.getElementById("graph");
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", id: "graph-svg", preserveAspectRatio: "xMinYMin meet" });
+  for (const b of boxes) {
+    const to = pos.get(b.id);
+    for (const i of b.inputs) {
       const from = pos.get(i);
-      if (!from) continue;
       const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
       svg("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "edge" }, root);
     }
   }
-  for (const n of nodes) {
-    const p = pos.get(n.id);
-    const g = svg("g", { class: "node " + n.kind, transform: `translate(${p.x},${p.y})`, "data-rate": String(n.rows_per_sec) }, root);
-    svg("title", {}, g).textContent = n.name;
+  let edges = 0;
+  for (const b of boxes) edges += b.inputs.length;
+  for (const b of boxes) {
+    const p = pos.get(b.id);
+    // a chain by what it does: its operators but the projections and filters (Calc) around them
+    const kinds = b.members.map(label);
+    const doing = kinds.filter((k, i) => k !== "Calc" && kinds.indexOf(k) === i);
+    const names = doing.length ? doing : [kinds[0]];
+    const last = b.last;
+    const g = svg("g", { class: "node " + b.kind, transform: `translate(${p.x},${p.y})`, "data-rate": String(last.rows_per_sec), "data-members": String(b.members.length) }, root);
+    svg("title", {}, g).textContent = b.members.map((m) => m.name).join("\n→ ");
+    g.dataset.kinds = kinds.join(" → ");
     svg("rect", { width: W, height: H, rx: 5 }, g);
+    const par = Math.max(...b.members.map((m) => m.parallelism || 1));
     svg("text", { x: 8, y: 18, class: "name" }, g).textContent =
-      short(n.name) + (n.parallelism > 1 ? " ×" + n.parallelism : "");
-    const lag = n.watermark_lag_ms === null ? "" : " · wm lag " + duration(n.watermark_lag_ms);
-    const bad = n.late_dropped + n.bad_records ? " · " + (n.late_dropped + n.bad_records) + " late/bad" : "";
-    svg("text", { x: 8, y: 36, class: "figs" }, g).textContent = fmt(n.rows_per_sec, 0) + " rows/s" + lag + bad;
+      shorten(names.join(" → ").replace("LocalWindowAggregate → WindowAggregate", "WindowAggregate (two-phase)"), 36) +
+      (par > 1 ? " ×" + par : "");
+    const lagged = b.members.filter((m) => m.stream_lag_ms !== null && m.stream_lag_ms !== undefined);
+    const lag = lagged.length ? " · wm −" + duration(Math.max(...lagged.map((m) => m.stream_lag_ms))) : "";
+    const late = b.members.reduce((a, m) => a + (m.late_dropped || 0), 0);
+    const bad = b.members.reduce((a, m) => a + (m.bad_records || 0), 0);
+    svg("text", { x: 8, y: 36, class: "figs" }, g).textContent =
+      count(Math.round(last.rows_per_sec)) + " rows/s" + lag + (late ? " · late " + count(late) : "") + (bad ? " · bad " + count(bad) : "");
   }
-  const el = document.getElementById("graph");
   el.replaceChildren(root);
   el.dataset.nodes = String(nodes.length);
-  el.dataset.edges = String(nodes.reduce((a, n) => a + n.inputs.length, 0));
+  el.dataset.boxes = String(boxes.length);
+  el.dataset.edges = String(edges);
+  el.dataset.members = String(boxes.reduce((a, b) => a + b.members.length, 0));
 }
 
 function mib(bytes) {
@@ -242,37 +468,50 @@ function size(bytes) {
   return bytes < 1048576 ? fmt(bytes / 1024, 1) + " KiB" : mib(bytes);
 }
 
-function ops(job) {
-  const c = job.checkpoints;
+function ops(j) {
+  const c = j.checkpoints;
   const chk = c && c.completed
     ? " · checkpoint " + c.last_id + ": " + mib(c.last_bytes) +
       (c.last_full_bytes > c.last_bytes ? " (" + mib(c.last_full_bytes) + " in all)" : "") +
       " in " + fmt(c.last_duration_ms, 0) + " ms, paused " + fmt(c.last_pause_ms, 0) + " ms"
     : "";
-  const s = job.state_store;
+  const s = j.state_store;
   const store = s
     ? " · state in memory " + mib(s.memory_bytes) + " of " + mib(s.memory_budget) + ", on disk " + mib(s.disk_bytes)
     : "";
+  const data = j.stream_time ? " · data at " + j.stream_time.slice(0, 16) : "";
   document.getElementById("job").textContent =
-    job.name + " · " + job.state + " · " + job.records + " records · " + fmt(job.records_per_sec, 0) + "/s" + chk + store;
+    j.name + " · " + j.state + " · " + j.records + " records · " + fmt(j.records_per_sec, 0) + "/s" + data + chk + store;
   fill("nodes",
-    [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"], ["watermark lag (s)", 1], ["late", 1], ["bad", 1], ["state keys", 1], ["state", 1]],
-    job.nodes.map((n) => ({
-      cells: [n.kind, n.name, n.parallelism || 1, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
+    [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"],
+      ["watermark"], ["behind the stream", 1], ["behind the wall clock", 1], ["late", 1], ["bad", 1], ["state keys", 1], ["state", 1]],
+    j.nodes.map((n) => ({
+      cells: [n.kind, label(n), n.parallelism || 1, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
         (n.workers || []).map((w) => fmt(w.rows_per_sec, 0) + " · " + fmt(100 * w.busy, 0) + "% · " + fmt(100 * w.backpressured, 0) + "%").join(" | "),
-        n.watermark_lag_ms === null ? "" : fmt(n.watermark_lag_ms / 1000, 1), n.late_dropped, n.bad_records, n.state_entries,
+        n.watermark ? n.watermark.slice(0, 19) : "",
+        n.stream_lag_ms === null || n.stream_lag_ms === undefined ? "" : duration(n.stream_lag_ms),
+        n.watermark_lag_ms === null ? "" : duration(n.watermark_lag_ms),
+        n.late_dropped, n.bad_records, n.state_entries,
         n.state_entries || n.state_bytes ? size(n.state_bytes || 0) : ""],
-    })));
-  drawGraph(job.nodes);
+    })),
+    "");
+  drawGraph(j.nodes);
 }
 
 async function tick() {
   try {
     const jobs = await getJson("/api/jobs");
     if (jobs.length) {
-      jobId = jobs[0].id;
-      ops(jobs[0]);
-      await retail();
+      if (jobs[0].id !== jobId) {
+        jobId = jobs[0].id;
+        tables.clear();
+        cursor = null;
+      }
+      job = jobs[0];
+      ops(job);
+      const path = "/api/jobs/" + jobId + "/tables" + (cursor === null ? "" : "?since=" + cursor);
+      apply(await getJson(path));
+      retail();
     }
   } catch (e) {
     document.getElementById("job").textContent = String(e);
@@ -287,8 +526,20 @@ for (const s of ["retail", "ops"]) {
   document.getElementById("tab-" + s).addEventListener("click", () => {
     history.replaceState(null, "", location.pathname + location.search + "#" + s);
     show(s);
+    if (s === "ops" && job) drawGraph(job.nodes);
   });
 }
+for (const b of document.querySelectorAll("#periods button")) {
+  b.addEventListener("click", () => {
+    periodHours = Number(b.dataset.hours);
+    for (const o of document.querySelectorAll("#periods button")) o.className = o === b ? "on" : "";
+    retail();
+  });
+}
+document.getElementById("store").addEventListener("change", (e) => {
+  storeFilter = e.target.value;
+  retail();
+});
 // a link to /#ops opens the operations view
 show(location.hash === "#ops" ? "ops" : "retail");
 tick();

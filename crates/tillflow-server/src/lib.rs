@@ -9,6 +9,7 @@
 //! address (or one of `allowed_hosts`) are answered: a web page whose name an attacker rebinds to
 //! 127.0.0.1 (DNS rebinding) is the same origin to the browser, but its `Host` is its own name.
 
+pub mod views;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -77,6 +78,10 @@ pub struct NodeStatus {
     pub watermark: Option<String>,
     /// Milliseconds between the wall clock and that watermark.
     pub watermark_lag_ms: Option<i64>,
+    /// Milliseconds between the stream's own clock (the newest event time the job's sources
+    /// have brought, [`JobStatus::stream_time`]) and that watermark: how far behind the data the
+    /// node is, also when the data is history replayed days after it happened.
+    pub stream_lag_ms: Option<i64>,
     /// How many workers run it (1 for the job loop's own thread).
     pub parallelism: usize,
     /// Each worker's share, for a node run by several.
@@ -164,9 +169,19 @@ pub struct JobStatus {
     pub checkpoints: Option<CheckpointStatus>,
     /// The on-disk state backend, when the job uses it.
     pub state_store: Option<StateStoreStatus>,
-    /// Per result table: its latest rows (oldest first), as JSON values.
+    /// Per result table: the rows it wrote since the previous publish (oldest first), as JSON
+    /// values; [`publish`] folds them into the job's table views.
     #[serde(skip)]
     pub tables: Vec<(String, Vec<serde_json::Value>)>,
+    /// The primary key of each result table that has one (its view holds a row per key).
+    #[serde(skip)]
+    pub table_keys: Vec<(String, Vec<String>)>,
+    /// The result tables as `GET /api/jobs/{id}/tables` serves them.
+    #[serde(skip)]
+    pub views: views::Views,
+    /// The newest event time the job's sources have brought (`YYYY-MM-DD HH:MM:SS.mmm`): the
+    /// stream's own clock, which replayed history runs behind the wall clock by days.
+    pub stream_time: Option<String>,
 }
 
 /// How the API can stop a job of this process.
@@ -218,9 +233,21 @@ impl Board {
 /// A shared [`Board`].
 pub type Status = Arc<Board>;
 
-/// Publishes `job` (replacing the job with the same id).
-pub fn publish(status: &Status, job: JobStatus) {
+/// Publishes `job` (replacing the job with the same id), its tables' new rows folded into the
+/// views the job had.
+pub fn publish(status: &Status, mut job: JobStatus) {
     if let Ok(mut jobs) = status.jobs.write() {
+        let have = jobs.iter_mut().find(|j| j.id == job.id);
+        let mut views = have
+            .map(|j| std::mem::take(&mut j.views))
+            .unwrap_or_default();
+        for (table, key) in std::mem::take(&mut job.table_keys) {
+            views.set_key(&table, key);
+        }
+        for (table, rows) in std::mem::take(&mut job.tables) {
+            views.apply(&table, rows);
+        }
+        job.views = views;
         match jobs.iter_mut().find(|j| j.id == job.id) {
             Some(j) => *j = job,
             None => jobs.push(job),
@@ -778,28 +805,35 @@ async fn stop_job(
     (code, body).into_response()
 }
 
-#[derive(Serialize)]
-struct TableRows<'a> {
-    table: &'a str,
-    rows: &'a [serde_json::Value],
-}
-
-async fn tables(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn tables(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
     if !authorized(&s, &headers) {
         return unauthorized();
     }
+    let since = match uri.query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("since="))
+            .map(str::parse::<u64>)
+    }) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "since: expected the sequence number of a change (a whole number)\n",
+            )
+                .into_response()
+        }
+    };
     let Ok(jobs) = s.status.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     match jobs.iter().find(|j| j.id == id) {
-        Some(j) => {
-            let out: Vec<TableRows<'_>> = j
-                .tables
-                .iter()
-                .map(|(t, rows)| TableRows { table: t, rows })
-                .collect();
-            Json(out).into_response()
-        }
+        Some(j) => Json(j.views.rows(since)).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response(),
     }
 }

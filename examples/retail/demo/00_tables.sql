@@ -1,6 +1,7 @@
 -- The retail demo's sources: two simulated weeks of a 20-store chain from the built-in generator,
 -- and the embedded SQLite store its results go to. ${SEED}, ${DURATION}, ${PACING} and ${DB} are
--- set by `tillflow demo` (or --var), and so are the receipts per store-hour RATE, the disorder knobs
+-- set by `tillflow demo` (or --var), and so are the first and last instants of the data START and
+-- END (START + DURATION), the receipts per store-hour RATE, the disorder knobs
 -- OUT_OF_ORDER and LATE, and the story the forecasting pipelines should find: ${ANOMALIES} (a store's sales spike or drop) and a
 -- SKU ${TREND_SKU} trending up from ${TREND_START}. Every stream gets the same options, so the
 -- streams agree.
@@ -16,7 +17,7 @@ CREATE TABLE pos_sales (
   customer_id STRING,
   channel     STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
-) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '${SEED}', 'start' = '${START}', 'duration' = '${DURATION}',
         'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
         'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}', 'disorder.out-of-order' = '${OUT_OF_ORDER}', 'disorder.late' = '${LATE}');
@@ -28,7 +29,7 @@ CREATE TABLE clickstream (
   event_type STRING,
   sku        STRING,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
-) WITH ('connector' = 'retail', 'stream' = 'clickstream', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+) WITH ('connector' = 'retail', 'stream' = 'clickstream', 'seed' = '${SEED}', 'start' = '${START}', 'duration' = '${DURATION}',
         'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
         'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
@@ -40,7 +41,7 @@ CREATE TABLE inventory (
   kind       STRING,
   qty_delta  INT,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
-) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+) WITH ('connector' = 'retail', 'stream' = 'inventory', 'seed' = '${SEED}', 'start' = '${START}', 'duration' = '${DURATION}',
         'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
         'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');
@@ -53,7 +54,7 @@ CREATE TABLE promotions (
   discount_pct DOUBLE,
   start_time   TIMESTAMP(3),
   end_time     TIMESTAMP(3)
-) WITH ('connector' = 'retail', 'stream' = 'promotions', 'seed' = '${SEED}', 'duration' = '${DURATION}',
+) WITH ('connector' = 'retail', 'stream' = 'promotions', 'seed' = '${SEED}', 'start' = '${START}', 'duration' = '${DURATION}',
         'rate' = '${RATE}', 'anomalies' = '${ANOMALIES}', 'trend.sku' = '${TREND_SKU}',
         'trend.start' = '${TREND_START}',
         'pacing' = '${PACING}');

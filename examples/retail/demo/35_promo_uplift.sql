@@ -3,11 +3,10 @@
 -- curve (a promotion over the evening peak sells more of everything). uplift_pct = 100 · (share
 -- during / share outside − 1); the model's price elasticity of 2 predicts 23 % for 10 % off and
 -- 104 % for 30 % off. NULL while the baseline has fewer than 10 units or predicts fewer than 10 during
--- the promotion (a night-time promotion, a SKU rarely sold: too few sales to tell). A join of every
--- sale with the promotions that started on its day (a handful), so both shares are taken on the
--- promotion's first day (a promotion running past midnight is measured up to midnight) and the
--- work stays linear over weeks; aggregated per promotion: an updating result, upserted into SQLite
--- on promo_id as the day goes on.
+-- the promotion (a SKU rarely sold: too few sales to tell). Promotions run inside one day's opening
+-- hours, so a join of every sale with the promotions of its day (a handful) takes both shares on
+-- the promotion's day and keeps the work linear over weeks; aggregated per promotion: an updating
+-- result, upserted into SQLite on promo_id as the day goes on.
 CREATE TABLE promo_uplift (
   promo_id STRING, sku STRING, category STRING, discount_pct DOUBLE,
   start_time TIMESTAMP(3), end_time TIMESTAMP(3),

@@ -1,6 +1,8 @@
 -- Trending SKUs: units per SKU over the last 7 days (HOP by a day, so the weekly pattern all SKUs
--- share cancels out), Holt's level and trend per SKU, growth = trend ÷ level. Windows reaching back
--- before the first day are partial and left out; the demo's summary ranks the last whole week.
+-- share cancels out), Holt's level and trend per SKU, growth = trend ÷ level. Only whole weeks
+-- count: windows reaching back before the first day ${START}, or past the end of the data ${END}
+-- (a bounded run fires every window that holds data, the last ones with less than a week in them),
+-- are partial and left out.
 CREATE VIEW sku_weekly AS
 SELECT sku, window_start, window_end, window_time, SUM(qty) AS units
 FROM TABLE(HOP(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' DAY, INTERVAL '7' DAY))
@@ -17,7 +19,7 @@ FROM (
          HW_LEVEL(units, 0.5, 0.3, 0, 1) OVER w AS level,
          HW_TREND(units, 0.5, 0.3, 0, 1) OVER w AS trend
   FROM sku_weekly
-  WHERE window_start >= TIMESTAMP '2024-03-01 00:00:00'
+  WHERE window_start >= TIMESTAMP '${START}' AND window_end <= TIMESTAMP '${END}'
   WINDOW w AS (PARTITION BY sku ORDER BY window_time ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 )
 WHERE level >= 50;

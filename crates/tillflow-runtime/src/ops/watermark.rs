@@ -23,6 +23,9 @@ pub struct WatermarkAssigner {
     fast: Option<(usize, i64)>,
     rowtime: String,
     current: i64,
+    /// The newest event time seen (with a watermark expression other than `rowtime - delay`,
+    /// the newest watermark it gave).
+    newest: i64,
     /// Per split: highest watermark and the processing time of its last record.
     splits: Vec<(i64, i64)>,
     idle_timeout: Option<i64>,
@@ -59,6 +62,7 @@ impl WatermarkAssigner {
             fast,
             rowtime,
             current: i64::MIN,
+            newest: i64::MIN,
             splits: Vec::new(),
             idle_timeout: None,
             idle: Vec::new(),
@@ -127,6 +131,7 @@ impl Operator for WatermarkAssigner {
         out.emit(row)?;
         if let Some((col, delay)) = self.fast {
             if let Some(Value::Timestamp(t)) = row.values.get(col) {
+                self.newest = self.newest.max(*t);
                 let wm = t.saturating_sub(delay);
                 if !self.splits.is_empty() {
                     return self.advance_split(row.split as usize, wm, out);
@@ -144,6 +149,7 @@ impl Operator for WatermarkAssigner {
             .eval(row, &mut self.scratch)
             .map_err(|e| RuntimeError::Eval(format!("in WATERMARK FOR {}: {e}", self.rowtime)))?;
         if let Value::Timestamp(t) = wm {
+            self.newest = self.newest.max(t);
             if !self.splits.is_empty() {
                 return self.advance_split(row.split as usize, t, out);
             }
@@ -175,6 +181,7 @@ impl Operator for WatermarkAssigner {
     fn metrics(&self) -> OperatorMetrics {
         let mut m = self.metrics.clone();
         m.watermark = (self.current > i64::MIN).then_some(self.current);
+        m.max_event_time = (self.newest > i64::MIN).then_some(self.newest);
         m
     }
 

@@ -12,6 +12,7 @@ use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
 use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
+use crate::python::agg::PyAggs;
 use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeSet, HashMap};
 use tillflow_types::{Row, Value};
@@ -87,6 +88,9 @@ pub struct SessionWindowAggregate {
     out: Row,
     metrics: OperatorMetrics,
     late: Option<SharedLateSink>,
+    /// The Python aggregate calls: their rows wait in the accumulators (merged sessions join
+    /// them) and go to Python, all the sessions a watermark fires in one request.
+    py: Option<PyAggs>,
 }
 
 impl SessionWindowAggregate {
@@ -106,6 +110,7 @@ impl SessionWindowAggregate {
         calls: Vec<AggCall>,
     ) -> Self {
         SessionWindowAggregate {
+            py: PyAggs::of(&calls, Vec::new()),
             gap,
             mode,
             time_col,
@@ -126,7 +131,20 @@ impl SessionWindowAggregate {
         }
     }
 
+    /// The types of the partition keys then the group keys, to name a group in a Python
+    /// function's error.
+    pub fn with_key_types(mut self, types: Vec<tillflow_types::DataType>) -> Self {
+        if let Some(py) = self.py.as_mut() {
+            py.set_key_types(types);
+        }
+        self
+    }
+
     fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        // with Python calls: the groups of every session fired, keyed by partition and group
+        // key, settled together before they are emitted
+        let mut fired: Vec<(Box<[u8]>, Vec<Acc>)> = Vec::new();
+        let mut bounds: Vec<(i64, i64)> = Vec::new();
         while let Some(&(end, id)) = self.timers.first() {
             if window_max_timestamp(end) > time {
                 break;
@@ -143,6 +161,20 @@ impl SessionWindowAggregate {
             };
             let session = entry.sessions.swap_remove(pos);
             let now_empty = entry.sessions.is_empty();
+            if self.py.is_some() {
+                for (gkey, accs) in session.groups {
+                    let mut k = key.to_vec();
+                    k.extend_from_slice(&gkey);
+                    fired.push((k.into(), accs));
+                    bounds.push((session.start, session.end));
+                }
+                if now_empty {
+                    if let Some(k) = self.keys_by_id.remove(&id) {
+                        self.state.remove(&k);
+                    }
+                }
+                continue;
+            }
             for (gkey, accs) in &session.groups {
                 self.out.clear();
                 decode_key_into(key, &mut self.out)
@@ -164,6 +196,25 @@ impl SessionWindowAggregate {
                 if let Some(k) = self.keys_by_id.remove(&id) {
                     self.state.remove(&k);
                 }
+            }
+        }
+        if let Some(py) = self.py.as_mut() {
+            py.settle_all(&mut fired)?;
+            for ((key, accs), (start, end)) in fired.iter().zip(bounds) {
+                self.out.clear();
+                decode_key_into(key, &mut self.out)
+                    .ok_or_else(|| RuntimeError::State("corrupt session key".into()))?;
+                for (acc, call) in accs.iter().zip(&self.calls) {
+                    let v = acc.value(call, &mut self.out.heap);
+                    self.out.values.push(v);
+                }
+                self.out.values.push(Value::Timestamp(start));
+                self.out.values.push(Value::Timestamp(end));
+                self.out
+                    .values
+                    .push(Value::Timestamp(window_max_timestamp(end)));
+                self.metrics.records_out += 1;
+                out.emit(&self.out)?;
             }
         }
         Ok(())

@@ -68,6 +68,7 @@ fn head(input: &Path) -> String {
         "weighted_avg",
         "top_skus",
         "py_sum",
+        "py_sum_m",
         "fragile_sum",
     ] {
         s.push_str(&format!(
@@ -410,46 +411,59 @@ fn sqlite_rows(db: &Path, select: &str) -> Vec<String> {
     v
 }
 
+/// Weighted average and top SKUs per TUMBLE window, beside COUNT(*): with the default bundle
+/// size (each window's rows go to Python when it fires) and with bundles of 13 rows (the open
+/// windows' rows go to Python every 13 rows, their accumulators pickled in between).
 #[test]
 fn python_aggregates_over_tumble_windows_give_pythons_answers() {
     let (dir, input) = input(3000);
-    let (ok, err, got) = run(
-        dir.path(),
-        &input,
-        "window_start TIMESTAMP(3), store_id INT, wa DOUBLE, top STRING, n BIGINT",
-        "SELECT window_start, store_id, weighted_avg(unit_price, qty), top_skus(sku), COUNT(*) \
-         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
-         GROUP BY window_start, window_end, store_id",
-        "",
-    );
-    assert!(ok, "{err}");
-    assert!(got.len() > 30, "{} windows", got.len());
-    same_rows(&got, &reference(&["udaf_window", &input.to_string_lossy()]));
+    let want = reference(&["udaf_window", &input.to_string_lossy()]);
+    for extra in ["", "SET 'python.fn-execution.bundle.size' = '13';\n"] {
+        let (ok, err, got) = run(
+            dir.path(),
+            &input,
+            "window_start TIMESTAMP(3), store_id INT, wa DOUBLE, top STRING, n BIGINT",
+            "SELECT window_start, store_id, weighted_avg(unit_price, qty), top_skus(sku), COUNT(*) \
+             FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+             GROUP BY window_start, window_end, store_id",
+            extra,
+        );
+        assert!(ok, "{err}");
+        assert!(got.len() > 30, "{} windows", got.len());
+        same_rows(&got, &want);
+        std::fs::remove_dir_all(dir.path().join("out")).expect("clean");
+    }
 }
 
+/// A running GROUP BY over an updating input (a per-SKU aggregate's -U/+U) retracts rows from
+/// its Python accumulators; its final rows are Python's over the final input, in one bundle
+/// per chunk and in bundles of 5 rows (accumulators pickled and unpickled between bundles).
 #[test]
 fn a_python_aggregate_over_an_updating_input_retracts() {
     let (dir, input) = input(3000);
-    let db = dir.path().join("out.db");
-    let script = format!(
-        "{}CREATE TABLE out (store_id INT, wa DOUBLE, skus BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) \
-         WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'out');\n\
-         INSERT INTO out SELECT store_id, weighted_avg(CAST(units AS DOUBLE), n), COUNT(*) FROM \
-         (SELECT store_id, sku, SUM(qty) AS units, COUNT(*) AS n FROM events GROUP BY store_id, sku) \
-         GROUP BY store_id;\n",
-        head(&input),
-        db.display()
-    );
-    let (ok, err) = common::tillflow(&script, dir.path());
-    assert!(ok, "{err}");
-    let got = sqlite_rows(
-        &db,
-        "SELECT json_object('store_id', store_id, 'wa', wa, 'skus', skus) FROM out",
-    );
-    same_rows(
-        &got,
-        &reference(&["udaf_updating", &input.to_string_lossy()]),
-    );
+    let want = reference(&["udaf_updating", &input.to_string_lossy()]);
+    for (i, extra) in ["", "SET 'python.fn-execution.bundle.size' = '5';\n"]
+        .iter()
+        .enumerate()
+    {
+        let db = dir.path().join(format!("out{i}.db"));
+        let script = format!(
+            "{extra}{}CREATE TABLE out (store_id INT, wa DOUBLE, skus BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) \
+             WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'out');\n\
+             INSERT INTO out SELECT store_id, weighted_avg(CAST(units AS DOUBLE), n), COUNT(*) FROM \
+             (SELECT store_id, sku, SUM(qty) AS units, COUNT(*) AS n FROM events GROUP BY store_id, sku) \
+             GROUP BY store_id;\n",
+            head(&input),
+            db.display()
+        );
+        let (ok, err) = common::tillflow(&script, dir.path());
+        assert!(ok, "{err}");
+        let got = sqlite_rows(
+            &db,
+            "SELECT json_object('store_id', store_id, 'wa', wa, 'skus', skus) FROM out",
+        );
+        same_rows(&got, &want);
+    }
 }
 
 #[test]
@@ -499,7 +513,9 @@ fn a_python_exception_in_accumulate_fails_the_job_naming_function_key_and_traceb
 }
 
 /// HOP (panes), CUMULATE (a running aggregate per period) and SESSION (merged sessions) windows
-/// give a Python SUM the rows the built-in SUM gets: every window's two sums are equal.
+/// give a Python SUM the rows the built-in SUM gets: every window's sums are equal, for a
+/// function without `merge` (its rows wait until their windows fire) and one with it (given to
+/// Python every 7 rows, then merged).
 #[test]
 fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
     let (dir, input) = input(2000);
@@ -511,12 +527,12 @@ fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
         let (ok, err, got) = run(
             dir.path(),
             &input,
-            "store_id INT, window_end TIMESTAMP(3), a BIGINT, b BIGINT, n BIGINT",
+            "store_id INT, window_end TIMESTAMP(3), a BIGINT, m BIGINT, b BIGINT, n BIGINT",
             &format!(
-                "SELECT store_id, window_end, py_sum(qty), SUM(qty), COUNT(*) FROM TABLE({window}) \
-                 GROUP BY window_start, window_end, store_id"
+                "SELECT store_id, window_end, py_sum(qty), py_sum_m(qty), SUM(qty), COUNT(*) \
+                 FROM TABLE({window}) GROUP BY window_start, window_end, store_id"
             ),
-            "",
+            "SET 'python.fn-execution.bundle.size' = '7';\n",
         );
         assert!(ok, "{window}: {err}");
         assert!(got.len() > 40, "{window}: {} rows", got.len());
@@ -524,6 +540,7 @@ fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
         for line in &got {
             let v: Value = serde_json::from_str(line).expect("json");
             assert_eq!(v["a"], v["b"], "{window}: {line}");
+            assert_eq!(v["m"], v["b"], "{window}: {line}");
             total += v["n"].as_i64().unwrap_or(0);
         }
         assert!(total >= 2000, "{window}: {total} rows counted");

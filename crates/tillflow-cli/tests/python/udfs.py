@@ -253,3 +253,16 @@ class FragileSum(PySum):
 
 
 fragile_sum = FragileSum
+
+
+@udaf(result_type="BIGINT")
+class PySumMerging(PySum):
+    """PySum with merge: HOP panes and CUMULATE steps given to Python early merge."""
+
+    def merge(self, acc, accs):
+        for a in accs:
+            acc[0] += a[0]
+            acc[1] += a[1]
+
+
+py_sum_m = PySumMerging

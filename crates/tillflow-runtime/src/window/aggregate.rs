@@ -64,6 +64,8 @@ pub struct WindowAggregate {
     /// The Python aggregate calls (Flink's `PythonGroupWindowAggregate`): their rows wait in
     /// the accumulators and go to Python when a window fires ([`crate::python::agg`]).
     py: Option<PyAggs>,
+    /// Rows given to Python accumulators since they were last compacted.
+    py_rows: usize,
 }
 
 /// Adds `row` to a group's accumulators: its values, or, for a partial, its accumulators merged.
@@ -159,6 +161,7 @@ impl WindowAggregate {
             late: None,
             partials: None,
             py: PyAggs::of(&calls, Vec::new()),
+            py_rows: 0,
             calls,
         }
     }
@@ -169,6 +172,36 @@ impl WindowAggregate {
             py.set_key_types(types);
         }
         self
+    }
+
+    /// Gives the rows waiting in the open windows' Python accumulators to Python (one request
+    /// per [`crate::python::agg::SETTLE_GROUPS`] groups), so that a long window keeps pickled
+    /// accumulators instead of its rows: after every `python.fn-execution.bundle.size` rows.
+    /// Not where slices are merged (HOP panes, CUMULATE steps) and a function has no `merge`:
+    /// its rows then wait until their windows fire, where joining them needs no `merge`.
+    fn compact(&mut self) -> Result<()> {
+        self.py_rows = 0;
+        let sliced = self.cumulations.is_some() || self.hop_next.is_some();
+        let Some(py) = self.py.as_mut() else {
+            return Ok(());
+        };
+        if sliced
+            && self
+                .calls
+                .iter()
+                .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
+        {
+            return Ok(());
+        }
+        for w in &mut self.windows {
+            py.set_window(Some((w.start, w.end)));
+            py.settle_state(&mut w.groups, None)?;
+        }
+        for c in self.cumulations.iter_mut().flatten() {
+            py.set_window(Some((c.start, c.next_end)));
+            py.settle_state(&mut c.groups, None)?;
+        }
+        Ok(())
     }
 
     fn window_index(&mut self, start: i64, end: i64) -> usize {
@@ -519,6 +552,12 @@ impl Operator for WindowAggregate {
             })?;
         }
         self.assigned = assigned;
+        if kept && self.py.is_some() {
+            self.py_rows += 1;
+            if self.py_rows >= self.py.as_ref().map_or(usize::MAX, |p| p.limits().size) {
+                self.compact()?;
+            }
+        }
         Ok(())
     }
 

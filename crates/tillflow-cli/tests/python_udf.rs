@@ -487,6 +487,40 @@ fn a_python_aggregate_without_retract_over_an_updating_input_is_refused() {
 }
 
 #[test]
+fn python_aggregates_are_refused_clearly_where_they_cannot_run() {
+    let (dir, input) = input(10);
+    let cases = [
+        (
+            "SELECT store_id, py_sum(DISTINCT qty) FROM events GROUP BY store_id;",
+            "Python aggregate function py_sum does not take DISTINCT",
+        ),
+        (
+            "SELECT py_sum(qty) OVER (PARTITION BY store_id ORDER BY event_time) FROM events;",
+            "Python aggregate function PY_SUM over an OVER window is not supported",
+        ),
+        (
+            "SELECT store_id, py_sum(qty) FROM TABLE(COUNT_WINDOW(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), 10)) \
+             GROUP BY window_start, window_end, store_id;",
+            "in a COUNT_WINDOW is not supported",
+        ),
+        (
+            "SELECT * FROM events, LATERAL TABLE(py_sum(qty));",
+            "is an aggregate function",
+        ),
+        (
+            "SELECT sku FROM events WHERE py_sum(qty) > 3;",
+            "not allowed here",
+        ),
+    ];
+    for (sql, want) in cases {
+        let script = format!("{}{sql}\n", head(&input));
+        let (ok, err) = common::tillflow(&script, dir.path());
+        assert!(!ok, "{sql} ran");
+        assert!(err.contains(want), "`{want}` missing for {sql}: {err}");
+    }
+}
+
+#[test]
 fn a_python_exception_in_accumulate_fails_the_job_naming_function_key_and_traceback() {
     let (dir, input) = input(300);
     let (ok, err, _) = run(

@@ -19,7 +19,7 @@ use crate::operator::{Emit, Operator, OperatorMetrics};
 use crate::python::agg::{GroupAccs, PyAggs};
 use crate::state::{read_u64, KeyedState, StateValue};
 use crate::ttl::StateTtl;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Instant;
 use tillflow_types::{Row, RowKind};
 
@@ -207,7 +207,7 @@ struct PyBundle {
     /// The groups the bundle touched, in order, with the row last emitted for each (None: it
     /// had none).
     touched: Vec<(Box<[u8]>, Option<Row>)>,
-    seen: HashMap<Box<[u8]>, ()>,
+    seen: HashSet<Box<[u8]>>,
 }
 
 impl GroupAccs for KeyedState<GroupState> {
@@ -271,7 +271,7 @@ impl GroupAggregate {
             first_at: None,
             held: None,
             touched: Vec::new(),
-            seen: HashMap::new(),
+            seen: HashSet::new(),
         });
         self
     }
@@ -308,7 +308,7 @@ impl GroupAggregate {
         for row in &b.rows[..b.n] {
             encode_key(&mut self.key, row, &self.keys);
             let retract = !row.kind.is_addition();
-            if !b.seen.contains_key(self.key.as_slice()) {
+            if !b.seen.contains(self.key.as_slice()) {
                 let before = match self.state.get_mut(&self.key) {
                     Some(g) if g.rows > 0 => {
                         let mut r = Row::with_capacity(8);
@@ -317,7 +317,7 @@ impl GroupAggregate {
                     }
                     _ => None,
                 };
-                b.seen.insert(self.key.as_slice().into(), ());
+                b.seen.insert(self.key.as_slice().into());
                 b.touched.push((self.key.as_slice().into(), before));
             }
             let g = self.state.get_or_insert_with(&self.key, || GroupState {

@@ -129,7 +129,7 @@ def resolve(target, kind, params, do_open):
     inner = getattr(obj, "_func", obj)
     if inspect.isclass(inner):
         inner = inner()
-    if kind != "table" and is_aggregate(inner):
+    if is_aggregate(inner):
         return resolve_aggregate(obj, inner, target, params, do_open)
     if kind == "aggregate":
         raise ValueError("%s is not an aggregate function (it needs create_accumulator, "

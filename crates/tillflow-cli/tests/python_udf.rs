@@ -70,6 +70,7 @@ fn head(input: &Path) -> String {
         "py_sum",
         "py_sum_m",
         "fragile_sum",
+        "pandas_mean",
     ] {
         s.push_str(&format!(
             "CREATE TEMPORARY FUNCTION {f} AS 'udfs.{f}' LANGUAGE PYTHON;\n"
@@ -511,6 +512,10 @@ fn python_aggregates_are_refused_clearly_where_they_cannot_run() {
             "SELECT sku FROM events WHERE py_sum(qty) > 3;",
             "not allowed here",
         ),
+        (
+            "SELECT store_id, pandas_mean(unit_price) FROM events GROUP BY store_id;",
+            "is a vectorized (pandas) function",
+        ),
     ];
     for (sql, want) in cases {
         let script = format!("{}{sql}\n", head(&input));
@@ -553,32 +558,48 @@ fn a_python_exception_in_accumulate_fails_the_job_naming_function_key_and_traceb
 #[test]
 fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
     let (dir, input) = input(2000);
-    for window in [
-        "HOP(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '15' MINUTE)",
-        "CUMULATE(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '20' MINUTE)",
-        "SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), INTERVAL '4' SECOND)",
+    for (window, merges) in [
+        (
+            "HOP(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '15' MINUTE)",
+            true,
+        ),
+        (
+            "CUMULATE(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '20' MINUTE)",
+            true,
+        ),
+        // in-order rows only extend sessions: none merge
+        (
+            "SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), INTERVAL '4' SECOND)",
+            false,
+        ),
     ] {
-        let (ok, err, got) = run(
-            dir.path(),
-            &input,
-            "store_id INT, window_end TIMESTAMP(3), a BIGINT, m BIGINT, b BIGINT, n BIGINT",
-            &format!(
-                "SELECT store_id, window_end, py_sum(qty), py_sum_m(qty), SUM(qty), COUNT(*) \
-                 FROM TABLE({window}) GROUP BY window_start, window_end, store_id"
-            ),
-            "SET 'python.fn-execution.bundle.size' = '7';\n",
-        );
-        assert!(ok, "{window}: {err}");
-        assert!(got.len() > 40, "{window}: {} rows", got.len());
-        let mut total = 0;
-        for line in &got {
-            let v: Value = serde_json::from_str(line).expect("json");
-            assert_eq!(v["a"], v["b"], "{window}: {line}");
-            assert_eq!(v["m"], v["b"], "{window}: {line}");
-            total += v["n"].as_i64().unwrap_or(0);
+        for f in ["py_sum", "py_sum_m"] {
+            let (ok, err, got) = run(
+                dir.path(),
+                &input,
+                "store_id INT, window_end TIMESTAMP(3), a BIGINT, b BIGINT, n BIGINT",
+                &format!(
+                    "SELECT store_id, window_end, {f}(qty), SUM(qty), COUNT(*) \
+                     FROM TABLE({window}) GROUP BY window_start, window_end, store_id"
+                ),
+                "SET 'python.fn-execution.bundle.size' = '7';\n",
+            );
+            assert!(ok, "{window}: {err}");
+            assert!(got.len() > 40, "{window}: {} rows", got.len());
+            let mut total = 0;
+            for line in &got {
+                let v: Value = serde_json::from_str(line).expect("json");
+                assert_eq!(v["a"], v["b"], "{window}, {f}: {line}");
+                total += v["n"].as_i64().unwrap_or(0);
+            }
+            assert!(total >= 2000, "{window}: {total} rows counted");
+            assert_eq!(
+                err.contains("py_sum_m merged accumulators"),
+                merges && f == "py_sum_m",
+                "{window}, {f}: {err}"
+            );
+            std::fs::remove_dir_all(dir.path().join("out")).expect("clean");
         }
-        assert!(total >= 2000, "{window}: {total} rows counted");
-        std::fs::remove_dir_all(dir.path().join("out")).expect("clean");
     }
 }
 

@@ -260,9 +260,17 @@ class PySumMerging(PySum):
     """PySum with merge: HOP panes and CUMULATE steps given to Python early merge."""
 
     def merge(self, acc, accs):
+        if not getattr(self, "said", False):
+            self.said = True
+            print("py_sum_m merged accumulators")  # to stderr: the tests look for it
         for a in accs:
             acc[0] += a[0]
             acc[1] += a[1]
 
 
 py_sum_m = PySumMerging
+
+
+# Shaped as PyFlink's @udaf(result_type=..., func_type="pandas"): a vectorized function, refused.
+pandas_mean = _Wrapper(lambda v: v.mean(), _DoubleType())
+pandas_mean._func_type = "pandas"

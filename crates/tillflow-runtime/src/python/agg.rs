@@ -75,7 +75,9 @@ impl PyAcc {
     /// function's `merge` when the group next goes to Python.
     pub fn merge(&mut self, other: PyAcc) {
         if self.state.is_empty() && self.merges.is_empty() {
+            // its accumulator becomes this one, with the value it gives
             self.state = other.state;
+            self.result = other.result;
         } else if !other.state.is_empty() {
             self.merges.push(other.state);
         }
@@ -540,6 +542,53 @@ fn show_key(key: &[u8], types: &[DataType]) -> String {
     crate::ops::python::show_row(&row, types)
 }
 
+/// Python aggregate calls for the operators' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A call of a Python SUM over input column `arg` (BIGINT; NULL over no values) whose
+    /// module is written to `dir`; `merge`: it has a merge method; `bundle`: the bundle size.
+    pub fn py_sum(dir: &std::path::Path, arg: usize, merge: bool, bundle: usize) -> AggCall {
+        let mut text = String::from(
+            "class S:\n\
+             \x20   result_type = 'BIGINT'\n\
+             \x20   def create_accumulator(self):\n        return [0, 0]\n\
+             \x20   def accumulate(self, acc, x):\n\
+             \x20       if x is not None:\n            acc[0] += x\n            acc[1] += 1\n\
+             \x20   def get_value(self, acc):\n        return acc[0] if acc[1] else None\n",
+        );
+        if merge {
+            text.push_str(
+                "    def merge(self, acc, accs):\n\
+                 \x20       for a in accs:\n            acc[0] += a[0]\n            acc[1] += a[1]\n",
+            );
+        }
+        let module = if merge { "summ" } else { "sum0" };
+        std::fs::write(dir.join(format!("{module}.py")), text).expect("module");
+        AggCall::python(PyAggSpec {
+            target: PyTarget {
+                name: module.into(),
+                target: format!("{module}.S"),
+                kind: super::super::PyKind::Aggregate,
+                results: vec![DataType::BigInt],
+            },
+            env: PythonEnv {
+                paths: vec![dir.to_string_lossy().into_owned()],
+                ..PythonEnv::default()
+            },
+            args: vec![arg],
+            arg_types: vec![DataType::BigInt],
+            limits: BundleLimits {
+                size: bundle,
+                time_us: 1_000_000,
+            },
+            has_retract: false,
+            has_merge: merge,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,6 +775,24 @@ mod tests {
         let mut key = Vec::new();
         encode_value(&mut key, Value::Int(k), &[]);
         key.into()
+    }
+
+    /// A fresh accumulator that takes in a settled one (a CUMULATE period's first step) takes its
+    /// value too: it needs no Python until rows come.
+    #[test]
+    fn taking_in_a_settled_accumulator_keeps_its_value() {
+        let mut settled = PyAcc {
+            state: b"pickled".to_vec(),
+            ..PyAcc::default()
+        };
+        encode_value(&mut settled.result, Value::Int(139), &[]);
+        let mut fresh = PyAcc::default();
+        assert!(fresh.needs_python());
+        fresh.merge(settled);
+        assert!(!fresh.needs_python());
+        assert_eq!(fresh.value(&mut Vec::new()), Value::Int(139));
+        fresh.push(&spec(), &Row::default(), false);
+        assert!(fresh.needs_python());
     }
 
     /// A result is kept encoded, and read back with its string in the caller's heap.

@@ -96,11 +96,8 @@ def resolve_aggregate(obj, func, target, params, do_open):
         if t is not None and not callable(t):
             break
         t = None
-    if t is None and callable(getattr(func, "get_result_type", None)):
-        try:
-            t = func.get_result_type()
-        except NotImplementedError:
-            t = None
+    if t is None and _defines(func, "get_result_type"):
+        t = func.get_result_type()
     if t is None:
         attr = target.rpartition(".")[2]
         raise ValueError(
@@ -126,6 +123,9 @@ def resolve(target, kind, params, do_open):
     obj = getattr(importlib.import_module(module), attr)
     if inspect.isclass(obj):
         obj = obj()
+    if getattr(obj, "_func_type", "general") == "pandas":
+        raise ValueError("%s is a vectorized (pandas) function (func_type='pandas'), which "
+                         "tillflow does not run: use a general function" % target)
     inner = getattr(obj, "_func", obj)
     if inspect.isclass(inner):
         inner = inner()

@@ -91,6 +91,8 @@ pub struct SessionWindowAggregate {
     /// The Python aggregate calls: their rows wait in the accumulators (merged sessions join
     /// them) and go to Python, all the sessions a watermark fires in one request.
     py: Option<PyAggs>,
+    /// Rows given to Python accumulators since they were last compacted.
+    py_rows: usize,
 }
 
 impl SessionWindowAggregate {
@@ -111,6 +113,7 @@ impl SessionWindowAggregate {
     ) -> Self {
         SessionWindowAggregate {
             py: PyAggs::of(&calls, Vec::new()),
+            py_rows: 0,
             gap,
             mode,
             time_col,
@@ -138,6 +141,62 @@ impl SessionWindowAggregate {
             py.set_key_types(types);
         }
         self
+    }
+
+    /// Gives the rows waiting in open sessions' Python accumulators to Python, after every
+    /// `python.fn-execution.bundle.size` rows, when every Python function has `merge` (sessions
+    /// that merge later merge the accumulators); without it, rows wait until their session
+    /// fires.
+    fn compact(&mut self) -> Result<()> {
+        self.py_rows = 0;
+        let Some(py) = self.py.as_mut() else {
+            return Ok(());
+        };
+        if self
+            .calls
+            .iter()
+            .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
+        {
+            return Ok(());
+        }
+        py.set_window(None);
+        let keys: Vec<Box<[u8]>> = self.keys_by_id.values().cloned().collect();
+        // (partition key, session, group) of each group gathered, in request order
+        let mut at: Vec<(usize, usize, usize)> = Vec::new();
+        let mut full = Vec::new();
+        for chunk in keys.chunks(crate::python::agg::SETTLE_GROUPS) {
+            py.clear();
+            at.clear();
+            for (ki, key) in chunk.iter().enumerate() {
+                let Some(entry) = self.state.get_mut(key) else {
+                    continue;
+                };
+                for (si, session) in entry.sessions.iter_mut().enumerate() {
+                    for (gi, (gkey, accs)) in session.groups.iter_mut().enumerate() {
+                        if py.needs_python(accs) {
+                            full.clear();
+                            full.extend_from_slice(key);
+                            full.extend_from_slice(gkey);
+                            py.add(&full, accs)?;
+                            at.push((ki, si, gi));
+                        }
+                    }
+                }
+            }
+            py.run(true)?;
+            for (i, &(ki, si, gi)) in at.iter().enumerate() {
+                let accs = self
+                    .state
+                    .get_mut(&chunk[ki])
+                    .and_then(|e| e.sessions.get_mut(si))
+                    .and_then(|s| s.groups.get_mut(gi));
+                if let Some((_, accs)) = accs {
+                    py.answer(i, accs);
+                }
+            }
+            py.clear();
+        }
+        Ok(())
     }
 
     fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
@@ -328,6 +387,12 @@ impl Operator for SessionWindowAggregate {
         update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
         self.timers.insert((end, id));
         entry.sessions.push(session);
+        if let Some(py) = &self.py {
+            self.py_rows += 1;
+            if self.py_rows >= py.limits().size {
+                self.compact()?;
+            }
+        }
         Ok(())
     }
 
@@ -414,5 +479,106 @@ impl super::Firing for SessionWindowAggregate {
     }
     fn late_sink(&self) -> &Option<SharedLateSink> {
         &self.late
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::AggKind;
+    use tillflow_types::DataType;
+
+    struct Collect(Vec<Vec<Value>>);
+    impl Emit for Collect {
+        fn emit(&mut self, row: &Row) -> Result<()> {
+            self.0.push(row.values.clone());
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sessions that merge (out-of-order rows bridge them) give Python SUMs what the built-in
+    /// SUM gives: with `merge` (rows given to Python every 5 rows, pickled accumulators merged)
+    /// and without (rows wait until the session fires).
+    #[test]
+    fn merging_sessions_give_python_sums_the_builtins_rows() {
+        const S: i64 = 1_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sum = AggCall {
+            kind: AggKind::Sum,
+            arg: Some(1),
+            distinct: false,
+            arg_type: DataType::BigInt,
+            result_type: DataType::BigInt,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: None,
+        };
+        let calls = vec![
+            sum,
+            crate::python::agg::testing::py_sum(dir.path(), 1, true, 5),
+        ];
+        let mut op = SessionWindowAggregate::new(
+            10 * S,
+            TimeMode::Event,
+            2,
+            vec![0],
+            Vec::new(),
+            calls.clone(),
+        );
+        let mut out = Collect(Vec::new());
+        let mut seed = 5u64;
+        let mut max_ts = 0;
+        for i in 0..600i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            // gaps of 0-24 s (sessions end), some rows 0-30 s early (bridging sessions)
+            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
+            let row = Row {
+                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            op.process(&row, &mut out).expect("process");
+            max_ts = max_ts.max(ts);
+            op.on_watermark(max_ts - 40 * S, &mut out)
+                .expect("watermark");
+        }
+        op.on_end(&mut out).expect("end");
+        assert!(out.0.len() > 20, "{} sessions", out.0.len());
+        for row in &out.0 {
+            assert_eq!(row[1], row[2], "{row:?}");
+        }
+        // without merge: the rows wait in the sessions; the same sums
+        let mut calls = calls;
+        calls[1] = crate::python::agg::testing::py_sum(dir.path(), 1, false, 5);
+        let mut op =
+            SessionWindowAggregate::new(10 * S, TimeMode::Event, 2, vec![0], Vec::new(), calls);
+        let mut again = Collect(Vec::new());
+        let mut seed = 5u64;
+        let mut max_ts = 0;
+        for i in 0..600i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
+            let row = Row {
+                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            op.process(&row, &mut again).expect("process");
+            max_ts = max_ts.max(ts);
+            op.on_watermark(max_ts - 40 * S, &mut again)
+                .expect("watermark");
+        }
+        op.on_end(&mut again).expect("end");
+        assert_eq!(again.0, out.0);
     }
 }

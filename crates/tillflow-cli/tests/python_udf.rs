@@ -603,10 +603,10 @@ fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
     }
 }
 
-/// A job with Python aggregates (a TUMBLE window's and a running GROUP BY's) aborted right
-/// after its second checkpoint and run again from it ends with the rows of a run never
-/// interrupted: the accumulators (pickled, and rows not yet given to Python) are in the
-/// checkpoint.
+/// A job with Python aggregates (a TUMBLE window's and a running GROUP BY's) on two workers,
+/// aborted right after its second checkpoint and run again from it on three, ends with the rows
+/// of a run never interrupted: the accumulators (pickled, and rows not yet given to Python) are
+/// in the checkpoint, in their groups' key groups.
 #[test]
 fn python_aggregates_resume_from_a_checkpoint_as_if_never_stopped() {
     let (dir, input) = input(20_000);
@@ -655,7 +655,8 @@ fn python_aggregates_resume_from_a_checkpoint_as_if_never_stopped() {
     };
     let run = |path: &Path, crash: Option<u32>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_tillflow"));
-        c.args(["run", "--quiet", "--no-http", "--parallelism", "2"])
+        let workers = if crash.is_some() { "2" } else { "3" };
+        c.args(["run", "--quiet", "--no-http", "--parallelism", workers])
             .arg(path)
             .current_dir(d);
         if let Some(n) = crash {

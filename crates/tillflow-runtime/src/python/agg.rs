@@ -7,12 +7,15 @@
 //! the key encoding, [`crate::keys::encode_value`]), accumulators to merge into it, and the
 //! value `get_value` last gave. Adding a row costs no call to Python: rows wait in the
 //! accumulator until the operator needs its value (a window fires, a bundle of a group
-//! aggregate ends), and then every group the operator needs goes to the worker in one request
-//! ([`PyAggs`]), which unpickles (or creates) each accumulator, merges, accumulates and retracts
-//! its rows, and answers each value and, when the operator keeps the group, the accumulator
-//! pickled again. Merging two accumulators whose rows have not been given to Python yet only
-//! joins their rows (sessions, HOP panes, CUMULATE slices): the function's `merge` is called
-//! only for accumulators that have been pickled.
+//! aggregate ends) or holds many rows (a window operator gives them to Python every
+//! `python.fn-execution.bundle.size` rows where it can), and then every group the operator
+//! needs goes to the worker in one request ([`PyAggs`]), which unpickles (or creates) each
+//! accumulator, merges, accumulates and retracts its rows, and answers each value and, when the
+//! operator keeps the group, the accumulator pickled again. Merging two accumulators whose rows
+//! have not been given to Python yet only joins their rows (sessions, HOP panes, CUMULATE
+//! slices): the function's `merge` is called only for accumulators that have been pickled, and
+//! operators give rows to Python early only where that cannot happen or the functions have
+//! `merge`.
 
 use super::codec::{self, Reader};
 use super::{failure_error_at, CallError, PyTarget, PythonEnv, Worker};
@@ -463,15 +466,17 @@ impl PyAggs {
                 wanted.push(k);
             }
         }
+        let mut added: Vec<(&[u8], usize)> = Vec::new();
         for chunk in wanted.chunks(SETTLE_GROUPS) {
             self.clear();
-            for k in chunk {
+            added.clear();
+            for &k in chunk {
                 if let Some(accs) = state.accs_mut(k) {
-                    self.add(k, accs)?;
+                    added.push((k, self.add(k, accs)?));
                 }
             }
             self.run(true)?;
-            for (i, k) in chunk.iter().enumerate() {
+            for &(k, i) in &added {
                 if let Some(accs) = state.accs_mut(k) {
                     self.answer(i, accs);
                 }
@@ -483,7 +488,8 @@ impl PyAggs {
 
     /// Settles `groups` (each a key and its accumulators) in one request: each Python
     /// accumulator's rows given to Python and its value computed; `keep`: accumulators are
-    /// pickled back (the groups live on).
+    /// pickled back (the groups live on). Without `keep` the accumulators are spent: only their
+    /// values remain, for groups emitted and dropped.
     pub fn settle<'a>(
         &mut self,
         groups: impl IntoIterator<Item = (&'a [u8], &'a mut Vec<Acc>)>,

@@ -553,7 +553,7 @@ fn show_key(key: &[u8], types: &[DataType]) -> String {
 pub(crate) mod testing {
     use super::*;
 
-    /// A call of a Python SUM over input column `arg` (BIGINT; NULL over no values) whose
+    /// A call of a Python SUM (with retract) over input column `arg` (BIGINT; NULL over no values) whose
     /// module is written to `dir`; `merge`: it has a merge method; `bundle`: the bundle size.
     pub fn py_sum(dir: &std::path::Path, arg: usize, merge: bool, bundle: usize) -> AggCall {
         let mut text = String::from(
@@ -562,6 +562,8 @@ pub(crate) mod testing {
              \x20   def create_accumulator(self):\n        return [0, 0]\n\
              \x20   def accumulate(self, acc, x):\n\
              \x20       if x is not None:\n            acc[0] += x\n            acc[1] += 1\n\
+             \x20   def retract(self, acc, x):\n\
+             \x20       if x is not None:\n            acc[0] -= x\n            acc[1] -= 1\n\
              \x20   def get_value(self, acc):\n        return acc[0] if acc[1] else None\n",
         );
         if merge {
@@ -589,7 +591,7 @@ pub(crate) mod testing {
                 size: bundle,
                 time_us: 1_000_000,
             },
-            has_retract: false,
+            has_retract: true,
             has_merge: merge,
         })
     }

@@ -220,6 +220,7 @@ fn forecast_bench(rows: u64, keys: u64) {
         separator: None,
         retracts: false,
         lag: None,
+        python: None,
     };
     let sets: [(&str, Vec<AggCall>); 5] = [
         ("SUM (baseline)", vec![call(AggKind::Sum, &[])]),

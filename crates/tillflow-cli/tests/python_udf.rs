@@ -65,6 +65,12 @@ fn head(input: &Path) -> String {
         "dies_once",
         "always_dies",
         "chatty",
+        "weighted_avg",
+        "top_skus",
+        "py_sum",
+        "py_sum_m",
+        "fragile_sum",
+        "pandas_mean",
     ] {
         s.push_str(&format!(
             "CREATE TEMPORARY FUNCTION {f} AS 'udfs.{f}' LANGUAGE PYTHON;\n"
@@ -388,6 +394,318 @@ fn explain_shows_the_python_calc_and_correlate() {
         "add_one(f11) AS f12]",
         "Calc(select=[f12 AS y, w], where=[f10]",
         "where=[(store_id > 2)]",
+    ] {
+        assert!(text.contains(want), "`{want}` missing from:\n{text}");
+    }
+}
+
+/// Rows of a SQLite table as sorted JSON lines (`select` gives one JSON object per row).
+fn sqlite_rows(db: &Path, select: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("db");
+    let mut st = conn.prepare(select).expect("select");
+    let mut v: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Weighted average and top SKUs per TUMBLE window, beside COUNT(*): with the default bundle
+/// size (each window's rows go to Python when it fires) and with bundles of 13 rows (the open
+/// windows' rows go to Python every 13 rows, their accumulators pickled in between).
+#[test]
+fn python_aggregates_over_tumble_windows_give_pythons_answers() {
+    let (dir, input) = input(3000);
+    let want = reference(&["udaf_window", &input.to_string_lossy()]);
+    for extra in ["", "SET 'python.fn-execution.bundle.size' = '13';\n"] {
+        let (ok, err, got) = run(
+            dir.path(),
+            &input,
+            "window_start TIMESTAMP(3), store_id INT, wa DOUBLE, top STRING, n BIGINT",
+            "SELECT window_start, store_id, weighted_avg(unit_price, qty), top_skus(sku), COUNT(*) \
+             FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+             GROUP BY window_start, window_end, store_id",
+            extra,
+        );
+        assert!(ok, "{err}");
+        assert!(got.len() > 30, "{} windows", got.len());
+        same_rows(&got, &want);
+        std::fs::remove_dir_all(dir.path().join("out")).expect("clean");
+    }
+}
+
+/// A running GROUP BY over an updating input (a per-SKU aggregate's -U/+U) retracts rows from
+/// its Python accumulators; its final rows are Python's over the final input, in one bundle
+/// per chunk and in bundles of 5 rows (accumulators pickled and unpickled between bundles).
+#[test]
+fn a_python_aggregate_over_an_updating_input_retracts() {
+    let (dir, input) = input(3000);
+    let want = reference(&["udaf_updating", &input.to_string_lossy()]);
+    for (i, extra) in ["", "SET 'python.fn-execution.bundle.size' = '5';\n"]
+        .iter()
+        .enumerate()
+    {
+        let db = dir.path().join(format!("out{i}.db"));
+        let script = format!(
+            "{extra}{}CREATE TABLE out (store_id INT, wa DOUBLE, skus BIGINT, PRIMARY KEY (store_id) NOT ENFORCED) \
+             WITH ('connector' = 'sqlite', 'path' = '{}', 'table-name' = 'out');\n\
+             INSERT INTO out SELECT store_id, weighted_avg(CAST(units AS DOUBLE), n), COUNT(*) FROM \
+             (SELECT store_id, sku, SUM(qty) AS units, COUNT(*) AS n FROM events GROUP BY store_id, sku) \
+             GROUP BY store_id;\n",
+            head(&input),
+            db.display()
+        );
+        let (ok, err) = common::tillflow(&script, dir.path());
+        assert!(ok, "{err}");
+        let got = sqlite_rows(
+            &db,
+            "SELECT json_object('store_id', store_id, 'wa', wa, 'skus', skus) FROM out",
+        );
+        same_rows(&got, &want);
+    }
+}
+
+#[test]
+fn a_python_aggregate_without_retract_over_an_updating_input_is_refused() {
+    let (dir, input) = input(10);
+    let script = format!(
+        "{}SELECT store_id, top_skus(sku) FROM \
+         (SELECT store_id, sku, COUNT(*) AS n FROM events GROUP BY store_id, sku) GROUP BY store_id;\n",
+        head(&input)
+    );
+    let (ok, err) = common::tillflow(&script, dir.path());
+    assert!(!ok, "it ran");
+    for want in [
+        "top_skus",
+        "'udfs.top_skus'",
+        "has no retract method",
+        "updating",
+    ] {
+        assert!(err.contains(want), "`{want}` missing from: {err}");
+    }
+}
+
+#[test]
+fn python_aggregates_are_refused_clearly_where_they_cannot_run() {
+    let (dir, input) = input(10);
+    let cases = [
+        (
+            "SELECT store_id, py_sum(DISTINCT qty) FROM events GROUP BY store_id;",
+            "Python aggregate function py_sum does not take DISTINCT",
+        ),
+        (
+            "SELECT py_sum(qty) OVER (PARTITION BY store_id ORDER BY event_time) FROM events;",
+            "Python aggregate function PY_SUM over an OVER window is not supported",
+        ),
+        (
+            "SELECT store_id, py_sum(qty) FROM TABLE(COUNT_WINDOW(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), 10)) \
+             GROUP BY window_start, window_end, store_id;",
+            "in a COUNT_WINDOW is not supported",
+        ),
+        (
+            "SELECT * FROM events, LATERAL TABLE(py_sum(qty));",
+            "is an aggregate function",
+        ),
+        (
+            "SELECT sku FROM events WHERE py_sum(qty) > 3;",
+            "not allowed here",
+        ),
+        (
+            "SELECT store_id, pandas_mean(unit_price) FROM events GROUP BY store_id;",
+            "is a vectorized (pandas) function",
+        ),
+    ];
+    for (sql, want) in cases {
+        let script = format!("{}{sql}\n", head(&input));
+        let (ok, err) = common::tillflow(&script, dir.path());
+        assert!(!ok, "{sql} ran");
+        assert!(err.contains(want), "`{want}` missing for {sql}: {err}");
+    }
+}
+
+#[test]
+fn a_python_exception_in_accumulate_fails_the_job_naming_function_key_and_traceback() {
+    let (dir, input) = input(300);
+    let (ok, err, _) = run(
+        dir.path(),
+        &input,
+        "store_id INT, s BIGINT",
+        "SELECT store_id, fragile_sum(qty) \
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+         GROUP BY window_start, window_end, store_id",
+        "",
+    );
+    assert!(!ok);
+    for want in [
+        "Python function fragile_sum failed",
+        "accumulate(acc, 7)",
+        "ValueError: seven is unlucky",
+        "for the group by key (",
+        "2024-03-01 08:00:00",
+        "Python traceback",
+        "raise ValueError",
+    ] {
+        assert!(err.contains(want), "`{want}` missing from: {err}");
+    }
+}
+
+/// HOP (panes), CUMULATE (a running aggregate per period) and SESSION (merged sessions) windows
+/// give a Python SUM the rows the built-in SUM gets: every window's sums are equal, for a
+/// function without `merge` (its rows wait until their windows fire) and one with it (given to
+/// Python every 7 rows, then merged).
+#[test]
+fn python_aggregates_in_hop_cumulate_and_session_windows_equal_the_builtins() {
+    let (dir, input) = input(2000);
+    for (window, merges) in [
+        (
+            "HOP(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '15' MINUTE)",
+            true,
+        ),
+        (
+            "CUMULATE(TABLE events, DESCRIPTOR(event_time), INTERVAL '5' MINUTE, INTERVAL '20' MINUTE)",
+            true,
+        ),
+        // in-order rows only extend sessions: none merge
+        (
+            "SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), INTERVAL '4' SECOND)",
+            false,
+        ),
+    ] {
+        for f in ["py_sum", "py_sum_m"] {
+            let (ok, err, got) = run(
+                dir.path(),
+                &input,
+                "store_id INT, window_end TIMESTAMP(3), a BIGINT, b BIGINT, n BIGINT",
+                &format!(
+                    "SELECT store_id, window_end, {f}(qty), SUM(qty), COUNT(*) \
+                     FROM TABLE({window}) GROUP BY window_start, window_end, store_id"
+                ),
+                "SET 'python.fn-execution.bundle.size' = '7';\n",
+            );
+            assert!(ok, "{window}: {err}");
+            assert!(got.len() > 40, "{window}: {} rows", got.len());
+            let mut total = 0;
+            for line in &got {
+                let v: Value = serde_json::from_str(line).expect("json");
+                assert_eq!(v["a"], v["b"], "{window}, {f}: {line}");
+                total += v["n"].as_i64().unwrap_or(0);
+            }
+            assert!(total >= 2000, "{window}: {total} rows counted");
+            assert_eq!(
+                err.contains("py_sum_m merged accumulators"),
+                merges && f == "py_sum_m",
+                "{window}, {f}: {err}"
+            );
+            std::fs::remove_dir_all(dir.path().join("out")).expect("clean");
+        }
+    }
+}
+
+/// A job with Python aggregates (a TUMBLE window's and a running GROUP BY's) on two workers,
+/// aborted right after its second checkpoint and run again from it on three, ends with the rows
+/// of a run never interrupted: the accumulators (pickled, and rows not yet given to Python) are
+/// in the checkpoint, in their groups' key groups.
+#[test]
+fn python_aggregates_resume_from_a_checkpoint_as_if_never_stopped() {
+    let (dir, input) = input(20_000);
+    let d = dir.path();
+    let script = |db: &str, checkpoints: bool| {
+        let mut s = String::new();
+        if checkpoints {
+            s.push_str(&format!(
+                "SET 'execution.checkpointing.interval' = '5 ms';\nSET 'state.checkpoints.dir' = '{}';\n",
+                d.join("checkpoints").display()
+            ));
+        }
+        s.push_str(&head(&input));
+        let db = d.join(db).display().to_string();
+        s.push_str(&format!(
+            "CREATE TABLE w (window_start TIMESTAMP(3), store_id INT, wa DOUBLE, top STRING, \
+             PRIMARY KEY (window_start, store_id) NOT ENFORCED) \
+             WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'w');\n\
+             CREATE TABLE g (channel STRING, s BIGINT, wa DOUBLE, PRIMARY KEY (channel) NOT ENFORCED) \
+             WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'g');\n\
+             EXECUTE STATEMENT SET BEGIN\n\
+             INSERT INTO w SELECT window_start, store_id, weighted_avg(unit_price, qty), top_skus(sku) \
+             FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+             GROUP BY window_start, window_end, store_id;\n\
+             INSERT INTO g SELECT channel, py_sum(qty), weighted_avg(unit_price, qty) FROM events GROUP BY channel;\n\
+             END;\n"
+        ));
+        s
+    };
+    let rows = |db: &str| {
+        let db = d.join(db);
+        let mut v = sqlite_rows(
+            &db,
+            "SELECT window_start || '|' || store_id || '|' || printf('%.9f', wa) || '|' || top FROM w",
+        );
+        v.extend(sqlite_rows(
+            &db,
+            "SELECT channel || '|' || s || '|' || printf('%.9f', wa) FROM g",
+        ));
+        v
+    };
+    let file = |name: &str, text: String| {
+        let p = d.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let run = |path: &Path, crash: Option<u32>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tillflow"));
+        let workers = if crash.is_some() { "2" } else { "3" };
+        c.args(["run", "--quiet", "--no-http", "--parallelism", workers])
+            .arg(path)
+            .current_dir(d);
+        if let Some(n) = crash {
+            c.env("TILLFLOW_CRASH_AFTER_CHECKPOINT", n.to_string());
+        }
+        c.output().expect("run")
+    };
+    let o = run(&file("reference.sql", script("reference.db", false)), None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = file("job.sql", script("out.db", true));
+    let o = run(&path, Some(2));
+    assert!(
+        !o.status.success(),
+        "the hook should have aborted the run after checkpoint 2"
+    );
+    let o = run(&path, None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (got, want) = (rows("out.db"), rows("reference.db"));
+    assert!(want.len() > 100, "{} rows", want.len());
+    assert!(
+        got == want,
+        "rows after the restore differ from an uninterrupted run's"
+    );
+}
+
+#[test]
+fn explain_shows_the_python_group_and_window_aggregates() {
+    let (dir, input) = input(10);
+    let script = format!(
+        "{}EXPLAIN SELECT store_id, py_sum(qty), COUNT(*) FROM events GROUP BY store_id;\n\
+         EXPLAIN SELECT window_start, store_id, weighted_avg(unit_price, qty) \
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+         GROUP BY window_start, window_end, store_id;\n",
+        head(&input)
+    );
+    let path = dir.path().join("e.sql");
+    std::fs::write(&path, script).expect("script");
+    let o = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for want in [
+        "PythonGroupAggregate(groupBy=[store_id], select=[store_id, py_sum(qty), COUNT(*)",
+        "PythonGroupWindowAggregate(groupBy=[store_id]",
+        "weighted_avg(unit_price, qty)",
     ] {
         assert!(text.contains(want), "`{want}` missing from:\n{text}");
     }

@@ -9,6 +9,7 @@ use crate::error::{Result, RuntimeError};
 use crate::expr::{compare, scale_of};
 use crate::forecast::{Model, ModelSpec};
 use crate::keys::encode_value;
+use crate::python::agg::{PyAcc, PyAggSpec};
 use crate::state::{read_u32, read_u64, StateValue};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -64,6 +65,8 @@ pub enum AggKind {
     Lag,
     /// `COLLECT(x)`: the non-NULL values as a MULTISET (empty, not NULL, when there are none)
     Collect,
+    /// A Python aggregate function ([`AggCall::python`] says which).
+    Python,
 }
 
 impl AggKind {
@@ -124,6 +127,8 @@ impl AggKind {
             AggKind::ArrayAgg => DataType::array(arg),
             AggKind::Collect => DataType::multiset(arg),
             AggKind::IsAnomaly => DataType::Boolean,
+            // declared by the function ([`AggCall::python`])
+            AggKind::Python => arg,
             AggKind::Ewma
             | AggKind::EwmVar
             | AggKind::HoltWinters
@@ -195,6 +200,33 @@ pub struct AggCall {
     pub retracts: bool,
     /// LAG's offset and default.
     pub lag: Option<LagSpec>,
+    /// A Python aggregate function's call ([`AggKind::Python`]): the function, its arguments.
+    pub python: Option<std::sync::Arc<PyAggSpec>>,
+}
+
+impl AggCall {
+    /// A call of a Python aggregate function.
+    pub fn python(spec: PyAggSpec) -> AggCall {
+        let ty = spec
+            .target
+            .results
+            .first()
+            .copied()
+            .unwrap_or(DataType::String(None));
+        AggCall {
+            kind: AggKind::Python,
+            arg: spec.args.first().copied(),
+            distinct: false,
+            arg_type: spec.arg_types.first().copied().unwrap_or(DataType::Null),
+            result_type: ty,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: Some(std::sync::Arc::new(spec)),
+        }
+    }
 }
 
 impl AggCall {
@@ -300,11 +332,16 @@ pub enum Acc {
         /// Accumulator over the distinct values.
         inner: Box<Acc>,
     },
+    /// A Python aggregate function's accumulator ([`crate::python::agg`]).
+    Python(Box<PyAcc>),
 }
 
 impl Acc {
     /// A fresh accumulator for `call`.
     pub fn new(call: &AggCall) -> Acc {
+        if call.python.is_some() {
+            return Acc::Python(Box::default());
+        }
         if let Some(spec) = &call.model {
             return Acc::Model(Model::new(spec));
         }
@@ -354,6 +391,16 @@ impl Acc {
         retract: bool,
         scratch: &mut Vec<u8>,
     ) -> Result<()> {
+        if let (Acc::Python(acc), Some(spec)) = (&mut *self, &call.python) {
+            // NULL arguments are passed (as None); only a FILTER keeps a row out
+            if call
+                .filter
+                .is_none_or(|f| row.values.get(f) == Some(&Value::Bool(true)))
+            {
+                acc.push(spec, row, retract);
+            }
+            return Ok(());
+        }
         let Some(v) = call.input(row) else {
             return Ok(());
         };
@@ -495,7 +542,8 @@ impl Acc {
                     ends.push(bytes.len() as u32);
                 }
             }
-            Acc::Model(_) => {}
+            // a Python accumulator takes whole rows ([`Acc::update`])
+            Acc::Model(_) | Acc::Python(_) => {}
             Acc::Distinct { seen, inner } => {
                 scratch.clear();
                 encode_value(scratch, v, heap);
@@ -585,6 +633,7 @@ impl Acc {
                 None => Value::Null,
             },
             Acc::Distinct { inner, .. } => inner.value(call, heap),
+            Acc::Python(p) => p.value(heap),
         }
     }
 
@@ -601,6 +650,7 @@ impl Acc {
             Acc::Model(Model::Ew { n, .. }) => *n == 0,
             Acc::Model(Model::Hw(hw)) => hw.n == 0,
             Acc::Distinct { seen, .. } => seen.is_empty(),
+            Acc::Python(p) => p.is_empty(),
         }
     }
 }
@@ -700,6 +750,7 @@ impl Acc {
                     }
                 }
             }
+            (Acc::Python(a), Acc::Python(b)) => a.merge(*b),
             (Acc::Model(_), _) => return Err(RuntimeError::Eval(
                 "forecasting and anomaly functions cannot merge (not usable in SESSION windows)"
                     .into(),
@@ -964,6 +1015,7 @@ const A_MODEL: u8 = 7;
 const A_WELFORD: u8 = 8;
 const A_VALUES: u8 = 9;
 const A_COUNTED: u8 = 10;
+const A_PYTHON: u8 = 11;
 
 /// Appends `v` in an encoding whose byte order is the values' order (for one kind of value): a
 /// kind tag, then integers and times as big-endian with the sign bit flipped, doubles in their
@@ -1115,6 +1167,10 @@ impl StateValue for Acc {
                     out.extend_from_slice(&c.to_le_bytes());
                 }
             }
+            Acc::Python(p) => {
+                out.push(A_PYTHON);
+                p.write(out);
+            }
             Acc::Distinct { seen, inner } => {
                 out.push(A_DISTINCT);
                 out.extend_from_slice(&(seen.len() as u64).to_le_bytes());
@@ -1189,6 +1245,7 @@ impl StateValue for Acc {
                     inner: Box::new(Acc::read(input, at)?),
                 }
             }
+            A_PYTHON => Acc::Python(Box::new(PyAcc::read(input, at)?)),
             A_COUNTED => {
                 let n = read_u64(input, at)?;
                 let mut map = BTreeMap::new();
@@ -1248,6 +1305,7 @@ mod tests {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         }
     }
 
@@ -1320,6 +1378,7 @@ mod value_aggs {
             separator: Some("|".into()),
             retracts,
             lag: None,
+            python: None,
         }
     }
 
@@ -1590,6 +1649,7 @@ mod lag_tests {
                 offset: 2,
                 default: default.into(),
             }),
+            python: None,
         };
         let mut acc = Acc::new(&call);
         let mut heap = vec![];

@@ -73,6 +73,7 @@ fn calls() -> Vec<AggCall> {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         },
         AggCall {
             kind: AggKind::Sum,
@@ -85,6 +86,7 @@ fn calls() -> Vec<AggCall> {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         },
         AggCall {
             kind: AggKind::Max,
@@ -97,6 +99,7 @@ fn calls() -> Vec<AggCall> {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         },
     ]
 }
@@ -224,6 +227,7 @@ fn over_aggregations_survive_a_restore() {
         separator: None,
         retracts: false,
         lag: None,
+        python: None,
     });
     for frame in [
         OverFrame::RangeUnbounded,

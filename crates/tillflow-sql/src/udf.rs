@@ -20,10 +20,7 @@ use tillflow_runtime::python::{PyKind, PyTarget, PythonEnv, Resolved};
 use tillflow_types::DataType;
 
 /// Flink's defaults: bundles of at most 100,000 rows, sent after at most 1 s.
-pub const DEFAULT_LIMITS: BundleLimits = BundleLimits {
-    size: 100_000,
-    time_us: 1_000_000,
-};
+pub const DEFAULT_LIMITS: BundleLimits = tillflow_runtime::ops::python::DEFAULT_LIMITS;
 
 /// What a function's name stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,6 +199,55 @@ pub struct PyFunction {
     pub results: Vec<DataType>,
     /// Whether it says it is deterministic.
     pub deterministic: bool,
+    /// An aggregate function with a `retract` method of its own.
+    pub retract: bool,
+    /// An aggregate function with a `merge` method of its own.
+    pub merge: bool,
+}
+
+/// Whether the function named `upper` (upper case) is a Python aggregate function (loading it,
+/// once, to see; a function that cannot be loaded is not one, and fails where it is called).
+pub fn is_python_aggregate(upper: &str) -> bool {
+    let Some((functions, def)) = python(upper) else {
+        return false;
+    };
+    if !def.system && crate::statements::is_builtin(upper) {
+        return false;
+    }
+    loaded(&functions, &def, PyKind::Scalar).is_ok_and(|r| r.aggregate)
+}
+
+/// What a worker read off `def` loaded as a `kind` function (an aggregate function is loaded
+/// as a scalar one: the worker recognises it either way), once per environment.
+fn loaded(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result<Resolved> {
+    let FunctionBody::Python { target } = &def.body else {
+        return plan_err(format!("{} is not a Python function", def.name));
+    };
+    let kind = if kind == PyKind::Aggregate {
+        PyKind::Scalar
+    } else {
+        kind
+    };
+    let py = PyTarget {
+        name: def.name.clone(),
+        target: target.clone(),
+        kind,
+        results: Vec::new(),
+    };
+    let key = (kind, functions.client.clone());
+    let cached = def.resolved.lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some(r) = cached {
+        return Ok(r);
+    }
+    let mut r = tillflow_runtime::python::resolve(&functions.client, std::slice::from_ref(&py))
+        .map_err(|e| crate::error::SqlError::Plan(e.to_string()))?;
+    let Some(r) = r.pop() else {
+        return plan_err(format!("Python function {} was not loaded", def.name));
+    };
+    if let Ok(mut m) = def.resolved.lock() {
+        m.insert(key, r.clone());
+    }
+    Ok(r)
 }
 
 /// Loads `def` as a `kind` function (once per environment) and reads its result types.
@@ -215,23 +261,22 @@ pub fn resolve(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result
         kind,
         results: Vec::new(),
     };
-    let key = (kind, functions.client.clone());
-    let cached = def.resolved.lock().ok().and_then(|m| m.get(&key).cloned());
-    let resolved = match cached {
-        Some(r) => r,
-        None => {
-            let mut r =
-                tillflow_runtime::python::resolve(&functions.client, std::slice::from_ref(&py))
-                    .map_err(|e| crate::error::SqlError::Plan(e.to_string()))?;
-            let Some(r) = r.pop() else {
-                return plan_err(format!("Python function {} was not loaded", def.name));
-            };
-            if let Ok(mut m) = def.resolved.lock() {
-                m.insert(key, r.clone());
-            }
-            r
+    let resolved = loaded(functions, def, kind)?;
+    match (kind, resolved.aggregate) {
+        (PyKind::Aggregate, false) => {
+            return plan_err(format!(
+                "Python function {} ('{target}') is not an aggregate function (one has create_accumulator, accumulate and get_value methods)",
+                def.name
+            ))
         }
-    };
+        (PyKind::Scalar | PyKind::Table, true) => {
+            return plan_err(format!(
+                "Python function {} ('{target}') is an aggregate function: call it in the SELECT list of a GROUP BY query (or over the whole table)",
+                def.name
+            ))
+        }
+        _ => {}
+    }
     let mut results = Vec::new();
     for t in &resolved.result_types {
         let ty = crate::types::parse_type_name(t).map_err(|e| {
@@ -249,9 +294,9 @@ pub fn resolve(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result
         }
         results.push(ty);
     }
-    if results.is_empty() || (kind == PyKind::Scalar && results.len() != 1) {
+    if results.is_empty() || (kind != PyKind::Table && results.len() != 1) {
         return plan_err(format!(
-            "Python function {} ('{target}') declares {} result types; a scalar function has one",
+            "Python function {} ('{target}') declares {} result types; a scalar or aggregate function has one",
             def.name,
             results.len()
         ));
@@ -262,6 +307,8 @@ pub fn resolve(functions: &Functions, def: &FunctionDef, kind: PyKind) -> Result
         env: functions.env.clone(),
         results,
         deterministic: resolved.deterministic,
+        retract: resolved.retract,
+        merge: resolved.merge,
     })
 }
 

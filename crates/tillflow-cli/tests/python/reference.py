@@ -116,6 +116,53 @@ def left_table(path):
             yield {"store_id": r["store_id"], "c": c}
 
 
+def aggregate(func, groups, signs=None):
+    """What tillflow should give for each group of argument tuples: the aggregate function's
+    accumulator, each tuple accumulated in order, its value."""
+    out = {}
+    for key, args in groups.items():
+        acc = func.create_accumulator()
+        for a in args:
+            func.accumulate(acc, *a)
+        out[key] = func.get_value(acc)
+    return out
+
+
+def udaf_window(path):
+    """Per 10-minute TUMBLE window and store: weighted_avg(unit_price, qty), top_skus(sku),
+    COUNT(*)."""
+    prices, skus, counts = {}, {}, {}
+    for r in rows(path):
+        t = r["event_time"]
+        start = t.replace(minute=t.minute - t.minute % 10, second=0, microsecond=0)
+        key = (ts(start), r["store_id"])
+        prices.setdefault(key, []).append((r["unit_price"], r["qty"]))
+        skus.setdefault(key, []).append((r["sku"],))
+        counts[key] = counts.get(key, 0) + 1
+    wa = aggregate(udfs.weighted_avg._func, prices)
+    top = aggregate(udfs.top_skus(), skus)
+    for key in counts:
+        yield {"window_start": key[0], "store_id": key[1], "wa": wa[key], "top": top[key],
+               "n": counts[key]}
+
+
+def udaf_updating(path):
+    """Per store, over the final rows of the updating per-(store, SKU) aggregate:
+    weighted_avg(units, n) and COUNT(*)."""
+    per = {}
+    for r in rows(path):
+        units, n = per.get((r["store_id"], r["sku"]), (None, 0))
+        if r["qty"] is not None:
+            units = r["qty"] if units is None else units + r["qty"]
+        per[(r["store_id"], r["sku"])] = (units, n + 1)
+    groups = {}
+    for (store, _), (units, n) in per.items():
+        groups.setdefault(store, []).append((None if units is None else float(units), n))
+    wa = aggregate(udfs.weighted_avg._func, groups)
+    for store, args in groups.items():
+        yield {"store_id": store, "wa": wa[store], "skus": len(args)}
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "gen":
         gen(sys.argv[2], int(sys.argv[3]))

@@ -155,3 +155,122 @@ def always_dies(x):
 def chatty(x):
     print("a print from Python must not break the protocol", x)
     return x
+
+
+# Aggregate functions (PyFlink's AggregateFunction / @udaf), in the three ways a result type
+# can be given: PyFlink's wrapper (_func, _result_type), get_result_type(), and a stand-in
+# decorator that sets result_type.
+
+def udaf(result_type, accumulator_type=None):
+    def wrap(cls):
+        cls.result_type = result_type
+        return cls
+    return wrap
+
+
+class WeightedAvg:
+    """sum(price * qty) / sum(qty); the accumulator is [weighted sum, weight]."""
+
+    def create_accumulator(self):
+        return [0.0, 0]
+
+    def accumulate(self, acc, price, qty):
+        if price is not None and qty is not None:
+            acc[0] += price * qty
+            acc[1] += qty
+
+    def retract(self, acc, price, qty):
+        if price is not None and qty is not None:
+            acc[0] -= price * qty
+            acc[1] -= qty
+
+    def merge(self, acc, accs):
+        for a in accs:
+            acc[0] += a[0]
+            acc[1] += a[1]
+
+    def get_value(self, acc):
+        return None if acc[1] == 0 else acc[0] / acc[1]
+
+
+weighted_avg = _Wrapper(WeightedAvg(), _DoubleType())
+
+
+class TopSkus:
+    """The 3 SKUs sold most often (by rows, then by name), distinct, as 'sku:rows,...'; it has
+    no retract: an append-only input only."""
+
+    def get_result_type(self):
+        return "STRING"
+
+    def create_accumulator(self):
+        return {}
+
+    def accumulate(self, acc, sku):
+        if sku is not None:
+            acc[sku] = acc.get(sku, 0) + 1
+
+    def get_value(self, acc):
+        top = sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        return ",".join("%s:%d" % kv for kv in top)
+
+
+top_skus = TopSkus
+
+
+@udaf(result_type="BIGINT", accumulator_type="ARRAY<BIGINT>")
+class PySum:
+    """SUM as a Python aggregate (NULL over no values), with retract and without merge."""
+
+    def create_accumulator(self):
+        return [0, 0]
+
+    def accumulate(self, acc, x):
+        if x is not None:
+            acc[0] += x
+            acc[1] += 1
+
+    def retract(self, acc, x):
+        if x is not None:
+            acc[0] -= x
+            acc[1] -= 1
+
+    def get_value(self, acc):
+        return acc[0] if acc[1] else None
+
+
+py_sum = PySum
+
+
+@udaf(result_type="BIGINT")
+class FragileSum(PySum):
+    """PySum that cannot stand a 7."""
+
+    def accumulate(self, acc, x):
+        if x == 7:
+            raise ValueError("seven is unlucky")
+        PySum.accumulate(self, acc, x)
+
+
+fragile_sum = FragileSum
+
+
+@udaf(result_type="BIGINT")
+class PySumMerging(PySum):
+    """PySum with merge: HOP panes and CUMULATE steps given to Python early merge."""
+
+    def merge(self, acc, accs):
+        if not getattr(self, "said", False):
+            self.said = True
+            print("py_sum_m merged accumulators")  # to stderr: the tests look for it
+        for a in accs:
+            acc[0] += a[0]
+            acc[1] += a[1]
+
+
+py_sum_m = PySumMerging
+
+
+# Shaped as PyFlink's @udaf(result_type=..., func_type="pandas"): a vectorized function, refused.
+pandas_mean = _Wrapper(lambda v: v.mean(), _DoubleType())
+pandas_mean._func_type = "pandas"

@@ -34,13 +34,19 @@ pub struct PyCall {
 
 /// When a bundle goes to the worker: Flink's `python.fn-execution.bundle.size` and
 /// `python.fn-execution.bundle.time`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BundleLimits {
     /// Rows.
     pub size: usize,
     /// Microseconds the first row may wait.
     pub time_us: i64,
 }
+
+/// Flink's defaults: bundles of at most 100,000 rows, sent after at most 1 s.
+pub const DEFAULT_LIMITS: BundleLimits = BundleLimits {
+    size: 100_000,
+    time_us: 1_000_000,
+};
 
 /// What the two operators share: the worker, the gathered rows and the buffers of a round
 /// trip.
@@ -186,7 +192,7 @@ impl Bundles {
 }
 
 /// A row as `(v1, v2, …)` for messages.
-fn show_row(row: &Row, types: &[DataType]) -> String {
+pub(crate) fn show_row(row: &Row, types: &[DataType]) -> String {
     let mut s = String::from("(");
     for (i, v) in row.values.iter().enumerate() {
         if i > 0 {

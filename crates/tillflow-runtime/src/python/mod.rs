@@ -7,14 +7,25 @@
 //! worker's stdin and stdout; what a function prints goes to the worker's stderr, which is the
 //! job's. Every message is a frame: a little-endian `u32` length, then one kind byte and a body.
 //! - `I` (job → worker), JSON: the functions (`name`, `target` = `module.attr`, `kind` =
-//!   `scalar`/`table`) and the `paths` put in front of `sys.path` (`python.files`). The worker
-//!   imports each, reads its result type(s) from the `result_type` attribute (`result_types`
-//!   for table functions; PyFlink's `@udf`/`@udtf` wrappers keep them as `_result_type(s)`) and
-//!   answers `I` with `{"functions": [{"result_types": […], "deterministic": …}]}`.
+//!   `scalar`/`table`/`aggregate`) and the `paths` put in front of `sys.path` (`python.files`).
+//!   The worker imports each, reads its result type(s) from the `result_type` attribute
+//!   (`result_types` for table functions; PyFlink's `@udf`/`@udtf`/`@udaf` wrappers keep them
+//!   as `_result_type(s)`; an aggregate function may have `get_result_type()` instead) and
+//!   answers `I` with `{"functions": [{"result_types": […], "deterministic": …, "aggregate":
+//!   …, "retract": …, "merge": …}]}` (the last three for aggregate functions, which are
+//!   recognised by their methods whatever kind was asked for).
 //! - `B` (job → worker): a bundle of `n` rows, as `u32 n`, `u16` calls, and per call
 //!   `u16 function`, `u16 arguments` and each argument as a column ([`codec`]).
 //! - `R` (worker → job): per call, a scalar function's result column, or a table function's
 //!   `u32 m`, `m` × `u32` input row numbers, and its result columns of `m` values.
+//! - `A` (job → worker): aggregate groups ([`agg`]): `u16` calls, and per call `u16
+//!   function`, `u16 arguments`, `u8` 1 when the accumulators are wanted back, `u32 g` groups,
+//!   each as its pickled accumulator (`u32` length and bytes; empty: create one), `u32 m`
+//!   accumulators to merge into it (each `u32` length and bytes) and `u32` rows, then `u32 n`
+//!   rows in all, `n` bytes (1: retract the row, 0: accumulate it) and the argument columns of
+//!   the `n` rows, group after group ([`codec`]). The answer, `R`: per call, each group's
+//!   accumulator pickled again (`u32` length and bytes, when wanted) and the column of the `g`
+//!   values of `get_value`.
 //! - `E` (worker → job), JSON: `function`, `row` (in the bundle; −1 while importing),
 //!   `message` and Python's `traceback`. The job fails with them.
 //! - `Q` (job → worker): the end; the worker calls each function's `close()` and exits.
@@ -22,6 +33,7 @@
 //! A worker that dies (killed, out of memory, a crash in a C extension) is started again and
 //! given the bundle once more; a second death fails the job with the worker's exit status.
 
+pub mod agg;
 pub mod codec;
 
 use crate::error::{Result, RuntimeError};
@@ -43,6 +55,8 @@ pub enum PyKind {
     Scalar,
     /// `TableFunction` / `@udtf`, used as `LATERAL TABLE(f(…))`.
     Table,
+    /// `AggregateFunction` / `@udaf`, used in a GROUP BY query ([`agg`]).
+    Aggregate,
 }
 
 impl PyKind {
@@ -50,6 +64,7 @@ impl PyKind {
         match self {
             PyKind::Scalar => "scalar",
             PyKind::Table => "table",
+            PyKind::Aggregate => "aggregate",
         }
     }
 }
@@ -110,6 +125,13 @@ pub struct Resolved {
     pub result_types: Vec<String>,
     /// False when the function says it is not deterministic.
     pub deterministic: bool,
+    /// An aggregate function (`create_accumulator`, `accumulate`, `get_value`), whatever kind
+    /// was asked for.
+    pub aggregate: bool,
+    /// An aggregate function with a `retract` method of its own.
+    pub retract: bool,
+    /// An aggregate function with a `merge` method of its own.
+    pub merge: bool,
 }
 
 /// A failure the worker reported: the function, the row of the bundle, Python's message and
@@ -219,6 +241,9 @@ impl Worker {
             resolved.push(Resolved {
                 result_types: types,
                 deterministic: f["deterministic"].as_bool().unwrap_or(true),
+                aggregate: f["aggregate"].as_bool().unwrap_or(false),
+                retract: f["retract"].as_bool().unwrap_or(false),
+                merge: f["merge"].as_bool().unwrap_or(false),
             });
         }
         if resolved.len() != targets.len() {
@@ -234,7 +259,15 @@ impl Worker {
     /// Sends a bundle (`B` frame body) and returns the results (`R` frame body). A worker that
     /// died is started once more and given the bundle again.
     pub fn call(&mut self, bundle: &[u8]) -> std::result::Result<&[u8], CallError> {
-        let first = match self.exchange(b'B', &[bundle]) {
+        self.request(b'B', bundle)
+    }
+
+    /// Sends a request of `kind` (`B`: a bundle, `A`: aggregate groups) and returns the
+    /// results (`R` frame body). A worker that died is started once more and given the
+    /// request again (a request carries everything it needs: the worker keeps no state).
+    pub fn request(&mut self, kind: u8, body: &[u8]) -> std::result::Result<&[u8], CallError> {
+        let bundle = body;
+        let first = match self.exchange(kind, &[bundle]) {
             Err(CallError::Lost(first)) => first,
             Err(failed) => return Err(failed),
             Ok(_) => return Ok(&self.frame[1..]),
@@ -243,7 +276,7 @@ impl Worker {
         let (fresh, _) = Worker::start(&self.env, &self.targets, true)
             .map_err(|e| CallError::Lost(format!("{first}{status}; starting it again: {e}")))?;
         *self = fresh;
-        match self.exchange(b'B', &[bundle]) {
+        match self.exchange(kind, &[bundle]) {
             Err(CallError::Lost(second)) => {
                 let status = self.reap();
                 Err(CallError::Lost(format!(
@@ -295,7 +328,7 @@ impl Worker {
                     traceback: text("traceback"),
                 }))
             }
-            k if k == kind || (kind == b'B' && k == b'R') => Ok(&self.frame[1..]),
+            k if k == kind || (matches!(kind, b'B' | b'A') && k == b'R') => Ok(&self.frame[1..]),
             k => Err(CallError::Lost(format!(
                 "the worker answered with a frame of kind {k}"
             ))),
@@ -337,6 +370,13 @@ pub fn resolve(env: &PythonEnv, targets: &[PyTarget]) -> Result<Vec<Resolved>> {
 
 /// The job's error for a function's failure; `row` describes the row it failed on.
 pub fn failure_error(f: &PyFailure, row: Option<&str>) -> RuntimeError {
+    failure_error_at(f, "on the row", row)
+}
+
+/// The job's error for a function's failure; `place` (`on the row`) and `what` say where it
+/// failed.
+pub fn failure_error_at(f: &PyFailure, place: &str, what: Option<&str>) -> RuntimeError {
+    let row = what;
     let mut msg = if f.row == -1 {
         format!(
             "Python function {} could not be loaded: {}",
@@ -351,7 +391,7 @@ pub fn failure_error(f: &PyFailure, row: Option<&str>) -> RuntimeError {
         )
     };
     if let Some(r) = row {
-        msg.push_str(&format!("\n  on the row {}", short(r)));
+        msg.push_str(&format!("\n  {place} {}", short(r)));
     }
     let tb = f.traceback.trim_end();
     if !tb.is_empty() {

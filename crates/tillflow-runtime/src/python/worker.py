@@ -8,6 +8,7 @@ import importlib
 import inspect
 import json
 import os
+import pickle
 import signal
 import struct
 import sys
@@ -70,15 +71,69 @@ def type_sql(t):
     raise TypeError("result type %r is not one tillflow's Python functions return" % (t,))
 
 
+def _defines(func, name):
+    """Whether an aggregate function has method `name` of its own (PyFlink's base class
+    defines retract and merge as doing nothing: those do not count)."""
+    if not callable(getattr(func, name, None)):
+        return False
+    for cls in type(func).__mro__:
+        if name in cls.__dict__:
+            return not (cls.__module__ or "").startswith("pyflink.")
+    return True  # set on the instance
+
+
+def is_aggregate(func):
+    return all(callable(getattr(func, m, None))
+               for m in ("create_accumulator", "accumulate", "get_value"))
+
+
+def resolve_aggregate(obj, func, target, params, do_open):
+    """An aggregate function (PyFlink's AggregateFunction / @udaf): its result type from
+    `result_type` (`_result_type` on PyFlink's wrapper) or `get_result_type()`."""
+    t = None
+    for holder, name in ((obj, "result_type"), (obj, "_result_type"), (func, "result_type")):
+        t = getattr(holder, name, None)
+        if t is not None and not callable(t):
+            break
+        t = None
+    if t is None and _defines(func, "get_result_type"):
+        t = func.get_result_type()
+    if t is None:
+        attr = target.rpartition(".")[2]
+        raise ValueError(
+            "%s has no result type: decorate it with PyFlink's @udaf(result_type=...), set "
+            "%s.result_type = 'DOUBLE' or give it a get_result_type() method" % (target, attr))
+    close = None
+    if do_open and callable(getattr(func, "open", None)):
+        func.open(FunctionContext(params))
+    if callable(getattr(func, "close", None)):
+        close = func.close
+    info = {"aggregate": True, "retract": _defines(func, "retract"),
+            "merge": _defines(func, "merge")}
+    return func, [type_sql(t)], True, close, info
+
+
 def resolve(target, kind, params, do_open):
-    """Imports `module.attr` and returns (callable, result types, deterministic, close); calls
-    the function's open() when `do_open` (not while a query is planned)."""
+    """Imports `module.attr` and returns (callable, result types, deterministic, close, what
+    it is); calls the function's open() when `do_open` (not while a query is planned). An
+    aggregate function is recognised whatever kind was asked for (planning asks first)."""
     module, _, attr = target.rpartition(".")
     if not module:
         raise ValueError("'%s' is not 'module.function'" % target)
     obj = getattr(importlib.import_module(module), attr)
     if inspect.isclass(obj):
         obj = obj()
+    if getattr(obj, "_func_type", "general") == "pandas":
+        raise ValueError("%s is a vectorized (pandas) function (func_type='pandas'), which "
+                         "tillflow does not run: use a general function" % target)
+    inner = getattr(obj, "_func", obj)
+    if inspect.isclass(inner):
+        inner = inner()
+    if is_aggregate(inner):
+        return resolve_aggregate(obj, inner, target, params, do_open)
+    if kind == "aggregate":
+        raise ValueError("%s is not an aggregate function (it needs create_accumulator, "
+                         "accumulate and get_value methods)" % target)
     if kind == "table":
         types = None
         for name in ("result_types", "_result_types"):
@@ -111,7 +166,7 @@ def resolve(target, kind, params, do_open):
         func = func.eval
     if not callable(func):
         raise TypeError("%s is not callable" % target)
-    return func, [type_sql(t) for t in types], deterministic, close
+    return func, [type_sql(t) for t in types], deterministic, close, {}
 
 
 class Reader:
@@ -417,6 +472,50 @@ def call_table(name, func, cols, n, width):
     return index, res
 
 
+def call_aggregate(name, func, groups, signs, cols, want_state):
+    """Each group's accumulator (unpickled, or created), other accumulators merged into it,
+    its rows accumulated (or retracted), then its value and (`want_state`) its accumulator
+    pickled again."""
+    rows = list(zip(*cols)) if cols else [()] * len(signs)
+    states = []
+    vals = []
+    i = 0
+    for gi, (st, merges, n) in enumerate(groups):
+        step = "create_accumulator"
+        args = None
+        try:
+            if st:
+                step = "unpickling the accumulator"
+                acc = pickle.loads(st)
+            else:
+                acc = func.create_accumulator()
+            if merges:
+                step = "merge"
+                func.merge(acc, [pickle.loads(m) for m in merges])
+            for j in range(i, i + n):
+                args = rows[j]
+                if signs[j]:
+                    step = "retract"
+                    func.retract(acc, *args)
+                else:
+                    step = "accumulate"
+                    func.accumulate(acc, *args)
+            args = None
+            step = "get_value"
+            vals.append(func.get_value(acc))
+            if want_state:
+                step = "pickling the accumulator"
+                states.append(pickle.dumps(acc, protocol=4))
+        except Exception as e:
+            where = step
+            if args is not None:
+                where = "%s(acc, %s)" % (step, ", ".join(_short(a) for a in args))
+            raise FunctionError(name, gi, "%s: %s: %s" % (where, type(e).__name__, e),
+                                traceback.format_exc())
+        i += n
+    return states, vals
+
+
 def main():
     # Ctrl-C is the job's to handle: a worker stops when the job closes its pipe
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -460,13 +559,14 @@ def main():
             f = {"name": "?"}
             try:
                 for f in init["functions"]:
-                    func, types, det, close = resolve(f["target"], f["kind"],
-                                                      init.get("params", {}), init.get("open", False))
+                    func, types, det, close, info = resolve(f["target"], f["kind"],
+                                                            init.get("params", {}),
+                                                            init.get("open", False))
                     # the job's declared results (running), else the function's own (planning)
                     specs = [tuple(x) for x in f.get("results", [])] or [
                         (column_tag(t), t, None) for t in types]
                     functions.append((f["name"], func, specs, f["kind"], close))
-                    answers.append({"result_types": types, "deterministic": det})
+                    answers.append(dict({"result_types": types, "deterministic": det}, **info))
             except Exception as e:
                 send_json(b"E", {"function": f["name"], "row": -1,
                                  "message": "%s: %s" % (type(e).__name__, e),
@@ -510,6 +610,48 @@ def main():
                 continue
             except Exception as e:
                 # the worker's own fault: reported, not a crash that would be retried
+                send_json(b"E", {"function": name, "row": -2,
+                                 "message": "%s: %s" % (type(e).__name__, e),
+                                 "traceback": traceback.format_exc()})
+                continue
+            send(b"R", out)
+        elif kind == b"A":
+            r = Reader(body)
+            ncalls = r.u16()
+            out = []
+            name = "?"
+            try:
+                for _ in range(ncalls):
+                    fi = r.u16()
+                    nargs = r.u16()
+                    want_state = r.u8() != 0
+                    ngroups = r.u32()
+                    name, func, specs, _, _ = functions[fi]
+                    groups = []
+                    for _ in range(ngroups):
+                        st = bytes(r.take(r.u32()))
+                        merges = [bytes(r.take(r.u32())) for _ in range(r.u32())]
+                        groups.append((st, merges, r.u32()))
+                    total = r.u32()
+                    signs = bytes(r.take(total))
+                    try:
+                        cols = [read_column(r, total) for _ in range(nargs)]
+                    except Exception as e:
+                        raise FunctionError(name, -2, "its arguments could not be given to Python: %s: %s"
+                                            % (type(e).__name__, e), "")
+                    states, vals = call_aggregate(name, func, groups, signs, cols, want_state)
+                    for st in states:
+                        out.append(struct.pack("<I", len(st)))
+                        out.append(st)
+                    try:
+                        write_column(out, specs[0], vals)
+                    except BadResult as e:
+                        raise FunctionError(name, e.row, str(e), "")
+            except FunctionError as e:
+                send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
+                                 "traceback": e.tb})
+                continue
+            except Exception as e:
                 send_json(b"E", {"function": name, "row": -2,
                                  "message": "%s: %s" % (type(e).__name__, e),
                                  "traceback": traceback.format_exc()})

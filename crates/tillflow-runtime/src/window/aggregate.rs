@@ -18,6 +18,7 @@ use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
 use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
+use crate::python::agg::PyAggs;
 use crate::state::{read_u64, KeyedState};
 use tillflow_types::{Row, Value};
 
@@ -60,6 +61,11 @@ pub struct WindowAggregate {
     /// The global half of a two-phase aggregate: input rows are partials of
     /// [`super::local::LocalWindowAggregate`], their row count and accumulators in these columns.
     partials: Option<(usize, usize)>,
+    /// The Python aggregate calls (Flink's `PythonGroupWindowAggregate`): their rows wait in
+    /// the accumulators and go to Python when a window fires ([`crate::python::agg`]).
+    py: Option<PyAggs>,
+    /// Rows given to Python accumulators since they were last compacted.
+    py_rows: usize,
 }
 
 /// Adds `row` to a group's accumulators: its values, or, for a partial, its accumulators merged.
@@ -142,7 +148,6 @@ impl WindowAggregate {
             mode,
             time_col,
             keys,
-            calls,
             windows: Vec::new(),
             cumulations: sliced.then(Vec::new),
             hop_next: hop_sliced.then_some(None),
@@ -155,7 +160,48 @@ impl WindowAggregate {
             metrics: OperatorMetrics::default(),
             late: None,
             partials: None,
+            py: PyAggs::of(&calls, Vec::new()),
+            py_rows: 0,
+            calls,
         }
+    }
+
+    /// The types of the group keys, to name a group in a Python function's error.
+    pub fn with_key_types(mut self, types: Vec<tillflow_types::DataType>) -> Self {
+        if let Some(py) = self.py.as_mut() {
+            py.set_key_types(types);
+        }
+        self
+    }
+
+    /// Gives the rows waiting in the open windows' Python accumulators to Python (one request
+    /// per [`crate::python::agg::SETTLE_GROUPS`] groups), so that a long window keeps pickled
+    /// accumulators instead of its rows: after every `python.fn-execution.bundle.size` rows.
+    /// Not where slices are merged (HOP panes, CUMULATE steps) and a function has no `merge`:
+    /// its rows then wait until their windows fire, where joining them needs no `merge`.
+    fn compact(&mut self) -> Result<()> {
+        self.py_rows = 0;
+        let sliced = self.cumulations.is_some() || self.hop_next.is_some();
+        let Some(py) = self.py.as_mut() else {
+            return Ok(());
+        };
+        if sliced
+            && self
+                .calls
+                .iter()
+                .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
+        {
+            return Ok(());
+        }
+        for w in &mut self.windows {
+            py.set_window(Some((w.start, w.end)));
+            py.settle_state(&mut w.groups, None)?;
+        }
+        for c in self.cumulations.iter_mut().flatten() {
+            py.set_window(Some((c.start, c.next_end)));
+            py.settle_state(&mut c.groups, None)?;
+        }
+        Ok(())
     }
 
     fn window_index(&mut self, start: i64, end: i64) -> usize {
@@ -195,6 +241,16 @@ impl WindowAggregate {
             .is_some_and(|w| window_max_timestamp(w.end) <= time)
         {
             let mut w = self.windows.remove(0);
+            if let Some(py) = self.py.as_mut() {
+                let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = w.groups.drain().collect();
+                py.set_window(Some((w.start, w.end)));
+                py.settle_all(&mut groups)?;
+                for (key, accs) in &groups {
+                    emit_group(&mut self.out, key, accs, &self.calls, (w.start, w.end), out)?;
+                    self.metrics.records_out += 1;
+                }
+                continue;
+            }
             for (key, accs) in w.groups.drain() {
                 emit_group(
                     &mut self.out,
@@ -232,6 +288,15 @@ impl WindowAggregate {
                     for ((a, b), call) in m.iter_mut().zip(accs.iter()).zip(calls) {
                         a.merge(b.clone(), call.kind)?;
                     }
+                }
+            }
+            if let Some(py) = self.py.as_mut() {
+                let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = merged.drain().collect();
+                py.set_window(Some((start, end)));
+                py.settle_all(&mut groups)?;
+                for (key, accs) in &groups {
+                    emit_group(&mut self.out, key, accs, &self.calls, (start, end), out)?;
+                    self.metrics.records_out += 1;
                 }
             }
             for (key, accs) in merged.iter() {
@@ -278,6 +343,11 @@ impl WindowAggregate {
                         r.merge(a, call.kind)?;
                     }
                 }
+            }
+            if let Some(py) = self.py.as_mut() {
+                // the period's running aggregate lives on: its accumulators are kept
+                py.set_window(Some((start, end)));
+                py.settle_state(&mut c.groups, None)?;
             }
             for (key, accs) in c.groups.iter() {
                 emit_group(&mut self.out, &key, &accs, &self.calls, (start, end), out)?;
@@ -348,11 +418,16 @@ fn emit_group(
 impl Operator for WindowAggregate {
     fn describe(&self) -> String {
         format!(
-            "WindowAggregate(window={:?}, time={:?}, keys={:?}, aggs={:?})",
+            "{}WindowAggregate(window={:?}, time={:?}, keys={:?}, aggs={:?}{})",
+            if self.py.is_some() { "PythonGroup" } else { "" },
             self.window,
             self.mode,
             self.keys,
-            self.calls.iter().map(|c| c.kind).collect::<Vec<_>>()
+            self.calls.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            self.py
+                .as_ref()
+                .map(|p| format!(", python={:?}", p.names()))
+                .unwrap_or_default()
         )
     }
 
@@ -477,6 +552,12 @@ impl Operator for WindowAggregate {
             })?;
         }
         self.assigned = assigned;
+        if kept && self.py.is_some() {
+            self.py_rows += 1;
+            if self.py_rows >= self.py.as_ref().map_or(usize::MAX, |p| p.limits().size) {
+                self.compact()?;
+            }
+        }
         Ok(())
     }
 
@@ -649,6 +730,7 @@ mod tests {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         };
         let run = |window: AlignedWindow, sliced: bool| {
             let mut op = WindowAggregate::new(

@@ -274,5 +274,7 @@ pub fn merges_exactly(calls: &[AggCall]) -> bool {
 /// Whether `calls` can be aggregated in two phases at all (results of floating-point sums may
 /// then differ in their last digits, as in Flink).
 pub fn merges(calls: &[AggCall]) -> bool {
-    calls.iter().all(|c| c.model.is_none() && !c.retracts)
+    calls
+        .iter()
+        .all(|c| c.model.is_none() && !c.retracts && c.python.is_none())
 }

@@ -12,6 +12,7 @@ use crate::error::{Result, RuntimeError};
 use crate::keys::{decode_key_into, encode_key};
 use crate::late::{self, SharedLateSink};
 use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
+use crate::python::agg::PyAggs;
 use crate::state::{read_u32, read_u64, KeyedState, StateValue};
 use std::collections::{BTreeSet, HashMap};
 use tillflow_types::{Row, Value};
@@ -87,6 +88,11 @@ pub struct SessionWindowAggregate {
     out: Row,
     metrics: OperatorMetrics,
     late: Option<SharedLateSink>,
+    /// The Python aggregate calls: their rows wait in the accumulators (merged sessions join
+    /// them) and go to Python, all the sessions a watermark fires in one request.
+    py: Option<PyAggs>,
+    /// Rows given to Python accumulators since they were last compacted.
+    py_rows: usize,
 }
 
 impl SessionWindowAggregate {
@@ -106,6 +112,8 @@ impl SessionWindowAggregate {
         calls: Vec<AggCall>,
     ) -> Self {
         SessionWindowAggregate {
+            py: PyAggs::of(&calls, Vec::new()),
+            py_rows: 0,
             gap,
             mode,
             time_col,
@@ -126,7 +134,76 @@ impl SessionWindowAggregate {
         }
     }
 
+    /// The types of the partition keys then the group keys, to name a group in a Python
+    /// function's error.
+    pub fn with_key_types(mut self, types: Vec<tillflow_types::DataType>) -> Self {
+        if let Some(py) = self.py.as_mut() {
+            py.set_key_types(types);
+        }
+        self
+    }
+
+    /// Gives the rows waiting in open sessions' Python accumulators to Python, after every
+    /// `python.fn-execution.bundle.size` rows, when every Python function has `merge` (sessions
+    /// that merge later merge the accumulators); without it, rows wait until their session
+    /// fires.
+    fn compact(&mut self) -> Result<()> {
+        self.py_rows = 0;
+        let Some(py) = self.py.as_mut() else {
+            return Ok(());
+        };
+        if self
+            .calls
+            .iter()
+            .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
+        {
+            return Ok(());
+        }
+        py.set_window(None);
+        let keys: Vec<Box<[u8]>> = self.keys_by_id.values().cloned().collect();
+        // (partition key, session, group) of each group gathered, in request order
+        let mut at: Vec<(usize, usize, usize)> = Vec::new();
+        let mut full = Vec::new();
+        for chunk in keys.chunks(crate::python::agg::SETTLE_GROUPS) {
+            py.clear();
+            at.clear();
+            for (ki, key) in chunk.iter().enumerate() {
+                let Some(entry) = self.state.get_mut(key) else {
+                    continue;
+                };
+                for (si, session) in entry.sessions.iter_mut().enumerate() {
+                    for (gi, (gkey, accs)) in session.groups.iter_mut().enumerate() {
+                        if py.needs_python(accs) {
+                            full.clear();
+                            full.extend_from_slice(key);
+                            full.extend_from_slice(gkey);
+                            py.add(&full, accs)?;
+                            at.push((ki, si, gi));
+                        }
+                    }
+                }
+            }
+            py.run(true)?;
+            for (i, &(ki, si, gi)) in at.iter().enumerate() {
+                let accs = self
+                    .state
+                    .get_mut(&chunk[ki])
+                    .and_then(|e| e.sessions.get_mut(si))
+                    .and_then(|s| s.groups.get_mut(gi));
+                if let Some((_, accs)) = accs {
+                    py.answer(i, accs);
+                }
+            }
+            py.clear();
+        }
+        Ok(())
+    }
+
     fn fire_until(&mut self, time: i64, out: &mut dyn Emit) -> Result<()> {
+        // with Python calls: the groups of every session fired, keyed by partition and group
+        // key, settled together before they are emitted
+        let mut fired: Vec<(Box<[u8]>, Vec<Acc>)> = Vec::new();
+        let mut bounds: Vec<(i64, i64)> = Vec::new();
         while let Some(&(end, id)) = self.timers.first() {
             if window_max_timestamp(end) > time {
                 break;
@@ -143,6 +220,20 @@ impl SessionWindowAggregate {
             };
             let session = entry.sessions.swap_remove(pos);
             let now_empty = entry.sessions.is_empty();
+            if self.py.is_some() {
+                for (gkey, accs) in session.groups {
+                    let mut k = key.to_vec();
+                    k.extend_from_slice(&gkey);
+                    fired.push((k.into(), accs));
+                    bounds.push((session.start, session.end));
+                }
+                if now_empty {
+                    if let Some(k) = self.keys_by_id.remove(&id) {
+                        self.state.remove(&k);
+                    }
+                }
+                continue;
+            }
             for (gkey, accs) in &session.groups {
                 self.out.clear();
                 decode_key_into(key, &mut self.out)
@@ -164,6 +255,25 @@ impl SessionWindowAggregate {
                 if let Some(k) = self.keys_by_id.remove(&id) {
                     self.state.remove(&k);
                 }
+            }
+        }
+        if let Some(py) = self.py.as_mut() {
+            py.settle_all(&mut fired)?;
+            for ((key, accs), (start, end)) in fired.iter().zip(bounds) {
+                self.out.clear();
+                decode_key_into(key, &mut self.out)
+                    .ok_or_else(|| RuntimeError::State("corrupt session key".into()))?;
+                for (acc, call) in accs.iter().zip(&self.calls) {
+                    let v = acc.value(call, &mut self.out.heap);
+                    self.out.values.push(v);
+                }
+                self.out.values.push(Value::Timestamp(start));
+                self.out.values.push(Value::Timestamp(end));
+                self.out
+                    .values
+                    .push(Value::Timestamp(window_max_timestamp(end)));
+                self.metrics.records_out += 1;
+                out.emit(&self.out)?;
             }
         }
         Ok(())
@@ -277,6 +387,12 @@ impl Operator for SessionWindowAggregate {
         update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
         self.timers.insert((end, id));
         entry.sessions.push(session);
+        if let Some(py) = &self.py {
+            self.py_rows += 1;
+            if self.py_rows >= py.limits().size {
+                self.compact()?;
+            }
+        }
         Ok(())
     }
 
@@ -363,5 +479,106 @@ impl super::Firing for SessionWindowAggregate {
     }
     fn late_sink(&self) -> &Option<SharedLateSink> {
         &self.late
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::AggKind;
+    use tillflow_types::DataType;
+
+    struct Collect(Vec<Vec<Value>>);
+    impl Emit for Collect {
+        fn emit(&mut self, row: &Row) -> Result<()> {
+            self.0.push(row.values.clone());
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Sessions that merge (out-of-order rows bridge them) give Python SUMs what the built-in
+    /// SUM gives: with `merge` (rows given to Python every 5 rows, pickled accumulators merged)
+    /// and without (rows wait until the session fires).
+    #[test]
+    fn merging_sessions_give_python_sums_the_builtins_rows() {
+        const S: i64 = 1_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sum = AggCall {
+            kind: AggKind::Sum,
+            arg: Some(1),
+            distinct: false,
+            arg_type: DataType::BigInt,
+            result_type: DataType::BigInt,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: None,
+        };
+        let calls = vec![
+            sum,
+            crate::python::agg::testing::py_sum(dir.path(), 1, true, 5),
+        ];
+        let mut op = SessionWindowAggregate::new(
+            10 * S,
+            TimeMode::Event,
+            2,
+            vec![0],
+            Vec::new(),
+            calls.clone(),
+        );
+        let mut out = Collect(Vec::new());
+        let mut seed = 5u64;
+        let mut max_ts = 0;
+        for i in 0..600i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            // gaps of 0-24 s (sessions end), some rows 0-30 s early (bridging sessions)
+            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
+            let row = Row {
+                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            op.process(&row, &mut out).expect("process");
+            max_ts = max_ts.max(ts);
+            op.on_watermark(max_ts - 40 * S, &mut out)
+                .expect("watermark");
+        }
+        op.on_end(&mut out).expect("end");
+        assert!(out.0.len() > 20, "{} sessions", out.0.len());
+        for row in &out.0 {
+            assert_eq!(row[1], row[2], "{row:?}");
+        }
+        // without merge: the rows wait in the sessions; the same sums
+        let mut calls = calls;
+        calls[1] = crate::python::agg::testing::py_sum(dir.path(), 1, false, 5);
+        let mut op =
+            SessionWindowAggregate::new(10 * S, TimeMode::Event, 2, vec![0], Vec::new(), calls);
+        let mut again = Collect(Vec::new());
+        let mut seed = 5u64;
+        let mut max_ts = 0;
+        for i in 0..600i64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
+            let row = Row {
+                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            op.process(&row, &mut again).expect("process");
+            max_ts = max_ts.max(ts);
+            op.on_watermark(max_ts - 40 * S, &mut again)
+                .expect("watermark");
+        }
+        op.on_end(&mut again).expect("end");
+        assert_eq!(again.0, out.0);
     }
 }

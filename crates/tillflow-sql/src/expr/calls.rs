@@ -41,7 +41,11 @@ pub fn function_args(f: &sql::Function) -> Result<Vec<Option<&sql::Expr>>> {
 
 /// True when the call is an aggregate function (not a window function with OVER).
 pub fn is_aggregate(f: &sql::Function) -> bool {
-    f.over.is_none() && AggKind::by_name(&function_name(f)).is_some()
+    if f.over.is_some() {
+        return false;
+    }
+    let name = function_name(f);
+    AggKind::by_name(&name).is_some() || crate::udf::is_python_aggregate(&name)
 }
 
 /// Collects the aggregate calls inside `e` (outermost first, without duplicates).
@@ -181,6 +185,11 @@ pub(crate) fn prepare_regex(func: Func, args: Vec<Expr>, ty: DataType, text: &st
 impl Converter<'_> {
     pub(super) fn function(&self, f: &sql::Function) -> Result<Expr> {
         let name = function_name(f);
+        if f.over.is_some() && crate::udf::is_python_aggregate(&name) {
+            return plan_err(format!(
+                "Python aggregate function {name} over an OVER window is not supported yet (use it in a GROUP BY or a window aggregation): `{f}`"
+            ));
+        }
         if f.over.is_some() {
             return plan_err(format!(
                 "{name}() OVER (...) is supported only as ROW_NUMBER() in a Top-N or deduplication query: `{f}`"

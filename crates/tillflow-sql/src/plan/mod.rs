@@ -467,6 +467,15 @@ impl PlanOp {
             PlanOp::Calc { .. } => "Calc",
             PlanOp::WatermarkAssigner { .. } => "WatermarkAssigner",
             PlanOp::ChangelogNormalize { .. } => "ChangelogNormalize",
+            PlanOp::WindowAggregate { calls, .. }
+            | PlanOp::SessionWindowAggregate { calls, .. }
+                if calls.iter().any(|c| c.python.is_some()) =>
+            {
+                "PythonGroupWindowAggregate"
+            }
+            PlanOp::GroupAggregate { calls, .. } if calls.iter().any(|c| c.python.is_some()) => {
+                "PythonGroupAggregate"
+            }
             PlanOp::WindowAggregate { .. } | PlanOp::SessionWindowAggregate { .. } => {
                 "WindowAggregate"
             }
@@ -541,7 +550,9 @@ impl PlanNode {
                         c.model
                             .as_ref()
                             .map_or(String::new(), |m| format!(" {m:?}"))
-                    )
+                    ) + &c.python.as_ref().map_or(String::new(), |p| {
+                        format!(" '{}'{:?}", p.target.target, p.args)
+                    })
                 })
                 .collect::<Vec<_>>()
                 .join(",")
@@ -680,9 +691,11 @@ impl PlanNode {
             } => {
                 // a partial's slice time, row count and accumulators follow its keys
                 let time = if *two_phase { *keys } else { *time_col };
+                let types = self.input_types();
                 let op =
                     WindowAggregate::new(*window, *mode, time, (0..*keys).collect(), calls.clone())
-                        .with_late_sink(late.get(l)?);
+                        .with_late_sink(late.get(l)?)
+                        .with_key_types(types.get(..*keys).unwrap_or_default().to_vec());
                 Box::new(match attached {
                     Some((start, end)) => op.attached(*start, *end),
                     None if *two_phase => op.global(keys + 1, keys + 2),
@@ -717,7 +730,15 @@ impl PlanNode {
                     group.clone(),
                     calls.clone(),
                 )
-                .with_late_sink(late.get(l)?),
+                .with_late_sink(late.get(l)?)
+                .with_key_types({
+                    let types = self.input_types();
+                    partition
+                        .iter()
+                        .chain(group)
+                        .filter_map(|&k| types.get(k).copied())
+                        .collect()
+                }),
             ),
             PlanOp::CountWindowAggregate {
                 size,
@@ -739,7 +760,14 @@ impl PlanNode {
                 Box::new(WindowAssign::new(*window, *mode, *time_col).with_late_sink(late.get(l)?))
             }
             PlanOp::GroupAggregate { keys, calls, ttl } => {
-                Box::new(GroupAggregate::new(keys.clone(), calls.clone()).with_state_ttl(*ttl))
+                let types = self.input_types();
+                Box::new(
+                    GroupAggregate::new(keys.clone(), calls.clone())
+                        .with_state_ttl(*ttl)
+                        .with_key_types(
+                            keys.iter().filter_map(|&k| types.get(k).copied()).collect(),
+                        ),
+                )
             }
             PlanOp::OverAggregate {
                 partition,

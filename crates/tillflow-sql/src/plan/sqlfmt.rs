@@ -139,11 +139,20 @@ fn agg_name(k: AggKind) -> &'static str {
         AggKind::ArrayAgg => "ARRAY_AGG",
         AggKind::Collect => "COLLECT",
         AggKind::Lag => "LAG",
+        AggKind::Python => "PYTHON",
     }
 }
 
 /// An aggregate call over `names`: `COUNT(DISTINCT customer_id) FILTER (WHERE $f3)`.
 pub fn agg(call: &AggCall, names: &Names) -> String {
+    if let Some(py) = &call.python {
+        let args: Vec<String> = py.args.iter().map(|&a| names.get(a)).collect();
+        let mut s = format!("{}({})", py.target.name, args.join(", "));
+        if let Some(f) = call.filter {
+            s.push_str(&format!(" FILTER (WHERE {})", names.get(f)));
+        }
+        return s;
+    }
     let arg = match call.arg {
         None => "*".to_owned(),
         Some(a) if call.distinct => format!("DISTINCT {}", names.get(a)),
@@ -483,6 +492,7 @@ mod tests {
             separator: None,
             retracts: false,
             lag: None,
+            python: None,
         };
         assert_eq!(
             agg(&call, &names),

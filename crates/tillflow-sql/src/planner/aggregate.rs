@@ -17,6 +17,11 @@ pub(super) fn agg_call(
 ) -> Result<AggCall> {
     let name = function_name(f);
     let Some(mut kind) = AggKind::by_name(&name) else {
+        if crate::udf::is_python_aggregate(&name) {
+            if let Some((functions, def)) = crate::udf::python(&name) {
+                return python_agg_call(conv, f, pre, arg_name, &functions, &def);
+            }
+        }
         return plan_err(format!("unknown aggregate {name}"));
     };
     let distinct = matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct));
@@ -138,6 +143,72 @@ pub(super) fn agg_call(
         separator,
         retracts: false,
         lag,
+        python: None,
+    })
+}
+
+/// Plans a call of a Python aggregate function: its arguments go to the pre-aggregation
+/// projection; its result type is the function's.
+fn python_agg_call(
+    conv: &Converter<'_>,
+    f: &sql::Function,
+    pre: &mut Vec<Item>,
+    arg_name: fn(&sql::Expr, usize) -> String,
+    functions: &crate::udf::Functions,
+    def: &crate::udf::FunctionDef,
+) -> Result<AggCall> {
+    use tillflow_runtime::python::{agg::PyAggSpec, codec::wire_tag, PyKind};
+    if matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment == Some(DuplicateTreatment::Distinct))
+    {
+        return plan_err(format!(
+            "Python aggregate function {} does not take DISTINCT yet: `{f}`",
+            def.name
+        ));
+    }
+    let func = crate::udf::resolve(functions, def, PyKind::Aggregate)?;
+    let (mut args, mut arg_types) = (Vec::new(), Vec::new());
+    for (i, a) in function_args(f)?.into_iter().enumerate() {
+        let Some(a) = a else {
+            return plan_err(format!(
+                "`*` is not an argument of Python function {}: `{f}`",
+                def.name
+            ));
+        };
+        let x = conv.convert(a)?;
+        let t = x.data_type();
+        if wire_tag(t).is_none() {
+            return plan_err(format!(
+                "argument {} of Python function {} is {t}, which Python functions do not take yet (BOOLEAN, the integer types, FLOAT, DOUBLE, DECIMAL, STRING, BYTES, DATE, TIME and TIMESTAMP): `{f}`",
+                i + 1,
+                def.name,
+            ));
+        }
+        pre.push((x, arg_name(a, pre.len()), TimeAttribute::None));
+        args.push(pre.len() - 1);
+        arg_types.push(t);
+    }
+    let mut call = AggCall::python(PyAggSpec {
+        target: func.target,
+        env: func.env,
+        args,
+        arg_types,
+        limits: functions.limits.unwrap_or(crate::udf::DEFAULT_LIMITS),
+        has_retract: func.retract,
+        has_merge: func.merge,
+    });
+    call.result_type = func.results[0];
+    Ok(call)
+}
+
+/// What a Python aggregate call needs that it lacks where it is used, as a message: `retract`
+/// over an updating input.
+pub(super) fn python_agg_missing(call: &AggCall, f: &sql::Function) -> Option<String> {
+    let py = call.python.as_ref()?;
+    (call.retracts && !py.has_retract).then(|| {
+        format!(
+            "Python aggregate function {} ('{}') has no retract method, which it needs here: its input is an updating table (rows are retracted from groups). Give its class a retract(accumulator, *args) method: `{f}`",
+            py.target.name, py.target.target
+        )
     })
 }
 
@@ -295,6 +366,17 @@ impl Planner<'_> {
         for f in &aggs {
             let mut call = agg_call(&conv, f, &mut pre, |a, _| a.to_string())?;
             call.retracts = rel.updating();
+            if call.python.is_some() {
+                if let Some(why) = python_agg_missing(&call, f) {
+                    return plan_err(why);
+                }
+                if matches!(window, Some((WindowKind::Count { .. }, ..))) {
+                    return plan_err(format!(
+                        "Python aggregate function {} in a COUNT_WINDOW is not supported yet: `{f}`",
+                        function_name(f)
+                    ));
+                }
+            }
             if call.kind == AggKind::Lag {
                 return plan_err(format!("LAG is only valid with OVER (…): `{f}`"));
             }

@@ -68,6 +68,11 @@ impl Planner<'_> {
                 "LEAD is not supported in streaming mode, as in Flink 2.3 (\"LEAD Function is not supported in stream mode\"); use LAG: `{f}`"
             ));
         }
+        if crate::udf::is_python_aggregate(&name) {
+            return plan_err(format!(
+                "Python aggregate function {name} over an OVER window is not supported yet (use it in a GROUP BY or a window aggregation): `{f}`"
+            ));
+        }
         if name != "ROW_NUMBER" {
             return plan_err(format!(
                 "{name}() OVER is not supported yet (ROW_NUMBER() is)"

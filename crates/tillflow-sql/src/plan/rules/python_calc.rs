@@ -248,6 +248,8 @@ fn split(node: PlanNode, limits: BundleLimits, out: &mut Vec<PlanNode>) {
                         env: c.env,
                         results: vec![c.ty],
                         deterministic: c.deterministic,
+                        retract: false,
+                        merge: false,
                     },
                     args: c.args,
                 }),

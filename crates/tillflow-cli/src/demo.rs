@@ -228,7 +228,13 @@ fn timestamp_text(t: i64) -> String {
 /// `1234567.891` as `1,234,567.89`.
 fn money(x: f64) -> String {
     let cents = (x * 100.0).round() as i64;
-    format!("{}.{:02}", thousands(cents / 100), (cents % 100).abs())
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    format!(
+        "{sign}{}.{:02}",
+        thousands((cents / 100) as i64),
+        cents % 100
+    )
 }
 
 /// `1234567` as `1,234,567`.
@@ -521,5 +527,7 @@ mod tests {
         assert_eq!(thousands(-1234567), "-1,234,567");
         assert_eq!(money(71004.856), "71,004.86");
         assert_eq!(money(0.5), "0.50");
+        assert_eq!(money(-0.5), "-0.50");
+        assert_eq!(money(-1234.5), "-1,234.50");
     }
 }

@@ -249,12 +249,26 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
     out
 }
 
-/// The primary key of every result table of `plan` that has one.
+/// The primary key of every result table of `plan` that has one, by its columns' names as the
+/// rows carry them (`PRIMARY KEY (Store_Id)` on a column `store_id` is `store_id`).
 pub fn table_keys(plan: &tillflow_sql::session::JobPlan) -> Vec<(String, Vec<String>)> {
     plan.sink_tables()
         .into_iter()
         .filter(|t| !t.primary_key.is_empty())
-        .map(|t| (t.name.clone(), t.primary_key.clone()))
+        .map(|t| {
+            let key = t
+                .primary_key
+                .iter()
+                .map(|k| {
+                    t.schema
+                        .fields
+                        .iter()
+                        .find(|f| f.name.eq_ignore_ascii_case(k))
+                        .map_or_else(|| k.clone(), |f| f.name.clone())
+                })
+                .collect();
+            (t.name.clone(), key)
+        })
         .collect()
 }
 
@@ -366,8 +380,13 @@ impl Publisher {
                 stream_time: stream_time(r).map(timestamp_text),
                 ..JobStatus::default()
             };
-            tillflow_server::publish(&status, js.clone());
-            last = Some((now, js));
+            // only the counters are compared with the next report: the rows are not kept
+            let mut js = js;
+            let tables = std::mem::take(&mut js.tables);
+            let kept = js.clone();
+            js.tables = tables;
+            tillflow_server::publish(&status, js);
+            last = Some((now, kept));
         }));
     }
 

@@ -27,8 +27,8 @@ fn script(dir: &Path, db: &str, pacing: &str, checkpointing: bool, window: &str)
 CREATE TABLE sales (
   event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT, unit_price DOUBLE,
   WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND
-) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '7', 'duration' = '1d',
-        'pacing' = '{pacing}');
+) WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '7',
+        'start' = '2024-03-01 08:00:00', 'duration' = '1d', 'pacing' = '{pacing}');
 CREATE TABLE per_store (window_start TIMESTAMP(3), window_end TIMESTAMP(3), store_id INT,
   lines BIGINT, revenue DOUBLE)
 WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'per_store');

@@ -285,7 +285,8 @@ fn part_files_roll_at_the_rollover_interval() {
         format!(
             "SET 'execution.checkpointing.interval' = '0';
 CREATE TABLE sales (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
-WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '3', 'duration' = '8h', 'pacing' = '{pacing}');
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '3', 'start' = '2024-03-01 04:00:00',
+  'duration' = '5h', 'pacing' = '{pacing}');
 CREATE TABLE out (event_time TIMESTAMP(3), store_id INT, sku STRING, qty INT)
 WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json'{roll});
 INSERT INTO out SELECT * FROM sales;",

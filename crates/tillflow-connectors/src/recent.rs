@@ -1,11 +1,14 @@
 //! The rows every result table has written since the HTTP API last looked.
 //!
 //! [`Recent`] wraps a sink: each row written is also copied (into reused rows: no allocation once
-//! the buffer has grown) and passed on. When the job reports, the rows copied since the previous
+//! the buffer has grown, but for each new key of a keyed table between two reports) and passed
+//! on. When the job reports, the rows copied since the previous
 //! report are rendered as Flink JSON lines, with the row kind as `"op"` for changelogs, and the
 //! buffer is emptied: the API server keeps the table's view from these (an append table's latest
 //! rows, an updating table's current row per primary key). A table with a primary key keeps only
-//! the latest change of each key between two reports; any other table at most [`KEEP`] rows.
+//! the latest change of each key between two reports; any other table at most [`KEEP`] rows (the
+//! latest: a table written faster than that between two reports loses its oldest rows from the
+//! API's view, never from the table).
 
 use crate::format::json::JsonEncoder;
 use crate::format::Encoder;
@@ -23,8 +26,11 @@ pub struct Recent {
     inner: Box<dyn Sink>,
     table: String,
     encoder: JsonEncoder,
-    /// The rows since the last report, oldest first from `next` once full (a ring).
+    /// The rows since the last report: the first `len` (oldest first from `next` once all
+    /// [`KEEP`] are in use: a ring); the rows beyond `len` are kept to be written over, so the
+    /// copies allocate nothing once the buffer has grown.
     ring: Vec<Row>,
+    len: usize,
     next: usize,
     /// A row's place in `ring` by its primary key (tables with one).
     by_key: HashMap<Vec<u8>, usize>,
@@ -57,6 +63,7 @@ impl Recent {
             table: table.name.clone(),
             encoder: JsonEncoder::new(&spec, "json")?,
             ring: Vec::new(),
+            len: 0,
             next: 0,
             by_key: HashMap::new(),
             key_cols,
@@ -78,16 +85,25 @@ impl Recent {
                 self.ring[i].clone_from(row);
                 return;
             }
-            self.by_key.insert(self.key.clone(), self.ring.len());
-            self.ring.push(row.clone());
+            self.by_key.insert(self.key.clone(), self.len);
+            self.push(row);
             return;
         }
-        if self.ring.len() < KEEP {
-            self.ring.push(row.clone());
+        if self.len < KEEP {
+            self.push(row);
         } else {
             self.ring[self.next].clone_from(row);
             self.next = (self.next + 1) % KEEP;
         }
+    }
+
+    /// Appends `row` after the first `len`, into a row kept from earlier when there is one.
+    fn push(&mut self, row: &Row) {
+        match self.ring.get_mut(self.len) {
+            Some(slot) => slot.clone_from(row),
+            None => self.ring.push(row.clone()),
+        }
+        self.len += 1;
     }
 }
 
@@ -153,7 +169,7 @@ impl Sink for Recent {
     }
 
     fn recent_rows(&mut self, out: &mut Vec<String>) -> Option<String> {
-        let n = self.ring.len();
+        let n = self.len;
         let start = self.next;
         let mut buf = Vec::new();
         for i in 0..n {
@@ -168,8 +184,8 @@ impl Sink for Recent {
             }
             out.push(line);
         }
-        // handed over: the next report has only what comes after
-        self.ring.clear();
+        // handed over: the next report has only what comes after (the rows stay, to be reused)
+        self.len = 0;
         self.next = 0;
         self.by_key.clear();
         Some(self.table.clone())

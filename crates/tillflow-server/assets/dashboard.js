@@ -91,11 +91,12 @@ function duration(ms) {
   return fmt(ms / 86400e3, 0) + " d";
 }
 
-// folds the API's changes into the tables (a keyed table: its row per key; else its rows)
+// folds the API's changes into the tables (a keyed table: its row per key; else its rows); a
+// table the server says to load again ("reset") is replaced by the whole view it sends
 function apply(changes) {
   for (const t of changes) {
     let have = tables.get(t.table);
-    if (!have) {
+    if (!have || t.reset) {
       have = { key: t.key, rows: t.key.length ? new Map() : [] };
       tables.set(t.table, have);
     }
@@ -143,8 +144,9 @@ function period() {
   return { from, to: now, text: when(from) + " to " + when(now) };
 }
 
+// a period holds what ends after its start and by its end (an hour ending at the start is before it)
 function inPeriod(p, t) {
-  return t >= p.from && t <= p.to;
+  return t > p.from && t <= p.to;
 }
 
 function drawRevenue(p) {
@@ -290,7 +292,7 @@ function drawFunnel(p) {
   fill("funnel", [["channel"], ["sessions", 1], ["orders", 1], ["conversion", 1], ["carts abandoned", 1]],
     [...by.entries()].sort().map(([ch, c]) => ({
       cells: [ch, count(c.sessions), count(c.bought), fmt(100 * c.bought / Math.max(c.sessions, 1), 1) + " %",
-        fmt(100 * (1 - c.bought / Math.max(c.carted, 1)), 0) + " % of " + count(c.carted)],
+        fmt(100 * (1 - c.bought / Math.max(c.carted, 1)), 0) + " %"],
     })),
     "No session has ended in this period (a session ends after 30 minutes without a click; the funnel table is written per hour).");
 }
@@ -361,8 +363,9 @@ function label(n) {
   return n.name.replace(/\[\d+\]$/, "");
 }
 
-// chains of operators, as Flink draws them: a node with one input joins its input's box when
-// that input feeds nothing else; sources and sinks keep their own boxes
+// chains of operators, much as Flink chains them: a node with one input joins its input's box
+// when that input feeds nothing else and runs on as many workers; sources and sinks keep their
+// own boxes
 function chains(nodes) {
   const consumers = new Map();
   for (const n of nodes) for (const i of n.inputs) consumers.set(i, (consumers.get(i) || 0) + 1);
@@ -371,7 +374,9 @@ function chains(nodes) {
   const boxes = [];
   for (const n of [...nodes].sort((a, b) => a.depth - b.depth)) {
     const input = n.inputs.length === 1 ? byId.get(n.inputs[0]) : null;
-    if (n.kind === "operator" && input && input.kind === "operator" && consumers.get(input.id) === 1) {
+    const chained = n.kind === "operator" && input && input.kind === "operator" &&
+      consumers.get(input.id) === 1 && (input.parallelism || 1) === (n.parallelism || 1);
+    if (chained) {
       const b = boxOf.get(input.id);
       b.members.push(n);
       boxOf.set(n.id, b);
@@ -498,7 +503,12 @@ function ops(j) {
   drawGraph(j.nodes);
 }
 
+let polling = false;
+
 async function tick() {
+  // one poll at a time: two polls from the same cursor would apply the same changes twice
+  if (polling) return;
+  polling = true;
   try {
     const jobs = await getJson("/api/jobs");
     if (jobs.length) {
@@ -515,6 +525,8 @@ async function tick() {
     }
   } catch (e) {
     document.getElementById("job").textContent = String(e);
+  } finally {
+    polling = false;
   }
 }
 

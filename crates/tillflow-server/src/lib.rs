@@ -176,9 +176,6 @@ pub struct JobStatus {
     /// The primary key of each result table that has one (its view holds a row per key).
     #[serde(skip)]
     pub table_keys: Vec<(String, Vec<String>)>,
-    /// The result tables as `GET /api/jobs/{id}/tables` serves them.
-    #[serde(skip)]
-    pub views: views::Views,
     /// The newest event time the job's sources have brought (`YYYY-MM-DD HH:MM:SS.mmm`): the
     /// stream's own clock, which replayed history runs behind the wall clock by days.
     pub stream_time: Option<String>,
@@ -210,6 +207,9 @@ const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 /// update streams.
 pub struct Board {
     jobs: RwLock<Vec<JobStatus>>,
+    /// Per job id: its result tables as `GET /api/jobs/{id}/tables` serves them (apart from
+    /// the jobs, so that answering `/api/jobs` copies no rows).
+    views: RwLock<HashMap<String, views::Views>>,
     controls: RwLock<Vec<(String, JobControl)>>,
     version: tokio::sync::watch::Sender<u64>,
 }
@@ -218,6 +218,7 @@ impl Default for Board {
     fn default() -> Self {
         Board {
             jobs: RwLock::new(Vec::new()),
+            views: RwLock::new(HashMap::new()),
             controls: RwLock::new(Vec::new()),
             version: tokio::sync::watch::channel(0).0,
         }
@@ -234,20 +235,22 @@ impl Board {
 pub type Status = Arc<Board>;
 
 /// Publishes `job` (replacing the job with the same id), its tables' new rows folded into the
-/// views the job had.
+/// views of the job's tables.
 pub fn publish(status: &Status, mut job: JobStatus) {
+    let keys = std::mem::take(&mut job.table_keys);
+    let tables = std::mem::take(&mut job.tables);
+    if !keys.is_empty() || !tables.is_empty() {
+        if let Ok(mut all) = status.views.write() {
+            let views = all.entry(job.id.clone()).or_default();
+            for (table, key) in keys {
+                views.set_key(&table, key);
+            }
+            for (table, rows) in tables {
+                views.apply(&table, rows);
+            }
+        }
+    }
     if let Ok(mut jobs) = status.jobs.write() {
-        let have = jobs.iter_mut().find(|j| j.id == job.id);
-        let mut views = have
-            .map(|j| std::mem::take(&mut j.views))
-            .unwrap_or_default();
-        for (table, key) in std::mem::take(&mut job.table_keys) {
-            views.set_key(&table, key);
-        }
-        for (table, rows) in std::mem::take(&mut job.tables) {
-            views.apply(&table, rows);
-        }
-        job.views = views;
         match jobs.iter_mut().find(|j| j.id == job.id) {
             Some(j) => *j = job,
             None => jobs.push(job),
@@ -829,12 +832,20 @@ async fn tables(
                 .into_response()
         }
     };
-    let Ok(jobs) = s.status.read() else {
+    let known = s
+        .status
+        .read()
+        .map(|jobs| jobs.iter().any(|j| j.id == id))
+        .unwrap_or(false);
+    if !known {
+        return (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response();
+    }
+    let Ok(all) = s.status.views.read() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    match jobs.iter().find(|j| j.id == id) {
-        Some(j) => Json(j.views.rows(since)).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no job `{id}`\n")).into_response(),
+    match all.get(&id) {
+        Some(v) => Json(v.rows(since)).into_response(),
+        None => Json(views::Views::default().rows(since)).into_response(),
     }
 }
 

@@ -6,14 +6,18 @@
 //! for any other table, its latest [`APPEND_ROWS`] rows. Every change gets the next number of
 //! the job's sequence, so a client that asks for the changes after the number it has seen gets
 //! only those (`GET /api/jobs/{id}/tables?since=N`): a dashboard loads a view once and then
-//! follows it, however long the job has run.
+//! follows it, however long the job has run. When a view no longer holds every change after a
+//! client's number (it dropped its oldest rows or deleted keys to stay bounded), or the number is
+//! ahead of the job's (a new process of the same job), the answer says `reset` and carries the
+//! whole view, for the client to load again.
 
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 
 /// How many rows of a table without a primary key a view keeps (the latest).
 pub const APPEND_ROWS: usize = 20_000;
-/// How many keys of a table with a primary key a view keeps (then the oldest deletions go).
+/// How many keys of a table with a primary key a view keeps: beyond, a tenth goes at once, the
+/// oldest deletions first, then the keys changed longest ago.
 pub const KEYED_ROWS: usize = 100_000;
 
 /// One table's view.
@@ -26,6 +30,40 @@ struct View {
     /// `"op": "-D"` so that a client following the changes hears of the deletion.
     keyed: HashMap<String, (u64, serde_json::Value)>,
     seq: u64,
+    /// The newest change the view no longer holds: a client behind it must load the view again.
+    floor: u64,
+}
+
+fn is_deletion(row: &serde_json::Value) -> bool {
+    row.get("op").and_then(|o| o.as_str()) == Some("-D")
+}
+
+impl View {
+    /// Drops a tenth of the keys, the oldest deletions first, then the keys changed longest ago
+    /// (one pass for many inserts, so a view at its bound costs little per change).
+    fn shrink(&mut self) {
+        let target = KEYED_ROWS - KEYED_ROWS / 10;
+        let excess = self.keyed.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        let mut order: Vec<(bool, u64)> = self
+            .keyed
+            .values()
+            .map(|(s, r)| (!is_deletion(r), *s))
+            .collect();
+        let (_, cut, _) = order.select_nth_unstable(excess - 1);
+        let cut = *cut;
+        let mut floor = self.floor;
+        self.keyed.retain(|_, (s, r)| {
+            let keep = (!is_deletion(r), *s) > cut;
+            if !keep {
+                floor = floor.max(*s);
+            }
+            keep
+        });
+        self.floor = floor;
+    }
 }
 
 /// Every result table of a job.
@@ -44,6 +82,10 @@ pub struct TableRows<'a> {
     pub key: &'a [String],
     /// The number of its latest change (ask for `since` this to get only later ones).
     pub seq: u64,
+    /// The view no longer holds every change after the number asked for (or that number is
+    /// ahead of the job's): `rows` is the whole view, to be loaded in place of what the client
+    /// has.
+    pub reset: bool,
     /// The rows: all of the view, or those changed after `since`, in the order they changed.
     pub rows: Vec<&'a serde_json::Value>,
 }
@@ -85,7 +127,9 @@ impl Views {
             view.seq = seq;
             if view.key.is_empty() {
                 if view.rows.len() == APPEND_ROWS {
-                    view.rows.pop_front();
+                    if let Some((s, _)) = view.rows.pop_front() {
+                        view.floor = s;
+                    }
                 }
                 view.rows.push_back((seq, row));
                 continue;
@@ -103,32 +147,22 @@ impl Views {
             }
             view.keyed.insert(k, (seq, row));
             if view.keyed.len() > KEYED_ROWS {
-                let before = view.keyed.len();
-                let oldest_gone = view
-                    .keyed
-                    .iter()
-                    .filter(|(_, (_, r))| r.get("op").and_then(|o| o.as_str()) == Some("-D"))
-                    .map(|(_, (s, _))| *s)
-                    .min();
-                if let Some(s) = oldest_gone {
-                    view.keyed.retain(|_, (q, _)| *q != s);
-                }
-                if view.keyed.len() == before {
-                    // no deletions to forget: the key changed longest ago goes
-                    if let Some(s) = view.keyed.values().map(|(s, _)| *s).min() {
-                        view.keyed.retain(|_, (q, _)| *q != s);
-                    }
-                }
+                view.shrink();
             }
         }
         self.seq = seq;
     }
 
-    /// The tables, each with its rows changed after `since` (all live rows when `None`).
+    /// The tables, each with its rows changed after `since` (all live rows when `None`, or when
+    /// the view cannot give every change after it: then `reset`).
     pub fn rows(&self, since: Option<u64>) -> Vec<TableRows<'_>> {
+        // a number ahead of the job's: another process of the job numbers from the start
+        let ahead = since.is_some_and(|n| n > self.seq);
         self.tables
             .iter()
             .map(|(t, v)| {
+                let reset = ahead || since.is_some_and(|n| n < v.floor);
+                let since = if reset { None } else { since };
                 let rows = if v.key.is_empty() {
                     v.rows
                         .iter()
@@ -151,6 +185,7 @@ impl Views {
                     table: t,
                     key: &v.key,
                     seq: v.seq,
+                    reset,
                     rows,
                 }
             })
@@ -204,6 +239,46 @@ mod tests {
         let all = v.rows(None);
         assert_eq!(all[0].rows.len(), 1);
         assert_eq!(all[1].rows.len(), 2);
+    }
+
+    #[test]
+    fn a_client_behind_what_a_view_holds_or_ahead_of_it_is_told_to_load_again() {
+        let mut v = Views::default();
+        v.apply(
+            "t",
+            (0..APPEND_ROWS + 5).map(|i| json!({ "i": i })).collect(),
+        );
+        // rows 1..=5 are gone: a client that saw only 3 cannot follow
+        assert!(v.rows(Some(3))[0].reset);
+        assert_eq!(v.rows(Some(3))[0].rows.len(), APPEND_ROWS);
+        assert!(!v.rows(Some(5))[0].reset);
+        assert_eq!(v.rows(Some(5))[0].rows.len(), APPEND_ROWS);
+        // a number from another process of the job
+        let late = v.rows(Some((APPEND_ROWS + 100) as u64));
+        assert!(late[0].reset && late[0].rows.len() == APPEND_ROWS);
+        // a keyed view at its bound drops a tenth at once, deletions first
+        v.set_key("k", vec!["id".into()]);
+        v.apply(
+            "k",
+            vec![json!({"op": "+I", "id": -1}), json!({"op": "-D", "id": -1})],
+        );
+        let seen = v.rows(None).iter().map(|t| t.seq).max().unwrap_or(0);
+        v.apply(
+            "k",
+            (0..KEYED_ROWS as i64)
+                .map(|i| json!({"op": "+I", "id": i}))
+                .collect(),
+        );
+        let k = &v.rows(None)[1];
+        assert_eq!(k.rows.len(), KEYED_ROWS - KEYED_ROWS / 10);
+        assert_eq!(
+            k.rows[0],
+            &json!({"op": "+I", "id": (KEYED_ROWS / 10) as i64})
+        );
+        assert!(
+            v.rows(Some(seen))[1].reset,
+            "the deletion it had not seen is gone"
+        );
     }
 
     #[test]

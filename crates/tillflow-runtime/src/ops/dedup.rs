@@ -187,32 +187,11 @@ impl Operator for RowtimeFirstRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_rows::{row, Collected};
 
-    #[derive(Default)]
-    struct Out(Vec<(String, i64)>);
-    impl Emit for Out {
-        fn emit(&mut self, row: &Row) -> Result<()> {
-            let k = match row.values[0] {
-                Value::Str(s) => tillflow_types::value::heap_str(&row.heap, s).to_owned(),
-                _ => String::new(),
-            };
-            let t = match row.values[1] {
-                Value::Timestamp(t) => t,
-                _ => -1,
-            };
-            self.0.push((k, t));
-            Ok(())
-        }
-        fn watermark(&mut self, _wm: i64) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    fn row(k: &str, t: i64) -> Row {
-        let mut r = Row::with_capacity(2);
-        let s = r.intern(k);
-        r.values.extend([Value::Str(s), Value::Timestamp(t)]);
-        r
+    /// The key and time of each row emitted (all inserts here).
+    fn keys_times(out: &Collected) -> Vec<(String, i64)> {
+        out.0.iter().map(|(_, k, t)| (k.clone(), *t)).collect()
     }
 
     /// The cases the Flink 2.3 oracle answered for (watermark = max time - 5): an earlier row
@@ -223,8 +202,8 @@ mod tests {
     #[test]
     fn keeps_the_earliest_row_until_the_watermark_passes_it() {
         let mut op = RowtimeFirstRow::new(vec![0], 1);
-        let mut out = Out::default();
-        let feed = |op: &mut RowtimeFirstRow, out: &mut Out, k: &str, t: i64| {
+        let mut out = Collected::default();
+        let feed = |op: &mut RowtimeFirstRow, out: &mut Collected, k: &str, t: i64| {
             op.process(&row(k, t), out).expect("process");
             op.on_watermark(t - 5, out).expect("watermark");
         };
@@ -242,7 +221,10 @@ mod tests {
             op.on_watermark(max - 5, &mut out).expect("watermark");
         }
         // at watermark 25 C1 (8) and C2 (20) are due; C2's 12 and C3's 14 came late
-        assert_eq!(out.0, [("C1".to_owned(), 8), ("C2".to_owned(), 20)]);
+        assert_eq!(
+            keys_times(&out),
+            [("C1".to_owned(), 8), ("C2".to_owned(), 20)]
+        );
         assert_eq!(op.metrics().late_dropped, 2);
         // snapshot with C2 held, restore into a fresh operator
         let mut bytes = Vec::new();
@@ -255,7 +237,7 @@ mod tests {
         op.process(&row("C5", 35), &mut out)
             .expect("at the watermark");
         op.on_end(&mut out).expect("end");
-        let keys: Vec<&str> = out.0.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = out.0.iter().map(|(_, k, _)| k.as_str()).collect();
         assert_eq!(keys, ["C1", "C2", "C5", "C4"]);
         assert_eq!(op.metrics().late_dropped, 0, "restored: nothing late since");
     }

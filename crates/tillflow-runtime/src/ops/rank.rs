@@ -483,34 +483,8 @@ impl Operator for TopN {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::test_rows::{row, Collected};
     use tillflow_types::RowKind;
-
-    #[derive(Default)]
-    struct Out(Vec<(RowKind, String, i64)>);
-    impl Emit for Out {
-        fn emit(&mut self, row: &Row) -> Result<()> {
-            let k = match row.values[0] {
-                Value::Str(s) => tillflow_types::value::heap_str(&row.heap, s).to_owned(),
-                _ => String::new(),
-            };
-            let t = match row.values[1] {
-                Value::Timestamp(t) => t,
-                _ => -1,
-            };
-            self.0.push((row.kind, k, t));
-            Ok(())
-        }
-        fn watermark(&mut self, _wm: i64) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    fn row(k: &str, t: i64) -> Row {
-        let mut r = Row::with_capacity(2);
-        let s = r.intern(k);
-        r.values.extend([Value::Str(s), Value::Timestamp(t)]);
-        r
-    }
 
     /// A keep-last deduplication (Top-1 by time descending, no row number) takes the old row
     /// out before it puts the new one in, as Flink's Top-N functions do: an upsert sink keyed
@@ -524,7 +498,7 @@ mod tests {
             nulls_first: false,
         }];
         let mut op = TopN::new(vec![0], order, 1, false).later_wins_ties();
-        let mut out = Out::default();
+        let mut out = Collected::default();
         for (k, t) in [("A", 1), ("A", 3), ("B", 2), ("A", 2), ("A", 3)] {
             op.process(&row(k, t), &mut out).expect("process");
         }

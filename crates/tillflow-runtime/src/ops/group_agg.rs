@@ -214,8 +214,11 @@ impl GroupAccs for KeyedState<GroupState> {
     fn accs_mut(&mut self, key: &[u8]) -> Option<&mut [Acc]> {
         self.get_mut(key).map(|g| g.accs.as_mut_slice())
     }
-    fn keys(&self) -> Vec<Box<[u8]>> {
-        self.iter().map(|(k, _)| Box::from(&*k)).collect()
+    fn keys_where(&self, want: &dyn Fn(&[Acc]) -> bool) -> Vec<Box<[u8]>> {
+        self.iter()
+            .filter(|(_, g)| want(&g.accs))
+            .map(|(k, _)| Box::from(&*k))
+            .collect()
     }
 }
 

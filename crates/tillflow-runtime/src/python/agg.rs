@@ -189,11 +189,14 @@ pub const MAX_PENDING: usize = 1 << 16;
 /// The error for an accumulator whose waiting rows would pass [`MAX_PENDING`] bytes.
 #[cold]
 fn too_many_rows(name: Option<&str>) -> RuntimeError {
+    let whose = name.map_or_else(
+        || "a Python aggregate function's accumulator".to_owned(),
+        |n| format!("the accumulator of Python aggregate function {n}"),
+    );
     RuntimeError::Eval(format!(
-        "the accumulator of Python aggregate function {} would hold more than {} of rows not \
-         given to Python yet, more than a checkpoint can keep (a SESSION window kept open by \
-         steady activity, whose function has no merge method to take its rows early?)",
-        name.unwrap_or("(merged)"),
+        "{whose} would hold more than {} of rows not given to Python yet, more than a \
+         checkpoint can keep (a SESSION window kept open by steady activity, whose function \
+         has no merge method to take its rows early?)",
         if MAX_PENDING >= 1 << 30 {
             format!("{} GiB", (MAX_PENDING + 1) >> 30)
         } else {

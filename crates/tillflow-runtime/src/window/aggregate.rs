@@ -230,12 +230,18 @@ impl WindowAggregate {
         }
         // only the groups that received rows since the last hand-off: the others are neither
         // read nor written (an incremental checkpoint keeps them as they were)
+        // (each group is noted once; sorted and deduplicated all the same, since a group
+        // settled twice in one request would take the second, empty, answer)
         for w in &mut self.windows {
+            w.py_waiting.sort_unstable();
+            w.py_waiting.dedup();
             py.set_window(Some((w.start, w.end)));
             py.settle_state(&mut w.groups, Some(&w.py_waiting))?;
             w.py_waiting.clear();
         }
         for c in self.cumulations.iter_mut().flatten() {
+            c.py_waiting.sort_unstable();
+            c.py_waiting.dedup();
             py.set_window(Some((c.start, c.next_end)));
             py.settle_state(&mut c.groups, Some(&c.py_waiting))?;
             c.py_waiting.clear();
@@ -392,6 +398,8 @@ impl WindowAggregate {
             if let Some(py) = self.py.as_mut() {
                 // the period's running aggregate lives on: its accumulators are kept
                 py.set_window(Some((start, end)));
+                c.py_waiting.sort_unstable();
+                c.py_waiting.dedup();
                 py.settle_state(&mut c.groups, Some(&c.py_waiting))?;
                 c.py_waiting.clear();
             }

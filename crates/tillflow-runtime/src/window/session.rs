@@ -93,9 +93,13 @@ pub struct SessionWindowAggregate {
     py: Option<PyAggs>,
     /// Rows given to Python accumulators since they were last compacted.
     py_rows: usize,
-    /// With Python calls: the partition keys (by id) where rows or merges may wait for Python
-    /// since they were last compacted (an id may repeat).
+    /// With Python calls that all have `merge` (rows go to Python early): the partition keys
+    /// (by id) where rows or merges may wait for Python since they were last compacted (an id
+    /// may repeat).
     py_waiting: Vec<u64>,
+    /// There are Python calls and all have `merge`: rows go to Python before their sessions
+    /// fire.
+    py_early: bool,
 }
 
 impl SessionWindowAggregate {
@@ -118,6 +122,10 @@ impl SessionWindowAggregate {
             py: PyAggs::of(&calls, Vec::new()),
             py_rows: 0,
             py_waiting: Vec::new(),
+            py_early: calls.iter().any(|c| c.python.is_some())
+                && calls
+                    .iter()
+                    .all(|c| c.python.as_ref().is_none_or(|p| p.has_merge)),
             gap,
             mode,
             time_col,
@@ -147,22 +155,24 @@ impl SessionWindowAggregate {
         self
     }
 
+    /// Whether rows go to Python before their sessions fire: there are Python calls, and all
+    /// have `merge`.
+    fn compacts(&self) -> bool {
+        self.py_early
+    }
+
     /// Gives the rows waiting in open sessions' Python accumulators to Python, after every
     /// `python.fn-execution.bundle.size` rows, when every Python function has `merge` (sessions
     /// that merge later merge the accumulators); without it, rows wait until their session
     /// fires.
     fn compact(&mut self) -> Result<()> {
         self.py_rows = 0;
+        if !self.compacts() {
+            return Ok(());
+        }
         let Some(py) = self.py.as_mut() else {
             return Ok(());
         };
-        if self
-            .calls
-            .iter()
-            .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
-        {
-            return Ok(());
-        }
         py.set_window(None);
         // only the partition keys where rows came or sessions merged since the last hand-off:
         // the others are neither read nor written
@@ -427,7 +437,7 @@ impl Operator for SessionWindowAggregate {
         if let Some(py) = &self.py {
             // rows now wait where they did not, or sessions merged (their accumulators to be
             // merged): the key is visited at the next hand-off
-            if !was || merges > 1 {
+            if (!was || merges > 1) && self.compacts() {
                 self.py_waiting.push(id);
             }
             self.py_rows += 1;
@@ -497,9 +507,10 @@ impl Operator for SessionWindowAggregate {
         self.keys_by_id.clear();
         self.timers.clear();
         self.py_waiting.clear();
+        let compacts = self.compacts();
         for (key, entry) in self.state.iter() {
             self.keys_by_id.insert(entry.id, key.into());
-            if let Some(py) = self.py.as_ref() {
+            if let Some(py) = self.py.as_ref().filter(|_| compacts) {
                 // the keys whose rows wait, as the snapshot left them
                 if entry
                     .sessions
@@ -633,5 +644,94 @@ mod tests {
         }
         op.on_end(&mut again).expect("end");
         assert_eq!(again.0, out.0);
+    }
+
+    /// An early hand-off visits only the partition keys whose sessions got rows (or merged)
+    /// since the last one: after a checkpoint, a hand-off over 200 open sessions of which 3
+    /// got rows writes 3 entries; after a restore, rows left waiting go at the next one; the
+    /// sums are the built-in's.
+    #[test]
+    fn early_hand_offs_write_only_the_keys_that_got_rows() {
+        const S: i64 = 1_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sum = AggCall {
+            kind: AggKind::Sum,
+            arg: Some(1),
+            distinct: false,
+            arg_type: DataType::BigInt,
+            result_type: DataType::BigInt,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: None,
+        };
+        let calls = vec![
+            sum,
+            crate::python::agg::testing::py_sum(dir.path(), 1, true, 400),
+        ];
+        crate::state::incremental::scoped_tracking(true, || {
+            let make = || {
+                SessionWindowAggregate::new(
+                    3600 * S,
+                    TimeMode::Event,
+                    2,
+                    vec![0],
+                    Vec::new(),
+                    calls.clone(),
+                )
+            };
+            let mut op = make();
+            let mut out = Collect(Vec::new());
+            let row = |k: i64, v: i64, ts: i64| Row {
+                values: vec![Value::Int(k), Value::Int(v), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            let requests = |op: &SessionWindowAggregate| op.py.as_ref().map_or(0, |p| p.requests());
+            for i in 0..400 {
+                op.process(&row(i % 200, i, i * S), &mut out)
+                    .expect("process");
+            }
+            assert_eq!(requests(&op), 1);
+            crate::state::incremental::collecting(Some(1), None, || {
+                op.snapshot_state(&mut Vec::new())
+            });
+            assert_eq!(op.state.changed_entries(), Some(0));
+            for i in 400..600 {
+                op.process(&row(i % 3, i, i * S), &mut out)
+                    .expect("process");
+            }
+            let mut whole = Vec::new();
+            op.snapshot_state(&mut whole);
+            let mut op = make();
+            op.restore_state(&whole).expect("restore");
+            crate::state::incremental::collecting(Some(2), None, || {
+                op.snapshot_state(&mut Vec::new())
+            });
+            for i in 600..1000 {
+                op.process(&row(i % 3, i, i * S), &mut out)
+                    .expect("process");
+            }
+            assert_eq!(requests(&op), 1);
+            assert_eq!(
+                op.state.changed_entries(),
+                Some(3),
+                "only the 3 keys were written"
+            );
+            let py = op.py.as_ref().expect("py");
+            for (_, entry) in op.state.iter() {
+                for s in &entry.sessions {
+                    for (_, accs) in &s.groups {
+                        assert!(!py.is_pending(accs), "rows left waiting");
+                    }
+                }
+            }
+            op.on_end(&mut out).expect("end");
+            assert_eq!(out.0.len(), 200);
+            for r in &out.0 {
+                assert_eq!(r[1], r[2], "{r:?}");
+            }
+        });
     }
 }

@@ -209,9 +209,11 @@ impl WindowAggregate {
         self
     }
 
-    /// Gives the rows waiting in the open windows' Python accumulators to Python (one request
-    /// per [`crate::python::agg::SETTLE_GROUPS`] groups), so that a long window keeps pickled
+    /// Gives the rows waiting in the open windows' Python accumulators to Python (a request
+    /// closing at [`crate::python::agg::SETTLE_GROUPS`] groups or
+    /// [`crate::python::agg::SETTLE_BYTES`] bytes), so that a long window keeps pickled
     /// accumulators instead of its rows: after every `python.fn-execution.bundle.size` rows.
+    /// Only the groups noted in `py_waiting` go (and are written).
     /// Not where slices are merged (HOP panes, CUMULATE steps) and a function has no `merge`:
     /// its rows then wait until their windows fire, where joining them needs no `merge`.
     fn compact(&mut self) -> Result<()> {

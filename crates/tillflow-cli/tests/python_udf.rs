@@ -70,6 +70,8 @@ fn head(input: &Path) -> String {
         "py_sum",
         "py_sum_m",
         "fragile_sum",
+        "fragile_sum_m",
+        "unpicklable_sum",
         "pandas_mean",
     ] {
         s.push_str(&format!(
@@ -546,6 +548,65 @@ fn a_python_exception_in_accumulate_fails_the_job_naming_function_key_and_traceb
         "2024-03-01 08:00:00",
         "Python traceback",
         "raise ValueError",
+    ] {
+        assert!(err.contains(want), "`{want}` missing from: {err}");
+    }
+}
+
+/// In a SESSION window, a failure names the group's key and its session's bounds: when the
+/// session fires (a function without `merge`), and when its rows go to Python early (with it).
+#[test]
+fn a_python_exception_in_a_session_window_names_the_session() {
+    let (dir, input) = input(300);
+    for (f, extra) in [
+        ("fragile_sum", ""),
+        (
+            "fragile_sum_m",
+            "SET 'python.fn-execution.bundle.size' = '7';\n",
+        ),
+    ] {
+        let (ok, err, _) = run(
+            dir.path(),
+            &input,
+            "store_id INT, s BIGINT",
+            &format!(
+                "SELECT store_id, {f}(qty) \
+                 FROM TABLE(SESSION(TABLE events PARTITION BY store_id, DESCRIPTOR(event_time), \
+                 INTERVAL '4' SECOND)) GROUP BY window_start, window_end, store_id"
+            ),
+            extra,
+        );
+        assert!(!ok, "{f}");
+        for want in [
+            &format!("Python function {f} failed"),
+            "accumulate(acc, 7)",
+            "ValueError: seven is unlucky",
+            "for the group by key (",
+            " of the window [2024-03-01 ",
+        ] {
+            assert!(err.contains(want), "{f}: `{want}` missing from: {err}");
+        }
+    }
+}
+
+/// An accumulator that pickle cannot save fails the job clearly, naming the function, even in
+/// a window that fires before any of its rows would go to Python early (nothing pickled yet).
+#[test]
+fn an_accumulator_that_cannot_be_pickled_fails_at_once_naming_the_function() {
+    let (dir, input) = input(300);
+    let (ok, err, got) = run(
+        dir.path(),
+        &input,
+        "store_id INT, s BIGINT",
+        "SELECT store_id, unpicklable_sum(qty) \
+         FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(event_time), INTERVAL '10' MINUTE)) \
+         GROUP BY window_start, window_end, store_id",
+        "",
+    );
+    assert!(!ok, "{got:?}");
+    for want in [
+        "Python function unpicklable_sum could not be loaded",
+        "the accumulator of udfs.unpicklable_sum cannot be pickled",
     ] {
         assert!(err.contains(want), "`{want}` missing from: {err}");
     }

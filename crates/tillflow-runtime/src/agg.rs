@@ -397,7 +397,7 @@ impl Acc {
                 .filter
                 .is_none_or(|f| row.values.get(f) == Some(&Value::Bool(true)))
             {
-                acc.push(spec, row, retract);
+                acc.push(spec, row, retract)?;
             }
             return Ok(());
         }
@@ -750,7 +750,7 @@ impl Acc {
                     }
                 }
             }
-            (Acc::Python(a), Acc::Python(b)) => a.merge(*b),
+            (Acc::Python(a), Acc::Python(b)) => a.merge(*b)?,
             (Acc::Model(_), _) => return Err(RuntimeError::Eval(
                 "forecasting and anomaly functions cannot merge (not usable in SESSION windows)"
                     .into(),

@@ -271,6 +271,30 @@ class PySumMerging(PySum):
 py_sum_m = PySumMerging
 
 
+@udaf(result_type="BIGINT")
+class FragileSumMerging(PySumMerging):
+    """PySumMerging that cannot stand a 7."""
+
+    def accumulate(self, acc, x):
+        if x == 7:
+            raise ValueError("seven is unlucky")
+        PySumMerging.accumulate(self, acc, x)
+
+
+fragile_sum_m = FragileSumMerging
+
+
+@udaf(result_type="BIGINT")
+class UnpicklableSum(PySum):
+    """PySum whose accumulator holds a lambda: pickle cannot save it."""
+
+    def create_accumulator(self):
+        return [0, 0, lambda: 0]
+
+
+unpicklable_sum = UnpicklableSum
+
+
 # Shaped as PyFlink's @udaf(result_type=..., func_type="pandas"): a vectorized function, refused.
 pandas_mean = _Wrapper(lambda v: v.mean(), _DoubleType())
 pandas_mean._func_type = "pandas"

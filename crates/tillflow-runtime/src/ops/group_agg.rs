@@ -214,8 +214,11 @@ impl GroupAccs for KeyedState<GroupState> {
     fn accs_mut(&mut self, key: &[u8]) -> Option<&mut [Acc]> {
         self.get_mut(key).map(|g| g.accs.as_mut_slice())
     }
-    fn keys(&self) -> Vec<Box<[u8]>> {
-        self.iter().map(|(k, _)| Box::from(&*k)).collect()
+    fn keys_where(&self, want: &dyn Fn(&[Acc]) -> bool) -> Vec<Box<[u8]>> {
+        self.iter()
+            .filter(|(_, g)| want(&g.accs))
+            .map(|(k, _)| Box::from(&*k))
+            .collect()
     }
 }
 
@@ -284,6 +287,14 @@ impl GroupAggregate {
         self
     }
 
+    /// Moves the TTL clock of the state to the watermark `wm` (with a watermark clock).
+    fn advance_ttl(&mut self, wm: i64) {
+        self.state.on_watermark(wm);
+        if let Some(d) = self.distinct.as_mut() {
+            d.state.on_watermark(wm);
+        }
+    }
+
     /// Processes the bundle of rows waiting for the Python calls (see [`PyBundle`]).
     fn run_bundle(&mut self, out: &mut dyn Emit) -> Result<()> {
         let Some(mut b) = self.py.take() else {
@@ -298,7 +309,11 @@ impl GroupAggregate {
         self.py = Some(b);
         result?;
         match held {
-            Some(wm) => out.watermark(wm),
+            Some(wm) => {
+                // the TTL clock moves with the watermark only once the bundle's rows are in
+                self.advance_ttl(wm);
+                out.watermark(wm)
+            }
             None => Ok(()),
         }
     }
@@ -496,17 +511,15 @@ impl Operator for GroupAggregate {
     }
 
     fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
-        self.state.on_watermark(wm);
-        if let Some(d) = self.distinct.as_mut() {
-            d.state.on_watermark(wm);
-        }
         if let Some(b) = self.py.as_mut() {
             if b.n > 0 {
-                // held until the bundle's changes have gone out
+                // held until the bundle's changes have gone out, and so is the TTL clock's
+                // move: the bundle's rows came before it, and must find their groups alive
                 b.held = Some(b.held.map_or(wm, |h| h.max(wm)));
                 return Ok(());
             }
         }
+        self.advance_ttl(wm);
         out.watermark(wm)
     }
 
@@ -796,6 +809,64 @@ mod tests {
             }
         }
         assert!(op.metrics().records_out > 100);
+    }
+
+    /// With a watermark-clock TTL, a row waiting in a Python bundle when a watermark past its
+    /// group's expiry arrives is applied before the clock moves (as it would be without the
+    /// bundle: the row came first): the group carries on (-U/+U), it does not expire and start
+    /// over (+I) depending on when the bundle happens to run.
+    #[test]
+    fn a_held_watermark_moves_the_ttl_clock_only_after_the_bundle() {
+        #[derive(Default)]
+        struct Kinds(Vec<(RowKind, Vec<Value>)>);
+        impl Emit for Kinds {
+            fn emit(&mut self, row: &Row) -> Result<()> {
+                self.0.push((row.kind, row.values.clone()));
+                Ok(())
+            }
+            fn watermark(&mut self, _wm: i64) -> Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let calls = vec![crate::python::agg::testing::py_sum(
+            dir.path(),
+            1,
+            false,
+            1000,
+        )];
+        let ttl = StateTtl {
+            micros: 1_000_000,
+            clock: TtlClock::Watermark,
+        };
+        let mut op = GroupAggregate::new(vec![0], calls).with_state_ttl(Some(ttl));
+        let mut out = Kinds::default();
+        let mut row = Row::with_capacity(2);
+        op.on_watermark(0, &mut out).unwrap();
+        row.values.extend([Value::Int(7), Value::Int(1)]);
+        op.process(&row, &mut out).unwrap();
+        op.flush(&mut out).unwrap();
+        // the group's second row waits in the bundle; then a watermark 5 s later
+        row.clear();
+        row.values.extend([Value::Int(7), Value::Int(2)]);
+        op.process(&row, &mut out).unwrap();
+        op.on_watermark(5_000_000, &mut out).unwrap();
+        op.flush(&mut out).unwrap();
+        let v = |n: i64| vec![Value::Int(7), Value::Int(n)];
+        assert_eq!(
+            out.0,
+            vec![
+                (RowKind::Insert, v(1)),
+                (RowKind::UpdateBefore, v(1)),
+                (RowKind::UpdateAfter, v(3)),
+            ]
+        );
+        // and the clock did move: the group expires now
+        row.clear();
+        row.values.extend([Value::Int(7), Value::Int(4)]);
+        op.process(&row, &mut out).unwrap();
+        op.flush(&mut out).unwrap();
+        assert_eq!(out.0.last(), Some(&(RowKind::Insert, v(4))));
     }
 
     /// Under a steady stream of new keys (a customer id per event, one event a millisecond), a

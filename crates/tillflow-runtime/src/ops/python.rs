@@ -167,6 +167,14 @@ impl Bundles {
                     .map(|r| show_row(r, &self.input));
                 Err(failure_error(&f, row.as_deref()))
             }
+            Err(CallError::TooLarge(why)) => Err(RuntimeError::Eval(format!(
+                "Python function {} failed: {why}",
+                self.targets
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
             Err(CallError::Lost(why)) => Err(RuntimeError::Eval(format!(
                 "the Python worker of {} ({}) failed: {why}",
                 self.targets

@@ -64,19 +64,38 @@ pub struct PyAcc {
 
 impl PyAcc {
     /// Keeps `row`'s arguments for `spec`, to be accumulated (or with `retract`, retracted).
+    /// Fails when the rows waiting would pass [`MAX_PENDING`] bytes (their length is kept in 32
+    /// bits in a checkpoint).
     #[inline]
-    pub fn push(&mut self, spec: &PyAggSpec, row: &Row, retract: bool) {
+    pub fn push(&mut self, spec: &PyAggSpec, row: &Row, retract: bool) -> Result<()> {
+        let at = self.pending.len();
         self.pending.push(u8::from(retract));
         for &c in &spec.args {
             let v = row.values.get(c).copied().unwrap_or(Value::Null);
             encode_value(&mut self.pending, v, &row.heap);
         }
-        self.rows += 1;
+        match self.rows.checked_add(1) {
+            Some(n) if self.pending.len() <= MAX_PENDING => {
+                self.rows = n;
+                Ok(())
+            }
+            _ => {
+                self.pending.truncate(at);
+                Err(too_many_rows(Some(&spec.target.name)))
+            }
+        }
     }
 
     /// Takes in `other`: its rows join these; its pickled accumulator (if any) is merged by the
-    /// function's `merge` when the group next goes to Python.
-    pub fn merge(&mut self, other: PyAcc) {
+    /// function's `merge` when the group next goes to Python. Fails when the rows waiting
+    /// would pass [`MAX_PENDING`] bytes.
+    pub fn merge(&mut self, other: PyAcc) -> Result<()> {
+        let rows = self
+            .rows
+            .checked_add(other.rows)
+            .filter(|_| self.pending.len().saturating_add(other.pending.len()) <= MAX_PENDING)
+            .filter(|_| self.merges.len().saturating_add(other.merges.len()) < u32::MAX as usize)
+            .ok_or_else(|| too_many_rows(None))?;
         if self.state.is_empty() && self.merges.is_empty() {
             // its accumulator becomes this one, with the value it gives
             self.state = other.state;
@@ -86,7 +105,8 @@ impl PyAcc {
         }
         self.merges.extend(other.merges);
         self.pending.extend_from_slice(&other.pending);
-        self.rows += other.rows;
+        self.rows = rows;
+        Ok(())
     }
 
     /// The value `get_value` last gave (NULL before the first); a string's bytes go to `heap`.
@@ -158,6 +178,33 @@ impl StateValue for PyAcc {
     }
 }
 
+/// Bytes of rows a Python accumulator keeps waiting for Python at most: their length is kept
+/// in 32 bits in a checkpoint. (Small in tests.)
+#[cfg(not(test))]
+pub const MAX_PENDING: usize = u32::MAX as usize;
+/// Bytes of rows a Python accumulator keeps waiting for Python at most (small in tests).
+#[cfg(test)]
+pub const MAX_PENDING: usize = 1 << 16;
+
+/// The error for an accumulator whose waiting rows would pass [`MAX_PENDING`] bytes.
+#[cold]
+fn too_many_rows(name: Option<&str>) -> RuntimeError {
+    let whose = name.map_or_else(
+        || "a Python aggregate function's accumulator".to_owned(),
+        |n| format!("the accumulator of Python aggregate function {n}"),
+    );
+    RuntimeError::Eval(format!(
+        "{whose} would hold more than {} of rows not given to Python yet, more than a \
+         checkpoint can keep (a SESSION window kept open by steady activity, whose function \
+         has no merge method to take its rows early?)",
+        if MAX_PENDING >= 1 << 30 {
+            format!("{} GiB", (MAX_PENDING + 1) >> 30)
+        } else {
+            format!("{MAX_PENDING} bytes")
+        }
+    ))
+}
+
 /// One Python call's part of a request being built.
 #[derive(Default)]
 struct Part {
@@ -192,6 +239,14 @@ pub struct PyAggs {
     text: String,
     /// The window the groups gathered belong to (for messages).
     window: Option<(i64, i64)>,
+    /// The window of each group gathered, where they differ (SESSION windows; for messages).
+    windows: Vec<(i64, i64)>,
+    /// Bytes of accumulators and rows gathered for the next request.
+    bytes: usize,
+    /// A request closes when it holds this many bytes ([`SETTLE_BYTES`]; less in tests).
+    budget: usize,
+    /// Requests sent so far.
+    requests: u64,
 }
 
 impl PyAggs {
@@ -218,6 +273,10 @@ impl PyAggs {
             column: Vec::new(),
             text: String::new(),
             window: None,
+            windows: Vec::new(),
+            bytes: 0,
+            budget: SETTLE_BYTES,
+            requests: 0,
         })
     }
 
@@ -252,6 +311,10 @@ impl PyAggs {
                     spec.target.name, spec.target.target
                 )));
             }
+            self.bytes = self
+                .bytes
+                .saturating_add(acc.state.len() + acc.pending.len())
+                .saturating_add(acc.merges.iter().map(Vec::len).sum::<usize>());
             let put = |out: &mut Vec<u8>, b: &[u8]| {
                 out.extend_from_slice(&(b.len() as u32).to_le_bytes());
                 out.extend_from_slice(b);
@@ -325,6 +388,7 @@ impl PyAggs {
         let Some(worker) = self.worker.as_mut() else {
             return Err(RuntimeError::Eval("no Python worker".into()));
         };
+        self.requests += 1;
         let answer = match worker.request(b'A', &self.request) {
             Ok(a) => a,
             Err(CallError::Failed(f)) => {
@@ -333,7 +397,8 @@ impl PyAggs {
                     .and_then(|i| self.keys.get(i))
                     .map(|k| {
                         let mut s = show_key(k, &self.key_types);
-                        if let Some((start, end)) = self.window {
+                        let i = usize::try_from(f.row).unwrap_or(usize::MAX);
+                        if let Some((start, end)) = self.windows.get(i).copied().or(self.window) {
                             s.push_str(&format!(
                                 " of the window [{}, {})",
                                 crate::late::ts_text(start),
@@ -347,6 +412,14 @@ impl PyAggs {
                     "for the group by key",
                     group.as_deref(),
                 ));
+            }
+            Err(CallError::TooLarge(why)) => {
+                self.worker = None;
+                return Err(RuntimeError::Eval(format!(
+                    "Python aggregate function {} failed: {why} (for {g} groups; a group's \
+                     accumulator, pickled, or value is too large)",
+                    self.names().join(", ")
+                )));
             }
             Err(CallError::Lost(why)) => {
                 return Err(RuntimeError::Eval(format!(
@@ -412,6 +485,8 @@ impl PyAggs {
     /// Forgets the last request (its groups and answers), keeping the buffers.
     pub fn clear(&mut self) {
         self.keys.clear();
+        self.windows.clear();
+        self.bytes = 0;
         for p in &mut self.parts {
             p.groups.clear();
             p.signs.clear();
@@ -432,6 +507,39 @@ impl PyAggs {
         self.window = window;
     }
 
+    /// Sets the window of the group gathered last (of groups of different windows: SESSION
+    /// windows), for messages.
+    pub fn set_group_window(&mut self, window: (i64, i64)) {
+        self.windows
+            .resize(self.keys.len().saturating_sub(1), window);
+        self.windows.push(window);
+    }
+
+    /// True when the groups gathered make a request: [`SETTLE_GROUPS`] of them, or
+    /// [`SETTLE_BYTES`] of accumulators and rows.
+    pub fn full(&self) -> bool {
+        self.keys.len() >= SETTLE_GROUPS || self.bytes >= self.budget
+    }
+
+    /// Requests sent to the worker so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Sets the bytes a request closes at (tests).
+    #[cfg(test)]
+    pub(crate) fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+    }
+
+    /// Whether rows or merges of a group's Python accumulators wait for Python.
+    pub fn is_pending(&self, accs: &[Acc]) -> bool {
+        self.calls.iter().any(|(ci, _)| match accs.get(*ci) {
+            Some(Acc::Python(p)) => p.is_pending(),
+            _ => false,
+        })
+    }
+
     /// Sets the types of the group keys (to name a group in an error).
     pub fn set_key_types(&mut self, types: Vec<DataType>) {
         self.key_types = types;
@@ -445,79 +553,96 @@ impl PyAggs {
         })
     }
 
-    /// Settles the groups of `state` at `keys` (all of them when None) that need Python,
-    /// [`SETTLE_GROUPS`] groups a request, keeping their accumulators.
+    /// Settles the groups of `state` at `keys` (when None: every group that needs Python,
+    /// found by reading the state, not writing it) that need Python, keeping their
+    /// accumulators; a request closes at [`SETTLE_GROUPS`] groups or [`SETTLE_BYTES`] bytes.
+    /// Only the groups settled are written.
     pub fn settle_state<S: GroupAccs>(
         &mut self,
         state: &mut S,
         keys: Option<&[Box<[u8]>]>,
     ) -> Result<()> {
-        let all;
+        let found;
         let keys = match keys {
             Some(k) => k,
             None => {
-                all = state.keys();
-                &all
+                found = state.keys_where(&|accs| self.needs_python(accs));
+                &found
             }
         };
-        let mut wanted: Vec<&[u8]> = Vec::new();
-        for k in keys {
-            if state.accs_mut(k).is_some_and(|a| self.needs_python(a)) {
-                wanted.push(k);
-            }
-        }
+        self.clear();
         let mut added: Vec<(&[u8], usize)> = Vec::new();
-        for chunk in wanted.chunks(SETTLE_GROUPS) {
-            self.clear();
-            added.clear();
-            for &k in chunk {
-                if let Some(accs) = state.accs_mut(k) {
+        for k in keys {
+            if let Some(accs) = state.accs_mut(k) {
+                if self.needs_python(accs) {
                     added.push((k, self.add(k, accs)?));
                 }
             }
-            self.run(true)?;
-            for &(k, i) in &added {
-                if let Some(accs) = state.accs_mut(k) {
-                    self.answer(i, accs);
-                }
+            if self.full() {
+                self.answer_state(state, &mut added)?;
             }
-            self.clear();
         }
+        self.answer_state(state, &mut added)
+    }
+
+    /// Sends the groups of `state` gathered (`added`: each key and its number in the request)
+    /// and writes back their answers.
+    fn answer_state<S: GroupAccs>(
+        &mut self,
+        state: &mut S,
+        added: &mut Vec<(&[u8], usize)>,
+    ) -> Result<()> {
+        if added.is_empty() {
+            self.clear();
+            return Ok(());
+        }
+        self.run(true)?;
+        for &(k, i) in added.iter() {
+            if let Some(accs) = state.accs_mut(k) {
+                self.answer(i, accs);
+            }
+        }
+        added.clear();
+        self.clear();
         Ok(())
     }
 
-    /// Settles `groups` (each a key and its accumulators) in one request: each Python
-    /// accumulator's rows given to Python and its value computed; `keep`: accumulators are
-    /// pickled back (the groups live on). Without `keep` the accumulators are spent: only their
-    /// values remain, for groups emitted and dropped.
-    pub fn settle<'a>(
+    /// Settles groups that are being emitted and then dropped (a fired window's): each Python
+    /// accumulator's rows given to Python and its value computed; the accumulators are spent,
+    /// only their values remain. A request closes at [`SETTLE_GROUPS`] groups or
+    /// [`SETTLE_BYTES`] bytes. `bounds`: each group's window, where they differ (for messages).
+    pub fn settle_all(
         &mut self,
-        groups: impl IntoIterator<Item = (&'a [u8], &'a mut Vec<Acc>)>,
-        keep: bool,
+        groups: &mut [(Box<[u8]>, Vec<Acc>)],
+        bounds: Option<&[(i64, i64)]>,
     ) -> Result<()> {
         self.clear();
-        let mut held = Vec::new();
-        for (key, accs) in groups {
-            self.add(key, accs)?;
-            held.push(accs);
-        }
-        self.run(keep)?;
-        for (i, accs) in held.into_iter().enumerate() {
-            self.answer(i, accs);
-        }
-        self.clear();
-        Ok(())
-    }
-
-    /// Settles groups that are being emitted and then dropped (a fired window's), at most
-    /// [`SETTLE_GROUPS`] a request.
-    pub fn settle_all(&mut self, groups: &mut [(Box<[u8]>, Vec<Acc>)]) -> Result<()> {
-        for chunk in groups.chunks_mut(SETTLE_GROUPS) {
-            self.settle(chunk.iter_mut().map(|(k, a)| (&**k, a)), false)?;
+        let mut from = 0;
+        let n = groups.len();
+        for i in 0..n {
+            if let Some((key, accs)) = groups.get_mut(i) {
+                self.add(key, accs)?;
+            }
+            if let Some(&w) = bounds.and_then(|b| b.get(i)) {
+                self.set_group_window(w);
+            }
+            if self.full() || i + 1 == n {
+                self.run(false)?;
+                for (j, (_, accs)) in groups[from..=i].iter_mut().enumerate() {
+                    self.answer(j, accs);
+                }
+                self.clear();
+                from = i + 1;
+            }
         }
         Ok(())
     }
 }
+
+/// Bytes of accumulators and waiting rows sent to Python in one request at most (a request
+/// closes at the group that reaches it), so that an answer stays well under the largest frame
+/// a worker may send.
+pub const SETTLE_BYTES: usize = 64 << 20;
 
 /// Groups sent to Python in one request at most (a window of many groups goes in several).
 pub const SETTLE_GROUPS: usize = 4096;
@@ -526,16 +651,19 @@ pub const SETTLE_GROUPS: usize = 4096;
 pub trait GroupAccs {
     /// The accumulators of the group `key`.
     fn accs_mut(&mut self, key: &[u8]) -> Option<&mut [Acc]>;
-    /// Every key.
-    fn keys(&self) -> Vec<Box<[u8]>>;
+    /// The keys of the groups whose accumulators `want` picks, read without writing them.
+    fn keys_where(&self, want: &dyn Fn(&[Acc]) -> bool) -> Vec<Box<[u8]>>;
 }
 
 impl GroupAccs for KeyedState<Vec<Acc>> {
     fn accs_mut(&mut self, key: &[u8]) -> Option<&mut [Acc]> {
         self.get_mut(key).map(Vec::as_mut_slice)
     }
-    fn keys(&self) -> Vec<Box<[u8]>> {
-        self.iter().map(|(k, _)| Box::from(&*k)).collect()
+    fn keys_where(&self, want: &dyn Fn(&[Acc]) -> bool) -> Vec<Box<[u8]>> {
+        self.iter()
+            .filter(|(_, accs)| want(accs))
+            .map(|(k, _)| Box::from(&*k))
+            .collect()
     }
 }
 
@@ -627,8 +755,8 @@ mod tests {
         let mut row = Row::default();
         let x = row.intern("süß");
         row.values = vec![Value::Int(7), Value::Str(x)];
-        a.push(&s, &row, false);
-        a.push(&s, &row, true);
+        a.push(&s, &row, false).expect("push");
+        a.push(&s, &row, true).expect("push");
         let mut bytes = Vec::new();
         a.write(&mut bytes);
         let back = PyAcc::read(&bytes, &mut 0).expect("read");
@@ -638,13 +766,13 @@ mod tests {
             state: b"pickled".to_vec(),
             ..PyAcc::default()
         };
-        b.merge(back.clone());
+        b.merge(back.clone()).expect("merge");
         let mut c = PyAcc {
             state: b"other".to_vec(),
             ..PyAcc::default()
         };
-        c.push(&s, &row, false);
-        b.merge(c);
+        c.push(&s, &row, false).expect("push");
+        b.merge(c).expect("merge");
         assert_eq!(b.state, b"pickled");
         assert_eq!(b.merges, vec![b"other".to_vec()]);
         assert_eq!(b.rows, 3);
@@ -739,7 +867,7 @@ mod tests {
         let mut groups = vec![(ka.clone(), a), (kb.clone(), b)];
         // emitted and dropped (a fired window's groups): values only
         let mut fired = groups.clone();
-        py.settle_all(&mut fired).expect("settle");
+        py.settle_all(&mut fired, None).expect("settle");
         let value = |accs: &[Acc]| {
             let mut heap = Vec::new();
             match accs[0].value(&call, &mut heap) {
@@ -796,11 +924,53 @@ mod tests {
         encode_value(&mut settled.result, Value::Int(139), &[]);
         let mut fresh = PyAcc::default();
         assert!(fresh.needs_python());
-        fresh.merge(settled);
+        fresh.merge(settled).expect("merge");
         assert!(!fresh.needs_python());
         assert_eq!(fresh.value(&mut Vec::new()), Value::Int(139));
-        fresh.push(&spec(), &Row::default(), false);
+        fresh.push(&spec(), &Row::default(), false).expect("push");
         assert!(fresh.needs_python());
+    }
+
+    /// Rows waiting past [`MAX_PENDING`] bytes (a checkpoint keeps their length in 32 bits)
+    /// fail clearly, naming the function, when pushed or merged; the accumulator stays whole.
+    #[test]
+    fn waiting_rows_past_the_limit_fail_clearly() {
+        let s = spec();
+        let mut row = Row::default();
+        let x = row.intern("0123456789abcdef0123456789abcdef");
+        row.values = vec![Value::Int(7), Value::Str(x)];
+        let mut a = PyAcc::default();
+        let mut pushed = 0;
+        let err = loop {
+            match a.push(&s, &row, false) {
+                Ok(()) => pushed += 1,
+                Err(e) => break e,
+            }
+            assert!(pushed < 10_000, "no limit");
+        };
+        assert!(err
+            .to_string()
+            .contains("Python aggregate function wavg would hold more"));
+        assert!(pushed > 10, "{pushed}");
+        assert_eq!(a.rows, pushed, "the refused row is not kept");
+        let mut bytes = Vec::new();
+        a.write(&mut bytes);
+        assert_eq!(PyAcc::read(&bytes, &mut 0).expect("read"), a);
+        let mut b = PyAcc::default();
+        for _ in 0..pushed / 2 + 1 {
+            b.push(&s, &row, false).expect("push");
+        }
+        let before = b.clone();
+        let mut c = PyAcc::default();
+        for _ in 0..pushed / 2 + 1 {
+            c.push(&s, &row, false).expect("push");
+        }
+        let err = b.merge(c).expect_err("too many rows");
+        assert!(err.to_string().contains("would hold more than"), "{err}");
+        assert_eq!(
+            b, before,
+            "a refused merge leaves the accumulator as it was"
+        );
     }
 
     /// A result is kept encoded, and read back with its string in the caller's heap.
@@ -816,5 +986,140 @@ mod tests {
             panic!("not a string")
         };
         assert_eq!(heap_bytes(&heap, r), b"top: a, b");
+    }
+
+    /// A call of `module.Class` (written to `dir` with `text`), of one BIGINT argument (input
+    /// column 0) and a result of type `result`.
+    fn call_of(dir: &std::path::Path, module: &str, text: &str, result: DataType) -> AggCall {
+        std::fs::write(dir.join(format!("{module}.py")), text).expect("module");
+        AggCall::python(PyAggSpec {
+            target: PyTarget {
+                name: module.into(),
+                target: format!("{module}.F"),
+                kind: super::super::PyKind::Aggregate,
+                results: vec![result],
+            },
+            env: PythonEnv {
+                paths: vec![dir.to_string_lossy().into_owned()],
+                ..PythonEnv::default()
+            },
+            args: vec![0],
+            arg_types: vec![DataType::BigInt],
+            limits: crate::ops::python::DEFAULT_LIMITS,
+            has_retract: false,
+            has_merge: false,
+        })
+    }
+
+    /// Groups of `rows` rows each (values 1..=rows), keyed 0..n, for `call`.
+    fn groups_of(call: &AggCall, n: i64, rows: i64) -> Vec<(Box<[u8]>, Vec<Acc>)> {
+        let calls = std::slice::from_ref(call);
+        let mut scratch = Vec::new();
+        (0..n)
+            .map(|k| {
+                let mut accs = crate::agg::new_accs(calls);
+                for v in 1..=rows {
+                    let row = Row {
+                        values: vec![Value::Int(v)],
+                        ..Row::default()
+                    };
+                    crate::agg::update_all(&mut accs, calls, &row, false, &mut scratch)
+                        .expect("update");
+                }
+                (encode(k), accs)
+            })
+            .collect()
+    }
+
+    /// A request closes at the byte budget as well as at SETTLE_GROUPS groups, for groups
+    /// fired (values only) and kept (accumulators back), and the values are the same.
+    #[test]
+    fn requests_close_at_the_byte_budget() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let call = testing::py_sum(dir.path(), 0, false, 1000);
+        let mut py = PyAggs::of(std::slice::from_ref(&call), vec![DataType::BigInt]).expect("py");
+        let sum = |accs: &[Acc]| accs[0].value(&call, &mut Vec::new());
+        // 20 groups of 10 rows (about 100 bytes each): one request without a budget
+        let mut fired = groups_of(&call, 20, 10);
+        py.settle_all(&mut fired, None).expect("settle");
+        assert_eq!(py.requests(), 1);
+        assert!(fired.iter().all(|(_, a)| sum(a) == Value::Int(55)));
+        // at 250 bytes a request: three groups each
+        py.set_budget(250);
+        let mut fired = groups_of(&call, 20, 10);
+        py.settle_all(&mut fired, None).expect("settle");
+        assert_eq!(py.requests(), 1 + 7);
+        assert!(fired.iter().all(|(_, a)| sum(a) == Value::Int(55)));
+        let mut state: KeyedState<Vec<Acc>> = KeyedState::default();
+        for (k, accs) in groups_of(&call, 20, 10) {
+            state.insert_absent(&k, accs);
+        }
+        py.settle_state(&mut state, None).expect("settle");
+        assert_eq!(py.requests(), 8 + 7);
+        for (_, accs) in state.iter() {
+            assert_eq!(sum(&accs), Value::Int(55));
+            assert!(!py.needs_python(&accs));
+        }
+    }
+
+    /// An answer larger than a worker may send is the function's clear failure, not a worker
+    /// lost (started again, failing the same way, and the job ending "died twice").
+    #[test]
+    fn an_answer_larger_than_a_frame_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let call = call_of(
+            dir.path(),
+            "big",
+            "class F:\n\
+             \x20   result_type = 'STRING'\n\
+             \x20   def create_accumulator(self):\n        return [0]\n\
+             \x20   def accumulate(self, acc, x):\n        acc[0] += 1\n\
+             \x20   def get_value(self, acc):\n        return 'x' * (600 * 1024)\n",
+            DataType::String(None),
+        );
+        let mut py = PyAggs::of(std::slice::from_ref(&call), vec![DataType::BigInt]).expect("py");
+        // one group's value fits
+        let mut one = groups_of(&call, 1, 2);
+        py.settle_all(&mut one, None).expect("one fits");
+        let mut fired = groups_of(&call, 3, 2);
+        let err = py.settle_all(&mut fired, None).expect_err("too large");
+        let msg = err.to_string();
+        for want in [
+            "Python function big failed",
+            "is larger than a worker may send (1 MiB)",
+        ] {
+            assert!(msg.contains(want), "`{want}` missing from {msg}");
+        }
+        for not in ["once more", "exited", "worker of"] {
+            assert!(!msg.contains(not), "`{not}` in {msg}");
+        }
+    }
+
+    /// An accumulator that cannot be pickled fails at the first request, naming the function,
+    /// even where nothing would be pickled yet (a window fired without an early hand-off).
+    #[test]
+    fn an_accumulator_that_cannot_be_pickled_fails_at_the_first_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let call = call_of(
+            dir.path(),
+            "unpicklable",
+            "class F:\n\
+             \x20   result_type = 'BIGINT'\n\
+             \x20   def create_accumulator(self):\n        return [0, lambda: 0]\n\
+             \x20   def accumulate(self, acc, x):\n        acc[0] += x\n\
+             \x20   def get_value(self, acc):\n        return acc[0]\n",
+            DataType::BigInt,
+        );
+        let mut py = PyAggs::of(std::slice::from_ref(&call), vec![DataType::BigInt]).expect("py");
+        let mut fired = groups_of(&call, 2, 3);
+        let err = py.settle_all(&mut fired, None).expect_err("not picklable");
+        let msg = err.to_string();
+        for want in [
+            "Python function unpicklable could not be loaded",
+            "the accumulator of unpicklable.F cannot be pickled",
+            "create_accumulator() gave list",
+        ] {
+            assert!(msg.contains(want), "`{want}` missing from {msg}");
+        }
     }
 }

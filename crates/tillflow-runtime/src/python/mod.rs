@@ -45,8 +45,13 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 const WORKER_PY: &str = include_str!("worker.py");
 
 /// Largest frame a worker may send (a bundle's results), so a confused worker cannot make the
-/// job allocate without bound.
+/// job allocate without bound. The worker is told it, and reports a larger answer as a
+/// function's failure. (Small in tests.)
+#[cfg(not(test))]
 const MAX_FRAME: usize = 1 << 30;
+/// Largest frame a worker may send (small in tests).
+#[cfg(test)]
+const MAX_FRAME: usize = 1 << 20;
 
 /// A scalar function (one value per row) or a table function (rows per row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,6 +171,9 @@ pub enum CallError {
     Failed(PyFailure),
     /// The worker could not be talked to (it died, or wrote something that is not a frame).
     Lost(String),
+    /// A request or its answer is larger than a frame may be: sending it again would not
+    /// help (the worker is stopped: the pipe is out of step).
+    TooLarge(String),
 }
 
 impl Worker {
@@ -205,6 +213,7 @@ impl Worker {
         let init = serde_json::json!({
             "paths": env.paths,
             "open": open,
+            "max_frame": MAX_FRAME,
             "functions": targets.iter().map(|t| serde_json::json!({
                 "name": t.name, "target": t.target, "kind": t.kind.wire(),
                 // each result as (wire type, SQL type, decimal scale)
@@ -219,7 +228,7 @@ impl Worker {
         let answer = match w.exchange(b'I', &[body.as_bytes()]) {
             Ok(a) => a,
             Err(CallError::Failed(f)) => return Err(failure_error(&f, None)),
-            Err(CallError::Lost(why)) => {
+            Err(CallError::Lost(why) | CallError::TooLarge(why)) => {
                 return Err(RuntimeError::Eval(format!(
                     "the Python worker ({}) failed while loading {}: {why}",
                     short(&env.executable),
@@ -292,8 +301,11 @@ impl Worker {
     fn exchange(&mut self, kind: u8, parts: &[&[u8]]) -> std::result::Result<&[u8], CallError> {
         let lost = |e: std::io::Error| CallError::Lost(e.to_string());
         let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 1;
-        let len = u32::try_from(len)
-            .map_err(|_| CallError::Lost(format!("a bundle of {len} bytes is too large")))?;
+        let len = u32::try_from(len).map_err(|_| {
+            CallError::TooLarge(format!(
+                "a request of {len} bytes is larger than a frame can carry (4 GiB)"
+            ))
+        })?;
         self.input.write_all(&len.to_le_bytes()).map_err(lost)?;
         self.input.write_all(&[kind]).map_err(lost)?;
         for p in parts {
@@ -309,9 +321,15 @@ impl Worker {
             })
         })?;
         let n = u32::from_le_bytes(head) as usize;
-        if n == 0 || n > MAX_FRAME {
-            return Err(CallError::Lost(format!(
-                "the worker sent a frame of {n} bytes"
+        if n == 0 {
+            return Err(CallError::Lost("the worker sent an empty frame".into()));
+        }
+        if n > MAX_FRAME {
+            // the rest of the frame is still in the pipe: this worker is done
+            let _ = self.reap();
+            return Err(CallError::TooLarge(format!(
+                "its answer of {n} bytes is larger than a worker may send ({} MiB)",
+                MAX_FRAME >> 20
             )));
         }
         self.frame.resize(n, 0);

@@ -108,9 +108,29 @@ def resolve_aggregate(obj, func, target, params, do_open):
         func.open(FunctionContext(params))
     if callable(getattr(func, "close", None)):
         close = func.close
+    if do_open:
+        check_pickles(func, target)
     info = {"aggregate": True, "retract": _defines(func, "retract"),
             "merge": _defines(func, "merge")}
     return func, [type_sql(t)], True, close, info
+
+
+def check_pickles(func, target):
+    """Fails, naming the function, when a new accumulator cannot be pickled: state keeps it
+    pickled, and a window that fires without handing rows to Python early would otherwise
+    pickle one only much later."""
+    try:
+        acc = func.create_accumulator()
+    except Exception as e:
+        raise ValueError("%s.create_accumulator() failed: %s: %s" % (target, type(e).__name__, e))
+    try:
+        pickle.dumps(acc, protocol=4)
+    except Exception as e:
+        raise ValueError(
+            "the accumulator of %s cannot be pickled (state keeps it pickled; use lists, "
+            "tuples, dicts, numbers, strings or classes defined at module level): "
+            "create_accumulator() gave %s: %s: %s"
+            % (target, type(acc).__name__, type(e).__name__, e))
 
 
 def resolve(target, kind, params, do_open):
@@ -537,9 +557,25 @@ def main():
             return None
         return body
 
+    max_frame = [1 << 30]
+
     def send(kind, parts):
         size = sum(len(p) for p in parts) + 1
         proto_out.write(b"".join([struct.pack("<I", size), kind] + parts))
+
+    def send_answer(parts, sizes):
+        """Sends an R frame; one larger than the job takes is reported as the failure of
+        the function (`sizes`: each function's name and bytes) whose part is largest."""
+        size = sum(len(p) for p in parts) + 1
+        if size > max_frame[0]:
+            name, most = max(sizes, key=lambda s: s[1]) if sizes else ("?", 0)
+            send_json(b"E", {"function": name, "row": -2,
+                             "message": "its answer of %d bytes (%d of them its own) is larger "
+                                        "than a worker may send (%d MiB)"
+                                        % (size, most, max_frame[0] >> 20),
+                             "traceback": ""})
+            return
+        send(b"R", parts)
 
     def send_json(kind, obj):
         send(kind, [json.dumps(obj).encode("utf-8")])
@@ -552,6 +588,7 @@ def main():
         kind, body = frame[:1], frame[1:]
         if kind == b"I":
             init = json.loads(body.decode("utf-8"))
+            max_frame[0] = int(init.get("max_frame", max_frame[0]))
             for p in reversed(init.get("paths", [])):
                 if p not in sys.path:
                     sys.path.insert(0, p)
@@ -578,12 +615,14 @@ def main():
             n = r.u32()
             ncalls = r.u16()
             out = []
+            sizes = []
             name = "?"
             try:
                 for _ in range(ncalls):
                     fi = r.u16()
                     nargs = r.u16()
                     name, func, specs, fkind, _ = functions[fi]
+                    first = len(out)
                     try:
                         cols = [read_column(r, n) for _ in range(nargs)]
                     except Exception as e:
@@ -604,6 +643,7 @@ def main():
                             write_column(out, specs[0], vals)
                         except BadResult as e:
                             raise FunctionError(name, e.row, str(e), "")
+                    sizes.append((name, sum(len(p) for p in out[first:])))
             except FunctionError as e:
                 send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
                                  "traceback": e.tb})
@@ -614,16 +654,18 @@ def main():
                                  "message": "%s: %s" % (type(e).__name__, e),
                                  "traceback": traceback.format_exc()})
                 continue
-            send(b"R", out)
+            send_answer(out, sizes)
         elif kind == b"A":
             r = Reader(body)
             ncalls = r.u16()
             out = []
+            sizes = []
             name = "?"
             try:
                 for _ in range(ncalls):
                     fi = r.u16()
                     nargs = r.u16()
+                    first = len(out)
                     want_state = r.u8() != 0
                     ngroups = r.u32()
                     name, func, specs, _, _ = functions[fi]
@@ -647,6 +689,7 @@ def main():
                         write_column(out, specs[0], vals)
                     except BadResult as e:
                         raise FunctionError(name, e.row, str(e), "")
+                    sizes.append((name, sum(len(p) for p in out[first:])))
             except FunctionError as e:
                 send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
                                  "traceback": e.tb})
@@ -656,7 +699,7 @@ def main():
                                  "message": "%s: %s" % (type(e).__name__, e),
                                  "traceback": traceback.format_exc()})
                 continue
-            send(b"R", out)
+            send_answer(out, sizes)
         elif kind == b"Q":
             break
     for f in functions:

@@ -754,6 +754,12 @@ impl<V: StateValue> KeyedState<V> {
         }
     }
 
+    /// Entries written since the last snapshot, when the state tracks changes (tests).
+    #[cfg(test)]
+    pub(crate) fn changed_entries(&self) -> Option<u64> {
+        self.inc.as_deref().map(|t| t.changed.get())
+    }
+
     /// Number of keys (in memory and on disk).
     pub fn len(&self) -> usize {
         self.table.len() + self.on_disk()

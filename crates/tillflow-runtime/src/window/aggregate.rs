@@ -26,6 +26,9 @@ struct OpenWindow {
     start: i64,
     end: i64,
     groups: KeyedState<Vec<Acc>>,
+    /// With Python calls: the groups whose Python accumulators have rows waiting (those that
+    /// received rows since they were last given to Python), each once.
+    py_waiting: Vec<Box<[u8]>>,
 }
 
 /// A CUMULATE period's running aggregate: everything merged so far, and the end of the next window
@@ -34,6 +37,8 @@ struct Cumulation {
     start: i64,
     next_end: i64,
     groups: KeyedState<Vec<Acc>>,
+    /// As [`OpenWindow::py_waiting`].
+    py_waiting: Vec<Box<[u8]>>,
 }
 
 /// Aggregates rows per (window, key) and emits each window's groups when it fires.
@@ -95,6 +100,36 @@ fn absorb(
         )?;
     }
     Ok(())
+}
+
+/// [`absorb`], noting in `waiting` the group `key` when its Python accumulators (`py`) had no
+/// rows waiting before: `waiting` then holds every group whose rows wait, each once.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+fn absorb_noting(
+    accs: &mut [Acc],
+    calls: &[AggCall],
+    row: &Row,
+    retract: bool,
+    partials: Option<(usize, usize)>,
+    scratch: &mut Vec<u8>,
+    py: Option<&PyAggs>,
+    (key, waiting): (&[u8], &mut Vec<Box<[u8]>>),
+) -> Result<()> {
+    let Some(py) = py else {
+        return absorb(accs, calls, row, retract, partials, scratch);
+    };
+    let was = py.is_pending(accs);
+    absorb(accs, calls, row, retract, partials, scratch)?;
+    if !was && py.is_pending(accs) {
+        waiting.push(key.into());
+    }
+    Ok(())
+}
+
+/// The groups of `groups` whose Python accumulators have rows waiting (after a restore).
+fn waiting_in(groups: &KeyedState<Vec<Acc>>, py: &PyAggs) -> Vec<Box<[u8]>> {
+    crate::python::agg::GroupAccs::keys_where(groups, &|accs| py.is_pending(accs))
 }
 
 impl WindowAggregate {
@@ -174,9 +209,11 @@ impl WindowAggregate {
         self
     }
 
-    /// Gives the rows waiting in the open windows' Python accumulators to Python (one request
-    /// per [`crate::python::agg::SETTLE_GROUPS`] groups), so that a long window keeps pickled
+    /// Gives the rows waiting in the open windows' Python accumulators to Python (a request
+    /// closing at [`crate::python::agg::SETTLE_GROUPS`] groups or
+    /// [`crate::python::agg::SETTLE_BYTES`] bytes), so that a long window keeps pickled
     /// accumulators instead of its rows: after every `python.fn-execution.bundle.size` rows.
+    /// Only the groups noted in `py_waiting` go (and are written).
     /// Not where slices are merged (HOP panes, CUMULATE steps) and a function has no `merge`:
     /// its rows then wait until their windows fire, where joining them needs no `merge`.
     fn compact(&mut self) -> Result<()> {
@@ -193,13 +230,23 @@ impl WindowAggregate {
         {
             return Ok(());
         }
+        // only the groups that received rows since the last hand-off: the others are neither
+        // read nor written (an incremental checkpoint keeps them as they were)
+        // (each group is noted once; sorted and deduplicated all the same, since a group
+        // settled twice in one request would take the second, empty, answer)
         for w in &mut self.windows {
+            w.py_waiting.sort_unstable();
+            w.py_waiting.dedup();
             py.set_window(Some((w.start, w.end)));
-            py.settle_state(&mut w.groups, None)?;
+            py.settle_state(&mut w.groups, Some(&w.py_waiting))?;
+            w.py_waiting.clear();
         }
         for c in self.cumulations.iter_mut().flatten() {
+            c.py_waiting.sort_unstable();
+            c.py_waiting.dedup();
             py.set_window(Some((c.start, c.next_end)));
-            py.settle_state(&mut c.groups, None)?;
+            py.settle_state(&mut c.groups, Some(&c.py_waiting))?;
+            c.py_waiting.clear();
         }
         Ok(())
     }
@@ -223,6 +270,7 @@ impl WindowAggregate {
                 start,
                 end,
                 groups: KeyedState::default(),
+                py_waiting: Vec::new(),
             },
         );
         i
@@ -244,7 +292,7 @@ impl WindowAggregate {
             if let Some(py) = self.py.as_mut() {
                 let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = w.groups.drain().collect();
                 py.set_window(Some((w.start, w.end)));
-                py.settle_all(&mut groups)?;
+                py.settle_all(&mut groups, None)?;
                 for (key, accs) in &groups {
                     emit_group(&mut self.out, key, accs, &self.calls, (w.start, w.end), out)?;
                     self.metrics.records_out += 1;
@@ -293,7 +341,7 @@ impl WindowAggregate {
             if let Some(py) = self.py.as_mut() {
                 let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = merged.drain().collect();
                 py.set_window(Some((start, end)));
-                py.settle_all(&mut groups)?;
+                py.settle_all(&mut groups, None)?;
                 for (key, accs) in &groups {
                     emit_group(&mut self.out, key, accs, &self.calls, (start, end), out)?;
                     self.metrics.records_out += 1;
@@ -336,18 +384,26 @@ impl WindowAggregate {
                 .position(|w| w.start == start && w.end == end)
             {
                 let mut slice = self.windows.remove(i);
+                let py = self.py.as_ref();
                 for (key, accs) in slice.groups.drain() {
                     let calls = &self.calls;
                     let running = c.groups.get_or_insert_with(&key, || new_accs(calls));
+                    let was = py.is_some_and(|p| p.is_pending(running));
                     for ((r, a), call) in running.iter_mut().zip(accs).zip(calls) {
                         r.merge(a, call.kind)?;
+                    }
+                    if py.is_some_and(|p| !was && p.is_pending(running)) {
+                        c.py_waiting.push(key);
                     }
                 }
             }
             if let Some(py) = self.py.as_mut() {
                 // the period's running aggregate lives on: its accumulators are kept
                 py.set_window(Some((start, end)));
-                py.settle_state(&mut c.groups, None)?;
+                c.py_waiting.sort_unstable();
+                c.py_waiting.dedup();
+                py.settle_state(&mut c.groups, Some(&c.py_waiting))?;
+                c.py_waiting.clear();
             }
             for (key, accs) in c.groups.iter() {
                 emit_group(&mut self.out, &key, &accs, &self.calls, (start, end), out)?;
@@ -386,6 +442,7 @@ impl WindowAggregate {
                         start,
                         next_end,
                         groups: KeyedState::default(),
+                        py_waiting: Vec::new(),
                     },
                 );
                 i
@@ -467,16 +524,29 @@ impl Operator for WindowAggregate {
                     let retract = !row.kind.is_addition();
                     let slice_fired = fired(slice_end);
                     let ci = self.cumulation(start);
-                    let groups = match (slice_fired, self.cumulations.as_mut()) {
-                        (true, Some(cums)) => &mut cums[ci].groups,
+                    let (groups, waiting) = match (slice_fired, self.cumulations.as_mut()) {
+                        (true, Some(cums)) => {
+                            let c = &mut cums[ci];
+                            (&mut c.groups, &mut c.py_waiting)
+                        }
                         _ => {
                             let i = self.window_index(start, slice_end);
-                            &mut self.windows[i].groups
+                            let w = &mut self.windows[i];
+                            (&mut w.groups, &mut w.py_waiting)
                         }
                     };
                     let calls = &self.calls;
                     let accs = groups.get_or_insert_with(&self.key, || new_accs(calls));
-                    absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
+                    absorb_noting(
+                        accs,
+                        calls,
+                        row,
+                        retract,
+                        self.partials,
+                        &mut self.scratch,
+                        self.py.as_ref(),
+                        (&self.key, waiting),
+                    )?;
                     assigned.clear();
                 }
                 // all the period's windows have fired: the loop below finds the record late
@@ -500,11 +570,19 @@ impl Operator for WindowAggregate {
                 kept = true;
                 let i = self.window_index(pane, pane + slide);
                 let calls = &self.calls;
-                let accs = self.windows[i]
-                    .groups
-                    .get_or_insert_with(&self.key, || new_accs(calls));
+                let w = &mut self.windows[i];
+                let accs = w.groups.get_or_insert_with(&self.key, || new_accs(calls));
                 let retract = !row.kind.is_addition();
-                absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
+                absorb_noting(
+                    accs,
+                    calls,
+                    row,
+                    retract,
+                    self.partials,
+                    &mut self.scratch,
+                    self.py.as_ref(),
+                    (&self.key, &mut w.py_waiting),
+                )?;
                 // the first window covering the pane that has not fired
                 let mut first = pane + slide;
                 while fired(first) {
@@ -521,11 +599,19 @@ impl Operator for WindowAggregate {
             kept = true;
             let i = self.window_index(start, end);
             let calls = &self.calls;
-            let accs = self.windows[i]
-                .groups
-                .get_or_insert_with(&self.key, || new_accs(calls));
+            let w = &mut self.windows[i];
+            let accs = w.groups.get_or_insert_with(&self.key, || new_accs(calls));
             let retract = !row.kind.is_addition();
-            absorb(accs, calls, row, retract, self.partials, &mut self.scratch)?;
+            absorb_noting(
+                accs,
+                calls,
+                row,
+                retract,
+                self.partials,
+                &mut self.scratch,
+                self.py.as_ref(),
+                (&self.key, &mut w.py_waiting),
+            )?;
         }
         if !kept {
             self.metrics.late_dropped += self.rows_in(row);
@@ -656,6 +742,7 @@ impl Operator for WindowAggregate {
                                 start,
                                 next_end,
                                 groups: KeyedState::default(),
+                                py_waiting: Vec::new(),
                             },
                         );
                         i
@@ -666,6 +753,15 @@ impl Operator for WindowAggregate {
             let next = read_u64(input, at)? as i64;
             if next != i64::MIN {
                 hop_next = Some(hop_next.map_or(next, |h| h.min(next)));
+            }
+        }
+        if let Some(py) = self.py.as_ref() {
+            // the groups whose rows wait, as the snapshot left them
+            for w in &mut self.windows {
+                w.py_waiting = waiting_in(&w.groups, py);
+            }
+            for c in &mut cums {
+                c.py_waiting = waiting_in(&c.groups, py);
             }
         }
         if let Some(c) = self.cumulations.as_mut() {
@@ -804,6 +900,113 @@ mod tests {
             );
             assert_eq!(late_s, late_w, "{window:?}");
             assert_eq!(sliced, windows, "{window:?}");
+        }
+    }
+
+    /// Early hand-offs to Python visit only the groups that received rows since the last
+    /// one: after a checkpoint, a hand-off over a window of 500 groups of which 3 got rows
+    /// writes 3 entries (an incremental checkpoint then writes 3, not the window), for
+    /// TUMBLE and for CUMULATE's slices and running aggregates, through a restore with rows
+    /// waiting; the results are the built-in SUM's.
+    #[test]
+    fn early_hand_offs_write_only_the_groups_that_got_rows() {
+        const S: i64 = 1_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let calls = vec![
+            AggCall {
+                kind: AggKind::Sum,
+                arg: Some(1),
+                distinct: false,
+                arg_type: DataType::BigInt,
+                result_type: DataType::BigInt,
+                filter: None,
+                model: None,
+                separator: None,
+                retracts: false,
+                lag: None,
+                python: None,
+            },
+            crate::python::agg::testing::py_sum(dir.path(), 1, true, 1000),
+        ];
+        for window in [
+            AlignedWindow::Tumble {
+                size: 3600 * S,
+                offset: 0,
+            },
+            AlignedWindow::Cumulate {
+                step: 600 * S,
+                size: 3600 * S,
+                offset: 0,
+            },
+        ] {
+            crate::state::incremental::scoped_tracking(true, || {
+                let make =
+                    || WindowAggregate::new(window, TimeMode::Event, 2, vec![0], calls.clone());
+                let mut op = make();
+                let mut out = Collect(Vec::new());
+                let row = |g: i64, v: i64, ts: i64| Row {
+                    values: vec![Value::Int(g), Value::Int(v), Value::Timestamp(ts)],
+                    ..Row::default()
+                };
+                let requests = |op: &WindowAggregate| op.py.as_ref().map_or(0, |p| p.requests());
+                // 500 groups, two rows each: handed to Python once, at the 1000th row
+                for i in 0..1000 {
+                    op.process(&row(i % 500, i, S), &mut out).expect("process");
+                }
+                assert_eq!(requests(&op), 1, "{window:?}");
+                // CUMULATE: the first step fires, its slice merged into the running aggregate
+                op.on_watermark(700 * S, &mut out).expect("watermark");
+                let mut bytes = Vec::new();
+                crate::state::incremental::collecting(Some(1), None, || {
+                    op.snapshot_state(&mut bytes)
+                });
+                let changed = |op: &WindowAggregate| -> u64 {
+                    op.windows
+                        .iter()
+                        .map(|w| &w.groups)
+                        .chain(op.cumulations.iter().flatten().map(|c| &c.groups))
+                        .map(|g| g.changed_entries().expect("tracked"))
+                        .sum()
+                };
+                assert_eq!(changed(&op), 0, "{window:?}");
+                // 3 groups get rows (in a later slice for CUMULATE); halfway, a restore
+                for i in 0..500 {
+                    op.process(&row(i % 3, i, 800 * S), &mut out)
+                        .expect("process");
+                }
+                let mut whole = Vec::new();
+                op.snapshot_state(&mut whole);
+                let mut op = make();
+                op.restore_state(&whole).expect("restore");
+                let before = requests(&op);
+                crate::state::incremental::collecting(Some(2), None, || {
+                    op.snapshot_state(&mut Vec::new())
+                });
+                // (the count of rows towards a hand-off starts again after a restore)
+                for i in 500..1500 {
+                    op.process(&row(i % 3, i, 800 * S), &mut out)
+                        .expect("process");
+                }
+                assert_eq!(requests(&op), before + 1, "{window:?}");
+                assert_eq!(
+                    changed(&op),
+                    3,
+                    "{window:?}: only the 3 groups were written"
+                );
+                let py = op.py.as_ref().expect("py");
+                for w in &op.windows {
+                    for (_, accs) in w.groups.iter() {
+                        assert!(!py.is_pending(&accs), "{window:?}: rows left waiting");
+                    }
+                }
+                op.on_watermark(i64::MAX, &mut out).expect("end");
+                assert!(out.0.len() >= 500, "{window:?}");
+                for r in &out.0 {
+                    // [key, SUM, Python SUM, start, end, time]
+                    let cols: Vec<&str> = r.split(", ").collect();
+                    assert_eq!(cols[1], cols[2], "{window:?}: {r}");
+                }
+            });
         }
     }
 }

@@ -93,6 +93,13 @@ pub struct SessionWindowAggregate {
     py: Option<PyAggs>,
     /// Rows given to Python accumulators since they were last compacted.
     py_rows: usize,
+    /// With Python calls that all have `merge` (rows go to Python early): the partition keys
+    /// (by id) where rows or merges may wait for Python since they were last compacted (an id
+    /// may repeat).
+    py_waiting: Vec<u64>,
+    /// There are Python calls and all have `merge`: rows go to Python before their sessions
+    /// fire.
+    py_early: bool,
 }
 
 impl SessionWindowAggregate {
@@ -114,6 +121,11 @@ impl SessionWindowAggregate {
         SessionWindowAggregate {
             py: PyAggs::of(&calls, Vec::new()),
             py_rows: 0,
+            py_waiting: Vec::new(),
+            py_early: calls.iter().any(|c| c.python.is_some())
+                && calls
+                    .iter()
+                    .all(|c| c.python.as_ref().is_none_or(|p| p.has_merge)),
             gap,
             mode,
             time_col,
@@ -143,59 +155,90 @@ impl SessionWindowAggregate {
         self
     }
 
+    /// Whether rows go to Python before their sessions fire: there are Python calls, and all
+    /// have `merge`.
+    fn compacts(&self) -> bool {
+        self.py_early
+    }
+
     /// Gives the rows waiting in open sessions' Python accumulators to Python, after every
     /// `python.fn-execution.bundle.size` rows, when every Python function has `merge` (sessions
     /// that merge later merge the accumulators); without it, rows wait until their session
     /// fires.
     fn compact(&mut self) -> Result<()> {
         self.py_rows = 0;
+        if !self.compacts() {
+            return Ok(());
+        }
         let Some(py) = self.py.as_mut() else {
             return Ok(());
         };
-        if self
-            .calls
-            .iter()
-            .any(|c| c.python.as_ref().is_some_and(|p| !p.has_merge))
-        {
-            return Ok(());
-        }
         py.set_window(None);
-        let keys: Vec<Box<[u8]>> = self.keys_by_id.values().cloned().collect();
+        // only the partition keys where rows came or sessions merged since the last hand-off:
+        // the others are neither read nor written
+        let mut ids = std::mem::take(&mut self.py_waiting);
+        ids.sort_unstable();
+        ids.dedup();
         // (partition key, session, group) of each group gathered, in request order
         let mut at: Vec<(usize, usize, usize)> = Vec::new();
+        let mut keys: Vec<&[u8]> = Vec::new();
         let mut full = Vec::new();
-        for chunk in keys.chunks(crate::python::agg::SETTLE_GROUPS) {
-            py.clear();
-            at.clear();
-            for (ki, key) in chunk.iter().enumerate() {
-                let Some(entry) = self.state.get_mut(key) else {
-                    continue;
-                };
-                for (si, session) in entry.sessions.iter_mut().enumerate() {
-                    for (gi, (gkey, accs)) in session.groups.iter_mut().enumerate() {
-                        if py.needs_python(accs) {
-                            full.clear();
-                            full.extend_from_slice(key);
-                            full.extend_from_slice(gkey);
-                            py.add(&full, accs)?;
-                            at.push((ki, si, gi));
-                        }
+        py.clear();
+        for id in &ids {
+            let Some(key) = self.keys_by_id.get(id) else {
+                continue;
+            };
+            let Some(entry) = self.state.get_mut(key) else {
+                continue;
+            };
+            let ki = keys.len();
+            keys.push(key);
+            for (si, session) in entry.sessions.iter_mut().enumerate() {
+                for (gi, (gkey, accs)) in session.groups.iter_mut().enumerate() {
+                    if py.needs_python(accs) {
+                        full.clear();
+                        full.extend_from_slice(key);
+                        full.extend_from_slice(gkey);
+                        py.add(&full, accs)?;
+                        py.set_group_window((session.start, session.end));
+                        at.push((ki, si, gi));
                     }
                 }
             }
-            py.run(true)?;
-            for (i, &(ki, si, gi)) in at.iter().enumerate() {
-                let accs = self
-                    .state
-                    .get_mut(&chunk[ki])
-                    .and_then(|e| e.sessions.get_mut(si))
-                    .and_then(|s| s.groups.get_mut(gi));
-                if let Some((_, accs)) = accs {
-                    py.answer(i, accs);
-                }
+            // a partition key's groups go in one request, which closes after them
+            if py.full() {
+                Self::answer_groups(py, &mut self.state, &keys, &mut at)?;
+                keys.clear();
             }
-            py.clear();
         }
+        Self::answer_groups(py, &mut self.state, &keys, &mut at)
+    }
+
+    /// Sends the groups gathered (`at`: each one's partition key among `keys`, session and
+    /// group) to Python and writes back their answers.
+    fn answer_groups(
+        py: &mut PyAggs,
+        state: &mut KeyedState<KeySessions>,
+        keys: &[&[u8]],
+        at: &mut Vec<(usize, usize, usize)>,
+    ) -> Result<()> {
+        if at.is_empty() {
+            py.clear();
+            return Ok(());
+        }
+        py.run(true)?;
+        for (i, &(ki, si, gi)) in at.iter().enumerate() {
+            let accs = keys
+                .get(ki)
+                .and_then(|k| state.get_mut(k))
+                .and_then(|e| e.sessions.get_mut(si))
+                .and_then(|s| s.groups.get_mut(gi));
+            if let Some((_, accs)) = accs {
+                py.answer(i, accs);
+            }
+        }
+        at.clear();
+        py.clear();
         Ok(())
     }
 
@@ -258,7 +301,8 @@ impl SessionWindowAggregate {
             }
         }
         if let Some(py) = self.py.as_mut() {
-            py.settle_all(&mut fired)?;
+            py.set_window(None);
+            py.settle_all(&mut fired, Some(&bounds))?;
             for ((key, accs), (start, end)) in fired.iter().zip(bounds) {
                 self.out.clear();
                 decode_key_into(key, &mut self.out)
@@ -318,11 +362,13 @@ impl Operator for SessionWindowAggregate {
         let id = entry.id;
         // Merge every session the new window touches.
         let mut merged: Option<Session> = None;
+        let mut merges = 0;
         let mut i = 0;
         while i < entry.sessions.len() {
             let s = &entry.sessions[i];
             if s.start <= end && start <= s.end {
                 let s = entry.sessions.swap_remove(i);
+                merges += 1;
                 self.timers.remove(&(s.end, id));
                 start = start.min(s.start);
                 end = end.max(s.end);
@@ -384,10 +430,16 @@ impl Operator for SessionWindowAggregate {
                 &mut session.groups[last].1
             }
         };
+        let was = self.py.as_ref().is_some_and(|py| py.is_pending(accs));
         update_all(accs, calls, row, !row.kind.is_addition(), &mut self.scratch)?;
         self.timers.insert((end, id));
         entry.sessions.push(session);
         if let Some(py) = &self.py {
+            // rows now wait where they did not, or sessions merged (their accumulators to be
+            // merged): the key is visited at the next hand-off
+            if (!was || merges > 1) && self.compacts() {
+                self.py_waiting.push(id);
+            }
             self.py_rows += 1;
             if self.py_rows >= py.limits().size {
                 self.compact()?;
@@ -454,8 +506,20 @@ impl Operator for SessionWindowAggregate {
         }
         self.keys_by_id.clear();
         self.timers.clear();
+        self.py_waiting.clear();
+        let compacts = self.compacts();
         for (key, entry) in self.state.iter() {
             self.keys_by_id.insert(entry.id, key.into());
+            if let Some(py) = self.py.as_ref().filter(|_| compacts) {
+                // the keys whose rows wait, as the snapshot left them
+                if entry
+                    .sessions
+                    .iter()
+                    .any(|s| s.groups.iter().any(|(_, accs)| py.is_pending(accs)))
+                {
+                    self.py_waiting.push(entry.id);
+                }
+            }
             for s in &entry.sessions {
                 self.timers.insert((s.end, entry.id));
             }
@@ -580,5 +644,94 @@ mod tests {
         }
         op.on_end(&mut again).expect("end");
         assert_eq!(again.0, out.0);
+    }
+
+    /// An early hand-off visits only the partition keys whose sessions got rows (or merged)
+    /// since the last one: after a checkpoint, a hand-off over 200 open sessions of which 3
+    /// got rows writes 3 entries; after a restore, rows left waiting go at the next one; the
+    /// sums are the built-in's.
+    #[test]
+    fn early_hand_offs_write_only_the_keys_that_got_rows() {
+        const S: i64 = 1_000_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sum = AggCall {
+            kind: AggKind::Sum,
+            arg: Some(1),
+            distinct: false,
+            arg_type: DataType::BigInt,
+            result_type: DataType::BigInt,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: None,
+        };
+        let calls = vec![
+            sum,
+            crate::python::agg::testing::py_sum(dir.path(), 1, true, 400),
+        ];
+        crate::state::incremental::scoped_tracking(true, || {
+            let make = || {
+                SessionWindowAggregate::new(
+                    3600 * S,
+                    TimeMode::Event,
+                    2,
+                    vec![0],
+                    Vec::new(),
+                    calls.clone(),
+                )
+            };
+            let mut op = make();
+            let mut out = Collect(Vec::new());
+            let row = |k: i64, v: i64, ts: i64| Row {
+                values: vec![Value::Int(k), Value::Int(v), Value::Timestamp(ts)],
+                ..Row::default()
+            };
+            let requests = |op: &SessionWindowAggregate| op.py.as_ref().map_or(0, |p| p.requests());
+            for i in 0..400 {
+                op.process(&row(i % 200, i, i * S), &mut out)
+                    .expect("process");
+            }
+            assert_eq!(requests(&op), 1);
+            crate::state::incremental::collecting(Some(1), None, || {
+                op.snapshot_state(&mut Vec::new())
+            });
+            assert_eq!(op.state.changed_entries(), Some(0));
+            for i in 400..600 {
+                op.process(&row(i % 3, i, i * S), &mut out)
+                    .expect("process");
+            }
+            let mut whole = Vec::new();
+            op.snapshot_state(&mut whole);
+            let mut op = make();
+            op.restore_state(&whole).expect("restore");
+            crate::state::incremental::collecting(Some(2), None, || {
+                op.snapshot_state(&mut Vec::new())
+            });
+            for i in 600..1000 {
+                op.process(&row(i % 3, i, i * S), &mut out)
+                    .expect("process");
+            }
+            assert_eq!(requests(&op), 1);
+            assert_eq!(
+                op.state.changed_entries(),
+                Some(3),
+                "only the 3 keys were written"
+            );
+            let py = op.py.as_ref().expect("py");
+            for (_, entry) in op.state.iter() {
+                for s in &entry.sessions {
+                    for (_, accs) in &s.groups {
+                        assert!(!py.is_pending(accs), "rows left waiting");
+                    }
+                }
+            }
+            op.on_end(&mut out).expect("end");
+            assert_eq!(out.0.len(), 200);
+            for r in &out.0 {
+                assert_eq!(r[1], r[2], "{r:?}");
+            }
+        });
     }
 }

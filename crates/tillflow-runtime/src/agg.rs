@@ -205,6 +205,29 @@ pub struct AggCall {
 }
 
 impl AggCall {
+    /// A call of the built-in `kind` over input column `arg` (`None` for `COUNT(*)`), neither
+    /// DISTINCT nor filtered, with the argument's and the result's types.
+    pub fn builtin(
+        kind: AggKind,
+        arg: Option<usize>,
+        arg_type: DataType,
+        result_type: DataType,
+    ) -> AggCall {
+        AggCall {
+            kind,
+            arg,
+            distinct: false,
+            arg_type,
+            result_type,
+            filter: None,
+            model: None,
+            separator: None,
+            retracts: false,
+            lag: None,
+            python: None,
+        }
+    }
+
     /// A call of a Python aggregate function.
     pub fn python(spec: PyAggSpec) -> AggCall {
         let ty = spec

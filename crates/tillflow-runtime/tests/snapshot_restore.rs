@@ -62,32 +62,8 @@ fn input() -> Vec<(Row, i64)> {
 
 fn calls() -> Vec<AggCall> {
     vec![
-        AggCall {
-            kind: AggKind::CountStar,
-            arg: None,
-            distinct: false,
-            arg_type: DataType::BigInt,
-            result_type: DataType::BigInt,
-            filter: None,
-            model: None,
-            separator: None,
-            retracts: false,
-            lag: None,
-            python: None,
-        },
-        AggCall {
-            kind: AggKind::Sum,
-            arg: Some(1),
-            distinct: false,
-            arg_type: DataType::Int,
-            result_type: DataType::Int,
-            filter: None,
-            model: None,
-            separator: None,
-            retracts: false,
-            lag: None,
-            python: None,
-        },
+        AggCall::builtin(AggKind::CountStar, None, DataType::BigInt, DataType::BigInt),
+        AggCall::builtin(AggKind::Sum, Some(1), DataType::Int, DataType::Int),
         AggCall {
             kind: AggKind::Max,
             arg: Some(1),

@@ -913,19 +913,7 @@ mod tests {
         const S: i64 = 1_000_000;
         let dir = tempfile::tempdir().expect("tempdir");
         let calls = vec![
-            AggCall {
-                kind: AggKind::Sum,
-                arg: Some(1),
-                distinct: false,
-                arg_type: DataType::BigInt,
-                result_type: DataType::BigInt,
-                filter: None,
-                model: None,
-                separator: None,
-                retracts: false,
-                lag: None,
-                python: None,
-            },
+            AggCall::builtin(AggKind::Sum, Some(1), DataType::BigInt, DataType::BigInt),
             crate::python::agg::testing::py_sum(dir.path(), 1, true, 1000),
         ];
         for window in [

@@ -570,19 +570,7 @@ mod tests {
     fn merging_sessions_give_python_sums_the_builtins_rows() {
         const S: i64 = 1_000_000;
         let dir = tempfile::tempdir().expect("tempdir");
-        let sum = AggCall {
-            kind: AggKind::Sum,
-            arg: Some(1),
-            distinct: false,
-            arg_type: DataType::BigInt,
-            result_type: DataType::BigInt,
-            filter: None,
-            model: None,
-            separator: None,
-            retracts: false,
-            lag: None,
-            python: None,
-        };
+        let sum = AggCall::builtin(AggKind::Sum, Some(1), DataType::BigInt, DataType::BigInt);
         let calls = vec![
             sum,
             crate::python::agg::testing::py_sum(dir.path(), 1, true, 5),
@@ -654,19 +642,7 @@ mod tests {
     fn early_hand_offs_write_only_the_keys_that_got_rows() {
         const S: i64 = 1_000_000;
         let dir = tempfile::tempdir().expect("tempdir");
-        let sum = AggCall {
-            kind: AggKind::Sum,
-            arg: Some(1),
-            distinct: false,
-            arg_type: DataType::BigInt,
-            result_type: DataType::BigInt,
-            filter: None,
-            model: None,
-            separator: None,
-            retracts: false,
-            lag: None,
-            python: None,
-        };
+        let sum = AggCall::builtin(AggKind::Sum, Some(1), DataType::BigInt, DataType::BigInt);
         let calls = vec![
             sum,
             crate::python::agg::testing::py_sum(dir.path(), 1, true, 400),

@@ -88,6 +88,17 @@ fn head(input: &Path) -> String {
     s
 }
 
+/// Each query of `cases`, after the table and functions of `head`, is refused with an error that
+/// says the text given beside it.
+fn refused(dir: &tempfile::TempDir, input: &Path, cases: &[(&str, &str)]) {
+    for (sql, want) in cases {
+        let script = format!("{}{sql}\n", head(input));
+        let (ok, err) = common::tillflow(&script, dir.path());
+        assert!(!ok, "{sql} ran");
+        assert!(err.contains(want), "`{want}` missing for {sql}: {err}");
+    }
+}
+
 /// A row as canonical text: keys sorted, numbers to 6 decimals.
 fn canon(line: &str) -> String {
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -344,12 +355,7 @@ fn functions_are_refused_clearly_at_plan_time() {
             "is not a table function",
         ),
     ];
-    for (sql, want) in cases {
-        let script = format!("{}{sql}\n", head(&input));
-        let (ok, err) = common::tillflow(&script, dir.path());
-        assert!(!ok, "{sql} ran");
-        assert!(err.contains(want), "`{want}` missing for {sql}: {err}");
-    }
+    refused(&dir, &input, &cases);
 }
 
 #[test]
@@ -519,12 +525,7 @@ fn python_aggregates_are_refused_clearly_where_they_cannot_run() {
             "is a vectorized (pandas) function",
         ),
     ];
-    for (sql, want) in cases {
-        let script = format!("{}{sql}\n", head(&input));
-        let (ok, err) = common::tillflow(&script, dir.path());
-        assert!(!ok, "{sql} ran");
-        assert!(err.contains(want), "`{want}` missing for {sql}: {err}");
-    }
+    refused(&dir, &input, &cases);
 }
 
 #[test]

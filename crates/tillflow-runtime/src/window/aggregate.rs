@@ -251,6 +251,25 @@ impl WindowAggregate {
         Ok(())
     }
 
+    /// Adds `row` (or takes it back, for a retraction) to its group of window `i` (the group
+    /// of `self.key`), noting a group whose rows now wait for Python.
+    fn absorb_into(&mut self, i: usize, row: &Row) -> Result<()> {
+        let calls = &self.calls;
+        let w = &mut self.windows[i];
+        let accs = w.groups.get_or_insert_with(&self.key, || new_accs(calls));
+        let retract = !row.kind.is_addition();
+        absorb_noting(
+            accs,
+            calls,
+            row,
+            retract,
+            self.partials,
+            &mut self.scratch,
+            self.py.as_ref(),
+            (&self.key, &mut w.py_waiting),
+        )
+    }
+
     fn window_index(&mut self, start: i64, end: i64) -> usize {
         // New windows nearly always belong at the end: search backwards.
         let mut i = self.windows.len();
@@ -569,20 +588,7 @@ impl Operator for WindowAggregate {
             if !fired(pane + size) {
                 kept = true;
                 let i = self.window_index(pane, pane + slide);
-                let calls = &self.calls;
-                let w = &mut self.windows[i];
-                let accs = w.groups.get_or_insert_with(&self.key, || new_accs(calls));
-                let retract = !row.kind.is_addition();
-                absorb_noting(
-                    accs,
-                    calls,
-                    row,
-                    retract,
-                    self.partials,
-                    &mut self.scratch,
-                    self.py.as_ref(),
-                    (&self.key, &mut w.py_waiting),
-                )?;
+                self.absorb_into(i, row)?;
                 // the first window covering the pane that has not fired
                 let mut first = pane + slide;
                 while fired(first) {
@@ -598,20 +604,7 @@ impl Operator for WindowAggregate {
             }
             kept = true;
             let i = self.window_index(start, end);
-            let calls = &self.calls;
-            let w = &mut self.windows[i];
-            let accs = w.groups.get_or_insert_with(&self.key, || new_accs(calls));
-            let retract = !row.kind.is_addition();
-            absorb_noting(
-                accs,
-                calls,
-                row,
-                retract,
-                self.partials,
-                &mut self.scratch,
-                self.py.as_ref(),
-                (&self.key, &mut w.py_waiting),
-            )?;
+            self.absorb_into(i, row)?;
         }
         if !kept {
             self.metrics.late_dropped += self.rows_in(row);

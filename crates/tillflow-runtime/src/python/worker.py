@@ -580,6 +580,17 @@ def main():
     def send_json(kind, obj):
         send(kind, [json.dumps(obj).encode("utf-8")])
 
+    def send_failure(e, name):
+        # a function's error as it is; any other exception is the worker's own fault, reported
+        # against the function being called (not a crash that would be retried)
+        if isinstance(e, FunctionError):
+            send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
+                             "traceback": e.tb})
+        else:
+            send_json(b"E", {"function": name, "row": -2,
+                             "message": "%s: %s" % (type(e).__name__, e),
+                             "traceback": traceback.format_exc()})
+
     functions = []  # (name, func, result specs, kind, close)
     while True:
         frame = read_frame()
@@ -644,15 +655,8 @@ def main():
                         except BadResult as e:
                             raise FunctionError(name, e.row, str(e), "")
                     sizes.append((name, sum(len(p) for p in out[first:])))
-            except FunctionError as e:
-                send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
-                                 "traceback": e.tb})
-                continue
             except Exception as e:
-                # the worker's own fault: reported, not a crash that would be retried
-                send_json(b"E", {"function": name, "row": -2,
-                                 "message": "%s: %s" % (type(e).__name__, e),
-                                 "traceback": traceback.format_exc()})
+                send_failure(e, name)
                 continue
             send_answer(out, sizes)
         elif kind == b"A":
@@ -690,14 +694,8 @@ def main():
                     except BadResult as e:
                         raise FunctionError(name, e.row, str(e), "")
                     sizes.append((name, sum(len(p) for p in out[first:])))
-            except FunctionError as e:
-                send_json(b"E", {"function": e.function, "row": e.row, "message": e.message,
-                                 "traceback": e.tb})
-                continue
             except Exception as e:
-                send_json(b"E", {"function": name, "row": -2,
-                                 "message": "%s: %s" % (type(e).__name__, e),
-                                 "traceback": traceback.format_exc()})
+                send_failure(e, name)
                 continue
             send_answer(out, sizes)
         elif kind == b"Q":

@@ -583,26 +583,31 @@ mod tests {
             Vec::new(),
             calls.clone(),
         );
-        let mut out = Collect(Vec::new());
-        let mut seed = 5u64;
-        let mut max_ts = 0;
-        for i in 0..600i64 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let r = (seed >> 33) as i64;
-            // gaps of 0-24 s (sessions end), some rows 0-30 s early (bridging sessions)
-            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
-            let row = Row {
-                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
-                ..Row::default()
-            };
-            op.process(&row, &mut out).expect("process");
-            max_ts = max_ts.max(ts);
-            op.on_watermark(max_ts - 40 * S, &mut out)
-                .expect("watermark");
-        }
-        op.on_end(&mut out).expect("end");
+        // the same 600 rows for each run: gaps of 0-24 s (sessions end), some rows 0-30 s early
+        // (bridging sessions), the watermark 40 s behind
+        let feed = |op: &mut SessionWindowAggregate| {
+            let mut out = Collect(Vec::new());
+            let mut seed = 5u64;
+            let mut max_ts = 0;
+            for i in 0..600i64 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = (seed >> 33) as i64;
+                let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
+                let row = Row {
+                    values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
+                    ..Row::default()
+                };
+                op.process(&row, &mut out).expect("process");
+                max_ts = max_ts.max(ts);
+                op.on_watermark(max_ts - 40 * S, &mut out)
+                    .expect("watermark");
+            }
+            op.on_end(&mut out).expect("end");
+            out
+        };
+        let out = feed(&mut op);
         assert!(out.0.len() > 20, "{} sessions", out.0.len());
         for row in &out.0 {
             assert_eq!(row[1], row[2], "{row:?}");
@@ -612,25 +617,7 @@ mod tests {
         calls[1] = crate::python::agg::testing::py_sum(dir.path(), 1, false, 5);
         let mut op =
             SessionWindowAggregate::new(10 * S, TimeMode::Event, 2, vec![0], Vec::new(), calls);
-        let mut again = Collect(Vec::new());
-        let mut seed = 5u64;
-        let mut max_ts = 0;
-        for i in 0..600i64 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let r = (seed >> 33) as i64;
-            let ts = i * 8 * S - if r % 5 == 0 { (r % 30) * S } else { 0 };
-            let row = Row {
-                values: vec![Value::Int(r % 3), Value::Int(r % 50), Value::Timestamp(ts)],
-                ..Row::default()
-            };
-            op.process(&row, &mut again).expect("process");
-            max_ts = max_ts.max(ts);
-            op.on_watermark(max_ts - 40 * S, &mut again)
-                .expect("watermark");
-        }
-        op.on_end(&mut again).expect("end");
+        let again = feed(&mut op);
         assert_eq!(again.0, out.0);
     }
 

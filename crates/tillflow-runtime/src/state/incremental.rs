@@ -579,6 +579,12 @@ pub(super) struct Tracker {
     pub pending: RefCell<Option<Box<super::Pending>>>,
     /// True while `pending` holds a section (read on every write).
     pub has_pending: Cell<bool>,
+    /// The table's entries when the section in progress began.
+    pub len_at_section: Cell<usize>,
+    /// About how many entries the table gains while a section is in progress (the last
+    /// sections' growth, fading by a quarter a section): the room kept free between sections,
+    /// so the table need not grow, and move its entries, while one is written.
+    pub section_growth: Cell<usize>,
 }
 
 impl Tracker {
@@ -594,6 +600,8 @@ impl Tracker {
             changed: Cell::new(0),
             pending: RefCell::new(None),
             has_pending: Cell::new(false),
+            len_at_section: Cell::new(0),
+            section_growth: Cell::new(0),
         }
     }
 
@@ -878,6 +886,58 @@ mod tests {
             sections.extend(collector.take().0.sections);
             let back = restore(&bytes, &sections, None, false);
             assert_eq!(contents(&back), model, "seed {seed}: dropped");
+        }
+    }
+
+    /// A table that gains entries at a steady pace keeps room between sections for what a
+    /// section sees it gain: after the first sections, none is finished at once because the
+    /// table had to grow (a pause of the job), and each still restores to its moment.
+    #[test]
+    fn a_growing_table_keeps_room_so_its_sections_are_not_finished_at_once() {
+        let mut state = new_state(None, true);
+        let mut model = BTreeMap::new();
+        let mut sections = Vec::new();
+        let mut taken = Vec::new();
+        let mut k = 0i64;
+        let mut insert = |state: &mut KeyedState<i64>, model: &mut BTreeMap<Vec<u8>, i64>| {
+            for _ in 0..40 {
+                k += 1;
+                let key = format!("k{k}").into_bytes();
+                *state.get_or_insert_with(&key, || 0) += k;
+                model.insert(key, k);
+            }
+        };
+        let mut finished_by_growth = Vec::new();
+        for id in 1..=12u64 {
+            insert(&mut state, &mut model);
+            let mut bytes = Vec::new();
+            let ((), collector) =
+                collecting_deferred(id, None, || state.snapshot(0..MAX_KEY_GROUPS, &mut bytes));
+            taken.push((id, bytes, model.clone()));
+            let mut early = false;
+            while collector.outstanding() > 0 {
+                let capacity = state.table.capacity();
+                insert(&mut state, &mut model);
+                if collector.outstanding() == 0 {
+                    assert!(state.table.capacity() > capacity);
+                    early = true;
+                    break;
+                }
+                advancing(Advance::Slice, || {
+                    state.snapshot(0..MAX_KEY_GROUPS, &mut Vec::new())
+                });
+            }
+            finished_by_growth.push(early);
+            sections.extend(collector.take().0.sections);
+        }
+        assert!(
+            finished_by_growth.iter().skip(4).all(|early| !early),
+            "sections finished because the table grew: {finished_by_growth:?}"
+        );
+        assert!(state.len() > 10_000);
+        for (id, bytes, expected) in &taken {
+            let back = restore(bytes, &sections, None, false);
+            assert_eq!(&contents(&back), expected, "checkpoint {id}");
         }
     }
 

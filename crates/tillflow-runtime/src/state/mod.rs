@@ -707,12 +707,12 @@ impl<V: StateValue> KeyedState<V> {
         sp.report(table.len());
         let prefixed = self.prefixed;
         sp.refresh_filter(|key| key_hash(prefixed, key));
-        if self.table.capacity() > 1024 && self.table.len() * 8 < self.table.capacity() {
-            // moving entries between buckets: a section in progress, which follows the
-            // buckets, is finished first (as before a table grows)
-            if self.inc.as_deref().is_some_and(|t| t.has_pending.get()) {
-                self.finish_section();
-            }
+        // moving entries between buckets: not while a section, which follows the buckets,
+        // is in progress (a later round shrinks)
+        if self.table.capacity() > 1024
+            && self.table.len() * 8 < self.table.capacity()
+            && !self.inc.as_deref().is_some_and(|t| t.has_pending.get())
+        {
             let len = self.table.len();
             self.table.shrink_to(len * 2, |e| slot(prefixed, e.hash));
             if let Some(sp) = self.spill.as_deref_mut() {
@@ -1137,6 +1137,7 @@ impl<V: StateValue> KeyedState<V> {
         tr.changed.set(0);
         tr.epoch.set(tr.epoch.get().wrapping_add(1));
         pending.block = Some(block);
+        tr.len_at_section.set(self.table.len());
         *tr.pending.borrow_mut() = Some(pending);
         tr.has_pending.set(true);
         if !defer {
@@ -1233,6 +1234,9 @@ impl<V: StateValue> KeyedState<V> {
             return;
         };
         tr.has_pending.set(false);
+        let grown = self.table.len().saturating_sub(tr.len_at_section.get());
+        let faded = tr.section_growth.get() - tr.section_growth.get() / 4;
+        tr.section_growth.set(grown.max(faded));
         let Some(block) = p.block else {
             return;
         };
@@ -1278,15 +1282,41 @@ impl<V: StateValue> KeyedState<V> {
         }
     }
 
-    /// Before an insert: a table about to grow moves its entries, so a section in progress,
-    /// which follows the table's buckets, is finished first.
+    /// Before an insert. A table that grows moves its entries between buckets, and a section
+    /// in progress follows the buckets: between sections the table keeps room for what the
+    /// last sections saw it gain (growing now if it has less), so it seldom grows while one
+    /// is written; one that must grow then finishes its section first (a pause of the job).
     #[inline]
     fn before_insert(&mut self) {
-        if self.inc.as_deref().is_some_and(|t| t.has_pending.get())
-            && self.table.len() >= self.table.capacity()
-        {
-            self.finish_section();
+        let Some(tr) = self.inc.as_deref() else {
+            return;
+        };
+        let room = self.table.capacity() - self.table.len();
+        if tr.has_pending.get() {
+            if room == 0 {
+                // the room kept was too little: twice as much from now on
+                let before = tr.section_growth.get();
+                self.finish_section();
+                if let Some(tr) = self.inc.as_deref() {
+                    let grown = tr.section_growth.get().max(before).max(1);
+                    tr.section_growth.set(grown.saturating_mul(2));
+                }
+            }
+        } else if room < tr.section_growth.get() {
+            self.make_room_for_sections();
         }
+    }
+
+    /// Grows the table (between sections) to twice the room a section needs.
+    #[cold]
+    #[inline(never)]
+    fn make_room_for_sections(&mut self) {
+        let want = self
+            .inc
+            .as_deref()
+            .map_or(0, |t| t.section_growth.get().saturating_mul(2));
+        let prefixed = self.prefixed;
+        self.table.reserve(want, |e| slot(prefixed, e.hash));
     }
 
     /// Writes all of the section in progress now.

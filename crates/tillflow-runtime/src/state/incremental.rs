@@ -113,14 +113,12 @@ pub struct Spooled {
 impl Spool {
     /// A new spool file at `path`, and its writer thread.
     pub fn create(path: std::path::PathBuf) -> std::io::Result<Spool> {
-        let file = std::fs::File::create(&path)?;
+        let mut file = SpoolFile::create(&path)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(SPOOL_QUEUE);
         let writer = std::thread::Builder::new()
             .name("checkpoint-spool".into())
             .spawn(move || {
                 use sha2::Digest;
-                use std::io::Write;
-                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
                 let mut hasher = sha2::Sha256::new();
                 let mut failed = None;
                 // every part is received (and dropped) even after an error: the sender never
@@ -128,7 +126,7 @@ impl Spool {
                 for part in rx {
                     hasher.update(&part);
                     if failed.is_none() {
-                        if let Err(e) = out.write_all(&part) {
+                        if let Err(e) = file.write(&part) {
                             failed = Some(e);
                         }
                     }
@@ -136,8 +134,7 @@ impl Spool {
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                out.flush()?;
-                out.get_ref().sync_all()?;
+                file.finish()?;
                 Ok(crate::checkpoint::hex(&hasher.finalize()))
             })?;
         Ok(Spool {
@@ -196,6 +193,119 @@ impl Drop for Spool {
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
+    }
+}
+
+/// Bytes a spool file is written in at a time, with direct I/O: a multiple of [`DIRECT_ALIGN`].
+const SPOOL_CHUNK: usize = 4 << 20;
+/// The alignment direct I/O needs of a buffer's address, a file offset and a length.
+const DIRECT_ALIGN: usize = 4096;
+
+/// A spool's file. Where the file system allows it, it is written with direct I/O
+/// (`O_DIRECT`), in aligned chunks staged in one reused buffer: a checkpoint's gigabytes then
+/// go from that buffer to the device, not through the page cache. Copying them into the cache
+/// cost about 2 CPU-seconds per GB on the benchmark's VM (`dd`: 4.5 s of system time for
+/// 2 GB buffered, 0.13 s direct), and filled memory with pages a restore rarely reads. Elsewhere
+/// (tmpfs before Linux 6.6, other systems) it is an ordinary buffered file.
+struct SpoolFile {
+    file: std::fs::File,
+    /// The staging buffer, with room to align its start (direct I/O only).
+    stage: Vec<u8>,
+    /// Where the aligned part of `stage` begins, and how much of it is filled.
+    start: usize,
+    filled: usize,
+    /// Bytes handed to [`SpoolFile::write`].
+    len: u64,
+    direct: bool,
+}
+
+impl SpoolFile {
+    fn create(path: &std::path::Path) -> std::io::Result<SpoolFile> {
+        Self::create_with(path, true)
+    }
+
+    /// [`SpoolFile::create`], with direct I/O only if `try_direct`.
+    fn create_with(path: &std::path::Path, try_direct: bool) -> std::io::Result<SpoolFile> {
+        let (file, direct) = if try_direct {
+            Self::open(path)?
+        } else {
+            (std::fs::File::create(path)?, false)
+        };
+        let (stage, start) = if direct {
+            let stage = vec![0u8; SPOOL_CHUNK + DIRECT_ALIGN];
+            let start = (DIRECT_ALIGN - stage.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
+            (stage, start)
+        } else {
+            (Vec::new(), 0)
+        };
+        Ok(SpoolFile {
+            file,
+            stage,
+            start,
+            filled: 0,
+            len: 0,
+            direct,
+        })
+    }
+
+    /// The file, opened for direct I/O where the file system supports it.
+    #[cfg(target_os = "linux")]
+    fn open(path: &std::path::Path) -> std::io::Result<(std::fs::File, bool)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        match direct {
+            Ok(f) => Ok((f, true)),
+            // a file system without direct I/O
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Ok((std::fs::File::create(path)?, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open(path: &std::path::Path) -> std::io::Result<(std::fs::File, bool)> {
+        Ok((std::fs::File::create(path)?, false))
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.len += bytes.len() as u64;
+        if !self.direct {
+            return self.file.write_all(bytes);
+        }
+        while !bytes.is_empty() {
+            let n = (SPOOL_CHUNK - self.filled).min(bytes.len());
+            let at = self.start + self.filled;
+            self.stage[at..at + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == SPOOL_CHUNK {
+                self.file
+                    .write_all(&self.stage[self.start..self.start + SPOOL_CHUNK])?;
+                self.filled = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is staged (the last block padded, the file then cut to its length) and
+    /// syncs the file.
+    fn finish(mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.direct && self.filled > 0 {
+            let padded = self.filled.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+            let (from, to) = (self.start + self.filled, self.start + padded);
+            self.stage[from..to].fill(0);
+            self.file.write_all(&self.stage[self.start..to])?;
+            self.file.set_len(self.len)?;
+        }
+        self.file.sync_all()
     }
 }
 
@@ -886,6 +996,34 @@ mod tests {
             sections.extend(collector.take().0.sections);
             let back = restore(&bytes, &sections, None, false);
             assert_eq!(contents(&back), model, "seed {seed}: dropped");
+        }
+    }
+
+    /// A spool file holds exactly the bytes written to it, in pieces of any size (across the
+    /// staging chunk, an unaligned tail), with direct I/O and without.
+    #[test]
+    fn a_spool_file_holds_the_bytes_written_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for try_direct in [true, false] {
+            let path = dir.path().join(format!("spool-{try_direct}"));
+            let mut f = SpoolFile::create_with(&path, try_direct).unwrap();
+            let mut rng = Lcg(5);
+            let mut expected = Vec::new();
+            for i in 0..40u32 {
+                let n = match i % 4 {
+                    0 => rng.next(5000) as usize,
+                    1 => SPOOL_CHUNK - 7,
+                    2 => 1,
+                    _ => rng.next(3 << 20) as usize,
+                };
+                let piece: Vec<u8> = (0..n).map(|j| (j as u32 ^ i) as u8).collect();
+                f.write(&piece).unwrap();
+                expected.extend_from_slice(&piece);
+            }
+            f.finish().unwrap();
+            let got = std::fs::read(&path).unwrap();
+            assert_eq!(got.len(), expected.len(), "direct: {try_direct}");
+            assert!(got == expected, "direct: {try_direct}");
         }
     }
 

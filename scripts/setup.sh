@@ -7,6 +7,7 @@
 #           and Chromium (Debian's chromium) driven headless by playwright-core (npm, pinned,
 #           installed under ~/.cache/tillflow-tools/node) in the dashboard test
 #           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
+#           and river (pinned; the reference the online models' test compares with)
 #           and s3rver (npm, pinned), an S3-protocol server storing to a directory, for the test
 #           of checkpoints in an object store
 #           and tmux (Debian's), the pseudo-terminal the SQL client's test types into
@@ -72,6 +73,10 @@ if [ "$what" = all ] || [ "$what" = test ]; then
   if ! python3 -c 'import pyarrow, duckdb, numpy, fastavro, cramjam' 2>/dev/null; then
     echo "== installing pyarrow==26.0.1, duckdb==2.0.0, fastavro==1.13.1 with cramjam==2.14.0 (pip; the data-lake tests' independent readers)"
     python3 -m pip install -q pyarrow==26.0.1 duckdb==2.0.0 numpy==2.4.6 fastavro==1.13.1 cramjam==2.14.0
+  fi
+  if ! python3 -c 'import river' 2>/dev/null; then
+    echo "== installing river==0.26.1 with scipy==1.17.1, narwhals==2.29.0 (pip; the online models' reference implementation)"
+    python3 -m pip install -q river==0.26.1 scipy==1.17.1 narwhals==2.29.0 numpy==2.4.6
   fi
   if ! python3 -c 'import pyiceberg, sqlalchemy' 2>/dev/null; then
     echo "== installing pyiceberg==0.12.0 with SQLAlchemy==2.1.9 (pip; the Iceberg tests' independent reader and SQL catalog)"

@@ -57,6 +57,8 @@ pub struct Catalog {
     views: BTreeMap<String, ViewDef>,
     /// User-defined functions by upper-case name.
     functions: BTreeMap<String, crate::udf::FunctionDef>,
+    /// Models by upper-case name.
+    models: BTreeMap<String, std::sync::Arc<crate::model::ModelDef>>,
     /// `SET` options.
     pub config: BTreeMap<String, String>,
 }
@@ -153,6 +155,49 @@ impl Catalog {
         if self.functions.remove(&name.to_ascii_uppercase()).is_none() && !if_exists {
             return plan_err(format!(
                 "function {name} does not exist (DROP FUNCTION IF EXISTS drops it only if it does)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A model by name (`[default_catalog.][default_database.]name`, any case).
+    pub fn model(&self, name: &str) -> Option<&std::sync::Arc<crate::model::ModelDef>> {
+        self.models
+            .get(&crate::statements::local_name(name).to_ascii_uppercase())
+    }
+
+    /// The models, by name.
+    pub fn models(&self) -> impl Iterator<Item = &std::sync::Arc<crate::model::ModelDef>> {
+        self.models.values()
+    }
+
+    /// Adds a model (`CREATE MODEL`).
+    pub fn add_model(&mut self, def: crate::model::ModelDef, if_not_exists: bool) -> Result<()> {
+        let key = def.name.to_ascii_uppercase();
+        if self.models.contains_key(&key) {
+            if if_not_exists {
+                return Ok(());
+            }
+            return plan_err(format!(
+                "Could not execute CreateModel in path `{}`: model {} already exists (DROP MODEL {} first, or CREATE MODEL IF NOT EXISTS)",
+                def.qualified(),
+                def.name,
+                def.name
+            ));
+        }
+        self.models.insert(key, std::sync::Arc::new(def));
+        Ok(())
+    }
+
+    /// Drops a model (`DROP MODEL`).
+    pub fn drop_model(&mut self, name: &str, if_exists: bool) -> Result<()> {
+        let key = crate::statements::local_name(name).to_ascii_uppercase();
+        if self.models.remove(&key).is_none() && !if_exists {
+            return plan_err(format!(
+                "Model with the identifier '{}.{}.{}' doesn't exist.",
+                crate::statements::CATALOG,
+                crate::statements::DATABASE,
+                crate::statements::local_name(name)
             ));
         }
         Ok(())

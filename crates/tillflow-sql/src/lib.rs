@@ -7,6 +7,7 @@ pub mod error;
 pub mod expr;
 pub mod json;
 pub mod limits;
+pub mod model;
 pub mod nested;
 pub mod paths;
 pub mod physical;

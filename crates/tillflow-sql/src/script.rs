@@ -23,6 +23,9 @@ use tillflow_types::DataType;
 
 /// The pseudo-function the token pass turns `PARTITION BY` inside a window TVF into.
 pub const PARTITION_BY_FN: &str = "__PARTITION_BY";
+/// What `MODEL m` in a function's arguments (`ML_PREDICT(TABLE t, MODEL m, …)`) is rewritten to:
+/// `__MODEL(m)`, which sqlparser reads as a call.
+pub const MODEL_FN: &str = "__MODEL";
 
 /// One statement of a script, with the line it starts on.
 #[derive(Debug, Clone)]
@@ -115,6 +118,20 @@ pub enum StmtKind {
         /// `IF EXISTS`
         if_exists: bool,
     },
+    /// `CREATE [TEMPORARY] MODEL [IF NOT EXISTS] name INPUT (…) OUTPUT (…) WITH (…)`
+    CreateModel {
+        /// The definition (checked).
+        def: Box<crate::model::ModelDef>,
+        /// `IF NOT EXISTS`
+        if_not_exists: bool,
+    },
+    /// `DROP [TEMPORARY] MODEL [IF EXISTS] name`
+    DropModel {
+        /// Name.
+        name: String,
+        /// `IF EXISTS`
+        if_exists: bool,
+    },
     /// `SHOW …`: printed as Flink's SQL client prints it.
     Show(Show),
     /// `DESCRIBE t` / `DESC t` (and `SHOW COLUMNS FROM t`, without the comment column).
@@ -159,6 +176,12 @@ pub enum Show {
     CreateTable(String),
     /// `SHOW CREATE VIEW v`
     CreateView(String),
+    /// `SHOW MODELS`
+    Models,
+    /// `SHOW CREATE MODEL m`
+    CreateModel(String),
+    /// `DESCRIBE MODEL m`: its INPUT and OUTPUT columns.
+    DescribeModel(String),
 }
 
 /// `INSERT INTO table [(cols)] query`.
@@ -641,6 +664,7 @@ fn apply_hints(
 
 /// Rewrites `TABLE t [PARTITION BY k | (k1, k2)]` inside function arguments to
 /// `t[, __PARTITION_BY(k...)]`, and `(SELECT …) PARTITION BY k` to `(SELECT …), __PARTITION_BY(k)`;
+/// `MODEL m` inside function arguments to `__MODEL(m)`, and Flink's `MAP[…]` to `MAP(…)`;
 /// refuses `TABLE (SELECT …)`, which Flink does not parse.
 fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
     let sig: Vec<usize> = (0..tokens.len())
@@ -678,6 +702,22 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
                 m += 1;
             }
             t = m + 1;
+        } else if word_is(&tokens[j].token, "MODEL") && matches!(next, Token::Word(_)) {
+            // `MODEL m` (or `MODEL cat.db.m`) as a function argument: `__MODEL(m)`
+            drop[j] = true;
+            insert_after.insert(j, vec![Token::make_word(MODEL_FN, None), Token::LParen]);
+            let mut end = k + 1;
+            while matches!(
+                sig.get(end + 1).map(|&x| &tokens[x].token),
+                Some(Token::Period)
+            ) {
+                end += 2;
+            }
+            insert_after
+                .entry(sig[end])
+                .or_default()
+                .push(Token::RParen);
+            continue;
         } else if word_is(&tokens[j].token, "TABLE") {
             if *next == Token::LParen && after_next.is_some_and(is_query) {
                 // Flink's parser refuses `TABLE (SELECT …)` too
@@ -734,9 +774,34 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
             }
         }
     }
+    // Flink's value constructor `MAP[k, v, …]`, which sqlparser does not read: `MAP(k, v, …)`
+    let mut replace: BTreeMap<usize, Token> = BTreeMap::new();
+    for (k, &j) in sig.iter().enumerate() {
+        if word_is(&tokens[j].token, "MAP")
+            && sig.get(k + 1).map(|&x| &tokens[x].token) == Some(&Token::LBracket)
+        {
+            let mut depth = 0usize;
+            for &x in &sig[k + 1..] {
+                match tokens[x].token {
+                    Token::LBracket => depth += 1,
+                    Token::RBracket => {
+                        depth -= 1;
+                        if depth == 0 {
+                            replace.insert(sig[k + 1], Token::LParen);
+                            replace.insert(x, Token::RParen);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
     let mut out = Vec::with_capacity(tokens.len() + 4);
     for (j, t) in tokens.iter().enumerate() {
-        if !drop[j] {
+        if let Some(r) = replace.get(&j) {
+            out.push(TokenWithSpan::new(r.clone(), t.span));
+        } else if !drop[j] {
             out.push(t.clone());
         }
         if let Some(extra) = insert_after.get(&j) {
@@ -902,6 +967,9 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         if peek_word(&p, "FUNCTION") {
             p.next_token();
             parse_create_function(&mut p, line, temporary, system)?
+        } else if peek_word(&p, "MODEL") {
+            p.next_token();
+            parse_create_model(&mut p, line, temporary)?
         } else if p.parse_keyword(Keyword::TABLE) {
             StmtKind::CreateTable(Box::new(parse_create_table(&mut p, line)?))
         } else if p.parse_keyword(Keyword::VIEW) {
@@ -940,7 +1008,7 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         } else {
             return Err(SqlError::Parse {
                 line,
-                message: format!("unsupported CREATE statement near `{}` (supported: CREATE TABLE, CREATE [TEMPORARY] VIEW, CREATE [TEMPORARY [SYSTEM]] FUNCTION)", p.peek_token().token),
+                message: format!("unsupported CREATE statement near `{}` (supported: CREATE TABLE, CREATE [TEMPORARY] VIEW, CREATE [TEMPORARY [SYSTEM]] FUNCTION, CREATE [TEMPORARY] MODEL)", p.peek_token().token),
             });
         }
     } else if p.parse_keyword(Keyword::INSERT) {
@@ -982,11 +1050,16 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
             let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
             let name = function_object_name(&mut p, line)?;
             StmtKind::DropFunction { name, if_exists }
+        } else if peek_word(&p, "MODEL") {
+            p.next_token();
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = function_object_name(&mut p, line)?;
+            StmtKind::DropModel { name, if_exists }
         } else {
             if !p.parse_keyword(Keyword::TABLE) && !p.parse_keyword(Keyword::VIEW) {
                 return Err(SqlError::Parse {
                     line,
-                    message: "expected TABLE, VIEW or FUNCTION after DROP".into(),
+                    message: "expected TABLE, VIEW, FUNCTION or MODEL after DROP".into(),
                 });
             }
             let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
@@ -998,7 +1071,18 @@ fn parse_statement(tokens: &[TokenWithSpan]) -> Result<Stmt> {
         parse_show(&mut p, line)?
     } else if peek_word(&p, "DESCRIBE") || peek_word(&p, "DESC") {
         p.next_token();
-        if peek_word(&p, "CATALOG") || peek_word(&p, "FUNCTION") || peek_word(&p, "MODEL") {
+        if peek_word(&p, "MODEL") {
+            p.next_token();
+            let name = function_object_name(&mut p, line)?;
+            expect_end(&mut p, line)?;
+            return Ok(Stmt {
+                line,
+                kind: StmtKind::Show(Show::DescribeModel(name)),
+                hints,
+                notices,
+            });
+        }
+        if peek_word(&p, "CATALOG") || peek_word(&p, "FUNCTION") {
             return Err(SqlError::Parse {
                 line,
                 message: format!(
@@ -1219,6 +1303,11 @@ fn parse_show(p: &mut Parser, line: u64) -> Result<StmtKind> {
             p.next_token();
             Show::CurrentDatabase
         }
+        "MODELS" => Show::Models,
+        "CREATE" if peek_word(p, "MODEL") => {
+            p.next_token();
+            Show::CreateModel(function_object_name(p, line)?)
+        }
         "CREATE" if peek_word(p, "TABLE") || peek_word(p, "VIEW") => {
             let view = peek_word(p, "VIEW");
             p.next_token();
@@ -1255,7 +1344,7 @@ fn parse_show(p: &mut Parser, line: u64) -> Result<StmtKind> {
             return Err(SqlError::Parse {
                 line,
                 message: format!(
-                    "SHOW {other} is not supported (tillflow shows TABLES, VIEWS, FUNCTIONS, CATALOGS, DATABASES, CURRENT CATALOG, CURRENT DATABASE, CREATE TABLE, CREATE VIEW, COLUMNS)"
+                    "SHOW {other} is not supported (tillflow shows TABLES, VIEWS, FUNCTIONS, MODELS, CATALOGS, DATABASES, CURRENT CATALOG, CURRENT DATABASE, CREATE TABLE, CREATE VIEW, CREATE MODEL, COLUMNS)"
                 ),
             })
         }
@@ -1423,22 +1512,7 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
                         expr: Box::new(expr),
                     });
                 } else {
-                    let mut text = match nested_type_text(p) {
-                        Some(text) => text,
-                        None => p.parse_data_type().map_err(e)?.to_string(),
-                    };
-                    // TIMESTAMP(3) WITH LOCAL TIME ZONE
-                    if peek_word(p, "WITH") && word_is(&p.peek_nth_token(1).token, "LOCAL") {
-                        for _ in 0..4 {
-                            p.next_token();
-                        }
-                        text.push_str(" WITH LOCAL TIME ZONE");
-                    }
-                    let data_type =
-                        crate::types::parse_type_name(&text).map_err(|err| SqlError::Parse {
-                            line,
-                            message: format!("column `{col}`: {err}"),
-                        })?;
+                    let data_type = parse_column_type(p, line, &col)?;
                     let mut nullable = true;
                     let mut metadata = None;
                     loop {
@@ -1519,6 +1593,105 @@ fn parse_create_table(p: &mut Parser, line: u64) -> Result<CreateTable> {
         });
     }
     Ok(t)
+}
+
+/// A column's type (`col` names it in errors), nested types and `WITH LOCAL TIME ZONE`
+/// included.
+fn parse_column_type(p: &mut Parser, line: u64, col: &str) -> Result<DataType> {
+    let mut text = match nested_type_text(p) {
+        Some(text) => text,
+        None => p
+            .parse_data_type()
+            .map_err(|err| perr(line, err))?
+            .to_string(),
+    };
+    // TIMESTAMP(3) WITH LOCAL TIME ZONE
+    if peek_word(p, "WITH") && word_is(&p.peek_nth_token(1).token, "LOCAL") {
+        for _ in 0..4 {
+            p.next_token();
+        }
+        text.push_str(" WITH LOCAL TIME ZONE");
+    }
+    crate::types::parse_type_name(&text).map_err(|err| SqlError::Parse {
+        line,
+        message: format!("column `{col}`: {err}"),
+    })
+}
+
+/// The rest of `CREATE [TEMPORARY] MODEL` (after `MODEL`): `[IF NOT EXISTS] name [INPUT (…)
+/// OUTPUT (…)] [COMMENT '…'] WITH (…)`, as Flink 2.x parses it.
+fn parse_create_model(p: &mut Parser, line: u64, temporary: bool) -> Result<StmtKind> {
+    let e = |err| perr(line, err);
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = function_object_name(p, line)?;
+    let columns = |p: &mut Parser, what: &str| -> Result<Vec<crate::model::ModelColumn>> {
+        let mut cols = Vec::new();
+        p.expect_token(&Token::LParen).map_err(e)?;
+        loop {
+            let col = ident_text(&p.parse_identifier().map_err(e)?);
+            let data_type = parse_column_type(p, line, &col)?;
+            let mut nullable = true;
+            let mut comment = None;
+            loop {
+                if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                    nullable = false;
+                } else if p.parse_keyword(Keyword::NULL) {
+                } else if peek_word(p, "COMMENT") {
+                    comment = parse_comment(p, line)?;
+                } else if p.parse_keyword(Keyword::AS) || peek_word(p, "METADATA") {
+                    return Err(SqlError::Parse {
+                        line,
+                        message: format!(
+                            "Column `{col}` of the model's {what} can only be a physical column."
+                        ),
+                    });
+                } else {
+                    break;
+                }
+            }
+            cols.push(crate::model::ModelColumn {
+                name: col,
+                data_type,
+                nullable,
+                comment,
+            });
+            if p.consume_token(&Token::Comma) {
+                continue;
+            }
+            p.expect_token(&Token::RParen).map_err(e)?;
+            return Ok(cols);
+        }
+    };
+    let input = if peek_word(p, "INPUT") {
+        p.next_token();
+        columns(p, "INPUT")?
+    } else {
+        Vec::new()
+    };
+    let output = if peek_word(p, "OUTPUT") {
+        p.next_token();
+        columns(p, "OUTPUT")?
+    } else {
+        Vec::new()
+    };
+    let comment = parse_comment(p, line)?;
+    let options = if p.parse_keyword(Keyword::WITH) {
+        parse_options(p, line)?
+    } else {
+        BTreeMap::new()
+    };
+    if p.parse_keyword(Keyword::AS) {
+        return Err(SqlError::Parse {
+            line,
+            message: format!("CREATE MODEL {name} AS SELECT is not supported: Flink 2.x parses it but does not run it either; train the model offline (an ONNX file: 'provider' = 'onnx') or let it learn on the stream ('provider' = 'online')"),
+        });
+    }
+    let def = crate::model::ModelDef::new(name, input, output, comment, options, temporary)
+        .map_err(|message| SqlError::Parse { line, message })?;
+    Ok(StmtKind::CreateModel {
+        def: Box::new(def),
+        if_not_exists,
+    })
 }
 
 fn expect_not_enforced(p: &mut Parser, line: u64) -> Result<()> {

@@ -308,6 +308,12 @@ impl Session {
                 StmtKind::DropFunction { name, if_exists } => {
                     self.catalog.drop_function(&name, if_exists).map_err(at)?
                 }
+                StmtKind::CreateModel { def, if_not_exists } => {
+                    self.catalog.add_model(*def, if_not_exists).map_err(at)?
+                }
+                StmtKind::DropModel { name, if_exists } => {
+                    self.catalog.drop_model(&name, if_exists).map_err(at)?
+                }
                 StmtKind::Drop { name, if_exists } => {
                     self.catalog.drop(&name, if_exists).map_err(at)?
                 }
@@ -423,6 +429,25 @@ impl Session {
                 names.dedup();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 s::name_list("function name", &names)
+            }
+            Show::Models => {
+                let names: Vec<&str> = self.catalog.models().map(|m| m.name.as_str()).collect();
+                s::name_list("model name", &names)
+            }
+            Show::CreateModel(name) | Show::DescribeModel(name) => {
+                let Some(m) = self.catalog.model(name) else {
+                    return plan_err(format!(
+                        "Model with the identifier '{}.{}.{}' doesn't exist.",
+                        s::CATALOG,
+                        s::DATABASE,
+                        s::local_name(name)
+                    ));
+                };
+                if matches!(show, Show::CreateModel(_)) {
+                    crate::model::show_create_model(m)
+                } else {
+                    crate::model::describe_model(m)
+                }
             }
             Show::Catalogs => s::name_list("catalog name", &[s::CATALOG]),
             Show::Databases => s::name_list("database name", &[s::DATABASE]),

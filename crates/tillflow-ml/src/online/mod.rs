@@ -62,6 +62,20 @@ impl Learner {
         }
     }
 
+    /// The numeric features the learner reads (its model's INPUT had as many).
+    pub fn slots(&self) -> usize {
+        match self {
+            Learner::Linear(l) => l.slots(),
+        }
+    }
+
+    /// Rows learned.
+    pub fn learned(&self) -> u64 {
+        match self {
+            Learner::Linear(l) => l.learned,
+        }
+    }
+
     /// Appends the learner's state to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -72,10 +86,10 @@ impl Learner {
         }
     }
 
-    /// Reads a learner written by [`Learner::encode`] for rows of `slots` numeric features.
-    pub fn decode(bytes: &[u8], slots: usize) -> Result<Learner, DecodeError> {
+    /// Reads a learner written by [`Learner::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Learner, DecodeError> {
         match bytes.split_first() {
-            Some((1, rest)) => Ok(Learner::Linear(Linear::decode(rest, slots)?)),
+            Some((1, rest)) => Ok(Learner::Linear(Linear::decode(rest)?)),
             Some((v, _)) => Err(DecodeError(format!("unknown learner kind {v}"))),
             None => Err(DecodeError("empty".into())),
         }

@@ -9,6 +9,7 @@ pub mod group_agg;
 pub mod interval_join;
 pub mod join;
 pub mod lookup;
+pub mod ml;
 pub mod normalize;
 pub mod over;
 pub mod python;

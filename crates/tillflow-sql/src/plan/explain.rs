@@ -265,6 +265,11 @@ pub fn distribution(op: &PlanOp) -> Option<Vec<usize>> {
         | PlanOp::Deduplicate { partition, .. } => Some(partition.clone()),
         PlanOp::WindowRank { partition, .. } => Some(partition.clone()),
         PlanOp::Materialize | PlanOp::Sort { .. } => Some(Vec::new()),
+        // a model that learns keeps a learner per key (one for the stream without keys)
+        PlanOp::MlPredict {
+            partition, model, ..
+        } => matches!(model.spec.provider, tillflow_ml::Provider::Online(_))
+            .then(|| partition.clone()),
         PlanOp::Calc { .. }
         | PlanOp::WatermarkAssigner { .. }
         | PlanOp::LocalWindowAggregate { .. }
@@ -573,6 +578,35 @@ fn node(n: &PlanNode, input: Tree) -> Tree {
                 ));
             }
             format!("select=[{}]", items.join(", "))
+        }
+        PlanOp::MlPredict {
+            model,
+            features,
+            partition,
+            ..
+        } => {
+            let mut s = format!(
+                "invocation=[ML_PREDICT(TABLE(#0){}, Model(MODEL {}), DESCRIPTOR({}), DEFAULT())]",
+                if partition.is_empty() {
+                    String::new()
+                } else {
+                    format!(" PARTITION BY {}", names.list(partition))
+                },
+                model.qualified(),
+                features
+                    .iter()
+                    .map(|&c| format!("_UTF-16LE'{}'", names.get(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let tillflow_ml::Provider::Online(o) = &model.spec.provider {
+                s.push_str(&format!(
+                    ", learn=[{} from {}]",
+                    o.algorithm.name(),
+                    o.label
+                ));
+            }
+            s
         }
         PlanOp::PythonCorrelate {
             call, left_outer, ..

@@ -329,6 +329,19 @@ pub enum PlanOp {
         /// When a bundle goes to the worker.
         limits: BundleLimits,
     },
+    /// Flink's `MLPredictTableFunction`: each row with its model's OUTPUT columns appended
+    /// (`ML_PREDICT`); a model that learns on the stream learns from each row after predicting
+    /// it, one learner per `partition` key.
+    MlPredict {
+        /// The model.
+        model: std::sync::Arc<crate::model::ModelDef>,
+        /// The input columns its INPUT columns read, in order.
+        features: Vec<usize>,
+        /// PARTITION BY columns.
+        partition: Vec<usize>,
+        /// The column an online model learns from.
+        label: Option<usize>,
+    },
     /// Flink's `LookupJoin`.
     LookupJoin {
         /// The table looked up.
@@ -493,6 +506,7 @@ impl PlanOp {
             PlanOp::Correlate { .. } => "Correlate",
             PlanOp::PythonCalc { .. } => "PythonCalc",
             PlanOp::PythonCorrelate { .. } => "PythonCorrelate",
+            PlanOp::MlPredict { .. } => "MLPredictTableFunction",
             PlanOp::Materialize => "Materialize",
             PlanOp::Sort { keys, limit, .. } => match (keys.is_empty(), limit) {
                 (false, None) => "Sort",
@@ -581,6 +595,15 @@ impl PlanNode {
             | PlanOp::LocalWindowAggregate { .. }
             | PlanOp::WatermarkAssigner { .. } => String::new(),
             PlanOp::ChangelogNormalize { keys, .. } => format!("key={keys:?}"),
+            PlanOp::MlPredict {
+                model,
+                features,
+                partition,
+                label,
+            } => format!(
+                "model={} {:?} features={features:?} partition={partition:?} label={label:?}",
+                model.name, model.spec
+            ),
             PlanOp::WindowAggregate {
                 window,
                 mode,
@@ -878,6 +901,49 @@ impl PlanNode {
                     self.input_types(),
                     *limits,
                 ))
+            }
+            PlanOp::MlPredict {
+                model,
+                features,
+                partition,
+                label,
+            } => {
+                use tillflow_runtime::ops::ml::{Feature, FeatureKind, OnlinePredict};
+                let types = self.input_types();
+                let scale = |c: usize| match types.get(c) {
+                    Some(DataType::Decimal(_, s)) => *s,
+                    _ => 0,
+                };
+                let features = features
+                    .iter()
+                    .zip(&model.input)
+                    .map(|(&col, input)| Feature {
+                        col,
+                        kind: match types.get(col) {
+                            Some(DataType::String(_)) => FeatureKind::Hashed {
+                                name: input.name.clone(),
+                            },
+                            Some(DataType::Boolean) => FeatureKind::Bool,
+                            _ => FeatureKind::Number { scale: scale(col) },
+                        },
+                    })
+                    .collect();
+                match &model.spec.provider {
+                    tillflow_ml::Provider::Online(spec) => Box::new(OnlinePredict::new(
+                        model.name.clone(),
+                        spec.clone(),
+                        partition.clone(),
+                        features,
+                        label.map(|c| (c, scale(c))),
+                        model.output.len() > 1,
+                    )),
+                    tillflow_ml::Provider::Onnx(_) => {
+                        return Err(SqlError::Plan(format!(
+                            "model {}: provider 'onnx' is not available in this build yet",
+                            model.name
+                        )))
+                    }
+                }
             }
             PlanOp::LookupJoin {
                 target,

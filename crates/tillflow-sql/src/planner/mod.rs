@@ -36,6 +36,7 @@ use tillflow_types::{DataType, Field, Schema, TimeAttribute, Value};
 
 mod aggregate;
 mod join;
+mod ml;
 mod over;
 mod rank;
 mod relation;

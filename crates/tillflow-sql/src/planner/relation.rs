@@ -210,6 +210,32 @@ impl Planner<'_> {
                 }
                 Ok(rel)
             }
+            TableFactor::Table {
+                name,
+                alias,
+                args: Some(args),
+                ..
+            } if name.to_string().eq_ignore_ascii_case("ML_PREDICT") => {
+                let mut rel = self.ml_predict(&args.args)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                }
+                Ok(rel)
+            }
+            TableFactor::TableFunction {
+                expr: sql::Expr::Function(f),
+                alias,
+            } if function_name(f) == "ML_PREDICT" => {
+                let args = match &f.args {
+                    FunctionArguments::List(l) => l.args.clone(),
+                    _ => Vec::new(),
+                };
+                let mut rel = self.ml_predict(&args)?;
+                if let Some(a) = alias {
+                    rel.scope.qualifiers = vec![Some(a.name.value.clone()); rel.schema().len()];
+                }
+                Ok(rel)
+            }
             TableFactor::TableFunction { expr, alias } => {
                 let mut rel = self.window_tvf(expr)?;
                 if let Some(a) = alias {

@@ -1,0 +1,194 @@
+//! Models in SQL: `CREATE MODEL` with a model that learns on the stream, and `ML_PREDICT`,
+//! checked against river (pinned by scripts/setup.sh), which implements the same learners:
+//! every prediction equals river's progressive validation (predict, then learn) on the same
+//! rows in the same order, to 1e-9 relative (tests/ml/reference_online.py).
+
+mod common;
+
+use common::tillflow;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// Retail-like rows: a store, a promotion flag, a price (NULL now and then), a discount, the
+/// units sold (the regression's label, NULL now and then: a label that comes later) and whether
+/// the basket converted (the classifier's label).
+fn rows(n: usize) -> String {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut out = String::new();
+    for i in 0..n {
+        let r = common::splitmix(&mut seed);
+        let store = ["s1", "s2", "s3", "s4"][(r % 4) as usize];
+        let promo = (r >> 8).is_multiple_of(5);
+        let price = 1.0 + ((r >> 16) % 2000) as f64 / 100.0;
+        let discount = ((r >> 32) % 40) as f64 / 100.0;
+        let hour = (r >> 40) % 24;
+        let noise = ((r >> 48) % 1000) as f64 / 1000.0 - 0.5;
+        let units = 20.0 - 0.6 * price + 8.0 * discount + if promo { 5.0 } else { 0.0 } + noise;
+        let bought = units + noise * 6.0 > 12.0;
+        let price_json = if i % 13 == 5 {
+            "null".to_owned()
+        } else {
+            price.to_string()
+        };
+        let units_json = if i % 7 == 3 {
+            "null".to_owned()
+        } else {
+            units.to_string()
+        };
+        out.push_str(&format!(
+            "{{\"id\": {i}, \"store\": \"{store}\", \"hour\": \"h{hour}\", \"promo\": {promo}, \"price\": {price_json}, \"discount\": {discount:.2}, \"units\": {units_json}, \"bought\": {bought}}}\n"
+        ));
+    }
+    out
+}
+
+/// river's predictions by row id, and the hasher's murmur seed.
+fn reference(
+    dir: &std::path::Path,
+    rows: &std::path::Path,
+    cfg: &str,
+) -> (u64, BTreeMap<i64, f64>) {
+    let cfg_path = dir.join("cfg.json");
+    std::fs::write(&cfg_path, cfg).expect("config");
+    let o = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/ml/reference_online.py"
+        ))
+        .arg(rows)
+        .arg(&cfg_path)
+        .output()
+        .expect("python3 (scripts/setup.sh installs river)");
+    assert!(
+        o.status.success(),
+        "reference_online.py: {} (scripts/setup.sh test installs river==0.26.1)",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("reference json");
+    let seed = v["seed"].as_u64().expect("seed");
+    let preds = v["predictions"]
+        .as_object()
+        .expect("predictions")
+        .iter()
+        .map(|(k, p)| (k.parse().expect("id"), p.as_f64().expect("number")))
+        .collect();
+    (seed, preds)
+}
+
+/// Runs `model` (its CREATE MODEL's INPUT, OUTPUT and options) over the rows with
+/// `ML_PREDICT(TABLE events {partition}, MODEL m, DESCRIPTOR({descriptor}))` and returns each
+/// row's `column`.
+fn run(
+    dir: &std::path::Path,
+    rows: &std::path::Path,
+    model: &str,
+    partition: &str,
+    descriptor: &str,
+    column: &str,
+) -> BTreeMap<i64, f64> {
+    let out = dir.join(format!("out-{column}"));
+    let script = format!(
+        "CREATE TABLE events (id BIGINT, store STRING, `hour` STRING, promo BOOLEAN, price DOUBLE,
+  discount DECIMAL(4, 2), units DOUBLE, bought BOOLEAN)
+WITH ('connector' = 'filesystem', 'path' = '{rows}', 'format' = 'json');
+{model};
+CREATE TABLE o (id BIGINT, v DOUBLE)
+WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'json');
+INSERT INTO o SELECT id, {column} FROM ML_PREDICT(TABLE events {partition}, MODEL m, DESCRIPTOR({descriptor}));",
+        rows = rows.display(),
+        out = out.display()
+    );
+    let (ok, err) = tillflow(&script, dir);
+    assert!(ok, "{err}");
+    common::lines(&out)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            (
+                v["id"].as_i64().expect("id"),
+                v["v"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+fn assert_equal(got: &BTreeMap<i64, f64>, want: &BTreeMap<i64, f64>, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: rows");
+    let mut worst = 0f64;
+    for (id, w) in want {
+        let g = got.get(id).copied().unwrap_or(f64::NAN);
+        let err = (g - w).abs() / w.abs().max(1e-12);
+        assert!(
+            (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+            "{what}: row {id}: tillflow {g} vs river {w}"
+        );
+        worst = worst.max(err);
+    }
+    eprintln!(
+        "{what}: {} rows, worst relative difference {worst:e}",
+        want.len()
+    );
+}
+
+#[test]
+fn online_linear_regression_predicts_as_river() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rows.ndjson");
+    std::fs::write(&path, rows(3000)).expect("rows");
+    let (seed, want) = reference(
+        dir.path(),
+        &path,
+        r#"{"algorithm": "linear_regression", "optimizer": "sgd", "lr": 0.002, "intercept_lr": 0.05,
+            "l2": 0.0, "clip": 1e12, "eps": 1e-8, "buckets": 64, "label": "units",
+            "numeric": ["price", "discount", "promo"], "strings": ["store", "hour"], "partition": null}"#,
+    );
+    let model = format!(
+        "CREATE MODEL m INPUT (price DOUBLE, discount DECIMAL(4, 2), promo BOOLEAN, store STRING, `hour` STRING)
+OUTPUT (units_forecast DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'linear_regression', 'label' = 'units',
+  'learning-rate' = '0.002', 'intercept-learning-rate' = '0.05',
+  'features.hash-buckets' = '64', 'features.hash-seed' = '{seed}')"
+    );
+    let got = run(
+        dir.path(),
+        &path,
+        &model,
+        "",
+        "price, discount, promo, store, `hour`",
+        "units_forecast",
+    );
+    assert_equal(&got, &want, "linear regression, SGD");
+    // it learned: the last predictions are close to the rows' units
+    let late: Vec<f64> = want.range(2900..).map(|(_, p)| *p).collect();
+    assert!(late.iter().all(|p| p.is_finite()) && late.iter().any(|p| *p > 5.0));
+}
+
+#[test]
+fn online_logistic_regression_per_store_predicts_as_river() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rows.ndjson");
+    std::fs::write(&path, rows(3000)).expect("rows");
+    let (seed, want) = reference(
+        dir.path(),
+        &path,
+        r#"{"algorithm": "logistic_regression", "optimizer": "adagrad", "lr": 0.1, "intercept_lr": 0.01,
+            "l2": 0.001, "clip": 5.0, "eps": 1e-8, "buckets": 1024, "label": "bought",
+            "numeric": ["price", "discount", "promo"], "strings": ["hour"], "partition": "store"}"#,
+    );
+    let model = format!(
+        "CREATE MODEL m INPUT (price DOUBLE, discount DECIMAL(4, 2), promo BOOLEAN, `hour` STRING)
+OUTPUT (will_buy BOOLEAN, p_buy DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'logistic_regression', 'label' = 'bought',
+  'optimizer' = 'adagrad', 'l2' = '0.001', 'clip-gradient' = '5',
+  'features.hash-buckets' = '1024', 'features.hash-seed' = '{seed}')"
+    );
+    let got = run(
+        dir.path(),
+        &path,
+        &model,
+        "PARTITION BY store",
+        "price, discount, promo, `hour`",
+        "p_buy",
+    );
+    assert_equal(&got, &want, "logistic regression, AdaGrad, per store");
+}

@@ -1,0 +1,235 @@
+//! `ML_PREDICT` with a model that learns on the stream (`'provider' = 'online'`): each row is
+//! predicted by its key's model as it is, then the model learns from the row's label
+//! (prequential, "test then train"), so a prediction never saw its own label. One learner per
+//! `PARTITION BY` key (one for the whole stream without it) is kept in keyed state, so
+//! checkpoints, savepoints, restores at another parallelism and the on-disk backend carry what
+//! it learned. A row whose label is NULL is predicted and not learned from (a label that comes
+//! later). The row goes out with the model's OUTPUT columns appended: the prediction, and for
+//! a classifier P(true) when OUTPUT has a second column. The learners and their update rules
+//! are `tillflow_ml::online`'s (river's).
+
+use crate::error::{Result, RuntimeError};
+use crate::keys::encode_key;
+use crate::operator::{Emit, Operator, OperatorMetrics};
+use crate::state::{read_u32, KeyedState, StateValue};
+use tillflow_ml::features::Features;
+use tillflow_ml::online::Learner;
+use tillflow_ml::OnlineSpec;
+use tillflow_types::{Row, Value};
+
+/// How a feature column becomes a learner's input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureKind {
+    /// A number (a DECIMAL's scale given), into the next numeric slot.
+    Number {
+        /// A DECIMAL's scale (0 for other types).
+        scale: u8,
+    },
+    /// BOOLEAN, as 0 or 1, into the next numeric slot.
+    Bool,
+    /// STRING: the token `name=value`, hashed.
+    Hashed {
+        /// The model INPUT column's name.
+        name: String,
+    },
+}
+
+/// A feature: the input column and how it is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    /// The input column.
+    pub col: usize,
+    /// How it is read.
+    pub kind: FeatureKind,
+}
+
+/// A learner as keyed state holds it.
+struct Held(Learner);
+
+impl StateValue for Held {
+    fn write(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.0.encode(out);
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    fn read(input: &[u8], at: &mut usize) -> Result<Self> {
+        let n = read_u32(input, at)? as usize;
+        let bytes = input
+            .get(*at..*at + n)
+            .ok_or_else(|| RuntimeError::State("truncated model state".into()))?;
+        *at += n;
+        Learner::decode(bytes)
+            .map(Held)
+            .map_err(|e| RuntimeError::State(e.to_string()))
+    }
+}
+
+/// A number of `v` (a DECIMAL with `scale`); None for NULL.
+fn number(v: Value, scale: u8) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(i as f64),
+        Value::Float(f) => Some(f),
+        Value::Decimal(d) => Some(d as f64 / 10f64.powi(i32::from(scale))),
+        Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+/// Predict-then-learn with an online model; see the module comment.
+pub struct OnlinePredict {
+    model: String,
+    spec: OnlineSpec,
+    partition: Vec<usize>,
+    features: Vec<Feature>,
+    slots: usize,
+    label: Option<(usize, u8)>,
+    probability: bool,
+    state: KeyedState<Held>,
+    key: Vec<u8>,
+    x: Features,
+    out: Row,
+    metrics: OperatorMetrics,
+}
+
+impl OnlinePredict {
+    /// Model `model` (its name, for errors) with `spec`, one learner per `partition` key,
+    /// reading `features` and learning from input column `label` (a DECIMAL's scale given);
+    /// `probability`: a classifier also emits P(true).
+    pub fn new(
+        model: String,
+        spec: OnlineSpec,
+        partition: Vec<usize>,
+        features: Vec<Feature>,
+        label: Option<(usize, u8)>,
+        probability: bool,
+    ) -> Self {
+        let slots = features
+            .iter()
+            .filter(|f| !matches!(f.kind, FeatureKind::Hashed { .. }))
+            .count();
+        OnlinePredict {
+            model,
+            spec,
+            partition,
+            features,
+            slots,
+            label,
+            probability,
+            state: KeyedState::default(),
+            key: Vec::new(),
+            x: Features::with_slots(slots),
+            out: Row::with_capacity(16),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn read_features(&mut self, row: &Row) {
+        self.x.clear();
+        let mut slot = 0;
+        for f in &self.features {
+            let v = row.values.get(f.col).copied().unwrap_or(Value::Null);
+            match &f.kind {
+                FeatureKind::Number { scale } => {
+                    self.x.set(slot, number(v, *scale));
+                    slot += 1;
+                }
+                FeatureKind::Bool => {
+                    self.x.set(slot, number(v, 0));
+                    slot += 1;
+                }
+                FeatureKind::Hashed { name } => {
+                    if let Value::Str(s) = v {
+                        self.x.add_hashed(
+                            name,
+                            row.str(s),
+                            self.spec.hash_buckets,
+                            self.spec.hash_seed,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Operator for OnlinePredict {
+    fn describe(&self) -> String {
+        format!(
+            "MLPredictTableFunction(model={}, algorithm={}, partition={:?})",
+            self.model,
+            self.spec.algorithm.name(),
+            self.partition
+        )
+    }
+
+    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        if row.kind != tillflow_types::RowKind::Insert {
+            return Err(RuntimeError::Eval(format!(
+                "ML_PREDICT with model {}: only inserts are predicted, got a {:?} row",
+                self.model, row.kind
+            )));
+        }
+        self.read_features(row);
+        encode_key(&mut self.key, row, &self.partition);
+        let (spec, slots) = (&self.spec, self.slots);
+        let learner = &mut self
+            .state
+            .get_or_insert_with(&self.key, || Held(Learner::new(spec, slots)))
+            .0;
+        if learner.slots() != slots {
+            return Err(RuntimeError::State(format!(
+                "ML_PREDICT with model {}: its restored state reads {} numeric features, its INPUT has {slots}",
+                self.model,
+                learner.slots()
+            )));
+        }
+        let p = learner.predict(spec, &self.x);
+        if let Some((col, scale)) = self.label {
+            if let Some(y) = row.values.get(col).and_then(|v| number(*v, scale)) {
+                learner.learn(spec, &self.x, y);
+            }
+        }
+        self.out.clear();
+        self.out.kind = row.kind;
+        for v in &row.values {
+            self.out.push_from(*v, &row.heap);
+        }
+        if spec.algorithm.classifies() {
+            self.out.values.push(Value::Bool(p.value > 0.5));
+            if self.probability {
+                self.out.values.push(Value::Float(p.value));
+            }
+        } else {
+            self.out.values.push(Value::Float(p.value));
+        }
+        self.metrics.records_out += 1;
+        out.emit(&self.out)
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        let mut m = self.metrics.clone();
+        m.state_entries = self.state.len() as u64;
+        m.state_bytes = self.state.bytes_estimate();
+        m
+    }
+
+    fn snapshot_state(&self, out: &mut Vec<u8>) {
+        self.state.snapshot(0..crate::keys::MAX_KEY_GROUPS, out);
+    }
+
+    fn restore_state(&mut self, input: &[u8]) -> Result<()> {
+        self.restore_parts(&[input], &crate::state::Rescale::NONE)
+    }
+
+    fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
+        self.state = KeyedState::default();
+        for (j, p) in parts.iter().enumerate() {
+            self.state.restore_part(p, &mut 0, rescale, j)?;
+        }
+        Ok(())
+    }
+}

@@ -8,6 +8,7 @@
 #           installed under ~/.cache/tillflow-tools/node) in the dashboard test
 #           and Python's statsmodels (pinned; the reference the Holt-Winters test compares with)
 #           and river (pinned; the reference the online models' test compares with)
+#           and scikit-learn, skl2onnx, onnxruntime (pinned; the ONNX models' test: exporter and reference)
 #           and s3rver (npm, pinned), an S3-protocol server storing to a directory, for the test
 #           of checkpoints in an object store
 #           and tmux (Debian's), the pseudo-terminal the SQL client's test types into
@@ -77,6 +78,10 @@ if [ "$what" = all ] || [ "$what" = test ]; then
   if ! python3 -c 'import river' 2>/dev/null; then
     echo "== installing river==0.26.1 with scipy==1.17.1, narwhals==2.29.0 (pip; the online models' reference implementation)"
     python3 -m pip install -q river==0.26.1 scipy==1.17.1 narwhals==2.29.0 numpy==2.4.6
+  fi
+  if ! python3 -c 'import sklearn, skl2onnx, onnx, onnxruntime' 2>/dev/null; then
+    echo "== installing scikit-learn==1.9.1, skl2onnx==1.20.0, onnx==1.23.2, onnxruntime==1.32.0 (pip; the ONNX models' exporter and reference runtime)"
+    python3 -m pip install -q scikit-learn==1.9.1 skl2onnx==1.20.0 onnx==1.23.2 onnxruntime==1.32.0 scipy==1.17.1 numpy==2.4.6
   fi
   if ! python3 -c 'import pyiceberg, sqlalchemy' 2>/dev/null; then
     echo "== installing pyiceberg==0.12.0 with SQLAlchemy==2.1.9 (pip; the Iceberg tests' independent reader and SQL catalog)"

@@ -573,8 +573,8 @@ fn every_kind_of_keyed_state_moves_to_another_number_of_workers() {
     every_kind_of_keyed_state(&[]);
 }
 
-/// The same job killed six times, its runs switching between the heap and the on-disk state
-/// backend (with the smallest memory budget, so nearly every entry lives on disk), between
+/// The same job (every kind of keyed state, an online model's learners too) killed six times,
+/// its runs switching between the heap and the on-disk state backend (with the smallest memory budget, so nearly every entry lives on disk), between
 /// incremental and full checkpoints, and between numbers of workers: each checkpoint, written
 /// by one backend, restores on the other, and the rows equal a fault-free run's.
 #[test]
@@ -617,6 +617,11 @@ CREATE TABLE busiest (window_end TIMESTAMP(3), store_id INT, lines BIGINT, rn BI
 WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'busiest');
 CREATE TABLE per_minute (ws TIMESTAMP(3), store_id INT, lines BIGINT, units INT, skus BIGINT)
 WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'per_minute');
+CREATE MODEL units_model INPUT (lines BIGINT, `minute` STRING) OUTPUT (units_hat DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'linear_regression', 'label' = 'units',
+      'optimizer' = 'adagrad', 'features.hash-buckets' = '256');
+CREATE TABLE units_forecast (ws TIMESTAMP(3), store_id INT, units DOUBLE, units_hat DOUBLE)
+WITH ('connector' = 'sqlite', 'path' = '${DB}', 'table-name' = 'units_forecast');
 EXECUTE STATEMENT SET BEGIN
 INSERT INTO first_sale SELECT sku, receipt_id, store_id, event_time FROM (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY sku ORDER BY event_time ASC) AS rn FROM pos_sales)
@@ -641,12 +646,18 @@ WHERE rn <= 2;
 INSERT INTO per_minute SELECT window_start, store_id, COUNT(*), SUM(qty), COUNT(DISTINCT sku)
 FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end, store_id;
+INSERT INTO units_forecast SELECT window_start, store_id, units, units_hat
+FROM ML_PREDICT((SELECT window_start, store_id, COUNT(*) AS lines,
+                        DATE_FORMAT(window_start, 'mm') AS `minute`, CAST(SUM(qty) AS DOUBLE) AS units
+                 FROM TABLE(TUMBLE(TABLE pos_sales, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+                 GROUP BY window_start, window_end, store_id) PARTITION BY store_id,
+                MODEL units_model, DESCRIPTOR(lines, `minute`));
 END;
 ";
     let (got, want) = killed_and_rescaled(&format!("{tables}\n{queries}"), workers, "2", backends);
     assert_eq!(
         got.len(),
-        6,
+        7,
         "{:?}",
         got.iter().map(|t| &t.0).collect::<Vec<_>>()
     );

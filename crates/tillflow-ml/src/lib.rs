@@ -8,6 +8,8 @@
 
 pub mod features;
 pub mod online;
+pub mod onnx;
 pub mod spec;
+pub mod tree;
 
 pub use spec::{Algorithm, ModelSpec, OnlineSpec, Optimizer, Provider, SpecError};

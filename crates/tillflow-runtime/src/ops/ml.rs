@@ -233,3 +233,174 @@ impl Operator for OnlinePredict {
         Ok(())
     }
 }
+
+/// Rows an ONNX model is run on at once (fewer at a watermark, a checkpoint or the end).
+pub const ONNX_BATCH: usize = 512;
+
+/// `ML_PREDICT` with an ONNX model file (`'provider' = 'onnx'`): rows are held until a batch
+/// is full, or a watermark, a processing-time tick, a checkpoint barrier or the end comes, then
+/// run through the model at once and emitted in their order with the OUTPUT columns appended
+/// (a NaN output, which a NULL feature gives, as NULL). The operator keeps no state across a
+/// checkpoint: it emits what it holds before the barrier. A row with a NULL feature is passed
+/// as NaN to a model that decides what a missing value means (a tree ensemble); for any other
+/// model its OUTPUT columns are NULL.
+pub struct OnnxPredict {
+    model_name: String,
+    model: std::sync::Arc<tillflow_ml::onnx::OnnxModel>,
+    features: Vec<Feature>,
+    /// OUTPUT column types: BOOLEAN, an integer, or else a number (DOUBLE/FLOAT).
+    outputs: Vec<OutputKind>,
+    held: Vec<Row>,
+    /// Per held row: a feature was NULL.
+    missing: Vec<bool>,
+    count: usize,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    out: Row,
+    metrics: OperatorMetrics,
+}
+
+/// How an ONNX output value becomes a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// DOUBLE or FLOAT.
+    Number,
+    /// An integer type.
+    Integer,
+    /// BOOLEAN (non-zero is true).
+    Bool,
+}
+
+impl OnnxPredict {
+    /// Model `model_name` loaded as `model`, reading `features` (numbers and booleans),
+    /// writing `outputs`.
+    pub fn new(
+        model_name: String,
+        model: std::sync::Arc<tillflow_ml::onnx::OnnxModel>,
+        features: Vec<Feature>,
+        outputs: Vec<OutputKind>,
+    ) -> Self {
+        OnnxPredict {
+            model_name,
+            model,
+            features,
+            outputs,
+            held: Vec::new(),
+            missing: Vec::new(),
+            count: 0,
+            x: Vec::new(),
+            y: Vec::new(),
+            out: Row::with_capacity(16),
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    fn run_batch(&mut self, out: &mut dyn Emit) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let rows = self.count;
+        self.model.run(&self.x, rows, &mut self.y).map_err(|e| {
+            RuntimeError::Eval(format!(
+                "ML_PREDICT with model {}: the model failed on a batch of {rows} rows: {e:#}",
+                self.model_name
+            ))
+        })?;
+        let width = self.outputs.len();
+        let decides = self.model.handles_missing();
+        for r in 0..rows {
+            let held = &self.held[r];
+            let none = self.missing[r] && !decides;
+            self.out.clear();
+            self.out.kind = held.kind;
+            for v in &held.values {
+                self.out.push_from(*v, &held.heap);
+            }
+            for (c, kind) in self.outputs.iter().enumerate() {
+                let v = self.y.get(r * width + c).copied().unwrap_or(f64::NAN);
+                self.out.values.push(if v.is_nan() || none {
+                    Value::Null
+                } else {
+                    match kind {
+                        OutputKind::Number => Value::Float(v),
+                        OutputKind::Integer => Value::Int(v as i64),
+                        OutputKind::Bool => Value::Bool(v != 0.0),
+                    }
+                });
+            }
+            self.metrics.records_out += 1;
+            out.emit(&self.out)?;
+        }
+        self.count = 0;
+        self.x.clear();
+        self.missing.clear();
+        Ok(())
+    }
+}
+
+impl Operator for OnnxPredict {
+    fn describe(&self) -> String {
+        format!("MLPredictTableFunction(model={}, onnx)", self.model_name)
+    }
+
+    fn process(&mut self, row: &Row, out: &mut dyn Emit) -> Result<()> {
+        self.metrics.records_in += 1;
+        if row.kind != tillflow_types::RowKind::Insert {
+            return Err(RuntimeError::Eval(format!(
+                "ML_PREDICT with model {}: only inserts are predicted, got a {:?} row",
+                self.model_name, row.kind
+            )));
+        }
+        let mut missing = false;
+        for f in &self.features {
+            let v = row.values.get(f.col).copied().unwrap_or(Value::Null);
+            let scale = match f.kind {
+                FeatureKind::Number { scale } => scale,
+                _ => 0,
+            };
+            let x = number(v, scale).unwrap_or(f64::NAN);
+            missing |= x.is_nan();
+            self.x.push(x);
+        }
+        self.missing.push(missing);
+        if self.held.len() <= self.count {
+            self.held.push(Row::with_capacity(row.values.len()));
+        }
+        let slot = &mut self.held[self.count];
+        slot.clear();
+        slot.kind = row.kind;
+        for v in &row.values {
+            slot.push_from(*v, &row.heap);
+        }
+        self.count += 1;
+        if self.count >= ONNX_BATCH {
+            self.run_batch(out)?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.run_batch(out)?;
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, _now: i64, out: &mut dyn Emit) -> Result<()> {
+        self.run_batch(out)
+    }
+
+    fn on_end(&mut self, out: &mut dyn Emit) -> Result<()> {
+        self.run_batch(out)
+    }
+
+    fn flush(&mut self, out: &mut dyn Emit) -> Result<()> {
+        self.run_batch(out)
+    }
+
+    fn checkpointed(&self) -> bool {
+        false
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        self.metrics.clone()
+    }
+}

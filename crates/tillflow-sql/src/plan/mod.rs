@@ -341,6 +341,8 @@ pub enum PlanOp {
         partition: Vec<usize>,
         /// The column an online model learns from.
         label: Option<usize>,
+        /// An ONNX model, loaded (and checked) when the query was planned.
+        onnx: Option<std::sync::Arc<tillflow_ml::onnx::OnnxModel>>,
     },
     /// Flink's `LookupJoin`.
     LookupJoin {
@@ -600,6 +602,7 @@ impl PlanNode {
                 features,
                 partition,
                 label,
+                ..
             } => format!(
                 "model={} {:?} features={features:?} partition={partition:?} label={label:?}",
                 model.name, model.spec
@@ -907,8 +910,11 @@ impl PlanNode {
                 features,
                 partition,
                 label,
+                onnx,
             } => {
-                use tillflow_runtime::ops::ml::{Feature, FeatureKind, OnlinePredict};
+                use tillflow_runtime::ops::ml::{
+                    Feature, FeatureKind, OnlinePredict, OnnxPredict, OutputKind,
+                };
                 let types = self.input_types();
                 let scale = |c: usize| match types.get(c) {
                     Some(DataType::Decimal(_, s)) => *s,
@@ -938,10 +944,27 @@ impl PlanNode {
                         model.output.len() > 1,
                     )),
                     tillflow_ml::Provider::Onnx(_) => {
-                        return Err(SqlError::Plan(format!(
-                            "model {}: provider 'onnx' is not available in this build yet",
-                            model.name
-                        )))
+                        let Some(loaded) = onnx else {
+                            return Err(SqlError::Plan(format!(
+                                "internal: model {} was not loaded when planned",
+                                model.name
+                            )));
+                        };
+                        let outputs = model
+                            .output
+                            .iter()
+                            .map(|c| match c.data_type {
+                                DataType::Boolean => OutputKind::Bool,
+                                DataType::Float | DataType::Double => OutputKind::Number,
+                                _ => OutputKind::Integer,
+                            })
+                            .collect();
+                        Box::new(OnnxPredict::new(
+                            model.name.clone(),
+                            loaded.clone(),
+                            features,
+                            outputs,
+                        ))
                     }
                 }
             }

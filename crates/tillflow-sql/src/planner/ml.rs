@@ -207,6 +207,7 @@ impl Planner<'_> {
                 )),
             })
             .collect::<Result<Vec<usize>>>()?;
+        let mut onnx = None;
         let label = match &model.spec.provider {
             Provider::Online(o) => {
                 let Some(col) = find(&o.label) else {
@@ -238,17 +239,41 @@ impl Planner<'_> {
                 }
                 Some(col)
             }
-            Provider::Onnx(_) => {
+            Provider::Onnx(o) => {
                 if !partition.is_empty() {
                     return plan_err(format!(
                         "ML_PREDICT: PARTITION BY keeps a model per key for a model that learns on the stream; model {} is an ONNX file, the same for every row: leave PARTITION BY out",
                         model.name
                     ));
                 }
-                return plan_err(format!(
-                    "ML_PREDICT: model {}'s provider 'onnx' is not available in this build yet",
-                    model.name
-                ));
+                for c in &model.input {
+                    if !c.data_type.is_numeric() && c.data_type != DataType::Boolean {
+                        return plan_err(format!(
+                            "ML_PREDICT: model {}'s INPUT column `{}` is {}: an ONNX model is passed numbers (BOOLEAN as 0 or 1); encode the column as a number first",
+                            model.name, c.name, c.data_type
+                        ));
+                    }
+                }
+                for c in &model.output {
+                    if !(c.data_type.is_numeric() || c.data_type == DataType::Boolean)
+                        || matches!(c.data_type, DataType::Decimal(..))
+                    {
+                        return plan_err(format!(
+                            "ML_PREDICT: model {}'s OUTPUT column `{}` is {}: an ONNX model's outputs are read as numbers (DOUBLE, FLOAT, an integer type or BOOLEAN)",
+                            model.name, c.name, c.data_type
+                        ));
+                    }
+                }
+                let loaded = tillflow_ml::onnx::OnnxModel::load(
+                    &o.path,
+                    model.input.len(),
+                    model.output.len(),
+                )
+                .map_err(|e| {
+                    SqlError::Plan(format!("ML_PREDICT with model {}: {e}", model.name))
+                })?;
+                onnx = Some(std::sync::Arc::new(loaded));
+                None
             }
         };
         let input = rel.schema().clone();
@@ -258,6 +283,7 @@ impl Planner<'_> {
                 features,
                 partition,
                 label,
+                onnx,
             },
             &input,
             Changelog::Insert,

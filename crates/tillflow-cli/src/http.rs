@@ -180,6 +180,7 @@ fn nodes(r: &JobReport, before: &[NodeStatus], secs: f64) -> Vec<NodeStatus> {
             watermark: m.watermark.map(timestamp_text),
             watermark_lag_ms: m.watermark.map(|w| (now_micros() - w) / 1000),
             stream_lag_ms: m.watermark.zip(newest).map(|(w, n)| (n - w).max(0) / 1000),
+            model: m.model.as_ref().map(model_status),
             ..NodeStatus::default()
         });
     }
@@ -421,5 +422,23 @@ impl Publisher {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+}
+
+/// A model's prequential errors for the API.
+fn model_status(m: &tillflow_runtime::operator::ModelMetrics) -> tillflow_server::ModelStatus {
+    let n = m.learned as f64;
+    let mean = |sum: f64| (m.learned > 0).then(|| sum / n);
+    tillflow_server::ModelStatus {
+        learned: m.learned,
+        mae: mean(m.abs_error),
+        rmse: mean(m.squared_error).map(f64::sqrt),
+        recent_mae: (m.recent_rows > 0.0).then(|| m.recent_abs_error / m.recent_rows),
+        accuracy: if m.classifier {
+            mean(m.correct as f64)
+        } else {
+            None
+        },
+        log_loss: if m.classifier { mean(m.log_loss) } else { None },
     }
 }

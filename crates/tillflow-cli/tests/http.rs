@@ -846,3 +846,84 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         "{metrics}"
     );
 }
+
+/// A model that learns on the stream shows its prequential error on the API and in /metrics:
+/// as many rows learned as the model's output has rows, and an error that could only be this
+/// small if it learned.
+#[test]
+fn a_model_learning_on_the_stream_shows_its_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("out.db");
+    let script = dir.path().join("model.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE TABLE s (event_time TIMESTAMP(3), store_id INT, qty INT, unit_price DOUBLE,
+  WATERMARK FOR event_time AS event_time - INTERVAL '5' SECOND)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'start' = '2024-03-01 08:00:00', 'duration' = '6h',
+  'stores' = '4', 'seed' = '11');
+CREATE MODEL units INPUT (lines BIGINT) OUTPUT (units_hat DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'linear_regression', 'label' = 'units', 'optimizer' = 'adagrad');
+CREATE TABLE forecast (ws TIMESTAMP(3), store_id INT, units DOUBLE, units_hat DOUBLE)
+WITH ('connector' = 'sqlite', 'path' = '{db}', 'table-name' = 'forecast');
+INSERT INTO forecast SELECT window_start, store_id, units, units_hat FROM ML_PREDICT(
+  (SELECT window_start, store_id, COUNT(*) AS lines, CAST(SUM(qty) AS DOUBLE) AS units
+   FROM TABLE(TUMBLE(TABLE s, DESCRIPTOR(event_time), INTERVAL '1' MINUTE))
+   GROUP BY window_start, window_end, store_id) PARTITION BY store_id,
+  MODEL units, DESCRIPTOR(lines));",
+            db = db.display()
+        ),
+    )
+    .expect("script");
+    let port = free_port();
+    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(&script)
+        .args(["--quiet", "--keep-serving", "--parallelism", "2", "--http"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tillflow");
+    let status = wait_for("the job to finish", || {
+        let (_, body) = get(port, "/api/jobs/model_sql", None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "finished").then_some(v)
+    });
+    let (_, metrics) = get(port, "/metrics", None).expect("metrics");
+    let _ = job.kill();
+    let _ = job.wait();
+    let node = status["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["model"].is_object()))
+        .unwrap_or_else(|| panic!("a node with a model: {status}"));
+    let model = &node["model"];
+    let rows: i64 = rusqlite::Connection::open(&db)
+        .expect("db")
+        .query_row("SELECT COUNT(*) FROM forecast", [], |r| r.get(0))
+        .expect("count");
+    assert!(rows > 500, "{rows} store-minutes");
+    assert_eq!(model["learned"].as_i64(), Some(rows), "{model}");
+    let (mae, recent) = (
+        model["mae"].as_f64().expect("mae"),
+        model["recent_mae"].as_f64().expect("recent"),
+    );
+    // units per store-minute are about 2.5 per line: a model that learned nothing would be
+    // off by the whole mean
+    let mean: f64 = rusqlite::Connection::open(&db)
+        .expect("db")
+        .query_row("SELECT AVG(units) FROM forecast", [], |r| r.get(0))
+        .expect("mean");
+    assert!(mae > 0.0 && mae < 0.5 * mean, "mae {mae}, mean {mean}");
+    assert!(recent <= mae * 1.5, "recent {recent} vs all {mae}");
+    assert!(model["rmse"].as_f64().expect("rmse") >= mae);
+    assert!(model["accuracy"].is_null());
+    assert!(
+        metrics.contains("# TYPE tillflow_model_mae gauge")
+            && metrics
+                .lines()
+                .any(|l| l.starts_with("tillflow_model_rows_learned_total{")
+                    && l.ends_with(&format!(" {rows}"))),
+        "{metrics}"
+    );
+}

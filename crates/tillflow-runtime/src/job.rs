@@ -1247,6 +1247,9 @@ fn add_metrics(sum: &mut OperatorMetrics, m: &OperatorMetrics) {
         (a, b) => a.or(b),
     };
     sum.max_event_time = sum.max_event_time.max(m.max_event_time);
+    if let Some(mm) = &m.model {
+        sum.model.get_or_insert_with(Default::default).add(mm);
+    }
 }
 
 /// Builds a [`JobReport`]'s nodes and edges: the job loop's pipelines, and through their

@@ -19,8 +19,65 @@ pub trait Emit {
     fn watermark(&mut self, wm: i64) -> Result<()>;
 }
 
+/// How a model that learns on the stream (`ML_PREDICT` with `'provider' = 'online'`) has done
+/// so far, prequentially: each labelled row's error is that of the prediction made before the
+/// model learned from it. Sums, so the workers of a stage add up; "recent" sums fade by
+/// [`ModelMetrics::FADING`] per row (the last few thousand rows count).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelMetrics {
+    /// Rows learned from (labelled rows).
+    pub learned: u64,
+    /// Σ |y − ŷ| (a classifier: of P(true) against 0 or 1).
+    pub abs_error: f64,
+    /// Σ (y − ŷ)².
+    pub squared_error: f64,
+    /// Faded Σ |y − ŷ| and its faded row count.
+    pub recent_abs_error: f64,
+    /// The faded row count.
+    pub recent_rows: f64,
+    /// A classifier: rows whose predicted class was right.
+    pub correct: u64,
+    /// A classifier: Σ log loss (P clamped to [1e-15, 1 − 1e-15]).
+    pub log_loss: f64,
+    /// Whether the model classifies.
+    pub classifier: bool,
+}
+
+impl ModelMetrics {
+    /// How much each earlier row's error counts less per row, in the recent error.
+    pub const FADING: f64 = 0.999;
+
+    /// Counts a labelled row: label `y`, prediction `p` (for a classifier P(true)).
+    pub fn record(&mut self, y: f64, p: f64) {
+        let e = (y - p).abs();
+        self.learned += 1;
+        self.abs_error += e;
+        self.squared_error += e * e;
+        self.recent_abs_error = e + Self::FADING * self.recent_abs_error;
+        self.recent_rows = 1.0 + Self::FADING * self.recent_rows;
+        if self.classifier {
+            let truth = y > 0.5;
+            self.correct += u64::from((p > 0.5) == truth);
+            let q = p.clamp(1e-15, 1.0 - 1e-15);
+            self.log_loss -= if truth { q.ln() } else { (1.0 - q).ln() };
+        }
+    }
+
+    /// Adds another worker's counts.
+    pub fn add(&mut self, o: &ModelMetrics) {
+        self.learned += o.learned;
+        self.abs_error += o.abs_error;
+        self.squared_error += o.squared_error;
+        self.recent_abs_error += o.recent_abs_error;
+        self.recent_rows += o.recent_rows;
+        self.correct += o.correct;
+        self.log_loss += o.log_loss;
+        self.classifier |= o.classifier;
+    }
+}
+
 /// Counters an operator exposes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct OperatorMetrics {
     /// Records received.
     pub records_in: u64,
@@ -41,6 +98,8 @@ pub struct OperatorMetrics {
     /// The newest event time the operator has seen (microseconds): the stream's own clock, for
     /// watermark assignment.
     pub max_event_time: Option<i64>,
+    /// A model that learns on the stream: its errors so far.
+    pub model: Option<ModelMetrics>,
 }
 
 /// A streaming operator.

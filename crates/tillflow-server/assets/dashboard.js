@@ -469,6 +469,17 @@ function mib(bytes) {
   return fmt(bytes / 1048576, 1) + " MiB";
 }
 
+// a model that learns on the stream: rows learned, and its error (each prediction made before
+// the model learned the row); recent: the last few thousand rows
+function modelText(m) {
+  if (!m) return "";
+  const num = (v, d) => v === null || v === undefined ? "–" : fmt(v, d);
+  if (m.accuracy !== null && m.accuracy !== undefined) {
+    return m.learned + " · accuracy " + fmt(100 * m.accuracy, 1) + "% · log loss " + num(m.log_loss, 3);
+  }
+  return m.learned + " · MAE " + num(m.mae, 2) + " (recent " + num(m.recent_mae, 2) + ") · RMSE " + num(m.rmse, 2);
+}
+
 function size(bytes) {
   return bytes < 1048576 ? fmt(bytes / 1024, 1) + " KiB" : mib(bytes);
 }
@@ -489,7 +500,8 @@ function ops(j) {
     j.name + " · " + j.state + " · " + j.records + " records · " + fmt(j.records_per_sec, 0) + "/s" + data + chk + store;
   fill("nodes",
     [["kind"], ["node"], ["workers", 1], ["rows in", 1], ["rows out", 1], ["rows/s", 1], ["per worker: rows/s · busy · back-pressured"],
-      ["watermark"], ["behind the stream", 1], ["behind the wall clock", 1], ["late", 1], ["bad", 1], ["state keys", 1], ["state", 1]],
+      ["watermark"], ["behind the stream", 1], ["behind the wall clock", 1], ["late", 1], ["bad", 1], ["state keys", 1], ["state", 1],
+      ["model: learned · error"]],
     j.nodes.map((n) => ({
       cells: [n.kind, label(n), n.parallelism || 1, n.rows_in, n.rows_out, fmt(n.rows_per_sec, 0),
         (n.workers || []).map((w) => fmt(w.rows_per_sec, 0) + " · " + fmt(100 * w.busy, 0) + "% · " + fmt(100 * w.backpressured, 0) + "%").join(" | "),
@@ -497,7 +509,8 @@ function ops(j) {
         n.stream_lag_ms === null || n.stream_lag_ms === undefined ? "" : duration(n.stream_lag_ms),
         n.watermark_lag_ms === null ? "" : duration(n.watermark_lag_ms),
         n.late_dropped, n.bad_records, n.state_entries,
-        n.state_entries || n.state_bytes ? size(n.state_bytes || 0) : ""],
+        n.state_entries || n.state_bytes ? size(n.state_bytes || 0) : "",
+        modelText(n.model)],
     })),
     "");
   drawGraph(j.nodes);

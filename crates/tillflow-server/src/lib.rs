@@ -87,6 +87,27 @@ pub struct NodeStatus {
     /// Each worker's share, for a node run by several.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerStatus>,
+    /// A model that learns on the stream (`ML_PREDICT`): its prequential errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelStatus>,
+}
+
+/// How a model that learns on the stream has done: each labelled row scored by the prediction
+/// made before the model learned from it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModelStatus {
+    /// Rows learned from.
+    pub learned: u64,
+    /// Mean absolute error over every row learned (a classifier: of P(true)).
+    pub mae: Option<f64>,
+    /// Root mean squared error over every row learned.
+    pub rmse: Option<f64>,
+    /// Mean absolute error of the last few thousand rows (each earlier row counting 0.1 % less).
+    pub recent_mae: Option<f64>,
+    /// A classifier: the share of rows whose class was right.
+    pub accuracy: Option<f64>,
+    /// A classifier: mean log loss.
+    pub log_loss: Option<f64>,
 }
 
 /// One worker of a node run by several.
@@ -541,6 +562,67 @@ pub fn prometheus(jobs: &[JobStatus]) -> String {
                     n.kind,
                     get(n)
                 );
+            }
+        }
+    }
+    // models that learn on the stream (ML_PREDICT): only their nodes
+    type ModelMetric = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&ModelStatus) -> Option<f64>,
+    );
+    let models: [ModelMetric; 5] = [
+        (
+            "tillflow_model_rows_learned_total",
+            "counter",
+            "Rows a model that learns on the stream has learned from.",
+            |m| Some(m.learned as f64),
+        ),
+        (
+            "tillflow_model_mae",
+            "gauge",
+            "Mean absolute error of the model's predictions, each made before it learned the row.",
+            |m| m.mae,
+        ),
+        (
+            "tillflow_model_recent_mae",
+            "gauge",
+            "The same over the last few thousand rows (each earlier row counting 0.1 % less).",
+            |m| m.recent_mae,
+        ),
+        (
+            "tillflow_model_rmse",
+            "gauge",
+            "Root mean squared error of the model's predictions.",
+            |m| m.rmse,
+        ),
+        (
+            "tillflow_model_accuracy",
+            "gauge",
+            "A classifier: the share of rows whose class was right.",
+            |m| m.accuracy,
+        ),
+    ];
+    for (name, kind, help, get) in models {
+        let values: Vec<String> = jobs
+            .iter()
+            .flat_map(|j| {
+                j.nodes.iter().enumerate().filter_map(move |(i, n)| {
+                    let v = get(n.model.as_ref()?)?;
+                    Some(format!(
+                        "{name}{{job=\"{}\",operator=\"{}\",kind=\"{}\",index=\"{i}\"}} {v}",
+                        label(&j.id),
+                        label(&n.name),
+                        n.kind
+                    ))
+                })
+            })
+            .collect();
+        if !values.is_empty() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for v in values {
+                let _ = writeln!(out, "{v}");
             }
         }
     }

@@ -92,6 +92,8 @@ pub struct OnlinePredict {
     x: Features,
     out: Row,
     metrics: OperatorMetrics,
+    /// Prequential errors (this run's rows).
+    errors: crate::operator::ModelMetrics,
 }
 
 impl OnlinePredict {
@@ -110,6 +112,7 @@ impl OnlinePredict {
             .iter()
             .filter(|f| !matches!(f.kind, FeatureKind::Hashed { .. }))
             .count();
+        let classifier = spec.algorithm.classifies();
         OnlinePredict {
             model,
             spec,
@@ -120,6 +123,10 @@ impl OnlinePredict {
             probability,
             state: KeyedState::default(),
             key: Vec::new(),
+            errors: crate::operator::ModelMetrics {
+                classifier,
+                ..Default::default()
+            },
             x: Features::with_slots(slots),
             out: Row::with_capacity(16),
             metrics: OperatorMetrics::default(),
@@ -191,6 +198,7 @@ impl Operator for OnlinePredict {
         if let Some((col, scale)) = self.label {
             if let Some(y) = row.values.get(col).and_then(|v| number(*v, scale)) {
                 learner.learn(spec, &self.x, y);
+                self.errors.record(y, p.value);
             }
         }
         self.out.clear();
@@ -214,6 +222,7 @@ impl Operator for OnlinePredict {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
         m.state_bytes = self.state.bytes_estimate();
+        m.model = Some(self.errors.clone());
         m
     }
 

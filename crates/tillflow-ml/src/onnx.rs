@@ -57,8 +57,20 @@ impl std::fmt::Debug for OnnxModel {
 }
 
 impl OnnxModel {
-    /// Loads `path` for a model of `inputs` INPUT and `outputs` OUTPUT columns.
+    /// Loads `path` for a model of `inputs` INPUT and `outputs` OUTPUT columns. A file that
+    /// makes the loader panic is an error, not the end of the process.
     pub fn load(path: &str, inputs: usize, outputs: usize) -> Result<OnnxModel, OnnxError> {
+        std::panic::catch_unwind(|| Self::load_unguarded(path, inputs, outputs)).unwrap_or_else(
+            |_| {
+                Err(OnnxError {
+                    path: path.to_owned(),
+                    message: "the ONNX loader failed on it (a damaged or unsupported file)".into(),
+                })
+            },
+        )
+    }
+
+    fn load_unguarded(path: &str, inputs: usize, outputs: usize) -> Result<OnnxModel, OnnxError> {
         let err = |message: String| OnnxError {
             path: path.to_owned(),
             message,
@@ -141,7 +153,19 @@ impl OnnxModel {
         let mut counts = Vec::new();
         for o in 0..typed.outputs.len() {
             let fact = typed.output_fact(o).map_err(|e| err(e.to_string()))?;
+            if !(fact.datum_type.is_number() || fact.datum_type == DatumType::Bool) {
+                return Err(err(format!(
+                    "output {o} holds {:?}; tillflow reads numbers and booleans (a classifier trained on string classes: train it on numbered classes)",
+                    fact.datum_type
+                )));
+            }
             let dims = fact.shape.dims();
+            if dims.first() != Some(&TDim::Sym(n.clone())) {
+                return Err(err(format!(
+                    "output {o} has shape {:?}, not one row per input row ([N] or [N, c])",
+                    dims
+                )));
+            }
             let cols = match dims.len() {
                 1 => 1,
                 2 => dims[1].to_usize().map_err(|_| {

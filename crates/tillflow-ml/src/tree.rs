@@ -2,9 +2,9 @@
 //! boosting and random forests export to through skl2onnx), which tract does not run, as a
 //! tract operator of our own: registered with tract's ONNX loader, so a model file holding it
 //! loads and optimizes like any other. What it computes follows the operator's specification:
-//! each tree is walked from its root (node id 0) by comparing the input's `nodes_featureids`
-//! feature with `nodes_values` under `nodes_modes` (`BRANCH_LEQ` … ; a NaN follows
-//! `nodes_missing_value_tracks_true`); the reached leaf adds its `target_weights` to their
+//! each tree is walked from its root (its first node in the file, as onnxruntime takes it) by comparing the input's `nodes_featureids`
+//! feature with `nodes_values` under `nodes_modes` (`BRANCH_LEQ` … ; a NaN takes the true branch where
+//! `nodes_missing_value_tracks_true` says so, or where the comparison holds, as `BRANCH_NEQ`'s); the reached leaf adds its `target_weights` to their
 //! targets; trees combine by `aggregate_function` (SUM, AVERAGE, MIN, MAX) and `base_values`
 //! are added. Inputs are compared as f32 (onnxruntime's thresholds are f32); scores add up in
 //! f64 and leave as f32.
@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use tract_onnx::model::{OnnxOpRegister, ParsingContext};
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
+
+/// The most targets (outputs per row) a file may declare.
+const MAX_TARGETS: usize = 1 << 12;
 
 /// Registers [`TreeRegressor`] as `TreeEnsembleRegressor`.
 pub fn register(reg: &mut OnnxOpRegister) {
@@ -132,6 +135,9 @@ impl TreeRegressor {
             node.get_attr_opt::<i64>("n_targets")?.unwrap_or(1),
             "n_targets",
         )?;
+        if targets == 0 || targets > MAX_TARGETS {
+            bail!("TreeEnsembleRegressor: n_targets {targets} is not from 1 to {MAX_TARGETS}");
+        }
         // (tree, node id) -> position
         let mut at: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
         for i in 0..n {
@@ -177,13 +183,14 @@ impl TreeRegressor {
                 leaf: 0..0,
             });
         }
-        let mut trees: Vec<i64> = tree_ids.clone();
-        trees.sort_unstable();
-        trees.dedup();
-        let roots = trees
-            .iter()
-            .map(|&t| find(t, 0))
-            .collect::<TractResult<Vec<usize>>>()?;
+        // each tree's root is its first node in the file (as onnxruntime takes it)
+        let mut roots: Vec<usize> = Vec::new();
+        let mut seen: HashMap<i64, ()> = HashMap::new();
+        for (i, t) in tree_ids.iter().enumerate() {
+            if seen.insert(*t, ()).is_none() {
+                roots.push(i);
+            }
+        }
         // the leaves' weights, grouped by leaf
         let t_trees = ints(node, "target_treeids")?;
         let t_nodes = ints(node, "target_nodeids")?;
@@ -216,6 +223,7 @@ impl TreeRegressor {
         }
         let base: Vec<f64> = node
             .get_attr_opt_vec::<f32>("base_values")?
+            .filter(|v| !v.is_empty())
             .map(|v| v.into_iter().map(f64::from).collect())
             .unwrap_or_else(|| vec![0.0; targets]);
         if base.len() != targets {
@@ -241,22 +249,18 @@ impl TreeRegressor {
         // a malformed tree with a cycle stops after as many steps as there are nodes
         for _ in 0..self.nodes.len() {
             let v = x.get(n.feature).copied().unwrap_or(f32::NAN);
-            let yes = if v.is_nan() {
-                n.nan_yes
-            } else {
-                match n.mode {
-                    Mode::Leaf => return n,
-                    Mode::Leq => v <= n.value,
-                    Mode::Lt => v < n.value,
-                    Mode::Gte => v >= n.value,
-                    Mode::Gt => v > n.value,
-                    Mode::Eq => v == n.value,
-                    Mode::Neq => v != n.value,
-                }
+            // as onnxruntime: the comparison, or a missing value that tracks true (a NaN
+            // compares false, but unequal)
+            let cmp = match n.mode {
+                Mode::Leaf => return n,
+                Mode::Leq => v <= n.value,
+                Mode::Lt => v < n.value,
+                Mode::Gte => v >= n.value,
+                Mode::Gt => v > n.value,
+                Mode::Eq => v == n.value,
+                Mode::Neq => v != n.value,
             };
-            if n.mode == Mode::Leaf {
-                return n;
-            }
+            let yes = cmp || (v.is_nan() && n.nan_yes);
             n = &self.nodes[if yes { n.yes } else { n.no }];
         }
         n
@@ -367,7 +371,10 @@ impl EvalOp for TreeOp {
         let plain = input.try_as_plain_ram()?;
         let x = plain.as_slice::<f32>()?;
         let targets = self.0.targets;
-        let mut out = vec![0f32; rows * targets];
+        let cells = rows.checked_mul(targets).ok_or_else(|| {
+            format_err!("TreeEnsembleRegressor: {rows} rows of {targets} targets")
+        })?;
+        let mut out = vec![0f32; cells];
         let mut scores = vec![0f64; targets];
         for r in 0..rows {
             self.0.score(&x[r * width..(r + 1) * width], &mut scores);

@@ -702,7 +702,12 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
                 m += 1;
             }
             t = m + 1;
-        } else if word_is(&tokens[j].token, "MODEL") && matches!(next, Token::Word(_)) {
+        } else if word_is(&tokens[j].token, "MODEL")
+            && matches!(next, Token::Word(_))
+            && enclosing_call(tokens, &sig, k).is_some_and(|f| {
+                f.eq_ignore_ascii_case("ML_PREDICT") || f.eq_ignore_ascii_case("ML_EVALUATE")
+            })
+        {
             // `MODEL m` (or `MODEL cat.db.m`) as a function argument: `__MODEL(m)`
             drop[j] = true;
             insert_after.insert(j, vec![Token::make_word(MODEL_FN, None), Token::LParen]);
@@ -811,6 +816,26 @@ fn flink_token_pass(tokens: &[TokenWithSpan]) -> Result<Vec<TokenWithSpan>> {
         }
     }
     Ok(out)
+}
+
+/// The name of the call whose parentheses enclose significant token `k` (`sig` indexes the
+/// significant tokens), if any.
+fn enclosing_call<'a>(tokens: &'a [TokenWithSpan], sig: &[usize], k: usize) -> Option<&'a str> {
+    let mut depth = 0usize;
+    for m in (0..k).rev() {
+        match &tokens[sig[m]].token {
+            Token::RParen => depth += 1,
+            Token::LParen if depth == 0 => {
+                return match m.checked_sub(1).map(|p| &tokens[sig[p]].token) {
+                    Some(Token::Word(w)) => Some(w.value.as_str()),
+                    _ => None,
+                };
+            }
+            Token::LParen => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 fn ident_text(i: &Ident) -> String {

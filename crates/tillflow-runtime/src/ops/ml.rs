@@ -3,8 +3,8 @@
 //! (prequential, "test then train"), so a prediction never saw its own label. One learner per
 //! `PARTITION BY` key (one for the whole stream without it) is kept in keyed state, so
 //! checkpoints, savepoints, restores at another parallelism and the on-disk backend carry what
-//! it learned. A row whose label is NULL is predicted and not learned from (a label that comes
-//! later). The row goes out with the model's OUTPUT columns appended: the prediction, and for
+//! it learned. A row whose label is NULL (or NaN, or infinite) is predicted and not learned from
+//! (a label that comes later); a NaN or infinite feature counts as missing. The row goes out with the model's OUTPUT columns appended: the prediction, and for
 //! a classifier P(true) when OUTPUT has a second column. The learners and their update rules
 //! are `tillflow_ml::online`'s (river's).
 
@@ -140,7 +140,9 @@ impl OnlinePredict {
             let v = row.values.get(f.col).copied().unwrap_or(Value::Null);
             match &f.kind {
                 FeatureKind::Number { scale } => {
-                    self.x.set(slot, number(v, *scale));
+                    // NaN and ±inf are missing: one would poison every weight it touches
+                    self.x
+                        .set(slot, number(v, *scale).filter(|x| x.is_finite()));
                     slot += 1;
                 }
                 FeatureKind::Bool => {
@@ -196,7 +198,13 @@ impl Operator for OnlinePredict {
         }
         let p = learner.predict(spec, &self.x);
         if let Some((col, scale)) = self.label {
-            if let Some(y) = row.values.get(col).and_then(|v| number(*v, scale)) {
+            // a NaN or infinite label is not learned from (as a NULL one)
+            if let Some(y) = row
+                .values
+                .get(col)
+                .and_then(|v| number(*v, scale))
+                .filter(|y| y.is_finite())
+            {
                 learner.learn(spec, &self.x, y);
                 self.errors.record(y, p.value);
             }

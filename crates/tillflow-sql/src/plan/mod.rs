@@ -604,8 +604,16 @@ impl PlanNode {
                 label,
                 ..
             } => format!(
-                "model={} {:?} features={features:?} partition={partition:?} label={label:?}",
-                model.name, model.spec
+                "model={} {:?} input=[{}] features={features:?} partition={partition:?} label={label:?}",
+                model.name,
+                model.spec,
+                // hashed features are named by their INPUT column: a renamed one is another model
+                model
+                    .input
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.data_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             PlanOp::WindowAggregate {
                 window,

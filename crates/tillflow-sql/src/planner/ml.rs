@@ -12,6 +12,19 @@ use super::*;
 use crate::script::MODEL_FN;
 use tillflow_ml::Provider;
 
+/// User SQL quoted in a message: at most 200 bytes.
+fn cut(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    if text.len() <= 200 {
+        return text;
+    }
+    let mut end = 200;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// Whether a value of type `from` may be passed where the model takes `to` (Flink's implicit
 /// casts, for the types models take).
 fn assignable(from: DataType, to: DataType) -> bool {
@@ -58,7 +71,12 @@ impl Planner<'_> {
                     partition_sql = function_args(pf)?.into_iter().flatten().cloned().collect();
                 }
                 sql::FunctionArg::Unnamed(sql::FunctionArgExpr::Expr(e)) => positional.push(e),
-                other => return plan_err(format!("unsupported argument `{other}` of ML_PREDICT")),
+                other => {
+                    return plan_err(format!(
+                        "unsupported argument `{}` of ML_PREDICT",
+                        cut(other)
+                    ))
+                }
             }
         }
         const PARAMS: [&str; 4] = ["INPUT", "MODEL", "ARGS", "CONFIG"];
@@ -72,11 +90,6 @@ impl Planner<'_> {
             return plan_err(
                 "No match found for function signature ML_PREDICT (it takes TABLE t, MODEL m, DESCRIPTOR(columns…) and an optional config map)",
             );
-        }
-        if let Some(config) = arg(3) {
-            return plan_err(format!(
-                "ML_PREDICT's config `{config}` is not supported: its options (async, timeout, max-concurrent-operations, output-mode) govern calls to remote model services; tillflow runs models in process, in order — leave the config out"
-            ));
         }
         let data = arg(0).ok_or_else(|| SqlError::Plan("ML_PREDICT: missing INPUT".into()))?;
         let (table, mut rel) = match data {
@@ -96,7 +109,8 @@ impl Planner<'_> {
             }
             other => {
                 return plan_err(format!(
-                    "ML_PREDICT: the first argument must be TABLE name or a (SELECT …) subquery, got `{other}`"
+                    "ML_PREDICT: the first argument must be TABLE name or a (SELECT …) subquery, got `{}`",
+                    cut(other)
                 ))
             }
         };
@@ -114,6 +128,12 @@ impl Planner<'_> {
                         "Invalid argument value. Argument 'MODEL' expects a model to be passed.",
                     ),
                 }
+            }
+            Some(sql::Expr::Identifier(i)) if !partition_sql.is_empty() => {
+                return plan_err(format!(
+                    "Invalid argument value. Argument 'MODEL' expects a model to be passed, found `{}`: several PARTITION BY columns are written in parentheses, PARTITION BY (a, b)",
+                    i.value
+                ))
             }
             _ => {
                 return plan_err(
@@ -145,6 +165,12 @@ impl Planner<'_> {
             }
             _ => return plan_err("Third argument must be a descriptor with simple column names for ML_PREDICT function."),
         };
+        if let Some(config) = arg(3) {
+            return plan_err(format!(
+                "ML_PREDICT's config `{}` is not supported: its options (async, timeout, max-concurrent-operations, output-mode) govern calls to remote model services; tillflow runs models in process, in order — leave the config out",
+                cut(config)
+            ));
+        }
         if columns.len() != model.input.len() {
             return plan_err(format!(
                 "Number of descriptor columns ({}) does not match model input size ({}).",
@@ -203,7 +229,8 @@ impl Planner<'_> {
                     ))
                 }),
                 other => plan_err(format!(
-                    "ML_PREDICT: PARTITION BY takes column names, not `{other}`"
+                    "ML_PREDICT: PARTITION BY takes column names, not `{}`",
+                    cut(other)
                 )),
             })
             .collect::<Result<Vec<usize>>>()?;
@@ -413,6 +440,17 @@ mod script_tests {
         assert!(out.contains("Exchange(distribution=[single])"), "{out}");
     }
 
+    /// `MODEL m` is read as a model only inside ML_PREDICT: a column named model elsewhere is a
+    /// column.
+    #[test]
+    fn a_column_named_model_stays_a_column() {
+        let out = run(
+            "CREATE TABLE cars (id INT, make STRING, model STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '1');
+             EXPLAIN SELECT id, model, CAST(model AS STRING) AS m2 FROM cars WHERE make IN (model, 'x');",
+        );
+        assert!(out.is_ok(), "{out:?}");
+    }
+
     #[test]
     fn ml_predict_errors_are_flinks() {
         let q = |args: &str| {
@@ -435,6 +473,13 @@ mod script_tests {
             q("TABLE t, MODEL m, DESCRIPTOR(a, b), MAP['async', 'true']").contains("in process")
         );
         assert!(q("TABLE t, MODEL m").contains("No match found for function signature ML_PREDICT"));
+        assert!(q("TABLE t PARTITION BY a, b, MODEL m, DESCRIPTOR(a, b)")
+            .contains("PARTITION BY (a, b)"));
+        let two = run(&format!(
+            "{TABLE} {MODEL} EXPLAIN SELECT * FROM ML_PREDICT(TABLE t PARTITION BY (a, b), MODEL m, DESCRIPTOR(a, b));"
+        ))
+        .expect("planned");
+        assert!(two.contains("hash[a, b]"), "{two}");
         let updating = err(&format!(
             "{TABLE} {MODEL} SELECT * FROM ML_PREDICT((SELECT CAST(COUNT(*) AS INT) AS a, b, SUM(y) AS y FROM t GROUP BY b), MODEL m, DESCRIPTOR(a, b));"
         ));

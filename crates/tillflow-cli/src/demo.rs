@@ -55,6 +55,10 @@ const PIPELINES: &[(&str, &str)] = &[
         "70_sku_trends.sql",
         include_str!("../../../examples/retail/demo/70_sku_trends.sql"),
     ),
+    (
+        "80_units_forecast.sql",
+        include_str!("../../../examples/retail/demo/80_units_forecast.sql"),
+    ),
 ];
 
 /// What the demo's generator injects for the forecasting pipelines to find: a spike at one store
@@ -102,6 +106,10 @@ pub struct DemoArgs {
 }
 
 /// The pipelines `--redis` adds.
+/// The offline model the units forecast runs (scripts/train-demo-model.py makes it), written to
+/// a temporary directory when the demo starts.
+const UNITS_MODEL: &[u8] = include_bytes!("../../../examples/retail/demo/models/units_ratio.onnx");
+
 const REDIS_PIPELINES: &str = include_str!("../../../examples/retail/redis_live_stock.sql");
 
 /// Runs the demo.
@@ -141,6 +149,15 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     vars.insert("OUT_OF_ORDER".to_string(), "0.02".to_string());
     vars.insert("LATE".to_string(), "0.002".to_string());
     vars.insert("RATE".to_string(), "60".to_string());
+    let models =
+        tempfile::tempdir().map_err(|e| format!("a directory for the demo's model: {e}"))?;
+    std::fs::write(models.path().join("units_ratio.onnx"), UNITS_MODEL).map_err(|e| {
+        format!(
+            "writing the demo's model to {}: {e}",
+            models.path().display()
+        )
+    })?;
+    vars.insert("MODELS".to_string(), models.path().display().to_string());
     for (k, v) in STORY {
         vars.insert(k.to_string(), v.to_string());
     }
@@ -468,6 +485,54 @@ pub fn summary(db: &str, start: i64, end: i64) -> rusqlite::Result<String> {
                 ""
             }
         );
+    }
+
+    // the units forecasts: sMAPE from the second day on, all hours and promotion hours
+    let second_day = timestamp_text(start + tillflow_types::temporal::MICROS_PER_DAY);
+    let smape = |col: &str| {
+        format!(
+            "100 * AVG(CASE WHEN ABS(units) + ABS({col}) > 0              THEN 2 * ABS(units - {col}) / (ABS(units) + ABS({col})) ELSE 0 END)"
+        )
+    };
+    let cols = ["online", "onnx", "holt_winters", "seasonal_naive"];
+    let select = cols.iter().map(|c| smape(c)).collect::<Vec<_>>().join(", ");
+    let complete = cols
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let row = |promo: bool| -> rusqlite::Result<(i64, Vec<Option<f64>>)> {
+        conn.query_row(
+            &format!(
+                "SELECT COUNT(*), {select} FROM units_forecast WHERE window_start >= ?1 AND {complete}{}",
+                if promo { " AND promo_share > 0" } else { "" }
+            ),
+            [&second_day],
+            |r| Ok((r.get(0)?, (1..=4).map(|i| r.get(i).ok()).collect())),
+        )
+    };
+    let (n_all, all) = row(false)?;
+    let (n_promo, promo) = row(true)?;
+    if n_all > 0 {
+        let _ = writeln!(
+            s,
+            "Units per store × category next hour, sMAPE from the second day on (all {} hours | {} promotion hours):",
+            thousands(n_all),
+            thousands(n_promo)
+        );
+        for ((name, a), p) in [
+            "online model (learns on the stream)",
+            "ONNX model (trained offline)",
+            "Holt-Winters",
+            "seasonal naive (same hour yesterday)",
+        ]
+        .iter()
+        .zip(&all)
+        .zip(&promo)
+        {
+            let f = |v: &Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1} %"));
+            let _ = writeln!(s, "  {name:<38} {:>7} | {:>7}", f(a), f(p));
+        }
     }
 
     let trend_week: Option<String> =

@@ -543,7 +543,7 @@ fn the_retail_demo_pipelines_survive_kills() {
     );
     assert_eq!(
         got.len(),
-        11,
+        12,
         "the demo's result tables: {:?}",
         got.iter().map(|t| &t.0).collect::<Vec<_>>()
     );
@@ -749,6 +749,10 @@ fn killed_and_rescaled(
 ) -> (Vec<(String, Vec<String>)>, Vec<(String, Vec<String>)>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    let models = common::root()
+        .join("examples/retail/demo/models")
+        .display()
+        .to_string();
     let vars = |db: &str, pacing: &str| -> Vec<String> {
         [
             ("SEED", "42"),
@@ -763,6 +767,7 @@ fn killed_and_rescaled(
             ("TREND_START", "2024-03-01 06:00:00"),
             ("PACING", pacing),
             ("DB", &d.join(db).display().to_string()),
+            ("MODELS", &models),
         ]
         .iter()
         .flat_map(|(k, v)| ["--var".to_string(), format!("{k}={v}")])

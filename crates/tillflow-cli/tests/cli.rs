@@ -384,7 +384,7 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
         db.to_str().expect("path"),
     ]);
     assert!(ok, "{err}");
-    assert!(err.contains("11 pipelines"), "{err}");
+    assert!(err.contains("12 pipelines"), "{err}");
     assert!(
         out.contains("Revenue by store")
             && out.contains("Online funnel")
@@ -438,7 +438,7 @@ fn demo_runs_the_retail_pipelines_into_its_database() {
     }
 }
 
-/// The retail demo's eleven pipelines (windows, Top-N, joins, running aggregates, forecasts) over
+/// The retail demo's twelve pipelines (windows, Top-N, joins, running aggregates, forecasts) over
 /// two simulated days give every result table row for row the same on one worker and on three.
 #[test]
 fn the_demo_gives_the_same_tables_on_one_worker_and_on_three() {

@@ -51,6 +51,7 @@ fn run_pipelines(db: &Path) {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("demo dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
     files.sort();
     let script: String = files
@@ -66,6 +67,7 @@ fn run_pipelines(db: &Path) {
         "END=2024-03-01 20:00:00".into(),
         "PACING=max".into(),
         format!("DB={}", db.display()),
+        format!("MODELS={}", dir.join("models").display()),
         "OUT_OF_ORDER=0".into(),
         "LATE=0".into(),
         "RATE=60".into(),

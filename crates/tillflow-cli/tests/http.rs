@@ -437,6 +437,15 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         legend.contains("in the period") && !legend.contains("--"),
         "{seen}"
     );
+    // the units forecasts: hours of units with the three forecasts, their errors named
+    assert!(seen["forecast_points"].as_u64() > Some(6), "{seen}");
+    let legend = seen["forecast_legend"].as_str().unwrap_or("");
+    assert!(
+        legend.contains("online model")
+            && legend.contains("ONNX model")
+            && legend.contains("Holt-Winters"),
+        "{seen}"
+    );
     // every panel names its period or moment (a date), and an empty one says why
     let panels = seen["panels"].as_array().expect("panels");
     assert!(panels.len() >= 8, "{seen}");
@@ -607,6 +616,13 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
         })
         .collect();
     assert!(sizes.iter().any(|s| *s > 0.0), "{seen}");
+    // the online model's node: rows learned and its error
+    assert!(
+        seen["models"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|t| t.as_str().is_some_and(|t| t.contains("MAE")))),
+        "{seen}"
+    );
     for shot in [
         "dashboard-retail.png",
         "dashboard-store.png",

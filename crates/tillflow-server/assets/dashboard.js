@@ -322,6 +322,87 @@ function drawTrends(start) {
       : "Needs a whole week of data.");
 }
 
+let forecastChart = null;
+
+// units sold per hour against the three forecasts of examples/retail/demo/80_units_forecast.sql
+// (summed over the categories of the store chosen, or of every store): a forecast's point is
+// missing for an hour where it had no value for every category yet (Holt-Winters waits for a
+// day of history); the legend gives each forecast's sMAPE over the store × category hours of
+// the period where all three have one
+function drawForecast(p) {
+  const rows = rowsOf("units_forecast").filter(
+    (r) => inPeriod(p, ms(r.window_start) + HOUR) && (!storeFilter || String(r.store_id) === storeFilter)
+  );
+  const el = document.getElementById("forecast-chart");
+  const what = storeFilter ? "store " + storeFilter : "all stores";
+  title("forecast-title", "Units per hour and their forecasts, " + what + " — " + p.text + " (stream time, UTC)");
+  if (!rows.length) {
+    document.getElementById("forecast-why").textContent =
+      "No store-hour has closed in " + p.text + " yet: an hour's units and forecasts are shown once the hour is over.";
+    el.dataset.points = "0";
+    return;
+  }
+  document.getElementById("forecast-why").textContent =
+    "Each forecast was made before the hour's units were known; only the two models see the promotions coming. sMAPE: mean of |units − forecast| / mean(units, forecast), per store × category hour.";
+  const cols = ["units", "online", "onnx", "holt_winters"];
+  const byHour = new Map();
+  const err = [0, 0, 0, 0];
+  let scored = 0;
+  for (const r of rows) {
+    const t = ms(r.window_start);
+    if (!byHour.has(t)) byHour.set(t, { sum: [0, 0, 0, 0], n: [0, 0, 0, 0], rows: 0 });
+    const h = byHour.get(t);
+    h.rows += 1;
+    cols.forEach((c, i) => {
+      if (r[c] !== null && r[c] !== undefined) {
+        h.sum[i] += r[c];
+        h.n[i] += 1;
+      }
+    });
+    if (cols.every((c) => r[c] !== null && r[c] !== undefined)) {
+      scored += 1;
+      for (let i = 1; i < cols.length; i++) {
+        const d = Math.abs(r.units) + Math.abs(r[cols[i]]);
+        err[i] += d > 0 ? (2 * Math.abs(r.units - r[cols[i]])) / d : 0;
+      }
+    }
+  }
+  const xs = [...byHour.keys()].sort((a, b) => a - b);
+  const data = [xs.map((x) => x / 1000)].concat(
+    cols.map((_, i) => xs.map((x) => {
+      const h = byHour.get(x);
+      return h.n[i] === h.rows ? h.sum[i] : null;
+    }))
+  );
+  const smape = (i) => (scored ? " (sMAPE " + fmt((100 * err[i]) / scored, 1) + " %)" : "");
+  const labels = ["units sold", "online model" + smape(1), "ONNX model" + smape(2), "Holt-Winters" + smape(3)];
+  const colors = ["#222222", "#3b6fd8", "#2e9d5b", "#d8573b"];
+  const key = labels.join("|");
+  if (!forecastChart || forecastChart.key !== key) {
+    if (forecastChart) forecastChart.destroy();
+    forecastChart = new uPlot(
+      {
+        width: Math.max(el.clientWidth - 10, 600),
+        height: 260,
+        legend: { live: false },
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+        series: [{}].concat(labels.map((l, i) => ({ label: l, stroke: colors[i], width: i ? 1.5 : 2.5, dash: i ? [6, 3] : undefined }))),
+        axes: [
+          { space: 56, values: (u, ticks) => ticks.map((t) => (t % 86400 === 0 ? when(t * 1000).slice(5, 10) : when(t * 1000).slice(11))) },
+          { label: "units per hour", size: 70 },
+        ],
+      },
+      data,
+      el
+    );
+    forecastChart.key = key;
+  } else {
+    forecastChart.setData(data);
+  }
+  el.dataset.points = String(xs.length);
+  el.dataset.scored = String(scored);
+}
+
 function retail() {
   const p = period();
   if (!p) {
@@ -331,6 +412,7 @@ function retail() {
   document.getElementById("period-text").textContent = p.text + " (stream time, UTC)";
   const start = streamStart();
   drawRevenue(p);
+  drawForecast(p);
   drawStock();
   drawStockouts(p);
   drawTop();

@@ -38,6 +38,10 @@ async function main() {
       { timeout: 30000 }
     );
     seen.last2 = Number(await chart.getAttribute("data-last"));
+    // the units forecasts beside the units sold, once an hour has closed
+    await page.waitForFunction(() => Number(document.getElementById("forecast-chart").dataset.points) > 0, null, { timeout: 30000 });
+    seen.forecast_points = Number(await page.locator("#forecast-chart").getAttribute("data-points"));
+    seen.forecast_legend = await page.locator("#forecast-chart .u-legend").textContent();
     // a few simulated days in: the stock, funnel and promotion panels have rows
     await page.waitForFunction(
       () => ["funnel", "uplift", "top-skus"].every((id) => document.querySelectorAll("#" + id + " tr").length > 1),
@@ -114,8 +118,9 @@ async function main() {
     seen.rates = await page.locator("#graph svg g.node").evaluateAll((gs) => gs.map((g) => Number(g.dataset.rate)));
     seen.header = await page.locator("#job").textContent();
     seen.columns = await page.locator("#nodes tr th").allTextContents();
-    seen.stateSizes = await page.locator("#nodes tr td:last-child").allTextContents();
     const col = (name) => seen.columns.indexOf(name) + 1;
+    seen.stateSizes = await page.locator(`#nodes tr td:nth-child(${col("state")})`).allTextContents();
+    seen.models = (await page.locator(`#nodes tr td:nth-child(${col("model: learned · error")})`).allTextContents()).filter((t) => t);
     seen.streamLags = await page.locator(`#nodes tr td:nth-child(${col("behind the stream")})`).allTextContents();
     seen.wallLags = await page.locator(`#nodes tr td:nth-child(${col("behind the wall clock")})`).allTextContents();
     seen.hash = await page.evaluate(() => location.hash);

@@ -94,6 +94,7 @@ pub struct OnlinePredict {
     metrics: OperatorMetrics,
     /// Prequential errors (this run's rows).
     errors: crate::operator::ModelMetrics,
+    ttl: Option<crate::ttl::StateTtl>,
 }
 
 impl OnlinePredict {
@@ -127,10 +128,19 @@ impl OnlinePredict {
                 classifier,
                 ..Default::default()
             },
+            ttl: None,
             x: Features::with_slots(slots),
             out: Row::with_capacity(16),
             metrics: OperatorMetrics::default(),
         }
+    }
+
+    /// Forgets a key's learner `ttl` after its last row (`table.exec.state.ttl`): a store or
+    /// SKU that stops selling stops holding memory, and learns afresh if it comes back.
+    pub fn with_state_ttl(mut self, ttl: Option<crate::ttl::StateTtl>) -> Self {
+        self.ttl = ttl;
+        self.state = KeyedState::with_ttl(ttl);
+        self
     }
 
     fn read_features(&mut self, row: &Row) {
@@ -230,6 +240,7 @@ impl Operator for OnlinePredict {
         let mut m = self.metrics.clone();
         m.state_entries = self.state.len() as u64;
         m.state_bytes = self.state.bytes_estimate();
+        m.state_expired = self.state.expired();
         m.model = Some(self.errors.clone());
         m
     }
@@ -242,8 +253,18 @@ impl Operator for OnlinePredict {
         self.restore_parts(&[input], &crate::state::Rescale::NONE)
     }
 
+    fn on_watermark(&mut self, wm: i64, out: &mut dyn Emit) -> Result<()> {
+        self.state.on_watermark(wm);
+        out.watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _out: &mut dyn Emit) -> Result<()> {
+        self.state.on_processing_time(now);
+        Ok(())
+    }
+
     fn restore_parts(&mut self, parts: &[&[u8]], rescale: &crate::state::Rescale) -> Result<()> {
-        self.state = KeyedState::default();
+        self.state = KeyedState::with_ttl(self.ttl);
         for (j, p) in parts.iter().enumerate() {
             self.state.restore_part(p, &mut 0, rescale, j)?;
         }
@@ -419,5 +440,108 @@ impl Operator for OnnxPredict {
 
     fn metrics(&self) -> OperatorMetrics {
         self.metrics.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttl::{StateTtl, TtlClock};
+    use std::collections::BTreeMap;
+
+    /// Rows `[key, x, y]`; emitted rows keep their prediction (the last column).
+    struct Out(Vec<f64>);
+
+    impl Emit for Out {
+        fn emit(&mut self, row: &Row) -> Result<()> {
+            if let Some(Value::Float(p)) = row.values.last() {
+                self.0.push(*p);
+            }
+            Ok(())
+        }
+        fn watermark(&mut self, _wm: i64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn row(key: &str, x: f64, y: f64) -> Row {
+        let mut r = Row::with_capacity(3);
+        let s = r.intern(key);
+        r.values
+            .extend([Value::Str(s), Value::Float(x), Value::Float(y)]);
+        r
+    }
+
+    fn op(ttl: Option<StateTtl>) -> OnlinePredict {
+        let options: BTreeMap<String, String> = [
+            ("provider", "online"),
+            ("algorithm", "linear_regression"),
+            ("label", "y"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let tillflow_ml::Provider::Online(spec) = tillflow_ml::ModelSpec::from_options(&options)
+            .expect("spec")
+            .provider
+        else {
+            panic!("online")
+        };
+        OnlinePredict::new(
+            "m".into(),
+            spec,
+            vec![0],
+            vec![Feature {
+                col: 1,
+                kind: FeatureKind::Number { scale: 0 },
+            }],
+            Some((2, 0)),
+            false,
+        )
+        .with_state_ttl(ttl)
+    }
+
+    /// Each key learns on its own; a checkpoint restores what it learned exactly; with a state
+    /// TTL a key quiet for longer than it starts over, and its memory is reclaimed.
+    #[test]
+    fn learners_are_per_key_survive_a_restore_and_expire_with_a_ttl() {
+        let mut a = op(None);
+        let mut out = Out(Vec::new());
+        for i in 0..200 {
+            a.process(&row("s1", 1.0, 10.0), &mut out).expect("row");
+            a.process(&row("s2", 1.0, -10.0 - f64::from(i % 2)), &mut out)
+                .expect("row");
+        }
+        let (p1, p2) = (out.0[out.0.len() - 2], out.0[out.0.len() - 1]);
+        assert!(p1 > 5.0 && p2 < -5.0, "{p1} {p2}");
+        assert_eq!(a.metrics().model.map(|m| m.learned), Some(400));
+        let mut bytes = Vec::new();
+        a.snapshot_state(&mut bytes);
+        let mut b = op(None);
+        b.restore_state(&bytes).expect("restore");
+        let (mut oa, mut ob) = (Out(Vec::new()), Out(Vec::new()));
+        a.process(&row("s1", 2.0, 3.0), &mut oa).expect("row");
+        b.process(&row("s1", 2.0, 3.0), &mut ob).expect("row");
+        assert_eq!(
+            oa.0[0].to_bits(),
+            ob.0[0].to_bits(),
+            "the same model, bit for bit"
+        );
+        // a TTL on the watermark: s1 quiet for an hour is forgotten
+        let hour = 3_600_000_000;
+        let mut c = op(Some(StateTtl {
+            micros: hour,
+            clock: TtlClock::Watermark,
+        }));
+        let mut out = Out(Vec::new());
+        c.on_watermark(0, &mut out).expect("wm");
+        for _ in 0..50 {
+            c.process(&row("s1", 1.0, 10.0), &mut out).expect("row");
+        }
+        c.on_watermark(2 * hour, &mut out).expect("wm");
+        c.process(&row("s2", 1.0, 1.0), &mut out).expect("row");
+        c.process(&row("s1", 1.0, 10.0), &mut out).expect("row");
+        assert_eq!(out.0.last().copied(), Some(0.0), "s1 starts over");
+        assert!(c.metrics().state_expired >= 1, "{:?}", c.metrics());
     }
 }

@@ -343,6 +343,8 @@ pub enum PlanOp {
         label: Option<usize>,
         /// An ONNX model, loaded (and checked) when the query was planned.
         onnx: Option<std::sync::Arc<tillflow_ml::onnx::OnnxModel>>,
+        /// How long a key's learner lives after its last row (`table.exec.state.ttl`).
+        ttl: Option<StateTtl>,
     },
     /// Flink's `LookupJoin`.
     LookupJoin {
@@ -919,6 +921,7 @@ impl PlanNode {
                 partition,
                 label,
                 onnx,
+                ttl,
             } => {
                 use tillflow_runtime::ops::ml::{
                     Feature, FeatureKind, OnlinePredict, OnnxPredict, OutputKind,
@@ -943,14 +946,17 @@ impl PlanNode {
                     })
                     .collect();
                 match &model.spec.provider {
-                    tillflow_ml::Provider::Online(spec) => Box::new(OnlinePredict::new(
-                        model.name.clone(),
-                        spec.clone(),
-                        partition.clone(),
-                        features,
-                        label.map(|c| (c, scale(c))),
-                        model.output.len() > 1,
-                    )),
+                    tillflow_ml::Provider::Online(spec) => Box::new(
+                        OnlinePredict::new(
+                            model.name.clone(),
+                            spec.clone(),
+                            partition.clone(),
+                            features,
+                            label.map(|c| (c, scale(c))),
+                            model.output.len() > 1,
+                        )
+                        .with_state_ttl(*ttl),
+                    ),
                     tillflow_ml::Provider::Onnx(_) => {
                         let Some(loaded) = onnx else {
                             return Err(SqlError::Plan(format!(

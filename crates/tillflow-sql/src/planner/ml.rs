@@ -311,6 +311,7 @@ impl Planner<'_> {
                 partition,
                 label,
                 onnx,
+                ttl: self.state_ttl(),
             },
             &input,
             Changelog::Insert,

@@ -618,9 +618,9 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
     assert!(sizes.iter().any(|s| *s > 0.0), "{seen}");
     // the online model's node: rows learned and its error
     assert!(
-        seen["models"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|t| t.as_str().is_some_and(|t| t.contains("MAE")))),
+        seen["models"].as_array().is_some_and(|m| m
+            .iter()
+            .any(|t| t.as_str().is_some_and(|t| t.contains("MAE")))),
         "{seen}"
     );
     for shot in [

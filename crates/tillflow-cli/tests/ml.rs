@@ -242,13 +242,15 @@ fn onnx_models_exported_by_skl2onnx_predict_as_onnxruntime() {
     );
     let want: serde_json::Value = serde_json::from_slice(&o.stdout).expect("reference json");
     // (model, OUTPUT columns)
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("linear", &["units_hat DOUBLE"]),
         ("gbr", &["units_hat DOUBLE"]),
         ("forest", &["units_hat DOUBLE"]),
         ("mlp", &["units_hat DOUBLE"]),
         ("scaled", &["units_hat DOUBLE"]),
         ("logistic", &["label BIGINT", "p_no DOUBLE", "p_yes DOUBLE"]),
+        // one input per column, matched by name
+        ("columns", &["y DOUBLE"]),
     ];
     for (name, outputs) in cases {
         let model_path = dir.path().join(format!("{name}.onnx"));
@@ -344,4 +346,135 @@ SELECT * FROM ML_PREDICT(TABLE events, MODEL m, DESCRIPTOR(price, discount));",
     );
     let e = refused("price DOUBLE, discount DOUBLE", "y DOUBLE", "nope.onnx");
     assert!(e.contains("nope.onnx: does not load"), "{e}");
+}
+
+/// The Hoeffding tree regressor, river's `tree.HoeffdingTreeRegressor`, on the numeric
+/// features (a NULL price now and then: such a row goes down the busier side of a split on
+/// price): the whole stream with river's defaults and mean leaves; per store with a short
+/// grace period, no tie-breaking and a loose bound, so that leaves fail many split attempts
+/// and drop split points (river's E-BST memory management: without it 260 of these
+/// predictions would differ by more than 1e-9), under a depth cap that binds; and per store
+/// with river's default adaptive leaves (a mean and a linear model, on the price in twenties so
+/// the leaf models' SGD stays stable). Every prediction equals river's, and river's trees did
+/// split, so the splits are checked too.
+#[test]
+fn online_hoeffding_tree_predicts_as_river() {
+    // (what, options in SQL, river's options, PARTITION BY, price scale, depth cap)
+    let cases = [
+        (
+            "Hoeffding tree, mean leaves, river's defaults",
+            "'leaf-prediction' = 'mean'",
+            r#""leaf_prediction": "mean""#,
+            "",
+            1.0,
+            None,
+        ),
+        (
+            "Hoeffding tree per store, mean leaves, grace 10, tau 0, delta 0.3, depth 6",
+            "'leaf-prediction' = 'mean', 'grace-period' = '10', 'tau' = '0', 'delta' = '0.3',
+  'max-depth' = '6'",
+            r#""leaf_prediction": "mean", "grace_period": 10, "tau": 0.0, "delta": 0.3,
+                "max_depth": 6"#,
+            "store",
+            1.0,
+            Some(6),
+        ),
+        (
+            "Hoeffding tree per store, adaptive leaves, grace 100",
+            "'grace-period' = '100', 'model-selector-decay' = '0.9'",
+            r#""grace_period": 100, "model_selector_decay": 0.9"#,
+            "store",
+            0.05,
+            None,
+        ),
+    ];
+    for (what, sql, river, partition, scale, cap) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rows.ndjson");
+        let scaled: String = rows(3000)
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("row");
+                if let Some(p) = v["price"].as_f64() {
+                    v["price"] = serde_json::json!(p * scale);
+                }
+                format!("{v}\n")
+            })
+            .collect();
+        std::fs::write(&path, scaled).expect("rows");
+        let summary = dir.path().join("summary.json");
+        let partition_json = if partition.is_empty() {
+            "null".to_owned()
+        } else {
+            format!("\"{partition}\"")
+        };
+        let (_, want) = reference(
+            dir.path(),
+            &path,
+            &format!(
+                r#"{{"algorithm": "hoeffding_tree_regressor", {river}, "label": "units",
+                    "numeric": ["price", "discount", "promo"], "strings": [],
+                    "partition": {partition_json}, "summary": "{}"}}"#,
+                summary.display()
+            ),
+        );
+        let model = format!(
+            "CREATE MODEL m INPUT (price DOUBLE, discount DECIMAL(4, 2), promo BOOLEAN)
+OUTPUT (units_hat DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'hoeffding_tree_regressor', 'label' = 'units', {sql})"
+        );
+        let got = run(
+            dir.path(),
+            &path,
+            &model,
+            &if partition.is_empty() {
+                String::new()
+            } else {
+                format!("PARTITION BY {partition}")
+            },
+            "price, discount, promo",
+            "units_hat",
+        );
+        assert_equal(&got, &want, what);
+        // river's trees grew, so the splits were matched too
+        let trees: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).expect("summary")).expect("json");
+        let trees = trees.as_object().expect("trees");
+        assert_eq!(
+            trees.len(),
+            if partition.is_empty() { 1 } else { 4 },
+            "{what}"
+        );
+        for (key, t) in trees {
+            let leaves = t["leaves"].as_u64().expect("leaves");
+            assert!(leaves >= 2, "{what}: {key}'s tree never split: {t}");
+            assert_eq!(
+                t["root"][0], "price",
+                "{what}: {key}: price explains most: {t}"
+            );
+        }
+        if let Some(cap) = cap {
+            // river's height counts the leaves' level: depth d is height d + 1; the cap binds
+            let heights: Vec<u64> = trees
+                .values()
+                .map(|t| t["height"].as_u64().expect("height"))
+                .collect();
+            assert!(heights.iter().all(|h| *h <= cap + 1), "{what}: {heights:?}");
+            assert!(heights.contains(&(cap + 1)), "{what}: {heights:?}");
+        }
+        eprintln!("{what}: river's trees {trees:?}");
+    }
+    // STRING features are refused for the tree when the model is created
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, err) = tillflow(
+        "CREATE MODEL m INPUT (price DOUBLE, store STRING) OUTPUT (y DOUBLE)
+WITH ('provider' = 'online', 'algorithm' = 'hoeffding_tree_regressor', 'label' = 'units');",
+        dir.path(),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("INPUT column `store` is STRING")
+            && err.contains("'hoeffding_tree_regressor' reads numbers and BOOLEAN"),
+        "{err}"
+    );
 }

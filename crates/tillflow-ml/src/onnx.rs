@@ -24,12 +24,12 @@ pub struct OnnxError {
 }
 
 /// How the INPUT columns reach the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Layout {
     /// One input `[N, k]`.
     Matrix,
-    /// One input per column, `[N, 1]` or `[N]`.
-    Columns { rank: usize },
+    /// One input per column, `[N, 1]` or `[N]`; input i takes INPUT column `order[i]`.
+    Columns { rank: usize, order: Vec<usize> },
 }
 
 /// A loaded model.
@@ -57,10 +57,12 @@ impl std::fmt::Debug for OnnxModel {
 }
 
 impl OnnxModel {
-    /// Loads `path` for a model of `inputs` INPUT and `outputs` OUTPUT columns. A file that
-    /// makes the loader panic is an error, not the end of the process.
-    pub fn load(path: &str, inputs: usize, outputs: usize) -> Result<OnnxModel, OnnxError> {
-        std::panic::catch_unwind(|| Self::load_unguarded(path, inputs, outputs)).unwrap_or_else(
+    /// Loads `path` for a model whose INPUT columns are `names` and which has `outputs` OUTPUT
+    /// columns. A model with one input per column must name its inputs as the INPUT columns
+    /// (they are matched by name, in any order). A file that makes the loader panic is an
+    /// error, not the end of the process.
+    pub fn load(path: &str, names: &[String], outputs: usize) -> Result<OnnxModel, OnnxError> {
+        std::panic::catch_unwind(|| Self::load_unguarded(path, names, outputs)).unwrap_or_else(
             |_| {
                 Err(OnnxError {
                     path: path.to_owned(),
@@ -70,7 +72,12 @@ impl OnnxModel {
         )
     }
 
-    fn load_unguarded(path: &str, inputs: usize, outputs: usize) -> Result<OnnxModel, OnnxError> {
+    fn load_unguarded(
+        path: &str,
+        names: &[String],
+        outputs: usize,
+    ) -> Result<OnnxModel, OnnxError> {
+        let inputs = names.len();
         let err = |message: String| OnnxError {
             path: path.to_owned(),
             message,
@@ -120,8 +127,26 @@ impl OnnxModel {
             }
             Layout::Matrix
         } else if n_in == inputs {
+            // one input per INPUT column: matched by name
+            let outlets = model.input_outlets().map_err(|e| err(e.to_string()))?;
+            let onnx_names: Vec<String> = outlets
+                .iter()
+                .map(|o| model.node(o.node).name.clone())
+                .collect();
+            let order = onnx_names
+                .iter()
+                .map(|n| names.iter().position(|c| c.eq_ignore_ascii_case(n)))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    err(format!(
+                        "its inputs are named ({}), the model's INPUT columns ({}): name them alike",
+                        onnx_names.join(", "),
+                        names.join(", ")
+                    ))
+                })?;
             Layout::Columns {
                 rank: rank(&facts[0]).unwrap_or(2),
+                order,
             }
         } else {
             return Err(err(format!(
@@ -137,7 +162,7 @@ impl OnnxModel {
         };
         let shape = |cols: usize| -> TVec<TDim> {
             match layout {
-                Layout::Columns { rank: 1 } => tvec![n.clone().into()],
+                Layout::Columns { rank: 1, .. } => tvec![n.clone().into()],
                 _ => tvec![n.clone().into(), cols.to_dim()],
             }
         };
@@ -215,7 +240,7 @@ impl OnnxModel {
         let k = self.inputs;
         let tensor = |data: Vec<f64>, cols: usize| -> TractResult<TValue> {
             let shape: TVec<usize> = match self.layout {
-                Layout::Columns { rank: 1 } => tvec![rows],
+                Layout::Columns { rank: 1, .. } => tvec![rows],
                 _ => tvec![rows, cols],
             };
             let t = if self.double {
@@ -228,8 +253,9 @@ impl OnnxModel {
         };
         let inputs: TVec<TValue> = match self.layout {
             Layout::Matrix => tvec![tensor(x.to_vec(), k)?],
-            Layout::Columns { .. } => (0..k)
-                .map(|c| tensor((0..rows).map(|r| x[r * k + c]).collect(), 1))
+            Layout::Columns { ref order, .. } => order
+                .iter()
+                .map(|&c| tensor((0..rows).map(|r| x[r * k + c]).collect(), 1))
                 .collect::<TractResult<_>>()?,
         };
         let results = self.plan.run(inputs)?;

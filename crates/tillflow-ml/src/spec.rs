@@ -3,6 +3,8 @@
 //! `online` (a model that learns on the stream: [`OnlineSpec`]) or `onnx` (a model file run
 //! in process). Option names follow Flink's style (`-` between words); the learners' knobs and
 //! defaults are river's, so a river pipeline with the same settings gives the same numbers.
+//! Each algorithm reads its own options ([`LINEAR_ONLY_KEYS`], [`TREE_ONLY_KEYS`]); one that
+//! another algorithm reads is refused by name rather than ignored.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +55,8 @@ pub enum Algorithm {
     LinearRegression,
     /// Binary logistic regression (log loss), river's `linear_model.LogisticRegression`.
     LogisticRegression,
+    /// A regression tree grown on the stream, river's `tree.HoeffdingTreeRegressor`.
+    HoeffdingTreeRegressor,
 }
 
 impl Algorithm {
@@ -61,7 +65,17 @@ impl Algorithm {
         match self {
             Algorithm::LinearRegression => "linear_regression",
             Algorithm::LogisticRegression => "logistic_regression",
+            Algorithm::HoeffdingTreeRegressor => "hoeffding_tree_regressor",
         }
+    }
+
+    /// True for a linear model (linear or logistic regression), which reads the optimizer's
+    /// options and hashes STRING features.
+    pub fn is_linear(self) -> bool {
+        matches!(
+            self,
+            Algorithm::LinearRegression | Algorithm::LogisticRegression
+        )
     }
 
     /// True for a classifier (a BOOLEAN prediction and a probability).
@@ -80,6 +94,66 @@ pub enum Optimizer {
         /// Added to the squared gradients' sum under the square root.
         eps: f64,
     },
+}
+
+/// What a Hoeffding tree's leaves predict (river's `leaf_prediction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafPrediction {
+    /// The mean of the labels the leaf learned (`'mean'`).
+    Mean,
+    /// A linear regression learned at the leaf, river's default `LinearRegression` (SGD, rate
+    /// 0.01), which a leaf's children inherit when it splits (`'model'`).
+    Model,
+    /// Whichever of the two has the smaller decayed squared error so far (`'adaptive'`, river's
+    /// default).
+    Adaptive,
+}
+
+impl LeafPrediction {
+    /// The option value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeafPrediction::Mean => "mean",
+            LeafPrediction::Model => "model",
+            LeafPrediction::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// A Hoeffding tree regressor's settings (river's names and defaults; river's other knobs are
+/// fixed at their defaults: the TEBST splitter rounding values to 1 decimal, binary splits,
+/// merit pre-pruning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeSpec {
+    /// Rows a leaf learns between split attempts (`'grace-period'`, 200).
+    pub grace_period: u32,
+    /// The Hoeffding bound's significance (`'delta'`, 1e-7).
+    pub delta: f64,
+    /// Below this bound a tie is broken and the leaf splits (`'tau'`, 0.05).
+    pub tau: f64,
+    /// Leaves at this depth no longer split (`'max-depth'`; none by default).
+    pub max_depth: Option<u32>,
+    /// Rows each side of a split must have (`'min-samples-split'`, 5).
+    pub min_samples_split: u32,
+    /// What a leaf predicts (`'leaf-prediction'`, `adaptive`).
+    pub leaf_prediction: LeafPrediction,
+    /// The decay of the squared errors `adaptive` leaves compare (`'model-selector-decay'`,
+    /// 0.95).
+    pub model_selector_decay: f64,
+}
+
+impl Default for TreeSpec {
+    fn default() -> Self {
+        TreeSpec {
+            grace_period: 200,
+            delta: 1e-7,
+            tau: 0.05,
+            max_depth: None,
+            min_samples_split: 5,
+            leaf_prediction: LeafPrediction::Adaptive,
+            model_selector_decay: 0.95,
+        }
+    }
 }
 
 /// An online model's settings (river's names and defaults).
@@ -104,6 +178,8 @@ pub struct OnlineSpec {
     pub hash_buckets: u32,
     /// The hash's seed (`'features.hash-seed'`, 0).
     pub hash_seed: u32,
+    /// The Hoeffding tree's settings (its defaults for the linear algorithms).
+    pub tree: TreeSpec,
 }
 
 /// An ONNX model's settings.
@@ -126,7 +202,38 @@ const ONLINE_KEYS: &[&str] = &[
     "adagrad.eps",
     "features.hash-buckets",
     "features.hash-seed",
+    "grace-period",
+    "delta",
+    "tau",
+    "max-depth",
+    "min-samples-split",
+    "leaf-prediction",
+    "model-selector-decay",
 ];
+
+/// The online options only linear and logistic regression read.
+pub const LINEAR_ONLY_KEYS: &[&str] = &[
+    "optimizer",
+    "learning-rate",
+    "intercept-learning-rate",
+    "l2",
+    "clip-gradient",
+    "adagrad.eps",
+    "features.hash-buckets",
+    "features.hash-seed",
+];
+
+/// The online options only the Hoeffding tree reads.
+pub const TREE_ONLY_KEYS: &[&str] = &[
+    "grace-period",
+    "delta",
+    "tau",
+    "max-depth",
+    "min-samples-split",
+    "leaf-prediction",
+    "model-selector-decay",
+];
+
 const ONNX_KEYS: &[&str] = &["provider", "task", "path"];
 
 /// Shortens a user's value for an error message.
@@ -230,21 +337,36 @@ impl OnlineSpec {
             None => {
                 return Err(SpecError::Missing(
                     "algorithm",
-                    " for provider 'online' ('linear_regression' or 'logistic_regression')".into(),
+                    " for provider 'online' ('linear_regression', 'logistic_regression' or 'hoeffding_tree_regressor')".into(),
                 ))
             }
             Some(a) => match a.as_str() {
                 "linear_regression" => Algorithm::LinearRegression,
                 "logistic_regression" => Algorithm::LogisticRegression,
+                "hoeffding_tree_regressor" => Algorithm::HoeffdingTreeRegressor,
                 _ => {
                     return Err(invalid(
                         "algorithm",
                         &a,
-                        "'linear_regression' or 'logistic_regression'",
+                        "'linear_regression', 'logistic_regression' or 'hoeffding_tree_regressor'",
                     ))
                 }
             },
         };
+        let (theirs, why) = if algorithm.is_linear() {
+            (
+                TREE_ONLY_KEYS,
+                "it is read only with 'algorithm' = 'hoeffding_tree_regressor'",
+            )
+        } else {
+            (
+                LINEAR_ONLY_KEYS,
+                "it is read only with 'algorithm' = 'linear_regression' or 'logistic_regression'",
+            )
+        };
+        if let Some(k) = theirs.iter().find(|k| options.contains_key(**k)) {
+            return Err(invalid(k, &options[*k], why));
+        }
         let label = options
             .get("label")
             .ok_or_else(|| {
@@ -260,9 +382,17 @@ impl OnlineSpec {
             .as_deref()
         {
             None | Some("sgd") => Optimizer::Sgd,
-            Some("adagrad") => Optimizer::AdaGrad {
-                eps: number(options, "adagrad.eps", 1e-8)?,
-            },
+            Some("adagrad") => {
+                let eps = number(options, "adagrad.eps", 1e-8)?;
+                if eps <= 0.0 {
+                    return Err(invalid(
+                        "adagrad.eps",
+                        &options["adagrad.eps"],
+                        "a number above 0 (the first zero gradient would divide by it)",
+                    ));
+                }
+                Optimizer::AdaGrad { eps }
+            }
             Some(other) => return Err(invalid("optimizer", other, "'sgd' or 'adagrad'")),
         };
         if optimizer == Optimizer::Sgd && options.contains_key("adagrad.eps") {
@@ -294,6 +424,72 @@ impl OnlineSpec {
             clip_gradient: number(options, "clip-gradient", 1e12)?,
             hash_buckets,
             hash_seed: unsigned(options, "features.hash-seed", 0)?,
+            tree: TreeSpec::from_options(options)?,
+        })
+    }
+}
+
+impl TreeSpec {
+    fn from_options(options: &BTreeMap<String, String>) -> Result<TreeSpec, SpecError> {
+        let d = TreeSpec::default();
+        let grace_period = unsigned(options, "grace-period", d.grace_period)?;
+        if grace_period == 0 {
+            return Err(invalid("grace-period", "0", "a whole number, 1 or more"));
+        }
+        let delta = number(options, "delta", d.delta)?;
+        if !(delta > 0.0 && delta < 1.0) {
+            return Err(invalid(
+                "delta",
+                &options["delta"],
+                "a number greater than 0 and less than 1",
+            ));
+        }
+        let max_depth = match options.get("max-depth") {
+            None => None,
+            Some(_) => Some(unsigned(options, "max-depth", 0)?),
+        };
+        let leaf_prediction = match options
+            .get("leaf-prediction")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            None => d.leaf_prediction,
+            Some("mean") => LeafPrediction::Mean,
+            Some("model") => LeafPrediction::Model,
+            Some("adaptive") => LeafPrediction::Adaptive,
+            Some(other) => {
+                return Err(invalid(
+                    "leaf-prediction",
+                    other,
+                    "'mean', 'model' or 'adaptive'",
+                ))
+            }
+        };
+        if let Some(v) = options.get("model-selector-decay") {
+            if leaf_prediction != LeafPrediction::Adaptive {
+                return Err(invalid(
+                    "model-selector-decay",
+                    v,
+                    "it is read only with 'leaf-prediction' = 'adaptive'",
+                ));
+            }
+        }
+        let model_selector_decay = number(options, "model-selector-decay", d.model_selector_decay)?;
+        if model_selector_decay > 1.0 {
+            return Err(invalid(
+                "model-selector-decay",
+                &options["model-selector-decay"],
+                "a number from 0 to 1",
+            ));
+        }
+        Ok(TreeSpec {
+            grace_period,
+            delta,
+            tau: number(options, "tau", d.tau)?,
+            max_depth,
+            min_samples_split: unsigned(options, "min-samples-split", d.min_samples_split)?,
+            leaf_prediction,
+            model_selector_decay,
         })
     }
 }
@@ -357,6 +553,13 @@ mod tests {
         assert!(with("lerning-rate", "0.1").contains("'lerning-rate' is not known"));
         assert!(with("task", "classification").contains("regression"));
         assert!(with("adagrad.eps", "1e-6").contains("'optimizer' = 'adagrad'"));
+        let mut ada = opts(&base);
+        ada.insert("optimizer".into(), "adagrad".into());
+        ada.insert("adagrad.eps".into(), "0".into());
+        assert!(ModelSpec::from_options(&ada)
+            .unwrap_err()
+            .to_string()
+            .contains("above 0"));
         let e = ModelSpec::from_options(&opts(&[("provider", "openai")])).unwrap_err();
         assert!(e.to_string().contains("'openai' is not supported"));
         let e =
@@ -366,5 +569,94 @@ mod tests {
         assert!(e.to_string().contains("'path' is required"));
         let long = "x".repeat(5000);
         assert!(with("learning-rate", &long).len() < 600);
+    }
+
+    #[test]
+    fn the_hoeffding_tree_takes_rivers_defaults_and_only_its_own_options() {
+        let base = [
+            ("provider", "online"),
+            ("algorithm", "hoeffding_tree_regressor"),
+            ("label", "units"),
+        ];
+        let parse = |extra: &[(&str, &str)]| {
+            let mut o = opts(&base);
+            for (k, v) in extra {
+                o.insert(k.to_string(), v.to_string());
+            }
+            ModelSpec::from_options(&o).map(|s| match s.provider {
+                Provider::Online(o) => o,
+                Provider::Onnx(_) => panic!("online"),
+            })
+        };
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.algorithm, Algorithm::HoeffdingTreeRegressor);
+        assert!(!o.algorithm.classifies() && !o.algorithm.is_linear());
+        assert_eq!(o.tree, TreeSpec::default());
+        assert_eq!(
+            (
+                o.tree.grace_period,
+                o.tree.delta,
+                o.tree.tau,
+                o.tree.max_depth
+            ),
+            (200, 1e-7, 0.05, None)
+        );
+        assert_eq!(o.tree.min_samples_split, 5);
+        assert_eq!(o.tree.leaf_prediction, LeafPrediction::Adaptive);
+        assert_eq!(o.tree.model_selector_decay, 0.95);
+        let o = parse(&[
+            ("grace-period", "50"),
+            ("delta", "0.01"),
+            ("tau", "0"),
+            ("max-depth", "4"),
+            ("min-samples-split", "10"),
+            ("leaf-prediction", "MEAN"),
+            ("task", "regression"),
+        ])
+        .unwrap();
+        assert_eq!(
+            o.tree,
+            TreeSpec {
+                grace_period: 50,
+                delta: 0.01,
+                tau: 0.0,
+                max_depth: Some(4),
+                min_samples_split: 10,
+                leaf_prediction: LeafPrediction::Mean,
+                model_selector_decay: 0.95,
+            }
+        );
+        let err = |extra: &[(&str, &str)]| parse(extra).unwrap_err().to_string();
+        for k in LINEAR_ONLY_KEYS {
+            let e = err(&[(k, "1")]);
+            assert!(
+                e.contains(&format!("'{k}' = '1'")) && e.contains("'linear_regression'"),
+                "{e}"
+            );
+        }
+        assert!(err(&[("grace-period", "0")]).contains("'grace-period'"));
+        assert!(err(&[("grace-period", "-5")]).contains("'grace-period'"));
+        assert!(err(&[("delta", "0")]).contains("'delta'"));
+        assert!(err(&[("delta", "1.5")]).contains("less than 1"));
+        assert!(err(&[("max-depth", "deep")]).contains("'max-depth'"));
+        assert!(err(&[("leaf-prediction", "median")]).contains("'mean', 'model' or 'adaptive'"));
+        let e = err(&[("leaf-prediction", "mean"), ("model-selector-decay", "0.5")]);
+        assert!(e.contains("'leaf-prediction' = 'adaptive'"), "{e}");
+        assert!(err(&[("model-selector-decay", "2")]).contains("from 0 to 1"));
+        assert!(err(&[("task", "classification")]).contains("regression"));
+        // and the linear models refuse the tree's options
+        for k in TREE_ONLY_KEYS {
+            let mut o = opts(&[
+                ("provider", "online"),
+                ("algorithm", "linear_regression"),
+                ("label", "y"),
+            ]);
+            o.insert(k.to_string(), "1".into());
+            let e = ModelSpec::from_options(&o).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("'{k}'")) && e.contains("'hoeffding_tree_regressor'"),
+                "{e}"
+            );
+        }
     }
 }

@@ -56,7 +56,7 @@ impl ModelMetrics {
         self.recent_abs_error = e + Self::FADING * self.recent_abs_error;
         self.recent_rows = 1.0 + Self::FADING * self.recent_rows;
         if self.classifier {
-            let truth = y > 0.5;
+            let truth = y != 0.0;
             self.correct += u64::from((p > 0.5) == truth);
             let q = p.clamp(1e-15, 1.0 - 1e-15);
             self.log_loss -= if truth { q.ln() } else { (1.0 - q).ln() };

@@ -95,6 +95,19 @@ impl ModelDef {
             ));
         }
         if let Provider::Online(o) = &spec.provider {
+            if !o.algorithm.is_linear() {
+                if let Some(c) = input
+                    .iter()
+                    .find(|c| matches!(c.data_type, DataType::String(_)))
+                {
+                    return Err(format!(
+                        "CREATE MODEL {name}: INPUT column `{}` is {}: algorithm '{}' reads numbers and BOOLEAN (as 0 or 1) only; STRING features are read (hashed) by 'linear_regression' and 'logistic_regression'",
+                        c.name,
+                        c.data_type,
+                        o.algorithm.name()
+                    ));
+                }
+            }
             for c in &input {
                 if !numeric(c.data_type)
                     && !matches!(c.data_type, DataType::Boolean | DataType::String(_))
@@ -229,4 +242,58 @@ pub fn describe_model(m: &ModelDef) -> String {
         &["name", "type", "null", "is input"]
     };
     crate::statements::tableau(headers, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, data_type: DataType) -> ModelColumn {
+        ModelColumn {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            comment: None,
+        }
+    }
+
+    fn define(algorithm: &str, input: Vec<ModelColumn>) -> Result<ModelDef, String> {
+        let options = [
+            ("provider", "online"),
+            ("algorithm", algorithm),
+            ("label", "units"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        ModelDef::new(
+            "m".into(),
+            input,
+            vec![col("units_hat", DataType::Double)],
+            None,
+            options,
+            false,
+        )
+    }
+
+    #[test]
+    fn the_hoeffding_tree_refuses_string_features_the_linear_models_hash_them() {
+        let input = || {
+            vec![
+                col("price", DataType::Double),
+                col("promo", DataType::Boolean),
+                col("store", DataType::String(None)),
+            ]
+        };
+        let e = define("hoeffding_tree_regressor", input()).unwrap_err();
+        assert!(
+            e.contains("INPUT column `store` is STRING")
+                && e.contains("'hoeffding_tree_regressor' reads numbers and BOOLEAN"),
+            "{e}"
+        );
+        assert!(define("linear_regression", input()).is_ok());
+        let mut numeric = input();
+        numeric.pop();
+        assert!(define("hoeffding_tree_regressor", numeric).is_ok());
+    }
 }

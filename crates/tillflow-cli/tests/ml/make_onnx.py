@@ -69,4 +69,24 @@ for name, (model, target, kind) in models.items():
             vals.extend(np.atleast_1d(cell).astype(float).tolist())
         per_row.append([None if math.isnan(v) else v for v in vals])
     result[name] = per_row
+# a model with one input per column, named as the columns but in another order (tillflow
+# matches them by name): Concat then MatMul, built with onnx.helper
+from onnx import TensorProto, helper, numpy_helper
+
+names = ["hour", "price", "promo", "discount"]
+weights = numpy_helper.from_array(np.array([[0.5], [-0.3], [2.0], [4.0]], dtype=np.float32), "w")
+graph = helper.make_graph(
+    [helper.make_node("Concat", names, ["x"], axis=1), helper.make_node("MatMul", ["x", "w"], ["y"])],
+    "per_column",
+    [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, 1]) for n in names],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+    [weights],
+)
+path = os.path.join(out_dir, "columns.onnx")
+with open(path, "wb") as f:
+    f.write(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+feed = {n: X[:, cols.index(n)].astype(np.float32).reshape(-1, 1) for n in names}
+(y,) = sess.run(None, feed)
+result["columns"] = [[None if math.isnan(v) else float(v)] for v in y[:, 0]]
 print(json.dumps(result))

@@ -1,11 +1,54 @@
 //! Linear and logistic regression learned by SGD or AdaGrad, river's generalized linear model
 //! (`river/linear_model/base.py` `GLM`): see the module above for the rules. Numeric features
 //! have a weight each by slot; hashed STRING features a weight per bucket seen, kept sorted by
-//! bucket.
+//! bucket. The settings a model learns with are [`LinearParams`], taken from the model's
+//! options, or river's `LinearRegression()` defaults for a Hoeffding tree's leaf models.
 
 use super::{DecodeError, Prediction, Reader};
 use crate::features::Features;
 use crate::spec::{Algorithm, OnlineSpec, Optimizer};
+
+/// The settings a linear model learns with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearParams {
+    /// Log loss and a sigmoid (logistic regression) rather than squared loss.
+    pub logistic: bool,
+    /// The weights' optimizer.
+    pub optimizer: Optimizer,
+    /// Its learning rate.
+    pub learning_rate: f64,
+    /// The intercept's learning rate.
+    pub intercept_learning_rate: f64,
+    /// L2 penalty.
+    pub l2: f64,
+    /// The loss gradient is clipped to ± this.
+    pub clip_gradient: f64,
+}
+
+impl LinearParams {
+    /// river's `linear_model.LinearRegression()` with its defaults: SGD at 0.01, intercept
+    /// rate 0.01, no L2, gradient clipped at 1e12 (a Hoeffding tree's default leaf model).
+    pub const RIVER_LINEAR_REGRESSION: LinearParams = LinearParams {
+        logistic: false,
+        optimizer: Optimizer::Sgd,
+        learning_rate: 0.01,
+        intercept_learning_rate: 0.01,
+        l2: 0.0,
+        clip_gradient: 1e12,
+    };
+
+    /// The settings of a model's options.
+    pub fn of(spec: &OnlineSpec) -> LinearParams {
+        LinearParams {
+            logistic: spec.algorithm == Algorithm::LogisticRegression,
+            optimizer: spec.optimizer,
+            learning_rate: spec.learning_rate,
+            intercept_learning_rate: spec.intercept_learning_rate,
+            l2: spec.l2,
+            clip_gradient: spec.clip_gradient,
+        }
+    }
+}
 
 /// A linear model's learned state.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +75,11 @@ fn sigmoid(z: f64) -> f64 {
 impl Linear {
     /// A model that has learned nothing.
     pub fn new(_spec: &OnlineSpec, slots: usize) -> Linear {
+        Linear::with_slots(slots)
+    }
+
+    /// A model that has learned nothing, for rows of `slots` numeric features.
+    pub fn with_slots(slots: usize) -> Linear {
         Linear {
             dense: vec![(0.0, 0.0); slots],
             hashed: Vec::new(),
@@ -57,25 +105,35 @@ impl Linear {
 
     /// The regression's value, or the classifier's P(true), before learning `x`.
     pub fn predict(&self, spec: &OnlineSpec, x: &Features) -> Prediction {
-        let z = self.raw(x);
-        let value = match spec.algorithm {
-            Algorithm::LinearRegression => z,
-            Algorithm::LogisticRegression => sigmoid(z),
-        };
         Prediction {
-            value,
+            value: self.predict_with(&LinearParams::of(spec), x),
             learned: self.learned,
+        }
+    }
+
+    /// The regression's value, or the classifier's P(true), with settings `p`.
+    pub fn predict_with(&self, p: &LinearParams, x: &Features) -> f64 {
+        let z = self.raw(x);
+        if p.logistic {
+            sigmoid(z)
+        } else {
+            z
         }
     }
 
     /// Learns from `x` with label `y`.
     pub fn learn(&mut self, spec: &OnlineSpec, x: &Features, y: f64) {
+        self.learn_with(&LinearParams::of(spec), x, y)
+    }
+
+    /// Learns from `x` with label `y` with settings `spec`.
+    pub fn learn_with(&mut self, spec: &LinearParams, x: &Features, y: f64) {
         let z = self.raw(x);
-        let g = match spec.algorithm {
-            Algorithm::LinearRegression => 2.0 * (z - y),
-            Algorithm::LogisticRegression => {
-                // river's optim.losses.Log.gradient, y in {-1, 1}
-                let s = if y > 0.5 { 1.0 } else { -1.0 };
+        let g = match spec.logistic {
+            false => 2.0 * (z - y),
+            true => {
+                // river's optim.losses.Log.gradient, y in {-1, 1}: 0 is false, anything else true
+                let s = if y != 0.0 { 1.0 } else { -1.0 };
                 let m = z * s;
                 if m > 18.0 {
                     (-m).exp() * -s
@@ -86,6 +144,11 @@ impl Linear {
                 }
             }
         };
+        // a row that gives no finite gradient (an overflowing score) teaches nothing; f64::min
+        // would turn a NaN into the clip
+        if !g.is_finite() {
+            return;
+        }
         let g = g.min(spec.clip_gradient).max(-spec.clip_gradient);
         self.intercept -= spec.intercept_learning_rate * g;
         let step = |w: &mut f64, sum: &mut f64, v: f64| {
@@ -140,22 +203,29 @@ impl Linear {
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Linear, DecodeError> {
         let mut r = Reader::new(bytes);
+        let l = Linear::read(&mut r)?;
+        r.end()?;
+        Ok(l)
+    }
+
+    /// Reads a model written by `encode` from `r`.
+    pub(super) fn read(r: &mut Reader) -> Result<Linear, DecodeError> {
+        let room = r.remaining();
         let learned = r.u64()?;
         let intercept = r.f64()?;
         let n = r.u32()? as usize;
-        let mut dense = Vec::with_capacity(n.min(bytes.len() / 16));
+        let mut dense = Vec::with_capacity(n.min(room / 16));
         for _ in 0..n {
             dense.push((r.f64()?, r.f64()?));
         }
         let h = r.u32()? as usize;
-        let mut hashed = Vec::with_capacity(h.min(bytes.len() / 20));
+        let mut hashed = Vec::with_capacity(h.min(room / 20));
         for _ in 0..h {
             hashed.push((r.u32()?, r.f64()?, r.f64()?));
         }
         if hashed.windows(2).any(|p| p[0].0 >= p[1].0) {
             return Err(DecodeError("hashed features out of order".into()));
         }
-        r.end()?;
         Ok(Linear {
             dense,
             hashed,
@@ -196,7 +266,9 @@ mod tests {
         x.set(0, Some(2.0));
         m.learn(&s, &x, 7.0);
         // g = 2(0 - 7) = -14; b = 0.01·14; w = 0.01·2·14
-        let Learner::Linear(l) = &m;
+        let Learner::Linear(l) = &m else {
+            panic!("linear")
+        };
         assert_eq!(l.intercept, 0.14);
         assert_eq!(l.dense[0].0, 0.28);
         for i in 0..20_000 {
@@ -212,7 +284,9 @@ mod tests {
         x.set(0, None);
         let before = m.clone();
         m.learn(&s, &x, 100.0);
-        let (Learner::Linear(a), Learner::Linear(b)) = (&before, &m);
+        let (Learner::Linear(a), Learner::Linear(b)) = (&before, &m) else {
+            panic!("linear")
+        };
         assert_eq!(a.dense, b.dense);
         assert_ne!(a.intercept, b.intercept);
     }

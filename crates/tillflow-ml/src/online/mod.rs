@@ -1,6 +1,8 @@
 //! Learners that learn on the stream, one row at a time, with river's update rules (river
-//! 0.26: `linear_model.LinearRegression` and `LogisticRegression` with `optim.SGD` or
-//! `optim.AdaGrad`), so the same rows in the same order give river's predictions:
+//! 0.26), so the same rows in the same order give river's predictions.
+//!
+//! The linear models (`linear_model.LinearRegression` and `LogisticRegression` with
+//! `optim.SGD` or `optim.AdaGrad`, [`linear`]):
 //!
 //! - the raw score is `Σ w_k·x_k + b` over the row's features (an absent feature counts 0);
 //! - learning a row computes the loss gradient `g` at that score (squared loss `2(z − y)`;
@@ -10,16 +12,24 @@
 //! - SGD steps by `lr·grad`; AdaGrad adds `grad²` to the feature's sum `G` and steps by
 //!   `lr / sqrt(G + eps) · grad`.
 //!
+//! The Hoeffding tree regressor (`tree.HoeffdingTreeRegressor`, [`hoeffding`]) grows a
+//! regression tree on the stream; its leaves' records of the features are `ebst`'s, its
+//! label statistics `stats`'s.
+//!
 //! A learner is a plain value: the runtime keeps one per `PARTITION BY` key in keyed state,
 //! written with [`Learner::encode`] (every float as its bits, so a restore predicts exactly as
 //! before).
 
+mod ebst;
+pub mod hoeffding;
 pub mod linear;
+mod stats;
 
-pub use linear::Linear;
+pub use hoeffding::HoeffdingTree;
+pub use linear::{Linear, LinearParams};
 
 use crate::features::Features;
-use crate::spec::OnlineSpec;
+use crate::spec::{Algorithm, OnlineSpec};
 
 /// What a learner says of a row before learning from it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,18 +50,28 @@ pub struct DecodeError(pub String);
 pub enum Learner {
     /// Linear or logistic regression.
     Linear(Linear),
+    /// A Hoeffding tree regressor.
+    HoeffdingTree(HoeffdingTree),
 }
 
 impl Learner {
     /// A learner that has learned nothing, for rows of `slots` numeric features.
     pub fn new(spec: &OnlineSpec, slots: usize) -> Learner {
-        Learner::Linear(Linear::new(spec, slots))
+        match spec.algorithm {
+            Algorithm::LinearRegression | Algorithm::LogisticRegression => {
+                Learner::Linear(Linear::new(spec, slots))
+            }
+            Algorithm::HoeffdingTreeRegressor => {
+                Learner::HoeffdingTree(HoeffdingTree::new(&spec.tree, slots))
+            }
+        }
     }
 
     /// The prediction for `x`.
     pub fn predict(&self, spec: &OnlineSpec, x: &Features) -> Prediction {
         match self {
             Learner::Linear(l) => l.predict(spec, x),
+            Learner::HoeffdingTree(t) => t.predict(x),
         }
     }
 
@@ -59,6 +79,7 @@ impl Learner {
     pub fn learn(&mut self, spec: &OnlineSpec, x: &Features, y: f64) {
         match self {
             Learner::Linear(l) => l.learn(spec, x, y),
+            Learner::HoeffdingTree(t) => t.learn(&spec.tree, x, y),
         }
     }
 
@@ -66,6 +87,7 @@ impl Learner {
     pub fn slots(&self) -> usize {
         match self {
             Learner::Linear(l) => l.slots(),
+            Learner::HoeffdingTree(t) => t.slots(),
         }
     }
 
@@ -73,6 +95,7 @@ impl Learner {
     pub fn learned(&self) -> u64 {
         match self {
             Learner::Linear(l) => l.learned,
+            Learner::HoeffdingTree(t) => t.learned,
         }
     }
 
@@ -83,6 +106,10 @@ impl Learner {
                 out.push(1);
                 l.encode(out);
             }
+            Learner::HoeffdingTree(t) => {
+                out.push(2);
+                t.encode(out);
+            }
         }
     }
 
@@ -90,6 +117,7 @@ impl Learner {
     pub fn decode(bytes: &[u8]) -> Result<Learner, DecodeError> {
         match bytes.split_first() {
             Some((1, rest)) => Ok(Learner::Linear(Linear::decode(rest)?)),
+            Some((2, rest)) => Ok(Learner::HoeffdingTree(HoeffdingTree::decode(rest)?)),
             Some((v, _)) => Err(DecodeError(format!("unknown learner kind {v}"))),
             None => Err(DecodeError("empty".into())),
         }
@@ -115,6 +143,15 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| DecodeError(format!("truncated at byte {}", self.at)))?;
         self.at += N;
         Ok(b)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.at)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {

@@ -291,14 +291,12 @@ impl Planner<'_> {
                         ));
                     }
                 }
-                let loaded = tillflow_ml::onnx::OnnxModel::load(
-                    &o.path,
-                    model.input.len(),
-                    model.output.len(),
-                )
-                .map_err(|e| {
-                    SqlError::Plan(format!("ML_PREDICT with model {}: {e}", model.name))
-                })?;
+                let names: Vec<String> = model.input.iter().map(|c| c.name.clone()).collect();
+                let loaded =
+                    tillflow_ml::onnx::OnnxModel::load(&o.path, &names, model.output.len())
+                        .map_err(|e| {
+                            SqlError::Plan(format!("ML_PREDICT with model {}: {e}", model.name))
+                        })?;
                 onnx = Some(std::sync::Arc::new(loaded));
                 None
             }

@@ -635,6 +635,27 @@ fn the_dashboard_shows_the_demo_in_a_real_browser() {
     }
 }
 
+/// Runs `script` on two workers, serving the API after it ends, until job `id` has finished:
+/// the port, the process (to kill) and the job's last status.
+fn run_to_the_end(script: &std::path::Path, id: &str) -> (u16, Child, serde_json::Value) {
+    let port = free_port();
+    let job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .arg("run")
+        .arg(script)
+        .args(["--quiet", "--keep-serving", "--parallelism", "2", "--http"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tillflow");
+    let status = wait_for("the job to finish", || {
+        let (_, body) = get(port, &format!("/api/jobs/{id}"), None)?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "finished").then_some(v)
+    });
+    (port, job, status)
+}
+
 /// The API's figures for a finished bounded job equal what its sinks hold: the rows of each result
 /// table, the sinks' row counts, the source's record count.
 #[test]
@@ -661,21 +682,7 @@ INSERT INTO totals SELECT store_id, SUM(qty), COUNT(*) FROM s GROUP BY store_id;
         ),
     )
     .expect("script");
-    let port = free_port();
-    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .arg("run")
-        .arg(&script)
-        .args(["--quiet", "--keep-serving", "--parallelism", "2", "--http"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run tillflow");
-    let status = wait_for("the job to finish", || {
-        let (_, body) = get(port, "/api/jobs/bounded_sql", None)?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        (v["state"] == "finished").then_some(v)
-    });
+    let (port, mut job, status) = run_to_the_end(&script, "bounded_sql");
     let (code, tables) = get(port, "/api/jobs/bounded_sql/tables", None).expect("tables");
     let (_, metrics) = get(port, "/metrics", None).expect("metrics");
     // the cursor of the latest change, and what a client following the changes is given
@@ -891,21 +898,7 @@ INSERT INTO forecast SELECT window_start, store_id, units, units_hat FROM ML_PRE
         ),
     )
     .expect("script");
-    let port = free_port();
-    let mut job = Command::new(env!("CARGO_BIN_EXE_tillflow"))
-        .arg("run")
-        .arg(&script)
-        .args(["--quiet", "--keep-serving", "--parallelism", "2", "--http"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run tillflow");
-    let status = wait_for("the job to finish", || {
-        let (_, body) = get(port, "/api/jobs/model_sql", None)?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        (v["state"] == "finished").then_some(v)
-    });
+    let (port, mut job, status) = run_to_the_end(&script, "model_sql");
     let (_, metrics) = get(port, "/metrics", None).expect("metrics");
     let _ = job.kill();
     let _ = job.wait();

@@ -92,28 +92,7 @@ impl Planner<'_> {
             );
         }
         let data = arg(0).ok_or_else(|| SqlError::Plan("ML_PREDICT: missing INPUT".into()))?;
-        let (table, mut rel) = match data {
-            sql::Expr::Identifier(i) => (i.value.clone(), self.named_relation(&i.value, None)?),
-            sql::Expr::CompoundIdentifier(is) => {
-                let table = is
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                let rel = self.named_relation(&table, None)?;
-                (table, rel)
-            }
-            sql::Expr::Subquery(q) => {
-                let rel = self.plan_query(q)?;
-                ("(subquery)".to_owned(), rel)
-            }
-            other => {
-                return plan_err(format!(
-                    "ML_PREDICT: the first argument must be TABLE name or a (SELECT …) subquery, got `{}`",
-                    cut(other)
-                ))
-            }
-        };
+        let (table, mut rel) = self.table_argument(data, "ML_PREDICT")?;
         rel.finish()?;
         let model_name = match arg(1) {
             Some(sql::Expr::Function(m)) if function_name(m) == MODEL_FN => {
@@ -437,6 +416,34 @@ mod script_tests {
         ))
         .expect("planned");
         assert!(out.contains("Exchange(distribution=[single])"), "{out}");
+    }
+
+    /// ML_PREDICT's rows keep the input's time attribute: a window can follow, and they join
+    /// like any table's.
+    #[test]
+    fn ml_predict_feeds_windows_and_joins() {
+        let tables = "CREATE TABLE s (a INT, b STRING, y DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+            WITH ('connector' = 'datagen', 'number-of-rows' = '1');
+            CREATE TABLE names (a INT, name STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '1');";
+        let window = run(&format!(
+            "{tables} {MODEL} EXPLAIN SELECT window_start, SUM(y0) FROM TABLE(TUMBLE(
+               (SELECT * FROM ML_PREDICT(TABLE s, MODEL m, DESCRIPTOR(a, b))), DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+             GROUP BY window_start, window_end;"
+        ))
+        .expect("a window over ML_PREDICT");
+        assert!(
+            window.contains("WindowAggregate") && window.contains("MLPredictTableFunction"),
+            "{window}"
+        );
+        let join = run(&format!(
+            "{tables} {MODEL} EXPLAIN SELECT p.a, n.name, p.y0 FROM ML_PREDICT(TABLE s, MODEL m, DESCRIPTOR(a, b)) AS p
+             JOIN names AS n ON p.a = n.a;"
+        ))
+        .expect("a join with ML_PREDICT");
+        assert!(
+            join.contains("Join") && join.contains("MLPredictTableFunction"),
+            "{join}"
+        );
     }
 
     /// `MODEL m` is read as a model only inside ML_PREDICT: a column named model elsewhere is a

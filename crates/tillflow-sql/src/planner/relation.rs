@@ -176,6 +176,47 @@ impl Planner<'_> {
         Ok(rel)
     }
 
+    /// A table function's table argument (window functions, ML_PREDICT): `TABLE t` (the token
+    /// pass leaves `t`) or a `(SELECT …)` subquery, as Flink takes it, planned; with the name
+    /// messages give it.
+    pub(super) fn table_argument(
+        &mut self,
+        data: &sql::Expr,
+        function: &str,
+    ) -> Result<(String, Rel)> {
+        match data {
+            sql::Expr::Identifier(i) => Ok((i.value.clone(), self.named_relation(&i.value, None)?)),
+            sql::Expr::CompoundIdentifier(is) => {
+                let table = is
+                    .iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let rel = self.named_relation(&table, None)?;
+                Ok((table, rel))
+            }
+            sql::Expr::Subquery(q) => {
+                let rel = self.plan_query(q)?;
+                rel.finish()?;
+                Ok(("(subquery)".to_owned(), rel))
+            }
+            other => {
+                let mut text = other.to_string();
+                if text.len() > 200 {
+                    let mut end = 200;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                    text.push('…');
+                }
+                plan_err(format!(
+                    "{function}: the first argument must be TABLE name or a (SELECT …) subquery, got `{text}`"
+                ))
+            }
+        }
+    }
+
     pub(super) fn plan_factor(&mut self, relation: &TableFactor) -> Result<Rel> {
         match relation {
             TableFactor::Table {

@@ -94,29 +94,7 @@ impl Planner<'_> {
             return plan_err(format!("{name} takes ({}): `{f}`", params.join(", ")));
         }
         let data = arg(0).ok_or_else(|| SqlError::Plan(format!("{name}: missing DATA")))?;
-        let (table, mut rel) = match data {
-            sql::Expr::Identifier(i) => (i.value.clone(), self.named_relation(&i.value, None)?),
-            sql::Expr::CompoundIdentifier(is) => {
-                let table = is
-                    .iter()
-                    .map(|i| i.value.clone())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                let rel = self.named_relation(&table, None)?;
-                (table, rel)
-            }
-            // `(SELECT …)`: a subquery as the table argument, as Flink takes it
-            sql::Expr::Subquery(q) => {
-                let rel = self.plan_query(q)?;
-                rel.finish()?;
-                ("(subquery)".to_owned(), rel)
-            }
-            other => {
-                return plan_err(format!(
-                    "{name}: the first argument must be TABLE name or a (SELECT …) subquery, got `{other}`"
-                ))
-            }
-        };
+        let (table, mut rel) = self.table_argument(data, &name)?;
         if rel.updating() {
             return plan_err(format!(
                 "{name}: window functions need an append-only input, `{table}` is updating"

@@ -189,27 +189,9 @@ pub struct OnnxSpec {
     pub path: String,
 }
 
-const ONLINE_KEYS: &[&str] = &[
-    "provider",
-    "task",
-    "algorithm",
-    "label",
-    "optimizer",
-    "learning-rate",
-    "intercept-learning-rate",
-    "l2",
-    "clip-gradient",
-    "adagrad.eps",
-    "features.hash-buckets",
-    "features.hash-seed",
-    "grace-period",
-    "delta",
-    "tau",
-    "max-depth",
-    "min-samples-split",
-    "leaf-prediction",
-    "model-selector-decay",
-];
+/// The online options every algorithm reads (with [`LINEAR_ONLY_KEYS`] and [`TREE_ONLY_KEYS`],
+/// all an online model takes).
+const ONLINE_COMMON_KEYS: &[&str] = &["provider", "task", "algorithm", "label"];
 
 /// The online options only linear and logistic regression read.
 pub const LINEAR_ONLY_KEYS: &[&str] = &[
@@ -279,13 +261,16 @@ fn unsigned(options: &BTreeMap<String, String>, key: &str, default: u32) -> Resu
 fn check_known(
     options: &BTreeMap<String, String>,
     provider: &str,
-    known: &[&str],
+    known: &[&[&str]],
 ) -> Result<(), SpecError> {
-    match options.keys().find(|k| !known.contains(&k.as_str())) {
+    match options
+        .keys()
+        .find(|k| !known.iter().any(|list| list.contains(&k.as_str())))
+    {
         Some(k) => Err(SpecError::Unknown(
             shown(k),
             provider.to_owned(),
-            known.join(", "),
+            known.concat().join(", "),
         )),
         None => Ok(()),
     }
@@ -299,11 +284,15 @@ impl ModelSpec {
             .ok_or_else(|| SpecError::Missing("provider", " ('onnx' or 'online')".into()))?;
         let provider = match provider.to_ascii_lowercase().as_str() {
             "online" => {
-                check_known(options, "online", ONLINE_KEYS)?;
+                check_known(
+                    options,
+                    "online",
+                    &[ONLINE_COMMON_KEYS, LINEAR_ONLY_KEYS, TREE_ONLY_KEYS],
+                )?;
                 Provider::Online(OnlineSpec::from_options(options)?)
             }
             "onnx" => {
-                check_known(options, "onnx", ONNX_KEYS)?;
+                check_known(options, "onnx", &[ONNX_KEYS])?;
                 let path = options.get("path").ok_or_else(|| {
                     SpecError::Missing("path", " (the .onnx file) for provider 'onnx'".into())
                 })?;

@@ -10,6 +10,12 @@
 //! and the malformed lines are handled there, in order, by the source's one bad-record policy.
 //! Chunks end at record ends: a line end for JSON, the end of a CSV record (whose quoted fields
 //! may span lines) for CSV, found by the format's [`Framing`].
+//!
+//! Where records are lines, the reading thread does not read at all: it deals byte ranges, and
+//! each decoder thread reads its own chunk from the file — the lines that begin in its range,
+//! the last one read on to its end — so a chunk's bytes are read into the core that decodes
+//! them. A chunk's first line is then known only in order, and is counted as chunks are taken
+//! back. CSV chunks are cut by the reading thread, which must follow quotes across lines.
 
 use crate::format::framing::{record_end, Framing, LineSpan, RecordScan, MAX_MULTILINE_RECORD};
 use crate::format::{DecodeError, Decoder};
@@ -17,6 +23,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use tillflow_runtime::operator::{ChunkOutput, ChunkWork};
 use tillflow_types::Row;
 
@@ -47,8 +54,15 @@ pub struct Chunk {
     pub start: u64,
     /// Lines of the file before the chunk.
     pub first_line: u64,
-    /// The chunk's bytes (whole records).
+    /// The chunk's bytes: whole records from `skip` on.
     pub bytes: Vec<u8>,
+    /// Where the chunk's records begin in `bytes` (the bytes before end the previous chunk's
+    /// last line, read to find where this chunk's lines begin).
+    pub skip: usize,
+    /// The range a decoder thread reads itself, for line framing.
+    span: Option<Span>,
+    /// Why the decoder thread could not read the chunk.
+    io_error: Option<std::io::Error>,
     /// The bytes of the file read one record per line (a quoted field that did not close: see
     /// [`crate::format::framing`]).
     pub line_span: LineSpan,
@@ -68,6 +82,91 @@ pub struct Chunk {
     pub nulled: u64,
     /// What the decoding thread's work made of the rows, when the source is fused.
     pub fused: Option<tillflow_runtime::Result<ChunkOutput>>,
+}
+
+/// A range of a file whose lines a decoder thread reads and decodes: the lines that begin in
+/// `from..to`, the last one to its end. Unless `from` is known to begin a line (where reading
+/// began), the byte before it is read too, to find where the first line that begins in the
+/// range does.
+#[derive(Clone, Copy)]
+struct Span {
+    from: u64,
+    to: u64,
+    known: bool,
+}
+
+/// Bytes read past a range at a time while looking for a line's end.
+const READ_ON: usize = 64 << 10;
+
+/// Appends up to `n` bytes of `f` (from where it stands) to `buf`; true at the end of the file.
+fn read_on(f: &mut File, buf: &mut Vec<u8>, n: usize) -> std::io::Result<bool> {
+    let got = f.take(n as u64).read_to_end(buf)?;
+    Ok(got < n)
+}
+
+/// Index of the first newline of `bytes` at or after `from`, reading on from `f` while there
+/// is none (`eof`: the file has ended); the length of `bytes` when the file ends first.
+fn newline_from(
+    f: &mut File,
+    bytes: &mut Vec<u8>,
+    mut from: usize,
+    eof: &mut bool,
+) -> std::io::Result<usize> {
+    loop {
+        from = from.min(bytes.len());
+        if let Some(p) = memchr::memchr(b'\n', &bytes[from..]) {
+            return Ok(from + p);
+        }
+        if *eof {
+            return Ok(bytes.len());
+        }
+        from = bytes.len();
+        *eof = read_on(f, bytes, READ_ON)?;
+    }
+}
+
+/// Reads chunk `c`'s span of its file: sets its start, bytes and skip.
+fn read_span(
+    files: &[PathBuf],
+    open: &mut Option<(usize, File)>,
+    c: &mut Chunk,
+    span: Span,
+) -> std::io::Result<()> {
+    let f = match open {
+        Some((i, f)) if *i == c.file => f,
+        _ => {
+            let path = files
+                .get(c.file)
+                .ok_or_else(|| std::io::Error::other("a chunk of no file"))?;
+            &mut open.insert((c.file, File::open(path)?)).1
+        }
+    };
+    let b0 = if span.known {
+        span.from
+    } else {
+        span.from.saturating_sub(1)
+    };
+    c.start = b0;
+    c.bytes.clear();
+    f.seek(SeekFrom::Start(b0))?;
+    let nominal = (span.to - b0) as usize;
+    let mut eof = read_on(f, &mut c.bytes, nominal)?;
+    c.skip = if span.known {
+        0
+    } else {
+        // the first line that begins in the range follows the first newline from its start
+        // (the byte before the range)
+        (newline_from(f, &mut c.bytes, 0, &mut eof)? + 1).min(c.bytes.len())
+    };
+    if c.skip >= nominal {
+        // no line begins in the range: the chunk is the end of the line before it
+        c.bytes.truncate(c.skip);
+        return Ok(());
+    }
+    // the last line that begins in the range, read to its end
+    let end = newline_from(f, &mut c.bytes, nominal - 1, &mut eof)?;
+    c.bytes.truncate(end + 1);
+    Ok(())
 }
 
 /// What a decoding thread gets: its decoder, and the work it runs over its chunks (if any).
@@ -98,22 +197,42 @@ pub struct ChunkedReader {
     /// Emptied chunks for reuse.
     spare: Vec<Chunk>,
     done_reading: bool,
+    /// Line framing: the decoder threads read their chunks (see [`Span`]); the size of the file
+    /// being dealt, and where reading it began (a line start).
+    spans: bool,
+    size: Option<u64>,
+    began: u64,
+    /// The file of the last chunk taken back, and its lines so far.
+    back: (usize, u64),
 }
 
 /// Decodes the chunks it is dealt, in order.
 fn decode_chunks(
     mut decoder: Box<dyn Decoder>,
     mut work: Option<Box<dyn ChunkWork>>,
+    files: Arc<[PathBuf]>,
     rx: Receiver<Chunk>,
     tx: SyncSender<Chunk>,
 ) {
+    let mut open = None;
     while let Ok(mut c) = rx.recv() {
         c.len = 0;
         c.ends.clear();
         c.lines.clear();
         c.bad.clear();
+        c.line_count = 0;
+        c.fused = None;
+        if let Some(span) = c.span.take() {
+            if let Err(e) = read_span(&files, &mut open, &mut c, span) {
+                c.io_error = Some(e);
+                if tx.send(c).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         let before_nulled = decoder.nulled_records();
-        let (mut at, mut line) = (0usize, 0u32);
+        let (mut at, mut line) = (c.skip, 0u32);
         let framing = decoder.framing();
         let lines = c.line_span.within(c.start);
         while at < c.bytes.len() {
@@ -176,13 +295,15 @@ impl ChunkedReader {
             .first()
             .map_or(Framing::Lines, |(d, _)| d.framing());
         let mut workers = Vec::new();
+        let shared: Arc<[PathBuf]> = files.clone().into();
         for (i, (d, work)) in decoders.into_iter().enumerate() {
             let (tx, worker_rx) = sync_channel(IN_FLIGHT);
             let (worker_tx, rx) = sync_channel(IN_FLIGHT);
+            let files = shared.clone();
             std::thread::Builder::new()
                 .name(format!("decode {name} #{i}"))
                 .stack_size(tillflow_runtime::WORKER_STACK)
-                .spawn(move || decode_chunks(d, work, worker_rx, worker_tx))?;
+                .spawn(move || decode_chunks(d, work, files, worker_rx, worker_tx))?;
             workers.push(Worker { tx, rx });
         }
         let mut r = ChunkedReader {
@@ -199,9 +320,58 @@ impl ChunkedReader {
             lines,
             spare: Vec::new(),
             done_reading: false,
+            spans: framing == Framing::Lines,
+            size: None,
+            began: offset,
+            back: (file_index, line),
         };
-        r.open(offset)?;
+        if r.spans {
+            // a missing first file fails here, as opening it would
+            if let Some(p) = r.files.get(file_index) {
+                r.size = Some(std::fs::metadata(p)?.len());
+            }
+        } else {
+            r.open(offset)?;
+        }
         Ok(r)
+    }
+
+    /// Deals the next range of lines (line framing: the decoder thread reads it).
+    fn deal_span(&mut self) -> std::io::Result<Option<Chunk>> {
+        loop {
+            let Some(path) = self.files.get(self.file_index) else {
+                self.done_reading = true;
+                return Ok(None);
+            };
+            let size = match self.size {
+                Some(s) => s,
+                None => *self.size.insert(std::fs::metadata(path)?.len()),
+            };
+            if self.offset >= size {
+                // a file that has grown since is read on
+                let now = std::fs::metadata(path)?.len();
+                if now > size {
+                    self.size = Some(now);
+                    continue;
+                }
+                self.file_index += 1;
+                self.offset = 0;
+                self.began = 0;
+                self.size = None;
+                continue;
+            }
+            let to = (self.offset + CHUNK_BYTES as u64).min(size);
+            let mut c = self.spare.pop().unwrap_or_default();
+            c.span = Some(Span {
+                from: self.offset,
+                to,
+                known: self.offset == self.began,
+            });
+            c.file = self.file_index;
+            c.line_span = LineSpan::default();
+            self.offset = to;
+            return Ok(Some(c));
+        }
     }
 
     fn open(&mut self, offset: u64) -> std::io::Result<()> {
@@ -227,6 +397,9 @@ impl ChunkedReader {
 
     /// Cuts the next chunk (None at the end of the last file).
     fn cut(&mut self) -> std::io::Result<Option<Chunk>> {
+        if self.spans {
+            return self.deal_span();
+        }
         loop {
             if self.done_reading {
                 return Ok(None);
@@ -237,26 +410,17 @@ impl ChunkedReader {
             };
             let mut c = self.spare.pop().unwrap_or_default();
             c.bytes.clear();
+            c.skip = 0;
             c.bytes.append(&mut self.carry);
             let mut eof;
-            // CSV: the records found so far end at `records`; the scan has reached `scanned`
+            // the records found so far end at `records`; the scan has reached `scanned`
             let mut framed = Framed::default();
             // read until the chunk holds a record end past CHUNK_BYTES, or the file ends (into
             // the buffer's spare capacity: nothing is zeroed first)
             loop {
-                let have = c.bytes.len();
-                let want = CHUNK_BYTES.saturating_sub(have).max(1 << 16) as u64;
+                let want = CHUNK_BYTES.saturating_sub(c.bytes.len()).max(1 << 16) as u64;
                 let n = (&mut *f).take(want).read_to_end(&mut c.bytes)?;
                 eof = n == 0;
-                if self.framing == Framing::Lines {
-                    if eof
-                        || c.bytes.len() >= CHUNK_BYTES
-                            && memchr::memchr(b'\n', &c.bytes[have..]).is_some()
-                    {
-                        break;
-                    }
-                    continue;
-                }
                 let at = (self.offset, &mut self.lines);
                 find_records(&self.framing, at, &c.bytes, eof, &mut framed);
                 if framed.cut_here {
@@ -269,14 +433,9 @@ impl ChunkedReader {
                 }
             }
             if !eof {
-                let cut = match self.framing {
-                    Framing::Lines => memchr::memrchr(b'\n', &c.bytes).map(|last| last + 1),
-                    _ => Some(framed.records),
-                };
-                if let Some(cut) = cut {
-                    self.carry.extend_from_slice(&c.bytes[cut..]);
-                    c.bytes.truncate(cut);
-                }
+                let cut = framed.records;
+                self.carry.extend_from_slice(&c.bytes[cut..]);
+                c.bytes.truncate(cut);
             }
             c.line_span = self.lines;
             c.file = self.file_index;
@@ -321,8 +480,19 @@ impl ChunkedReader {
             return Ok(None);
         }
         let w = &self.workers[(self.taken % n) as usize];
-        let c = w.rx.recv().map_err(|_| decoder_gone())?;
+        let mut c = w.rx.recv().map_err(|_| decoder_gone())?;
         self.taken += 1;
+        if let Some(e) = c.io_error.take() {
+            return Err(e);
+        }
+        if self.spans {
+            // lines are counted in order, as chunks come back
+            if c.file != self.back.0 {
+                self.back = (c.file, 0);
+            }
+            c.first_line = self.back.1;
+            self.back.1 += c.line_count;
+        }
         Ok(Some(c))
     }
 }

@@ -116,7 +116,21 @@ impl Batch {
 }
 
 /// Batches returned by their receivers for reuse by the sender.
-type Pool = Arc<Mutex<Vec<Batch>>>;
+pub type Pool = Arc<Mutex<Vec<Batch>>>;
+
+/// How an exchange routes rows — on which key columns, among how many instances, by how many
+/// key groups — and the pool its emptied batches return to.
+#[derive(Clone, Default)]
+pub struct Routing {
+    /// The key columns (none: every row to instance 0).
+    pub keys: Vec<usize>,
+    /// The instances rows are routed among.
+    pub width: usize,
+    /// The key groups (`pipeline.max-parallelism`).
+    pub max_parallelism: u64,
+    /// Where emptied batches go back to.
+    pub pool: Pool,
+}
 
 /// What travels into an instance.
 pub enum Msg {
@@ -309,19 +323,29 @@ impl Exchange {
         Ok(())
     }
 
-    /// An exchange that routes as an exchange over `width` instances on `keys` does, into
-    /// batches it keeps (for a decoding thread: [`PrefixWork`]).
-    pub fn capture(keys: Vec<usize>, width: usize, max_parallelism: u64) -> Exchange {
+    /// An exchange that routes as `routing` does, into batches it keeps (for a decoding
+    /// thread: [`PrefixWork`]), taken from the routing's pool of emptied batches so a chunk's
+    /// rows land in memory already grown to a chunk's size.
+    pub fn capture(routing: &Routing) -> Exchange {
+        let (width, pool) = (routing.width.max(1), routing.pool.clone());
+        let mut batches = match pool.lock() {
+            Ok(mut p) => {
+                let keep = p.len().saturating_sub(width);
+                p.split_off(keep)
+            }
+            Err(_) => Vec::new(),
+        };
+        batches.resize_with(width, Batch::default);
         Exchange {
-            keys,
+            keys: routing.keys.clone(),
             width,
             port: 0,
             from: 0,
             targets: Vec::new(),
-            batches: (0..width).map(|_| Batch::default()).collect(),
-            pool: Pool::default(),
+            batches,
+            pool,
             key: Vec::new(),
-            max_parallelism: max_parallelism.max(1),
+            max_parallelism: routing.max_parallelism.max(1),
             label: "capture".into(),
             stage: 0,
             failure: None,
@@ -329,9 +353,14 @@ impl Exchange {
         }
     }
 
-    /// The instances rows are routed among, and the key groups they are routed by.
-    pub fn routing(&self) -> (Vec<usize>, usize, u64) {
-        (self.keys.clone(), self.width, self.max_parallelism)
+    /// How this exchange routes rows, and where its emptied batches go back to.
+    pub fn routing(&self) -> Routing {
+        Routing {
+            keys: self.keys.clone(),
+            width: self.width,
+            max_parallelism: self.max_parallelism,
+            pool: self.pool.clone(),
+        }
     }
 
     /// Sends batches a capturing exchange of the same routing filled (one per instance), after
@@ -342,10 +371,23 @@ impl Exchange {
         for (i, mut b) in batches.into_iter().enumerate().take(self.width) {
             b.marks.retain(|(_, w)| *w > floor);
             self.send(i)?;
-            self.batches[i] = b;
+            if b.is_empty() {
+                self.recycle(b);
+                continue;
+            }
+            let mine = std::mem::replace(&mut self.batches[i], b);
+            self.recycle(mine);
             self.send(i)?;
         }
         Ok(())
+    }
+
+    /// Puts an emptied batch back into the pool.
+    fn recycle(&self, mut b: Batch) {
+        b.reset();
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(b);
+        }
     }
 
     /// Passes a watermark to every instance, at its place among the rows.
@@ -379,9 +421,21 @@ pub struct FusedChunk {
     pub batches: Vec<Batch>,
     /// Per operator of the prefix, over the chunk.
     pub metrics: Vec<crate::operator::OperatorMetrics>,
+    /// Where the batches go back to once their rows are delivered.
+    pub home: Pool,
 }
 
 impl FusedChunk {
+    /// Gives the batches back to their pool (after their rows are delivered).
+    pub fn recycle(self) {
+        if let Ok(mut p) = self.home.lock() {
+            for mut b in self.batches {
+                b.reset();
+                p.push(b);
+            }
+        }
+    }
+
     /// The chunk's last watermark (its running maximum), if it raised one.
     pub fn last_watermark(&self) -> Option<i64> {
         self.batches
@@ -403,17 +457,16 @@ pub type PrefixOps = Arc<dyn Fn() -> Result<Vec<Box<dyn crate::operator::Operato
 pub struct PrefixWork {
     /// The operators.
     pub ops: PrefixOps,
-    /// The exchange's keys, width and key groups.
-    pub routing: (Vec<usize>, usize, u64),
+    /// The exchange's routing.
+    pub routing: Routing,
 }
 
 impl crate::operator::ChunkWork for PrefixWork {
     fn run(&mut self, rows: &[Row]) -> Result<crate::operator::ChunkOutput> {
-        let (keys, width, max) = self.routing.clone();
         let mut p = Pipeline {
             ops: (self.ops)()?,
             ids: Vec::new(),
-            output: crate::operator::Output::Exchange(Exchange::capture(keys, width, max)),
+            output: crate::operator::Output::Exchange(Exchange::capture(&self.routing)),
         };
         for r in rows {
             p.push(r)?;
@@ -425,7 +478,11 @@ impl crate::operator::ChunkWork for PrefixWork {
             crate::operator::Output::Exchange(e) => std::mem::take(&mut e.batches),
             _ => Vec::new(),
         };
-        Ok(Box::new(FusedChunk { batches, metrics }))
+        Ok(Box::new(FusedChunk {
+            batches,
+            metrics,
+            home: self.routing.pool.clone(),
+        }))
     }
 }
 
@@ -1107,9 +1164,8 @@ mod tests {
         let (c, acks) = Coordination::new();
         e.attach(&c);
         stage.start(&c, None, false, false).unwrap();
-        let (keys, width, max) = e.routing();
         // the chunk's own running maximum: 3, 7, 12; the watermark before it: 7
-        let mut cap = Exchange::capture(keys, width, max);
+        let mut cap = Exchange::capture(&e.routing());
         cap.push(&row(1, 1)).unwrap();
         cap.watermark(3).unwrap();
         cap.push(&row(2, 2)).unwrap();

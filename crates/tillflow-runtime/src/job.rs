@@ -75,6 +75,7 @@ impl SourceTask {
                 for b in &chunk.batches {
                     b.write_to(s.as_mut(), f.watermark)?;
                 }
+                chunk.recycle();
             }
             _ => {
                 return Err(RuntimeError::State(

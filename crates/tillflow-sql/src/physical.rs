@@ -18,7 +18,7 @@ use crate::plan::{LateFiles, PlanNode, PlanOp, TwoInputOp};
 use crate::session::{BranchEnd, JobPlan, TaskSource};
 use std::sync::Arc;
 use tillflow_connectors::TableSpec;
-use tillflow_runtime::exchange::{PrefixOps, PrefixWork, StageBuilder};
+use tillflow_runtime::exchange::{PrefixOps, PrefixWork, Routing, StageBuilder};
 use tillflow_runtime::job::{Job, SourceTask};
 use tillflow_runtime::operator::{ChunkWork, ChunkWorkFactory};
 use tillflow_runtime::operator::{Output, Pipeline, Source, TwoInputNode};
@@ -333,7 +333,12 @@ fn prefix_work(chain: &Chain, pipeline: &Pipeline, splits: usize) -> Option<Chun
     }
     let routing = match (&pipeline.output, &chain.tail) {
         (Output::Exchange(e), Tail::Exchange { .. }) => e.routing(),
-        (Output::Sink(_), Tail::Sink { .. }) => (Vec::new(), 1, 1),
+        (Output::Sink(_), Tail::Sink { .. }) => Routing {
+            keys: Vec::new(),
+            width: 1,
+            max_parallelism: 1,
+            pool: Default::default(),
+        },
         _ => return None,
     };
     let nodes = chain.ops.clone();

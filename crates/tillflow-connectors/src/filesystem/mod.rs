@@ -426,7 +426,7 @@ impl FileSource {
         self.offset = c.start + c.bytes.len() as u64;
         self.line_no = c.first_line + c.line_count;
         self.lines = c.line_span;
-        self.metrics.bytes += c.bytes.len() as u64;
+        self.metrics.bytes += (c.bytes.len() - c.skip.min(c.bytes.len())) as u64;
         self.chunk_nulled += c.nulled;
     }
 }
@@ -776,7 +776,8 @@ mod tests {
         }
     }
 
-    /// A file of several chunks, with blank and malformed lines, decoded on three threads: the
+    /// A file of several chunks, with blank and malformed lines, a line longer than two chunks
+    /// and no line end after the last, decoded on three threads: the
     /// same rows in the same order, the same malformed lines at the same line numbers (in the
     /// dead-letter file), and a position taken anywhere resumes (on one thread or three) where
     /// the rows left off.
@@ -790,6 +791,12 @@ mod tests {
             match i % 9_973 {
                 17 => text.push_str("{\"n\": \"not a number\"}\n"),
                 18 => text.push('\n'),
+                // a line longer than two chunks: ranges where no line begins
+                _ if i == 60_000 => {
+                    let pad = "y".repeat(2 * crate::chunked::CHUNK_BYTES + 12_345);
+                    text.push_str(&format!("{{\"n\": {i}, \"pad\": \"{pad}\"}}\n"));
+                    want.push(Value::Int(i));
+                }
                 _ => {
                     text.push_str(&format!(
                         "{{\"n\": {i}, \"pad\": \"xxxxxxxxxxxxxxxxxxxx\"}}\n"
@@ -798,6 +805,8 @@ mod tests {
                 }
             }
         }
+        // the last line has no line end
+        text.pop();
         std::fs::write(&input, &text).unwrap();
         assert!(text.len() > 3 * crate::chunked::CHUNK_BYTES);
         let spec = |dlq: &str| spec_with_dlq(&numbers(&input), dlq);
@@ -909,6 +918,8 @@ mod tests {
             line += 1 + note.matches('\n').count() as u64;
             want.push((n, note));
         }
+        // the last line has no line end
+        text.pop();
         std::fs::write(&input, &text).unwrap();
         assert!(text.len() > 3 * crate::chunked::CHUNK_BYTES);
         let spec = notes(&input);

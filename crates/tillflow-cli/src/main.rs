@@ -267,7 +267,7 @@ struct RunArgs {
     #[command(flatten)]
     script: ScriptArgs,
     /// The job's name: its checkpoints live under state.checkpoints.dir/NAME (default: the
-    /// script's file name without extension).
+    /// script's 'pipeline.name', else its file name without extension).
     #[arg(long)]
     job_name: Option<String>,
     /// Start afresh instead of resuming from the job's latest checkpoint.
@@ -289,6 +289,9 @@ pub struct CheckpointArgs {
     pub label: String,
     /// The job's name: its checkpoints live under `state.checkpoints.dir/NAME`.
     pub name: String,
+    /// Whether `name` was given (`--job-name`, or the SQL client's job id) rather than taken
+    /// from the script's file: a script's `pipeline.name` is the name unless one was given.
+    pub named: bool,
     /// Start afresh, removing the job's earlier checkpoints.
     pub fresh: bool,
     /// Resume from this checkpoint directory instead of the latest.
@@ -306,6 +309,7 @@ impl CheckpointArgs {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "job".into())
             }),
+            named: a.job_name.is_some(),
             fresh: a.fresh,
             from: a.from_checkpoint.clone(),
         }
@@ -353,8 +357,14 @@ pub fn setup_checkpoints(
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
         }
     };
-    let name = a.name.clone();
+    // Flink's 'pipeline.name' names the job, unless the command line did
+    let name = match config.get("pipeline.name").map(|n| n.trim()) {
+        Some(n) if !n.is_empty() && !a.named => n.to_owned(),
+        _ => a.name.clone(),
+    };
     let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
+    // one process runs a job: a second would resume from and overwrite the first's checkpoints
+    job.keep_lease(store.hold().map_err(|e| format!("{file}: {e}"))?);
     job.enable_checkpoints(store.clone(), interval)
         .map_err(|e| format!("{file}: {e}"))?;
     notes.push(format!(

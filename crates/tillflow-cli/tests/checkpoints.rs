@@ -271,7 +271,11 @@ fn killed_anywhere_it_loses_and_duplicates_nothing() {
     compare(&contents(&dir.path().join("out.db")), &want);
     // a finished job's checkpoints are gone, so the next run starts afresh
     let left = std::fs::read_dir(dir.path().join("checkpoints/job"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains("chk-"))
+                .count()
+        })
         .unwrap_or(0);
     assert_eq!(left, 0, "checkpoints left after the job finished");
 }
@@ -1206,4 +1210,103 @@ fn an_unwritable_checkpoint_directory_fails_clearly_and_keeps_the_last_good_chec
         "{err}"
     );
     compare(&contents(&dir.path().join("out.db")), &want);
+}
+
+/// A second process of a job that is running is refused, naming the job, the process that runs
+/// it and what to do, and leaves the running one's checkpoints alone; once the first has been
+/// killed, the job starts again at once (the lease ends with its process) and resumes.
+#[test]
+fn a_second_run_of_a_running_job_is_refused_until_the_first_has_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("job.sql");
+    std::fs::write(&path, script(dir.path(), "out.db", "720x", true, "10")).expect("write");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let chk = dir.path().join("checkpoints/job");
+    let has_checkpoint = |chk: &Path| {
+        std::fs::read_dir(chk).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("chk-"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !has_checkpoint(&chk) {
+        assert!(
+            Instant::now() < deadline,
+            "the first run wrote no checkpoint"
+        );
+        assert!(
+            first.try_wait().expect("wait").is_none(),
+            "the first run ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = run(&path, &[]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "the second run should be refused");
+    assert!(
+        err.contains("job `job` is already running")
+            && err.contains(&format!("process {}", first.id()))
+            && err.contains("--job-name"),
+        "{err}"
+    );
+    // refused before touching anything: the first run goes on checkpointing
+    assert!(
+        first.try_wait().expect("wait").is_none(),
+        "the first run was disturbed"
+    );
+    // --fresh is refused too, and removes nothing
+    let fresh = run(&path, &["--fresh"]);
+    assert!(!fresh.status.success());
+    assert!(
+        has_checkpoint(&chk),
+        "a refused --fresh removed the running job's checkpoints"
+    );
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let mut again = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        again.try_wait().expect("wait").is_none(),
+        "the job did not start again after its first run was killed"
+    );
+    again.kill().expect("SIGKILL");
+    let o = again.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("resumed from checkpoint"), "{err}");
+}
+
+/// Flink's 'pipeline.name' names the job, and so where its checkpoints go, unless --job-name
+/// names it.
+#[test]
+fn pipeline_name_names_the_job_and_its_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("job.sql");
+    let text = script(dir.path(), "out.db", "7200x", true, "10");
+    std::fs::write(&path, format!("SET 'pipeline.name' = 'sales';\n{text}")).expect("write");
+    let has_checkpoint = |name: &str| {
+        std::fs::read_dir(dir.path().join("checkpoints").join(name)).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("chk-"))
+        })
+    };
+    crash_after_checkpoint(&path, 1, &[]);
+    assert!(
+        has_checkpoint("sales"),
+        "no checkpoint under the pipeline's name"
+    );
+    assert!(!has_checkpoint("job"), "a checkpoint under the file's name");
+    crash_after_checkpoint(&path, 1, &["--fresh", "--job-name", "other"]);
+    assert!(has_checkpoint("other"), "--job-name does not name the job");
 }

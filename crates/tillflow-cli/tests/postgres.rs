@@ -765,3 +765,44 @@ INSERT INTO existing SELECT order_id, items FROM orders;",
         .get(0);
     assert_eq!(first.as_deref(), Some("A-1"));
 }
+
+/// Processes started at once against one server each create the sink table and tillflow's own
+/// tables if missing: none fails on PostgreSQL's catalog (two concurrent `CREATE TABLE IF NOT
+/// EXISTS` of one name can), and every process's rows arrive.
+#[test]
+fn processes_starting_at_once_create_their_tables_without_failing() {
+    let pg = Server::start("");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = events(dir.path(), 200, false);
+    let processes = 6;
+    let runs: Vec<_> = (0..processes)
+        .map(|i| {
+            let d = dir.path().join(format!("p{i}"));
+            std::fs::create_dir_all(&d).expect("dir");
+            let script = format!(
+                "CREATE TABLE events ({COLUMNS}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+CREATE TABLE lines (process INT, store_id INT, qty INT) WITH ({});
+INSERT INTO lines SELECT {i}, store_id, qty FROM events;",
+                input.display(),
+                pg.jdbc("lines", ", 'sink.create-table' = 'true'")
+            );
+            std::thread::spawn(move || tillflow(&script, &d))
+        })
+        .collect();
+    for (i, r) in runs.into_iter().enumerate() {
+        let (ok, err) = r.join().expect("thread");
+        assert!(ok, "process {i}: {err}");
+    }
+    let mut c = pg.client();
+    let counts: Vec<(i32, i64)> = c
+        .query(
+            "SELECT process, COUNT(*) FROM lines GROUP BY process ORDER BY process",
+            &[],
+        )
+        .expect("query")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let want: Vec<(i32, i64)> = (0..processes).map(|i| (i, 200)).collect();
+    assert_eq!(counts, want);
+}

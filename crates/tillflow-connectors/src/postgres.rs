@@ -378,6 +378,19 @@ pub struct PgSink {
 /// Per writer (a job's sink), the last checkpoint whose rows were committed.
 const CHECKPOINT_MARKERS: &str = "CREATE TABLE IF NOT EXISTS tillflow_checkpoints (writer text PRIMARY KEY, run bigint NOT NULL, checkpoint bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())";
 
+/// The advisory lock under which tillflow creates its tables (any process, any job).
+const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(7118062026)";
+
+/// Runs `ddl` (`CREATE … IF NOT EXISTS` statements) in a transaction under [`DDL_LOCK`]:
+/// PostgreSQL's `IF NOT EXISTS` is not safe against a concurrent create of the same name (one
+/// of two fails on `pg_type`'s unique index), and the processes of a job start at once.
+fn create_serialized(client: &mut postgres::Client, ddl: &str) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(DDL_LOCK)?;
+    tx.batch_execute(ddl)?;
+    tx.commit()
+}
+
 /// A duration option (Flink's forms: `'500 ms'`, `'1 s'`, `'2 min'`, bare milliseconds).
 fn duration_option(
     table: &TableSpec,
@@ -444,12 +457,14 @@ impl PgSink {
                         .join(", ")
                 ));
             }
-            client
-                .batch_execute(&format!(
+            create_serialized(
+                &mut client,
+                &format!(
                     "CREATE TABLE IF NOT EXISTS {qualified} ({})",
                     cols.join(", ")
-                ))
-                .map_err(|e| table.error(format!("creating {name}: {}", pg_err(&e))))?;
+                ),
+            )
+            .map_err(|e| table.error(format!("creating {name}: {}", pg_err(&e))))?;
             for f in fields {
                 via_text.push(text_cast(pg_types(f.data_type)[0]));
             }
@@ -477,14 +492,18 @@ impl PgSink {
                 via_text.push(text_cast(pg));
             }
         }
-        client
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS tillflow_sink_batches (sink_id text PRIMARY KEY, batch bigint NOT NULL)",
-            )
-            .map_err(|e| table.error(format!("creating tillflow_sink_batches: {}", pg_err(&e))))?;
-        client
-            .batch_execute(CHECKPOINT_MARKERS)
-            .map_err(|e| table.error(format!("creating tillflow_checkpoints: {}", pg_err(&e))))?;
+        create_serialized(
+            &mut client,
+            &format!(
+                "CREATE TABLE IF NOT EXISTS tillflow_sink_batches (sink_id text PRIMARY KEY, batch bigint NOT NULL); {CHECKPOINT_MARKERS}"
+            ),
+        )
+        .map_err(|e| {
+            table.error(format!(
+                "creating tillflow_sink_batches and tillflow_checkpoints: {}",
+                pg_err(&e)
+            ))
+        })?;
         let key_cols = table
             .primary_key
             .iter()

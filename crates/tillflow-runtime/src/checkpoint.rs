@@ -53,6 +53,16 @@ pub enum CheckpointError {
         /// What is wrong with it.
         what: String,
     },
+    /// Another process runs the job: it holds the job's checkpoint location.
+    #[error("job `{job}` is already running ({holder}): its checkpoints at {location} belong to that run. Stop it first, or give this run another --job-name (Flink's 'pipeline.name')")]
+    Held {
+        /// The job.
+        job: String,
+        /// The job's checkpoint location.
+        location: String,
+        /// Who holds it, as the holder wrote it (process, host, since when).
+        holder: String,
+    },
     /// The checkpoint was taken by a different plan (the SQL changed).
     #[error("checkpoint {path} was taken by a different plan, so it was not loaded: {what}. Restore the SQL it was taken with, or start over with --fresh")]
     Incompatible {
@@ -688,6 +698,13 @@ pub trait CheckpointBackend: Send + Sync {
     fn ids(&self) -> Result<Vec<u64>, CheckpointError>;
     /// Stores checkpoint `id`.
     fn write(&self, id: u64, state: &[u8], manifest: &[u8]) -> Result<(), CheckpointError>;
+    /// Takes the job's location for this process for as long as the lease lives, refusing
+    /// ([`CheckpointError::Held`]) while another process holds it: two runs of one job would
+    /// resume from and overwrite each other's checkpoints. By default (a store that cannot
+    /// lock) the lease holds nothing.
+    fn hold(&self, _job: &str) -> Result<JobLease, CheckpointError> {
+        Ok(JobLease { _file: None })
+    }
     /// Where a snapshot of checkpoint `id` may spool its sections' parts, to be stored with it
     /// as `sections.bin` (None: the backend takes no such file, and parts are held in
     /// `state.bin`).
@@ -755,6 +772,35 @@ pub struct LocalBackend {
     dir: PathBuf,
 }
 
+/// A job's hold on its checkpoint location ([`CheckpointBackend::hold`]): the location is free
+/// again when the lease is dropped or the process ends, however it ends.
+#[derive(Debug)]
+pub struct JobLease {
+    _file: Option<fs::File>,
+}
+
+/// The file in a job's local checkpoint directory whose lock is the job's lease.
+const LEASE_FILE: &str = "LOCK";
+
+/// Who this process is, for the lease file: `process P on HOST since TIME`.
+fn holder_text() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "this machine".to_owned()
+    } else {
+        host
+    };
+    format!(
+        "process {} on {host} since {}",
+        std::process::id(),
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now())
+    )
+}
+
 impl LocalBackend {
     /// The checkpoints in `dir` (the job's own directory).
     pub fn new(dir: PathBuf) -> Self {
@@ -765,6 +811,43 @@ impl LocalBackend {
 impl CheckpointBackend for LocalBackend {
     fn location(&self) -> String {
         self.dir.display().to_string()
+    }
+
+    /// An exclusive lock (`flock`) on `LOCK` in the job's directory, which names its holder.
+    fn hold(&self, job: &str) -> Result<JobLease, CheckpointError> {
+        fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let path = self.dir.join(LEASE_FILE);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                use std::io::Read;
+                let mut holder = String::new();
+                let _ = (&file).take(300).read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(CheckpointError::Held {
+                    job: job.to_owned(),
+                    location: self.location(),
+                    holder: if holder.is_empty() {
+                        "another process".to_owned()
+                    } else {
+                        holder.to_owned()
+                    },
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+        }
+        file.set_len(0).map_err(|e| io(&path, e))?;
+        file.write_all(holder_text().as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| io(&path, e))?;
+        Ok(JobLease { _file: Some(file) })
     }
 
     fn ids(&self) -> Result<Vec<u64>, CheckpointError> {
@@ -864,12 +947,30 @@ impl CheckpointBackend for LocalBackend {
         fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))
     }
 
+    /// Everything in the job's directory but the lease file (whose lock a running job holds).
     fn remove_all(&self) -> Result<(), CheckpointError> {
-        match fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&self.dir, e)),
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&self.dir, e)),
+        };
+        for e in entries {
+            let e = e.map_err(|e| io(&self.dir, e))?;
+            if e.file_name() == LEASE_FILE {
+                continue;
+            }
+            let path = e.path();
+            let gone = match e.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            };
+            match gone {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path, e)),
+            }
         }
+        Ok(())
     }
 }
 
@@ -939,6 +1040,12 @@ impl CheckpointStore {
     /// Where the job's checkpoints are.
     pub fn location(&self) -> String {
         self.backend.location()
+    }
+
+    /// Takes the job's checkpoint location for this process while the lease lives; refused
+    /// while another process runs the job ([`CheckpointBackend::hold`]).
+    pub fn hold(&self) -> Result<JobLease, CheckpointError> {
+        self.backend.hold(&self.job)
     }
 
     /// Where checkpoint `id` is.

@@ -182,6 +182,8 @@ pub struct Job {
     /// Keyed states track their changes, and checkpoints write only those (see
     /// [`crate::state::incremental`]).
     incremental: bool,
+    /// The job's hold on its checkpoint location, while it runs.
+    lease: Option<crate::checkpoint::JobLease>,
 }
 
 impl Drop for Job {
@@ -308,7 +310,14 @@ impl Job {
             checkpoints: None,
             state_store: None,
             incremental: false,
+            lease: None,
         }
+    }
+
+    /// Keeps the job's hold on its checkpoint location ([`CheckpointStore::hold`]) for as
+    /// long as the job lives.
+    pub fn keep_lease(&mut self, lease: crate::checkpoint::JobLease) {
+        self.lease = Some(lease);
     }
 
     /// Makes the job's checkpoints incremental (`execution.checkpointing.incremental`): its

@@ -214,11 +214,8 @@ pub const KEYS: &[KeyDef] = &[
         Enum(&["NONE", "AUTO", "FORCE"]),
         Applied,
     ),
-    key(
-        "pipeline.name",
-        Text,
-        Noted("tillflow names a job after its script file (or --job-name), which also names its checkpoints"),
-    ),
+    // names the job of `tillflow run` (and so its checkpoints) unless --job-name does
+    key("pipeline.name", Text, Applied),
     key("pipeline.object-reuse", Bool, Noted("tillflow always reuses rows; this cannot change results")),
     key("pipeline.operator-chaining.enabled", Bool, Noted("tillflow always calls a job's operators directly, one after another")),
     key(
@@ -657,7 +654,7 @@ mod tests {
     #[test]
     fn flink_keys_without_effect_are_noted() {
         for (k, v) in [
-            ("pipeline.name", "orders"),
+            ("pipeline.object-reuse", "true"),
             ("table.exec.mini-batch.enabled", "true"),
             ("table.exec.mini-batch.allow-latency", "5 s"),
             ("execution.checkpointing.mode", "EXACTLY_ONCE"),

@@ -95,6 +95,7 @@ pub fn start(
                 let args = crate::CheckpointArgs {
                     label: thread_name.clone(),
                     name: thread_id.clone(),
+                    named: true,
                     fresh: false,
                     from: None,
                 };

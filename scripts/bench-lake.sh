@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The data lake's figures (release build): N generated POS lines (default 5 M) from NDJSON into
 # Parquet (zstd) against the same into the JSON sink, then into an Iceberg table (hadoop catalog,
-# zstd Parquet data files, one snapshot) against Parquet, timed as whole processes by farm-bench
-# (median of 3 runs, each pair run for run), and the bytes each leaves on disk.
+# zstd Parquet data files, one snapshot) against Parquet, timed as whole processes with
+# /usr/bin/time (median of 3 runs, the two commands run in turn), and the bytes each leaves on disk.
 #   scripts/bench-lake.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +29,25 @@ CREATE TABLE out ($COLS) WITH ('connector' = 'iceberg', 'catalog-name' = 'bench'
   'warehouse' = '$D/wh', 'write.parquet.compression-codec' = 'zstd');
 INSERT INTO out SELECT * FROM pos;
 SQL
+# paired A B NAME_A NAME_B: runs job A and job B in turn three times (each output removed first)
+# and prints, for each, the wall time, CPU time (user + system) and peak RSS of its median run
+paired() {
+  local a=$1 b=$2 i
+  : > "$D/times-$a" && : > "$D/times-$b"
+  for i in 1 2 3; do
+    for j in "$a" "$b"; do
+      rm -rf "$D/out-$j"
+      if [ "$j" = iceberg ]; then rm -rf "$D/wh"; fi
+      /usr/bin/time -f "%e %U %S %M" -a -o "$D/times-$j" "$TF" run --quiet --no-http "$D/$j.sql"
+    done
+  done
+  for j in "$a" "$b"; do
+    sort -n "$D/times-$j" | awk -v n="$j" 'NR == 2 {
+      printf "%-8s median wall %.2f s, cpu %.2f s, peak %.0f MiB\n", n, $1, $2 + $3, $4 / 1024 }'
+  done
+}
 echo "input: $ROWS POS lines, $(du -sb "$D/pos.ndjson" | cut -f1) bytes of NDJSON"
-farm-bench -n 3 --timeout 900 \
-  --vs "sh -c 'rm -rf $D/out-json; exec $TF run --quiet --no-http $D/json.sql'" \
-  -- sh -c "rm -rf $D/out-parquet; exec $TF run --quiet --no-http $D/parquet.sql"
+paired parquet json
 echo "bytes on disk: parquet (zstd) $(du -sb "$D/out-parquet" | cut -f1), json $(du -sb "$D/out-json" | cut -f1)"
-farm-bench -n 3 --timeout 900 \
-  --vs "sh -c 'rm -rf $D/out-parquet; exec $TF run --quiet --no-http $D/parquet.sql'" \
-  -- sh -c "rm -rf $D/wh; exec $TF run --quiet --no-http $D/iceberg.sql"
+paired iceberg parquet
 echo "bytes on disk: iceberg (zstd data files and metadata) $(du -sb "$D/wh" | cut -f1)"

@@ -316,12 +316,38 @@ impl CheckpointArgs {
     }
 }
 
+/// The job's name: Flink's 'pipeline.name', unless the command line named the job.
+fn job_name(config: &BTreeMap<String, String>, a: &CheckpointArgs) -> String {
+    match config.get("pipeline.name").map(|n| n.trim()) {
+        Some(n) if !n.is_empty() && !a.named => n.to_owned(),
+        _ => a.name.clone(),
+    }
+}
+
+/// Takes the job's checkpoint location for this process ([`CheckpointStore::hold`]) — before
+/// the job is built, since building opens its sinks, and an exactly-once Kafka sink's producer
+/// would fence the running job's — refusing while another process runs the job.
+pub fn hold_job(
+    config: &BTreeMap<String, String>,
+    a: &CheckpointArgs,
+) -> Result<tillflow_runtime::checkpoint::JobLease, String> {
+    let file = &a.label;
+    let cfg = tillflow_runtime::checkpoint::CheckpointConfig::from_options(config)
+        .map_err(|e| format!("{file}: {e}"))?;
+    let store =
+        checkpoint_store(&cfg, &job_name(config, a), config).map_err(|e| format!("{file}: {e}"))?;
+    store.hold().map_err(|e| format!("{file}: {e}"))
+}
+
 /// Turns checkpointing on as the script's options say (on by default for unbounded jobs) and
 /// resumes from the job's latest checkpoint unless told otherwise; returns what to tell the user.
+/// `lease` is the job's hold on its checkpoint location when taken already ([`hold_job`]); a
+/// job that checkpoints keeps it (or takes it), one that does not lets it go.
 pub fn setup_checkpoints(
     job: &mut tillflow_runtime::job::Job,
     config: &BTreeMap<String, String>,
     a: &CheckpointArgs,
+    lease: Option<tillflow_runtime::checkpoint::JobLease>,
 ) -> Result<Vec<String>, String> {
     use tillflow_runtime::checkpoint::{CheckpointConfig, CheckpointStore};
     let file = &a.label;
@@ -333,7 +359,10 @@ pub fn setup_checkpoints(
             && a.from.is_none()
             && !config.contains_key("execution.state-recovery.path") =>
         {
-            return Ok(notes)
+            if let Some(l) = lease {
+                l.release_unused();
+            }
+            return Ok(notes);
         }
         None => {
             let obstacles = job
@@ -352,19 +381,35 @@ pub fn setup_checkpoints(
                     ));
                 }
                 notes.push(format!("not checkpointing: {}", obstacles.join("; ")));
+                if let Some(l) = lease {
+                    l.release_unused();
+                }
                 return Ok(notes);
             }
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
         }
     };
-    // Flink's 'pipeline.name' names the job, unless the command line did
-    let name = match config.get("pipeline.name").map(|n| n.trim()) {
-        Some(n) if !n.is_empty() && !a.named => n.to_owned(),
-        _ => a.name.clone(),
-    };
+    let name = job_name(config, a);
     let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
     // one process runs a job: a second would resume from and overwrite the first's checkpoints
-    job.keep_lease(store.hold().map_err(|e| format!("{file}: {e}"))?);
+    let lease = match lease {
+        Some(l) => l,
+        None => store.hold().map_err(|e| format!("{file}: {e}"))?,
+    };
+    job.keep_lease(lease);
+    // a job that checkpointed under its file's name before 'pipeline.name' named it is not
+    // silently started afresh under the new name
+    if name != a.name && a.from.is_none() && !a.fresh {
+        let old = checkpoint_store(&cfg, &a.name, config).map_err(|e| format!("{file}: {e}"))?;
+        if store.latest().ok().flatten().is_none() && old.latest().ok().flatten().is_some() {
+            return Err(format!(
+                "{file}: 'pipeline.name' = '{name}' names this job, which has no checkpoint at {}, but the script's earlier runs checkpointed at {} (under its file's name): move those checkpoints there, run with --job-name {} to resume them, or --fresh to start afresh",
+                store.location(),
+                old.location(),
+                a.name
+            ));
+        }
+    }
     job.enable_checkpoints(store.clone(), interval)
         .map_err(|e| format!("{file}: {e}"))?;
     notes.push(format!(
@@ -653,10 +698,12 @@ fn run_cli(cli: Cli) -> ExitCode {
                 plan.parallelism = r.parallelism.map(usize::from);
                 let config = plan.config.clone();
                 let keys = http::table_keys(&plan);
+                let args = CheckpointArgs::of_run(r);
+                let lease = hold_job(&config, &args)?;
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;
-                for n in setup_checkpoints(&mut job, &config, &CheckpointArgs::of_run(r))? {
+                for n in setup_checkpoints(&mut job, &config, &args, Some(lease))? {
                     if !a.quiet {
                         eprintln!("note: {n}");
                     }

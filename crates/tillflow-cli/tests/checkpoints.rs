@@ -1288,25 +1288,38 @@ fn a_second_run_of_a_running_job_is_refused_until_the_first_has_ended() {
 }
 
 /// Flink's 'pipeline.name' names the job, and so where its checkpoints go, unless --job-name
-/// names it.
+/// names it; a script whose earlier runs checkpointed under its file's name is not started
+/// afresh silently once 'pipeline.name' names it.
 #[test]
 fn pipeline_name_names_the_job_and_its_checkpoints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("job.sql");
     let text = script(dir.path(), "out.db", "7200x", true, "10");
-    std::fs::write(&path, format!("SET 'pipeline.name' = 'sales';\n{text}")).expect("write");
     let has_checkpoint = |name: &str| {
         std::fs::read_dir(dir.path().join("checkpoints").join(name)).is_ok_and(|d| {
             d.flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with("chk-"))
         })
     };
+    std::fs::write(&path, &text).expect("write");
     crash_after_checkpoint(&path, 1, &[]);
+    assert!(has_checkpoint("job"), "no checkpoint under the file's name");
+    std::fs::write(&path, format!("SET 'pipeline.name' = 'sales';\n{text}")).expect("write");
+    let o = run(&path, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "the run under a new name started afresh"
+    );
+    assert!(
+        err.contains("'pipeline.name' = 'sales' names this job") && err.contains("--job-name job"),
+        "{err}"
+    );
+    crash_after_checkpoint(&path, 1, &["--fresh"]);
     assert!(
         has_checkpoint("sales"),
         "no checkpoint under the pipeline's name"
     );
-    assert!(!has_checkpoint("job"), "a checkpoint under the file's name");
     crash_after_checkpoint(&path, 1, &["--fresh", "--job-name", "other"]);
     assert!(has_checkpoint("other"), "--job-name does not name the job");
 }

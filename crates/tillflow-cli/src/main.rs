@@ -324,30 +324,12 @@ fn job_name(config: &BTreeMap<String, String>, a: &CheckpointArgs) -> String {
     }
 }
 
-/// Takes the job's checkpoint location for this process ([`CheckpointStore::hold`]) — before
-/// the job is built, since building opens its sinks, and an exactly-once Kafka sink's producer
-/// would fence the running job's — refusing while another process runs the job.
-pub fn hold_job(
-    config: &BTreeMap<String, String>,
-    a: &CheckpointArgs,
-) -> Result<tillflow_runtime::checkpoint::JobLease, String> {
-    let file = &a.label;
-    let cfg = tillflow_runtime::checkpoint::CheckpointConfig::from_options(config)
-        .map_err(|e| format!("{file}: {e}"))?;
-    let store =
-        checkpoint_store(&cfg, &job_name(config, a), config).map_err(|e| format!("{file}: {e}"))?;
-    store.hold().map_err(|e| format!("{file}: {e}"))
-}
-
 /// Turns checkpointing on as the script's options say (on by default for unbounded jobs) and
 /// resumes from the job's latest checkpoint unless told otherwise; returns what to tell the user.
-/// `lease` is the job's hold on its checkpoint location when taken already ([`hold_job`]); a
-/// job that checkpoints keeps it (or takes it), one that does not lets it go.
 pub fn setup_checkpoints(
     job: &mut tillflow_runtime::job::Job,
     config: &BTreeMap<String, String>,
     a: &CheckpointArgs,
-    lease: Option<tillflow_runtime::checkpoint::JobLease>,
 ) -> Result<Vec<String>, String> {
     use tillflow_runtime::checkpoint::{CheckpointConfig, CheckpointStore};
     let file = &a.label;
@@ -359,9 +341,6 @@ pub fn setup_checkpoints(
             && a.from.is_none()
             && !config.contains_key("execution.state-recovery.path") =>
         {
-            if let Some(l) = lease {
-                l.release_unused();
-            }
             return Ok(notes);
         }
         None => {
@@ -381,9 +360,6 @@ pub fn setup_checkpoints(
                     ));
                 }
                 notes.push(format!("not checkpointing: {}", obstacles.join("; ")));
-                if let Some(l) = lease {
-                    l.release_unused();
-                }
                 return Ok(notes);
             }
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
@@ -392,11 +368,7 @@ pub fn setup_checkpoints(
     let name = job_name(config, a);
     let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
     // one process runs a job: a second would resume from and overwrite the first's checkpoints
-    let lease = match lease {
-        Some(l) => l,
-        None => store.hold().map_err(|e| format!("{file}: {e}"))?,
-    };
-    job.keep_lease(lease);
+    job.keep_lease(store.hold().map_err(|e| format!("{file}: {e}"))?);
     // a job that checkpointed under its file's name before 'pipeline.name' named it is not
     // silently started afresh under the new name
     if name != a.name && a.from.is_none() && !a.fresh {
@@ -698,12 +670,10 @@ fn run_cli(cli: Cli) -> ExitCode {
                 plan.parallelism = r.parallelism.map(usize::from);
                 let config = plan.config.clone();
                 let keys = http::table_keys(&plan);
-                let args = CheckpointArgs::of_run(r);
-                let lease = hold_job(&config, &args)?;
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;
-                for n in setup_checkpoints(&mut job, &config, &args, Some(lease))? {
+                for n in setup_checkpoints(&mut job, &config, &CheckpointArgs::of_run(r))? {
                     if !a.quiet {
                         eprintln!("note: {n}");
                     }

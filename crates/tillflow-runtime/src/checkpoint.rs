@@ -703,10 +703,7 @@ pub trait CheckpointBackend: Send + Sync {
     /// resume from and overwrite each other's checkpoints. By default (a store that cannot
     /// lock) the lease holds nothing.
     fn hold(&self, _job: &str) -> Result<JobLease, CheckpointError> {
-        Ok(JobLease {
-            _file: None,
-            made: None,
-        })
+        Ok(JobLease { _file: None })
     }
     /// Where a snapshot of checkpoint `id` may spool its sections' parts, to be stored with it
     /// as `sections.bin` (None: the backend takes no such file, and parts are held in
@@ -780,24 +777,6 @@ pub struct LocalBackend {
 #[derive(Debug)]
 pub struct JobLease {
     _file: Option<fs::File>,
-    /// The lease file, and the directories taking the lease created (deepest first).
-    made: Option<(PathBuf, Vec<PathBuf>)>,
-}
-
-impl JobLease {
-    /// Lets the location go for a run that did not checkpoint after all: what taking the lease
-    /// created (the lease file, and directories that did not exist) is removed again, so a
-    /// bounded job leaves no checkpoint directory behind.
-    pub fn release_unused(mut self) {
-        self._file = None;
-        if let Some((lock, dirs)) = self.made.take() {
-            let _ = fs::remove_file(lock);
-            for d in dirs {
-                // only while empty: another run may have begun to use it
-                let _ = fs::remove_dir(d);
-            }
-        }
-    }
 }
 
 /// The file in a job's local checkpoint directory whose lock is the job's lease.
@@ -836,12 +815,6 @@ impl CheckpointBackend for LocalBackend {
 
     /// An exclusive lock (`flock`) on `LOCK` in the job's directory, which names its holder.
     fn hold(&self, job: &str) -> Result<JobLease, CheckpointError> {
-        let missing: Vec<PathBuf> = self
-            .dir
-            .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
         fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let path = self.dir.join(LEASE_FILE);
         let mut file = fs::OpenOptions::new()
@@ -874,10 +847,7 @@ impl CheckpointBackend for LocalBackend {
         file.write_all(holder_text().as_bytes())
             .and_then(|()| file.flush())
             .map_err(|e| io(&path, e))?;
-        Ok(JobLease {
-            _file: Some(file),
-            made: (!missing.is_empty()).then_some((path, missing)),
-        })
+        Ok(JobLease { _file: Some(file) })
     }
 
     fn ids(&self) -> Result<Vec<u64>, CheckpointError> {

@@ -99,7 +99,7 @@ pub fn start(
                     fresh: false,
                     from: None,
                 };
-                match crate::setup_checkpoints(&mut job, config, &args, None) {
+                match crate::setup_checkpoints(&mut job, config, &args) {
                     Ok(n) => notes = n,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

@@ -792,12 +792,11 @@ fn holder_text() -> String {
     } else {
         host
     };
+    let now = jiff::Timestamp::now();
     format!(
         "process {} on {host} since {}",
         std::process::id(),
-        jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or(jiff::Timestamp::now())
+        now.round(jiff::Unit::Second).unwrap_or(now)
     )
 }
 

@@ -118,6 +118,16 @@ impl Batch {
 /// Batches returned by their receivers for reuse by the sender.
 pub type Pool = Arc<Mutex<Vec<Batch>>>;
 
+/// Empties `batches` and puts them back into `pool`.
+fn give_back(pool: &Pool, batches: impl IntoIterator<Item = Batch>) {
+    if let Ok(mut p) = pool.lock() {
+        for mut b in batches {
+            b.reset();
+            p.push(b);
+        }
+    }
+}
+
 /// How an exchange routes rows — on which key columns, among how many instances, by how many
 /// key groups — and the pool its emptied batches return to.
 #[derive(Clone, Default)]
@@ -382,12 +392,9 @@ impl Exchange {
         Ok(())
     }
 
-    /// Puts an emptied batch back into the pool.
-    fn recycle(&self, mut b: Batch) {
-        b.reset();
-        if let Ok(mut p) = self.pool.lock() {
-            p.push(b);
-        }
+    /// Puts a batch back into the pool, emptied.
+    fn recycle(&self, b: Batch) {
+        give_back(&self.pool, [b]);
     }
 
     /// Passes a watermark to every instance, at its place among the rows.
@@ -428,12 +435,7 @@ pub struct FusedChunk {
 impl FusedChunk {
     /// Gives the batches back to their pool (after their rows are delivered).
     pub fn recycle(self) {
-        if let Ok(mut p) = self.home.lock() {
-            for mut b in self.batches {
-                b.reset();
-                p.push(b);
-            }
-        }
+        give_back(&self.home, self.batches);
     }
 
     /// The chunk's last watermark (its running maximum), if it raised one.
@@ -553,7 +555,7 @@ impl StageInstance {
             Msg::Batch {
                 port,
                 from,
-                mut batch,
+                batch,
                 home,
             } => {
                 if port >= self.inputs.len() || from >= self.watermarks[port].len() {
@@ -573,10 +575,7 @@ impl StageInstance {
                 for &(_, wm) in marks {
                     self.watermark(port, from, wm)?;
                 }
-                batch.reset();
-                if let Ok(mut p) = home.lock() {
-                    p.push(batch);
-                }
+                give_back(&home, [batch]);
             }
             Msg::Tick { port, from, now } => {
                 // like a watermark: the least of the senders' (an upstream worker passes a tick

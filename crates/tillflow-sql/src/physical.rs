@@ -334,10 +334,9 @@ fn prefix_work(chain: &Chain, pipeline: &Pipeline, splits: usize) -> Option<Chun
     let routing = match (&pipeline.output, &chain.tail) {
         (Output::Exchange(e), Tail::Exchange { .. }) => e.routing(),
         (Output::Sink(_), Tail::Sink { .. }) => Routing {
-            keys: Vec::new(),
             width: 1,
             max_parallelism: 1,
-            pool: Default::default(),
+            ..Routing::default()
         },
         _ => return None,
     };

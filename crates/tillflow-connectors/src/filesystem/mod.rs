@@ -426,7 +426,7 @@ impl FileSource {
         self.offset = c.start + c.bytes.len() as u64;
         self.line_no = c.first_line + c.line_count;
         self.lines = c.line_span;
-        self.metrics.bytes += (c.bytes.len() - c.skip.min(c.bytes.len())) as u64;
+        self.metrics.bytes += c.bytes.len().saturating_sub(c.skip) as u64;
         self.chunk_nulled += c.nulled;
     }
 }
@@ -777,10 +777,9 @@ mod tests {
     }
 
     /// A file of several chunks, with blank and malformed lines, a line longer than two chunks
-    /// and no line end after the last, decoded on three threads: the
-    /// same rows in the same order, the same malformed lines at the same line numbers (in the
-    /// dead-letter file), and a position taken anywhere resumes (on one thread or three) where
-    /// the rows left off.
+    /// and no line end after the last, decoded on three threads: the same rows in the same
+    /// order, the same malformed lines at the same line numbers (in the dead-letter file), and a
+    /// position taken anywhere resumes (on one thread or three) where the rows left off.
     #[test]
     fn decodes_chunks_on_several_threads_in_file_order() {
         let dir = tempfile::tempdir().unwrap();

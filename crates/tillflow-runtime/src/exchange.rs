@@ -51,7 +51,11 @@ pub struct Batch {
 
 impl Batch {
     fn push(&mut self, row: &Row) {
-        self.values.extend_from_slice(&row.values);
+        // value by value: the row was just written a value at a time, and one wide block
+        // read of it would wait for those stores to reach the cache
+        for v in &row.values {
+            self.values.push(*v);
+        }
         self.heap.extend_from_slice(&row.heap);
         self.rows
             .push((self.values.len(), self.heap.len(), row.kind, row.split));
@@ -80,14 +84,17 @@ impl Batch {
     /// Writes the batch's rows and watermarks into `sink` in order; a watermark is raised to
     /// `floor`, and one that does not rise above it is left out (as [`Exchange::adopt`]).
     pub fn write_to(&self, sink: &mut dyn crate::operator::Sink, floor: i64) -> Result<()> {
-        let mut row = Row::with_capacity(16);
+        let (mut row, mut ahead) = (Row::with_capacity(16), Row::with_capacity(16));
         let mut marks = self.marks.iter().filter(|(_, w)| *w > floor).peekable();
+        self.get(0, &mut row);
         for i in 0..self.len {
             while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
                 sink.watermark(wm)?;
             }
-            self.get(i, &mut row);
+            // one row ahead, as a worker reads a batch (StageInstance::handle)
+            self.get(i + 1, &mut ahead);
             sink.write(&row)?;
+            std::mem::swap(&mut row, &mut ahead);
         }
         for &(_, wm) in marks {
             sink.watermark(wm)?;
@@ -494,6 +501,8 @@ pub struct StageInstance {
     pub inputs: Vec<Pipeline>,
     /// The row being handed on (reused).
     row: Row,
+    /// The batch's next row, copied out while `row` is handed on.
+    ahead: Row,
     /// Per input, per sender: its watermark.
     watermarks: Vec<Vec<i64>>,
     /// Per input: the watermark forwarded.
@@ -565,12 +574,16 @@ impl StageInstance {
                 }
                 self.rows_in += batch.len as u64;
                 let mut marks = batch.marks.iter().peekable();
+                batch.get(0, &mut self.row);
                 for i in 0..batch.len {
                     while let Some(&(_, wm)) = marks.next_if(|(at, _)| *at <= i) {
                         self.watermark(port, from, wm)?;
                     }
-                    batch.get(i, &mut self.row);
+                    // row i was copied out a row ago: its stores have reached the cache, so
+                    // the operators' reads of it do not wait for them
+                    batch.get(i + 1, &mut self.ahead);
                     self.inputs[port].push(&self.row)?;
+                    std::mem::swap(&mut self.row, &mut self.ahead);
                 }
                 for &(_, wm) in marks {
                     self.watermark(port, from, wm)?;
@@ -760,6 +773,7 @@ impl StageBuilder {
                     ticks: self.senders.iter().map(|&n| vec![i64::MIN; n]).collect(),
                     ticked: i64::MIN,
                     row: Row::with_capacity(16),
+                    ahead: Row::with_capacity(16),
                     rows_in: 0,
                     busy: Duration::ZERO,
                     inputs,

@@ -20,6 +20,7 @@ use crate::late::{self, SharedLateSink};
 use crate::operator::{least_of, Emit, Operator, OperatorMetrics};
 use crate::python::agg::PyAggs;
 use crate::state::{read_u64, KeyedState};
+use std::collections::VecDeque;
 use tillflow_types::{Row, Value};
 
 struct OpenWindow {
@@ -48,7 +49,8 @@ pub struct WindowAggregate {
     time_col: usize,
     keys: Vec<usize>,
     calls: Vec<AggCall>,
-    windows: Vec<OpenWindow>,
+    /// Sorted by (end, start); a deque, as windows fire from the front.
+    windows: VecDeque<OpenWindow>,
     /// CUMULATE, sliced: the periods' running aggregates, by start (`windows` holds the slices).
     cumulations: Option<Vec<Cumulation>>,
     /// HOP, sliced (`windows` holds the panes): the end of the next window to fire, if any pane is
@@ -183,7 +185,7 @@ impl WindowAggregate {
             mode,
             time_col,
             keys,
-            windows: Vec::new(),
+            windows: VecDeque::new(),
             cumulations: sliced.then(Vec::new),
             hop_next: hop_sliced.then_some(None),
             watermark: i64::MIN,
@@ -271,18 +273,22 @@ impl WindowAggregate {
     }
 
     fn window_index(&mut self, start: i64, end: i64) -> usize {
-        // New windows nearly always belong at the end: search backwards.
-        let mut i = self.windows.len();
-        while i > 0 {
-            let w = &self.windows[i - 1];
-            if w.end == end && w.start == start {
-                return i - 1;
-            }
-            if (w.end, w.start) < (end, start) {
-                break;
-            }
-            i -= 1;
+        // A record's window is nearly always the newest; out of order (partitions read at
+        // different paces, late records) it is found by halving, not by walking every open
+        // window, of which a stalled watermark can leave thousands.
+        let last = self.windows.len().checked_sub(1);
+        if let Some(i) =
+            last.filter(|&i| self.windows[i].end == end && self.windows[i].start == start)
+        {
+            return i;
         }
+        let i = match self
+            .windows
+            .binary_search_by(|w| (w.end, w.start).cmp(&(end, start)))
+        {
+            Ok(i) => return i,
+            Err(i) => i,
+        };
         self.windows.insert(
             i,
             OpenWindow {
@@ -304,10 +310,12 @@ impl WindowAggregate {
         }
         while self
             .windows
-            .first()
+            .front()
             .is_some_and(|w| window_max_timestamp(w.end) <= time)
         {
-            let mut w = self.windows.remove(0);
+            let Some(mut w) = self.windows.pop_front() else {
+                break;
+            };
             if let Some(py) = self.py.as_mut() {
                 let mut groups: Vec<(Box<[u8]>, Vec<Acc>)> = w.groups.drain().collect();
                 py.set_window(Some((w.start, w.end)));
@@ -397,12 +405,12 @@ impl WindowAggregate {
                 break;
             }
             let (start, end) = (c.start, c.next_end);
-            if let Some(i) = self
+            if let Some(mut slice) = self
                 .windows
                 .iter()
                 .position(|w| w.start == start && w.end == end)
+                .and_then(|i| self.windows.remove(i))
             {
-                let mut slice = self.windows.remove(i);
                 let py = self.py.as_ref();
                 for (key, accs) in slice.groups.drain() {
                     let calls = &self.calls;
@@ -894,6 +902,57 @@ mod tests {
             assert_eq!(late_s, late_w, "{window:?}");
             assert_eq!(sliced, windows, "{window:?}");
         }
+    }
+
+    /// Records in shuffled order over hundreds of open windows (a watermark held back, as by a
+    /// partition read behind the others) land in their own windows: the rows equal those of the
+    /// same records in time order, one per window and key.
+    #[test]
+    fn shuffled_records_over_many_open_windows_land_in_their_own() {
+        const S: i64 = 1_000_000;
+        let calls = vec![
+            AggCall::builtin(AggKind::CountStar, None, DataType::BigInt, DataType::BigInt),
+            AggCall::builtin(AggKind::Sum, Some(1), DataType::BigInt, DataType::BigInt),
+        ];
+        let window = AlignedWindow::Tumble {
+            size: 60 * S,
+            offset: 0,
+        };
+        let mut records = Vec::new();
+        let mut groups = std::collections::BTreeSet::new();
+        let mut seed = 7u64;
+        for _ in 0..20_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = (seed >> 33) as i64;
+            // 500 minutes, in no order at all
+            let (ts, key) = ((r % 30_000) * S, r % 3);
+            groups.insert((ts / (60 * S), key));
+            records.push((ts, key, r % 10));
+        }
+        let run = |records: &[(i64, i64, i64)]| {
+            let mut op = WindowAggregate::new(window, TimeMode::Event, 2, vec![0], calls.clone());
+            let mut out = Collect(Vec::new());
+            for &(ts, key, v) in records {
+                let row = Row {
+                    values: vec![Value::Int(key), Value::Int(v), Value::Timestamp(ts)],
+                    ..Row::default()
+                };
+                op.process(&row, &mut out).expect("process");
+            }
+            let open = op.windows.len();
+            op.on_watermark(i64::MAX, &mut out).expect("end");
+            let mut rows = out.0;
+            rows.sort();
+            (open, rows)
+        };
+        let (open, shuffled) = run(&records);
+        records.sort();
+        let (_, ordered) = run(&records);
+        assert_eq!(open, 500);
+        assert_eq!(shuffled.len(), groups.len());
+        assert_eq!(shuffled, ordered);
     }
 
     /// Early hand-offs to Python visit only the groups that received rows since the last

@@ -703,6 +703,99 @@ INSERT INTO k SELECT receipt_id, sku, qty FROM sales;",
     );
 }
 
+/// A second run of a running job with an exactly-once Kafka sink is refused by the job's
+/// checkpoint lease, and leaves the running job alone: the refused run builds its sinks before
+/// it meets the lease, but registers the sink's transactional id only at its first transaction,
+/// which it never reaches. (Registering it fences every other producer of the id: the running
+/// job's next commit would fail.) The running job goes on committing checkpoints afterwards.
+#[test]
+fn a_refused_second_run_does_not_fence_the_running_exactly_once_sink() {
+    let b = Broker::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    b.create_topic("lease_out", 1);
+    b.create_topic("tf-lease-checkpoints", 1);
+    let path = d.join("leased.sql");
+    let script = format!(
+        "SET 'execution.checkpointing.interval' = '200 ms';
+SET 'state.checkpoints.dir' = '{}';
+CREATE TABLE sales (event_time TIMESTAMP(3), receipt_id STRING, sku STRING, qty INT)
+WITH ('connector' = 'retail', 'stream' = 'pos_sales', 'seed' = '5', 'start' = '2024-03-01 09:00:00', 'duration' = '7d', 'pacing' = '1000x');
+CREATE TABLE k (receipt_id STRING, sku STRING, qty INT) WITH ({});
+INSERT INTO k SELECT receipt_id, sku, qty FROM sales;",
+        d.join("checkpoints").display(),
+        kafka_with(
+            &b,
+            "lease_out",
+            ", 'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'tf-lease'"
+        )
+    );
+    std::fs::write(&path, script).expect("script");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    // the number of the job's latest checkpoint
+    let latest = || {
+        std::fs::read_dir(d.join("checkpoints").join("leased"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        let name = e.ok()?.file_name().into_string().ok()?;
+                        name.strip_prefix("chk-")?.parse::<u64>().ok()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while latest() < 2 {
+        assert!(
+            first.try_wait().ok().flatten().is_none(),
+            "the first run ended before its second checkpoint"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no checkpoint committed in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = Command::new(env!("CARGO_BIN_EXE_tillflow"))
+        .args(["run", "--quiet", "--no-http"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("is already running"),
+        "{err}"
+    );
+    let refused = latest();
+    std::thread::sleep(Duration::from_secs(2));
+    let alive = first.try_wait().ok().flatten().is_none();
+    let later = latest();
+    let _ = first.kill();
+    let out = first.wait_with_output().expect("wait");
+    assert!(
+        alive,
+        "the running job ended after the refused run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        later > refused,
+        "no checkpoint after the refused run (checkpoint {refused} then, {later} 2 s later)"
+    );
+    // the sink's transactions carried their markers (a fenced producer commits none)
+    assert!(
+        !read_all(&b, "tf-lease-checkpoints", 1).is_empty(),
+        "no checkpoint marker in tf-lease-checkpoints"
+    );
+}
+
 /// A checkpoint's Kafka offsets are checked against the topic it resumes on: a topic deleted
 /// and created again (here: on another broker, under the same name) with fewer messages, or with
 /// fewer partitions, is refused naming the partition, the offsets and the ways out, instead of

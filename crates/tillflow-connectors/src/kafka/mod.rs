@@ -1578,6 +1578,11 @@ pub struct KafkaSink {
 /// An exactly-once sink's transaction state and where it records committed checkpoints.
 struct KafkaTx {
     open: bool,
+    /// Whether the producer has registered its transactional id (`init_transactions`). That
+    /// fences every other producer of the id, so it waits for the sink's first transaction or
+    /// its first read of the markers: a second run of a running job, refused by the job's
+    /// checkpoint lease after the sinks are built, then never fences the running one.
+    ready: bool,
     /// The topic of `(writer → run,checkpoint)` markers, written in each checkpoint's transaction.
     markers: String,
     /// Client settings (brokers, security) for reading the markers back.
@@ -1677,9 +1682,11 @@ impl KafkaSink {
                 ));
             };
             // one transactional id per job sink: a restarted job fences its previous incarnation
+            // (at its first transaction or read of the markers: `ready`)
             cfg.set("transactional.id", transactional_id(prefix, &topic));
             Some(KafkaTx {
                 open: false,
+                ready: false,
                 markers: format!("{prefix}-checkpoints"),
                 client: client_config(table)?,
             })
@@ -1704,12 +1711,6 @@ impl KafkaSink {
                 "topic '{topic}' does not exist on {} (create it first)",
                 brokers(table)
             )));
-        }
-        if let Some(tx) = &tx {
-            ensure_topic(&tx.client, &tx.markers).map_err(|e| table.error(e))?;
-            producer
-                .init_transactions(CONNECT_TIMEOUT)
-                .map_err(|e| table.error(format!("Kafka transactions: {e}")))?;
         }
         Ok(KafkaSink {
             table: table.name.clone(),
@@ -1740,8 +1741,30 @@ impl KafkaSink {
         ))
     }
 
+    /// Registers the transactional id (fencing earlier producers of it: a crashed run's open
+    /// transaction is aborted) and creates the marker topic, once, before the sink's first
+    /// transaction or read of the markers.
+    fn ready(&mut self) -> Result<()> {
+        let Some(tx) = self.tx.as_mut().filter(|t| !t.ready) else {
+            return Ok(());
+        };
+        let fail = |e: String| {
+            RuntimeError::Sink(format!(
+                "table `{}`: Kafka transactions to '{}': {e}",
+                self.table, self.topic
+            ))
+        };
+        ensure_topic(&tx.client, &tx.markers).map_err(fail)?;
+        self.producer
+            .init_transactions(CONNECT_TIMEOUT)
+            .map_err(|e| fail(e.to_string()))?;
+        tx.ready = true;
+        Ok(())
+    }
+
     /// Opens a transaction if the sink is transactional and none is open.
     fn begin(&mut self) -> Result<()> {
+        self.ready()?;
         let Some(tx) = self.tx.as_mut().filter(|t| !t.open) else {
             return Ok(());
         };
@@ -1912,6 +1935,8 @@ impl Sink for KafkaSink {
 impl TransactionalSink for KafkaSink {
     /// Reads the marker topic (read-committed) for the writer's last marker.
     fn committed(&mut self, writer: &str) -> Result<Option<(u64, u64)>> {
+        // fence first: a previous run's open transaction is aborted, not read half-way
+        self.ready()?;
         let Some(tx) = &self.tx else {
             return Ok(None);
         };

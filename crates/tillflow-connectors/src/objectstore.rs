@@ -97,12 +97,15 @@ impl CheckpointBackend for S3Backend {
             else {
                 continue;
             };
-            // complete only with its manifest (written last)
+            // complete only with its manifest (written last). A manifest is never empty: an
+            // empty one is an upload cut off by a crash, on a store that shows a PUT before it
+            // has all of it (S3 itself does not; some S3-compatible servers do)
             match self
                 .rt
                 .block_on(self.store.head(&self.path(id, "MANIFEST.json")))
             {
-                Ok(_) => out.push(id),
+                Ok(meta) if meta.size > 0 => out.push(id),
+                Ok(_) => {}
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.err(&checkpoint_name(id), e)),
             }

@@ -276,11 +276,12 @@ impl WindowAggregate {
         // A record's window is nearly always the newest; out of order (partitions read at
         // different paces, late records) it is found by halving, not by walking every open
         // window, of which a stalled watermark can leave thousands.
-        let last = self.windows.len().checked_sub(1);
-        if let Some(i) =
-            last.filter(|&i| self.windows[i].end == end && self.windows[i].start == start)
+        if self
+            .windows
+            .back()
+            .is_some_and(|w| w.end == end && w.start == start)
         {
-            return i;
+            return self.windows.len() - 1;
         }
         let i = match self
             .windows

@@ -280,6 +280,26 @@ struct RunArgs {
     /// default the cores the process may run on).
     #[arg(long, short = 'p', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     parallelism: Option<u16>,
+    /// Run as one process of a job scaled out over Kafka: the processes started with the same
+    /// script and job name and their own instance ids share the Kafka topics' partitions
+    /// through consumer groups (static members with this id), each checkpointing under
+    /// NAME.ID (docs/scale-out.md).
+    #[arg(long, value_name = "ID")]
+    instance_id: Option<String>,
+    /// How a scaled-out process is a member of its consumer groups: `static` (Kafka's static
+    /// membership: a process back within the session timeout gets its partitions back without
+    /// a rebalance) or `dynamic` (a process that stops hands its partitions on at once).
+    #[arg(long, value_enum, default_value = "static", requires = "instance_id")]
+    membership: Membership,
+}
+
+/// Kafka consumer group membership of a scaled-out process.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Membership {
+    /// `group.instance.id` = the instance id.
+    Static,
+    /// No `group.instance.id`.
+    Dynamic,
 }
 
 /// Where a job's checkpoints come from and go: what `tillflow run`'s options (or the SQL
@@ -296,6 +316,8 @@ pub struct CheckpointArgs {
     pub fresh: bool,
     /// Resume from this checkpoint directory instead of the latest.
     pub from: Option<PathBuf>,
+    /// One process of a scaled-out job: its instance id (its checkpoints are its own).
+    pub instance: Option<String>,
 }
 
 impl CheckpointArgs {
@@ -312,6 +334,7 @@ impl CheckpointArgs {
             named: a.job_name.is_some(),
             fresh: a.fresh,
             from: a.from_checkpoint.clone(),
+            instance: a.instance_id.clone(),
         }
     }
 }
@@ -321,6 +344,17 @@ fn job_name(config: &BTreeMap<String, String>, a: &CheckpointArgs) -> String {
     match config.get("pipeline.name").map(|n| n.trim()) {
         Some(n) if !n.is_empty() && !a.named => n.to_owned(),
         _ => a.name.clone(),
+    }
+}
+
+/// The name a job's process checkpoints under: the job's, or for one process of a scaled-out
+/// job, the job's and its instance id's (each process holds its own checkpoints and writes
+/// its own sink markers).
+fn checkpoint_name(config: &BTreeMap<String, String>, a: &CheckpointArgs) -> String {
+    let job = job_name(config, a);
+    match &a.instance {
+        Some(i) => format!("{job}.{i}"),
+        None => job,
     }
 }
 
@@ -365,13 +399,13 @@ pub fn setup_checkpoints(
             CheckpointConfig::DEFAULT_UNBOUNDED_INTERVAL
         }
     };
-    let name = job_name(config, a);
+    let name = checkpoint_name(config, a);
     let store = checkpoint_store(&cfg, &name, config).map_err(|e| format!("{file}: {e}"))?;
     // one process runs a job: a second would resume from and overwrite the first's checkpoints
     job.keep_lease(store.hold().map_err(|e| format!("{file}: {e}"))?);
     // a job that checkpointed under its file's name before 'pipeline.name' named it is not
     // silently started afresh under the new name
-    if name != a.name && a.from.is_none() && !a.fresh {
+    if name != a.name && a.instance.is_none() && a.from.is_none() && !a.fresh {
         let old = checkpoint_store(&cfg, &a.name, config).map_err(|e| format!("{file}: {e}"))?;
         if store.latest().ok().flatten().is_none() && old.latest().ok().flatten().is_some() {
             return Err(format!(
@@ -669,14 +703,26 @@ fn run_cli(cli: Cli) -> ExitCode {
                 plan.keep_recent_rows = status.is_some();
                 plan.parallelism = r.parallelism.map(usize::from);
                 let config = plan.config.clone();
+                let ckpt = CheckpointArgs::of_run(r);
+                if let Some(id) = &r.instance_id {
+                    let fixed = r.membership == Membership::Static;
+                    plan.join_group(&job_name(&config, &ckpt), id, fixed)
+                        .map_err(|e| format!("{}: {e}", a.file.display()))?;
+                }
                 let keys = http::table_keys(&plan);
                 let mut job = plan
                     .instantiate()
                     .map_err(|e| format!("{}: {e}", a.file.display()))?;
-                for n in setup_checkpoints(&mut job, &config, &CheckpointArgs::of_run(r))? {
+                for n in setup_checkpoints(&mut job, &config, &ckpt)? {
                     if !a.quiet {
                         eprintln!("note: {n}");
                     }
+                }
+                if r.instance_id.is_some() && job.checkpoint_stats().is_none() {
+                    return Err(format!(
+                        "{}: a scaled-out job (--instance-id) needs checkpoints: a process commits its partitions' offsets with each checkpoint, and hands a partition on to another process only after one. Let it checkpoint (this job cannot: see the note above)",
+                        a.file.display()
+                    ));
                 }
                 let stop = stop_on_ctrl_c(&job);
                 let serving = status.is_some();

@@ -824,13 +824,17 @@ impl Job {
             std::process::abort();
         }
         let (run, id) = (c.run, f.id);
+        // sources first: once a Kafka group member has committed a partition's offsets, the
+        // partition's next owner starts after them; the checkpoint's rows are in the
+        // checkpoint, and a sink that stops before committing them commits them when the
+        // job resumes from it (its marker tells)
+        for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
+            t.source.commit_checkpoint(pos)?;
+        }
         each_node(&mut self.tasks, &self.stages, &mut |n| match n {
             NodeMut::Sink(s) => s.commit_checkpoint(run, id),
             _ => Ok(()),
         })?;
-        for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
-            t.source.commit_checkpoint(pos)?;
-        }
         let micros = f.started.elapsed().as_micros() as u64;
         c.stats.completed += 1;
         c.stats.last_id = id;
@@ -1024,6 +1028,18 @@ impl Job {
                 }
             }
             self.check_state_store()?;
+            if self
+                .tasks
+                .iter_mut()
+                .any(|t| !t.done && t.source.wants_checkpoint())
+            {
+                // a source gives partitions up at a rebalance: what it handed out is
+                // committed first
+                self.checkpoint()?;
+                for task in &mut self.tasks {
+                    task.source.checkpointed()?;
+                }
+            }
             if all_done {
                 self.drain()?;
                 if !checkpointing && parallel {

@@ -631,6 +631,20 @@ pub trait Source: Send {
     fn restore_position(&mut self, _input: &[u8]) -> Result<()> {
         Ok(())
     }
+
+    /// Whether the source cannot go on until a checkpoint has committed what it handed out
+    /// (a member of a Kafka consumer group giving partitions up at a rebalance: their offsets
+    /// are committed first, so their next owner starts after them). The job loop then takes a
+    /// checkpoint at once and calls [`Source::checkpointed`].
+    fn wants_checkpoint(&mut self) -> bool {
+        false
+    }
+
+    /// The checkpoint [`Source::wants_checkpoint`] asked for is complete (its positions are
+    /// committed).
+    fn checkpointed(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a [`ChunkWork`] made of one chunk of records.

@@ -13,6 +13,7 @@ pub mod paths;
 pub mod physical;
 pub mod plan;
 pub mod planner;
+pub mod scale_out;
 pub mod script;
 pub mod session;
 pub mod state_backend;

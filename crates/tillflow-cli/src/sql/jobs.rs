@@ -98,6 +98,7 @@ pub fn start(
                     named: true,
                     fresh: false,
                     from: None,
+                    instance: None,
                 };
                 match crate::setup_checkpoints(&mut job, config, &args) {
                     Ok(n) => notes = n,

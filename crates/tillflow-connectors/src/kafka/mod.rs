@@ -14,8 +14,11 @@
 //! `properties.*` are Flink's Java-client properties, mapped to librdkafka's (`properties.rs`) when
 //! the table is validated; passwords and other property values are never printed.
 
+mod group;
 pub mod properties;
 mod readers;
+
+pub use group::{MEMBER_OPTION, STATIC_OPTION};
 
 use crate::deadletter::DeadLetter;
 use crate::format::{self, Decoder, Encoder};
@@ -559,9 +562,12 @@ fn bounded(table: &TableSpec) -> std::result::Result<Option<Bound>, ConnectorErr
 }
 
 /// Receives librdkafka's statistics: the end (high watermark) offset of every partition.
+/// As one member of the job's consumer group, it also answers the group's rebalances
+/// (`group.rs`).
 #[derive(Default)]
 struct EndOffsets {
     ends: Arc<Mutex<BTreeMap<(String, i32), i64>>>,
+    member: Option<group::SharedMembership>,
 }
 
 impl EndOffsets {
@@ -569,6 +575,7 @@ impl EndOffsets {
     fn shared(&self) -> EndOffsets {
         EndOffsets {
             ends: self.ends.clone(),
+            member: None,
         }
     }
 }
@@ -587,7 +594,20 @@ impl ClientContext for EndOffsets {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for EndOffsets {}
+impl rdkafka::consumer::ConsumerContext for EndOffsets {
+    /// Only a group member's consumer subscribes (the others assign partitions themselves and
+    /// never rebalance).
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if let Some(m) = &self.member {
+            group::rebalance(m, consumer, err, tpl);
+        }
+    }
+}
 
 /// One assigned partition.
 struct PartitionState {
@@ -601,6 +621,9 @@ struct PartitionState {
     committed: i64,
     /// The partition's end offset when last known (start-up, then librdkafka's statistics).
     end: i64,
+    /// Whether this source reads it: always, but for a member of a consumer group (scale-out),
+    /// which reads the partitions the group has assigned it.
+    owned: bool,
 }
 
 /// Turns a message's key and value into a row.
@@ -686,6 +709,9 @@ pub struct KafkaSource {
     batch: Option<readers::Batch>,
     /// Records with fields nulled by the readers' decoders.
     nulled: u64,
+    /// As one member of the job's consumer group: the instance id, the group and what its
+    /// rebalances say (`group.rs`).
+    member: Option<(String, String, group::SharedMembership)>,
 }
 
 /// The offset `bound` names in a partition. A start is kept within the partition's offsets; a
@@ -898,6 +924,23 @@ impl KafkaSource {
             startup(table)?
         };
         let stop = bounded(table)?;
+        let member = table.option(group::MEMBER_OPTION).map(str::to_owned);
+        if member.is_some() {
+            if upsert {
+                return Err(table.error(
+                    "an upsert-kafka table is read whole by every reader (it is the latest value of every key), so the processes of a scaled-out job (--instance-id) cannot share its partitions: run this job as one process",
+                ));
+            }
+            if stop.is_some() {
+                return Err(table.error(
+                    "'scan.bounded.mode' with --instance-id: the processes of a scaled-out job share the topic's partitions as they come and go, and a bounded read has no end that they agree on; run a bounded read as one process",
+                ));
+            }
+            if table.option("properties.group.id").is_none() {
+                return Err(table
+                    .error("internal: a member of a scaled-out job without its consumer group"));
+            }
+        }
         let group = table.option("properties.group.id").is_some();
         let explicit_group = (start == Bound::Group && table.option("scan.startup.mode").is_some())
             || stop == Some(Bound::Group);
@@ -914,6 +957,19 @@ impl KafkaSource {
         let mut cfg = client_config(table)?;
         cfg.set("enable.auto.commit", "false");
         cfg.set("enable.auto.offset.store", "false");
+        if let Some(instance) = &member {
+            if table.option(group::STATIC_OPTION).is_some() {
+                // static membership: a member back within the session timeout keeps its
+                // partitions
+                cfg.set("group.instance.id", instance.as_str());
+            }
+            if table
+                .option("properties.partition.assignment.strategy")
+                .is_none()
+            {
+                cfg.set("partition.assignment.strategy", "roundrobin");
+            }
+        }
         if !group {
             // librdkafka wants a group id even for assigned partitions; it is never committed to
             cfg.set("group.id", format!("tillflow-{}", table.name));
@@ -941,8 +997,15 @@ impl KafkaSource {
         } else if parallelism.is_some() {
             cfg.remove("statistics.interval.ms");
         }
+        let membership = member.as_ref().map(|_| group::SharedMembership::default());
+        // a member reads with one consumer (its partitions come and go with the group's
+        // rebalances, which the reader threads do not follow)
+        let parallelism = if member.is_some() { None } else { parallelism };
         let consumer: BaseConsumer<EndOffsets> = cfg
-            .create_with_context(EndOffsets::default())
+            .create_with_context(EndOffsets {
+                member: membership.clone(),
+                ..EndOffsets::default()
+            })
             .map_err(|e| table.error(format!("Kafka client: {}", properties::safe_error(&e))))?;
         let topics = match topics {
             Topics::Named(t) => t,
@@ -1019,6 +1082,7 @@ impl KafkaSource {
                     stop,
                     committed: c.unwrap_or(-1),
                     end,
+                    owned: member.is_none(),
                 });
             }
         }
@@ -1043,11 +1107,37 @@ impl KafkaSource {
                 ))
             }
             None => {
-                consumer
-                    .assign(&tpl)
-                    .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
+                if let Some(m) = &membership {
+                    // the group assigns the partitions; one never committed starts where the
+                    // table's start-up mode says
+                    if let Ok(mut m) = m.lock() {
+                        m.starts = parts
+                            .iter()
+                            .map(|p| ((p.topic.clone(), p.partition), p.next))
+                            .collect();
+                    }
+                    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                    consumer
+                        .subscribe(&names)
+                        .map_err(|e| table.error(format!("joining the consumer group: {e}")))?;
+                } else {
+                    consumer
+                        .assign(&tpl)
+                        .map_err(|e| table.error(format!("assigning partitions: {e}")))?;
+                }
                 None
             }
+        };
+        let member = match (member, membership) {
+            (Some(instance), Some(m)) => Some((
+                instance,
+                table
+                    .option("properties.group.id")
+                    .unwrap_or_default()
+                    .to_owned(),
+                m,
+            )),
+            _ => None,
         };
         let (schema, metadata) = crate::with_metadata(table, METADATA)?;
         Ok(KafkaSource {
@@ -1071,7 +1161,57 @@ impl KafkaSource {
             readers,
             batch: None,
             nulled: 0,
+            member,
         })
+    }
+
+    /// As a group member (`member`): takes the group's latest assignment into `parts`, and
+    /// tells whether a revocation is held (no rows are handed out until the job has
+    /// checkpointed).
+    fn follow_group(
+        parts: &mut [PartitionState],
+        member: &Option<(String, String, group::SharedMembership)>,
+        table: &str,
+    ) -> Result<bool> {
+        let Some((_, group, m)) = member else {
+            return Ok(false);
+        };
+        let Ok(mut m) = m.lock() else {
+            return Err(RuntimeError::Source(format!(
+                "table `{table}`: the consumer group's state is unusable (a rebalance panicked)"
+            )));
+        };
+        if let Some(e) = m.error.take() {
+            eprintln!("warning: table `{table}`: consumer group '{group}': {e}");
+        }
+        if let Some(assigned) = m.assigned.take() {
+            let mut list: Vec<String> = assigned
+                .iter()
+                .map(|(t, p, o)| format!("{t}/{p} from offset {o}"))
+                .collect();
+            if list.is_empty() {
+                list.push("none".into());
+            }
+            eprintln!(
+                "note: table `{table}`: consumer group '{group}' rebalanced ({}): this process reads {}",
+                m.rebalances,
+                list.join(", ")
+            );
+            for p in parts.iter_mut() {
+                p.owned = false;
+            }
+            for (topic, partition, start) in assigned {
+                if let Some(p) = parts
+                    .iter_mut()
+                    .find(|p| p.partition == partition && p.topic == topic)
+                {
+                    p.owned = true;
+                    p.next = start;
+                    p.committed = start;
+                }
+            }
+        }
+        Ok(m.revoking)
     }
 
     fn all_done(&self) -> bool {
@@ -1161,7 +1301,11 @@ impl KafkaSource {
             return;
         }
         let mut tpl = TopicPartitionList::new();
-        for p in self.parts.iter_mut().filter(|p| p.next > p.committed) {
+        for p in self
+            .parts
+            .iter_mut()
+            .filter(|p| p.owned && p.next > p.committed)
+        {
             if tpl
                 .add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
                 .is_ok()
@@ -1189,8 +1333,11 @@ impl Source for KafkaSource {
             .readers
             .as_ref()
             .map_or(String::new(), |r| format!(", {} reader(s)", r.count()));
+        let member = self.member.as_ref().map_or(String::new(), |(i, g, _)| {
+            format!(", member '{i}' of consumer group '{g}'")
+        });
         format!(
-            "kafka[{}] {} partition(s){readers} (table `{}`)",
+            "kafka[{}] {} partition(s){readers}{member} (table `{}`)",
             topics.join(";"),
             self.parts.len(),
             self.table
@@ -1218,11 +1365,11 @@ impl Source for KafkaSource {
         }
         let mut tpl = TopicPartitionList::new();
         for (topic, partition, next, _) in parse_positions(position, &mut 0)? {
-            if let Some(p) = self
-                .parts
-                .iter_mut()
-                .find(|p| p.partition == partition && p.topic == topic && next > p.committed)
-            {
+            // a member commits only what it still owns: a partition handed on is its new
+            // owner's to commit
+            if let Some(p) = self.parts.iter_mut().find(|p| {
+                p.owned && p.partition == partition && p.topic == topic && next > p.committed
+            }) {
                 if tpl
                     .add_partition_offset(&topic, partition, Offset::Offset(next))
                     .is_ok()
@@ -1240,6 +1387,11 @@ impl Source for KafkaSource {
             return self.poll_readers(row);
         }
         loop {
+            if Self::follow_group(&mut self.parts, &self.member, &self.table)? {
+                // a revocation is held: the client's events are served, no row handed out
+                let _ = self.consumer.poll(Duration::ZERO);
+                return Ok(Poll::Idle);
+            }
             // an empty local queue waits up to 1 ms for the next fetch rather than handing the
             // job loop an idle turn (which sleeps 5 ms)
             let msg = match self.consumer.poll(Duration::from_millis(1)) {
@@ -1261,12 +1413,17 @@ impl Source for KafkaSource {
                 }
                 Some(Ok(m)) => m,
             };
+            // the poll may have run a rebalance: a message of a partition being given up, or
+            // no longer owned, is left to the partition's next owner (its offset is not passed)
+            if Self::follow_group(&mut self.parts, &self.member, &self.table)? {
+                continue;
+            }
             // a few partitions: a scan, without building a key per message
             let (topic, partition) = (msg.topic(), msg.partition());
             let Some(i) = self
                 .parts
                 .iter()
-                .position(|p| p.partition == partition && p.topic == topic)
+                .position(|p| p.owned && p.partition == partition && p.topic == topic)
             else {
                 continue;
             };
@@ -1305,10 +1462,12 @@ impl Source for KafkaSource {
         m
     }
 
+    /// The partitions it reads (a group member's: those the group has assigned it).
     fn partition_lag(&self) -> Vec<(String, u64)> {
         let ends = self.consumer.context().ends.lock().ok();
         self.parts
             .iter()
+            .filter(|p| p.owned)
             .map(|p| {
                 let end = ends
                     .as_ref()
@@ -1325,6 +1484,34 @@ impl Source for KafkaSource {
 
     fn resumable(&self) -> bool {
         true
+    }
+
+    fn wants_checkpoint(&mut self) -> bool {
+        Self::follow_group(&mut self.parts, &self.member, &self.table).unwrap_or(true)
+    }
+
+    /// Gives the revoked partitions up, their offsets committed: the group's rebalance goes on.
+    fn checkpointed(&mut self) -> Result<()> {
+        let Some((_, group, m)) = &self.member else {
+            return Ok(());
+        };
+        let held = m.lock().map(|m| m.revoking).unwrap_or(true);
+        if !held {
+            return Ok(());
+        }
+        self.consumer.unassign().map_err(|e| {
+            RuntimeError::Source(format!(
+                "table `{}`: giving partitions back to consumer group '{group}': {e}",
+                self.table
+            ))
+        })?;
+        for p in &mut self.parts {
+            p.owned = false;
+        }
+        if let Ok(mut m) = m.lock() {
+            m.revoking = false;
+        }
+        Ok(())
     }
 
     fn bounded(&self) -> bool {
@@ -1355,6 +1542,11 @@ impl Source for KafkaSource {
         let at = &mut 0;
         let positions = parse_positions(input, at)?;
         DeadLetter::restore(self.bad.dead_letter.as_mut(), input, at)?;
+        if self.member.is_some() {
+            // a member resumes where the group's committed offsets say (its checkpoint's
+            // positions were committed with it): the partitions it had may be another's now
+            return Ok(());
+        }
         for (topic, partition, next, stop) in positions {
             let count = self.parts.iter().filter(|p| p.topic == topic).count();
             let Some(p) = self
@@ -1433,6 +1625,18 @@ impl Source for KafkaSource {
                 self.table
             ))
         })
+    }
+}
+
+impl Drop for KafkaSource {
+    /// A group member's consumer leaves its group as it closes: the revocation that brings
+    /// is answered at once (no checkpoint will come to hold it for).
+    fn drop(&mut self) {
+        if let Some((_, _, m)) = &self.member {
+            if let Ok(mut m) = m.lock() {
+                m.closing = true;
+            }
+        }
     }
 }
 

@@ -824,17 +824,24 @@ impl Job {
             std::process::abort();
         }
         let (run, id) = (c.run, f.id);
-        // sources first: once a Kafka group member has committed a partition's offsets, the
-        // partition's next owner starts after them; the checkpoint's rows are in the
-        // checkpoint, and a sink that stops before committing them commits them when the
-        // job resumes from it (its marker tells)
+        // a Kafka group member's offsets first: once committed, the partition's next owner
+        // starts after them; the checkpoint's rows are in the checkpoint, and a sink that
+        // stops before committing them commits them when the job resumes from it (its marker
+        // tells). Other sources commit after the sinks.
         for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
-            t.source.commit_checkpoint(pos)?;
+            if t.source.commits_before_sinks() {
+                t.source.commit_checkpoint(pos)?;
+            }
         }
         each_node(&mut self.tasks, &self.stages, &mut |n| match n {
             NodeMut::Sink(s) => s.commit_checkpoint(run, id),
             _ => Ok(()),
         })?;
+        for (t, pos) in self.tasks.iter_mut().zip(&f.positions) {
+            if !t.source.commits_before_sinks() {
+                t.source.commit_checkpoint(pos)?;
+            }
+        }
         let micros = f.started.elapsed().as_micros() as u64;
         c.stats.completed += 1;
         c.stats.last_id = id;

@@ -640,6 +640,14 @@ pub trait Source: Send {
         false
     }
 
+    /// Whether its positions are committed before the sinks commit a checkpoint's rows (a
+    /// Kafka group member: the partitions' next owner must start after them), rather than
+    /// after (a source that resumes from its checkpoint's positions, whose committed
+    /// offsets then never run ahead of the sinks).
+    fn commits_before_sinks(&self) -> bool {
+        false
+    }
+
     /// The checkpoint [`Source::wants_checkpoint`] asked for is complete (its positions are
     /// committed).
     fn checkpointed(&mut self) -> Result<()> {

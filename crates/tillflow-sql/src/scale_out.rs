@@ -10,13 +10,14 @@
 //! sinks' commit markers and the checkpoints are the member's own already (the job name a
 //! member checkpoints under carries its instance id).
 //!
-//! What needs the rows of one key in one place — a window, a GROUP BY, a join, OVER, Top-N,
-//! deduplication — is refused for now: partitions are dealt to processes without regard to
+//! UNION ALL is row at a time and runs. What needs the rows of one key in one place — a window,
+//! a GROUP BY, a join, OVER, Top-N, deduplication — is refused for now: partitions are dealt to processes without regard to
 //! the key, so each process would see part of a key's rows and write its own partial answer.
 //! Those run across processes once rows are re-keyed through repartition topics.
 
 use crate::error::{plan_err, Result};
 use crate::plan::explain::distribution;
+use crate::plan::TwoInputOp;
 use crate::session::{BranchEnd, JobPlan, TaskSource};
 use tillflow_connectors::kafka::{MEMBER_OPTION, STATIC_OPTION};
 
@@ -34,12 +35,31 @@ impl JobPlan {
             return plan_err("--instance-id must not be empty");
         }
         let why = "a scaled-out job (--instance-id) shares its sources' partitions between its processes by Kafka's consumer groups";
-        if let Some(j) = self.joins.first() {
+        // a UNION ALL is row at a time; a join needs both inputs' rows of a key in one place
+        if let Some(j) = self
+            .joins
+            .iter()
+            .find(|j| !matches!(j.op.op, TwoInputOp::Union))
+        {
             return plan_err(format!(
                 "{why}, and a join needs both inputs' rows of one key in one process: the {} at line {} cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
                 j.op.op.name(),
                 j.downstream.line
             ));
+        }
+        for j in &self.joins {
+            if let Some(n) = j
+                .downstream
+                .ops
+                .iter()
+                .find(|n| distribution(&n.op).is_some())
+            {
+                return plan_err(format!(
+                    "{why}, which deals partitions without regard to keys: the {} of the statement at line {} needs all rows of a key in one process, and cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
+                    n.op.name(),
+                    j.downstream.line
+                ));
+            }
         }
         for task in &mut self.tasks {
             let TaskSource::Table(table) = &mut task.source else {
@@ -77,8 +97,13 @@ impl JobPlan {
                 spec.options.insert(STATIC_OPTION.into(), "true".into());
             }
         }
-        for task in &mut self.tasks {
-            for b in &mut task.branches {
+        let branches = self
+            .tasks
+            .iter_mut()
+            .flat_map(|t| t.branches.iter_mut())
+            .chain(self.joins.iter_mut().map(|j| &mut j.downstream));
+        for b in branches {
+            {
                 if let BranchEnd::Sink { spec, connector } = &mut b.end {
                     if connector.name() == "kafka" {
                         if let Some(p) = spec.options.get_mut("sink.transactional-id-prefix") {

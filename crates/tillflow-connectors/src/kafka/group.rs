@@ -56,6 +56,14 @@ pub struct Membership {
     /// The source is closing its consumer: a revocation (the consumer leaving its group) is
     /// answered at once, as no checkpoint will come.
     pub closing: bool,
+    /// Positions of the checkpoint this process resumed from: where one is ahead of the
+    /// group's committed offset (the process stopped after writing the checkpoint, before
+    /// committing its offsets), a partition assigned to it again starts there, as the
+    /// checkpoint's rows reach the sinks on the restore.
+    pub floors: BTreeMap<(String, i32), i64>,
+    /// What makes the source fail the job: the group's committed offsets could not be read
+    /// for an assignment (starting elsewhere would read records twice or skip them).
+    pub fatal: Option<String>,
 }
 
 /// The shared half of [`Membership`], as the consumer's context holds it.
@@ -78,21 +86,40 @@ pub fn rebalance<C: ConsumerContext>(
 ) {
     match err {
         RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-            let committed = consumer
-                .committed_offsets(tpl.clone(), COMMITTED_TIMEOUT)
-                .ok();
+            // the offsets the group holds: a partition without one starts where the table's
+            // start-up mode says, but one whose offset cannot be read does not start at all
+            let mut committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT);
+            for _ in 0..2 {
+                if committed.is_ok() {
+                    break;
+                }
+                committed = consumer.committed_offsets(tpl.clone(), COMMITTED_TIMEOUT);
+            }
             let Ok(mut m) = member.lock() else {
                 return;
+            };
+            let committed = match committed {
+                Ok(c) => c,
+                Err(e) => {
+                    m.fatal = Some(format!(
+                        "the group's committed offsets of the partitions it assigned could not be read ({e}); starting anywhere else could read records twice or skip them"
+                    ));
+                    return;
+                }
             };
             let mut take = TopicPartitionList::new();
             let mut list = Vec::new();
             for e in tpl.elements() {
                 let (topic, partition) = (e.topic().to_owned(), e.partition());
                 let from_group = committed
-                    .as_ref()
-                    .and_then(|c| c.find_partition(&topic, partition))
+                    .find_partition(&topic, partition)
                     .and_then(|c| offset_of(&c));
-                let start = from_group
+                let floor = m.floors.remove(&(topic.clone(), partition));
+                let start = match (from_group, floor) {
+                    (Some(g), Some(f)) => Some(g.max(f)),
+                    (g, f) => g.or(f),
+                };
+                let start = start
                     .or_else(|| m.starts.get(&(topic.clone(), partition)).copied())
                     .or_else(|| {
                         consumer

@@ -960,14 +960,19 @@ impl KafkaSource {
         if let Some(instance) = &member {
             if table.option(group::STATIC_OPTION).is_some() {
                 // static membership: a member back within the session timeout keeps its
-                // partitions
-                cfg.set("group.instance.id", instance.as_str());
+                // partitions (one id per table: two tables may share a group)
+                cfg.set("group.instance.id", format!("{instance}.{}", table.name));
             }
-            if table
-                .option("properties.partition.assignment.strategy")
-                .is_none()
-            {
-                cfg.set("partition.assignment.strategy", "roundrobin");
+            match table.option("properties.partition.assignment.strategy") {
+                None => {
+                    cfg.set("partition.assignment.strategy", "roundrobin");
+                }
+                Some(s) if s.to_ascii_lowercase().contains("cooperative") => {
+                    return Err(table.error(format!(
+                        "'properties.partition.assignment.strategy' = '{s}': a scaled-out job (--instance-id) takes and gives up whole assignments; use an eager assignor (range, roundrobin)"
+                    )));
+                }
+                Some(_) => {}
             }
         }
         if !group {
@@ -980,6 +985,9 @@ impl KafkaSource {
             // than that: reading went from 0.2 M to 0.8 M records/s here with 10 ms
             cfg.set("fetch.queue.backoff.ms", "10");
         }
+        // a member reads with one consumer (its partitions come and go with the group's
+        // rebalances, which the reader threads do not follow)
+        let parallelism = if member.is_some() { None } else { parallelism };
         // the readers' consumers read; this one reads only without readers (else it looks up
         // offsets and commits, and is never polled: it must not collect statistics)
         let mut reader_cfg = cfg.clone();
@@ -998,9 +1006,6 @@ impl KafkaSource {
             cfg.remove("statistics.interval.ms");
         }
         let membership = member.as_ref().map(|_| group::SharedMembership::default());
-        // a member reads with one consumer (its partitions come and go with the group's
-        // rebalances, which the reader threads do not follow)
-        let parallelism = if member.is_some() { None } else { parallelism };
         let consumer: BaseConsumer<EndOffsets> = cfg
             .create_with_context(EndOffsets {
                 member: membership.clone(),
@@ -1184,6 +1189,11 @@ impl KafkaSource {
         if let Some(e) = m.error.take() {
             eprintln!("warning: table `{table}`: consumer group '{group}': {e}");
         }
+        if let Some(e) = &m.fatal {
+            return Err(RuntimeError::Source(format!(
+                "table `{table}`: consumer group '{group}': {e}"
+            )));
+        }
         if let Some(assigned) = m.assigned.take() {
             let mut list: Vec<String> = assigned
                 .iter()
@@ -1280,11 +1290,19 @@ impl KafkaSource {
     }
 
     /// Commits `tpl` to the group; on failure every partition is committed again next time.
-    fn commit_list(&mut self, tpl: &TopicPartitionList) {
+    /// A member of a scaled-out job fails instead: the partitions' next owner would read from
+    /// older offsets what this process has passed on.
+    fn commit_list(&mut self, tpl: &TopicPartitionList) -> Result<()> {
         if tpl.count() == 0 {
-            return;
+            return Ok(());
         }
         if let Err(e) = self.consumer.commit(tpl, CommitMode::Sync) {
+            if let Some((_, group, _)) = &self.member {
+                return Err(RuntimeError::Source(format!(
+                    "table `{}`: committing offsets to consumer group '{group}' failed: {e}. The job stops rather than let another process read these records again; started again, it resumes from its last checkpoint",
+                    self.table
+                )));
+            }
             eprintln!(
                 "warning: table `{}`: committing offsets failed (will retry): {e}",
                 self.table
@@ -1293,12 +1311,13 @@ impl KafkaSource {
                 p.committed = -1;
             }
         }
+        Ok(())
     }
 
     /// Commits the offsets of everything handed out so far (the rows are in the pipeline).
-    fn commit_offsets(&mut self) {
+    fn commit_offsets(&mut self) -> Result<()> {
         if !self.group {
-            return;
+            return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
         for p in self
@@ -1313,7 +1332,7 @@ impl KafkaSource {
                 p.committed = p.next;
             }
         }
-        self.commit_list(&tpl);
+        self.commit_list(&tpl)
     }
 }
 
@@ -1353,8 +1372,14 @@ impl Source for KafkaSource {
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.commit_offsets();
-        Ok(())
+        self.commit_offsets()
+    }
+
+    /// A group member's offsets go first: once they are committed, the partitions' next owner
+    /// starts after the checkpoint's records, whose rows the sinks commit next (or, should the
+    /// process stop before, when it resumes from the checkpoint).
+    fn commits_before_sinks(&self) -> bool {
+        self.member.is_some()
     }
 
     /// Commits the offsets the completed checkpoint recorded (not the read position, which
@@ -1378,8 +1403,7 @@ impl Source for KafkaSource {
                 }
             }
         }
-        self.commit_list(&tpl);
-        Ok(())
+        self.commit_list(&tpl)
     }
 
     fn poll(&mut self, row: &mut Row) -> Result<Poll> {
@@ -1505,11 +1529,24 @@ impl Source for KafkaSource {
                 self.table
             ))
         })?;
+        let given: Vec<String> = self
+            .parts
+            .iter()
+            .filter(|p| p.owned)
+            .map(|p| format!("{}/{} at offset {}", p.topic, p.partition, p.next))
+            .collect();
         for p in &mut self.parts {
             p.owned = false;
         }
         if let Ok(mut m) = m.lock() {
             m.revoking = false;
+        }
+        if !given.is_empty() {
+            eprintln!(
+                "note: table `{}`: consumer group '{group}': checkpointed, then gave back {}",
+                self.table,
+                given.join(", ")
+            );
         }
         Ok(())
     }
@@ -1542,9 +1579,17 @@ impl Source for KafkaSource {
         let at = &mut 0;
         let positions = parse_positions(input, at)?;
         DeadLetter::restore(self.bad.dead_letter.as_mut(), input, at)?;
-        if self.member.is_some() {
+        if let Some((_, _, m)) = &self.member {
             // a member resumes where the group's committed offsets say (its checkpoint's
-            // positions were committed with it): the partitions it had may be another's now
+            // positions were committed with it): the partitions it had may be another's now.
+            // Where the checkpoint is ahead (it stopped between writing the checkpoint and
+            // committing its offsets), a partition it gets back starts at the checkpoint.
+            if let Ok(mut m) = m.lock() {
+                m.floors = positions
+                    .iter()
+                    .map(|(t, p, next, _)| ((t.clone(), *p), *next))
+                    .collect();
+            }
             return Ok(());
         }
         for (topic, partition, next, stop) in positions {
@@ -1633,8 +1678,17 @@ impl Drop for KafkaSource {
     /// is answered at once (no checkpoint will come to hold it for).
     fn drop(&mut self) {
         if let Some((_, _, m)) = &self.member {
-            if let Ok(mut m) = m.lock() {
-                m.closing = true;
+            let held = m
+                .lock()
+                .map(|mut m| {
+                    m.closing = true;
+                    std::mem::take(&mut m.revoking)
+                })
+                .unwrap_or(true);
+            if held {
+                // a revocation held when the job failed: librdkafka's close would wait for
+                // its answer forever
+                let _ = self.consumer.unassign();
             }
         }
     }

@@ -23,7 +23,8 @@ use rdkafka::topic_partition_list::TopicPartitionListElem;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LockResult, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// The table option (set by the job, not written in DDL) naming this process's member of the
@@ -66,8 +67,37 @@ pub struct Membership {
     pub fatal: Option<String>,
 }
 
-/// The shared half of [`Membership`], as the consumer's context holds it.
-pub type SharedMembership = Arc<Mutex<Membership>>;
+/// [`Membership`] shared by the source and its consumer's context, with a flag the source
+/// reads without the lock on every message: set when a rebalance has news for it, and while a
+/// revocation is held.
+#[derive(Clone, Default)]
+pub struct SharedMembership {
+    state: Arc<Mutex<Membership>>,
+    news: Arc<AtomicBool>,
+}
+
+impl SharedMembership {
+    /// The membership, locked.
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, Membership>> {
+        self.state.lock()
+    }
+
+    /// Whether the membership may have changed since [`SharedMembership::seen`] (read
+    /// without the lock).
+    pub fn has_news(&self) -> bool {
+        self.news.load(Ordering::Acquire)
+    }
+
+    /// The source has taken the news in; `keep`: look again next time (a revocation is held).
+    /// Called with the lock held, as the callback sets the flag with it held.
+    pub fn seen(&self, keep: bool) {
+        self.news.store(keep, Ordering::Release);
+    }
+
+    fn told(&self) {
+        self.news.store(true, Ordering::Release);
+    }
+}
 
 fn offset_of(e: &TopicPartitionListElem<'_>) -> Option<i64> {
     match e.offset() {
@@ -104,6 +134,7 @@ pub fn rebalance<C: ConsumerContext>(
                     m.fatal = Some(format!(
                         "the group's committed offsets of the partitions it assigned could not be read ({e}); starting anywhere else could read records twice or skip them"
                     ));
+                    member.told();
                     return;
                 }
             };
@@ -138,6 +169,7 @@ pub fn rebalance<C: ConsumerContext>(
             m.rebalances += 1;
             m.revoking = false;
             m.assigned = Some(list);
+            member.told();
         }
         RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
             let Ok(mut m) = member.lock() else {
@@ -154,6 +186,7 @@ pub fn rebalance<C: ConsumerContext>(
             // held: no more rows of these partitions until the job has checkpointed them
             let _ = consumer.pause(tpl);
             m.revoking = true;
+            member.told();
         }
         other => {
             let _ = consumer.unassign();
@@ -161,6 +194,7 @@ pub fn rebalance<C: ConsumerContext>(
                 m.error = Some(format!("rebalance failed: {other:?}"));
                 m.assigned = Some(Vec::new());
                 m.revoking = false;
+                member.told();
             }
         }
     }

@@ -1178,10 +1178,13 @@ impl KafkaSource {
         member: &Option<(String, String, group::SharedMembership)>,
         table: &str,
     ) -> Result<bool> {
-        let Some((_, group, m)) = member else {
+        let Some((_, group, shared)) = member else {
             return Ok(false);
         };
-        let Ok(mut m) = m.lock() else {
+        if !shared.has_news() {
+            return Ok(false);
+        }
+        let Ok(mut m) = shared.lock() else {
             return Err(RuntimeError::Source(format!(
                 "table `{table}`: the consumer group's state is unusable (a rebalance panicked)"
             )));
@@ -1221,6 +1224,7 @@ impl KafkaSource {
                 }
             }
         }
+        shared.seen(m.revoking || m.fatal.is_some());
         Ok(m.revoking)
     }
 

@@ -17,13 +17,28 @@
 
 use crate::error::{plan_err, Result};
 use crate::plan::explain::distribution;
-use crate::plan::TwoInputOp;
+use crate::plan::{PlanNode, TwoInputOp};
 use crate::session::{BranchEnd, JobPlan, TaskSource};
 use tillflow_connectors::kafka::{MEMBER_OPTION, STATIC_OPTION};
 
 /// The consumer group a member joins for `table` of job `job`, unless the table names one.
 pub fn group_id(job: &str, table: &str) -> String {
     format!("{job}.{table}")
+}
+
+/// Why a scaled-out job refuses what it refuses (the start of every refusal).
+const WHY: &str = "a scaled-out job (--instance-id) shares its sources' partitions between its processes by Kafka's consumer groups";
+
+/// Refuses the first of `ops` (of the statement at `line`) that needs all rows of a key in one
+/// process: one `explain` puts behind a keyed exchange.
+fn refuse_keyed<'a>(ops: impl IntoIterator<Item = &'a PlanNode>, line: u64) -> Result<()> {
+    match ops.into_iter().find(|n| distribution(&n.op).is_some()) {
+        Some(n) => plan_err(format!(
+            "{WHY}, which deals partitions without regard to keys: the {} of the statement at line {line} needs all rows of a key in one process, and cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
+            n.op.name()
+        )),
+        None => Ok(()),
+    }
 }
 
 impl JobPlan {
@@ -34,7 +49,6 @@ impl JobPlan {
         if instance.trim().is_empty() {
             return plan_err("--instance-id must not be empty");
         }
-        let why = "a scaled-out job (--instance-id) shares its sources' partitions between its processes by Kafka's consumer groups";
         // a UNION ALL is row at a time; a join needs both inputs' rows of a key in one place
         if let Some(j) = self
             .joins
@@ -42,51 +56,29 @@ impl JobPlan {
             .find(|j| !matches!(j.op.op, TwoInputOp::Union))
         {
             return plan_err(format!(
-                "{why}, and a join needs both inputs' rows of one key in one process: the {} at line {} cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
+                "{WHY}, and a join needs both inputs' rows of one key in one process: the {} at line {} cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
                 j.op.op.name(),
                 j.downstream.line
             ));
         }
         for j in &self.joins {
-            if let Some(n) = j
-                .downstream
-                .ops
-                .iter()
-                .find(|n| distribution(&n.op).is_some())
-            {
-                return plan_err(format!(
-                    "{why}, which deals partitions without regard to keys: the {} of the statement at line {} needs all rows of a key in one process, and cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
-                    n.op.name(),
-                    j.downstream.line
-                ));
-            }
+            refuse_keyed(&j.downstream.ops, j.downstream.line)?;
         }
         for task in &mut self.tasks {
             let TaskSource::Table(table) = &mut task.source else {
                 return plan_err(format!(
-                    "{why}; a VALUES clause is not a Kafka topic: run this job as one process"
+                    "{WHY}; a VALUES clause is not a Kafka topic: run this job as one process"
                 ));
             };
             if table.connector.name() != "kafka" {
                 return plan_err(format!(
-                    "{why}; table `{}` is read by the '{}' connector, which has no consumer group: every process would read all of it. Run this job as one process",
+                    "{WHY}; table `{}` is read by the '{}' connector, which has no consumer group: every process would read all of it. Run this job as one process",
                     table.name,
                     table.connector.name()
                 ));
             }
             for b in &task.branches {
-                if let Some(n) = task
-                    .scan
-                    .iter()
-                    .chain(&b.ops)
-                    .find(|n| distribution(&n.op).is_some())
-                {
-                    return plan_err(format!(
-                        "{why}, which deals partitions without regard to keys: the {} of the statement at line {} needs all rows of a key in one process, and cannot run scaled out yet (rows are not re-keyed between processes); run this job as one process, with --parallelism for more cores",
-                        n.op.name(),
-                        b.line
-                    ));
-                }
+                refuse_keyed(task.scan.iter().chain(&b.ops), b.line)?;
             }
             let spec = &mut table.spec;
             spec.options
@@ -103,13 +95,12 @@ impl JobPlan {
             .flat_map(|t| t.branches.iter_mut())
             .chain(self.joins.iter_mut().map(|j| &mut j.downstream));
         for b in branches {
-            {
-                if let BranchEnd::Sink { spec, connector } = &mut b.end {
-                    if connector.name() == "kafka" {
-                        if let Some(p) = spec.options.get_mut("sink.transactional-id-prefix") {
-                            *p = format!("{p}-{instance}");
-                        }
-                    }
+            let BranchEnd::Sink { spec, connector } = &mut b.end else {
+                continue;
+            };
+            if connector.name() == "kafka" {
+                if let Some(p) = spec.options.get_mut("sink.transactional-id-prefix") {
+                    *p = format!("{p}-{instance}");
                 }
             }
         }
